@@ -1,0 +1,368 @@
+//! The command line: clap definitions and dispatch to the library.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Config};
+use crate::ignore::{self, IgnoreRules, NewRule};
+use crate::pipeline::{self, RunOptions};
+use crate::source::loguru::RecordAssembler;
+use crate::store::{self, Store};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "logwarden",
+    version,
+    about = "Reads your app's logs, groups errors, asks Claude, writes incidents, pages you through ntfy",
+    after_help = "Example:\n  logwarden run --config /etc/logwarden/logwarden.toml"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArg {
+    /// Config file (else $LOGWARDEN_CONFIG, else /etc/logwarden/logwarden.toml)
+    #[arg(long, short = 'c', value_name = "PATH", global = true)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run one watch cycle: read new log lines, open incidents, notify
+    #[command(after_help = "Examples:\n  logwarden run\n  logwarden run --dry-run\n  logwarden run --now 2026-11-22T10:00:00Z")]
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Report what would be done without recording, investigating or notifying
+        #[arg(long)]
+        dry_run: bool,
+        /// The time of the run (RFC 3339), for tests and replays
+        #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
+        now: Option<DateTime<Utc>>,
+    },
+    /// Validate the config (every problem at once) and print the effective config
+    #[command(after_help = "Example:\n  logwarden check --config /etc/logwarden/logwarden.toml")]
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Manage ignore rules (pattern, scope, expiry, comment)
+    #[command(subcommand)]
+    Ignore(IgnoreCommand),
+    /// Print `<signature>\t<template>` for each message read on stdin
+    #[command(after_help = "Example:\n  cut -d' ' -f6- app.log | logwarden signatures")]
+    Signatures,
+    /// List incidents
+    #[command(after_help = "Example:\n  logwarden incidents --json")]
+    Incidents {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum IgnoreCommand {
+    /// Add a rule: PATTERN is a regex searched in the message
+    #[command(after_help = "Example:\n  logwarden ignore add 'Connection reset by peer' --source app --level WARNING --expires 7d --comment 'flaky upstream, ticket #12'")]
+    Add {
+        #[command(flatten)]
+        config: ConfigArg,
+        pattern: String,
+        /// Only events of this source
+        #[arg(long)]
+        source: Option<String>,
+        /// Only events at this level or below
+        #[arg(long)]
+        level: Option<String>,
+        /// Only events with this signature
+        #[arg(long)]
+        signature: Option<String>,
+        /// When the rule stops matching: a duration (7d, 12h) or a date (2026-12-01)
+        #[arg(long)]
+        expires: Option<String>,
+        /// Why this is noise (required: the next person will want to know)
+        #[arg(long)]
+        comment: String,
+    },
+    /// List rules with their hit counts
+    #[command(after_help = "Example:\n  logwarden ignore list")]
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Remove a rule by id
+    #[command(after_help = "Example:\n  logwarden ignore rm 3")]
+    Rm {
+        #[command(flatten)]
+        config: ConfigArg,
+        id: String,
+    },
+    /// Show which rule matches a log line (or each line of a file)
+    #[command(after_help = "Examples:\n  logwarden ignore test '2026-11-22 10:00:00.000 | WARNING | app:f:1 - Connection reset by peer'\n  logwarden ignore test --file /var/log/app/app.log")]
+    Test {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// A log line or message
+        line: Option<String>,
+        /// Test each record of this file instead
+        #[arg(long, conflicts_with = "line")]
+        file: Option<PathBuf>,
+    },
+}
+
+fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time (like 2026-11-22T10:00:00Z): {e}"))
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("logwarden: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOGWARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn load(arg: &ConfigArg) -> anyhow::Result<Config> {
+    let path = config::locate(arg.config.as_deref());
+    Ok(Config::load(&path)?)
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run { config, dry_run, now } => {
+            let config = load(&config)?;
+            let now = now.unwrap_or_else(Utc::now);
+            let report = pipeline::run(&config, &RunOptions { now, dry_run })?;
+            print!("{}", report.summary(now));
+            Ok(if report.errors.iter().any(|e| e.starts_with("source ")) {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Check { config } => {
+            let config = load(&config)?;
+            let problems = crate::investigate::prompt::validate(&config.prompts_dir);
+            if let Err(e) = IgnoreRules::load(&config.ignore_file, Utc::now()) {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(2));
+            }
+            if !problems.is_empty() {
+                for p in problems {
+                    eprintln!("prompt template: {p}");
+                }
+                return Ok(ExitCode::from(2));
+            }
+            print!("{config}");
+            eprintln!("config OK");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ignore(cmd) => ignore_command(cmd),
+        Command::Signatures => {
+            let stdin = std::io::stdin().lock();
+            let stdout = std::io::stdout().lock();
+            crate::signature::print_signatures(stdin, std::io::BufWriter::new(stdout))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Incidents { config, json } => {
+            let config = load(&config)?;
+            let store = Store::open(&config.database_path())?;
+            let incidents = store.incidents()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&incidents)?);
+            } else {
+                for i in incidents.iter().rev() {
+                    println!(
+                        "#{:<4} {} {:<8} {:<8} {:>5}× {}",
+                        i.id,
+                        store::ts(i.first_seen),
+                        i.status,
+                        i.severity,
+                        i.occurrences,
+                        i.title
+                    );
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn who() -> String {
+    std::env::var("SUDO_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn ignore_command(cmd: IgnoreCommand) -> anyhow::Result<ExitCode> {
+    let now = Utc::now();
+    match cmd {
+        IgnoreCommand::Add {
+            config,
+            pattern,
+            source,
+            level,
+            signature,
+            expires,
+            comment,
+        } => {
+            let config = load(&config)?;
+            if comment.trim().is_empty() {
+                anyhow::bail!("--comment must say why this is noise");
+            }
+            if let Some(s) = &source {
+                if !config.sources.iter().any(|c| &c.name == s) {
+                    anyhow::bail!("no source named `{s}` in {}", config.path.display());
+                }
+            }
+            let expires = expires
+                .map(|e| ignore::parse_expiry(&e, now))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            let rule = NewRule {
+                pattern,
+                source,
+                level,
+                signature,
+                expires,
+                comment,
+                author: who(),
+            };
+            let id = ignore::add_rule(&config.ignore_file, &rule, now).map_err(anyhow::Error::msg)?;
+            println!("added rule {id} to {}", config.ignore_file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        IgnoreCommand::List { config } => {
+            let config = load(&config)?;
+            let rules = IgnoreRules::load(&config.ignore_file, now)?;
+            let hits = match Store::open(&config.database_path()) {
+                Ok(s) => s.ignore_hits()?,
+                Err(_) => Default::default(),
+            };
+            if rules.rules.is_empty() {
+                println!("no ignore rules in {}", config.ignore_file.display());
+            }
+            for r in &rules.rules {
+                let (n, last) = hits
+                    .get(&r.id)
+                    .map(|(n, t)| (*n, store::ts(*t)))
+                    .unwrap_or((0, "never".into()));
+                let mut scope = Vec::new();
+                if let Some(s) = &r.source {
+                    scope.push(format!("source={s}"));
+                }
+                if let Some(l) = &r.level {
+                    scope.push(format!("level<={}", l.name));
+                }
+                if let Some(s) = &r.signature {
+                    scope.push(format!("signature={s}"));
+                }
+                let state = match r.expires {
+                    Some(e) if r.expired(now) => format!("EXPIRED {}", store::ts(e)),
+                    Some(e) => format!("expires {}", store::ts(e)),
+                    None => "no expiry".into(),
+                };
+                println!(
+                    "{:>3}  /{}/  {}  {} hits, last {}  {}  # {}",
+                    r.id,
+                    r.pattern,
+                    if scope.is_empty() { "any".into() } else { scope.join(" ") },
+                    n,
+                    last,
+                    state,
+                    r.comment
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        IgnoreCommand::Rm { config, id } => {
+            let config = load(&config)?;
+            ignore::remove_rule(&config.ignore_file, &id).map_err(anyhow::Error::msg)?;
+            println!("removed rule {id} from {}", config.ignore_file.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        IgnoreCommand::Test { config, line, file } => {
+            let config = load(&config)?;
+            let rules = IgnoreRules::load(&config.ignore_file, now)?;
+            let source = config.sources.first();
+            let name = source.map(|s| s.name.as_str()).unwrap_or("test");
+            let levels = source.map(|s| s.levels.clone()).unwrap_or_default();
+            let mut out = std::io::stdout().lock();
+            let mut test = |event: crate::source::Event| -> std::io::Result<()> {
+                let mined = crate::signature::Miner::new().add(&event.message);
+                let sig = crate::signature::signature(mined.group, event.exception_type.as_deref(), event.logger.as_deref());
+                let first = event.message.lines().next().unwrap_or("").to_string();
+                match rules.matching(&event, sig) {
+                    Some(r) => writeln!(out, "rule {} ({})\t{}", r.id, r.comment, first),
+                    None => writeln!(out, "none\t{first}"),
+                }
+            };
+            match (line, file) {
+                (Some(l), _) => {
+                    let mut a = RecordAssembler::new(name, "line", &levels, 0);
+                    let mut events: Vec<_> = l.lines().enumerate().filter_map(|(i, x)| a.push(i as u64 + 1, x)).collect();
+                    events.extend(a.finish());
+                    for mut e in events {
+                        if e.level.name == "UNKNOWN" {
+                            e.message = e.raw.clone(); // not a loguru line: test the text as the message
+                        }
+                        test(e)?;
+                    }
+                }
+                (None, Some(f)) => test_file(&f, name, &levels, &mut test)?,
+                (None, None) => anyhow::bail!("give a LINE or --file F"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn test_file(
+    path: &Path,
+    name: &str,
+    levels: &std::collections::BTreeMap<String, u32>,
+    test: &mut dyn FnMut(crate::source::Event) -> std::io::Result<()>,
+) -> anyhow::Result<()> {
+    let f = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let origin = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let mut a = RecordAssembler::new(name, &origin, levels, 0);
+    for (i, line) in std::io::BufReader::new(f).split(b'\n').enumerate() {
+        let line = line?;
+        let text = String::from_utf8_lossy(&line);
+        if let Some(mut e) = a.push(i as u64 + 1, text.trim_end_matches('\r')) {
+            if e.level.name == "UNKNOWN" {
+                e.message = e.raw.clone();
+            }
+            test(e)?;
+        }
+    }
+    if let Some(e) = a.finish() {
+        test(e)?;
+    }
+    Ok(())
+}

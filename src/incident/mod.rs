@@ -1,0 +1,231 @@
+//! Incident files: one markdown page per incident, `YYYY-MM-DD-incident-<slug>.md`,
+//! with YAML front matter and the evidence, diagnosis and suggested fix. Files are
+//! written atomically; a user's notes below the marker line survive every rewrite.
+
+use std::path::{Path, PathBuf};
+
+use crate::investigate::Diagnosis;
+use crate::store::{ts, IncidentRow};
+
+/// Everything below this line in an incident file belongs to the user.
+pub const NOTES_MARKER: &str = "<!-- logwarden: write your notes below this line; they are kept on every update -->";
+
+/// At most this many bytes of evidence go into a file.
+const MAX_EVIDENCE: usize = 24 * 1024;
+
+/// Lowercase words joined by `-`, at most 60 characters, cut at a word boundary.
+pub fn slug(title: &str) -> String {
+    let mut out = String::new();
+    for word in title
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        let word = word.to_ascii_lowercase();
+        let extra = if out.is_empty() { word.len() } else { word.len() + 1 };
+        if out.len() + extra > 60 {
+            if out.is_empty() {
+                out.push_str(&word[..60]);
+            }
+            break;
+        }
+        if !out.is_empty() {
+            out.push('-');
+        }
+        out.push_str(&word);
+    }
+    if out.is_empty() {
+        "incident".into()
+    } else {
+        out
+    }
+}
+
+/// Chooses the file for an incident: its recorded path, else a new name from the date
+/// of first occurrence and the title, with `-2`, `-3` on a clash. A file that already
+/// carries this incident's id (left by a run that crashed before recording it) is reused.
+pub fn path_for(dir: &Path, incident: &IncidentRow) -> PathBuf {
+    if let Some(p) = &incident.file_path {
+        return PathBuf::from(p);
+    }
+    let date = incident.first_seen.format("%Y-%m-%d");
+    let slug = slug(&incident.title);
+    for n in 1.. {
+        let name = if n == 1 {
+            format!("{date}-incident-{slug}.md")
+        } else {
+            format!("{date}-incident-{slug}-{n}.md")
+        };
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Err(_) => return path,
+            Ok(text) if front_matter_id(&text) == Some(incident.id) => return path,
+            Ok(_) => continue,
+        }
+    }
+    unreachable!()
+}
+
+fn front_matter_id(text: &str) -> Option<i64> {
+    let fm = text.strip_prefix("---\n")?;
+    let end = fm.find("\n---")?;
+    fm[..end]
+        .lines()
+        .find_map(|l| l.strip_prefix("id: "))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn yaml_str(s: &str) -> String {
+    serde_json::to_string(s).expect("strings serialise")
+}
+
+/// A code fence longer than any run of backticks in the text.
+fn fence(text: &str) -> String {
+    let mut longest = 0;
+    let mut run = 0;
+    for c in text.chars() {
+        if c == '`' {
+            run += 1;
+            longest = longest.max(run);
+        } else {
+            run = 0;
+        }
+    }
+    "`".repeat((longest + 1).max(3))
+}
+
+/// Renders the page of an incident.
+pub fn render(i: &IncidentRow, d: Option<&Diagnosis>) -> String {
+    let mut s = String::new();
+    s.push_str("---\n");
+    s.push_str(&format!("id: {}\n", i.id));
+    s.push_str(&format!("title: {}\n", yaml_str(&i.title)));
+    s.push_str(&format!("status: {}\n", i.status));
+    s.push_str(&format!("severity: {}\n", i.severity));
+    s.push_str(&format!("verdict: {}\n", i.verdict));
+    s.push_str(&format!("signature: \"{}\"\n", i.signature));
+    s.push_str(&format!("source: {}\n", yaml_str(&i.source)));
+    s.push_str(&format!("host: {}\n", yaml_str(&i.host)));
+    s.push_str(&format!("level: {}\n", yaml_str(&i.level)));
+    if let Some(e) = &i.exception_type {
+        s.push_str(&format!("exception: {}\n", yaml_str(e)));
+    }
+    s.push_str(&format!("first_seen: {}\n", ts(i.first_seen)));
+    s.push_str(&format!("last_seen: {}\n", ts(i.last_seen)));
+    s.push_str(&format!("occurrences: {}\n", i.occurrences));
+    s.push_str("---\n\n");
+    s.push_str(&format!("# {}\n\n", i.title));
+
+    s.push_str("## Summary\n\n");
+    match d {
+        Some(d) if d.diagnosed => {
+            s.push_str(&format!("{}\n\n", d.summary.trim()));
+            if let Some(c) = d.confidence {
+                s.push_str(&format!("Verdict: **{}**, confidence {:.0}%.\n\n", d.verdict, c * 100.0));
+            }
+        }
+        _ => s.push_str(&format!(
+            "{} occurrence{} of `{}` on {} (source `{}`), first at {}, last at {}.\n\n",
+            i.occurrences,
+            if i.occurrences == 1 { "" } else { "s" },
+            i.template,
+            i.host,
+            i.source,
+            ts(i.first_seen),
+            ts(i.last_seen)
+        )),
+    }
+
+    s.push_str("## Evidence\n\n");
+    s.push_str(&format!("Signature `{}`, template:\n\n", i.signature));
+    let f = fence(&i.template);
+    s.push_str(&format!("{f}text\n{}\n{f}\n\n", i.template));
+    let mut used = 0;
+    for (n, sample) in i.samples.iter().enumerate() {
+        if used + sample.len() > MAX_EVIDENCE {
+            s.push_str(&format!("({} more sample(s) not shown)\n\n", i.samples.len() - n));
+            break;
+        }
+        used += sample.len();
+        let f = fence(sample);
+        s.push_str(&format!("{f}text\n{}\n{f}\n\n", sample.trim_end()));
+    }
+
+    s.push_str("## Diagnosis\n\n");
+    match d {
+        Some(d) if d.diagnosed => {
+            s.push_str(&format!("{}\n\n", non_empty(&d.root_cause)));
+        }
+        Some(d) => s.push_str(&format!(
+            "Not diagnosed: {}.\n\n",
+            d.error.as_deref().unwrap_or("no investigator configured")
+        )),
+        None => s.push_str("Not diagnosed yet.\n\n"),
+    }
+    if let Some(d) = d {
+        let mut facts = vec![format!("investigator: {}", d.backend)];
+        if let Some(c) = d.cost_usd {
+            facts.push(format!("cost ${c:.4}"));
+        }
+        if let Some(t) = d.num_turns {
+            facts.push(format!("{t} turn(s)"));
+        }
+        s.push_str(&format!("_{}_\n\n", facts.join(", ")));
+    }
+
+    s.push_str("## Suggested fix\n\n");
+    match d {
+        Some(d) if d.diagnosed => s.push_str(&format!("{}\n\n", non_empty(&d.suggested_fix))),
+        _ => s.push_str(&format!(
+            "Look at the evidence above. If this is noise, silence it:\n\n```sh\nlogwarden ignore add '{}' --source {} --comment 'why this is noise'\n```\n\n",
+            crate::ignore::pattern_for_template(&i.template).replace('\'', "'\\''"),
+            i.source
+        )),
+    }
+    s.push_str(NOTES_MARKER);
+    s.push('\n');
+    s
+}
+
+fn non_empty(s: &str) -> &str {
+    if s.trim().is_empty() {
+        "(none given)"
+    } else {
+        s.trim()
+    }
+}
+
+/// Writes (or rewrites) an incident file atomically, keeping the user's notes.
+pub fn write(path: &Path, page: &str) -> Result<(), String> {
+    let notes = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|old| old.split_once(NOTES_MARKER).map(|(_, n)| n.trim_start_matches('\n').to_string()))
+        .unwrap_or_default();
+    let mut text = page.to_string();
+    text.push_str(&notes);
+    crate::ignore::write_atomically(path, &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        assert_eq!(slug("Failed to process job <*>: ZeroDivisionError"), "failed-to-process-job-zerodivisionerror");
+        assert_eq!(slug("!!!"), "incident");
+        let long = slug(&"word ".repeat(40));
+        assert!(long.len() <= 60 && !long.ends_with('-'));
+    }
+
+    #[test]
+    fn fences_outgrow_backticks() {
+        assert_eq!(fence("a ```` b"), "`````");
+        assert_eq!(fence("plain"), "```");
+    }
+
+    #[test]
+    fn reads_front_matter_id() {
+        assert_eq!(front_matter_id("---\nid: 12\ntitle: x\n---\n"), Some(12));
+        assert_eq!(front_matter_id("no front matter"), None);
+    }
+}

@@ -1,0 +1,77 @@
+//! Finding and normalising the JSON verdict at the end of an investigator's answer.
+
+use serde_json::Value;
+
+use super::Diagnosis;
+
+/// Finds the last JSON object with a `verdict` key in `text` (bare or in a code
+/// fence) and fills a diagnosis from it. `None` if there is none.
+pub fn parse(text: &str) -> Option<Diagnosis> {
+    let mut found: Option<serde_json::Map<String, Value>> = None;
+    for (i, _) in text.match_indices('{') {
+        let mut stream = serde_json::Deserializer::from_str(&text[i..]).into_iter::<Value>();
+        if let Some(Ok(Value::Object(map))) = stream.next() {
+            if map.contains_key("verdict") {
+                found = Some(map);
+            }
+        }
+    }
+    let map = found?;
+    let s = |k: &str| match map.get(k) {
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(Value::Null) | None => String::new(),
+        Some(other) => other.to_string(),
+    };
+    let verdict = match s("verdict").to_ascii_lowercase().as_str() {
+        "real" | "incident" | "true" => "real",
+        "noise" | "false_positive" | "benign" => "noise",
+        _ => "unsure",
+    };
+    let severity = match s("severity").to_ascii_lowercase().as_str() {
+        "critical" | "high" | "error" | "fatal" | "page" => "critical",
+        "info" | "low" | "informational" | "none" => "info",
+        _ => "warning",
+    };
+    let confidence = match map.get("confidence") {
+        Some(Value::Number(n)) => n.as_f64().map(|c| if c > 1.0 { c / 100.0 } else { c }),
+        Some(Value::String(t)) => t.trim_end_matches('%').parse::<f64>().ok().map(|c| if c > 1.0 { c / 100.0 } else { c }),
+        _ => None,
+    }
+    .map(|c| c.clamp(0.0, 1.0));
+    Some(Diagnosis {
+        diagnosed: true,
+        verdict: verdict.into(),
+        severity: severity.into(),
+        title: s("title"),
+        summary: s("summary"),
+        root_cause: s("root_cause"),
+        suggested_fix: s("suggested_fix"),
+        confidence,
+        ..Diagnosis::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_last_verdict_in_prose_and_fences() {
+        let text = r#"I looked at the logs. Example: {"a": 1}.
+```json
+{"verdict": "REAL", "severity": "high", "title": "DB down", "summary": "s",
+ "root_cause": "r", "suggested_fix": "f", "confidence": 85}
+```"#;
+        let d = parse(text).unwrap();
+        assert_eq!(d.verdict, "real");
+        assert_eq!(d.severity, "critical");
+        assert_eq!(d.title, "DB down");
+        assert_eq!(d.confidence, Some(0.85));
+    }
+
+    #[test]
+    fn junk_gives_none() {
+        assert!(parse("no json here { broken").is_none());
+        assert!(parse(r#"{"other": 1}"#).is_none());
+    }
+}

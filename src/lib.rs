@@ -1,0 +1,20 @@
+//! logwarden: the first five minutes of every incident, for a small team's VPS.
+//!
+//! One `logwarden run` reads what is new in the logs, groups warnings and errors by
+//! signature, drops what the ignore rules match, and for what is new asks an
+//! investigator, writes an incident file and pushes an ntfy notification. The
+//! stages live in one module each; [`pipeline`] strings them together.
+
+pub mod cli;
+pub mod config;
+pub mod duration;
+pub mod ignore;
+pub mod incident;
+pub mod investigate;
+pub mod lock;
+pub mod notify;
+pub mod pipeline;
+pub mod signature;
+pub mod source;
+pub mod store;
+pub mod trigger;

@@ -1,0 +1,392 @@
+//! The loguru text format: `YYYY-MM-DD HH:mm:ss.SSS | LEVEL    | name:function:line - message`
+//! (with or without a UTC offset after the time), with continuation lines and
+//! tracebacks (loguru's `diagnose=True` frames and chained exceptions included)
+//! joined to the record they belong to.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+use super::{Event, Level};
+
+/// The most of a record kept as its raw text.
+pub const MAX_RAW: usize = 16 * 1024;
+/// The most continuation lines kept for one record (the rest are counted).
+pub const MAX_RECORD_LINES: usize = 400;
+
+/// The parsed first line of a record.
+#[derive(Debug, PartialEq)]
+pub struct Header<'a> {
+    pub time: Option<DateTime<Utc>>,
+    pub level: &'a str,
+    pub logger: &'a str,
+    pub function: &'a str,
+    pub line: &'a str,
+    pub message: &'a str,
+}
+
+/// Parses a record's first line in the default loguru format; `None` if the line is a
+/// continuation line.
+pub fn parse_header(line: &str) -> Option<Header<'_>> {
+    let b = line.as_bytes();
+    if b.len() < 23 || !b[0].is_ascii_digit() {
+        return None;
+    }
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if !(digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && (b[10] == b' ' || b[10] == b'T')
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19))
+    {
+        return None;
+    }
+    let mut i = 19;
+    if i < b.len() && (b[i] == b'.' || b[i] == b',') {
+        i += 1;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+    }
+    let time_end = i;
+    let mut offset: Option<&str> = None;
+    if i < b.len() && b[i] == b'Z' {
+        offset = Some("+00:00");
+        i += 1;
+    } else if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        let start = i;
+        i += 1;
+        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b':') {
+            i += 1;
+        }
+        offset = Some(&line[start..i]);
+    }
+    let rest = line[i..].strip_prefix(" | ")?;
+    let bar = rest.find('|')?;
+    let level = rest[..bar].trim_end();
+    if level.is_empty() {
+        return None;
+    }
+    let rest = rest[bar + 1..].strip_prefix(' ')?;
+    let dash = rest.find(" - ")?;
+    let loc = &rest[..dash];
+    let message = &rest[dash + 3..];
+    let (head, lineno) = loc.rsplit_once(':')?;
+    if lineno.is_empty() || !lineno.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let (logger, function) = head.split_once(':').unwrap_or((head, ""));
+    Some(Header {
+        time: parse_time(&line[..time_end], offset),
+        level,
+        logger,
+        function,
+        line: lineno,
+        message,
+    })
+}
+
+fn parse_time(text: &str, offset: Option<&str>) -> Option<DateTime<Utc>> {
+    let text = text.replacen('T', " ", 1).replace(',', ".");
+    let naive = NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f").ok()?;
+    match offset {
+        None => Some(naive.and_utc()),
+        Some(off) => {
+            let off = off.replace(':', "");
+            let sign = if off.starts_with('-') { -1 } else { 1 };
+            let hh: i64 = off.get(1..3)?.parse().ok()?;
+            let mm: i64 = off.get(3..5).unwrap_or("00").parse().ok()?;
+            let secs = sign * (hh * 3600 + mm * 60);
+            Some(naive.and_utc() - chrono::Duration::seconds(secs))
+        }
+    }
+}
+
+/// Splits a record's continuation lines into message lines and traceback, and finds the
+/// final exception.
+pub fn split_traceback(lines: &[String]) -> (Vec<&str>, Option<String>, Option<String>) {
+    let start = lines.iter().position(|l| is_traceback_start(l));
+    let Some(start) = start else {
+        return (lines.iter().map(String::as_str).collect(), None, None);
+    };
+    let mut message: Vec<&str> = lines[..start].iter().map(String::as_str).collect();
+    while message.last().is_some_and(|l| l.trim().is_empty()) {
+        message.pop();
+    }
+    let tb = &lines[start..];
+    let exception_line = tb
+        .iter()
+        .rev()
+        .find(|l| is_exception_line(l))
+        .map(|l| l.trim_end().to_string());
+    let mut text = tb.join("\n");
+    let trimmed = text.trim_end().len();
+    text.truncate(trimmed);
+    (message, Some(text), exception_line)
+}
+
+fn is_traceback_start(line: &str) -> bool {
+    let l = line.trim_end();
+    l == "Traceback (most recent call last):"
+        || l == "Exception Group Traceback (most recent call last):"
+        || l.ends_with("| Exception Group Traceback (most recent call last):")
+}
+
+/// `ValueError: bad value`, `KeyError: 'k'`, `module.CustomError`, at column 0.
+fn is_exception_line(line: &str) -> bool {
+    let head = line.split_once(':').map(|(h, _)| h).unwrap_or(line.trim_end());
+    let mut chars = head.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
+        _ => return false,
+    }
+    head.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        && (line.len() == head.len() || line[head.len()..].starts_with(": ") || line[head.len()..].trim_end() == ":")
+}
+
+/// The type part of an exception line (`ValueError` of `ValueError: bad value`).
+pub fn exception_type(line: &str) -> String {
+    line.split_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(line)
+        .trim()
+        .to_string()
+}
+
+/// Assembles records from lines: a header line starts a record, the lines after it
+/// belong to it until the next header.
+pub struct RecordAssembler {
+    source: String,
+    origin: String,
+    levels: BTreeMap<String, u32>,
+    min_level: u32,
+    pending: Option<Pending>,
+}
+
+struct Pending {
+    line_no: u64,
+    time: Option<DateTime<Utc>>,
+    level: Level,
+    logger: String,
+    location: String,
+    first: String,
+    rest: Vec<String>,
+    dropped_lines: u64,
+    raw_len: usize,
+    keep: bool,
+}
+
+impl RecordAssembler {
+    /// `origin` names the file for evidence (`app.log`); records below `min_level` are
+    /// skipped without keeping their text.
+    pub fn new(source: &str, origin: &str, levels: &BTreeMap<String, u32>, min_level: u32) -> Self {
+        RecordAssembler {
+            source: source.to_string(),
+            origin: origin.to_string(),
+            levels: levels.clone(),
+            min_level,
+            pending: None,
+        }
+    }
+
+    /// Feeds one line (without its ending). Returns the record it completed, if any.
+    pub fn push(&mut self, line_no: u64, line: &str) -> Option<Event> {
+        if let Some(h) = parse_header(line) {
+            let done = self.finish();
+            let level = Level::named(h.level, &self.levels);
+            let keep = level.no >= self.min_level;
+            self.pending = Some(Pending {
+                line_no,
+                time: h.time,
+                logger: h.logger.to_string(),
+                location: format!("{}:{}", h.function, h.line),
+                level,
+                first: if keep { line.to_string() } else { String::new() },
+                rest: Vec::new(),
+                dropped_lines: 0,
+                raw_len: line.len(),
+                keep,
+            });
+            return done;
+        }
+        match &mut self.pending {
+            Some(p) if p.keep => {
+                if p.rest.len() < MAX_RECORD_LINES {
+                    p.raw_len += line.len() + 1;
+                    p.rest.push(line.to_string());
+                } else {
+                    p.dropped_lines += 1;
+                }
+                None
+            }
+            Some(_) => None,
+            None => {
+                // A continuation line with no record before it (the record started before
+                // the checkpoint, or the file does not start with a header): keep it as a
+                // record of its own so a traceback is never silently lost.
+                let level = if is_traceback_start(line) {
+                    Level::named("ERROR", &self.levels)
+                } else {
+                    Level {
+                        name: "UNKNOWN".into(),
+                        no: 0,
+                    }
+                };
+                let keep = level.no >= self.min_level;
+                self.pending = Some(Pending {
+                    line_no,
+                    time: None,
+                    logger: String::new(),
+                    location: String::new(),
+                    level,
+                    first: String::new(),
+                    rest: if keep { vec![line.to_string()] } else { vec![] },
+                    dropped_lines: 0,
+                    raw_len: line.len(),
+                    keep,
+                });
+                None
+            }
+        }
+    }
+
+    /// Completes the record in progress, if any (call at the end of the input).
+    pub fn finish(&mut self) -> Option<Event> {
+        let p = self.pending.take()?;
+        if !p.keep {
+            return None;
+        }
+        let header_message = parse_header(&p.first).map(|h| h.message.to_string());
+        let (msg_lines, traceback, exception_line) = split_traceback(&p.rest);
+        let mut message = header_message.unwrap_or_default();
+        for l in msg_lines {
+            if !message.is_empty() {
+                message.push('\n');
+            }
+            message.push_str(l);
+        }
+        let mut raw = String::with_capacity(p.raw_len.min(MAX_RAW) + 1);
+        raw.push_str(&p.first);
+        for l in &p.rest {
+            if raw.len() >= MAX_RAW {
+                break;
+            }
+            if !raw.is_empty() {
+                raw.push('\n');
+            }
+            raw.push_str(l);
+        }
+        if raw.len() > MAX_RAW {
+            let mut cut = MAX_RAW;
+            while !raw.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            raw.truncate(cut);
+            raw.push_str("\n[… record cut]");
+        }
+        if p.dropped_lines > 0 {
+            raw.push_str(&format!("\n[… {} more lines not kept]", p.dropped_lines));
+        }
+        Some(Event {
+            source: self.source.clone(),
+            origin: format!("{}:{}", self.origin, p.line_no),
+            time: p.time,
+            level: p.level,
+            logger: (!p.logger.is_empty()).then_some(p.logger),
+            location: (!p.location.is_empty()).then_some(p.location),
+            message,
+            exception_type: exception_line.as_deref().map(exception_type),
+            exception_line,
+            traceback,
+            raw,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_default_header() {
+        let h = parse_header(
+            "2026-11-22 09:50:45.492 | WARNING  | app.db:query:7 - Slow query took 1532 ms",
+        )
+        .unwrap();
+        assert_eq!(h.level, "WARNING");
+        assert_eq!(h.logger, "app.db");
+        assert_eq!(h.function, "query");
+        assert_eq!(h.line, "7");
+        assert_eq!(h.message, "Slow query took 1532 ms");
+        assert_eq!(
+            h.time.unwrap().to_rfc3339(),
+            "2026-11-22T09:50:45.492+00:00"
+        );
+    }
+
+    #[test]
+    fn parses_offset_and_custom_levels() {
+        let h = parse_header(
+            "2026-11-22 10:50:45.492+01:00 | VERYLONGLEVELNAME | __main__:<module>:8 - hi - there",
+        )
+        .unwrap();
+        assert_eq!(h.level, "VERYLONGLEVELNAME");
+        assert_eq!(h.function, "<module>");
+        assert_eq!(h.message, "hi - there");
+        assert_eq!(
+            h.time.unwrap().to_rfc3339(),
+            "2026-11-22T09:50:45.492+00:00"
+        );
+    }
+
+    #[test]
+    fn rejects_continuation_lines() {
+        assert!(parse_header("Traceback (most recent call last):").is_none());
+        assert!(parse_header("2026-11-22 is the date of the release").is_none());
+        assert!(parse_header("").is_none());
+    }
+
+    #[test]
+    fn joins_chained_traceback_and_finds_final_exception() {
+        let text = "2026-11-22 09:50:45.498 | ERROR    | __main__:<module>:21 - chained thing
+second line
+Traceback (most recent call last):
+
+  File \"/tmp/lg/gen.py\", line 17, in <module>
+    {}[\"k\"]
+
+KeyError: 'k'
+
+
+The above exception was the direct cause of the following exception:
+
+
+Traceback (most recent call last):
+
+> File \"/tmp/lg/gen.py\", line 19, in <module>
+    raise ValueError(\"bad value\") from e
+          └ KeyError('k')
+
+ValueError: bad value
+2026-11-22 09:50:45.499 | INFO     | __main__:<module>:22 - next";
+        let mut a = RecordAssembler::new("app", "app.log", &BTreeMap::new(), 30);
+        let mut events = vec![];
+        for (i, l) in text.lines().enumerate() {
+            events.extend(a.push(i as u64 + 1, l));
+        }
+        events.extend(a.finish());
+        assert_eq!(events.len(), 1, "the INFO record is below min_level");
+        let e = &events[0];
+        assert_eq!(e.message, "chained thing\nsecond line");
+        assert_eq!(e.exception_type.as_deref(), Some("ValueError"));
+        assert_eq!(e.exception_line.as_deref(), Some("ValueError: bad value"));
+        assert!(e.traceback.as_ref().unwrap().contains("KeyError: 'k'"));
+        assert_eq!(e.origin, "app.log:1");
+    }
+}

@@ -1,0 +1,106 @@
+//! Reading logs: each source kind turns what is new since the last run into
+//! [`Event`]s and says how far it got (a [`Checkpoint`]) without committing it; the
+//! pipeline commits checkpoints together with what it did with the events.
+
+pub mod file;
+pub mod linereader;
+pub mod loguru;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// A log level: its name as written, and its number on loguru's scale
+/// (TRACE 5, DEBUG 10, INFO 20, SUCCESS 25, WARNING 30, ERROR 40, CRITICAL 50).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Level {
+    pub name: String,
+    pub no: u32,
+}
+
+/// Level names logwarden knows without being told, with their numbers.
+const KNOWN_LEVELS: &[(&str, u32)] = &[
+    ("TRACE", 5),
+    ("DEBUG", 10),
+    ("INFO", 20),
+    ("NOTICE", 25),
+    ("SUCCESS", 25),
+    ("WARNING", 30),
+    ("WARN", 30),
+    ("ERROR", 40),
+    ("ERR", 40),
+    ("FAIL", 40),
+    ("SEVERE", 40),
+    ("CRITICAL", 50),
+    ("CRIT", 50),
+    ("FATAL", 50),
+    ("ALERT", 50),
+    ("EMERG", 50),
+    ("EMERGENCY", 50),
+];
+
+impl Level {
+    /// The level for a name as found in a log. Custom names come from `custom`
+    /// (a source's `levels` table); unknown names count as INFO (20).
+    pub fn named(name: &str, custom: &BTreeMap<String, u32>) -> Level {
+        let upper = name.trim().to_ascii_uppercase();
+        let no = custom
+            .get(&upper)
+            .copied()
+            .or_else(|| KNOWN_LEVELS.iter().find(|(n, _)| *n == upper).map(|(_, n)| *n))
+            .unwrap_or(20);
+        Level {
+            name: name.trim().to_string(),
+            no,
+        }
+    }
+
+    /// A level given in config: a known or custom name, or a number.
+    pub fn parse_config(text: &str, custom: &BTreeMap<String, u32>) -> Option<Level> {
+        if let Ok(no) = text.trim().parse::<u32>() {
+            return Some(Level {
+                name: text.trim().to_string(),
+                no,
+            });
+        }
+        let upper = text.trim().to_ascii_uppercase();
+        let known = custom.contains_key(&upper) || KNOWN_LEVELS.iter().any(|(n, _)| *n == upper);
+        known.then(|| Level::named(&upper, custom))
+    }
+}
+
+/// One log record, with its multi-line message and traceback joined.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// The configured source name.
+    pub source: String,
+    /// The file (or other origin) and line number where the record starts.
+    pub origin: String,
+    pub time: Option<DateTime<Utc>>,
+    pub level: Level,
+    /// The logger (loguru's `name`), when known.
+    pub logger: Option<String>,
+    /// `function:line` inside the app, when known.
+    pub location: Option<String>,
+    /// The message, continuation lines included, traceback excluded.
+    pub message: String,
+    /// The traceback text, when the record carries one.
+    pub traceback: Option<String>,
+    /// The type of the final exception (`ValueError`), when there is a traceback.
+    pub exception_type: Option<String>,
+    /// The final exception line (`ValueError: bad value`).
+    pub exception_line: Option<String>,
+    /// The record as written, capped.
+    pub raw: String,
+}
+
+/// How far a source has read; opaque to everyone but the source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub source: String,
+    /// What is being followed within the source (the configured path for files).
+    pub key: String,
+    /// The source's own position data, as JSON.
+    pub state: String,
+}

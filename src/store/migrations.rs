@@ -1,0 +1,112 @@
+//! Schema migrations: a list applied in order, in one transaction, recorded in
+//! `PRAGMA user_version`. Never edit a migration that has shipped; add one.
+
+use rusqlite::Connection;
+
+use super::{Result, StoreError};
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the watch cycle.
+    "CREATE TABLE checkpoints (
+        source TEXT NOT NULL,
+        key TEXT NOT NULL,
+        state TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (source, key)
+    );
+    CREATE TABLE templates (
+        group_id TEXT PRIMARY KEY,
+        template TEXT NOT NULL,
+        count INTEGER NOT NULL
+    );
+    CREATE TABLE signatures (
+        signature TEXT PRIMARY KEY,
+        template TEXT NOT NULL,
+        source TEXT NOT NULL,
+        level TEXT NOT NULL,
+        exception_type TEXT,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        count INTEGER NOT NULL
+    );
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        started_at TEXT NOT NULL,
+        duration_ms INTEGER NOT NULL,
+        lines_read INTEGER NOT NULL,
+        events_kept INTEGER NOT NULL,
+        triggers INTEGER NOT NULL,
+        llm_calls INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        error_text TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE incidents (
+        id INTEGER PRIMARY KEY,
+        signature TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        stage TEXT NOT NULL CHECK (stage IN ('new', 'investigated', 'filed')),
+        status TEXT NOT NULL CHECK (status IN ('open', 'acked', 'resolved')),
+        severity TEXT NOT NULL,
+        verdict TEXT NOT NULL,
+        title TEXT NOT NULL,
+        source TEXT NOT NULL,
+        host TEXT NOT NULL,
+        level TEXT NOT NULL,
+        template TEXT NOT NULL,
+        exception_type TEXT,
+        first_seen TEXT NOT NULL,
+        last_seen TEXT NOT NULL,
+        occurrences INTEGER NOT NULL,
+        samples TEXT NOT NULL,
+        diagnosis TEXT,
+        file_path TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        run_id INTEGER REFERENCES runs (id)
+    );
+    CREATE INDEX incidents_by_signature ON incidents (signature, status);
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        incident_id INTEGER REFERENCES incidents (id),
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        tags TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        next_attempt_at TEXT NOT NULL,
+        attempts INTEGER NOT NULL,
+        last_error TEXT,
+        sent_at TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox (sent_at, next_attempt_at);
+    CREATE TABLE ignore_hits (
+        rule_id TEXT PRIMARY KEY,
+        hits INTEGER NOT NULL,
+        last_hit TEXT NOT NULL
+    );",
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the database to [`SCHEMA_VERSION`], refusing one from a newer logwarden.
+pub fn apply(conn: &mut Connection, path: &str) -> Result<()> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            path: path.to_string(),
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if found == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    for sql in &MIGRATIONS[found as usize..] {
+        tx.execute_batch(sql)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}

@@ -1,0 +1,551 @@
+//! The state database: every SQL statement logwarden runs lives in this module.
+//!
+//! SQLite in the state directory, WAL mode with a busy timeout, schema migrations
+//! applied in one transaction under `PRAGMA user_version`. Reads go through
+//! [`Store`]; writes that must land together go through a [`Batch`] (one transaction).
+
+mod migrations;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::signature::{GroupId, Signature, TemplateRecord};
+use crate::source::Checkpoint;
+
+pub use migrations::SCHEMA_VERSION;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("state database {path}: {err}")]
+    Sqlite { path: String, err: rusqlite::Error },
+    #[error("state database {path} was written by a newer logwarden (schema version {found}, this one knows up to {known}); upgrade logwarden or point state_dir elsewhere")]
+    TooNew { path: String, found: i64, known: i64 },
+    #[error("state database: {0}")]
+    Query(#[from] rusqlite::Error),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Times are stored as RFC 3339 text in UTC, to the second.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+fn parse_ts(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// A handle on the state database.
+pub struct Store {
+    conn: Connection,
+}
+
+/// What the store knows of a signature.
+#[derive(Debug, Clone)]
+pub struct SignatureRow {
+    pub signature: Signature,
+    pub template: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub count: u64,
+}
+
+/// An incident as stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct IncidentRow {
+    pub id: i64,
+    pub signature: String,
+    pub kind: String,
+    pub stage: String,
+    pub status: String,
+    pub severity: String,
+    pub verdict: String,
+    pub title: String,
+    pub source: String,
+    pub host: String,
+    pub level: String,
+    pub template: String,
+    pub exception_type: Option<String>,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub occurrences: u64,
+    /// Sample records (raw text), JSON array.
+    pub samples: Vec<String>,
+    /// The investigator's diagnosis as JSON (`null` until investigated).
+    pub diagnosis: Option<serde_json::Value>,
+    pub file_path: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub run_id: Option<i64>,
+}
+
+/// A new incident to record.
+#[derive(Debug, Clone)]
+pub struct NewIncident {
+    pub signature: String,
+    pub kind: String,
+    pub severity: String,
+    pub title: String,
+    pub source: String,
+    pub host: String,
+    pub level: String,
+    pub template: String,
+    pub exception_type: Option<String>,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub occurrences: u64,
+    pub samples: Vec<String>,
+}
+
+/// A notification waiting to be sent (or sent).
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub incident_id: Option<i64>,
+    pub title: String,
+    pub body: String,
+    pub priority: u8,
+    pub tags: String,
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One run's figures.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct RunRow {
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub lines_read: u64,
+    pub events_kept: u64,
+    pub triggers: u64,
+    pub llm_calls: u64,
+    pub errors: u64,
+    pub error_text: String,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database, and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store> {
+        let wrap = |err| StoreError::Sqlite {
+            path: path.display().to_string(),
+            err,
+        };
+        let mut conn = Connection::open(path).map_err(wrap)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(wrap)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(wrap)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(wrap)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(wrap)?;
+        migrations::apply(&mut conn, &path.display().to_string())?;
+        Ok(Store { conn })
+    }
+
+    /// Starts a batch of writes that land together or not at all.
+    pub fn batch(&mut self) -> Result<Batch<'_>> {
+        Ok(Batch {
+            tx: self.conn.transaction()?,
+        })
+    }
+
+    pub fn checkpoints(&self, source: &str) -> Result<HashMap<String, Checkpoint>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, state FROM checkpoints WHERE source = ?1")?;
+        let rows = stmt.query_map([source], |r| {
+            Ok(Checkpoint {
+                source: source.to_string(),
+                key: r.get(0)?,
+                state: r.get(1)?,
+            })
+        })?;
+        let mut out = HashMap::new();
+        for cp in rows {
+            let cp = cp?;
+            out.insert(cp.key.clone(), cp);
+        }
+        Ok(out)
+    }
+
+    pub fn templates(&self) -> Result<Vec<TemplateRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT group_id, template, count FROM templates ORDER BY rowid")?;
+        let rows = stmt.query_map([], |r| {
+            let g: String = r.get(0)?;
+            Ok(TemplateRecord {
+                group: GroupId(u64::from_str_radix(&g, 16).unwrap_or(0)),
+                template: r.get(1)?,
+                count: r.get::<_, i64>(2)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    pub fn signature(&self, sig: &str) -> Result<Option<SignatureRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT signature, template, first_seen, last_seen, count FROM signatures WHERE signature = ?1",
+                [sig],
+                |r| {
+                    let s: String = r.get(0)?;
+                    Ok(SignatureRow {
+                        signature: s.parse().unwrap_or(Signature(0)),
+                        template: r.get(1)?,
+                        first_seen: parse_ts(&r.get::<_, String>(2)?),
+                        last_seen: parse_ts(&r.get::<_, String>(3)?),
+                        count: r.get::<_, i64>(4)? as u64,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// The open (or acked) incident of a signature, if any.
+    pub fn open_incident(&self, sig: &str) -> Result<Option<IncidentRow>> {
+        let mut rows = self.incidents_where("signature = ?1 AND status != 'resolved'", params![sig])?;
+        Ok(rows.pop())
+    }
+
+    /// Incidents whose filing is not finished (stage `new` or `investigated`).
+    pub fn unfinished_incidents(&self) -> Result<Vec<IncidentRow>> {
+        self.incidents_where("stage != 'filed'", params![])
+    }
+
+    pub fn incident(&self, id: i64) -> Result<Option<IncidentRow>> {
+        Ok(self.incidents_where("id = ?1", params![id])?.pop())
+    }
+
+    pub fn incidents(&self) -> Result<Vec<IncidentRow>> {
+        self.incidents_where("1 = 1", params![])
+    }
+
+    fn incidents_where(&self, cond: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<IncidentRow>> {
+        let sql = format!(
+            "SELECT id, signature, kind, stage, status, severity, verdict, title, source, host, level,
+                    template, exception_type, first_seen, last_seen, occurrences, samples, diagnosis,
+                    file_path, created_at, run_id
+             FROM incidents WHERE {cond} ORDER BY id"
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let rows = stmt.query_map(args, |r| {
+            let samples: String = r.get(16)?;
+            let diagnosis: Option<String> = r.get(17)?;
+            Ok(IncidentRow {
+                id: r.get(0)?,
+                signature: r.get(1)?,
+                kind: r.get(2)?,
+                stage: r.get(3)?,
+                status: r.get(4)?,
+                severity: r.get(5)?,
+                verdict: r.get(6)?,
+                title: r.get(7)?,
+                source: r.get(8)?,
+                host: r.get(9)?,
+                level: r.get(10)?,
+                template: r.get(11)?,
+                exception_type: r.get(12)?,
+                first_seen: parse_ts(&r.get::<_, String>(13)?),
+                last_seen: parse_ts(&r.get::<_, String>(14)?),
+                occurrences: r.get::<_, i64>(15)? as u64,
+                samples: serde_json::from_str(&samples).unwrap_or_default(),
+                diagnosis: diagnosis.and_then(|d| serde_json::from_str(&d).ok()),
+                file_path: r.get(18)?,
+                created_at: parse_ts(&r.get::<_, String>(19)?),
+                run_id: r.get(20)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Notifications not yet sent whose next attempt is due.
+    pub fn due_notifications(&self, now: DateTime<Utc>) -> Result<Vec<OutboxRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, incident_id, title, body, priority, tags, attempts, created_at FROM outbox
+             WHERE sent_at IS NULL AND next_attempt_at <= ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([ts(now)], |r| {
+            Ok(OutboxRow {
+                id: r.get(0)?,
+                incident_id: r.get(1)?,
+                title: r.get(2)?,
+                body: r.get(3)?,
+                priority: r.get::<_, i64>(4)? as u8,
+                tags: r.get(5)?,
+                attempts: r.get::<_, i64>(6)? as u32,
+                created_at: parse_ts(&r.get::<_, String>(7)?),
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    pub fn outbox_backlog(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) FROM outbox WHERE sent_at IS NULL", [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    pub fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE outbox SET sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+            params![id, ts(now)],
+        )?;
+        Ok(())
+    }
+
+    /// Takes a notification out of the queue without sending it (no ntfy configured).
+    pub fn mark_skipped(&self, id: i64, why: &str, now: DateTime<Utc>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE outbox SET sent_at = ?2, last_error = ?3 WHERE id = ?1",
+            params![id, ts(now), why],
+        )?;
+        Ok(())
+    }
+
+    pub fn mark_failed(&self, id: i64, error: &str, next_attempt: DateTime<Utc>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt_at = ?3 WHERE id = ?1",
+            params![id, error, ts(next_attempt)],
+        )?;
+        Ok(())
+    }
+
+    /// Stores the investigator's diagnosis and moves the incident to stage `investigated`.
+    pub fn set_diagnosis(&self, id: i64, d: &serde_json::Value, severity: &str, verdict: &str, title: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE incidents SET diagnosis = ?2, severity = ?3, verdict = ?4, title = ?5, stage = 'investigated'
+             WHERE id = ?1",
+            params![id, d.to_string(), severity, verdict, title],
+        )?;
+        Ok(())
+    }
+
+    /// Hit counts and last hit per ignore rule id.
+    pub fn ignore_hits(&self) -> Result<HashMap<String, (u64, DateTime<Utc>)>> {
+        let mut stmt = self.conn.prepare("SELECT rule_id, hits, last_hit FROM ignore_hits")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                (r.get::<_, i64>(1)? as u64, parse_ts(&r.get::<_, String>(2)?)),
+            ))
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    pub fn runs(&self, limit: usize) -> Result<Vec<RunRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT started_at, duration_ms, lines_read, events_kept, triggers, llm_calls, errors, error_text
+             FROM runs ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok(RunRow {
+                started_at: r.get(0)?,
+                duration_ms: r.get::<_, i64>(1)? as u64,
+                lines_read: r.get::<_, i64>(2)? as u64,
+                events_kept: r.get::<_, i64>(3)? as u64,
+                triggers: r.get::<_, i64>(4)? as u64,
+                llm_calls: r.get::<_, i64>(5)? as u64,
+                errors: r.get::<_, i64>(6)? as u64,
+                error_text: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+}
+
+/// Writes that land together: checkpoints with the incidents and notifications they led to.
+pub struct Batch<'a> {
+    tx: Transaction<'a>,
+}
+
+impl Batch<'_> {
+    pub fn commit(self) -> Result<()> {
+        Ok(self.tx.commit()?)
+    }
+
+    pub fn save_checkpoint(&self, cp: &Checkpoint, now: DateTime<Utc>) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO checkpoints (source, key, state, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (source, key) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+            params![cp.source, cp.key, cp.state, ts(now)],
+        )?;
+        Ok(())
+    }
+
+    pub fn save_templates(&self, records: &[TemplateRecord]) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO templates (group_id, template, count) VALUES (?1, ?2, ?3)
+             ON CONFLICT (group_id) DO UPDATE SET template = excluded.template, count = excluded.count",
+        )?;
+        for r in records {
+            stmt.execute(params![format!("{:016x}", r.group.0), r.template, r.count as i64])?;
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_signature(
+        &self,
+        sig: &str,
+        template: &str,
+        source: &str,
+        level: &str,
+        exception_type: Option<&str>,
+        first: DateTime<Utc>,
+        last: DateTime<Utc>,
+        count: u64,
+    ) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO signatures (signature, template, source, level, exception_type, first_seen, last_seen, count)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+             ON CONFLICT (signature) DO UPDATE SET template = excluded.template, level = excluded.level,
+                 last_seen = max(last_seen, excluded.last_seen), count = count + excluded.count",
+            params![sig, template, source, level, exception_type, ts(first), ts(last), count as i64],
+        )?;
+        Ok(())
+    }
+
+    pub fn insert_incident(&self, i: &NewIncident, now: DateTime<Utc>, run_id: i64) -> Result<i64> {
+        self.tx.execute(
+            "INSERT INTO incidents (signature, kind, stage, status, severity, verdict, title, source, host, level,
+                 template, exception_type, first_seen, last_seen, occurrences, samples, created_at, updated_at, run_id)
+             VALUES (?1, ?2, 'new', 'open', ?3, 'unsure', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)",
+            params![
+                i.signature,
+                i.kind,
+                i.severity,
+                i.title,
+                i.source,
+                i.host,
+                i.level,
+                i.template,
+                i.exception_type,
+                ts(i.first_seen),
+                ts(i.last_seen),
+                i.occurrences as i64,
+                serde_json::to_string(&i.samples).expect("strings serialise"),
+                ts(now),
+                run_id,
+            ],
+        )?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Adds occurrences to an open incident.
+    pub fn add_occurrences(&self, id: i64, count: u64, last_seen: DateTime<Utc>, now: DateTime<Utc>) -> Result<()> {
+        self.tx.execute(
+            "UPDATE incidents SET occurrences = occurrences + ?2, last_seen = max(last_seen, ?3), updated_at = ?4
+             WHERE id = ?1",
+            params![id, count as i64, ts(last_seen), ts(now)],
+        )?;
+        Ok(())
+    }
+
+    /// Marks an incident filed (its file written) and queues its notification.
+    pub fn file_incident(&self, id: i64, path: &str, note: &Notification, now: DateTime<Utc>) -> Result<()> {
+        self.tx.execute(
+            "UPDATE incidents SET stage = 'filed', file_path = ?2, updated_at = ?3 WHERE id = ?1",
+            params![id, path, ts(now)],
+        )?;
+        self.enqueue(Some(id), note, now)
+    }
+
+    pub fn enqueue(&self, incident: Option<i64>, n: &Notification, now: DateTime<Utc>) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO outbox (incident_id, title, body, priority, tags, created_at, next_attempt_at, attempts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 0)",
+            params![incident, n.title, n.body, n.priority as i64, n.tags, ts(now)],
+        )?;
+        Ok(())
+    }
+
+    pub fn record_ignore_hits(&self, hits: &HashMap<String, u64>, now: DateTime<Utc>) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO ignore_hits (rule_id, hits, last_hit) VALUES (?1, ?2, ?3)
+             ON CONFLICT (rule_id) DO UPDATE SET hits = hits + excluded.hits, last_hit = excluded.last_hit",
+        )?;
+        for (rule, n) in hits {
+            stmt.execute(params![rule, *n as i64, ts(now)])?;
+        }
+        Ok(())
+    }
+
+    /// Records a run and returns its id.
+    pub fn insert_run(&self, r: &RunRow) -> Result<i64> {
+        self.tx.execute(
+            "INSERT INTO runs (started_at, duration_ms, lines_read, events_kept, triggers, llm_calls, errors, error_text)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![
+                r.started_at,
+                r.duration_ms as i64,
+                r.lines_read as i64,
+                r.events_kept as i64,
+                r.triggers as i64,
+                r.llm_calls as i64,
+                r.errors as i64,
+                r.error_text
+            ],
+        )?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    pub fn finish_run(&self, id: i64, r: &RunRow) -> Result<()> {
+        self.tx.execute(
+            "UPDATE runs SET duration_ms = ?2, llm_calls = ?3, errors = ?4, error_text = ?5 WHERE id = ?1",
+            params![id, r.duration_ms as i64, r.llm_calls as i64, r.errors as i64, r.error_text],
+        )?;
+        Ok(())
+    }
+}
+
+/// A notification's content, as queued in the outbox.
+#[derive(Debug, Clone)]
+pub struct Notification {
+    pub title: String,
+    pub body: String,
+    pub priority: u8,
+    pub tags: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrates_and_round_trips_a_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let mut store = Store::open(&path).unwrap();
+        let now = Utc::now();
+        let b = store.batch().unwrap();
+        b.save_checkpoint(
+            &Checkpoint {
+                source: "app".into(),
+                key: "/x".into(),
+                state: "{}".into(),
+            },
+            now,
+        )
+        .unwrap();
+        b.commit().unwrap();
+        drop(store);
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.checkpoints("app").unwrap()["/x"].state, "{}");
+    }
+
+    #[test]
+    fn refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        drop(Store::open(&path).unwrap());
+        let conn = Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        drop(conn);
+        let err = Store::open(&path).err().unwrap();
+        assert!(err.to_string().contains("newer logwarden"), "{err}");
+    }
+}
