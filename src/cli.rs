@@ -35,7 +35,9 @@ pub struct ConfigArg {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run one watch cycle: read new log lines, open incidents, notify
-    #[command(after_help = "Examples:\n  logwarden run\n  logwarden run --dry-run\n  logwarden run --now 2026-11-22T10:00:00Z")]
+    #[command(
+        after_help = "Examples:\n  logwarden run\n  logwarden run --dry-run\n  logwarden run --now 2026-11-22T10:00:00Z"
+    )]
     Run {
         #[command(flatten)]
         config: ConfigArg,
@@ -72,7 +74,9 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum IgnoreCommand {
     /// Add a rule: PATTERN is a regex searched in the message
-    #[command(after_help = "Example:\n  logwarden ignore add 'Connection reset by peer' --source app --level WARNING --expires 7d --comment 'flaky upstream, ticket #12'")]
+    #[command(
+        after_help = "Example:\n  logwarden ignore add 'Connection reset by peer' --source app --level WARNING --expires 7d --comment 'flaky upstream, ticket #12'"
+    )]
     Add {
         #[command(flatten)]
         config: ConfigArg,
@@ -107,7 +111,9 @@ pub enum IgnoreCommand {
         id: String,
     },
     /// Show which rule matches a log line (or each line of a file)
-    #[command(after_help = "Examples:\n  logwarden ignore test '2026-11-22 10:00:00.000 | WARNING | app:f:1 - Connection reset by peer'\n  logwarden ignore test --file /var/log/app/app.log")]
+    #[command(
+        after_help = "Examples:\n  logwarden ignore test '2026-11-22 10:00:00.000 | WARNING | app:f:1 - Connection reset by peer'\n  logwarden ignore test --file /var/log/app/app.log"
+    )]
     Test {
         #[command(flatten)]
         config: ConfigArg,
@@ -154,7 +160,11 @@ fn load(arg: &ConfigArg) -> anyhow::Result<Config> {
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { config, dry_run, now } => {
+        Command::Run {
+            config,
+            dry_run,
+            now,
+        } => {
             let config = load(&config)?;
             let now = now.unwrap_or_else(Utc::now);
             let report = pipeline::run(&config, &RunOptions { now, dry_run })?;
@@ -253,7 +263,8 @@ fn ignore_command(cmd: IgnoreCommand) -> anyhow::Result<ExitCode> {
                 comment,
                 author: who(),
             };
-            let id = ignore::add_rule(&config.ignore_file, &rule, now).map_err(anyhow::Error::msg)?;
+            let id =
+                ignore::add_rule(&config.ignore_file, &rule, now).map_err(anyhow::Error::msg)?;
             println!("added rule {id} to {}", config.ignore_file.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -291,7 +302,11 @@ fn ignore_command(cmd: IgnoreCommand) -> anyhow::Result<ExitCode> {
                     "{:>3}  /{}/  {}  {} hits, last {}  {}  # {}",
                     r.id,
                     r.pattern,
-                    if scope.is_empty() { "any".into() } else { scope.join(" ") },
+                    if scope.is_empty() {
+                        "any".into()
+                    } else {
+                        scope.join(" ")
+                    },
                     n,
                     last,
                     state,
@@ -315,7 +330,11 @@ fn ignore_command(cmd: IgnoreCommand) -> anyhow::Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             let mut test = |event: crate::source::Event| -> std::io::Result<()> {
                 let mined = crate::signature::Miner::new().add(&event.message);
-                let sig = crate::signature::signature(mined.group, event.exception_type.as_deref(), event.logger.as_deref());
+                let sig = crate::signature::signature(
+                    mined.group,
+                    event.exception_type.as_deref(),
+                    event.logger.as_deref(),
+                );
                 let first = event.message.lines().next().unwrap_or("").to_string();
                 match rules.matching(&event, sig) {
                     Some(r) => writeln!(out, "rule {} ({})\t{}", r.id, r.comment, first),
@@ -325,7 +344,11 @@ fn ignore_command(cmd: IgnoreCommand) -> anyhow::Result<ExitCode> {
             match (line, file) {
                 (Some(l), _) => {
                     let mut a = RecordAssembler::new(name, "line", &levels, 0);
-                    let mut events: Vec<_> = l.lines().enumerate().filter_map(|(i, x)| a.push(i as u64 + 1, x)).collect();
+                    let mut events: Vec<_> = l
+                        .lines()
+                        .enumerate()
+                        .filter_map(|(i, x)| a.push(i as u64 + 1, x))
+                        .collect();
                     events.extend(a.finish());
                     for mut e in events {
                         if e.level.name == "UNKNOWN" {
@@ -349,7 +372,10 @@ fn test_file(
     test: &mut dyn FnMut(crate::source::Event) -> std::io::Result<()>,
 ) -> anyhow::Result<()> {
     let f = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let origin = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let origin = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let mut a = RecordAssembler::new(name, &origin, levels, 0);
     for (i, line) in std::io::BufReader::new(f).split(b'\n').enumerate() {
         let line = line?;

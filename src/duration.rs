@@ -12,9 +12,13 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     let mut total_ms: u128 = 0;
     let mut rest = s;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("`{text}` is not a duration like 30s, 15m, 2h or 7d"));
+            return Err(format!(
+                "`{text}` is not a duration like 30s, 15m, 2h or 7d"
+            ));
         }
         let n: u128 = rest[..digits]
             .parse()
@@ -33,7 +37,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "d" => 86_400_000,
             "w" => 7 * 86_400_000,
             "" => return Err(format!("`{text}` needs a unit (s, m, h, d, w)")),
-            other => return Err(format!("`{text}`: unknown unit `{other}` (use ms, s, m, h, d, w)")),
+            other => {
+                return Err(format!(
+                    "`{text}`: unknown unit `{other}` (use ms, s, m, h, d, w)"
+                ))
+            }
         };
         total_ms += n * ms;
     }

@@ -89,8 +89,13 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         ..RunReport::default()
     };
     prepare_dirs(config)?;
-    let Some(_lock) = lock::acquire(&config.state_dir, std::time::Duration::from_secs(3))
-        .map_err(|e| RunError::Io(format!("cannot take the run lock in {}: {e}", config.state_dir.display())))?
+    let Some(_lock) =
+        lock::acquire(&config.state_dir, std::time::Duration::from_secs(3)).map_err(|e| {
+            RunError::Io(format!(
+                "cannot take the run lock in {}: {e}",
+                config.state_dir.display()
+            ))
+        })?
     else {
         report.busy = true;
         return Ok(report);
@@ -100,7 +105,8 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     let mut miner = Miner::import(store.templates()?);
 
     // read → signature → ignore
-    let (groups, checkpoints, ignore_hits) = read_sources(config, &store, &mut miner, &ignore, now, &mut report)?;
+    let (groups, checkpoints, ignore_hits) =
+        read_sources(config, &store, &mut miner, &ignore, now, &mut report)?;
 
     // trigger
     for g in groups {
@@ -121,7 +127,11 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
             started_at: store::ts(now),
             lines_read: report.lines,
             events_kept: report.events_kept,
-            triggers: report.groups.iter().filter(|(_, d)| matches!(d, Decision::Open { .. })).count() as u64,
+            triggers: report
+                .groups
+                .iter()
+                .filter(|(_, d)| matches!(d, Decision::Open { .. }))
+                .count() as u64,
             ..RunRow::default()
         })?;
         for cp in &checkpoints {
@@ -163,7 +173,9 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     // notify
     report.notify = notify::flush(&store, config.ntfy.as_ref(), now)?;
     report.outbox_backlog = store.outbox_backlog()?;
-    report.errors.extend(report.notify.errors.iter().map(|e| format!("ntfy: {e}")));
+    report
+        .errors
+        .extend(report.notify.errors.iter().map(|e| format!("ntfy: {e}")));
 
     report.duration_ms = started.elapsed().as_millis() as u64;
     let batch = store.batch()?;
@@ -189,7 +201,11 @@ fn prepare_dirs(config: &Config) -> Result<(), RunError> {
     Ok(())
 }
 
-type ReadResult = (Vec<Group>, Vec<crate::source::Checkpoint>, HashMap<String, u64>);
+type ReadResult = (
+    Vec<Group>,
+    Vec<crate::source::Checkpoint>,
+    HashMap<String, u64>,
+);
 
 /// Reads every source, grouping what is kept by signature. A source that fails is
 /// reported and skipped; its checkpoint does not move.
@@ -212,7 +228,11 @@ fn read_sources(
         let mut ignored = 0u64;
         let mut sink = |event: Event| {
             let mined = miner.add(&event.message);
-            let sig = signature(mined.group, event.exception_type.as_deref(), event.logger.as_deref());
+            let sig = signature(
+                mined.group,
+                event.exception_type.as_deref(),
+                event.logger.as_deref(),
+            );
             if let Some(rule) = ignore.matching(&event, sig) {
                 *hits.entry(rule.id.clone()).or_default() += 1;
                 ignored += 1;
@@ -293,44 +313,83 @@ fn first_line(s: &str) -> &str {
 
 /// Finishes every incident not yet filed (this run's and any a crashed run left):
 /// investigate, write the file, queue the notification.
-fn file_unfinished(config: &Config, store: &mut Store, now: DateTime<Utc>, report: &mut RunReport) -> Result<(), RunError> {
+fn file_unfinished(
+    config: &Config,
+    store: &mut Store,
+    now: DateTime<Utc>,
+    report: &mut RunReport,
+) -> Result<(), RunError> {
     for mut inc in store.unfinished_incidents()? {
         if inc.stage == "new" {
             let d = investigate::investigate(config, &inc);
             if d.llm_called {
                 report.llm_calls += 1;
             }
-            let title = if d.diagnosed && !d.title.is_empty() { d.title.clone() } else { inc.title.clone() };
-            let severity = if d.diagnosed { d.severity.clone() } else { inc.severity.clone() };
-            let verdict = if d.diagnosed { d.verdict.clone() } else { "unsure".to_string() };
-            store.set_diagnosis(inc.id, &serde_json::to_value(&d).expect("diagnosis serialises"), &severity, &verdict, &title)?;
+            let title = if d.diagnosed && !d.title.is_empty() {
+                d.title.clone()
+            } else {
+                inc.title.clone()
+            };
+            let severity = if d.diagnosed {
+                d.severity.clone()
+            } else {
+                inc.severity.clone()
+            };
+            let verdict = if d.diagnosed {
+                d.verdict.clone()
+            } else {
+                "unsure".to_string()
+            };
+            store.set_diagnosis(
+                inc.id,
+                &serde_json::to_value(&d).expect("diagnosis serialises"),
+                &severity,
+                &verdict,
+                &title,
+            )?;
             inc.diagnosis = Some(serde_json::to_value(&d).expect("diagnosis serialises"));
             inc.title = title;
             inc.severity = severity;
             inc.verdict = verdict;
             inc.stage = "investigated".into();
         }
-        let d: Option<Diagnosis> = inc.diagnosis.clone().and_then(|v| serde_json::from_value(v).ok());
+        let d: Option<Diagnosis> = inc
+            .diagnosis
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok());
         if let Some(d) = &d {
             if !d.diagnosed {
-                report.not_diagnosed.push((inc.id, d.error.clone().unwrap_or_default()));
+                report
+                    .not_diagnosed
+                    .push((inc.id, d.error.clone().unwrap_or_default()));
             }
         }
         let path = incident::path_for(&config.incidents_dir, &inc);
         incident::write(&path, &incident::render(&inc, d.as_ref()))
             .map_err(|e| RunError::Io(format!("incident #{}: {e}", inc.id)))?;
         fault_point("after-incident-file");
-        let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let summary = match &d {
             Some(d) if d.diagnosed => d.summary.clone(),
-            Some(d) => format!("Not diagnosed: {}", d.error.as_deref().unwrap_or("unknown reason")),
+            Some(d) => format!(
+                "Not diagnosed: {}",
+                d.error.as_deref().unwrap_or("unknown reason")
+            ),
             None => String::new(),
         };
         let note = notify::for_incident(&inc, &summary, &file_name);
         let batch = store.batch()?;
         batch.file_incident(inc.id, &path.display().to_string(), &note, now)?;
         batch.commit()?;
-        report.opened.push((inc.id, inc.severity.clone(), inc.title.clone(), path.display().to_string()));
+        report.opened.push((
+            inc.id,
+            inc.severity.clone(),
+            inc.title.clone(),
+            path.display().to_string(),
+        ));
     }
     Ok(())
 }
@@ -338,10 +397,20 @@ fn file_unfinished(config: &Config, store: &mut Store, now: DateTime<Utc>, repor
 /// Rewrites the files of open incidents that got new occurrences (front matter counts).
 fn refresh_updated(store: &Store, report: &mut RunReport) {
     for (id, _) in report.updated.clone() {
-        let Ok(Some(inc)) = store.incident(id) else { continue };
-        let Some(path) = inc.file_path.clone() else { continue };
-        let d: Option<Diagnosis> = inc.diagnosis.clone().and_then(|v| serde_json::from_value(v).ok());
-        if let Err(e) = incident::write(std::path::Path::new(&path), &incident::render(&inc, d.as_ref())) {
+        let Ok(Some(inc)) = store.incident(id) else {
+            continue;
+        };
+        let Some(path) = inc.file_path.clone() else {
+            continue;
+        };
+        let d: Option<Diagnosis> = inc
+            .diagnosis
+            .clone()
+            .and_then(|v| serde_json::from_value(v).ok());
+        if let Err(e) = incident::write(
+            std::path::Path::new(&path),
+            &incident::render(&inc, d.as_ref()),
+        ) {
             report.errors.push(format!("incident #{id}: {e}"));
         }
     }
@@ -368,7 +437,11 @@ impl RunReport {
             s,
             "logwarden run at {}{}",
             store::ts(now),
-            if self.dry_run { " (dry run: nothing recorded, no investigation, no notification)" } else { "" }
+            if self.dry_run {
+                " (dry run: nothing recorded, no investigation, no notification)"
+            } else {
+                ""
+            }
         );
         for w in &self.warnings {
             let _ = writeln!(s, "  warning: {w}");
@@ -385,10 +458,18 @@ impl RunReport {
                         continue;
                     }
                 }
-                Decision::Update { incident } => format!("+{} on open incident #{incident}", g.count),
+                Decision::Update { incident } => {
+                    format!("+{} on open incident #{incident}", g.count)
+                }
                 Decision::Known => format!("{}× known, seen recently", g.count),
             };
-            let _ = writeln!(s, "  [{}] {} `{}`: {what}", g.level.name, g.signature, first_line(&g.template));
+            let _ = writeln!(
+                s,
+                "  [{}] {} `{}`: {what}",
+                g.level.name,
+                g.signature,
+                first_line(&g.template)
+            );
         }
         for (id, sev, title, path) in &self.opened {
             let _ = writeln!(s, "  new incident #{id} [{sev}] {title}\n    → {path}");

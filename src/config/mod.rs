@@ -273,7 +273,10 @@ impl Validator {
             Some(s) => match duration::parse(s) {
                 Ok(d) => d,
                 Err(e) => {
-                    self.err(key, format!("{e}; expected a duration like \"90s\", \"15m\", \"7d\""));
+                    self.err(
+                        key,
+                        format!("{e}; expected a duration like \"90s\", \"15m\", \"7d\""),
+                    );
                     default
                 }
             },
@@ -298,7 +301,10 @@ impl Validator {
         };
         let hostname = match raw.hostname {
             Some(h) if h.trim().is_empty() => {
-                self.err("hostname", "must not be empty (leave it out to use the system's)");
+                self.err(
+                    "hostname",
+                    "must not be empty (leave it out to use the system's)",
+                );
                 String::new()
             }
             Some(h) => h,
@@ -313,7 +319,10 @@ impl Validator {
         let mut sources = Vec::new();
         let mut names = std::collections::BTreeSet::new();
         if raw.source.is_empty() {
-            self.err("source", "no [[source]] is configured: add at least one log to watch");
+            self.err(
+                "source",
+                "no [[source]] is configured: add at least one log to watch",
+            );
         }
         for (i, s) in raw.source.into_iter().enumerate() {
             let prefix = format!("source[{i}]");
@@ -321,7 +330,10 @@ impl Validator {
                 if !names.insert(src.name.clone()) {
                     self.err(
                         format!("{prefix}.name"),
-                        format!("`{}` is used by two sources; names must be unique", src.name),
+                        format!(
+                            "`{}` is used by two sources; names must be unique",
+                            src.name
+                        ),
                     );
                 }
                 sources.push(src);
@@ -347,7 +359,13 @@ impl Validator {
     fn source(&mut self, prefix: &str, s: raw::RawSource) -> Option<SourceConfig> {
         self.unknown(prefix, &s.extra, raw::RawSource::KEYS);
         let name = match s.name {
-            Some(n) if !n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) => n,
+            Some(n)
+                if !n.is_empty()
+                    && n.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+            {
+                n
+            }
             Some(n) => {
                 self.err(
                     format!("{prefix}.name"),
@@ -356,7 +374,10 @@ impl Validator {
                 n
             }
             None => {
-                self.err(format!("{prefix}.name"), "missing: every source needs a name");
+                self.err(
+                    format!("{prefix}.name"),
+                    "missing: every source needs a name",
+                );
                 String::new()
             }
         };
@@ -475,7 +496,8 @@ impl Validator {
             Some(t)
                 if !t.is_empty()
                     && t.len() <= 64
-                    && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+                    && t.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
             {
                 t
             }
@@ -506,7 +528,11 @@ impl Validator {
             (None, Some(e)) => Some(Secret::Env(e)),
             (None, None) => None,
         };
-        let timeout = self.duration("ntfy.timeout", n.timeout.as_deref(), Duration::from_secs(10));
+        let timeout = self.duration(
+            "ntfy.timeout",
+            n.timeout.as_deref(),
+            Duration::from_secs(10),
+        );
         Some(NtfyConfig {
             server,
             topic,
@@ -540,11 +566,27 @@ impl fmt::Display for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "# effective configuration from {}", self.path.display())?;
         writeln!(f, "state_dir = {:?}", self.state_dir.display().to_string())?;
-        writeln!(f, "incidents_dir = {:?}", self.incidents_dir.display().to_string())?;
-        writeln!(f, "ignore_file = {:?}", self.ignore_file.display().to_string())?;
-        writeln!(f, "prompts_dir = {:?}", self.prompts_dir.display().to_string())?;
+        writeln!(
+            f,
+            "incidents_dir = {:?}",
+            self.incidents_dir.display().to_string()
+        )?;
+        writeln!(
+            f,
+            "ignore_file = {:?}",
+            self.ignore_file.display().to_string()
+        )?;
+        writeln!(
+            f,
+            "prompts_dir = {:?}",
+            self.prompts_dir.display().to_string()
+        )?;
         writeln!(f, "hostname = {:?}", self.hostname)?;
-        writeln!(f, "renotify_after = {:?}", duration::format(self.renotify_after))?;
+        writeln!(
+            f,
+            "renotify_after = {:?}",
+            duration::format(self.renotify_after)
+        )?;
         for s in &self.sources {
             writeln!(f, "\n[[source]]")?;
             writeln!(f, "name = {:?}", s.name)?;
@@ -557,7 +599,8 @@ impl fmt::Display for Config {
             writeln!(f, "from = {from:?}")?;
             writeln!(f, "min_level = {:?}", s.min_level.name)?;
             if !s.levels.is_empty() {
-                let items: Vec<String> = s.levels.iter().map(|(k, v)| format!("{k} = {v}")).collect();
+                let items: Vec<String> =
+                    s.levels.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                 writeln!(f, "levels = {{ {} }}", items.join(", "))?;
             }
         }
@@ -576,13 +619,18 @@ impl fmt::Display for Config {
             }
         }
         match &self.ntfy {
-            None => writeln!(f, "\n# [ntfy] not configured: notifications are only recorded")?,
+            None => writeln!(
+                f,
+                "\n# [ntfy] not configured: notifications are only recorded"
+            )?,
             Some(n) => {
                 writeln!(f, "\n[ntfy]")?;
                 writeln!(f, "server = {:?}", n.server)?;
                 writeln!(f, "topic = {:?}", n.topic)?;
                 match &n.token {
-                    Some(Secret::File(p)) => writeln!(f, "token_file = {:?}", p.display().to_string())?,
+                    Some(Secret::File(p)) => {
+                        writeln!(f, "token_file = {:?}", p.display().to_string())?
+                    }
                     Some(Secret::Env(e)) => writeln!(f, "token_env = {e:?}")?,
                     None => {}
                 }
@@ -604,7 +652,10 @@ mod tests {
     #[test]
     fn minimal_config_fills_defaults() {
         let c = parse("[[source]]\nname = \"app\"\npath = \"logs/app.log\"\n").unwrap();
-        assert_eq!(c.sources[0].path, PathBuf::from("/etc/logwarden/logs/app.log"));
+        assert_eq!(
+            c.sources[0].path,
+            PathBuf::from("/etc/logwarden/logs/app.log")
+        );
         assert_eq!(c.sources[0].from, StartFrom::End);
         assert_eq!(c.sources[0].min_level.no, 30);
         assert_eq!(c.renotify_after, Duration::from_secs(7 * 86400));

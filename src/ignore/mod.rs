@@ -105,7 +105,9 @@ impl IgnoreRules {
                 toml::Value::Integer(i) => i.to_string(),
                 toml::Value::String(s) => s.clone(),
                 other => {
-                    problems.push(format!("line {line}: `id` must be a number or a string, not {other}"));
+                    problems.push(format!(
+                        "line {line}: `id` must be a number or a string, not {other}"
+                    ));
                     continue;
                 }
             };
@@ -124,7 +126,10 @@ impl IgnoreRules {
                 Some(s) => match s.get_ref().parse() {
                     Ok(sig) => Some(sig),
                     Err(e) => {
-                        problems.push(format!("line {}: rule {id}: {e}", line_of(text, s.span().start)));
+                        problems.push(format!(
+                            "line {}: rule {id}: {e}",
+                            line_of(text, s.span().start)
+                        ));
                         continue;
                     }
                 },
@@ -134,7 +139,10 @@ impl IgnoreRules {
                 Some(s) => match parse_expiry(s.get_ref(), now) {
                     Ok(t) => Some(t),
                     Err(e) => {
-                        problems.push(format!("line {}: rule {id}: expires: {e}", line_of(text, s.span().start)));
+                        problems.push(format!(
+                            "line {}: rule {id}: expires: {e}",
+                            line_of(text, s.span().start)
+                        ));
                         continue;
                     }
                 },
@@ -169,7 +177,9 @@ impl IgnoreRules {
     }
 
     fn from_rules(rules: Vec<Rule>, now: DateTime<Utc>) -> IgnoreRules {
-        let active: Vec<usize> = (0..rules.len()).filter(|&i| !rules[i].expired(now)).collect();
+        let active: Vec<usize> = (0..rules.len())
+            .filter(|&i| !rules[i].expired(now))
+            .collect();
         let set = RegexSet::new(active.iter().map(|&i| rules[i].pattern.as_str())).ok();
         IgnoreRules { rules, set, active }
     }
@@ -186,13 +196,11 @@ impl IgnoreRules {
                 hits = set.matches(line);
             }
         }
-        hits.iter()
-            .map(|i| &self.rules[self.active[i]])
-            .find(|r| {
-                r.source.as_ref().is_none_or(|s| *s == event.source)
-                    && r.level.as_ref().is_none_or(|l| event.level.no <= l.no)
-                    && r.signature.is_none_or(|s| s == sig)
-            })
+        hits.iter().map(|i| &self.rules[self.active[i]]).find(|r| {
+            r.source.as_ref().is_none_or(|s| *s == event.source)
+                && r.level.as_ref().is_none_or(|l| event.level.no <= l.no)
+                && r.signature.is_none_or(|s| s == sig)
+        })
     }
 }
 
@@ -230,7 +238,8 @@ pub struct NewRule {
     pub author: String,
 }
 
-const HEADER: &str = "# logwarden ignore rules. Manage them with `logwarden ignore add|list|rm|test`;
+const HEADER: &str =
+    "# logwarden ignore rules. Manage them with `logwarden ignore add|list|rm|test`;
 # hand edits (comments included) are kept. `pattern` is a regex searched in the
 # message; `source`, `level` (this level or below), `signature` narrow it; a rule
 # stops matching once `expires` is past.
@@ -243,18 +252,26 @@ pub fn add_rule(path: &Path, rule: &NewRule, now: DateTime<Utc>) -> Result<Strin
         return Err(format!("the pattern is not a valid regex: {e}"));
     }
     if let Some(sig) = &rule.signature {
-        sig.parse::<Signature>()?;
+        sig.parse::<Signature>().map_err(|e| e.to_string())?;
     }
     if let Some(l) = &rule.level {
-        Level::parse_config(l, &Default::default()).ok_or_else(|| format!("unknown level `{l}`"))?;
+        Level::parse_config(l, &Default::default())
+            .ok_or_else(|| format!("unknown level `{l}`"))?;
     }
     let text = read_or_empty(path)?;
     // Refuse to touch a file that does not load: the user must fix it first.
-    IgnoreRules::parse(&text, now).map_err(|p| format!("{} has problems; fix them first:\n  - {}", path.display(), p.join("\n  - ")))?;
+    IgnoreRules::parse(&text, now).map_err(|p| {
+        format!(
+            "{} has problems; fix them first:\n  - {}",
+            path.display(),
+            p.join("\n  - ")
+        )
+    })?;
     let mut doc: DocumentMut = if text.trim().is_empty() {
         HEADER.parse().expect("header parses")
     } else {
-        text.parse().map_err(|e| format!("{}: {e}", path.display()))?
+        text.parse()
+            .map_err(|e| format!("{}: {e}", path.display()))?
     };
     let next_id = next_id(&doc);
     let mut t = Table::new();
@@ -277,7 +294,12 @@ pub fn add_rule(path: &Path, rule: &NewRule, now: DateTime<Utc>) -> Result<Strin
     t.insert("author", value(rule.author.clone()));
     match doc.get_mut("rule") {
         Some(Item::ArrayOfTables(a)) => a.push(t),
-        Some(_) => return Err(format!("{}: `rule` is not an array of tables", path.display())),
+        Some(_) => {
+            return Err(format!(
+                "{}: `rule` is not an array of tables",
+                path.display()
+            ))
+        }
         None => {
             let mut a = toml_edit::ArrayOfTables::new();
             a.push(t);
@@ -291,7 +313,9 @@ pub fn add_rule(path: &Path, rule: &NewRule, now: DateTime<Utc>) -> Result<Strin
 /// Removes the rule with this id; everything else in the file stays as it was.
 pub fn remove_rule(path: &Path, id: &str) -> Result<(), String> {
     let text = read_or_empty(path)?;
-    let mut doc: DocumentMut = text.parse().map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let Some(Item::ArrayOfTables(rules)) = doc.get_mut("rule") else {
         return Err(format!("no rule with id {id}"));
     };
@@ -318,7 +342,7 @@ fn next_id(doc: &DocumentMut) -> i64 {
     let max = match doc.get("rule") {
         Some(Item::ArrayOfTables(a)) => a
             .iter()
-            .filter_map(|t| t.get("id").and_then(|v| item_id(v)))
+            .filter_map(|t| t.get("id").and_then(item_id))
             .filter_map(|s| s.parse::<i64>().ok())
             .max()
             .unwrap_or(0),
@@ -337,12 +361,18 @@ fn read_or_empty(path: &Path) -> Result<String, String> {
 
 /// Writes a file through a temporary file in the same folder and a rename.
 pub fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     tmp.as_file().sync_all().map_err(|e| e.to_string())?;
-    tmp.persist(path).map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
     Ok(())
 }
 
@@ -355,7 +385,10 @@ mod tests {
             source: "app".into(),
             origin: "app.log:1".into(),
             time: None,
-            level: Level { name: "X".into(), no: level },
+            level: Level {
+                name: "X".into(),
+                no: level,
+            },
             logger: None,
             location: None,
             message: msg.into(),
@@ -383,14 +416,25 @@ expires = "2000-01-01"
 comment = "old"
 "#;
         let rules = IgnoreRules::parse(text, now).unwrap();
-        assert_eq!(rules.matching(&event("connection reset by peer", 30), Signature(1)).unwrap().id, "1");
-        assert!(rules.matching(&event("connection reset by peer", 40), Signature(1)).is_none());
-        assert!(rules.matching(&event("timeout", 30), Signature(1)).is_none());
+        assert_eq!(
+            rules
+                .matching(&event("connection reset by peer", 30), Signature(1))
+                .unwrap()
+                .id,
+            "1"
+        );
+        assert!(rules
+            .matching(&event("connection reset by peer", 40), Signature(1))
+            .is_none());
+        assert!(rules
+            .matching(&event("timeout", 30), Signature(1))
+            .is_none());
     }
 
     #[test]
     fn bad_regex_reported_with_line() {
-        let err = IgnoreRules::parse("\n[[rule]]\nid = 1\npattern = \"(unclosed\"\n", Utc::now()).unwrap_err();
+        let err = IgnoreRules::parse("\n[[rule]]\nid = 1\npattern = \"(unclosed\"\n", Utc::now())
+            .unwrap_err();
         assert!(err[0].starts_with("line 4:"), "{err:?}");
     }
 }

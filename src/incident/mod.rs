@@ -8,7 +8,8 @@ use crate::investigate::Diagnosis;
 use crate::store::{ts, IncidentRow};
 
 /// Everything below this line in an incident file belongs to the user.
-pub const NOTES_MARKER: &str = "<!-- logwarden: write your notes below this line; they are kept on every update -->";
+pub const NOTES_MARKER: &str =
+    "<!-- logwarden: write your notes below this line; they are kept on every update -->";
 
 /// At most this many bytes of evidence go into a file.
 const MAX_EVIDENCE: usize = 24 * 1024;
@@ -21,7 +22,11 @@ pub fn slug(title: &str) -> String {
         .filter(|w| !w.is_empty())
     {
         let word = word.to_ascii_lowercase();
-        let extra = if out.is_empty() { word.len() } else { word.len() + 1 };
+        let extra = if out.is_empty() {
+            word.len()
+        } else {
+            word.len() + 1
+        };
         if out.len() + extra > 60 {
             if out.is_empty() {
                 out.push_str(&word[..60]);
@@ -120,7 +125,11 @@ pub fn render(i: &IncidentRow, d: Option<&Diagnosis>) -> String {
         Some(d) if d.diagnosed => {
             s.push_str(&format!("{}\n\n", d.summary.trim()));
             if let Some(c) = d.confidence {
-                s.push_str(&format!("Verdict: **{}**, confidence {:.0}%.\n\n", d.verdict, c * 100.0));
+                s.push_str(&format!(
+                    "Verdict: **{}**, confidence {:.0}%.\n\n",
+                    d.verdict,
+                    c * 100.0
+                ));
             }
         }
         _ => s.push_str(&format!(
@@ -142,7 +151,10 @@ pub fn render(i: &IncidentRow, d: Option<&Diagnosis>) -> String {
     let mut used = 0;
     for (n, sample) in i.samples.iter().enumerate() {
         if used + sample.len() > MAX_EVIDENCE {
-            s.push_str(&format!("({} more sample(s) not shown)\n\n", i.samples.len() - n));
+            s.push_str(&format!(
+                "({} more sample(s) not shown)\n\n",
+                i.samples.len() - n
+            ));
             break;
         }
         used += sample.len();
@@ -198,7 +210,10 @@ fn non_empty(s: &str) -> &str {
 pub fn write(path: &Path, page: &str) -> Result<(), String> {
     let notes = std::fs::read_to_string(path)
         .ok()
-        .and_then(|old| old.split_once(NOTES_MARKER).map(|(_, n)| n.trim_start_matches('\n').to_string()))
+        .and_then(|old| {
+            old.split_once(NOTES_MARKER)
+                .map(|(_, n)| n.trim_start_matches('\n').to_string())
+        })
         .unwrap_or_default();
     let mut text = page.to_string();
     text.push_str(&notes);
@@ -211,7 +226,10 @@ mod tests {
 
     #[test]
     fn slugs() {
-        assert_eq!(slug("Failed to process job <*>: ZeroDivisionError"), "failed-to-process-job-zerodivisionerror");
+        assert_eq!(
+            slug("Failed to process job <*>: ZeroDivisionError"),
+            "failed-to-process-job-zerodivisionerror"
+        );
         assert_eq!(slug("!!!"), "incident");
         let long = slug(&"word ".repeat(40));
         assert!(long.len() <= 60 && !long.ends_with('-'));

@@ -46,7 +46,10 @@ pub fn run(cfg: &ClaudeCliConfig, prompt: &Prompt, state_dir: &Path) -> Diagnosi
         error: Some(e),
         ..Diagnosis::default()
     };
-    let scratch = match tempfile::Builder::new().prefix("claude-").tempdir_in(state_dir) {
+    let scratch = match tempfile::Builder::new()
+        .prefix("claude-")
+        .tempdir_in(state_dir)
+    {
         Ok(d) => d,
         Err(e) => return fail(format!("cannot make a scratch directory: {e}")),
     };
@@ -107,9 +110,11 @@ pub fn run(cfg: &ClaudeCliConfig, prompt: &Prompt, state_dir: &Path) -> Diagnosi
         return diag;
     };
     let text = String::from_utf8_lossy(&stdout);
-    let result: Option<Value> = serde_json::from_str(text.trim())
-        .ok()
-        .or_else(|| text.lines().rev().find_map(|l| serde_json::from_str(l.trim()).ok()));
+    let result: Option<Value> = serde_json::from_str(text.trim()).ok().or_else(|| {
+        text.lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l.trim()).ok())
+    });
     let Some(Value::Object(result)) = result else {
         let stderr = String::from_utf8_lossy(&stderr);
         diag.error = Some(format!(
@@ -120,18 +125,32 @@ pub fn run(cfg: &ClaudeCliConfig, prompt: &Prompt, state_dir: &Path) -> Diagnosi
         return diag;
     };
     diag.cost_usd = result.get("total_cost_usd").and_then(Value::as_f64);
-    diag.num_turns = result.get("num_turns").and_then(Value::as_u64).map(|n| n as u32);
+    diag.num_turns = result
+        .get("num_turns")
+        .and_then(Value::as_u64)
+        .map(|n| n as u32);
     if let Some(Value::Array(d)) = result.get("permission_denials") {
         diag.permission_denials = d.clone();
     }
     let subtype = result.get("subtype").and_then(Value::as_str).unwrap_or("");
-    let is_error = result.get("is_error").and_then(Value::as_bool).unwrap_or(false);
+    let is_error = result
+        .get("is_error")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     let answer = result.get("result").and_then(Value::as_str).unwrap_or("");
     if is_error || (subtype != "success" && !subtype.is_empty()) {
         diag.error = Some(format!(
             "Claude reported an error ({}{}){}",
-            if subtype.is_empty() { "no subtype" } else { subtype },
-            if status.success() { String::new() } else { format!(", {}", describe(status)) },
+            if subtype.is_empty() {
+                "no subtype"
+            } else {
+                subtype
+            },
+            if status.success() {
+                String::new()
+            } else {
+                format!(", {}", describe(status))
+            },
             tail(answer).map(|t| format!(": {t}")).unwrap_or_default()
         ));
         return diag;

@@ -49,7 +49,10 @@ pub fn investigate(config: &Config, incident: &IncidentRow) -> Diagnosis {
             verdict: "unsure".into(),
             severity: incident.severity.clone(),
             title: incident.title.clone(),
-            error: Some("no investigator configured (investigator.kind = \"none\"); the evidence is below".into()),
+            error: Some(
+                "no investigator configured (investigator.kind = \"none\"); the evidence is below"
+                    .into(),
+            ),
             ..Diagnosis::default()
         },
         InvestigatorConfig::ClaudeCli(cli) => {

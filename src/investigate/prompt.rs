@@ -114,7 +114,10 @@ pub fn for_incident(config: &Config, i: &IncidentRow) -> Result<Prompt, String> 
         ("source", i.source.clone()),
         ("signature", i.signature.clone()),
         ("level", i.level.clone()),
-        ("exception", i.exception_type.clone().unwrap_or_else(|| "none".into())),
+        (
+            "exception",
+            i.exception_type.clone().unwrap_or_else(|| "none".into()),
+        ),
         ("template", i.template.clone()),
         ("occurrences", i.occurrences.to_string()),
         ("first_seen", ts(i.first_seen)),
@@ -123,7 +126,11 @@ pub fn for_incident(config: &Config, i: &IncidentRow) -> Result<Prompt, String> 
     ]
     .into_iter()
     .collect();
-    let user = render("new-error.md", &template(&config.prompts_dir, "new-error.md")?, &values)?;
+    let user = render(
+        "new-error.md",
+        &template(&config.prompts_dir, "new-error.md")?,
+        &values,
+    )?;
     Ok(Prompt { system, user })
 }
 
@@ -134,8 +141,13 @@ mod tests {
     #[test]
     fn renders_and_rejects_unknown_placeholders() {
         let v: BTreeMap<&str, String> = [("host", "web-1".to_string())].into_iter().collect();
-        assert_eq!(render("new-error.md", "on {{ host }}!", &v).unwrap(), "on web-1!");
-        assert!(render("new-error.md", "{{nope}}", &v).unwrap_err().contains("nope"));
+        assert_eq!(
+            render("new-error.md", "on {{ host }}!", &v).unwrap(),
+            "on web-1!"
+        );
+        assert!(render("new-error.md", "{{nope}}", &v)
+            .unwrap_err()
+            .contains("nope"));
         assert!(validate(Path::new("/nonexistent")).is_empty());
     }
 }

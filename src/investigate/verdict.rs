@@ -34,7 +34,12 @@ pub fn parse(text: &str) -> Option<Diagnosis> {
     };
     let confidence = match map.get("confidence") {
         Some(Value::Number(n)) => n.as_f64().map(|c| if c > 1.0 { c / 100.0 } else { c }),
-        Some(Value::String(t)) => t.trim_end_matches('%').parse::<f64>().ok().map(|c| if c > 1.0 { c / 100.0 } else { c }),
+        Some(Value::String(t)) => {
+            t.trim_end_matches('%')
+                .parse::<f64>()
+                .ok()
+                .map(|c| if c > 1.0 { c / 100.0 } else { c })
+        }
         _ => None,
     }
     .map(|c| c.clamp(0.0, 1.0));

@@ -106,7 +106,9 @@ pub fn publish(cfg: &NtfyConfig, n: &OutboxRow) -> Result<(), String> {
         let token = secret.read()?;
         req = req.bearer_auth(token);
     }
-    let resp = req.send().map_err(|e| format!("POST {url}: {}", error_chain(&e)))?;
+    let resp = req
+        .send()
+        .map_err(|e| format!("POST {url}: {}", error_chain(&e)))?;
     let status = resp.status();
     if status.is_success() {
         return Ok(());
@@ -139,7 +141,11 @@ pub struct Flush {
 }
 
 /// Sends every due notification; failures stay queued for the next run.
-pub fn flush(store: &Store, cfg: Option<&NtfyConfig>, now: DateTime<Utc>) -> crate::store::Result<Flush> {
+pub fn flush(
+    store: &Store,
+    cfg: Option<&NtfyConfig>,
+    now: DateTime<Utc>,
+) -> crate::store::Result<Flush> {
     let mut f = Flush::default();
     for n in store.due_notifications(now)? {
         let Some(cfg) = cfg else {

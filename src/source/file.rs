@@ -154,6 +154,10 @@ impl Reader<'_> {
             Some(old) => {
                 let meta = std::fs::metadata(&old).map_err(io(&old))?;
                 let rest = self.read_from(&old, &meta, prev.clone(), true)?;
+                // Files rotated after it (several rotations between two runs), oldest first.
+                for (between, meta) in rotated_since(&path, &old, &meta, current.as_ref()) {
+                    self.read_from(&between, &meta, FileState::default(), true)?;
+                }
                 if current.is_none() {
                     return Ok(rest);
                 }
@@ -169,7 +173,12 @@ impl Reader<'_> {
         }
     }
 
-    fn same_file(&mut self, path: &Path, meta: &Metadata, prev: FileState) -> Result<FileState, SourceError> {
+    fn same_file(
+        &mut self,
+        path: &Path,
+        meta: &Metadata,
+        prev: FileState,
+    ) -> Result<FileState, SourceError> {
         if meta.len() < prev.offset {
             self.report.warnings.push(format!(
                 "{}: file is smaller than at the last run ({} < {} bytes): truncated, reading it again from the start",
@@ -210,7 +219,8 @@ impl Reader<'_> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mut assembler = RecordAssembler::new(&self.cfg.name, &origin, &self.cfg.levels, self.min_level);
+        let mut assembler =
+            RecordAssembler::new(&self.cfg.name, &origin, &self.cfg.levels, self.min_level);
         let mut reader = BufReader::with_capacity(256 * 1024, file);
         let mut line = Line::default();
         while next_line(&mut reader, &mut line).map_err(io(path))? {
@@ -282,6 +292,58 @@ fn head_of(path: &Path, len: u64) -> std::io::Result<Option<(u64, u64)>> {
 
 fn hash(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)
+}
+
+/// Whether `name` looks like a rotated copy of `base`: loguru's `app.<date>.log`,
+/// logrotate's `app.log.1` and `app.log-20261122`. Compressed copies are not matched.
+fn is_rotation_of(name: &str, base: &str) -> bool {
+    if name == base
+        || name.ends_with(".gz")
+        || name.ends_with(".xz")
+        || name.ends_with(".bz2")
+        || name.ends_with(".zst")
+    {
+        return false;
+    }
+    let stem = base.rsplit_once('.').map(|(s, _)| s).unwrap_or(base);
+    name.starts_with(&format!("{base}."))
+        || name.starts_with(&format!("{base}-"))
+        || name.starts_with(&format!("{stem}."))
+}
+
+/// Rotated copies of `path` written after `old` was (so not read yet), oldest first.
+fn rotated_since(
+    path: &Path,
+    old: &Path,
+    old_meta: &Metadata,
+    current: Option<&Metadata>,
+) -> Vec<(PathBuf, Metadata)> {
+    let Some(base) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return Vec::new();
+    };
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let old_id = FileId::of(old_meta);
+    let current_id = current.map(FileId::of);
+    let old_mtime = (old_meta.mtime(), old_meta.mtime_nsec());
+    let mut found: Vec<(PathBuf, Metadata)> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| is_rotation_of(&e.file_name().to_string_lossy(), &base))
+        .filter(|e| e.path() != old)
+        .filter_map(|e| e.metadata().ok().map(|m| (e.path(), m)))
+        .filter(|(_, m)| {
+            m.is_file()
+                && FileId::of(m) != old_id
+                && Some(FileId::of(m)) != current_id
+                && (m.mtime(), m.mtime_nsec()) > old_mtime
+        })
+        .collect();
+    found.sort_by_key(|(_, m)| (m.mtime(), m.mtime_nsec()));
+    found
 }
 
 /// Looks next to `path` for the file with identity `id` (renamed by rotation).

@@ -76,7 +76,11 @@ mod tests {
         let mut l = Line::default();
         let mut out = vec![];
         while next_line(&mut r, &mut l).unwrap() {
-            out.push((String::from_utf8_lossy(&l.bytes).into_owned(), l.len, l.complete));
+            out.push((
+                String::from_utf8_lossy(&l.bytes).into_owned(),
+                l.len,
+                l.complete,
+            ));
         }
         out
     }
@@ -86,7 +90,11 @@ mod tests {
         let got = lines(b"a\r\nbb\nccc");
         assert_eq!(
             got,
-            vec![("a".into(), 3, true), ("bb".into(), 3, true), ("ccc".into(), 3, false)]
+            vec![
+                ("a".into(), 3, true),
+                ("bb".into(), 3, true),
+                ("ccc".into(), 3, false)
+            ]
         );
     }
 

@@ -140,14 +140,20 @@ fn is_traceback_start(line: &str) -> bool {
 
 /// `ValueError: bad value`, `KeyError: 'k'`, `module.CustomError`, at column 0.
 fn is_exception_line(line: &str) -> bool {
-    let head = line.split_once(':').map(|(h, _)| h).unwrap_or(line.trim_end());
+    let head = line
+        .split_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(line.trim_end());
     let mut chars = head.chars();
     match chars.next() {
         Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
         _ => return false,
     }
-    head.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.')
-        && (line.len() == head.len() || line[head.len()..].starts_with(": ") || line[head.len()..].trim_end() == ":")
+    head.chars()
+        .all(|c| c.is_alphanumeric() || c == '_' || c == '.')
+        && (line.len() == head.len()
+            || line[head.len()..].starts_with(": ")
+            || line[head.len()..].trim_end() == ":")
 }
 
 /// The type part of an exception line (`ValueError` of `ValueError: bad value`).
@@ -207,7 +213,11 @@ impl RecordAssembler {
                 logger: h.logger.to_string(),
                 location: format!("{}:{}", h.function, h.line),
                 level,
-                first: if keep { line.to_string() } else { String::new() },
+                first: if keep {
+                    line.to_string()
+                } else {
+                    String::new()
+                },
                 rest: Vec::new(),
                 dropped_lines: 0,
                 raw_len: line.len(),

@@ -48,7 +48,12 @@ impl Level {
         let no = custom
             .get(&upper)
             .copied()
-            .or_else(|| KNOWN_LEVELS.iter().find(|(n, _)| *n == upper).map(|(_, n)| *n))
+            .or_else(|| {
+                KNOWN_LEVELS
+                    .iter()
+                    .find(|(n, _)| *n == upper)
+                    .map(|(_, n)| *n)
+            })
             .unwrap_or(20);
         Level {
             name: name.trim().to_string(),

@@ -23,7 +23,11 @@ pub enum StoreError {
     #[error("state database {path}: {err}")]
     Sqlite { path: String, err: rusqlite::Error },
     #[error("state database {path} was written by a newer logwarden (schema version {found}, this one knows up to {known}); upgrade logwarden or point state_dir elsewhere")]
-    TooNew { path: String, found: i64, known: i64 },
+    TooNew {
+        path: String,
+        found: i64,
+        known: i64,
+    },
     #[error("state database: {0}")]
     Query(#[from] rusqlite::Error),
 }
@@ -137,9 +141,12 @@ impl Store {
         };
         let mut conn = Connection::open(path).map_err(wrap)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(wrap)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(wrap)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(wrap)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(wrap)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(wrap)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(wrap)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(wrap)?;
         migrations::apply(&mut conn, &path.display().to_string())?;
         Ok(Store { conn })
     }
@@ -207,7 +214,8 @@ impl Store {
 
     /// The open (or acked) incident of a signature, if any.
     pub fn open_incident(&self, sig: &str) -> Result<Option<IncidentRow>> {
-        let mut rows = self.incidents_where("signature = ?1 AND status != 'resolved'", params![sig])?;
+        let mut rows =
+            self.incidents_where("signature = ?1 AND status != 'resolved'", params![sig])?;
         Ok(rows.pop())
     }
 
@@ -224,7 +232,11 @@ impl Store {
         self.incidents_where("1 = 1", params![])
     }
 
-    fn incidents_where(&self, cond: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<IncidentRow>> {
+    fn incidents_where(
+        &self,
+        cond: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<IncidentRow>> {
         let sql = format!(
             "SELECT id, signature, kind, stage, status, severity, verdict, title, source, host, level,
                     template, exception_type, first_seen, last_seen, occurrences, samples, diagnosis,
@@ -284,9 +296,11 @@ impl Store {
     }
 
     pub fn outbox_backlog(&self) -> Result<u64> {
-        Ok(self
-            .conn
-            .query_row("SELECT count(*) FROM outbox WHERE sent_at IS NULL", [], |r| r.get::<_, i64>(0))? as u64)
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM outbox WHERE sent_at IS NULL",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
     }
 
     pub fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
@@ -315,7 +329,14 @@ impl Store {
     }
 
     /// Stores the investigator's diagnosis and moves the incident to stage `investigated`.
-    pub fn set_diagnosis(&self, id: i64, d: &serde_json::Value, severity: &str, verdict: &str, title: &str) -> Result<()> {
+    pub fn set_diagnosis(
+        &self,
+        id: i64,
+        d: &serde_json::Value,
+        severity: &str,
+        verdict: &str,
+        title: &str,
+    ) -> Result<()> {
         self.conn.execute(
             "UPDATE incidents SET diagnosis = ?2, severity = ?3, verdict = ?4, title = ?5, stage = 'investigated'
              WHERE id = ?1",
@@ -326,11 +347,16 @@ impl Store {
 
     /// Hit counts and last hit per ignore rule id.
     pub fn ignore_hits(&self) -> Result<HashMap<String, (u64, DateTime<Utc>)>> {
-        let mut stmt = self.conn.prepare("SELECT rule_id, hits, last_hit FROM ignore_hits")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT rule_id, hits, last_hit FROM ignore_hits")?;
         let rows = stmt.query_map([], |r| {
             Ok((
                 r.get::<_, String>(0)?,
-                (r.get::<_, i64>(1)? as u64, parse_ts(&r.get::<_, String>(2)?)),
+                (
+                    r.get::<_, i64>(1)? as u64,
+                    parse_ts(&r.get::<_, String>(2)?),
+                ),
             ))
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
@@ -382,7 +408,11 @@ impl Batch<'_> {
              ON CONFLICT (group_id) DO UPDATE SET template = excluded.template, count = excluded.count",
         )?;
         for r in records {
-            stmt.execute(params![format!("{:016x}", r.group.0), r.template, r.count as i64])?;
+            stmt.execute(params![
+                format!("{:016x}", r.group.0),
+                r.template,
+                r.count as i64
+            ])?;
         }
         Ok(())
     }
@@ -436,7 +466,13 @@ impl Batch<'_> {
     }
 
     /// Adds occurrences to an open incident.
-    pub fn add_occurrences(&self, id: i64, count: u64, last_seen: DateTime<Utc>, now: DateTime<Utc>) -> Result<()> {
+    pub fn add_occurrences(
+        &self,
+        id: i64,
+        count: u64,
+        last_seen: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         self.tx.execute(
             "UPDATE incidents SET occurrences = occurrences + ?2, last_seen = max(last_seen, ?3), updated_at = ?4
              WHERE id = ?1",
@@ -446,7 +482,13 @@ impl Batch<'_> {
     }
 
     /// Marks an incident filed (its file written) and queues its notification.
-    pub fn file_incident(&self, id: i64, path: &str, note: &Notification, now: DateTime<Utc>) -> Result<()> {
+    pub fn file_incident(
+        &self,
+        id: i64,
+        path: &str,
+        note: &Notification,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         self.tx.execute(
             "UPDATE incidents SET stage = 'filed', file_path = ?2, updated_at = ?3 WHERE id = ?1",
             params![id, path, ts(now)],
@@ -454,7 +496,12 @@ impl Batch<'_> {
         self.enqueue(Some(id), note, now)
     }
 
-    pub fn enqueue(&self, incident: Option<i64>, n: &Notification, now: DateTime<Utc>) -> Result<()> {
+    pub fn enqueue(
+        &self,
+        incident: Option<i64>,
+        n: &Notification,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         self.tx.execute(
             "INSERT INTO outbox (incident_id, title, body, priority, tags, created_at, next_attempt_at, attempts)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 0)",
@@ -463,7 +510,11 @@ impl Batch<'_> {
         Ok(())
     }
 
-    pub fn record_ignore_hits(&self, hits: &HashMap<String, u64>, now: DateTime<Utc>) -> Result<()> {
+    pub fn record_ignore_hits(
+        &self,
+        hits: &HashMap<String, u64>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO ignore_hits (rule_id, hits, last_hit) VALUES (?1, ?2, ?3)
              ON CONFLICT (rule_id) DO UPDATE SET hits = hits + excluded.hits, last_hit = excluded.last_hit",
@@ -543,7 +594,8 @@ mod tests {
         let path = dir.path().join("s.db");
         drop(Store::open(&path).unwrap());
         let conn = Connection::open(&path).unwrap();
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
         drop(conn);
         let err = Store::open(&path).err().unwrap();
         assert!(err.to_string().contains("newer logwarden"), "{err}");

@@ -68,8 +68,17 @@ mod tests {
     fn new_recent_and_returning() {
         let now = Utc::now();
         let week = Duration::from_secs(7 * 86400);
-        assert!(matches!(decide(None, None, now, week), Decision::Open { .. }));
-        assert_eq!(decide(Some(&seen(1, now)), None, now, week), Decision::Known);
-        assert!(matches!(decide(Some(&seen(8, now)), None, now, week), Decision::Open { .. }));
+        assert!(matches!(
+            decide(None, None, now, week),
+            Decision::Open { .. }
+        ));
+        assert_eq!(
+            decide(Some(&seen(1, now)), None, now, week),
+            Decision::Known
+        );
+        assert!(matches!(
+            decide(Some(&seen(8, now)), None, now, week),
+            Decision::Open { .. }
+        ));
     }
 }

@@ -1,0 +1,602 @@
+//! Online template miner of the Drain family (He et al., "Drain: An Online Log Parsing
+//! Approach with Fixed Depth Tree", ICWS 2017), with stricter merging rules.
+//!
+//! Every message is masked ([`crate::signature::mask`]), then routed through a fixed-depth
+//! tree: the first level is the token count, the next levels are the first
+//! [`PATH_TOKENS`] tokens that are plain words (tokens that are or contain a wildcard or a
+//! digit, dotted names and words in a value slot are skipped when choosing the path). The leaf
+//! holds the groups whose template has that path; the message joins the most similar one
+//! (Drain's similarity: share of positions holding the same constant, at least
+//! [`SIMILARITY`]; ties go to the more general template) and the template is generalised
+//! (differing tokens become `<*>`), otherwise it starts a new group.
+//!
+//! Differences from plain Drain:
+//! * **Wording is not a value.** Two different tokens that both carry letters, where neither
+//!   is a dotted name or path and they are not `key=value` with the same key, are different
+//!   wording (`VM Started` / `VM Stopped`, `get next element` / `open package`): they do not
+//!   merge. Exceptions: a word right after a value introducer (`user bob`, `for root`), and a
+//!   position at which [`MAX_WORDING_VARIANTS`] groups of the leaf already differ only by
+//!   their words (a name that keeps changing is a value; this also bounds memory).
+//! * Values that masking leaves alone still merge: identifiers with digits, dotted names
+//!   (classes, hosts, process names), `key=value` values, words in value slots.
+//! * A group's template never generalises one of its own path tokens, so the leaf of a group
+//!   is always a function of its current template. Merge decisions depend only on the
+//!   templates of the leaf and the message, so [`Miner::import`] rebuilds exactly the same
+//!   state from the stored templates alone.
+//!
+//! Memory is bounded by the templates (their tokens and counters), never by the number of
+//! lines seen.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed, Xxh3};
+
+use crate::signature::mask::{mask_into, WILDCARD};
+
+/// Number of leading plain-word tokens that key the tree below the token count.
+pub const PATH_TOKENS: usize = 2;
+
+/// Minimum similarity for a message to join a group.
+pub const SIMILARITY: f64 = 0.5;
+
+/// Number of groups of a leaf that differ only in the words at one position after which that
+/// position is taken as a variable. Plain words are wording by default (`VM Started` and
+/// `VM Stopped` are different events), but a position that keeps taking new words is a value
+/// (a user or process name) and must not make one group per value forever.
+pub const MAX_WORDING_VARIANTS: usize = 8;
+
+/// Identity of a group of messages.
+///
+/// **Stable:** it is the xxh3_64 of the group's template at the group's *birth* (the first
+/// message's masked tokens joined by single spaces) and never changes afterwards, even when
+/// the template is generalised later. Ignore rules and open incidents keyed on it therefore
+/// keep matching. It survives [`Miner::export`] / [`Miner::import`]. In the very unlikely case
+/// that a birth template's hash is already taken by another group, the hash is re-seeded
+/// until it is unique within the miner.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GroupId(pub u64);
+
+impl fmt::Display for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+/// Result of [`Miner::add`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mined {
+    /// The group the message joined (stable, see [`GroupId`]).
+    pub group: GroupId,
+    /// The group's current template: tokens joined by single spaces, wildcards as `<*>`.
+    pub template: String,
+    /// True when the group was created or its template generalised by this message.
+    pub changed: bool,
+}
+
+/// A group as stored between runs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TemplateRecord {
+    pub group: GroupId,
+    pub template: String,
+    /// Number of messages the group has seen (over all runs).
+    pub count: u64,
+}
+
+#[derive(Debug)]
+struct Cluster {
+    id: GroupId,
+    tokens: Vec<Box<str>>,
+    template: String,
+    count: u64,
+    dirty: bool,
+    wildcards: usize,
+}
+
+impl Cluster {
+    fn record(&self) -> TemplateRecord {
+        TemplateRecord {
+            group: self.id,
+            template: self.template.clone(),
+            count: self.count,
+        }
+    }
+}
+
+/// The online template miner. One configuration for every log.
+#[derive(Debug, Default)]
+pub struct Miner {
+    clusters: Vec<Cluster>,
+    leaves: HashMap<u64, Vec<u32>>,
+    ids: HashSet<u64>,
+    dirty: Vec<u32>,
+}
+
+/// Words that introduce a value in running text (`user bob`, `for root`): a plain word right
+/// after one of them may be a variable.
+const VALUE_INTRODUCERS: &[&str] = &[
+    "user", "users", "username", "for", "account", "login", "host", "hostname", "domain",
+];
+
+/// The letters of a plain word: the token without surrounding punctuation, if what remains is
+/// made of ASCII letters (and inner `-`, `_`, `'`) only.
+fn word_core(t: &str) -> Option<&str> {
+    let core = t
+        .trim_start_matches(|c: char| "([{\"'`".contains(c))
+        .trim_end_matches(|c: char| ")]}\"'`,;.!?:".contains(c));
+    if crate::signature::mask::is_short_name(core) {
+        return Some(core);
+    }
+    let b = core.as_bytes();
+    if b.is_empty() || !b[0].is_ascii_alphabetic() || !b[b.len() - 1].is_ascii_alphabetic() {
+        return None;
+    }
+    if b.iter()
+        .all(|&c| c.is_ascii_alphabetic() || c == b'-' || c == b'_' || c == b'\'')
+    {
+        Some(core)
+    } else {
+        None
+    }
+}
+
+fn is_word(t: &str) -> bool {
+    word_core(t).is_some()
+}
+
+fn introduces_value(t: &str) -> bool {
+    word_core(t).is_some_and(|w| VALUE_INTRODUCERS.iter().any(|v| v.eq_ignore_ascii_case(w)))
+}
+
+/// Is position `i` a value slot (a word right after a value introducer)?
+fn value_slot<S: AsRef<str>>(tokens: &[S], i: usize) -> bool {
+    i > 0 && introduces_value(tokens[i - 1].as_ref())
+}
+
+/// Can position `i` be used to route a message through the tree? Plain words only, and not
+/// in a value slot.
+fn is_path_token<S: AsRef<str>>(tokens: &[S], i: usize) -> bool {
+    is_word(tokens[i].as_ref()) && !value_slot(tokens, i)
+}
+
+/// Indices of the path tokens of a token sequence.
+fn path_positions<S: AsRef<str>>(tokens: &[S]) -> impl Iterator<Item = usize> + '_ {
+    (0..tokens.len())
+        .filter(|&i| is_path_token(tokens, i))
+        .take(PATH_TOKENS)
+}
+
+/// Key of the leaf for a token sequence: token count and path tokens.
+fn leaf_key<S: AsRef<str>>(tokens: &[S]) -> u64 {
+    let mut h = Xxh3::new();
+    h.update(&(tokens.len() as u32).to_le_bytes());
+    for i in path_positions(tokens) {
+        h.update(tokens[i].as_ref().as_bytes());
+        h.update(&[0]);
+    }
+    h.digest()
+}
+
+fn join<S: AsRef<str>>(tokens: &[S]) -> String {
+    let mut s = String::with_capacity(tokens.iter().map(|t| t.as_ref().len() + 1).sum());
+    for (i, t) in tokens.iter().enumerate() {
+        if i > 0 {
+            s.push(' ');
+        }
+        s.push_str(t.as_ref());
+    }
+    s
+}
+
+impl Miner {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of groups.
+    pub fn len(&self) -> usize {
+        self.clusters.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clusters.is_empty()
+    }
+
+    /// Mine one message (one log line's message part, without timestamp/level prefix).
+    pub fn add(&mut self, message: &str) -> Mined {
+        let mut tokens: Vec<Cow<'_, str>> = Vec::with_capacity(16);
+        mask_into(message, &mut tokens);
+        let key = leaf_key(&tokens);
+        let best = self
+            .leaves
+            .get(&key)
+            .and_then(|leaf| self.best_match(leaf, &tokens));
+        match best {
+            Some(ci) => {
+                let c = &mut self.clusters[ci as usize];
+                let mut changed = false;
+                for (t, m) in c.tokens.iter_mut().zip(tokens.iter()) {
+                    if &**t != m.as_ref() && &**t != WILDCARD {
+                        *t = WILDCARD.into();
+                        c.wildcards += 1;
+                        changed = true;
+                    }
+                }
+                if changed {
+                    c.template = join(&c.tokens);
+                }
+                c.count += 1;
+                if !c.dirty {
+                    c.dirty = true;
+                    self.dirty.push(ci);
+                }
+                Mined {
+                    group: c.id,
+                    template: c.template.clone(),
+                    changed,
+                }
+            }
+            None => {
+                let tokens: Vec<Box<str>> = tokens.iter().map(|t| Box::from(t.as_ref())).collect();
+                let template = join(&tokens);
+                let id = self.fresh_id(&template);
+                let ci = self.push_cluster(id, tokens, 1, key);
+                self.clusters[ci as usize].dirty = true;
+                self.dirty.push(ci);
+                Mined {
+                    group: id,
+                    template,
+                    changed: true,
+                }
+            }
+        }
+    }
+
+    fn fresh_id(&mut self, template: &str) -> GroupId {
+        let mut h = xxh3_64(template.as_bytes());
+        let mut seed = 1;
+        while self.ids.contains(&h) {
+            h = xxh3_64_with_seed(template.as_bytes(), seed);
+            seed += 1;
+        }
+        GroupId(h)
+    }
+
+    fn push_cluster(&mut self, id: GroupId, tokens: Vec<Box<str>>, count: u64, key: u64) -> u32 {
+        let ci = self.clusters.len() as u32;
+        self.ids.insert(id.0);
+        let wildcards = tokens.iter().filter(|t| &***t == WILDCARD).count();
+        let template = join(&tokens);
+        self.clusters.push(Cluster {
+            id,
+            tokens,
+            template,
+            count,
+            dirty: false,
+            wildcards,
+        });
+        self.leaves.entry(key).or_default().push(ci);
+        ci
+    }
+
+    /// The most similar group of the leaf, if similar enough and compatible.
+    fn best_match(&self, leaf: &[u32], msg: &[Cow<'_, str>]) -> Option<u32> {
+        let mut best: Option<(f64, usize, u32)> = None;
+        // Groups that differ from the message in the wording of one position only, by
+        // position: (number of such groups, best of them).
+        let mut variants: Vec<(usize, usize, (f64, usize, u32))> = Vec::new();
+        let better = |best: Option<(f64, usize, u32)>, sim: f64, w: usize| match best {
+            None => true,
+            Some((bs, bw, _)) => sim > bs || (sim == bs && w > bw),
+        };
+        for &ci in leaf {
+            let c = &self.clusters[ci as usize];
+            if c.tokens.len() != msg.len() {
+                continue; // hash collision of leaf keys
+            }
+            let sim = similarity(&c.tokens, msg);
+            if sim < SIMILARITY {
+                continue;
+            }
+            match mergeable(&c.tokens, msg) {
+                Merge::Yes => {
+                    if better(best, sim, c.wildcards) {
+                        best = Some((sim, c.wildcards, ci));
+                    }
+                }
+                Merge::Wording(p) => match variants.iter_mut().find(|v| v.0 == p) {
+                    Some(v) => {
+                        v.1 += 1;
+                        if better(Some(v.2), sim, c.wildcards) {
+                            v.2 = (sim, c.wildcards, ci);
+                        }
+                    }
+                    None => variants.push((p, 1, (sim, c.wildcards, ci))),
+                },
+                Merge::No => {}
+            }
+        }
+        if best.is_none() {
+            // Many groups that differ only in the words at one position: that position is
+            // a variable after all (bounds the number of groups a plain-word value can make).
+            best = variants
+                .into_iter()
+                .filter(|v| v.1 >= MAX_WORDING_VARIANTS)
+                .map(|v| v.2)
+                .fold(None, |b, (sim, w, ci)| {
+                    if better(b, sim, w) {
+                        Some((sim, w, ci))
+                    } else {
+                        b
+                    }
+                });
+        }
+        best.map(|(_, _, ci)| ci)
+    }
+
+    /// All groups, in creation order.
+    pub fn export(&self) -> Vec<TemplateRecord> {
+        self.clusters.iter().map(Cluster::record).collect()
+    }
+
+    /// Rebuild a miner from [`Miner::export`] output (in the same order). Adding messages
+    /// afterwards gives the same templates and group ids as if the miner had kept running.
+    pub fn import(records: Vec<TemplateRecord>) -> Miner {
+        let mut m = Miner::new();
+        for r in records {
+            let tokens: Vec<Box<str>> = r.template.split_whitespace().map(Box::from).collect();
+            let key = leaf_key(&tokens);
+            m.push_cluster(r.group, tokens, r.count, key);
+        }
+        m
+    }
+
+    /// Groups created, generalised or counted since the last call (each once).
+    pub fn take_dirty(&mut self) -> Vec<TemplateRecord> {
+        let dirty = std::mem::take(&mut self.dirty);
+        dirty
+            .into_iter()
+            .map(|ci| {
+                let c = &mut self.clusters[ci as usize];
+                c.dirty = false;
+                c.record()
+            })
+            .collect()
+    }
+}
+
+/// Do two different tokens differ in wording (rather than in a value)? Both must have letters
+/// outside wildcards, neither may be a dotted name or path (package, class, host or file
+/// names are values), and they must not be `key=value` with the same key.
+fn differ_in_wording(t: &str, m: &str) -> bool {
+    if t == WILDCARD || m == WILDCARD {
+        return false;
+    }
+    if let (Some(i), Some(j)) = (t.rfind('='), m.rfind('=')) {
+        if t[..=i] == m[..=j] {
+            return false;
+        }
+    }
+    wordy(t) && wordy(m)
+}
+
+/// Has letters outside wildcards and is not a dotted name or a path.
+fn wordy(t: &str) -> bool {
+    let b = t.as_bytes();
+    let mut letters = false;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i..].starts_with(WILDCARD.as_bytes()) {
+            i += WILDCARD.len();
+            continue;
+        }
+        let c = b[i];
+        if c.is_ascii_alphabetic() {
+            letters = true;
+        } else if (c == b'.' || c == b'/' || c == b'\\')
+            && i > 0
+            && b[i - 1].is_ascii_alphanumeric()
+            && b.get(i + 1).is_some_and(|n| n.is_ascii_alphanumeric())
+        {
+            return false;
+        }
+        i += 1;
+    }
+    letters
+}
+
+enum Merge {
+    Yes,
+    /// Only the wording at this position differs.
+    Wording(usize),
+    No,
+}
+
+/// May the template absorb the message? Two different plain words at the same position are
+/// taken as different wording (separate templates), unless the position is a value slot.
+/// The merged template must also keep its routing path, so that its leaf stays a function of
+/// its text.
+fn mergeable(template: &[Box<str>], msg: &[Cow<'_, str>]) -> Merge {
+    let mut generalised = false;
+    let mut wording = None;
+    for (i, (t, m)) in template.iter().zip(msg).enumerate() {
+        if &**t == WILDCARD || **t == **m {
+            continue;
+        }
+        generalised = true;
+        if differ_in_wording(t, m) && !value_slot(template, i) {
+            if wording.is_some() {
+                return Merge::No;
+            }
+            wording = Some(i);
+        }
+    }
+    if !generalised {
+        return Merge::Yes;
+    }
+    let merged: Vec<&str> = template
+        .iter()
+        .zip(msg)
+        .map(|(t, m)| if **t == **m { &**t } else { WILDCARD })
+        .collect();
+    let path_kept = path_positions(&merged).eq(path_positions(template))
+        && path_positions(template).all(|i| *template[i] == *msg[i]);
+    match (path_kept, wording) {
+        (false, _) => Merge::No,
+        (true, None) => Merge::Yes,
+        (true, Some(p)) => Merge::Wording(p),
+    }
+}
+
+/// Fraction of positions where the template has the same constant as the message.
+fn similarity(template: &[Box<str>], msg: &[Cow<'_, str>]) -> f64 {
+    if template.is_empty() {
+        return 1.0;
+    }
+    let mut same = 0usize;
+    for (t, m) in template.iter().zip(msg) {
+        if &**t == WILDCARD {
+            continue;
+        }
+        if **t == **m {
+            same += 1;
+        }
+    }
+    same as f64 / template.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_and_generalises() {
+        let mut m = Miner::new();
+        let a = m.add("Invalid user webmaster from 173.234.31.186");
+        assert!(a.changed);
+        assert_eq!(a.template, "Invalid user webmaster from <*>");
+        let b = m.add("Invalid user test9 from 10.0.0.1");
+        assert_eq!(b.group, a.group);
+        assert_eq!(b.template, "Invalid user <*> from <*>");
+        assert!(b.changed);
+        let c = m.add("Invalid user admin from 10.0.0.2");
+        assert_eq!(c.group, a.group);
+        assert!(!c.changed);
+        assert_eq!(
+            a.group,
+            GroupId(xxh3_64(b"Invalid user webmaster from <*>"))
+        );
+    }
+
+    #[test]
+    fn boilerplate_only_does_not_merge() {
+        let mut m = Miner::new();
+        let a = m.add("Connection closed by peer");
+        let b = m.add("Connection refused by server");
+        let c = m.add("Disk full on device");
+        assert_ne!(a.group, b.group);
+        assert_ne!(a.group, c.group);
+    }
+
+    #[test]
+    fn export_import_round_trip() {
+        let lines = [
+            "Accepted password for root from 1.2.3.4 port 22 ssh2",
+            "Accepted password for bob from 1.2.3.5 port 23 ssh2",
+            "session opened for user root by (uid=0)",
+            "Received disconnect from 1.2.3.4: 11: Bye Bye",
+            "session opened for user bob by (uid=0)",
+        ];
+        let more = [
+            "Accepted password for alice from 9.9.9.9 port 1 ssh2",
+            "session opened for user carol by (uid=0)",
+            "something new entirely here",
+        ];
+        let mut full = Miner::new();
+        for l in lines {
+            full.add(l);
+        }
+        let mut restored = Miner::import(full.export());
+        assert_eq!(restored.export(), full.export());
+        for l in more {
+            assert_eq!(full.add(l), restored.add(l));
+        }
+        assert_eq!(restored.export(), full.export());
+    }
+
+    #[test]
+    fn take_dirty_is_incremental() {
+        let mut m = Miner::new();
+        m.add("alpha beta gamma");
+        m.add("alpha beta gamma");
+        let d = m.take_dirty();
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].count, 2);
+        assert!(m.take_dirty().is_empty());
+        m.add("delta epsilon");
+        m.add("alpha beta gamma");
+        assert_eq!(m.take_dirty().len(), 2);
+    }
+
+    #[test]
+    fn wording_differences_split_until_many() {
+        let mut m = Miner::new();
+        let a = m.add("VM Started (Lifecycle Event)");
+        let b = m.add("VM Stopped (Lifecycle Event)");
+        assert_ne!(a.group, b.group);
+        let names = [
+            "ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen", "ibex", "jay",
+        ];
+        let ids: Vec<GroupId> = names
+            .iter()
+            .map(|n| {
+                m.add(&format!("Connection from {n} was closed by peer"))
+                    .group
+            })
+            .collect();
+        // The first MAX_WORDING_VARIANTS names make their own groups, then the name is a value.
+        assert_eq!(ids[MAX_WORDING_VARIANTS], ids[0]);
+        assert_eq!(ids[MAX_WORDING_VARIANTS + 1], ids[0]);
+        let t = m.add("Connection from zebra was closed by peer");
+        assert_eq!(t.group, ids[0]);
+        assert_eq!(t.template, "Connection from <*> was closed by peer");
+    }
+
+    #[test]
+    fn import_mid_stream_matches_continuous_run() {
+        let names = [
+            "ant", "bee", "cat", "dog", "eel", "fox", "gnu", "hen", "ibex", "jay",
+        ];
+        let mut lines: Vec<String> = Vec::new();
+        for (i, n) in names.iter().enumerate() {
+            lines.push(format!("Connection from {n} was closed by peer"));
+            lines.push(format!("job {i} finished in {}ms on worker-{i}", i * 7));
+            lines.push(format!("Task {} moved from QUEUED to RUNNING", i));
+            lines.push(format!("load /srv/app/{n}.cfg ok user={n}"));
+        }
+        for split in [1, 7, 20, 33] {
+            let mut full = Miner::new();
+            let a: Vec<Mined> = lines.iter().map(|l| full.add(l)).collect();
+            let mut first = Miner::new();
+            for l in &lines[..split] {
+                first.add(l);
+            }
+            let mut second = Miner::import(first.export());
+            let b: Vec<Mined> = lines[split..].iter().map(|l| second.add(l)).collect();
+            assert_eq!(&a[split..], &b[..], "split at {split}");
+            assert_eq!(full.export(), second.export());
+        }
+    }
+
+    #[test]
+    fn empty_message() {
+        let mut m = Miner::new();
+        let a = m.add("");
+        let b = m.add("   ");
+        assert_eq!(a.group, b.group);
+        assert_eq!(a.template, "");
+    }
+}

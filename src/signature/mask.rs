@@ -1,0 +1,631 @@
+//! Masking of the variable parts of a log message.
+//!
+//! A message is split on whitespace and every token is examined on its own. Parts that are
+//! values rather than wording (numbers, ids, addresses, paths, quoted strings, times, ...) are
+//! replaced with the wildcard [`WILDCARD`] (`<*>`). Punctuation glued to a value is kept, so
+//! `(id=42),` becomes `(id=<*>),` and `[10.0.0.1]` becomes `[<*>]`.
+//!
+//! The rules only look at the shape of a token, never at which program wrote it:
+//!
+//! * a token that *starts* with a digit (or `-`/`+` and a digit) is a value: plain, float and
+//!   negative numbers, `0x7f3a`, durations (`150ms`, `2.5s`), sizes (`12KB`), dates and times
+//!   (`2024-01-02`, `12:00:01,123`), IPv4 addresses with or without a port, version numbers;
+//! * long hexadecimal ids and UUIDs, IPv6 addresses, URLs (`scheme://...`), e-mail addresses,
+//!   absolute or multi-level file paths (`/a/b`, `./x`, `~/x`, `C:\x\y`, `\\host\share`,
+//!   `a/b/c`), host names ending in a common top-level domain, and the literals
+//!   `true`/`false`/`null`/`nil`;
+//! * a token wrapped in matching quotes (`'...'`, `"..."`, `` `...` ``);
+//! * `key=value` keeps `key=` and masks the value by the same rules (empty values stay
+//!   empty); `key:value` does the same when `key` is a plain word; comma-separated lists are
+//!   masked item by item;
+//! * any remaining token that still contains a digit is split at structural punctuation
+//!   (`()[]<>{}@#|!;:./\`) and its digit-bearing parts are masked, so names survive:
+//!   `Foo_2x::bar` gives `<*>::bar`, `run(Thread.java:748)` gives `run(Thread.java:<*>)`,
+//!   `blk_-42` and `node-17` give `<*>`. Short names with one trailing digit (`eth0`, `ipv6`,
+//!   `ssh2`) are wording (device, interface and protocol names), not values.
+//!
+//! Across tokens: a size or short time unit after a value joins it (`5.2 KB` gives `<*>`),
+//! month/weekday names and time zones next to a masked number join the date
+//! (`Tue Aug 09 10:08:23 PDT 2005` gives `<*>`), and runs of tokens that are nothing but
+//! wildcards (with the same leading punctuation) collapse to one, so a list of a variable
+//! number of values (`@0x1 @0x2 @0x3`) gives one template.
+//!
+//! Words without digits that are not one of the shapes above are left alone: user names,
+//! host names without a domain and similar values are left to the template miner.
+
+use std::borrow::Cow;
+
+/// The wildcard that replaces a variable part.
+pub const WILDCARD: &str = "<*>";
+
+/// Tokenise `message` on whitespace and mask its variable parts.
+///
+/// Tokens that need no change are borrowed from `message`, so this allocates only for
+/// the tokens it rewrites.
+pub fn mask_tokens(message: &str) -> Vec<Cow<'_, str>> {
+    let mut out = Vec::with_capacity(16);
+    mask_into(message, &mut out);
+    out
+}
+
+/// Like [`mask_tokens`] but appends to a caller-provided buffer (which is cleared first).
+pub fn mask_into<'a>(message: &'a str, out: &mut Vec<Cow<'a, str>>) {
+    out.clear();
+    for tok in message.split_whitespace() {
+        let masked = mask_token(tok);
+        if let Some(prev) = out.last_mut() {
+            // A unit after a value is part of the value: `5.2 KB,` -> `<*>,`.
+            let unit = tok.trim_end_matches(|c: char| c.is_ascii_punctuation());
+            if is_unit(unit) && wildcard_shape(prev).is_some() && prev.ends_with(WILDCARD) {
+                let tail = &tok[unit.len()..];
+                if !tail.is_empty() {
+                    *prev = Cow::Owned(format!("{prev}{tail}"));
+                }
+                continue;
+            }
+        }
+        push_collapsing(out, masked);
+    }
+    absorb_date_words(out);
+}
+
+/// Push a token, collapsing it into the previous one when both are a wildcard with the same
+/// leading punctuation (the later one is kept: it carries any closing punctuation).
+fn push_collapsing<'a>(out: &mut Vec<Cow<'a, str>>, tok: Cow<'a, str>) {
+    if let Some(prev) = out.last_mut() {
+        if let (Some(a), Some(b)) = (wildcard_shape(prev), wildcard_shape(&tok)) {
+            if a == b {
+                *prev = tok;
+                return;
+            }
+        }
+    }
+    out.push(tok);
+}
+
+/// Month and weekday names and time zones next to a masked number belong to a date
+/// (`Tue Aug 09 10:08:23 PDT 2005`): mask them and collapse the run into one wildcard.
+fn absorb_date_words(out: &mut Vec<Cow<'_, str>>) {
+    if !out.iter().any(|t| is_date_word(t)) {
+        return;
+    }
+    let n = out.len();
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for i in 0..n {
+            if is_date_word(&out[i])
+                && ((i > 0 && out[i - 1] == WILDCARD) || (i + 1 < n && out[i + 1] == WILDCARD))
+            {
+                let tail = out[i].trim_start_matches(|c: char| c.is_ascii_alphabetic());
+                out[i] = Cow::Owned(format!("{WILDCARD}{tail}"));
+                changed = true;
+            }
+        }
+    }
+    let tokens = std::mem::take(out);
+    for t in tokens {
+        push_collapsing(out, t);
+    }
+}
+
+fn is_date_word(t: &str) -> bool {
+    let core = t.trim_end_matches([',', '.']);
+    if !(3..=9).contains(&core.len()) || !core.as_bytes()[0].is_ascii_uppercase() {
+        return false;
+    }
+    matches!(
+        core,
+        "Jan"
+            | "Feb"
+            | "Mar"
+            | "Apr"
+            | "May"
+            | "Jun"
+            | "Jul"
+            | "Aug"
+            | "Sep"
+            | "Sept"
+            | "Oct"
+            | "Nov"
+            | "Dec"
+            | "January"
+            | "February"
+            | "March"
+            | "April"
+            | "June"
+            | "July"
+            | "August"
+            | "September"
+            | "October"
+            | "November"
+            | "December"
+            | "Mon"
+            | "Tue"
+            | "Wed"
+            | "Thu"
+            | "Fri"
+            | "Sat"
+            | "Sun"
+            | "Monday"
+            | "Tuesday"
+            | "Wednesday"
+            | "Thursday"
+            | "Friday"
+            | "Saturday"
+            | "Sunday"
+            | "UTC"
+            | "GMT"
+            | "PDT"
+            | "PST"
+            | "EDT"
+            | "EST"
+            | "CDT"
+            | "CST"
+            | "MDT"
+            | "MST"
+            | "CET"
+            | "CEST"
+            | "BST"
+            | "IST"
+            | "JST"
+    )
+}
+
+/// Literal values of programming languages: booleans and null.
+fn is_literal(s: &str) -> bool {
+    ["true", "false", "null", "nil"]
+        .iter()
+        .any(|w| w.eq_ignore_ascii_case(s))
+}
+
+/// Units of size and short units of time, which follow a number.
+fn is_unit(s: &str) -> bool {
+    matches!(
+        s,
+        "B" | "KB"
+            | "MB"
+            | "GB"
+            | "TB"
+            | "PB"
+            | "kB"
+            | "KiB"
+            | "MiB"
+            | "GiB"
+            | "TiB"
+            | "K"
+            | "M"
+            | "G"
+            | "ms"
+            | "us"
+            | "ns"
+            | "µs"
+    )
+}
+
+/// Byte offset of the first wildcard in `s` (a cheap substring search for the 3-byte needle).
+pub fn find_wildcard(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while let Some(p) = b[i..].iter().position(|&c| c == b'<') {
+        let at = i + p;
+        if b[at..].starts_with(b"<*>") {
+            return Some(at);
+        }
+        i = at + 1;
+    }
+    None
+}
+
+/// If `tok` is a single wildcard with only punctuation around it, return the part before the
+/// wildcard (the "shape" used to collapse runs of wildcards).
+fn wildcard_shape(tok: &str) -> Option<&str> {
+    let i = find_wildcard(tok)?;
+    let (pre, rest) = tok.split_at(i);
+    let post = &rest[WILDCARD.len()..];
+    let punct = |s: &str| s.bytes().all(|b| b.is_ascii_punctuation());
+    if punct(pre) && punct(post) && find_wildcard(post).is_none() {
+        Some(pre)
+    } else {
+        None
+    }
+}
+
+/// Mask one whitespace-free token.
+pub fn mask_token(tok: &str) -> Cow<'_, str> {
+    if !needs_work(tok) {
+        return Cow::Borrowed(tok);
+    }
+    let mut out = String::with_capacity(tok.len());
+    mask_piece(tok, &mut out, 0);
+    if out == tok {
+        Cow::Borrowed(tok)
+    } else {
+        Cow::Owned(out)
+    }
+}
+
+/// Quick filter: plain words (no digits and none of the characters that can start a value
+/// shape) never change.
+fn needs_work(tok: &str) -> bool {
+    if (3..=6).contains(&tok.len()) && tok.as_bytes()[0].is_ascii_alphabetic() {
+        let core = tok.trim_end_matches(|c: char| c.is_ascii_punctuation());
+        if is_literal(core) {
+            return true;
+        }
+    }
+    tok.bytes().any(|b| {
+        b.is_ascii_digit()
+            || matches!(
+                b,
+                b'/' | b'\\' | b'@' | b'.' | b':' | b'"' | b'\'' | b'`' | b'=' | b','
+            )
+    })
+}
+
+const OPEN: &[u8] = b"([{\"'`@#$";
+const CLOSE: &[u8] = b")]}\"'`,;.!?:";
+
+fn mask_piece(t: &str, out: &mut String, depth: u8) {
+    let b = t.as_bytes();
+    let mut s = 0;
+    while s < b.len() && OPEN.contains(&b[s]) {
+        s += 1;
+    }
+    let mut e = b.len();
+    while e > s && CLOSE.contains(&b[e - 1]) {
+        e -= 1;
+    }
+    // A trailing `...` or `.` belongs to the sentence, but a path like `./` keeps its dot:
+    // the loop above already handled that since `/` is not in CLOSE.
+    let (prefix, core, suffix) = (&t[..s], &t[s..e], &t[e..]);
+    if core.is_empty() {
+        out.push_str(t);
+        return;
+    }
+    if find_wildcard(core).is_some() {
+        out.push_str(t);
+        return;
+    }
+    out.push_str(prefix);
+    // Quoted token: the quote that opens it also closes it.
+    let quoted = matches!(prefix.as_bytes().last(), Some(q) if b"\"'`".contains(q))
+        && suffix.as_bytes().first() == prefix.as_bytes().last();
+    if quoted || is_value(core) {
+        out.push_str(WILDCARD);
+    } else if depth < 4 {
+        mask_compound(core, out, depth);
+    } else if core.bytes().any(|c| c.is_ascii_digit()) {
+        out.push_str(WILDCARD);
+    } else {
+        out.push_str(core);
+    }
+    out.push_str(suffix);
+}
+
+/// A core that is not a value as a whole: split `key=value`, `key:value` and lists.
+fn mask_compound(core: &str, out: &mut String, depth: u8) {
+    let b = core.as_bytes();
+    if let Some(i) = core.find('=') {
+        if i > 0 {
+            out.push_str(&core[..=i]);
+            let v = &core[i + 1..];
+            if !v.is_empty() {
+                mask_piece(v, out, depth + 1);
+            }
+            return;
+        }
+    }
+    if let Some(i) = core.find(':') {
+        let key = &core[..i];
+        let rest = &core[i + 1..];
+        if i > 0
+            && !rest.is_empty()
+            && !rest.starts_with(':')
+            && key
+                .bytes()
+                .all(|c| c.is_ascii_alphabetic() || c == b'_' || c == b'-')
+        {
+            out.push_str(&core[..=i]);
+            mask_piece(rest, out, depth + 1);
+            return;
+        }
+    }
+    if b.contains(&b',') {
+        for (k, part) in core.split(',').enumerate() {
+            if k > 0 {
+                out.push(',');
+            }
+            if !part.is_empty() {
+                mask_piece(part, out, depth + 1);
+            }
+        }
+        return;
+    }
+    if b.iter().any(|c| c.is_ascii_digit()) {
+        mask_segments(core, out);
+    } else {
+        out.push_str(core);
+    }
+}
+
+/// A short name with one trailing digit (`eth0`, `en1`, `ipv6`, `ssh2`): device, interface and
+/// protocol names, which are low-cardinality wording rather than values.
+pub fn is_short_name(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 3
+        && b[b.len() - 1].is_ascii_digit()
+        && b[..b.len() - 1].iter().all(|c| c.is_ascii_alphabetic())
+}
+
+/// Mask the digit-bearing parts of an identifier-like token, splitting it at structural
+/// punctuation so that names survive: `Foo_2x::bar` becomes `<*>::bar`,
+/// `run(Thread.java:748)` becomes `run(Thread.java:<*>)`, `read......0` becomes `read......<*>`.
+fn mask_segments(core: &str, out: &mut String) {
+    let start = out.len();
+    let is_delim = |c: char| "()[]<>{}@#|!;:./\\".contains(c);
+    let mut rest = core;
+    while !rest.is_empty() {
+        let n = rest.find(|c: char| !is_delim(c)).unwrap_or(rest.len());
+        out.push_str(&rest[..n]);
+        rest = &rest[n..];
+        let m = rest.find(is_delim).unwrap_or(rest.len());
+        let seg = &rest[..m];
+        if !seg.is_empty() {
+            if seg.bytes().any(|c| c.is_ascii_digit()) && !is_short_name(seg) {
+                // Values split by the dots and colons of their own syntax (addresses, times)
+                // are one: `<*>.` followed by another value stays `<*>`.
+                let tail = &out[start..];
+                if tail.len() > WILDCARD.len() && (tail.ends_with("<*>.") || tail.ends_with("<*>:"))
+                {
+                    out.pop();
+                } else {
+                    out.push_str(WILDCARD);
+                }
+            } else {
+                out.push_str(seg);
+            }
+        }
+        rest = &rest[m..];
+    }
+}
+
+/// Is this (punctuation-stripped) token a value as a whole?
+pub fn is_value(core: &str) -> bool {
+    let b = core.as_bytes();
+    if b.is_empty() {
+        return false;
+    }
+    // Starts like a number: numbers, hex, durations, sizes, dates, times, IPv4, versions.
+    let first_digit = if matches!(b[0], b'-' | b'+') && b.len() > 1 {
+        b[1]
+    } else {
+        b[0]
+    };
+    if first_digit.is_ascii_digit() {
+        return true;
+    }
+    if core.contains("://") {
+        return true; // URL
+    }
+    if is_literal(core) {
+        return true;
+    }
+    if is_hex_id(b) || is_ipv6(b) || is_email(core) || is_path(core) || is_hostname(core) {
+        return true;
+    }
+    false
+}
+
+/// Long hexadecimal ids and UUIDs: hex digits (and dashes), at least 8 hex digits, at least
+/// one decimal digit.
+fn is_hex_id(b: &[u8]) -> bool {
+    let mut hex = 0;
+    let mut digit = false;
+    for &c in b {
+        if c.is_ascii_hexdigit() {
+            hex += 1;
+            digit |= c.is_ascii_digit();
+        } else if c != b'-' {
+            return false;
+        }
+    }
+    hex >= 8 && digit
+}
+
+fn is_ipv6(b: &[u8]) -> bool {
+    let colons = b.iter().filter(|&&c| c == b':').count();
+    colons >= 2
+        && b.len() >= 3
+        && b.iter()
+            .all(|&c| c.is_ascii_hexdigit() || c == b':' || c == b'.' || c == b'%')
+        && b.iter().any(|c| c.is_ascii_hexdigit())
+}
+
+fn is_email(s: &str) -> bool {
+    match s.find('@') {
+        Some(i) if i > 0 => {
+            let dom = &s[i + 1..];
+            dom.contains('.')
+                && dom
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-')
+                && s[..i]
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"._%+-".contains(&c))
+        }
+        _ => false,
+    }
+}
+
+fn is_path(s: &str) -> bool {
+    let b = s.as_bytes();
+    let has_word = |x: &[u8]| x.iter().any(|c| c.is_ascii_alphanumeric());
+    if (b[0] == b'/' || b.starts_with(b"./") || b.starts_with(b"../") || b.starts_with(b"~/"))
+        && b.len() > 1
+        && has_word(b)
+    {
+        return true;
+    }
+    if b.len() > 3 && b[0].is_ascii_alphabetic() && b[1] == b':' && b[2] == b'\\' {
+        return true; // C:\x
+    }
+    if b.starts_with(b"\\\\") && has_word(b) {
+        return true; // UNC path
+    }
+    let slashes = b.iter().filter(|&&c| c == b'/').count();
+    let backslashes = b.iter().filter(|&&c| c == b'\\').count();
+    (slashes >= 2 || backslashes >= 2) && has_word(b)
+}
+
+/// Common top-level domains (and pseudo-domains) that end a host name.
+const TLDS: &[&str] = &[
+    "com",
+    "net",
+    "org",
+    "edu",
+    "gov",
+    "mil",
+    "int",
+    "info",
+    "biz",
+    "io",
+    "co",
+    "us",
+    "uk",
+    "de",
+    "fr",
+    "nl",
+    "ru",
+    "cn",
+    "jp",
+    "br",
+    "in",
+    "au",
+    "ca",
+    "eu",
+    "it",
+    "es",
+    "se",
+    "ch",
+    "pl",
+    "kr",
+    "tw",
+    "hk",
+    "me",
+    "tv",
+    "cc",
+    "local",
+    "lan",
+    "internal",
+    "localdomain",
+    "arpa",
+    "cloud",
+    "dev",
+    "app",
+];
+
+/// Host names: at least two dot-separated labels of letters, digits and dashes, ending in a
+/// common top-level domain, and not a reversed-domain identifier (`com.example.Foo`).
+fn is_hostname(s: &str) -> bool {
+    if !s.contains('.') {
+        return false;
+    }
+    let mut labels = 0;
+    for l in s.split('.') {
+        if l.is_empty() || !l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-') {
+            return false;
+        }
+        labels += 1;
+    }
+    let first = s.split('.').next().unwrap_or("");
+    let last = s.rsplit('.').next().unwrap_or("");
+    let is_tld = |x: &str| TLDS.iter().any(|t| t.eq_ignore_ascii_case(x));
+    labels >= 2 && is_tld(last) && !(labels >= 3 && is_tld(first))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(s: &str) -> String {
+        mask_tokens(s).join(" ")
+    }
+
+    #[test]
+    fn numbers_and_ids() {
+        assert_eq!(m("took 150ms for 42 items"), "took <*> for <*> items");
+        assert_eq!(m("ptr 0x7f3a at -12.5"), "ptr <*> at <*>");
+        assert_eq!(
+            m("req 550e8400-e29b-41d4-a716-446655440000 id 113d3a99c3da401fbd62cc2caa5b96d2"),
+            "req <*> id <*>"
+        );
+        assert_eq!(m("block blk_-6952295868487656571 done"), "block <*> done");
+        assert_eq!(m("on 2024-01-02 12:00:01,123"), "on <*>");
+    }
+
+    #[test]
+    fn addresses() {
+        assert_eq!(
+            m("from 10.0.0.1:8080 and [173.234.31.186]"),
+            "from <*> and [<*>]"
+        );
+        assert_eq!(m("addr fe80::1 up"), "addr <*> up");
+        assert_eq!(m("mail bob@example.com now"), "mail <*> now");
+        assert_eq!(m("get https://x.org/a?b=1 ok"), "get <*> ok");
+        assert_eq!(m("for ns.example.com failed"), "for <*> failed");
+        assert_eq!(
+            m("class org.apache.hadoop.Foo"),
+            "class org.apache.hadoop.Foo"
+        );
+    }
+
+    #[test]
+    fn paths_and_quotes() {
+        assert_eq!(m("open /etc/app/conf.ini failed"), "open <*> failed");
+        assert_eq!(m(r"load C:\Windows\x.dll"), "load <*>");
+        assert_eq!(m("user 'bob' not found"), "user '<*>' not found");
+        assert_eq!(m("key \"abc\", next"), "key \"<*>\", next");
+    }
+
+    #[test]
+    fn glued_punctuation() {
+        assert_eq!(m("id=42, (123) key:value"), "id=<*>, (<*>) key:value");
+        assert_eq!(m("(HWID=1973) port:22"), "(HWID=<*>) port:<*>");
+        assert_eq!(m("logname= uid=0 tty=ssh"), "logname= uid=<*> tty=ssh");
+        assert_eq!(m("list a1,b,c3"), "list <*>,b,<*>");
+    }
+
+    #[test]
+    fn wildcard_runs_collapse() {
+        assert_eq!(m("stack @0x1 @0x2 @0x3) done"), "stack @<*>) done");
+        assert_eq!(m("values 1 2 3 end"), "values <*> end");
+        assert_eq!(m("a 1 b 2"), "a <*> b <*>");
+        assert_eq!(m("size 5.2 KB, free 93 B)"), "size <*>, free <*>)");
+        assert_eq!(m("at Tue Aug 09 10:08:23 PDT 2005 ok"), "at <*> ok");
+        assert_eq!(
+            m("on Sun, 3 Mar went to May street"),
+            "on <*> went to May street"
+        );
+    }
+
+    #[test]
+    fn identifiers_keep_their_names() {
+        assert_eq!(m("at Foo_2x::bar now"), "at <*>::bar now");
+        assert_eq!(m("at run(Thread.java:748)"), "at run(Thread.java:<*>)");
+        assert_eq!(m("prefetch depth....0"), "prefetch depth....<*>");
+        assert_eq!(m("on eth0 via ipv6 ssh2"), "on eth0 via ipv6 ssh2");
+        assert_eq!(m("flag=true x null"), "flag=<*> x <*>");
+    }
+
+    #[test]
+    fn words_are_kept() {
+        assert_eq!(
+            m("Connection refused by peer"),
+            "Connection refused by peer"
+        );
+        assert_eq!(m("wcp.dll loaded."), "wcp.dll loaded.");
+        let v = mask_tokens("plain words");
+        assert!(v.iter().all(|t| matches!(t, Cow::Borrowed(_))));
+    }
+}

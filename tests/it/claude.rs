@@ -1,0 +1,125 @@
+//! The claude-cli investigator with fake `claude` executables: a verdict, a hang, junk,
+//! and a failure. The incident is written and notified in every case.
+
+use crate::util::*;
+
+const ERROR_LOG: &str = "2026-11-22 10:00:00.000 | ERROR    | app.db:connect:10 - Database connection refused\nTraceback (most recent call last):\n  File \"/srv/app/db.py\", line 10, in connect\n    sock.connect(addr)\nConnectionRefusedError: [Errno 111] Connection refused\n";
+
+fn setup(mode: &str, timeout: &str) -> (Test, FakeNtfy) {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    let claude = fake_claude(&t, mode);
+    t.with_app_source(&format!(
+        "[investigator]\nkind = \"claude-cli\"\ncommand = \"{}\"\ntimeout = \"{timeout}\"\nmodel = \"haiku\"\n{}",
+        claude.display(),
+        ntfy.config("ops")
+    ));
+    t.write("app.log", ERROR_LOG);
+    (t, ntfy)
+}
+
+#[test]
+fn a_verdict_is_parsed_into_the_incident() {
+    let verdict = r#"{"verdict": "real", "severity": "critical", "title": "Postgres is down", "summary": "The app cannot reach Postgres on 5432.", "root_cause": "postgresql.service stopped after OOM", "suggested_fix": "systemctl start postgresql and add swap", "confidence": 0.9}"#;
+    let (t, ntfy) = setup(&format!("ok:{verdict}"), "30s");
+    let r = t.ok(&["run"]);
+    assert!(
+        r.stdout.contains("[critical] Postgres is down"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("1 LLM calls"), "{}", r.stdout);
+    let files = t.incident_files();
+    assert_eq!(files.len(), 1);
+    assert!(
+        files[0]
+            .to_string_lossy()
+            .ends_with("-incident-postgres-is-down.md"),
+        "{files:?}"
+    );
+    let page = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        page.contains("verdict: real") && page.contains("severity: critical"),
+        "{page}"
+    );
+    assert!(page.contains("postgresql.service stopped after OOM"));
+    assert!(page.contains("systemctl start postgresql"));
+    assert!(page.contains("cost $0.0123"));
+
+    let calls = claude_calls(&t);
+    assert_eq!(calls.len(), 1);
+    let argv = &calls[0];
+    let flag = |f: &str| {
+        argv.iter()
+            .position(|a| a == f)
+            .map(|i| argv[i + 1].clone())
+    };
+    let prompt = flag("-p").expect("-p PROMPT");
+    assert!(prompt.contains("ConnectionRefusedError"), "{prompt}");
+    assert!(
+        prompt.contains("untrusted"),
+        "log text is framed as untrusted data"
+    );
+    assert_eq!(flag("--output-format").as_deref(), Some("json"));
+    assert_eq!(flag("--model").as_deref(), Some("haiku"));
+    assert_eq!(flag("--tools").as_deref(), Some("Read,Grep,Glob"));
+    assert!(!argv
+        .iter()
+        .any(|a| a.contains("dangerously") || a.contains("bypassPermissions")));
+    let cwd = std::fs::read_to_string(t.path("claude-calls/cwd-0")).unwrap_or_default();
+    assert!(
+        cwd.contains("/state/claude-"),
+        "runs in a scratch dir: {cwd}"
+    );
+
+    let m = ntfy.messages();
+    assert_eq!(m.len(), 1);
+    assert_eq!(m[0].header("Priority"), Some("5"));
+    assert!(m[0].body.contains("cannot reach Postgres"), "{}", m[0].body);
+}
+
+fn assert_not_diagnosed(t: &Test, ntfy: &FakeNtfy, why: &str) {
+    let r = t.ok(&["run"]);
+    assert!(r.stdout.contains("not diagnosed"), "{}", r.stdout);
+    assert!(r.stdout.contains(why), "{}", r.stdout);
+    let files = t.incident_files();
+    assert_eq!(files.len(), 1, "the incident is written anyway");
+    let page = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(page.contains("Not diagnosed: "), "{page}");
+    assert!(page.contains("ConnectionRefusedError"));
+    let m = ntfy.messages();
+    assert_eq!(m.len(), 1, "and notified");
+    assert!(m[0].body.contains("Not diagnosed"), "{}", m[0].body);
+}
+
+#[test]
+fn a_hanging_claude_is_killed_at_the_timeout() {
+    let (t, ntfy) = setup("hang", "2s");
+    let start = std::time::Instant::now();
+    assert_not_diagnosed(&t, &ntfy, "timed out after 2s");
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+}
+
+#[test]
+fn junk_output_is_not_a_verdict() {
+    let (t, ntfy) = setup("junk", "30s");
+    assert_not_diagnosed(&t, &ntfy, "printed no JSON result");
+}
+
+#[test]
+fn an_api_error_is_recorded() {
+    let (t, ntfy) = setup("fail", "30s");
+    assert_not_diagnosed(&t, &ntfy, "401 invalid x-api-key");
+}
+
+#[test]
+fn a_missing_command_is_recorded() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&format!(
+        "[investigator]\nkind = \"claude-cli\"\ncommand = \"/nonexistent/claude\"\n{}",
+        ntfy.config("ops")
+    ));
+    t.write("app.log", ERROR_LOG);
+    assert_not_diagnosed(&t, &ntfy, "cannot run `/nonexistent/claude`");
+}
