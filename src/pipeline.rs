@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::ignore::IgnoreRules;
 use crate::investigate::{self, Diagnosis};
 use crate::signature::{signature, Miner, Signature};
-use crate::source::{file, Event, Level};
+use crate::source::{self, Event, Level};
 use crate::store::{self, NewIncident, RunRow, Store};
 use crate::trigger::{self, Decision};
 use crate::{incident, lock, notify};
@@ -105,8 +105,12 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     let mut miner = Miner::import(store.templates()?);
 
     // read → signature → ignore
-    let (groups, checkpoints, ignore_hits) =
-        read_sources(config, &store, &mut miner, &ignore, now, &mut report)?;
+    let ReadResult {
+        groups,
+        checkpoints,
+        forget,
+        ignore_hits,
+    } = read_sources(config, &store, &mut miner, &ignore, now, &mut report)?;
 
     // trigger
     for g in groups {
@@ -136,6 +140,9 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         })?;
         for cp in &checkpoints {
             batch.save_checkpoint(cp, now)?;
+        }
+        for (source, key) in &forget {
+            batch.forget_checkpoint(source, key)?;
         }
         batch.save_templates(&miner.take_dirty())?;
         batch.record_ignore_hits(&ignore_hits, now)?;
@@ -201,11 +208,14 @@ fn prepare_dirs(config: &Config) -> Result<(), RunError> {
     Ok(())
 }
 
-type ReadResult = (
-    Vec<Group>,
-    Vec<crate::source::Checkpoint>,
-    HashMap<String, u64>,
-);
+/// What reading produced: the groups, the new checkpoints, the checkpoints to forget
+/// (source, key) and the hits per ignore rule.
+struct ReadResult {
+    groups: Vec<Group>,
+    checkpoints: Vec<source::Checkpoint>,
+    forget: Vec<(String, String)>,
+    ignore_hits: HashMap<String, u64>,
+}
 
 /// Reads every source, grouping what is kept by signature. A source that fails is
 /// reported and skipped; its checkpoint does not move.
@@ -221,9 +231,9 @@ fn read_sources(
     let mut index: HashMap<Signature, usize> = HashMap::new();
     let mut hits: HashMap<String, u64> = HashMap::new();
     let mut checkpoints = Vec::new();
+    let mut forget = Vec::new();
     for src in &config.sources {
         let prev = store.checkpoints(&src.name)?;
-        let key = src.path.display().to_string();
         let mut kept = 0u64;
         let mut ignored = 0u64;
         let mut sink = |event: Event| {
@@ -266,18 +276,29 @@ fn read_sources(
                 g.samples.push(format!("[{}]\n{}", event.origin, event.raw));
             }
         };
-        match file::read(src, prev.get(&key), false, &mut sink) {
+        match source::read(src, &prev, false, now, &mut sink) {
             Ok(r) => {
                 report.lines += r.lines;
                 report.warnings.extend(r.warnings);
-                checkpoints.extend(r.checkpoint);
+                report.errors.extend(
+                    r.errors
+                        .into_iter()
+                        .map(|e| format!("source `{}`: {e}", src.name)),
+                );
+                checkpoints.extend(r.checkpoints);
+                forget.extend(r.forget.into_iter().map(|k| (src.name.clone(), k)));
             }
             Err(e) => report.errors.push(format!("source `{}`: {e}", src.name)),
         }
         report.events_kept += kept;
         report.ignored += ignored;
     }
-    Ok((groups, checkpoints, hits))
+    Ok(ReadResult {
+        groups,
+        checkpoints,
+        forget,
+        ignore_hits: hits,
+    })
 }
 
 fn new_incident(config: &Config, g: &Group) -> NewIncident {

@@ -83,17 +83,100 @@ pub struct Config {
 pub struct SourceConfig {
     pub name: String,
     pub kind: SourceKind,
-    pub path: PathBuf,
     pub from: StartFrom,
     pub min_level: Level,
     /// Extra level names (custom loguru levels) and their numbers.
     pub levels: BTreeMap<String, u32>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a source reads and how.
+#[derive(Debug, Clone)]
 pub enum SourceKind {
-    /// A loguru text log in the default format.
-    Loguru,
+    /// Log files: one path or a glob.
+    File(FileSource),
+    /// A log table in an app's SQLite database.
+    Sqlite(SqliteSource),
+    /// The systemd journal, through `journalctl`.
+    Journald(JournaldSource),
+}
+
+#[derive(Debug, Clone)]
+pub struct FileSource {
+    /// A path, or a glob (`/var/log/app/*.log`).
+    pub path: PathBuf,
+    pub parser: ParserSpec,
+    /// A file that vanished is forgotten after this long.
+    pub forget_after: Duration,
+}
+
+/// How the lines of a file become records.
+#[derive(Debug, Clone)]
+pub enum ParserSpec {
+    /// loguru's default text format.
+    LoguruDefault,
+    /// A loguru format string or a regex, compiled.
+    Line {
+        format: std::sync::Arc<crate::source::format::LineFormat>,
+        default_level: Option<String>,
+    },
+    /// loguru's `serialize=True` JSON lines.
+    LoguruJson,
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteSource {
+    pub path: PathBuf,
+    /// The query, with a `:cursor` parameter, returning the columns named as below.
+    pub query: String,
+    pub columns: SqliteColumns,
+    pub busy_timeout: Duration,
+}
+
+/// Result column names of a SQLite source's query.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SqliteColumns {
+    pub cursor: String,
+    pub time: Option<String>,
+    pub level: Option<String>,
+    pub message: String,
+    pub logger: Option<String>,
+    pub exception: Option<String>,
+    pub traceback: Option<String>,
+    pub extra: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JournaldSource {
+    pub command: String,
+    pub units: Vec<String>,
+    pub identifiers: Vec<String>,
+}
+
+impl SourceConfig {
+    /// The kind's name as written in the config.
+    pub fn kind_name(&self) -> &'static str {
+        match &self.kind {
+            SourceKind::File(f) => match f.parser {
+                ParserSpec::LoguruDefault => "loguru",
+                ParserSpec::Line {
+                    ref default_level, ..
+                } if default_level.is_some() => "text",
+                ParserSpec::Line { .. } => "loguru",
+                ParserSpec::LoguruJson => "loguru-json",
+            },
+            SourceKind::Sqlite(_) => "sqlite",
+            SourceKind::Journald(_) => "journald",
+        }
+    }
+
+    /// The file or database read, when there is one.
+    pub fn path(&self) -> Option<&Path> {
+        match &self.kind {
+            SourceKind::File(f) => Some(&f.path),
+            SourceKind::Sqlite(s) => Some(&s.path),
+            SourceKind::Journald(_) => None,
+        }
+    }
 }
 
 /// Where reading starts on the first run over an existing file.
@@ -358,20 +441,20 @@ impl Validator {
 
     fn source(&mut self, prefix: &str, s: raw::RawSource) -> Option<SourceConfig> {
         self.unknown(prefix, &s.extra, raw::RawSource::KEYS);
-        let name = match s.name {
+        let name = match &s.name {
             Some(n)
                 if !n.is_empty()
                     && n.chars()
                         .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
             {
-                n
+                n.clone()
             }
             Some(n) => {
                 self.err(
                     format!("{prefix}.name"),
                     format!("`{n}` is not a valid name (letters, digits, `-`, `_`, `.`)"),
                 );
-                n
+                n.clone()
             }
             None => {
                 self.err(
@@ -379,23 +462,6 @@ impl Validator {
                     "missing: every source needs a name",
                 );
                 String::new()
-            }
-        };
-        let kind = match s.kind.as_deref() {
-            Some("loguru") | None => SourceKind::Loguru,
-            Some(other) => {
-                self.err(
-                    format!("{prefix}.kind"),
-                    format!("unknown kind `{other}` (expected: loguru)"),
-                );
-                SourceKind::Loguru
-            }
-        };
-        let path = match s.path {
-            Some(p) if !p.is_empty() => self.path(&p),
-            _ => {
-                self.err(format!("{prefix}.path"), "missing: the log file to watch");
-                PathBuf::new()
             }
         };
         let from = match s.from.as_deref() {
@@ -410,14 +476,14 @@ impl Validator {
             }
         };
         let mut levels = BTreeMap::new();
-        for (k, v) in s.levels {
-            if !(0..=1000).contains(&v) {
+        for (k, v) in &s.levels {
+            if !(0..=1000).contains(v) {
                 self.err(
                     format!("{prefix}.levels.{k}"),
                     format!("{v} is out of range (expected a level number from 0 to 1000)"),
                 );
             } else {
-                levels.insert(k.to_ascii_uppercase(), v as u32);
+                levels.insert(k.to_ascii_uppercase(), *v as u32);
             }
         }
         let min_level = match s.min_level.as_deref() {
@@ -433,14 +499,275 @@ impl Validator {
                 }
             },
         };
+        let kind_name = s.kind.clone().unwrap_or_else(|| "loguru".into());
+        // Keys that belong to other kinds are mistakes worth naming.
+        let allowed: &[&str] = match kind_name.as_str() {
+            "loguru" => &["format", "forget_after", "path"],
+            "loguru-json" => &["forget_after", "path"],
+            "text" => &[
+                "regex",
+                "time_format",
+                "default_level",
+                "forget_after",
+                "path",
+            ],
+            "sqlite" => &[
+                "preset",
+                "table",
+                "columns",
+                "query",
+                "busy_timeout",
+                "path",
+            ],
+            "journald" => &["command", "units", "identifiers"],
+            _ => &[],
+        };
+        let present: Vec<(&str, bool)> = vec![
+            ("path", s.path.is_some()),
+            ("forget_after", s.forget_after.is_some()),
+            ("format", s.format.is_some()),
+            ("regex", s.regex.is_some()),
+            ("time_format", s.time_format.is_some()),
+            ("default_level", s.default_level.is_some()),
+            ("preset", s.preset.is_some()),
+            ("table", s.table.is_some()),
+            ("columns", s.columns.is_some()),
+            ("query", s.query.is_some()),
+            ("busy_timeout", s.busy_timeout.is_some()),
+            ("command", s.command.is_some()),
+            ("units", !s.units.is_empty()),
+            ("identifiers", !s.identifiers.is_empty()),
+        ];
+        if !allowed.is_empty() {
+            for (key, is_set) in present {
+                if is_set && !allowed.contains(&key) {
+                    self.err(
+                        format!("{prefix}.{key}"),
+                        format!(
+                            "not a setting of kind \"{kind_name}\" (its settings: {})",
+                            allowed.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+        let kind = match kind_name.as_str() {
+            "loguru" | "loguru-json" | "text" => {
+                SourceKind::File(self.file_source(prefix, &kind_name, &s))
+            }
+            "sqlite" => SourceKind::Sqlite(self.sqlite_source(prefix, &s)),
+            "journald" => SourceKind::Journald(JournaldSource {
+                command: s.command.clone().unwrap_or_else(|| "journalctl".into()),
+                units: s.units.clone(),
+                identifiers: s.identifiers.clone(),
+            }),
+            other => {
+                self.err(
+                    format!("{prefix}.kind"),
+                    format!("unknown kind `{other}` (expected: loguru, loguru-json, text, sqlite, journald)"),
+                );
+                return None;
+            }
+        };
         Some(SourceConfig {
             name,
             kind,
-            path,
             from,
             min_level,
             levels,
         })
+    }
+
+    fn required_path(&mut self, prefix: &str, s: &raw::RawSource, what: &str) -> PathBuf {
+        match &s.path {
+            Some(p) if !p.is_empty() => self.path(p),
+            _ => {
+                self.err(format!("{prefix}.path"), format!("missing: {what}"));
+                PathBuf::new()
+            }
+        }
+    }
+
+    fn file_source(&mut self, prefix: &str, kind: &str, s: &raw::RawSource) -> FileSource {
+        let path = self.required_path(prefix, s, "the log file (or glob) to watch");
+        let forget_after = self.duration(
+            &format!("{prefix}.forget_after"),
+            s.forget_after.as_deref(),
+            Duration::from_secs(86_400),
+        );
+        let parser = match kind {
+            "loguru-json" => ParserSpec::LoguruJson,
+            "loguru" => match &s.format {
+                None => ParserSpec::LoguruDefault,
+                Some(f) => match crate::source::format::LineFormat::from_loguru(f) {
+                    Ok(format) => ParserSpec::Line {
+                        format: std::sync::Arc::new(format),
+                        default_level: None,
+                    },
+                    Err(e) => {
+                        self.err(format!("{prefix}.format"), e);
+                        ParserSpec::LoguruDefault
+                    }
+                },
+            },
+            _ => {
+                let default_level = match &s.default_level {
+                    Some(l)
+                        if Level::parse_config(l, &Default::default()).is_none()
+                            && !s.levels.contains_key(&l.to_ascii_uppercase()) =>
+                    {
+                        self.err(
+                            format!("{prefix}.default_level"),
+                            format!("unknown level `{l}`"),
+                        );
+                        "ERROR".to_string()
+                    }
+                    Some(l) => l.clone(),
+                    None => "INFO".to_string(),
+                };
+                match &s.regex {
+                    None => {
+                        self.err(
+                            format!("{prefix}.regex"),
+                            "missing: a text source needs a regex with named groups (at least `message`)",
+                        );
+                        ParserSpec::LoguruDefault
+                    }
+                    Some(r) => match crate::source::format::LineFormat::from_regex(
+                        r,
+                        s.time_format.as_deref(),
+                    ) {
+                        Ok(format) => ParserSpec::Line {
+                            format: std::sync::Arc::new(format),
+                            default_level: Some(default_level),
+                        },
+                        Err(e) => {
+                            self.err(format!("{prefix}.regex"), e);
+                            ParserSpec::LoguruDefault
+                        }
+                    },
+                }
+            }
+        };
+        FileSource {
+            path,
+            parser,
+            forget_after,
+        }
+    }
+
+    fn sqlite_source(&mut self, prefix: &str, s: &raw::RawSource) -> SqliteSource {
+        let path = self.required_path(prefix, s, "the app's SQLite database");
+        let busy_timeout = self.duration(
+            &format!("{prefix}.busy_timeout"),
+            s.busy_timeout.as_deref(),
+            Duration::from_secs(5),
+        );
+        let mut columns = match s.preset.as_deref() {
+            None => SqliteColumns {
+                cursor: "rowid".into(),
+                message: "message".into(),
+                ..SqliteColumns::default()
+            },
+            Some(p) => match crate::source::sqlite::preset(p) {
+                Some((_, cols)) => cols,
+                None => {
+                    self.err(
+                        format!("{prefix}.preset"),
+                        format!(
+                            "unknown preset `{p}` (expected: {})",
+                            crate::source::sqlite::PRESETS.join(", ")
+                        ),
+                    );
+                    SqliteColumns::default()
+                }
+            },
+        };
+        if let Some(c) = &s.columns {
+            self.unknown(
+                &format!("{prefix}.columns"),
+                &c.unknown,
+                raw::RawColumns::KEYS,
+            );
+            let set = |slot: &mut Option<String>, v: &Option<String>| {
+                if let Some(v) = v {
+                    *slot = if v.is_empty() { None } else { Some(v.clone()) };
+                }
+            };
+            if let Some(v) = &c.cursor {
+                columns.cursor = v.clone();
+            }
+            if let Some(v) = &c.message {
+                columns.message = v.clone();
+            }
+            set(&mut columns.time, &c.time);
+            set(&mut columns.level, &c.level);
+            set(&mut columns.logger, &c.logger);
+            set(&mut columns.exception, &c.exception);
+            set(&mut columns.traceback, &c.traceback);
+            set(&mut columns.extra, &c.extra);
+        }
+        let ident_ok =
+            |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let mut bad = Vec::new();
+        for v in [&columns.cursor, &columns.message]
+            .into_iter()
+            .chain(columns.time.iter())
+            .chain(columns.level.iter())
+            .chain(columns.logger.iter())
+            .chain(columns.exception.iter())
+            .chain(columns.traceback.iter())
+            .chain(columns.extra.iter())
+        {
+            if !ident_ok(v) {
+                bad.push(v.clone());
+            }
+        }
+        if !bad.is_empty() {
+            self.err(
+                format!("{prefix}.columns"),
+                format!("not plain column names: {}", bad.join(", ")),
+            );
+        }
+        let table = s.table.clone().or_else(|| {
+            s.preset
+                .as_deref()
+                .and_then(crate::source::sqlite::preset)
+                .map(|(t, _)| t.to_string())
+        });
+        let query = match (&s.query, table) {
+            (Some(q), _) => {
+                if !q.contains(":cursor") {
+                    self.err(format!("{prefix}.query"), "the query must use the `:cursor` parameter (WHERE <cursor> > :cursor ORDER BY <cursor>)");
+                }
+                q.clone()
+            }
+            (None, Some(t)) if ident_ok(&t) => {
+                let q = crate::source::sqlite::query_for(&t, &columns);
+                columns = crate::source::sqlite::canonical(&columns);
+                q
+            }
+            (None, Some(t)) => {
+                self.err(
+                    format!("{prefix}.table"),
+                    format!("`{t}` is not a plain table name"),
+                );
+                String::new()
+            }
+            (None, None) => {
+                self.err(
+                    format!("{prefix}.table"),
+                    "missing: give `table` (with `columns` or a `preset`) or a `query`",
+                );
+                String::new()
+            }
+        };
+        SqliteSource {
+            path,
+            query,
+            columns,
+            busy_timeout,
+        }
     }
 
     fn investigator(&mut self, i: raw::RawInvestigator) -> InvestigatorConfig {
@@ -590,8 +917,30 @@ impl fmt::Display for Config {
         for s in &self.sources {
             writeln!(f, "\n[[source]]")?;
             writeln!(f, "name = {:?}", s.name)?;
-            writeln!(f, "kind = \"loguru\"")?;
-            writeln!(f, "path = {:?}", s.path.display().to_string())?;
+            writeln!(f, "kind = {:?}", s.kind_name())?;
+            match &s.kind {
+                SourceKind::File(fs) => {
+                    writeln!(f, "path = {:?}", fs.path.display().to_string())?;
+                    writeln!(f, "forget_after = {:?}", duration::format(fs.forget_after))?;
+                    if let ParserSpec::Line {
+                        default_level: Some(l),
+                        ..
+                    } = &fs.parser
+                    {
+                        writeln!(f, "default_level = {l:?}")?;
+                    }
+                }
+                SourceKind::Sqlite(q) => {
+                    writeln!(f, "path = {:?}", q.path.display().to_string())?;
+                    writeln!(f, "query = {:?}", q.query)?;
+                    writeln!(f, "busy_timeout = {:?}", duration::format(q.busy_timeout))?;
+                }
+                SourceKind::Journald(j) => {
+                    writeln!(f, "command = {:?}", j.command)?;
+                    writeln!(f, "units = {:?}", j.units)?;
+                    writeln!(f, "identifiers = {:?}", j.identifiers)?;
+                }
+            }
             let from = match s.from {
                 StartFrom::Start => "start",
                 StartFrom::End => "end",
@@ -653,8 +1002,8 @@ mod tests {
     fn minimal_config_fills_defaults() {
         let c = parse("[[source]]\nname = \"app\"\npath = \"logs/app.log\"\n").unwrap();
         assert_eq!(
-            c.sources[0].path,
-            PathBuf::from("/etc/logwarden/logs/app.log")
+            c.sources[0].path(),
+            Some(Path::new("/etc/logwarden/logs/app.log"))
         );
         assert_eq!(c.sources[0].from, StartFrom::End);
         assert_eq!(c.sources[0].min_level.no, 30);

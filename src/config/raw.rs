@@ -44,13 +44,82 @@ pub struct RawSource {
     pub min_level: Option<String>,
     #[serde(default)]
     pub levels: BTreeMap<String, i64>,
+    /// File sources: forget a vanished file after this long.
+    pub forget_after: Option<String>,
+    /// loguru: the app's own `format` string.
+    pub format: Option<String>,
+    /// text: a regex with named groups.
+    pub regex: Option<String>,
+    /// text: strftime format of the `time` group.
+    pub time_format: Option<String>,
+    /// text: the level of records whose line has none.
+    pub default_level: Option<String>,
+    /// sqlite
+    pub preset: Option<String>,
+    pub table: Option<String>,
+    pub columns: Option<RawColumns>,
+    pub query: Option<String>,
+    pub busy_timeout: Option<String>,
+    /// journald
+    pub command: Option<String>,
+    #[serde(default)]
+    pub units: Vec<String>,
+    #[serde(default)]
+    pub identifiers: Vec<String>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, toml::Value>,
 }
 
 impl RawSource {
-    pub const KEYS: &'static [&'static str] =
-        &["name", "kind", "path", "from", "min_level", "levels"];
+    pub const KEYS: &'static [&'static str] = &[
+        "name",
+        "kind",
+        "path",
+        "from",
+        "min_level",
+        "levels",
+        "forget_after",
+        "format",
+        "regex",
+        "time_format",
+        "default_level",
+        "preset",
+        "table",
+        "columns",
+        "query",
+        "busy_timeout",
+        "command",
+        "units",
+        "identifiers",
+    ];
+}
+
+/// The columns of a SQLite log table.
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct RawColumns {
+    pub cursor: Option<String>,
+    pub time: Option<String>,
+    pub level: Option<String>,
+    pub message: Option<String>,
+    pub logger: Option<String>,
+    pub exception: Option<String>,
+    pub traceback: Option<String>,
+    pub extra: Option<String>,
+    #[serde(flatten)]
+    pub unknown: BTreeMap<String, toml::Value>,
+}
+
+impl RawColumns {
+    pub const KEYS: &'static [&'static str] = &[
+        "cursor",
+        "time",
+        "level",
+        "message",
+        "logger",
+        "exception",
+        "traceback",
+        "extra",
+    ];
 }
 
 #[derive(Debug, Default, Deserialize)]

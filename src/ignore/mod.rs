@@ -396,6 +396,7 @@ mod tests {
             exception_type: None,
             exception_line: None,
             raw: msg.into(),
+            fields: Default::default(),
         }
     }
 

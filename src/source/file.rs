@@ -1,25 +1,41 @@
-//! Following a log file across runs: a checkpoint per file identity (device + inode,
-//! plus a hash of the first line so a file replaced in place is noticed), whole lines
-//! only, truncation detected, and the rest of a file renamed by rotation read before
-//! the new file.
+//! Following log files across runs. Each file is known by its identity (device +
+//! inode, [`FileId`]) with a hash of its first line, so renames, truncation, copies and
+//! replacement are told apart:
+//! - rename + create (loguru's `app.<date>.log`, logrotate's `app.log.1`,
+//!   `app.log-20261122`): the rest of the old file, then files rotated after it, then
+//!   the new file;
+//! - rename then compression (loguru `compression="gz"` removes the plain file at once):
+//!   the rest is read from the `.gz` whose first line is the old file's;
+//! - copytruncate and truncation: the copy's tail (when a copy is found), then the file
+//!   from its start;
+//! - delete and recreate, or another file at the same path: the new file from its start.
+//!
+//! Only whole lines are consumed; a half-written last line waits for the next run. The
+//! path may be a glob: new files are picked up, vanished ones forgotten after a grace
+//! period.
 
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
-use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::json::JsonParser;
 use super::linereader::{next_line, Line};
-use super::loguru::RecordAssembler;
-use super::{Checkpoint, Event};
-use crate::config::{SourceConfig, StartFrom};
+use super::loguru::{HeaderParser, RecordAssembler};
+use super::{Checkpoint, Event, RecordParser};
+use crate::config::{FileSource, ParserSpec, SourceConfig, StartFrom};
 
 /// How many bytes of the first line identify a file's content.
 const HEAD_BYTES: usize = 1024;
+/// The checkpoint key that marks a source as started (so later files are new files).
+const INIT_KEY: &str = "init";
 
 /// Which file, independent of its name: what survives a rename.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FileId {
     pub dev: u64,
     pub ino: u64,
@@ -32,19 +48,40 @@ impl FileId {
             ino: meta.ino(),
         }
     }
+
+    fn key(&self) -> String {
+        format!("file:{}:{}", self.dev, self.ino)
+    }
 }
 
-/// The checkpoint of one followed path.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// The checkpoint of one followed file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileState {
-    /// The file last read, `None` while the path does not exist yet.
-    pub id: Option<FileId>,
+    pub id: FileId,
+    /// Where the file was last seen.
+    pub path: String,
     /// Bytes consumed (always at a line boundary).
     pub offset: u64,
     /// Lines consumed.
     pub line_no: u64,
     /// Length and hash of the first line (up to 1 KiB), once there is one.
     pub head: Option<(u64, u64)>,
+    /// When the file was found gone (it is forgotten after the grace period).
+    #[serde(default)]
+    pub missing_since: Option<DateTime<Utc>>,
+}
+
+impl FileState {
+    fn new(id: FileId, path: &Path) -> FileState {
+        FileState {
+            id,
+            path: path.display().to_string(),
+            offset: 0,
+            line_no: 0,
+            head: None,
+            missing_since: None,
+        }
+    }
 }
 
 /// What reading a source produced, besides the events.
@@ -53,7 +90,11 @@ pub struct ReadReport {
     pub lines: u64,
     pub bytes: u64,
     pub warnings: Vec<String>,
-    pub checkpoint: Option<Checkpoint>,
+    /// Problems with single files; the rest of the source was read.
+    pub errors: Vec<String>,
+    pub checkpoints: Vec<Checkpoint>,
+    /// Checkpoint keys to delete (files forgotten).
+    pub forget: Vec<String>,
 }
 
 /// Errors that stop one source for this run (the others go on).
@@ -61,6 +102,8 @@ pub struct ReadReport {
 pub enum SourceError {
     #[error("{path}: {err}")]
     Io { path: PathBuf, err: std::io::Error },
+    #[error("{0}")]
+    Other(String),
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
@@ -70,107 +113,231 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError + '_ {
     }
 }
 
-/// Reads what is new in a loguru text file since `prev`, calling `sink` for each record
-/// at or above the source's `min_level` (or every record when `all_levels`).
+/// Reads what is new in a file source since its checkpoints, calling `sink` for each
+/// record at or above the source's `min_level` (or every record when `all_levels`).
 pub fn read(
     cfg: &SourceConfig,
-    prev: Option<&Checkpoint>,
+    fs: &FileSource,
+    prev: &HashMap<String, Checkpoint>,
     all_levels: bool,
+    now: DateTime<Utc>,
     sink: &mut dyn FnMut(Event),
 ) -> Result<ReadReport, SourceError> {
-    let key = cfg.path.display().to_string();
     let mut report = ReadReport::default();
-    let prev_state: Option<FileState> = match prev {
-        Some(cp) => match serde_json::from_str(&cp.state) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                report.warnings.push(format!(
-                    "{key}: checkpoint unreadable ({e}); starting again as on a first run"
-                ));
-                None
+    let mut states: Vec<FileState> = Vec::new();
+    for (key, cp) in prev {
+        if key.starts_with("file:") {
+            match serde_json::from_str(&cp.state) {
+                Ok(s) => states.push(s),
+                Err(e) => report.warnings.push(format!(
+                    "{}: checkpoint {key} unreadable ({e}); dropped",
+                    cfg.name
+                )),
             }
-        },
-        None => None,
-    };
-    let min_level = if all_levels { 0 } else { cfg.min_level.no };
-    let mut reader = Reader {
+        }
+    }
+    let initialized = prev.contains_key(INIT_KEY) || !states.is_empty();
+    let mut f = Follower {
         cfg,
-        min_level,
+        fs,
+        min_level: if all_levels { 0 } else { cfg.min_level.no },
         report: &mut report,
         sink,
+        prev_states: states.clone(),
     };
-    let state = reader.follow(prev_state)?;
-    report.checkpoint = Some(Checkpoint {
-        source: cfg.name.clone(),
-        key,
-        state: serde_json::to_string(&state).expect("state serialises"),
+    let current = f.current_files()?;
+    let current_ids: HashSet<FileId> = current.iter().map(|(_, m)| FileId::of(m)).collect();
+    let mut out: Vec<FileState> = Vec::new();
+    let mut consumed_copies: HashSet<FileId> = HashSet::new();
+
+    // Files that were followed and are gone from the path: read what is left of them.
+    let mut by_id: HashMap<FileId, FileState> = HashMap::new();
+    for st in states {
+        if current_ids.contains(&st.id) {
+            by_id.insert(st.id, st);
+            continue;
+        }
+        if let Some(since) = st.missing_since {
+            let gone_for = now
+                .signed_duration_since(since)
+                .to_std()
+                .unwrap_or_default();
+            if gone_for >= fs.forget_after {
+                f.report.forget.push(st.id.key());
+            } else {
+                out.push(st);
+            }
+            continue;
+        }
+        let mut st = f.departed(st, &current_ids)?;
+        st.missing_since = Some(now);
+        out.push(st);
+    }
+
+    // Files at the path now: known ones continue, new ones start.
+    for (path, meta) in &current {
+        let id = FileId::of(meta);
+        let result = match by_id.remove(&id) {
+            Some(st) => f.same_file(path, meta, st, &current_ids),
+            None => {
+                if consumed_copies.contains(&id) {
+                    continue;
+                }
+                match f.copy_of_known(path) {
+                    Some(known) => {
+                        consumed_copies.insert(id);
+                        let start = FileState {
+                            id,
+                            path: path.display().to_string(),
+                            missing_since: None,
+                            ..known
+                        };
+                        f.read_from(path, meta, start, false)
+                    }
+                    None if !initialized && cfg.from == StartFrom::End => skip_to_end(path, meta),
+                    None => f.read_from(path, meta, FileState::new(id, path), false),
+                }
+            }
+        };
+        match result {
+            Ok(st) => out.push(st),
+            Err(e) => {
+                // One unreadable file: say so, keep its old checkpoint, read the others.
+                f.report.errors.push(e.to_string());
+                if let Some(old) = f.prev_states.iter().find(|s| s.id == id) {
+                    out.push(old.clone());
+                }
+            }
+        }
+    }
+    if current.is_empty() && !is_glob(&fs.path) && !initialized {
+        f.report.warnings.push(format!(
+            "{}: does not exist yet; it will be read from its start when it appears",
+            fs.path.display()
+        ));
+    }
+    let source = cfg.name.clone();
+    report.checkpoints = out
+        .into_iter()
+        .map(|st| Checkpoint {
+            source: source.clone(),
+            key: st.id.key(),
+            state: serde_json::to_string(&st).expect("state serialises"),
+        })
+        .collect();
+    report.checkpoints.push(Checkpoint {
+        source,
+        key: INIT_KEY.into(),
+        state: "{\"initialized\":true}".into(),
     });
     Ok(report)
 }
 
-struct Reader<'a> {
+fn is_glob(p: &Path) -> bool {
+    p.to_string_lossy().contains(['*', '?', '['])
+}
+
+struct Follower<'a> {
     cfg: &'a SourceConfig,
+    fs: &'a FileSource,
     min_level: u32,
     report: &'a mut ReadReport,
     sink: &'a mut dyn FnMut(Event),
+    /// The checkpoints as they were at the start of the run.
+    prev_states: Vec<FileState>,
 }
 
-impl Reader<'_> {
-    fn follow(&mut self, prev: Option<FileState>) -> Result<FileState, SourceError> {
-        let path = self.cfg.path.clone();
-        let current = match std::fs::metadata(&path) {
-            Ok(m) => Some(m),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io(&path)(e)),
-        };
-        let Some(prev) = prev else {
-            // First run over this path.
-            let Some(meta) = current else {
-                self.report.warnings.push(format!(
-                    "{}: does not exist yet; it will be read from its start when it appears",
-                    path.display()
-                ));
-                return Ok(FileState::default());
-            };
-            return match self.cfg.from {
-                StartFrom::Start => self.read_from(&path, &meta, FileState::default(), false),
-                StartFrom::End => skip_to_end(&path, &meta),
-            };
-        };
-        let Some(prev_id) = prev.id else {
-            // The path did not exist last time: a file that appeared since is new.
-            return match current {
-                Some(meta) => self.read_from(&path, &meta, FileState::default(), false),
-                None => Ok(prev),
-            };
-        };
-        if let Some(meta) = &current {
-            if FileId::of(meta) == prev_id {
-                return self.same_file(&path, meta, prev);
-            }
-        }
-        // The path now names another file (or nothing): the old one was rotated away.
-        match find_by_id(&path, prev_id) {
-            Some(old) => {
-                let meta = std::fs::metadata(&old).map_err(io(&old))?;
-                let rest = self.read_from(&old, &meta, prev.clone(), true)?;
-                // Files rotated after it (several rotations between two runs), oldest first.
-                for (between, meta) in rotated_since(&path, &old, &meta, current.as_ref()) {
-                    self.read_from(&between, &meta, FileState::default(), true)?;
-                }
-                if current.is_none() {
-                    return Ok(rest);
+impl Follower<'_> {
+    /// The regular files the configured path or glob names now, oldest first.
+    fn current_files(&mut self) -> Result<Vec<(PathBuf, Metadata)>, SourceError> {
+        let path = &self.fs.path;
+        let mut files = Vec::new();
+        if is_glob(path) {
+            let pattern = path.to_string_lossy();
+            let paths = glob::glob(&pattern)
+                .map_err(|e| SourceError::Other(format!("{pattern}: not a valid glob: {e}")))?;
+            for p in paths {
+                match p {
+                    Ok(p) => match std::fs::metadata(&p) {
+                        Ok(m) if m.is_file() => files.push((p, m)),
+                        Ok(_) => {}
+                        Err(e) => self.report.errors.push(format!("{}: {e}", p.display())),
+                    },
+                    Err(e) => self.report.errors.push(format!("{pattern}: {e}")),
                 }
             }
-            None => self.report.warnings.push(format!(
-                "{}: the file read last time is gone and no rotated copy of it was found next to it; lines written to it after the last run cannot be read",
-                path.display()
-            )),
+        } else {
+            match std::fs::metadata(path) {
+                Ok(m) if m.is_file() => files.push((path.clone(), m)),
+                Ok(_) => {
+                    return Err(SourceError::Other(format!(
+                        "{}: not a regular file",
+                        path.display()
+                    )))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(path)(e)),
+            }
         }
-        match current {
-            Some(meta) => self.read_from(&path, &meta, FileState::default(), false),
-            None => Ok(FileState::default()),
+        files.sort_by_key(|(p, m)| (m.mtime(), m.mtime_nsec(), p.clone()));
+        Ok(files)
+    }
+
+    /// A followed file that is no longer at the path: find it (renamed, or compressed)
+    /// and read the rest, then any rotations made after it.
+    fn departed(
+        &mut self,
+        st: FileState,
+        current: &HashSet<FileId>,
+    ) -> Result<FileState, SourceError> {
+        let last = Path::new(&st.path).to_path_buf();
+        let dir = parent(&last);
+        if let Some(renamed) = find_by_id(&dir, st.id) {
+            let meta = std::fs::metadata(&renamed).map_err(io(&renamed))?;
+            if st.head.is_none() || head_of(&renamed, st.head.unwrap().0).ok().flatten() == st.head
+            {
+                let done = self.read_from(&renamed, &meta, st, true)?;
+                self.rotated_after(&last, &meta, current)?;
+                return Ok(done);
+            }
         }
+        if let (Some(head), true) = (st.head, st.offset > 0) {
+            if let Some(gz) = find_compressed(&last, head, current) {
+                let meta = std::fs::metadata(&gz).map_err(io(&gz))?;
+                self.read_compressed(&gz, &st)?;
+                self.rotated_after(&last, &meta, current)?;
+                return Ok(st);
+            }
+        }
+        self.report.warnings.push(format!(
+            "{}: the file read last time is gone and no rotated or compressed copy of it was found; lines written to it after the last run cannot be read",
+            st.path
+        ));
+        Ok(st)
+    }
+
+    /// Reads whole the rotated copies of `path` written after `after` (several
+    /// rotations between two runs), oldest first.
+    fn rotated_after(
+        &mut self,
+        path: &Path,
+        after: &Metadata,
+        current: &HashSet<FileId>,
+    ) -> Result<(), SourceError> {
+        for (between, meta) in rotated_since(path, after, current) {
+            if is_compressed(&between) {
+                let st = FileState::new(FileId::of(&meta), &between);
+                self.read_compressed(&between, &st)?;
+            } else {
+                self.read_from(
+                    &between,
+                    &meta,
+                    FileState::new(FileId::of(&meta), &between),
+                    true,
+                )?;
+            }
+        }
+        Ok(())
     }
 
     fn same_file(
@@ -178,29 +345,97 @@ impl Reader<'_> {
         path: &Path,
         meta: &Metadata,
         prev: FileState,
+        current: &HashSet<FileId>,
     ) -> Result<FileState, SourceError> {
-        if meta.len() < prev.offset {
-            self.report.warnings.push(format!(
-                "{}: file is smaller than at the last run ({} < {} bytes): truncated, reading it again from the start",
-                path.display(),
-                meta.len(),
-                prev.offset
-            ));
-            return self.read_from(path, meta, FileState::default(), false);
-        }
-        if let Some((len, hash)) = prev.head {
-            if head_of(path, len).map_err(io(path))? != Some((len, hash)) {
-                self.report.warnings.push(format!(
+        let mut prev = prev;
+        prev.path = path.display().to_string();
+        prev.missing_since = None;
+        let truncated = meta.len() < prev.offset;
+        let replaced = !truncated
+            && match prev.head {
+                Some((len, hash)) => head_of(path, len).map_err(io(path))? != Some((len, hash)),
+                None => false,
+            };
+        if truncated || replaced {
+            // copytruncate: the lines written since the last run are in the copy.
+            let copy = prev
+                .head
+                .and_then(|h| find_copy(path, h, prev.offset, current));
+            match &copy {
+                Some(c) => {
+                    self.report.warnings.push(format!(
+                        "{}: truncated since the last run; read the rest from its copy {} and the file again from its start",
+                        path.display(),
+                        c.display()
+                    ));
+                    if is_compressed(c) {
+                        self.read_compressed(c, &prev)?;
+                    } else {
+                        let cm = std::fs::metadata(c).map_err(io(c))?;
+                        self.read_from(c, &cm, prev.clone(), true)?;
+                    }
+                }
+                None if truncated => self.report.warnings.push(format!(
+                    "{}: file is smaller than at the last run ({} < {} bytes): truncated, reading it again from the start",
+                    path.display(),
+                    meta.len(),
+                    prev.offset
+                )),
+                None => self.report.warnings.push(format!(
                     "{}: the first line changed since the last run: the file was replaced, reading it from the start",
                     path.display()
-                ));
-                return self.read_from(path, meta, FileState::default(), false);
+                )),
             }
+            return self.read_from(path, meta, FileState::new(prev.id, path), false);
         }
         if meta.len() == prev.offset && prev.head.is_some() {
             return Ok(prev); // nothing new: no need to open the file
         }
         self.read_from(path, meta, prev, false)
+    }
+
+    /// A new file whose first line is a followed file's: a copy of it (copytruncate
+    /// with a name the glob matches). Start where that file was.
+    fn copy_of_known(&self, path: &Path) -> Option<FileState> {
+        for st in &self.prev_states {
+            if let Some((len, hash)) = st.head {
+                if st.offset > 0 && head_of(path, len).ok().flatten() == Some((len, hash)) {
+                    return Some(st.clone());
+                }
+            }
+        }
+        None
+    }
+
+    fn parser(&self, origin: &str) -> Box<dyn RecordParser> {
+        let cfg = self.cfg;
+        match &self.fs.parser {
+            ParserSpec::LoguruDefault => Box::new(RecordAssembler::new(
+                &cfg.name,
+                origin,
+                &cfg.levels,
+                self.min_level,
+            )),
+            ParserSpec::Line {
+                format,
+                default_level,
+            } => Box::new(RecordAssembler::with_header(
+                &cfg.name,
+                origin,
+                &cfg.levels,
+                self.min_level,
+                HeaderParser::Line {
+                    format: format.clone(),
+                    default_level: default_level.clone(),
+                },
+            )),
+            ParserSpec::LoguruJson => Box::new(JsonParser::new(
+                &cfg.name,
+                origin,
+                &cfg.levels,
+                self.min_level,
+            )),
+        }
     }
 
     /// Reads `path` from the state's offset. A `finished` file (rotated away) will not
@@ -213,16 +448,36 @@ impl Reader<'_> {
         finished: bool,
     ) -> Result<FileState, SourceError> {
         let mut file = File::open(path).map_err(io(path))?;
-        state.id = Some(FileId::of(meta));
+        state.id = FileId::of(meta);
         file.seek(SeekFrom::Start(state.offset)).map_err(io(path))?;
+        let reader = BufReader::with_capacity(256 * 1024, file);
+        self.consume(path, reader, &mut state, finished)?;
+        Ok(state)
+    }
+
+    /// Reads the rest (after `st.offset`) of a compressed copy of a followed file.
+    fn read_compressed(&mut self, gz: &Path, st: &FileState) -> Result<(), SourceError> {
+        let file = File::open(gz).map_err(io(gz))?;
+        let mut dec = BufReader::with_capacity(256 * 1024, flate2::read::MultiGzDecoder::new(file));
+        std::io::copy(&mut (&mut dec).take(st.offset), &mut std::io::sink()).map_err(io(gz))?;
+        let mut state = st.clone();
+        self.consume(gz, dec, &mut state, true)
+    }
+
+    fn consume(
+        &mut self,
+        path: &Path,
+        mut reader: impl BufRead,
+        state: &mut FileState,
+        finished: bool,
+    ) -> Result<(), SourceError> {
         let origin = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mut assembler =
-            RecordAssembler::new(&self.cfg.name, &origin, &self.cfg.levels, self.min_level);
-        let mut reader = BufReader::with_capacity(256 * 1024, file);
+        let mut parser = self.parser(&origin);
         let mut line = Line::default();
+        let mut long_lines = 0u64;
         while next_line(&mut reader, &mut line).map_err(io(path))? {
             if !line.complete && !finished {
                 break; // a half-written line waits for the next run
@@ -235,34 +490,41 @@ impl Reader<'_> {
             state.line_no += 1;
             self.report.lines += 1;
             self.report.bytes += line.len;
+            if line.dropped > 0 {
+                long_lines += 1;
+                if long_lines == 1 {
+                    self.report.warnings.push(format!(
+                        "{}:{}: line of {} bytes; kept its first {}",
+                        path.display(),
+                        state.line_no,
+                        line.len,
+                        line.bytes.len()
+                    ));
+                }
+            }
             let text = String::from_utf8_lossy(&line.bytes);
-            if let Some(event) = assembler.push(state.line_no, &text) {
+            if let Some(event) = parser.push(state.line_no, &text) {
                 (self.sink)(event);
             }
-            if line.dropped > 0 {
-                self.report.warnings.push(format!(
-                    "{}:{}: line of {} bytes; kept the first {}",
-                    path.display(),
-                    state.line_no,
-                    line.len,
-                    line.bytes.len()
-                ));
-            }
         }
-        if let Some(event) = assembler.finish() {
+        if let Some(event) = parser.finish() {
             (self.sink)(event);
         }
-        Ok(state)
+        if long_lines > 1 {
+            self.report.warnings.push(format!(
+                "{}: {long_lines} lines over the line cap were cut",
+                path.display()
+            ));
+        }
+        self.report.warnings.extend(parser.take_problems());
+        Ok(())
     }
 }
 
 /// A first run with `from = "end"`: start after the last whole line.
 fn skip_to_end(path: &Path, meta: &Metadata) -> Result<FileState, SourceError> {
     let mut file = File::open(path).map_err(io(path))?;
-    let mut state = FileState {
-        id: Some(FileId::of(meta)),
-        ..FileState::default()
-    };
+    let mut state = FileState::new(FileId::of(meta), path);
     let mut reader = BufReader::with_capacity(256 * 1024, &mut file);
     let mut line = Line::default();
     while next_line(&mut reader, &mut line).map_err(io(path))? {
@@ -282,10 +544,21 @@ fn skip_to_end(path: &Path, meta: &Metadata) -> Result<FileState, SourceError> {
 /// The length and hash of the first `len` bytes of a file, or `None` if it is shorter.
 fn head_of(path: &Path, len: u64) -> std::io::Result<Option<(u64, u64)>> {
     let mut buf = vec![0u8; len as usize];
-    let mut f = File::open(path)?;
-    match f.read_exact(&mut buf) {
+    let f = File::open(path)?;
+    let mut r: Box<dyn Read> = if is_compressed(path) {
+        Box::new(flate2::read::MultiGzDecoder::new(f))
+    } else {
+        Box::new(f)
+    };
+    match r.read_exact(&mut buf) {
         Ok(()) => Ok(Some((len, hash(&buf)))),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::InvalidInput
+                || e.kind() == std::io::ErrorKind::InvalidData =>
+        {
+            Ok(None)
+        }
         Err(e) => Err(e),
     }
 }
@@ -294,15 +567,21 @@ fn hash(bytes: &[u8]) -> u64 {
     xxhash_rust::xxh3::xxh3_64(bytes)
 }
 
+fn parent(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn is_compressed(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "gz")
+}
+
 /// Whether `name` looks like a rotated copy of `base`: loguru's `app.<date>.log`,
-/// logrotate's `app.log.1` and `app.log-20261122`. Compressed copies are not matched.
+/// logrotate's `app.log.1` and `app.log-20261122`, compressed or not.
 fn is_rotation_of(name: &str, base: &str) -> bool {
-    if name == base
-        || name.ends_with(".gz")
-        || name.ends_with(".xz")
-        || name.ends_with(".bz2")
-        || name.ends_with(".zst")
-    {
+    if name == base {
         return false;
     }
     let stem = base.rsplit_once('.').map(|(s, _)| s).unwrap_or(base);
@@ -311,47 +590,71 @@ fn is_rotation_of(name: &str, base: &str) -> bool {
         || name.starts_with(&format!("{stem}."))
 }
 
-/// Rotated copies of `path` written after `old` was (so not read yet), oldest first.
-fn rotated_since(
-    path: &Path,
-    old: &Path,
-    old_meta: &Metadata,
-    current: Option<&Metadata>,
-) -> Vec<(PathBuf, Metadata)> {
+fn siblings(path: &Path) -> Vec<(PathBuf, Metadata)> {
     let Some(base) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
         return Vec::new();
     };
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let old_id = FileId::of(old_meta);
-    let current_id = current.map(FileId::of);
-    let old_mtime = (old_meta.mtime(), old_meta.mtime_nsec());
-    let mut found: Vec<(PathBuf, Metadata)> = std::fs::read_dir(dir)
+    std::fs::read_dir(parent(path))
         .into_iter()
         .flatten()
         .flatten()
         .filter(|e| is_rotation_of(&e.file_name().to_string_lossy(), &base))
-        .filter(|e| e.path() != old)
-        .filter_map(|e| e.metadata().ok().map(|m| (e.path(), m)))
+        .filter_map(|e| {
+            e.metadata()
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| (e.path(), m))
+        })
+        .collect()
+}
+
+/// Rotated copies of `path` written after `after` was (so not read yet), oldest first;
+/// files the source follows anyway (`current`) are left out.
+fn rotated_since(
+    path: &Path,
+    after: &Metadata,
+    current: &HashSet<FileId>,
+) -> Vec<(PathBuf, Metadata)> {
+    let after_id = FileId::of(after);
+    let after_mtime = (after.mtime(), after.mtime_nsec());
+    let mut found: Vec<(PathBuf, Metadata)> = siblings(path)
+        .into_iter()
         .filter(|(_, m)| {
-            m.is_file()
-                && FileId::of(m) != old_id
-                && Some(FileId::of(m)) != current_id
-                && (m.mtime(), m.mtime_nsec()) > old_mtime
+            let id = FileId::of(m);
+            id != after_id && !current.contains(&id) && (m.mtime(), m.mtime_nsec()) > after_mtime
         })
         .collect();
     found.sort_by_key(|(_, m)| (m.mtime(), m.mtime_nsec()));
     found
 }
 
-/// Looks next to `path` for the file with identity `id` (renamed by rotation).
-fn find_by_id(path: &Path, id: FileId) -> Option<PathBuf> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+/// The compressed rotated copy of a followed file, told by its first line.
+fn find_compressed(last: &Path, head: (u64, u64), current: &HashSet<FileId>) -> Option<PathBuf> {
+    siblings(last)
+        .into_iter()
+        .filter(|(p, m)| is_compressed(p) && !current.contains(&FileId::of(m)))
+        .find(|(p, _)| head_of(p, head.0).ok().flatten() == Some(head))
+        .map(|(p, _)| p)
+}
+
+/// The copy left by copytruncate: a sibling with the same first line, at least as long
+/// as what was read.
+fn find_copy(
+    path: &Path,
+    head: (u64, u64),
+    offset: u64,
+    current: &HashSet<FileId>,
+) -> Option<PathBuf> {
+    siblings(path)
+        .into_iter()
+        .filter(|(_, m)| !current.contains(&FileId::of(m)))
+        .filter(|(p, m)| is_compressed(p) || m.len() >= offset)
+        .find(|(p, _)| head_of(p, head.0).ok().flatten() == Some(head))
+        .map(|(p, _)| p)
+}
+
+/// Looks in `dir` for the file with identity `id` (renamed by rotation).
+fn find_by_id(dir: &Path, id: FileId) -> Option<PathBuf> {
     for entry in std::fs::read_dir(dir).ok()?.flatten() {
         if let Ok(meta) = entry.metadata() {
             if meta.is_file() && FileId::of(&meta) == id {
@@ -360,4 +663,22 @@ fn find_by_id(path: &Path, id: FileId) -> Option<PathBuf> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rotation_names() {
+        assert!(is_rotation_of(
+            "app.2026-11-22_09-50-45_123456.log",
+            "app.log"
+        ));
+        assert!(is_rotation_of("app.log.1", "app.log"));
+        assert!(is_rotation_of("app.log-20261122", "app.log"));
+        assert!(is_rotation_of("app.log.1.gz", "app.log"));
+        assert!(!is_rotation_of("app.log", "app.log"));
+        assert!(!is_rotation_of("other.log", "app.log"));
+    }
 }

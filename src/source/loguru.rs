@@ -7,23 +7,13 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 
+use super::format::{Header, LineFormat};
 use super::{Event, Level};
 
 /// The most of a record kept as its raw text.
 pub const MAX_RAW: usize = 16 * 1024;
 /// The most continuation lines kept for one record (the rest are counted).
 pub const MAX_RECORD_LINES: usize = 400;
-
-/// The parsed first line of a record.
-#[derive(Debug, PartialEq)]
-pub struct Header<'a> {
-    pub time: Option<DateTime<Utc>>,
-    pub level: &'a str,
-    pub logger: &'a str,
-    pub function: &'a str,
-    pub line: &'a str,
-    pub message: &'a str,
-}
 
 /// Parses a record's first line in the default loguru format; `None` if the line is a
 /// continuation line.
@@ -84,11 +74,12 @@ pub fn parse_header(line: &str) -> Option<Header<'_>> {
     let (logger, function) = head.split_once(':').unwrap_or((head, ""));
     Some(Header {
         time: parse_time(&line[..time_end], offset),
-        level,
-        logger,
-        function,
-        line: lineno,
+        level: Some(level),
+        logger: Some(logger),
+        function: Some(function),
+        line: Some(lineno),
         message,
+        fields: Vec::new(),
     })
 }
 
@@ -172,7 +163,28 @@ pub struct RecordAssembler {
     origin: String,
     levels: BTreeMap<String, u32>,
     min_level: u32,
+    header: HeaderParser,
     pending: Option<Pending>,
+}
+
+/// How a record's first line is recognised.
+#[derive(Clone)]
+pub enum HeaderParser {
+    LoguruDefault,
+    /// A compiled format; records whose line has no level get `default_level`.
+    Line {
+        format: std::sync::Arc<LineFormat>,
+        default_level: Option<String>,
+    },
+}
+
+impl HeaderParser {
+    fn parse<'a>(&self, line: &'a str) -> Option<Header<'a>> {
+        match self {
+            HeaderParser::LoguruDefault => parse_header(line),
+            HeaderParser::Line { format, .. } => format.parse(line),
+        }
+    }
 }
 
 struct Pending {
@@ -181,6 +193,8 @@ struct Pending {
     level: Level,
     logger: String,
     location: String,
+    message: String,
+    fields: BTreeMap<String, String>,
     first: String,
     rest: Vec<String>,
     dropped_lines: u64,
@@ -192,26 +206,72 @@ impl RecordAssembler {
     /// `origin` names the file for evidence (`app.log`); records below `min_level` are
     /// skipped without keeping their text.
     pub fn new(source: &str, origin: &str, levels: &BTreeMap<String, u32>, min_level: u32) -> Self {
+        Self::with_header(
+            source,
+            origin,
+            levels,
+            min_level,
+            HeaderParser::LoguruDefault,
+        )
+    }
+
+    pub fn with_header(
+        source: &str,
+        origin: &str,
+        levels: &BTreeMap<String, u32>,
+        min_level: u32,
+        header: HeaderParser,
+    ) -> Self {
         RecordAssembler {
             source: source.to_string(),
             origin: origin.to_string(),
             levels: levels.clone(),
             min_level,
+            header,
             pending: None,
         }
     }
 
     /// Feeds one line (without its ending). Returns the record it completed, if any.
     pub fn push(&mut self, line_no: u64, line: &str) -> Option<Event> {
-        if let Some(h) = parse_header(line) {
+        if let Some(h) = self.header.parse(line) {
             let done = self.finish();
-            let level = Level::named(h.level, &self.levels);
+            let level_name = match (&self.header, h.level) {
+                (_, Some(l)) => l,
+                (
+                    HeaderParser::Line {
+                        default_level: Some(d),
+                        ..
+                    },
+                    None,
+                ) => d.as_str(),
+                _ => "INFO",
+            };
+            let level = Level::named(level_name, &self.levels);
             let keep = level.no >= self.min_level;
+            let location = match (h.function, h.line) {
+                (Some(f), Some(l)) => format!("{f}:{l}"),
+                (Some(f), None) => f.to_string(),
+                _ => String::new(),
+            };
             self.pending = Some(Pending {
                 line_no,
                 time: h.time,
-                logger: h.logger.to_string(),
-                location: format!("{}:{}", h.function, h.line),
+                logger: h.logger.unwrap_or("").to_string(),
+                location,
+                message: if keep {
+                    h.message.to_string()
+                } else {
+                    String::new()
+                },
+                fields: if keep {
+                    h.fields
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_string()))
+                        .collect()
+                } else {
+                    BTreeMap::new()
+                },
                 level,
                 first: if keep {
                     line.to_string()
@@ -254,6 +314,8 @@ impl RecordAssembler {
                     time: None,
                     logger: String::new(),
                     location: String::new(),
+                    message: String::new(),
+                    fields: BTreeMap::new(),
                     level,
                     first: String::new(),
                     rest: if keep { vec![line.to_string()] } else { vec![] },
@@ -272,9 +334,8 @@ impl RecordAssembler {
         if !p.keep {
             return None;
         }
-        let header_message = parse_header(&p.first).map(|h| h.message.to_string());
         let (msg_lines, traceback, exception_line) = split_traceback(&p.rest);
-        let mut message = header_message.unwrap_or_default();
+        let mut message = p.message;
         for l in msg_lines {
             if !message.is_empty() {
                 message.push('\n');
@@ -315,7 +376,17 @@ impl RecordAssembler {
             exception_line,
             traceback,
             raw,
+            fields: p.fields,
         })
+    }
+}
+
+impl super::RecordParser for RecordAssembler {
+    fn push(&mut self, line_no: u64, line: &str) -> Option<Event> {
+        RecordAssembler::push(self, line_no, line)
+    }
+    fn finish(&mut self) -> Option<Event> {
+        RecordAssembler::finish(self)
     }
 }
 
@@ -329,10 +400,10 @@ mod tests {
             "2026-11-22 09:50:45.492 | WARNING  | app.db:query:7 - Slow query took 1532 ms",
         )
         .unwrap();
-        assert_eq!(h.level, "WARNING");
-        assert_eq!(h.logger, "app.db");
-        assert_eq!(h.function, "query");
-        assert_eq!(h.line, "7");
+        assert_eq!(h.level, Some("WARNING"));
+        assert_eq!(h.logger, Some("app.db"));
+        assert_eq!(h.function, Some("query"));
+        assert_eq!(h.line, Some("7"));
         assert_eq!(h.message, "Slow query took 1532 ms");
         assert_eq!(
             h.time.unwrap().to_rfc3339(),
@@ -346,8 +417,8 @@ mod tests {
             "2026-11-22 10:50:45.492+01:00 | VERYLONGLEVELNAME | __main__:<module>:8 - hi - there",
         )
         .unwrap();
-        assert_eq!(h.level, "VERYLONGLEVELNAME");
-        assert_eq!(h.function, "<module>");
+        assert_eq!(h.level, Some("VERYLONGLEVELNAME"));
+        assert_eq!(h.function, Some("<module>"));
         assert_eq!(h.message, "hi - there");
         assert_eq!(
             h.time.unwrap().to_rfc3339(),

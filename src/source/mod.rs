@@ -3,8 +3,12 @@
 //! pipeline commits checkpoints together with what it did with the events.
 
 pub mod file;
+pub mod format;
+pub mod journald;
+pub mod json;
 pub mod linereader;
 pub mod loguru;
+pub mod sqlite;
 
 use std::collections::BTreeMap;
 
@@ -98,6 +102,57 @@ pub struct Event {
     pub exception_line: Option<String>,
     /// The record as written, capped.
     pub raw: String,
+    /// Other named parts of the record (loguru `extra`, regex groups, journald fields).
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+impl Event {
+    /// A record with only a level and a message; the rest empty.
+    pub fn new(source: &str, origin: String, level: Level, message: String) -> Event {
+        Event {
+            source: source.to_string(),
+            origin,
+            time: None,
+            level,
+            logger: None,
+            location: None,
+            raw: message.clone(),
+            message,
+            traceback: None,
+            exception_type: None,
+            exception_line: None,
+            fields: BTreeMap::new(),
+        }
+    }
+}
+
+/// Turns the lines of a file into records.
+pub trait RecordParser {
+    /// Feeds one line (without its ending); returns the record it completed, if any.
+    fn push(&mut self, line_no: u64, line: &str) -> Option<Event>;
+    /// Completes the record in progress at the end of the input.
+    fn finish(&mut self) -> Option<Event>;
+    /// Problems met (bad lines), to report once per run.
+    fn take_problems(&mut self) -> Vec<String> {
+        Vec::new()
+    }
+}
+
+/// Reads what is new in a source since its checkpoints (all of the source's, by key).
+pub fn read(
+    cfg: &crate::config::SourceConfig,
+    prev: &std::collections::HashMap<String, Checkpoint>,
+    all_levels: bool,
+    now: DateTime<Utc>,
+    sink: &mut dyn FnMut(Event),
+) -> Result<file::ReadReport, file::SourceError> {
+    use crate::config::SourceKind;
+    match &cfg.kind {
+        SourceKind::File(fs) => file::read(cfg, fs, prev, all_levels, now, sink),
+        SourceKind::Sqlite(s) => sqlite::read(cfg, s, prev.get("cursor"), all_levels, sink),
+        SourceKind::Journald(j) => journald::read(cfg, j, prev.get("cursor"), all_levels, sink),
+    }
 }
 
 /// How far a source has read; opaque to everyone but the source.

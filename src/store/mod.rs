@@ -402,6 +402,14 @@ impl Batch<'_> {
         Ok(())
     }
 
+    pub fn forget_checkpoint(&self, source: &str, key: &str) -> Result<()> {
+        self.tx.execute(
+            "DELETE FROM checkpoints WHERE source = ?1 AND key = ?2",
+            params![source, key],
+        )?;
+        Ok(())
+    }
+
     pub fn save_templates(&self, records: &[TemplateRecord]) -> Result<()> {
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO templates (group_id, template, count) VALUES (?1, ?2, ?3)

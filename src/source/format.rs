@@ -1,0 +1,438 @@
+//! Line formats other than loguru's default: a loguru `format` string (colour markup,
+//! padding and all) compiled into a parser, or a plain regex with named groups for logs
+//! that are not loguru (an nginx error log, a worker's stdout file).
+
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use regex::Regex;
+
+/// The parts of a record's first line.
+#[derive(Debug, PartialEq)]
+pub struct Header<'a> {
+    pub time: Option<DateTime<Utc>>,
+    pub level: Option<&'a str>,
+    pub logger: Option<&'a str>,
+    pub function: Option<&'a str>,
+    pub line: Option<&'a str>,
+    pub message: &'a str,
+    /// Other named parts (`extra[request_id]` becomes `request_id`).
+    pub fields: Vec<(String, &'a str)>,
+}
+
+/// How the time of a record is found in the captures.
+#[derive(Debug, Clone)]
+enum TimeSpec {
+    /// Built from `t_*` sub-captures (loguru time tokens).
+    Parts,
+    /// A `time` capture parsed with a strftime format, or by trying common shapes.
+    Text(Option<String>),
+    None,
+}
+
+/// A compiled line format.
+#[derive(Debug, Clone)]
+pub struct LineFormat {
+    regex: Regex,
+    time: TimeSpec,
+    /// Capture names kept as fields, with the field name to use.
+    fields: Vec<(String, String)>,
+}
+
+const MONTHS: [&str; 12] = [
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
+
+impl LineFormat {
+    /// Compiles a loguru format string such as
+    /// `"<green>{time:YYYY-MM-DD HH:mm:ss}</green> | <level>{level: <8}</level> | {extra[request_id]} | {message}"`.
+    pub fn from_loguru(format: &str) -> Result<LineFormat, String> {
+        let text = strip_markup(format);
+        let mut re = String::from("^");
+        let mut fields = Vec::new();
+        let mut time = TimeSpec::None;
+        let mut seen_message = false;
+        let mut rest = text.as_str();
+        let mut extra_n = 0;
+        while !rest.is_empty() {
+            if let Some(after) = rest.strip_prefix("{{") {
+                re.push_str(&regex::escape("{"));
+                rest = after;
+                continue;
+            }
+            if let Some(after) = rest.strip_prefix("}}") {
+                re.push_str(&regex::escape("}"));
+                rest = after;
+                continue;
+            }
+            if rest.starts_with('{') {
+                let end = rest
+                    .find('}')
+                    .ok_or_else(|| format!("unclosed `{{` in `{format}`"))?;
+                let token = &rest[1..end];
+                rest = &rest[end + 1..];
+                let (name, spec) = match token.split_once(':') {
+                    Some((n, s)) => (n.trim(), Some(s)),
+                    None => (token.trim(), None),
+                };
+                let padded = spec.is_some_and(|s| {
+                    s.trim_start()
+                        .starts_with(|c: char| "<>^ ".contains(c) || c.is_ascii_digit())
+                });
+                let pad = if padded { r"\s*" } else { "" };
+                match name {
+                    "time" => {
+                        let fmt = spec.unwrap_or("YYYY-MM-DD HH:mm:ss.SSSZZ");
+                        re.push_str(&time_regex(fmt)?);
+                        time = TimeSpec::Parts;
+                    }
+                    "level" | "level.name" => re.push_str(&format!(r"{pad}(?P<level>\S+){pad}")),
+                    "level.no" => re.push_str(&format!(r"{pad}(?P<level>\d+){pad}")),
+                    "level.icon" => re.push_str(r"\S*"),
+                    "name" | "module" => re.push_str(&format!(r"{pad}(?P<logger>[^\s:]*?){pad}")),
+                    "function" => re.push_str(&format!(r"{pad}(?P<function>\S*?){pad}")),
+                    "line" => re.push_str(&format!(r"{pad}(?P<line>\d+){pad}")),
+                    "message" => {
+                        if seen_message {
+                            return Err("`{message}` appears twice".into());
+                        }
+                        seen_message = true;
+                        re.push_str(r"(?P<message>.*?)");
+                    }
+                    "process" | "process.id" | "thread" | "thread.id" => re.push_str(&format!(r"{pad}\d+{pad}")),
+                    "process.name" | "thread.name" | "file" | "file.name" | "file.path" | "elapsed" => {
+                        re.push_str(&format!(r"{pad}.*?{pad}"))
+                    }
+                    "extra" => re.push_str(r".*?"),
+                    n if n.starts_with("extra[") && n.ends_with(']') => {
+                        let key = n[6..n.len() - 1].trim_matches(|c| c == '"' || c == '\'');
+                        let group = format!("x{extra_n}");
+                        extra_n += 1;
+                        re.push_str(&format!(r"{pad}(?P<{group}>.*?){pad}"));
+                        fields.push((group, key.to_string()));
+                    }
+                    "exception" => re.push_str(r".*?"),
+                    other => {
+                        return Err(format!(
+                            "unsupported loguru token `{{{other}}}` (supported: time, level, name, module, function, line, message, process, thread, file, elapsed, extra, extra[key], exception)"
+                        ))
+                    }
+                }
+                continue;
+            }
+            let next = rest.find('{').unwrap_or(rest.len());
+            let next = if rest[..next].contains("}}") {
+                rest.find("}}").unwrap()
+            } else {
+                next
+            };
+            let literal = &rest[..next.max(1)];
+            re.push_str(&regex::escape(literal));
+            rest = &rest[literal.len()..];
+        }
+        if !seen_message {
+            return Err("the format has no `{message}`".into());
+        }
+        re.push('$');
+        let regex = Regex::new(&re).map_err(|e| format!("cannot compile the format: {e}"))?;
+        Ok(LineFormat {
+            regex,
+            time,
+            fields,
+        })
+    }
+
+    /// A regex with named groups: `time`, `level`, `message` (required), `logger`,
+    /// others kept as fields. `time_format` is a strftime format for `time`; without
+    /// it common shapes are tried (RFC 3339, `2026-11-22 10:00:00`, nginx's
+    /// `2026/11/22 10:00:00`, `22/Nov/2026:10:00:00 +0000`, unix seconds).
+    pub fn from_regex(pattern: &str, time_format: Option<&str>) -> Result<LineFormat, String> {
+        let regex = Regex::new(pattern).map_err(|e| format!("not a valid regex: {e}"))?;
+        let names: Vec<&str> = regex.capture_names().flatten().collect();
+        if !names.contains(&"message") {
+            return Err("the regex needs a named group `message`, as in `(?P<message>.*)`".into());
+        }
+        let known = ["time", "level", "message", "logger", "function", "line"];
+        let fields = names
+            .iter()
+            .filter(|n| !known.contains(n))
+            .map(|n| (n.to_string(), n.to_string()))
+            .collect();
+        let time = if names.contains(&"time") {
+            TimeSpec::Text(time_format.map(str::to_string))
+        } else {
+            TimeSpec::None
+        };
+        Ok(LineFormat {
+            regex,
+            time,
+            fields,
+        })
+    }
+
+    /// Parses a record's first line; `None` for a continuation line.
+    pub fn parse<'a>(&self, line: &'a str) -> Option<Header<'a>> {
+        let caps = self.regex.captures(line)?;
+        let get = |n: &str| caps.name(n).map(|m| m.as_str());
+        let time = match &self.time {
+            TimeSpec::None => None,
+            TimeSpec::Parts => time_from_parts(&caps),
+            TimeSpec::Text(fmt) => get("time").and_then(|t| parse_time_text(t, fmt.as_deref())),
+        };
+        Some(Header {
+            time,
+            level: get("level").map(str::trim),
+            logger: get("logger"),
+            function: get("function"),
+            line: get("line"),
+            message: get("message").unwrap_or(""),
+            fields: self
+                .fields
+                .iter()
+                .filter_map(|(g, k)| caps.name(g).map(|m| (k.clone(), m.as_str())))
+                .collect(),
+        })
+    }
+}
+
+/// Removes loguru colour markup: `<green>`, `</green>`, `<level>`, `<lvl>`, `</>`,
+/// `<fg #ff0000>`, `<bold>`… (`\<` keeps a literal `<`).
+fn strip_markup(format: &str) -> String {
+    let tag = Regex::new(r"\\<|</?[a-zA-Z][a-zA-Z0-9 ,#()-]*>|</>").expect("static regex");
+    tag.replace_all(format, |c: &regex::Captures| {
+        if &c[0] == "\\<" {
+            "<".to_string()
+        } else {
+            String::new()
+        }
+    })
+    .into_owned()
+}
+
+/// The regex for a loguru time format (`YYYY-MM-DD HH:mm:ss.SSS`), with `t_*` groups.
+fn time_regex(fmt: &str) -> Result<String, String> {
+    let fmt = fmt.trim_end_matches("!UTC");
+    let mut re = String::new();
+    let mut rest = fmt;
+    let tokens: &[(&str, &str)] = &[
+        ("YYYY", r"(?P<t_Y>\d{4})"),
+        ("YY", r"(?P<t_y>\d{2})"),
+        ("MMMM", r"(?P<t_b>[A-Za-z]+)"),
+        ("MMM", r"(?P<t_b>[A-Za-z]{3})"),
+        ("MM", r"(?P<t_m>\d{2})"),
+        ("M", r"(?P<t_m>\d{1,2})"),
+        ("DD", r"(?P<t_d>\d{2})"),
+        ("D", r"(?P<t_d>\d{1,2})"),
+        ("dddd", r"[A-Za-z]+"),
+        ("ddd", r"[A-Za-z]{3}"),
+        ("HH", r"(?P<t_H>\d{2})"),
+        ("H", r"(?P<t_H>\d{1,2})"),
+        ("hh", r"(?P<t_I>\d{2})"),
+        ("h", r"(?P<t_I>\d{1,2})"),
+        ("mm", r"(?P<t_M>\d{2})"),
+        ("m", r"(?P<t_M>\d{1,2})"),
+        ("ss", r"(?P<t_S>\d{2})"),
+        ("s", r"(?P<t_S>\d{1,2})"),
+        ("A", r"(?P<t_p>AM|PM|am|pm)"),
+        ("ZZ", r"(?P<t_z>[+-]\d{4})"),
+        ("Z", r"(?P<t_z>[+-]\d{2}:\d{2})"),
+        ("zz", r"[A-Za-z]*"),
+        ("X", r"(?P<t_X>\d+(?:\.\d+)?)"),
+    ];
+    'outer: while !rest.is_empty() {
+        if rest.starts_with('[') {
+            let end = rest.find(']').ok_or("unclosed `[` in the time format")?;
+            re.push_str(&regex::escape(&rest[1..end]));
+            rest = &rest[end + 1..];
+            continue;
+        }
+        if rest.starts_with('S') {
+            let n = rest.chars().take_while(|&c| c == 'S').count();
+            re.push_str(&format!(r"(?P<t_f>\d{{{n}}})"));
+            rest = &rest[n..];
+            continue;
+        }
+        for (tok, r) in tokens {
+            if let Some(after) = rest.strip_prefix(tok) {
+                re.push_str(r);
+                rest = after;
+                continue 'outer;
+            }
+        }
+        let c = rest.chars().next().expect("not empty");
+        if c.is_ascii_alphabetic() {
+            let word: String = rest.chars().take_while(|x| *x == c).collect();
+            return Err(format!("unsupported loguru time token `{word}` in `{fmt}`"));
+        }
+        re.push_str(&regex::escape(&c.to_string()));
+        rest = &rest[c.len_utf8()..];
+    }
+    Ok(re)
+}
+
+fn time_from_parts(c: &regex::Captures) -> Option<DateTime<Utc>> {
+    let num = |n: &str| c.name(n).and_then(|m| m.as_str().parse::<u32>().ok());
+    if let Some(x) = c.name("t_X") {
+        let secs: f64 = x.as_str().parse().ok()?;
+        return DateTime::from_timestamp(
+            (secs * 1000.0) as i64 / 1000,
+            ((secs.fract()) * 1e9) as u32,
+        );
+    }
+    let year = num("t_Y")
+        .map(|y| y as i32)
+        .or_else(|| num("t_y").map(|y| 2000 + y as i32))?;
+    let month = num("t_m").or_else(|| {
+        let b = c.name("t_b")?.as_str().to_ascii_lowercase();
+        MONTHS
+            .iter()
+            .position(|m| b.starts_with(m))
+            .map(|i| i as u32 + 1)
+    })?;
+    let day = num("t_d")?;
+    let mut hour = num("t_H").or_else(|| num("t_I")).unwrap_or(0);
+    if let Some(p) = c.name("t_p") {
+        let pm = p.as_str().eq_ignore_ascii_case("pm");
+        hour = (hour % 12) + if pm { 12 } else { 0 };
+    }
+    let minute = num("t_M").unwrap_or(0);
+    let second = num("t_S").unwrap_or(0);
+    let nanos = c
+        .name("t_f")
+        .map(|f| {
+            let s = f.as_str();
+            let v: u64 = s.parse().unwrap_or(0);
+            (v * 10u64.pow(9 - s.len().min(9) as u32)) as u32
+        })
+        .unwrap_or(0);
+    let naive =
+        NaiveDate::from_ymd_opt(year, month, day)?.and_hms_nano_opt(hour, minute, second, nanos)?;
+    let offset_secs = match c.name("t_z") {
+        Some(z) => {
+            let z = z.as_str().replace(':', "");
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            sign * (z[1..3].parse::<i32>().ok()? * 3600 + z[3..5].parse::<i32>().ok()? * 60)
+        }
+        None => 0,
+    };
+    Some(naive.and_utc() - chrono::Duration::seconds(offset_secs as i64))
+}
+
+/// Parses a time in one of the common shapes, or with the given strftime format.
+pub fn parse_time_text(text: &str, format: Option<&str>) -> Option<DateTime<Utc>> {
+    let t = text.trim();
+    if let Some(f) = format {
+        if let Ok(dt) = DateTime::parse_from_str(t, f) {
+            return Some(dt.with_timezone(&Utc));
+        }
+        return NaiveDateTime::parse_from_str(t, f)
+            .ok()
+            .map(|n| n.and_utc());
+    }
+    if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
+        return Some(dt.with_timezone(&Utc));
+    }
+    for f in [
+        "%d/%b/%Y:%H:%M:%S %z",
+        "%Y-%m-%d %H:%M:%S%.f%:z",
+        "%Y-%m-%d %H:%M:%S%.f%z",
+    ] {
+        if let Ok(dt) = DateTime::parse_from_str(t, f) {
+            return Some(dt.with_timezone(&Utc));
+        }
+    }
+    for f in [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y/%m/%d %H:%M:%S%.f",
+        "%Y/%m/%d %H:%M:%S",
+    ] {
+        if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
+            return Some(n.and_utc());
+        }
+    }
+    if let Ok(secs) = t.parse::<f64>() {
+        return time_from_number(secs);
+    }
+    None
+}
+
+/// A unix time in seconds, milliseconds or microseconds (told apart by magnitude).
+pub fn time_from_number(v: f64) -> Option<DateTime<Utc>> {
+    let secs = if v > 1e14 {
+        v / 1e6
+    } else if v > 1e11 {
+        v / 1e3
+    } else {
+        v
+    };
+    Utc.timestamp_opt(secs.floor() as i64, (secs.fract() * 1e9) as u32)
+        .single()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loguru_default_format_compiles_and_parses() {
+        let f = LineFormat::from_loguru(
+            "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <8}</level> | <cyan>{name}</cyan>:<cyan>{function}</cyan>:<cyan>{line}</cyan> - <level>{message}</level>",
+        )
+        .unwrap();
+        let h = f
+            .parse("2026-11-22 09:50:45.492 | WARNING  | app.db:query:7 - Slow query - 1532 ms")
+            .unwrap();
+        assert_eq!(h.level, Some("WARNING"));
+        assert_eq!(h.logger, Some("app.db"));
+        assert_eq!(h.message, "Slow query - 1532 ms");
+        assert_eq!(
+            h.time.unwrap().to_rfc3339(),
+            "2026-11-22T09:50:45.492+00:00"
+        );
+    }
+
+    #[test]
+    fn custom_format_with_extra() {
+        let f = LineFormat::from_loguru(
+            "{time:YYYY-MM-DD HH:mm:ss} | {level} | {extra[request_id]} | {message}",
+        )
+        .unwrap();
+        let h = f
+            .parse("2026-11-22 10:00:00 | ERROR | req-42 | boom | bang")
+            .unwrap();
+        assert_eq!(h.level, Some("ERROR"));
+        assert_eq!(h.fields, vec![("request_id".to_string(), "req-42")]);
+        assert_eq!(h.message, "boom | bang");
+        assert!(f.parse("Traceback (most recent call last):").is_none());
+    }
+
+    #[test]
+    fn unsupported_tokens_are_named() {
+        let e = LineFormat::from_loguru("{time} {colour} {message}").unwrap_err();
+        assert!(e.contains("`{colour}`"), "{e}");
+        let e = LineFormat::from_loguru("{time:Do MMM} {message}").unwrap_err();
+        assert!(e.contains("`Do`") || e.contains("`D"), "{e}");
+    }
+
+    #[test]
+    fn offsets_and_ampm() {
+        let f = LineFormat::from_loguru("{time:YYYY-MM-DD hh:mm:ss A Z} {message}").unwrap();
+        let h = f.parse("2026-11-22 01:00:00 PM +02:00 hi").unwrap();
+        assert_eq!(h.time.unwrap().to_rfc3339(), "2026-11-22T11:00:00+00:00");
+    }
+
+    #[test]
+    fn regex_formats_keep_other_groups_as_fields() {
+        let f = LineFormat::from_regex(
+            r"^(?P<time>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(?P<level>\w+)\] (?P<pid>\d+)#\d+: (?P<message>.*)$",
+            None,
+        )
+        .unwrap();
+        let h = f
+            .parse("2026/11/22 10:00:00 [error] 1234#0: *5 connect() failed")
+            .unwrap();
+        assert_eq!(h.level, Some("error"));
+        assert_eq!(h.fields, vec![("pid".to_string(), "1234")]);
+        assert_eq!(h.time.unwrap().to_rfc3339(), "2026-11-22T10:00:00+00:00");
+        assert!(LineFormat::from_regex("(?P<msg>.*)", None).is_err());
+    }
+}

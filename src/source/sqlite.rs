@@ -1,0 +1,391 @@
+//! Log tables in an app's SQLite database, read incrementally by a cursor column
+//! (`rowid` by default). The database is opened read-only and never written to, also
+//! in WAL mode when logwarden may not write to its folder. While the app holds a lock
+//! logwarden waits up to `busy_timeout`, then leaves the rows for the next run.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use serde_json::Value;
+
+use super::file::{ReadReport, SourceError};
+use super::format::{parse_time_text, time_from_number};
+use super::loguru::{exception_type, split_traceback};
+use super::{Checkpoint, Event, Level};
+use crate::config::{SourceConfig, SqliteColumns, SqliteSource, StartFrom};
+
+/// The names of the presets for common Python logging-to-SQLite handlers.
+pub const PRESETS: &[&str] = &["logs", "log"];
+
+/// A preset's table and columns.
+pub fn preset(name: &str) -> Option<(&'static str, SqliteColumns)> {
+    let s = |v: &str| Some(v.to_string());
+    match name {
+        // logs(id, created_at, level, level_name, logger_name, message, function_name,
+        //      module, filename, line_number, exception, stack_trace, extra)
+        "logs" => Some((
+            "logs",
+            SqliteColumns {
+                cursor: "id".into(),
+                time: s("created_at"),
+                level: s("level_name"),
+                message: "message".into(),
+                logger: s("logger_name"),
+                exception: s("exception"),
+                traceback: s("stack_trace"),
+                extra: s("extra"),
+            },
+        )),
+        // log(Created, Name, LogLevel, LogLevelName, Message, Module, FuncName, LineNo, Exception)
+        "log" => Some((
+            "log",
+            SqliteColumns {
+                cursor: "rowid".into(),
+                time: s("Created"),
+                level: s("LogLevel"),
+                message: "Message".into(),
+                logger: s("Name"),
+                exception: s("Exception"),
+                traceback: None,
+                extra: None,
+            },
+        )),
+        _ => None,
+    }
+}
+
+/// The query reading a table's new rows; result columns carry the canonical names
+/// (`cursor`, `time`, `level`, `message`, …).
+pub fn query_for(table: &str, c: &SqliteColumns) -> String {
+    let mut cols = vec![
+        format!("\"{}\" AS cursor", c.cursor),
+        format!("\"{}\" AS message", c.message),
+    ];
+    for (name, col) in [
+        ("time", &c.time),
+        ("level", &c.level),
+        ("logger", &c.logger),
+        ("exception", &c.exception),
+        ("traceback", &c.traceback),
+        ("extra", &c.extra),
+    ] {
+        if let Some(col) = col {
+            cols.push(format!("\"{col}\" AS {name}"));
+        }
+    }
+    format!(
+        "SELECT {} FROM \"{table}\" WHERE \"{}\" > :cursor ORDER BY \"{}\"",
+        cols.join(", "),
+        c.cursor,
+        c.cursor
+    )
+}
+
+/// The result column names of a generated query (see [`query_for`]).
+pub fn canonical(c: &SqliteColumns) -> SqliteColumns {
+    let k = |o: &Option<String>, n: &str| o.as_ref().map(|_| n.to_string());
+    SqliteColumns {
+        cursor: "cursor".into(),
+        time: k(&c.time, "time"),
+        level: k(&c.level, "level"),
+        message: "message".into(),
+        logger: k(&c.logger, "logger"),
+        exception: k(&c.exception, "exception"),
+        traceback: k(&c.traceback, "traceback"),
+        extra: k(&c.extra, "extra"),
+    }
+}
+
+/// Opens the app's database read-only. A WAL database whose `-wal`/`-shm` files are
+/// gone (the app closed it) in a folder logwarden may not write to is opened as
+/// immutable: with no `-wal` file its content is complete.
+fn open(path: &Path, busy: std::time::Duration) -> Result<(Connection, Option<String>), String> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    if !path.exists() {
+        return Err(format!("{}: no such database", path.display()));
+    }
+    let first = Connection::open_with_flags(path, flags).and_then(|c| {
+        c.busy_timeout(busy)?;
+        c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+            r.get::<_, i64>(0)
+        })?;
+        Ok(c)
+    });
+    match first {
+        Ok(c) => Ok((c, None)),
+        Err(e) => {
+            let wal = format!("{}-wal", path.display());
+            if Path::new(&wal).exists() || is_busy(&e) {
+                return Err(describe(path, &e));
+            }
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            let c = Connection::open_with_flags(&uri, flags).map_err(|e2| describe(path, &e2))?;
+            c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(|e2| describe(path, &e2))?;
+            Ok((
+                c,
+                Some(format!(
+                    "{}: opened as immutable ({e}); no -wal file, so the content is complete",
+                    path.display()
+                )),
+            ))
+        }
+    }
+}
+
+fn uri_path(p: &Path) -> String {
+    p.display()
+        .to_string()
+        .replace('%', "%25")
+        .replace('?', "%3f")
+        .replace('#', "%23")
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+fn describe(path: &Path, e: &rusqlite::Error) -> String {
+    if is_busy(e) {
+        format!(
+            "{}: the app holds a lock ({e}); the rows will be read next run",
+            path.display()
+        )
+    } else {
+        format!("{}: {e}", path.display())
+    }
+}
+
+/// Reads the rows after the checkpoint's cursor.
+pub fn read(
+    cfg: &SourceConfig,
+    src: &SqliteSource,
+    prev: Option<&Checkpoint>,
+    all_levels: bool,
+    sink: &mut dyn FnMut(Event),
+) -> Result<ReadReport, SourceError> {
+    let err = |m: String| SourceError::Other(m);
+    let mut report = ReadReport::default();
+    let (conn, note) = open(&src.path, src.busy_timeout).map_err(err)?;
+    report.warnings.extend(note);
+    let key = "cursor".to_string();
+    let mut cursor: Value = prev
+        .and_then(|c| serde_json::from_str::<Value>(&c.state).ok())
+        .and_then(|v| v.get("cursor").cloned())
+        .unwrap_or(Value::Null);
+    let first_run = prev.is_none();
+    let to_sql = |v: &Value| -> rusqlite::types::Value {
+        match v {
+            Value::Number(n) if n.is_i64() => rusqlite::types::Value::Integer(n.as_i64().unwrap()),
+            Value::Number(n) => rusqlite::types::Value::Real(n.as_f64().unwrap_or(0.0)),
+            Value::String(s) => rusqlite::types::Value::Text(s.clone()),
+            _ => rusqlite::types::Value::Integer(i64::MIN),
+        }
+    };
+    let cols = &src.columns;
+    if first_run && cfg.from == StartFrom::End {
+        let sql = format!("SELECT max({}) FROM ({})", quote(&cols.cursor), src.query);
+        let max = conn
+            .query_row(&sql, rusqlite::named_params! {":cursor": i64::MIN}, |r| {
+                Ok(json_of(r.get_ref(0)?))
+            })
+            .map_err(|e| err(describe(&src.path, &e)))?;
+        report.checkpoints.push(Checkpoint {
+            source: cfg.name.clone(),
+            key,
+            state: serde_json::json!({ "cursor": max }).to_string(),
+        });
+        return Ok(report);
+    }
+    let min_level = if all_levels { 0 } else { cfg.min_level.no };
+    let origin = src
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let result: Result<(), rusqlite::Error> = (|| {
+        let mut stmt = conn.prepare(&src.query)?;
+        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let idx = |n: &Option<String>| {
+            n.as_ref()
+                .and_then(|n| names.iter().position(|c| c.eq_ignore_ascii_case(n)))
+        };
+        let i_cursor = names
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(&cols.cursor));
+        let i_message = names
+            .iter()
+            .position(|c| c.eq_ignore_ascii_case(&cols.message));
+        let (Some(i_cursor), Some(i_message)) = (i_cursor, i_message) else {
+            return Err(rusqlite::Error::InvalidColumnName(format!(
+                "the query must return the cursor column `{}` and the message column `{}` (it returns: {})",
+                cols.cursor,
+                cols.message,
+                names.join(", ")
+            )));
+        };
+        let (i_time, i_level, i_logger, i_exc, i_tb, i_extra) = (
+            idx(&cols.time),
+            idx(&cols.level),
+            idx(&cols.logger),
+            idx(&cols.exception),
+            idx(&cols.traceback),
+            idx(&cols.extra),
+        );
+        let mut rows = stmt.query(rusqlite::named_params! {":cursor": to_sql(&cursor)})?;
+        while let Some(row) = rows.next()? {
+            report.lines += 1;
+            cursor = json_of(row.get_ref(i_cursor)?);
+            let text = |i: Option<usize>| -> Option<String> {
+                let v = row.get_ref(i?).ok()?;
+                match v {
+                    ValueRef::Null => None,
+                    ValueRef::Text(t) | ValueRef::Blob(t) => {
+                        Some(String::from_utf8_lossy(t).into_owned())
+                    }
+                    ValueRef::Integer(n) => Some(n.to_string()),
+                    ValueRef::Real(f) => Some(f.to_string()),
+                }
+            };
+            let level = match i_level.map(|i| row.get_ref(i)) {
+                Some(Ok(ValueRef::Integer(n))) => level_of_number(n as u32),
+                Some(Ok(ValueRef::Real(f))) => level_of_number(f as u32),
+                Some(Ok(ValueRef::Text(t))) => {
+                    let t = String::from_utf8_lossy(t);
+                    match t.trim().parse::<u32>() {
+                        Ok(n) => level_of_number(n),
+                        Err(_) => Level::named(&t, &cfg.levels),
+                    }
+                }
+                _ => Level::named("INFO", &cfg.levels),
+            };
+            if level.no < min_level {
+                continue;
+            }
+            let time = match i_time.map(|i| row.get_ref(i)) {
+                Some(Ok(ValueRef::Integer(n))) => time_from_number(n as f64),
+                Some(Ok(ValueRef::Real(f))) => time_from_number(f),
+                Some(Ok(ValueRef::Text(t))) => parse_time_text(&String::from_utf8_lossy(t), None),
+                _ => None,
+            };
+            let message = text(Some(i_message)).unwrap_or_default();
+            let exc = text(i_exc).filter(|s| !s.trim().is_empty());
+            let tb = text(i_tb).filter(|s| !s.trim().is_empty());
+            let mut e = Event::new(
+                &cfg.name,
+                format!("{origin}#{}", cursor),
+                level,
+                message.clone(),
+            );
+            e.time = time;
+            e.logger = text(i_logger);
+            let long: Vec<String> = [&exc, &tb]
+                .into_iter()
+                .flatten()
+                .flat_map(|s| s.lines().map(str::to_string).collect::<Vec<_>>())
+                .collect();
+            let (_, traceback, exc_line) = split_traceback(&long);
+            e.traceback = traceback;
+            e.exception_line = exc_line.or_else(|| {
+                exc.as_ref()
+                    .map(|x| x.lines().last().unwrap_or("").trim().to_string())
+            });
+            e.exception_type = e.exception_line.as_deref().map(exception_type);
+            let mut raw = message;
+            if !long.is_empty() {
+                raw.push('\n');
+                raw.push_str(&long.join("\n"));
+            }
+            if let Some(x) = text(i_extra) {
+                if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&x) {
+                    e.fields = map
+                        .into_iter()
+                        .map(|(k, v)| {
+                            (
+                                k,
+                                v.as_str()
+                                    .map(str::to_string)
+                                    .unwrap_or_else(|| v.to_string()),
+                            )
+                        })
+                        .collect::<BTreeMap<_, _>>();
+                }
+                raw.push_str(&format!("\nextra: {x}"));
+            }
+            e.raw = raw.chars().take(super::loguru::MAX_RAW).collect();
+            sink(e);
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        // Rows handed over before the failure are committed with the cursor reached.
+        if report.lines == 0 {
+            return Err(err(describe(&src.path, &e)));
+        }
+        report.warnings.push(format!(
+            "{} (stopped after {} rows; the rest next run)",
+            describe(&src.path, &e),
+            report.lines
+        ));
+    }
+    report.checkpoints.push(Checkpoint {
+        source: cfg.name.clone(),
+        key,
+        state: serde_json::json!({ "cursor": cursor }).to_string(),
+    });
+    Ok(report)
+}
+
+fn quote(col: &str) -> String {
+    format!("\"{}\"", col.replace('"', "\"\""))
+}
+
+fn json_of(v: ValueRef) -> Value {
+    match v {
+        ValueRef::Integer(n) => Value::from(n),
+        ValueRef::Real(f) => Value::from(f),
+        ValueRef::Text(t) | ValueRef::Blob(t) => {
+            Value::from(String::from_utf8_lossy(t).into_owned())
+        }
+        ValueRef::Null => Value::Null,
+    }
+}
+
+/// A numeric level (Python's logging: 10 DEBUG … 50 CRITICAL) with its usual name.
+fn level_of_number(no: u32) -> Level {
+    let name = match no {
+        n if n >= 50 => "CRITICAL",
+        n if n >= 40 => "ERROR",
+        n if n >= 30 => "WARNING",
+        n if n >= 20 => "INFO",
+        n if n >= 10 => "DEBUG",
+        _ => "TRACE",
+    };
+    Level {
+        name: name.into(),
+        no,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_query_uses_the_cursor() {
+        let (t, c) = preset("logs").unwrap();
+        let q = query_for(t, &c);
+        assert!(q.contains("WHERE \"id\" > :cursor ORDER BY \"id\""), "{q}");
+        assert!(q.contains("\"stack_trace\" AS traceback"));
+        assert_eq!(canonical(&c).traceback.as_deref(), Some("traceback"));
+    }
+}
