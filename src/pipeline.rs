@@ -253,7 +253,7 @@ fn read_sources(
             let i = *index.entry(sig).or_insert_with(|| {
                 groups.push(Group {
                     signature: sig,
-                    template: mined.template.clone(),
+                    template: display_template(&mined.template),
                     source: event.source.clone(),
                     level: event.level.clone(),
                     exception_type: event.exception_type.clone(),
@@ -266,7 +266,9 @@ fn read_sources(
             });
             let g = &mut groups[i];
             g.count += 1;
-            g.template = mined.template;
+            if mined.changed {
+                g.template = display_template(&mined.template);
+            }
             g.first = g.first.min(time);
             g.last = g.last.max(time);
             if event.level.no > g.level.no {
@@ -326,6 +328,19 @@ fn new_incident(config: &Config, g: &Group) -> NewIncident {
         occurrences: g.count,
         samples: g.samples.clone(),
     }
+}
+
+/// Templates are shown and stored up to 2,000 characters.
+fn display_template(t: &str) -> String {
+    const MAX: usize = 2000;
+    if t.len() <= MAX {
+        return t.to_string();
+    }
+    let mut end = MAX;
+    while !t.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &t[..end])
 }
 
 fn first_line(s: &str) -> &str {

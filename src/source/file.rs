@@ -368,12 +368,14 @@ impl Follower<'_> {
                         path.display(),
                         c.display()
                     ));
+                    let cm = std::fs::metadata(c).map_err(io(c))?;
                     if is_compressed(c) {
                         self.read_compressed(c, &prev)?;
                     } else {
-                        let cm = std::fs::metadata(c).map_err(io(c))?;
                         self.read_from(c, &cm, prev.clone(), true)?;
                     }
+                    // and whatever was rotated after it (the file's inode may be reused)
+                    self.rotated_after(path, &cm, current)?;
                 }
                 None if truncated => self.report.warnings.push(format!(
                     "{}: file is smaller than at the last run ({} < {} bytes): truncated, reading it again from the start",

@@ -410,3 +410,62 @@ pub fn claude_calls(t: &Test) -> Vec<Vec<String>> {
         })
         .collect()
 }
+
+/// Total occurrences over all incidents.
+pub fn total_occurrences(t: &Test) -> u64 {
+    t.incidents()
+        .iter()
+        .map(|i| i["occurrences"].as_u64().unwrap())
+        .sum()
+}
+
+/// Whether this process runs as root (then tests drop privileges with `setpriv` to
+/// check what an unprivileged service user may do).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Makes every folder from `dir` up to `/` traversable by others (tempdirs are 0700).
+pub fn open_up(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let mut d = Some(dir);
+    while let Some(p) = d {
+        if p == Path::new("/") {
+            break;
+        }
+        if let Ok(m) = std::fs::metadata(p) {
+            let mode = m.permissions().mode();
+            let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode | 0o755));
+        }
+        d = p.parent();
+    }
+}
+
+impl Test {
+    /// `logwarden` as the unprivileged `nobody` user when running as root.
+    pub fn command_as_nobody(&self, args: &[&str]) -> Command {
+        if !is_root() {
+            return self.command(args);
+        }
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(BIN)
+            .args(args)
+            .env("LOGWARDEN_CONFIG", self.path("logwarden.toml"))
+            .env_remove("LOGWARDEN_FAULT")
+            .current_dir(self.dir.path());
+        c
+    }
+
+    /// Hands a path to `nobody` (when root), so a run as `nobody` can write there.
+    pub fn give_to_nobody(&self, rel: &str) {
+        let p = self.path(rel);
+        std::fs::create_dir_all(&p).unwrap();
+        if is_root() {
+            let c = std::ffi::CString::new(p.to_string_lossy().as_bytes()).unwrap();
+            // SAFETY: a valid C string path.
+            assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+        }
+    }
+}

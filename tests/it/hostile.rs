@@ -1,0 +1,136 @@
+//! Hostile input: huge lines, invalid UTF-8, NUL bytes, CRLF, a million errors in one
+//! run, and files the service user may not read.
+
+use crate::util::*;
+
+fn line(level: &str, msg: &str) -> String {
+    format!("2026-11-22 10:00:00.000 | {level:<8} | app.worker:handle:10 - {msg}\n")
+}
+
+#[test]
+fn a_ten_megabyte_line_is_capped_and_counted() {
+    let t = Test::new();
+    t.with_app_source("");
+    let mut text = line(
+        "ERROR",
+        &format!("Payload rejected: {}", "A".repeat(10 * 1024 * 1024)),
+    );
+    text += &line("ERROR", "After the big one");
+    t.write("app.log", &text);
+    let r = t.ok(&["run"]);
+    assert!(r.stdout.contains("kept its first 65536"), "{}", r.stdout);
+    assert_eq!(t.incidents().len(), 2, "{}", r.stdout);
+    for f in t.incident_files() {
+        assert!(
+            std::fs::metadata(&f).unwrap().len() < 200_000,
+            "{f:?} is capped"
+        );
+    }
+}
+
+#[test]
+fn invalid_utf8_nul_bytes_and_crlf() {
+    let t = Test::new();
+    t.with_app_source("");
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(
+        b"2026-11-22 10:00:00.000 | ERROR    | app:f:1 - Bad bytes \xff\xfe in name \xc3\x28\r\n",
+    );
+    bytes.extend_from_slice(b"2026-11-22 10:00:01.000 | ERROR    | app:f:2 - NUL \x00 inside\r\n");
+    bytes.extend_from_slice(
+        b"2026-11-22 10:00:02.000 | WARNING  | app:f:3 - Windows line ending\r\n",
+    );
+    t.write("app.log", "");
+    t.append("app.log", &bytes);
+    let r = t.ok(&["run"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 3, "{}", r.stdout);
+    assert!(
+        inc.iter()
+            .any(|i| i["title"].as_str().unwrap().contains('\u{fffd}')),
+        "lossy, not a crash: {inc:?}"
+    );
+    assert!(
+        inc.iter()
+            .all(|i| !i["title"].as_str().unwrap().ends_with('\r')),
+        "CR stripped: {inc:?}"
+    );
+}
+
+#[test]
+// The child is reaped with wait4 (for its peak RSS), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+fn a_million_errors_in_one_run_keep_memory_bounded_and_groups_right() {
+    let t = Test::new();
+    t.with_app_source("");
+    {
+        use std::io::Write;
+        let f = std::fs::File::create(t.path("app.log")).unwrap();
+        let mut w = std::io::BufWriter::new(f);
+        for i in 0..1_000_000u32 {
+            let msg = match i % 3 {
+                0 => format!(
+                    "Timeout after {}ms calling payments for order {}",
+                    i % 997,
+                    i
+                ),
+                1 => format!("Cache miss storm on shard {} ({} keys)", i % 16, i % 5000),
+                _ => format!("User {} hit the rate limit on /api/v1/search", i),
+            };
+            w.write_all(line("ERROR", &msg).as_bytes()).unwrap();
+        }
+    }
+    let mut child = t
+        .command(&["run"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(out).unwrap());
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 fills it for our child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: waiting for our own child, with valid pointers.
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let stdout = reader.join().unwrap();
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{stdout}"
+    );
+    let rss_mb = usage.ru_maxrss / 1024;
+    assert!(rss_mb < 128, "peak RSS {rss_mb} MB for a million errors");
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 3, "{stdout}");
+    for i in &inc {
+        assert_eq!(
+            i["occurrences"].as_u64().unwrap(),
+            333_333 + u64::from(i["title"].as_str().unwrap().starts_with("Timeout")),
+            "{i}"
+        );
+    }
+}
+
+#[test]
+fn an_unreadable_file_is_an_error_for_its_source_only() {
+    let t = Test::new();
+    t.config(
+        "[[source]]\nname = \"secret\"\npath = \"secret.log\"\nfrom = \"start\"\n\n[[source]]\nname = \"app\"\npath = \"app.log\"\nfrom = \"start\"\n",
+    );
+    t.write("secret.log", &line("ERROR", "You cannot see me"));
+    t.write("app.log", &line("ERROR", "Visible failure"));
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(t.path("secret.log"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    open_up(t.dir.path());
+    std::fs::set_permissions(t.path("app.log"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    t.give_to_nobody("state");
+    t.give_to_nobody("incidents");
+    let r = Run::from(t.command_as_nobody(&["run"]).output().unwrap());
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(
+        r.stdout.contains("source `secret`") && r.stdout.contains("Permission denied"),
+        "{}",
+        r.all()
+    );
+    assert!(r.stdout.contains("1 new incidents"), "{}", r.all());
+}

@@ -1,0 +1,501 @@
+//! Every source kind: loguru JSON, custom loguru formats, plain text with a regex,
+//! SQLite log tables (read-only, also in WAL mode in a folder logwarden may not write
+//! to, and while the app holds a lock) and journald through `journalctl`.
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+
+use crate::util::*;
+
+#[test]
+fn loguru_json_with_traceback_extra_and_a_corrupt_line() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.config("[[source]]\nname = \"api\"\nkind = \"loguru-json\"\npath = \"api.json\"\nfrom = \"start\"\n");
+    t.loguru(
+        r#"
+logger.add("api.json", serialize=True)
+log = logger.bind(request_id="req-7")
+log.info("request started")
+try:
+    int("x")
+except ValueError:
+    log.exception("Could not parse quantity for cart {}", 881)
+"#,
+    );
+    t.append("api.json", b"{\"text\": \"truncated garbage\n");
+    t.loguru(r#"logger.add("api.json", serialize=True); logger.warning("Cart 12 abandoned after payment step")"#);
+    let r = t.ok(&["run"]);
+    assert!(
+        r.stdout
+            .contains("api.json: 1 line is not valid loguru JSON"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("first at line 3"),
+        "the bad line's number is given: {}",
+        r.stdout
+    );
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 2, "{}", r.stdout);
+    let parse = inc
+        .iter()
+        .find(|i| {
+            i["title"]
+                .as_str()
+                .unwrap()
+                .contains("Could not parse quantity")
+        })
+        .unwrap();
+    assert_eq!(parse["exception_type"], "ValueError");
+    let page = std::fs::read_to_string(t.path(parse["file_path"].as_str().unwrap())).unwrap();
+    assert!(
+        page.contains("invalid literal for int()"),
+        "traceback from `text`: {page}"
+    );
+    assert!(page.contains("req-7"), "extra kept: {page}");
+}
+
+#[test]
+fn custom_loguru_format_with_markup_padding_and_extra() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    let fmt = "<green>{time:YYYY-MM-DD HH:mm:ss}</green> | <level>{level: <8}</level> | {extra[request_id]} | <level>{message}</level>";
+    t.config(&format!(
+        "[[source]]\nname = \"app\"\npath = \"app.log\"\nfrom = \"start\"\nformat = \"{fmt}\"\n"
+    ));
+    t.loguru(&format!(
+        r#"
+logger.add("app.log", format="{fmt}", colorize=False)
+log = logger.bind(request_id="r-1")
+log.info("fine")
+try:
+    open("/nonexistent/config.yml")
+except OSError:
+    log.exception("Config file missing")
+log.error("Upstream | returned 503")
+"#
+    ));
+    let r = t.ok(&["run"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 2, "{}", r.stdout);
+    assert!(
+        inc.iter()
+            .any(|i| i["exception_type"] == "FileNotFoundError"),
+        "{inc:?}"
+    );
+    assert!(
+        inc.iter()
+            .any(|i| i["title"].as_str().unwrap().contains("Upstream | returned")),
+        "messages may contain the separator: {inc:?}"
+    );
+}
+
+#[test]
+fn unsupported_format_token_is_a_config_error() {
+    let t = Test::new();
+    t.config(
+        "[[source]]\nname = \"app\"\npath = \"app.log\"\nformat = \"{time} {colour} {message}\"\n",
+    );
+    let r = t.run(&["check"]);
+    assert_eq!(r.code, Some(2));
+    assert!(
+        r.stderr.contains("`source[0].format`") && r.stderr.contains("{colour}"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn text_source_with_a_regex_for_an_nginx_error_log() {
+    let t = Test::new();
+    t.config(
+        r#"[[source]]
+name = "nginx"
+kind = "text"
+path = "error.log"
+from = "start"
+regex = '^(?P<time>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d) \[(?P<level>\w+)\] (?P<pid>\d+)#\d+: (?P<message>.*)$'
+"#,
+    );
+    t.write(
+        "error.log",
+        "2026/11/22 10:00:00 [notice] 1#1: start worker processes\n\
+         2026/11/22 10:00:01 [error] 31#31: *5 connect() failed (111: Connection refused) while connecting to upstream, client: 10.0.0.1\n\
+         2026/11/22 10:00:02 [error] 31#31: *9 connect() failed (111: Connection refused) while connecting to upstream, client: 10.0.0.2\n\
+         2026/11/22 10:00:03 [warn] 31#31: *11 an upstream response is buffered to a temporary file\n",
+    );
+    let r = t.ok(&["run"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 2, "{}", r.stdout);
+    let refused = inc
+        .iter()
+        .find(|i| i["title"].as_str().unwrap().contains("connect() failed"))
+        .unwrap();
+    assert_eq!(refused["occurrences"], 2);
+    assert_eq!(refused["first_seen"], "2026-11-22T10:00:01Z");
+}
+
+#[test]
+fn text_source_without_levels_uses_default_level() {
+    let t = Test::new();
+    t.config("[[source]]\nname = \"worker\"\nkind = \"text\"\npath = \"worker.out\"\nfrom = \"start\"\nregex = '^(?P<time>\\d\\d:\\d\\d:\\d\\d) (?P<message>.*)$'\ndefault_level = \"ERROR\"\n");
+    t.write(
+        "worker.out",
+        "10:00:00 batch 7 crashed\nTraceback (most recent call last):\n  File \"w.py\", line 1, in <module>\nMemoryError\n10:00:05 batch 8 crashed\n",
+    );
+    t.ok(&["run"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 2, "{inc:?}");
+    assert!(
+        inc.iter().any(|i| i["exception_type"] == "MemoryError"),
+        "{inc:?}"
+    );
+}
+
+fn python_or_skip() -> Option<std::path::PathBuf> {
+    let p = python();
+    if p.is_none() {
+        eprintln!("SKIPPED: no Python");
+    }
+    p
+}
+
+fn py(t: &Test, code: &str) {
+    let Some(py) = python_or_skip() else { return };
+    let out = Command::new(py)
+        .arg("-c")
+        .arg(code)
+        .current_dir(t.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+const LOGS_SCHEMA: &str = "CREATE TABLE logs (id INTEGER PRIMARY KEY, created_at TEXT, level INTEGER, level_name TEXT, logger_name TEXT, message TEXT, function_name TEXT, module TEXT, filename TEXT, line_number INTEGER, exception TEXT, stack_trace TEXT, extra TEXT)";
+
+fn insert_logs(t: &Test, rows: &[(&str, &str, &str)]) {
+    let values: Vec<String> = rows
+        .iter()
+        .map(|(level, msg, tb)| format!("('2026-11-22 10:00:00', 40, '{level}', 'app.jobs', '{msg}', 'run', 'jobs', 'jobs.py', 12, NULL, {}, '{{\"job\": 7}}')", if tb.is_empty() { "NULL".to_string() } else { format!("'{tb}'") }))
+        .collect();
+    let schema = LOGS_SCHEMA.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS");
+    py(
+        t,
+        &format!(
+            "import sqlite3\ndb = sqlite3.connect('app.db')\ndb.execute(\"\"\"{schema}\"\"\")\ndb.execute(\"\"\"INSERT INTO logs (created_at, level, level_name, logger_name, message, function_name, module, filename, line_number, exception, stack_trace, extra) VALUES {}\"\"\")\ndb.commit()",
+            values.join(", ")
+        ),
+    );
+}
+
+#[test]
+fn sqlite_logs_preset_reads_new_rows_incrementally() {
+    if python_or_skip().is_none() {
+        return;
+    }
+    let t = Test::new();
+    t.config("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app.db\"\npreset = \"logs\"\nfrom = \"start\"\n");
+    let tb = "Traceback (most recent call last):\n  File \"jobs.py\", line 12, in run\nTimeoutError: fetch took 30s";
+    insert_logs(
+        &t,
+        &[
+            ("INFO", "job 1 started", ""),
+            ("ERROR", "Job 7 crashed", tb),
+            ("ERROR", "Job 8 crashed", tb),
+        ],
+    );
+    let before = std::fs::read(t.path("app.db")).unwrap();
+    let r = t.ok(&["run"]);
+    assert_eq!(
+        std::fs::read(t.path("app.db")).unwrap(),
+        before,
+        "the app's database is not written"
+    );
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 1, "{}", r.stdout);
+    assert_eq!(inc[0]["occurrences"], 2);
+    assert_eq!(inc[0]["exception_type"], "TimeoutError");
+    insert_logs(&t, &[("ERROR", "Job 9 crashed", tb)]);
+    let r = t.ok(&["run"]);
+    assert!(r.stdout.contains("1 lines read"), "{}", r.stdout);
+    assert_eq!(total_occurrences(&t), 3);
+}
+
+#[test]
+fn sqlite_log_preset_with_numeric_levels_and_unix_times() {
+    if python_or_skip().is_none() {
+        return;
+    }
+    let t = Test::new();
+    t.config("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app.db\"\npreset = \"log\"\nfrom = \"start\"\n");
+    py(
+        &t,
+        "import sqlite3\ndb = sqlite3.connect('app.db')\ndb.execute('CREATE TABLE log (Created REAL, Name TEXT, LogLevel INTEGER, LogLevelName TEXT, Message TEXT, Module TEXT, FuncName TEXT, LineNo INTEGER, Exception TEXT)')\ndb.executemany('INSERT INTO log VALUES (?,?,?,?,?,?,?,?,?)', [(1763805600.25, 'app', 20, 'INFO', 'hello', 'm', 'f', 1, None), (1763805601.5, 'app', 50, 'CRITICAL', 'Ledger out of balance by 3 cents', 'm', 'f', 2, 'ValueError: negative')])\ndb.commit()",
+    );
+    t.ok(&["run"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 1);
+    assert_eq!(inc[0]["severity"], "critical");
+    assert_eq!(inc[0]["first_seen"], "2025-11-22T10:00:01Z");
+}
+
+#[test]
+fn sqlite_custom_query_with_cursor() {
+    if python_or_skip().is_none() {
+        return;
+    }
+    let t = Test::new();
+    t.config(
+        "[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app.db\"\nfrom = \"start\"\nquery = \"SELECT seq, msg, sev FROM events WHERE seq > :cursor AND kind = 'log' ORDER BY seq\"\ncolumns = { cursor = \"seq\", message = \"msg\", level = \"sev\" }\n",
+    );
+    py(&t, "import sqlite3\ndb = sqlite3.connect('app.db')\ndb.execute('CREATE TABLE events (seq INTEGER, kind TEXT, msg TEXT, sev TEXT)')\ndb.executemany('INSERT INTO events VALUES (?,?,?,?)', [(1,'log','Webhook 4 rejected','ERROR'),(2,'audit','x','ERROR'),(3,'log','Webhook 5 rejected','ERROR')])\ndb.commit()");
+    t.ok(&["run"]);
+    assert_eq!(total_occurrences(&t), 2);
+    let r = t.run(&["check"]);
+    assert_eq!(r.code, Some(0), "{}", r.all());
+}
+
+#[test]
+fn sqlite_in_wal_mode_read_by_a_user_who_cannot_write_its_folder() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let t = Test::new();
+    std::fs::create_dir(t.path("app")).unwrap();
+    // The app: a WAL database it keeps open (so -wal and -shm exist), owned by it.
+    let mut app = Command::new(python)
+        .arg("-c")
+        .arg(format!(
+            "import sqlite3, sys\ndb = sqlite3.connect('app/app.db')\ndb.execute('PRAGMA journal_mode=WAL')\ndb.execute(\"\"\"{LOGS_SCHEMA}\"\"\")\ndb.execute(\"INSERT INTO logs (created_at, level_name, logger_name, message) VALUES ('2026-11-22 10:00:00', 'ERROR', 'app', 'Payment webhook signature mismatch')\")\ndb.commit()\nprint('ready', flush=True)\nsys.stdin.read()\n"
+        ))
+        .current_dir(t.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufReader::new(app.stdout.as_mut().unwrap())
+        .read_line(&mut ready)
+        .unwrap();
+    assert_eq!(ready.trim(), "ready");
+    assert!(t.path("app/app.db-wal").exists() && t.path("app/app.db-shm").exists());
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(t.path("app"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for f in ["app/app.db", "app/app.db-wal", "app/app.db-shm"] {
+        std::fs::set_permissions(t.path(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    open_up(t.dir.path());
+    t.give_to_nobody("state");
+    t.give_to_nobody("incidents");
+    t.config("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app/app.db\"\npreset = \"logs\"\nfrom = \"start\"\n");
+    let hash = |p: &str| std::fs::read(t.path(p)).unwrap();
+    let (db, wal) = (hash("app/app.db"), hash("app/app.db-wal"));
+    let out = t.command_as_nobody(&["run"]).output().unwrap();
+    let r = Run::from(out);
+    // compared while the app still has the database open (closing it checkpoints the WAL)
+    let (db_after, wal_after) = (hash("app/app.db"), hash("app/app.db-wal"));
+    drop(app.stdin.take());
+    app.wait().unwrap();
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    assert!(r.stdout.contains("1 new incidents"), "{}", r.all());
+    assert!(db_after == db, "database unchanged");
+    assert!(wal_after == wal, "WAL unchanged");
+}
+
+#[test]
+fn sqlite_locked_by_the_app_is_retried_next_run() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    let t = Test::new();
+    t.config("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app.db\"\npreset = \"logs\"\nfrom = \"start\"\nbusy_timeout = \"500ms\"\n");
+    insert_logs(&t, &[("ERROR", "Job 1 crashed", "")]);
+    // The app holds an exclusive lock (rollback journal mode: readers are blocked).
+    let mut app = Command::new(python)
+        .arg("-c")
+        .arg("import sqlite3, sys\ndb = sqlite3.connect('app.db', isolation_level=None)\ndb.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\nsys.stdin.read()\ndb.execute('COMMIT')\n")
+        .current_dir(t.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(app.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let r = t.run(&["run"]);
+    drop(app.stdin.take());
+    app.wait().unwrap();
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(r.stdout.contains("holds a lock"), "{}", r.all());
+    assert!(t.incidents().is_empty());
+    t.ok(&["run"]);
+    assert_eq!(total_occurrences(&t), 1, "nothing lost");
+}
+
+/// A fake `journalctl`: prints the entries of `journal.jsonl` after `--after-cursor`
+/// (or only the last with `--lines=1`) and records its arguments.
+fn fake_journalctl(t: &Test) -> std::path::PathBuf {
+    let script = format!(
+        r#"#!/bin/sh
+echo "$@" >> {dir}/journalctl-args
+after=""; last=""
+for a in "$@"; do
+  case "$a" in
+    --after-cursor=*) after="${{a#--after-cursor=}}" ;;
+    --lines=1) last=1 ;;
+  esac
+done
+if [ -n "$last" ]; then tail -n 1 {dir}/journal.jsonl; exit 0; fi
+if [ -z "$after" ]; then cat {dir}/journal.jsonl; exit 0; fi
+found=""
+while IFS= read -r line; do
+  if [ -n "$found" ]; then printf '%s\n' "$line"; fi
+  case "$line" in *"\"__CURSOR\":\"$after\""*) found=1 ;; esac
+done < {dir}/journal.jsonl
+if [ -z "$found" ]; then echo "Failed to seek to cursor: Invalid argument" >&2; exit 1; fi
+"#,
+        dir = t.dir.path().display()
+    );
+    let p = t.path("journalctl");
+    std::fs::write(&p, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+fn entry(n: u32, priority: u8, message: serde_json::Value) -> String {
+    serde_json::json!({
+        "__CURSOR": format!("s=abc;i={n}"),
+        "__REALTIME_TIMESTAMP": format!("{}", 1_763_805_600_000_000u64 + n as u64 * 1_000_000),
+        "PRIORITY": priority.to_string(),
+        "SYSLOG_IDENTIFIER": "shop-worker",
+        "_SYSTEMD_UNIT": "shop-worker.service",
+        "_PID": "4242",
+        "MESSAGE": message,
+    })
+    .to_string()
+        + "\n"
+}
+
+#[test]
+fn journald_reads_after_its_cursor() {
+    let t = Test::new();
+    let jc = fake_journalctl(&t);
+    t.config(&format!(
+        "[[source]]\nname = \"journal\"\nkind = \"journald\"\ncommand = \"{}\"\nunits = [\"shop-worker.service\"]\nfrom = \"start\"\n",
+        jc.display()
+    ));
+    let mut j = String::new();
+    j += &entry(1, 6, serde_json::json!("Started worker"));
+    j += &entry(
+        2,
+        3,
+        serde_json::json!("Traceback (most recent call last):"),
+    );
+    j += &entry(
+        3,
+        3,
+        serde_json::json!("  File \"/srv/shop/worker.py\", line 9, in <module>"),
+    );
+    j += &entry(
+        4,
+        3,
+        serde_json::json!("RuntimeError: redis connection lost"),
+    );
+    // a message that is not valid UTF-8 comes as a byte array
+    j += &entry(
+        5,
+        4,
+        serde_json::json!([68, 105, 115, 107, 32, 113, 117, 111, 116, 97, 32, 255, 32, 56, 48, 37]),
+    );
+    t.write("journal.jsonl", &j);
+    let r = t.ok(&["run"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 2, "{}\n{inc:?}", r.stdout);
+    assert!(
+        inc.iter().any(|i| i["exception_type"] == "RuntimeError"),
+        "the traceback lines are one record: {inc:?}"
+    );
+    assert!(
+        inc.iter()
+            .any(|i| i["title"].as_str().unwrap().starts_with("Disk quota")),
+        "{inc:?}"
+    );
+    let args = t.read("journalctl-args");
+    assert!(
+        args.contains("--output=json") && args.contains("--unit=shop-worker.service"),
+        "{args}"
+    );
+
+    t.append(
+        "journal.jsonl",
+        entry(
+            6,
+            2,
+            serde_json::json!("Out of memory: killed process 4242"),
+        )
+        .as_bytes(),
+    );
+    t.ok(&["run"]);
+    let args = t.read("journalctl-args");
+    assert!(
+        args.lines()
+            .last()
+            .unwrap()
+            .contains("--after-cursor=s=abc;i=5"),
+        "{args}"
+    );
+    assert_eq!(t.incidents().len(), 3);
+    assert_eq!(
+        t.incidents()
+            .iter()
+            .find(|i| i["title"].as_str().unwrap().contains("Out of memory"))
+            .unwrap()["severity"],
+        "critical"
+    );
+}
+
+#[test]
+fn sqlite_in_wal_mode_after_the_app_closed_it() {
+    if python_or_skip().is_none() {
+        return;
+    }
+    let t = Test::new();
+    std::fs::create_dir(t.path("app")).unwrap();
+    py(
+        &t,
+        &format!(
+            "import sqlite3\ndb = sqlite3.connect('app/app.db')\ndb.execute('PRAGMA journal_mode=WAL')\ndb.execute(\"\"\"{LOGS_SCHEMA}\"\"\")\ndb.execute(\"INSERT INTO logs (created_at, level_name, logger_name, message) VALUES ('2026-11-22 10:00:00', 'ERROR', 'app', 'Nightly export failed')\")\ndb.commit()\ndb.close()"
+        ),
+    );
+    assert!(
+        !t.path("app/app.db-wal").exists(),
+        "closing checkpointed the WAL away"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(t.path("app"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    open_up(t.dir.path());
+    t.give_to_nobody("state");
+    t.give_to_nobody("incidents");
+    t.config("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app/app.db\"\npreset = \"logs\"\nfrom = \"start\"\n");
+    let before = std::fs::read(t.path("app/app.db")).unwrap();
+    let r = Run::from(t.command_as_nobody(&["run"]).output().unwrap());
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    assert!(r.stdout.contains("1 new incidents"), "{}", r.all());
+    assert!(std::fs::read(t.path("app/app.db")).unwrap() == before);
+    assert!(
+        !t.path("app/app.db-wal").exists() && !t.path("app/app.db-shm").exists(),
+        "nothing created next to it"
+    );
+}
