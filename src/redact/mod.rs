@@ -44,7 +44,10 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             "openai-key",
             r"\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}",
         ),
-        rule("stripe-key", r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,}"),
+        rule(
+            "stripe-key",
+            r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,}",
+        ),
         rule("aws-key", r"\b(?:AKIA|ASIA|AROA|AIDA)[0-9A-Z]{16}\b"),
         rule(
             "aws-secret",
@@ -325,7 +328,10 @@ mod tests {
             r(r#"payload={\"client_secret\": \"s3cr3t-value\"}"#),
             r#"payload={\"client_secret\": \"[REDACTED:secret]\"}"#
         );
-        assert_eq!(r("max_tokens=4096 token=None"), "max_tokens=4096 token=None");
+        assert_eq!(
+            r("max_tokens=4096 token=None"),
+            "max_tokens=4096 token=None"
+        );
     }
 
     #[test]
