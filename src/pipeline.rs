@@ -296,7 +296,14 @@ fn new_incident(config: &Config, g: &Group) -> NewIncident {
         signature: g.signature.to_string(),
         kind: "new-error".into(),
         severity: severity.into(),
-        title: title.chars().take(120).collect(),
+        // Redacted: the title names the incident file and heads the notification.
+        title: config
+            .redact
+            .redactor
+            .clean(&title)
+            .chars()
+            .take(120)
+            .collect(),
         source: g.source.clone(),
         host: config.hostname.clone(),
         level: g.level.name.clone(),

@@ -216,7 +216,11 @@ pub fn for_trigger(
     facts: &[(&'static str, String)],
     evidence: &str,
 ) -> Result<Prompt, String> {
-    let mut values: BTreeMap<&str, String> = facts.iter().cloned().collect();
+    // Facts such as the template are log text too: the data markers are defused.
+    let mut values: BTreeMap<&str, String> = facts
+        .iter()
+        .map(|(k, v)| (*k, super::evidence::defuse(v)))
+        .collect();
     values.insert("host", config.hostname.clone());
     values.insert("evidence", evidence.trim_end().to_string());
     let name = kind.file();

@@ -376,7 +376,7 @@ pub fn fake_claude(t: &Test, mode: &str) -> PathBuf {
         _ => panic!("unknown fake claude mode {mode}"),
     };
     let script = format!(
-        "#!/bin/sh\n{help}n=$(ls {rec} | wc -l)\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done > {rec}/argv-$n\npwd > {rec}/cwd-$n\n{behaviour}",
+        "#!/bin/sh\n{help}n=$(ls {rec} | wc -l)\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done > {rec}/argv-$n\npwd > {rec}/cwd-$n\nenv > {rec}/env-$n\n{behaviour}",
         rec = record.display(),
         help = FAKE_CLAUDE_HELP,
     );
