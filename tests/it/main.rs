@@ -10,6 +10,7 @@ mod claude;
 mod claude_real;
 mod config;
 mod crash;
+mod evidence;
 mod ignore;
 mod ntfy;
 mod redaction;
