@@ -159,6 +159,11 @@ fn curated_scripts_run_and_others_are_refused() {
     assert_eq!(denials[0]["tool_input"]["name"], "../../bin/rm");
     let page = std::fs::read_to_string(&t.incident_files()[0]).unwrap();
     assert!(page.contains("Disk is full"), "{page}");
+    assert!(
+        page.contains("Tool uses refused to the investigator"),
+        "{page}"
+    );
+    assert!(page.contains("../../bin/rm"), "{page}");
 }
 
 #[test]
