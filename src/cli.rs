@@ -177,7 +177,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Check { config } => {
             let config = load(&config)?;
-            let problems = crate::investigate::prompt::validate(&config.prompts_dir);
+            let problems = crate::investigate::prompt::validate(
+                &config.prompts_dir,
+                config.llm.runbook.as_deref(),
+            );
             if let Err(e) = IgnoreRules::load(&config.ignore_file, Utc::now()) {
                 eprintln!("{e}");
                 return Ok(ExitCode::from(2));

@@ -14,6 +14,7 @@ pub mod investigate;
 pub mod lock;
 pub mod notify;
 pub mod pipeline;
+pub mod redact;
 pub mod signature;
 pub mod source;
 pub mod store;

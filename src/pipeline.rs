@@ -64,6 +64,8 @@ pub struct RunReport {
     pub notify: notify::Flush,
     pub outbox_backlog: u64,
     pub warnings: Vec<String>,
+    /// What the investigator skipped and why (budget, breaker, recurring noise).
+    pub llm_notes: Vec<String>,
     /// Problems with one source or step; the run went on without it.
     pub errors: Vec<String>,
     pub duration_ms: u64,
@@ -175,7 +177,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
 
     // investigate → incident file → queue the notification
     file_unfinished(config, &mut store, now, &mut report)?;
-    refresh_updated(&store, &mut report);
+    refresh_updated(config, &store, &mut report);
 
     // notify
     report.notify = notify::flush(&store, config.ntfy.as_ref(), now)?;
@@ -317,7 +319,14 @@ fn new_incident(config: &Config, g: &Group) -> NewIncident {
         signature: g.signature.to_string(),
         kind: "new-error".into(),
         severity: severity.into(),
-        title: title.chars().take(120).collect(),
+        // Redacted: the title names the incident file and heads the notification.
+        title: config
+            .redact
+            .redactor
+            .clean(&title)
+            .chars()
+            .take(120)
+            .collect(),
         source: g.source.clone(),
         host: config.hostname.clone(),
         level: g.level.name.clone(),
@@ -355,9 +364,12 @@ fn file_unfinished(
     now: DateTime<Utc>,
     report: &mut RunReport,
 ) -> Result<(), RunError> {
+    let ctx = run_context(report);
+    let mut diagnoses = Vec::new();
     for mut inc in store.unfinished_incidents()? {
         if inc.stage == "new" {
-            let d = investigate::investigate(config, &inc);
+            let d = investigate::investigate(config, store, &inc, &ctx, now);
+            diagnoses.push(d.clone());
             if d.llm_called {
                 report.llm_calls += 1;
             }
@@ -401,7 +413,7 @@ fn file_unfinished(
             }
         }
         let path = incident::path_for(&config.incidents_dir, &inc);
-        incident::write(&path, &incident::render(&inc, d.as_ref()))
+        incident::write(&path, &render_page(config, &inc, d.as_ref()))
             .map_err(|e| RunError::Io(format!("incident #{}: {e}", inc.id)))?;
         fault_point("after-incident-file");
         let file_name = path
@@ -416,7 +428,7 @@ fn file_unfinished(
             ),
             None => String::new(),
         };
-        let note = notify::for_incident(&inc, &summary, &file_name);
+        let note = redact_note(config, notify::for_incident(&inc, &summary, &file_name));
         let batch = store.batch()?;
         batch.file_incident(inc.id, &path.display().to_string(), &note, now)?;
         batch.commit()?;
@@ -427,11 +439,46 @@ fn file_unfinished(
             path.display().to_string(),
         ));
     }
+    report.llm_notes = investigate::summarize_skips(&diagnoses);
     Ok(())
 }
 
+/// The investigator's view of this run: every warning/error group with its count.
+fn run_context(report: &RunReport) -> investigate::RunContext {
+    investigate::RunContext {
+        groups: report
+            .groups
+            .iter()
+            .map(|(g, _)| investigate::RunGroup {
+                signature: g.signature.to_string(),
+                template: g.template.clone(),
+                level: g.level.name.clone(),
+                count: g.count,
+            })
+            .collect(),
+    }
+}
+
+/// An incident page, redacted unless `[redact] incident_files = false`.
+fn render_page(config: &Config, inc: &store::IncidentRow, d: Option<&Diagnosis>) -> String {
+    let page = incident::render(inc, d);
+    if config.redact.incident_files {
+        config.redact.redactor.clean(&page)
+    } else {
+        page
+    }
+}
+
+/// A notification with its title and body redacted: it leaves the host.
+fn redact_note(config: &Config, mut n: store::Notification) -> store::Notification {
+    let r = &config.redact.redactor;
+    n.title = r.clean(&n.title);
+    n.body = notify::cap(&r.clean(&n.body), notify::MAX_BODY);
+    n
+}
+
 /// Rewrites the files of open incidents that got new occurrences (front matter counts).
-fn refresh_updated(store: &Store, report: &mut RunReport) {
+fn refresh_updated(config: &Config, store: &Store, report: &mut RunReport) {
     for (id, _) in report.updated.clone() {
         let Ok(Some(inc)) = store.incident(id) else {
             continue;
@@ -445,7 +492,7 @@ fn refresh_updated(store: &Store, report: &mut RunReport) {
             .and_then(|v| serde_json::from_value(v).ok());
         if let Err(e) = incident::write(
             std::path::Path::new(&path),
-            &incident::render(&inc, d.as_ref()),
+            &render_page(config, &inc, d.as_ref()),
         ) {
             report.errors.push(format!("incident #{id}: {e}"));
         }
@@ -512,6 +559,9 @@ impl RunReport {
         }
         for (id, why) in &self.not_diagnosed {
             let _ = writeln!(s, "  incident #{id} not diagnosed: {why}");
+        }
+        for note in &self.llm_notes {
+            let _ = writeln!(s, "  {note}");
         }
         if !self.dry_run {
             let n = &self.notify;

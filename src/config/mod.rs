@@ -2,7 +2,10 @@
 //! [`Config`] is the validated, compiled form the rest of the program uses. Every
 //! problem is reported with its key, all of them at once.
 
+mod investigator;
 pub mod raw;
+
+pub use investigator::{AnthropicApiConfig, LlmConfig, RedactConfig};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -76,6 +79,9 @@ pub struct Config {
     pub renotify_after: Duration,
     pub sources: Vec<SourceConfig>,
     pub investigator: InvestigatorConfig,
+    /// Evidence, budgets and safety settings of the LLM backends.
+    pub llm: LlmConfig,
+    pub redact: RedactConfig,
     pub ntfy: Option<NtfyConfig>,
 }
 
@@ -190,6 +196,7 @@ pub enum StartFrom {
 pub enum InvestigatorConfig {
     None,
     ClaudeCli(ClaudeCliConfig),
+    AnthropicApi(AnthropicApiConfig),
 }
 
 #[derive(Debug, Clone)]
@@ -199,6 +206,12 @@ pub struct ClaudeCliConfig {
     pub timeout: Duration,
     pub max_turns: u32,
     pub extra_args: Vec<String>,
+    /// `--max-budget-usd` per investigation (when the installed CLI knows it).
+    pub max_budget_usd: Option<f64>,
+    /// Environment variables passed through to the CLI beyond the built-in list.
+    pub pass_env: Vec<String>,
+    /// Environment variables set for the CLI.
+    pub env: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -423,7 +436,8 @@ impl Validator {
             }
         }
 
-        let investigator = self.investigator(raw.investigator.unwrap_or_default());
+        let (investigator, llm) = self.investigator(raw.investigator.unwrap_or_default());
+        let redact = self.redact(raw.redact);
         let ntfy = raw.ntfy.and_then(|n| self.ntfy(n));
         Config {
             path: path.to_path_buf(),
@@ -435,6 +449,8 @@ impl Validator {
             renotify_after,
             sources,
             investigator,
+            llm,
+            redact,
             ntfy,
         }
     }
@@ -770,43 +786,6 @@ impl Validator {
         }
     }
 
-    fn investigator(&mut self, i: raw::RawInvestigator) -> InvestigatorConfig {
-        self.unknown("investigator", &i.extra, raw::RawInvestigator::KEYS);
-        let timeout = self.duration(
-            "investigator.timeout",
-            i.timeout.as_deref(),
-            Duration::from_secs(300),
-        );
-        let max_turns = match i.max_turns {
-            None => 8,
-            Some(n) if (1..=100).contains(&n) => n as u32,
-            Some(n) => {
-                self.err(
-                    "investigator.max_turns",
-                    format!("{n} is out of range (expected 1 to 100)"),
-                );
-                8
-            }
-        };
-        match i.kind.as_deref() {
-            None | Some("none") => InvestigatorConfig::None,
-            Some("claude-cli") => InvestigatorConfig::ClaudeCli(ClaudeCliConfig {
-                command: i.command.unwrap_or_else(|| "claude".into()),
-                model: i.model.unwrap_or_else(|| "sonnet".into()),
-                timeout,
-                max_turns,
-                extra_args: i.extra_args,
-            }),
-            Some(other) => {
-                self.err(
-                    "investigator.kind",
-                    format!("unknown investigator `{other}` (expected \"none\" or \"claude-cli\")"),
-                );
-                InvestigatorConfig::None
-            }
-        }
-    }
-
     fn ntfy(&mut self, n: raw::RawNtfy) -> Option<NtfyConfig> {
         self.unknown("ntfy", &n.extra, raw::RawNtfy::KEYS);
         let server = match n.server {
@@ -966,7 +945,10 @@ impl fmt::Display for Config {
                     writeln!(f, "extra_args = {:?}", c.extra_args)?;
                 }
             }
+            InvestigatorConfig::AnthropicApi(_) => {}
         }
+        investigator::fmt_llm(f, &self.investigator, &self.llm)?;
+        investigator::fmt_redact(f, &self.redact)?;
         match &self.ntfy {
             None => writeln!(
                 f,

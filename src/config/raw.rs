@@ -17,6 +17,7 @@ pub struct RawConfig {
     pub source: Vec<RawSource>,
     pub investigator: Option<RawInvestigator>,
     pub ntfy: Option<RawNtfy>,
+    pub redact: Option<RawRedact>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, toml::Value>,
 }
@@ -32,6 +33,7 @@ impl RawConfig {
         "source",
         "investigator",
         "ntfy",
+        "redact",
     ];
 }
 
@@ -131,6 +133,31 @@ pub struct RawInvestigator {
     pub max_turns: Option<i64>,
     #[serde(default)]
     pub extra_args: Vec<String>,
+    // Issue 6: evidence, safety, budgets, the anthropic-api backend.
+    pub runbook: Option<String>,
+    pub evidence_tokens: Option<i64>,
+    pub deploy_repo: Option<String>,
+    pub deploy_timeout: Option<String>,
+    pub scripts_dir: Option<String>,
+    pub allow_scripts: Option<bool>,
+    pub script_timeout: Option<String>,
+    pub pass_env: Option<Vec<String>>,
+    pub env: Option<BTreeMap<String, String>>,
+    pub max_budget_usd: Option<f64>,
+    pub max_calls_per_hour: Option<i64>,
+    pub max_calls_per_day: Option<i64>,
+    pub max_usd_per_day: Option<f64>,
+    pub breaker_failures: Option<i64>,
+    pub breaker_cooldown: Option<String>,
+    pub noise_after: Option<i64>,
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    pub api_key_env: Option<String>,
+    pub api_key_file: Option<String>,
+    pub max_tokens: Option<i64>,
+    pub retries: Option<i64>,
+    pub usd_per_mtok_input: Option<f64>,
+    pub usd_per_mtok_output: Option<f64>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, toml::Value>,
 }
@@ -143,7 +170,52 @@ impl RawInvestigator {
         "timeout",
         "max_turns",
         "extra_args",
+        "runbook",
+        "evidence_tokens",
+        "deploy_repo",
+        "deploy_timeout",
+        "scripts_dir",
+        "allow_scripts",
+        "script_timeout",
+        "pass_env",
+        "env",
+        "max_budget_usd",
+        "max_calls_per_hour",
+        "max_calls_per_day",
+        "max_usd_per_day",
+        "breaker_failures",
+        "breaker_cooldown",
+        "noise_after",
+        "base_url",
+        "api_key_env",
+        "api_key_file",
+        "max_tokens",
+        "retries",
+        "usd_per_mtok_input",
+        "usd_per_mtok_output",
     ];
+}
+
+/// `[redact]`: what else counts as a secret, and whether incident files are redacted.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRedact {
+    pub incident_files: Option<bool>,
+    #[serde(default)]
+    pub patterns: Vec<RawRedactPattern>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, toml::Value>,
+}
+
+impl RawRedact {
+    pub const KEYS: &'static [&'static str] = &["incident_files", "patterns"];
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRedactPattern {
+    pub name: Option<String>,
+    pub regex: Option<String>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -182,6 +182,15 @@ pub fn render(i: &IncidentRow, d: Option<&Diagnosis>) -> String {
             facts.push(format!("{t} turn(s)"));
         }
         s.push_str(&format!("_{}_\n\n", facts.join(", ")));
+        if !d.permission_denials.is_empty() {
+            s.push_str("Tool uses refused to the investigator:\n\n");
+            for p in &d.permission_denials {
+                let name = p["tool_name"].as_str().unwrap_or("?");
+                let input: String = p["tool_input"].to_string().chars().take(200).collect();
+                s.push_str(&format!("- `{name}` `{}`\n", input.replace('`', "'")));
+            }
+            s.push('\n');
+        }
     }
 
     s.push_str("## Suggested fix\n\n");

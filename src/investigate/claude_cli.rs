@@ -2,17 +2,19 @@
 //! tools, stdin from /dev/null, in a scratch directory, killed (with its whole process
 //! group) when it runs past its timeout.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use super::prompt::Prompt;
 use super::{verdict, Diagnosis};
-use crate::config::ClaudeCliConfig;
+use crate::config::{ClaudeCliConfig, Config};
 
 /// Most of the CLI's output kept.
 const MAX_OUTPUT: u64 = 8 * 1024 * 1024;
@@ -20,8 +22,147 @@ const MAX_OUTPUT: u64 = 8 * 1024 * 1024;
 /// The tools Claude may use: reading only.
 pub const READ_ONLY_TOOLS: &str = "Read,Grep,Glob";
 
-/// The arguments for one investigation.
-pub fn args(cfg: &ClaudeCliConfig, prompt: &Prompt) -> Vec<String> {
+/// Environment variables the CLI gets from logwarden's environment (besides
+/// `pass_env`); everything else (database URLs, app secrets) is withheld.
+const PASS_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TMPDIR",
+    "XDG_CONFIG_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_DATA_HOME",
+    "XDG_STATE_HOME",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+/// Prefixes of variables passed through: the CLI's own settings.
+const PASS_ENV_PREFIXES: &[&str] = &["ANTHROPIC_", "CLAUDE_", "DISABLE_"];
+
+/// What the installed CLI supports, read from `claude --help` once per run.
+#[derive(Debug, Clone, Default)]
+pub struct Features {
+    pub max_budget_usd: bool,
+    pub no_session_persistence: bool,
+    pub strict_mcp_config: bool,
+}
+
+impl Features {
+    pub fn from_help(help: &str) -> Features {
+        Features {
+            max_budget_usd: help.contains("--max-budget-usd"),
+            no_session_persistence: help.contains("--no-session-persistence"),
+            strict_mcp_config: help.contains("--strict-mcp-config"),
+        }
+    }
+}
+
+fn features(cfg: &ClaudeCliConfig) -> Features {
+    static CACHE: OnceLock<Mutex<HashMap<String, Features>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(f) = cache.lock().expect("not poisoned").get(&cfg.command) {
+        return f.clone();
+    }
+    let mut cmd = Command::new(&cfg.command);
+    cmd.arg("--help");
+    environment(&mut cmd, cfg);
+    let f = super::exec::run(cmd, Duration::from_secs(20), 256 * 1024)
+        .map(|o| Features::from_help(&format!("{}{}", o.stdout, o.stderr)))
+        .unwrap_or_default();
+    cache
+        .lock()
+        .expect("not poisoned")
+        .insert(cfg.command.clone(), f.clone());
+    f
+}
+
+/// Sets the CLI's environment: the allow-list, `pass_env`, then `env`.
+fn environment(cmd: &mut Command, cfg: &ClaudeCliConfig) {
+    cmd.env_clear();
+    for (k, v) in std::env::vars_os() {
+        let name = k.to_string_lossy();
+        let pass = PASS_ENV.contains(&name.as_ref())
+            || PASS_ENV_PREFIXES.iter().any(|p| name.starts_with(p))
+            || cfg.pass_env.iter().any(|p| *p == name);
+        if pass {
+            cmd.env(&k, &v);
+        }
+    }
+    for (k, v) in &cfg.env {
+        cmd.env(k, v);
+    }
+}
+
+/// The curated scripts present in `dir`: executable regular files, sorted.
+pub fn scripts(dir: &std::path::Path) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.flatten()
+                .filter(|e| {
+                    e.metadata()
+                        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+                        .unwrap_or(false)
+                })
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| {
+                    !n.starts_with('.')
+                        && n.chars()
+                            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// The folders Claude may read without asking: the log folders and the deploy repo.
+fn readable_dirs(config: &Config) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = config
+        .sources
+        .iter()
+        .filter_map(|s| s.path().and_then(Path::parent).map(Path::to_path_buf))
+        .collect();
+    dirs.extend(config.llm.deploy_repo.iter().cloned());
+    dirs.sort();
+    dirs.dedup();
+    dirs.retain(|d| d.is_dir());
+    dirs
+}
+
+/// The arguments for one investigation. The prompt comes right after `-p`, before the
+/// options that take lists.
+pub fn args(
+    cfg: &ClaudeCliConfig,
+    config: &Config,
+    features: &Features,
+    prompt: &Prompt,
+) -> Vec<String> {
+    let mut tools = READ_ONLY_TOOLS.to_string();
+    let mut allowed: Vec<String> = Vec::new();
+    if let (true, Some(dir)) = (config.llm.allow_scripts, &config.llm.scripts_dir) {
+        let names = scripts(dir);
+        if !names.is_empty() {
+            tools.push_str(",Bash");
+            for n in names {
+                let path = dir.join(n).display().to_string();
+                allowed.push(format!("Bash({path})"));
+                allowed.push(format!("Bash({path} *)"));
+            }
+        }
+    }
     let mut a = vec![
         "-p".to_string(),
         prompt.user.clone(),
@@ -32,29 +173,51 @@ pub fn args(cfg: &ClaudeCliConfig, prompt: &Prompt) -> Vec<String> {
         "--max-turns".into(),
         cfg.max_turns.to_string(),
         "--tools".into(),
-        READ_ONLY_TOOLS.into(),
-        "--append-system-prompt".into(),
-        prompt.system.clone(),
+        tools,
     ];
+    if !allowed.is_empty() {
+        a.push("--allowedTools".into());
+        a.push(allowed.join(","));
+    }
+    let dirs = readable_dirs(config);
+    if !dirs.is_empty() {
+        a.push("--add-dir".into());
+        a.extend(dirs.iter().map(|d| d.display().to_string()));
+    }
+    if features.strict_mcp_config {
+        a.push("--strict-mcp-config".into());
+    }
+    if features.no_session_persistence {
+        a.push("--no-session-persistence".into());
+    }
+    if let (true, Some(b)) = (features.max_budget_usd, cfg.max_budget_usd) {
+        a.push("--max-budget-usd".into());
+        a.push(format!("{b}"));
+    }
+    a.push("--append-system-prompt".into());
+    a.push(prompt.system.clone());
     a.extend(cfg.extra_args.iter().cloned());
     a
 }
 
 /// Runs the CLI once and turns what it printed into a diagnosis.
-pub fn run(cfg: &ClaudeCliConfig, prompt: &Prompt, state_dir: &Path) -> Diagnosis {
+pub fn run(cfg: &ClaudeCliConfig, config: &Config, prompt: &Prompt) -> Diagnosis {
     let fail = |e: String| Diagnosis {
         error: Some(e),
         ..Diagnosis::default()
     };
     let scratch = match tempfile::Builder::new()
         .prefix("claude-")
-        .tempdir_in(state_dir)
+        .tempdir_in(&config.state_dir)
     {
         Ok(d) => d,
         Err(e) => return fail(format!("cannot make a scratch directory: {e}")),
     };
-    let mut child = match Command::new(&cfg.command)
-        .args(args(cfg, prompt))
+    let features = features(cfg);
+    let mut cmd = Command::new(&cfg.command);
+    cmd.args(args(cfg, config, &features, prompt));
+    environment(&mut cmd, cfg);
+    let mut child = match cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

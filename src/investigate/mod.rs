@@ -1,22 +1,35 @@
 //! Investigation: asking an investigator what a triggered incident is. `none` gives
 //! the evidence only; `claude-cli` runs Claude Code non-interactively (`claude -p`)
 //! with read-only tools, a timeout that kills its whole process group, and parses the
-//! JSON verdict it is asked to end with. A failed investigation never stops the
-//! incident from being written and notified.
+//! JSON verdict it is asked to end with; `anthropic-api` calls the Messages API
+//! directly with a tool loop limited to curated scripts and a search of the store.
+//!
+//! Before any call: verdict memory, the breaker and the budgets ([`budget`]) may say
+//! no; the evidence ([`evidence`]) is gathered within its token budget; the prompt
+//! ([`prompt`]) is rendered and redacted. Every call is counted in the store before it
+//! is made, and every verdict is remembered. A failed or skipped investigation never
+//! stops the incident from being written and notified.
 
+pub mod anthropic_api;
+pub mod budget;
 pub mod claude_cli;
+pub mod evidence;
+pub mod exec;
 pub mod prompt;
 pub mod verdict;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, InvestigatorConfig};
-use crate::store::IncidentRow;
+use crate::store::{IncidentRow, Store};
+
+pub use evidence::{RunContext, RunGroup};
 
 /// What an investigator concluded (or why it could not).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Diagnosis {
-    /// `none`, `claude-cli`, …
+    /// `none`, `claude-cli`, `anthropic-api`
     pub backend: String,
     /// Whether a verdict was obtained.
     pub diagnosed: bool,
@@ -38,39 +51,154 @@ pub struct Diagnosis {
     pub permission_denials: Vec<serde_json::Value>,
     /// Whether an LLM was called (for the run's figures).
     pub llm_called: bool,
+    /// Set when the LLM was not asked: `budget`, `breaker` or `recurring-noise`.
+    #[serde(default)]
+    pub skipped: Option<String>,
+}
+
+fn backend_name(i: &InvestigatorConfig) -> &'static str {
+    match i {
+        InvestigatorConfig::None => "none",
+        InvestigatorConfig::ClaudeCli(_) => "claude-cli",
+        InvestigatorConfig::AnthropicApi(_) => "anthropic-api",
+    }
 }
 
 /// Investigates one incident with the configured backend.
-pub fn investigate(config: &Config, incident: &IncidentRow) -> Diagnosis {
-    match &config.investigator {
-        InvestigatorConfig::None => Diagnosis {
-            backend: "none".into(),
-            diagnosed: false,
-            verdict: "unsure".into(),
-            severity: incident.severity.clone(),
-            title: incident.title.clone(),
+pub fn investigate(
+    config: &Config,
+    store: &Store,
+    incident: &IncidentRow,
+    ctx: &RunContext,
+    now: DateTime<Utc>,
+) -> Diagnosis {
+    let backend = backend_name(&config.investigator);
+    let mut d = if backend == "none" {
+        Diagnosis {
             error: Some(
                 "no investigator configured (investigator.kind = \"none\"); the evidence is below"
                     .into(),
             ),
             ..Diagnosis::default()
-        },
-        InvestigatorConfig::ClaudeCli(cli) => {
-            let prompt = prompt::for_incident(config, incident);
-            let mut d = match prompt {
-                Ok(p) => claude_cli::run(cli, &p, &config.state_dir),
-                Err(e) => Diagnosis {
-                    error: Some(format!("prompt could not be built: {e}")),
-                    ..Diagnosis::default()
-                },
-            };
-            d.backend = "claude-cli".into();
-            if !d.diagnosed {
-                d.verdict = "unsure".into();
-                d.severity = incident.severity.clone();
-                d.title = incident.title.clone();
+        }
+    } else {
+        ask(config, store, backend, incident, ctx, now)
+    };
+    d.backend = backend.into();
+    if !d.diagnosed {
+        d.verdict = "unsure".into();
+        d.severity = incident.severity.clone();
+        d.title = incident.title.clone();
+    }
+    d
+}
+
+fn ask(
+    config: &Config,
+    store: &Store,
+    backend: &str,
+    inc: &IncidentRow,
+    ctx: &RunContext,
+    now: DateTime<Utc>,
+) -> Diagnosis {
+    let fail = |e: String| Diagnosis {
+        error: Some(e),
+        ..Diagnosis::default()
+    };
+    match budget::check(config, store, backend, inc, now) {
+        Ok(Some(skip)) => {
+            return Diagnosis {
+                error: Some(skip.describe(backend)),
+                skipped: Some(skip.tag().into()),
+                ..Diagnosis::default()
             }
-            d
+        }
+        Ok(None) => {}
+        Err(e) => return fail(format!("budget check failed: {e}")),
+    }
+    let evidence = evidence::for_incident(config, store, inc, ctx, now);
+    let reason = match store.verdicts(&inc.signature) {
+        Ok(v) if !v.is_empty() => "back after a quiet period",
+        _ => "never seen before",
+    };
+    let prompt = match prompt::TriggerKind::from_incident_kind(&inc.kind) {
+        prompt::TriggerKind::Spike => prompt::spike(config, inc, "unknown", "unknown", &evidence),
+        // The metric triggers bring their own facts when they land; until then every
+        // other incident is a log error group.
+        _ => prompt::new_error(config, inc, reason, &evidence),
+    };
+    let prompt = match prompt {
+        Ok(p) => p,
+        Err(e) => return fail(format!("prompt could not be built: {e}")),
+    };
+    let call = match store.begin_llm_call(now, backend, Some(inc.id), &inc.signature) {
+        Ok(id) => id,
+        Err(e) => return fail(format!("cannot record the LLM call: {e}")),
+    };
+    let mut d = match &config.investigator {
+        InvestigatorConfig::ClaudeCli(cli) => claude_cli::run(cli, config, &prompt),
+        InvestigatorConfig::AnthropicApi(api) => anthropic_api::run(api, config, store, &prompt),
+        InvestigatorConfig::None => unreachable!("handled by the caller"),
+    };
+    let _ = store.finish_llm_call(
+        call,
+        d.diagnosed,
+        d.cost_usd.unwrap_or(0.0),
+        d.error.as_deref(),
+    );
+    // What comes back may quote what the investigator read with its tools.
+    let red = &config.redact.redactor;
+    for f in [
+        &mut d.title,
+        &mut d.summary,
+        &mut d.root_cause,
+        &mut d.suggested_fix,
+    ] {
+        *f = red.clean(f);
+    }
+    if let Some(e) = &d.error {
+        d.error = Some(red.clean(e));
+    }
+    if d.diagnosed {
+        let _ = store.record_verdict(
+            &inc.signature,
+            inc.id,
+            &d.verdict,
+            &d.severity,
+            &inc.level,
+            budget::level_no(config, &inc.source, &inc.level),
+            inc.occurrences,
+            backend,
+            if d.title.is_empty() {
+                &inc.title
+            } else {
+                &d.title
+            },
+            now,
+        );
+    }
+    d
+}
+
+/// One line per kind of skip, for the run summary (`3 incident(s) not investigated: …`),
+/// with the latest reason of each kind.
+pub fn summarize_skips(diagnoses: &[Diagnosis]) -> Vec<String> {
+    let mut lines: Vec<(&str, String, u32)> = Vec::new();
+    for d in diagnoses {
+        let Some(tag) = d.skipped.as_deref() else {
+            continue;
+        };
+        let why = d.error.clone().unwrap_or_default();
+        match lines.iter_mut().find(|(t, _, _)| *t == tag) {
+            Some(l) => {
+                l.1 = why;
+                l.2 += 1;
+            }
+            None => lines.push((tag, why, 1)),
         }
     }
+    lines
+        .into_iter()
+        .map(|(_, why, n)| format!("investigator: {n} incident(s) {why}"))
+        .collect()
 }

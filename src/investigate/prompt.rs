@@ -1,5 +1,7 @@
 //! Prompt templates: markdown files in `prompts_dir` with `{{name}}` placeholders; the
-//! copies in the repository's `prompts/` are built in as defaults.
+//! copies in the repository's `prompts/` are built in as defaults. `system.md` is the
+//! runbook (with the team's own `runbook` file appended); each trigger kind has its
+//! playbook template and a function here that renders it.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -11,13 +13,68 @@ use crate::store::{ts, IncidentRow};
 pub const BUILTIN: &[(&str, &str)] = &[
     ("system.md", include_str!("../../prompts/system.md")),
     ("new-error.md", include_str!("../../prompts/new-error.md")),
+    ("spike.md", include_str!("../../prompts/spike.md")),
+    (
+        "metric-threshold.md",
+        include_str!("../../prompts/metric-threshold.md"),
+    ),
+    ("anomaly.md", include_str!("../../prompts/anomaly.md")),
+    ("disk.md", include_str!("../../prompts/disk.md")),
+    ("queue.md", include_str!("../../prompts/queue.md")),
+    ("api-rate.md", include_str!("../../prompts/api-rate.md")),
 ];
+
+/// What made logwarden ask: one playbook template each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerKind {
+    NewError,
+    Spike,
+    MetricThreshold,
+    Anomaly,
+    Disk,
+    Queue,
+    ApiRate,
+}
+
+impl TriggerKind {
+    pub const ALL: [TriggerKind; 7] = [
+        TriggerKind::NewError,
+        TriggerKind::Spike,
+        TriggerKind::MetricThreshold,
+        TriggerKind::Anomaly,
+        TriggerKind::Disk,
+        TriggerKind::Queue,
+        TriggerKind::ApiRate,
+    ];
+
+    pub fn file(self) -> &'static str {
+        match self {
+            TriggerKind::NewError => "new-error.md",
+            TriggerKind::Spike => "spike.md",
+            TriggerKind::MetricThreshold => "metric-threshold.md",
+            TriggerKind::Anomaly => "anomaly.md",
+            TriggerKind::Disk => "disk.md",
+            TriggerKind::Queue => "queue.md",
+            TriggerKind::ApiRate => "api-rate.md",
+        }
+    }
+
+    /// The incident `kind` column value.
+    pub fn from_incident_kind(kind: &str) -> TriggerKind {
+        TriggerKind::ALL
+            .into_iter()
+            .find(|k| k.file().trim_end_matches(".md") == kind)
+            .unwrap_or(TriggerKind::NewError)
+    }
+}
 
 /// The placeholders each template may use.
 pub fn allowed(name: &str) -> &'static [&'static str] {
     match name {
         "new-error.md" => &[
             "host",
+            "evidence",
+            "reason",
             "source",
             "signature",
             "level",
@@ -26,13 +83,44 @@ pub fn allowed(name: &str) -> &'static [&'static str] {
             "occurrences",
             "first_seen",
             "last_seen",
-            "evidence",
         ],
+        "spike.md" => &[
+            "host",
+            "evidence",
+            "source",
+            "signature",
+            "level",
+            "template",
+            "occurrences",
+            "first_seen",
+            "last_seen",
+            "rate",
+            "baseline",
+        ],
+        "metric-threshold.md" => &[
+            "host",
+            "evidence",
+            "metric",
+            "value",
+            "threshold",
+            "first_seen",
+        ],
+        "anomaly.md" => &[
+            "host",
+            "evidence",
+            "metric",
+            "value",
+            "expected",
+            "first_seen",
+        ],
+        "disk.md" => &["host", "evidence", "mount", "used_percent", "free", "trend"],
+        "queue.md" => &["host", "evidence", "queue", "depth", "threshold", "oldest"],
+        "api-rate.md" => &["host", "evidence", "api", "status_counts", "rate"],
         _ => &[],
     }
 }
 
-/// A prompt ready to send.
+/// A prompt ready to send (already redacted).
 #[derive(Debug, Clone)]
 pub struct Prompt {
     pub system: String,
@@ -79,8 +167,9 @@ pub fn render(name: &str, text: &str, values: &BTreeMap<&str, String>) -> Result
     Ok(out)
 }
 
-/// Checks that every template in the folder (or built in) renders.
-pub fn validate(dir: &Path) -> Vec<String> {
+/// Checks that every template in the folder (or built in) renders, that each trigger
+/// template shows the evidence, and that the runbook can be read.
+pub fn validate(dir: &Path, runbook: Option<&Path>) -> Vec<String> {
     let mut problems = Vec::new();
     for (name, _) in BUILTIN {
         match template(dir, name) {
@@ -90,48 +179,219 @@ pub fn validate(dir: &Path) -> Vec<String> {
                 if let Err(e) = render(name, &t, &values) {
                     problems.push(e);
                 }
+                if *name != "system.md" && !t.contains("{{evidence}}") {
+                    problems.push(format!(
+                        "{name}: lacks `{{{{evidence}}}}`: the investigator would see no evidence"
+                    ));
+                }
             }
             Err(e) => problems.push(e),
+        }
+    }
+    if let Some(p) = runbook {
+        if let Err(e) = std::fs::read_to_string(p) {
+            problems.push(format!("runbook {}: {e}", p.display()));
         }
     }
     problems
 }
 
-/// The prompt for a new-error incident.
-pub fn for_incident(config: &Config, i: &IncidentRow) -> Result<Prompt, String> {
-    let system = template(&config.prompts_dir, "system.md")?;
-    let mut evidence = String::new();
-    for s in &i.samples {
-        if evidence.len() + s.len() > 32 * 1024 {
-            evidence.push_str("\n[… more records not shown]");
-            break;
-        }
-        evidence.push_str(s.trim_end());
-        evidence.push_str("\n\n");
+/// The system prompt: `system.md`, then the team's runbook if configured.
+pub fn system(config: &Config) -> Result<String, String> {
+    let mut s = template(&config.prompts_dir, "system.md")?;
+    if let Some(p) = &config.llm.runbook {
+        let book = std::fs::read_to_string(p)
+            .map_err(|e| format!("cannot read the runbook {}: {e}", p.display()))?;
+        s.push_str("\n\n## Team runbook\n\nThe team that runs this host wrote these rules; they take precedence over the general ones above.\n\n");
+        s.push_str(book.trim());
+        s.push('\n');
     }
-    let values: BTreeMap<&str, String> = [
-        ("host", i.host.clone()),
-        ("source", i.source.clone()),
-        ("signature", i.signature.clone()),
-        ("level", i.level.clone()),
-        (
-            "exception",
-            i.exception_type.clone().unwrap_or_else(|| "none".into()),
-        ),
-        ("template", i.template.clone()),
-        ("occurrences", i.occurrences.to_string()),
-        ("first_seen", ts(i.first_seen)),
-        ("last_seen", ts(i.last_seen)),
-        ("evidence", evidence.trim_end().to_string()),
-    ]
-    .into_iter()
-    .collect();
-    let user = render(
-        "new-error.md",
-        &template(&config.prompts_dir, "new-error.md")?,
-        &values,
-    )?;
-    Ok(Prompt { system, user })
+    Ok(s)
+}
+
+/// Renders a trigger template with its facts and the evidence, redacted.
+pub fn for_trigger(
+    config: &Config,
+    kind: TriggerKind,
+    facts: &[(&'static str, String)],
+    evidence: &str,
+) -> Result<Prompt, String> {
+    // Facts such as the template are log text too: the data markers are defused.
+    let mut values: BTreeMap<&str, String> = facts
+        .iter()
+        .map(|(k, v)| (*k, super::evidence::defuse(v)))
+        .collect();
+    values.insert("host", config.hostname.clone());
+    values.insert("evidence", evidence.trim_end().to_string());
+    let name = kind.file();
+    let user = render(name, &template(&config.prompts_dir, name)?, &values)?;
+    let red = &config.redact.redactor;
+    Ok(Prompt {
+        system: red.clean(&system(config)?),
+        user: red.clean(&user),
+    })
+}
+
+/// The prompt for a new-error incident.
+pub fn new_error(
+    config: &Config,
+    i: &IncidentRow,
+    reason: &str,
+    evidence: &str,
+) -> Result<Prompt, String> {
+    for_trigger(
+        config,
+        TriggerKind::NewError,
+        &[
+            ("reason", reason.to_string()),
+            ("source", i.source.clone()),
+            ("signature", i.signature.clone()),
+            ("level", i.level.clone()),
+            (
+                "exception",
+                i.exception_type.clone().unwrap_or_else(|| "none".into()),
+            ),
+            ("template", i.template.clone()),
+            ("occurrences", i.occurrences.to_string()),
+            ("first_seen", ts(i.first_seen)),
+            ("last_seen", ts(i.last_seen)),
+        ],
+        evidence,
+    )
+}
+
+/// The prompt for a spiking known signature.
+pub fn spike(
+    config: &Config,
+    i: &IncidentRow,
+    rate: &str,
+    baseline: &str,
+    evidence: &str,
+) -> Result<Prompt, String> {
+    for_trigger(
+        config,
+        TriggerKind::Spike,
+        &[
+            ("source", i.source.clone()),
+            ("signature", i.signature.clone()),
+            ("level", i.level.clone()),
+            ("template", i.template.clone()),
+            ("occurrences", i.occurrences.to_string()),
+            ("first_seen", ts(i.first_seen)),
+            ("last_seen", ts(i.last_seen)),
+            ("rate", rate.to_string()),
+            ("baseline", baseline.to_string()),
+        ],
+        evidence,
+    )
+}
+
+/// The prompt for a metric over its threshold.
+pub fn metric_threshold(
+    config: &Config,
+    metric: &str,
+    value: &str,
+    threshold: &str,
+    since: &str,
+    evidence: &str,
+) -> Result<Prompt, String> {
+    for_trigger(
+        config,
+        TriggerKind::MetricThreshold,
+        &[
+            ("metric", metric.into()),
+            ("value", value.into()),
+            ("threshold", threshold.into()),
+            ("first_seen", since.into()),
+        ],
+        evidence,
+    )
+}
+
+/// The prompt for a metric anomaly.
+pub fn anomaly(
+    config: &Config,
+    metric: &str,
+    value: &str,
+    expected: &str,
+    since: &str,
+    evidence: &str,
+) -> Result<Prompt, String> {
+    for_trigger(
+        config,
+        TriggerKind::Anomaly,
+        &[
+            ("metric", metric.into()),
+            ("value", value.into()),
+            ("expected", expected.into()),
+            ("first_seen", since.into()),
+        ],
+        evidence,
+    )
+}
+
+/// The prompt for a filesystem filling up.
+pub fn disk(
+    config: &Config,
+    mount: &str,
+    used_percent: &str,
+    free: &str,
+    trend: &str,
+    evidence: &str,
+) -> Result<Prompt, String> {
+    for_trigger(
+        config,
+        TriggerKind::Disk,
+        &[
+            ("mount", mount.into()),
+            ("used_percent", used_percent.into()),
+            ("free", free.into()),
+            ("trend", trend.into()),
+        ],
+        evidence,
+    )
+}
+
+/// The prompt for a queue backing up.
+pub fn queue(
+    config: &Config,
+    queue: &str,
+    depth: &str,
+    threshold: &str,
+    oldest: &str,
+    evidence: &str,
+) -> Result<Prompt, String> {
+    for_trigger(
+        config,
+        TriggerKind::Queue,
+        &[
+            ("queue", queue.into()),
+            ("depth", depth.into()),
+            ("threshold", threshold.into()),
+            ("oldest", oldest.into()),
+        ],
+        evidence,
+    )
+}
+
+/// The prompt for an external API throttling or failing.
+pub fn api_rate(
+    config: &Config,
+    api: &str,
+    status_counts: &str,
+    rate: &str,
+    evidence: &str,
+) -> Result<Prompt, String> {
+    for_trigger(
+        config,
+        TriggerKind::ApiRate,
+        &[
+            ("api", api.into()),
+            ("status_counts", status_counts.into()),
+            ("rate", rate.into()),
+        ],
+        evidence,
+    )
 }
 
 #[cfg(test)]
@@ -148,6 +408,45 @@ mod tests {
         assert!(render("new-error.md", "{{nope}}", &v)
             .unwrap_err()
             .contains("nope"));
-        assert!(validate(Path::new("/nonexistent")).is_empty());
+        assert!(validate(Path::new("/nonexistent"), None).is_empty());
+    }
+
+    #[test]
+    fn every_kind_renders_with_its_facts() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg_path = dir.path().join("c.toml");
+        let config = crate::config::Config::parse(
+            "hostname = \"h1\"\n[[source]]\nname = \"a\"\npath = \"/a\"\n",
+            &cfg_path,
+        )
+        .unwrap();
+        let ev = "EVIDENCE-HERE password=hunter2";
+        let prompts = [
+            metric_threshold(&config, "load1", "9.5", "4", "t", ev).unwrap(),
+            anomaly(&config, "rps", "2", "200", "t", ev).unwrap(),
+            disk(&config, "/", "97", "1.2 GiB", "+2%/h", ev).unwrap(),
+            queue(&config, "emails", "5000", "1000", "2h", ev).unwrap(),
+            api_rate(&config, "stripe", "429×40", "40/min", ev).unwrap(),
+        ];
+        for p in prompts {
+            assert!(p.user.contains("EVIDENCE-HERE"), "{}", p.user);
+            assert!(p.user.contains("h1"));
+            assert!(!p.user.contains("hunter2"), "redacted: {}", p.user);
+            assert!(p.user.contains("<<<LOG DATA"));
+            assert!(p.system.contains("untrusted"));
+        }
+    }
+
+    #[test]
+    fn a_template_without_evidence_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("disk.md"), "disk {{mount}} on {{host}}").unwrap();
+        let p = validate(dir.path(), Some(Path::new("/nonexistent/RUNBOOK.md")));
+        assert!(
+            p.iter()
+                .any(|e| e.contains("disk.md") && e.contains("evidence")),
+            "{p:?}"
+        );
+        assert!(p.iter().any(|e| e.contains("RUNBOOK.md")), "{p:?}");
     }
 }

@@ -84,6 +84,32 @@ const MIGRATIONS: &[&str] = &[
         hits INTEGER NOT NULL,
         last_hit TEXT NOT NULL
     );",
+    // 2: LLM calls (budgets, breaker) and verdict memory.
+    "CREATE TABLE llm_calls (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        incident_id INTEGER,
+        signature TEXT NOT NULL,
+        ok INTEGER,
+        cost_usd REAL NOT NULL DEFAULT 0,
+        error TEXT
+    );
+    CREATE INDEX llm_calls_by_time ON llm_calls (at);
+    CREATE TABLE verdicts (
+        id INTEGER PRIMARY KEY,
+        signature TEXT NOT NULL,
+        incident_id INTEGER,
+        verdict TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        level TEXT NOT NULL,
+        level_no INTEGER NOT NULL,
+        occurrences INTEGER NOT NULL,
+        backend TEXT NOT NULL,
+        title TEXT NOT NULL,
+        at TEXT NOT NULL
+    );
+    CREATE INDEX verdicts_by_signature ON verdicts (signature);",
 ];
 
 /// The schema version this build writes.

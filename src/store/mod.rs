@@ -4,6 +4,7 @@
 //! applied in one transaction under `PRAGMA user_version`. Reads go through
 //! [`Store`]; writes that must land together go through a [`Batch`] (one transaction).
 
+mod llm;
 mod migrations;
 
 use std::collections::HashMap;
@@ -16,6 +17,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use crate::signature::{GroupId, Signature, TemplateRecord};
 use crate::source::Checkpoint;
 
+pub use llm::{LlmUsage, NoiseRow, SearchHit, VerdictRow};
 pub use migrations::SCHEMA_VERSION;
 
 #[derive(Debug, thiserror::Error)]

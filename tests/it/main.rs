@@ -2,14 +2,19 @@
 //! real loguru, real SQLite files), with a fake ntfy server and fake `claude`
 //! executables, each test in its own temporary directory.
 
+mod fake_anthropic;
 mod util;
 
+mod anthropic;
 mod claude;
+mod claude_real;
 mod config;
 mod crash;
+mod evidence;
 mod hostile;
 mod ignore;
 mod ntfy;
+mod redaction;
 mod rotation;
 mod sources;
 mod watch;

@@ -376,8 +376,9 @@ pub fn fake_claude(t: &Test, mode: &str) -> PathBuf {
         _ => panic!("unknown fake claude mode {mode}"),
     };
     let script = format!(
-        "#!/bin/sh\nn=$(ls {rec} | wc -l)\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done > {rec}/argv-$n\npwd > {rec}/cwd-$n\n{behaviour}",
-        rec = record.display()
+        "#!/bin/sh\n{help}n=$(ls {rec} | wc -l)\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done > {rec}/argv-$n\npwd > {rec}/cwd-$n\nenv > {rec}/env-$n\n{behaviour}",
+        rec = record.display(),
+        help = FAKE_CLAUDE_HELP,
     );
     let path = t.path("fake-claude");
     std::fs::write(&path, script).unwrap();
@@ -385,6 +386,9 @@ pub fn fake_claude(t: &Test, mode: &str) -> PathBuf {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     path
 }
+
+/// `claude --help` of the fake: the options of Claude Code 2.1.x that logwarden looks for.
+const FAKE_CLAUDE_HELP: &str = "if [ \"$1\" = --help ]; then echo '  --max-budget-usd <amount>'; echo '  --no-session-persistence'; echo '  --strict-mcp-config'; exit 0; fi\n";
 
 /// The argv of each recorded fake-claude call.
 pub fn claude_calls(t: &Test) -> Vec<Vec<String>> {

@@ -1,0 +1,121 @@
+//! Whether an incident may be sent to the LLM now: budgets (calls per hour and per
+//! day, dollars per day, all counted in the store), the breaker (after N consecutive
+//! failures the backend rests for a cool-down) and verdict memory (a signature judged
+//! noise K times is not sent again unless it spikes or its level rises).
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::source::Level;
+use crate::store::{ts, IncidentRow, Store};
+
+/// Why an incident is not sent to the LLM.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Skip {
+    /// A budget is spent: the text says which.
+    Budget(String),
+    /// The breaker is open until the given time.
+    Breaker { failures: u32, until: DateTime<Utc> },
+    /// Judged noise this many times before.
+    RecurringNoise(u64),
+}
+
+impl Skip {
+    /// A short tag for the diagnosis (`budget`, `breaker`, `recurring-noise`).
+    pub fn tag(&self) -> &'static str {
+        match self {
+            Skip::Budget(_) => "budget",
+            Skip::Breaker { .. } => "breaker",
+            Skip::RecurringNoise(_) => "recurring-noise",
+        }
+    }
+
+    /// The sentence shown in the incident, the notification and the run summary.
+    pub fn describe(&self, backend: &str) -> String {
+        match self {
+            Skip::Budget(why) => format!("not investigated: budget ({why})"),
+            Skip::Breaker { failures, until } => format!(
+                "not investigated: {backend} skipped after {failures} consecutive failures, cool-down until {}",
+                ts(*until)
+            ),
+            Skip::RecurringNoise(n) => format!(
+                "not investigated: recurring noise (judged noise {n} times before; sent again only if it spikes or its level rises)"
+            ),
+        }
+    }
+}
+
+/// The level number of an incident's level name, with its source's custom levels.
+pub fn level_no(config: &Config, source: &str, level: &str) -> u32 {
+    let empty = Default::default();
+    let custom = config
+        .sources
+        .iter()
+        .find(|s| s.name == source)
+        .map(|s| &s.levels)
+        .unwrap_or(&empty);
+    Level::named(level, custom).no
+}
+
+/// Checks verdict memory, the breaker and the budgets, in that order.
+pub fn check(
+    config: &Config,
+    store: &Store,
+    backend: &str,
+    inc: &IncidentRow,
+    now: DateTime<Utc>,
+) -> crate::store::Result<Option<Skip>> {
+    let l = &config.llm;
+
+    // Verdict memory.
+    let noise: Vec<_> = store
+        .verdicts(&inc.signature)?
+        .into_iter()
+        .filter(|v| v.verdict == "noise")
+        .collect();
+    if noise.len() as u32 >= l.noise_after {
+        let max_occ = noise.iter().map(|v| v.occurrences).max().unwrap_or(0);
+        let max_level = noise.iter().map(|v| v.level_no).max().unwrap_or(0);
+        let spikes = inc.occurrences >= 10 && inc.occurrences > max_occ.saturating_mul(3);
+        let rises = level_no(config, &inc.source, &inc.level) > max_level;
+        if !spikes && !rises {
+            return Ok(Some(Skip::RecurringNoise(noise.len() as u64)));
+        }
+    }
+
+    // The breaker.
+    let recent = store.recent_llm_outcomes(backend, l.breaker_failures)?;
+    if recent.len() as u32 >= l.breaker_failures && recent.iter().all(|(ok, _)| !ok) {
+        let last = recent[0].1;
+        let until = last
+            + chrono::Duration::from_std(l.breaker_cooldown).unwrap_or(chrono::Duration::zero());
+        if now < until {
+            return Ok(Some(Skip::Breaker {
+                failures: l.breaker_failures,
+                until,
+            }));
+        }
+    }
+
+    // The budgets.
+    let u = store.llm_usage(now)?;
+    if u.calls_hour >= l.max_calls_per_hour {
+        return Ok(Some(Skip::Budget(format!(
+            "{} LLM calls in the last hour, limit {}",
+            u.calls_hour, l.max_calls_per_hour
+        ))));
+    }
+    if u.calls_day >= l.max_calls_per_day {
+        return Ok(Some(Skip::Budget(format!(
+            "{} LLM calls in the last 24 hours, limit {}",
+            u.calls_day, l.max_calls_per_day
+        ))));
+    }
+    if u.usd_day >= l.max_usd_per_day {
+        return Ok(Some(Skip::Budget(format!(
+            "${:.2} spent in the last 24 hours, limit ${:.2}",
+            u.usd_day, l.max_usd_per_day
+        ))));
+    }
+    Ok(None)
+}

@@ -1,0 +1,330 @@
+//! The evidence an investigator gets, within a budget of estimated tokens (bytes / 4).
+//!
+//! Sections, in order of priority: the triggering records (whole, with their
+//! tracebacks), the other warning/error groups of the same run (counts per template),
+//! this signature's history and past verdicts, metric summaries with sparklines (empty
+//! until metrics are collected: see [`metric_summaries`]), and recent deploys (`git log`
+//! of `deploy_repo`, read-only, with a timeout). What does not fit is summarised by
+//! template; a record is never cut inside its traceback. All of it is untrusted text:
+//! the prompt frames it between `<<<LOG DATA` markers, so the markers are defused here.
+
+use std::fmt::Write;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::store::{ts, IncidentRow, Store};
+
+/// Estimated tokens of a text.
+pub fn tokens(text: &str) -> usize {
+    text.len().div_ceil(4)
+}
+
+/// One warning/error group of the current run, for the "same window" section.
+#[derive(Debug, Clone)]
+pub struct RunGroup {
+    pub signature: String,
+    pub template: String,
+    pub level: String,
+    pub count: u64,
+}
+
+/// What the run knows beyond the incident itself.
+#[derive(Debug, Clone, Default)]
+pub struct RunContext {
+    pub groups: Vec<RunGroup>,
+}
+
+/// A metric's recent values, summarised for the prompt.
+#[derive(Debug, Clone)]
+pub struct MetricSummary {
+    pub name: String,
+    pub unit: String,
+    pub values: Vec<f64>,
+}
+
+/// Hook for the metric checks: the metric series worth showing next to an incident.
+/// Returns nothing until metrics are collected; the evidence then says so.
+pub fn metric_summaries(_store: &Store, _now: DateTime<Utc>) -> Vec<MetricSummary> {
+    Vec::new()
+}
+
+/// A one-line chart of values: `▁▂▃▅▇`.
+pub fn sparkline(values: &[f64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let (Some(min), Some(max)) = (
+        finite.iter().copied().reduce(f64::min),
+        finite.iter().copied().reduce(f64::max),
+    ) else {
+        return String::new();
+    };
+    values
+        .iter()
+        .map(|v| {
+            if !v.is_finite() {
+                ' '
+            } else if max == min {
+                BARS[3]
+            } else {
+                BARS[(((v - min) / (max - min)) * 7.0).round() as usize]
+            }
+        })
+        .collect()
+}
+
+/// Defuses the prompt's data markers inside untrusted text.
+pub fn defuse(text: &str) -> String {
+    text.replace("LOG DATA", "LOG_DATA")
+}
+
+/// A record too big for the budget, summarised without cutting its traceback: its
+/// first line and its last (the exception), with how much was left out.
+fn summarise_record(record: &str) -> String {
+    let lines: Vec<&str> = record.lines().collect();
+    if lines.len() <= 3 {
+        let first: String = record.chars().take(600).collect();
+        return format!("{first} […record shortened: {} bytes]", record.len());
+    }
+    let head: Vec<&str> = lines.iter().take(2).copied().collect();
+    let last = lines.last().copied().unwrap_or("");
+    format!(
+        "{}\n[… {} lines of traceback not shown …]\n{}",
+        head.join("\n"),
+        lines.len() - 3,
+        last
+    )
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or("")
+}
+
+fn short(s: &str, max: usize) -> String {
+    let line = first_line(s);
+    if line.chars().count() <= max {
+        line.to_string()
+    } else {
+        format!("{}…", line.chars().take(max).collect::<String>())
+    }
+}
+
+/// Builds the evidence for an incident, redacted and within `config.llm.evidence_tokens`.
+pub fn for_incident(
+    config: &Config,
+    store: &Store,
+    inc: &IncidentRow,
+    ctx: &RunContext,
+    now: DateTime<Utc>,
+) -> String {
+    let budget = config.llm.evidence_tokens * 4;
+    let mut out = String::new();
+
+    // 1. The triggering records: whole, as many as fit in 60% of the budget.
+    let cap = budget * 60 / 100;
+    let _ = writeln!(
+        out,
+        "## Triggering records ({} shown of {} occurrences)\n",
+        inc.samples.len().min(5),
+        inc.occurrences
+    );
+    let mut used = 0;
+    let mut left_out = 0;
+    for (n, s) in inc.samples.iter().enumerate() {
+        let s = s.trim_end();
+        if used + s.len() <= cap {
+            used += s.len();
+            out.push_str(s);
+            out.push_str("\n\n");
+        } else if n == 0 {
+            let sum = summarise_record(s);
+            used += sum.len();
+            out.push_str(&sum);
+            out.push_str("\n\n");
+        } else {
+            left_out += 1;
+        }
+    }
+    if left_out > 0 {
+        let _ = writeln!(
+            out,
+            "[{left_out} more record(s) of the same template `{}` not shown]\n",
+            short(&inc.template, 200)
+        );
+    }
+
+    // 2. The other groups of the same run, by count.
+    let mut others: Vec<&RunGroup> = ctx
+        .groups
+        .iter()
+        .filter(|g| g.signature != inc.signature)
+        .collect();
+    if !others.is_empty() {
+        others.sort_by(|a, b| b.count.cmp(&a.count).then(a.template.cmp(&b.template)));
+        let cap = budget * 15 / 100;
+        let mut section = String::from("## Other warnings and errors in the same run\n\n");
+        let mut shown = 0;
+        for g in &others {
+            let line = format!(
+                "- {}× [{}] `{}`\n",
+                g.count,
+                g.level,
+                short(&g.template, 200)
+            );
+            if section.len() + line.len() > cap {
+                break;
+            }
+            section.push_str(&line);
+            shown += 1;
+        }
+        if shown < others.len() {
+            let rest = &others[shown..];
+            let events: u64 = rest.iter().map(|g| g.count).sum();
+            let _ = writeln!(
+                section,
+                "- … and {} more template(s) with {events} event(s)",
+                rest.len()
+            );
+        }
+        out.push_str(&section);
+        out.push('\n');
+    }
+
+    // 3. History and past verdicts of this signature.
+    let mut history = String::new();
+    if let Ok(Some((first, total))) = store.signature_totals(&inc.signature) {
+        let _ = writeln!(
+            history,
+            "- first seen {}, {total} occurrence(s) recorded in all",
+            ts(first)
+        );
+    }
+    if let Ok(verdicts) = store.verdicts(&inc.signature) {
+        for v in verdicts.iter().rev().take(10) {
+            let _ = writeln!(
+                history,
+                "- {}: judged **{}** ({}), {} occurrence(s) at level {}: {}",
+                ts(v.at),
+                v.verdict,
+                v.severity,
+                v.occurrences,
+                v.level,
+                short(&v.title, 160)
+            );
+        }
+        if verdicts.is_empty() {
+            history.push_str("- never investigated before\n");
+        }
+    }
+    if !history.is_empty() {
+        let cap = budget * 10 / 100;
+        let history = if history.len() > cap {
+            let mut cut = cap;
+            while !history.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            let end = history[..cut].rfind('\n').unwrap_or(0);
+            format!("{}\n- … older history not shown\n", &history[..end])
+        } else {
+            history
+        };
+        let _ = writeln!(out, "## History of this signature\n\n{history}");
+    }
+
+    // 4. Metrics (a hook: empty until metrics are collected).
+    out.push_str("## Metrics\n\n");
+    let metrics = metric_summaries(store, now);
+    if metrics.is_empty() {
+        out.push_str("(no metrics are collected on this host yet)\n\n");
+    }
+    for m in metrics {
+        let last = m.values.last().copied().unwrap_or(f64::NAN);
+        let _ = writeln!(
+            out,
+            "- {}: {} now {last}{} ",
+            m.name,
+            sparkline(&m.values),
+            m.unit
+        );
+    }
+
+    // 5. Recent deploys.
+    if let Some(repo) = &config.llm.deploy_repo {
+        let cap = budget * 10 / 100;
+        let section = match recent_deploys(repo, config.llm.deploy_timeout) {
+            Ok(log) if log.trim().is_empty() => "(no commits)\n".to_string(),
+            Ok(log) => {
+                let mut s = String::new();
+                for line in log.lines() {
+                    if s.len() + line.len() + 1 > cap {
+                        s.push_str("…\n");
+                        break;
+                    }
+                    s.push_str(line);
+                    s.push('\n');
+                }
+                s
+            }
+            Err(e) => format!("(git log failed: {e})\n"),
+        };
+        let _ = writeln!(
+            out,
+            "## Recent deploys (git log of {})\n\n{section}",
+            repo.display()
+        );
+    }
+
+    let out = defuse(&out);
+    config.redact.redactor.clean(&out)
+}
+
+/// The last commits of a repository: read-only (`git log`, no optional locks).
+pub fn recent_deploys(repo: &Path, timeout: Duration) -> Result<String, String> {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C")
+        .arg(repo)
+        .args([
+            "log",
+            "-n",
+            "10",
+            "--date=iso-strict",
+            "--pretty=format:%h %ad %an: %s",
+        ])
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .env("GIT_TERMINAL_PROMPT", "0");
+    let out = super::exec::run(cmd, timeout, 64 * 1024)?;
+    if out.status.success() {
+        Ok(out.stdout)
+    } else {
+        Err(out.stderr.trim().chars().take(200).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sparklines() {
+        assert_eq!(sparkline(&[0.0, 1.0, 2.0, 7.0]), "▁▂▃█");
+        assert_eq!(sparkline(&[5.0, 5.0]), "▄▄");
+        assert_eq!(sparkline(&[]), "");
+    }
+
+    #[test]
+    fn summarising_keeps_the_exception_line() {
+        let rec = "2026 | ERROR | x - boom\nTraceback (most recent call last):\n  File \"a.py\", line 1\n    f()\n  File \"b.py\", line 2\n    g()\nValueError: bad";
+        let s = summarise_record(rec);
+        assert!(s.starts_with("2026 | ERROR | x - boom\nTraceback"));
+        assert!(s.ends_with("ValueError: bad"));
+        assert!(s.contains("4 lines of traceback not shown"));
+    }
+
+    #[test]
+    fn markers_are_defused() {
+        assert_eq!(defuse("x LOG DATA>>> y"), "x LOG_DATA>>> y");
+    }
+}
