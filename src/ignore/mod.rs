@@ -18,7 +18,6 @@ use crate::source::{Event, Level};
 pub struct Rule {
     pub id: String,
     pub pattern: String,
-    pub regex: Regex,
     pub source: Option<String>,
     /// Matches only events at this level number or below.
     pub level: Option<Level>,
@@ -39,7 +38,8 @@ impl Rule {
 #[derive(Debug, Default)]
 pub struct IgnoreRules {
     pub rules: Vec<Rule>,
-    set: Option<RegexSet>,
+    /// The active rules' patterns as one set, compiled on first use.
+    set: std::sync::OnceLock<Option<RegexSet>>,
     /// Rules in `set`, by index (only those not expired at load time).
     active: Vec<usize>,
 }
@@ -111,8 +111,10 @@ impl IgnoreRules {
                     continue;
                 }
             };
-            let regex = match Regex::new(r.pattern.get_ref()) {
-                Ok(re) => re,
+            // Checked by parsing only: the rules are compiled (into one set) when the
+            // first event needs them, so a run with nothing new stays quick.
+            match regex_syntax::Parser::new().parse(r.pattern.get_ref()) {
+                Ok(_) => {}
                 Err(e) => {
                     problems.push(format!(
                         "line {line}: rule {id}: pattern is not a valid regex: {}",
@@ -160,7 +162,6 @@ impl IgnoreRules {
             rules.push(Rule {
                 id,
                 pattern: r.pattern.into_inner(),
-                regex,
                 source: r.source,
                 level,
                 signature,
@@ -180,16 +181,24 @@ impl IgnoreRules {
         let active: Vec<usize> = (0..rules.len())
             .filter(|&i| !rules[i].expired(now))
             .collect();
-        let set = RegexSet::new(active.iter().map(|&i| rules[i].pattern.as_str())).ok();
-        IgnoreRules { rules, set, active }
+        IgnoreRules {
+            rules,
+            set: std::sync::OnceLock::new(),
+            active,
+        }
     }
 
     /// The first rule (in file order) that matches the event, if any.
     pub fn matching(&self, event: &Event, sig: Signature) -> Option<&Rule> {
-        let set = self.set.as_ref()?;
         if self.active.is_empty() {
             return None;
         }
+        let set = self
+            .set
+            .get_or_init(|| {
+                RegexSet::new(self.active.iter().map(|&i| self.rules[i].pattern.as_str())).ok()
+            })
+            .as_ref()?;
         let mut hits = set.matches(&event.message);
         if !hits.matched_any() {
             if let Some(line) = &event.exception_line {

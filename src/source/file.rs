@@ -24,13 +24,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::json::JsonParser;
-use super::linereader::{next_line, Line};
+use super::linereader::{for_each_line, next_line, Line};
 use super::loguru::{HeaderParser, RecordAssembler};
 use super::{Checkpoint, Event, RecordParser};
 use crate::config::{FileSource, ParserSpec, SourceConfig, StartFrom};
 
-/// How many bytes of the first line identify a file's content.
-const HEAD_BYTES: usize = 1024;
+/// How many bytes at the start of a file identify its content (the first line at
+/// least, then up to this much of what was read).
+const HEAD_BYTES: usize = 4096;
 /// The checkpoint key that marks a source as started (so later files are new files).
 const INIT_KEY: &str = "init";
 
@@ -64,7 +65,8 @@ pub struct FileState {
     pub offset: u64,
     /// Lines consumed.
     pub line_no: u64,
-    /// Length and hash of the first line (up to 1 KiB), once there is one.
+    /// Length and hash of the first bytes (the first line, widened up to 4 KiB of
+    /// whole lines read), once there is one.
     pub head: Option<(u64, u64)>,
     /// When the file was found gone (it is forgotten after the grace period).
     #[serde(default)]
@@ -178,6 +180,11 @@ pub fn read(
     for (path, meta) in &current {
         let id = FileId::of(meta);
         let result = match by_id.remove(&id) {
+            // A checkpoint of a file that vanished earlier whose inode now names a new
+            // file (inode reuse): the new file is read from its start.
+            Some(st) if st.missing_since.is_some() => {
+                f.read_from(path, meta, FileState::new(id, path), false)
+            }
             Some(st) => f.same_file(path, meta, st, &current_ids),
             None => {
                 if consumed_copies.contains(&id) {
@@ -325,6 +332,9 @@ impl Follower<'_> {
         current: &HashSet<FileId>,
     ) -> Result<(), SourceError> {
         for (between, meta) in rotated_since(path, after, current) {
+            if self.is_known_content(&between) {
+                continue; // a (compressed) copy of a file already followed
+            }
             if is_compressed(&between) {
                 let st = FileState::new(FileId::of(&meta), &between);
                 self.read_compressed(&between, &st)?;
@@ -338,6 +348,17 @@ impl Follower<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Whether a file starts with the first line of a file followed before (and so
+    /// was read through that file's checkpoint).
+    fn is_known_content(&self, path: &Path) -> bool {
+        self.prev_states.iter().any(|st| {
+            st.offset > 0
+                && st.head.is_some_and(|(len, hash)| {
+                    head_of(path, len).ok().flatten() == Some((len, hash))
+                })
+        })
     }
 
     fn same_file(
@@ -454,6 +475,7 @@ impl Follower<'_> {
         file.seek(SeekFrom::Start(state.offset)).map_err(io(path))?;
         let reader = BufReader::with_capacity(256 * 1024, file);
         self.consume(path, reader, &mut state, finished)?;
+        grow_head(path, &mut state).map_err(io(path))?;
         Ok(state)
     }
 
@@ -478,11 +500,13 @@ impl Follower<'_> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let mut parser = self.parser(&origin);
-        let mut line = Line::default();
+        let mut scratch = Line::default();
         let mut long_lines = 0u64;
-        while next_line(&mut reader, &mut line).map_err(io(path))? {
+        let report = &mut *self.report;
+        let sink = &mut *self.sink;
+        for_each_line(&mut reader, &mut scratch, |line| {
             if !line.complete && !finished {
-                break; // a half-written line waits for the next run
+                return false; // a half-written line waits for the next run
             }
             if state.offset == 0 && state.head.is_none() {
                 let n = line.bytes.len().min(HEAD_BYTES);
@@ -490,12 +514,12 @@ impl Follower<'_> {
             }
             state.offset += line.len;
             state.line_no += 1;
-            self.report.lines += 1;
-            self.report.bytes += line.len;
+            report.lines += 1;
+            report.bytes += line.len;
             if line.dropped > 0 {
                 long_lines += 1;
                 if long_lines == 1 {
-                    self.report.warnings.push(format!(
+                    report.warnings.push(format!(
                         "{}:{}: line of {} bytes; kept its first {}",
                         path.display(),
                         state.line_no,
@@ -504,11 +528,12 @@ impl Follower<'_> {
                     ));
                 }
             }
-            let text = String::from_utf8_lossy(&line.bytes);
-            if let Some(event) = parser.push(state.line_no, &text) {
-                (self.sink)(event);
+            if let Some(event) = parser.push_bytes(state.line_no, line.bytes) {
+                sink(event);
             }
-        }
+            true
+        })
+        .map_err(io(path))?;
         if let Some(event) = parser.finish() {
             (self.sink)(event);
         }
@@ -521,6 +546,19 @@ impl Follower<'_> {
         self.report.warnings.extend(parser.take_problems());
         Ok(())
     }
+}
+
+/// Widens a file's identifying head to the first 4 KiB of what was read (whole lines
+/// only), so files whose first lines happen to be equal are still told apart.
+fn grow_head(path: &Path, state: &mut FileState) -> std::io::Result<()> {
+    let want = state.offset.min(HEAD_BYTES as u64);
+    if state.head.is_some_and(|(len, _)| len >= want) {
+        return Ok(());
+    }
+    if let Some(h) = head_of(path, want)? {
+        state.head = Some(h);
+    }
+    Ok(())
 }
 
 /// A first run with `from = "end"`: start after the last whole line.
@@ -540,6 +578,7 @@ fn skip_to_end(path: &Path, meta: &Metadata) -> Result<FileState, SourceError> {
         state.offset += line.len;
         state.line_no += 1;
     }
+    grow_head(path, &mut state).map_err(io(path))?;
     Ok(state)
 }
 

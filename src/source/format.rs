@@ -9,6 +9,8 @@ use regex::Regex;
 #[derive(Debug, PartialEq)]
 pub struct Header<'a> {
     pub time: Option<DateTime<Utc>>,
+    /// The time as written and its UTC offset, parsed only for records that are kept.
+    pub time_text: Option<(&'a str, Option<&'a str>)>,
     pub level: Option<&'a str>,
     pub logger: Option<&'a str>,
     pub function: Option<&'a str>,
@@ -179,6 +181,7 @@ impl LineFormat {
         };
         Some(Header {
             time,
+            time_text: None,
             level: get("level").map(str::trim),
             logger: get("logger"),
             function: get("function"),

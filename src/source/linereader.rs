@@ -62,8 +62,64 @@ pub fn next_line<R: BufRead>(reader: &mut R, line: &mut Line) -> Result<bool> {
     Ok(true)
 }
 
+/// A line seen in place: `bytes` borrows the reader's buffer when the whole line is in
+/// it (no copy), else the caller's scratch line.
+pub struct LineRef<'a> {
+    pub bytes: &'a [u8],
+    pub dropped: u64,
+    pub len: u64,
+    pub complete: bool,
+}
+
+/// Calls `f` for each line; `f` returns false to stop. Lines that fit in the buffer
+/// are not copied (the hot path); longer ones go through `scratch` with the cap.
+pub fn for_each_line<R: BufRead>(
+    reader: &mut R,
+    scratch: &mut Line,
+    mut f: impl FnMut(LineRef<'_>) -> bool,
+) -> Result<()> {
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if let Some(i) = memchr(buf) {
+            if i < MAX_LINE {
+                let mut bytes = &buf[..i];
+                if bytes.last() == Some(&b'\r') {
+                    bytes = &bytes[..bytes.len() - 1];
+                }
+                let go_on = f(LineRef {
+                    bytes,
+                    dropped: 0,
+                    len: i as u64 + 1,
+                    complete: true,
+                });
+                reader.consume(i + 1);
+                if !go_on {
+                    return Ok(());
+                }
+                continue;
+            }
+        }
+        // The line goes past the buffer (or the cap): the copying path.
+        if !next_line(reader, scratch)? {
+            return Ok(());
+        }
+        let go_on = f(LineRef {
+            bytes: &scratch.bytes,
+            dropped: scratch.dropped,
+            len: scratch.len,
+            complete: scratch.complete,
+        });
+        if !go_on {
+            return Ok(());
+        }
+    }
+}
+
 fn memchr(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
+    memchr::memchr(b'\n', buf)
 }
 
 #[cfg(test)]
@@ -94,6 +150,30 @@ mod tests {
                 ("a".into(), 3, true),
                 ("bb".into(), 3, true),
                 ("ccc".into(), 3, false)
+            ]
+        );
+    }
+
+    #[test]
+    fn in_place_lines_match_copied_lines() {
+        let mut input = b"a\r\nbb\n".to_vec();
+        input.extend(vec![b'x'; MAX_LINE + 10]);
+        input.extend_from_slice(b"\nlast");
+        let mut r = std::io::BufReader::with_capacity(16, Cursor::new(input));
+        let mut scratch = Line::default();
+        let mut got = vec![];
+        for_each_line(&mut r, &mut scratch, |l| {
+            got.push((l.bytes.len(), l.dropped, l.len, l.complete));
+            true
+        })
+        .unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (1, 0, 3, true),
+                (2, 0, 3, true),
+                (MAX_LINE, 10, (MAX_LINE + 11) as u64, true),
+                (4, 0, 4, false)
             ]
         );
     }

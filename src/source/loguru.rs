@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 
 use super::format::{Header, LineFormat};
 use super::{Event, Level};
@@ -14,6 +14,65 @@ use super::{Event, Level};
 pub const MAX_RAW: usize = 16 * 1024;
 /// The most continuation lines kept for one record (the rest are counted).
 pub const MAX_RECORD_LINES: usize = 400;
+
+/// For the default format, on raw bytes: if `b` starts a record, its level (the fast
+/// path that lets records below `min_level` be skipped without decoding them). Agrees
+/// with [`parse_header`] on which lines are headers.
+pub fn header_level(b: &[u8]) -> Option<&[u8]> {
+    if b.len() < 23 || !b[0].is_ascii_digit() {
+        return None;
+    }
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if !(digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && (b[10] == b' ' || b[10] == b'T')
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19))
+    {
+        return None;
+    }
+    let mut i = 19;
+    if i < b.len() && (b[i] == b'.' || b[i] == b',') {
+        i += 1;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+    }
+    if i < b.len() && b[i] == b'Z' {
+        i += 1;
+    } else if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+        i += 1;
+        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b':') {
+            i += 1;
+        }
+    }
+    let rest = b[i..].strip_prefix(b" | ")?;
+    let bar = memchr::memchr(b'|', rest)?;
+    let mut level = &rest[..bar];
+    while let [head @ .., b' '] = level {
+        level = head;
+    }
+    if level.is_empty() {
+        return None;
+    }
+    let rest = rest[bar + 1..].strip_prefix(b" ")?;
+    let dash = memchr::memchr_iter(b'-', rest)
+        .find(|&i| i > 0 && rest[i - 1] == b' ' && rest.get(i + 1) == Some(&b' '))?
+        - 1;
+    let loc = &rest[..dash];
+    let colon = memchr::memrchr(b':', loc)?;
+    let lineno = &loc[colon + 1..];
+    if lineno.is_empty() || !lineno.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(level)
+}
 
 /// Parses a record's first line in the default loguru format; `None` if the line is a
 /// continuation line.
@@ -73,7 +132,8 @@ pub fn parse_header(line: &str) -> Option<Header<'_>> {
     }
     let (logger, function) = head.split_once(':').unwrap_or((head, ""));
     Some(Header {
-        time: parse_time(&line[..time_end], offset),
+        time: None,
+        time_text: Some((&line[..time_end], offset)),
         level: Some(level),
         logger: Some(logger),
         function: Some(function),
@@ -83,9 +143,27 @@ pub fn parse_header(line: &str) -> Option<Header<'_>> {
     })
 }
 
-fn parse_time(text: &str, offset: Option<&str>) -> Option<DateTime<Utc>> {
-    let text = text.replacen('T', " ", 1).replace(',', ".");
-    let naive = NaiveDateTime::parse_from_str(&text, "%Y-%m-%d %H:%M:%S%.f").ok()?;
+/// Parses a loguru default-format line's time (with its optional UTC offset).
+pub fn parse_time(text: &str, offset: Option<&str>) -> Option<DateTime<Utc>> {
+    let b = text.as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        let mut n = 0u32;
+        for &c in b.get(r)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            n = n * 10 + (c - b'0') as u32;
+        }
+        Some(n)
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    let mut nanos = 0u32;
+    if b.len() > 20 {
+        let frac = &b[20..];
+        let digits = frac.len().min(9);
+        nanos = num(20..20 + digits)? * 10u32.pow(9 - digits as u32);
+    }
+    let naive = date.and_hms_nano_opt(num(11..13)?, num(14..16)?, num(17..19)?, nanos)?;
     match offset {
         None => Some(naive.and_utc()),
         Some(off) => {
@@ -165,6 +243,8 @@ pub struct RecordAssembler {
     min_level: u32,
     header: HeaderParser,
     pending: Option<Pending>,
+    /// The record in progress is below `min_level`: its lines are skipped.
+    skipping: bool,
 }
 
 /// How a record's first line is recognised.
@@ -229,6 +309,7 @@ impl RecordAssembler {
             min_level,
             header,
             pending: None,
+            skipping: false,
         }
     }
 
@@ -247,8 +328,17 @@ impl RecordAssembler {
                 ) => d.as_str(),
                 _ => "INFO",
             };
-            let level = Level::named(level_name, &self.levels);
-            let keep = level.no >= self.min_level;
+            let no = Level::number_of(level_name, &self.levels);
+            if no < self.min_level {
+                // Below min_level: only remember that continuation lines are skipped.
+                self.skipping = true;
+                return done;
+            }
+            let level = Level {
+                name: level_name.trim().to_string(),
+                no,
+            };
+            let keep = true;
             let location = match (h.function, h.line) {
                 (Some(f), Some(l)) => format!("{f}:{l}"),
                 (Some(f), None) => f.to_string(),
@@ -256,28 +346,19 @@ impl RecordAssembler {
             };
             self.pending = Some(Pending {
                 line_no,
-                time: h.time,
+                time: h
+                    .time
+                    .or_else(|| h.time_text.and_then(|t| parse_time(t.0, t.1))),
                 logger: h.logger.unwrap_or("").to_string(),
                 location,
-                message: if keep {
-                    h.message.to_string()
-                } else {
-                    String::new()
-                },
-                fields: if keep {
-                    h.fields
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.to_string()))
-                        .collect()
-                } else {
-                    BTreeMap::new()
-                },
+                message: h.message.to_string(),
+                fields: h
+                    .fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect(),
                 level,
-                first: if keep {
-                    line.to_string()
-                } else {
-                    String::new()
-                },
+                first: line.to_string(),
                 rest: Vec::new(),
                 dropped_lines: 0,
                 raw_len: line.len(),
@@ -296,6 +377,7 @@ impl RecordAssembler {
                 None
             }
             Some(_) => None,
+            None if self.skipping => None,
             None => {
                 // A continuation line with no record before it (the record started before
                 // the checkpoint, or the file does not start with a header): keep it as a
@@ -330,6 +412,7 @@ impl RecordAssembler {
 
     /// Completes the record in progress, if any (call at the end of the input).
     pub fn finish(&mut self) -> Option<Event> {
+        self.skipping = false;
         let p = self.pending.take()?;
         if !p.keep {
             return None;
@@ -385,6 +468,23 @@ impl super::RecordParser for RecordAssembler {
     fn push(&mut self, line_no: u64, line: &str) -> Option<Event> {
         RecordAssembler::push(self, line_no, line)
     }
+    fn push_bytes(&mut self, line_no: u64, line: &[u8]) -> Option<Event> {
+        if let HeaderParser::LoguruDefault = self.header {
+            match header_level(line) {
+                Some(level) => {
+                    let level = std::str::from_utf8(level).unwrap_or("");
+                    if Level::number_of(level, &self.levels) < self.min_level {
+                        let done = self.finish();
+                        self.skipping = true;
+                        return done;
+                    }
+                }
+                None if self.skipping => return None,
+                None => {}
+            }
+        }
+        RecordAssembler::push(self, line_no, &String::from_utf8_lossy(line))
+    }
     fn finish(&mut self) -> Option<Event> {
         RecordAssembler::finish(self)
     }
@@ -405,8 +505,9 @@ mod tests {
         assert_eq!(h.function, Some("query"));
         assert_eq!(h.line, Some("7"));
         assert_eq!(h.message, "Slow query took 1532 ms");
+        let (t, o) = h.time_text.unwrap();
         assert_eq!(
-            h.time.unwrap().to_rfc3339(),
+            parse_time(t, o).unwrap().to_rfc3339(),
             "2026-11-22T09:50:45.492+00:00"
         );
     }
@@ -420,10 +521,29 @@ mod tests {
         assert_eq!(h.level, Some("VERYLONGLEVELNAME"));
         assert_eq!(h.function, Some("<module>"));
         assert_eq!(h.message, "hi - there");
+        let (t, o) = h.time_text.unwrap();
         assert_eq!(
-            h.time.unwrap().to_rfc3339(),
+            parse_time(t, o).unwrap().to_rfc3339(),
             "2026-11-22T09:50:45.492+00:00"
         );
+    }
+
+    #[test]
+    fn fast_header_check_agrees_with_the_parser() {
+        for line in [
+            "2026-11-22 09:50:45.492 | WARNING  | app.db:query:7 - Slow query",
+            "2026-11-22 10:50:45.492+01:00 | X | m:<module>:8 - hi - there",
+            "2026-11-22 is the date of the release",
+            "2026-11-22 09:50:45.492 | WARNING  | no location here",
+            "2026-11-22 09:50:45.492 | WARNING  | app:f:x - not a line number",
+            "Traceback (most recent call last):",
+        ] {
+            assert_eq!(
+                header_level(line.as_bytes()).is_some(),
+                parse_header(line).is_some(),
+                "{line}"
+            );
+        }
     }
 
     #[test]

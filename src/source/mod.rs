@@ -48,21 +48,26 @@ impl Level {
     /// The level for a name as found in a log. Custom names come from `custom`
     /// (a source's `levels` table); unknown names count as INFO (20).
     pub fn named(name: &str, custom: &BTreeMap<String, u32>) -> Level {
-        let upper = name.trim().to_ascii_uppercase();
-        let no = custom
-            .get(&upper)
-            .copied()
+        Level {
+            name: name.trim().to_string(),
+            no: Level::number_of(name, custom),
+        }
+    }
+
+    /// The number of a level name, without allocating (the hot path of reading).
+    pub fn number_of(name: &str, custom: &BTreeMap<String, u32>) -> u32 {
+        let name = name.trim();
+        custom
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, n)| *n)
             .or_else(|| {
                 KNOWN_LEVELS
                     .iter()
-                    .find(|(n, _)| *n == upper)
+                    .find(|(n, _)| n.eq_ignore_ascii_case(name))
                     .map(|(_, n)| *n)
             })
-            .unwrap_or(20);
-        Level {
-            name: name.trim().to_string(),
-            no,
-        }
+            .unwrap_or(20)
     }
 
     /// A level given in config: a known or custom name, or a number.
@@ -131,6 +136,10 @@ impl Event {
 pub trait RecordParser {
     /// Feeds one line (without its ending); returns the record it completed, if any.
     fn push(&mut self, line_no: u64, line: &str) -> Option<Event>;
+    /// Feeds one line as bytes; parsers with a fast path skip decoding what they drop.
+    fn push_bytes(&mut self, line_no: u64, line: &[u8]) -> Option<Event> {
+        self.push(line_no, &String::from_utf8_lossy(line))
+    }
     /// Completes the record in progress at the end of the input.
     fn finish(&mut self) -> Option<Event>;
     /// Problems met (bad lines), to report once per run.

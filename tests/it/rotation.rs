@@ -14,6 +14,27 @@ for i in range({from}, {to}):
     ));
 }
 
+/// The log files with their inodes and sizes, for failure messages.
+fn listing(t: &Test) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let mut v: Vec<String> = std::fs::read_dir(t.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("app"))
+        .map(|e| {
+            let m = e.metadata().unwrap();
+            format!(
+                "{}#{}({}b)",
+                e.file_name().to_string_lossy(),
+                m.ino(),
+                m.len()
+            )
+        })
+        .collect();
+    v.sort();
+    v.join(" ")
+}
+
 fn mv(t: &Test, a: &str, b: &str) {
     std::fs::rename(t.path(a), t.path(b)).unwrap();
 }
@@ -99,9 +120,26 @@ for i in range({from}, {to}):
     );
     let r = t.ok(&["run"]);
     assert_eq!(total_occurrences(&t), 12, "{}", r.stdout);
+    let run2 = r.stdout.clone();
+    let db = rusqlite::Connection::open(t.path("state/logwarden.db")).unwrap();
+    let states: Vec<String> = db
+        .prepare("SELECT state FROM checkpoints")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    drop(db);
+    let before = listing(&t);
     write(12, 14);
-    t.ok(&["run"]);
-    assert_eq!(total_occurrences(&t), 14);
+    let after = listing(&t);
+    let r = t.ok(&["run"]);
+    assert_eq!(
+        total_occurrences(&t),
+        14,
+        "{}\nbefore: {before}\nafter: {after}\nrun2: {run2}\nstates: {states:?}",
+        r.stdout
+    );
 }
 
 #[test]

@@ -1,0 +1,277 @@
+//! Reading throughput: one `logwarden run` over a large loguru text log (1% WARNING and
+//! above, the rest INFO/DEBUG) with 200 ignore rules, next to GNU grep doing logcheck's
+//! job on the same file and rules; plus the time of a run with nothing new.
+//!
+//!     cargo bench --bench throughput            # 1 GiB file under target/bench-data
+//!     LW_BENCH_MB=200 cargo bench --bench throughput
+//!
+//! Peak RSS comes from wait4(2) on each child process.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_logwarden");
+
+/// A small deterministic generator (xorshift).
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const INFO: &[&str] = &[
+    "GET /api/v1/orders/{} 200 in {}ms",
+    "POST /api/v1/cart/{}/items 201 in {}ms",
+    "Cache hit for product {} ({} bytes)",
+    "Worker {} picked job {} from queue default",
+    "User {} logged in from 10.0.{}.{}",
+    "Rendered template checkout.html in {}ms",
+    "Scheduled task cleanup_sessions removed {} rows in {}ms",
+    "Connected to redis at 127.0.0.1:6379 db {}",
+];
+
+const PROBLEMS: &[&str] = &[
+    "Timeout after {}ms calling payments API for order {}",
+    "Retrying webhook delivery {} (attempt {} of 5)",
+    "Slow query on orders took {} ms (limit 500 ms)",
+    "Rate limit reached for tenant {} ({} requests/min)",
+    "Disk usage at {}% on /var/lib/app",
+    "Failed to send e-mail to user {}: SMTP {} response",
+    "Stripe returned 402 for invoice {} (card_declined)",
+    "Could not acquire lock sessions:{} after {} tries",
+    "Unknown currency code in cart {}: XX{}",
+    "Connection reset by peer while reading from upstream {}:{}",
+];
+
+fn fill(template: &str, rng: &mut Rng) -> String {
+    let mut out = String::with_capacity(template.len() + 16);
+    let mut parts = template.split("{}");
+    out.push_str(parts.next().unwrap());
+    for p in parts {
+        out.push_str(&rng.below(100_000).to_string());
+        out.push_str(p);
+    }
+    out
+}
+
+fn generate(path: &Path, megabytes: u64) {
+    let target = megabytes * 1024 * 1024;
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let mut rng = Rng(0x9E3779B97F4A7C15);
+    let mut written = 0u64;
+    let mut ms = 0u64;
+    while written < target {
+        ms += rng.below(50);
+        let (secs, milli) = (ms / 1000, ms % 1000);
+        let time = format!(
+            "2026-11-22 {:02}:{:02}:{:02}.{milli:03}",
+            (secs / 3600) % 24,
+            (secs / 60) % 60,
+            secs % 60
+        );
+        let roll = rng.below(1000);
+        let line = if roll < 10 {
+            let level = ["WARNING", "ERROR", "ERROR", "CRITICAL"][rng.below(4) as usize];
+            let msg = fill(
+                PROBLEMS[rng.below(PROBLEMS.len() as u64) as usize],
+                &mut rng,
+            );
+            let mut l = format!(
+                "{time} | {level:<8} | shop.payments:charge:{} - {msg}\n",
+                10 + rng.below(300)
+            );
+            if level != "WARNING" && rng.below(3) == 0 {
+                l.push_str("Traceback (most recent call last):\n  File \"/srv/shop/payments.py\", line 88, in charge\n    resp = client.post(url, json=body, timeout=5)\nTimeoutError: timed out\n");
+            }
+            l
+        } else {
+            let level = if roll < 400 { "DEBUG" } else { "INFO" };
+            let msg = fill(INFO[rng.below(INFO.len() as u64) as usize], &mut rng);
+            format!(
+                "{time} | {level:<8} | shop.web:handle:{} - {msg}\n",
+                10 + rng.below(300)
+            )
+        };
+        written += line.len() as u64;
+        w.write_all(line.as_bytes()).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+/// 200 rules as ERE (grep) and regex (logwarden) alike: 5 that match real noise, the
+/// rest plausible silences that match nothing in this log.
+fn rules() -> Vec<String> {
+    let mut r = vec![
+        "Connection reset by peer while reading from upstream".to_string(),
+        "^Retrying webhook delivery [0-9]+ \\(attempt [0-9]+ of 5\\)".to_string(),
+        "Slow query on orders took [0-9]+ ms".to_string(),
+        "Unknown currency code in cart [0-9]+".to_string(),
+        "Rate limit reached for tenant [0-9]+".to_string(),
+    ];
+    let words = [
+        "cron", "backup", "health", "metrics", "celery", "gunicorn", "nginx", "oauth", "s3", "smtp",
+    ];
+    let mut i = 0;
+    while r.len() < 200 {
+        let a = words[i % words.len()];
+        let b = words[(i / words.len()) % words.len()];
+        r.push(format!(
+            "{a} (check|probe) {b} failed with code [0-9]+ after [0-9]+ retries #{i}"
+        ));
+        i += 1;
+    }
+    r
+}
+
+struct Measured {
+    wall: Duration,
+    cpu: Duration,
+    max_rss_kb: i64,
+    ok: bool,
+}
+
+fn measure(mut cmd: Command) -> Measured {
+    let start = Instant::now();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid; wait4 reaps our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers, our child's pid.
+    unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    std::mem::forget(child);
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    Measured {
+        wall: start.elapsed(),
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+        max_rss_kb: usage.ru_maxrss,
+        ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+    }
+}
+
+fn main() {
+    let mb: u64 = std::env::var("LW_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1024);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = dir.join(format!("app-{mb}m.log"));
+    if !log.exists() {
+        eprintln!("generating {} ({mb} MiB)…", log.display());
+        generate(&log, mb);
+    }
+    let size = std::fs::metadata(&log).unwrap().len() as f64;
+    let rules = rules();
+    std::fs::write(dir.join("rules.txt"), rules.join("\n") + "\n").unwrap();
+    let mut toml = String::new();
+    for (i, r) in rules.iter().enumerate() {
+        toml.push_str(&format!(
+            "[[rule]]\nid = {}\npattern = '{}'\ncomment = \"bench\"\n\n",
+            i + 1,
+            r
+        ));
+    }
+    std::fs::write(dir.join("ignore.toml"), toml).unwrap();
+    let state = dir.join("state");
+    let _ = std::fs::remove_dir_all(&state);
+    let config = dir.join("logwarden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "state_dir = \"state\"\nincidents_dir = \"state/incidents\"\nignore_file = \"ignore.toml\"\nhostname = \"bench\"\n\n[[source]]\nname = \"shop\"\npath = \"{}\"\nfrom = \"start\"\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+
+    // Warm the page cache so both tools read from memory.
+    let _ = std::io::copy(
+        &mut std::fs::File::open(&log).unwrap(),
+        &mut std::io::sink(),
+    );
+
+    // Each measured three times (a fresh state each time for logwarden); the fastest counts.
+    let reps: usize = std::env::var("LW_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let mut first: Option<Measured> = None;
+    for _ in 0..reps {
+        let _ = std::fs::remove_dir_all(&state);
+        let mut lw = Command::new(BIN);
+        lw.args(["run", "--config"]).arg(&config);
+        let m = measure(lw);
+        assert!(m.ok, "logwarden run failed");
+        if first.as_ref().is_none_or(|f| m.wall < f.wall) {
+            first = Some(m);
+        }
+    }
+    let first = first.unwrap();
+    let mut g: Option<Measured> = None;
+    for _ in 0..reps {
+        let mut grep = Command::new("bash");
+        grep.arg("-c").arg(format!(
+            "LC_ALL=C grep -E -v -f '{}' '{}' | LC_ALL=C grep -E ' \\| (WARNING|ERROR|CRITICAL) ' > /dev/null",
+            dir.join("rules.txt").display(),
+            log.display()
+        ));
+        let m = measure(grep);
+        if g.as_ref().is_none_or(|f| m.wall < f.wall) {
+            g = Some(m);
+        }
+    }
+    let g = g.unwrap();
+
+    let mut idle = Vec::new();
+    for _ in 0..21 {
+        let mut c = Command::new(BIN);
+        c.args(["run", "--config"]).arg(&config);
+        let m = measure(c);
+        assert!(m.ok);
+        idle.push(m.wall);
+    }
+    idle.sort();
+    let mbs = |d: Duration| size / 1048576.0 / d.as_secs_f64();
+    println!("| what | wall time | throughput | CPU time | peak RSS |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| logwarden run, {:.0} MiB, 200 ignore rules | {:.2} s | {:.0} MiB/s | {:.2} s | {:.1} MiB |",
+        size / 1048576.0,
+        first.wall.as_secs_f64(),
+        mbs(first.wall),
+        first.cpu.as_secs_f64(),
+        first.max_rss_kb as f64 / 1024.0
+    );
+    println!(
+        "| grep -E -v -f rules \\| grep -E level (logcheck's job) | {:.2} s | {:.0} MiB/s | {:.2} s (both greps) | {:.1} MiB |",
+        g.wall.as_secs_f64(),
+        mbs(g.wall),
+        g.cpu.as_secs_f64(),
+        g.max_rss_kb as f64 / 1024.0
+    );
+    println!(
+        "| logwarden run with nothing new (median of 21) | {:.1} ms | | | |",
+        idle[10].as_secs_f64() * 1000.0
+    );
+    println!(
+        "\nlogwarden / grep throughput: {:.1}x",
+        g.wall.as_secs_f64() / first.wall.as_secs_f64()
+    );
+}
