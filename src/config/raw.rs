@@ -17,6 +17,8 @@ pub struct RawConfig {
     pub source: Vec<RawSource>,
     pub investigator: Option<RawInvestigator>,
     pub ntfy: Option<RawNtfy>,
+    // issue 8: self-monitoring
+    pub metrics_textfile: Option<String>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, toml::Value>,
 }
@@ -32,6 +34,7 @@ impl RawConfig {
         "source",
         "investigator",
         "ntfy",
+        "metrics_textfile",
     ];
 }
 

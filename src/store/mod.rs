@@ -5,6 +5,9 @@
 //! [`Store`]; writes that must land together go through a [`Batch`] (one transaction).
 
 mod migrations;
+// issue 8: the queries of `status`, `doctor` and the metrics textfile.
+mod ops;
+pub use ops::{OpenIncident, RunSummary};
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -10,3 +10,7 @@ mod crash;
 mod ignore;
 mod ntfy;
 mod watch;
+// issue 8: install, doctor, status, self-monitoring
+mod doctor;
+mod install;
+mod selfmon;
