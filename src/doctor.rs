@@ -133,6 +133,23 @@ pub fn run(opts: &Options, out: &mut dyn std::io::Write) -> std::io::Result<bool
             out,
         )?;
     }
+    let db = config.database_path();
+    if db.exists() {
+        emit(
+            match who.can(&db, 6) {
+                Ok(()) => ok(format!("state database {} is writable by {}", db.display(), who.label())),
+                Err(e) => fail(
+                    format!("state database {} is not writable by {}: {e}", db.display(), who.label()),
+                    format!(
+                        "chown {u}:{u} {d} {d}-wal {d}-shm (a run as root made it root's; run by hand as `sudo -u {u} logwarden run`)",
+                        u = who.user,
+                        d = db.display()
+                    ),
+                ),
+            },
+            out,
+        )?;
+    }
     let store = match config.database_path().exists() {
         true => Store::open(&config.database_path()).ok(),
         false => None,
@@ -162,10 +179,14 @@ pub fn run(opts: &Options, out: &mut dyn std::io::Write) -> std::io::Result<bool
 
 /// The interval recorded in the installed timer unit, if there is one.
 fn installed_interval() -> Option<Duration> {
-    [install::UNIT_DIR, install::PACKAGE_UNIT_DIR]
-        .iter()
-        .find_map(|d| std::fs::read_to_string(Path::new(d).join(install::TIMER_NAME)).ok())
-        .and_then(|t| install::timer_interval(&t))
+    [
+        install::UNIT_DIR,
+        install::PACKAGE_UNIT_DIR,
+        "/usr/lib/systemd/system",
+    ]
+    .iter()
+    .find_map(|d| std::fs::read_to_string(Path::new(d).join(install::TIMER_NAME)).ok())
+    .and_then(|t| install::timer_interval(&t))
 }
 
 /// Whose access is checked: the service user's ids when it exists here, else this process.
@@ -597,7 +618,7 @@ fn last_run_check(store: Option<&Store>, interval: Duration, now: DateTime<Utc>)
     let Some(store) = store else {
         return fail(
             "last run: none recorded (no state database yet)",
-            format!("start one: sudo systemctl start logwarden.service (or `logwarden run`); {fix_timer}"),
+            format!("start one: sudo systemctl start logwarden.service (or `sudo -u logwarden logwarden run`); {fix_timer}"),
         );
     };
     let runs = match store.recent_runs(1) {

@@ -482,7 +482,8 @@ pub fn install(opts: &Options) -> Result<Outcome, String> {
             }
         }
     }
-    if let Some(why) = ids.why_no_chown(&opts.user) {
+    let user_pending = real && opts.dry_run && ids.service.is_none();
+    if let Some(why) = ids.why_no_chown(&opts.user).filter(|_| !user_pending) {
         out.note(format!("owners not set: {why}; modes are set"));
     }
     Ok(out)

@@ -92,6 +92,7 @@ fn doctor_passes_on_a_healthy_install_and_sends_only_with_send() {
         "✓ source `app`",
         "is readable by user",
         "✓ state dir",
+        "✓ state database",
         "✓ script disk.sh is executable; last result: no results yet",
         "✓ claude: ",
         "2.0.14 (Claude Code)",
@@ -209,6 +210,7 @@ fn doctor_judges_log_access_as_the_service_user() {
     );
     let ntfy = FakeNtfy::start(Some("tk_doc"));
     let t = doctor_world(&ntfy);
+    t.ok(&["run"]);
     chmod(t.dir.path(), 0o755);
     chmod(&t.path("app.log"), 0o600);
     let r = t.run(&[
@@ -239,8 +241,13 @@ fn doctor_judges_log_access_as_the_service_user() {
         "{}",
         r.stdout
     );
-    // the state dir is this user's, not nobody's
+    // the state dir and database are this user's, not nobody's
     assert!(r.stdout.contains("✗ state dir"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("✗ state database") && r.stdout.contains("sudo -u nobody logwarden run"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
