@@ -182,7 +182,7 @@ fn installed_interval() -> Option<Duration> {
     [
         install::UNIT_DIR,
         install::PACKAGE_UNIT_DIR,
-        "/usr/lib/systemd/system",
+        "/lib/systemd/system",
     ]
     .iter()
     .find_map(|d| std::fs::read_to_string(Path::new(d).join(install::TIMER_NAME)).ok())
@@ -375,6 +375,10 @@ fn script_checks(dir: &Path, store: Option<&Store>) -> Vec<Check> {
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.is_file())
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     files.sort();
     if files.is_empty() {

@@ -36,7 +36,7 @@ pub const SCRIPTS_DIR: &str = "/usr/share/logwarden/scripts";
 pub const PROMPTS_DIR: &str = "/usr/share/logwarden/prompts";
 pub const UNIT_DIR: &str = "/etc/systemd/system";
 /// Where the .deb puts the units.
-pub const PACKAGE_UNIT_DIR: &str = "/lib/systemd/system";
+pub const PACKAGE_UNIT_DIR: &str = "/usr/lib/systemd/system";
 pub const TIMER_NAME: &str = "logwarden.timer";
 pub const DEFAULT_USER: &str = "logwarden";
 /// The groups that give the service read access to logs (see the service unit).
