@@ -55,7 +55,10 @@ pub enum Command {
         config: ConfigArg,
     },
     /// Manage ignore rules (pattern, scope, expiry, comment)
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  logwarden ignore list\n  logwarden ignore add 'Connection reset by peer' --expires 7d --comment 'flaky upstream'"
+    )]
     Ignore(IgnoreCommand),
     /// Print `<signature>\t<template>` for each message read on stdin
     #[command(after_help = "Example:\n  cut -d' ' -f6- app.log | logwarden signatures")]

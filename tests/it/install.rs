@@ -430,6 +430,7 @@ fn every_subcommand_help_has_an_example() {
         vec!["check"],
         vec!["signatures"],
         vec!["incidents"],
+        vec!["ignore"],
         vec!["ignore", "add"],
         vec!["ignore", "list"],
         vec!["ignore", "rm"],
