@@ -55,7 +55,10 @@ pub enum Command {
         config: ConfigArg,
     },
     /// Manage ignore rules (pattern, scope, expiry, comment)
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  logwarden ignore list\n  logwarden ignore add 'Connection reset by peer' --expires 7d --comment 'flaky upstream'"
+    )]
     Ignore(IgnoreCommand),
     /// Print `<signature>\t<template>` for each message read on stdin
     #[command(after_help = "Example:\n  cut -d' ' -f6- app.log | logwarden signatures")]
@@ -69,6 +72,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    // issue 8: install, uninstall, doctor, status, completions, man (src/opscli.rs)
+    #[command(flatten)]
+    Ops(crate::opscli::OpsCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -167,7 +173,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             let config = load(&config)?;
             let now = now.unwrap_or_else(Utc::now);
-            let report = pipeline::run(&config, &RunOptions { now, dry_run })?;
+            let result = pipeline::run(&config, &RunOptions { now, dry_run });
+            // issue 8: metrics textfile, and a failed run reported through ntfy
+            for line in crate::selfmon::after_run(&config, now, &result) {
+                eprintln!("logwarden: {line}");
+            }
+            let report = result?;
             print!("{}", report.summary(now));
             Ok(if report.errors.iter().any(|e| e.starts_with("source ")) {
                 ExitCode::from(1)
@@ -196,6 +207,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Ignore(cmd) => ignore_command(cmd),
+        Command::Ops(cmd) => crate::opscli::dispatch(cmd),
         Command::Signatures => {
             let stdin = std::io::stdin().lock();
             let stdout = std::io::stdout().lock();

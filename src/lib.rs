@@ -19,3 +19,9 @@ pub mod signature;
 pub mod source;
 pub mod store;
 pub mod trigger;
+// issue 8: operations
+pub mod doctor;
+pub mod install;
+pub mod opscli;
+pub mod selfmon;
+pub mod status;

@@ -83,6 +83,8 @@ pub struct Config {
     pub llm: LlmConfig,
     pub redact: RedactConfig,
     pub ntfy: Option<NtfyConfig>,
+    /// issue 8: a node_exporter textfile written after each run, when set.
+    pub metrics_textfile: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -439,6 +441,18 @@ impl Validator {
         let (investigator, llm) = self.investigator(raw.investigator.unwrap_or_default());
         let redact = self.redact(raw.redact);
         let ntfy = raw.ntfy.and_then(|n| self.ntfy(n));
+        // issue 8: self-monitoring
+        let metrics_textfile = match raw.metrics_textfile.as_deref() {
+            None => None,
+            Some(p) if p.ends_with(".prom") => Some(self.path(p)),
+            Some(p) => {
+                self.err(
+                    "metrics_textfile",
+                    format!("`{p}` must end in .prom (node_exporter's textfile collector reads only those)"),
+                );
+                None
+            }
+        };
         Config {
             path: path.to_path_buf(),
             state_dir,
@@ -452,6 +466,7 @@ impl Validator {
             llm,
             redact,
             ntfy,
+            metrics_textfile,
         }
     }
 
@@ -893,6 +908,9 @@ impl fmt::Display for Config {
             "renotify_after = {:?}",
             duration::format(self.renotify_after)
         )?;
+        if let Some(p) = &self.metrics_textfile {
+            writeln!(f, "metrics_textfile = {:?}", p.display().to_string())?;
+        }
         for s in &self.sources {
             writeln!(f, "\n[[source]]")?;
             writeln!(f, "name = {:?}", s.name)?;

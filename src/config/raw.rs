@@ -18,6 +18,8 @@ pub struct RawConfig {
     pub investigator: Option<RawInvestigator>,
     pub ntfy: Option<RawNtfy>,
     pub redact: Option<RawRedact>,
+    // issue 8: self-monitoring
+    pub metrics_textfile: Option<String>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, toml::Value>,
 }
@@ -34,6 +36,7 @@ impl RawConfig {
         "investigator",
         "ntfy",
         "redact",
+        "metrics_textfile",
     ];
 }
 

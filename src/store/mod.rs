@@ -6,6 +6,9 @@
 
 mod llm;
 mod migrations;
+// issue 8: the queries of `status`, `doctor` and the metrics textfile.
+mod ops;
+pub use ops::{OpenIncident, RunSummary};
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -18,3 +18,7 @@ mod redaction;
 mod rotation;
 mod sources;
 mod watch;
+// issue 8: install, doctor, status, self-monitoring
+mod doctor;
+mod install;
+mod selfmon;

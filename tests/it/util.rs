@@ -245,6 +245,23 @@ impl FakeNtfy {
                         .collect(),
                     body: String::from_utf8_lossy(&body).into_owned(),
                 };
+                // issue 8: `doctor` probes ntfy's health endpoint and, with a token, the account.
+                if rec.method == "GET" && (rec.url == "/v1/health" || rec.url == "/v1/account") {
+                    let auth_ok = match (&token, rec.header("Authorization")) {
+                        (Some(t), Some(a)) => a == format!("Bearer {t}"),
+                        (Some(_), None) => false,
+                        (None, _) => true,
+                    };
+                    let (status, answer) = match (rec.url.as_str(), auth_ok) {
+                        ("/v1/health", _) => (200, r#"{"healthy":true}"#),
+                        (_, true) => (200, r#"{"username":"tester","role":"user"}"#),
+                        (_, false) => (401, r#"{"code":40101,"http":401,"error":"unauthorized"}"#),
+                    };
+                    r.lock().unwrap().push(rec);
+                    let _ = req
+                        .respond(tiny_http::Response::from_string(answer).with_status_code(status));
+                    continue;
+                }
                 let mut problems = check_publish(&rec, token.as_deref());
                 if body.len() > 4096 {
                     problems.push(format!("body of {} bytes exceeds ntfy's 4096", body.len()));

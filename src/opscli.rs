@@ -1,0 +1,240 @@
+//! The operations subcommands (install, uninstall, doctor, status, completions, man),
+//! flattened into the main command line by [`crate::cli`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use clap::{CommandFactory, Subcommand, ValueEnum};
+
+use crate::cli::{Cli, ConfigArg};
+use crate::{doctor, install, status};
+
+#[derive(Subcommand, Debug)]
+pub enum OpsCommand {
+    /// Install on this machine: user, dirs, binary, scripts, prompts, config, systemd units, timer
+    #[command(
+        after_help = "Examples:\n  sudo logwarden install\n  sudo logwarden install --interval 10m --dry-run\n  logwarden install --root ./pkgroot   # lay out a tree, for packaging"
+    )]
+    Install {
+        /// How often the timer runs logwarden (minutes dividing an hour, or hours dividing a day)
+        #[arg(long, default_value = "5m", value_parser = parse_duration)]
+        interval: Duration,
+        /// Install into this folder instead of / (no user created, no timer enabled)
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        /// Print every action; change nothing
+        #[arg(long)]
+        dry_run: bool,
+        /// Where the binary goes
+        #[arg(long, value_name = "DIR", default_value = "/usr/local/bin")]
+        bin_dir: PathBuf,
+        /// The service user
+        #[arg(long, default_value = install::DEFAULT_USER)]
+        user: String,
+    },
+    /// Remove the binary, scripts, prompts and units; keep config, incidents and state unless --purge
+    #[command(
+        after_help = "Examples:\n  sudo logwarden uninstall\n  sudo logwarden uninstall --purge --dry-run"
+    )]
+    Uninstall {
+        /// Also remove /etc/logwarden, /var/lib/logwarden (incidents, database) and the user
+        #[arg(long)]
+        purge: bool,
+        #[arg(long, value_name = "DIR")]
+        root: Option<PathBuf>,
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_name = "DIR", default_value = "/usr/local/bin")]
+        bin_dir: PathBuf,
+        #[arg(long, default_value = install::DEFAULT_USER)]
+        user: String,
+    },
+    /// Check the install: config, log access, state dir, scripts, claude, ntfy, timer, last run
+    #[command(
+        after_help = "Examples:\n  sudo logwarden doctor\n  sudo logwarden doctor --send   # also publish a test notification"
+    )]
+    Doctor {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Publish a real test notification to the ntfy topic
+        #[arg(long)]
+        send: bool,
+        /// The user the service runs as (its access to the logs is what is checked)
+        #[arg(long, default_value = install::DEFAULT_USER)]
+        user: String,
+        /// The timer's interval (default: read from the installed timer, else 5m)
+        #[arg(long, value_parser = parse_duration)]
+        interval: Option<Duration>,
+        /// The analysis scripts folder
+        #[arg(long, value_name = "DIR", default_value = install::SCRIPTS_DIR)]
+        scripts_dir: PathBuf,
+        /// The time to judge the last run against (RFC 3339), for tests
+        #[arg(long, value_name = "RFC3339", hide = true, value_parser = parse_now)]
+        now: Option<DateTime<Utc>>,
+    },
+    /// Show the last runs, open incidents, outbox backlog and budget
+    #[command(after_help = "Examples:\n  logwarden status\n  logwarden status --json --last 50")]
+    Status {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+        /// How many runs to show
+        #[arg(long, default_value_t = 10)]
+        last: usize,
+    },
+    /// Print a shell completion script
+    #[command(
+        after_help = "Examples:\n  logwarden completions bash > /etc/bash_completion.d/logwarden\n  logwarden completions zsh > \"${fpath[1]}/_logwarden\"\n  logwarden completions fish > ~/.config/fish/completions/logwarden.fish"
+    )]
+    Completions { shell: Shell },
+    /// Print the man page (or write one page per command into a folder)
+    #[command(
+        after_help = "Examples:\n  logwarden man | man -l -\n  logwarden man --dir /usr/local/share/man/man1"
+    )]
+    Man {
+        /// Write logwarden.1 and a page per subcommand into this folder
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    crate::duration::parse(s)
+}
+
+fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time: {e}"))
+}
+
+pub fn dispatch(cmd: OpsCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        OpsCommand::Install {
+            interval,
+            root,
+            dry_run,
+            bin_dir,
+            user,
+        } => {
+            let opts = install::Options {
+                root,
+                interval,
+                dry_run,
+                bin_dir,
+                user,
+                purge: false,
+            };
+            let out = install::install(&opts).map_err(anyhow::Error::msg)?;
+            for l in &out.lines {
+                println!("{l}");
+            }
+            if out.changes == 0 {
+                println!("nothing to change: logwarden is already installed as asked");
+            } else if opts.dry_run {
+                println!("dry run: {} change(s) would be made", out.changes);
+            } else {
+                println!(
+                    "{} change(s) made. Next: edit {} (the [[source]] path, [ntfy]), then `sudo logwarden doctor`",
+                    out.changes,
+                    opts.at(install::CONFIG_PATH).display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        OpsCommand::Uninstall {
+            purge,
+            root,
+            dry_run,
+            bin_dir,
+            user,
+        } => {
+            let opts = install::Options {
+                root,
+                interval: install::DEFAULT_INTERVAL,
+                dry_run,
+                bin_dir,
+                user,
+                purge,
+            };
+            let out = install::uninstall(&opts).map_err(anyhow::Error::msg)?;
+            for l in &out.lines {
+                println!("{l}");
+            }
+            if out.changes == 0 {
+                println!("nothing to remove");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        OpsCommand::Doctor {
+            config,
+            send,
+            user,
+            interval,
+            scripts_dir,
+            now,
+        } => {
+            let opts = doctor::Options {
+                config_path: crate::config::locate(config.config.as_deref()),
+                user,
+                interval,
+                scripts_dir,
+                send,
+                now: now.unwrap_or_else(Utc::now),
+            };
+            let mut stdout = std::io::stdout().lock();
+            Ok(if doctor::run(&opts, &mut stdout)? {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        OpsCommand::Status { config, json, last } => {
+            let path = crate::config::locate(config.config.as_deref());
+            let config = crate::config::Config::load(&path)?;
+            match status::collect(&config, last)? {
+                None if json => println!("null"),
+                None => println!(
+                    "no runs yet: {} does not exist (the first `logwarden run` creates it)",
+                    config.database_path().display()
+                ),
+                Some(s) if json => println!("{}", serde_json::to_string_pretty(&s)?),
+                Some(s) => print!("{}", status::render(&s)),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        OpsCommand::Completions { shell } => {
+            let mut cmd = Cli::command();
+            let shell = match shell {
+                Shell::Bash => clap_complete::Shell::Bash,
+                Shell::Zsh => clap_complete::Shell::Zsh,
+                Shell::Fish => clap_complete::Shell::Fish,
+            };
+            clap_complete::generate(shell, &mut cmd, "logwarden", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        OpsCommand::Man { dir } => {
+            let cmd = Cli::command();
+            match dir {
+                Some(d) => {
+                    std::fs::create_dir_all(&d)?;
+                    clap_mangen::generate_to(cmd, &d)?;
+                    println!("man pages written to {}", d.display());
+                }
+                None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! `logwarden status`: the last runs, open incidents, outbox backlog and budget, as a
+//! compact table or as JSON.
+
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::store::{OpenIncident, RunSummary, Store};
+
+/// What `status` shows.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub database: String,
+    pub runs: Vec<RunSummary>,
+    pub open_incidents: Vec<OpenIncident>,
+    pub outbox_backlog: u64,
+    /// USD left in the LLM budget; null while budgets are not tracked.
+    pub budget_left_usd: Option<f64>,
+}
+
+/// Reads the status from the state database (None when no run has created it yet).
+pub fn collect(config: &Config, last: usize) -> anyhow::Result<Option<Status>> {
+    let path = config.database_path();
+    if !path.exists() {
+        return Ok(None);
+    }
+    let store = Store::open(&path)?;
+    Ok(Some(Status {
+        database: path.display().to_string(),
+        runs: store.recent_runs(last)?,
+        open_incidents: store.open_incidents()?,
+        outbox_backlog: store.outbox_backlog()?,
+        budget_left_usd: store.budget_left()?,
+    }))
+}
+
+/// The status as a compact table.
+pub fn render(s: &Status) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Last runs ({}):", s.database);
+    if s.runs.is_empty() {
+        let _ = writeln!(out, "  no runs yet");
+    } else {
+        let _ = writeln!(
+            out,
+            "  {:<20} {:>8} {:>7} {:>8} {:>4} {:>7} {:>6}",
+            "started (UTC)", "duration", "lines", "triggers", "LLM", "cost $", "errors"
+        );
+        for r in &s.runs {
+            let _ = writeln!(
+                out,
+                "  {:<20} {:>8} {:>7} {:>8} {:>4} {:>7.2} {:>6}",
+                r.started_at,
+                format_ms(r.duration_ms),
+                r.lines_read,
+                r.triggers,
+                r.llm_calls,
+                r.cost_usd,
+                r.errors
+            );
+            if let Some(first) = r.error_text.lines().next().filter(|l| !l.is_empty()) {
+                let _ = writeln!(out, "      error: {first}");
+            }
+        }
+    }
+    let _ = writeln!(out, "Open incidents: {}", s.open_incidents.len());
+    for i in &s.open_incidents {
+        let _ = writeln!(
+            out,
+            "  #{:<4} {:<8} {:>5}×  last {}  {}",
+            i.id, i.severity, i.occurrences, i.last_seen, i.title
+        );
+    }
+    let _ = writeln!(
+        out,
+        "Outbox backlog: {} notification{} waiting",
+        s.outbox_backlog,
+        if s.outbox_backlog == 1 { "" } else { "s" }
+    );
+    let _ = match s.budget_left_usd {
+        Some(b) => writeln!(out, "Budget left: ${b:.2}"),
+        None => writeln!(out, "Budget left: not tracked yet (no budget configured)"),
+    };
+    out
+}
+
+fn format_ms(ms: u64) -> String {
+    if ms < 10_000 {
+        format!("{ms}ms")
+    } else {
+        format!("{:.1}s", ms as f64 / 1000.0)
+    }
+}

@@ -1,0 +1,126 @@
+//! Read-only queries for `status`, `doctor` and the metrics textfile: recent runs,
+//! open incidents, and hooks for tables other work adds later (script results,
+//! LLM costs and budget), which answer "nothing yet" while those tables are absent.
+
+use rusqlite::OptionalExtension;
+use serde::Serialize;
+
+use super::{Result, Store};
+
+/// One run, as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub id: i64,
+    pub started_at: String,
+    pub duration_ms: u64,
+    pub lines_read: u64,
+    pub events_kept: u64,
+    pub triggers: u64,
+    pub llm_calls: u64,
+    /// LLM cost in USD; 0 until costs are stored.
+    pub cost_usd: f64,
+    pub errors: u64,
+    pub error_text: String,
+}
+
+/// An open incident, as `status` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OpenIncident {
+    pub id: i64,
+    pub severity: String,
+    pub title: String,
+    pub source: String,
+    pub occurrences: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub file_path: Option<String>,
+}
+
+impl Store {
+    /// Whether a table exists (for features whose tables come in later migrations).
+    pub fn has_table(&self, name: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [name],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
+    /// The last `limit` runs, newest first.
+    pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunSummary>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, started_at, duration_ms, lines_read, events_kept, triggers, llm_calls, errors, error_text
+             FROM runs ORDER BY id DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok(RunSummary {
+                id: r.get(0)?,
+                started_at: r.get(1)?,
+                duration_ms: r.get::<_, i64>(2)? as u64,
+                lines_read: r.get::<_, i64>(3)? as u64,
+                events_kept: r.get::<_, i64>(4)? as u64,
+                triggers: r.get::<_, i64>(5)? as u64,
+                llm_calls: r.get::<_, i64>(6)? as u64,
+                cost_usd: 0.0,
+                errors: r.get::<_, i64>(7)? as u64,
+                error_text: r.get(8)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// The start time of the last run that finished without errors.
+    pub fn last_clean_run(&self) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT started_at FROM runs WHERE errors = 0 ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Incidents still open, newest first.
+    pub fn open_incidents(&self) -> Result<Vec<OpenIncident>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, severity, title, source, occurrences, first_seen, last_seen, file_path
+             FROM incidents WHERE status = 'open' ORDER BY id DESC",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(OpenIncident {
+                id: r.get(0)?,
+                severity: r.get(1)?,
+                title: r.get(2)?,
+                source: r.get(3)?,
+                occurrences: r.get::<_, i64>(4)? as u64,
+                first_seen: r.get(5)?,
+                last_seen: r.get(6)?,
+                file_path: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// The last result of an analysis script. Hook: script results are not stored yet
+    /// (no `script_results` table), so this answers None; when that table lands, read it here.
+    pub fn last_script_result(&self, _script: &str) -> Result<Option<String>> {
+        if !self.has_table("script_results")? {
+            return Ok(None);
+        }
+        Ok(None)
+    }
+
+    /// The LLM budget left in USD. Hook: budgets are not stored yet (no `llm_budget`
+    /// table), so this answers None; when that table lands, compute it here.
+    pub fn budget_left(&self) -> Result<Option<f64>> {
+        if !self.has_table("llm_budget")? {
+            return Ok(None);
+        }
+        Ok(None)
+    }
+}
