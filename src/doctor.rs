@@ -616,6 +616,8 @@ fn ntfy_checks(config: &Config, send: bool) -> Vec<Check> {
             tags: "white_check_mark".into(),
             attempts: 0,
             created_at: Utc::now(),
+            severity: "info".into(),
+            kind: "test".into(),
         };
         match crate::notify::publish(n, &row) {
             Ok(()) => checks.push(ok(format!(

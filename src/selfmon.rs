@@ -197,6 +197,8 @@ fn report_failure(config: &Config, error: &str) -> Result<bool, String> {
         tags: "warning,logwarden".into(),
         attempts: 0,
         created_at: Utc::now(),
+        severity: "warning".into(),
+        kind: "selfmon".into(),
     };
     crate::notify::publish(n, &row).map(|()| true)
 }

@@ -110,6 +110,34 @@ const MIGRATIONS: &[&str] = &[
         at TEXT NOT NULL
     );
     CREATE INDEX verdicts_by_signature ON verdicts (signature);",
+    // 3: incident memory: lifecycle, nag, spikes, notes, notification kinds, control
+    // messages and small named values.
+    "ALTER TABLE incidents ADD COLUMN acked_by TEXT;
+    ALTER TABLE incidents ADD COLUMN acked_at TEXT;
+    ALTER TABLE incidents ADD COLUMN resolved_at TEXT;
+    ALTER TABLE incidents ADD COLUMN resolved_by TEXT;
+    ALTER TABLE incidents ADD COLUMN regression_of INTEGER REFERENCES incidents (id);
+    ALTER TABLE incidents ADD COLUMN nag_count INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE incidents ADD COLUMN last_notified_at TEXT;
+    ALTER TABLE incidents ADD COLUMN spike_notified INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE incidents ADD COLUMN runs_seen INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE outbox ADD COLUMN severity TEXT NOT NULL DEFAULT 'info';
+    ALTER TABLE outbox ADD COLUMN kind TEXT NOT NULL DEFAULT 'incident';
+    CREATE TABLE incident_notes (
+        id INTEGER PRIMARY KEY,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        at TEXT NOT NULL,
+        author TEXT NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE TABLE control_seen (
+        token TEXT PRIMARY KEY,
+        at TEXT NOT NULL
+    );
+    CREATE TABLE kv (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

@@ -5,6 +5,7 @@
 //! [`Store`]; writes that must land together go through a [`Batch`] (one transaction).
 
 mod llm;
+mod memory;
 mod migrations;
 // issue 8: the queries of `status`, `doctor` and the metrics textfile.
 mod ops;
@@ -21,6 +22,7 @@ use crate::signature::{GroupId, Signature, TemplateRecord};
 use crate::source::Checkpoint;
 
 pub use llm::{LlmUsage, NoiseRow, SearchHit, VerdictRow};
+pub use memory::NoteRow;
 pub use migrations::SCHEMA_VERSION;
 
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +93,17 @@ pub struct IncidentRow {
     pub file_path: Option<String>,
     pub created_at: DateTime<Utc>,
     pub run_id: Option<i64>,
+    pub acked_by: Option<String>,
+    pub acked_at: Option<DateTime<Utc>>,
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub resolved_by: Option<String>,
+    /// The resolved incident this one is a regression of.
+    pub regression_of: Option<i64>,
+    pub nag_count: u32,
+    pub last_notified_at: Option<DateTime<Utc>>,
+    pub spike_notified: bool,
+    /// Runs in which the incident had occurrences.
+    pub runs_seen: u32,
 }
 
 /// A new incident to record.
@@ -116,6 +129,8 @@ pub struct NewIncident {
 pub struct OutboxRow {
     pub id: i64,
     pub incident_id: Option<i64>,
+    pub severity: String,
+    pub kind: String,
     pub title: String,
     pub body: String,
     pub priority: u8,
@@ -252,7 +267,8 @@ impl Store {
         let sql = format!(
             "SELECT id, signature, kind, stage, status, severity, verdict, title, source, host, level,
                     template, exception_type, first_seen, last_seen, occurrences, samples, diagnosis,
-                    file_path, created_at, run_id
+                    file_path, created_at, run_id, acked_by, acked_at, resolved_at, resolved_by,
+                    regression_of, nag_count, last_notified_at, spike_notified, runs_seen
              FROM incidents WHERE {cond} ORDER BY id"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -281,6 +297,15 @@ impl Store {
                 file_path: r.get(18)?,
                 created_at: parse_ts(&r.get::<_, String>(19)?),
                 run_id: r.get(20)?,
+                acked_by: r.get(21)?,
+                acked_at: r.get::<_, Option<String>>(22)?.map(|t| parse_ts(&t)),
+                resolved_at: r.get::<_, Option<String>>(23)?.map(|t| parse_ts(&t)),
+                resolved_by: r.get(24)?,
+                regression_of: r.get(25)?,
+                nag_count: r.get::<_, i64>(26)? as u32,
+                last_notified_at: r.get::<_, Option<String>>(27)?.map(|t| parse_ts(&t)),
+                spike_notified: r.get::<_, i64>(28)? != 0,
+                runs_seen: r.get::<_, i64>(29)? as u32,
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
@@ -289,7 +314,7 @@ impl Store {
     /// Notifications not yet sent whose next attempt is due.
     pub fn due_notifications(&self, now: DateTime<Utc>) -> Result<Vec<OutboxRow>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, incident_id, title, body, priority, tags, attempts, created_at FROM outbox
+            "SELECT id, incident_id, title, body, priority, tags, attempts, created_at, severity, kind FROM outbox
              WHERE sent_at IS NULL AND next_attempt_at <= ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([ts(now)], |r| {
@@ -302,6 +327,8 @@ impl Store {
                 tags: r.get(5)?,
                 attempts: r.get::<_, i64>(6)? as u32,
                 created_at: parse_ts(&r.get::<_, String>(7)?),
+                severity: r.get(8)?,
+                kind: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
@@ -522,11 +549,22 @@ impl Batch<'_> {
         n: &Notification,
         now: DateTime<Utc>,
     ) -> Result<()> {
+        let severity = match n.priority {
+            5 => "critical",
+            4 => "warning",
+            _ => "info",
+        };
         self.tx.execute(
-            "INSERT INTO outbox (incident_id, title, body, priority, tags, created_at, next_attempt_at, attempts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 0)",
-            params![incident, n.title, n.body, n.priority as i64, n.tags, ts(now)],
+            "INSERT INTO outbox (incident_id, title, body, priority, tags, created_at, next_attempt_at, attempts, severity, kind)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 0, ?7, 'incident')",
+            params![incident, n.title, n.body, n.priority as i64, n.tags, ts(now), severity],
         )?;
+        if let Some(i) = incident {
+            self.tx.execute(
+                "UPDATE incidents SET last_notified_at = ?2 WHERE id = ?1",
+                params![i, ts(now)],
+            )?;
+        }
         Ok(())
     }
 

@@ -1,0 +1,171 @@
+//! SQL of incident memory: acknowledging, resolving, notes, nagging, spikes,
+//! notification kinds, control messages seen, and small named values.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension};
+
+use super::{parse_ts, ts, Batch, IncidentRow, Notification, Result, Store};
+
+/// A note on an incident.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NoteRow {
+    pub at: DateTime<Utc>,
+    pub author: String,
+    pub text: String,
+}
+
+impl Store {
+    /// Acknowledges an open incident. False when it is unknown or not open.
+    pub fn ack_incident(&self, id: i64, by: &str, now: DateTime<Utc>) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE incidents SET status = 'acked', acked_by = ?2, acked_at = ?3, updated_at = ?3
+             WHERE id = ?1 AND status = 'open'",
+            params![id, by, ts(now)],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Resolves an incident that is not resolved yet. False when unknown or resolved.
+    pub fn resolve_incident(&self, id: i64, by: &str, now: DateTime<Utc>) -> Result<bool> {
+        let n = self.conn.execute(
+            "UPDATE incidents SET status = 'resolved', resolved_by = ?2, resolved_at = ?3, updated_at = ?3
+             WHERE id = ?1 AND status != 'resolved'",
+            params![id, by, ts(now)],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn add_note(&self, id: i64, author: &str, text: &str, now: DateTime<Utc>) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO incident_notes (incident_id, at, author, text) VALUES (?1, ?2, ?3, ?4)",
+            params![id, ts(now), author, text],
+        )?;
+        Ok(())
+    }
+
+    pub fn notes(&self, id: i64) -> Result<Vec<NoteRow>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT at, author, text FROM incident_notes WHERE incident_id = ?1 ORDER BY id")?;
+        let rows = stmt.query_map([id], |r| {
+            Ok(NoteRow {
+                at: parse_ts(&r.get::<_, String>(0)?),
+                author: r.get(1)?,
+                text: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Open or acked incidents whose last occurrence is older than `before`.
+    pub fn quiet_incidents(&self, before: DateTime<Utc>) -> Result<Vec<IncidentRow>> {
+        self.incidents_where(
+            "status != 'resolved' AND stage = 'filed' AND kind = 'new-error' AND last_seen < ?1",
+            params![ts(before)],
+        )
+    }
+
+    /// Filed incidents still open (not acked), for nagging.
+    pub fn unacked_incidents(&self) -> Result<Vec<IncidentRow>> {
+        self.incidents_where("status = 'open' AND stage = 'filed'", params![])
+    }
+
+    /// The most recent resolved incident of a signature.
+    pub fn last_resolved(&self, sig: &str) -> Result<Option<IncidentRow>> {
+        let mut v = self.incidents_where("signature = ?1 AND status = 'resolved'", params![sig])?;
+        Ok(v.pop())
+    }
+
+    /// Incidents with the same signature, or linked as regression, or from the same run.
+    pub fn related(&self, i: &IncidentRow) -> Result<Vec<IncidentRow>> {
+        self.incidents_where(
+            "id != ?1 AND (signature = ?2 OR regression_of = ?1 OR id = ?3 OR (run_id = ?4 AND ?4 IS NOT NULL))",
+            params![i.id, i.signature, i.regression_of.unwrap_or(-1), i.run_id],
+        )
+    }
+
+    pub fn set_regression_of(&self, id: i64, of: i64) -> Result<()> {
+        self.conn.execute("UPDATE incidents SET regression_of = ?2 WHERE id = ?1", params![id, of])?;
+        Ok(())
+    }
+
+    pub fn kv_get(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn kv_set(&self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Records a control message token; false if it was seen before (a replay).
+    pub fn first_time_control(&self, token: &str, now: DateTime<Utc>) -> Result<bool> {
+        let n = self.conn.execute(
+            "INSERT OR IGNORE INTO control_seen (token, at) VALUES (?1, ?2)",
+            params![token, ts(now)],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Queues a notification of a kind (`nag`, `spike`, `digest`, `briefing`, `test`)
+    /// and records when the incident was last notified.
+    pub fn enqueue_kind(
+        &self,
+        incident: Option<i64>,
+        kind: &str,
+        severity: &str,
+        n: &Notification,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        self.conn.execute(
+            "INSERT INTO outbox (incident_id, title, body, priority, tags, created_at, next_attempt_at, attempts, severity, kind)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 0, ?7, ?8)",
+            params![incident, n.title, n.body, n.priority as i64, n.tags, ts(now), severity, kind],
+        )?;
+        let id = self.conn.last_insert_rowid();
+        if let Some(i) = incident {
+            self.conn
+                .execute("UPDATE incidents SET last_notified_at = ?2 WHERE id = ?1", params![i, ts(now)])?;
+        }
+        Ok(id)
+    }
+
+    /// Counts a nag on an incident.
+    pub fn count_nag(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute("UPDATE incidents SET nag_count = nag_count + 1 WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    pub fn mark_spike_notified(&self, id: i64) -> Result<()> {
+        self.conn
+            .execute("UPDATE incidents SET spike_notified = 1 WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Notifications sent since `since` (for the per-hour cap).
+    pub fn sent_since(&self, since: DateTime<Utc>) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM outbox WHERE sent_at >= ?1 AND (last_error IS NULL OR last_error = '')",
+            [ts(since)],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+}
+
+impl Batch<'_> {
+    /// Replaces an incident's samples (the first ones and the latest, capped by the caller).
+    pub fn set_samples(&self, id: i64, samples: &[String]) -> Result<()> {
+        self.tx.execute(
+            "UPDATE incidents SET samples = ?2, runs_seen = runs_seen + 1 WHERE id = ?1",
+            params![id, serde_json::to_string(samples).expect("strings serialise")],
+        )?;
+        Ok(())
+    }
+}
