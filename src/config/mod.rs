@@ -3,9 +3,11 @@
 //! problem is reported with its key, all of them at once.
 
 mod investigator;
+mod metrics;
 pub mod raw;
 
 pub use investigator::{AnthropicApiConfig, LlmConfig, RedactConfig};
+pub use metrics::{CheckConfig, MetricsConfig, RuleConfig, RuleTest};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -83,6 +85,8 @@ pub struct Config {
     pub llm: LlmConfig,
     pub redact: RedactConfig,
     pub ntfy: Option<NtfyConfig>,
+    /// Issue 5: metric scripts and checks (`[metrics]`, `[[check]]`).
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -439,6 +443,7 @@ impl Validator {
         let (investigator, llm) = self.investigator(raw.investigator.unwrap_or_default());
         let redact = self.redact(raw.redact);
         let ntfy = raw.ntfy.and_then(|n| self.ntfy(n));
+        let metrics = self.metrics(raw.metrics, raw.check);
         Config {
             path: path.to_path_buf(),
             state_dir,
@@ -452,6 +457,7 @@ impl Validator {
             llm,
             redact,
             ntfy,
+            metrics,
         }
     }
 
@@ -968,6 +974,7 @@ impl fmt::Display for Config {
                 writeln!(f, "timeout = {:?}", duration::format(n.timeout))?;
             }
         }
+        write!(f, "{}", self.metrics)?; // Issue 5
         Ok(())
     }
 }

@@ -5,6 +5,7 @@
 //! [`Store`]; writes that must land together go through a [`Batch`] (one transaction).
 
 mod llm;
+mod metrics;
 mod migrations;
 
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use crate::signature::{GroupId, Signature, TemplateRecord};
 use crate::source::Checkpoint;
 
 pub use llm::{LlmUsage, NoiseRow, SearchHit, VerdictRow};
+pub use metrics::{CheckRunRow, MetricAlertRow, RollupRow, SeriesRow, MAX_RAW_PER_SERIES};
 pub use migrations::SCHEMA_VERSION;
 
 #[derive(Debug, thiserror::Error)]
