@@ -526,10 +526,11 @@ mod tests {
     #[test]
     fn slope_interval_brackets_the_slope() {
         let s: Vec<(i64, f64)> = (0..50)
-            .map(|i| (i * 60, 2.0 * i as f64 + if i % 2 == 0 { 1.0 } else { -1.0 }))
+            .map(|i| (i * 60, 2.0 * i as f64 + 3.0 * (i as f64 * 1.3).sin()))
             .collect();
         let (lo, hi) = slope_interval(&s, 0.9).unwrap();
         assert!(lo < 2.0 / 60.0 && hi > 2.0 / 60.0, "{lo} {hi}");
+        assert!(hi - lo < 0.5 / 60.0, "{lo} {hi}");
     }
 
     #[test]
