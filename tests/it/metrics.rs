@@ -468,6 +468,7 @@ fn curated_host_scripts_report_disk_cpu_memory_and_processes() {
         &[],
     );
     let _ = sleeper.kill();
+    let _ = sleeper.wait();
     assert!(!out.contains("` failed"), "{out}");
     let disk_line = list
         .lines()
