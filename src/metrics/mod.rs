@@ -538,3 +538,59 @@ pub fn summaries(store: &Store, now: DateTime<Utc>) -> Vec<(String, String, Vec<
         })
         .collect()
 }
+
+/// The investigator's prompt for a metric incident: its kind's template, with the facts
+/// of the finding it was opened on (issue 5; called from `investigate`).
+pub fn prompt(
+    config: &Config,
+    store: &Store,
+    inc: &IncidentRow,
+    kind: crate::investigate::prompt::TriggerKind,
+    evidence: &str,
+) -> Result<crate::investigate::prompt::Prompt, String> {
+    use crate::investigate::prompt::{self as p, TriggerKind};
+    let f: Option<Finding> = store
+        .metric_alert(inc.id)
+        .ok()
+        .flatten()
+        .and_then(|a| serde_json::from_str(&a.evidence).ok());
+    let Some(f) = f else {
+        return p::metric_threshold(
+            config,
+            &inc.template,
+            "unknown",
+            "unknown",
+            &store::ts(inc.first_seen),
+            evidence,
+        );
+    };
+    let metric = if f.series.is_empty() {
+        format!("the script of check `{}`", f.check)
+    } else {
+        f.series.clone()
+    };
+    let since = store::ts(inc.first_seen);
+    let value = num(f.value);
+    let rule = format!("{} ({})", f.rule, f.explanation);
+    match kind {
+        TriggerKind::Anomaly => {
+            let expected = match (f.baseline, f.band) {
+                (Some(b), Some((lo, hi))) => {
+                    format!("about {} (normal band {} to {})", num(b), num(lo), num(hi))
+                }
+                _ => "unknown".into(),
+            };
+            p::anomaly(config, &metric, &value, &expected, &since, evidence)
+        }
+        TriggerKind::Disk => p::disk(config, &metric, &value, "see the evidence", &rule, evidence),
+        TriggerKind::Queue => p::queue(config, &metric, &value, &rule, "unknown", evidence),
+        TriggerKind::ApiRate => p::api_rate(
+            config,
+            &metric,
+            "not counted by this check",
+            &rule,
+            evidence,
+        ),
+        _ => p::metric_threshold(config, &metric, &value, &rule, &since, evidence),
+    }
+}

@@ -704,3 +704,47 @@ fn curated_systemd_script_lists_failed_units() {
         "{out}"
     );
 }
+
+#[test]
+fn the_investigator_gets_the_metric_playbook_and_the_metric_summaries() {
+    let verdict = r#"{"verdict": "real", "severity": "warning", "title": "Logs fill the root disk", "summary": "s", "root_cause": "r", "suggested_fix": "f", "confidence": 0.8}"#;
+    let pts: Vec<(i64, f64)> = (0..72)
+        .map(|i| {
+            (
+                T0 - (71 - i) * 300,
+                70.0 + 2.0 * (i as f64 * 300.0 / 3600.0),
+            )
+        })
+        .collect();
+    let t = world(
+        &[(
+            "disk.sh",
+            &series_script("disk_used_percent{mount=\"/\"}", &pts),
+        )],
+        "",
+    );
+    let claude = crate::util::fake_claude(&t, &format!("ok:{verdict}"));
+    t.with_app_source(&format!(
+        "[investigator]\nkind = \"claude-cli\"\ncommand = \"{}\"\n[metrics]\nscripts_dir = \"scripts\"\n\
+         [[check]]\nname = \"disk\"\nscript = \"disk.sh\"\nkind = \"disk\"\n\
+         [[check.rule]]\nmetric = \"disk_used_percent\"\nreaches = 100\n",
+        claude.display()
+    ));
+    run_at(&t, T0);
+    let calls = crate::util::claude_calls(&t);
+    assert_eq!(calls.len(), 1);
+    let argv = &calls[0];
+    let prompt = &argv[argv.iter().position(|a| a == "-p").unwrap() + 1];
+    assert!(prompt.contains("Disk space is running out"), "{prompt}");
+    assert!(
+        prompt.contains("Mount: disk_used_percent{mount=\"/\"}"),
+        "{prompt}"
+    );
+    assert!(prompt.contains("reaches 100 in"), "{prompt}");
+    // The metric summaries section lists the series with its sparkline.
+    assert!(
+        prompt.contains("- disk_used_percent{mount=\"/\"} (disk): ▁"),
+        "{prompt}"
+    );
+    assert_eq!(t.incidents()[0]["title"], "Logs fill the root disk");
+}
