@@ -524,6 +524,27 @@ mod tests {
     }
 
     #[test]
+    fn rate_fires_on_a_fast_climb_only() {
+        let r = rule(
+            RuleTest::Rate {
+                above: Some(10.0),
+                below: None,
+                window: Duration::from_secs(3600),
+            },
+            2,
+        );
+        // Flat for two hours, then +1 every 5 minutes (12/h) for the last hour.
+        let s: Vec<(i64, f64)> = (0..37)
+            .map(|i| (i * 300, if i < 24 { 5.0 } else { 5.0 + (i - 24) as f64 }))
+            .collect();
+        let f = evaluate("q", "depth", &r, &s).unwrap();
+        assert!(f.firing, "{f:?}");
+        assert!(f.explanation.contains("changing by 12/h"), "{}", f.explanation);
+        let f = evaluate("q", "depth", &r, &s[..24]).unwrap();
+        assert!(!f.firing && !f.breaching, "{f:?}");
+    }
+
+    #[test]
     fn slope_interval_brackets_the_slope() {
         let s: Vec<(i64, f64)> = (0..50)
             .map(|i| (i * 60, 2.0 * i as f64 + 3.0 * (i as f64 * 1.3).sin()))
