@@ -539,7 +539,11 @@ mod tests {
             .collect();
         let f = evaluate("q", "depth", &r, &s).unwrap();
         assert!(f.firing, "{f:?}");
-        assert!(f.explanation.contains("changing by 12/h"), "{}", f.explanation);
+        assert!(
+            f.explanation.contains("changing by 12/h"),
+            "{}",
+            f.explanation
+        );
         let f = evaluate("q", "depth", &r, &s[..24]).unwrap();
         assert!(!f.firing && !f.breaching, "{f:?}");
     }
