@@ -75,6 +75,39 @@ pub enum Command {
     // issue 8: install, uninstall, doctor, status, completions, man (src/opscli.rs)
     #[command(flatten)]
     Ops(crate::opscli::OpsCommand),
+    /// Metrics (issue 5): list series with their last value and status; show one; run the checks
+    #[command(
+        after_help = "Examples:\n  logwarden metrics\n  logwarden metrics show 'disk_used_percent{mount=\"/\"}' --since 7d\n  logwarden metrics check --dry-run"
+    )]
+    Metrics {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: Option<MetricsCommand>,
+    },
+}
+
+/// `logwarden metrics …` (issue 5).
+#[derive(Subcommand, Debug)]
+pub enum MetricsCommand {
+    /// A table of one metric's samples (a series key, or a name matching several) and a sparkline
+    Show {
+        name: String,
+        /// How far back: 1h, 24h, 7d (older than the raw retention comes from hourly rollups)
+        #[arg(long, default_value = "24h")]
+        since: String,
+        /// The time to count back from (RFC 3339), for tests and replays
+        #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
+        now: Option<DateTime<Utc>>,
+    },
+    /// Run every check now (due or not); --dry-run keeps nothing and opens nothing
+    Check {
+        #[arg(long)]
+        dry_run: bool,
+        /// The time of the check (RFC 3339), for tests and replays
+        #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
+        now: Option<DateTime<Utc>>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -213,6 +246,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let stdout = std::io::stdout().lock();
             crate::signature::print_signatures(stdin, std::io::BufWriter::new(stdout))?;
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Metrics { config, command } => {
+            crate::metrics::cli::run(&load(&config)?, command) // issue 5
         }
         Command::Incidents { config, json } => {
             let config = load(&config)?;

@@ -12,6 +12,7 @@ pub mod ignore;
 pub mod incident;
 pub mod investigate;
 pub mod lock;
+pub mod metrics;
 pub mod notify;
 pub mod pipeline;
 pub mod redact;

@@ -69,6 +69,8 @@ pub struct RunReport {
     /// Problems with one source or step; the run went on without it.
     pub errors: Vec<String>,
     pub duration_ms: u64,
+    /// Issue 5: what the metric checks did.
+    pub metrics: crate::metrics::MetricsReport,
 }
 
 /// Errors that stop a run: the watcher itself is broken.
@@ -122,6 +124,8 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         report.groups.push((g, d));
     }
     if opts.dry_run {
+        // Issue 5: metric checks in a dry run: scripts run, nothing is kept.
+        report.metrics = crate::metrics::run_checks(config, &mut store, now, None, false, true)?;
         report.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
     }
@@ -175,6 +179,16 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         run_id
     };
 
+    // Issue 5: metric checks open, update and resolve metric incidents; the new ones are
+    // filed below like any other, the updated and resolved ones get their file rewritten.
+    report.metrics =
+        crate::metrics::run_checks(config, &mut store, now, Some(run_id), false, false)?;
+    let touched = report.metrics.updated.iter().copied();
+    let touched = touched.chain(report.metrics.resolved.iter().map(|r| r.0));
+    report
+        .updated
+        .extend(touched.map(|id| (id, 0)).collect::<Vec<_>>());
+
     // investigate → incident file → queue the notification
     file_unfinished(config, &mut store, now, &mut report)?;
     refresh_updated(config, &store, &mut report);
@@ -186,6 +200,65 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         .errors
         .extend(report.notify.errors.iter().map(|e| format!("ntfy: {e}")));
 
+    report.duration_ms = started.elapsed().as_millis() as u64;
+    let batch = store.batch()?;
+    batch.finish_run(
+        run_id,
+        &RunRow {
+            duration_ms: report.duration_ms,
+            llm_calls: report.llm_calls,
+            errors: report.errors.len() as u64,
+            error_text: report.errors.join("\n"),
+            ..RunRow::default()
+        },
+    )?;
+    batch.commit()?;
+    Ok(report)
+}
+
+/// Issue 5: `logwarden metrics check`: runs every metric check now (due or not), and
+/// files, updates and resolves metric incidents as a run would. Recorded as a run.
+pub fn check_metrics(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
+    let started = Instant::now();
+    let now = opts.now;
+    let mut report = RunReport {
+        dry_run: opts.dry_run,
+        ..RunReport::default()
+    };
+    prepare_dirs(config)?;
+    let Some(_lock) = lock::acquire(&config.state_dir, std::time::Duration::from_secs(3))
+        .map_err(|e| RunError::Io(format!("cannot take the run lock: {e}")))?
+    else {
+        report.busy = true;
+        return Ok(report);
+    };
+    let mut store = Store::open(&config.database_path())?;
+    let run_id = if opts.dry_run {
+        None
+    } else {
+        let batch = store.batch()?;
+        let id = batch.insert_run(&RunRow {
+            started_at: store::ts(now),
+            ..RunRow::default()
+        })?;
+        batch.commit()?;
+        Some(id)
+    };
+    report.metrics =
+        crate::metrics::run_checks(config, &mut store, now, run_id, true, opts.dry_run)?;
+    let Some(run_id) = run_id else {
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        return Ok(report);
+    };
+    let touched = report.metrics.updated.iter().copied();
+    let touched = touched.chain(report.metrics.resolved.iter().map(|r| r.0));
+    report
+        .updated
+        .extend(touched.map(|id| (id, 0)).collect::<Vec<_>>());
+    file_unfinished(config, &mut store, now, &mut report)?;
+    refresh_updated(config, &store, &mut report);
+    report.notify = notify::flush(&store, config.ntfy.as_ref(), now)?;
+    report.outbox_backlog = store.outbox_backlog()?;
     report.duration_ms = started.elapsed().as_millis() as u64;
     let batch = store.batch()?;
     batch.finish_run(
@@ -413,8 +486,12 @@ fn file_unfinished(
             }
         }
         let path = incident::path_for(&config.incidents_dir, &inc);
-        incident::write(&path, &render_page(config, &inc, d.as_ref()))
-            .map_err(|e| RunError::Io(format!("incident #{}: {e}", inc.id)))?;
+        let metric = crate::metrics::incident_section(store, &inc, &path); // issue 5
+        incident::write(
+            &path,
+            &render_page(config, &inc, d.as_ref(), metric.as_deref()),
+        )
+        .map_err(|e| RunError::Io(format!("incident #{}: {e}", inc.id)))?;
         fault_point("after-incident-file");
         let file_name = path
             .file_name()
@@ -460,8 +537,13 @@ fn run_context(report: &RunReport) -> investigate::RunContext {
 }
 
 /// An incident page, redacted unless `[redact] incident_files = false`.
-fn render_page(config: &Config, inc: &store::IncidentRow, d: Option<&Diagnosis>) -> String {
-    let page = incident::render(inc, d);
+fn render_page(
+    config: &Config,
+    inc: &store::IncidentRow,
+    d: Option<&Diagnosis>,
+    metric: Option<&str>,
+) -> String {
+    let page = incident::render_with_metric(inc, d, metric);
     if config.redact.incident_files {
         config.redact.redactor.clean(&page)
     } else {
@@ -490,9 +572,11 @@ fn refresh_updated(config: &Config, store: &Store, report: &mut RunReport) {
             .diagnosis
             .clone()
             .and_then(|v| serde_json::from_value(v).ok());
+        let path = std::path::Path::new(&path);
+        let metric = crate::metrics::incident_section(store, &inc, path); // issue 5
         if let Err(e) = incident::write(
-            std::path::Path::new(&path),
-            &render_page(config, &inc, d.as_ref()),
+            path,
+            &render_page(config, &inc, d.as_ref(), metric.as_deref()),
         ) {
             report.errors.push(format!("incident #{id}: {e}"));
         }
@@ -562,6 +646,9 @@ impl RunReport {
         }
         for note in &self.llm_notes {
             let _ = writeln!(s, "  {note}");
+        }
+        for line in self.metrics.summary_lines() {
+            let _ = writeln!(s, "  {line}"); // issue 5
         }
         if !self.dry_run {
             let n = &self.notify;

@@ -3,9 +3,11 @@
 //! problem is reported with its key, all of them at once.
 
 mod investigator;
+mod metrics;
 pub mod raw;
 
 pub use investigator::{AnthropicApiConfig, LlmConfig, RedactConfig};
+pub use metrics::{CheckConfig, MetricsConfig, RuleConfig, RuleTest};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -85,6 +87,8 @@ pub struct Config {
     pub ntfy: Option<NtfyConfig>,
     /// issue 8: a node_exporter textfile written after each run, when set.
     pub metrics_textfile: Option<PathBuf>,
+    /// Issue 5: metric scripts and checks (`[metrics]`, `[[check]]`).
+    pub metrics: MetricsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -453,6 +457,7 @@ impl Validator {
                 None
             }
         };
+        let metrics = self.metrics(raw.metrics, raw.check);
         Config {
             path: path.to_path_buf(),
             state_dir,
@@ -467,6 +472,7 @@ impl Validator {
             redact,
             ntfy,
             metrics_textfile,
+            metrics,
         }
     }
 
@@ -986,6 +992,7 @@ impl fmt::Display for Config {
                 writeln!(f, "timeout = {:?}", duration::format(n.timeout))?;
             }
         }
+        write!(f, "{}", self.metrics)?; // Issue 5
         Ok(())
     }
 }

@@ -20,6 +20,10 @@ pub struct RawConfig {
     pub redact: Option<RawRedact>,
     // issue 8: self-monitoring
     pub metrics_textfile: Option<String>,
+    // Issue 5: metric scripts and their checks.
+    pub metrics: Option<RawMetrics>,
+    #[serde(default)]
+    pub check: Vec<RawCheck>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, toml::Value>,
 }
@@ -37,6 +41,8 @@ impl RawConfig {
         "ntfy",
         "redact",
         "metrics_textfile",
+        "metrics",
+        "check",
     ];
 }
 
@@ -236,4 +242,99 @@ pub struct RawNtfy {
 impl RawNtfy {
     pub const KEYS: &'static [&'static str] =
         &["server", "topic", "token_file", "token_env", "timeout"];
+}
+
+// Issue 5: `[metrics]` and `[[check]]` (validated in `config/metrics.rs`).
+
+/// `[metrics]`: where the scripts are and how they run; storage retention.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawMetrics {
+    pub scripts_dir: Option<String>,
+    pub timeout: Option<String>,
+    pub max_output: Option<i64>,
+    pub failing_after: Option<i64>,
+    pub raw_retention: Option<String>,
+    pub rollup_retention: Option<String>,
+    pub max_series: Option<i64>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, toml::Value>,
+}
+
+impl RawMetrics {
+    pub const KEYS: &'static [&'static str] = &[
+        "scripts_dir",
+        "timeout",
+        "max_output",
+        "failing_after",
+        "raw_retention",
+        "rollup_retention",
+        "max_series",
+    ];
+}
+
+/// `[[check]]`: a script, how often it runs, and the rules over what it prints.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCheck {
+    pub name: Option<String>,
+    pub script: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    pub every: Option<String>,
+    pub timeout: Option<String>,
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub limits: BTreeMap<String, BTreeMap<String, toml::Value>>,
+    #[serde(default)]
+    pub rule: Vec<RawRule>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, toml::Value>,
+}
+
+impl RawCheck {
+    pub const KEYS: &'static [&'static str] = &[
+        "name", "script", "args", "env", "every", "timeout", "kind", "limits", "rule",
+    ];
+}
+
+/// `[[check.rule]]`: one rule over the series a metric selector matches.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRule {
+    pub metric: Option<String>,
+    pub above: Option<f64>,
+    pub below: Option<f64>,
+    #[serde(rename = "for")]
+    pub for_runs: Option<i64>,
+    pub rate_above: Option<f64>,
+    pub rate_below: Option<f64>,
+    pub reaches: Option<f64>,
+    pub within: Option<String>,
+    pub window: Option<String>,
+    pub anomaly: Option<bool>,
+    pub score: Option<f64>,
+    pub severity: Option<String>,
+    pub kind: Option<String>,
+    pub title: Option<String>,
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, toml::Value>,
+}
+
+impl RawRule {
+    pub const KEYS: &'static [&'static str] = &[
+        "metric",
+        "above",
+        "below",
+        "for",
+        "rate_above",
+        "rate_below",
+        "reaches",
+        "within",
+        "window",
+        "anomaly",
+        "score",
+        "severity",
+        "kind",
+        "title",
+    ];
 }

@@ -100,6 +100,12 @@ fn fence(text: &str) -> String {
 
 /// Renders the page of an incident.
 pub fn render(i: &IncidentRow, d: Option<&Diagnosis>) -> String {
+    render_with_metric(i, d, None)
+}
+
+/// Renders the page of an incident, with a metric section (issue 5: the explanation,
+/// sparkline and chart links of a metric incident, as markdown) after the summary.
+pub fn render_with_metric(i: &IncidentRow, d: Option<&Diagnosis>, metric: Option<&str>) -> String {
     let mut s = String::new();
     s.push_str("---\n");
     s.push_str(&format!("id: {}\n", i.id));
@@ -142,6 +148,12 @@ pub fn render(i: &IncidentRow, d: Option<&Diagnosis>) -> String {
             ts(i.first_seen),
             ts(i.last_seen)
         )),
+    }
+
+    if let Some(m) = metric {
+        s.push_str("## Metric\n\n");
+        s.push_str(m.trim_end());
+        s.push_str("\n\n");
     }
 
     s.push_str("## Evidence\n\n");

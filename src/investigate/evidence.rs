@@ -46,10 +46,14 @@ pub struct MetricSummary {
     pub values: Vec<f64>,
 }
 
-/// Hook for the metric checks: the metric series worth showing next to an incident.
-/// Returns nothing until metrics are collected; the evidence then says so.
-pub fn metric_summaries(_store: &Store, _now: DateTime<Utc>) -> Vec<MetricSummary> {
-    Vec::new()
+/// Hook for the metric checks: the metric series worth showing next to an incident
+/// (each series seen in the last day, recent values). Empty when no metrics are collected;
+/// the evidence then says so.
+pub fn metric_summaries(store: &Store, now: DateTime<Utc>) -> Vec<MetricSummary> {
+    crate::metrics::summaries(store, now)
+        .into_iter()
+        .map(|(name, unit, values)| MetricSummary { name, unit, values })
+        .collect()
 }
 
 /// A one-line chart of values: `▁▂▃▅▇`.

@@ -123,6 +123,12 @@ fn ask(
     };
     let prompt = match prompt::TriggerKind::from_incident_kind(&inc.kind) {
         prompt::TriggerKind::Spike => prompt::spike(config, inc, "unknown", "unknown", &evidence),
+        // Issue 5: metric incidents bring the facts of the finding they were opened on.
+        k @ (prompt::TriggerKind::MetricThreshold
+        | prompt::TriggerKind::Anomaly
+        | prompt::TriggerKind::Disk
+        | prompt::TriggerKind::Queue
+        | prompt::TriggerKind::ApiRate) => crate::metrics::prompt(config, store, inc, k, &evidence),
         // The metric triggers bring their own facts when they land; until then every
         // other incident is a log error group.
         _ => prompt::new_error(config, inc, reason, &evidence),

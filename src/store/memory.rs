@@ -44,9 +44,9 @@ impl Store {
     }
 
     pub fn notes(&self, id: i64) -> Result<Vec<NoteRow>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT at, author, text FROM incident_notes WHERE incident_id = ?1 ORDER BY id")?;
+        let mut stmt = self.conn.prepare(
+            "SELECT at, author, text FROM incident_notes WHERE incident_id = ?1 ORDER BY id",
+        )?;
         let rows = stmt.query_map([id], |r| {
             Ok(NoteRow {
                 at: parse_ts(&r.get::<_, String>(0)?),
@@ -85,7 +85,10 @@ impl Store {
     }
 
     pub fn set_regression_of(&self, id: i64, of: i64) -> Result<()> {
-        self.conn.execute("UPDATE incidents SET regression_of = ?2 WHERE id = ?1", params![id, of])?;
+        self.conn.execute(
+            "UPDATE incidents SET regression_of = ?2 WHERE id = ?1",
+            params![id, of],
+        )?;
         Ok(())
     }
 
@@ -130,22 +133,28 @@ impl Store {
         )?;
         let id = self.conn.last_insert_rowid();
         if let Some(i) = incident {
-            self.conn
-                .execute("UPDATE incidents SET last_notified_at = ?2 WHERE id = ?1", params![i, ts(now)])?;
+            self.conn.execute(
+                "UPDATE incidents SET last_notified_at = ?2 WHERE id = ?1",
+                params![i, ts(now)],
+            )?;
         }
         Ok(id)
     }
 
     /// Counts a nag on an incident.
     pub fn count_nag(&self, id: i64) -> Result<()> {
-        self.conn
-            .execute("UPDATE incidents SET nag_count = nag_count + 1 WHERE id = ?1", [id])?;
+        self.conn.execute(
+            "UPDATE incidents SET nag_count = nag_count + 1 WHERE id = ?1",
+            [id],
+        )?;
         Ok(())
     }
 
     pub fn mark_spike_notified(&self, id: i64) -> Result<()> {
-        self.conn
-            .execute("UPDATE incidents SET spike_notified = 1 WHERE id = ?1", [id])?;
+        self.conn.execute(
+            "UPDATE incidents SET spike_notified = 1 WHERE id = ?1",
+            [id],
+        )?;
         Ok(())
     }
 
@@ -164,7 +173,10 @@ impl Batch<'_> {
     pub fn set_samples(&self, id: i64, samples: &[String]) -> Result<()> {
         self.tx.execute(
             "UPDATE incidents SET samples = ?2, runs_seen = runs_seen + 1 WHERE id = ?1",
-            params![id, serde_json::to_string(samples).expect("strings serialise")],
+            params![
+                id,
+                serde_json::to_string(samples).expect("strings serialise")
+            ],
         )?;
         Ok(())
     }

@@ -138,6 +138,52 @@ const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );",
+    // 4 (issue 5): metric series, raw samples, hourly rollups, script runs, and the
+    // evidence of metric incidents.
+    "CREATE TABLE metric_series (
+        id INTEGER PRIMARY KEY,
+        check_name TEXT NOT NULL,
+        key TEXT NOT NULL,
+        name TEXT NOT NULL,
+        labels TEXT NOT NULL,
+        help TEXT NOT NULL DEFAULT '',
+        last_ts INTEGER NOT NULL,
+        last_value REAL NOT NULL,
+        UNIQUE (check_name, key)
+    );
+    CREATE TABLE metric_samples (
+        series INTEGER NOT NULL REFERENCES metric_series (id) ON DELETE CASCADE,
+        ts INTEGER NOT NULL,
+        value REAL NOT NULL,
+        PRIMARY KEY (series, ts)
+    ) WITHOUT ROWID;
+    CREATE INDEX metric_samples_by_ts ON metric_samples (ts);
+    CREATE TABLE metric_rollups (
+        series INTEGER NOT NULL REFERENCES metric_series (id) ON DELETE CASCADE,
+        hour INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        sum REAL NOT NULL,
+        min REAL NOT NULL,
+        max REAL NOT NULL,
+        PRIMARY KEY (series, hour)
+    ) WITHOUT ROWID;
+    CREATE TABLE metric_checks (
+        name TEXT PRIMARY KEY,
+        last_run TEXT NOT NULL,
+        last_ok TEXT,
+        failures INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        message TEXT NOT NULL,
+        samples INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL
+    );
+    CREATE TABLE metric_alerts (
+        incident_id INTEGER PRIMARY KEY REFERENCES incidents (id),
+        check_name TEXT NOT NULL,
+        series_key TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

@@ -6,6 +6,7 @@
 
 mod llm;
 mod memory;
+mod metrics;
 mod migrations;
 // issue 8: the queries of `status`, `doctor` and the metrics textfile.
 mod ops;
@@ -23,6 +24,7 @@ use crate::source::Checkpoint;
 
 pub use llm::{LlmUsage, NoiseRow, SearchHit, VerdictRow};
 pub use memory::NoteRow;
+pub use metrics::{CheckRunRow, MetricAlertRow, RollupRow, SeriesRow, MAX_RAW_PER_SERIES};
 pub use migrations::SCHEMA_VERSION;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,243 @@
+//! Pictures of a series, written by hand: a text sparkline for the markdown, and a small
+//! SVG plot (axes with labels, the normal band, the threshold line, the series and its
+//! last point) sized by its viewBox, so it scales to a phone and an editor's preview.
+
+use chrono::{DateTime, Utc};
+
+use super::checks::num;
+
+/// What to draw.
+pub struct Plot<'a> {
+    pub title: &'a str,
+    pub points: &'a [(i64, f64)],
+    /// Time span shown, unix seconds.
+    pub from: i64,
+    pub to: i64,
+    pub band: Option<(f64, f64)>,
+    pub threshold: Option<f64>,
+}
+
+const W: f64 = 640.0;
+const H: f64 = 280.0;
+const LEFT: f64 = 64.0;
+const RIGHT: f64 = 16.0;
+const TOP: f64 = 34.0;
+const BOTTOM: f64 = 36.0;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// "Nice" tick values covering `lo..hi`, about `n` of them.
+fn ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
+    let span = (hi - lo).max(f64::EPSILON);
+    let raw = span / n as f64;
+    let mag = 10f64.powf(raw.log10().floor());
+    let step = [1.0, 2.0, 2.5, 5.0, 10.0]
+        .iter()
+        .map(|m| m * mag)
+        .find(|s| span / s <= n as f64)
+        .unwrap_or(10.0 * mag);
+    let mut t = (lo / step).ceil() * step;
+    let mut out = Vec::new();
+    while t <= hi + step * 1e-9 {
+        out.push(t);
+        t += step;
+    }
+    out
+}
+
+/// The SVG document.
+pub fn svg(p: &Plot) -> String {
+    let pts: Vec<(i64, f64)> = p
+        .points
+        .iter()
+        .copied()
+        .filter(|(t, v)| v.is_finite() && *t >= p.from && *t <= p.to)
+        .collect();
+    let mut lo = f64::INFINITY;
+    let mut hi = f64::NEG_INFINITY;
+    for v in pts
+        .iter()
+        .map(|x| x.1)
+        .chain(p.threshold)
+        .chain(p.band.map(|b| b.0))
+        .chain(p.band.map(|b| b.1))
+    {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        lo = 0.0;
+        hi = 1.0;
+    }
+    if hi - lo < 1e-9 {
+        lo -= 1.0;
+        hi += 1.0;
+    }
+    let pad = (hi - lo) * 0.06;
+    let (lo, hi) = (lo - pad, hi + pad);
+    let span_t = (p.to - p.from).max(1) as f64;
+    let x = |t: i64| LEFT + (t - p.from) as f64 / span_t * (W - LEFT - RIGHT);
+    let y = |v: f64| TOP + (hi - v) / (hi - lo) * (H - TOP - BOTTOM);
+    let mut s = String::new();
+    s.push_str(&format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"100%\" style=\"max-width:{W}px\" font-family=\"sans-serif\" font-size=\"12\">\n"
+    ));
+    s.push_str(&format!("<title>{}</title>\n", esc(p.title)));
+    s.push_str(&format!(
+        "<rect x=\"0\" y=\"0\" width=\"{W}\" height=\"{H}\" fill=\"#ffffff\"/>\n<text x=\"{LEFT}\" y=\"20\" font-size=\"14\" font-weight=\"bold\" fill=\"#222\">{}</text>\n",
+        esc(p.title)
+    ));
+    // The band of normal values.
+    if let Some((b0, b1)) = p.band {
+        let (y0, y1) = (y(b1.min(hi)), y(b0.max(lo)));
+        if y1 > y0 {
+            s.push_str(&format!(
+                "<rect x=\"{LEFT}\" y=\"{y0:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#4caf50\" fill-opacity=\"0.15\"><title>normal band {}–{}</title></rect>\n",
+                W - LEFT - RIGHT,
+                y1 - y0,
+                num(b0),
+                num(b1)
+            ));
+        }
+    }
+    // Y axis with ticks and grid.
+    for t in ticks(lo, hi, 5) {
+        let yy = y(t);
+        s.push_str(&format!(
+            "<line x1=\"{LEFT}\" y1=\"{yy:.1}\" x2=\"{:.1}\" y2=\"{yy:.1}\" stroke=\"#ddd\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#444\">{}</text>\n",
+            W - RIGHT,
+            LEFT - 6.0,
+            yy + 4.0,
+            esc(&num(t))
+        ));
+    }
+    // X axis: times of day for a day or less, dates beyond.
+    let long = p.to - p.from > 2 * 86_400;
+    let step = if long { 86_400 } else { 4 * 3600 };
+    let mut t = (p.from / step + 1) * step;
+    while t < p.to {
+        let xx = x(t);
+        let label = DateTime::<Utc>::from_timestamp(t, 0)
+            .map(|d| d.format(if long { "%m-%d" } else { "%H:%M" }).to_string())
+            .unwrap_or_default();
+        s.push_str(&format!(
+            "<line x1=\"{xx:.1}\" y1=\"{TOP}\" x2=\"{xx:.1}\" y2=\"{:.1}\" stroke=\"#eee\"/><text x=\"{xx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#444\">{label}</text>\n",
+            H - BOTTOM,
+            H - BOTTOM + 16.0
+        ));
+        t += step;
+    }
+    s.push_str(&format!(
+        "<line x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{b:.1}\" stroke=\"#888\"/><line x1=\"{LEFT}\" y1=\"{b:.1}\" x2=\"{:.1}\" y2=\"{b:.1}\" stroke=\"#888\"/>\n",
+        W - RIGHT,
+        b = H - BOTTOM
+    ));
+    s.push_str(&format!(
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#666\" font-size=\"10\">UTC</text>\n",
+        W - RIGHT,
+        H - 4.0
+    ));
+    // The threshold.
+    if let Some(th) = p.threshold {
+        let yy = y(th);
+        s.push_str(&format!(
+            "<line x1=\"{LEFT}\" y1=\"{yy:.1}\" x2=\"{:.1}\" y2=\"{yy:.1}\" stroke=\"#d32f2f\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#d32f2f\">limit {}</text>\n",
+            W - RIGHT,
+            W - RIGHT - 4.0,
+            yy - 4.0,
+            esc(&num(th))
+        ));
+    }
+    // The series.
+    if !pts.is_empty() {
+        let line: Vec<String> = pts
+            .iter()
+            .map(|&(t, v)| format!("{:.1},{:.1}", x(t), y(v)))
+            .collect();
+        s.push_str(&format!(
+            "<polyline fill=\"none\" stroke=\"#1565c0\" stroke-width=\"1.8\" points=\"{}\"/>\n",
+            line.join(" ")
+        ));
+        let (lt, lv) = *pts.last().expect("not empty");
+        s.push_str(&format!(
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3.5\" fill=\"#1565c0\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" fill=\"#1565c0\" font-weight=\"bold\">{}</text>\n",
+            x(lt),
+            y(lv),
+            x(lt) - 6.0,
+            y(lv) - 8.0,
+            esc(&num(lv))
+        ));
+    } else {
+        s.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#888\">no samples in this period</text>\n",
+            W / 2.0,
+            H / 2.0
+        ));
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+/// A sparkline of at most `width` characters: the values averaged into buckets.
+pub fn sparkline(values: &[f64], width: usize) -> String {
+    if values.len() <= width {
+        return crate::investigate::evidence::sparkline(values);
+    }
+    let per = values.len() as f64 / width as f64;
+    let buckets: Vec<f64> = (0..width)
+        .map(|i| {
+            let a = (i as f64 * per) as usize;
+            let b = (((i + 1) as f64 * per) as usize)
+                .max(a + 1)
+                .min(values.len());
+            let chunk = &values[a..b];
+            chunk.iter().sum::<f64>() / chunk.len() as f64
+        })
+        .collect();
+    crate::investigate::evidence::sparkline(&buckets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn svg_has_axes_band_threshold_and_series() {
+        let pts: Vec<(i64, f64)> = (0..48).map(|i| (i * 1800, 50.0 + i as f64)).collect();
+        let doc = svg(&Plot {
+            title: "disk <root> used %",
+            points: &pts,
+            from: 0,
+            to: 86_400,
+            band: Some((40.0, 60.0)),
+            threshold: Some(90.0),
+        });
+        assert!(doc.starts_with("<svg") && doc.trim_end().ends_with("</svg>"));
+        assert!(doc.contains("disk &lt;root&gt; used %"));
+        assert!(doc.contains("limit 90"));
+        assert!(doc.contains("normal band 40–60"));
+        assert!(doc.contains("<polyline"));
+        assert!(doc.contains(">04:00<"));
+    }
+
+    #[test]
+    fn ticks_are_round() {
+        assert_eq!(
+            ticks(0.0, 100.0, 5),
+            vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
+        );
+    }
+
+    #[test]
+    fn long_sparklines_are_bucketed() {
+        let v: Vec<f64> = (0..1000).map(|i| i as f64).collect();
+        let s = sparkline(&v, 40);
+        assert_eq!(s.chars().count(), 40);
+        assert!(s.starts_with('▁') && s.ends_with('█'));
+    }
+}

@@ -1,0 +1,185 @@
+//! `logwarden metrics`: the series with their last value and status, the checks' script
+//! runs, one series in detail (`show`), and the checks run now (`check`).
+
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+
+use super::chart;
+use super::checks::num;
+use crate::cli::MetricsCommand;
+use crate::config::Config;
+use crate::pipeline::{self, RunOptions};
+use crate::store::{ts, Store};
+
+fn time(t: i64) -> String {
+    DateTime::<Utc>::from_timestamp(t, 0)
+        .map(ts)
+        .unwrap_or_default()
+}
+
+pub fn run(config: &Config, cmd: Option<MetricsCommand>) -> anyhow::Result<ExitCode> {
+    match cmd {
+        None => list(config),
+        Some(MetricsCommand::Show { name, since, now }) => show(config, &name, &since, now),
+        Some(MetricsCommand::Check { dry_run, now }) => {
+            let now = now.unwrap_or_else(Utc::now);
+            let report = pipeline::check_metrics(config, &RunOptions { now, dry_run })?;
+            if report.busy {
+                println!("another logwarden run is in progress; nothing done");
+                return Ok(ExitCode::SUCCESS);
+            }
+            print!("{}", report.summary(now));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn list(config: &Config) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&config.database_path())?;
+    let runs = store.metric_check_runs()?;
+    if config.metrics.checks.is_empty() {
+        println!("no [[check]] is configured");
+    }
+    println!("checks:");
+    for c in &config.metrics.checks {
+        match runs.iter().find(|r| r.name == c.name) {
+            None => println!("  {:<20} never run", c.name),
+            Some(r) => println!(
+                "  {:<20} {:<8} last run {}, {} sample(s), {} ms{}{}",
+                c.name,
+                r.status,
+                ts(r.last_run),
+                r.samples,
+                r.duration_ms,
+                if r.failures > 0 {
+                    format!(", {} failed run(s) in a row", r.failures)
+                } else {
+                    String::new()
+                },
+                if r.message.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", r.message)
+                }
+            ),
+        }
+    }
+    let open: Vec<_> = store
+        .incidents()?
+        .into_iter()
+        .filter(|i| i.status != "resolved" && i.signature.starts_with("metric:"))
+        .collect();
+    println!("series:");
+    for s in store.metric_series()? {
+        let firing: Vec<String> = open
+            .iter()
+            .filter(|i| {
+                i.signature.starts_with(&format!("metric:{}:", s.check))
+                    && i.signature.ends_with(&format!(":{}", s.key))
+            })
+            .map(|i| format!("#{} {}", i.id, i.kind))
+            .collect();
+        let status = if firing.is_empty() {
+            "ok".to_string()
+        } else {
+            format!("INCIDENT {}", firing.join(", "))
+        };
+        println!(
+            "  {:<50} {:>12}  at {}  [{}]  {}",
+            s.key,
+            num(s.last_value),
+            time(s.last_ts),
+            s.check,
+            status
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(
+    config: &Config,
+    name: &str,
+    since: &str,
+    now: Option<DateTime<Utc>>,
+) -> anyhow::Result<ExitCode> {
+    let store = Store::open(&config.database_path())?;
+    let span = crate::duration::parse(since).map_err(anyhow::Error::msg)?;
+    let series: Vec<_> = store
+        .metric_series()?
+        .into_iter()
+        .filter(|s| s.key == name || s.name == name)
+        .collect();
+    if series.is_empty() {
+        anyhow::bail!("no metric `{name}` (see `logwarden metrics` for the list)");
+    }
+    for s in series {
+        let to = now.map_or(s.last_ts, |n| n.timestamp());
+        let from = to - span.as_secs() as i64;
+        println!(
+            "{} (check `{}`){}",
+            s.key,
+            s.check,
+            if s.help.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", s.help)
+            }
+        );
+        let rollups = span > config.metrics.raw_retention;
+        let (rows, values): (Vec<String>, Vec<f64>) = if rollups {
+            let r = store.metric_rollups(s.id, from)?;
+            println!(
+                "  {:<20} {:>12} {:>12} {:>12} {:>6}",
+                "hour", "mean", "min", "max", "n"
+            );
+            (
+                r.iter()
+                    .map(|x| {
+                        format!(
+                            "  {:<20} {:>12} {:>12} {:>12} {:>6}",
+                            time(x.hour),
+                            num(x.mean),
+                            num(x.min),
+                            num(x.max),
+                            x.count
+                        )
+                    })
+                    .collect(),
+                r.iter().map(|x| x.mean).collect(),
+            )
+        } else {
+            let r = store.metric_samples(s.id, from)?;
+            println!("  {:<20} {:>12}", "time", "value");
+            (
+                r.iter()
+                    .filter(|p| p.0 <= to)
+                    .map(|(t, v)| format!("  {:<20} {:>12}", time(*t), num(*v)))
+                    .collect(),
+                r.iter().filter(|p| p.0 <= to).map(|p| p.1).collect(),
+            )
+        };
+        const SHOWN: usize = 40;
+        if rows.len() > SHOWN {
+            println!("  … {} earlier row(s) not shown", rows.len() - SHOWN);
+        }
+        for r in rows.iter().skip(rows.len().saturating_sub(SHOWN)) {
+            println!("{r}");
+        }
+        if values.is_empty() {
+            println!("  no samples since {}", time(from));
+        } else {
+            println!(
+                "  {}  min {} max {} last {} ({} point(s){})",
+                chart::sparkline(&values, 60),
+                num(values.iter().copied().fold(f64::INFINITY, f64::min)),
+                num(values.iter().copied().fold(f64::NEG_INFINITY, f64::max)),
+                num(*values.last().expect("not empty")),
+                values.len(),
+                if rollups { ", hourly means" } else { "" }
+            );
+        }
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,172 @@
+//! Running a check's script: no stdin, a minimal environment, its own process group
+//! (killed whole on timeout, and any children it left behind killed when it exits),
+//! stdout capped. A script that cannot start, fails, hangs or prints junk is described,
+//! never fatal.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::exposition::{self, Parsed};
+
+/// The environment every script gets (besides the check's own `env`).
+pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// What to run.
+#[derive(Debug, Clone)]
+pub struct Invocation<'a> {
+    pub program: &'a Path,
+    pub args: &'a [String],
+    pub env: &'a BTreeMap<String, String>,
+    pub cwd: &'a Path,
+    pub timeout: Duration,
+    pub max_output: u64,
+    /// Unix seconds, given to the script as `LOGWARDEN_NOW`.
+    pub now: i64,
+    pub check: &'a str,
+}
+
+/// How a script run ended.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    pub parsed: Parsed,
+    /// Why the run counts as failed; `None` when it worked.
+    pub failure: Option<String>,
+    /// Problems that did not make it fail (junk lines next to good samples, capped output).
+    pub warnings: Vec<String>,
+    pub duration_ms: u64,
+}
+
+/// Runs a script and parses what it printed.
+pub fn run(inv: &Invocation) -> Outcome {
+    let started = Instant::now();
+    let mut out = Outcome::default();
+    match spawn_and_wait(inv) {
+        Err(e) => out.failure = Some(e),
+        Ok((code, stdout, stderr, capped)) => {
+            out.parsed = exposition::parse(&stdout);
+            if capped {
+                out.warnings.push(format!(
+                    "output capped at {} bytes; the rest was dropped",
+                    inv.max_output
+                ));
+            }
+            let stderr_tail = last_line(&stderr);
+            if code != Some(0) {
+                out.failure = Some(match code {
+                    Some(c) => format!("exited with status {c}{stderr_tail}"),
+                    None => format!("killed by a signal{stderr_tail}"),
+                });
+            } else if out.parsed.samples.is_empty() {
+                out.failure = Some(if out.parsed.errors.is_empty() {
+                    format!("printed no samples{stderr_tail}")
+                } else {
+                    format!(
+                        "printed no valid samples ({} bad line(s); first: {})",
+                        out.parsed.errors.len(),
+                        out.parsed.errors[0]
+                    )
+                });
+            } else if !out.parsed.errors.is_empty() {
+                out.warnings.push(format!(
+                    "{} line(s) not understood; first: {}",
+                    out.parsed.errors.len(),
+                    out.parsed.errors[0]
+                ));
+            }
+        }
+    }
+    out.duration_ms = started.elapsed().as_millis() as u64;
+    out
+}
+
+fn last_line(stderr: &str) -> String {
+    match stderr.lines().rev().find(|l| !l.trim().is_empty()) {
+        Some(l) => format!(": {}", l.trim().chars().take(200).collect::<String>()),
+        None => String::new(),
+    }
+}
+
+/// Exit code (None: killed by a signal), stdout, stderr, and whether stdout was capped.
+fn spawn_and_wait(inv: &Invocation) -> Result<(Option<i32>, String, String, bool), String> {
+    let mut cmd = Command::new(inv.program);
+    cmd.args(inv.args)
+        .current_dir(inv.cwd)
+        .env_clear()
+        .env("PATH", PATH)
+        .env("LC_ALL", "C")
+        .env("LOGWARDEN_NOW", inv.now.to_string())
+        .env("LOGWARDEN_CHECK", inv.check);
+    if let Ok(tz) = std::env::var("TZ") {
+        cmd.env("TZ", tz);
+    }
+    cmd.envs(inv.env);
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", inv.program.display()))?;
+    let pid = child.id() as libc::pid_t;
+    let reader = |s: Box<dyn Read + Send>, max: u64| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let mut s = s.take(max + 1);
+            let _ = s.read_to_end(&mut buf);
+            let capped = buf.len() as u64 > max;
+            if capped {
+                buf.truncate(max as usize);
+                // Keep whole lines only.
+                let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+                buf.truncate(end);
+            }
+            let _ = std::io::copy(&mut s.into_inner(), &mut std::io::sink());
+            (String::from_utf8_lossy(&buf).into_owned(), capped)
+        })
+    };
+    let t_out = reader(
+        Box::new(child.stdout.take().expect("piped")),
+        inv.max_output,
+    );
+    let t_err = reader(Box::new(child.stderr.take().expect("piped")), 16 * 1024);
+    let start = Instant::now();
+    loop {
+        // Has the script exited? Asked without reaping it, so that its process group
+        // still exists and whatever it left running can be killed with it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid on our own child, with a zeroed siginfo to fill.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: reading the pid field of the siginfo waitid filled.
+        let exited = r == 0 && unsafe { info.si_pid() } == pid;
+        let timed_out = !exited && start.elapsed() >= inv.timeout;
+        if exited || timed_out || r != 0 {
+            // SAFETY: the group is led by our unreaped child, so this signals only it
+            // and what it started.
+            unsafe {
+                libc::killpg(pid, libc::SIGKILL);
+            }
+            let status = child.wait().map_err(|e| format!("waiting: {e}"))?;
+            if timed_out {
+                return Err(format!(
+                    "timed out after {} and was killed with its process group",
+                    crate::duration::format(inv.timeout)
+                ));
+            }
+            let (stdout, capped) = t_out.join().unwrap_or_default();
+            let (stderr, _) = t_err.join().unwrap_or_default();
+            return Ok((status.code(), stdout, stderr, capped));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -1,0 +1,378 @@
+//! The SQL of metrics (issue 5): series, raw samples with hourly rollups, script runs,
+//! retention, and the small part of the incident lifecycle metric checks need (update
+//! an open metric incident, resolve it when the metric recovers).
+//!
+//! Reads used while checking go through the [`Batch`], so that a dry run sees its own
+//! samples and then rolls everything back.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{parse_ts, ts, Batch, Result, Store};
+
+/// Raw samples kept per series at most, whatever the retention: bounds the database
+/// when runs (or backfilling scripts) are very frequent.
+pub const MAX_RAW_PER_SERIES: i64 = 20_000;
+
+/// A stored series.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SeriesRow {
+    pub id: i64,
+    pub check: String,
+    pub key: String,
+    pub name: String,
+    /// Labels as a JSON object.
+    pub labels: String,
+    pub help: String,
+    pub last_ts: i64,
+    pub last_value: f64,
+}
+
+/// The last run of a check's script.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckRunRow {
+    pub name: String,
+    pub last_run: DateTime<Utc>,
+    pub last_ok: Option<DateTime<Utc>>,
+    /// Failed runs in a row (0 after a good one).
+    pub failures: u32,
+    /// `ok`, `warning` (worked, with bad lines) or `failed`.
+    pub status: String,
+    pub message: String,
+    pub samples: u64,
+    pub duration_ms: u64,
+}
+
+/// An hourly rollup.
+#[derive(Debug, Clone, Copy)]
+pub struct RollupRow {
+    pub hour: i64,
+    pub count: i64,
+    pub mean: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// What a metric incident was opened on (check, series, and the evidence as JSON).
+#[derive(Debug, Clone)]
+pub struct MetricAlertRow {
+    pub incident_id: i64,
+    pub check: String,
+    pub series_key: String,
+    pub evidence: String,
+}
+
+fn series(conn: &Connection, cond: &str, args: &[&dyn rusqlite::ToSql]) -> Result<Vec<SeriesRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT id, check_name, key, name, labels, help, last_ts, last_value FROM metric_series
+         WHERE {cond} ORDER BY check_name, key"
+    ))?;
+    let rows = stmt.query_map(args, |r| {
+        Ok(SeriesRow {
+            id: r.get(0)?,
+            check: r.get(1)?,
+            key: r.get(2)?,
+            name: r.get(3)?,
+            labels: r.get(4)?,
+            help: r.get(5)?,
+            last_ts: r.get(6)?,
+            last_value: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+fn samples(conn: &Connection, series: i64, since: i64) -> Result<Vec<(i64, f64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT ts, value FROM metric_samples WHERE series = ?1 AND ts >= ?2 ORDER BY ts",
+    )?;
+    let rows = stmt.query_map(params![series, since], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+fn check_runs(
+    conn: &Connection,
+    cond: &str,
+    args: &[&dyn rusqlite::ToSql],
+) -> Result<Vec<CheckRunRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT name, last_run, last_ok, failures, status, message, samples, duration_ms
+         FROM metric_checks WHERE {cond} ORDER BY name"
+    ))?;
+    let rows = stmt.query_map(args, |r| {
+        Ok(CheckRunRow {
+            name: r.get(0)?,
+            last_run: parse_ts(&r.get::<_, String>(1)?),
+            last_ok: r.get::<_, Option<String>>(2)?.map(|s| parse_ts(&s)),
+            failures: r.get::<_, i64>(3)? as u32,
+            status: r.get(4)?,
+            message: r.get(5)?,
+            samples: r.get::<_, i64>(6)? as u64,
+            duration_ms: r.get::<_, i64>(7)? as u64,
+        })
+    })?;
+    Ok(rows.collect::<std::result::Result<_, _>>()?)
+}
+
+impl Store {
+    pub fn metric_series(&self) -> Result<Vec<SeriesRow>> {
+        series(&self.conn, "1 = 1", params![])
+    }
+
+    /// Raw samples of a series from `since` (unix seconds), oldest first.
+    pub fn metric_samples(&self, series_id: i64, since: i64) -> Result<Vec<(i64, f64)>> {
+        samples(&self.conn, series_id, since)
+    }
+
+    /// Hourly rollups of a series from `since` (unix seconds), oldest first.
+    pub fn metric_rollups(&self, series_id: i64, since: i64) -> Result<Vec<RollupRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT hour, count, sum, min, max FROM metric_rollups WHERE series = ?1 AND hour >= ?2
+             ORDER BY hour",
+        )?;
+        let rows = stmt.query_map(params![series_id, since], |r| {
+            let count: i64 = r.get(1)?;
+            let sum: f64 = r.get(2)?;
+            Ok(RollupRow {
+                hour: r.get(0)?,
+                count,
+                mean: sum / count.max(1) as f64,
+                min: r.get(3)?,
+                max: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    pub fn metric_check_runs(&self) -> Result<Vec<CheckRunRow>> {
+        check_runs(&self.conn, "1 = 1", params![])
+    }
+
+    pub fn metric_alert(&self, incident_id: i64) -> Result<Option<MetricAlertRow>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT incident_id, check_name, series_key, evidence FROM metric_alerts WHERE incident_id = ?1",
+                [incident_id],
+                |r| {
+                    Ok(MetricAlertRow {
+                        incident_id: r.get(0)?,
+                        check: r.get(1)?,
+                        series_key: r.get(2)?,
+                        evidence: r.get(3)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Row counts of the metric tables: (series, raw samples, rollups).
+    pub fn metric_table_sizes(&self) -> Result<(i64, i64, i64)> {
+        Ok(self.conn.query_row(
+            "SELECT (SELECT count(*) FROM metric_series), (SELECT count(*) FROM metric_samples),
+                    (SELECT count(*) FROM metric_rollups)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?)
+    }
+}
+
+impl Batch<'_> {
+    pub fn metric_check_run(&self, name: &str) -> Result<Option<CheckRunRow>> {
+        Ok(check_runs(&self.tx, "name = ?1", params![name])?.pop())
+    }
+
+    /// Records how a check's script ran; `failures` counts failed runs in a row.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_check_run(
+        &self,
+        name: &str,
+        now: DateTime<Utc>,
+        failed: bool,
+        status: &str,
+        message: &str,
+        samples: u64,
+        duration_ms: u64,
+    ) -> Result<u32> {
+        self.tx.execute(
+            "INSERT INTO metric_checks (name, last_run, last_ok, failures, status, message, samples, duration_ms)
+             VALUES (?1, ?2, CASE WHEN ?3 THEN NULL ELSE ?2 END, CASE WHEN ?3 THEN 1 ELSE 0 END, ?4, ?5, ?6, ?7)
+             ON CONFLICT (name) DO UPDATE SET last_run = excluded.last_run,
+                 last_ok = CASE WHEN ?3 THEN last_ok ELSE excluded.last_run END,
+                 failures = CASE WHEN ?3 THEN failures + 1 ELSE 0 END,
+                 status = excluded.status, message = excluded.message, samples = excluded.samples,
+                 duration_ms = excluded.duration_ms",
+            params![name, ts(now), failed, status, message, samples as i64, duration_ms as i64],
+        )?;
+        Ok(self.tx.query_row(
+            "SELECT failures FROM metric_checks WHERE name = ?1",
+            [name],
+            |r| r.get::<_, i64>(0),
+        )? as u32)
+    }
+
+    /// The series' id, created if new; its help text is updated when given.
+    pub fn upsert_series(
+        &self,
+        check: &str,
+        key: &str,
+        name: &str,
+        labels_json: &str,
+        help: &str,
+    ) -> Result<i64> {
+        self.tx.execute(
+            "INSERT INTO metric_series (check_name, key, name, labels, help, last_ts, last_value)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, 0)
+             ON CONFLICT (check_name, key) DO UPDATE SET
+                 help = CASE WHEN excluded.help != '' THEN excluded.help ELSE help END",
+            params![check, key, name, labels_json, help],
+        )?;
+        Ok(self.tx.query_row(
+            "SELECT id FROM metric_series WHERE check_name = ?1 AND key = ?2",
+            params![check, key],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Stores a sample and folds it into its hourly rollup. A sample already stored (same
+    /// series and second) is ignored, so a script that re-prints history is harmless.
+    pub fn insert_sample(&self, series: i64, at: i64, value: f64) -> Result<bool> {
+        let n = self
+            .tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO metric_samples (series, ts, value) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![series, at, value])?;
+        if n == 0 {
+            return Ok(false);
+        }
+        self.tx
+            .prepare_cached(
+                "INSERT INTO metric_rollups (series, hour, count, sum, min, max) VALUES (?1, ?2, 1, ?3, ?3, ?3)
+                 ON CONFLICT (series, hour) DO UPDATE SET count = count + 1, sum = sum + excluded.sum,
+                     min = min(min, excluded.min), max = max(max, excluded.max)",
+            )?
+            .execute(params![series, at.div_euclid(3600) * 3600, value])?;
+        self.tx
+            .prepare_cached(
+                "UPDATE metric_series SET last_ts = ?2, last_value = ?3 WHERE id = ?1 AND last_ts <= ?2",
+            )?
+            .execute(params![series, at, value])?;
+        Ok(true)
+    }
+
+    pub fn series_of_check(&self, check: &str) -> Result<Vec<SeriesRow>> {
+        series(&self.tx, "check_name = ?1", params![check])
+    }
+
+    pub fn samples_since(&self, series_id: i64, since: i64) -> Result<Vec<(i64, f64)>> {
+        samples(&self.tx, series_id, since)
+    }
+
+    /// Retention: raw samples older than `raw_before`, or beyond [`MAX_RAW_PER_SERIES`]
+    /// per series; rollups older than `rollup_before`; series (with their data) not seen
+    /// since `rollup_before`; script records of checks not run since then. Returns the
+    /// raw samples deleted.
+    pub fn prune_metrics(
+        &self,
+        raw_before: i64,
+        rollup_before: i64,
+        now: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut n = self
+            .tx
+            .execute("DELETE FROM metric_samples WHERE ts < ?1", [raw_before])?;
+        let crowded: Vec<i64> = {
+            let mut stmt = self.tx.prepare(
+                "SELECT series FROM metric_samples GROUP BY series HAVING count(*) > ?1",
+            )?;
+            let rows = stmt.query_map([MAX_RAW_PER_SERIES], |r| r.get(0))?;
+            rows.collect::<std::result::Result<_, _>>()?
+        };
+        for s in crowded {
+            n += self.tx.execute(
+                "DELETE FROM metric_samples WHERE series = ?1 AND ts <= (
+                     SELECT ts FROM metric_samples WHERE series = ?1 ORDER BY ts DESC LIMIT 1 OFFSET ?2)",
+                params![s, MAX_RAW_PER_SERIES],
+            )?;
+        }
+        self.tx.execute(
+            "DELETE FROM metric_rollups WHERE hour < ?1",
+            [rollup_before],
+        )?;
+        self.tx.execute(
+            "DELETE FROM metric_series WHERE last_ts < ?1",
+            [rollup_before],
+        )?;
+        let cutoff = DateTime::<Utc>::from_timestamp(rollup_before, 0).unwrap_or(now);
+        self.tx.execute(
+            "DELETE FROM metric_checks WHERE last_run < ?1",
+            [ts(cutoff)],
+        )?;
+        Ok(n as u64)
+    }
+
+    /// The open (or acked) incident of a signature: its id.
+    pub fn open_metric_incident(&self, signature: &str) -> Result<Option<i64>> {
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT id FROM incidents WHERE signature = ?1 AND status != 'resolved' ORDER BY id DESC LIMIT 1",
+                [signature],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Signatures of open metric incidents whose signature starts with `prefix`.
+    pub fn open_metric_incidents(&self, prefix: &str) -> Result<Vec<(i64, String)>> {
+        let mut stmt = self.tx.prepare(
+            "SELECT id, signature FROM incidents WHERE status != 'resolved' AND substr(signature, 1, length(?1)) = ?1
+             ORDER BY id",
+        )?;
+        let rows = stmt.query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// A breach goes on: one more occurrence, the latest explanation as its sample.
+    pub fn update_metric_incident(
+        &self,
+        id: i64,
+        samples: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.tx.execute(
+            "UPDATE incidents SET occurrences = occurrences + 1, last_seen = ?2, updated_at = ?2, samples = ?3
+             WHERE id = ?1",
+            params![id, ts(now), serde_json::to_string(samples).expect("strings serialise")],
+        )?;
+        Ok(())
+    }
+
+    /// The metric recovered: the incident is resolved (kept minimal; the general
+    /// ack/resolve lifecycle lives with the incidents).
+    pub fn resolve_metric_incident(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        self.tx.execute(
+            "UPDATE incidents SET status = 'resolved', updated_at = ?2 WHERE id = ?1",
+            params![id, ts(now)],
+        )?;
+        Ok(())
+    }
+
+    pub fn save_metric_alert(
+        &self,
+        incident_id: i64,
+        check: &str,
+        series_key: &str,
+        evidence: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO metric_alerts (incident_id, check_name, series_key, evidence, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (incident_id) DO UPDATE SET evidence = excluded.evidence, updated_at = excluded.updated_at",
+            params![incident_id, check, series_key, evidence, ts(now)],
+        )?;
+        Ok(())
+    }
+}
