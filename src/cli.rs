@@ -63,14 +63,25 @@ pub enum Command {
     /// Print `<signature>\t<template>` for each message read on stdin
     #[command(after_help = "Example:\n  cut -d' ' -f6- app.log | logwarden signatures")]
     Signatures,
-    /// List incidents
-    #[command(after_help = "Example:\n  logwarden incidents --json")]
+    /// Incidents: list (the default), show, ack, resolve, note
+    #[command(
+        after_help = "Examples:\n  logwarden incidents --status open\n  logwarden incidents ack 12\n  logwarden incidents note 12 'restarted the worker'"
+    )]
     Incidents {
         #[command(flatten)]
         config: ConfigArg,
-        /// Print JSON
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        list: crate::incident::cli::ListArgs,
+        #[command(subcommand)]
+        command: Option<crate::incident::cli::IncidentsCommand>,
+    },
+    /// Print the briefing of the last days: totals, recurring noise with proposals, real incidents
+    #[command(after_help = "Example:\n  logwarden briefing --days 7")]
+    Briefing {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[arg(long, default_value_t = 7)]
+        days: u32,
     },
     // issue 8: install, uninstall, doctor, status, completions, man (src/opscli.rs)
     #[command(flatten)]
@@ -250,27 +261,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Metrics { config, command } => {
             crate::metrics::cli::run(&load(&config)?, command) // issue 5
         }
-        Command::Incidents { config, json } => {
-            let config = load(&config)?;
-            let store = Store::open(&config.database_path())?;
-            let incidents = store.incidents()?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&incidents)?);
-            } else {
-                for i in incidents.iter().rev() {
-                    println!(
-                        "#{:<4} {} {:<8} {:<8} {:>5}× {}",
-                        i.id,
-                        store::ts(i.first_seen),
-                        i.status,
-                        i.severity,
-                        i.occurrences,
-                        i.title
-                    );
-                }
-            }
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Incidents {
+            config,
+            list,
+            command,
+        } => crate::incident::cli::run(&load(&config)?, command, list),
+        Command::Briefing { config, days } => crate::incident::cli::briefing(&load(&config)?, days),
     }
 }
 

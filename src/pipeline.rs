@@ -61,6 +61,14 @@ pub struct RunReport {
     pub updated: Vec<(i64, u64)>,
     pub llm_calls: u64,
     pub not_diagnosed: Vec<(i64, String)>,
+    /// Open incidents that spiked this run (id, count): re-notified once.
+    pub spiked: Vec<(i64, u64)>,
+    /// Incidents resolved after their quiet period.
+    pub resolved: Vec<i64>,
+    /// Reminders queued (id, nag number).
+    pub nagged: Vec<(i64, u32)>,
+    /// The briefing written this run, if one was due.
+    pub briefing: Option<String>,
     pub notify: notify::Flush,
     pub outbox_backlog: u64,
     pub warnings: Vec<String>,
@@ -117,10 +125,25 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     } = read_sources(config, &store, &mut miner, &ignore, now, &mut report)?;
 
     // trigger
+    let mut open_rows: HashMap<i64, store::IncidentRow> = HashMap::new();
     for g in groups {
-        let seen = store.signature(&g.signature.to_string())?;
-        let open = store.open_incident(&g.signature.to_string())?;
-        let d = trigger::decide(seen.as_ref(), open.as_ref(), now, config.renotify_after);
+        let sig = g.signature.to_string();
+        let seen = store.signature(&sig)?;
+        let open = store.open_incident(&sig)?;
+        let resolved = match open {
+            None => store.last_resolved(&sig)?,
+            Some(_) => None,
+        };
+        let d = trigger::decide(
+            seen.as_ref(),
+            open.as_ref(),
+            resolved.as_ref(),
+            now,
+            config.renotify_after,
+        );
+        if let Some(o) = open {
+            open_rows.insert(o.id, o);
+        }
         report.groups.push((g, d));
     }
     if opts.dry_run {
@@ -131,6 +154,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     }
 
     // commit what was read, with the incidents it opens
+    let mut spikes = Vec::new();
     let run_id = {
         let batch = store.batch()?;
         let run_id = batch.insert_run(&RunRow {
@@ -165,11 +189,25 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
                 g.count,
             )?;
             match d {
-                Decision::Open { .. } => {
-                    batch.insert_incident(&new_incident(config, g), now, run_id)?;
+                Decision::Open { regression_of, .. } => {
+                    let id = batch.insert_incident(&new_incident(config, g), now, run_id)?;
+                    if let Some(of) = regression_of {
+                        batch.set_regression_of(id, *of)?;
+                    }
                 }
                 Decision::Update { incident } => {
                     batch.add_occurrences(*incident, g.count, g.last, now)?;
+                    if let Some(o) = open_rows.get(incident) {
+                        batch.set_samples(*incident, &merge_samples(&o.samples, &g.samples))?;
+                        if incident::lifecycle::is_spike(
+                            config,
+                            o.occurrences,
+                            o.runs_seen,
+                            g.count,
+                        ) {
+                            spikes.push((*incident, g.count));
+                        }
+                    }
                     report.updated.push((*incident, g.count));
                 }
                 Decision::Known => {}
@@ -191,7 +229,17 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
 
     // investigate → incident file → queue the notification
     file_unfinished(config, &mut store, now, &mut report)?;
-    refresh_updated(config, &store, &mut report);
+
+    // incident memory: spikes page once, quiet incidents resolve, unacked ones nag
+    for (id, count) in spikes {
+        if incident::lifecycle::notify_spike(&store, id, count, now)? {
+            report.spiked.push((id, count));
+        }
+    }
+    report.resolved = incident::lifecycle::auto_resolve(config, &store, now)?;
+    report.nagged = incident::lifecycle::nag(config, &store, now)?;
+    refresh_pages(config, &store, &mut report);
+    report.briefing = incident::briefing::run_scheduled(config, &store, now)?;
 
     // notify
     report.notify = notify::flush(&store, config.ntfy.as_ref(), now)?;
@@ -256,7 +304,7 @@ pub fn check_metrics(config: &Config, opts: &RunOptions) -> Result<RunReport, Ru
         .updated
         .extend(touched.map(|id| (id, 0)).collect::<Vec<_>>());
     file_unfinished(config, &mut store, now, &mut report)?;
-    refresh_updated(config, &store, &mut report);
+    refresh_pages(config, &store, &mut report);
     report.notify = notify::flush(&store, config.ntfy.as_ref(), now)?;
     report.outbox_backlog = store.outbox_backlog()?;
     report.duration_ms = started.elapsed().as_millis() as u64;
@@ -486,12 +534,8 @@ fn file_unfinished(
             }
         }
         let path = incident::path_for(&config.incidents_dir, &inc);
-        let metric = crate::metrics::incident_section(store, &inc, &path); // issue 5
-        incident::write(
-            &path,
-            &render_page(config, &inc, d.as_ref(), metric.as_deref()),
-        )
-        .map_err(|e| RunError::Io(format!("incident #{}: {e}", inc.id)))?;
+        incident::write(&path, &page_for(config, store, &inc, &path))
+            .map_err(|e| RunError::Io(format!("incident #{}: {e}", inc.id)))?;
         fault_point("after-incident-file");
         let file_name = path
             .file_name()
@@ -536,21 +580,6 @@ fn run_context(report: &RunReport) -> investigate::RunContext {
     }
 }
 
-/// An incident page, redacted unless `[redact] incident_files = false`.
-fn render_page(
-    config: &Config,
-    inc: &store::IncidentRow,
-    d: Option<&Diagnosis>,
-    metric: Option<&str>,
-) -> String {
-    let page = incident::render_with_metric(inc, d, metric);
-    if config.redact.incident_files {
-        config.redact.redactor.clean(&page)
-    } else {
-        page
-    }
-}
-
 /// A notification with its title and body redacted: it leaves the host.
 fn redact_note(config: &Config, mut n: store::Notification) -> store::Notification {
     let r = &config.redact.redactor;
@@ -559,28 +588,119 @@ fn redact_note(config: &Config, mut n: store::Notification) -> store::Notificati
     n
 }
 
-/// Rewrites the files of open incidents that got new occurrences (front matter counts).
-fn refresh_updated(config: &Config, store: &Store, report: &mut RunReport) {
-    for (id, _) in report.updated.clone() {
-        let Ok(Some(inc)) = store.incident(id) else {
-            continue;
-        };
-        let Some(path) = inc.file_path.clone() else {
-            continue;
-        };
-        let d: Option<Diagnosis> = inc
-            .diagnosis
-            .clone()
-            .and_then(|v| serde_json::from_value(v).ok());
-        let path = std::path::Path::new(&path);
-        let metric = crate::metrics::incident_section(store, &inc, path); // issue 5
-        if let Err(e) = incident::write(
-            path,
-            &render_page(config, &inc, d.as_ref(), metric.as_deref()),
-        ) {
+/// Rewrites the pages of the incidents this run touched (new occurrences, opened,
+/// resolved) and of those related to them, then `INDEX.md`.
+fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
+    let mut ids: Vec<i64> = report.updated.iter().map(|(id, _)| *id).collect();
+    ids.extend(report.opened.iter().map(|o| o.0));
+    ids.extend(report.resolved.iter().copied());
+    ids.extend(report.metrics.resolved.iter().map(|r| r.0));
+    let mut all = std::collections::BTreeSet::new();
+    for id in ids {
+        all.insert(id);
+        if let Ok(Some(inc)) = store.incident(id) {
+            if let Ok(related) = store.related(&inc) {
+                all.extend(
+                    related
+                        .iter()
+                        .filter(|r| {
+                            r.signature == inc.signature
+                                || Some(r.id) == inc.regression_of
+                                || r.regression_of == Some(inc.id)
+                        })
+                        .map(|r| r.id),
+                );
+            }
+        }
+    }
+    for id in all {
+        if let Err(e) = rewrite_page(config, store, id) {
             report.errors.push(format!("incident #{id}: {e}"));
         }
     }
+    match store.incidents() {
+        Ok(list) => {
+            if let Err(e) = incident::index::write(&config.incidents_dir, &list) {
+                report.errors.push(format!("INDEX.md: {e}"));
+            }
+        }
+        Err(e) => report.errors.push(format!("INDEX.md: {e}")),
+    }
+}
+
+/// Writes an incident's page from what the store knows now (a filed incident only).
+pub fn rewrite_page(config: &Config, store: &Store, id: i64) -> Result<(), String> {
+    let inc = match store.incident(id) {
+        Ok(Some(i)) => i,
+        Ok(None) => return Err("no such incident".into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let Some(path) = inc.file_path.clone() else {
+        return Ok(());
+    };
+    let path = std::path::Path::new(&path);
+    incident::write(path, &page_for(config, store, &inc, path))
+}
+
+/// An incident's page with its diagnosis, metric section, related incidents and log.
+fn page_for(
+    config: &Config,
+    store: &Store,
+    inc: &store::IncidentRow,
+    path: &std::path::Path,
+) -> String {
+    let d: Option<Diagnosis> = inc
+        .diagnosis
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok());
+    let metric = crate::metrics::incident_section(store, inc, path); // issue 5
+    let related: Vec<incident::Related> = store
+        .related(inc)
+        .unwrap_or_default()
+        .iter()
+        .rev()
+        .take(12)
+        .map(|r| incident::Related {
+            id: r.id,
+            title: r.title.clone(),
+            status: r.status.clone(),
+            file: r
+                .file_path
+                .as_deref()
+                .and_then(|p| std::path::Path::new(p).file_name())
+                .map(|f| f.to_string_lossy().into_owned()),
+            relation: incident::relation(inc, r),
+        })
+        .collect();
+    let notes = store.notes(inc.id).unwrap_or_default();
+    let page = incident::render_full(
+        inc,
+        d.as_ref(),
+        &incident::Extras {
+            metric: metric.as_deref(),
+            related: &related,
+            notes: &notes,
+        },
+    );
+    if config.redact.incident_files {
+        config.redact.redactor.clean(&page)
+    } else {
+        page
+    }
+}
+
+/// The samples an open incident keeps: its first three and the latest two.
+fn merge_samples(old: &[String], new: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = old.iter().take(3).cloned().collect();
+    let rest: Vec<&String> = old.iter().skip(3).chain(new.iter()).collect();
+    out.extend(
+        rest.iter()
+            .rev()
+            .take(MAX_SAMPLES - out.len().min(MAX_SAMPLES))
+            .rev()
+            .map(|s| (*s).clone()),
+    );
+    out
 }
 
 /// Test hook: `LOGWARDEN_FAULT=<point>` aborts the process at that point, as a crash
@@ -618,7 +738,7 @@ impl RunReport {
         }
         for (g, d) in &self.groups {
             let what = match d {
-                Decision::Open { reason } => {
+                Decision::Open { reason, .. } => {
                     if self.dry_run {
                         format!("would open an incident ({reason})")
                     } else {
@@ -640,6 +760,18 @@ impl RunReport {
         }
         for (id, sev, title, path) in &self.opened {
             let _ = writeln!(s, "  new incident #{id} [{sev}] {title}\n    → {path}");
+        }
+        for (id, n) in &self.spiked {
+            let _ = writeln!(s, "  incident #{id} spiked ({n} this run): notified once");
+        }
+        for id in &self.resolved {
+            let _ = writeln!(s, "  incident #{id} resolved: quiet for its resolve period");
+        }
+        for (id, n) in &self.nagged {
+            let _ = writeln!(s, "  incident #{id} unacknowledged: reminder #{n} queued");
+        }
+        if let Some(b) = &self.briefing {
+            let _ = writeln!(s, "  weekly briefing written: {b}");
         }
         for (id, why) in &self.not_diagnosed {
             let _ = writeln!(s, "  incident #{id} not diagnosed: {why}");

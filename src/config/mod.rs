@@ -2,10 +2,12 @@
 //! [`Config`] is the validated, compiled form the rest of the program uses. Every
 //! problem is reported with its key, all of them at once.
 
+pub mod incidents;
 mod investigator;
 mod metrics;
 pub mod raw;
 
+pub use incidents::IncidentsConfig;
 pub use investigator::{AnthropicApiConfig, LlmConfig, RedactConfig};
 pub use metrics::{CheckConfig, MetricsConfig, RuleConfig, RuleTest};
 
@@ -89,6 +91,8 @@ pub struct Config {
     pub metrics_textfile: Option<PathBuf>,
     /// Issue 5: metric scripts and checks (`[metrics]`, `[[check]]`).
     pub metrics: MetricsConfig,
+    /// Issue 7: incident lifecycle, nag, spikes, briefing (`[incidents]`).
+    pub incidents: IncidentsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -458,6 +462,7 @@ impl Validator {
             }
         };
         let metrics = self.metrics(raw.metrics, raw.check);
+        let incidents = self.incidents(raw.incidents);
         Config {
             path: path.to_path_buf(),
             state_dir,
@@ -473,6 +478,7 @@ impl Validator {
             ntfy,
             metrics_textfile,
             metrics,
+            incidents,
         }
     }
 

@@ -24,6 +24,8 @@ pub struct RawConfig {
     pub metrics: Option<RawMetrics>,
     #[serde(default)]
     pub check: Vec<RawCheck>,
+    // Issue 7: incident lifecycle, nag, spikes, briefing.
+    pub incidents: Option<super::incidents::RawIncidents>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, toml::Value>,
 }
@@ -43,6 +45,7 @@ impl RawConfig {
         "metrics_textfile",
         "metrics",
         "check",
+        "incidents",
     ];
 }
 

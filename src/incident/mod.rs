@@ -2,6 +2,11 @@
 //! with YAML front matter and the evidence, diagnosis and suggested fix. Files are
 //! written atomically; a user's notes below the marker line survive every rewrite.
 
+pub mod briefing;
+pub mod cli;
+pub mod index;
+pub mod lifecycle;
+
 use std::path::{Path, PathBuf};
 
 use crate::investigate::Diagnosis;
@@ -101,6 +106,89 @@ fn fence(text: &str) -> String {
 /// Renders the page of an incident.
 pub fn render(i: &IncidentRow, d: Option<&Diagnosis>) -> String {
     render_with_metric(i, d, None)
+}
+
+/// Another incident a page links to, and how it is related.
+#[derive(Debug, Clone)]
+pub struct Related {
+    pub id: i64,
+    pub title: String,
+    pub status: String,
+    /// The file name (pages link to each other relatively, in one folder).
+    pub file: Option<String>,
+    /// `same signature`, `regression of`, `regressed as`, `same run`.
+    pub relation: &'static str,
+}
+
+/// What a page shows beyond the incident itself.
+#[derive(Debug, Default)]
+pub struct Extras<'a> {
+    pub metric: Option<&'a str>,
+    pub related: &'a [Related],
+    pub notes: &'a [crate::store::NoteRow],
+}
+
+/// How `b` relates to `a` (for the links of `a`'s page).
+pub fn relation(a: &IncidentRow, b: &IncidentRow) -> &'static str {
+    if a.regression_of == Some(b.id) {
+        "regression of"
+    } else if b.regression_of == Some(a.id) {
+        "regressed as"
+    } else if a.signature == b.signature {
+        "same signature"
+    } else {
+        "same run"
+    }
+}
+
+/// Renders a page with its related incidents and notes.
+pub fn render_full(i: &IncidentRow, d: Option<&Diagnosis>, extras: &Extras) -> String {
+    let page = render_with_metric(i, d, extras.metric);
+    let mut lifecycle = String::new();
+    if let Some(by) = &i.acked_by {
+        lifecycle.push_str(&format!("acked_by: {}\n", yaml_str(by)));
+    }
+    if let Some(at) = i.acked_at {
+        lifecycle.push_str(&format!("acked_at: {}\n", ts(at)));
+    }
+    if let Some(at) = i.resolved_at {
+        lifecycle.push_str(&format!("resolved_at: {}\n", ts(at)));
+    }
+    if let Some(by) = &i.resolved_by {
+        lifecycle.push_str(&format!("resolved_by: {}\n", yaml_str(by)));
+    }
+    if let Some(of) = i.regression_of {
+        lifecycle.push_str(&format!("regression_of: {of}\n"));
+    }
+    let page = match page.find("\n---\n") {
+        Some(end) if !lifecycle.is_empty() => {
+            format!("{}\n{}{}", &page[..end], lifecycle.trim_end(), &page[end..])
+        }
+        _ => page,
+    };
+    let mut tail = String::new();
+    if !extras.related.is_empty() {
+        tail.push_str("## Related\n\n");
+        for r in extras.related {
+            let link = match &r.file {
+                Some(f) => format!("[#{} {}]({})", r.id, r.title, f),
+                None => format!("#{} {}", r.id, r.title),
+            };
+            tail.push_str(&format!("- {}: {link} ({})\n", r.relation, r.status));
+        }
+        tail.push('\n');
+    }
+    if !extras.notes.is_empty() {
+        tail.push_str("## Log\n\n");
+        for n in extras.notes {
+            tail.push_str(&format!("- {} {}: {}\n", ts(n.at), n.author, n.text));
+        }
+        tail.push('\n');
+    }
+    match page.rfind(NOTES_MARKER) {
+        Some(at) if !tail.is_empty() => format!("{}{tail}{}", &page[..at], &page[at..]),
+        _ => page,
+    }
 }
 
 /// Renders the page of an incident, with a metric section (issue 5: the explanation,

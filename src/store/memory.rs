@@ -84,14 +84,6 @@ impl Store {
         )
     }
 
-    pub fn set_regression_of(&self, id: i64, of: i64) -> Result<()> {
-        self.conn.execute(
-            "UPDATE incidents SET regression_of = ?2 WHERE id = ?1",
-            params![id, of],
-        )?;
-        Ok(())
-    }
-
     pub fn kv_get(&self, key: &str) -> Result<Option<String>> {
         Ok(self
             .conn
@@ -169,6 +161,14 @@ impl Store {
 }
 
 impl Batch<'_> {
+    pub fn set_regression_of(&self, id: i64, of: i64) -> Result<()> {
+        self.tx.execute(
+            "UPDATE incidents SET regression_of = ?2 WHERE id = ?1",
+            params![id, of],
+        )?;
+        Ok(())
+    }
+
     /// Replaces an incident's samples (the first ones and the latest, capped by the caller).
     pub fn set_samples(&self, id: i64, samples: &[String]) -> Result<()> {
         self.tx.execute(
@@ -179,5 +179,87 @@ impl Batch<'_> {
             ],
         )?;
         Ok(())
+    }
+}
+
+/// Figures of a period, for the briefing.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PeriodTotals {
+    pub triggers: u64,
+    pub real: u64,
+    pub noise: u64,
+    pub unsure: u64,
+    pub auto_resolved: u64,
+    pub escalated: u64,
+    pub llm_calls: u64,
+    pub llm_cost_usd: f64,
+}
+
+/// A signature seen often in a period, with what it was judged.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FrequentRow {
+    pub signature: String,
+    pub template: String,
+    pub source: String,
+    pub incidents: u64,
+    pub occurrences: u64,
+    pub noise_verdicts: u64,
+}
+
+impl Store {
+    /// Incidents created since `since` (newest first).
+    pub fn incidents_since(&self, since: DateTime<Utc>) -> Result<Vec<IncidentRow>> {
+        let mut v = self.incidents_where("created_at >= ?1", params![ts(since)])?;
+        v.reverse();
+        Ok(v)
+    }
+
+    pub fn period_totals(&self, since: DateTime<Utc>) -> Result<PeriodTotals> {
+        let since = ts(since);
+        let q = |sql: &str| -> Result<u64> {
+            Ok(self.conn.query_row(sql, [&since], |r| r.get::<_, i64>(0))? as u64)
+        };
+        let (calls, cost): (i64, f64) = self.conn.query_row(
+            "SELECT count(*), coalesce(sum(cost_usd), 0) FROM llm_calls WHERE at >= ?1",
+            [&since],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(PeriodTotals {
+            triggers: q("SELECT count(*) FROM incidents WHERE created_at >= ?1")?,
+            real: q("SELECT count(*) FROM incidents WHERE created_at >= ?1 AND verdict = 'real'")?,
+            noise: q("SELECT count(*) FROM incidents WHERE created_at >= ?1 AND verdict = 'noise'")?,
+            unsure: q("SELECT count(*) FROM incidents WHERE created_at >= ?1 AND verdict = 'unsure'")?,
+            auto_resolved: q("SELECT count(*) FROM incidents WHERE resolved_at >= ?1 AND resolved_by = 'auto'")?,
+            escalated: q(
+                "SELECT count(*) FROM incidents WHERE created_at >= ?1 AND (nag_count > 0 OR spike_notified = 1)",
+            )?,
+            llm_calls: calls as u64,
+            llm_cost_usd: cost,
+        })
+    }
+
+    /// Signatures with several incidents (or many occurrences) in the period, most first.
+    pub fn frequent_signatures(
+        &self,
+        since: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<FrequentRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT i.signature, max(i.template), max(i.source), count(*), sum(i.occurrences),
+                    (SELECT count(*) FROM verdicts v WHERE v.signature = i.signature AND v.verdict = 'noise')
+             FROM incidents i WHERE i.last_seen >= ?1 AND i.kind = 'new-error'
+             GROUP BY i.signature ORDER BY count(*) DESC, sum(i.occurrences) DESC LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![ts(since), limit], |r| {
+            Ok(FrequentRow {
+                signature: r.get(0)?,
+                template: r.get(1)?,
+                source: r.get(2)?,
+                incidents: r.get::<_, i64>(3)? as u64,
+                occurrences: r.get::<_, i64>(4)? as u64,
+                noise_verdicts: r.get::<_, i64>(5)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 }

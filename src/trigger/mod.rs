@@ -1,7 +1,8 @@
 //! Triggers: deciding which error groups deserve an investigation and a page.
 //!
 //! A group triggers when its signature is new: never seen, or not seen for
-//! `renotify_after`. A group with an open incident only adds occurrences to it.
+//! `renotify_after`, or back after its last incident was resolved (a regression). A
+//! group with an open incident only adds occurrences to it.
 
 use chrono::{DateTime, Utc};
 
@@ -10,8 +11,11 @@ use crate::store::{IncidentRow, SignatureRow};
 /// What to do with one error group of this run.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Decision {
-    /// Open an incident: the reason says why.
-    Open { reason: String },
+    /// Open an incident: the reason says why; a regression names the resolved incident.
+    Open {
+        reason: String,
+        regression_of: Option<i64>,
+    },
     /// Add the occurrences to an open incident (no new page).
     Update { incident: i64 },
     /// Seen recently and already judged: nothing to do.
@@ -21,15 +25,23 @@ pub enum Decision {
 pub fn decide(
     seen: Option<&SignatureRow>,
     open: Option<&IncidentRow>,
+    resolved: Option<&IncidentRow>,
     now: DateTime<Utc>,
     renotify_after: std::time::Duration,
 ) -> Decision {
     if let Some(i) = open {
         return Decision::Update { incident: i.id };
     }
+    if let Some(r) = resolved {
+        return Decision::Open {
+            reason: format!("regression: back after incident #{} was resolved", r.id),
+            regression_of: Some(r.id),
+        };
+    }
     match seen {
         None => Decision::Open {
             reason: "new signature: never seen before".into(),
+            regression_of: None,
         },
         Some(s) => {
             let quiet = now.signed_duration_since(s.last_seen);
@@ -40,6 +52,7 @@ pub fn decide(
                         "signature back after {} without being seen",
                         crate::duration::format(quiet.to_std().unwrap_or_default())
                     ),
+                    regression_of: None,
                 }
             } else {
                 Decision::Known
@@ -69,15 +82,15 @@ mod tests {
         let now = Utc::now();
         let week = Duration::from_secs(7 * 86400);
         assert!(matches!(
-            decide(None, None, now, week),
+            decide(None, None, None, now, week),
             Decision::Open { .. }
         ));
         assert_eq!(
-            decide(Some(&seen(1, now)), None, now, week),
+            decide(Some(&seen(1, now)), None, None, now, week),
             Decision::Known
         );
         assert!(matches!(
-            decide(Some(&seen(8, now)), None, now, week),
+            decide(Some(&seen(8, now)), None, None, now, week),
             Decision::Open { .. }
         ));
     }

@@ -95,12 +95,15 @@ impl Test {
     }
 
     /// The incident files written so far, sorted.
+    /// (not `INDEX.md`)
     pub fn incident_files(&self) -> Vec<PathBuf> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(self.path("incidents"))
             .map(|d| {
                 d.flatten()
                     .map(|e| e.path())
-                    .filter(|p| p.extension().is_some_and(|x| x == "md"))
+                    .filter(|p| {
+                        p.extension().is_some_and(|x| x == "md") && !p.ends_with("INDEX.md")
+                    })
                     .collect()
             })
             .unwrap_or_default();

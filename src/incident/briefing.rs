@@ -1,0 +1,264 @@
+//! The weekly briefing: what happened, what was noise, and concrete proposals to
+//! silence recurring noise (a ready-to-paste `logwarden ignore add …`), the real
+//! incidents, critical ones nobody acknowledged, ignore rules that no longer match
+//! anything, and what the LLM cost.
+
+use chrono::{DateTime, Datelike, Duration, Utc};
+
+use crate::config::incidents::Weekly;
+use crate::config::Config;
+use crate::ignore::{pattern_for_template, IgnoreRules};
+use crate::store::{ts, Notification, Result, Store};
+
+/// A briefing: the page, and a short text for the phone.
+pub struct Briefing {
+    pub markdown: String,
+    pub summary: String,
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// Builds the briefing of the `days` before `now`.
+pub fn build(config: &Config, store: &Store, now: DateTime<Utc>, days: u32) -> Result<Briefing> {
+    let since = now - Duration::days(days as i64);
+    let t = store.period_totals(since)?;
+    let mut s = format!(
+        "# Briefing for {}: {} to {}\n\n",
+        config.hostname,
+        since.format("%Y-%m-%d %H:%M"),
+        now.format("%Y-%m-%d %H:%M UTC")
+    );
+    s.push_str("## Totals\n\n| triggers | real | noise | unsure | auto-resolved | escalated | LLM calls | LLM cost |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str(&format!(
+        "| {} | {} | {} | {} | {} | {} | {} | ${:.2} |\n\n",
+        t.triggers,
+        t.real,
+        t.noise,
+        t.unsure,
+        t.auto_resolved,
+        t.escalated,
+        t.llm_calls,
+        t.llm_cost_usd
+    ));
+
+    s.push_str("## Recurring noise, and how to silence it\n\n");
+    let frequent = store.frequent_signatures(since, 20)?;
+    let mut proposals = 0;
+    for f in &frequent {
+        if f.noise_verdicts == 0 && f.incidents < 3 {
+            continue;
+        }
+        proposals += 1;
+        let why = if f.noise_verdicts > 0 {
+            format!("judged noise {} time(s)", f.noise_verdicts)
+        } else {
+            format!("{} incidents in {days} days", f.incidents)
+        };
+        s.push_str(&format!(
+            "- `{}` (source `{}`): {} incident(s), {} occurrence(s), {why}. Silence it:\n\n  ```sh\n  logwarden ignore add {} --source {} --comment {}\n  ```\n\n",
+            f.template,
+            f.source,
+            f.incidents,
+            f.occurrences,
+            shell_quote(&pattern_for_template(&f.template)),
+            f.source,
+            shell_quote(&format!("recurring noise: {why} (briefing {})", now.format("%Y-%m-%d")))
+        ));
+    }
+    let mut metric_noise = std::collections::BTreeMap::<String, (u64, String)>::new();
+    for i in store.incidents_since(since)? {
+        if i.signature.starts_with("metric:") {
+            let e = metric_noise
+                .entry(i.signature.clone())
+                .or_insert((0, i.title.clone()));
+            e.0 += 1;
+        }
+    }
+    for (sig, (n, title)) in metric_noise.iter().filter(|(_, (n, _))| *n >= 3) {
+        proposals += 1;
+        let check = sig
+            .trim_start_matches("metric:")
+            .split(':')
+            .next()
+            .unwrap_or(sig);
+        s.push_str(&format!(
+            "- metric check `{check}` fired {n} times (last: {title}). If that is normal for this host, raise its threshold or require it longer: in `[[check]]` `{check}`, set a higher `above`/lower `below`, or `for = 3`.\n"
+        ));
+    }
+    if proposals == 0 {
+        s.push_str("Nothing recurred enough to propose a silence.\n");
+    }
+    s.push('\n');
+
+    s.push_str("## Real incidents\n\n");
+    let recent = store.incidents_since(since)?;
+    let real: Vec<_> = recent.iter().filter(|i| i.verdict == "real").collect();
+    if real.is_empty() {
+        s.push_str("None judged real.\n");
+    }
+    for i in &real {
+        s.push_str(&format!(
+            "- #{} [{}] {} ({}, {} occurrence(s), {})\n",
+            i.id,
+            i.severity,
+            i.title,
+            i.status,
+            i.occurrences,
+            i.first_seen.format("%Y-%m-%d %H:%M")
+        ));
+    }
+    s.push('\n');
+
+    s.push_str("## Critical incidents nobody acknowledged\n\n");
+    let unacked: Vec<_> = store
+        .unacked_incidents()?
+        .into_iter()
+        .filter(|i| i.severity == "critical")
+        .collect();
+    if unacked.is_empty() {
+        s.push_str("None.\n");
+    }
+    for i in &unacked {
+        s.push_str(&format!(
+            "- #{} {} (open since {}, {} reminder(s)): `logwarden incidents ack {}`\n",
+            i.id,
+            i.title,
+            i.created_at.format("%Y-%m-%d %H:%M"),
+            i.nag_count,
+            i.id
+        ));
+    }
+    s.push('\n');
+
+    s.push_str("## Ignore rules with no hits in 30 days\n\n");
+    let hits = store.ignore_hits()?;
+    let stale_since = now - Duration::days(30);
+    let mut stale = 0;
+    if let Ok(rules) = IgnoreRules::load(&config.ignore_file, now) {
+        for r in &rules.rules {
+            let last = hits.get(&r.id).map(|(_, t)| *t);
+            let created = r
+                .created
+                .as_deref()
+                .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
+                .map(|c| c.with_timezone(&Utc));
+            let old_enough = created.is_none_or(|c| c < stale_since);
+            if last.is_none_or(|l| l < stale_since) && old_enough && !r.expired(now) {
+                stale += 1;
+                s.push_str(&format!(
+                    "- rule {} `/{}/` ({}), last hit {}: remove it with `logwarden ignore rm {}` if the problem is gone\n",
+                    r.id,
+                    r.pattern,
+                    r.comment,
+                    last.map(ts).unwrap_or_else(|| "never".into()),
+                    r.id
+                ));
+            }
+        }
+    }
+    if stale == 0 {
+        s.push_str("None.\n");
+    }
+    s.push('\n');
+
+    s.push_str(&format!(
+        "## LLM\n\n{} call(s), ${:.2} in {days} days.\n",
+        t.llm_calls, t.llm_cost_usd
+    ));
+
+    let summary = format!(
+        "{} triggers ({} real, {} noise), {} auto-resolved, {} escalated; {} silence proposal(s); {} unacked critical; LLM {} call(s) ${:.2}.",
+        t.triggers, t.real, t.noise, t.auto_resolved, t.escalated, proposals, unacked.len(), t.llm_calls, t.llm_cost_usd
+    );
+    Ok(Briefing {
+        markdown: s,
+        summary,
+    })
+}
+
+/// The latest scheduled time at or before `now`.
+pub fn last_due(w: Weekly, now: DateTime<Utc>) -> DateTime<Utc> {
+    let days_back = (now.weekday().num_days_from_monday() + 7 - w.day.num_days_from_monday()) % 7;
+    let day = now.date_naive() - Duration::days(days_back as i64);
+    let at = day
+        .and_hms_opt(w.hour, w.minute, 0)
+        .expect("valid time")
+        .and_utc();
+    if at > now {
+        at - Duration::days(7)
+    } else {
+        at
+    }
+}
+
+/// Writes and queues the briefing when one is due and not yet written. Returns the path.
+pub fn run_scheduled(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<Option<String>> {
+    let Some(w) = config.incidents.briefing else {
+        return Ok(None);
+    };
+    let due = last_due(w, now);
+    let last = store
+        .kv_get("last_briefing")?
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.with_timezone(&Utc));
+    if last.is_some_and(|l| l >= due) {
+        return Ok(None);
+    }
+    let b = build(config, store, now, config.incidents.briefing_days)?;
+    let dir = config.incidents_dir.join("briefings");
+    let path = dir.join(format!("{}-briefing.md", now.format("%Y-%m-%d")));
+    let text = if config.redact.incident_files {
+        config.redact.redactor.clean(&b.markdown)
+    } else {
+        b.markdown.clone()
+    };
+    if let Err(e) = crate::ignore::write_atomically(&path, &text) {
+        tracing::warn!("briefing: {e}");
+        return Ok(None);
+    }
+    let n = Notification {
+        title: format!("[{}] Weekly briefing", config.hostname),
+        body: config.redact.redactor.clean(&format!(
+            "{}\n\nbriefings/{}",
+            b.summary,
+            path.file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        )),
+        priority: 2,
+        tags: "newspaper".into(),
+    };
+    store.enqueue_kind(None, "briefing", "info", &n, now)?;
+    store.kv_set("last_briefing", &ts(now))?;
+    Ok(Some(path.display().to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Weekday;
+
+    #[test]
+    fn last_due_is_the_latest_past_slot() {
+        let w = Weekly {
+            day: Weekday::Mon,
+            hour: 9,
+            minute: 0,
+        };
+        // Sunday 2026-11-22 → Monday 2026-11-16 09:00
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(ts(last_due(w, now)), "2026-11-16T09:00:00Z");
+        let mon_early = DateTime::parse_from_rfc3339("2026-11-23T08:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(ts(last_due(w, mon_early)), "2026-11-16T09:00:00Z");
+        let mon_late = DateTime::parse_from_rfc3339("2026-11-23T09:30:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(ts(last_due(w, mon_late)), "2026-11-23T09:00:00Z");
+    }
+}

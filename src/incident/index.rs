@@ -1,0 +1,43 @@
+//! `INDEX.md` in the incidents folder: every incident, newest first, with its date,
+//! severity, status, title, occurrences and a link to its page. Regenerated each run.
+
+use std::path::Path;
+
+use crate::store::IncidentRow;
+
+/// Renders the index.
+pub fn render(incidents: &[IncidentRow]) -> String {
+    let mut s = String::from("# Incidents\n\nNewest first. Written by logwarden on every run; edits here are overwritten.\n\n");
+    s.push_str("| date | severity | status | title | occurrences |\n|---|---|---|---|---:|\n");
+    let mut sorted: Vec<&IncidentRow> = incidents.iter().filter(|i| i.stage == "filed").collect();
+    sorted.sort_by(|a, b| b.first_seen.cmp(&a.first_seen).then(b.id.cmp(&a.id)));
+    for i in sorted {
+        let title = i.title.replace('|', "\\|").replace(['\n', '\r'], " ");
+        let link = match i
+            .file_path
+            .as_deref()
+            .and_then(|p| Path::new(p).file_name())
+        {
+            Some(f) => format!("[#{} {title}]({})", i.id, f.to_string_lossy()),
+            None => format!("#{} {title}", i.id),
+        };
+        let regression = if i.regression_of.is_some() {
+            " (regression)"
+        } else {
+            ""
+        };
+        s.push_str(&format!(
+            "| {} | {} | {} | {link}{regression} | {} |\n",
+            i.first_seen.format("%Y-%m-%d %H:%M"),
+            i.severity,
+            i.status,
+            i.occurrences
+        ));
+    }
+    s
+}
+
+/// Writes `INDEX.md` in the incidents folder.
+pub fn write(dir: &Path, incidents: &[IncidentRow]) -> Result<(), String> {
+    crate::ignore::write_atomically(&dir.join("INDEX.md"), &render(incidents))
+}

@@ -1,0 +1,94 @@
+//! The life of an incident after it is filed: spikes re-notify once, quiet incidents
+//! resolve themselves, unacknowledged ones nag at their severity's interval.
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::notify;
+use crate::store::{Notification, Result, Store};
+
+/// Whether this run's count is a spike over the incident's usual count per run.
+pub fn is_spike(config: &Config, before: u64, runs_seen: u32, this_run: u64) -> bool {
+    let c = &config.incidents;
+    let usual = before as f64 / runs_seen.max(1) as f64;
+    this_run >= c.spike_min && this_run as f64 >= c.spike_factor * usual.max(1.0)
+}
+
+/// Queues the one spike notification of an incident. Returns whether it did.
+pub fn notify_spike(store: &Store, id: i64, this_run: u64, now: DateTime<Utc>) -> Result<bool> {
+    let Some(i) = store.incident(id)? else {
+        return Ok(false);
+    };
+    if i.spike_notified || i.status == "resolved" || i.stage != "filed" {
+        return Ok(false);
+    }
+    let n = Notification {
+        title: format!("[{}] Spike: {}", i.host, i.title),
+        body: format!(
+            "Incident #{} spiked: **{this_run}** occurrences in this run ({} in all since {}).",
+            i.id,
+            i.occurrences,
+            crate::store::ts(i.first_seen)
+        ),
+        priority: notify::priority(&i.severity).max(4),
+        tags: format!("chart_with_upwards_trend,{}", i.severity),
+    };
+    store.enqueue_kind(Some(i.id), "spike", &i.severity, &n, now)?;
+    store.mark_spike_notified(i.id)?;
+    Ok(true)
+}
+
+/// Resolves error incidents quiet for `resolve_after`. Returns their ids.
+pub fn auto_resolve(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<Vec<i64>> {
+    let quiet =
+        chrono::Duration::from_std(config.incidents.resolve_after).unwrap_or(chrono::Duration::MAX);
+    let mut done = Vec::new();
+    for i in store.quiet_incidents(now - quiet)? {
+        if store.resolve_incident(i.id, "auto", now)? {
+            store.add_note(
+                i.id,
+                "logwarden",
+                &format!(
+                    "resolved: no occurrence for {}",
+                    crate::duration::format(config.incidents.resolve_after)
+                ),
+                now,
+            )?;
+            done.push(i.id);
+        }
+    }
+    Ok(done)
+}
+
+/// Re-notifies unacknowledged incidents whose severity nags and whose last
+/// notification is older than the interval. Returns (id, nag number).
+pub fn nag(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<Vec<(i64, u32)>> {
+    let mut done = Vec::new();
+    for i in store.unacked_incidents()? {
+        let Some(every) = config.incidents.nag.get(&i.severity) else {
+            continue;
+        };
+        let every = chrono::Duration::from_std(*every).unwrap_or(chrono::Duration::MAX);
+        let last = i.last_notified_at.unwrap_or(i.created_at);
+        if now - last < every {
+            continue;
+        }
+        let number = i.nag_count + 1;
+        let unacked = crate::duration::format((now - i.created_at).to_std().unwrap_or_default());
+        let n = Notification {
+            title: format!("[{}] nag #{number}: {}", i.host, i.title),
+            body: format!(
+                "Incident #{} is still open, unacked for {unacked} ({} occurrences, last at {}). Ack it to stop these reminders.",
+                i.id,
+                i.occurrences,
+                crate::store::ts(i.last_seen)
+            ),
+            priority: notify::priority(&i.severity),
+            tags: format!("bell,{}", i.severity),
+        };
+        store.enqueue_kind(Some(i.id), "nag", &i.severity, &n, now)?;
+        store.count_nag(i.id)?;
+        done.push((i.id, number));
+    }
+    Ok(done)
+}
