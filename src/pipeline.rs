@@ -549,7 +549,18 @@ fn file_unfinished(
             ),
             None => String::new(),
         };
-        let note = redact_note(config, notify::for_incident(&inc, &summary, &file_name));
+        let mut note = notify::for_incident(&inc, &summary, &file_name);
+        if let Some(of) = inc.regression_of {
+            // Noise already judged comes back: recorded and shown, but it does not buzz.
+            if store
+                .incident(of)?
+                .is_some_and(|old| old.verdict == "noise")
+            {
+                note.priority = 1;
+                note.title = format!("[{}] Recurring noise: {}", inc.host, inc.title);
+            }
+        }
+        let note = redact_note(config, note);
         let batch = store.batch()?;
         batch.file_incident(inc.id, &path.display().to_string(), &note, now)?;
         batch.commit()?;

@@ -203,7 +203,12 @@ pub fn run_scheduled(config: &Config, store: &Store, now: DateTime<Utc>) -> Resu
         .kv_get("last_briefing")?
         .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
         .map(|t| t.with_timezone(&Utc));
-    if last.is_some_and(|l| l >= due) {
+    let Some(last) = last else {
+        // The first run with a schedule starts it: the first briefing comes at the next slot.
+        store.kv_set("last_briefing", &ts(now))?;
+        return Ok(None);
+    };
+    if last >= due {
         return Ok(None);
     }
     let b = build(config, store, now, config.incidents.briefing_days)?;

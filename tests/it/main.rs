@@ -13,6 +13,7 @@ mod crash;
 mod evidence;
 mod hostile;
 mod ignore;
+mod memory;
 mod metrics;
 mod ntfy;
 mod redaction;

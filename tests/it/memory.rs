@@ -1,0 +1,326 @@
+//! Incident memory: one incident per problem, one page per incident, spikes, the
+//! lifecycle open → acked → resolved, regressions, nagging until acked, INDEX.md,
+//! notes, and the weekly briefing.
+
+use crate::util::*;
+
+fn rec(time: &str, level: &str, msg: &str) -> String {
+    format!("2026-11-22 {time}.000 | {level:<8} | app.pay:charge:42 - {msg}\n")
+}
+
+fn run_at(t: &Test, now: &str) -> Run {
+    t.ok(&["run", "--now", now])
+}
+
+#[test]
+fn one_incident_and_one_page_for_a_recurring_error_with_fresh_samples() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&ntfy.config("ops"));
+    t.write(
+        "app.log",
+        &rec("10:00:00", "ERROR", "Gateway timeout for order 1"),
+    );
+    run_at(&t, "2026-11-22T10:01:00Z");
+    for (i, time) in ["10:05:00", "10:10:00", "10:15:00"].iter().enumerate() {
+        let mut s = String::new();
+        for j in 0..2 {
+            s += &rec(
+                time,
+                "ERROR",
+                &format!("Gateway timeout for order {}", 100 * (i + 1) + j),
+            );
+        }
+        t.append("app.log", s.as_bytes());
+        run_at(
+            &t,
+            &format!("2026-11-22T{}Z", time.replacen(":00", ":30", 1)),
+        );
+    }
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 1);
+    assert_eq!(inc[0]["occurrences"], 7);
+    let samples: Vec<String> = inc[0]["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(samples.len(), 5);
+    assert!(
+        samples[0].contains("order 1\n") || samples[0].ends_with("order 1"),
+        "first sample kept: {samples:?}"
+    );
+    assert!(
+        samples[4].contains("order 301"),
+        "latest sample kept: {samples:?}"
+    );
+    assert_eq!(ntfy.messages().len(), 1, "one page");
+    let page = std::fs::read_to_string(&t.incident_files()[0]).unwrap();
+    assert!(
+        page.contains("occurrences: 7"),
+        "front matter kept current: {page}"
+    );
+}
+
+#[test]
+fn a_spike_of_an_open_incident_renotifies_once() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&ntfy.config("ops"));
+    t.write(
+        "app.log",
+        &rec("10:00:00", "ERROR", "Queue consumer lag on shard 1"),
+    );
+    run_at(&t, "2026-11-22T10:01:00Z");
+    t.append(
+        "app.log",
+        rec("10:02:00", "ERROR", "Queue consumer lag on shard 2").as_bytes(),
+    );
+    run_at(&t, "2026-11-22T10:03:00Z");
+    let burst = |n: usize| {
+        (0..n)
+            .map(|i| {
+                rec(
+                    "10:04:00",
+                    "ERROR",
+                    &format!("Queue consumer lag on shard {i}"),
+                )
+            })
+            .collect::<String>()
+    };
+    t.append("app.log", burst(60).as_bytes());
+    let r = run_at(&t, "2026-11-22T10:05:00Z");
+    assert!(r.stdout.contains("spiked (60 this run)"), "{}", r.stdout);
+    t.append("app.log", burst(80).as_bytes());
+    let r = run_at(&t, "2026-11-22T10:06:00Z");
+    assert!(!r.stdout.contains("spiked"), "only once: {}", r.stdout);
+    let m = ntfy.messages();
+    assert_eq!(m.len(), 2, "the page and one spike: {m:?}");
+    assert!(m[1].header("Title").unwrap().contains("Spike"));
+}
+
+#[test]
+fn quiet_incidents_resolve_and_a_comeback_is_a_linked_regression() {
+    let t = Test::new();
+    t.with_app_source("[incidents]\nresolve_after = \"2h\"\n");
+    t.write(
+        "app.log",
+        &rec("10:00:00", "ERROR", "Invoice 7 PDF render failed"),
+    );
+    run_at(&t, "2026-11-22T10:01:00Z");
+    let r = run_at(&t, "2026-11-22T11:00:00Z");
+    assert!(!r.stdout.contains("resolved"), "{}", r.stdout);
+    let r = run_at(&t, "2026-11-22T12:30:00Z");
+    assert!(r.stdout.contains("incident #1 resolved"), "{}", r.stdout);
+    let by_id = |t: &Test, id: i64| t.incidents().into_iter().find(|i| i["id"] == id).unwrap();
+    assert_eq!(by_id(&t, 1)["status"], "resolved");
+    assert_eq!(by_id(&t, 1)["resolved_by"], "auto");
+
+    t.append(
+        "app.log",
+        rec("13:00:00", "ERROR", "Invoice 9 PDF render failed").as_bytes(),
+    );
+    let r = run_at(&t, "2026-11-22T13:01:00Z");
+    assert!(r.stdout.contains("new incident #2"), "{}", r.stdout);
+    assert_eq!(by_id(&t, 2)["regression_of"], 1);
+    let files = t.incident_files();
+    assert_eq!(files.len(), 2);
+    let page_of = |id: i64| {
+        let p = files
+            .iter()
+            .find(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap()
+                    .starts_with(&format!("---\nid: {id}\n"))
+            })
+            .unwrap();
+        (p.clone(), std::fs::read_to_string(p).unwrap())
+    };
+    let ((old_path, old), (new_path, new)) = (page_of(1), page_of(2));
+    let name = |p: &std::path::PathBuf| p.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        new.contains("regression_of: 1")
+            && new.contains("regression of: [#1 ")
+            && new.contains(&name(&old_path)),
+        "{new}"
+    );
+    assert!(
+        old.contains("regressed as: [#2 ") && old.contains(&name(&new_path)),
+        "linked both ways: {old}"
+    );
+    assert!(
+        old.contains("status: resolved") && old.contains("resolved: no occurrence for 2h"),
+        "{old}"
+    );
+}
+
+#[test]
+fn ack_resolve_note_and_list_from_the_shell() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write(
+        "app.log",
+        &(rec("10:00:00", "CRITICAL", "Ledger mismatch of 3 cents")
+            + &rec("10:00:01", "ERROR", "Thumbnail 4 failed")),
+    );
+    run_at(&t, "2026-11-22T10:01:00Z");
+    let page = t
+        .incident_files()
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("ledger"))
+        .unwrap();
+    let mut text = std::fs::read_to_string(&page).unwrap();
+    text.push_str("\nMy own notes: called the bank.\n");
+    std::fs::write(&page, text).unwrap();
+
+    let r = t.ok(&["incidents", "ack", "1", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["status"], "acked");
+    assert!(v["acked_by"].is_string());
+    assert!(
+        t.run(&["incidents", "ack", "1"]).code != Some(0),
+        "acking twice is refused"
+    );
+    t.ok(&[
+        "incidents",
+        "note",
+        "1",
+        "called the bank, they will fix it",
+    ]);
+    let show = t.ok(&["incidents", "show", "1", "--json"]).stdout;
+    assert!(show.contains("called the bank, they will fix it"), "{show}");
+    let text = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        text.contains("status: acked") && text.contains("acked_by:") && text.contains("acked_at:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("called the bank, they will fix it"),
+        "the log is on the page"
+    );
+    assert!(
+        text.contains("My own notes: called the bank."),
+        "the user's notes survive"
+    );
+
+    t.ok(&["incidents", "resolve", "2"]);
+    let open = t
+        .ok(&["incidents", "list", "--status", "acked", "--json"])
+        .stdout;
+    let open: Vec<serde_json::Value> = serde_json::from_str(&open).unwrap();
+    assert_eq!(open.len(), 1);
+    let crit = t.ok(&["incidents", "--severity", "critical"]).stdout;
+    assert!(
+        crit.contains("Ledger mismatch") && !crit.contains("Thumbnail"),
+        "{crit}"
+    );
+    assert!(t.run(&["incidents", "show", "99"]).code != Some(0));
+
+    let index = t.read("incidents/INDEX.md");
+    let ledger = index.find("Ledger mismatch").unwrap();
+    let thumb = index.find("Thumbnail").unwrap();
+    assert!(
+        index.contains("| acked |") && index.contains("| resolved |"),
+        "{index}"
+    );
+    assert!(ledger < thumb || ledger > thumb, "both listed");
+    assert!(
+        index.contains(&page.file_name().unwrap().to_string_lossy().to_string()),
+        "linked: {index}"
+    );
+}
+
+#[test]
+fn critical_incidents_nag_until_acked() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&ntfy.config("ops"));
+    t.write(
+        "app.log",
+        &rec("10:00:00", "CRITICAL", "Database disk full"),
+    );
+    run_at(&t, "2026-11-22T10:00:30Z");
+    let r = run_at(&t, "2026-11-22T10:05:00Z");
+    assert!(!r.stdout.contains("reminder"), "{}", r.stdout);
+    let r = run_at(&t, "2026-11-22T10:11:00Z");
+    assert!(r.stdout.contains("reminder #1"), "{}", r.stdout);
+    run_at(&t, "2026-11-22T10:15:00Z");
+    let r = run_at(&t, "2026-11-22T10:21:30Z");
+    assert!(r.stdout.contains("reminder #2"), "{}", r.stdout);
+    let m = ntfy.messages();
+    assert_eq!(m.len(), 3, "{m:?}");
+    assert!(
+        m[2].header("Title").unwrap().contains("nag #2"),
+        "{:?}",
+        m[2]
+    );
+    assert!(m[2].body.contains("unacked for 21m"), "{}", m[2].body);
+    t.ok(&["incidents", "ack", "1"]);
+    let r = run_at(&t, "2026-11-22T10:40:00Z");
+    assert!(
+        !r.stdout.contains("reminder"),
+        "acked: no more nags: {}",
+        r.stdout
+    );
+    assert_eq!(ntfy.messages().len(), 3);
+
+    // warnings do not nag unless configured
+    t.append(
+        "app.log",
+        rec("10:41:00", "ERROR", "Thumbnail cache miss storm").as_bytes(),
+    );
+    run_at(&t, "2026-11-22T10:41:30Z");
+    let r = run_at(&t, "2026-11-22T11:30:00Z");
+    assert!(!r.stdout.contains("reminder"), "{}", r.stdout);
+}
+
+#[test]
+fn briefing_proposes_silencing_recurring_noise() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&format!(
+        "[incidents]\nresolve_after = \"1h\"\nbriefing = \"mon 09:00\"\n{}",
+        ntfy.config("ops")
+    ));
+    t.write("ignore.toml", "[[rule]]\nid = 1\npattern = \"never matches anything\"\ncomment = \"old silence\"\ncreated = \"2026-01-01T00:00:00Z\"\n");
+    // the same noise comes back every few hours: resolved, then regressions
+    t.write("app.log", "");
+    for (day, hour) in [(16, 10), (16, 14), (17, 9), (18, 11)] {
+        t.append("app.log", format!("2026-11-{day} {hour:02}:00:00.000 | WARNING  | app.health:ping:3 - Health check to cdn-{hour}.example.net took 2100 ms\n").as_bytes());
+        t.ok(&["run", "--now", &format!("2026-11-{day}T{hour:02}:01:00Z")]);
+        t.ok(&[
+            "run",
+            "--now",
+            &format!("2026-11-{day}T{:02}:30:00Z", hour + 2),
+        ]);
+    }
+    let b = t.ok(&["briefing", "--days", "30"]).stdout;
+    assert!(b.contains("## Totals"), "{b}");
+    assert!(
+        b.contains("logwarden ignore add '^Health check to"),
+        "a ready-to-paste proposal: {b}"
+    );
+    assert!(
+        b.contains("rule 1 `/never matches anything/`"),
+        "stale rules listed: {b}"
+    );
+
+    // Monday 23 Nov 09:00 is the schedule: the first run after it writes and sends it.
+    t.ok(&["run", "--now", "2026-11-23T08:59:00Z"]);
+    assert!(!t.path("incidents/briefings").exists());
+    let r = t.ok(&["run", "--now", "2026-11-23T09:03:00Z"]);
+    assert!(r.stdout.contains("weekly briefing written"), "{}", r.stdout);
+    assert!(t
+        .path("incidents/briefings/2026-11-23-briefing.md")
+        .exists());
+    let r = t.ok(&["run", "--now", "2026-11-23T09:08:00Z"]);
+    assert!(!r.stdout.contains("briefing"), "once a week: {}", r.stdout);
+    let briefings: Vec<_> = ntfy
+        .messages()
+        .into_iter()
+        .filter(|m| m.header("Title").unwrap().contains("briefing"))
+        .collect();
+    assert_eq!(briefings.len(), 1);
+    assert_eq!(briefings[0].header("Priority"), Some("2"));
+}
