@@ -117,35 +117,10 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     let mut miner = Miner::import(store.templates()?);
 
     // read → signature → ignore
-    let ReadResult {
-        groups,
-        checkpoints,
-        forget,
-        ignore_hits,
-    } = read_sources(config, &store, &mut miner, &ignore, now, &mut report)?;
+    let read = read_sources(config, &store, &mut miner, &ignore, now, &mut report)?;
 
     // trigger
-    let mut open_rows: HashMap<i64, store::IncidentRow> = HashMap::new();
-    for g in groups {
-        let sig = g.signature.to_string();
-        let seen = store.signature(&sig)?;
-        let open = store.open_incident(&sig)?;
-        let resolved = match open {
-            None => store.last_resolved(&sig)?,
-            Some(_) => None,
-        };
-        let d = trigger::decide(
-            seen.as_ref(),
-            open.as_ref(),
-            resolved.as_ref(),
-            now,
-            config.renotify_after,
-        );
-        if let Some(o) = open {
-            open_rows.insert(o.id, o);
-        }
-        report.groups.push((g, d));
-    }
+    let open_rows = decide_triggers(config, &store, read.groups, now, &mut report)?;
     if opts.dry_run {
         // Issue 5: metric checks in a dry run: scripts run, nothing is kept.
         report.metrics = crate::metrics::run_checks(config, &mut store, now, None, false, true)?;
@@ -154,68 +129,17 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     }
 
     // commit what was read, with the incidents it opens
-    let mut spikes = Vec::new();
-    let run_id = {
-        let batch = store.batch()?;
-        let run_id = batch.insert_run(&RunRow {
-            started_at: store::ts(now),
-            lines_read: report.lines,
-            events_kept: report.events_kept,
-            triggers: report
-                .groups
-                .iter()
-                .filter(|(_, d)| matches!(d, Decision::Open { .. }))
-                .count() as u64,
-            ..RunRow::default()
-        })?;
-        for cp in &checkpoints {
-            batch.save_checkpoint(cp, now)?;
-        }
-        for (source, key) in &forget {
-            batch.forget_checkpoint(source, key)?;
-        }
-        batch.save_templates(&miner.take_dirty())?;
-        batch.record_ignore_hits(&ignore_hits, now)?;
-        for (g, d) in &report.groups {
-            let sig = g.signature.to_string();
-            batch.record_signature(
-                &sig,
-                &g.template,
-                &g.source,
-                &g.level.name,
-                g.exception_type.as_deref(),
-                g.first,
-                g.last,
-                g.count,
-            )?;
-            match d {
-                Decision::Open { regression_of, .. } => {
-                    let id = batch.insert_incident(&new_incident(config, g), now, run_id)?;
-                    if let Some(of) = regression_of {
-                        batch.set_regression_of(id, *of)?;
-                    }
-                }
-                Decision::Update { incident } => {
-                    batch.add_occurrences(*incident, g.count, g.last, now)?;
-                    if let Some(o) = open_rows.get(incident) {
-                        batch.set_samples(*incident, &merge_samples(&o.samples, &g.samples))?;
-                        if incident::lifecycle::is_spike(
-                            config,
-                            o.occurrences,
-                            o.runs_seen,
-                            g.count,
-                        ) {
-                            spikes.push((*incident, g.count));
-                        }
-                    }
-                    report.updated.push((*incident, g.count));
-                }
-                Decision::Known => {}
-            }
-        }
-        batch.commit()?;
-        run_id
-    };
+    let Committed { run_id, spikes } = commit_read(
+        config,
+        &mut store,
+        &mut miner,
+        &read.checkpoints,
+        &read.forget,
+        &read.ignore_hits,
+        &open_rows,
+        now,
+        &mut report,
+    )?;
 
     // Issue 5: metric checks open, update and resolve metric incidents; the new ones are
     // filed below like any other, the updated and resolved ones get their file rewritten.
@@ -241,26 +165,8 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     refresh_pages(config, &store, &mut report);
     report.briefing = incident::briefing::run_scheduled(config, &store, now)?;
 
-    // notify
-    report.notify = notify::flush(&store, config.ntfy.as_ref(), now)?;
-    report.outbox_backlog = store.outbox_backlog()?;
-    report
-        .errors
-        .extend(report.notify.errors.iter().map(|e| format!("ntfy: {e}")));
-
-    report.duration_ms = started.elapsed().as_millis() as u64;
-    let batch = store.batch()?;
-    batch.finish_run(
-        run_id,
-        &RunRow {
-            duration_ms: report.duration_ms,
-            llm_calls: report.llm_calls,
-            errors: report.errors.len() as u64,
-            error_text: report.errors.join("\n"),
-            ..RunRow::default()
-        },
-    )?;
-    batch.commit()?;
+    // notify → record the run
+    notify_and_finish(config, &mut store, run_id, now, started, &mut report)?;
     Ok(report)
 }
 
@@ -305,8 +211,24 @@ pub fn check_metrics(config: &Config, opts: &RunOptions) -> Result<RunReport, Ru
         .extend(touched.map(|id| (id, 0)).collect::<Vec<_>>());
     file_unfinished(config, &mut store, now, &mut report)?;
     refresh_pages(config, &store, &mut report);
-    report.notify = notify::flush(&store, config.ntfy.as_ref(), now)?;
+    notify_and_finish(config, &mut store, run_id, now, started, &mut report)?;
+    Ok(report)
+}
+
+/// Sends what the outbox holds, then records the run's duration, LLM calls and errors.
+fn notify_and_finish(
+    config: &Config,
+    store: &mut Store,
+    run_id: i64,
+    now: DateTime<Utc>,
+    started: Instant,
+    report: &mut RunReport,
+) -> Result<(), RunError> {
+    report.notify = notify::flush(store, config.ntfy.as_ref(), now)?;
     report.outbox_backlog = store.outbox_backlog()?;
+    report
+        .errors
+        .extend(report.notify.errors.iter().map(|e| format!("ntfy: {e}")));
     report.duration_ms = started.elapsed().as_millis() as u64;
     let batch = store.batch()?;
     batch.finish_run(
@@ -320,7 +242,122 @@ pub fn check_metrics(config: &Config, opts: &RunOptions) -> Result<RunReport, Ru
         },
     )?;
     batch.commit()?;
-    Ok(report)
+    Ok(())
+}
+
+/// Decides, for each group of this run, whether it opens an incident, adds to an open
+/// one, or is known. Returns the open incidents met, by id.
+fn decide_triggers(
+    config: &Config,
+    store: &Store,
+    groups: Vec<Group>,
+    now: DateTime<Utc>,
+    report: &mut RunReport,
+) -> Result<HashMap<i64, store::IncidentRow>, RunError> {
+    let mut open_rows = HashMap::new();
+    for g in groups {
+        let sig = g.signature.to_string();
+        let seen = store.signature(&sig)?;
+        let open = store.open_incident(&sig)?;
+        let resolved = match open {
+            None => store.last_resolved(&sig)?,
+            Some(_) => None,
+        };
+        let d = trigger::decide(
+            seen.as_ref(),
+            open.as_ref(),
+            resolved.as_ref(),
+            now,
+            config.renotify_after,
+        );
+        if let Some(o) = open {
+            open_rows.insert(o.id, o);
+        }
+        report.groups.push((g, d));
+    }
+    Ok(open_rows)
+}
+
+/// What committing a run's reading produced.
+struct Committed {
+    run_id: i64,
+    /// Open incidents that spiked (id, count this run).
+    spikes: Vec<(i64, u64)>,
+}
+
+/// One transaction: the run's row, checkpoints, templates, ignore hits, signatures, the
+/// incidents opened (stage `new`) and the occurrences added to open ones.
+#[allow(clippy::too_many_arguments)]
+fn commit_read(
+    config: &Config,
+    store: &mut Store,
+    miner: &mut Miner,
+    checkpoints: &[source::Checkpoint],
+    forget: &[(String, String)],
+    ignore_hits: &HashMap<String, u64>,
+    open_rows: &HashMap<i64, store::IncidentRow>,
+    now: DateTime<Utc>,
+    report: &mut RunReport,
+) -> Result<Committed, RunError> {
+    let mut spikes = Vec::new();
+    let batch = store.batch()?;
+    let run_id = batch.insert_run(&RunRow {
+        started_at: store::ts(now),
+        lines_read: report.lines,
+        events_kept: report.events_kept,
+        triggers: report
+            .groups
+            .iter()
+            .filter(|(_, d)| matches!(d, Decision::Open { .. }))
+            .count() as u64,
+        ..RunRow::default()
+    })?;
+    for cp in checkpoints {
+        batch.save_checkpoint(cp, now)?;
+    }
+    for (source, key) in forget {
+        batch.forget_checkpoint(source, key)?;
+    }
+    batch.save_templates(&miner.take_dirty())?;
+    batch.record_ignore_hits(ignore_hits, now)?;
+    for (g, d) in &report.groups {
+        let sig = g.signature.to_string();
+        batch.record_signature(
+            &sig,
+            &g.template,
+            &g.source,
+            &g.level.name,
+            g.exception_type.as_deref(),
+            g.first,
+            g.last,
+            g.count,
+        )?;
+        match d {
+            Decision::Open { regression_of, .. } => {
+                let id = batch.insert_incident(&new_incident(config, g), now, run_id)?;
+                if let Some(of) = regression_of {
+                    batch.set_regression_of(id, *of)?;
+                }
+            }
+            Decision::Update { incident } => {
+                batch.add_occurrences(*incident, g.count, g.last, now)?;
+                if let Some(o) = open_rows.get(incident) {
+                    batch.set_samples(*incident, &merge_samples(&o.samples, &g.samples))?;
+                    if incident::lifecycle::is_spike(config, o.occurrences, o.runs_seen, g.count) {
+                        spikes.push((*incident, g.count));
+                    }
+                }
+            }
+            Decision::Known => {}
+        }
+    }
+    batch.commit()?;
+    for (g, d) in &report.groups {
+        if let Decision::Update { incident } = d {
+            report.updated.push((*incident, g.count));
+        }
+    }
+    Ok(Committed { run_id, spikes })
 }
 
 fn prepare_dirs(config: &Config) -> Result<(), RunError> {

@@ -15,69 +15,9 @@ pub const MAX_RAW: usize = 16 * 1024;
 /// The most continuation lines kept for one record (the rest are counted).
 pub const MAX_RECORD_LINES: usize = 400;
 
-/// For the default format, on raw bytes: if `b` starts a record, its level (the fast
-/// path that lets records below `min_level` be skipped without decoding them). Agrees
-/// with [`parse_header`] on which lines are headers.
-pub fn header_level(b: &[u8]) -> Option<&[u8]> {
-    if b.len() < 23 || !b[0].is_ascii_digit() {
-        return None;
-    }
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    if !(digits(0..4)
-        && b[4] == b'-'
-        && digits(5..7)
-        && b[7] == b'-'
-        && digits(8..10)
-        && (b[10] == b' ' || b[10] == b'T')
-        && digits(11..13)
-        && b[13] == b':'
-        && digits(14..16)
-        && b[16] == b':'
-        && digits(17..19))
-    {
-        return None;
-    }
-    let mut i = 19;
-    if i < b.len() && (b[i] == b'.' || b[i] == b',') {
-        i += 1;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-    }
-    if i < b.len() && b[i] == b'Z' {
-        i += 1;
-    } else if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
-        i += 1;
-        while i < b.len() && (b[i].is_ascii_digit() || b[i] == b':') {
-            i += 1;
-        }
-    }
-    let rest = b[i..].strip_prefix(b" | ")?;
-    let bar = memchr::memchr(b'|', rest)?;
-    let mut level = &rest[..bar];
-    while let [head @ .., b' '] = level {
-        level = head;
-    }
-    if level.is_empty() {
-        return None;
-    }
-    let rest = rest[bar + 1..].strip_prefix(b" ")?;
-    let dash = memchr::memchr_iter(b'-', rest)
-        .find(|&i| i > 0 && rest[i - 1] == b' ' && rest.get(i + 1) == Some(&b' '))?
-        - 1;
-    let loc = &rest[..dash];
-    let colon = memchr::memrchr(b':', loc)?;
-    let lineno = &loc[colon + 1..];
-    if lineno.is_empty() || !lineno.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    Some(level)
-}
-
-/// Parses a record's first line in the default loguru format; `None` if the line is a
-/// continuation line.
-pub fn parse_header(line: &str) -> Option<Header<'_>> {
-    let b = line.as_bytes();
+/// The time at the start of a default-format header: where the time ends, the UTC
+/// offset's range if any, and where the rest (` | LEVEL …`) starts.
+fn time_prefix(b: &[u8]) -> Option<(usize, Option<std::ops::Range<usize>>, usize)> {
     if b.len() < 23 || !b[0].is_ascii_digit() {
         return None;
     }
@@ -104,18 +44,59 @@ pub fn parse_header(line: &str) -> Option<Header<'_>> {
         }
     }
     let time_end = i;
-    let mut offset: Option<&str> = None;
+    let mut offset = None;
     if i < b.len() && b[i] == b'Z' {
-        offset = Some("+00:00");
         i += 1;
+        offset = Some(i - 1..i);
     } else if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
         let start = i;
         i += 1;
         while i < b.len() && (b[i].is_ascii_digit() || b[i] == b':') {
             i += 1;
         }
-        offset = Some(&line[start..i]);
+        offset = Some(start..i);
     }
+    Some((time_end, offset, i))
+}
+
+/// For the default format, on raw bytes: if `b` starts a record, its level (the fast
+/// path that lets records below `min_level` be skipped without decoding them). Agrees
+/// with [`parse_header`] on which lines are headers.
+pub fn header_level(b: &[u8]) -> Option<&[u8]> {
+    let (_, _, i) = time_prefix(b)?;
+    let rest = b[i..].strip_prefix(b" | ")?;
+    let bar = memchr::memchr(b'|', rest)?;
+    let mut level = &rest[..bar];
+    while let [head @ .., b' '] = level {
+        level = head;
+    }
+    if level.is_empty() {
+        return None;
+    }
+    let rest = rest[bar + 1..].strip_prefix(b" ")?;
+    let dash = memchr::memchr_iter(b'-', rest)
+        .find(|&i| i > 0 && rest[i - 1] == b' ' && rest.get(i + 1) == Some(&b' '))?
+        - 1;
+    let loc = &rest[..dash];
+    let colon = memchr::memrchr(b':', loc)?;
+    let lineno = &loc[colon + 1..];
+    if lineno.is_empty() || !lineno.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(level)
+}
+
+/// Parses a record's first line in the default loguru format; `None` if the line is a
+/// continuation line.
+pub fn parse_header(line: &str) -> Option<Header<'_>> {
+    let (time_end, offset, i) = time_prefix(line.as_bytes())?;
+    let offset = offset.map(|r| {
+        if &line[r.clone()] == "Z" {
+            "+00:00"
+        } else {
+            &line[r]
+        }
+    });
     let rest = line[i..].strip_prefix(" | ")?;
     let bar = rest.find('|')?;
     let level = rest[..bar].trim_end();
