@@ -748,3 +748,51 @@ fn the_investigator_gets_the_metric_playbook_and_the_metric_summaries() {
     );
     assert_eq!(t.incidents()[0]["title"], "Logs fill the root disk");
 }
+
+#[test]
+fn a_rate_of_change_rule_fires_on_a_fast_climb_only() {
+    // A queue growing 10 items a minute (600 an hour) against one wobbling around 40.
+    let climbing: Vec<(i64, f64)> = (0..24)
+        .map(|i| (T0 - (23 - i) * 300, 100.0 + 50.0 * i as f64))
+        .collect();
+    let flat: Vec<(i64, f64)> = (0..24)
+        .map(|i| (T0 - (23 - i) * 300, 40.0 + (i % 4) as f64))
+        .collect();
+    let mut script = series_script("queue_depth{queue=\"mail\"}", &climbing);
+    script.push_str(&series_script("queue_depth{queue=\"sms\"}", &flat).replace("#!/bin/sh\n", ""));
+    let t = world(
+        &[("queue.sh", &script)],
+        "[[check]]\nname = \"queues\"\nscript = \"queue.sh\"\nkind = \"queue\"\n\
+         [[check.rule]]\nmetric = \"queue_depth\"\nrate_above = 100\nwindow = \"1h\"\ntitle = \"queue {queue} growing\"\n",
+    );
+    let out = run_at(&t, T0);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 1, "{out}");
+    assert!(
+        inc[0]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("queue mail growing"),
+        "{inc:?}"
+    );
+    assert_eq!(inc[0]["kind"], "queue");
+}
+
+#[test]
+fn metrics_check_dry_run_keeps_nothing() {
+    let pts: Vec<(i64, f64)> = (0..3).map(|i| (T0 - (2 - i) * 300, 99.0)).collect();
+    let t = world(
+        &[("disk.sh", &series_script("used", &pts))],
+        "[[check]]\nname = \"disk\"\nscript = \"disk.sh\"\n[[check.rule]]\nmetric = \"used\"\nabove = 90\n",
+    );
+    let r = t.ok(&["metrics", "check", "--dry-run", "--now", &rfc(T0)]);
+    assert!(r.stdout.contains("disk"), "{}", r.stdout);
+    assert!(t.incidents().is_empty(), "nothing opened");
+    assert_eq!(
+        count(&t, "SELECT count(*) FROM metric_samples"),
+        0,
+        "nothing stored"
+    );
+    t.ok(&["metrics", "check", "--now", &rfc(T0)]);
+    assert_eq!(t.incidents().len(), 1);
+}
