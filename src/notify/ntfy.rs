@@ -146,7 +146,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
 
 /// A value for ntfy's simple `Actions` format, quoted when it holds `,` or `;`.
 pub fn action_value(v: &str) -> String {
-    if v.contains([',', ';', '"', '\'']) {
+    if v.contains([',', ';', '=', '"', '\'']) {
         format!("'{}'", v.replace('\'', "%27"))
     } else {
         v.to_string()
