@@ -212,7 +212,10 @@ impl Validator {
             Duration::from_secs(1),
         );
         if retry_delay > Duration::from_secs(60) {
-            self.err("ntfy.retry_delay", "at most 60s (a run must not hang on ntfy)");
+            self.err(
+                "ntfy.retry_delay",
+                "at most 60s (a run must not hang on ntfy)",
+            );
         }
         let max_per_hour = match n.max_per_hour {
             None => 10,
@@ -245,7 +248,10 @@ impl Validator {
                     continue;
                 }
                 _ => {
-                    self.err(key, "unknown severity (quiet hours exist for info and warning)");
+                    self.err(
+                        key,
+                        "unknown severity (quiet hours exist for info and warning)",
+                    );
                     continue;
                 }
             }

@@ -148,7 +148,9 @@ pub fn verify(key: &[u8], text: &str) -> Result<Verified, String> {
         return Err(format!("`{shown}` is not a logwarden control message"));
     }
     let Some(tag) = decode_hex(tag) else {
-        return Err(format!("{action} for incident #{id}: bad signature (forged)"));
+        return Err(format!(
+            "{action} for incident #{id}: bad signature (forged)"
+        ));
     };
     mac(key, action, id, nonce)
         .verify_slice(&tag)
@@ -317,7 +319,11 @@ fn apply(
             }
         }
         _ => {
-            if inc.signature.parse::<crate::signature::Signature>().is_err() {
+            if inc
+                .signature
+                .parse::<crate::signature::Signature>()
+                .is_err()
+            {
                 report.noops.push(format!(
                     "mute for incident #{}: a {} incident has no log signature to mute",
                     inc.id, inc.kind
@@ -356,7 +362,7 @@ fn encode_hex(b: &[u8]) -> String {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())

@@ -180,6 +180,9 @@ mod tests {
     fn quotes_action_values_with_separators() {
         assert_eq!(action_value("lw1.ack.1"), "lw1.ack.1");
         assert_eq!(action_value("a,b"), "'a,b'");
-        assert_eq!(url_segment("2026-11-22-incident-x é.md"), "2026-11-22-incident-x%20%C3%A9.md");
+        assert_eq!(
+            url_segment("2026-11-22-incident-x é.md"),
+            "2026-11-22-incident-x%20%C3%A9.md"
+        );
     }
 }

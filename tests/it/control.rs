@@ -71,7 +71,10 @@ fn ack_from_the_phone_acks_the_incident_on_the_next_run() {
         .collect();
     assert_eq!(polls.len(), 3, "{polls:?}");
     assert_eq!(polls[0], "/ops-control/json?poll=1&since=all");
-    assert!(polls[2].starts_with("/ops-control/json?poll=1&since=msg"), "{polls:?}");
+    assert!(
+        polls[2].starts_with("/ops-control/json?poll=1&since=msg"),
+        "{polls:?}"
+    );
     ntfy.messages(); // no request broke ntfy's API
 }
 
@@ -95,11 +98,20 @@ fn mute_from_the_phone_adds_a_temporary_ignore_rule_keeping_the_users_comments()
     );
     assert!(r.stdout.contains("3 ignored"), "{}", r.stdout);
     let file = t.read("ignore.toml");
-    assert!(file.contains("# Team ignore rules: reviewed every Monday"), "{file}");
-    assert!(file.contains("pattern = \"healthcheck\"  # the load balancer"), "{file}");
+    assert!(
+        file.contains("# Team ignore rules: reviewed every Monday"),
+        "{file}"
+    );
+    assert!(
+        file.contains("pattern = \"healthcheck\"  # the load balancer"),
+        "{file}"
+    );
     let sig = t.incidents()[0]["signature"].as_str().unwrap().to_string();
     assert!(file.contains(&format!("signature = \"{sig}\"")), "{file}");
-    assert!(file.contains("expires = \"2026-11-23T10:05:00Z\""), "{file}");
+    assert!(
+        file.contains("expires = \"2026-11-23T10:05:00Z\""),
+        "{file}"
+    );
     assert!(
         file.contains(
             "muted 24h from the phone (ntfy action) at 2026-11-22T10:05Z for incident #1"
@@ -107,7 +119,11 @@ fn mute_from_the_phone_adds_a_temporary_ignore_rule_keeping_the_users_comments()
         "{file}"
     );
     let list = t.ok(&["ignore", "list"]);
-    assert!(list.stdout.contains("expires 2026-11-23T10:05:00Z"), "{}", list.stdout);
+    assert!(
+        list.stdout.contains("expires 2026-11-23T10:05:00Z"),
+        "{}",
+        list.stdout
+    );
     // muted: no new incident, no new occurrence, no notification
     t.append("app.log", ERROR_LINE.as_bytes());
     t.ok(&["run", "--now", "2026-11-22T18:00:00Z"]);
@@ -128,7 +144,10 @@ fn forged_control_messages_are_refused_and_reported() {
     t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
     let m = ntfy.messages_to("ops");
     // a stranger who read the format: a made-up MAC
-    post(&ntfy, &format!("lw1.ack.1.00112233445566778899aabb.{}", "0".repeat(64)));
+    post(
+        &ntfy,
+        &format!("lw1.ack.1.00112233445566778899aabb.{}", "0".repeat(64)),
+    );
     // the real Ack's MAC moved to a mute: the MAC covers the action
     let ack = action_body(&m[0], "Ack");
     post(&ntfy, &ack.replacen(".ack.", ".mute.", 1));
@@ -198,7 +217,11 @@ fn a_replayed_ack_is_refused_and_reported() {
     let m = ntfy.messages_to("ops");
     assert_eq!(ntfy.tap(&m[0], "Ack"), 200);
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
-    assert!(r.stdout.contains("incident #1 acknowledged"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("incident #1 acknowledged"),
+        "{}",
+        r.stdout
+    );
     // someone who saw the message posts it again
     post(&ntfy, &action_body(&m[0], "Ack"));
     let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
@@ -228,7 +251,11 @@ fn polling_failures_never_fail_the_run() {
     let m = ntfy.messages_to("ops");
     ntfy.tap(&m[0], "Ack");
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
-    assert!(r.stdout.contains("incident #1 acknowledged"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("incident #1 acknowledged"),
+        "{}",
+        r.stdout
+    );
 }
 
 #[test]
@@ -255,5 +282,9 @@ fn the_key_is_private_and_never_printed() {
     let m = ntfy.messages_to("ops");
     ntfy.tap(&m[0], "Ack");
     let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
-    assert!(r.stdout.contains("incident #1 acknowledged"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("incident #1 acknowledged"),
+        "{}",
+        r.stdout
+    );
 }

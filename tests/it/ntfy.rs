@@ -82,8 +82,14 @@ fn ntfy_failing_for_three_runs_loses_nothing_and_sends_each_once() {
     t.ok(&["run"]);
     let m = ntfy.messages();
     assert_eq!(m.len(), 2, "each sent exactly once");
-    assert!(m[0].header("Title").unwrap().contains("Payment provider timeout"));
-    assert!(m[1].header("Title").unwrap().contains("Inventory sync failed"));
+    assert!(m[0]
+        .header("Title")
+        .unwrap()
+        .contains("Payment provider timeout"));
+    assert!(m[1]
+        .header("Title")
+        .unwrap()
+        .contains("Inventory sync failed"));
 }
 
 #[test]
@@ -107,7 +113,11 @@ fn a_refusal_is_not_retried() {
     t.with_app_source(&format!("{}retry_delay = \"10ms\"\n", ntfy.config("ops")));
     t.write("app.log", ERROR_LINE);
     let r = t.ok(&["run"]);
-    assert!(r.stdout.contains("1 failed") && r.stdout.contains("HTTP 400"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("1 failed") && r.stdout.contains("HTTP 400"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(ntfy.publish_attempts(), 1);
     t.ok(&["run"]);
     assert_eq!(ntfy.messages().len(), 1, "sent by the next run");
@@ -205,7 +215,11 @@ fn a_storm_of_1000_errors_makes_at_most_the_cap_and_one_digest() {
     // the digest lists the titles of what it folded (the 11th incident first), then a count
     let eleventh = t.incidents()[10]["title"].as_str().unwrap().to_string();
     assert!(digest.body.contains(&eleventh), "{}", digest.body);
-    assert!(digest.body.contains(" more (`logwarden incidents`)"), "{}", digest.body);
+    assert!(
+        digest.body.contains(" more (`logwarden incidents`)"),
+        "{}",
+        digest.body
+    );
     for n in &m[..10] {
         assert!(n.header("Title").unwrap().contains("refused work"));
         assert_eq!(n.header("Priority"), Some("4"));
@@ -223,7 +237,11 @@ fn a_storm_of_1000_errors_makes_at_most_the_cap_and_one_digest() {
 
     // The next hour: they go out, once each.
     let r = t.ok(&["run", "--now", "2026-11-22T11:01:00Z"]);
-    assert!(r.stdout.contains("5 sent") && r.stdout.contains("0 waiting"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("5 sent") && r.stdout.contains("0 waiting"),
+        "{}",
+        r.stdout
+    );
     t.ok(&["run", "--now", "2026-11-22T11:02:00Z"]);
     assert_eq!(ntfy.messages().len(), 16);
 }
@@ -246,7 +264,10 @@ fn quiet_hours_hold_a_warning_until_they_end_but_never_a_critical() {
     );
     let m = ntfy.messages();
     assert_eq!(m.len(), 1);
-    assert!(m[0].header("Title").unwrap().contains("Database connection pool"));
+    assert!(m[0]
+        .header("Title")
+        .unwrap()
+        .contains("Database connection pool"));
     assert_eq!(m[0].header("Priority"), Some("5"));
     // 06:59 local: still quiet
     let r = t.ok(&["run", "--now", "2026-11-23T05:59:00Z"]);
@@ -254,11 +275,18 @@ fn quiet_hours_hold_a_warning_until_they_end_but_never_a_critical() {
     assert_eq!(ntfy.messages().len(), 1);
     // 07:00 local: released, once
     let r = t.ok(&["run", "--now", "2026-11-23T06:00:00Z"]);
-    assert!(r.stdout.contains("1 sent") && r.stdout.contains("0 waiting"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("1 sent") && r.stdout.contains("0 waiting"),
+        "{}",
+        r.stdout
+    );
     t.ok(&["run", "--now", "2026-11-23T06:05:00Z"]);
     let m = ntfy.messages();
     assert_eq!(m.len(), 2);
-    assert!(m[1].header("Title").unwrap().contains("Payment provider timeout"));
+    assert!(m[1]
+        .header("Title")
+        .unwrap()
+        .contains("Payment provider timeout"));
 }
 
 #[test]
@@ -279,7 +307,8 @@ fn click_url_actions_and_basic_auth() {
         .unwrap()
         .to_string_lossy()
         .into_owned();
-    let click = format!("https://git.example.com/ops/incidents/src/branch/main/{file}?id=1&host=test-host");
+    let click =
+        format!("https://git.example.com/ops/incidents/src/branch/main/{file}?id=1&host=test-host");
     assert_eq!(m[0].header("Click"), Some(click.as_str()));
     let actions = parse_actions(m[0].header("Actions").unwrap()).unwrap();
     let labels: Vec<&str> = actions.iter().map(|a| a["label"].as_str()).collect();
@@ -289,13 +318,27 @@ fn click_url_actions_and_basic_auth() {
         assert_eq!(a["url"], format!("{}/ops-control", ntfy.url));
         assert_eq!(a["method"], "POST");
     }
-    assert!(actions[0]["body"].starts_with("lw1.ack.1."), "{:?}", actions[0]);
-    assert!(actions[1]["body"].starts_with("lw1.mute.1."), "{:?}", actions[1]);
+    assert!(
+        actions[0]["body"].starts_with("lw1.ack.1."),
+        "{:?}",
+        actions[0]
+    );
+    assert!(
+        actions[1]["body"].starts_with("lw1.mute.1."),
+        "{:?}",
+        actions[1]
+    );
     assert_eq!(actions[2]["action"], "view");
     assert_eq!(actions[2]["url"], click);
     // the password is never printed
     let check = t.ok(&["check"]);
-    assert!(check.stdout.contains("password_env = \"NTFY_TEST_PASSWORD\""), "{}", check.stdout);
+    assert!(
+        check
+            .stdout
+            .contains("password_env = \"NTFY_TEST_PASSWORD\""),
+        "{}",
+        check.stdout
+    );
     assert!(!check.stdout.contains("s3cret") && !r.stdout.contains("s3cret"));
 }
 
@@ -314,8 +357,12 @@ fn without_a_control_topic_only_open() {
     assert_eq!(actions.len(), 1);
     assert_eq!(actions[0]["action"], "view");
     assert_eq!(actions[0]["label"], "Open");
-    assert!(actions[0]["url"].starts_with("https://incidents.example.com/test-host/2026-11-22-incident-"));
-    assert!(!t.path("state/control.key").exists(), "no key without actions to sign");
+    assert!(actions[0]["url"]
+        .starts_with("https://incidents.example.com/test-host/2026-11-22-incident-"));
+    assert!(
+        !t.path("state/control.key").exists(),
+        "no key without actions to sign"
+    );
 
     // and with neither, no actions at all
     let ntfy = FakeNtfy::start(None);
@@ -337,16 +384,27 @@ fn notify_test_sends_or_says_why_not() {
         ntfy.config("ops")
     ));
     let r = t.ok(&["notify", "test"]);
-    assert!(r.stdout.contains("test notification published to"), "{}", r.all());
+    assert!(
+        r.stdout.contains("test notification published to"),
+        "{}",
+        r.all()
+    );
     let m = ntfy.messages();
     assert_eq!(m.len(), 1);
-    assert!(m[0].header("Title").unwrap().contains("logwarden test notification"));
+    assert!(m[0]
+        .header("Title")
+        .unwrap()
+        .contains("logwarden test notification"));
 
     // ntfy refuses (a bad token): exit 1, with ntfy's answer
     ntfy.fail_next(&[403]);
     let r = t.run(&["notify", "test"]);
     assert_eq!(r.code, Some(1), "{}", r.all());
-    assert!(r.stderr.contains("ntfy refused") && r.stderr.contains("403"), "{}", r.all());
+    assert!(
+        r.stderr.contains("ntfy refused") && r.stderr.contains("403"),
+        "{}",
+        r.all()
+    );
 
     // not configured
     let t = Test::new();
@@ -375,7 +433,11 @@ fn ntfy_config_errors_are_reported_with_their_keys() {
         "ntfy.quiet_hours.critical",
         "ntfy.quiet_hours.warning",
     ] {
-        assert!(r.stderr.contains(&format!("`{key}`")), "{key} missing:\n{}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("`{key}`")),
+            "{key} missing:\n{}",
+            r.stderr
+        );
     }
     assert!(!r.stderr.contains("hunter2"));
 }

@@ -219,8 +219,8 @@ pub struct FakeNtfy {
     pub violations: Arc<Mutex<Vec<String>>>,
     /// Every request (publishes, polls, failed or not), in order.
     pub requests: Arc<Mutex<Vec<Received>>>,
-    /// Messages kept for pollers: (id, time, topic, message).
-    pub cache: Arc<Mutex<Vec<(String, i64, String, String)>>>,
+    /// Messages kept for pollers.
+    pub cache: Arc<Mutex<Vec<Cached>>>,
     pub anonymous_write: Arc<Mutex<Vec<String>>>,
     server: Arc<tiny_http::Server>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -310,11 +310,17 @@ impl FakeNtfy {
                                 "poll with Authorization {:?}, expected {token:?}",
                                 rec.header("Authorization")
                             ));
-                            (401, r#"{"code":40101,"http":401,"error":"unauthorized"}"#.into())
+                            (
+                                401,
+                                r#"{"code":40101,"http":401,"error":"unauthorized"}"#.into(),
+                            )
                         }
                         Ok(lines) => match next_status() {
                             200 => (200, lines),
-                            other => (other, format!(r#"{{"http":{other},"error":"fake failure"}}"#)),
+                            other => (
+                                other,
+                                format!(r#"{{"http":{other},"error":"fake failure"}}"#),
+                            ),
                         },
                     };
                     let _ = req
@@ -430,7 +436,7 @@ impl FakeNtfy {
 
 /// `GET /<topic>/json?poll=1&since=<id|all>`: the cached messages of the topic after
 /// `since`, one JSON message object per line, as ntfy's subscribe API answers.
-fn poll(r: &Received, cache: &[(String, i64, String, String)]) -> Result<String, String> {
+fn poll(r: &Received, cache: &[Cached]) -> Result<String, String> {
     let (path, query) = r.url.split_once('?').unwrap_or((&r.url, ""));
     let Some(topic) = path.strip_prefix('/').and_then(|p| p.strip_suffix("/json")) else {
         return Err(format!("GET {} is not /<topic>/json", r.url));
@@ -464,6 +470,9 @@ fn poll(r: &Received, cache: &[(String, i64, String, String)]) -> Result<String,
         })
         .collect())
 }
+
+/// A published message kept for pollers: (id, time, topic, message).
+pub type Cached = (String, i64, String, String);
 
 /// One action of an `Actions` header: field name → value.
 pub type Action = std::collections::BTreeMap<String, String>;
