@@ -150,9 +150,10 @@ pub fn flush(
     // The key is made only when there are Ack/Mute actions to sign.
     let mut key: Option<Vec<u8>> = None;
     let mut server_down = false;
+    let mut not_tried = 0;
     for n in normal {
         if server_down {
-            f.failed += 1; // not tried: ntfy was failing; kept for the next run
+            not_tried += 1; // ntfy was failing: kept for the next run
             continue;
         }
         let m = match message(store, cfg, &n, &mut key) {
@@ -176,6 +177,13 @@ pub fn flush(
                 server_down = e.server_trouble;
             }
         }
+    }
+    if not_tried > 0 {
+        f.failed += not_tried;
+        f.errors.push(format!(
+            "{not_tried} more notification{} not tried (ntfy is failing); kept for the next run",
+            if not_tried == 1 { "" } else { "s" }
+        ));
     }
     Ok(f)
 }

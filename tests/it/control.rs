@@ -12,7 +12,7 @@ fn setup() -> (Test, FakeNtfy) {
     ntfy.allow_anonymous_write("ops-control");
     let t = Test::new().env("NTFY_TEST_TOKEN", "tk_ops");
     t.with_app_source(&format!(
-        "{}token_env = \"NTFY_TEST_TOKEN\"\ncontrol_topic = \"ops-control\"\nretry_delay = \"10ms\"\n",
+        "{}token_env = \"NTFY_TEST_TOKEN\"\ncontrol_topic = \"ops-control\"\n",
         ntfy.config("ops")
     ));
     t.write("app.log", ERROR_LINE);

@@ -59,7 +59,7 @@ fn ntfy_failing_for_three_runs_loses_nothing_and_sends_each_once() {
     // 3 attempts per run (1 + 2 retries), three runs: every answer 500 or 429
     ntfy.fail_next(&[500, 429, 500, 429, 500, 429, 500, 429, 500]);
     let t = Test::new();
-    t.with_app_source(&format!("{}retry_delay = \"10ms\"\n", ntfy.config("ops")));
+    t.with_app_source(&ntfy.config("ops"));
     t.write("app.log", &format!("{ERROR_LINE}{OTHER_LINE}"));
     for run in 1..=3 {
         let r = t.ok(&["run"]);
@@ -97,7 +97,7 @@ fn a_429_or_5xx_is_retried_within_the_run() {
     let ntfy = FakeNtfy::start(None);
     ntfy.fail_next(&[503, 429]);
     let t = Test::new();
-    t.with_app_source(&format!("{}retry_delay = \"10ms\"\n", ntfy.config("ops")));
+    t.with_app_source(&ntfy.config("ops"));
     t.write("app.log", ERROR_LINE);
     let r = t.ok(&["run"]);
     assert!(r.stdout.contains("1 sent, 0 failed"), "{}", r.stdout);
@@ -110,7 +110,7 @@ fn a_refusal_is_not_retried() {
     let ntfy = FakeNtfy::start(None);
     ntfy.fail_next(&[400]);
     let t = Test::new();
-    t.with_app_source(&format!("{}retry_delay = \"10ms\"\n", ntfy.config("ops")));
+    t.with_app_source(&ntfy.config("ops"));
     t.write("app.log", ERROR_LINE);
     let r = t.ok(&["run"]);
     assert!(
@@ -380,7 +380,7 @@ fn notify_test_sends_or_says_why_not() {
     let ntfy = FakeNtfy::start(Some("tk_test"));
     let t = Test::new().env("NTFY_TEST_TOKEN", "tk_test");
     t.with_app_source(&format!(
-        "{}token_env = \"NTFY_TEST_TOKEN\"\nretry_delay = \"10ms\"\n",
+        "{}token_env = \"NTFY_TEST_TOKEN\"\n",
         ntfy.config("ops")
     ));
     let r = t.ok(&["notify", "test"]);

@@ -400,8 +400,12 @@ impl FakeNtfy {
             .count()
     }
 
+    /// An `[ntfy]` section for this server. Retries wait 10 ms, not 1 s (issue 7).
     pub fn config(&self, topic: &str) -> String {
-        format!("[ntfy]\nserver = \"{}\"\ntopic = \"{topic}\"\n", self.url)
+        format!(
+            "[ntfy]\nserver = \"{}\"\ntopic = \"{topic}\"\nretry_delay = \"10ms\"\n",
+            self.url
+        )
     }
 
     /// Does what the ntfy app does when the action button `label` of a received
