@@ -72,9 +72,16 @@ type HmacSha256 = Hmac<Sha256>;
 pub fn key(path: &Path) -> Result<Vec<u8>, String> {
     match std::fs::read_to_string(path) {
         Ok(text) => {
+            // Someone loosened it (a copy, a restore): only logwarden may read it.
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(m) = std::fs::metadata(path) {
+                if m.permissions().mode() & 0o077 != 0 {
+                    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+                }
+            }
             return decode_hex(text.trim())
                 .filter(|k| k.len() >= 16)
-                .ok_or_else(|| format!("{} is not a logwarden control key", path.display()))
+                .ok_or_else(|| format!("{} is not a logwarden control key", path.display()));
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
@@ -396,6 +403,11 @@ mod tests {
         assert_eq!(k.len(), 32);
         assert_eq!(key(&p).unwrap(), k);
         use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // loosened by hand: tightened again on the next use
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(key(&p).unwrap(), k);
         let mode = std::fs::metadata(&p).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
     }
