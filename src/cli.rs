@@ -72,7 +72,7 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Notifications (issue 7): send a test message through ntfy
+    /// Notifications: send a test message through ntfy
     #[command(subcommand, after_help = "Example:\n  logwarden notify test")]
     Notify(NotifyCommand),
     // issue 8: install, uninstall, doctor, status, completions, man (src/opscli.rs)
@@ -117,6 +117,9 @@ pub enum MetricsCommand {
 #[derive(Subcommand, Debug)]
 pub enum NotifyCommand {
     /// Publish a test notification to the ntfy topic; fails when ntfy is not configured or refuses
+    #[command(
+        after_help = "Example:\n  logwarden notify test --config /etc/logwarden/logwarden.toml"
+    )]
     Test {
         #[command(flatten)]
         config: ConfigArg,

@@ -406,6 +406,11 @@ fn notify_test_sends_or_says_why_not() {
         r.all()
     );
 
+    for args in [&["notify", "--help"][..], &["notify", "test", "--help"]] {
+        let r = t.ok(args);
+        assert!(r.stdout.contains("Example"), "{args:?}: {}", r.stdout);
+    }
+
     // not configured
     let t = Test::new();
     t.with_app_source("");
@@ -440,4 +445,41 @@ fn ntfy_config_errors_are_reported_with_their_keys() {
         );
     }
     assert!(!r.stderr.contains("hunter2"));
+}
+
+#[test]
+fn doctor_checks_a_user_and_password() {
+    let ntfy = FakeNtfy::start_basic("alerts", "right");
+    let t = Test::new().env("NTFY_TEST_PASSWORD", "right");
+    t.with_app_source(&format!(
+        "{}username = \"alerts\"\npassword_env = \"NTFY_TEST_PASSWORD\"\n",
+        ntfy.config("ops")
+    ));
+    let r = t.run(&["doctor", "--send"]);
+    assert!(
+        r.stdout
+            .contains("✓ ntfy: the user and password are accepted"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        r.stdout.contains("✓ ntfy: test notification published"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(ntfy.messages_to("ops").len(), 1, "the test notification");
+
+    let t = Test::new().env("NTFY_TEST_PASSWORD", "wrong");
+    t.with_app_source(&format!(
+        "{}username = \"alerts\"\npassword_env = \"NTFY_TEST_PASSWORD\"\n",
+        ntfy.config("ops")
+    ));
+    let r = t.run(&["doctor"]);
+    assert!(
+        r.stdout
+            .contains("✗ ntfy: the user and password are rejected"),
+        "{}",
+        r.all()
+    );
+    assert!(!r.all().contains("wrong"), "the password is never printed");
 }
