@@ -83,6 +83,9 @@ pub enum Command {
         #[arg(long, default_value_t = 7)]
         days: u32,
     },
+    /// Notifications: send a test message through ntfy
+    #[command(subcommand, after_help = "Example:\n  logwarden notify test")]
+    Notify(NotifyCommand),
     // issue 8: install, uninstall, doctor, status, completions, man (src/opscli.rs)
     #[command(flatten)]
     Ops(crate::opscli::OpsCommand),
@@ -118,6 +121,19 @@ pub enum MetricsCommand {
         /// The time of the check (RFC 3339), for tests and replays
         #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
         now: Option<DateTime<Utc>>,
+    },
+}
+
+/// `logwarden notify …` (issue 7).
+#[derive(Subcommand, Debug)]
+pub enum NotifyCommand {
+    /// Publish a test notification to the ntfy topic; fails when ntfy is not configured or refuses
+    #[command(
+        after_help = "Example:\n  logwarden notify test --config /etc/logwarden/logwarden.toml"
+    )]
+    Test {
+        #[command(flatten)]
+        config: ConfigArg,
     },
 }
 
@@ -251,6 +267,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Ignore(cmd) => ignore_command(cmd),
+        Command::Notify(NotifyCommand::Test { config }) => {
+            // issue 7
+            match crate::notify::send_test(&load(&config)?) {
+                Ok(what) => {
+                    println!("{what}");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("logwarden: notify test: {e}");
+                    Ok(ExitCode::from(1))
+                }
+            }
+        }
         Command::Ops(cmd) => crate::opscli::dispatch(cmd),
         Command::Signatures => {
             let stdin = std::io::stdin().lock();

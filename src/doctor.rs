@@ -535,13 +535,18 @@ fn ntfy_checks(config: &Config, send: bool) -> Vec<Check> {
             ),
         )];
     };
-    let token = match &n.token {
+    // issue 7: a user and password instead of a token
+    let secret = n.token.as_ref().or(n.more.basic.as_ref().map(|b| &b.1));
+    let token = match secret {
         None => None,
         Some(s) => match s.read() {
             Ok(t) => Some(t),
             Err(e) => {
                 return vec![fail(
-                    format!("ntfy: token: {e}"),
+                    format!(
+                        "ntfy: {}: {e}",
+                        if n.token.is_some() { "token" } else { "password" }
+                    ),
                     "make the token file readable by the logwarden group (chgrp logwarden, chmod 640), or set the variable",
                 )]
             }
@@ -586,16 +591,25 @@ fn ntfy_checks(config: &Config, send: bool) -> Vec<Check> {
             return checks;
         }
     }
-    if let Some(t) = &token {
+    if token.is_some() {
         let account = format!("{}/v1/account", n.server);
-        match client.get(&account).bearer_auth(t).send() {
-            Ok(r) if r.status().is_success() => checks.push(ok("ntfy: the token is accepted")),
-            Ok(r) => checks.push(fail(
-                format!(
-                    "ntfy: the token is rejected (GET {account}: HTTP {})",
-                    r.status()
-                ),
+        let (what, fix) = if n.token.is_some() {
+            (
+                "the token is",
                 "create a new access token (ntfy token add) and update the token file",
+            )
+        } else {
+            (
+                "the user and password are",
+                "check `username` and the password (ntfy user change-pass)",
+            )
+        };
+        let req = crate::notify::ntfy::authorize(n, client.get(&account));
+        match req.and_then(|r| r.send().map_err(|e| e.to_string())) {
+            Ok(r) if r.status().is_success() => checks.push(ok(format!("ntfy: {what} accepted"))),
+            Ok(r) => checks.push(fail(
+                format!("ntfy: {what} rejected (GET {account}: HTTP {})", r.status()),
+                fix,
             )),
             Err(e) => checks.push(fail(
                 format!("ntfy: GET {account}: {e}"),

@@ -79,6 +79,8 @@ pub struct RunReport {
     pub duration_ms: u64,
     /// Issue 5: what the metric checks did.
     pub metrics: crate::metrics::MetricsReport,
+    /// Issue 7: Ack and Mute from the phone (the ntfy control topic).
+    pub control: notify::control::ControlReport,
 }
 
 /// Errors that stop a run: the watcher itself is broken.
@@ -113,6 +115,10 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         return Ok(report);
     };
     let mut store = Store::open(&config.database_path())?;
+    // Issue 7: acks and mutes from the phone, before the ignore rules load (a mute holds now).
+    if !opts.dry_run {
+        report.control = notify::control::poll_and_apply(config, &store, now);
+    }
     let ignore = IgnoreRules::load(&config.ignore_file, now)?;
     let mut miner = Miner::import(store.templates()?);
 
@@ -830,12 +836,15 @@ impl RunReport {
         for line in self.metrics.summary_lines() {
             let _ = writeln!(s, "  {line}"); // issue 5
         }
+        for line in self.control.summary_lines() {
+            let _ = writeln!(s, "  {line}"); // issue 7
+        }
         if !self.dry_run {
             let n = &self.notify;
             let _ = writeln!(
                 s,
-                "  notifications: {} sent, {} failed (kept for the next run), {} not sent (no ntfy configured); {} waiting",
-                n.sent, n.failed, n.skipped, self.outbox_backlog
+                "  notifications: {} sent, {} failed (kept for the next run), {} not sent (no ntfy configured){}; {} waiting",
+                n.sent, n.failed, n.skipped, n.extra(), self.outbox_backlog
             );
         }
         let _ = writeln!(

@@ -5,6 +5,7 @@
 pub mod incidents;
 mod investigator;
 mod metrics;
+pub mod ntfy; // issue 7
 pub mod raw;
 
 pub use incidents::IncidentsConfig;
@@ -230,6 +231,9 @@ pub struct NtfyConfig {
     pub topic: String,
     pub token: Option<Secret>,
     pub timeout: Duration,
+    /// Issue 7: actions, click URL, Basic auth, retries, quiet hours, hourly cap
+    /// (validated in `config/ntfy.rs`).
+    pub more: ntfy::NtfyMore,
 }
 
 /// Where a secret comes from. The value itself is read only when needed and never printed.
@@ -448,7 +452,7 @@ impl Validator {
 
         let (investigator, llm) = self.investigator(raw.investigator.unwrap_or_default());
         let redact = self.redact(raw.redact);
-        let ntfy = raw.ntfy.and_then(|n| self.ntfy(n));
+        let ntfy = raw.ntfy.and_then(|n| self.ntfy(n, &state_dir));
         // issue 8: self-monitoring
         let metrics_textfile = match raw.metrics_textfile.as_deref() {
             None => None,
@@ -813,8 +817,11 @@ impl Validator {
         }
     }
 
-    fn ntfy(&mut self, n: raw::RawNtfy) -> Option<NtfyConfig> {
+    fn ntfy(&mut self, mut n: raw::RawNtfy, state_dir: &Path) -> Option<NtfyConfig> {
         self.unknown("ntfy", &n.extra, raw::RawNtfy::KEYS);
+        let has_token = n.token_file.is_some() || n.token_env.is_some();
+        let topic = n.topic.clone().unwrap_or_default();
+        let more = self.ntfy_more(&mut n, &topic, has_token, state_dir); // issue 7
         let server = match n.server {
             Some(s) if s.starts_with("http://") || s.starts_with("https://") => {
                 s.trim_end_matches('/').to_string()
@@ -871,6 +878,7 @@ impl Validator {
             topic,
             token,
             timeout,
+            more,
         })
     }
 }
@@ -996,6 +1004,7 @@ impl fmt::Display for Config {
                     None => {}
                 }
                 writeln!(f, "timeout = {:?}", duration::format(n.timeout))?;
+                write!(f, "{}", n.more)?; // issue 7
             }
         }
         write!(f, "{}", self.metrics)?; // Issue 5

@@ -238,13 +238,38 @@ pub struct RawNtfy {
     pub token_file: Option<String>,
     pub token_env: Option<String>,
     pub timeout: Option<String>,
+    // issue 7: auth by user and password, actions, click URL, retries, quiet hours, cap
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub password_file: Option<String>,
+    pub password_env: Option<String>,
+    pub control_topic: Option<String>,
+    pub click: Option<String>,
+    pub retry_delay: Option<String>,
+    pub max_per_hour: Option<i64>,
+    pub timezone: Option<String>,
+    pub quiet_hours: Option<BTreeMap<String, toml::Value>>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, toml::Value>,
 }
 
 impl RawNtfy {
-    pub const KEYS: &'static [&'static str] =
-        &["server", "topic", "token_file", "token_env", "timeout"];
+    pub const KEYS: &'static [&'static str] = &[
+        "server",
+        "topic",
+        "token_file",
+        "token_env",
+        "timeout",
+        "username",
+        "password_file",
+        "password_env",
+        "control_topic",
+        "click",
+        "retry_delay",
+        "max_per_hour",
+        "timezone",
+        "quiet_hours",
+    ];
 }
 
 // Issue 5: `[metrics]` and `[[check]]` (validated in `config/metrics.rs`).

@@ -3,13 +3,8 @@
 //! when ntfy has accepted it: while ntfy or the network is down it waits for the next
 //! run, so none is ever lost.
 
-use std::time::Duration;
-
-use base64::Engine;
-use chrono::{DateTime, Utc};
-
 use crate::config::NtfyConfig;
-use crate::store::{IncidentRow, Notification, OutboxRow, Store};
+use crate::store::{IncidentRow, Notification, OutboxRow};
 
 /// ntfy's limit for a message body; longer ones become attachments, which we avoid.
 pub const MAX_BODY: usize = 4096;
@@ -32,17 +27,37 @@ pub fn tags(severity: &str) -> &'static str {
     }
 }
 
-/// Cuts text to at most `max` bytes at a character boundary, marking the cut.
+/// Fits text in at most `max` bytes: cut at a line end when one is near, a code
+/// block left open by the cut is closed (markdown stays well-formed), and the cut is
+/// marked with how many lines were left out.
 pub fn cap(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }
-    let marker = "\n…(cut)";
-    let mut end = max - marker.len();
+    // room for a closing fence and the marker
+    let budget = max.saturating_sub(48);
+    let mut end = budget;
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    format!("{}{marker}", &text[..end])
+    if let Some(nl) = text[..end].rfind('\n') {
+        if nl >= budget / 2 {
+            end = nl;
+        }
+    }
+    let kept = &text[..end];
+    let mut out = kept.to_string();
+    let fences = kept
+        .lines()
+        .filter(|l| l.trim_start().starts_with("```"))
+        .count();
+    if fences % 2 == 1 {
+        out.push_str("\n```");
+    }
+    let left = text[end..].lines().filter(|l| !l.is_empty()).count();
+    let s = if left == 1 { "" } else { "s" };
+    out.push_str(&format!("\n…(cut: {left} more line{s})"));
+    out
 }
 
 /// The notification for a newly filed incident.
@@ -73,100 +88,57 @@ pub fn for_incident(i: &IncidentRow, summary: &str, file_name: &str) -> Notifica
     }
 }
 
-/// A header value ntfy will decode: ASCII as is, anything else as an RFC 2047 word.
-fn header_value(text: &str) -> String {
-    let one_line = text.replace(['\r', '\n'], " ");
-    if one_line.is_ascii() {
-        one_line
-    } else {
-        format!(
-            "=?UTF-8?B?{}?=",
-            base64::engine::general_purpose::STANDARD.encode(one_line.as_bytes())
-        )
-    }
-}
+// Issue 7: the HTTP side lives in `ntfy.rs`, the flush (quiet hours, hourly cap,
+// digest) in `digest.rs`, the phone's Ack and Mute in `control.rs`.
+pub mod control;
+pub mod digest;
+pub mod ntfy;
 
-/// Publishes one notification. Errors say what failed (status and ntfy's answer).
-pub fn publish(cfg: &NtfyConfig, n: &OutboxRow) -> Result<(), String> {
-    let client = reqwest::blocking::Client::builder()
-        .timeout(cfg.timeout)
-        .connect_timeout(Duration::from_secs(5))
-        .user_agent(concat!("logwarden/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| format!("cannot build HTTP client: {e}"))?;
-    let url = format!("{}/{}", cfg.server, cfg.topic);
-    let mut req = client
-        .post(&url)
-        .header("Title", header_value(&n.title))
-        .header("Priority", n.priority.to_string())
-        .header("Tags", header_value(&n.tags))
-        .header("Markdown", "yes")
-        .body(cap(&n.body, MAX_BODY));
-    if let Some(secret) = &cfg.token {
-        let token = secret.read()?;
-        req = req.bearer_auth(token);
-    }
-    let resp = req
-        .send()
-        .map_err(|e| format!("POST {url}: {}", error_chain(&e)))?;
-    let status = resp.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let text = resp.text().unwrap_or_default();
-    Err(format!(
-        "POST {url}: HTTP {status}: {}",
-        text.trim().chars().take(200).collect::<String>()
+pub use digest::{flush, Flush};
+
+/// `logwarden notify test`: publishes a test message now (not through the outbox).
+pub fn send_test(config: &crate::config::Config) -> Result<String, String> {
+    let Some(cfg) = &config.ntfy else {
+        return Err(format!(
+            "ntfy is not configured: add an [ntfy] section with a topic to {}",
+            config.path.display()
+        ));
+    };
+    let row = OutboxRow {
+        id: 0,
+        incident_id: None,
+        severity: "info".into(),
+        kind: "test".into(),
+        title: format!("[{}] logwarden test notification", config.hostname),
+        body: format!(
+            "Test notification from `logwarden notify test` on {}. If you read this, incidents will reach you.",
+            config.hostname
+        ),
+        priority: 3,
+        tags: "white_check_mark,test".into(),
+        attempts: 0,
+        created_at: chrono::Utc::now(),
+    };
+    publish(cfg, &row).map_err(|e| format!("ntfy refused the test notification: {e}"))?;
+    Ok(format!(
+        "test notification published to {}/{}",
+        cfg.server, cfg.topic
     ))
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
-}
-
-/// What sending the outbox did.
-#[derive(Debug, Default)]
-pub struct Flush {
-    pub sent: u64,
-    pub failed: u64,
-    pub skipped: u64,
-    pub errors: Vec<String>,
-}
-
-/// Sends every due notification; failures stay queued for the next run.
-pub fn flush(
-    store: &Store,
-    cfg: Option<&NtfyConfig>,
-    now: DateTime<Utc>,
-) -> crate::store::Result<Flush> {
-    let mut f = Flush::default();
-    for n in store.due_notifications(now)? {
-        let Some(cfg) = cfg else {
-            // Without ntfy the notification is recorded but has nowhere to go.
-            store.mark_skipped(n.id, "ntfy is not configured", now)?;
-            f.skipped += 1;
-            continue;
-        };
-        match publish(cfg, &n) {
-            Ok(()) => {
-                store.mark_sent(n.id, now)?;
-                f.sent += 1;
-            }
-            Err(e) => {
-                store.mark_failed(n.id, &e, now)?;
-                f.failed += 1;
-                f.errors.push(e);
-            }
-        }
-    }
-    Ok(f)
+/// Publishes one notification without actions (self-monitoring, `doctor --send`,
+/// `notify test`), with the retries of [`ntfy::send`].
+pub fn publish(cfg: &NtfyConfig, n: &OutboxRow) -> Result<(), String> {
+    let client = ntfy::client(cfg)?;
+    let m = ntfy::Message {
+        title: n.title.clone(),
+        body: n.body.clone(),
+        priority: n.priority,
+        tags: n.tags.clone(),
+        click: None,
+        actions: None,
+    };
+    ntfy::send(cfg, &client, &m).map_err(|f| f.message)
 }
 
 #[cfg(test)]
@@ -178,12 +150,23 @@ mod tests {
         let s = "é".repeat(5000);
         let c = cap(&s, MAX_BODY);
         assert!(c.len() <= MAX_BODY);
-        assert!(c.ends_with("(cut)"));
+        assert!(c.ends_with("(cut: 1 more line)"), "{c}");
     }
 
     #[test]
-    fn encodes_non_ascii_headers() {
-        assert_eq!(header_value("plain"), "plain");
-        assert_eq!(header_value("é"), "=?UTF-8?B?w6k=?=");
+    fn a_cut_inside_a_code_block_closes_it() {
+        let mut s = String::from("Summary line\n\n```\n");
+        for i in 0..500 {
+            s.push_str(&format!("  File \"/srv/app/m{i}.py\", line {i}, in f\n"));
+        }
+        s.push_str("```\nIncident #1\n");
+        let c = cap(&s, MAX_BODY);
+        assert!(c.len() <= MAX_BODY);
+        assert!(c.contains("\n```\n…(cut: "), "{c}");
+        let fences = c.lines().filter(|l| l.starts_with("```")).count();
+        assert_eq!(fences % 2, 0, "fences balanced");
+        // cut at a line end, not mid-line
+        let before_fence = c.rsplit_once("\n```").unwrap().0;
+        assert!(before_fence.ends_with("in f"), "{before_fence}");
     }
 }

@@ -10,6 +10,8 @@ mod metrics;
 mod migrations;
 // issue 8: the queries of `status`, `doctor` and the metrics textfile.
 mod ops;
+// issue 7: the hourly cap's digest
+mod outbox;
 pub use ops::{OpenIncident, RunSummary};
 
 use std::collections::HashMap;

@@ -9,6 +9,8 @@ mod anthropic;
 mod claude;
 mod claude_real;
 mod config;
+// issue 7: Ack and Mute from the phone
+mod control;
 mod crash;
 mod evidence;
 mod hostile;

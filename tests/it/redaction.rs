@@ -34,9 +34,9 @@ fn setup(mode: &str, extra_inv: &str, extra: &str) -> (Test, FakeNtfy) {
         .env("APP_SECRET_FOR_CLI", "kept-away-from-claude");
     let claude = fake_claude(&t, mode);
     t.with_app_source(&format!(
-        "[investigator]\nkind = \"claude-cli\"\ncommand = \"{}\"\ntimeout = \"30s\"\nmax_calls_per_hour = 100\nbreaker_failures = 100\n{extra_inv}\n[redact]\npatterns = [{{ name = \"customer-id\", regex = \"CUST-[0-9]+\" }}]\n{extra}\n{}",
+        "[investigator]\nkind = \"claude-cli\"\ncommand = \"{}\"\ntimeout = \"30s\"\nmax_calls_per_hour = 100\nbreaker_failures = 100\n{extra_inv}\n[redact]\npatterns = [{{ name = \"customer-id\", regex = \"CUST-[0-9]+\" }}]\n{extra}\n{}max_per_hour = 100\n",
         claude.display(),
-        ntfy.config("ops")
+        ntfy.config("ops") // issue 7: above the hourly cap, one per incident here
     ));
     t.write("app.log", CORPUS);
     (t, ntfy)

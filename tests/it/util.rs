@@ -209,31 +209,57 @@ impl Received {
 }
 
 /// A fake ntfy server on loopback. It checks each publish against ntfy's documented
-/// API (POST to /<topic>, priority 1–5, body at most 4096 bytes, Markdown: yes, a
-/// Bearer token when one is expected) and answers with the queued statuses (then 200).
+/// API (POST to /<topic>, priority 1–5, body at most 4096 bytes, Markdown: yes, the
+/// `Actions` header's simple format, a `Click` URL, the expected Bearer token or Basic
+/// auth) and answers with the queued statuses (then 200). Issue 7: it keeps what was
+/// published per topic and serves it to pollers (`GET /<topic>/json?poll=1&since=…`)
+/// as ntfy's JSON message objects; topics in `anonymous_write` may be published to
+/// without credentials (ntfy's `write-only` access for everyone).
 pub struct FakeNtfy {
     pub url: String,
     pub received: Arc<Mutex<Vec<Received>>>,
     pub statuses: Arc<Mutex<Vec<u16>>>,
     pub violations: Arc<Mutex<Vec<String>>>,
+    /// Every request (publishes, polls, failed or not), in order.
+    pub requests: Arc<Mutex<Vec<Received>>>,
+    /// Messages kept for pollers.
+    pub cache: Arc<Mutex<Vec<Cached>>>,
+    pub anonymous_write: Arc<Mutex<Vec<String>>>,
     server: Arc<tiny_http::Server>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl FakeNtfy {
     pub fn start(expected_token: Option<&str>) -> FakeNtfy {
+        Self::start_auth(expected_token.map(|t| format!("Bearer {t}")))
+    }
+
+    /// A server that expects Basic auth with this user and password (RFC 7617).
+    pub fn start_basic(user: &str, password: &str) -> FakeNtfy {
+        use base64::Engine;
+        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        Self::start_auth(Some(format!("Basic {pair}")))
+    }
+
+    fn start_auth(expected_auth: Option<String>) -> FakeNtfy {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind loopback"));
         let port = server.server_addr().to_ip().unwrap().port();
         let received = Arc::new(Mutex::new(Vec::new()));
         let statuses: Arc<Mutex<Vec<u16>>> = Arc::new(Mutex::new(Vec::new()));
         let violations = Arc::new(Mutex::new(Vec::new()));
-        let (s, r, st, v) = (
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let cache = Arc::new(Mutex::new(Vec::new()));
+        let anonymous_write: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
+        let (s, r, st, v, all, c, anon) = (
             server.clone(),
             received.clone(),
             statuses.clone(),
             violations.clone(),
+            requests.clone(),
+            cache.clone(),
+            anonymous_write.clone(),
         );
-        let token = expected_token.map(str::to_string);
+        let token = expected_auth;
         let thread = std::thread::spawn(move || {
             for mut req in s.incoming_requests() {
                 let mut body = Vec::new();
@@ -248,13 +274,14 @@ impl FakeNtfy {
                         .collect(),
                     body: String::from_utf8_lossy(&body).into_owned(),
                 };
+                all.lock().unwrap().push(rec.clone());
+                let auth_ok = match (&token, rec.header("Authorization")) {
+                    (Some(t), Some(a)) => a == t,
+                    (Some(_), None) => false,
+                    (None, _) => true,
+                };
                 // issue 8: `doctor` probes ntfy's health endpoint and, with a token, the account.
                 if rec.method == "GET" && (rec.url == "/v1/health" || rec.url == "/v1/account") {
-                    let auth_ok = match (&token, rec.header("Authorization")) {
-                        (Some(t), Some(a)) => a == format!("Bearer {t}"),
-                        (Some(_), None) => false,
-                        (None, _) => true,
-                    };
                     let (status, answer) = match (rec.url.as_str(), auth_ok) {
                         ("/v1/health", _) => (200, r#"{"healthy":true}"#),
                         (_, true) => (200, r#"{"username":"tester","role":"user"}"#),
@@ -265,11 +292,7 @@ impl FakeNtfy {
                         .respond(tiny_http::Response::from_string(answer).with_status_code(status));
                     continue;
                 }
-                let mut problems = check_publish(&rec, token.as_deref());
-                if body.len() > 4096 {
-                    problems.push(format!("body of {} bytes exceeds ntfy's 4096", body.len()));
-                }
-                let status = {
+                let next_status = || {
                     let mut q = st.lock().unwrap();
                     if q.is_empty() {
                         200
@@ -277,7 +300,48 @@ impl FakeNtfy {
                         q.remove(0)
                     }
                 };
+                // issue 7: polling a topic's cached messages
+                if rec.method == "GET" {
+                    let polled = poll(&rec, &c.lock().unwrap());
+                    let (status, answer) = match polled {
+                        Err(problem) => {
+                            v.lock().unwrap().push(problem);
+                            (400, String::new())
+                        }
+                        Ok(_) if !auth_ok => {
+                            v.lock().unwrap().push(format!(
+                                "poll with Authorization {:?}, expected {token:?}",
+                                rec.header("Authorization")
+                            ));
+                            (
+                                401,
+                                r#"{"code":40101,"http":401,"error":"unauthorized"}"#.into(),
+                            )
+                        }
+                        Ok(lines) => match next_status() {
+                            200 => (200, lines),
+                            other => (
+                                other,
+                                format!(r#"{{"http":{other},"error":"fake failure"}}"#),
+                            ),
+                        },
+                    };
+                    let _ = req
+                        .respond(tiny_http::Response::from_string(answer).with_status_code(status));
+                    continue;
+                }
+                let topic = rec.url.trim_start_matches('/').to_string();
+                let anonymous = anon.lock().unwrap().contains(&topic);
+                let mut problems = check_publish(&rec, token.as_deref(), anonymous);
+                if body.len() > 4096 {
+                    problems.push(format!("body of {} bytes exceeds ntfy's 4096", body.len()));
+                }
+                let status = next_status();
                 if status == 200 && problems.is_empty() {
+                    let mut cache = c.lock().unwrap();
+                    let id = format!("msg{:09}", cache.len() + 1);
+                    let time = 1_700_000_000 + cache.len() as i64;
+                    cache.push((id, time, topic, rec.body.clone()));
                     r.lock().unwrap().push(rec);
                 }
                 v.lock().unwrap().extend(problems);
@@ -295,25 +359,222 @@ impl FakeNtfy {
             received,
             statuses,
             violations,
+            requests,
+            cache,
+            anonymous_write,
             server,
             thread: Some(thread),
         }
     }
 
-    /// The next publishes are answered with these statuses.
+    /// The next publishes (and polls) are answered with these statuses.
     pub fn fail_next(&self, statuses: &[u16]) {
         self.statuses.lock().unwrap().extend_from_slice(statuses);
     }
 
+    /// Anyone may publish to this topic (ntfy: `ntfy access everyone TOPIC write-only`).
+    pub fn allow_anonymous_write(&self, topic: &str) {
+        self.anonymous_write.lock().unwrap().push(topic.into());
+    }
+
+    /// The publishes accepted so far (asserting that none broke ntfy's API).
     pub fn messages(&self) -> Vec<Received> {
         let v = self.violations.lock().unwrap();
         assert!(v.is_empty(), "requests broke ntfy's API: {v:?}");
         self.received.lock().unwrap().clone()
     }
 
-    pub fn config(&self, topic: &str) -> String {
-        format!("[ntfy]\nserver = \"{}\"\ntopic = \"{topic}\"\n", self.url)
+    /// Accepted publishes to one topic.
+    pub fn messages_to(&self, topic: &str) -> Vec<Received> {
+        let path = format!("/{topic}");
+        self.messages()
+            .into_iter()
+            .filter(|m| m.method != "GET" && m.url == path)
+            .collect()
     }
+
+    /// Publish requests received (accepted or not).
+    pub fn publish_attempts(&self) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.method == "POST" || r.method == "PUT")
+            .count()
+    }
+
+    /// An `[ntfy]` section for this server. Retries wait 10 ms, not 1 s (issue 7).
+    pub fn config(&self, topic: &str) -> String {
+        format!(
+            "[ntfy]\nserver = \"{}\"\ntopic = \"{topic}\"\nretry_delay = \"10ms\"\n",
+            self.url
+        )
+    }
+
+    /// Does what the ntfy app does when the action button `label` of a received
+    /// notification is tapped: for an `http` action, sends its method, headers and
+    /// body to its URL. Returns the HTTP status.
+    pub fn tap(&self, m: &Received, label: &str) -> u16 {
+        let header = m
+            .header("Actions")
+            .unwrap_or_else(|| panic!("no Actions header in {m:?}"));
+        let actions = parse_actions(header).expect("a valid Actions header");
+        let a = actions
+            .iter()
+            .find(|a| a.get("label").map(String::as_str) == Some(label))
+            .unwrap_or_else(|| panic!("no action labelled {label} in {header}"));
+        assert_eq!(a["action"], "http", "{label} is not an http action");
+        let method = a.get("method").map(String::as_str).unwrap_or("POST");
+        let client = reqwest::blocking::Client::new();
+        let mut req = client.request(method.parse().unwrap(), &a["url"]);
+        for (k, v) in a {
+            if let Some(h) = k.strip_prefix("headers.") {
+                req = req.header(h, v);
+            }
+        }
+        let body = a.get("body").cloned().unwrap_or_default();
+        req.body(body)
+            .send()
+            .expect("the tap's request")
+            .status()
+            .as_u16()
+    }
+}
+
+/// `GET /<topic>/json?poll=1&since=<id|all>`: the cached messages of the topic after
+/// `since`, one JSON message object per line, as ntfy's subscribe API answers.
+fn poll(r: &Received, cache: &[Cached]) -> Result<String, String> {
+    let (path, query) = r.url.split_once('?').unwrap_or((&r.url, ""));
+    let Some(topic) = path.strip_prefix('/').and_then(|p| p.strip_suffix("/json")) else {
+        return Err(format!("GET {} is not /<topic>/json", r.url));
+    };
+    let params: Vec<(&str, &str)> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let get = |k: &str| params.iter().find(|(n, _)| *n == k).map(|(_, v)| *v);
+    if !matches!(get("poll"), Some("1" | "true" | "yes")) {
+        return Err(format!("GET {} without poll=1 would stream forever", r.url));
+    }
+    let since = get("since").unwrap_or("all");
+    let mine: Vec<_> = cache.iter().filter(|m| m.2 == topic).collect();
+    let start = match since {
+        "all" => 0,
+        id => match mine.iter().position(|m| m.0 == id) {
+            Some(i) => i + 1,
+            None if id.chars().all(|c| c.is_ascii_digit()) => {
+                let t: i64 = id.parse().unwrap();
+                mine.iter().position(|m| m.1 >= t).unwrap_or(mine.len())
+            }
+            None => return Err(format!("since={id} is no message id, time or `all`")),
+        },
+    };
+    Ok(mine[start..]
+        .iter()
+        .map(|(id, time, topic, message)| {
+            let m = serde_json::json!({"id": id, "time": time, "event": "message", "topic": topic, "message": message});
+            format!("{m}\n")
+        })
+        .collect())
+}
+
+/// A published message kept for pollers: (id, time, topic, message).
+pub type Cached = (String, i64, String, String);
+
+/// One action of an `Actions` header: field name → value.
+pub type Action = std::collections::BTreeMap<String, String>;
+
+/// ntfy's simple `Actions` format: actions separated by `;`, fields by `,`, values
+/// in double or single quotes when they hold those; `action=`, `label=` (and `url=`
+/// for view and http) may be left out. Each action as a map, or what is wrong.
+pub fn parse_actions(header: &str) -> Result<Vec<Action>, String> {
+    fn split(s: &str, sep: char) -> Vec<String> {
+        let (mut out, mut cur, mut quote) = (Vec::new(), String::new(), None);
+        for c in s.chars() {
+            match quote {
+                Some(q) if c == q => {
+                    quote = None;
+                    cur.push(c);
+                }
+                None if c == '"' || c == '\'' => {
+                    quote = Some(c);
+                    cur.push(c);
+                }
+                None if c == sep => out.push(std::mem::take(&mut cur)),
+                _ => cur.push(c),
+            }
+        }
+        out.push(cur);
+        out
+    }
+    fn unquote(v: &str) -> String {
+        let v = v.trim();
+        for q in ['"', '\''] {
+            if v.len() >= 2 && v.starts_with(q) && v.ends_with(q) {
+                return v[1..v.len() - 1].to_string();
+            }
+        }
+        v.to_string()
+    }
+    let known = |k: &str| {
+        matches!(
+            k,
+            "action" | "label" | "url" | "clear" | "method" | "body" | "intent"
+        ) || k.starts_with("headers.")
+            || k.starts_with("extras.")
+    };
+    let mut actions = Vec::new();
+    for a in split(header, ';') {
+        let mut map = Action::new();
+        let mut positional = 0;
+        for field in split(&a, ',') {
+            let field = field.trim();
+            match field.split_once('=') {
+                Some((k, v)) if known(k.trim()) => {
+                    map.insert(k.trim().to_string(), unquote(v));
+                }
+                _ => {
+                    let name = ["action", "label", "url"]
+                        .get(positional)
+                        .ok_or_else(|| format!("unexpected field `{field}` in `{a}`"))?;
+                    positional += 1;
+                    map.insert(name.to_string(), unquote(field));
+                }
+            }
+        }
+        let action = map.get("action").cloned().unwrap_or_default();
+        if !matches!(action.as_str(), "view" | "http" | "broadcast") {
+            return Err(format!("action `{action}` is not view, http or broadcast"));
+        }
+        if map.get("label").is_none_or(|l| l.is_empty()) {
+            return Err(format!("action without a label: `{a}`"));
+        }
+        if action != "broadcast"
+            && !map
+                .get("url")
+                .is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"))
+        {
+            return Err(format!("{action} action without an http(s) url: `{a}`"));
+        }
+        if let Some(m) = map.get("method") {
+            if action != "http" || !matches!(m.as_str(), "GET" | "POST" | "PUT") {
+                return Err(format!("method `{m}` (http actions: GET, POST or PUT)"));
+            }
+        }
+        if let Some(c) = map.get("clear") {
+            if !matches!(c.as_str(), "true" | "false") {
+                return Err(format!("clear={c} is not true or false"));
+            }
+        }
+        actions.push(map);
+    }
+    if actions.len() > 3 {
+        return Err(format!(
+            "{} actions (ntfy allows up to three)",
+            actions.len()
+        ));
+    }
+    Ok(actions)
 }
 
 impl Drop for FakeNtfy {
@@ -325,7 +586,7 @@ impl Drop for FakeNtfy {
     }
 }
 
-fn check_publish(r: &Received, token: Option<&str>) -> Vec<String> {
+fn check_publish(r: &Received, auth: Option<&str>, anonymous: bool) -> Vec<String> {
     let mut p = Vec::new();
     if r.method != "POST" && r.method != "PUT" {
         p.push(format!(
@@ -356,13 +617,25 @@ fn check_publish(r: &Received, token: Option<&str>) -> Vec<String> {
             p.push(format!("Markdown header {m}"));
         }
     }
-    match (token, r.header("Authorization")) {
-        (Some(t), Some(a)) if a == format!("Bearer {t}") => {}
-        (Some(_), other) => p.push(format!(
-            "Authorization {other:?}, expected the Bearer token"
-        )),
+    match (auth, r.header("Authorization")) {
+        (_, None) if anonymous => {}
+        (Some(t), Some(a)) if a == t => {}
+        (Some(t), other) => p.push(format!("Authorization {other:?}, expected {t}")),
         (None, Some(a)) => p.push(format!("unexpected Authorization {a}")),
         (None, None) => {}
+    }
+    // issue 7: actions and click URL as documented
+    if let Some(a) = r.header("Actions") {
+        if let Err(e) = parse_actions(a) {
+            p.push(format!("Actions header `{a}`: {e}"));
+        }
+    }
+    if let Some(c) = r.header("Click") {
+        if !(c.starts_with("http://") || c.starts_with("https://"))
+            || c.contains(char::is_whitespace)
+        {
+            p.push(format!("Click `{c}` is not a URL"));
+        }
     }
     if r.body.trim().is_empty() {
         p.push("empty message body".into());

@@ -1,0 +1,414 @@
+//! Issue 7: acknowledging and muting from the phone.
+//!
+//! Incident notifications carry ntfy `http` actions (Ack, Mute 24h) that publish a
+//! signed line to a private control topic; each run polls that topic and applies
+//! what it finds. A control message is `lw1.<action>.<incident>.<nonce>.<mac>`, the
+//! MAC an HMAC-SHA256 of `<action>.<incident>.<nonce>` under a key only logwarden
+//! knows (`control.key` in the state dir, mode 0600, made on first use). A stranger
+//! who can post to the topic cannot make a valid MAC; a message seen before (same
+//! nonce) is a replay. Both are refused and reported; polling failures are reported
+//! and never fail the run.
+
+use std::io::Read;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::config::{Config, NtfyConfig};
+use crate::ignore::{self, NewRule};
+use crate::store::{self, Store};
+
+use super::ntfy;
+
+/// Who an ack from the phone is recorded as.
+pub const PHONE: &str = "phone (ntfy)";
+/// The kv key of the last control message id read.
+const LAST_ID: &str = "ntfy.control.last_id";
+const PREFIX: &str = "lw1";
+
+/// What polling the control topic did this run.
+#[derive(Debug, Default)]
+pub struct ControlReport {
+    pub acked: Vec<i64>,
+    /// (incident, ignore rule id)
+    pub muted: Vec<(i64, String)>,
+    /// Messages refused (forged, replayed, unknown incident) and why.
+    pub refused: Vec<String>,
+    /// Valid messages that changed nothing (already acked, …).
+    pub noops: Vec<String>,
+    /// Polling or applying failed; the run went on.
+    pub errors: Vec<String>,
+}
+
+impl ControlReport {
+    pub fn summary_lines(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        for id in &self.acked {
+            v.push(format!("incident #{id} acknowledged from the phone"));
+        }
+        for (id, rule) in &self.muted {
+            v.push(format!(
+                "incident #{id} muted for 24h from the phone (ignore rule {rule})"
+            ));
+        }
+        for r in &self.refused {
+            v.push(format!("control message refused: {r}"));
+        }
+        for n in &self.noops {
+            v.push(format!("control message: {n}"));
+        }
+        for e in &self.errors {
+            v.push(format!("warning: control topic: {e}"));
+        }
+        v
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The control key: read from `path`, or made (32 random bytes, hex, mode 0600).
+pub fn key(path: &Path) -> Result<Vec<u8>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            // Someone loosened it (a copy, a restore): only logwarden may read it.
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(m) = std::fs::metadata(path) {
+                if m.permissions().mode() & 0o077 != 0 {
+                    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+                }
+            }
+            return decode_hex(text.trim())
+                .filter(|k| k.len() >= 16)
+                .ok_or_else(|| format!("{} is not a logwarden control key", path.display()));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    }
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    let text = encode_hex(&bytes);
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("key.tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    f.write_all(format!("{text}\n").as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    // Two runs cannot race (the run lock), but never replace a key made meanwhile.
+    std::fs::hard_link(&tmp, path).or_else(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Ok(())
+        } else {
+            Err(format!("cannot create {}: {e}", path.display()))
+        }
+    })?;
+    let _ = std::fs::remove_file(&tmp);
+    key(path)
+}
+
+fn mac(key: &[u8], action: &str, id: i64, nonce: &str) -> HmacSha256 {
+    let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(format!("{action}.{id}.{nonce}").as_bytes());
+    m
+}
+
+/// A signed control message for an action on an incident, with a fresh nonce.
+pub fn sign(key: &[u8], action: &str, id: i64) -> Result<String, String> {
+    let mut nonce = [0u8; 12];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut nonce))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    let nonce = encode_hex(&nonce);
+    let tag = encode_hex(&mac(key, action, id, &nonce).finalize().into_bytes());
+    Ok(format!("{PREFIX}.{action}.{id}.{nonce}.{tag}"))
+}
+
+/// A control message whose MAC is right.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Verified {
+    pub action: String,
+    pub incident: i64,
+    pub nonce: String,
+}
+
+/// Checks a control message; the error says why it is refused.
+pub fn verify(key: &[u8], text: &str) -> Result<Verified, String> {
+    let shown: String = text.trim().chars().take(60).collect();
+    let parts: Vec<&str> = text.trim().split('.').collect();
+    let [prefix, action, id, nonce, tag] = parts[..] else {
+        return Err(format!("`{shown}` is not a logwarden control message"));
+    };
+    let id: i64 = id
+        .parse()
+        .map_err(|_| format!("`{shown}` is not a logwarden control message"))?;
+    if prefix != PREFIX || !matches!(action, "ack" | "mute") {
+        return Err(format!("`{shown}` is not a logwarden control message"));
+    }
+    let Some(tag) = decode_hex(tag) else {
+        return Err(format!(
+            "{action} for incident #{id}: bad signature (forged)"
+        ));
+    };
+    mac(key, action, id, nonce)
+        .verify_slice(&tag)
+        .map_err(|_| format!("{action} for incident #{id}: bad signature (forged)"))?;
+    Ok(Verified {
+        action: action.to_string(),
+        incident: id,
+        nonce: nonce.to_string(),
+    })
+}
+
+/// The `Actions` header of an incident notification: Ack and Mute 24h (with a
+/// control topic) and Open (with a click URL). None when there is neither.
+pub fn actions(
+    cfg: &NtfyConfig,
+    key: Option<&[u8]>,
+    incident: i64,
+    click: Option<&str>,
+) -> Result<Option<String>, String> {
+    let mut v = Vec::new();
+    if let (Some(topic), Some(key)) = (&cfg.more.control_topic, key) {
+        let url = format!("{}/{topic}", cfg.server);
+        for (label, action) in [("Ack", "ack"), ("Mute 24h", "mute")] {
+            v.push(format!(
+                "http, {label}, {url}, method=POST, body={}, clear=true",
+                ntfy::action_value(&sign(key, action, incident)?)
+            ));
+        }
+    }
+    if let Some(c) = click {
+        v.push(format!("view, Open, {}", ntfy::action_value(c)));
+    }
+    Ok((!v.is_empty()).then(|| v.join("; ")))
+}
+
+/// The click URL of an incident from the template.
+pub fn click_url(template: &str, id: i64, file: &str, host: &str) -> String {
+    template
+        .replace("{file}", &ntfy::url_segment(file))
+        .replace("{id}", &id.to_string())
+        .replace("{host}", &ntfy::url_segment(host))
+}
+
+#[derive(serde::Deserialize)]
+struct PolledMessage {
+    id: String,
+    #[serde(default)]
+    event: String,
+    #[serde(default)]
+    message: String,
+}
+
+/// Polls the control topic and applies what it finds: acks, and mutes as temporary
+/// ignore rules. Call before the ignore rules are loaded, so a mute holds this run.
+pub fn poll_and_apply(config: &Config, store: &Store, now: DateTime<Utc>) -> ControlReport {
+    let mut report = ControlReport::default();
+    let Some(cfg) = &config.ntfy else {
+        return report;
+    };
+    let Some(topic) = &cfg.more.control_topic else {
+        return report;
+    };
+    let since = match store.kv_get(LAST_ID) {
+        Ok(Some(id)) => id,
+        Ok(None) => "all".to_string(),
+        Err(e) => {
+            report.errors.push(format!("state database: {e}"));
+            return report;
+        }
+    };
+    let messages = match poll(cfg, topic, &since) {
+        Ok(m) => m,
+        Err(e) => {
+            report.errors.push(format!("poll failed: {e}"));
+            return report;
+        }
+    };
+    if messages.is_empty() {
+        return report;
+    }
+    let key = match key(&cfg.more.key_file) {
+        Ok(k) => k,
+        Err(e) => {
+            report.errors.push(e);
+            return report;
+        }
+    };
+    for m in messages {
+        if m.event == "message" {
+            if let Err(e) = apply(config, store, &key, &m.message, now, &mut report) {
+                report.errors.push(e);
+                return report; // the last id stays before this message: retried next run
+            }
+        }
+        if let Err(e) = store.kv_set(LAST_ID, &m.id) {
+            report.errors.push(format!("state database: {e}"));
+            return report;
+        }
+    }
+    report
+}
+
+fn poll(cfg: &NtfyConfig, topic: &str, since: &str) -> Result<Vec<PolledMessage>, String> {
+    let client = ntfy::client(cfg)?;
+    let url = format!("{}/{topic}/json", cfg.server);
+    let req = client.get(&url).query(&[("poll", "1"), ("since", since)]);
+    let resp = ntfy::authorize(cfg, req)?
+        .send()
+        .map_err(|e| format!("GET {url}: {}", ntfy::error_chain(&e)))?;
+    let status = resp.status();
+    let text = resp.text().map_err(|e| format!("GET {url}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!(
+            "GET {url}: HTTP {status}: {}",
+            text.trim().chars().take(200).collect::<String>()
+        ));
+    }
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            serde_json::from_str(l).map_err(|e| format!("GET {url}: not ntfy's JSON ({e}): {l}"))
+        })
+        .collect()
+}
+
+/// Applies one message. Err only when the state cannot be changed (retried next run).
+fn apply(
+    config: &Config,
+    store: &Store,
+    key: &[u8],
+    text: &str,
+    now: DateTime<Utc>,
+    report: &mut ControlReport,
+) -> Result<(), String> {
+    let v = match verify(key, text) {
+        Ok(v) => v,
+        Err(why) => {
+            report.refused.push(why);
+            return Ok(());
+        }
+    };
+    let db = |e: store::StoreError| format!("state database: {e}");
+    let Some(inc) = store.incident(v.incident).map_err(db)? else {
+        report.refused.push(format!(
+            "{} for incident #{}: no such incident (forged)",
+            v.action, v.incident
+        ));
+        return Ok(());
+    };
+    if !store.first_time_control(&v.nonce, now).map_err(db)? {
+        report.refused.push(format!(
+            "{} for incident #{}: seen before (replayed)",
+            v.action, v.incident
+        ));
+        return Ok(());
+    }
+    match v.action.as_str() {
+        "ack" => {
+            if store.ack_incident(inc.id, PHONE, now).map_err(db)? {
+                report.acked.push(inc.id);
+            } else {
+                report.noops.push(format!(
+                    "ack for incident #{}: it is {}, not open",
+                    inc.id, inc.status
+                ));
+            }
+        }
+        _ => {
+            if inc
+                .signature
+                .parse::<crate::signature::Signature>()
+                .is_err()
+            {
+                report.noops.push(format!(
+                    "mute for incident #{}: a {} incident has no log signature to mute",
+                    inc.id, inc.kind
+                ));
+                return Ok(());
+            }
+            let rule = NewRule {
+                pattern: "^".into(),
+                source: None,
+                level: None,
+                signature: Some(inc.signature.clone()),
+                expires: Some(now + chrono::Duration::hours(24)),
+                comment: format!(
+                    "muted 24h from the phone (ntfy action) at {} for incident #{}: {}",
+                    now.format("%Y-%m-%dT%H:%MZ"),
+                    inc.id,
+                    inc.title
+                ),
+                author: PHONE.into(),
+            };
+            match ignore::add_rule(&config.ignore_file, &rule, now) {
+                Ok(id) => report.muted.push((inc.id, id)),
+                // The nonce is spent: say so, the user can mute by hand.
+                Err(e) => report.errors.push(format!(
+                    "mute for incident #{}: cannot add the ignore rule: {e}",
+                    inc.id
+                )),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn encode_hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signs_and_verifies() {
+        let key = [7u8; 32];
+        let m = sign(&key, "ack", 12).unwrap();
+        let v = verify(&key, &m).unwrap();
+        assert_eq!((v.action.as_str(), v.incident), ("ack", 12));
+        // another incident, action or key: refused
+        assert!(verify(&key, &m.replace(".12.", ".13.")).is_err());
+        assert!(verify(&key, &m.replace(".ack.", ".mute.")).is_err());
+        assert!(verify(&[8u8; 32], &m).is_err());
+        assert!(verify(&key, "hello").is_err());
+    }
+
+    #[test]
+    fn makes_a_private_key_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("control.key");
+        let k = key(&p).unwrap();
+        assert_eq!(k.len(), 32);
+        assert_eq!(key(&p).unwrap(), k);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // loosened by hand: tightened again on the next use
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(key(&p).unwrap(), k);
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

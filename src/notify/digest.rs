@@ -1,0 +1,264 @@
+//! Issue 7: sending the outbox: quiet hours per severity, the hourly cap with one
+//! digest for the rest, and actions on incident notifications.
+//!
+//! - A notification whose severity is in its quiet hours stays in the outbox and
+//!   goes out with the first run after they end; critical ones are never held.
+//! - At most `max_per_hour` notifications go out per hour (critical first); what is
+//!   over is folded into one low-priority digest ("7 more incidents: …") and marked
+//!   as sent in it, not lost. At most one digest per hour: beyond it, notifications
+//!   wait in the outbox for the next hour.
+//! - When ntfy keeps failing (429, 5xx, unreachable) after the retries, the rest wait
+//!   for the next run instead of each timing out.
+
+use chrono::{DateTime, Duration, Timelike, Utc};
+
+use crate::config::NtfyConfig;
+use crate::store::{Notification, OutboxRow, Store};
+
+use super::{control, ntfy};
+
+/// What sending the outbox did.
+#[derive(Debug, Default)]
+pub struct Flush {
+    pub sent: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    /// Held in the outbox: their severity is in quiet hours.
+    pub held_quiet: u64,
+    /// Held in the outbox: this hour's cap and digest are used up.
+    pub held_cap: u64,
+    /// Folded into a digest (marked sent in it).
+    pub folded: u64,
+    pub errors: Vec<String>,
+}
+
+impl Flush {
+    /// What the summary line adds to sent/failed/not sent, when there is anything.
+    pub fn extra(&self) -> String {
+        let mut s = String::new();
+        if self.folded > 0 {
+            s.push_str(&format!(
+                ", {} folded into a digest (hourly cap)",
+                self.folded
+            ));
+        }
+        if self.held_quiet > 0 {
+            s.push_str(&format!(", {} held for quiet hours", self.held_quiet));
+        }
+        if self.held_cap > 0 {
+            s.push_str(&format!(
+                ", {} held for the next hour (hourly cap)",
+                self.held_cap
+            ));
+        }
+        s
+    }
+}
+
+fn rank(severity: &str) -> u8 {
+    match severity {
+        "critical" => 2,
+        "warning" => 1,
+        _ => 0,
+    }
+}
+
+/// Whether notifications of this severity are held now.
+pub fn in_quiet_hours(cfg: &NtfyConfig, severity: &str, now: DateTime<Utc>) -> bool {
+    if severity == "critical" {
+        return false;
+    }
+    let (h, m) = match cfg.more.timezone {
+        Some(o) => {
+            let t = now.with_timezone(&o);
+            (t.hour(), t.minute())
+        }
+        None => {
+            let t = now.with_timezone(&chrono::Local);
+            (t.hour(), t.minute())
+        }
+    };
+    cfg.more
+        .quiet_hours
+        .iter()
+        .any(|q| q.severity == severity && q.contains(h * 60 + m))
+}
+
+/// Sends every due notification; failures stay queued for the next run.
+pub fn flush(
+    store: &Store,
+    cfg: Option<&NtfyConfig>,
+    now: DateTime<Utc>,
+) -> crate::store::Result<Flush> {
+    let mut f = Flush::default();
+    let due = store.due_notifications(now)?;
+    let Some(cfg) = cfg else {
+        for n in due {
+            // Without ntfy the notification is recorded but has nowhere to go.
+            store.mark_skipped(n.id, "ntfy is not configured", now)?;
+            f.skipped += 1;
+        }
+        return Ok(f);
+    };
+    let mut send: Vec<OutboxRow> = Vec::new();
+    let mut normal: Vec<OutboxRow> = Vec::new();
+    for n in due {
+        if in_quiet_hours(cfg, &n.severity, now) {
+            f.held_quiet += 1;
+        } else if n.kind == "digest" {
+            send.push(n); // a digest that failed before: its notifications are in it
+        } else {
+            normal.push(n);
+        }
+    }
+    normal.sort_by_key(|n| (std::cmp::Reverse(rank(&n.severity)), n.id));
+    let hour_ago = now - Duration::hours(1);
+    let room = (cfg.more.max_per_hour as u64).saturating_sub(store.sent_since(hour_ago)?) as usize;
+    if normal.len() > room {
+        let over = normal.split_off(room);
+        if store.digest_since(hour_ago)? {
+            f.held_cap += over.len() as u64;
+        } else {
+            let note = digest_note(&over, cfg.more.max_per_hour);
+            let severity = over
+                .iter()
+                .map(|n| n.severity.as_str())
+                .max_by_key(|s| rank(s))
+                .unwrap_or("info")
+                .to_string();
+            let id = store.enqueue_kind(None, "digest", &severity, &note, now)?;
+            let ids: Vec<i64> = over.iter().map(|n| n.id).collect();
+            store.fold_into_digest(&ids, id, now)?;
+            f.folded += ids.len() as u64;
+            send.extend(
+                store
+                    .due_notifications(now)?
+                    .into_iter()
+                    .filter(|n| n.id == id),
+            );
+        }
+    }
+    normal.extend(send);
+    let client = match ntfy::client(cfg) {
+        Ok(c) => c,
+        Err(e) => {
+            f.failed += normal.len() as u64;
+            f.errors.push(e);
+            return Ok(f);
+        }
+    };
+    // The key is made only when there are Ack/Mute actions to sign.
+    let mut key: Option<Vec<u8>> = None;
+    let mut server_down = false;
+    let mut not_tried = 0;
+    for n in normal {
+        if server_down {
+            not_tried += 1; // ntfy was failing: kept for the next run
+            continue;
+        }
+        let m = match message(store, cfg, &n, &mut key) {
+            Ok(m) => m,
+            Err(e) => {
+                f.errors.push(format!("notification {}: {e}", n.id));
+                f.failed += 1;
+                store.mark_failed(n.id, &e, now)?;
+                continue;
+            }
+        };
+        match ntfy::send(cfg, &client, &m) {
+            Ok(()) => {
+                store.mark_sent(n.id, now)?;
+                f.sent += 1;
+            }
+            Err(e) => {
+                store.mark_failed(n.id, &e.message, now)?;
+                f.failed += 1;
+                f.errors.push(e.message);
+                server_down = e.server_trouble;
+            }
+        }
+    }
+    if not_tried > 0 {
+        f.failed += not_tried;
+        f.errors.push(format!(
+            "{not_tried} more notification{} not tried (ntfy is failing); kept for the next run",
+            if not_tried == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(f)
+}
+
+/// The ntfy message of an outbox row: incident notifications get the click URL and
+/// the Ack / Mute 24h / Open actions.
+fn message(
+    store: &Store,
+    cfg: &NtfyConfig,
+    n: &OutboxRow,
+    key: &mut Option<Vec<u8>>,
+) -> Result<ntfy::Message, String> {
+    let mut m = ntfy::Message {
+        title: n.title.clone(),
+        body: n.body.clone(),
+        priority: n.priority,
+        tags: n.tags.clone(),
+        click: None,
+        actions: None,
+    };
+    let Some(id) = n.incident_id else {
+        return Ok(m);
+    };
+    if !matches!(n.kind.as_str(), "incident" | "nag" | "spike") {
+        return Ok(m);
+    }
+    let inc = store
+        .incident(id)
+        .map_err(|e| format!("state database: {e}"))?;
+    if let (Some(t), Some(inc)) = (&cfg.more.click, &inc) {
+        let file = inc
+            .file_path
+            .as_deref()
+            .and_then(|p| std::path::Path::new(p).file_name())
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        m.click = Some(control::click_url(t, id, &file, &inc.host));
+    }
+    if cfg.more.control_topic.is_some() && key.is_none() {
+        *key = Some(control::key(&cfg.more.key_file)?);
+    }
+    m.actions = control::actions(cfg, key.as_deref(), id, m.click.as_deref())?;
+    Ok(m)
+}
+
+/// "7 more incidents: …" with their titles, within ntfy's limit.
+fn digest_note(over: &[OutboxRow], cap: u32) -> Notification {
+    let mut body = format!(
+        "More than {cap} notifications this hour; these {} are folded into this digest:\n\n",
+        over.len()
+    );
+    let mut listed = 0;
+    for n in over {
+        let line = format!("- [{}] {}\n", n.severity, n.title);
+        if body.len() + line.len() > super::MAX_BODY - 100 {
+            break;
+        }
+        body.push_str(&line);
+        listed += 1;
+    }
+    if listed < over.len() {
+        body.push_str(&format!(
+            "- … and {} more (`logwarden incidents`)\n",
+            over.len() - listed
+        ));
+    }
+    let what = if over.iter().all(|n| n.incident_id.is_some()) {
+        "incidents"
+    } else {
+        "notifications"
+    };
+    Notification {
+        title: format!("{} more {what}: {}", over.len(), over[0].title),
+        body,
+        priority: 2,
+        tags: "card_file_box,digest".into(),
+    }
+}

@@ -1,0 +1,188 @@
+//! Issue 7: ntfy over HTTP: the publish request (title, priority, tags, markdown,
+//! click URL, actions), authentication by token or by user and password, and retries
+//! with backoff on 429 and 5xx within a run.
+
+use std::time::Duration;
+
+use base64::Engine;
+use reqwest::blocking::{Client, RequestBuilder};
+
+use crate::config::NtfyConfig;
+
+/// One notification as ntfy receives it.
+#[derive(Debug, Clone, Default)]
+pub struct Message {
+    pub title: String,
+    pub body: String,
+    pub priority: u8,
+    pub tags: String,
+    /// The `Click` header: opened when the notification is tapped.
+    pub click: Option<String>,
+    /// The `Actions` header, in ntfy's simple format.
+    pub actions: Option<String>,
+}
+
+/// Why a publish failed. `server_trouble`: 429, 5xx or no connection, so the next
+/// notifications would fail the same way; anything else is about this message.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub message: String,
+    pub server_trouble: bool,
+}
+
+pub fn client(cfg: &NtfyConfig) -> Result<Client, String> {
+    Client::builder()
+        .timeout(cfg.timeout)
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent(concat!("logwarden/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| format!("cannot build HTTP client: {e}"))
+}
+
+/// Adds the configured credentials: a Bearer token, or Basic auth with a user and
+/// password (read when needed, never printed).
+pub fn authorize(cfg: &NtfyConfig, req: RequestBuilder) -> Result<RequestBuilder, String> {
+    if let Some(secret) = &cfg.token {
+        return Ok(req.bearer_auth(secret.read()?));
+    }
+    if let Some((user, secret)) = &cfg.more.basic {
+        let password = secret.read()?;
+        let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        return Ok(req.header("Authorization", format!("Basic {pair}")));
+    }
+    Ok(req)
+}
+
+/// A header value ntfy will decode: ASCII as is, anything else as an RFC 2047 word.
+pub fn header_value(text: &str) -> String {
+    let one_line = text.replace(['\r', '\n'], " ");
+    if one_line.is_ascii() {
+        one_line
+    } else {
+        format!(
+            "=?UTF-8?B?{}?=",
+            base64::engine::general_purpose::STANDARD.encode(one_line.as_bytes())
+        )
+    }
+}
+
+/// Publishes a message, trying up to `attempts` times when ntfy answers 429 or 5xx
+/// or cannot be reached (waiting `retry_delay`, then twice that, …). ntfy sends no
+/// Retry-After, so the backoff is ours.
+pub fn send(cfg: &NtfyConfig, client: &Client, m: &Message) -> Result<(), Failure> {
+    let url = format!("{}/{}", cfg.server, cfg.topic);
+    let attempts = cfg.more.attempts.max(1);
+    let mut delay = cfg.more.retry_delay;
+    let mut last = None;
+    for attempt in 0..attempts {
+        if attempt > 0 {
+            std::thread::sleep(delay);
+            delay *= 2;
+        }
+        let mut req = client
+            .post(&url)
+            .header("Title", header_value(&m.title))
+            .header("Priority", m.priority.to_string())
+            .header("Tags", header_value(&m.tags))
+            .header("Markdown", "yes")
+            .body(super::cap(&m.body, super::MAX_BODY));
+        if let Some(c) = &m.click {
+            req = req.header("Click", c.as_str());
+        }
+        if let Some(a) = &m.actions {
+            req = req.header("Actions", a.as_str());
+        }
+        let req = authorize(cfg, req).map_err(|message| Failure {
+            message,
+            server_trouble: false,
+        })?;
+        match req.send() {
+            Ok(resp) if resp.status().is_success() => return Ok(()),
+            Ok(resp) => {
+                let status = resp.status();
+                let text = resp.text().unwrap_or_default();
+                let failure = Failure {
+                    message: format!(
+                        "POST {url}: HTTP {status}: {}",
+                        text.trim().chars().take(200).collect::<String>()
+                    ),
+                    server_trouble: status.as_u16() == 429 || status.is_server_error(),
+                };
+                if !failure.server_trouble {
+                    return Err(failure);
+                }
+                last = Some(failure);
+            }
+            Err(e) => {
+                let failure = Failure {
+                    message: format!("POST {url}: {}", error_chain(&e)),
+                    server_trouble: true,
+                };
+                // A timeout already cost `timeout`; only quick failures are retried.
+                if !e.is_connect() {
+                    return Err(failure);
+                }
+                last = Some(failure);
+            }
+        }
+    }
+    let mut f = last.expect("at least one attempt");
+    if attempts > 1 {
+        f.message = format!("{} (after {attempts} attempts)", f.message);
+    }
+    Err(f)
+}
+
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// A value for ntfy's simple `Actions` format, quoted when it holds `,` or `;`.
+pub fn action_value(v: &str) -> String {
+    if v.contains([',', ';', '=', '"', '\'']) {
+        format!("'{}'", v.replace('\'', "%27"))
+    } else {
+        v.to_string()
+    }
+}
+
+/// Percent-encodes what is not safe in a URL path segment.
+pub fn url_segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encodes_non_ascii_headers() {
+        assert_eq!(header_value("plain"), "plain");
+        assert_eq!(header_value("é"), "=?UTF-8?B?w6k=?=");
+    }
+
+    #[test]
+    fn quotes_action_values_with_separators() {
+        assert_eq!(action_value("lw1.ack.1"), "lw1.ack.1");
+        assert_eq!(action_value("a,b"), "'a,b'");
+        assert_eq!(
+            url_segment("2026-11-22-incident-x é.md"),
+            "2026-11-22-incident-x%20%C3%A9.md"
+        );
+    }
+}

@@ -1,0 +1,290 @@
+//! Issue 7: acknowledging and muting from the phone through ntfy's action buttons and
+//! a private control topic; forged and replayed control messages are refused.
+
+use crate::util::*;
+
+const ERROR_LINE: &str = "2026-11-22 10:00:00.000 | ERROR    | app.pay:charge:42 - Payment provider timeout for order 1234\n";
+
+/// A test with a fake ntfy requiring a token for the alerts topic and for polling; the
+/// control topic is writable by anyone (the phone's actions carry no credentials).
+fn setup() -> (Test, FakeNtfy) {
+    let ntfy = FakeNtfy::start(Some("tk_ops"));
+    ntfy.allow_anonymous_write("ops-control");
+    let t = Test::new().env("NTFY_TEST_TOKEN", "tk_ops");
+    t.with_app_source(&format!(
+        "{}token_env = \"NTFY_TEST_TOKEN\"\ncontrol_topic = \"ops-control\"\n",
+        ntfy.config("ops")
+    ));
+    t.write("app.log", ERROR_LINE);
+    (t, ntfy)
+}
+
+/// Posts a message to the control topic, as a stranger (or a replaying phone) would.
+fn post(ntfy: &FakeNtfy, body: &str) {
+    let s = reqwest::blocking::Client::new()
+        .post(format!("{}/ops-control", ntfy.url))
+        .body(body.to_string())
+        .send()
+        .unwrap()
+        .status();
+    assert!(s.is_success());
+}
+
+fn action_body(m: &Received, label: &str) -> String {
+    parse_actions(m.header("Actions").unwrap())
+        .unwrap()
+        .into_iter()
+        .find(|a| a["label"] == label)
+        .unwrap()["body"]
+        .clone()
+}
+
+#[test]
+fn ack_from_the_phone_acks_the_incident_on_the_next_run() {
+    let (t, ntfy) = setup();
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    let m = ntfy.messages_to("ops");
+    assert_eq!(m.len(), 1);
+    assert_eq!(t.incidents()[0]["status"], "open");
+    assert_eq!(ntfy.tap(&m[0], "Ack"), 200);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(
+        r.stdout.contains("incident #1 acknowledged from the phone"),
+        "{}",
+        r.stdout
+    );
+    let i = &t.incidents()[0];
+    assert_eq!(i["status"], "acked");
+    assert_eq!(i["acked_by"], "phone (ntfy)");
+    assert_eq!(i["acked_at"], "2026-11-22T10:05:00Z");
+    // polled with the token, from where it left off: nothing new next time
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(!r.stdout.contains("control message"), "{}", r.stdout);
+    assert!(!r.stdout.contains("acknowledged"), "{}", r.stdout);
+    let polls: Vec<String> = ntfy
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.url.clone())
+        .collect();
+    assert_eq!(polls.len(), 3, "{polls:?}");
+    assert_eq!(polls[0], "/ops-control/json?poll=1&since=all");
+    assert!(
+        polls[2].starts_with("/ops-control/json?poll=1&since=msg"),
+        "{polls:?}"
+    );
+    ntfy.messages(); // no request broke ntfy's API
+}
+
+#[test]
+fn mute_from_the_phone_adds_a_temporary_ignore_rule_keeping_the_users_comments() {
+    let (t, ntfy) = setup();
+    t.write(
+        "ignore.toml",
+        "# Team ignore rules: reviewed every Monday\n\n[[rule]]\nid = 1\npattern = \"healthcheck\"  # the load balancer\ncomment = \"load balancer probes\"\ncreated = \"2026-11-01T00:00:00Z\"\nauthor = \"ana\"\n",
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    let m = ntfy.messages_to("ops");
+    assert_eq!(ntfy.tap(&m[0], "Mute 24h"), 200);
+    t.append("app.log", ERROR_LINE.repeat(3).as_bytes());
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(
+        r.stdout
+            .contains("incident #1 muted for 24h from the phone (ignore rule 2)"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("3 ignored"), "{}", r.stdout);
+    let file = t.read("ignore.toml");
+    assert!(
+        file.contains("# Team ignore rules: reviewed every Monday"),
+        "{file}"
+    );
+    assert!(
+        file.contains("pattern = \"healthcheck\"  # the load balancer"),
+        "{file}"
+    );
+    let sig = t.incidents()[0]["signature"].as_str().unwrap().to_string();
+    assert!(file.contains(&format!("signature = \"{sig}\"")), "{file}");
+    assert!(
+        file.contains("expires = \"2026-11-23T10:05:00Z\""),
+        "{file}"
+    );
+    assert!(
+        file.contains(
+            "muted 24h from the phone (ntfy action) at 2026-11-22T10:05Z for incident #1"
+        ),
+        "{file}"
+    );
+    let list = t.ok(&["ignore", "list"]);
+    assert!(
+        list.stdout.contains("expires 2026-11-23T10:05:00Z"),
+        "{}",
+        list.stdout
+    );
+    // muted: no new incident, no new occurrence, no notification
+    t.append("app.log", ERROR_LINE.as_bytes());
+    t.ok(&["run", "--now", "2026-11-22T18:00:00Z"]);
+    let incidents = t.incidents();
+    assert_eq!(incidents.len(), 1);
+    assert_eq!(incidents[0]["occurrences"], 1);
+    assert_eq!(ntfy.messages_to("ops").len(), 1);
+    // after 24 hours the rule has expired: the error counts again
+    t.append("app.log", ERROR_LINE.as_bytes());
+    let r = t.ok(&["run", "--now", "2026-11-23T10:06:00Z"]);
+    assert!(!r.stdout.contains(" 1 ignored"), "{}", r.stdout);
+    assert_eq!(t.incidents()[0]["occurrences"], 2);
+}
+
+#[test]
+fn forged_control_messages_are_refused_and_reported() {
+    let (t, ntfy) = setup();
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    let m = ntfy.messages_to("ops");
+    // a stranger who read the format: a made-up MAC
+    post(
+        &ntfy,
+        &format!("lw1.ack.1.00112233445566778899aabb.{}", "0".repeat(64)),
+    );
+    // the real Ack's MAC moved to a mute: the MAC covers the action
+    let ack = action_body(&m[0], "Ack");
+    post(&ntfy, &ack.replacen(".ack.", ".mute.", 1));
+    // and to another incident
+    post(&ntfy, &ack.replacen(".1.", ".2.", 1));
+    post(&ntfy, "hello, is this thing on?");
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(
+        r.stdout
+            .contains("control message refused: ack for incident #1: bad signature (forged)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("control message refused: mute for incident #1: bad signature (forged)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("control message refused: ack for incident #2: bad signature (forged)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("is not a logwarden control message"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(t.incidents()[0]["status"], "open");
+    assert!(!t.path("ignore.toml").exists(), "no rule was added");
+
+    // A correctly signed message for an incident that does not exist (made with the
+    // key, which only a reader of the state dir has) is refused too.
+    let key = t.read("state/control.key");
+    let mac = hmac_hex(key.trim(), "ack.99.0123456789abcdef01234567");
+    post(&ntfy, &format!("lw1.ack.99.0123456789abcdef01234567.{mac}"));
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(
+        r.stdout
+            .contains("control message refused: ack for incident #99: no such incident (forged)"),
+        "{}",
+        r.stdout
+    );
+}
+
+fn hmac_hex(key_hex: &str, text: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let key: Vec<u8> = (0..key_hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&key_hex[i..i + 2], 16).unwrap())
+        .collect();
+    let mut m = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    m.update(text.as_bytes());
+    m.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[test]
+fn a_replayed_ack_is_refused_and_reported() {
+    let (t, ntfy) = setup();
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    let m = ntfy.messages_to("ops");
+    assert_eq!(ntfy.tap(&m[0], "Ack"), 200);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(
+        r.stdout.contains("incident #1 acknowledged"),
+        "{}",
+        r.stdout
+    );
+    // someone who saw the message posts it again
+    post(&ntfy, &action_body(&m[0], "Ack"));
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(
+        r.stdout
+            .contains("control message refused: ack for incident #1: seen before (replayed)"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("acknowledged"), "{}", r.stdout);
+}
+
+#[test]
+fn polling_failures_never_fail_the_run() {
+    let (t, ntfy) = setup();
+    ntfy.fail_next(&[500]); // the poll at the start of the run
+    let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert!(
+        r.stdout
+            .contains("warning: control topic: poll failed: GET"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("HTTP 500"), "{}", r.stdout);
+    assert!(r.stdout.contains("1 sent"), "the run went on: {}", r.stdout);
+    // nothing was skipped: the next poll starts from the beginning again
+    let m = ntfy.messages_to("ops");
+    ntfy.tap(&m[0], "Ack");
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(
+        r.stdout.contains("incident #1 acknowledged"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn the_key_is_private_and_never_printed() {
+    let (t, ntfy) = setup();
+    let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert_eq!(ntfy.messages_to("ops").len(), 1);
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(t.path("state/control.key")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let key = t.read("state/control.key").trim().to_string();
+    assert_eq!(key.len(), 64);
+    let check = t.ok(&["check"]);
+    for out in [&r.stdout, &r.stderr, &check.stdout, &check.stderr] {
+        assert!(!out.contains(&key));
+    }
+    for m in ntfy.messages() {
+        assert!(!format!("{m:?}").contains(&key), "the key left the host");
+    }
+    // kept across runs: the actions of earlier notifications stay valid
+    t.append("app.log", b"2026-11-22 10:01:00.000 | ERROR    | app.stock:sync:7 - Inventory sync failed for warehouse 3\n");
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert_eq!(t.read("state/control.key").trim(), key);
+    let m = ntfy.messages_to("ops");
+    ntfy.tap(&m[0], "Ack");
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(
+        r.stdout.contains("incident #1 acknowledged"),
+        "{}",
+        r.stdout
+    );
+}
