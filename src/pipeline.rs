@@ -843,8 +843,16 @@ impl RunReport {
             let n = &self.notify;
             let _ = writeln!(
                 s,
-                "  notifications: {} sent, {} failed (kept for the next run), {} not sent (no ntfy configured){}; {} waiting",
-                n.sent, n.failed, n.skipped, n.extra(), self.outbox_backlog
+                "  notifications: {} sent, {} failed (kept for the next run){}{}; {} waiting",
+                n.sent,
+                n.failed,
+                if n.skipped > 0 {
+                    format!(", {} not sent (no ntfy configured)", n.skipped)
+                } else {
+                    String::new()
+                },
+                n.extra(),
+                self.outbox_backlog
             );
         }
         let _ = writeln!(

@@ -81,7 +81,10 @@ pub fn for_incident(i: &IncidentRow, summary: &str, file_name: &str) -> Notifica
     }
     body.push_str(&format!("\nIncident #{} · {file_name}", i.id));
     Notification {
-        title: format!("[{}] {}", i.host, i.title),
+        title: match i.regression_of {
+            Some(of) => format!("[{}] Regression of #{of}: {}", i.host, i.title),
+            None => format!("[{}] {}", i.host, i.title),
+        },
         body: cap(&body, MAX_BODY),
         priority: priority(&i.severity),
         tags: format!("{},{}", tags(&i.severity), i.severity),
