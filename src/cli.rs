@@ -299,7 +299,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn who() -> String {
+/// Who is at the keyboard (the sudo user when run with sudo), for authorship of rules and notes.
+pub fn who() -> String {
     std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| "unknown".into())

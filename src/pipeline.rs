@@ -102,15 +102,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         dry_run: opts.dry_run,
         ..RunReport::default()
     };
-    prepare_dirs(config)?;
-    let Some(_lock) =
-        lock::acquire(&config.state_dir, std::time::Duration::from_secs(3)).map_err(|e| {
-            RunError::Io(format!(
-                "cannot take the run lock in {}: {e}",
-                config.state_dir.display()
-            ))
-        })?
-    else {
+    let Some(_lock) = take_lock(config)? else {
         report.busy = true;
         return Ok(report);
     };
@@ -185,10 +177,7 @@ pub fn check_metrics(config: &Config, opts: &RunOptions) -> Result<RunReport, Ru
         dry_run: opts.dry_run,
         ..RunReport::default()
     };
-    prepare_dirs(config)?;
-    let Some(_lock) = lock::acquire(&config.state_dir, std::time::Duration::from_secs(3))
-        .map_err(|e| RunError::Io(format!("cannot take the run lock: {e}")))?
-    else {
+    let Some(_lock) = take_lock(config)? else {
         report.busy = true;
         return Ok(report);
     };
@@ -364,6 +353,18 @@ fn commit_read(
         }
     }
     Ok(Committed { run_id, spikes })
+}
+
+/// Creates the state and incidents folders and takes the run lock (waiting briefly);
+/// `None` when another run holds it.
+fn take_lock(config: &Config) -> Result<Option<lock::RunLock>, RunError> {
+    prepare_dirs(config)?;
+    lock::acquire(&config.state_dir, std::time::Duration::from_secs(3)).map_err(|e| {
+        RunError::Io(format!(
+            "cannot take the run lock in {}: {e}",
+            config.state_dir.display()
+        ))
+    })
 }
 
 fn prepare_dirs(config: &Config) -> Result<(), RunError> {

@@ -64,12 +64,6 @@ pub enum IncidentsCommand {
     },
 }
 
-fn who() -> String {
-    std::env::var("SUDO_USER")
-        .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into())
-}
-
 fn line(i: &IncidentRow) -> String {
     format!(
         "#{:<4} {} {:<8} {:<8} {:>6}× {}{}",
@@ -180,7 +174,7 @@ pub fn run(
         }
         IncidentsCommand::Ack { id, json } => {
             let i = get(id)?;
-            let by = who();
+            let by = crate::cli::who();
             if !store.ack_incident(id, &by, now)? {
                 anyhow::bail!("incident #{id} is {}, not open", i.status);
             }
@@ -190,7 +184,7 @@ pub fn run(
         }
         IncidentsCommand::Resolve { id, json } => {
             let i = get(id)?;
-            let by = who();
+            let by = crate::cli::who();
             if !store.resolve_incident(id, &by, now)? {
                 anyhow::bail!("incident #{id} is already {}", i.status);
             }
@@ -203,7 +197,7 @@ pub fn run(
             if text.trim().is_empty() {
                 anyhow::bail!("the note is empty");
             }
-            store.add_note(id, &who(), text.trim(), now)?;
+            store.add_note(id, &crate::cli::who(), text.trim(), now)?;
             refresh(config, &store, id);
             report(&store, id, json, "noted")?;
         }
