@@ -150,12 +150,16 @@ fn every_limits_how_often_a_check_runs() {
 
 #[test]
 fn a_hanging_script_is_killed_junk_is_recorded_and_a_failing_check_becomes_an_incident() {
+    // Sleep lengths unique to this test process, so that other test runs on the machine
+    // cannot be mistaken for what this one left behind.
+    let (a, b) = (
+        40_000 + std::process::id() % 20_000 * 2,
+        40_001 + std::process::id() % 20_000 * 2,
+    );
+    let hang = format!("#!/bin/sh\necho 'up 1'\nsleep {a} &\nsleep {b}\n");
     let t = world(
         &[
-            (
-                "hang.sh",
-                "#!/bin/sh\necho 'up 1'\nsleep 31337 &\nsleep 31338\n",
-            ),
+            ("hang.sh", hang.as_str()),
             (
                 "junk.sh",
                 "#!/bin/sh\necho 'hello world'\necho '<html>oops</html>'\n",
@@ -199,7 +203,7 @@ fn a_hanging_script_is_killed_junk_is_recorded_and_a_failing_check_becomes_an_in
     );
     // The whole process group went, the background child too.
     let left = Command::new("pgrep")
-        .args(["-f", "sleep 3133[78]"])
+        .args(["-f", &format!("sleep ({a}|{b})$")])
         .output()
         .unwrap();
     assert!(
