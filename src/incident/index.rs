@@ -38,6 +38,12 @@ pub fn render(incidents: &[IncidentRow]) -> String {
 }
 
 /// Writes `INDEX.md` in the incidents folder.
+/// Left alone when nothing changed (a quiet run writes nothing).
 pub fn write(dir: &Path, incidents: &[IncidentRow]) -> Result<(), String> {
-    crate::ignore::write_atomically(&dir.join("INDEX.md"), &render(incidents))
+    let path = dir.join("INDEX.md");
+    let text = render(incidents);
+    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+        return Ok(());
+    }
+    crate::ignore::write_atomically(&path, &text)
 }
