@@ -25,7 +25,8 @@ pub struct Options {
     pub user: String,
     /// The timer's interval (else read from the installed timer, else 5m).
     pub interval: Option<Duration>,
-    pub scripts_dir: PathBuf,
+    /// The analysis scripts folder; the config's `[metrics] scripts_dir` when not given.
+    pub scripts_dir: Option<PathBuf>,
     /// Publish a real test notification.
     pub send: bool,
     pub now: DateTime<Utc>,
@@ -157,17 +158,15 @@ pub fn run(opts: &Options, out: &mut dyn std::io::Write) -> std::io::Result<bool
         true => Store::open(&config.database_path()).ok(),
         false => None,
     };
-    for c in script_checks(&opts.scripts_dir, store.as_ref()) {
+    let scripts_dir = opts
+        .scripts_dir
+        .clone()
+        .unwrap_or_else(|| config.metrics.scripts_dir.clone());
+    for c in script_checks(&scripts_dir, store.as_ref(), &config) {
         emit(c, out)?;
     }
     emit(investigator_check(&config), out)?;
-    emit(
-        match store.as_ref().map(|s| s.budget_left()) {
-            Some(Ok(Some(left))) => ok(format!("LLM budget: ${left:.2} left")),
-            _ => ok("LLM budget: not tracked yet (no budget configured)"),
-        },
-        out,
-    )?;
+    emit(budget_check(&config, store.as_ref(), opts.now), out)?;
     for c in ntfy_checks(&config, opts.send) {
         emit(c, out)?;
     }
@@ -409,7 +408,33 @@ fn state_check(dir: &Path, what: &str, who: &Who) -> Check {
     }
 }
 
-fn script_checks(dir: &Path, store: Option<&Store>) -> Vec<Check> {
+/// Today's LLM budget: dollars and calls left.
+fn budget_check(config: &Config, store: Option<&Store>, now: chrono::DateTime<Utc>) -> Check {
+    if matches!(config.investigator, crate::config::InvestigatorConfig::None) {
+        return ok("LLM budget: no LLM investigator configured");
+    }
+    let l = &config.llm;
+    let usage = store
+        .and_then(|s| s.llm_usage(now).ok())
+        .unwrap_or_default();
+    let left = (l.max_usd_per_day - usage.usd_day).max(0.0);
+    let text = format!(
+        "LLM budget: ${left:.2} of ${:.2} left today; calls left {} this hour, {} today",
+        l.max_usd_per_day,
+        l.max_calls_per_hour.saturating_sub(usage.calls_hour),
+        l.max_calls_per_day.saturating_sub(usage.calls_day)
+    );
+    if left <= 0.0 || usage.calls_day >= l.max_calls_per_day {
+        fail(
+            text,
+            "new incidents are filed as \"not investigated: budget\" until it renews; raise max_usd_per_day or max_calls_per_day if that is too tight",
+        )
+    } else {
+        ok(text)
+    }
+}
+
+fn script_checks(dir: &Path, store: Option<&Store>, config: &Config) -> Vec<Check> {
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) => {
@@ -439,9 +464,29 @@ fn script_checks(dir: &Path, store: Option<&Store>) -> Vec<Check> {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let last = store
-                .and_then(|s| s.last_script_result(&name).ok().flatten())
-                .unwrap_or_else(|| "no results yet".into());
+            let checks: Vec<&str> = config
+                .metrics
+                .checks
+                .iter()
+                .filter(|c| {
+                    Path::new(&c.script)
+                        .file_name()
+                        .is_some_and(|f| f.to_string_lossy() == name)
+                })
+                .map(|c| c.name.as_str())
+                .collect();
+            let last = if checks.is_empty() {
+                "not used by any [[check]]".to_string()
+            } else {
+                checks
+                    .iter()
+                    .map(|c| {
+                        let r = store.and_then(|s| s.check_result(c).ok().flatten());
+                        format!("check `{c}`: {}", r.unwrap_or_else(|| "not run yet".into()))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
             let mode = std::fs::metadata(p)
                 .map(|m| m.permissions().mode())
                 .unwrap_or(0);

@@ -67,9 +67,9 @@ pub enum OpsCommand {
         /// The timer's interval (default: read from the installed timer, else 5m)
         #[arg(long, value_parser = parse_duration)]
         interval: Option<Duration>,
-        /// The analysis scripts folder
-        #[arg(long, value_name = "DIR", default_value = install::SCRIPTS_DIR)]
-        scripts_dir: PathBuf,
+        /// The analysis scripts folder (default: `[metrics] scripts_dir` of the config)
+        #[arg(long, value_name = "DIR")]
+        scripts_dir: Option<PathBuf>,
         /// The time to judge the last run against (RFC 3339), for tests
         #[arg(long, value_name = "RFC3339", hide = true, value_parser = parse_now)]
         now: Option<DateTime<Utc>>,

@@ -31,7 +31,10 @@ pub fn collect(config: &Config, last: usize) -> anyhow::Result<Option<Status>> {
         runs: store.recent_runs(last)?,
         open_incidents: store.open_incidents()?,
         outbox_backlog: store.outbox_backlog()?,
-        budget_left_usd: store.budget_left()?,
+        budget_left_usd: match config.investigator {
+            crate::config::InvestigatorConfig::None => None,
+            _ => Some(store.budget_left(config.llm.max_usd_per_day, chrono::Utc::now())?),
+        },
     }))
 }
 
@@ -80,7 +83,7 @@ pub fn render(s: &Status) -> String {
     );
     let _ = match s.budget_left_usd {
         Some(b) => writeln!(out, "Budget left: ${b:.2}"),
-        None => writeln!(out, "Budget left: not tracked yet (no budget configured)"),
+        None => writeln!(out, "Budget left: no LLM investigator configured"),
     };
     out
 }

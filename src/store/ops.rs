@@ -2,6 +2,7 @@
 //! open incidents, and hooks for tables other work adds later (script results,
 //! LLM costs and budget), which answer "nothing yet" while those tables are absent.
 
+use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 use serde::Serialize;
 
@@ -106,21 +107,37 @@ impl Store {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
-    /// The last result of an analysis script. Hook: script results are not stored yet
-    /// (no `script_results` table), so this answers None; when that table lands, read it here.
-    pub fn last_script_result(&self, _script: &str) -> Result<Option<String>> {
-        if !self.has_table("script_results")? {
+    /// The last result of a metric check: `ok at …`, or `failed at …: why`.
+    pub fn check_result(&self, check: &str) -> Result<Option<String>> {
+        if !self.has_table("metric_checks")? {
             return Ok(None);
         }
-        Ok(None)
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT status, message, last_run FROM metric_checks WHERE name = ?1",
+                [check],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                    ))
+                },
+            )
+            .optional()?
+            .map(|(status, message, at)| {
+                if message.is_empty() {
+                    format!("{status} at {at}")
+                } else {
+                    format!("{status} at {at}: {message}")
+                }
+            }))
     }
 
-    /// The LLM budget left in USD. Hook: budgets are not stored yet (no `llm_budget`
-    /// table), so this answers None; when that table lands, compute it here.
-    pub fn budget_left(&self) -> Result<Option<f64>> {
-        if !self.has_table("llm_budget")? {
-            return Ok(None);
-        }
-        Ok(None)
+    /// Dollars left of today's LLM budget (the 24 hours before `now`).
+    pub fn budget_left(&self, max_usd_per_day: f64, now: DateTime<Utc>) -> Result<f64> {
+        let used = self.llm_usage(now)?.usd_day;
+        Ok((max_usd_per_day - used).max(0.0))
     }
 }

@@ -93,10 +93,11 @@ fn doctor_passes_on_a_healthy_install_and_sends_only_with_send() {
         "is readable by user",
         "✓ state dir",
         "✓ state database",
-        "✓ script disk.sh is executable; last result: no results yet",
+        "✓ script disk.sh is executable; last result: not used by any [[check]]",
         "✓ claude: ",
         "2.0.14 (Claude Code)",
-        "✓ LLM budget: not tracked yet",
+        "✓ LLM budget: $",
+        "left today; calls left",
         "✓ ntfy: http://127.0.0.1",
         "✓ ntfy: the token is accepted",
         "- ntfy: no test notification sent",
@@ -312,4 +313,35 @@ fn status_shows_runs_incidents_and_backlog_from_real_runs() {
             .count(),
         1
     );
+}
+
+#[test]
+fn doctor_shows_each_checks_last_script_result() {
+    let t = Test::new();
+    t.with_app_source(
+        "[metrics]\nscripts_dir = \"scripts\"\n\
+         [[check]]\nname = \"queue\"\nscript = \"queue.sh\"\n[[check.rule]]\nmetric = \"depth\"\nabove = 100\n\
+         [[check]]\nname = \"broken\"\nscript = \"broken.sh\"\n",
+    );
+    t.write("app.log", "");
+    t.write("scripts/queue.sh", "#!/bin/sh\necho 'depth 3'\n");
+    t.write(
+        "scripts/broken.sh",
+        "#!/bin/sh\necho 'no such spool' >&2\nexit 2\n",
+    );
+    t.write("scripts/spare.sh", "#!/bin/sh\n");
+    for s in ["queue.sh", "broken.sh", "spare.sh"] {
+        chmod(&t.path(&format!("scripts/{s}")), 0o755);
+    }
+    t.ok(&["run"]);
+    let r = t.run(&["doctor", "--user", &current_user(), "--interval", "5m"]);
+    for want in [
+        "script queue.sh is executable; last result: check `queue`: ok at ",
+        "script broken.sh is executable; last result: check `broken`: failed at ",
+        "no such spool",
+        "script spare.sh is executable; last result: not used by any [[check]]",
+        "✓ LLM budget: no LLM investigator configured",
+    ] {
+        assert!(r.stdout.contains(want), "missing {want}:\n{}", r.stdout);
+    }
 }
