@@ -238,7 +238,7 @@ pub fn for_incident(
         let _ = writeln!(out, "## History of this signature\n\n{history}");
     }
 
-    // 4. Metrics (a hook: empty until metrics are collected).
+    // 4. Metrics: the series the checks collect, with sparklines.
     out.push_str("## Metrics\n\n");
     let metrics = metric_summaries(store, now);
     if metrics.is_empty() {

@@ -38,19 +38,6 @@ pub struct OpenIncident {
 }
 
 impl Store {
-    /// Whether a table exists (for features whose tables come in later migrations).
-    pub fn has_table(&self, name: &str) -> Result<bool> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                [name],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some())
-    }
-
     /// The last `limit` runs, newest first.
     pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunSummary>> {
         let mut stmt = self.conn.prepare(
@@ -109,9 +96,6 @@ impl Store {
 
     /// The last result of a metric check: `ok at …`, or `failed at …: why`.
     pub fn check_result(&self, check: &str) -> Result<Option<String>> {
-        if !self.has_table("metric_checks")? {
-            return Ok(None);
-        }
         Ok(self
             .conn
             .query_row(
