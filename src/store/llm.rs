@@ -28,15 +28,6 @@ pub struct VerdictRow {
     pub at: DateTime<Utc>,
 }
 
-/// A signature judged noise again and again.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct NoiseRow {
-    pub signature: String,
-    pub template: String,
-    pub times: u64,
-    pub last_at: DateTime<Utc>,
-}
-
 /// An incident whose template or samples contain the searched text.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SearchHit {
@@ -146,25 +137,6 @@ impl Store {
                 occurrences: r.get::<_, i64>(5)? as u64,
                 title: r.get(6)?,
                 at: parse_ts(&r.get::<_, String>(7)?),
-            })
-        })?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
-    }
-
-    /// Signatures judged noise at least `k` times, most often first.
-    pub fn recurring_noise(&self, k: u32) -> Result<Vec<NoiseRow>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT v.signature, coalesce(s.template, max(v.title)), count(*), max(v.at)
-             FROM verdicts v LEFT JOIN signatures s ON s.signature = v.signature
-             WHERE v.verdict = 'noise' GROUP BY v.signature HAVING count(*) >= ?1
-             ORDER BY count(*) DESC, v.signature",
-        )?;
-        let rows = stmt.query_map([k as i64], |r| {
-            Ok(NoiseRow {
-                signature: r.get(0)?,
-                template: r.get(1)?,
-                times: r.get::<_, i64>(2)? as u64,
-                last_at: parse_ts(&r.get::<_, String>(3)?),
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)

@@ -165,23 +165,9 @@ impl Store {
             )
             .optional()?)
     }
-
-    /// Row counts of the metric tables: (series, raw samples, rollups).
-    pub fn metric_table_sizes(&self) -> Result<(i64, i64, i64)> {
-        Ok(self.conn.query_row(
-            "SELECT (SELECT count(*) FROM metric_series), (SELECT count(*) FROM metric_samples),
-                    (SELECT count(*) FROM metric_rollups)",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )?)
-    }
 }
 
 impl Batch<'_> {
-    pub fn metric_check_run(&self, name: &str) -> Result<Option<CheckRunRow>> {
-        Ok(check_runs(&self.tx, "name = ?1", params![name])?.pop())
-    }
-
     /// Records how a check's script ran; `failures` counts failed runs in a row.
     #[allow(clippy::too_many_arguments)]
     pub fn record_check_run(
@@ -322,16 +308,6 @@ impl Batch<'_> {
                 |r| r.get(0),
             )
             .optional()?)
-    }
-
-    /// Signatures of open metric incidents whose signature starts with `prefix`.
-    pub fn open_metric_incidents(&self, prefix: &str) -> Result<Vec<(i64, String)>> {
-        let mut stmt = self.tx.prepare(
-            "SELECT id, signature FROM incidents WHERE status != 'resolved' AND substr(signature, 1, length(?1)) = ?1
-             ORDER BY id",
-        )?;
-        let rows = stmt.query_map([prefix], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
     /// A breach goes on: one more occurrence, the latest explanation as its sample.

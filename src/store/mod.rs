@@ -24,7 +24,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use crate::signature::{GroupId, Signature, TemplateRecord};
 use crate::source::Checkpoint;
 
-pub use llm::{LlmUsage, NoiseRow, SearchHit, VerdictRow};
+pub use llm::{LlmUsage, SearchHit, VerdictRow};
 pub use memory::{FrequentRow, NoteRow, PeriodTotals};
 pub use metrics::{CheckRunRow, MetricAlertRow, RollupRow, SeriesRow, MAX_RAW_PER_SERIES};
 pub use migrations::SCHEMA_VERSION;

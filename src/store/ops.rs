@@ -61,18 +61,6 @@ impl Store {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
-    /// The start time of the last run that finished without errors.
-    pub fn last_clean_run(&self) -> Result<Option<String>> {
-        Ok(self
-            .conn
-            .query_row(
-                "SELECT started_at FROM runs WHERE errors = 0 ORDER BY id DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()?)
-    }
-
     /// Incidents still open, newest first.
     pub fn open_incidents(&self) -> Result<Vec<OpenIncident>> {
         let mut stmt = self.conn.prepare(
