@@ -404,26 +404,6 @@ impl Store {
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
-
-    pub fn runs(&self, limit: usize) -> Result<Vec<RunRow>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT started_at, duration_ms, lines_read, events_kept, triggers, llm_calls, errors, error_text
-             FROM runs ORDER BY id DESC LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([limit as i64], |r| {
-            Ok(RunRow {
-                started_at: r.get(0)?,
-                duration_ms: r.get::<_, i64>(1)? as u64,
-                lines_read: r.get::<_, i64>(2)? as u64,
-                events_kept: r.get::<_, i64>(3)? as u64,
-                triggers: r.get::<_, i64>(4)? as u64,
-                llm_calls: r.get::<_, i64>(5)? as u64,
-                errors: r.get::<_, i64>(6)? as u64,
-                error_text: r.get(7)?,
-            })
-        })?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
-    }
 }
 
 /// Writes that land together: checkpoints with the incidents and notifications they led to.

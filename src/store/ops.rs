@@ -1,6 +1,5 @@
-//! Read-only queries for `status`, `doctor` and the metrics textfile: recent runs,
-//! open incidents, and hooks for tables other work adds later (script results,
-//! LLM costs and budget), which answer "nothing yet" while those tables are absent.
+//! Read-only queries for `status`, `doctor` and the metrics textfile: recent runs with
+//! their LLM cost, open incidents, each check's last script result, the budget left.
 
 use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
@@ -18,7 +17,7 @@ pub struct RunSummary {
     pub events_kept: u64,
     pub triggers: u64,
     pub llm_calls: u64,
-    /// LLM cost in USD; 0 until costs are stored.
+    /// Cost in USD of the LLM calls made during the run.
     pub cost_usd: f64,
     pub errors: u64,
     pub error_text: String,
@@ -41,8 +40,14 @@ impl Store {
     /// The last `limit` runs, newest first.
     pub fn recent_runs(&self, limit: usize) -> Result<Vec<RunSummary>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, started_at, duration_ms, lines_read, events_kept, triggers, llm_calls, errors, error_text
-             FROM runs ORDER BY id DESC LIMIT ?1",
+            // A run's LLM calls are stamped with its time; runs never overlap (the lock),
+            // so its calls are those from its start to the next run's.
+            "SELECT r.id, r.started_at, r.duration_ms, r.lines_read, r.events_kept, r.triggers, r.llm_calls,
+                    r.errors, r.error_text,
+                    (SELECT coalesce(sum(c.cost_usd), 0) FROM llm_calls c
+                      WHERE c.at >= r.started_at
+                        AND c.at < coalesce((SELECT n.started_at FROM runs n WHERE n.id > r.id ORDER BY n.id LIMIT 1), '9999'))
+             FROM runs r ORDER BY r.id DESC LIMIT ?1",
         )?;
         let rows = stmt.query_map([limit as i64], |r| {
             Ok(RunSummary {
@@ -53,9 +58,9 @@ impl Store {
                 events_kept: r.get::<_, i64>(4)? as u64,
                 triggers: r.get::<_, i64>(5)? as u64,
                 llm_calls: r.get::<_, i64>(6)? as u64,
-                cost_usd: 0.0,
                 errors: r.get::<_, i64>(7)? as u64,
                 error_text: r.get(8)?,
+                cost_usd: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
@@ -63,23 +68,21 @@ impl Store {
 
     /// Incidents still open, newest first.
     pub fn open_incidents(&self) -> Result<Vec<OpenIncident>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, severity, title, source, occurrences, first_seen, last_seen, file_path
-             FROM incidents WHERE status = 'open' ORDER BY id DESC",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(OpenIncident {
-                id: r.get(0)?,
-                severity: r.get(1)?,
-                title: r.get(2)?,
-                source: r.get(3)?,
-                occurrences: r.get::<_, i64>(4)? as u64,
-                first_seen: r.get(5)?,
-                last_seen: r.get(6)?,
-                file_path: r.get(7)?,
+        let mut open = self.incidents_where("status = 'open'", rusqlite::params![])?;
+        open.reverse();
+        Ok(open
+            .into_iter()
+            .map(|i| OpenIncident {
+                id: i.id,
+                severity: i.severity,
+                title: i.title,
+                source: i.source,
+                occurrences: i.occurrences,
+                first_seen: super::ts(i.first_seen),
+                last_seen: super::ts(i.last_seen),
+                file_path: i.file_path,
             })
-        })?;
-        Ok(rows.collect::<std::result::Result<_, _>>()?)
+            .collect())
     }
 
     /// The last result of a metric check: `ok at …`, or `failed at …: why`.

@@ -45,6 +45,12 @@ fn a_verdict_is_parsed_into_the_incident() {
     assert!(page.contains("postgresql.service stopped after OOM"));
     assert!(page.contains("systemctl start postgresql"));
     assert!(page.contains("cost $0.0123"));
+    let status: serde_json::Value =
+        serde_json::from_str(&t.ok(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(
+        status["runs"][0]["cost_usd"], 0.0123,
+        "the run's LLM cost: {status}"
+    );
 
     let calls = claude_calls(&t);
     assert_eq!(calls.len(), 1);
