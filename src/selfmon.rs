@@ -77,7 +77,11 @@ fn metrics(
                     .map(|v| v.len() as u64),
                 outbox_backlog: Some(r.outbox_backlog),
                 llm_calls: r.llm_calls,
-                llm_cost_usd: 0.0,
+                llm_cost_usd: store
+                    .as_ref()
+                    .and_then(|s| s.recent_runs(1).ok())
+                    .and_then(|runs| runs.first().map(|r| r.cost_usd))
+                    .unwrap_or(0.0),
                 notify_failures: r.notify.failed,
                 run_time,
                 last_success_time: Some(run_time),
@@ -153,7 +157,7 @@ pub fn render(m: &Metrics) -> String {
     );
     gauge(
         "llm_cost_usd",
-        "Investigator cost of the last run in USD (0 until costs are recorded).",
+        "Investigator cost of the last run in USD.",
         format!("{:.4}", m.llm_cost_usd),
     );
     gauge(

@@ -22,6 +22,11 @@ fn setup(mode: &str, timeout: &str) -> (Test, FakeNtfy) {
 fn a_verdict_is_parsed_into_the_incident() {
     let verdict = r#"{"verdict": "real", "severity": "critical", "title": "Postgres is down", "summary": "The app cannot reach Postgres on 5432.", "root_cause": "postgresql.service stopped after OOM", "suggested_fix": "systemctl start postgresql and add swap", "confidence": 0.9}"#;
     let (t, ntfy) = setup(&format!("ok:{verdict}"), "30s");
+    let cfg = t.read("logwarden.toml");
+    t.write(
+        "logwarden.toml",
+        &format!("metrics_textfile = \"m.prom\"\n{cfg}"),
+    );
     let r = t.ok(&["run"]);
     assert!(
         r.stdout.contains("[critical] Postgres is down"),
