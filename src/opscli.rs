@@ -6,10 +6,40 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use clap::{CommandFactory, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Subcommand, ValueEnum};
 
 use crate::cli::{Cli, ConfigArg};
 use crate::{doctor, install, status};
+
+/// Where `install` and `uninstall` work, and as whom.
+#[derive(Args, Debug)]
+pub struct TreeArgs {
+    /// Work in this folder instead of / (no user created, no timer enabled)
+    #[arg(long, value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Print every action; change nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Where the binary goes
+    #[arg(long, value_name = "DIR", default_value = "/usr/local/bin")]
+    bin_dir: PathBuf,
+    /// The service user
+    #[arg(long, default_value = install::DEFAULT_USER)]
+    user: String,
+}
+
+impl TreeArgs {
+    fn options(self, interval: Duration, purge: bool) -> install::Options {
+        install::Options {
+            root: self.root,
+            interval,
+            dry_run: self.dry_run,
+            bin_dir: self.bin_dir,
+            user: self.user,
+            purge,
+        }
+    }
+}
 
 #[derive(Subcommand, Debug)]
 pub enum OpsCommand {
@@ -21,18 +51,8 @@ pub enum OpsCommand {
         /// How often the timer runs logwarden (minutes dividing an hour, or hours dividing a day)
         #[arg(long, default_value = "5m", value_parser = parse_duration)]
         interval: Duration,
-        /// Install into this folder instead of / (no user created, no timer enabled)
-        #[arg(long, value_name = "DIR")]
-        root: Option<PathBuf>,
-        /// Print every action; change nothing
-        #[arg(long)]
-        dry_run: bool,
-        /// Where the binary goes
-        #[arg(long, value_name = "DIR", default_value = "/usr/local/bin")]
-        bin_dir: PathBuf,
-        /// The service user
-        #[arg(long, default_value = install::DEFAULT_USER)]
-        user: String,
+        #[command(flatten)]
+        tree: TreeArgs,
     },
     /// Remove the binary, scripts, prompts and units; keep config, incidents and state unless --purge
     #[command(
@@ -42,14 +62,8 @@ pub enum OpsCommand {
         /// Also remove /etc/logwarden, /var/lib/logwarden (incidents, database) and the user
         #[arg(long)]
         purge: bool,
-        #[arg(long, value_name = "DIR")]
-        root: Option<PathBuf>,
-        #[arg(long)]
-        dry_run: bool,
-        #[arg(long, value_name = "DIR", default_value = "/usr/local/bin")]
-        bin_dir: PathBuf,
-        #[arg(long, default_value = install::DEFAULT_USER)]
-        user: String,
+        #[command(flatten)]
+        tree: TreeArgs,
     },
     /// Check the install: config, log access, state dir, scripts, claude, ntfy, timer, last run
     #[command(
@@ -121,21 +135,8 @@ fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
 
 pub fn dispatch(cmd: OpsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        OpsCommand::Install {
-            interval,
-            root,
-            dry_run,
-            bin_dir,
-            user,
-        } => {
-            let opts = install::Options {
-                root,
-                interval,
-                dry_run,
-                bin_dir,
-                user,
-                purge: false,
-            };
+        OpsCommand::Install { interval, tree } => {
+            let opts = tree.options(interval, false);
             let out = install::install(&opts).map_err(anyhow::Error::msg)?;
             for l in &out.lines {
                 println!("{l}");
@@ -153,21 +154,8 @@ pub fn dispatch(cmd: OpsCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        OpsCommand::Uninstall {
-            purge,
-            root,
-            dry_run,
-            bin_dir,
-            user,
-        } => {
-            let opts = install::Options {
-                root,
-                interval: install::DEFAULT_INTERVAL,
-                dry_run,
-                bin_dir,
-                user,
-                purge,
-            };
+        OpsCommand::Uninstall { purge, tree } => {
+            let opts = tree.options(install::DEFAULT_INTERVAL, purge);
             let out = install::uninstall(&opts).map_err(anyhow::Error::msg)?;
             for l in &out.lines {
                 println!("{l}");

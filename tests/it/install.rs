@@ -69,15 +69,18 @@ fn install_lays_out_the_tree_with_modes_and_owners_and_is_idempotent() {
     // As root, chown to an existing unprivileged user (`nobody`) so that owners are
     // really set and checked; otherwise install must say it did not set them.
     let user = if is_root() { "nobody" } else { "logwarden" };
-    let r = t.ok(&[
-        "install",
-        "--root",
-        root.to_str().unwrap(),
-        "--interval",
-        "10m",
-        "--user",
-        user,
-    ]);
+    let install = || {
+        t.ok(&[
+            "install",
+            "--root",
+            root.to_str().unwrap(),
+            "--interval",
+            "10m",
+            "--user",
+            user,
+        ])
+    };
+    let r = install();
     assert!(r.stdout.contains("change(s) made"), "{}", r.stdout);
     // with --root the user is never created; the step is reported when it would be needed
     let exists = nix::unistd::User::from_name(user).unwrap().is_some();
@@ -173,15 +176,7 @@ fn install_lays_out_the_tree_with_modes_and_owners_and_is_idempotent() {
     );
 
     // Twice: nothing changes, and it says so.
-    let again = t.ok(&[
-        "install",
-        "--root",
-        root.to_str().unwrap(),
-        "--interval",
-        "10m",
-        "--user",
-        user,
-    ]);
+    let again = install();
     assert!(
         again.stdout.contains("nothing to change"),
         "{}",
@@ -205,15 +200,7 @@ fn install_lays_out_the_tree_with_modes_and_owners_and_is_idempotent() {
     )
     .unwrap();
     std::fs::write(&config, "# mine\n").unwrap();
-    let fix = t.ok(&[
-        "install",
-        "--root",
-        root.to_str().unwrap(),
-        "--interval",
-        "10m",
-        "--user",
-        user,
-    ]);
+    let fix = install();
     assert!(fix.stdout.contains("fixed "), "{}", fix.stdout);
     assert!(fix.stdout.contains("kept "), "{}", fix.stdout);
     assert_eq!(mode(&at("/var/lib/logwarden")), 0o750);
