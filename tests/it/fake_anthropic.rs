@@ -32,10 +32,7 @@ pub struct Request {
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        crate::util::header_of(&self.headers, name)
     }
 
     /// A messages request (not token counting).
@@ -99,17 +96,12 @@ impl FakeAnthropic {
             let mut n = 0u64;
             for mut req in s.incoming_requests() {
                 n += 1;
-                let mut body = Vec::new();
-                let _ = req.as_reader().read_to_end(&mut body);
+                let raw = crate::util::Received::read(&mut req);
                 let rec = Request {
-                    method: req.method().to_string(),
-                    url: req.url().to_string(),
-                    headers: req
-                        .headers()
-                        .iter()
-                        .map(|h| (h.field.to_string(), h.value.to_string()))
-                        .collect(),
-                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                    body: serde_json::from_str(&raw.body).unwrap_or(Value::Null),
+                    method: raw.method,
+                    url: raw.url,
+                    headers: raw.headers,
                 };
                 r.lock().unwrap().push(rec.clone());
                 let (status, ctype, text) = answer(&rec, &q, &d, n);

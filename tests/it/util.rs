@@ -200,12 +200,33 @@ pub struct Received {
 }
 
 impl Received {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+    /// Reads a request the fake servers got: method, URL, headers and body.
+    pub fn read(req: &mut tiny_http::Request) -> Received {
+        let mut body = Vec::new();
+        let _ = req.as_reader().read_to_end(&mut body);
+        Received {
+            method: req.method().to_string(),
+            url: req.url().to_string(),
+            headers: req
+                .headers()
+                .iter()
+                .map(|h| (h.field.to_string(), h.value.to_string()))
+                .collect(),
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
     }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_of(&self.headers, name)
+    }
+}
+
+/// A header's value, by case-insensitive name.
+pub fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// A fake ntfy server on loopback. It checks each publish against ntfy's documented
@@ -262,18 +283,7 @@ impl FakeNtfy {
         let token = expected_auth;
         let thread = std::thread::spawn(move || {
             for mut req in s.incoming_requests() {
-                let mut body = Vec::new();
-                let _ = req.as_reader().read_to_end(&mut body);
-                let rec = Received {
-                    method: req.method().to_string(),
-                    url: req.url().to_string(),
-                    headers: req
-                        .headers()
-                        .iter()
-                        .map(|h| (h.field.to_string(), h.value.to_string()))
-                        .collect(),
-                    body: String::from_utf8_lossy(&body).into_owned(),
-                };
+                let rec = Received::read(&mut req);
                 all.lock().unwrap().push(rec.clone());
                 let auth_ok = match (&token, rec.header("Authorization")) {
                     (Some(t), Some(a)) => a == t,
@@ -333,8 +343,11 @@ impl FakeNtfy {
                 let topic = rec.url.trim_start_matches('/').to_string();
                 let anonymous = anon.lock().unwrap().contains(&topic);
                 let mut problems = check_publish(&rec, token.as_deref(), anonymous);
-                if body.len() > 4096 {
-                    problems.push(format!("body of {} bytes exceeds ntfy's 4096", body.len()));
+                if rec.body.len() > 4096 {
+                    problems.push(format!(
+                        "body of {} bytes exceeds ntfy's 4096",
+                        rec.body.len()
+                    ));
                 }
                 let status = next_status();
                 if status == 200 && problems.is_empty() {
