@@ -74,6 +74,13 @@ fn doctor_args<'a>(t: &'a Test, extra: &[&'a str]) -> Vec<String> {
     v
 }
 
+/// Asserts the doctor's output has each of these lines (or parts of lines).
+fn assert_mentions(out: &str, wants: &[&str]) {
+    for want in wants {
+        assert!(out.contains(want), "missing {want}:\n{out}");
+    }
+}
+
 fn run_doctor(t: &Test, extra: &[&str]) -> Run {
     let args = doctor_args(t, extra);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -87,24 +94,25 @@ fn doctor_passes_on_a_healthy_install_and_sends_only_with_send() {
     t.ok(&["run"]);
     let r = run_doctor(&t, &[]);
     assert_eq!(r.code, Some(0), "{}", r.all());
-    for want in [
-        "✓ config",
-        "✓ source `app`",
-        "is readable by user",
-        "✓ state dir",
-        "✓ state database",
-        "✓ script disk.sh is executable; last result: not used by any [[check]]",
-        "✓ claude: ",
-        "2.0.14 (Claude Code)",
-        "✓ LLM budget: $",
-        "left today; calls left",
-        "✓ ntfy: http://127.0.0.1",
-        "✓ ntfy: the token is accepted",
-        "- ntfy: no test notification sent",
-        "✓ last successful run",
-    ] {
-        assert!(r.stdout.contains(want), "missing {want}:\n{}", r.stdout);
-    }
+    assert_mentions(
+        &r.stdout,
+        &[
+            "✓ config",
+            "✓ source `app`",
+            "is readable by user",
+            "✓ state dir",
+            "✓ state database",
+            "✓ script disk.sh is executable; last result: not used by any [[check]]",
+            "✓ claude: ",
+            "2.0.14 (Claude Code)",
+            "✓ LLM budget: $",
+            "left today; calls left",
+            "✓ ntfy: http://127.0.0.1",
+            "✓ ntfy: the token is accepted",
+            "- ntfy: no test notification sent",
+            "✓ last successful run",
+        ],
+    );
     assert!(!r.stdout.contains('✗'), "{}", r.stdout);
     // the run published its incident; doctor without --send only probed (GET)
     let before = ntfy.messages();
@@ -145,15 +153,16 @@ fn doctor_fails_each_broken_part_with_a_fix() {
     let t = t.env("PATH", &path);
     let r = run_doctor(&t, &[]);
     assert_eq!(r.code, Some(1), "{}", r.all());
-    for want in [
-        "✗ ntfy: the token is rejected",
-        "✗ script disk.sh is not executable (mode 0644)",
-        "fix: chmod 755",
-        "✗ timer: logwarden.timer is disabled",
-        "fix: sudo systemctl enable --now logwarden.timer",
-    ] {
-        assert!(r.stdout.contains(want), "missing {want}:\n{}", r.stdout);
-    }
+    assert_mentions(
+        &r.stdout,
+        &[
+            "✗ ntfy: the token is rejected",
+            "✗ script disk.sh is not executable (mode 0644)",
+            "fix: chmod 755",
+            "✗ timer: logwarden.timer is disabled",
+            "fix: sudo systemctl enable --now logwarden.timer",
+        ],
+    );
     // once enabled, the timer check passes
     let enabled = fake_systemctl(&t, "enabled");
     let t = t.env("PATH", &enabled);
@@ -335,13 +344,14 @@ fn doctor_shows_each_checks_last_script_result() {
     }
     t.ok(&["run"]);
     let r = t.run(&["doctor", "--user", &current_user(), "--interval", "5m"]);
-    for want in [
-        "script queue.sh is executable; last result: check `queue`: ok at ",
-        "script broken.sh is executable; last result: check `broken`: failed at ",
-        "no such spool",
-        "script spare.sh is executable; last result: not used by any [[check]]",
-        "✓ LLM budget: no LLM investigator configured",
-    ] {
-        assert!(r.stdout.contains(want), "missing {want}:\n{}", r.stdout);
-    }
+    assert_mentions(
+        &r.stdout,
+        &[
+            "script queue.sh is executable; last result: check `queue`: ok at ",
+            "script broken.sh is executable; last result: check `broken`: failed at ",
+            "no such spool",
+            "script spare.sh is executable; last result: not used by any [[check]]",
+            "✓ LLM budget: no LLM investigator configured",
+        ],
+    );
 }
