@@ -644,12 +644,13 @@ fn redact_note(config: &Config, mut n: store::Notification) -> store::Notificati
 }
 
 /// Rewrites the pages of the incidents this run touched (new occurrences, opened,
-/// resolved) and of those related to them, then `INDEX.md`.
+/// resolved, acked from the phone) and of those related to them, then `INDEX.md`.
 fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
     let mut ids: Vec<i64> = report.updated.iter().map(|(id, _)| *id).collect();
     ids.extend(report.opened.iter().map(|o| o.0));
     ids.extend(report.resolved.iter().copied());
     ids.extend(report.metrics.resolved.iter().map(|r| r.0));
+    ids.extend(report.control.acked.iter().copied()); // acked from the phone
     let mut all = std::collections::BTreeSet::new();
     for id in ids {
         all.insert(id);

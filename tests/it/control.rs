@@ -57,6 +57,12 @@ fn ack_from_the_phone_acks_the_incident_on_the_next_run() {
     assert_eq!(i["status"], "acked");
     assert_eq!(i["acked_by"], "phone (ntfy)");
     assert_eq!(i["acked_at"], "2026-11-22T10:05:00Z");
+    let page = std::fs::read_to_string(&t.incident_files()[0]).unwrap();
+    assert!(
+        page.contains("status: acked") && page.contains("acked_by: \"phone (ntfy)\""),
+        "the page says so at once: {page}"
+    );
+    assert!(t.read("incidents/INDEX.md").contains("| acked |"));
     // polled with the token, from where it left off: nothing new next time
     let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
     assert!(!r.stdout.contains("control message"), "{}", r.stdout);
