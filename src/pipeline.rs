@@ -669,6 +669,11 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
             }
         }
     }
+    // A quiet run changes no page: it leaves INDEX.md alone (loading every incident
+    // for it would grow the cost of an idle run with the history).
+    if all.is_empty() && config.incidents_dir.join("INDEX.md").exists() {
+        return;
+    }
     for id in all {
         if let Err(e) = rewrite_page(config, store, id) {
             report.errors.push(format!("incident #{id}: {e}"));
