@@ -81,7 +81,7 @@ fn a_million_errors_in_one_run_keep_memory_bounded_and_groups_right() {
         }
     }
     let mut child = t
-        .command(&["run"])
+        .command(&["run", "--now", "2026-11-22T10:05:00Z"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
