@@ -283,7 +283,9 @@ pub fn run(cfg: &ClaudeCliConfig, config: &Config, prompt: &Prompt) -> Diagnosis
         diag.error = Some(format!(
             "{} and printed no JSON result{}",
             describe(status),
-            tail(&config.redact.redactor.clean(&stderr)).map(|t| format!(": {t}")).unwrap_or_default()
+            tail(&config.redact.redactor.clean(&stderr))
+                .map(|t| format!(": {t}"))
+                .unwrap_or_default()
         ));
         return diag;
     };
@@ -314,7 +316,9 @@ pub fn run(cfg: &ClaudeCliConfig, config: &Config, prompt: &Prompt) -> Diagnosis
             } else {
                 format!(", {}", describe(status))
             },
-            tail(&config.redact.redactor.clean(answer)).map(|t| format!(": {t}")).unwrap_or_default()
+            tail(&config.redact.redactor.clean(answer))
+                .map(|t| format!(": {t}"))
+                .unwrap_or_default()
         ));
         return diag;
     }
@@ -329,7 +333,9 @@ pub fn run(cfg: &ClaudeCliConfig, config: &Config, prompt: &Prompt) -> Diagnosis
         None => {
             diag.error = Some(format!(
                 "Claude answered without the JSON verdict{}",
-                tail(&config.redact.redactor.clean(answer)).map(|t| format!(": {t}")).unwrap_or_default()
+                tail(&config.redact.redactor.clean(answer))
+                    .map(|t| format!(": {t}"))
+                    .unwrap_or_default()
             ));
             diag
         }

@@ -227,4 +227,3 @@ fn redact_json(red: &crate::redact::Redactor, v: &mut serde_json::Value) {
         _ => {}
     }
 }
-

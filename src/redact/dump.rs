@@ -67,10 +67,12 @@ pub fn redact(text: &str) -> Option<String> {
             continue;
         };
         let value = body[after..].trim_start();
-        let secret = name_at(code, col).and_then(classify).filter(|c| match c.tier {
-            Tier::Always => !harmless(value),
-            Tier::IfRandom => !value.contains(PLACEHOLDER) && entropy::any_random(value),
-        });
+        let secret = name_at(code, col)
+            .and_then(classify)
+            .filter(|c| match c.tier {
+                Tier::Always => !harmless(value),
+                Tier::IfRandom => !value.contains(PLACEHOLDER) && entropy::any_random(value),
+            });
         match secret {
             Some(c) => {
                 changed = true;

@@ -74,7 +74,9 @@ pub fn any_random(value: &str) -> bool {
         .any(|tok| {
             tok.split('/').any(looks_random)
                 || (tok.contains('/')
-                    && (tok.contains('+') || tok.ends_with('=') || (tok.len() >= 32 && !tok.contains('.')))
+                    && (tok.contains('+')
+                        || tok.ends_with('=')
+                        || (tok.len() >= 32 && !tok.contains('.')))
                     && looks_random(&tok.replace('/', "")))
         })
 }

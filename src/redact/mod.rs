@@ -134,7 +134,7 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         checked(
             "card-number",
             r"\b[2-6][0-9]{12,18}\b|\b[2-6][0-9]{3}(?:[ -][0-9]{4,6}){2}(?:[ -][0-9]{1,6}){0,2}\b",
-            |text, m, at| card_number(text, m, at),
+            card_number,
         ),
     ]
 });
@@ -187,7 +187,7 @@ fn card_number(text: &str, m: &str, at: usize) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 const PEM_BEGIN: &str = "-----BEGIN ";
@@ -511,7 +511,10 @@ mod tests {
             ("callback https://api.example.com/hooks/incoming/8d7f6e5a4b3c2d1e0f9a8b7c6d5e4f3a", "8d7f6e5a4b3c2d1e0f9a8b7c6d5e4f3a", "webhook"),
             ("teams https://acme.webhook.office.com/webhookb2/0a1b2c3d-aaaa@bbbb/IncomingWebhook/77ee/ffff", "IncomingWebhook/77ee", "webhook"),
         ]);
-        kept(&["POST /api/webhooks/stripe returned 500", "see /hooks/pre-commit"]);
+        kept(&[
+            "POST /api/webhooks/stripe returned 500",
+            "see /hooks/pre-commit",
+        ]);
     }
 
     #[test]
@@ -541,9 +544,21 @@ mod tests {
             "redis://:[REDACTED:url-password]@cache:6379/0 down"
         );
         gone(&[
-            (r#"{"dsn": "mysql://root:x/y@z@10.0.0.4/db"}"#, "x/y@z", "url-password"),
-            (r#"cfg={\"url\": \"amqp://guest:g!@st#pw@rabbit:5672/\"}"#, "g!@st#pw", "url-password"),
-            ("dsn=postgresql%3A%2F%2Fapp%3Ap%40ss%2Fw0rd%40db%2Fapp", "p%40ss%2Fw0rd", "url-password"),
+            (
+                r#"{"dsn": "mysql://root:x/y@z@10.0.0.4/db"}"#,
+                "x/y@z",
+                "url-password",
+            ),
+            (
+                r#"cfg={\"url\": \"amqp://guest:g!@st#pw@rabbit:5672/\"}"#,
+                "g!@st#pw",
+                "url-password",
+            ),
+            (
+                "dsn=postgresql%3A%2F%2Fapp%3Ap%40ss%2Fw0rd%40db%2Fapp",
+                "p%40ss%2Fw0rd",
+                "url-password",
+            ),
         ]);
     }
 
@@ -556,7 +571,10 @@ mod tests {
             (r#"{'Cookie': 'csrftoken=abc; sessionid=Qw3Er5Ty7Ui9Op1'}"#, "Qw3Er5Ty7Ui9Op1", "cookie"),
             ("flask session=eyJ1c2VyX2lkIjo0Mn0.ZxYz1A.Kq8vN2xLp4Rz7Wm3Ty6Hs9Bd4Fg dropped", "ZxYz1A.Kq8vN2xLp4Rz7Wm3Ty6Hs9Bd4Fg", "session"),
         ]);
-        kept(&["session: <sqlalchemy.orm.session.Session object at 0x7f00aa>", "session=closed"]);
+        kept(&[
+            "session: <sqlalchemy.orm.session.Session object at 0x7f00aa>",
+            "session=closed",
+        ]);
     }
 
     #[test]
@@ -570,18 +588,45 @@ mod tests {
             "4f2a9c1e7b3d8a6f5e0c2b9d7a1f3e8c6b4d2a0f",
             "private-key",
         )]);
-        assert!(r(r#"{"project_id": "acme-prod", "client_id": "104857300012345678901"}"#).contains("104857300012345678901"));
+        assert!(
+            r(r#"{"project_id": "acme-prod", "client_id": "104857300012345678901"}"#)
+                .contains("104857300012345678901")
+        );
     }
 
     #[test]
     fn card_numbers_checked_with_luhn() {
         gone(&[
-            ("charge 4111111111111111 declined", "4111111111111111", "card-number"),
-            ("card 4242 4242 4242 4242 exp 12/29", "4242 4242 4242 4242", "card-number"),
-            ("cards 4539148803436467 5200828282828210", "4539148803436467", "card-number"),
-            ("cards 4539148803436467 5200828282828210", "5200828282828210", "card-number"),
-            ("amex 3782-822463-10005 refused", "3782-822463-10005", "card-number"),
-            (r#"{"pan": "5555555555554444"}"#, "5555555555554444", "card-number"),
+            (
+                "charge 4111111111111111 declined",
+                "4111111111111111",
+                "card-number",
+            ),
+            (
+                "card 4242 4242 4242 4242 exp 12/29",
+                "4242 4242 4242 4242",
+                "card-number",
+            ),
+            (
+                "cards 4539148803436467 5200828282828210",
+                "4539148803436467",
+                "card-number",
+            ),
+            (
+                "cards 4539148803436467 5200828282828210",
+                "5200828282828210",
+                "card-number",
+            ),
+            (
+                "amex 3782-822463-10005 refused",
+                "3782-822463-10005",
+                "card-number",
+            ),
+            (
+                r#"{"pan": "5555555555554444"}"#,
+                "5555555555554444",
+                "card-number",
+            ),
         ]);
         kept(&[
             "order 4111111111111112 shipped",
@@ -600,7 +645,11 @@ mod tests {
             ("gcs ?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Signature=5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f9f3c2a1b8e7d6c5f4a3b2c1d0e9f8a7b6c", "5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f9f", "signature"),
         ]);
         // logwarden's own 16-hex signatures stay readable.
-        kept(&["signature: \"b3ef29b2fb4511f4\"", "- Signature: b3ef29b2fb4511f4", "invalid signature: expected v1"]);
+        kept(&[
+            "signature: \"b3ef29b2fb4511f4\"",
+            "- Signature: b3ef29b2fb4511f4",
+            "invalid signature: expected v1",
+        ]);
     }
 
     #[test]
@@ -617,14 +666,37 @@ mod tests {
             (r#"{\"password\": \"two words\"}"#, "two words", "password"),
             ("kwargs {'passwd': 'it''s'}", "it''s", "password"),
             ("DB_PASS=pa,ss;wd", "pa,ss;wd", "password"),
-            ("form body user=bob&password=p%40ss%2Fw0rd&next=/", "p%40ss%2Fw0rd", "password"),
-            ("query password%3Dhunter2%26user%3Dbob", "hunter2", "password"),
-            ("run psql --password Tr0ub4dor3 -h db", "Tr0ub4dor3", "password"),
-            (r#"headers {"X-Api-Key": "k9Lm3Np7Rt1Vx5Zb"}"#, "k9Lm3Np7Rt1Vx5Zb", "api-key"),
+            (
+                "form body user=bob&password=p%40ss%2Fw0rd&next=/",
+                "p%40ss%2Fw0rd",
+                "password",
+            ),
+            (
+                "query password%3Dhunter2%26user%3Dbob",
+                "hunter2",
+                "password",
+            ),
+            (
+                "run psql --password Tr0ub4dor3 -h db",
+                "Tr0ub4dor3",
+                "password",
+            ),
+            (
+                r#"headers {"X-Api-Key": "k9Lm3Np7Rt1Vx5Zb"}"#,
+                "k9Lm3Np7Rt1Vx5Zb",
+                "api-key",
+            ),
             ("pw = b'hunter2'", "hunter2", "password"),
-            ("\"credentials\": {\"user\": \"svc\", \"pin\": \"8841\"}", "8841", "credentials"),
+            (
+                "\"credentials\": {\"user\": \"svc\", \"pin\": \"8841\"}",
+                "8841",
+                "credentials",
+            ),
         ]);
-        kept(&["max_tokens=4096 token=None password=***", "user=bob attempts=3"]);
+        kept(&[
+            "max_tokens=4096 token=None password=***",
+            "user=bob attempts=3",
+        ]);
     }
 
     #[test]
@@ -645,9 +717,21 @@ mod tests {
         }
         // An unknown shape next to a hinting name goes…
         gone(&[
-            ("upload_key=Zq8Xw2Lm4Np6Rt8Vy0Bc3Df5", "Zq8Xw2Lm4Np6Rt8Vy0Bc3Df5", "key"),
-            (r#"{"auth": "Hm4Kq9Xz2Lw7Pv3Rt8Ny"}"#, "Hm4Kq9Xz2Lw7Pv3Rt8Ny", "auth"),
-            ("x-hmac: 7c1e9a3f5b2d8e4c6a0f1b3d5e7a9c2f4b6d8e0a", "7c1e9a3f5b2d8e4c6a0f1b3d5e7a9c2f4b6d8e0a", "signature"),
+            (
+                "upload_key=Zq8Xw2Lm4Np6Rt8Vy0Bc3Df5",
+                "Zq8Xw2Lm4Np6Rt8Vy0Bc3Df5",
+                "key",
+            ),
+            (
+                r#"{"auth": "Hm4Kq9Xz2Lw7Pv3Rt8Ny"}"#,
+                "Hm4Kq9Xz2Lw7Pv3Rt8Ny",
+                "auth",
+            ),
+            (
+                "x-hmac: 7c1e9a3f5b2d8e4c6a0f1b3d5e7a9c2f4b6d8e0a",
+                "7c1e9a3f5b2d8e4c6a0f1b3d5e7a9c2f4b6d8e0a",
+                "signature",
+            ),
         ]);
         // …ordinary values next to it, and random ones in ordinary context, stay.
         kept(&[
@@ -666,7 +750,10 @@ mod tests {
         assert!(!got.contains("zzKq8Xw2Lm4Np6Rt8Vy0Bc3D"), "{got}");
         assert!(got.contains("│     └ [REDACTED:password]\n"), "{got}");
         assert!(got.contains("└ 'bob'"), "{got}");
-        assert!(got.contains("└ <app.Cfg object at 0x7faf7efebb10>"), "{got}");
+        assert!(
+            got.contains("└ <app.Cfg object at 0x7faf7efebb10>"),
+            "{got}"
+        );
         assert!(got.contains("└ 3\n"), "{got}");
         // Under a hinting name only when random.
         let hint = "    sign(session, body)\n         │        └ 'plain text body'\n         └ 'Kq8vN2xLp4Rz7Wm3Ty6Hs9Bd'\n";
@@ -687,7 +774,13 @@ mod tests {
         assert_eq!(cut_point("ab cd", 10), 5);
         // Redacted before the cut: the placeholder is never half there either.
         let red = Redactor::default();
-        assert_eq!(red.clean_chars(text, 40), "password=[REDACTED:password], key ");
-        assert_eq!(red.clean_chars(text, 33), "password=[REDACTED:password], key");
+        assert_eq!(
+            red.clean_chars(text, 40),
+            "password=[REDACTED:password], key "
+        );
+        assert_eq!(
+            red.clean_chars(text, 33),
+            "password=[REDACTED:password], key"
+        );
     }
 }

@@ -74,7 +74,8 @@ const ALWAYS_SUFFIX: &[(&str, &str)] = &[
 ];
 
 /// The last word alone (split at `_`, `-`, `.` and case changes).
-const ALWAYS_WORD: &[(&str, &str)] = &[("pass", "password"), ("pw", "password"), ("sid", "session")];
+const ALWAYS_WORD: &[(&str, &str)] =
+    &[("pass", "password"), ("pw", "password"), ("sid", "session")];
 
 /// Names containing any of these (same normalisation) hint at a secret.
 const HINT: &[(&str, &str)] = &[
@@ -155,10 +156,8 @@ pub fn classify(name: &str) -> Option<Class> {
 /// A name, an optional closing quote (plain, `\"`-escaped or doubled), and the
 /// separator: `=`, `:`, `=>`, or their URL-encoded forms.
 static NAME_SEP: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?:\\*["'])?[ \t]*(?:=>|=|:|%3[DdAa])[ \t]*"#,
-    )
-    .expect("pair regex compiles")
+    Regex::new(r#"(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?:\\*["'])?[ \t]*(?:=>|=|:|%3[DdAa])[ \t]*"#)
+        .expect("pair regex compiles")
 });
 
 /// `--password hunter2` on a command line (a flag and a separate value).
@@ -255,7 +254,11 @@ fn read_value(text: &str, at: usize, mode: Mode) -> Option<Value> {
         });
     }
     if b[0] == b'{' || b[0] == b'[' {
-        let (open, close) = if b[0] == b'{' { (b'{', b'}') } else { (b'[', b']') };
+        let (open, close) = if b[0] == b'{' {
+            (b'{', b'}')
+        } else {
+            (b'[', b']')
+        };
         let mut depth = 0;
         for (i, &c) in b.iter().enumerate() {
             if c == b'\n' {

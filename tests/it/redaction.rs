@@ -39,8 +39,13 @@ fn assert_clean(what: &str, text: &str) {
     for s in secrets() {
         for p in pieces(s) {
             if let Some(at) = text.find(p) {
-                let from = text.floor_char_boundary(at.saturating_sub(300));
-                let to = text.ceil_char_boundary((at + 300).min(text.len()));
+                let from = (0..=at.saturating_sub(300))
+                    .rev()
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(0);
+                let to = ((at + 300).min(text.len())..=text.len())
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(text.len());
                 panic!("{what} leaks {p:?} (of {s:?}):\n…{}…", &text[from..to]);
             }
         }
@@ -85,7 +90,11 @@ fn assert_nothing_leaves(t: &Test, ntfy: &FakeNtfy, stdout: &str) -> String {
         .join("\n");
     assert_clean("a prompt", &all_argv);
     let msgs = ntfy.messages();
-    assert_eq!(msgs.len(), t.incident_files().len(), "one notification per incident");
+    assert_eq!(
+        msgs.len(),
+        t.incident_files().len(),
+        "one notification per incident"
+    );
     for m in &msgs {
         assert_clean("a notification body", &m.body);
         assert_clean("a notification title", m.header("Title").unwrap_or(""));
@@ -255,7 +264,12 @@ fn loguru_corpus(source: &str) {
         .lines()
         .filter_map(|l| l.trim().strip_prefix("(\""))
         .filter_map(|l| l.split('"').next())
-        .chain(["extra_bind", "dump_password", "dump_secret_key", "dump_attribute"])
+        .chain([
+            "extra_bind",
+            "dump_password",
+            "dump_secret_key",
+            "dump_attribute",
+        ])
         .collect();
     assert!(cases.len() > 50, "{cases:?}");
     for c in cases {
@@ -266,7 +280,10 @@ fn loguru_corpus(source: &str) {
         );
     }
     for keep in NEGATIVES.lines().filter(|l| !l.trim().is_empty()) {
-        assert!(argv.contains(keep), "{keep:?} was redacted from the prompts");
+        assert!(
+            argv.contains(keep),
+            "{keep:?} was redacted from the prompts"
+        );
     }
     // The evidence keeps its shape around the placeholders.
     for p in [
@@ -333,7 +350,11 @@ fn a_secret_straddling_the_notification_cut_does_not_leak_its_first_part() {
     let msgs = ntfy.messages();
     assert_eq!(msgs.len(), keys.len());
     for m in &msgs {
-        assert!(m.body.contains("…(cut: "), "the excerpt was cut: {}", m.body);
+        assert!(
+            m.body.contains("…(cut: "),
+            "the excerpt was cut: {}",
+            m.body
+        );
         assert!(m.body.contains("[REDACTED:"), "{}", m.body);
         for key in keys {
             let s = secret(key);
