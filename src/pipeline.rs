@@ -552,11 +552,9 @@ fn display_template(t: &str) -> String {
     if t.len() <= MAX {
         return t.to_string();
     }
-    let mut end = MAX;
-    while !t.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &t[..end])
+    // Off the middle of a token: the template is redacted later, and half a
+    // secret would no longer be found.
+    format!("{}…", &t[..crate::redact::cut_point(t, MAX)])
 }
 
 fn first_line(s: &str) -> &str {
@@ -649,7 +647,7 @@ fn file_unfinished(
             ),
             None => String::new(),
         };
-        let mut note = notify::for_incident(&inc, &summary, &file_name);
+        let mut note = notify::for_incident(&inc, &summary, &file_name, &config.redact.redactor);
         if let Some(of) = inc.regression_of {
             // Noise already judged comes back: recorded and shown, but it does not buzz.
             if store

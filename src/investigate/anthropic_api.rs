@@ -191,8 +191,11 @@ pub fn run(cfg: &AnthropicApiConfig, config: &Config, store: &Store, prompt: &Pr
             ..v
         },
         None => {
-            let tail: String = answer
-                .trim()
+            // Redacted before the cut: it may fall inside a secret.
+            let tail: String = config
+                .redact
+                .redactor
+                .clean(answer.trim())
                 .chars()
                 .rev()
                 .take(300)
@@ -315,7 +318,8 @@ fn call_tool(
                 Ok(hits) => {
                     let mut s = String::new();
                     for h in hits {
-                        let sample: String = h.sample.chars().take(1500).collect();
+                        // Redacted before the cut, then again with the rest.
+                        let sample: String = red.clean(&h.sample).chars().take(1500).collect();
                         s.push_str(&format!(
                             "incident #{} ({}), signature {}, verdict {}: `{}`\n{}\n\n",
                             h.incident_id,

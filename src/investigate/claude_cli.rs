@@ -283,7 +283,9 @@ pub fn run(cfg: &ClaudeCliConfig, config: &Config, prompt: &Prompt) -> Diagnosis
         diag.error = Some(format!(
             "{} and printed no JSON result{}",
             describe(status),
-            tail(&stderr).map(|t| format!(": {t}")).unwrap_or_default()
+            tail(&config.redact.redactor.clean(&stderr))
+                .map(|t| format!(": {t}"))
+                .unwrap_or_default()
         ));
         return diag;
     };
@@ -314,7 +316,9 @@ pub fn run(cfg: &ClaudeCliConfig, config: &Config, prompt: &Prompt) -> Diagnosis
             } else {
                 format!(", {}", describe(status))
             },
-            tail(answer).map(|t| format!(": {t}")).unwrap_or_default()
+            tail(&config.redact.redactor.clean(answer))
+                .map(|t| format!(": {t}"))
+                .unwrap_or_default()
         ));
         return diag;
     }
@@ -329,7 +333,9 @@ pub fn run(cfg: &ClaudeCliConfig, config: &Config, prompt: &Prompt) -> Diagnosis
         None => {
             diag.error = Some(format!(
                 "Claude answered without the JSON verdict{}",
-                tail(answer).map(|t| format!(": {t}")).unwrap_or_default()
+                tail(&config.redact.redactor.clean(answer))
+                    .map(|t| format!(": {t}"))
+                    .unwrap_or_default()
             ));
             diag
         }
@@ -343,7 +349,8 @@ fn describe(status: std::process::ExitStatus) -> String {
     }
 }
 
-/// The last 300 characters of a text, on one line.
+/// The last 300 characters of a text, on one line (callers redact first: the
+/// cut may fall inside a secret).
 fn tail(text: &str) -> Option<String> {
     let t = text.trim();
     if t.is_empty() {

@@ -126,6 +126,9 @@ pub fn for_incident(
 ) -> String {
     let budget = config.llm.evidence_tokens * 4;
     let mut out = String::new();
+    // Every piece is redacted before it can be cut or summarised (a secret cut in
+    // half no longer has the shape that finds it); the whole is redacted again last.
+    let red = &config.redact.redactor;
 
     // 1. The triggering records: whole, as many as fit in 60% of the budget.
     let cap = budget * 60 / 100;
@@ -138,7 +141,8 @@ pub fn for_incident(
     let mut used = 0;
     let mut left_out = 0;
     for (n, s) in inc.samples.iter().enumerate() {
-        let s = s.trim_end();
+        let s = red.clean(s.trim_end());
+        let s = s.as_str();
         if used + s.len() <= cap {
             used += s.len();
             out.push_str(s);
@@ -156,7 +160,7 @@ pub fn for_incident(
         let _ = writeln!(
             out,
             "[{left_out} more record(s) of the same template `{}` not shown]\n",
-            short(&inc.template, 200)
+            short(&red.clean(&inc.template), 200)
         );
     }
 
@@ -176,7 +180,7 @@ pub fn for_incident(
                 "- {}× [{}] `{}`\n",
                 g.count,
                 g.level,
-                short(&g.template, 200)
+                short(&red.clean(&g.template), 200)
             );
             if section.len() + line.len() > cap {
                 break;
@@ -216,7 +220,7 @@ pub fn for_incident(
                 v.severity,
                 v.occurrences,
                 v.level,
-                short(&v.title, 160)
+                short(&red.clean(&v.title), 160)
             );
         }
         if verdicts.is_empty() {

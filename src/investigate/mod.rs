@@ -165,6 +165,11 @@ fn ask(
     if let Some(e) = &d.error {
         d.error = Some(red.clean(e));
     }
+    // The refused tool calls are shown on the page cut to 200 characters: their
+    // inputs are redacted here, before any cut.
+    for p in &mut d.permission_denials {
+        redact_json(red, p);
+    }
     if d.diagnosed {
         let _ = store.record_verdict(
             &inc.signature,
@@ -207,4 +212,18 @@ pub fn summarize_skips(diagnoses: &[Diagnosis]) -> Vec<String> {
         .into_iter()
         .map(|(_, why, n)| format!("investigator: {n} incident(s) {why}"))
         .collect()
+}
+
+/// Redacts every string inside a JSON value (keys stay).
+fn redact_json(red: &crate::redact::Redactor, v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let std::borrow::Cow::Owned(c) = red.redact(s) {
+                *s = c;
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| redact_json(red, x)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| redact_json(red, x)),
+        _ => {}
+    }
 }

@@ -34,12 +34,10 @@ pub fn cap(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }
-    // room for a closing fence and the marker
+    // room for a closing fence and the marker; never half a token (the text
+    // is redacted already, this is in case a caller forgot)
     let budget = max.saturating_sub(48);
-    let mut end = budget;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
+    let mut end = crate::redact::cut_point(text, budget);
     if let Some(nl) = text[..end].rfind('\n') {
         if nl >= budget / 2 {
             end = nl;
@@ -60,11 +58,17 @@ pub fn cap(text: &str, max: usize) -> String {
     out
 }
 
-/// The notification for a newly filed incident.
-pub fn for_incident(i: &IncidentRow, summary: &str, file_name: &str) -> Notification {
+/// The notification for a newly filed incident. Each part is redacted before it
+/// is cut (a secret cut in half would no longer be found).
+pub fn for_incident(
+    i: &IncidentRow,
+    summary: &str,
+    file_name: &str,
+    red: &crate::redact::Redactor,
+) -> Notification {
     let mut body = String::new();
     if !summary.trim().is_empty() {
-        body.push_str(summary.trim());
+        body.push_str(&red.clean(summary.trim()));
         body.push_str("\n\n");
     }
     body.push_str(&format!(
@@ -76,16 +80,16 @@ pub fn for_incident(i: &IncidentRow, summary: &str, file_name: &str) -> Notifica
         i.source
     ));
     if let Some(e) = i.samples.first() {
-        let first: String = e.lines().take(12).collect::<Vec<_>>().join("\n");
+        let first: String = red.clean(e).lines().take(12).collect::<Vec<_>>().join("\n");
         body.push_str(&format!("\n```\n{}\n```\n", cap(&first, 1500)));
     }
     body.push_str(&format!("\nIncident #{} · {file_name}", i.id));
     Notification {
-        title: match i.regression_of {
+        title: red.clean(&match i.regression_of {
             Some(of) => format!("[{}] Regression of #{of}: {}", i.host, i.title),
             None => format!("[{}] {}", i.host, i.title),
-        },
-        body: cap(&body, MAX_BODY),
+        }),
+        body: cap(&red.clean(&body), MAX_BODY),
         priority: priority(&i.severity),
         tags: format!("{},{}", tags(&i.severity), i.severity),
     }
