@@ -185,8 +185,16 @@ fn allowed_scripts_add_bash_for_those_scripts_only() {
     let scripts = t.path("scripts");
     std::fs::create_dir_all(&scripts).unwrap();
     use std::os::unix::fs::PermissionsExt;
-    for name in ["disk-usage", "queue-depth"] {
-        std::fs::write(scripts.join(name), "#!/bin/sh\necho ok\n").unwrap();
+    // A script that does not declare its arguments is never offered.
+    for (name, body) in [
+        ("disk-usage", "#!/bin/sh\n# logwarden-args: none\necho ok\n"),
+        (
+            "queue-depth",
+            "#!/bin/sh\n# logwarden-args: arg Q [a-z]+\necho ok\n",
+        ),
+        ("undeclared", "#!/bin/sh\necho ok\n"),
+    ] {
+        std::fs::write(scripts.join(name), body).unwrap();
         std::fs::set_permissions(scripts.join(name), std::fs::Permissions::from_mode(0o755))
             .unwrap();
     }
