@@ -163,11 +163,28 @@ fn hostile_arguments_to_every_curated_script_run_nothing() {
         ("cpu.sh", vec![touch("pwned-cpu")]),
         ("cpu.sh", vec!["1".into(), "2".into()]),
         ("cpu.sh", vec!["600".into()]),
+        ("cert-expiry.sh", vec!["169.254.169.254:443".into()]),
+        (
+            "cert-expiry.sh",
+            vec!["--file".into(), "/etc/shadow".into()],
+        ),
+        (
+            "cert-expiry.sh",
+            vec!["-connect".into(), "evil.example:443".into()],
+        ),
         ("disk.sh", vec!["--output=source".into()]),
         ("disk.sh", vec!["-x".into(), "ext4".into()]),
         ("disk.sh", vec![format!("/; touch {}", m("pwned-disk"))]),
         ("disk.sh", vec!["/tmp\n--help".into()]),
         ("disk.sh", vec!["tmp".into()]),
+        ("file-exists.sh", vec!["/root/.ssh/id_rsa".into()]),
+        ("file-exists.sh", vec!["--".into(), "/etc/shadow".into()]),
+        (
+            "http-probe.sh",
+            vec!["http://169.254.169.254/latest/meta-data/".into()],
+        ),
+        ("http-probe.sh", vec!["file:///etc/passwd".into()]),
+        ("http-probe.sh", vec!["-K".into(), "/etc/passwd".into()]),
         ("memory.sh", vec!["--help".into()]),
         ("memory.sh", vec!["x".into()]),
         ("process-rss.sh", vec!["-f".into(), "sshd".into()]),
@@ -382,4 +399,183 @@ fn hostile_arguments_to_every_curated_script_run_nothing() {
     let denials = inc["diagnosis"]["permission_denials"].as_array().unwrap();
     assert_eq!(denials.len(), n_refused, "{denials:?}");
     assert_eq!(denials[0]["tool_input"]["args"][1], "/etc/passwd");
+}
+
+/// Loopback servers for the probes: plain HTTP (`/ok`, `/away` redirecting to the
+/// second server, `/missing`), a second HTTP server that logs every request it gets,
+/// and HTTPS with the given certificate. Prints the three ports on one line.
+const PROBE_SERVERS: &str = r#"
+import http.server, ssl, sys, threading
+hits = sys.argv[3]
+class Main(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/ok":
+            self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+        elif self.path == "/away":
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:%d/ok" % other.server_port)
+            self.end_headers()
+        else:
+            self.send_response(404); self.end_headers()
+    def log_message(self, *a):
+        pass
+class Other(Main):
+    def do_GET(self):
+        with open(hits, "a") as f:
+            f.write(self.path + "\n")
+        self.send_response(200); self.end_headers()
+main = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Main)
+other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Other)
+tls = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Main)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+for s in (main, other, tls):
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+print(main.server_port, other.server_port, tls.server_port, flush=True)
+sys.stdin.read()
+"#;
+
+/// The value a series has in `logwarden metrics`.
+fn listed(list: &str, key: &str) -> f64 {
+    let line = list
+        .lines()
+        .map(str::trim_start)
+        .find(|l| l.starts_with(&format!("{key} ")))
+        .unwrap_or_else(|| panic!("no {key} in:\n{list}"));
+    line[key.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .replace('k', "e3")
+        .replace('M', "e6")
+        .parse()
+        .unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+#[test]
+fn probe_scripts_measure_real_loopback_servers_and_files() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    const NOW: &str = "2026-11-18T08:26:40Z";
+    const NOW_S: i64 = 1_794_990_400;
+    let t = Test::new();
+    // A self-signed certificate made on 2026-11-01 for 30 days.
+    let made = Command::new("faketime")
+        .args([
+            "2026-11-01 00:00:00",
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+        ])
+        .arg("-keyout")
+        .arg(t.path("key.pem"))
+        .arg("-out")
+        .arg(t.path("cert.pem"))
+        .args(["-days", "30", "-subj", "/CN=localhost"])
+        .output()
+        .expect("faketime and openssl");
+    assert!(made.status.success(), "{made:?}");
+    let end = Command::new("openssl")
+        .args(["x509", "-noout", "-enddate", "-in"])
+        .arg(t.path("cert.pem"))
+        .output()
+        .unwrap();
+    let end = String::from_utf8_lossy(&end.stdout);
+    assert!(
+        end.contains("Dec  1 00:00:0") && end.contains("2026"),
+        "{end}"
+    );
+    let days = (1_796_083_200 - NOW_S) as f64 / 86_400.0; // to 2026-12-01T00:00:00Z
+
+    t.write("servers.py", PROBE_SERVERS);
+    let hits = t.path("other-hits.log");
+    let mut servers = Command::new(python().expect("python"))
+        .arg(t.path("servers.py"))
+        .arg(t.path("cert.pem"))
+        .arg(t.path("key.pem"))
+        .arg(&hits)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(servers.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ports: Vec<u16> = line
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(ports.len(), 3, "{line:?}");
+    let (web, tls) = (ports[0], ports[2]);
+
+    t.write("heartbeat", "alive\n");
+    let touched = Command::new("touch")
+        .args(["-d", "2026-11-18T08:16:40Z"])
+        .arg(t.path("heartbeat"))
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    let scripts = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
+    let p = |n: &str| t.path(n).display().to_string();
+    t.write("app.log", "");
+    t.with_app_source(&format!(
+        "[metrics]\nscripts_dir = \"{scripts}\"\n\
+         [[check]]\nname = \"ok\"\nscript = \"http-probe.sh\"\nargs = [\"http://127.0.0.1:{web}/ok\", \"--name\", \"ok\"]\n\
+         [[check]]\nname = \"away\"\nscript = \"http-probe.sh\"\nargs = [\"http://127.0.0.1:{web}/away\", \"--name\", \"away\"]\n\
+         [[check]]\nname = \"missing\"\nscript = \"http-probe.sh\"\nargs = [\"http://127.0.0.1:{web}/missing\", \"--status\", \"404\", \"--name\", \"missing\"]\n\
+         [[check]]\nname = \"down\"\nscript = \"http-probe.sh\"\nargs = [\"http://127.0.0.1:1/\", \"--timeout\", \"5\", \"--name\", \"down\"]\n\
+         [[check]]\nname = \"tls\"\nscript = \"cert-expiry.sh\"\nargs = [\"127.0.0.1:{tls}\", \"--servername\", \"localhost\"]\n\
+         [[check]]\nname = \"pem\"\nscript = \"cert-expiry.sh\"\nargs = [\"--file\", \"{cert}\"]\n\
+         [[check]]\nname = \"beat\"\nscript = \"file-exists.sh\"\nargs = [\"{beat}\", \"{gone}\"]\n",
+        cert = p("cert.pem"),
+        beat = p("heartbeat"),
+        gone = p("no-such-heartbeat"),
+    ));
+    let out = t.ok(&["metrics", "check", "--now", NOW]).stdout;
+    let list = t.ok(&["metrics"]).stdout;
+    drop(servers.stdin.take());
+    let _ = servers.kill();
+    let _ = servers.wait();
+    assert!(!out.contains("` failed"), "{out}");
+
+    assert_eq!(listed(&list, "http_probe_status{probe=\"ok\"}"), 200.0);
+    assert_eq!(listed(&list, "http_probe_ok{probe=\"ok\"}"), 1.0);
+    let latency = listed(&list, "http_probe_latency_seconds{probe=\"ok\"}");
+    assert!(latency > 0.0 && latency < 5.0, "{latency}");
+    // The redirect is the answer; the other server is never asked.
+    assert_eq!(listed(&list, "http_probe_status{probe=\"away\"}"), 302.0);
+    assert_eq!(listed(&list, "http_probe_ok{probe=\"away\"}"), 0.0);
+    assert!(!hits.exists(), "the redirect was followed");
+    assert_eq!(listed(&list, "http_probe_ok{probe=\"missing\"}"), 1.0);
+    assert_eq!(listed(&list, "http_probe_status{probe=\"down\"}"), 0.0);
+    assert_eq!(listed(&list, "http_probe_ok{probe=\"down\"}"), 0.0);
+
+    for target in [format!("127.0.0.1:{tls}"), p("cert.pem")] {
+        let got = listed(&list, &format!("cert_expiry_days{{target=\"{target}\"}}"));
+        assert!(
+            (got - days).abs() < 0.01,
+            "{target}: {got} days, want {days}\n{list}"
+        );
+    }
+    let beat = p("heartbeat");
+    assert_eq!(
+        listed(&list, &format!("file_exists{{path=\"{beat}\"}}")),
+        1.0
+    );
+    assert_eq!(
+        listed(&list, &format!("file_age_seconds{{path=\"{beat}\"}}")),
+        600.0
+    );
+    assert_eq!(
+        listed(
+            &list,
+            &format!("file_exists{{path=\"{}\"}}", p("no-such-heartbeat"))
+        ),
+        0.0
+    );
 }
