@@ -510,7 +510,9 @@ pub fn call(
     now: i64,
     max: u64,
 ) -> Result<String, String> {
-    let call = prepare(config, name, args)?;
+    let call = prepare(config, name, args).inspect_err(|e| {
+        tracing::warn!("investigator's call of script {name:?} with {args:?}: {e}");
+    })?;
     run(&call, now, config.llm.script_timeout, max)
 }
 

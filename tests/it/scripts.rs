@@ -579,3 +579,97 @@ fn probe_scripts_measure_real_loopback_servers_and_files() {
         0.0
     );
 }
+
+/// The scripts defend themselves too, for any caller that skips the gate: run directly
+/// with hostile arguments they refuse, and sqlite3 runs in safe mode.
+#[test]
+fn the_scripts_themselves_refuse_hostile_arguments() {
+    let t = Test::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let sysctl_log = t.path("systemctl.log");
+    t.write(
+        "bin/systemctl",
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n",
+            sysctl_log.display()
+        ),
+    );
+    chmod_x(&t.path("bin/systemctl"));
+    let db = t.path("jobs.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE jobs(state TEXT);")
+        .unwrap();
+    let m = |n: &str| t.path(n).display().to_string();
+    let db = db.display().to_string();
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "systemd-failed.sh",
+            vec!["-H".into(), "root@evil.example".into()],
+        ),
+        (
+            "systemd-failed.sh",
+            vec!["--user".into(), "--host=evil.example".into()],
+        ),
+        (
+            "queue.sh",
+            vec![
+                "sqlite".into(),
+                db.clone(),
+                format!(".shell touch {}", m("pwned-shell")),
+            ],
+        ),
+        (
+            "queue.sh",
+            vec![
+                "sqlite".into(),
+                db.clone(),
+                format!("SELECT writefile('{}', 'x')", m("pwned-write")),
+            ],
+        ),
+        (
+            "queue.sh",
+            vec![
+                "sqlite".into(),
+                db.clone(),
+                format!("ATTACH '{}' AS a", m("pwned-attach")),
+            ],
+        ),
+        (
+            "queue.sh",
+            vec!["redis".into(), "k".into(), "--host".into(), "-h".into()],
+        ),
+        (
+            "queue.sh",
+            vec!["redis".into(), "k".into(), "--port".into(), "1;id".into()],
+        ),
+        ("cpu.sh", vec![format!("$(touch {})", m("pwned-cpu"))]),
+        ("cpu.sh", vec!["1".into(), "2".into()]),
+        ("memory.sh", vec!["--help".into()]),
+        ("cert-expiry.sh", vec!["-connect".into()]),
+        ("cert-expiry.sh", vec!["-proxy=evil:1".into()]),
+        ("http-probe.sh", vec!["-K".into(), "/etc/passwd".into()]),
+        ("http-probe.sh", vec!["file:///etc/passwd".into()]),
+    ];
+    for (script, args) in &cases {
+        let out = std::process::Command::new(dir.join(script))
+            .args(args)
+            .env("SYSTEMCTL", t.path("bin/systemctl"))
+            .current_dir(t.path(""))
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "{script} {args:?} succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert!(
+        !sysctl_log.exists(),
+        "systemctl was called: {:?}",
+        lines(&sysctl_log)
+    );
+    for marker in ["pwned-shell", "pwned-write", "pwned-attach", "pwned-cpu"] {
+        assert!(!t.path(marker).exists(), "{marker} was created");
+    }
+}
