@@ -17,6 +17,7 @@ pub mod notify;
 pub mod pipeline;
 pub mod process;
 pub mod redact;
+pub mod scripts;
 pub mod signature;
 pub mod source;
 pub mod store;

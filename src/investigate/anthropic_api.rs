@@ -4,7 +4,6 @@
 //! in the store. Retries 429, 5xx and 529 with exponential backoff and jitter; counts
 //! the cost from `usage` times the configured prices per million tokens.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -42,7 +41,7 @@ impl Usage {
 }
 
 /// The tool definitions offered to the model.
-fn tool_defs(scripts: &[String]) -> Vec<Value> {
+fn tool_defs(config: &Config, scripts: &[crate::scripts::Script]) -> Vec<Value> {
     let mut tools = vec![json!({
         "name": "search_events",
         "description": "Search the warnings and errors logwarden has stored (incident templates and sample records) for a text, case-insensitive. Read-only. Returns up to 10 incidents, newest first.",
@@ -53,14 +52,18 @@ fn tool_defs(scripts: &[String]) -> Vec<Value> {
         }
     })];
     if !scripts.is_empty() {
+        let names: Vec<&str> = scripts.iter().map(|s| s.name.as_str()).collect();
         tools.push(json!({
             "name": "run_script",
-            "description": "Run one of the host's curated read-only diagnostic scripts with arguments and get its output.",
+            "description": format!(
+                "Run one of the host's curated read-only diagnostic scripts and get its output. Each script accepts only the arguments listed; anything else is refused without running. CHECK is the name of a configured check, which runs with its own configured arguments.\n{}",
+                crate::scripts::describe(config, scripts)
+            ),
             "input_schema": {
                 "type": "object",
                 "properties": {
-                    "name": {"type": "string", "enum": scripts},
-                    "args": {"type": "array", "items": {"type": "string"}, "maxItems": 10}
+                    "name": {"type": "string", "enum": names},
+                    "args": {"type": "array", "items": {"type": "string"}, "maxItems": crate::scripts::MAX_ARGS}
                 },
                 "required": ["name"]
             }
@@ -70,7 +73,14 @@ fn tool_defs(scripts: &[String]) -> Vec<Value> {
 }
 
 /// Runs one investigation through the Messages API.
-pub fn run(cfg: &AnthropicApiConfig, config: &Config, store: &Store, prompt: &Prompt) -> Diagnosis {
+/// `now` (unix seconds) is given to scripts as `LOGWARDEN_NOW`.
+pub fn run(
+    cfg: &AnthropicApiConfig,
+    config: &Config,
+    store: &Store,
+    prompt: &Prompt,
+    now: i64,
+) -> Diagnosis {
     let mut d = Diagnosis {
         llm_called: true,
         ..Diagnosis::default()
@@ -101,11 +111,8 @@ pub fn run(cfg: &AnthropicApiConfig, config: &Config, store: &Store, prompt: &Pr
         }
     };
     let deadline = Instant::now() + cfg.timeout;
-    let scripts = match (&config.llm.scripts_dir, config.llm.allow_scripts) {
-        (Some(dir), true) => super::claude_cli::scripts(dir),
-        _ => Vec::new(),
-    };
-    let tools = tool_defs(&scripts);
+    let scripts = crate::scripts::offered(config);
+    let tools = tool_defs(config, &scripts);
     let mut messages = vec![json!({"role": "user", "content": prompt.user})];
     let mut usage = Usage::default();
     let mut turns = 0;
@@ -162,7 +169,7 @@ pub fn run(cfg: &AnthropicApiConfig, config: &Config, store: &Store, prompt: &Pr
         for u in uses {
             let id = u["id"].as_str().unwrap_or("");
             let name = u["name"].as_str().unwrap_or("");
-            let (text, is_error) = call_tool(config, store, &scripts, name, &u["input"]);
+            let (text, is_error) = call_tool(config, store, name, &u["input"], now);
             if is_error {
                 d.permission_denials
                     .push(json!({"tool_name": name, "tool_input": u["input"], "reason": text}));
@@ -294,9 +301,9 @@ fn post(
 fn call_tool(
     config: &Config,
     store: &Store,
-    scripts: &[String],
     name: &str,
     input: &Value,
+    now: i64,
 ) -> (String, bool) {
     let red = &config.redact.redactor;
     let wrap = |body: String| {
@@ -336,55 +343,23 @@ fn call_tool(
             }
         }
         "run_script" => {
-            let Some(dir) = config
-                .llm
-                .scripts_dir
-                .as_ref()
-                .filter(|_| config.llm.allow_scripts)
-            else {
-                return ("scripts are not allowed on this host".into(), true);
-            };
             let script = input["name"].as_str().unwrap_or("");
-            if !scripts.iter().any(|s| s == script) {
+            // Anything but an array of strings is refused, not dropped: a dropped
+            // argument would run the script with other arguments than asked.
+            let args: Option<Vec<String>> = match &input["args"] {
+                Value::Null => Some(Vec::new()),
+                Value::Array(a) => a.iter().map(|v| v.as_str().map(str::to_string)).collect(),
+                _ => None,
+            };
+            let Some(args) = args else {
                 return (
-                    format!(
-                        "no script named {script:?}; available: {}",
-                        scripts.join(", ")
-                    ),
+                    "refused, nothing was run: args must be an array of strings".into(),
                     true,
                 );
-            }
-            let args: Vec<String> = input["args"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if args.len() > 10 || args.iter().any(|a| a.len() > 256 || a.contains('\0')) {
-                return ("at most 10 arguments of at most 256 bytes".into(), true);
-            }
-            let mut cmd = Command::new(dir.join(script));
-            cmd.args(&args)
-                .current_dir(dir)
-                .env_clear()
-                .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-                .env("LANG", "C.UTF-8");
-            match super::exec::run(cmd, config.llm.script_timeout, MAX_TOOL_OUTPUT) {
-                Ok(o) => (
-                    wrap(format!(
-                        "{script} exited with {}\n--- stdout\n{}\n--- stderr\n{}",
-                        o.status
-                            .code()
-                            .map(|c| c.to_string())
-                            .unwrap_or_else(|| "a signal".into()),
-                        o.stdout.trim_end(),
-                        o.stderr.trim_end()
-                    )),
-                    false,
-                ),
-                Err(e) => (format!("{script}: {e}"), true),
+            };
+            match crate::scripts::call(config, script, &args, now, MAX_TOOL_OUTPUT) {
+                Ok(text) => (wrap(text), false),
+                Err(e) => (red.clean(&e), true),
             }
         }
         other => (format!("no tool named {other:?}"), true),

@@ -104,28 +104,13 @@ fn environment(cmd: &mut Command, cfg: &ClaudeCliConfig) {
     }
 }
 
-/// The curated scripts present in `dir`: executable regular files, sorted.
+/// The curated scripts present in `dir` that declare their arguments (see
+/// [`crate::scripts`]), sorted.
 pub fn scripts(dir: &std::path::Path) -> Vec<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    e.metadata()
-                        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                        .unwrap_or(false)
-                })
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| {
-                    !n.starts_with('.')
-                        && n.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+    crate::scripts::curated(dir)
+        .into_iter()
+        .map(|s| s.name)
+        .collect()
 }
 
 /// The folders Claude may read without asking: the log folders and the deploy repo.

@@ -143,7 +143,9 @@ fn ask(
     };
     let mut d = match &config.investigator {
         InvestigatorConfig::ClaudeCli(cli) => claude_cli::run(cli, config, &prompt),
-        InvestigatorConfig::AnthropicApi(api) => anthropic_api::run(api, config, store, &prompt),
+        InvestigatorConfig::AnthropicApi(api) => {
+            anthropic_api::run(api, config, store, &prompt, now.timestamp())
+        }
         InvestigatorConfig::None => unreachable!("handled by the caller"),
     };
     let _ = store.finish_llm_call(

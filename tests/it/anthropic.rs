@@ -99,11 +99,18 @@ fn curated_scripts_run_and_others_are_refused() {
     let script = scripts.join("disk-usage");
     std::fs::write(
         &script,
-        "#!/bin/sh\necho \"disk usage for $1: 97% password=hunter2\"\n",
+        "#!/bin/sh\n# logwarden-args: arg DIR /[a-z]*\necho \"disk usage for $1: 97% password=hunter2\"\n",
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Executable but declaring no arguments: never offered, never run.
+    std::fs::write(scripts.join("undeclared"), "#!/bin/sh\necho ran\n").unwrap();
+    std::fs::set_permissions(
+        scripts.join("undeclared"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     std::fs::write(scripts.join("notes.txt"), "not executable").unwrap();
     // scripts_dir must be absolute: rewrite the config with it.
     let cfg = t.read("logwarden.toml").replace(
@@ -139,7 +146,7 @@ fn curated_scripts_run_and_others_are_refused() {
     assert_eq!(
         offered,
         json!(["disk-usage"]),
-        "only executable files are offered"
+        "only executable files that declare their arguments are offered"
     );
     let ran = m[1].body["messages"][2]["content"][0]["content"]
         .as_str()

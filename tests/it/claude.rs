@@ -186,8 +186,16 @@ fn allowed_scripts_add_bash_for_those_scripts_only() {
     let scripts = t.path("scripts");
     std::fs::create_dir_all(&scripts).unwrap();
     use std::os::unix::fs::PermissionsExt;
-    for name in ["disk-usage", "queue-depth"] {
-        std::fs::write(scripts.join(name), "#!/bin/sh\necho ok\n").unwrap();
+    // A script that does not declare its arguments is never offered.
+    for (name, body) in [
+        ("disk-usage", "#!/bin/sh\n# logwarden-args: none\necho ok\n"),
+        (
+            "queue-depth",
+            "#!/bin/sh\n# logwarden-args: arg Q [a-z]+\necho ok\n",
+        ),
+        ("undeclared", "#!/bin/sh\necho ok\n"),
+    ] {
+        std::fs::write(scripts.join(name), body).unwrap();
         std::fs::set_permissions(scripts.join(name), std::fs::Permissions::from_mode(0o755))
             .unwrap();
     }
@@ -211,4 +219,67 @@ fn allowed_scripts_add_bash_for_those_scripts_only() {
         flag("--allowedTools").unwrap(),
         format!("Bash({d}/disk-usage),Bash({d}/disk-usage *),Bash({d}/queue-depth),Bash({d}/queue-depth *)")
     );
+}
+
+#[test]
+fn extra_args_and_env_are_allowlists_checked_at_load() {
+    let verdict = r#"{"verdict": "real", "severity": "info", "title": "t", "summary": "s", "root_cause": "r", "suggested_fix": "f", "confidence": 0.5}"#;
+    let (t, _ntfy) = setup(&format!("ok:{verdict}"), "30s");
+    let base = t.read("logwarden.toml");
+    let with = |extra: &str| {
+        t.write(
+            "logwarden.toml",
+            &base.replace(
+                "model = \"haiku\"\n",
+                &format!("model = \"haiku\"\n{extra}\n"),
+            ),
+        );
+    };
+    // Each of these would hand the model other tools, prompts, plugins or a session.
+    for flag in [
+        "--permission-prompt-tool",
+        "--plugin-dir",
+        "--agents",
+        "--system-prompt",
+        "--setting-sources",
+        "--resume",
+        "--dangerously-skip-permissions",
+    ] {
+        with(&format!("extra_args = [\"{flag}\", \"x\"]"));
+        let r = t.run(&["check"]);
+        assert_eq!(r.code, Some(2), "{flag} passed:\n{}", r.all());
+        assert!(
+            r.stderr.contains("`investigator.extra_args`") && r.stderr.contains(flag),
+            "{flag}:\n{}",
+            r.stderr
+        );
+    }
+    for name in [
+        "LD_PRELOAD",
+        "NODE_OPTIONS",
+        "PATH",
+        "CLAUDE_CODE_SHELL_PREFIX",
+    ] {
+        with(&format!("env = {{ {name} = \"/tmp/x\" }}"));
+        let r = t.run(&["check"]);
+        assert_eq!(r.code, Some(2), "{name} passed:\n{}", r.all());
+        assert!(
+            r.stderr.contains(&format!("`investigator.env.{name}`")),
+            "{name}:\n{}",
+            r.stderr
+        );
+    }
+    // The documented ones pass and reach claude as given.
+    with("extra_args = [\"--verbose\", \"--fallback-model\", \"sonnet\", \"--effort=high\"]\nenv = { HTTPS_PROXY = \"http://proxy:3128\", ANTHROPIC_BASE_URL = \"http://127.0.0.1:9\" }");
+    t.ok(&["check"]);
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let argv = &claude_calls(&t)[0];
+    assert_eq!(
+        argv[argv.len() - 4..],
+        ["--verbose", "--fallback-model", "sonnet", "--effort=high"]
+    );
+    let env = std::fs::read_to_string(t.path("claude-calls/env-1"))
+        .or_else(|_| std::fs::read_to_string(t.path("claude-calls/env-0")))
+        .unwrap();
+    assert!(env.contains("HTTPS_PROXY=http://proxy:3128"), "{env}");
 }
