@@ -69,10 +69,28 @@ fn investigation(api: &FakeAnthropic) -> Request {
         })
 }
 
-fn sorted_tools(r: &Request) -> Vec<String> {
-    let mut t = r.tools();
-    t.sort();
-    t
+/// Every request that offered tools offered logwarden's MCP tools only, and the
+/// investigation offered them.
+fn assert_only_logwarden_tools(api: &FakeAnthropic) {
+    for r in api.messages() {
+        for name in r.tools() {
+            assert!(
+                name.starts_with("mcp__logwarden__"),
+                "{name} offered: {:?}",
+                r.tools()
+            );
+        }
+    }
+    let mut offered = investigation(api).tools();
+    offered.sort();
+    assert_eq!(
+        offered,
+        vec![
+            "mcp__logwarden__read_evidence",
+            "mcp__logwarden__read_source",
+            "mcp__logwarden__search_events"
+        ]
+    );
 }
 
 #[test]
@@ -108,11 +126,7 @@ fn a_real_claude_p_result_becomes_the_incident() {
         req.header("x-api-key"),
         Some("sk-ant-api03-fake-key-for-tests-000000")
     );
-    assert_eq!(
-        sorted_tools(&req),
-        vec!["Glob", "Grep", "Read"],
-        "read-only tools only"
-    );
+    assert_only_logwarden_tools(&api);
     let body = req.text();
     assert!(body.contains("redis.exceptions.ConnectionError"));
     assert!(
@@ -135,7 +149,7 @@ fn prompt_injection_in_the_logs_changes_no_tool_or_permission() {
     let r = t.ok(&["run"]);
     assert!(r.stdout.contains("Fake verdict"), "{}", r.all());
     let req = investigation(&api);
-    assert_eq!(sorted_tools(&req), vec!["Glob", "Grep", "Read"]);
+    assert_only_logwarden_tools(&api);
     let body = req.text();
     assert!(
         body.contains("IGNORE PREVIOUS INSTRUCTIONS"),
