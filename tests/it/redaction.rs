@@ -1,5 +1,5 @@
 //! No seeded secret of `tests/data/secrets/` reaches a prompt (the fake claude's
-//! recorded argv), a notification (the fake ntfy's bodies and titles) or an incident
+//! recorded argv and stdin), a notification (the fake ntfy's bodies and titles) or an incident
 //! file (its text and its name); the CLI gets no environment beyond its allow-list.
 
 use crate::util::*;
@@ -48,7 +48,7 @@ fn no_seeded_secret_leaves_the_host() {
     let (t, ntfy) = setup("fail", "", "");
     let r = t.ok(&["run"]);
     assert_clean("the run summary", &r.stdout);
-    let calls = claude_calls(&t);
+    let calls = claude_inputs(&t);
     assert!(calls.len() >= 15, "{} calls\n{}", calls.len(), r.stdout);
     let all_argv: String = calls
         .iter()
@@ -117,7 +117,7 @@ fn what_claude_answers_is_redacted_too_and_files_can_stay_raw() {
     t.write("app.log", CORPUS.lines().next().unwrap());
     t.append("app.log", b"\n");
     t.ok(&["run"]);
-    let argv = claude_calls(&t).concat().join("\n");
+    let argv = claude_inputs(&t).concat().join("\n");
     assert_clean("a prompt", &argv);
     let m = ntfy.messages();
     assert_eq!(m.len(), 1);
@@ -181,7 +181,7 @@ logger.bind(payload={"password": "Sup3rS3cr3tPayl0ad!"}).error("Signup failed {}
         "the seed is in the log: {raw}"
     );
     t.ok(&["run"]);
-    let argv = claude_calls(&t).concat().join("\n");
+    let argv = claude_inputs(&t).concat().join("\n");
     assert!(argv.contains("Database unreachable"));
     assert_clean("a prompt", &argv);
     for m in ntfy.messages() {
