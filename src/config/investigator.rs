@@ -126,7 +126,26 @@ impl Validator {
         &mut self,
         i: raw::RawInvestigator,
     ) -> (InvestigatorConfig, LlmConfig) {
-        self.unknown("investigator", &i.extra, raw::RawInvestigator::KEYS);
+        // Keys of other tools' configs that would widen what the model may use: logwarden
+        // decides the tools itself (its own MCP tools, see the README's safety model).
+        let mut extra = i.extra.clone();
+        for k in [
+            "allowed_tools",
+            "allowedTools",
+            "tools",
+            "add_dir",
+            "add_dirs",
+            "mcp_servers",
+            "mcp_config",
+        ] {
+            if extra.remove(k).is_some() {
+                self.err(
+                    format!("investigator.{k}"),
+                    "not a setting: the investigator's tools are logwarden's own read-only tools (served to claude over MCP); it reads logs only through them, never folders. Remove this key",
+                );
+            }
+        }
+        self.unknown("investigator", &extra, raw::RawInvestigator::KEYS);
         let d = LlmConfig::default();
         let timeout = self.duration(
             "investigator.timeout",
@@ -246,8 +265,16 @@ impl Validator {
                 "--allowed-tools",
                 "--permission-mode",
                 "--mcp-config",
+                "--strict-mcp-config",
                 "--settings",
+                "--setting-sources",
                 "--add-dir",
+                "--plugin-dir",
+                "--agents",
+                "--permission-prompt-tool",
+                "--disallowedtools",
+                "--disallowed-tools",
+                "--input-format",
             ];
             if weakening.iter().any(|w| {
                 lower.starts_with(w)
@@ -256,7 +283,7 @@ impl Validator {
             }) {
                 self.err(
                     "investigator.extra_args",
-                    format!("`{a}` would change the investigator's tools or permissions; logwarden sets those itself (see allow_scripts)"),
+                    format!("`{a}` would change the investigator's tools, permissions or input; logwarden sets those itself (its MCP tools; see allow_scripts)"),
                 );
             }
         }

@@ -319,3 +319,29 @@ fn results_are_capped() {
     assert!(err && text.contains("around"), "{text}");
     assert!(m.finish().success());
 }
+
+#[test]
+fn tool_and_folder_settings_are_refused_with_a_reason() {
+    let t = Test::new();
+    t.with_app_source(
+        "[investigator]\nkind = \"claude-cli\"\nallowed_tools = [\"Bash\"]\nadd_dirs = [\"/srv/app\"]\nextra_args = [\"--plugin-dir\", \"/tmp/p\", \"--input-format=stream-json\", \"--verbose\"]\n",
+    );
+    let r = t.run(&["check"]);
+    assert_eq!(r.code, Some(2), "{}", r.all());
+    for key in ["`investigator.allowed_tools`", "`investigator.add_dirs`"] {
+        let line = r.stderr.lines().find(|l| l.contains(key));
+        assert!(
+            line.is_some_and(|l| l.contains("logwarden's own read-only tools")),
+            "{key}: {}",
+            r.stderr
+        );
+    }
+    for arg in ["--plugin-dir", "--input-format=stream-json"] {
+        assert!(
+            r.stderr.contains(&format!("`{arg}` would change")),
+            "{arg}: {}",
+            r.stderr
+        );
+    }
+    assert!(!r.stderr.contains("`--verbose`"), "{}", r.stderr);
+}

@@ -713,8 +713,8 @@ pub fn claude_calls(t: &Test) -> Vec<Vec<String>> {
         .map(|n| {
             std::fs::read_to_string(dir.join(n))
                 .unwrap()
-                .split('\0')
-                .filter(|s| !s.is_empty())
+                // Every argument ends with a NUL; an empty argument (`--tools ""`) is kept.
+                .split_terminator('\0')
                 .map(str::to_string)
                 .collect()
         })
