@@ -52,13 +52,9 @@ pub fn serve(
     };
     let evidence = match (&session.evidence, &incident) {
         (Some(p), _) => read_evidence(p)?,
-        (None, Some(inc)) => super::evidence::for_incident(
-            config,
-            &store,
-            inc,
-            &Default::default(),
-            inc.last_seen,
-        ),
+        (None, Some(inc)) => {
+            super::evidence::for_incident(config, &store, inc, &Default::default(), inc.last_seen)
+        }
         (None, None) => String::new(),
     };
     let nonce = if session.nonce.is_empty() {
@@ -109,7 +105,13 @@ fn read_evidence(p: &Path) -> anyhow::Result<String> {
 pub fn handle_text(tools: &Tools, text: &str) -> Option<Value> {
     let msg: Value = match serde_json::from_str(text) {
         Ok(v) => v,
-        Err(e) => return Some(error(Value::Null, PARSE_ERROR, &format!("parse error: {e}"))),
+        Err(e) => {
+            return Some(error(
+                Value::Null,
+                PARSE_ERROR,
+                &format!("parse error: {e}"),
+            ))
+        }
     };
     match msg {
         Value::Array(batch) if batch.is_empty() => {
@@ -125,7 +127,11 @@ pub fn handle_text(tools: &Tools, text: &str) -> Option<Value> {
 
 fn handle(tools: &Tools, msg: &Value) -> Option<Value> {
     let Some(obj) = msg.as_object() else {
-        return Some(error(Value::Null, INVALID_REQUEST, "not a JSON-RPC message"));
+        return Some(error(
+            Value::Null,
+            INVALID_REQUEST,
+            "not a JSON-RPC message",
+        ));
     };
     let id = obj.get("id").cloned();
     let Some(method) = obj.get("method").and_then(Value::as_str) else {

@@ -157,7 +157,10 @@ pub fn new_nonce() -> String {
 /// Untrusted text between the nonce markers. `data` must already be free of the nonce
 /// ([`super::tools::sanitize`]).
 pub fn frame(nonce: &str, data: &str) -> String {
-    format!("<<<LOG DATA {nonce}\n{}\n{nonce} LOG DATA>>>", data.trim_end())
+    format!(
+        "<<<LOG DATA {nonce}\n{}\n{nonce} LOG DATA>>>",
+        data.trim_end()
+    )
 }
 
 /// What the system prompt says about the markers of this conversation.
@@ -515,10 +518,15 @@ mod tests {
             let close = format!("\n{} LOG DATA>>>", p.nonce);
             let (a, b) = (p.user.find(&open).unwrap(), p.user.find(&close).unwrap());
             assert!(
-                a < p.user.find("EVIDENCE-HERE").unwrap() && b > p.user.find("EVIDENCE-HERE").unwrap()
+                a < p.user.find("EVIDENCE-HERE").unwrap()
+                    && b > p.user.find("EVIDENCE-HERE").unwrap()
             );
             assert!(p.system.contains("untrusted"));
-            assert!(p.system.contains(&open.trim_end().to_string()), "{}", p.system);
+            assert!(
+                p.system.contains(&open.trim_end().to_string()),
+                "{}",
+                p.system
+            );
         }
     }
 

@@ -237,7 +237,10 @@ impl<'a> Tools<'a> {
         let page = cap(&ev[start..], MAX_OUTPUT - 200);
         let end = start + page.len();
         let more = if end < ev.len() {
-            format!("\n[… {} more bytes: read_evidence with offset {end}]", ev.len() - end)
+            format!(
+                "\n[… {} more bytes: read_evidence with offset {end}]",
+                ev.len() - end
+            )
         } else {
             String::new()
         };
@@ -284,7 +287,12 @@ impl<'a> Tools<'a> {
     }
 
     fn git_log(&self, input: &Value) -> Result<String, String> {
-        let repo = self.config.llm.deploy_repo.as_ref().ok_or("no deploy_repo")?;
+        let repo = self
+            .config
+            .llm
+            .deploy_repo
+            .as_ref()
+            .ok_or("no deploy_repo")?;
         let n = input["count"].as_u64().unwrap_or(15).clamp(1, 50);
         git(
             self.config,
@@ -300,7 +308,12 @@ impl<'a> Tools<'a> {
     }
 
     fn git_show(&self, input: &Value) -> Result<String, String> {
-        let repo = self.config.llm.deploy_repo.as_ref().ok_or("no deploy_repo")?;
+        let repo = self
+            .config
+            .llm
+            .deploy_repo
+            .as_ref()
+            .ok_or("no deploy_repo")?;
         let rev = input["commit"].as_str().unwrap_or("").trim();
         if !valid_rev(rev) {
             return Err(format!(
@@ -474,7 +487,12 @@ mod tests {
 
     #[test]
     fn revisions_are_hashes_or_head_only() {
-        for ok in ["HEAD", "HEAD~3", "abcd", "0123456789abcdef0123456789abcdef01234567"] {
+        for ok in [
+            "HEAD",
+            "HEAD~3",
+            "abcd",
+            "0123456789abcdef0123456789abcdef01234567",
+        ] {
             assert!(valid_rev(ok), "{ok}");
         }
         for bad in [

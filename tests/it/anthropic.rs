@@ -136,7 +136,12 @@ fn curated_scripts_run_and_others_are_refused() {
     assert_eq!(m.len(), 3);
     assert_eq!(
         m[0].tools(),
-        vec!["search_events", "read_evidence", "read_source", "run_script"]
+        vec![
+            "search_events",
+            "read_evidence",
+            "read_source",
+            "run_script"
+        ]
     );
     let offered = m[0].body["tools"][3]["input_schema"]["properties"]["name"]["enum"].clone();
     assert_eq!(

@@ -98,7 +98,10 @@ fn a_verdict_is_parsed_into_the_incident() {
     assert!(args[2].ends_with("/logwarden.toml"), "{args:?}");
     assert_eq!(&args[3..5], &["--incident", "1"], "{args:?}");
     let nonce = args[args.iter().position(|a| *a == "--nonce").unwrap() + 1];
-    assert!(prompt.contains(&format!("<<<LOG DATA {nonce}\n")), "{prompt}");
+    assert!(
+        prompt.contains(&format!("<<<LOG DATA {nonce}\n")),
+        "{prompt}"
+    );
     assert!(!argv
         .iter()
         .any(|a| a.contains("dangerously") || a.contains("bypassPermissions")));

@@ -14,10 +14,7 @@ fn prompt_of(t: &Test, n: usize) -> (String, String) {
             .map(|i| argv[i + 1].clone())
             .unwrap()
     };
-    (
-        claude_prompts(t)[n].clone(),
-        flag("--append-system-prompt"),
-    )
+    (claude_prompts(t)[n].clone(), flag("--append-system-prompt"))
 }
 
 #[test]

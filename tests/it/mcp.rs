@@ -57,7 +57,10 @@ impl Mcp {
 
     fn read(&mut self) -> Value {
         let mut line = String::new();
-        assert!(self.stdout.read_line(&mut line).unwrap() > 0, "server ended");
+        assert!(
+            self.stdout.read_line(&mut line).unwrap() > 0,
+            "server ended"
+        );
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"))
     }
 
@@ -248,7 +251,10 @@ fn tools_read_only_what_logwarden_names_and_every_result_is_redacted() {
     assert!(!err, "{text}");
     assert_framed(&text);
     assert!(text.contains("request from 10.0.0.7 answered"), "{text}");
-    assert!(text.contains("Charge failed \u{FFFD} password=[REDACTED:password]"), "{text}");
+    assert!(
+        text.contains("Charge failed \u{FFFD} password=[REDACTED:password]"),
+        "{text}"
+    );
     assert!(text.contains("[REDACTED:aws-key]"), "{text}");
     assert!(!text.contains("much later"), "{text}");
     let (text, _) = call(
@@ -256,7 +262,10 @@ fn tools_read_only_what_logwarden_names_and_every_result_is_redacted() {
         "read_source",
         json!({"source": "app", "around": "2026-11-22T11:30:00Z", "minutes": 1}),
     );
-    assert!(text.contains("much later") && !text.contains("Charge failed"), "{text}");
+    assert!(
+        text.contains("much later") && !text.contains("Charge failed"),
+        "{text}"
+    );
     // Nothing but a configured source name is accepted.
     for bad in [".env", "../.env", "app.log", "/etc/passwd"] {
         let (text, err) = call(&mut m, "read_source", json!({"source": bad}));
@@ -273,7 +282,12 @@ fn tools_read_only_what_logwarden_names_and_every_result_is_redacted() {
     let (text, err) = call(&mut m, "git_show", json!({"commit": "HEAD"}));
     assert!(!err && text.contains("settings.py"), "{text}");
     assert!(text.contains("[REDACTED:github-token]"), "{text}");
-    for bad in ["--output=/tmp/x", "HEAD:.env", "main; cat .env", "../../.env"] {
+    for bad in [
+        "--output=/tmp/x",
+        "HEAD:.env",
+        "main; cat .env",
+        "../../.env",
+    ] {
         let (text, err) = call(&mut m, "git_show", json!({"commit": bad}));
         assert!(err && text.contains("not a commit"), "{bad}: {text}");
     }
@@ -286,7 +300,11 @@ fn tools_read_only_what_logwarden_names_and_every_result_is_redacted() {
     assert!(!err && text.contains("usage of /var: 97%"), "{text}");
     assert_framed(&text);
     for bad in ["../../bin/sh", "sh", ".env"] {
-        let (text, err) = call(&mut m, "run_script", json!({"name": bad, "args": ["-c", "cat .env"]}));
+        let (text, err) = call(
+            &mut m,
+            "run_script",
+            json!({"name": bad, "args": ["-c", "cat .env"]}),
+        );
         assert!(err && text.contains("no script named"), "{bad}: {text}");
     }
     assert!(m.finish().success());
