@@ -54,6 +54,9 @@ const PASS_ENV_PREFIXES: &[&str] = &["ANTHROPIC_", "CLAUDE_", "DISABLE_"];
 pub struct Features {
     pub max_budget_usd: bool,
     pub no_session_persistence: bool,
+    /// `--append-system-prompt-file`: the system prompt (with the nonce and the runbook)
+    /// stays off the command line too.
+    pub append_system_prompt_file: bool,
 }
 
 impl Features {
@@ -61,6 +64,8 @@ impl Features {
         Features {
             max_budget_usd: help.contains("--max-budget-usd"),
             no_session_persistence: help.contains("--no-session-persistence"),
+            append_system_prompt_file: help.contains("--append-system-prompt-file")
+                || help.contains("--append-system-prompt[-file]"),
         }
     }
 }
@@ -159,6 +164,7 @@ pub fn args(
     cfg: &ClaudeCliConfig,
     features: &Features,
     system: &str,
+    system_file: &Path,
     mcp_config: &Path,
 ) -> Vec<String> {
     let mut a: Vec<String> = vec![
@@ -184,8 +190,13 @@ pub fn args(
         a.push("--max-budget-usd".into());
         a.push(format!("{b}"));
     }
-    a.push("--append-system-prompt".into());
-    a.push(system.replace('\0', "\u{FFFD}"));
+    if features.append_system_prompt_file {
+        a.push("--append-system-prompt-file".into());
+        a.push(system_file.display().to_string());
+    } else {
+        a.push("--append-system-prompt".into());
+        a.push(system.replace('\0', "\u{FFFD}"));
+    }
     a.extend(cfg.extra_args.iter().cloned());
     a
 }
@@ -290,10 +301,15 @@ pub fn run(
     let home = scratch.path().join("home");
     let evidence_file = scratch.path().join("evidence.md");
     let mcp_file = scratch.path().join("mcp.json");
+    let system_file = scratch.path().join("system.md");
     let mcp = mcp_config(&exe, config, incident.id, &prompt.nonce, &evidence_file);
     let home_dir = match ScratchHome::new(cfg, &home).and_then(|h| {
         write_private(&evidence_file, evidence.as_bytes())?;
         write_private(&mcp_file, mcp.to_string().as_bytes())?;
+        write_private(
+            &system_file,
+            prompt.system.replace('\0', "\u{FFFD}").as_bytes(),
+        )?;
         Ok(h)
     }) {
         Ok(h) => h,
@@ -301,7 +317,13 @@ pub fn run(
     };
     let features = features(cfg);
     let mut cmd = Command::new(&cfg.command);
-    cmd.args(args(cfg, &features, &prompt.system, &mcp_file));
+    cmd.args(args(
+        cfg,
+        &features,
+        &prompt.system,
+        &system_file,
+        &mcp_file,
+    ));
     environment(&mut cmd, cfg);
     for k in [
         "XDG_CONFIG_HOME",

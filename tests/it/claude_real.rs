@@ -387,6 +387,10 @@ fn logwarden_tools_over_mcp_are_the_only_tools_and_their_results_are_redacted() 
     assert!(argv.windows(2).any(|w| w == ["--tools", ""]), "{argv:?}");
     assert!(argv.contains(&"--strict-mcp-config") && argv.contains(&"--no-session-persistence"));
     assert!(!argv.contains(&"--add-dir"), "{argv:?}");
+    assert!(
+        argv.contains(&"--append-system-prompt-file"),
+        "the system prompt (nonce, runbook) is not in argv either: {argv:?}"
+    );
     // (e) all log-derived text inside one nonce-framed block; look-alikes cannot close it.
     assert_inside_data(
         &user,
