@@ -480,3 +480,82 @@ fn tail(text: &str) -> Option<String> {
     let start = chars.len().saturating_sub(300);
     Some(chars[start..].iter().collect::<String>().replace('\n', " "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(env: &[(&str, &Path)]) -> ClaudeCliConfig {
+        ClaudeCliConfig {
+            command: "claude".into(),
+            model: "sonnet".into(),
+            timeout: Duration::from_secs(60),
+            max_turns: 4,
+            extra_args: Vec::new(),
+            max_budget_usd: None,
+            pass_env: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.display().to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_login_is_copied_into_the_scratch_home_and_a_refresh_copied_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("claude");
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::write(real.join(".credentials.json"), "{\"token\": \"old\"}").unwrap();
+        let cfg = cli(&[("CLAUDE_CONFIG_DIR", &real)]);
+        let home = ScratchHome::new(&cfg, &dir.path().join("scratch/home")).unwrap();
+        let copy = home.config_dir.join(".credentials.json");
+        assert_eq!(
+            std::fs::read_to_string(&copy).unwrap(),
+            "{\"token\": \"old\"}"
+        );
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Unchanged: nothing written back.
+        home.keep_login();
+        assert!(!real.join(".credentials.json.logwarden-tmp").exists());
+        // Refreshed by the CLI: copied back.
+        std::fs::write(&copy, "{\"token\": \"new\"}").unwrap();
+        home.keep_login();
+        assert_eq!(
+            std::fs::read_to_string(real.join(".credentials.json")).unwrap(),
+            "{\"token\": \"new\"}"
+        );
+        // No login at all: an empty scratch config folder.
+        let none = ScratchHome::new(
+            &cli(&[("CLAUDE_CONFIG_DIR", &dir.path().join("nothing"))]),
+            &dir.path().join("scratch2/home"),
+        )
+        .unwrap();
+        assert!(none.config_dir.is_dir() && none.credentials.is_none());
+    }
+
+    #[test]
+    fn no_log_text_or_built_in_tool_in_the_arguments() {
+        let f = Features {
+            max_budget_usd: true,
+            no_session_persistence: true,
+            append_system_prompt_file: true,
+        };
+        let a = args(
+            &cli(&[]),
+            &f,
+            "SYSTEM",
+            Path::new("/s/system.md"),
+            Path::new("/s/mcp.json"),
+        );
+        let pos = |x: &str| a.iter().position(|y| y == x).unwrap();
+        assert_eq!(a[pos("--tools") + 1], "");
+        assert_eq!(a[pos("--mcp-config") + 1], "/s/mcp.json");
+        assert_eq!(a[pos("--allowedTools") + 1], "mcp__logwarden__*");
+        assert_eq!(a[pos("--append-system-prompt-file") + 1], "/s/system.md");
+        assert!(a[pos("-p") + 1].starts_with("--"));
+        assert!(!a.iter().any(|x| x == "SYSTEM" || x == "--add-dir"));
+    }
+}

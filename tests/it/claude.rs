@@ -110,6 +110,23 @@ fn a_verdict_is_parsed_into_the_incident() {
         cwd.contains("/state/claude-"),
         "runs in a scratch dir: {cwd}"
     );
+    // HOME and the CLI's config folder are in the scratch dir, removed afterwards.
+    let env = std::fs::read_to_string(t.path("claude-calls/env-0")).unwrap();
+    let var = |k: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(var("HOME"), format!("{}/home", cwd.trim()), "{env}");
+    assert_eq!(
+        var("CLAUDE_CONFIG_DIR"),
+        format!("{}/home/.claude", cwd.trim())
+    );
+    assert!(
+        !std::path::Path::new(cwd.trim()).exists(),
+        "the scratch dir is removed"
+    );
 
     let m = ntfy.messages();
     assert_eq!(m.len(), 1);
