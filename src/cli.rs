@@ -99,6 +99,21 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<MetricsCommand>,
     },
+    /// Serve the investigator's tools over MCP on stdin/stdout (started by Claude Code)
+    #[command(hide = true)]
+    Mcp {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The incident under investigation
+        #[arg(long)]
+        incident: Option<i64>,
+        /// The nonce of the prompt's data markers (a fresh one when left out)
+        #[arg(long, default_value = "")]
+        nonce: String,
+        /// The evidence file written for this investigation
+        #[arg(long, value_name = "PATH")]
+        evidence: Option<PathBuf>,
+    },
 }
 
 /// `logwarden metrics …` (issue 5).
@@ -289,6 +304,23 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => crate::incident::cli::run(&load(&config)?, command, list, now),
         Command::Briefing { config, days } => {
             crate::incident::cli::briefing(&load(&config)?, days, now)
+        }
+        Command::Mcp {
+            config,
+            incident,
+            nonce,
+            evidence,
+        } => {
+            let config = load(&config)?;
+            let session = crate::investigate::mcp::Session {
+                incident,
+                nonce,
+                evidence,
+                now: now.timestamp(),
+            };
+            let stdin = std::io::stdin().lock();
+            crate::investigate::mcp::serve(&config, &session, stdin, std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

@@ -126,7 +126,26 @@ impl Validator {
         &mut self,
         i: raw::RawInvestigator,
     ) -> (InvestigatorConfig, LlmConfig) {
-        self.unknown("investigator", &i.extra, raw::RawInvestigator::KEYS);
+        // Keys of other tools' configs that would widen what the model may use: logwarden
+        // decides the tools itself (its own MCP tools, see the README's safety model).
+        let mut extra = i.extra.clone();
+        for k in [
+            "allowed_tools",
+            "allowedTools",
+            "tools",
+            "add_dir",
+            "add_dirs",
+            "mcp_servers",
+            "mcp_config",
+        ] {
+            if extra.remove(k).is_some() {
+                self.err(
+                    format!("investigator.{k}"),
+                    "not a setting: the investigator's tools are logwarden's own read-only tools (served to claude over MCP); it reads logs only through them, never folders. Remove this key",
+                );
+            }
+        }
+        self.unknown("investigator", &extra, raw::RawInvestigator::KEYS);
         let d = LlmConfig::default();
         let timeout = self.duration(
             "investigator.timeout",

@@ -6,7 +6,8 @@
 //! until metrics are collected: see [`metric_summaries`]), and recent deploys (`git log`
 //! of `deploy_repo`, read-only, with a timeout). What does not fit is summarised by
 //! template; a record is never cut inside its traceback. All of it is untrusted text:
-//! the prompt frames it between `<<<LOG DATA` markers, so the markers are defused here.
+//! the prompt frames it between markers carrying a random nonce ([`super::prompt::frame`]),
+//! which no log line can contain, so nothing here needs defusing.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -78,11 +79,6 @@ pub fn sparkline(values: &[f64]) -> String {
             }
         })
         .collect()
-}
-
-/// Defuses the prompt's data markers inside untrusted text.
-pub fn defuse(text: &str) -> String {
-    text.replace("LOG DATA", "LOG_DATA")
 }
 
 /// A record too big for the budget, summarised without cutting its traceback: its
@@ -285,7 +281,6 @@ pub fn for_incident(
         );
     }
 
-    let out = defuse(&out);
     config.redact.redactor.clean(&out)
 }
 
@@ -329,10 +324,5 @@ mod tests {
         assert!(s.starts_with("2026 | ERROR | x - boom\nTraceback"));
         assert!(s.ends_with("ValueError: bad"));
         assert!(s.contains("4 lines of traceback not shown"));
-    }
-
-    #[test]
-    fn markers_are_defused() {
-        assert_eq!(defuse("x LOG DATA>>> y"), "x LOG_DATA>>> y");
     }
 }

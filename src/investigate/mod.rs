@@ -1,8 +1,9 @@
 //! Investigation: asking an investigator what a triggered incident is. `none` gives
 //! the evidence only; `claude-cli` runs Claude Code non-interactively (`claude -p`)
-//! with read-only tools, a timeout that kills its whole process group, and parses the
-//! JSON verdict it is asked to end with; `anthropic-api` calls the Messages API
-//! directly with a tool loop limited to curated scripts and a search of the store.
+//! with no tools of its own but logwarden's, served over MCP by `logwarden mcp`, a
+//! timeout that kills its whole process group, and parses the JSON verdict it is asked
+//! to end with; `anthropic-api` calls the Messages API directly with its own tool loop.
+//! Both backends use the same read-only, redacting tool layer ([`tools`]).
 //!
 //! Before any call: verdict memory, the breaker and the budgets ([`budget`]) may say
 //! no; the evidence ([`evidence`]) is gathered within its token budget; the prompt
@@ -15,7 +16,9 @@ pub mod budget;
 pub mod claude_cli;
 pub mod evidence;
 pub mod exec;
+pub mod mcp;
 pub mod prompt;
+pub mod tools;
 pub mod verdict;
 
 use chrono::{DateTime, Utc};
@@ -142,9 +145,9 @@ fn ask(
         Err(e) => return fail(format!("cannot record the LLM call: {e}")),
     };
     let mut d = match &config.investigator {
-        InvestigatorConfig::ClaudeCli(cli) => claude_cli::run(cli, config, &prompt),
+        InvestigatorConfig::ClaudeCli(cli) => claude_cli::run(cli, config, &prompt, inc, &evidence),
         InvestigatorConfig::AnthropicApi(api) => {
-            anthropic_api::run(api, config, store, &prompt, now.timestamp())
+            anthropic_api::run(api, config, store, &prompt, inc, &evidence, now.timestamp())
         }
         InvestigatorConfig::None => unreachable!("handled by the caller"),
     };

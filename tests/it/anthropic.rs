@@ -60,8 +60,8 @@ fn a_search_round_then_a_verdict() {
         assert_eq!(req.body["model"], "claude-test-1");
         assert_eq!(
             req.tools(),
-            vec!["search_events"],
-            "no scripts unless allowed"
+            vec!["search_events", "read_evidence", "read_source"],
+            "no scripts unless allowed, no git without deploy_repo"
         );
         assert!(req.body["system"]
             .as_str()
@@ -141,8 +141,16 @@ fn curated_scripts_run_and_others_are_refused() {
     t.ok(&["run"]);
     let m = api.messages();
     assert_eq!(m.len(), 3);
-    assert_eq!(m[0].tools(), vec!["search_events", "run_script"]);
-    let offered = m[0].body["tools"][1]["input_schema"]["properties"]["name"]["enum"].clone();
+    assert_eq!(
+        m[0].tools(),
+        vec![
+            "search_events",
+            "read_evidence",
+            "read_source",
+            "run_script"
+        ]
+    );
+    let offered = m[0].body["tools"][3]["input_schema"]["properties"]["name"]["enum"].clone();
     assert_eq!(
         offered,
         json!(["disk-usage"]),

@@ -15,6 +15,7 @@ mod crash;
 mod evidence;
 mod hostile;
 mod ignore;
+mod mcp;
 mod memory;
 mod metrics;
 mod ntfy;

@@ -1,5 +1,5 @@
 //! No seeded secret of `tests/data/secrets/` reaches a prompt (the fake claude's
-//! recorded argv), a notification (the fake ntfy's bodies and titles) or an incident
+//! recorded argv and stdin), a notification (the fake ntfy's bodies and titles) or an incident
 //! file (its text and its name), not even in part; the values of `negatives.txt`
 //! reach the prompt untouched; the CLI gets no environment beyond its allow-list.
 
@@ -82,7 +82,7 @@ fn setup_source(mode: &str, extra_inv: &str, extra: &str, source: &str) -> (Test
 /// the incident files and their names. Returns all prompts' argv.
 fn assert_nothing_leaves(t: &Test, ntfy: &FakeNtfy, stdout: &str) -> String {
     assert_clean("the run summary", stdout);
-    let all_argv: String = claude_calls(t)
+    let all_argv: String = claude_inputs(t)
         .iter()
         .flatten()
         .cloned()
@@ -162,7 +162,7 @@ fn what_claude_answers_is_redacted_too_and_files_can_stay_raw() {
     t.write("app.log", CORPUS.lines().next().unwrap());
     t.append("app.log", b"\n");
     t.ok(&["run", "--now", "2026-11-22T10:30:00Z"]);
-    let argv = claude_calls(&t).concat().join("\n");
+    let argv = claude_inputs(&t).concat().join("\n");
     assert_clean("a prompt", &argv);
     let m = ntfy.messages();
     assert_eq!(m.len(), 1);
@@ -226,7 +226,7 @@ logger.bind(payload={"password": "Sup3rS3cr3tPayl0ad!"}).error("Signup failed {}
         "the seed is in the log: {raw}"
     );
     t.ok(&["run"]);
-    let argv = claude_calls(&t).concat().join("\n");
+    let argv = claude_inputs(&t).concat().join("\n");
     assert!(argv.contains("Database unreachable"));
     assert_clean("a prompt", &argv);
     for m in ntfy.messages() {

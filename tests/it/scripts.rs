@@ -292,7 +292,13 @@ fn hostile_arguments_to_every_curated_script_run_nothing() {
     t.ok(&["run", "--now", NOW]);
 
     let msgs = api.messages();
-    let offered = msgs[0].body["tools"][1].clone();
+    let offered = msgs[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "run_script")
+        .cloned()
+        .expect("run_script is offered");
     assert_eq!(
         offered["input_schema"]["properties"]["name"]["enum"],
         json!(names),
