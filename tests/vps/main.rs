@@ -72,17 +72,15 @@ fn main() {
     );
     let ntfy = FakeNtfy::start(None);
     let api = FakeAnthropic::start();
-    let mut binds = vec![(setup.loguru.clone(), LOGURU_INSIDE.to_string())];
+    let mut binds = vec![
+        (setup.loguru.clone(), LOGURU_INSIDE.to_string()),
+        (setup.deb.clone(), scenarios::DEB_INSIDE.to_string()),
+    ];
     if let Some(claude) = &setup.claude {
         binds.push((claude.parent().unwrap().to_path_buf(), "/opt/claude".into()));
     }
     let booting = Instant::now();
-    let vm = match Vm::boot(
-        &setup.rootfs,
-        &[(setup.deb.clone(), scenarios::DEB_INSIDE)],
-        &binds,
-        Duration::from_secs(180),
-    ) {
+    let vm = match Vm::boot(&setup.rootfs, &binds, Duration::from_secs(180)) {
         Ok(vm) => vm,
         Err(why) => {
             eprintln!("VPS suite: the container did not boot: {why}");

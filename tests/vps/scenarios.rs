@@ -272,6 +272,10 @@ fn install_then_the_timer_fires_the_service(c: &Ctx) {
         "the service's, not for everyone: {mode}"
     );
     assert!(page(vm, i).contains("ConnectionError"));
+    // The service user reads its own state with the CLI too.
+    let own = vm.ok("cd / && runuser -u logwarden -- logwarden incidents --json");
+    let own: Vec<Value> = serde_json::from_str(&own).unwrap();
+    assert_eq!(own.len(), 1);
     vm.ok("systemctl stop logwarden.timer");
 }
 

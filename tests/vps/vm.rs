@@ -1,6 +1,6 @@
-//! A booted Debian 12 container: a throwaway copy of the cached root file system,
-//! booted with `systemd-nspawn -b`, commands run inside with `nsenter`, powered off
-//! and deleted on drop (also when a scenario panics).
+//! A booted Debian 12 container: the cached root file system booted with
+//! `systemd-nspawn -b` under a throwaway writable layer, commands run inside with
+//! `nsenter`, powered off on drop (also when a scenario panics).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -12,7 +12,7 @@ const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 
 pub struct Vm {
     pub name: String,
-    /// Holds `root/` (the copy) and `nspawn.log`; deleted with the Vm.
+    /// Holds `nspawn.log`; deleted with the Vm.
     dir: tempfile::TempDir,
     nspawn: Child,
     leader: u32,
@@ -40,51 +40,36 @@ impl Out {
 }
 
 impl Vm {
-    /// Copies `rootfs`, adds `files` (host path → path inside), boots it with the
-    /// read-only `binds` (host path → path inside) and waits until systemd says the
-    /// system is running (or degraded). The error says why it did not boot.
+    /// Boots `rootfs` with a throwaway writable layer (`--volatile=overlay`: the cached
+    /// tree is the read-only lower layer, every write goes to a tmpfs that vanishes at
+    /// poweroff, so nothing is copied and the cache stays pristine) and the read-only
+    /// `binds` (host path → path inside), and waits until systemd says the system is
+    /// running (or degraded). The error says why it did not boot.
     pub fn boot(
         rootfs: &Path,
-        files: &[(PathBuf, &str)],
         binds: &[(PathBuf, String)],
         timeout: Duration,
     ) -> Result<Vm, String> {
         let dir = tempfile::Builder::new()
             .prefix("lw-vps-")
-            .tempdir_in("/var/tmp")
-            .map_err(|e| format!("temp dir in /var/tmp: {e}"))?;
-        let root = dir.path().join("root");
-        // A reflink where the file system can (btrfs, xfs), a plain copy elsewhere.
-        let cp = Command::new("cp")
-            .args(["-a", "--reflink=auto"])
-            .arg(rootfs)
-            .arg(&root)
-            .output()
-            .map_err(|e| format!("cp: {e}"))?;
-        if !cp.status.success() {
-            return Err(format!(
-                "copying {}: {}",
-                rootfs.display(),
-                String::from_utf8_lossy(&cp.stderr)
-            ));
-        }
-        for (from, to) in files {
-            let dest = root.join(to.trim_start_matches('/'));
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(from, &dest)
-                .map_err(|e| format!("{} -> {}: {e}", from.display(), dest.display()))?;
-        }
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?;
         let name = format!("lw-vps-{}", std::process::id());
         let log = std::fs::File::create(dir.path().join("nspawn.log")).unwrap();
         let mut cmd = Command::new("systemd-nspawn");
-        // --register=no --keep-unit: no systemd-machined or system bus needed on the host
-        // (CI machines and containers often run no systemd themselves). The container
-        // shares the host's network, so the fakes on 127.0.0.1 are reachable inside.
+        // The container shares the host's network, so the fakes on 127.0.0.1 are
+        // reachable inside.
         cmd.arg("-b")
             .arg("-D")
-            .arg(&root)
+            .arg(rootfs)
+            .arg("--volatile=overlay")
             .arg(format!("--machine={name}"))
-            .args(["--register=no", "--keep-unit", "--console=read-only"]);
+            .arg("--console=read-only");
+        if !Path::new("/run/systemd/system").exists() {
+            // A host without systemd (CI runners and containers often are): no
+            // systemd-machined or system bus to register with or to make a scope.
+            cmd.args(["--register=no", "--keep-unit"]);
+        }
         for (host, inside) in binds {
             cmd.arg(format!("--bind-ro={}:{inside}", host.display()));
         }
@@ -219,7 +204,7 @@ impl Drop for Vm {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.nspawn.try_wait() {
-                return; // the temp dir goes with `dir`
+                return;
             }
             std::thread::sleep(Duration::from_millis(200));
         }
