@@ -73,6 +73,18 @@ impl Vm {
         for (host, inside) in binds {
             cmd.arg(format!("--bind-ro={}:{inside}", host.display()));
         }
+        // If the suite itself is killed (a CI timeout), nspawn gets SIGTERM, on which it
+        // shuts the container down: no booted container outlives the run.
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
         let nspawn = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
