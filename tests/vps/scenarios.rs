@@ -83,6 +83,11 @@ fn reset(c: &Ctx) {
     if vm.sh("dpkg-query -W -f '${Status}' logwarden").stdout != "install ok installed" {
         let o = vm.sh(&format!("dpkg -i {DEB_INSIDE} </dev/null"));
         assert!(o.ok(), "dpkg -i of the package under test\n{}", o.all());
+        assert!(
+            !o.all().to_lowercase().contains("warning"),
+            "the install warns:\n{}",
+            o.all()
+        );
         // The app whose logs are watched: its own user, its log readable by group adm
         // (as the README asks).
         vm.ok("id app >/dev/null 2>&1 || adduser --system --group --no-create-home app >/dev/null");
