@@ -332,6 +332,11 @@ fn real_claude_cli_investigates_inside_the_sandbox(c: &Ctx) {
             .collect::<Vec<_>>()
     );
     assert!(!log.contains("Bad system call"), "{log}");
+    // It ran as the service user: its config dir (the unit's CLAUDE_CONFIG_DIR) is theirs.
+    assert_eq!(
+        vm.ok(&format!("stat -c '%U %G' {STATE}/claude")).trim(),
+        "logwarden logwarden"
+    );
     let i = &incidents(vm)[0];
     assert_eq!(i["verdict"], "real", "{i}");
     assert_eq!(i["diagnosis"]["backend"], "claude-cli", "{i}");
