@@ -113,11 +113,10 @@ impl Vm {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        let mut last = String::new();
         loop {
             vm.check_alive()?;
             let state = vm.sh("systemctl is-system-running");
-            last = format!("{}{}", state.stdout.trim(), state.stderr.trim());
+            let last = format!("{}{}", state.stdout.trim(), state.stderr.trim());
             if matches!(state.stdout.trim(), "running" | "degraded") {
                 return Ok(vm);
             }
