@@ -208,15 +208,44 @@ pub fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
 
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     init_tracing();
     match dispatch(cli) {
         Ok(code) => code,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("logwarden: {e}");
             ExitCode::from(2)
         }
     }
+}
+
+/// `logwarden incidents | head -1`: the reader left, which is no error of ours. SIGPIPE
+/// stays ignored (a child that closes its stdin early must not kill a run), so the
+/// write fails instead: `println!` panics with the broken pipe, caught here; a
+/// `write!` returns it, caught in [`main`].
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info);
+    }));
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn init_tracing() {

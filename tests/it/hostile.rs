@@ -164,3 +164,39 @@ fn a_bad_deploy_opening_hundreds_of_incidents_keeps_each_page_to_itself() {
         "{index}"
     );
 }
+
+#[test]
+fn a_reader_that_leaves_early_is_no_error() {
+    // `logwarden … | head -1`: quiet, exit 0, whether print! or write! hit the closed pipe.
+    let t = Test::new();
+    t.with_app_source("");
+    let mut log: String = (0..20_000)
+        .map(|i| line("ERROR", &format!("Request {i} failed")))
+        .collect();
+    // and 300 incidents, so that their listing outgrows a pipe's buffer
+    for i in 0..300 {
+        log.push_str(&format!(
+            "2026-11-22 10:00:00.000 | ERROR    | app.part{i}:run:7 - Part failed\n"
+        ));
+    }
+    t.write("app.log", &log);
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    for cmd in [
+        "ignore test --file app.log",
+        "incidents list --json --now 2026-11-22T10:05:00Z",
+    ] {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!(
+                "{BIN} {cmd} | head -c 10 >/dev/null; echo \"status=${{PIPESTATUS[0]}}\""
+            ))
+            .env("LOGWARDEN_CONFIG", t.path("logwarden.toml"))
+            .current_dir(t.dir.path())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stdout.contains("status=0"), "{cmd}: {stdout} {stderr}");
+        assert!(stderr.is_empty(), "{cmd}: {stderr}");
+    }
+}
