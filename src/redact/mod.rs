@@ -70,7 +70,10 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         ),
         rule(
             "url-password",
-            r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+:(?P<v>[^\s@/]+)@",
+            // The user is a name, or a placeholder left by an earlier rule (a key used
+            // as the user name); a user part running into a placeholder would take the
+            // placeholder's own `:` for the separator and redact it again on every pass.
+            r"\b[a-zA-Z][a-zA-Z0-9+.-]*://(?:\[REDACTED:[a-z0-9-]+\]|[^\s:/@\[\]]+):(?P<v>[^\s@/]+)@",
         ),
     ]
 });
@@ -148,51 +151,83 @@ fn replace<'a>(re: &Regex, text: &'a str, kind: &str) -> Cow<'a, str> {
 }
 
 fn replace_pairs(text: &str) -> Cow<'_, str> {
-    PAIR.replace_all(text, |c: &Captures| {
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut at = 0;
+    while let Some(c) = PAIR.captures_at(text, at) {
         let whole = c.get(0).expect("group 0");
         let v = c.name("v").expect("value group");
-        let name = c["name"].to_ascii_lowercase();
-        let inner = v
-            .as_str()
-            .trim_start_matches('\\')
-            .trim_matches(|ch| ch == '"' || ch == '\'' || ch == '\\');
-        let harmless = inner.is_empty()
-            || inner.starts_with(PLACEHOLDER)
-            || matches!(
-                inner.to_ascii_lowercase().as_str(),
-                "none" | "null" | "true" | "false" | "***" | "<redacted>" | "redacted"
-            );
-        if harmless {
-            return whole.as_str().to_string();
+        // What looks like the value may be the next pair itself (`password:` above a
+        // YAML `  api_key: "…"`, or `password= "api_key": "…"`): taking it as the value
+        // would hide that pair's name and leave its secret in clear. Search again from
+        // the inner pair (later than this match's start, so the loop always advances).
+        let quotes = v.len() - v.as_str().trim_start_matches(['\\', '"', '\'']).len();
+        if let Some(inner) = PAIR.find_at(text, v.start() + quotes) {
+            if inner.start() == v.start() + quotes {
+                at = inner.start();
+                continue;
+            }
         }
-        let kind = if name.contains("pass") {
-            "password"
-        } else if name.contains("secret") {
-            "secret"
-        } else if name.contains("private") {
-            "private-key"
-        } else if name.contains("token") {
-            "token"
-        } else if name.contains("cred") {
-            "credentials"
-        } else {
-            "api-key"
-        };
-        // Keep the quotes around the value so JSON stays JSON.
-        let raw = v.as_str();
-        let (open, close) = if raw.starts_with("\\\"") {
-            ("\\\"", "\\\"")
-        } else if raw.starts_with('"') {
-            ("\"", "\"")
-        } else if raw.starts_with('\'') {
-            ("'", "'")
-        } else {
-            ("", "")
-        };
-        let s = whole.as_str();
-        let start = v.start() - whole.start();
-        format!("{}{open}{}{close}", &s[..start], placeholder(kind))
-    })
+        if let Some(replaced) = pair_replacement(&c) {
+            out.push_str(&text[copied..whole.start()]);
+            out.push_str(&replaced);
+            copied = whole.end();
+        }
+        at = whole.end();
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    out.push_str(&text[copied..]);
+    Cow::Owned(out)
+}
+
+/// The text of a `name=value` match with the value replaced; `None` when the value is
+/// harmless (empty, a placeholder, `none`…).
+fn pair_replacement(c: &Captures) -> Option<String> {
+    let whole = c.get(0).expect("group 0");
+    let v = c.name("v").expect("value group");
+    let name = c["name"].to_ascii_lowercase();
+    let inner = v
+        .as_str()
+        .trim_start_matches('\\')
+        .trim_matches(|ch| ch == '"' || ch == '\'' || ch == '\\');
+    let harmless = inner.is_empty()
+        || inner.starts_with(PLACEHOLDER)
+        || matches!(
+            inner.to_ascii_lowercase().as_str(),
+            "none" | "null" | "true" | "false" | "***" | "<redacted>" | "redacted"
+        );
+    if harmless {
+        return None;
+    }
+    let kind = if name.contains("pass") {
+        "password"
+    } else if name.contains("secret") {
+        "secret"
+    } else if name.contains("private") {
+        "private-key"
+    } else if name.contains("token") {
+        "token"
+    } else if name.contains("cred") {
+        "credentials"
+    } else {
+        "api-key"
+    };
+    // Keep the quotes around the value so JSON stays JSON.
+    let raw = v.as_str();
+    let (open, close) = if raw.starts_with("\\\"") {
+        ("\\\"", "\\\"")
+    } else if raw.starts_with('"') {
+        ("\"", "\"")
+    } else if raw.starts_with('\'') {
+        ("'", "'")
+    } else {
+        ("", "")
+    };
+    let s = whole.as_str();
+    let start = v.start() - whole.start();
+    Some(format!("{}{open}{}{close}", &s[..start], placeholder(kind)))
 }
 
 /// PEM private key blocks, multi-line, also with `\n` escapes (a repr in a log line).
@@ -332,6 +367,29 @@ mod tests {
             r("max_tokens=4096 token=None"),
             "max_tokens=4096 token=None"
         );
+    }
+
+    #[test]
+    fn a_pair_read_as_the_value_of_the_pair_before_keeps_its_secret_hidden() {
+        let yaml = "credentials:\n  api_key: \"sk_abcdefgh12345678\"\n  password: hunter2hunter2\n";
+        let out = r(yaml);
+        assert!(!out.contains("sk_abcdefgh12345678"), "{out}");
+        assert!(!out.contains("hunter2hunter2"), "{out}");
+        assert!(out.contains("api_key: \"[REDACTED:api-key]\""), "{out}");
+        // the user part of a URL and placeholders
+        let out = r("https://password=u:p@h");
+        assert_eq!(r(&out), out, "idempotent");
+        let out = r("https://AKIAABCDEFGHIJKLMNOP:secretpw@host/x");
+        assert_eq!(
+            out,
+            "https://[REDACTED:aws-key]:[REDACTED:url-password]@host/x"
+        );
+        let out = r("password= \"api_key\": \"00aaaaa0aa0a\" ");
+        assert!(!out.contains("00aaaaa0aa0a"), "{out}");
+        assert_eq!(r(&out), out, "idempotent");
+        // a value that only contains a pair further in is still the value, whole
+        let out = r("token=\"hunter2 password=x\"");
+        assert_eq!(out, "token=\"[REDACTED:token]\"");
     }
 
     #[test]
