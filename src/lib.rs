@@ -15,6 +15,7 @@ pub mod lock;
 pub mod metrics;
 pub mod notify;
 pub mod pipeline;
+pub mod process;
 pub mod redact;
 pub mod signature;
 pub mod source;

@@ -647,13 +647,20 @@ fn redact_note(config: &Config, mut n: store::Notification) -> store::Notificati
 /// resolved, acked from the phone) and of those related to them, then `INDEX.md`.
 fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
     let mut ids: Vec<i64> = report.updated.iter().map(|(id, _)| *id).collect();
-    ids.extend(report.opened.iter().map(|o| o.0));
     ids.extend(report.resolved.iter().copied());
     ids.extend(report.metrics.resolved.iter().map(|r| r.0));
     ids.extend(report.control.acked.iter().copied()); // acked from the phone
+                                                      // Pages opened in this run were just written; only what they link to changes.
+    let opened: std::collections::BTreeSet<i64> = report.opened.iter().map(|o| o.0).collect();
     let mut all = std::collections::BTreeSet::new();
-    for id in ids {
-        all.insert(id);
+    for (id, fresh) in ids
+        .into_iter()
+        .map(|id| (id, false))
+        .chain(opened.iter().map(|id| (*id, true)))
+    {
+        if !fresh {
+            all.insert(id);
+        }
         if let Ok(Some(inc)) = store.incident(id) {
             if let Ok(related) = store.related(&inc) {
                 all.extend(
@@ -664,14 +671,15 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
                                 || Some(r.id) == inc.regression_of
                                 || r.regression_of == Some(inc.id)
                         })
-                        .map(|r| r.id),
+                        .map(|r| r.id)
+                        .filter(|r| !opened.contains(r)),
                 );
             }
         }
     }
     // A quiet run changes no page: it leaves INDEX.md alone (loading every incident
     // for it would grow the cost of an idle run with the history).
-    if all.is_empty() && config.incidents_dir.join("INDEX.md").exists() {
+    if all.is_empty() && opened.is_empty() && config.incidents_dir.join("INDEX.md").exists() {
         return;
     }
     for id in all {

@@ -20,7 +20,11 @@ pub struct Status {
 }
 
 /// Reads the status from the state database (None when no run has created it yet).
-pub fn collect(config: &Config, last: usize) -> anyhow::Result<Option<Status>> {
+pub fn collect(
+    config: &Config,
+    last: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Option<Status>> {
     let path = config.database_path();
     if !path.exists() {
         return Ok(None);
@@ -33,7 +37,7 @@ pub fn collect(config: &Config, last: usize) -> anyhow::Result<Option<Status>> {
         outbox_backlog: store.outbox_backlog()?,
         budget_left_usd: match config.investigator {
             crate::config::InvestigatorConfig::None => None,
-            _ => Some(store.budget_left(config.llm.max_usd_per_day, chrono::Utc::now())?),
+            _ => Some(store.budget_left(config.llm.max_usd_per_day, now)?),
         },
     }))
 }

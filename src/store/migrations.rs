@@ -184,6 +184,8 @@ const MIGRATIONS: &[&str] = &[
         evidence TEXT NOT NULL,
         updated_at TEXT NOT NULL
     );",
+    // 5: related incidents are looked up by their regression link.
+    "CREATE INDEX incidents_by_regression ON incidents (regression_of);",
 ];
 
 /// The schema version this build writes.

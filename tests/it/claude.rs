@@ -108,7 +108,8 @@ fn a_hanging_claude_is_killed_at_the_timeout() {
     let (t, ntfy) = setup("hang", "2s");
     let start = std::time::Instant::now();
     assert_not_diagnosed(&t, &ntfy, "timed out after 2s");
-    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    // The fake sleeps 600 s: well under that means it was killed, however busy the machine.
+    assert!(start.elapsed() < std::time::Duration::from_secs(300));
 }
 
 #[test]

@@ -582,7 +582,7 @@ fn curated_queue_script_reads_a_redis_list_length() {
             .unwrap_or(false)
     };
     let mut up = false;
-    for _ in 0..100 {
+    for _ in 0..600 {
         if cli(&["PING"]) {
             up = true;
             break;

@@ -670,7 +670,8 @@ pub fn fake_claude(t: &Test, mode: &str) -> PathBuf {
             });
             format!("cat <<'JSON'\n{result}\nJSON\n")
         }
-        _ if mode == "hang" => "sleep 60 &\nwait\n".to_string(),
+        // Long enough that a run which failed to kill it would be caught by any margin.
+        _ if mode == "hang" => "sleep 600 &\nwait\n".to_string(),
         _ if mode == "junk" => "echo 'this is not JSON at all'\n".to_string(),
         _ if mode == "fail" => {
             let result = serde_json::json!({

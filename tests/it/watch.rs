@@ -249,13 +249,14 @@ fn second_run_exits_cleanly_while_one_is_going() {
     let t = Test::new();
     let claude = fake_claude(&t, "hang");
     t.with_app_source(&format!(
-        "[investigator]\nkind = \"claude-cli\"\ncommand = \"{}\"\ntimeout = \"8s\"\n",
+        "[investigator]\nkind = \"claude-cli\"\ncommand = \"{}\"\ntimeout = \"30s\"\n",
         claude.display()
     ));
     t.loguru(r#"logger.add("app.log"); logger.error("Something broke")"#);
     let mut first = t.command(&["run"]).spawn().unwrap();
-    // wait until the first run is inside the investigation (the fake claude was called)
-    for _ in 0..100 {
+    // wait until the first run is inside the investigation (the fake claude was called);
+    // the margins are wide so that a busy machine cannot make the runs miss each other
+    for _ in 0..2400 {
         if !claude_calls(&t).is_empty() {
             break;
         }
