@@ -11,8 +11,9 @@
 //!
 //! `PROPTEST_CASES=N cargo test --test fuzz` runs N cases per property instead (raise
 //! it for a longer hunt); the cases are the same on every run unless `PROPTEST_RNG_SEED=N`
-//! picks other ones. Failures are saved under `proptest-regressions/` (ignored
-//! by git: a failure found becomes a named regression test in the module it is in).
+//! picks other ones. Failures are saved beside the property's file as
+//! `<file>.proptest-regressions` (ignored by git: a failure found becomes a named
+//! regression test at the bottom of the source file it is about).
 
 mod control;
 mod exposition;
