@@ -154,6 +154,18 @@ pub fn run(opts: &Options, out: &mut dyn std::io::Write) -> std::io::Result<bool
             out,
         )?;
     }
+    let (sqlite, current) = crate::store::sqlite_version();
+    emit(
+        if current {
+            ok(format!("SQLite {sqlite}"))
+        } else {
+            fail(
+                format!("SQLite {sqlite} lacks security fixes (3.50.2 or later is needed)"),
+                "build logwarden with the rusqlite of its Cargo.lock (bundled SQLite)",
+            )
+        },
+        out,
+    )?;
     let store = match config.database_path().exists() {
         true => Store::open(&config.database_path()).ok(),
         false => None,

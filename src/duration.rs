@@ -43,7 +43,9 @@ pub fn parse(text: &str) -> Result<Duration, String> {
                 ))
             }
         };
-        total_ms += n * ms;
+        // Saturating: a 40-digit count must give an error or a huge duration, never an
+        // arithmetic overflow (a panic in debug builds, a wrapped small value in release).
+        total_ms = total_ms.saturating_add(n.saturating_mul(ms));
     }
     Ok(Duration::from_millis(total_ms.min(u64::MAX as u128) as u64))
 }
@@ -77,6 +79,19 @@ mod tests {
         assert!(parse("15").is_err());
         assert!(parse("abc").is_err());
         assert!(parse("3x").is_err());
+    }
+
+    #[test]
+    fn huge_counts_saturate_instead_of_overflowing() {
+        let max = Duration::from_millis(u64::MAX);
+        assert_eq!(
+            parse("99999999999999999999999999999999999999w").unwrap(),
+            max
+        );
+        assert_eq!(
+            parse("300000000000000000000000000000000000000ms1w").unwrap(),
+            max
+        );
     }
 
     #[test]

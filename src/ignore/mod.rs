@@ -222,7 +222,10 @@ pub fn parse_expiry(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Str
         return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
     }
     match crate::duration::parse(text) {
-        Ok(d) => Ok(now + chrono::Duration::from_std(d).map_err(|e| e.to_string())?),
+        Ok(d) => chrono::Duration::from_std(d)
+            .ok()
+            .and_then(|d| now.checked_add_signed(d))
+            .ok_or_else(|| format!("`{text}` is too far in the future")),
         Err(_) => Err(format!(
             "`{text}` is neither a duration (7d, 12h) nor a date (2026-12-01) nor an RFC 3339 time"
         )),
@@ -257,6 +260,20 @@ const HEADER: &str =
 /// Adds a rule to the file (created if missing), keeping everything else in it as it
 /// was. Returns the new rule's id.
 pub fn add_rule(path: &Path, rule: &NewRule, now: DateTime<Utc>) -> Result<String, String> {
+    let text = read_or_empty(path)?;
+    let (text, id) = add_rule_to_text(&text, &path.display().to_string(), rule, now)?;
+    write_atomically(path, &text)?;
+    Ok(id)
+}
+
+/// [`add_rule`] on the text of the file named `file` (for messages): the new text and
+/// the new rule's id.
+pub fn add_rule_to_text(
+    text: &str,
+    file: &str,
+    rule: &NewRule,
+    now: DateTime<Utc>,
+) -> Result<(String, String), String> {
     if let Err(e) = Regex::new(&rule.pattern) {
         return Err(format!("the pattern is not a valid regex: {e}"));
     }
@@ -267,22 +284,20 @@ pub fn add_rule(path: &Path, rule: &NewRule, now: DateTime<Utc>) -> Result<Strin
         Level::parse_config(l, &Default::default())
             .ok_or_else(|| format!("unknown level `{l}`"))?;
     }
-    let text = read_or_empty(path)?;
     // Refuse to touch a file that does not load: the user must fix it first.
-    IgnoreRules::parse(&text, now).map_err(|p| {
+    IgnoreRules::parse(text, now).map_err(|p| {
         format!(
-            "{} has problems; fix them first:\n  - {}",
-            path.display(),
+            "{file} has problems; fix them first:\n  - {}",
             p.join("\n  - ")
         )
     })?;
     let mut doc: DocumentMut = if text.trim().is_empty() {
         HEADER.parse().expect("header parses")
     } else {
-        text.parse()
-            .map_err(|e| format!("{}: {e}", path.display()))?
+        text.parse().map_err(|e| format!("{file}: {e}"))?
     };
-    let next_id = next_id(&doc);
+    let next_id =
+        next_id(&doc).ok_or_else(|| format!("{file}: no rule id is left after the largest"))?;
     let mut t = Table::new();
     t.insert("id", value(next_id));
     t.insert("pattern", value(rule.pattern.clone()));
@@ -303,20 +318,14 @@ pub fn add_rule(path: &Path, rule: &NewRule, now: DateTime<Utc>) -> Result<Strin
     t.insert("author", value(rule.author.clone()));
     match doc.get_mut("rule") {
         Some(Item::ArrayOfTables(a)) => a.push(t),
-        Some(_) => {
-            return Err(format!(
-                "{}: `rule` is not an array of tables",
-                path.display()
-            ))
-        }
+        Some(_) => return Err(format!("{file}: `rule` is not an array of tables")),
         None => {
             let mut a = toml_edit::ArrayOfTables::new();
             a.push(t);
             doc.insert("rule", Item::ArrayOfTables(a));
         }
     }
-    write_atomically(path, &doc.to_string())?;
-    Ok(next_id.to_string())
+    Ok((doc.to_string(), next_id.to_string()))
 }
 
 /// Removes the rule with this id; everything else in the file stays as it was.
@@ -347,7 +356,9 @@ fn item_id(item: &Item) -> Option<String> {
         .or_else(|| item.as_str().map(str::to_string))
 }
 
-fn next_id(doc: &DocumentMut) -> i64 {
+/// One more than the largest numeric id; `None` when that is past `i64::MAX` (a
+/// hand-edited id), which must be an error rather than an overflow.
+fn next_id(doc: &DocumentMut) -> Option<i64> {
     let max = match doc.get("rule") {
         Some(Item::ArrayOfTables(a)) => a
             .iter()
@@ -357,7 +368,7 @@ fn next_id(doc: &DocumentMut) -> i64 {
             .unwrap_or(0),
         _ => 0,
     };
-    max + 1
+    max.checked_add(1)
 }
 
 fn read_or_empty(path: &Path) -> Result<String, String> {
@@ -439,6 +450,41 @@ comment = "old"
         assert!(rules
             .matching(&event("timeout", 30), Signature(1))
             .is_none());
+    }
+
+    #[test]
+    fn an_expiry_past_the_calendar_is_an_error_not_a_panic() {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let e = parse_expiry("100000000w", now).unwrap_err();
+        assert!(e.contains("too far"), "{e}");
+        let text = "[[rule]]\nid = 1\npattern = \"x\"\nexpires = \"99999999999999999999999999999999999999d\"\n";
+        let err = IgnoreRules::parse(text, now).unwrap_err();
+        assert!(err[0].starts_with("line 4: rule 1: expires:"), "{err:?}");
+        assert_eq!(
+            parse_expiry("7d", now).unwrap().to_rfc3339(),
+            "2026-11-29T10:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn adding_after_the_largest_possible_id_is_an_error() {
+        let now = Utc::now();
+        let rule = NewRule {
+            pattern: "x".into(),
+            comment: "c".into(),
+            ..NewRule::default()
+        };
+        let full = format!("[[rule]]\nid = {}\npattern = \"a\"\n", i64::MAX);
+        let e = add_rule_to_text(&full, "ignore.toml", &rule, now).unwrap_err();
+        assert!(e.starts_with("ignore.toml: no rule id is left"), "{e}");
+        let (text, id) =
+            add_rule_to_text("[[rule]]\nid = 41\npattern = \"a\"\n", "f", &rule, now).unwrap();
+        assert_eq!(id, "42");
+        let rules = IgnoreRules::parse(&text, now).unwrap();
+        assert_eq!(rules.rules.len(), 2);
+        assert_eq!(rules.rules[1].pattern, "x");
     }
 
     #[test]

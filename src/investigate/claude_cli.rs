@@ -375,28 +375,47 @@ pub fn run(
         ));
         return diag;
     };
-    let text = String::from_utf8_lossy(&stdout);
+    diagnosis_from_output(&stdout, &stderr, status, &config.redact.redactor)
+}
+
+/// Turns what the CLI printed (`--output-format json`) and how it exited into a
+/// diagnosis. Everything in it is untrusted: any bytes give a diagnosis or an error.
+pub fn diagnosis_from_output(
+    stdout: &[u8],
+    stderr: &[u8],
+    status: std::process::ExitStatus,
+    redactor: &crate::redact::Redactor,
+) -> Diagnosis {
+    let mut diag = Diagnosis {
+        llm_called: true,
+        ..Diagnosis::default()
+    };
+    let text = String::from_utf8_lossy(stdout);
     let result: Option<Value> = serde_json::from_str(text.trim()).ok().or_else(|| {
         text.lines()
             .rev()
             .find_map(|l| serde_json::from_str(l.trim()).ok())
     });
     let Some(Value::Object(result)) = result else {
-        let stderr = String::from_utf8_lossy(&stderr);
+        let stderr = String::from_utf8_lossy(stderr);
         diag.error = Some(format!(
             "{} and printed no JSON result{}",
             describe(status),
-            tail(&config.redact.redactor.clean(&stderr))
+            tail(&redactor.clean(&stderr))
                 .map(|t| format!(": {t}"))
                 .unwrap_or_default()
         ));
         return diag;
     };
-    diag.cost_usd = result.get("total_cost_usd").and_then(Value::as_f64);
+    // A negative cost would give budget back; a count past u32 must not wrap.
+    diag.cost_usd = result
+        .get("total_cost_usd")
+        .and_then(Value::as_f64)
+        .filter(|c| c.is_finite() && *c >= 0.0);
     diag.num_turns = result
         .get("num_turns")
         .and_then(Value::as_u64)
-        .map(|n| n as u32);
+        .and_then(|n| u32::try_from(n).ok());
     if let Some(Value::Array(d)) = result.get("permission_denials") {
         diag.permission_denials = d.clone();
     }
@@ -419,7 +438,7 @@ pub fn run(
             } else {
                 format!(", {}", describe(status))
             },
-            tail(&config.redact.redactor.clean(answer))
+            tail(&redactor.clean(answer))
                 .map(|t| format!(": {t}"))
                 .unwrap_or_default()
         ));
@@ -436,7 +455,7 @@ pub fn run(
         None => {
             diag.error = Some(format!(
                 "Claude answered without the JSON verdict{}",
-                tail(&config.redact.redactor.clean(answer))
+                tail(&redactor.clean(answer))
                     .map(|t| format!(": {t}"))
                     .unwrap_or_default()
             ));
@@ -467,6 +486,7 @@ fn tail(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::process::ExitStatusExt;
 
     fn cli(env: &[(&str, &Path)]) -> ClaudeCliConfig {
         ClaudeCliConfig {
@@ -540,5 +560,40 @@ mod tests {
         assert_eq!(a[pos("--append-system-prompt-file") + 1], "/s/system.md");
         assert!(a[pos("-p") + 1].starts_with("--"));
         assert!(!a.iter().any(|x| x == "SYSTEM" || x == "--add-dir"));
+    }
+
+    fn exited(code: i32) -> std::process::ExitStatus {
+        std::process::ExitStatus::from_raw(code << 8)
+    }
+
+    #[test]
+    fn reads_the_result_line_after_other_output() {
+        let out = br#"starting
+{"type":"result","subtype":"success","is_error":false,"result":"Done. {\"verdict\": \"noise\", \"severity\": \"low\", \"title\": \"t\"}","total_cost_usd":0.25,"num_turns":3}
+"#;
+        let d = diagnosis_from_output(out, b"", exited(0), &Default::default());
+        assert_eq!(d.error, None);
+        assert_eq!((d.verdict.as_str(), d.severity.as_str()), ("noise", "info"));
+        assert_eq!((d.cost_usd, d.num_turns), (Some(0.25), Some(3)));
+        assert!(d.llm_called);
+    }
+
+    #[test]
+    fn a_negative_cost_or_an_oversized_turn_count_is_dropped() {
+        let out = br#"{"subtype":"success","result":"{\"verdict\": \"real\"}","total_cost_usd":-5.0,"num_turns":4294967297}"#;
+        let d = diagnosis_from_output(out, b"", exited(0), &Default::default());
+        assert_eq!(d.verdict, "real");
+        assert_eq!(d.cost_usd, None, "a negative cost would give budget back");
+        assert_eq!(d.num_turns, None, "2^32 + 1 must not wrap to 1");
+    }
+
+    #[test]
+    fn no_json_names_the_exit_and_the_end_of_stderr() {
+        let d = diagnosis_from_output(b"not json\n", b"boom\n", exited(3), &Default::default());
+        let e = d.error.unwrap();
+        assert!(
+            e.starts_with("exited with status 3 and printed no JSON result: boom"),
+            "{e}"
+        );
     }
 }

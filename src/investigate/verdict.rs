@@ -42,6 +42,9 @@ pub fn parse(text: &str) -> Option<Diagnosis> {
         }
         _ => None,
     }
+    // `"NaN"` parses as a float and survives `clamp`: untrusted text must give a number
+    // in 0..=1 or none.
+    .filter(|c| c.is_finite())
     .map(|c| c.clamp(0.0, 1.0));
     Some(Diagnosis {
         diagnosed: true,
@@ -72,6 +75,22 @@ mod tests {
         assert_eq!(d.severity, "critical");
         assert_eq!(d.title, "DB down");
         assert_eq!(d.confidence, Some(0.85));
+    }
+
+    #[test]
+    fn confidence_is_a_fraction_or_nothing() {
+        for (given, want) in [
+            (r#""NaN""#, None),
+            (r#""nan%""#, None),
+            (r#""inf""#, None),
+            (r#""-infinity""#, None),
+            (r#""85%""#, Some(0.85)),
+            ("-3", Some(0.0)),
+            ("250", Some(1.0)),
+        ] {
+            let d = parse(&format!(r#"{{"verdict": "real", "confidence": {given}}}"#)).unwrap();
+            assert_eq!(d.confidence, want, "{given}");
+        }
     }
 
     #[test]

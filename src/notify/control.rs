@@ -148,9 +148,12 @@ pub fn verify(key: &[u8], text: &str) -> Result<Verified, String> {
     let [prefix, action, id, nonce, tag] = parts[..] else {
         return Err(format!("`{shown}` is not a logwarden control message"));
     };
+    // Only the form `sign` writes: `+12` or `012` would carry a valid MAC for `12`.
     let id: i64 = id
         .parse()
-        .map_err(|_| format!("`{shown}` is not a logwarden control message"))?;
+        .ok()
+        .filter(|n: &i64| n.to_string() == id)
+        .ok_or_else(|| format!("`{shown}` is not a logwarden control message"))?;
     if prefix != PREFIX || !matches!(action, "ack" | "mute") {
         return Err(format!("`{shown}` is not a logwarden control message"));
     }
@@ -393,6 +396,17 @@ mod tests {
         assert!(verify(&key, &m.replace(".ack.", ".mute.")).is_err());
         assert!(verify(&[8u8; 32], &m).is_err());
         assert!(verify(&key, "hello").is_err());
+    }
+
+    #[test]
+    fn only_the_signed_spelling_of_the_id_verifies() {
+        let key = [7u8; 32];
+        let m = sign(&key, "mute", 12).unwrap();
+        assert!(verify(&key, &m).is_ok());
+        for other in [".+12.", ".012.", ".0012."] {
+            let forged = m.replace(".12.", other);
+            assert!(verify(&key, &forged).is_err(), "{forged}");
+        }
     }
 
     #[test]

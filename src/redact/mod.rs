@@ -459,6 +459,29 @@ mod tests {
     }
 
     #[test]
+    fn a_pair_read_as_the_value_of_the_pair_before_keeps_its_secret_hidden() {
+        let yaml = "credentials:\n  api_key: \"sk_abcdefgh12345678\"\n  password: hunter2hunter2\n";
+        let out = r(yaml);
+        assert!(!out.contains("sk_abcdefgh12345678"), "{out}");
+        assert!(!out.contains("hunter2hunter2"), "{out}");
+        assert!(out.contains("api_key: \"[REDACTED:api-key]\""), "{out}");
+        // the user part of a URL and placeholders
+        let out = r("https://password=u:p@h");
+        assert_eq!(r(&out), out, "idempotent");
+        let out = r("https://AKIAABCDEFGHIJKLMNOP:secretpw@host/x");
+        assert_eq!(
+            out,
+            "https://[REDACTED:aws-key]:[REDACTED:url-password]@host/x"
+        );
+        let out = r("password= \"api_key\": \"00aaaaa0aa0a\" ");
+        assert!(!out.contains("00aaaaa0aa0a"), "{out}");
+        assert_eq!(r(&out), out, "idempotent");
+        // a value that only contains a pair further in is still the value, whole
+        let out = r("token=\"hunter2 password=x\"");
+        assert_eq!(out, "token=\"[REDACTED:token]\"");
+    }
+
+    #[test]
     fn private_key_blocks_whole_or_cut() {
         let block = "x\n-----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA7\nabc+/=\n-----END RSA PRIVATE KEY-----\ny";
         assert_eq!(r(block), "x\n[REDACTED:private-key]\ny");

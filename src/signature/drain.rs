@@ -451,19 +451,25 @@ fn mergeable(template: &[Box<str>], msg: &[Cow<'_, str>]) -> Merge {
     }
 }
 
-/// Fraction of positions where the template has the same constant as the message.
+/// Fraction of positions where the template has the same constant as the message; 1
+/// when the message is the template itself. Without that, a message that is mostly
+/// values (`42`, `1 of 2 at 3`) would never join its own group: every line would make
+/// a new group (and signature), without bound.
 fn similarity(template: &[Box<str>], msg: &[Cow<'_, str>]) -> f64 {
     if template.is_empty() {
         return 1.0;
     }
     let mut same = 0usize;
+    let mut identical = true;
     for (t, m) in template.iter().zip(msg) {
-        if &**t == WILDCARD {
-            continue;
-        }
-        if **t == **m {
+        if **t != **m {
+            identical = false;
+        } else if &**t != WILDCARD {
             same += 1;
         }
+    }
+    if identical {
+        return 1.0;
     }
     same as f64 / template.len() as f64
 }
@@ -471,6 +477,27 @@ fn similarity(template: &[Box<str>], msg: &[Cow<'_, str>]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_that_are_mostly_values_join_their_own_group() {
+        let mut m = Miner::new();
+        for msg in [
+            "0",
+            "42",
+            "10.0.0.1",
+            "1 of 2 at 3",
+            "4 of 5 at 6",
+            "7 of 8 at 9",
+        ] {
+            m.add(msg);
+        }
+        assert_eq!(m.len(), 2, "{:?}", m.export());
+        let a = m.add("1234");
+        assert_eq!(a.group, m.add("0").group);
+        assert_eq!(a.template, "<*>");
+        assert_eq!(m.add("9 of 9 at 9").template, "<*> of <*> at <*>");
+        assert_eq!(m.len(), 2);
+    }
 
     #[test]
     fn merges_and_generalises() {

@@ -216,29 +216,29 @@ fn time_regex(fmt: &str) -> Result<String, String> {
     let mut re = String::new();
     let mut rest = fmt;
     let tokens: &[(&str, &str)] = &[
-        ("YYYY", r"(?P<t_Y>\d{4})"),
-        ("YY", r"(?P<t_y>\d{2})"),
+        ("YYYY", r"(?P<t_Y>[0-9]{4})"),
+        ("YY", r"(?P<t_y>[0-9]{2})"),
         ("MMMM", r"(?P<t_b>[A-Za-z]+)"),
         ("MMM", r"(?P<t_b>[A-Za-z]{3})"),
-        ("MM", r"(?P<t_m>\d{2})"),
-        ("M", r"(?P<t_m>\d{1,2})"),
-        ("DD", r"(?P<t_d>\d{2})"),
-        ("D", r"(?P<t_d>\d{1,2})"),
+        ("MM", r"(?P<t_m>[0-9]{2})"),
+        ("M", r"(?P<t_m>[0-9]{1,2})"),
+        ("DD", r"(?P<t_d>[0-9]{2})"),
+        ("D", r"(?P<t_d>[0-9]{1,2})"),
         ("dddd", r"[A-Za-z]+"),
         ("ddd", r"[A-Za-z]{3}"),
-        ("HH", r"(?P<t_H>\d{2})"),
-        ("H", r"(?P<t_H>\d{1,2})"),
-        ("hh", r"(?P<t_I>\d{2})"),
-        ("h", r"(?P<t_I>\d{1,2})"),
-        ("mm", r"(?P<t_M>\d{2})"),
-        ("m", r"(?P<t_M>\d{1,2})"),
-        ("ss", r"(?P<t_S>\d{2})"),
-        ("s", r"(?P<t_S>\d{1,2})"),
+        ("HH", r"(?P<t_H>[0-9]{2})"),
+        ("H", r"(?P<t_H>[0-9]{1,2})"),
+        ("hh", r"(?P<t_I>[0-9]{2})"),
+        ("h", r"(?P<t_I>[0-9]{1,2})"),
+        ("mm", r"(?P<t_M>[0-9]{2})"),
+        ("m", r"(?P<t_M>[0-9]{1,2})"),
+        ("ss", r"(?P<t_S>[0-9]{2})"),
+        ("s", r"(?P<t_S>[0-9]{1,2})"),
         ("A", r"(?P<t_p>AM|PM|am|pm)"),
-        ("ZZ", r"(?P<t_z>[+-]\d{4})"),
-        ("Z", r"(?P<t_z>[+-]\d{2}:\d{2})"),
+        ("ZZ", r"(?P<t_z>[+-][0-9]{4})"),
+        ("Z", r"(?P<t_z>[+-][0-9]{2}:[0-9]{2})"),
         ("zz", r"[A-Za-z]*"),
-        ("X", r"(?P<t_X>\d+(?:\.\d+)?)"),
+        ("X", r"(?P<t_X>[0-9]+(?:\.[0-9]+)?)"),
     ];
     'outer: while !rest.is_empty() {
         if rest.starts_with('[') {
@@ -249,7 +249,7 @@ fn time_regex(fmt: &str) -> Result<String, String> {
         }
         if rest.starts_with('S') {
             let n = rest.chars().take_while(|&c| c == 'S').count();
-            re.push_str(&format!(r"(?P<t_f>\d{{{n}}})"));
+            re.push_str(&format!(r"(?P<t_f>[0-9]{{{n}}})"));
             rest = &rest[n..];
             continue;
         }
@@ -312,7 +312,9 @@ fn time_from_parts(c: &regex::Captures) -> Option<DateTime<Utc>> {
         Some(z) => {
             let z = z.as_str().replace(':', "");
             let sign = if z.starts_with('-') { -1 } else { 1 };
-            sign * (z[1..3].parse::<i32>().ok()? * 3600 + z[3..5].parse::<i32>().ok()? * 60)
+            let hh = z.get(1..3)?.parse::<i32>().ok()?;
+            let mm = z.get(3..5)?.parse::<i32>().ok()?;
+            sign * (hh * 3600 + mm * 60)
         }
         None => 0,
     };
@@ -421,6 +423,23 @@ mod tests {
         let f = LineFormat::from_loguru("{time:YYYY-MM-DD hh:mm:ss A Z} {message}").unwrap();
         let h = f.parse("2026-11-22 01:00:00 PM +02:00 hi").unwrap();
         assert_eq!(h.time.unwrap().to_rfc3339(), "2026-11-22T11:00:00+00:00");
+    }
+
+    #[test]
+    fn non_ascii_digits_in_a_time_are_not_a_header() {
+        // `\d` is Unicode-aware: Devanagari digits (three bytes each) used to reach the
+        // offset's byte slicing and panic, stopping the whole run on one stranger's line.
+        let f = LineFormat::from_loguru("{time:YYYY-MM-DD HH:mm:ss.SSS Z} | {message}").unwrap();
+        assert!(f
+            .parse("2026-11-22 01:00:00.000 +\u{966}\u{968}:\u{966}\u{966} | hi")
+            .is_none());
+        assert!(f
+            .parse("\u{968}\u{966}\u{968}\u{96c}-11-22 01:00:00.000 +02:00 | hi")
+            .is_none());
+        let h = f.parse("2026-11-22 01:00:00.000 +02:00 | hi").unwrap();
+        assert_eq!(h.time.unwrap().to_rfc3339(), "2026-11-21T23:00:00+00:00");
+        let f = LineFormat::from_loguru("{time:X} {message}").unwrap();
+        assert!(f.parse("\u{968}\u{966}.\u{968} hi").is_none());
     }
 
     #[test]

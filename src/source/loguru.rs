@@ -77,7 +77,9 @@ pub fn header_level(b: &[u8]) -> Option<&[u8]> {
     while let [head @ .., b' '] = level {
         level = head;
     }
-    if level.is_empty() {
+    // Blank as `parse_header` sees it (any Unicode white space, `\t` included): a
+    // line the parser takes for a continuation must not be skipped as a header here.
+    if std::str::from_utf8(level).map_or(level.is_empty(), |l| l.trim_end().is_empty()) {
         return None;
     }
     let rest = rest[bar + 1..].strip_prefix(b" ")?;
@@ -522,6 +524,9 @@ mod tests {
             "2026-11-22 09:50:45.492 | WARNING  | no location here",
             "2026-11-22 09:50:45.492 | WARNING  | app:f:x - not a line number",
             "Traceback (most recent call last):",
+            "2026-11-22 09:50:45.492 | \t | app:f:1 - a blank level",
+            "2026-11-22 09:50:45.492 | \u{3000}\u{a0} | app:f:1 - a blank level",
+            "2026-11-22 09:50:45.492 | \u{fffd} | app:f:1 - an odd level",
         ] {
             assert_eq!(
                 header_level(line.as_bytes()).is_some(),
@@ -529,6 +534,32 @@ mod tests {
                 "{line}"
             );
         }
+    }
+
+    #[test]
+    fn a_line_with_a_blank_level_stays_in_the_record_when_read_as_bytes() {
+        use crate::source::RecordParser;
+        let lines = [
+            "2026-11-22 09:50:45.492 | ERROR    | app:f:1 - boom",
+            "2026-11-22 09:50:45.493 | \t | app:f:2 - not a header",
+            "Traceback (most recent call last):",
+            "ValueError: bad",
+        ];
+        let mut by_text = RecordAssembler::new("app", "app.log", &BTreeMap::new(), 30);
+        let mut by_bytes = RecordAssembler::new("app", "app.log", &BTreeMap::new(), 30);
+        let (mut a, mut b) = (vec![], vec![]);
+        for (i, l) in lines.iter().enumerate() {
+            a.extend(RecordParser::push(&mut by_text, i as u64, l));
+            b.extend(RecordParser::push_bytes(
+                &mut by_bytes,
+                i as u64,
+                l.as_bytes(),
+            ));
+        }
+        a.extend(RecordParser::finish(&mut by_text));
+        b.extend(RecordParser::finish(&mut by_bytes));
+        assert_eq!(a, b);
+        assert_eq!(b[0].exception_type.as_deref(), Some("ValueError"));
     }
 
     #[test]

@@ -214,7 +214,7 @@ pub fn read(
         .unwrap_or_default();
     let result: Result<(), rusqlite::Error> = (|| {
         let mut stmt = conn.prepare(&src.query)?;
-        let names: Vec<String> = stmt.column_names().iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
         let idx = |n: &Option<String>| {
             n.as_ref()
                 .and_then(|n| names.iter().position(|c| c.eq_ignore_ascii_case(n)))

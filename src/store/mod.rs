@@ -46,6 +46,19 @@ pub enum StoreError {
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// Times are stored as RFC 3339 text in UTC, to the second.
+/// The oldest SQLite the state database may run on, as SQLite numbers versions
+/// (3.50.2): older ones lack the fixes for CVE-2025-29087/29088 (3.49.1) and
+/// CVE-2025-6965 (3.50.2). The bundled copy comes with rusqlite.
+pub const MIN_SQLITE_VERSION: i32 = 3_050_002;
+
+/// The SQLite linked in, as `3.54.1`, and whether it is at least [`MIN_SQLITE_VERSION`].
+pub fn sqlite_version() -> (&'static str, bool) {
+    (
+        rusqlite::version(),
+        rusqlite::version_number() >= MIN_SQLITE_VERSION,
+    )
+}
+
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
@@ -623,6 +636,22 @@ pub struct Notification {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_linked_sqlite_has_the_2025_security_fixes() {
+        let (text, current) = sqlite_version();
+        let parts: Vec<u32> = text.split('.').map(|p| p.parse().unwrap()).collect();
+        assert!(parts >= vec![3, 50, 2], "SQLite {text}");
+        assert!(current, "SQLite {text}");
+        // and the database actually runs on it
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let v: String = store
+            .conn
+            .query_row("SELECT sqlite_version()", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, text);
+    }
 
     #[test]
     fn migrates_and_round_trips_a_checkpoint() {

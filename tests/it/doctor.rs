@@ -102,6 +102,7 @@ fn doctor_passes_on_a_healthy_install_and_sends_only_with_send() {
             "is readable by user",
             "✓ state dir",
             "✓ state database",
+            "✓ SQLite 3.",
             "✓ script disk.sh is executable; last result: not used by any [[check]]",
             "✓ claude: ",
             "2.0.14 (Claude Code)",
