@@ -310,6 +310,29 @@ impl Config {
     pub fn database_path(&self) -> PathBuf {
         self.state_dir.join("logwarden.db")
     }
+
+    /// Rules the service writes itself (Mute from the phone): in the state folder, the
+    /// one place the installed unit lets it write. Same format as the ignore file.
+    pub fn mutes_file(&self) -> PathBuf {
+        self.state_dir.join("mutes.toml")
+    }
+
+    /// Every rules file, the ignore file first.
+    pub fn rule_files(&self) -> [PathBuf; 2] {
+        [self.ignore_file.clone(), self.mutes_file()]
+    }
+
+    /// Where a rule added from the shell goes: the ignore file, which a new one makes
+    /// with the config file's owner, group and mode (0640 root:logwarden after the
+    /// package's install), numbered ids unique across both files.
+    pub fn ignore_target<'a>(&'a self, others: &'a [&'a Path]) -> crate::ignore::Target<'a> {
+        crate::ignore::Target {
+            path: &self.ignore_file,
+            others,
+            new_file: crate::fsio::NewFile::Like(&self.path),
+            id_prefix: "",
+        }
+    }
 }
 
 /// Removes `.` and `name/..` from a path without touching the file system.

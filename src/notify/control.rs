@@ -307,13 +307,21 @@ fn apply(
         ));
         return Ok(());
     };
-    if !store.first_time_control(&v.nonce, now).map_err(db)? {
+    if store.control_seen(&v.nonce).map_err(db)? {
         report.refused.push(format!(
             "{} for incident #{}: seen before (replayed)",
             v.action, v.incident
         ));
         return Ok(());
     }
+    // The nonce is spent only once the action is done: a mute that cannot be written
+    // leaves the message to be applied again next run.
+    let spend = || -> Result<(), String> {
+        store
+            .first_time_control(&v.nonce, now)
+            .map(|_| ())
+            .map_err(db)
+    };
     match v.action.as_str() {
         "ack" => {
             if store.ack_incident(inc.id, PHONE, now).map_err(db)? {
@@ -324,6 +332,7 @@ fn apply(
                     inc.id, inc.status
                 ));
             }
+            spend()?;
         }
         _ => {
             if inc
@@ -335,7 +344,7 @@ fn apply(
                     "mute for incident #{}: a {} incident has no log signature to mute",
                     inc.id, inc.kind
                 ));
-                return Ok(());
+                return spend();
             }
             let rule = NewRule {
                 pattern: "^".into(),
@@ -351,14 +360,23 @@ fn apply(
                 ),
                 author: PHONE.into(),
             };
-            match ignore::add_rule(&config.ignore_file, &rule, now) {
-                Ok(id) => report.muted.push((inc.id, id)),
-                // The nonce is spent: say so, the user can mute by hand.
-                Err(e) => report.errors.push(format!(
-                    "mute for incident #{}: cannot add the ignore rule: {e}",
-                    inc.id
-                )),
-            }
+            let mutes = config.mutes_file();
+            let others = [config.ignore_file.as_path()];
+            let target = ignore::Target {
+                path: &mutes,
+                others: &others,
+                new_file: crate::fsio::NewFile::DirOwner(0o640),
+                id_prefix: "m",
+            };
+            let id = ignore::add_rule(target, &rule, now).map_err(|e| {
+                format!(
+                    "mute for incident #{}: cannot add the rule to {}: {e} (the message is kept and applied again next run)",
+                    inc.id,
+                    mutes.display()
+                )
+            })?;
+            report.muted.push((inc.id, id));
+            spend()?;
         }
     }
     Ok(())
