@@ -240,7 +240,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let report = result?;
             print!("{}", report.summary(now));
-            Ok(if report.errors.iter().any(|e| e.starts_with("source ")) {
+            Ok(if !report.problems.is_empty() {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS

@@ -6,6 +6,7 @@ pub mod briefing;
 pub mod cli;
 pub mod index;
 pub mod lifecycle;
+pub mod watcher;
 
 use std::path::{Path, PathBuf};
 

@@ -40,6 +40,9 @@ pub struct ControlReport {
     pub noops: Vec<String>,
     /// Polling or applying failed; the run went on.
     pub errors: Vec<String>,
+    /// A valid message that could not be applied (kept for the next run): a watcher
+    /// problem. Also listed in the summary.
+    pub problems: Vec<String>,
 }
 
 impl ControlReport {
@@ -248,7 +251,7 @@ pub fn poll_and_apply(config: &Config, store: &Store, now: DateTime<Utc>) -> Con
     for m in messages {
         if m.event == "message" {
             if let Err(e) = apply(config, store, &key, &m.message, now, &mut report) {
-                report.errors.push(e);
+                report.problems.push(e);
                 return report; // the last id stays before this message: retried next run
             }
         }
