@@ -176,6 +176,9 @@ pub fn run(opts: &Options, out: &mut dyn std::io::Write) -> std::io::Result<bool
         .or_else(installed_interval)
         .unwrap_or(install::DEFAULT_INTERVAL);
     emit(last_run_check(store.as_ref(), interval, opts.now), out)?;
+    if let Some(store) = &store {
+        emit(watcher_problem_check(store), out)?;
+    }
     Ok(all_ok)
 }
 
@@ -722,6 +725,23 @@ fn timer_check() -> Check {
             "timer: {}; something else must start `logwarden run` (cron), and the last-run check below tells whether it does",
             other.describe()
         )),
+    }
+}
+
+/// The watcher problem the last run reported, if any.
+fn watcher_problem_check(store: &Store) -> Check {
+    match crate::incident::watcher::current(store) {
+        Ok(None) => ok("watcher: the last run reported no problem"),
+        Ok(Some(p)) => fail(
+            format!(
+                "watcher problem since {} (notified {}): {}",
+                crate::store::ts(p.since),
+                crate::store::ts(p.notified_at),
+                p.problems.join("; ")
+            ),
+            "fix what it names (the checks above say what the service user cannot read or write); the next run clears it",
+        ),
+        Err(e) => fail(format!("watcher: {e}"), "check the state database"),
     }
 }
 

@@ -17,6 +17,7 @@ pub fn acquire(state_dir: &Path, wait: Duration) -> std::io::Result<Option<RunLo
         .truncate(false)
         .write(true)
         .open(&path)?;
+    let _ = crate::fsio::adopt(&path);
     let deadline = Instant::now() + wait;
     loop {
         match file.try_lock() {

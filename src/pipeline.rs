@@ -386,8 +386,7 @@ fn take_lock(config: &Config) -> Result<Option<lock::RunLock>, RunError> {
 
 fn prepare_dirs(config: &Config) -> Result<(), RunError> {
     for dir in [&config.state_dir, &config.incidents_dir] {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| RunError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        crate::fsio::create_dir(dir).map_err(RunError::Io)?;
     }
     Ok(())
 }

@@ -116,6 +116,7 @@ pub fn key(path: &Path) -> Result<Vec<u8>, String> {
         }
     })?;
     let _ = std::fs::remove_file(&tmp);
+    let _ = crate::fsio::adopt(path);
     key(path)
 }
 
