@@ -104,6 +104,10 @@ pub struct SourceConfig {
     pub min_level: Level,
     /// Extra level names (custom loguru levels) and their numbers.
     pub levels: BTreeMap<String, u32>,
+    /// Where log times written without an offset are read: `timezone`, else the host's
+    /// local time for files (loguru writes local time), UTC for SQLite (its
+    /// CURRENT_TIMESTAMP is UTC).
+    pub timezone: crate::source::zone::Zone,
 }
 
 /// What a source reads and how.
@@ -570,11 +574,23 @@ impl Validator {
             },
         };
         let kind_name = s.kind.clone().unwrap_or_else(|| "loguru".into());
+        let timezone = match s.timezone.as_deref() {
+            None if kind_name == "sqlite" => crate::source::zone::Zone::UTC,
+            None => crate::source::zone::Zone::Local,
+            Some(name) => match crate::source::zone::Zone::parse(name) {
+                Ok(z) => z,
+                Err(e) => {
+                    self.err(format!("{prefix}.timezone"), e);
+                    crate::source::zone::Zone::Local
+                }
+            },
+        };
         // Keys that belong to other kinds are mistakes worth naming.
         let allowed: &[&str] = match kind_name.as_str() {
-            "loguru" => &["format", "forget_after", "path"],
+            "loguru" => &["format", "forget_after", "path", "timezone"],
             "loguru-json" => &["forget_after", "path"],
             "text" => &[
+                "timezone",
                 "regex",
                 "time_format",
                 "default_level",
@@ -582,6 +598,7 @@ impl Validator {
                 "path",
             ],
             "sqlite" => &[
+                "timezone",
                 "preset",
                 "table",
                 "columns",
@@ -594,6 +611,7 @@ impl Validator {
         };
         let present: Vec<(&str, bool)> = vec![
             ("path", s.path.is_some()),
+            ("timezone", s.timezone.is_some()),
             ("forget_after", s.forget_after.is_some()),
             ("format", s.format.is_some()),
             ("regex", s.regex.is_some()),
@@ -645,6 +663,7 @@ impl Validator {
             from,
             min_level,
             levels,
+            timezone,
         })
     }
 
@@ -987,6 +1006,12 @@ impl fmt::Display for Config {
             };
             writeln!(f, "from = {from:?}")?;
             writeln!(f, "min_level = {:?}", s.min_level.name)?;
+            match s.timezone {
+                crate::source::zone::Zone::Local => {
+                    writeln!(f, "# timezone: the host's local time (TZ, else /etc/localtime)")?
+                }
+                z => writeln!(f, "timezone = \"{z}\"")?,
+            }
             if !s.levels.is_empty() {
                 let items: Vec<String> =
                     s.levels.iter().map(|(k, v)| format!("{k} = {v}")).collect();

@@ -433,12 +433,10 @@ impl Follower<'_> {
     fn parser(&self, origin: &str) -> Box<dyn RecordParser> {
         let cfg = self.cfg;
         match &self.fs.parser {
-            ParserSpec::LoguruDefault => Box::new(RecordAssembler::new(
-                &cfg.name,
-                origin,
-                &cfg.levels,
-                self.min_level,
-            )),
+            ParserSpec::LoguruDefault => Box::new(
+                RecordAssembler::new(&cfg.name, origin, &cfg.levels, self.min_level)
+                    .with_zone(cfg.timezone),
+            ),
             ParserSpec::Line {
                 format,
                 default_level,
@@ -451,7 +449,8 @@ impl Follower<'_> {
                     format: format.clone(),
                     default_level: default_level.clone(),
                 },
-            )),
+            )
+            .with_zone(cfg.timezone)),
             ParserSpec::LoguruJson => Box::new(JsonParser::new(
                 &cfg.name,
                 origin,

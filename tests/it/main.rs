@@ -25,4 +25,5 @@ mod watch;
 // issue 8: install, doctor, status, self-monitoring
 mod doctor;
 mod install;
+mod installed;
 mod selfmon;
