@@ -126,3 +126,148 @@ fn a_bad_timezone_is_a_config_error_with_its_key() {
     assert!(r.stderr.contains("source[0].timezone"), "{}", r.all());
     assert!(r.stderr.contains("Mars/Olympus"), "{}", r.all());
 }
+
+// ---- who owns what ----------------------------------------------------------
+
+const NOBODY: u32 = 65534;
+
+fn owner(t: &Test, rel: &str) -> (u32, u32, u32) {
+    let m = std::fs::metadata(t.path(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    (m.uid(), m.gid(), m.permissions().mode() & 0o7777)
+}
+
+fn chown(t: &Test, rel: &str, uid: u32, gid: u32) {
+    std::os::unix::fs::chown(t.path(rel), Some(uid), Some(gid)).unwrap();
+}
+
+fn chmod(t: &Test, rel: &str, mode: u32) {
+    std::fs::set_permissions(t.path(rel), std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// As the .deb leaves it: the config 0640 root:<service group>, the state and
+/// incidents folders the service user's; `nobody` (group nogroup) plays that user.
+fn installed(rest: &str) -> Test {
+    let t = Test::new();
+    t.with_app_source(rest);
+    t.write("app.log", "");
+    chmod(&t, "app.log", 0o644);
+    chown(&t, "logwarden.toml", 0, NOBODY);
+    chmod(&t, "logwarden.toml", 0o640);
+    open_up(t.dir.path());
+    t.give_to_nobody("state");
+    t.give_to_nobody("incidents");
+    t
+}
+
+fn as_nobody(t: &Test, args: &[&str]) -> Run {
+    Run::from(t.command_as_nobody(args).output().unwrap())
+}
+
+#[test]
+fn root_editing_from_a_shell_never_locks_the_service_user_out() {
+    if !is_root() {
+        eprintln!("needs root to act as two users");
+        return;
+    }
+    let t = installed("");
+    // a new ignore file takes the config file's owner, group and mode
+    t.ok(&["ignore", "add", "healthcheck", "--comment", "load balancer"]);
+    assert_eq!(owner(&t, "ignore.toml"), (0, NOBODY, 0o640));
+    t.append(
+        "app.log",
+        format!("{BOOM}2026-11-22 10:00:01.000 | ERROR    | lb:probe:1 - healthcheck failed\n")
+            .as_bytes(),
+    );
+    let r = as_nobody(&t, &["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    assert!(r.stdout.contains("1 ignored"), "{}", r.stdout);
+    let page = t.incident_files()[0].clone();
+    let page_rel = format!("incidents/{}", page.file_name().unwrap().to_string_lossy());
+    let page_perms = owner(&t, &page_rel);
+    assert_eq!((page_perms.0, page_perms.1), (NOBODY, NOBODY));
+
+    // root adds a note and a rule: the page, INDEX.md and the rules keep their owners
+    let index_perms = owner(&t, "incidents/INDEX.md");
+    t.ok(&["incidents", "note", "1", "restarted the payment worker"]);
+    assert_eq!(owner(&t, &page_rel), page_perms);
+    assert_eq!(owner(&t, "incidents/INDEX.md"), index_perms);
+    chmod(&t, "ignore.toml", 0o660); // whatever the admin chose is kept
+    t.ok(&["ignore", "add", "deprecated", "--comment", "library noise"]);
+    assert_eq!(owner(&t, "ignore.toml"), (0, NOBODY, 0o660));
+
+    // a hand note below the marker, by root (appending keeps the owner)
+    t.append(&page_rel, b"root was here\n");
+    // the service's next rewrites keep both notes
+    t.append("app.log", BOOM.as_bytes());
+    let r = as_nobody(&t, &["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    let text = t.read(&page_rel);
+    assert!(text.contains("restarted the payment worker"), "{text}");
+    assert!(text.contains("root was here"), "{text}");
+    assert!(text.contains("occurrences: 2"), "{text}");
+
+    // a run by hand as root: what it creates in the service's folders is the service's
+    t.append(
+        "app.log",
+        b"2026-11-22 10:11:00.000 | ERROR    | app.db:connect:7 - Database pool exhausted\n",
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:12:00Z"]);
+    for f in t.incident_files() {
+        let m = std::fs::metadata(&f).unwrap();
+        assert_eq!((m.uid(), m.gid()), (NOBODY, NOBODY), "{}", f.display());
+    }
+    t.append("app.log", BOOM.as_bytes());
+    let r = as_nobody(&t, &["run", "--now", "2026-11-22T10:15:00Z"]);
+    assert_eq!(r.code, Some(0), "{}", r.all());
+}
+
+#[test]
+fn a_root_made_state_is_handed_to_the_folders_owner() {
+    if !is_root() {
+        eprintln!("needs root to act as two users");
+        return;
+    }
+    let t = installed("");
+    t.append("app.log", BOOM.as_bytes());
+    // the first run ever is root's (by hand, before the timer)
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    for f in ["state/logwarden.db", "state/run.lock"] {
+        let (uid, gid, _) = owner(&t, f);
+        assert_eq!((uid, gid), (NOBODY, NOBODY), "{f}");
+    }
+    t.append("app.log", BOOM.as_bytes());
+    let r = as_nobody(&t, &["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    assert_eq!(t.incidents()[0]["occurrences"], 2);
+}
+
+#[test]
+fn an_unreadable_page_is_kept_and_retried_not_rewritten_without_its_notes() {
+    if !is_root() {
+        eprintln!("needs root to act as two users");
+        return;
+    }
+    let t = installed("");
+    t.append("app.log", BOOM.as_bytes());
+    let r = as_nobody(&t, &["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    let page = t.incident_files()[0].clone();
+    let rel = format!("incidents/{}", page.file_name().unwrap().to_string_lossy());
+    // as an older logwarden left it: root's, 0600, with the team's notes
+    chown(&t, &rel, 0, 0);
+    chmod(&t, &rel, 0o600);
+    t.append(&rel, b"postgres was restarted at 10:04\n");
+    let before = t.read(&rel);
+    t.append("app.log", BOOM.as_bytes());
+    let r = as_nobody(&t, &["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(r.stdout.contains("left as it was"), "{}", r.stdout);
+    assert_eq!(t.read(&rel), before, "the page is not rewritten");
+    // fixed by the admin: the next run (nothing new to read) rewrites it with the notes
+    chown(&t, &rel, NOBODY, NOBODY);
+    let r = as_nobody(&t, &["run", "--now", "2026-11-22T10:15:00Z"]);
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    let after = t.read(&rel);
+    assert!(after.contains("occurrences: 2"), "{after}");
+    assert!(after.contains("postgres was restarted at 10:04"), "{after}");
+}
