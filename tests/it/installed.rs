@@ -271,3 +271,175 @@ fn an_unreadable_page_is_kept_and_retried_not_rewritten_without_its_notes() {
     assert!(after.contains("occurrences: 2"), "{after}");
     assert!(after.contains("postgres was restarted at 10:04"), "{after}");
 }
+
+// ---- a watcher that cannot do its job says so -------------------------------
+
+fn titles(ntfy: &FakeNtfy) -> Vec<String> {
+    ntfy.messages_to("ops")
+        .iter()
+        .map(|m| m.header("Title").unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn an_unreadable_source_is_notified_once_then_daily_and_when_it_clears() {
+    if !is_root() {
+        eprintln!("needs root to make a log the service user cannot read");
+        return;
+    }
+    let ntfy = FakeNtfy::start(None);
+    let t = installed(&ntfy.config("ops"));
+    chmod(&t, "app.log", 0o600); // root's, as a log rotated with the wrong mode
+    let r = as_nobody(&t, &["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    let m = ntfy.messages_to("ops");
+    assert_eq!(m.len(), 1, "{:?}", titles(&ntfy));
+    assert_eq!(m[0].header("Title"), Some("[test-host] logwarden watcher problem"));
+    assert!(m[0].body.contains("source `app`"), "{}", m[0].body);
+    assert!(m[0].body.contains("Permission denied"), "{}", m[0].body);
+    assert!(m[0].body.contains("logwarden doctor"), "{}", m[0].body);
+
+    // the same problem again: not notified again…
+    let r = as_nobody(&t, &["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert_eq!(ntfy.messages_to("ops").len(), 1);
+    // …but shown by status and doctor
+    let s = t.ok(&["status"]);
+    assert!(s.stdout.contains("WATCHER PROBLEM since 2026-11-22T10:00:00Z"), "{}", s.stdout);
+    assert!(s.stdout.contains("source `app`"), "{}", s.stdout);
+    let d = t.run(&["doctor", "--user", "nobody", "--now", "2026-11-22T10:06:00Z"]);
+    assert!(d.stdout.contains("✗ watcher problem since 2026-11-22T10:00:00Z"), "{}", d.stdout);
+
+    // a day later: a reminder
+    let r = as_nobody(&t, &["run", "--now", "2026-11-23T10:01:00Z"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    let m = ntfy.messages_to("ops");
+    assert_eq!(m.len(), 2, "{:?}", titles(&ntfy));
+    assert!(m[1].body.contains("still there"), "{}", m[1].body);
+
+    // fixed: one "watching again"
+    chmod(&t, "app.log", 0o644);
+    let r = as_nobody(&t, &["run", "--now", "2026-11-23T10:06:00Z"]);
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    let m = ntfy.messages_to("ops");
+    assert_eq!(m.len(), 3, "{:?}", titles(&ntfy));
+    assert_eq!(m[2].header("Title"), Some("[test-host] logwarden is watching again"));
+    let s = t.ok(&["status"]);
+    assert!(!s.stdout.contains("WATCHER PROBLEM"), "{}", s.stdout);
+
+    // broken again: notified again at once
+    chmod(&t, "app.log", 0o600);
+    let r = as_nobody(&t, &["run", "--now", "2026-11-23T10:11:00Z"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    let m = ntfy.messages_to("ops");
+    assert_eq!(m.len(), 4, "{:?}", titles(&ntfy));
+    assert_eq!(m[3].header("Title"), Some("[test-host] logwarden watcher problem"));
+}
+
+#[test]
+fn a_broken_ignore_file_keeps_its_last_good_rules_and_is_notified() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&ntfy.config("ops"));
+    let good = "[[rule]]\nid = 1\npattern = \"healthcheck\"\ncomment = \"load balancer\"\n";
+    t.write("ignore.toml", good);
+    let probe = "2026-11-22 10:00:01.000 | ERROR    | lb:probe:1 - healthcheck failed\n";
+    t.write("app.log", probe);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains("1 ignored"), "{}", r.stdout);
+
+    // a hand edit breaks it: the run goes on with the last good rules
+    t.write(
+        "ignore.toml",
+        &format!("{good}\n[[rule]]\nid = 2\npattern = \"(unclosed\"\ncomment = \"oops\"\n"),
+    );
+    t.append("app.log", format!("{probe}{BOOM}").as_bytes());
+    let r = t.run(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(r.stdout.contains("1 ignored"), "{}", r.stdout);
+    assert!(r.stdout.contains("line 8"), "{}", r.stdout);
+    assert!(r.stdout.contains("the last good version applies (1 rules)"), "{}", r.stdout);
+    assert!(r.stdout.contains("1 new incidents"), "the rest is watched: {}", r.stdout);
+    let m = ntfy.messages_to("ops");
+    let problem = m
+        .iter()
+        .find(|m| m.header("Title") == Some("[test-host] logwarden watcher problem"))
+        .unwrap_or_else(|| panic!("{:?}", titles(&ntfy)));
+    assert!(problem.body.contains("ignore.toml"), "{}", problem.body);
+    // the command line still refuses to build on a broken file
+    let r = t.run(&["ignore", "add", "x", "--comment", "y"]);
+    assert_ne!(r.code, Some(0), "{}", r.all());
+}
+
+#[test]
+fn a_mute_that_cannot_be_written_is_notified_and_applied_next_run() {
+    let ntfy = FakeNtfy::start(None);
+    ntfy.allow_anonymous_write("ops-control");
+    let t = Test::new();
+    t.with_app_source(&format!(
+        "{}control_topic = \"ops-control\"\n",
+        ntfy.config("ops")
+    ));
+    t.write("app.log", BOOM);
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    let m = ntfy.messages_to("ops");
+    assert_eq!(ntfy.tap(&m[0], "Mute 24h"), 200);
+    // the mutes file cannot be replaced (here: a symlink, which logwarden never
+    // writes through; under the unit: a read-only or full state dir)
+    t.write("elsewhere.toml", "");
+    std::os::unix::fs::symlink("../elsewhere.toml", t.path("state/mutes.toml")).unwrap();
+    t.append("app.log", BOOM.as_bytes());
+    let r = t.run(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(r.stdout.contains("mute for incident #1: cannot add the rule"), "{}", r.stdout);
+    let m = ntfy.messages_to("ops");
+    let last = m.last().unwrap();
+    assert_eq!(last.header("Title"), Some("[test-host] logwarden watcher problem"));
+    assert!(last.body.contains("mute for incident #1"), "{}", last.body);
+    assert_eq!(t.incidents()[0]["occurrences"], 2, "not muted yet");
+
+    // fixed: the same message is applied on the next run, not refused as a replay
+    std::fs::remove_file(t.path("state/mutes.toml")).unwrap();
+    t.append("app.log", BOOM.as_bytes());
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(
+        r.stdout.contains("incident #1 muted for 24h from the phone (ignore rule m1)"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("replayed"), "{}", r.stdout);
+    assert!(r.stdout.contains("1 ignored"), "{}", r.stdout);
+    assert!(t.read("state/mutes.toml").contains("expires = \"2026-11-23T10:10:00Z\""));
+    let m = ntfy.messages_to("ops");
+    assert_eq!(
+        m.last().unwrap().header("Title"),
+        Some("[test-host] logwarden is watching again")
+    );
+}
+
+#[test]
+fn rules_from_both_files_are_listed_and_removed_by_id() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write(
+        "state/mutes.toml",
+        "[[rule]]\nid = \"m1\"\npattern = \"^\"\nsignature = \"0123456789abcdef\"\ncomment = \"muted from the phone\"\n",
+    );
+    t.ok(&["ignore", "add", "healthcheck", "--comment", "load balancer"]);
+    let list = t.ok(&["ignore", "list"]).stdout;
+    assert!(list.contains("[ignore file:"), "{list}");
+    assert!(list.contains("[phone mute:"), "{list}");
+    // ids are unique across both files
+    t.write(
+        "state/mutes.toml",
+        "[[rule]]\nid = 2\npattern = \"^\"\ncomment = \"hand-made\"\n",
+    );
+    let r = t.ok(&["ignore", "add", "deprecated", "--comment", "noise"]);
+    assert!(r.stdout.contains("added rule 3"), "{}", r.stdout);
+    let r = t.ok(&["ignore", "rm", "2"]);
+    assert!(r.stdout.contains("mutes.toml"), "{}", r.stdout);
+    assert!(!t.read("state/mutes.toml").contains("hand-made"));
+    let r = t.ok(&["ignore", "rm", "1"]);
+    assert!(r.stdout.contains("ignore.toml"), "{}", r.stdout);
+    assert!(t.run(&["ignore", "rm", "1"]).code != Some(0));
+}
