@@ -131,11 +131,12 @@ pub fn run(opts: &Options, out: &mut dyn std::io::Write) -> std::io::Result<bool
         }
     }
     emit(state_check(&config.state_dir, "state dir", &who), out)?;
-    if !config.incidents_dir.starts_with(&config.state_dir) {
-        emit(
-            state_check(&config.incidents_dir, "incidents dir", &who),
-            out,
-        )?;
+    emit(
+        state_check(&config.incidents_dir, "incidents dir", &who),
+        out,
+    )?;
+    for c in service_access_checks(&config, &who) {
+        emit(c, out)?;
     }
     let db = config.database_path();
     if db.exists() {
@@ -180,6 +181,101 @@ pub fn run(opts: &Options, out: &mut dyn std::io::Write) -> std::io::Result<bool
         emit(watcher_problem_check(store), out)?;
     }
     Ok(all_ok)
+}
+
+/// The service user: `User=` of the installed service unit, else the default.
+pub fn installed_user() -> String {
+    [
+        install::UNIT_DIR,
+        install::PACKAGE_UNIT_DIR,
+        "/lib/systemd/system",
+    ]
+    .iter()
+    .find_map(|d| std::fs::read_to_string(Path::new(d).join("logwarden.service")).ok())
+    .and_then(|unit| {
+        unit.lines()
+            .find_map(|l| l.trim().strip_prefix("User=").map(|u| u.trim().to_string()))
+    })
+    .filter(|u| !u.is_empty())
+    .unwrap_or_else(|| install::DEFAULT_USER.to_string())
+}
+
+/// What the service user must be able to read and write besides the logs: the config,
+/// the ignore file, the mutes file, the control key and the incidents folder. Judged
+/// for that user's uid and groups (folders on the way included), so that root running
+/// doctor does not pass just because root can read anything.
+fn service_access_checks(config: &Config, who: &Who) -> Vec<Check> {
+    if who.ids.is_none() {
+        return vec![skip(format!(
+            "service user `{}` does not exist here: what it can read and write is not checked (give --user)",
+            who.user
+        ))];
+    }
+    // The user's own (primary) group: the one the package gives the config to.
+    let group = nix::unistd::User::from_name(&who.user)
+        .ok()
+        .flatten()
+        .map(|u| name_of_gid(u.gid.as_raw()))
+        .unwrap_or_else(|| who.user.clone());
+    let mut v = Vec::new();
+    let mut file = |what: &str, path: &Path, want: u32, fix: String, optional: bool| {
+        if optional && !path.exists() {
+            v.push(skip(format!(
+                "{what} {} does not exist yet",
+                path.display()
+            )));
+            return;
+        }
+        let verb = if want & 2 != 0 {
+            "readable and writable"
+        } else {
+            "readable"
+        };
+        v.push(match who.can(path, want) {
+            Ok(()) => ok(format!(
+                "{what} {} is {verb} by {}",
+                path.display(),
+                who.label()
+            )),
+            Err(e) => fail(
+                format!(
+                    "{what} {} is not {verb} by {}: {e}",
+                    path.display(),
+                    who.label()
+                ),
+                fix,
+            ),
+        });
+    };
+    let share = |p: &Path| {
+        format!(
+            "chgrp {group} {p} && chmod 0640 {p} (root keeps writing it; the service reads it)",
+            p = p.display()
+        )
+    };
+    let own = |p: &Path| format!("chown {}:{group} {}", who.user, p.display());
+    file("config", &config.path, 4, share(&config.path), false);
+    file(
+        "ignore file",
+        &config.ignore_file,
+        4,
+        share(&config.ignore_file),
+        true,
+    );
+    let mutes = config.mutes_file();
+    file("mutes file", &mutes, 6, own(&mutes), true);
+    if let Some(n) = &config.ntfy {
+        if n.more.control_topic.is_some() {
+            file(
+                "control key",
+                &n.more.key_file,
+                4,
+                own(&n.more.key_file),
+                true,
+            );
+        }
+    }
+    v
 }
 
 /// The interval recorded in the installed timer unit, if there is one.

@@ -177,7 +177,9 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         .collect();
     report.problems.extend(sources);
     if let Err(e) = incident::watcher::update(config, &store, &report.problems, now) {
-        report.errors.push(format!("watcher problem not recorded: {e}"));
+        report
+            .errors
+            .push(format!("watcher problem not recorded: {e}"));
     }
 
     // notify → record the run

@@ -1007,9 +1007,10 @@ impl fmt::Display for Config {
             writeln!(f, "from = {from:?}")?;
             writeln!(f, "min_level = {:?}", s.min_level.name)?;
             match s.timezone {
-                crate::source::zone::Zone::Local => {
-                    writeln!(f, "# timezone: the host's local time (TZ, else /etc/localtime)")?
-                }
+                crate::source::zone::Zone::Local => writeln!(
+                    f,
+                    "# timezone: the host's local time (TZ, else /etc/localtime)"
+                )?,
                 z => writeln!(f, "timezone = \"{z}\"")?,
             }
             if !s.levels.is_empty() {

@@ -220,7 +220,11 @@ pub fn run_scheduled(config: &Config, store: &Store, now: DateTime<Utc>) -> Resu
     } else {
         b.markdown.clone()
     };
-    if let Err(e) = crate::fsio::replace(&path, text.as_bytes(), crate::fsio::NewFile::DirOwner(0o640)) {
+    if let Err(e) = crate::fsio::replace(
+        &path,
+        text.as_bytes(),
+        crate::fsio::NewFile::DirOwner(0o640),
+    ) {
         tracing::warn!("briefing: {e}");
         return Ok(None);
     }

@@ -45,5 +45,9 @@ pub fn write(dir: &Path, incidents: &[IncidentRow]) -> Result<(), String> {
     if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
         return Ok(());
     }
-    crate::fsio::replace(&path, text.as_bytes(), crate::fsio::NewFile::DirOwner(0o640))
+    crate::fsio::replace(
+        &path,
+        text.as_bytes(),
+        crate::fsio::NewFile::DirOwner(0o640),
+    )
 }

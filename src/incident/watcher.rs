@@ -127,7 +127,10 @@ pub fn update(
     );
     let n = Notification {
         title: format!("[{}] logwarden watcher problem", config.hostname),
-        body: crate::notify::cap(&config.redact.redactor.clean(&body), crate::notify::MAX_BODY),
+        body: crate::notify::cap(
+            &config.redact.redactor.clean(&body),
+            crate::notify::MAX_BODY,
+        ),
         priority: 4,
         tags: "warning,logwarden".into(),
     };

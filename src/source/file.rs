@@ -440,17 +440,19 @@ impl Follower<'_> {
             ParserSpec::Line {
                 format,
                 default_level,
-            } => Box::new(RecordAssembler::with_header(
-                &cfg.name,
-                origin,
-                &cfg.levels,
-                self.min_level,
-                HeaderParser::Line {
-                    format: format.clone(),
-                    default_level: default_level.clone(),
-                },
-            )
-            .with_zone(cfg.timezone)),
+            } => Box::new(
+                RecordAssembler::with_header(
+                    &cfg.name,
+                    origin,
+                    &cfg.levels,
+                    self.min_level,
+                    HeaderParser::Line {
+                        format: format.clone(),
+                        default_level: default_level.clone(),
+                    },
+                )
+                .with_zone(cfg.timezone),
+            ),
             ParserSpec::LoguruJson => Box::new(JsonParser::new(
                 &cfg.name,
                 origin,

@@ -388,7 +388,10 @@ mod tests {
         )
         .unwrap();
         let h = f
-            .parse("2026-11-22 09:50:45.492 | WARNING  | app.db:query:7 - Slow query - 1532 ms", &Zone::UTC)
+            .parse(
+                "2026-11-22 09:50:45.492 | WARNING  | app.db:query:7 - Slow query - 1532 ms",
+                &Zone::UTC,
+            )
             .unwrap();
         assert_eq!(h.level, Some("WARNING"));
         assert_eq!(h.logger, Some("app.db"));
@@ -406,12 +409,17 @@ mod tests {
         )
         .unwrap();
         let h = f
-            .parse("2026-11-22 10:00:00 | ERROR | req-42 | boom | bang", &Zone::UTC)
+            .parse(
+                "2026-11-22 10:00:00 | ERROR | req-42 | boom | bang",
+                &Zone::UTC,
+            )
             .unwrap();
         assert_eq!(h.level, Some("ERROR"));
         assert_eq!(h.fields, vec![("request_id".to_string(), "req-42")]);
         assert_eq!(h.message, "boom | bang");
-        assert!(f.parse("Traceback (most recent call last):", &Zone::UTC).is_none());
+        assert!(f
+            .parse("Traceback (most recent call last):", &Zone::UTC)
+            .is_none());
     }
 
     #[test]
@@ -425,7 +433,9 @@ mod tests {
     #[test]
     fn offsets_and_ampm() {
         let f = LineFormat::from_loguru("{time:YYYY-MM-DD hh:mm:ss A Z} {message}").unwrap();
-        let h = f.parse("2026-11-22 01:00:00 PM +02:00 hi", &Zone::UTC).unwrap();
+        let h = f
+            .parse("2026-11-22 01:00:00 PM +02:00 hi", &Zone::UTC)
+            .unwrap();
         assert_eq!(h.time.unwrap().to_rfc3339(), "2026-11-22T11:00:00+00:00");
     }
 
@@ -437,7 +447,10 @@ mod tests {
         )
         .unwrap();
         let h = f
-            .parse("2026/11/22 10:00:00 [error] 1234#0: *5 connect() failed", &Zone::UTC)
+            .parse(
+                "2026/11/22 10:00:00 [error] 1234#0: *5 connect() failed",
+                &Zone::UTC,
+            )
             .unwrap();
         assert_eq!(h.level, Some("error"));
         assert_eq!(h.fields, vec![("pid".to_string(), "1234")]);

@@ -74,6 +74,12 @@ mod tests {
         // 2026-03-29 02:00 CET -> 03:00 CEST: 02:30 does not exist
         assert_eq!(utc("2026-03-29 02:30:00"), "2026-03-29T01:30:00+00:00");
         assert!(Zone::parse("Mars/Olympus").is_err());
-        assert_eq!(Zone::UTC.to_utc(at("2026-11-22 10:00:00")).unwrap().to_rfc3339(), "2026-11-22T10:00:00+00:00");
+        assert_eq!(
+            Zone::UTC
+                .to_utc(at("2026-11-22 10:00:00"))
+                .unwrap()
+                .to_rfc3339(),
+            "2026-11-22T10:00:00+00:00"
+        );
     }
 }

@@ -103,9 +103,11 @@ impl Store {
     pub fn control_seen(&self, token: &str) -> Result<bool> {
         Ok(self
             .conn
-            .query_row("SELECT 1 FROM control_seen WHERE token = ?1", [token], |_| {
-                Ok(())
-            })
+            .query_row(
+                "SELECT 1 FROM control_seen WHERE token = ?1",
+                [token],
+                |_| Ok(()),
+            )
             .optional()?
             .is_some())
     }

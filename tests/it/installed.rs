@@ -43,8 +43,14 @@ fn a_sources_timezone_overrides_the_host_and_an_offset_wins() {
          [[source]]\nname = \"utc\"\npath = \"utc.log\"\nfrom = \"start\"\ntimezone = \"UTC\"\n\
          [[source]]\nname = \"offset\"\npath = \"offset.log\"\nfrom = \"start\"\ntimezone = \"Europe/Berlin\"\n",
     );
-    t.write("berlin.log", "2026-07-01 10:00:00.000 | ERROR    | a:f:1 - summer in Berlin\n");
-    t.write("utc.log", "2026-11-22 10:00:00.000 | ERROR    | b:f:1 - written in UTC\n");
+    t.write(
+        "berlin.log",
+        "2026-07-01 10:00:00.000 | ERROR    | a:f:1 - summer in Berlin\n",
+    );
+    t.write(
+        "utc.log",
+        "2026-11-22 10:00:00.000 | ERROR    | b:f:1 - written in UTC\n",
+    );
     t.write(
         "offset.log",
         "2026-11-22 10:00:00.000+05:30 | ERROR    | c:f:1 - with its offset\n",
@@ -74,7 +80,10 @@ fn a_custom_format_and_a_text_source_read_local_time_too() {
          regex = '^(?P<time>\\d{4}/\\d\\d/\\d\\d \\d\\d:\\d\\d:\\d\\d) \\[(?P<level>\\w+)\\] (?P<message>.*)$'\n",
     );
     t.write("api.log", "2026-11-22 10:00:00 | ERROR | api down\n");
-    t.write("error.log", "2026/11/22 11:00:00 [error] upstream timed out\n");
+    t.write(
+        "error.log",
+        "2026/11/22 11:00:00 [error] upstream timed out\n",
+    );
     t.ok(&["run", "--now", "2026-11-22T12:00:00Z"]);
     assert_eq!(
         first_seen(&t),
@@ -294,7 +303,10 @@ fn an_unreadable_source_is_notified_once_then_daily_and_when_it_clears() {
     assert_eq!(r.code, Some(1), "{}", r.all());
     let m = ntfy.messages_to("ops");
     assert_eq!(m.len(), 1, "{:?}", titles(&ntfy));
-    assert_eq!(m[0].header("Title"), Some("[test-host] logwarden watcher problem"));
+    assert_eq!(
+        m[0].header("Title"),
+        Some("[test-host] logwarden watcher problem")
+    );
     assert!(m[0].body.contains("source `app`"), "{}", m[0].body);
     assert!(m[0].body.contains("Permission denied"), "{}", m[0].body);
     assert!(m[0].body.contains("logwarden doctor"), "{}", m[0].body);
@@ -305,10 +317,26 @@ fn an_unreadable_source_is_notified_once_then_daily_and_when_it_clears() {
     assert_eq!(ntfy.messages_to("ops").len(), 1);
     // …but shown by status and doctor
     let s = t.ok(&["status"]);
-    assert!(s.stdout.contains("WATCHER PROBLEM since 2026-11-22T10:00:00Z"), "{}", s.stdout);
+    assert!(
+        s.stdout
+            .contains("WATCHER PROBLEM since 2026-11-22T10:00:00Z"),
+        "{}",
+        s.stdout
+    );
     assert!(s.stdout.contains("source `app`"), "{}", s.stdout);
-    let d = t.run(&["doctor", "--user", "nobody", "--now", "2026-11-22T10:06:00Z"]);
-    assert!(d.stdout.contains("✗ watcher problem since 2026-11-22T10:00:00Z"), "{}", d.stdout);
+    let d = t.run(&[
+        "doctor",
+        "--user",
+        "nobody",
+        "--now",
+        "2026-11-22T10:06:00Z",
+    ]);
+    assert!(
+        d.stdout
+            .contains("✗ watcher problem since 2026-11-22T10:00:00Z"),
+        "{}",
+        d.stdout
+    );
 
     // a day later: a reminder
     let r = as_nobody(&t, &["run", "--now", "2026-11-23T10:01:00Z"]);
@@ -323,7 +351,10 @@ fn an_unreadable_source_is_notified_once_then_daily_and_when_it_clears() {
     assert_eq!(r.code, Some(0), "{}", r.all());
     let m = ntfy.messages_to("ops");
     assert_eq!(m.len(), 3, "{:?}", titles(&ntfy));
-    assert_eq!(m[2].header("Title"), Some("[test-host] logwarden is watching again"));
+    assert_eq!(
+        m[2].header("Title"),
+        Some("[test-host] logwarden is watching again")
+    );
     let s = t.ok(&["status"]);
     assert!(!s.stdout.contains("WATCHER PROBLEM"), "{}", s.stdout);
 
@@ -333,7 +364,10 @@ fn an_unreadable_source_is_notified_once_then_daily_and_when_it_clears() {
     assert_eq!(r.code, Some(1), "{}", r.all());
     let m = ntfy.messages_to("ops");
     assert_eq!(m.len(), 4, "{:?}", titles(&ntfy));
-    assert_eq!(m[3].header("Title"), Some("[test-host] logwarden watcher problem"));
+    assert_eq!(
+        m[3].header("Title"),
+        Some("[test-host] logwarden watcher problem")
+    );
 }
 
 #[test]
@@ -358,8 +392,16 @@ fn a_broken_ignore_file_keeps_its_last_good_rules_and_is_notified() {
     assert_eq!(r.code, Some(1), "{}", r.all());
     assert!(r.stdout.contains("1 ignored"), "{}", r.stdout);
     assert!(r.stdout.contains("line 8"), "{}", r.stdout);
-    assert!(r.stdout.contains("the last good version applies (1 rules)"), "{}", r.stdout);
-    assert!(r.stdout.contains("1 new incidents"), "the rest is watched: {}", r.stdout);
+    assert!(
+        r.stdout.contains("the last good version applies (1 rules)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("1 new incidents"),
+        "the rest is watched: {}",
+        r.stdout
+    );
     let m = ntfy.messages_to("ops");
     let problem = m
         .iter()
@@ -391,10 +433,18 @@ fn a_mute_that_cannot_be_written_is_notified_and_applied_next_run() {
     t.append("app.log", BOOM.as_bytes());
     let r = t.run(&["run", "--now", "2026-11-22T10:05:00Z"]);
     assert_eq!(r.code, Some(1), "{}", r.all());
-    assert!(r.stdout.contains("mute for incident #1: cannot add the rule"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("mute for incident #1: cannot add the rule"),
+        "{}",
+        r.stdout
+    );
     let m = ntfy.messages_to("ops");
     let last = m.last().unwrap();
-    assert_eq!(last.header("Title"), Some("[test-host] logwarden watcher problem"));
+    assert_eq!(
+        last.header("Title"),
+        Some("[test-host] logwarden watcher problem")
+    );
     assert!(last.body.contains("mute for incident #1"), "{}", last.body);
     assert_eq!(t.incidents()[0]["occurrences"], 2, "not muted yet");
 
@@ -403,13 +453,16 @@ fn a_mute_that_cannot_be_written_is_notified_and_applied_next_run() {
     t.append("app.log", BOOM.as_bytes());
     let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
     assert!(
-        r.stdout.contains("incident #1 muted for 24h from the phone (ignore rule m1)"),
+        r.stdout
+            .contains("incident #1 muted for 24h from the phone (ignore rule m1)"),
         "{}",
         r.stdout
     );
     assert!(!r.stdout.contains("replayed"), "{}", r.stdout);
     assert!(r.stdout.contains("1 ignored"), "{}", r.stdout);
-    assert!(t.read("state/mutes.toml").contains("expires = \"2026-11-23T10:10:00Z\""));
+    assert!(t
+        .read("state/mutes.toml")
+        .contains("expires = \"2026-11-23T10:10:00Z\""));
     let m = ntfy.messages_to("ops");
     assert_eq!(
         m.last().unwrap().header("Title"),
@@ -442,4 +495,69 @@ fn rules_from_both_files_are_listed_and_removed_by_id() {
     let r = t.ok(&["ignore", "rm", "1"]);
     assert!(r.stdout.contains("ignore.toml"), "{}", r.stdout);
     assert!(t.run(&["ignore", "rm", "1"]).code != Some(0));
+}
+
+#[test]
+fn doctor_as_root_says_what_the_service_user_cannot_read() {
+    if !is_root() {
+        eprintln!("needs root to judge another user's access");
+        return;
+    }
+    let t = installed("");
+    t.write("ignore.toml", "");
+    chmod(&t, "ignore.toml", 0o600); // as `ignore add` left it before: root's only
+    t.write("state/mutes.toml", "");
+    let doctor = || {
+        t.run(&[
+            "doctor",
+            "--user",
+            "nobody",
+            "--now",
+            "2026-11-22T10:00:00Z",
+        ])
+    };
+    let r = doctor();
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    let out = &r.stdout;
+    assert!(out.contains("✓ config"), "{out}");
+    assert!(out.contains("readable by user nobody"), "{out}");
+    assert!(
+        out.contains("✗ ignore file") && out.contains("not readable by user nobody"),
+        "{out}"
+    );
+    assert!(
+        out.contains("chgrp nogroup") && out.contains("chmod 0640"),
+        "{out}"
+    );
+    assert!(
+        out.contains("✗ mutes file")
+            && out.contains(&format!(
+                "chown nobody:nogroup {}",
+                t.path("state/mutes.toml").display()
+            )),
+        "{out}"
+    );
+    assert!(out.contains("✓ incidents dir"), "{out}");
+    // the fixes it gives work
+    chown(&t, "ignore.toml", 0, NOBODY);
+    chmod(&t, "ignore.toml", 0o640);
+    chown(&t, "state/mutes.toml", NOBODY, NOBODY);
+    let out = doctor().stdout;
+    assert!(out.contains("✓ ignore file"), "{out}");
+    assert!(out.contains("✓ mutes file"), "{out}");
+
+    // a service user that does not exist here is said so, not checked as root
+    let out = t
+        .run(&[
+            "doctor",
+            "--user",
+            "no-such-user-here",
+            "--now",
+            "2026-11-22T10:00:00Z",
+        ])
+        .stdout;
+    assert!(
+        out.contains("service user `no-such-user-here` does not exist here"),
+        "{out}"
+    );
 }
