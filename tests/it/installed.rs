@@ -561,3 +561,36 @@ fn doctor_as_root_says_what_the_service_user_cannot_read() {
         "{out}"
     );
 }
+
+#[test]
+fn a_run_that_fails_outright_is_a_rate_limited_watcher_problem() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&ntfy.config("ops"));
+    t.write("app.log", "");
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    // the incidents folder can no longer be made: every run fails (exit 2)
+    t.write("blocker", "a file, not a folder");
+    let cfg = t.read("logwarden.toml").replace(
+        "incidents_dir = \"incidents\"\n",
+        "incidents_dir = \"blocker/incidents\"\n",
+    );
+    t.write("logwarden.toml", &cfg);
+    for (now, sent) in [
+        ("2026-11-22T10:05:00Z", 1),
+        ("2026-11-22T10:10:00Z", 1),
+        ("2026-11-22T10:15:00Z", 1),
+        ("2026-11-23T10:06:00Z", 2),
+    ] {
+        let r = t.run(&["run", "--now", now]);
+        assert_eq!(r.code, Some(2), "{}", r.all());
+        let m = ntfy.messages_to("ops");
+        assert_eq!(m.len(), sent, "at {now}: {:?}", titles(&ntfy));
+        assert_eq!(
+            m[0].header("Title"),
+            Some("[test-host] logwarden watcher problem")
+        );
+        assert!(m[0].body.contains("the run failed"), "{}", m[0].body);
+        assert!(m[0].body.contains("blocker"), "{}", m[0].body);
+    }
+}
