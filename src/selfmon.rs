@@ -71,11 +71,11 @@ fn queue_failure(config: &Config, now: DateTime<Utc>, error: &str) -> Result<(),
     // Sent under the run lock (a run going on meanwhile sends it with its own).
     let lock = crate::lock::acquire(&config.state_dir, std::time::Duration::from_secs(1))
         .map_err(|e| e.to_string())?;
-    let mut store = Store::open(&db).map_err(|e| e.to_string())?;
+    let store = Store::open(&db).map_err(|e| e.to_string())?;
     let problem = format!("the run failed, nothing is watched: {error}");
     crate::incident::watcher::update(config, &store, &[problem], now).map_err(|e| e.to_string())?;
     if lock.is_some() {
-        crate::notify::flush(&mut store, config.ntfy.as_ref(), now).map_err(|e| e.to_string())?;
+        crate::notify::flush(&store, config.ntfy.as_ref(), now).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
