@@ -576,7 +576,7 @@ impl Validator {
         let kind_name = s.kind.clone().unwrap_or_else(|| "loguru".into());
         let timezone = match s.timezone.as_deref() {
             None if kind_name == "sqlite" => crate::source::zone::Zone::UTC,
-            None => crate::source::zone::Zone::Local,
+            None => crate::source::zone::Zone::host(),
             Some(name) => match crate::source::zone::Zone::parse(name) {
                 Ok(z) => z,
                 Err(e) => {

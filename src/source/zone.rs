@@ -24,6 +24,27 @@ impl Zone {
         })
     }
 
+    /// The host's zone, resolved once (at config load): `TZ` naming an IANA zone (or a
+    /// zoneinfo file), else the zone /etc/localtime links to, else whatever the C
+    /// library makes of them (a POSIX `TZ` rule, a copied /etc/localtime).
+    pub fn host() -> Zone {
+        let by_name = |name: &str| -> Option<Zone> {
+            let name = name.trim().trim_start_matches(':');
+            let name = match name.find("zoneinfo/") {
+                Some(i) => &name[i + "zoneinfo/".len()..],
+                None => name,
+            };
+            name.parse::<chrono_tz::Tz>().ok().map(Zone::Named)
+        };
+        match std::env::var("TZ") {
+            Ok(tz) if !tz.trim().is_empty() => by_name(&tz).unwrap_or(Zone::Local),
+            _ => std::fs::read_link("/etc/localtime")
+                .ok()
+                .and_then(|p| by_name(&p.to_string_lossy()))
+                .unwrap_or(Zone::Local),
+        }
+    }
+
     /// The UTC time of a wall-clock time in this zone. In the hour a DST change
     /// repeats, the first pass (the earlier instant) is taken; a time in the hour
     /// skipped in spring was written with the offset before the change.

@@ -25,6 +25,11 @@ fn loguru_times_without_offset_are_the_hosts_local_time() {
     for (tz, want) in [
         ("Europe/Berlin", "2026-11-22T09:00:00Z"),
         ("Asia/Tokyo", "2026-11-22T01:00:00Z"),
+        (":Asia/Tokyo", "2026-11-22T01:00:00Z"),
+        (
+            "/usr/share/zoneinfo/America/New_York",
+            "2026-11-22T15:00:00Z",
+        ),
         ("UTC", "2026-11-22T10:00:00Z"),
     ] {
         let t = Test::new().env("TZ", tz);
