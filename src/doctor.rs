@@ -2,9 +2,11 @@
 //!
 //! Each check prints ✓ or ✗ (and, for ✗, the fix); a check that does not apply on this
 //! machine prints `-` and does not fail. The exit code is non-zero when any check fails.
-//! Access to logs and the state dir is judged for the service user (its uid, its groups
-//! and the unit's supplementary groups, from the permission bits of every folder on
-//! the way), so a check run as root does not pass just because root can read anything.
+//! Access to logs, the config, the rules files, the control key and the state and
+//! incidents folders is judged for the service user (its uid, its groups and the unit's
+//! supplementary groups): run as root, by a child process that becomes that user and asks
+//! the kernel; otherwise from the permission bits of every folder on the way. So a check
+//! run as root does not pass just because root can read anything.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -294,12 +296,16 @@ fn installed_interval() -> Option<Duration> {
 struct Who {
     user: String,
     ids: Option<(u32, Vec<u32>)>,
+    /// The user's primary group.
+    gid: Option<u32>,
 }
 
 impl Who {
     fn resolve(user: &str) -> Who {
         use nix::unistd::{Group, User};
-        let ids = User::from_name(user).ok().flatten().map(|u| {
+        let found = User::from_name(user).ok().flatten();
+        let gid = found.as_ref().map(|u| u.gid.as_raw());
+        let ids = found.map(|u| {
             let mut gids = vec![u.gid.as_raw()];
             if let Ok(name) = std::ffi::CString::new(user) {
                 if let Ok(list) = nix::unistd::getgrouplist(&name, u.gid) {
@@ -319,6 +325,7 @@ impl Who {
         Who {
             user: user.to_string(),
             ids,
+            gid,
         }
     }
 
@@ -335,7 +342,28 @@ impl Who {
     }
 
     /// Whether `path` can be opened for `want` (bits 4 read, 2 write, 1 exec/search).
+    /// As root, asked of the kernel as that user (ACLs, immutable files and read-only
+    /// mounts count); the permission bits on the way explain a refusal.
     fn can(&self, path: &Path, want: u32) -> Result<(), String> {
+        if let (Some((uid, gids)), Some(gid)) = (&self.ids, self.gid) {
+            if nix::unistd::geteuid().is_root() {
+                return match access_as(*uid, gid, gids, path, want) {
+                    Ok(()) => Ok(()),
+                    Err(errno) => Err(self.by_bits(path, want).err().unwrap_or_else(|| {
+                        format!(
+                            "{}: {}",
+                            path.display(),
+                            std::io::Error::from_raw_os_error(errno)
+                        )
+                    })),
+                };
+            }
+        }
+        self.by_bits(path, want)
+    }
+
+    /// Judged from the permission bits of the path and every folder on the way.
+    fn by_bits(&self, path: &Path, want: u32) -> Result<(), String> {
         let Some((uid, gids)) = &self.ids else {
             let mut flags = nix::unistd::AccessFlags::empty();
             if want & 4 != 0 {
@@ -391,6 +419,60 @@ impl Who {
             ));
         }
         Ok(())
+    }
+}
+
+/// Asks the kernel whether user `uid` (primary group `gid`, groups `gids`) may access
+/// `path` for `want`, in a child process that becomes that user. Err is the errno.
+fn access_as(uid: u32, gid: u32, gids: &[u32], path: &Path, want: u32) -> Result<(), i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| libc::EINVAL)?;
+    let groups: Vec<libc::gid_t> = gids.to_vec();
+    let mut mode = 0;
+    if want & 4 != 0 {
+        mode |= libc::R_OK;
+    }
+    if want & 2 != 0 {
+        mode |= libc::W_OK;
+    }
+    if want & 1 != 0 {
+        mode |= libc::X_OK;
+    }
+    // SAFETY: the child only makes system calls (no allocation, no locks) on data
+    // prepared before the fork, then exits with _exit.
+    unsafe {
+        let pid = libc::fork();
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO));
+        }
+        if pid == 0 {
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                libc::_exit(255);
+            }
+            let code = if libc::access(c_path.as_ptr(), mode) == 0 {
+                0
+            } else {
+                std::io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EACCES)
+                    .clamp(1, 254)
+            };
+            libc::_exit(code);
+        }
+        let mut status = 0;
+        if libc::waitpid(pid, &mut status, 0) != pid || !libc::WIFEXITED(status) {
+            return Err(libc::EIO);
+        }
+        match libc::WEXITSTATUS(status) {
+            0 => Ok(()),
+            255 => Err(libc::EPERM),
+            e => Err(e),
+        }
     }
 }
 

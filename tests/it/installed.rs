@@ -551,6 +551,24 @@ fn doctor_as_root_says_what_the_service_user_cannot_read() {
     assert!(out.contains("✓ ignore file"), "{out}");
     assert!(out.contains("✓ mutes file"), "{out}");
 
+    // judged by the kernel as that user, not from the mode bits alone: an immutable
+    // mutes file has the right owner and mode but cannot be replaced
+    let chattr = |flag: &str| {
+        let st = std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(t.path("state/mutes.toml"))
+            .status()
+            .expect("chattr (e2fsprogs) runs");
+        assert!(st.success(), "chattr {flag} failed");
+    };
+    chattr("+i");
+    let out = doctor().stdout;
+    chattr("-i");
+    assert!(
+        out.contains("✗ mutes file") && out.contains("Operation not permitted"),
+        "{out}"
+    );
+
     // a service user that does not exist here is said so, not checked as root
     let out = t
         .run(&[
