@@ -405,6 +405,60 @@ pub fn add_rule(target: Target, rule: &NewRule, now: DateTime<Utc>) -> Result<St
     Ok(next_id)
 }
 
+/// Removes the rules of a file that expired before `before`, except the one with the
+/// highest id of the prefix (ids are never handed out twice, so hit counts stay apart).
+/// Keeps the file of phone mutes from growing forever. Returns how many were removed.
+pub fn prune_expired(
+    path: &Path,
+    id_prefix: &str,
+    before: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<usize, String> {
+    let Some(text) = crate::fsio::read_optional(path)? else {
+        return Ok(0);
+    };
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let number = |t: &Table| {
+        t.get("id").and_then(item_id).and_then(|id| {
+            id.strip_prefix(id_prefix)
+                .and_then(|n| n.parse::<i64>().ok())
+        })
+    };
+    let Some(Item::ArrayOfTables(rules)) = doc.get_mut("rule") else {
+        return Ok(0);
+    };
+    let highest = rules.iter().filter_map(number).max();
+    let old: Vec<usize> = (0..rules.len())
+        .filter(|&i| {
+            let t = rules.get(i).expect("in range");
+            let expired = t
+                .get("expires")
+                .and_then(Item::as_str)
+                .and_then(|e| parse_expiry(e, now).ok())
+                .is_some_and(|e| e < before);
+            expired && number(t) != highest
+        })
+        .collect();
+    // The file's header comment belongs to its first table: it stays first.
+    let header = rules.get(0).and_then(|t| t.decor().prefix().cloned());
+    for &i in old.iter().rev() {
+        rules.remove(i);
+    }
+    if let (Some(h), Some(first), true) = (header, rules.get_mut(0), old.first() == Some(&0)) {
+        first.decor_mut().set_prefix(h);
+    }
+    if !old.is_empty() {
+        crate::fsio::replace(
+            path,
+            doc.to_string().as_bytes(),
+            crate::fsio::NewFile::DirOwner(0o640),
+        )?;
+    }
+    Ok(old.len())
+}
+
 /// Whether the file at `path` holds a rule with this id (an unreadable file is an error).
 pub fn has_rule(path: &Path, id: &str) -> Result<bool, String> {
     let Some(text) = crate::fsio::read_optional(path)? else {
@@ -517,6 +571,33 @@ comment = "old"
         assert!(rules
             .matching(&event("timeout", 30), Signature(1))
             .is_none());
+    }
+
+    #[test]
+    fn prunes_long_expired_mutes_but_never_the_last_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mutes.toml");
+        let rule = |id: &str, exp: &str| {
+            format!("[[rule]]\nid = \"{id}\"\npattern = \"^\"\nexpires = \"{exp}\"\n\n")
+        };
+        std::fs::write(
+            &p,
+            format!(
+                "# mutes\n{}{}{}",
+                rule("m1", "2026-10-01T00:00:00Z"),
+                rule("m2", "2026-11-30T00:00:00Z"),
+                rule("m3", "2026-10-02T00:00:00Z")
+            ),
+        )
+        .unwrap();
+        let now: DateTime<Utc> = "2026-11-22T00:00:00Z".parse().unwrap();
+        let before = now - chrono::Duration::days(7);
+        assert_eq!(prune_expired(&p, "m", before, now).unwrap(), 1);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.starts_with("# mutes"), "{text}");
+        assert!(!text.contains("\"m1\""), "{text}");
+        assert!(text.contains("\"m2\"") && text.contains("\"m3\""), "{text}");
+        assert_eq!(prune_expired(&p, "m", before, now).unwrap(), 0);
     }
 
     #[test]

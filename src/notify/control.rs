@@ -365,6 +365,11 @@ fn apply(
                 author: PHONE.into(),
             };
             let mutes = config.mutes_file();
+            // Mutes expired a week ago are history: the file stays small.
+            if let Err(e) = ignore::prune_expired(&mutes, "m", now - chrono::Duration::days(7), now)
+            {
+                tracing::warn!("{e}");
+            }
             let others = [config.ignore_file.as_path()];
             let target = ignore::Target {
                 path: &mutes,
