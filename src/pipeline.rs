@@ -93,8 +93,6 @@ pub enum RunError {
     Io(String),
     #[error(transparent)]
     Store(#[from] store::StoreError),
-    #[error(transparent)]
-    Ignore(#[from] crate::ignore::IgnoreFileError),
 }
 
 /// Runs one watch cycle.
