@@ -276,7 +276,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             let report = result?;
             print!("{}", report.summary(now));
-            Ok(if report.errors.iter().any(|e| e.starts_with("source ")) {
+            Ok(if !report.problems.is_empty() {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
@@ -288,7 +288,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 &config.prompts_dir,
                 config.llm.runbook.as_deref(),
             );
-            if let Err(e) = IgnoreRules::load(&config.ignore_file, now) {
+            let files = config.rule_files();
+            if let Err(e) = IgnoreRules::load_all(&[&files[0], &files[1]], now) {
                 eprintln!("{e}");
                 return Ok(ExitCode::from(2));
             }
@@ -394,20 +395,42 @@ fn ignore_command(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<Exit
                 comment,
                 author: who(),
             };
-            let id =
-                ignore::add_rule(&config.ignore_file, &rule, now).map_err(anyhow::Error::msg)?;
+            let mutes = config.mutes_file();
+            let others = [mutes.as_path()];
+            let id = ignore::add_rule(config.ignore_target(&others), &rule, now)
+                .map_err(anyhow::Error::msg)?;
             println!("added rule {id} to {}", config.ignore_file.display());
             Ok(ExitCode::SUCCESS)
         }
         IgnoreCommand::List { config } => {
             let config = load(&config)?;
-            let rules = IgnoreRules::load(&config.ignore_file, now)?;
-            let hits = match Store::open(&config.database_path()) {
-                Ok(s) => s.ignore_hits()?,
-                Err(_) => Default::default(),
+            // Each file on its own: a broken or unreadable one is reported, the other listed.
+            let mut parts = Vec::new();
+            let mut broken = false;
+            for f in config.rule_files() {
+                match IgnoreRules::load(&f, now) {
+                    Ok(r) => parts.push(r),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        broken = true;
+                    }
+                }
+            }
+            let rules = IgnoreRules::merge(parts, now);
+            let hits = match config
+                .database_path()
+                .exists()
+                .then(|| Store::open(&config.database_path()))
+            {
+                Some(Ok(s)) => s.ignore_hits()?,
+                _ => Default::default(),
             };
             if rules.rules.is_empty() {
-                println!("no ignore rules in {}", config.ignore_file.display());
+                println!(
+                    "no ignore rules in {} or {}",
+                    config.ignore_file.display(),
+                    config.mutes_file().display()
+                );
             }
             for r in &rules.rules {
                 let (n, last) = hits
@@ -429,8 +452,13 @@ fn ignore_command(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<Exit
                     Some(e) => format!("expires {}", store::ts(e)),
                     None => "no expiry".into(),
                 };
+                let origin = if r.file == config.ignore_file {
+                    "ignore file"
+                } else {
+                    "phone mute"
+                };
                 println!(
-                    "{:>3}  /{}/  {}  {} hits, last {}  {}  # {}",
+                    "{:>3}  /{}/  {}  {} hits, last {}  {}  [{origin}: {}]  # {}",
                     r.id,
                     r.pattern,
                     if scope.is_empty() {
@@ -441,20 +469,45 @@ fn ignore_command(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<Exit
                     n,
                     last,
                     state,
+                    r.file.display(),
                     r.comment
                 );
             }
-            Ok(ExitCode::SUCCESS)
+            Ok(if broken {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
         IgnoreCommand::Rm { config, id } => {
             let config = load(&config)?;
-            ignore::remove_rule(&config.ignore_file, &id).map_err(anyhow::Error::msg)?;
-            println!("removed rule {id} from {}", config.ignore_file.display());
+            let mut holders = Vec::new();
+            for f in config.rule_files() {
+                if ignore::has_rule(&f, &id).map_err(anyhow::Error::msg)? {
+                    holders.push(f);
+                }
+            }
+            let file = match holders.as_slice() {
+                [] => anyhow::bail!(
+                    "no rule with id {id} in {} or {}",
+                    config.ignore_file.display(),
+                    config.mutes_file().display()
+                ),
+                [one] => one,
+                [a, b, ..] => anyhow::bail!(
+                    "rule id {id} is in both {} and {}; remove it from one by hand",
+                    a.display(),
+                    b.display()
+                ),
+            };
+            ignore::remove_rule(file, &id).map_err(anyhow::Error::msg)?;
+            println!("removed rule {id} from {}", file.display());
             Ok(ExitCode::SUCCESS)
         }
         IgnoreCommand::Test { config, line, file } => {
             let config = load(&config)?;
-            let rules = IgnoreRules::load(&config.ignore_file, now)?;
+            let files = config.rule_files();
+            let rules = IgnoreRules::load_all(&[&files[0], &files[1]], now)?;
             let source = config.sources.first();
             let name = source.map(|s| s.name.as_str()).unwrap_or("test");
             let levels = source.map(|s| s.levels.clone()).unwrap_or_default();

@@ -2,9 +2,11 @@
 //!
 //! Each check prints ✓ or ✗ (and, for ✗, the fix); a check that does not apply on this
 //! machine prints `-` and does not fail. The exit code is non-zero when any check fails.
-//! Access to logs and the state dir is judged for the service user (its uid, its groups
-//! and the unit's supplementary groups, from the permission bits of every folder on
-//! the way), so a check run as root does not pass just because root can read anything.
+//! Access to logs, the config, the rules files, the control key and the state and
+//! incidents folders is judged for the service user (its uid, its groups and the unit's
+//! supplementary groups): run as root, by a child process that becomes that user and asks
+//! the kernel; otherwise from the permission bits of every folder on the way. So a check
+//! run as root does not pass just because root can read anything.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -131,11 +133,12 @@ pub fn run(opts: &Options, out: &mut dyn std::io::Write) -> std::io::Result<bool
         }
     }
     emit(state_check(&config.state_dir, "state dir", &who), out)?;
-    if !config.incidents_dir.starts_with(&config.state_dir) {
-        emit(
-            state_check(&config.incidents_dir, "incidents dir", &who),
-            out,
-        )?;
+    emit(
+        state_check(&config.incidents_dir, "incidents dir", &who),
+        out,
+    )?;
+    for c in service_access_checks(&config, &who) {
+        emit(c, out)?;
     }
     let db = config.database_path();
     if db.exists() {
@@ -188,7 +191,105 @@ pub fn run(opts: &Options, out: &mut dyn std::io::Write) -> std::io::Result<bool
         .or_else(installed_interval)
         .unwrap_or(install::DEFAULT_INTERVAL);
     emit(last_run_check(store.as_ref(), interval, opts.now), out)?;
+    if let Some(store) = &store {
+        emit(watcher_problem_check(store), out)?;
+    }
     Ok(all_ok)
+}
+
+/// The service user: `User=` of the installed service unit, else the default.
+pub fn installed_user() -> String {
+    [
+        install::UNIT_DIR,
+        install::PACKAGE_UNIT_DIR,
+        "/lib/systemd/system",
+    ]
+    .iter()
+    .find_map(|d| std::fs::read_to_string(Path::new(d).join("logwarden.service")).ok())
+    .and_then(|unit| {
+        unit.lines()
+            .find_map(|l| l.trim().strip_prefix("User=").map(|u| u.trim().to_string()))
+    })
+    .filter(|u| !u.is_empty())
+    .unwrap_or_else(|| install::DEFAULT_USER.to_string())
+}
+
+/// What the service user must be able to read and write besides the logs: the config,
+/// the ignore file, the mutes file, the control key and the incidents folder. Judged
+/// for that user's uid and groups (folders on the way included), so that root running
+/// doctor does not pass just because root can read anything.
+fn service_access_checks(config: &Config, who: &Who) -> Vec<Check> {
+    if who.ids.is_none() {
+        return vec![skip(format!(
+            "service user `{}` does not exist here: what it can read and write is not checked (give --user)",
+            who.user
+        ))];
+    }
+    // The user's own (primary) group: the one the package gives the config to.
+    let group = nix::unistd::User::from_name(&who.user)
+        .ok()
+        .flatten()
+        .map(|u| name_of_gid(u.gid.as_raw()))
+        .unwrap_or_else(|| who.user.clone());
+    let mut v = Vec::new();
+    let mut file = |what: &str, path: &Path, want: u32, fix: String, optional: bool| {
+        if optional && !path.exists() {
+            v.push(skip(format!(
+                "{what} {} does not exist yet",
+                path.display()
+            )));
+            return;
+        }
+        let verb = if want & 2 != 0 {
+            "readable and writable"
+        } else {
+            "readable"
+        };
+        v.push(match who.can(path, want) {
+            Ok(()) => ok(format!(
+                "{what} {} is {verb} by {}",
+                path.display(),
+                who.label()
+            )),
+            Err(e) => fail(
+                format!(
+                    "{what} {} is not {verb} by {}: {e}",
+                    path.display(),
+                    who.label()
+                ),
+                fix,
+            ),
+        });
+    };
+    let share = |p: &Path| {
+        format!(
+            "chgrp {group} {p} && chmod 0640 {p} (root keeps writing it; the service reads it)",
+            p = p.display()
+        )
+    };
+    let own = |p: &Path| format!("chown {}:{group} {}", who.user, p.display());
+    file("config", &config.path, 4, share(&config.path), false);
+    file(
+        "ignore file",
+        &config.ignore_file,
+        4,
+        share(&config.ignore_file),
+        true,
+    );
+    let mutes = config.mutes_file();
+    file("mutes file", &mutes, 6, own(&mutes), true);
+    if let Some(n) = &config.ntfy {
+        if n.more.control_topic.is_some() {
+            file(
+                "control key",
+                &n.more.key_file,
+                4,
+                own(&n.more.key_file),
+                true,
+            );
+        }
+    }
+    v
 }
 
 /// The interval recorded in the installed timer unit, if there is one.
@@ -207,12 +308,16 @@ fn installed_interval() -> Option<Duration> {
 struct Who {
     user: String,
     ids: Option<(u32, Vec<u32>)>,
+    /// The user's primary group.
+    gid: Option<u32>,
 }
 
 impl Who {
     fn resolve(user: &str) -> Who {
         use nix::unistd::{Group, User};
-        let ids = User::from_name(user).ok().flatten().map(|u| {
+        let found = User::from_name(user).ok().flatten();
+        let gid = found.as_ref().map(|u| u.gid.as_raw());
+        let ids = found.map(|u| {
             let mut gids = vec![u.gid.as_raw()];
             if let Ok(name) = std::ffi::CString::new(user) {
                 if let Ok(list) = nix::unistd::getgrouplist(&name, u.gid) {
@@ -232,6 +337,7 @@ impl Who {
         Who {
             user: user.to_string(),
             ids,
+            gid,
         }
     }
 
@@ -248,7 +354,28 @@ impl Who {
     }
 
     /// Whether `path` can be opened for `want` (bits 4 read, 2 write, 1 exec/search).
+    /// As root, asked of the kernel as that user (ACLs, immutable files and read-only
+    /// mounts count); the permission bits on the way explain a refusal.
     fn can(&self, path: &Path, want: u32) -> Result<(), String> {
+        if let (Some((uid, gids)), Some(gid)) = (&self.ids, self.gid) {
+            if nix::unistd::geteuid().is_root() {
+                return match access_as(*uid, gid, gids, path, want) {
+                    Ok(()) => Ok(()),
+                    Err(errno) => Err(self.by_bits(path, want).err().unwrap_or_else(|| {
+                        format!(
+                            "{}: {}",
+                            path.display(),
+                            std::io::Error::from_raw_os_error(errno)
+                        )
+                    })),
+                };
+            }
+        }
+        self.by_bits(path, want)
+    }
+
+    /// Judged from the permission bits of the path and every folder on the way.
+    fn by_bits(&self, path: &Path, want: u32) -> Result<(), String> {
         let Some((uid, gids)) = &self.ids else {
             let mut flags = nix::unistd::AccessFlags::empty();
             if want & 4 != 0 {
@@ -304,6 +431,60 @@ impl Who {
             ));
         }
         Ok(())
+    }
+}
+
+/// Asks the kernel whether user `uid` (primary group `gid`, groups `gids`) may access
+/// `path` for `want`, in a child process that becomes that user. Err is the errno.
+fn access_as(uid: u32, gid: u32, gids: &[u32], path: &Path, want: u32) -> Result<(), i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| libc::EINVAL)?;
+    let groups: Vec<libc::gid_t> = gids.to_vec();
+    let mut mode = 0;
+    if want & 4 != 0 {
+        mode |= libc::R_OK;
+    }
+    if want & 2 != 0 {
+        mode |= libc::W_OK;
+    }
+    if want & 1 != 0 {
+        mode |= libc::X_OK;
+    }
+    // SAFETY: the child only makes system calls (no allocation, no locks) on data
+    // prepared before the fork, then exits with _exit.
+    unsafe {
+        let pid = libc::fork();
+        if pid < 0 {
+            return Err(std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO));
+        }
+        if pid == 0 {
+            if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                || libc::setgid(gid) != 0
+                || libc::setuid(uid) != 0
+            {
+                libc::_exit(255);
+            }
+            let code = if libc::access(c_path.as_ptr(), mode) == 0 {
+                0
+            } else {
+                std::io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EACCES)
+                    .clamp(1, 254)
+            };
+            libc::_exit(code);
+        }
+        let mut status = 0;
+        if libc::waitpid(pid, &mut status, 0) != pid || !libc::WIFEXITED(status) {
+            return Err(libc::EIO);
+        }
+        match libc::WEXITSTATUS(status) {
+            0 => Ok(()),
+            255 => Err(libc::EPERM),
+            e => Err(e),
+        }
     }
 }
 
@@ -734,6 +915,23 @@ fn timer_check() -> Check {
             "timer: {}; something else must start `logwarden run` (cron), and the last-run check below tells whether it does",
             other.describe()
         )),
+    }
+}
+
+/// The watcher problem the last run reported, if any.
+fn watcher_problem_check(store: &Store) -> Check {
+    match crate::incident::watcher::current(store) {
+        Ok(None) => ok("watcher: the last run reported no problem"),
+        Ok(Some(p)) => fail(
+            format!(
+                "watcher problem since {} (notified {}): {}",
+                crate::store::ts(p.since),
+                crate::store::ts(p.notified_at),
+                p.problems.join("; ")
+            ),
+            "fix what it names (the checks above say what the service user cannot read or write); the next run clears it",
+        ),
+        Err(e) => fail(format!("watcher: {e}"), "check the state database"),
     }
 }
 

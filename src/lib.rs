@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod duration;
+pub mod fsio;
 pub mod ignore;
 pub mod incident;
 pub mod investigate;

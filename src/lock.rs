@@ -42,6 +42,7 @@ pub fn acquire(state_dir: &Path, wait: Duration, now: DateTime<Utc>) -> std::io:
         .read(true)
         .write(true)
         .open(&path)?;
+    let _ = crate::fsio::adopt(&path);
     let deadline = Instant::now() + wait;
     loop {
         match file.try_lock() {

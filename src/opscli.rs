@@ -75,9 +75,10 @@ pub enum OpsCommand {
         /// Publish a real test notification to the ntfy topic
         #[arg(long)]
         send: bool,
-        /// The user the service runs as (its access to the logs is what is checked)
-        #[arg(long, default_value = install::DEFAULT_USER)]
-        user: String,
+        /// The user the service runs as, whose access is checked (default: `User=` of the
+        /// installed logwarden.service, else logwarden)
+        #[arg(long)]
+        user: Option<String>,
         /// The timer's interval (default: read from the installed timer, else 5m)
         #[arg(long, value_parser = parse_duration)]
         interval: Option<Duration>,
@@ -165,7 +166,7 @@ pub fn dispatch(cmd: OpsCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode>
         } => {
             let opts = doctor::Options {
                 config_path: crate::config::locate(config.config.as_deref()),
-                user,
+                user: user.unwrap_or_else(doctor::installed_user),
                 interval,
                 scripts_dir,
                 send,

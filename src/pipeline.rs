@@ -76,6 +76,9 @@ pub struct RunReport {
     pub llm_notes: Vec<String>,
     /// Problems with one source or step; the run went on without it.
     pub errors: Vec<String>,
+    /// What kept this run from doing all of its job (also in `errors`): notified as a
+    /// watcher problem, and exit code 1.
+    pub problems: Vec<String>,
     pub duration_ms: u64,
     /// Issue 5: what the metric checks did.
     pub metrics: crate::metrics::MetricsReport,
@@ -92,8 +95,6 @@ pub enum RunError {
     Stuck(String),
     #[error(transparent)]
     Store(#[from] store::StoreError),
-    #[error(transparent)]
-    Ignore(#[from] crate::ignore::IgnoreFileError),
 }
 
 /// Runs one watch cycle.
@@ -126,8 +127,10 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     // Issue 7: acks and mutes from the phone, before the ignore rules load (a mute holds now).
     if !opts.dry_run {
         report.control = notify::control::poll_and_apply(config, &store, now);
+        let p = report.control.problems.clone();
+        report.problem_all(p);
     }
-    let ignore = IgnoreRules::load(&config.ignore_file, now)?;
+    let ignore = load_rules(config, &store, now, opts.dry_run, &mut report)?;
     let mut miner = Miner::import(store.templates()?);
 
     // read → signature → ignore
@@ -178,6 +181,20 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     report.nagged = incident::lifecycle::nag(config, &store, now)?;
     refresh_pages(config, &store, &mut report);
     report.briefing = incident::briefing::run_scheduled(config, &store, now)?;
+
+    // what kept this run from its job goes to the phone too
+    let sources: Vec<String> = report
+        .errors
+        .iter()
+        .filter(|e| e.starts_with("source "))
+        .cloned()
+        .collect();
+    report.problems.extend(sources);
+    if let Err(e) = incident::watcher::update(config, &store, &report.problems, now) {
+        report
+            .errors
+            .push(format!("watcher problem not recorded: {e}"));
+    }
 
     // notify → record the run
     notify_and_finish(config, &mut store, run_id, now, started, &mut report)?;
@@ -411,8 +428,7 @@ fn take_lock(config: &Config, now: DateTime<Utc>) -> Result<lock::Acquired, RunE
 
 fn prepare_dirs(config: &Config) -> Result<(), RunError> {
     for dir in [&config.state_dir, &config.incidents_dir] {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| RunError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        crate::fsio::create_dir(dir).map_err(RunError::Io)?;
     }
     Ok(())
 }
@@ -632,8 +648,14 @@ fn file_unfinished(
             }
         }
         let path = incident::path_for(&config.incidents_dir, &inc);
-        incident::write(&path, &page_for(config, store, &inc, &path))
-            .map_err(|e| RunError::Io(format!("incident #{}: {e}", inc.id)))?;
+        if let Err(e) = incident::write(&path, &page_for(config, store, &inc, &path)) {
+            // Left unfiled: the next run writes the page and queues its notification.
+            report.problem(format!(
+                "incident #{}: page not written, the incident is filed and notified once it is: {e}",
+                inc.id
+            ));
+            continue;
+        }
         fault_point("after-incident-file");
         let file_name = path
             .file_name()
@@ -731,24 +753,112 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
             }
         }
     }
+    // Pages a run could not rewrite before are tried again.
+    let retry = pages_to_retry(store);
+    all.extend(retry.iter().copied());
     // A quiet run changes no page: it leaves INDEX.md alone (loading every incident
     // for it would grow the cost of an idle run with the history).
     if all.is_empty() && opened.is_empty() && config.incidents_dir.join("INDEX.md").exists() {
         return;
     }
+    let mut failed = Vec::new();
     for id in all {
         if let Err(e) = rewrite_page(config, store, id) {
-            report.errors.push(format!("incident #{id}: {e}"));
+            report.problem(format!("incident #{id}: {e}"));
+            failed.push(id);
+        }
+    }
+    if failed != retry {
+        if let Err(e) = set_pages_to_retry(store, &failed) {
+            report.errors.push(format!("state database: {e}"));
         }
     }
     match store.incidents() {
         Ok(list) => {
             if let Err(e) = incident::index::write(&config.incidents_dir, &list) {
-                report.errors.push(format!("INDEX.md: {e}"));
+                report.problem(format!("INDEX.md: {e}"));
             }
         }
         Err(e) => report.errors.push(format!("INDEX.md: {e}")),
     }
+}
+
+const PAGES_TO_RETRY: &str = "pages.retry";
+
+/// Incident pages a run (or a command) could not rewrite: the next run tries again.
+fn pages_to_retry(store: &Store) -> Vec<i64> {
+    store
+        .kv_get(PAGES_TO_RETRY)
+        .ok()
+        .flatten()
+        .map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+fn set_pages_to_retry(store: &Store, ids: &[i64]) -> Result<(), store::StoreError> {
+    let v: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+    store.kv_set(PAGES_TO_RETRY, &v.join(","))
+}
+
+/// Adds an incident whose page could not be rewritten to those the next run retries.
+pub fn retry_page_later(store: &Store, id: i64) -> Result<(), store::StoreError> {
+    let mut v = pages_to_retry(store);
+    if !v.contains(&id) {
+        v.push(id);
+        set_pages_to_retry(store, &v)?;
+    }
+    Ok(())
+}
+
+const GOOD_RULES: &str = "ignore.last_good:";
+
+/// The ignore file and the mutes file. A file that cannot be read or has a bad rule
+/// does not stop the run: its last good version (kept in the state database) applies
+/// instead, and the run reports a watcher problem until it is fixed. Nothing watched
+/// at all would be worse than a rule too many or too few.
+fn load_rules(
+    config: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+    dry_run: bool,
+    report: &mut RunReport,
+) -> Result<IgnoreRules, RunError> {
+    let mut parts = Vec::new();
+    for path in config.rule_files() {
+        let key = format!("{GOOD_RULES}{}", path.display());
+        let loaded = crate::fsio::read_optional(&path)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| vec![e])
+            .and_then(|text| {
+                IgnoreRules::parse_file(&text, &path, now)
+                    .map(|r| (text, r))
+                    .map_err(|e| e.problems)
+            });
+        match loaded {
+            Ok((text, rules)) => {
+                if !dry_run && store.kv_get(&key)?.as_deref() != Some(text.as_str()) {
+                    store.kv_set(&key, &text)?;
+                }
+                parts.push(rules);
+            }
+            Err(problems) => {
+                let cached = store
+                    .kv_get(&key)?
+                    .and_then(|t| IgnoreRules::parse_file(&t, &path, now).ok());
+                let fallback = match &cached {
+                    Some(r) => format!("the last good version applies ({} rules)", r.rules.len()),
+                    None => "no earlier good version is known: none of its rules apply".into(),
+                };
+                report.problem(format!(
+                    "ignore rules file {}: {}; {fallback}",
+                    path.display(),
+                    problems.join("; ")
+                ));
+                parts.extend(cached);
+            }
+        }
+    }
+    Ok(IgnoreRules::merge(parts, now))
 }
 
 /// Writes an incident's page from what the store knows now (a filed incident only).
@@ -836,6 +946,18 @@ fn fault_point(name: &str) {
 }
 
 impl RunReport {
+    /// Records what keeps this run from its job: an error and a watcher problem.
+    pub fn problem(&mut self, text: String) {
+        self.errors.push(text.clone());
+        self.problems.push(text);
+    }
+
+    fn problem_all(&mut self, texts: Vec<String>) {
+        for t in texts {
+            self.problem(t);
+        }
+    }
+
     /// The short summary a run prints.
     pub fn summary(&self, now: DateTime<Utc>) -> String {
         use std::fmt::Write;

@@ -48,13 +48,40 @@ pub fn after_run(
         }
     }
     if let Err(e) = result {
-        match report_failure(config, &e.to_string()) {
-            Ok(true) => problems.push("the failure was reported through ntfy".into()),
-            Ok(false) => {}
-            Err(n) => problems.push(format!("could not report the failure through ntfy: {n}")),
+        // Through the outbox when the state database works: rate-limited like every
+        // watcher problem (a run failing every 5 minutes pages once, then daily).
+        match queue_failure(config, now, &e.to_string()) {
+            Ok(()) => problems.push("the failure was queued as a watcher problem".into()),
+            Err(_) => match report_failure(config, &e.to_string()) {
+                Ok(true) => problems.push("the failure was reported through ntfy".into()),
+                Ok(false) => {}
+                Err(n) => problems.push(format!("could not report the failure through ntfy: {n}")),
+            },
         }
     }
     problems
+}
+
+/// Records a failed run as a watcher problem and sends what the outbox holds.
+fn queue_failure(config: &Config, now: DateTime<Utc>, error: &str) -> Result<(), String> {
+    let db = config.database_path();
+    if !db.exists() {
+        return Err("no state database".into());
+    }
+    // Sent under the run lock (a run going on meanwhile sends it with its own).
+    let lock = crate::lock::acquire(&config.state_dir, std::time::Duration::from_secs(1), now)
+        .map_err(|e| e.to_string())?;
+    let store = Store::open(&db).map_err(|e| e.to_string())?;
+    let problem = format!("the run failed, nothing is watched: {error}");
+    let sent = crate::incident::watcher::update(config, &store, &[problem], now)
+        .map_err(|e| e.to_string())?;
+    // A run holding the lock is normally the one to send; but when the failure is
+    // that this run is stuck, nobody else will: send what is due now.
+    let due = !matches!(sent, crate::incident::watcher::Sent::None);
+    if matches!(lock, crate::lock::Acquired::Got(_)) || due {
+        crate::notify::flush(&store, config.ntfy.as_ref(), now).map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }
 
 fn metrics(

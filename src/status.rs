@@ -17,6 +17,8 @@ pub struct Status {
     pub outbox_backlog: u64,
     /// USD left in the LLM budget; null while budgets are not tracked.
     pub budget_left_usd: Option<f64>,
+    /// What the last run could not do (notified as a watcher problem); null when none.
+    pub watcher_problem: Option<crate::incident::watcher::Problem>,
 }
 
 /// Reads the status from the state database (None when no run has created it yet).
@@ -39,12 +41,24 @@ pub fn collect(
             crate::config::InvestigatorConfig::None => None,
             _ => Some(store.budget_left(config.llm.max_usd_per_day, now)?),
         },
+        watcher_problem: crate::incident::watcher::current(&store)?,
     }))
 }
 
 /// The status as a compact table.
 pub fn render(s: &Status) -> String {
     let mut out = String::new();
+    if let Some(p) = &s.watcher_problem {
+        let _ = writeln!(
+            out,
+            "WATCHER PROBLEM since {} (notified {}):",
+            crate::store::ts(p.since),
+            crate::store::ts(p.notified_at)
+        );
+        for line in &p.problems {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
     let _ = writeln!(out, "Last runs ({}):", s.database);
     if s.runs.is_empty() {
         let _ = writeln!(out, "  no runs yet");

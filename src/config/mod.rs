@@ -107,6 +107,10 @@ pub struct SourceConfig {
     pub min_level: Level,
     /// Extra level names (custom loguru levels) and their numbers.
     pub levels: BTreeMap<String, u32>,
+    /// Where log times written without an offset are read: `timezone`, else the host's
+    /// local time for files (loguru writes local time), UTC for SQLite (its
+    /// CURRENT_TIMESTAMP is UTC).
+    pub timezone: crate::source::zone::Zone,
 }
 
 /// What a source reads and how.
@@ -312,6 +316,29 @@ impl Config {
     /// The path of the state database.
     pub fn database_path(&self) -> PathBuf {
         self.state_dir.join("logwarden.db")
+    }
+
+    /// Rules the service writes itself (Mute from the phone): in the state folder, the
+    /// one place the installed unit lets it write. Same format as the ignore file.
+    pub fn mutes_file(&self) -> PathBuf {
+        self.state_dir.join("mutes.toml")
+    }
+
+    /// Every rules file, the ignore file first.
+    pub fn rule_files(&self) -> [PathBuf; 2] {
+        [self.ignore_file.clone(), self.mutes_file()]
+    }
+
+    /// Where a rule added from the shell goes: the ignore file, which a new one makes
+    /// with the config file's owner, group and mode (0640 root:logwarden after the
+    /// package's install), numbered ids unique across both files.
+    pub fn ignore_target<'a>(&'a self, others: &'a [&'a Path]) -> crate::ignore::Target<'a> {
+        crate::ignore::Target {
+            path: &self.ignore_file,
+            others,
+            new_file: crate::fsio::NewFile::Like(&self.path),
+            id_prefix: "",
+        }
     }
 }
 
@@ -557,11 +584,23 @@ impl Validator {
             },
         };
         let kind_name = s.kind.clone().unwrap_or_else(|| "loguru".into());
+        let timezone = match s.timezone.as_deref() {
+            None if kind_name == "sqlite" => crate::source::zone::Zone::UTC,
+            None => crate::source::zone::Zone::host(),
+            Some(name) => match crate::source::zone::Zone::parse(name) {
+                Ok(z) => z,
+                Err(e) => {
+                    self.err(format!("{prefix}.timezone"), e);
+                    crate::source::zone::Zone::Local
+                }
+            },
+        };
         // Keys that belong to other kinds are mistakes worth naming.
         let allowed: &[&str] = match kind_name.as_str() {
-            "loguru" => &["format", "forget_after", "path"],
+            "loguru" => &["format", "forget_after", "path", "timezone"],
             "loguru-json" => &["forget_after", "path"],
             "text" => &[
+                "timezone",
                 "regex",
                 "time_format",
                 "default_level",
@@ -569,6 +608,7 @@ impl Validator {
                 "path",
             ],
             "sqlite" => &[
+                "timezone",
                 "preset",
                 "table",
                 "columns",
@@ -581,6 +621,7 @@ impl Validator {
         };
         let present: Vec<(&str, bool)> = vec![
             ("path", s.path.is_some()),
+            ("timezone", s.timezone.is_some()),
             ("forget_after", s.forget_after.is_some()),
             ("format", s.format.is_some()),
             ("regex", s.regex.is_some()),
@@ -632,6 +673,7 @@ impl Validator {
             from,
             min_level,
             levels,
+            timezone,
         })
     }
 
@@ -979,6 +1021,13 @@ impl fmt::Display for Config {
             };
             writeln!(f, "from = {from:?}")?;
             writeln!(f, "min_level = {:?}", s.min_level.name)?;
+            match s.timezone {
+                crate::source::zone::Zone::Local => writeln!(
+                    f,
+                    "# timezone: the host's local time (TZ, else /etc/localtime)"
+                )?,
+                z => writeln!(f, "timezone = \"{z}\"")?,
+            }
             if !s.levels.is_empty() {
                 let items: Vec<String> =
                     s.levels.iter().map(|(k, v)| format!("{k} = {v}")).collect();

@@ -60,6 +60,8 @@ pub struct RawSource {
     pub min_level: Option<String>,
     #[serde(default)]
     pub levels: BTreeMap<String, i64>,
+    /// loguru, text, sqlite: the IANA zone of times written without an offset.
+    pub timezone: Option<String>,
     /// File sources: forget a vanished file after this long.
     pub forget_after: Option<String>,
     /// loguru: the app's own `format` string.
@@ -95,6 +97,7 @@ impl RawSource {
         "min_level",
         "levels",
         "forget_after",
+        "timezone",
         "format",
         "regex",
         "time_format",

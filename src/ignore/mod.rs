@@ -26,6 +26,8 @@ pub struct Rule {
     pub comment: String,
     pub created: Option<String>,
     pub author: Option<String>,
+    /// The file the rule lives in (the ignore file, or the mutes file in the state dir).
+    pub file: PathBuf,
 }
 
 impl Rule {
@@ -85,10 +87,57 @@ impl IgnoreRules {
                 })
             }
         };
-        IgnoreRules::parse(&text, now).map_err(|problems| IgnoreFileError {
+        IgnoreRules::parse_file(&text, path, now)
+    }
+
+    /// Parses the text of the rules file at `path` (its rules remember where they live).
+    pub fn parse_file(
+        text: &str,
+        path: &Path,
+        now: DateTime<Utc>,
+    ) -> Result<IgnoreRules, IgnoreFileError> {
+        let mut rules = IgnoreRules::parse(text, now).map_err(|problems| IgnoreFileError {
             path: path.to_path_buf(),
             problems,
-        })
+        })?;
+        for r in &mut rules.rules {
+            r.file = path.to_path_buf();
+        }
+        Ok(rules)
+    }
+
+    /// The rules of several files as one set, in file order (the first file's first).
+    pub fn merge(parts: Vec<IgnoreRules>, now: DateTime<Utc>) -> IgnoreRules {
+        let rules = parts.into_iter().flat_map(|p| p.rules).collect();
+        IgnoreRules::from_rules(rules, now)
+    }
+
+    /// Loads every rules file (the ignore file, then the mutes file), reporting the
+    /// problems of all of them at once.
+    pub fn load_all(files: &[&Path], now: DateTime<Utc>) -> Result<IgnoreRules, IgnoreFileError> {
+        let mut parts = Vec::new();
+        let mut errors: Vec<IgnoreFileError> = Vec::new();
+        for f in files {
+            match IgnoreRules::load(f, now) {
+                Ok(r) => parts.push(r),
+                Err(e) => errors.push(e),
+            }
+        }
+        match errors.len() {
+            0 => Ok(IgnoreRules::merge(parts, now)),
+            1 => Err(errors.remove(0)),
+            _ => Err(IgnoreFileError {
+                path: errors[0].path.clone(),
+                problems: errors
+                    .iter()
+                    .flat_map(|e| {
+                        e.problems
+                            .iter()
+                            .map(move |p| format!("{}: {p}", e.path.display()))
+                    })
+                    .collect(),
+            }),
+        }
     }
 
     /// Parses rules text, reporting every bad rule with its line.
@@ -169,6 +218,7 @@ impl IgnoreRules {
                 comment: r.comment,
                 created: r.created,
                 author: r.author,
+                file: PathBuf::new(),
             });
         }
         if !problems.is_empty() {
@@ -257,22 +307,63 @@ const HEADER: &str =
 # stops matching once `expires` is past.
 ";
 
+/// Where a new rule goes and what its id looks like.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub path: &'a Path,
+    /// Other rules files whose ids the new id must not repeat.
+    pub others: &'a [&'a Path],
+    /// The owner and mode of the file when it is created.
+    pub new_file: crate::fsio::NewFile<'a>,
+    /// Ids are this prefix and a number (`m3` for mutes), unique across the files.
+    pub id_prefix: &'a str,
+}
+
 /// Adds a rule to the file (created if missing), keeping everything else in it as it
 /// was. Returns the new rule's id.
-pub fn add_rule(path: &Path, rule: &NewRule, now: DateTime<Utc>) -> Result<String, String> {
+pub fn add_rule(target: Target, rule: &NewRule, now: DateTime<Utc>) -> Result<String, String> {
+    let path = target.path;
     let text = read_or_empty(path)?;
-    let (text, id) = add_rule_to_text(&text, &path.display().to_string(), rule, now)?;
-    write_atomically(path, &text)?;
+    let mut others = Vec::new();
+    for other in target.others {
+        // A file this user cannot read cannot hold ids of this prefix's kind (mutes are
+        // `m…`, rules from the shell numbers), so an unreadable one is skipped.
+        if let Ok(Some(text)) = crate::fsio::read_optional(other) {
+            if let Ok(d) = text.parse::<DocumentMut>() {
+                others.extend(ids_in(&d));
+            }
+        }
+    }
+    let (text, id) = add_rule_with(
+        &text,
+        &path.display().to_string(),
+        rule,
+        now,
+        target.id_prefix,
+        &others,
+    )?;
+    crate::fsio::replace(path, text.as_bytes(), target.new_file)?;
     Ok(id)
 }
 
-/// [`add_rule`] on the text of the file named `file` (for messages): the new text and
-/// the new rule's id.
+/// [`add_rule`] on the text of a file named `file` (for messages), numeric ids: the new
+/// text and the new rule's id.
 pub fn add_rule_to_text(
     text: &str,
     file: &str,
     rule: &NewRule,
     now: DateTime<Utc>,
+) -> Result<(String, String), String> {
+    add_rule_with(text, file, rule, now, "", &[])
+}
+
+fn add_rule_with(
+    text: &str,
+    file: &str,
+    rule: &NewRule,
+    now: DateTime<Utc>,
+    id_prefix: &str,
+    other_ids: &[String],
 ) -> Result<(String, String), String> {
     if let Err(e) = Regex::new(&rule.pattern) {
         return Err(format!("the pattern is not a valid regex: {e}"));
@@ -296,10 +387,26 @@ pub fn add_rule_to_text(
     } else {
         text.parse().map_err(|e| format!("{file}: {e}"))?
     };
-    let next_id =
-        next_id(&doc).ok_or_else(|| format!("{file}: no rule id is left after the largest"))?;
+    let mut ids = ids_in(&doc);
+    ids.extend(other_ids.iter().cloned());
+    // A hand-edited id at i64::MAX leaves none after it: an error, not an overflow.
+    let n = ids
+        .iter()
+        .filter_map(|id| id.strip_prefix(id_prefix))
+        .filter_map(|s| s.parse::<i64>().ok())
+        .max()
+        .unwrap_or(0)
+        .checked_add(1)
+        .ok_or_else(|| format!("{file}: no rule id is left after the largest"))?;
     let mut t = Table::new();
-    t.insert("id", value(next_id));
+    let next_id = if id_prefix.is_empty() {
+        t.insert("id", value(n));
+        n.to_string()
+    } else {
+        let id = format!("{id_prefix}{n}");
+        t.insert("id", value(id.clone()));
+        id
+    };
     t.insert("pattern", value(rule.pattern.clone()));
     t.insert("comment", value(rule.comment.clone()));
     if let Some(s) = &rule.source {
@@ -325,7 +432,72 @@ pub fn add_rule_to_text(
             doc.insert("rule", Item::ArrayOfTables(a));
         }
     }
-    Ok((doc.to_string(), next_id.to_string()))
+    Ok((doc.to_string(), next_id))
+}
+
+/// Removes the rules of a file that expired before `before`, except the one with the
+/// highest id of the prefix (ids are never handed out twice, so hit counts stay apart).
+/// Keeps the file of phone mutes from growing forever. Returns how many were removed.
+pub fn prune_expired(
+    path: &Path,
+    id_prefix: &str,
+    before: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<usize, String> {
+    let Some(text) = crate::fsio::read_optional(path)? else {
+        return Ok(0);
+    };
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let number = |t: &Table| {
+        t.get("id").and_then(item_id).and_then(|id| {
+            id.strip_prefix(id_prefix)
+                .and_then(|n| n.parse::<i64>().ok())
+        })
+    };
+    let Some(Item::ArrayOfTables(rules)) = doc.get_mut("rule") else {
+        return Ok(0);
+    };
+    let highest = rules.iter().filter_map(number).max();
+    let old: Vec<usize> = (0..rules.len())
+        .filter(|&i| {
+            let t = rules.get(i).expect("in range");
+            let expired = t
+                .get("expires")
+                .and_then(Item::as_str)
+                .and_then(|e| parse_expiry(e, now).ok())
+                .is_some_and(|e| e < before);
+            expired && number(t) != highest
+        })
+        .collect();
+    // The file's header comment belongs to its first table: it stays first.
+    let header = rules.get(0).and_then(|t| t.decor().prefix().cloned());
+    for &i in old.iter().rev() {
+        rules.remove(i);
+    }
+    if let (Some(h), Some(first), true) = (header, rules.get_mut(0), old.first() == Some(&0)) {
+        first.decor_mut().set_prefix(h);
+    }
+    if !old.is_empty() {
+        crate::fsio::replace(
+            path,
+            doc.to_string().as_bytes(),
+            crate::fsio::NewFile::DirOwner(0o640),
+        )?;
+    }
+    Ok(old.len())
+}
+
+/// Whether the file at `path` holds a rule with this id (an unreadable file is an error).
+pub fn has_rule(path: &Path, id: &str) -> Result<bool, String> {
+    let Some(text) = crate::fsio::read_optional(path)? else {
+        return Ok(false);
+    };
+    let doc: DocumentMut = text
+        .parse()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(ids_in(&doc).iter().any(|i| i == id))
 }
 
 /// Removes the rule with this id; everything else in the file stays as it was.
@@ -347,7 +519,12 @@ pub fn remove_rule(path: &Path, id: &str) -> Result<(), String> {
         })
         .ok_or_else(|| format!("no rule with id {id}"))?;
     rules.remove(index);
-    write_atomically(path, &doc.to_string())
+    // An existing file: its owner and mode are kept.
+    crate::fsio::replace(
+        path,
+        doc.to_string().as_bytes(),
+        crate::fsio::NewFile::DirOwner(0o640),
+    )
 }
 
 fn item_id(item: &Item) -> Option<String> {
@@ -356,44 +533,18 @@ fn item_id(item: &Item) -> Option<String> {
         .or_else(|| item.as_str().map(str::to_string))
 }
 
-/// One more than the largest numeric id; `None` when that is past `i64::MAX` (a
-/// hand-edited id), which must be an error rather than an overflow.
-fn next_id(doc: &DocumentMut) -> Option<i64> {
-    let max = match doc.get("rule") {
+fn ids_in(doc: &DocumentMut) -> Vec<String> {
+    match doc.get("rule") {
         Some(Item::ArrayOfTables(a)) => a
             .iter()
             .filter_map(|t| t.get("id").and_then(item_id))
-            .filter_map(|s| s.parse::<i64>().ok())
-            .max()
-            .unwrap_or(0),
-        _ => 0,
-    };
-    max.checked_add(1)
-}
-
-fn read_or_empty(path: &Path) -> Result<String, String> {
-    match std::fs::read_to_string(path) {
-        Ok(t) => Ok(t),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+            .collect(),
+        _ => Vec::new(),
     }
 }
 
-/// Writes a file through a temporary file in the same folder and a rename.
-pub fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    tmp.as_file().sync_all().map_err(|e| e.to_string())?;
-    tmp.persist(path)
-        .map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
-    Ok(())
+fn read_or_empty(path: &Path) -> Result<String, String> {
+    Ok(crate::fsio::read_optional(path)?.unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -485,6 +636,33 @@ comment = "old"
         let rules = IgnoreRules::parse(&text, now).unwrap();
         assert_eq!(rules.rules.len(), 2);
         assert_eq!(rules.rules[1].pattern, "x");
+    }
+
+    #[test]
+    fn prunes_long_expired_mutes_but_never_the_last_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mutes.toml");
+        let rule = |id: &str, exp: &str| {
+            format!("[[rule]]\nid = \"{id}\"\npattern = \"^\"\nexpires = \"{exp}\"\n\n")
+        };
+        std::fs::write(
+            &p,
+            format!(
+                "# mutes\n{}{}{}",
+                rule("m1", "2026-10-01T00:00:00Z"),
+                rule("m2", "2026-11-30T00:00:00Z"),
+                rule("m3", "2026-10-02T00:00:00Z")
+            ),
+        )
+        .unwrap();
+        let now: DateTime<Utc> = "2026-11-22T00:00:00Z".parse().unwrap();
+        let before = now - chrono::Duration::days(7);
+        assert_eq!(prune_expired(&p, "m", before, now).unwrap(), 1);
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.starts_with("# mutes"), "{text}");
+        assert!(!text.contains("\"m1\""), "{text}");
+        assert!(text.contains("\"m2\"") && text.contains("\"m3\""), "{text}");
+        assert_eq!(prune_expired(&p, "m", before, now).unwrap(), 0);
     }
 
     #[test]

@@ -136,7 +136,8 @@ pub fn build(config: &Config, store: &Store, now: DateTime<Utc>, days: u32) -> R
     let hits = store.ignore_hits()?;
     let stale_since = now - Duration::days(30);
     let mut stale = 0;
-    if let Ok(rules) = IgnoreRules::load(&config.ignore_file, now) {
+    let files = config.rule_files();
+    if let Ok(rules) = IgnoreRules::load_all(&[&files[0], &files[1]], now) {
         for r in &rules.rules {
             let last = hits.get(&r.id).map(|(_, t)| *t);
             let created = r
@@ -219,7 +220,11 @@ pub fn run_scheduled(config: &Config, store: &Store, now: DateTime<Utc>) -> Resu
     } else {
         b.markdown.clone()
     };
-    if let Err(e) = crate::ignore::write_atomically(&path, &text) {
+    if let Err(e) = crate::fsio::replace(
+        &path,
+        text.as_bytes(),
+        crate::fsio::NewFile::DirOwner(0o640),
+    ) {
         tracing::warn!("briefing: {e}");
         return Ok(None);
     }

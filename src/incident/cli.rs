@@ -83,7 +83,12 @@ fn line(i: &IncidentRow) -> String {
 
 fn refresh(config: &Config, store: &Store, id: i64) {
     if let Err(e) = crate::pipeline::rewrite_page(config, store, id) {
-        eprintln!("logwarden: incident #{id}: page not rewritten: {e}");
+        // The change is in the state database; the service's next run writes the page.
+        let later = match crate::pipeline::retry_page_later(store, id) {
+            Ok(()) => "the next run rewrites it".to_string(),
+            Err(e) => format!("and it cannot be queued for the next run: {e}"),
+        };
+        eprintln!("logwarden: incident #{id}: page not rewritten: {e}; {later}");
     }
     if let Ok(list) = store.incidents() {
         let _ = crate::incident::index::write(&config.incidents_dir, &list);

@@ -37,7 +37,7 @@ pub fn render(incidents: &[IncidentRow]) -> String {
     s
 }
 
-/// Writes `INDEX.md` in the incidents folder.
+/// Writes `INDEX.md` in the incidents folder (a new one 0640, owned like the folder).
 /// Left alone when nothing changed (a quiet run writes nothing).
 pub fn write(dir: &Path, incidents: &[IncidentRow]) -> Result<(), String> {
     let path = dir.join("INDEX.md");
@@ -45,5 +45,9 @@ pub fn write(dir: &Path, incidents: &[IncidentRow]) -> Result<(), String> {
     if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
         return Ok(());
     }
-    crate::ignore::write_atomically(&path, &text)
+    crate::fsio::replace(
+        &path,
+        text.as_bytes(),
+        crate::fsio::NewFile::DirOwner(0o640),
+    )
 }

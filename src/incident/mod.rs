@@ -6,6 +6,7 @@ pub mod briefing;
 pub mod cli;
 pub mod index;
 pub mod lifecycle;
+pub mod watcher;
 
 use std::path::{Path, PathBuf};
 
@@ -315,10 +316,13 @@ fn non_empty(s: &str) -> &str {
     }
 }
 
-/// Writes (or rewrites) an incident file atomically, keeping the user's notes.
+/// Writes (or rewrites) an incident file atomically, keeping the user's notes, its
+/// owner and its mode (a new page is 0640, owned like the incidents folder). A page
+/// that exists but cannot be read is left as it is: rewriting it would drop the notes.
 pub fn write(path: &Path, page: &str) -> Result<(), String> {
-    let notes = std::fs::read_to_string(path)
-        .ok()
+    let old = crate::fsio::read_optional(path)
+        .map_err(|e| format!("{e}; the page is left as it was (its notes would be lost)"))?;
+    let notes = old
         .and_then(|old| {
             old.split_once(NOTES_MARKER)
                 .map(|(_, n)| n.trim_start_matches('\n').to_string())
@@ -326,7 +330,7 @@ pub fn write(path: &Path, page: &str) -> Result<(), String> {
         .unwrap_or_default();
     let mut text = page.to_string();
     text.push_str(&notes);
-    crate::ignore::write_atomically(path, &text)
+    crate::fsio::replace(path, text.as_bytes(), crate::fsio::NewFile::DirOwner(0o640))
 }
 
 #[cfg(test)]

@@ -510,7 +510,13 @@ pub fn incident_section(store: &Store, inc: &IncidentRow, path: &Path) -> Option
             band: f.band,
             threshold: f.threshold,
         });
-        if crate::ignore::write_atomically(&dir.join(&name), &doc).is_ok() {
+        if crate::fsio::replace(
+            &dir.join(&name),
+            doc.as_bytes(),
+            crate::fsio::NewFile::DirOwner(0o640),
+        )
+        .is_ok()
+        {
             md.push_str(&format!(
                 "![{} over the last {label}]({name})\n\n",
                 f.series

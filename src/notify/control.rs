@@ -40,6 +40,9 @@ pub struct ControlReport {
     pub noops: Vec<String>,
     /// Polling or applying failed; the run went on.
     pub errors: Vec<String>,
+    /// A valid message that could not be applied (kept for the next run): a watcher
+    /// problem. Also listed in the summary.
+    pub problems: Vec<String>,
 }
 
 impl ControlReport {
@@ -113,6 +116,7 @@ pub fn key(path: &Path) -> Result<Vec<u8>, String> {
         }
     })?;
     let _ = std::fs::remove_file(&tmp);
+    let _ = crate::fsio::adopt(path);
     key(path)
 }
 
@@ -251,7 +255,7 @@ pub fn poll_and_apply(config: &Config, store: &Store, now: DateTime<Utc>) -> Con
     for m in messages {
         if m.event == "message" {
             if let Err(e) = apply(config, store, &key, &m.message, now, &mut report) {
-                report.errors.push(e);
+                report.problems.push(e);
                 return report; // the last id stays before this message: retried next run
             }
         }
@@ -310,13 +314,21 @@ fn apply(
         ));
         return Ok(());
     };
-    if !store.first_time_control(&v.nonce, now).map_err(db)? {
+    if store.control_seen(&v.nonce).map_err(db)? {
         report.refused.push(format!(
             "{} for incident #{}: seen before (replayed)",
             v.action, v.incident
         ));
         return Ok(());
     }
+    // The nonce is spent only once the action is done: a mute that cannot be written
+    // leaves the message to be applied again next run.
+    let spend = || -> Result<(), String> {
+        store
+            .first_time_control(&v.nonce, now)
+            .map(|_| ())
+            .map_err(db)
+    };
     match v.action.as_str() {
         "ack" => {
             if store.ack_incident(inc.id, PHONE, now).map_err(db)? {
@@ -327,6 +339,7 @@ fn apply(
                     inc.id, inc.status
                 ));
             }
+            spend()?;
         }
         _ => {
             if inc
@@ -338,7 +351,7 @@ fn apply(
                     "mute for incident #{}: a {} incident has no log signature to mute",
                     inc.id, inc.kind
                 ));
-                return Ok(());
+                return spend();
             }
             let rule = NewRule {
                 pattern: "^".into(),
@@ -354,14 +367,28 @@ fn apply(
                 ),
                 author: PHONE.into(),
             };
-            match ignore::add_rule(&config.ignore_file, &rule, now) {
-                Ok(id) => report.muted.push((inc.id, id)),
-                // The nonce is spent: say so, the user can mute by hand.
-                Err(e) => report.errors.push(format!(
-                    "mute for incident #{}: cannot add the ignore rule: {e}",
-                    inc.id
-                )),
+            let mutes = config.mutes_file();
+            // Mutes expired a week ago are history: the file stays small.
+            if let Err(e) = ignore::prune_expired(&mutes, "m", now - chrono::Duration::days(7), now)
+            {
+                tracing::warn!("{e}");
             }
+            let others = [config.ignore_file.as_path()];
+            let target = ignore::Target {
+                path: &mutes,
+                others: &others,
+                new_file: crate::fsio::NewFile::DirOwner(0o640),
+                id_prefix: "m",
+            };
+            let id = ignore::add_rule(target, &rule, now).map_err(|e| {
+                format!(
+                    "mute for incident #{}: cannot add the rule to {}: {e} (the message is kept and applied again next run)",
+                    inc.id,
+                    mutes.display()
+                )
+            })?;
+            report.muted.push((inc.id, id));
+            spend()?;
         }
     }
     Ok(())

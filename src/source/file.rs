@@ -433,25 +433,26 @@ impl Follower<'_> {
     fn parser(&self, origin: &str) -> Box<dyn RecordParser> {
         let cfg = self.cfg;
         match &self.fs.parser {
-            ParserSpec::LoguruDefault => Box::new(RecordAssembler::new(
-                &cfg.name,
-                origin,
-                &cfg.levels,
-                self.min_level,
-            )),
+            ParserSpec::LoguruDefault => Box::new(
+                RecordAssembler::new(&cfg.name, origin, &cfg.levels, self.min_level)
+                    .with_zone(cfg.timezone),
+            ),
             ParserSpec::Line {
                 format,
                 default_level,
-            } => Box::new(RecordAssembler::with_header(
-                &cfg.name,
-                origin,
-                &cfg.levels,
-                self.min_level,
-                HeaderParser::Line {
-                    format: format.clone(),
-                    default_level: default_level.clone(),
-                },
-            )),
+            } => Box::new(
+                RecordAssembler::with_header(
+                    &cfg.name,
+                    origin,
+                    &cfg.levels,
+                    self.min_level,
+                    HeaderParser::Line {
+                        format: format.clone(),
+                        default_level: default_level.clone(),
+                    },
+                )
+                .with_zone(cfg.timezone),
+            ),
             ParserSpec::LoguruJson => Box::new(JsonParser::new(
                 &cfg.name,
                 origin,

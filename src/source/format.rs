@@ -5,6 +5,8 @@
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use regex::Regex;
 
+use super::zone::Zone;
+
 /// The parts of a record's first line.
 #[derive(Debug, PartialEq)]
 pub struct Header<'a> {
@@ -171,13 +173,16 @@ impl LineFormat {
     }
 
     /// Parses a record's first line; `None` for a continuation line.
-    pub fn parse<'a>(&self, line: &'a str) -> Option<Header<'a>> {
+    /// Parses a line; a time written without an offset is read in `zone`.
+    pub fn parse<'a>(&self, line: &'a str, zone: &Zone) -> Option<Header<'a>> {
         let caps = self.regex.captures(line)?;
         let get = |n: &str| caps.name(n).map(|m| m.as_str());
         let time = match &self.time {
             TimeSpec::None => None,
-            TimeSpec::Parts => time_from_parts(&caps),
-            TimeSpec::Text(fmt) => get("time").and_then(|t| parse_time_text(t, fmt.as_deref())),
+            TimeSpec::Parts => time_from_parts(&caps, zone),
+            TimeSpec::Text(fmt) => {
+                get("time").and_then(|t| parse_time_text(t, fmt.as_deref(), zone))
+            }
         };
         Some(Header {
             time,
@@ -271,7 +276,7 @@ fn time_regex(fmt: &str) -> Result<String, String> {
     Ok(re)
 }
 
-fn time_from_parts(c: &regex::Captures) -> Option<DateTime<Utc>> {
+fn time_from_parts(c: &regex::Captures, zone: &Zone) -> Option<DateTime<Utc>> {
     let num = |n: &str| c.name(n).and_then(|m| m.as_str().parse::<u32>().ok());
     if let Some(x) = c.name("t_X") {
         let secs: f64 = x.as_str().parse().ok()?;
@@ -316,13 +321,14 @@ fn time_from_parts(c: &regex::Captures) -> Option<DateTime<Utc>> {
             let mm = z.get(3..5)?.parse::<i32>().ok()?;
             sign * (hh * 3600 + mm * 60)
         }
-        None => 0,
+        None => return zone.to_utc(naive),
     };
     Some(naive.and_utc() - chrono::Duration::seconds(offset_secs as i64))
 }
 
-/// Parses a time in one of the common shapes, or with the given strftime format.
-pub fn parse_time_text(text: &str, format: Option<&str>) -> Option<DateTime<Utc>> {
+/// Parses a time in one of the common shapes, or with the given strftime format; one
+/// without an offset is read in `zone`.
+pub fn parse_time_text(text: &str, format: Option<&str>, zone: &Zone) -> Option<DateTime<Utc>> {
     let t = text.trim();
     if let Some(f) = format {
         if let Ok(dt) = DateTime::parse_from_str(t, f) {
@@ -330,7 +336,7 @@ pub fn parse_time_text(text: &str, format: Option<&str>) -> Option<DateTime<Utc>
         }
         return NaiveDateTime::parse_from_str(t, f)
             .ok()
-            .map(|n| n.and_utc());
+            .and_then(|n| zone.to_utc(n));
     }
     if let Ok(dt) = DateTime::parse_from_rfc3339(t) {
         return Some(dt.with_timezone(&Utc));
@@ -351,7 +357,7 @@ pub fn parse_time_text(text: &str, format: Option<&str>) -> Option<DateTime<Utc>
         "%Y/%m/%d %H:%M:%S",
     ] {
         if let Ok(n) = NaiveDateTime::parse_from_str(t, f) {
-            return Some(n.and_utc());
+            return zone.to_utc(n);
         }
     }
     if let Ok(secs) = t.parse::<f64>() {
@@ -384,7 +390,10 @@ mod tests {
         )
         .unwrap();
         let h = f
-            .parse("2026-11-22 09:50:45.492 | WARNING  | app.db:query:7 - Slow query - 1532 ms")
+            .parse(
+                "2026-11-22 09:50:45.492 | WARNING  | app.db:query:7 - Slow query - 1532 ms",
+                &Zone::UTC,
+            )
             .unwrap();
         assert_eq!(h.level, Some("WARNING"));
         assert_eq!(h.logger, Some("app.db"));
@@ -402,12 +411,17 @@ mod tests {
         )
         .unwrap();
         let h = f
-            .parse("2026-11-22 10:00:00 | ERROR | req-42 | boom | bang")
+            .parse(
+                "2026-11-22 10:00:00 | ERROR | req-42 | boom | bang",
+                &Zone::UTC,
+            )
             .unwrap();
         assert_eq!(h.level, Some("ERROR"));
         assert_eq!(h.fields, vec![("request_id".to_string(), "req-42")]);
         assert_eq!(h.message, "boom | bang");
-        assert!(f.parse("Traceback (most recent call last):").is_none());
+        assert!(f
+            .parse("Traceback (most recent call last):", &Zone::UTC)
+            .is_none());
     }
 
     #[test]
@@ -421,7 +435,9 @@ mod tests {
     #[test]
     fn offsets_and_ampm() {
         let f = LineFormat::from_loguru("{time:YYYY-MM-DD hh:mm:ss A Z} {message}").unwrap();
-        let h = f.parse("2026-11-22 01:00:00 PM +02:00 hi").unwrap();
+        let h = f
+            .parse("2026-11-22 01:00:00 PM +02:00 hi", &Zone::UTC)
+            .unwrap();
         assert_eq!(h.time.unwrap().to_rfc3339(), "2026-11-22T11:00:00+00:00");
     }
 
@@ -431,15 +447,23 @@ mod tests {
         // offset's byte slicing and panic, stopping the whole run on one stranger's line.
         let f = LineFormat::from_loguru("{time:YYYY-MM-DD HH:mm:ss.SSS Z} | {message}").unwrap();
         assert!(f
-            .parse("2026-11-22 01:00:00.000 +\u{966}\u{968}:\u{966}\u{966} | hi")
+            .parse(
+                "2026-11-22 01:00:00.000 +\u{966}\u{968}:\u{966}\u{966} | hi",
+                &Zone::UTC
+            )
             .is_none());
         assert!(f
-            .parse("\u{968}\u{966}\u{968}\u{96c}-11-22 01:00:00.000 +02:00 | hi")
+            .parse(
+                "\u{968}\u{966}\u{968}\u{96c}-11-22 01:00:00.000 +02:00 | hi",
+                &Zone::UTC
+            )
             .is_none());
-        let h = f.parse("2026-11-22 01:00:00.000 +02:00 | hi").unwrap();
+        let h = f
+            .parse("2026-11-22 01:00:00.000 +02:00 | hi", &Zone::UTC)
+            .unwrap();
         assert_eq!(h.time.unwrap().to_rfc3339(), "2026-11-21T23:00:00+00:00");
         let f = LineFormat::from_loguru("{time:X} {message}").unwrap();
-        assert!(f.parse("\u{968}\u{966}.\u{968} hi").is_none());
+        assert!(f.parse("\u{968}\u{966}.\u{968} hi", &Zone::UTC).is_none());
     }
 
     #[test]
@@ -450,7 +474,10 @@ mod tests {
         )
         .unwrap();
         let h = f
-            .parse("2026/11/22 10:00:00 [error] 1234#0: *5 connect() failed")
+            .parse(
+                "2026/11/22 10:00:00 [error] 1234#0: *5 connect() failed",
+                &Zone::UTC,
+            )
             .unwrap();
         assert_eq!(h.level, Some("error"));
         assert_eq!(h.fields, vec![("pid".to_string(), "1234")]);

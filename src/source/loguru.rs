@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::format::{Header, LineFormat};
+use super::zone::Zone;
 use super::{Event, Level};
 
 /// The most of a record kept as its raw text.
@@ -133,8 +134,9 @@ pub fn parse_header(line: &str) -> Option<Header<'_>> {
     })
 }
 
-/// Parses a loguru default-format line's time (with its optional UTC offset).
-pub fn parse_time(text: &str, offset: Option<&str>) -> Option<DateTime<Utc>> {
+/// Parses a loguru default-format line's time (with its optional UTC offset; without
+/// one, loguru wrote the local time of its host: read in `zone`).
+pub fn parse_time(text: &str, offset: Option<&str>, zone: &Zone) -> Option<DateTime<Utc>> {
     let b = text.as_bytes();
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
         let mut n = 0u32;
@@ -155,7 +157,7 @@ pub fn parse_time(text: &str, offset: Option<&str>) -> Option<DateTime<Utc>> {
     }
     let naive = date.and_hms_nano_opt(num(11..13)?, num(14..16)?, num(17..19)?, nanos)?;
     match offset {
-        None => Some(naive.and_utc()),
+        None => zone.to_utc(naive),
         Some(off) => {
             let off = off.replace(':', "");
             let sign = if off.starts_with('-') { -1 } else { 1 };
@@ -235,6 +237,8 @@ pub struct RecordAssembler {
     pending: Option<Pending>,
     /// The record in progress is below `min_level`: its lines are skipped.
     skipping: bool,
+    /// Where times without an offset are read.
+    zone: Zone,
 }
 
 /// How a record's first line is recognised.
@@ -249,10 +253,10 @@ pub enum HeaderParser {
 }
 
 impl HeaderParser {
-    fn parse<'a>(&self, line: &'a str) -> Option<Header<'a>> {
+    fn parse<'a>(&self, line: &'a str, zone: &Zone) -> Option<Header<'a>> {
         match self {
             HeaderParser::LoguruDefault => parse_header(line),
-            HeaderParser::Line { format, .. } => format.parse(line),
+            HeaderParser::Line { format, .. } => format.parse(line, zone),
         }
     }
 }
@@ -300,12 +304,19 @@ impl RecordAssembler {
             header,
             pending: None,
             skipping: false,
+            zone: Zone::Local,
         }
+    }
+
+    /// Reads times without an offset in `zone` (default: the host's local time).
+    pub fn with_zone(mut self, zone: Zone) -> Self {
+        self.zone = zone;
+        self
     }
 
     /// Feeds one line (without its ending). Returns the record it completed, if any.
     pub fn push(&mut self, line_no: u64, line: &str) -> Option<Event> {
-        if let Some(h) = self.header.parse(line) {
+        if let Some(h) = self.header.parse(line, &self.zone) {
             let done = self.finish();
             let level_name = match (&self.header, h.level) {
                 (_, Some(l)) => l,
@@ -338,7 +349,7 @@ impl RecordAssembler {
                 line_no,
                 time: h
                     .time
-                    .or_else(|| h.time_text.and_then(|t| parse_time(t.0, t.1))),
+                    .or_else(|| h.time_text.and_then(|t| parse_time(t.0, t.1, &self.zone))),
                 logger: h.logger.unwrap_or("").to_string(),
                 location,
                 message: h.message.to_string(),
@@ -494,7 +505,7 @@ mod tests {
         assert_eq!(h.message, "Slow query took 1532 ms");
         let (t, o) = h.time_text.unwrap();
         assert_eq!(
-            parse_time(t, o).unwrap().to_rfc3339(),
+            parse_time(t, o, &Zone::UTC).unwrap().to_rfc3339(),
             "2026-11-22T09:50:45.492+00:00"
         );
     }
@@ -510,7 +521,7 @@ mod tests {
         assert_eq!(h.message, "hi - there");
         let (t, o) = h.time_text.unwrap();
         assert_eq!(
-            parse_time(t, o).unwrap().to_rfc3339(),
+            parse_time(t, o, &Zone::UTC).unwrap().to_rfc3339(),
             "2026-11-22T09:50:45.492+00:00"
         );
     }

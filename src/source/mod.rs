@@ -9,6 +9,7 @@ pub mod json;
 pub mod linereader;
 pub mod loguru;
 pub mod sqlite;
+pub mod zone;
 
 use std::collections::BTreeMap;
 

@@ -274,7 +274,9 @@ pub fn read(
             let time = match i_time.map(|i| row.get_ref(i)) {
                 Some(Ok(ValueRef::Integer(n))) => time_from_number(n as f64),
                 Some(Ok(ValueRef::Real(f))) => time_from_number(f),
-                Some(Ok(ValueRef::Text(t))) => parse_time_text(&String::from_utf8_lossy(t), None),
+                Some(Ok(ValueRef::Text(t))) => {
+                    parse_time_text(&String::from_utf8_lossy(t), None, &cfg.timezone)
+                }
                 _ => None,
             };
             let message = text(Some(i_message)).unwrap_or_default();

@@ -103,6 +103,19 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a control message token was recorded before (a replay).
+    pub fn control_seen(&self, token: &str) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT 1 FROM control_seen WHERE token = ?1",
+                [token],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     /// Records a control message token; false if it was seen before (a replay).
     pub fn first_time_control(&self, token: &str, now: DateTime<Utc>) -> Result<bool> {
         let n = self.conn.execute(

@@ -176,6 +176,7 @@ impl Store {
             path: path.display().to_string(),
             err,
         };
+        let new = !path.exists();
         let mut conn = Connection::open(path).map_err(wrap)?;
         conn.busy_timeout(Duration::from_secs(10)).map_err(wrap)?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -192,6 +193,14 @@ impl Store {
         )
         .map_err(wrap)?;
         migrations::apply(&mut conn, &path.display().to_string())?;
+        if new {
+            // Made by root in the service user's state folder: the service's own.
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.as_os_str().to_owned();
+                p.push(suffix);
+                let _ = crate::fsio::adopt(Path::new(&p));
+            }
+        }
         Ok(Store { conn })
     }
 

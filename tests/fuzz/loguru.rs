@@ -8,6 +8,7 @@ use logwarden::source::format::{parse_time_text, LineFormat};
 use logwarden::source::loguru::{
     header_level, parse_header, parse_time, HeaderParser, RecordAssembler, MAX_RAW,
 };
+use logwarden::source::zone::Zone;
 use logwarden::source::{Event, RecordParser};
 use proptest::prelude::*;
 
@@ -159,7 +160,7 @@ proptest! {
             prop_assert_eq!(header_level(l.as_bytes()).is_some(), parse_header(l).is_some(), "{:?}", l);
             if let Some(h) = parse_header(l) {
                 if let Some((t, o)) = h.time_text {
-                    let _ = parse_time(t, o);
+                    let _ = parse_time(t, o, &Zone::UTC);
                 }
             }
         }
@@ -256,7 +257,7 @@ proptest! {
     ) {
         let format = FORMATS[which].clone();
         for l in &lines {
-            if let Some(h) = format.parse(l) {
+            if let Some(h) = format.parse(l, &Zone::UTC) {
                 for part in [h.level, h.logger, h.function, h.line].into_iter().flatten() {
                     prop_assert!(part.len() <= l.len());
                 }
@@ -291,7 +292,7 @@ proptest! {
         sample in soup(PIECES, 10),
     ) {
         if let Ok(f) = LineFormat::from_loguru(&format) {
-            let _ = f.parse(&sample);
+            let _ = f.parse(&sample, &Zone::UTC);
         }
     }
 
@@ -300,6 +301,6 @@ proptest! {
         Just(None),
         prop::sample::select(&["%Y-%m-%d %H:%M:%S", "%d/%b/%Y:%H:%M:%S %z", "%s", "%Y%", "%.f%:z%#z", "%"][..]).prop_map(Some),
     ]) {
-        let _ = parse_time_text(&t, fmt);
+        let _ = parse_time_text(&t, fmt, &Zone::UTC);
     }
 }

@@ -85,12 +85,10 @@ fn ack_from_the_phone_acks_the_incident_on_the_next_run() {
 }
 
 #[test]
-fn mute_from_the_phone_adds_a_temporary_ignore_rule_keeping_the_users_comments() {
+fn mute_from_the_phone_adds_a_temporary_rule_to_the_mutes_file_in_the_state_dir() {
     let (t, ntfy) = setup();
-    t.write(
-        "ignore.toml",
-        "# Team ignore rules: reviewed every Monday\n\n[[rule]]\nid = 1\npattern = \"healthcheck\"  # the load balancer\ncomment = \"load balancer probes\"\ncreated = \"2026-11-01T00:00:00Z\"\nauthor = \"ana\"\n",
-    );
+    let team_rules = "# Team ignore rules: reviewed every Monday\n\n[[rule]]\nid = 1\npattern = \"healthcheck\"  # the load balancer\ncomment = \"load balancer probes\"\ncreated = \"2026-11-01T00:00:00Z\"\nauthor = \"ana\"\n";
+    t.write("ignore.toml", team_rules);
     t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
     let m = ntfy.messages_to("ops");
     assert_eq!(ntfy.tap(&m[0], "Mute 24h"), 200);
@@ -98,20 +96,14 @@ fn mute_from_the_phone_adds_a_temporary_ignore_rule_keeping_the_users_comments()
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
     assert!(
         r.stdout
-            .contains("incident #1 muted for 24h from the phone (ignore rule 2)"),
+            .contains("incident #1 muted for 24h from the phone (ignore rule m1)"),
         "{}",
         r.stdout
     );
     assert!(r.stdout.contains("3 ignored"), "{}", r.stdout);
-    let file = t.read("ignore.toml");
-    assert!(
-        file.contains("# Team ignore rules: reviewed every Monday"),
-        "{file}"
-    );
-    assert!(
-        file.contains("pattern = \"healthcheck\"  # the load balancer"),
-        "{file}"
-    );
+    // The service never writes the team's file (under /etc, read-only in its unit).
+    assert_eq!(t.read("ignore.toml"), team_rules);
+    let file = t.read("state/mutes.toml");
     let sig = t.incidents()[0]["signature"].as_str().unwrap().to_string();
     assert!(file.contains(&format!("signature = \"{sig}\"")), "{file}");
     assert!(
@@ -125,11 +117,14 @@ fn mute_from_the_phone_adds_a_temporary_ignore_rule_keeping_the_users_comments()
         "{file}"
     );
     let list = t.ok(&["ignore", "list", "--now", "2026-11-22T10:06:00Z"]);
-    assert!(
-        list.stdout.contains("expires 2026-11-23T10:05:00Z"),
-        "{}",
-        list.stdout
-    );
+    let mute = list
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("m1 "))
+        .unwrap_or_else(|| panic!("{}", list.stdout));
+    assert!(mute.contains(" 2026-11-23T10:05:00Z"), "{mute}");
+    assert!(mute.contains("[phone mute:"), "{mute}");
+    assert!(list.stdout.contains("[ignore file:"), "{}", list.stdout);
     // muted: no new incident, no new occurrence, no notification
     t.append("app.log", ERROR_LINE.as_bytes());
     t.ok(&["run", "--now", "2026-11-22T18:00:00Z"]);

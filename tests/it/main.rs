@@ -27,4 +27,5 @@ mod watch;
 // issue 8: install, doctor, status, self-monitoring
 mod doctor;
 mod install;
+mod installed;
 mod selfmon;

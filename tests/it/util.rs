@@ -75,6 +75,9 @@ impl Test {
         c.args(args)
             .env("LOGWARDEN_CONFIG", self.path("logwarden.toml"))
             .env_remove("LOGWARDEN_FAULT")
+            // Logs without an offset are read in the host's zone: tests fix it (a test
+            // may set another with `env`).
+            .env("TZ", "UTC")
             .current_dir(self.dir.path());
         for (k, v) in &self.env {
             c.env(k, v);
@@ -808,7 +811,11 @@ impl Test {
             .args(args)
             .env("LOGWARDEN_CONFIG", self.path("logwarden.toml"))
             .env_remove("LOGWARDEN_FAULT")
+            .env("TZ", "UTC")
             .current_dir(self.dir.path());
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
         c
     }
 

@@ -1,0 +1,207 @@
+//! Writing the files logwarden owns (ignore rules, mutes, incident pages, INDEX.md,
+//! briefings) so that whoever writes them, root from a shell or the service user from
+//! the timer, the other can still read and rewrite them.
+//!
+//! A rewrite goes through a temporary file in the same folder that gets the original's
+//! owner, group and mode before it is renamed over it (a symlink in its place is
+//! refused, never followed). A new file gets the owner and mode its caller documents:
+//! those of a file beside it (the ignore file takes the config file's), or the owner and
+//! group of its folder with a fixed mode (pages in an incidents folder that belongs to
+//! the service user stay the service user's when root writes one).
+
+use std::io::Write;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+/// Who a file that does not exist yet will belong to.
+#[derive(Debug, Clone, Copy)]
+pub enum NewFile<'a> {
+    /// The owner, group and mode of this file (when it exists; else as `DirOwner(0o640)`).
+    Like(&'a Path),
+    /// The owner and group of the folder it is made in, with this mode.
+    DirOwner(u32),
+}
+
+/// Owner, group and mode to give a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Perms {
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+}
+
+fn perms_of(m: &std::fs::Metadata) -> Perms {
+    Perms {
+        uid: m.uid(),
+        gid: m.gid(),
+        mode: m.permissions().mode() & 0o7777,
+    }
+}
+
+fn dir_of(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// The permissions `path` keeps (it exists) or gets (it is new).
+pub fn perms_for(path: &Path, new: NewFile) -> Result<Perms, String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            return Err(format!(
+                "{} is a symbolic link; logwarden replaces only regular files (point the config at the real file)",
+                path.display()
+            ))
+        }
+        Ok(m) if !m.is_file() => {
+            return Err(format!("{} is not a regular file", path.display()))
+        }
+        Ok(m) => return Ok(perms_of(&m)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot inspect {}: {e}", path.display())),
+    }
+    let from_dir = |mode: u32| -> Result<Perms, String> {
+        let dir = dir_of(path);
+        let m = std::fs::metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        Ok(Perms {
+            uid: m.uid(),
+            gid: m.gid(),
+            mode,
+        })
+    };
+    match new {
+        NewFile::Like(model) => match std::fs::metadata(model) {
+            Ok(m) => Ok(Perms {
+                mode: perms_of(&m).mode & 0o666,
+                ..perms_of(&m)
+            }),
+            Err(_) => from_dir(0o640),
+        },
+        NewFile::DirOwner(mode) => from_dir(mode),
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, keeping the
+/// existing file's owner, group and mode (or giving a new one `new`'s).
+pub fn replace(path: &Path, bytes: &[u8], new: NewFile) -> Result<(), String> {
+    let dir = dir_of(path);
+    if !dir.exists() {
+        create_dir(dir)?;
+    }
+    let perms = perms_for(path, new)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".logwarden-")
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
+    tmp.write_all(bytes)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    set_perms(tmp.as_file(), perms).map_err(|e| format!("{}: {e}", path.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    tmp.persist(path)
+        .map_err(|e| format!("cannot replace {}: {}", path.display(), e.error))?;
+    Ok(())
+}
+
+/// Gives an open file its owner, group and mode. Changing the owner needs root; a user
+/// that is not root keeps the file as its own (and a group it is in), which is what it
+/// can do.
+fn set_perms(f: &std::fs::File, p: Perms) -> std::io::Result<()> {
+    let m = f.metadata()?;
+    if m.uid() != p.uid || m.gid() != p.gid {
+        let uid = if is_root() { Some(p.uid) } else { None };
+        match std::os::unix::fs::fchown(f, uid, Some(p.gid)) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    f.set_permissions(std::fs::Permissions::from_mode(p.mode))
+}
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// When root made `path` (a file or folder) inside a folder that belongs to someone
+/// else, hands it to that folder's owner and group, so the service user that owns the
+/// state folder can use what a run by hand as root left there.
+pub fn adopt(path: &Path) -> Result<(), String> {
+    if !is_root() {
+        return Ok(());
+    }
+    let dir = dir_of(path);
+    let (Ok(d), Ok(m)) = (std::fs::metadata(dir), std::fs::symlink_metadata(path)) else {
+        return Ok(());
+    };
+    if m.file_type().is_symlink() || (m.uid() == d.uid() && m.gid() == d.gid()) {
+        return Ok(());
+    }
+    std::os::unix::fs::lchown(path, Some(d.uid()), Some(d.gid()))
+        .map_err(|e| format!("cannot hand {} to its folder's owner: {e}", path.display()))
+}
+
+/// Creates a folder and its missing parents, each new one adopted by its parent's
+/// owner (see [`adopt`]).
+pub fn create_dir(dir: &Path) -> Result<(), String> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        create_dir(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => adopt(dir),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(format!("cannot create {}: {e}", dir.display())),
+    }
+}
+
+/// Reads a file that may not exist yet (`None`); any other error is an error, never
+/// taken for an empty file.
+pub fn read_optional(path: &Path) -> Result<Option<String>, String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rewrite_keeps_the_mode_and_a_new_file_gets_the_models() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.toml");
+        std::fs::write(&p, "old").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o604)).unwrap();
+        replace(&p, b"new", NewFile::DirOwner(0o600)).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o604);
+
+        let model = dir.path().join("model");
+        std::fs::write(&model, "").unwrap();
+        std::fs::set_permissions(&model, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let q = dir.path().join("new.toml");
+        replace(&q, b"x", NewFile::Like(&model)).unwrap();
+        let mode = std::fs::metadata(&q).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode, 0o640);
+    }
+
+    #[test]
+    fn refuses_to_replace_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, "keep").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = replace(&link, b"x", NewFile::DirOwner(0o640)).unwrap_err();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    }
+}

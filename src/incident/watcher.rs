@@ -1,0 +1,153 @@
+//! "Watcher problem" notifications: a run that cannot do all of its job (a source it
+//! cannot read, a broken ignore file, a page it cannot write, a phone mute it cannot
+//! apply) says so on the phone, not only in its exit code, since nobody reads the
+//! journal of a timer.
+//!
+//! Rate limit: one notification when a set of problems appears, again when it changes,
+//! a reminder once a day while it lasts, and one "cleared" notification when a run has
+//! none. The current problem is kept in the state database (shown by `status` and
+//! `doctor`).
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::store::{ts, Notification, Store, StoreError};
+
+const KEY: &str = "watcher.problem";
+/// How often a problem that lasts is repeated.
+pub const REMINDER: Duration = Duration::hours(24);
+
+/// The problem the last run recorded.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Problem {
+    pub problems: Vec<String>,
+    /// What tells one problem from another (numbers masked, order ignored).
+    pub fingerprint: String,
+    pub since: DateTime<Utc>,
+    pub notified_at: DateTime<Utc>,
+}
+
+/// The problem recorded by the last run, if any.
+pub fn current(store: &Store) -> Result<Option<Problem>, StoreError> {
+    Ok(store
+        .kv_get(KEY)?
+        .filter(|v| !v.is_empty())
+        .and_then(|v| serde_json::from_str(&v).ok()))
+}
+
+fn fingerprint(problems: &[String]) -> String {
+    let mut v: Vec<String> = problems
+        .iter()
+        .map(|p| {
+            p.chars()
+                .map(|c| if c.is_ascii_digit() { '#' } else { c })
+                .collect()
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v.join("\n")
+}
+
+/// What `update` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sent {
+    None,
+    New,
+    Changed,
+    Reminder,
+    Cleared,
+}
+
+/// Records this run's problems and queues the notification they call for.
+pub fn update(
+    config: &Config,
+    store: &Store,
+    problems: &[String],
+    now: DateTime<Utc>,
+) -> Result<Sent, StoreError> {
+    let old = current(store)?;
+    if problems.is_empty() {
+        let Some(old) = old else {
+            return Ok(Sent::None);
+        };
+        store.kv_set(KEY, "")?;
+        let n = Notification {
+            title: format!("[{}] logwarden is watching again", config.hostname),
+            body: format!(
+                "The watcher problem reported since {} is gone: the last run did all of its job.",
+                ts(old.since)
+            ),
+            priority: 2,
+            tags: "white_check_mark,logwarden".into(),
+        };
+        store.enqueue_kind(None, "watcher", "info", &n, now)?;
+        return Ok(Sent::Cleared);
+    }
+    let fp = fingerprint(problems);
+    let (sent, since) = match &old {
+        None => (Sent::New, now),
+        Some(o) if o.fingerprint != fp => (Sent::Changed, o.since),
+        Some(o) if now - o.notified_at >= REMINDER => (Sent::Reminder, o.since),
+        Some(o) => {
+            // Same problem, reminded recently: only the texts are refreshed.
+            let p = Problem {
+                problems: problems.to_vec(),
+                ..o.clone()
+            };
+            store.kv_set(KEY, &serde_json::to_string(&p).expect("serialises"))?;
+            return Ok(Sent::None);
+        }
+    };
+    let p = Problem {
+        problems: problems.to_vec(),
+        fingerprint: fp,
+        since,
+        notified_at: now,
+    };
+    let what = match sent {
+        Sent::Changed => "changed",
+        Sent::Reminder => "still there",
+        _ => "new",
+    };
+    let mut body = format!(
+        "logwarden on {} cannot do all of its job (since {}, {what}):\n\n",
+        config.hostname,
+        ts(since)
+    );
+    for line in problems.iter().take(12) {
+        body.push_str(&format!("- {}\n", line.replace('\n', " ")));
+    }
+    if problems.len() > 12 {
+        body.push_str(&format!("- … and {} more\n", problems.len() - 12));
+    }
+    body.push_str(
+        "\nOn the host: `sudo logwarden doctor` says what the service user cannot read or write; `logwarden status` shows the last runs.",
+    );
+    let n = Notification {
+        title: format!("[{}] logwarden watcher problem", config.hostname),
+        body: crate::notify::cap(
+            &config.redact.redactor.clean(&body),
+            crate::notify::MAX_BODY,
+        ),
+        priority: 4,
+        tags: "warning,logwarden".into(),
+    };
+    store.enqueue_kind(None, "watcher", "warning", &n, now)?;
+    store.kv_set(KEY, &serde_json::to_string(&p).expect("serialises"))?;
+    Ok(sent)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_ignore_numbers_and_order() {
+        let a = fingerprint(&["b 12".into(), "a".into()]);
+        let b = fingerprint(&["a".into(), "b 13".into()]);
+        assert_eq!(a, b);
+        assert_ne!(a, fingerprint(&["a".into()]));
+    }
+}
