@@ -204,7 +204,7 @@ pub fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("logwarden: {e}");
+            crate::errln!("logwarden: {e}");
             ExitCode::from(2)
         }
     }
@@ -215,7 +215,8 @@ fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::sanitize::Terminal::new(std::io::stderr()))
+        .with_ansi(false)
         .try_init();
 }
 
@@ -236,10 +237,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let result = pipeline::run(&config, &RunOptions { now, dry_run });
             // issue 8: metrics textfile, and a failed run reported through ntfy
             for line in crate::selfmon::after_run(&config, now, &result) {
-                eprintln!("logwarden: {line}");
+                crate::errln!("logwarden: {line}");
             }
             let report = result?;
-            print!("{}", report.summary(now));
+            crate::out!("{}", report.summary(now));
             Ok(if report.errors.iter().any(|e| e.starts_with("source ")) {
                 ExitCode::from(1)
             } else {
@@ -253,17 +254,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.llm.runbook.as_deref(),
             );
             if let Err(e) = IgnoreRules::load(&config.ignore_file, Utc::now()) {
-                eprintln!("{e}");
+                crate::errln!("{e}");
                 return Ok(ExitCode::from(2));
             }
             if !problems.is_empty() {
                 for p in problems {
-                    eprintln!("prompt template: {p}");
+                    crate::errln!("prompt template: {p}");
                 }
                 return Ok(ExitCode::from(2));
             }
-            print!("{config}");
-            eprintln!("config OK");
+            crate::out!("{config}");
+            crate::errln!("config OK");
             Ok(ExitCode::SUCCESS)
         }
         Command::Ignore(cmd) => ignore_command(cmd),
@@ -271,11 +272,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             // issue 7
             match crate::notify::send_test(&load(&config)?) {
                 Ok(what) => {
-                    println!("{what}");
+                    crate::outln!("{what}");
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
-                    eprintln!("logwarden: notify test: {e}");
+                    crate::errln!("logwarden: notify test: {e}");
                     Ok(ExitCode::from(1))
                 }
             }
@@ -284,7 +285,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Signatures => {
             let stdin = std::io::stdin().lock();
             let stdout = std::io::stdout().lock();
-            crate::signature::print_signatures(stdin, std::io::BufWriter::new(stdout))?;
+            crate::signature::print_signatures(
+                stdin,
+                crate::sanitize::Terminal::new(std::io::BufWriter::new(stdout)),
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Metrics { config, command } => {
@@ -342,7 +346,7 @@ fn ignore_command(cmd: IgnoreCommand) -> anyhow::Result<ExitCode> {
             };
             let id =
                 ignore::add_rule(&config.ignore_file, &rule, now).map_err(anyhow::Error::msg)?;
-            println!("added rule {id} to {}", config.ignore_file.display());
+            crate::outln!("added rule {id} to {}", config.ignore_file.display());
             Ok(ExitCode::SUCCESS)
         }
         IgnoreCommand::List { config } => {
@@ -353,7 +357,7 @@ fn ignore_command(cmd: IgnoreCommand) -> anyhow::Result<ExitCode> {
                 Err(_) => Default::default(),
             };
             if rules.rules.is_empty() {
-                println!("no ignore rules in {}", config.ignore_file.display());
+                crate::outln!("no ignore rules in {}", config.ignore_file.display());
             }
             for r in &rules.rules {
                 let (n, last) = hits
@@ -375,7 +379,7 @@ fn ignore_command(cmd: IgnoreCommand) -> anyhow::Result<ExitCode> {
                     Some(e) => format!("expires {}", store::ts(e)),
                     None => "no expiry".into(),
                 };
-                println!(
+                crate::outln!(
                     "{:>3}  /{}/  {}  {} hits, last {}  {}  # {}",
                     r.id,
                     r.pattern,
@@ -395,7 +399,7 @@ fn ignore_command(cmd: IgnoreCommand) -> anyhow::Result<ExitCode> {
         IgnoreCommand::Rm { config, id } => {
             let config = load(&config)?;
             ignore::remove_rule(&config.ignore_file, &id).map_err(anyhow::Error::msg)?;
-            println!("removed rule {id} from {}", config.ignore_file.display());
+            crate::outln!("removed rule {id} from {}", config.ignore_file.display());
             Ok(ExitCode::SUCCESS)
         }
         IgnoreCommand::Test { config, line, file } => {
@@ -404,7 +408,7 @@ fn ignore_command(cmd: IgnoreCommand) -> anyhow::Result<ExitCode> {
             let source = config.sources.first();
             let name = source.map(|s| s.name.as_str()).unwrap_or("test");
             let levels = source.map(|s| s.levels.clone()).unwrap_or_default();
-            let mut out = std::io::stdout().lock();
+            let mut out = crate::sanitize::Terminal::new(std::io::stdout().lock());
             let mut test = |event: crate::source::Event| -> std::io::Result<()> {
                 let mined = crate::signature::Miner::new().add(&event.message);
                 let sig = crate::signature::signature(
