@@ -120,7 +120,8 @@ pub fn send(cfg: &NtfyConfig, client: &Client, m: &Message) -> Result<(), Failur
                     ),
                     server_trouble: status_is_server_trouble(status.as_u16()),
                 };
-                if !failure.server_trouble {
+                // Only 429 and 5xx may pass with a wait; a refused token will not.
+                if !(status.as_u16() == 429 || status.is_server_error()) {
                     return Err(failure);
                 }
                 last = Some(failure);

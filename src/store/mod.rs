@@ -73,7 +73,7 @@ pub struct SignatureRow {
 }
 
 /// An incident as stored.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct IncidentRow {
     pub id: i64,
     pub signature: String,
