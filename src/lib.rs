@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod notify;
 pub mod pipeline;
 pub mod redact;
+pub mod safefs;
 pub mod sanitize;
 pub mod signature;
 pub mod source;

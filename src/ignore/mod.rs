@@ -422,19 +422,12 @@ fn read_or_empty(path: &Path) -> Result<String, String> {
 
 /// Writes a file through a temporary file in the same folder and a rename.
 pub fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    // In its own folder, never through a symlink at `path`.
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-    tmp.as_file().sync_all().map_err(|e| e.to_string())?;
-    tmp.persist(path)
-        .map_err(|e| format!("cannot replace {}: {e}", path.display()))?;
-    Ok(())
+    crate::safefs::write_under(dir, path, text)
 }
 
 #[cfg(test)]

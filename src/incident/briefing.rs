@@ -224,7 +224,8 @@ pub fn run_scheduled(config: &Config, store: &Store, now: DateTime<Utc>) -> Resu
     } else {
         b.markdown.clone()
     };
-    if let Err(e) = crate::ignore::write_atomically(&path, &text) {
+    // `briefings/` is made below incidents_dir; a symlink in its place is refused.
+    if let Err(e) = crate::safefs::write_under(&config.incidents_dir, &path, &text) {
         tracing::warn!("briefing: {e}");
         return Ok(None);
     }

@@ -48,7 +48,7 @@ pub fn write(dir: &Path, incidents: &[IncidentRow]) -> Result<(), String> {
     let path = dir.join("INDEX.md");
     let text = render(incidents);
     let text = crate::sanitize::text(&text).into_owned();
-    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+    if crate::safefs::read_no_follow(&path).is_ok_and(|old| old == text) {
         return Ok(());
     }
     crate::ignore::write_atomically(&path, &text)

@@ -67,8 +67,10 @@ pub fn path_for(dir: &Path, incident: &IncidentRow) -> PathBuf {
             format!("{date}-incident-{slug}-{n}.md")
         };
         let path = dir.join(name);
-        match std::fs::read_to_string(&path) {
-            Err(_) => return path,
+        // A symlink planted at the name is taken, neither read nor written through.
+        match crate::safefs::read_no_follow(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return path,
+            Err(_) => continue,
             Ok(text) if front_matter_id(&text) == Some(incident.id) => return path,
             Ok(_) => continue,
         }
@@ -324,7 +326,7 @@ fn non_empty(s: &str) -> &str {
 
 /// Writes (or rewrites) an incident file atomically, keeping the user's notes.
 pub fn write(path: &Path, page: &str) -> Result<(), String> {
-    let notes = std::fs::read_to_string(path)
+    let notes = crate::safefs::read_no_follow(path)
         .ok()
         .and_then(|old| {
             old.split_once(NOTES_MARKER)
