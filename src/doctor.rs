@@ -583,9 +583,17 @@ fn undeliverable_check(store: Option<&Store>, now: DateTime<Utc>) -> Check {
             let list: Vec<String> = latest
                 .iter()
                 .map(|d| {
-                    let inc = d.incident_id.map(|i| format!(" incident #{i}")).unwrap_or_default();
+                    let inc = d
+                        .incident_id
+                        .map(|i| format!(" incident #{i}"))
+                        .unwrap_or_default();
                     let why: String = d.error.chars().take(160).collect();
-                    format!("{} {}{inc}: {}", d.dead_at, d.kind, crate::sanitize::line(&why))
+                    format!(
+                        "{} {}{inc}: {}",
+                        d.dead_at,
+                        d.kind,
+                        crate::sanitize::line(&why)
+                    )
                 })
                 .collect();
             fail(
@@ -596,7 +604,10 @@ fn undeliverable_check(store: Option<&Store>, now: DateTime<Utc>) -> Check {
                 "read the incidents named with `logwarden incidents show ID`; `logwarden status` lists them; a refusal that is not about the message's content (HTTP 400/413) is a bug worth reporting",
             )
         }
-        Err(e) => fail(format!("notifications: state database: {e}"), "check the state database"),
+        Err(e) => fail(
+            format!("notifications: state database: {e}"),
+            "check the state database",
+        ),
     }
 }
 

@@ -197,7 +197,10 @@ pub fn dispatch(cmd: OpsCommand) -> anyhow::Result<ExitCode> {
                     "no runs yet: {} does not exist (the first `logwarden run` creates it)",
                     config.database_path().display()
                 ),
-                Some(s) if json => println!("{}", crate::sanitize::json(&serde_json::to_string_pretty(&s)?)),
+                Some(s) if json => println!(
+                    "{}",
+                    crate::sanitize::json(&serde_json::to_string_pretty(&s)?)
+                ),
                 Some(s) => crate::out!("{}", status::render(&s)),
             }
             Ok(ExitCode::SUCCESS)

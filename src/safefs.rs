@@ -54,14 +54,12 @@ pub fn write_under(root: &Path, path: &Path, text: &str) -> Result<(), String> {
         }
     };
     std::fs::create_dir_all(root).map_err(|e| format!("cannot create {}: {e}", root.display()))?;
-    let mut dir = own(
-        nix::fcntl::open(
-            root,
-            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| describe(e, root))?,
-    );
+    let mut dir = own(nix::fcntl::open(
+        root,
+        OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| describe(e, root))?);
     let mut at = root.to_path_buf();
     let parts: Vec<Component> = rel.components().collect();
     let (file, folders) = match parts.split_last() {
@@ -70,22 +68,28 @@ pub fn write_under(root: &Path, path: &Path, text: &str) -> Result<(), String> {
     };
     for c in folders {
         let Component::Normal(name) = c else {
-            return Err(format!("{}: unexpected `{}`", path.display(), c.as_os_str().to_string_lossy()));
+            return Err(format!(
+                "{}: unexpected `{}`",
+                path.display(),
+                c.as_os_str().to_string_lossy()
+            ));
         };
         at.push(name);
-        match mkdirat(Some(dir.as_raw_fd()), *name, Mode::from_bits_truncate(0o755)) {
+        match mkdirat(
+            Some(dir.as_raw_fd()),
+            *name,
+            Mode::from_bits_truncate(0o755),
+        ) {
             Ok(()) | Err(Errno::EEXIST) => {}
             Err(e) => return Err(format!("cannot create {}: {}", at.display(), e.desc())),
         }
-        dir = own(
-            openat(
-                Some(dir.as_raw_fd()),
-                *name,
-                OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                Mode::empty(),
-            )
-            .map_err(|e| describe(e, &at))?,
-        );
+        dir = own(openat(
+            Some(dir.as_raw_fd()),
+            *name,
+            OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| describe(e, &at))?);
     }
     let target = at.join(file);
     let mut tmp_name = None;
@@ -103,11 +107,7 @@ pub fn write_under(root: &Path, path: &Path, text: &str) -> Result<(), String> {
         match openat(
             Some(dir.as_raw_fd()),
             name.as_str(),
-            OFlag::O_WRONLY
-                | OFlag::O_CREAT
-                | OFlag::O_EXCL
-                | OFlag::O_NOFOLLOW
-                | OFlag::O_CLOEXEC,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
             Mode::from_bits_truncate(0o600),
         ) {
             Ok(f) => {
@@ -120,7 +120,10 @@ pub fn write_under(root: &Path, path: &Path, text: &str) -> Result<(), String> {
         }
     }
     let (Some(fd), Some(tmp_name)) = (fd, tmp_name) else {
-        return Err(format!("cannot write in {}: no free temporary name", at.display()));
+        return Err(format!(
+            "cannot write in {}: no free temporary name",
+            at.display()
+        ));
     };
     let mut f = std::fs::File::from(fd);
     let written = f
@@ -192,7 +195,10 @@ mod tests {
         assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
         // a real folder is made and written
         write_under(&root, &root.join("charts/c.svg"), "svg").unwrap();
-        assert_eq!(std::fs::read_to_string(root.join("charts/c.svg")).unwrap(), "svg");
+        assert_eq!(
+            std::fs::read_to_string(root.join("charts/c.svg")).unwrap(),
+            "svg"
+        );
         // no temporary file is left behind
         assert_eq!(std::fs::read_dir(root.join("charts")).unwrap().count(), 1);
     }

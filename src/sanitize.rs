@@ -147,9 +147,23 @@ static URL: LazyLock<Regex> = LazyLock::new(|| {
 fn escape_inline(s: &str, out: &mut String) {
     let mut last = 0;
     for m in URL.find_iter(s) {
+        // Trailing punctuation belongs to the sentence, as GitHub reads it; a closing
+        // parenthesis only when the URL has no opening one for it.
+        let mut url = m.as_str();
+        loop {
+            let t = url.trim_end_matches(['.', ',', ':', ';', '!', '?', '\'', '"']);
+            let t = match t.strip_suffix(')') {
+                Some(inner) if t.matches('(').count() < t.matches(')').count() => inner,
+                _ => t,
+            };
+            if t.len() == url.len() {
+                break;
+            }
+            url = t;
+        }
         escape_chars(&s[last..m.start()], out);
-        out.push_str(&code_span(m.as_str()));
-        last = m.end();
+        out.push_str(&code_span(url));
+        last = m.start() + url.len();
     }
     escape_chars(&s[last..], out);
 }
@@ -186,6 +200,22 @@ fn escape_line_start(s: &str) -> String {
             }
         }
         _ => s.to_string(),
+    }
+}
+
+/// Escapes what would make a line of running text a heading: `#`, or a line of only
+/// `=` or `-` (a setext underline, which turns the line above into a heading).
+/// Lists stay lists.
+fn escape_heading(s: &str) -> String {
+    let body = s.trim_start();
+    let indent = &s[..s.len() - body.len()];
+    let t = body.trim_end();
+    let underline =
+        !t.is_empty() && (t.chars().all(|c| c == '=') || t.chars().all(|c| c == '-' || c == ' '));
+    if body.starts_with('#') || underline {
+        format!("{indent}\\{body}")
+    } else {
+        s.to_string()
     }
 }
 
@@ -240,7 +270,7 @@ pub fn md_text(s: &str) -> String {
                 }
             }
         }
-        out.push_str(&escape_line_start(&inline_with_code(l)));
+        out.push_str(&escape_heading(&inline_with_code(l)));
         out.push('\n');
     }
     if let Some((ch, n)) = open {
@@ -389,7 +419,10 @@ mod tests {
         assert_eq!(text("c1 \u{9b}2J"), "c1 ⟨U+009B⟩2J");
         assert_eq!(text("user\u{202e}fdp.exe"), "user⟨U+202E⟩fdp.exe");
         assert_eq!(text("zero\u{200b}width"), "zero⟨U+200B⟩width");
-        assert_eq!(text("keeps\ttabs\nand newlines"), "keeps\ttabs\nand newlines");
+        assert_eq!(
+            text("keeps\ttabs\nand newlines"),
+            "keeps\ttabs\nand newlines"
+        );
         assert_eq!(text("cr\r"), "cr␍");
         assert!(matches!(text("plain é ✓"), Cow::Borrowed(_)));
     }
@@ -442,7 +475,11 @@ mod tests {
         assert!(!unescaped(&s, '['), "{s}");
         assert!(!unescaped(&s, ']'), "{s}");
         assert!(!s.contains('<') && !s.contains('\n'), "{s}");
-        assert!(s.contains("`https://evil.example/?q=secret)`"), "{s}");
+        assert!(s.contains("(`https://evil.example/?q=secret`)"), "{s}");
+        assert_eq!(
+            md_inline("see https://x.example/a_(b)."),
+            "see `https://x.example/a_(b)`."
+        );
         assert_eq!(md_inline("- item"), "\\- item");
         assert_eq!(md_inline("1. item"), "1\\. item");
         assert_eq!(md_inline("a | b"), "a \\| b");
@@ -455,8 +492,9 @@ mod tests {
             "Pool exhausted.\n# Fake heading\nsetext\n===\n- check `max_connections`\n<script>alert(1)</script>\n![x](https://evil/?q=1)\n```sh\nsystemctl restart <svc> # [x](y)\n```\nafter",
         );
         assert!(s.contains("\\# Fake heading"), "{s}");
-        assert!(s.contains("\\===") , "{s}");
-        assert!(s.contains("- check `max_connections`"), "{s}");
+        assert!(s.contains("\\==="), "{s}");
+        assert!(s.contains("\n- check `max_connections`"), "lists stay: {s}");
+        assert!(md_text("a\n---\nb").contains("\\---"), "no setext heading");
         assert!(s.contains("&lt;script&gt;"), "{s}");
         assert!(s.contains("!\\[x\\]"), "{s}");
         assert!(

@@ -488,12 +488,7 @@ comment = "old"
 
     #[test]
     fn a_value_only_template_never_gets_a_match_all_pattern() {
-        let sig = crate::signature::signature(
-            crate::signature::GroupId(7),
-            None,
-            None,
-        )
-        .to_string();
+        let sig = crate::signature::signature(crate::signature::GroupId(7), None, None).to_string();
         for t in ["<*>", "<*> <*>", "<*>: <*>", " <*> - <*> "] {
             let c = suggest_command(t, &sig, "app", "why").unwrap();
             assert!(c.contains(&format!("--signature '{sig}'")), "{t}: {c}");
@@ -501,7 +496,10 @@ comment = "old"
         }
         assert_eq!(suggest_command("<*>", "metric:cpu:x", "app", "why"), None);
         let c = suggest_command("Timeout after <*>", &sig, "app", "why").unwrap();
-        assert!(c.starts_with("logwarden ignore add '^Timeout after .*?$'"), "{c}");
+        assert!(
+            c.starts_with("logwarden ignore add '^Timeout after .*?$'"),
+            "{c}"
+        );
         assert!(!c.contains("--signature"), "{c}");
     }
 

@@ -60,7 +60,10 @@ pub fn build(config: &Config, store: &Store, now: DateTime<Utc>, days: u32) -> R
             f.incidents,
             f.occurrences,
         );
-        let comment = format!("recurring noise: {why} (briefing {})", now.format("%Y-%m-%d"));
+        let comment = format!(
+            "recurring noise: {why} (briefing {})",
+            now.format("%Y-%m-%d")
+        );
         match suggest_command(&f.template, &f.signature, &f.source, &comment) {
             Some(command) => {
                 let f = fence(&command);

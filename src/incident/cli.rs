@@ -123,7 +123,10 @@ pub fn run(
                 .collect();
             v.reverse();
             if a.json {
-                println!("{}", crate::sanitize::json(&serde_json::to_string_pretty(&v)?));
+                println!(
+                    "{}",
+                    crate::sanitize::json(&serde_json::to_string_pretty(&v)?)
+                );
             } else if v.is_empty() {
                 crate::outln!("no incidents");
             } else {
@@ -138,12 +141,18 @@ pub fn run(
             if json {
                 let mut v = serde_json::to_value(&i)?;
                 v["notes"] = serde_json::to_value(&notes)?;
-                println!("{}", crate::sanitize::json(&serde_json::to_string_pretty(&v)?));
+                println!(
+                    "{}",
+                    crate::sanitize::json(&serde_json::to_string_pretty(&v)?)
+                );
             } else {
                 crate::outln!("{}", line(&i));
                 crate::outln!(
                     "signature {}  source {}  host {}  level {}",
-                    i.signature, i.source, i.host, i.level
+                    i.signature,
+                    i.source,
+                    i.host,
+                    i.level
                 );
                 crate::outln!(
                     "first {}  last {}  verdict {}",
@@ -208,7 +217,10 @@ pub fn run(
 fn report(store: &Store, id: i64, json: bool, what: &str) -> anyhow::Result<()> {
     let i = store.incident(id)?.expect("exists");
     if json {
-        println!("{}", crate::sanitize::json(&serde_json::to_string_pretty(&i)?));
+        println!(
+            "{}",
+            crate::sanitize::json(&serde_json::to_string_pretty(&i)?)
+        );
     } else {
         crate::outln!("incident #{id} {what}: {}", line(&i));
     }

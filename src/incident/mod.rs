@@ -91,7 +91,6 @@ fn yaml_str(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialise")
 }
 
-
 /// Renders the page of an incident.
 pub fn render(i: &IncidentRow, d: Option<&Diagnosis>) -> String {
     render_with_metric(i, d, None)
@@ -360,7 +359,6 @@ mod tests {
         let long = slug(&"word ".repeat(40));
         assert!(long.len() <= 60 && !long.ends_with('-'));
     }
-
 
     #[test]
     fn reads_front_matter_id() {

@@ -131,7 +131,11 @@ fn show(
             let r = store.metric_rollups(s.id, from)?;
             crate::outln!(
                 "  {:<20} {:>12} {:>12} {:>12} {:>6}",
-                "hour", "mean", "min", "max", "n"
+                "hour",
+                "mean",
+                "min",
+                "max",
+                "n"
             );
             (
                 r.iter()

@@ -91,9 +91,9 @@ pub fn key(path: &Path) -> Result<Vec<u8>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return Err(format!(
-                "{} is a symlink; refusing to use it as the control key (remove it: a new key is made)",
-                path.display()
-            ))
+            "{} is a symlink; refusing to use it as the control key (remove it: a new key is made)",
+            path.display()
+        ))
         }
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     }
@@ -323,15 +323,19 @@ fn poll(
         .map(|l| {
             serde_json::from_str(l).map_err(|e| {
                 let l: String = l.chars().take(200).collect();
-                format!("GET {url}: not ntfy's JSON ({e}): {}", crate::sanitize::line(&l))
+                format!(
+                    "GET {url}: not ntfy's JSON ({e}): {}",
+                    crate::sanitize::line(&l)
+                )
             })
         })
         .collect::<Result<_, _>>()?;
     let mut messages = messages;
     if let Some(id) = oversized {
-        report
-            .errors
-            .push(format!("message {id} is longer than {} KiB: skipped", MAX_POLL_BYTES / 1024));
+        report.errors.push(format!(
+            "message {id} is longer than {} KiB: skipped",
+            MAX_POLL_BYTES / 1024
+        ));
         messages.push(PolledMessage {
             id,
             event: "oversized".into(),

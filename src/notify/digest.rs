@@ -195,7 +195,8 @@ pub fn flush(
     let mut key: Option<Vec<u8>> = None;
     let mut server_down = false;
     let mut not_tried = 0;
-    for n in normal {
+    let mut queue: std::collections::VecDeque<OutboxRow> = normal.into();
+    while let Some(n) = queue.pop_front() {
         if server_down {
             not_tried += 1; // ntfy was failing: kept for the next run
             continue;
@@ -204,10 +205,8 @@ pub fn flush(
             Ok(m) => m,
             Err(e) => {
                 // Without its buttons rather than not at all.
-                f.errors.push(format!(
-                    "notification {}: sent without actions: {e}",
-                    n.id
-                ));
+                f.errors
+                    .push(format!("notification {}: sent without actions: {e}", n.id));
                 plain(&n)
             }
         };
@@ -224,14 +223,28 @@ pub fn flush(
             }
             Err(e) => {
                 // About this message only: the others go on.
-                f.errors.push(format!("notification {}: {}", n.id, e.message));
+                f.errors
+                    .push(format!("notification {}: {}", n.id, e.message));
                 if !store.mark_refused(n.id, &e.message, cfg.more.dead_after, now)? {
                     f.failed += 1;
                 } else {
                     f.dead.push((n.id, n.incident_id, e.message.clone()));
                     if n.kind != "undeliverable" {
+                        // The notice goes out in this run, in the place of the message.
                         let (severity, note) = undeliverable_note(&n, &e.message, host);
-                        store.enqueue_kind(n.incident_id, "undeliverable", &severity, &note, now)?;
+                        let id = store.enqueue_kind(
+                            n.incident_id,
+                            "undeliverable",
+                            &severity,
+                            &note,
+                            now,
+                        )?;
+                        queue.extend(
+                            store
+                                .due_notifications(now)?
+                                .into_iter()
+                                .filter(|r| r.id == id),
+                        );
                     }
                 }
             }
@@ -352,7 +365,10 @@ fn undeliverable_note(n: &OutboxRow, error: &str, host: &str) -> (String, Notifi
     (
         severity.clone(),
         Notification {
-            title: format!("[{}] A notification for {what} could not be delivered", crate::sanitize::line(host)),
+            title: format!(
+                "[{}] A notification for {what} could not be delivered",
+                crate::sanitize::line(host)
+            ),
             body,
             priority: super::priority(&severity),
             tags: format!("{},undeliverable", super::tags(&severity)),

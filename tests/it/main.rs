@@ -20,6 +20,7 @@ mod metrics;
 mod ntfy;
 mod redaction;
 mod rotation;
+mod sanitize;
 mod sources;
 mod watch;
 // issue 8: install, doctor, status, self-monitoring
