@@ -14,6 +14,9 @@
 #   api_limit_rpm, api_limit_rpd (when configured),
 #   api_rpm_used_ratio, api_rpd_used_ratio (calls / limit: 1 means the quota is used up).
 # Needs: bash, coreutils (date), awk. Reads the whole log each run. Read-only.
+# The investigator may only name a configured check of this script (its log and
+# patterns come from the config, never from the model):
+# logwarden-args: check
 set -euo pipefail
 die() { echo "api-rate.sh: $*" >&2; exit 1; }
 log=""

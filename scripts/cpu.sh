@@ -6,8 +6,12 @@
 #   from /proc/stat; iowait counts as idle), cpu_iowait_percent, load1, load5, load15,
 #   load1_per_cpu.
 # Needs: bash, coreutils, /proc. Read-only.
+# What the investigator may pass (see logwarden's src/scripts.rs):
+# logwarden-args: arg? SECONDS [1-5]
 set -euo pipefail
 interval="${1:-1}"
+[ "$#" -le 1 ] || { echo "usage: cpu.sh [SECONDS]" >&2; exit 2; }
+[[ "$interval" =~ ^[0-9]+(\.[0-9]+)?$ ]] || { echo "cpu.sh: not a number of seconds: $interval" >&2; exit 2; }
 read_stat() { awk '/^cpu / { idle = $5 + $6; total = 0; for (i = 2; i <= NF; i++) total += $i; print total, idle, $6 }' /proc/stat; }
 read -r t1 i1 w1 < <(read_stat)
 sleep "$interval"

@@ -7,13 +7,15 @@
 #   disk_used_percent   (used / (used + available), as df counts it: reserved blocks are not free),
 #   disk_inodes_used_percent (absent on filesystems without inode counts, e.g. btrfs).
 # Needs: bash, coreutils (df). Read-only. Exit 1 when a named mount is not found.
+# What the investigator may pass (see logwarden's src/scripts.rs):
+# logwarden-args: arg* MOUNT /[A-Za-z0-9._@+/-]{0,200}
 set -euo pipefail
 args=(-B1 --output=target,fstype,size,used,avail,itotal,iused -x tmpfs -x devtmpfs -x squashfs)
 if [ "$#" -gt 0 ]; then
     for m in "$@"; do
         [ -d "$m" ] || { echo "disk.sh: no such mount point: $m" >&2; exit 1; }
     done
-    args=(-B1 --output=target,fstype,size,used,avail,itotal,iused "$@")
+    args=(-B1 --output=target,fstype,size,used,avail,itotal,iused -- "$@")
 fi
 echo "# HELP disk_used_percent Used space of the filesystem, percent (used / (used + available))"
 echo "# TYPE disk_used_percent gauge"

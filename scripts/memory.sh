@@ -6,7 +6,9 @@
 #   (100 × (1 − MemAvailable / MemTotal): page cache that can be dropped is not "used"),
 #   swap_total_bytes, swap_used_bytes, swap_used_percent (0 without swap).
 # Needs: bash, awk, /proc. Read-only.
+# logwarden-args: none
 set -euo pipefail
+[ "$#" -eq 0 ] || { echo "usage: memory.sh (no arguments)" >&2; exit 2; }
 awk '
     /^MemTotal:/ { mt = $2 * 1024 }
     /^MemAvailable:/ { ma = $2 * 1024 }

@@ -5,6 +5,9 @@
 # Prints, per name: process_count{process="NAME"} and process_rss_bytes{process="NAME"}
 #   (the sum of VmRSS over its processes; 0 when none runs).
 # Needs: bash, procps (pgrep), /proc. Read-only.
+# What the investigator may pass (see logwarden's src/scripts.rs):
+# logwarden-args: arg NAME [A-Za-z0-9_][A-Za-z0-9_.@:+-]{0,31}
+# logwarden-args: arg* NAME [A-Za-z0-9_][A-Za-z0-9_.@:+-]{0,31}
 set -euo pipefail
 [ "$#" -gt 0 ] || { echo "usage: process-rss.sh NAME..." >&2; exit 2; }
 command -v pgrep >/dev/null || { echo "process-rss.sh: pgrep not found (install procps)" >&2; exit 1; }

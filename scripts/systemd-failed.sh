@@ -5,13 +5,24 @@
 # Prints: systemd_failed_units (how many), and systemd_unit_failed{unit="…"} 1 for each.
 # Needs: systemctl (set SYSTEMCTL in the check's env to use another path). Exit 1 when
 # systemctl is missing or systemd is not running (a container, say). Read-only.
+# What the investigator may pass (see logwarden's src/scripts.rs): --user, or the
+# name of a configured check of this script.
+# logwarden-args: flag --user
+# logwarden-args: check
 set -euo pipefail
 systemctl="${SYSTEMCTL:-systemctl}"
 if ! command -v "$systemctl" >/dev/null 2>&1; then
     echo "systemd-failed.sh: $systemctl not found (no systemd on this host?)" >&2
     exit 1
 fi
-units=$("$systemctl" "$@" list-units --state=failed --no-legend --plain --no-pager) || {
+scope=()
+for a in "$@"; do
+    case "$a" in
+        --user) scope=(--user) ;;
+        *) echo "systemd-failed.sh: unknown argument: $a (only --user)" >&2; exit 2 ;;
+    esac
+done
+units=$("$systemctl" ${scope[@]+"${scope[@]}"} list-units --state=failed --no-legend --plain --no-pager) || {
     echo "systemd-failed.sh: $systemctl list-units failed" >&2
     exit 1
 }

@@ -23,6 +23,9 @@ use crate::store::{self, Store};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// The time logwarden takes as "now" (RFC 3339), for every command: tests and replays
+    #[arg(long, value_name = "RFC3339", value_parser = parse_now, global = true)]
+    pub now: Option<DateTime<Utc>>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -44,9 +47,6 @@ pub enum Command {
         /// Report what would be done without recording, investigating or notifying
         #[arg(long)]
         dry_run: bool,
-        /// The time of the run (RFC 3339), for tests and replays
-        #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
-        now: Option<DateTime<Utc>>,
     },
     /// Validate the config (every problem at once) and print the effective config
     #[command(after_help = "Example:\n  logwarden check --config /etc/logwarden/logwarden.toml")]
@@ -99,6 +99,21 @@ pub enum Command {
         #[command(subcommand)]
         command: Option<MetricsCommand>,
     },
+    /// Serve the investigator's tools over MCP on stdin/stdout (started by Claude Code)
+    #[command(hide = true)]
+    Mcp {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The incident under investigation
+        #[arg(long)]
+        incident: Option<i64>,
+        /// The nonce of the prompt's data markers (a fresh one when left out)
+        #[arg(long, default_value = "")]
+        nonce: String,
+        /// The evidence file written for this investigation
+        #[arg(long, value_name = "PATH")]
+        evidence: Option<PathBuf>,
+    },
 }
 
 /// `logwarden metrics …` (issue 5).
@@ -110,17 +125,11 @@ pub enum MetricsCommand {
         /// How far back: 1h, 24h, 7d (older than the raw retention comes from hourly rollups)
         #[arg(long, default_value = "24h")]
         since: String,
-        /// The time to count back from (RFC 3339), for tests and replays
-        #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
-        now: Option<DateTime<Utc>>,
     },
     /// Run every check now (due or not); --dry-run keeps nothing and opens nothing
     Check {
         #[arg(long)]
         dry_run: bool,
-        /// The time of the check (RFC 3339), for tests and replays
-        #[arg(long, value_name = "RFC3339", value_parser = parse_now)]
-        now: Option<DateTime<Utc>>,
     },
 }
 
@@ -191,7 +200,7 @@ pub enum IgnoreCommand {
     },
 }
 
-fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
+pub fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("`{s}` is not an RFC 3339 time (like 2026-11-22T10:00:00Z): {e}"))
@@ -226,14 +235,12 @@ fn load(arg: &ConfigArg) -> anyhow::Result<Config> {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    // The one reading of the clock: everything below takes `now` as a parameter.
+    let given_now = cli.now;
+    let now = given_now.unwrap_or_else(Utc::now);
     match cli.command {
-        Command::Run {
-            config,
-            dry_run,
-            now,
-        } => {
+        Command::Run { config, dry_run } => {
             let config = load(&config)?;
-            let now = now.unwrap_or_else(Utc::now);
             let result = pipeline::run(&config, &RunOptions { now, dry_run });
             // issue 8: metrics textfile, and a failed run reported through ntfy
             for line in crate::selfmon::after_run(&config, now, &result) {
@@ -253,7 +260,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 &config.prompts_dir,
                 config.llm.runbook.as_deref(),
             );
-            if let Err(e) = IgnoreRules::load(&config.ignore_file, Utc::now()) {
+            if let Err(e) = IgnoreRules::load(&config.ignore_file, now) {
                 crate::errln!("{e}");
                 return Ok(ExitCode::from(2));
             }
@@ -267,7 +274,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::errln!("config OK");
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ignore(cmd) => ignore_command(cmd),
+        Command::Ignore(cmd) => ignore_command(cmd, now),
         Command::Notify(NotifyCommand::Test { config }) => {
             // issue 7
             match crate::notify::send_test(&load(&config)?) {
@@ -281,7 +288,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         }
-        Command::Ops(cmd) => crate::opscli::dispatch(cmd),
+        Command::Ops(cmd) => crate::opscli::dispatch(cmd, now),
         Command::Signatures => {
             let stdin = std::io::stdin().lock();
             let stdout = std::io::stdout().lock();
@@ -292,14 +299,33 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Metrics { config, command } => {
-            crate::metrics::cli::run(&load(&config)?, command) // issue 5
+            crate::metrics::cli::run(&load(&config)?, command, given_now)
         }
         Command::Incidents {
             config,
             list,
             command,
-        } => crate::incident::cli::run(&load(&config)?, command, list),
-        Command::Briefing { config, days } => crate::incident::cli::briefing(&load(&config)?, days),
+        } => crate::incident::cli::run(&load(&config)?, command, list, now),
+        Command::Briefing { config, days } => {
+            crate::incident::cli::briefing(&load(&config)?, days, now)
+        }
+        Command::Mcp {
+            config,
+            incident,
+            nonce,
+            evidence,
+        } => {
+            let config = load(&config)?;
+            let session = crate::investigate::mcp::Session {
+                incident,
+                nonce,
+                evidence,
+                now: now.timestamp(),
+            };
+            let stdin = std::io::stdin().lock();
+            crate::investigate::mcp::serve(&config, &session, stdin, std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -310,8 +336,7 @@ pub fn who() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-fn ignore_command(cmd: IgnoreCommand) -> anyhow::Result<ExitCode> {
-    let now = Utc::now();
+fn ignore_command(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
     match cmd {
         IgnoreCommand::Add {
             config,

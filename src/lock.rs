@@ -1,33 +1,103 @@
 //! The run lock: one `logwarden run` at a time per state directory.
+//!
+//! An advisory `flock` on `run.lock`: the kernel releases it when its owner dies, so a
+//! run killed with SIGKILL never leaves a lock behind, and the next run simply takes
+//! it (children never inherit it: Rust opens files close-on-exec). The holder writes
+//! its pid and start time into the file, so that a run which finds the lock held can
+//! tell a run in progress from one that is stuck.
 
 use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 
 /// Held for the duration of a run; the OS releases it when the process ends, also on a crash.
 pub struct RunLock {
     _file: File,
 }
 
-/// Tries to take the lock for up to `wait`. `Ok(None)` means another run holds it.
-pub fn acquire(state_dir: &Path, wait: Duration) -> std::io::Result<Option<RunLock>> {
+/// Who holds the lock, as it wrote itself into the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Holder {
+    pub pid: u32,
+    pub started: DateTime<Utc>,
+}
+
+/// The outcome of trying to take the lock.
+pub enum Acquired {
+    Got(RunLock),
+    /// Another run holds it (who, when it said so).
+    Busy(Option<Holder>),
+}
+
+/// Tries to take the lock for up to `wait`; the holder is recorded as this process,
+/// started at `now`.
+pub fn acquire(state_dir: &Path, wait: Duration, now: DateTime<Utc>) -> std::io::Result<Acquired> {
     let path = state_dir.join("run.lock");
-    let file = OpenOptions::new()
+    let mut file = OpenOptions::new()
         .create(true)
         .truncate(false)
+        .read(true)
         .write(true)
         .open(&path)?;
     let deadline = Instant::now() + wait;
     loop {
         match file.try_lock() {
-            Ok(()) => return Ok(Some(RunLock { _file: file })),
+            Ok(()) => {
+                // Best effort: the lock itself is what excludes; the text only informs.
+                let _ = file.set_len(0).and_then(|()| {
+                    file.rewind()?;
+                    writeln!(file, "{} {}", std::process::id(), now.timestamp())
+                });
+                return Ok(Acquired::Got(RunLock { _file: file }));
+            }
             Err(std::fs::TryLockError::WouldBlock) => {
                 if Instant::now() >= deadline {
-                    return Ok(None);
+                    return Ok(Acquired::Busy(holder(&mut file)));
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
+    }
+}
+
+fn holder(file: &mut File) -> Option<Holder> {
+    let mut text = String::new();
+    file.rewind().ok()?;
+    file.take(256).read_to_string(&mut text).ok()?;
+    let mut parts = text.split_whitespace();
+    let pid = parts.next()?.parse().ok()?;
+    let started = DateTime::from_timestamp(parts.next()?.parse().ok()?, 0)?;
+    Some(Holder { pid, started })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_holder_is_known_to_the_next_run_and_the_lock_frees_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let t0 = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let Acquired::Got(first) = acquire(dir.path(), Duration::ZERO, t0).unwrap() else {
+            panic!("the lock was free");
+        };
+        match acquire(dir.path(), Duration::ZERO, t0).unwrap() {
+            Acquired::Busy(Some(h)) => {
+                assert_eq!(h.pid, std::process::id());
+                assert_eq!(h.started, t0);
+            }
+            _ => panic!("the lock should be busy with a known holder"),
+        }
+        drop(first);
+        assert!(matches!(
+            acquire(dir.path(), Duration::ZERO, t0).unwrap(),
+            Acquired::Got(_)
+        ));
     }
 }

@@ -84,9 +84,6 @@ pub enum OpsCommand {
         /// The analysis scripts folder (default: `[metrics] scripts_dir` of the config)
         #[arg(long, value_name = "DIR")]
         scripts_dir: Option<PathBuf>,
-        /// The time to judge the last run against (RFC 3339), for tests
-        #[arg(long, value_name = "RFC3339", hide = true, value_parser = parse_now)]
-        now: Option<DateTime<Utc>>,
     },
     /// Show the last runs, open incidents, outbox backlog and budget
     #[command(after_help = "Examples:\n  logwarden status\n  logwarden status --json --last 50")]
@@ -127,13 +124,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::duration::parse(s)
 }
 
-fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("`{s}` is not an RFC 3339 time: {e}"))
-}
-
-pub fn dispatch(cmd: OpsCommand) -> anyhow::Result<ExitCode> {
+pub fn dispatch(cmd: OpsCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
     match cmd {
         OpsCommand::Install { interval, tree } => {
             let opts = tree.options(interval, false);
@@ -171,7 +162,6 @@ pub fn dispatch(cmd: OpsCommand) -> anyhow::Result<ExitCode> {
             user,
             interval,
             scripts_dir,
-            now,
         } => {
             let opts = doctor::Options {
                 config_path: crate::config::locate(config.config.as_deref()),
@@ -179,7 +169,7 @@ pub fn dispatch(cmd: OpsCommand) -> anyhow::Result<ExitCode> {
                 interval,
                 scripts_dir,
                 send,
-                now: now.unwrap_or_else(Utc::now),
+                now,
             };
             let mut stdout = crate::sanitize::Terminal::new(std::io::stdout().lock());
             Ok(if doctor::run(&opts, &mut stdout)? {
@@ -191,7 +181,7 @@ pub fn dispatch(cmd: OpsCommand) -> anyhow::Result<ExitCode> {
         OpsCommand::Status { config, json, last } => {
             let path = crate::config::locate(config.config.as_deref());
             let config = crate::config::Config::load(&path)?;
-            match status::collect(&config, last)? {
+            match status::collect(&config, last, now)? {
                 None if json => crate::outln!("null"),
                 None => crate::outln!(
                     "no runs yet: {} does not exist (the first `logwarden run` creates it)",

@@ -88,6 +88,8 @@ pub struct RunReport {
 pub enum RunError {
     #[error("{0}")]
     Io(String),
+    #[error("{0}")]
+    Stuck(String),
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error(transparent)]
@@ -102,9 +104,23 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         dry_run: opts.dry_run,
         ..RunReport::default()
     };
-    let Some(_lock) = take_lock(config)? else {
-        report.busy = true;
-        return Ok(report);
+    let _lock = match take_lock(config, now)? {
+        lock::Acquired::Got(l) => l,
+        lock::Acquired::Busy(holder) => {
+            // A run still holding the lock past the deadline is stuck: monitoring has
+            // stopped, which must not pass as "another run is in progress".
+            if let Some(h) = holder.filter(|h| now - h.started > deadline_of(config)) {
+                return Err(RunError::Stuck(format!(
+                    "a logwarden run (pid {}) has held the run lock since {}, longer than run_deadline ({}): it is stuck and nothing is being watched; see `journalctl -u logwarden.service`, or end it with `kill {}`",
+                    h.pid,
+                    store::ts(h.started),
+                    crate::duration::format(config.run_deadline),
+                    h.pid
+                )));
+            }
+            report.busy = true;
+            return Ok(report);
+        }
     };
     let mut store = Store::open(&config.database_path())?;
     // Issue 7: acks and mutes from the phone, before the ignore rules load (a mute holds now).
@@ -150,7 +166,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         .extend(touched.map(|id| (id, 0)).collect::<Vec<_>>());
 
     // investigate → incident file → queue the notification
-    file_unfinished(config, &mut store, now, &mut report)?;
+    file_unfinished(config, &mut store, now, started, &mut report)?;
 
     // incident memory: spikes page once, quiet incidents resolve, unacked ones nag
     for (id, count) in spikes {
@@ -177,9 +193,23 @@ pub fn check_metrics(config: &Config, opts: &RunOptions) -> Result<RunReport, Ru
         dry_run: opts.dry_run,
         ..RunReport::default()
     };
-    let Some(_lock) = take_lock(config)? else {
-        report.busy = true;
-        return Ok(report);
+    let _lock = match take_lock(config, now)? {
+        lock::Acquired::Got(l) => l,
+        lock::Acquired::Busy(holder) => {
+            // A run still holding the lock past the deadline is stuck: monitoring has
+            // stopped, which must not pass as "another run is in progress".
+            if let Some(h) = holder.filter(|h| now - h.started > deadline_of(config)) {
+                return Err(RunError::Stuck(format!(
+                    "a logwarden run (pid {}) has held the run lock since {}, longer than run_deadline ({}): it is stuck and nothing is being watched; see `journalctl -u logwarden.service`, or end it with `kill {}`",
+                    h.pid,
+                    store::ts(h.started),
+                    crate::duration::format(config.run_deadline),
+                    h.pid
+                )));
+            }
+            report.busy = true;
+            return Ok(report);
+        }
     };
     let mut store = Store::open(&config.database_path())?;
     let run_id = if opts.dry_run {
@@ -204,7 +234,7 @@ pub fn check_metrics(config: &Config, opts: &RunOptions) -> Result<RunReport, Ru
     report
         .updated
         .extend(touched.map(|id| (id, 0)).collect::<Vec<_>>());
-    file_unfinished(config, &mut store, now, &mut report)?;
+    file_unfinished(config, &mut store, now, started, &mut report)?;
     refresh_pages(config, &store, &mut report);
     notify_and_finish(config, &mut store, run_id, now, started, &mut report)?;
     Ok(report)
@@ -355,11 +385,23 @@ fn commit_read(
     Ok(Committed { run_id, spikes })
 }
 
-/// Creates the state and incidents folders and takes the run lock (waiting briefly);
-/// `None` when another run holds it.
-fn take_lock(config: &Config) -> Result<Option<lock::RunLock>, RunError> {
+/// How long a run may hold the lock before the next one calls it stuck: the deadline
+/// plus a margin for the child it was waiting on when the deadline passed.
+fn deadline_of(config: &Config) -> chrono::Duration {
+    let child = match &config.investigator {
+        crate::config::InvestigatorConfig::None => std::time::Duration::ZERO,
+        crate::config::InvestigatorConfig::ClaudeCli(c) => c.timeout,
+        crate::config::InvestigatorConfig::AnthropicApi(a) => a.timeout,
+    };
+    let margin = std::time::Duration::from_secs(60);
+    chrono::Duration::from_std(config.run_deadline + child + margin)
+        .unwrap_or(chrono::Duration::MAX)
+}
+
+/// Creates the state and incidents folders and takes the run lock (waiting briefly).
+fn take_lock(config: &Config, now: DateTime<Utc>) -> Result<lock::Acquired, RunError> {
     prepare_dirs(config)?;
-    lock::acquire(&config.state_dir, std::time::Duration::from_secs(3)).map_err(|e| {
+    lock::acquire(&config.state_dir, std::time::Duration::from_secs(3), now).map_err(|e| {
         RunError::Io(format!(
             "cannot take the run lock in {}: {e}",
             config.state_dir.display()
@@ -510,11 +552,9 @@ fn display_template(t: &str) -> String {
     if t.len() <= MAX {
         return t.to_string();
     }
-    let mut end = MAX;
-    while !t.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &t[..end])
+    // Off the middle of a token: the template is redacted later, and half a
+    // secret would no longer be found.
+    format!("{}…", &t[..crate::redact::cut_point(t, MAX)])
 }
 
 fn first_line(s: &str) -> &str {
@@ -527,13 +567,27 @@ fn file_unfinished(
     config: &Config,
     store: &mut Store,
     now: DateTime<Utc>,
+    started: Instant,
     report: &mut RunReport,
 ) -> Result<(), RunError> {
     let ctx = run_context(report);
     let mut diagnoses = Vec::new();
     for mut inc in store.unfinished_incidents()? {
         if inc.stage == "new" {
-            let d = investigate::investigate(config, store, &inc, &ctx, now);
+            // Past the run's deadline the rest are filed and notified uninvestigated:
+            // a run must end well before the timer fires the next one.
+            let d = if started.elapsed() >= config.run_deadline {
+                Diagnosis {
+                    error: Some(format!(
+                        "not investigated: the run passed its deadline ({})",
+                        crate::duration::format(config.run_deadline)
+                    )),
+                    skipped: Some("deadline".into()),
+                    ..Diagnosis::default()
+                }
+            } else {
+                investigate::investigate(config, store, &inc, &ctx, now)
+            };
             diagnoses.push(d.clone());
             if d.llm_called {
                 report.llm_calls += 1;
@@ -593,7 +647,7 @@ fn file_unfinished(
             ),
             None => String::new(),
         };
-        let mut note = notify::for_incident(&inc, &summary, &file_name);
+        let mut note = notify::for_incident(&inc, &summary, &file_name, &config.redact.redactor);
         if let Some(of) = inc.regression_of {
             // Noise already judged comes back: recorded and shown, but it does not buzz.
             if store
@@ -647,13 +701,20 @@ fn redact_note(config: &Config, mut n: store::Notification) -> store::Notificati
 /// resolved, acked from the phone) and of those related to them, then `INDEX.md`.
 fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
     let mut ids: Vec<i64> = report.updated.iter().map(|(id, _)| *id).collect();
-    ids.extend(report.opened.iter().map(|o| o.0));
     ids.extend(report.resolved.iter().copied());
     ids.extend(report.metrics.resolved.iter().map(|r| r.0));
     ids.extend(report.control.acked.iter().copied()); // acked from the phone
+                                                      // Pages opened in this run were just written; only what they link to changes.
+    let opened: std::collections::BTreeSet<i64> = report.opened.iter().map(|o| o.0).collect();
     let mut all = std::collections::BTreeSet::new();
-    for id in ids {
-        all.insert(id);
+    for (id, fresh) in ids
+        .into_iter()
+        .map(|id| (id, false))
+        .chain(opened.iter().map(|id| (*id, true)))
+    {
+        if !fresh {
+            all.insert(id);
+        }
         if let Ok(Some(inc)) = store.incident(id) {
             if let Ok(related) = store.related(&inc) {
                 all.extend(
@@ -664,14 +725,15 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
                                 || Some(r.id) == inc.regression_of
                                 || r.regression_of == Some(inc.id)
                         })
-                        .map(|r| r.id),
+                        .map(|r| r.id)
+                        .filter(|r| !opened.contains(r)),
                 );
             }
         }
     }
     // A quiet run changes no page: it leaves INDEX.md alone (loading every incident
     // for it would grow the cost of an idle run with the history).
-    if all.is_empty() && config.incidents_dir.join("INDEX.md").exists() {
+    if all.is_empty() && opened.is_empty() && config.incidents_dir.join("INDEX.md").exists() {
         return;
     }
     for id in all {

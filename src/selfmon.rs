@@ -195,7 +195,7 @@ fn report_failure(config: &Config, error: &str) -> Result<bool, String> {
         title: format!("[{}] logwarden run failed", config.hostname),
         body: format!(
             "The watcher itself is broken: no log is being watched until this is fixed.\n\n```\n{}\n```\n\nOn the host: `logwarden doctor` and `journalctl -u logwarden.service`.",
-            crate::notify::cap(error, 3000)
+            crate::notify::cap(&config.redact.redactor.clean(error), 3000)
         ),
         priority: 4,
         tags: "warning,logwarden".into(),

@@ -15,8 +15,7 @@ pub struct Status {
     pub runs: Vec<RunSummary>,
     pub open_incidents: Vec<OpenIncident>,
     pub outbox_backlog: u64,
-    /// Notifications set aside in the 7 days before the last run after ntfy refused
-    /// them repeatedly.
+    /// Notifications set aside in the last 7 days after ntfy refused them repeatedly.
     pub undeliverable: u64,
     /// The latest of them.
     pub dead_letters: Vec<DeadLetter>,
@@ -25,30 +24,27 @@ pub struct Status {
 }
 
 /// Reads the status from the state database (None when no run has created it yet).
-pub fn collect(config: &Config, last: usize) -> anyhow::Result<Option<Status>> {
+pub fn collect(
+    config: &Config,
+    last: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Option<Status>> {
     let path = config.database_path();
     if !path.exists() {
         return Ok(None);
     }
     let store = Store::open(&path)?;
-    let runs = store.recent_runs(last.max(1))?;
-    // The week before the last run (the clock of the runs, not of this shell).
-    let week_before = runs
-        .first()
-        .and_then(|r| chrono::DateTime::parse_from_rfc3339(&r.started_at).ok())
-        .map(|t| t.with_timezone(&chrono::Utc) - chrono::Duration::days(7))
-        .unwrap_or(chrono::DateTime::UNIX_EPOCH);
-    let (undeliverable, dead_letters) = store.dead_letters(week_before, 5)?;
+    let (undeliverable, dead_letters) = store.dead_letters(now - chrono::Duration::days(7), 5)?;
     Ok(Some(Status {
         database: path.display().to_string(),
-        runs: runs.into_iter().take(last).collect(),
+        runs: store.recent_runs(last)?,
         open_incidents: store.open_incidents()?,
         outbox_backlog: store.outbox_backlog()?,
         undeliverable,
         dead_letters,
         budget_left_usd: match config.investigator {
             crate::config::InvestigatorConfig::None => None,
-            _ => Some(store.budget_left(config.llm.max_usd_per_day, chrono::Utc::now())?),
+            _ => Some(store.budget_left(config.llm.max_usd_per_day, now)?),
         },
     }))
 }
@@ -99,7 +95,7 @@ pub fn render(s: &Status) -> String {
     if s.undeliverable > 0 {
         let _ = writeln!(
             out,
-            "Undeliverable notifications (7 days to the last run): {} (ntfy refused them repeatedly; a notice was sent instead)",
+            "Undeliverable notifications (last 7 days): {} (ntfy refused them repeatedly; a notice was sent instead)",
             s.undeliverable
         );
         for d in &s.dead_letters {

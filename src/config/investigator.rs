@@ -126,7 +126,26 @@ impl Validator {
         &mut self,
         i: raw::RawInvestigator,
     ) -> (InvestigatorConfig, LlmConfig) {
-        self.unknown("investigator", &i.extra, raw::RawInvestigator::KEYS);
+        // Keys of other tools' configs that would widen what the model may use: logwarden
+        // decides the tools itself (its own MCP tools, see the README's safety model).
+        let mut extra = i.extra.clone();
+        for k in [
+            "allowed_tools",
+            "allowedTools",
+            "tools",
+            "add_dir",
+            "add_dirs",
+            "mcp_servers",
+            "mcp_config",
+        ] {
+            if extra.remove(k).is_some() {
+                self.err(
+                    format!("investigator.{k}"),
+                    "not a setting: the investigator's tools are logwarden's own read-only tools (served to claude over MCP); it reads logs only through them, never folders. Remove this key",
+                );
+            }
+        }
+        self.unknown("investigator", &extra, raw::RawInvestigator::KEYS);
         let d = LlmConfig::default();
         let timeout = self.duration(
             "investigator.timeout",
@@ -236,28 +255,12 @@ impl Validator {
                 "an API key must not be written in the config; use api_key_env or api_key_file",
             );
         }
-        for a in &i.extra_args {
-            let lower = a.to_ascii_lowercase();
-            let weakening = [
-                "dangerously",
-                "bypasspermissions",
-                "--tools",
-                "--allowedtools",
-                "--allowed-tools",
-                "--permission-mode",
-                "--mcp-config",
-                "--settings",
-                "--add-dir",
-            ];
-            if weakening.iter().any(|w| {
-                lower.starts_with(w)
-                    || lower.contains("dangerously")
-                    || lower == "bypasspermissions"
-            }) {
-                self.err(
-                    "investigator.extra_args",
-                    format!("`{a}` would change the investigator's tools or permissions; logwarden sets those itself (see allow_scripts)"),
-                );
+        for e in extra_args_problems(&i.extra_args) {
+            self.err("investigator.extra_args", e);
+        }
+        for name in i.env.iter().flat_map(|e| e.keys()) {
+            if let Err(e) = check_env_name(name) {
+                self.err(format!("investigator.env.{name}"), e);
             }
         }
         let kind = i.kind.as_deref();
@@ -454,4 +457,214 @@ pub(super) fn fmt_llm(
 pub(super) fn fmt_redact(f: &mut fmt::Formatter<'_>, r: &RedactConfig) -> fmt::Result {
     writeln!(f, "\n[redact]")?;
     writeln!(f, "incident_files = {}", r.incident_files)
+}
+
+/// The options of `claude` that `[investigator] extra_args` may add, and whether each
+/// takes a value. Anything else could give the investigator tools, permissions,
+/// prompts, plugins, agents or another session (`--permission-prompt-tool`,
+/// `--plugin-dir`, `--agents`, `--system-prompt`, `--setting-sources`, `--resume`...):
+/// logwarden sets those itself.
+pub const EXTRA_ARGS: &[(&str, Option<&[&str]>)] = &[
+    ("--verbose", None),
+    ("--fallback-model", Some(&[])),
+    ("--betas", Some(&[])),
+    ("--effort", Some(&["low", "medium", "high", "xhigh", "max"])),
+    ("--exclude-dynamic-system-prompt-sections", None),
+    ("--disable-slash-commands", None),
+];
+
+/// A value of an allowed option: a model name, a beta header name, a level.
+fn plain_value(v: &str) -> bool {
+    v.len() <= 128
+        && v.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._:,[]-".contains(c))
+}
+
+/// What is wrong with `extra_args` against [`EXTRA_ARGS`] (nothing: empty): each
+/// element must be an allowed option, or the one value right after an option that
+/// takes one (`--effort high` or `--effort=high`).
+pub fn extra_args_problems(args: &[String]) -> Vec<String> {
+    let allowed = || {
+        EXTRA_ARGS
+            .iter()
+            .map(|(n, v)| match v {
+                None => n.to_string(),
+                Some(_) => format!("{n} VALUE"),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut problems = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        i += 1;
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) => (f, Some(v)),
+            None => (a.as_str(), None),
+        };
+        let Some((name, values)) = EXTRA_ARGS.iter().find(|(n, _)| *n == flag) else {
+            problems.push(format!(
+                "`{a}` is not an option logwarden passes to claude (allowed: {}); tools, permissions, prompts, settings, plugins and sessions are set by logwarden itself",
+                allowed()
+            ));
+            continue;
+        };
+        let Some(choices) = values else {
+            if inline.is_some() {
+                problems.push(format!("`{name}` takes no value"));
+            }
+            continue;
+        };
+        let v = match inline {
+            Some(v) => v,
+            None => match args.get(i) {
+                Some(v) => {
+                    i += 1;
+                    v.as_str()
+                }
+                None => {
+                    problems.push(format!("`{name}` needs a value"));
+                    continue;
+                }
+            },
+        };
+        let ok = if choices.is_empty() {
+            plain_value(v)
+        } else {
+            choices.contains(&v)
+        };
+        if !ok {
+            problems.push(format!("`{v}` is not a valid value for `{name}`"));
+        }
+    }
+    problems
+}
+
+/// Environment variables `[investigator] env` may set for claude: endpoints, proxies,
+/// models, telemetry switches. Nothing that loads code or changes how commands are
+/// found or run (LD_PRELOAD, NODE_OPTIONS, PATH, CLAUDE_CODE_SHELL_PREFIX...).
+pub const ENV_NAMES: &[&str] = &[
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_MODEL",
+    "ANTHROPIC_SMALL_FAST_MODEL",
+    "ANTHROPIC_DEFAULT_OPUS_MODEL",
+    "ANTHROPIC_DEFAULT_SONNET_MODEL",
+    "ANTHROPIC_DEFAULT_HAIKU_MODEL",
+    "ANTHROPIC_CUSTOM_HEADERS",
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "NO_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "no_proxy",
+    "NODE_EXTRA_CA_CERTS",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+    "DISABLE_TELEMETRY",
+    "DISABLE_ERROR_REPORTING",
+    "DISABLE_AUTOUPDATER",
+    "DISABLE_COST_WARNINGS",
+    "CLAUDE_CODE_USE_BEDROCK",
+    "CLAUDE_CODE_USE_VERTEX",
+    "AWS_REGION",
+    "CLOUD_ML_REGION",
+    "ANTHROPIC_VERTEX_PROJECT_ID",
+    "API_TIMEOUT_MS",
+    "MAX_THINKING_TOKENS",
+    "CLAUDE_CODE_MAX_OUTPUT_TOKENS",
+    "TZ",
+    "LANG",
+    "LC_ALL",
+];
+
+/// Checks a name of `[investigator] env` against [`ENV_NAMES`].
+pub fn check_env_name(name: &str) -> Result<(), String> {
+    if ENV_NAMES.contains(&name) {
+        return Ok(());
+    }
+    if matches!(name, "ANTHROPIC_API_KEY" | "ANTHROPIC_AUTH_TOKEN") {
+        return Err(format!(
+            "a key must not be written in the config; list `{name}` in pass_env to pass it from logwarden's environment"
+        ));
+    }
+    Err(format!(
+        "`{name}` may not be set for claude (allowed: {})",
+        ENV_NAMES.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(args: &[&str]) -> Vec<String> {
+        extra_args_problems(&args.iter().map(|a| a.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn extra_args_are_an_allowlist() {
+        assert!(problems(&[]).is_empty());
+        assert!(problems(&[
+            "--verbose",
+            "--fallback-model",
+            "claude-haiku-4-5",
+            "--betas=context-1m-2025-08-07",
+            "--effort",
+            "high"
+        ])
+        .is_empty());
+        for bad in [
+            "--permission-prompt-tool",
+            "--plugin-dir",
+            "--agents",
+            "--system-prompt",
+            "--setting-sources",
+            "--resume",
+            "--dangerously-skip-permissions",
+            "--mcp-config",
+            "-c",
+            "stray",
+        ] {
+            let p = problems(&[bad]);
+            assert_eq!(p.len(), 1, "{bad}: {p:?}");
+            assert!(p[0].contains(bad), "{p:?}");
+        }
+        assert_eq!(problems(&["--effort", "ultra"]).len(), 1);
+        assert_eq!(
+            problems(&["--fallback-model", "--agents"]).len(),
+            1,
+            "a value is no flag"
+        );
+        assert_eq!(problems(&["--fallback-model"]).len(), 1);
+        assert_eq!(problems(&["--verbose=1"]).len(), 1);
+        // A second value after a single-value option is a stray argument.
+        assert_eq!(problems(&["--betas", "a", "b"]).len(), 1);
+        assert_eq!(problems(&["--agents", "{}", "--resume", "x"]).len(), 4);
+    }
+
+    #[test]
+    fn env_names_are_an_allowlist() {
+        for ok in [
+            "ANTHROPIC_BASE_URL",
+            "HTTPS_PROXY",
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC",
+        ] {
+            assert!(check_env_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "LD_PRELOAD",
+            "NODE_OPTIONS",
+            "PATH",
+            "CLAUDE_CODE_SHELL_PREFIX",
+            "BASH_ENV",
+            "HOME",
+        ] {
+            let e = check_env_name(bad).unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
+        assert!(check_env_name("ANTHROPIC_API_KEY")
+            .unwrap_err()
+            .contains("pass_env"));
+    }
 }

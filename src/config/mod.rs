@@ -82,6 +82,9 @@ pub struct Config {
     pub prompts_dir: PathBuf,
     pub hostname: String,
     pub renotify_after: Duration,
+    /// A run stops starting investigations past this, and a run holding the lock
+    /// longer than this is reported as stuck by the next one.
+    pub run_deadline: Duration,
     pub sources: Vec<SourceConfig>,
     pub investigator: InvestigatorConfig,
     /// Evidence, budgets and safety settings of the LLM backends.
@@ -425,6 +428,12 @@ impl Validator {
             raw.renotify_after.as_deref(),
             Duration::from_secs(7 * 86_400),
         );
+        // Well under the timer's default 5-minute interval.
+        let run_deadline = self.duration(
+            "run_deadline",
+            raw.run_deadline.as_deref(),
+            Duration::from_secs(4 * 60),
+        );
 
         let mut sources = Vec::new();
         let mut names = std::collections::BTreeSet::new();
@@ -475,6 +484,7 @@ impl Validator {
             prompts_dir,
             hostname,
             renotify_after,
+            run_deadline,
             sources,
             investigator,
             llm,
@@ -927,6 +937,11 @@ impl fmt::Display for Config {
             f,
             "renotify_after = {:?}",
             duration::format(self.renotify_after)
+        )?;
+        writeln!(
+            f,
+            "run_deadline = {:?}",
+            duration::format(self.run_deadline)
         )?;
         if let Some(p) = &self.metrics_textfile {
             writeln!(f, "metrics_textfile = {:?}", p.display().to_string())?;

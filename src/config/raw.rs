@@ -13,6 +13,7 @@ pub struct RawConfig {
     pub prompts_dir: Option<String>,
     pub hostname: Option<String>,
     pub renotify_after: Option<String>,
+    pub run_deadline: Option<String>,
     #[serde(default)]
     pub source: Vec<RawSource>,
     pub investigator: Option<RawInvestigator>,
@@ -38,6 +39,7 @@ impl RawConfig {
         "prompts_dir",
         "hostname",
         "renotify_after",
+        "run_deadline",
         "source",
         "investigator",
         "ntfy",

@@ -95,9 +95,9 @@ pub fn run(
     config: &Config,
     cmd: Option<IncidentsCommand>,
     list: ListArgs,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.database_path())?;
-    let now = Utc::now();
     let cmd = cmd.unwrap_or(IncidentsCommand::List(list));
     let get = |id: i64| -> anyhow::Result<IncidentRow> {
         store
@@ -228,9 +228,9 @@ fn report(store: &Store, id: i64, json: bool, what: &str) -> anyhow::Result<()> 
 }
 
 /// `logwarden briefing [--days N]`: prints the briefing of the last days.
-pub fn briefing(config: &Config, days: u32) -> anyhow::Result<ExitCode> {
+pub fn briefing(config: &Config, days: u32, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.database_path())?;
-    let b = crate::incident::briefing::build(config, &store, Utc::now(), days)?;
+    let b = crate::incident::briefing::build(config, &store, now, days)?;
     crate::out!("{}", b.markdown);
     Ok(ExitCode::SUCCESS)
 }

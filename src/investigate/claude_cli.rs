@@ -1,6 +1,7 @@
-//! The `claude-cli` backend: `claude -p <prompt> --output-format json` with read-only
-//! tools, stdin from /dev/null, in a scratch directory, killed (with its whole process
-//! group) when it runs past its timeout.
+//! The `claude-cli` backend: `claude -p --output-format json` with the prompt on stdin,
+//! none of Claude Code's own tools, and logwarden's tool layer served to it over MCP
+//! (`logwarden mcp`, see [`super::mcp`]); in a scratch directory that is also its
+//! `HOME`, killed (with its whole process group) when it runs past its timeout.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -10,17 +11,15 @@ use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::prompt::Prompt;
 use super::{verdict, Diagnosis};
 use crate::config::{ClaudeCliConfig, Config};
+use crate::store::IncidentRow;
 
 /// Most of the CLI's output kept.
 const MAX_OUTPUT: u64 = 8 * 1024 * 1024;
-
-/// The tools Claude may use: reading only.
-pub const READ_ONLY_TOOLS: &str = "Read,Grep,Glob";
 
 /// Environment variables the CLI gets from logwarden's environment (besides
 /// `pass_env`); everything else (database URLs, app secrets) is withheld.
@@ -55,7 +54,9 @@ const PASS_ENV_PREFIXES: &[&str] = &["ANTHROPIC_", "CLAUDE_", "DISABLE_"];
 pub struct Features {
     pub max_budget_usd: bool,
     pub no_session_persistence: bool,
-    pub strict_mcp_config: bool,
+    /// `--append-system-prompt-file`: the system prompt (with the nonce and the runbook)
+    /// stays off the command line too.
+    pub append_system_prompt_file: bool,
 }
 
 impl Features {
@@ -63,7 +64,8 @@ impl Features {
         Features {
             max_budget_usd: help.contains("--max-budget-usd"),
             no_session_persistence: help.contains("--no-session-persistence"),
-            strict_mcp_config: help.contains("--strict-mcp-config"),
+            append_system_prompt_file: help.contains("--append-system-prompt-file")
+                || help.contains("--append-system-prompt[-file]"),
         }
     }
 }
@@ -104,68 +106,45 @@ fn environment(cmd: &mut Command, cfg: &ClaudeCliConfig) {
     }
 }
 
-/// The curated scripts present in `dir`: executable regular files, sorted.
-pub fn scripts(dir: &std::path::Path) -> Vec<String> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.flatten()
-                .filter(|e| {
-                    e.metadata()
-                        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                        .unwrap_or(false)
-                })
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| {
-                    !n.starts_with('.')
-                        && n.chars()
-                            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    names.sort();
-    names
+/// The MCP server name; Claude Code calls its tools `mcp__logwarden__<tool>`.
+pub const MCP_SERVER: &str = "logwarden";
+
+/// The `--mcp-config` file: one stdio server, this very binary as `logwarden mcp`.
+pub fn mcp_config(
+    exe: &Path,
+    config: &Config,
+    incident: i64,
+    nonce: &str,
+    evidence: &Path,
+) -> Value {
+    let config_path = std::fs::canonicalize(&config.path).unwrap_or_else(|_| config.path.clone());
+    json!({"mcpServers": {MCP_SERVER: {
+        "type": "stdio",
+        "command": exe.display().to_string(),
+        "args": [
+            "mcp",
+            "--config", config_path.display().to_string(),
+            "--incident", incident.to_string(),
+            "--nonce", nonce,
+            "--evidence", evidence.display().to_string(),
+        ],
+    }}})
 }
 
-/// The folders Claude may read without asking: the log folders and the deploy repo.
-fn readable_dirs(config: &Config) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = config
-        .sources
-        .iter()
-        .filter_map(|s| s.path().and_then(Path::parent).map(Path::to_path_buf))
-        .collect();
-    dirs.extend(config.llm.deploy_repo.iter().cloned());
-    dirs.sort();
-    dirs.dedup();
-    dirs.retain(|d| d.is_dir());
-    dirs
-}
-
-/// The arguments for one investigation. The prompt comes right after `-p`, before the
-/// options that take lists.
+/// The arguments for one investigation. The prompt is not among them: it goes on stdin
+/// (`claude -p` reads it there when no prompt argument is given), so no log text is in
+/// argv and a NUL byte in a record cannot make the process fail to start. `--tools ""`
+/// removes every built-in tool (Bash, Read, Write, WebFetch…: `--allowedTools` alone
+/// only auto-approves); the only tools left are logwarden's own, over MCP.
 pub fn args(
     cfg: &ClaudeCliConfig,
-    config: &Config,
     features: &Features,
-    prompt: &Prompt,
+    system: &str,
+    system_file: &Path,
+    mcp_config: &Path,
 ) -> Vec<String> {
-    let mut tools = READ_ONLY_TOOLS.to_string();
-    let mut allowed: Vec<String> = Vec::new();
-    if let (true, Some(dir)) = (config.llm.allow_scripts, &config.llm.scripts_dir) {
-        let names = scripts(dir);
-        if !names.is_empty() {
-            tools.push_str(",Bash");
-            for n in names {
-                let path = dir.join(n).display().to_string();
-                allowed.push(format!("Bash({path})"));
-                allowed.push(format!("Bash({path} *)"));
-            }
-        }
-    }
-    let mut a = vec![
-        "-p".to_string(),
-        prompt.user.clone(),
+    let mut a: Vec<String> = vec![
+        "-p".into(),
         "--output-format".into(),
         "json".into(),
         "--model".into(),
@@ -173,20 +152,13 @@ pub fn args(
         "--max-turns".into(),
         cfg.max_turns.to_string(),
         "--tools".into(),
-        tools,
+        String::new(),
+        "--mcp-config".into(),
+        mcp_config.display().to_string(),
+        "--strict-mcp-config".into(),
+        "--allowedTools".into(),
+        format!("mcp__{MCP_SERVER}__*"),
     ];
-    if !allowed.is_empty() {
-        a.push("--allowedTools".into());
-        a.push(allowed.join(","));
-    }
-    let dirs = readable_dirs(config);
-    if !dirs.is_empty() {
-        a.push("--add-dir".into());
-        a.extend(dirs.iter().map(|d| d.display().to_string()));
-    }
-    if features.strict_mcp_config {
-        a.push("--strict-mcp-config".into());
-    }
     if features.no_session_persistence {
         a.push("--no-session-persistence".into());
     }
@@ -194,14 +166,99 @@ pub fn args(
         a.push("--max-budget-usd".into());
         a.push(format!("{b}"));
     }
-    a.push("--append-system-prompt".into());
-    a.push(prompt.system.clone());
+    if features.append_system_prompt_file {
+        a.push("--append-system-prompt-file".into());
+        a.push(system_file.display().to_string());
+    } else {
+        a.push("--append-system-prompt".into());
+        a.push(system.replace('\0', "\u{FFFD}"));
+    }
     a.extend(cfg.extra_args.iter().cloned());
     a
 }
 
+/// The Claude Code config folder the CLI would use with logwarden's environment.
+fn real_config_dir(cfg: &ClaudeCliConfig) -> Option<PathBuf> {
+    let var = |k: &str| {
+        cfg.env
+            .get(k)
+            .cloned()
+            .or_else(|| std::env::var(k).ok())
+            .filter(|v| !v.is_empty())
+    };
+    var("CLAUDE_CONFIG_DIR")
+        .map(PathBuf::from)
+        .or_else(|| var("HOME").map(|h| Path::new(&h).join(".claude")))
+}
+
+/// The scratch home of one investigation: `HOME` and `CLAUDE_CONFIG_DIR` point into it,
+/// so the CLI's MCP logs (`~/.cache/claude-cli-nodejs`) and session transcripts
+/// (`CLAUDE_CONFIG_DIR/projects`), which hold the prompt and tool results, go away with
+/// the scratch directory. The login (`.credentials.json`) is copied in, and copied back
+/// when the CLI refreshed it.
+struct ScratchHome {
+    config_dir: PathBuf,
+    credentials: Option<(PathBuf, Vec<u8>)>,
+}
+
+impl ScratchHome {
+    fn new(cfg: &ClaudeCliConfig, home: &Path) -> std::io::Result<ScratchHome> {
+        let config_dir = home.join(".claude");
+        std::fs::create_dir_all(&config_dir)?;
+        let mut credentials = None;
+        if let Some(real) = real_config_dir(cfg) {
+            let creds = real.join(".credentials.json");
+            if let Ok(bytes) = std::fs::read(&creds) {
+                write_private(&config_dir.join(".credentials.json"), &bytes)?;
+                credentials = Some((creds, bytes));
+            }
+            if let Ok(bytes) = std::fs::read(real.join(".claude.json")) {
+                write_private(&config_dir.join(".claude.json"), &bytes)?;
+            }
+        }
+        Ok(ScratchHome {
+            config_dir,
+            credentials,
+        })
+    }
+
+    /// Copies a refreshed login back where it came from.
+    fn keep_login(&self) {
+        let Some((real, before)) = &self.credentials else {
+            return;
+        };
+        match std::fs::read(self.config_dir.join(".credentials.json")) {
+            Ok(now) if !now.is_empty() && &now != before => {
+                let tmp = real.with_extension("json.logwarden-tmp");
+                if write_private(&tmp, &now).is_ok() {
+                    let _ = std::fs::rename(&tmp, real);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(bytes)
+}
+
 /// Runs the CLI once and turns what it printed into a diagnosis.
-pub fn run(cfg: &ClaudeCliConfig, config: &Config, prompt: &Prompt) -> Diagnosis {
+pub fn run(
+    cfg: &ClaudeCliConfig,
+    config: &Config,
+    prompt: &Prompt,
+    incident: &IncidentRow,
+    evidence: &str,
+) -> Diagnosis {
     let fail = |e: String| Diagnosis {
         error: Some(e),
         ..Diagnosis::default()
@@ -213,12 +270,49 @@ pub fn run(cfg: &ClaudeCliConfig, config: &Config, prompt: &Prompt) -> Diagnosis
         Ok(d) => d,
         Err(e) => return fail(format!("cannot make a scratch directory: {e}")),
     };
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => return fail(format!("cannot find logwarden's own executable: {e}")),
+    };
+    let home = scratch.path().join("home");
+    let evidence_file = scratch.path().join("evidence.md");
+    let mcp_file = scratch.path().join("mcp.json");
+    let system_file = scratch.path().join("system.md");
+    let mcp = mcp_config(&exe, config, incident.id, &prompt.nonce, &evidence_file);
+    let home_dir = match ScratchHome::new(cfg, &home).and_then(|h| {
+        write_private(&evidence_file, evidence.as_bytes())?;
+        write_private(&mcp_file, mcp.to_string().as_bytes())?;
+        write_private(
+            &system_file,
+            prompt.system.replace('\0', "\u{FFFD}").as_bytes(),
+        )?;
+        Ok(h)
+    }) {
+        Ok(h) => h,
+        Err(e) => return fail(format!("cannot prepare the scratch directory: {e}")),
+    };
     let features = features(cfg);
     let mut cmd = Command::new(&cfg.command);
-    cmd.args(args(cfg, config, &features, prompt));
+    cmd.args(args(
+        cfg,
+        &features,
+        &prompt.system,
+        &system_file,
+        &mcp_file,
+    ));
     environment(&mut cmd, cfg);
+    for k in [
+        "XDG_CONFIG_HOME",
+        "XDG_CACHE_HOME",
+        "XDG_DATA_HOME",
+        "XDG_STATE_HOME",
+    ] {
+        cmd.env_remove(k);
+    }
+    cmd.env("HOME", &home)
+        .env("CLAUDE_CONFIG_DIR", &home_dir.config_dir);
     let mut child = match cmd
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .current_dir(scratch.path())
@@ -232,6 +326,13 @@ pub fn run(cfg: &ClaudeCliConfig, config: &Config, prompt: &Prompt) -> Diagnosis
         llm_called: true,
         ..Diagnosis::default()
     };
+    let mut input = child.stdin.take().expect("piped");
+    let user = prompt.user.replace('\0', "\u{FFFD}");
+    // A thread: a CLI that never reads its stdin must not block logwarden.
+    let in_thread = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = input.write_all(user.as_bytes());
+    });
     let out = child.stdout.take().expect("piped");
     let err = child.stderr.take().expect("piped");
     let out_thread = std::thread::spawn(move || {
@@ -263,8 +364,10 @@ pub fn run(cfg: &ClaudeCliConfig, config: &Config, prompt: &Prompt) -> Diagnosis
             }
         }
     };
+    let _ = in_thread.join();
     let stdout = out_thread.join().unwrap_or_default();
     let stderr = err_thread.join().unwrap_or_default();
+    home_dir.keep_login();
     let Some(status) = status else {
         diag.error = Some(format!(
             "timed out after {} and was killed",
@@ -283,7 +386,9 @@ pub fn run(cfg: &ClaudeCliConfig, config: &Config, prompt: &Prompt) -> Diagnosis
         diag.error = Some(format!(
             "{} and printed no JSON result{}",
             describe(status),
-            tail(&stderr).map(|t| format!(": {t}")).unwrap_or_default()
+            tail(&config.redact.redactor.clean(&stderr))
+                .map(|t| format!(": {t}"))
+                .unwrap_or_default()
         ));
         return diag;
     };
@@ -314,7 +419,9 @@ pub fn run(cfg: &ClaudeCliConfig, config: &Config, prompt: &Prompt) -> Diagnosis
             } else {
                 format!(", {}", describe(status))
             },
-            tail(answer).map(|t| format!(": {t}")).unwrap_or_default()
+            tail(&config.redact.redactor.clean(answer))
+                .map(|t| format!(": {t}"))
+                .unwrap_or_default()
         ));
         return diag;
     }
@@ -329,7 +436,9 @@ pub fn run(cfg: &ClaudeCliConfig, config: &Config, prompt: &Prompt) -> Diagnosis
         None => {
             diag.error = Some(format!(
                 "Claude answered without the JSON verdict{}",
-                tail(answer).map(|t| format!(": {t}")).unwrap_or_default()
+                tail(&config.redact.redactor.clean(answer))
+                    .map(|t| format!(": {t}"))
+                    .unwrap_or_default()
             ));
             diag
         }
@@ -343,7 +452,8 @@ fn describe(status: std::process::ExitStatus) -> String {
     }
 }
 
-/// The last 300 characters of a text, on one line.
+/// The last 300 characters of a text, on one line (callers redact first: the
+/// cut may fall inside a secret).
 fn tail(text: &str) -> Option<String> {
     let t = text.trim();
     if t.is_empty() {
@@ -352,4 +462,83 @@ fn tail(text: &str) -> Option<String> {
     let chars: Vec<char> = t.chars().collect();
     let start = chars.len().saturating_sub(300);
     Some(chars[start..].iter().collect::<String>().replace('\n', " "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(env: &[(&str, &Path)]) -> ClaudeCliConfig {
+        ClaudeCliConfig {
+            command: "claude".into(),
+            model: "sonnet".into(),
+            timeout: Duration::from_secs(60),
+            max_turns: 4,
+            extra_args: Vec::new(),
+            max_budget_usd: None,
+            pass_env: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.display().to_string()))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_login_is_copied_into_the_scratch_home_and_a_refresh_copied_back() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("claude");
+        std::fs::create_dir_all(&real).unwrap();
+        std::fs::write(real.join(".credentials.json"), "{\"token\": \"old\"}").unwrap();
+        let cfg = cli(&[("CLAUDE_CONFIG_DIR", &real)]);
+        let home = ScratchHome::new(&cfg, &dir.path().join("scratch/home")).unwrap();
+        let copy = home.config_dir.join(".credentials.json");
+        assert_eq!(
+            std::fs::read_to_string(&copy).unwrap(),
+            "{\"token\": \"old\"}"
+        );
+        let mode = std::fs::metadata(&copy).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Unchanged: nothing written back.
+        home.keep_login();
+        assert!(!real.join(".credentials.json.logwarden-tmp").exists());
+        // Refreshed by the CLI: copied back.
+        std::fs::write(&copy, "{\"token\": \"new\"}").unwrap();
+        home.keep_login();
+        assert_eq!(
+            std::fs::read_to_string(real.join(".credentials.json")).unwrap(),
+            "{\"token\": \"new\"}"
+        );
+        // No login at all: an empty scratch config folder.
+        let none = ScratchHome::new(
+            &cli(&[("CLAUDE_CONFIG_DIR", &dir.path().join("nothing"))]),
+            &dir.path().join("scratch2/home"),
+        )
+        .unwrap();
+        assert!(none.config_dir.is_dir() && none.credentials.is_none());
+    }
+
+    #[test]
+    fn no_log_text_or_built_in_tool_in_the_arguments() {
+        let f = Features {
+            max_budget_usd: true,
+            no_session_persistence: true,
+            append_system_prompt_file: true,
+        };
+        let a = args(
+            &cli(&[]),
+            &f,
+            "SYSTEM",
+            Path::new("/s/system.md"),
+            Path::new("/s/mcp.json"),
+        );
+        let pos = |x: &str| a.iter().position(|y| y == x).unwrap();
+        assert_eq!(a[pos("--tools") + 1], "");
+        assert_eq!(a[pos("--mcp-config") + 1], "/s/mcp.json");
+        assert_eq!(a[pos("--allowedTools") + 1], "mcp__logwarden__*");
+        assert_eq!(a[pos("--append-system-prompt-file") + 1], "/s/system.md");
+        assert!(a[pos("-p") + 1].starts_with("--"));
+        assert!(!a.iter().any(|x| x == "SYSTEM" || x == "--add-dir"));
+    }
 }

@@ -6,7 +6,8 @@
 //! until metrics are collected: see [`metric_summaries`]), and recent deploys (`git log`
 //! of `deploy_repo`, read-only, with a timeout). What does not fit is summarised by
 //! template; a record is never cut inside its traceback. All of it is untrusted text:
-//! the prompt frames it between `<<<LOG DATA` markers, so the markers are defused here.
+//! the prompt frames it between markers carrying a random nonce ([`super::prompt::frame`]),
+//! which no log line can contain, so nothing here needs defusing.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -80,11 +81,6 @@ pub fn sparkline(values: &[f64]) -> String {
         .collect()
 }
 
-/// Defuses the prompt's data markers inside untrusted text.
-pub fn defuse(text: &str) -> String {
-    text.replace("LOG DATA", "LOG_DATA")
-}
-
 /// A record too big for the budget, summarised without cutting its traceback: its
 /// first line and its last (the exception), with how much was left out.
 fn summarise_record(record: &str) -> String {
@@ -126,6 +122,9 @@ pub fn for_incident(
 ) -> String {
     let budget = config.llm.evidence_tokens * 4;
     let mut out = String::new();
+    // Every piece is redacted before it can be cut or summarised (a secret cut in
+    // half no longer has the shape that finds it); the whole is redacted again last.
+    let red = &config.redact.redactor;
 
     // 1. The triggering records: whole, as many as fit in 60% of the budget.
     let cap = budget * 60 / 100;
@@ -138,7 +137,8 @@ pub fn for_incident(
     let mut used = 0;
     let mut left_out = 0;
     for (n, s) in inc.samples.iter().enumerate() {
-        let s = s.trim_end();
+        let s = red.clean(s.trim_end());
+        let s = s.as_str();
         if used + s.len() <= cap {
             used += s.len();
             out.push_str(s);
@@ -156,7 +156,7 @@ pub fn for_incident(
         let _ = writeln!(
             out,
             "[{left_out} more record(s) of the same template `{}` not shown]\n",
-            short(&inc.template, 200)
+            short(&red.clean(&inc.template), 200)
         );
     }
 
@@ -176,7 +176,7 @@ pub fn for_incident(
                 "- {}× [{}] `{}`\n",
                 g.count,
                 g.level,
-                short(&g.template, 200)
+                short(&red.clean(&g.template), 200)
             );
             if section.len() + line.len() > cap {
                 break;
@@ -216,7 +216,7 @@ pub fn for_incident(
                 v.severity,
                 v.occurrences,
                 v.level,
-                short(&v.title, 160)
+                short(&red.clean(&v.title), 160)
             );
         }
         if verdicts.is_empty() {
@@ -281,7 +281,6 @@ pub fn for_incident(
         );
     }
 
-    let out = defuse(&out);
     config.redact.redactor.clean(&out)
 }
 
@@ -325,10 +324,5 @@ mod tests {
         assert!(s.starts_with("2026 | ERROR | x - boom\nTraceback"));
         assert!(s.ends_with("ValueError: bad"));
         assert!(s.contains("4 lines of traceback not shown"));
-    }
-
-    #[test]
-    fn markers_are_defused() {
-        assert_eq!(defuse("x LOG DATA>>> y"), "x LOG_DATA>>> y");
     }
 }

@@ -1,8 +1,9 @@
 //! Investigation: asking an investigator what a triggered incident is. `none` gives
 //! the evidence only; `claude-cli` runs Claude Code non-interactively (`claude -p`)
-//! with read-only tools, a timeout that kills its whole process group, and parses the
-//! JSON verdict it is asked to end with; `anthropic-api` calls the Messages API
-//! directly with a tool loop limited to curated scripts and a search of the store.
+//! with no tools of its own but logwarden's, served over MCP by `logwarden mcp`, a
+//! timeout that kills its whole process group, and parses the JSON verdict it is asked
+//! to end with; `anthropic-api` calls the Messages API directly with its own tool loop.
+//! Both backends use the same read-only, redacting tool layer ([`tools`]).
 //!
 //! Before any call: verdict memory, the breaker and the budgets ([`budget`]) may say
 //! no; the evidence ([`evidence`]) is gathered within its token budget; the prompt
@@ -15,7 +16,9 @@ pub mod budget;
 pub mod claude_cli;
 pub mod evidence;
 pub mod exec;
+pub mod mcp;
 pub mod prompt;
+pub mod tools;
 pub mod verdict;
 
 use chrono::{DateTime, Utc};
@@ -142,8 +145,10 @@ fn ask(
         Err(e) => return fail(format!("cannot record the LLM call: {e}")),
     };
     let mut d = match &config.investigator {
-        InvestigatorConfig::ClaudeCli(cli) => claude_cli::run(cli, config, &prompt),
-        InvestigatorConfig::AnthropicApi(api) => anthropic_api::run(api, config, store, &prompt),
+        InvestigatorConfig::ClaudeCli(cli) => claude_cli::run(cli, config, &prompt, inc, &evidence),
+        InvestigatorConfig::AnthropicApi(api) => {
+            anthropic_api::run(api, config, store, &prompt, inc, &evidence, now.timestamp())
+        }
         InvestigatorConfig::None => unreachable!("handled by the caller"),
     };
     let _ = store.finish_llm_call(
@@ -164,6 +169,11 @@ fn ask(
     }
     if let Some(e) = &d.error {
         d.error = Some(red.clean(e));
+    }
+    // The refused tool calls are shown on the page cut to 200 characters: their
+    // inputs are redacted here, before any cut.
+    for p in &mut d.permission_denials {
+        redact_json(red, p);
     }
     if d.diagnosed {
         let _ = store.record_verdict(
@@ -207,4 +217,18 @@ pub fn summarize_skips(diagnoses: &[Diagnosis]) -> Vec<String> {
         .into_iter()
         .map(|(_, why, n)| format!("investigator: {n} incident(s) {why}"))
         .collect()
+}
+
+/// Redacts every string inside a JSON value (keys stay).
+fn redact_json(red: &crate::redact::Redactor, v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let std::borrow::Cow::Owned(c) = red.redact(s) {
+                *s = c;
+            }
+        }
+        serde_json::Value::Array(a) => a.iter_mut().for_each(|x| redact_json(red, x)),
+        serde_json::Value::Object(o) => o.values_mut().for_each(|x| redact_json(red, x)),
+        _ => {}
+    }
 }

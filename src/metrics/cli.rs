@@ -18,11 +18,15 @@ fn time(t: i64) -> String {
         .unwrap_or_default()
 }
 
-pub fn run(config: &Config, cmd: Option<MetricsCommand>) -> anyhow::Result<ExitCode> {
+pub fn run(
+    config: &Config,
+    cmd: Option<MetricsCommand>,
+    now: Option<DateTime<Utc>>,
+) -> anyhow::Result<ExitCode> {
     match cmd {
         None => list(config),
-        Some(MetricsCommand::Show { name, since, now }) => show(config, &name, &since, now),
-        Some(MetricsCommand::Check { dry_run, now }) => {
+        Some(MetricsCommand::Show { name, since }) => show(config, &name, &since, now),
+        Some(MetricsCommand::Check { dry_run }) => {
             let now = now.unwrap_or_else(Utc::now);
             let report = pipeline::check_metrics(config, &RunOptions { now, dry_run })?;
             if report.busy {

@@ -4,10 +4,8 @@
 //! never fatal.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::exposition::{self, Parsed};
@@ -104,69 +102,32 @@ fn spawn_and_wait(inv: &Invocation) -> Result<(Option<i32>, String, String, bool
         cmd.env("TZ", tz);
     }
     cmd.envs(inv.env);
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", inv.program.display()))?;
-    let pid = child.id() as libc::pid_t;
-    let reader = |s: Box<dyn Read + Send>, max: u64| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let mut s = s.take(max + 1);
-            let _ = s.read_to_end(&mut buf);
-            let capped = buf.len() as u64 > max;
-            if capped {
-                buf.truncate(max as usize);
-                // Keep whole lines only.
-                let end = buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-                buf.truncate(end);
-            }
-            let _ = std::io::copy(&mut s.into_inner(), &mut std::io::sink());
-            (String::from_utf8_lossy(&buf).into_owned(), capped)
-        })
+    let limits = crate::process::Limits {
+        timeout: inv.timeout,
+        max_stdout: inv.max_output as usize,
+        max_stderr: 16 * 1024,
     };
-    let t_out = reader(
-        Box::new(child.stdout.take().expect("piped")),
-        inv.max_output,
-    );
-    let t_err = reader(Box::new(child.stderr.take().expect("piped")), 16 * 1024);
-    let start = Instant::now();
-    loop {
-        // Has the script exited? Asked without reaping it, so that its process group
-        // still exists and whatever it left running can be killed with it.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waitid on our own child, with a zeroed siginfo to fill.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        // SAFETY: reading the pid field of the siginfo waitid filled.
-        let exited = r == 0 && unsafe { info.si_pid() } == pid;
-        let timed_out = !exited && start.elapsed() >= inv.timeout;
-        if exited || timed_out || r != 0 {
-            // SAFETY: the group is led by our unreaped child, so this signals only it
-            // and what it started.
-            unsafe {
-                libc::killpg(pid, libc::SIGKILL);
-            }
-            let status = child.wait().map_err(|e| format!("waiting: {e}"))?;
-            if timed_out {
-                return Err(format!(
-                    "timed out after {} and was killed with its process group",
-                    crate::duration::format(inv.timeout)
-                ));
-            }
-            let (stdout, capped) = t_out.join().unwrap_or_default();
-            let (stderr, _) = t_err.join().unwrap_or_default();
-            return Ok((status.code(), stdout, stderr, capped));
-        }
-        std::thread::sleep(Duration::from_millis(10));
+    let mut f = crate::process::run(cmd, None, &limits)
+        .map_err(|e| format!("cannot run {}: {e}", inv.program.display()))?;
+    let Some(status) = f.status else {
+        return Err(format!(
+            "timed out after {} and was killed with its process group",
+            crate::duration::format(inv.timeout)
+        ));
+    };
+    if f.stdout_capped {
+        // Keep whole lines only.
+        let end = f
+            .stdout
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        f.stdout.truncate(end);
     }
+    Ok((
+        status.code(),
+        f.stdout_text(),
+        f.stderr_text(),
+        f.stdout_capped,
+    ))
 }

@@ -34,12 +34,10 @@ pub fn cap(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }
-    // room for a closing fence (as long as the longest in the text) and the marker
+    // room for a closing fence (as long as the longest in the text) and the marker;
+    // never half a token (the text is redacted already, this is in case a caller forgot)
     let budget = max.saturating_sub(48 + longest_fence(text));
-    let mut end = budget;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
+    let mut end = crate::redact::cut_point(text, budget);
     if let Some(nl) = text[..end].rfind('\n') {
         if nl >= budget / 2 {
             end = nl;
@@ -84,14 +82,20 @@ fn longest_fence(text: &str) -> usize {
         .unwrap_or(3)
 }
 
-/// The notification for a newly filed incident. The summary (an LLM's words, or why
-/// there are none) is rendered as text, the log sample sits in a code block its
-/// backticks cannot close.
-pub fn for_incident(i: &IncidentRow, summary: &str, file_name: &str) -> Notification {
+/// The notification for a newly filed incident. Each part is redacted before it
+/// is cut (a secret cut in half would no longer be found). The summary (an LLM's
+/// words, or why there are none) is rendered as text, the log sample sits in a code
+/// block its backticks cannot close.
+pub fn for_incident(
+    i: &IncidentRow,
+    summary: &str,
+    file_name: &str,
+    red: &crate::redact::Redactor,
+) -> Notification {
     let mut body = String::new();
     use crate::sanitize::{code_span, fence, md_inline, md_text};
     if !summary.trim().is_empty() {
-        body.push_str(&md_text(summary.trim()));
+        body.push_str(&md_text(&red.clean(summary.trim())));
         body.push_str("\n\n");
     }
     body.push_str(&format!(
@@ -103,18 +107,18 @@ pub fn for_incident(i: &IncidentRow, summary: &str, file_name: &str) -> Notifica
         code_span(&i.source)
     ));
     if let Some(e) = i.samples.first() {
-        let first: String = e.lines().take(12).collect::<Vec<_>>().join("\n");
+        let first: String = red.clean(e).lines().take(12).collect::<Vec<_>>().join("\n");
         let first = cap(&first, 1500);
         let f = fence(&first);
         body.push_str(&format!("\n{f}\n{first}\n{f}\n"));
     }
     body.push_str(&format!("\nIncident #{} · {file_name}", i.id));
     Notification {
-        title: match i.regression_of {
+        title: red.clean(&match i.regression_of {
             Some(of) => format!("[{}] Regression of #{of}: {}", i.host, i.title),
             None => format!("[{}] {}", i.host, i.title),
-        },
-        body: cap(&body, MAX_BODY),
+        }),
+        body: cap(&red.clean(&body), MAX_BODY),
         priority: priority(&i.severity),
         tags: format!("{},{}", tags(&i.severity), i.severity),
     }
@@ -205,7 +209,7 @@ mod tests {
             title: "t".into(),
             ..Default::default()
         };
-        let n = for_incident(&i, "", "f.md");
+        let n = for_incident(&i, "", "f.md", &crate::redact::Redactor::default());
         let f = crate::sanitize::fence(&i.samples[0]);
         assert!(f.len() > 3);
         assert!(n.body.contains(&format!("{f}\nboom ```")), "{}", n.body);

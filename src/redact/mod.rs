@@ -3,33 +3,57 @@
 //!
 //! Everything logwarden sends away goes through a [`Redactor`]: the investigator's
 //! prompt (and the results of its tools), the ntfy message, and by default the
-//! incident file. Built-in rules cover the common credential formats (Anthropic,
-//! OpenAI, AWS, GitHub, GitLab, Slack, Stripe and Google keys, JWTs, bearer tokens,
-//! passwords in URLs, `password=`/`secret=`/`token=`/`api_key=` pairs in text and
-//! JSON, PEM private key blocks); the config adds its own regexes under `[redact]`.
+//! incident file. The passes, in order:
+//!
+//! 1. loguru `diagnose=True` dumps ([`dump`]): a value drawn under a variable whose
+//!    name says secret (done first: it reads the source line's columns as logged);
+//! 2. PEM and PGP private key blocks, whole, `\n`-escaped or cut short;
+//! 3. shapes: provider keys (Anthropic, OpenAI, AWS, GitHub, GitLab, Slack, Stripe,
+//!    Google, SendGrid, npm, Twilio, ...), JWTs, bearer/basic credentials, passwords
+//!    in URLs (also URL-encoded), webhook URLs, card numbers (Luhn-checked);
+//! 4. values next to secret-like names ([`pairs`]): always for names that are
+//!    secrets, when the value looks generated ([`entropy`]) for names that hint;
+//! 5. the config's own regexes under `[redact]`.
 //!
 //! The rules lean towards redacting too much: a placeholder in the evidence costs a
-//! little context, a leaked key costs a rotation.
+//! little context, a leaked key costs a rotation. Text is redacted whole, *then*
+//! cut: a secret cut in half no longer has the shape that finds it. Where text must
+//! be cut before it can be redacted (a record too long to keep), [`cut_point`]
+//! keeps the cut off the middle of a token.
 
 use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
 
+mod dump;
+pub mod entropy;
+mod pairs;
+
 /// The prefix of every placeholder.
 pub const PLACEHOLDER: &str = "[REDACTED:";
 
 /// A built-in rule: a regex and the kind of secret it finds. When the regex has a
-/// group named `v`, only that group is replaced; else the whole match is.
+/// group named `v`, only that group is replaced; else the whole match is. `check`
+/// can refuse a match (a card number failing Luhn).
 struct Rule {
     kind: &'static str,
     re: Regex,
+    check: Option<Check>,
 }
 
 fn rule(kind: &'static str, re: &str) -> Rule {
     Rule {
         kind,
         re: Regex::new(re).expect("built-in redaction regex compiles"),
+        check: None,
+    }
+}
+
+fn checked(kind: &'static str, re: &str, check: Check) -> Rule {
+    Rule {
+        check: Some(check),
+        ..rule(kind, re)
     }
 }
 
@@ -51,15 +75,32 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule("aws-key", r"\b(?:AKIA|ASIA|AROA|AIDA)[0-9A-Z]{16}\b"),
         rule(
             "aws-secret",
-            r#"(?i)aws_?secret(?:_access)?(?:_key)?["']?\s*[:=]\s*["']?(?P<v>[A-Za-z0-9/+=]{40})"#,
+            r#"(?i)aws_?secret(?:_access)?(?:_key)?\\?["']?\s*[:=]\s*\\?["']?(?P<v>[A-Za-z0-9/+=]{40})"#,
         ),
         rule(
             "github-token",
             r"\b(?:(?:ghp|gho|ghu|ghs|ghr)_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})",
         ),
         rule("gitlab-token", r"\bglpat-[A-Za-z0-9_-]{20,}"),
-        rule("slack-token", r"\bxox[abprs]-[A-Za-z0-9-]{10,}"),
-        rule("google-api-key", r"\bAIza[0-9A-Za-z_-]{35}"),
+        rule("slack-token", r"\bxox[abprse]-[A-Za-z0-9-]{10,}"),
+        // 35 characters after the prefix; fewer still count (a key cut short).
+        rule("google-api-key", r"\bAIza[0-9A-Za-z_-]{20,}"),
+        rule(
+            "sendgrid-key",
+            r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}",
+        ),
+        rule("npm-token", r"\bnpm_[A-Za-z0-9]{30,}"),
+        rule(
+            "api-key",
+            r"\b(?:whsec|shp(?:at|ss|ca|pa)|dop_v1|doo_v1|dor_v1|hf|glsa|lin_api|pscale_tkn|pscale_pw|sq0csp|sq0atp|xapp|pypi)[_-][A-Za-z0-9_-]{20,}|\bkey-[0-9a-f]{32}\b|\b[0-9a-f]{32}-us[0-9]{1,2}\b|\bAGE-SECRET-KEY-1[0-9A-Z]{50,}",
+        ),
+        // Twilio: an API key SID is a key; the 32-hex auth token is told by what
+        // stands before it (the account SID `AC…`, `twilio`, `auth`).
+        rule("twilio-key", r"\bSK[0-9a-fA-F]{32}\b"),
+        rule(
+            "twilio-token",
+            r"(?i:twilio|auth|\bAC[0-9a-f]{32}\b)[^\n]{0,80}?\b(?P<v>[0-9a-fA-F]{32})\b",
+        ),
         rule(
             "bearer-token",
             r"(?i)\b(?:bearer|token)\s+(?P<v>[A-Za-z0-9._~+/=-]{12,})",
@@ -68,21 +109,86 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             "basic-auth",
             r"(?i)\bbasic\s+(?P<v>[A-Za-z0-9+/]{12,}={0,2})",
         ),
+        // The password runs to the *last* `@` of the URL: passwords hold `/` and
+        // `@` unencoded often enough; the user may be empty (`redis://:pw@host`).
         rule(
             "url-password",
-            r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+:(?P<v>[^\s@/]+)@",
+            r#"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@'"<>]*:(?P<v>[^\s'"<>`]+)@"#,
+        ),
+        rule(
+            "url-password",
+            r#"(?i)%3A%2F%2F[A-Za-z0-9._~!$()*+,;-]*%3A(?P<v>[^\s'"<>&]+)%40"#,
+        ),
+        // Webhook URLs are their own secret: everything after the known prefix.
+        rule(
+            "webhook",
+            r#"(?i)\bhttps?://(?:hooks\.slack\.com/(?:services|workflows|triggers)/|(?:[\w-]+\.)?discord(?:app)?\.com/api(?:/v\d+)?/webhooks/|[\w.-]*webhook\.office\.com/|hooks\.zapier\.com/hooks/catch/|chat\.googleapis\.com/v1/spaces/|maker\.ifttt\.com/trigger/)(?P<v>[^\s"'<>\\)\]`]+)"#,
+        ),
+        // …and generic `/webhook/<secret>` paths when a segment looks like one
+        // (`/webhooks/stripe` is an endpoint, not a secret).
+        checked(
+            "webhook",
+            r#"(?i)/(?:webhooks?|hooks?|webhookb2)/(?P<v>[^\s"'<>\\?#)\]`]+)"#,
+            |_, v, _| v.split('/').any(secretish_segment),
+        ),
+        checked(
+            "card-number",
+            r"\b[2-6][0-9]{12,18}\b|\b[2-6][0-9]{3}(?:[ -][0-9]{4,6}){2}(?:[ -][0-9]{1,6}){0,2}\b",
+            card_number,
         ),
     ]
 });
 
-/// `name=value`, `name: value`, `"name": "value"` (also with Python-escaped quotes)
-/// where the name says it holds a secret.
-static PAIR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r#"(?i)(?P<name>\b[\w-]*?(?:password|passwd|passphrase|secret|token|api[_-]?key|apikey|private[_-]?key|credentials?)(?:[_-](?:key|access[_-]key))?)\\?["']?\s*(?:=|:)\s*(?P<v>\\?"(?:[^"\\]|\\[^"])*\\?"|'[^']*'|[^\s,;&'"}\])]+)"#,
-    )
-    .expect("pair regex compiles")
-});
+/// A URL path segment that reads like a token: random, or letters and digits mixed.
+fn secretish_segment(seg: &str) -> bool {
+    let digits = seg.chars().filter(char::is_ascii_digit).count();
+    let letters = seg.chars().filter(char::is_ascii_alphabetic).count();
+    entropy::looks_random(seg)
+        || (seg.len() >= 8 && digits >= 2 && letters >= 2 && !seg.contains('.'))
+        || (seg.len() >= 16 && digits == seg.len())
+}
+
+/// A payment card number: 13 to 19 digits, one kind of separator in groups of 4
+/// to 6 (the last shorter), passing Luhn, not the tail of a decimal number.
+fn card_number(text: &str, m: &str, at: usize) -> bool {
+    // `0.4111111111111111` is a float's fraction; `1,4111…` a list of numbers.
+    if text[..at].ends_with('.') || text[..at].ends_with(',') {
+        return false;
+    }
+    let digits: Vec<u32> = m.chars().filter_map(|c| c.to_digit(10)).collect();
+    if !(13..=19).contains(&digits.len()) {
+        return false;
+    }
+    let seps: Vec<char> = m.chars().filter(|c| !c.is_ascii_digit()).collect();
+    if let Some(&first) = seps.first() {
+        if seps.iter().any(|&c| c != first) {
+            return false;
+        }
+        let groups: Vec<&str> = m.split(first).collect();
+        let (last, body) = groups.split_last().expect("split gives one");
+        if body.iter().any(|g| !(4..=6).contains(&g.len())) || last.is_empty() || last.len() > 6 {
+            return false;
+        }
+    }
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 1 {
+                let d2 = d * 2;
+                if d2 > 9 {
+                    d2 - 9
+                } else {
+                    d2
+                }
+            } else {
+                d
+            }
+        })
+        .sum();
+    sum.is_multiple_of(10)
+}
 
 const PEM_BEGIN: &str = "-----BEGIN ";
 const PEM_END: &str = "-----END ";
@@ -107,17 +213,23 @@ impl Redactor {
 
     /// The text with every secret found replaced by `[REDACTED:<kind>]`.
     pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
-        let mut out: Cow<'a, str> = redact_pem(text);
+        let mut out: Cow<'a, str> = match dump::redact(text) {
+            Some(s) => Cow::Owned(s),
+            None => Cow::Borrowed(text),
+        };
+        if let Cow::Owned(s) = redact_pem(&out) {
+            out = Cow::Owned(s);
+        }
         for r in BUILTIN.iter() {
-            if let Cow::Owned(s) = replace(&r.re, &out, r.kind) {
+            if let Cow::Owned(s) = replace(&r.re, r.check, &out, r.kind) {
                 out = Cow::Owned(s);
             }
         }
-        if let Cow::Owned(s) = replace_pairs(&out) {
+        if let Some(s) = pairs::redact(&out) {
             out = Cow::Owned(s);
         }
         for r in &self.user {
-            if let Cow::Owned(s) = replace(&r.re, &out, &r.name) {
+            if let Cow::Owned(s) = replace(&r.re, None, &out, &r.name) {
                 out = Cow::Owned(s);
             }
         }
@@ -128,75 +240,87 @@ impl Redactor {
     pub fn clean(&self, text: &str) -> String {
         self.redact(text).into_owned()
     }
+
+    /// The text redacted, then cut to at most `max` characters (a cut never
+    /// lands inside a placeholder). For titles and short excerpts.
+    pub fn clean_chars(&self, text: &str, max: usize) -> String {
+        let clean = self.redact(text);
+        if clean.chars().count() <= max {
+            return clean.into_owned();
+        }
+        let mut end = clean
+            .char_indices()
+            .nth(max)
+            .map(|(i, _)| i)
+            .unwrap_or(clean.len());
+        if let Some(open) = clean[..end].rfind('[') {
+            if clean[open..].starts_with(PLACEHOLDER) && !clean[open..end].contains(']') {
+                end = open;
+            }
+        }
+        clean[..end].to_string()
+    }
+}
+
+/// Where to cut `text` to keep at most `max` bytes without splitting a token:
+/// a secret cut in half loses the shape that would find it, so the partial
+/// token is left out (back to the last space or punctuation). A text that is
+/// one giant token is cut at `max` all the same.
+pub fn cut_point(text: &str, max: usize) -> usize {
+    if text.len() <= max {
+        return text.len();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let token = |c: char| c.is_alphanumeric() || "+/=_-.~%".contains(c);
+    let after = text[end..].chars().next();
+    if !after.is_some_and(token) {
+        return end;
+    }
+    match text[..end].rfind(|c: char| !token(c)) {
+        Some(i) if i > 0 => i + text[i..].chars().next().map_or(1, char::len_utf8),
+        _ => end,
+    }
 }
 
 fn placeholder(kind: &str) -> String {
     format!("{PLACEHOLDER}{kind}]")
 }
 
-fn replace<'a>(re: &Regex, text: &'a str, kind: &str) -> Cow<'a, str> {
-    re.replace_all(text, |c: &Captures| match c.name("v") {
-        Some(v) => {
-            let whole = c.get(0).expect("group 0");
-            let start = v.start() - whole.start();
-            let end = v.end() - whole.start();
-            let s = whole.as_str();
-            format!("{}{}{}", &s[..start], placeholder(kind), &s[end..])
-        }
-        None => placeholder(kind),
-    })
-}
+/// A type for [`Rule::check`].
+type Check = fn(&str, &str, usize) -> bool;
 
-fn replace_pairs(text: &str) -> Cow<'_, str> {
-    PAIR.replace_all(text, |c: &Captures| {
+fn replace<'a>(re: &Regex, check: Option<Check>, text: &'a str, kind: &str) -> Cow<'a, str> {
+    let mut changed = false;
+    let out = re.replace_all(text, |c: &Captures| {
         let whole = c.get(0).expect("group 0");
-        let v = c.name("v").expect("value group");
-        let name = c["name"].to_ascii_lowercase();
-        let inner = v
-            .as_str()
-            .trim_start_matches('\\')
-            .trim_matches(|ch| ch == '"' || ch == '\'' || ch == '\\');
-        let harmless = inner.is_empty()
-            || inner.starts_with(PLACEHOLDER)
-            || matches!(
-                inner.to_ascii_lowercase().as_str(),
-                "none" | "null" | "true" | "false" | "***" | "<redacted>" | "redacted"
-            );
-        if harmless {
+        let target = c.name("v").unwrap_or(whole);
+        if target.as_str().starts_with(PLACEHOLDER) {
             return whole.as_str().to_string();
         }
-        let kind = if name.contains("pass") {
-            "password"
-        } else if name.contains("secret") {
-            "secret"
-        } else if name.contains("private") {
-            "private-key"
-        } else if name.contains("token") {
-            "token"
-        } else if name.contains("cred") {
-            "credentials"
-        } else {
-            "api-key"
-        };
-        // Keep the quotes around the value so JSON stays JSON.
-        let raw = v.as_str();
-        let (open, close) = if raw.starts_with("\\\"") {
-            ("\\\"", "\\\"")
-        } else if raw.starts_with('"') {
-            ("\"", "\"")
-        } else if raw.starts_with('\'') {
-            ("'", "'")
-        } else {
-            ("", "")
-        };
+        if let Some(check) = check {
+            if !check(text, target.as_str(), target.start()) {
+                return whole.as_str().to_string();
+            }
+        }
+        changed = true;
         let s = whole.as_str();
-        let start = v.start() - whole.start();
-        format!("{}{open}{}{close}", &s[..start], placeholder(kind))
-    })
+        let start = target.start() - whole.start();
+        let end = target.end() - whole.start();
+        format!("{}{}{}", &s[..start], placeholder(kind), &s[end..])
+    });
+    if changed {
+        Cow::Owned(out.into_owned())
+    } else {
+        Cow::Borrowed(text)
+    }
 }
 
-/// PEM private key blocks, multi-line, also with `\n` escapes (a repr in a log line).
-/// A block cut short (no END line) is redacted to the end of its base64 run.
+/// PEM and PGP private key blocks, multi-line, also with `\n` escapes (a repr in a
+/// log line): through the matching END line whatever is between; a block cut
+/// short (no END line) is redacted to the end of its base64 run.
 fn redact_pem(text: &str) -> Cow<'_, str> {
     if !text.contains(PEM_BEGIN) {
         return Cow::Borrowed(text);
@@ -206,12 +330,8 @@ fn redact_pem(text: &str) -> Cow<'_, str> {
     while let Some(b) = rest.find(PEM_BEGIN) {
         let after_begin = &rest[b + PEM_BEGIN.len()..];
         let label_end = after_begin.find("-----");
-        let is_private = label_end
-            .map(|e| {
-                let label = &after_begin[..e];
-                label.ends_with("PRIVATE KEY") && label.len() < 40
-            })
-            .unwrap_or(false);
+        let label = label_end.map(|e| &after_begin[..e]).unwrap_or("");
+        let is_private = label_end.is_some() && label.contains("PRIVATE KEY") && label.len() < 40;
         if !is_private {
             out.push_str(&rest[..b + PEM_BEGIN.len()]);
             rest = after_begin;
@@ -220,21 +340,25 @@ fn redact_pem(text: &str) -> Cow<'_, str> {
         out.push_str(&rest[..b]);
         out.push_str(&placeholder("private-key"));
         let body = &after_begin[label_end.expect("checked") + 5..];
-        let end = match body.find(PEM_END) {
-            Some(e) if body[..e].chars().all(pem_body_char) => {
-                let tail = &body[e + PEM_END.len()..];
-                let close = tail
-                    .find("-----")
-                    .map(|c| c + 5)
-                    .filter(|c| *c < 60)
-                    .unwrap_or(0);
-                e + PEM_END.len() + close
-            }
-            _ => body
-                .char_indices()
-                .find(|(_, ch)| !pem_body_char(*ch))
-                .map(|(i, _)| i)
-                .unwrap_or(body.len()),
+        let matching_end = format!("{PEM_END}{label}-----");
+        let end = match body.find(&matching_end) {
+            Some(e) => e + matching_end.len(),
+            None => match body.find(PEM_END) {
+                Some(e) if body[..e].chars().all(pem_body_char) => {
+                    let tail = &body[e + PEM_END.len()..];
+                    let close = tail
+                        .find("-----")
+                        .map(|c| c + 5)
+                        .filter(|c| *c < 60)
+                        .unwrap_or(0);
+                    e + PEM_END.len() + close
+                }
+                _ => body
+                    .char_indices()
+                    .find(|(_, ch)| !pem_body_char(*ch))
+                    .map(|(i, _)| i)
+                    .unwrap_or(body.len()),
+            },
         };
         rest = &body[end..];
     }
@@ -244,7 +368,7 @@ fn redact_pem(text: &str) -> Cow<'_, str> {
 
 fn pem_body_char(c: char) -> bool {
     c.is_ascii_alphanumeric()
-        || matches!(c, '+' | '/' | '=' | '\\' | ':' | '-' | ',')
+        || matches!(c, '+' | '/' | '=' | '\\' | ':' | '-' | ',' | '.')
         || c.is_whitespace()
 }
 
@@ -358,5 +482,305 @@ mod tests {
         );
         let plain = "ZeroDivisionError: division by zero in job 42";
         assert!(matches!(red.redact(plain), Cow::Borrowed(_)));
+    }
+    /// Every case: the secret is gone, and (when given) the placeholder kind shows.
+    fn gone(cases: &[(&str, &str, &str)]) {
+        for (text, secret, kind) in cases {
+            let got = r(text);
+            assert!(!got.contains(secret), "{text}\n  → {got}\n  leaks {secret}");
+            assert!(
+                got.contains(&format!("[REDACTED:{kind}]")),
+                "{text}\n  → {got}\n  no {kind}"
+            );
+        }
+    }
+
+    fn kept(cases: &[&str]) {
+        for text in cases {
+            assert_eq!(r(text), *text, "redacted what is not a secret");
+        }
+    }
+
+    #[test]
+    fn webhook_urls() {
+        gone(&[
+            ("post to https://hooks.slack.com/services/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 failed", "kQ8vN2xLp4Rz7Wm3Ty6Hs9Bd", "webhook"),
+            (r#"{"url": "https://discord.com/api/webhooks/112233445566778899/aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3xY5zA7bC9dE1fG3hI5jK7lM9nO1pQ3rS5tU7"}"#, "aB3dE5fG7hI9jK1lM3nO5pQ7", "webhook"),
+            ("https://discordapp.com/api/webhooks/998877665544/Zz9Yy8Xx7Ww6Vv5Uu4 timeout", "Zz9Yy8Xx7Ww6Vv5Uu4", "webhook"),
+            ("POST /webhook/f3Kq9XzL2mWp7RtY returned 500", "f3Kq9XzL2mWp7RtY", "webhook"),
+            ("callback https://api.example.com/hooks/incoming/8d7f6e5a4b3c2d1e0f9a8b7c6d5e4f3a", "8d7f6e5a4b3c2d1e0f9a8b7c6d5e4f3a", "webhook"),
+            ("teams https://acme.webhook.office.com/webhookb2/0a1b2c3d-aaaa@bbbb/IncomingWebhook/77ee/ffff", "IncomingWebhook/77ee", "webhook"),
+        ]);
+        kept(&[
+            "POST /api/webhooks/stripe returned 500",
+            "see /hooks/pre-commit",
+        ]);
+    }
+
+    #[test]
+    fn twilio_sendgrid_npm() {
+        gone(&[
+            ("twilio auth_token=9f8e7d6c5b4a39281716a5b4c3d2e1f0", "9f8e7d6c5b4a39281716a5b4c3d2e1f0", "twilio-token"),
+            ("TWILIO_AUTH_TOKEN: '9f8e7d6c5b4a39281716a5b4c3d2e1f0'", "9f8e7d6c5b4a39281716a5b4c3d2e1f0", "twilio-token"),
+            ("Client('AC0123456789abcdef0123456789abcdef', '1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d')", "1a2b3c4d5e6f7a8b9c0d1e2f3a4b5c6d", "twilio-token"),
+            ("Twilio rejected credentials 0f1e2d3c4b5a69788796a5b4c3d2e1f0 for sub-account", "0f1e2d3c4b5a69788796a5b4c3d2e1f0", "twilio-token"),
+            ("using SK0123456789abcdef0123456789abcdef", "SK0123456789abcdef0123456789abcdef", "twilio-key"),
+            ("sendgrid 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 failed", "SG.aB3dE5fG7hI9jK1lM3nO5p", "sendgrid-key"),
+            ("registry auth npm_Ab3De5Fg7Hi9Jk1Lm3No5Pq7Rs9Tu1Vw3Xy5Z rejected", "npm_Ab3De5Fg7Hi9Jk1Lm3No5Pq7Rs9Tu1Vw3Xy5Z", "npm-token"),
+        ]);
+        // The account SID is an id: it stays.
+        assert!(r("account AC0123456789abcdef0123456789abcdef suspended")
+            .contains("AC0123456789abcdef0123456789abcdef"));
+    }
+
+    #[test]
+    fn dsn_passwords_with_slashes_at_signs_and_no_user() {
+        assert_eq!(
+            r("connect postgres://user:pa/ss@w@rd@db.internal:5432/app failed"),
+            "connect postgres://user:[REDACTED:url-password]@db.internal:5432/app failed"
+        );
+        assert_eq!(
+            r("redis://:Rf9pW2kq@cache:6379/0 down"),
+            "redis://:[REDACTED:url-password]@cache:6379/0 down"
+        );
+        gone(&[
+            (
+                r#"{"dsn": "mysql://root:x/y@z@10.0.0.4/db"}"#,
+                "x/y@z",
+                "url-password",
+            ),
+            (
+                r#"cfg={\"url\": \"amqp://guest:g!@st#pw@rabbit:5672/\"}"#,
+                "g!@st#pw",
+                "url-password",
+            ),
+            (
+                "dsn=postgresql%3A%2F%2Fapp%3Ap%40ss%2Fw0rd%40db%2Fapp",
+                "p%40ss%2Fw0rd",
+                "url-password",
+            ),
+        ]);
+    }
+
+    #[test]
+    fn cookies_and_sessions() {
+        gone(&[
+            ("Cookie: sessionid=q8w7e6r5t4y3; remember_me=zx81spectrum48k; theme=dark", "zx81spectrum48k", "cookie"),
+            ("Set-Cookie: session=.eJwlzjEOwzAIAMC_MHewDaHNaxDYkHZJLCWVqv69kbrfcB-Q; HttpOnly; Path=/", ".eJwlzjEOwzAIAMC_MHewDaHNaxDYkHZJLCWVqv69kbrfcB", "cookie"),
+            ("django sessionid=8h2k4m6n8p0r2t4v6x8z0b2d4f6h8j0l expired", "8h2k4m6n8p0r2t4v6x8z0b2d4f6h8j0l", "session"),
+            (r#"{'Cookie': 'csrftoken=abc; sessionid=Qw3Er5Ty7Ui9Op1'}"#, "Qw3Er5Ty7Ui9Op1", "cookie"),
+            ("flask session=eyJ1c2VyX2lkIjo0Mn0.ZxYz1A.Kq8vN2xLp4Rz7Wm3Ty6Hs9Bd4Fg dropped", "ZxYz1A.Kq8vN2xLp4Rz7Wm3Ty6Hs9Bd4Fg", "session"),
+        ]);
+        kept(&[
+            "session: <sqlalchemy.orm.session.Session object at 0x7f00aa>",
+            "session=closed",
+        ]);
+    }
+
+    #[test]
+    fn pgp_and_gcp_service_account_keys() {
+        let pgp = "key: -----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\nComment: https://gnupg.org\n\nlQOYBF9xK2cBCADq7v\n=Xq4B\n-----END PGP PRIVATE KEY BLOCK-----\nnext";
+        assert_eq!(r(pgp), "key: [REDACTED:private-key]\nnext");
+        let escaped = r"armored='-----BEGIN PGP PRIVATE KEY BLOCK-----\nComment: a.b\n\nlQOYBF9xK2cB\n-----END PGP PRIVATE KEY BLOCK-----'";
+        assert_eq!(r(escaped), "armored='[REDACTED:private-key]'");
+        gone(&[(
+            r#"{"type": "service_account", "project_id": "acme-prod", "private_key_id": "4f2a9c1e7b3d8a6f5e0c2b9d7a1f3e8c6b4d2a0f", "client_id": "104857300012345678901"}"#,
+            "4f2a9c1e7b3d8a6f5e0c2b9d7a1f3e8c6b4d2a0f",
+            "private-key",
+        )]);
+        assert!(
+            r(r#"{"project_id": "acme-prod", "client_id": "104857300012345678901"}"#)
+                .contains("104857300012345678901")
+        );
+    }
+
+    #[test]
+    fn card_numbers_checked_with_luhn() {
+        gone(&[
+            (
+                "charge 4111111111111111 declined",
+                "4111111111111111",
+                "card-number",
+            ),
+            (
+                "card 4242 4242 4242 4242 exp 12/29",
+                "4242 4242 4242 4242",
+                "card-number",
+            ),
+            (
+                "cards 4539148803436467 5200828282828210",
+                "4539148803436467",
+                "card-number",
+            ),
+            (
+                "cards 4539148803436467 5200828282828210",
+                "5200828282828210",
+                "card-number",
+            ),
+            (
+                "amex 3782-822463-10005 refused",
+                "3782-822463-10005",
+                "card-number",
+            ),
+            (
+                r#"{"pan": "5555555555554444"}"#,
+                "5555555555554444",
+                "card-number",
+            ),
+        ]);
+        kept(&[
+            "order 4111111111111112 shipped",
+            "order 4242-4242-4242-4241 refunded",
+            "ts 1796033091234 elapsed 0.4111111111111111",
+            "took 2026 11 22 10 04 51",
+        ]);
+    }
+
+    #[test]
+    fn presigned_url_signatures() {
+        gone(&[
+            ("GET https://b.s3.amazonaws.com/o.png?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20261122T100000Z&X-Amz-Signature=9f3c2a1b8e7d6c5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f 403", "9f3c2a1b8e7d6c5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f", "signature"),
+            ("https://acct.blob.core.windows.net/c/f?sv=2022-11-02&sr=b&sig=Xk2%2Bq9LmN3pR8sT4wZ7vB1cD5fG6hJ0k%3D expired", "Xk2%2Bq9LmN3pR8sT4wZ7vB1cD5fG6hJ0k", "signature"),
+            ("https://d1.cloudfront.net/v.mp4?Expires=1796033091&Signature=Kq8vN2xLp4Rz7Wm3Ty6Hs9Bd4Fg~Xc1Vb5Nm7Qw-&Key-Pair-Id=K2JCJMDEHXQW5F", "Kq8vN2xLp4Rz7Wm3Ty6Hs9Bd4Fg", "signature"),
+            ("gcs ?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Signature=5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f9f3c2a1b8e7d6c5f4a3b2c1d0e9f8a7b6c", "5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f9f", "signature"),
+        ]);
+        // logwarden's own 16-hex signatures stay readable.
+        kept(&[
+            "signature: \"b3ef29b2fb4511f4\"",
+            "- Signature: b3ef29b2fb4511f4",
+            "invalid signature: expected v1",
+        ]);
+    }
+
+    #[test]
+    fn multi_word_and_quoted_passwords() {
+        assert_eq!(
+            r("password: correct horse battery staple"),
+            "password: [REDACTED:password]"
+        );
+        assert_eq!(
+            r("login failed password=correct horse battery staple user=bob"),
+            "login failed password=[REDACTED:password] user=bob"
+        );
+        gone(&[
+            (r#"{\"password\": \"two words\"}"#, "two words", "password"),
+            ("kwargs {'passwd': 'it''s'}", "it''s", "password"),
+            ("DB_PASS=pa,ss;wd", "pa,ss;wd", "password"),
+            (
+                "form body user=bob&password=p%40ss%2Fw0rd&next=/",
+                "p%40ss%2Fw0rd",
+                "password",
+            ),
+            (
+                "query password%3Dhunter2%26user%3Dbob",
+                "hunter2",
+                "password",
+            ),
+            (
+                "run psql --password Tr0ub4dor3 -h db",
+                "Tr0ub4dor3",
+                "password",
+            ),
+            (
+                r#"headers {"X-Api-Key": "k9Lm3Np7Rt1Vx5Zb"}"#,
+                "k9Lm3Np7Rt1Vx5Zb",
+                "api-key",
+            ),
+            ("pw = b'hunter2'", "hunter2", "password"),
+            (
+                "\"credentials\": {\"user\": \"svc\", \"pin\": \"8841\"}",
+                "8841",
+                "credentials",
+            ),
+        ]);
+        kept(&[
+            "max_tokens=4096 token=None password=***",
+            "user=bob attempts=3",
+        ]);
+    }
+
+    #[test]
+    fn entropy_next_to_secret_like_names_only() {
+        use entropy::{looks_random, shannon};
+        assert!(shannon("aaaa") < 0.1);
+        assert!(shannon("q8Vn3kR7tY2wZ5xC9bM1") > 4.0);
+        assert!(looks_random("q8Vn3kR7tY2wZ5xC9bM1nL4p"));
+        assert!(looks_random("4f2a9c1e7b3d8a6f5e0c2b9d7a1f3e8c6b4d2a0f"));
+        for word in [
+            "ConnectionRefusedError",
+            "correcthorsebatterystaple",
+            "b3ef29b2fb4511f4",
+            "2026-11-22T10:00:01",
+            "aaaaaaaaaaaaaaaaaaaaaaaa1",
+        ] {
+            assert!(!looks_random(word), "{word}");
+        }
+        // An unknown shape next to a hinting name goes…
+        gone(&[
+            (
+                "upload_key=Zq8Xw2Lm4Np6Rt8Vy0Bc3Df5",
+                "Zq8Xw2Lm4Np6Rt8Vy0Bc3Df5",
+                "key",
+            ),
+            (
+                r#"{"auth": "Hm4Kq9Xz2Lw7Pv3Rt8Ny"}"#,
+                "Hm4Kq9Xz2Lw7Pv3Rt8Ny",
+                "auth",
+            ),
+            (
+                "x-hmac: 7c1e9a3f5b2d8e4c6a0f1b3d5e7a9c2f4b6d8e0a",
+                "7c1e9a3f5b2d8e4c6a0f1b3d5e7a9c2f4b6d8e0a",
+                "signature",
+            ),
+        ]);
+        // …ordinary values next to it, and random ones in ordinary context, stay.
+        kept(&[
+            "cache_key=user:42:profile auth=ok",
+            "deploy 9fceb02d0ae598e95dc970b74767f19372d61af8 by ann",
+            "request 550e8400-e29b-41d4-a716-446655440000 failed",
+            "upload_key=uploads/2026/11/report-final.png",
+        ]);
+    }
+
+    #[test]
+    fn loguru_diagnose_dumps_under_secret_names() {
+        let dump = "  File \"/srv/app/auth.py\", line 8, in login\n    return check(user, db_password) + cfg.api_key + n\n                 │     │              │   │         └ 3\n                 │     │              │   └ 'zzKq8Xw2Lm4Np6Rt8Vy0Bc3D'\n                 │     │              └ <app.Cfg object at 0x7faf7efebb10>\n                 │     └ 'hunter2 is long'\n                 └ 'bob'\n";
+        let got = r(dump);
+        assert!(!got.contains("hunter2 is long"), "{got}");
+        assert!(!got.contains("zzKq8Xw2Lm4Np6Rt8Vy0Bc3D"), "{got}");
+        assert!(got.contains("│     └ [REDACTED:password]\n"), "{got}");
+        assert!(got.contains("└ 'bob'"), "{got}");
+        assert!(
+            got.contains("└ <app.Cfg object at 0x7faf7efebb10>"),
+            "{got}"
+        );
+        assert!(got.contains("└ 3\n"), "{got}");
+        // Under a hinting name only when random.
+        let hint = "    sign(session, body)\n         │        └ 'plain text body'\n         └ 'Kq8vN2xLp4Rz7Wm3Ty6Hs9Bd'\n";
+        let got = r(hint);
+        assert!(!got.contains("Kq8vN2xLp4Rz7Wm3Ty6Hs9Bd"), "{got}");
+        assert!(got.contains("'plain text body'"), "{got}");
+    }
+
+    #[test]
+    fn redaction_is_idempotent_and_cuts_skip_tokens() {
+        let text = "password=hunter2, key AIzaSyD8fK2mP9qL4vR7tX1wZ3cB6nJ0hG5sE2a ok";
+        let once = r(text);
+        assert_eq!(r(&once), once);
+        // A cut inside the key leaves the whole key out.
+        let at = text.find("AIza").unwrap() + 10;
+        assert_eq!(&text[..cut_point(text, at)], "password=hunter2, key ");
+        assert_eq!(cut_point(text, 5), 5, "one giant token is cut where asked");
+        assert_eq!(cut_point("ab cd", 10), 5);
+        // Redacted before the cut: the placeholder is never half there either.
+        let red = Redactor::default();
+        assert_eq!(
+            red.clean_chars(text, 40),
+            "password=[REDACTED:password], key "
+        );
+        assert_eq!(
+            red.clean_chars(text, 33),
+            "password=[REDACTED:password], key"
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use super::file::{ReadReport, SourceError};
-use super::loguru::{exception_type, split_traceback, MAX_RAW};
+use super::loguru::{exception_type, split_traceback};
 use super::{Checkpoint, Event, Level};
 use crate::config::{JournaldSource, SourceConfig, StartFrom};
 
@@ -100,7 +100,7 @@ fn flush(p: Pending, sink: &mut dyn FnMut(Event)) {
             };
         }
     }
-    e.raw = p.lines.join("\n").chars().take(MAX_RAW).collect();
+    e.raw = super::loguru::cut_raw(&p.lines.join("\n")).to_string();
     sink(e);
 }
 

@@ -118,12 +118,7 @@ impl RecordParser for JsonParser {
             (None, Some(line)) => (Some(exception_type(&line)), Some(line)),
             (None, None) => (None, None),
         };
-        let mut raw: String = parsed
-            .text
-            .trim_end()
-            .chars()
-            .take(super::loguru::MAX_RAW)
-            .collect();
+        let mut raw = super::loguru::cut_raw(parsed.text.trim_end()).to_string();
         if raw.is_empty() {
             raw = r.message.clone();
         }

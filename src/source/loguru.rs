@@ -12,6 +12,13 @@ use super::{Event, Level};
 
 /// The most of a record kept as its raw text.
 pub const MAX_RAW: usize = 16 * 1024;
+
+/// A record's text cut to [`MAX_RAW`] bytes, off the middle of a token: the
+/// record is redacted only when it leaves the host, and half a secret no longer
+/// has the shape that finds it.
+pub fn cut_raw(text: &str) -> &str {
+    &text[..crate::redact::cut_point(text, MAX_RAW)]
+}
 /// The most continuation lines kept for one record (the rest are counted).
 pub const MAX_RECORD_LINES: usize = 400;
 
@@ -418,10 +425,7 @@ impl RecordAssembler {
             raw.push_str(l);
         }
         if raw.len() > MAX_RAW {
-            let mut cut = MAX_RAW;
-            while !raw.is_char_boundary(cut) {
-                cut -= 1;
-            }
+            let cut = cut_raw(&raw).len();
             raw.truncate(cut);
             raw.push_str("\n[… record cut]");
         }

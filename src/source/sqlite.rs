@@ -321,7 +321,7 @@ pub fn read(
                 }
                 raw.push_str(&format!("\nextra: {x}"));
             }
-            e.raw = raw.chars().take(super::loguru::MAX_RAW).collect();
+            e.raw = super::loguru::cut_raw(&raw).to_string();
             sink(e);
         }
         Ok(())

@@ -77,10 +77,14 @@ impl Store {
     }
 
     /// Incidents with the same signature, or linked as regression, or from the same run.
+    /// The incidents a page links to: the same signature's other incidents and the
+    /// regression links both ways. Incidents that merely opened in the same run are
+    /// not related (a bad deploy opens hundreds at once: listing them on every page
+    /// was noise, and cost time quadratic in their number). Each term is indexed.
     pub fn related(&self, i: &IncidentRow) -> Result<Vec<IncidentRow>> {
         self.incidents_where(
-            "id != ?1 AND (signature = ?2 OR regression_of = ?1 OR id = ?3 OR (run_id = ?4 AND ?4 IS NOT NULL))",
-            params![i.id, i.signature, i.regression_of.unwrap_or(-1), i.run_id],
+            "id != ?1 AND (signature = ?2 OR regression_of = ?1 OR id = ?3)",
+            params![i.id, i.signature, i.regression_of.unwrap_or(-1)],
         )
     }
 

@@ -183,6 +183,22 @@ impl Store {
         Ok(Store { conn })
     }
 
+    /// Opens an existing database for reading only (no schema change, no write): for
+    /// `logwarden mcp`, which reads while a run holds the database.
+    pub fn open_read_only(path: &Path) -> Result<Store> {
+        let wrap = |err| StoreError::Sqlite {
+            path: path.display().to_string(),
+            err,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(wrap)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(wrap)?;
+        Ok(Store { conn })
+    }
+
     /// Starts a batch of writes that land together or not at all.
     pub fn batch(&mut self) -> Result<Batch<'_>> {
         Ok(Batch {

@@ -60,8 +60,8 @@ fn a_search_round_then_a_verdict() {
         assert_eq!(req.body["model"], "claude-test-1");
         assert_eq!(
             req.tools(),
-            vec!["search_events"],
-            "no scripts unless allowed"
+            vec!["search_events", "read_evidence", "read_source"],
+            "no scripts unless allowed, no git without deploy_repo"
         );
         assert!(req.body["system"]
             .as_str()
@@ -99,11 +99,18 @@ fn curated_scripts_run_and_others_are_refused() {
     let script = scripts.join("disk-usage");
     std::fs::write(
         &script,
-        "#!/bin/sh\necho \"disk usage for $1: 97% password=hunter2\"\n",
+        "#!/bin/sh\n# logwarden-args: arg DIR /[a-z]*\necho \"disk usage for $1: 97% password=hunter2\"\n",
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Executable but declaring no arguments: never offered, never run.
+    std::fs::write(scripts.join("undeclared"), "#!/bin/sh\necho ran\n").unwrap();
+    std::fs::set_permissions(
+        scripts.join("undeclared"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
     std::fs::write(scripts.join("notes.txt"), "not executable").unwrap();
     // scripts_dir must be absolute: rewrite the config with it.
     let cfg = t.read("logwarden.toml").replace(
@@ -134,12 +141,20 @@ fn curated_scripts_run_and_others_are_refused() {
     t.ok(&["run"]);
     let m = api.messages();
     assert_eq!(m.len(), 3);
-    assert_eq!(m[0].tools(), vec!["search_events", "run_script"]);
-    let offered = m[0].body["tools"][1]["input_schema"]["properties"]["name"]["enum"].clone();
+    assert_eq!(
+        m[0].tools(),
+        vec![
+            "search_events",
+            "read_evidence",
+            "read_source",
+            "run_script"
+        ]
+    );
+    let offered = m[0].body["tools"][3]["input_schema"]["properties"]["name"]["enum"].clone();
     assert_eq!(
         offered,
         json!(["disk-usage"]),
-        "only executable files are offered"
+        "only executable files that declare their arguments are offered"
     );
     let ran = m[1].body["messages"][2]["content"][0]["content"]
         .as_str()

@@ -65,7 +65,11 @@ fn a_verdict_is_parsed_into_the_incident() {
             .position(|a| a == f)
             .map(|i| argv[i + 1].clone())
     };
-    let prompt = flag("-p").expect("-p PROMPT");
+    assert!(
+        flag("-p").unwrap().starts_with("--"),
+        "the prompt is not an argument: {argv:?}"
+    );
+    let prompt = &claude_prompts(&t)[0];
     assert!(prompt.contains("ConnectionRefusedError"), "{prompt}");
     assert!(
         prompt.contains("untrusted"),
@@ -73,7 +77,31 @@ fn a_verdict_is_parsed_into_the_incident() {
     );
     assert_eq!(flag("--output-format").as_deref(), Some("json"));
     assert_eq!(flag("--model").as_deref(), Some("haiku"));
-    assert_eq!(flag("--tools").as_deref(), Some("Read,Grep,Glob"));
+    assert_eq!(flag("--tools").as_deref(), Some(""), "no built-in tool");
+    assert_eq!(flag("--allowedTools").as_deref(), Some("mcp__logwarden__*"));
+    assert!(argv.contains(&"--strict-mcp-config".to_string()));
+    assert!(!argv.contains(&"--add-dir".to_string()));
+    // The MCP server is logwarden itself, for this incident, with the prompt's nonce.
+    let mcp = &claude_mcp_configs(&t)[0]["mcpServers"]["logwarden"];
+    assert_eq!(mcp["type"], "stdio");
+    assert_eq!(
+        mcp["command"].as_str().unwrap(),
+        env!("CARGO_BIN_EXE_logwarden")
+    );
+    let args: Vec<&str> = mcp["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    assert_eq!(&args[..2], &["mcp", "--config"], "{args:?}");
+    assert!(args[2].ends_with("/logwarden.toml"), "{args:?}");
+    assert_eq!(&args[3..5], &["--incident", "1"], "{args:?}");
+    let nonce = args[args.iter().position(|a| *a == "--nonce").unwrap() + 1];
+    assert!(
+        prompt.contains(&format!("<<<LOG DATA {nonce}\n")),
+        "{prompt}"
+    );
     assert!(!argv
         .iter()
         .any(|a| a.contains("dangerously") || a.contains("bypassPermissions")));
@@ -81,6 +109,23 @@ fn a_verdict_is_parsed_into_the_incident() {
     assert!(
         cwd.contains("/state/claude-"),
         "runs in a scratch dir: {cwd}"
+    );
+    // HOME and the CLI's config folder are in the scratch dir, removed afterwards.
+    let env = std::fs::read_to_string(t.path("claude-calls/env-0")).unwrap();
+    let var = |k: &str| {
+        env.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(var("HOME"), format!("{}/home", cwd.trim()), "{env}");
+    assert_eq!(
+        var("CLAUDE_CONFIG_DIR"),
+        format!("{}/home/.claude", cwd.trim())
+    );
+    assert!(
+        !std::path::Path::new(cwd.trim()).exists(),
+        "the scratch dir is removed"
     );
 
     let m = ntfy.messages();
@@ -108,7 +153,8 @@ fn a_hanging_claude_is_killed_at_the_timeout() {
     let (t, ntfy) = setup("hang", "2s");
     let start = std::time::Instant::now();
     assert_not_diagnosed(&t, &ntfy, "timed out after 2s");
-    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    // The fake sleeps 600 s: well under that means it was killed, however busy the machine.
+    assert!(start.elapsed() < std::time::Duration::from_secs(300));
 }
 
 #[test]
@@ -138,16 +184,24 @@ fn a_missing_command_is_recorded() {
 #[test]
 fn injected_log_text_leaves_the_invocation_unchanged() {
     let verdict = r#"{"verdict": "noise", "severity": "info", "title": "t", "summary": "s", "root_cause": "r", "suggested_fix": "f", "confidence": 0.5}"#;
+    // The scratch dir's name and the nonce differ per call; compare the rest.
+    let scratch = regex::Regex::new(r"/state/claude-[A-Za-z0-9]+").unwrap();
+    let nonce = regex::Regex::new(r"\b[0-9a-f]{32}\b").unwrap();
     let argv_for = |log: &str| {
         let (t, _ntfy) = setup(&format!("ok:{verdict}"), "30s");
         t.write("app.log", log);
         t.ok(&["run"]);
-        let mut argv = claude_calls(&t).remove(0);
-        let p = argv.iter().position(|a| a == "-p").unwrap();
-        let prompt = argv.remove(p + 1);
-        // The scratch and log folders differ per test dir; compare the rest.
+        let argv = claude_calls(&t).remove(0);
+        let prompt = claude_prompts(&t).remove(0);
         let dir = t.dir.path().display().to_string();
-        let argv: Vec<String> = argv.iter().map(|a| a.replace(&dir, "<dir>")).collect();
+        let argv: Vec<String> = argv
+            .iter()
+            .map(|a| {
+                let a = a.replace(&dir, "<dir>");
+                let a = scratch.replace_all(&a, "/state/claude-X");
+                nonce.replace_all(&a, "<nonce>").into_owned()
+            })
+            .collect();
         (argv, prompt)
     };
     let (benign, _) = argv_for(ERROR_LOG);
@@ -164,20 +218,18 @@ fn injected_log_text_leaves_the_invocation_unchanged() {
             .position(|a| a == f)
             .map(|i| injected[i + 1].clone())
     };
-    assert_eq!(flag("--tools").as_deref(), Some("Read,Grep,Glob"));
-    assert!(
-        injected.iter().all(|a| a != "--allowedTools"),
-        "no Bash without allow_scripts"
-    );
+    assert_eq!(flag("--tools").as_deref(), Some(""));
+    assert_eq!(flag("--allowedTools").as_deref(), Some("mcp__logwarden__*"));
     assert!(!injected
         .iter()
         .any(|a| a.contains("dangerously") || a.contains("bypassPermissions")));
     assert!(injected.contains(&"--strict-mcp-config".to_string()));
     assert!(injected.contains(&"--max-budget-usd".to_string()));
+    assert!(injected.contains(&"--no-session-persistence".to_string()));
 }
 
 #[test]
-fn allowed_scripts_add_bash_for_those_scripts_only() {
+fn allowed_scripts_add_no_bash_to_the_cli() {
     let verdict = r#"{"verdict": "real", "severity": "info", "title": "t", "summary": "s", "root_cause": "r", "suggested_fix": "f", "confidence": 0.5}"#;
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();
@@ -185,8 +237,16 @@ fn allowed_scripts_add_bash_for_those_scripts_only() {
     let scripts = t.path("scripts");
     std::fs::create_dir_all(&scripts).unwrap();
     use std::os::unix::fs::PermissionsExt;
-    for name in ["disk-usage", "queue-depth"] {
-        std::fs::write(scripts.join(name), "#!/bin/sh\necho ok\n").unwrap();
+    // A script that does not declare its arguments is never offered.
+    for (name, body) in [
+        ("disk-usage", "#!/bin/sh\n# logwarden-args: none\necho ok\n"),
+        (
+            "queue-depth",
+            "#!/bin/sh\n# logwarden-args: arg Q [a-z]+\necho ok\n",
+        ),
+        ("undeclared", "#!/bin/sh\necho ok\n"),
+    ] {
+        std::fs::write(scripts.join(name), body).unwrap();
         std::fs::set_permissions(scripts.join(name), std::fs::Permissions::from_mode(0o755))
             .unwrap();
     }
@@ -204,10 +264,87 @@ fn allowed_scripts_add_bash_for_those_scripts_only() {
             .position(|a| a == f)
             .map(|i| argv[i + 1].clone())
     };
-    assert_eq!(flag("--tools").as_deref(), Some("Read,Grep,Glob,Bash"));
-    let d = scripts.display();
-    assert_eq!(
-        flag("--allowedTools").unwrap(),
-        format!("Bash({d}/disk-usage),Bash({d}/disk-usage *),Bash({d}/queue-depth),Bash({d}/queue-depth *)")
+    // The scripts are a tool of logwarden's MCP server (see the mcp tests), not Bash.
+    assert_eq!(flag("--tools").as_deref(), Some(""));
+    assert_eq!(flag("--allowedTools").as_deref(), Some("mcp__logwarden__*"));
+    assert!(!argv.iter().any(|a| a.contains("Bash")), "{argv:?}");
+}
+
+#[test]
+fn a_nul_in_a_record_costs_no_investigation() {
+    let verdict = r#"{"verdict": "real", "severity": "warning", "title": "Nul survived", "summary": "s", "root_cause": "r", "suggested_fix": "f", "confidence": 0.5}"#;
+    let (t, _ntfy) = setup(&format!("ok:{verdict}"), "30s");
+    t.write("app.log", "");
+    t.append(
+        "app.log",
+        b"2026-11-22 10:00:00.000 | ERROR    | app.db:connect:10 - Bad byte \0 in the name\n",
     );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains("Nul survived"), "{}", r.all());
+    let prompt = &claude_prompts(&t)[0];
+    assert!(prompt.contains("Bad byte \u{FFFD} in the name"), "{prompt}");
+    assert!(!prompt.contains('\0'));
+}
+
+#[test]
+fn extra_args_and_env_are_allowlists_checked_at_load() {
+    let verdict = r#"{"verdict": "real", "severity": "info", "title": "t", "summary": "s", "root_cause": "r", "suggested_fix": "f", "confidence": 0.5}"#;
+    let (t, _ntfy) = setup(&format!("ok:{verdict}"), "30s");
+    let base = t.read("logwarden.toml");
+    let with = |extra: &str| {
+        t.write(
+            "logwarden.toml",
+            &base.replace(
+                "model = \"haiku\"\n",
+                &format!("model = \"haiku\"\n{extra}\n"),
+            ),
+        );
+    };
+    // Each of these would hand the model other tools, prompts, plugins or a session.
+    for flag in [
+        "--permission-prompt-tool",
+        "--plugin-dir",
+        "--agents",
+        "--system-prompt",
+        "--setting-sources",
+        "--resume",
+        "--dangerously-skip-permissions",
+    ] {
+        with(&format!("extra_args = [\"{flag}\", \"x\"]"));
+        let r = t.run(&["check"]);
+        assert_eq!(r.code, Some(2), "{flag} passed:\n{}", r.all());
+        assert!(
+            r.stderr.contains("`investigator.extra_args`") && r.stderr.contains(flag),
+            "{flag}:\n{}",
+            r.stderr
+        );
+    }
+    for name in [
+        "LD_PRELOAD",
+        "NODE_OPTIONS",
+        "PATH",
+        "CLAUDE_CODE_SHELL_PREFIX",
+    ] {
+        with(&format!("env = {{ {name} = \"/tmp/x\" }}"));
+        let r = t.run(&["check"]);
+        assert_eq!(r.code, Some(2), "{name} passed:\n{}", r.all());
+        assert!(
+            r.stderr.contains(&format!("`investigator.env.{name}`")),
+            "{name}:\n{}",
+            r.stderr
+        );
+    }
+    // The documented ones pass and reach claude as given.
+    with("extra_args = [\"--verbose\", \"--fallback-model\", \"sonnet\", \"--effort=high\"]\nenv = { HTTPS_PROXY = \"http://proxy:3128\", ANTHROPIC_BASE_URL = \"http://127.0.0.1:9\" }");
+    t.ok(&["check"]);
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let argv = &claude_calls(&t)[0];
+    assert_eq!(
+        argv[argv.len() - 4..],
+        ["--verbose", "--fallback-model", "sonnet", "--effort=high"]
+    );
+    let env = std::fs::read_to_string(t.path("claude-calls/env-1"))
+        .or_else(|_| std::fs::read_to_string(t.path("claude-calls/env-0")))
+        .unwrap();
+    assert!(env.contains("HTTPS_PROXY=http://proxy:3128"), "{env}");
 }

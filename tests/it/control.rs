@@ -124,7 +124,7 @@ fn mute_from_the_phone_adds_a_temporary_ignore_rule_keeping_the_users_comments()
         ),
         "{file}"
     );
-    let list = t.ok(&["ignore", "list"]);
+    let list = t.ok(&["ignore", "list", "--now", "2026-11-22T10:06:00Z"]);
     assert!(
         list.stdout.contains("expires 2026-11-23T10:05:00Z"),
         "{}",

@@ -282,12 +282,12 @@ fn status_shows_runs_incidents_and_backlog_from_real_runs() {
     assert_eq!(t.ok(&["status", "--json"]).stdout.trim(), "null");
 
     t.write("app.log", ERROR_A);
-    ntfy.fail_next(&[500, 500, 500]); // issue 7: three attempts per run
-    t.ok(&["run"]);
+    ntfy.fail_next(&[500, 500, 500]); // three attempts per run
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
     t.append("app.log", ERROR_B.as_bytes());
     t.append("app.log", ERROR_A.as_bytes());
     ntfy.fail_next(&[500, 500, 500]); // the second is not tried once ntfy fails
-    t.ok(&["run"]);
+    t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
 
     let s: serde_json::Value = serde_json::from_str(&t.ok(&["status", "--json"]).stdout).unwrap();
     let runs = s["runs"].as_array().unwrap();

@@ -5,6 +5,7 @@ use crate::util::*;
 
 const VERDICT: &str = r#"{"verdict": "real", "severity": "warning", "title": "t", "summary": "s", "root_cause": "r", "suggested_fix": "f", "confidence": 0.5}"#;
 
+/// The prompt (stdin) and the system prompt of call `n`.
 fn prompt_of(t: &Test, n: usize) -> (String, String) {
     let argv = &claude_calls(t)[n];
     let flag = |f: &str| {
@@ -13,7 +14,7 @@ fn prompt_of(t: &Test, n: usize) -> (String, String) {
             .map(|i| argv[i + 1].clone())
             .unwrap()
     };
-    (flag("-p"), flag("--append-system-prompt"))
+    (claude_prompts(t)[n].clone(), flag("--append-system-prompt"))
 }
 
 #[test]

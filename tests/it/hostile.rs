@@ -81,7 +81,7 @@ fn a_million_errors_in_one_run_keep_memory_bounded_and_groups_right() {
         }
     }
     let mut child = t
-        .command(&["run"])
+        .command(&["run", "--now", "2026-11-22T10:05:00Z"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -133,4 +133,34 @@ fn an_unreadable_file_is_an_error_for_its_source_only() {
         r.all()
     );
     assert!(r.stdout.contains("1 new incidents"), "{}", r.all());
+}
+
+#[test]
+fn a_bad_deploy_opening_hundreds_of_incidents_keeps_each_page_to_itself() {
+    // A deploy that breaks everything opens many incidents in one run: each page links
+    // only to its own kin (same signature, regressions), not to every run-mate, which
+    // made pages and the run grow with the square of their number.
+    let t = Test::new();
+    t.with_app_source("");
+    // One message from 56 modules: 56 signatures (the logger is part of a signature).
+    let log: String = (0..56)
+        .map(|i| {
+            format!("2026-11-22 10:00:00.000 | ERROR    | app.stage{i}:run:7 - Stage failed after deploy\n")
+        })
+        .collect();
+    t.write("app.log", &log);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains("56 new incidents"), "{}", r.stdout);
+    let files = t.incident_files();
+    assert_eq!(files.len(), 56);
+    for f in files {
+        let page = std::fs::read_to_string(&f).unwrap();
+        assert!(!page.contains("## Related"), "{}: {page}", f.display());
+    }
+    let index = t.read("incidents/INDEX.md");
+    assert_eq!(
+        index.matches("incident-stage-failed").count(),
+        56,
+        "{index}"
+    );
 }

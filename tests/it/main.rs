@@ -15,12 +15,14 @@ mod crash;
 mod evidence;
 mod hostile;
 mod ignore;
+mod mcp;
 mod memory;
 mod metrics;
 mod ntfy;
 mod redaction;
 mod rotation;
 mod sanitize;
+mod scripts;
 mod sources;
 mod watch;
 // issue 8: install, doctor, status, self-monitoring

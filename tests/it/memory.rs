@@ -295,7 +295,9 @@ fn briefing_proposes_silencing_recurring_noise() {
             &format!("2026-11-{day}T{:02}:30:00Z", hour + 2),
         ]);
     }
-    let b = t.ok(&["briefing", "--days", "30"]).stdout;
+    let b = t
+        .ok(&["briefing", "--days", "30", "--now", "2026-11-18T14:00:00Z"])
+        .stdout;
     assert!(b.contains("## Totals"), "{b}");
     assert!(
         b.contains("logwarden ignore add '^Health check to"),

@@ -1,11 +1,14 @@
 //! No seeded secret of `tests/data/secrets/` reaches a prompt (the fake claude's
-//! recorded argv), a notification (the fake ntfy's bodies and titles) or an incident
-//! file (its text and its name); the CLI gets no environment beyond its allow-list.
+//! recorded argv and stdin), a notification (the fake ntfy's bodies and titles) or an incident
+//! file (its text and its name), not even in part; the values of `negatives.txt`
+//! reach the prompt untouched; the CLI gets no environment beyond its allow-list.
 
 use crate::util::*;
 
 const CORPUS: &str = include_str!("../data/secrets/corpus.log");
+const CORPUS_PY: &str = include_str!("../data/secrets/corpus.py");
 const SECRETS: &str = include_str!("../data/secrets/secrets.txt");
+const NEGATIVES: &str = include_str!("../data/secrets/negatives.txt");
 
 fn secrets() -> Vec<&'static str> {
     SECRETS.lines().filter(|l| !l.trim().is_empty()).collect()
@@ -21,42 +24,103 @@ fn slugged(secret: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// The pieces of a secret that must not show either: the whole, and for a long
+/// one its first and last 12 characters (a secret cut in half leaks a part).
+fn pieces(secret: &str) -> Vec<&str> {
+    let mut v = vec![secret];
+    if secret.len() >= 20 && secret.is_ascii() {
+        v.push(&secret[..12]);
+        v.push(&secret[secret.len() - 12..]);
+    }
+    v
+}
+
 fn assert_clean(what: &str, text: &str) {
     for s in secrets() {
-        assert!(!text.contains(s), "{what} leaks {s}:\n{text}");
+        for p in pieces(s) {
+            if let Some(at) = text.find(p) {
+                let from = (0..=at.saturating_sub(300))
+                    .rev()
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(0);
+                let to = ((at + 300).min(text.len())..=text.len())
+                    .find(|&i| text.is_char_boundary(i))
+                    .unwrap_or(text.len());
+                panic!("{what} leaks {p:?} (of {s:?}):\n…{}…", &text[from..to]);
+            }
+        }
     }
 }
 
 fn setup(mode: &str, extra_inv: &str, extra: &str) -> (Test, FakeNtfy) {
+    setup_source(mode, extra_inv, extra, "")
+}
+
+/// A test with the fake claude and ntfy; `source` is the `kind`/`path` of the
+/// watched log (default: loguru text in `app.log`, holding `corpus.log`).
+fn setup_source(mode: &str, extra_inv: &str, extra: &str, source: &str) -> (Test, FakeNtfy) {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new()
         .env("DATABASE_URL", "postgresql://app:EnvDbPassw0rd@db/app")
         .env("APP_SECRET_FOR_CLI", "kept-away-from-claude");
     let claude = fake_claude(&t, mode);
-    t.with_app_source(&format!(
-        "[investigator]\nkind = \"claude-cli\"\ncommand = \"{}\"\ntimeout = \"30s\"\nmax_calls_per_hour = 100\nbreaker_failures = 100\n{extra_inv}\n[redact]\npatterns = [{{ name = \"customer-id\", regex = \"CUST-[0-9]+\" }}]\n{extra}\n{}max_per_hour = 100\n",
+    let source = if source.is_empty() {
+        "path = \"app.log\"\n"
+    } else {
+        source
+    };
+    t.config(&format!(
+        "[[source]]\nname = \"app\"\nfrom = \"start\"\n{source}[investigator]\nkind = \"claude-cli\"\ncommand = \"{}\"\ntimeout = \"30s\"\nmax_calls_per_hour = 200\nmax_calls_per_day = 200\nbreaker_failures = 100\n{extra_inv}\n[redact]\npatterns = [{{ name = \"customer-id\", regex = \"CUST-[0-9]+\" }}]\n{extra}\n{}max_per_hour = 200\n",
         claude.display(),
-        ntfy.config("ops") // issue 7: above the hourly cap, one per incident here
+        ntfy.config("ops") // above the hourly cap: one notification per incident here
     ));
     t.write("app.log", CORPUS);
     (t, ntfy)
 }
 
-#[test]
-fn no_seeded_secret_leaves_the_host() {
-    // `fail`: no verdict, so titles, file names and notifications come from the logs.
-    let (t, ntfy) = setup("fail", "", "");
-    let r = t.ok(&["run"]);
-    assert_clean("the run summary", &r.stdout);
-    let calls = claude_calls(&t);
-    assert!(calls.len() >= 15, "{} calls\n{}", calls.len(), r.stdout);
-    let all_argv: String = calls
+/// Checks every way out after a run: the summary, the prompts, the notifications,
+/// the incident files and their names. Returns all prompts' argv.
+fn assert_nothing_leaves(t: &Test, ntfy: &FakeNtfy, stdout: &str) -> String {
+    assert_clean("the run summary", stdout);
+    let all_argv: String = claude_inputs(t)
         .iter()
         .flatten()
         .cloned()
         .collect::<Vec<_>>()
         .join("\n");
     assert_clean("a prompt", &all_argv);
+    let msgs = ntfy.messages();
+    assert_eq!(
+        msgs.len(),
+        t.incident_files().len(),
+        "one notification per incident"
+    );
+    for m in &msgs {
+        assert_clean("a notification body", &m.body);
+        assert_clean("a notification title", m.header("Title").unwrap_or(""));
+    }
+    for f in t.incident_files() {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert_clean("an incident file", &text);
+        let name = f.file_name().unwrap().to_string_lossy().to_string();
+        for s in secrets() {
+            let slug = slugged(s);
+            assert!(
+                slug.len() < 8 || !name.contains(&slug),
+                "file name {name} leaks {s}"
+            );
+        }
+    }
+    all_argv
+}
+
+#[test]
+fn no_seeded_secret_leaves_the_host() {
+    // `fail`: no verdict, so titles, file names and notifications come from the logs.
+    let (t, ntfy) = setup("fail", "", "");
+    let r = t.ok(&["run", "--now", "2026-11-22T10:30:00Z"]);
+    let all_argv = assert_nothing_leaves(&t, &ntfy, &r.stdout);
+    assert!(claude_calls(&t).len() >= 15, "{}", r.stdout);
     // The evidence is there, with typed placeholders where the secrets were.
     for p in [
         "[REDACTED:stripe-key]",
@@ -80,25 +144,6 @@ fn no_seeded_secret_leaves_the_host() {
     }
     assert!(all_argv.contains("botocore.exceptions.ClientError"));
 
-    let msgs = ntfy.messages();
-    assert_eq!(msgs.len(), t.incident_files().len());
-    for m in &msgs {
-        assert_clean("a notification body", &m.body);
-        assert_clean("a notification title", m.header("Title").unwrap_or(""));
-    }
-    for f in t.incident_files() {
-        let text = std::fs::read_to_string(&f).unwrap();
-        assert_clean("an incident file", &text);
-        let name = f.file_name().unwrap().to_string_lossy().to_string();
-        for s in secrets() {
-            let slug = slugged(s);
-            assert!(
-                slug.len() < 8 || !name.contains(&slug),
-                "file name {name} leaks {s}"
-            );
-        }
-    }
-
     // The CLI's environment: the allow-list only.
     let env = std::fs::read_to_string(t.path("claude-calls/env-0")).unwrap();
     assert!(!env.contains("EnvDbPassw0rd"), "{env}");
@@ -116,8 +161,8 @@ fn what_claude_answers_is_redacted_too_and_files_can_stay_raw() {
     );
     t.write("app.log", CORPUS.lines().next().unwrap());
     t.append("app.log", b"\n");
-    t.ok(&["run"]);
-    let argv = claude_calls(&t).concat().join("\n");
+    t.ok(&["run", "--now", "2026-11-22T10:30:00Z"]);
+    let argv = claude_inputs(&t).concat().join("\n");
     assert_clean("a prompt", &argv);
     let m = ntfy.messages();
     assert_eq!(m.len(), 1);
@@ -181,7 +226,7 @@ logger.bind(payload={"password": "Sup3rS3cr3tPayl0ad!"}).error("Signup failed {}
         "the seed is in the log: {raw}"
     );
     t.ok(&["run"]);
-    let argv = claude_calls(&t).concat().join("\n");
+    let argv = claude_inputs(&t).concat().join("\n");
     assert!(argv.contains("Database unreachable"));
     assert_clean("a prompt", &argv);
     for m in ntfy.messages() {
@@ -189,5 +234,141 @@ logger.bind(payload={"password": "Sup3rS3cr3tPayl0ad!"}).error("Signup failed {}
     }
     for f in t.incident_files() {
         assert_clean("an incident file", &std::fs::read_to_string(f).unwrap());
+    }
+}
+
+/// `corpus.py` written by the real loguru into both sinks (`app.log` and
+/// `app.json`), the one `source` names run through logwarden: nothing leaks,
+/// every case reached a prompt, every negative reached it untouched.
+fn loguru_corpus(source: &str) {
+    if !have_loguru() {
+        return;
+    }
+    let (t, ntfy) = setup_source("fail", "", "", source);
+    t.write("corpus.py", CORPUS_PY);
+    t.loguru(
+        "import runpy\nfor sink in ('text', 'json'):\n    logger.remove()\n    runpy.run_path('corpus.py', init_globals={'SINK': sink, 'logger': logger})",
+    );
+    let read = |f: &str| std::fs::read_to_string(t.path(f)).unwrap_or_default();
+    let raw = format!("{}{}{CORPUS}", read("app.log"), read("app.json"));
+    for s in secrets() {
+        let escaped = serde_json::to_string(s).unwrap();
+        assert!(
+            raw.contains(s) || raw.contains(escaped.trim_matches('"')),
+            "the seed {s:?} is in no log: secrets.txt and corpus.py disagree"
+        );
+    }
+    let r = t.ok(&["run", "--now", "2026-11-22T10:30:00Z"]);
+    let argv = assert_nothing_leaves(&t, &ntfy, &r.stdout);
+    let cases: Vec<&str> = CORPUS_PY
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("(\""))
+        .filter_map(|l| l.split('"').next())
+        .chain([
+            "extra_bind",
+            "dump_password",
+            "dump_secret_key",
+            "dump_attribute",
+        ])
+        .collect();
+    assert!(cases.len() > 50, "{cases:?}");
+    for c in cases {
+        assert!(
+            argv.contains(&format!("corpus.{c}")),
+            "case {c} reached no prompt\n{}",
+            r.stdout
+        );
+    }
+    for keep in NEGATIVES.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            argv.contains(keep),
+            "{keep:?} was redacted from the prompts"
+        );
+    }
+    // The evidence keeps its shape around the placeholders.
+    for p in [
+        "[REDACTED:webhook]",
+        "[REDACTED:twilio-token]",
+        "[REDACTED:sendgrid-key]",
+        "[REDACTED:npm-token]",
+        "[REDACTED:url-password]",
+        "[REDACTED:cookie]",
+        "[REDACTED:card-number]",
+        "[REDACTED:signature]",
+        "[REDACTED:private-key]",
+        "[REDACTED:password]",
+    ] {
+        assert!(argv.contains(p), "no {p} in the prompts");
+    }
+}
+
+#[test]
+fn the_loguru_text_corpus_leaks_nothing() {
+    loguru_corpus("path = \"app.log\"\n");
+}
+
+#[test]
+fn the_loguru_json_corpus_leaks_nothing() {
+    loguru_corpus("kind = \"loguru-json\"\npath = \"app.json\"\n");
+}
+
+/// A record far longer than the notification's excerpt, with secrets around
+/// where the excerpt is cut: none may leave in part (redaction comes first).
+#[test]
+fn a_secret_straddling_the_notification_cut_does_not_leak_its_first_part() {
+    let (t, ntfy) = setup("fail", "", "");
+    let keys = [
+        "AKIAQ7R3Y0B8VTNW2XQ9",
+        "postgres://svc:Xr7Kq2Lm9Np4Vt8W@db/app",
+        "4539148803436467",
+        "AIzaSyC4fK2mP9qL4vR7tX1wZ3cB6nJ0hG5sE2b",
+    ];
+    let mut log = String::new();
+    for (n, key) in keys.iter().enumerate() {
+        let mut line = format!(
+            "2026-11-22 10:00:0{n}.000 | ERROR    | export.job{n}:run:7 - export batch {n} rejected:"
+        );
+        // The same secret over and over from byte 1,200 to 1,800: wherever the
+        // excerpt (about 1,500 bytes) is cut, it is cut inside one of them.
+        while line.len() < 1200 {
+            line.push_str(" field value");
+        }
+        while line.len() < 1800 {
+            line.push(' ');
+            line.push_str(key);
+        }
+        log.push_str(&line);
+        log.push('\n');
+    }
+    t.write("app.log", &log);
+    t.ok(&["run", "--now", "2026-11-22T10:30:00Z"]);
+    // The secret part of each: the password of the URL, the others whole.
+    let secret = |key: &'static str| -> &'static str {
+        let s = key.rsplit_once(':').map_or(key, |(_, p)| p);
+        s.split('@').next().unwrap()
+    };
+    let msgs = ntfy.messages();
+    assert_eq!(msgs.len(), keys.len());
+    for m in &msgs {
+        assert!(
+            m.body.contains("…(cut: "),
+            "the excerpt was cut: {}",
+            m.body
+        );
+        assert!(m.body.contains("[REDACTED:"), "{}", m.body);
+        for key in keys {
+            let s = secret(key);
+            assert!(
+                !m.body.contains(&s[..6]),
+                "the body leaks the start of {s}:\n{}",
+                m.body
+            );
+        }
+    }
+    for f in t.incident_files() {
+        let page = std::fs::read_to_string(f).unwrap();
+        for key in keys {
+            assert!(!page.contains(&secret(key)[..6]), "{page}");
+        }
     }
 }

@@ -69,7 +69,7 @@ fn a_control_character_in_a_critical_line_never_silences_alerting() {
     for args in [
         &["incidents"][..],
         &["incidents", "show", "1"],
-        &["status"],
+        &["status", "--now", "2026-11-22T10:06:00Z"],
         &["ignore", "test", &NASTY.replace('\0', "")],
         &["briefing"],
     ] {
@@ -170,14 +170,20 @@ fn a_message_ntfy_refuses_never_blocks_the_others_and_is_set_aside_after_three_t
     assert!(r.stdout.contains("0 waiting"), "{}", r.stdout);
     assert_eq!(ntfy.publish_attempts(), before);
     // reported by status and doctor
-    let s = t.ok(&["status"]).stdout;
+    let s = t.ok(&["status", "--now", "2026-11-22T11:00:00Z"]).stdout;
     assert!(
-        s.contains("Undeliverable notifications (7 days to the last run): 1")
+        s.contains("Undeliverable notifications (last 7 days): 1")
             && s.contains("incident #1: POST"),
         "{s}"
     );
-    let js: serde_json::Value = serde_json::from_str(&t.ok(&["status", "--json"]).stdout).unwrap();
+    let js: serde_json::Value = serde_json::from_str(
+        &t.ok(&["status", "--json", "--now", "2026-11-22T11:00:00Z"])
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(js["undeliverable"], 1, "{js}");
+    let later = t.ok(&["status", "--now", "2026-12-22T11:00:00Z"]).stdout;
+    assert!(!later.contains("Undeliverable"), "{later}");
     let d = t.run(&["doctor", "--now", "2026-11-22T11:00:00Z"]);
     assert!(
         d.stdout

@@ -725,7 +725,8 @@ pub fn fake_claude(t: &Test, mode: &str) -> PathBuf {
             });
             format!("cat <<'JSON'\n{result}\nJSON\n")
         }
-        _ if mode == "hang" => "sleep 60 &\nwait\n".to_string(),
+        // Long enough that a run which failed to kill it would be caught by any margin.
+        _ if mode == "hang" => "sleep 600 &\nwait\n".to_string(),
         _ if mode == "junk" => "echo 'this is not JSON at all'\n".to_string(),
         _ if mode == "fail" => {
             let result = serde_json::json!({
@@ -737,7 +738,7 @@ pub fn fake_claude(t: &Test, mode: &str) -> PathBuf {
         _ => panic!("unknown fake claude mode {mode}"),
     };
     let script = format!(
-        "#!/bin/sh\n{help}n=$(ls {rec} | wc -l)\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done > {rec}/argv-$n\npwd > {rec}/cwd-$n\nenv > {rec}/env-$n\n{behaviour}",
+        "#!/bin/sh\n{help}n=$(ls {rec} | wc -l)\nfor a in \"$@\"; do printf '%s\\0' \"$a\"; done > {rec}/argv-$n\nprev=\nfor a in \"$@\"; do [ \"$prev\" = --mcp-config ] && cp \"$a\" {rec}/mcp-$n; prev=$a; done\npwd > {rec}/cwd-$n\nenv > {rec}/env-$n\ncat > {rec}/stdin-$n\n{behaviour}",
         rec = record.display(),
         help = FAKE_CLAUDE_HELP,
     );
@@ -768,11 +769,54 @@ pub fn claude_calls(t: &Test) -> Vec<Vec<String>> {
         .map(|n| {
             std::fs::read_to_string(dir.join(n))
                 .unwrap()
-                .split('\0')
-                .filter(|s| !s.is_empty())
+                // Every argument ends with a NUL; an empty argument (`--tools ""`) is kept.
+                .split_terminator('\0')
                 .map(str::to_string)
                 .collect()
         })
+        .collect()
+}
+
+/// What each recorded fake-claude call was given: its argv, then what it read on stdin
+/// (the prompt).
+pub fn claude_inputs(t: &Test) -> Vec<Vec<String>> {
+    claude_calls(t)
+        .into_iter()
+        .zip(claude_files(t, "stdin-"))
+        .map(|(mut argv, stdin)| {
+            argv.push(stdin);
+            argv
+        })
+        .collect()
+}
+
+/// The prompt (stdin) of each recorded fake-claude call.
+pub fn claude_prompts(t: &Test) -> Vec<String> {
+    claude_files(t, "stdin-")
+}
+
+/// The `--mcp-config` file each recorded fake-claude call was given.
+pub fn claude_mcp_configs(t: &Test) -> Vec<serde_json::Value> {
+    claude_files(t, "mcp-")
+        .iter()
+        .map(|s| serde_json::from_str(s).unwrap())
+        .collect()
+}
+
+fn claude_files(t: &Test, prefix: &str) -> Vec<String> {
+    let dir = t.path("claude-calls");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with(prefix))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort_by_key(|n| n[prefix.len()..].parse::<u32>().unwrap_or(0));
+    names
+        .iter()
+        .map(|n| String::from_utf8_lossy(&std::fs::read(dir.join(n)).unwrap()).into_owned())
         .collect()
 }
 

@@ -249,13 +249,14 @@ fn second_run_exits_cleanly_while_one_is_going() {
     let t = Test::new();
     let claude = fake_claude(&t, "hang");
     t.with_app_source(&format!(
-        "[investigator]\nkind = \"claude-cli\"\ncommand = \"{}\"\ntimeout = \"8s\"\n",
+        "[investigator]\nkind = \"claude-cli\"\ncommand = \"{}\"\ntimeout = \"30s\"\n",
         claude.display()
     ));
     t.loguru(r#"logger.add("app.log"); logger.error("Something broke")"#);
     let mut first = t.command(&["run"]).spawn().unwrap();
-    // wait until the first run is inside the investigation (the fake claude was called)
-    for _ in 0..100 {
+    // wait until the first run is inside the investigation (the fake claude was called);
+    // the margins are wide so that a busy machine cannot make the runs miss each other
+    for _ in 0..2400 {
         if !claude_calls(&t).is_empty() {
             break;
         }
@@ -305,4 +306,51 @@ fn unreadable_source_is_reported_and_others_go_on() {
     assert_eq!(r.code, Some(1), "{}", r.all());
     assert!(r.stdout.contains("source `dir`"), "{}", r.all());
     assert_eq!(t.incident_files().len(), 1);
+}
+
+#[test]
+fn a_run_stuck_past_its_deadline_is_reported_loudly_by_the_next() {
+    if !have_loguru() {
+        return;
+    }
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    let claude = fake_claude(&t, "hang");
+    t.config(&format!(
+        "run_deadline = \"1m\"\n[[source]]\nname = \"app\"\npath = \"app.log\"\nfrom = \"start\"\n[investigator]\nkind = \"claude-cli\"\ncommand = \"{}\"\ntimeout = \"30s\"\n{}",
+        claude.display(),
+        ntfy.config("ops")
+    ));
+    t.loguru(r#"logger.add("app.log"); logger.error("Something broke")"#);
+    let mut first = t
+        .command(&["run", "--now", "2026-11-22T10:00:00Z"])
+        .spawn()
+        .unwrap();
+    for _ in 0..2400 {
+        if !claude_calls(&t).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // Within the deadline (1m, plus the 30s investigation and a minute's margin): busy.
+    let busy = t.run(&["run", "--now", "2026-11-22T10:02:00Z"]);
+    assert_eq!(busy.code, Some(0), "{}", busy.all());
+    assert!(busy.stdout.contains("another logwarden run is in progress"));
+    // Past it: the lock's holder is stuck, and that is an error and a page.
+    let stuck = t.run(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert_eq!(stuck.code, Some(2), "{}", stuck.all());
+    assert!(
+        stuck
+            .stderr
+            .contains("has held the run lock since 2026-11-22T10:00:00Z")
+            && stuck.stderr.contains("it is stuck"),
+        "{}",
+        stuck.all()
+    );
+    let pages = ntfy.messages_to("ops");
+    assert!(
+        pages.iter().any(|m| m.body.contains("it is stuck")),
+        "{pages:?}"
+    );
+    assert!(first.wait().unwrap().success());
 }

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# logwarden check script: one HTTP(S) request, its status and latency.
+#
+# Usage: http-probe.sh URL [--status CODE] [--timeout SECONDS] [--name NAME]
+#   A GET whose body is discarded. Redirects are never followed: a 3xx is the answer,
+#   so a probe never ends up at another host than the one configured. Only http and
+#   https URLs; ~/.curlrc is not read.
+# Prints (label probe=NAME, default the URL):
+#   http_probe_status           the status code, 0 when there was no answer
+#   http_probe_latency_seconds  the whole request (connect, TLS, first and last byte)
+#   http_probe_ok               1 when the status is CODE (default 200), else 0
+# A service that does not answer is a value (status 0, ok 0), not a failure of the script.
+# Needs: bash, curl. Exit 1 when curl is missing or the arguments are wrong. Read-only.
+# The investigator may only name a configured check of this script (the URL comes from
+# the config, never from the model):
+# logwarden-args: check
+set -euo pipefail
+die() { echo "http-probe.sh: $*" >&2; exit 1; }
+url=""; want="200"; timeout="10"; name=""
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        --status) want="${2?--status needs a value}"; shift 2 ;;
+        --timeout) timeout="${2?--timeout needs a value}"; shift 2 ;;
+        --name) name="${2?--name needs a value}"; shift 2 ;;
+        --) shift; [ "$#" -eq 1 ] && [ -z "$url" ] || die "one URL only"; url="$1"; shift ;;
+        -*) die "unknown option $1" ;;
+        *) [ -z "$url" ] || die "one URL only"; url="$1"; shift ;;
+    esac
+done
+[ -n "$url" ] || die "usage: http-probe.sh URL [--status CODE] [--timeout SECONDS] [--name NAME]"
+[[ "$url" =~ ^https?://[^[:space:]]+$ ]] || die "not an http(s) URL: $url"
+[[ "$want" =~ ^[1-5][0-9][0-9]$ ]] || die "not a status code: $want"
+[[ "$timeout" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "not a number of seconds: $timeout"
+command -v curl >/dev/null || die "curl not found (apt-get install curl)"
+rc=0
+out=$(curl -q --silent --show-error --output /dev/null --proto '=http,https' \
+    --max-time "$timeout" --write-out '%{http_code} %{time_total}' -- "$url" 2>/dev/null) || rc=$?
+read -r status latency <<<"$out" || true
+[[ "${status:-}" =~ ^[0-9]{3}$ ]] || status=0
+[[ "${latency:-}" =~ ^[0-9]+(\.[0-9]+)?$ ]] || latency=0
+[ "$rc" -eq 0 ] || echo "http-probe.sh: curl exit $rc for $url" >&2
+name="${name:-$url}"
+name=${name//\\/\\\\}
+name=${name//\"/\\\"}
+echo "# HELP http_probe_ok 1 when the probe got the expected status"
+echo "http_probe_status{probe=\"$name\"} $((10#$status))"
+echo "http_probe_latency_seconds{probe=\"$name\"} $latency"
+echo "http_probe_ok{probe=\"$name\"} $([ "$((10#$status))" -eq "$want" ] && echo 1 || echo 0)"

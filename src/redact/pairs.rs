@@ -1,0 +1,429 @@
+//! Values next to a secret-like name: `name=value`, `name: value`, `"name": "value"`
+//! (also with `\"` escapes, `'...'` reprs, `=>`, URL-encoded `%3D`), HTTP headers,
+//! query strings and `--name value` flags.
+//!
+//! Two tiers. A name that *is* a secret (`password`, `api_key`, `client_secret`,
+//! `Cookie`, `sessionid`, ...) has its value redacted whatever it looks like. A
+//! name that only hints at one (`key`, `auth`, `sig`, `session`, `dsn`,
+//! `private_key_id`, `X-Amz-Signature`, ...) has it redacted when one of its tokens
+//! looks generated (see [`super::entropy`]): a cache key or an auth scheme stays.
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::{entropy, placeholder, PLACEHOLDER};
+
+/// How strongly a name says "secret".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tier {
+    /// The value is redacted whatever it is.
+    Always,
+    /// The value is redacted when it looks random.
+    IfRandom,
+}
+
+/// What a name holds: its tier and the placeholder kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Class {
+    pub tier: Tier,
+    pub kind: &'static str,
+    /// How far an unquoted value runs.
+    pub mode: Mode,
+}
+
+/// How far an unquoted value runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// To the next space (`token=abc def`: `abc`).
+    Word,
+    /// Over spaces, to the next `name=` or the end of the sentence (a passphrase).
+    Words,
+    /// To the end of the line or the closing quote (a `Cookie:` header).
+    Line,
+}
+
+/// Names ending like this (case, `_`, `-`, `.` ignored) are secrets.
+const ALWAYS_SUFFIX: &[(&str, &str)] = &[
+    ("password", "password"),
+    ("passwd", "password"),
+    ("passphrase", "password"),
+    ("pwd", "password"),
+    ("secret", "secret"),
+    ("secretkey", "secret"),
+    ("secretaccesskey", "secret"),
+    ("clientsecret", "secret"),
+    ("token", "token"),
+    ("apikey", "api-key"),
+    ("apitoken", "token"),
+    ("accesskey", "api-key"),
+    ("privatekey", "private-key"),
+    ("signingkey", "secret"),
+    ("encryptionkey", "secret"),
+    ("masterkey", "secret"),
+    ("authkey", "api-key"),
+    ("credential", "credentials"),
+    ("credentials", "credentials"),
+    ("creds", "credentials"),
+    ("cookie", "cookie"),
+    ("cookies", "cookie"),
+    ("sessionid", "session"),
+    ("sessionkey", "session"),
+    ("sessiontoken", "session"),
+    ("sessioncookie", "session"),
+];
+
+/// The last word alone (split at `_`, `-`, `.` and case changes).
+const ALWAYS_WORD: &[(&str, &str)] =
+    &[("pass", "password"), ("pw", "password"), ("sid", "session")];
+
+/// Names containing any of these (same normalisation) hint at a secret.
+const HINT: &[(&str, &str)] = &[
+    ("signature", "signature"),
+    ("sig", "signature"),
+    ("session", "session"),
+    ("cookie", "cookie"),
+    ("secret", "secret"),
+    ("token", "token"),
+    ("pass", "password"),
+    ("pwd", "password"),
+    ("cred", "credentials"),
+    ("private", "private-key"),
+    ("auth", "auth"),
+    ("dsn", "dsn"),
+    ("jwt", "token"),
+    ("bearer", "token"),
+    ("hmac", "signature"),
+    ("salt", "secret"),
+    ("key", "key"),
+];
+
+/// Splits an identifier into lower-case words: `X-Amz-Signature` → x, amz,
+/// signature; `sessionToken` → session, token.
+fn words(name: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut prev_lower = false;
+    for c in name.chars() {
+        if !c.is_ascii_alphanumeric() {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            prev_lower = false;
+            continue;
+        }
+        if c.is_ascii_uppercase() && prev_lower && !cur.is_empty() {
+            out.push(std::mem::take(&mut cur));
+        }
+        prev_lower = c.is_ascii_lowercase() || c.is_ascii_digit();
+        cur.push(c.to_ascii_lowercase());
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// How secret a name is, or None for an ordinary name.
+pub fn classify(name: &str) -> Option<Class> {
+    let w = words(name);
+    let joined: String = w.concat();
+    let last = w.last().map(String::as_str).unwrap_or("");
+    let always = ALWAYS_SUFFIX
+        .iter()
+        .find(|(s, _)| joined.ends_with(s))
+        .or_else(|| ALWAYS_WORD.iter().find(|(s, _)| last == *s));
+    if let Some((_, kind)) = always {
+        return Some(Class {
+            tier: Tier::Always,
+            kind,
+            mode: match *kind {
+                "password" | "credentials" | "secret" => Mode::Words,
+                "cookie" => Mode::Line,
+                _ => Mode::Word,
+            },
+        });
+    }
+    HINT.iter()
+        .find(|(s, _)| joined.contains(s))
+        .map(|(_, kind)| Class {
+            tier: Tier::IfRandom,
+            kind,
+            mode: Mode::Word,
+        })
+}
+
+/// A name, an optional closing quote (plain, `\"`-escaped or doubled), and the
+/// separator: `=`, `:`, `=>`, or their URL-encoded forms.
+static NAME_SEP: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?:\\*["'])?[ \t]*(?:=>|=|:|%3[DdAa])[ \t]*"#)
+        .expect("pair regex compiles")
+});
+
+/// `--password hunter2` on a command line (a flag and a separate value).
+static FLAG: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?:^|[\s'"])--?(?P<name>[A-Za-z][A-Za-z0-9_-]*)[ \t]+(?P<v>[^\s\-'"][^\s'"]*)"#)
+        .expect("flag regex compiles")
+});
+
+/// Values that are no secret whatever their name says.
+fn harmless(inner: &str) -> bool {
+    let t = inner.trim();
+    t.is_empty()
+        || t.starts_with(PLACEHOLDER)
+        || t.chars().all(|c| c == '*' || c == 'x' || c == 'X' || c == '•')
+        || matches!(
+            t.to_ascii_lowercase().as_str(),
+            "none"
+                | "null"
+                | "nil"
+                | "true"
+                | "false"
+                | "undefined"
+                | "<redacted>"
+                | "redacted"
+                | "[redacted]"
+                | "[filtered]"
+                | "<hidden>"
+                | "<missing>"
+                | "<not set>"
+                | "unset"
+                | "(none)"
+        )
+        // an object repr: `<Session object at 0x7f...>`, `<class 'str'>`
+        || (t.starts_with('<') && t.ends_with('>') && !t[1..].contains('<'))
+}
+
+/// A value found after a separator: where it starts and ends in the text, and
+/// where its content (inside any quotes) starts and ends.
+struct Value {
+    start: usize,
+    end: usize,
+    inner: (usize, usize),
+    quoted: bool,
+}
+
+/// Reads the value at `at` in `text`.
+fn read_value(text: &str, at: usize, mode: Mode) -> Option<Value> {
+    let rest = &text[at..];
+    let b = rest.as_bytes();
+    if b.is_empty() || b[0] == b'\n' || b[0] == b'\r' {
+        return None;
+    }
+    // Python's b'...' / u'...' / r'...' prefixes.
+    let mut skip = 0;
+    if b.len() > 1 && matches!(b[0], b'b' | b'u' | b'r') && matches!(b[1], b'\'' | b'"') {
+        skip = 1;
+    }
+    // An escaped quote: `\"`, `\\\"`.
+    let slashes = b[skip..].iter().take_while(|&&c| c == b'\\').count();
+    let q = b.get(skip + slashes).copied();
+    if let Some(q @ (b'"' | b'\'')) = q {
+        let open_len = skip + slashes + 1;
+        let body = &rest[open_len..];
+        let close_rel = if slashes > 0 {
+            let close = format!("{}{}", "\\".repeat(slashes), q as char);
+            body.find(&close).map(|i| (i, close.len()))
+        } else {
+            let mut i = 0;
+            let bb = body.as_bytes();
+            let mut found = None;
+            while i < bb.len() {
+                match bb[i] {
+                    b'\\' => i += 2,
+                    b'\n' => break,
+                    c if c == q => {
+                        found = Some((i, 1));
+                        break;
+                    }
+                    _ => i += 1,
+                }
+            }
+            found
+        };
+        let line_end = body.find('\n').unwrap_or(body.len());
+        let (inner_end, end) = match close_rel {
+            Some((i, len)) if i <= line_end => (i, i + len),
+            _ => (line_end, line_end),
+        };
+        return Some(Value {
+            start: at,
+            end: at + open_len + end,
+            inner: (at + open_len, at + open_len + inner_end),
+            quoted: true,
+        });
+    }
+    if b[0] == b'{' || b[0] == b'[' {
+        let (open, close) = if b[0] == b'{' {
+            (b'{', b'}')
+        } else {
+            (b'[', b']')
+        };
+        let mut depth = 0;
+        for (i, &c) in b.iter().enumerate() {
+            if c == b'\n' {
+                break;
+            }
+            if c == open {
+                depth += 1;
+            } else if c == close {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(Value {
+                        start: at,
+                        end: at + i + 1,
+                        inner: (at, at + i + 1),
+                        quoted: false,
+                    });
+                }
+            }
+        }
+        return None;
+    }
+    let end = unquoted_end(rest, mode);
+    if end == 0 {
+        return None;
+    }
+    Some(Value {
+        start: at,
+        end: at + end,
+        inner: (at, at + end),
+        quoted: false,
+    })
+}
+
+/// Where an unquoted value ends.
+fn unquoted_end(rest: &str, mode: Mode) -> usize {
+    let b = rest.as_bytes();
+    if mode == Mode::Line {
+        let mut i = 0;
+        while i < b.len() {
+            match b[i] {
+                b'\n' | b'\r' | b'"' | b'\'' | b'&' => break,
+                b'\\' if matches!(b.get(i + 1), Some(b'"' | b'\'' | b'n')) => break,
+                _ => i += 1,
+            }
+        }
+        return rest[..i].trim_end().len();
+    }
+    let mut i = 0;
+    let mut end = 0;
+    loop {
+        // one word
+        let start = i;
+        while i < b.len() {
+            let c = b[i];
+            let next = b.get(i + 1).copied();
+            let stop = match c {
+                b' ' | b'\t' | b'\n' | b'\r' | b'&' | b'"' | b'\'' | b'<' | b'>' | b'`' => true,
+                b',' | b';' | b')' | b'}' | b']' | b'|' => {
+                    next.is_none_or(|n| n.is_ascii_whitespace() || b",;)}]|\"'".contains(&n))
+                }
+                b'\\' => matches!(next, Some(b'"' | b'\'' | b'n' | b'r' | b't')),
+                b'%' => rest[i..].len() >= 3 && rest[i..i + 3].eq_ignore_ascii_case("%26"),
+                _ => false,
+            };
+            if stop {
+                break;
+            }
+            i += 1;
+        }
+        if i == start {
+            return end;
+        }
+        end = i;
+        if mode == Mode::Word || i >= b.len() || !matches!(b[i], b' ' | b'\t') {
+            return end;
+        }
+        // The next word joins the value unless it starts something else: another
+        // `name=`/`name:`, a bracket, a dash or bar separator; a word ending a
+        // sentence ends the value.
+        let word = &rest[start..end];
+        if word.ends_with(['.', '!', '?']) {
+            return end;
+        }
+        let mut j = i;
+        while j < b.len() && matches!(b[j], b' ' | b'\t') {
+            j += 1;
+        }
+        let next_word_end = rest[j..]
+            .find(|c: char| c.is_whitespace())
+            .map(|e| j + e)
+            .unwrap_or(rest.len());
+        let next_word = &rest[j..next_word_end];
+        if next_word.is_empty()
+            || next_word.contains(['=', ':'])
+            || next_word.starts_with(['(', '[', '{', '<', '-', '|', '"', '\'', '`'])
+        {
+            return end;
+        }
+        i = j;
+    }
+}
+
+/// Redacts the values of secret-like names. Returns None when nothing changed.
+pub fn redact(text: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut copied = 0;
+    let mut pos = 0;
+    while let Some(m) = NAME_SEP.captures_at(text, pos) {
+        let whole = m.get(0).expect("group 0");
+        let name = m.name("name").expect("name group").as_str();
+        pos = whole.end().max(whole.start() + 1);
+        let Some(class) = classify(name) else {
+            continue;
+        };
+        if whole.start() < copied {
+            continue;
+        }
+        let Some(v) = read_value(text, whole.end(), class.mode) else {
+            continue;
+        };
+        let inner = &text[v.inner.0..v.inner.1];
+        let redact = match class.tier {
+            Tier::Always => !harmless(inner),
+            Tier::IfRandom => !inner.contains(PLACEHOLDER) && entropy::any_random(inner),
+        };
+        if !redact {
+            continue;
+        }
+        out.push_str(&text[copied..v.start]);
+        if v.quoted {
+            out.push_str(&text[v.start..v.inner.0]);
+            out.push_str(&placeholder(class.kind));
+            out.push_str(&text[v.inner.1..v.end]);
+        } else {
+            out.push_str(&placeholder(class.kind));
+        }
+        copied = v.end;
+        pos = v.end;
+    }
+    let with_flags = |s: &str| redact_flags(s);
+    if copied == 0 {
+        return with_flags(text);
+    }
+    out.push_str(&text[copied..]);
+    Some(with_flags(&out).unwrap_or(out))
+}
+
+/// `--password hunter2`, `-p`-style flags are too short to tell: only named ones.
+fn redact_flags(text: &str) -> Option<String> {
+    if !text.contains('-') {
+        return None;
+    }
+    let mut changed = false;
+    let out = FLAG.replace_all(text, |c: &regex::Captures| {
+        let whole = c.get(0).expect("group 0");
+        let v = c.name("v").expect("value group");
+        let class = classify(&c["name"]).filter(|k| k.tier == Tier::Always);
+        match class {
+            Some(k) if !harmless(v.as_str()) => {
+                changed = true;
+                let s = whole.as_str();
+                format!("{}{}", &s[..v.start() - whole.start()], placeholder(k.kind))
+            }
+            _ => whole.as_str().to_string(),
+        }
+    });
+    changed.then(|| out.into_owned())
+}

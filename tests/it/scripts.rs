@@ -1,0 +1,681 @@
+//! The curated scripts as the model reaches them: every script in `scripts/` called
+//! with hostile arguments through the `anthropic-api` tool loop of the real binary.
+//! Refused calls run nothing (the scripts are copies that log each start), never reach
+//! `systemctl`, `sqlite3` or `redis-cli`, and are recorded on the incident; a
+//! configured check named by the model runs with the config's arguments only.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::fake_anthropic::{verdict_text, FakeAnthropic, Reply};
+use crate::util::*;
+
+const KEY: &str = "sk-ant-api03-testkey-0123456789abcdef";
+const NOW: &str = "2026-11-22T10:05:00Z";
+
+fn chmod_x(p: &Path) {
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Copies the shipped scripts into `to`, each logging `$PWD|$0|args` to `ran` as its
+/// first command after the header (so the header, and with it the schema, is intact).
+fn instrumented_copies(to: &Path, ran: &Path) -> Vec<String> {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    std::fs::create_dir_all(to).unwrap();
+    let mut names = Vec::new();
+    for e in std::fs::read_dir(&from).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            continue;
+        }
+        let text = std::fs::read_to_string(e.path()).unwrap();
+        let mut out = String::new();
+        let mut in_header = true;
+        for line in text.lines() {
+            if in_header && !line.starts_with('#') {
+                out.push_str(&format!(
+                    "printf '%s|%s|%s\\n' \"$PWD\" \"${{0##*/}}\" \"$*\" >> '{}'\n",
+                    ran.display()
+                ));
+                in_header = false;
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        std::fs::write(to.join(&name), out).unwrap();
+        chmod_x(&to.join(&name));
+        names.push(name);
+    }
+    names.sort();
+    names
+}
+
+fn lines(p: &Path) -> Vec<String> {
+    std::fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The tool results of a conversation, in order: (is_error, text).
+fn tool_results(last: &Value) -> Vec<(bool, String)> {
+    last["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["role"] == "user" && m["content"].is_array())
+        .map(|m| {
+            let r = &m["content"][0];
+            (
+                r["is_error"] == true,
+                r["content"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn hostile_arguments_to_every_curated_script_run_nothing() {
+    let api = FakeAnthropic::start();
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new().env("LW_TEST_KEY", KEY);
+    let tools = t.path("tools");
+    let ran = t.path("ran.log");
+    let names = instrumented_copies(&tools, &ran);
+    // The metric checks run the plain copies from their own folder.
+    let plain = t.path("scripts");
+    std::fs::create_dir_all(&plain).unwrap();
+    for n in &names {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scripts")
+            .join(n);
+        std::fs::copy(&src, plain.join(n)).unwrap();
+        chmod_x(&plain.join(n));
+    }
+    let sysctl_log = t.path("systemctl.log");
+    t.write(
+        "bin/systemctl",
+        &format!(
+            "#!/bin/sh\nprintf '%s|%s\\n' \"$PWD\" \"$*\" >> '{}'\n",
+            sysctl_log.display()
+        ),
+    );
+    chmod_x(&t.path("bin/systemctl"));
+    let db = t.path("jobs.db");
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "CREATE TABLE jobs(state TEXT); INSERT INTO jobs VALUES ('queued'), ('queued'), ('done');",
+        )
+        .unwrap();
+    }
+    let m = |n: &str| t.path(n).display().to_string();
+    let toml_str = |s: &str| toml::Value::String(s.to_string()).to_string();
+    // Even a query from the config cannot escape sqlite3's safe mode.
+    let checks = format!(
+        "[metrics]\nscripts_dir = {plain}\n\
+         [[check]]\nname = \"jobs\"\nscript = \"queue.sh\"\nargs = [\"sqlite\", {db}, \"SELECT count(*) FROM jobs WHERE state = 'queued'\"]\n\
+         [[check]]\nname = \"evil-shell\"\nscript = \"queue.sh\"\nargs = [\"sqlite\", {db}, {shell}]\n\
+         [[check]]\nname = \"evil-write\"\nscript = \"queue.sh\"\nargs = [\"sqlite\", {db}, {write}]\n\
+         [[check]]\nname = \"units\"\nscript = \"systemd-failed.sh\"\nenv = {{ SYSTEMCTL = {sysctl} }}\n\
+         [[check]]\nname = \"rate\"\nscript = \"api-rate.sh\"\nlimits = {{ gemini = {{ pattern = \"gemini\", rpm = 60 }} }}\nargs = [\"--log\", {log}]\n",
+        plain = toml_str(&plain.display().to_string()),
+        db = toml_str(&m("jobs.db")),
+        shell = toml_str(&format!(".shell touch {}", m("pwned-config-shell"))),
+        write = toml_str(&format!("SELECT writefile('{}', 'x')", m("pwned-config-write"))),
+        sysctl = toml_str(&m("bin/systemctl")),
+        log = toml_str(&m("app.log")),
+    );
+    t.with_app_source(&format!(
+        "[investigator]\nkind = \"anthropic-api\"\nbase_url = \"{}\"\napi_key_env = \"LW_TEST_KEY\"\ntimeout = \"60s\"\nmodel = \"claude-test-1\"\nretries = 0\nmax_turns = 100\nallow_scripts = true\nscripts_dir = {}\nscript_timeout = \"20s\"\n{}\n{checks}",
+        api.url,
+        toml_str(&tools.display().to_string()),
+        ntfy.config("ops")
+    ));
+    t.write(
+        "app.log",
+        "2026-11-22 10:00:00.000 | ERROR    | app.jobs:run:10 - Queue stalled\n",
+    );
+
+    let touch = |n: &str| format!("$(touch {})", m(n));
+    // Per script: argument lists that must be refused before anything runs.
+    let hostile: Vec<(&str, Vec<String>)> = vec![
+        (
+            "api-rate.sh",
+            vec![
+                "--log".into(),
+                "/etc/passwd".into(),
+                "--limit".into(),
+                "x:pattern=root".into(),
+            ],
+        ),
+        (
+            "api-rate.sh",
+            vec!["rate".into(), "--log".into(), "/etc/passwd".into()],
+        ),
+        ("api-rate.sh", vec!["jobs".into()]),
+        ("api-rate.sh", vec![]),
+        ("cpu.sh", vec!["-1".into()]),
+        ("cpu.sh", vec![format!("1; touch {}", m("pwned-cpu"))]),
+        ("cpu.sh", vec![touch("pwned-cpu")]),
+        ("cpu.sh", vec!["1".into(), "2".into()]),
+        ("cpu.sh", vec!["600".into()]),
+        ("cert-expiry.sh", vec!["169.254.169.254:443".into()]),
+        (
+            "cert-expiry.sh",
+            vec!["--file".into(), "/etc/shadow".into()],
+        ),
+        (
+            "cert-expiry.sh",
+            vec!["-connect".into(), "evil.example:443".into()],
+        ),
+        ("disk.sh", vec!["--output=source".into()]),
+        ("disk.sh", vec!["-x".into(), "ext4".into()]),
+        ("disk.sh", vec![format!("/; touch {}", m("pwned-disk"))]),
+        ("disk.sh", vec!["/tmp\n--help".into()]),
+        ("disk.sh", vec!["tmp".into()]),
+        ("file-exists.sh", vec!["/root/.ssh/id_rsa".into()]),
+        ("file-exists.sh", vec!["--".into(), "/etc/shadow".into()]),
+        (
+            "http-probe.sh",
+            vec!["http://169.254.169.254/latest/meta-data/".into()],
+        ),
+        ("http-probe.sh", vec!["file:///etc/passwd".into()]),
+        ("http-probe.sh", vec!["-K".into(), "/etc/passwd".into()]),
+        ("memory.sh", vec!["--help".into()]),
+        ("memory.sh", vec!["x".into()]),
+        ("process-rss.sh", vec!["-f".into(), "sshd".into()]),
+        ("process-rss.sh", vec![]),
+        ("process-rss.sh", vec![touch("pwned-rss")]),
+        ("process-rss.sh", vec!["a b".into()]),
+        (
+            "queue.sh",
+            vec![
+                "sqlite".into(),
+                m("jobs.db"),
+                format!(".shell touch {}", m("pwned-shell")),
+            ],
+        ),
+        (
+            "queue.sh",
+            vec![
+                "sqlite".into(),
+                m("jobs.db"),
+                format!("SELECT writefile('{}', 'x')", m("pwned-write")),
+            ],
+        ),
+        (
+            "queue.sh",
+            vec![
+                "sqlite".into(),
+                m("jobs.db"),
+                "SELECT readfile('/etc/passwd')".into(),
+            ],
+        ),
+        (
+            "queue.sh",
+            vec![
+                "redis".into(),
+                "queue".into(),
+                "--host".into(),
+                "evil.example".into(),
+            ],
+        ),
+        ("queue.sh", vec!["spool".into(), "/etc".into()]),
+        (
+            "queue.sh",
+            vec!["jobs".into(), "--host".into(), "evil.example".into()],
+        ),
+        ("queue.sh", vec!["units".into()]),
+        ("queue.sh", vec!["--".into(), "jobs".into()]),
+        (
+            "systemd-failed.sh",
+            vec!["-H".into(), "root@evil.example".into()],
+        ),
+        (
+            "systemd-failed.sh",
+            vec!["--user".into(), "-H".into(), "x".into()],
+        ),
+        ("systemd-failed.sh", vec!["--host=evil.example".into()]),
+        (
+            "systemd-failed.sh",
+            vec!["units".into(), "-H".into(), "x".into()],
+        ),
+        ("systemd-failed.sh", vec!["--user=1".into()]),
+        ("systemd-failed.sh", vec!["list-units".into()]),
+        ("systemd-failed.sh", vec!["jobs".into()]),
+    ];
+    // A script added to scripts/ must get its hostile cases here.
+    let covered: std::collections::BTreeSet<&str> = hostile.iter().map(|(n, _)| *n).collect();
+    assert_eq!(
+        covered.into_iter().collect::<Vec<_>>(),
+        names.iter().map(String::as_str).collect::<Vec<_>>(),
+        "every curated script is attacked"
+    );
+    // Malformed calls: refused too.
+    let malformed = vec![
+        json!({"name": "memory.sh", "args": "--help"}),
+        json!({"name": "memory.sh", "args": [1, "--help"]}),
+        json!({"name": "../scripts/memory.sh"}),
+        json!({"name": "/bin/sh", "args": ["-c", "id"]}),
+    ];
+    // Positive controls: these run, so the logs above would show a refused call that ran.
+    let allowed: Vec<(&str, Vec<String>)> = vec![
+        ("memory.sh", vec![]),
+        ("queue.sh", vec!["jobs".into()]),
+        ("queue.sh", vec!["evil-shell".into()]),
+        ("queue.sh", vec!["evil-write".into()]),
+        ("systemd-failed.sh", vec!["units".into()]),
+    ];
+    for (name, args) in &hostile {
+        api.push(Reply::ToolUse {
+            name: "run_script".into(),
+            input: json!({"name": name, "args": args}),
+        });
+    }
+    for input in &malformed {
+        api.push(Reply::ToolUse {
+            name: "run_script".into(),
+            input: input.clone(),
+        });
+    }
+    for (name, args) in &allowed {
+        api.push(Reply::ToolUse {
+            name: "run_script".into(),
+            input: json!({"name": name, "args": args}),
+        });
+    }
+    api.push(Reply::Text(verdict_text("real", "Queue stalled")));
+    t.ok(&["run", "--now", NOW]);
+
+    let msgs = api.messages();
+    let offered = msgs[0].body["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "run_script")
+        .cloned()
+        .expect("run_script is offered");
+    assert_eq!(
+        offered["input_schema"]["properties"]["name"]["enum"],
+        json!(names),
+        "every shipped script declares its arguments"
+    );
+    let desc = offered["description"].as_str().unwrap();
+    assert!(
+        desc.contains("- queue.sh CHECK (CHECK: jobs, evil-shell, evil-write)"),
+        "{desc}"
+    );
+    assert!(
+        desc.contains("- systemd-failed.sh [--user] | CHECK (CHECK: units)"),
+        "{desc}"
+    );
+
+    let results = tool_results(&msgs.last().unwrap().body);
+    let n_refused = hostile.len() + malformed.len();
+    assert_eq!(results.len(), n_refused + allowed.len());
+    for (i, (err, text)) in results[..n_refused].iter().enumerate() {
+        let call = hostile
+            .get(i)
+            .map(|(n, a)| format!("{n} {a:?}"))
+            .unwrap_or_else(|| malformed[i - hostile.len()].to_string());
+        assert!(*err, "{call} was not refused: {text}");
+        assert!(
+            text.starts_with("refused, nothing was run") || text.starts_with("no script named"),
+            "{call}: {text}"
+        );
+    }
+    for (i, (err, text)) in results[n_refused..].iter().enumerate() {
+        assert!(!*err, "{:?}: {text}", allowed[i]);
+    }
+    let out = |i: usize| &results[n_refused + i].1;
+    assert!(out(0).contains("mem_total_bytes"), "{}", out(0));
+    assert!(
+        out(1).contains("queue_depth{queue=\"jobs.db\",kind=\"sqlite\"} 2"),
+        "{}",
+        out(1)
+    );
+    assert!(
+        out(2).contains("exited with 1") && out(2).contains("safe mode"),
+        "{}",
+        out(2)
+    );
+    assert!(
+        out(3).contains("exited with 1") && out(3).contains("safe mode"),
+        "{}",
+        out(3)
+    );
+    assert!(out(4).contains("systemd_failed_units 0"), "{}", out(4));
+
+    // Only the allowed calls started a script, with the config's arguments.
+    let tools_dir = tools.display().to_string();
+    let started: Vec<String> = lines(&ran)
+        .into_iter()
+        .filter(|l| l.starts_with(&format!("{tools_dir}|")))
+        .collect();
+    assert_eq!(
+        started,
+        vec![
+            format!("{tools_dir}|memory.sh|"),
+            format!(
+                "{tools_dir}|queue.sh|sqlite {} SELECT count(*) FROM jobs WHERE state = 'queued'",
+                m("jobs.db")
+            ),
+            format!(
+                "{tools_dir}|queue.sh|sqlite {} .shell touch {}",
+                m("jobs.db"),
+                m("pwned-config-shell")
+            ),
+            format!(
+                "{tools_dir}|queue.sh|sqlite {} SELECT writefile('{}', 'x')",
+                m("jobs.db"),
+                m("pwned-config-write")
+            ),
+            format!("{tools_dir}|systemd-failed.sh|"),
+        ]
+    );
+    let sysctl: Vec<String> = lines(&sysctl_log)
+        .into_iter()
+        .filter(|l| l.starts_with(&format!("{tools_dir}|")))
+        .collect();
+    assert_eq!(
+        sysctl,
+        vec![format!(
+            "{tools_dir}|list-units --state=failed --no-legend --plain --no-pager"
+        )],
+        "-H never reaches systemctl"
+    );
+    for marker in [
+        "pwned-cpu",
+        "pwned-disk",
+        "pwned-rss",
+        "pwned-shell",
+        "pwned-write",
+        "pwned-config-shell",
+        "pwned-config-write",
+    ] {
+        assert!(!t.path(marker).exists(), "{marker} was created");
+    }
+
+    // Every refusal is recorded on the incident.
+    let inc = &t.incidents()[0];
+    let denials = inc["diagnosis"]["permission_denials"].as_array().unwrap();
+    assert_eq!(denials.len(), n_refused, "{denials:?}");
+    assert_eq!(denials[0]["tool_input"]["args"][1], "/etc/passwd");
+}
+
+/// Loopback servers for the probes: plain HTTP (`/ok`, `/away` redirecting to the
+/// second server, `/missing`), a second HTTP server that logs every request it gets,
+/// and HTTPS with the given certificate. Prints the three ports on one line.
+const PROBE_SERVERS: &str = r#"
+import http.server, ssl, sys, threading
+hits = sys.argv[3]
+class Main(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/ok":
+            self.send_response(200); self.end_headers(); self.wfile.write(b"ok")
+        elif self.path == "/away":
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:%d/ok" % other.server_port)
+            self.end_headers()
+        else:
+            self.send_response(404); self.end_headers()
+    def log_message(self, *a):
+        pass
+class Other(Main):
+    def do_GET(self):
+        with open(hits, "a") as f:
+            f.write(self.path + "\n")
+        self.send_response(200); self.end_headers()
+main = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Main)
+other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Other)
+tls = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Main)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+tls.socket = ctx.wrap_socket(tls.socket, server_side=True)
+for s in (main, other, tls):
+    threading.Thread(target=s.serve_forever, daemon=True).start()
+print(main.server_port, other.server_port, tls.server_port, flush=True)
+sys.stdin.read()
+"#;
+
+/// The value a series has in `logwarden metrics`.
+fn listed(list: &str, key: &str) -> f64 {
+    let line = list
+        .lines()
+        .map(str::trim_start)
+        .find(|l| l.starts_with(&format!("{key} ")))
+        .unwrap_or_else(|| panic!("no {key} in:\n{list}"));
+    line[key.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .replace('k', "e3")
+        .replace('M', "e6")
+        .parse()
+        .unwrap_or_else(|e| panic!("{line}: {e}"))
+}
+
+#[test]
+fn probe_scripts_measure_real_loopback_servers_and_files() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    const NOW: &str = "2026-11-18T08:26:40Z";
+    const NOW_S: i64 = 1_794_990_400;
+    let t = Test::new();
+    // A self-signed certificate made on 2026-11-01 for 30 days.
+    let made = Command::new("faketime")
+        .args([
+            "2026-11-01 00:00:00",
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+        ])
+        .arg("-keyout")
+        .arg(t.path("key.pem"))
+        .arg("-out")
+        .arg(t.path("cert.pem"))
+        .args(["-days", "30", "-subj", "/CN=localhost"])
+        .output()
+        .expect("faketime and openssl");
+    assert!(made.status.success(), "{made:?}");
+    let end = Command::new("openssl")
+        .args(["x509", "-noout", "-enddate", "-in"])
+        .arg(t.path("cert.pem"))
+        .output()
+        .unwrap();
+    let end = String::from_utf8_lossy(&end.stdout);
+    assert!(
+        end.contains("Dec  1 00:00:0") && end.contains("2026"),
+        "{end}"
+    );
+    let days = (1_796_083_200 - NOW_S) as f64 / 86_400.0; // to 2026-12-01T00:00:00Z
+
+    t.write("servers.py", PROBE_SERVERS);
+    let hits = t.path("other-hits.log");
+    let mut servers = Command::new(python().expect("python"))
+        .arg(t.path("servers.py"))
+        .arg(t.path("cert.pem"))
+        .arg(t.path("key.pem"))
+        .arg(&hits)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(servers.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ports: Vec<u16> = line
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(ports.len(), 3, "{line:?}");
+    let (web, tls) = (ports[0], ports[2]);
+
+    t.write("heartbeat", "alive\n");
+    let touched = Command::new("touch")
+        .args(["-d", "2026-11-18T08:16:40Z"])
+        .arg(t.path("heartbeat"))
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    let scripts = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
+    let p = |n: &str| t.path(n).display().to_string();
+    t.write("app.log", "");
+    t.with_app_source(&format!(
+        "[metrics]\nscripts_dir = \"{scripts}\"\n\
+         [[check]]\nname = \"ok\"\nscript = \"http-probe.sh\"\nargs = [\"http://127.0.0.1:{web}/ok\", \"--name\", \"ok\"]\n\
+         [[check]]\nname = \"away\"\nscript = \"http-probe.sh\"\nargs = [\"http://127.0.0.1:{web}/away\", \"--name\", \"away\"]\n\
+         [[check]]\nname = \"missing\"\nscript = \"http-probe.sh\"\nargs = [\"http://127.0.0.1:{web}/missing\", \"--status\", \"404\", \"--name\", \"missing\"]\n\
+         [[check]]\nname = \"down\"\nscript = \"http-probe.sh\"\nargs = [\"http://127.0.0.1:1/\", \"--timeout\", \"5\", \"--name\", \"down\"]\n\
+         [[check]]\nname = \"tls\"\nscript = \"cert-expiry.sh\"\nargs = [\"127.0.0.1:{tls}\", \"--servername\", \"localhost\"]\n\
+         [[check]]\nname = \"pem\"\nscript = \"cert-expiry.sh\"\nargs = [\"--file\", \"{cert}\"]\n\
+         [[check]]\nname = \"beat\"\nscript = \"file-exists.sh\"\nargs = [\"{beat}\", \"{gone}\"]\n",
+        cert = p("cert.pem"),
+        beat = p("heartbeat"),
+        gone = p("no-such-heartbeat"),
+    ));
+    let out = t.ok(&["metrics", "check", "--now", NOW]).stdout;
+    let list = t.ok(&["metrics"]).stdout;
+    drop(servers.stdin.take());
+    let _ = servers.kill();
+    let _ = servers.wait();
+    assert!(!out.contains("` failed"), "{out}");
+
+    assert_eq!(listed(&list, "http_probe_status{probe=\"ok\"}"), 200.0);
+    assert_eq!(listed(&list, "http_probe_ok{probe=\"ok\"}"), 1.0);
+    let latency = listed(&list, "http_probe_latency_seconds{probe=\"ok\"}");
+    assert!(latency > 0.0 && latency < 5.0, "{latency}");
+    // The redirect is the answer; the other server is never asked.
+    assert_eq!(listed(&list, "http_probe_status{probe=\"away\"}"), 302.0);
+    assert_eq!(listed(&list, "http_probe_ok{probe=\"away\"}"), 0.0);
+    assert!(!hits.exists(), "the redirect was followed");
+    assert_eq!(listed(&list, "http_probe_ok{probe=\"missing\"}"), 1.0);
+    assert_eq!(listed(&list, "http_probe_status{probe=\"down\"}"), 0.0);
+    assert_eq!(listed(&list, "http_probe_ok{probe=\"down\"}"), 0.0);
+
+    for target in [format!("127.0.0.1:{tls}"), p("cert.pem")] {
+        let got = listed(&list, &format!("cert_expiry_days{{target=\"{target}\"}}"));
+        assert!(
+            (got - days).abs() < 0.01,
+            "{target}: {got} days, want {days}\n{list}"
+        );
+    }
+    let beat = p("heartbeat");
+    assert_eq!(
+        listed(&list, &format!("file_exists{{path=\"{beat}\"}}")),
+        1.0
+    );
+    assert_eq!(
+        listed(&list, &format!("file_age_seconds{{path=\"{beat}\"}}")),
+        600.0
+    );
+    assert_eq!(
+        listed(
+            &list,
+            &format!("file_exists{{path=\"{}\"}}", p("no-such-heartbeat"))
+        ),
+        0.0
+    );
+}
+
+/// The scripts defend themselves too, for any caller that skips the gate: run directly
+/// with hostile arguments they refuse, and sqlite3 runs in safe mode.
+#[test]
+fn the_scripts_themselves_refuse_hostile_arguments() {
+    let t = Test::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let sysctl_log = t.path("systemctl.log");
+    t.write(
+        "bin/systemctl",
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n",
+            sysctl_log.display()
+        ),
+    );
+    chmod_x(&t.path("bin/systemctl"));
+    let db = t.path("jobs.db");
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute_batch("CREATE TABLE jobs(state TEXT);")
+        .unwrap();
+    let m = |n: &str| t.path(n).display().to_string();
+    let db = db.display().to_string();
+    let cases: Vec<(&str, Vec<String>)> = vec![
+        (
+            "systemd-failed.sh",
+            vec!["-H".into(), "root@evil.example".into()],
+        ),
+        (
+            "systemd-failed.sh",
+            vec!["--user".into(), "--host=evil.example".into()],
+        ),
+        (
+            "queue.sh",
+            vec![
+                "sqlite".into(),
+                db.clone(),
+                format!(".shell touch {}", m("pwned-shell")),
+            ],
+        ),
+        (
+            "queue.sh",
+            vec![
+                "sqlite".into(),
+                db.clone(),
+                format!("SELECT writefile('{}', 'x')", m("pwned-write")),
+            ],
+        ),
+        (
+            "queue.sh",
+            vec![
+                "sqlite".into(),
+                db.clone(),
+                format!("ATTACH '{}' AS a", m("pwned-attach")),
+            ],
+        ),
+        (
+            "queue.sh",
+            vec!["redis".into(), "k".into(), "--host".into(), "-h".into()],
+        ),
+        (
+            "queue.sh",
+            vec!["redis".into(), "k".into(), "--port".into(), "1;id".into()],
+        ),
+        ("cpu.sh", vec![format!("$(touch {})", m("pwned-cpu"))]),
+        ("cpu.sh", vec!["1".into(), "2".into()]),
+        ("memory.sh", vec!["--help".into()]),
+        ("cert-expiry.sh", vec!["-connect".into()]),
+        ("cert-expiry.sh", vec!["-proxy=evil:1".into()]),
+        ("http-probe.sh", vec!["-K".into(), "/etc/passwd".into()]),
+        ("http-probe.sh", vec!["file:///etc/passwd".into()]),
+    ];
+    for (script, args) in &cases {
+        let out = std::process::Command::new(dir.join(script))
+            .args(args)
+            .env("SYSTEMCTL", t.path("bin/systemctl"))
+            .current_dir(t.path(""))
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "{script} {args:?} succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert!(
+        !sysctl_log.exists(),
+        "systemctl was called: {:?}",
+        lines(&sysctl_log)
+    );
+    for marker in ["pwned-shell", "pwned-write", "pwned-attach", "pwned-cpu"] {
+        assert!(!t.path(marker).exists(), "{marker} was created");
+    }
+}
