@@ -78,8 +78,16 @@ fn a_control_character_in_a_critical_line_never_silences_alerting() {
         assert_clean("page", &std::fs::read_to_string(&f).unwrap());
     }
     assert_clean("INDEX.md", &t.read("incidents/INDEX.md"));
+    t.ok(&[
+        "ignore",
+        "add",
+        "^Cache warm\x1b]0;x\x07",
+        "--comment",
+        "noisy \x1b]52;c;Y3VybA==\x07 \u{202e}txt",
+    ]);
     for args in [
-        &["incidents"][..],
+        &["ignore", "list"][..],
+        &["incidents"],
         &["incidents", "show", "1"],
         &["status", "--now", "2026-11-22T10:06:00Z"],
         &[
