@@ -215,7 +215,7 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("logwarden: {e}");
+            crate::errln!("logwarden: {e}");
             ExitCode::from(2)
         }
     }
@@ -253,7 +253,8 @@ fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| crate::sanitize::Terminal::new(std::io::stderr()))
+        .with_ansi(false)
         .try_init();
 }
 
@@ -272,10 +273,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let result = pipeline::run(&config, &RunOptions { now, dry_run });
             // issue 8: metrics textfile, and a failed run reported through ntfy
             for line in crate::selfmon::after_run(&config, now, &result) {
-                eprintln!("logwarden: {line}");
+                crate::errln!("logwarden: {line}");
             }
             let report = result?;
-            print!("{}", report.summary(now));
+            crate::out!("{}", report.summary(now));
             Ok(if !report.problems.is_empty() {
                 ExitCode::from(1)
             } else {
@@ -290,17 +291,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             let files = config.rule_files();
             if let Err(e) = IgnoreRules::load_all(&[&files[0], &files[1]], now) {
-                eprintln!("{e}");
+                crate::errln!("{e}");
                 return Ok(ExitCode::from(2));
             }
             if !problems.is_empty() {
                 for p in problems {
-                    eprintln!("prompt template: {p}");
+                    crate::errln!("prompt template: {p}");
                 }
                 return Ok(ExitCode::from(2));
             }
-            print!("{config}");
-            eprintln!("config OK");
+            crate::out!("{config}");
+            crate::errln!("config OK");
             Ok(ExitCode::SUCCESS)
         }
         Command::Ignore(cmd) => ignore_command(cmd, now),
@@ -308,11 +309,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             // issue 7
             match crate::notify::send_test(&load(&config)?) {
                 Ok(what) => {
-                    println!("{what}");
+                    crate::outln!("{what}");
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => {
-                    eprintln!("logwarden: notify test: {e}");
+                    crate::errln!("logwarden: notify test: {e}");
                     Ok(ExitCode::from(1))
                 }
             }
@@ -321,7 +322,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Signatures => {
             let stdin = std::io::stdin().lock();
             let stdout = std::io::stdout().lock();
-            crate::signature::print_signatures(stdin, std::io::BufWriter::new(stdout))?;
+            crate::signature::print_signatures(
+                stdin,
+                crate::sanitize::Terminal::new(std::io::BufWriter::new(stdout)),
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Metrics { config, command } => {
@@ -399,7 +403,7 @@ fn ignore_command(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<Exit
             let others = [mutes.as_path()];
             let id = ignore::add_rule(config.ignore_target(&others), &rule, now)
                 .map_err(anyhow::Error::msg)?;
-            println!("added rule {id} to {}", config.ignore_file.display());
+            crate::outln!("added rule {id} to {}", config.ignore_file.display());
             Ok(ExitCode::SUCCESS)
         }
         IgnoreCommand::List { config } => {
@@ -411,7 +415,7 @@ fn ignore_command(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<Exit
                 match IgnoreRules::load(&f, now) {
                     Ok(r) => parts.push(r),
                     Err(e) => {
-                        eprintln!("{e}");
+                        crate::errln!("{e}");
                         broken = true;
                     }
                 }
@@ -426,7 +430,7 @@ fn ignore_command(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<Exit
                 _ => Default::default(),
             };
             if rules.rules.is_empty() {
-                println!(
+                crate::outln!(
                     "no ignore rules in {} or {}",
                     config.ignore_file.display(),
                     config.mutes_file().display()
@@ -457,7 +461,7 @@ fn ignore_command(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<Exit
                 } else {
                     "phone mute"
                 };
-                println!(
+                crate::outln!(
                     "{:>3}  /{}/  {}  {} hits, last {}  {}  [{origin}: {}]  # {}",
                     r.id,
                     r.pattern,
@@ -501,7 +505,7 @@ fn ignore_command(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<Exit
                 ),
             };
             ignore::remove_rule(file, &id).map_err(anyhow::Error::msg)?;
-            println!("removed rule {id} from {}", file.display());
+            crate::outln!("removed rule {id} from {}", file.display());
             Ok(ExitCode::SUCCESS)
         }
         IgnoreCommand::Test { config, line, file } => {
@@ -511,7 +515,7 @@ fn ignore_command(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<Exit
             let source = config.sources.first();
             let name = source.map(|s| s.name.as_str()).unwrap_or("test");
             let levels = source.map(|s| s.levels.clone()).unwrap_or_default();
-            let mut out = std::io::stdout().lock();
+            let mut out = crate::sanitize::Terminal::new(std::io::stdout().lock());
             let mut test = |event: crate::source::Event| -> std::io::Result<()> {
                 let mined = crate::signature::Miner::new().add(&event.message);
                 let sig = crate::signature::signature(

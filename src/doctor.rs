@@ -185,6 +185,7 @@ pub fn run(opts: &Options, out: &mut dyn std::io::Write) -> std::io::Result<bool
     for c in ntfy_checks(&config, opts.send) {
         emit(c, out)?;
     }
+    emit(undeliverable_check(store.as_ref(), opts.now), out)?;
     emit(timer_check(), out)?;
     let interval = opts
         .interval
@@ -760,6 +761,46 @@ fn investigator_check(config: &Config) -> Check {
             fix,
         ),
         Err(e) => fail(format!("claude: {e}"), fix),
+    }
+}
+
+/// Notifications ntfy kept refusing (set aside, a notice sent instead) in the last
+/// week: an alert that did not arrive as written is worth a look.
+fn undeliverable_check(store: Option<&Store>, now: DateTime<Utc>) -> Check {
+    let Some(store) = store else {
+        return skip("notifications: no state database yet");
+    };
+    match store.dead_letters(now - chrono::Duration::days(7), 3) {
+        Ok((0, _)) => ok("notifications: none undeliverable in the last 7 days"),
+        Ok((n, latest)) => {
+            let list: Vec<String> = latest
+                .iter()
+                .map(|d| {
+                    let inc = d
+                        .incident_id
+                        .map(|i| format!(" incident #{i}"))
+                        .unwrap_or_default();
+                    let why: String = d.error.chars().take(160).collect();
+                    format!(
+                        "{} {}{inc}: {}",
+                        d.dead_at,
+                        d.kind,
+                        crate::sanitize::line(&why)
+                    )
+                })
+                .collect();
+            fail(
+                format!(
+                    "notifications: {n} undeliverable in the last 7 days (ntfy refused them repeatedly; a notice went out instead): {}",
+                    list.join("; ")
+                ),
+                "read the incidents named with `logwarden incidents show ID`; `logwarden status` lists them; a refusal that is not about the message's content (HTTP 400/413) is a bug worth reporting",
+            )
+        }
+        Err(e) => fail(
+            format!("notifications: state database: {e}"),
+            "check the state database",
+        ),
     }
 }
 

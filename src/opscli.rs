@@ -131,14 +131,14 @@ pub fn dispatch(cmd: OpsCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode>
             let opts = tree.options(interval, false);
             let out = install::install(&opts).map_err(anyhow::Error::msg)?;
             for l in &out.lines {
-                println!("{l}");
+                crate::outln!("{l}");
             }
             if out.changes == 0 {
-                println!("nothing to change: logwarden is already installed as asked");
+                crate::outln!("nothing to change: logwarden is already installed as asked");
             } else if opts.dry_run {
-                println!("dry run: {} change(s) would be made", out.changes);
+                crate::outln!("dry run: {} change(s) would be made", out.changes);
             } else {
-                println!(
+                crate::outln!(
                     "{} change(s) made. Next: edit {} (the [[source]] path, [ntfy]), then `sudo logwarden doctor`",
                     out.changes,
                     opts.at(install::CONFIG_PATH).display()
@@ -150,10 +150,10 @@ pub fn dispatch(cmd: OpsCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode>
             let opts = tree.options(install::DEFAULT_INTERVAL, purge);
             let out = install::uninstall(&opts).map_err(anyhow::Error::msg)?;
             for l in &out.lines {
-                println!("{l}");
+                crate::outln!("{l}");
             }
             if out.changes == 0 {
-                println!("nothing to remove");
+                crate::outln!("nothing to remove");
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -172,7 +172,7 @@ pub fn dispatch(cmd: OpsCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode>
                 send,
                 now,
             };
-            let mut stdout = std::io::stdout().lock();
+            let mut stdout = crate::sanitize::Terminal::new(std::io::stdout().lock());
             Ok(if doctor::run(&opts, &mut stdout)? {
                 ExitCode::SUCCESS
             } else {
@@ -183,13 +183,16 @@ pub fn dispatch(cmd: OpsCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode>
             let path = crate::config::locate(config.config.as_deref());
             let config = crate::config::Config::load(&path)?;
             match status::collect(&config, last, now)? {
-                None if json => println!("null"),
-                None => println!(
+                None if json => crate::outln!("null"),
+                None => crate::outln!(
                     "no runs yet: {} does not exist (the first `logwarden run` creates it)",
                     config.database_path().display()
                 ),
-                Some(s) if json => println!("{}", serde_json::to_string_pretty(&s)?),
-                Some(s) => print!("{}", status::render(&s)),
+                Some(s) if json => println!(
+                    "{}",
+                    crate::sanitize::json(&serde_json::to_string_pretty(&s)?)
+                ),
+                Some(s) => crate::out!("{}", status::render(&s)),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -209,7 +212,7 @@ pub fn dispatch(cmd: OpsCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode>
                 Some(d) => {
                     std::fs::create_dir_all(&d)?;
                     clap_mangen::generate_to(cmd, &d)?;
-                    println!("man pages written to {}", d.display());
+                    crate::outln!("man pages written to {}", d.display());
                 }
                 None => clap_mangen::Man::new(cmd).render(&mut std::io::stdout())?,
             }

@@ -266,7 +266,7 @@ fn notify_and_finish(
     started: Instant,
     report: &mut RunReport,
 ) -> Result<(), RunError> {
-    report.notify = notify::flush(store, config.ntfy.as_ref(), now)?;
+    report.notify = notify::flush(store, config.ntfy.as_ref(), &config.hostname, now)?;
     report.outbox_backlog = store.outbox_backlog()?;
     report
         .errors
@@ -940,7 +940,7 @@ fn merge_samples(old: &[String], new: &[String]) -> Vec<String> {
 /// or a `kill -9` would.
 fn fault_point(name: &str) {
     if std::env::var("LOGWARDEN_FAULT").is_ok_and(|v| v == name) {
-        eprintln!("logwarden: LOGWARDEN_FAULT={name}: aborting here");
+        crate::errln!("logwarden: LOGWARDEN_FAULT={name}: aborting here");
         std::process::abort();
     }
 }
@@ -1029,6 +1029,9 @@ impl RunReport {
         }
         for line in self.control.summary_lines() {
             let _ = writeln!(s, "  {line}"); // issue 7
+        }
+        for line in self.notify.dead_lines() {
+            let _ = writeln!(s, "  {line}");
         }
         if !self.dry_run {
             let n = &self.notify;

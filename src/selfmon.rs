@@ -79,7 +79,8 @@ fn queue_failure(config: &Config, now: DateTime<Utc>, error: &str) -> Result<(),
     // that this run is stuck, nobody else will: send what is due now.
     let due = !matches!(sent, crate::incident::watcher::Sent::None);
     if matches!(lock, crate::lock::Acquired::Got(_)) || due {
-        crate::notify::flush(&store, config.ntfy.as_ref(), now).map_err(|e| e.to_string())?;
+        crate::notify::flush(&store, config.ntfy.as_ref(), &config.hostname, now)
+            .map_err(|e| e.to_string())?;
     }
     Ok(())
 }

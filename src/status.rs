@@ -6,7 +6,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::store::{OpenIncident, RunSummary, Store};
+use crate::store::{DeadLetter, OpenIncident, RunSummary, Store};
 
 /// What `status` shows.
 #[derive(Debug, Serialize)]
@@ -15,6 +15,10 @@ pub struct Status {
     pub runs: Vec<RunSummary>,
     pub open_incidents: Vec<OpenIncident>,
     pub outbox_backlog: u64,
+    /// Notifications set aside in the last 7 days after ntfy refused them repeatedly.
+    pub undeliverable: u64,
+    /// The latest of them.
+    pub dead_letters: Vec<DeadLetter>,
     /// USD left in the LLM budget; null while budgets are not tracked.
     pub budget_left_usd: Option<f64>,
     /// What the last run could not do (notified as a watcher problem); null when none.
@@ -32,11 +36,14 @@ pub fn collect(
         return Ok(None);
     }
     let store = Store::open(&path)?;
+    let (undeliverable, dead_letters) = store.dead_letters(now - chrono::Duration::days(7), 5)?;
     Ok(Some(Status {
         database: path.display().to_string(),
         runs: store.recent_runs(last)?,
         open_incidents: store.open_incidents()?,
         outbox_backlog: store.outbox_backlog()?,
+        undeliverable,
+        dead_letters,
         budget_left_usd: match config.investigator {
             crate::config::InvestigatorConfig::None => None,
             _ => Some(store.budget_left(config.llm.max_usd_per_day, now)?),
@@ -99,6 +106,21 @@ pub fn render(s: &Status) -> String {
         s.outbox_backlog,
         if s.outbox_backlog == 1 { "" } else { "s" }
     );
+    if s.undeliverable > 0 {
+        let _ = writeln!(
+            out,
+            "Undeliverable notifications (last 7 days): {} (ntfy refused them repeatedly; a notice was sent instead)",
+            s.undeliverable
+        );
+        for d in &s.dead_letters {
+            let inc = d
+                .incident_id
+                .map(|i| format!(" incident #{i}"))
+                .unwrap_or_default();
+            let why: String = d.error.chars().take(160).collect();
+            let _ = writeln!(out, "  {} {}{inc}: {}", d.dead_at, d.kind, why);
+        }
+    }
     let _ = match s.budget_left_usd {
         Some(b) => writeln!(out, "Budget left: ${b:.2}"),
         None => writeln!(out, "Budget left: no LLM investigator configured"),

@@ -33,6 +33,12 @@ pub struct NtfyMore {
     pub timezone: Option<FixedOffset>,
     /// The HMAC key of control messages (in the state dir, mode 0600).
     pub key_file: PathBuf,
+    /// A notification not sent this long after it was queued goes out in a digest of
+    /// such notifications instead (an age limit that ends in a message, not silence).
+    pub max_age: Duration,
+    /// Refusals of one notification (ntfy answering 400, 413, … about the message
+    /// itself) before it is set aside as undeliverable and a short notice sent instead.
+    pub dead_after: u32,
 }
 
 /// `warning = "22:00-07:00"`: from `start` to `end` (minutes after midnight), across
@@ -268,6 +274,22 @@ impl Validator {
                 Err(e) => self.err(key, e),
             }
         }
+        let max_age = self.duration(
+            "ntfy.max_age",
+            n.max_age.as_deref(),
+            Duration::from_secs(24 * 3600),
+        );
+        if max_age < Duration::from_secs(60) {
+            self.err("ntfy.max_age", "at least 1m");
+        }
+        let dead_after = match n.dead_after {
+            None => 3,
+            Some(v) if (1..=100).contains(&v) => v as u32,
+            Some(v) => {
+                self.err("ntfy.dead_after", format!("{v} is out of range (1 to 100)"));
+                3
+            }
+        };
         NtfyMore {
             basic,
             control_topic,
@@ -278,6 +300,8 @@ impl Validator {
             quiet_hours,
             timezone,
             key_file: state_dir.join("control.key"),
+            max_age,
+            dead_after,
         }
     }
 }
@@ -299,6 +323,8 @@ impl fmt::Display for NtfyMore {
         }
         writeln!(f, "retry_delay = {:?}", duration::format(self.retry_delay))?;
         writeln!(f, "max_per_hour = {}", self.max_per_hour)?;
+        writeln!(f, "max_age = {:?}", duration::format(self.max_age))?;
+        writeln!(f, "dead_after = {}", self.dead_after)?;
         if let Some(o) = &self.timezone {
             writeln!(f, "timezone = \"{o}\"")?;
         }

@@ -254,6 +254,8 @@ pub struct RawNtfy {
     pub max_per_hour: Option<i64>,
     pub timezone: Option<String>,
     pub quiet_hours: Option<BTreeMap<String, toml::Value>>,
+    pub max_age: Option<String>,
+    pub dead_after: Option<i64>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, toml::Value>,
 }
@@ -274,6 +276,8 @@ impl RawNtfy {
         "max_per_hour",
         "timezone",
         "quiet_hours",
+        "max_age",
+        "dead_after",
     ];
 }
 

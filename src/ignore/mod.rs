@@ -283,9 +283,61 @@ pub fn parse_expiry(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Str
 }
 
 /// A regex matching the messages of a template: the text escaped, `<*>` as `.*?`.
+/// Characters that are not safe to print (controls, bidi, zero-width) are written as
+/// `\x{..}` escapes, so the pattern can be shown and pasted as it is.
 pub fn pattern_for_template(template: &str) -> String {
-    let parts: Vec<String> = template.split("<*>").map(regex::escape).collect();
+    let parts: Vec<String> = template
+        .split("<*>")
+        .map(|p| {
+            regex::escape(p)
+                .chars()
+                .map(|c| {
+                    if crate::sanitize::is_unsafe(c) || c == '\n' || c == '\t' {
+                        format!("\\x{{{:x}}}", c as u32)
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        })
+        .collect();
     format!("^{}$", parts.join(".*?"))
+}
+
+/// Whether a template has words of its own, not only values: a pattern made from one
+/// without (`<*>`, `<*>: <*>`) would match nearly every message.
+pub fn template_has_words(template: &str) -> bool {
+    template
+        .split("<*>")
+        .any(|p| p.chars().any(char::is_alphanumeric))
+}
+
+/// A word quoted for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The `logwarden ignore add` command that would silence a group: a pattern from its
+/// template when the template has words of its own; for a template that is all values,
+/// a rule scoped to its signature instead (never a pattern that matches everything).
+/// None when neither fits (no words and no log signature).
+pub fn suggest_command(
+    template: &str,
+    signature: &str,
+    source: &str,
+    comment: &str,
+) -> Option<String> {
+    let scope = if template_has_words(template) {
+        shell_quote(&pattern_for_template(template))
+    } else {
+        signature.parse::<Signature>().ok()?;
+        format!("'^' --signature {}", shell_quote(signature))
+    };
+    Some(format!(
+        "logwarden ignore add {scope} --source {} --comment {}",
+        shell_quote(source),
+        shell_quote(comment)
+    ))
 }
 
 /// A rule to add from the command line.
@@ -547,6 +599,16 @@ fn read_or_empty(path: &Path) -> Result<String, String> {
     Ok(crate::fsio::read_optional(path)?.unwrap_or_default())
 }
 
+/// Writes a file through a temporary file in the same folder and a rename.
+pub fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
+    // In its own folder, never through a symlink at `path`.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    crate::safefs::write_under(dir, path, text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -663,6 +725,31 @@ comment = "old"
         assert!(!text.contains("\"m1\""), "{text}");
         assert!(text.contains("\"m2\"") && text.contains("\"m3\""), "{text}");
         assert_eq!(prune_expired(&p, "m", before, now).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_value_only_template_never_gets_a_match_all_pattern() {
+        let sig = crate::signature::signature(crate::signature::GroupId(7), None, None).to_string();
+        for t in ["<*>", "<*> <*>", "<*>: <*>", " <*> - <*> "] {
+            let c = suggest_command(t, &sig, "app", "why").unwrap();
+            assert!(c.contains(&format!("--signature '{sig}'")), "{t}: {c}");
+            assert!(!c.contains(".*?"), "{t}: {c}");
+        }
+        assert_eq!(suggest_command("<*>", "metric:cpu:x", "app", "why"), None);
+        let c = suggest_command("Timeout after <*>", &sig, "app", "why").unwrap();
+        assert!(
+            c.starts_with("logwarden ignore add '^Timeout after .*?$'"),
+            "{c}"
+        );
+        assert!(!c.contains("--signature"), "{c}");
+    }
+
+    #[test]
+    fn patterns_escape_what_cannot_be_printed() {
+        let p = pattern_for_template("bad \x1b]52;c;x\x07 <*>");
+        assert!(!p.chars().any(crate::sanitize::is_unsafe), "{p}");
+        let re = Regex::new(&p).unwrap();
+        assert!(re.is_match("bad \x1b]52;c;x\x07 tail"));
     }
 
     #[test]

@@ -7,17 +7,14 @@ use chrono::{DateTime, Datelike, Duration, Utc};
 
 use crate::config::incidents::Weekly;
 use crate::config::Config;
-use crate::ignore::{pattern_for_template, IgnoreRules};
+use crate::ignore::{suggest_command, IgnoreRules};
+use crate::sanitize::{code_span, fence, md_inline};
 use crate::store::{ts, Notification, Result, Store};
 
 /// A briefing: the page, and a short text for the phone.
 pub struct Briefing {
     pub markdown: String,
     pub summary: String,
-}
-
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
 }
 
 /// Builds the briefing of the `days` before `now`.
@@ -56,16 +53,26 @@ pub fn build(config: &Config, store: &Store, now: DateTime<Utc>, days: u32) -> R
         } else {
             format!("{} incidents in {days} days", f.incidents)
         };
-        s.push_str(&format!(
-            "- `{}` (source `{}`): {} incident(s), {} occurrence(s), {why}. Silence it:\n\n  ```sh\n  logwarden ignore add {} --source {} --comment {}\n  ```\n\n",
-            f.template,
-            f.source,
+        let head = format!(
+            "- {} (source {}): {} incident(s), {} occurrence(s), {why}.",
+            code_span(&f.template),
+            code_span(&f.source),
             f.incidents,
             f.occurrences,
-            shell_quote(&pattern_for_template(&f.template)),
-            f.source,
-            shell_quote(&format!("recurring noise: {why} (briefing {})", now.format("%Y-%m-%d")))
-        ));
+        );
+        let comment = format!(
+            "recurring noise: {why} (briefing {})",
+            now.format("%Y-%m-%d")
+        );
+        match suggest_command(&f.template, &f.signature, &f.source, &comment) {
+            Some(command) => {
+                let f = fence(&command);
+                s.push_str(&format!(
+                    "{head} Silence it:\n\n  {f}sh\n  {command}\n  {f}\n\n"
+                ));
+            }
+            None => s.push_str(&format!("{head}\n\n")),
+        }
     }
     let mut metric_noise = std::collections::BTreeMap::<String, (u64, String)>::new();
     for i in store.incidents_since(since)? {
@@ -83,8 +90,9 @@ pub fn build(config: &Config, store: &Store, now: DateTime<Utc>, days: u32) -> R
             .split(':')
             .next()
             .unwrap_or(sig);
+        let (check, title) = (code_span(check), md_inline(title));
         s.push_str(&format!(
-            "- metric check `{check}` fired {n} times (last: {title}). If that is normal for this host, raise its threshold or require it longer: in `[[check]]` `{check}`, set a higher `above`/lower `below`, or `for = 3`.\n"
+            "- metric check {check} fired {n} times (last: {title}). If that is normal for this host, raise its threshold or require it longer: in `[[check]]` {check}, set a higher `above`/lower `below`, or `for = 3`.\n"
         ));
     }
     if proposals == 0 {
@@ -103,7 +111,7 @@ pub fn build(config: &Config, store: &Store, now: DateTime<Utc>, days: u32) -> R
             "- #{} [{}] {} ({}, {} occurrence(s), {})\n",
             i.id,
             i.severity,
-            i.title,
+            md_inline(&i.title),
             i.status,
             i.occurrences,
             i.first_seen.format("%Y-%m-%d %H:%M")
@@ -124,7 +132,7 @@ pub fn build(config: &Config, store: &Store, now: DateTime<Utc>, days: u32) -> R
         s.push_str(&format!(
             "- #{} {} (open since {}, {} reminder(s)): `logwarden incidents ack {}`\n",
             i.id,
-            i.title,
+            md_inline(&i.title),
             i.created_at.format("%Y-%m-%d %H:%M"),
             i.nag_count,
             i.id
@@ -149,10 +157,10 @@ pub fn build(config: &Config, store: &Store, now: DateTime<Utc>, days: u32) -> R
             if last.is_none_or(|l| l < stale_since) && old_enough && !r.expired(now) {
                 stale += 1;
                 s.push_str(&format!(
-                    "- rule {} `/{}/` ({}), last hit {}: remove it with `logwarden ignore rm {}` if the problem is gone\n",
-                    r.id,
-                    r.pattern,
-                    r.comment,
+                    "- rule {} {} ({}), last hit {}: remove it with `logwarden ignore rm {}` if the problem is gone\n",
+                    md_inline(&r.id),
+                    code_span(&format!("/{}/", r.pattern)),
+                    md_inline(&r.comment),
                     last.map(ts).unwrap_or_else(|| "never".into()),
                     r.id
                 ));

@@ -88,7 +88,7 @@ fn refresh(config: &Config, store: &Store, id: i64) {
             Ok(()) => "the next run rewrites it".to_string(),
             Err(e) => format!("and it cannot be queued for the next run: {e}"),
         };
-        eprintln!("logwarden: incident #{id}: page not rewritten: {e}; {later}");
+        crate::errln!("logwarden: incident #{id}: page not rewritten: {e}; {later}");
     }
     if let Ok(list) = store.incidents() {
         let _ = crate::incident::index::write(&config.incidents_dir, &list);
@@ -128,12 +128,15 @@ pub fn run(
                 .collect();
             v.reverse();
             if a.json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                println!(
+                    "{}",
+                    crate::sanitize::json(&serde_json::to_string_pretty(&v)?)
+                );
             } else if v.is_empty() {
-                println!("no incidents");
+                crate::outln!("no incidents");
             } else {
                 for i in &v {
-                    println!("{}", line(i));
+                    crate::outln!("{}", line(i));
                 }
             }
         }
@@ -143,37 +146,43 @@ pub fn run(
             if json {
                 let mut v = serde_json::to_value(&i)?;
                 v["notes"] = serde_json::to_value(&notes)?;
-                println!("{}", serde_json::to_string_pretty(&v)?);
-            } else {
-                println!("{}", line(&i));
                 println!(
-                    "signature {}  source {}  host {}  level {}",
-                    i.signature, i.source, i.host, i.level
+                    "{}",
+                    crate::sanitize::json(&serde_json::to_string_pretty(&v)?)
                 );
-                println!(
+            } else {
+                crate::outln!("{}", line(&i));
+                crate::outln!(
+                    "signature {}  source {}  host {}  level {}",
+                    i.signature,
+                    i.source,
+                    i.host,
+                    i.level
+                );
+                crate::outln!(
                     "first {}  last {}  verdict {}",
                     ts(i.first_seen),
                     ts(i.last_seen),
                     i.verdict
                 );
                 if let (Some(by), Some(at)) = (&i.acked_by, i.acked_at) {
-                    println!("acked by {by} at {}", ts(at));
+                    crate::outln!("acked by {by} at {}", ts(at));
                 }
                 if let Some(at) = i.resolved_at {
-                    println!(
+                    crate::outln!(
                         "resolved at {} by {}",
                         ts(at),
                         i.resolved_by.as_deref().unwrap_or("?")
                     );
                 }
                 if let Some(of) = i.regression_of {
-                    println!("regression of #{of}");
+                    crate::outln!("regression of #{of}");
                 }
                 if let Some(p) = &i.file_path {
-                    println!("page: {p}");
+                    crate::outln!("page: {p}");
                 }
                 for n in &notes {
-                    println!("  {} {}: {}", ts(n.at), n.author, n.text);
+                    crate::outln!("  {} {}: {}", ts(n.at), n.author, n.text);
                 }
             }
         }
@@ -213,9 +222,12 @@ pub fn run(
 fn report(store: &Store, id: i64, json: bool, what: &str) -> anyhow::Result<()> {
     let i = store.incident(id)?.expect("exists");
     if json {
-        println!("{}", serde_json::to_string_pretty(&i)?);
+        println!(
+            "{}",
+            crate::sanitize::json(&serde_json::to_string_pretty(&i)?)
+        );
     } else {
-        println!("incident #{id} {what}: {}", line(&i));
+        crate::outln!("incident #{id} {what}: {}", line(&i));
     }
     Ok(())
 }
@@ -224,6 +236,6 @@ fn report(store: &Store, id: i64, json: bool, what: &str) -> anyhow::Result<()> 
 pub fn briefing(config: &Config, days: u32, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.database_path())?;
     let b = crate::incident::briefing::build(config, &store, now, days)?;
-    print!("{}", b.markdown);
+    crate::out!("{}", b.markdown);
     Ok(ExitCode::SUCCESS)
 }

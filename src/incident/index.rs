@@ -12,13 +12,18 @@ pub fn render(incidents: &[IncidentRow]) -> String {
     let mut sorted: Vec<&IncidentRow> = incidents.iter().filter(|i| i.stage == "filed").collect();
     sorted.sort_by(|a, b| b.first_seen.cmp(&a.first_seen).then(b.id.cmp(&a.id)));
     for i in sorted {
-        let title = i.title.replace('|', "\\|").replace(['\n', '\r'], " ");
+        // one table cell of text: no pipe, line break, HTML, image or link of its own
+        let title = crate::sanitize::md_inline(&i.title);
         let link = match i
             .file_path
             .as_deref()
             .and_then(|p| Path::new(p).file_name())
         {
-            Some(f) => format!("[#{} {title}]({})", i.id, f.to_string_lossy()),
+            Some(f) => format!(
+                "[#{} {title}]({})",
+                i.id,
+                crate::notify::ntfy::url_segment(&f.to_string_lossy())
+            ),
             None => format!("#{} {title}", i.id),
         };
         let regression = if i.regression_of.is_some() {
@@ -42,7 +47,8 @@ pub fn render(incidents: &[IncidentRow]) -> String {
 pub fn write(dir: &Path, incidents: &[IncidentRow]) -> Result<(), String> {
     let path = dir.join("INDEX.md");
     let text = render(incidents);
-    if std::fs::read_to_string(&path).is_ok_and(|old| old == text) {
+    let text = crate::sanitize::text(&text).into_owned();
+    if crate::safefs::read_no_follow(&path).is_ok_and(|old| old == text) {
         return Ok(());
     }
     crate::fsio::replace(

@@ -11,6 +11,7 @@ pub mod watcher;
 use std::path::{Path, PathBuf};
 
 use crate::investigate::Diagnosis;
+use crate::sanitize::{code_span, fence, md_inline, md_text};
 use crate::store::{ts, IncidentRow};
 
 /// Everything below this line in an incident file belongs to the user.
@@ -67,8 +68,10 @@ pub fn path_for(dir: &Path, incident: &IncidentRow) -> PathBuf {
             format!("{date}-incident-{slug}-{n}.md")
         };
         let path = dir.join(name);
-        match std::fs::read_to_string(&path) {
-            Err(_) => return path,
+        // A symlink planted at the name is taken, neither read nor written through.
+        match crate::safefs::read_no_follow(&path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return path,
+            Err(_) => continue,
             Ok(text) if front_matter_id(&text) == Some(incident.id) => return path,
             Ok(_) => continue,
         }
@@ -87,21 +90,6 @@ fn front_matter_id(text: &str) -> Option<i64> {
 
 fn yaml_str(s: &str) -> String {
     serde_json::to_string(s).expect("strings serialise")
-}
-
-/// A code fence longer than any run of backticks in the text.
-fn fence(text: &str) -> String {
-    let mut longest = 0;
-    let mut run = 0;
-    for c in text.chars() {
-        if c == '`' {
-            run += 1;
-            longest = longest.max(run);
-        } else {
-            run = 0;
-        }
-    }
-    "`".repeat((longest + 1).max(3))
 }
 
 /// Renders the page of an incident.
@@ -171,9 +159,10 @@ pub fn render_full(i: &IncidentRow, d: Option<&Diagnosis>, extras: &Extras) -> S
     if !extras.related.is_empty() {
         tail.push_str("## Related\n\n");
         for r in extras.related {
+            let title = md_inline(&r.title);
             let link = match &r.file {
-                Some(f) => format!("[#{} {}]({})", r.id, r.title, f),
-                None => format!("#{} {}", r.id, r.title),
+                Some(f) => format!("[#{} {title}]({})", r.id, link_target(f)),
+                None => format!("#{} {title}", r.id),
             };
             tail.push_str(&format!("- {}: {link} ({})\n", r.relation, r.status));
         }
@@ -182,7 +171,12 @@ pub fn render_full(i: &IncidentRow, d: Option<&Diagnosis>, extras: &Extras) -> S
     if !extras.notes.is_empty() {
         tail.push_str("## Log\n\n");
         for n in extras.notes {
-            tail.push_str(&format!("- {} {}: {}\n", ts(n.at), n.author, n.text));
+            tail.push_str(&format!(
+                "- {} {}: {}\n",
+                ts(n.at),
+                md_inline(&n.author),
+                md_inline(&n.text)
+            ));
         }
         tail.push('\n');
     }
@@ -213,12 +207,15 @@ pub fn render_with_metric(i: &IncidentRow, d: Option<&Diagnosis>, metric: Option
     s.push_str(&format!("last_seen: {}\n", ts(i.last_seen)));
     s.push_str(&format!("occurrences: {}\n", i.occurrences));
     s.push_str("---\n\n");
-    s.push_str(&format!("# {}\n\n", i.title));
+    // The title, the LLM's words and log text are rendered as text: no HTML, no
+    // image (a remote one leaks to its server when the page is viewed), no link to
+    // follow, no heading of their own.
+    s.push_str(&format!("# {}\n\n", md_inline(&i.title)));
 
     s.push_str("## Summary\n\n");
     match d {
         Some(d) if d.diagnosed => {
-            s.push_str(&format!("{}\n\n", d.summary.trim()));
+            s.push_str(&format!("{}\n\n", md_text(non_empty(&d.summary))));
             if let Some(c) = d.confidence {
                 s.push_str(&format!(
                     "Verdict: **{}**, confidence {:.0}%.\n\n",
@@ -228,12 +225,12 @@ pub fn render_with_metric(i: &IncidentRow, d: Option<&Diagnosis>, metric: Option
             }
         }
         _ => s.push_str(&format!(
-            "{} occurrence{} of `{}` on {} (source `{}`), first at {}, last at {}.\n\n",
+            "{} occurrence{} of {} on {} (source {}), first at {}, last at {}.\n\n",
             i.occurrences,
             if i.occurrences == 1 { "" } else { "s" },
-            i.template,
-            i.host,
-            i.source,
+            code_span(&i.template),
+            md_inline(&i.host),
+            code_span(&i.source),
             ts(i.first_seen),
             ts(i.last_seen)
         )),
@@ -266,16 +263,16 @@ pub fn render_with_metric(i: &IncidentRow, d: Option<&Diagnosis>, metric: Option
     s.push_str("## Diagnosis\n\n");
     match d {
         Some(d) if d.diagnosed => {
-            s.push_str(&format!("{}\n\n", non_empty(&d.root_cause)));
+            s.push_str(&format!("{}\n\n", md_text(non_empty(&d.root_cause))));
         }
         Some(d) => s.push_str(&format!(
             "Not diagnosed: {}.\n\n",
-            d.error.as_deref().unwrap_or("no investigator configured")
+            md_inline(d.error.as_deref().unwrap_or("no investigator configured"))
         )),
         None => s.push_str("Not diagnosed yet.\n\n"),
     }
     if let Some(d) = d {
-        let mut facts = vec![format!("investigator: {}", d.backend)];
+        let mut facts = vec![format!("investigator: {}", md_inline(&d.backend))];
         if let Some(c) = d.cost_usd {
             facts.push(format!("cost ${c:.4}"));
         }
@@ -288,7 +285,7 @@ pub fn render_with_metric(i: &IncidentRow, d: Option<&Diagnosis>, metric: Option
             for p in &d.permission_denials {
                 let name = p["tool_name"].as_str().unwrap_or("?");
                 let input: String = p["tool_input"].to_string().chars().take(200).collect();
-                s.push_str(&format!("- `{name}` `{}`\n", input.replace('`', "'")));
+                s.push_str(&format!("- {} {}\n", code_span(name), code_span(&input)));
             }
             s.push('\n');
         }
@@ -296,12 +293,23 @@ pub fn render_with_metric(i: &IncidentRow, d: Option<&Diagnosis>, metric: Option
 
     s.push_str("## Suggested fix\n\n");
     match d {
-        Some(d) if d.diagnosed => s.push_str(&format!("{}\n\n", non_empty(&d.suggested_fix))),
-        _ => s.push_str(&format!(
-            "Look at the evidence above. If this is noise, silence it:\n\n```sh\nlogwarden ignore add '{}' --source {} --comment 'why this is noise'\n```\n\n",
-            crate::ignore::pattern_for_template(&i.template).replace('\'', "'\\''"),
-            i.source
-        )),
+        Some(d) if d.diagnosed => {
+            s.push_str(&format!("{}\n\n", md_text(non_empty(&d.suggested_fix))))
+        }
+        _ => match crate::ignore::suggest_command(
+            &i.template,
+            &i.signature,
+            &i.source,
+            "why this is noise",
+        ) {
+            Some(command) => {
+                let f = fence(&command);
+                s.push_str(&format!(
+                    "Look at the evidence above. If this is noise, silence it:\n\n{f}sh\n{command}\n{f}\n\n"
+                ));
+            }
+            None => s.push_str("Look at the evidence above.\n\n"),
+        },
     }
     s.push_str(NOTES_MARKER);
     s.push('\n');
@@ -328,9 +336,17 @@ pub fn write(path: &Path, page: &str) -> Result<(), String> {
                 .map(|(_, n)| n.trim_start_matches('\n').to_string())
         })
         .unwrap_or_default();
-    let mut text = page.to_string();
+    // Control characters from log text (an escape sequence waiting for someone to
+    // `cat` the page) are made visible; the user's notes are theirs.
+    let mut text = crate::sanitize::text(page).into_owned();
     text.push_str(&notes);
     crate::fsio::replace(path, text.as_bytes(), crate::fsio::NewFile::DirOwner(0o640))
+}
+
+/// A relative link target: our own file names, with anything markdown would end the
+/// link at percent-encoded.
+fn link_target(file: &str) -> String {
+    crate::notify::ntfy::url_segment(file)
 }
 
 #[cfg(test)]
@@ -346,12 +362,6 @@ mod tests {
         assert_eq!(slug("!!!"), "incident");
         let long = slug(&"word ".repeat(40));
         assert!(long.len() <= 60 && !long.ends_with('-'));
-    }
-
-    #[test]
-    fn fences_outgrow_backticks() {
-        assert_eq!(fence("a ```` b"), "`````");
-        assert_eq!(fence("plain"), "```");
     }
 
     #[test]

@@ -30,10 +30,10 @@ pub fn run(
             let now = now.unwrap_or_else(Utc::now);
             let report = pipeline::check_metrics(config, &RunOptions { now, dry_run })?;
             if report.busy {
-                println!("another logwarden run is in progress; nothing done");
+                crate::outln!("another logwarden run is in progress; nothing done");
                 return Ok(ExitCode::SUCCESS);
             }
-            print!("{}", report.summary(now));
+            crate::out!("{}", report.summary(now));
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -43,13 +43,13 @@ fn list(config: &Config) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.database_path())?;
     let runs = store.metric_check_runs()?;
     if config.metrics.checks.is_empty() {
-        println!("no [[check]] is configured");
+        crate::outln!("no [[check]] is configured");
     }
-    println!("checks:");
+    crate::outln!("checks:");
     for c in &config.metrics.checks {
         match runs.iter().find(|r| r.name == c.name) {
-            None => println!("  {:<20} never run", c.name),
-            Some(r) => println!(
+            None => crate::outln!("  {:<20} never run", c.name),
+            Some(r) => crate::outln!(
                 "  {:<20} {:<8} last run {}, {} sample(s), {} ms{}{}",
                 c.name,
                 r.status,
@@ -74,7 +74,7 @@ fn list(config: &Config) -> anyhow::Result<ExitCode> {
         .into_iter()
         .filter(|i| i.status != "resolved" && i.signature.starts_with("metric:"))
         .collect();
-    println!("series:");
+    crate::outln!("series:");
     for s in store.metric_series()? {
         let firing: Vec<String> = open
             .iter()
@@ -89,7 +89,7 @@ fn list(config: &Config) -> anyhow::Result<ExitCode> {
         } else {
             format!("INCIDENT {}", firing.join(", "))
         };
-        println!(
+        crate::outln!(
             "  {:<50} {:>12}  at {}  [{}]  {}",
             s.key,
             num(s.last_value),
@@ -120,7 +120,7 @@ fn show(
     for s in series {
         let to = now.map_or(s.last_ts, |n| n.timestamp());
         let from = to - span.as_secs() as i64;
-        println!(
+        crate::outln!(
             "{} (check `{}`){}",
             s.key,
             s.check,
@@ -133,9 +133,13 @@ fn show(
         let rollups = span > config.metrics.raw_retention;
         let (rows, values): (Vec<String>, Vec<f64>) = if rollups {
             let r = store.metric_rollups(s.id, from)?;
-            println!(
+            crate::outln!(
                 "  {:<20} {:>12} {:>12} {:>12} {:>6}",
-                "hour", "mean", "min", "max", "n"
+                "hour",
+                "mean",
+                "min",
+                "max",
+                "n"
             );
             (
                 r.iter()
@@ -154,7 +158,7 @@ fn show(
             )
         } else {
             let r = store.metric_samples(s.id, from)?;
-            println!("  {:<20} {:>12}", "time", "value");
+            crate::outln!("  {:<20} {:>12}", "time", "value");
             (
                 r.iter()
                     .filter(|p| p.0 <= to)
@@ -165,15 +169,15 @@ fn show(
         };
         const SHOWN: usize = 40;
         if rows.len() > SHOWN {
-            println!("  … {} earlier row(s) not shown", rows.len() - SHOWN);
+            crate::outln!("  … {} earlier row(s) not shown", rows.len() - SHOWN);
         }
         for r in rows.iter().skip(rows.len().saturating_sub(SHOWN)) {
-            println!("{r}");
+            crate::outln!("{r}");
         }
         if values.is_empty() {
-            println!("  no samples since {}", time(from));
+            crate::outln!("  no samples since {}", time(from));
         } else {
-            println!(
+            crate::outln!(
                 "  {}  min {} max {} last {} ({} point(s){})",
                 chart::sparkline(&values, 60),
                 num(values.iter().copied().fold(f64::INFINITY, f64::min)),
@@ -183,7 +187,7 @@ fn show(
                 if rollups { ", hourly means" } else { "" }
             );
         }
-        println!();
+        crate::outln!();
     }
     Ok(ExitCode::SUCCESS)
 }

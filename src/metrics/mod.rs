@@ -428,12 +428,13 @@ fn sample_line(f: &Finding) -> String {
 /// The explanation of a finding as the incident's evidence text.
 pub fn explain(f: &Finding) -> String {
     let mut s = format!(
-        "check `{}`{}\nrule: {}\nat {}: {}\n",
-        f.check,
+        "check {}{}\nrule: {}\nat {}: {}\n",
+        crate::sanitize::code_span(&f.check),
         if f.series.is_empty() {
             String::new()
         } else {
-            format!(", series `{}`", f.series)
+            // label values come from what a script read on the host
+            format!(", series {}", crate::sanitize::code_span(&f.series))
         },
         f.rule,
         DateTime::<Utc>::from_timestamp(f.at, 0)
@@ -517,9 +518,11 @@ pub fn incident_section(store: &Store, inc: &IncidentRow, path: &Path) -> Option
         )
         .is_ok()
         {
+            // the alt text cannot close the image and open another
+            let alt = crate::sanitize::md_inline(&f.series.replace(['[', ']'], ""));
             md.push_str(&format!(
-                "![{} over the last {label}]({name})\n\n",
-                f.series
+                "![{alt} over the last {label}]({})\n\n",
+                crate::notify::ntfy::url_segment(&name)
             ));
         }
     }

@@ -73,13 +73,18 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// The control key: read from `path`, or made (32 random bytes, hex, mode 0600).
 pub fn key(path: &Path) -> Result<Vec<u8>, String> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => {
+    // Never through a symlink: a key planted elsewhere would let its owner sign acks
+    // and mutes, and a chmod through it would change someone else's file.
+    match crate::safefs::open_no_follow(path) {
+        Ok(mut f) => {
+            let mut text = String::new();
+            f.read_to_string(&mut text)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             // Someone loosened it (a copy, a restore): only logwarden may read it.
             use std::os::unix::fs::PermissionsExt;
-            if let Ok(m) = std::fs::metadata(path) {
+            if let Ok(m) = f.metadata() {
                 if m.permissions().mode() & 0o077 != 0 {
-                    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+                    let _ = f.set_permissions(std::fs::Permissions::from_mode(0o600));
                 }
             }
             return decode_hex(text.trim())
@@ -87,6 +92,12 @@ pub fn key(path: &Path) -> Result<Vec<u8>, String> {
                 .ok_or_else(|| format!("{} is not a logwarden control key", path.display()));
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(format!(
+            "{} is a symlink; refusing to use it as the control key (remove it: a new key is made)",
+            path.display()
+        ))
+        }
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     }
     let mut bytes = [0u8; 32];
@@ -235,7 +246,7 @@ pub fn poll_and_apply(config: &Config, store: &Store, now: DateTime<Utc>) -> Con
             return report;
         }
     };
-    let messages = match poll(cfg, topic, &since) {
+    let messages = match poll(cfg, topic, &since, &mut report) {
         Ok(m) => m,
         Err(e) => {
             report.errors.push(format!("poll failed: {e}"));
@@ -267,7 +278,17 @@ pub fn poll_and_apply(config: &Config, store: &Store, now: DateTime<Utc>) -> Con
     report
 }
 
-fn poll(cfg: &NtfyConfig, topic: &str, since: &str) -> Result<Vec<PolledMessage>, String> {
+/// At most this much of a poll's answer is read. A control message is one short
+/// line (ntfy caps messages at 4 KiB); whoever may write the topic must not be able
+/// to make a run read (and hold) hundreds of megabytes.
+pub const MAX_POLL_BYTES: u64 = 1024 * 1024;
+
+fn poll(
+    cfg: &NtfyConfig,
+    topic: &str,
+    since: &str,
+    report: &mut ControlReport,
+) -> Result<Vec<PolledMessage>, String> {
     let client = ntfy::client(cfg)?;
     let url = format!("{}/{topic}/json", cfg.server);
     let req = client.get(&url).query(&[("poll", "1"), ("since", since)]);
@@ -275,19 +296,74 @@ fn poll(cfg: &NtfyConfig, topic: &str, since: &str) -> Result<Vec<PolledMessage>
         .send()
         .map_err(|e| format!("GET {url}: {}", ntfy::error_chain(&e)))?;
     let status = resp.status();
-    let text = resp.text().map_err(|e| format!("GET {url}: {e}"))?;
+    let mut body = Vec::new();
+    resp.take(MAX_POLL_BYTES + 1)
+        .read_to_end(&mut body)
+        .map_err(|e| format!("GET {url}: {e}"))?;
     if !status.is_success() {
+        let text = String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned();
         return Err(format!(
             "GET {url}: HTTP {status}: {}",
-            text.trim().chars().take(200).collect::<String>()
+            crate::sanitize::line(&text)
         ));
     }
-    text.lines()
+    let over = body.len() as u64 > MAX_POLL_BYTES;
+    let mut oversized = None;
+    if over {
+        // Keep the whole lines within the cap; the rest is read by the next run,
+        // which asks for what follows the last message applied.
+        let end = body[..MAX_POLL_BYTES as usize]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        if end == 0 {
+            // One message longer than the cap (no ntfy sends that): skip it by its id,
+            // so the topic does not stay stuck on it.
+            oversized = oversized_id(&body);
+        }
+        body.truncate(end);
+    }
+    let text = String::from_utf8_lossy(&body);
+    let messages: Vec<PolledMessage> = text
+        .lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| {
-            serde_json::from_str(l).map_err(|e| format!("GET {url}: not ntfy's JSON ({e}): {l}"))
+            serde_json::from_str(l).map_err(|e| {
+                let l: String = l.chars().take(200).collect();
+                format!(
+                    "GET {url}: not ntfy's JSON ({e}): {}",
+                    crate::sanitize::line(&l)
+                )
+            })
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    let mut messages = messages;
+    if let Some(id) = oversized {
+        report.errors.push(format!(
+            "message {id} is longer than {} KiB: skipped",
+            MAX_POLL_BYTES / 1024
+        ));
+        messages.push(PolledMessage {
+            id,
+            event: "oversized".into(),
+            message: String::new(),
+        });
+    } else if over {
+        report.errors.push(format!(
+            "the answer was longer than {} KiB: {} message(s) read, the rest left for the next run",
+            MAX_POLL_BYTES / 1024,
+            messages.len()
+        ));
+    }
+    Ok(messages)
+}
+
+/// The `id` at the start of a JSON message object cut short.
+fn oversized_id(start: &[u8]) -> Option<String> {
+    let head = String::from_utf8_lossy(&start[..start.len().min(256)]);
+    let at = head.find("\"id\":\"")? + 6;
+    let id: String = head[at..].chars().take_while(|&c| c != '"').collect();
+    (!id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric())).then_some(id)
 }
 
 /// Applies one message. Err only when the state cannot be changed (retried next run).

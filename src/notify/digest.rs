@@ -9,6 +9,12 @@
 //!   wait in the outbox for the next hour.
 //! - When ntfy keeps failing (429, 5xx, unreachable) after the retries, the rest wait
 //!   for the next run instead of each timing out.
+//! - A failure about one message (400, 413, …) never holds back the others; after
+//!   `dead_after` refusals the message is set aside (a dead letter, shown by the run,
+//!   `status` and `doctor`) and a short notice saying so goes out in its place.
+//! - A notification still queued `max_age` after it was made joins one digest of
+//!   such notifications ("3 notifications could not be sent in time: …"): late, but
+//!   never silence.
 
 use chrono::{DateTime, Duration, Timelike, Utc};
 
@@ -29,6 +35,10 @@ pub struct Flush {
     pub held_cap: u64,
     /// Folded into a digest (marked sent in it).
     pub folded: u64,
+    /// Too old to send: folded into the age limit's digest.
+    pub expired: u64,
+    /// Set aside this run after repeated refusals: (outbox id, incident, why).
+    pub dead: Vec<(i64, Option<i64>, String)>,
     pub errors: Vec<String>,
 }
 
@@ -51,7 +61,36 @@ impl Flush {
                 self.held_cap
             ));
         }
+        if self.expired > 0 {
+            s.push_str(&format!(
+                ", {} not sent in time (folded into a digest)",
+                self.expired
+            ));
+        }
+        if !self.dead.is_empty() {
+            s.push_str(&format!(
+                ", {} undeliverable (set aside, notice queued)",
+                self.dead.len()
+            ));
+        }
         s
+    }
+
+    /// One line per notification set aside this run, for the run's summary.
+    pub fn dead_lines(&self) -> Vec<String> {
+        self.dead
+            .iter()
+            .map(|(id, inc, why)| {
+                let what = match inc {
+                    Some(i) => format!("notification {id} (incident #{i})"),
+                    None => format!("notification {id}"),
+                };
+                format!(
+                    "{what} is undeliverable: ntfy refused it repeatedly ({}); set aside",
+                    crate::sanitize::line(why)
+                )
+            })
+            .collect()
     }
 }
 
@@ -84,13 +123,18 @@ pub fn in_quiet_hours(cfg: &NtfyConfig, severity: &str, now: DateTime<Utc>) -> b
         .any(|q| q.severity == severity && q.contains(h * 60 + m))
 }
 
-/// Sends every due notification; failures stay queued for the next run.
+/// Sends every due notification; failures stay queued for the next run. `host`
+/// names this machine in the notices logwarden writes itself.
 pub fn flush(
     store: &Store,
     cfg: Option<&NtfyConfig>,
+    host: &str,
     now: DateTime<Utc>,
 ) -> crate::store::Result<Flush> {
     let mut f = Flush::default();
+    if let Some(cfg) = cfg {
+        expire(store, cfg, host, now, &mut f)?;
+    }
     let due = store.due_notifications(now)?;
     let Some(cfg) = cfg else {
         for n in due {
@@ -151,7 +195,8 @@ pub fn flush(
     let mut key: Option<Vec<u8>> = None;
     let mut server_down = false;
     let mut not_tried = 0;
-    for n in normal {
+    let mut queue: std::collections::VecDeque<OutboxRow> = normal.into();
+    while let Some(n) = queue.pop_front() {
         if server_down {
             not_tried += 1; // ntfy was failing: kept for the next run
             continue;
@@ -159,10 +204,10 @@ pub fn flush(
         let m = match message(store, cfg, &n, &mut key) {
             Ok(m) => m,
             Err(e) => {
-                f.errors.push(format!("notification {}: {e}", n.id));
-                f.failed += 1;
-                store.mark_failed(n.id, &e, now)?;
-                continue;
+                // Without its buttons rather than not at all.
+                f.errors
+                    .push(format!("notification {}: sent without actions: {e}", n.id));
+                plain(&n)
             }
         };
         match ntfy::send(cfg, &client, &m) {
@@ -170,11 +215,38 @@ pub fn flush(
                 store.mark_sent(n.id, now)?;
                 f.sent += 1;
             }
-            Err(e) => {
+            Err(e) if e.server_trouble => {
                 store.mark_failed(n.id, &e.message, now)?;
                 f.failed += 1;
                 f.errors.push(e.message);
-                server_down = e.server_trouble;
+                server_down = true;
+            }
+            Err(e) => {
+                // About this message only: the others go on.
+                f.errors
+                    .push(format!("notification {}: {}", n.id, e.message));
+                if !store.mark_refused(n.id, &e.message, cfg.more.dead_after, now)? {
+                    f.failed += 1;
+                } else {
+                    f.dead.push((n.id, n.incident_id, e.message.clone()));
+                    if n.kind != "undeliverable" {
+                        // The notice goes out in this run, in the place of the message.
+                        let (severity, note) = undeliverable_note(&n, &e.message, host);
+                        let id = store.enqueue_kind(
+                            n.incident_id,
+                            "undeliverable",
+                            &severity,
+                            &note,
+                            now,
+                        )?;
+                        queue.extend(
+                            store
+                                .due_notifications(now)?
+                                .into_iter()
+                                .filter(|r| r.id == id),
+                        );
+                    }
+                }
             }
         }
     }
@@ -188,6 +260,18 @@ pub fn flush(
     Ok(f)
 }
 
+/// The ntfy message of an outbox row without click URL or actions.
+fn plain(n: &OutboxRow) -> ntfy::Message {
+    ntfy::Message {
+        title: n.title.clone(),
+        body: n.body.clone(),
+        priority: n.priority,
+        tags: n.tags.clone(),
+        click: None,
+        actions: None,
+    }
+}
+
 /// The ntfy message of an outbox row: incident notifications get the click URL and
 /// the Ack / Mute 24h / Open actions.
 fn message(
@@ -196,14 +280,7 @@ fn message(
     n: &OutboxRow,
     key: &mut Option<Vec<u8>>,
 ) -> Result<ntfy::Message, String> {
-    let mut m = ntfy::Message {
-        title: n.title.clone(),
-        body: n.body.clone(),
-        priority: n.priority,
-        tags: n.tags.clone(),
-        click: None,
-        actions: None,
-    };
+    let mut m = plain(n);
     let Some(id) = n.incident_id else {
         return Ok(m);
     };
@@ -237,7 +314,11 @@ fn digest_note(over: &[OutboxRow], cap: u32) -> Notification {
     );
     let mut listed = 0;
     for n in over {
-        let line = format!("- [{}] {}\n", n.severity, n.title);
+        let line = format!(
+            "- [{}] {}\n",
+            n.severity,
+            crate::sanitize::md_inline(&n.title)
+        );
         if body.len() + line.len() > super::MAX_BODY - 100 {
             break;
         }
@@ -261,4 +342,129 @@ fn digest_note(over: &[OutboxRow], cap: u32) -> Notification {
         priority: 2,
         tags: "card_file_box,digest".into(),
     }
+}
+
+/// The short notice that goes out in place of a notification ntfy keeps refusing:
+/// logwarden's own words, the incident id and ntfy's answer (sanitised and cut), at
+/// the severity of the notification it replaces.
+fn undeliverable_note(n: &OutboxRow, error: &str, host: &str) -> (String, Notification) {
+    let what = match n.incident_id {
+        Some(i) => format!("incident #{i}"),
+        None => format!("a {} notification", crate::sanitize::line(&n.kind)),
+    };
+    let why: String = crate::sanitize::line(error).chars().take(300).collect();
+    let mut body = format!(
+        "ntfy refused the notification for {what} every time it was sent; it is set aside.\n\nLast answer: {}\n",
+        crate::sanitize::code_span(&why)
+    );
+    if let Some(i) = n.incident_id {
+        body.push_str(&format!("\nSee `logwarden incidents show {i}`.\n"));
+    }
+    body.push_str("\n`logwarden status` lists undeliverable notifications.");
+    let severity = n.severity.clone();
+    (
+        severity.clone(),
+        Notification {
+            title: format!(
+                "[{}] A notification for {what} could not be delivered",
+                crate::sanitize::line(host)
+            ),
+            body,
+            priority: super::priority(&severity),
+            tags: format!("{},undeliverable", super::tags(&severity)),
+        },
+    )
+}
+
+/// Folds notifications queued longer than `max_age` into one digest of late
+/// notifications, joining the digest still waiting from an earlier run if there is
+/// one (so a long ntfy outage ends in one message, not one per run).
+fn expire(
+    store: &Store,
+    cfg: &NtfyConfig,
+    host: &str,
+    now: DateTime<Utc>,
+    f: &mut Flush,
+) -> crate::store::Result<()> {
+    let max_age = Duration::from_std(cfg.more.max_age).unwrap_or(Duration::days(1));
+    let old = store.expired_notifications(now - max_age)?;
+    if old.is_empty() {
+        return Ok(());
+    }
+    let placeholder = Notification {
+        title: String::new(),
+        body: String::new(),
+        priority: 3,
+        tags: String::new(),
+    };
+    let digest = match store.queued_of_kind("expired")? {
+        Some(id) => id,
+        None => store.enqueue_kind(None, "expired", "info", &placeholder, now)?,
+    };
+    let ids: Vec<i64> = old.iter().map(|n| n.id).collect();
+    store.fold_expired(&ids, digest, now)?;
+    f.expired += ids.len() as u64;
+    let all = store.folded_into(digest)?;
+    let (severity, note) = expired_note(&all, cfg.more.max_age, host);
+    store.rewrite_notification(digest, &severity, &note)?;
+    Ok(())
+}
+
+/// "3 notifications could not be sent in time: …", listing them (within ntfy's limit),
+/// at the highest severity among them so a late critical still buzzes.
+fn expired_note(
+    late: &[OutboxRow],
+    max_age: std::time::Duration,
+    host: &str,
+) -> (String, Notification) {
+    let severity = late
+        .iter()
+        .map(|n| n.severity.as_str())
+        .max_by_key(|s| rank(s))
+        .unwrap_or("info")
+        .to_string();
+    let s = if late.len() == 1 { "" } else { "s" };
+    let mut body = format!(
+        "{} notification{s} could not be sent within {} (ntfy was failing); here they are:\n\n",
+        late.len(),
+        crate::duration::format(max_age)
+    );
+    let mut listed = 0;
+    for n in late {
+        let inc = n
+            .incident_id
+            .map(|i| format!(" (incident #{i})"))
+            .unwrap_or_default();
+        let line = format!(
+            "- {} [{}] {}{inc}\n",
+            n.created_at.format("%Y-%m-%d %H:%M"),
+            n.severity,
+            crate::sanitize::md_inline(&n.title)
+        );
+        if body.len() + line.len() > super::MAX_BODY - 100 {
+            break;
+        }
+        body.push_str(&line);
+        listed += 1;
+    }
+    if listed < late.len() {
+        body.push_str(&format!(
+            "- … and {} more (`logwarden incidents`)\n",
+            late.len() - listed
+        ));
+    }
+    (
+        severity.clone(),
+        Notification {
+            title: format!(
+                "[{}] {} notification{s} could not be sent in time: {}",
+                crate::sanitize::line(host),
+                late.len(),
+                crate::sanitize::line(&late[0].title)
+            ),
+            body,
+            priority: super::priority(&severity),
+            tags: format!("{},hourglass,late", super::tags(&severity)),
+        },
+    )
 }

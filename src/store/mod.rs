@@ -10,9 +10,10 @@ mod metrics;
 mod migrations;
 // issue 8: the queries of `status`, `doctor` and the metrics textfile.
 mod ops;
-// issue 7: the hourly cap's digest
+// the digests (hourly cap, age limit) and dead letters
 mod outbox;
 pub use ops::{OpenIncident, RunSummary};
+pub use outbox::DeadLetter;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -85,7 +86,7 @@ pub struct SignatureRow {
 }
 
 /// An incident as stored.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct IncidentRow {
     pub id: i64,
     pub signature: String,
@@ -357,7 +358,7 @@ impl Store {
     pub fn due_notifications(&self, now: DateTime<Utc>) -> Result<Vec<OutboxRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT id, incident_id, title, body, priority, tags, attempts, created_at, severity, kind FROM outbox
-             WHERE sent_at IS NULL AND next_attempt_at <= ?1 ORDER BY id",
+             WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([ts(now)], |r| {
             Ok(OutboxRow {
@@ -378,7 +379,7 @@ impl Store {
 
     pub fn outbox_backlog(&self) -> Result<u64> {
         Ok(self.conn.query_row(
-            "SELECT count(*) FROM outbox WHERE sent_at IS NULL",
+            "SELECT count(*) FROM outbox WHERE sent_at IS NULL AND dead_at IS NULL",
             [],
             |r| r.get::<_, i64>(0),
         )? as u64)

@@ -21,6 +21,7 @@ mod metrics;
 mod ntfy;
 mod redaction;
 mod rotation;
+mod sanitize;
 mod scripts;
 mod sources;
 mod watch;

@@ -235,7 +235,9 @@ pub fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a 
 /// A fake ntfy server on loopback. It checks each publish against ntfy's documented
 /// API (POST to /<topic>, priority 1–5, body at most 4096 bytes, Markdown: yes, the
 /// `Actions` header's simple format, a `Click` URL, the expected Bearer token or Basic
-/// auth) and answers with the queued statuses (then 200). Issue 7: it keeps what was
+/// auth, no control character in a header value, which a real server answers with
+/// 400) and answers with the queued statuses (then 200), or with the status of a
+/// refusal the test set up for the message's text. Issue 7: it keeps what was
 /// published per topic and serves it to pollers (`GET /<topic>/json?poll=1&since=…`)
 /// as ntfy's JSON message objects; topics in `anonymous_write` may be published to
 /// without credentials (ntfy's `write-only` access for everyone).
@@ -249,6 +251,9 @@ pub struct FakeNtfy {
     /// Messages kept for pollers.
     pub cache: Arc<Mutex<Vec<Cached>>>,
     pub anonymous_write: Arc<Mutex<Vec<String>>>,
+    /// Publishes whose title or body hold one of these texts are refused with the
+    /// status (as ntfy refuses a message for a reason of its own: 400, 413, …).
+    pub refusals: Arc<Mutex<Vec<(String, u16)>>>,
     server: Arc<tiny_http::Server>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -274,7 +279,8 @@ impl FakeNtfy {
         let requests = Arc::new(Mutex::new(Vec::new()));
         let cache = Arc::new(Mutex::new(Vec::new()));
         let anonymous_write: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
-        let (s, r, st, v, all, c, anon) = (
+        let refusals: Arc<Mutex<Vec<(String, u16)>>> = Arc::new(Mutex::new(Vec::new()));
+        let (s, r, st, v, all, c, anon, refuse) = (
             server.clone(),
             received.clone(),
             statuses.clone(),
@@ -282,12 +288,30 @@ impl FakeNtfy {
             requests.clone(),
             cache.clone(),
             anonymous_write.clone(),
+            refusals.clone(),
         );
         let token = expected_auth;
         let thread = std::thread::spawn(move || {
             for mut req in s.incoming_requests() {
                 let rec = Received::read(&mut req);
                 all.lock().unwrap().push(rec.clone());
+                // A header value with a control character is a bad request to any HTTP
+                // server (RFC 9110 field-value; Go's net/http, which ntfy runs on,
+                // answers 400 before ntfy sees it).
+                if let Some((k, val)) = rec
+                    .headers
+                    .iter()
+                    .find(|(_, val)| val.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f))
+                {
+                    v.lock()
+                        .unwrap()
+                        .push(format!("control character in header {k}: {val:?}"));
+                    let _ = req.respond(
+                        tiny_http::Response::from_string("400 Bad Request: invalid header value")
+                            .with_status_code(400),
+                    );
+                    continue;
+                }
                 let auth_ok = match (&token, rec.header("Authorization")) {
                     (Some(t), Some(a)) => a == t,
                     (Some(_), None) => false,
@@ -352,7 +376,12 @@ impl FakeNtfy {
                         rec.body.len()
                     ));
                 }
-                let status = next_status();
+                let refused = refuse.lock().unwrap().iter().find_map(|(text, status)| {
+                    let title = rec.header("Title").map(decode_rfc2047).unwrap_or_default();
+                    (title.contains(text.as_str()) || rec.body.contains(text.as_str()))
+                        .then_some(*status)
+                });
+                let status = refused.unwrap_or_else(next_status);
                 if status == 200 && problems.is_empty() {
                     let mut cache = c.lock().unwrap();
                     let id = format!("msg{:09}", cache.len() + 1);
@@ -378,9 +407,20 @@ impl FakeNtfy {
             requests,
             cache,
             anonymous_write,
+            refusals,
             server,
             thread: Some(thread),
         }
+    }
+
+    /// Refuses (with `status`) every publish whose title or body holds `text`.
+    pub fn refuse_containing(&self, text: &str, status: u16) {
+        self.refusals.lock().unwrap().push((text.into(), status));
+    }
+
+    /// Accepts them again.
+    pub fn stop_refusing(&self) {
+        self.refusals.lock().unwrap().clear();
     }
 
     /// The next publishes (and polls) are answered with these statuses.
@@ -454,6 +494,21 @@ impl FakeNtfy {
             .expect("the tap's request")
             .status()
             .as_u16()
+    }
+}
+
+/// A header value as ntfy reads it: an RFC 2047 `=?UTF-8?B?…?=` word decoded, else as is.
+pub fn decode_rfc2047(v: &str) -> String {
+    use base64::Engine;
+    match v
+        .strip_prefix("=?UTF-8?B?")
+        .and_then(|r| r.strip_suffix("?="))
+    {
+        Some(b64) => base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_else(|_| v.to_string()),
+        None => v.to_string(),
     }
 }
 
