@@ -285,14 +285,13 @@ impl Config {
                 message: e.message().to_string(),
             }])
         })?;
-        let base = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        let base = if base.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            base
+        // Every path is made absolute here, once: the process later runs children in
+        // other folders (the investigator's scratch dir), where a path relative to the
+        // cwd of `logwarden --config ../x.toml` would name something else.
+        let path = &absolute(path);
+        let base = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("/"),
         };
         let mut v = Validator {
             errors: Vec::new(),
@@ -309,6 +308,16 @@ impl Config {
     /// The path of the state database.
     pub fn database_path(&self) -> PathBuf {
         self.state_dir.join("logwarden.db")
+    }
+}
+
+/// `p` made absolute against the current directory (normalised, links not resolved).
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        normalize(p)
+    } else {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        normalize(&cwd.join(p))
     }
 }
 
@@ -374,6 +383,16 @@ impl Validator {
             normalize(p)
         } else {
             normalize(&self.base.join(p))
+        }
+    }
+
+    /// A command: a bare name is looked up in `PATH` when run; one with a `/` is a
+    /// path, relative to the config file's folder like every other path.
+    fn command(&self, c: String) -> String {
+        if c.contains('/') {
+            self.path(&c).display().to_string()
+        } else {
+            c
         }
     }
 
@@ -604,7 +623,7 @@ impl Validator {
             }
             "sqlite" => SourceKind::Sqlite(self.sqlite_source(prefix, &s)),
             "journald" => SourceKind::Journald(JournaldSource {
-                command: s.command.clone().unwrap_or_else(|| "journalctl".into()),
+                command: self.command(s.command.clone().unwrap_or_else(|| "journalctl".into())),
                 units: s.units.clone(),
                 identifiers: s.identifiers.clone(),
             }),
