@@ -56,6 +56,11 @@ impl Level {
 
     /// The number of a level name, without allocating (the hot path of reading).
     pub fn number_of(name: &str, custom: &BTreeMap<String, u32>) -> u32 {
+        Level::known_number(name, custom).unwrap_or(20)
+    }
+
+    /// The number of a custom or known level name (case-insensitive), if it is one.
+    pub fn known_number(name: &str, custom: &BTreeMap<String, u32>) -> Option<u32> {
         let name = name.trim();
         custom
             .iter()
@@ -67,7 +72,6 @@ impl Level {
                     .find(|(n, _)| n.eq_ignore_ascii_case(name))
                     .map(|(_, n)| *n)
             })
-            .unwrap_or(20)
     }
 
     /// A level given in config: a known or custom name, or a number.

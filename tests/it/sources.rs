@@ -499,3 +499,57 @@ fn sqlite_in_wal_mode_after_the_app_closed_it() {
         "nothing created next to it"
     );
 }
+
+/// Levels that cannot be classified (NULL, BLOB, unknown name, negative number) keep
+/// their row as an ERROR with a note; names are case-insensitive; a negative number is
+/// not read as a huge (critical) one.
+#[test]
+fn sqlite_rows_with_unreadable_levels_are_kept_as_errors() {
+    if python_or_skip().is_none() {
+        return;
+    }
+    let t = Test::new();
+    t.config("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app.db\"\npreset = \"log\"\nfrom = \"start\"\n");
+    py(
+        &t,
+        "import sqlite3\ndb = sqlite3.connect('app.db')\ndb.execute('CREATE TABLE log (Created REAL, Name TEXT, LogLevel INTEGER, LogLevelName TEXT, Message TEXT, Module TEXT, FuncName TEXT, LineNo INTEGER, Exception TEXT)')\nrows = [(None, 'Payment gateway refused the card'), (b'\\x01\\x02', 'Disk full'), (-1, 'Webhook signature mismatch for shop number seven today'), ('bogus', 'Cache stampede'), ('warn', 'Slow query on orders table took long'), ('Fatal', 'Ledger out of balance by many cents and more here now'), ('info', 'hello'), (20, 'started')]\ndb.executemany('INSERT INTO log VALUES (1763805600, \"app\", ?, NULL, ?, \"m\", \"f\", 1, NULL)', rows)\ndb.commit()",
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let inc = t.incidents();
+    let by_title = |needle: &str| -> &serde_json::Value {
+        inc.iter()
+            .find(|i| i["template"].as_str().unwrap_or("").contains(needle))
+            .unwrap_or_else(|| panic!("no incident for `{needle}`: {}\n{inc:?}", r.stdout))
+    };
+    for (msg, what) in [
+        ("Payment gateway refused the card", "NULL"),
+        ("Disk full", "BLOB"),
+        (
+            "Webhook signature mismatch for shop number seven today",
+            "-1",
+        ),
+        ("Cache stampede", "unknown name `bogus`"),
+    ] {
+        let i = by_title(msg);
+        assert_eq!(i["level"], "ERROR", "{msg}: {i}");
+        assert_eq!(
+            i["severity"], "warning",
+            "{msg}: an ERROR, not critical: {i}"
+        );
+        assert!(
+            i["samples"]
+                .to_string()
+                .contains(&format!("level unreadable: {what}")),
+            "{msg}: the evidence says what was found: {i}"
+        );
+    }
+    assert_eq!(
+        by_title("Slow query on orders table took long")["level"],
+        "warn"
+    );
+    assert_eq!(
+        by_title("Ledger out of balance by many cents and more here now")["severity"],
+        "critical"
+    );
+    assert_eq!(inc.len(), 6, "INFO rows stay below min_level: {inc:?}");
+}
