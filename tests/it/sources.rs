@@ -553,3 +553,51 @@ fn sqlite_rows_with_unreadable_levels_are_kept_as_errors() {
     );
     assert_eq!(inc.len(), 6, "INFO rows stay below min_level: {inc:?}");
 }
+
+/// Tracebacks of 50 frames with `diagnose=True` (far over the lines kept of a record):
+/// the exception type is still found, so two exceptions with the same message are two
+/// incidents.
+#[test]
+fn long_tracebacks_keep_their_exception_type() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.with_app_source("");
+    t.loguru(
+        r#"logger.add("app.log", backtrace=True, diagnose=True)
+def dive(n, kind):
+    depth_marker = {"n": n, "kind": kind.__name__}
+    if n == 0:
+        raise kind("could not settle the batch")
+    return plunge(n - 1, kind)
+def plunge(n, kind):
+    return dive(n, kind)
+for kind in (ValueError, TypeError, ValueError):
+    try:
+        dive(50, kind)
+    except Exception:
+        logger.exception("Batch settlement failed")"#,
+    );
+    let lines = t.read("app.log").lines().count();
+    assert!(
+        lines > 1200,
+        "each traceback is over 400 lines: {lines} in all"
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let mut inc: Vec<(String, u64)> = t
+        .incidents()
+        .iter()
+        .map(|i| {
+            (
+                i["exception_type"].as_str().unwrap_or("none").to_string(),
+                i["occurrences"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    inc.sort();
+    assert_eq!(
+        inc,
+        vec![("TypeError".to_string(), 1), ("ValueError".to_string(), 2)]
+    );
+}
