@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::json::JsonParser;
-use super::linereader::{for_each_line, next_line, Line};
+use super::linereader::{for_each_line_capped, next_line, Line};
 use super::loguru::{HeaderParser, RecordAssembler};
 use super::{Checkpoint, Event, RecordParser};
 use crate::config::{FileSource, ParserSpec, SourceConfig, StartFrom};
@@ -504,7 +504,8 @@ impl Follower<'_> {
         let mut long_lines = 0u64;
         let report = &mut *self.report;
         let sink = &mut *self.sink;
-        for_each_line(&mut reader, &mut scratch, |line| {
+        let max_line = parser.max_line();
+        for_each_line_capped(&mut reader, &mut scratch, max_line, |line| {
             if !line.complete && !finished {
                 return false; // a half-written line waits for the next run
             }

@@ -146,6 +146,10 @@ pub trait RecordParser {
     }
     /// Completes the record in progress at the end of the input.
     fn finish(&mut self) -> Option<Event>;
+    /// The most of one line this parser needs (the rest is dropped before it sees it).
+    fn max_line(&self) -> usize {
+        linereader::MAX_LINE
+    }
     /// Problems met (bad lines), to report once per run.
     fn take_problems(&mut self) -> Vec<String> {
         Vec::new()

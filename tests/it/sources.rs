@@ -601,3 +601,55 @@ for kind in (ValueError, TypeError, ValueError):
         vec![("TypeError".to_string(), 1), ("ValueError".to_string(), 2)]
     );
 }
+
+/// loguru JSON records over 64 KiB and nested over 128 levels are valid output and
+/// are read; a line that is not JSON but names an error is kept as ERROR with a note;
+/// one that says nothing of an error is reported with its line number.
+#[test]
+fn loguru_json_huge_deep_and_broken_lines_lose_no_error() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.config("[[source]]\nname = \"api\"\nkind = \"loguru-json\"\npath = \"api.json\"\nfrom = \"start\"\n");
+    t.loguru(
+        r#"
+logger.add("api.json", serialize=True)
+logger.bind(payload="p" * 300_000).error("Export failed for tenant {}", 4)
+tree = leaf = {}
+for i in range(300):
+    leaf["child"] = {}
+    leaf = leaf["child"]
+logger.bind(tree=tree).critical("Config tree rejected by the validator")
+"#,
+    );
+    let size = std::fs::metadata(t.path("api.json")).unwrap().len();
+    assert!(size > 300_000, "{size}");
+    t.append(
+        "api.json",
+        b"Traceback (most recent call last): worker 3 died mid-write ERROR\nnothing to see here\n",
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let inc = t.incidents();
+    let find = |needle: &str| {
+        inc.iter()
+            .find(|i| i["template"].as_str().unwrap_or("").contains(needle))
+            .unwrap_or_else(|| panic!("no incident for `{needle}`:\n{}\n{inc:?}", r.stdout))
+    };
+    assert_eq!(find("Export failed")["level"], "ERROR");
+    assert_eq!(find("Config tree rejected")["severity"], "critical");
+    let broken = find("worker");
+    assert_eq!(broken["level"], "ERROR");
+    assert!(
+        broken["samples"]
+            .to_string()
+            .contains("not valid loguru JSON"),
+        "{broken}"
+    );
+    assert_eq!(inc.len(), 3, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("1 line is not valid loguru JSON") && r.stdout.contains("at line 4"),
+        "the unclassifiable line is reported with its number: {}",
+        r.stdout
+    );
+}
