@@ -124,6 +124,10 @@ pub struct FileSource {
     pub parser: ParserSpec,
     /// A file that vanished is forgotten after this long.
     pub forget_after: Duration,
+    /// `settle`: when set, the last record of a file is held until the file has been
+    /// quiet this long (0: never held); unset, only a record whose traceback has not
+    /// reached its exception line yet is held (see `source::file`).
+    pub settle: Option<Duration>,
 }
 
 /// How the lines of a file become records.
@@ -568,13 +572,14 @@ impl Validator {
         let kind_name = s.kind.clone().unwrap_or_else(|| "loguru".into());
         // Keys that belong to other kinds are mistakes worth naming.
         let allowed: &[&str] = match kind_name.as_str() {
-            "loguru" => &["format", "forget_after", "path"],
+            "loguru" => &["format", "forget_after", "settle", "path"],
             "loguru-json" => &["forget_after", "path"],
             "text" => &[
                 "regex",
                 "time_format",
                 "default_level",
                 "forget_after",
+                "settle",
                 "path",
             ],
             "sqlite" => &[
@@ -591,6 +596,7 @@ impl Validator {
         let present: Vec<(&str, bool)> = vec![
             ("path", s.path.is_some()),
             ("forget_after", s.forget_after.is_some()),
+            ("settle", s.settle.is_some()),
             ("format", s.format.is_some()),
             ("regex", s.regex.is_some()),
             ("time_format", s.time_format.is_some()),
@@ -661,6 +667,10 @@ impl Validator {
             s.forget_after.as_deref(),
             Duration::from_secs(86_400),
         );
+        let settle = s
+            .settle
+            .as_deref()
+            .map(|v| self.duration(&format!("{prefix}.settle"), Some(v), Duration::ZERO));
         let parser = match kind {
             "loguru-json" => ParserSpec::LoguruJson,
             "loguru" => match &s.format {
@@ -719,6 +729,7 @@ impl Validator {
             path,
             parser,
             forget_after,
+            settle,
         }
     }
 
@@ -958,6 +969,9 @@ impl fmt::Display for Config {
                 SourceKind::File(fs) => {
                     writeln!(f, "path = {:?}", fs.path.display().to_string())?;
                     writeln!(f, "forget_after = {:?}", duration::format(fs.forget_after))?;
+                    if let Some(settle) = fs.settle {
+                        writeln!(f, "settle = {:?}", duration::format(settle))?;
+                    }
                     if let ParserSpec::Line {
                         default_level: Some(l),
                         ..

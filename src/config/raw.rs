@@ -60,6 +60,8 @@ pub struct RawSource {
     pub levels: BTreeMap<String, i64>,
     /// File sources: forget a vanished file after this long.
     pub forget_after: Option<String>,
+    /// files: how long a file must be quiet before its last record counts as complete.
+    pub settle: Option<String>,
     /// loguru: the app's own `format` string.
     pub format: Option<String>,
     /// text: a regex with named groups.
@@ -93,6 +95,7 @@ impl RawSource {
         "min_level",
         "levels",
         "forget_after",
+        "settle",
         "format",
         "regex",
         "time_format",

@@ -639,6 +639,12 @@ impl super::RecordParser for RecordAssembler {
         }
         RecordAssembler::push(self, line_no, &String::from_utf8_lossy(line))
     }
+    fn pending(&self) -> Option<(u64, bool)> {
+        self.pending
+            .as_ref()
+            .filter(|p| p.keep)
+            .map(|p| (p.line_no, p.scan.unfinished()))
+    }
     fn finish(&mut self) -> Option<Event> {
         RecordAssembler::finish(self)
     }

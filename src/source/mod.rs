@@ -146,6 +146,11 @@ pub trait RecordParser {
     }
     /// Completes the record in progress at the end of the input.
     fn finish(&mut self) -> Option<Event>;
+    /// The record in progress, if one is kept: the line number it started at, and
+    /// whether it visibly lacks its end (a traceback without its exception line yet).
+    fn pending(&self) -> Option<(u64, bool)> {
+        None
+    }
     /// The most of one line this parser needs (the rest is dropped before it sees it).
     fn max_line(&self) -> usize {
         linereader::MAX_LINE

@@ -653,3 +653,103 @@ logger.bind(tree=tree).critical("Config tree rejected by the validator")
         r.stdout
     );
 }
+
+/// Writes with the real loguru an error, an exception with a traceback and an INFO
+/// record to `full.log`; returns its text and where the exception record's
+/// `ZeroDivisionError` line starts.
+fn record_being_written(t: &Test) -> (String, usize, usize) {
+    t.loguru(
+        r#"logger.add("full.log", backtrace=True, diagnose=True)
+logger.error("Charge failed for invoice 1")
+def ratio(a, b):
+    return a / b
+try:
+    ratio(1, 0)
+except ZeroDivisionError:
+    logger.exception("Report totals could not be computed")
+logger.info("after")"#,
+    );
+    let text = t.read("full.log");
+    let header = text.find("Report totals").unwrap();
+    let header = text[..header].rfind('\n').unwrap() + 1;
+    let exc = text.find("\nZeroDivisionError").unwrap() + 1;
+    (text, header, exc)
+}
+
+fn exception_types(t: &Test) -> Vec<String> {
+    let mut v: Vec<String> = t
+        .incidents()
+        .iter()
+        .map(|i| {
+            format!(
+                "{}:{}",
+                i["exception_type"].as_str().unwrap_or("none"),
+                i["occurrences"]
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A run that sees a record's traceback without its exception line yet holds the
+/// record back (checkpoint before it) and files it whole once it is complete.
+#[test]
+fn a_record_still_being_written_is_held_until_complete() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.with_app_source("");
+    let (text, _, exc) = record_being_written(&t);
+    t.write("app.log", &text[..exc]);
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert_eq!(
+        exception_types(&t),
+        vec!["none:1"],
+        "only the complete record"
+    );
+    t.append("app.log", text[exc..].as_bytes());
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    assert_eq!(
+        exception_types(&t),
+        vec!["ZeroDivisionError:1", "none:1"],
+        "the held record is filed once, with its exception"
+    );
+    // A writer that died mid-record: the unchanged file makes it count as complete.
+    t.append("app.log", text[..exc].as_bytes());
+    t.ok(&["run", "--now", "2026-11-22T10:02:00Z"]);
+    assert_eq!(
+        total_occurrences(&t),
+        3,
+        "the complete error counts, the cut one is held"
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:03:00Z"]);
+    assert_eq!(total_occurrences(&t), 4, "the same bytes again: emitted");
+}
+
+/// With `settle`, every last record is held until a record follows it or the file is
+/// quiet (unchanged since the last run, or not modified for `settle` before `now`).
+#[test]
+fn settle_holds_the_last_record_until_the_file_is_quiet() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.with_app_source("settle = \"2s\"\n");
+    let (text, header, _) = record_being_written(&t);
+    // Only the exception record's first line is written so far.
+    let first = header + text[header..].find('\n').unwrap() + 1;
+    t.write("app.log", &text[..first]);
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert_eq!(exception_types(&t), vec!["none:1"]);
+    t.append("app.log", text[first..].as_bytes());
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    assert_eq!(exception_types(&t), vec!["ZeroDivisionError:1", "none:1"]);
+    // Quiet by modification time: a `now` long after the file was written.
+    t.append("app.log", &text.as_bytes()[..header]);
+    t.ok(&["run", "--now", "2099-01-01T00:00:00Z"]);
+    assert_eq!(total_occurrences(&t), 3);
+    let r = t.ok(&["check"]);
+    assert!(r.stdout.contains("settle = \"2s\""), "{}", r.stdout);
+}
