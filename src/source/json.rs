@@ -234,8 +234,11 @@ fn json_string_at(s: &str) -> String {
     while i < b.len() && b[i] != b'"' {
         i += if b[i] == b'\\' { 2 } else { 1 };
     }
-    let end = i.min(b.len());
-    let mut lit = &s[..s.floor_char_boundary(end)];
+    let mut end = i.min(b.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut lit = &s[..end];
     // A cut escape at the end would make the literal invalid: drop it.
     loop {
         match serde_json::from_str::<String>(&format!("\"{lit}\"")) {

@@ -709,7 +709,7 @@ fn a_record_still_being_written_is_held_until_complete() {
         vec!["none:1"],
         "only the complete record"
     );
-    t.append("app.log", text[exc..].as_bytes());
+    t.append("app.log", &text.as_bytes()[exc..]);
     t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
     assert_eq!(
         exception_types(&t),
@@ -717,7 +717,7 @@ fn a_record_still_being_written_is_held_until_complete() {
         "the held record is filed once, with its exception"
     );
     // A writer that died mid-record: the unchanged file makes it count as complete.
-    t.append("app.log", text[..exc].as_bytes());
+    t.append("app.log", &text.as_bytes()[..exc]);
     t.ok(&["run", "--now", "2026-11-22T10:02:00Z"]);
     assert_eq!(
         total_occurrences(&t),
@@ -743,7 +743,7 @@ fn settle_holds_the_last_record_until_the_file_is_quiet() {
     t.write("app.log", &text[..first]);
     t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
     assert_eq!(exception_types(&t), vec!["none:1"]);
-    t.append("app.log", text[first..].as_bytes());
+    t.append("app.log", &text.as_bytes()[first..]);
     t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
     assert_eq!(exception_types(&t), vec!["ZeroDivisionError:1", "none:1"]);
     // Quiet by modification time: a `now` long after the file was written.
