@@ -10,9 +10,10 @@
 //!   from its start;
 //! - delete and recreate, or another file at the same path: the new file from its start.
 //!
-//! Only whole lines are consumed; a half-written last line waits for the next run. The
-//! path may be a glob: new files are picked up, vanished ones forgotten after a grace
-//! period.
+//! Only whole lines are consumed; a half-written last line waits for the next run, and
+//! so does a last record that may still be being written (see [`Follower::consume`]).
+//! A `.gz` still being written is never read. The path may be a glob: new files are
+//! picked up, vanished ones forgotten after a grace period.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
