@@ -283,7 +283,7 @@ impl Validator {
         let backend = match kind {
             None | Some("none") => InvestigatorConfig::None,
             Some("claude-cli") => InvestigatorConfig::ClaudeCli(ClaudeCliConfig {
-                command: i.command.unwrap_or_else(|| "claude".into()),
+                command: self.command(i.command.unwrap_or_else(|| "claude".into())),
                 model,
                 timeout,
                 max_turns,

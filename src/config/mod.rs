@@ -131,6 +131,10 @@ pub struct FileSource {
     pub parser: ParserSpec,
     /// A file that vanished is forgotten after this long.
     pub forget_after: Duration,
+    /// `settle`: when set, the last record of a file is held until the file has been
+    /// quiet this long (0: never held); unset, only a record whose traceback has not
+    /// reached its exception line yet is held (see `source::file`).
+    pub settle: Option<Duration>,
 }
 
 /// How the lines of a file become records.
@@ -292,14 +296,13 @@ impl Config {
                 message: e.message().to_string(),
             }])
         })?;
-        let base = path
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| PathBuf::from("."));
-        let base = if base.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            base
+        // Every path is made absolute here, once: the process later runs children in
+        // other folders (the investigator's scratch dir), where a path relative to the
+        // cwd of `logwarden --config ../x.toml` would name something else.
+        let path = &absolute(path);
+        let base = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("/"),
         };
         let mut v = Validator {
             errors: Vec::new(),
@@ -339,6 +342,16 @@ impl Config {
             new_file: crate::fsio::NewFile::Like(&self.path),
             id_prefix: "",
         }
+    }
+}
+
+/// `p` made absolute against the current directory (normalised, links not resolved).
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        normalize(p)
+    } else {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+        normalize(&cwd.join(p))
     }
 }
 
@@ -404,6 +417,16 @@ impl Validator {
             normalize(p)
         } else {
             normalize(&self.base.join(p))
+        }
+    }
+
+    /// A command: a bare name is looked up in `PATH` when run; one with a `/` is a
+    /// path, relative to the config file's folder like every other path.
+    fn command(&self, c: String) -> String {
+        if c.contains('/') {
+            self.path(&c).display().to_string()
+        } else {
+            c
         }
     }
 
@@ -597,7 +620,7 @@ impl Validator {
         };
         // Keys that belong to other kinds are mistakes worth naming.
         let allowed: &[&str] = match kind_name.as_str() {
-            "loguru" => &["format", "forget_after", "path", "timezone"],
+            "loguru" => &["format", "forget_after", "settle", "path", "timezone"],
             "loguru-json" => &["forget_after", "path"],
             "text" => &[
                 "timezone",
@@ -605,6 +628,7 @@ impl Validator {
                 "time_format",
                 "default_level",
                 "forget_after",
+                "settle",
                 "path",
             ],
             "sqlite" => &[
@@ -623,6 +647,7 @@ impl Validator {
             ("path", s.path.is_some()),
             ("timezone", s.timezone.is_some()),
             ("forget_after", s.forget_after.is_some()),
+            ("settle", s.settle.is_some()),
             ("format", s.format.is_some()),
             ("regex", s.regex.is_some()),
             ("time_format", s.time_format.is_some()),
@@ -655,7 +680,7 @@ impl Validator {
             }
             "sqlite" => SourceKind::Sqlite(self.sqlite_source(prefix, &s)),
             "journald" => SourceKind::Journald(JournaldSource {
-                command: s.command.clone().unwrap_or_else(|| "journalctl".into()),
+                command: self.command(s.command.clone().unwrap_or_else(|| "journalctl".into())),
                 units: s.units.clone(),
                 identifiers: s.identifiers.clone(),
             }),
@@ -694,6 +719,10 @@ impl Validator {
             s.forget_after.as_deref(),
             Duration::from_secs(86_400),
         );
+        let settle = s
+            .settle
+            .as_deref()
+            .map(|v| self.duration(&format!("{prefix}.settle"), Some(v), Duration::ZERO));
         let parser = match kind {
             "loguru-json" => ParserSpec::LoguruJson,
             "loguru" => match &s.format {
@@ -752,6 +781,7 @@ impl Validator {
             path,
             parser,
             forget_after,
+            settle,
         }
     }
 
@@ -996,6 +1026,9 @@ impl fmt::Display for Config {
                 SourceKind::File(fs) => {
                     writeln!(f, "path = {:?}", fs.path.display().to_string())?;
                     writeln!(f, "forget_after = {:?}", duration::format(fs.forget_after))?;
+                    if let Some(settle) = fs.settle {
+                        writeln!(f, "settle = {:?}", duration::format(settle))?;
+                    }
                     if let ParserSpec::Line {
                         default_level: Some(l),
                         ..

@@ -64,6 +64,8 @@ pub struct RawSource {
     pub timezone: Option<String>,
     /// File sources: forget a vanished file after this long.
     pub forget_after: Option<String>,
+    /// files: how long a file must be quiet before its last record counts as complete.
+    pub settle: Option<String>,
     /// loguru: the app's own `format` string.
     pub format: Option<String>,
     /// text: a regex with named groups.
@@ -98,6 +100,7 @@ impl RawSource {
         "levels",
         "forget_after",
         "timezone",
+        "settle",
         "format",
         "regex",
         "time_format",

@@ -10,9 +10,10 @@
 //!   from its start;
 //! - delete and recreate, or another file at the same path: the new file from its start.
 //!
-//! Only whole lines are consumed; a half-written last line waits for the next run. The
-//! path may be a glob: new files are picked up, vanished ones forgotten after a grace
-//! period.
+//! Only whole lines are consumed; a half-written last line waits for the next run, and
+//! so does a last record that may still be being written (see [`Follower::consume`]).
+//! A `.gz` still being written is never read. The path may be a glob: new files are
+//! picked up, vanished ones forgotten after a grace period.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
@@ -24,7 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::json::JsonParser;
-use super::linereader::{for_each_line, next_line, Line};
+use super::linereader::{for_each_line_capped, next_line, Line};
 use super::loguru::{HeaderParser, RecordAssembler};
 use super::{Checkpoint, Event, RecordParser};
 use crate::config::{FileSource, ParserSpec, SourceConfig, StartFrom};
@@ -34,6 +35,9 @@ use crate::config::{FileSource, ParserSpec, SourceConfig, StartFrom};
 const HEAD_BYTES: usize = 4096;
 /// The checkpoint key that marks a source as started (so later files are new files).
 const INIT_KEY: &str = "init";
+/// Without `settle`, how long a file must be quiet before a last record whose traceback
+/// lacks its exception line counts as complete anyway.
+const DEFAULT_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Which file, independent of its name: what survives a rename.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -71,6 +75,10 @@ pub struct FileState {
     /// When the file was found gone (it is forgotten after the grace period).
     #[serde(default)]
     pub missing_since: Option<DateTime<Utc>>,
+    /// The file's length when its last record was held back (see [`Follower::consume`]):
+    /// the same length next run means nothing was added, and the record is complete.
+    #[serde(default)]
+    pub held_len: Option<u64>,
 }
 
 impl FileState {
@@ -82,6 +90,7 @@ impl FileState {
             line_no: 0,
             head: None,
             missing_since: None,
+            held_len: None,
         }
     }
 }
@@ -146,6 +155,7 @@ pub fn read(
         report: &mut report,
         sink,
         prev_states: states.clone(),
+        now,
     };
     let current = f.current_files()?;
     let current_ids: HashSet<FileId> = current.iter().map(|(_, m)| FileId::of(m)).collect();
@@ -171,9 +181,18 @@ pub fn read(
             }
             continue;
         }
-        let mut st = f.departed(st, &current_ids)?;
-        st.missing_since = Some(now);
-        out.push(st);
+        match f.departed(st.clone(), &current_ids) {
+            Ok((mut st, true)) => {
+                st.missing_since = Some(now);
+                out.push(st);
+            }
+            // Its rest could not be read yet (a .gz still being written): next run.
+            Ok((st, false)) => out.push(st),
+            Err(e) => {
+                f.report.errors.push(e.to_string());
+                out.push(st);
+            }
+        }
     }
 
     // Files at the path now: known ones continue, new ones start.
@@ -252,6 +271,7 @@ struct Follower<'a> {
     sink: &'a mut dyn FnMut(Event),
     /// The checkpoints as they were at the start of the run.
     prev_states: Vec<FileState>,
+    now: DateTime<Utc>,
 }
 
 impl Follower<'_> {
@@ -292,11 +312,12 @@ impl Follower<'_> {
 
     /// A followed file that is no longer at the path: find it (renamed, or compressed)
     /// and read the rest, then any rotations made after it.
+    /// Also says whether the rest was read (false: retry next run).
     fn departed(
         &mut self,
         st: FileState,
         current: &HashSet<FileId>,
-    ) -> Result<FileState, SourceError> {
+    ) -> Result<(FileState, bool), SourceError> {
         let last = Path::new(&st.path).to_path_buf();
         let dir = parent(&last);
         if let Some(renamed) = find_by_id(&dir, st.id) {
@@ -304,50 +325,63 @@ impl Follower<'_> {
             if st.head.is_none() || head_of(&renamed, st.head.unwrap().0).ok().flatten() == st.head
             {
                 let done = self.read_from(&renamed, &meta, st, true)?;
-                self.rotated_after(&last, &meta, current)?;
-                return Ok(done);
+                self.rotated_after(&last, &meta, current);
+                return Ok((done, true));
             }
         }
         if let (Some(head), true) = (st.head, st.offset > 0) {
             if let Some(gz) = find_compressed(&last, head, current) {
+                if !gz_complete(&gz) {
+                    self.report.warnings.push(format!(
+                        "{}: incomplete (still being compressed?); the rest of {} is read from it next run",
+                        gz.display(),
+                        st.path
+                    ));
+                    return Ok((st, false));
+                }
                 let meta = std::fs::metadata(&gz).map_err(io(&gz))?;
                 self.read_compressed(&gz, &st)?;
-                self.rotated_after(&last, &meta, current)?;
-                return Ok(st);
+                self.rotated_after(&last, &meta, current);
+                return Ok((st, true));
             }
         }
         self.report.warnings.push(format!(
             "{}: the file read last time is gone and no rotated or compressed copy of it was found; lines written to it after the last run cannot be read",
             st.path
         ));
-        Ok(st)
+        Ok((st, true))
     }
 
     /// Reads whole the rotated copies of `path` written after `after` (several
     /// rotations between two runs), oldest first.
-    fn rotated_after(
-        &mut self,
-        path: &Path,
-        after: &Metadata,
-        current: &HashSet<FileId>,
-    ) -> Result<(), SourceError> {
+    /// Problems are the file's (reported), not the source's: what was read before
+    /// them keeps its checkpoint.
+    fn rotated_after(&mut self, path: &Path, after: &Metadata, current: &HashSet<FileId>) {
         for (between, meta) in rotated_since(path, after, current) {
             if self.is_known_content(&between) {
                 continue; // a (compressed) copy of a file already followed
             }
-            if is_compressed(&between) {
+            let result = if is_compressed(&between) {
+                // Being written: the plain file it is made from is still there (loguru
+                // removes it only once the .gz is complete) and is read instead.
+                if !gz_complete(&between) {
+                    continue;
+                }
                 let st = FileState::new(FileId::of(&meta), &between);
-                self.read_compressed(&between, &st)?;
+                self.read_compressed(&between, &st)
             } else {
                 self.read_from(
                     &between,
                     &meta,
                     FileState::new(FileId::of(&meta), &between),
                     true,
-                )?;
+                )
+                .map(|_| ())
+            };
+            if let Err(e) = result {
+                self.report.errors.push(e.to_string());
             }
         }
-        Ok(())
     }
 
     /// Whether a file starts with the first line of a file followed before (and so
@@ -391,12 +425,19 @@ impl Follower<'_> {
                     ));
                     let cm = std::fs::metadata(c).map_err(io(c))?;
                     if is_compressed(c) {
+                        if !gz_complete(c) {
+                            self.report.warnings.push(format!(
+                                "{}: incomplete (still being compressed?); read next run",
+                                c.display()
+                            ));
+                            return Ok(prev);
+                        }
                         self.read_compressed(c, &prev)?;
                     } else {
                         self.read_from(c, &cm, prev.clone(), true)?;
                     }
                     // and whatever was rotated after it (the file's inode may be reused)
-                    self.rotated_after(path, &cm, current)?;
+                    self.rotated_after(path, &cm, current);
                 }
                 None if truncated => self.report.warnings.push(format!(
                     "{}: file is smaller than at the last run ({} < {} bytes): truncated, reading it again from the start",
@@ -474,9 +515,21 @@ impl Follower<'_> {
         let mut file = File::open(path).map_err(io(path))?;
         state.id = FileId::of(meta);
         file.seek(SeekFrom::Start(state.offset)).map_err(io(path))?;
+        let settle = self.fs.settle.unwrap_or(DEFAULT_SETTLE);
+        // Quiet: nothing added since a record was held, or not modified for `settle`
+        // (a modification time after `now` is not quiet).
+        let quiet = state.held_len == Some(meta.len())
+            || meta.modified().ok().is_some_and(|m| {
+                let m: DateTime<Utc> = m.into();
+                self.now
+                    .signed_duration_since(m)
+                    .to_std()
+                    .is_ok_and(|d| d >= settle)
+            });
         let reader = BufReader::with_capacity(256 * 1024, file);
-        self.consume(path, reader, &mut state, finished)?;
-        grow_head(path, &mut state).map_err(io(path))?;
+        self.consume(path, reader, &mut state, finished, quiet);
+        // The head only identifies the file better; failing to widen it is harmless.
+        let _ = grow_head(path, &mut state);
         Ok(state)
     }
 
@@ -486,16 +539,26 @@ impl Follower<'_> {
         let mut dec = BufReader::with_capacity(256 * 1024, flate2::read::MultiGzDecoder::new(file));
         std::io::copy(&mut (&mut dec).take(st.offset), &mut std::io::sink()).map_err(io(gz))?;
         let mut state = st.clone();
-        self.consume(gz, dec, &mut state, true)
+        self.consume(gz, dec, &mut state, true, true);
+        Ok(())
     }
 
+    /// Reads lines into records from `state`'s position, advancing it. A file still
+    /// being written (not `finished`) may end in the middle of a record (a traceback
+    /// written in several writes): its last record is held back — not emitted, the
+    /// checkpoint left at its first line — when it visibly lacks its end (its traceback
+    /// has no exception line yet) or, with `settle` set, always, unless the file is
+    /// `quiet`. A held record is emitted whole once a record follows it, or the file is
+    /// quiet, or rotated away. A read error holds the last record too, so that nothing
+    /// read is emitted twice or lost: the error is reported and the rest waits.
     fn consume(
         &mut self,
         path: &Path,
         mut reader: impl BufRead,
         state: &mut FileState,
         finished: bool,
-    ) -> Result<(), SourceError> {
+        quiet: bool,
+    ) {
         let origin = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -505,10 +568,14 @@ impl Follower<'_> {
         let mut long_lines = 0u64;
         let report = &mut *self.report;
         let sink = &mut *self.sink;
-        for_each_line(&mut reader, &mut scratch, |line| {
+        let max_line = parser.max_line();
+        // Where the record in progress starts (offset, lines before it).
+        let mut record_start: Option<(u64, u64)> = None;
+        let result = for_each_line_capped(&mut reader, &mut scratch, max_line, |line| {
             if !line.complete && !finished {
                 return false; // a half-written line waits for the next run
             }
+            let before = (state.offset, state.line_no);
             if state.offset == 0 && state.head.is_none() {
                 let n = line.bytes.len().min(HEAD_BYTES);
                 state.head = Some((n as u64, hash(&line.bytes[..n])));
@@ -532,11 +599,49 @@ impl Follower<'_> {
             if let Some(event) = parser.push_bytes(state.line_no, line.bytes) {
                 sink(event);
             }
+            if parser
+                .pending()
+                .is_some_and(|(start, _)| start == state.line_no)
+            {
+                record_start = Some(before);
+            }
             true
-        })
-        .map_err(io(path))?;
-        if let Some(event) = parser.finish() {
-            (self.sink)(event);
+        });
+        let failed = match result {
+            Ok(()) => false,
+            Err(e) => {
+                self.report.errors.push(format!(
+                    "{}: {e} (after line {}; the rest is read next run)",
+                    path.display(),
+                    state.line_no
+                ));
+                true
+            }
+        };
+        let hold = !finished
+            && parser.pending().is_some_and(|(_, unfinished)| {
+                failed
+                    || (!quiet
+                        && match self.fs.settle {
+                            None => unfinished,
+                            Some(d) => !d.is_zero(),
+                        })
+            });
+        state.held_len = None;
+        match record_start {
+            Some((offset, line_no)) if hold => {
+                let end = state.offset;
+                self.report.lines -= state.line_no - line_no;
+                self.report.bytes -= end - offset;
+                state.offset = offset;
+                state.line_no = line_no;
+                state.held_len = Some(end);
+            }
+            _ => {
+                if let Some(event) = parser.finish() {
+                    (self.sink)(event);
+                }
+            }
         }
         if long_lines > 1 {
             self.report.warnings.push(format!(
@@ -545,7 +650,6 @@ impl Follower<'_> {
             ));
         }
         self.report.warnings.extend(parser.take_problems());
-        Ok(())
     }
 }
 
@@ -603,6 +707,16 @@ fn head_of(path: &Path, len: u64) -> std::io::Result<Option<(u64, u64)>> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// Whether a .gz decompresses to its end: one still being written (loguru compresses
+/// after renaming, then removes the plain file) or cut short is not.
+fn gz_complete(path: &Path) -> bool {
+    let Ok(f) = File::open(path) else {
+        return false;
+    };
+    let mut dec = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f));
+    std::io::copy(&mut dec, &mut std::io::sink()).is_ok()
 }
 
 fn hash(bytes: &[u8]) -> u64 {

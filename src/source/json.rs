@@ -1,15 +1,25 @@
 //! loguru's JSON lines (`serialize=True`): one object per line with `text` (the
 //! formatted record, traceback included) and `record` (time, level, message, name,
-//! function, line, exception, extra). A line that is not valid JSON is reported, once
-//! per run and file, and skipped without stopping the source.
+//! function, line, exception, extra). Records of any size (up to [`MAX_JSON_LINE`])
+//! and nesting depth are read: `extra` values are taken as raw JSON text, which serde_json
+//! skips without recursing. A line that does not parse (cut at the cap, or not JSON) is
+//! classified by a cheap scan of its text (loguru's `"level": {… "no": N}`, the
+//! formatted `text`, else ERROR/CRITICAL/Traceback) and, when it may be an error, kept at
+//! ERROR with a note; the others are reported with their line numbers.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::loguru::{exception_type, split_traceback};
 use super::{Event, Level, RecordParser};
+
+/// The longest JSON line read whole (a huge `extra` is valid loguru output); longer
+/// lines are cut and go through the fallback scan.
+pub const MAX_JSON_LINE: usize = 8 * 1024 * 1024;
+/// The most of one `extra` value kept as a field.
+const MAX_FIELD: usize = 4096;
 
 #[derive(Deserialize)]
 struct Line {
@@ -29,7 +39,7 @@ struct Record {
     line: Option<u64>,
     exception: Option<RecordException>,
     #[serde(default)]
-    extra: BTreeMap<String, Value>,
+    extra: BTreeMap<String, Box<RawValue>>,
 }
 
 #[derive(Deserialize)]
@@ -58,6 +68,10 @@ pub struct JsonParser {
     min_level: u32,
     bad_lines: u64,
     first_bad: Option<(u64, String)>,
+    /// Line numbers of the bad lines (the first few).
+    bad_at: Vec<u64>,
+    /// Bad lines kept as errors by the fallback scan.
+    rescued: u64,
 }
 
 impl JsonParser {
@@ -69,6 +83,8 @@ impl JsonParser {
             min_level,
             bad_lines: 0,
             first_bad: None,
+            bad_at: Vec::new(),
+            rescued: 0,
         }
     }
 }
@@ -80,13 +96,7 @@ impl RecordParser for JsonParser {
         }
         let parsed: Line = match serde_json::from_str(line) {
             Ok(l) => l,
-            Err(e) => {
-                self.bad_lines += 1;
-                if self.first_bad.is_none() {
-                    self.first_bad = Some((line_no, e.to_string()));
-                }
-                return None;
-            }
+            Err(e) => return self.fallback(line_no, line, &e.to_string()),
         };
         let r = parsed.record;
         let level = match r.level.no {
@@ -122,24 +132,20 @@ impl RecordParser for JsonParser {
         if raw.is_empty() {
             raw = r.message.clone();
         }
-        if !r.extra.is_empty() {
-            raw.push_str(&format!(
-                "\nextra: {}",
-                serde_json::to_string(&r.extra).unwrap_or_default()
-            ));
-        }
-        let fields = r
+        let fields: BTreeMap<String, String> = r
             .extra
             .iter()
             .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string()),
-                )
+                let text =
+                    serde_json::from_str::<String>(v.get()).unwrap_or_else(|_| v.get().to_string());
+                (k.clone(), cap(&text, MAX_FIELD))
             })
             .collect();
+        if !fields.is_empty() {
+            let extra: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            raw.push_str("\nextra: ");
+            raw.push_str(&cap(&extra.join(", "), super::loguru::MAX_RAW));
+        }
         Some(Event {
             source: self.source.clone(),
             origin: format!("{}:{line_no}", self.origin),
@@ -165,16 +171,180 @@ impl RecordParser for JsonParser {
         None
     }
 
+    fn max_line(&self) -> usize {
+        MAX_JSON_LINE
+    }
+
     fn take_problems(&mut self) -> Vec<String> {
+        let mut out = Vec::new();
+        let rescued = std::mem::take(&mut self.rescued);
+        if rescued > 0 {
+            out.push(format!(
+                "{}: {rescued} line{} not valid loguru JSON kept by a scan of their text (level found, or ERROR when they mention an error)",
+                self.origin,
+                if rescued == 1 { "" } else { "s" }
+            ));
+        }
         let Some((line, err)) = self.first_bad.take() else {
-            return Vec::new();
+            return out;
         };
         let n = std::mem::take(&mut self.bad_lines);
-        vec![format!(
-            "{}: {n} line{} not valid loguru JSON, skipped (first at line {line}: {err})",
+        let at: Vec<String> = std::mem::take(&mut self.bad_at)
+            .iter()
+            .map(u64::to_string)
+            .collect();
+        let more = if n > at.len() as u64 {
+            format!(" and {} more", n - at.len() as u64)
+        } else {
+            String::new()
+        };
+        out.push(format!(
+            "{}: {n} line{} not valid loguru JSON and not an error by its text, skipped (at line{} {}{more}; first at line {line}: {err})",
             self.origin,
-            if n == 1 { " is" } else { "s are" }
-        )]
+            if n == 1 { " is" } else { "s are" },
+            if at.len() == 1 { "" } else { "s" },
+            at.join(", "),
+        ));
+        out
+    }
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn cap(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut cut = max;
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &s[..cut])
+}
+
+/// The JSON string starting at `s` (just after its opening quote), decoded, up to its
+/// closing quote or the end of `s` (a cut line).
+fn json_string_at(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() && b[i] != b'"' {
+        i += if b[i] == b'\\' { 2 } else { 1 };
+    }
+    let mut end = i.min(b.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut lit = &s[..end];
+    // A cut escape at the end would make the literal invalid: drop it.
+    loop {
+        match serde_json::from_str::<String>(&format!("\"{lit}\"")) {
+            Ok(v) => return v,
+            Err(_) if !lit.is_empty() => {
+                let mut cut = lit.len() - 1;
+                while !lit.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                lit = &lit[..cut];
+            }
+            Err(_) => return String::new(),
+        }
+    }
+}
+
+impl JsonParser {
+    /// A line serde_json refused: classify it by its text rather than lose an error.
+    fn fallback(&mut self, line_no: u64, line: &str, err: &str) -> Option<Event> {
+        let looks_loguru = line.trim_start().starts_with("{\"text\":");
+        // loguru writes the level as {"icon": "…", "name": "ERROR", "no": 40}.
+        // The record's own keys come after `extra`, so the last match is theirs.
+        let level = line.rfind("\"level\": {").and_then(|at| {
+            let rest = &line[at..line.len().min(at + 512)];
+            let name = rest
+                .find("\"name\": \"")
+                .map(|i| json_string_at(&rest[i + 9..]));
+            let no = rest.find("\"no\": ").and_then(|i| {
+                let digits: String = rest[i + 6..]
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                digits.parse::<u32>().ok()
+            });
+            match (name, no) {
+                (Some(name), Some(no)) => Some(Level { name, no }),
+                (Some(name), None) => {
+                    Level::known_number(&name, &self.levels).map(|no| Level { name, no })
+                }
+                _ => None,
+            }
+        });
+        let text = if looks_loguru {
+            line.trim_start()[8..]
+                .trim_start()
+                .strip_prefix('"')
+                .map(json_string_at)
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let first_line = text.lines().next().unwrap_or("");
+        // The formatted text's first line has the level in loguru's default format.
+        let level = level.or_else(|| {
+            super::loguru::parse_header(first_line)
+                .and_then(|h| h.level)
+                .map(|l| Level::named(l, &self.levels))
+        });
+        let mentions_error = ["ERROR", "CRITICAL", "Traceback"]
+            .iter()
+            .any(|w| line.contains(w));
+        let (level, note) = match level {
+            Some(l) => (
+                l,
+                format!("not valid loguru JSON ({err}); read by a scan of its text"),
+            ),
+            None if mentions_error => (
+                Level {
+                    name: "ERROR".into(),
+                    no: 40,
+                },
+                format!("not valid loguru JSON ({err}) and it mentions an error; kept as ERROR"),
+            ),
+            None => {
+                self.bad_lines += 1;
+                if self.bad_at.len() < 10 {
+                    self.bad_at.push(line_no);
+                }
+                if self.first_bad.is_none() {
+                    self.first_bad = Some((line_no, err.to_string()));
+                }
+                return None;
+            }
+        };
+        self.rescued += 1;
+        if level.no < self.min_level {
+            return None;
+        }
+        let message = line
+            .rfind("\"message\": \"")
+            .map(|i| json_string_at(&line[i + 12..]))
+            .or_else(|| super::loguru::parse_header(first_line).map(|h| h.message.to_string()))
+            .unwrap_or_else(|| cap(line.trim(), 500));
+        let text_lines: Vec<String> = text.lines().map(str::to_string).collect();
+        let (_, traceback, exception_line) = split_traceback(&text_lines);
+        let shown = if text.is_empty() { line } else { text.as_str() };
+        let mut e = Event::new(
+            &self.source,
+            format!("{}:{line_no}", self.origin),
+            level,
+            message,
+        );
+        e.raw = format!(
+            "[{note}]\n{}",
+            cap(shown.trim_end(), super::loguru::MAX_RAW)
+        );
+        e.fields.insert("logwarden_note".into(), note);
+        e.exception_type = exception_line.as_deref().map(exception_type);
+        e.exception_line = exception_line;
+        e.traceback = traceback;
+        Some(e)
     }
 }
 
@@ -206,5 +376,45 @@ mod tests {
             "{problems:?}"
         );
         assert!(p.take_problems().is_empty());
+    }
+    #[test]
+    fn huge_and_deep_records_parse() {
+        let mut deep = String::new();
+        for _ in 0..300 {
+            deep.push_str("{\"k\": ");
+        }
+        deep.push('1');
+        for _ in 0..300 {
+            deep.push('}');
+        }
+        let big = "y".repeat(200_000);
+        let line = format!(
+            r#"{{"text": "2026-11-22 10:00:00.000 | ERROR    | app:f:3 - boom\n", "record": {{"exception": null, "extra": {{"tree": {deep}, "big": "{big}"}}, "level": {{"icon": "x", "name": "ERROR", "no": 40}}, "message": "boom", "name": "app"}}}}"#
+        );
+        let mut p = JsonParser::new("app", "app.json", &BTreeMap::new(), 30);
+        let e = p.push(1, &line).expect("parsed");
+        assert_eq!(e.message, "boom");
+        assert_eq!(e.level.no, 40);
+        assert!(e.fields["big"].len() <= MAX_FIELD + 4);
+        assert!(e.raw.len() <= crate::source::loguru::MAX_RAW + 200);
+        assert!(p.take_problems().is_empty());
+    }
+
+    #[test]
+    fn a_cut_record_is_classified_by_its_text() {
+        let line = r#"{"text": "2026-11-22 10:00:00.000 | CRITICAL | app:f:3 - Ledger broken\nTraceback (most recent call last):\n  File \"x.py\", line 1\nValueError: bad\n", "record": {"exception": null, "extra": {"big": "yyyyyyy"#;
+        let mut p = JsonParser::new("app", "app.json", &BTreeMap::new(), 30);
+        let e = p.push(7, line).expect("kept");
+        assert_eq!(e.level.no, 50);
+        assert_eq!(e.message, "Ledger broken");
+        assert_eq!(e.exception_type.as_deref(), Some("ValueError"));
+        assert!(e.raw.contains("not valid loguru JSON"), "{}", e.raw);
+        let e = p
+            .push(8, "Traceback (most recent call last): half a line")
+            .expect("kept");
+        assert_eq!(e.level.no, 40);
+        assert!(p.push(9, "plain noise").is_none());
+        let problems = p.take_problems().join("\n");
+        assert!(problems.contains("line 9"), "{problems}");
     }
 }

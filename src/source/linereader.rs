@@ -21,6 +21,11 @@ pub struct Line {
 
 /// Reads the next line into `line`; returns false at end of input.
 pub fn next_line<R: BufRead>(reader: &mut R, line: &mut Line) -> Result<bool> {
+    next_line_capped(reader, line, MAX_LINE)
+}
+
+/// [`next_line`] keeping at most `max` bytes of the line.
+pub fn next_line_capped<R: BufRead>(reader: &mut R, line: &mut Line, max: usize) -> Result<bool> {
     line.bytes.clear();
     line.dropped = 0;
     line.len = 0;
@@ -35,7 +40,7 @@ pub fn next_line<R: BufRead>(reader: &mut R, line: &mut Line) -> Result<bool> {
             None => (buf, false),
         };
         let n = chunk.len();
-        let room = MAX_LINE.saturating_sub(line.bytes.len());
+        let room = max.saturating_sub(line.bytes.len());
         let keep = room.min(n);
         line.bytes.extend_from_slice(&chunk[..keep]);
         line.dropped += (n - keep) as u64;
@@ -76,6 +81,16 @@ pub struct LineRef<'a> {
 pub fn for_each_line<R: BufRead>(
     reader: &mut R,
     scratch: &mut Line,
+    f: impl FnMut(LineRef<'_>) -> bool,
+) -> Result<()> {
+    for_each_line_capped(reader, scratch, MAX_LINE, f)
+}
+
+/// [`for_each_line`] keeping at most `max` bytes of each line.
+pub fn for_each_line_capped<R: BufRead>(
+    reader: &mut R,
+    scratch: &mut Line,
+    max: usize,
     mut f: impl FnMut(LineRef<'_>) -> bool,
 ) -> Result<()> {
     loop {
@@ -84,7 +99,7 @@ pub fn for_each_line<R: BufRead>(
             return Ok(());
         }
         if let Some(i) = memchr(buf) {
-            if i < MAX_LINE {
+            if i < max {
                 let mut bytes = &buf[..i];
                 if bytes.last() == Some(&b'\r') {
                     bytes = &bytes[..bytes.len() - 1];
@@ -103,7 +118,7 @@ pub fn for_each_line<R: BufRead>(
             }
         }
         // The line goes past the buffer (or the cap): the copying path.
-        if !next_line(reader, scratch)? {
+        if !next_line_capped(reader, scratch, max)? {
             return Ok(());
         }
         let go_on = f(LineRef {

@@ -20,8 +20,10 @@ pub const MAX_RAW: usize = 16 * 1024;
 pub fn cut_raw(text: &str) -> &str {
     &text[..crate::redact::cut_point(text, MAX_RAW)]
 }
-/// The most continuation lines kept for one record (the rest are counted).
+/// The most continuation lines kept from the start of one record…
 pub const MAX_RECORD_LINES: usize = 400;
+/// …and from its end (the lines between are counted, not kept). Parsing sees them all.
+pub const MAX_TAIL_LINES: usize = 100;
 
 /// The time at the start of a default-format header: where the time ends, the UTC
 /// offset's range if any, and where the rest (` | LEVEL …`) starts.
@@ -181,21 +183,92 @@ pub fn split_traceback(lines: &[String]) -> (Vec<&str>, Option<String>, Option<S
         message.pop();
     }
     let tb = &lines[start..];
-    let exception_line = tb
-        .iter()
-        .rev()
-        .find(|l| is_exception_line(l))
-        .map(|l| l.trim_end().to_string());
+    let mut scan = ExceptionScan::default();
+    for l in tb {
+        scan.push(l);
+    }
     let mut text = tb.join("\n");
     let trimmed = text.trim_end().len();
     text.truncate(trimmed);
-    (message, Some(text), exception_line)
+    (
+        message,
+        Some(text),
+        scan.exception_line().map(str::to_string),
+    )
+}
+
+/// Finds a traceback's final exception line as the lines go by, so it does not depend on
+/// how much of the traceback is kept. In each traceback block (from a
+/// `Traceback (most recent call last):` line) the exception line is the first line at
+/// the block's indentation that reads `ExcType: message`, `pkg.mod.ExcType: message` or
+/// a bare `ExcType` (frames and source lines are indented; loguru's `> File` marker is
+/// not a name); lines after it are its multi-line message. With chained exceptions
+/// ("During handling of the above exception…") the last block's wins. A top-level
+/// exception group (`  + Exception Group Traceback…`) gives its own `  | ExcGroup: …`
+/// line, not a sub-exception's.
+#[derive(Debug, Default, Clone)]
+pub struct ExceptionScan {
+    /// The prefix exception lines of the current block carry (`""`, or `"  | "`).
+    prefix: Option<&'static str>,
+    /// The current block's exception line, once seen.
+    block: Option<String>,
+    /// The latest block's exception line found so far (an earlier block's while the
+    /// current one has none yet).
+    last: Option<String>,
+}
+
+impl ExceptionScan {
+    /// Feeds one continuation line.
+    pub fn push(&mut self, line: &str) {
+        let l = line.trim_end();
+        if let Some(prefix) = traceback_block_prefix(l) {
+            self.prefix = Some(prefix);
+            self.block = None;
+            return;
+        }
+        let Some(prefix) = self.prefix else { return };
+        if self.block.is_some() {
+            return; // the exception's own message lines
+        }
+        if let Some(rest) = l.strip_prefix(prefix) {
+            if is_exception_line(rest) {
+                self.block = Some(rest.to_string());
+                self.last = self.block.clone();
+            }
+        }
+    }
+
+    /// Whether a traceback was seen.
+    pub fn in_traceback(&self) -> bool {
+        self.prefix.is_some()
+    }
+
+    /// Whether the latest traceback block has not reached its exception line yet (the
+    /// record may still be being written).
+    pub fn unfinished(&self) -> bool {
+        self.prefix.is_some() && self.block.is_none()
+    }
+
+    /// The final exception line (`ValueError: bad value`).
+    pub fn exception_line(&self) -> Option<&str> {
+        self.last.as_deref()
+    }
+}
+
+/// If `l` starts a traceback block whose exception line the scan should take, the prefix
+/// that exception line carries.
+fn traceback_block_prefix(l: &str) -> Option<&'static str> {
+    match l {
+        "Traceback (most recent call last):"
+        | "Exception Group Traceback (most recent call last):" => Some(""),
+        "  + Exception Group Traceback (most recent call last):" => Some("  | "),
+        _ => None,
+    }
 }
 
 fn is_traceback_start(line: &str) -> bool {
     let l = line.trim_end();
-    l == "Traceback (most recent call last):"
-        || l == "Exception Group Traceback (most recent call last):"
+    traceback_block_prefix(l).is_some()
         || l.ends_with("| Exception Group Traceback (most recent call last):")
 }
 
@@ -270,10 +343,38 @@ struct Pending {
     message: String,
     fields: BTreeMap<String, String>,
     first: String,
+    /// The first continuation lines (up to [`MAX_RECORD_LINES`]).
     rest: Vec<String>,
+    /// The last continuation lines after those (up to [`MAX_TAIL_LINES`]), so the end of a
+    /// long traceback, its exception, is kept.
+    tail: std::collections::VecDeque<String>,
+    /// Lines between `rest` and `tail` that were not kept.
     dropped_lines: u64,
-    raw_len: usize,
+    /// Index (among continuation lines) of the first traceback line, if any.
+    tb_start: Option<u64>,
+    /// Continuation lines seen.
+    seen: u64,
+    scan: ExceptionScan,
     keep: bool,
+}
+
+impl Pending {
+    fn push_line(&mut self, line: &str) {
+        if self.tb_start.is_none() && is_traceback_start(line) {
+            self.tb_start = Some(self.seen);
+        }
+        self.seen += 1;
+        self.scan.push(line);
+        if self.rest.len() < MAX_RECORD_LINES {
+            self.rest.push(line.to_string());
+            return;
+        }
+        if self.tail.len() == MAX_TAIL_LINES {
+            self.tail.pop_front();
+            self.dropped_lines += 1;
+        }
+        self.tail.push_back(line.to_string());
+    }
 }
 
 impl RecordAssembler {
@@ -361,20 +462,18 @@ impl RecordAssembler {
                 level,
                 first: line.to_string(),
                 rest: Vec::new(),
+                tail: Default::default(),
                 dropped_lines: 0,
-                raw_len: line.len(),
+                tb_start: None,
+                seen: 0,
+                scan: ExceptionScan::default(),
                 keep,
             });
             return done;
         }
         match &mut self.pending {
             Some(p) if p.keep => {
-                if p.rest.len() < MAX_RECORD_LINES {
-                    p.raw_len += line.len() + 1;
-                    p.rest.push(line.to_string());
-                } else {
-                    p.dropped_lines += 1;
-                }
+                p.push_line(line);
                 None
             }
             Some(_) => None,
@@ -392,7 +491,7 @@ impl RecordAssembler {
                     }
                 };
                 let keep = level.no >= self.min_level;
-                self.pending = Some(Pending {
+                let mut p = Pending {
                     line_no,
                     time: None,
                     logger: String::new(),
@@ -401,11 +500,18 @@ impl RecordAssembler {
                     fields: BTreeMap::new(),
                     level,
                     first: String::new(),
-                    rest: if keep { vec![line.to_string()] } else { vec![] },
+                    rest: Vec::new(),
+                    tail: Default::default(),
                     dropped_lines: 0,
-                    raw_len: line.len(),
+                    tb_start: None,
+                    seen: 0,
+                    scan: ExceptionScan::default(),
                     keep,
-                });
+                };
+                if keep {
+                    p.push_line(line);
+                }
+                self.pending = Some(p);
                 None
             }
         }
@@ -418,33 +524,66 @@ impl RecordAssembler {
         if !p.keep {
             return None;
         }
-        let (msg_lines, traceback, exception_line) = split_traceback(&p.rest);
+        // The kept lines with their index among all continuation lines, and a marker
+        // where lines were left out.
+        let head = p.rest.len() as u64;
+        let marker = format!("[… {} more lines not kept]", p.dropped_lines);
+        let mut kept: Vec<(u64, &str)> = p
+            .rest
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i as u64, l.as_str()))
+            .collect();
+        if p.dropped_lines > 0 {
+            kept.push((head, marker.as_str()));
+        }
+        let tail_from = head + p.dropped_lines;
+        kept.extend(
+            p.tail
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (tail_from + i as u64, l.as_str())),
+        );
+        let split = match p.tb_start {
+            // A traceback starting among the left-out lines: the marker opens it.
+            Some(s) => {
+                let s = if (head..tail_from).contains(&s) {
+                    head
+                } else {
+                    s
+                };
+                kept.partition_point(|(i, _)| *i < s)
+            }
+            None => kept.len(),
+        };
         let mut message = p.message;
-        for l in msg_lines {
+        let mut msg_lines = &kept[..split];
+        while msg_lines.last().is_some_and(|(_, l)| l.trim().is_empty()) && p.tb_start.is_some() {
+            msg_lines = &msg_lines[..msg_lines.len() - 1];
+        }
+        for (_, l) in msg_lines {
             if !message.is_empty() {
                 message.push('\n');
             }
             message.push_str(l);
         }
-        let mut raw = String::with_capacity(p.raw_len.min(MAX_RAW) + 1);
-        raw.push_str(&p.first);
-        for l in &p.rest {
-            if raw.len() >= MAX_RAW {
-                break;
-            }
-            if !raw.is_empty() {
-                raw.push('\n');
-            }
-            raw.push_str(l);
+        let traceback = p.tb_start.map(|_| {
+            let mut text = kept[split..]
+                .iter()
+                .map(|(_, l)| *l)
+                .collect::<Vec<_>>()
+                .join("\n");
+            let trimmed = text.trim_end().len();
+            text.truncate(trimmed);
+            text
+        });
+        let exception_line = p.scan.exception_line().map(str::to_string);
+        let mut lines: Vec<&str> = Vec::with_capacity(kept.len() + 1);
+        if !p.first.is_empty() {
+            lines.push(&p.first);
         }
-        if raw.len() > MAX_RAW {
-            let cut = cut_raw(&raw).len();
-            raw.truncate(cut);
-            raw.push_str("\n[… record cut]");
-        }
-        if p.dropped_lines > 0 {
-            raw.push_str(&format!("\n[… {} more lines not kept]", p.dropped_lines));
-        }
+        lines.extend(kept.iter().map(|(_, l)| *l));
+        let raw = cap_raw(&lines);
         Some(Event {
             source: self.source.clone(),
             origin: format!("{}:{}", self.origin, p.line_no),
@@ -460,6 +599,41 @@ impl RecordAssembler {
             fields: p.fields,
         })
     }
+}
+
+/// The lines joined, at most [`MAX_RAW`] bytes of them: when too long, the start and the
+/// end (where a traceback's exception is) with a marker between.
+pub fn cap_raw(lines: &[&str]) -> String {
+    let total: usize = lines.iter().map(|l| l.len() + 1).sum();
+    if total <= MAX_RAW {
+        return lines.join("\n");
+    }
+    let half = MAX_RAW / 2;
+    let mut front = 0;
+    let mut used = 0;
+    while front < lines.len() && used + lines[front].len() < half {
+        used += lines[front].len() + 1;
+        front += 1;
+    }
+    let mut back = lines.len();
+    let mut used = 0;
+    while back > front && used + lines[back - 1].len() < half {
+        used += lines[back - 1].len() + 1;
+        back -= 1;
+    }
+    let mut out = lines[..front].join("\n");
+    if front == 0 {
+        // One huge first line: its start, cut off the middle of a token (half a
+        // secret no longer has the shape that finds it).
+        let cut = crate::redact::cut_point(lines[0], half);
+        out.push_str(&lines[0][..cut]);
+    }
+    out.push_str(&format!(
+        "\n[… record cut: {} lines left out]\n",
+        back - front
+    ));
+    out.push_str(&lines[back..].join("\n"));
+    out
 }
 
 impl super::RecordParser for RecordAssembler {
@@ -482,6 +656,12 @@ impl super::RecordParser for RecordAssembler {
             }
         }
         RecordAssembler::push(self, line_no, &String::from_utf8_lossy(line))
+    }
+    fn pending(&self) -> Option<(u64, bool)> {
+        self.pending
+            .as_ref()
+            .filter(|p| p.keep)
+            .map(|p| (p.line_no, p.scan.unfinished()))
     }
     fn finish(&mut self) -> Option<Event> {
         RecordAssembler::finish(self)
@@ -616,5 +796,93 @@ ValueError: bad value
         assert_eq!(e.exception_line.as_deref(), Some("ValueError: bad value"));
         assert!(e.traceback.as_ref().unwrap().contains("KeyError: 'k'"));
         assert_eq!(e.origin, "app.log:1");
+    }
+    fn assemble(text: &str) -> Vec<Event> {
+        let mut a = RecordAssembler::new("app", "app.log", &BTreeMap::new(), 30);
+        let mut events = vec![];
+        for (i, l) in text.lines().enumerate() {
+            events.extend(a.push(i as u64 + 1, l));
+        }
+        events.extend(a.finish());
+        events
+    }
+
+    #[test]
+    fn the_exception_of_a_traceback_longer_than_what_is_kept_is_found() {
+        let mut text =
+            String::from("2026-11-22 09:50:45.498 | ERROR    | app:f:1 - deep\nTraceback (most recent call last):\n");
+        for i in 0..(MAX_RECORD_LINES + MAX_TAIL_LINES) {
+            text.push_str(&format!(
+                "  File \"x.py\", line {i}, in f\n    f(n - 1)\n          └ {i}\n"
+            ));
+        }
+        text.push_str(
+            "app.errors.QuotaExceeded: limit reached\n  while charging\nNote: not an exception\n",
+        );
+        let e = &assemble(&text)[0];
+        assert_eq!(
+            e.exception_type.as_deref(),
+            Some("app.errors.QuotaExceeded")
+        );
+        assert_eq!(
+            e.exception_line.as_deref(),
+            Some("app.errors.QuotaExceeded: limit reached")
+        );
+        let tb = e.traceback.as_deref().unwrap();
+        assert!(
+            tb.contains("more lines not kept") && tb.ends_with("Note: not an exception"),
+            "{tb}"
+        );
+        assert!(e.raw.len() <= MAX_RAW + 100, "{}", e.raw.len());
+        assert!(
+            e.raw.contains("QuotaExceeded: limit reached"),
+            "the raw text keeps the end"
+        );
+        assert_eq!(e.message, "deep");
+    }
+
+    #[test]
+    fn chained_bare_and_group_exceptions() {
+        let chained = "2026-11-22 09:50:45.498 | ERROR    | app:f:1 - x
+Traceback (most recent call last):
+  File \"x.py\", line 1, in f
+KeyError: 'k'
+
+During handling of the above exception, another exception occurred:
+
+Traceback (most recent call last):
+> File \"x.py\", line 3, in f
+    raise Stop
+KeyboardInterrupt
+";
+        let e = &assemble(chained)[0];
+        assert_eq!(e.exception_line.as_deref(), Some("KeyboardInterrupt"));
+        let group = "2026-11-22 09:50:45.498 | ERROR    | app:f:1 - x
+  + Exception Group Traceback (most recent call last):
+  |   File \"x.py\", line 1, in <module>
+  | ExceptionGroup: many (2 sub-exceptions)
+  +-+---------------- 1 ----------------
+    | Traceback (most recent call last):
+    | ValueError: a
+    +---------------- 2 ----------------
+    | TypeError: b
+    +------------------------------------
+";
+        let mut scan = ExceptionScan::default();
+        for l in group.lines().skip(1) {
+            scan.push(l);
+        }
+        assert_eq!(
+            scan.exception_line(),
+            Some("ExceptionGroup: many (2 sub-exceptions)")
+        );
+        let mut scan = ExceptionScan::default();
+        for l in [
+            "Traceback (most recent call last):",
+            "  File \"x.py\", line 1",
+        ] {
+            scan.push(l);
+        }
+        assert!(scan.unfinished());
     }
 }

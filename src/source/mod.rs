@@ -57,6 +57,11 @@ impl Level {
 
     /// The number of a level name, without allocating (the hot path of reading).
     pub fn number_of(name: &str, custom: &BTreeMap<String, u32>) -> u32 {
+        Level::known_number(name, custom).unwrap_or(20)
+    }
+
+    /// The number of a custom or known level name (case-insensitive), if it is one.
+    pub fn known_number(name: &str, custom: &BTreeMap<String, u32>) -> Option<u32> {
         let name = name.trim();
         custom
             .iter()
@@ -68,7 +73,6 @@ impl Level {
                     .find(|(n, _)| n.eq_ignore_ascii_case(name))
                     .map(|(_, n)| *n)
             })
-            .unwrap_or(20)
     }
 
     /// A level given in config: a known or custom name, or a number.
@@ -143,6 +147,15 @@ pub trait RecordParser {
     }
     /// Completes the record in progress at the end of the input.
     fn finish(&mut self) -> Option<Event>;
+    /// The record in progress, if one is kept: the line number it started at, and
+    /// whether it visibly lacks its end (a traceback without its exception line yet).
+    fn pending(&self) -> Option<(u64, bool)> {
+        None
+    }
+    /// The most of one line this parser needs (the rest is dropped before it sees it).
+    fn max_line(&self) -> usize {
+        linereader::MAX_LINE
+    }
     /// Problems met (bad lines), to report once per run.
     fn take_problems(&mut self) -> Vec<String> {
         Vec::new()

@@ -256,17 +256,19 @@ pub fn read(
                     ValueRef::Real(f) => Some(f.to_string()),
                 }
             };
-            let level = match i_level.map(|i| row.get_ref(i)) {
-                Some(Ok(ValueRef::Integer(n))) => level_of_number(n as u32),
-                Some(Ok(ValueRef::Real(f))) => level_of_number(f as u32),
-                Some(Ok(ValueRef::Text(t))) => {
-                    let t = String::from_utf8_lossy(t);
-                    match t.trim().parse::<u32>() {
-                        Ok(n) => level_of_number(n),
-                        Err(_) => Level::named(&t, &cfg.levels),
-                    }
-                }
-                _ => Level::named("INFO", &cfg.levels),
+            let (level, level_note) = match i_level {
+                Some(i) => match level_of(row.get_ref(i)?, &cfg.levels) {
+                    Ok(level) => (level, None),
+                    // Unclassifiable: kept as an error rather than guessed away.
+                    Err(what) => (
+                        Level {
+                            name: "ERROR".into(),
+                            no: 40,
+                        },
+                        Some(format!("level unreadable: {what}; kept as ERROR")),
+                    ),
+                },
+                None => (Level::named("INFO", &cfg.levels), None),
             };
             if level.no < min_level {
                 continue;
@@ -303,13 +305,17 @@ pub fn read(
             });
             e.exception_type = e.exception_line.as_deref().map(exception_type);
             let mut raw = message;
+            if let Some(note) = level_note {
+                raw = format!("[{note}]\n{raw}");
+                e.fields.insert("logwarden_note".into(), note);
+            }
             if !long.is_empty() {
                 raw.push('\n');
                 raw.push_str(&long.join("\n"));
             }
             if let Some(x) = text(i_extra) {
                 if let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&x) {
-                    e.fields = map
+                    let fields = map
                         .into_iter()
                         .map(|(k, v)| {
                             (
@@ -320,6 +326,7 @@ pub fn read(
                             )
                         })
                         .collect::<BTreeMap<_, _>>();
+                    e.fields.extend(fields);
                 }
                 raw.push_str(&format!("\nextra: {x}"));
             }
@@ -362,6 +369,52 @@ fn json_of(v: ValueRef) -> Value {
     }
 }
 
+/// A row's level: a name (case-insensitive: DEBUG, INFO, WARNING/WARN, ERROR,
+/// CRITICAL/FATAL, … and the source's custom `levels`) or a number on loguru's and
+/// Python's scale (given as a number or as text). What cannot be classified (NULL, a
+/// BLOB, an empty or unknown name, a negative or not-a-number value) is `Err` with a
+/// description of what was found.
+fn level_of(v: ValueRef, custom: &BTreeMap<String, u32>) -> Result<Level, String> {
+    let number = |n: f64, shown: &dyn std::fmt::Display| -> Result<Level, String> {
+        if n.is_nan() || n < 0.0 {
+            return Err(format!("{shown}"));
+        }
+        // Above u32 is still "more severe than CRITICAL".
+        Ok(level_of_number(n.min(u32::MAX as f64) as u32))
+    };
+    match v {
+        ValueRef::Null => Err("NULL".into()),
+        ValueRef::Blob(b) => Err(format!("BLOB of {} bytes", b.len())),
+        ValueRef::Integer(n) => number(n as f64, &n),
+        ValueRef::Real(f) => number(f, &f),
+        ValueRef::Text(t) => {
+            let t = String::from_utf8_lossy(t);
+            let name = t.trim();
+            if name.is_empty() {
+                return Err("empty text".into());
+            }
+            if let Ok(n) = name.parse::<i64>() {
+                return number(n as f64, &format!("`{name}`"));
+            }
+            if let Ok(f) = name.parse::<f64>() {
+                if f.is_finite() {
+                    return number(f, &format!("`{name}`"));
+                }
+            }
+            match Level::known_number(name, custom) {
+                Some(no) => Ok(Level {
+                    name: name.to_string(),
+                    no,
+                }),
+                None => Err(format!(
+                    "unknown name `{}`",
+                    name.chars().take(40).collect::<String>()
+                )),
+            }
+        }
+    }
+}
+
 /// A numeric level (Python's logging: 10 DEBUG … 50 CRITICAL) with its usual name.
 fn level_of_number(no: u32) -> Level {
     let name = match no {
@@ -381,6 +434,30 @@ fn level_of_number(no: u32) -> Level {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn levels_by_name_number_and_unreadable() {
+        let custom: BTreeMap<String, u32> = [("NOTICE".to_string(), 35)].into();
+        let ok = |v: ValueRef| level_of(v, &custom).map(|l| l.no);
+        assert_eq!(ok(ValueRef::Text(b"warn")), Ok(30));
+        assert_eq!(ok(ValueRef::Text(b" Fatal ")), Ok(50));
+        assert_eq!(ok(ValueRef::Text(b"notice")), Ok(35));
+        assert_eq!(ok(ValueRef::Text(b"40")), Ok(40));
+        assert_eq!(ok(ValueRef::Integer(45)), Ok(45));
+        assert_eq!(ok(ValueRef::Integer(i64::MAX)), Ok(u32::MAX));
+        assert_eq!(ok(ValueRef::Real(39.9)), Ok(39));
+        for bad in [
+            ValueRef::Null,
+            ValueRef::Blob(b"ERROR"),
+            ValueRef::Integer(-1),
+            ValueRef::Text(b"-10"),
+            ValueRef::Text(b"bogus"),
+            ValueRef::Text(b""),
+            ValueRef::Real(f64::NAN),
+        ] {
+            assert!(level_of(bad, &custom).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn generated_query_uses_the_cursor() {

@@ -80,3 +80,88 @@ fn a_database_from_a_newer_version_is_refused() {
     assert_eq!(r.code, Some(2));
     assert!(r.stderr.contains("newer logwarden"), "{}", r.stderr);
 }
+
+/// A relative `--config` from another folder: every path key is resolved against the
+/// config file's folder once, so children run elsewhere (claude in its scratch dir)
+/// still get the right files.
+#[test]
+fn relative_config_paths_are_absolute_after_load() {
+    let t = Test::new();
+    fake_claude(
+        &t,
+        r#"ok:{"verdict": "real", "severity": "warning", "title": "Charges fail", "summary": "s", "root_cause": "r", "suggested_fix": "f", "confidence": 0.5}"#,
+    );
+    t.write(
+        "x/logwarden.toml",
+        "state_dir = \"state\"\nincidents_dir = \"incidents\"\nignore_file = \"ignore.toml\"\nprompts_dir = \"prompts\"\nhostname = \"h\"\nmetrics_textfile = \"out/logwarden.prom\"\n\
+         [[source]]\nname = \"app\"\npath = \"logs/app.log\"\nfrom = \"start\"\n\
+         [investigator]\nkind = \"claude-cli\"\ncommand = \"../fake-claude\"\nallow_scripts = true\nscripts_dir = \"scripts\"\ndeploy_repo = \"repo\"\n",
+    );
+    t.write("x/scripts/disk.sh", "#!/bin/sh\ndf -h\n");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        t.path("x/scripts/disk.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    t.write(
+        "x/logs/app.log",
+        "2026-11-22 10:00:00.000 | ERROR    | app:f:1 - Charge failed for invoice 7\n",
+    );
+    std::fs::create_dir_all(t.path("elsewhere")).unwrap();
+    let x = t.path("x").display().to_string();
+    let r = t
+        .command(&["check", "--config", "../x/logwarden.toml"])
+        .current_dir(t.path("elsewhere"))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&r.stdout).into_owned();
+    assert!(
+        r.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    for rel in [
+        "state",
+        "incidents",
+        "ignore.toml",
+        "prompts",
+        "out/logwarden.prom",
+        "logs/app.log",
+        "scripts",
+        "repo",
+    ] {
+        assert!(
+            out.contains(&format!("\"{x}/{rel}\"")),
+            "{rel} is not resolved to {x}/{rel}:\n{out}"
+        );
+    }
+    assert!(!out.contains("../x"), "{out}");
+    let r = t
+        .command(&[
+            "run",
+            "--config",
+            "../x/logwarden.toml",
+            "--now",
+            "2026-11-22T10:05:00Z",
+        ])
+        .current_dir(t.path("elsewhere"))
+        .output()
+        .unwrap();
+    assert!(
+        r.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&r.stdout),
+        String::from_utf8_lossy(&r.stderr)
+    );
+    let calls = claude_calls(&t);
+    assert_eq!(calls.len(), 1, "the relative command was found and run");
+    let script = format!("Bash({x}/scripts/disk.sh)");
+    assert!(
+        calls[0].iter().any(|a| a.contains(&script)),
+        "claude runs in its scratch dir: the script must be named by its absolute path {script}: {:?}",
+        calls[0]
+    );
+    assert!(t.path("x/state/logwarden.db").exists());
+    assert!(t.path("x/incidents").is_dir());
+}

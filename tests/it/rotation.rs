@@ -240,3 +240,89 @@ fn glob_picks_up_new_files_and_forgets_vanished_ones() {
     assert_eq!(count(&db), 1, "and forgotten after it");
     assert_eq!(total_occurrences(&t), 3);
 }
+
+/// A run while loguru compresses a rotated file (rename, write the .gz, remove the plain
+/// file, create the new one): the half-written .gz is not read (no "unexpected end of
+/// file"), the rest of the rotated file is read from the plain file still there, and
+/// the finished .gz is not counted again.
+#[test]
+fn a_run_during_gz_compression_counts_each_record_once() {
+    let Some(t) = setup() else { return };
+    let Some(py) = python() else { return };
+    use std::io::{BufRead, Write};
+    // loguru's own gz compression, held half-way through its copy until told to go on.
+    let script = r#"
+import sys, shutil
+from loguru import logger
+logger.remove()
+def held_copy(fsrc, fdst, length=0):
+    data = fsrc.read()
+    fdst.write(data[: len(data) // 2])
+    print("compressing", flush=True)
+    sys.stdin.readline()
+    fdst.write(data[len(data) // 2 :])
+shutil.copyfileobj = held_copy
+logger.add("app.log", rotation="60 KB", compression="gz")
+for i in range(0, 100):
+    logger.error("Charge failed for invoice {}", i)
+print("ready", flush=True)
+sys.stdin.readline()
+i = 100
+while True:
+    logger.error("Charge failed for invoice {}", i)
+    i += 1
+    if i == 1000:
+        break
+print("done", i, flush=True)
+"#;
+    std::fs::write(t.path("slow_gz.py"), script).unwrap();
+    let mut child = std::process::Command::new(py)
+        .arg(t.path("slow_gz.py"))
+        .current_dir(t.dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let mut expect = |want: &str, line: &mut String| {
+        line.clear();
+        out.read_line(line).unwrap();
+        assert!(line.starts_with(want), "python said {line:?}, not {want}");
+    };
+    expect("ready", &mut line);
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert_eq!(total_occurrences(&t), 100);
+    writeln!(stdin).unwrap();
+    expect("compressing", &mut line);
+    let during = listing(&t);
+    let r = t.run(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    assert_eq!(
+        r.code,
+        Some(0),
+        "during compression ({during}):\n{}",
+        r.all()
+    );
+    let counted = total_occurrences(&t);
+    writeln!(stdin).unwrap();
+    // Each later rotation compresses too: let them all through.
+    loop {
+        line.clear();
+        if out.read_line(&mut line).unwrap() == 0 || line.starts_with("done") {
+            break;
+        }
+        writeln!(stdin).unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+    let r = t.ok(&["run", "--now", "2026-11-22T10:02:00Z"]);
+    assert_eq!(
+        total_occurrences(&t),
+        1000,
+        "after: {}; {counted} counted during compression ({during})\n{}",
+        listing(&t),
+        r.all()
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:03:00Z"]);
+    assert_eq!(total_occurrences(&t), 1000);
+}

@@ -499,3 +499,257 @@ fn sqlite_in_wal_mode_after_the_app_closed_it() {
         "nothing created next to it"
     );
 }
+
+/// Levels that cannot be classified (NULL, BLOB, unknown name, negative number) keep
+/// their row as an ERROR with a note; names are case-insensitive; a negative number is
+/// not read as a huge (critical) one.
+#[test]
+fn sqlite_rows_with_unreadable_levels_are_kept_as_errors() {
+    if python_or_skip().is_none() {
+        return;
+    }
+    let t = Test::new();
+    t.config("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app.db\"\npreset = \"log\"\nfrom = \"start\"\n");
+    py(
+        &t,
+        "import sqlite3\ndb = sqlite3.connect('app.db')\ndb.execute('CREATE TABLE log (Created REAL, Name TEXT, LogLevel INTEGER, LogLevelName TEXT, Message TEXT, Module TEXT, FuncName TEXT, LineNo INTEGER, Exception TEXT)')\nrows = [(None, 'Payment gateway refused the card'), (b'\\x01\\x02', 'Disk full'), (-1, 'Webhook signature mismatch for shop number seven today'), ('bogus', 'Cache stampede'), ('warn', 'Slow query on orders table took long'), ('Fatal', 'Ledger out of balance by many cents and more here now'), ('info', 'hello'), (20, 'started')]\ndb.executemany('INSERT INTO log VALUES (1763805600, \"app\", ?, NULL, ?, \"m\", \"f\", 1, NULL)', rows)\ndb.commit()",
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let inc = t.incidents();
+    let by_title = |needle: &str| -> &serde_json::Value {
+        inc.iter()
+            .find(|i| i["template"].as_str().unwrap_or("").contains(needle))
+            .unwrap_or_else(|| panic!("no incident for `{needle}`: {}\n{inc:?}", r.stdout))
+    };
+    for (msg, what) in [
+        ("Payment gateway refused the card", "NULL"),
+        ("Disk full", "BLOB"),
+        (
+            "Webhook signature mismatch for shop number seven today",
+            "-1",
+        ),
+        ("Cache stampede", "unknown name `bogus`"),
+    ] {
+        let i = by_title(msg);
+        assert_eq!(i["level"], "ERROR", "{msg}: {i}");
+        assert_eq!(
+            i["severity"], "warning",
+            "{msg}: an ERROR, not critical: {i}"
+        );
+        assert!(
+            i["samples"]
+                .to_string()
+                .contains(&format!("level unreadable: {what}")),
+            "{msg}: the evidence says what was found: {i}"
+        );
+    }
+    assert_eq!(
+        by_title("Slow query on orders table took long")["level"],
+        "warn"
+    );
+    assert_eq!(
+        by_title("Ledger out of balance by many cents and more here now")["severity"],
+        "critical"
+    );
+    assert_eq!(inc.len(), 6, "INFO rows stay below min_level: {inc:?}");
+}
+
+/// Tracebacks of 50 frames with `diagnose=True` (far over the lines kept of a record):
+/// the exception type is still found, so two exceptions with the same message are two
+/// incidents.
+#[test]
+fn long_tracebacks_keep_their_exception_type() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.with_app_source("");
+    t.loguru(
+        r#"logger.add("app.log", backtrace=True, diagnose=True)
+def dive(n, kind):
+    depth_marker = {"n": n, "kind": kind.__name__}
+    if n == 0:
+        raise kind("could not settle the batch")
+    return plunge(n - 1, kind)
+def plunge(n, kind):
+    return dive(n, kind)
+for kind in (ValueError, TypeError, ValueError):
+    try:
+        dive(50, kind)
+    except Exception:
+        logger.exception("Batch settlement failed")"#,
+    );
+    let lines = t.read("app.log").lines().count();
+    assert!(
+        lines > 1200,
+        "each traceback is over 400 lines: {lines} in all"
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let mut inc: Vec<(String, u64)> = t
+        .incidents()
+        .iter()
+        .map(|i| {
+            (
+                i["exception_type"].as_str().unwrap_or("none").to_string(),
+                i["occurrences"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    inc.sort();
+    assert_eq!(
+        inc,
+        vec![("TypeError".to_string(), 1), ("ValueError".to_string(), 2)]
+    );
+}
+
+/// loguru JSON records over 64 KiB and nested over 128 levels are valid output and
+/// are read; a line that is not JSON but names an error is kept as ERROR with a note;
+/// one that says nothing of an error is reported with its line number.
+#[test]
+fn loguru_json_huge_deep_and_broken_lines_lose_no_error() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.config("[[source]]\nname = \"api\"\nkind = \"loguru-json\"\npath = \"api.json\"\nfrom = \"start\"\n");
+    t.loguru(
+        r#"
+logger.add("api.json", serialize=True)
+logger.bind(payload="p" * 300_000).error("Export failed for tenant {}", 4)
+tree = leaf = {}
+for i in range(300):
+    leaf["child"] = {}
+    leaf = leaf["child"]
+logger.bind(tree=tree).critical("Config tree rejected by the validator")
+"#,
+    );
+    let size = std::fs::metadata(t.path("api.json")).unwrap().len();
+    assert!(size > 300_000, "{size}");
+    t.append(
+        "api.json",
+        b"Traceback (most recent call last): worker 3 died mid-write ERROR\nnothing to see here\n",
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let inc = t.incidents();
+    let find = |needle: &str| {
+        inc.iter()
+            .find(|i| i["template"].as_str().unwrap_or("").contains(needle))
+            .unwrap_or_else(|| panic!("no incident for `{needle}`:\n{}\n{inc:?}", r.stdout))
+    };
+    assert_eq!(find("Export failed")["level"], "ERROR");
+    assert_eq!(find("Config tree rejected")["severity"], "critical");
+    let broken = find("worker");
+    assert_eq!(broken["level"], "ERROR");
+    assert!(
+        broken["samples"]
+            .to_string()
+            .contains("not valid loguru JSON"),
+        "{broken}"
+    );
+    assert_eq!(inc.len(), 3, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("1 line is not valid loguru JSON") && r.stdout.contains("at line 4"),
+        "the unclassifiable line is reported with its number: {}",
+        r.stdout
+    );
+}
+
+/// Writes with the real loguru an error, an exception with a traceback and an INFO
+/// record to `full.log`; returns its text and where the exception record's
+/// `ZeroDivisionError` line starts.
+fn record_being_written(t: &Test) -> (String, usize, usize) {
+    t.loguru(
+        r#"logger.add("full.log", backtrace=True, diagnose=True)
+logger.error("Charge failed for invoice 1")
+def ratio(a, b):
+    return a / b
+try:
+    ratio(1, 0)
+except ZeroDivisionError:
+    logger.exception("Report totals could not be computed")
+logger.info("after")"#,
+    );
+    let text = t.read("full.log");
+    let header = text.find("Report totals").unwrap();
+    let header = text[..header].rfind('\n').unwrap() + 1;
+    let exc = text.find("\nZeroDivisionError").unwrap() + 1;
+    (text, header, exc)
+}
+
+fn exception_types(t: &Test) -> Vec<String> {
+    let mut v: Vec<String> = t
+        .incidents()
+        .iter()
+        .map(|i| {
+            format!(
+                "{}:{}",
+                i["exception_type"].as_str().unwrap_or("none"),
+                i["occurrences"]
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A run that sees a record's traceback without its exception line yet holds the
+/// record back (checkpoint before it) and files it whole once it is complete.
+#[test]
+fn a_record_still_being_written_is_held_until_complete() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.with_app_source("");
+    let (text, _, exc) = record_being_written(&t);
+    t.write("app.log", &text[..exc]);
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert_eq!(
+        exception_types(&t),
+        vec!["none:1"],
+        "only the complete record"
+    );
+    t.append("app.log", &text.as_bytes()[exc..]);
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    assert_eq!(
+        exception_types(&t),
+        vec!["ZeroDivisionError:1", "none:1"],
+        "the held record is filed once, with its exception"
+    );
+    // A writer that died mid-record: the unchanged file makes it count as complete.
+    t.append("app.log", &text.as_bytes()[..exc]);
+    t.ok(&["run", "--now", "2026-11-22T10:02:00Z"]);
+    assert_eq!(
+        total_occurrences(&t),
+        3,
+        "the complete error counts, the cut one is held"
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:03:00Z"]);
+    assert_eq!(total_occurrences(&t), 4, "the same bytes again: emitted");
+}
+
+/// With `settle`, every last record is held until a record follows it or the file is
+/// quiet (unchanged since the last run, or not modified for `settle` before `now`).
+#[test]
+fn settle_holds_the_last_record_until_the_file_is_quiet() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.with_app_source("settle = \"2s\"\n");
+    let (text, header, _) = record_being_written(&t);
+    // Only the exception record's first line is written so far.
+    let first = header + text[header..].find('\n').unwrap() + 1;
+    t.write("app.log", &text[..first]);
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert_eq!(exception_types(&t), vec!["none:1"]);
+    t.append("app.log", &text.as_bytes()[first..]);
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    assert_eq!(exception_types(&t), vec!["ZeroDivisionError:1", "none:1"]);
+    // Quiet by modification time: a `now` long after the file was written.
+    t.append("app.log", &text.as_bytes()[..header]);
+    t.ok(&["run", "--now", "2099-01-01T00:00:00Z"]);
+    assert_eq!(total_occurrences(&t), 3);
+    let r = t.ok(&["check"]);
+    assert!(r.stdout.contains("settle = \"2s\""), "{}", r.stdout);
+}
