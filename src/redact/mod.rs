@@ -110,10 +110,11 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             r"(?i)\bbasic\s+(?P<v>[A-Za-z0-9+/]{12,}={0,2})",
         ),
         // The password runs to the *last* `@` of the URL: passwords hold `/` and
-        // `@` unencoded often enough; the user may be empty (`redis://:pw@host`).
+        // `@` unencoded often enough; the user may be empty (`redis://:pw@host`)
+        // or already a placeholder, whose `:` does not end it.
         rule(
             "url-password",
-            r#"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@'"<>]*:(?P<v>[^\s'"<>`]+)@"#,
+            r#"\b[a-zA-Z][a-zA-Z0-9+.-]*://(?:\[REDACTED:[^\]\s]*\]|[^\s:/@'"<>])*:(?P<v>[^\s'"<>`]+)@"#,
         ),
         rule(
             "url-password",
@@ -221,7 +222,7 @@ impl Redactor {
             out = Cow::Owned(s);
         }
         for r in BUILTIN.iter() {
-            if let Cow::Owned(s) = replace(&r.re, r.check, &out, r.kind) {
+            if let Cow::Owned(s) = replace(&r.re, r.check, &out, r.kind, &self.user) {
                 out = Cow::Owned(s);
             }
         }
@@ -229,7 +230,7 @@ impl Redactor {
             out = Cow::Owned(s);
         }
         for r in &self.user {
-            if let Cow::Owned(s) = replace(&r.re, None, &out, &r.name) {
+            if let Cow::Owned(s) = replace(&r.re, None, &out, &r.name, &self.user) {
                 out = Cow::Owned(s);
             }
         }
@@ -292,12 +293,47 @@ fn placeholder(kind: &str) -> String {
 /// A type for [`Rule::check`].
 type Check = fn(&str, &str, usize) -> bool;
 
-fn replace<'a>(re: &Regex, check: Option<Check>, text: &'a str, kind: &str) -> Cow<'a, str> {
+/// Whether `kind` names a kind of placeholder logwarden writes: a built-in one or
+/// one of the config's rules.
+fn known_kind(kind: &str, user: &[UserRule]) -> bool {
+    kind == "private-key"
+        || BUILTIN.iter().any(|r| r.kind == kind)
+        || pairs::is_kind(kind)
+        || user.iter().any(|r| r.name == kind)
+}
+
+/// The placeholders already in `text` (from an earlier pass or rule), as byte
+/// ranges in order. Only known kinds count: `[REDACTED:AKIA…]` written by the
+/// application is no placeholder and does not shield the key inside it.
+fn placeholders(text: &str, user: &[UserRule]) -> Vec<(usize, usize)> {
+    text.match_indices(PLACEHOLDER)
+        .filter_map(|(at, _)| {
+            let kind_at = at + PLACEHOLDER.len();
+            let close = text[kind_at..].find(']')?;
+            known_kind(&text[kind_at..kind_at + close], user).then_some((at, kind_at + close + 1))
+        })
+        .collect()
+}
+
+fn replace<'a>(
+    re: &Regex,
+    check: Option<Check>,
+    text: &'a str,
+    kind: &str,
+    user: &[UserRule],
+) -> Cow<'a, str> {
+    // A rule must not cut into a placeholder (`[REDACTED:aws-key]:pw@` read as a
+    // URL's `user:password`): its text would be redacted again on every pass.
+    let placed = placeholders(text, user);
+    let inside_placeholder = |at: usize| {
+        let i = placed.partition_point(|&(start, _)| start <= at);
+        i > 0 && placed[i - 1].1 > at
+    };
     let mut changed = false;
     let out = re.replace_all(text, |c: &Captures| {
         let whole = c.get(0).expect("group 0");
         let target = c.name("v").unwrap_or(whole);
-        if target.as_str().starts_with(PLACEHOLDER) {
+        if target.as_str().starts_with(PLACEHOLDER) || inside_placeholder(target.start()) {
             return whole.as_str().to_string();
         }
         if let Some(check) = check {
@@ -331,7 +367,15 @@ fn redact_pem(text: &str) -> Cow<'_, str> {
         let after_begin = &rest[b + PEM_BEGIN.len()..];
         let label_end = after_begin.find("-----");
         let label = label_end.map(|e| &after_begin[..e]).unwrap_or("");
-        let is_private = label_end.is_some() && label.contains("PRIVATE KEY") && label.len() < 40;
+        // A label is upper-case words (RFC 7468): one holding a `name: value` pair
+        // would change length when the pair is redacted, and be read differently
+        // on the next pass.
+        let is_private = label_end.is_some()
+            && label.contains("PRIVATE KEY")
+            && label.len() < 40
+            && label
+                .bytes()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == b' ');
         if !is_private {
             out.push_str(&rest[..b + PEM_BEGIN.len()]);
             rest = after_begin;
@@ -479,6 +523,74 @@ mod tests {
         // a value that only contains a pair further in is still the value, whole
         let out = r("token=\"hunter2 password=x\"");
         assert_eq!(out, "token=\"[REDACTED:token]\"");
+    }
+
+    #[test]
+    fn byte_offsets_stay_on_char_boundaries() {
+        // After every character the rules look at, multi-byte characters of each
+        // width (a `%` before `€` once sliced the middle of the `€`).
+        let marks = [
+            "%", "%2", "\\", "\\\"", "'", "\"", "=", ": ", "{", "[", ",", " ", "\n",
+        ];
+        for mark in marks {
+            for wide in ["é", "€", "𝟙", "€€€"] {
+                for name in ["password=", "token: ", "api_key=\"", "session=", "Cookie: "] {
+                    let text = format!("{name}ab{mark}{wide}cd{mark}{wide} user=x");
+                    let once = r(&text);
+                    assert_eq!(r(&once), once, "{text}");
+                }
+            }
+        }
+        assert_eq!(r("password=ab%€x"), "password=[REDACTED:password]");
+    }
+
+    #[test]
+    fn a_pair_swallowed_by_the_value_before_still_has_its_value_redacted() {
+        for (text, secret) in [
+            ("password= \"api_key\": \"00aaaaa0aa0a\" ", "00aaaaa0aa0a"),
+            (
+                "credentials: api_key: \"sk_abcdefgh12345678\"",
+                "sk_abcdefgh12345678",
+            ),
+            ("secret=pin: 8841-7723", "8841-7723"),
+            ("{'token': 'password': 'Tr0ub4dor3'}", "Tr0ub4dor3"),
+        ] {
+            let out = r(text);
+            assert!(!out.contains(secret), "{text} → {out}");
+            assert_eq!(r(&out), out, "idempotent: {text}");
+        }
+    }
+
+    #[test]
+    fn placeholders_are_not_cut_by_later_rules_but_do_not_shield_keys() {
+        let out = r("https://[REDACTED:aws-key]:pw@host");
+        assert_eq!(
+            out,
+            "https://[REDACTED:aws-key]:[REDACTED:url-password]@host"
+        );
+        assert_eq!(r(&out), out);
+        // Only kinds logwarden writes are placeholders.
+        let out = r("see [REDACTED:AKIAABCDEFGHIJKLMNOP] here");
+        assert!(!out.contains("AKIAABCDEFGHIJKLMNOP"), "{out}");
+        let red = Redactor::new(vec![UserRule {
+            name: "customer-id".into(),
+            re: Regex::new(r"CUST-[0-9]+").unwrap(),
+        }]);
+        let out = red.clean("ftp://CUST-42:pw@host");
+        assert_eq!(
+            out,
+            "ftp://[REDACTED:customer-id]:[REDACTED:url-password]@host"
+        );
+        assert_eq!(red.clean(&out), out);
+    }
+
+    #[test]
+    fn a_pem_label_is_upper_case_words() {
+        // The label's length no longer changes when a pair inside it is redacted.
+        let text = " -----BEGIN Bearer RSA PRIVATE KEYu:p@haB3dE5gH7jK9mN1pQ2sT -----BEGIN ";
+        let once = r(text);
+        assert_eq!(r(&once), once);
+        assert!(!once.contains("haB3dE5gH7jK9mN1pQ2sT"), "{once}");
     }
 
     #[test]

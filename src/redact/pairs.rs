@@ -98,6 +98,15 @@ const HINT: &[(&str, &str)] = &[
     ("key", "key"),
 ];
 
+/// Whether `kind` is a placeholder kind these rules write.
+pub fn is_kind(kind: &str) -> bool {
+    ALWAYS_SUFFIX
+        .iter()
+        .chain(ALWAYS_WORD)
+        .chain(HINT)
+        .any(|(_, k)| *k == kind)
+}
+
 /// Splits an identifier into lower-case words: `X-Amz-Signature` → x, amz,
 /// signature; `sessionToken` → session, token.
 fn words(name: &str) -> Vec<String> {
@@ -194,13 +203,10 @@ fn harmless(inner: &str) -> bool {
         || (t.starts_with('<') && t.ends_with('>') && !t[1..].contains('<'))
 }
 
-/// A value found after a separator: where it starts and ends in the text, and
-/// where its content (inside any quotes) starts and ends.
+/// A value found after a separator: where its content (inside any quotes) starts
+/// and ends in the text.
 struct Value {
-    start: usize,
-    end: usize,
     inner: (usize, usize),
-    quoted: bool,
 }
 
 /// Reads the value at `at` in `text`.
@@ -242,15 +248,12 @@ fn read_value(text: &str, at: usize, mode: Mode) -> Option<Value> {
             found
         };
         let line_end = body.find('\n').unwrap_or(body.len());
-        let (inner_end, end) = match close_rel {
-            Some((i, len)) if i <= line_end => (i, i + len),
-            _ => (line_end, line_end),
+        let inner_end = match close_rel {
+            Some((i, _)) if i <= line_end => i,
+            _ => line_end,
         };
         return Some(Value {
-            start: at,
-            end: at + open_len + end,
             inner: (at + open_len, at + open_len + inner_end),
-            quoted: true,
         });
     }
     if b[0] == b'{' || b[0] == b'[' {
@@ -270,10 +273,7 @@ fn read_value(text: &str, at: usize, mode: Mode) -> Option<Value> {
                 depth -= 1;
                 if depth == 0 {
                     return Some(Value {
-                        start: at,
-                        end: at + i + 1,
                         inner: (at, at + i + 1),
-                        quoted: false,
                     });
                 }
             }
@@ -285,10 +285,7 @@ fn read_value(text: &str, at: usize, mode: Mode) -> Option<Value> {
         return None;
     }
     Some(Value {
-        start: at,
-        end: at + end,
         inner: (at, at + end),
-        quoted: false,
     })
 }
 
@@ -320,7 +317,9 @@ fn unquoted_end(rest: &str, mode: Mode) -> usize {
                     next.is_none_or(|n| n.is_ascii_whitespace() || b",;)}]|\"'".contains(&n))
                 }
                 b'\\' => matches!(next, Some(b'"' | b'\'' | b'n' | b'r' | b't')),
-                b'%' => rest[i..].len() >= 3 && rest[i..i + 3].eq_ignore_ascii_case("%26"),
+                // Bytes, not `rest[i..i + 3]`: the two bytes after a `%` may be
+                // the start of a multi-byte character.
+                b'%' => b[i..].len() >= 3 && b[i..i + 3].eq_ignore_ascii_case(b"%26"),
                 _ => false,
             };
             if stop {
@@ -362,9 +361,15 @@ fn unquoted_end(rest: &str, mode: Mode) -> usize {
 }
 
 /// Redacts the values of secret-like names. Returns None when nothing changed.
+///
+/// Every pair is read, also one that sits inside the value of the pair before:
+/// when a value is read too far (`password= "api_key": "…"` takes `"api_key"`, a
+/// `credentials: api_key: …` line takes `api_key:`), the pair it swallowed still
+/// has its own value redacted. Overlapping values become one placeholder, so a
+/// value holding a pair (`token="a password=b"`) stays one value.
 pub fn redact(text: &str) -> Option<String> {
-    let mut out = String::new();
-    let mut copied = 0;
+    // (start, end, kind) of each value to replace, in order of start.
+    let mut spans: Vec<(usize, usize, &'static str)> = Vec::new();
     let mut pos = 0;
     while let Some(m) = NAME_SEP.captures_at(text, pos) {
         let whole = m.get(0).expect("group 0");
@@ -373,9 +378,6 @@ pub fn redact(text: &str) -> Option<String> {
         let Some(class) = classify(name) else {
             continue;
         };
-        if whole.start() < copied {
-            continue;
-        }
         let Some(v) = read_value(text, whole.end(), class.mode) else {
             continue;
         };
@@ -384,23 +386,28 @@ pub fn redact(text: &str) -> Option<String> {
             Tier::Always => !harmless(inner),
             Tier::IfRandom => !inner.contains(PLACEHOLDER) && entropy::any_random(inner),
         };
-        if !redact {
-            continue;
+        if redact && v.inner.1 > v.inner.0 {
+            spans.push((v.inner.0, v.inner.1, class.kind));
         }
-        out.push_str(&text[copied..v.start]);
-        if v.quoted {
-            out.push_str(&text[v.start..v.inner.0]);
-            out.push_str(&placeholder(class.kind));
-            out.push_str(&text[v.inner.1..v.end]);
-        } else {
-            out.push_str(&placeholder(class.kind));
-        }
-        copied = v.end;
-        pos = v.end;
     }
     let with_flags = |s: &str| redact_flags(s);
-    if copied == 0 {
+    if spans.is_empty() {
         return with_flags(text);
+    }
+    spans.sort_by_key(|&(start, _, _)| start);
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i < spans.len() {
+        let (start, mut end, kind) = spans[i];
+        i += 1;
+        while i < spans.len() && spans[i].0 < end {
+            end = end.max(spans[i].1);
+            i += 1;
+        }
+        out.push_str(&text[copied..start]);
+        out.push_str(&placeholder(kind));
+        copied = end;
     }
     out.push_str(&text[copied..]);
     Some(with_flags(&out).unwrap_or(out))
