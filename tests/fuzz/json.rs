@@ -131,7 +131,8 @@ proptest! {
             prop_assert!(event_size(e) <= 8 * input + 64, "{} from {input}", event_size(e));
         }
         let problems = p.take_problems();
-        prop_assert!(problems.len() <= 1);
+        // at most one line for the lines rescued by a scan and one for those skipped
+        prop_assert!(problems.len() <= 2);
         prop_assert!(problems.iter().all(|p| p.len() < 400), "{:?}", problems);
     }
 

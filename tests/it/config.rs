@@ -156,11 +156,12 @@ fn relative_config_paths_are_absolute_after_load() {
     );
     let calls = claude_calls(&t);
     assert_eq!(calls.len(), 1, "the relative command was found and run");
-    let script = format!("Bash({x}/scripts/disk.sh)");
+    // claude runs in its scratch dir: the tool server it is given names the config
+    // (and so the scripts folder) by absolute path.
+    let mcp = serde_json::to_string(&claude_mcp_configs(&t)).unwrap();
     assert!(
-        calls[0].iter().any(|a| a.contains(&script)),
-        "claude runs in its scratch dir: the script must be named by its absolute path {script}: {:?}",
-        calls[0]
+        mcp.contains(&format!("{x}/logwarden.toml")),
+        "the MCP server must be given the config's absolute path: {mcp}"
     );
     assert!(t.path("x/state/logwarden.db").exists());
     assert!(t.path("x/incidents").is_dir());
