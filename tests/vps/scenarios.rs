@@ -355,11 +355,9 @@ fn real_claude_cli_investigates_inside_the_sandbox(c: &Ctx) {
             .collect::<Vec<_>>()
     );
     assert!(!log.contains("Bad system call"), "{log}");
-    // It ran as the service user: its config dir (the unit's CLAUDE_CONFIG_DIR) is theirs.
-    assert_eq!(
-        vm.ok(&format!("stat -c '%U %G' {STATE}/claude")).trim(),
-        "logwarden logwarden"
-    );
+    // It ran in a scratch HOME under the state dir (the service user's), removed after.
+    let left = vm.ok(&format!("ls -A {STATE}"));
+    assert!(!left.contains("claude-"), "scratch dirs left: {left}");
     let i = &incidents(vm)[0];
     assert_eq!(i["verdict"], "real", "{i}");
     assert_eq!(i["diagnosis"]["backend"], "claude-cli", "{i}");
@@ -368,9 +366,16 @@ fn real_claude_cli_investigates_inside_the_sandbox(c: &Ctx) {
         .iter()
         .find(|r| r.text().contains("LOG DATA"))
         .expect("a request carried logwarden's prompt");
-    let mut tools = req.tools();
-    tools.sort();
-    assert_eq!(tools, ["Glob", "Grep", "Read"], "read-only tools only");
+    // Only logwarden's own read-only tools, served over MCP: no Bash, Read or Write.
+    let tools = req.tools();
+    assert!(
+        !tools.is_empty() && tools.iter().all(|t| t.starts_with("mcp__logwarden__")),
+        "{tools:?}"
+    );
+    assert!(
+        tools.iter().any(|t| t == "mcp__logwarden__read_evidence"),
+        "{tools:?}"
+    );
     assert!(req.text().contains("Redis unreachable"));
     let m = c.ntfy.messages_to("s4-claude");
     assert_eq!(m.len(), 1, "{}", bodies(&m));
