@@ -4,12 +4,10 @@
 //! `HOME`, killed (with its whole process group) when it runs past its timeout.
 
 use std::collections::HashMap;
-use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
@@ -311,70 +309,31 @@ pub fn run(
     }
     cmd.env("HOME", &home)
         .env("CLAUDE_CONFIG_DIR", &home_dir.config_dir);
-    let mut child = match cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .current_dir(scratch.path())
-        .process_group(0)
-        .spawn()
-    {
-        Ok(c) => c,
-        Err(e) => return fail(format!("cannot run `{}`: {e}", cfg.command)),
-    };
-    let mut diag = Diagnosis {
-        llm_called: true,
-        ..Diagnosis::default()
-    };
-    let mut input = child.stdin.take().expect("piped");
+    cmd.current_dir(scratch.path());
+    // The prompt goes on stdin (never argv: `ps` shows argv, and a NUL would stop the
+    // CLI from starting). The one process runner bounds the CLI and whatever it starts.
     let user = prompt.user.replace('\0', "\u{FFFD}");
-    // A thread: a CLI that never reads its stdin must not block logwarden.
-    let in_thread = std::thread::spawn(move || {
-        use std::io::Write;
-        let _ = input.write_all(user.as_bytes());
-    });
-    let out = child.stdout.take().expect("piped");
-    let err = child.stderr.take().expect("piped");
-    let out_thread = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = out.take(MAX_OUTPUT).read_to_end(&mut s);
-        s
-    });
-    let err_thread = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = err.take(64 * 1024).read_to_end(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Some(status),
-            Ok(None) if start.elapsed() >= cfg.timeout => {
-                // SAFETY: killpg only sends a signal to the group we created.
-                unsafe {
-                    libc::killpg(child.id() as i32, libc::SIGKILL);
-                }
-                let _ = child.wait();
-                break None;
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => {
-                diag.error = Some(format!("waiting for `{}`: {e}", cfg.command));
-                return diag;
-            }
-        }
+    let limits = crate::process::Limits {
+        timeout: cfg.timeout,
+        max_stdout: MAX_OUTPUT as usize,
+        max_stderr: 64 * 1024,
     };
-    let _ = in_thread.join();
-    let stdout = out_thread.join().unwrap_or_default();
-    let stderr = err_thread.join().unwrap_or_default();
+    let finished = match crate::process::run(cmd, Some(user.into_bytes()), &limits) {
+        Ok(f) => f,
+        Err(e) => return fail(e),
+    };
     home_dir.keep_login();
-    let Some(status) = status else {
-        diag.error = Some(format!(
-            "timed out after {} and was killed",
-            crate::duration::format(cfg.timeout)
-        ));
-        return diag;
+    let Some(status) = finished.status else {
+        return Diagnosis {
+            llm_called: true,
+            error: Some(format!(
+                "timed out after {} and was killed",
+                crate::duration::format(cfg.timeout)
+            )),
+            ..Diagnosis::default()
+        };
     };
+    let (stdout, stderr) = (finished.stdout, finished.stderr);
     diagnosis_from_output(&stdout, &stderr, status, &config.redact.redactor)
 }
 

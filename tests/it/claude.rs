@@ -348,3 +348,23 @@ fn extra_args_and_env_are_allowlists_checked_at_load() {
         .unwrap();
     assert!(env.contains("HTTPS_PROXY=http://proxy:3128"), "{env}");
 }
+
+#[test]
+fn a_claude_that_leaves_a_daemon_holding_its_output_does_not_hold_the_run() {
+    // The CLI answers, but something it started escaped its process group (setsid) and
+    // keeps stdout open for 600 s: the run takes the answer and goes on.
+    let verdict = r#"{"verdict": "real", "severity": "warning", "title": "Answered then left a daemon", "summary": "s", "root_cause": "r", "suggested_fix": "f", "confidence": 0.5}"#;
+    let (t, _ntfy) = setup(&format!("ok:{verdict}"), "300s");
+    let path = t.path("fake-claude");
+    let script = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, format!("{script}setsid sleep 600 &\n")).unwrap();
+    let start = std::time::Instant::now();
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(
+        r.stdout.contains("Answered then left a daemon"),
+        "{}",
+        r.stdout
+    );
+    // Far below the daemon's 600 s, however busy the machine.
+    assert!(start.elapsed() < std::time::Duration::from_secs(240));
+}
