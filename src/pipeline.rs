@@ -105,23 +105,9 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         dry_run: opts.dry_run,
         ..RunReport::default()
     };
-    let _lock = match take_lock(config, now)? {
-        lock::Acquired::Got(l) => l,
-        lock::Acquired::Busy(holder) => {
-            // A run still holding the lock past the deadline is stuck: monitoring has
-            // stopped, which must not pass as "another run is in progress".
-            if let Some(h) = holder.filter(|h| now - h.started > deadline_of(config)) {
-                return Err(RunError::Stuck(format!(
-                    "a logwarden run (pid {}) has held the run lock since {}, longer than run_deadline ({}): it is stuck and nothing is being watched; see `journalctl -u logwarden.service`, or end it with `kill {}`",
-                    h.pid,
-                    store::ts(h.started),
-                    crate::duration::format(config.run_deadline),
-                    h.pid
-                )));
-            }
-            report.busy = true;
-            return Ok(report);
-        }
+    let Some(_lock) = take_lock(config, now)? else {
+        report.busy = true;
+        return Ok(report);
     };
     let mut store = Store::open(&config.database_path())?;
     // Issue 7: acks and mutes from the phone, before the ignore rules load (a mute holds now).
@@ -210,23 +196,9 @@ pub fn check_metrics(config: &Config, opts: &RunOptions) -> Result<RunReport, Ru
         dry_run: opts.dry_run,
         ..RunReport::default()
     };
-    let _lock = match take_lock(config, now)? {
-        lock::Acquired::Got(l) => l,
-        lock::Acquired::Busy(holder) => {
-            // A run still holding the lock past the deadline is stuck: monitoring has
-            // stopped, which must not pass as "another run is in progress".
-            if let Some(h) = holder.filter(|h| now - h.started > deadline_of(config)) {
-                return Err(RunError::Stuck(format!(
-                    "a logwarden run (pid {}) has held the run lock since {}, longer than run_deadline ({}): it is stuck and nothing is being watched; see `journalctl -u logwarden.service`, or end it with `kill {}`",
-                    h.pid,
-                    store::ts(h.started),
-                    crate::duration::format(config.run_deadline),
-                    h.pid
-                )));
-            }
-            report.busy = true;
-            return Ok(report);
-        }
+    let Some(_lock) = take_lock(config, now)? else {
+        report.busy = true;
+        return Ok(report);
     };
     let mut store = Store::open(&config.database_path())?;
     let run_id = if opts.dry_run {
@@ -415,15 +387,31 @@ fn deadline_of(config: &Config) -> chrono::Duration {
         .unwrap_or(chrono::Duration::MAX)
 }
 
-/// Creates the state and incidents folders and takes the run lock (waiting briefly).
-fn take_lock(config: &Config, now: DateTime<Utc>) -> Result<lock::Acquired, RunError> {
+/// Creates the state and incidents folders and takes the run lock (waiting briefly);
+/// `None` when another run holds it. A run still holding it past the deadline is
+/// stuck: monitoring has stopped, which must not pass as "another run is in progress".
+fn take_lock(config: &Config, now: DateTime<Utc>) -> Result<Option<lock::RunLock>, RunError> {
     prepare_dirs(config)?;
-    lock::acquire(&config.state_dir, std::time::Duration::from_secs(3), now).map_err(|e| {
-        RunError::Io(format!(
-            "cannot take the run lock in {}: {e}",
-            config.state_dir.display()
-        ))
-    })
+    let acquired = lock::acquire(&config.state_dir, std::time::Duration::from_secs(3), now)
+        .map_err(|e| {
+            RunError::Io(format!(
+                "cannot take the run lock in {}: {e}",
+                config.state_dir.display()
+            ))
+        })?;
+    match acquired {
+        lock::Acquired::Got(l) => Ok(Some(l)),
+        lock::Acquired::Busy(Some(h)) if now - h.started > deadline_of(config) => {
+            Err(RunError::Stuck(format!(
+                "a logwarden run (pid {}) has held the run lock since {}, longer than run_deadline ({}): it is stuck and nothing is being watched; see `journalctl -u logwarden.service`, or end it with `kill {}`",
+                h.pid,
+                store::ts(h.started),
+                crate::duration::format(config.run_deadline),
+                h.pid
+            )))
+        }
+        lock::Acquired::Busy(_) => Ok(None),
+    }
 }
 
 fn prepare_dirs(config: &Config) -> Result<(), RunError> {
