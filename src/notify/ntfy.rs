@@ -290,6 +290,16 @@ mod tests {
     }
 
     #[test]
+    fn delivery_ids_are_fresh_and_long() {
+        let a = delivery_id(12);
+        let b = delivery_id(12);
+        assert_ne!(a, b);
+        let hex = a.strip_prefix("lw-12-").expect("lw-<row>-<hex>");
+        assert_eq!(hex.len(), 32, "{a}");
+        assert!(hex.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
+    }
+
+    #[test]
     fn quotes_action_values_with_separators() {
         assert_eq!(action_value("lw1.ack.1"), "lw1.ack.1");
         assert_eq!(action_value("a,b"), "'a,b'");
