@@ -467,7 +467,10 @@ fn probe_scripts_measure_real_loopback_servers_and_files() {
     const NOW_S: i64 = 1_794_990_400;
     let t = Test::new();
     // A self-signed certificate made on 2026-11-01 for 30 days.
+    // (Not under an outer libfaketime: the suite also runs with the clock a year ahead.)
     let made = Command::new("faketime")
+        .env_remove("LD_PRELOAD")
+        .env_remove("FAKETIME")
         .args([
             "2026-11-01 00:00:00",
             "openssl",
