@@ -108,6 +108,126 @@ fn generate(path: &Path, megabytes: u64) {
     w.flush().unwrap();
 }
 
+/// The short-line workload: lines of ~100 bytes as a busy web app writes them, 1.5 %
+/// WARNING and above spread over 400 message shapes (so that grouping and the ignore
+/// rules do real work), some with tracebacks; the 200 rules of [`short_rules`] match
+/// every other shape.
+fn generate_short(path: &Path, megabytes: u64) {
+    let target = megabytes * 1024 * 1024;
+    let f = std::fs::File::create(path).unwrap();
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+    let mut rng = Rng(0xD1B54A32D192ED03);
+    let mut written = 0u64;
+    let mut ms = 0u64;
+    while written < target {
+        ms += rng.below(20);
+        let (secs, milli) = (ms / 1000, ms % 1000);
+        let time = format!(
+            "2026-11-22 {:02}:{:02}:{:02}.{milli:03}",
+            (secs / 3600) % 24,
+            (secs / 60) % 60,
+            secs % 60
+        );
+        let roll = rng.below(1000);
+        let line = if roll < 15 {
+            let level = ["WARNING", "WARNING", "ERROR", "ERROR", "CRITICAL"][rng.below(5) as usize];
+            let shape = rng.below(400) as usize;
+            let mut l = format!(
+                "{time} | {level:<8} | app.{}:run:{} - {}\n",
+                SHORT_AREAS[shape % SHORT_AREAS.len()],
+                10 + rng.below(300),
+                short_problem(shape, &mut rng)
+            );
+            if level != "WARNING" && rng.below(4) == 0 {
+                l.push_str("Traceback (most recent call last):\n  File \"/srv/app/worker.py\", line 41, in run\n    handle(job)\nRuntimeError: job failed\n");
+            }
+            l
+        } else {
+            let level = if roll < 500 { "DEBUG" } else { "INFO" };
+            let msg = fill(INFO[rng.below(INFO.len() as u64) as usize], &mut rng);
+            format!(
+                "{time} | {level:<8} | app.web:handle:{} - {msg}\n",
+                10 + rng.below(300)
+            )
+        };
+        written += line.len() as u64;
+        w.write_all(line.as_bytes()).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+const SHORT_AREAS: &[&str] = &[
+    "db", "cache", "mail", "queue", "auth", "billing", "search", "files",
+];
+const SHORT_VERBS: &[&str] = &[
+    "Timeout",
+    "Refused",
+    "Retry",
+    "Overflow",
+    "Stale",
+    "Denied",
+    "Missing",
+    "Corrupt",
+    "Slow",
+    "Dropped",
+    "Rejected",
+    "Expired",
+    "Throttled",
+    "Unreachable",
+    "Duplicate",
+    "Invalid",
+    "Orphaned",
+    "Blocked",
+    "Truncated",
+    "Degraded",
+];
+const SHORT_NOUNS: &[&str] = &[
+    "session",
+    "invoice",
+    "upload",
+    "webhook",
+    "token",
+    "index",
+    "replica",
+    "lease",
+    "shard",
+    "export",
+    "thumbnail",
+    "cursor",
+    "ledger",
+    "mailbox",
+    "snapshot",
+    "bucket",
+    "tenant",
+    "schedule",
+    "profile",
+    "report",
+];
+
+/// Shape `i` of 400: two constant words of its own, then variable values.
+fn short_problem(i: usize, rng: &mut Rng) -> String {
+    let (verb, noun) = (SHORT_VERBS[i % 20], SHORT_NOUNS[i / 20]);
+    format!(
+        "{verb} {noun} {} in step {}ms",
+        rng.below(100_000),
+        rng.below(5000)
+    )
+}
+
+/// One rule per even shape, anchored on its constant words.
+fn short_rules() -> Vec<String> {
+    (0..400)
+        .step_by(2)
+        .map(|i| {
+            format!(
+                "^{} {} [0-9]+ in step",
+                SHORT_VERBS[i % 20],
+                SHORT_NOUNS[i / 20]
+            )
+        })
+        .collect()
+}
+
 /// 200 rules as ERE (grep) and regex (logwarden) alike: 5 that match real noise, the
 /// rest plausible silences that match nothing in this log.
 fn rules() -> Vec<String> {
@@ -165,23 +285,125 @@ fn measure(mut cmd: Command) -> Measured {
     }
 }
 
+struct Workload {
+    name: &'static str,
+    generate: fn(&Path, u64),
+    rules: Vec<String>,
+}
+
+/// The figures of one workload: logwarden, the grep pipeline, and an idle run.
+struct Figures {
+    name: &'static str,
+    size: f64,
+    lw: Measured,
+    grep: Measured,
+    idle_median: Duration,
+}
+
 fn main() {
     let mb: u64 = std::env::var("LW_BENCH_MB")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
+    // Each measured several times (a fresh state each time for logwarden); the fastest counts.
+    let reps: usize = std::env::var("LW_BENCH_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let min_ratio: Option<f64> = std::env::var("LW_BENCH_MIN_RATIO")
+        .ok()
+        .and_then(|v| v.parse().ok());
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
     std::fs::create_dir_all(&dir).unwrap();
-    let log = dir.join(format!("app-{mb}m.log"));
-    if !log.exists() {
-        eprintln!("generating {} ({mb} MiB)…", log.display());
-        generate(&log, mb);
+    let workloads = [
+        Workload {
+            name: "long lines, 10 shapes",
+            generate,
+            rules: rules(),
+        },
+        Workload {
+            name: "short lines, 400 shapes",
+            generate: generate_short,
+            rules: short_rules(),
+        },
+    ];
+    let mut all = Vec::new();
+    for (k, w) in workloads.iter().enumerate() {
+        let log = dir.join(format!("app{k}-{mb}m.log"));
+        if !log.exists() {
+            eprintln!("generating {} ({mb} MiB)…", log.display());
+            (w.generate)(&log, mb);
+        }
+        all.push(run_workload(w, &dir, &log, reps));
     }
-    let size = std::fs::metadata(&log).unwrap().len() as f64;
-    let rules = rules();
-    std::fs::write(dir.join("rules.txt"), rules.join("\n") + "\n").unwrap();
+
+    let mbs = |size: f64, d: Duration| size / 1048576.0 / d.as_secs_f64();
+    println!("| workload | what | wall time | throughput | CPU time | peak RSS |");
+    println!("|---|---|---:|---:|---:|---:|");
+    for f in &all {
+        println!(
+            "| {} | logwarden run, {:.0} MiB, 200 ignore rules | {:.2} s | {:.0} MiB/s | {:.2} s | {:.1} MiB |",
+            f.name,
+            f.size / 1048576.0,
+            f.lw.wall.as_secs_f64(),
+            mbs(f.size, f.lw.wall),
+            f.lw.cpu.as_secs_f64(),
+            f.lw.max_rss_kb as f64 / 1024.0
+        );
+        println!(
+            "| {} | grep -E -v -f rules \\| grep -E level | {:.2} s | {:.0} MiB/s | {:.2} s (both greps) | {:.1} MiB |",
+            f.name,
+            f.grep.wall.as_secs_f64(),
+            mbs(f.size, f.grep.wall),
+            f.grep.cpu.as_secs_f64(),
+            f.grep.max_rss_kb as f64 / 1024.0
+        );
+        println!(
+            "| {} | logwarden run with nothing new (median of 21) | {:.1} ms | | | |",
+            f.name,
+            f.idle_median.as_secs_f64() * 1000.0
+        );
+    }
+    println!();
+    let mut low = Vec::new();
+    for f in &all {
+        // CPU time: on a busy machine the wall clock measures the neighbours too.
+        let ratio = f.grep.cpu.as_secs_f64() / f.lw.cpu.as_secs_f64();
+        println!(
+            "{}: logwarden / grep: {:.1}x by CPU time, {:.1}x by wall time",
+            f.name,
+            ratio,
+            f.grep.wall.as_secs_f64() / f.lw.wall.as_secs_f64()
+        );
+        if min_ratio.is_some_and(|m| ratio < m) {
+            low.push(f.name);
+        }
+    }
+    if !low.is_empty() {
+        eprintln!(
+            "logwarden is below {}x the grep pipeline on: {}",
+            min_ratio.unwrap(),
+            low.join(", ")
+        );
+        std::process::exit(1);
+    }
+}
+
+fn run_workload(w: &Workload, dir: &Path, log: &Path, reps: usize) -> Figures {
+    let size = std::fs::metadata(log).unwrap().len() as f64;
+    // grep searches whole lines: a rule anchored at the message start is anchored on
+    // loguru's ` - ` separator instead.
+    let grep_rules: Vec<String> = w
+        .rules
+        .iter()
+        .map(|r| match r.strip_prefix('^') {
+            Some(rest) => format!(" - {rest}"),
+            None => r.clone(),
+        })
+        .collect();
+    std::fs::write(dir.join("rules.txt"), grep_rules.join("\n") + "\n").unwrap();
     let mut toml = String::new();
-    for (i, r) in rules.iter().enumerate() {
+    for (i, r) in w.rules.iter().enumerate() {
         toml.push_str(&format!(
             "[[rule]]\nid = {}\npattern = '{}'\ncomment = \"bench\"\n\n",
             i + 1,
@@ -202,28 +424,20 @@ fn main() {
     .unwrap();
 
     // Warm the page cache so both tools read from memory.
-    let _ = std::io::copy(
-        &mut std::fs::File::open(&log).unwrap(),
-        &mut std::io::sink(),
-    );
+    let _ = std::io::copy(&mut std::fs::File::open(log).unwrap(), &mut std::io::sink());
 
-    // Each measured three times (a fresh state each time for logwarden); the fastest counts.
-    let reps: usize = std::env::var("LW_BENCH_REPS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
-    let mut first: Option<Measured> = None;
+    let mut lw: Option<Measured> = None;
     for _ in 0..reps {
         let _ = std::fs::remove_dir_all(&state);
-        let mut lw = Command::new(BIN);
-        lw.args(["run", "--config"]).arg(&config);
-        let m = measure(lw);
+        let mut c = Command::new(BIN);
+        c.args(["run", "--now", "2026-11-23T00:00:00Z", "--config"])
+            .arg(&config);
+        let m = measure(c);
         assert!(m.ok, "logwarden run failed");
-        if first.as_ref().is_none_or(|f| m.wall < f.wall) {
-            first = Some(m);
+        if lw.as_ref().is_none_or(|f| m.cpu < f.cpu) {
+            lw = Some(m);
         }
     }
-    let first = first.unwrap();
     let mut g: Option<Measured> = None;
     for _ in 0..reps {
         let mut grep = Command::new("bash");
@@ -233,45 +447,25 @@ fn main() {
             log.display()
         ));
         let m = measure(grep);
-        if g.as_ref().is_none_or(|f| m.wall < f.wall) {
+        if g.as_ref().is_none_or(|f| m.cpu < f.cpu) {
             g = Some(m);
         }
     }
-    let g = g.unwrap();
-
     let mut idle = Vec::new();
     for _ in 0..21 {
         let mut c = Command::new(BIN);
-        c.args(["run", "--config"]).arg(&config);
+        c.args(["run", "--now", "2026-11-23T00:00:00Z", "--config"])
+            .arg(&config);
         let m = measure(c);
         assert!(m.ok);
         idle.push(m.wall);
     }
     idle.sort();
-    let mbs = |d: Duration| size / 1048576.0 / d.as_secs_f64();
-    println!("| what | wall time | throughput | CPU time | peak RSS |");
-    println!("|---|---:|---:|---:|---:|");
-    println!(
-        "| logwarden run, {:.0} MiB, 200 ignore rules | {:.2} s | {:.0} MiB/s | {:.2} s | {:.1} MiB |",
-        size / 1048576.0,
-        first.wall.as_secs_f64(),
-        mbs(first.wall),
-        first.cpu.as_secs_f64(),
-        first.max_rss_kb as f64 / 1024.0
-    );
-    println!(
-        "| grep -E -v -f rules \\| grep -E level (logcheck's job) | {:.2} s | {:.0} MiB/s | {:.2} s (both greps) | {:.1} MiB |",
-        g.wall.as_secs_f64(),
-        mbs(g.wall),
-        g.cpu.as_secs_f64(),
-        g.max_rss_kb as f64 / 1024.0
-    );
-    println!(
-        "| logwarden run with nothing new (median of 21) | {:.1} ms | | | |",
-        idle[10].as_secs_f64() * 1000.0
-    );
-    println!(
-        "\nlogwarden / grep throughput: {:.1}x",
-        g.wall.as_secs_f64() / first.wall.as_secs_f64()
-    );
+    Figures {
+        name: w.name,
+        size,
+        lw: lw.unwrap(),
+        grep: g.unwrap(),
+        idle_median: idle[10],
+    }
 }

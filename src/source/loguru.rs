@@ -82,20 +82,94 @@ pub fn header_level(b: &[u8]) -> Option<&[u8]> {
     }
     // Blank as `parse_header` sees it (any Unicode white space, `\t` included): a
     // line the parser takes for a continuation must not be skipped as a header here.
-    if std::str::from_utf8(level).map_or(level.is_empty(), |l| l.trim_end().is_empty()) {
+    let blank = if level.is_ascii() {
+        level.iter().all(|c| matches!(c, b'\t'..=b'\r' | b' '))
+    } else {
+        std::str::from_utf8(level).map_or(level.is_empty(), |l| l.trim_end().is_empty())
+    };
+    if blank {
         return None;
     }
-    let rest = rest[bar + 1..].strip_prefix(b" ")?;
-    let dash = memchr::memchr_iter(b'-', rest)
-        .find(|&i| i > 0 && rest[i - 1] == b' ' && rest.get(i + 1) == Some(&b' '))?
-        - 1;
-    let loc = &rest[..dash];
-    let colon = memchr::memrchr(b':', loc)?;
-    let lineno = &loc[colon + 1..];
-    if lineno.is_empty() || !lineno.iter().all(u8::is_ascii_digit) {
-        return None;
+    has_location(rest[bar + 1..].strip_prefix(b" ")?).then_some(level)
+}
+
+/// Whether what follows the level field starts with loguru's `name:function:line - `.
+fn has_location(rest: &[u8]) -> bool {
+    // One pass, remembering the last `:` before the first ` - ` (locations are short:
+    // a plain loop beats setting up a vectorised search).
+    let mut colon = None;
+    for i in 0..rest.len() {
+        match rest[i] {
+            b':' => colon = Some(i),
+            b'-' if i > 0 && rest[i - 1] == b' ' && rest.get(i + 1) == Some(&b' ') => {
+                let loc_end = i - 1;
+                return match colon {
+                    Some(c) if c < loc_end => {
+                        let lineno = &rest[c + 1..loc_end];
+                        !lineno.is_empty() && lineno.iter().all(u8::is_ascii_digit)
+                    }
+                    _ => false,
+                };
+            }
+            _ => {}
+        }
     }
-    Some(level)
+    false
+}
+
+/// The levels below a threshold as loguru writes them in its default format (`{level:
+/// <8}`), so that the header of a record to skip is recognised at fixed positions,
+/// without searching: most lines of a busy log are such headers.
+#[derive(Clone, Default)]
+struct BelowLevels(Vec<[u8; 8]>);
+
+impl BelowLevels {
+    fn new(levels: &BTreeMap<String, u32>, min_level: u32) -> Self {
+        let mut names: Vec<&str> = levels.keys().map(String::as_str).collect();
+        for n in super::known_level_names() {
+            names.push(n);
+        }
+        let mut below = Vec::new();
+        for name in names {
+            let upper = name.to_ascii_uppercase();
+            if upper.is_empty() || upper.len() > 8 || !upper.bytes().all(|c| c.is_ascii_graphic()) {
+                continue;
+            }
+            if Level::number_of(&upper, levels) >= min_level {
+                continue;
+            }
+            let mut field = [b' '; 8];
+            field[..upper.len()].copy_from_slice(upper.as_bytes());
+            if !below.contains(&field) {
+                below.push(field);
+            }
+        }
+        BelowLevels(below)
+    }
+
+    /// True only for a line that [`header_level`] takes for a header whose level is in
+    /// the list; false says nothing (the slow path decides).
+    fn is_header_below(&self, b: &[u8]) -> bool {
+        // `2026-11-22 09:50:45.492 | INFO     | `: 37 bytes at fixed places
+        if b.len() < 37 || &b[23..26] != b" | " || &b[34..37] != b" | " {
+            return false;
+        }
+        let d = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+        let shape = d(0..4)
+            && b[4] == b'-'
+            && d(5..7)
+            && b[7] == b'-'
+            && d(8..10)
+            && b[10] == b' '
+            && d(11..13)
+            && b[13] == b':'
+            && d(14..16)
+            && b[16] == b':'
+            && d(17..19)
+            && b[19] == b'.'
+            && d(20..23);
+        shape && self.0.iter().any(|f| f[..] == b[26..34]) && has_location(&b[37..])
+    }
 }
 
 /// Parses a record's first line in the default loguru format; `None` if the line is a
@@ -312,6 +386,10 @@ pub struct RecordAssembler {
     skipping: bool,
     /// Where times without an offset are read.
     zone: Zone,
+    below: BelowLevels,
+    /// Level fields seen (as written, trailing blanks included) with their number: a
+    /// log uses a handful, so looking them up by name once each is enough.
+    level_numbers: Vec<(Box<[u8]>, u32)>,
 }
 
 /// How a record's first line is recognised.
@@ -406,6 +484,8 @@ impl RecordAssembler {
             pending: None,
             skipping: false,
             zone: Zone::Local,
+            below: BelowLevels::new(levels, min_level),
+            level_numbers: Vec::new(),
         }
     }
 
@@ -515,6 +595,18 @@ impl RecordAssembler {
                 None
             }
         }
+    }
+
+    /// The number of a level field, remembered for the next lines that carry it.
+    fn level_number(&mut self, field: &[u8]) -> u32 {
+        if let Some((_, n)) = self.level_numbers.iter().find(|(f, _)| **f == *field) {
+            return *n;
+        }
+        let n = Level::number_of(std::str::from_utf8(field).unwrap_or(""), &self.levels);
+        if self.level_numbers.len() < 32 {
+            self.level_numbers.push((field.into(), n));
+        }
+        n
     }
 
     /// Completes the record in progress, if any (call at the end of the input).
@@ -642,10 +734,14 @@ impl super::RecordParser for RecordAssembler {
     }
     fn push_bytes(&mut self, line_no: u64, line: &[u8]) -> Option<Event> {
         if let HeaderParser::LoguruDefault = self.header {
+            if self.below.is_header_below(line) {
+                let done = self.finish();
+                self.skipping = true;
+                return done;
+            }
             match header_level(line) {
                 Some(level) => {
-                    let level = std::str::from_utf8(level).unwrap_or("");
-                    if Level::number_of(level, &self.levels) < self.min_level {
+                    if self.level_number(level) < self.min_level {
                         let done = self.finish();
                         self.skipping = true;
                         return done;
@@ -724,6 +820,58 @@ mod tests {
                 parse_header(line).is_some(),
                 "{line}"
             );
+        }
+    }
+
+    #[test]
+    fn fixed_place_skip_claims_only_what_the_parser_skips() {
+        let mut custom = BTreeMap::new();
+        custom.insert("AUDIT".to_string(), 35);
+        custom.insert("NOISY".to_string(), 15);
+        let below = BelowLevels::new(&custom, 30);
+        let base = [
+            "2026-11-22 09:50:45.492 | INFO     | app.web:handle:7 - GET / 200",
+            "2026-11-22 09:50:45.492 | DEBUG    | app:f:1 - x - y",
+            "2026-11-22 09:50:45.492 | NOISY    | app:f:1 - custom and low",
+            "2026-11-22 09:50:45.492 | AUDIT    | app:f:1 - custom and high",
+            "2026-11-22 09:50:45.492 | WARNING  | app:f:1 - high",
+            "2026-11-22 09:50:45.492 | CRITICAL | app:f:1 - high",
+            "2026-11-22 09:50:45.492 | INFO     | no location - here",
+            "2026-11-22 09:50:45.492 | INFO     | app:f:x - bad line number",
+            "2026-11-22 09:50:45.4925 | INFO     | app:f:1 - four digits",
+            "2026-11-22T09:50:45.492 | INFO     | app:f:1 - a T",
+            "2026-11-22 09:50:45.492 | info     | app:f:1 - lower case",
+            "2026-11-22 09:50:45.492 | INFOX    | app:f:1 - unknown level",
+        ];
+        let mut lines: Vec<Vec<u8>> = base.iter().map(|l| l.as_bytes().to_vec()).collect();
+        // Every single-byte change of each line at each of its first 45 places.
+        for l in base {
+            for i in 0..45 {
+                for c in [b' ', b'|', b'-', b':', b'0', b'9', b'A', b'\t', 0xff] {
+                    let mut m = l.as_bytes().to_vec();
+                    m[i] = c;
+                    lines.push(m);
+                }
+            }
+        }
+        let mut claimed = 0;
+        for l in &lines {
+            if below.is_header_below(l) {
+                claimed += 1;
+                let level = header_level(l)
+                    .unwrap_or_else(|| panic!("not a header: {}", String::from_utf8_lossy(l)));
+                let n = Level::number_of(std::str::from_utf8(level).unwrap(), &custom);
+                assert!(n < 30, "{}", String::from_utf8_lossy(l));
+            }
+        }
+        assert!(claimed > 100, "the fast path claimed only {claimed} lines");
+        for (line, want) in [
+            (base[0], true),
+            (base[2], true),
+            (base[3], false),
+            (base[4], false),
+        ] {
+            assert_eq!(below.is_header_below(line.as_bytes()), want, "{line}");
         }
     }
 

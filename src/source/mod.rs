@@ -25,6 +25,11 @@ pub struct Level {
 }
 
 /// Level names logwarden knows without being told, with their numbers.
+/// The level names every source knows, besides a source's own.
+pub fn known_level_names() -> impl Iterator<Item = &'static str> {
+    KNOWN_LEVELS.iter().map(|(n, _)| *n)
+}
+
 const KNOWN_LEVELS: &[(&str, u32)] = &[
     ("TRACE", 5),
     ("DEBUG", 10),
@@ -55,7 +60,7 @@ impl Level {
         }
     }
 
-    /// The number of a level name, without allocating (the hot path of reading).
+    /// The number of a level name, without allocating.
     pub fn number_of(name: &str, custom: &BTreeMap<String, u32>) -> u32 {
         Level::known_number(name, custom).unwrap_or(20)
     }
