@@ -117,7 +117,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         report.problem_all(p);
     }
     let ignore = load_rules(config, &store, now, opts.dry_run, &mut report)?;
-    let mut miner = Miner::import(store.templates()?);
+    let mut miner = Miner::lazy();
 
     // read → signature → ignore
     let read = read_sources(config, &store, &mut miner, &ignore, now, &mut report)?;
@@ -449,8 +449,19 @@ fn read_sources(
         let prev = store.checkpoints(&src.name)?;
         let mut kept = 0u64;
         let mut ignored = 0u64;
+        let mut templates = store::StoredTemplates(store);
+        let mut unread: Option<String> = None;
         let mut sink = |event: Event| {
-            let mined = miner.add(&event.message);
+            if unread.is_some() {
+                return;
+            }
+            let mined = match miner.add_from(&event.message, &mut templates) {
+                Ok(m) => m,
+                Err(e) => {
+                    unread = Some(e);
+                    return;
+                }
+            };
             let sig = signature(
                 mined.group,
                 event.exception_type.as_deref(),
@@ -491,7 +502,16 @@ fn read_sources(
                 g.samples.push(format!("[{}]\n{}", event.origin, event.raw));
             }
         };
-        match source::read(src, &prev, false, now, &mut sink) {
+        let read = source::read(src, &prev, false, now, &mut sink);
+        if let Some(e) = unread {
+            // The groups of what was read are unknown: the run stops before any
+            // checkpoint moves, and the next run reads it all again.
+            return Err(RunError::Io(format!(
+                "source `{}`: cannot read the stored templates: {e}",
+                src.name
+            )));
+        }
+        match read {
             Ok(r) => {
                 report.lines += r.lines;
                 report.warnings.extend(r.warnings);

@@ -113,6 +113,37 @@ pub struct Miner {
     leaves: HashMap<u64, Vec<u32>>,
     ids: HashSet<u64>,
     dirty: Vec<u32>,
+    /// Set for a miner whose groups stay in a [`Templates`] store until a message needs
+    /// their leaf: the leaves fetched so far.
+    fetched: Option<HashSet<u64>>,
+}
+
+/// Where a lazily loaded miner finds the groups it has not fetched yet: a run that
+/// mines a few messages then touches a few leaves, however long the history.
+pub trait Templates {
+    /// The groups of a leaf (see [`leaf_of`]), in creation order.
+    fn leaf(&mut self, key: u64) -> Result<Vec<TemplateRecord>, String>;
+    /// Whether a group id is taken by a group not fetched.
+    fn id_taken(&mut self, id: GroupId) -> Result<bool, String>;
+}
+
+/// No store: every group lives in the miner.
+struct InMemory;
+
+impl Templates for InMemory {
+    fn leaf(&mut self, _key: u64) -> Result<Vec<TemplateRecord>, String> {
+        Ok(Vec::new())
+    }
+    fn id_taken(&mut self, _id: GroupId) -> Result<bool, String> {
+        Ok(false)
+    }
+}
+
+/// The leaf a stored template belongs to. A group's leaf never changes (its token count
+/// and path tokens are never generalised), so it is stored with the template once.
+pub fn leaf_of(template: &str) -> u64 {
+    let tokens: Vec<&str> = template.split_whitespace().collect();
+    leaf_key(&tokens)
 }
 
 /// Words that introduce a value in running text (`user bob`, `for root`): a plain word right
@@ -207,9 +238,43 @@ impl Miner {
 
     /// Mine one message (one log line's message part, without timestamp/level prefix).
     pub fn add(&mut self, message: &str) -> Mined {
+        match self.add_from(message, &mut InMemory) {
+            Ok(m) => m,
+            Err(e) => unreachable!("no store to fail: {e}"),
+        }
+    }
+
+    /// A miner whose groups are fetched from `store` by leaf when a message needs them
+    /// (pass the store to [`Miner::add_from`]): the same groups, templates and ids as
+    /// [`Miner::import`] of everything.
+    pub fn lazy() -> Miner {
+        Miner {
+            fetched: Some(HashSet::new()),
+            ..Miner::default()
+        }
+    }
+
+    /// [`Miner::add`], fetching the message's leaf from `store` first if needed. An
+    /// error of the store leaves the miner as it was.
+    pub fn add_from(&mut self, message: &str, store: &mut dyn Templates) -> Result<Mined, String> {
         let mut tokens: Vec<Cow<'_, str>> = Vec::with_capacity(16);
         mask_into(message, &mut tokens);
         let key = leaf_key(&tokens);
+        if self.fetched.as_ref().is_some_and(|f| !f.contains(&key)) {
+            let records = store.leaf(key)?;
+            if let Some(f) = &mut self.fetched {
+                f.insert(key);
+            }
+            {
+                for r in records {
+                    if !self.ids.contains(&r.group.0) {
+                        let tokens: Vec<Box<str>> =
+                            r.template.split_whitespace().map(Box::from).collect();
+                        self.push_cluster(r.group, tokens, r.count, key);
+                    }
+                }
+            }
+        }
         let best = self
             .leaves
             .get(&key)
@@ -233,36 +298,36 @@ impl Miner {
                     c.dirty = true;
                     self.dirty.push(ci);
                 }
-                Mined {
+                Ok(Mined {
                     group: c.id,
                     template: c.template.clone(),
                     changed,
-                }
+                })
             }
             None => {
                 let tokens: Vec<Box<str>> = tokens.iter().map(|t| Box::from(t.as_ref())).collect();
                 let template = join(&tokens);
-                let id = self.fresh_id(&template);
+                let id = self.fresh_id(&template, store)?;
                 let ci = self.push_cluster(id, tokens, 1, key);
                 self.clusters[ci as usize].dirty = true;
                 self.dirty.push(ci);
-                Mined {
+                Ok(Mined {
                     group: id,
                     template,
                     changed: true,
-                }
+                })
             }
         }
     }
 
-    fn fresh_id(&mut self, template: &str) -> GroupId {
+    fn fresh_id(&mut self, template: &str, store: &mut dyn Templates) -> Result<GroupId, String> {
         let mut h = xxh3_64(template.as_bytes());
         let mut seed = 1;
-        while self.ids.contains(&h) {
+        while self.ids.contains(&h) || (self.fetched.is_some() && store.id_taken(GroupId(h))?) {
             h = xxh3_64_with_seed(template.as_bytes(), seed);
             seed += 1;
         }
-        GroupId(h)
+        Ok(GroupId(h))
     }
 
     fn push_cluster(&mut self, id: GroupId, tokens: Vec<Box<str>>, count: u64, key: u64) -> u32 {
@@ -477,6 +542,79 @@ fn similarity(template: &[Box<str>], msg: &[Cow<'_, str>]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A store of exported groups, counting what the lazy miner asks for.
+    struct Stored {
+        records: Vec<TemplateRecord>,
+        leaves_asked: usize,
+    }
+
+    impl Templates for Stored {
+        fn leaf(&mut self, key: u64) -> Result<Vec<TemplateRecord>, String> {
+            self.leaves_asked += 1;
+            Ok(self
+                .records
+                .iter()
+                .filter(|r| leaf_of(&r.template) == key)
+                .cloned()
+                .collect())
+        }
+        fn id_taken(&mut self, id: GroupId) -> Result<bool, String> {
+            Ok(self.records.iter().any(|r| r.group == id))
+        }
+    }
+
+    #[test]
+    fn a_lazy_miner_mines_as_one_that_imported_everything() {
+        let history: Vec<String> = (0..400)
+            .map(|i| match i % 4 {
+                0 => format!("Timeout after {i}ms calling payments for order {}", i * 7),
+                1 => format!("User u{i} hit the rate limit on /api/v{}", i % 3),
+                2 => format!("Worker {} failed job {i}: {} retries left", i % 9, i % 5),
+                _ => format!(
+                    "Shard {} of cluster c{} is {}",
+                    i % 16,
+                    i % 2,
+                    ["up", "down", "lagging"][i % 3]
+                ),
+            })
+            .collect();
+        let mut first = Miner::new();
+        for m in &history {
+            first.add(m);
+        }
+        let records = first.export();
+        let mut full = Miner::import(records.clone());
+        let mut store = Stored {
+            records,
+            leaves_asked: 0,
+        };
+        let mut lazy = Miner::lazy();
+        for msg in [
+            "Timeout after 5ms calling payments for order 9",
+            "Shard 3 of cluster c1 is down",
+            "A message never seen before with 12 values",
+            "Shard 4 of cluster c0 is down",
+            "User u77 hit the rate limit on /api/v2",
+        ] {
+            assert_eq!(
+                lazy.add_from(msg, &mut store).unwrap(),
+                full.add(msg),
+                "{msg}"
+            );
+        }
+        assert!(
+            store.leaves_asked <= 5,
+            "{} leaves fetched",
+            store.leaves_asked
+        );
+        assert!(lazy.len() < full.len(), "the lazy miner loaded every group");
+        let mut a = lazy.take_dirty();
+        let mut b = full.take_dirty();
+        a.sort_by_key(|r| r.group);
+        b.sort_by_key(|r| r.group);
+        assert_eq!(a, b);
+    }
 
     #[test]
     fn messages_that_are_mostly_values_join_their_own_group() {

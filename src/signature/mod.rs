@@ -17,7 +17,7 @@ pub mod drain;
 pub mod eval;
 pub mod mask;
 
-pub use drain::{GroupId, Mined, Miner, TemplateRecord};
+pub use drain::{leaf_of, GroupId, Mined, Miner, TemplateRecord, Templates};
 pub use mask::{mask_tokens, WILDCARD};
 
 use std::fmt;

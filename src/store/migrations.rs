@@ -192,6 +192,10 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE outbox ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE outbox ADD COLUMN dead_at TEXT;
     ALTER TABLE outbox ADD COLUMN folded_into INTEGER REFERENCES outbox (id);",
+    // 7: the miner fetches templates by leaf, so that a run's cost does not grow with
+    // the history; rows from before are given their leaf when the store opens.
+    "ALTER TABLE templates ADD COLUMN leaf INTEGER;
+    CREATE INDEX templates_by_leaf ON templates (leaf);",
 ];
 
 /// The schema version this build writes.

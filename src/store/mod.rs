@@ -194,6 +194,7 @@ impl Store {
         )
         .map_err(wrap)?;
         migrations::apply(&mut conn, &path.display().to_string())?;
+        give_templates_their_leaf(&mut conn).map_err(wrap)?;
         if new {
             // Made by root in the service user's state folder: the service's own.
             for suffix in ["", "-wal", "-shm"] {
@@ -245,6 +246,29 @@ impl Store {
             out.insert(cp.key.clone(), cp);
         }
         Ok(out)
+    }
+
+    /// The templates of one miner leaf, in creation order.
+    pub fn templates_in_leaf(&self, leaf: u64) -> Result<Vec<TemplateRecord>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT group_id, template, count FROM templates WHERE leaf = ?1 ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([leaf as i64], |r| {
+            let g: String = r.get(0)?;
+            Ok(TemplateRecord {
+                group: GroupId(u64::from_str_radix(&g, 16).unwrap_or(0)),
+                template: r.get(1)?,
+                count: r.get::<_, i64>(2)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    pub fn template_exists(&self, group: GroupId) -> Result<bool> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM templates WHERE group_id = ?1")?;
+        Ok(stmt.exists([format!("{:016x}", group.0)])?)
     }
 
     pub fn templates(&self) -> Result<Vec<TemplateRecord>> {
@@ -474,14 +498,15 @@ impl Batch<'_> {
 
     pub fn save_templates(&self, records: &[TemplateRecord]) -> Result<()> {
         let mut stmt = self.tx.prepare_cached(
-            "INSERT INTO templates (group_id, template, count) VALUES (?1, ?2, ?3)
+            "INSERT INTO templates (group_id, template, count, leaf) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (group_id) DO UPDATE SET template = excluded.template, count = excluded.count",
         )?;
         for r in records {
             stmt.execute(params![
                 format!("{:016x}", r.group.0),
                 r.template,
-                r.count as i64
+                r.count as i64,
+                crate::signature::leaf_of(&r.template) as i64
             ])?;
         }
         Ok(())
@@ -641,6 +666,38 @@ pub struct Notification {
     pub body: String,
     pub priority: u8,
     pub tags: String,
+}
+
+/// The store as the miner's template source (see [`crate::signature::Miner::lazy`]).
+pub struct StoredTemplates<'a>(pub &'a Store);
+
+impl crate::signature::Templates for StoredTemplates<'_> {
+    fn leaf(&mut self, key: u64) -> std::result::Result<Vec<TemplateRecord>, String> {
+        self.0.templates_in_leaf(key).map_err(|e| e.to_string())
+    }
+    fn id_taken(&mut self, id: GroupId) -> std::result::Result<bool, String> {
+        self.0.template_exists(id).map_err(|e| e.to_string())
+    }
+}
+
+/// Gives the templates stored before leaves were kept their leaf (a no-op afterwards:
+/// the index answers at once).
+fn give_templates_their_leaf(conn: &mut Connection) -> rusqlite::Result<()> {
+    let todo: Vec<(i64, String)> = conn
+        .prepare("SELECT rowid, template FROM templates WHERE leaf IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    if todo.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare("UPDATE templates SET leaf = ?2 WHERE rowid = ?1")?;
+        for (rowid, template) in todo {
+            stmt.execute(params![rowid, crate::signature::leaf_of(&template) as i64])?;
+        }
+    }
+    tx.commit()
 }
 
 #[cfg(test)]
