@@ -326,3 +326,57 @@ fn briefing_proposes_silencing_recurring_noise() {
     assert_eq!(briefings.len(), 1);
     assert_eq!(briefings[0].header("Priority"), Some("2"));
 }
+
+#[test]
+fn groups_stored_before_leaves_were_kept_still_take_their_messages() {
+    // A store from before templates carried their miner leaf: the rows get one when the
+    // store opens, and the next run's messages join the groups they always joined.
+    let t = Test::new();
+    t.with_app_source("");
+    let mut log = String::new();
+    for i in 0..5 {
+        log += &rec(
+            "10:00:00",
+            "ERROR",
+            &format!("Gateway timeout for order {i}"),
+        );
+        log += &rec(
+            "10:00:00",
+            "WARNING",
+            &format!("Slow query on shard {i} took {}ms", 900 + i),
+        );
+    }
+    t.write("app.log", &log);
+    run_at(&t, "2026-11-22T10:01:00Z");
+    assert_eq!(t.incidents().len(), 2);
+    let db = t.path("state/logwarden.db");
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let n = c.execute("UPDATE templates SET leaf = NULL", []).unwrap();
+        assert!(n >= 2, "{n} templates");
+    }
+    t.append(
+        "app.log",
+        (rec("10:05:00", "ERROR", "Gateway timeout for order 77")
+            + &rec("10:05:00", "WARNING", "Slow query on shard 9 took 1200ms"))
+            .as_bytes(),
+    );
+    run_at(&t, "2026-11-22T10:06:00Z");
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 2, "no new group: {inc:?}");
+    let mut counts: Vec<u64> = inc
+        .iter()
+        .map(|i| i["occurrences"].as_u64().unwrap())
+        .collect();
+    counts.sort();
+    assert_eq!(counts, [6, 6]);
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let unset: i64 = c
+        .query_row(
+            "SELECT count(*) FROM templates WHERE leaf IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(unset, 0);
+}
