@@ -112,6 +112,86 @@ fn short(s: &str, max: usize) -> String {
     }
 }
 
+/// Records of one shape: the one shown whole and the others, folded.
+#[derive(Debug, PartialEq)]
+struct Shape {
+    shown: usize,
+    folded: Vec<usize>,
+}
+
+/// Groups records whose lines mask to the same templates, in order of first
+/// appearance; each group shows its longest record.
+fn fold_by_shape(records: &[String]) -> Vec<Shape> {
+    let shape_of = |r: &str| -> Vec<String> {
+        r.lines()
+            .map(|l| crate::signature::mask_tokens(l).join(" "))
+            .collect()
+    };
+    let mut keys: Vec<Vec<String>> = Vec::new();
+    let mut out: Vec<Shape> = Vec::new();
+    for (i, r) in records.iter().enumerate() {
+        let key = shape_of(r);
+        match keys.iter().position(|k| *k == key) {
+            Some(g) => {
+                let s = &mut out[g];
+                if r.len() > records[s.shown].len() {
+                    s.folded.push(s.shown);
+                    s.shown = i;
+                } else {
+                    s.folded.push(i);
+                }
+            }
+            None => {
+                keys.push(key);
+                out.push(Shape {
+                    shown: i,
+                    folded: Vec::new(),
+                });
+            }
+        }
+    }
+    for s in &mut out {
+        s.folded.sort_unstable();
+    }
+    out
+}
+
+/// Where the folded records of a shape differ from the one shown: each differing line,
+/// once per distinct text, at most [`MAX_DIFF_LINES`].
+fn differences(records: &[String], shape: &Shape) -> String {
+    const MAX_DIFF_LINES: usize = 12;
+    let shown: Vec<&str> = records[shape.shown].lines().collect();
+    let mut lines: Vec<(usize, &str)> = Vec::new();
+    for &i in &shape.folded {
+        for (n, (a, b)) in shown.iter().zip(records[i].lines()).enumerate() {
+            if *a != b && !lines.iter().any(|(m, l)| *m == n && *l == b) {
+                lines.push((n, b));
+            }
+        }
+    }
+    let mut s = format!(
+        "[{} more record(s) of the same shape ({} in all)",
+        shape.folded.len(),
+        shape.folded.len() + 1
+    );
+    if lines.is_empty() {
+        s.push_str(", identical to the one shown]\n");
+        return s;
+    }
+    s.push_str("; their lines that differ from the one shown:]\n");
+    for (n, l) in lines.iter().take(MAX_DIFF_LINES) {
+        let _ = writeln!(s, "- line {}: {}", n + 1, short(l, 300));
+    }
+    if lines.len() > MAX_DIFF_LINES {
+        let _ = writeln!(
+            s,
+            "- … {} more differing line(s)",
+            lines.len() - MAX_DIFF_LINES
+        );
+    }
+    s
+}
+
 /// Builds the evidence for an incident, redacted and within `config.llm.evidence_tokens`.
 pub fn for_incident(
     config: &Config,
@@ -126,19 +206,27 @@ pub fn for_incident(
     // half no longer has the shape that finds it); the whole is redacted again last.
     let red = &config.redact.redactor;
 
-    // 1. The triggering records: whole, as many as fit in 60% of the budget.
+    // 1. The triggering records: one of each shape whole (the longest: it says the
+    // most), as many as fit in 60% of the budget; records of a shape already shown
+    // are folded into the lines where they differ. Five tracebacks of one KeyError
+    // cost one traceback and five values, not five tracebacks.
     let cap = budget * 60 / 100;
+    let samples: Vec<String> = inc
+        .samples
+        .iter()
+        .map(|s| red.clean(s.trim_end()))
+        .collect();
+    let shapes = fold_by_shape(&samples);
     let _ = writeln!(
         out,
         "## Triggering records ({} shown of {} occurrences)\n",
-        inc.samples.len().min(5),
+        samples.len(),
         inc.occurrences
     );
     let mut used = 0;
     let mut left_out = 0;
-    for (n, s) in inc.samples.iter().enumerate() {
-        let s = red.clean(s.trim_end());
-        let s = s.as_str();
+    for (n, shape) in shapes.iter().enumerate() {
+        let s = samples[shape.shown].as_str();
         if used + s.len() <= cap {
             used += s.len();
             out.push_str(s);
@@ -149,7 +237,14 @@ pub fn for_incident(
             out.push_str(&sum);
             out.push_str("\n\n");
         } else {
-            left_out += 1;
+            left_out += 1 + shape.folded.len();
+            continue;
+        }
+        if !shape.folded.is_empty() {
+            let diff = differences(&samples, shape);
+            used += diff.len();
+            out.push_str(&diff);
+            out.push('\n');
         }
     }
     if left_out > 0 {
@@ -309,6 +404,46 @@ pub fn recent_deploys(repo: &Path, timeout: Duration) -> Result<String, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_of_one_shape_fold_into_their_differences() {
+        let tb = |key: &str, n: u32| {
+            format!(
+                "[app.log]\n2026-11-22 10:00:0{n}.000 | ERROR    | app:f:1 - Lookup failed\nTraceback (most recent call last):\n  File \"/srv/app.py\", line 9, in f\n    return d[k]\nKeyError: '{key}'"
+            )
+        };
+        let records = vec![
+            tb("alpha", 1),
+            tb("beta", 2),
+            "[app.log]\nsomething else entirely".to_string(),
+            tb("gamma_longer", 3),
+        ];
+        let shapes = fold_by_shape(&records);
+        assert_eq!(
+            shapes,
+            vec![
+                Shape {
+                    shown: 3,
+                    folded: vec![0, 1]
+                },
+                Shape {
+                    shown: 2,
+                    folded: vec![]
+                }
+            ]
+        );
+        let d = differences(&records, &shapes[0]);
+        assert!(
+            d.contains("2 more record(s) of the same shape (3 in all)"),
+            "{d}"
+        );
+        assert!(
+            d.contains("KeyError: 'alpha'") && d.contains("KeyError: 'beta'"),
+            "{d}"
+        );
+        assert!(d.contains("10:00:01") && d.contains("10:00:02"), "{d}");
+        assert!(!d.contains("Traceback"), "{d}");
+    }
 
     #[test]
     fn sparklines() {
