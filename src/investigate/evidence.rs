@@ -57,30 +57,6 @@ pub fn metric_summaries(store: &Store, now: DateTime<Utc>) -> Vec<MetricSummary>
         .collect()
 }
 
-/// A one-line chart of values: `▁▂▃▅▇`.
-pub fn sparkline(values: &[f64]) -> String {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    let (Some(min), Some(max)) = (
-        finite.iter().copied().reduce(f64::min),
-        finite.iter().copied().reduce(f64::max),
-    ) else {
-        return String::new();
-    };
-    values
-        .iter()
-        .map(|v| {
-            if !v.is_finite() {
-                ' '
-            } else if max == min {
-                BARS[3]
-            } else {
-                BARS[(((v - min) / (max - min)) * 7.0).round() as usize]
-            }
-        })
-        .collect()
-}
-
 /// A record too big for the budget, summarised without cutting its traceback: its
 /// first line and its last (the exception), with how much was left out.
 fn summarise_record(record: &str) -> String {
@@ -250,7 +226,7 @@ pub fn for_incident(
             out,
             "- {}: {} now {last}{} ",
             m.name,
-            sparkline(&m.values),
+            crate::metrics::chart::sparkline(&m.values, 60),
             m.unit
         );
     }
@@ -309,13 +285,6 @@ pub fn recent_deploys(repo: &Path, timeout: Duration) -> Result<String, String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sparklines() {
-        assert_eq!(sparkline(&[0.0, 1.0, 2.0, 7.0]), "▁▂▃█");
-        assert_eq!(sparkline(&[5.0, 5.0]), "▄▄");
-        assert_eq!(sparkline(&[]), "");
-    }
 
     #[test]
     fn summarising_keeps_the_exception_line() {
