@@ -167,7 +167,14 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         }
     }
     report.resolved = incident::lifecycle::auto_resolve(config, &store, now)?;
-    report.nagged = incident::lifecycle::nag(config, &store, now)?;
+    let silenced = |sig: &str| {
+        ignore.rules.iter().any(|r| {
+            !r.expired(now)
+                && r.level.is_none()
+                && r.signature.is_some_and(|s| s.to_string() == sig)
+        })
+    };
+    report.nagged = incident::lifecycle::nag(config, &store, now, &silenced)?;
     refresh_pages(config, &store, &mut report);
     report.briefing = incident::briefing::run_scheduled(config, &store, now)?;
 
@@ -647,7 +654,9 @@ fn file_unfinished(
             }
         }
         let path = incident::path_for(&config.incidents_dir, &inc);
-        if let Err(e) = incident::write(&path, &incident::page::page_for(config, store, &inc, &path)) {
+        if let Err(e) =
+            incident::write(&path, &incident::page::page_for(config, store, &inc, &path))
+        {
             // Left unfiled: the next run writes the page and queues its notification.
             report.problem(format!(
                 "incident #{}: page not written, the incident is filed and notified once it is: {e}",

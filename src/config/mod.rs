@@ -637,7 +637,7 @@ impl Validator {
                 }
             },
         };
-        let severity = self.severity_map(&prefix, &s.severity, &levels);
+        let severity = self.severity_map(prefix, &s.severity, &levels);
         let kind_name = s.kind.clone().unwrap_or_else(|| "loguru".into());
         let timezone = match s.timezone.as_deref() {
             None if kind_name == "sqlite" => crate::source::zone::Zone::UTC,

@@ -205,9 +205,7 @@ fn recurring(f: &crate::store::FrequentRow, days: u32) -> Option<String> {
         return Some(format!("{} incidents in {days} days", f.incidents));
     }
     let span = f.last_seen - f.first_seen;
-    if f.occurrences >= RECURRING_OCCURRENCES
-        && span >= Duration::minutes(RECURRING_SPAN_MINUTES)
-    {
+    if f.occurrences >= RECURRING_OCCURRENCES && span >= Duration::minutes(RECURRING_SPAN_MINUTES) {
         return Some(format!(
             "{} occurrences over {}, never judged real",
             f.occurrences,

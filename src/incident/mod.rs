@@ -120,7 +120,8 @@ pub fn yaml_str(s: &str) -> String {
 /// anything else quoted (a plain `no`, `null` or `1e3` would read as another type).
 fn yaml_word(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_lowercase() || c == '-' || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c == '-' || c == '_')
         && !matches!(
             s,
             "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null"
@@ -412,7 +413,10 @@ mod tests {
             "failed-to-process-job-zerodivisionerror"
         );
         assert_eq!(slug("!!!"), "incident");
-        assert_eq!(slug("Zahlung für Kunde fehlgeschlagen"), "zahlung-fur-kunde-fehlgeschlagen");
+        assert_eq!(
+            slug("Zahlung für Kunde fehlgeschlagen"),
+            "zahlung-fur-kunde-fehlgeschlagen"
+        );
         assert_eq!(slug("Ошибка"), "oshibka");
         let long = slug(&"word ".repeat(40));
         assert!(long.len() <= 60 && !long.ends_with('-'));

@@ -308,7 +308,10 @@ mod tests {
             .map(|p| p.split(',').next().unwrap().parse().unwrap())
             .collect();
         assert_eq!(xs[0], LEFT, "{doc}");
-        assert!(xs.last().unwrap() - xs[0] > (W - LEFT - RIGHT) * 0.9, "{xs:?}");
+        assert!(
+            xs.last().unwrap() - xs[0] > (W - LEFT - RIGHT) * 0.9,
+            "{xs:?}"
+        );
         assert!(doc.contains(">22:30<") || doc.contains(">22:15<"), "{doc}");
     }
 

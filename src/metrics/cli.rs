@@ -104,10 +104,7 @@ fn list(config: &Config) -> anyhow::Result<ExitCode> {
 /// The series a `show` argument names: the one whose full name it is, else those of
 /// that metric name carrying at least its labels (`disk_used_percent{mount="/"}`
 /// selects `disk_used_percent{device="sda1",mount="/"}`), as a rule's `metric` does.
-fn select<'a>(
-    all: &'a [crate::store::SeriesRow],
-    name: &str,
-) -> Vec<&'a crate::store::SeriesRow> {
+fn select<'a>(all: &'a [crate::store::SeriesRow], name: &str) -> Vec<&'a crate::store::SeriesRow> {
     if let Some(s) = all.iter().find(|s| s.key == name) {
         return vec![s];
     }
@@ -118,11 +115,7 @@ fn select<'a>(
         .filter(|s| {
             let labels: std::collections::BTreeMap<String, String> =
                 serde_json::from_str(&s.labels).unwrap_or_default();
-            s.name == want.name
-                && want
-                    .labels
-                    .iter()
-                    .all(|(k, v)| labels.get(k) == Some(v))
+            s.name == want.name && want.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
         })
         .collect()
 }

@@ -116,7 +116,11 @@ pub fn print_signatures(
     let mut decided = false;
     let mut n = 0u64;
     // as the watcher signs a record (src/pipeline.rs)
-    fn emit(out: &mut impl Write, miner: &mut Miner, e: crate::source::Event) -> std::io::Result<()> {
+    fn emit(
+        out: &mut impl Write,
+        miner: &mut Miner,
+        e: crate::source::Event,
+    ) -> std::io::Result<()> {
         let mined = miner.add(&e.message);
         let sig = signature(
             mined.group,
@@ -154,7 +158,12 @@ pub fn print_signatures(
             }
             None => {
                 let mined = miner.add(&text);
-                writeln!(out, "{}\t{}", signature(mined.group, None, None), mined.template)?;
+                writeln!(
+                    out,
+                    "{}\t{}",
+                    signature(mined.group, None, None),
+                    mined.template
+                )?;
             }
         }
     }
