@@ -219,6 +219,10 @@ fn file_names_transliterate_letters_outside_ascii() {
 
 #[test]
 fn front_matter_parses_with_a_yaml_parser_for_metric_and_hostile_incidents() {
+    // PyYAML comes with loguru in the test venv (.ci/run); missing, this fails in CI
+    if python().is_none() {
+        return;
+    }
     let t = Test::new();
     t.write(
         "app.log",
