@@ -60,9 +60,14 @@ pub enum Command {
         after_help = "Examples:\n  logwarden ignore list\n  logwarden ignore add 'Connection reset by peer' --expires 7d --comment 'flaky upstream'"
     )]
     Ignore(IgnoreCommand),
-    /// Print `<signature>\t<template>` for each message read on stdin
-    #[command(after_help = "Example:\n  cut -d' ' -f6- app.log | logwarden signatures")]
-    Signatures,
+    /// Print `<signature>\t<template>` for each record (a loguru log) or message read on stdin
+    #[command(
+        after_help = "Examples:\n  logwarden signatures < /var/log/app/app.log\n  logwarden signatures --config /etc/logwarden/logwarden.toml < /var/log/app/app.log\n\nWith --config (or $LOGWARDEN_CONFIG) the ids are the watcher's own (its templates, read-only), ready for `ignore add --signature`."
+    )]
+    Signatures {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Incidents: list (the default), show, ack, resolve, note
     #[command(
         after_help = "Examples:\n  logwarden incidents --status open\n  logwarden incidents ack 12\n  logwarden incidents note 12 'restarted the worker'"
@@ -263,6 +268,33 @@ fn load(arg: &ConfigArg) -> anyhow::Result<Config> {
     Ok(Config::load(&path)?)
 }
 
+/// The templates `signatures` starts from: the watcher's (read-only; nothing is saved)
+/// when a config is named, so the ids printed are the ones its incidents and rules
+/// carry; else none (a fresh state).
+fn signatures_state(
+    arg: &ConfigArg,
+) -> anyhow::Result<(
+    crate::signature::Miner,
+    std::collections::BTreeMap<String, u32>,
+)> {
+    let named = arg.config.is_some() || std::env::var_os("LOGWARDEN_CONFIG").is_some();
+    if !named {
+        return Ok((crate::signature::Miner::new(), Default::default()));
+    }
+    let config = load(arg)?;
+    let levels = config
+        .sources
+        .first()
+        .map(|s| s.levels.clone())
+        .unwrap_or_default();
+    let db = config.database_path();
+    if !db.exists() {
+        return Ok((crate::signature::Miner::new(), levels));
+    }
+    let store = crate::store::Store::open_read_only(&db)?;
+    Ok((crate::signature::Miner::import(store.templates()?), levels))
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     // The one reading of the clock: everything below takes `now` as a parameter.
     let given_now = cli.now;
@@ -319,12 +351,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Ops(cmd) => crate::opscli::dispatch(cmd, now),
-        Command::Signatures => {
+        Command::Signatures { config } => {
+            let (miner, levels) = signatures_state(&config)?;
             let stdin = std::io::stdin().lock();
             let stdout = std::io::stdout().lock();
             crate::signature::print_signatures(
                 stdin,
                 crate::sanitize::Terminal::new(std::io::BufWriter::new(stdout)),
+                miner,
+                &levels,
             )?;
             Ok(ExitCode::SUCCESS)
         }

@@ -45,6 +45,9 @@ pub struct Group {
     pub last: DateTime<Utc>,
     pub count: u64,
     pub samples: Vec<String>,
+    /// The message of the group's first record, as written: the title shows its values
+    /// where the template has `<*>`.
+    pub first_message: String,
 }
 
 /// What a run did, for the summary and the runs table.
@@ -164,7 +167,14 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         }
     }
     report.resolved = incident::lifecycle::auto_resolve(config, &store, now)?;
-    report.nagged = incident::lifecycle::nag(config, &store, now)?;
+    let silenced = |sig: &str| {
+        ignore.rules.iter().any(|r| {
+            !r.expired(now)
+                && r.level.is_none()
+                && r.signature.is_some_and(|s| s.to_string() == sig)
+        })
+    };
+    report.nagged = incident::lifecycle::nag(config, &store, now, &silenced)?;
     refresh_pages(config, &store, &mut report);
     report.briefing = incident::briefing::run_scheduled(config, &store, now)?;
 
@@ -485,6 +495,7 @@ fn read_sources(
                     last: time,
                     count: 0,
                     samples: Vec::new(),
+                    first_message: first_line(&event.message).chars().take(1000).collect(),
                 });
                 groups.len() - 1
             });
@@ -537,14 +548,21 @@ fn read_sources(
 }
 
 fn new_incident(config: &Config, g: &Group) -> NewIncident {
-    let severity = match g.level.no {
-        n if n >= 50 => "critical",
-        n if n >= 40 => "warning",
-        _ => "info",
+    let severity = config
+        .sources
+        .iter()
+        .find(|s| s.name == g.source)
+        .map_or("info", |s| s.severity_of(g.level.no));
+    // The title reads like the first record (its values, redacted below), not like the
+    // template: `<*>` on a phone says nothing. The template stays on the page.
+    let head = if g.first_message.trim().is_empty() {
+        first_line(&g.template)
+    } else {
+        g.first_message.trim()
     };
     let title = match &g.exception_type {
-        Some(e) if !g.template.contains(e.as_str()) => format!("{}: {e}", first_line(&g.template)),
-        _ => first_line(&g.template).to_string(),
+        Some(e) if !head.contains(e.as_str()) => format!("{head}: {e}"),
+        _ => head.to_string(),
     };
     NewIncident {
         signature: g.signature.to_string(),
@@ -656,7 +674,9 @@ fn file_unfinished(
             }
         }
         let path = incident::path_for(&config.incidents_dir, &inc);
-        if let Err(e) = incident::write(&path, &page_for(config, store, &inc, &path)) {
+        if let Err(e) =
+            incident::write(&path, &incident::page::page_for(config, store, &inc, &path))
+        {
             // Left unfiled: the next run writes the page and queues its notification.
             report.problem(format!(
                 "incident #{}: page not written, the incident is filed and notified once it is: {e}",
@@ -746,19 +766,11 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
             all.insert(id);
         }
         if let Ok(Some(inc)) = store.incident(id) {
-            if let Ok(related) = store.related(&inc) {
-                all.extend(
-                    related
-                        .iter()
-                        .filter(|r| {
-                            r.signature == inc.signature
-                                || Some(r.id) == inc.regression_of
-                                || r.regression_of == Some(inc.id)
-                        })
-                        .map(|r| r.id)
-                        .filter(|r| !opened.contains(r)),
-                );
-            }
+            all.extend(
+                incident::page::linked_to(store, &inc)
+                    .into_iter()
+                    .filter(|r| !opened.contains(r)),
+            );
         }
     }
     // Pages a run could not rewrite before are tried again.
@@ -771,7 +783,7 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
     }
     let mut failed = Vec::new();
     for id in all {
-        if let Err(e) = rewrite_page(config, store, id) {
+        if let Err(e) = incident::page::rewrite_page(config, store, id) {
             report.problem(format!("incident #{id}: {e}"));
             failed.push(id);
         }
@@ -867,67 +879,6 @@ fn load_rules(
         }
     }
     Ok(IgnoreRules::merge(parts, now))
-}
-
-/// Writes an incident's page from what the store knows now (a filed incident only).
-pub fn rewrite_page(config: &Config, store: &Store, id: i64) -> Result<(), String> {
-    let inc = match store.incident(id) {
-        Ok(Some(i)) => i,
-        Ok(None) => return Err("no such incident".into()),
-        Err(e) => return Err(e.to_string()),
-    };
-    let Some(path) = inc.file_path.clone() else {
-        return Ok(());
-    };
-    let path = std::path::Path::new(&path);
-    incident::write(path, &page_for(config, store, &inc, path))
-}
-
-/// An incident's page with its diagnosis, metric section, related incidents and log.
-fn page_for(
-    config: &Config,
-    store: &Store,
-    inc: &store::IncidentRow,
-    path: &std::path::Path,
-) -> String {
-    let d: Option<Diagnosis> = inc
-        .diagnosis
-        .clone()
-        .and_then(|v| serde_json::from_value(v).ok());
-    let metric = crate::metrics::incident_section(store, inc, path); // issue 5
-    let related: Vec<incident::Related> = store
-        .related(inc)
-        .unwrap_or_default()
-        .iter()
-        .rev()
-        .take(12)
-        .map(|r| incident::Related {
-            id: r.id,
-            title: r.title.clone(),
-            status: r.status.clone(),
-            file: r
-                .file_path
-                .as_deref()
-                .and_then(|p| std::path::Path::new(p).file_name())
-                .map(|f| f.to_string_lossy().into_owned()),
-            relation: incident::relation(inc, r),
-        })
-        .collect();
-    let notes = store.notes(inc.id).unwrap_or_default();
-    let page = incident::render_full(
-        inc,
-        d.as_ref(),
-        &incident::Extras {
-            metric: metric.as_deref(),
-            related: &related,
-            notes: &notes,
-        },
-    );
-    if config.redact.incident_files {
-        config.redact.redactor.clean(&page)
-    } else {
-        page
-    }
 }
 
 /// The samples an open incident keeps: its first three and the latest two.

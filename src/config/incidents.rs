@@ -58,6 +58,34 @@ pub struct IncidentsConfig {
     pub briefing_days: u32,
 }
 
+impl std::fmt::Display for IncidentsConfig {
+    /// The effective `[incidents]` table.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = crate::duration::format;
+        writeln!(f, "\n[incidents]")?;
+        writeln!(f, "resolve_after = {:?}", d(self.resolve_after))?;
+        let nag: Vec<String> = self
+            .nag
+            .iter()
+            .map(|(k, v)| format!("{k} = {:?}", d(*v)))
+            .collect();
+        writeln!(f, "nag = {{ {} }}", nag.join(", "))?;
+        writeln!(f, "spike_factor = {:?}", self.spike_factor)?;
+        writeln!(f, "spike_min = {}", self.spike_min)?;
+        match self.briefing {
+            Some(w) => writeln!(
+                f,
+                "briefing = \"{} {:02}:{:02}\"",
+                w.day.to_string().to_ascii_lowercase(),
+                w.hour,
+                w.minute
+            )?,
+            None => writeln!(f, "# briefing: none (no weekly briefing)")?,
+        }
+        writeln!(f, "briefing_days = {}", self.briefing_days)
+    }
+}
+
 impl Default for IncidentsConfig {
     fn default() -> Self {
         IncidentsConfig {

@@ -408,6 +408,63 @@ impl Validator {
     }
 }
 
+/// A rule as the `[[check.rule]]` table that gives it (what `check` prints can be pasted
+/// back into the config).
+fn write_rule(f: &mut fmt::Formatter<'_>, r: &RuleConfig) -> fmt::Result {
+    let d = crate::duration::format;
+    // `{:?}` of a float is a TOML float (`90.0`, `1e20`)
+    let n = |v: f64| format!("{v:?}");
+    writeln!(f, "[[check.rule]]")?;
+    writeln!(
+        f,
+        "metric = {:?}",
+        super::super::metrics::exposition::series_key(&r.metric, &r.labels)
+    )?;
+    match &r.test {
+        RuleTest::Threshold { above, below } => {
+            if let Some(a) = above {
+                writeln!(f, "above = {}", n(*a))?;
+            }
+            if let Some(b) = below {
+                writeln!(f, "below = {}", n(*b))?;
+            }
+        }
+        RuleTest::Rate {
+            above,
+            below,
+            window,
+        } => {
+            if let Some(a) = above {
+                writeln!(f, "rate_above = {}", n(*a))?;
+            }
+            if let Some(b) = below {
+                writeln!(f, "rate_below = {}", n(*b))?;
+            }
+            writeln!(f, "window = {:?}", d(*window))?;
+        }
+        RuleTest::Exhaustion {
+            limit,
+            within,
+            window,
+        } => {
+            writeln!(f, "reaches = {}", n(*limit))?;
+            writeln!(f, "within = {:?}", d(*within))?;
+            writeln!(f, "window = {:?}", d(*window))?;
+        }
+        RuleTest::Anomaly { score } => {
+            writeln!(f, "anomaly = true")?;
+            writeln!(f, "score = {}", n(*score))?;
+        }
+    }
+    writeln!(f, "for = {}", r.for_runs)?;
+    writeln!(f, "severity = {:?}", r.severity)?;
+    writeln!(f, "kind = {:?}", r.kind)?;
+    if let Some(t) = &r.title {
+        writeln!(f, "title = {t:?}")?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for MetricsConfig {
     /// The effective `[metrics]` and `[[check]]` tables.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -434,15 +491,7 @@ impl fmt::Display for MetricsConfig {
             }
             writeln!(f, "timeout = {:?}\nkind = {:?}", d(c.timeout), c.kind)?;
             for r in &c.rules {
-                writeln!(
-                    f,
-                    "# rule: {} {:?}, for {} run(s), {} → {}",
-                    super::super::metrics::exposition::series_key(&r.metric, &r.labels),
-                    r.test,
-                    r.for_runs,
-                    r.severity,
-                    r.kind
-                )?;
+                write_rule(f, r)?;
             }
         }
         Ok(())

@@ -107,10 +107,41 @@ pub struct SourceConfig {
     pub min_level: Level,
     /// Extra level names (custom loguru levels) and their numbers.
     pub levels: BTreeMap<String, u32>,
+    /// The severity of an incident by the level of its records: each entry holds from
+    /// its level up to the next; below the lowest, `info`. Sorted by level number.
+    pub severity: Vec<SeverityAt>,
     /// Where log times written without an offset are read: `timezone`, else the host's
     /// local time for files (loguru writes local time), UTC for SQLite (its
     /// CURRENT_TIMESTAMP is UTC).
     pub timezone: crate::source::zone::Zone,
+}
+
+/// From this level up (to the next entry), incidents have this severity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeverityAt {
+    pub level: Level,
+    pub severity: String,
+}
+
+/// The default mapping: what an on-call person expects. An ERROR (a traceback) pages
+/// like a CRITICAL: `critical` is the severity quiet hours never hold. A WARNING is a
+/// `warning`; anything kept below that is `info`.
+pub const DEFAULT_SEVERITY: &[(&str, &str)] = &[
+    ("WARNING", "warning"),
+    ("ERROR", "critical"),
+    ("CRITICAL", "critical"),
+];
+
+impl SourceConfig {
+    /// The severity of an incident whose records reach this level number.
+    pub fn severity_of(&self, level_no: u32) -> &str {
+        self.severity
+            .iter()
+            .rev()
+            .find(|s| s.level.no <= level_no)
+            .map(|s| s.severity.as_str())
+            .unwrap_or("info")
+    }
 }
 
 /// What a source reads and how.
@@ -606,6 +637,7 @@ impl Validator {
                 }
             },
         };
+        let severity = self.severity_map(prefix, &s.severity, &levels);
         let kind_name = s.kind.clone().unwrap_or_else(|| "loguru".into());
         let timezone = match s.timezone.as_deref() {
             None if kind_name == "sqlite" => crate::source::zone::Zone::UTC,
@@ -698,8 +730,51 @@ impl Validator {
             from,
             min_level,
             levels,
+            severity,
             timezone,
         })
+    }
+
+    /// `severity = { ERROR = "warning" }`: the source's entries over the defaults (an
+    /// entry for a level of the defaults replaces it, others are added).
+    fn severity_map(
+        &mut self,
+        prefix: &str,
+        given: &BTreeMap<String, String>,
+        levels: &BTreeMap<String, u32>,
+    ) -> Vec<SeverityAt> {
+        let mut out: Vec<SeverityAt> = DEFAULT_SEVERITY
+            .iter()
+            .map(|(l, s)| SeverityAt {
+                level: Level::named(l, levels),
+                severity: (*s).to_string(),
+            })
+            .collect();
+        for (k, v) in given {
+            let key = format!("{prefix}.severity.{k}");
+            let Some(level) = Level::parse_config(k, levels) else {
+                self.err(
+                    key,
+                    format!("unknown level `{k}` (expected a level name such as WARNING or ERROR, a custom level from `levels`, or a number)"),
+                );
+                continue;
+            };
+            let sev = v.trim().to_ascii_lowercase();
+            if !["info", "warning", "critical"].contains(&sev.as_str()) {
+                self.err(
+                    key,
+                    format!("`{v}` is not a severity (expected info, warning or critical)"),
+                );
+                continue;
+            }
+            out.retain(|s| s.level.no != level.no);
+            out.push(SeverityAt {
+                level,
+                severity: sev,
+            });
+        }
+        out.sort_by_key(|s| s.level.no);
+        out
     }
 
     fn required_path(&mut self, prefix: &str, s: &raw::RawSource, what: &str) -> PathBuf {
@@ -1066,6 +1141,16 @@ impl fmt::Display for Config {
                     s.levels.iter().map(|(k, v)| format!("{k} = {v}")).collect();
                 writeln!(f, "levels = {{ {} }}", items.join(", "))?;
             }
+            let items: Vec<String> = s
+                .severity
+                .iter()
+                .map(|e| format!("{} = {:?}", e.level.name, e.severity))
+                .collect();
+            writeln!(
+                f,
+                "severity = {{ {} }}  # from each level up; below the lowest: info",
+                items.join(", ")
+            )?;
         }
         writeln!(f, "\n[investigator]")?;
         match &self.investigator {
@@ -1084,6 +1169,7 @@ impl fmt::Display for Config {
         }
         investigator::fmt_llm(f, &self.investigator, &self.llm)?;
         investigator::fmt_redact(f, &self.redact)?;
+        write!(f, "{}", self.incidents)?;
         match &self.ntfy {
             None => writeln!(
                 f,

@@ -29,8 +29,8 @@ pub struct NtfyMore {
     pub max_per_hour: u32,
     /// Quiet hours per severity (`info`, `warning`), as minutes after local midnight.
     pub quiet_hours: Vec<QuietHours>,
-    /// The offset quiet hours are read in; none: the host's local time.
-    pub timezone: Option<FixedOffset>,
+    /// The zone quiet hours are read in; none: the host's local time.
+    pub timezone: Option<QuietZone>,
     /// The HMAC key of control messages (in the state dir, mode 0600).
     pub key_file: PathBuf,
     /// A notification not sent this long after it was queued goes out in a digest of
@@ -85,6 +85,53 @@ pub fn parse_range(text: &str) -> Result<(u32, u32), String> {
         return Err(format!("`{text}` is empty (start and end are the same)"));
     }
     Ok((start, end))
+}
+
+/// Where the clock of quiet hours is read: a fixed offset, or a named zone whose
+/// offset follows daylight saving time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QuietZone {
+    Fixed(FixedOffset),
+    Named(chrono_tz::Tz),
+}
+
+impl QuietZone {
+    /// `Europe/Berlin` (an IANA name), or `+02:00`, `-05:30`, `UTC`, `Z`.
+    pub fn parse(text: &str) -> Result<QuietZone, String> {
+        let t = text.trim();
+        if t.starts_with(['+', '-']) || t.eq_ignore_ascii_case("utc") || t == "Z" {
+            return parse_offset(t).map(QuietZone::Fixed);
+        }
+        t.parse::<chrono_tz::Tz>().map(QuietZone::Named).map_err(|_| {
+            format!(
+                "`{text}` is neither an IANA time zone name (like \"Europe/Berlin\") nor an offset (like \"+02:00\" or \"UTC\")"
+            )
+        })
+    }
+
+    /// The wall-clock hour and minute of an instant in this zone.
+    pub fn hour_minute(&self, t: chrono::DateTime<chrono::Utc>) -> (u32, u32) {
+        use chrono::Timelike;
+        match self {
+            QuietZone::Fixed(o) => {
+                let l = t.with_timezone(o);
+                (l.hour(), l.minute())
+            }
+            QuietZone::Named(z) => {
+                let l = t.with_timezone(z);
+                (l.hour(), l.minute())
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for QuietZone {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QuietZone::Fixed(o) => write!(f, "{o}"),
+            QuietZone::Named(z) => write!(f, "{}", z.name()),
+        }
+    }
 }
 
 /// `+02:00`, `-05:30`, `UTC` or `Z` → a fixed offset.
@@ -236,7 +283,7 @@ impl Validator {
         };
         let timezone = match n.timezone.take() {
             None => None,
-            Some(t) => match parse_offset(&t) {
+            Some(t) => match QuietZone::parse(&t) {
                 Ok(o) => Some(o),
                 Err(e) => {
                     self.err("ntfy.timezone", e);

@@ -60,6 +60,9 @@ pub struct RawSource {
     pub min_level: Option<String>,
     #[serde(default)]
     pub levels: BTreeMap<String, i64>,
+    /// Level → incident severity (`{ ERROR = "critical", WARNING = "warning" }`).
+    #[serde(default)]
+    pub severity: BTreeMap<String, String>,
     /// loguru, text, sqlite: the IANA zone of times written without an offset.
     pub timezone: Option<String>,
     /// File sources: forget a vanished file after this long.
@@ -98,6 +101,7 @@ impl RawSource {
         "from",
         "min_level",
         "levels",
+        "severity",
         "forget_after",
         "timezone",
         "settle",

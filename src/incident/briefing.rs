@@ -43,16 +43,14 @@ pub fn build(config: &Config, store: &Store, now: DateTime<Utc>, days: u32) -> R
     s.push_str("## Recurring noise, and how to silence it\n\n");
     let frequent = store.frequent_signatures(since, 20)?;
     let mut proposals = 0;
+    if matches!(config.investigator, crate::config::InvestigatorConfig::None) {
+        s.push_str("No investigator is configured, so nothing was judged real or noise: what follows comes from counts and recurrence alone.\n\n");
+    }
     for f in &frequent {
-        if f.noise_verdicts == 0 && f.incidents < 3 {
+        let Some(why) = recurring(f, days) else {
             continue;
-        }
-        proposals += 1;
-        let why = if f.noise_verdicts > 0 {
-            format!("judged noise {} time(s)", f.noise_verdicts)
-        } else {
-            format!("{} incidents in {days} days", f.incidents)
         };
+        proposals += 1;
         let head = format!(
             "- {} (source {}): {} incident(s), {} occurrence(s), {why}.",
             code_span(&f.template),
@@ -185,6 +183,36 @@ pub fn build(config: &Config, store: &Store, now: DateTime<Utc>, days: u32) -> R
         markdown: s,
         summary,
     })
+}
+
+/// Occurrences of one signature, over at least this long, before it counts as recurring
+/// without any verdict.
+const RECURRING_OCCURRENCES: u64 = 10;
+const RECURRING_SPAN_MINUTES: i64 = 60;
+
+/// Why a signature is worth a silence proposal, if it is: judged noise; or, with no
+/// verdict needed (no investigator, or one that was unsure), it keeps coming back:
+/// several incidents, or many occurrences spread over time. A signature judged real is
+/// never proposed.
+fn recurring(f: &crate::store::FrequentRow, days: u32) -> Option<String> {
+    if f.real_verdicts > 0 && f.noise_verdicts == 0 {
+        return None;
+    }
+    if f.noise_verdicts > 0 {
+        return Some(format!("judged noise {} time(s)", f.noise_verdicts));
+    }
+    if f.incidents >= 3 {
+        return Some(format!("{} incidents in {days} days", f.incidents));
+    }
+    let span = f.last_seen - f.first_seen;
+    if f.occurrences >= RECURRING_OCCURRENCES && span >= Duration::minutes(RECURRING_SPAN_MINUTES) {
+        return Some(format!(
+            "{} occurrences over {}, never judged real",
+            f.occurrences,
+            crate::duration::format(span.to_std().unwrap_or_default())
+        ));
+    }
+    None
 }
 
 /// The latest scheduled time at or before `now`.

@@ -82,7 +82,8 @@ fn line(i: &IncidentRow) -> String {
 }
 
 fn refresh(config: &Config, store: &Store, id: i64) {
-    if let Err(e) = crate::pipeline::rewrite_page(config, store, id) {
+    // The pages linking to this one show its status: they are rewritten with it.
+    for (id, e) in super::page::rewrite_with_linked(config, store, id) {
         // The change is in the state database; the service's next run writes the page.
         let later = match crate::pipeline::retry_page_later(store, id) {
             Ok(()) => "the next run rewrites it".to_string(),

@@ -62,12 +62,23 @@ pub fn auto_resolve(config: &Config, store: &Store, now: DateTime<Utc>) -> Resul
 
 /// Re-notifies unacknowledged incidents whose severity nags and whose last
 /// notification is older than the interval. Returns (id, nag number).
-pub fn nag(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<Vec<(i64, u32)>> {
+/// An incident whose signature is silenced (`silenced`: a mute from the phone, an ignore
+/// rule for its signature) is not nagged about: its occurrences are dropped, and a
+/// reminder would say the opposite of what the team asked for.
+pub fn nag(
+    config: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+    silenced: &dyn Fn(&str) -> bool,
+) -> Result<Vec<(i64, u32)>> {
     let mut done = Vec::new();
     for i in store.unacked_incidents()? {
         let Some(every) = config.incidents.nag.get(&i.severity) else {
             continue;
         };
+        if silenced(&i.signature) {
+            continue;
+        }
         let every = chrono::Duration::from_std(*every).unwrap_or(chrono::Duration::MAX);
         let last = i.last_notified_at.unwrap_or(i.created_at);
         if now - last < every {

@@ -6,6 +6,7 @@ pub mod briefing;
 pub mod cli;
 pub mod index;
 pub mod lifecycle;
+pub mod page;
 pub mod watcher;
 
 use std::path::{Path, PathBuf};
@@ -22,7 +23,10 @@ pub const NOTES_MARKER: &str =
 const MAX_EVIDENCE: usize = 24 * 1024;
 
 /// Lowercase words joined by `-`, at most 60 characters, cut at a word boundary.
+/// Letters outside ASCII are transliterated (`für` → `fur`, `Ошибка` → `oshibka`), so a
+/// title in another language still names its file readably.
 pub fn slug(title: &str) -> String {
+    let title = deunicode::deunicode(title);
     let mut out = String::new();
     for word in title
         .split(|c: char| !c.is_ascii_alphanumeric())
@@ -88,8 +92,94 @@ fn front_matter_id(text: &str) -> Option<i64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-fn yaml_str(s: &str) -> String {
-    serde_json::to_string(s).expect("strings serialise")
+/// A YAML double-quoted scalar any YAML parser reads back as `s`: `"` and `\\`
+/// escaped, and every character YAML does not allow raw in a stream (controls, C1,
+/// surrogates, U+FFFE/U+FFFF) written as an escape, so log text cannot break the front
+/// matter.
+pub fn yaml_str(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            ' '..='~' | '\u{a0}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'.. => {
+                out.push(c)
+            }
+            c if (c as u32) <= 0xff => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{:04x}", c as u32)),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A value of our own vocabulary (`open`, `critical`, `real`) as a plain YAML scalar,
+/// anything else quoted (a plain `no`, `null` or `1e3` would read as another type).
+fn yaml_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c == '-' || c == '_')
+        && !matches!(
+            s,
+            "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null"
+        );
+    if plain {
+        s.to_string()
+    } else {
+        yaml_str(s)
+    }
+}
+
+/// The page's YAML front matter, `---` lines included.
+pub fn front_matter(i: &IncidentRow) -> String {
+    let mut s = String::new();
+    s.push_str("---\n");
+    s.push_str(&format!("id: {}\n", i.id));
+    s.push_str(&format!("title: {}\n", yaml_str(&i.title)));
+    s.push_str(&format!("status: {}\n", yaml_word(&i.status)));
+    s.push_str(&format!("severity: {}\n", yaml_word(&i.severity)));
+    s.push_str(&format!("verdict: {}\n", yaml_word(&i.verdict)));
+    s.push_str(&format!("signature: {}\n", yaml_str(&i.signature)));
+    s.push_str(&format!("source: {}\n", yaml_str(&i.source)));
+    s.push_str(&format!("host: {}\n", yaml_str(&i.host)));
+    s.push_str(&format!("level: {}\n", yaml_str(&i.level)));
+    if let Some(e) = &i.exception_type {
+        s.push_str(&format!("exception: {}\n", yaml_str(e)));
+    }
+    s.push_str(&format!("first_seen: {}\n", ts(i.first_seen)));
+    s.push_str(&format!("last_seen: {}\n", ts(i.last_seen)));
+    s.push_str(&format!("occurrences: {}\n", i.occurrences));
+    if let Some(by) = &i.acked_by {
+        s.push_str(&format!("acked_by: {}\n", yaml_str(by)));
+    }
+    if let Some(at) = i.acked_at {
+        s.push_str(&format!("acked_at: {}\n", ts(at)));
+    }
+    if let Some(at) = i.resolved_at {
+        s.push_str(&format!("resolved_at: {}\n", ts(at)));
+    }
+    if let Some(by) = &i.resolved_by {
+        s.push_str(&format!("resolved_by: {}\n", yaml_str(by)));
+    }
+    if let Some(of) = i.regression_of {
+        s.push_str(&format!("regression_of: {of}\n"));
+    }
+    s.push_str("---\n");
+    s
+}
+
+/// A page with its front matter replaced.
+pub fn replace_front_matter(page: &str, fm: &str) -> String {
+    match page
+        .strip_prefix("---\n")
+        .and_then(|rest| rest.find("\n---\n").map(|e| &rest[e + 5..]))
+    {
+        Some(body) => format!("{fm}{body}"),
+        None => page.to_string(),
+    }
 }
 
 /// Renders the page of an incident.
@@ -133,28 +223,6 @@ pub fn relation(a: &IncidentRow, b: &IncidentRow) -> &'static str {
 /// Renders a page with its related incidents and notes.
 pub fn render_full(i: &IncidentRow, d: Option<&Diagnosis>, extras: &Extras) -> String {
     let page = render_with_metric(i, d, extras.metric);
-    let mut lifecycle = String::new();
-    if let Some(by) = &i.acked_by {
-        lifecycle.push_str(&format!("acked_by: {}\n", yaml_str(by)));
-    }
-    if let Some(at) = i.acked_at {
-        lifecycle.push_str(&format!("acked_at: {}\n", ts(at)));
-    }
-    if let Some(at) = i.resolved_at {
-        lifecycle.push_str(&format!("resolved_at: {}\n", ts(at)));
-    }
-    if let Some(by) = &i.resolved_by {
-        lifecycle.push_str(&format!("resolved_by: {}\n", yaml_str(by)));
-    }
-    if let Some(of) = i.regression_of {
-        lifecycle.push_str(&format!("regression_of: {of}\n"));
-    }
-    let page = match page.find("\n---\n") {
-        Some(end) if !lifecycle.is_empty() => {
-            format!("{}\n{}{}", &page[..end], lifecycle.trim_end(), &page[end..])
-        }
-        _ => page,
-    };
     let mut tail = String::new();
     if !extras.related.is_empty() {
         tail.push_str("## Related\n\n");
@@ -190,23 +258,8 @@ pub fn render_full(i: &IncidentRow, d: Option<&Diagnosis>, extras: &Extras) -> S
 /// sparkline and chart links of a metric incident, as markdown) after the summary.
 pub fn render_with_metric(i: &IncidentRow, d: Option<&Diagnosis>, metric: Option<&str>) -> String {
     let mut s = String::new();
-    s.push_str("---\n");
-    s.push_str(&format!("id: {}\n", i.id));
-    s.push_str(&format!("title: {}\n", yaml_str(&i.title)));
-    s.push_str(&format!("status: {}\n", i.status));
-    s.push_str(&format!("severity: {}\n", i.severity));
-    s.push_str(&format!("verdict: {}\n", i.verdict));
-    s.push_str(&format!("signature: \"{}\"\n", i.signature));
-    s.push_str(&format!("source: {}\n", yaml_str(&i.source)));
-    s.push_str(&format!("host: {}\n", yaml_str(&i.host)));
-    s.push_str(&format!("level: {}\n", yaml_str(&i.level)));
-    if let Some(e) = &i.exception_type {
-        s.push_str(&format!("exception: {}\n", yaml_str(e)));
-    }
-    s.push_str(&format!("first_seen: {}\n", ts(i.first_seen)));
-    s.push_str(&format!("last_seen: {}\n", ts(i.last_seen)));
-    s.push_str(&format!("occurrences: {}\n", i.occurrences));
-    s.push_str("---\n\n");
+    s.push_str(&front_matter(i));
+    s.push('\n');
     // The title, the LLM's words and log text are rendered as text: no HTML, no
     // image (a remote one leaks to its server when the page is viewed), no link to
     // follow, no heading of their own.
@@ -360,6 +413,11 @@ mod tests {
             "failed-to-process-job-zerodivisionerror"
         );
         assert_eq!(slug("!!!"), "incident");
+        assert_eq!(
+            slug("Zahlung für Kunde fehlgeschlagen"),
+            "zahlung-fur-kunde-fehlgeschlagen"
+        );
+        assert_eq!(slug("Ошибка"), "oshibka");
         let long = slug(&"word ".repeat(40));
         assert!(long.len() <= 60 && !long.ends_with('-'));
     }

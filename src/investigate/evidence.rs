@@ -57,30 +57,6 @@ pub fn metric_summaries(store: &Store, now: DateTime<Utc>) -> Vec<MetricSummary>
         .collect()
 }
 
-/// A one-line chart of values: `▁▂▃▅▇`.
-pub fn sparkline(values: &[f64]) -> String {
-    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
-    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
-    let (Some(min), Some(max)) = (
-        finite.iter().copied().reduce(f64::min),
-        finite.iter().copied().reduce(f64::max),
-    ) else {
-        return String::new();
-    };
-    values
-        .iter()
-        .map(|v| {
-            if !v.is_finite() {
-                ' '
-            } else if max == min {
-                BARS[3]
-            } else {
-                BARS[(((v - min) / (max - min)) * 7.0).round() as usize]
-            }
-        })
-        .collect()
-}
-
 /// A record too big for the budget, summarised without cutting its traceback: its
 /// first line and its last (the exception), with how much was left out.
 fn summarise_record(record: &str) -> String {
@@ -345,7 +321,7 @@ pub fn for_incident(
             out,
             "- {}: {} now {last}{} ",
             m.name,
-            sparkline(&m.values),
+            crate::metrics::chart::sparkline(&m.values, 60),
             m.unit
         );
     }
@@ -443,13 +419,6 @@ mod tests {
         );
         assert!(d.contains("10:00:01") && d.contains("10:00:02"), "{d}");
         assert!(!d.contains("Traceback"), "{d}");
-    }
-
-    #[test]
-    fn sparklines() {
-        assert_eq!(sparkline(&[0.0, 1.0, 2.0, 7.0]), "▁▂▃█");
-        assert_eq!(sparkline(&[5.0, 5.0]), "▄▄");
-        assert_eq!(sparkline(&[]), "");
     }
 
     #[test]

@@ -23,6 +23,12 @@ const LEFT: f64 = 64.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 34.0;
 const BOTTOM: f64 = 36.0;
+/// The shortest time axis (seconds): a single sample still gets some room.
+const MIN_SPAN: i64 = 15 * 60;
+/// Round steps of the time axis, seconds.
+const TIME_STEPS: [i64; 14] = [
+    60, 300, 600, 900, 1800, 3600, 7200, 10_800, 14_400, 21_600, 43_200, 86_400, 172_800, 604_800,
+];
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
@@ -80,8 +86,14 @@ pub fn svg(p: &Plot) -> String {
     }
     let pad = (hi - lo) * 0.06;
     let (lo, hi) = (lo - pad, hi + pad);
-    let span_t = (p.to - p.from).max(1) as f64;
-    let x = |t: i64| LEFT + (t - p.from) as f64 / span_t * (W - LEFT - RIGHT);
+    // The time axis starts at the first sample, not at the start of the period: two
+    // hours of data fill the chart instead of its last twelfth.
+    let from = match pts.first() {
+        Some(&(t0, _)) => t0.max(p.from).min(p.to - MIN_SPAN).max(p.from),
+        None => p.from,
+    };
+    let span_t = (p.to - from).max(1) as f64;
+    let x = |t: i64| LEFT + (t - from) as f64 / span_t * (W - LEFT - RIGHT);
     let y = |v: f64| TOP + (hi - v) / (hi - lo) * (H - TOP - BOTTOM);
     let mut s = String::new();
     s.push_str(&format!(
@@ -116,14 +128,26 @@ pub fn svg(p: &Plot) -> String {
             esc(&num(t))
         ));
     }
-    // X axis: times of day for a day or less, dates beyond.
-    let long = p.to - p.from > 2 * 86_400;
-    let step = if long { 86_400 } else { 4 * 3600 };
-    let mut t = (p.from / step + 1) * step;
+    // X axis: a round step giving at most 6 ticks; times of day, with the date once
+    // ticks are a day or more apart or the span crosses days.
+    let span = p.to - from;
+    let step = TIME_STEPS
+        .iter()
+        .copied()
+        .find(|st| span / st <= 6)
+        .unwrap_or(7 * 86_400);
+    let fmt = if step >= 86_400 {
+        "%m-%d"
+    } else if span > 86_400 {
+        "%m-%d %H:%M"
+    } else {
+        "%H:%M"
+    };
+    let mut t = (from.div_euclid(step) + 1) * step;
     while t < p.to {
         let xx = x(t);
         let label = DateTime::<Utc>::from_timestamp(t, 0)
-            .map(|d| d.format(if long { "%m-%d" } else { "%H:%M" }).to_string())
+            .map(|d| d.format(fmt).to_string())
             .unwrap_or_default();
         s.push_str(&format!(
             "<line x1=\"{xx:.1}\" y1=\"{TOP}\" x2=\"{xx:.1}\" y2=\"{:.1}\" stroke=\"#eee\"/><text x=\"{xx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#444\">{label}</text>\n",
@@ -183,10 +207,11 @@ pub fn svg(p: &Plot) -> String {
     s
 }
 
-/// A sparkline of at most `width` characters: the values averaged into buckets.
+/// A sparkline of at most `width` characters (`▁▂▃▅▇`): the values averaged into
+/// buckets when there are more; a value that is not finite is a blank.
 pub fn sparkline(values: &[f64], width: usize) -> String {
     if values.len() <= width {
-        return crate::investigate::evidence::sparkline(values);
+        return bars(values);
     }
     let per = values.len() as f64 / width as f64;
     let buckets: Vec<f64> = (0..width)
@@ -199,7 +224,27 @@ pub fn sparkline(values: &[f64], width: usize) -> String {
             chunk.iter().sum::<f64>() / chunk.len() as f64
         })
         .collect();
-    crate::investigate::evidence::sparkline(&buckets)
+    bars(&buckets)
+}
+
+fn bars(values: &[f64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let finite = || values.iter().copied().filter(|v| v.is_finite());
+    let (Some(min), Some(max)) = (finite().reduce(f64::min), finite().reduce(f64::max)) else {
+        return String::new();
+    };
+    values
+        .iter()
+        .map(|v| {
+            if !v.is_finite() {
+                ' '
+            } else if max == min {
+                BARS[3]
+            } else {
+                BARS[(((v - min) / (max - min)) * 7.0).round() as usize]
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -231,6 +276,43 @@ mod tests {
             ticks(0.0, 100.0, 5),
             vec![0.0, 20.0, 40.0, 60.0, 80.0, 100.0]
         );
+    }
+
+    #[test]
+    fn sparklines() {
+        assert_eq!(sparkline(&[0.0, 1.0, 2.0, 7.0], 60), "▁▂▃█");
+        assert_eq!(sparkline(&[5.0, 5.0], 60), "▄▄");
+        assert_eq!(sparkline(&[], 60), "");
+    }
+
+    #[test]
+    fn the_time_axis_starts_at_the_first_sample() {
+        // two hours of samples at the end of a 24 h period
+        let pts: Vec<(i64, f64)> = (0..24).map(|i| (79_200 + i * 300, 5.0)).collect();
+        let doc = svg(&Plot {
+            title: "t",
+            points: &pts,
+            from: 0,
+            to: 86_400,
+            band: None,
+            threshold: None,
+        });
+        let xs: Vec<f64> = doc
+            .split("points=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap()
+            .split(' ')
+            .map(|p| p.split(',').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(xs[0], LEFT, "{doc}");
+        assert!(
+            xs.last().unwrap() - xs[0] > (W - LEFT - RIGHT) * 0.9,
+            "{xs:?}"
+        );
+        assert!(doc.contains(">22:30<") || doc.contains(">22:15<"), "{doc}");
     }
 
     #[test]

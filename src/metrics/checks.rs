@@ -210,6 +210,36 @@ pub fn evaluate(
     rule: &RuleConfig,
     samples: &[(i64, f64)],
 ) -> Option<Finding> {
+    let mut f = evaluate_unclamped(check, series, rule, samples)?;
+    let (lo, hi) = domain(&rule.metric, samples);
+    f.band = f.band.map(|(a, b)| (a.clamp(lo, hi), b.clamp(lo, hi)));
+    Some(f)
+}
+
+/// The values a series can take, as far as its name and history tell: a series never
+/// seen below zero (a count, a size, a queue depth) is not negative, and a `_percent`
+/// never seen above 100 stays at or below 100. A normal band drawn outside that (a
+/// queue "normally -76 to 153") says something the metric cannot do.
+pub fn domain(name: &str, samples: &[(i64, f64)]) -> (f64, f64) {
+    let lo = if samples.iter().any(|(_, v)| *v < 0.0) {
+        f64::NEG_INFINITY
+    } else {
+        0.0
+    };
+    let hi = if name.ends_with("_percent") && samples.iter().all(|(_, v)| *v <= 100.0) {
+        100.0
+    } else {
+        f64::INFINITY
+    };
+    (lo, hi)
+}
+
+fn evaluate_unclamped(
+    check: &str,
+    series: &str,
+    rule: &RuleConfig,
+    samples: &[(i64, f64)],
+) -> Option<Finding> {
     let samples: Vec<(i64, f64)> = samples
         .iter()
         .copied()

@@ -101,6 +101,25 @@ fn list(config: &Config) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The series a `show` argument names: the one whose full name it is, else those of
+/// that metric name carrying at least its labels (`disk_used_percent{mount="/"}`
+/// selects `disk_used_percent{device="sda1",mount="/"}`), as a rule's `metric` does.
+fn select<'a>(all: &'a [crate::store::SeriesRow], name: &str) -> Vec<&'a crate::store::SeriesRow> {
+    if let Some(s) = all.iter().find(|s| s.key == name) {
+        return vec![s];
+    }
+    let Ok(want) = super::exposition::parse_sample(&format!("{name} 0")) else {
+        return Vec::new();
+    };
+    all.iter()
+        .filter(|s| {
+            let labels: std::collections::BTreeMap<String, String> =
+                serde_json::from_str(&s.labels).unwrap_or_default();
+            s.name == want.name && want.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        })
+        .collect()
+}
+
 fn show(
     config: &Config,
     name: &str,
@@ -109,13 +128,21 @@ fn show(
 ) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.database_path())?;
     let span = crate::duration::parse(since).map_err(anyhow::Error::msg)?;
-    let series: Vec<_> = store
-        .metric_series()?
-        .into_iter()
-        .filter(|s| s.key == name || s.name == name)
-        .collect();
+    let all = store.metric_series()?;
+    let series = select(&all, name);
     if series.is_empty() {
         anyhow::bail!("no metric `{name}` (see `logwarden metrics` for the list)");
+    }
+    if series.len() > 1 {
+        let list: Vec<String> = series
+            .iter()
+            .map(|s| format!("  {} (check `{}`)", s.key, s.check))
+            .collect();
+        anyhow::bail!(
+            "`{name}` matches {} series; name one of them (a label more, or its full name):\n{}",
+            series.len(),
+            list.join("\n")
+        );
     }
     for s in series {
         let to = now.map_or(s.last_ts, |n| n.timestamp());

@@ -234,6 +234,11 @@ fn record(
         out.duration_ms,
     )?;
     report.ran.push(match status {
+        // A dry run keeps nothing: it says what it read.
+        "ok" if dry_run => format!(
+            "`{}`: {} sample(s) read in {} ms (dry run: not stored)",
+            check.name, stored, out.duration_ms
+        ),
         "ok" => format!(
             "`{}`: {} sample(s) stored in {} ms",
             check.name, stored, out.duration_ms
@@ -406,7 +411,14 @@ fn apply(
             report.opened.push((id, title));
         }
         Some(id) if f.firing || f.breaching => {
-            batch.update_metric_incident(id, &[sample], now)?;
+            let title: String = config
+                .redact
+                .redactor
+                .clean(title)
+                .chars()
+                .take(120)
+                .collect();
+            batch.update_metric_incident(id, &[sample], &title, now)?;
             batch.save_metric_alert(id, &f.check, &f.series, &evidence, now)?;
             report.updated.push(id);
         }

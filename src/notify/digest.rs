@@ -108,10 +108,7 @@ pub fn in_quiet_hours(cfg: &NtfyConfig, severity: &str, now: DateTime<Utc>) -> b
         return false;
     }
     let (h, m) = match cfg.more.timezone {
-        Some(o) => {
-            let t = now.with_timezone(&o);
-            (t.hour(), t.minute())
-        }
+        Some(z) => z.hour_minute(now),
         None => {
             let t = now.with_timezone(&chrono::Local);
             (t.hour(), t.minute())

@@ -120,7 +120,17 @@ pub fn for_incident(
         }),
         body: cap(&red.clean(&body), MAX_BODY),
         priority: priority(&i.severity),
-        tags: format!("{},{}", tags(&i.severity), i.severity),
+        tags: severity_tags(&i.severity),
+    }
+}
+
+/// The emoji tag of a severity and its name, once each (`warning` is both).
+pub fn severity_tags(severity: &str) -> String {
+    let emoji = tags(severity);
+    if emoji == severity {
+        emoji.to_string()
+    } else {
+        format!("{emoji},{severity}")
     }
 }
 

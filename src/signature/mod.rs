@@ -97,17 +97,44 @@ pub fn signature(group: GroupId, exception_type: Option<&str>, logger: Option<&s
     Signature(xxh3_64(&buf))
 }
 
-/// Read one message per line (LF or CRLF; bad UTF-8 replaced lossily), mine it with a fresh
-/// [`Miner`] and write `<signature>\t<template>\n` for each line, in input order. Only one
-/// line is held in memory at a time (plus the miner's templates).
-pub fn print_signatures(mut input: impl BufRead, mut out: impl Write) -> std::io::Result<()> {
-    let mut miner = Miner::new();
+/// Reads stdin-like input and writes `<signature>\t<template>\n` per record, in input
+/// order, with the watcher's signature: when the first non-empty line is a loguru record
+/// (`2026-11-22 10:00:00.000 | ERROR    | app.jobs:run:42 - …`), the input is a loguru
+/// log and each record counts with its logger and final exception type, as the watcher
+/// counts it; otherwise each line (LF or CRLF; bad UTF-8 replaced lossily) is a message.
+/// `miner` holds the templates to start from: the watcher's (its state database) gives
+/// its very ids; a fresh one gives the ids a new state would. Only one record is held
+/// in memory at a time (plus the miner's templates).
+pub fn print_signatures(
+    mut input: impl BufRead,
+    mut out: impl Write,
+    mut miner: Miner,
+    levels: &std::collections::BTreeMap<String, u32>,
+) -> std::io::Result<()> {
     let mut line = Vec::new();
+    let mut records: Option<crate::source::loguru::RecordAssembler> = None;
+    let mut decided = false;
+    let mut n = 0u64;
+    // as the watcher signs a record (src/pipeline.rs)
+    fn emit(
+        out: &mut impl Write,
+        miner: &mut Miner,
+        e: crate::source::Event,
+    ) -> std::io::Result<()> {
+        let mined = miner.add(&e.message);
+        let sig = signature(
+            mined.group,
+            e.exception_type.as_deref(),
+            e.logger.as_deref(),
+        );
+        writeln!(out, "{sig}\t{}", mined.template)
+    }
     loop {
         line.clear();
         if input.read_until(b'\n', &mut line)? == 0 {
             break;
         }
+        n += 1;
         if line.last() == Some(&b'\n') {
             line.pop();
             if line.last() == Some(&b'\r') {
@@ -115,13 +142,33 @@ pub fn print_signatures(mut input: impl BufRead, mut out: impl Write) -> std::io
             }
         }
         let text = String::from_utf8_lossy(&line);
-        let mined = miner.add(&text);
-        writeln!(
-            out,
-            "{}\t{}",
-            signature(mined.group, None, None),
-            mined.template
-        )?;
+        if !decided && !text.trim().is_empty() {
+            decided = true;
+            if crate::source::loguru::is_record_start(&text) {
+                records = Some(crate::source::loguru::RecordAssembler::new(
+                    "stdin", "stdin", levels, 0,
+                ));
+            }
+        }
+        match &mut records {
+            Some(a) => {
+                if let Some(e) = a.push(n, &text) {
+                    emit(&mut out, &mut miner, e)?;
+                }
+            }
+            None => {
+                let mined = miner.add(&text);
+                writeln!(
+                    out,
+                    "{}\t{}",
+                    signature(mined.group, None, None),
+                    mined.template
+                )?;
+            }
+        }
+    }
+    if let Some(e) = records.as_mut().and_then(|a| a.finish()) {
+        emit(&mut out, &mut miner, e)?;
     }
     out.flush()
 }
@@ -161,7 +208,7 @@ mod tests {
     fn print_signatures_streams() {
         let input = b"open file 12 failed\r\nopen file 13 failed\nbad \xff byte\n" as &[u8];
         let mut out = Vec::new();
-        print_signatures(input, &mut out).unwrap();
+        print_signatures(input, &mut out, Miner::new(), &Default::default()).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<_> = text.lines().collect();
         assert_eq!(lines.len(), 3);

@@ -373,6 +373,11 @@ pub fn exception_type(line: &str) -> String {
         .to_string()
 }
 
+/// Whether a line starts a record of loguru's default format.
+pub fn is_record_start(line: &str) -> bool {
+    parse_header(line).is_some()
+}
+
 /// Assembles records from lines: a header line starts a record, the lines after it
 /// belong to it until the next header.
 pub struct RecordAssembler {

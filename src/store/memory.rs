@@ -221,6 +221,11 @@ pub struct FrequentRow {
     pub incidents: u64,
     pub occurrences: u64,
     pub noise_verdicts: u64,
+    /// Times an investigator judged it real.
+    pub real_verdicts: u64,
+    /// The first and last occurrence over its incidents of the period.
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
 }
 
 impl Store {
@@ -263,7 +268,9 @@ impl Store {
     ) -> Result<Vec<FrequentRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT i.signature, max(i.template), max(i.source), count(*), sum(i.occurrences),
-                    (SELECT count(*) FROM verdicts v WHERE v.signature = i.signature AND v.verdict = 'noise')
+                    (SELECT count(*) FROM verdicts v WHERE v.signature = i.signature AND v.verdict = 'noise'),
+                    (SELECT count(*) FROM verdicts v WHERE v.signature = i.signature AND v.verdict = 'real'),
+                    min(i.first_seen), max(i.last_seen)
              FROM incidents i WHERE i.last_seen >= ?1 AND i.kind = 'new-error'
              GROUP BY i.signature ORDER BY count(*) DESC, sum(i.occurrences) DESC LIMIT ?2",
         )?;
@@ -275,6 +282,9 @@ impl Store {
                 incidents: r.get::<_, i64>(3)? as u64,
                 occurrences: r.get::<_, i64>(4)? as u64,
                 noise_verdicts: r.get::<_, i64>(5)? as u64,
+                real_verdicts: r.get::<_, i64>(6)? as u64,
+                first_seen: parse_ts(&r.get::<_, String>(7)?),
+                last_seen: parse_ts(&r.get::<_, String>(8)?),
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)

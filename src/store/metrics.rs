@@ -311,16 +311,29 @@ impl Batch<'_> {
     }
 
     /// A breach goes on: one more occurrence, the latest explanation as its sample.
+    /// One more breaching run of an open metric incident. Its title follows the latest
+    /// value (`disk / full in 3h`, then `in 1h`) unless an investigator gave it one.
     pub fn update_metric_incident(
         &self,
         id: i64,
         samples: &[String],
+        title: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.tx.execute(
-            "UPDATE incidents SET occurrences = occurrences + 1, last_seen = ?2, updated_at = ?2, samples = ?3
+            "UPDATE incidents SET occurrences = occurrences + 1, last_seen = ?2, updated_at = ?2, samples = ?3,
+                title = CASE
+                    WHEN diagnosis IS NOT NULL AND json_valid(diagnosis)
+                         AND json_extract(diagnosis, '$.diagnosed') = 1
+                         AND coalesce(json_extract(diagnosis, '$.title'), '') != '' THEN title
+                    ELSE ?4 END
              WHERE id = ?1",
-            params![id, ts(now), serde_json::to_string(samples).expect("strings serialise")],
+            params![
+                id,
+                ts(now),
+                serde_json::to_string(samples).expect("strings serialise"),
+                title
+            ],
         )?;
         Ok(())
     }

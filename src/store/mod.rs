@@ -271,6 +271,23 @@ impl Store {
         Ok(stmt.exists([format!("{:016x}", group.0)])?)
     }
 
+    /// Every template, in creation order (for `signatures`, which mines from the
+    /// watcher's state; a run fetches only the leaves it needs).
+    pub fn templates(&self) -> Result<Vec<TemplateRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT group_id, template, count FROM templates ORDER BY rowid")?;
+        let rows = stmt.query_map([], |r| {
+            let g: String = r.get(0)?;
+            Ok(TemplateRecord {
+                group: GroupId(u64::from_str_radix(&g, 16).unwrap_or(0)),
+                template: r.get(1)?,
+                count: r.get::<_, i64>(2)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
     pub fn signature(&self, sig: &str) -> Result<Option<SignatureRow>> {
         Ok(self
             .conn

@@ -98,7 +98,7 @@ proptest! {
     #[test]
     fn signatures_command(input in prop::collection::vec(any::<u8>(), 0..200)) {
         let mut out = Vec::new();
-        print_signatures(&input[..], &mut out).unwrap();
+        print_signatures(&input[..], &mut out, Miner::new(), &Default::default()).unwrap();
         let out = String::from_utf8(out).unwrap();
         let lines = input.split(|b| *b == b'\n').count() - usize::from(input.last() == Some(&b'\n') || input.is_empty());
         prop_assert_eq!(out.lines().count(), lines);

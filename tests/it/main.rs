@@ -24,6 +24,8 @@ mod rotation;
 mod sanitize;
 mod scripts;
 mod sources;
+// incidents that say the truth: severities, titles, front matter, metric pages
+mod truth;
 mod watch;
 // issue 8: install, doctor, status, self-monitoring
 mod doctor;

@@ -6,6 +6,8 @@ use crate::util::*;
 const ERROR_LINE: &str = "2026-11-22 10:00:00.000 | ERROR    | app.pay:charge:42 - Payment provider timeout for order 1234\n";
 const OTHER_LINE: &str =
     "2026-11-22 10:00:01.000 | ERROR    | app.stock:sync:7 - Inventory sync failed for warehouse 3\n";
+const WARNING_LINE: &str =
+    "2026-11-22 09:59:59.000 | WARNING  | app.shop:checkout:5 - Slow checkout for cart 88\n";
 const CRITICAL_LINE: &str =
     "2026-11-22 10:00:02.000 | CRITICAL | app.db:pool:9 - Database connection pool exhausted\n";
 
@@ -30,8 +32,9 @@ fn publishes_with_title_priority_tags_markdown_and_token() {
         "{:?}",
         m[0]
     );
-    assert_eq!(m[0].header("Priority"), Some("4"));
-    assert!(m[0].header("Tags").unwrap().contains("warning"));
+    // an ERROR pages: critical, priority 5 (max), its emoji tag and severity once each
+    assert_eq!(m[0].header("Priority"), Some("5"));
+    assert_eq!(m[0].header("Tags"), Some("rotating_light,critical"));
     assert_eq!(m[0].header("Markdown"), Some("yes"));
     assert!(m[0].body.contains("Incident #1"), "{}", m[0].body);
     // a second run sends nothing more
@@ -194,7 +197,12 @@ fn storm(range: std::ops::Range<usize>) -> String {
 fn a_storm_of_1000_errors_makes_at_most_the_cap_and_one_digest() {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();
-    t.with_app_source(&ntfy.config("ops")); // max_per_hour: 10 by default
+    // max_per_hour: 10 by default; reminders of the unacked errors (critical by default)
+    // would go through the same cap, but they are not what this test counts
+    t.with_app_source(&format!(
+        "{}[incidents]\nnag = {{ critical = \"off\" }}\n",
+        ntfy.config("ops")
+    ));
     t.write("app.log", &storm(0..1000));
     let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
     assert_eq!(t.incidents().len(), 1000, "{}", r.stdout);
@@ -225,7 +233,7 @@ fn a_storm_of_1000_errors_makes_at_most_the_cap_and_one_digest() {
     );
     for n in &m[..10] {
         assert!(n.header("Title").unwrap().contains("refused work"));
-        assert_eq!(n.header("Priority"), Some("4"));
+        assert_eq!(n.header("Priority"), Some("5"), "an ERROR is critical");
     }
 
     // Later in the same hour: the cap and the digest are used; new ones wait.
@@ -257,25 +265,31 @@ fn quiet_hours_hold_a_warning_until_they_end_but_never_a_critical() {
         "{}timezone = \"+01:00\"\n[ntfy.quiet_hours]\nwarning = \"22:00-07:00\"\ninfo = \"20:00-09:00\"\n[incidents]\nnag = {{ critical = \"off\" }}\n",
         ntfy.config("ops")
     ));
-    t.write("app.log", &format!("{ERROR_LINE}{CRITICAL_LINE}"));
+    // a WARNING is a warning; an ERROR and a CRITICAL are critical (they page)
+    t.write(
+        "app.log",
+        &format!("{WARNING_LINE}{ERROR_LINE}{CRITICAL_LINE}"),
+    );
     // 23:30 local time
     let r = t.ok(&["run", "--now", "2026-11-22T22:30:00Z"]);
     assert!(
-        r.stdout.contains("1 sent") && r.stdout.contains("1 held for quiet hours"),
+        r.stdout.contains("2 sent") && r.stdout.contains("1 held for quiet hours"),
         "{}",
         r.stdout
     );
     let m = ntfy.messages();
-    assert_eq!(m.len(), 1);
-    assert!(m[0]
-        .header("Title")
-        .unwrap()
-        .contains("Database connection pool"));
-    assert_eq!(m[0].header("Priority"), Some("5"));
+    assert_eq!(m.len(), 2);
+    for (m, what) in m
+        .iter()
+        .zip(["Payment provider timeout", "Database connection pool"])
+    {
+        assert!(m.header("Title").unwrap().contains(what), "{m:?}");
+        assert_eq!(m.header("Priority"), Some("5"));
+    }
     // 06:59 local: still quiet
     let r = t.ok(&["run", "--now", "2026-11-23T05:59:00Z"]);
     assert!(r.stdout.contains("1 held for quiet hours"), "{}", r.stdout);
-    assert_eq!(ntfy.messages().len(), 1);
+    assert_eq!(ntfy.messages().len(), 2);
     // 07:00 local: released, once
     let r = t.ok(&["run", "--now", "2026-11-23T06:00:00Z"]);
     assert!(
@@ -285,11 +299,9 @@ fn quiet_hours_hold_a_warning_until_they_end_but_never_a_critical() {
     );
     t.ok(&["run", "--now", "2026-11-23T06:05:00Z"]);
     let m = ntfy.messages();
-    assert_eq!(m.len(), 2);
-    assert!(m[1]
-        .header("Title")
-        .unwrap()
-        .contains("Payment provider timeout"));
+    assert_eq!(m.len(), 3);
+    assert!(m[2].header("Title").unwrap().contains("Slow checkout"));
+    assert_eq!(m[2].header("Priority"), Some("4"));
 }
 
 #[test]

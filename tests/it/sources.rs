@@ -533,8 +533,8 @@ fn sqlite_rows_with_unreadable_levels_are_kept_as_errors() {
         let i = by_title(msg);
         assert_eq!(i["level"], "ERROR", "{msg}: {i}");
         assert_eq!(
-            i["severity"], "warning",
-            "{msg}: an ERROR, not critical: {i}"
+            i["severity"], "critical",
+            "{msg}: the severity of an ERROR: {i}"
         );
         assert!(
             i["samples"]

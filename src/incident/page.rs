@@ -1,0 +1,117 @@
+//! An incident's page as the store knows it now: the incident, its diagnosis, metric
+//! section, related incidents (with their current status) and log, redacted when the
+//! config asks for it. Runs and the `incidents` commands both write pages through here.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::config::Config;
+use crate::investigate::Diagnosis;
+use crate::store::{IncidentRow, Store};
+
+/// Writes an incident's page from what the store knows now (a filed incident only).
+pub fn rewrite_page(config: &Config, store: &Store, id: i64) -> Result<(), String> {
+    let inc = match store.incident(id) {
+        Ok(Some(i)) => i,
+        Ok(None) => return Err("no such incident".into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let Some(path) = inc.file_path.clone() else {
+        return Ok(());
+    };
+    let path = Path::new(&path);
+    super::write(path, &page_for(config, store, &inc, path))
+}
+
+/// The incidents whose pages show `inc` in their "Related" section (same signature,
+/// regression of it, regressed as it): when `inc` changes status, their pages must
+/// change too, or they show a status that is no longer true.
+pub fn linked_to(store: &Store, inc: &IncidentRow) -> BTreeSet<i64> {
+    store
+        .related(inc)
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| {
+            r.signature == inc.signature
+                || Some(r.id) == inc.regression_of
+                || r.regression_of == Some(inc.id)
+        })
+        .map(|r| r.id)
+        .collect()
+}
+
+/// Rewrites an incident's page and the pages that link to it; returns the ids whose
+/// page could not be written, with why.
+pub fn rewrite_with_linked(config: &Config, store: &Store, id: i64) -> Vec<(i64, String)> {
+    let mut ids = BTreeSet::from([id]);
+    if let Ok(Some(inc)) = store.incident(id) {
+        ids.extend(linked_to(store, &inc));
+    }
+    ids.into_iter()
+        .filter_map(|i| rewrite_page(config, store, i).err().map(|e| (i, e)))
+        .collect()
+}
+
+/// An incident's page with its diagnosis, metric section, related incidents and log.
+pub fn page_for(config: &Config, store: &Store, inc: &IncidentRow, path: &Path) -> String {
+    let d: Option<Diagnosis> = inc
+        .diagnosis
+        .clone()
+        .and_then(|v| serde_json::from_value(v).ok());
+    let metric = crate::metrics::incident_section(store, inc, path);
+    let related: Vec<super::Related> = store
+        .related(inc)
+        .unwrap_or_default()
+        .iter()
+        .rev()
+        .take(12)
+        .map(|r| super::Related {
+            id: r.id,
+            title: r.title.clone(),
+            status: r.status.clone(),
+            file: r
+                .file_path
+                .as_deref()
+                .and_then(|p| Path::new(p).file_name())
+                .map(|f| f.to_string_lossy().into_owned()),
+            relation: super::relation(inc, r),
+        })
+        .collect();
+    let notes = store.notes(inc.id).unwrap_or_default();
+    let page = super::render_full(
+        inc,
+        d.as_ref(),
+        &super::Extras {
+            metric: metric.as_deref(),
+            related: &related,
+            notes: &notes,
+        },
+    );
+    if !config.redact.incident_files {
+        return page;
+    }
+    let red = &config.redact.redactor;
+    let page = red.clean(&page);
+    // The front matter is made again from values redacted one by one: a placeholder
+    // put across a quoted YAML value's closing quote would leave it unparseable.
+    let mut clean = inc.clone();
+    for field in [
+        &mut clean.title,
+        &mut clean.signature,
+        &mut clean.source,
+        &mut clean.host,
+        &mut clean.level,
+    ] {
+        *field = red.clean(field);
+    }
+    if let Some(e) = &mut clean.exception_type {
+        *e = red.clean(e);
+    }
+    if let Some(by) = &mut clean.acked_by {
+        *by = red.clean(by);
+    }
+    if let Some(by) = &mut clean.resolved_by {
+        *by = red.clean(by);
+    }
+    super::replace_front_matter(&page, &super::front_matter(&clean))
+}
