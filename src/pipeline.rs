@@ -84,6 +84,10 @@ pub struct RunReport {
     pub metrics: crate::metrics::MetricsReport,
     /// Issue 7: Ack and Mute from the phone (the ntfy control topic).
     pub control: notify::control::ControlReport,
+    /// The state rebuilt from the incident pages this run (the database was lost).
+    pub rebuilt: Option<incident::rebuild::Rebuilt>,
+    /// Records read again after a rebuild that the pages already counted.
+    pub read_again: u64,
 }
 
 /// Errors that stop a run: the watcher itself is broken.
@@ -110,6 +114,19 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         return Ok(report);
     };
     let mut store = Store::open(&config.database_path())?;
+    // A store that lost incidents its pages still show is rebuilt from them first:
+    // before the phone's acks (they name those incidents) and before reading.
+    let known_until = if opts.dry_run {
+        if incident::rebuild::needed(&config.incidents_dir, &store).unwrap_or(false) {
+            report.warnings.push(format!(
+                "{} may hold incident pages the state database does not know (it was deleted or rolled back): a real run rebuilds them first; this dry run does not",
+                config.incidents_dir.display()
+            ));
+        }
+        HashMap::new()
+    } else {
+        rebuild_state(config, &mut store, now, &mut report)?
+    };
     // Issue 7: acks and mutes from the phone, before the ignore rules load (a mute holds now).
     if !opts.dry_run {
         report.control = notify::control::poll_and_apply(config, &store, now);
@@ -120,7 +137,15 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     let mut miner = Miner::import(store.templates()?);
 
     // read → signature → ignore
-    let read = read_sources(config, &store, &mut miner, &ignore, now, &mut report)?;
+    let read = read_sources(
+        config,
+        &store,
+        &mut miner,
+        &ignore,
+        &known_until,
+        now,
+        &mut report,
+    )?;
 
     // trigger
     let open_rows = decide_triggers(config, &store, read.groups, now, &mut report)?;
@@ -185,6 +210,49 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     // notify → record the run
     notify_and_finish(config, &mut store, run_id, now, started, &mut report)?;
     Ok(report)
+}
+
+/// Rebuilds what the state database lost from the incident pages, and says so once
+/// (the run's summary and one notification). Returns each rebuilt signature's last
+/// occurrence, for the sources that lost their checkpoint too. A rebuild that fails
+/// stops the run: going on would page every incident again and overwrite its page.
+fn rebuild_state(
+    config: &Config,
+    store: &mut Store,
+    now: DateTime<Utc>,
+    report: &mut RunReport,
+) -> Result<HashMap<Signature, DateTime<Utc>>, RunError> {
+    let mut r = match incident::rebuild::rebuild(config, store, now) {
+        Ok(Some(r)) => r,
+        Ok(None) => return Ok(HashMap::new()),
+        Err(e) => {
+            return Err(RunError::Io(format!(
+                "the state database does not know incident pages in {}, and rebuilding it from them failed: {e}",
+                config.incidents_dir.display()
+            )))
+        }
+    };
+    let n = store::Notification {
+        title: format!("[{}] logwarden rebuilt its state from the incident pages", config.hostname),
+        body: format!(
+            "The state database in `{}` had lost {} incident(s): it was deleted, or its WAL was. \
+             They were rebuilt from their pages in `{}` with their ids, status, acks, notes and verdicts, \
+             and are not paged again.\n\nNot rebuilt: notifications still queued when it was lost, \
+             the sources' read positions (each source starts again as on a first run; records the pages \
+             already counted are not counted again), LLM budgets and history, metric history, and \
+             Ack/Mute taps made since it was lost (the phone's control topic is read from now on: tap again).",
+            config.state_dir.display(),
+            r.incidents.len(),
+            config.incidents_dir.display()
+        ),
+        priority: 4,
+        tags: "floppy_disk,warning".into(),
+    };
+    store.enqueue_kind(None, "state-rebuilt", "warning", &n, now)?;
+    notify::control::skip_to(store, now)?;
+    let known = std::mem::take(&mut r.known_until);
+    report.rebuilt = Some(r);
+    Ok(known)
 }
 
 /// Issue 5: `logwarden metrics check`: runs every metric check now (due or not), and
@@ -343,7 +411,7 @@ fn commit_read(
             &g.level.name,
             g.exception_type.as_deref(),
             g.first,
-            g.last,
+            now,
             g.count,
         )?;
         match d {
@@ -432,11 +500,15 @@ struct ReadResult {
 
 /// Reads every source, grouping what is kept by signature. A source that fails is
 /// reported and skipped; its checkpoint does not move.
+/// `known_until`: after a rebuild, each signature's last occurrence on the pages; a
+/// source with no checkpoint (it went with the database) is read again from where a
+/// first run starts, and its records up to that time are already on the pages.
 fn read_sources(
     config: &Config,
     store: &Store,
     miner: &mut Miner,
     ignore: &IgnoreRules,
+    known_until: &HashMap<Signature, DateTime<Utc>>,
     now: DateTime<Utc>,
     report: &mut RunReport,
 ) -> Result<ReadResult, RunError> {
@@ -449,6 +521,8 @@ fn read_sources(
         let prev = store.checkpoints(&src.name)?;
         let mut kept = 0u64;
         let mut ignored = 0u64;
+        let mut again = 0u64;
+        let reread = prev.is_empty() && !known_until.is_empty();
         let mut sink = |event: Event| {
             let mined = miner.add(&event.message);
             let sig = signature(
@@ -456,13 +530,19 @@ fn read_sources(
                 event.exception_type.as_deref(),
                 event.logger.as_deref(),
             );
+            // A log's clock may run ahead of ours (or a line may be stamped 2100): no
+            // record is dated after the run that saw it.
+            let time = event.time.map_or(now, |t| t.min(now));
+            if reread && known_until.get(&sig).is_some_and(|until| time <= *until) {
+                again += 1;
+                return;
+            }
             if let Some(rule) = ignore.matching(&event, sig) {
                 *hits.entry(rule.id.clone()).or_default() += 1;
                 ignored += 1;
                 return;
             }
             kept += 1;
-            let time = event.time.unwrap_or(now);
             let i = *index.entry(sig).or_insert_with(|| {
                 groups.push(Group {
                     signature: sig,
@@ -507,6 +587,7 @@ fn read_sources(
         }
         report.events_kept += kept;
         report.ignored += ignored;
+        report.read_again += again;
     }
     Ok(ReadResult {
         groups,
@@ -894,15 +975,21 @@ fn page_for(
         })
         .collect();
     let notes = store.notes(inc.id).unwrap_or_default();
-    let page = incident::render_full(
-        inc,
-        d.as_ref(),
-        &incident::Extras {
-            metric: metric.as_deref(),
-            related: &related,
-            notes: &notes,
-        },
-    );
+    let extras = incident::Extras {
+        metric: metric.as_deref(),
+        related: &related,
+        notes: &notes,
+    };
+    // An incident rebuilt from its page keeps the page's text: its diagnosis is gone.
+    let kept = inc
+        .diagnosis
+        .as_ref()
+        .and_then(|d| d.get("page_body"))
+        .and_then(|b| b.as_str());
+    let page = match kept {
+        Some(body) => incident::render_kept(inc, body, &extras),
+        None => incident::render_full(inc, d.as_ref(), &extras),
+    };
     if config.redact.incident_files {
         config.redact.redactor.clean(&page)
     } else {
@@ -965,6 +1052,18 @@ impl RunReport {
         );
         for w in &self.warnings {
             let _ = writeln!(s, "  warning: {w}");
+        }
+        if let Some(r) = &self.rebuilt {
+            for line in r.summary_lines() {
+                let _ = writeln!(s, "  {line}");
+            }
+        }
+        if self.read_again > 0 {
+            let _ = writeln!(
+                s,
+                "  state rebuilt: {} record(s) read again from before the rebuild (their source lost its checkpoint) are already on the pages: not counted again",
+                self.read_again
+            );
         }
         for e in &self.errors {
             let _ = writeln!(s, "  error: {e}");

@@ -6,6 +6,7 @@ pub mod briefing;
 pub mod cli;
 pub mod index;
 pub mod lifecycle;
+pub mod rebuild;
 pub mod watcher;
 
 use std::path::{Path, PathBuf};
@@ -186,6 +187,25 @@ pub fn render_full(i: &IncidentRow, d: Option<&Diagnosis>, extras: &Extras) -> S
     }
 }
 
+/// Renders the page of an incident rebuilt from its page after the state was lost:
+/// the front matter, related incidents and log are current, the rest of the page
+/// (summary, evidence, diagnosis, fix: what the store no longer holds) is `body`,
+/// kept as the page had it.
+pub fn render_kept(i: &IncidentRow, body: &str, extras: &Extras) -> String {
+    let fresh = render_full(i, None, extras);
+    let Some(fm_end) = fresh.find("\n---\n").map(|e| e + 5) else {
+        return fresh;
+    };
+    let after = &fresh[fm_end..];
+    let tail = ["\n## Related\n", "\n## Log\n"]
+        .iter()
+        .filter_map(|h| after.find(h).map(|x| x + 1))
+        .chain(after.find(NOTES_MARKER))
+        .min()
+        .unwrap_or(after.len());
+    format!("{}{body}{}", &fresh[..fm_end], &after[tail..])
+}
+
 /// Renders the page of an incident, with a metric section (issue 5: the explanation,
 /// sparkline and chart links of a metric incident, as markdown) after the summary.
 pub fn render_with_metric(i: &IncidentRow, d: Option<&Diagnosis>, metric: Option<&str>) -> String {
@@ -197,6 +217,7 @@ pub fn render_with_metric(i: &IncidentRow, d: Option<&Diagnosis>, metric: Option
     s.push_str(&format!("severity: {}\n", i.severity));
     s.push_str(&format!("verdict: {}\n", i.verdict));
     s.push_str(&format!("signature: \"{}\"\n", i.signature));
+    s.push_str(&format!("kind: {}\n", yaml_str(&i.kind)));
     s.push_str(&format!("source: {}\n", yaml_str(&i.source)));
     s.push_str(&format!("host: {}\n", yaml_str(&i.host)));
     s.push_str(&format!("level: {}\n", yaml_str(&i.level)));

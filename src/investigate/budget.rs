@@ -86,7 +86,8 @@ pub fn check(
     // The breaker.
     let recent = store.recent_llm_outcomes(backend, l.breaker_failures)?;
     if recent.len() as u32 >= l.breaker_failures && recent.iter().all(|(ok, _)| !ok) {
-        let last = recent[0].1;
+        // A failure stamped after `now` (the clock ran ahead) rests from now at most.
+        let last = recent[0].1.min(now);
         let until = last
             + chrono::Duration::from_std(l.breaker_cooldown).unwrap_or(chrono::Duration::zero());
         if now < until {

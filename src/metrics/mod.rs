@@ -82,7 +82,8 @@ fn due(check: &CheckConfig, last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> 
         (Some(every), Some(last)) => {
             let slack = (every / 20).min(Duration::from_secs(60));
             let elapsed = (now - last).num_seconds();
-            elapsed >= (every - slack).as_secs() as i64
+            // A last run after `now` was under a clock that ran ahead: due now.
+            elapsed < 0 || elapsed >= (every - slack).as_secs() as i64
         }
     }
 }

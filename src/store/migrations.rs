@@ -192,6 +192,11 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE outbox ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE outbox ADD COLUMN dead_at TEXT;
     ALTER TABLE outbox ADD COLUMN folded_into INTEGER REFERENCES outbox (id);",
+    // 8: when logwarden last saw an occurrence of an incident, by its own clock. The
+    // quiet period that resolves an incident counts from it, not from the log's
+    // times: a log whose clock lags would otherwise resolve (and re-page) at once.
+    "ALTER TABLE incidents ADD COLUMN seen_at TEXT;
+    UPDATE incidents SET seen_at = last_seen;",
 ];
 
 /// The schema version this build writes.
