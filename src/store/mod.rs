@@ -706,4 +706,52 @@ mod tests {
         let err = Store::open(&path).err().unwrap();
         assert!(err.to_string().contains("newer logwarden"), "{err}");
     }
+
+    /// A run with the clock 30 days ahead leaves rows stamped then: they count in no
+    /// window of now (hourly cap, digest, LLM budgets), and what it left queued is due.
+    #[test]
+    fn rows_stamped_after_now_count_in_no_window_and_are_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let ahead = now + chrono::Duration::days(30);
+        let hour_ago = now - chrono::Duration::hours(1);
+        let n = Notification {
+            title: "t".into(),
+            body: "b".into(),
+            priority: 5,
+            tags: String::new(),
+        };
+        let queued = store
+            .enqueue_kind(None, "incident", "critical", &n, ahead)
+            .unwrap();
+        let due: Vec<i64> = store
+            .due_notifications(now)
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(due, vec![queued], "queued under the clock ahead: due now");
+        store.mark_sent(queued, ahead).unwrap();
+        store
+            .enqueue_kind(None, "digest", "info", &n, ahead)
+            .unwrap();
+        assert_eq!(store.sent_since(hour_ago, now).unwrap(), 0);
+        assert!(!store.digest_since(hour_ago, now).unwrap());
+        store
+            .begin_llm_call(ahead, "claude-cli", None, "s")
+            .unwrap();
+        let u = store.llm_usage(now).unwrap();
+        assert_eq!((u.calls_hour, u.calls_day), (0, 0));
+        // and rows of this hour still count
+        let sent = store
+            .enqueue_kind(None, "incident", "critical", &n, now)
+            .unwrap();
+        store.mark_sent(sent, now).unwrap();
+        assert_eq!(store.sent_since(hour_ago, now).unwrap(), 1);
+        store.begin_llm_call(now, "claude-cli", None, "s").unwrap();
+        assert_eq!(store.llm_usage(now).unwrap().calls_hour, 1);
+    }
 }

@@ -239,3 +239,21 @@ fn a_line_stamped_2100_gives_an_incident_dated_when_it_was_seen() {
     assert!(rows[0].contains("Mail relay"), "{index}");
     assert!(!index.contains("2100-01-01"), "{index}");
 }
+
+/// A run with the clock 30 days ahead writes "that week's" briefing. Back at the right
+/// time, Monday's briefing is still written: the last one, stamped in the future,
+/// does not skip the weeks before it.
+#[test]
+fn the_weekly_briefing_is_not_skipped_after_a_run_with_the_clock_ahead() {
+    let t = Test::new();
+    t.with_app_source("[incidents]\nbriefing = \"mon 09:00\"\n");
+    t.write("app.log", "");
+    t.ok(&["run", "--now", "2026-11-20T10:00:00Z"]); // a Friday: starts the schedule
+    let r = t.ok(&["run", "--now", "2026-12-22T10:00:00Z"]);
+    assert!(r.stdout.contains("weekly briefing written"), "{}", r.stdout);
+    let r = t.ok(&["run", "--now", "2026-11-23T09:30:00Z"]); // Monday
+    assert!(r.stdout.contains("weekly briefing written"), "{}", r.stdout);
+    assert!(t
+        .path("incidents/briefings/2026-11-23-briefing.md")
+        .exists());
+}

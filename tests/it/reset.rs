@@ -174,3 +174,40 @@ fn a_deleted_wal_is_rebuilt_from_the_pages_without_paging_again() {
     assert_eq!(by_id(&t, 3)["regression_of"], 1);
     assert_eq!(titles(&ntfy).len(), 4);
 }
+
+/// The phone's Ack and Mute messages stay on the control topic (ntfy caches them);
+/// the record of those already applied went with the database. After the rebuild the
+/// topic is read from then on: yesterday's mute is not applied again (it would
+/// silence its incident for another 24 hours).
+#[test]
+fn after_a_rebuild_the_phones_old_mute_is_not_applied_again() {
+    let ntfy = FakeNtfy::start(Some("tk_ops"));
+    ntfy.allow_anonymous_write("ops-control");
+    let t = Test::new().env("NTFY_TEST_TOKEN", "tk_ops");
+    t.with_app_source(&format!(
+        "{}token_env = \"NTFY_TEST_TOKEN\"\ncontrol_topic = \"ops-control\"\n",
+        ntfy.config("ops")
+    ));
+    t.write(
+        "app.log",
+        &rec("10:00:00", "ERROR", "Invoice 7 PDF render failed"),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:00:30Z"]);
+    let m = ntfy.messages_to("ops");
+    assert_eq!(ntfy.tap(&m[0], "Mute 24h"), 200);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains("muted for 24h"), "{}", r.stdout);
+    let mutes = t.read("state/mutes.toml");
+
+    remove(&t, &["", "-wal", "-shm"]);
+    t.append(
+        "app.log",
+        "2026-11-23 10:59:00.000 | ERROR    | app.pay:charge:42 - Invoice 8 PDF render failed\n"
+            .as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-23T11:00:00Z"]);
+    assert!(r.stdout.contains("state rebuilt:"), "{}", r.stdout);
+    assert!(!r.stdout.contains("muted"), "{}", r.stdout);
+    assert!(r.stdout.contains("+1 on open incident #1"), "{}", r.stdout);
+    assert_eq!(t.read("state/mutes.toml"), mutes);
+}
