@@ -269,6 +269,10 @@ pub fn check_metrics(config: &Config, opts: &RunOptions) -> Result<RunReport, Ru
         return Ok(report);
     };
     let mut store = Store::open(&config.database_path())?;
+    if !opts.dry_run {
+        // Metric incidents take new ids: a store that lost some is rebuilt first.
+        rebuild_state(config, &mut store, now, &mut report)?;
+    }
     let run_id = if opts.dry_run {
         None
     } else {
@@ -500,9 +504,9 @@ struct ReadResult {
 
 /// Reads every source, grouping what is kept by signature. A source that fails is
 /// reported and skipped; its checkpoint does not move.
-/// `known_until`: after a rebuild, each signature's last occurrence on the pages; a
-/// source with no checkpoint (it went with the database) is read again from where a
-/// first run starts, and its records up to that time are already on the pages.
+/// `known_until`: after a rebuild, each signature's last occurrence on the pages: a
+/// source whose checkpoint went with the database (or was rolled back with it) reads
+/// again records the pages already count, up to that time.
 fn read_sources(
     config: &Config,
     store: &Store,
@@ -517,12 +521,34 @@ fn read_sources(
     let mut hits: HashMap<String, u64> = HashMap::new();
     let mut checkpoints = Vec::new();
     let mut forget = Vec::new();
+    // After a rebuild, what the pages show last: a record of a signature no page has
+    // that is older than this was read before the loss (and ignored, or it would have
+    // a page).
+    let newest_page = known_until.values().max().copied();
     for src in &config.sources {
         let prev = store.checkpoints(&src.name)?;
         let mut kept = 0u64;
         let mut ignored = 0u64;
         let mut again = 0u64;
         let reread = prev.is_empty() && !known_until.is_empty();
+        // A file or table whose checkpoint went with the database is read from its start
+        // (what was written between the last run and the loss would be lost otherwise),
+        // what the pages already have is skipped below. The journal keeps `from`: its
+        // start is the whole journal.
+        let restarted;
+        let src = match (&src.kind, src.from) {
+            (crate::config::SourceKind::Journald(_), _) | (_, crate::config::StartFrom::Start) => {
+                src
+            }
+            _ if reread => {
+                restarted = crate::config::SourceConfig {
+                    from: crate::config::StartFrom::Start,
+                    ..src.clone()
+                };
+                &restarted
+            }
+            _ => src,
+        };
         let mut sink = |event: Event| {
             let mined = miner.add(&event.message);
             let sig = signature(
@@ -533,7 +559,14 @@ fn read_sources(
             // A log's clock may run ahead of ours (or a line may be stamped 2100): no
             // record is dated after the run that saw it.
             let time = event.time.map_or(now, |t| t.min(now));
-            if reread && known_until.get(&sig).is_some_and(|until| time <= *until) {
+            // After a rebuild a source may read again what its pages already count: from
+            // its start (no checkpoint) or from a checkpoint rolled back with the database.
+            let until = match known_until.get(&sig) {
+                Some(t) => Some(*t),
+                None if reread => newest_page,
+                None => None,
+            };
+            if until.is_some_and(|until| time <= until) {
                 again += 1;
                 return;
             }
@@ -1061,7 +1094,7 @@ impl RunReport {
         if self.read_again > 0 {
             let _ = writeln!(
                 s,
-                "  state rebuilt: {} record(s) read again from before the rebuild (their source lost its checkpoint) are already on the pages: not counted again",
+                "  state rebuilt: {} record(s) from before the loss, read again (their source's checkpoint was lost or rolled back): not counted again",
                 self.read_again
             );
         }

@@ -129,6 +129,11 @@ pub fn rebuild(
         return Ok(None);
     }
     pages.sort_by_key(|p| p.id);
+    // The notes an incident the store knew already has (its page may have newer ones).
+    let mut had: HashMap<i64, Vec<crate::store::NoteRow>> = HashMap::new();
+    for p in pages.iter().filter(|p| known.contains(&p.id)) {
+        had.insert(p.id, store.notes(p.id).map_err(db)?);
+    }
     let mut present: HashSet<i64> = known.clone();
     let mut sigs = HashSet::new();
     let batch = store.batch().map_err(db)?;
@@ -139,6 +144,19 @@ pub fn rebuild(
         }
         if known.contains(&p.id) {
             batch.sync_from_page(p).map_err(db)?;
+            let old = had.get(&p.id).map(Vec::as_slice).unwrap_or_default();
+            for (at, author, text) in notes.get(&p.id).into_iter().flatten() {
+                // compared as the page shows them: to the second, through md_inline
+                let known_note = old.iter().any(|n| {
+                    n.at.timestamp() == at.timestamp()
+                        && unescape_inline(&crate::sanitize::md_inline(&n.text)) == *text
+                });
+                if !known_note {
+                    batch
+                        .insert_rebuilt_note(p.id, *at, author, text)
+                        .map_err(db)?;
+                }
+            }
             out.synced += 1;
             continue;
         }

@@ -86,7 +86,8 @@ fn a_deleted_database_is_rebuilt_from_the_pages_without_paging_again() {
         r.stdout
     );
     assert!(
-        r.stdout.contains("2 record(s) read again"),
+        r.stdout
+            .contains("2 record(s) from before the loss, read again"),
         "the re-read lines the pages counted: {}",
         r.stdout
     );
@@ -210,4 +211,122 @@ fn after_a_rebuild_the_phones_old_mute_is_not_applied_again() {
     assert!(!r.stdout.contains("muted"), "{}", r.stdout);
     assert!(r.stdout.contains("+1 on open incident #1"), "{}", r.stdout);
     assert_eq!(t.read("state/mutes.toml"), mutes);
+}
+
+/// A source that starts at the end of its log (`from = "end"`, the default) lost its
+/// read position with the database: it is read again from the start, so what was
+/// written between the last run and the loss is not lost, and nothing from before it
+/// (the pages' records, or errors older than logwarden's watch) is paged.
+#[test]
+fn a_source_read_from_the_end_loses_nothing_written_before_the_rebuild() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.config(&format!(
+        "[[source]]\nname = \"app\"\npath = \"app.log\"\n{}",
+        ntfy.config("ops")
+    ));
+    // from before logwarden watched: never paged
+    t.write(
+        "app.log",
+        &rec("08:00:00", "ERROR", "Legacy cron exploded on node 3"),
+    );
+    t.ok(&["run", "--now", "2026-11-22T09:00:00Z"]);
+    t.append(
+        "app.log",
+        rec("10:00:00", "ERROR", "Invoice 7 PDF render failed").as_bytes(),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    assert_eq!(titles(&ntfy).len(), 1);
+
+    // written after the last run, then the database is lost
+    t.append(
+        "app.log",
+        [
+            rec("10:03:00", "ERROR", "Invoice 8 PDF render failed"),
+            rec("10:04:00", "ERROR", "Mail relay said no to message 4"),
+        ]
+        .concat()
+        .as_bytes(),
+    );
+    remove(&t, &["", "-wal", "-shm"]);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains("state rebuilt:"), "{}", r.stdout);
+    assert!(r.stdout.contains("+1 on open incident #1"), "{}", r.stdout);
+    assert!(r.stdout.contains("new incident #2"), "{}", r.stdout);
+    assert!(!r.stdout.contains("Legacy cron"), "{}", r.stdout);
+    assert_eq!(by_id(&t, 1)["occurrences"], 2);
+    let sent = titles(&ntfy);
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(sent.iter().any(|s| s.contains("Mail relay")), "{sent:?}");
+    assert!(
+        sent.iter().any(|s| s.contains("rebuilt its state")),
+        "{sent:?}"
+    );
+}
+
+/// A database put back from an older copy (or rolled back to its last checkpoint)
+/// still knows some incidents, in an older state: those are brought up to their page,
+/// the ones it never knew are rebuilt.
+#[test]
+fn an_older_copy_of_the_database_is_brought_up_to_the_pages() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&ntfy.config("ops"));
+    t.write(
+        "app.log",
+        &[
+            rec("10:00:00", "ERROR", "Invoice 7 PDF render failed"),
+            rec("10:00:10", "CRITICAL", "Database disk full on volume 3"),
+        ]
+        .concat(),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let copy = |from: &str, to: &str| {
+        for s in ["", "-wal"] {
+            let f = t.path(&format!("{from}/logwarden.db{s}"));
+            if f.exists() {
+                std::fs::create_dir_all(t.path(to)).unwrap();
+                std::fs::copy(&f, t.path(&format!("{to}/logwarden.db{s}"))).unwrap();
+            }
+        }
+    };
+    copy("state", "backup");
+
+    t.ok(&["incidents", "ack", "2", "--now", "2026-11-22T10:02:00Z"]);
+    t.append(
+        "app.log",
+        [
+            rec("10:03:00", "ERROR", "Invoice 8 PDF render failed"),
+            rec("10:03:10", "ERROR", "Mail relay said no to message 4"),
+        ]
+        .concat()
+        .as_bytes(),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:04:00Z"]);
+    assert_eq!(titles(&ntfy).len(), 3);
+
+    remove(&t, &["", "-wal", "-shm"]);
+    copy("backup", "state");
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(
+        r.stdout.contains("state rebuilt:")
+            && r.stdout.contains("#3;")
+            && r.stdout
+                .contains("2 incident(s) it still knew brought up to their page"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("new incident #"), "{}", r.stdout);
+    assert_eq!(
+        titles(&ntfy).len(),
+        4,
+        "only the notice: {:?}",
+        titles(&ntfy)
+    );
+    assert_eq!(by_id(&t, 2)["status"], "acked");
+    let show = t.ok(&["incidents", "show", "2"]).stdout;
+    assert_eq!(show.matches(": acknowledged").count(), 1, "{show}");
+    assert_eq!(by_id(&t, 1)["occurrences"], 2);
+    assert_eq!(by_id(&t, 3)["status"], "open");
+    assert_eq!(t.incident_files().len(), 3);
 }
