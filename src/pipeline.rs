@@ -86,7 +86,7 @@ pub struct RunReport {
     pub control: notify::control::ControlReport,
     /// The state rebuilt from the incident pages this run (the database was lost).
     pub rebuilt: Option<incident::rebuild::Rebuilt>,
-    /// Records read again after a rebuild that the pages already counted.
+    /// Records from before the state was lost, read again after a rebuild: not counted.
     pub read_again: u64,
 }
 
@@ -238,8 +238,8 @@ fn rebuild_state(
             "The state database in `{}` had lost {} incident(s): it was deleted, or its WAL was. \
              They were rebuilt from their pages in `{}` with their ids, status, acks, notes and verdicts, \
              and are not paged again.\n\nNot rebuilt: notifications still queued when it was lost, \
-             the sources' read positions (each source starts again as on a first run; records the pages \
-             already counted are not counted again), LLM budgets and history, metric history, and \
+             the sources' read positions (log files and tables are read again from their start, and \
+             records the pages already counted are not counted again), LLM budgets and history, metric history, and \
              Ack/Mute taps made since it was lost (the phone's control topic is read from now on: tap again).",
             config.state_dir.display(),
             r.incidents.len(),
