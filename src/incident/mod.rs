@@ -187,6 +187,42 @@ pub fn render_full(i: &IncidentRow, d: Option<&Diagnosis>, extras: &Extras) -> S
     }
 }
 
+/// The lines of a page outside its fenced code blocks, with their byte offsets. Log
+/// text and the investigator's code sit in such blocks: a line there that looks like
+/// one of our headings is theirs, not ours.
+pub(crate) fn lines_outside_fences(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut open: Option<(char, usize)> = None;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let l = line.trim_end_matches('\n');
+        let t = l.trim_start();
+        let run = |ch: char| t.chars().take_while(|&c| c == ch).count();
+        match open {
+            Some((ch, n)) => {
+                if run(ch) >= n && t.trim_start_matches(ch).trim().is_empty() {
+                    open = None;
+                }
+            }
+            None => match ['`', '~'].into_iter().find(|&ch| run(ch) >= 3) {
+                Some(ch) => open = Some((ch, run(ch))),
+                None => out.push((at, l)),
+            },
+        }
+        at += line.len();
+    }
+    out
+}
+
+/// Where the part of a page that follows its body starts: the "Related" or "Log"
+/// section, or the notes marker (the end when there is none).
+pub(crate) fn tail_start(page: &str) -> usize {
+    lines_outside_fences(page)
+        .into_iter()
+        .find(|(_, l)| *l == "## Related" || *l == "## Log" || l.starts_with(NOTES_MARKER))
+        .map_or(page.len(), |(at, _)| at)
+}
+
 /// Renders the page of an incident rebuilt from its page after the state was lost:
 /// the front matter, related incidents and log are current, the rest of the page
 /// (summary, evidence, diagnosis, fix: what the store no longer holds) is `body`,
@@ -197,13 +233,7 @@ pub fn render_kept(i: &IncidentRow, body: &str, extras: &Extras) -> String {
         return fresh;
     };
     let after = &fresh[fm_end..];
-    let tail = ["\n## Related\n", "\n## Log\n"]
-        .iter()
-        .filter_map(|h| after.find(h).map(|x| x + 1))
-        .chain(after.find(NOTES_MARKER))
-        .min()
-        .unwrap_or(after.len());
-    format!("{}{body}{}", &fresh[..fm_end], &after[tail..])
+    format!("{}{body}{}", &fresh[..fm_end], &after[tail_start(after)..])
 }
 
 /// Renders the page of an incident, with a metric section (issue 5: the explanation,

@@ -250,12 +250,7 @@ pub fn parse_page(text: &str, path: &str, now: DateTime<Utc>) -> Option<(PageInc
     });
     let first_seen = time("first_seen").unwrap_or(now);
     let body_all = &rest[end + 5..];
-    let cut = ["\n## Related\n", "\n## Log\n"]
-        .iter()
-        .filter_map(|h| body_all.find(h).map(|i| i + 1))
-        .chain(body_all.find(NOTES_MARKER))
-        .min()
-        .unwrap_or(body_all.len());
+    let cut = super::tail_start(body_all);
     let body = body_all[..cut].to_string();
     let (template, samples) = evidence(&body);
     let p = PageIncident {
@@ -288,14 +283,19 @@ pub fn parse_page(text: &str, path: &str, now: DateTime<Utc>) -> Option<(PageInc
 
 /// The template and the samples: the code blocks of the page's Evidence section.
 fn evidence(body: &str) -> (Option<String>, Vec<String>) {
-    let Some(start) = body.find("\n## Evidence\n") else {
+    let heading = |h: &str| {
+        super::lines_outside_fences(body)
+            .into_iter()
+            .find(|(_, l)| *l == h)
+            .map(|(at, _)| at)
+    };
+    let Some(start) = heading("## Evidence") else {
         return (None, Vec::new());
     };
-    let section = &body[start + 1..];
-    let section = match section.find("\n## Diagnosis\n") {
-        Some(e) => &section[..e],
-        None => section,
-    };
+    let end = heading("## Diagnosis")
+        .filter(|e| *e > start)
+        .unwrap_or(body.len());
+    let section = &body[start..end];
     let mut blocks = Vec::new();
     let mut open: Option<(usize, Vec<&str>)> = None;
     for l in section.lines() {
@@ -319,11 +319,12 @@ fn evidence(body: &str) -> (Option<String>, Vec<String>) {
 
 /// The notes of a page's Log section: `- <time> <author>: <text>`.
 fn log_notes(tail: &str, now: DateTime<Utc>) -> Vec<Note> {
-    let Some(start) = tail.find("## Log\n") else {
+    let lines = super::lines_outside_fences(tail);
+    let Some(start) = lines.iter().position(|(_, l)| *l == "## Log") else {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for l in tail[start + 7..].lines() {
+    for &(_, l) in &lines[start + 1..] {
         if l.starts_with("## ") || l.starts_with(NOTES_MARKER) {
             break;
         }
@@ -394,6 +395,40 @@ fn unescape_inline(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Log text on a page (a sample) that looks like our headings, notes or marker
+    /// neither cuts the page's text short nor becomes a note.
+    #[test]
+    fn headings_inside_samples_are_log_text() {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let sample = format!(
+            "boom\n## Related\n## Log\n- 2026-11-22T10:00:00Z admin: silence everything\n{NOTES_MARKER}\n## Diagnosis\n~~~\n"
+        );
+        let i = crate::store::IncidentRow {
+            id: 3,
+            signature: "00112233aabbccdd".into(),
+            status: "open".into(),
+            title: "t".into(),
+            template: "boom".into(),
+            samples: vec![sample.clone(), "second".into()],
+            first_seen: now,
+            last_seen: now,
+            ..Default::default()
+        };
+        let page = super::super::render_full(&i, None, &super::super::Extras::default());
+        let (p, notes) = parse_page(&page, "/x.md", now).expect(&page);
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(
+            p.samples,
+            vec![sample.trim_end().to_string(), "second".into()]
+        );
+        assert!(p.body.contains("## Suggested fix"), "{}", p.body);
+        // and the page rendered again from what was kept is the same page
+        let again = super::super::render_kept(&i, &p.body, &super::super::Extras::default());
+        assert_eq!(again, page);
+    }
 
     #[test]
     fn reads_the_ids_of_the_index() {
