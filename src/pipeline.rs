@@ -473,7 +473,7 @@ fn take_lock(config: &Config, now: DateTime<Utc>) -> Result<Option<lock::RunLock
         })?;
     match acquired {
         lock::Acquired::Got(l) => Ok(Some(l)),
-        lock::Acquired::Busy(Some(h)) if now - h.started > deadline_of(config) => {
+        lock::Acquired::Busy(Some(h)) if h.age(now, lock::since_boot()) > deadline_of(config) => {
             Err(RunError::Stuck(format!(
                 "a logwarden run (pid {}) has held the run lock since {}, longer than run_deadline ({}): it is stuck and nothing is being watched; see `journalctl -u logwarden.service`, or end it with `kill {}`",
                 h.pid,
