@@ -23,6 +23,32 @@ pub struct RunLock {
 pub struct Holder {
     pub pid: u32,
     pub started: DateTime<Utc>,
+    /// Seconds since boot when it took the lock (a clock no one sets).
+    pub since_boot: Option<u64>,
+}
+
+impl Holder {
+    /// How long it has held the lock at `now`. By the clock it was given; when that
+    /// is after `now` the clock went back since, and the time since boot tells instead
+    /// (a holder still holding the lock is alive, so on this boot): a run stuck before
+    /// the clock went back is not hidden for as long as the clock moved.
+    pub fn age(&self, now: DateTime<Utc>, boot_now: Option<u64>) -> chrono::Duration {
+        let by_clock = now - self.started;
+        if by_clock >= chrono::Duration::zero() {
+            return by_clock;
+        }
+        match (self.since_boot, boot_now) {
+            (Some(then), Some(b)) => chrono::Duration::seconds(b.saturating_sub(then) as i64),
+            _ => chrono::Duration::zero(),
+        }
+    }
+}
+
+/// Seconds since boot (`/proc/uptime`), when the system says.
+pub fn since_boot() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/uptime").ok()?;
+    let secs: f64 = text.split_whitespace().next()?.parse().ok()?;
+    Some(secs as u64)
 }
 
 /// The outcome of trying to take the lock.
@@ -50,7 +76,10 @@ pub fn acquire(state_dir: &Path, wait: Duration, now: DateTime<Utc>) -> std::io:
                 // Best effort: the lock itself is what excludes; the text only informs.
                 let _ = file.set_len(0).and_then(|()| {
                     file.rewind()?;
-                    writeln!(file, "{} {}", std::process::id(), now.timestamp())
+                    match since_boot() {
+                        Some(b) => writeln!(file, "{} {} {b}", std::process::id(), now.timestamp()),
+                        None => writeln!(file, "{} {}", std::process::id(), now.timestamp()),
+                    }
                 });
                 return Ok(Acquired::Got(RunLock { _file: file }));
             }
@@ -72,7 +101,12 @@ fn holder(file: &mut File) -> Option<Holder> {
     let mut parts = text.split_whitespace();
     let pid = parts.next()?.parse().ok()?;
     let started = DateTime::from_timestamp(parts.next()?.parse().ok()?, 0)?;
-    Some(Holder { pid, started })
+    let since_boot = parts.next().and_then(|b| b.parse().ok());
+    Some(Holder {
+        pid,
+        started,
+        since_boot,
+    })
 }
 
 #[cfg(test)]
@@ -100,5 +134,29 @@ mod tests {
             acquire(dir.path(), Duration::ZERO, t0).unwrap(),
             Acquired::Got(_)
         ));
+    }
+
+    #[test]
+    fn a_holder_from_before_the_clock_went_back_ages_by_the_time_since_boot() {
+        let t0 = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let h = Holder {
+            pid: 1,
+            started: t0,
+            since_boot: Some(1000),
+        };
+        let m = |n: i64| t0 + chrono::Duration::minutes(n);
+        assert_eq!(h.age(m(5), Some(1010)), chrono::Duration::minutes(5));
+        // the clock went back an hour; 20 minutes have passed since it took the lock
+        assert_eq!(
+            h.age(m(-40), Some(1000 + 20 * 60)),
+            chrono::Duration::minutes(20)
+        );
+        let unknown = Holder {
+            since_boot: None,
+            ..h
+        };
+        assert_eq!(unknown.age(m(-40), Some(5000)), chrono::Duration::zero());
     }
 }

@@ -87,6 +87,10 @@ pub struct RunReport {
     pub metrics: crate::metrics::MetricsReport,
     /// Issue 7: Ack and Mute from the phone (the ntfy control topic).
     pub control: notify::control::ControlReport,
+    /// The state rebuilt from the incident pages this run (the database was lost).
+    pub rebuilt: Option<incident::rebuild::Rebuilt>,
+    /// Records from before the state was lost, read again after a rebuild: not counted.
+    pub read_again: u64,
 }
 
 /// Errors that stop a run: the watcher itself is broken.
@@ -113,6 +117,19 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         return Ok(report);
     };
     let mut store = Store::open(&config.database_path())?;
+    // A store that lost incidents its pages still show is rebuilt from them first:
+    // before the phone's acks (they name those incidents) and before reading.
+    let known_until = if opts.dry_run {
+        if incident::rebuild::needed(&config.incidents_dir, &store).unwrap_or(false) {
+            report.warnings.push(format!(
+                "{} may hold incident pages the state database does not know (it was deleted or rolled back): a real run rebuilds them first; this dry run does not",
+                config.incidents_dir.display()
+            ));
+        }
+        HashMap::new()
+    } else {
+        rebuild_state(config, &mut store, now, &mut report)?
+    };
     // Issue 7: acks and mutes from the phone, before the ignore rules load (a mute holds now).
     if !opts.dry_run {
         report.control = notify::control::poll_and_apply(config, &store, now);
@@ -123,7 +140,15 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     let mut miner = Miner::lazy();
 
     // read → signature → ignore
-    let read = read_sources(config, &store, &mut miner, &ignore, now, &mut report)?;
+    let read = read_sources(
+        config,
+        &store,
+        &mut miner,
+        &ignore,
+        &known_until,
+        now,
+        &mut report,
+    )?;
 
     // trigger
     let open_rows = decide_triggers(config, &store, read.groups, now, &mut report)?;
@@ -197,6 +222,49 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     Ok(report)
 }
 
+/// Rebuilds what the state database lost from the incident pages, and says so once
+/// (the run's summary and one notification). Returns each rebuilt signature's last
+/// occurrence, for the sources that lost their checkpoint too. A rebuild that fails
+/// stops the run: going on would page every incident again and overwrite its page.
+fn rebuild_state(
+    config: &Config,
+    store: &mut Store,
+    now: DateTime<Utc>,
+    report: &mut RunReport,
+) -> Result<HashMap<Signature, DateTime<Utc>>, RunError> {
+    let mut r = match incident::rebuild::rebuild(config, store, now) {
+        Ok(Some(r)) => r,
+        Ok(None) => return Ok(HashMap::new()),
+        Err(e) => {
+            return Err(RunError::Io(format!(
+                "the state database does not know incident pages in {}, and rebuilding it from them failed: {e}",
+                config.incidents_dir.display()
+            )))
+        }
+    };
+    let n = store::Notification {
+        title: format!("[{}] logwarden rebuilt its state from the incident pages", config.hostname),
+        body: format!(
+            "The state database in `{}` had lost {} incident(s): it was deleted, or its WAL was. \
+             They were rebuilt from their pages in `{}` with their ids, status, acks, notes and verdicts, \
+             and are not paged again.\n\nNot rebuilt: notifications still queued when it was lost, \
+             the sources' read positions (log files and tables are read again from their start, and \
+             records the pages already counted are not counted again), LLM budgets and history, metric history, and \
+             Ack/Mute taps made since it was lost (the phone's control topic is read from now on: tap again).",
+            config.state_dir.display(),
+            r.incidents.len(),
+            config.incidents_dir.display()
+        ),
+        priority: 4,
+        tags: "floppy_disk,warning".into(),
+    };
+    store.enqueue_kind(None, "state-rebuilt", "warning", &n, now)?;
+    notify::control::skip_to(store, now)?;
+    let known = std::mem::take(&mut r.known_until);
+    report.rebuilt = Some(r);
+    Ok(known)
+}
+
 /// Issue 5: `logwarden metrics check`: runs every metric check now (due or not), and
 /// files, updates and resolves metric incidents as a run would. Recorded as a run.
 pub fn check_metrics(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
@@ -211,6 +279,10 @@ pub fn check_metrics(config: &Config, opts: &RunOptions) -> Result<RunReport, Ru
         return Ok(report);
     };
     let mut store = Store::open(&config.database_path())?;
+    if !opts.dry_run {
+        // Metric incidents take new ids: a store that lost some is rebuilt first.
+        rebuild_state(config, &mut store, now, &mut report)?;
+    }
     let run_id = if opts.dry_run {
         None
     } else {
@@ -353,7 +425,7 @@ fn commit_read(
             &g.level.name,
             g.exception_type.as_deref(),
             g.first,
-            g.last,
+            now,
             g.count,
         )?;
         match d {
@@ -411,7 +483,7 @@ fn take_lock(config: &Config, now: DateTime<Utc>) -> Result<Option<lock::RunLock
         })?;
     match acquired {
         lock::Acquired::Got(l) => Ok(Some(l)),
-        lock::Acquired::Busy(Some(h)) if now - h.started > deadline_of(config) => {
+        lock::Acquired::Busy(Some(h)) if h.age(now, lock::since_boot()) > deadline_of(config) => {
             Err(RunError::Stuck(format!(
                 "a logwarden run (pid {}) has held the run lock since {}, longer than run_deadline ({}): it is stuck and nothing is being watched; see `journalctl -u logwarden.service`, or end it with `kill {}`",
                 h.pid,
@@ -442,11 +514,15 @@ struct ReadResult {
 
 /// Reads every source, grouping what is kept by signature. A source that fails is
 /// reported and skipped; its checkpoint does not move.
+/// `known_until`: after a rebuild, each signature's last occurrence on the pages: a
+/// source whose checkpoint went with the database (or was rolled back with it) reads
+/// again records the pages already count, up to that time.
 fn read_sources(
     config: &Config,
     store: &Store,
     miner: &mut Miner,
     ignore: &IgnoreRules,
+    known_until: &HashMap<Signature, DateTime<Utc>>,
     now: DateTime<Utc>,
     report: &mut RunReport,
 ) -> Result<ReadResult, RunError> {
@@ -455,12 +531,36 @@ fn read_sources(
     let mut hits: HashMap<String, u64> = HashMap::new();
     let mut checkpoints = Vec::new();
     let mut forget = Vec::new();
+    // After a rebuild, what the pages show last: a record of a signature no page has
+    // that is older than this was read before the loss (and ignored, or it would have
+    // a page).
+    let newest_page = known_until.values().max().copied();
     for src in &config.sources {
         let prev = store.checkpoints(&src.name)?;
         let mut kept = 0u64;
         let mut ignored = 0u64;
         let mut templates = store::StoredTemplates(store);
         let mut unread: Option<String> = None;
+        let mut again = 0u64;
+        let reread = prev.is_empty() && !known_until.is_empty();
+        // A file or table whose checkpoint went with the database is read from its start
+        // (what was written between the last run and the loss would be lost otherwise),
+        // what the pages already have is skipped below. The journal keeps `from`: its
+        // start is the whole journal.
+        let restarted;
+        let src = match (&src.kind, src.from) {
+            (crate::config::SourceKind::Journald(_), _) | (_, crate::config::StartFrom::Start) => {
+                src
+            }
+            _ if reread => {
+                restarted = crate::config::SourceConfig {
+                    from: crate::config::StartFrom::Start,
+                    ..src.clone()
+                };
+                &restarted
+            }
+            _ => src,
+        };
         let mut sink = |event: Event| {
             if unread.is_some() {
                 return;
@@ -477,13 +577,26 @@ fn read_sources(
                 event.exception_type.as_deref(),
                 event.logger.as_deref(),
             );
+            // A log's clock may run ahead of ours (or a line may be stamped 2100): no
+            // record is dated after the run that saw it.
+            let time = event.time.map_or(now, |t| t.min(now));
+            // After a rebuild a source may read again what its pages already count: from
+            // its start (no checkpoint) or from a checkpoint rolled back with the database.
+            let until = match known_until.get(&sig) {
+                Some(t) => Some(*t),
+                None if reread => newest_page,
+                None => None,
+            };
+            if until.is_some_and(|until| time <= until) {
+                again += 1;
+                return;
+            }
             if let Some(rule) = ignore.matching(&event, sig) {
                 *hits.entry(rule.id.clone()).or_default() += 1;
                 ignored += 1;
                 return;
             }
             kept += 1;
-            let time = event.time.unwrap_or(now);
             let i = *index.entry(sig).or_insert_with(|| {
                 groups.push(Group {
                     signature: sig,
@@ -538,6 +651,7 @@ fn read_sources(
         }
         report.events_kept += kept;
         report.ignored += ignored;
+        report.read_again += again;
     }
     Ok(ReadResult {
         groups,
@@ -936,6 +1050,18 @@ impl RunReport {
         );
         for w in &self.warnings {
             let _ = writeln!(s, "  warning: {w}");
+        }
+        if let Some(r) = &self.rebuilt {
+            for line in r.summary_lines() {
+                let _ = writeln!(s, "  {line}");
+            }
+        }
+        if self.read_again > 0 {
+            let _ = writeln!(
+                s,
+                "  state rebuilt: {} record(s) from before the loss, read again (their source's checkpoint was lost or rolled back): not counted again",
+                self.read_again
+            );
         }
         for e in &self.errors {
             let _ = writeln!(s, "  error: {e}");

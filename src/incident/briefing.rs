@@ -245,7 +245,8 @@ pub fn run_scheduled(config: &Config, store: &Store, now: DateTime<Utc>) -> Resu
         store.kv_set("last_briefing", &ts(now))?;
         return Ok(None);
     };
-    if last >= due {
+    // A last briefing stamped after `now` (the clock ran ahead) does not skip weeks.
+    if last >= due && last <= now {
         return Ok(None);
     }
     let b = build(config, store, now, config.incidents.briefing_days)?;

@@ -81,7 +81,9 @@ pub fn nag(
         }
         let every = chrono::Duration::from_std(*every).unwrap_or(chrono::Duration::MAX);
         let last = i.last_notified_at.unwrap_or(i.created_at);
-        if now - last < every {
+        // A last notice stamped after `now` was sent while the clock ran ahead: how
+        // long ago is unknown, so the reminder is due rather than held until then.
+        if last <= now && now - last < every {
             continue;
         }
         let number = i.nag_count + 1;

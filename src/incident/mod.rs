@@ -7,6 +7,7 @@ pub mod cli;
 pub mod index;
 pub mod lifecycle;
 pub mod page;
+pub mod rebuild;
 pub mod watcher;
 
 use std::path::{Path, PathBuf};
@@ -143,6 +144,7 @@ pub fn front_matter(i: &IncidentRow) -> String {
     s.push_str(&format!("severity: {}\n", yaml_word(&i.severity)));
     s.push_str(&format!("verdict: {}\n", yaml_word(&i.verdict)));
     s.push_str(&format!("signature: {}\n", yaml_str(&i.signature)));
+    s.push_str(&format!("kind: {}\n", yaml_str(&i.kind)));
     s.push_str(&format!("source: {}\n", yaml_str(&i.source)));
     s.push_str(&format!("host: {}\n", yaml_str(&i.host)));
     s.push_str(&format!("level: {}\n", yaml_str(&i.level)));
@@ -252,6 +254,55 @@ pub fn render_full(i: &IncidentRow, d: Option<&Diagnosis>, extras: &Extras) -> S
         Some(at) if !tail.is_empty() => format!("{}{tail}{}", &page[..at], &page[at..]),
         _ => page,
     }
+}
+
+/// The lines of a page outside its fenced code blocks, with their byte offsets. Log
+/// text and the investigator's code sit in such blocks: a line there that looks like
+/// one of our headings is theirs, not ours.
+pub(crate) fn lines_outside_fences(text: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut open: Option<(char, usize)> = None;
+    let mut at = 0;
+    for line in text.split_inclusive('\n') {
+        let l = line.trim_end_matches('\n');
+        let t = l.trim_start();
+        let run = |ch: char| t.chars().take_while(|&c| c == ch).count();
+        match open {
+            Some((ch, n)) => {
+                if run(ch) >= n && t.trim_start_matches(ch).trim().is_empty() {
+                    open = None;
+                }
+            }
+            None => match ['`', '~'].into_iter().find(|&ch| run(ch) >= 3) {
+                Some(ch) => open = Some((ch, run(ch))),
+                None => out.push((at, l)),
+            },
+        }
+        at += line.len();
+    }
+    out
+}
+
+/// Where the part of a page that follows its body starts: the "Related" or "Log"
+/// section, or the notes marker (the end when there is none).
+pub(crate) fn tail_start(page: &str) -> usize {
+    lines_outside_fences(page)
+        .into_iter()
+        .find(|(_, l)| *l == "## Related" || *l == "## Log" || l.starts_with(NOTES_MARKER))
+        .map_or(page.len(), |(at, _)| at)
+}
+
+/// Renders the page of an incident rebuilt from its page after the state was lost:
+/// the front matter, related incidents and log are current, the rest of the page
+/// (summary, evidence, diagnosis, fix: what the store no longer holds) is `body`,
+/// kept as the page had it.
+pub fn render_kept(i: &IncidentRow, body: &str, extras: &Extras) -> String {
+    let fresh = render_full(i, None, extras);
+    let Some(fm_end) = fresh.find("\n---\n").map(|e| e + 5) else {
+        return fresh;
+    };
+    let after = &fresh[fm_end..];
+    format!("{}{body}{}", &fresh[..fm_end], &after[tail_start(after)..])
 }
 
 /// Renders the page of an incident, with a metric section (issue 5: the explanation,

@@ -78,15 +78,21 @@ pub fn page_for(config: &Config, store: &Store, inc: &IncidentRow, path: &Path) 
         })
         .collect();
     let notes = store.notes(inc.id).unwrap_or_default();
-    let page = super::render_full(
-        inc,
-        d.as_ref(),
-        &super::Extras {
-            metric: metric.as_deref(),
-            related: &related,
-            notes: &notes,
-        },
-    );
+    let extras = super::Extras {
+        metric: metric.as_deref(),
+        related: &related,
+        notes: &notes,
+    };
+    // An incident rebuilt from its page keeps the page's text: its diagnosis is gone.
+    let kept = inc
+        .diagnosis
+        .as_ref()
+        .and_then(|d| d.get("page_body"))
+        .and_then(|b| b.as_str());
+    let page = match kept {
+        Some(body) => super::render_kept(inc, body, &extras),
+        None => super::render_full(inc, d.as_ref(), &extras),
+    };
     if !config.redact.incident_files {
         return page;
     }

@@ -89,7 +89,10 @@ pub fn update(
     let (sent, since) = match &old {
         None => (Sent::New, now),
         Some(o) if o.fingerprint != fp => (Sent::Changed, o.since),
-        Some(o) if now - o.notified_at >= REMINDER => (Sent::Reminder, o.since),
+        // Notified "after now": the clock has gone back since, how long ago is unknown.
+        Some(o) if now - o.notified_at >= REMINDER || o.notified_at > now => {
+            (Sent::Reminder, o.since)
+        }
         Some(o) => {
             // Same problem, reminded recently: only the texts are refreshed.
             let p = Problem {
@@ -149,5 +152,37 @@ mod tests {
         let b = fingerprint(&["a".into(), "b 13".into()]);
         assert_eq!(a, b);
         assert_ne!(a, fingerprint(&["a".into()]));
+    }
+
+    /// A problem notified while the clock ran 30 days ahead is reminded of once the
+    /// clock is right, not 30 days later.
+    #[test]
+    fn a_problem_notified_under_a_clock_ahead_is_reminded_of() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config::parse(
+            "[[source]]\nname = \"app\"\npath = \"app.log\"\n",
+            &dir.path().join("logwarden.toml"),
+        )
+        .unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let problem = vec!["source `app`: permission denied".to_string()];
+        let ahead = now + Duration::days(30);
+        assert!(matches!(
+            update(&config, &store, &problem, ahead).unwrap(),
+            Sent::New
+        ));
+        assert!(matches!(
+            update(&config, &store, &problem, now).unwrap(),
+            Sent::Reminder
+        ));
+        // and then daily again, by the right clock
+        let later = now + Duration::hours(1);
+        assert!(matches!(
+            update(&config, &store, &problem, later).unwrap(),
+            Sent::None
+        ));
     }
 }

@@ -84,7 +84,13 @@ pub fn check(
     }
 
     // The breaker.
-    let recent = store.recent_llm_outcomes(backend, l.breaker_failures)?;
+    // Outcomes stamped after `now` were recorded while the clock ran ahead: how long
+    // ago they were is unknown, and resting until then could last for weeks.
+    let recent: Vec<_> = store
+        .recent_llm_outcomes(backend, l.breaker_failures)?
+        .into_iter()
+        .filter(|(_, at)| *at <= now)
+        .collect();
     if recent.len() as u32 >= l.breaker_failures && recent.iter().all(|(ok, _)| !ok) {
         let last = recent[0].1;
         let until = last
@@ -118,4 +124,48 @@ pub fn check(
         ))));
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Failures recorded while the clock ran 30 days ahead do not rest the backend
+    /// until then; failures of now still do.
+    #[test]
+    fn failures_stamped_ahead_do_not_rest_the_backend_for_weeks() {
+        let config = Config::parse(
+            "[[source]]\nname = \"app\"\npath = \"app.log\"\n[investigator]\nkind = \"claude-cli\"\nbreaker_failures = 2\nbreaker_cooldown = \"30m\"\n",
+            std::path::Path::new("/etc/logwarden/logwarden.toml"),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let fail = |at| {
+            let id = store.begin_llm_call(at, "claude-cli", None, "s").unwrap();
+            store.finish_llm_call(id, false, 0.0, Some("boom")).unwrap();
+        };
+        let inc = IncidentRow {
+            signature: "s".into(),
+            ..Default::default()
+        };
+        fail(now + chrono::Duration::days(30));
+        fail(now + chrono::Duration::days(30));
+        assert_eq!(
+            check(&config, &store, "claude-cli", &inc, now).unwrap(),
+            None
+        );
+        fail(now);
+        fail(now);
+        assert_eq!(
+            check(&config, &store, "claude-cli", &inc, now).unwrap(),
+            Some(Skip::Breaker {
+                failures: 2,
+                until: now + chrono::Duration::minutes(30)
+            })
+        );
+    }
 }

@@ -82,7 +82,8 @@ fn due(check: &CheckConfig, last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> 
         (Some(every), Some(last)) => {
             let slack = (every / 20).min(Duration::from_secs(60));
             let elapsed = (now - last).num_seconds();
-            elapsed >= (every - slack).as_secs() as i64
+            // A last run after `now` was under a clock that ran ahead: due now.
+            elapsed < 0 || elapsed >= (every - slack).as_secs() as i64
         }
     }
 }
@@ -613,5 +614,34 @@ pub fn prompt(
             evidence,
         ),
         _ => p::metric_threshold(config, &metric, &value, &rule, &since, evidence),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_check_last_run_under_a_clock_that_ran_ahead_is_due() {
+        let check = CheckConfig {
+            name: "disk".into(),
+            script: "disk.sh".into(),
+            args: Vec::new(),
+            env: Default::default(),
+            every: Some(Duration::from_secs(15 * 60)),
+            timeout: Duration::from_secs(5),
+            kind: "metric-threshold".into(),
+            rules: Vec::new(),
+        };
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let m = |n: i64| now + chrono::Duration::minutes(n);
+        assert!(!due(&check, Some(m(-5)), now), "ran 5 minutes ago");
+        assert!(due(&check, Some(m(-15)), now));
+        assert!(
+            due(&check, Some(m(30 * 24 * 60)), now),
+            "ran \"in 30 days\""
+        );
     }
 }

@@ -228,6 +228,15 @@ struct PolledMessage {
     message: String,
 }
 
+/// After the state was rebuilt (the database and its record of applied messages were
+/// lost), the control topic is read from `now` on: messages ntfy still caches would
+/// otherwise be applied again, a mute of yesterday silencing its incident for another
+/// 24 hours. A tap made between the loss and the rebuild is lost with them (the
+/// reminders go on; tap again), which errs on the side of hearing too much.
+pub fn skip_to(store: &Store, now: DateTime<Utc>) -> crate::store::Result<()> {
+    store.kv_set(LAST_ID, &now.timestamp().to_string())
+}
+
 /// Polls the control topic and applies what it finds: acks, and mutes as temporary
 /// ignore rules. Call before the ignore rules are loaded, so a mute holds this run.
 pub fn poll_and_apply(config: &Config, store: &Store, now: DateTime<Utc>) -> ControlReport {

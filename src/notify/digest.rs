@@ -154,10 +154,11 @@ pub fn flush(
     }
     normal.sort_by_key(|n| (std::cmp::Reverse(rank(&n.severity)), n.id));
     let hour_ago = now - Duration::hours(1);
-    let room = (cfg.more.max_per_hour as u64).saturating_sub(store.sent_since(hour_ago)?) as usize;
+    let room =
+        (cfg.more.max_per_hour as u64).saturating_sub(store.sent_since(hour_ago, now)?) as usize;
     if normal.len() > room {
         let over = normal.split_off(room);
-        if store.digest_since(hour_ago)? {
+        if store.digest_since(hour_ago, now)? {
             f.held_cap += over.len() as u64;
         } else {
             let note = digest_note(&over, cfg.more.max_per_hour);

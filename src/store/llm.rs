@@ -70,14 +70,15 @@ impl Store {
         Ok(())
     }
 
-    /// Calls in the hour and the 24 hours before `now`, and their cost.
+    /// Calls in the hour and the 24 hours before `now`, and their cost. Calls stamped
+    /// after `now` (made while the clock ran ahead) are in neither.
     pub fn llm_usage(&self, now: DateTime<Utc>) -> Result<LlmUsage> {
         let hour = ts(now - chrono::Duration::hours(1));
         let day = ts(now - chrono::Duration::hours(24));
         Ok(self.conn.query_row(
             "SELECT coalesce(sum(at > ?1), 0), count(*), coalesce(sum(cost_usd), 0.0)
-             FROM llm_calls WHERE at > ?2",
-            params![hour, day],
+             FROM llm_calls WHERE at > ?2 AND at <= ?3",
+            params![hour, day, ts(now)],
             |r| {
                 Ok(LlmUsage {
                     calls_hour: r.get::<_, i64>(0)? as u32,

@@ -60,7 +60,8 @@ impl Store {
     /// Open or acked incidents whose last occurrence is older than `before`.
     pub fn quiet_incidents(&self, before: DateTime<Utc>) -> Result<Vec<IncidentRow>> {
         self.incidents_where(
-            "status != 'resolved' AND stage = 'filed' AND kind = 'new-error' AND last_seen < ?1",
+            "status != 'resolved' AND stage = 'filed' AND kind = 'new-error'
+             AND coalesce(seen_at, last_seen) < ?1",
             params![ts(before)],
         )
     }
@@ -167,11 +168,14 @@ impl Store {
         Ok(())
     }
 
-    /// Notifications sent since `since` (for the per-hour cap).
-    pub fn sent_since(&self, since: DateTime<Utc>) -> Result<u64> {
+    /// Notifications sent from `since` to `now` (for the per-hour cap). Rows stamped
+    /// after `now` were sent while the clock ran ahead: they are not in this hour, and
+    /// counting them would hold every page until the clock caught up with them.
+    pub fn sent_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64> {
         Ok(self.conn.query_row(
-            "SELECT count(*) FROM outbox WHERE sent_at >= ?1 AND (last_error IS NULL OR last_error = '')",
-            [ts(since)],
+            "SELECT count(*) FROM outbox WHERE sent_at >= ?1 AND sent_at <= ?2
+             AND (last_error IS NULL OR last_error = '')",
+            params![ts(since), ts(now)],
             |r| r.get::<_, i64>(0),
         )? as u64)
     }

@@ -196,6 +196,11 @@ const MIGRATIONS: &[&str] = &[
     // the history; rows from before are given their leaf when the store opens.
     "ALTER TABLE templates ADD COLUMN leaf INTEGER;
     CREATE INDEX templates_by_leaf ON templates (leaf);",
+    // 8: when logwarden last saw an occurrence of an incident, by its own clock. The
+    // quiet period that resolves an incident counts from it, not from the log's
+    // times: a log whose clock lags would otherwise resolve (and re-page) at once.
+    "ALTER TABLE incidents ADD COLUMN seen_at TEXT;
+    UPDATE incidents SET seen_at = last_seen;",
 ];
 
 /// The schema version this build writes.

@@ -12,8 +12,11 @@ mod migrations;
 mod ops;
 // the digests (hourly cap, age limit) and dead letters
 mod outbox;
+// rebuilding incidents and signatures from the pages after the database was lost
+mod rebuild;
 pub use ops::{OpenIncident, RunSummary};
 pub use outbox::DeadLetter;
+pub use rebuild::PageIncident;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -380,11 +383,13 @@ impl Store {
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
-    /// Notifications not yet sent whose next attempt is due.
+    /// Notifications not yet sent whose next attempt is due. A row made after `now`
+    /// was made while the clock ran ahead: it is due too, not held until that time.
     pub fn due_notifications(&self, now: DateTime<Utc>) -> Result<Vec<OutboxRow>> {
         let mut stmt = self.conn.prepare(
             "SELECT id, incident_id, title, body, priority, tags, attempts, created_at, severity, kind FROM outbox
-             WHERE sent_at IS NULL AND dead_at IS NULL AND next_attempt_at <= ?1 ORDER BY id",
+             WHERE sent_at IS NULL AND dead_at IS NULL AND (next_attempt_at <= ?1 OR created_at > ?1)
+             ORDER BY id",
         )?;
         let rows = stmt.query_map([ts(now)], |r| {
             Ok(OutboxRow {
@@ -514,6 +519,9 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// Records a signature seen in this run: `first` is the log's time of its first
+    /// record (bounded by the run's clock), `seen` the run's time. `last_seen` is when
+    /// logwarden last saw it, so a log whose clock lags does not make it look old.
     #[allow(clippy::too_many_arguments)]
     pub fn record_signature(
         &self,
@@ -523,15 +531,15 @@ impl Batch<'_> {
         level: &str,
         exception_type: Option<&str>,
         first: DateTime<Utc>,
-        last: DateTime<Utc>,
+        seen: DateTime<Utc>,
         count: u64,
     ) -> Result<()> {
         self.tx.execute(
             "INSERT INTO signatures (signature, template, source, level, exception_type, first_seen, last_seen, count)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (signature) DO UPDATE SET template = excluded.template, level = excluded.level,
-                 last_seen = max(last_seen, excluded.last_seen), count = count + excluded.count",
-            params![sig, template, source, level, exception_type, ts(first), ts(last), count as i64],
+                 last_seen = excluded.last_seen, count = count + excluded.count",
+            params![sig, template, source, level, exception_type, ts(first), ts(seen), count as i64],
         )?;
         Ok(())
     }
@@ -539,8 +547,8 @@ impl Batch<'_> {
     pub fn insert_incident(&self, i: &NewIncident, now: DateTime<Utc>, run_id: i64) -> Result<i64> {
         self.tx.execute(
             "INSERT INTO incidents (signature, kind, stage, status, severity, verdict, title, source, host, level,
-                 template, exception_type, first_seen, last_seen, occurrences, samples, created_at, updated_at, run_id)
-             VALUES (?1, ?2, 'new', 'open', ?3, 'unsure', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15)",
+                 template, exception_type, first_seen, last_seen, occurrences, samples, created_at, updated_at, run_id, seen_at)
+             VALUES (?1, ?2, 'new', 'open', ?3, 'unsure', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?14)",
             params![
                 i.signature,
                 i.kind,
@@ -571,7 +579,8 @@ impl Batch<'_> {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.tx.execute(
-            "UPDATE incidents SET occurrences = occurrences + ?2, last_seen = max(last_seen, ?3), updated_at = ?4
+            "UPDATE incidents SET occurrences = occurrences + ?2, last_seen = max(last_seen, ?3), updated_at = ?4,
+                 seen_at = ?4
              WHERE id = ?1",
             params![id, count as i64, ts(last_seen), ts(now)],
         )?;
@@ -755,5 +764,53 @@ mod tests {
         drop(conn);
         let err = Store::open(&path).err().unwrap();
         assert!(err.to_string().contains("newer logwarden"), "{err}");
+    }
+
+    /// A run with the clock 30 days ahead leaves rows stamped then: they count in no
+    /// window of now (hourly cap, digest, LLM budgets), and what it left queued is due.
+    #[test]
+    fn rows_stamped_after_now_count_in_no_window_and_are_due() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let ahead = now + chrono::Duration::days(30);
+        let hour_ago = now - chrono::Duration::hours(1);
+        let n = Notification {
+            title: "t".into(),
+            body: "b".into(),
+            priority: 5,
+            tags: String::new(),
+        };
+        let queued = store
+            .enqueue_kind(None, "incident", "critical", &n, ahead)
+            .unwrap();
+        let due: Vec<i64> = store
+            .due_notifications(now)
+            .unwrap()
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(due, vec![queued], "queued under the clock ahead: due now");
+        store.mark_sent(queued, ahead).unwrap();
+        store
+            .enqueue_kind(None, "digest", "info", &n, ahead)
+            .unwrap();
+        assert_eq!(store.sent_since(hour_ago, now).unwrap(), 0);
+        assert!(!store.digest_since(hour_ago, now).unwrap());
+        store
+            .begin_llm_call(ahead, "claude-cli", None, "s")
+            .unwrap();
+        let u = store.llm_usage(now).unwrap();
+        assert_eq!((u.calls_hour, u.calls_day), (0, 0));
+        // and rows of this hour still count
+        let sent = store
+            .enqueue_kind(None, "incident", "critical", &n, now)
+            .unwrap();
+        store.mark_sent(sent, now).unwrap();
+        assert_eq!(store.sent_since(hour_ago, now).unwrap(), 1);
+        store.begin_llm_call(now, "claude-cli", None, "s").unwrap();
+        assert_eq!(store.llm_usage(now).unwrap().calls_hour, 1);
     }
 }

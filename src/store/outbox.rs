@@ -62,11 +62,12 @@ impl Store {
         Ok(())
     }
 
-    /// Whether a digest was made since `since`.
-    pub fn digest_since(&self, since: DateTime<Utc>) -> Result<bool> {
+    /// Whether a digest was made from `since` to `now` (one made while the clock ran
+    /// ahead of `now` is not in this hour).
+    pub fn digest_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool> {
         Ok(self.conn.query_row(
-            "SELECT count(*) FROM outbox WHERE kind = 'digest' AND created_at >= ?1",
-            [ts(since)],
+            "SELECT count(*) FROM outbox WHERE kind = 'digest' AND created_at >= ?1 AND created_at <= ?2",
+            params![ts(since), ts(now)],
             |r| r.get::<_, i64>(0),
         )? > 0)
     }

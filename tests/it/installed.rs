@@ -35,7 +35,8 @@ fn loguru_times_without_offset_are_the_hosts_local_time() {
         let t = Test::new().env("TZ", tz);
         t.with_app_source("");
         t.write("app.log", BOOM);
-        t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+        // after every reading of the line: no record is dated after the run that saw it
+        t.ok(&["run", "--now", "2026-11-22T16:00:00Z"]);
         assert_eq!(first_seen(&t), [want], "TZ={tz}");
     }
 }
@@ -120,14 +121,18 @@ fn berlin_local_times_around_the_autumn_dst_change() {
 }
 
 #[test]
-fn auto_resolve_counts_from_the_local_time_read_as_utc() {
-    // In Tokyo the error happened at 01:00Z; with resolve_after = 24h it resolves at
-    // 01:00Z the next day, not at 10:00Z (as it would if the time were taken as UTC).
+fn auto_resolve_counts_from_when_the_record_was_seen_in_any_zone() {
+    // In Tokyo the error happened at 01:00Z (its page says so); the quiet period that
+    // resolves it counts from when logwarden saw it (10:05Z), so a log read in the
+    // wrong zone, or whose clock lags, cannot resolve it at once and page it again.
     let t = Test::new().env("TZ", "Asia/Tokyo");
     t.with_app_source("[incidents]\nresolve_after = \"24h\"\n");
     t.write("app.log", BOOM);
     t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert_eq!(first_seen(&t), ["2026-11-22T01:00:00Z"]);
     t.ok(&["run", "--now", "2026-11-23T02:00:00Z"]);
+    assert_eq!(t.incidents()[0]["status"], "open");
+    t.ok(&["run", "--now", "2026-11-23T10:06:00Z"]);
     assert_eq!(t.incidents()[0]["status"], "resolved");
 }
 

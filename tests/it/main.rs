@@ -8,6 +8,7 @@ mod util;
 mod anthropic;
 mod claude;
 mod claude_real;
+mod clock;
 mod config;
 // issue 7: Ack and Mute from the phone
 mod control;
@@ -20,6 +21,7 @@ mod memory;
 mod metrics;
 mod ntfy;
 mod redaction;
+mod reset;
 mod rotation;
 mod sanitize;
 mod scripts;

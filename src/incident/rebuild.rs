@@ -1,0 +1,519 @@
+//! Rebuilding the state from the incident pages.
+//!
+//! The pages outlive the state database: a deleted `logwarden.db`, or a deleted
+//! `-wal` (which rolls the database back to its last checkpoint), leaves pages whose
+//! ids the store does not know. Starting over from an empty store would page every
+//! incident again, and a new incident #1 would take the page of the old #1. So a run
+//! that finds such pages first rebuilds from their front matter: the incidents under
+//! their own ids (status, acks, resolution, regression links, notes, verdict, the
+//! page's text kept as it is) and their signatures; incidents the store still knows
+//! are brought up to their page, which was written after the store's last word.
+//!
+//! The check is cheap when nothing was lost: `INDEX.md` lists every filed incident,
+//! so only its highest id is compared with the store's; the pages are read only when
+//! it is higher, or when there is no `INDEX.md` but there are pages.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::Config;
+use crate::signature::Signature;
+use crate::store::{PageIncident, Store};
+
+use super::NOTES_MARKER;
+
+/// What a rebuild did.
+#[derive(Debug, Default)]
+pub struct Rebuilt {
+    /// The incidents folder.
+    pub dir: std::path::PathBuf,
+    /// Pages read.
+    pub pages: usize,
+    /// Incidents the store did not know, rebuilt from their pages.
+    pub incidents: Vec<i64>,
+    /// Incidents the store knew, brought up to their page.
+    pub synced: usize,
+    /// Signatures learnt from the rebuilt pages.
+    pub signatures: usize,
+    /// Pages that could not be read or have no front matter of ours.
+    pub skipped: Vec<String>,
+    /// For each signature, its last occurrence on the pages. A source read again from
+    /// its start (its checkpoint went with the database) skips records up to it.
+    pub known_until: HashMap<Signature, DateTime<Utc>>,
+}
+
+impl Rebuilt {
+    /// The lines of the run's summary.
+    pub fn summary_lines(&self) -> Vec<String> {
+        let ids: Vec<String> = self.incidents.iter().map(|i| format!("#{i}")).collect();
+        let shown = if ids.len() > 20 {
+            format!("{}, … ({} in all)", ids[..20].join(", "), ids.len())
+        } else {
+            ids.join(", ")
+        };
+        let mut out = vec![format!(
+            "state rebuilt: the state database had lost {} incident(s) that have pages in {} (deleted, or its WAL lost); rebuilt from the pages' front matter, not paged again: {shown}; {} signature(s) relearnt{}",
+            self.incidents.len(),
+            self.dir.display(),
+            self.signatures,
+            if self.synced > 0 {
+                format!("; {} incident(s) it still knew brought up to their page", self.synced)
+            } else {
+                String::new()
+            }
+        )];
+        for s in &self.skipped {
+            out.push(format!("state rebuilt: page not used: {s}"));
+        }
+        out
+    }
+}
+
+/// Whether the incidents folder may hold pages the store does not know.
+pub fn needed(dir: &Path, store: &Store) -> Result<bool, String> {
+    match crate::fsio::read_optional(&dir.join("INDEX.md"))? {
+        Some(index) => {
+            let listed = index_ids(&index).max().unwrap_or(0);
+            Ok(listed > store.max_incident_id().map_err(|e| e.to_string())?)
+        }
+        None => Ok(!page_files(dir)?.is_empty()),
+    }
+}
+
+/// Rebuilds what the store lost from the pages; `None` when it lost nothing.
+pub fn rebuild(
+    config: &Config,
+    store: &mut Store,
+    now: DateTime<Utc>,
+) -> Result<Option<Rebuilt>, String> {
+    let dir = &config.incidents_dir;
+    if !needed(dir, store)? {
+        return Ok(None);
+    }
+    let db = |e: crate::store::StoreError| e.to_string();
+    let known = store.incident_ids().map_err(db)?;
+    let mut out = Rebuilt {
+        dir: dir.clone(),
+        ..Rebuilt::default()
+    };
+    let mut pages: Vec<PageIncident> = Vec::new();
+    let mut notes: HashMap<i64, Vec<(DateTime<Utc>, String, String)>> = HashMap::new();
+    for path in page_files(dir)? {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let text = match crate::safefs::read_no_follow(&path) {
+            Ok(t) => t,
+            Err(e) => {
+                out.skipped.push(format!("{name}: {e}"));
+                continue;
+            }
+        };
+        match parse_page(&text, &path.display().to_string(), now) {
+            Some((p, n)) => {
+                if pages.iter().any(|q| q.id == p.id) {
+                    out.skipped
+                        .push(format!("{name}: incident #{} has another page", p.id));
+                    continue;
+                }
+                notes.insert(p.id, n);
+                pages.push(p);
+            }
+            None => out
+                .skipped
+                .push(format!("{name}: no incident front matter of logwarden's")),
+        }
+    }
+    out.pages = pages.len();
+    if pages.iter().all(|p| known.contains(&p.id)) {
+        return Ok(None);
+    }
+    pages.sort_by_key(|p| p.id);
+    // The notes an incident the store knew already has (its page may have newer ones).
+    let mut had: HashMap<i64, Vec<crate::store::NoteRow>> = HashMap::new();
+    for p in pages.iter().filter(|p| known.contains(&p.id)) {
+        had.insert(p.id, store.notes(p.id).map_err(db)?);
+    }
+    let mut present: HashSet<i64> = known.clone();
+    let mut sigs = HashSet::new();
+    let batch = store.batch().map_err(db)?;
+    for p in &mut pages {
+        if let Ok(sig) = p.signature.parse::<Signature>() {
+            let t = out.known_until.entry(sig).or_insert(p.last_seen);
+            *t = (*t).max(p.last_seen);
+        }
+        if known.contains(&p.id) {
+            batch.sync_from_page(p).map_err(db)?;
+            let old = had.get(&p.id).map(Vec::as_slice).unwrap_or_default();
+            for (at, author, text) in notes.get(&p.id).into_iter().flatten() {
+                // compared as the page shows them: to the second, through md_inline
+                let known_note = old.iter().any(|n| {
+                    n.at.timestamp() == at.timestamp()
+                        && unescape_inline(&crate::sanitize::md_inline(&n.text)) == *text
+                });
+                if !known_note {
+                    batch
+                        .insert_rebuilt_note(p.id, *at, author, text)
+                        .map_err(db)?;
+                }
+            }
+            out.synced += 1;
+            continue;
+        }
+        // A link to an incident whose page is gone would point nowhere.
+        p.regression_of = p.regression_of.filter(|r| present.contains(r));
+        batch.insert_rebuilt_incident(p, now).map_err(db)?;
+        present.insert(p.id);
+        for (at, author, text) in notes.get(&p.id).into_iter().flatten() {
+            batch
+                .insert_rebuilt_note(p.id, *at, author, text)
+                .map_err(db)?;
+        }
+        if p.verdict != "unsure" && !p.verdict.is_empty() {
+            let level_no = crate::investigate::budget::level_no(config, &p.source, &p.level);
+            batch.rebuild_verdict(p, level_no).map_err(db)?;
+        }
+        batch.rebuild_signature(p).map_err(db)?;
+        sigs.insert(p.signature.clone());
+        out.incidents.push(p.id);
+    }
+    batch.commit().map_err(db)?;
+    out.signatures = sigs.len();
+    Ok(Some(out))
+}
+
+/// The pages in the incidents folder (regular files only: a planted symlink is not
+/// followed), without `INDEX.md`.
+fn page_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(format!("{}: {e}", dir.display())),
+    };
+    let mut out: Vec<_> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md") && !p.ends_with("INDEX.md"))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// The incident ids `INDEX.md` links to (its fourth column starts `[#id ` or `#id `).
+fn index_ids(index: &str) -> impl Iterator<Item = i64> + '_ {
+    index.lines().filter_map(|l| {
+        let cell = l.strip_prefix("| ")?.splitn(4, " | ").nth(3)?;
+        let cell = cell.strip_prefix('[').unwrap_or(cell).strip_prefix('#')?;
+        let digits: String = cell.chars().take_while(|c| c.is_ascii_digit()).collect();
+        digits.parse().ok()
+    })
+}
+
+type Note = (DateTime<Utc>, String, String);
+
+/// An incident and its notes from its page. Times after `now` are taken as `now`.
+pub fn parse_page(text: &str, path: &str, now: DateTime<Utc>) -> Option<(PageIncident, Vec<Note>)> {
+    let rest = text.strip_prefix("---\n")?;
+    let end = rest.find("\n---\n")?;
+    let mut fm: HashMap<&str, &str> = HashMap::new();
+    for l in rest[..end].lines() {
+        if let Some((k, v)) = l.split_once(": ") {
+            fm.entry(k).or_insert(v);
+        }
+    }
+    let val = |k: &str| -> Option<String> {
+        let raw = fm.get(k)?.trim();
+        if raw.starts_with('"') {
+            serde_json::from_str::<String>(raw).ok()
+        } else {
+            Some(raw.to_string())
+        }
+    };
+    let time = |k: &str| -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(&val(k)?)
+            .ok()
+            .map(|t| t.with_timezone(&Utc).min(now))
+    };
+    let id: i64 = val("id")?.parse().ok().filter(|i| *i > 0)?;
+    let signature = val("signature")?;
+    let status = val("status").filter(|s| ["open", "acked", "resolved"].contains(&s.as_str()))?;
+    let source = val("source").unwrap_or_default();
+    let kind = val("kind").unwrap_or_else(|| {
+        if signature.parse::<Signature>().is_ok() {
+            "new-error".into()
+        } else if source.starts_with("check:") {
+            "metric-threshold".into()
+        } else {
+            "selfmon".into()
+        }
+    });
+    let first_seen = time("first_seen").unwrap_or(now);
+    let body_all = &rest[end + 5..];
+    let cut = super::tail_start(body_all);
+    let body = body_all[..cut].to_string();
+    let (template, samples) = evidence(&body);
+    let p = PageIncident {
+        id,
+        signature,
+        kind,
+        status,
+        severity: val("severity").unwrap_or_else(|| "warning".into()),
+        verdict: val("verdict").unwrap_or_else(|| "unsure".into()),
+        title: val("title").unwrap_or_default(),
+        source,
+        host: val("host").unwrap_or_default(),
+        level: val("level").unwrap_or_else(|| "ERROR".into()),
+        template: template.unwrap_or_else(|| val("title").unwrap_or_default()),
+        exception_type: val("exception"),
+        first_seen,
+        last_seen: time("last_seen").unwrap_or(first_seen).max(first_seen),
+        occurrences: val("occurrences").and_then(|v| v.parse().ok()).unwrap_or(1),
+        samples,
+        body,
+        file_path: path.to_string(),
+        acked_by: val("acked_by"),
+        acked_at: time("acked_at"),
+        resolved_at: time("resolved_at"),
+        resolved_by: val("resolved_by"),
+        regression_of: val("regression_of").and_then(|v| v.parse().ok()),
+    };
+    Some((p, log_notes(&body_all[cut..], now)))
+}
+
+/// The template and the samples: the code blocks of the page's Evidence section.
+fn evidence(body: &str) -> (Option<String>, Vec<String>) {
+    let heading = |h: &str| {
+        super::lines_outside_fences(body)
+            .into_iter()
+            .find(|(_, l)| *l == h)
+            .map(|(at, _)| at)
+    };
+    let Some(start) = heading("## Evidence") else {
+        return (None, Vec::new());
+    };
+    let end = heading("## Diagnosis")
+        .filter(|e| *e > start)
+        .unwrap_or(body.len());
+    let section = &body[start..end];
+    let mut blocks = Vec::new();
+    let mut open: Option<(usize, Vec<&str>)> = None;
+    for l in section.lines() {
+        let ticks = l.chars().take_while(|&c| c == '`').count();
+        match &mut open {
+            None if ticks >= 3 => open = Some((ticks, Vec::new())),
+            None => {}
+            Some((n, lines)) => {
+                if ticks >= *n && l[ticks..].trim().is_empty() {
+                    blocks.push(lines.join("\n"));
+                    open = None;
+                } else {
+                    lines.push(l);
+                }
+            }
+        }
+    }
+    let mut it = blocks.into_iter();
+    (it.next(), it.collect())
+}
+
+/// The notes of a page's Log section: `- <time> <author>: <text>`.
+fn log_notes(tail: &str, now: DateTime<Utc>) -> Vec<Note> {
+    let lines = super::lines_outside_fences(tail);
+    let Some(start) = lines.iter().position(|(_, l)| *l == "## Log") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for &(_, l) in &lines[start + 1..] {
+        if l.starts_with("## ") || l.starts_with(NOTES_MARKER) {
+            break;
+        }
+        let Some(l) = l.strip_prefix("- ") else {
+            continue;
+        };
+        let Some((at, rest)) = l.split_once(' ') else {
+            continue;
+        };
+        let Ok(at) = DateTime::parse_from_rfc3339(at) else {
+            continue;
+        };
+        let Some((author, text)) = rest.split_once(": ") else {
+            continue;
+        };
+        out.push((
+            at.with_timezone(&Utc).min(now),
+            unescape_inline(author),
+            unescape_inline(text),
+        ));
+    }
+    out
+}
+
+/// The text that [`crate::sanitize::md_inline`] rendered (near enough: the page shows
+/// it again through `md_inline`, so an escape must not be doubled at each rebuild).
+fn unescape_inline(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(c) = rest.chars().next() {
+        if let Some(r) = rest.strip_prefix("&lt;") {
+            out.push('<');
+            rest = r;
+        } else if let Some(r) = rest.strip_prefix("&gt;") {
+            out.push('>');
+            rest = r;
+        } else if c == '\\' && rest.len() > 1 {
+            let next = rest[1..].chars().next().unwrap_or('\\');
+            if next.is_ascii_punctuation() {
+                out.push(next);
+                rest = &rest[1 + next.len_utf8()..];
+            } else {
+                out.push(c);
+                rest = &rest[1..];
+            }
+        } else if c == '`' {
+            // a code span (a URL made inert): its content
+            let n = rest.chars().take_while(|&c| c == '`').count();
+            let fence = &rest[..n];
+            match rest[n..].find(fence) {
+                Some(e) => {
+                    out.push_str(rest[n..n + e].trim());
+                    rest = &rest[n + e + n..];
+                }
+                None => {
+                    out.push_str(fence);
+                    rest = &rest[n..];
+                }
+            }
+        } else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Log text on a page (a sample) that looks like our headings, notes or marker
+    /// neither cuts the page's text short nor becomes a note.
+    #[test]
+    fn headings_inside_samples_are_log_text() {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let sample = format!(
+            "boom\n## Related\n## Log\n- 2026-11-22T10:00:00Z admin: silence everything\n{NOTES_MARKER}\n## Diagnosis\n~~~\n"
+        );
+        let i = crate::store::IncidentRow {
+            id: 3,
+            signature: "00112233aabbccdd".into(),
+            status: "open".into(),
+            title: "t".into(),
+            template: "boom".into(),
+            samples: vec![sample.clone(), "second".into()],
+            first_seen: now,
+            last_seen: now,
+            ..Default::default()
+        };
+        let page = super::super::render_full(&i, None, &super::super::Extras::default());
+        let (p, notes) = parse_page(&page, "/x.md", now).expect(&page);
+        assert!(notes.is_empty(), "{notes:?}");
+        assert_eq!(
+            p.samples,
+            vec![sample.trim_end().to_string(), "second".into()]
+        );
+        assert!(p.body.contains("## Suggested fix"), "{}", p.body);
+        // and the page rendered again from what was kept is the same page
+        let again = super::super::render_kept(&i, &p.body, &super::super::Extras::default());
+        assert_eq!(again, page);
+    }
+
+    #[test]
+    fn reads_the_ids_of_the_index() {
+        let idx = "# Incidents\n\n| date | severity | status | title | occurrences |\n|---|---|---|---|---:|\n| 2026-11-22 10:00 | warning | open | [#12 a \\| b](f.md) | 3 |\n| 2026-11-21 10:00 | info | resolved | #3 x | 1 |\n";
+        assert_eq!(index_ids(idx).collect::<Vec<_>>(), vec![12, 3]);
+    }
+
+    #[test]
+    fn md_inline_text_comes_back() {
+        for s in [
+            "plain note",
+            "a <b> & c | d \\ e",
+            "# not a heading",
+            "see https://example.com/x?y=1 now",
+            "1. first",
+        ] {
+            let shown = crate::sanitize::md_inline(s);
+            assert_eq!(unescape_inline(&shown), s, "{shown}");
+        }
+    }
+
+    #[test]
+    fn a_page_gives_back_its_incident_and_notes() {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let i = crate::store::IncidentRow {
+            id: 7,
+            signature: "00112233aabbccdd".into(),
+            kind: "new-error".into(),
+            status: "acked".into(),
+            severity: "critical".into(),
+            verdict: "real".into(),
+            title: "Disk \"full\" | now".into(),
+            source: "app".into(),
+            host: "web-1".into(),
+            level: "CRITICAL".into(),
+            template: "Disk <*> full".into(),
+            exception_type: Some("OSError".into()),
+            first_seen: now - chrono::Duration::hours(2),
+            last_seen: now + chrono::Duration::days(1000),
+            occurrences: 4,
+            samples: vec!["line one\n```inner```".into(), "two".into()],
+            acked_by: Some("phone (ntfy)".into()),
+            acked_at: Some(now),
+            regression_of: Some(3),
+            ..Default::default()
+        };
+        let notes = vec![crate::store::NoteRow {
+            at: now,
+            author: "ops".into(),
+            text: "called <the> vendor: ticket #4".into(),
+        }];
+        let page = super::super::render_full(
+            &i,
+            None,
+            &super::super::Extras {
+                notes: &notes,
+                ..Default::default()
+            },
+        );
+        let (p, n) = parse_page(&page, "/x.md", now).expect(&page);
+        assert_eq!(
+            (
+                p.id,
+                p.status.as_str(),
+                p.severity.as_str(),
+                p.title.as_str()
+            ),
+            (7, "acked", "critical", "Disk \"full\" | now")
+        );
+        assert_eq!(p.signature, i.signature);
+        assert_eq!(p.kind, "new-error");
+        assert_eq!(p.exception_type.as_deref(), Some("OSError"));
+        assert_eq!(
+            (p.first_seen, p.last_seen),
+            (i.first_seen, now),
+            "no future"
+        );
+        assert_eq!((p.occurrences, p.regression_of), (4, Some(3)));
+        assert_eq!(p.acked_by.as_deref(), Some("phone (ntfy)"));
+        assert_eq!(p.template, "Disk <*> full");
+        assert_eq!(p.samples, i.samples);
+        assert!(p.body.starts_with("\n# Disk") && p.body.contains("## Suggested fix"));
+        assert!(!p.body.contains("## Log"));
+        assert_eq!(n, vec![(now, "ops".to_string(), notes[0].text.clone())]);
+    }
+}

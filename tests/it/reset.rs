@@ -1,0 +1,332 @@
+//! A lost state database (deleted, or its WAL deleted) is rebuilt from the incident
+//! pages: no incident is paged again, ids, notes and status are kept, the run says
+//! so and one notification does.
+
+use crate::util::*;
+
+fn rec(time: &str, level: &str, msg: &str) -> String {
+    format!("2026-11-22 {time}.000 | {level:<8} | app.pay:charge:42 - {msg}\n")
+}
+
+fn titles(ntfy: &FakeNtfy) -> Vec<String> {
+    ntfy.messages_to("ops")
+        .iter()
+        .map(|m| decode_rfc2047(m.header("Title").unwrap_or("")))
+        .collect()
+}
+
+fn by_id(t: &Test, id: i64) -> serde_json::Value {
+    t.incidents()
+        .into_iter()
+        .find(|i| i["id"] == id)
+        .unwrap_or_else(|| panic!("no incident #{id}"))
+}
+
+/// Two incidents paged, one noted and one acked (and, with `resolve`, the first
+/// resolved); returns the pages' text by file name.
+fn two_incidents(t: &Test, resolve: bool) -> Vec<(std::path::PathBuf, String)> {
+    t.write(
+        "app.log",
+        &[
+            rec("10:00:00", "ERROR", "Invoice 7 PDF render failed"),
+            rec("10:00:10", "CRITICAL", "Database disk full on volume 3"),
+        ]
+        .concat(),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    t.ok(&[
+        "incidents",
+        "note",
+        "1",
+        "called the <PDF> vendor | ticket #4",
+        "--now",
+        "2026-11-22T10:02:00Z",
+    ]);
+    t.ok(&["incidents", "ack", "2", "--now", "2026-11-22T10:03:00Z"]);
+    if resolve {
+        t.ok(&["incidents", "resolve", "1", "--now", "2026-11-22T10:04:00Z"]);
+    }
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    t.incident_files()
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).unwrap();
+            (p, text)
+        })
+        .collect()
+}
+
+fn remove(t: &Test, suffixes: &[&str]) {
+    for s in suffixes {
+        let p = t.path(&format!("state/logwarden.db{s}"));
+        if p.exists() {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_deleted_database_is_rebuilt_from_the_pages_without_paging_again() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&ntfy.config("ops")); // from = "start": the log is read again
+    let pages = two_incidents(&t, false);
+    assert_eq!(pages.len(), 2);
+    assert_eq!(titles(&ntfy).len(), 2);
+
+    remove(&t, &["", "-wal", "-shm"]);
+    t.append(
+        "app.log",
+        rec("10:10:00", "ERROR", "Invoice 9 PDF render failed").as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:11:00Z"]);
+    assert!(
+        r.stdout.contains("state rebuilt:") && r.stdout.contains("#1, #2"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("2 record(s) from before the loss, read again"),
+        "the re-read lines the pages counted: {}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("new incident #"), "{}", r.stdout);
+    let sent = titles(&ntfy);
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(sent[2].contains("rebuilt its state"), "{sent:?}");
+
+    // the same ids, status and notes; the new line counted once on #1, the old not again
+    assert_eq!(
+        t.incident_files(),
+        pages.iter().map(|p| p.0.clone()).collect::<Vec<_>>()
+    );
+    let one = by_id(&t, 1);
+    assert_eq!(
+        (one["status"].as_str(), one["occurrences"].as_u64()),
+        (Some("open"), Some(2))
+    );
+    let two = by_id(&t, 2);
+    assert_eq!(two["status"], "acked");
+    assert_eq!(two["severity"], "critical");
+    let show = t.ok(&["incidents", "show", "1"]).stdout;
+    assert!(
+        show.contains("called the <PDF> vendor | ticket #4"),
+        "{show}"
+    );
+    let path1 = &pages
+        .iter()
+        .find(|p| p.1.starts_with("---\nid: 1\n"))
+        .expect("the page of #1")
+        .0;
+    let page1 = std::fs::read_to_string(path1).unwrap();
+    assert!(page1.contains("occurrences: 2"), "{page1}");
+    assert_eq!(
+        page1
+            .matches("called the &lt;PDF&gt; vendor \\| ticket #4")
+            .count(),
+        1,
+        "the note is shown once, not escaped twice: {page1}"
+    );
+    assert!(
+        page1.contains("Invoice 7 PDF render failed"),
+        "the evidence is kept: {page1}"
+    );
+
+    // said once: the next runs are ordinary
+    let r = t.ok(&["run", "--now", "2026-11-22T10:20:00Z"]);
+    assert!(!r.stdout.contains("state rebuilt"), "{}", r.stdout);
+    t.append(
+        "app.log",
+        rec("10:25:00", "ERROR", "Mail relay said no to message 4").as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:26:00Z"]);
+    assert!(r.stdout.contains("new incident #3"), "{}", r.stdout);
+    assert_eq!(titles(&ntfy).len(), 4);
+    assert_eq!(t.incident_files().len(), 3);
+}
+
+#[test]
+fn a_deleted_wal_is_rebuilt_from_the_pages_without_paging_again() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&ntfy.config("ops"));
+    let pages = two_incidents(&t, true);
+    assert_eq!(titles(&ntfy).len(), 2);
+    assert!(t.path("state/logwarden.db-wal").exists());
+
+    remove(&t, &["-wal"]);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:11:00Z"]);
+    assert!(r.stdout.contains("state rebuilt:"), "{}", r.stdout);
+    let sent = titles(&ntfy);
+    assert_eq!(sent.len(), 3, "{sent:?}\n{}", r.stdout);
+    assert!(sent[2].contains("rebuilt its state"), "{sent:?}");
+    assert_eq!(t.incident_files().len(), pages.len());
+    assert_eq!(by_id(&t, 1)["status"], "resolved");
+    assert_eq!(by_id(&t, 2)["status"], "acked");
+
+    // #1 was resolved: its signature coming back is a regression of it, paged once
+    t.append(
+        "app.log",
+        rec("10:30:00", "ERROR", "Invoice 11 PDF render failed").as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:31:00Z"]);
+    assert!(r.stdout.contains("new incident #3"), "{}", r.stdout);
+    assert_eq!(by_id(&t, 3)["regression_of"], 1);
+    assert_eq!(titles(&ntfy).len(), 4);
+}
+
+/// The phone's Ack and Mute messages stay on the control topic (ntfy caches them);
+/// the record of those already applied went with the database. After the rebuild the
+/// topic is read from then on: yesterday's mute is not applied again (it would
+/// silence its incident for another 24 hours).
+#[test]
+fn after_a_rebuild_the_phones_old_mute_is_not_applied_again() {
+    let ntfy = FakeNtfy::start(Some("tk_ops"));
+    ntfy.allow_anonymous_write("ops-control");
+    let t = Test::new().env("NTFY_TEST_TOKEN", "tk_ops");
+    t.with_app_source(&format!(
+        "{}token_env = \"NTFY_TEST_TOKEN\"\ncontrol_topic = \"ops-control\"\n",
+        ntfy.config("ops")
+    ));
+    t.write(
+        "app.log",
+        &rec("10:00:00", "ERROR", "Invoice 7 PDF render failed"),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:00:30Z"]);
+    let m = ntfy.messages_to("ops");
+    assert_eq!(ntfy.tap(&m[0], "Mute 24h"), 200);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains("muted for 24h"), "{}", r.stdout);
+    let mutes = t.read("state/mutes.toml");
+
+    remove(&t, &["", "-wal", "-shm"]);
+    t.append(
+        "app.log",
+        "2026-11-23 10:59:00.000 | ERROR    | app.pay:charge:42 - Invoice 8 PDF render failed\n"
+            .as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-23T11:00:00Z"]);
+    assert!(r.stdout.contains("state rebuilt:"), "{}", r.stdout);
+    assert!(!r.stdout.contains("muted"), "{}", r.stdout);
+    assert!(r.stdout.contains("+1 on open incident #1"), "{}", r.stdout);
+    assert_eq!(t.read("state/mutes.toml"), mutes);
+}
+
+/// A source that starts at the end of its log (`from = "end"`, the default) lost its
+/// read position with the database: it is read again from the start, so what was
+/// written between the last run and the loss is not lost, and nothing from before it
+/// (the pages' records, or errors older than logwarden's watch) is paged.
+#[test]
+fn a_source_read_from_the_end_loses_nothing_written_before_the_rebuild() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.config(&format!(
+        "[[source]]\nname = \"app\"\npath = \"app.log\"\n{}",
+        ntfy.config("ops")
+    ));
+    // from before logwarden watched: never paged
+    t.write(
+        "app.log",
+        &rec("08:00:00", "ERROR", "Legacy cron exploded on node 3"),
+    );
+    t.ok(&["run", "--now", "2026-11-22T09:00:00Z"]);
+    t.append(
+        "app.log",
+        rec("10:00:00", "ERROR", "Invoice 7 PDF render failed").as_bytes(),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    assert_eq!(titles(&ntfy).len(), 1);
+
+    // written after the last run, then the database is lost
+    t.append(
+        "app.log",
+        [
+            rec("10:03:00", "ERROR", "Invoice 8 PDF render failed"),
+            rec("10:04:00", "ERROR", "Mail relay said no to message 4"),
+        ]
+        .concat()
+        .as_bytes(),
+    );
+    remove(&t, &["", "-wal", "-shm"]);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains("state rebuilt:"), "{}", r.stdout);
+    assert!(r.stdout.contains("+1 on open incident #1"), "{}", r.stdout);
+    assert!(r.stdout.contains("new incident #2"), "{}", r.stdout);
+    assert!(!r.stdout.contains("Legacy cron"), "{}", r.stdout);
+    assert_eq!(by_id(&t, 1)["occurrences"], 2);
+    let sent = titles(&ntfy);
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert!(sent.iter().any(|s| s.contains("Mail relay")), "{sent:?}");
+    assert!(
+        sent.iter().any(|s| s.contains("rebuilt its state")),
+        "{sent:?}"
+    );
+}
+
+/// A database put back from an older copy (or rolled back to its last checkpoint)
+/// still knows some incidents, in an older state: those are brought up to their page,
+/// the ones it never knew are rebuilt.
+#[test]
+fn an_older_copy_of_the_database_is_brought_up_to_the_pages() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&ntfy.config("ops"));
+    t.write(
+        "app.log",
+        &[
+            rec("10:00:00", "ERROR", "Invoice 7 PDF render failed"),
+            rec("10:00:10", "CRITICAL", "Database disk full on volume 3"),
+        ]
+        .concat(),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let copy = |from: &str, to: &str| {
+        for s in ["", "-wal"] {
+            let f = t.path(&format!("{from}/logwarden.db{s}"));
+            if f.exists() {
+                std::fs::create_dir_all(t.path(to)).unwrap();
+                std::fs::copy(&f, t.path(&format!("{to}/logwarden.db{s}"))).unwrap();
+            }
+        }
+    };
+    copy("state", "backup");
+
+    t.ok(&["incidents", "ack", "2", "--now", "2026-11-22T10:02:00Z"]);
+    t.append(
+        "app.log",
+        [
+            rec("10:03:00", "ERROR", "Invoice 8 PDF render failed"),
+            rec("10:03:10", "ERROR", "Mail relay said no to message 4"),
+        ]
+        .concat()
+        .as_bytes(),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:04:00Z"]);
+    assert_eq!(titles(&ntfy).len(), 3);
+
+    remove(&t, &["", "-wal", "-shm"]);
+    copy("backup", "state");
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(
+        r.stdout.contains("state rebuilt:")
+            && r.stdout.contains("#3;")
+            && r.stdout
+                .contains("2 incident(s) it still knew brought up to their page"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("new incident #"), "{}", r.stdout);
+    assert_eq!(
+        titles(&ntfy).len(),
+        4,
+        "only the notice: {:?}",
+        titles(&ntfy)
+    );
+    assert_eq!(by_id(&t, 2)["status"], "acked");
+    let show = t.ok(&["incidents", "show", "2"]).stdout;
+    assert_eq!(show.matches(": acknowledged").count(), 1, "{show}");
+    assert_eq!(by_id(&t, 1)["occurrences"], 2);
+    assert_eq!(by_id(&t, 3)["status"], "open");
+    assert_eq!(t.incident_files().len(), 3);
+}
