@@ -926,7 +926,7 @@ fn merge_samples(old: &[String], new: &[String]) -> Vec<String> {
 
 /// Test hook: `LOGWARDEN_FAULT=<point>` aborts the process at that point, as a crash
 /// or a `kill -9` would.
-fn fault_point(name: &str) {
+pub(crate) fn fault_point(name: &str) {
     if std::env::var("LOGWARDEN_FAULT").is_ok_and(|v| v == name) {
         crate::errln!("logwarden: LOGWARDEN_FAULT={name}: aborting here");
         std::process::abort();

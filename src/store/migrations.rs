@@ -192,6 +192,10 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE outbox ADD COLUMN refusals INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE outbox ADD COLUMN dead_at TEXT;
     ALTER TABLE outbox ADD COLUMN folded_into INTEGER REFERENCES outbox (id);",
+    // 7: a publish whose answer was never recorded is in doubt (`attempt_started_at`
+    // set): the next flush looks for its delivery id on the topic before resending.
+    "ALTER TABLE outbox ADD COLUMN delivery_id TEXT;
+    ALTER TABLE outbox ADD COLUMN attempt_started_at TEXT;",
 ];
 
 /// The schema version this build writes.

@@ -12,6 +12,8 @@ mod config;
 // issue 7: Ack and Mute from the phone
 mod control;
 mod crash;
+// pages sent once: publishes in doubt are checked on the topic
+mod delivery;
 mod evidence;
 mod hostile;
 mod ignore;
