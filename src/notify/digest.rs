@@ -161,10 +161,6 @@ pub fn in_quiet_hours(cfg: &NtfyConfig, severity: &str, now: DateTime<Utc>) -> b
 /// given server, and a page that arrives twice beats one that never does.
 const DOUBT_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// How far before an in-doubt attempt the topic is searched: ntfy stamps messages
-/// with its own clock.
-const POLL_MARGIN: i64 = 60;
-
 /// Settles the notifications whose last publish was never answered, before any is
 /// sent: those ntfy has (their delivery id is among the topic's tags) are marked sent;
 /// the others are cleared for sending. When the topic cannot be read they are held,
@@ -177,11 +173,10 @@ fn reconcile(
 ) -> crate::store::Result<std::collections::HashSet<i64>> {
     let mut held = std::collections::HashSet::new();
     let doubt = store.in_doubt()?;
-    let Some(earliest) = doubt.iter().map(|d| d.2).min() else {
+    if doubt.is_empty() {
         return Ok(held);
-    };
-    let found = ntfy::client(cfg)
-        .and_then(|c| ntfy::delivered_ids(cfg, &c, earliest.timestamp() - POLL_MARGIN));
+    }
+    let found = ntfy::client(cfg).and_then(|c| ntfy::delivered_ids(cfg, &c));
     match found {
         Ok(ids) => {
             for (id, delivery, _) in doubt {

@@ -156,20 +156,17 @@ pub fn send(cfg: &NtfyConfig, client: &Client, m: &Message) -> Result<(), Failur
     Err(f)
 }
 
-/// The delivery ids (`lw-…` tags) of the messages cached on the topic since `since`
-/// (unix seconds), by polling it as a subscriber would, with the publishing
-/// credentials. An error when the poll fails or its answer cannot be read.
+/// The delivery ids (`lw-…` tags) of every message ntfy still caches on the topic, by
+/// polling it as a subscriber would (`since=all`), with the publishing credentials.
+/// Not `since=<time>`: ntfy stamps messages with its own clock, which need not agree
+/// with ours (another machine, a clock set wrong, a run given `--now`), and a window
+/// taken from our clock could miss the very message it looks for. An error when the
+/// poll fails or its answer cannot be read.
 pub fn delivered_ids(
     cfg: &NtfyConfig,
     client: &Client,
-    since: i64,
 ) -> Result<std::collections::HashSet<String>, String> {
-    let url = format!(
-        "{}/{}/json?poll=1&since={}",
-        cfg.server,
-        cfg.topic,
-        since.max(0)
-    );
+    let url = format!("{}/{}/json?poll=1&since=all", cfg.server, cfg.topic);
     let resp = authorize(cfg, client.get(&url))?
         .send()
         .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;

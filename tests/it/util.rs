@@ -75,6 +75,11 @@ impl Test {
         c.args(args)
             .env("LOGWARDEN_CONFIG", self.path("logwarden.toml"))
             .env_remove("LOGWARDEN_FAULT")
+            // Under libfaketime (the suite's clock-ahead run) only the date moves: a faked
+            // CLOCK_MONOTONIC turns every absolute deadline handed to the kernel (Rust's
+            // timed waits, such as the HTTP client's timeout) into a wait of a year.
+            .env("DONT_FAKE_MONOTONIC", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
             // Logs without an offset are read in the host's zone: tests fix it (a test
             // may set another with `env`).
             .env("TZ", "UTC")
@@ -397,7 +402,14 @@ impl FakeNtfy {
                 if status == 200 && problems.is_empty() {
                     let mut cache = c.lock().unwrap();
                     let id = format!("msg{:09}", cache.len() + 1);
-                    let time = clk.lock().unwrap().unwrap_or(1_700_000_000) + cache.len() as i64;
+                    // ntfy stamps a message with its own clock, which need not agree
+                    // with the runs' `--now` (nor, under libfaketime, with the date).
+                    let time = match *clk.lock().unwrap() {
+                        Some(t) => t + cache.len() as i64,
+                        None => std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs() as i64),
+                    };
                     // ntfy reads the tags from Tags, X-Tags, Tag or ta: comma-separated.
                     let t: Vec<String> = ["X-Tags", "Tags", "Tag", "ta"]
                         .iter()
@@ -924,6 +936,11 @@ impl Test {
             .args(args)
             .env("LOGWARDEN_CONFIG", self.path("logwarden.toml"))
             .env_remove("LOGWARDEN_FAULT")
+            // Under libfaketime (the suite's clock-ahead run) only the date moves: a faked
+            // CLOCK_MONOTONIC turns every absolute deadline handed to the kernel (Rust's
+            // timed waits, such as the HTTP client's timeout) into a wait of a year.
+            .env("DONT_FAKE_MONOTONIC", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
             .env("TZ", "UTC")
             .current_dir(self.dir.path());
         for (k, v) in &self.env {
