@@ -84,6 +84,36 @@ pub fn perms_for(path: &Path, new: NewFile) -> Result<Perms, String> {
 /// Writes `bytes` to `path` through a temporary file and a rename, keeping the
 /// existing file's owner, group and mode (or giving a new one `new`'s).
 pub fn replace(path: &Path, bytes: &[u8], new: NewFile) -> Result<(), String> {
+    replace_with(path, bytes, new, true)
+}
+
+/// [`replace`] without the flush to disk: the caller writes many files and makes them
+/// durable together with [`sync_dir`] before it records them anywhere. Until then a
+/// crash of the process loses nothing (the kernel has the data); a power loss may lose
+/// the new text, which is why nothing may depend on it before the sync.
+pub fn replace_unsynced(path: &Path, bytes: &[u8], new: NewFile) -> Result<(), String> {
+    replace_with(path, bytes, new, false)
+}
+
+/// Makes every file written in `dir` (and the renames that put them there) durable in
+/// one pass: `syncfs` on its file system, then an fsync of the folder. One call for a
+/// run's pages instead of an fsync per page.
+pub fn sync_dir(dir: &Path) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let d = std::fs::File::open(dir).map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
+    // SAFETY: the descriptor is open for the duration of the call.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+        return Err(format!(
+            "cannot flush {} to disk: {}",
+            dir.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    d.sync_all()
+        .map_err(|e| format!("cannot flush {} to disk: {e}", dir.display()))
+}
+
+fn replace_with(path: &Path, bytes: &[u8], new: NewFile, sync: bool) -> Result<(), String> {
     let dir = dir_of(path);
     if !dir.exists() {
         create_dir(dir)?;
@@ -97,9 +127,11 @@ pub fn replace(path: &Path, bytes: &[u8], new: NewFile) -> Result<(), String> {
     tmp.write_all(bytes)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     set_perms(tmp.as_file(), perms).map_err(|e| format!("{}: {e}", path.display()))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    if sync {
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     tmp.persist(path)
         .map_err(|e| format!("cannot replace {}: {}", path.display(), e.error))?;
     Ok(())

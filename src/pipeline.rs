@@ -4,8 +4,10 @@
 //! Durability: what was read is committed together with the incidents it opens (stage
 //! `new`) and the checkpoints, in one transaction. Investigation, the incident file
 //! and the notification follow, each step recorded as it finishes; a run that dies
-//! midway leaves incidents that the next run finishes. An incident file is found again
-//! by the id in its front matter, so a crash after writing it never makes a second one.
+//! midway leaves incidents that the next run finishes. The run's pages are written,
+//! flushed to disk in one pass, then recorded with their notifications in one
+//! transaction. An incident file is found again by the id in its front matter, so a
+//! crash after writing it never makes a second one.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -143,6 +145,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         now,
         &mut report,
     )?;
+    fault_point("after-read-commit");
 
     // Issue 5: metric checks open, update and resolve metric incidents; the new ones are
     // filed below like any other, the updated and resolved ones get their file rewritten.
@@ -576,7 +579,9 @@ fn file_unfinished(
 ) -> Result<(), RunError> {
     let ctx = run_context(report);
     let mut diagnoses = Vec::new();
+    let mut pending = Vec::new();
     for mut inc in store.unfinished_incidents()? {
+        let mut llm_called = false;
         if inc.stage == "new" {
             // Past the run's deadline the rest are filed and notified uninvestigated:
             // a run must end well before the timer fires the next one.
@@ -595,6 +600,7 @@ fn file_unfinished(
             diagnoses.push(d.clone());
             if d.llm_called {
                 report.llm_calls += 1;
+                llm_called = true;
             }
             let title = if d.diagnosed && !d.title.is_empty() {
                 d.title.clone()
@@ -636,7 +642,7 @@ fn file_unfinished(
             }
         }
         let path = incident::path_for(&config.incidents_dir, &inc);
-        if let Err(e) = incident::write(&path, &page_for(config, store, &inc, &path)) {
+        if let Err(e) = incident::write_unsynced(&path, &page_for(config, store, &inc, &path)) {
             // Left unfiled: the next run writes the page and queues its notification.
             report.problem(format!(
                 "incident #{}: page not written, the incident is filed and notified once it is: {e}",
@@ -669,17 +675,66 @@ fn file_unfinished(
             }
         }
         let note = redact_note(config, note);
-        let batch = store.batch()?;
-        batch.file_incident(inc.id, &path.display().to_string(), &note, now)?;
-        batch.commit()?;
-        report.opened.push((
-            inc.id,
-            inc.severity.clone(),
-            inc.title.clone(),
-            path.display().to_string(),
-        ));
+        pending.push(Written {
+            id: inc.id,
+            severity: inc.severity.clone(),
+            title: inc.title.clone(),
+            path,
+            note,
+        });
+        // An investigation takes far longer than a flush: its page goes out now
+        // rather than wait for the rest of the run's.
+        if llm_called {
+            file_written(config, store, &mut pending, now, report)?;
+        }
     }
+    file_written(config, store, &mut pending, now, report)?;
     report.llm_notes = investigate::summarize_skips(&diagnoses);
+    Ok(())
+}
+
+/// A page written but not yet flushed to disk nor recorded.
+struct Written {
+    id: i64,
+    severity: String,
+    title: String,
+    path: std::path::PathBuf,
+    note: store::Notification,
+}
+
+/// Files the written pages: one flush to disk for all of them, then one transaction
+/// that marks them filed and queues their notifications. A crash before the commit
+/// leaves the incidents unfiled: the next run writes each page again over its own file
+/// (found by the id in its front matter) and queues the notification then, so no page
+/// is lost, doubled or notified twice. Nothing is recorded before the pages are on disk.
+fn file_written(
+    config: &Config,
+    store: &mut Store,
+    pending: &mut Vec<Written>,
+    now: DateTime<Utc>,
+    report: &mut RunReport,
+) -> Result<(), RunError> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    fault_point("after-pages-written");
+    if let Err(e) = crate::fsio::sync_dir(&config.incidents_dir) {
+        report.problem(format!(
+            "{} incident pages not filed, they are written and notified on the next run: {e}",
+            pending.len()
+        ));
+        pending.clear();
+        return Ok(());
+    }
+    fault_point("after-pages-synced");
+    let batch = store.batch()?;
+    for w in pending.iter() {
+        batch.file_incident(w.id, &w.path.display().to_string(), &w.note, now)?;
+    }
+    batch.commit()?;
+    for w in pending.drain(..) {
+        report.opened.push((w.id, w.severity, w.title, w.path.display().to_string()));
+    }
     Ok(())
 }
 
