@@ -152,6 +152,7 @@ fn kill_storm_gives_one_incident_one_file_one_page_per_signature() {
 
     let start = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z").unwrap();
     let (mut runs, mut sigkills, mut aborts, mut finished) = (0usize, 0usize, 0usize, 0usize);
+    let mut concurrent = 0usize;
     let mut typical = Duration::from_millis(50);
     while sigkills + aborts < KILLS || handed < records.len() {
         assert!(
@@ -190,23 +191,18 @@ fn kill_storm_gives_one_incident_one_file_one_page_per_signature() {
         });
         let began = std::time::Instant::now();
         let mut child = cmd.spawn().unwrap();
+        // Now and then a second run at once (the timer and someone by hand): the lock
+        // keeps them apart.
+        let second = rng.chance(8).then(|| {
+            let mut c = t.command(&["run", "--now", &now]);
+            c.stdout(Stdio::null()).stderr(Stdio::null());
+            c.spawn().unwrap()
+        });
         if let Some(d) = kill_after {
             std::thread::sleep(d);
             let _ = child.kill();
         }
-        // Polled, not a timed wait: a faked clock must not stretch it.
-        let mut waited = Duration::ZERO;
-        let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
-                break s;
-            }
-            if waited > HUNG {
-                let _ = child.kill();
-                panic!("run {runs} at {now} hung {ctx}");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-            waited += Duration::from_millis(5);
-        };
+        let status = wait_bounded(&mut child, &format!("run {runs} at {now} {ctx}"));
         match status.signal() {
             Some(9) => sigkills += 1,
             Some(6) => aborts += 1,
@@ -222,6 +218,14 @@ fn kill_storm_gives_one_incident_one_file_one_page_per_signature() {
             ),
         }
         runs += 1;
+        if let Some(mut c) = second {
+            let status = wait_bounded(&mut c, &format!("the second run beside run {runs} {ctx}"));
+            if status.success() {
+                concurrent += 1;
+            } else {
+                panic!("a second run beside run {runs} failed: {status} {ctx}");
+            }
+        }
     }
     drop(to_writer.take());
     said.clear();
@@ -341,11 +345,28 @@ fn kill_storm_gives_one_incident_one_file_one_page_per_signature() {
         .count();
     eprintln!(
         "kill storm (seed {seed}): {runs} runs, {} kills ({sigkills} SIGKILL, {aborts} at fault \
-         points), {finished} finished, {calm} calm runs after; {total} records of {SIGNATURES} \
+         points), {finished} finished, {concurrent} second runs beside one, {calm} calm runs after; {total} records of {SIGNATURES} \
          signatures, {gz} gz files; {} notifications, {} publish requests, {reconciled} \
          reconciled from the topic; duplicates 0, losses 0",
         sigkills + aborts,
         outbox.len(),
         ntfy.publish_attempts(),
     );
+}
+
+/// Waits for a run, polling: a timed wait could be stretched by a faked clock. A run
+/// still going after [`HUNG`] is killed and the test fails.
+fn wait_bounded(child: &mut std::process::Child, what: &str) -> std::process::ExitStatus {
+    let mut waited = Duration::ZERO;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if waited > HUNG {
+            let _ = child.kill();
+            panic!("{what}: hung");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        waited += Duration::from_millis(5);
+    }
 }
