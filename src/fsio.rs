@@ -226,6 +226,24 @@ mod tests {
     }
 
     #[test]
+    fn unsynced_writes_are_whole_files_and_a_folder_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("page.md");
+        std::fs::write(&p, "old").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o604)).unwrap();
+        replace_unsynced(&p, b"new", NewFile::DirOwner(0o640)).unwrap();
+        let q = dir.path().join("other.md");
+        replace_unsynced(&q, b"other", NewFile::DirOwner(0o640)).unwrap();
+        sync_dir(dir.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
+        assert_eq!(std::fs::read_to_string(&q).unwrap(), "other");
+        let mode = |f: &Path| std::fs::metadata(f).unwrap().permissions().mode() & 0o7777;
+        assert_eq!((mode(&p), mode(&q)), (0o604, 0o640));
+        let missing = dir.path().join("gone");
+        assert!(sync_dir(&missing).unwrap_err().contains("cannot open"));
+    }
+
+    #[test]
     fn refuses_to_replace_a_symlink() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("target");

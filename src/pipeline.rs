@@ -733,7 +733,9 @@ fn file_written(
     }
     batch.commit()?;
     for w in pending.drain(..) {
-        report.opened.push((w.id, w.severity, w.title, w.path.display().to_string()));
+        report
+            .opened
+            .push((w.id, w.severity, w.title, w.path.display().to_string()));
     }
     Ok(())
 }

@@ -141,16 +141,18 @@ fn kill_storm_gives_one_incident_one_file_one_page_per_signature() {
         .unwrap();
     let mut to_writer = writer.stdin.take();
     let mut from_writer = std::io::BufReader::new(writer.stdout.take().unwrap());
-    // The log exists before the first run: the storm is about kills, not about a file
-    // created and rotated away before any run saw it.
+    // The log exists and one run has followed it before the storm: a first run reads
+    // the file at the path, not the history loguru rotated away before it (the storm
+    // is about kills, not about where a source starts).
     let first = 3;
     writeln!(to_writer.as_mut().unwrap(), "{first}").unwrap();
     let mut said = String::new();
     std::io::BufRead::read_line(&mut from_writer, &mut said).unwrap();
     assert_eq!(said.trim(), "ready", "{ctx}");
+    let start = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z").unwrap();
+    t.ok(&["run", "--now", "2026-11-22T09:59:59Z"]);
     let mut handed = first;
 
-    let start = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z").unwrap();
     let (mut runs, mut sigkills, mut aborts, mut finished) = (0usize, 0usize, 0usize, 0usize);
     let mut concurrent = 0usize;
     let mut typical = Duration::from_millis(50);
@@ -186,9 +188,8 @@ fn kill_storm_gives_one_incident_one_file_one_page_per_signature() {
             );
         }
         // Anywhere within a typical run's time (a SIGKILL after the end lands nowhere).
-        let kill_after = (how < 45).then(|| {
-            Duration::from_micros(rng.below(typical.as_micros() as u64 * 5 / 4 + 1))
-        });
+        let kill_after = (how < 45)
+            .then(|| Duration::from_micros(rng.below(typical.as_micros() as u64 * 5 / 4 + 1)));
         let began = std::time::Instant::now();
         let mut child = cmd.spawn().unwrap();
         // Now and then a second run at once (the timer and someone by hand): the lock
@@ -230,14 +231,20 @@ fn kill_storm_gives_one_incident_one_file_one_page_per_signature() {
     drop(to_writer.take());
     said.clear();
     std::io::Read::read_to_string(&mut from_writer, &mut said).unwrap();
-    assert!(writer.wait().unwrap().success(), "loguru writer failed {ctx}");
+    assert!(
+        writer.wait().unwrap().success(),
+        "loguru writer failed {ctx}"
+    );
     assert_eq!(said.trim(), format!("wrote {total}"), "{ctx}");
     let gz = std::fs::read_dir(t.dir.path())
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with(".log.gz"))
         .count();
-    assert!(gz >= 2, "loguru rotated and compressed too little ({gz}) {ctx}");
+    assert!(
+        gz >= 2,
+        "loguru rotated and compressed too little ({gz}) {ctx}"
+    );
 
     // The trouble stops; a few calm runs finish what the storm left.
     ntfy.answer_after(None);
@@ -250,7 +257,11 @@ fn kill_storm_gives_one_incident_one_file_one_page_per_signature() {
         if r.stdout.contains(" 0 waiting") && !r.stdout.contains("in doubt") {
             break;
         }
-        assert!(calm < 5, "still not settled after {calm} calm runs:\n{}\n{ctx}", r.all());
+        assert!(
+            calm < 5,
+            "still not settled after {calm} calm runs:\n{}\n{ctx}",
+            r.all()
+        );
     }
 
     // One incident per signature, its occurrences exact.
@@ -302,7 +313,8 @@ fn kill_storm_gives_one_incident_one_file_one_page_per_signature() {
     assert_eq!(ids_in_files, ids, "incident files {files:?} {ctx}");
 
     // Every notification delivered exactly once; one incident page per incident.
-    let outbox: Vec<(i64, Option<i64>, String, Option<String>, Option<String>)> = db
+    type OutboxRow = (i64, Option<i64>, String, Option<String>, Option<String>);
+    let outbox: Vec<OutboxRow> = db
         .prepare("SELECT id, incident_id, kind, sent_at, last_error FROM outbox")
         .unwrap()
         .query_map([], |r| {
@@ -341,7 +353,10 @@ fn kill_storm_gives_one_incident_one_file_one_page_per_signature() {
     );
     let reconciled = outbox
         .iter()
-        .filter(|o| o.4.as_deref().is_some_and(|e| e.starts_with("delivered: found")))
+        .filter(|o| {
+            o.4.as_deref()
+                .is_some_and(|e| e.starts_with("delivered: found"))
+        })
         .count();
     eprintln!(
         "kill storm (seed {seed}): {runs} runs, {} kills ({sigkills} SIGKILL, {aborts} at fault \

@@ -6,9 +6,9 @@ mod fake_anthropic;
 mod util;
 
 mod anthropic;
+mod chaos;
 mod claude;
 mod claude_real;
-mod chaos;
 mod config;
 // issue 7: Ack and Mute from the phone
 mod control;
