@@ -113,6 +113,39 @@ pub fn sync_dir(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot flush {} to disk: {e}", dir.display()))
 }
 
+/// The prefix and suffix of the temporary files [`replace`] writes beside a file.
+const TEMP_PREFIX: &str = ".logwarden-";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Removes the temporary files a killed writer left in `dir` (a process killed between
+/// writing one and renaming it never removes it), those last modified before `before`.
+/// `before` should be well in the past by the folder's own clock, so that a file
+/// another command is writing right now is never taken. Returns how many went.
+pub fn remove_stale_temps(dir: &Path, before: std::time::SystemTime) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)) {
+            continue;
+        }
+        // DirEntry::metadata does not follow a symlink: only our own regular files go.
+        let stale = e
+            .metadata()
+            .ok()
+            .filter(|m| m.file_type().is_file())
+            .and_then(|m| m.modified().ok())
+            .is_some_and(|t| t < before);
+        if stale && std::fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 fn replace_with(path: &Path, bytes: &[u8], new: NewFile, sync: bool) -> Result<(), String> {
     let dir = dir_of(path);
     if !dir.exists() {
@@ -120,8 +153,8 @@ fn replace_with(path: &Path, bytes: &[u8], new: NewFile, sync: bool) -> Result<(
     }
     let perms = perms_for(path, new)?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(".logwarden-")
-        .suffix(".tmp")
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
         .tempfile_in(dir)
         .map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
     tmp.write_all(bytes)
@@ -241,6 +274,31 @@ mod tests {
         assert_eq!((mode(&p), mode(&q)), (0o604, 0o640));
         let missing = dir.path().join("gone");
         assert!(sync_dir(&missing).unwrap_err().contains("cannot open"));
+    }
+
+    #[test]
+    fn removes_only_stale_temporary_files() {
+        use std::time::{Duration, SystemTime};
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join(".logwarden-abc123.tmp");
+        let fresh = dir.path().join(".logwarden-def456.tmp");
+        let page = dir.path().join("page.md");
+        for f in [&old, &fresh, &page] {
+            std::fs::write(f, "x").unwrap();
+        }
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        for f in [&old, &page] {
+            let file = std::fs::File::options().write(true).open(f).unwrap();
+            file.set_modified(an_hour_ago).unwrap();
+        }
+        let target = dir.path().join("target.tmp");
+        std::fs::write(&target, "keep").unwrap();
+        let link = dir.path().join(".logwarden-link.tmp");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let before = SystemTime::now() - Duration::from_secs(600);
+        assert_eq!(remove_stale_temps(dir.path(), before), 1);
+        assert!(!old.exists() && fresh.exists() && page.exists());
+        assert!(link.symlink_metadata().is_ok() && target.exists());
     }
 
     #[test]

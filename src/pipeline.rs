@@ -727,6 +727,18 @@ fn file_written(
         return Ok(());
     }
     fault_point("after-pages-synced");
+    // What killed writers left behind, judged by the folder's own clock (the page just
+    // written) with a wide margin: a page being written by hand right now is spared.
+    if let Some(written) = pending
+        .last()
+        .and_then(|w| std::fs::metadata(&w.path).ok())
+        .and_then(|m| m.modified().ok())
+    {
+        let margin = std::time::Duration::from_secs(600);
+        if let Some(before) = written.checked_sub(margin) {
+            crate::fsio::remove_stale_temps(&config.incidents_dir, before);
+        }
+    }
     let batch = store.batch()?;
     for w in pending.iter() {
         batch.file_incident(w.id, &w.path.display().to_string(), &w.note, now)?;

@@ -85,3 +85,36 @@ fn a_crash_at_any_step_of_filing_a_batch_gives_one_file_and_one_page_each() {
         assert_eq!(total_occurrences(&t), 4, "{point}: each line counted once");
     }
 }
+
+#[test]
+fn temporary_files_a_killed_run_left_are_removed_once_stale() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write(
+        "app.log",
+        "2026-11-22 10:00:00.000 | ERROR    | app:f:1 - Worker 3 lost its lease\n",
+    );
+    let out = t
+        .command(&["run", "--now", "2026-11-22T10:01:00Z"])
+        .env("LOGWARDEN_FAULT", "after-read-commit")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    // Left by a writer killed between writing a page and renaming it: one long ago,
+    // one that may belong to a command writing right now.
+    t.write("incidents/.logwarden-Ab12Cd.tmp", "half a page");
+    t.write("incidents/.logwarden-Ef34Gh.tmp", "being written");
+    let old = std::fs::File::options()
+        .write(true)
+        .open(t.path("incidents/.logwarden-Ab12Cd.tmp"))
+        .unwrap();
+    // Two hours before by the file system's clock (the suite may run under libfaketime,
+    // which moves this process's clock, not the kernel's timestamps).
+    let written = old.metadata().unwrap().modified().unwrap();
+    old.set_modified(written - std::time::Duration::from_secs(7200))
+        .unwrap();
+    t.ok(&["run", "--now", "2026-11-22T10:02:00Z"]);
+    assert_eq!(t.incident_files().len(), 1);
+    assert!(!t.path("incidents/.logwarden-Ab12Cd.tmp").exists());
+    assert!(t.path("incidents/.logwarden-Ef34Gh.tmp").exists());
+}
