@@ -113,6 +113,19 @@ pub fn sync_dir(dir: &Path) -> Result<(), String> {
         .map_err(|e| format!("cannot flush {} to disk: {e}", dir.display()))
 }
 
+/// Makes the given files in `dir` and the folder itself durable, one fsync each: what
+/// [`sync_dir`] does in one pass, for when the file system refuses `syncfs`.
+pub fn sync_files(dir: &Path, files: &[&Path]) -> Result<(), String> {
+    for f in files {
+        std::fs::File::open(f)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| format!("cannot flush {} to disk: {e}", f.display()))?;
+    }
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("cannot flush {} to disk: {e}", dir.display()))
+}
+
 /// The prefix and suffix of the temporary files [`replace`] writes beside a file.
 const TEMP_PREFIX: &str = ".logwarden-";
 const TEMP_SUFFIX: &str = ".tmp";
@@ -274,6 +287,8 @@ mod tests {
         assert_eq!((mode(&p), mode(&q)), (0o604, 0o640));
         let missing = dir.path().join("gone");
         assert!(sync_dir(&missing).unwrap_err().contains("cannot open"));
+        sync_files(dir.path(), &[&p, &q]).unwrap();
+        assert!(sync_files(dir.path(), &[&missing]).is_err());
     }
 
     #[test]

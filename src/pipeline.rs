@@ -718,7 +718,14 @@ fn file_written(
         return Ok(());
     }
     fault_point("after-pages-written");
-    if let Err(e) = crate::fsio::sync_dir(&config.incidents_dir) {
+    // A sandbox may refuse syncfs (seccomp): then each page is flushed on its own,
+    // slower but never leaving the pages unfiled, and their notifications unsent.
+    let synced = crate::fsio::sync_dir(&config.incidents_dir).or_else(|e| {
+        let paths: Vec<&std::path::Path> = pending.iter().map(|w| w.path.as_path()).collect();
+        crate::fsio::sync_files(&config.incidents_dir, &paths)
+            .map_err(|e2| format!("{e}; flushing page by page: {e2}"))
+    });
+    if let Err(e) = synced {
         report.problem(format!(
             "{} incident pages not filed, they are written and notified on the next run: {e}",
             pending.len()
