@@ -84,22 +84,100 @@ pub fn perms_for(path: &Path, new: NewFile) -> Result<Perms, String> {
 /// Writes `bytes` to `path` through a temporary file and a rename, keeping the
 /// existing file's owner, group and mode (or giving a new one `new`'s).
 pub fn replace(path: &Path, bytes: &[u8], new: NewFile) -> Result<(), String> {
+    replace_with(path, bytes, new, true)
+}
+
+/// [`replace`] without the flush to disk: the caller writes many files and makes them
+/// durable together with [`sync_dir`] before it records them anywhere. Until then a
+/// crash of the process loses nothing (the kernel has the data); a power loss may lose
+/// the new text, which is why nothing may depend on it before the sync.
+pub fn replace_unsynced(path: &Path, bytes: &[u8], new: NewFile) -> Result<(), String> {
+    replace_with(path, bytes, new, false)
+}
+
+/// Makes every file written in `dir` (and the renames that put them there) durable in
+/// one pass: `syncfs` on its file system, then an fsync of the folder. One call for a
+/// run's pages instead of an fsync per page.
+pub fn sync_dir(dir: &Path) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    let d = std::fs::File::open(dir).map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
+    // SAFETY: the descriptor is open for the duration of the call.
+    if unsafe { libc::syncfs(d.as_raw_fd()) } != 0 {
+        return Err(format!(
+            "cannot flush {} to disk: {}",
+            dir.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    d.sync_all()
+        .map_err(|e| format!("cannot flush {} to disk: {e}", dir.display()))
+}
+
+/// Makes the given files in `dir` and the folder itself durable, one fsync each: what
+/// [`sync_dir`] does in one pass, for when the file system refuses `syncfs`.
+pub fn sync_files(dir: &Path, files: &[&Path]) -> Result<(), String> {
+    for f in files {
+        std::fs::File::open(f)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| format!("cannot flush {} to disk: {e}", f.display()))?;
+    }
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| format!("cannot flush {} to disk: {e}", dir.display()))
+}
+
+/// The prefix and suffix of the temporary files [`replace`] writes beside a file.
+const TEMP_PREFIX: &str = ".logwarden-";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Removes the temporary files a killed writer left in `dir` (a process killed between
+/// writing one and renaming it never removes it), those last modified before `before`.
+/// `before` should be well in the past by the folder's own clock, so that a file
+/// another command is writing right now is never taken. Returns how many went.
+pub fn remove_stale_temps(dir: &Path, before: std::time::SystemTime) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)) {
+            continue;
+        }
+        // DirEntry::metadata does not follow a symlink: only our own regular files go.
+        let stale = e
+            .metadata()
+            .ok()
+            .filter(|m| m.file_type().is_file())
+            .and_then(|m| m.modified().ok())
+            .is_some_and(|t| t < before);
+        if stale && std::fs::remove_file(e.path()).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
+fn replace_with(path: &Path, bytes: &[u8], new: NewFile, sync: bool) -> Result<(), String> {
     let dir = dir_of(path);
     if !dir.exists() {
         create_dir(dir)?;
     }
     let perms = perms_for(path, new)?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(".logwarden-")
-        .suffix(".tmp")
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
         .tempfile_in(dir)
         .map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
     tmp.write_all(bytes)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     set_perms(tmp.as_file(), perms).map_err(|e| format!("{}: {e}", path.display()))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    if sync {
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     tmp.persist(path)
         .map_err(|e| format!("cannot replace {}: {}", path.display(), e.error))?;
     Ok(())
@@ -191,6 +269,51 @@ mod tests {
         replace(&q, b"x", NewFile::Like(&model)).unwrap();
         let mode = std::fs::metadata(&q).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode, 0o640);
+    }
+
+    #[test]
+    fn unsynced_writes_are_whole_files_and_a_folder_syncs() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("page.md");
+        std::fs::write(&p, "old").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o604)).unwrap();
+        replace_unsynced(&p, b"new", NewFile::DirOwner(0o640)).unwrap();
+        let q = dir.path().join("other.md");
+        replace_unsynced(&q, b"other", NewFile::DirOwner(0o640)).unwrap();
+        sync_dir(dir.path()).unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "new");
+        assert_eq!(std::fs::read_to_string(&q).unwrap(), "other");
+        let mode = |f: &Path| std::fs::metadata(f).unwrap().permissions().mode() & 0o7777;
+        assert_eq!((mode(&p), mode(&q)), (0o604, 0o640));
+        let missing = dir.path().join("gone");
+        assert!(sync_dir(&missing).unwrap_err().contains("cannot open"));
+        sync_files(dir.path(), &[&p, &q]).unwrap();
+        assert!(sync_files(dir.path(), &[&missing]).is_err());
+    }
+
+    #[test]
+    fn removes_only_stale_temporary_files() {
+        use std::time::{Duration, SystemTime};
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join(".logwarden-abc123.tmp");
+        let fresh = dir.path().join(".logwarden-def456.tmp");
+        let page = dir.path().join("page.md");
+        for f in [&old, &fresh, &page] {
+            std::fs::write(f, "x").unwrap();
+        }
+        let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+        for f in [&old, &page] {
+            let file = std::fs::File::options().write(true).open(f).unwrap();
+            file.set_modified(an_hour_ago).unwrap();
+        }
+        let target = dir.path().join("target.tmp");
+        std::fs::write(&target, "keep").unwrap();
+        let link = dir.path().join(".logwarden-link.tmp");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let before = SystemTime::now() - Duration::from_secs(600);
+        assert_eq!(remove_stale_temps(dir.path(), before), 1);
+        assert!(!old.exists() && fresh.exists() && page.exists());
+        assert!(link.symlink_metadata().is_ok() && target.exists());
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! Durability: what was read is committed together with the incidents it opens (stage
 //! `new`) and the checkpoints, in one transaction. Investigation, the incident file
 //! and the notification follow, each step recorded as it finishes; a run that dies
-//! midway leaves incidents that the next run finishes. An incident file is found again
-//! by the id in its front matter, so a crash after writing it never makes a second one.
+//! midway leaves incidents that the next run finishes. The run's pages are written,
+//! flushed to disk in one pass, then recorded with their notifications in one
+//! transaction. An incident file is found again by the id in its front matter, so a
+//! crash after writing it never makes a second one.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -171,6 +173,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         now,
         &mut report,
     )?;
+    fault_point("after-read-commit");
 
     // Issue 5: metric checks open, update and resolve metric incidents; the new ones are
     // filed below like any other, the updated and resolved ones get their file rewritten.
@@ -728,7 +731,9 @@ fn file_unfinished(
 ) -> Result<(), RunError> {
     let ctx = run_context(report);
     let mut diagnoses = Vec::new();
+    let mut pending = Vec::new();
     for mut inc in store.unfinished_incidents()? {
+        let mut llm_called = false;
         if inc.stage == "new" {
             // Past the run's deadline the rest are filed and notified uninvestigated:
             // a run must end well before the timer fires the next one.
@@ -747,6 +752,7 @@ fn file_unfinished(
             diagnoses.push(d.clone());
             if d.llm_called {
                 report.llm_calls += 1;
+                llm_called = true;
             }
             let title = if d.diagnosed && !d.title.is_empty() {
                 d.title.clone()
@@ -789,7 +795,7 @@ fn file_unfinished(
         }
         let path = incident::path_for(&config.incidents_dir, &inc);
         if let Err(e) =
-            incident::write(&path, &incident::page::page_for(config, store, &inc, &path))
+            incident::write_unsynced(&path, &incident::page::page_for(config, store, &inc, &path))
         {
             // Left unfiled: the next run writes the page and queues its notification.
             report.problem(format!(
@@ -823,17 +829,87 @@ fn file_unfinished(
             }
         }
         let note = redact_note(config, note);
-        let batch = store.batch()?;
-        batch.file_incident(inc.id, &path.display().to_string(), &note, now)?;
-        batch.commit()?;
-        report.opened.push((
-            inc.id,
-            inc.severity.clone(),
-            inc.title.clone(),
-            path.display().to_string(),
-        ));
+        pending.push(Written {
+            id: inc.id,
+            severity: inc.severity.clone(),
+            title: inc.title.clone(),
+            path,
+            note,
+        });
+        // An investigation takes far longer than a flush: its page goes out now
+        // rather than wait for the rest of the run's.
+        if llm_called {
+            file_written(config, store, &mut pending, now, report)?;
+        }
     }
+    file_written(config, store, &mut pending, now, report)?;
     report.llm_notes = investigate::summarize_skips(&diagnoses);
+    Ok(())
+}
+
+/// A page written but not yet flushed to disk nor recorded.
+struct Written {
+    id: i64,
+    severity: String,
+    title: String,
+    path: std::path::PathBuf,
+    note: store::Notification,
+}
+
+/// Files the written pages: one flush to disk for all of them, then one transaction
+/// that marks them filed and queues their notifications. A crash before the commit
+/// leaves the incidents unfiled: the next run writes each page again over its own file
+/// (found by the id in its front matter) and queues the notification then, so no page
+/// is lost, doubled or notified twice. Nothing is recorded before the pages are on disk.
+fn file_written(
+    config: &Config,
+    store: &mut Store,
+    pending: &mut Vec<Written>,
+    now: DateTime<Utc>,
+    report: &mut RunReport,
+) -> Result<(), RunError> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    fault_point("after-pages-written");
+    // A sandbox may refuse syncfs (seccomp): then each page is flushed on its own,
+    // slower but never leaving the pages unfiled, and their notifications unsent.
+    let synced = crate::fsio::sync_dir(&config.incidents_dir).or_else(|e| {
+        let paths: Vec<&std::path::Path> = pending.iter().map(|w| w.path.as_path()).collect();
+        crate::fsio::sync_files(&config.incidents_dir, &paths)
+            .map_err(|e2| format!("{e}; flushing page by page: {e2}"))
+    });
+    if let Err(e) = synced {
+        report.problem(format!(
+            "{} incident pages not filed, they are written and notified on the next run: {e}",
+            pending.len()
+        ));
+        pending.clear();
+        return Ok(());
+    }
+    fault_point("after-pages-synced");
+    // What killed writers left behind, judged by the folder's own clock (the page just
+    // written) with a wide margin: a page being written by hand right now is spared.
+    if let Some(written) = pending
+        .last()
+        .and_then(|w| std::fs::metadata(&w.path).ok())
+        .and_then(|m| m.modified().ok())
+    {
+        let margin = std::time::Duration::from_secs(600);
+        if let Some(before) = written.checked_sub(margin) {
+            crate::fsio::remove_stale_temps(&config.incidents_dir, before);
+        }
+    }
+    let batch = store.batch()?;
+    for w in pending.iter() {
+        batch.file_incident(w.id, &w.path.display().to_string(), &w.note, now)?;
+    }
+    batch.commit()?;
+    for w in pending.drain(..) {
+        report
+            .opened
+            .push((w.id, w.severity, w.title, w.path.display().to_string()));
+    }
     Ok(())
 }
 
@@ -1011,7 +1087,7 @@ fn merge_samples(old: &[String], new: &[String]) -> Vec<String> {
 
 /// Test hook: `LOGWARDEN_FAULT=<point>` aborts the process at that point, as a crash
 /// or a `kill -9` would.
-fn fault_point(name: &str) {
+pub(crate) fn fault_point(name: &str) {
     if std::env::var("LOGWARDEN_FAULT").is_ok_and(|v| v == name) {
         crate::errln!("logwarden: LOGWARDEN_FAULT={name}: aborting here");
         std::process::abort();

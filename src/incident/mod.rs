@@ -432,6 +432,16 @@ fn non_empty(s: &str) -> &str {
 /// owner and its mode (a new page is 0640, owned like the incidents folder). A page
 /// that exists but cannot be read is left as it is: rewriting it would drop the notes.
 pub fn write(path: &Path, page: &str) -> Result<(), String> {
+    write_with(path, page, true)
+}
+
+/// [`write`] without the flush to disk: for a batch of pages made durable together
+/// with [`crate::fsio::sync_dir`] before the store records them.
+pub fn write_unsynced(path: &Path, page: &str) -> Result<(), String> {
+    write_with(path, page, false)
+}
+
+fn write_with(path: &Path, page: &str, sync: bool) -> Result<(), String> {
     let old = crate::fsio::read_optional(path)
         .map_err(|e| format!("{e}; the page is left as it was (its notes would be lost)"))?;
     let notes = old
@@ -444,7 +454,12 @@ pub fn write(path: &Path, page: &str) -> Result<(), String> {
     // `cat` the page) are made visible; the user's notes are theirs.
     let mut text = crate::sanitize::text(page).into_owned();
     text.push_str(&notes);
-    crate::fsio::replace(path, text.as_bytes(), crate::fsio::NewFile::DirOwner(0o640))
+    let new = crate::fsio::NewFile::DirOwner(0o640);
+    if sync {
+        crate::fsio::replace(path, text.as_bytes(), new)
+    } else {
+        crate::fsio::replace_unsynced(path, text.as_bytes(), new)
+    }
 }
 
 /// A relative link target: our own file names, with anything markdown would end the

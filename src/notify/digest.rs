@@ -37,6 +37,14 @@ pub struct Flush {
     pub folded: u64,
     /// Too old to send: folded into the age limit's digest.
     pub expired: u64,
+    /// Found on ntfy after a publish whose answer was lost: marked sent, not resent.
+    pub reconciled: u64,
+    /// In doubt and not resent: ntfy could not be checked this run.
+    pub held_doubt: u64,
+    /// Resent after `DOUBT_LIMIT` in doubt without a successful check.
+    pub doubt_resent: u64,
+    /// Published this run without an answer: checked on ntfy before a resend.
+    pub in_doubt: u64,
     /// Set aside this run after repeated refusals: (outbox id, incident, why).
     pub dead: Vec<(i64, Option<i64>, String)>,
     pub errors: Vec<String>,
@@ -65,6 +73,31 @@ impl Flush {
             s.push_str(&format!(
                 ", {} not sent in time (folded into a digest)",
                 self.expired
+            ));
+        }
+        if self.reconciled > 0 {
+            s.push_str(&format!(
+                ", {} reconciled (found delivered on ntfy, not resent)",
+                self.reconciled
+            ));
+        }
+        if self.in_doubt > 0 {
+            s.push_str(&format!(
+                ", {} in doubt (no answer from ntfy; checked before any resend)",
+                self.in_doubt
+            ));
+        }
+        if self.held_doubt > 0 {
+            s.push_str(&format!(
+                ", {} in doubt held (ntfy could not be checked)",
+                self.held_doubt
+            ));
+        }
+        if self.doubt_resent > 0 {
+            s.push_str(&format!(
+                ", {} resent after {} in doubt (ntfy could not be checked; may arrive twice)",
+                self.doubt_resent,
+                crate::duration::format(DOUBT_LIMIT)
             ));
         }
         if !self.dead.is_empty() {
@@ -120,6 +153,57 @@ pub fn in_quiet_hours(cfg: &NtfyConfig, severity: &str, now: DateTime<Utc>) -> b
         .any(|q| q.severity == severity && q.contains(h * 60 + m))
 }
 
+/// How long a notification may stay in doubt while ntfy cannot be checked before it
+/// is sent again anyway: ntfy's message cache (12 h by default) may be shorter on a
+/// given server, and a page that arrives twice beats one that never does.
+const DOUBT_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Settles the notifications whose last publish was never answered, before any is
+/// sent: those ntfy has (their delivery id is among the topic's tags) are marked sent;
+/// the others are cleared for sending. When the topic cannot be read they are held,
+/// unless in doubt longer than [`DOUBT_LIMIT`]. Returns the ids held this run.
+fn reconcile(
+    store: &Store,
+    cfg: &NtfyConfig,
+    now: DateTime<Utc>,
+    f: &mut Flush,
+) -> crate::store::Result<std::collections::HashSet<i64>> {
+    let mut held = std::collections::HashSet::new();
+    let doubt = store.in_doubt()?;
+    if doubt.is_empty() {
+        return Ok(held);
+    }
+    let found = ntfy::client(cfg).and_then(|c| ntfy::delivered_ids(cfg, &c));
+    match found {
+        Ok(ids) => {
+            for (id, delivery, _) in doubt {
+                if !delivery.is_empty() && ids.contains(&delivery) {
+                    store.mark_reconciled(id, now)?;
+                    f.reconciled += 1;
+                } else {
+                    store.end_attempt(id)?;
+                }
+            }
+        }
+        Err(e) => {
+            let limit = Duration::from_std(DOUBT_LIMIT).unwrap_or(Duration::hours(1));
+            for (id, _, started) in doubt {
+                if now - started > limit {
+                    store.end_attempt(id)?;
+                    f.doubt_resent += 1;
+                } else {
+                    held.insert(id);
+                }
+            }
+            f.held_doubt = held.len() as u64;
+            f.errors.push(format!(
+                "cannot check whether notifications in doubt were delivered: {e}"
+            ));
+        }
+    }
+    Ok(held)
+}
+
 /// Sends every due notification; failures stay queued for the next run. `host`
 /// names this machine in the notices logwarden writes itself.
 pub fn flush(
@@ -129,10 +213,13 @@ pub fn flush(
     now: DateTime<Utc>,
 ) -> crate::store::Result<Flush> {
     let mut f = Flush::default();
+    let mut held = std::collections::HashSet::new();
     if let Some(cfg) = cfg {
-        expire(store, cfg, host, now, &mut f)?;
+        held = reconcile(store, cfg, now, &mut f)?;
+        expire(store, cfg, host, now, &held, &mut f)?;
     }
-    let due = store.due_notifications(now)?;
+    let mut due = store.due_notifications(now)?;
+    due.retain(|n| !held.contains(&n.id));
     let Some(cfg) = cfg else {
         for n in due {
             // Without ntfy the notification is recorded but has nowhere to go.
@@ -208,7 +295,26 @@ pub fn flush(
                 plain(&n)
             }
         };
-        match ntfy::send(cfg, &client, &m) {
+        let mut m = m;
+        let delivery = ntfy::delivery_id(n.id);
+        m.tags = if m.tags.is_empty() {
+            delivery.clone()
+        } else {
+            format!("{},{delivery}", m.tags)
+        };
+        store.begin_attempt(n.id, &delivery, now)?;
+        let sent = ntfy::send(cfg, &client, &m);
+        if sent.is_ok() {
+            crate::pipeline::fault_point("after-ntfy-post");
+        }
+        if let Err(e) = &sent {
+            if e.in_doubt {
+                f.in_doubt += 1;
+            } else {
+                store.end_attempt(n.id)?;
+            }
+        }
+        match sent {
             Ok(()) => {
                 store.mark_sent(n.id, now)?;
                 f.sent += 1;
@@ -382,10 +488,13 @@ fn expire(
     cfg: &NtfyConfig,
     host: &str,
     now: DateTime<Utc>,
+    held: &std::collections::HashSet<i64>,
     f: &mut Flush,
 ) -> crate::store::Result<()> {
     let max_age = Duration::from_std(cfg.more.max_age).unwrap_or(Duration::days(1));
-    let old = store.expired_notifications(now - max_age)?;
+    let mut old = store.expired_notifications(now - max_age)?;
+    // One that may have been delivered waits for its check, not a digest.
+    old.retain(|n| !held.contains(&n.id));
     if old.is_empty() {
         return Ok(());
     }

@@ -30,6 +30,9 @@ pub struct Message {
 pub struct Failure {
     pub message: String,
     pub server_trouble: bool,
+    /// The request may have reached ntfy but no answer came (a timeout, a connection
+    /// lost after the request was written): it may have been delivered.
+    pub in_doubt: bool,
 }
 
 /// Whether an HTTP status from ntfy means trouble for every message, not this one:
@@ -107,6 +110,7 @@ pub fn send(cfg: &NtfyConfig, client: &Client, m: &Message) -> Result<(), Failur
         let req = authorize(cfg, req).map_err(|message| Failure {
             message,
             server_trouble: false,
+            in_doubt: false,
         })?;
         match req.send() {
             Ok(resp) if resp.status().is_success() => return Ok(()),
@@ -119,6 +123,7 @@ pub fn send(cfg: &NtfyConfig, client: &Client, m: &Message) -> Result<(), Failur
                         crate::sanitize::line(&text.chars().take(200).collect::<String>())
                     ),
                     server_trouble: status_is_server_trouble(status.as_u16()),
+                    in_doubt: false,
                 };
                 // Only 429 and 5xx may pass with a wait; a refused token will not.
                 if !(status.as_u16() == 429 || status.is_server_error()) {
@@ -132,6 +137,9 @@ pub fn send(cfg: &NtfyConfig, client: &Client, m: &Message) -> Result<(), Failur
                     // A request that cannot be built is about this message; any other
                     // error (connect, timeout, TLS, reset) about the server.
                     server_trouble: !(e.is_builder() || e.is_body()),
+                    // Without a connection nothing was sent; any other failure (a
+                    // timeout, a reset) may come after ntfy took the message.
+                    in_doubt: !(e.is_connect() || e.is_builder()),
                 };
                 // A timeout already cost `timeout`; only quick failures are retried.
                 if !e.is_connect() {
@@ -146,6 +154,71 @@ pub fn send(cfg: &NtfyConfig, client: &Client, m: &Message) -> Result<(), Failur
         f.message = format!("{} (after {attempts} attempts)", f.message);
     }
     Err(f)
+}
+
+/// The delivery ids (`lw-…` tags) of every message ntfy still caches on the topic, by
+/// polling it as a subscriber would (`since=all`), with the publishing credentials.
+/// Not `since=<time>`: ntfy stamps messages with its own clock, which need not agree
+/// with ours (another machine, a clock set wrong, a run given `--now`), and a window
+/// taken from our clock could miss the very message it looks for. An error when the
+/// poll fails or its answer cannot be read.
+pub fn delivered_ids(
+    cfg: &NtfyConfig,
+    client: &Client,
+) -> Result<std::collections::HashSet<String>, String> {
+    let url = format!("{}/{}/json?poll=1&since=all", cfg.server, cfg.topic);
+    let resp = authorize(cfg, client.get(&url))?
+        .send()
+        .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
+    let status = resp.status();
+    let text = resp
+        .text()
+        .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
+    if !status.is_success() {
+        return Err(format!(
+            "GET {url}: HTTP {status}: {}",
+            crate::sanitize::line(&text.chars().take(200).collect::<String>())
+        ));
+    }
+    let mut ids = std::collections::HashSet::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| format!("GET {url}: not a JSON message: {e}"))?;
+        if v.get("event").and_then(|e| e.as_str()) != Some("message") {
+            continue;
+        }
+        if let Some(tags) = v.get("tags").and_then(|t| t.as_array()) {
+            ids.extend(
+                tags.iter()
+                    .filter_map(|t| t.as_str())
+                    .filter(|t| t.starts_with("lw-"))
+                    .map(str::to_string),
+            );
+        }
+    }
+    Ok(ids)
+}
+
+/// A fresh, unguessable delivery id for a publish of outbox row `id`: the topic may
+/// be public, and a stranger who could predict it could post a message that makes an
+/// unsent page look delivered.
+pub fn delivery_id(id: i64) -> String {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .is_err()
+    {
+        // No /dev/urandom (a very odd sandbox): std's per-process random hash keys.
+        use std::hash::{BuildHasher, Hasher};
+        for half in bytes.chunks_mut(8) {
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_i64(id);
+            half.copy_from_slice(&h.finish().to_le_bytes());
+        }
+    }
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("lw-{id}-{hex}")
 }
 
 pub fn error_chain(e: &dyn std::error::Error) -> String {
@@ -211,6 +284,16 @@ mod tests {
         for s in [401, 403, 404, 407, 408, 429, 500, 502, 503, 507] {
             assert!(status_is_server_trouble(s), "{s} is about the server");
         }
+    }
+
+    #[test]
+    fn delivery_ids_are_fresh_and_long() {
+        let a = delivery_id(12);
+        let b = delivery_id(12);
+        assert_ne!(a, b);
+        let hex = a.strip_prefix("lw-12-").expect("lw-<row>-<hex>");
+        assert_eq!(hex.len(), 32, "{a}");
+        assert!(hex.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
     }
 
     #[test]

@@ -201,6 +201,10 @@ const MIGRATIONS: &[&str] = &[
     // times: a log whose clock lags would otherwise resolve (and re-page) at once.
     "ALTER TABLE incidents ADD COLUMN seen_at TEXT;
     UPDATE incidents SET seen_at = last_seen;",
+    // 9: a publish whose answer was never recorded is in doubt (`attempt_started_at`
+    // set): the next flush looks for its delivery id on the topic before resending.
+    "ALTER TABLE outbox ADD COLUMN delivery_id TEXT;
+    ALTER TABLE outbox ADD COLUMN attempt_started_at TEXT;",
 ];
 
 /// The schema version this build writes.

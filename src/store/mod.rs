@@ -418,7 +418,8 @@ impl Store {
 
     pub fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
         self.conn.execute(
-            "UPDATE outbox SET sent_at = ?2, attempts = attempts + 1, last_error = NULL WHERE id = ?1",
+            "UPDATE outbox SET sent_at = ?2, attempts = attempts + 1, last_error = NULL,
+             attempt_started_at = NULL WHERE id = ?1",
             params![id, ts(now)],
         )?;
         Ok(())

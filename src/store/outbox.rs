@@ -62,6 +62,52 @@ impl Store {
         Ok(())
     }
 
+    /// Marks a notification as in doubt before its publish: if no answer is
+    /// recorded (timeout, lost connection, the process killed), the next flush looks
+    /// for `delivery_id` on the topic before sending it again. Committed at once.
+    pub fn begin_attempt(&self, id: i64, delivery_id: &str, now: DateTime<Utc>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE outbox SET delivery_id = ?2, attempt_started_at = ?3 WHERE id = ?1",
+            params![id, delivery_id, ts(now)],
+        )?;
+        Ok(())
+    }
+
+    /// Clears the in-doubt mark: ntfy answered that it did not take the message, or a
+    /// check of the topic did not find it (it is sent again).
+    pub fn end_attempt(&self, id: i64) -> Result<()> {
+        self.conn.execute(
+            "UPDATE outbox SET attempt_started_at = NULL WHERE id = ?1",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// Queued notifications whose last publish was never answered: (outbox id,
+    /// delivery id, when the attempt began).
+    pub fn in_doubt(&self) -> Result<Vec<(i64, String, DateTime<Utc>)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, coalesce(delivery_id, ''), attempt_started_at FROM outbox
+             WHERE sent_at IS NULL AND dead_at IS NULL AND attempt_started_at IS NOT NULL
+             ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, parse_ts(&r.get::<_, String>(2)?)))
+        })?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// Marks an in-doubt notification as sent: ntfy has it, found by its delivery id.
+    pub fn mark_reconciled(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        self.conn.execute(
+            "UPDATE outbox SET sent_at = ?2, attempt_started_at = NULL,
+             last_error = 'delivered: found on ntfy after an unanswered publish'
+             WHERE id = ?1",
+            params![id, ts(now)],
+        )?;
+        Ok(())
+    }
+
     /// Whether a digest was made from `since` to `now` (one made while the clock ran
     /// ahead of `now` is not in this hour).
     pub fn digest_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool> {

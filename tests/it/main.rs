@@ -6,6 +6,7 @@ mod fake_anthropic;
 mod util;
 
 mod anthropic;
+mod chaos;
 mod claude;
 mod claude_real;
 mod clock;
@@ -13,6 +14,8 @@ mod config;
 // issue 7: Ack and Mute from the phone
 mod control;
 mod crash;
+// pages sent once: publishes in doubt are checked on the topic
+mod delivery;
 mod evidence;
 mod hostile;
 mod ignore;

@@ -75,6 +75,11 @@ impl Test {
         c.args(args)
             .env("LOGWARDEN_CONFIG", self.path("logwarden.toml"))
             .env_remove("LOGWARDEN_FAULT")
+            // Under libfaketime (the suite's clock-ahead run) only the date moves: a faked
+            // CLOCK_MONOTONIC turns every absolute deadline handed to the kernel (Rust's
+            // timed waits, such as the HTTP client's timeout) into a wait of a year.
+            .env("DONT_FAKE_MONOTONIC", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
             // Logs without an offset are read in the host's zone: tests fix it (a test
             // may set another with `env`).
             .env("TZ", "UTC")
@@ -254,6 +259,13 @@ pub struct FakeNtfy {
     /// Publishes whose title or body hold one of these texts are refused with the
     /// status (as ntfy refuses a message for a reason of its own: 400, 413, …).
     pub refusals: Arc<Mutex<Vec<(String, u16)>>>,
+    /// The tags of each cached message (by message id), from its Tags header: ntfy
+    /// returns them to pollers.
+    pub tags: Arc<Mutex<std::collections::HashMap<String, Vec<String>>>>,
+    /// When set, publishes are accepted (cached) at once but answered this late.
+    pub answer_delay: Arc<Mutex<Option<std::time::Duration>>>,
+    /// When set, the unix time ntfy stamps messages with (its clock).
+    pub clock: Arc<Mutex<Option<i64>>>,
     server: Arc<tiny_http::Server>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -280,6 +292,11 @@ impl FakeNtfy {
         let cache = Arc::new(Mutex::new(Vec::new()));
         let anonymous_write: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
         let refusals: Arc<Mutex<Vec<(String, u16)>>> = Arc::new(Mutex::new(Vec::new()));
+        let tags: Arc<Mutex<std::collections::HashMap<String, Vec<String>>>> =
+            Arc::new(Mutex::new(std::collections::HashMap::new()));
+        let answer_delay: Arc<Mutex<Option<std::time::Duration>>> = Arc::new(Mutex::new(None));
+        let clock: Arc<Mutex<Option<i64>>> = Arc::new(Mutex::new(None));
+        let (tg, delay, clk) = (tags.clone(), answer_delay.clone(), clock.clone());
         let (s, r, st, v, all, c, anon, refuse) = (
             server.clone(),
             received.clone(),
@@ -339,7 +356,7 @@ impl FakeNtfy {
                 };
                 // issue 7: polling a topic's cached messages
                 if rec.method == "GET" {
-                    let polled = poll(&rec, &c.lock().unwrap());
+                    let polled = poll(&rec, &c.lock().unwrap(), &tg.lock().unwrap());
                     let (status, answer) = match polled {
                         Err(problem) => {
                             v.lock().unwrap().push(problem);
@@ -385,7 +402,27 @@ impl FakeNtfy {
                 if status == 200 && problems.is_empty() {
                     let mut cache = c.lock().unwrap();
                     let id = format!("msg{:09}", cache.len() + 1);
-                    let time = 1_700_000_000 + cache.len() as i64;
+                    // ntfy stamps a message with its own clock, which need not agree
+                    // with the runs' `--now` (nor, under libfaketime, with the date).
+                    let time = match *clk.lock().unwrap() {
+                        Some(t) => t + cache.len() as i64,
+                        None => std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |d| d.as_secs() as i64),
+                    };
+                    // ntfy reads the tags from Tags, X-Tags, Tag or ta: comma-separated.
+                    let t: Vec<String> = ["X-Tags", "Tags", "Tag", "ta"]
+                        .iter()
+                        .find_map(|h| rec.header(h))
+                        .map(|v| {
+                            decode_rfc2047(v)
+                                .split(',')
+                                .map(|t| t.trim().to_string())
+                                .filter(|t| !t.is_empty())
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    tg.lock().unwrap().insert(id.clone(), t);
                     cache.push((id, time, topic, rec.body.clone()));
                     r.lock().unwrap().push(rec);
                 }
@@ -395,8 +432,19 @@ impl FakeNtfy {
                 } else {
                     format!(r#"{{"code":{status}0,"http":{status},"error":"fake failure"}}"#)
                 };
-                let _ =
-                    req.respond(tiny_http::Response::from_string(answer).with_status_code(status));
+                let response = tiny_http::Response::from_string(answer).with_status_code(status);
+                match *delay.lock().unwrap() {
+                    // Answered from its own thread: polls meanwhile are served at once.
+                    Some(d) => {
+                        std::thread::spawn(move || {
+                            std::thread::sleep(d);
+                            let _ = req.respond(response);
+                        });
+                    }
+                    None => {
+                        let _ = req.respond(response);
+                    }
+                }
             }
         });
         FakeNtfy {
@@ -408,6 +456,9 @@ impl FakeNtfy {
             cache,
             anonymous_write,
             refusals,
+            tags,
+            answer_delay,
+            clock,
             server,
             thread: Some(thread),
         }
@@ -416,6 +467,17 @@ impl FakeNtfy {
     /// Refuses (with `status`) every publish whose title or body holds `text`.
     pub fn refuse_containing(&self, text: &str, status: u16) {
         self.refusals.lock().unwrap().push((text.into(), status));
+    }
+
+    /// Publishes are accepted at once but answered only after `d` (`None`: at once).
+    pub fn answer_after(&self, d: Option<std::time::Duration>) {
+        *self.answer_delay.lock().unwrap() = d;
+    }
+
+    /// ntfy's clock: messages published from now on are stamped `unix` (+ their
+    /// position in the cache), as a server whose clock agrees with the run's `--now`.
+    pub fn set_clock(&self, unix: i64) {
+        *self.clock.lock().unwrap() = Some(unix);
     }
 
     /// Accepts them again.
@@ -514,7 +576,11 @@ pub fn decode_rfc2047(v: &str) -> String {
 
 /// `GET /<topic>/json?poll=1&since=<id|all>`: the cached messages of the topic after
 /// `since`, one JSON message object per line, as ntfy's subscribe API answers.
-fn poll(r: &Received, cache: &[Cached]) -> Result<String, String> {
+fn poll(
+    r: &Received,
+    cache: &[Cached],
+    tags: &std::collections::HashMap<String, Vec<String>>,
+) -> Result<String, String> {
     let (path, query) = r.url.split_once('?').unwrap_or((&r.url, ""));
     let Some(topic) = path.strip_prefix('/').and_then(|p| p.strip_suffix("/json")) else {
         return Err(format!("GET {} is not /<topic>/json", r.url));
@@ -543,7 +609,11 @@ fn poll(r: &Received, cache: &[Cached]) -> Result<String, String> {
     Ok(mine[start..]
         .iter()
         .map(|(id, time, topic, message)| {
-            let m = serde_json::json!({"id": id, "time": time, "event": "message", "topic": topic, "message": message});
+            let mut m = serde_json::json!({"id": id, "time": time, "event": "message", "topic": topic, "message": message});
+            // ntfy leaves `tags` out when there are none
+            if let Some(t) = tags.get(id).filter(|t| !t.is_empty()) {
+                m["tags"] = serde_json::json!(t);
+            }
             format!("{m}\n")
         })
         .collect())
@@ -866,6 +936,11 @@ impl Test {
             .args(args)
             .env("LOGWARDEN_CONFIG", self.path("logwarden.toml"))
             .env_remove("LOGWARDEN_FAULT")
+            // Under libfaketime (the suite's clock-ahead run) only the date moves: a faked
+            // CLOCK_MONOTONIC turns every absolute deadline handed to the kernel (Rust's
+            // timed waits, such as the HTTP client's timeout) into a wait of a year.
+            .env("DONT_FAKE_MONOTONIC", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
             .env("TZ", "UTC")
             .current_dir(self.dir.path());
         for (k, v) in &self.env {

@@ -1,0 +1,228 @@
+//! Exactly-once paging: a publish whose answer was never recorded (a timeout, a
+//! process killed mid-request) is in doubt, and the next run looks for it on the
+//! topic before sending it again.
+
+use crate::util::*;
+
+const ERROR_LINE: &str = "2026-11-22 10:00:00.000 | ERROR    | app.pay:charge:42 - Payment provider timeout for order 1234\n";
+/// 2026-11-22T10:00:00Z, the first run's `--now`.
+const T0: i64 = 1_795_341_600;
+
+/// A fake ntfy that takes publishes at once but answers after 3 s, and a setup whose
+/// client gives up after 1 s. ntfy stamps messages with its own (real) clock.
+fn slow_ntfy() -> (FakeNtfy, Test) {
+    let ntfy = FakeNtfy::start(None);
+    ntfy.answer_after(Some(std::time::Duration::from_secs(3)));
+    let t = Test::new();
+    t.with_app_source(&format!("{}timeout = \"1s\"\n", ntfy.config("ops")));
+    t.write("app.log", ERROR_LINE);
+    (ntfy, t)
+}
+
+fn polls(ntfy: &FakeNtfy) -> usize {
+    ntfy.requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.method == "GET" && r.url.starts_with("/ops/json?"))
+        .count()
+}
+
+#[test]
+fn an_answer_too_late_is_reconciled_not_resent() {
+    let (ntfy, t) = slow_ntfy();
+    let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert!(r.stdout.contains("1 in doubt"), "{}", r.stdout);
+    assert_eq!(ntfy.messages().len(), 1, "ntfy took it despite the timeout");
+    let tags = ntfy.messages()[0].header("Tags").unwrap().to_string();
+    assert!(tags.starts_with("warning,"), "{tags}");
+    assert!(tags.contains(",lw-1-"), "a delivery id is sent: {tags}");
+
+    ntfy.answer_after(None);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(
+        r.stdout.contains("1 reconciled") && r.stdout.contains("0 waiting"),
+        "{}",
+        r.stdout
+    );
+    // every cached message: a window from our clock could miss one stamped by ntfy's
+    let asked = "/ops/json?poll=1&since=all";
+    assert!(
+        ntfy.requests.lock().unwrap().iter().any(|r| r.url == asked),
+        "{:?}",
+        ntfy.requests.lock().unwrap()
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert_eq!(ntfy.publish_attempts(), 1, "never sent again");
+    assert_eq!(ntfy.messages().len(), 1);
+}
+
+#[test]
+fn in_doubt_but_not_on_the_topic_is_sent_again() {
+    // The answer is late and ntfy did not keep the message (it refused it).
+    let (ntfy, t) = slow_ntfy();
+    ntfy.refuse_containing("Payment provider", 500);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert!(r.stdout.contains("1 in doubt"), "{}", r.stdout);
+    assert!(ntfy.messages().is_empty());
+
+    ntfy.stop_refusing();
+    ntfy.answer_after(None);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(
+        r.stdout.contains("1 sent") && !r.stdout.contains("reconciled"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(polls(&ntfy), 1);
+    t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert_eq!(ntfy.messages().len(), 1);
+}
+
+#[test]
+fn killed_after_the_post_is_not_sent_again() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&ntfy.config("ops"));
+    t.write("app.log", ERROR_LINE);
+    let out = t
+        .command(&["run", "--now", "2026-11-22T10:00:00Z"])
+        .env("LOGWARDEN_FAULT", "after-ntfy-post")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the fault point aborts the run");
+    assert_eq!(ntfy.messages().len(), 1, "published before the crash");
+
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains("1 reconciled"), "{}", r.stdout);
+    t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert_eq!(ntfy.publish_attempts(), 1, "never sent again");
+    assert_eq!(ntfy.messages().len(), 1);
+}
+
+#[test]
+fn a_publish_answered_500_is_retried_without_a_check() {
+    let ntfy = FakeNtfy::start(None);
+    ntfy.fail_next(&[500, 500, 500]); // the run's 3 attempts
+    let t = Test::new();
+    t.with_app_source(&ntfy.config("ops"));
+    t.write("app.log", ERROR_LINE);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert!(
+        r.stdout.contains("1 failed") && !r.stdout.contains("in doubt"),
+        "{}",
+        r.stdout
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains("1 sent"), "{}", r.stdout);
+    t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert_eq!(polls(&ntfy), 0, "a definite answer needs no check");
+    assert_eq!(ntfy.publish_attempts(), 4);
+    assert_eq!(ntfy.messages().len(), 1);
+}
+
+#[test]
+fn a_failed_check_holds_the_notification_in_doubt() {
+    let (ntfy, t) = slow_ntfy();
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    ntfy.answer_after(None);
+    ntfy.fail_next(&[502]); // the poll
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(
+        r.stdout.contains("1 in doubt held") && r.stdout.contains("1 waiting"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.all()
+            .contains("cannot check whether notifications in doubt were delivered"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(ntfy.publish_attempts(), 1, "not resent while unchecked");
+
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(r.stdout.contains("1 reconciled"), "{}", r.stdout);
+    assert_eq!(ntfy.publish_attempts(), 1);
+    assert_eq!(ntfy.messages().len(), 1);
+}
+
+#[test]
+fn in_doubt_past_the_limit_is_resent_when_ntfy_cannot_be_checked() {
+    let (ntfy, t) = slow_ntfy();
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    ntfy.answer_after(None);
+    ntfy.fail_next(&[502]); // the poll, more than an hour later
+    let r = t.ok(&["run", "--now", "2026-11-22T11:30:00Z"]);
+    assert!(
+        r.stdout.contains("1 resent after 1h in doubt") && r.stdout.contains("1 sent"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(ntfy.publish_attempts(), 2);
+}
+
+#[test]
+fn reconciled_whatever_ntfys_clock_says() {
+    // ntfy's clock a day behind the runs' and a year ahead of them: the message is
+    // found either way, never sent twice.
+    for skew in [-86_400, 365 * 86_400] {
+        let (ntfy, t) = slow_ntfy();
+        ntfy.set_clock(T0 + skew);
+        t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+        ntfy.answer_after(None);
+        let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+        assert!(
+            r.stdout.contains("1 reconciled"),
+            "skew {skew}: {}",
+            r.stdout
+        );
+        t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+        assert_eq!(ntfy.publish_attempts(), 1, "skew {skew}: never sent again");
+    }
+}
+
+#[test]
+fn the_publish_timeout_holds_under_libfaketime() {
+    // The suite also runs under `faketime -f +365d`; libfaketime fakes CLOCK_MONOTONIC
+    // too unless told not to, and the HTTP client's timeout (an absolute monotonic
+    // deadline handed to the kernel) then never comes: the run waits for ntfy's answer.
+    // Runs the binary under libfaketime explicitly, as the harness runs it.
+    let Some(faketime) = which("faketime") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "faketime is missing in CI"
+        );
+        eprintln!("faketime not installed: skipped");
+        return;
+    };
+    let (ntfy, t) = slow_ntfy();
+    ntfy.answer_after(Some(std::time::Duration::from_secs(30)));
+    let c = t.command(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    let mut wrapped = std::process::Command::new(faketime);
+    wrapped.args(["-f", "+365d", c.get_program().to_str().unwrap()]);
+    wrapped.args(c.get_args());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => wrapped.env(k, v),
+            None => wrapped.env_remove(k),
+        };
+    }
+    wrapped.current_dir(c.get_current_dir().unwrap());
+    let r = Run::from(wrapped.output().unwrap());
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    // Without its timeout the run would have waited the 30 s and seen "1 sent".
+    assert!(
+        r.stdout.contains("1 in doubt") && r.stdout.contains("0 sent"),
+        "{}",
+        r.stdout
+    );
+}
+
+fn which(tool: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(tool))
+            .find(|f| f.is_file())
+    })
+}
