@@ -117,6 +117,53 @@ pub fn yaml_str(s: &str) -> String {
     out
 }
 
+/// Reads back a scalar [`yaml_str`] wrote (any YAML double-quoted scalar of one line),
+/// or a plain one as it stands. `None` for a quoted one that is not well formed.
+pub fn yaml_unquote(raw: &str) -> Option<String> {
+    let raw = raw.trim();
+    let Some(inner) = raw.strip_prefix('"') else {
+        return Some(raw.to_string());
+    };
+    let inner = inner.strip_suffix('"')?;
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        let hex = |chars: &mut std::str::Chars, n: usize| -> Option<char> {
+            let h: String = chars.by_ref().take(n).collect();
+            (h.len() == n).then_some(())?;
+            char::from_u32(u32::from_str_radix(&h, 16).ok()?)
+        };
+        out.push(match chars.next()? {
+            '"' => '"',
+            '\\' => '\\',
+            '/' => '/',
+            'n' => '\n',
+            't' | '\t' => '\t',
+            'r' => '\r',
+            '0' => '\0',
+            'a' => '\u{7}',
+            'b' => '\u{8}',
+            'e' => '\u{1b}',
+            'f' => '\u{c}',
+            'v' => '\u{b}',
+            ' ' => ' ',
+            'N' => '\u{85}',
+            '_' => '\u{a0}',
+            'L' => '\u{2028}',
+            'P' => '\u{2029}',
+            'x' => hex(&mut chars, 2)?,
+            'u' => hex(&mut chars, 4)?,
+            'U' => hex(&mut chars, 8)?,
+            _ => return None,
+        });
+    }
+    Some(out)
+}
+
 /// A value of our own vocabulary (`open`, `critical`, `real`) as a plain YAML scalar,
 /// anything else quoted (a plain `no`, `null` or `1e3` would read as another type).
 fn yaml_word(s: &str) -> String {
@@ -471,6 +518,23 @@ fn link_target(file: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn yaml_scalars_read_back_as_written() {
+        for v in [
+            "plain",
+            "quotes \" and \\ backslashes",
+            "tab\tnew\nline",
+            "esc \u{1b}[31m and C1 \u{85}\u{9b}",
+            "non-character \u{fffe} and emoji \u{1f525}",
+            "",
+        ] {
+            assert_eq!(yaml_unquote(&yaml_str(v)).as_deref(), Some(v), "{v:?}");
+        }
+        assert_eq!(yaml_unquote("open").as_deref(), Some("open"));
+        assert_eq!(yaml_unquote("\"cut"), None);
+        assert_eq!(yaml_unquote("\"bad \\q\""), None);
+    }
 
     #[test]
     fn slugs() {

@@ -222,14 +222,7 @@ pub fn parse_page(text: &str, path: &str, now: DateTime<Utc>) -> Option<(PageInc
             fm.entry(k).or_insert(v);
         }
     }
-    let val = |k: &str| -> Option<String> {
-        let raw = fm.get(k)?.trim();
-        if raw.starts_with('"') {
-            serde_json::from_str::<String>(raw).ok()
-        } else {
-            Some(raw.to_string())
-        }
-    };
+    let val = |k: &str| -> Option<String> { super::yaml_unquote(fm.get(k)?) };
     let time = |k: &str| -> Option<DateTime<Utc>> {
         DateTime::parse_from_rfc3339(&val(k)?)
             .ok()

@@ -229,13 +229,17 @@ struct PolledMessage {
 }
 
 /// After the state was rebuilt (the database and its record of applied messages were
-/// lost), the control topic is read from `now` on: messages ntfy still caches would
-/// otherwise be applied again, a mute of yesterday silencing its incident for another
-/// 24 hours. A tap made between the loss and the rebuild is lost with them (the
-/// reminders go on; tap again), which errs on the side of hearing too much.
-pub fn skip_to(store: &Store, now: DateTime<Utc>) -> crate::store::Result<()> {
-    store.kv_set(LAST_ID, &now.timestamp().to_string())
+/// lost), the messages ntfy still caches are passed over, not applied: a mute of
+/// yesterday would otherwise silence its incident for another 24 hours. The next poll
+/// takes the whole cache and only moves past it (by message id, so that ntfy's clock
+/// and ours need not agree). A tap made between the loss and the rebuild is lost with
+/// them (the reminders go on; tap again), which errs on the side of hearing too much.
+pub fn skip_to(store: &Store, _now: DateTime<Utc>) -> crate::store::Result<()> {
+    store.kv_set(LAST_ID, SKIP_CACHED)
 }
+
+/// The cursor that says: pass over every cached message.
+const SKIP_CACHED: &str = "skip-cached";
 
 /// Polls the control topic and applies what it finds: acks, and mutes as temporary
 /// ignore rules. Call before the ignore rules are loaded, so a mute holds this run.
@@ -247,9 +251,10 @@ pub fn poll_and_apply(config: &Config, store: &Store, now: DateTime<Utc>) -> Con
     let Some(topic) = &cfg.more.control_topic else {
         return report;
     };
-    let since = match store.kv_get(LAST_ID) {
-        Ok(Some(id)) => id,
-        Ok(None) => "all".to_string(),
+    let (since, skip) = match store.kv_get(LAST_ID) {
+        Ok(Some(id)) if id == SKIP_CACHED => ("all".to_string(), true),
+        Ok(Some(id)) => (id, false),
+        Ok(None) => ("all".to_string(), false),
         Err(e) => {
             report.errors.push(format!("state database: {e}"));
             return report;
@@ -262,6 +267,18 @@ pub fn poll_and_apply(config: &Config, store: &Store, now: DateTime<Utc>) -> Con
             return report;
         }
     };
+    if skip {
+        let passed = messages.iter().filter(|m| m.event == "message").count();
+        let last = messages.last().map_or("all", |m| m.id.as_str());
+        match store.kv_set(LAST_ID, last) {
+            Ok(()) if passed > 0 => report.noops.push(format!(
+                "{passed} control message(s) from before the state was rebuilt passed over, not applied"
+            )),
+            Ok(()) => {}
+            Err(e) => report.errors.push(format!("state database: {e}")),
+        }
+        return report;
+    }
     if messages.is_empty() {
         return report;
     }

@@ -21,7 +21,7 @@ fn titles(ntfy: &FakeNtfy) -> Vec<String> {
 fn a_run_with_the_clock_30_days_ahead_does_not_hold_later_pages() {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();
-    t.with_app_source(&format!("{}max_per_hour = 2\n", ntfy.config("ops")));
+    t.with_app_source(&format!("{}max_per_hour = 2\n{NO_NAG}", ntfy.config("ops")));
     let day = "2026-11-22";
     t.write(
         "app.log",
@@ -104,8 +104,8 @@ fn the_clock_going_back_an_hour_keeps_pages_and_reminders_going() {
                 "CRITICAL",
                 "Database disk full on volume 3",
             ),
-            rec(day, "10:59:01", "ERROR", "Invoice 7 PDF render failed"),
-            rec(day, "10:59:02", "ERROR", "Thumbnail cache refused key 9"),
+            rec(day, "10:59:01", "WARNING", "Invoice 7 PDF render failed"),
+            rec(day, "10:59:02", "WARNING", "Thumbnail cache refused key 9"),
         ]
         .concat(),
     );
@@ -117,7 +117,7 @@ fn the_clock_going_back_an_hour_keeps_pages_and_reminders_going() {
         rec(
             day,
             "10:00:30",
-            "ERROR",
+            "WARNING",
             "Payment gateway timed out after 30s",
         )
         .as_bytes(),
@@ -145,7 +145,7 @@ fn a_log_whose_times_lag_more_than_resolve_after_pages_once() {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();
     t.with_app_source(&format!(
-        "{}[incidents]\nresolve_after = \"1h\"\n",
+        "{}[incidents]\nresolve_after = \"1h\"\nnag = {{ critical = \"off\" }}\n",
         ntfy.config("ops")
     ));
     let day = "2026-11-22";

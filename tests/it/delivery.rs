@@ -14,7 +14,7 @@ fn slow_ntfy() -> (FakeNtfy, Test) {
     let ntfy = FakeNtfy::start(None);
     ntfy.answer_after(Some(std::time::Duration::from_secs(3)));
     let t = Test::new();
-    t.with_app_source(&format!("{}timeout = \"1s\"\n", ntfy.config("ops")));
+    t.with_app_source(&format!("{}timeout = \"1s\"\n{NO_NAG}", ntfy.config("ops")));
     t.write("app.log", ERROR_LINE);
     (ntfy, t)
 }
@@ -35,7 +35,7 @@ fn an_answer_too_late_is_reconciled_not_resent() {
     assert!(r.stdout.contains("1 in doubt"), "{}", r.stdout);
     assert_eq!(ntfy.messages().len(), 1, "ntfy took it despite the timeout");
     let tags = ntfy.messages()[0].header("Tags").unwrap().to_string();
-    assert!(tags.starts_with("warning,"), "{tags}");
+    assert!(tags.starts_with("rotating_light,critical,"), "{tags}");
     assert!(tags.contains(",lw-1-"), "a delivery id is sent: {tags}");
 
     ntfy.answer_after(None);
@@ -83,7 +83,7 @@ fn in_doubt_but_not_on_the_topic_is_sent_again() {
 fn killed_after_the_post_is_not_sent_again() {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();
-    t.with_app_source(&ntfy.config("ops"));
+    t.with_app_source(&format!("{}{NO_NAG}", ntfy.config("ops")));
     t.write("app.log", ERROR_LINE);
     let out = t
         .command(&["run", "--now", "2026-11-22T10:00:00Z"])
@@ -105,7 +105,7 @@ fn a_publish_answered_500_is_retried_without_a_check() {
     let ntfy = FakeNtfy::start(None);
     ntfy.fail_next(&[500, 500, 500]); // the run's 3 attempts
     let t = Test::new();
-    t.with_app_source(&ntfy.config("ops"));
+    t.with_app_source(&format!("{}{NO_NAG}", ntfy.config("ops")));
     t.write("app.log", ERROR_LINE);
     let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
     assert!(

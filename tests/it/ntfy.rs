@@ -34,7 +34,7 @@ fn publishes_with_title_priority_tags_markdown_and_token() {
     );
     // an ERROR pages: critical, priority 5 (max), its emoji tag and severity once each
     assert_eq!(m[0].header("Priority"), Some("5"));
-    assert_eq!(m[0].header("Tags"), Some("rotating_light,critical"));
+    assert_eq!(shown_tags(&m[0]), "rotating_light,critical");
     assert_eq!(m[0].header("Markdown"), Some("yes"));
     assert!(m[0].body.contains("Incident #1"), "{}", m[0].body);
     // a second run sends nothing more

@@ -69,7 +69,7 @@ fn remove(t: &Test, suffixes: &[&str]) {
 fn a_deleted_database_is_rebuilt_from_the_pages_without_paging_again() {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();
-    t.with_app_source(&ntfy.config("ops")); // from = "start": the log is read again
+    t.with_app_source(&format!("{}{NO_NAG}", ntfy.config("ops"))); // from = "start": the log is read again
     let pages = two_incidents(&t, false);
     assert_eq!(pages.len(), 2);
     assert_eq!(titles(&ntfy).len(), 2);
@@ -150,7 +150,7 @@ fn a_deleted_database_is_rebuilt_from_the_pages_without_paging_again() {
 fn a_deleted_wal_is_rebuilt_from_the_pages_without_paging_again() {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();
-    t.with_app_source(&ntfy.config("ops"));
+    t.with_app_source(&format!("{}{NO_NAG}", ntfy.config("ops")));
     let pages = two_incidents(&t, true);
     assert_eq!(titles(&ntfy).len(), 2);
     assert!(t.path("state/logwarden.db-wal").exists());
@@ -186,7 +186,7 @@ fn after_a_rebuild_the_phones_old_mute_is_not_applied_again() {
     ntfy.allow_anonymous_write("ops-control");
     let t = Test::new().env("NTFY_TEST_TOKEN", "tk_ops");
     t.with_app_source(&format!(
-        "{}token_env = \"NTFY_TEST_TOKEN\"\ncontrol_topic = \"ops-control\"\n",
+        "{}token_env = \"NTFY_TEST_TOKEN\"\ncontrol_topic = \"ops-control\"\n{NO_NAG}",
         ntfy.config("ops")
     ));
     t.write(
@@ -222,7 +222,7 @@ fn a_source_read_from_the_end_loses_nothing_written_before_the_rebuild() {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();
     t.config(&format!(
-        "[[source]]\nname = \"app\"\npath = \"app.log\"\n{}",
+        "[[source]]\nname = \"app\"\npath = \"app.log\"\n{}{NO_NAG}",
         ntfy.config("ops")
     ));
     // from before logwarden watched: never paged
@@ -271,7 +271,7 @@ fn a_source_read_from_the_end_loses_nothing_written_before_the_rebuild() {
 fn an_older_copy_of_the_database_is_brought_up_to_the_pages() {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();
-    t.with_app_source(&ntfy.config("ops"));
+    t.with_app_source(&format!("{}{NO_NAG}", ntfy.config("ops")));
     t.write(
         "app.log",
         &[

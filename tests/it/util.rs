@@ -960,3 +960,16 @@ impl Test {
         }
     }
 }
+
+/// A notification's tags without the delivery id logwarden adds (`lw-<row>-<hex>`),
+/// which must be there exactly once.
+pub fn shown_tags(m: &Received) -> String {
+    let tags = m.header("Tags").unwrap_or_default();
+    let (ids, shown): (Vec<&str>, Vec<&str>) = tags.split(',').partition(|t| t.starts_with("lw-"));
+    assert_eq!(ids.len(), 1, "one delivery id among the tags: {tags}");
+    shown.join(",")
+}
+
+/// Config lines that turn reminders off, for tests about something else (with the
+/// default severities every ERROR is critical, and critical incidents nag).
+pub const NO_NAG: &str = "[incidents]\nnag = { critical = \"off\" }\n";
