@@ -508,7 +508,7 @@ fn replay(
             }
         })?;
     }
-    groups.sort_by(|a, b| b.count.cmp(&a.count));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.count));
     r.would_page = groups;
     r.rules = rules
         .rules

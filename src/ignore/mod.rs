@@ -261,7 +261,13 @@ const RULE_KEYS: &[&str] = &[
 /// A syntax error of a rules or config file: line, column, the line itself and a caret
 /// under the offending spot (the toml crate renders them).
 pub fn toml_problem(e: &toml_edit::TomlError) -> String {
-    e.to_string().trim_end().to_string()
+    let text = e.to_string();
+    // "TOML parse error at line 2, column 10\n  |\n2 | …\n  |   ^\nwhat": led by the
+    // line, as every other problem of the file is.
+    text.strip_prefix("TOML parse error at ")
+        .unwrap_or(&text)
+        .trim_end()
+        .to_string()
 }
 
 /// Checks one rule table, pushing every problem it has; the rule when it has none.
