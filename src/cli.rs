@@ -145,8 +145,9 @@ pub enum MetricsCommand {
     /// A table of one metric's samples (a series key, or a name matching several) and a sparkline
     Show {
         name: String,
-        /// How far back: 1h, 24h, 7d (older than the raw retention comes from hourly rollups)
-        #[arg(long, default_value = "24h")]
+        /// From when: 24h, 7d, yesterday, 2026-11-30 08:00, … as journalctl (older than the
+        /// raw retention comes from hourly rollups)
+        #[arg(long, default_value = "24h", value_name = "TIME")]
         since: String,
     },
     /// Run every check now (due or not); --dry-run keeps nothing and opens nothing

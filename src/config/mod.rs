@@ -325,7 +325,7 @@ impl Config {
                     .as_ref()
                     .and_then(|d| key_line(text, d.as_table(), &e.key))
                 {
-                    e.message = format!("line {line}: {}", e.message);
+                    e.message = format!("{} (line {line})", e.message);
                 }
             }
             Err(fail(v.errors))

@@ -108,18 +108,24 @@ fn show(
     now: Option<DateTime<Utc>>,
 ) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.database_path())?;
-    let span = crate::duration::parse(since).map_err(anyhow::Error::msg)?;
+
     let series: Vec<_> = store
         .metric_series()?
         .into_iter()
         .filter(|s| s.key == name || s.name == name)
         .collect();
     if series.is_empty() {
-        anyhow::bail!("no metric `{name}` (see `logwarden metrics` for the list)");
+        return Err(crate::cli::usage(format!(
+            "no metric `{name}` (see `logwarden metrics` for the list)"
+        )));
     }
     for s in series {
         let to = now.map_or(s.last_ts, |n| n.timestamp());
-        let from = to - span.as_secs() as i64;
+        // Relative times count back from the newest sample unless --now is given.
+        let anchor = DateTime::<Utc>::from_timestamp(to, 0).unwrap_or_default();
+        let from = crate::timespec::parse(since, anchor)
+            .map_err(crate::cli::usage)?
+            .timestamp();
         crate::outln!(
             "{} (check `{}`){}",
             s.key,
@@ -130,6 +136,7 @@ fn show(
                 format!(": {}", s.help)
             }
         );
+        let span = std::time::Duration::from_secs(to.saturating_sub(from).max(0) as u64);
         let rollups = span > config.metrics.raw_retention;
         let (rows, values): (Vec<String>, Vec<f64>) = if rollups {
             let r = store.metric_rollups(s.id, from)?;
