@@ -53,12 +53,18 @@ pub enum Command {
         /// Report what would be done without recording, investigating or notifying
         #[arg(long)]
         dry_run: bool,
+        /// Print the run's report as JSON (schema in the README)
+        #[arg(long)]
+        json: bool,
     },
     /// Validate the config (every problem at once) and print the effective config
     #[command(after_help = "Example:\n  logwarden check --config /etc/logwarden/logwarden.toml")]
     Check {
         #[command(flatten)]
         config: ConfigArg,
+        /// Print `{"config", "ok", "problems"}` as JSON instead (schema in the README)
+        #[arg(long)]
+        json: bool,
     },
     /// Manage ignore rules (pattern, scope, expiry, comment)
     #[command(
@@ -105,6 +111,9 @@ pub enum Command {
         config: ConfigArg,
         #[arg(long, default_value_t = 7)]
         days: u32,
+        /// Print `{"summary", "markdown"}` as JSON (schema in the README)
+        #[arg(long)]
+        json: bool,
     },
     /// Notifications: send a test message through ntfy
     #[command(subcommand, after_help = "Example:\n  logwarden notify test")]
@@ -119,6 +128,9 @@ pub enum Command {
     Metrics {
         #[command(flatten)]
         config: ConfigArg,
+        /// Print the list as JSON (schema in the README)
+        #[arg(long)]
+        json: bool,
         #[command(subcommand)]
         command: Option<MetricsCommand>,
     },
@@ -147,7 +159,12 @@ pub enum MetricsCommand {
         name: String,
         /// From when: 24h, 7d, yesterday, 2026-11-30 08:00, … as journalctl (older than the
         /// raw retention comes from hourly rollups)
-        #[arg(long, default_value = "24h", value_name = "TIME")]
+        #[arg(
+            long,
+            default_value = "24h",
+            value_name = "TIME",
+            allow_hyphen_values = true
+        )]
         since: String,
     },
     /// Run every check now (due or not); --dry-run keeps nothing and opens nothing
@@ -204,6 +221,30 @@ pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Whether output to a stream may carry colour: the stream is a terminal, `NO_COLOR` is
+/// unset or empty (no-color.org) and `TERM` is not `dumb`. Never through a pipe.
+pub fn colour(stream_is_terminal: bool) -> bool {
+    stream_is_terminal
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+}
+
+/// Whether stdout may carry colour.
+pub fn stdout_colour() -> bool {
+    use std::io::IsTerminal;
+    colour(std::io::stdout().is_terminal())
+}
+
+/// `text` (already made safe for a terminal) in an SGR style (`1;31` bold red), or as
+/// it is when `on` is false.
+pub fn paint(on: bool, sgr: &str, text: &str) -> String {
+    if on {
+        format!("\x1b[{sgr}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
 /// The exit code of an error that ended a command.
 fn exit_code_of(e: &anyhow::Error) -> u8 {
     if e.chain().any(|c| c.downcast_ref::<UsageError>().is_some()) {
@@ -237,7 +278,13 @@ pub fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            crate::errln!("logwarden: {e}");
+            use std::io::IsTerminal;
+            let on = colour(std::io::stderr().is_terminal());
+            eprintln!(
+                "{} {}",
+                paint(on, "1;31", "logwarden:"),
+                crate::sanitize::text(&e.to_string())
+            );
             ExitCode::from(exit_code_of(&e))
         }
     }
@@ -291,6 +338,7 @@ fn init_tracing(verbose: u8, quiet: bool) {
 
 pub fn load(arg: &ConfigArg) -> anyhow::Result<Config> {
     let path = config::locate(arg.config.as_deref());
+    tracing::info!("config: {}", path.display());
     Ok(Config::load(&path)?)
 }
 
@@ -298,8 +346,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     // The one reading of the clock: everything below takes `now` as a parameter.
     let given_now = cli.now;
     let now = given_now.unwrap_or_else(Utc::now);
+    tracing::debug!("now: {}", crate::store::ts(now));
     match cli.command {
-        Command::Run { config, dry_run } => {
+        Command::Run {
+            config,
+            dry_run,
+            json,
+        } => {
             let config = load(&config)?;
             let result = pipeline::run(&config, &RunOptions { now, dry_run });
             // issue 8: metrics textfile, and a failed run reported through ntfy
@@ -307,31 +360,85 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 crate::errln!("logwarden: {line}");
             }
             let report = result?;
-            crate::out!("{}", report.summary(now));
+            if json {
+                print_json(&run_json(&report, now))?;
+            } else {
+                crate::out!("{}", report.summary(now));
+            }
             Ok(if !report.problems.is_empty() {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
             })
         }
-        Command::Check { config } => {
-            let config = load(&config)?;
-            let problems = crate::investigate::prompt::validate(
+        Command::Check { config: arg, json } => {
+            let path = config::locate(arg.config.as_deref());
+            tracing::info!("config: {}", path.display());
+            let config = match Config::load(&path) {
+                Ok(c) => c,
+                Err(e) if json => {
+                    let problems: Vec<String> = e
+                        .errors
+                        .iter()
+                        .map(|p| match p.key.as_str() {
+                            "" => p.message.clone(),
+                            k => format!("`{k}`: {}", p.message),
+                        })
+                        .collect();
+                    print_json(&serde_json::json!({
+                        "config": path.display().to_string(),
+                        "ok": false,
+                        "problems": problems,
+                    }))?;
+                    return Ok(ExitCode::from(EXIT_BROKEN));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let mut problems: Vec<String> = crate::investigate::prompt::validate(
                 &config.prompts_dir,
                 config.llm.runbook.as_deref(),
-            );
+            )
+            .into_iter()
+            .map(|p| format!("prompt template: {p}"))
+            .collect();
+            let prompts_broken = !problems.is_empty();
             let files = config.rule_files();
-            if let Err(e) = IgnoreRules::load_all(&[&files[0], &files[1]], now) {
+            let rules = IgnoreRules::load_all(&[&files[0], &files[1]], now);
+            if let Err(e) = &rules {
+                problems.extend(
+                    e.problems
+                        .iter()
+                        .map(|p| format!("{}: {p}", e.path.display())),
+                );
+            }
+            let code = if prompts_broken {
+                ExitCode::from(EXIT_BROKEN)
+            } else if rules.is_err() {
                 // The watcher runs on with the file's last good version: a problem, not
                 // a broken logwarden.
-                crate::errln!("{e}");
-                return Ok(ExitCode::from(EXIT_PROBLEM));
+                ExitCode::from(EXIT_PROBLEM)
+            } else {
+                ExitCode::SUCCESS
+            };
+            if json {
+                print_json(&serde_json::json!({
+                    "config": config.path.display().to_string(),
+                    "ok": problems.is_empty(),
+                    "problems": problems,
+                }))?;
+                return Ok(code);
             }
-            if !problems.is_empty() {
-                for p in problems {
-                    crate::errln!("prompt template: {p}");
+            if let Err(e) = &rules {
+                crate::errln!("{e}");
+            }
+            if prompts_broken || rules.is_err() {
+                for p in problems
+                    .iter()
+                    .filter(|p| p.starts_with("prompt template: "))
+                {
+                    crate::errln!("{p}");
                 }
-                return Ok(ExitCode::from(2));
+                return Ok(code);
             }
             crate::out!("{config}");
             crate::errln!("config OK");
@@ -373,16 +480,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Metrics { config, command } => {
-            crate::metrics::cli::run(&load(&config)?, command, given_now)
-        }
+        Command::Metrics {
+            config,
+            json,
+            command,
+        } => crate::metrics::cli::run(&load(&config)?, command, given_now, json),
         Command::Incidents {
             config,
             list,
             command,
         } => crate::incident::cli::run(&load(&config)?, command, list, now),
-        Command::Briefing { config, days } => {
-            crate::incident::cli::briefing(&load(&config)?, days, now)
+        Command::Briefing { config, days, json } => {
+            crate::incident::cli::briefing(&load(&config)?, days, now, json)
         }
         Command::Mcp {
             config,
@@ -402,6 +511,61 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `run --json`: what the run did (schema in the README).
+fn run_json(r: &pipeline::RunReport, now: DateTime<Utc>) -> serde_json::Value {
+    use crate::trigger::Decision;
+    let groups: Vec<serde_json::Value> = r
+        .groups
+        .iter()
+        .map(|(g, d)| {
+            let (decision, incident) = match d {
+                Decision::Open { .. } => ("open", None),
+                Decision::Update { incident } => ("update", Some(*incident)),
+                Decision::Known => ("known", None),
+            };
+            serde_json::json!({
+                "signature": g.signature.to_string(),
+                "source": g.source,
+                "level": g.level.name,
+                "count": g.count,
+                "template": g.template.lines().next().unwrap_or(""),
+                "decision": decision,
+                "incident": incident,
+            })
+        })
+        .collect();
+    let opened: Vec<serde_json::Value> = r
+        .opened
+        .iter()
+        .map(|(id, severity, title, page)| {
+            serde_json::json!({"id": id, "severity": severity, "title": title, "page": page})
+        })
+        .collect();
+    serde_json::json!({
+        "now": crate::store::ts(now),
+        "busy": r.busy,
+        "dry_run": r.dry_run,
+        "lines": r.lines,
+        "kept": r.events_kept,
+        "ignored": r.ignored,
+        "groups": groups,
+        "opened": opened,
+        "updated": r.updated.iter().map(|(id, n)| serde_json::json!({"id": id, "count": n})).collect::<Vec<_>>(),
+        "resolved": r.resolved,
+        "llm_calls": r.llm_calls,
+        "notifications": {
+            "sent": r.notify.sent,
+            "failed": r.notify.failed,
+            "not_sent": r.notify.skipped,
+            "waiting": r.outbox_backlog,
+        },
+        "warnings": r.warnings,
+        "errors": r.errors,
+        "problems": r.problems,
+        "duration_ms": r.duration_ms,
+    })
 }
 
 /// Who is at the keyboard (the sudo user when run with sudo), for authorship of rules and notes.

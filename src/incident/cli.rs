@@ -17,10 +17,10 @@ pub struct ListArgs {
     #[arg(long, value_parser = ["info", "warning", "critical"])]
     pub severity: Option<String>,
     /// Only incidents opened at or after this time: 7d, yesterday, 2026-11-30 08:00, … (as journalctl)
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub since: Option<String>,
     /// Only incidents opened before this time (same forms as --since)
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub until: Option<String>,
     /// Only incidents of this source
     #[arg(long)]
@@ -87,14 +87,29 @@ fn header() -> String {
 }
 
 fn line(i: &IncidentRow) -> String {
+    coloured_line(i, false)
+}
+
+/// A row of `incidents list`, safe for a terminal; the severity coloured when `colour`.
+fn coloured_line(i: &IncidentRow, colour: bool) -> String {
+    let sgr = match i.severity.as_str() {
+        "critical" => "1;31",
+        "warning" => "33",
+        _ => "36",
+    };
+    let severity = crate::cli::paint(
+        colour,
+        sgr,
+        &crate::sanitize::text(&format!("{:<8}", i.severity)),
+    );
     format!(
-        "#{:<4} {} {:<8} {:<8} {:>6}× {}{}",
+        "#{:<4} {} {:<8} {} {:>6}× {}{}",
         i.id,
         i.first_seen.format("%Y-%m-%d %H:%M"),
-        i.status,
-        i.severity,
+        crate::sanitize::text(&i.status),
+        severity,
         i.occurrences,
-        i.title,
+        crate::sanitize::text(&i.title),
         if i.regression_of.is_some() {
             " (regression)"
         } else {
@@ -156,8 +171,9 @@ pub fn run(
                 crate::outln!("no incidents");
             } else {
                 crate::outln!("{}", header());
+                let colour = crate::cli::stdout_colour();
                 for i in &v {
-                    crate::outln!("{}", line(i));
+                    println!("{}", coloured_line(i, colour));
                 }
             }
         }
@@ -244,7 +260,11 @@ fn print_evidence(config: &Config, i: &IncidentRow) {
     }
     if let Some(d) = &i.diagnosis {
         for key in ["summary", "root_cause", "suggested_fix", "error", "skipped"] {
-            if let Some(v) = d.get(key).and_then(|v| v.as_str()).filter(|v| !v.is_empty()) {
+            if let Some(v) = d
+                .get(key)
+                .and_then(|v| v.as_str())
+                .filter(|v| !v.is_empty())
+            {
                 crate::outln!("{}: {}", key.replace('_', " "), clean(v));
             }
         }
@@ -289,7 +309,9 @@ fn change_many(
             continue;
         };
         let (changed, what) = match change {
-            Change::Ack if i.status == "open" => (store.ack_incident(id, &by, now)?, "acknowledged"),
+            Change::Ack if i.status == "open" => {
+                (store.ack_incident(id, &by, now)?, "acknowledged")
+            }
             Change::Ack => (false, "already acknowledged"),
             Change::Resolve if i.status != "resolved" => {
                 (store.resolve_incident(id, &by, now)?, "resolved")
@@ -320,7 +342,10 @@ fn change_many(
     }
     if !unknown.is_empty() {
         let list: Vec<String> = unknown.iter().map(|i| format!("#{i}")).collect();
-        return Err(crate::cli::usage(format!("no incident {}", list.join(", "))));
+        return Err(crate::cli::usage(format!(
+            "no incident {}",
+            list.join(", ")
+        )));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -339,9 +364,24 @@ fn report(store: &Store, id: i64, json: bool, what: &str) -> anyhow::Result<()> 
 }
 
 /// `logwarden briefing [--days N]`: prints the briefing of the last days.
-pub fn briefing(config: &Config, days: u32, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+pub fn briefing(
+    config: &Config,
+    days: u32,
+    now: DateTime<Utc>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.database_path())?;
     let b = crate::incident::briefing::build(config, &store, now, days)?;
+    if json {
+        crate::cli::print_json(&serde_json::json!({
+            "host": config.hostname,
+            "days": days,
+            "until": ts(now),
+            "summary": b.summary,
+            "markdown": b.markdown,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     crate::out!("{}", b.markdown);
     Ok(ExitCode::SUCCESS)
 }

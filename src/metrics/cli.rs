@@ -22,9 +22,10 @@ pub fn run(
     config: &Config,
     cmd: Option<MetricsCommand>,
     now: Option<DateTime<Utc>>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     match cmd {
-        None => list(config),
+        None => list(config, json),
         Some(MetricsCommand::Show { name, since }) => show(config, &name, &since, now),
         Some(MetricsCommand::Check { dry_run }) => {
             let now = now.unwrap_or_else(Utc::now);
@@ -39,9 +40,12 @@ pub fn run(
     }
 }
 
-fn list(config: &Config) -> anyhow::Result<ExitCode> {
+fn list(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.database_path())?;
     let runs = store.metric_check_runs()?;
+    if json {
+        return list_json(config, &store, &runs);
+    }
     if config.metrics.checks.is_empty() {
         crate::outln!("no [[check]] is configured");
     }
@@ -98,6 +102,60 @@ fn list(config: &Config) -> anyhow::Result<ExitCode> {
             status
         );
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `metrics --json`: `{"checks": [...], "series": [...]}` (schema in the README).
+fn list_json(
+    config: &Config,
+    store: &Store,
+    runs: &[crate::store::CheckRunRow],
+) -> anyhow::Result<ExitCode> {
+    let checks: Vec<serde_json::Value> = config
+        .metrics
+        .checks
+        .iter()
+        .map(|c| match runs.iter().find(|r| r.name == c.name) {
+            None => serde_json::json!({"name": c.name, "status": "never run"}),
+            Some(r) => serde_json::json!({
+                "name": c.name,
+                "status": r.status,
+                "last_run": ts(r.last_run),
+                "samples": r.samples,
+                "duration_ms": r.duration_ms,
+                "failures": r.failures,
+                "message": r.message,
+            }),
+        })
+        .collect();
+    let open: Vec<_> = store
+        .incidents()?
+        .into_iter()
+        .filter(|i| i.status != "resolved" && i.signature.starts_with("metric:"))
+        .collect();
+    let series: Vec<serde_json::Value> = store
+        .metric_series()?
+        .into_iter()
+        .map(|s| {
+            let incidents: Vec<i64> = open
+                .iter()
+                .filter(|i| {
+                    i.signature.starts_with(&format!("metric:{}:", s.check))
+                        && i.signature.ends_with(&format!(":{}", s.key))
+                })
+                .map(|i| i.id)
+                .collect();
+            serde_json::json!({
+                "key": s.key,
+                "name": s.name,
+                "check": s.check,
+                "last_value": s.last_value,
+                "last_time": time(s.last_ts),
+                "open_incidents": incidents,
+            })
+        })
+        .collect();
+    crate::cli::print_json(&serde_json::json!({"checks": checks, "series": series}))?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,6 +8,7 @@ mod util;
 mod anthropic;
 mod claude;
 mod claude_real;
+mod cli;
 mod config;
 // issue 7: Ack and Mute from the phone
 mod control;
