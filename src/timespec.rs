@@ -85,12 +85,15 @@ pub fn parse_in(text: &str, now: DateTime<Utc>, zone: Zone) -> Result<DateTime<U
     t.ok_or_else(|| format!("`{text}` is too far from now"))
 }
 
+/// A `--since`/`--until` pair: either end may be open.
+pub type Range = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// A time range from `--since`/`--until`, refused when it is empty the wrong way round.
 pub fn range(
     since: Option<&str>,
     until: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(Option<DateTime<Utc>>, Option<DateTime<Utc>>), String> {
+) -> Result<Range, String> {
     let since = since.map(|s| parse(s, now)).transpose()?;
     let until = until.map(|s| parse(s, now)).transpose()?;
     if let (Some(a), Some(b)) = (since, until) {
