@@ -20,6 +20,7 @@ mod mcp;
 mod memory;
 mod metrics;
 mod ntfy;
+mod readme;
 mod redaction;
 mod rotation;
 mod sanitize;
