@@ -413,9 +413,8 @@ fn too_broad(pattern: &str, hir: &regex_syntax::hir::Hir) -> Option<&'static str
     // Only short patterns can match every text; longer ones are not compiled here.
     let n = min.filter(|&n| n <= 8)?;
     let re = Regex::new(pattern).ok()?;
-    let probes = [
-        "0", "a", "Z", " ", "-", "\u{e9}", "\u{2603}", "\n", "_", "\"",
-    ];
+    // No newline among them: `.` misses only that, and matches every real message.
+    let probes = ["0", "a", "Z", " ", "-", "\u{e9}", "\u{2603}", "_", "\""];
     let everything =
         probes.iter().all(|p| re.is_match(&p.repeat(n))) && re.is_match(&"Qx7 ;".repeat(n));
     everything.then_some("matches every message")
@@ -1047,6 +1046,40 @@ comment = "old"
         assert!(!p.chars().any(crate::sanitize::is_unsafe), "{p}");
         let re = Regex::new(&p).unwrap();
         assert!(re.is_match("bad \x1b]52;c;x\x07 tail"));
+    }
+
+    #[test]
+    fn redacted_parts_and_a_cut_become_wildcards() {
+        let p = pattern_for_redacted_template("key [REDACTED:api-key] refused for <*> at [x]");
+        assert_eq!(p, r"^key .*? refused for .*? at \[x\]$");
+        let re = Regex::new(&p).unwrap();
+        assert!(re.is_match("key sk-123 refused for bob at [x]"));
+        let cut = pattern_for_redacted_template("long message cut here…");
+        assert!(Regex::new(&cut)
+            .unwrap()
+            .is_match("long message cut here and more"));
+        assert_eq!(pattern_for_redacted_template("[REDACTED:jwt] <*>"), "^");
+    }
+
+    #[test]
+    fn broad_patterns_are_told_from_narrow_ones() {
+        let broad = |p: &str| too_broad(p, &regex_syntax::Parser::new().parse(p).unwrap());
+        for p in [
+            "", ".*", "a|", "^", "$", "x?", ".", "(?s).", r"[\s\S]", r"\S|\s", "..", r"[^\n]",
+            r"\b|x",
+        ] {
+            assert!(broad(p).is_some(), "{p:?} passed");
+        }
+        for p in [
+            "e",
+            r"\d+",
+            "Connection reset",
+            "^Timeout after .*?$",
+            "(?i)error",
+            r"\w",
+        ] {
+            assert!(broad(p).is_none(), "{p:?} refused");
+        }
     }
 
     #[test]

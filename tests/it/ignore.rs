@@ -132,7 +132,7 @@ fn a_pattern_found_in_every_message_is_refused_unless_forced_under_a_level_cap()
     let t = Test::new();
     t.with_app_source("");
     for p in [
-        "", ".*", "a|", "^", "x?", "(?s).", "[\\s\\S]", "\\S|\\s", "(?i)(?:)",
+        "", ".*", "a|", "^", "x?", ".", "(?s).", "[\\s\\S]", "\\S|\\s", "[^\\n]", "(?i)(?:)",
     ] {
         let r = t.run(&["ignore", "add", p, "--comment", "noise", "--now", NOW]);
         assert_eq!(r.code, Some(64), "{p:?} accepted:\n{}", r.all());

@@ -41,7 +41,8 @@ fn has_flag(help: &str, flag: &str) -> bool {
 
 /// Each row of the README's command table: the command line in its first column.
 fn readme_rows() -> Vec<String> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let section = readme
         .split("## The command line")
         .nth(1)
@@ -107,7 +108,10 @@ fn the_readme_command_table_matches_help() {
         }
     }
     let tops_in_help = commands(&help(&[]));
-    assert_eq!(tops_in_readme, tops_in_help, "commands of the README vs --help");
+    assert_eq!(
+        tops_in_readme, tops_in_help,
+        "commands of the README vs --help"
+    );
     for top in &tops_in_help {
         let subs = commands(&help(&[top]));
         if subs.is_empty() {
