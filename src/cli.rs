@@ -166,6 +166,9 @@ pub enum MetricsCommand {
             allow_hyphen_values = true
         )]
         since: String,
+        /// Print `[{"key", "check", "help", "from", "to", "rollups", "points"}]` as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Run every check now (due or not); --dry-run keeps nothing and opens nothing
     Check {

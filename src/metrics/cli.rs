@@ -26,7 +26,7 @@ pub fn run(
 ) -> anyhow::Result<ExitCode> {
     match cmd {
         None => list(config, json),
-        Some(MetricsCommand::Show { name, since }) => show(config, &name, &since, now),
+        Some(MetricsCommand::Show { name, since, json }) => show(config, &name, &since, now, json),
         Some(MetricsCommand::Check { dry_run }) => {
             let now = now.unwrap_or_else(Utc::now);
             let report = pipeline::check_metrics(config, &RunOptions { now, dry_run })?;
@@ -164,8 +164,10 @@ fn show(
     name: &str,
     since: &str,
     now: Option<DateTime<Utc>>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.database_path())?;
+    let mut shown = Vec::new();
 
     let series: Vec<_> = store
         .metric_series()?
@@ -184,6 +186,37 @@ fn show(
         let from = crate::timespec::parse(since, anchor)
             .map_err(crate::cli::usage)?
             .timestamp();
+        let span = std::time::Duration::from_secs(to.saturating_sub(from).max(0) as u64);
+        if json {
+            let rollups = span > config.metrics.raw_retention;
+            let points: Vec<serde_json::Value> = if rollups {
+                store
+                    .metric_rollups(s.id, from)?
+                    .iter()
+                    .map(|x| {
+                        serde_json::json!({"hour": time(x.hour), "mean": x.mean, "min": x.min,
+                            "max": x.max, "count": x.count})
+                    })
+                    .collect()
+            } else {
+                store
+                    .metric_samples(s.id, from)?
+                    .iter()
+                    .filter(|p| p.0 <= to)
+                    .map(|(t, v)| serde_json::json!({"time": time(*t), "value": v}))
+                    .collect()
+            };
+            shown.push(serde_json::json!({
+                "key": s.key,
+                "check": s.check,
+                "help": s.help,
+                "from": time(from),
+                "to": time(to),
+                "rollups": rollups,
+                "points": points,
+            }));
+            continue;
+        }
         crate::outln!(
             "{} (check `{}`){}",
             s.key,
@@ -194,7 +227,6 @@ fn show(
                 format!(": {}", s.help)
             }
         );
-        let span = std::time::Duration::from_secs(to.saturating_sub(from).max(0) as u64);
         let rollups = span > config.metrics.raw_retention;
         let (rows, values): (Vec<String>, Vec<f64>) = if rollups {
             let r = store.metric_rollups(s.id, from)?;
@@ -253,6 +285,9 @@ fn show(
             );
         }
         crate::outln!();
+    }
+    if json {
+        crate::cli::print_json(&shown)?;
     }
     Ok(ExitCode::SUCCESS)
 }
