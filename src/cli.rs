@@ -348,6 +348,7 @@ pub fn load(arg: &ConfigArg) -> anyhow::Result<Config> {
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     // The one reading of the clock: everything below takes `now` as a parameter.
     let given_now = cli.now;
+    let quiet = cli.quiet;
     let now = given_now.unwrap_or_else(Utc::now);
     tracing::debug!("now: {}", crate::store::ts(now));
     match cli.command {
@@ -444,7 +445,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(code);
             }
             crate::out!("{config}");
-            crate::errln!("config OK");
+            if !quiet {
+                crate::errln!("config OK");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Ignore(cmd) => crate::ignore::cli::run(cmd, now),

@@ -222,8 +222,12 @@ fn usage_mistakes_exit_64_help_exits_0_and_toml_errors_point_at_the_spot() {
 fn verbosity_flags_and_the_log_variable() {
     let t = Test::new();
     t.with_app_source("");
-    let quiet = t.ok(&["check"]);
-    assert!(!quiet.stderr.contains("INFO"), "{}", quiet.stderr);
+    let plain = t.ok(&["check"]);
+    assert!(!plain.stderr.contains("INFO"), "{}", plain.stderr);
+    assert!(plain.stderr.contains("config OK"), "{}", plain.stderr);
+    let quiet = t.ok(&["check", "-q"]);
+    assert_eq!(quiet.stderr, "", "only errors with -q");
+    assert!(quiet.stdout.contains("[[source]]"), "the data still comes");
     let v = t.ok(&["-v", "check"]);
     assert!(
         v.stderr.contains("INFO") && v.stderr.contains("config:"),
