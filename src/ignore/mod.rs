@@ -412,9 +412,31 @@ fn too_broad(pattern: &str, hir: &regex_syntax::hir::Hir) -> Option<&'static str
     }
     // Only short patterns can match every text; longer ones are not compiled here.
     let n = min.filter(|&n| n <= 8)?;
-    let re = Regex::new(pattern).ok()?;
     // No newline among them: `.` misses only that, and matches every real message.
     let probes = ["0", "a", "Z", " ", "-", "\u{e9}", "\u{2603}", "_", "\""];
+    // Most patterns start with one of a few known literals (`e0\d`: "e0"; `\d+`: a
+    // digit): one a probe lacks cannot match it, and no compiling is needed to say so.
+    // Rules are checked at every load, and a run with nothing new must stay quick.
+    let seq = regex_syntax::hir::literal::Extractor::new().extract(hir);
+    if let Some(lits) = seq.literals() {
+        if lits.is_empty() {
+            return None; // matches nothing at all
+        }
+        if lits.iter().all(|l| !l.as_bytes().is_empty()) {
+            let missed = probes.iter().any(|p| {
+                let s = p.repeat(n);
+                lits.iter().all(|l| {
+                    !s.as_bytes()
+                        .windows(l.as_bytes().len())
+                        .any(|w| w == l.as_bytes())
+                })
+            });
+            if missed {
+                return None;
+            }
+        }
+    }
+    let re = Regex::new(pattern).ok()?;
     let everything =
         probes.iter().all(|p| re.is_match(&p.repeat(n))) && re.is_match(&"Qx7 ;".repeat(n));
     everything.then_some("matches every message")
