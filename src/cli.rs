@@ -1,17 +1,14 @@
 //! The command line: clap definitions and dispatch to the library.
 
-use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Config};
-use crate::ignore::{self, IgnoreRules, NewRule};
+use crate::ignore::IgnoreRules;
 use crate::pipeline::{self, RunOptions};
-use crate::source::loguru::RecordAssembler;
-use crate::store::{self, Store};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -23,6 +20,15 @@ use crate::store::{self, Store};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Config file, for every command (also accepted after the command)
+    #[arg(long = "config", short = 'c', value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// More diagnostics on stderr: -v info, -vv debug, -vvv trace (LOGWARDEN_LOG wins)
+    #[arg(long, short = 'v', action = clap::ArgAction::Count, global = true, conflicts_with = "quiet")]
+    pub verbose: u8,
+    /// Only errors on stderr (LOGWARDEN_LOG wins)
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
     /// The time logwarden takes as "now" (RFC 3339), for every command: tests and replays
     #[arg(long, value_name = "RFC3339", value_parser = parse_now, global = true)]
     pub now: Option<DateTime<Utc>>,
@@ -47,19 +53,42 @@ pub enum Command {
         /// Report what would be done without recording, investigating or notifying
         #[arg(long)]
         dry_run: bool,
+        /// Print the run's report as JSON (schema in the README)
+        #[arg(long)]
+        json: bool,
     },
     /// Validate the config (every problem at once) and print the effective config
     #[command(after_help = "Example:\n  logwarden check --config /etc/logwarden/logwarden.toml")]
     Check {
         #[command(flatten)]
         config: ConfigArg,
+        /// Print `{"config", "ok", "problems"}` as JSON instead (schema in the README)
+        #[arg(long)]
+        json: bool,
     },
     /// Manage ignore rules (pattern, scope, expiry, comment)
     #[command(
         subcommand,
         after_help = "Examples:\n  logwarden ignore list\n  logwarden ignore add 'Connection reset by peer' --expires 7d --comment 'flaky upstream'"
     )]
-    Ignore(IgnoreCommand),
+    Ignore(crate::ignore::cli::IgnoreCommand),
+    /// Replay log files against the ignore rules: hits per rule, and what would page
+    #[command(
+        after_help = "Examples:\n  logwarden replay /var/log/app/app.log /var/log/app/app.2026-11-29.log\n  logwarden replay app.log --source app --json"
+    )]
+    Replay {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Log files (loguru text), read in this order
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Read them as this source (its levels and min_level; default: the first source)
+        #[arg(long)]
+        source: Option<String>,
+        /// Print JSON (the schema of `ignore test --file --json`)
+        #[arg(long)]
+        json: bool,
+    },
     /// Print `<signature>\t<template>` for each record (a loguru log) or message read on stdin
     #[command(
         after_help = "Examples:\n  logwarden signatures < /var/log/app/app.log\n  logwarden signatures --config /etc/logwarden/logwarden.toml < /var/log/app/app.log\n\nWith --config (or $LOGWARDEN_CONFIG) the ids are the watcher's own (its templates, read-only), ready for `ignore add --signature`."
@@ -87,6 +116,9 @@ pub enum Command {
         config: ConfigArg,
         #[arg(long, default_value_t = 7)]
         days: u32,
+        /// Print `{"summary", "markdown"}` as JSON (schema in the README)
+        #[arg(long)]
+        json: bool,
     },
     /// Notifications: send a test message through ntfy
     #[command(subcommand, after_help = "Example:\n  logwarden notify test")]
@@ -101,6 +133,9 @@ pub enum Command {
     Metrics {
         #[command(flatten)]
         config: ConfigArg,
+        /// Print the list as JSON (schema in the README)
+        #[arg(long)]
+        json: bool,
         #[command(subcommand)]
         command: Option<MetricsCommand>,
     },
@@ -127,9 +162,18 @@ pub enum MetricsCommand {
     /// A table of one metric's samples (a series key, or a name matching several) and a sparkline
     Show {
         name: String,
-        /// How far back: 1h, 24h, 7d (older than the raw retention comes from hourly rollups)
-        #[arg(long, default_value = "24h")]
+        /// From when: 24h, 7d, yesterday, 2026-11-30 08:00, … as journalctl (older than the
+        /// raw retention comes from hourly rollups)
+        #[arg(
+            long,
+            default_value = "24h",
+            value_name = "TIME",
+            allow_hyphen_values = true
+        )]
         since: String,
+        /// Print `[{"key", "check", "help", "from", "to", "rollups", "points"}]` as JSON
+        #[arg(long)]
+        json: bool,
     },
     /// Run every check now (due or not); --dry-run keeps nothing and opens nothing
     Check {
@@ -151,77 +195,105 @@ pub enum NotifyCommand {
     },
 }
 
-#[derive(Subcommand, Debug)]
-pub enum IgnoreCommand {
-    /// Add a rule: PATTERN is a regex searched in the message
-    #[command(
-        after_help = "Example:\n  logwarden ignore add 'Connection reset by peer' --source app --level WARNING --expires 7d --comment 'flaky upstream, ticket #12'"
-    )]
-    Add {
-        #[command(flatten)]
-        config: ConfigArg,
-        pattern: String,
-        /// Only events of this source
-        #[arg(long)]
-        source: Option<String>,
-        /// Only events at this level or below
-        #[arg(long)]
-        level: Option<String>,
-        /// Only events with this signature
-        #[arg(long)]
-        signature: Option<String>,
-        /// When the rule stops matching: a duration (7d, 12h) or a date (2026-12-01)
-        #[arg(long)]
-        expires: Option<String>,
-        /// Why this is noise (required: the next person will want to know)
-        #[arg(long)]
-        comment: String,
-    },
-    /// List rules with their hit counts
-    #[command(after_help = "Example:\n  logwarden ignore list")]
-    List {
-        #[command(flatten)]
-        config: ConfigArg,
-    },
-    /// Remove a rule by id
-    #[command(after_help = "Example:\n  logwarden ignore rm 3")]
-    Rm {
-        #[command(flatten)]
-        config: ConfigArg,
-        id: String,
-    },
-    /// Show which rule matches a log line (or each line of a file)
-    #[command(
-        after_help = "Examples:\n  logwarden ignore test '2026-11-22 10:00:00.000 | WARNING | app:f:1 - Connection reset by peer'\n  logwarden ignore test --file /var/log/app/app.log"
-    )]
-    Test {
-        #[command(flatten)]
-        config: ConfigArg,
-        /// A log line or message
-        line: Option<String>,
-        /// Test each record of this file instead
-        #[arg(long, conflicts_with = "line")]
-        file: Option<PathBuf>,
-    },
-}
-
 pub fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| format!("`{s}` is not an RFC 3339 time (like 2026-11-22T10:00:00Z): {e}"))
 }
 
+/// Exit code: the watcher could not do all of its job (a source unreadable, a broken
+/// ignore file, a page not written, a notification refused).
+pub const EXIT_PROBLEM: u8 = 1;
+/// Exit code: logwarden itself cannot work (bad config, unusable state database, a bug).
+pub const EXIT_BROKEN: u8 = 2;
+/// Exit code: the command line was wrong (an unknown flag or value, an id that does not
+/// exist, a refused pattern): nothing was done. sysexits.h's EX_USAGE.
+pub const EXIT_USAGE: u8 = 64;
+
+/// A mistake of the person at the keyboard, not a fault of logwarden: exit [`EXIT_USAGE`].
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// A [`UsageError`] as an error to return.
+pub fn usage(message: impl std::fmt::Display) -> anyhow::Error {
+    UsageError(message.to_string()).into()
+}
+
+/// Prints data as JSON on stdout: the one way every `--json` prints (pretty, text made
+/// safe for a terminal by [`crate::sanitize::json`]).
+pub fn print_json<T: serde::Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    use std::io::Write;
+    let raw = serde_json::to_string_pretty(value)?;
+    writeln!(std::io::stdout().lock(), "{}", crate::sanitize::json(&raw))?;
+    Ok(())
+}
+
+/// Whether output to a stream may carry colour: the stream is a terminal, `NO_COLOR` is
+/// unset or empty (no-color.org) and `TERM` is not `dumb`. Never through a pipe.
+pub fn colour(stream_is_terminal: bool) -> bool {
+    stream_is_terminal
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var_os("TERM").is_none_or(|t| t != "dumb")
+}
+
+/// Whether stdout may carry colour.
+pub fn stdout_colour() -> bool {
+    use std::io::IsTerminal;
+    colour(std::io::stdout().is_terminal())
+}
+
+/// `text` (already made safe for a terminal) in an SGR style (`1;31` bold red), or as
+/// it is when `on` is false.
+pub fn paint(on: bool, sgr: &str, text: &str) -> String {
+    if on {
+        format!("\x1b[{sgr}m{text}\x1b[0m")
+    } else {
+        text.to_string()
+    }
+}
+
+/// The exit code of an error that ended a command.
+fn exit_code_of(e: &anyhow::Error) -> u8 {
+    if e.chain().any(|c| c.downcast_ref::<UsageError>().is_some()) {
+        EXIT_USAGE
+    } else {
+        EXIT_BROKEN
+    }
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     quiet_on_closed_pipe();
-    let cli = Cli::parse();
-    init_tracing();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version are no mistakes; a bad command line is the user's
+            // (clap's own code for it, 2, is logwarden's "I am broken").
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    init_tracing(cli.verbose, cli.quiet);
+    if let Some(p) = &cli.config {
+        config::set_flag_before_command(p.clone());
+    }
     match dispatch(cli) {
         Ok(code) => code,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            crate::errln!("logwarden: {e}");
-            ExitCode::from(2)
+            use std::io::IsTerminal;
+            let on = colour(std::io::stderr().is_terminal());
+            eprintln!(
+                "{} {}",
+                paint(on, "1;31", "logwarden:"),
+                crate::sanitize::text(&e.to_string())
+            );
+            ExitCode::from(exit_code_of(&e))
         }
     }
 }
@@ -253,9 +325,18 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
-fn init_tracing() {
+/// Diagnostics on stderr: `LOGWARDEN_LOG` (a tracing filter such as `debug` or
+/// `logwarden::source=trace`) when set, else warnings, more with `-v`, only errors with `-q`.
+fn init_tracing(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOGWARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| crate::sanitize::Terminal::new(std::io::stderr()))
@@ -263,8 +344,9 @@ fn init_tracing() {
         .try_init();
 }
 
-fn load(arg: &ConfigArg) -> anyhow::Result<Config> {
+pub fn load(arg: &ConfigArg) -> anyhow::Result<Config> {
     let path = config::locate(arg.config.as_deref());
+    tracing::info!("config: {}", path.display());
     Ok(Config::load(&path)?)
 }
 
@@ -298,9 +380,15 @@ fn signatures_state(
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     // The one reading of the clock: everything below takes `now` as a parameter.
     let given_now = cli.now;
+    let quiet = cli.quiet;
     let now = given_now.unwrap_or_else(Utc::now);
+    tracing::debug!("now: {}", crate::store::ts(now));
     match cli.command {
-        Command::Run { config, dry_run } => {
+        Command::Run {
+            config,
+            dry_run,
+            json,
+        } => {
             let config = load(&config)?;
             let result = pipeline::run(&config, &RunOptions { now, dry_run });
             // issue 8: metrics textfile, and a failed run reported through ntfy
@@ -308,35 +396,105 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 crate::errln!("logwarden: {line}");
             }
             let report = result?;
-            crate::out!("{}", report.summary(now));
+            if json {
+                print_json(&run_json(&report, now))?;
+            } else {
+                crate::out!("{}", report.summary(now));
+            }
             Ok(if !report.problems.is_empty() {
                 ExitCode::from(1)
             } else {
                 ExitCode::SUCCESS
             })
         }
-        Command::Check { config } => {
-            let config = load(&config)?;
-            let problems = crate::investigate::prompt::validate(
+        Command::Check { config: arg, json } => {
+            let path = config::locate(arg.config.as_deref());
+            tracing::info!("config: {}", path.display());
+            let config = match Config::load(&path) {
+                Ok(c) => c,
+                Err(e) if json => {
+                    let problems: Vec<String> = e
+                        .errors
+                        .iter()
+                        .map(|p| match p.key.as_str() {
+                            "" => p.message.clone(),
+                            k => format!("`{k}`: {}", p.message),
+                        })
+                        .collect();
+                    print_json(&serde_json::json!({
+                        "config": path.display().to_string(),
+                        "ok": false,
+                        "problems": problems,
+                    }))?;
+                    return Ok(ExitCode::from(EXIT_BROKEN));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            let mut problems: Vec<String> = crate::investigate::prompt::validate(
                 &config.prompts_dir,
                 config.llm.runbook.as_deref(),
-            );
+            )
+            .into_iter()
+            .map(|p| format!("prompt template: {p}"))
+            .collect();
+            let prompts_broken = !problems.is_empty();
             let files = config.rule_files();
-            if let Err(e) = IgnoreRules::load_all(&[&files[0], &files[1]], now) {
-                crate::errln!("{e}");
-                return Ok(ExitCode::from(2));
+            let rules = IgnoreRules::load_all(&[&files[0], &files[1]], now);
+            if let Err(e) = &rules {
+                problems.extend(
+                    e.problems
+                        .iter()
+                        .map(|p| format!("{}: {p}", e.path.display())),
+                );
             }
-            if !problems.is_empty() {
-                for p in problems {
-                    crate::errln!("prompt template: {p}");
+            let code = if prompts_broken {
+                ExitCode::from(EXIT_BROKEN)
+            } else if rules.is_err() {
+                // The watcher runs on with the file's last good version: a problem, not
+                // a broken logwarden.
+                ExitCode::from(EXIT_PROBLEM)
+            } else {
+                ExitCode::SUCCESS
+            };
+            if json {
+                print_json(&serde_json::json!({
+                    "config": config.path.display().to_string(),
+                    "ok": problems.is_empty(),
+                    "problems": problems,
+                }))?;
+                return Ok(code);
+            }
+            if let Err(e) = &rules {
+                crate::errln!("{e}");
+            }
+            if prompts_broken || rules.is_err() {
+                for p in problems
+                    .iter()
+                    .filter(|p| p.starts_with("prompt template: "))
+                {
+                    crate::errln!("{p}");
                 }
-                return Ok(ExitCode::from(2));
+                return Ok(code);
             }
             crate::out!("{config}");
-            crate::errln!("config OK");
+            if !quiet {
+                crate::errln!("config OK");
+            }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Ignore(cmd) => ignore_command(cmd, now),
+        Command::Ignore(cmd) => crate::ignore::cli::run(cmd, now),
+        Command::Replay {
+            config,
+            files,
+            source,
+            json,
+        } => crate::ignore::cli::replay_command(
+            &load(&config)?,
+            &files,
+            source.as_deref(),
+            json,
+            now,
+        ),
         Command::Notify(NotifyCommand::Test { config }) => {
             // issue 7
             match crate::notify::send_test(&load(&config)?) {
@@ -363,16 +521,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             )?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Metrics { config, command } => {
-            crate::metrics::cli::run(&load(&config)?, command, given_now)
-        }
+        Command::Metrics {
+            config,
+            json,
+            command,
+        } => crate::metrics::cli::run(&load(&config)?, command, given_now, json),
         Command::Incidents {
             config,
             list,
             command,
         } => crate::incident::cli::run(&load(&config)?, command, list, now),
-        Command::Briefing { config, days } => {
-            crate::incident::cli::briefing(&load(&config)?, days, now)
+        Command::Briefing { config, days, json } => {
+            crate::incident::cli::briefing(&load(&config)?, days, now, json)
         }
         Command::Mcp {
             config,
@@ -394,224 +554,64 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// `run --json`: what the run did (schema in the README).
+fn run_json(r: &pipeline::RunReport, now: DateTime<Utc>) -> serde_json::Value {
+    use crate::trigger::Decision;
+    let groups: Vec<serde_json::Value> = r
+        .groups
+        .iter()
+        .map(|(g, d)| {
+            let (decision, incident) = match d {
+                Decision::Open { .. } => ("open", None),
+                Decision::Update { incident } => ("update", Some(*incident)),
+                Decision::Known => ("known", None),
+            };
+            serde_json::json!({
+                "signature": g.signature.to_string(),
+                "source": g.source,
+                "level": g.level.name,
+                "count": g.count,
+                "template": g.template.lines().next().unwrap_or(""),
+                "decision": decision,
+                "incident": incident,
+            })
+        })
+        .collect();
+    let opened: Vec<serde_json::Value> = r
+        .opened
+        .iter()
+        .map(|(id, severity, title, page)| {
+            serde_json::json!({"id": id, "severity": severity, "title": title, "page": page})
+        })
+        .collect();
+    serde_json::json!({
+        "now": crate::store::ts(now),
+        "busy": r.busy,
+        "dry_run": r.dry_run,
+        "lines": r.lines,
+        "kept": r.events_kept,
+        "ignored": r.ignored,
+        "groups": groups,
+        "opened": opened,
+        "updated": r.updated.iter().map(|(id, n)| serde_json::json!({"id": id, "count": n})).collect::<Vec<_>>(),
+        "resolved": r.resolved,
+        "llm_calls": r.llm_calls,
+        "notifications": {
+            "sent": r.notify.sent,
+            "failed": r.notify.failed,
+            "not_sent": r.notify.skipped,
+            "waiting": r.outbox_backlog,
+        },
+        "warnings": r.warnings,
+        "errors": r.errors,
+        "problems": r.problems,
+        "duration_ms": r.duration_ms,
+    })
+}
+
 /// Who is at the keyboard (the sudo user when run with sudo), for authorship of rules and notes.
 pub fn who() -> String {
     std::env::var("SUDO_USER")
         .or_else(|_| std::env::var("USER"))
         .unwrap_or_else(|_| "unknown".into())
-}
-
-fn ignore_command(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
-    match cmd {
-        IgnoreCommand::Add {
-            config,
-            pattern,
-            source,
-            level,
-            signature,
-            expires,
-            comment,
-        } => {
-            let config = load(&config)?;
-            if comment.trim().is_empty() {
-                anyhow::bail!("--comment must say why this is noise");
-            }
-            if let Some(s) = &source {
-                if !config.sources.iter().any(|c| &c.name == s) {
-                    anyhow::bail!("no source named `{s}` in {}", config.path.display());
-                }
-            }
-            let expires = expires
-                .map(|e| ignore::parse_expiry(&e, now))
-                .transpose()
-                .map_err(anyhow::Error::msg)?;
-            let rule = NewRule {
-                pattern,
-                source,
-                level,
-                signature,
-                expires,
-                comment,
-                author: who(),
-            };
-            let mutes = config.mutes_file();
-            let others = [mutes.as_path()];
-            let id = ignore::add_rule(config.ignore_target(&others), &rule, now)
-                .map_err(anyhow::Error::msg)?;
-            crate::outln!("added rule {id} to {}", config.ignore_file.display());
-            Ok(ExitCode::SUCCESS)
-        }
-        IgnoreCommand::List { config } => {
-            let config = load(&config)?;
-            // Each file on its own: a broken or unreadable one is reported, the other listed.
-            let mut parts = Vec::new();
-            let mut broken = false;
-            for f in config.rule_files() {
-                match IgnoreRules::load(&f, now) {
-                    Ok(r) => parts.push(r),
-                    Err(e) => {
-                        crate::errln!("{e}");
-                        broken = true;
-                    }
-                }
-            }
-            let rules = IgnoreRules::merge(parts, now);
-            let hits = match config
-                .database_path()
-                .exists()
-                .then(|| Store::open(&config.database_path()))
-            {
-                Some(Ok(s)) => s.ignore_hits()?,
-                _ => Default::default(),
-            };
-            if rules.rules.is_empty() {
-                crate::outln!(
-                    "no ignore rules in {} or {}",
-                    config.ignore_file.display(),
-                    config.mutes_file().display()
-                );
-            }
-            for r in &rules.rules {
-                let (n, last) = hits
-                    .get(&r.id)
-                    .map(|(n, t)| (*n, store::ts(*t)))
-                    .unwrap_or((0, "never".into()));
-                let mut scope = Vec::new();
-                if let Some(s) = &r.source {
-                    scope.push(format!("source={s}"));
-                }
-                if let Some(l) = &r.level {
-                    scope.push(format!("level<={}", l.name));
-                }
-                if let Some(s) = &r.signature {
-                    scope.push(format!("signature={s}"));
-                }
-                let state = match r.expires {
-                    Some(e) if r.expired(now) => format!("EXPIRED {}", store::ts(e)),
-                    Some(e) => format!("expires {}", store::ts(e)),
-                    None => "no expiry".into(),
-                };
-                let origin = if r.file == config.ignore_file {
-                    "ignore file"
-                } else {
-                    "phone mute"
-                };
-                crate::outln!(
-                    "{:>3}  /{}/  {}  {} hits, last {}  {}  [{origin}: {}]  # {}",
-                    r.id,
-                    r.pattern,
-                    if scope.is_empty() {
-                        "any".into()
-                    } else {
-                        scope.join(" ")
-                    },
-                    n,
-                    last,
-                    state,
-                    r.file.display(),
-                    r.comment
-                );
-            }
-            Ok(if broken {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        IgnoreCommand::Rm { config, id } => {
-            let config = load(&config)?;
-            let mut holders = Vec::new();
-            for f in config.rule_files() {
-                if ignore::has_rule(&f, &id).map_err(anyhow::Error::msg)? {
-                    holders.push(f);
-                }
-            }
-            let file = match holders.as_slice() {
-                [] => anyhow::bail!(
-                    "no rule with id {id} in {} or {}",
-                    config.ignore_file.display(),
-                    config.mutes_file().display()
-                ),
-                [one] => one,
-                [a, b, ..] => anyhow::bail!(
-                    "rule id {id} is in both {} and {}; remove it from one by hand",
-                    a.display(),
-                    b.display()
-                ),
-            };
-            ignore::remove_rule(file, &id).map_err(anyhow::Error::msg)?;
-            crate::outln!("removed rule {id} from {}", file.display());
-            Ok(ExitCode::SUCCESS)
-        }
-        IgnoreCommand::Test { config, line, file } => {
-            let config = load(&config)?;
-            let files = config.rule_files();
-            let rules = IgnoreRules::load_all(&[&files[0], &files[1]], now)?;
-            let source = config.sources.first();
-            let name = source.map(|s| s.name.as_str()).unwrap_or("test");
-            let levels = source.map(|s| s.levels.clone()).unwrap_or_default();
-            let mut out = crate::sanitize::Terminal::new(std::io::stdout().lock());
-            let mut test = |event: crate::source::Event| -> std::io::Result<()> {
-                let mined = crate::signature::Miner::new().add(&event.message);
-                let sig = crate::signature::signature(
-                    mined.group,
-                    event.exception_type.as_deref(),
-                    event.logger.as_deref(),
-                );
-                let first = event.message.lines().next().unwrap_or("").to_string();
-                match rules.matching(&event, sig) {
-                    Some(r) => writeln!(out, "rule {} ({})\t{}", r.id, r.comment, first),
-                    None => writeln!(out, "none\t{first}"),
-                }
-            };
-            match (line, file) {
-                (Some(l), _) => {
-                    let mut a = RecordAssembler::new(name, "line", &levels, 0);
-                    let mut events: Vec<_> = l
-                        .lines()
-                        .enumerate()
-                        .filter_map(|(i, x)| a.push(i as u64 + 1, x))
-                        .collect();
-                    events.extend(a.finish());
-                    for mut e in events {
-                        if e.level.name == "UNKNOWN" {
-                            e.message = e.raw.clone(); // not a loguru line: test the text as the message
-                        }
-                        test(e)?;
-                    }
-                }
-                (None, Some(f)) => test_file(&f, name, &levels, &mut test)?,
-                (None, None) => anyhow::bail!("give a LINE or --file F"),
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-fn test_file(
-    path: &Path,
-    name: &str,
-    levels: &std::collections::BTreeMap<String, u32>,
-    test: &mut dyn FnMut(crate::source::Event) -> std::io::Result<()>,
-) -> anyhow::Result<()> {
-    let f = std::fs::File::open(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    let origin = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut a = RecordAssembler::new(name, &origin, levels, 0);
-    for (i, line) in std::io::BufReader::new(f).split(b'\n').enumerate() {
-        let line = line?;
-        let text = String::from_utf8_lossy(&line);
-        if let Some(mut e) = a.push(i as u64 + 1, text.trim_end_matches('\r')) {
-            if e.level.name == "UNKNOWN" {
-                e.message = e.raw.clone();
-            }
-            test(e)?;
-        }
-    }
-    if let Some(e) = a.finish() {
-        test(e)?;
-    }
-    Ok(())
 }

@@ -82,14 +82,43 @@ impl std::fmt::Display for Check {
     }
 }
 
+/// Runs every check and returns them, with whether all passed (for `doctor --json`).
+pub fn run_collect(opts: &Options) -> std::io::Result<(bool, Vec<Check>)> {
+    let mut checks = Vec::new();
+    let ok = run_with(opts, &mut std::io::sink(), &mut checks)?;
+    Ok((ok, checks))
+}
+
+impl Check {
+    /// `{"status": "ok"|"fail"|"skip", "text", "fix"}` for `doctor --json`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let (status, fix) = match &self.mark {
+            Mark::Ok => ("ok", None),
+            Mark::Skip => ("skip", None),
+            Mark::Fail { fix } => ("fail", Some(fix.clone())),
+        };
+        serde_json::json!({"status": status, "text": self.text, "fix": fix})
+    }
+}
+
 /// Runs every check, printing each as it completes; returns whether all passed.
 pub fn run(opts: &Options, out: &mut dyn std::io::Write) -> std::io::Result<bool> {
+    run_with(opts, out, &mut Vec::new())
+}
+
+fn run_with(
+    opts: &Options,
+    out: &mut dyn std::io::Write,
+    collected: &mut Vec<Check>,
+) -> std::io::Result<bool> {
     let mut all_ok = true;
     let mut emit = |c: Check, out: &mut dyn std::io::Write| -> std::io::Result<()> {
         if matches!(c.mark, Mark::Fail { .. }) {
             all_ok = false;
         }
-        writeln!(out, "{c}")
+        writeln!(out, "{c}")?;
+        collected.push(c);
+        Ok(())
     };
     let config = match Config::load(&opts.config_path) {
         Ok(c) => c,

@@ -24,6 +24,7 @@ pub mod scripts;
 pub mod signature;
 pub mod source;
 pub mod store;
+pub mod timespec;
 pub mod trigger;
 // issue 8: operations
 pub mod doctor;

@@ -75,6 +75,9 @@ pub enum OpsCommand {
         /// Publish a real test notification to the ntfy topic
         #[arg(long)]
         send: bool,
+        /// Print the checks as JSON (schema in the README)
+        #[arg(long)]
+        json: bool,
         /// The user the service runs as, whose access is checked (default: `User=` of the
         /// installed logwarden.service, else logwarden)
         #[arg(long)]
@@ -160,6 +163,7 @@ pub fn dispatch(cmd: OpsCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode>
         OpsCommand::Doctor {
             config,
             send,
+            json,
             user,
             interval,
             scripts_dir,
@@ -172,6 +176,16 @@ pub fn dispatch(cmd: OpsCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode>
                 send,
                 now,
             };
+            if json {
+                let (ok, checks) = doctor::run_collect(&opts)?;
+                let checks: Vec<_> = checks.iter().map(doctor::Check::to_json).collect();
+                crate::cli::print_json(&serde_json::json!({"ok": ok, "checks": checks}))?;
+                return Ok(if ok {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                });
+            }
             let mut stdout = crate::sanitize::Terminal::new(std::io::stdout().lock());
             Ok(if doctor::run(&opts, &mut stdout)? {
                 ExitCode::SUCCESS

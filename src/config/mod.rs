@@ -25,9 +25,19 @@ pub const DEFAULT_PATH: &str = "/etc/logwarden/logwarden.toml";
 /// The environment variable naming the config file.
 pub const ENV_VAR: &str = "LOGWARDEN_CONFIG";
 
-/// Resolves which config file to use: the flag, then the environment, then the default.
+/// `--config` given before the command (`logwarden --config F run`), set once at start.
+static FLAG_BEFORE_COMMAND: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Records `--config` given before the command name: [`locate`] uses it when the
+/// command has none of its own.
+pub fn set_flag_before_command(path: PathBuf) {
+    let _ = FLAG_BEFORE_COMMAND.set(path);
+}
+
+/// Resolves which config file to use: the flag (after the command, else before it),
+/// then the environment, then the default.
 pub fn locate(flag: Option<&Path>) -> PathBuf {
-    if let Some(p) = flag {
+    if let Some(p) = flag.or(FLAG_BEFORE_COMMAND.get().map(PathBuf::as_path)) {
         return p.to_path_buf();
     }
     match std::env::var_os(ENV_VAR) {
@@ -318,13 +328,10 @@ impl Config {
             errors,
         };
         let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
-            let key = e
-                .span()
-                .map(|s| format!("line {}", line_of(text, s.start)))
-                .unwrap_or_default();
+            // The toml crate's rendering: line, column, the line itself and a caret.
             fail(vec![ConfigError {
-                key,
-                message: e.message().to_string(),
+                key: String::new(),
+                message: e.to_string().trim_end().to_string(),
             }])
         })?;
         // Every path is made absolute here, once: the process later runs children in
@@ -343,6 +350,15 @@ impl Config {
         if v.errors.is_empty() {
             Ok(config)
         } else {
+            let doc = toml_edit::ImDocument::parse(text).ok();
+            for e in &mut v.errors {
+                if let Some(line) = doc
+                    .as_ref()
+                    .and_then(|d| key_line(text, d.as_table(), &e.key))
+                {
+                    e.message = format!("{} (line {line})", e.message);
+                }
+            }
             Err(fail(v.errors))
         }
     }
@@ -408,6 +424,46 @@ fn normalize(p: &Path) -> PathBuf {
     } else {
         out
     }
+}
+
+/// The line of a config key named like the validator names them (`ntfy.topic`,
+/// `source[0].min_level`): the key's own line, else the line of the nearest table
+/// that holds it (a missing key is reported at its table).
+fn key_line(text: &str, root: &toml_edit::Table, key: &str) -> Option<usize> {
+    let mut best = None;
+    let mut table: Option<&dyn toml_edit::TableLike> = Some(root);
+    for part in key.split('.') {
+        let (name, index) = match part.split_once('[') {
+            Some((n, i)) => (n, i.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let Some(t) = table else { break };
+        let Some((k, item)) = t.get_key_value(name) else {
+            break;
+        };
+        if let Some(span) = k.span() {
+            best = Some(span.start);
+        }
+        table = match (item, index) {
+            (toml_edit::Item::ArrayOfTables(a), Some(i)) => a.get(i).map(|t| {
+                if let Some(span) = t.span() {
+                    best = Some(span.start);
+                }
+                t as &dyn toml_edit::TableLike
+            }),
+            (toml_edit::Item::Value(toml_edit::Value::Array(a)), Some(i)) => {
+                a.get(i).and_then(|v| {
+                    if let Some(span) = v.span() {
+                        best = Some(span.start);
+                    }
+                    v.as_inline_table().map(|t| t as &dyn toml_edit::TableLike)
+                })
+            }
+            (item, None) => item.as_table_like(),
+            _ => None,
+        };
+    }
+    best.map(|offset| line_of(text, offset))
 }
 
 /// The 1-based line number of a byte offset.

@@ -2,11 +2,12 @@
 //! (like amtool silences: pattern, scope, expiry, comment) that the `logwarden ignore`
 //! commands edit without disturbing the user's own comments and formatting.
 
+pub mod cli;
+
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use regex::{Regex, RegexSet};
-use serde::Deserialize;
 use toml_edit::{value, DocumentMut, Item, Table};
 
 use crate::config::line_of;
@@ -51,27 +52,6 @@ pub struct IgnoreRules {
 pub struct IgnoreFileError {
     pub path: PathBuf,
     pub problems: Vec<String>,
-}
-
-#[derive(Deserialize)]
-struct RawFile {
-    #[serde(default)]
-    rule: Vec<RawRule>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRule {
-    id: toml::Value,
-    pattern: toml::Spanned<String>,
-    #[serde(default)]
-    comment: String,
-    source: Option<String>,
-    level: Option<String>,
-    signature: Option<toml::Spanned<String>>,
-    expires: Option<toml::Spanned<String>>,
-    created: Option<String>,
-    author: Option<String>,
 }
 
 impl IgnoreRules {
@@ -140,86 +120,81 @@ impl IgnoreRules {
         }
     }
 
-    /// Parses rules text, reporting every bad rule with its line.
+    /// Parses rules text, reporting every bad rule at once, each problem with the line
+    /// of the value it is about (the pattern's own line for the pattern).
     pub fn parse(text: &str, now: DateTime<Utc>) -> Result<IgnoreRules, Vec<String>> {
-        let raw: RawFile = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| line_of(text, s.start)).unwrap_or(0);
-            vec![format!("line {line}: {}", e.message())]
-        })?;
+        let doc = toml_edit::ImDocument::parse(text).map_err(|e| vec![toml_problem(&e)])?;
+        let at = |span: Option<std::ops::Range<usize>>| span.map(|s| line_of(text, s.start));
         let mut problems = Vec::new();
+        let mut tables: Vec<(usize, Vec<Field>)> = Vec::new();
+        for (key, item) in doc.as_table().iter() {
+            let line = at(doc.as_table().key(key).and_then(|k| k.span())).unwrap_or(1);
+            if key != "rule" {
+                problems.push(format!(
+                    "line {line}: unknown key `{key}` (rules are `[[rule]]` tables)"
+                ));
+                continue;
+            }
+            match item {
+                Item::ArrayOfTables(a) => {
+                    for t in a.iter() {
+                        let fields = t
+                            .iter()
+                            .map(|(k, v)| Field {
+                                key: k.to_string(),
+                                line: at(t.key(k).and_then(|k| k.span())).unwrap_or(line),
+                                value: v.as_value().cloned(),
+                            })
+                            .collect();
+                        tables.push((at(t.span()).unwrap_or(line), fields));
+                    }
+                }
+                Item::Value(toml_edit::Value::Array(a)) => {
+                    for v in a.iter() {
+                        let vline = at(v.span()).unwrap_or(line);
+                        let Some(t) = v.as_inline_table() else {
+                            problems.push(format!("line {vline}: a rule must be a table"));
+                            continue;
+                        };
+                        let fields = t
+                            .iter()
+                            .map(|(k, v)| Field {
+                                key: k.to_string(),
+                                line: at(t.key(k).and_then(|k| k.span())).unwrap_or(vline),
+                                value: Some(v.clone()),
+                            })
+                            .collect();
+                        tables.push((vline, fields));
+                    }
+                }
+                _ => problems.push(format!(
+                    "line {line}: `rule` must be an array of tables (`[[rule]]`)"
+                )),
+            }
+        }
         let mut rules = Vec::new();
-        for r in raw.rule {
-            let line = line_of(text, r.pattern.span().start);
-            let id = match &r.id {
-                toml::Value::Integer(i) => i.to_string(),
-                toml::Value::String(s) => s.clone(),
-                other => {
-                    problems.push(format!(
-                        "line {line}: `id` must be a number or a string, not {other}"
-                    ));
-                    continue;
-                }
-            };
-            // Checked by parsing only: the rules are compiled (into one set) when the
-            // first event needs them, so a run with nothing new stays quick.
-            match regex_syntax::Parser::new().parse(r.pattern.get_ref()) {
-                Ok(_) => {}
-                Err(e) => {
-                    problems.push(format!(
-                        "line {line}: rule {id}: pattern is not a valid regex: {}",
-                        e.to_string().lines().last().unwrap_or("")
-                    ));
-                    continue;
-                }
-            };
-            let signature = match &r.signature {
-                None => None,
-                Some(s) => match s.get_ref().parse() {
-                    Ok(sig) => Some(sig),
-                    Err(e) => {
-                        problems.push(format!(
-                            "line {}: rule {id}: {e}",
-                            line_of(text, s.span().start)
-                        ));
-                        continue;
-                    }
-                },
-            };
-            let expires = match &r.expires {
-                None => None,
-                Some(s) => match parse_expiry(s.get_ref(), now) {
-                    Ok(t) => Some(t),
-                    Err(e) => {
-                        problems.push(format!(
-                            "line {}: rule {id}: expires: {e}",
-                            line_of(text, s.span().start)
-                        ));
-                        continue;
-                    }
-                },
-            };
-            let level = match r.level.as_deref() {
-                None => None,
-                Some(l) => match Level::parse_config(l, &Default::default()) {
-                    Some(level) => Some(level),
-                    None => {
-                        problems.push(format!("line {line}: rule {id}: unknown level `{l}`"));
-                        continue;
-                    }
-                },
-            };
-            rules.push(Rule {
-                id,
-                pattern: r.pattern.into_inner(),
-                source: r.source,
-                level,
-                signature,
-                expires,
-                comment: r.comment,
-                created: r.created,
-                author: r.author,
-                file: PathBuf::new(),
+        let mut seen: std::collections::HashMap<String, usize> = Default::default();
+        for (line, fields) in tables {
+            let id = fields.iter().find(|f| f.key == "id");
+            let key = id.and_then(|f| match &f.value {
+                Some(toml_edit::Value::Integer(i)) => Some(i.value().to_string()),
+                Some(toml_edit::Value::String(s)) => Some(s.value().clone()),
+                _ => None,
             });
+            if let (Some(key), Some(f)) = (key, id) {
+                match seen.get(&key) {
+                    Some(first) => problems.push(format!(
+                        "line {}: rule id {key} is also used by the rule on line {first}",
+                        f.line
+                    )),
+                    None => {
+                        seen.insert(key, f.line);
+                    }
+                }
+            }
+            if let Some(rule) = rule_from_fields(line, &fields, &mut problems) {
+                rules.push(rule);
+            }
         }
         if !problems.is_empty() {
             return Err(problems);
@@ -263,23 +238,256 @@ impl IgnoreRules {
     }
 }
 
-/// `7d` from now, a date (`2026-12-01`, midnight UTC), or an RFC 3339 time.
+/// One `key = value` of a rule table, with the line it is on.
+struct Field {
+    key: String,
+    line: usize,
+    /// None for a sub-table, which no rule key may be.
+    value: Option<toml_edit::Value>,
+}
+
+const RULE_KEYS: &[&str] = &[
+    "id",
+    "pattern",
+    "comment",
+    "source",
+    "level",
+    "signature",
+    "expires",
+    "created",
+    "author",
+];
+
+/// A syntax error of a rules or config file: line, column, the line itself and a caret
+/// under the offending spot (the toml crate renders them).
+pub fn toml_problem(e: &toml_edit::TomlError) -> String {
+    let text = e.to_string();
+    // "TOML parse error at line 2, column 10\n  |\n2 | …\n  |   ^\nwhat": led by the
+    // line, as every other problem of the file is.
+    text.strip_prefix("TOML parse error at ")
+        .unwrap_or(&text)
+        .trim_end()
+        .to_string()
+}
+
+/// Checks one rule table, pushing every problem it has; the rule when it has none.
+fn rule_from_fields(
+    table_line: usize,
+    fields: &[Field],
+    problems: &mut Vec<String>,
+) -> Option<Rule> {
+    let start = problems.len();
+    let get = |k: &str| fields.iter().find(|f| f.key == k);
+    let string = |k: &str, problems: &mut Vec<String>| -> Option<(String, usize)> {
+        let f = get(k)?;
+        match f.value.as_ref().and_then(|v| v.as_str()) {
+            Some(s) => Some((s.to_string(), f.line)),
+            None => {
+                problems.push(format!("line {}: `{k}` must be a string", f.line));
+                None
+            }
+        }
+    };
+    for f in fields {
+        if !RULE_KEYS.contains(&f.key.as_str()) {
+            problems.push(format!(
+                "line {}: unknown key `{}` in a rule (known: {})",
+                f.line,
+                f.key,
+                RULE_KEYS.join(", ")
+            ));
+        }
+    }
+    let id = match get("id") {
+        None => {
+            problems.push(format!("line {table_line}: a rule without an `id`"));
+            String::from("?")
+        }
+        Some(f) => match &f.value {
+            Some(toml_edit::Value::Integer(i)) => i.value().to_string(),
+            Some(toml_edit::Value::String(s)) if !s.value().trim().is_empty() => s.value().clone(),
+            _ => {
+                problems.push(format!(
+                    "line {}: `id` must be a number or a non-empty string",
+                    f.line
+                ));
+                String::from("?")
+            }
+        },
+    };
+    let pattern = string("pattern", problems);
+    let source = string("source", problems).map(|s| s.0);
+    let comment = string("comment", problems).map(|s| s.0).unwrap_or_default();
+    let created = string("created", problems).map(|s| s.0);
+    let author = string("author", problems).map(|s| s.0);
+    let level = match string("level", problems) {
+        None => None,
+        Some((l, line)) => match Level::parse_config(&l, &Default::default()) {
+            Some(level) => Some(level),
+            None => {
+                problems.push(format!("line {line}: rule {id}: unknown level `{l}`"));
+                None
+            }
+        },
+    };
+    let signature = match string("signature", problems) {
+        None => None,
+        Some((s, line)) => match s.parse::<Signature>() {
+            Ok(sig) => Some(sig),
+            Err(e) => {
+                problems.push(format!("line {line}: rule {id}: {e}"));
+                None
+            }
+        },
+    };
+    let expires = match string("expires", problems) {
+        None => None,
+        Some((s, line)) => match parse_fixed_expiry(&s) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                problems.push(format!("line {line}: rule {id}: expires: {e}"));
+                None
+            }
+        },
+    };
+    let pattern = match pattern {
+        None => {
+            if get("pattern").is_none() {
+                problems.push(format!("line {table_line}: rule {id} has no `pattern`"));
+            }
+            None
+        }
+        Some((p, line)) => {
+            // Checked by parsing only: the rules are compiled (into one set) when the
+            // first event needs them, so a run with nothing new stays quick.
+            match regex_syntax::Parser::new().parse(&p) {
+                Err(e) => problems.push(format!(
+                    "line {line}: rule {id}: pattern is not a valid regex: {}",
+                    e.to_string().lines().last().unwrap_or("")
+                )),
+                Ok(hir) => {
+                    if let Some(why) = too_broad(&p, &hir) {
+                        if signature.is_none() && !level.as_ref().is_some_and(caps_below_critical) {
+                            problems.push(format!(
+                                "line {line}: rule {id}: the pattern {why}, so the rule would silence \
+                                 everything, CRITICAL included: narrow the pattern, or scope it with \
+                                 a `signature` or a `level` below CRITICAL"
+                            ));
+                        }
+                    }
+                }
+            }
+            Some(p)
+        }
+    };
+    if problems.len() > start {
+        return None;
+    }
+    Some(Rule {
+        id,
+        pattern: pattern?,
+        source,
+        level,
+        signature,
+        expires,
+        comment,
+        created,
+        author,
+        file: PathBuf::new(),
+    })
+}
+
+/// Whether a level cap leaves CRITICAL records heard.
+fn caps_below_critical(level: &Level) -> bool {
+    level.no < 50
+}
+
+/// Why a pattern matches (nearly) every message, if it does: it matches the empty
+/// string (so it is found in any text: `''`, `.*`, `a|`, `^`, `x?`), or it matches
+/// short runs of every kind of character (`.`, `[\s\S]`, `\S|\s`, `..`).
+fn too_broad(pattern: &str, hir: &regex_syntax::hir::Hir) -> Option<&'static str> {
+    let min = hir.properties().minimum_len();
+    if min == Some(0) {
+        return Some("matches the empty string");
+    }
+    // Only short patterns can match every text; longer ones are not compiled here.
+    let n = min.filter(|&n| n <= 8)?;
+    // No newline among them: `.` misses only that, and matches every real message.
+    let probes = ["0", "a", "Z", " ", "-", "\u{e9}", "\u{2603}", "_", "\""];
+    // Most patterns start with one of a few known literals (`e0\d`: "e0"; `\d+`: a
+    // digit): one a probe lacks cannot match it, and no compiling is needed to say so.
+    // Rules are checked at every load, and a run with nothing new must stay quick.
+    let seq = regex_syntax::hir::literal::Extractor::new().extract(hir);
+    if let Some(lits) = seq.literals() {
+        if lits.is_empty() {
+            return None; // matches nothing at all
+        }
+        if lits.iter().all(|l| !l.as_bytes().is_empty()) {
+            let missed = probes.iter().any(|p| {
+                let s = p.repeat(n);
+                lits.iter().all(|l| {
+                    !s.as_bytes()
+                        .windows(l.as_bytes().len())
+                        .any(|w| w == l.as_bytes())
+                })
+            });
+            if missed {
+                return None;
+            }
+        }
+    }
+    let re = Regex::new(pattern).ok()?;
+    let everything =
+        probes.iter().all(|p| re.is_match(&p.repeat(n))) && re.is_match(&"Qx7 ;".repeat(n));
+    everything.then_some("matches every message")
+}
+
+/// An expiry given on the command line: `7d` from now, a date (`2026-12-01`, midnight
+/// UTC), or an RFC 3339 time. A time already past is refused: the rule would never match.
 pub fn parse_expiry(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let t = match parse_fixed_expiry(text) {
+        Ok(t) => t,
+        Err(_) => match crate::duration::parse(text) {
+            Ok(d) => chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .ok_or_else(|| format!("`{text}` is too far in the future"))?,
+            Err(_) => {
+                return Err(format!(
+                    "`{text}` is neither a duration (7d, 12h) nor a date (2026-12-01) nor an RFC 3339 time"
+                ))
+            }
+        },
+    };
+    if t <= now {
+        return Err(format!(
+            "`{text}` is already past ({}): the rule would never match",
+            crate::store::ts(t)
+        ));
+    }
+    Ok(t)
+}
+
+/// An expiry written in a rules file: a date (midnight UTC) or an RFC 3339 time. A
+/// duration is refused: counted from each load, it would move with every run and never
+/// come (`ignore add --expires 7d` writes the time it stands for).
+pub fn parse_fixed_expiry(text: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }
     if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Ok(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc());
     }
-    match crate::duration::parse(text) {
-        Ok(d) => chrono::Duration::from_std(d)
-            .ok()
-            .and_then(|d| now.checked_add_signed(d))
-            .ok_or_else(|| format!("`{text}` is too far in the future")),
-        Err(_) => Err(format!(
-            "`{text}` is neither a duration (7d, 12h) nor a date (2026-12-01) nor an RFC 3339 time"
-        )),
+    if crate::duration::parse(text).is_ok() {
+        return Err(format!(
+            "`{text}` is a duration, which would be counted again from every run and never \
+             come: write the date or time it ends (2026-12-01, 2026-12-01T08:00:00Z); \
+             `logwarden ignore add --expires {text}` writes it for you"
+        ));
     }
+    Err(format!(
+        "`{text}` is neither a date (2026-12-01) nor an RFC 3339 time (2026-12-01T08:00:00Z)"
+    ))
 }
 
 /// A regex matching the messages of a template: the text escaped, `<*>` as `.*?`.
@@ -302,6 +510,25 @@ pub fn pattern_for_template(template: &str) -> String {
         })
         .collect();
     format!("^{}$", parts.join(".*?"))
+}
+
+/// A pattern for the messages of a template whose secrets were redacted: each
+/// placeholder (`[REDACTED:api-key]`, which as a regex would be a character class) and
+/// a cut at the end (`…`) stand for any text, like `<*>`. A template with no words of
+/// its own gives `^`, for a rule scoped by its signature.
+pub fn pattern_for_redacted_template(template: &str) -> String {
+    static PLACEHOLDER: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
+    let re = PLACEHOLDER.get_or_init(|| {
+        Regex::new(r"\[REDACTED:[^\]\s]*\]").expect("the placeholder regex compiles")
+    });
+    let mut t = re.replace_all(template, "<*>").into_owned();
+    if let Some(cut) = t.strip_suffix('…') {
+        t = format!("{cut}<*>");
+    }
+    if !template_has_words(&t) {
+        return "^".into();
+    }
+    pattern_for_template(&t)
 }
 
 /// Whether a template has words of its own, not only values: a pattern made from one
@@ -340,6 +567,18 @@ pub fn suggest_command(
     ))
 }
 
+/// The `logwarden ignore add --from-incident` command that silences an incident's group.
+/// The pattern is made by that command from the stored template with its secrets
+/// redacted, never pasted from a page whose redaction would break it. None for an
+/// incident with no log signature (a metric's).
+pub fn suggest_for_incident(id: i64, signature: &str, comment: &str) -> Option<String> {
+    signature.parse::<Signature>().ok()?;
+    Some(format!(
+        "logwarden ignore add --from-incident {id} --comment {}",
+        shell_quote(comment)
+    ))
+}
+
 /// A rule to add from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct NewRule {
@@ -350,6 +589,9 @@ pub struct NewRule {
     pub expires: Option<DateTime<Utc>>,
     pub comment: String,
     pub author: String,
+    /// Accept a pattern that matches every message (it must then carry a level cap
+    /// below CRITICAL).
+    pub force: bool,
 }
 
 const HEADER: &str =
@@ -423,9 +665,33 @@ fn add_rule_with(
     if let Some(sig) = &rule.signature {
         sig.parse::<Signature>().map_err(|e| e.to_string())?;
     }
-    if let Some(l) = &rule.level {
-        Level::parse_config(l, &Default::default())
-            .ok_or_else(|| format!("unknown level `{l}`"))?;
+    let level = match &rule.level {
+        Some(l) => Some(
+            Level::parse_config(l, &Default::default())
+                .ok_or_else(|| format!("unknown level `{l}`"))?,
+        ),
+        None => None,
+    };
+    // Like amtool, which refuses a silence whose matchers all match the empty string:
+    // a pattern found in every message silences everything, CRITICAL included.
+    let hir = regex_syntax::Parser::new()
+        .parse(&rule.pattern)
+        .map_err(|e| format!("the pattern is not a valid regex: {e}"))?;
+    if let (Some(why), None) = (too_broad(&rule.pattern, &hir), &rule.signature) {
+        let capped = level.as_ref().is_some_and(caps_below_critical);
+        if !rule.force {
+            return Err(format!(
+                "the pattern {why}: the rule would silence every record, CRITICAL included. \
+                 Narrow the pattern, scope it with --signature, or give --force with a \
+                 --level below CRITICAL"
+            ));
+        }
+        if !capped {
+            return Err(format!(
+                "the pattern {why}: --force needs a --level below CRITICAL (WARNING, ERROR), \
+                 so that critical records are still heard"
+            ));
+        }
     }
     // Refuse to touch a file that does not load: the user must fix it first.
     IgnoreRules::parse(text, now).map_err(|p| {
@@ -434,11 +700,21 @@ fn add_rule_with(
             p.join("\n  - ")
         )
     })?;
-    let mut doc: DocumentMut = if text.trim().is_empty() {
-        HEADER.parse().expect("header parses")
-    } else {
-        text.parse().map_err(|e| format!("{file}: {e}"))?
-    };
+    let mut doc: DocumentMut = text.parse().map_err(|e| format!("{file}: {e}"))?;
+    // A file with no rule yet keeps its comments (in a new file, our header) above the
+    // first rule: toml_edit holds them as the document's trailing text, below any table.
+    let first = !matches!(doc.get("rule"), Some(Item::ArrayOfTables(a)) if !a.is_empty());
+    let mut lead = String::new();
+    if first {
+        lead = doc.trailing().as_str().unwrap_or("").to_string();
+        if text.trim().is_empty() {
+            lead = HEADER.to_string();
+        }
+        if !lead.is_empty() && !lead.ends_with("\n\n") {
+            lead.push('\n');
+        }
+        doc.set_trailing("");
+    }
     let mut ids = ids_in(&doc);
     ids.extend(other_ids.iter().cloned());
     // A hand-edited id at i64::MAX leaves none after it: an error, not an overflow.
@@ -475,6 +751,9 @@ fn add_rule_with(
     }
     t.insert("created", value(crate::store::ts(now)));
     t.insert("author", value(rule.author.clone()));
+    if !lead.is_empty() {
+        t.decor_mut().set_prefix(lead);
+    }
     match doc.get_mut("rule") {
         Some(Item::ArrayOfTables(a)) => a.push(t),
         Some(_) => return Err(format!("{file}: `rule` is not an array of tables")),
@@ -494,7 +773,7 @@ pub fn prune_expired(
     path: &Path,
     id_prefix: &str,
     before: DateTime<Utc>,
-    now: DateTime<Utc>,
+    _now: DateTime<Utc>,
 ) -> Result<usize, String> {
     let Some(text) = crate::fsio::read_optional(path)? else {
         return Ok(0);
@@ -518,18 +797,13 @@ pub fn prune_expired(
             let expired = t
                 .get("expires")
                 .and_then(Item::as_str)
-                .and_then(|e| parse_expiry(e, now).ok())
+                .and_then(|e| parse_fixed_expiry(e).ok())
                 .is_some_and(|e| e < before);
             expired && number(t) != highest
         })
         .collect();
-    // The file's header comment belongs to its first table: it stays first.
-    let header = rules.get(0).and_then(|t| t.decor().prefix().cloned());
     for &i in old.iter().rev() {
-        rules.remove(i);
-    }
-    if let (Some(h), Some(first), true) = (header, rules.get_mut(0), old.first() == Some(&0)) {
-        first.decor_mut().set_prefix(h);
+        remove_keeping_comments(&mut doc, i);
     }
     if !old.is_empty() {
         crate::fsio::replace(
@@ -558,7 +832,7 @@ pub fn remove_rule(path: &Path, id: &str) -> Result<(), String> {
     let mut doc: DocumentMut = text
         .parse()
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    let Some(Item::ArrayOfTables(rules)) = doc.get_mut("rule") else {
+    let Some(Item::ArrayOfTables(rules)) = doc.get("rule") else {
         return Err(format!("no rule with id {id}"));
     };
     let index = (0..rules.len())
@@ -570,13 +844,57 @@ pub fn remove_rule(path: &Path, id: &str) -> Result<(), String> {
                 .unwrap_or(false)
         })
         .ok_or_else(|| format!("no rule with id {id}"))?;
-    rules.remove(index);
+    remove_keeping_comments(&mut doc, index);
     // An existing file: its owner and mode are kept.
     crate::fsio::replace(
         path,
         doc.to_string().as_bytes(),
         crate::fsio::NewFile::DirOwner(0o640),
     )
+}
+
+/// Removes the `index`th rule table. The comments above a rule are its own only from
+/// the last blank line on; what is above that (the file's header, a section title)
+/// moves to the table that follows, or to the end of the file. Above the first rule,
+/// comments with no blank line are the file's header and are all kept.
+fn remove_keeping_comments(doc: &mut DocumentMut, index: usize) {
+    let Some(Item::ArrayOfTables(rules)) = doc.get_mut("rule") else {
+        return;
+    };
+    let prefix = rules
+        .get(index)
+        .and_then(|t| t.decor().prefix())
+        .and_then(|p| p.as_str())
+        .unwrap_or("")
+        .to_string();
+    rules.remove(index);
+    let lines: Vec<&str> = prefix.split_inclusive('\n').collect();
+    let kept = match lines.iter().rposition(|l| l.trim().is_empty()) {
+        Some(blank) => lines[..=blank].concat(),
+        None if index == 0 => prefix.clone(),
+        None => String::new(),
+    };
+    if kept.trim().is_empty() {
+        return;
+    }
+    match rules.get_mut(index) {
+        Some(next) => {
+            let own = next
+                .decor()
+                .prefix()
+                .and_then(|p| p.as_str())
+                .unwrap_or("")
+                .to_string();
+            next.decor_mut().set_prefix(format!("{kept}{own}"));
+        }
+        None => {
+            let trailing = doc.trailing().as_str().unwrap_or("").to_string();
+            doc.set_trailing(format!(
+                "{}{trailing}",
+                kept.trim_end_matches('\n').to_string() + "\n"
+            ));
+        }
+    }
 }
 
 fn item_id(item: &Item) -> Option<String> {
@@ -750,6 +1068,40 @@ comment = "old"
         assert!(!p.chars().any(crate::sanitize::is_unsafe), "{p}");
         let re = Regex::new(&p).unwrap();
         assert!(re.is_match("bad \x1b]52;c;x\x07 tail"));
+    }
+
+    #[test]
+    fn redacted_parts_and_a_cut_become_wildcards() {
+        let p = pattern_for_redacted_template("key [REDACTED:api-key] refused for <*> at [x]");
+        assert_eq!(p, r"^key .*? refused for .*? at \[x\]$");
+        let re = Regex::new(&p).unwrap();
+        assert!(re.is_match("key sk-123 refused for bob at [x]"));
+        let cut = pattern_for_redacted_template("long message cut here…");
+        assert!(Regex::new(&cut)
+            .unwrap()
+            .is_match("long message cut here and more"));
+        assert_eq!(pattern_for_redacted_template("[REDACTED:jwt] <*>"), "^");
+    }
+
+    #[test]
+    fn broad_patterns_are_told_from_narrow_ones() {
+        let broad = |p: &str| too_broad(p, &regex_syntax::Parser::new().parse(p).unwrap());
+        for p in [
+            "", ".*", "a|", "^", "$", "x?", ".", "(?s).", r"[\s\S]", r"\S|\s", "..", r"[^\n]",
+            r"\b|x",
+        ] {
+            assert!(broad(p).is_some(), "{p:?} passed");
+        }
+        for p in [
+            "e",
+            r"\d+",
+            "Connection reset",
+            "^Timeout after .*?$",
+            "(?i)error",
+            r"\w",
+        ] {
+            assert!(broad(p).is_none(), "{p:?} refused");
+        }
     }
 
     #[test]

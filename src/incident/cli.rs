@@ -10,16 +10,28 @@ use crate::store::{ts, IncidentRow, Store};
 
 #[derive(Args, Debug, Clone, Default)]
 pub struct ListArgs {
-    /// Only incidents with this status (open, acked, resolved)
-    #[arg(long)]
+    /// Only incidents with this status
+    #[arg(long, value_parser = ["open", "acked", "resolved"])]
     pub status: Option<String>,
-    /// Only incidents of this severity (info, warning, critical)
-    #[arg(long)]
+    /// Only incidents of this severity
+    #[arg(long, value_parser = ["info", "warning", "critical"])]
     pub severity: Option<String>,
-    /// Only incidents opened within this long (7d, 24h)
-    #[arg(long)]
+    /// Only incidents opened at or after this time: 7d, yesterday, 2026-11-30 08:00, … (as journalctl)
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub since: Option<String>,
-    /// Print JSON
+    /// Only incidents opened before this time (same forms as --since)
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub until: Option<String>,
+    /// Only incidents of this source
+    #[arg(long)]
+    pub source: Option<String>,
+    /// Only incidents of this signature
+    #[arg(long)]
+    pub signature: Option<String>,
+    /// At most this many (the newest)
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
+    /// Print JSON (schema in the README)
     #[arg(long)]
     pub json: bool,
 }
@@ -28,27 +40,29 @@ pub struct ListArgs {
 pub enum IncidentsCommand {
     /// List incidents, newest first
     #[command(
-        after_help = "Example:\n  logwarden incidents list --status open --severity critical --since 7d"
+        after_help = "Examples:\n  logwarden incidents list --status open --severity critical --since 7d\n  logwarden incidents list --since yesterday --until today --source app --limit 20"
     )]
     List(ListArgs),
-    /// Show one incident with its log
+    /// Show one incident: its facts, the evidence (template, samples, diagnosis) and its log
     #[command(after_help = "Example:\n  logwarden incidents show 12")]
     Show {
         id: i64,
         #[arg(long)]
         json: bool,
     },
-    /// Acknowledge an incident: reminders stop
-    #[command(after_help = "Example:\n  logwarden incidents ack 12")]
+    /// Acknowledge incidents: reminders stop (an acked one again is no error)
+    #[command(after_help = "Example:\n  logwarden incidents ack 12 13")]
     Ack {
-        id: i64,
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<i64>,
         #[arg(long)]
         json: bool,
     },
-    /// Resolve an incident (if it comes back, a regression incident opens)
-    #[command(after_help = "Example:\n  logwarden incidents resolve 12")]
+    /// Resolve incidents (if one comes back, a regression incident opens)
+    #[command(after_help = "Example:\n  logwarden incidents resolve 12 13")]
     Resolve {
-        id: i64,
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<i64>,
         #[arg(long)]
         json: bool,
     },
@@ -64,15 +78,38 @@ pub enum IncidentsCommand {
     },
 }
 
-fn line(i: &IncidentRow) -> String {
+/// The header row of `incidents list`, aligned with [`line`].
+fn header() -> String {
     format!(
-        "#{:<4} {} {:<8} {:<8} {:>6}× {}{}",
+        "{:<5} {:<16} {:<8} {:<8} {:>7} TITLE",
+        "ID", "OPENED", "STATUS", "SEVERITY", "COUNT"
+    )
+}
+
+fn line(i: &IncidentRow) -> String {
+    coloured_line(i, false)
+}
+
+/// A row of `incidents list`, safe for a terminal; the severity coloured when `colour`.
+fn coloured_line(i: &IncidentRow, colour: bool) -> String {
+    let sgr = match i.severity.as_str() {
+        "critical" => "1;31",
+        "warning" => "33",
+        _ => "36",
+    };
+    let severity = crate::cli::paint(
+        colour,
+        sgr,
+        &crate::sanitize::text(&format!("{:<8}", i.severity)),
+    );
+    format!(
+        "#{:<4} {} {:<8} {} {:>6}× {}{}",
         i.id,
         i.first_seen.format("%Y-%m-%d %H:%M"),
-        i.status,
-        i.severity,
+        crate::sanitize::text(&i.status),
+        severity,
         i.occurrences,
-        i.title,
+        crate::sanitize::text(&i.title),
         if i.regression_of.is_some() {
             " (regression)"
         } else {
@@ -108,36 +145,36 @@ pub fn run(
     let get = |id: i64| -> anyhow::Result<IncidentRow> {
         store
             .incident(id)?
-            .ok_or_else(|| anyhow::anyhow!("no incident #{id}"))
+            .ok_or_else(|| crate::cli::usage(format!("no incident #{id}")))
     };
     match cmd {
         IncidentsCommand::List(a) => {
-            let since: Option<DateTime<Utc>> = match &a.since {
-                Some(s) => Some(
-                    now - chrono::Duration::from_std(
-                        crate::duration::parse(s).map_err(anyhow::Error::msg)?,
-                    )?,
-                ),
-                None => None,
-            };
+            let (since, until) =
+                crate::timespec::range(a.since.as_deref(), a.until.as_deref(), now)
+                    .map_err(crate::cli::usage)?;
             let mut v: Vec<IncidentRow> = store
                 .incidents()?
                 .into_iter()
                 .filter(|i| a.status.as_ref().is_none_or(|s| &i.status == s))
                 .filter(|i| a.severity.as_ref().is_none_or(|s| &i.severity == s))
+                .filter(|i| a.source.as_ref().is_none_or(|s| &i.source == s))
+                .filter(|i| a.signature.as_ref().is_none_or(|s| &i.signature == s))
                 .filter(|i| since.is_none_or(|t| i.created_at >= t))
+                .filter(|i| until.is_none_or(|t| i.created_at < t))
                 .collect();
             v.reverse();
+            if let Some(n) = a.limit {
+                v.truncate(n);
+            }
             if a.json {
-                println!(
-                    "{}",
-                    crate::sanitize::json(&serde_json::to_string_pretty(&v)?)
-                );
+                crate::cli::print_json(&v)?;
             } else if v.is_empty() {
                 crate::outln!("no incidents");
             } else {
+                crate::outln!("{}", header());
+                let colour = crate::cli::stdout_colour();
                 for i in &v {
-                    crate::outln!("{}", line(i));
+                    println!("{}", coloured_line(i, colour));
                 }
             }
         }
@@ -182,40 +219,134 @@ pub fn run(
                 if let Some(p) = &i.file_path {
                     crate::outln!("page: {p}");
                 }
+                print_evidence(config, &i);
                 for n in &notes {
                     crate::outln!("  {} {}: {}", ts(n.at), n.author, n.text);
                 }
             }
         }
-        IncidentsCommand::Ack { id, json } => {
-            let i = get(id)?;
-            let by = crate::cli::who();
-            if !store.ack_incident(id, &by, now)? {
-                anyhow::bail!("incident #{id} is {}, not open", i.status);
-            }
-            store.add_note(id, &by, "acknowledged", now)?;
-            refresh(config, &store, id);
-            report(&store, id, json, "acknowledged")?;
+        IncidentsCommand::Ack { ids, json } => {
+            return change_many(config, &store, &ids, json, now, Change::Ack)
         }
-        IncidentsCommand::Resolve { id, json } => {
-            let i = get(id)?;
-            let by = crate::cli::who();
-            if !store.resolve_incident(id, &by, now)? {
-                anyhow::bail!("incident #{id} is already {}", i.status);
-            }
-            store.add_note(id, &by, "resolved", now)?;
-            refresh(config, &store, id);
-            report(&store, id, json, "resolved")?;
+        IncidentsCommand::Resolve { ids, json } => {
+            return change_many(config, &store, &ids, json, now, Change::Resolve)
         }
         IncidentsCommand::Note { id, text, json } => {
             get(id)?;
             if text.trim().is_empty() {
-                anyhow::bail!("the note is empty");
+                return Err(crate::cli::usage("the note is empty"));
             }
             store.add_note(id, &crate::cli::who(), text.trim(), now)?;
             refresh(config, &store, id);
             report(&store, id, json, "noted")?;
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The evidence of an incident, as its page has it: the template, the exception, the
+/// diagnosis and the sample records (redacted as the page is).
+fn print_evidence(config: &Config, i: &IncidentRow) {
+    let clean = |t: &str| {
+        if config.redact.incident_files {
+            config.redact.redactor.clean(t)
+        } else {
+            t.to_string()
+        }
+    };
+    crate::outln!();
+    crate::outln!("template: {}", clean(&i.template));
+    if let Some(e) = &i.exception_type {
+        crate::outln!("exception: {e}");
+    }
+    if let Some(d) = &i.diagnosis {
+        for key in ["summary", "root_cause", "suggested_fix", "error", "skipped"] {
+            if let Some(v) = d
+                .get(key)
+                .and_then(|v| v.as_str())
+                .filter(|v| !v.is_empty())
+            {
+                crate::outln!("{}: {}", key.replace('_', " "), clean(v));
+            }
+        }
+    }
+    crate::outln!(
+        "samples ({} of {} occurrence(s)):",
+        i.samples.len(),
+        i.occurrences
+    );
+    for (n, sample) in i.samples.iter().enumerate() {
+        crate::outln!("--- sample {}", n + 1);
+        for l in clean(sample).lines() {
+            crate::outln!("  {l}");
+        }
+    }
+    crate::outln!();
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Change {
+    Ack,
+    Resolve,
+}
+
+/// Acks or resolves each id. Idempotent: an incident already acked (or resolved) is
+/// reported as such and is no error; an unknown id is the user's mistake (exit 64),
+/// after the others were done.
+fn change_many(
+    config: &Config,
+    store: &Store,
+    ids: &[i64],
+    json: bool,
+    now: DateTime<Utc>,
+    change: Change,
+) -> anyhow::Result<ExitCode> {
+    let by = crate::cli::who();
+    let mut unknown = Vec::new();
+    let mut done = Vec::new();
+    for &id in ids {
+        let Some(i) = store.incident(id)? else {
+            unknown.push(id);
+            continue;
+        };
+        let (changed, what) = match change {
+            Change::Ack if i.status == "open" => {
+                (store.ack_incident(id, &by, now)?, "acknowledged")
+            }
+            Change::Ack => (false, "already acknowledged"),
+            Change::Resolve if i.status != "resolved" => {
+                (store.resolve_incident(id, &by, now)?, "resolved")
+            }
+            Change::Resolve => (false, "already resolved"),
+        };
+        let what = match (change, i.status.as_str()) {
+            (Change::Ack, "resolved") if !changed => "resolved: nothing to acknowledge",
+            _ => what,
+        };
+        if changed {
+            let note = if change == Change::Ack {
+                "acknowledged"
+            } else {
+                "resolved"
+            };
+            store.add_note(id, &by, note, now)?;
+            refresh(config, store, id);
+        }
+        let row = store.incident(id)?.expect("exists");
+        if !json {
+            crate::outln!("incident #{id} {what}: {}", line(&row));
+        }
+        done.push(row);
+    }
+    if json {
+        crate::cli::print_json(&done)?;
+    }
+    if !unknown.is_empty() {
+        let list: Vec<String> = unknown.iter().map(|i| format!("#{i}")).collect();
+        return Err(crate::cli::usage(format!(
+            "no incident {}",
+            list.join(", ")
+        )));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -234,9 +365,24 @@ fn report(store: &Store, id: i64, json: bool, what: &str) -> anyhow::Result<()> 
 }
 
 /// `logwarden briefing [--days N]`: prints the briefing of the last days.
-pub fn briefing(config: &Config, days: u32, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+pub fn briefing(
+    config: &Config,
+    days: u32,
+    now: DateTime<Utc>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.database_path())?;
     let b = crate::incident::briefing::build(config, &store, now, days)?;
+    if json {
+        crate::cli::print_json(&serde_json::json!({
+            "host": config.hostname,
+            "days": days,
+            "until": ts(now),
+            "summary": b.summary,
+            "markdown": b.markdown,
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
     crate::out!("{}", b.markdown);
     Ok(ExitCode::SUCCESS)
 }

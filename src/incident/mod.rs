@@ -447,12 +447,7 @@ pub fn render_with_metric(i: &IncidentRow, d: Option<&Diagnosis>, metric: Option
         Some(d) if d.diagnosed => {
             s.push_str(&format!("{}\n\n", md_text(non_empty(&d.suggested_fix))))
         }
-        _ => match crate::ignore::suggest_command(
-            &i.template,
-            &i.signature,
-            &i.source,
-            "why this is noise",
-        ) {
+        _ => match crate::ignore::suggest_for_incident(i.id, &i.signature, "why this is noise") {
             Some(command) => {
                 let f = fence(&command);
                 s.push_str(&format!(

@@ -22,10 +22,11 @@ pub fn run(
     config: &Config,
     cmd: Option<MetricsCommand>,
     now: Option<DateTime<Utc>>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     match cmd {
-        None => list(config),
-        Some(MetricsCommand::Show { name, since }) => show(config, &name, &since, now),
+        None => list(config, json),
+        Some(MetricsCommand::Show { name, since, json }) => show(config, &name, &since, now, json),
         Some(MetricsCommand::Check { dry_run }) => {
             let now = now.unwrap_or_else(Utc::now);
             let report = pipeline::check_metrics(config, &RunOptions { now, dry_run })?;
@@ -39,9 +40,12 @@ pub fn run(
     }
 }
 
-fn list(config: &Config) -> anyhow::Result<ExitCode> {
+fn list(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.database_path())?;
     let runs = store.metric_check_runs()?;
+    if json {
+        return list_json(config, &store, &runs);
+    }
     if config.metrics.checks.is_empty() {
         crate::outln!("no [[check]] is configured");
     }
@@ -120,33 +124,125 @@ fn select<'a>(all: &'a [crate::store::SeriesRow], name: &str) -> Vec<&'a crate::
         .collect()
 }
 
+/// `metrics --json`: `{"checks": [...], "series": [...]}` (schema in the README).
+fn list_json(
+    config: &Config,
+    store: &Store,
+    runs: &[crate::store::CheckRunRow],
+) -> anyhow::Result<ExitCode> {
+    let checks: Vec<serde_json::Value> = config
+        .metrics
+        .checks
+        .iter()
+        .map(|c| match runs.iter().find(|r| r.name == c.name) {
+            None => serde_json::json!({"name": c.name, "status": "never run"}),
+            Some(r) => serde_json::json!({
+                "name": c.name,
+                "status": r.status,
+                "last_run": ts(r.last_run),
+                "samples": r.samples,
+                "duration_ms": r.duration_ms,
+                "failures": r.failures,
+                "message": r.message,
+            }),
+        })
+        .collect();
+    let open: Vec<_> = store
+        .incidents()?
+        .into_iter()
+        .filter(|i| i.status != "resolved" && i.signature.starts_with("metric:"))
+        .collect();
+    let series: Vec<serde_json::Value> = store
+        .metric_series()?
+        .into_iter()
+        .map(|s| {
+            let incidents: Vec<i64> = open
+                .iter()
+                .filter(|i| {
+                    i.signature.starts_with(&format!("metric:{}:", s.check))
+                        && i.signature.ends_with(&format!(":{}", s.key))
+                })
+                .map(|i| i.id)
+                .collect();
+            serde_json::json!({
+                "key": s.key,
+                "name": s.name,
+                "check": s.check,
+                "last_value": s.last_value,
+                "last_time": time(s.last_ts),
+                "open_incidents": incidents,
+            })
+        })
+        .collect();
+    crate::cli::print_json(&serde_json::json!({"checks": checks, "series": series}))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn show(
     config: &Config,
     name: &str,
     since: &str,
     now: Option<DateTime<Utc>>,
+    json: bool,
 ) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.database_path())?;
-    let span = crate::duration::parse(since).map_err(anyhow::Error::msg)?;
+    let mut shown = Vec::new();
     let all = store.metric_series()?;
     let series = select(&all, name);
     if series.is_empty() {
-        anyhow::bail!("no metric `{name}` (see `logwarden metrics` for the list)");
+        return Err(crate::cli::usage(format!(
+            "no metric `{name}` (see `logwarden metrics` for the list)"
+        )));
     }
     if series.len() > 1 {
         let list: Vec<String> = series
             .iter()
             .map(|s| format!("  {} (check `{}`)", s.key, s.check))
             .collect();
-        anyhow::bail!(
+        return Err(crate::cli::usage(format!(
             "`{name}` matches {} series; name one of them (a label more, or its full name):\n{}",
             series.len(),
             list.join("\n")
-        );
+        )));
     }
     for s in series {
         let to = now.map_or(s.last_ts, |n| n.timestamp());
-        let from = to - span.as_secs() as i64;
+        // Relative times count back from the newest sample unless --now is given.
+        let anchor = DateTime::<Utc>::from_timestamp(to, 0).unwrap_or_default();
+        let from = crate::timespec::parse(since, anchor)
+            .map_err(crate::cli::usage)?
+            .timestamp();
+        let span = std::time::Duration::from_secs(to.saturating_sub(from).max(0) as u64);
+        if json {
+            let rollups = span > config.metrics.raw_retention;
+            let points: Vec<serde_json::Value> = if rollups {
+                store
+                    .metric_rollups(s.id, from)?
+                    .iter()
+                    .map(|x| {
+                        serde_json::json!({"hour": time(x.hour), "mean": x.mean, "min": x.min,
+                            "max": x.max, "count": x.count})
+                    })
+                    .collect()
+            } else {
+                store
+                    .metric_samples(s.id, from)?
+                    .iter()
+                    .filter(|p| p.0 <= to)
+                    .map(|(t, v)| serde_json::json!({"time": time(*t), "value": v}))
+                    .collect()
+            };
+            shown.push(serde_json::json!({
+                "key": s.key,
+                "check": s.check,
+                "help": s.help,
+                "from": time(from),
+                "to": time(to),
+                "rollups": rollups,
+                "points": points,
+            }));
+            continue;
+        }
         crate::outln!(
             "{} (check `{}`){}",
             s.key,
@@ -215,6 +311,9 @@ fn show(
             );
         }
         crate::outln!();
+    }
+    if json {
+        crate::cli::print_json(&shown)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -468,6 +468,7 @@ fn apply(
                     inc.title
                 ),
                 author: PHONE.into(),
+                force: false,
             };
             let mutes = config.mutes_file();
             // Mutes expired a week ago are history: the file stays small.

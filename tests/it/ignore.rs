@@ -64,10 +64,9 @@ fn test_says_which_rule_matches() {
         "2026-11-22 10:00:00.000 | ERROR    | app:f:1 - Connection reset by peer\n2026-11-22 10:00:01.000 | ERROR    | app:f:2 - Disk full\nTraceback (most recent call last):\nOSError: [Errno 28] No space left on device\n",
     );
     let r = t.ok(&["ignore", "test", "--file", "sample.log"]);
-    let lines: Vec<&str> = r.stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{}", r.stdout);
-    assert!(lines[0].starts_with("rule 1"));
-    assert!(lines[1].starts_with("none\tDisk full"));
+    assert!(r.stdout.contains("rule   1       1 hits"), "{}", r.stdout);
+    assert!(r.stdout.contains("would page:\n"), "{}", r.stdout);
+    assert!(r.stdout.contains("Disk full"), "{}", r.stdout);
 }
 
 #[test]
@@ -120,4 +119,378 @@ fn a_bad_hand_edited_regex_is_reported_with_its_line() {
     assert!(r.stderr.contains("line 5"), "{}", r.stderr);
     let r = t.run(&["ignore", "add", "x", "--comment", "y"]);
     assert_ne!(r.code, Some(0), "adding to a broken file is refused");
+}
+
+const NOW: &str = "2026-11-22T10:00:00Z";
+
+fn log_line(time: &str, level: &str, msg: &str) -> String {
+    format!("2026-11-22 {time}.000 | {level:<8} | app:f:1 - {msg}\n")
+}
+
+#[test]
+fn a_pattern_found_in_every_message_is_refused_unless_forced_under_a_level_cap() {
+    let t = Test::new();
+    t.with_app_source("");
+    for p in [
+        "", ".*", "a|", "^", "x?", ".", "(?s).", "[\\s\\S]", "\\S|\\s", "[^\\n]", "(?i)(?:)",
+    ] {
+        let r = t.run(&["ignore", "add", p, "--comment", "noise", "--now", NOW]);
+        assert_eq!(r.code, Some(64), "{p:?} accepted:\n{}", r.all());
+        assert!(r.stderr.contains("CRITICAL"), "{p:?}: {}", r.stderr);
+        // The same with only a source: a whole log is not a scope.
+        let r = t.run(&["ignore", "add", p, "--source", "app", "--comment", "n"]);
+        assert_eq!(
+            r.code,
+            Some(64),
+            "{p:?} accepted with --source:\n{}",
+            r.all()
+        );
+    }
+    assert!(!t.path("ignore.toml").exists(), "nothing was written");
+    let r = t.run(&["ignore", "add", ".*", "--force", "--comment", "n"]);
+    assert_eq!(
+        r.code,
+        Some(64),
+        "--force without a level cap:\n{}",
+        r.all()
+    );
+    let r = t.run(&[
+        "ignore",
+        "add",
+        ".*",
+        "--force",
+        "--level",
+        "CRITICAL",
+        "--comment",
+        "n",
+    ]);
+    assert_eq!(
+        r.code,
+        Some(64),
+        "a cap that still silences CRITICAL:\n{}",
+        r.all()
+    );
+    // Ordinary patterns are not touched by the check.
+    t.ok(&[
+        "ignore",
+        "add",
+        "Connection reset",
+        "--comment",
+        "cdn",
+        "--now",
+        NOW,
+    ]);
+    t.ok(&[
+        "ignore",
+        "add",
+        ".*",
+        "--force",
+        "--level",
+        "WARNING",
+        "--comment",
+        "all warnings",
+        "--now",
+        NOW,
+    ]);
+    t.write(
+        "app.log",
+        &(log_line("10:00:00", "WARNING", "Cache miss for key 12")
+            + &log_line("10:00:01", "CRITICAL", "Database is gone")),
+    );
+    let r = t.ok(&["run", "--now", NOW]);
+    assert!(r.stdout.contains("1 ignored"), "{}", r.stdout);
+    assert_eq!(
+        t.incident_files().len(),
+        1,
+        "the critical record still pages"
+    );
+
+    // A hand-written match-all rule is a bad rule, reported with its line.
+    t.write(
+        "ignore.toml",
+        "[[rule]]\nid = 1\ncomment = \"oops\"\npattern = \"a|\"\n\n[[rule]]\nid = 2\npattern = \".\"\nlevel = \"ERROR\"\ncomment = \"capped: fine\"\n",
+    );
+    let r = t.run(&["check"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(r.stderr.contains("line 4: rule 1"), "{}", r.stderr);
+    assert!(!r.stderr.contains("rule 2"), "{}", r.stderr);
+}
+
+#[test]
+fn a_relative_expiry_is_written_as_a_time_and_a_past_one_refused() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.ok(&[
+        "ignore",
+        "add",
+        "Slow query",
+        "--expires",
+        "7d",
+        "--comment",
+        "c",
+        "--now",
+        NOW,
+    ]);
+    let text = t.read("ignore.toml");
+    assert!(
+        text.contains("expires = \"2026-11-29T10:00:00Z\""),
+        "{text}"
+    );
+    // Later loads do not move it: a week on, the rule has expired.
+    let r = t.ok(&["ignore", "list", "--now", "2026-12-01T00:00:00Z"]);
+    assert!(
+        r.stdout.contains("EXPIRED 2026-11-29T10:00:00Z"),
+        "{}",
+        r.stdout
+    );
+    for past in ["2026-11-01", "2026-11-22T09:59:59Z"] {
+        let r = t.run(&[
+            "ignore",
+            "add",
+            "x",
+            "--expires",
+            past,
+            "--comment",
+            "c",
+            "--now",
+            NOW,
+        ]);
+        assert_eq!(r.code, Some(64), "{past}: {}", r.all());
+        assert!(r.stderr.contains("already past"), "{}", r.stderr);
+    }
+    // A duration written by hand would be counted again at every load: refused.
+    t.write(
+        "ignore.toml",
+        "[[rule]]\nid = 1\npattern = \"Slow query\"\ncomment = \"c\"\nexpires = \"7d\"\n",
+    );
+    let r = t.run(&["ignore", "list", "--now", NOW]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("line 5: rule 1: expires: `7d` is a duration"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn rm_keeps_the_header_and_a_new_file_starts_with_it() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.ok(&["ignore", "add", "first one", "--comment", "a", "--now", NOW]);
+    t.ok(&[
+        "ignore",
+        "add",
+        "second one",
+        "--comment",
+        "b",
+        "--now",
+        NOW,
+    ]);
+    let text = t.read("ignore.toml");
+    assert!(text.starts_with("# logwarden ignore rules."), "{text}");
+    t.ok(&["ignore", "rm", "1"]);
+    let text = t.read("ignore.toml");
+    assert!(text.starts_with("# logwarden ignore rules."), "{text}");
+    assert!(
+        !text.contains("first one") && text.contains("second one"),
+        "{text}"
+    );
+    t.ok(&["ignore", "rm", "2"]);
+    let text = t.read("ignore.toml");
+    assert!(text.starts_with("# logwarden ignore rules."), "{text}");
+    // Added again, the rule goes below the header, not above it.
+    t.ok(&["ignore", "add", "third one", "--comment", "c", "--now", NOW]);
+    let text = t.read("ignore.toml");
+    assert!(text.starts_with("# logwarden ignore rules."), "{text}");
+    assert!(
+        text.find("# logwarden").unwrap() < text.find("[[rule]]").unwrap(),
+        "{text}"
+    );
+
+    // A hand-written file: the team's header survives losing the first rule, and a
+    // rule's own comment goes with it.
+    t.write(
+        "ignore.toml",
+        &format!("{HAND_WRITTEN}\n# the payment provider's retries\n[[rule]]\nid = 2\npattern = \"retrying\"\ncomment = \"r\"\n"),
+    );
+    t.ok(&["ignore", "rm", "1"]);
+    let text = t.read("ignore.toml");
+    assert!(text.starts_with("# Our team's silences. Ask Ana"), "{text}");
+    assert!(text.contains("# the payment provider's retries"), "{text}");
+    t.ok(&["ignore", "rm", "2"]);
+    let text = t.read("ignore.toml");
+    assert!(text.starts_with("# Our team's silences. Ask Ana"), "{text}");
+    assert!(!text.contains("payment provider"), "{text}");
+}
+
+#[test]
+fn a_silence_from_a_redacted_incident_matches_its_records_and_leaks_nothing() {
+    let t = Test::new();
+    t.with_app_source("");
+    let msg = |pw: &str| format!("Login rejected password={pw} for user=bob");
+    t.write("app.log", &log_line("10:00:00", "ERROR", &msg("hunter2")));
+    t.ok(&["run", "--now", NOW]);
+    let page = std::fs::read_to_string(&t.incident_files()[0]).unwrap();
+    assert!(
+        page.contains("logwarden ignore add --from-incident 1 --comment"),
+        "the page suggests the command that builds the pattern: {page}"
+    );
+    let r = t.ok(&[
+        "ignore",
+        "add",
+        "--from-incident",
+        "1",
+        "--comment",
+        "bots",
+        "--now",
+        NOW,
+    ]);
+    let text = t.read("ignore.toml");
+    assert!(
+        !text.contains("hunter2"),
+        "a secret in the rules file: {text}"
+    );
+    assert!(
+        !text.contains("REDACTED"),
+        "a placeholder is no pattern: {text}"
+    );
+    let sig = t.incidents()[0]["signature"].as_str().unwrap().to_string();
+    assert!(text.contains(&format!("signature = \"{sig}\"")), "{text}");
+    assert!(text.contains("source = \"app\""), "{text}");
+    assert!(r.stdout.contains("added rule 1"), "{}", r.stdout);
+    // The same record with another secret is silenced; another message is not.
+    t.append(
+        "app.log",
+        (log_line("10:05:00", "ERROR", &msg("s3cr3t-Other"))
+            + &log_line("10:05:01", "ERROR", "Disk full on /var"))
+            .as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(r.stdout.contains("1 ignored"), "{}", r.stdout);
+    assert!(r.stdout.contains("1 new incidents"), "{}", r.stdout);
+    let r = t.run(&["ignore", "add", "--from-incident", "99", "--comment", "x"]);
+    assert_eq!(r.code, Some(64), "{}", r.all());
+}
+
+#[test]
+fn every_bad_rule_of_a_hand_edited_file_is_reported_at_once() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write(
+        "ignore.toml",
+        "# ours\n\n[[rule]]\nid = 1\ncomment = \"regex\"\npattern = \"(unclosed\"\n\n[[rule]]\nid = 2\npattern = \"ok\"\nlevel = \"LOUD\"\n\n[[rule]]\nid = 3\npatern = \"typo\"\n\n[[rule]]\nid = 4\npattern = 5\n\n[[rule]]\nid = 2\npattern = \"dup\"\n",
+    );
+    let r = t.run(&["check"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    for want in [
+        "line 6: rule 1: pattern is not a valid regex",
+        "line 11: rule 2: unknown level `LOUD`",
+        "line 15: unknown key `patern`",
+        "rule 3 has no `pattern`",
+        "line 19: `pattern` must be a string",
+        "rule id 2 is also used by the rule on line",
+    ] {
+        assert!(r.stderr.contains(want), "missing {want:?}:\n{}", r.stderr);
+    }
+    // A syntax error shows the line, the column and a caret under the spot.
+    t.write(
+        "ignore.toml",
+        "[[rule]]\nid = 1\npattern = \"unterminated\n",
+    );
+    let r = t.run(&["ignore", "list"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(r.stderr.contains("line 3, column"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("3 | pattern = \"unterminated"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains('^'), "{}", r.stderr);
+}
+
+#[test]
+fn replay_counts_hits_per_rule_and_the_groups_that_would_page() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write(
+        "ignore.toml",
+        "[[rule]]\nid = 1\npattern = \"Connection reset\"\ncomment = \"cdn\"\n\n[[rule]]\nid = 2\npattern = \"never seen\"\ncomment = \"stale\"\n",
+    );
+    let mut log = String::new();
+    for i in 0..5 {
+        log += &log_line(
+            &format!("10:00:0{i}"),
+            "INFO",
+            &format!("Request {i} served"),
+        );
+    }
+    log += &log_line("10:01:00", "WARNING", "Connection reset by peer");
+    log += &log_line("10:01:01", "ERROR", "Connection reset by peer");
+    log += &log_line("10:01:02", "ERROR", "Disk full on /var");
+    log += &log_line("10:01:03", "ERROR", "Disk full on /srv");
+    t.write("a.log", &log);
+    t.write("b.log", &log_line("10:02:00", "CRITICAL", "Out of memory"));
+    let r = t.ok(&["ignore", "test", "--file", "a.log", "--file", "b.log"]);
+    assert!(
+        !r.stdout.contains("served"),
+        "INFO records are not listed:\n{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("10 records: 5 below min_level, 2 ignored, 3 left in 2 group(s)"),
+        "{}",
+        r.stdout
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&t.ok(&["replay", "a.log", "b.log", "--json"]).stdout).unwrap();
+    assert_eq!(j["records"], 10);
+    assert_eq!(j["below_min_level"], 5);
+    assert_eq!(j["ignored"], 2);
+    assert_eq!(j["rules"][0]["hits"], 2);
+    assert_eq!(j["rules"][1]["hits"], 0);
+    let groups = j["would_page"].as_array().unwrap();
+    assert_eq!(groups.len(), 2, "{j}");
+    assert_eq!(groups[0]["count"], 2);
+    assert_eq!(groups[0]["message"], "Disk full on /var");
+    assert_eq!(groups[1]["level"], "CRITICAL");
+    assert_eq!(groups[1]["first"], "b.log:1");
+    // A bad rule: no replay, and a non-zero exit.
+    t.write("ignore.toml", "[[rule]]\nid = 1\npattern = \"(\"\n");
+    let r = t.run(&["replay", "a.log"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(r.stderr.contains("line 3"), "{}", r.stderr);
+    let r = t.run(&["ignore", "test", "--file", "a.log", "--json"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+}
+
+#[test]
+fn ignore_list_prints_json() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write("ignore.toml", HAND_WRITTEN);
+    t.ok(&[
+        "ignore",
+        "add",
+        "Slow",
+        "--level",
+        "warning",
+        "--expires",
+        "2026-12-01",
+        "--comment",
+        "slow",
+        "--now",
+        NOW,
+    ]);
+    let j: serde_json::Value =
+        serde_json::from_str(&t.ok(&["ignore", "list", "--json", "--now", NOW]).stdout).unwrap();
+    let rules = j.as_array().unwrap();
+    assert_eq!(rules.len(), 2, "{j}");
+    assert_eq!(rules[0]["id"], "1");
+    assert_eq!(rules[0]["hits"], 0);
+    assert_eq!(rules[0]["origin"], "ignore file");
+    assert_eq!(rules[1]["level"], "WARNING");
+    assert_eq!(rules[1]["expires"], "2026-12-01T00:00:00Z");
+    assert_eq!(rules[1]["expired"], false);
 }

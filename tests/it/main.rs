@@ -10,6 +10,7 @@ mod chaos;
 mod claude;
 mod claude_real;
 mod clock;
+mod cli;
 mod config;
 // issue 7: Ack and Mute from the phone
 mod control;
@@ -23,6 +24,7 @@ mod mcp;
 mod memory;
 mod metrics;
 mod ntfy;
+mod readme;
 mod redaction;
 mod reset;
 mod rotation;

@@ -130,6 +130,26 @@ fn a_threshold_with_for_opens_one_incident_keeps_it_while_breaching_and_resolves
     assert!(show.contains("The value"), "{show}");
     assert!(show.contains(&rfc(at - 300)), "{show}");
     assert!(show.contains("last 93"), "{show}");
+    let json: serde_json::Value = serde_json::from_str(
+        &t.ok(&[
+            "metrics",
+            "show",
+            "temp",
+            "--since",
+            "1h",
+            "--json",
+            "--now",
+            &rfc(at),
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(json[0]["rollups"], false, "{json}");
+    let points = json[0]["points"].as_array().unwrap();
+    assert_eq!(points.last().unwrap()["value"], 93.0, "{json}");
+    let listed: serde_json::Value =
+        serde_json::from_str(&t.ok(&["metrics", "--json"]).stdout).unwrap();
+    assert_eq!(listed["series"][0]["open_incidents"][0], 2, "{listed}");
 }
 
 #[test]

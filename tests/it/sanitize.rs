@@ -442,12 +442,24 @@ fn a_value_only_message_never_gets_a_match_all_suggestion() {
     let page = std::fs::read_to_string(&t.incident_files()[0]).unwrap();
     let sig = t.incidents()[0]["signature"].as_str().unwrap().to_string();
     assert!(
-        page.contains(&format!(
-            "logwarden ignore add '^' --signature '{sig}' --source 'app'"
-        )),
+        page.contains("logwarden ignore add --from-incident 1 --comment"),
         "{page}"
     );
-    assert!(!page.contains("'^.*?"), "{page}");
+    t.ok(&[
+        "ignore",
+        "add",
+        "--from-incident",
+        "1",
+        "--comment",
+        "noise",
+        "--now",
+        "2026-11-22T10:00:00Z",
+    ]);
+    let rules = t.read("ignore.toml");
+    assert!(
+        rules.contains("pattern = \"^\"") && rules.contains(&format!("signature = \"{sig}\"")),
+        "scoped by its signature, not a pattern matching every message: {rules}"
+    );
 }
 
 #[test]
