@@ -745,13 +745,12 @@ impl super::RecordParser for RecordAssembler {
                 return done;
             }
             match header_level(line) {
-                Some(level) => {
-                    if self.level_number(level) < self.min_level {
-                        let done = self.finish();
-                        self.skipping = true;
-                        return done;
-                    }
+                Some(level) if self.level_number(level) < self.min_level => {
+                    let done = self.finish();
+                    self.skipping = true;
+                    return done;
                 }
+                Some(_) => {}
                 None if self.skipping => return None,
                 None => {}
             }

@@ -9,8 +9,8 @@ mod anthropic;
 mod chaos;
 mod claude;
 mod claude_real;
-mod clock;
 mod cli;
+mod clock;
 mod config;
 // issue 7: Ack and Mute from the phone
 mod control;
