@@ -983,7 +983,7 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
             report.errors.push(format!("state database: {e}"));
         }
     }
-    match store.incidents() {
+    match store.incidents_for_index() {
         Ok(list) => {
             if let Err(e) = incident::index::write(&config.incidents_dir, &list) {
                 report.problem(format!("INDEX.md: {e}"));

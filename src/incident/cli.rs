@@ -128,7 +128,7 @@ fn refresh(config: &Config, store: &Store, id: i64) {
         };
         crate::errln!("logwarden: incident #{id}: page not rewritten: {e}; {later}");
     }
-    if let Ok(list) = store.incidents() {
+    if let Ok(list) = store.incidents_for_index() {
         let _ = crate::incident::index::write(&config.incidents_dir, &list);
     }
 }

@@ -5,9 +5,27 @@ use std::path::Path;
 
 use crate::store::IncidentRow;
 
+/// The comment that carries the highest incident id listed.
+pub const HIGHEST_ID: &str = "<!-- highest id: ";
+
+/// The highest id an index lists, read from its head when it says it there.
+pub fn highest_id(head: &str) -> Option<i64> {
+    let rest = &head[head.find(HIGHEST_ID)? + HIGHEST_ID.len()..];
+    rest[..rest.find(" -->")?].parse().ok()
+}
+
 /// Renders the index.
 pub fn render(incidents: &[IncidentRow]) -> String {
-    let mut s = String::from("# Incidents\n\nNewest first. Written by logwarden on every run; edits here are overwritten.\n\n");
+    let mut s = String::from("# Incidents\n\nNewest first. Written by logwarden on every run; edits here are overwritten.\n");
+    // The highest id, near the top: a run checks it against the store (a store that
+    // lost incidents is rebuilt from the pages) reading only the head of the file.
+    let top = incidents
+        .iter()
+        .filter(|i| i.stage == "filed")
+        .map(|i| i.id)
+        .max()
+        .unwrap_or(0);
+    s.push_str(&format!("{HIGHEST_ID}{top} -->\n\n"));
     s.push_str("| date | severity | status | title | occurrences |\n|---|---|---|---|---:|\n");
     let mut sorted: Vec<&IncidentRow> = incidents.iter().filter(|i| i.stage == "filed").collect();
     sorted.sort_by(|a, b| b.first_seen.cmp(&a.first_seen).then(b.id.cmp(&a.id)));

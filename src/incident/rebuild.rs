@@ -73,13 +73,33 @@ impl Rebuilt {
 
 /// Whether the incidents folder may hold pages the store does not know.
 pub fn needed(dir: &Path, store: &Store) -> Result<bool, String> {
-    match crate::fsio::read_optional(&dir.join("INDEX.md"))? {
-        Some(index) => {
-            let listed = index_ids(&index).max().unwrap_or(0);
-            Ok(listed > store.max_incident_id().map_err(|e| e.to_string())?)
+    let path = dir.join("INDEX.md");
+    // The head says the highest id; an index written before it did is read whole.
+    let head = match head_of(&path) {
+        Ok(h) => h,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(!page_files(dir)?.is_empty())
         }
-        None => Ok(!page_files(dir)?.is_empty()),
-    }
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let listed = match super::index::highest_id(&head) {
+        Some(id) => id,
+        None => match crate::fsio::read_optional(&path)? {
+            Some(index) => index_ids(&index).max().unwrap_or(0),
+            None => return Ok(!page_files(dir)?.is_empty()),
+        },
+    };
+    Ok(listed > store.max_incident_id().map_err(|e| e.to_string())?)
+}
+
+/// The first few hundred bytes of a file (a symlink refused).
+fn head_of(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(512);
+    crate::safefs::open_no_follow(path)?
+        .take(512)
+        .read_to_end(&mut buf)?;
+    Ok(String::from_utf8_lossy(&buf).into_owned())
 }
 
 /// Rebuilds what the store lost from the pages; `None` when it lost nothing.

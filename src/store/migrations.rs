@@ -205,6 +205,10 @@ const MIGRATIONS: &[&str] = &[
     // set): the next flush looks for its delivery id on the topic before resending.
     "ALTER TABLE outbox ADD COLUMN delivery_id TEXT;
     ALTER TABLE outbox ADD COLUMN attempt_started_at TEXT;",
+    // 10: the incidents a run looks at (open, acked, not yet filed) are found by index,
+    // not by reading a year of resolved ones.
+    "CREATE INDEX incidents_by_status ON incidents (status, stage);
+    CREATE INDEX incidents_by_stage ON incidents (stage);",
 ];
 
 /// The schema version this build writes.

@@ -320,7 +320,7 @@ impl Store {
 
     /// Incidents whose filing is not finished (stage `new` or `investigated`).
     pub fn unfinished_incidents(&self) -> Result<Vec<IncidentRow>> {
-        self.incidents_where("stage != 'filed'", params![])
+        self.incidents_where("stage IN ('new', 'investigated')", params![])
     }
 
     pub fn incident(&self, id: i64) -> Result<Option<IncidentRow>> {
@@ -331,14 +331,31 @@ impl Store {
         self.incidents_where("1 = 1", params![])
     }
 
+    /// Every filed incident without its samples and diagnosis (left empty): what
+    /// `INDEX.md` shows, at a fraction of the cost of whole rows.
+    pub fn incidents_for_index(&self) -> Result<Vec<IncidentRow>> {
+        self.incidents_select("'[]', NULL", "stage = 'filed'", params![])
+    }
+
     fn incidents_where(
         &self,
         cond: &str,
         args: &[&dyn rusqlite::ToSql],
     ) -> Result<Vec<IncidentRow>> {
+        self.incidents_select("samples, diagnosis", cond, args)
+    }
+
+    /// [`Store::incidents_where`] with the samples and diagnosis columns given by
+    /// `heavy` (`samples, diagnosis`, or stand-ins).
+    fn incidents_select(
+        &self,
+        heavy: &str,
+        cond: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> Result<Vec<IncidentRow>> {
         let sql = format!(
             "SELECT id, signature, kind, stage, status, severity, verdict, title, source, host, level,
-                    template, exception_type, first_seen, last_seen, occurrences, samples, diagnosis,
+                    template, exception_type, first_seen, last_seen, occurrences, {heavy},
                     file_path, created_at, run_id, acked_by, acked_at, resolved_at, resolved_by,
                     regression_of, nag_count, last_notified_at, spike_notified, runs_seen
              FROM incidents WHERE {cond} ORDER BY id"

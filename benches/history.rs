@@ -1,0 +1,344 @@
+//! Runs whose cost does not grow with the history. A simulated year — 50,000
+//! templates and signatures, 10,000 incidents with their pages, 1,000,000 metric
+//! samples over 50 series, 100 ignore rules with hit counts — then three kinds of run:
+//! (a) nothing new, (b) one new error, (c) ten errors of known signatures. The same at
+//! a tenth of that history; the ratio of the two says whether a run's cost is flat.
+//!
+//!     cargo bench --bench history
+//!     LW_HISTORY_MAX_RATIO=1.5 cargo bench --bench history   # exit 1 above it (CI)
+//!
+//! Times are the median of several runs; the ratios compare CPU time (user + system of
+//! the run), which neighbours on a busy machine disturb less than the wall clock.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection};
+
+const BIN: &str = env!("CARGO_BIN_EXE_logwarden");
+
+struct History {
+    templates: usize,
+    incidents: usize,
+    samples: usize,
+    rules: usize,
+}
+
+const FULL: History = History {
+    templates: 50_000,
+    incidents: 10_000,
+    samples: 1_000_000,
+    rules: 100,
+};
+
+const SERIES: usize = 50;
+
+#[derive(Clone, Copy)]
+struct Measured {
+    wall: Duration,
+    cpu: Duration,
+}
+
+fn measure(mut cmd: Command) -> Measured {
+    let start = Instant::now();
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn");
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is valid; wait4 reaps our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointers, our child's pid.
+    unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    std::mem::forget(child);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "logwarden run failed"
+    );
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    Measured {
+        wall: start.elapsed(),
+        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
+    }
+}
+
+fn median(mut v: Vec<Measured>) -> Measured {
+    v.sort_by_key(|m| m.cpu);
+    let cpu = v[v.len() / 2].cpu;
+    v.sort_by_key(|m| m.wall);
+    Measured {
+        wall: v[v.len() / 2].wall,
+        cpu,
+    }
+}
+
+fn line(minute: u32, level: &str, msg: &str) -> String {
+    format!(
+        "2026-11-22 {:02}:{:02}:00.000 | {level:<8} | app.jobs:run:12 - {msg}\n",
+        minute / 60,
+        minute % 60
+    )
+}
+
+/// Error shape `i`: its own constant words, so that each is a signature of its own.
+fn shape(i: usize, value: usize) -> String {
+    const A: &[&str] = &[
+        "invoice", "upload", "webhook", "session", "report", "ledger", "export", "mailbox",
+        "replica", "bucket",
+    ];
+    let word = |mut n: usize| {
+        let mut s = String::new();
+        loop {
+            s.push_str(A[n % A.len()]);
+            n /= A.len();
+            if n == 0 {
+                break s;
+            }
+            s.push('_');
+        }
+    };
+    format!(
+        "Job {} failed on {} with code {value}",
+        word(i),
+        word(i / 7 + 3)
+    )
+}
+
+fn run(dir: &Path, now: &str) -> Measured {
+    let mut c = Command::new(BIN);
+    c.args(["run", "--now", now, "--config"])
+        .arg(dir.join("logwarden.toml"));
+    measure(c)
+}
+
+fn append(path: &Path, text: &str) {
+    let mut f = std::fs::OpenOptions::new().append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
+
+/// Builds the history of `scale` × [`FULL`] in `dir`: the incidents through the binary
+/// itself (pages and all), the rest straight into its store.
+fn build(dir: &Path, scale: f64) -> History {
+    let h = History {
+        templates: (FULL.templates as f64 * scale) as usize,
+        incidents: (FULL.incidents as f64 * scale) as usize,
+        samples: (FULL.samples as f64 * scale) as usize,
+        rules: FULL.rules,
+    };
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    let mut rules = String::new();
+    for i in 0..h.rules {
+        rules.push_str(&format!(
+            "[[rule]]\nid = \"r{i}\"\npattern = '^Probe {i} of cron (job|task) [0-9]+ timed out'\ncomment = \"bench\"\n\n"
+        ));
+    }
+    std::fs::write(dir.join("ignore.toml"), rules).unwrap();
+    std::fs::write(
+        dir.join("logwarden.toml"),
+        "state_dir = \"state\"\nincidents_dir = \"incidents\"\nignore_file = \"ignore.toml\"\nhostname = \"bench\"\n\n[[source]]\nname = \"app\"\npath = \"app.log\"\nfrom = \"start\"\n\n[incidents]\nnag = { critical = \"off\" }\n",
+    )
+    .unwrap();
+    let mut log = String::new();
+    for i in 0..h.incidents {
+        log.push_str(&line(0, "ERROR", &shape(i, i)));
+    }
+    std::fs::write(dir.join("app.log"), log).unwrap();
+    run(dir, "2026-11-22T00:30:00Z");
+
+    let db = Connection::open(dir.join("state/logwarden.db")).unwrap();
+    db.execute_batch("BEGIN").unwrap();
+    // Most of a year's incidents are long resolved.
+    db.execute(
+        "UPDATE incidents SET status = 'resolved', resolved_at = '2026-11-22T00:31:00Z'",
+        [],
+    )
+    .unwrap();
+    {
+        let mut t = db
+            .prepare(
+                "INSERT INTO templates (group_id, template, count, leaf) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .unwrap();
+        let mut s = db
+            .prepare(
+                "INSERT INTO signatures (signature, template, source, level, first_seen, last_seen, count)
+                 VALUES (?1, ?2, 'app', 'ERROR', '2026-01-01T00:00:00Z', '2026-11-01T00:00:00Z', ?3)",
+            )
+            .unwrap();
+        for i in h.incidents..h.templates {
+            let template = format!(
+                "Synthetic event {} of kind <*>",
+                shape(i, 0).replace(' ', "_")
+            );
+            let leaf = logwarden::signature::leaf_of(&template) as i64;
+            t.execute(params![
+                format!("{:016x}", 0x5eed_0000_0000_0000u64 + i as u64),
+                template,
+                3,
+                leaf
+            ])
+            .unwrap();
+            s.execute(params![
+                format!("{:016x}", 0xface_0000_0000_0000u64 + i as u64),
+                template,
+                3
+            ])
+            .unwrap();
+        }
+        let mut series = db
+            .prepare(
+                "INSERT INTO metric_series (id, check_name, key, name, labels, last_ts, last_value)
+                 VALUES (?1, 'host', ?2, 'queue_depth', ?3, ?4, 1.0)",
+            )
+            .unwrap();
+        let mut sample = db
+            .prepare("INSERT INTO metric_samples (series, ts, value) VALUES (?1, ?2, ?3)")
+            .unwrap();
+        let per = h.samples / SERIES;
+        let end = 1_795_392_000i64; // 2026-11-22T00:00:00Z
+        for k in 0..SERIES {
+            let key = format!("queue_depth{{queue=\"q{k}\"}}");
+            series
+                .execute(params![
+                    k as i64 + 1,
+                    key,
+                    format!("{{\"queue\":\"q{k}\"}}"),
+                    end
+                ])
+                .unwrap();
+            for j in 0..per {
+                let ts = end - (per - j) as i64 * 60;
+                sample
+                    .execute(params![k as i64 + 1, ts, (j % 97) as f64])
+                    .unwrap();
+            }
+        }
+        let mut hits = db
+            .prepare("INSERT INTO ignore_hits (rule_id, hits, last_hit) VALUES (?1, ?2, '2026-11-20T00:00:00Z')")
+            .unwrap();
+        for i in 0..h.rules {
+            hits.execute(params![format!("r{i}"), 10 + i as i64])
+                .unwrap();
+        }
+    }
+    db.execute_batch("COMMIT").unwrap();
+    // One run to settle (index, pages) before anything is timed.
+    run(dir, "2026-11-22T00:35:00Z");
+    h
+}
+
+struct Figures {
+    idle: Measured,
+    one_new: Measured,
+    ten_known: Measured,
+}
+
+fn time_runs(dir: &Path, reps: usize) -> Figures {
+    let log = dir.join("app.log");
+    let minute = std::cell::Cell::new(40u32);
+    // Each run a minute after the last; the records appended carry that minute.
+    let next = || {
+        minute.set(minute.get() + 1);
+        let m = minute.get();
+        (m, format!("2026-11-22T{:02}:{:02}:30Z", m / 60, m % 60))
+    };
+    let idle = median((0..reps).map(|_| run(dir, &next().1)).collect());
+    let one_new = median(
+        (0..reps)
+            .map(|k| {
+                let (m, now) = next();
+                const NEW: &[&str] = &[
+                    "Alpha", "Bravo", "Charlie", "Delta", "Echo", "Foxtrot", "Golf", "Hotel",
+                    "India", "Juliett", "Kilo", "Lima",
+                ];
+                let msg = format!("{} pipeline broke in a brand new way", NEW[k % NEW.len()]);
+                append(&log, &line(m, "ERROR", &msg));
+                run(dir, &now)
+            })
+            .collect(),
+    );
+    let ten_known = median(
+        (0..reps)
+            .map(|k| {
+                let (m, now) = next();
+                let text: String = (0..10)
+                    .map(|i| line(m, "ERROR", &shape(i * 37 + k, 999)))
+                    .collect();
+                append(&log, &text);
+                run(dir, &now)
+            })
+            .collect(),
+    );
+    Figures {
+        idle,
+        one_new,
+        ten_known,
+    }
+}
+
+fn main() {
+    let reps: usize = std::env::var("LW_HISTORY_REPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(7);
+    let max_ratio: Option<f64> = std::env::var("LW_HISTORY_MAX_RATIO")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    let mut rows = Vec::new();
+    for (name, scale) in [("a tenth", 0.1), ("full", 1.0)] {
+        let dir = base.join(format!("history-{name}").replace(' ', "-"));
+        eprintln!("building {name} history in {} …", dir.display());
+        let h = build(&dir, scale);
+        let f = time_runs(&dir, reps);
+        rows.push((name, h, f));
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!("| history | templates | incidents | samples | rules | nothing new | one new error | ten known errors |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (name, h, f) in &rows {
+        println!(
+            "| {name} | {} | {} | {} | {} | {:.1} ms ({:.1} ms CPU) | {:.1} ms ({:.1} ms CPU) | {:.1} ms ({:.1} ms CPU) |",
+            h.templates,
+            h.incidents,
+            h.samples,
+            h.rules,
+            ms(f.idle.wall),
+            ms(f.idle.cpu),
+            ms(f.one_new.wall),
+            ms(f.one_new.cpu),
+            ms(f.ten_known.wall),
+            ms(f.ten_known.cpu)
+        );
+    }
+    let (tenth, full) = (&rows[0].2, &rows[1].2);
+    let ratio = |a: Measured, b: Measured| a.cpu.as_secs_f64() / b.cpu.as_secs_f64().max(1e-4);
+    let ratios = [
+        ("nothing new", ratio(full.idle, tenth.idle)),
+        ("one new error", ratio(full.one_new, tenth.one_new)),
+        ("ten known errors", ratio(full.ten_known, tenth.ten_known)),
+    ];
+    println!();
+    let mut over = Vec::new();
+    for (what, r) in ratios {
+        println!("{what}: full history / a tenth = {r:.2}x (CPU time)");
+        if max_ratio.is_some_and(|m| r > m) {
+            over.push(what);
+        }
+    }
+    if !over.is_empty() {
+        eprintln!(
+            "a run's cost grows with the history beyond {}x: {}",
+            max_ratio.unwrap(),
+            over.join(", ")
+        );
+        std::process::exit(1);
+    }
+}
