@@ -7,8 +7,11 @@
 # Prints, per unit (label unit=its full name, as systemd reports its Id):
 #   systemd_unit_restarts          automatic restarts since it was last started by hand
 #                                  (NRestarts: a crash loop keeps raising it)
-#   systemd_unit_start_limit_hit   1 when systemd gave up restarting it
-#                                  (Result=start-limit-hit), else 0
+#   systemd_unit_start_limit_hit   1 when systemd gave up restarting it, else 0: the
+#                                  unit is failed after automatic restarts (systemd 252
+#                                  leaves Result at the last crash's, e.g. exit-code,
+#                                  when a restart hits the start limit), or a start was
+#                                  refused (Result=start-limit-hit)
 #   systemd_unit_active            1 when ActiveState is active, else 0
 #   systemd_unit_loaded            0 when systemd knows no such unit (a typo in the
 #                                  config must not read as "no restarts")
@@ -60,7 +63,11 @@ for u in "${units[@]}"; do
     [[ "$restarts" =~ ^[0-9]+$ ]] || restarts=0
     label=${id//\\/\\\\}
     echo "systemd_unit_restarts{unit=\"$label\"} $restarts"
-    echo "systemd_unit_start_limit_hit{unit=\"$label\"} $([ "$result" = start-limit-hit ] && echo 1 || echo 0)"
+    gave_up=0
+    if [ "$result" = start-limit-hit ] || { [ "$active" = failed ] && [ "$restarts" -gt 0 ]; }; then
+        gave_up=1
+    fi
+    echo "systemd_unit_start_limit_hit{unit=\"$label\"} $gave_up"
     echo "systemd_unit_active{unit=\"$label\"} $([ "$active" = active ] && echo 1 || echo 0)"
     echo "systemd_unit_loaded{unit=\"$label\"} $([ "$load" = not-found ] && echo 0 || echo 1)"
 done

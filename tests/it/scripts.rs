@@ -951,13 +951,16 @@ fn crash_loop_and_oom_probes_open_their_incidents_run_by_run() {
         "{out}"
     );
 
-    // Run 3: systemd gives up on crashy; the kill has left the window (that incident
+    // Run 3: systemd gives up on crashy and web; the kill has left the window (that incident
     // resolves), the cgroup's counter has not (it counts until the unit restarts).
+    // crashy as systemd 252 leaves it when a restart hits the start limit (Result stays
+    // the crash's); web.service as a refused start leaves it.
+    unit(&t, "crashy", "crashy.service", 9, "exit-code", "failed");
     unit(
         &t,
-        "crashy",
-        "crashy.service",
-        9,
+        "web.service",
+        "web.service",
+        0,
         "start-limit-hit",
         "failed",
     );
@@ -974,6 +977,10 @@ fn crash_loop_and_oom_probes_open_their_incidents_run_by_run() {
                 "critical".into()
             ),
             (
+                "systemd gave up restarting web.service".into(),
+                "critical".into()
+            ),
+            (
                 "systemd knows no unit typo.service".into(),
                 "warning".into()
             ),
@@ -987,7 +994,7 @@ fn crash_loop_and_oom_probes_open_their_incidents_run_by_run() {
 
     assert_eq!(
         t.incidents().len(),
-        5,
+        6,
         "the kernel's incident is resolved, not gone"
     );
     // Each unit was asked for by itself, never with an option from its name; the
