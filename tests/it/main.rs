@@ -17,6 +17,8 @@ mod control;
 mod crash;
 // pages sent once: publishes in doubt are checked on the topic
 mod delivery;
+// a replay over several runs: which incidents open, at which priority
+mod detection;
 mod evidence;
 mod hostile;
 mod ignore;

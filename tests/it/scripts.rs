@@ -247,6 +247,23 @@ fn hostile_arguments_to_every_curated_script_run_nothing() {
         ("systemd-failed.sh", vec!["--user=1".into()]),
         ("systemd-failed.sh", vec!["list-units".into()]),
         ("systemd-failed.sh", vec!["jobs".into()]),
+        (
+            "unit-restarts.sh",
+            vec!["-H".into(), "root@evil.example".into()],
+        ),
+        (
+            "unit-restarts.sh",
+            vec!["crashy".into(), "--host=evil.example".into()],
+        ),
+        ("unit-restarts.sh", vec!["crashy;id".into()]),
+        ("unit-restarts.sh", vec![touch("pwned-units")]),
+        ("unit-restarts.sh", vec!["../../etc/passwd".into()]),
+        ("unit-restarts.sh", vec!["x".repeat(129)]),
+        ("unit-restarts.sh", vec![]),
+        ("oom-kills.sh", vec!["system.slice/app.service".into()]),
+        ("oom-kills.sh", vec!["--journal".into(), "3600".into()]),
+        ("oom-kills.sh", vec!["../../../etc".into()]),
+        ("oom-kills.sh", vec!["units".into()]),
     ];
     // A script added to scripts/ must get its hostile cases here.
     let covered: std::collections::BTreeSet<&str> = hostile.iter().map(|(n, _)| *n).collect();
@@ -392,6 +409,7 @@ fn hostile_arguments_to_every_curated_script_run_nothing() {
         "pwned-cpu",
         "pwned-disk",
         "pwned-rss",
+        "pwned-units",
         "pwned-shell",
         "pwned-write",
         "pwned-config-shell",
@@ -659,11 +677,51 @@ fn the_scripts_themselves_refuse_hostile_arguments() {
         ("cert-expiry.sh", vec!["-proxy=evil:1".into()]),
         ("http-probe.sh", vec!["-K".into(), "/etc/passwd".into()]),
         ("http-probe.sh", vec!["file:///etc/passwd".into()]),
+        (
+            "unit-restarts.sh",
+            vec!["-H".into(), "root@evil.example".into()],
+        ),
+        (
+            "unit-restarts.sh",
+            vec!["crashy".into(), "--host=evil.example".into()],
+        ),
+        ("unit-restarts.sh", vec!["crashy;id".into()]),
+        ("unit-restarts.sh", vec!["crashy\n-H".into()]),
+        ("unit-restarts.sh", vec!["".into()]),
+        ("unit-restarts.sh", vec![]),
+        ("oom-kills.sh", vec!["../etc".into()]),
+        ("oom-kills.sh", vec!["system.slice/../../etc".into()]),
+        ("oom-kills.sh", vec!["/etc/passwd".into()]),
+        ("oom-kills.sh", vec!["/sys/fs/cgroupx/a".into()]),
+        ("oom-kills.sh", vec!["a b".into()]),
+        // A link in the tree does not lead the read out of it.
+        ("oom-kills.sh", vec!["escape.slice".into()]),
+        ("oom-kills.sh", vec!["--journal".into(), "1;id".into()]),
+        ("oom-kills.sh", vec!["--journal".into(), "-1".into()]),
+        ("oom-kills.sh", vec!["--journal".into()]),
+        ("oom-kills.sh", vec![]),
     ];
+    t.write("cgroup/escape.slice/.keep", "");
+    t.write("secret/memory.events", "oom_kill 7\n");
+    std::os::unix::fs::symlink(
+        t.path("secret/memory.events"),
+        t.path("cgroup/escape.slice/memory.events"),
+    )
+    .unwrap();
+    t.write(
+        "bin/journalctl",
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\n",
+            m("journalctl.log")
+        ),
+    );
+    chmod_x(&t.path("bin/journalctl"));
     for (script, args) in &cases {
         let out = std::process::Command::new(dir.join(script))
             .args(args)
             .env("SYSTEMCTL", t.path("bin/systemctl"))
+            .env("JOURNALCTL", t.path("bin/journalctl"))
+            .env("LOGWARDEN_CGROUP_ROOT", t.path("cgroup"))
             .current_dir(t.path(""))
             .output()
             .unwrap();
@@ -678,7 +736,288 @@ fn the_scripts_themselves_refuse_hostile_arguments() {
         "systemctl was called: {:?}",
         lines(&sysctl_log)
     );
+    assert!(
+        !t.path("journalctl.log").exists(),
+        "journalctl was called: {:?}",
+        lines(&t.path("journalctl.log"))
+    );
     for marker in ["pwned-shell", "pwned-write", "pwned-attach", "pwned-cpu"] {
         assert!(!t.path(marker).exists(), "{marker} was created");
     }
+}
+
+/// A fake `systemctl show`: each unit's properties are the file `units/UNIT` (in
+/// systemd's order, not the one asked for); a unit without a file is not found, as
+/// systemd answers for a typo. Every call is logged.
+const FAKE_SYSTEMCTL: &str = r#"#!/bin/sh
+printf '%s\n' "$*" >> "$FAKE_DIR/systemctl.log"
+for u; do :; done
+if [ -f "$FAKE_DIR/units/$u" ]; then
+    cat "$FAKE_DIR/units/$u"
+else
+    printf 'Id=%s.service\nNRestarts=0\nResult=success\nActiveState=inactive\nLoadState=not-found\n' "$u"
+fi
+"#;
+
+/// A fake `journalctl -k -o cat --since @A --until @B`: prints the lines of `kmsg`
+/// (each `EPOCH message`) whose time is within [A, B], as journalctl would.
+const FAKE_JOURNALCTL: &str = r#"#!/bin/sh
+printf '%s\n' "$*" >> "$FAKE_DIR/journalctl.log"
+since=""; until=""
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        --since) since="${2#@}"; shift ;;
+        --until) until="${2#@}"; shift ;;
+    esac
+    shift
+done
+[ -f "$FAKE_DIR/kmsg" ] || exit 0
+awk -v a="$since" -v b="$until" '$1 >= a && $1 <= b { sub(/^[0-9]+ /, ""); print }' "$FAKE_DIR/kmsg"
+"#;
+
+fn unit(t: &Test, name: &str, id: &str, restarts: u32, result: &str, active: &str) {
+    t.write(
+        &format!("fake/units/{name}"),
+        &format!(
+            "Id={id}\nNRestarts={restarts}\nResult={result}\nActiveState={active}\nLoadState=loaded\n"
+        ),
+    );
+}
+
+fn memory_events(t: &Test, oom_kill: u32, max: u32) {
+    t.write(
+        "cgroup/system.slice/app.service/memory.events",
+        &format!(
+            "low 0\nhigh 0\nmax {max}\noom {oom_kill}\noom_kill {oom_kill}\noom_group_kill 0\n"
+        ),
+    );
+}
+
+/// The commented `[[check]]` example named `name` in the shipped etc/logwarden.toml,
+/// uncommented, with `args_env` in place of its `args`.
+fn shipped_check(name: &str, args_env: &str) -> String {
+    let shipped = include_str!("../../etc/logwarden.toml");
+    let lines: Vec<&str> = shipped.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == format!("# name = \"{name}\""))
+        .unwrap_or_else(|| panic!("no example check {name} in etc/logwarden.toml"));
+    assert_eq!(lines[at - 1], "# [[check]]");
+    let mut out = format!("[[check]]\n{}\n{args_env}\n", &lines[at][2..]);
+    for l in &lines[at + 1..] {
+        let Some(l) = l.strip_prefix("# ") else {
+            break;
+        };
+        if !l.starts_with("args = ") {
+            out.push_str(l);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// The open incidents as (title, severity), sorted.
+fn open(t: &Test) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = t
+        .incidents()
+        .iter()
+        .filter(|i| i["status"] == "open")
+        .map(|i| {
+            (
+                i["title"].as_str().unwrap().to_string(),
+                i["severity"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// A unit in a crash loop, one that hits its start limit, a mistyped unit, and an app
+/// whose processes the kernel kills for lack of memory: the two probes read them
+/// (systemctl and journalctl faked, the cgroup tree a folder) and their rules, as the
+/// shipped config suggests them, open exactly these incidents, run by run.
+#[test]
+fn crash_loop_and_oom_probes_open_their_incidents_run_by_run() {
+    const T0: i64 = 1_795_000_000; // 2026-11-18T11:06:40Z
+    let at = |s: i64| {
+        chrono::DateTime::from_timestamp(T0 + s, 0)
+            .unwrap()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let t = Test::new();
+    t.write("fake/bin/systemctl", FAKE_SYSTEMCTL);
+    t.write("fake/bin/journalctl", FAKE_JOURNALCTL);
+    chmod_x(&t.path("fake/bin/systemctl"));
+    chmod_x(&t.path("fake/bin/journalctl"));
+    let fake = t.path("fake").display().to_string();
+    let cgroup = t.path("cgroup").display().to_string();
+    let scripts = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
+    t.write("app.log", "");
+    // The rules are the shipped config's examples, uncommented; the scripts get the
+    // fakes through the check's `env` only (they run with a cleared environment).
+    t.with_app_source(&format!(
+        "[metrics]\nscripts_dir = \"{scripts}\"\n{}{}",
+        shipped_check(
+            "crash-loops",
+            &format!("args = [\"crashy\", \"web.service\", \"typo\"]\nenv = {{ SYSTEMCTL = \"{fake}/bin/systemctl\", FAKE_DIR = \"{fake}\" }}"),
+        ),
+        shipped_check(
+            "oom",
+            &format!("args = [\"/sys/fs/cgroup/system.slice/app.service\", \"gone.slice\", \"--journal\", \"900\"]\nenv = {{ JOURNALCTL = \"{fake}/bin/journalctl\", FAKE_DIR = \"{fake}\", LOGWARDEN_CGROUP_ROOT = \"{cgroup}\" }}"),
+        ),
+    ));
+
+    // Run 1: all calm; an OOM kill two hours ago is outside the 15-minute window.
+    unit(&t, "crashy", "crashy.service", 1, "success", "active");
+    unit(&t, "web.service", "web.service", 0, "success", "active");
+    memory_events(&t, 0, 0);
+    t.write(
+        "fake/kmsg",
+        &format!(
+            "{} Out of memory: Killed process 77 (old) total-vm:10kB\n{} audit: something else\n",
+            T0 - 7200,
+            T0 - 60
+        ),
+    );
+    let out = t.ok(&["run", "--now", &at(0)]).stdout;
+    assert!(!out.contains("` failed"), "{out}");
+    assert_eq!(
+        open(&t),
+        vec![(
+            "systemd knows no unit typo.service".to_string(),
+            "warning".to_string()
+        )],
+        "{out}"
+    );
+    let list = t.ok(&["metrics"]).stdout;
+    assert_eq!(
+        listed(&list, "systemd_unit_restarts{unit=\"crashy.service\"}"),
+        1.0
+    );
+    assert_eq!(
+        listed(&list, "systemd_unit_active{unit=\"web.service\"}"),
+        1.0
+    );
+    assert_eq!(
+        listed(&list, "systemd_unit_loaded{unit=\"typo.service\"}"),
+        0.0
+    );
+    assert_eq!(
+        listed(
+            &list,
+            "cgroup_oom_kills{cgroup=\"system.slice/app.service\"}"
+        ),
+        0.0
+    );
+    assert_eq!(listed(&list, "cgroup_exists{cgroup=\"gone.slice\"}"), 0.0);
+    assert_eq!(
+        listed(&list, "kernel_oom_kills{window_seconds=\"900\"}"),
+        0.0
+    );
+
+    // Run 2: crashy restarts in a loop; the kernel kills a process of the app.
+    unit(&t, "crashy", "crashy.service", 6, "exit-code", "activating");
+    memory_events(&t, 1, 4);
+    t.write(
+        "fake/kmsg",
+        &format!(
+            "{} Out of memory: Killed process 77 (old) total-vm:10kB\n{} Memory cgroup out of memory: Killed process 4242 (python3) total-vm:812345kB\n",
+            T0 - 7200,
+            T0 + 250
+        ),
+    );
+    let out = t.ok(&["run", "--now", &at(300)]).stdout;
+    assert_eq!(
+        open(&t),
+        vec![
+            (
+                "crashy.service is in a crash loop (6 restarts)".into(),
+                "critical".into()
+            ),
+            (
+                "systemd knows no unit typo.service".into(),
+                "warning".into()
+            ),
+            (
+                "the kernel killed 1 process(es) for lack of memory".into(),
+                "warning".into()
+            ),
+            (
+                "the kernel killed processes of system.slice/app.service for lack of memory".into(),
+                "critical".into()
+            ),
+        ],
+        "{out}"
+    );
+
+    // Run 3: systemd gives up on crashy and web; the kill has left the window (that incident
+    // resolves), the cgroup's counter has not (it counts until the unit restarts).
+    // crashy as systemd 252 leaves it when a restart hits the start limit (Result stays
+    // the crash's); web.service as a refused start leaves it.
+    unit(&t, "crashy", "crashy.service", 9, "exit-code", "failed");
+    unit(
+        &t,
+        "web.service",
+        "web.service",
+        0,
+        "start-limit-hit",
+        "failed",
+    );
+    let out = t.ok(&["run", "--now", &at(1500)]).stdout;
+    assert_eq!(
+        open(&t),
+        vec![
+            (
+                "crashy.service is in a crash loop (9 restarts)".into(),
+                "critical".into()
+            ),
+            (
+                "systemd gave up restarting crashy.service".into(),
+                "critical".into()
+            ),
+            (
+                "systemd gave up restarting web.service".into(),
+                "critical".into()
+            ),
+            (
+                "systemd knows no unit typo.service".into(),
+                "warning".into()
+            ),
+            (
+                "the kernel killed processes of system.slice/app.service for lack of memory".into(),
+                "critical".into()
+            ),
+        ],
+        "{out}"
+    );
+
+    assert_eq!(
+        t.incidents().len(),
+        6,
+        "the kernel's incident is resolved, not gone"
+    );
+    // Each unit was asked for by itself, never with an option from its name; the
+    // journal window is the 900 s before each run's `now`.
+    let calls = lines(&t.path("fake/systemctl.log"));
+    let show =
+        |u: &str| format!("show --no-pager -p Id,LoadState,ActiveState,Result,NRestarts -- {u}");
+    assert_eq!(
+        calls,
+        [0, 1, 2]
+            .iter()
+            .flat_map(|_| [show("crashy"), show("web.service"), show("typo")])
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        lines(&t.path("fake/journalctl.log")),
+        [0, 300, 1500]
+            .iter()
+            .map(|s| format!(
+                "-k --no-pager -q -o cat --since @{} --until @{}",
+                T0 + s - 900,
+                T0 + s
+            ))
+            .collect::<Vec<_>>()
+    );
 }

@@ -64,6 +64,10 @@ pub const ALL: &[Scenario] = &[
         run: local_time_zone_and_per_source_timezone,
     },
     Scenario {
+        name: "crash_loop_of_a_transient_unit_opens_an_incident",
+        run: crash_loop_of_a_transient_unit_opens_an_incident,
+    },
+    Scenario {
         name: "upgrade_keeps_everything_remove_keeps_config_purge_removes_all",
         run: upgrade_keeps_everything_remove_keeps_config_purge_removes_all,
     },
@@ -595,6 +599,125 @@ fn unreadable_source_and_broken_ignore_file_are_notified_once(c: &Ctx) {
         );
         assert!(text.contains(IGNORE), "{cmd}:\n{text}");
     }
+}
+
+/// 10. A crash loop: a transient unit that fails and is restarted by systemd until it
+///     hits its start limit (5 starts in 10 s by default) is seen by `unit-restarts.sh`
+///     as the sandboxed service runs it (systemctl over D-Bus, as the `logwarden` user),
+///     and the rules of the shipped config's example open the incidents that reach ntfy.
+fn crash_loop_of_a_transient_unit_opens_an_incident(c: &Ctx) {
+    let vm = c.vm;
+    reset(c);
+    vm.sh("systemctl stop crashy.service; systemctl reset-failed crashy.service");
+    write_config(
+        c,
+        &base_config(
+            c,
+            "s10-crashy",
+            "\n[[check]]\nname = \"crash-loops\"\nscript = \"unit-restarts.sh\"\nargs = [\"crashy.service\", \"no-such-unit\"]\n\
+             [[check.rule]]\nmetric = \"systemd_unit_restarts\"\nabove = 3\nseverity = \"critical\"\ntitle = \"{unit} is in a crash loop ({value} restarts)\"\n\
+             [[check.rule]]\nmetric = \"systemd_unit_start_limit_hit\"\nabove = 0\nseverity = \"critical\"\ntitle = \"systemd gave up restarting {unit}\"\n",
+        ),
+    );
+    // Nothing wrong yet: the run stores the calm values and opens nothing.
+    let log = service_ok(vm);
+    assert!(!log.contains("` failed"), "{log}");
+    assert!(incidents(vm).is_empty(), "{log}");
+    vm.ok("systemd-run --unit=crashy -p Restart=always -p RestartSec=100ms /bin/false");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let settled = loop {
+        let o = vm.ok("systemctl show -p Result,NRestarts,ActiveState crashy.service");
+        // Failed for good: systemd 252 keeps Result=exit-code when a restart hits
+        // the start limit ("Start request repeated too quickly").
+        if o.contains("ActiveState=failed") {
+            break o;
+        }
+        if Instant::now() > deadline {
+            let j = vm.sh("systemctl status --no-pager crashy.service; journalctl -u crashy.service --no-pager -n 20");
+            panic!(
+                "crashy did not hit its start limit in 60 s: {o}\n{}",
+                j.stdout
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let restarts: u32 = settled
+        .lines()
+        .find_map(|l| l.strip_prefix("NRestarts="))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{settled}"));
+    assert!(restarts > 3, "{settled}");
+    let log = service_ok(vm);
+    assert!(
+        !log.contains("` failed"),
+        "the probe ran in the sandbox:\n{log}"
+    );
+    let metrics = vm.ok("logwarden metrics");
+    for (series, value) in [
+        (
+            "systemd_unit_restarts{unit=\"crashy.service\"}".to_string(),
+            restarts.to_string(),
+        ),
+        (
+            "systemd_unit_start_limit_hit{unit=\"crashy.service\"}".into(),
+            "1".into(),
+        ),
+        (
+            "systemd_unit_active{unit=\"crashy.service\"}".into(),
+            "0".into(),
+        ),
+        (
+            "systemd_unit_loaded{unit=\"no-such-unit.service\"}".into(),
+            "0".into(),
+        ),
+    ] {
+        assert!(
+            metrics.lines().any(|l| {
+                let mut w = l.split_whitespace();
+                w.next() == Some(series.as_str()) && w.next() == Some(value.as_str())
+            }),
+            "{series} {value}:\n{metrics}"
+        );
+    }
+    let mut titles: Vec<(String, String)> = incidents(vm)
+        .iter()
+        .map(|i| {
+            (
+                i["title"].as_str().unwrap_or("").to_string(),
+                i["severity"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    titles.sort();
+    assert_eq!(
+        titles,
+        vec![
+            (
+                format!("crashy.service is in a crash loop ({restarts} restarts)"),
+                "critical".to_string()
+            ),
+            (
+                "systemd gave up restarting crashy.service".to_string(),
+                "critical".to_string()
+            ),
+        ],
+        "{log}"
+    );
+    let m = wait_for("the two notifications", Duration::from_secs(30), || {
+        let m = c.ntfy.messages_to("s10-crashy");
+        (m.len() >= 2).then_some(m)
+    });
+    assert_eq!(m.len(), 2, "{}", bodies(&m));
+    for (title, _) in &titles {
+        assert!(
+            m.iter().any(|r| r.body.contains(title.as_str())
+                || r.header("Title")
+                    .is_some_and(|t| t.contains(title.as_str()))),
+            "{title}: {}",
+            bodies(&m)
+        );
+    }
+    vm.sh("systemctl stop crashy.service; systemctl reset-failed crashy.service");
 }
 
 /// 7. `doctor` as root says what the service user can and cannot read and write.
