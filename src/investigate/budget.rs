@@ -57,7 +57,9 @@ pub fn level_no(config: &Config, source: &str, level: &str) -> u32 {
     Level::named(level, custom).no
 }
 
-/// Checks verdict memory, the breaker and the budgets, in that order.
+/// Checks verdict memory, the breaker and the budgets, in that order. An escalation
+/// rule with `investigate = true` passes verdict memory and the budgets (not the
+/// breaker: a failing backend would only fail again).
 pub fn check(
     config: &Config,
     store: &Store,
@@ -66,6 +68,7 @@ pub fn check(
     now: DateTime<Utc>,
 ) -> crate::store::Result<Option<Skip>> {
     let l = &config.llm;
+    let forced = inc.escalation.as_ref().is_some_and(|e| e.investigate);
 
     // Verdict memory.
     let noise: Vec<_> = store
@@ -73,7 +76,7 @@ pub fn check(
         .into_iter()
         .filter(|v| v.verdict == "noise")
         .collect();
-    if noise.len() as u32 >= l.noise_after {
+    if !forced && noise.len() as u32 >= l.noise_after {
         let max_occ = noise.iter().map(|v| v.occurrences).max().unwrap_or(0);
         let max_level = noise.iter().map(|v| v.level_no).max().unwrap_or(0);
         let spikes = inc.occurrences >= 10 && inc.occurrences > max_occ.saturating_mul(3);
@@ -104,6 +107,9 @@ pub fn check(
     }
 
     // The budgets.
+    if forced {
+        return Ok(None);
+    }
     let u = store.llm_usage(now)?;
     if u.calls_hour >= l.max_calls_per_hour {
         return Ok(Some(Skip::Budget(format!(

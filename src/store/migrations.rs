@@ -205,6 +205,10 @@ const MIGRATIONS: &[&str] = &[
     // set): the next flush looks for its delivery id on the topic before resending.
     "ALTER TABLE outbox ADD COLUMN delivery_id TEXT;
     ALTER TABLE outbox ADD COLUMN attempt_started_at TEXT;",
+    // 10: what the escalation rules decided for an incident (JSON: the rules that
+    // matched, the least severity, forced investigation, nag), kept for the filing
+    // that may happen in a later run and for the reminders.
+    "ALTER TABLE incidents ADD COLUMN escalation TEXT;",
 ];
 
 /// The schema version this build writes.
