@@ -917,7 +917,7 @@ fn file_unfinished(
             if let Some(floor) = inc.escalation.as_ref().and_then(|e| e.severity.as_deref()) {
                 severity = escalate::max_severity(&severity, floor).to_string();
             }
-            if inc.escalation.is_none() && is_noise(config, &d) {
+            if inc.escalation.is_none() && is_noise(&d) {
                 severity = "info".into();
                 verdict = "noise".into();
             }
@@ -1020,17 +1020,11 @@ fn file_unfinished(
     Ok(())
 }
 
-/// Whether a diagnosis keeps its incident quiet: a "noise" verdict at least as sure as
-/// `noise_confidence` (a verdict with no confidence is not sure), or a signature that
+/// Whether a diagnosis keeps its incident quiet: a "noise" verdict (the investigator
+/// turns one less sure than `noise_confidence` into "unsure"), or a signature that
 /// verdict memory already knows as noise (no LLM asked).
-fn is_noise(config: &Config, d: &Diagnosis) -> bool {
-    if d.skipped.as_deref() == Some("recurring-noise") {
-        return true;
-    }
-    d.diagnosed
-        && d.verdict == "noise"
-        && d.confidence
-            .is_some_and(|c| c >= config.escalation.noise_confidence)
+fn is_noise(d: &Diagnosis) -> bool {
+    d.skipped.as_deref() == Some("recurring-noise") || (d.diagnosed && d.verdict == "noise")
 }
 
 /// The escalation rules for a metric incident, opened by its check: `check`, `level`

@@ -17,6 +17,8 @@ mod control;
 mod crash;
 // pages sent once: publishes in doubt are checked on the topic
 mod delivery;
+// noise stays quiet; escalation rules
+mod escalate;
 mod evidence;
 mod hostile;
 mod ignore;
