@@ -287,13 +287,27 @@ fn errors_from_three_sources_in_one_run_make_one_several_services_incident() {
     }
     t.ok(&["run", "--now", "2026-11-22T10:11:00Z"]);
     assert_eq!(several(&t).len(), 1);
-    assert_eq!(
-        titles(&ntfy)
+    let count = |ntfy: &FakeNtfy| {
+        titles(ntfy)
             .iter()
             .filter(|x| x.contains("Several services failing"))
-            .count(),
-        1
-    );
+            .count()
+    };
+    assert_eq!(count(&ntfy), 1);
+
+    // Quiet for a day it resolves like the others: the next storm pages again.
+    t.ok(&["run", "--now", "2026-11-23T11:00:00Z"]);
+    for s in ["api", "db", "worker"] {
+        t.append(
+            &format!("{s}.log"),
+            rec("11:30:00", "ERROR", s, &format!("{s} down again"))
+                .replace("11-22", "11-23")
+                .as_bytes(),
+        );
+    }
+    t.ok(&["run", "--now", "2026-11-23T11:31:00Z"]);
+    assert_eq!(several(&t).len(), 2);
+    assert_eq!(count(&ntfy), 2, "{:?}", titles(&ntfy));
 }
 
 const UNSURE: &str = r#"{"verdict": "unsure", "severity": "info", "title": "Cannot tell", "summary": "s", "root_cause": "r", "suggested_fix": "f", "confidence": 0.3}"#;
