@@ -389,3 +389,36 @@ fn bad_escalation_rules_are_reported_with_their_key() {
         assert!(r.stderr.contains(key), "{key}: {}", r.all());
     }
 }
+
+#[test]
+fn a_check_rule_escalates_that_checks_incidents_only() {
+    let t = Test::new();
+    t.write("app.log", "");
+    let script = "#!/bin/sh\necho \"# HELP temp The value\"\necho \"temp $(cat ../value.txt)\"\n";
+    t.write("scripts/value.sh", script);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        t.path("scripts/value.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    t.write("value.txt", "95");
+    let check = |name: &str| {
+        format!("[[check]]\nname = \"{name}\"\nscript = \"value.sh\"\n[[check.rule]]\nmetric = \"temp\"\nabove = 90\nseverity = \"warning\"\n")
+    };
+    t.with_app_source(&format!(
+        "[metrics]\nscripts_dir = \"scripts\"\n{}{}[[escalate]]\ncheck = \"boiler\"\nseverity = \"critical\"\n",
+        check("boiler"),
+        check("room")
+    ));
+    let out = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]).all();
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 2, "{out}");
+    let sev = |check: &str| {
+        inc.iter()
+            .find(|i| i["source"] == format!("check:{check}"))
+            .map(|i| i["severity"].as_str().unwrap_or("").to_string())
+    };
+    assert_eq!(sev("boiler").as_deref(), Some("critical"), "{inc:?}");
+    assert_eq!(sev("room").as_deref(), Some("warning"), "{inc:?}");
+}
