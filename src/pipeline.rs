@@ -75,6 +75,10 @@ pub struct RunReport {
     pub resolved: Vec<i64>,
     /// Reminders queued (id, nag number).
     pub nagged: Vec<(i64, u32)>,
+    /// Incidents filed this run that escalation rules matched (id, the rules' names).
+    pub escalated: Vec<(i64, String)>,
+    /// Incidents filed this run as noise: quietly, never reminding.
+    pub quiet_noise: Vec<i64>,
     /// The briefing written this run, if one was due.
     pub briefing: Option<String>,
     pub notify: notify::Flush,
@@ -984,7 +988,11 @@ fn file_unfinished(
             None => String::new(),
         };
         let mut note = notify::for_incident(&inc, &summary, &file_name, &config.redact.redactor);
+        if let Some(e) = &inc.escalation {
+            report.escalated.push((inc.id, e.rules.join(", ")));
+        }
         if inc.verdict == "noise" && inc.escalation.is_none() {
+            report.quiet_noise.push(inc.id);
             // Judged noise: filed and shown, at a priority that does not buzz.
             note.priority = 2;
             note.title = format!("[{}] Likely noise: {}", inc.host, inc.title);
@@ -1379,6 +1387,15 @@ impl RunReport {
         }
         for (id, sev, title, path) in &self.opened {
             let _ = writeln!(s, "  new incident #{id} [{sev}] {title}\n    → {path}");
+        }
+        for (id, rules) in &self.escalated {
+            let _ = writeln!(s, "  incident #{id} escalated by: {rules}");
+        }
+        for id in &self.quiet_noise {
+            let _ = writeln!(
+                s,
+                "  incident #{id} judged noise: notified quietly, no reminders"
+            );
         }
         for (id, n) in &self.spiked {
             let _ = writeln!(s, "  incident #{id} spiked ({n} this run): notified once");

@@ -50,7 +50,12 @@ fn a_sure_noise_verdict_is_quiet_never_nags_and_known_noise_costs_nothing() {
         "Client disconnected before the response was sent",
     );
     t.write("app.log", &line);
-    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    assert!(
+        r.stdout.contains("judged noise: notified quietly"),
+        "{}",
+        r.stdout
+    );
     assert_eq!(claude_calls(&t).len(), 1);
     let p = priorities(&ntfy);
     assert_eq!(p.len(), 1, "{:?}", titles(&ntfy));
@@ -150,6 +155,7 @@ fn a_pattern_rule_makes_a_warning_critical_and_pages_through_quiet_hours() {
         ),
     );
     let r = t.ok(&["run", "--now", "2026-11-22T23:01:00Z"]);
+    assert!(r.stdout.contains("escalated by: database"), "{}", r.stdout);
     assert_eq!(
         titles(&ntfy),
         ["[test-host] Database disk image is malformed"],
