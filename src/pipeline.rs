@@ -20,6 +20,7 @@ use crate::investigate::{self, Diagnosis};
 use crate::signature::{signature, Miner, Signature};
 use crate::source::{self, Event, Level};
 use crate::store::{self, NewIncident, RunRow, Store};
+use crate::trigger::escalate::{self, Escalation};
 use crate::trigger::{self, Decision};
 use crate::{incident, lock, notify};
 
@@ -43,6 +44,8 @@ pub struct Group {
     pub source: String,
     pub level: Level,
     pub exception_type: Option<String>,
+    /// The logger of the group's records (part of its signature).
+    pub logger: Option<String>,
     pub first: DateTime<Utc>,
     pub last: DateTime<Utc>,
     pub count: u64,
@@ -72,6 +75,10 @@ pub struct RunReport {
     pub resolved: Vec<i64>,
     /// Reminders queued (id, nag number).
     pub nagged: Vec<(i64, u32)>,
+    /// Incidents filed this run that escalation rules matched (id, the rules' names).
+    pub escalated: Vec<(i64, String)>,
+    /// Incidents filed this run as noise: quietly, never reminding.
+    pub quiet_noise: Vec<i64>,
     /// The briefing written this run, if one was due.
     pub briefing: Option<String>,
     pub notify: notify::Flush,
@@ -153,7 +160,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     )?;
 
     // trigger
-    let open_rows = decide_triggers(config, &store, read.groups, now, &mut report)?;
+    let (open_rows, escalations) = decide_triggers(config, &store, read.groups, now, &mut report)?;
     if opts.dry_run {
         // Issue 5: metric checks in a dry run: scripts run, nothing is kept.
         report.metrics = crate::metrics::run_checks(config, &mut store, now, None, false, true)?;
@@ -170,6 +177,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         &read.forget,
         &read.ignore_hits,
         &open_rows,
+        &escalations,
         now,
         &mut report,
     )?;
@@ -344,16 +352,21 @@ fn notify_and_finish(
     Ok(())
 }
 
+/// The escalation rules' decision for each group that opens an incident.
+type Escalations = HashMap<Signature, Escalation>;
+
 /// Decides, for each group of this run, whether it opens an incident, adds to an open
-/// one, or is known. Returns the open incidents met, by id.
+/// one, or is known; the escalation rules judge those that open one. Returns the open
+/// incidents met, by id, and the escalations.
 fn decide_triggers(
     config: &Config,
     store: &Store,
     groups: Vec<Group>,
     now: DateTime<Utc>,
     report: &mut RunReport,
-) -> Result<HashMap<i64, store::IncidentRow>, RunError> {
+) -> Result<(HashMap<i64, store::IncidentRow>, Escalations), RunError> {
     let mut open_rows = HashMap::new();
+    let mut escalations = HashMap::new();
     for g in groups {
         let sig = g.signature.to_string();
         let seen = store.signature(&sig)?;
@@ -372,9 +385,24 @@ fn decide_triggers(
         if let Some(o) = open {
             open_rows.insert(o.id, o);
         }
+        if matches!(d, Decision::Open { .. }) {
+            let mut texts = vec![g.first_message.as_str(), g.template.as_str()];
+            texts.extend(g.samples.iter().map(String::as_str));
+            let subject = escalate::Subject {
+                texts,
+                source: &g.source,
+                logger: g.logger.as_deref(),
+                exception: g.exception_type.as_deref(),
+                level_no: g.level.no,
+                check: None,
+            };
+            if let Some(e) = escalate::evaluate(&config.escalation, &subject) {
+                escalations.insert(g.signature, e);
+            }
+        }
         report.groups.push((g, d));
     }
-    Ok(open_rows)
+    Ok((open_rows, escalations))
 }
 
 /// What committing a run's reading produced.
@@ -395,10 +423,14 @@ fn commit_read(
     forget: &[(String, String)],
     ignore_hits: &HashMap<String, u64>,
     open_rows: &HashMap<i64, store::IncidentRow>,
+    escalations: &Escalations,
     now: DateTime<Utc>,
     report: &mut RunReport,
 ) -> Result<Committed, RunError> {
     let mut spikes = Vec::new();
+    let several_open = store
+        .open_incident(&several_signature().to_string())?
+        .map(|i| i.id);
     let batch = store.batch()?;
     let run_id = batch.insert_run(&RunRow {
         started_at: store::ts(now),
@@ -419,6 +451,9 @@ fn commit_read(
     }
     batch.save_templates(&miner.take_dirty())?;
     batch.record_ignore_hits(ignore_hits, now)?;
+    // The run's error groups by source, with their incident: several sources failing
+    // at once make one incident of their own.
+    let mut failing: Vec<(String, i64, String)> = Vec::new();
     for (g, d) in &report.groups {
         let sig = g.signature.to_string();
         batch.record_signature(
@@ -433,12 +468,24 @@ fn commit_read(
         )?;
         match d {
             Decision::Open { regression_of, .. } => {
-                let id = batch.insert_incident(&new_incident(config, g), now, run_id)?;
+                let esc = escalations.get(&g.signature);
+                let new = new_incident(config, g, esc);
+                let id = batch.insert_incident(&new, now, run_id)?;
                 if let Some(of) = regression_of {
                     batch.set_regression_of(id, *of)?;
                 }
+                if let Some(e) = esc {
+                    batch.set_escalation(id, e)?;
+                }
+                if g.level.no >= ERROR_LEVEL {
+                    failing.push((g.source.clone(), id, new.title));
+                }
             }
             Decision::Update { incident } => {
+                if g.level.no >= ERROR_LEVEL {
+                    let title = open_rows.get(incident).map(|o| o.title.clone());
+                    failing.push((g.source.clone(), *incident, title.unwrap_or_default()));
+                }
                 batch.add_occurrences(*incident, g.count, g.last, now)?;
                 if let Some(o) = open_rows.get(incident) {
                     batch.set_samples(*incident, &merge_samples(&o.samples, &g.samples))?;
@@ -450,13 +497,104 @@ fn commit_read(
             Decision::Known => {}
         }
     }
+    let several = several_sources(config, several_open, &failing, now, run_id, &batch)?;
     batch.commit()?;
+    if let Some((id, text)) = several {
+        store.add_note(id, "logwarden", &text, now)?;
+    }
     for (g, d) in &report.groups {
         if let Decision::Update { incident } = d {
             report.updated.push((*incident, g.count));
         }
     }
     Ok(Committed { run_id, spikes })
+}
+
+/// Records at this level or above are errors (loguru's ERROR is 40).
+const ERROR_LEVEL: u32 = 40;
+
+/// The signature of the "several services failing" incidents: one open at a time, new
+/// failures while it is open add to it.
+fn several_signature() -> Signature {
+    Signature(xxhash_rust::xxh3::xxh3_64(
+        b"logwarden:builtin:several-services-failing",
+    ))
+}
+
+/// The built-in rule: errors from `several_sources` sources or more in one run open
+/// one critical incident that lists theirs (in its log). Returns it, with that list,
+/// when it is new.
+fn several_sources(
+    config: &Config,
+    open: Option<i64>,
+    failing: &[(String, i64, String)],
+    now: DateTime<Utc>,
+    run_id: i64,
+    batch: &store::Batch<'_>,
+) -> Result<Option<(i64, String)>, RunError> {
+    let e = &config.escalation;
+    if !e.defaults {
+        return Ok(None);
+    }
+    let mut sources: Vec<&str> = failing.iter().map(|f| f.0.as_str()).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    if sources.len() < e.several_sources {
+        return Ok(None);
+    }
+    if let Some(id) = open {
+        batch.add_occurrences(id, 1, now, now)?;
+        return Ok(None);
+    }
+    let list: Vec<String> = failing
+        .iter()
+        .map(|(src, id, title)| format!("#{id} ({src}): {title}"))
+        .collect();
+    let title = format!("Several services failing: {}", sources.join(", "));
+    let new = NewIncident {
+        signature: several_signature().to_string(),
+        kind: "several-sources".into(),
+        severity: "critical".into(),
+        title: config
+            .redact
+            .redactor
+            .clean(&title)
+            .chars()
+            .take(120)
+            .collect(),
+        source: "logwarden".into(),
+        host: config.hostname.clone(),
+        level: "ERROR".into(),
+        template: format!(
+            "errors from {} sources in one run: {}",
+            sources.len(),
+            sources.join(", ")
+        ),
+        exception_type: None,
+        first_seen: now,
+        last_seen: now,
+        occurrences: 1,
+        samples: vec![list.join("\n")],
+    };
+    let id = batch.insert_incident(&new, now, run_id)?;
+    batch.set_escalation(
+        id,
+        &Escalation {
+            rules: vec![escalate::SEVERAL_SOURCES.into()],
+            severity: Some("critical".into()),
+            investigate: false,
+            nag: true,
+        },
+    )?;
+    let note = format!(
+        "{} sources failed in the same run; their incidents:\n{}",
+        sources.len(),
+        list.iter()
+            .map(|l| format!("- {l}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    Ok(Some((id, note)))
 }
 
 /// How long a run may hold the lock before the next one calls it stuck: the deadline
@@ -607,6 +745,7 @@ fn read_sources(
                     source: event.source.clone(),
                     level: event.level.clone(),
                     exception_type: event.exception_type.clone(),
+                    logger: event.logger.clone(),
                     first: time,
                     last: time,
                     count: 0,
@@ -664,12 +803,17 @@ fn read_sources(
     })
 }
 
-fn new_incident(config: &Config, g: &Group) -> NewIncident {
-    let severity = config
+fn new_incident(config: &Config, g: &Group, esc: Option<&Escalation>) -> NewIncident {
+    let by_level = config
         .sources
         .iter()
         .find(|s| s.name == g.source)
         .map_or("info", |s| s.severity_of(g.level.no));
+    // The rules apply after the source's map, and only ever raise.
+    let severity = match esc.and_then(|e| e.severity.as_deref()) {
+        Some(floor) => escalate::max_severity(by_level, floor),
+        None => by_level,
+    };
     // The title reads like the first record (its values, redacted below), not like the
     // template: `<*>` on a phone says nothing. The template stays on the page.
     let head = if g.first_message.trim().is_empty() {
@@ -734,6 +878,9 @@ fn file_unfinished(
     let mut pending = Vec::new();
     for mut inc in store.unfinished_incidents()? {
         let mut llm_called = false;
+        if inc.stage == "new" && inc.escalation.is_none() {
+            escalate_metric(config, store, &mut inc)?;
+        }
         if inc.stage == "new" {
             // Past the run's deadline the rest are filed and notified uninvestigated:
             // a run must end well before the timer fires the next one.
@@ -759,16 +906,39 @@ fn file_unfinished(
             } else {
                 inc.title.clone()
             };
-            let severity = if d.diagnosed {
+            let mut severity = if d.diagnosed {
                 d.severity.clone()
             } else {
                 inc.severity.clone()
             };
-            let verdict = if d.diagnosed {
+            let mut verdict = if d.diagnosed {
                 d.verdict.clone()
             } else {
                 "unsure".to_string()
             };
+            // Deterministic rules outrank the investigator: its answer may raise the
+            // severity they give, never lower it.
+            if let Some(floor) = inc.escalation.as_ref().and_then(|e| e.severity.as_deref()) {
+                severity = escalate::max_severity(&severity, floor).to_string();
+            }
+            if inc.escalation.is_none() && is_noise(&d) {
+                severity = "info".into();
+                verdict = "noise".into();
+            }
+            if d.diagnosed
+                && verdict == "unsure"
+                && config.escalation.defaults
+                && inc.regression_of.is_none()
+                && store.incidents_before(&inc.signature, inc.id)? == 0
+            {
+                // Something never seen that the investigator could not place is worth
+                // a look the same day.
+                severity = escalate::max_severity(&severity, "warning").to_string();
+                let e = inc.escalation.get_or_insert_with(Escalation::default);
+                e.rules.push(escalate::NEW_AND_UNSURE.into());
+                e.severity = Some(severity.clone());
+                store.escalate_incident(inc.id, e, &severity)?;
+            }
             store.set_diagnosis(
                 inc.id,
                 &serde_json::to_value(&d).expect("diagnosis serialises"),
@@ -818,11 +988,22 @@ fn file_unfinished(
             None => String::new(),
         };
         let mut note = notify::for_incident(&inc, &summary, &file_name, &config.redact.redactor);
+        if let Some(e) = &inc.escalation {
+            report.escalated.push((inc.id, e.rules.join(", ")));
+        }
+        if inc.verdict == "noise" && inc.escalation.is_none() {
+            report.quiet_noise.push(inc.id);
+            // Judged noise: filed and shown, at a priority that does not buzz.
+            note.priority = 2;
+            note.title = format!("[{}] Likely noise: {}", inc.host, inc.title);
+            note.tags = "zzz,info".into();
+        }
         if let Some(of) = inc.regression_of {
             // Noise already judged comes back: recorded and shown, but it does not buzz.
             if store
                 .incident(of)?
                 .is_some_and(|old| old.verdict == "noise")
+                && inc.escalation.is_none()
             {
                 note.priority = 1;
                 note.title = format!("[{}] Recurring noise: {}", inc.host, inc.title);
@@ -844,6 +1025,46 @@ fn file_unfinished(
     }
     file_written(config, store, &mut pending, now, report)?;
     report.llm_notes = investigate::summarize_skips(&diagnoses);
+    Ok(())
+}
+
+/// Whether a diagnosis keeps its incident quiet: a "noise" verdict (the investigator
+/// turns one less sure than `noise_confidence` into "unsure"), or a signature that
+/// verdict memory already knows as noise (no LLM asked).
+fn is_noise(d: &Diagnosis) -> bool {
+    d.skipped.as_deref() == Some("recurring-noise") || (d.diagnosed && d.verdict == "noise")
+}
+
+/// The escalation rules for a metric incident, opened by its check: `check`, `level`
+/// and `pattern` (on its title and samples) apply.
+fn escalate_metric(
+    config: &Config,
+    store: &Store,
+    inc: &mut store::IncidentRow,
+) -> Result<(), RunError> {
+    let Some(check) = inc.source.strip_prefix("check:") else {
+        return Ok(());
+    };
+    let mut texts = vec![inc.title.as_str(), inc.template.as_str()];
+    texts.extend(inc.samples.iter().map(String::as_str));
+    let subject = escalate::Subject {
+        texts,
+        source: &inc.source,
+        logger: None,
+        exception: None,
+        level_no: crate::source::Level::named(&inc.level, &Default::default()).no,
+        check: Some(check),
+    };
+    let Some(e) = escalate::evaluate(&config.escalation, &subject) else {
+        return Ok(());
+    };
+    let severity = match e.severity.as_deref() {
+        Some(floor) => escalate::max_severity(&inc.severity, floor).to_string(),
+        None => inc.severity.clone(),
+    };
+    store.escalate_incident(inc.id, &e, &severity)?;
+    inc.severity = severity;
+    inc.escalation = Some(e);
     Ok(())
 }
 
@@ -1166,6 +1387,15 @@ impl RunReport {
         }
         for (id, sev, title, path) in &self.opened {
             let _ = writeln!(s, "  new incident #{id} [{sev}] {title}\n    → {path}");
+        }
+        for (id, rules) in &self.escalated {
+            let _ = writeln!(s, "  incident #{id} escalated by: {rules}");
+        }
+        for id in &self.quiet_noise {
+            let _ = writeln!(
+                s,
+                "  incident #{id} judged noise: notified quietly, no reminders"
+            );
         }
         for (id, n) in &self.spiked {
             let _ = writeln!(s, "  incident #{id} spiked ({n} this run): notified once");

@@ -2,12 +2,14 @@
 //! [`Config`] is the validated, compiled form the rest of the program uses. Every
 //! problem is reported with its key, all of them at once.
 
+pub mod escalate;
 pub mod incidents;
 mod investigator;
 mod metrics;
 pub mod ntfy; // issue 7
 pub mod raw;
 
+pub use escalate::{EscalateRule, EscalationConfig};
 pub use incidents::IncidentsConfig;
 pub use investigator::{AnthropicApiConfig, LlmConfig, RedactConfig};
 pub use metrics::{CheckConfig, MetricsConfig, RuleConfig, RuleTest};
@@ -107,6 +109,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Issue 7: incident lifecycle, nag, spikes, briefing (`[incidents]`).
     pub incidents: IncidentsConfig,
+    /// `[[escalate]]` rules, the built-in ones and the noise threshold (`[escalation]`).
+    pub escalation: EscalationConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -613,6 +617,7 @@ impl Validator {
         };
         let metrics = self.metrics(raw.metrics, raw.check);
         let incidents = self.incidents(raw.incidents);
+        let escalation = self.escalation(raw.escalate, raw.escalation);
         Config {
             path: path.to_path_buf(),
             state_dir,
@@ -630,6 +635,7 @@ impl Validator {
             metrics_textfile,
             metrics,
             incidents,
+            escalation,
         }
     }
 
@@ -1226,6 +1232,7 @@ impl fmt::Display for Config {
         investigator::fmt_llm(f, &self.investigator, &self.llm)?;
         investigator::fmt_redact(f, &self.redact)?;
         write!(f, "{}", self.incidents)?;
+        write!(f, "{}", self.escalation)?;
         match &self.ntfy {
             None => writeln!(
                 f,

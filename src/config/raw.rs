@@ -27,6 +27,10 @@ pub struct RawConfig {
     pub check: Vec<RawCheck>,
     // Issue 7: incident lifecycle, nag, spikes, briefing.
     pub incidents: Option<super::incidents::RawIncidents>,
+    // Escalation rules and the built-in ones.
+    #[serde(default)]
+    pub escalate: Vec<super::escalate::RawEscalate>,
+    pub escalation: Option<super::escalate::RawEscalation>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, toml::Value>,
 }
@@ -48,6 +52,8 @@ impl RawConfig {
         "metrics",
         "check",
         "incidents",
+        "escalate",
+        "escalation",
     ];
 }
 

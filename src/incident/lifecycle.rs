@@ -60,6 +60,9 @@ pub fn auto_resolve(config: &Config, store: &Store, now: DateTime<Utc>) -> Resul
     Ok(done)
 }
 
+/// How often an escalation rule's `nag` reminds when `[incidents] nag` gives no interval.
+const FORCED_NAG_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Re-notifies unacknowledged incidents whose severity nags and whose last
 /// notification is older than the interval. Returns (id, nag number).
 /// An incident whose signature is silenced (`silenced`: a mute from the phone, an ignore
@@ -73,8 +76,20 @@ pub fn nag(
 ) -> Result<Vec<(i64, u32)>> {
     let mut done = Vec::new();
     for i in store.unacked_incidents()? {
-        let Some(every) = config.incidents.nag.get(&i.severity) else {
+        let forced = i.escalation.as_ref().is_some_and(|e| e.nag);
+        // Judged noise never reminds, unless a rule says it must.
+        if i.verdict == "noise" && !forced {
             continue;
+        }
+        let every = match config.incidents.nag.get(&i.severity) {
+            Some(every) => every,
+            // A rule's nag uses the critical interval when its severity has none.
+            None if forced => config
+                .incidents
+                .nag
+                .get("critical")
+                .unwrap_or(&FORCED_NAG_EVERY),
+            None => continue,
         };
         if silenced(&i.signature) {
             continue;

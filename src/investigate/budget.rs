@@ -57,7 +57,11 @@ pub fn level_no(config: &Config, source: &str, level: &str) -> u32 {
     Level::named(level, custom).no
 }
 
-/// Checks verdict memory, the breaker and the budgets, in that order.
+/// Checks verdict memory, the breaker and the budgets, in that order. An escalation
+/// rule with `investigate = true` passes verdict memory and the call budgets, but not
+/// the breaker (a failing backend would only fail again) nor the dollars per day: log
+/// text, written by strangers, decides how many incidents a pattern matches, and the
+/// bill must still have a ceiling.
 pub fn check(
     config: &Config,
     store: &Store,
@@ -66,6 +70,7 @@ pub fn check(
     now: DateTime<Utc>,
 ) -> crate::store::Result<Option<Skip>> {
     let l = &config.llm;
+    let forced = inc.escalation.as_ref().is_some_and(|e| e.investigate);
 
     // Verdict memory.
     let noise: Vec<_> = store
@@ -73,7 +78,7 @@ pub fn check(
         .into_iter()
         .filter(|v| v.verdict == "noise")
         .collect();
-    if noise.len() as u32 >= l.noise_after {
+    if !forced && noise.len() as u32 >= l.noise_after {
         let max_occ = noise.iter().map(|v| v.occurrences).max().unwrap_or(0);
         let max_level = noise.iter().map(|v| v.level_no).max().unwrap_or(0);
         let spikes = inc.occurrences >= 10 && inc.occurrences > max_occ.saturating_mul(3);
@@ -105,13 +110,13 @@ pub fn check(
 
     // The budgets.
     let u = store.llm_usage(now)?;
-    if u.calls_hour >= l.max_calls_per_hour {
+    if !forced && u.calls_hour >= l.max_calls_per_hour {
         return Ok(Some(Skip::Budget(format!(
             "{} LLM calls in the last hour, limit {}",
             u.calls_hour, l.max_calls_per_hour
         ))));
     }
-    if u.calls_day >= l.max_calls_per_day {
+    if !forced && u.calls_day >= l.max_calls_per_day {
         return Ok(Some(Skip::Budget(format!(
             "{} LLM calls in the last 24 hours, limit {}",
             u.calls_day, l.max_calls_per_day
@@ -167,5 +172,48 @@ mod tests {
                 until: now + chrono::Duration::minutes(30)
             })
         );
+    }
+
+    #[test]
+    fn a_forced_investigation_passes_the_call_budgets_not_the_dollars() {
+        let config = Config::parse(
+            "[[source]]\nname = \"app\"\npath = \"app.log\"\n[investigator]\nkind = \"claude-cli\"\nmax_calls_per_hour = 1\nmax_usd_per_day = 1.0\n",
+            std::path::Path::new("/etc/logwarden/logwarden.toml"),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let call = |usd| {
+            let id = store.begin_llm_call(now, "claude-cli", None, "s").unwrap();
+            store.finish_llm_call(id, true, usd, None).unwrap();
+        };
+        let plain = IncidentRow {
+            signature: "s".into(),
+            ..Default::default()
+        };
+        let forced = IncidentRow {
+            escalation: Some(crate::trigger::escalate::Escalation {
+                investigate: true,
+                ..Default::default()
+            }),
+            ..plain.clone()
+        };
+        call(0.5);
+        assert!(matches!(
+            check(&config, &store, "claude-cli", &plain, now).unwrap(),
+            Some(Skip::Budget(_))
+        ));
+        assert_eq!(
+            check(&config, &store, "claude-cli", &forced, now).unwrap(),
+            None
+        );
+        call(0.6);
+        assert!(matches!(
+            check(&config, &store, "claude-cli", &forced, now).unwrap(),
+            Some(Skip::Budget(_))
+        ));
     }
 }

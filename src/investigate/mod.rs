@@ -175,6 +175,15 @@ fn ask(
     for p in &mut d.permission_denials {
         redact_json(red, p);
     }
+    // A "noise" verdict keeps its incident quiet and its signature uninvestigated
+    // later: one not sure enough (or with no confidence) counts as unsure instead.
+    if d.diagnosed
+        && d.verdict == "noise"
+        && d.confidence
+            .is_none_or(|c| c < config.escalation.noise_confidence)
+    {
+        d.verdict = "unsure".into();
+    }
     if d.diagnosed {
         let _ = store.record_verdict(
             &inc.signature,

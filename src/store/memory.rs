@@ -60,7 +60,7 @@ impl Store {
     /// Open or acked incidents whose last occurrence is older than `before`.
     pub fn quiet_incidents(&self, before: DateTime<Utc>) -> Result<Vec<IncidentRow>> {
         self.incidents_where(
-            "status IN ('open', 'acked') AND stage = 'filed' AND kind = 'new-error'
+            "status IN ('open', 'acked') AND stage = 'filed' AND kind IN ('new-error', 'several-sources')
              AND coalesce(seen_at, last_seen) < ?1",
             params![ts(before)],
         )

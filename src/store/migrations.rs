@@ -209,6 +209,10 @@ const MIGRATIONS: &[&str] = &[
     // not by reading a year of resolved ones.
     "CREATE INDEX incidents_by_status ON incidents (status, stage);
     CREATE INDEX incidents_by_stage ON incidents (stage);",
+    // 11: what the escalation rules decided for an incident (JSON: the rules that
+    // matched, the least severity, forced investigation, nag), kept for the filing
+    // that may happen in a later run and for the reminders.
+    "ALTER TABLE incidents ADD COLUMN escalation TEXT;",
 ];
 
 /// The schema version this build writes.

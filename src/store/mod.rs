@@ -125,6 +125,8 @@ pub struct IncidentRow {
     pub spike_notified: bool,
     /// Runs in which the incident had occurrences.
     pub runs_seen: u32,
+    /// What the escalation rules decided, when one matched.
+    pub escalation: Option<crate::trigger::escalate::Escalation>,
 }
 
 /// A new incident to record.
@@ -357,7 +359,7 @@ impl Store {
             "SELECT id, signature, kind, stage, status, severity, verdict, title, source, host, level,
                     template, exception_type, first_seen, last_seen, occurrences, {heavy},
                     file_path, created_at, run_id, acked_by, acked_at, resolved_at, resolved_by,
-                    regression_of, nag_count, last_notified_at, spike_notified, runs_seen
+                    regression_of, nag_count, last_notified_at, spike_notified, runs_seen, escalation
              FROM incidents WHERE {cond} ORDER BY id"
         );
         let mut stmt = self.conn.prepare(&sql)?;
@@ -395,6 +397,9 @@ impl Store {
                 last_notified_at: r.get::<_, Option<String>>(27)?.map(|t| parse_ts(&t)),
                 spike_notified: r.get::<_, i64>(28)? != 0,
                 runs_seen: r.get::<_, i64>(29)? as u32,
+                escalation: r
+                    .get::<_, Option<String>>(30)?
+                    .and_then(|e| serde_json::from_str(&e).ok()),
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
@@ -457,6 +462,34 @@ impl Store {
             params![id, error, ts(next_attempt)],
         )?;
         Ok(())
+    }
+
+    /// Records what the escalation rules decided for an incident not yet filed, with
+    /// the severity they give it.
+    pub fn escalate_incident(
+        &self,
+        id: i64,
+        e: &crate::trigger::escalate::Escalation,
+        severity: &str,
+    ) -> Result<()> {
+        self.conn.execute(
+            "UPDATE incidents SET escalation = ?2, severity = ?3 WHERE id = ?1",
+            params![
+                id,
+                serde_json::to_string(e).expect("escalation serialises"),
+                severity
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// How many incidents of a signature were opened before incident `id`.
+    pub fn incidents_before(&self, sig: &str, id: i64) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) FROM incidents WHERE signature = ?1 AND id < ?2",
+            params![sig, id],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
     }
 
     /// Stores the investigator's diagnosis and moves the incident to stage `investigated`.
@@ -586,6 +619,15 @@ impl Batch<'_> {
             ],
         )?;
         Ok(self.tx.last_insert_rowid())
+    }
+
+    /// Records what the escalation rules decided for an incident.
+    pub fn set_escalation(&self, id: i64, e: &crate::trigger::escalate::Escalation) -> Result<()> {
+        self.tx.execute(
+            "UPDATE incidents SET escalation = ?2 WHERE id = ?1",
+            params![id, serde_json::to_string(e).expect("escalation serialises")],
+        )?;
+        Ok(())
     }
 
     /// Adds occurrences to an open incident.

@@ -4,6 +4,8 @@
 //! `renotify_after`, or back after its last incident was resolved (a regression). A
 //! group with an open incident only adds occurrences to it.
 
+pub mod escalate;
+
 use chrono::{DateTime, Utc};
 
 use crate::store::{IncidentRow, SignatureRow};

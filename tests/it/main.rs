@@ -19,6 +19,8 @@ mod crash;
 mod delivery;
 // a replay over several runs: which incidents open, at which priority
 mod detection;
+// noise stays quiet; escalation rules
+mod escalate;
 mod evidence;
 mod hostile;
 mod ignore;
