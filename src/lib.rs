@@ -29,6 +29,5 @@ pub mod trigger;
 // issue 8: operations
 pub mod doctor;
 pub mod install;
-pub mod opscli;
 pub mod selfmon;
 pub mod status;

@@ -3,7 +3,6 @@
 //! written atomically; a user's notes below the marker line survive every rewrite.
 
 pub mod briefing;
-pub mod cli;
 pub mod index;
 pub mod lifecycle;
 pub mod page;

@@ -15,7 +15,6 @@
 pub mod anomaly;
 pub mod chart;
 pub mod checks;
-pub mod cli;
 pub mod exposition;
 pub mod script;
 

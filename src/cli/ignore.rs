@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use serde::Serialize;
 
-use super::{IgnoreRules, NewRule};
-use crate::cli::{load, print_json, usage, ConfigArg, EXIT_PROBLEM};
+use super::{load, print_json, usage, ConfigArg, EXIT_PROBLEM};
 use crate::config::Config;
+use crate::ignore::{IgnoreRules, NewRule};
 use crate::source::loguru::RecordAssembler;
 use crate::source::Event;
 use crate::store::{self, Store};
@@ -92,7 +92,7 @@ pub enum IgnoreCommand {
 
 /// Who is at the keyboard, for authorship of rules.
 fn who() -> String {
-    crate::cli::who()
+    super::who()
 }
 
 pub fn run(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
@@ -128,7 +128,7 @@ pub fn run(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
                 }
             }
             let expires = expires
-                .map(|e| super::parse_expiry(&e, now))
+                .map(|e| crate::ignore::parse_expiry(&e, now))
                 .transpose()
                 .map_err(usage)?;
             let rule = NewRule {
@@ -143,7 +143,8 @@ pub fn run(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
             };
             let mutes = config.mutes_file();
             let others = [mutes.as_path()];
-            let id = super::add_rule(config.ignore_target(&others), &rule, now).map_err(usage)?;
+            let id = crate::ignore::add_rule(config.ignore_target(&others), &rule, now)
+                .map_err(usage)?;
             crate::outln!(
                 "added rule {id} to {}: /{}/{}",
                 config.ignore_file.display(),
@@ -160,7 +161,7 @@ pub fn run(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
             let config = load(&config)?;
             let mut holders = Vec::new();
             for f in config.rule_files() {
-                if super::has_rule(&f, &id).map_err(anyhow::Error::msg)? {
+                if crate::ignore::has_rule(&f, &id).map_err(anyhow::Error::msg)? {
                     holders.push(f);
                 }
             }
@@ -181,7 +182,7 @@ pub fn run(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
                     )))
                 }
             };
-            super::remove_rule(file, &id).map_err(anyhow::Error::msg)?;
+            crate::ignore::remove_rule(file, &id).map_err(anyhow::Error::msg)?;
             crate::outln!("removed rule {id} from {}", file.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -626,7 +627,7 @@ fn from_incident_rule(config: &Config, id: i64) -> anyhow::Result<(String, Strin
     // Redacted first: the rules file is shown and shared, a secret must not land in it.
     let template = config.redact.redactor.clean(&i.template);
     Ok((
-        super::pattern_for_redacted_template(&template),
+        crate::ignore::pattern_for_redacted_template(&template),
         i.source,
         i.signature,
     ))
