@@ -26,7 +26,7 @@ pub mod source;
 pub mod store;
 pub mod timespec;
 pub mod trigger;
-// issue 8: operations
+// Operations: install, doctor, status, self-monitoring.
 pub mod doctor;
 pub mod install;
 pub mod selfmon;

@@ -561,7 +561,7 @@ pub fn summaries(store: &Store, now: DateTime<Utc>) -> Vec<(String, String, Vec<
 }
 
 /// The investigator's prompt for a metric incident: its kind's template, with the facts
-/// of the finding it was opened on (issue 5; called from `investigate`).
+/// of the finding it was opened on (called from `investigate`).
 pub fn prompt(
     config: &Config,
     store: &Store,

@@ -1,4 +1,4 @@
-//! Issue 7: sending the outbox: quiet hours per severity, the hourly cap with one
+//! Sending the outbox: quiet hours per severity, the hourly cap with one
 //! digest for the rest, and actions on incident notifications.
 //!
 //! - A notification whose severity is in its quiet hours stays in the outbox and

@@ -134,7 +134,7 @@ pub fn severity_tags(severity: &str) -> String {
     }
 }
 
-// Issue 7: the HTTP side lives in `ntfy.rs`, the flush (quiet hours, hourly cap,
+// The HTTP side lives in `ntfy.rs`, the flush (quiet hours, hourly cap,
 // digest) in `digest.rs`, the phone's Ack and Mute in `control.rs`.
 pub mod control;
 pub mod digest;

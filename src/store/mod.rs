@@ -8,7 +8,7 @@ mod llm;
 mod memory;
 mod metrics;
 mod migrations;
-// issue 8: the queries of `status`, `doctor` and the metrics textfile.
+// The queries of `status`, `doctor` and the metrics textfile.
 mod ops;
 // the digests (hourly cap, age limit) and dead letters
 mod outbox;

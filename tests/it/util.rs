@@ -242,7 +242,7 @@ pub fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a 
 /// `Actions` header's simple format, a `Click` URL, the expected Bearer token or Basic
 /// auth, no control character in a header value, which a real server answers with
 /// 400) and answers with the queued statuses (then 200), or with the status of a
-/// refusal the test set up for the message's text. Issue 7: it keeps what was
+/// refusal the test set up for the message's text. It keeps what was
 /// published per topic and serves it to pollers (`GET /<topic>/json?poll=1&since=…`)
 /// as ntfy's JSON message objects; topics in `anonymous_write` may be published to
 /// without credentials (ntfy's `write-only` access for everyone).
@@ -334,7 +334,7 @@ impl FakeNtfy {
                     (Some(_), None) => false,
                     (None, _) => true,
                 };
-                // issue 8: `doctor` probes ntfy's health endpoint and, with a token, the account.
+                // `doctor` probes ntfy's health endpoint and, with a token, the account.
                 if rec.method == "GET" && (rec.url == "/v1/health" || rec.url == "/v1/account") {
                     let (status, answer) = match (rec.url.as_str(), auth_ok) {
                         ("/v1/health", _) => (200, r#"{"healthy":true}"#),
@@ -354,7 +354,7 @@ impl FakeNtfy {
                         q.remove(0)
                     }
                 };
-                // issue 7: polling a topic's cached messages
+                // Polling a topic's cached messages
                 if rec.method == "GET" {
                     let polled = poll(&rec, &c.lock().unwrap(), &tg.lock().unwrap());
                     let (status, answer) = match polled {
@@ -521,7 +521,7 @@ impl FakeNtfy {
             .count()
     }
 
-    /// An `[ntfy]` section for this server. Retries wait 10 ms, not 1 s (issue 7).
+    /// An `[ntfy]` section for this server. Retries wait 10 ms, not 1 s.
     pub fn config(&self, topic: &str) -> String {
         format!(
             "[ntfy]\nserver = \"{}\"\ntopic = \"{topic}\"\nretry_delay = \"10ms\"\n",
@@ -765,7 +765,7 @@ fn check_publish(r: &Received, auth: Option<&str>, anonymous: bool) -> Vec<Strin
         (None, Some(a)) => p.push(format!("unexpected Authorization {a}")),
         (None, None) => {}
     }
-    // issue 7: actions and click URL as documented
+    // Actions and click URL as documented
     if let Some(a) = r.header("Actions") {
         if let Err(e) = parse_actions(a) {
             p.push(format!("Actions header `{a}`: {e}"));
