@@ -339,6 +339,35 @@ fn list(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Result<ExitC
     })
 }
 
+/// What `ignore test` and `replay` read records with.
+struct Reading<'a> {
+    rules: IgnoreRules,
+    src: Option<&'a crate::config::SourceConfig>,
+    /// The source's name, else `fallback`.
+    name: &'a str,
+    levels: BTreeMap<String, u32>,
+}
+
+/// The rules (None when a rule file is broken: its problems are printed) and the
+/// source records are read as.
+fn reading<'a>(
+    config: &'a Config,
+    source: Option<&str>,
+    fallback: &'a str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<Reading<'a>>> {
+    let Some(rules) = rules_or_report(config, now) else {
+        return Ok(None);
+    };
+    let src = reading_source(config, source)?;
+    Ok(Some(Reading {
+        rules,
+        src,
+        name: src.map(|s| s.name.as_str()).unwrap_or(fallback),
+        levels: src.map(|s| s.levels.clone()).unwrap_or_default(),
+    }))
+}
+
 /// The source records are read as: the named one, else the first.
 fn reading_source<'a>(
     config: &'a Config,
@@ -372,12 +401,15 @@ fn test_line(
     json: bool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
-    let Some(rules) = rules_or_report(config, now) else {
+    let Some(Reading {
+        rules,
+        src: _,
+        name,
+        levels,
+    }) = reading(config, source, "test", now)?
+    else {
         return Ok(ExitCode::from(EXIT_PROBLEM));
     };
-    let src = reading_source(config, source)?;
-    let name = src.map(|s| s.name.as_str()).unwrap_or("test");
-    let levels = src.map(|s| s.levels.clone()).unwrap_or_default();
     let mut a = RecordAssembler::new(name, "line", &levels, 0);
     let mut events: Vec<_> = text
         .lines()
@@ -459,12 +491,15 @@ fn replay(
     json: bool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
-    let Some(rules) = rules_or_report(config, now) else {
+    let Some(Reading {
+        rules,
+        src,
+        name,
+        levels,
+    }) = reading(config, source, "replay", now)?
+    else {
         return Ok(ExitCode::from(EXIT_PROBLEM));
     };
-    let src = reading_source(config, source)?;
-    let name = src.map(|s| s.name.as_str()).unwrap_or("replay");
-    let levels = src.map(|s| s.levels.clone()).unwrap_or_default();
     let min_level = src.map(|s| s.min_level.no).unwrap_or(30);
     let mut r = Replay::default();
     let mut hits: BTreeMap<String, u64> = BTreeMap::new();

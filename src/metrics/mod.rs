@@ -368,15 +368,15 @@ fn apply(
 ) -> Result<(), StoreError> {
     let evidence = serde_json::to_string(f).expect("findings serialise");
     let sample = explain(f);
+    let title: String = config
+        .redact
+        .redactor
+        .clean(title)
+        .chars()
+        .take(120)
+        .collect();
     match open {
         None if f.firing => {
-            let title: String = config
-                .redact
-                .redactor
-                .clean(title)
-                .chars()
-                .take(120)
-                .collect();
             if dry_run || run_id.is_none() {
                 report
                     .opened
@@ -411,13 +411,6 @@ fn apply(
             report.opened.push((id, title));
         }
         Some(id) if f.firing || f.breaching => {
-            let title: String = config
-                .redact
-                .redactor
-                .clean(title)
-                .chars()
-                .take(120)
-                .collect();
             batch.update_metric_incident(id, &[sample], &title, now)?;
             batch.save_metric_alert(id, &f.check, &f.series, &evidence, now)?;
             report.updated.push(id);

@@ -53,60 +53,35 @@ pub struct Flush {
 impl Flush {
     /// What the summary line adds to sent/failed/not sent, when there is anything.
     pub fn extra(&self) -> String {
-        let mut s = String::new();
-        if self.folded > 0 {
-            s.push_str(&format!(
-                ", {} folded into a digest (hourly cap)",
-                self.folded
-            ));
-        }
-        if self.held_quiet > 0 {
-            s.push_str(&format!(", {} held for quiet hours", self.held_quiet));
-        }
-        if self.held_cap > 0 {
-            s.push_str(&format!(
-                ", {} held for the next hour (hourly cap)",
-                self.held_cap
-            ));
-        }
-        if self.expired > 0 {
-            s.push_str(&format!(
-                ", {} not sent in time (folded into a digest)",
-                self.expired
-            ));
-        }
-        if self.reconciled > 0 {
-            s.push_str(&format!(
-                ", {} reconciled (found delivered on ntfy, not resent)",
-                self.reconciled
-            ));
-        }
-        if self.in_doubt > 0 {
-            s.push_str(&format!(
-                ", {} in doubt (no answer from ntfy; checked before any resend)",
-                self.in_doubt
-            ));
-        }
-        if self.held_doubt > 0 {
-            s.push_str(&format!(
-                ", {} in doubt held (ntfy could not be checked)",
-                self.held_doubt
-            ));
-        }
-        if self.doubt_resent > 0 {
-            s.push_str(&format!(
-                ", {} resent after {} in doubt (ntfy could not be checked; may arrive twice)",
-                self.doubt_resent,
-                crate::duration::format(DOUBT_LIMIT)
-            ));
-        }
-        if !self.dead.is_empty() {
-            s.push_str(&format!(
-                ", {} undeliverable (set aside, notice queued)",
-                self.dead.len()
-            ));
-        }
-        s
+        let resent = format!(
+            "resent after {} in doubt (ntfy could not be checked; may arrive twice)",
+            crate::duration::format(DOUBT_LIMIT)
+        );
+        let parts: [(u64, &str); 9] = [
+            (self.folded, "folded into a digest (hourly cap)"),
+            (self.held_quiet, "held for quiet hours"),
+            (self.held_cap, "held for the next hour (hourly cap)"),
+            (self.expired, "not sent in time (folded into a digest)"),
+            (
+                self.reconciled,
+                "reconciled (found delivered on ntfy, not resent)",
+            ),
+            (
+                self.in_doubt,
+                "in doubt (no answer from ntfy; checked before any resend)",
+            ),
+            (self.held_doubt, "in doubt held (ntfy could not be checked)"),
+            (self.doubt_resent, &resent),
+            (
+                self.dead.len() as u64,
+                "undeliverable (set aside, notice queued)",
+            ),
+        ];
+        parts
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!(", {n} {what}"))
+            .collect()
     }
 
     /// One line per notification set aside this run, for the run's summary.
@@ -365,7 +340,7 @@ pub fn flush(
 }
 
 /// The ntfy message of an outbox row without click URL or actions.
-fn plain(n: &OutboxRow) -> ntfy::Message {
+pub(super) fn plain(n: &OutboxRow) -> ntfy::Message {
     ntfy::Message {
         title: n.title.clone(),
         body: n.body.clone(),
@@ -574,4 +549,30 @@ fn expired_note(
             tags: format!("{},hourglass,late", super::tags(&severity)),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_names_only_what_happened_in_order() {
+        assert_eq!(Flush::default().extra(), "");
+        let f = Flush {
+            held_quiet: 2,
+            reconciled: 1,
+            doubt_resent: 3,
+            dead: vec![(7, Some(1), "refused".into())],
+            ..Flush::default()
+        };
+        assert_eq!(
+            f.extra(),
+            format!(
+                ", 2 held for quiet hours, 1 reconciled (found delivered on ntfy, not resent), \
+                 3 resent after {} in doubt (ntfy could not be checked; may arrive twice), \
+                 1 undeliverable (set aside, notice queued)",
+                crate::duration::format(DOUBT_LIMIT)
+            )
+        );
+    }
 }

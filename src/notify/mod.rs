@@ -176,15 +176,7 @@ pub fn send_test(config: &crate::config::Config) -> Result<String, String> {
 /// `notify test`), with the retries of [`ntfy::send`].
 pub fn publish(cfg: &NtfyConfig, n: &OutboxRow) -> Result<(), String> {
     let client = ntfy::client(cfg)?;
-    let m = ntfy::Message {
-        title: n.title.clone(),
-        body: n.body.clone(),
-        priority: n.priority,
-        tags: n.tags.clone(),
-        click: None,
-        actions: None,
-    };
-    ntfy::send(cfg, &client, &m).map_err(|f| f.message)
+    ntfy::send(cfg, &client, &digest::plain(n)).map_err(|f| f.message)
 }
 
 #[cfg(test)]
