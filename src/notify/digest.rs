@@ -385,31 +385,42 @@ fn message(
     Ok(m)
 }
 
-/// "7 more incidents: …" with their titles, within ntfy's limit.
-fn digest_note(over: &[OutboxRow], cap: u32) -> Notification {
-    let mut body = format!(
-        "More than {cap} notifications this hour; these {} are folded into this digest:\n\n",
-        over.len()
-    );
+/// Appends list lines to a digest's body while they fit within ntfy's limit, then how
+/// many did not.
+fn push_list(body: &mut String, lines: impl ExactSizeIterator<Item = String>) {
+    let total = lines.len();
     let mut listed = 0;
-    for n in over {
-        let line = format!(
-            "- [{}] {}\n",
-            n.severity,
-            crate::sanitize::md_inline(&n.title)
-        );
+    for line in lines {
         if body.len() + line.len() > super::MAX_BODY - 100 {
             break;
         }
         body.push_str(&line);
         listed += 1;
     }
-    if listed < over.len() {
+    if listed < total {
         body.push_str(&format!(
             "- … and {} more (`logwarden incidents`)\n",
-            over.len() - listed
+            total - listed
         ));
     }
+}
+
+/// "7 more incidents: …" with their titles, within ntfy's limit.
+fn digest_note(over: &[OutboxRow], cap: u32) -> Notification {
+    let mut body = format!(
+        "More than {cap} notifications this hour; these {} are folded into this digest:\n\n",
+        over.len()
+    );
+    push_list(
+        &mut body,
+        over.iter().map(|n| {
+            format!(
+                "- [{}] {}\n",
+                n.severity,
+                crate::sanitize::md_inline(&n.title)
+            )
+        }),
+    );
     let what = if over.iter().all(|n| n.incident_id.is_some()) {
         "incidents"
     } else {
@@ -511,30 +522,21 @@ fn expired_note(
         late.len(),
         crate::duration::format(max_age)
     );
-    let mut listed = 0;
-    for n in late {
-        let inc = n
-            .incident_id
-            .map(|i| format!(" (incident #{i})"))
-            .unwrap_or_default();
-        let line = format!(
-            "- {} [{}] {}{inc}\n",
-            n.created_at.format("%Y-%m-%d %H:%M"),
-            n.severity,
-            crate::sanitize::md_inline(&n.title)
-        );
-        if body.len() + line.len() > super::MAX_BODY - 100 {
-            break;
-        }
-        body.push_str(&line);
-        listed += 1;
-    }
-    if listed < late.len() {
-        body.push_str(&format!(
-            "- … and {} more (`logwarden incidents`)\n",
-            late.len() - listed
-        ));
-    }
+    push_list(
+        &mut body,
+        late.iter().map(|n| {
+            let inc = n
+                .incident_id
+                .map(|i| format!(" (incident #{i})"))
+                .unwrap_or_default();
+            format!(
+                "- {} [{}] {}{inc}\n",
+                n.created_at.format("%Y-%m-%d %H:%M"),
+                n.severity,
+                crate::sanitize::md_inline(&n.title)
+            )
+        }),
+    );
     (
         severity.clone(),
         Notification {
@@ -574,5 +576,25 @@ mod tests {
                 crate::duration::format(DOUBT_LIMIT)
             )
         );
+    }
+
+    #[test]
+    fn a_list_stops_where_ntfy_s_limit_would_be_passed_and_says_how_many_more() {
+        let mut body = String::from("head\n");
+        push_list(
+            &mut body,
+            ["- a\n".to_string(), "- b\n".to_string()].into_iter(),
+        );
+        assert_eq!(body, "head\n- a\n- b\n");
+        let line = format!("- {}\n", "x".repeat(1000));
+        let mut body = String::new();
+        push_list(&mut body, vec![line.clone(); 1000].into_iter());
+        let shown = (crate::notify::MAX_BODY - 100) / line.len();
+        assert_eq!(body.matches("- x").count(), shown);
+        assert!(body.ends_with(&format!(
+            "- … and {} more (`logwarden incidents`)\n",
+            1000 - shown
+        )));
+        assert!(body.len() <= crate::notify::MAX_BODY);
     }
 }

@@ -65,6 +65,15 @@ impl Test {
         ))
     }
 
+    /// The app source and `ntfy`'s `[ntfy]` section on topic `ops`, `ntfy_keys` added to
+    /// it, reminders off: they would add notifications a test does not count.
+    pub fn with_app_and_ntfy(&self, ntfy: &FakeNtfy, ntfy_keys: &str) -> &Self {
+        self.with_app_source(&format!(
+            "{}{ntfy_keys}[incidents]\nnag = {{ critical = \"off\" }}\n",
+            ntfy.config("ops")
+        ))
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.into(), v.into()));
         self
@@ -973,3 +982,24 @@ pub fn shown_tags(m: &Received) -> String {
 /// Config lines that turn reminders off, for tests about something else (with the
 /// default severities every ERROR is critical, and critical incidents nag).
 pub const NO_NAG: &str = "[incidents]\nnag = { critical = \"off\" }\n";
+
+/// Runs git in `repo` as a fixed author at a fixed time (commits stay the same whatever
+/// the day or the machine's git identity).
+pub fn git(repo: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(repo)
+        .env("GIT_AUTHOR_NAME", "Ann")
+        .env("GIT_AUTHOR_EMAIL", "ann@example.com")
+        .env("GIT_COMMITTER_NAME", "Ann")
+        .env("GIT_COMMITTER_EMAIL", "ann@example.com")
+        .env("GIT_AUTHOR_DATE", "2026-11-22T09:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-11-22T09:00:00Z")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
