@@ -570,37 +570,44 @@ fn replay(
         r.would_page.iter().map(|g| g.count).sum::<u64>(),
         r.would_page.len()
     );
-    if r.rules.is_empty() {
-        crate::outln!("no ignore rules");
-    } else {
-        crate::outln!("rules:");
-        for x in &r.rules {
-            crate::outln!(
+    print_section(
+        "rules:",
+        "no ignore rules",
+        r.rules.iter().map(|x| {
+            format!(
                 "  rule {:>3}  {:>6} hits  /{}/{}  # {}",
                 x.id,
                 x.hits,
                 x.pattern,
                 if x.expired { "  EXPIRED" } else { "" },
                 x.comment
-            );
-        }
-    }
-    if r.would_page.is_empty() {
-        crate::outln!("would page: nothing");
-    } else {
-        crate::outln!("would page:");
-        for g in &r.would_page {
-            crate::outln!(
+            )
+        }),
+    );
+    print_section(
+        "would page:",
+        "would page: nothing",
+        r.would_page.iter().map(|g| {
+            format!(
                 "  {:>6}×  {:<8}  {}  {}  (first at {})",
-                g.count,
-                g.level,
-                g.signature,
-                g.message,
-                g.first
-            );
-        }
-    }
+                g.count, g.level, g.signature, g.message, g.first
+            )
+        }),
+    );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A heading and its lines, or the line saying there are none.
+fn print_section(heading: &str, none: &str, lines: impl Iterator<Item = String>) {
+    let mut lines = lines.peekable();
+    if lines.peek().is_none() {
+        crate::outln!("{none}");
+        return;
+    }
+    crate::outln!("{heading}");
+    for l in lines {
+        crate::outln!("{l}");
+    }
 }
 
 /// Reads the loguru records of a file (a record's continuation lines and traceback
