@@ -401,16 +401,10 @@ fn test_line(
     json: bool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
-    let Some(Reading {
-        rules,
-        src: _,
-        name,
-        levels,
-    }) = reading(config, source, "test", now)?
-    else {
+    let Some(rd) = reading(config, source, "test", now)? else {
         return Ok(ExitCode::from(EXIT_PROBLEM));
     };
-    let mut a = RecordAssembler::new(name, "line", &levels, 0);
+    let mut a = RecordAssembler::new(rd.name, "line", &rd.levels, 0);
     let mut events: Vec<_> = text
         .lines()
         .enumerate()
@@ -424,7 +418,7 @@ fn test_line(
             e.message = e.raw.clone(); // not a loguru line: test the text as the message
         }
         let sig = signature_of(&mut miner, &e);
-        let rule = rules.matching(&e, sig);
+        let rule = rd.rules.matching(&e, sig);
         out.push(serde_json::json!({
             "message": e.message.lines().next().unwrap_or(""),
             "level": e.level.name,
@@ -491,15 +485,15 @@ fn replay(
     json: bool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
-    let Some(Reading {
+    let Some(reading) = reading(config, source, "replay", now)? else {
+        return Ok(ExitCode::from(EXIT_PROBLEM));
+    };
+    let Reading {
         rules,
         src,
         name,
         levels,
-    }) = reading(config, source, "replay", now)?
-    else {
-        return Ok(ExitCode::from(EXIT_PROBLEM));
-    };
+    } = reading;
     let min_level = src.map(|s| s.min_level.no).unwrap_or(30);
     let mut r = Replay::default();
     let mut hits: BTreeMap<String, u64> = BTreeMap::new();

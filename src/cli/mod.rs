@@ -1,4 +1,6 @@
-//! The command line: clap definitions and dispatch to the library.
+//! The command line: clap definitions, dispatch to the library, and what each command
+//! prints. It sits on top of the library and nothing in the library uses it, so the
+//! stages stay callable (and testable) without a terminal; one file per command group.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
