@@ -63,15 +63,23 @@ fn fill(template: &str, rng: &mut Rng) -> String {
     out
 }
 
-fn generate(path: &Path, megabytes: u64) {
+/// Writes `megabytes` of log to `path`: a clock from midnight of a fixed day that steps
+/// by up to `step_ms` a line, each line made by `line(rng, time)`.
+fn write_log(
+    path: &Path,
+    megabytes: u64,
+    seed: u64,
+    step_ms: u64,
+    mut line: impl FnMut(&mut Rng, &str) -> String,
+) {
     let target = megabytes * 1024 * 1024;
     let f = std::fs::File::create(path).unwrap();
     let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-    let mut rng = Rng(0x9E3779B97F4A7C15);
+    let mut rng = Rng(seed);
     let mut written = 0u64;
     let mut ms = 0u64;
     while written < target {
-        ms += rng.below(50);
+        ms += rng.below(step_ms);
         let (secs, milli) = (ms / 1000, ms % 1000);
         let time = format!(
             "2026-11-22 {:02}:{:02}:{:02}.{milli:03}",
@@ -79,13 +87,19 @@ fn generate(path: &Path, megabytes: u64) {
             (secs / 60) % 60,
             secs % 60
         );
+        let line = line(&mut rng, &time);
+        written += line.len() as u64;
+        w.write_all(line.as_bytes()).unwrap();
+    }
+    w.flush().unwrap();
+}
+
+fn generate(path: &Path, megabytes: u64) {
+    write_log(path, megabytes, 0x9E3779B97F4A7C15, 50, |rng, time| {
         let roll = rng.below(1000);
-        let line = if roll < 10 {
+        if roll < 10 {
             let level = ["WARNING", "ERROR", "ERROR", "CRITICAL"][rng.below(4) as usize];
-            let msg = fill(
-                PROBLEMS[rng.below(PROBLEMS.len() as u64) as usize],
-                &mut rng,
-            );
+            let msg = fill(PROBLEMS[rng.below(PROBLEMS.len() as u64) as usize], rng);
             let mut l = format!(
                 "{time} | {level:<8} | shop.payments:charge:{} - {msg}\n",
                 10 + rng.below(300)
@@ -96,16 +110,13 @@ fn generate(path: &Path, megabytes: u64) {
             l
         } else {
             let level = if roll < 400 { "DEBUG" } else { "INFO" };
-            let msg = fill(INFO[rng.below(INFO.len() as u64) as usize], &mut rng);
+            let msg = fill(INFO[rng.below(INFO.len() as u64) as usize], rng);
             format!(
                 "{time} | {level:<8} | shop.web:handle:{} - {msg}\n",
                 10 + rng.below(300)
             )
-        };
-        written += line.len() as u64;
-        w.write_all(line.as_bytes()).unwrap();
-    }
-    w.flush().unwrap();
+        }
+    });
 }
 
 /// The short-line workload: lines of ~100 bytes as a busy web app writes them, 1.5 %
@@ -113,30 +124,16 @@ fn generate(path: &Path, megabytes: u64) {
 /// rules do real work), some with tracebacks; the 200 rules of [`short_rules`] match
 /// every other shape.
 fn generate_short(path: &Path, megabytes: u64) {
-    let target = megabytes * 1024 * 1024;
-    let f = std::fs::File::create(path).unwrap();
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
-    let mut rng = Rng(0xD1B54A32D192ED03);
-    let mut written = 0u64;
-    let mut ms = 0u64;
-    while written < target {
-        ms += rng.below(20);
-        let (secs, milli) = (ms / 1000, ms % 1000);
-        let time = format!(
-            "2026-11-22 {:02}:{:02}:{:02}.{milli:03}",
-            (secs / 3600) % 24,
-            (secs / 60) % 60,
-            secs % 60
-        );
+    write_log(path, megabytes, 0xD1B54A32D192ED03, 20, |rng, time| {
         let roll = rng.below(1000);
-        let line = if roll < 15 {
+        if roll < 15 {
             let level = ["WARNING", "WARNING", "ERROR", "ERROR", "CRITICAL"][rng.below(5) as usize];
             let shape = rng.below(400) as usize;
             let mut l = format!(
                 "{time} | {level:<8} | app.{}:run:{} - {}\n",
                 SHORT_AREAS[shape % SHORT_AREAS.len()],
                 10 + rng.below(300),
-                short_problem(shape, &mut rng)
+                short_problem(shape, rng)
             );
             if level != "WARNING" && rng.below(4) == 0 {
                 l.push_str("Traceback (most recent call last):\n  File \"/srv/app/worker.py\", line 41, in run\n    handle(job)\nRuntimeError: job failed\n");
@@ -144,16 +141,13 @@ fn generate_short(path: &Path, megabytes: u64) {
             l
         } else {
             let level = if roll < 500 { "DEBUG" } else { "INFO" };
-            let msg = fill(INFO[rng.below(INFO.len() as u64) as usize], &mut rng);
+            let msg = fill(INFO[rng.below(INFO.len() as u64) as usize], rng);
             format!(
                 "{time} | {level:<8} | app.web:handle:{} - {msg}\n",
                 10 + rng.below(300)
             )
-        };
-        written += line.len() as u64;
-        w.write_all(line.as_bytes()).unwrap();
-    }
-    w.flush().unwrap();
+        }
+    });
 }
 
 const SHORT_AREAS: &[&str] = &[

@@ -843,7 +843,7 @@ fn ntfy_checks(config: &Config, send: bool) -> Vec<Check> {
             ),
         )];
     };
-    // issue 7: a user and password instead of a token
+    // A user and password instead of a token
     let secret = n.token.as_ref().or(n.more.basic.as_ref().map(|b| &b.1));
     let token = match secret {
         None => None,

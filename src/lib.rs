@@ -26,9 +26,8 @@ pub mod source;
 pub mod store;
 pub mod timespec;
 pub mod trigger;
-// issue 8: operations
+// Operations: install, doctor, status, self-monitoring.
 pub mod doctor;
 pub mod install;
-pub mod opscli;
 pub mod selfmon;
 pub mod status;

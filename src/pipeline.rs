@@ -92,9 +92,9 @@ pub struct RunReport {
     /// watcher problem, and exit code 1.
     pub problems: Vec<String>,
     pub duration_ms: u64,
-    /// Issue 5: what the metric checks did.
+    /// What the metric checks did.
     pub metrics: crate::metrics::MetricsReport,
-    /// Issue 7: Ack and Mute from the phone (the ntfy control topic).
+    /// Ack and Mute from the phone (the ntfy control topic).
     pub control: notify::control::ControlReport,
     /// The state rebuilt from the incident pages this run (the database was lost).
     pub rebuilt: Option<incident::rebuild::Rebuilt>,
@@ -139,7 +139,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     } else {
         rebuild_state(config, &mut store, now, &mut report)?
     };
-    // Issue 7: acks and mutes from the phone, before the ignore rules load (a mute holds now).
+    // Acks and mutes from the phone, before the ignore rules load (a mute holds now).
     if !opts.dry_run {
         report.control = notify::control::poll_and_apply(config, &store, now);
         let p = report.control.problems.clone();
@@ -162,7 +162,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     // trigger
     let (open_rows, escalations) = decide_triggers(config, &store, read.groups, now, &mut report)?;
     if opts.dry_run {
-        // Issue 5: metric checks in a dry run: scripts run, nothing is kept.
+        // Metric checks in a dry run: scripts run, nothing is kept.
         report.metrics = crate::metrics::run_checks(config, &mut store, now, None, false, true)?;
         report.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
@@ -183,7 +183,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     )?;
     fault_point("after-read-commit");
 
-    // Issue 5: metric checks open, update and resolve metric incidents; the new ones are
+    // Metric checks open, update and resolve metric incidents; the new ones are
     // filed below like any other, the updated and resolved ones get their file rewritten.
     report.metrics =
         crate::metrics::run_checks(config, &mut store, now, Some(run_id), false, false)?;
@@ -276,7 +276,7 @@ fn rebuild_state(
     Ok(known)
 }
 
-/// Issue 5: `logwarden metrics check`: runs every metric check now (due or not), and
+/// `logwarden metrics check`: runs every metric check now (due or not), and
 /// files, updates and resolves metric incidents as a run would. Recorded as a run.
 pub fn check_metrics(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     let started = Instant::now();
@@ -1416,10 +1416,10 @@ impl RunReport {
             let _ = writeln!(s, "  {note}");
         }
         for line in self.metrics.summary_lines() {
-            let _ = writeln!(s, "  {line}"); // issue 5
+            let _ = writeln!(s, "  {line}");
         }
         for line in self.control.summary_lines() {
-            let _ = writeln!(s, "  {line}"); // issue 7
+            let _ = writeln!(s, "  {line}");
         }
         for line in self.notify.dead_lines() {
             let _ = writeln!(s, "  {line}");

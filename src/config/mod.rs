@@ -6,7 +6,7 @@ pub mod escalate;
 pub mod incidents;
 mod investigator;
 mod metrics;
-pub mod ntfy; // issue 7
+pub mod ntfy;
 pub mod raw;
 
 pub use escalate::{EscalateRule, EscalationConfig};
@@ -103,11 +103,11 @@ pub struct Config {
     pub llm: LlmConfig,
     pub redact: RedactConfig,
     pub ntfy: Option<NtfyConfig>,
-    /// issue 8: a node_exporter textfile written after each run, when set.
+    /// A node_exporter textfile written after each run, when set.
     pub metrics_textfile: Option<PathBuf>,
-    /// Issue 5: metric scripts and checks (`[metrics]`, `[[check]]`).
+    /// Metric scripts and checks (`[metrics]`, `[[check]]`).
     pub metrics: MetricsConfig,
-    /// Issue 7: incident lifecycle, nag, spikes, briefing (`[incidents]`).
+    /// Incident lifecycle, nag, spikes, briefing (`[incidents]`).
     pub incidents: IncidentsConfig,
     /// `[[escalate]]` rules, the built-in ones and the noise threshold (`[escalation]`).
     pub escalation: EscalationConfig,
@@ -287,7 +287,7 @@ pub struct NtfyConfig {
     pub topic: String,
     pub token: Option<Secret>,
     pub timeout: Duration,
-    /// Issue 7: actions, click URL, Basic auth, retries, quiet hours, hourly cap
+    /// Actions, click URL, Basic auth, retries, quiet hours, hourly cap
     /// (validated in `config/ntfy.rs`).
     pub more: ntfy::NtfyMore,
 }
@@ -603,7 +603,7 @@ impl Validator {
         let (investigator, llm) = self.investigator(raw.investigator.unwrap_or_default());
         let redact = self.redact(raw.redact);
         let ntfy = raw.ntfy.and_then(|n| self.ntfy(n, &state_dir));
-        // issue 8: self-monitoring
+        // Self-monitoring
         let metrics_textfile = match raw.metrics_textfile.as_deref() {
             None => None,
             Some(p) if p.ends_with(".prom") => Some(self.path(p)),
@@ -1040,7 +1040,7 @@ impl Validator {
         self.unknown("ntfy", &n.extra, raw::RawNtfy::KEYS);
         let has_token = n.token_file.is_some() || n.token_env.is_some();
         let topic = n.topic.clone().unwrap_or_default();
-        let more = self.ntfy_more(&mut n, &topic, has_token, state_dir); // issue 7
+        let more = self.ntfy_more(&mut n, &topic, has_token, state_dir);
         let server = match n.server {
             Some(s) if s.starts_with("http://") || s.starts_with("https://") => {
                 s.trim_end_matches('/').to_string()
@@ -1250,10 +1250,10 @@ impl fmt::Display for Config {
                     None => {}
                 }
                 writeln!(f, "timeout = {:?}", duration::format(n.timeout))?;
-                write!(f, "{}", n.more)?; // issue 7
+                write!(f, "{}", n.more)?;
             }
         }
-        write!(f, "{}", self.metrics)?; // Issue 5
+        write!(f, "{}", self.metrics)?;
         Ok(())
     }
 }

@@ -1,4 +1,4 @@
-//! Issue 7: the `[ntfy]` keys beyond server, topic and token: Basic auth, the control
+//! The `[ntfy]` keys beyond server, topic and token: Basic auth, the control
 //! topic of the Ack/Mute actions, the click URL template, retries, quiet hours per
 //! severity and the hourly cap.
 

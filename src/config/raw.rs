@@ -19,13 +19,13 @@ pub struct RawConfig {
     pub investigator: Option<RawInvestigator>,
     pub ntfy: Option<RawNtfy>,
     pub redact: Option<RawRedact>,
-    // issue 8: self-monitoring
+    // Self-monitoring
     pub metrics_textfile: Option<String>,
-    // Issue 5: metric scripts and their checks.
+    // Metric scripts and their checks.
     pub metrics: Option<RawMetrics>,
     #[serde(default)]
     pub check: Vec<RawCheck>,
-    // Issue 7: incident lifecycle, nag, spikes, briefing.
+    // Incident lifecycle, nag, spikes, briefing.
     pub incidents: Option<super::incidents::RawIncidents>,
     // Escalation rules and the built-in ones.
     #[serde(default)]
@@ -163,7 +163,7 @@ pub struct RawInvestigator {
     pub max_turns: Option<i64>,
     #[serde(default)]
     pub extra_args: Vec<String>,
-    // Issue 6: evidence, safety, budgets, the anthropic-api backend.
+    // Evidence, safety, budgets, the anthropic-api backend.
     pub runbook: Option<String>,
     pub evidence_tokens: Option<i64>,
     pub deploy_repo: Option<String>,
@@ -256,7 +256,7 @@ pub struct RawNtfy {
     pub token_file: Option<String>,
     pub token_env: Option<String>,
     pub timeout: Option<String>,
-    // issue 7: auth by user and password, actions, click URL, retries, quiet hours, cap
+    // Auth by user and password, actions, click URL, retries, quiet hours, cap
     pub username: Option<String>,
     pub password: Option<String>,
     pub password_file: Option<String>,
@@ -294,7 +294,7 @@ impl RawNtfy {
     ];
 }
 
-// Issue 5: `[metrics]` and `[[check]]` (validated in `config/metrics.rs`).
+// `[metrics]` and `[[check]]` (validated in `config/metrics.rs`).
 
 /// `[metrics]`: where the scripts are and how they run; storage retention.
 #[derive(Debug, Default, Deserialize)]

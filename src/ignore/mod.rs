@@ -2,8 +2,6 @@
 //! (like amtool silences: pattern, scope, expiry, comment) that the `logwarden ignore`
 //! commands edit without disturbing the user's own comments and formatting.
 
-pub mod cli;
-
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};

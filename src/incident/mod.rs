@@ -3,7 +3,6 @@
 //! written atomically; a user's notes below the marker line survive every rewrite.
 
 pub mod briefing;
-pub mod cli;
 pub mod index;
 pub mod lifecycle;
 pub mod page;
@@ -352,7 +351,7 @@ pub fn render_kept(i: &IncidentRow, body: &str, extras: &Extras) -> String {
     format!("{}{body}{}", &fresh[..fm_end], &after[tail_start(after)..])
 }
 
-/// Renders the page of an incident, with a metric section (issue 5: the explanation,
+/// Renders the page of an incident, with a metric section (the explanation,
 /// sparkline and chart links of a metric incident, as markdown) after the summary.
 pub fn render_with_metric(i: &IncidentRow, d: Option<&Diagnosis>, metric: Option<&str>) -> String {
     let mut s = String::new();

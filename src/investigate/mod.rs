@@ -126,7 +126,7 @@ fn ask(
     };
     let prompt = match prompt::TriggerKind::from_incident_kind(&inc.kind) {
         prompt::TriggerKind::Spike => prompt::spike(config, inc, "unknown", "unknown", &evidence),
-        // Issue 5: metric incidents bring the facts of the finding they were opened on.
+        // Metric incidents bring the facts of the finding they were opened on.
         k @ (prompt::TriggerKind::MetricThreshold
         | prompt::TriggerKind::Anomaly
         | prompt::TriggerKind::Disk

@@ -294,13 +294,17 @@ impl<'a> Tools<'a> {
         Ok(s)
     }
 
-    fn git_log(&self, input: &Value) -> Result<String, String> {
-        let repo = self
-            .config
+    /// The deploy repository the git tools read, when one is configured.
+    fn deploy_repo(&self) -> Result<&std::path::Path, String> {
+        self.config
             .llm
             .deploy_repo
-            .as_ref()
-            .ok_or("no deploy_repo")?;
+            .as_deref()
+            .ok_or_else(|| "no deploy_repo".to_string())
+    }
+
+    fn git_log(&self, input: &Value) -> Result<String, String> {
+        let repo = self.deploy_repo()?;
         let n = input["count"].as_u64().unwrap_or(15).clamp(1, 50);
         git(
             self.config,
@@ -316,12 +320,7 @@ impl<'a> Tools<'a> {
     }
 
     fn git_show(&self, input: &Value) -> Result<String, String> {
-        let repo = self
-            .config
-            .llm
-            .deploy_repo
-            .as_ref()
-            .ok_or("no deploy_repo")?;
+        let repo = self.deploy_repo()?;
         let rev = input["commit"].as_str().unwrap_or("").trim();
         if !valid_rev(rev) {
             return Err(format!(

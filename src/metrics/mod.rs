@@ -15,7 +15,6 @@
 pub mod anomaly;
 pub mod chart;
 pub mod checks;
-pub mod cli;
 pub mod exposition;
 pub mod script;
 
@@ -369,15 +368,15 @@ fn apply(
 ) -> Result<(), StoreError> {
     let evidence = serde_json::to_string(f).expect("findings serialise");
     let sample = explain(f);
+    let title: String = config
+        .redact
+        .redactor
+        .clean(title)
+        .chars()
+        .take(120)
+        .collect();
     match open {
         None if f.firing => {
-            let title: String = config
-                .redact
-                .redactor
-                .clean(title)
-                .chars()
-                .take(120)
-                .collect();
             if dry_run || run_id.is_none() {
                 report
                     .opened
@@ -412,13 +411,6 @@ fn apply(
             report.opened.push((id, title));
         }
         Some(id) if f.firing || f.breaching => {
-            let title: String = config
-                .redact
-                .redactor
-                .clean(title)
-                .chars()
-                .take(120)
-                .collect();
             batch.update_metric_incident(id, &[sample], &title, now)?;
             batch.save_metric_alert(id, &f.check, &f.series, &evidence, now)?;
             report.updated.push(id);
@@ -562,7 +554,7 @@ pub fn summaries(store: &Store, now: DateTime<Utc>) -> Vec<(String, String, Vec<
 }
 
 /// The investigator's prompt for a metric incident: its kind's template, with the facts
-/// of the finding it was opened on (issue 5; called from `investigate`).
+/// of the finding it was opened on (called from `investigate`).
 pub fn prompt(
     config: &Config,
     store: &Store,

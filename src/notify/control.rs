@@ -1,4 +1,4 @@
-//! Issue 7: acknowledging and muting from the phone.
+//! Acknowledging and muting from the phone.
 //!
 //! Incident notifications carry ntfy `http` actions (Ack, Mute 24h) that publish a
 //! signed line to a private control topic; each run polls that topic and applies

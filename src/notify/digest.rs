@@ -1,4 +1,4 @@
-//! Issue 7: sending the outbox: quiet hours per severity, the hourly cap with one
+//! Sending the outbox: quiet hours per severity, the hourly cap with one
 //! digest for the rest, and actions on incident notifications.
 //!
 //! - A notification whose severity is in its quiet hours stays in the outbox and
@@ -53,60 +53,35 @@ pub struct Flush {
 impl Flush {
     /// What the summary line adds to sent/failed/not sent, when there is anything.
     pub fn extra(&self) -> String {
-        let mut s = String::new();
-        if self.folded > 0 {
-            s.push_str(&format!(
-                ", {} folded into a digest (hourly cap)",
-                self.folded
-            ));
-        }
-        if self.held_quiet > 0 {
-            s.push_str(&format!(", {} held for quiet hours", self.held_quiet));
-        }
-        if self.held_cap > 0 {
-            s.push_str(&format!(
-                ", {} held for the next hour (hourly cap)",
-                self.held_cap
-            ));
-        }
-        if self.expired > 0 {
-            s.push_str(&format!(
-                ", {} not sent in time (folded into a digest)",
-                self.expired
-            ));
-        }
-        if self.reconciled > 0 {
-            s.push_str(&format!(
-                ", {} reconciled (found delivered on ntfy, not resent)",
-                self.reconciled
-            ));
-        }
-        if self.in_doubt > 0 {
-            s.push_str(&format!(
-                ", {} in doubt (no answer from ntfy; checked before any resend)",
-                self.in_doubt
-            ));
-        }
-        if self.held_doubt > 0 {
-            s.push_str(&format!(
-                ", {} in doubt held (ntfy could not be checked)",
-                self.held_doubt
-            ));
-        }
-        if self.doubt_resent > 0 {
-            s.push_str(&format!(
-                ", {} resent after {} in doubt (ntfy could not be checked; may arrive twice)",
-                self.doubt_resent,
-                crate::duration::format(DOUBT_LIMIT)
-            ));
-        }
-        if !self.dead.is_empty() {
-            s.push_str(&format!(
-                ", {} undeliverable (set aside, notice queued)",
-                self.dead.len()
-            ));
-        }
-        s
+        let resent = format!(
+            "resent after {} in doubt (ntfy could not be checked; may arrive twice)",
+            crate::duration::format(DOUBT_LIMIT)
+        );
+        let parts: [(u64, &str); 9] = [
+            (self.folded, "folded into a digest (hourly cap)"),
+            (self.held_quiet, "held for quiet hours"),
+            (self.held_cap, "held for the next hour (hourly cap)"),
+            (self.expired, "not sent in time (folded into a digest)"),
+            (
+                self.reconciled,
+                "reconciled (found delivered on ntfy, not resent)",
+            ),
+            (
+                self.in_doubt,
+                "in doubt (no answer from ntfy; checked before any resend)",
+            ),
+            (self.held_doubt, "in doubt held (ntfy could not be checked)"),
+            (self.doubt_resent, &resent),
+            (
+                self.dead.len() as u64,
+                "undeliverable (set aside, notice queued)",
+            ),
+        ];
+        parts
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!(", {n} {what}"))
+            .collect()
     }
 
     /// One line per notification set aside this run, for the run's summary.
@@ -365,7 +340,7 @@ pub fn flush(
 }
 
 /// The ntfy message of an outbox row without click URL or actions.
-fn plain(n: &OutboxRow) -> ntfy::Message {
+pub(super) fn plain(n: &OutboxRow) -> ntfy::Message {
     ntfy::Message {
         title: n.title.clone(),
         body: n.body.clone(),
@@ -410,31 +385,42 @@ fn message(
     Ok(m)
 }
 
-/// "7 more incidents: …" with their titles, within ntfy's limit.
-fn digest_note(over: &[OutboxRow], cap: u32) -> Notification {
-    let mut body = format!(
-        "More than {cap} notifications this hour; these {} are folded into this digest:\n\n",
-        over.len()
-    );
+/// Appends list lines to a digest's body while they fit within ntfy's limit, then how
+/// many did not.
+fn push_list(body: &mut String, lines: impl ExactSizeIterator<Item = String>) {
+    let total = lines.len();
     let mut listed = 0;
-    for n in over {
-        let line = format!(
-            "- [{}] {}\n",
-            n.severity,
-            crate::sanitize::md_inline(&n.title)
-        );
+    for line in lines {
         if body.len() + line.len() > super::MAX_BODY - 100 {
             break;
         }
         body.push_str(&line);
         listed += 1;
     }
-    if listed < over.len() {
+    if listed < total {
         body.push_str(&format!(
             "- … and {} more (`logwarden incidents`)\n",
-            over.len() - listed
+            total - listed
         ));
     }
+}
+
+/// "7 more incidents: …" with their titles, within ntfy's limit.
+fn digest_note(over: &[OutboxRow], cap: u32) -> Notification {
+    let mut body = format!(
+        "More than {cap} notifications this hour; these {} are folded into this digest:\n\n",
+        over.len()
+    );
+    push_list(
+        &mut body,
+        over.iter().map(|n| {
+            format!(
+                "- [{}] {}\n",
+                n.severity,
+                crate::sanitize::md_inline(&n.title)
+            )
+        }),
+    );
     let what = if over.iter().all(|n| n.incident_id.is_some()) {
         "incidents"
     } else {
@@ -536,30 +522,21 @@ fn expired_note(
         late.len(),
         crate::duration::format(max_age)
     );
-    let mut listed = 0;
-    for n in late {
-        let inc = n
-            .incident_id
-            .map(|i| format!(" (incident #{i})"))
-            .unwrap_or_default();
-        let line = format!(
-            "- {} [{}] {}{inc}\n",
-            n.created_at.format("%Y-%m-%d %H:%M"),
-            n.severity,
-            crate::sanitize::md_inline(&n.title)
-        );
-        if body.len() + line.len() > super::MAX_BODY - 100 {
-            break;
-        }
-        body.push_str(&line);
-        listed += 1;
-    }
-    if listed < late.len() {
-        body.push_str(&format!(
-            "- … and {} more (`logwarden incidents`)\n",
-            late.len() - listed
-        ));
-    }
+    push_list(
+        &mut body,
+        late.iter().map(|n| {
+            let inc = n
+                .incident_id
+                .map(|i| format!(" (incident #{i})"))
+                .unwrap_or_default();
+            format!(
+                "- {} [{}] {}{inc}\n",
+                n.created_at.format("%Y-%m-%d %H:%M"),
+                n.severity,
+                crate::sanitize::md_inline(&n.title)
+            )
+        }),
+    );
     (
         severity.clone(),
         Notification {
@@ -574,4 +551,50 @@ fn expired_note(
             tags: format!("{},hourglass,late", super::tags(&severity)),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extra_names_only_what_happened_in_order() {
+        assert_eq!(Flush::default().extra(), "");
+        let f = Flush {
+            held_quiet: 2,
+            reconciled: 1,
+            doubt_resent: 3,
+            dead: vec![(7, Some(1), "refused".into())],
+            ..Flush::default()
+        };
+        assert_eq!(
+            f.extra(),
+            format!(
+                ", 2 held for quiet hours, 1 reconciled (found delivered on ntfy, not resent), \
+                 3 resent after {} in doubt (ntfy could not be checked; may arrive twice), \
+                 1 undeliverable (set aside, notice queued)",
+                crate::duration::format(DOUBT_LIMIT)
+            )
+        );
+    }
+
+    #[test]
+    fn a_list_stops_where_ntfy_s_limit_would_be_passed_and_says_how_many_more() {
+        let mut body = String::from("head\n");
+        push_list(
+            &mut body,
+            ["- a\n".to_string(), "- b\n".to_string()].into_iter(),
+        );
+        assert_eq!(body, "head\n- a\n- b\n");
+        let line = format!("- {}\n", "x".repeat(1000));
+        let mut body = String::new();
+        push_list(&mut body, vec![line.clone(); 1000].into_iter());
+        let shown = (crate::notify::MAX_BODY - 100) / line.len();
+        assert_eq!(body.matches("- x").count(), shown);
+        assert!(body.ends_with(&format!(
+            "- … and {} more (`logwarden incidents`)\n",
+            1000 - shown
+        )));
+        assert!(body.len() <= crate::notify::MAX_BODY);
+    }
 }

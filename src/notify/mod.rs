@@ -134,7 +134,7 @@ pub fn severity_tags(severity: &str) -> String {
     }
 }
 
-// Issue 7: the HTTP side lives in `ntfy.rs`, the flush (quiet hours, hourly cap,
+// The HTTP side lives in `ntfy.rs`, the flush (quiet hours, hourly cap,
 // digest) in `digest.rs`, the phone's Ack and Mute in `control.rs`.
 pub mod control;
 pub mod digest;
@@ -176,15 +176,7 @@ pub fn send_test(config: &crate::config::Config) -> Result<String, String> {
 /// `notify test`), with the retries of [`ntfy::send`].
 pub fn publish(cfg: &NtfyConfig, n: &OutboxRow) -> Result<(), String> {
     let client = ntfy::client(cfg)?;
-    let m = ntfy::Message {
-        title: n.title.clone(),
-        body: n.body.clone(),
-        priority: n.priority,
-        tags: n.tags.clone(),
-        click: None,
-        actions: None,
-    };
-    ntfy::send(cfg, &client, &m).map_err(|f| f.message)
+    ntfy::send(cfg, &client, &digest::plain(n)).map_err(|f| f.message)
 }
 
 #[cfg(test)]

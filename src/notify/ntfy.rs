@@ -1,4 +1,4 @@
-//! Issue 7: ntfy over HTTP: the publish request (title, priority, tags, markdown,
+//! ntfy over HTTP: the publish request (title, priority, tags, markdown,
 //! click URL, actions), authentication by token or by user and password, and retries
 //! with backoff on 429 and 5xx within a run.
 

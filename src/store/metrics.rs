@@ -1,4 +1,4 @@
-//! The SQL of metrics (issue 5): series, raw samples with hourly rollups, script runs,
+//! The SQL of metrics: series, raw samples with hourly rollups, script runs,
 //! retention, and the small part of the incident lifecycle metric checks need (update
 //! an open metric incident, resolve it when the metric recovers).
 //!

@@ -138,7 +138,7 @@ const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );",
-    // 4 (issue 5): metric series, raw samples, hourly rollups, script runs, and the
+    // 4: metric series, raw samples, hourly rollups, script runs, and the
     // evidence of metric incidents.
     "CREATE TABLE metric_series (
         id INTEGER PRIMARY KEY,

@@ -8,7 +8,7 @@ mod llm;
 mod memory;
 mod metrics;
 mod migrations;
-// issue 8: the queries of `status`, `doctor` and the metrics textfile.
+// The queries of `status`, `doctor` and the metrics textfile.
 mod ops;
 // the digests (hourly cap, age limit) and dead letters
 mod outbox;
@@ -86,6 +86,16 @@ pub struct SignatureRow {
     pub first_seen: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
     pub count: u64,
+}
+
+/// A `templates` row selected as `group_id, template, count`.
+fn template_record(r: &rusqlite::Row) -> rusqlite::Result<TemplateRecord> {
+    let g: String = r.get(0)?;
+    Ok(TemplateRecord {
+        group: GroupId(u64::from_str_radix(&g, 16).unwrap_or(0)),
+        template: r.get(1)?,
+        count: r.get::<_, i64>(2)? as u64,
+    })
 }
 
 /// An incident as stored.
@@ -258,14 +268,7 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT group_id, template, count FROM templates WHERE leaf = ?1 ORDER BY rowid",
         )?;
-        let rows = stmt.query_map([leaf as i64], |r| {
-            let g: String = r.get(0)?;
-            Ok(TemplateRecord {
-                group: GroupId(u64::from_str_radix(&g, 16).unwrap_or(0)),
-                template: r.get(1)?,
-                count: r.get::<_, i64>(2)? as u64,
-            })
-        })?;
+        let rows = stmt.query_map([leaf as i64], template_record)?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
@@ -282,14 +285,7 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare("SELECT group_id, template, count FROM templates ORDER BY rowid")?;
-        let rows = stmt.query_map([], |r| {
-            let g: String = r.get(0)?;
-            Ok(TemplateRecord {
-                group: GroupId(u64::from_str_radix(&g, 16).unwrap_or(0)),
-                template: r.get(1)?,
-                count: r.get::<_, i64>(2)? as u64,
-            })
-        })?;
+        let rows = stmt.query_map([], template_record)?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
@@ -409,24 +405,14 @@ impl Store {
     /// was made while the clock ran ahead: it is due too, not held until that time.
     pub fn due_notifications(&self, now: DateTime<Utc>) -> Result<Vec<OutboxRow>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, incident_id, title, body, priority, tags, attempts, created_at, severity, kind FROM outbox
-             WHERE sent_at IS NULL AND dead_at IS NULL AND (next_attempt_at <= ?1 OR created_at > ?1)
-             ORDER BY id",
+            &format!(
+                "SELECT {} FROM outbox
+                 WHERE sent_at IS NULL AND dead_at IS NULL AND (next_attempt_at <= ?1 OR created_at > ?1)
+                 ORDER BY id",
+                outbox::ROW
+            ),
         )?;
-        let rows = stmt.query_map([ts(now)], |r| {
-            Ok(OutboxRow {
-                id: r.get(0)?,
-                incident_id: r.get(1)?,
-                title: r.get(2)?,
-                body: r.get(3)?,
-                priority: r.get::<_, i64>(4)? as u8,
-                tags: r.get(5)?,
-                attempts: r.get::<_, i64>(6)? as u32,
-                created_at: parse_ts(&r.get::<_, String>(7)?),
-                severity: r.get(8)?,
-                kind: r.get(9)?,
-            })
-        })?;
+        let rows = stmt.query_map([ts(now)], outbox::outbox_row)?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 

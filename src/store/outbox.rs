@@ -20,10 +20,10 @@ pub struct DeadLetter {
     pub dead_at: String,
 }
 
-const ROW: &str =
+pub(super) const ROW: &str =
     "id, incident_id, title, body, priority, tags, attempts, created_at, severity, kind";
 
-fn outbox_row(r: &rusqlite::Row) -> rusqlite::Result<OutboxRow> {
+pub(super) fn outbox_row(r: &rusqlite::Row) -> rusqlite::Result<OutboxRow> {
     Ok(OutboxRow {
         id: r.get(0)?,
         incident_id: r.get(1)?,

@@ -266,15 +266,10 @@ fn kill_storm_gives_one_incident_one_file_one_page_per_signature() {
 
     // One incident per signature, its occurrences exact.
     let db = rusqlite::Connection::open(t.path("state/logwarden.db")).unwrap();
-    let rows: Vec<(i64, String, i64, String, Option<String>)> = db
-        .prepare("SELECT id, signature, occurrences, samples, file_path FROM incidents")
-        .unwrap()
-        .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
+    let rows: Vec<(i64, String, i64, String, Option<String>)> = rows5(
+        &db,
+        "SELECT id, signature, occurrences, samples, file_path FROM incidents",
+    );
     let name_re = regex::Regex::new(r"(svc\d{3}\.jobs):").unwrap();
     let mut counted: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for (id, _, occurrences, samples, _) in &rows {
@@ -314,15 +309,10 @@ fn kill_storm_gives_one_incident_one_file_one_page_per_signature() {
 
     // Every notification delivered exactly once; one incident page per incident.
     type OutboxRow = (i64, Option<i64>, String, Option<String>, Option<String>);
-    let outbox: Vec<OutboxRow> = db
-        .prepare("SELECT id, incident_id, kind, sent_at, last_error FROM outbox")
-        .unwrap()
-        .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
+    let outbox: Vec<OutboxRow> = rows5(
+        &db,
+        "SELECT id, incident_id, kind, sent_at, last_error FROM outbox",
+    );
     let tag_re = regex::Regex::new(r"(?:^|,)lw-(\d+)-[0-9a-f]{32}(?:,|$)").unwrap();
     let mut delivered: HashMap<i64, usize> = HashMap::new();
     for m in ntfy.messages() {
@@ -384,4 +374,23 @@ fn wait_bounded(child: &mut std::process::Child, what: &str) -> std::process::Ex
         std::thread::sleep(Duration::from_millis(5));
         waited += Duration::from_millis(5);
     }
+}
+
+/// Every row of a query of five columns.
+fn rows5<A, B, C, D, E>(db: &rusqlite::Connection, sql: &str) -> Vec<(A, B, C, D, E)>
+where
+    A: rusqlite::types::FromSql,
+    B: rusqlite::types::FromSql,
+    C: rusqlite::types::FromSql,
+    D: rusqlite::types::FromSql,
+    E: rusqlite::types::FromSql,
+{
+    db.prepare(sql)
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect()
 }

@@ -1,4 +1,4 @@
-//! Issue 7: acknowledging and muting from the phone through ntfy's action buttons and
+//! Acknowledging and muting from the phone through ntfy's action buttons and
 //! a private control topic; forged and replayed control messages are refused.
 
 use crate::util::*;

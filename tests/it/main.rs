@@ -12,7 +12,7 @@ mod claude_real;
 mod cli;
 mod clock;
 mod config;
-// issue 7: Ack and Mute from the phone
+// Ack and Mute from the phone
 mod control;
 mod crash;
 // pages sent once: publishes in doubt are checked on the topic
@@ -38,7 +38,7 @@ mod sources;
 // incidents that say the truth: severities, titles, front matter, metric pages
 mod truth;
 mod watch;
-// issue 8: install, doctor, status, self-monitoring
+// Install, doctor, status, self-monitoring
 mod doctor;
 mod install;
 mod installed;

@@ -100,20 +100,7 @@ fn setup() -> Test {
     let t = Test::new();
     let repo = t.path("repo");
     std::fs::create_dir_all(&repo).unwrap();
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(&repo)
-            .env("GIT_AUTHOR_NAME", "Ann")
-            .env("GIT_AUTHOR_EMAIL", "ann@example.com")
-            .env("GIT_COMMITTER_NAME", "Ann")
-            .env("GIT_COMMITTER_EMAIL", "ann@example.com")
-            .env("GIT_AUTHOR_DATE", "2026-11-22T09:00:00Z")
-            .env("GIT_COMMITTER_DATE", "2026-11-22T09:00:00Z")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
-    };
+    let git = |args: &[&str]| git(&repo, args);
     git(&["init", "-q"]);
     std::fs::write(
         repo.join("settings.py"),

@@ -17,10 +17,7 @@ fn one_incident_and_one_page_for_a_recurring_error_with_fresh_samples() {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();
     // Reminders (an unacked ERROR nags by default) are not what this test counts.
-    t.with_app_source(&format!(
-        "{}[incidents]\nnag = {{ critical = \"off\" }}\n",
-        ntfy.config("ops")
-    ));
+    t.with_app_and_ntfy(&ntfy, "");
     t.write(
         "app.log",
         &rec("10:00:00", "ERROR", "Gateway timeout for order 1"),

@@ -1,4 +1,4 @@
-//! Metric checks (issue 5): fake scripts print series (thresholds, trends, seasonality
+//! Metric checks: fake scripts print series (thresholds, trends, seasonality
 //! with spikes, level shifts), others hang or print junk; time moves with `--now`. The
 //! curated scripts in `scripts/` run for real.
 

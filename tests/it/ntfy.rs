@@ -199,10 +199,7 @@ fn a_storm_of_1000_errors_makes_at_most_the_cap_and_one_digest() {
     let t = Test::new();
     // max_per_hour: 10 by default; reminders of the unacked errors (critical by default)
     // would go through the same cap, but they are not what this test counts
-    t.with_app_source(&format!(
-        "{}[incidents]\nnag = {{ critical = \"off\" }}\n",
-        ntfy.config("ops")
-    ));
+    t.with_app_and_ntfy(&ntfy, "");
     t.write("app.log", &storm(0..1000));
     let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
     assert_eq!(t.incidents().len(), 1000, "{}", r.stdout);
@@ -261,10 +258,7 @@ fn a_storm_of_1000_errors_makes_at_most_the_cap_and_one_digest() {
 fn quiet_hours_hold_a_warning_until_they_end_but_never_a_critical() {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();
-    t.with_app_source(&format!(
-        "{}timezone = \"+01:00\"\n[ntfy.quiet_hours]\nwarning = \"22:00-07:00\"\ninfo = \"20:00-09:00\"\n[incidents]\nnag = {{ critical = \"off\" }}\n",
-        ntfy.config("ops")
-    ));
+    t.with_app_and_ntfy(&ntfy, "timezone = \"+01:00\"\n[ntfy.quiet_hours]\nwarning = \"22:00-07:00\"\ninfo = \"20:00-09:00\"\n");
     // a WARNING is a warning; an ERROR and a CRITICAL are critical (they page)
     t.write(
         "app.log",

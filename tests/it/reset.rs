@@ -22,9 +22,8 @@ fn by_id(t: &Test, id: i64) -> serde_json::Value {
         .unwrap_or_else(|| panic!("no incident #{id}"))
 }
 
-/// Two incidents paged, one noted and one acked (and, with `resolve`, the first
-/// resolved); returns the pages' text by file name.
-fn two_incidents(t: &Test, resolve: bool) -> Vec<(std::path::PathBuf, String)> {
+/// An ERROR and a CRITICAL in the app log, read by a run: incidents #1 and #2.
+fn two_errors_run(t: &Test) {
     t.write(
         "app.log",
         &[
@@ -34,6 +33,12 @@ fn two_incidents(t: &Test, resolve: bool) -> Vec<(std::path::PathBuf, String)> {
         .concat(),
     );
     t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+}
+
+/// Two incidents paged, one noted and one acked (and, with `resolve`, the first
+/// resolved); returns the pages' text by file name.
+fn two_incidents(t: &Test, resolve: bool) -> Vec<(std::path::PathBuf, String)> {
+    two_errors_run(t);
     t.ok(&[
         "incidents",
         "note",
@@ -272,15 +277,7 @@ fn an_older_copy_of_the_database_is_brought_up_to_the_pages() {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();
     t.with_app_source(&format!("{}{NO_NAG}", ntfy.config("ops")));
-    t.write(
-        "app.log",
-        &[
-            rec("10:00:00", "ERROR", "Invoice 7 PDF render failed"),
-            rec("10:00:10", "CRITICAL", "Database disk full on volume 3"),
-        ]
-        .concat(),
-    );
-    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    two_errors_run(&t);
     let copy = |from: &str, to: &str| {
         for s in ["", "-wal"] {
             let f = t.path(&format!("{from}/logwarden.db{s}"));

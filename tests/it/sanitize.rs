@@ -33,10 +33,7 @@ fn assert_clean(what: &str, text: &str) {
 fn a_control_character_in_a_critical_line_never_silences_alerting() {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();
-    t.with_app_source(&format!(
-        "{}[incidents]\nnag = {{ critical = \"off\" }}\n",
-        ntfy.config("ops")
-    ));
+    t.with_app_and_ntfy(&ntfy, "");
     t.write("app.log", &line("10:00:00", "CRITICAL", NASTY));
     let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
     assert!(r.stdout.contains("1 sent, 0 failed"), "{}", r.stdout);
@@ -131,10 +128,7 @@ fn a_message_ntfy_refuses_never_blocks_the_others_and_is_set_aside_after_three_t
     let ntfy = FakeNtfy::start(None);
     ntfy.refuse_containing("Ledger export", 413);
     let t = Test::new();
-    t.with_app_source(&format!(
-        "{}[incidents]\nnag = {{ critical = \"off\" }}\n",
-        ntfy.config("ops")
-    ));
+    t.with_app_and_ntfy(&ntfy, "");
     t.write(
         "app.log",
         &format!(
@@ -254,10 +248,7 @@ fn notifications_older_than_max_age_end_in_one_digest_never_in_silence() {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();
     // Reminders of the unacked errors (critical by default) are not what this test counts.
-    t.with_app_source(&format!(
-        "{}max_age = \"1h\"\n[incidents]\nnag = {{ critical = \"off\" }}\n",
-        ntfy.config("ops")
-    ));
+    t.with_app_and_ntfy(&ntfy, "max_age = \"1h\"\n");
     t.write(
         "app.log",
         &line("10:00:00", "ERROR", "Payment provider timeout"),

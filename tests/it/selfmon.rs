@@ -26,7 +26,7 @@ fn textfile_has_the_run_figures_and_keeps_the_last_success_when_a_run_fails() {
     };
     t.write("logwarden.toml", &config("state"));
     t.write("app.log", ERROR_LINE);
-    ntfy.fail_next(&[503, 503, 503]); // issue 7: three attempts
+    ntfy.fail_next(&[503, 503, 503]); // three attempts
     let now = "2026-11-22T10:05:00Z";
     t.ok(&["run", "--now", now]);
     let text = t.read(prom);

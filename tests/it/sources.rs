@@ -9,11 +9,9 @@ use crate::util::*;
 
 #[test]
 fn loguru_json_with_traceback_extra_and_a_corrupt_line() {
-    if !have_loguru() {
+    let Some(t) = api_json() else {
         return;
-    }
-    let t = Test::new();
-    t.config("[[source]]\nname = \"api\"\nkind = \"loguru-json\"\npath = \"api.json\"\nfrom = \"start\"\n");
+    };
     t.loguru(
         r#"
 logger.add("api.json", serialize=True)
@@ -158,6 +156,17 @@ fn text_source_without_levels_uses_default_level() {
     );
 }
 
+/// A test whose one source, `api`, reads loguru JSON from `api.json`. None without
+/// loguru.
+fn api_json() -> Option<Test> {
+    if !have_loguru() {
+        return None;
+    }
+    let t = Test::new();
+    t.config("[[source]]\nname = \"api\"\nkind = \"loguru-json\"\npath = \"api.json\"\nfrom = \"start\"\n");
+    Some(t)
+}
+
 fn python_or_skip() -> Option<std::path::PathBuf> {
     let p = python();
     if p.is_none() {
@@ -182,6 +191,20 @@ fn py(t: &Test, code: &str) {
 }
 
 const LOGS_SCHEMA: &str = "CREATE TABLE logs (id INTEGER PRIMARY KEY, created_at TEXT, level INTEGER, level_name TEXT, logger_name TEXT, message TEXT, function_name TEXT, module TEXT, filename TEXT, line_number INTEGER, exception TEXT, stack_trace TEXT, extra TEXT)";
+
+/// A test whose one source is the sqlite `log` preset on `app.db`: the preset's table
+/// made, then `rows` (Python with the open connection `db`) run and committed. None
+/// without Python.
+fn log_preset_db(rows: &str) -> Option<Test> {
+    python_or_skip()?;
+    let t = Test::new();
+    t.config("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app.db\"\npreset = \"log\"\nfrom = \"start\"\n");
+    py(
+        &t,
+        &format!("import sqlite3\ndb = sqlite3.connect('app.db')\ndb.execute('CREATE TABLE log (Created REAL, Name TEXT, LogLevel INTEGER, LogLevelName TEXT, Message TEXT, Module TEXT, FuncName TEXT, LineNo INTEGER, Exception TEXT)')\n{rows}\ndb.commit()"),
+    );
+    Some(t)
+}
 
 fn insert_logs(t: &Test, rows: &[(&str, &str, &str)]) {
     let values: Vec<String> = rows
@@ -233,15 +256,11 @@ fn sqlite_logs_preset_reads_new_rows_incrementally() {
 
 #[test]
 fn sqlite_log_preset_with_numeric_levels_and_unix_times() {
-    if python_or_skip().is_none() {
+    let Some(t) = log_preset_db(
+        "db.executemany('INSERT INTO log VALUES (?,?,?,?,?,?,?,?,?)', [(1763805600.25, 'app', 20, 'INFO', 'hello', 'm', 'f', 1, None), (1763805601.5, 'app', 50, 'CRITICAL', 'Ledger out of balance by 3 cents', 'm', 'f', 2, 'ValueError: negative')])",
+    ) else {
         return;
-    }
-    let t = Test::new();
-    t.config("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app.db\"\npreset = \"log\"\nfrom = \"start\"\n");
-    py(
-        &t,
-        "import sqlite3\ndb = sqlite3.connect('app.db')\ndb.execute('CREATE TABLE log (Created REAL, Name TEXT, LogLevel INTEGER, LogLevelName TEXT, Message TEXT, Module TEXT, FuncName TEXT, LineNo INTEGER, Exception TEXT)')\ndb.executemany('INSERT INTO log VALUES (?,?,?,?,?,?,?,?,?)', [(1763805600.25, 'app', 20, 'INFO', 'hello', 'm', 'f', 1, None), (1763805601.5, 'app', 50, 'CRITICAL', 'Ledger out of balance by 3 cents', 'm', 'f', 2, 'ValueError: negative')])\ndb.commit()",
-    );
+    };
     t.ok(&["run"]);
     let inc = t.incidents();
     assert_eq!(inc.len(), 1);
@@ -505,15 +524,11 @@ fn sqlite_in_wal_mode_after_the_app_closed_it() {
 /// not read as a huge (critical) one.
 #[test]
 fn sqlite_rows_with_unreadable_levels_are_kept_as_errors() {
-    if python_or_skip().is_none() {
+    let Some(t) = log_preset_db(
+        "rows = [(None, 'Payment gateway refused the card'), (b'\\x01\\x02', 'Disk full'), (-1, 'Webhook signature mismatch for shop number seven today'), ('bogus', 'Cache stampede'), ('warn', 'Slow query on orders table took long'), ('Fatal', 'Ledger out of balance by many cents and more here now'), ('info', 'hello'), (20, 'started')]\ndb.executemany('INSERT INTO log VALUES (1763805600, \"app\", ?, NULL, ?, \"m\", \"f\", 1, NULL)', rows)",
+    ) else {
         return;
-    }
-    let t = Test::new();
-    t.config("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app.db\"\npreset = \"log\"\nfrom = \"start\"\n");
-    py(
-        &t,
-        "import sqlite3\ndb = sqlite3.connect('app.db')\ndb.execute('CREATE TABLE log (Created REAL, Name TEXT, LogLevel INTEGER, LogLevelName TEXT, Message TEXT, Module TEXT, FuncName TEXT, LineNo INTEGER, Exception TEXT)')\nrows = [(None, 'Payment gateway refused the card'), (b'\\x01\\x02', 'Disk full'), (-1, 'Webhook signature mismatch for shop number seven today'), ('bogus', 'Cache stampede'), ('warn', 'Slow query on orders table took long'), ('Fatal', 'Ledger out of balance by many cents and more here now'), ('info', 'hello'), (20, 'started')]\ndb.executemany('INSERT INTO log VALUES (1763805600, \"app\", ?, NULL, ?, \"m\", \"f\", 1, NULL)', rows)\ndb.commit()",
-    );
+    };
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
     let inc = t.incidents();
     let by_title = |needle: &str| -> &serde_json::Value {
@@ -607,11 +622,9 @@ for kind in (ValueError, TypeError, ValueError):
 /// one that says nothing of an error is reported with its line number.
 #[test]
 fn loguru_json_huge_deep_and_broken_lines_lose_no_error() {
-    if !have_loguru() {
+    let Some(t) = api_json() else {
         return;
-    }
-    let t = Test::new();
-    t.config("[[source]]\nname = \"api\"\nkind = \"loguru-json\"\npath = \"api.json\"\nfrom = \"start\"\n");
+    };
     t.loguru(
         r#"
 logger.add("api.json", serialize=True)

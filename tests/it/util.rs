@@ -65,6 +65,15 @@ impl Test {
         ))
     }
 
+    /// The app source and `ntfy`'s `[ntfy]` section on topic `ops`, `ntfy_keys` added to
+    /// it, reminders off: they would add notifications a test does not count.
+    pub fn with_app_and_ntfy(&self, ntfy: &FakeNtfy, ntfy_keys: &str) -> &Self {
+        self.with_app_source(&format!(
+            "{}{ntfy_keys}[incidents]\nnag = {{ critical = \"off\" }}\n",
+            ntfy.config("ops")
+        ))
+    }
+
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.into(), v.into()));
         self
@@ -242,7 +251,7 @@ pub fn header_of<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a 
 /// `Actions` header's simple format, a `Click` URL, the expected Bearer token or Basic
 /// auth, no control character in a header value, which a real server answers with
 /// 400) and answers with the queued statuses (then 200), or with the status of a
-/// refusal the test set up for the message's text. Issue 7: it keeps what was
+/// refusal the test set up for the message's text. It keeps what was
 /// published per topic and serves it to pollers (`GET /<topic>/json?poll=1&since=…`)
 /// as ntfy's JSON message objects; topics in `anonymous_write` may be published to
 /// without credentials (ntfy's `write-only` access for everyone).
@@ -334,7 +343,7 @@ impl FakeNtfy {
                     (Some(_), None) => false,
                     (None, _) => true,
                 };
-                // issue 8: `doctor` probes ntfy's health endpoint and, with a token, the account.
+                // `doctor` probes ntfy's health endpoint and, with a token, the account.
                 if rec.method == "GET" && (rec.url == "/v1/health" || rec.url == "/v1/account") {
                     let (status, answer) = match (rec.url.as_str(), auth_ok) {
                         ("/v1/health", _) => (200, r#"{"healthy":true}"#),
@@ -354,7 +363,7 @@ impl FakeNtfy {
                         q.remove(0)
                     }
                 };
-                // issue 7: polling a topic's cached messages
+                // Polling a topic's cached messages
                 if rec.method == "GET" {
                     let polled = poll(&rec, &c.lock().unwrap(), &tg.lock().unwrap());
                     let (status, answer) = match polled {
@@ -521,7 +530,7 @@ impl FakeNtfy {
             .count()
     }
 
-    /// An `[ntfy]` section for this server. Retries wait 10 ms, not 1 s (issue 7).
+    /// An `[ntfy]` section for this server. Retries wait 10 ms, not 1 s.
     pub fn config(&self, topic: &str) -> String {
         format!(
             "[ntfy]\nserver = \"{}\"\ntopic = \"{topic}\"\nretry_delay = \"10ms\"\n",
@@ -765,7 +774,7 @@ fn check_publish(r: &Received, auth: Option<&str>, anonymous: bool) -> Vec<Strin
         (None, Some(a)) => p.push(format!("unexpected Authorization {a}")),
         (None, None) => {}
     }
-    // issue 7: actions and click URL as documented
+    // Actions and click URL as documented
     if let Some(a) = r.header("Actions") {
         if let Err(e) = parse_actions(a) {
             p.push(format!("Actions header `{a}`: {e}"));
@@ -973,3 +982,24 @@ pub fn shown_tags(m: &Received) -> String {
 /// Config lines that turn reminders off, for tests about something else (with the
 /// default severities every ERROR is critical, and critical incidents nag).
 pub const NO_NAG: &str = "[incidents]\nnag = { critical = \"off\" }\n";
+
+/// Runs git in `repo` as a fixed author at a fixed time (commits stay the same whatever
+/// the day or the machine's git identity).
+pub fn git(repo: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(repo)
+        .env("GIT_AUTHOR_NAME", "Ann")
+        .env("GIT_AUTHOR_EMAIL", "ann@example.com")
+        .env("GIT_COMMITTER_NAME", "Ann")
+        .env("GIT_COMMITTER_EMAIL", "ann@example.com")
+        .env("GIT_AUTHOR_DATE", "2026-11-22T09:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-11-22T09:00:00Z")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -4,13 +4,39 @@
 use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
+use clap::Subcommand;
 
-use super::chart;
-use super::checks::num;
-use crate::cli::MetricsCommand;
 use crate::config::Config;
+use crate::metrics::chart;
+use crate::metrics::checks::num;
 use crate::pipeline::{self, RunOptions};
 use crate::store::{ts, Store};
+
+/// `logwarden metrics …`.
+#[derive(Subcommand, Debug)]
+pub enum MetricsCommand {
+    /// A table of one metric's samples (a series key, or a name matching several) and a sparkline
+    Show {
+        name: String,
+        /// From when: 24h, 7d, yesterday, 2026-11-30 08:00, … as journalctl (older than the
+        /// raw retention comes from hourly rollups)
+        #[arg(
+            long,
+            default_value = "24h",
+            value_name = "TIME",
+            allow_hyphen_values = true
+        )]
+        since: String,
+        /// Print `[{"key", "check", "help", "from", "to", "rollups", "points"}]` as JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every check now (due or not); --dry-run keeps nothing and opens nothing
+    Check {
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
 
 fn time(t: i64) -> String {
     DateTime::<Utc>::from_timestamp(t, 0)
@@ -112,7 +138,7 @@ fn select<'a>(all: &'a [crate::store::SeriesRow], name: &str) -> Vec<&'a crate::
     if let Some(s) = all.iter().find(|s| s.key == name) {
         return vec![s];
     }
-    let Ok(want) = super::exposition::parse_sample(&format!("{name} 0")) else {
+    let Ok(want) = crate::metrics::exposition::parse_sample(&format!("{name} 0")) else {
         return Vec::new();
     };
     all.iter()
@@ -174,7 +200,7 @@ fn list_json(
             })
         })
         .collect();
-    crate::cli::print_json(&serde_json::json!({"checks": checks, "series": series}))?;
+    super::print_json(&serde_json::json!({"checks": checks, "series": series}))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -190,7 +216,7 @@ fn show(
     let all = store.metric_series()?;
     let series = select(&all, name);
     if series.is_empty() {
-        return Err(crate::cli::usage(format!(
+        return Err(super::usage(format!(
             "no metric `{name}` (see `logwarden metrics` for the list)"
         )));
     }
@@ -199,7 +225,7 @@ fn show(
             .iter()
             .map(|s| format!("  {} (check `{}`)", s.key, s.check))
             .collect();
-        return Err(crate::cli::usage(format!(
+        return Err(super::usage(format!(
             "`{name}` matches {} series; name one of them (a label more, or its full name):\n{}",
             series.len(),
             list.join("\n")
@@ -210,7 +236,7 @@ fn show(
         // Relative times count back from the newest sample unless --now is given.
         let anchor = DateTime::<Utc>::from_timestamp(to, 0).unwrap_or_default();
         let from = crate::timespec::parse(since, anchor)
-            .map_err(crate::cli::usage)?
+            .map_err(super::usage)?
             .timestamp();
         let span = std::time::Duration::from_secs(to.saturating_sub(from).max(0) as u64);
         if json {
@@ -313,7 +339,7 @@ fn show(
         crate::outln!();
     }
     if json {
-        crate::cli::print_json(&shown)?;
+        super::print_json(&shown)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,6 @@
-//! The command line: clap definitions and dispatch to the library.
+//! The command line: clap definitions, dispatch to the library, and what each command
+//! prints. It sits on top of the library and nothing in the library uses it, so the
+//! stages stay callable (and testable) without a terminal; one file per command group.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,9 +8,16 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
+mod ignore;
+mod incidents;
+mod metrics;
+mod ops;
+mod run;
+mod signatures;
+
+pub use metrics::MetricsCommand;
+
 use crate::config::{self, Config};
-use crate::ignore::IgnoreRules;
-use crate::pipeline::{self, RunOptions};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -71,7 +80,7 @@ pub enum Command {
         subcommand,
         after_help = "Examples:\n  logwarden ignore list\n  logwarden ignore add 'Connection reset by peer' --expires 7d --comment 'flaky upstream'"
     )]
-    Ignore(crate::ignore::cli::IgnoreCommand),
+    Ignore(ignore::IgnoreCommand),
     /// Replay log files against the ignore rules: hits per rule, and what would page
     #[command(
         after_help = "Examples:\n  logwarden replay /var/log/app/app.log /var/log/app/app.2026-11-29.log\n  logwarden replay app.log --source app --json"
@@ -105,9 +114,9 @@ pub enum Command {
         #[command(flatten)]
         config: ConfigArg,
         #[command(flatten)]
-        list: crate::incident::cli::ListArgs,
+        list: incidents::ListArgs,
         #[command(subcommand)]
-        command: Option<crate::incident::cli::IncidentsCommand>,
+        command: Option<incidents::IncidentsCommand>,
     },
     /// Print the briefing of the last days: totals, recurring noise with proposals, real incidents
     #[command(after_help = "Example:\n  logwarden briefing --days 7")]
@@ -123,10 +132,10 @@ pub enum Command {
     /// Notifications: send a test message through ntfy
     #[command(subcommand, after_help = "Example:\n  logwarden notify test")]
     Notify(NotifyCommand),
-    // issue 8: install, uninstall, doctor, status, completions, man (src/opscli.rs)
+    // install, uninstall, doctor, status, completions, man (src/cli/ops.rs)
     #[command(flatten)]
-    Ops(crate::opscli::OpsCommand),
-    /// Metrics (issue 5): list series with their last value and status; show one; run the checks
+    Ops(ops::OpsCommand),
+    /// Metrics: list series with their last value and status; show one; run the checks
     #[command(
         after_help = "Examples:\n  logwarden metrics\n  logwarden metrics show 'disk_used_percent{mount=\"/\"}' --since 7d\n  logwarden metrics check --dry-run"
     )]
@@ -156,33 +165,7 @@ pub enum Command {
     },
 }
 
-/// `logwarden metrics …` (issue 5).
-#[derive(Subcommand, Debug)]
-pub enum MetricsCommand {
-    /// A table of one metric's samples (a series key, or a name matching several) and a sparkline
-    Show {
-        name: String,
-        /// From when: 24h, 7d, yesterday, 2026-11-30 08:00, … as journalctl (older than the
-        /// raw retention comes from hourly rollups)
-        #[arg(
-            long,
-            default_value = "24h",
-            value_name = "TIME",
-            allow_hyphen_values = true
-        )]
-        since: String,
-        /// Print `[{"key", "check", "help", "from", "to", "rollups", "points"}]` as JSON
-        #[arg(long)]
-        json: bool,
-    },
-    /// Run every check now (due or not); --dry-run keeps nothing and opens nothing
-    Check {
-        #[arg(long)]
-        dry_run: bool,
-    },
-}
-
-/// `logwarden notify …` (issue 7).
+/// `logwarden notify …`.
 #[derive(Subcommand, Debug)]
 pub enum NotifyCommand {
     /// Publish a test notification to the ntfy topic; fails when ntfy is not configured or refuses
@@ -350,33 +333,6 @@ pub fn load(arg: &ConfigArg) -> anyhow::Result<Config> {
     Ok(Config::load(&path)?)
 }
 
-/// The templates `signatures` starts from: the watcher's (read-only; nothing is saved)
-/// when a config is named, so the ids printed are the ones its incidents and rules
-/// carry; else none (a fresh state).
-fn signatures_state(
-    arg: &ConfigArg,
-) -> anyhow::Result<(
-    crate::signature::Miner,
-    std::collections::BTreeMap<String, u32>,
-)> {
-    let named = arg.config.is_some() || std::env::var_os("LOGWARDEN_CONFIG").is_some();
-    if !named {
-        return Ok((crate::signature::Miner::new(), Default::default()));
-    }
-    let config = load(arg)?;
-    let levels = config
-        .sources
-        .first()
-        .map(|s| s.levels.clone())
-        .unwrap_or_default();
-    let db = config.database_path();
-    if !db.exists() {
-        return Ok((crate::signature::Miner::new(), levels));
-    }
-    let store = crate::store::Store::open_read_only(&db)?;
-    Ok((crate::signature::Miner::import(store.templates()?), levels))
-}
-
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     // The one reading of the clock: everything below takes `now` as a parameter.
     let given_now = cli.now;
@@ -388,151 +344,30 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             dry_run,
             json,
-        } => {
-            let config = load(&config)?;
-            let result = pipeline::run(&config, &RunOptions { now, dry_run });
-            // issue 8: metrics textfile, and a failed run reported through ntfy
-            for line in crate::selfmon::after_run(&config, now, &result) {
-                crate::errln!("logwarden: {line}");
-            }
-            let report = result?;
-            if json {
-                print_json(&run_json(&report, now))?;
-            } else {
-                crate::out!("{}", report.summary(now));
-            }
-            Ok(if !report.problems.is_empty() {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
-        }
-        Command::Check { config: arg, json } => {
-            let path = config::locate(arg.config.as_deref());
-            tracing::info!("config: {}", path.display());
-            let config = match Config::load(&path) {
-                Ok(c) => c,
-                Err(e) if json => {
-                    let problems: Vec<String> = e
-                        .errors
-                        .iter()
-                        .map(|p| match p.key.as_str() {
-                            "" => p.message.clone(),
-                            k => format!("`{k}`: {}", p.message),
-                        })
-                        .collect();
-                    print_json(&serde_json::json!({
-                        "config": path.display().to_string(),
-                        "ok": false,
-                        "problems": problems,
-                    }))?;
-                    return Ok(ExitCode::from(EXIT_BROKEN));
-                }
-                Err(e) => return Err(e.into()),
-            };
-            let mut problems: Vec<String> = crate::investigate::prompt::validate(
-                &config.prompts_dir,
-                config.llm.runbook.as_deref(),
-            )
-            .into_iter()
-            .map(|p| format!("prompt template: {p}"))
-            .collect();
-            let prompts_broken = !problems.is_empty();
-            let files = config.rule_files();
-            let rules = IgnoreRules::load_all(&[&files[0], &files[1]], now);
-            if let Err(e) = &rules {
-                problems.extend(
-                    e.problems
-                        .iter()
-                        .map(|p| format!("{}: {p}", e.path.display())),
-                );
-            }
-            let code = if prompts_broken {
-                ExitCode::from(EXIT_BROKEN)
-            } else if rules.is_err() {
-                // The watcher runs on with the file's last good version: a problem, not
-                // a broken logwarden.
-                ExitCode::from(EXIT_PROBLEM)
-            } else {
-                ExitCode::SUCCESS
-            };
-            if json {
-                print_json(&serde_json::json!({
-                    "config": config.path.display().to_string(),
-                    "ok": problems.is_empty(),
-                    "problems": problems,
-                }))?;
-                return Ok(code);
-            }
-            if let Err(e) = &rules {
-                crate::errln!("{e}");
-            }
-            if prompts_broken || rules.is_err() {
-                for p in problems
-                    .iter()
-                    .filter(|p| p.starts_with("prompt template: "))
-                {
-                    crate::errln!("{p}");
-                }
-                return Ok(code);
-            }
-            crate::out!("{config}");
-            if !quiet {
-                crate::errln!("config OK");
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Ignore(cmd) => crate::ignore::cli::run(cmd, now),
+        } => run::run(&load(&config)?, dry_run, json, now),
+        Command::Check { config, json } => run::check(&config, json, quiet, now),
+        Command::Ignore(cmd) => ignore::run(cmd, now),
         Command::Replay {
             config,
             files,
             source,
             json,
-        } => crate::ignore::cli::replay_command(
-            &load(&config)?,
-            &files,
-            source.as_deref(),
-            json,
-            now,
-        ),
-        Command::Notify(NotifyCommand::Test { config }) => {
-            // issue 7
-            match crate::notify::send_test(&load(&config)?) {
-                Ok(what) => {
-                    crate::outln!("{what}");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(e) => {
-                    crate::errln!("logwarden: notify test: {e}");
-                    Ok(ExitCode::from(1))
-                }
-            }
-        }
-        Command::Ops(cmd) => crate::opscli::dispatch(cmd, now),
-        Command::Signatures { config } => {
-            let (miner, levels) = signatures_state(&config)?;
-            let stdin = std::io::stdin().lock();
-            let stdout = std::io::stdout().lock();
-            crate::signature::print_signatures(
-                stdin,
-                crate::sanitize::Terminal::new(std::io::BufWriter::new(stdout)),
-                miner,
-                &levels,
-            )?;
-            Ok(ExitCode::SUCCESS)
-        }
+        } => ignore::replay_command(&load(&config)?, &files, source.as_deref(), json, now),
+        Command::Notify(NotifyCommand::Test { config }) => notify_test(&config),
+        Command::Ops(cmd) => ops::dispatch(cmd, now),
+        Command::Signatures { config } => signatures::print(&config),
         Command::Metrics {
             config,
             json,
             command,
-        } => crate::metrics::cli::run(&load(&config)?, command, given_now, json),
+        } => metrics::run(&load(&config)?, command, given_now, json),
         Command::Incidents {
             config,
             list,
             command,
-        } => crate::incident::cli::run(&load(&config)?, command, list, now),
+        } => incidents::run(&load(&config)?, command, list, now),
         Command::Briefing { config, days, json } => {
-            crate::incident::cli::briefing(&load(&config)?, days, now, json)
+            incidents::briefing(&load(&config)?, days, now, json)
         }
         Command::Mcp {
             config,
@@ -554,59 +389,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `run --json`: what the run did (schema in the README).
-fn run_json(r: &pipeline::RunReport, now: DateTime<Utc>) -> serde_json::Value {
-    use crate::trigger::Decision;
-    let groups: Vec<serde_json::Value> = r
-        .groups
-        .iter()
-        .map(|(g, d)| {
-            let (decision, incident) = match d {
-                Decision::Open { .. } => ("open", None),
-                Decision::Update { incident } => ("update", Some(*incident)),
-                Decision::Known => ("known", None),
-            };
-            serde_json::json!({
-                "signature": g.signature.to_string(),
-                "source": g.source,
-                "level": g.level.name,
-                "count": g.count,
-                "template": g.template.lines().next().unwrap_or(""),
-                "decision": decision,
-                "incident": incident,
-            })
-        })
-        .collect();
-    let opened: Vec<serde_json::Value> = r
-        .opened
-        .iter()
-        .map(|(id, severity, title, page)| {
-            serde_json::json!({"id": id, "severity": severity, "title": title, "page": page})
-        })
-        .collect();
-    serde_json::json!({
-        "now": crate::store::ts(now),
-        "busy": r.busy,
-        "dry_run": r.dry_run,
-        "lines": r.lines,
-        "kept": r.events_kept,
-        "ignored": r.ignored,
-        "groups": groups,
-        "opened": opened,
-        "updated": r.updated.iter().map(|(id, n)| serde_json::json!({"id": id, "count": n})).collect::<Vec<_>>(),
-        "resolved": r.resolved,
-        "llm_calls": r.llm_calls,
-        "notifications": {
-            "sent": r.notify.sent,
-            "failed": r.notify.failed,
-            "not_sent": r.notify.skipped,
-            "waiting": r.outbox_backlog,
-        },
-        "warnings": r.warnings,
-        "errors": r.errors,
-        "problems": r.problems,
-        "duration_ms": r.duration_ms,
-    })
+/// `notify test`: one test message through ntfy; a refusal is reported, exit 1.
+fn notify_test(config: &ConfigArg) -> anyhow::Result<ExitCode> {
+    match crate::notify::send_test(&load(config)?) {
+        Ok(what) => {
+            crate::outln!("{what}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            crate::errln!("logwarden: notify test: {e}");
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 /// Who is at the keyboard (the sudo user when run with sudo), for authorship of rules and notes.

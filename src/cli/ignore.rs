@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 use clap::Subcommand;
 use serde::Serialize;
 
-use super::{IgnoreRules, NewRule};
-use crate::cli::{load, print_json, usage, ConfigArg, EXIT_PROBLEM};
+use super::{load, print_json, usage, ConfigArg, EXIT_PROBLEM};
 use crate::config::Config;
+use crate::ignore::{IgnoreRules, NewRule};
 use crate::source::loguru::RecordAssembler;
 use crate::source::Event;
 use crate::store::{self, Store};
@@ -92,7 +92,7 @@ pub enum IgnoreCommand {
 
 /// Who is at the keyboard, for authorship of rules.
 fn who() -> String {
-    crate::cli::who()
+    super::who()
 }
 
 pub fn run(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
@@ -128,7 +128,7 @@ pub fn run(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
                 }
             }
             let expires = expires
-                .map(|e| super::parse_expiry(&e, now))
+                .map(|e| crate::ignore::parse_expiry(&e, now))
                 .transpose()
                 .map_err(usage)?;
             let rule = NewRule {
@@ -143,7 +143,8 @@ pub fn run(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
             };
             let mutes = config.mutes_file();
             let others = [mutes.as_path()];
-            let id = super::add_rule(config.ignore_target(&others), &rule, now).map_err(usage)?;
+            let id = crate::ignore::add_rule(config.ignore_target(&others), &rule, now)
+                .map_err(usage)?;
             crate::outln!(
                 "added rule {id} to {}: /{}/{}",
                 config.ignore_file.display(),
@@ -160,7 +161,7 @@ pub fn run(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
             let config = load(&config)?;
             let mut holders = Vec::new();
             for f in config.rule_files() {
-                if super::has_rule(&f, &id).map_err(anyhow::Error::msg)? {
+                if crate::ignore::has_rule(&f, &id).map_err(anyhow::Error::msg)? {
                     holders.push(f);
                 }
             }
@@ -181,7 +182,7 @@ pub fn run(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
                     )))
                 }
             };
-            super::remove_rule(file, &id).map_err(anyhow::Error::msg)?;
+            crate::ignore::remove_rule(file, &id).map_err(anyhow::Error::msg)?;
             crate::outln!("removed rule {id} from {}", file.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -338,6 +339,35 @@ fn list(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Result<ExitC
     })
 }
 
+/// What `ignore test` and `replay` read records with.
+struct Reading<'a> {
+    rules: IgnoreRules,
+    src: Option<&'a crate::config::SourceConfig>,
+    /// The source's name, else `fallback`.
+    name: &'a str,
+    levels: BTreeMap<String, u32>,
+}
+
+/// The rules (None when a rule file is broken: its problems are printed) and the
+/// source records are read as.
+fn reading<'a>(
+    config: &'a Config,
+    source: Option<&str>,
+    fallback: &'a str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<Reading<'a>>> {
+    let Some(rules) = rules_or_report(config, now) else {
+        return Ok(None);
+    };
+    let src = reading_source(config, source)?;
+    Ok(Some(Reading {
+        rules,
+        src,
+        name: src.map(|s| s.name.as_str()).unwrap_or(fallback),
+        levels: src.map(|s| s.levels.clone()).unwrap_or_default(),
+    }))
+}
+
 /// The source records are read as: the named one, else the first.
 fn reading_source<'a>(
     config: &'a Config,
@@ -371,13 +401,10 @@ fn test_line(
     json: bool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
-    let Some(rules) = rules_or_report(config, now) else {
+    let Some(rd) = reading(config, source, "test", now)? else {
         return Ok(ExitCode::from(EXIT_PROBLEM));
     };
-    let src = reading_source(config, source)?;
-    let name = src.map(|s| s.name.as_str()).unwrap_or("test");
-    let levels = src.map(|s| s.levels.clone()).unwrap_or_default();
-    let mut a = RecordAssembler::new(name, "line", &levels, 0);
+    let mut a = RecordAssembler::new(rd.name, "line", &rd.levels, 0);
     let mut events: Vec<_> = text
         .lines()
         .enumerate()
@@ -391,7 +418,7 @@ fn test_line(
             e.message = e.raw.clone(); // not a loguru line: test the text as the message
         }
         let sig = signature_of(&mut miner, &e);
-        let rule = rules.matching(&e, sig);
+        let rule = rd.rules.matching(&e, sig);
         out.push(serde_json::json!({
             "message": e.message.lines().next().unwrap_or(""),
             "level": e.level.name,
@@ -458,12 +485,15 @@ fn replay(
     json: bool,
     now: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
-    let Some(rules) = rules_or_report(config, now) else {
+    let Some(reading) = reading(config, source, "replay", now)? else {
         return Ok(ExitCode::from(EXIT_PROBLEM));
     };
-    let src = reading_source(config, source)?;
-    let name = src.map(|s| s.name.as_str()).unwrap_or("replay");
-    let levels = src.map(|s| s.levels.clone()).unwrap_or_default();
+    let Reading {
+        rules,
+        src,
+        name,
+        levels,
+    } = reading;
     let min_level = src.map(|s| s.min_level.no).unwrap_or(30);
     let mut r = Replay::default();
     let mut hits: BTreeMap<String, u64> = BTreeMap::new();
@@ -534,37 +564,44 @@ fn replay(
         r.would_page.iter().map(|g| g.count).sum::<u64>(),
         r.would_page.len()
     );
-    if r.rules.is_empty() {
-        crate::outln!("no ignore rules");
-    } else {
-        crate::outln!("rules:");
-        for x in &r.rules {
-            crate::outln!(
+    print_section(
+        "rules:",
+        "no ignore rules",
+        r.rules.iter().map(|x| {
+            format!(
                 "  rule {:>3}  {:>6} hits  /{}/{}  # {}",
                 x.id,
                 x.hits,
                 x.pattern,
                 if x.expired { "  EXPIRED" } else { "" },
                 x.comment
-            );
-        }
-    }
-    if r.would_page.is_empty() {
-        crate::outln!("would page: nothing");
-    } else {
-        crate::outln!("would page:");
-        for g in &r.would_page {
-            crate::outln!(
+            )
+        }),
+    );
+    print_section(
+        "would page:",
+        "would page: nothing",
+        r.would_page.iter().map(|g| {
+            format!(
                 "  {:>6}×  {:<8}  {}  {}  (first at {})",
-                g.count,
-                g.level,
-                g.signature,
-                g.message,
-                g.first
-            );
-        }
-    }
+                g.count, g.level, g.signature, g.message, g.first
+            )
+        }),
+    );
     Ok(ExitCode::SUCCESS)
+}
+
+/// A heading and its lines, or the line saying there are none.
+fn print_section(heading: &str, none: &str, lines: impl Iterator<Item = String>) {
+    let mut lines = lines.peekable();
+    if lines.peek().is_none() {
+        crate::outln!("{none}");
+        return;
+    }
+    crate::outln!("{heading}");
+    for l in lines {
+        crate::outln!("{l}");
+    }
 }
 
 /// Reads the loguru records of a file (a record's continuation lines and traceback
@@ -626,7 +663,7 @@ fn from_incident_rule(config: &Config, id: i64) -> anyhow::Result<(String, Strin
     // Redacted first: the rules file is shown and shared, a secret must not land in it.
     let template = config.redact.redactor.clean(&i.template);
     Ok((
-        super::pattern_for_redacted_template(&template),
+        crate::ignore::pattern_for_redacted_template(&template),
         i.source,
         i.signature,
     ))

@@ -1,5 +1,5 @@
 //! The operations subcommands (install, uninstall, doctor, status, completions, man),
-//! flattened into the main command line by [`crate::cli`].
+//! flattened into the main command line by [`super::Cli`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::{Args, CommandFactory, Subcommand, ValueEnum};
 
-use crate::cli::{Cli, ConfigArg};
+use super::{Cli, ConfigArg};
 use crate::{doctor, install, status};
 
 /// Where `install` and `uninstall` work, and as whom.
@@ -179,7 +179,7 @@ pub fn dispatch(cmd: OpsCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode>
             if json {
                 let (ok, checks) = doctor::run_collect(&opts)?;
                 let checks: Vec<_> = checks.iter().map(doctor::Check::to_json).collect();
-                crate::cli::print_json(&serde_json::json!({"ok": ok, "checks": checks}))?;
+                super::print_json(&serde_json::json!({"ok": ok, "checks": checks}))?;
                 return Ok(if ok {
                     ExitCode::SUCCESS
                 } else {

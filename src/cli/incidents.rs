@@ -97,7 +97,7 @@ fn coloured_line(i: &IncidentRow, colour: bool) -> String {
         "warning" => "33",
         _ => "36",
     };
-    let severity = crate::cli::paint(
+    let severity = super::paint(
         colour,
         sgr,
         &crate::sanitize::text(&format!("{:<8}", i.severity)),
@@ -120,7 +120,7 @@ fn coloured_line(i: &IncidentRow, colour: bool) -> String {
 
 fn refresh(config: &Config, store: &Store, id: i64) {
     // The pages linking to this one show its status: they are rewritten with it.
-    for (id, e) in super::page::rewrite_with_linked(config, store, id) {
+    for (id, e) in crate::incident::page::rewrite_with_linked(config, store, id) {
         // The change is in the state database; the service's next run writes the page.
         let later = match crate::pipeline::retry_page_later(store, id) {
             Ok(()) => "the next run rewrites it".to_string(),
@@ -145,13 +145,13 @@ pub fn run(
     let get = |id: i64| -> anyhow::Result<IncidentRow> {
         store
             .incident(id)?
-            .ok_or_else(|| crate::cli::usage(format!("no incident #{id}")))
+            .ok_or_else(|| super::usage(format!("no incident #{id}")))
     };
     match cmd {
         IncidentsCommand::List(a) => {
             let (since, until) =
                 crate::timespec::range(a.since.as_deref(), a.until.as_deref(), now)
-                    .map_err(crate::cli::usage)?;
+                    .map_err(super::usage)?;
             let mut v: Vec<IncidentRow> = store
                 .incidents()?
                 .into_iter()
@@ -167,12 +167,12 @@ pub fn run(
                 v.truncate(n);
             }
             if a.json {
-                crate::cli::print_json(&v)?;
+                super::print_json(&v)?;
             } else if v.is_empty() {
                 crate::outln!("no incidents");
             } else {
                 crate::outln!("{}", header());
-                let colour = crate::cli::stdout_colour();
+                let colour = super::stdout_colour();
                 for i in &v {
                     println!("{}", coloured_line(i, colour));
                 }
@@ -234,9 +234,9 @@ pub fn run(
         IncidentsCommand::Note { id, text, json } => {
             get(id)?;
             if text.trim().is_empty() {
-                return Err(crate::cli::usage("the note is empty"));
+                return Err(super::usage("the note is empty"));
             }
-            store.add_note(id, &crate::cli::who(), text.trim(), now)?;
+            store.add_note(id, &super::who(), text.trim(), now)?;
             refresh(config, &store, id);
             report(&store, id, json, "noted")?;
         }
@@ -301,7 +301,7 @@ fn change_many(
     now: DateTime<Utc>,
     change: Change,
 ) -> anyhow::Result<ExitCode> {
-    let by = crate::cli::who();
+    let by = super::who();
     let mut unknown = Vec::new();
     let mut done = Vec::new();
     for &id in ids {
@@ -339,14 +339,11 @@ fn change_many(
         done.push(row);
     }
     if json {
-        crate::cli::print_json(&done)?;
+        super::print_json(&done)?;
     }
     if !unknown.is_empty() {
         let list: Vec<String> = unknown.iter().map(|i| format!("#{i}")).collect();
-        return Err(crate::cli::usage(format!(
-            "no incident {}",
-            list.join(", ")
-        )));
+        return Err(super::usage(format!("no incident {}", list.join(", "))));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -374,7 +371,7 @@ pub fn briefing(
     let store = Store::open(&config.database_path())?;
     let b = crate::incident::briefing::build(config, &store, now, days)?;
     if json {
-        crate::cli::print_json(&serde_json::json!({
+        super::print_json(&serde_json::json!({
             "host": config.hostname,
             "days": days,
             "until": ts(now),
