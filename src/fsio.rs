@@ -301,16 +301,19 @@ mod tests {
         for f in [&old, &fresh, &page] {
             std::fs::write(f, "x").unwrap();
         }
-        let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
-        for f in [&old, &page] {
+        // Every time from the process's clock (the file system stamps the kernel's,
+        // which a test run with a faked date does not share).
+        let now = SystemTime::now();
+        let an_hour_ago = now - Duration::from_secs(3600);
+        for (f, t) in [(&old, an_hour_ago), (&page, an_hour_ago), (&fresh, now)] {
             let file = std::fs::File::options().write(true).open(f).unwrap();
-            file.set_modified(an_hour_ago).unwrap();
+            file.set_modified(t).unwrap();
         }
         let target = dir.path().join("target.tmp");
         std::fs::write(&target, "keep").unwrap();
         let link = dir.path().join(".logwarden-link.tmp");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        let before = SystemTime::now() - Duration::from_secs(600);
+        let before = now - Duration::from_secs(600);
         assert_eq!(remove_stale_temps(dir.path(), before), 1);
         assert!(!old.exists() && fresh.exists() && page.exists());
         assert!(link.symlink_metadata().is_ok() && target.exists());
