@@ -369,7 +369,11 @@ pub fn briefing(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.database_path())?;
-    let b = crate::incident::briefing::build(config, &store, now, days)?;
+    let mut b = crate::incident::briefing::build(config, &store, now, days)?;
+    // Shown as the file the timer writes would be: redacted when pages are.
+    if config.redact.incident_files {
+        b.markdown = config.redact.redactor.clean(&b.markdown);
+    }
     if json {
         super::print_json(&serde_json::json!({
             "host": config.hostname,

@@ -62,7 +62,16 @@ pub fn build(config: &Config, store: &Store, now: DateTime<Utc>, days: u32) -> R
             "recurring noise: {why} (briefing {})",
             now.format("%Y-%m-%d")
         );
-        match suggest_command(&f.template, &f.signature, &f.source, &comment) {
+        // A template with a secret in it would be pasted redacted (`[REDACTED:…]` is a
+        // character class in a regex, which matches nothing of it): the incident's own
+        // command builds the pattern from the stored template instead.
+        let redacted = config.redact.redactor.clean(&f.template) != f.template;
+        let command = if redacted {
+            crate::ignore::suggest_for_incident(f.latest, &f.signature, &comment)
+        } else {
+            suggest_command(&f.template, &f.signature, &f.source, &comment)
+        };
+        match command {
             Some(command) => {
                 let f = fence(&command);
                 s.push_str(&format!(

@@ -230,6 +230,8 @@ pub struct FrequentRow {
     /// The first and last occurrence over its incidents of the period.
     pub first_seen: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
+    /// Its latest incident of the period.
+    pub latest: i64,
 }
 
 impl Store {
@@ -274,7 +276,7 @@ impl Store {
             "SELECT i.signature, max(i.template), max(i.source), count(*), sum(i.occurrences),
                     (SELECT count(*) FROM verdicts v WHERE v.signature = i.signature AND v.verdict = 'noise'),
                     (SELECT count(*) FROM verdicts v WHERE v.signature = i.signature AND v.verdict = 'real'),
-                    min(i.first_seen), max(i.last_seen)
+                    min(i.first_seen), max(i.last_seen), max(i.id)
              FROM incidents i WHERE i.last_seen >= ?1 AND i.kind = 'new-error'
              GROUP BY i.signature ORDER BY count(*) DESC, sum(i.occurrences) DESC LIMIT ?2",
         )?;
@@ -289,6 +291,7 @@ impl Store {
                 real_verdicts: r.get::<_, i64>(6)? as u64,
                 first_seen: parse_ts(&r.get::<_, String>(7)?),
                 last_seen: parse_ts(&r.get::<_, String>(8)?),
+                latest: r.get(9)?,
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)

@@ -383,3 +383,54 @@ fn groups_stored_before_leaves_were_kept_still_take_their_messages() {
         .unwrap();
     assert_eq!(unset, 0);
 }
+
+#[test]
+fn a_silence_proposed_for_noise_with_a_secret_uses_the_incidents_own_command() {
+    // Pasted from the redacted briefing, a pattern made from this template would hold
+    // `[REDACTED:…]` and match nothing; the proposal names the incident instead.
+    let t = Test::new();
+    t.with_app_source("[incidents]\nresolve_after = \"1h\"\n");
+    t.write("app.log", "");
+    for (day, hour) in [(16, 10), (16, 14), (17, 9), (18, 11)] {
+        t.append(
+            "app.log",
+            format!("2026-11-{day} {hour:02}:00:00.000 | WARNING  | app.billing:sync:3 - Login failed with password=hunterhunter on sync\n").as_bytes(),
+        );
+        t.ok(&["run", "--now", &format!("2026-11-{day}T{hour:02}:01:00Z")]);
+        t.ok(&[
+            "run",
+            "--now",
+            &format!("2026-11-{day}T{:02}:30:00Z", hour + 2),
+        ]);
+    }
+    let b = t
+        .ok(&["briefing", "--days", "30", "--now", "2026-11-18T14:00:00Z"])
+        .stdout;
+    assert!(!b.contains("hunterhunter"), "{b}");
+    let latest = t
+        .incidents()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .max()
+        .unwrap();
+    let command = format!("logwarden ignore add --from-incident {latest} --comment");
+    assert!(b.contains(&command), "{b}");
+    assert!(!b.contains("ignore add '"), "no pattern to paste: {b}");
+    // and the command does what it says: the next occurrence is silenced
+    let line = b.lines().find(|l| l.contains(&command)).unwrap().trim();
+    let comment = line.split("--comment ").nth(1).unwrap().trim_matches('\'');
+    t.ok(&[
+        "ignore",
+        "add",
+        "--from-incident",
+        &latest.to_string(),
+        "--comment",
+        comment,
+    ]);
+    t.append(
+        "app.log",
+        b"2026-11-18 15:00:00.000 | WARNING  | app.billing:sync:3 - Login failed with password=hunterhunter on sync\n",
+    );
+    let r = t.ok(&["run", "--now", "2026-11-18T15:01:00Z"]);
+    assert!(r.stdout.contains("1 ignored"), "{}", r.stdout);
+}
