@@ -13,9 +13,14 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::{params, Connection};
+
+// Each bench reports the figures it needs; this one no peak RSS.
+#[allow(dead_code)]
+mod common;
+use common::Measured;
 
 const BIN: &str = env!("CARGO_BIN_EXE_logwarden");
 
@@ -35,37 +40,10 @@ const FULL: History = History {
 
 const SERIES: usize = 50;
 
-#[derive(Clone, Copy)]
-struct Measured {
-    wall: Duration,
-    cpu: Duration,
-}
-
-fn measure(mut cmd: Command) -> Measured {
-    let start = Instant::now();
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is valid; wait4 reaps our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointers, our child's pid.
-    unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    std::mem::forget(child);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "logwarden run failed"
-    );
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    Measured {
-        wall: start.elapsed(),
-        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-    }
+fn measure(cmd: Command) -> Measured {
+    let m = common::measure(cmd, Stdio::inherit());
+    assert!(m.ok, "logwarden run failed");
+    m
 }
 
 fn median(mut v: Vec<Measured>) -> Measured {
@@ -75,6 +53,7 @@ fn median(mut v: Vec<Measured>) -> Measured {
     Measured {
         wall: v[v.len() / 2].wall,
         cpu,
+        ..v[0]
     }
 }
 

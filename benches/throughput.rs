@@ -10,7 +10,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod common;
+use common::Measured;
 
 const BIN: &str = env!("CARGO_BIN_EXE_logwarden");
 
@@ -247,36 +250,8 @@ fn rules() -> Vec<String> {
     r
 }
 
-struct Measured {
-    wall: Duration,
-    cpu: Duration,
-    max_rss_kb: i64,
-    ok: bool,
-}
-
-fn measure(mut cmd: Command) -> Measured {
-    let start = Instant::now();
-    let child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: a zeroed rusage is valid; wait4 reaps our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: valid pointers, our child's pid.
-    unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    std::mem::forget(child);
-    let tv = |t: libc::timeval| {
-        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-    };
-    Measured {
-        wall: start.elapsed(),
-        cpu: tv(usage.ru_utime) + tv(usage.ru_stime),
-        max_rss_kb: usage.ru_maxrss,
-        ok: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-    }
+fn measure(cmd: Command) -> Measured {
+    common::measure(cmd, Stdio::null())
 }
 
 struct Workload {

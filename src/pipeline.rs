@@ -555,13 +555,7 @@ fn several_sources(
         signature: several_signature().to_string(),
         kind: "several-sources".into(),
         severity: "critical".into(),
-        title: config
-            .redact
-            .redactor
-            .clean(&title)
-            .chars()
-            .take(120)
-            .collect(),
+        title: incident::clean_title(config, &title),
         source: "logwarden".into(),
         host: config.hostname.clone(),
         level: "ERROR".into(),
@@ -829,14 +823,7 @@ fn new_incident(config: &Config, g: &Group, esc: Option<&Escalation>) -> NewInci
         signature: g.signature.to_string(),
         kind: "new-error".into(),
         severity: severity.into(),
-        // Redacted: the title names the incident file and heads the notification.
-        title: config
-            .redact
-            .redactor
-            .clean(&title)
-            .chars()
-            .take(120)
-            .collect(),
+        title: incident::clean_title(config, &title),
         source: g.source.clone(),
         host: config.hostname.clone(),
         level: g.level.name.clone(),

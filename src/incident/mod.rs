@@ -163,6 +163,18 @@ pub fn yaml_unquote(raw: &str) -> Option<String> {
     Some(out)
 }
 
+/// An incident's title as filed: redacted (it names the page's file and heads the
+/// notification) and at most 120 characters.
+pub fn clean_title(config: &crate::config::Config, title: &str) -> String {
+    config
+        .redact
+        .redactor
+        .clean(title)
+        .chars()
+        .take(120)
+        .collect()
+}
+
 /// A value of our own vocabulary (`open`, `critical`, `real`) as a plain YAML scalar,
 /// anything else quoted (a plain `no`, `null` or `1e3` would read as another type).
 fn yaml_word(s: &str) -> String {

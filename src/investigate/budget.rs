@@ -135,12 +135,10 @@ pub fn check(
 mod tests {
     use super::*;
 
-    /// Failures recorded while the clock ran 30 days ahead do not rest the backend
-    /// until then; failures of now still do.
-    #[test]
-    fn failures_stamped_ahead_do_not_rest_the_backend_for_weeks() {
+    /// A claude-cli investigator with `settings`, a fresh store, and a fixed now.
+    fn setup(settings: &str) -> (Config, tempfile::TempDir, Store, DateTime<Utc>) {
         let config = Config::parse(
-            "[[source]]\nname = \"app\"\npath = \"app.log\"\n[investigator]\nkind = \"claude-cli\"\nbreaker_failures = 2\nbreaker_cooldown = \"30m\"\n",
+            &format!("[[source]]\nname = \"app\"\npath = \"app.log\"\n[investigator]\nkind = \"claude-cli\"\n{settings}"),
             std::path::Path::new("/etc/logwarden/logwarden.toml"),
         )
         .unwrap();
@@ -149,6 +147,15 @@ mod tests {
         let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
+        (config, dir, store, now)
+    }
+
+    /// Failures recorded while the clock ran 30 days ahead do not rest the backend
+    /// until then; failures of now still do.
+    #[test]
+    fn failures_stamped_ahead_do_not_rest_the_backend_for_weeks() {
+        let (config, _dir, store, now) =
+            setup("breaker_failures = 2\nbreaker_cooldown = \"30m\"\n");
         let fail = |at| {
             let id = store.begin_llm_call(at, "claude-cli", None, "s").unwrap();
             store.finish_llm_call(id, false, 0.0, Some("boom")).unwrap();
@@ -176,16 +183,7 @@ mod tests {
 
     #[test]
     fn a_forced_investigation_passes_the_call_budgets_not_the_dollars() {
-        let config = Config::parse(
-            "[[source]]\nname = \"app\"\npath = \"app.log\"\n[investigator]\nkind = \"claude-cli\"\nmax_calls_per_hour = 1\nmax_usd_per_day = 1.0\n",
-            std::path::Path::new("/etc/logwarden/logwarden.toml"),
-        )
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("s.db")).unwrap();
-        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let (config, _dir, store, now) = setup("max_calls_per_hour = 1\nmax_usd_per_day = 1.0\n");
         let call = |usd| {
             let id = store.begin_llm_call(now, "claude-cli", None, "s").unwrap();
             store.finish_llm_call(id, true, usd, None).unwrap();

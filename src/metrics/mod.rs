@@ -368,13 +368,7 @@ fn apply(
 ) -> Result<(), StoreError> {
     let evidence = serde_json::to_string(f).expect("findings serialise");
     let sample = explain(f);
-    let title: String = config
-        .redact
-        .redactor
-        .clean(title)
-        .chars()
-        .take(120)
-        .collect();
+    let title = crate::incident::clean_title(config, title);
     match open {
         None if f.firing => {
             if dry_run || run_id.is_none() {

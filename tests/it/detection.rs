@@ -8,7 +8,6 @@
 //! calls and comes back only at the lowest priority.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::Command;
 
 use crate::fake_anthropic::FakeAnthropic;
 use crate::util::*;
@@ -98,26 +97,7 @@ fn a_replay_pages_for_exactly_the_real_problems() {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new().env("LW_TEST_KEY", KEY);
     // A certificate that ends 5 days after the first run.
-    let made = Command::new("faketime")
-        .env_remove("LD_PRELOAD")
-        .env_remove("FAKETIME")
-        .args([
-            "2026-10-24 10:00:00",
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-        ])
-        .arg("-keyout")
-        .arg(t.path("key.pem"))
-        .arg("-out")
-        .arg(t.path("cert.pem"))
-        .args(["-days", "30", "-subj", "/CN=shop.example"])
-        .output()
-        .expect("faketime and openssl");
-    assert!(made.status.success(), "{made:?}");
+    self_signed_cert(&t, "2026-10-24 10:00:00", "shop.example");
     // The unit's state, read by a fake systemctl.
     t.write("restarts", "0");
     t.write(

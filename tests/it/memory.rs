@@ -278,6 +278,26 @@ fn critical_incidents_nag_until_acked() {
     assert!(!r.stdout.contains("reminder"), "{}", r.stdout);
 }
 
+/// The same WARNING comes back every few hours (16–18 Nov), each time resolved two
+/// hours later: four incidents, a regression each after the first. `record` gives the
+/// record from its logger on, for the hour it is written at.
+fn recur_four_times(t: &Test, record: impl Fn(u32) -> String) {
+    t.write("app.log", "");
+    for (day, hour) in [(16, 10), (16, 14), (17, 9), (18, 11)] {
+        let line = format!(
+            "2026-11-{day} {hour:02}:00:00.000 | WARNING  | {}\n",
+            record(hour)
+        );
+        t.append("app.log", line.as_bytes());
+        t.ok(&["run", "--now", &format!("2026-11-{day}T{hour:02}:01:00Z")]);
+        t.ok(&[
+            "run",
+            "--now",
+            &format!("2026-11-{day}T{:02}:30:00Z", hour + 2),
+        ]);
+    }
+}
+
 #[test]
 fn briefing_proposes_silencing_recurring_noise() {
     let ntfy = FakeNtfy::start(None);
@@ -288,16 +308,9 @@ fn briefing_proposes_silencing_recurring_noise() {
     ));
     t.write("ignore.toml", "[[rule]]\nid = 1\npattern = \"never matches anything\"\ncomment = \"old silence\"\ncreated = \"2026-01-01T00:00:00Z\"\n");
     // the same noise comes back every few hours: resolved, then regressions
-    t.write("app.log", "");
-    for (day, hour) in [(16, 10), (16, 14), (17, 9), (18, 11)] {
-        t.append("app.log", format!("2026-11-{day} {hour:02}:00:00.000 | WARNING  | app.health:ping:3 - Health check to cdn-{hour}.example.net took 2100 ms\n").as_bytes());
-        t.ok(&["run", "--now", &format!("2026-11-{day}T{hour:02}:01:00Z")]);
-        t.ok(&[
-            "run",
-            "--now",
-            &format!("2026-11-{day}T{:02}:30:00Z", hour + 2),
-        ]);
-    }
+    recur_four_times(&t, |hour| {
+        format!("app.health:ping:3 - Health check to cdn-{hour}.example.net took 2100 ms")
+    });
     let b = t
         .ok(&["briefing", "--days", "30", "--now", "2026-11-18T14:00:00Z"])
         .stdout;
@@ -390,19 +403,9 @@ fn a_silence_proposed_for_noise_with_a_secret_uses_the_incidents_own_command() {
     // `[REDACTED:…]` and match nothing; the proposal names the incident instead.
     let t = Test::new();
     t.with_app_source("[incidents]\nresolve_after = \"1h\"\n");
-    t.write("app.log", "");
-    for (day, hour) in [(16, 10), (16, 14), (17, 9), (18, 11)] {
-        t.append(
-            "app.log",
-            format!("2026-11-{day} {hour:02}:00:00.000 | WARNING  | app.billing:sync:3 - Login failed with password=hunterhunter on sync\n").as_bytes(),
-        );
-        t.ok(&["run", "--now", &format!("2026-11-{day}T{hour:02}:01:00Z")]);
-        t.ok(&[
-            "run",
-            "--now",
-            &format!("2026-11-{day}T{:02}:30:00Z", hour + 2),
-        ]);
-    }
+    recur_four_times(&t, |_| {
+        "app.billing:sync:3 - Login failed with password=hunterhunter on sync".to_string()
+    });
     let b = t
         .ok(&["briefing", "--days", "30", "--now", "2026-11-18T14:00:00Z"])
         .stdout;

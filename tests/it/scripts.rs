@@ -486,26 +486,7 @@ fn probe_scripts_measure_real_loopback_servers_and_files() {
     let t = Test::new();
     // A self-signed certificate made on 2026-11-01 for 30 days.
     // (Not under an outer libfaketime: the suite also runs with the clock a year ahead.)
-    let made = Command::new("faketime")
-        .env_remove("LD_PRELOAD")
-        .env_remove("FAKETIME")
-        .args([
-            "2026-11-01 00:00:00",
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-        ])
-        .arg("-keyout")
-        .arg(t.path("key.pem"))
-        .arg("-out")
-        .arg(t.path("cert.pem"))
-        .args(["-days", "30", "-subj", "/CN=localhost"])
-        .output()
-        .expect("faketime and openssl");
-    assert!(made.status.success(), "{made:?}");
+    self_signed_cert(&t, "2026-11-01 00:00:00", "localhost");
     let end = Command::new("openssl")
         .args(["x509", "-noout", "-enddate", "-in"])
         .arg(t.path("cert.pem"))

@@ -1003,3 +1003,23 @@ pub fn git(repo: &Path, args: &[&str]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A self-signed certificate for `cn`, valid 30 days from `made_at` (a local time
+/// faketime takes), as `key.pem` and `cert.pem` in the test's folder. Made without an
+/// outer libfaketime: the suite also runs with the clock a year ahead.
+pub fn self_signed_cert(t: &Test, made_at: &str, cn: &str) {
+    let made = Command::new("faketime")
+        .env_remove("LD_PRELOAD")
+        .env_remove("FAKETIME")
+        .args([
+            made_at, "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+        ])
+        .arg("-keyout")
+        .arg(t.path("key.pem"))
+        .arg("-out")
+        .arg(t.path("cert.pem"))
+        .args(["-days", "30", "-subj", &format!("/CN={cn}")])
+        .output()
+        .expect("faketime and openssl");
+    assert!(made.status.success(), "{made:?}");
+}
