@@ -2,6 +2,7 @@
 //! and every verdict (the memory that stops re-asking about known noise), plus the
 //! read-only event search the investigator's tools use.
 
+use super::Cached;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
@@ -49,7 +50,7 @@ impl Store {
         incident_id: Option<i64>,
         signature: &str,
     ) -> Result<i64> {
-        self.conn.execute(
+        self.conn.execute_cached(
             "INSERT INTO llm_calls (at, backend, incident_id, signature) VALUES (?1, ?2, ?3, ?4)",
             params![ts(at), backend, incident_id, signature],
         )?;
@@ -63,7 +64,7 @@ impl Store {
         cost_usd: f64,
         error: Option<&str>,
     ) -> Result<()> {
-        self.conn.execute(
+        self.conn.execute_cached(
             "UPDATE llm_calls SET ok = ?2, cost_usd = ?3, error = ?4 WHERE id = ?1",
             params![id, ok, cost_usd, error],
         )?;
@@ -75,7 +76,7 @@ impl Store {
     pub fn llm_usage(&self, now: DateTime<Utc>) -> Result<LlmUsage> {
         let hour = ts(now - chrono::Duration::hours(1));
         let day = ts(now - chrono::Duration::hours(24));
-        Ok(self.conn.query_row(
+        Ok(self.conn.query_row_cached(
             "SELECT coalesce(sum(at > ?1), 0), count(*), coalesce(sum(cost_usd), 0.0)
              FROM llm_calls WHERE at > ?2 AND at <= ?3",
             params![hour, day, ts(now)],
@@ -114,7 +115,7 @@ impl Store {
         title: &str,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        self.conn.execute(
+        self.conn.execute_cached(
             "INSERT INTO verdicts (signature, incident_id, verdict, severity, level, level_no, occurrences, backend, title, at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
             params![signature, incident_id, verdict, severity, level, level_no, occurrences as i64, backend, title, ts(at)],
@@ -182,7 +183,7 @@ impl Store {
     pub fn signature_totals(&self, signature: &str) -> Result<Option<(DateTime<Utc>, u64)>> {
         Ok(self
             .conn
-            .query_row(
+            .query_row_cached(
                 "SELECT first_seen, count FROM signatures WHERE signature = ?1",
                 [signature],
                 |r| {

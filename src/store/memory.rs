@@ -1,6 +1,7 @@
 //! SQL of incident memory: acknowledging, resolving, notes, nagging, spikes,
 //! notification kinds, control messages seen, and small named values.
 
+use super::Cached;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 
@@ -17,7 +18,7 @@ pub struct NoteRow {
 impl Store {
     /// Acknowledges an open incident. False when it is unknown or not open.
     pub fn ack_incident(&self, id: i64, by: &str, now: DateTime<Utc>) -> Result<bool> {
-        let n = self.conn.execute(
+        let n = self.conn.execute_cached(
             "UPDATE incidents SET status = 'acked', acked_by = ?2, acked_at = ?3, updated_at = ?3
              WHERE id = ?1 AND status = 'open'",
             params![id, by, ts(now)],
@@ -27,7 +28,7 @@ impl Store {
 
     /// Resolves an incident that is not resolved yet. False when unknown or resolved.
     pub fn resolve_incident(&self, id: i64, by: &str, now: DateTime<Utc>) -> Result<bool> {
-        let n = self.conn.execute(
+        let n = self.conn.execute_cached(
             "UPDATE incidents SET status = 'resolved', resolved_by = ?2, resolved_at = ?3, updated_at = ?3
              WHERE id = ?1 AND status != 'resolved'",
             params![id, by, ts(now)],
@@ -36,7 +37,7 @@ impl Store {
     }
 
     pub fn add_note(&self, id: i64, author: &str, text: &str, now: DateTime<Utc>) -> Result<()> {
-        self.conn.execute(
+        self.conn.execute_cached(
             "INSERT INTO incident_notes (incident_id, at, author, text) VALUES (?1, ?2, ?3, ?4)",
             params![id, ts(now), author, text],
         )?;
@@ -92,12 +93,12 @@ impl Store {
     pub fn kv_get(&self, key: &str) -> Result<Option<String>> {
         Ok(self
             .conn
-            .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
+            .query_row_cached("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
             .optional()?)
     }
 
     pub fn kv_set(&self, key: &str, value: &str) -> Result<()> {
-        self.conn.execute(
+        self.conn.execute_cached(
             "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
             params![key, value],
         )?;
@@ -108,7 +109,7 @@ impl Store {
     pub fn control_seen(&self, token: &str) -> Result<bool> {
         Ok(self
             .conn
-            .query_row(
+            .query_row_cached(
                 "SELECT 1 FROM control_seen WHERE token = ?1",
                 [token],
                 |_| Ok(()),
@@ -119,7 +120,7 @@ impl Store {
 
     /// Records a control message token; false if it was seen before (a replay).
     pub fn first_time_control(&self, token: &str, now: DateTime<Utc>) -> Result<bool> {
-        let n = self.conn.execute(
+        let n = self.conn.execute_cached(
             "INSERT OR IGNORE INTO control_seen (token, at) VALUES (?1, ?2)",
             params![token, ts(now)],
         )?;
@@ -136,14 +137,14 @@ impl Store {
         n: &Notification,
         now: DateTime<Utc>,
     ) -> Result<i64> {
-        self.conn.execute(
+        self.conn.execute_cached(
             "INSERT INTO outbox (incident_id, title, body, priority, tags, created_at, next_attempt_at, attempts, severity, kind)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 0, ?7, ?8)",
             params![incident, n.title, n.body, n.priority as i64, n.tags, ts(now), severity, kind],
         )?;
         let id = self.conn.last_insert_rowid();
         if let Some(i) = incident {
-            self.conn.execute(
+            self.conn.execute_cached(
                 "UPDATE incidents SET last_notified_at = ?2 WHERE id = ?1",
                 params![i, ts(now)],
             )?;
@@ -153,7 +154,7 @@ impl Store {
 
     /// Counts a nag on an incident.
     pub fn count_nag(&self, id: i64) -> Result<()> {
-        self.conn.execute(
+        self.conn.execute_cached(
             "UPDATE incidents SET nag_count = nag_count + 1 WHERE id = ?1",
             [id],
         )?;
@@ -161,7 +162,7 @@ impl Store {
     }
 
     pub fn mark_spike_notified(&self, id: i64) -> Result<()> {
-        self.conn.execute(
+        self.conn.execute_cached(
             "UPDATE incidents SET spike_notified = 1 WHERE id = ?1",
             [id],
         )?;
@@ -172,7 +173,7 @@ impl Store {
     /// after `now` were sent while the clock ran ahead: they are not in this hour, and
     /// counting them would hold every page until the clock caught up with them.
     pub fn sent_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<u64> {
-        Ok(self.conn.query_row(
+        Ok(self.conn.query_row_cached(
             "SELECT count(*) FROM outbox WHERE sent_at >= ?1 AND sent_at <= ?2
              AND (last_error IS NULL OR last_error = '')",
             params![ts(since), ts(now)],
@@ -183,7 +184,7 @@ impl Store {
 
 impl Batch<'_> {
     pub fn set_regression_of(&self, id: i64, of: i64) -> Result<()> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "UPDATE incidents SET regression_of = ?2 WHERE id = ?1",
             params![id, of],
         )?;
@@ -192,7 +193,7 @@ impl Batch<'_> {
 
     /// Replaces an incident's samples (the first ones and the latest, capped by the caller).
     pub fn set_samples(&self, id: i64, samples: &[String]) -> Result<()> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "UPDATE incidents SET samples = ?2, runs_seen = runs_seen + 1 WHERE id = ?1",
             params![
                 id,
@@ -245,9 +246,11 @@ impl Store {
     pub fn period_totals(&self, since: DateTime<Utc>) -> Result<PeriodTotals> {
         let since = ts(since);
         let q = |sql: &str| -> Result<u64> {
-            Ok(self.conn.query_row(sql, [&since], |r| r.get::<_, i64>(0))? as u64)
+            Ok(self
+                .conn
+                .query_row_cached(sql, [&since], |r| r.get::<_, i64>(0))? as u64)
         };
-        let (calls, cost): (i64, f64) = self.conn.query_row(
+        let (calls, cost): (i64, f64) = self.conn.query_row_cached(
             "SELECT count(*), coalesce(sum(cost_usd), 0) FROM llm_calls WHERE at >= ?1",
             [&since],
             |r| Ok((r.get(0)?, r.get(1)?)),

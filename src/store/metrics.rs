@@ -5,6 +5,7 @@
 //! Reads used while checking go through the [`Batch`], so that a dry run sees its own
 //! samples and then rolls everything back.
 
+use super::Cached;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -151,7 +152,7 @@ impl Store {
     pub fn metric_alert(&self, incident_id: i64) -> Result<Option<MetricAlertRow>> {
         Ok(self
             .conn
-            .query_row(
+            .query_row_cached(
                 "SELECT incident_id, check_name, series_key, evidence FROM metric_alerts WHERE incident_id = ?1",
                 [incident_id],
                 |r| {
@@ -180,7 +181,7 @@ impl Batch<'_> {
         samples: u64,
         duration_ms: u64,
     ) -> Result<u32> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "INSERT INTO metric_checks (name, last_run, last_ok, failures, status, message, samples, duration_ms)
              VALUES (?1, ?2, CASE WHEN ?3 THEN NULL ELSE ?2 END, CASE WHEN ?3 THEN 1 ELSE 0 END, ?4, ?5, ?6, ?7)
              ON CONFLICT (name) DO UPDATE SET last_run = excluded.last_run,
@@ -190,7 +191,7 @@ impl Batch<'_> {
                  duration_ms = excluded.duration_ms",
             params![name, ts(now), failed, status, message, samples as i64, duration_ms as i64],
         )?;
-        Ok(self.tx.query_row(
+        Ok(self.tx.query_row_cached(
             "SELECT failures FROM metric_checks WHERE name = ?1",
             [name],
             |r| r.get::<_, i64>(0),
@@ -206,14 +207,14 @@ impl Batch<'_> {
         labels_json: &str,
         help: &str,
     ) -> Result<i64> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "INSERT INTO metric_series (check_name, key, name, labels, help, last_ts, last_value)
              VALUES (?1, ?2, ?3, ?4, ?5, 0, 0)
              ON CONFLICT (check_name, key) DO UPDATE SET
                  help = CASE WHEN excluded.help != '' THEN excluded.help ELSE help END",
             params![check, key, name, labels_json, help],
         )?;
-        Ok(self.tx.query_row(
+        Ok(self.tx.query_row_cached(
             "SELECT id FROM metric_series WHERE check_name = ?1 AND key = ?2",
             params![check, key],
             |r| r.get(0),
@@ -267,7 +268,7 @@ impl Batch<'_> {
     ) -> Result<u64> {
         let mut n = self
             .tx
-            .execute("DELETE FROM metric_samples WHERE ts < ?1", [raw_before])?;
+            .execute_cached("DELETE FROM metric_samples WHERE ts < ?1", [raw_before])?;
         let crowded: Vec<i64> = {
             let mut stmt = self.tx.prepare(
                 "SELECT series FROM metric_samples GROUP BY series HAVING count(*) > ?1",
@@ -276,22 +277,22 @@ impl Batch<'_> {
             rows.collect::<std::result::Result<_, _>>()?
         };
         for s in crowded {
-            n += self.tx.execute(
+            n += self.tx.execute_cached(
                 "DELETE FROM metric_samples WHERE series = ?1 AND ts <= (
                      SELECT ts FROM metric_samples WHERE series = ?1 ORDER BY ts DESC LIMIT 1 OFFSET ?2)",
                 params![s, MAX_RAW_PER_SERIES],
             )?;
         }
-        self.tx.execute(
+        self.tx.execute_cached(
             "DELETE FROM metric_rollups WHERE hour < ?1",
             [rollup_before],
         )?;
-        self.tx.execute(
+        self.tx.execute_cached(
             "DELETE FROM metric_series WHERE last_ts < ?1",
             [rollup_before],
         )?;
         let cutoff = DateTime::<Utc>::from_timestamp(rollup_before, 0).unwrap_or(now);
-        self.tx.execute(
+        self.tx.execute_cached(
             "DELETE FROM metric_checks WHERE last_run < ?1",
             [ts(cutoff)],
         )?;
@@ -302,7 +303,7 @@ impl Batch<'_> {
     pub fn open_metric_incident(&self, signature: &str) -> Result<Option<i64>> {
         Ok(self
             .tx
-            .query_row(
+            .query_row_cached(
                 "SELECT id FROM incidents WHERE signature = ?1 AND status != 'resolved' ORDER BY id DESC LIMIT 1",
                 [signature],
                 |r| r.get(0),
@@ -320,7 +321,7 @@ impl Batch<'_> {
         title: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "UPDATE incidents SET occurrences = occurrences + 1, last_seen = ?2, updated_at = ?2, samples = ?3,
                 title = CASE
                     WHEN diagnosis IS NOT NULL AND json_valid(diagnosis)
@@ -341,7 +342,7 @@ impl Batch<'_> {
     /// The metric recovered: the incident is resolved (kept minimal; the general
     /// ack/resolve lifecycle lives with the incidents).
     pub fn resolve_metric_incident(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "UPDATE incidents SET status = 'resolved', updated_at = ?2 WHERE id = ?1",
             params![id, ts(now)],
         )?;
@@ -356,7 +357,7 @@ impl Batch<'_> {
         evidence: &str,
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "INSERT INTO metric_alerts (incident_id, check_name, series_key, evidence, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (incident_id) DO UPDATE SET evidence = excluded.evidence, updated_at = excluded.updated_at",

@@ -1,6 +1,7 @@
 //! Read-only queries for `status`, `doctor` and the metrics textfile: recent runs with
 //! their LLM cost, open incidents, each check's last script result, the budget left.
 
+use super::Cached;
 use chrono::{DateTime, Utc};
 use rusqlite::OptionalExtension;
 use serde::Serialize;
@@ -89,7 +90,7 @@ impl Store {
     pub fn check_result(&self, check: &str) -> Result<Option<String>> {
         Ok(self
             .conn
-            .query_row(
+            .query_row_cached(
                 "SELECT status, message, last_run FROM metric_checks WHERE name = ?1",
                 [check],
                 |r| {

@@ -2,6 +2,7 @@
 //! limit's digest, and dead letters (notifications ntfy keeps refusing for a reason
 //! of their own, set aside so they never block the others).
 
+use super::Cached;
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 use serde::Serialize;
@@ -66,7 +67,7 @@ impl Store {
     /// recorded (timeout, lost connection, the process killed), the next flush looks
     /// for `delivery_id` on the topic before sending it again. Committed at once.
     pub fn begin_attempt(&self, id: i64, delivery_id: &str, now: DateTime<Utc>) -> Result<()> {
-        self.conn.execute(
+        self.conn.execute_cached(
             "UPDATE outbox SET delivery_id = ?2, attempt_started_at = ?3 WHERE id = ?1",
             params![id, delivery_id, ts(now)],
         )?;
@@ -76,7 +77,7 @@ impl Store {
     /// Clears the in-doubt mark: ntfy answered that it did not take the message, or a
     /// check of the topic did not find it (it is sent again).
     pub fn end_attempt(&self, id: i64) -> Result<()> {
-        self.conn.execute(
+        self.conn.execute_cached(
             "UPDATE outbox SET attempt_started_at = NULL WHERE id = ?1",
             [id],
         )?;
@@ -99,7 +100,7 @@ impl Store {
 
     /// Marks an in-doubt notification as sent: ntfy has it, found by its delivery id.
     pub fn mark_reconciled(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        self.conn.execute(
+        self.conn.execute_cached(
             "UPDATE outbox SET sent_at = ?2, attempt_started_at = NULL,
              last_error = 'delivered: found on ntfy after an unanswered publish'
              WHERE id = ?1",
@@ -111,7 +112,7 @@ impl Store {
     /// Whether a digest was made from `since` to `now` (one made while the clock ran
     /// ahead of `now` is not in this hour).
     pub fn digest_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool> {
-        Ok(self.conn.query_row(
+        Ok(self.conn.query_row_cached(
             "SELECT count(*) FROM outbox WHERE kind = 'digest' AND created_at >= ?1 AND created_at <= ?2",
             params![ts(since), ts(now)],
             |r| r.get::<_, i64>(0),
@@ -135,7 +136,7 @@ impl Store {
         use rusqlite::OptionalExtension;
         Ok(self
             .conn
-            .query_row(
+            .query_row_cached(
                 "SELECT id FROM outbox WHERE kind = ?1 AND sent_at IS NULL AND dead_at IS NULL
                  ORDER BY id LIMIT 1",
                 [kind],
@@ -155,7 +156,7 @@ impl Store {
 
     /// Replaces a queued notification's content (a digest that more rows joined).
     pub fn rewrite_notification(&self, id: i64, severity: &str, n: &Notification) -> Result<()> {
-        self.conn.execute(
+        self.conn.execute_cached(
             "UPDATE outbox SET title = ?2, body = ?3, priority = ?4, tags = ?5, severity = ?6
              WHERE id = ?1",
             params![id, n.title, n.body, n.priority as i64, n.tags, severity],
@@ -173,14 +174,14 @@ impl Store {
         dead_after: u32,
         now: DateTime<Utc>,
     ) -> Result<bool> {
-        self.conn.execute(
+        self.conn.execute_cached(
             "UPDATE outbox SET attempts = attempts + 1, refusals = refusals + 1, last_error = ?2,
              next_attempt_at = ?3,
              dead_at = CASE WHEN refusals + 1 >= ?4 THEN ?3 ELSE NULL END
              WHERE id = ?1",
             params![id, error, ts(now), dead_after as i64],
         )?;
-        Ok(self.conn.query_row(
+        Ok(self.conn.query_row_cached(
             "SELECT dead_at IS NOT NULL FROM outbox WHERE id = ?1",
             [id],
             |r| r.get(0),
@@ -194,7 +195,7 @@ impl Store {
         since: DateTime<Utc>,
         limit: usize,
     ) -> Result<(u64, Vec<DeadLetter>)> {
-        let total: i64 = self.conn.query_row(
+        let total: i64 = self.conn.query_row_cached(
             "SELECT count(*) FROM outbox WHERE dead_at >= ?1",
             [ts(since)],
             |r| r.get(0),

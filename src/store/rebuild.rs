@@ -1,6 +1,7 @@
 //! SQL of rebuilding the state from the incident pages, after the state database was
 //! lost or rolled back (deleted, or its WAL deleted): incidents keep their ids.
 
+use super::Cached;
 use chrono::{DateTime, Utc};
 use rusqlite::params;
 
@@ -41,7 +42,7 @@ impl Store {
     pub fn max_incident_id(&self) -> Result<i64> {
         Ok(self
             .conn
-            .query_row("SELECT coalesce(max(id), 0) FROM incidents", [], |r| {
+            .query_row_cached("SELECT coalesce(max(id), 0) FROM incidents", [], |r| {
                 r.get(0)
             })?)
     }
@@ -60,7 +61,7 @@ impl Batch<'_> {
     /// waits its interval from the rebuild rather than firing at once.
     pub fn insert_rebuilt_incident(&self, p: &PageIncident, now: DateTime<Utc>) -> Result<()> {
         let diagnosis = serde_json::json!({ "rebuilt_from_page": true, "page_body": p.body });
-        self.tx.execute(
+        self.tx.execute_cached(
             "INSERT INTO incidents (id, signature, kind, stage, status, severity, verdict, title, source, host,
                  level, template, exception_type, first_seen, last_seen, occurrences, samples, diagnosis,
                  file_path, created_at, updated_at, acked_by, acked_at, resolved_at, resolved_by,
@@ -100,7 +101,7 @@ impl Batch<'_> {
     /// Brings an incident the store knows (from before a WAL was lost) up to its page,
     /// which was written after the store's last word on it.
     pub fn sync_from_page(&self, p: &PageIncident) -> Result<()> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "UPDATE incidents SET status = ?2, acked_by = ?3, acked_at = ?4, resolved_at = ?5,
                  resolved_by = ?6, occurrences = max(occurrences, ?7), last_seen = max(last_seen, ?8),
                  seen_at = max(coalesce(seen_at, last_seen), ?8)
@@ -127,7 +128,7 @@ impl Batch<'_> {
         author: &str,
         text: &str,
     ) -> Result<()> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "INSERT INTO incident_notes (incident_id, at, author, text) VALUES (?1, ?2, ?3, ?4)",
             params![id, ts(at), author, text],
         )?;
@@ -137,7 +138,7 @@ impl Batch<'_> {
     /// A signature known from a page: the store learns it was seen up to the page's
     /// last occurrence (a signature on several pages adds their counts).
     pub fn rebuild_signature(&self, p: &PageIncident) -> Result<()> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "INSERT INTO signatures (signature, template, source, level, exception_type, first_seen, last_seen, count)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (signature) DO UPDATE SET first_seen = min(first_seen, excluded.first_seen),
@@ -158,7 +159,7 @@ impl Batch<'_> {
 
     /// The verdict a page records, so verdict memory (recurring noise) survives.
     pub fn rebuild_verdict(&self, p: &PageIncident, level_no: u32) -> Result<()> {
-        self.tx.execute(
+        self.tx.execute_cached(
             "INSERT INTO verdicts (signature, incident_id, verdict, severity, level, level_no, occurrences, backend, title, at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'rebuilt', ?8, ?9)",
             params![
