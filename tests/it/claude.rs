@@ -357,9 +357,22 @@ fn a_claude_that_leaves_a_daemon_holding_its_output_does_not_hold_the_run() {
     let (t, _ntfy) = setup(&format!("ok:{verdict}"), "300s");
     let path = t.path("fake-claude");
     let script = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, format!("{script}setsid sleep 600 &\n")).unwrap();
+    let pid_file = t.path("daemon.pid");
+    std::fs::write(
+        &path,
+        format!(
+            "{script}setsid sleep 600 &\necho $! > '{}'\n",
+            pid_file.display()
+        ),
+    )
+    .unwrap();
     let start = std::time::Instant::now();
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    // The daemon outlives the run by design; it must not outlive the test (it would
+    // hold whatever its parents held open, a CI runner's pipes among them).
+    if let Ok(pid) = std::fs::read_to_string(&pid_file) {
+        let _ = std::process::Command::new("kill").arg(pid.trim()).status();
+    }
     assert!(
         r.stdout.contains("Answered then left a daemon"),
         "{}",
