@@ -68,6 +68,8 @@ pub struct RunReport {
     pub opened: Vec<(i64, String, String, String)>,
     pub updated: Vec<(i64, u64)>,
     pub llm_calls: u64,
+    /// The estimated prompt tokens those calls sent.
+    pub prompt_tokens: u64,
     pub not_diagnosed: Vec<(i64, String)>,
     /// Open incidents that spiked this run (id, count): re-notified once.
     pub spiked: Vec<(i64, u64)>,
@@ -886,6 +888,7 @@ fn file_unfinished(
             diagnoses.push(d.clone());
             if d.llm_called {
                 report.llm_calls += 1;
+                report.prompt_tokens += d.prompt_tokens.unwrap_or(0);
                 llm_called = true;
             }
             let title = if d.diagnosed && !d.title.is_empty() {
@@ -1429,7 +1432,7 @@ impl RunReport {
         }
         let _ = writeln!(
             s,
-            "done in {} ms: {} lines read, {} warnings/errors kept, {} ignored, {} groups, {} new incidents, {} LLM calls, {} errors",
+            "done in {} ms: {} lines read, {} warnings/errors kept, {} ignored, {} groups, {} new incidents, {} LLM calls{}, {} errors",
             self.duration_ms,
             self.lines,
             self.events_kept,
@@ -1441,6 +1444,15 @@ impl RunReport {
                 self.opened.len()
             },
             self.llm_calls,
+            if self.llm_calls > 0 {
+                format!(
+                    " (~{} prompt tokens, {} per call)",
+                    self.prompt_tokens,
+                    self.prompt_tokens / self.llm_calls
+                )
+            } else {
+                String::new()
+            },
             self.errors.len()
         );
         s

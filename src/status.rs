@@ -21,8 +21,18 @@ pub struct Status {
     pub dead_letters: Vec<DeadLetter>,
     /// USD left in the LLM budget; null while budgets are not tracked.
     pub budget_left_usd: Option<f64>,
+    /// The size of the prompts sent in the last 24 hours.
+    pub prompt_tokens_24h: PromptTokens,
     /// What the last run could not do (notified as a watcher problem); null when none.
     pub watcher_problem: Option<crate::incident::watcher::Problem>,
+}
+
+/// Estimated prompt tokens (bytes / 4) of the LLM calls of the last 24 hours.
+#[derive(Debug, Serialize)]
+pub struct PromptTokens {
+    pub calls: u64,
+    pub average: u64,
+    pub largest: u64,
 }
 
 /// Reads the status from the state database (None when no run has created it yet).
@@ -37,6 +47,7 @@ pub fn collect(
     }
     let store = Store::open(&path)?;
     let (undeliverable, dead_letters) = store.dead_letters(now - chrono::Duration::days(7), 5)?;
+    let (calls, average, largest) = store.prompt_tokens_day(now)?;
     Ok(Some(Status {
         database: path.display().to_string(),
         runs: store.recent_runs(last)?,
@@ -47,6 +58,11 @@ pub fn collect(
         budget_left_usd: match config.investigator {
             crate::config::InvestigatorConfig::None => None,
             _ => Some(store.budget_left(config.llm.max_usd_per_day, now)?),
+        },
+        prompt_tokens_24h: PromptTokens {
+            calls,
+            average,
+            largest,
         },
         watcher_problem: crate::incident::watcher::current(&store)?,
     }))
@@ -72,18 +88,19 @@ pub fn render(s: &Status) -> String {
     } else {
         let _ = writeln!(
             out,
-            "  {:<20} {:>8} {:>7} {:>8} {:>4} {:>7} {:>6}",
-            "started (UTC)", "duration", "lines", "triggers", "LLM", "cost $", "errors"
+            "  {:<20} {:>8} {:>7} {:>8} {:>4} {:>7} {:>7} {:>6}",
+            "started (UTC)", "duration", "lines", "triggers", "LLM", "tokens", "cost $", "errors"
         );
         for r in &s.runs {
             let _ = writeln!(
                 out,
-                "  {:<20} {:>8} {:>7} {:>8} {:>4} {:>7.2} {:>6}",
+                "  {:<20} {:>8} {:>7} {:>8} {:>4} {:>7} {:>7.2} {:>6}",
                 r.started_at,
                 format_ms(r.duration_ms),
                 r.lines_read,
                 r.triggers,
                 r.llm_calls,
+                r.prompt_tokens,
                 r.cost_usd,
                 r.errors
             );
@@ -120,6 +137,17 @@ pub fn render(s: &Status) -> String {
             let why: String = d.error.chars().take(160).collect();
             let _ = writeln!(out, "  {} {}{inc}: {}", d.dead_at, d.kind, why);
         }
+    }
+    let t = &s.prompt_tokens_24h;
+    if t.calls > 0 {
+        let _ = writeln!(
+            out,
+            "Prompt size (last 24 h): ~{} tokens per investigation on average over {} call{}, largest ~{}",
+            t.average,
+            t.calls,
+            if t.calls == 1 { "" } else { "s" },
+            t.largest
+        );
     }
     let _ = match s.budget_left_usd {
         Some(b) => writeln!(out, "Budget left: ${b:.2}"),

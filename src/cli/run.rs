@@ -154,6 +154,7 @@ fn run_json(r: &pipeline::RunReport, now: DateTime<Utc>) -> serde_json::Value {
         "updated": r.updated.iter().map(|(id, n)| serde_json::json!({"id": id, "count": n})).collect::<Vec<_>>(),
         "resolved": r.resolved,
         "llm_calls": r.llm_calls,
+        "prompt_tokens": r.prompt_tokens,
         "notifications": {
             "sent": r.notify.sent,
             "failed": r.notify.failed,

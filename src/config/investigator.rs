@@ -17,6 +17,9 @@ pub struct LlmConfig {
     pub runbook: Option<PathBuf>,
     /// The evidence budget, in estimated tokens (bytes / 4).
     pub evidence_tokens: usize,
+    /// Records of one shape are shown once whole, the others by the lines where they
+    /// differ; off, every record is shown whole (while the budget lasts).
+    pub fold_evidence: bool,
     /// A git repository whose recent commits are shown as deploys.
     pub deploy_repo: Option<PathBuf>,
     pub deploy_timeout: Duration,
@@ -39,6 +42,7 @@ impl Default for LlmConfig {
         LlmConfig {
             runbook: None,
             evidence_tokens: 12_000,
+            fold_evidence: true,
             deploy_repo: None,
             deploy_timeout: Duration::from_secs(5),
             scripts_dir: None,
@@ -194,6 +198,7 @@ impl Validator {
             ),
             scripts_dir,
             allow_scripts,
+            fold_evidence: i.fold_evidence.unwrap_or(true),
             script_timeout: self.duration(
                 "investigator.script_timeout",
                 i.script_timeout.as_deref(),
@@ -434,6 +439,7 @@ pub(super) fn fmt_llm(
         writeln!(f, "runbook = {:?}", r.display().to_string())?;
     }
     writeln!(f, "evidence_tokens = {}", l.evidence_tokens)?;
+    writeln!(f, "fold_evidence = {}", l.fold_evidence)?;
     if let Some(r) = &l.deploy_repo {
         writeln!(f, "deploy_repo = {:?}", r.display().to_string())?;
     }

@@ -166,6 +166,7 @@ pub struct RawInvestigator {
     // Evidence, safety, budgets, the anthropic-api backend.
     pub runbook: Option<String>,
     pub evidence_tokens: Option<i64>,
+    pub fold_evidence: Option<bool>,
     pub deploy_repo: Option<String>,
     pub deploy_timeout: Option<String>,
     pub scripts_dir: Option<String>,
@@ -202,6 +203,7 @@ impl RawInvestigator {
         "extra_args",
         "runbook",
         "evidence_tokens",
+        "fold_evidence",
         "deploy_repo",
         "deploy_timeout",
         "scripts_dir",

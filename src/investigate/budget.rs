@@ -157,7 +157,9 @@ mod tests {
         let (config, _dir, store, now) =
             setup("breaker_failures = 2\nbreaker_cooldown = \"30m\"\n");
         let fail = |at| {
-            let id = store.begin_llm_call(at, "claude-cli", None, "s").unwrap();
+            let id = store
+                .begin_llm_call(at, "claude-cli", None, "s", 0)
+                .unwrap();
             store.finish_llm_call(id, false, 0.0, Some("boom")).unwrap();
         };
         let inc = IncidentRow {
@@ -185,7 +187,9 @@ mod tests {
     fn a_forced_investigation_passes_the_call_budgets_not_the_dollars() {
         let (config, _dir, store, now) = setup("max_calls_per_hour = 1\nmax_usd_per_day = 1.0\n");
         let call = |usd| {
-            let id = store.begin_llm_call(now, "claude-cli", None, "s").unwrap();
+            let id = store
+                .begin_llm_call(now, "claude-cli", None, "s", 0)
+                .unwrap();
             store.finish_llm_call(id, true, usd, None).unwrap();
         };
         let plain = IncidentRow {

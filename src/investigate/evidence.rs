@@ -132,38 +132,79 @@ fn fold_by_shape(records: &[String]) -> Vec<Shape> {
     out
 }
 
-/// Where the folded records of a shape differ from the one shown: each differing line,
-/// once per distinct text, at most [`MAX_DIFF_LINES`].
+/// Where each folded record of a shape differs from the one shown: one line per
+/// record (at most [`MAX_RECORDS`]), listing its differing lines, a short one whole
+/// (whitespace collapsed), a long one by its differing words only. Every value
+/// that sets a record apart is kept; what they share is said once.
 fn differences(records: &[String], shape: &Shape) -> String {
-    const MAX_DIFF_LINES: usize = 12;
+    const MAX_RECORDS: usize = 20;
+    const SHORT_LINE: usize = 80;
+    const MAX_RECORD_CHARS: usize = 400;
     let shown: Vec<&str> = records[shape.shown].lines().collect();
-    let mut lines: Vec<(usize, &str)> = Vec::new();
-    for &i in &shape.folded {
-        for (n, (a, b)) in shown.iter().zip(records[i].lines()).enumerate() {
-            if *a != b && !lines.iter().any(|(m, l)| *m == n && *l == b) {
-                lines.push((n, b));
-            }
-        }
-    }
     let mut s = format!(
         "[{} more record(s) of the same shape ({} in all)",
         shape.folded.len(),
         shape.folded.len() + 1
     );
-    if lines.is_empty() {
+    let mut rows: Vec<String> = Vec::new();
+    for &i in &shape.folded {
+        let mut parts: Vec<String> = Vec::new();
+        for (a, b) in shown.iter().zip(records[i].lines()) {
+            if *a == b {
+                continue;
+            }
+            // loguru's `diagnose` draws its variable annotations with box-drawing
+            // characters: the value is what differs, not the drawing.
+            let words_of = |l: &'_ str| -> Vec<String> {
+                l.split_whitespace()
+                    .skip_while(|w| w.chars().all(|c| ('\u{2500}'..='\u{257f}').contains(&c)))
+                    .map(str::to_string)
+                    .collect()
+            };
+            let words = words_of(b);
+            let part = if b.trim().len() <= SHORT_LINE {
+                words.join(" ")
+            } else {
+                let theirs = words_of(a);
+                if theirs.len() == words.len() {
+                    // Each run of differing words with the word before it, which
+                    // usually names the value (`order 1004`, `status 504`).
+                    let mut runs: Vec<String> = Vec::new();
+                    let mut k = 0;
+                    while k < words.len() {
+                        if words[k] == theirs[k] {
+                            k += 1;
+                            continue;
+                        }
+                        let start = k.saturating_sub(1);
+                        while k < words.len() && words[k] != theirs[k] {
+                            k += 1;
+                        }
+                        runs.push(words[start..k].join(" "));
+                    }
+                    runs.join(" … ")
+                } else {
+                    words.join(" ")
+                }
+            };
+            if !part.is_empty() && !parts.contains(&part) {
+                parts.push(part);
+            }
+        }
+        if !parts.is_empty() {
+            rows.push(short(&parts.join(" · "), MAX_RECORD_CHARS));
+        }
+    }
+    if rows.is_empty() {
         s.push_str(", identical to the one shown]\n");
         return s;
     }
-    s.push_str("; their lines that differ from the one shown:]\n");
-    for (n, l) in lines.iter().take(MAX_DIFF_LINES) {
-        let _ = writeln!(s, "- line {}: {}", n + 1, short(l, 300));
+    s.push_str("; each one's lines that differ from the one shown:]\n");
+    for r in rows.iter().take(MAX_RECORDS) {
+        let _ = writeln!(s, "- {r}");
     }
-    if lines.len() > MAX_DIFF_LINES {
-        let _ = writeln!(
-            s,
-            "- … {} more differing line(s)",
-            lines.len() - MAX_DIFF_LINES
-        );
+    if rows.len() > MAX_RECORDS {
+        let _ = writeln!(s, "- … {} more record(s)", rows.len() - MAX_RECORDS);
     }
     s
 }
@@ -192,7 +233,16 @@ pub fn for_incident(
         .iter()
         .map(|s| red.clean(s.trim_end()))
         .collect();
-    let shapes = fold_by_shape(&samples);
+    let shapes = if config.llm.fold_evidence {
+        fold_by_shape(&samples)
+    } else {
+        (0..samples.len())
+            .map(|shown| Shape {
+                shown,
+                folded: Vec::new(),
+            })
+            .collect()
+    };
     let _ = writeln!(
         out,
         "## Triggering records ({} shown of {} occurrences)\n",

@@ -57,6 +57,11 @@ pub struct Diagnosis {
     /// Set when the LLM was not asked: `budget`, `breaker` or `recurring-noise`.
     #[serde(default)]
     pub skipped: Option<String>,
+    /// The prompt's estimated size in tokens (system and first message, bytes / 4),
+    /// when one was sent: what the evidence budget and the folding of same-shape
+    /// records are judged by.
+    #[serde(default)]
+    pub prompt_tokens: Option<u64>,
 }
 
 fn backend_name(i: &InvestigatorConfig) -> &'static str {
@@ -140,7 +145,9 @@ fn ask(
         Ok(p) => p,
         Err(e) => return fail(format!("prompt could not be built: {e}")),
     };
-    let call = match store.begin_llm_call(now, backend, Some(inc.id), &inc.signature) {
+    let prompt_tokens = (evidence::tokens(&prompt.system) + evidence::tokens(&prompt.user)) as u64;
+    let call = match store.begin_llm_call(now, backend, Some(inc.id), &inc.signature, prompt_tokens)
+    {
         Ok(id) => id,
         Err(e) => return fail(format!("cannot record the LLM call: {e}")),
     };
@@ -151,6 +158,7 @@ fn ask(
         }
         InvestigatorConfig::None => unreachable!("handled by the caller"),
     };
+    d.prompt_tokens = Some(prompt_tokens);
     let _ = store.finish_llm_call(
         call,
         d.diagnosed,

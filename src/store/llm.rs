@@ -49,10 +49,11 @@ impl Store {
         backend: &str,
         incident_id: Option<i64>,
         signature: &str,
+        prompt_tokens: u64,
     ) -> Result<i64> {
         self.conn.execute_cached(
-            "INSERT INTO llm_calls (at, backend, incident_id, signature) VALUES (?1, ?2, ?3, ?4)",
-            params![ts(at), backend, incident_id, signature],
+            "INSERT INTO llm_calls (at, backend, incident_id, signature, prompt_tokens) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![ts(at), backend, incident_id, signature, prompt_tokens as i64],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -86,6 +87,24 @@ impl Store {
                     calls_day: r.get::<_, i64>(1)? as u32,
                     usd_day: r.get(2)?,
                 })
+            },
+        )?)
+    }
+
+    /// Estimated prompt tokens of the calls in the 24 hours before `now`: the calls
+    /// that recorded a size, their average and the largest.
+    pub fn prompt_tokens_day(&self, now: DateTime<Utc>) -> Result<(u64, u64, u64)> {
+        let day = ts(now - chrono::Duration::hours(24));
+        Ok(self.conn.query_row_cached(
+            "SELECT count(prompt_tokens), coalesce(avg(prompt_tokens), 0), coalesce(max(prompt_tokens), 0)
+             FROM llm_calls WHERE at > ?1 AND at <= ?2",
+            params![day, ts(now)],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, f64>(1)?.round() as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
             },
         )?)
     }

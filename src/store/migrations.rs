@@ -213,6 +213,8 @@ const MIGRATIONS: &[&str] = &[
     // matched, the least severity, forced investigation, nag), kept for the filing
     // that may happen in a later run and for the reminders.
     "ALTER TABLE incidents ADD COLUMN escalation TEXT;",
+    // 12: the estimated size of each prompt sent, for the run summary and `status`.
+    "ALTER TABLE llm_calls ADD COLUMN prompt_tokens INTEGER;",
 ];
 
 /// The schema version this build writes.

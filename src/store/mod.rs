@@ -871,7 +871,7 @@ mod tests {
         assert_eq!(store.sent_since(hour_ago, now).unwrap(), 0);
         assert!(!store.digest_since(hour_ago, now).unwrap());
         store
-            .begin_llm_call(ahead, "claude-cli", None, "s")
+            .begin_llm_call(ahead, "claude-cli", None, "s", 0)
             .unwrap();
         let u = store.llm_usage(now).unwrap();
         assert_eq!((u.calls_hour, u.calls_day), (0, 0));
@@ -881,7 +881,9 @@ mod tests {
             .unwrap();
         store.mark_sent(sent, now).unwrap();
         assert_eq!(store.sent_since(hour_ago, now).unwrap(), 1);
-        store.begin_llm_call(now, "claude-cli", None, "s").unwrap();
+        store
+            .begin_llm_call(now, "claude-cli", None, "s", 0)
+            .unwrap();
         assert_eq!(store.llm_usage(now).unwrap().calls_hour, 1);
     }
 }

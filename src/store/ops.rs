@@ -20,6 +20,8 @@ pub struct RunSummary {
     pub llm_calls: u64,
     /// Cost in USD of the LLM calls made during the run.
     pub cost_usd: f64,
+    /// The estimated prompt tokens those calls sent.
+    pub prompt_tokens: u64,
     pub errors: u64,
     pub error_text: String,
 }
@@ -46,9 +48,12 @@ impl Store {
             "SELECT r.id, r.started_at, r.duration_ms, r.lines_read, r.events_kept, r.triggers, r.llm_calls,
                     r.errors, r.error_text,
                     (SELECT coalesce(sum(c.cost_usd), 0) FROM llm_calls c
-                      WHERE c.at >= r.started_at
-                        AND c.at < coalesce((SELECT n.started_at FROM runs n WHERE n.id > r.id ORDER BY n.id LIMIT 1), '9999'))
-             FROM runs r ORDER BY r.id DESC LIMIT ?1",
+                      WHERE c.at >= r.started_at AND c.at < r.next_start),
+                    (SELECT coalesce(sum(c.prompt_tokens), 0) FROM llm_calls c
+                      WHERE c.at >= r.started_at AND c.at < r.next_start)
+             FROM (SELECT r.*, coalesce((SELECT n.started_at FROM runs n WHERE n.id > r.id ORDER BY n.id LIMIT 1), '9999') AS next_start
+                     FROM runs r ORDER BY r.id DESC LIMIT ?1) r
+             ORDER BY r.id DESC",
         )?;
         let rows = stmt.query_map([limit as i64], |r| {
             Ok(RunSummary {
@@ -62,6 +67,7 @@ impl Store {
                 errors: r.get::<_, i64>(7)? as u64,
                 error_text: r.get(8)?,
                 cost_usd: r.get(9)?,
+                prompt_tokens: r.get::<_, i64>(10)? as u64,
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
