@@ -1183,7 +1183,7 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
         return;
     }
     let mut failed = Vec::new();
-    for id in all {
+    for &id in &all {
         if let Err(e) = incident::page::rewrite_page(config, store, id) {
             report.problem(format!("incident #{id}: {e}"));
             failed.push(id);
@@ -1194,13 +1194,9 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
             report.errors.push(format!("state database: {e}"));
         }
     }
-    match store.incidents_for_index() {
-        Ok(list) => {
-            if let Err(e) = incident::index::write(&config.incidents_dir, &list) {
-                report.problem(format!("INDEX.md: {e}"));
-            }
-        }
-        Err(e) => report.errors.push(format!("INDEX.md: {e}")),
+    let changed: Vec<i64> = all.iter().chain(&opened).copied().collect();
+    if let Err(e) = incident::index::update(&config.incidents_dir, store, &changed) {
+        report.problem(format!("INDEX.md: {e}"));
     }
 }
 

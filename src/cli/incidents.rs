@@ -128,9 +128,7 @@ fn refresh(config: &Config, store: &Store, id: i64) {
         };
         crate::errln!("logwarden: incident #{id}: page not rewritten: {e}; {later}");
     }
-    if let Ok(list) = store.incidents_for_index() {
-        let _ = crate::incident::index::write(&config.incidents_dir, &list);
-    }
+    let _ = crate::incident::index::update(&config.incidents_dir, store, &[id]);
 }
 
 /// Runs an `incidents` command (none means `list`).

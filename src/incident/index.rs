@@ -1,9 +1,17 @@
-//! `INDEX.md` in the incidents folder: every incident, newest first, with its date,
-//! severity, status, title, occurrences and a link to its page. Regenerated each run.
+//! `INDEX.md` in the incidents folder: the incidents still open or acked and the
+//! latest ones, newest first, with date, severity, status, title, occurrences and a
+//! link to each page; and one file per month (`index/YYYY-MM.md`) listing all of that
+//! month's. A run rewrites only what its changes touch, so its cost does not grow
+//! with a year of history.
 
 use std::path::Path;
 
-use crate::store::IncidentRow;
+use crate::store::{IncidentRow, Store};
+
+/// How many of the latest incidents `INDEX.md` lists besides the open and acked ones.
+pub const RECENT: usize = 200;
+/// The folder (in the incidents folder) of the month files.
+pub const MONTHS_DIR: &str = "index";
 
 /// The comment that carries the highest incident id listed.
 pub const HIGHEST_ID: &str = "<!-- highest id: ";
@@ -14,9 +22,10 @@ pub fn highest_id(head: &str) -> Option<i64> {
     rest[..rest.find(" -->")?].parse().ok()
 }
 
-/// Renders the index.
-pub fn render(incidents: &[IncidentRow]) -> String {
-    let mut s = String::from("# Incidents\n\nNewest first. Written by logwarden on every run; edits here are overwritten.\n");
+/// Renders the index: `incidents` (filed or not; only filed ones are listed), then
+/// links to the month files of `months`.
+pub fn render(incidents: &[IncidentRow], months: &[String]) -> String {
+    let mut s = String::from("# Incidents\n\nNewest first: those open or acked, and the latest ones. Written by logwarden; edits here are overwritten.\n");
     // The highest id, near the top: a run checks it against the store (a store that
     // lost incidents is rebuilt from the pages) reading only the head of the file.
     let top = incidents
@@ -26,6 +35,27 @@ pub fn render(incidents: &[IncidentRow]) -> String {
         .max()
         .unwrap_or(0);
     s.push_str(&format!("{HIGHEST_ID}{top} -->\n\n"));
+    table(&mut s, incidents, "");
+    if !months.is_empty() {
+        s.push_str("\n## Every incident, by month\n\n");
+        for m in months {
+            s.push_str(&format!("- [{m}]({MONTHS_DIR}/{m}.md)\n"));
+        }
+    }
+    s
+}
+
+/// Renders the file of one month's incidents.
+pub fn render_month(month: &str, incidents: &[IncidentRow]) -> String {
+    let mut s = format!(
+        "# Incidents of {month}\n\nNewest first. Written by logwarden; edits here are overwritten. [All months](../INDEX.md)\n\n"
+    );
+    table(&mut s, incidents, "../");
+    s
+}
+
+/// The table of filed incidents, newest first, linking pages under `up`.
+fn table(s: &mut String, incidents: &[IncidentRow], up: &str) {
     s.push_str("| date | severity | status | title | occurrences |\n|---|---|---|---|---:|\n");
     let mut sorted: Vec<&IncidentRow> = incidents.iter().filter(|i| i.stage == "filed").collect();
     sorted.sort_by(|a, b| b.first_seen.cmp(&a.first_seen).then(b.id.cmp(&a.id)));
@@ -38,7 +68,7 @@ pub fn render(incidents: &[IncidentRow]) -> String {
             .and_then(|p| Path::new(p).file_name())
         {
             Some(f) => format!(
-                "[#{} {title}]({})",
+                "[#{} {title}]({up}{})",
                 i.id,
                 crate::notify::ntfy::url_segment(&f.to_string_lossy())
             ),
@@ -57,21 +87,175 @@ pub fn render(incidents: &[IncidentRow]) -> String {
             i.occurrences
         ));
     }
-    s
 }
 
-/// Writes `INDEX.md` in the incidents folder (a new one 0640, owned like the folder).
-/// Left alone when nothing changed (a quiet run writes nothing).
-pub fn write(dir: &Path, incidents: &[IncidentRow]) -> Result<(), String> {
-    let path = dir.join("INDEX.md");
-    let text = render(incidents);
-    let text = crate::sanitize::text(&text).into_owned();
-    if crate::safefs::read_no_follow(&path).is_ok_and(|old| old == text) {
+/// The kv key of the months that have a month file.
+const MONTHS_KEY: &str = "index.months";
+
+/// Brings `INDEX.md` and the month files up to date after the incidents `changed`
+/// were opened or changed: `INDEX.md` always (it is small), the files of the months
+/// those incidents belong to, and any month file missing (the first run after an
+/// upgrade writes them all, once). Files whose text is unchanged are left alone.
+pub fn update(dir: &Path, store: &Store, changed: &[i64]) -> Result<(), String> {
+    let db = |e: crate::store::StoreError| format!("state database: {e}");
+    let known: Option<Vec<String>> = store.kv_get(MONTHS_KEY).map_err(db)?.map(|v| {
+        v.split(',')
+            .filter(|m| !m.is_empty())
+            .map(String::from)
+            .collect()
+    });
+    let mut months = match known {
+        Some(m) => m,
+        None => store.incident_months().map_err(db)?,
+    };
+    let touched = store.months_of(changed).map_err(db)?;
+    for m in &touched {
+        if !months.contains(m) {
+            months.push(m.clone());
+        }
+    }
+    months.sort_unstable_by(|a, b| b.cmp(a));
+    let head = store.incidents_for_index_head(RECENT).map_err(db)?;
+    write_if_changed(&dir.join("INDEX.md"), &render(&head, &months))?;
+    let folder = dir.join(MONTHS_DIR);
+    for m in &months {
+        let path = folder.join(format!("{m}.md"));
+        if touched.contains(m) || !path.exists() {
+            crate::fsio::create_dir(&folder)?;
+            let rows = store.incidents_in_month(m).map_err(db)?;
+            write_if_changed(&path, &render_month(m, &rows))?;
+        }
+    }
+    store.kv_set(MONTHS_KEY, &months.join(",")).map_err(db)
+}
+
+/// Writes `text` (made safe for a terminal) to `path` unless it already holds it;
+/// a new file is 0640, owned like its folder.
+fn write_if_changed(path: &Path, text: &str) -> Result<(), String> {
+    let text = crate::sanitize::text(text).into_owned();
+    if crate::safefs::read_no_follow(path).is_ok_and(|old| old == text) {
         return Ok(());
     }
-    crate::fsio::replace(
-        &path,
-        text.as_bytes(),
-        crate::fsio::NewFile::DirOwner(0o640),
-    )
+    crate::fsio::replace(path, text.as_bytes(), crate::fsio::NewFile::DirOwner(0o640))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn filed(store: &mut Store, at: chrono::DateTime<chrono::Utc>, title: &str) -> i64 {
+        let b = store.batch().unwrap();
+        let run = b
+            .insert_run(&crate::store::RunRow {
+                started_at: crate::store::ts(at),
+                duration_ms: 0,
+                lines_read: 0,
+                events_kept: 0,
+                triggers: 0,
+                llm_calls: 0,
+                errors: 0,
+                error_text: String::new(),
+            })
+            .unwrap();
+        let id = b
+            .insert_incident(
+                &crate::store::NewIncident {
+                    signature: format!("sig-{title}-{at}"),
+                    kind: "error".into(),
+                    severity: "warning".into(),
+                    title: title.into(),
+                    source: "app".into(),
+                    host: "h".into(),
+                    level: "ERROR".into(),
+                    template: title.into(),
+                    exception_type: None,
+                    first_seen: at,
+                    last_seen: at,
+                    occurrences: 1,
+                    samples: vec![],
+                },
+                at,
+                run,
+            )
+            .unwrap();
+        let note = crate::store::Notification {
+            title: title.into(),
+            body: String::new(),
+            priority: 3,
+            tags: String::new(),
+        };
+        let page = format!("/x/{}-incident-{id}.md", at.format("%Y-%m-%d"));
+        b.file_incident(id, &page, &note, at).unwrap();
+        b.commit().unwrap();
+        id
+    }
+
+    #[test]
+    fn index_lists_open_and_recent_and_months_list_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("state.db")).unwrap();
+        let incidents = dir.path().join("incidents");
+        std::fs::create_dir(&incidents).unwrap();
+        let oct = chrono::Utc.with_ymd_and_hms(2026, 10, 3, 8, 0, 0).unwrap();
+        let nov = chrono::Utc.with_ymd_and_hms(2026, 11, 3, 8, 0, 0).unwrap();
+        // An October incident still open, then more resolved ones than the index lists.
+        let old_open = filed(&mut store, oct, "old but open");
+        let old_resolved = filed(&mut store, oct, "old and resolved");
+        store.resolve_incident(old_resolved, "t", oct).unwrap();
+        let mut last = 0;
+        for n in 0..RECENT + 5 {
+            last = filed(&mut store, nov + chrono::Duration::minutes(n as i64), "nov");
+            store.resolve_incident(last, "t", nov).unwrap();
+        }
+        update(&incidents, &store, &[]).unwrap();
+        let index = std::fs::read_to_string(incidents.join("INDEX.md")).unwrap();
+        assert!(
+            index.contains(&format!("[#{old_open} old but open]")),
+            "{index}"
+        );
+        assert!(!index.contains("old and resolved"), "{index}");
+        assert!(index.contains(&format!("#{last} ")));
+        assert_eq!(highest_id(&index), Some(last));
+        assert!(index.contains("- [2026-11](index/2026-11.md)\n- [2026-10](index/2026-10.md)"));
+        let october = std::fs::read_to_string(incidents.join("index/2026-10.md")).unwrap();
+        assert!(
+            october.contains(&format!(
+                "[#{old_resolved} old and resolved](../2026-10-03-incident-{old_resolved}.md)"
+            )),
+            "{october}"
+        );
+        assert!(october.contains("old but open"));
+        let november = std::fs::read_to_string(incidents.join("index/2026-11.md")).unwrap();
+        assert_eq!(
+            november.lines().filter(|l| l.contains(" nov](")).count(),
+            RECENT + 5
+        );
+
+        // A change to an October incident rewrites October's file, not November's.
+        let nov_before = std::fs::metadata(incidents.join("index/2026-11.md"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        store.resolve_incident(old_open, "t", nov).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        update(&incidents, &store, &[old_open]).unwrap();
+        let october = std::fs::read_to_string(incidents.join("index/2026-10.md")).unwrap();
+        assert!(
+            october
+                .lines()
+                .any(|l| l.contains("old but open") && l.contains("| resolved |")),
+            "{october}"
+        );
+        let index = std::fs::read_to_string(incidents.join("INDEX.md")).unwrap();
+        assert!(
+            !index.contains("old but open"),
+            "resolved and old: only in its month\n{index}"
+        );
+        let nov_after = std::fs::metadata(incidents.join("index/2026-11.md"))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(nov_before, nov_after);
+    }
 }

@@ -215,6 +215,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE incidents ADD COLUMN escalation TEXT;",
     // 12: the estimated size of each prompt sent, for the run summary and `status`.
     "ALTER TABLE llm_calls ADD COLUMN prompt_tokens INTEGER;",
+    // 13: the month files of the incidents index list a month's incidents by index.
+    "CREATE INDEX incidents_by_first_seen ON incidents (stage, first_seen);",
 ];
 
 /// The schema version this build writes.

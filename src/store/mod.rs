@@ -354,10 +354,53 @@ impl Store {
         self.incidents_where("1 = 1", params![])
     }
 
-    /// Every filed incident without its samples and diagnosis (left empty): what
-    /// `INDEX.md` shows, at a fraction of the cost of whole rows.
-    pub fn incidents_for_index(&self) -> Result<Vec<IncidentRow>> {
-        self.incidents_select("'[]', NULL", "stage = 'filed'", params![])
+    /// What `INDEX.md` lists: every filed incident still open or acked, and the
+    /// `recent` latest filed; light rows (samples and diagnosis left empty), at a
+    /// fraction of the cost of whole ones.
+    pub fn incidents_for_index_head(&self, recent: usize) -> Result<Vec<IncidentRow>> {
+        self.incidents_select(
+            "'[]', NULL",
+            "id IN (SELECT id FROM incidents WHERE status IN ('open', 'acked') AND stage = 'filed'
+                    UNION SELECT id FROM (SELECT id FROM incidents WHERE stage = 'filed' ORDER BY id DESC LIMIT ?1))",
+            params![recent as i64],
+        )
+    }
+
+    /// The filed incidents first seen in a month (`YYYY-MM`, UTC), light rows.
+    pub fn incidents_in_month(&self, month: &str) -> Result<Vec<IncidentRow>> {
+        self.incidents_select(
+            "'[]', NULL",
+            "stage = 'filed' AND first_seen >= ?1 AND first_seen < ?2",
+            params![month, format!("{month}\u{7f}")],
+        )
+    }
+
+    /// The months (`YYYY-MM`) in which filed incidents were first seen, newest first.
+    pub fn incident_months(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT DISTINCT substr(first_seen, 1, 7) FROM incidents WHERE stage = 'filed' ORDER BY 1 DESC",
+        )?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
+    }
+
+    /// The months (`YYYY-MM`) of these incidents' first occurrence.
+    pub fn months_of(&self, ids: &[i64]) -> Result<Vec<String>> {
+        let mut out: Vec<String> = Vec::new();
+        for id in ids {
+            let m: Option<String> = self
+                .conn
+                .query_row_cached(
+                    "SELECT substr(first_seen, 1, 7) FROM incidents WHERE id = ?1",
+                    [id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(m) = m.filter(|m| !out.contains(m)) {
+                out.push(m);
+            }
+        }
+        Ok(out)
     }
 
     fn incidents_where(

@@ -75,6 +75,17 @@ fn a_control_character_in_a_critical_line_never_silences_alerting() {
         assert_clean("page", &std::fs::read_to_string(&f).unwrap());
     }
     assert_clean("INDEX.md", &t.read("incidents/INDEX.md"));
+    let months: Vec<_> = std::fs::read_dir(t.path("incidents/index"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(!months.is_empty());
+    for m in months {
+        assert_clean(
+            "a month's index",
+            &std::fs::read_to_string(m.path()).unwrap(),
+        );
+    }
     t.ok(&[
         "ignore",
         "add",
@@ -355,14 +366,20 @@ fn an_llm_verdict_renders_as_text_in_pages_index_and_notifications() {
     for (what, text) in [
         ("page", body_of_page.to_string()),
         ("INDEX.md", t.read("incidents/INDEX.md")),
+        ("the month's index", t.read("incidents/index/2026-11.md")),
         ("notification", ntfy.messages()[0].body.clone()),
     ] {
         assert!(
             !text.contains("<img") && !text.contains("<script"),
             "{what}: {text}"
         );
-        // our own link to the page aside, no `](`, `][` or `]:` that is not escaped
-        let text_only = text.replace("](2026-11-22-incident-", "");
+        // our own links (to the page, the month's index) aside, no `](`, `][` or `]:`
+        // that is not escaped
+        let text_only = text
+            .replace("](2026-11-22-incident-", "")
+            .replace("](../2026-11-22-incident-", "")
+            .replace("](index/2026-11.md)", "")
+            .replace("](../INDEX.md)", "");
         for pat in ["](", "][", "]:"] {
             assert!(
                 !text_only
