@@ -133,10 +133,15 @@ fn build(dir: &Path, scale: f64) -> History {
 
     let db = Connection::open(dir.join("state/logwarden.db")).unwrap();
     db.execute_batch("BEGIN").unwrap();
-    // Most of a year's incidents are long resolved.
+    // Most of a year's incidents are long resolved, and they came over the year: the
+    // run above opened them all at once, they are spread back over 365 days.
     db.execute(
-        "UPDATE incidents SET status = 'resolved', resolved_at = '2026-11-22T00:31:00Z'",
-        [],
+        "UPDATE incidents SET status = 'resolved', resolved_at = '2026-11-22T00:31:00Z',
+             first_seen = strftime('%Y-%m-%dT%H:%M:%SZ', '2026-11-22T00:00:00',
+                 '-' || ((?1 - id) * 365 / ?1) || ' days'),
+             last_seen = strftime('%Y-%m-%dT%H:%M:%SZ', '2026-11-22T00:00:00',
+                 '-' || ((?1 - id) * 365 / ?1) || ' days', '+5 minutes')",
+        [h.incidents as i64],
     )
     .unwrap();
     {

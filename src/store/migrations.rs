@@ -215,8 +215,13 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE incidents ADD COLUMN escalation TEXT;",
     // 12: the estimated size of each prompt sent, for the run summary and `status`.
     "ALTER TABLE llm_calls ADD COLUMN prompt_tokens INTEGER;",
-    // 13: the month files of the incidents index list a month's incidents by index.
-    "CREATE INDEX incidents_by_first_seen ON incidents (stage, first_seen);",
+    // 13: an index on `stage` alone led SQLite's planner (which has no statistics)
+    // to walk every filed incident in id order for queries on open ones; the few
+    // unfiled ones get a partial index instead. The month files of the incidents
+    // index list a month's incidents by their first occurrence.
+    "DROP INDEX incidents_by_stage;
+    CREATE INDEX incidents_unfiled ON incidents (stage) WHERE stage IN ('new', 'investigated');
+    CREATE INDEX incidents_filed_by_first_seen ON incidents (first_seen) WHERE stage = 'filed';",
 ];
 
 /// The schema version this build writes.

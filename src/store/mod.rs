@@ -845,6 +845,36 @@ mod tests {
         assert_eq!(v, text);
     }
 
+    /// The queries every run makes on open, acked and unfiled incidents are served by
+    /// an index, never by walking a year of filed ones (SQLite plans without statistics).
+    #[test]
+    fn a_runs_incident_queries_do_not_walk_the_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        for (cond, index) in [
+            ("status IN ('open', 'acked') AND stage = 'filed' AND kind IN ('new-error', 'several-sources') AND coalesce(seen_at, last_seen) < ?1", "incidents_by_status"),
+            ("status = 'open' AND stage = 'filed'", "incidents_by_status"),
+            ("stage IN ('new', 'investigated')", "incidents_unfiled"),
+            ("stage = 'filed' AND first_seen >= ?1 AND first_seen < ?2", "incidents_filed_by_first_seen"),
+            ("signature = ?1 AND status != 'resolved'", "incidents_by_signature"),
+        ] {
+            let sql = format!("EXPLAIN QUERY PLAN SELECT id, samples FROM incidents WHERE {cond} ORDER BY id");
+            let mut stmt = store.conn.prepare(&sql).unwrap();
+            let args = vec![None::<String>; stmt.parameter_count()];
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+            assert!(
+                plan.iter().any(|p| p.starts_with("SEARCH incidents USING")
+                    && p.contains(&format!(" INDEX {index} ")))
+                    && !plan.iter().any(|p| p.starts_with("SCAN incidents")),
+                "{cond}: {plan:?}"
+            );
+        }
+    }
+
     #[test]
     fn migrates_and_round_trips_a_checkpoint() {
         let dir = tempfile::tempdir().unwrap();
