@@ -1101,11 +1101,24 @@ fn file_written(
     fault_point("after-pages-synced");
     // What killed writers left behind, judged by the folder's own clock (the page just
     // written) with a wide margin: a page being written by hand right now is spared.
+    // Once a day: listing a folder of a year's pages on every filing would make a
+    // run's cost grow with the history, and a stale temporary file harms nothing.
+    let sweep_due = store
+        .kv_get(TEMPS_SWEPT)
+        .ok()
+        .flatten()
+        .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+        .is_none_or(|at| {
+            let at = at.with_timezone(&Utc);
+            now < at || now - at >= chrono::Duration::days(1)
+        });
     if let Some(written) = pending
         .last()
+        .filter(|_| sweep_due)
         .and_then(|w| std::fs::metadata(&w.path).ok())
         .and_then(|m| m.modified().ok())
     {
+        let _ = store.kv_set(TEMPS_SWEPT, &store::ts(now));
         let margin = std::time::Duration::from_secs(600);
         if let Some(before) = written.checked_sub(margin) {
             crate::fsio::remove_stale_temps(&config.incidents_dir, before);
@@ -1201,6 +1214,8 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
 }
 
 const PAGES_TO_RETRY: &str = "pages.retry";
+/// When the incidents folder was last swept of temporary files killed writers left.
+const TEMPS_SWEPT: &str = "incidents.temps_swept_at";
 
 /// Incident pages a run (or a command) could not rewrite: the next run tries again.
 fn pages_to_retry(store: &Store) -> Vec<i64> {

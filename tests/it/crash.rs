@@ -117,4 +117,30 @@ fn temporary_files_a_killed_run_left_are_removed_once_stale() {
     assert_eq!(t.incident_files().len(), 1);
     assert!(!t.path("incidents/.logwarden-Ab12Cd.tmp").exists());
     assert!(t.path("incidents/.logwarden-Ef34Gh.tmp").exists());
+
+    // The folder is swept once a day, not on every filing (it holds a year of pages).
+    let stale = |name: &str| {
+        t.write(name, "half a page");
+        let f = std::fs::File::options()
+            .write(true)
+            .open(t.path(name))
+            .unwrap();
+        let written = f.metadata().unwrap().modified().unwrap();
+        f.set_modified(written - std::time::Duration::from_secs(7200))
+            .unwrap();
+    };
+    stale("incidents/.logwarden-Ij56Kl.tmp");
+    let append = |line: &str| {
+        let mut log = t.read("app.log");
+        log.push_str(line);
+        t.write("app.log", &log);
+    };
+    append("2026-11-22 11:00:00.000 | ERROR    | app:f:2 - Disk quota exceeded for tenant 9\n");
+    t.ok(&["run", "--now", "2026-11-22T11:01:00Z"]);
+    assert_eq!(t.incident_files().len(), 2);
+    assert!(t.path("incidents/.logwarden-Ij56Kl.tmp").exists());
+    append("2026-11-23 11:00:00.000 | ERROR    | app:f:3 - Payment provider answered 503\n");
+    t.ok(&["run", "--now", "2026-11-23T11:01:00Z"]);
+    assert_eq!(t.incident_files().len(), 3);
+    assert!(!t.path("incidents/.logwarden-Ij56Kl.tmp").exists());
 }
