@@ -1170,6 +1170,9 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
     ids.extend(report.control.acked.iter().copied()); // acked from the phone
                                                       // Pages opened in this run were just written; only what they link to changes.
     let opened: std::collections::BTreeSet<i64> = report.opened.iter().map(|o| o.0).collect();
+    // The rows the index shows changed only for these; the pages linked to them
+    // change, their index rows do not.
+    let changed: Vec<i64> = ids.iter().chain(&opened).copied().collect();
     let mut all = std::collections::BTreeSet::new();
     for (id, fresh) in ids
         .into_iter()
@@ -1207,7 +1210,6 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
             report.errors.push(format!("state database: {e}"));
         }
     }
-    let changed: Vec<i64> = all.iter().chain(&opened).copied().collect();
     if let Err(e) = incident::index::update(&config.incidents_dir, store, &changed) {
         report.problem(format!("INDEX.md: {e}"));
     }
