@@ -1,6 +1,8 @@
 //! Writing the files logwarden owns (ignore rules, mutes, incident pages, INDEX.md,
 //! briefings) so that whoever writes them, root from a shell or the service user from
-//! the timer, the other can still read and rewrite them.
+//! the timer, the other can still read and rewrite them; and reading them back
+//! without following a symlink planted in their place (the incidents folder is often a
+//! git checkout others write to).
 //!
 //! A rewrite goes through a temporary file in the same folder that gets the original's
 //! owner, group and mode before it is renamed over it (a symlink in its place is
@@ -9,8 +11,8 @@
 //! group of its folder with a fixed mode (pages in an incidents folder that belongs to
 //! the service user stay the service user's when root writes one).
 
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io::{Read, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// Who a file that does not exist yet will belong to.
@@ -237,6 +239,40 @@ pub fn create_dir(dir: &Path) -> Result<(), String> {
     }
 }
 
+/// A folder of logwarden's own inside `root` (`briefings`, `index`), made if missing
+/// (adopted by the root's owner). A symlink or a file in its place is refused, never
+/// written through: what lands there must land in the incidents folder.
+pub fn own_subdir(root: &Path, name: &str) -> Result<std::path::PathBuf, String> {
+    let dir = root.join(name);
+    match std::fs::symlink_metadata(&dir) {
+        Ok(m) if m.file_type().is_dir() => Ok(dir),
+        Ok(_) => Err(format!(
+            "{} is a symlink or not a folder; refusing to write through it",
+            dir.display()
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            create_dir(&dir)?;
+            Ok(dir)
+        }
+        Err(e) => Err(format!("{}: {e}", dir.display())),
+    }
+}
+
+/// Opens a file for reading unless it is a symlink (then an error, ELOOP).
+pub fn open_no_follow(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Reads a file unless it is a symlink.
+pub fn read_no_follow(path: &Path) -> std::io::Result<String> {
+    let mut s = String::new();
+    open_no_follow(path)?.read_to_string(&mut s)?;
+    Ok(s)
+}
+
 /// Reads a file that may not exist yet (`None`); any other error is an error, never
 /// taken for an empty file.
 pub fn read_optional(path: &Path) -> Result<Option<String>, String> {
@@ -317,6 +353,23 @@ mod tests {
         assert_eq!(remove_stale_temps(dir.path(), before), 1);
         assert!(!old.exists() && fresh.exists() && page.exists());
         assert!(link.symlink_metadata().is_ok() && target.exists());
+    }
+
+    #[test]
+    fn reads_refuse_a_symlink_and_own_folders_refuse_one_in_their_place() {
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let root = d.path().join("incidents");
+        std::fs::create_dir(&root).unwrap();
+        std::os::unix::fs::symlink(&victim, root.join("INDEX.md")).unwrap();
+        assert!(read_no_follow(&root.join("INDEX.md")).is_err());
+        std::os::unix::fs::symlink(d.path(), root.join("briefings")).unwrap();
+        let e = own_subdir(&root, "briefings").unwrap_err();
+        assert!(e.contains("symlink"), "{e}");
+        let index = own_subdir(&root, "index").unwrap();
+        assert!(index.is_dir());
+        assert_eq!(own_subdir(&root, "index").unwrap(), index);
     }
 
     #[test]

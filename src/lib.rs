@@ -18,7 +18,6 @@ pub mod notify;
 pub mod pipeline;
 pub mod process;
 pub mod redact;
-pub mod safefs;
 pub mod sanitize;
 pub mod scripts;
 pub mod signature;

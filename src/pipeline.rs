@@ -1457,14 +1457,9 @@ impl RunReport {
                 self.opened.len()
             },
             self.llm_calls,
-            if self.llm_calls > 0 {
-                format!(
-                    " (~{} prompt tokens, {} per call)",
-                    self.prompt_tokens,
-                    self.prompt_tokens / self.llm_calls
-                )
-            } else {
-                String::new()
+            match self.prompt_tokens.checked_div(self.llm_calls) {
+                Some(each) => format!(" (~{} prompt tokens, {each} per call)", self.prompt_tokens),
+                None => String::new(),
             },
             self.errors.len()
         );

@@ -915,16 +915,6 @@ fn read_or_empty(path: &Path) -> Result<String, String> {
     Ok(crate::fsio::read_optional(path)?.unwrap_or_default())
 }
 
-/// Writes a file through a temporary file in the same folder and a rename.
-pub fn write_atomically(path: &Path, text: &str) -> Result<(), String> {
-    // In its own folder, never through a symlink at `path`.
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    crate::safefs::write_under(dir, path, text)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -259,7 +259,13 @@ pub fn run_scheduled(config: &Config, store: &Store, now: DateTime<Utc>) -> Resu
         return Ok(None);
     }
     let b = build(config, store, now, config.incidents.briefing_days)?;
-    let dir = config.incidents_dir.join("briefings");
+    let dir = match crate::fsio::own_subdir(&config.incidents_dir, "briefings") {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!("briefing: {e}");
+            return Ok(None);
+        }
+    };
     let path = dir.join(format!("{}-briefing.md", now.format("%Y-%m-%d")));
     let text = if config.redact.incident_files {
         config.redact.redactor.clean(&b.markdown)

@@ -121,7 +121,7 @@ pub fn update(dir: &Path, store: &Store, changed: &[i64]) -> Result<(), String> 
     for m in &months {
         let path = folder.join(format!("{m}.md"));
         if touched.contains(m) || !path.exists() {
-            crate::fsio::create_dir(&folder)?;
+            crate::fsio::own_subdir(dir, MONTHS_DIR)?;
             let rows = store.incidents_in_month(m).map_err(db)?;
             write_if_changed(&path, &render_month(m, &rows))?;
         }
@@ -133,7 +133,7 @@ pub fn update(dir: &Path, store: &Store, changed: &[i64]) -> Result<(), String> 
 /// a new file is 0640, owned like its folder.
 fn write_if_changed(path: &Path, text: &str) -> Result<(), String> {
     let text = crate::sanitize::text(text).into_owned();
-    if crate::safefs::read_no_follow(path).is_ok_and(|old| old == text) {
+    if crate::fsio::read_no_follow(path).is_ok_and(|old| old == text) {
         return Ok(());
     }
     crate::fsio::replace(path, text.as_bytes(), crate::fsio::NewFile::DirOwner(0o640))

@@ -73,7 +73,7 @@ pub fn path_for(dir: &Path, incident: &IncidentRow) -> PathBuf {
         };
         let path = dir.join(name);
         // A symlink planted at the name is taken, neither read nor written through.
-        match crate::safefs::read_no_follow(&path) {
+        match crate::fsio::read_no_follow(&path) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return path,
             Err(_) => continue,
             Ok(text) if front_matter_id(&text) == Some(incident.id) => return path,

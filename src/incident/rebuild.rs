@@ -120,7 +120,7 @@ pub fn rebuild(
     let mut notes: HashMap<i64, Vec<(DateTime<Utc>, String, String)>> = HashMap::new();
     for path in page_files(dir)? {
         let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let text = match crate::safefs::read_no_follow(&path) {
+        let text = match crate::fsio::read_no_follow(&path) {
             Ok(t) => t,
             Err(e) => {
                 out.skipped.push(format!("{name}: {e}"));

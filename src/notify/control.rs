@@ -75,7 +75,7 @@ type HmacSha256 = Hmac<Sha256>;
 pub fn key(path: &Path) -> Result<Vec<u8>, String> {
     // Never through a symlink: a key planted elsewhere would let its owner sign acks
     // and mutes, and a chmod through it would change someone else's file.
-    match crate::safefs::open_no_follow(path) {
+    match crate::fsio::open_no_follow(path) {
         Ok(mut f) => {
             let mut text = String::new();
             f.read_to_string(&mut text)
