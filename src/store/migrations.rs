@@ -213,6 +213,34 @@ const MIGRATIONS: &[&str] = &[
     // matched, the least severity, forced investigation, nag), kept for the filing
     // that may happen in a later run and for the reminders.
     "ALTER TABLE incidents ADD COLUMN escalation TEXT;",
+    // 12: allow-listed repair actions: each proposal for an incident, its approval or
+    // rejection (who, when), its execution (argv, exit code, output, duration) and its
+    // verification.
+    "CREATE TABLE action_requests (
+        id INTEGER PRIMARY KEY,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        action_id TEXT NOT NULL,
+        params TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        proposed_by TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        decided_by TEXT,
+        decided_at TEXT,
+        argv TEXT,
+        started_at TEXT,
+        exit_code INTEGER,
+        output TEXT,
+        duration_ms INTEGER,
+        occurrences_at_start INTEGER,
+        quiet_runs INTEGER NOT NULL DEFAULT 0,
+        verified_at TEXT,
+        verify_result TEXT
+    );
+    CREATE INDEX action_requests_by_status ON action_requests (status);
+    CREATE INDEX action_requests_by_incident ON action_requests (incident_id);
+    CREATE INDEX action_requests_by_action ON action_requests (action_id, started_at);",
 ];
 
 /// The schema version this build writes.
