@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
+mod actions;
 mod ignore;
 mod incidents;
 mod metrics;
@@ -147,6 +148,16 @@ pub enum Command {
         json: bool,
         #[command(subcommand)]
         command: Option<MetricsCommand>,
+    },
+    /// Allow-listed actions: list, approve, reject, history, test (dry run), resume
+    #[command(
+        after_help = "Examples:\n  logwarden actions list\n  logwarden actions approve 3\n  logwarden actions test restart-unit --param unit=app.service"
+    )]
+    Actions {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: actions::ActionsCommand,
     },
     /// Serve the investigator's tools over MCP on stdin/stdout (started by Claude Code)
     #[command(hide = true)]
@@ -366,6 +377,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             list,
             command,
         } => incidents::run(&load(&config)?, command, list, now),
+        Command::Actions { config, command } => actions::run(&load(&config)?, command, now),
         Command::Briefing { config, days, json } => {
             incidents::briefing(&load(&config)?, days, now, json)
         }
