@@ -1166,7 +1166,7 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
     ids.extend(report.control.acked.iter().copied()); // acked from the phone
     ids.extend(report.control.decided.iter().copied()); // approved or rejected
     ids.extend(report.actions.resolved.iter().copied());
-                                                      // Pages opened in this run were just written; only what they link to changes.
+    // Pages opened in this run were just written; only what they link to changes.
     let opened: std::collections::BTreeSet<i64> = report.opened.iter().map(|o| o.0).collect();
     let mut all = std::collections::BTreeSet::new();
     for (id, fresh) in ids

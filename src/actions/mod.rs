@@ -49,8 +49,8 @@ pub struct ActionsReport {
 pub fn applies(def: &ActionDef, inc: &IncidentRow) -> bool {
     let w = &def.when;
     let check = inc.source.strip_prefix("check:");
-    let sig_ok = w.signatures.is_empty() || w.signatures.iter().any(|s| *s == inc.signature);
-    let src_ok = w.sources.is_empty() || w.sources.iter().any(|s| *s == inc.source);
+    let sig_ok = w.signatures.is_empty() || w.signatures.contains(&inc.signature);
+    let src_ok = w.sources.is_empty() || w.sources.contains(&inc.source);
     let check_ok = w.checks.is_empty() || check.is_some_and(|c| w.checks.iter().any(|x| x == c));
     sig_ok && src_ok && check_ok
 }
@@ -241,13 +241,20 @@ pub fn propose(
     }
     for (id, params, reason, by) in candidates {
         let shown_id = crate::sanitize::md_inline(&id.chars().take(100).collect::<String>());
-        let dropped = |why: String| format!("Proposed action `{shown_id}`{} dropped: {why}.", show_params(&params));
+        let dropped = |why: String| {
+            format!(
+                "Proposed action `{shown_id}`{} dropped: {why}.",
+                show_params(&params)
+            )
+        };
         let Some(def) = cfg.get(&id) else {
             note(&dropped("it is not an allow-listed action".into()))?;
             continue;
         };
         if !applies(def, inc) {
-            note(&dropped("it is not allowed for this incident (`when`)".into()))?;
+            note(&dropped(
+                "it is not allowed for this incident (`when`)".into(),
+            ))?;
             continue;
         }
         if let Err(why) = check_params(def, &params) {
@@ -339,7 +346,9 @@ pub fn decide(
 ) -> store::Result<Decided> {
     let verb = if approve { "approve" } else { "reject" };
     let Some(r) = store.request(request)? else {
-        return Ok(Decided::Refused(format!("{verb} of request {request}: no such request")));
+        return Ok(Decided::Refused(format!(
+            "{verb} of request {request}: no such request"
+        )));
     };
     if incident.is_some_and(|i| i != r.incident_id) {
         return Ok(Decided::Refused(format!(
@@ -376,7 +385,11 @@ pub fn decide(
             r.id
         )
     } else {
-        format!("Action {} (request {}) rejected by {by}.", describe(&r), r.id)
+        format!(
+            "Action {} (request {}) rejected by {by}.",
+            describe(&r),
+            r.id
+        )
     };
     store.add_note(r.incident_id, AUTHOR, &text, now)?;
     Ok(Decided::Done(format!(
@@ -417,7 +430,11 @@ fn expire_one(
 
 /// The actions step of a run: auto-rejects unanswered requests, runs approved ones,
 /// verifies those that ran in an earlier run.
-pub fn run_step(config: &Config, store: &Store, now: DateTime<Utc>) -> store::Result<ActionsReport> {
+pub fn run_step(
+    config: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+) -> store::Result<ActionsReport> {
     let mut rep = ActionsReport::default();
     for r in store.requests_in("pending")? {
         if r.expires_at.is_some_and(|t| t <= now) && expire_one(config, store, &r, now)? {
@@ -459,7 +476,9 @@ fn gate(
 ) -> store::Result<Result<Result<(), String>, String>> {
     let cfg = &config.actions;
     if !cfg.enabled {
-        return Ok(Err("actions are disabled (`actions.enabled = false`)".into()));
+        return Ok(Err(
+            "actions are disabled (`actions.enabled = false`)".into()
+        ));
     }
     let Some(def) = cfg.get(&r.action_id) else {
         return Ok(Err("it is no longer an allow-listed action".into()));
@@ -557,7 +576,10 @@ fn execute(
             let exit = f.status.and_then(|s| s.code()).map(i64::from);
             let ok = exit == Some(0);
             let said = if f.timed_out() {
-                format!("killed at its timeout ({})", crate::duration::format(def.timeout))
+                format!(
+                    "killed at its timeout ({})",
+                    crate::duration::format(def.timeout)
+                )
             } else {
                 match exit {
                     Some(c) => format!("exit code {c}"),
@@ -571,16 +593,33 @@ fn execute(
             };
             (status, exit, out, f.elapsed.as_millis() as u64, said)
         }
-        Err(e) => ("failed", None, String::new(), 0, format!("could not start: {e}")),
+        Err(e) => (
+            "failed",
+            None,
+            String::new(),
+            0,
+            format!("could not start: {e}"),
+        ),
     };
     let output: String = output.chars().take(4000).collect();
-    store.record_execution(r.id, status, &argv_json, now, exit, &output, ms, inc.occurrences)?;
+    store.record_execution(
+        r.id,
+        status,
+        &argv_json,
+        now,
+        exit,
+        &output,
+        ms,
+        inc.occurrences,
+    )?;
     let shown_out = if output.is_empty() {
         "no output".to_string()
     } else {
         format!(
             "output: `{}`",
-            crate::sanitize::md_inline(&crate::sanitize::line(&output.chars().take(500).collect::<String>()))
+            crate::sanitize::md_inline(&crate::sanitize::line(
+                &output.chars().take(500).collect::<String>()
+            ))
         )
     };
     let after = match (status, &def.verify) {
@@ -621,11 +660,18 @@ fn execute(
 }
 
 /// Runs an argv (no shell) with the action's deadline, a clean environment, from `/`.
-fn run_argv(def: &ActionDef, argv: &[String], incident: i64) -> Result<crate::process::Finished, String> {
+fn run_argv(
+    def: &ActionDef,
+    argv: &[String],
+    incident: i64,
+) -> Result<crate::process::Finished, String> {
     let mut cmd = std::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .env_clear()
-        .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
         .env("LANG", "C.UTF-8")
         .env("LOGWARDEN_ACTION", &def.id)
         .env("LOGWARDEN_INCIDENT", incident.to_string())
@@ -675,7 +721,9 @@ fn verify_all(
     rep: &mut ActionsReport,
 ) -> store::Result<()> {
     for r in store.requests_in("verifying")? {
-        let Some(started) = r.started_at else { continue };
+        let Some(started) = r.started_at else {
+            continue;
+        };
         if started >= now {
             continue; // ran in this run: judged from the next one
         }
@@ -707,9 +755,15 @@ fn verify_all(
                     if status == "ok" && alerting == 0 {
                         Some(Ok(format!("check `{c}` is ok (ran at {})", store::ts(at))))
                     } else if status != "ok" {
-                        Some(Err(format!("check `{c}` is {status} (ran at {})", store::ts(at))))
+                        Some(Err(format!(
+                            "check `{c}` is {status} (ran at {})",
+                            store::ts(at)
+                        )))
                     } else {
-                        Some(Err(format!("check `{c}` still alerts (ran at {})", store::ts(at))))
+                        Some(Err(format!(
+                            "check `{c}` still alerts (ran at {})",
+                            store::ts(at)
+                        )))
                     }
                 }
                 _ => None, // the check has not run since: wait for it
@@ -730,7 +784,11 @@ fn verify_all(
                     ),
                     now,
                 )?;
-                if store.resolve_incident(inc.id, &format!("logwarden (action {} verified)", r.action_id), now)? {
+                if store.resolve_incident(
+                    inc.id,
+                    &format!("logwarden (action {} verified)", r.action_id),
+                    now,
+                )? {
                     rep.resolved.push(inc.id);
                 }
                 rep.lines.push(format!(
@@ -784,7 +842,8 @@ fn breaker(
         def.id
     );
     store.kv_set(&format!("{SUSPENDED}{}", def.id), &why)?;
-    rep.lines.push(format!("action `{}` suspended: {why}", def.id));
+    rep.lines
+        .push(format!("action `{}` suspended: {why}", def.id));
     let n = store::Notification {
         title: format!("[{}] Action {} suspended", config.hostname, def.id),
         body: format!(

@@ -139,7 +139,10 @@ pub fn run(config: &Config, cmd: ActionsCommand, now: DateTime<Utc>) -> anyhow::
                     crate::sanitize::line(&a.argv.join(" "))
                 );
             }
-            for (what, list) in [("waiting for approval", &pending), ("approved, to run", &approved)] {
+            for (what, list) in [
+                ("waiting for approval", &pending),
+                ("approved, to run", &approved),
+            ] {
                 if !list.is_empty() {
                     crate::outln!("\n{what}:");
                     for r in list {
@@ -236,7 +239,9 @@ pub fn run(config: &Config, cmd: ActionsCommand, now: DateTime<Utc>) -> anyhow::
         }
         ActionsCommand::Resume { id, json } => {
             if config.actions.get(&id).is_none() {
-                return Err(super::usage(format!("`{id}` is not an allow-listed action")));
+                return Err(super::usage(format!(
+                    "`{id}` is not an allow-listed action"
+                )));
             }
             let store = open()?;
             let was = actions::resume(&store, &id)?;

@@ -186,7 +186,13 @@ impl std::fmt::Display for ActionsConfig {
             crate::duration::format(self.approval_timeout)
         )?;
         for a in &self.actions {
-            writeln!(f, "# [[action]] {:?} ({}): {:?}", a.id, a.mode.name(), a.argv)?;
+            writeln!(
+                f,
+                "# [[action]] {:?} ({}): {:?}",
+                a.id,
+                a.mode.name(),
+                a.argv
+            )?;
         }
         Ok(())
     }
@@ -348,7 +354,9 @@ impl Validator {
             if !r.params.contains_key(u) {
                 self.err(
                     format!("{key}.argv"),
-                    format!("`{{{u}}}` is not a declared parameter: add `params.{u} = \"<regex>\"`"),
+                    format!(
+                        "`{{{u}}}` is not a declared parameter: add `params.{u} = \"<regex>\"`"
+                    ),
                 );
             }
         }
@@ -361,10 +369,17 @@ impl Validator {
                 When::default()
             }
             Some(w) => {
-                self.unknown(&format!("{key}.when"), &w.extra, &["signatures", "sources", "checks"]);
+                self.unknown(
+                    &format!("{key}.when"),
+                    &w.extra,
+                    &["signatures", "sources", "checks"],
+                );
                 for c in &w.checks {
                     if !checks.contains(c) {
-                        self.err(format!("{key}.when.checks"), format!("`{c}` is not a configured [[check]]"));
+                        self.err(
+                            format!("{key}.when.checks"),
+                            format!("`{c}` is not a configured [[check]]"),
+                        );
                     }
                 }
                 if w.signatures.is_empty() && w.sources.is_empty() && w.checks.is_empty() {
@@ -457,7 +472,14 @@ impl Validator {
         };
         let run_as = match r.run_as {
             None => None,
-            Some(u) if !u.is_empty() && u.len() <= 32 && u.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) => Some(u),
+            Some(u)
+                if !u.is_empty()
+                    && u.len() <= 32
+                    && u.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) =>
+            {
+                Some(u)
+            }
             Some(u) => {
                 self.err(format!("{key}.run_as"), format!("`{u}` is not a user name"));
                 None

@@ -97,7 +97,10 @@ fn proposal(v: &Value) -> ProposedAction {
     ProposedAction {
         id: m.get("id").map(|v| cut(&text(v), 100)).unwrap_or_default(),
         params,
-        reason: m.get("reason").map(|v| cut(&text(v), 500)).unwrap_or_default(),
+        reason: m
+            .get("reason")
+            .map(|v| cut(&text(v), 500))
+            .unwrap_or_default(),
     }
 }
 

@@ -192,7 +192,11 @@ fn nonce() -> Result<String, String> {
 pub fn sign_decision(key: &[u8], approve: bool, id: i64, b: &Binding) -> Result<String, String> {
     let verb = if approve { "approve" } else { "reject" };
     let nonce = nonce()?;
-    let tag = encode_hex(&decision_mac(key, verb, id, b, &nonce).finalize().into_bytes());
+    let tag = encode_hex(
+        &decision_mac(key, verb, id, b, &nonce)
+            .finalize()
+            .into_bytes(),
+    );
     Ok(format!(
         "{PREFIX}.{verb}.{id}.{}-{}.{nonce}.{tag}",
         b.request, b.expires
@@ -322,7 +326,10 @@ pub fn actions(
     let mut v = Vec::new();
     if let (Some(topic), Some(key), Some(b)) = (&cfg.more.control_topic, key, approval) {
         let url = format!("{}/{topic}", cfg.server);
-        for (label, approve) in [(format!("Approve: {}", b.action_id), true), ("Reject".into(), false)] {
+        for (label, approve) in [
+            (format!("Approve: {}", b.action_id), true),
+            ("Reject".into(), false),
+        ] {
             v.push(format!(
                 "http, {}, {url}, method=POST, body={}, clear=true",
                 ntfy::action_value(&label),
@@ -698,16 +705,9 @@ fn apply_decision(
         ));
         return Ok(());
     }
-    let outcome = crate::actions::decide(
-        config,
-        store,
-        r.id,
-        Some(d.incident),
-        d.approve,
-        PHONE,
-        now,
-    )
-    .map_err(db)?;
+    let outcome =
+        crate::actions::decide(config, store, r.id, Some(d.incident), d.approve, PHONE, now)
+            .map_err(db)?;
     match outcome {
         crate::actions::Decided::Done(text) => {
             report.decisions.push(text);
@@ -768,15 +768,30 @@ mod tests {
         assert!(d.approve && d.incident == 12 && d.request == 3);
         assert!(verify_decision(&key, &d, &b).is_ok());
         for other in [
-            Binding { request: 4, ..b.clone() },
-            Binding { action_id: "rm".into(), ..b.clone() },
-            Binding { params_digest: "abce".into(), ..b.clone() },
-            Binding { expires: 1_900_000_000, ..b.clone() },
+            Binding {
+                request: 4,
+                ..b.clone()
+            },
+            Binding {
+                action_id: "rm".into(),
+                ..b.clone()
+            },
+            Binding {
+                params_digest: "abce".into(),
+                ..b.clone()
+            },
+            Binding {
+                expires: 1_900_000_000,
+                ..b.clone()
+            },
         ] {
             assert!(verify_decision(&key, &d, &other).is_err(), "{other:?}");
         }
         // an Approve turned into a Reject, or moved to another incident: refused
-        for forged in [m.replace(".approve.", ".reject."), m.replace(".12.", ".13.")] {
+        for forged in [
+            m.replace(".approve.", ".reject."),
+            m.replace(".12.", ".13."),
+        ] {
             let d = parse_decision(&forged).unwrap().unwrap();
             assert!(verify_decision(&key, &d, &b).is_err(), "{forged}");
         }

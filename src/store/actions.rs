@@ -114,7 +114,9 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare_cached(&format!("SELECT {COLUMNS} FROM action_requests {clause}"))?;
-        let v = stmt.query_map(p, row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+        let v = stmt
+            .query_map(p, row)?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(v)
     }
 

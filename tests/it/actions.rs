@@ -81,14 +81,36 @@ fn approved_from_the_phone_the_action_runs_on_the_next_run_and_a_quiet_signature
         labels(&m[0]),
         ["Approve: recreate-healthcheck", "Reject", "Ack"]
     );
-    assert!(m[0].body.contains("Proposed action: `recreate-healthcheck` (name=healthy)"), "{}", m[0].body);
-    assert!(!t.path("run/healthy").exists(), "nothing runs before the approval");
-    assert!(page(&t).contains("Waiting for approval until 2026-11-22T10:30:00Z"), "{}", page(&t));
+    assert!(
+        m[0].body
+            .contains("Proposed action: `recreate-healthcheck` (name=healthy)"),
+        "{}",
+        m[0].body
+    );
+    assert!(
+        !t.path("run/healthy").exists(),
+        "nothing runs before the approval"
+    );
+    assert!(
+        page(&t).contains("Waiting for approval until 2026-11-22T10:30:00Z"),
+        "{}",
+        page(&t)
+    );
 
     assert_eq!(ntfy.tap(&m[0], "Approve: recreate-healthcheck"), 200);
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
-    assert!(r.stdout.contains("approved by phone (ntfy) (from the phone)"), "{}", r.stdout);
-    assert!(r.stdout.contains("ran action `recreate-healthcheck` (name=healthy): exit code 0"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("approved by phone (ntfy) (from the phone)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("ran action `recreate-healthcheck` (name=healthy): exit code 0"),
+        "{}",
+        r.stdout
+    );
     assert!(t.path("run/healthy").exists(), "the approved action ran");
     let h = &history(&t)[0];
     assert_eq!(h["status"], "verifying");
@@ -99,7 +121,13 @@ fn approved_from_the_phone_the_action_runs_on_the_next_run_and_a_quiet_signature
 
     // a quiet run: verified, resolved, and the page tells the story
     let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
-    assert!(r.stdout.contains("incident #1 resolved: action `recreate-healthcheck` (name=healthy) verified"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(
+            "incident #1 resolved: action `recreate-healthcheck` (name=healthy) verified"
+        ),
+        "{}",
+        r.stdout
+    );
     assert_eq!(t.incidents()[0]["status"], "resolved");
     assert_eq!(history(&t)[0]["status"], "verified");
     let p = page(&t);
@@ -113,6 +141,15 @@ fn approved_from_the_phone_the_action_runs_on_the_next_run_and_a_quiet_signature
     ] {
         assert!(p.contains(told), "{told} missing from:\n{p}");
     }
+    // the briefing lists the action taken
+    let b = t.ok(&["briefing", "--json", "--now", "2026-11-23T09:00:00Z"]);
+    let b: serde_json::Value = serde_json::from_str(&b.stdout).unwrap();
+    let md = b["markdown"].as_str().unwrap().replace('\\', "");
+    assert!(
+        md.contains("## Actions taken")
+            && md.contains("incident #1: `recreate-healthcheck` (name=healthy) approved by phone (ntfy): verified, exit code 0"),
+        "{md}"
+    );
     // the same signed Approve again is a replay, and the request is done anyway
     assert_eq!(ntfy.tap(&m[0], "Approve: recreate-healthcheck"), 200);
     let r = t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
@@ -132,7 +169,11 @@ fn what_the_model_invents_or_puts_outside_a_regex_is_dropped_and_noted() {
     t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
     assert!(history(&t).is_empty(), "{:?}", history(&t));
     let m = ntfy.messages_to("ops");
-    assert!(!labels(&m[0]).iter().any(|l| l.starts_with("Approve")), "{:?}", labels(&m[0]));
+    assert!(
+        !labels(&m[0]).iter().any(|l| l.starts_with("Approve")),
+        "{:?}",
+        labels(&m[0])
+    );
     let p = page(&t);
     for why in [
         "Proposed action `wipe-disk` (path=/) dropped: it is not an allow-listed action.",
@@ -233,15 +274,34 @@ fn an_unanswered_request_is_rejected_after_approval_timeout_and_a_late_tap_is_re
     t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
     let m = ntfy.messages_to("ops");
     let r = t.ok(&["run", "--now", "2026-11-22T10:31:00Z"]);
-    assert!(r.stdout.contains("auto-rejected (no approval within 30m)"), "{}", r.stdout);
-    assert!(page(&t).contains("auto-rejected: no approval within 30m (it expired at 2026-11-22T10:30:00Z)"), "{}", page(&t));
+    assert!(
+        r.stdout.contains("auto-rejected (no approval within 30m)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        page(&t)
+            .contains("auto-rejected: no approval within 30m (it expired at 2026-11-22T10:30:00Z)"),
+        "{}",
+        page(&t)
+    );
     assert_eq!(history(&t)[0]["status"], "expired");
     let told = ntfy.messages_to("ops");
-    assert!(told.iter().any(|n| n.header("Title").is_some_and(|x| x.contains("auto-rejected"))), "{told:?}");
+    assert!(
+        told.iter().any(|n| n
+            .header("Title")
+            .is_some_and(|x| x.contains("auto-rejected"))),
+        "{told:?}"
+    );
     // the late tap changes nothing
     assert_eq!(ntfy.tap(&m[0], "Approve: recreate-healthcheck"), 200);
     let r = t.ok(&["run", "--now", "2026-11-22T10:40:00Z"]);
-    assert!(r.stdout.contains("it is expired, not waiting for a decision"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("it is expired, not waiting for a decision"),
+        "{}",
+        r.stdout
+    );
     assert!(!t.path("run/healthy").exists());
 }
 
@@ -276,7 +336,12 @@ fn a_tampered_approve_is_refused() {
         assert!(s.is_success());
     }
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
-    assert_eq!(r.stdout.matches("control message refused").count(), 3, "{}", r.stdout);
+    assert_eq!(
+        r.stdout.matches("control message refused").count(),
+        3,
+        "{}",
+        r.stdout
+    );
     assert_eq!(history(&t)[0]["status"], "pending");
     assert!(!t.path("run/healthy").exists());
 }
@@ -290,31 +355,64 @@ fn the_cli_approves_and_rejects_and_the_kill_switch_stops_execution() {
     assert_eq!(list["pending"][0]["id"], 1);
     assert_eq!(list["actions"][0]["mode"], "approve");
     let mut cmd = t.command(&["actions", "approve", "1", "--now", "2026-11-22T10:01:00Z"]);
-    let out = cmd.env("USER", "ana").env_remove("SUDO_USER").output().unwrap();
+    let out = cmd
+        .env("USER", "ana")
+        .env_remove("SUDO_USER")
+        .output()
+        .unwrap();
     let r = Run::from(out);
     assert!(r.stdout.contains("approved by ana (CLI)"), "{}", r.stdout);
     // approving again is no error; an unknown request is
     t.ok(&["actions", "approve", "1", "--now", "2026-11-22T10:01:00Z"]);
-    assert_ne!(t.run(&["actions", "reject", "9", "--now", "2026-11-22T10:01:00Z"]).code, Some(0));
+    assert_ne!(
+        t.run(&["actions", "reject", "9", "--now", "2026-11-22T10:01:00Z"])
+            .code,
+        Some(0)
+    );
     // the kill switch: the approved request is refused, not run
     let cfg = t.read("logwarden.toml");
-    t.write("logwarden.toml", &format!("{cfg}[actions]\nenabled = false\n"));
+    t.write(
+        "logwarden.toml",
+        &format!("{cfg}[actions]\nenabled = false\n"),
+    );
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
-    assert!(r.stdout.contains("refused: actions are disabled (`actions.enabled = false`)"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("refused: actions are disabled (`actions.enabled = false`)"),
+        "{}",
+        r.stdout
+    );
     assert!(!t.path("run/healthy").exists());
     assert_eq!(history(&t)[0]["status"], "refused");
-    assert!(page(&t).contains("not run: actions are disabled"), "{}", page(&t));
+    assert!(
+        page(&t).contains("not run: actions are disabled"),
+        "{}",
+        page(&t)
+    );
 }
 
 #[test]
 fn the_dry_run_shows_the_argv_and_refuses_what_a_run_would() {
     let (t, _ntfy) = setup(PROPOSE_HEALTHY, "", HEALTH_ERROR);
-    let r = t.ok(&["actions", "test", "recreate-healthcheck", "--param", "name=ready", "--json"]);
+    let r = t.ok(&[
+        "actions",
+        "test",
+        "recreate-healthcheck",
+        "--param",
+        "name=ready",
+        "--json",
+    ]);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(v["argv"][1], t.path("run/ready").display().to_string());
     assert_eq!(v["ran"], false);
     assert!(!t.path("run/ready").exists());
-    let r = t.run(&["actions", "test", "recreate-healthcheck", "--param", "name=ready; rm -rf /"]);
+    let r = t.run(&[
+        "actions",
+        "test",
+        "recreate-healthcheck",
+        "--param",
+        "name=ready; rm -rf /",
+    ]);
     assert_ne!(r.code, Some(0));
     assert!(r.stderr.contains("does not match its regex"), "{}", r.all());
     assert_ne!(t.run(&["actions", "test", "rm-rf"]).code, Some(0));
@@ -333,13 +431,32 @@ fn an_action_whose_verify_fails_twice_is_suspended_and_the_phone_is_told() {
     assert_eq!(r.stdout.matches("ran action").count(), 2, "{}", r.stdout);
     t.append(
         "app.log",
-        format!("{HEALTH_ERROR}{OTHER_ERROR}").replace("10:00:0", "10:06:0").as_bytes(),
+        format!("{HEALTH_ERROR}{OTHER_ERROR}")
+            .replace("10:00:0", "10:06:0")
+            .as_bytes(),
     );
     let r = t.ok(&["run", "--now", "2026-11-22T10:07:00Z"]);
-    assert_eq!(r.stdout.matches("failed: the signature occurred again").count(), 2, "{}", r.stdout);
-    assert!(r.stdout.contains("action `recreate-healthcheck` suspended: failed twice in a row"), "{}", r.stdout);
+    assert_eq!(
+        r.stdout
+            .matches("failed: the signature occurred again")
+            .count(),
+        2,
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("action `recreate-healthcheck` suspended: failed twice in a row"),
+        "{}",
+        r.stdout
+    );
     let told = ntfy.messages_to("ops");
-    assert!(told.iter().any(|n| n.header("Title").is_some_and(|x| x.contains("Action recreate-healthcheck suspended"))), "{told:?}");
+    assert!(
+        told.iter().any(|n| n
+            .header("Title")
+            .is_some_and(|x| x.contains("Action recreate-healthcheck suspended"))),
+        "{told:?}"
+    );
     let list = t.ok(&["actions", "list"]);
     assert!(list.stdout.contains("SUSPENDED"), "{}", list.stdout);
     t.ok(&["actions", "resume", "recreate-healthcheck"]);
@@ -348,7 +465,8 @@ fn an_action_whose_verify_fails_twice_is_suspended_and_the_phone_is_told() {
 
 #[test]
 fn the_cooldown_and_the_daily_cap_hold_an_approved_action() {
-    let third = "2026-11-22 10:00:02.000 | ERROR    | app.mail:send:7 - SMTP relay refused the message\n";
+    let third =
+        "2026-11-22 10:00:02.000 | ERROR    | app.mail:send:7 - SMTP relay refused the message\n";
     let (t, _ntfy) = setup(
         PROPOSE_HEALTHY,
         "mode = \"auto\"\nsafe = true\ncooldown = \"1h\"\nmax_per_day = 2\n",

@@ -466,7 +466,11 @@ fn a_vanished_health_check_file_is_recreated_after_approve_from_the_phone() {
          if not os.path.exists(path):\n    log.error(\"Health check file {} missing, the load balancer takes the node out\", path)\n",
     );
     let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
-    assert!(r.stdout.contains("Health-check file missing"), "{}", r.all());
+    assert!(
+        r.stdout.contains("Health-check file missing"),
+        "{}",
+        r.all()
+    );
     // the system prompt the model got lists the action allowed for this incident
     let req = investigation(&api);
     let system = req.body["system"].to_string();
@@ -486,7 +490,10 @@ fn a_vanished_health_check_file_is_recreated_after_approve_from_the_phone() {
         "{}",
         r.all()
     );
-    assert!(run.join("healthy").exists(), "the action recreated the file");
+    assert!(
+        run.join("healthy").exists(),
+        "the action recreated the file"
+    );
     let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
     assert!(r.stdout.contains("incident #1 resolved"), "{}", r.all());
     let inc = &t.incidents()[0];
