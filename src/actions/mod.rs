@@ -436,6 +436,27 @@ pub fn run_step(
     now: DateTime<Utc>,
 ) -> store::Result<ActionsReport> {
     let mut rep = ActionsReport::default();
+    // A run that died while an action ran: its outcome is unknown, and running it
+    // again could do twice what was approved once.
+    for r in store.requests_in("running")? {
+        let why = "interrupted: the run that started it ended before recording the outcome; not run again";
+        store.set_request_status(r.id, "failed", Some(why))?;
+        store.add_note(
+            r.incident_id,
+            AUTHOR,
+            &format!("Action {} (request {}) {why}.", describe(&r), r.id),
+            now,
+        )?;
+        rep.lines.push(format!(
+            "incident #{}: action {} {why}",
+            r.incident_id,
+            describe(&r)
+        ));
+        rep.touched.push(r.incident_id);
+        if let Some(def) = config.actions.get(&r.action_id) {
+            breaker(config, store, def, now, &mut rep)?;
+        }
+    }
     for r in store.requests_in("pending")? {
         if r.expires_at.is_some_and(|t| t <= now) && expire_one(config, store, &r, now)? {
             rep.lines.push(format!(
@@ -565,7 +586,9 @@ fn execute(
     let inc = inc.expect("checked by gate");
     let params = params_of(&r.params);
     let argv = argv(def, &params);
+    store.mark_running(r.id, now)?;
     let outcome = run_argv(def, &argv, inc.id);
+    crate::pipeline::fault_point("after-action-ran");
     let argv_json = serde_json::to_string(&argv).unwrap_or_default();
     let red = &config.redact.redactor;
     let (status, exit, output, ms, said) = match outcome {

@@ -32,8 +32,8 @@ pub struct ActionRequest {
     pub params: serde_json::Value,
     pub reason: String,
     pub proposed_by: String,
-    /// suggested | pending | approved | rejected | expired | refused | failed |
-    /// verifying | done | verified | verify-failed
+    /// suggested | pending | approved | running | rejected | expired | refused |
+    /// failed | verifying | done | verified | verify-failed
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
@@ -151,7 +151,7 @@ impl Store {
     pub fn request_in_flight(&self, incident: i64) -> Result<Option<ActionRequest>> {
         Ok(self
             .requests_where(
-                "WHERE incident_id = ?1 AND status IN ('pending', 'approved', 'verifying') ORDER BY id LIMIT 1",
+                "WHERE incident_id = ?1 AND status IN ('pending', 'approved', 'running', 'verifying') ORDER BY id LIMIT 1",
                 [incident],
             )?
             .pop())
@@ -178,6 +178,16 @@ impl Store {
         self.conn.execute_cached(
             "UPDATE action_requests SET status = ?2, verify_result = COALESCE(?3, verify_result) WHERE id = ?1",
             params![id, status, result],
+        )?;
+        Ok(())
+    }
+
+    /// Marks a request as running, before its program starts: a run that dies before
+    /// recording the outcome leaves it `running`, and the next run never starts it again.
+    pub fn mark_running(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        self.conn.execute_cached(
+            "UPDATE action_requests SET status = 'running', started_at = ?2 WHERE id = ?1",
+            params![id, ts(now)],
         )?;
         Ok(())
     }

@@ -501,3 +501,29 @@ fn the_cooldown_and_the_daily_cap_hold_an_approved_action() {
         .collect();
     assert_eq!(statuses, ["done", "done", "done"]);
 }
+
+#[test]
+fn an_action_whose_run_died_midway_is_never_run_again() {
+    let (t, _ntfy) = setup(
+        PROPOSE_HEALTHY,
+        "mode = \"auto\"\nsafe = true\n",
+        HEALTH_ERROR,
+    );
+    let out = t
+        .command(&["run", "--now", "2026-11-22T10:00:00Z"])
+        .env("LOGWARDEN_FAULT", "after-action-ran")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(t.path("run/healthy").exists(), "it ran before the crash");
+    std::fs::remove_file(t.path("run/healthy")).unwrap();
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(
+        r.stdout.contains("interrupted: the run that started it ended before recording the outcome; not run again"),
+        "{}",
+        r.stdout
+    );
+    assert!(!t.path("run/healthy").exists(), "not run a second time");
+    assert_eq!(history(&t)[0]["status"], "failed");
+    assert!(page(&t).contains("not run again"), "{}", page(&t));
+}
