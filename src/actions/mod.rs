@@ -586,6 +586,31 @@ fn execute(
     let inc = inc.expect("checked by gate");
     let params = params_of(&r.params);
     let argv = argv(def, &params);
+    if def.dry_run {
+        let why = format!(
+            "dry run: would run {} (the action has `dry_run = true`, the default for a new action: check it with `logwarden actions test {}`, then set `dry_run = false`)",
+            serde_json::to_string(&argv).unwrap_or_default(),
+            def.id
+        );
+        store.set_request_status(r.id, "dry-run", Some(&why))?;
+        store.add_note(
+            inc.id,
+            AUTHOR,
+            &format!(
+                "Action {} (request {}): {why}; nothing ran.",
+                describe(r),
+                r.id
+            ),
+            now,
+        )?;
+        rep.lines.push(format!(
+            "incident #{}: action {}: {why}",
+            inc.id,
+            describe(r)
+        ));
+        rep.touched.push(inc.id);
+        return Ok(());
+    }
     store.mark_running(r.id, now)?;
     let outcome = run_argv(def, &argv, inc.id);
     crate::pipeline::fault_point("after-action-ran");

@@ -26,6 +26,7 @@ pub struct RawAction {
     pub cooldown: Option<String>,
     pub verify: Option<RawVerify>,
     pub run_as: Option<String>,
+    pub dry_run: Option<bool>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, toml::Value>,
 }
@@ -44,6 +45,7 @@ impl RawAction {
         "cooldown",
         "verify",
         "run_as",
+        "dry_run",
     ];
 }
 
@@ -138,6 +140,9 @@ pub struct ActionDef {
     pub verify: Option<Verify>,
     /// The user it runs as; None: logwarden's own.
     pub run_as: Option<String>,
+    /// A new action only says what it would run (the Log shows the argv) until the
+    /// team, having checked it with `logwarden actions test`, sets `dry_run = false`.
+    pub dry_run: bool,
 }
 
 /// Where approved actions run.
@@ -498,6 +503,7 @@ impl Validator {
             cooldown,
             verify,
             run_as,
+            dry_run: r.dry_run.unwrap_or(true),
         })
     }
 }

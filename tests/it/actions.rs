@@ -14,7 +14,7 @@ fn action(t: &Test, extra: &str) -> String {
     let run = t.path("run");
     std::fs::create_dir_all(&run).unwrap();
     format!(
-        "[[action]]\nid = \"recreate-healthcheck\"\ndescription = \"Recreate the app's health-check file\"\nargv = [\"touch\", \"{}/{{name}}\"]\nparams = {{ name = \"healthy|ready\" }}\nwhen = {{ sources = [\"app\"] }}\n{extra}",
+        "[[action]]\nid = \"recreate-healthcheck\"\ndescription = \"Recreate the app's health-check file\"\nargv = [\"touch\", \"{}/{{name}}\"]\nparams = {{ name = \"healthy|ready\" }}\nwhen = {{ sources = [\"app\"] }}\ndry_run = false\n{extra}",
         run.display()
     )
 }
@@ -526,4 +526,29 @@ fn an_action_whose_run_died_midway_is_never_run_again() {
     assert!(!t.path("run/healthy").exists(), "not run a second time");
     assert_eq!(history(&t)[0]["status"], "failed");
     assert!(page(&t).contains("not run again"), "{}", page(&t));
+}
+
+#[test]
+fn a_new_action_is_a_dry_run_until_the_team_turns_it_off() {
+    let (t, _ntfy) = setup(
+        PROPOSE_HEALTHY,
+        "mode = \"auto\"\nsafe = true\n",
+        HEALTH_ERROR,
+    );
+    let cfg = t.read("logwarden.toml").replace("dry_run = false\n", "");
+    t.write("logwarden.toml", &cfg);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    let argv = format!("[\"touch\",\"{}\"]", t.path("run/healthy").display());
+    assert!(
+        r.stdout.contains(&format!("dry run: would run {argv}")),
+        "{}",
+        r.stdout
+    );
+    assert!(!t.path("run/healthy").exists(), "nothing ran");
+    assert_eq!(history(&t)[0]["status"], "dry-run");
+    assert!(
+        page(&t).contains("then set `dry_run = false`); nothing ran."),
+        "{}",
+        page(&t)
+    );
 }

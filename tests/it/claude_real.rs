@@ -450,7 +450,7 @@ fn a_vanished_health_check_file_is_recreated_after_approve_from_the_phone() {
             "{cfg}control_topic = \"ops-control\"\n[incidents]\nnag = {{ critical = \"off\" }}\n\
              [[action]]\nid = \"recreate-healthcheck\"\ndescription = \"Recreate the app's health-check file\"\n\
              argv = [\"touch\", \"{}/{{name}}\"]\nparams = {{ name = \"healthy|ready\" }}\nwhen = {{ sources = [\"app\"] }}\n\
-             mode = \"approve\"\nverify = {{ quiet_runs = 1 }}\n",
+             mode = \"approve\"\nverify = {{ quiet_runs = 1 }}\ndry_run = false\n",
             run.display()
         ),
     );
