@@ -552,3 +552,58 @@ fn a_new_action_is_a_dry_run_until_the_team_turns_it_off() {
         page(&t)
     );
 }
+
+#[test]
+fn without_an_investigator_a_rule_attaches_the_action_and_a_check_verifies_it() {
+    // A metric check sees the health-check file gone; no investigator: the action whose
+    // `when` names the check is attached by rule, approved from the CLI, and verified by
+    // the check coming back ok.
+    let t = Test::new();
+    let run = t.path("run");
+    std::fs::create_dir_all(&run).unwrap();
+    t.write("app.log", "");
+    t.write(
+        "scripts/health.sh",
+        &format!(
+            "#!/bin/sh\nif [ -e {0}/healthy ]; then v=1; else v=0; fi\necho \"health_file_present $v\"\n",
+            run.display()
+        ),
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        t.path("scripts/health.sh"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    t.with_app_source(&format!(
+        "[metrics]\nscripts_dir = \"scripts\"\n[[check]]\nname = \"health\"\nscript = \"health.sh\"\n\
+         [[check.rule]]\nmetric = \"health_file_present\"\nbelow = 1\n\
+         [[action]]\nid = \"recreate-healthcheck\"\nargv = [\"touch\", \"{}/healthy\"]\nwhen = {{ checks = [\"health\"] }}\n\
+         mode = \"approve\"\nverify = {{ check = \"health\" }}\ndry_run = false\n",
+        run.display()
+    ));
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    let h = history(&t);
+    assert_eq!(h.len(), 1, "{h:?}");
+    assert_eq!(h[0]["proposed_by"], "rule");
+    assert_eq!(h[0]["status"], "pending");
+    t.ok(&["actions", "approve", "1", "--now", "2026-11-22T10:01:00Z"]);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(
+        r.stdout
+            .contains("ran action `recreate-healthcheck`: exit code 0"),
+        "{}",
+        r.stdout
+    );
+    assert!(run.join("healthy").exists());
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(
+        r.stdout
+            .contains("verified (check `health` is ok (ran at 2026-11-22T10:10:00Z))"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(history(&t)[0]["status"], "verified");
+    assert_eq!(t.incidents()[0]["status"], "resolved");
+    assert!(page(&t).contains("attached by rule"), "{}", page(&t));
+}
