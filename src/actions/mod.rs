@@ -510,6 +510,10 @@ fn gate(
     let Some(inc) = inc else {
         return Ok(Err("its incident is unknown".into()));
     };
+    // Resolved meanwhile (by hand, or quiet long enough): the repair is not needed.
+    if inc.status == "resolved" {
+        return Ok(Err("its incident is resolved".into()));
+    }
     if !applies(def, inc) {
         return Ok(Err("it is not allowed for this incident (`when`)".into()));
     }

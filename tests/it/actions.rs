@@ -607,3 +607,19 @@ fn without_an_investigator_a_rule_attaches_the_action_and_a_check_verifies_it() 
     assert_eq!(t.incidents()[0]["status"], "resolved");
     assert!(page(&t).contains("attached by rule"), "{}", page(&t));
 }
+
+#[test]
+fn an_approved_action_for_an_incident_resolved_meanwhile_does_not_run() {
+    let (t, _ntfy) = setup(PROPOSE_HEALTHY, "mode = \"approve\"\n", HEALTH_ERROR);
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    t.ok(&["actions", "approve", "1", "--now", "2026-11-22T10:01:00Z"]);
+    t.ok(&["incidents", "resolve", "1", "--now", "2026-11-22T10:02:00Z"]);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(
+        r.stdout.contains("refused: its incident is resolved"),
+        "{}",
+        r.stdout
+    );
+    assert!(!t.path("run/healthy").exists());
+    assert_eq!(history(&t)[0]["status"], "refused");
+}
