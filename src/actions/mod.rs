@@ -23,7 +23,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::config::actions::{placeholders, ActionDef, Mode, Verify};
+pub mod queue;
+
+use crate::config::actions::{placeholders, ActionDef, Mode, Runner, Verify};
 use crate::config::Config;
 use crate::investigate::Diagnosis;
 use crate::store::{self, ActionRequest, IncidentRow, NewRequest, Store};
@@ -481,6 +483,9 @@ pub fn run_step(
         }
     }
     verify_all(config, store, now, &mut rep)?;
+    // After verifying: what the action unit ran since the last run is judged from the
+    // next one, as a direct run is.
+    queue::collect(config, store, now, &mut rep)?;
     for r in store.requests_in("approved")? {
         execute(config, store, &r, now, &mut rep)?;
     }
@@ -615,62 +620,136 @@ fn execute(
         rep.touched.push(inc.id);
         return Ok(());
     }
-    store.mark_running(r.id, now)?;
-    let outcome = run_argv(def, &argv, inc.id);
-    crate::pipeline::fault_point("after-action-ran");
-    let argv_json = serde_json::to_string(&argv).unwrap_or_default();
-    let red = &config.redact.redactor;
-    let (status, exit, output, ms, said) = match outcome {
-        Ok(f) => {
-            let mut out = f.stdout_text();
-            out.push_str(&f.stderr_text());
-            let out = red.clean(crate::sanitize::text(&out).trim());
-            let exit = f.status.and_then(|s| s.code()).map(i64::from);
-            let ok = exit == Some(0);
-            let said = if f.timed_out() {
-                format!(
-                    "killed at its timeout ({})",
-                    crate::duration::format(def.timeout)
-                )
-            } else {
-                match exit {
-                    Some(c) => format!("exit code {c}"),
-                    None => "killed by a signal".into(),
-                }
-            };
-            let status = match (ok, &def.verify) {
-                (false, _) => "failed",
-                (true, Some(_)) => "verifying",
-                (true, None) => "done",
-            };
-            (status, exit, out, f.elapsed.as_millis() as u64, said)
+    if config.actions.runner == Runner::Queue {
+        // The root action unit runs it; the watcher's rights do not grow.
+        if let Err(e) = queue::enqueue(config, r) {
+            rep.lines.push(format!(
+                "incident #{}: action {} not queued (tried again next run): {e}",
+                inc.id,
+                describe(r)
+            ));
+            return Ok(());
         }
-        Err(e) => (
-            "failed",
-            None,
-            String::new(),
-            0,
-            format!("could not start: {e}"),
-        ),
+        store.mark_queued(r.id, now)?;
+        store.add_note(
+            inc.id,
+            AUTHOR,
+            &format!(
+                "Action {} (request {}, approved by {}) queued for the action unit.",
+                describe(r),
+                r.id,
+                r.decided_by.as_deref().unwrap_or("?")
+            ),
+            now,
+        )?;
+        rep.lines.push(format!(
+            "incident #{}: action {} queued for the action unit",
+            inc.id,
+            describe(r)
+        ));
+        rep.touched.push(inc.id);
+        return Ok(());
+    }
+    store.mark_running(r.id, now)?;
+    let outcome = Outcome::of(config, def, &argv, run_argv(def, &argv, inc.id, None), now);
+    crate::pipeline::fault_point("after-action-ran");
+    record(config, store, r, def, &inc, &outcome, now, rep)
+}
+
+/// How an action's program ended, as recorded.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Outcome {
+    pub argv: Vec<String>,
+    pub started: DateTime<Utc>,
+    pub exit: Option<i64>,
+    /// stdout then stderr, redacted, cut.
+    pub output: String,
+    pub ms: u64,
+    /// `exit code 0`, `killed at its timeout (60s)`, `could not start: …`
+    pub said: String,
+    /// Set when the action unit refused it (nothing ran).
+    #[serde(default)]
+    pub refused: Option<String>,
+}
+
+impl Outcome {
+    pub fn of(
+        config: &Config,
+        def: &ActionDef,
+        argv: &[String],
+        run: Result<crate::process::Finished, String>,
+        started: DateTime<Utc>,
+    ) -> Outcome {
+        let red = &config.redact.redactor;
+        let (exit, output, ms, said) = match run {
+            Ok(f) => {
+                let mut out = f.stdout_text();
+                out.push_str(&f.stderr_text());
+                let out = red.clean(crate::sanitize::text(&out).trim());
+                let exit = f.status.and_then(|s| s.code()).map(i64::from);
+                let said = if f.timed_out() {
+                    format!(
+                        "killed at its timeout ({})",
+                        crate::duration::format(def.timeout)
+                    )
+                } else {
+                    match exit {
+                        Some(c) => format!("exit code {c}"),
+                        None => "killed by a signal".into(),
+                    }
+                };
+                (exit, out, f.elapsed.as_millis() as u64, said)
+            }
+            Err(e) => (None, String::new(), 0, format!("could not start: {e}")),
+        };
+        Outcome {
+            argv: argv.to_vec(),
+            started,
+            exit,
+            output: output.chars().take(4000).collect(),
+            ms,
+            said,
+            refused: None,
+        }
+    }
+}
+
+/// Records how a request ran: the store, the incident's Log, the run's report, and
+/// the circuit breaker when it failed.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    config: &Config,
+    store: &Store,
+    r: &ActionRequest,
+    def: &ActionDef,
+    inc: &IncidentRow,
+    o: &Outcome,
+    now: DateTime<Utc>,
+    rep: &mut ActionsReport,
+) -> store::Result<()> {
+    let status = match (o.exit == Some(0), &def.verify) {
+        (false, _) => "failed",
+        (true, Some(_)) => "verifying",
+        (true, None) => "done",
     };
-    let output: String = output.chars().take(4000).collect();
+    let argv_json = serde_json::to_string(&o.argv).unwrap_or_default();
     store.record_execution(
         r.id,
         status,
         &argv_json,
-        now,
-        exit,
-        &output,
-        ms,
+        o.started,
+        o.exit,
+        &o.output,
+        o.ms,
         inc.occurrences,
     )?;
-    let shown_out = if output.is_empty() {
+    let shown_out = if o.output.is_empty() {
         "no output".to_string()
     } else {
         format!(
             "output: `{}`",
             crate::sanitize::md_inline(&crate::sanitize::line(
-                &output.chars().take(500).collect::<String>()
+                &o.output.chars().take(500).collect::<String>()
             ))
         )
     };
@@ -683,6 +762,8 @@ fn execute(
         }
         _ => String::new(),
     };
+    let said = &o.said;
+    let ms = o.ms;
     store.add_note(
         inc.id,
         AUTHOR,
@@ -691,7 +772,7 @@ fn execute(
             describe(r),
             r.id,
             r.decided_by.as_deref().unwrap_or("?"),
-            crate::sanitize::md_inline(&argv.join(" ")),
+            crate::sanitize::md_inline(&o.argv.join(" ")),
             def.run_as
                 .as_deref()
                 .map(|u| format!(" as {u}"))
@@ -712,10 +793,13 @@ fn execute(
 }
 
 /// Runs an argv (no shell) with the action's deadline, a clean environment, from `/`.
+/// `fallback`: the uid and gid to run as when the action names no `run_as` (the action
+/// unit, as root, drops to the state dir's owner).
 fn run_argv(
     def: &ActionDef,
     argv: &[String],
     incident: i64,
+    fallback: Option<(u32, u32)>,
 ) -> Result<crate::process::Finished, String> {
     let mut cmd = std::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])
@@ -728,8 +812,11 @@ fn run_argv(
         .env("LOGWARDEN_ACTION", &def.id)
         .env("LOGWARDEN_INCIDENT", incident.to_string())
         .current_dir("/");
-    if let Some(user) = &def.run_as {
-        let (uid, gid) = lookup_user(user)?;
+    let target = match &def.run_as {
+        Some(user) => Some((user.clone(), lookup_user(user)?)),
+        None => fallback.map(|ids| (format!("uid {}", ids.0), ids)),
+    };
+    if let Some((user, (uid, gid))) = target {
         // SAFETY: geteuid has no preconditions.
         let me = unsafe { libc::geteuid() };
         if uid != me {

@@ -159,6 +159,12 @@ pub enum Command {
         #[command(subcommand)]
         command: actions::ActionsCommand,
     },
+    /// Run the approved actions the watcher queued (`runner = "queue"`; the root action unit runs this)
+    #[command(after_help = "Example:\n  logwarden act --config /etc/logwarden/logwarden.toml")]
+    Act {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
     /// Serve the investigator's tools over MCP on stdin/stdout (started by Claude Code)
     #[command(hide = true)]
     Mcp {
@@ -378,6 +384,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             command,
         } => incidents::run(&load(&config)?, command, list, now),
         Command::Actions { config, command } => actions::run(&load(&config)?, command, now),
+        Command::Act { config } => {
+            for line in crate::actions::queue::act(&load(&config)?, now).map_err(anyhow::Error::msg)? {
+                crate::outln!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Briefing { config, days, json } => {
             incidents::briefing(&load(&config)?, days, now, json)
         }

@@ -75,12 +75,14 @@ pub struct RawActions {
     pub enabled: Option<bool>,
     pub runner: Option<String>,
     pub approval_timeout: Option<String>,
+    pub act_state_dir: Option<String>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, toml::Value>,
 }
 
 impl RawActions {
-    pub const KEYS: &'static [&'static str] = &["enabled", "runner", "approval_timeout"];
+    pub const KEYS: &'static [&'static str] =
+        &["enabled", "runner", "approval_timeout", "act_state_dir"];
 }
 
 /// When an action may be proposed or run.
@@ -150,6 +152,9 @@ pub struct ActionDef {
 pub enum Runner {
     /// In the run itself, through the same checks (tests, hosts without systemd).
     Direct,
+    /// Written to a queue in the state dir; `logwarden act` (the root action unit)
+    /// checks each request again and runs it; the next run records the outcome.
+    Queue,
 }
 
 /// `[actions]` and `[[action]]`, validated.
@@ -161,6 +166,9 @@ pub struct ActionsConfig {
     /// An approval not given within this after its proposal is rejected.
     pub approval_timeout: Duration,
     pub actions: Vec<ActionDef>,
+    /// Where `logwarden act` keeps its own ledger of runs (caps and cooldowns that the
+    /// watcher cannot change): a folder only root writes.
+    pub act_state_dir: std::path::PathBuf,
 }
 
 impl Default for ActionsConfig {
@@ -170,6 +178,7 @@ impl Default for ActionsConfig {
             runner: Runner::Direct,
             approval_timeout: Duration::from_secs(30 * 60),
             actions: Vec::new(),
+            act_state_dir: std::path::PathBuf::from("/var/lib/logwarden-act"),
         }
     }
 }
@@ -184,7 +193,15 @@ impl std::fmt::Display for ActionsConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(f, "\n[actions]")?;
         writeln!(f, "enabled = {}", self.enabled)?;
-        writeln!(f, "runner = \"direct\"")?;
+        writeln!(
+            f,
+            "runner = \"{}\"",
+            match self.runner {
+                Runner::Direct => "direct",
+                Runner::Queue => "queue",
+            }
+        )?;
+        writeln!(f, "act_state_dir = {:?}", self.act_state_dir.display().to_string())?;
         writeln!(
             f,
             "approval_timeout = \"{}\"",
@@ -246,10 +263,14 @@ impl Validator {
             c.enabled = t.enabled.unwrap_or(true);
             match t.runner.as_deref() {
                 None | Some("direct") => {}
+                Some("queue") => c.runner = Runner::Queue,
                 Some(other) => self.err(
                     "actions.runner",
-                    format!("`{other}` is not a runner this logwarden has (expected \"direct\")"),
+                    format!("`{other}` is not a runner (expected \"direct\" or \"queue\")"),
                 ),
+            }
+            if let Some(d) = &t.act_state_dir {
+                c.act_state_dir = self.path(d);
             }
             c.approval_timeout = self.duration(
                 "actions.approval_timeout",

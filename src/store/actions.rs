@@ -32,7 +32,7 @@ pub struct ActionRequest {
     pub params: serde_json::Value,
     pub reason: String,
     pub proposed_by: String,
-    /// suggested | pending | approved | running | rejected | expired | refused |
+    /// suggested | pending | approved | running | queued | rejected | expired | refused |
     /// failed | verifying | done | verified | verify-failed
     pub status: String,
     pub created_at: DateTime<Utc>,
@@ -151,7 +151,7 @@ impl Store {
     pub fn request_in_flight(&self, incident: i64) -> Result<Option<ActionRequest>> {
         Ok(self
             .requests_where(
-                "WHERE incident_id = ?1 AND status IN ('pending', 'approved', 'running', 'verifying') ORDER BY id LIMIT 1",
+                "WHERE incident_id = ?1 AND status IN ('pending', 'approved', 'running', 'queued', 'verifying') ORDER BY id LIMIT 1",
                 [incident],
             )?
             .pop())
@@ -187,6 +187,15 @@ impl Store {
     pub fn mark_running(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
         self.conn.execute_cached(
             "UPDATE action_requests SET status = 'running', started_at = ?2 WHERE id = ?1",
+            params![id, ts(now)],
+        )?;
+        Ok(())
+    }
+
+    /// Marks a request as handed to the action unit (its queue file is written).
+    pub fn mark_queued(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        self.conn.execute_cached(
+            "UPDATE action_requests SET status = 'queued', started_at = ?2 WHERE id = ?1",
             params![id, ts(now)],
         )?;
         Ok(())

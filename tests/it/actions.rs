@@ -623,3 +623,94 @@ fn an_approved_action_for_an_incident_resolved_meanwhile_does_not_run() {
     assert!(!t.path("run/healthy").exists());
     assert_eq!(history(&t)[0]["status"], "refused");
 }
+
+/// `runner = "queue"`: the watcher only queues; `logwarden act` runs.
+fn queued_setup() -> (Test, FakeNtfy) {
+    let (t, ntfy) = setup(
+        PROPOSE_HEALTHY,
+        "mode = \"approve\"\nverify = { quiet_runs = 1 }\n",
+        HEALTH_ERROR,
+    );
+    let cfg = t.read("logwarden.toml");
+    t.write(
+        "logwarden.toml",
+        &format!("{cfg}[actions]\nrunner = \"queue\"\nact_state_dir = \"act-state\"\n"),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    t.ok(&["actions", "approve", "1", "--now", "2026-11-22T10:01:00Z"]);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(
+        r.stdout.contains("queued for the action unit"),
+        "{}",
+        r.stdout
+    );
+    assert!(t.path("state/actions/queue/1.json").exists());
+    assert!(!t.path("run/healthy").exists(), "the watcher runs nothing");
+    (t, ntfy)
+}
+
+#[test]
+fn with_the_queue_runner_the_action_unit_runs_it_and_the_next_run_records_it() {
+    let (t, _ntfy) = queued_setup();
+    let r = t.ok(&["act", "--now", "2026-11-22T10:06:00Z"]);
+    assert!(r.stdout.contains("request 1: ran"), "{}", r.stdout);
+    assert!(t.path("run/healthy").exists());
+    assert!(!t.path("state/actions/queue/1.json").exists());
+    assert!(t.read("act-state/ledger.json").contains("recreate-healthcheck"));
+    // nothing queued: nothing to do
+    assert_eq!(t.ok(&["act", "--now", "2026-11-22T10:07:00Z"]).stdout, "");
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(
+        r.stdout
+            .contains("ran action `recreate-healthcheck` (name=healthy): exit code 0"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(history(&t)[0]["started_at"], "2026-11-22T10:06:00Z");
+    assert!(!t.path("state/actions/results/1.json").exists());
+    let r = t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
+    assert!(r.stdout.contains("incident #1 resolved"), "{}", r.stdout);
+    assert_eq!(history(&t)[0]["status"], "verified");
+}
+
+#[test]
+fn the_action_unit_checks_a_queued_request_again_and_trusts_nothing_the_watcher_wrote() {
+    let (t, _ntfy) = queued_setup();
+    // A compromised watcher rewrites the queue: another parameter, then an action the
+    // config does not list.
+    let q = t.read("state/actions/queue/1.json");
+    t.write(
+        "state/actions/queue/1.json",
+        &q.replace("\"healthy\"", "\"healthy; rm -rf /\""),
+    );
+    let r = t.ok(&["act", "--now", "2026-11-22T10:06:00Z"]);
+    assert!(
+        r.stdout.contains("request 1: refused: parameter `name`"),
+        "{}",
+        r.stdout
+    );
+    t.write(
+        "state/actions/queue/2.json",
+        r#"{"request": 2, "incident": 1, "action": "wipe", "params": {}, "approved_by": "me"}"#,
+    );
+    let r = t.ok(&["act", "--now", "2026-11-22T10:06:30Z"]);
+    assert!(
+        r.stdout
+            .contains("request 2: refused: it is not an allow-listed action"),
+        "{}",
+        r.stdout
+    );
+    assert!(!t.path("run/healthy").exists());
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(
+        r.stdout.contains("refused by the action unit: parameter `name`"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("names no queued request: removed"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(history(&t)[0]["status"], "refused");
+}
