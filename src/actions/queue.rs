@@ -73,7 +73,10 @@ pub fn enqueue(config: &Config, r: &ActionRequest) -> Result<(), String> {
 fn numbered(dir: &Path) -> Result<Vec<(i64, PathBuf)>, String> {
     match std::fs::symlink_metadata(dir) {
         Ok(m) if m.file_type().is_symlink() || !m.is_dir() => {
-            return Err(format!("{} is not a folder (a symlink?): refused", dir.display()))
+            return Err(format!(
+                "{} is not a folder (a symlink?): refused",
+                dir.display()
+            ))
         }
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -218,9 +221,9 @@ pub fn act(config: &Config, now: DateTime<Utc>) -> Result<Vec<String>, String> {
         // Taken off the queue before anything runs: a crash never runs it twice.
         std::fs::remove_file(&path)
             .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
-        let outcome = match text
-            .and_then(|t| serde_json::from_str::<Queued>(&t).map_err(|e| format!("not a request: {e}")))
-        {
+        let outcome = match text.and_then(|t| {
+            serde_json::from_str::<Queued>(&t).map_err(|e| format!("not a request: {e}"))
+        }) {
             Ok(item) if item.request == id => run_one(config, &item, &mut ledger, owner, now),
             Ok(_) => refusal("the file's name and request differ", now),
             Err(e) => refusal(&e, now),
@@ -283,7 +286,10 @@ fn run_one(
     runs.retain(|t| *t > day);
     if runs.len() as u64 >= u64::from(def.max_per_day) {
         return refusal(
-            &format!("its daily cap is reached (max_per_day = {})", def.max_per_day),
+            &format!(
+                "its daily cap is reached (max_per_day = {})",
+                def.max_per_day
+            ),
             now,
         );
     }

@@ -385,7 +385,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         } => incidents::run(&load(&config)?, command, list, now),
         Command::Actions { config, command } => actions::run(&load(&config)?, command, now),
         Command::Act { config } => {
-            for line in crate::actions::queue::act(&load(&config)?, now).map_err(anyhow::Error::msg)? {
+            for line in
+                crate::actions::queue::act(&load(&config)?, now).map_err(anyhow::Error::msg)?
+            {
                 crate::outln!("{line}");
             }
             Ok(ExitCode::SUCCESS)

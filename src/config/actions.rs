@@ -201,7 +201,11 @@ impl std::fmt::Display for ActionsConfig {
                 Runner::Queue => "queue",
             }
         )?;
-        writeln!(f, "act_state_dir = {:?}", self.act_state_dir.display().to_string())?;
+        writeln!(
+            f,
+            "act_state_dir = {:?}",
+            self.act_state_dir.display().to_string()
+        )?;
         writeln!(
             f,
             "approval_timeout = \"{}\"",

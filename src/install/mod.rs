@@ -301,7 +301,10 @@ pub fn plan(opts: &Options) -> Result<Vec<Step>, String> {
         keep_existing: false,
     });
     for (name, text) in [
-        ("logwarden-act.service", render_act_service(&opts.bin_path())),
+        (
+            "logwarden-act.service",
+            render_act_service(&opts.bin_path()),
+        ),
         (ACT_PATH_NAME, ACT_PATH_UNIT.to_string()),
     ] {
         steps.push(Step::File {

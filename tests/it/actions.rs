@@ -656,7 +656,9 @@ fn with_the_queue_runner_the_action_unit_runs_it_and_the_next_run_records_it() {
     assert!(r.stdout.contains("request 1: ran"), "{}", r.stdout);
     assert!(t.path("run/healthy").exists());
     assert!(!t.path("state/actions/queue/1.json").exists());
-    assert!(t.read("act-state/ledger.json").contains("recreate-healthcheck"));
+    assert!(t
+        .read("act-state/ledger.json")
+        .contains("recreate-healthcheck"));
     // nothing queued: nothing to do
     assert_eq!(t.ok(&["act", "--now", "2026-11-22T10:07:00Z"]).stdout, "");
     let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
@@ -703,7 +705,8 @@ fn the_action_unit_checks_a_queued_request_again_and_trusts_nothing_the_watcher_
     assert!(!t.path("run/healthy").exists());
     let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
     assert!(
-        r.stdout.contains("refused by the action unit: parameter `name`"),
+        r.stdout
+            .contains("refused by the action unit: parameter `name`"),
         "{}",
         r.stdout
     );

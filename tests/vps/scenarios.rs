@@ -581,13 +581,21 @@ fn a_queued_action_runs_in_the_action_unit_as_its_run_as_user(c: &Ctx) {
     assert!(log.contains("queued for the action unit"), "{log}");
     // The watcher could not have done it: the folder is the app's.
     wait_for("the action unit to run it", Duration::from_secs(60), || {
-        vm.sh("test -e /var/lib/app-health/healthy").ok().then_some(())
+        vm.sh("test -e /var/lib/app-health/healthy")
+            .ok()
+            .then_some(())
     });
     let made = stat(vm, "/var/lib/app-health/healthy");
-    assert!(made.ends_with(" app app"), "made as its run_as user: {made}");
+    assert!(
+        made.ends_with(" app app"),
+        "made as its run_as user: {made}"
+    );
     let act = vm.ok("journalctl --no-pager -o cat -u logwarden-act.service");
     assert!(act.contains("request 1: ran"), "{act}");
-    assert_eq!(stat(vm, "/var/lib/logwarden-act/ledger.json"), "600 root root");
+    assert_eq!(
+        stat(vm, "/var/lib/logwarden-act/ledger.json"),
+        "600 root root"
+    );
     let log = service_ok(vm);
     assert!(
         log.contains("ran action `recreate-healthcheck`: exit code 0"),
