@@ -486,6 +486,7 @@ pub fn run_step(
     // After verifying: what the action unit ran since the last run is judged from the
     // next one, as a direct run is.
     queue::collect(config, store, now, &mut rep)?;
+    queue::give_up_on_lost(config, store, now, &mut rep)?;
     for r in store.requests_in("approved")? {
         execute(config, store, &r, now, &mut rep)?;
     }

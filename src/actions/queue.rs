@@ -163,6 +163,42 @@ pub fn collect(
     Ok(())
 }
 
+/// How long a queued request may wait for the action unit's result: its unit's
+/// `TimeoutStartSec`. Past it the request is failed, so that its incident is not held
+/// "in flight" forever by a result that will never come (the unit is not installed,
+/// or could not write it).
+const NO_RESULT_AFTER: chrono::Duration = chrono::Duration::hours(2);
+
+pub fn give_up_on_lost(
+    config: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+    rep: &mut ActionsReport,
+) -> store::Result<()> {
+    for r in store.requests_in("queued")? {
+        if r.started_at.is_some_and(|t| t + NO_RESULT_AFTER <= now) {
+            let why = "no result from the action unit within 2h (is logwarden-act.path installed and enabled? see `journalctl -u logwarden-act.service`)";
+            store.set_request_status(r.id, "failed", Some(why))?;
+            store.add_note(
+                r.incident_id,
+                "logwarden",
+                &format!("Action {} (request {}): {why}.", super::describe(&r), r.id),
+                now,
+            )?;
+            rep.lines.push(format!(
+                "incident #{}: action {}: {why}",
+                r.incident_id,
+                super::describe(&r)
+            ));
+            rep.touched.push(r.incident_id);
+            if let Some(def) = config.actions.get(&r.action_id) {
+                super::breaker(config, store, def, now, rep)?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn refused(
     store: &Store,
     r: &ActionRequest,

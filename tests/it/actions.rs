@@ -717,3 +717,18 @@ fn the_action_unit_checks_a_queued_request_again_and_trusts_nothing_the_watcher_
     );
     assert_eq!(history(&t)[0]["status"], "refused");
 }
+
+#[test]
+fn a_queued_action_without_a_result_fails_after_two_hours_and_frees_its_incident() {
+    let (t, _ntfy) = queued_setup();
+    let r = t.ok(&["run", "--now", "2026-11-22T12:04:00Z"]);
+    assert!(!r.stdout.contains("no result"), "{}", r.stdout);
+    let r = t.ok(&["run", "--now", "2026-11-22T12:05:00Z"]);
+    assert!(
+        r.stdout
+            .contains("no result from the action unit within 2h"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(history(&t)[0]["status"], "failed");
+}
