@@ -5,6 +5,7 @@
 //! investigator, writes an incident file and pushes an ntfy notification. The
 //! stages live in one module each; [`pipeline`] strings them together.
 
+pub mod actions;
 pub mod cli;
 pub mod config;
 pub mod duration;

@@ -98,6 +98,8 @@ pub struct RunReport {
     pub metrics: crate::metrics::MetricsReport,
     /// Ack and Mute from the phone (the ntfy control topic).
     pub control: notify::control::ControlReport,
+    /// What the allow-listed actions did: auto-rejections, runs, verifications.
+    pub actions: crate::actions::ActionsReport,
     /// The state rebuilt from the incident pages this run (the database was lost).
     pub rebuilt: Option<incident::rebuild::Rebuilt>,
     /// Records from before the state was lost, read again after a rebuild: not counted.
@@ -197,6 +199,11 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
 
     // investigate → incident file → queue the notification
     file_unfinished(config, &mut store, now, started, &mut report)?;
+
+    // allow-listed actions: unanswered ones expire, approved ones run, earlier ones verify
+    report.actions = crate::actions::run_step(config, &store, now)?;
+    let touched: Vec<(i64, u64)> = report.actions.touched.iter().map(|id| (*id, 0)).collect();
+    report.updated.extend(touched);
 
     // incident memory: spikes page once, quiet incidents resolve, unacked ones nag
     for (id, count) in spikes {
@@ -867,6 +874,7 @@ fn file_unfinished(
     let mut pending = Vec::new();
     for mut inc in store.unfinished_incidents()? {
         let mut llm_called = false;
+        let mut proposals: Vec<String> = Vec::new();
         if inc.stage == "new" && inc.escalation.is_none() {
             escalate_metric(config, store, &mut inc)?;
         }
@@ -941,6 +949,7 @@ fn file_unfinished(
             inc.severity = severity;
             inc.verdict = verdict;
             inc.stage = "investigated".into();
+            proposals = crate::actions::propose(config, store, &inc, Some(&d), now)?;
         }
         let d: Option<Diagnosis> = inc
             .diagnosis
@@ -969,7 +978,7 @@ fn file_unfinished(
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let summary = match &d {
+        let mut summary = match &d {
             Some(d) if d.diagnosed => d.summary.clone(),
             Some(d) => format!(
                 "Not diagnosed: {}",
@@ -977,6 +986,9 @@ fn file_unfinished(
             ),
             None => String::new(),
         };
+        for p in &proposals {
+            summary.push_str(&format!("\n\n{p}"));
+        }
         let mut note = notify::for_incident(&inc, &summary, &file_name, &config.redact.redactor);
         if let Some(e) = &inc.escalation {
             report.escalated.push((inc.id, e.rules.join(", ")));
@@ -1168,7 +1180,9 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
     ids.extend(report.resolved.iter().copied());
     ids.extend(report.metrics.resolved.iter().map(|r| r.0));
     ids.extend(report.control.acked.iter().copied()); // acked from the phone
-                                                      // Pages opened in this run were just written; only what they link to changes.
+    ids.extend(report.control.decided.iter().copied()); // approved or rejected
+    ids.extend(report.actions.resolved.iter().copied());
+    // Pages opened in this run were just written; only what they link to changes.
     let opened: std::collections::BTreeSet<i64> = report.opened.iter().map(|o| o.0).collect();
     // The rows the index shows changed only for these; the pages linked to them
     // change, their index rows do not.
@@ -1422,6 +1436,9 @@ impl RunReport {
             let _ = writeln!(s, "  {line}");
         }
         for line in self.control.summary_lines() {
+            let _ = writeln!(s, "  {line}");
+        }
+        for line in &self.actions.lines {
             let _ = writeln!(s, "  {line}");
         }
         for line in self.notify.dead_lines() {

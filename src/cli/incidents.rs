@@ -118,7 +118,7 @@ fn coloured_line(i: &IncidentRow, colour: bool) -> String {
     )
 }
 
-fn refresh(config: &Config, store: &Store, id: i64) {
+pub(super) fn refresh(config: &Config, store: &Store, id: i64) {
     // The pages linking to this one show its status: they are rewritten with it.
     for (id, e) in crate::incident::page::rewrite_with_linked(config, store, id) {
         // The change is in the state database; the service's next run writes the page.

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 
+mod actions;
 mod ignore;
 mod incidents;
 mod metrics;
@@ -147,6 +148,22 @@ pub enum Command {
         json: bool,
         #[command(subcommand)]
         command: Option<MetricsCommand>,
+    },
+    /// Allow-listed actions: list, approve, reject, history, test (dry run), resume
+    #[command(
+        after_help = "Examples:\n  logwarden actions list\n  logwarden actions approve 3\n  logwarden actions test restart-unit --param unit=app.service"
+    )]
+    Actions {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(subcommand)]
+        command: actions::ActionsCommand,
+    },
+    /// Run the approved actions the watcher queued (`runner = "queue"`; the root action unit runs this)
+    #[command(after_help = "Example:\n  logwarden act --config /etc/logwarden/logwarden.toml")]
+    Act {
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Serve the investigator's tools over MCP on stdin/stdout (started by Claude Code)
     #[command(hide = true)]
@@ -366,6 +383,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             list,
             command,
         } => incidents::run(&load(&config)?, command, list, now),
+        Command::Actions { config, command } => actions::run(&load(&config)?, command, now),
+        Command::Act { config } => {
+            for line in
+                crate::actions::queue::act(&load(&config)?, now).map_err(anyhow::Error::msg)?
+            {
+                crate::outln!("{line}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Briefing { config, days, json } => {
             incidents::briefing(&load(&config)?, days, now, json)
         }

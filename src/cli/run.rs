@@ -153,6 +153,7 @@ fn run_json(r: &pipeline::RunReport, now: DateTime<Utc>) -> serde_json::Value {
         "opened": opened,
         "updated": r.updated.iter().map(|(id, n)| serde_json::json!({"id": id, "count": n})).collect::<Vec<_>>(),
         "resolved": r.resolved,
+        "actions": r.actions.lines,
         "llm_calls": r.llm_calls,
         "prompt_tokens": r.prompt_tokens,
         "notifications": {

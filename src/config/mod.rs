@@ -2,6 +2,7 @@
 //! [`Config`] is the validated, compiled form the rest of the program uses. Every
 //! problem is reported with its key, all of them at once.
 
+pub mod actions;
 pub mod escalate;
 pub mod incidents;
 mod investigator;
@@ -9,6 +10,7 @@ mod metrics;
 pub mod ntfy;
 pub mod raw;
 
+pub use actions::{ActionDef, ActionsConfig};
 pub use escalate::{EscalateRule, EscalationConfig};
 pub use incidents::IncidentsConfig;
 pub use investigator::{AnthropicApiConfig, LlmConfig, RedactConfig};
@@ -111,6 +113,8 @@ pub struct Config {
     pub incidents: IncidentsConfig,
     /// `[[escalate]]` rules, the built-in ones and the noise threshold (`[escalation]`).
     pub escalation: EscalationConfig,
+    /// `[[action]]`, the allow-list of repairs, and `[actions]`.
+    pub actions: ActionsConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -618,6 +622,8 @@ impl Validator {
         let metrics = self.metrics(raw.metrics, raw.check);
         let incidents = self.incidents(raw.incidents);
         let escalation = self.escalation(raw.escalate, raw.escalation);
+        let check_names: Vec<String> = metrics.checks.iter().map(|c| c.name.clone()).collect();
+        let actions = self.actions(raw.action, raw.actions, &check_names);
         Config {
             path: path.to_path_buf(),
             state_dir,
@@ -636,6 +642,7 @@ impl Validator {
             metrics,
             incidents,
             escalation,
+            actions,
         }
     }
 
@@ -1233,6 +1240,7 @@ impl fmt::Display for Config {
         investigator::fmt_redact(f, &self.redact)?;
         write!(f, "{}", self.incidents)?;
         write!(f, "{}", self.escalation)?;
+        write!(f, "{}", self.actions)?;
         match &self.ntfy {
             None => writeln!(
                 f,

@@ -31,6 +31,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub escalate: Vec<super::escalate::RawEscalate>,
     pub escalation: Option<super::escalate::RawEscalation>,
+    // The allow-list of repair actions and its switches.
+    #[serde(default)]
+    pub action: Vec<super::actions::RawAction>,
+    pub actions: Option<super::actions::RawActions>,
     #[serde(flatten)]
     pub extra: BTreeMap<String, toml::Value>,
 }
@@ -54,6 +58,8 @@ impl RawConfig {
         "incidents",
         "escalate",
         "escalation",
+        "action",
+        "actions",
     ];
 }
 

@@ -147,6 +147,30 @@ pub fn build(config: &Config, store: &Store, now: DateTime<Utc>, days: u32) -> R
     }
     s.push('\n');
 
+    // Only when some ran: a host without allow-listed actions gets no empty section.
+    let taken = store.requests_run_between(since, now)?;
+    if !taken.is_empty() {
+        s.push_str("## Actions taken\n\n");
+        for r in &taken {
+            s.push_str(&format!(
+                "- {} incident #{}: {} approved by {}: {}, exit code {}{}\n",
+                r.started_at
+                    .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_default(),
+                r.incident_id,
+                crate::actions::describe(r),
+                md_inline(r.decided_by.as_deref().unwrap_or("?")),
+                r.status,
+                r.exit_code.map_or("none".to_string(), |c| c.to_string()),
+                r.verify_result
+                    .as_deref()
+                    .map(|v| format!(" ({})", md_inline(v)))
+                    .unwrap_or_default()
+            ));
+        }
+        s.push('\n');
+    }
+
     s.push_str("## Ignore rules with no hits in 30 days\n\n");
     let hits = store.ignore_hits()?;
     let stale_since = now - Duration::days(30);

@@ -24,6 +24,13 @@ pub mod assets {
 /// The unit files as shipped in `systemd/` (ExecStart at /usr/bin, for the .deb).
 pub const SERVICE_UNIT: &str = include_str!("../../systemd/logwarden.service");
 pub const TIMER_UNIT: &str = include_str!("../../systemd/logwarden.timer");
+/// The action unit (`runner = "queue"`): a path unit on the queue and the root
+/// service that runs `logwarden act`.
+pub const ACT_PATH_UNIT: &str = include_str!("../../systemd/logwarden-act.path");
+pub const ACT_SERVICE_UNIT: &str = include_str!("../../systemd/logwarden-act.service");
+pub const ACT_PATH_NAME: &str = "logwarden-act.path";
+/// Where the watcher queues approved actions for the action unit.
+pub const ACT_QUEUE_DIR: &str = "/var/lib/logwarden/actions/queue";
 /// The commented default config (`etc/logwarden.toml`).
 pub const DEFAULT_CONFIG: &str = include_str!("../../etc/logwarden.toml");
 
@@ -150,6 +157,14 @@ pub fn timer_interval(unit_text: &str) -> Option<Duration> {
     })
 }
 
+/// The action unit's service for a binary path.
+pub fn render_act_service(bin: &Path) -> String {
+    ACT_SERVICE_UNIT.replace(
+        "ExecStart=/usr/bin/logwarden ",
+        &format!("ExecStart={} ", bin.display()),
+    )
+}
+
 /// The service unit for a binary path and a user.
 pub fn render_service(bin: &Path, user: &str) -> String {
     SERVICE_UNIT
@@ -190,6 +205,16 @@ pub fn plan(opts: &Options) -> Result<Vec<Step>, String> {
         },
         Step::Dir {
             path: opts.at(INCIDENTS_DIR),
+            mode: 0o750,
+            owner: Owner::Service,
+        },
+        Step::Dir {
+            path: opts.at("/var/lib/logwarden/actions"),
+            mode: 0o750,
+            owner: Owner::Service,
+        },
+        Step::Dir {
+            path: opts.at(ACT_QUEUE_DIR),
             mode: 0o750,
             owner: Owner::Service,
         },
@@ -275,6 +300,21 @@ pub fn plan(opts: &Options) -> Result<Vec<Step>, String> {
         owner: Owner::Root,
         keep_existing: false,
     });
+    for (name, text) in [
+        (
+            "logwarden-act.service",
+            render_act_service(&opts.bin_path()),
+        ),
+        (ACT_PATH_NAME, ACT_PATH_UNIT.to_string()),
+    ] {
+        steps.push(Step::File {
+            path: opts.at(&format!("{UNIT_DIR}/{name}")),
+            content: Content::Bytes(text.into_bytes()),
+            mode: 0o644,
+            owner: Owner::Root,
+            keep_existing: false,
+        });
+    }
     steps.push(Step::EnableTimer);
     Ok(steps)
 }
@@ -470,6 +510,8 @@ pub fn install(opts: &Options) -> Result<Outcome, String> {
                 if !opts.dry_run {
                     system::systemctl(&["daemon-reload"])?;
                     system::systemctl(&["enable", "--now", TIMER_NAME])?;
+                    // Idle until the watcher queues an action (runner = "queue").
+                    system::systemctl(&["enable", "--now", ACT_PATH_NAME])?;
                     if units_changed && active {
                         system::systemctl(&["restart", TIMER_NAME])?;
                     }
@@ -505,6 +547,7 @@ pub fn uninstall(opts: &Options) -> Result<Outcome, String> {
                 if known {
                     if !opts.dry_run {
                         system::systemctl(&["disable", "--now", TIMER_NAME])?;
+                        let _ = system::systemctl(&["disable", "--now", ACT_PATH_NAME]);
                     }
                     out.act(
                         opts.dry_run,
@@ -526,6 +569,8 @@ pub fn uninstall(opts: &Options) -> Result<Outcome, String> {
     let mut remove = vec![
         opts.at(&format!("{UNIT_DIR}/{TIMER_NAME}")),
         opts.at(&format!("{UNIT_DIR}/logwarden.service")),
+        opts.at(&format!("{UNIT_DIR}/{ACT_PATH_NAME}")),
+        opts.at(&format!("{UNIT_DIR}/logwarden-act.service")),
         opts.at(&opts.bin_path().display().to_string()),
         opts.at(SHARE_DIR),
     ];

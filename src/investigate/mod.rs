@@ -62,6 +62,20 @@ pub struct Diagnosis {
     /// records are judged by.
     #[serde(default)]
     pub prompt_tokens: Option<u64>,
+    /// The allow-listed actions the investigator proposes: untrusted, each one is
+    /// checked against the allow-list before it is even shown.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<ProposedAction>,
+}
+
+/// An action named in a verdict, as given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProposedAction {
+    pub id: String,
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub reason: String,
 }
 
 fn backend_name(i: &InvestigatorConfig) -> &'static str {
@@ -141,10 +155,11 @@ fn ask(
         // other incident is a log error group.
         _ => prompt::new_error(config, inc, reason, &evidence),
     };
-    let prompt = match prompt {
+    let mut prompt = match prompt {
         Ok(p) => p,
         Err(e) => return fail(format!("prompt could not be built: {e}")),
     };
+    prompt.add_system_section(&crate::actions::prompt_section(config, inc));
     let prompt_tokens = (evidence::tokens(&prompt.system) + evidence::tokens(&prompt.user)) as u64;
     let call = match store.begin_llm_call(now, backend, Some(inc.id), &inc.signature, prompt_tokens)
     {
@@ -177,6 +192,9 @@ fn ask(
     }
     if let Some(e) = &d.error {
         d.error = Some(red.clean(e));
+    }
+    for a in &mut d.actions {
+        a.reason = red.clean(&a.reason);
     }
     // The refused tool calls are shown on the page cut to 200 characters: their
     // inputs are redacted here, before any cut.

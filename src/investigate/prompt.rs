@@ -129,6 +129,20 @@ pub struct Prompt {
     pub nonce: String,
 }
 
+impl Prompt {
+    /// Adds a section logwarden wrote (trusted) to the system prompt, before the rule
+    /// about the data markers, which stays last.
+    pub fn add_system_section(&mut self, section: &str) {
+        if section.is_empty() {
+            return;
+        }
+        let rule = markers_rule(&self.nonce);
+        let body = self.system.strip_suffix(&rule).unwrap_or(&self.system);
+        let text = super::tools::sanitize(section, &self.nonce);
+        self.system = format!("{body}{text}{rule}");
+    }
+}
+
 /// Facts logwarden computed itself; every other fact (source, signature, level,
 /// exception, template, metric names and values, which come from logs or scripts) is
 /// data and is shown only inside the data block.

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use super::Diagnosis;
+use super::{Diagnosis, ProposedAction};
 
 /// Finds the last JSON object with a `verdict` key in `text` (bare or in a code
 /// fence) and fills a diagnosis from it. `None` if there is none.
@@ -46,8 +46,13 @@ pub fn parse(text: &str) -> Option<Diagnosis> {
     // in 0..=1 or none.
     .filter(|c| c.is_finite())
     .map(|c| c.clamp(0.0, 1.0));
+    let actions = match map.get("actions") {
+        Some(Value::Array(list)) => list.iter().take(MAX_PROPOSALS).map(proposal).collect(),
+        _ => Vec::new(),
+    };
     Some(Diagnosis {
         diagnosed: true,
+        actions,
         verdict: verdict.into(),
         severity: severity.into(),
         title: s("title"),
@@ -57,6 +62,46 @@ pub fn parse(text: &str) -> Option<Diagnosis> {
         confidence,
         ..Diagnosis::default()
     })
+}
+
+/// At most this many proposed actions are read from a verdict; one runs at a time.
+const MAX_PROPOSALS: usize = 5;
+
+/// Text from the verdict, cut: it is shown and stored, never trusted.
+fn cut(s: &str, max: usize) -> String {
+    crate::sanitize::line(s).chars().take(max).collect()
+}
+
+/// One entry of `actions`. Anything that is not an object with a string id gives an
+/// empty id, which the allow-list refuses (and says so).
+fn proposal(v: &Value) -> ProposedAction {
+    let Value::Object(m) = v else {
+        return ProposedAction {
+            id: String::new(),
+            reason: cut(&v.to_string(), 200),
+            ..ProposedAction::default()
+        };
+    };
+    let text = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let params = match m.get("params") {
+        Some(Value::Object(p)) => p
+            .iter()
+            .take(20)
+            .map(|(k, v)| (cut(k, 64), text(v).chars().take(1000).collect()))
+            .collect(),
+        _ => Default::default(),
+    };
+    ProposedAction {
+        id: m.get("id").map(|v| cut(&text(v), 100)).unwrap_or_default(),
+        params,
+        reason: m
+            .get("reason")
+            .map(|v| cut(&text(v), 500))
+            .unwrap_or_default(),
+    }
 }
 
 #[cfg(test)]
@@ -91,6 +136,27 @@ mod tests {
             let d = parse(&format!(r#"{{"verdict": "real", "confidence": {given}}}"#)).unwrap();
             assert_eq!(d.confidence, want, "{given}");
         }
+    }
+
+    #[test]
+    fn reads_proposed_actions_as_untrusted_text() {
+        let d = parse(
+            r#"{"verdict": "real", "actions": [
+                {"id": "restart-app", "params": {"unit": "app.service", "n": 3}, "reason": "stuck"},
+                "rm -rf /", {"params": {}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(d.actions.len(), 3);
+        assert_eq!(d.actions[0].id, "restart-app");
+        assert_eq!(d.actions[0].params["unit"], "app.service");
+        assert_eq!(d.actions[0].params["n"], "3");
+        assert_eq!(d.actions[1].id, "", "a bare string is no proposal");
+        assert_eq!(d.actions[2].id, "");
+        let many = format!(
+            r#"{{"verdict": "real", "actions": [{}]}}"#,
+            vec![r#"{"id": "a"}"#; 50].join(",")
+        );
+        assert_eq!(parse(&many).unwrap().actions.len(), MAX_PROPOSALS);
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub struct ControlReport {
     pub refused: Vec<String>,
     /// Valid messages that changed nothing (already acked, …).
     pub noops: Vec<String>,
+    /// Incidents whose proposed action was approved or rejected from the phone.
+    pub decided: Vec<i64>,
+    /// What those decisions were.
+    pub decisions: Vec<String>,
     /// Polling or applying failed; the run went on.
     pub errors: Vec<String>,
     /// A valid message that could not be applied (kept for the next run): a watcher
@@ -55,6 +59,9 @@ impl ControlReport {
             v.push(format!(
                 "incident #{id} muted for 24h from the phone (ignore rule {rule})"
             ));
+        }
+        for d in &self.decisions {
+            v.push(format!("{d} (from the phone)"));
         }
         for r in &self.refused {
             v.push(format!("control message refused: {r}"));
@@ -148,6 +155,122 @@ pub fn sign(key: &[u8], action: &str, id: i64) -> Result<String, String> {
     Ok(format!("{PREFIX}.{action}.{id}.{nonce}.{tag}"))
 }
 
+/// What an Approve or Reject is bound to: the request, its action and parameters, and
+/// until when it may be given. A changed parameter or action, another request or a
+/// later expiry gives another MAC.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub request: i64,
+    pub action_id: String,
+    pub params_digest: String,
+    /// Unix seconds.
+    pub expires: i64,
+}
+
+fn decision_mac(key: &[u8], verb: &str, id: i64, b: &Binding, nonce: &str) -> HmacSha256 {
+    let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    m.update(
+        format!(
+            "{verb}.{id}.{}.{}.{}.{}.{nonce}",
+            b.request, b.expires, b.action_id, b.params_digest
+        )
+        .as_bytes(),
+    );
+    m
+}
+
+fn nonce() -> Result<String, String> {
+    let mut nonce = [0u8; 12];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut nonce))
+        .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
+    Ok(encode_hex(&nonce))
+}
+
+/// A signed Approve or Reject of a request:
+/// `lw1.<approve|reject>.<incident>.<request>-<expiry>.<nonce>.<mac>`.
+pub fn sign_decision(key: &[u8], approve: bool, id: i64, b: &Binding) -> Result<String, String> {
+    let verb = if approve { "approve" } else { "reject" };
+    let nonce = nonce()?;
+    let tag = encode_hex(
+        &decision_mac(key, verb, id, b, &nonce)
+            .finalize()
+            .into_bytes(),
+    );
+    Ok(format!(
+        "{PREFIX}.{verb}.{id}.{}-{}.{nonce}.{tag}",
+        b.request, b.expires
+    ))
+}
+
+/// An Approve or Reject as read, before its MAC is checked against its request.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub approve: bool,
+    pub incident: i64,
+    pub request: i64,
+    pub expires: i64,
+    pub nonce: String,
+    tag: Vec<u8>,
+}
+
+impl Decision {
+    fn verb(&self) -> &'static str {
+        if self.approve {
+            "approve"
+        } else {
+            "reject"
+        }
+    }
+}
+
+/// Reads an Approve or Reject message (six parts); None when it is not one.
+pub fn parse_decision(text: &str) -> Option<Result<Decision, String>> {
+    let shown: String = text.trim().chars().take(60).collect();
+    let parts: Vec<&str> = text.trim().split('.').collect();
+    let [prefix, verb, id, bound, nonce, tag] = parts[..] else {
+        return None;
+    };
+    if prefix != PREFIX || !matches!(verb, "approve" | "reject") {
+        return None;
+    }
+    let bad = || format!("`{shown}` is not a logwarden control message");
+    let num = |s: &str| {
+        s.parse::<i64>()
+            .ok()
+            .filter(|n| n.to_string() == s)
+            .ok_or_else(bad)
+    };
+    let parsed = (|| {
+        let incident = num(id)?;
+        let (req, exp) = bound.split_once('-').ok_or_else(bad)?;
+        let tag = decode_hex(tag)
+            .ok_or_else(|| format!("{verb} for incident #{incident}: bad signature (forged)"))?;
+        Ok(Decision {
+            approve: verb == "approve",
+            incident,
+            request: num(req)?,
+            expires: num(exp)?,
+            nonce: nonce.to_string(),
+            tag,
+        })
+    })();
+    Some(parsed)
+}
+
+/// Checks a decision's MAC against what its request is bound to.
+pub fn verify_decision(key: &[u8], d: &Decision, b: &Binding) -> Result<(), String> {
+    decision_mac(key, d.verb(), d.incident, b, &d.nonce)
+        .verify_slice(&d.tag)
+        .map_err(|_| {
+            format!(
+                "{} for incident #{}: bad signature (forged, or the request changed)",
+                d.verb(),
+                d.incident
+            )
+        })
+}
+
 /// A control message whose MAC is right.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Verified {
@@ -189,13 +312,36 @@ pub fn verify(key: &[u8], text: &str) -> Result<Verified, String> {
 
 /// The `Actions` header of an incident notification: Ack and Mute 24h (with a
 /// control topic) and Open (with a click URL). None when there is neither.
+///
+/// With a proposed action waiting for approval, the three buttons ntfy allows are
+/// Approve, Reject and Ack: deciding on the repair matters most, and the page's link
+/// is also in the message.
 pub fn actions(
     cfg: &NtfyConfig,
     key: Option<&[u8]>,
     incident: i64,
     click: Option<&str>,
+    approval: Option<&Binding>,
 ) -> Result<Option<String>, String> {
     let mut v = Vec::new();
+    if let (Some(topic), Some(key), Some(b)) = (&cfg.more.control_topic, key, approval) {
+        let url = format!("{}/{topic}", cfg.server);
+        for (label, approve) in [
+            (format!("Approve: {}", b.action_id), true),
+            ("Reject".into(), false),
+        ] {
+            v.push(format!(
+                "http, {}, {url}, method=POST, body={}, clear=true",
+                ntfy::action_value(&label),
+                ntfy::action_value(&sign_decision(key, approve, incident, b)?)
+            ));
+        }
+        v.push(format!(
+            "http, Ack, {url}, method=POST, body={}, clear=true",
+            ntfy::action_value(&sign(key, "ack", incident)?)
+        ));
+        return Ok(Some(v.join("; ")));
+    }
     if let (Some(topic), Some(key)) = (&cfg.more.control_topic, key) {
         let url = format!("{}/{topic}", cfg.server);
         for (label, action) in [("Ack", "ack"), ("Mute 24h", "mute")] {
@@ -401,6 +547,9 @@ fn apply(
     now: DateTime<Utc>,
     report: &mut ControlReport,
 ) -> Result<(), String> {
+    if let Some(parsed) = parse_decision(text) {
+        return apply_decision(config, store, key, parsed, now, report);
+    }
     let v = match verify(key, text) {
         Ok(v) => v,
         Err(why) => {
@@ -497,6 +646,83 @@ fn apply(
     Ok(())
 }
 
+/// Applies an Approve or Reject: its MAC must match the request it names (action,
+/// parameters, expiry), its nonce must be new, and its expiry not passed.
+fn apply_decision(
+    config: &Config,
+    store: &Store,
+    key: &[u8],
+    parsed: Result<Decision, String>,
+    now: DateTime<Utc>,
+    report: &mut ControlReport,
+) -> Result<(), String> {
+    let d = match parsed {
+        Ok(d) => d,
+        Err(why) => {
+            report.refused.push(why);
+            return Ok(());
+        }
+    };
+    let db = |e: store::StoreError| format!("state database: {e}");
+    let forged = |report: &mut ControlReport| {
+        report.refused.push(format!(
+            "{} for incident #{}: no such request for it (forged)",
+            d.verb(),
+            d.incident
+        ));
+    };
+    let Some(r) = store.request(d.request).map_err(db)? else {
+        forged(report);
+        return Ok(());
+    };
+    if r.incident_id != d.incident {
+        forged(report);
+        return Ok(());
+    }
+    let binding = Binding {
+        request: r.id,
+        action_id: r.action_id.clone(),
+        params_digest: crate::actions::params_digest(&r.params),
+        expires: d.expires,
+    };
+    if let Err(why) = verify_decision(key, &d, &binding) {
+        report.refused.push(why);
+        return Ok(());
+    }
+    if r.expires_at.map(|t| t.timestamp()) != Some(d.expires) {
+        report.refused.push(format!(
+            "{} for incident #{}: not the request's expiry (forged)",
+            d.verb(),
+            d.incident
+        ));
+        return Ok(());
+    }
+    if store.control_seen(&d.nonce).map_err(db)? {
+        report.refused.push(format!(
+            "{} for incident #{}: seen before (replayed)",
+            d.verb(),
+            d.incident
+        ));
+        return Ok(());
+    }
+    let outcome =
+        crate::actions::decide(config, store, r.id, Some(d.incident), d.approve, PHONE, now)
+            .map_err(db)?;
+    match outcome {
+        crate::actions::Decided::Done(text) => {
+            report.decisions.push(text);
+            report.decided.push(d.incident);
+        }
+        crate::actions::Decided::Noop(text) => report.noops.push(text),
+        crate::actions::Decided::Refused(text) => {
+            report.refused.push(text);
+            report.decided.push(d.incident);
+        }
+    }
+    store.first_time_control(&d.nonce, now).map_err(db)?;
+    Ok(())
+}
+
 fn encode_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -526,6 +752,51 @@ mod tests {
         assert!(verify(&key, &m.replace(".ack.", ".mute.")).is_err());
         assert!(verify(&[8u8; 32], &m).is_err());
         assert!(verify(&key, "hello").is_err());
+    }
+
+    #[test]
+    fn a_decision_is_bound_to_its_request_action_params_and_expiry() {
+        let key = [7u8; 32];
+        let b = Binding {
+            request: 3,
+            action_id: "restart-app".into(),
+            params_digest: "abcd".into(),
+            expires: 1_800_000_000,
+        };
+        let m = sign_decision(&key, true, 12, &b).unwrap();
+        let d = parse_decision(&m).unwrap().unwrap();
+        assert!(d.approve && d.incident == 12 && d.request == 3);
+        assert!(verify_decision(&key, &d, &b).is_ok());
+        for other in [
+            Binding {
+                request: 4,
+                ..b.clone()
+            },
+            Binding {
+                action_id: "rm".into(),
+                ..b.clone()
+            },
+            Binding {
+                params_digest: "abce".into(),
+                ..b.clone()
+            },
+            Binding {
+                expires: 1_900_000_000,
+                ..b.clone()
+            },
+        ] {
+            assert!(verify_decision(&key, &d, &other).is_err(), "{other:?}");
+        }
+        // an Approve turned into a Reject, or moved to another incident: refused
+        for forged in [
+            m.replace(".approve.", ".reject."),
+            m.replace(".12.", ".13."),
+        ] {
+            let d = parse_decision(&forged).unwrap().unwrap();
+            assert!(verify_decision(&key, &d, &b).is_err(), "{forged}");
+        }
+        // ack and mute messages are not decisions
+        assert!(parse_decision(&sign(&key, "ack", 12).unwrap()).is_none());
     }
 
     #[test]

@@ -381,7 +381,26 @@ fn message(
     if cfg.more.control_topic.is_some() && key.is_none() {
         *key = Some(control::key(&cfg.more.key_file)?);
     }
-    m.actions = control::actions(cfg, key.as_deref(), id, m.click.as_deref())?;
+    // A proposed action waiting for approval gets Approve and Reject buttons.
+    let approval = store
+        .request_in_flight(id)
+        .map_err(|e| format!("state database: {e}"))?
+        .filter(|r| r.status == "pending")
+        .and_then(|r| {
+            Some(control::Binding {
+                request: r.id,
+                params_digest: crate::actions::params_digest(&r.params),
+                action_id: r.action_id,
+                expires: r.expires_at?.timestamp(),
+            })
+        });
+    m.actions = control::actions(
+        cfg,
+        key.as_deref(),
+        id,
+        m.click.as_deref(),
+        approval.as_ref(),
+    )?;
     Ok(m)
 }
 

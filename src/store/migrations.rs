@@ -222,6 +222,34 @@ const MIGRATIONS: &[&str] = &[
     "DROP INDEX incidents_by_stage;
     CREATE INDEX incidents_unfiled ON incidents (stage) WHERE stage IN ('new', 'investigated');
     CREATE INDEX incidents_filed_by_first_seen ON incidents (first_seen) WHERE stage = 'filed';",
+    // 14: allow-listed repair actions: each proposal for an incident, its approval or
+    // rejection (who, when), its execution (argv, exit code, output, duration) and its
+    // verification.
+    "CREATE TABLE action_requests (
+        id INTEGER PRIMARY KEY,
+        incident_id INTEGER NOT NULL REFERENCES incidents (id),
+        action_id TEXT NOT NULL,
+        params TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        proposed_by TEXT NOT NULL,
+        status TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        decided_by TEXT,
+        decided_at TEXT,
+        argv TEXT,
+        started_at TEXT,
+        exit_code INTEGER,
+        output TEXT,
+        duration_ms INTEGER,
+        occurrences_at_start INTEGER,
+        quiet_runs INTEGER NOT NULL DEFAULT 0,
+        verified_at TEXT,
+        verify_result TEXT
+    );
+    CREATE INDEX action_requests_by_status ON action_requests (status);
+    CREATE INDEX action_requests_by_incident ON action_requests (incident_id);
+    CREATE INDEX action_requests_by_action ON action_requests (action_id, started_at);",
 ];
 
 /// The schema version this build writes.

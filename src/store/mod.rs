@@ -4,6 +4,8 @@
 //! applied in one transaction under `PRAGMA user_version`. Reads go through
 //! [`Store`]; writes that must land together go through a [`Batch`] (one transaction).
 
+// allow-listed repair actions: proposals, decisions, executions, verifications
+mod actions;
 mod llm;
 mod memory;
 mod metrics;
@@ -14,6 +16,7 @@ mod ops;
 mod outbox;
 // rebuilding incidents and signatures from the pages after the database was lost
 mod rebuild;
+pub use actions::{ActionRequest, NewRequest};
 pub use ops::{OpenIncident, RunSummary};
 pub use outbox::DeadLetter;
 pub use rebuild::PageIncident;

@@ -415,3 +415,100 @@ fn logwarden_tools_over_mcp_are_the_only_tools_and_their_results_are_redacted() 
     assert!(!t.path("home/.claude/projects").exists());
     assert!(!t.path("home/.cache").exists());
 }
+
+/// The whole story of an allow-listed action with the real CLI: the app (real loguru)
+/// finds its health-check file gone and logs it; the model, through `claude -p`,
+/// proposes `recreate-healthcheck`; Approve is tapped on the phone (the signed line is
+/// posted to the control topic); the next run executes it (direct runner); the run
+/// after that finds the signature quiet, so the verify passes and the incident resolves,
+/// and its page tells each step.
+#[test]
+fn a_vanished_health_check_file_is_recreated_after_approve_from_the_phone() {
+    let Some(claude) = claude() else { return };
+    if python().is_none() {
+        return;
+    }
+    let api = FakeAnthropic::start();
+    let answer = format!(
+        "The health-check file is gone; the load balancer will take the node out.\n```json\n{}\n```",
+        json!({"verdict": "real", "severity": "critical", "title": "Health-check file missing",
+               "summary": "The app's health-check file was deleted.", "root_cause": "a tmp cleaner removed it",
+               "suggested_fix": "recreate it and exclude it from the cleaner", "confidence": 0.9,
+               "actions": [{"id": "recreate-healthcheck", "params": {"name": "healthy"},
+                            "reason": "the load balancer probes this file"}]})
+    );
+    api.set_default(&answer);
+    let ntfy = FakeNtfy::start(None);
+    ntfy.allow_anonymous_write("ops-control");
+    let t = setup(&claude, &api, &ntfy);
+    let run = t.path("run");
+    std::fs::create_dir_all(&run).unwrap();
+    let cfg = t.read("logwarden.toml");
+    t.write(
+        "logwarden.toml",
+        &format!(
+            "{cfg}control_topic = \"ops-control\"\n[incidents]\nnag = {{ critical = \"off\" }}\n\
+             [[action]]\nid = \"recreate-healthcheck\"\ndescription = \"Recreate the app's health-check file\"\n\
+             argv = [\"touch\", \"{}/{{name}}\"]\nparams = {{ name = \"healthy|ready\" }}\nwhen = {{ sources = [\"app\"] }}\n\
+             mode = \"approve\"\nverify = {{ quiet_runs = 1 }}\ndry_run = false\n",
+            run.display()
+        ),
+    );
+    // The app's probe: the file was there, a cleaner removed it, the probe logs it.
+    std::fs::write(run.join("healthy"), "").unwrap();
+    std::fs::remove_file(run.join("healthy")).unwrap();
+    t.loguru(
+        "from datetime import datetime, timezone\n\
+         logger.add(\"app.log\")\n\
+         at = datetime(2026, 11, 22, 9, 59, 30, tzinfo=timezone.utc)\n\
+         log = logger.patch(lambda r: r.update(time=r[\"time\"] + (at - r[\"time\"])))\n\
+         path = os.path.join('run', 'healthy')\n\
+         if not os.path.exists(path):\n    log.error(\"Health check file {} missing, the load balancer takes the node out\", path)\n",
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert!(
+        r.stdout.contains("Health-check file missing"),
+        "{}",
+        r.all()
+    );
+    // the system prompt the model got lists the action allowed for this incident
+    let req = investigation(&api);
+    let system = req.body["system"].to_string();
+    assert!(
+        system.contains("## Allowed actions") && system.contains("recreate-healthcheck"),
+        "{system}"
+    );
+    let m = ntfy.messages_to("ops");
+    assert_eq!(m.len(), 1);
+    assert!(!run.join("healthy").exists());
+    // Approve tapped: the ntfy app posts the signed line to the control topic.
+    assert_eq!(ntfy.tap(&m[0], "Approve: recreate-healthcheck"), 200);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(
+        r.stdout
+            .contains("ran action `recreate-healthcheck` (name=healthy): exit code 0"),
+        "{}",
+        r.all()
+    );
+    assert!(
+        run.join("healthy").exists(),
+        "the action recreated the file"
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(r.stdout.contains("incident #1 resolved"), "{}", r.all());
+    let inc = &t.incidents()[0];
+    assert_eq!(inc["status"], "resolved");
+    let page = std::fs::read_to_string(&t.incident_files()[0])
+        .unwrap()
+        .replace('\\', "");
+    for step in [
+        "proposed by the investigator (request 1): the load balancer probes this file",
+        "approved by phone (ntfy)",
+        "Ran action `recreate-healthcheck` (name=healthy)",
+        "→ exit code 0",
+        "passed: the signature stayed quiet for 1 run(s). The incident is resolved.",
+        "status: resolved",
+    ] {
+        assert!(page.contains(step), "{step} missing from:\n{page}");
+    }
+}

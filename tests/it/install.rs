@@ -308,6 +308,8 @@ fn installed_units_verify_clean_and_the_service_exposure_is_at_most_2_5() {
         .arg("verify")
         .arg(&service)
         .arg(&timer)
+        .arg(units.join("logwarden-act.service"))
+        .arg(units.join("logwarden-act.path"))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&v.stderr);

@@ -5,6 +5,7 @@
 mod fake_anthropic;
 mod util;
 
+mod actions;
 mod anthropic;
 mod chaos;
 mod claude;

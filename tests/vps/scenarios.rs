@@ -68,6 +68,10 @@ pub const ALL: &[Scenario] = &[
         run: crash_loop_of_a_transient_unit_opens_an_incident,
     },
     Scenario {
+        name: "a_queued_action_runs_in_the_action_unit_as_its_run_as_user",
+        run: a_queued_action_runs_in_the_action_unit_as_its_run_as_user,
+    },
+    Scenario {
         name: "upgrade_keeps_everything_remove_keeps_config_purge_removes_all",
         run: upgrade_keeps_everything_remove_keeps_config_purge_removes_all,
     },
@@ -547,6 +551,60 @@ fn phone_ack_and_mute_applied_by_the_sandboxed_service(c: &Ctx) {
         2,
         "nothing new was sent"
     );
+}
+
+/// The action unit: the sandboxed watcher only queues an approved action (here a safe
+/// `auto` one attached by rule); `logwarden-act.path` starts the root
+/// `logwarden-act.service`, which runs it as its `run_as` user (the app's, whose folder
+/// the watcher cannot write); the next watch runs record it and verify it.
+fn a_queued_action_runs_in_the_action_unit_as_its_run_as_user(c: &Ctx) {
+    let vm = c.vm;
+    reset(c);
+    vm.ok("rm -rf /var/lib/app-health && install -d -m 0755 -o app -g app /var/lib/app-health");
+    write_config(
+        c,
+        &base_config(
+            c,
+            "s-act",
+            "[actions]\nrunner = \"queue\"\n\
+             [[action]]\nid = \"recreate-healthcheck\"\nargv = [\"touch\", \"/var/lib/app-health/healthy\"]\n\
+             when = { sources = [\"app\"] }\nmode = \"auto\"\nsafe = true\ndry_run = false\nrun_as = \"app\"\n\
+             verify = { quiet_runs = 1 }\n",
+        ),
+    );
+    assert!(
+        vm.ok("systemctl is-enabled logwarden-act.path").trim() == "enabled",
+        "the package enables the path unit"
+    );
+    app_error(vm, "Health check file missing");
+    let log = service_ok(vm);
+    assert!(log.contains("queued for the action unit"), "{log}");
+    // The watcher could not have done it: the folder is the app's.
+    wait_for("the action unit to run it", Duration::from_secs(60), || {
+        vm.sh("test -e /var/lib/app-health/healthy")
+            .ok()
+            .then_some(())
+    });
+    let made = stat(vm, "/var/lib/app-health/healthy");
+    assert!(
+        made.ends_with(" app app"),
+        "made as its run_as user: {made}"
+    );
+    let act = vm.ok("journalctl --no-pager -o cat -u logwarden-act.service");
+    assert!(act.contains("request 1: ran"), "{act}");
+    assert_eq!(
+        stat(vm, "/var/lib/logwarden-act/ledger.json"),
+        "600 root root"
+    );
+    let log = service_ok(vm);
+    assert!(
+        log.contains("ran action `recreate-healthcheck`: exit code 0"),
+        "{log}"
+    );
+    let log = service_ok(vm);
+    assert!(log.contains("incident #1 resolved"), "{log}");
+    let history = vm.ok("logwarden actions history --json");
+    assert!(history.contains("\"status\": \"verified\""), "{history}");
 }
 
 /// 6. A source the service user cannot read and a broken ignore file: the run goes on
