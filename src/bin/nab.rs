@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use chrono::NaiveDateTime;
-use logwarden::metrics::anomaly::{AnomalyConfig, AnomalyDetector};
+use logwarden::metrics::anomaly::{AnomalyConfig, AnomalyDetector, AnomalyScore};
 
 const PROBATION_PERCENT: f64 = 0.15;
 
@@ -233,6 +233,84 @@ fn score_corpus(
     (opt, points, wid)
 }
 
+/// NAB category of a series (`realTweets/Twitter_volume_AAPL.csv` ->
+/// `realTweets`).
+fn category(rel: &str) -> &str {
+    rel.split_once('/').map_or(rel, |(c, _)| c)
+}
+
+/// Detector settings the leave-one-category-out evaluation chooses among,
+/// besides the alarm threshold: the default first (it wins ties), then a
+/// few neighbours of it, as `NAB_CONFIG`-style overrides.
+const LOCO_GRID: &[&str] = &[
+    "",
+    "cusum_h=10",
+    "cusum_h=14",
+    "repeat_factor=0.2",
+    "repeat_factor=0.45",
+];
+
+/// What leave-one-category-out chose for one held-out category.
+#[derive(Debug, Clone)]
+struct LocoFold {
+    category: String,
+    setting: usize,
+    threshold: f64,
+    /// Raw score of the held-out category at the chosen setting.
+    held_raw: f64,
+}
+
+/// Leave-one-category-out: for each category, pick the setting (index into
+/// `runs`) and threshold that maximise the raw score of the other
+/// categories, then score the held-out category with them. `runs[g][f]` is
+/// the score vector of series `f` under setting `g`. Returns the folds; the
+/// held-out raw scores sum to a corpus raw score.
+fn leave_one_category_out(
+    series: &[Series],
+    runs: &[Vec<Vec<f64>>],
+    cm: CostMatrix,
+) -> Vec<LocoFold> {
+    let mut cats: Vec<&str> = series.iter().map(|s| category(&s.rel)).collect();
+    cats.sort_unstable();
+    cats.dedup();
+    let per_setting: Vec<(Vec<SweepPoint>, usize)> = runs
+        .iter()
+        .map(|scores| {
+            let (_, points, nw) = score_corpus(series, scores, cm);
+            (points, nw)
+        })
+        .collect();
+    let mut folds = Vec::new();
+    for cat in cats {
+        let held = |f: usize| category(&series[f].rel) == cat;
+        let mut best: Option<(usize, Optimum)> = None;
+        for (g, (points, nw)) in per_setting.iter().enumerate() {
+            let mut train: Vec<SweepPoint> =
+                points.iter().copied().filter(|p| !held(p.file)).collect();
+            let opt = optimise(&mut train, cm.fn_, *nw);
+            if best.as_ref().is_none_or(|(_, b)| opt.raw > b.raw) {
+                best = Some((g, opt));
+            }
+        }
+        let Some((g, opt)) = best else { continue };
+        let (points, nw) = &per_setting[g];
+        let pf = per_file_scores(points, opt.threshold, cm.fn_, series.len(), *nw);
+        let held_raw = pf
+            .iter()
+            .enumerate()
+            .filter(|&(f, _)| held(f))
+            .map(|(_, r)| r)
+            .sum();
+        folds.push(LocoFold {
+            category: cat.to_string(),
+            setting: g,
+            threshold: opt.threshold,
+            held_raw,
+        });
+    }
+    folds
+}
+
 fn parse_ts(s: &str) -> Result<i64, String> {
     let s = s.trim();
     NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S%.f")
@@ -342,6 +420,24 @@ fn write_results(out: &Path, s: &Series, scores: &[f64]) -> Result<(), String> {
     f.write_all(buf.as_bytes()).map_err(|e| e.to_string())
 }
 
+/// Run a fresh detector over one series; `on_sample` sees each verdict and
+/// the seconds spent on it.
+fn detect_series(
+    s: &Series,
+    cfg: &AnomalyConfig,
+    mut on_sample: impl FnMut(i64, f64, &AnomalyScore, f64),
+) -> Vec<f64> {
+    let mut det = AnomalyDetector::new(cfg.clone());
+    let mut scores = Vec::with_capacity(s.values.len());
+    for (&t, &v) in s.ts.iter().zip(&s.values) {
+        let t0 = Instant::now();
+        let a = det.observe(t, v);
+        on_sample(t, v, &a, t0.elapsed().as_secs_f64());
+        scores.push(a.score);
+    }
+    scores
+}
+
 fn config_with_overrides(spec: Option<&str>) -> Result<AnomalyConfig, String> {
     let mut c = AnomalyConfig::default();
     for kv in spec.unwrap_or("").split(',').filter(|s| !s.is_empty()) {
@@ -375,18 +471,21 @@ fn config_with_overrides(spec: Option<&str>) -> Result<AnomalyConfig, String> {
 struct Args {
     data: PathBuf,
     out: PathBuf,
+    loco: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
     let mut data = None;
     let mut out = None;
+    let mut loco = false;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
             "--data" => data = it.next().map(PathBuf::from),
             "--out" => out = it.next().map(PathBuf::from),
+            "--loco" => loco = true,
             "-h" | "--help" => {
-                return Err("usage: nab --data <NAB root> --out <DIR>".into());
+                return Err("usage: nab --data <NAB root> --out <DIR> [--loco]".into());
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
@@ -394,6 +493,7 @@ fn parse_args() -> Result<Args, String> {
     Ok(Args {
         data: data.ok_or("missing --data")?,
         out: out.ok_or("missing --out")?,
+        loco,
     })
 }
 
@@ -418,18 +518,13 @@ fn run() -> Result<(), String> {
     }
 
     // Detection: one detector per series, samples fed in time order.
+    let want_debug = std::env::var_os("NAB_DEBUG").is_some();
     let mut all_scores = Vec::with_capacity(series.len());
     let mut detect_time = 0.0f64;
     let mut sample_us: Vec<f32> = Vec::with_capacity(n_rows);
     for s in &series {
-        let mut det = AnomalyDetector::new(cfg.clone());
-        let mut scores = Vec::with_capacity(s.values.len());
         let mut debug = String::new();
-        let want_debug = std::env::var_os("NAB_DEBUG").is_some();
-        for (&t, &v) in s.ts.iter().zip(&s.values) {
-            let t0 = Instant::now();
-            let a = det.observe(t, v);
-            let dt = t0.elapsed().as_secs_f64();
+        let scores = detect_series(s, &cfg, |t, v, a, dt| {
             detect_time += dt;
             sample_us.push((dt * 1e6) as f32);
             if want_debug {
@@ -439,8 +534,7 @@ fn run() -> Result<(), String> {
                     t, v, a.score, a.baseline, a.band.0, a.band.1, a.reason
                 );
             }
-            scores.push(a.score);
-        }
+        });
         if want_debug {
             let p = args.out.join(format!("{}.debug.tsv", s.rel));
             fs::write(&p, debug).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -505,6 +599,36 @@ fn run() -> Result<(), String> {
         }
     }
     print!("{summary}");
+    if args.loco {
+        let mut runs = vec![all_scores.clone()];
+        for spec in &LOCO_GRID[1..] {
+            let c = config_with_overrides(Some(spec))?;
+            runs.push(
+                series
+                    .iter()
+                    .map(|s| detect_series(s, &c, |_, _, _, _| {}))
+                    .collect(),
+            );
+        }
+        for (name, &cm) in &profiles {
+            let (null, _, _) = score_corpus(&series, &null_scores, cm);
+            let (perfect, _, _) = score_corpus(&series, &perfect_scores, cm);
+            let folds = leave_one_category_out(&series, &runs, cm);
+            let raw: f64 = folds.iter().map(|f| f.held_raw).sum();
+            let norm = 100.0 * (raw - null.raw) / (perfect.raw - null.raw);
+            println!("leave-one-category-out {name:<20} score {norm:6.2}  raw {raw:.3}");
+            for f in &folds {
+                let spec = LOCO_GRID[f.setting];
+                println!(
+                    "  held out {:<22} setting {:<20} threshold {:.6}  held-out raw {:8.3}",
+                    f.category,
+                    if spec.is_empty() { "default" } else { spec },
+                    f.threshold,
+                    f.held_raw
+                );
+            }
+        }
+    }
     println!(
         "detector speed: {us_per_sample:.2} us/sample mean; p50 {p50:.1}, p99 {p99:.1}, p99.9 {p999:.1}, max {worst:.0} us; {over_1ms} of {n_rows} samples over 1 ms"
     );
