@@ -438,8 +438,11 @@ fn detect_series(
     scores
 }
 
-fn config_with_overrides(spec: Option<&str>) -> Result<AnomalyConfig, String> {
-    let mut c = AnomalyConfig::default();
+fn config_with_overrides(
+    base: &AnomalyConfig,
+    spec: Option<&str>,
+) -> Result<AnomalyConfig, String> {
+    let mut c = base.clone();
     for kv in spec.unwrap_or("").split(',').filter(|s| !s.is_empty()) {
         let (k, v) = kv.split_once('=').ok_or(format!("bad override {kv:?}"))?;
         let f = || v.parse::<f64>().map_err(|e| format!("{k}: {e}"));
@@ -462,6 +465,9 @@ fn config_with_overrides(spec: Option<&str>) -> Result<AnomalyConfig, String> {
             "knn_k" => c.knn_k = u()?,
             "ewma_alpha" => c.ewma_alpha = f()?,
             "half_score_surprisal" => c.half_score_surprisal = f()?,
+            "repeat_margin" => c.repeat_margin = f()?,
+            "shift_seasonal" => c.shift_seasonal = v == "1" || v == "true",
+            "far_or_rare" => c.far_or_rare = f()?,
             _ => return Err(format!("unknown config key {k:?}")),
         }
     }
@@ -512,7 +518,10 @@ fn run() -> Result<(), String> {
 
     // Ablations only: NAB_CONFIG="key=value,..." overrides the default
     // configuration. Reported figures use the default.
-    let cfg = config_with_overrides(std::env::var("NAB_CONFIG").ok().as_deref())?;
+    let cfg = config_with_overrides(
+        &AnomalyConfig::default(),
+        std::env::var("NAB_CONFIG").ok().as_deref(),
+    )?;
     if cfg != AnomalyConfig::default() {
         println!("config overrides in effect: {cfg:?}");
     }
@@ -602,7 +611,7 @@ fn run() -> Result<(), String> {
     if args.loco {
         let mut runs = vec![all_scores.clone()];
         for spec in &LOCO_GRID[1..] {
-            let c = config_with_overrides(Some(spec))?;
+            let c = config_with_overrides(&cfg, Some(spec))?;
             runs.push(
                 series
                     .iter()
