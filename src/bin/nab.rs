@@ -248,6 +248,8 @@ const LOCO_GRID: &[&str] = &[
     "cusum_h=14",
     "repeat_factor=0.2",
     "repeat_factor=0.45",
+    "season_gain=0.5",
+    "season_gain=0.8",
 ];
 
 /// What leave-one-category-out chose for one held-out category.
