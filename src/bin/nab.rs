@@ -793,6 +793,48 @@ mod tests {
         assert!(close(pf.iter().sum::<f64>(), o.raw));
     }
 
+    fn series(rel: &str, n: usize, windows: Vec<(usize, usize)>) -> Series {
+        Series {
+            rel: rel.to_string(),
+            ts_text: vec![String::new(); n],
+            ts: (0..n as i64).collect(),
+            values: vec![0.0; n],
+            windows,
+        }
+    }
+
+    #[test]
+    fn leave_one_category_out_never_sees_the_held_out_labels() {
+        // Setting 0 finds the anomaly of category a, setting 1 that of b.
+        let corpus = vec![
+            series("a/x.csv", 100, vec![(40, 49)]),
+            series("b/y.csv", 100, vec![(40, 49)]),
+        ];
+        let hit = || {
+            let mut v = vec![0.0; 100];
+            v[40] = 1.0;
+            v
+        };
+        let runs = vec![vec![hit(), vec![0.0; 100]], vec![vec![0.0; 100], hit()]];
+        let folds = leave_one_category_out(&corpus, &runs, STD);
+        assert_eq!(folds.len(), 2);
+        // Held-out a gets the setting that is best on b, and misses; and
+        // the other way round.
+        assert_eq!(folds[0].category, "a");
+        assert_eq!(folds[0].setting, 1);
+        assert!(close(folds[0].held_raw, -1.0), "{folds:?}");
+        assert_eq!(folds[1].category, "b");
+        assert_eq!(folds[1].setting, 0);
+        assert!(close(folds[1].held_raw, -1.0), "{folds:?}");
+        // A setting that is good on both is chosen in every fold and keeps
+        // its full score.
+        let runs = vec![vec![vec![0.0; 100]; 2], vec![hit(), hit()]];
+        let folds = leave_one_category_out(&corpus, &runs, STD);
+        assert!(folds
+            .iter()
+            .all(|f| f.setting == 1 && close(f.held_raw, 1.0)));
+    }
+
     #[test]
     fn timestamps_parse_with_and_without_fraction() {
         assert_eq!(
