@@ -24,10 +24,13 @@
 //!
 //! Every statistic is calibrated conformally against its own trailing history
 //! (rank-based p-value), which adapts the score to heavy-tailed or quantized
-//! series. Level z and rarity are combined by `min` (far *and* rare), the
-//! largest calibrated surprisal `-log10 p` (Bonferroni-corrected) becomes the
-//! score `s / (s + half)` in `[0, 1)`, and a sample no more surprising than
-//! one of the last `refractory` samples is damped, so an episode pages once.
+//! series. Level z and rarity are combined mostly by `min` (far *and* rare,
+//! with a small weight on the larger of the two, so a value very far from a
+//! seasonal expectation still counts when such values occur at other times
+//! of day), the largest calibrated surprisal `-log10 p` (Bonferroni-corrected)
+//! becomes the score `s / (s + half)` in `[0, 1)`, and a sample that is not
+//! clearly more surprising than one of the last `refractory` samples is
+//! damped, so an episode pages once.
 //!
 //! [`robust_trend`] and [`time_to_reach`] give a Theil–Sen trend and the
 //! time until the trend crosses a limit ("disk full in 9 h").
@@ -76,6 +79,14 @@ pub struct AnomalyConfig {
     pub knn_k: usize,
     /// Surprisal (`-log10 p`) mapped to a score of 0.5.
     pub half_score_surprisal: f64,
+    /// Surprisal by which a sample must exceed the recent maximum to count
+    /// as an escalation.
+    pub repeat_margin: f64,
+    /// Whether a CUSUM level shift also moves the seasonal profiles.
+    pub shift_seasonal: bool,
+    /// Weight of the larger of "far" and "rare" when they are combined
+    /// (0 = strictly far *and* rare).
+    pub far_or_rare: f64,
 }
 
 impl Default for AnomalyConfig {
@@ -87,7 +98,7 @@ impl Default for AnomalyConfig {
             min_season_days: 3,
             season_weeks: 4,
             min_season_weeks: 2,
-            season_gain: 0.8,
+            season_gain: 0.6,
             cusum_k: 0.5,
             cusum_h: 12.0,
             cusum_clip: 4.0,
@@ -96,8 +107,11 @@ impl Default for AnomalyConfig {
             knn_k: 10,
             ewma_alpha: 0.1,
             refractory: 96,
-            repeat_factor: 0.3,
+            repeat_factor: 0.2,
             half_score_surprisal: 3.0,
+            repeat_margin: 0.3,
+            shift_seasonal: false,
+            far_or_rare: 0.2,
         }
     }
 }
@@ -644,8 +658,13 @@ impl AnomalyDetector {
         v.model_raw = model_raw;
         v.model = model;
         // A value is anomalous when it is both far from the baseline and
-        // rare; a jump likewise.
-        let combined = [cal[0].min(cal[1]), cal[2].min(cal[3]), cal[4], cal[5]];
+        // rare; a jump likewise. Pure `min` misses a value far from its
+        // seasonal expectation when the same value is common at other hours
+        // (a day that stays at its night level), hence the small weight on
+        // the larger of the two.
+        let w = cfg.far_or_rare;
+        let mix = |a: f64, b: f64| (1.0 - w) * a.min(b) + w * a.max(b);
+        let combined = [mix(cal[0], cal[1]), mix(cal[2], cal[3]), cal[4], cal[5]];
         let (which, best) = combined
             .iter()
             .copied()
@@ -654,11 +673,12 @@ impl AnomalyDetector {
         let best = best - (combined.len() as f64).log10() + (N_SUB as f64).log10();
         let s = (best - (N_SUB as f64).log10()).max(0.0);
         v.surprisal = s;
-        // Alert de-duplication: a sample that is no more surprising than one
-        // of the last `refractory` samples adds little news; report it at a
-        // reduced level so an ongoing episode pages once, escalations again.
+        // Alert de-duplication: a sample that is not clearly (by
+        // `repeat_margin`) more surprising than one of the last `refractory`
+        // samples adds little news; report it at a reduced level so an
+        // ongoing episode pages once, clear escalations again.
         let recent_max = self.recent_surprisal.iter().copied().fold(0.0, f64::max);
-        let s = if s > recent_max {
+        let s = if s > recent_max + cfg.repeat_margin {
             s
         } else {
             s * cfg.repeat_factor
@@ -736,14 +756,20 @@ impl AnomalyDetector {
             self.weekly.residuals.push(value - e);
         }
         if v.alarm.is_some() {
-            // Level shift: move the active model's baseline by the median
-            // residual since the CUSUM statistic left zero.
+            // Level shift: move the trailing-median baseline by the median
+            // residual since the CUSUM statistic left zero. Seasonal profiles
+            // stay put by default: an alarm raised by jitter at a few slots
+            // would otherwise move all of them, and the profile of a busy
+            // day then expects the wrong level at every hour after it. A
+            // real new level is learnt by the buckets within days, and the
+            // shifted trailing median fits better meanwhile.
             let mut r: Vec<f64> = self.recent.iter().copied().collect();
             if let Some(delta) = median_in_place(&mut r) {
                 match v.model {
                     Model::Level => self.values.shift(delta),
-                    Model::Daily => self.daily.shift(delta),
-                    Model::Weekly => self.weekly.shift(delta),
+                    Model::Daily if self.cfg.shift_seasonal => self.daily.shift(delta),
+                    Model::Weekly if self.cfg.shift_seasonal => self.weekly.shift(delta),
+                    _ => {}
                 }
             }
             self.cusum_pos = 0.0;
@@ -1114,6 +1140,83 @@ mod tests {
         let bad = det.observe(noon, 20.0);
         assert!(bad.score > 0.3 && bad.score > ok.score + 0.2, "{bad:?}");
         assert!(bad.reason.contains("time-of-day"), "{}", bad.reason);
+    }
+
+    /// 15-minute samples of a day/night square wave (80 by day, 20 by
+    /// night) whose morning and evening edges wander by up to an hour from
+    /// day to day, for `days` days from midnight UTC.
+    fn jittery_days(det: &mut AnomalyDetector, days: i64, noise: &mut Noise) -> i64 {
+        let mut t = 1_700_006_400;
+        for d in 0..days {
+            let shift = (d * 7 % 5) - 2; // -2..=2 slots
+            for q in 0..96 {
+                let day = (32 + shift..80 + shift).contains(&q);
+                det.observe(t, if day { 80.0 } else { 20.0 } + noise.normal());
+                t += 900;
+            }
+        }
+        t
+    }
+
+    #[test]
+    fn a_day_that_stays_at_night_level_is_flagged() {
+        // Values of 20 are common (every night) and so are residuals of
+        // ±60 (the wandering edges), so the value is not "rare" in either
+        // space; it is still extremely far from what noon looks like.
+        let mut det = AnomalyDetector::new(AnomalyConfig::default());
+        let mut noise = Noise(17);
+        let midnight = jittery_days(&mut det, 21, &mut noise);
+        let mut scores = Vec::new();
+        for q in 0..56 {
+            let a = det.observe(midnight + 900 * q, 20.0 + noise.normal());
+            scores.push(a.score);
+        }
+        let night = scores[..28].iter().copied().fold(0.0, f64::max);
+        let day = scores[28..].iter().copied().fold(0.0, f64::max);
+        // Strictly "far and rare" (far_or_rare = 0) scores about 0.66 here.
+        assert!(day > 0.75 && day > night + 0.5, "day {day} night {night}");
+    }
+
+    #[test]
+    fn a_level_shift_leaves_the_daily_profile_alone() {
+        let mut det = AnomalyDetector::new(AnomalyConfig::default());
+        let mut noise = Noise(5);
+        let midnight = jittery_days(&mut det, 21, &mut noise);
+        // Profile at 3 a.m. and 3 p.m. before an evening excursion.
+        let probe = |d: &mut AnomalyDetector| {
+            [
+                d.daily.expected(midnight + 3 * 3600),
+                d.daily.expected(midnight + 15 * 3600),
+            ]
+        };
+        let before = probe(&mut det);
+        assert!(before.iter().all(Option::is_some), "{before:?}");
+        // Two hours 15 above the night profile: CUSUM alarms.
+        let mut t = midnight;
+        let mut reasons = Vec::new();
+        for _ in 0..8 {
+            reasons.push(det.observe(t, 35.0 + noise.normal()).reason);
+            t += 900;
+        }
+        assert!(reasons.iter().any(|r| r.contains("CUSUM")), "{reasons:?}");
+        assert_eq!(probe(&mut det), before);
+    }
+
+    #[test]
+    fn a_slight_escalation_is_damped_a_clear_one_pages() {
+        let mut det = AnomalyDetector::new(AnomalyConfig::default());
+        for &(t, v) in &noisy_series(2000, 13) {
+            det.observe(t, v);
+        }
+        let first = det.observe(T0 + 300 * 2000, 60.0).score;
+        assert!(first > 0.5, "{first}");
+        // 62 is barely more surprising than 60 right after it: the same
+        // episode. Without the escalation margin it scores about 0.56.
+        let mut same = det.clone();
+        let slight = same.observe(T0 + 300 * 2001, 62.0).score;
+        assert!(slight < 0.4, "first {first} slight {slight}");
+        let clear = det.observe(T0 + 300 * 2001, 75.0).score;
+        assert!(clear > first + 0.2, "first {first} clear {clear}");
     }
 
     #[test]
