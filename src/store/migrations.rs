@@ -213,6 +213,21 @@ const MIGRATIONS: &[&str] = &[
     // matched, the least severity, forced investigation, nag), kept for the filing
     // that may happen in a later run and for the reminders.
     "ALTER TABLE incidents ADD COLUMN escalation TEXT;",
+    // 12: a metric rule's detector state per series, so that a run feeds it only the
+    // samples it has not seen instead of replaying the history. `hash` names the code
+    // and settings that made it: a state from another build or rule is rebuilt once
+    // from the stored samples. `meta` (JSON) is what the rule's last finding needs
+    // without loading the state (the last scores, the range of values seen).
+    "CREATE TABLE metric_detectors (
+        series INTEGER NOT NULL REFERENCES metric_series (id) ON DELETE CASCADE,
+        rule TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        last_ts INTEGER NOT NULL,
+        meta TEXT NOT NULL,
+        state BLOB NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (series, rule)
+    );",
 ];
 
 /// The schema version this build writes.
