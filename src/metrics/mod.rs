@@ -517,11 +517,15 @@ pub fn incident_section(store: &Store, inc: &IncidentRow, path: &Path) -> Option
     if f.series.is_empty() {
         return Some(md);
     }
-    let series = store
-        .metric_series()
-        .ok()?
-        .into_iter()
-        .find(|s| s.check == alert.check && s.key == alert.series_key)?;
+    // A `logs = true` check's series are the log rates, stored under their own name.
+    let all = store.metric_series().ok()?;
+    let series = [alert.check.as_str(), logs::LOG_SERIES_CHECK]
+        .iter()
+        .find_map(|c| {
+            all.iter()
+                .find(|s| s.check == *c && s.key == alert.series_key)
+        })?
+        .clone();
     let to = f.at.max(series.last_ts);
     let day = store.metric_samples(series.id, to - 86_400).ok()?;
     let values: Vec<f64> = day.iter().map(|p| p.1).collect();
