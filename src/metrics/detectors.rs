@@ -3,8 +3,11 @@
 //!
 //! - **anomaly**: the detector's state is stored per rule and series
 //!   (`metric_detectors`, with the last scores beside it). A run feeds it only the
-//!   samples newer than the newest it has seen; a run with no new sample does no
-//!   detector work at all (the finding comes from the stored scores). A state that is
+//!   samples newer than its state; a run with no new sample does no detector work at
+//!   all (the finding comes from the stored scores). The state (megabytes once its
+//!   windows fill) is rewritten only every [`CHECKPOINT_EVERY`] samples or once a day;
+//!   runs in between replay the few samples since that checkpoint (the same scores:
+//!   the detector is deterministic) and store only the scores. A state that is
 //!   missing, unreadable, or made by other code or another `for` is rebuilt once by
 //!   replaying the stored raw samples (at most
 //!   [`MAX_RAW_PER_SERIES`](crate::store::MAX_RAW_PER_SERIES)). A sample stored later
@@ -19,6 +22,9 @@ use super::anomaly::{state::CODE_HASH, AnomalyConfig};
 use super::checks::{self, AnomalyMeta, AnomalyState, Finding};
 use crate::config::{RuleConfig, RuleTest};
 use crate::store::{Batch, SeriesRow, StoreError};
+
+/// Samples fed between two writes of a detector's state.
+pub const CHECKPOINT_EVERY: usize = 12;
 
 /// What a stored state must have been made by: this build's detector, its settings,
 /// and the number of scores the rule looks at.
@@ -67,28 +73,38 @@ pub fn anomaly(
             }
         }
     }
+    // A checkpoint whose samples went with the retention cannot be brought up to date.
     let resumed = match &stored {
         Some(d) => batch
             .detector_state(s.id, rule_key)?
             .and_then(|blob| serde_json::from_slice::<AnomalyState>(&blob).ok())
-            .filter(|st| st.meta.last.0 == d.last_ts && st.meta.seen > 0),
+            .filter(|st| st.meta.seen > 0 && st.meta.last.0 <= d.last_ts)
+            .filter(|st| st.meta.last.0 >= oldest),
         None => None,
     };
-    let (mut st, since) = match resumed {
+    let (mut st, since, rebuilt) = match resumed {
         Some(st) => {
             let since = st.meta.last.0.saturating_add(1);
-            (st, since)
+            (st, since, false)
         }
-        None => (AnomalyState::new(rule.for_runs as usize), oldest),
+        None => (AnomalyState::new(rule.for_runs as usize), oldest, true),
     };
+    let checkpoint = st.meta.last.0;
     let samples = batch.samples_since(s.id, since)?;
     st.feed(&samples);
     if st.meta.seen == 0 {
         return Ok(None);
     }
-    let blob = serde_json::to_vec(&st).expect("detector state serialises");
     let meta = serde_json::to_string(&st.meta).expect("scores serialise");
-    batch.save_detector(s.id, rule_key, &hash, st.meta.last.0, &meta, &blob, now)?;
+    if rebuilt
+        || samples.len() >= CHECKPOINT_EVERY
+        || st.meta.last.0 - checkpoint >= 86_400
+    {
+        let blob = serde_json::to_vec(&st).expect("detector state serialises");
+        batch.save_detector(s.id, rule_key, &hash, st.meta.last.0, &meta, &blob, now)?;
+    } else {
+        batch.save_detector_scores(s.id, rule_key, st.meta.last.0, &meta, now)?;
+    }
     Ok(checks::anomaly_finding(check, &s.key, rule, &st.meta))
 }
 
@@ -221,7 +237,19 @@ mod tests {
         let s = series_row(&batch, id);
         let got = anomaly(&batch, "host", "k", &r, &s, 0, now).unwrap();
         assert_eq!(got, checks::evaluate("host", "queue_depth", &r, &all));
-        assert_ne!(batch.detector_state(id, "k").unwrap().unwrap(), b"garbage");
+        let rebuilt = batch.detector_state(id, "k").unwrap().unwrap();
+        assert_ne!(rebuilt, b"garbage");
+        // One more sample: the scores move on, the state stays a checkpoint (rewritten
+        // every CHECKPOINT_EVERY samples) and the finding is still the replay's.
+        let more = series(402);
+        batch.insert_sample(id, more[400].0, 37.5).unwrap();
+        let s = series_row(&batch, id);
+        let got = anomaly(&batch, "host", "k", &r, &s, 0, now).unwrap();
+        let mut all = all.clone();
+        all.push((more[400].0, 37.5));
+        assert_eq!(got, checks::evaluate("host", "queue_depth", &r, &all));
+        assert_eq!(batch.detector_state(id, "k").unwrap().unwrap(), rebuilt);
+        assert_eq!(batch.detector(id, "k").unwrap().unwrap().last_ts, more[400].0);
         // Another `for` is another state: rebuilt, not reused.
         assert_ne!(state_hash(&rule(1)), state_hash(&rule(3)));
     }

@@ -208,6 +208,24 @@ impl Batch<'_> {
             .optional()?)
     }
 
+    /// Moves a stored detector's scores on without rewriting its state (the state
+    /// stays a checkpoint a later run replays from).
+    pub fn save_detector_scores(
+        &self,
+        series: i64,
+        rule: &str,
+        last_ts: i64,
+        meta: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.tx.execute_cached(
+            "UPDATE metric_detectors SET last_ts = ?3, meta = ?4, updated_at = ?5
+             WHERE series = ?1 AND rule = ?2",
+            params![series, rule, last_ts, meta, ts(now)],
+        )?;
+        Ok(())
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub fn save_detector(
         &self,

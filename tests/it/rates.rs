@@ -190,3 +190,28 @@ fn a_creeping_error_rate_opens_one_metric_incident_with_a_chart() {
     let last = pts.last().unwrap()["value"].as_f64().unwrap();
     assert!((last - 60.0 / 120.0).abs() < 0.05, "{last}");
 }
+
+#[test]
+fn a_logs_check_runs_no_script_and_its_effective_config_loads_again() {
+    let t = Test::new();
+    t.config(
+        "[[source]]\nname = \"api\"\npath = \"api.log\"\n\
+         [[check]]\nname = \"e\"\nlogs = true\nscript = \"x.sh\"\nevery = \"5m\"\n\
+         [[check.rule]]\nmetric = \"log_records\"\nabove = 1\n",
+    );
+    let r = t.run(&["check"]);
+    assert_eq!(r.code, Some(2), "{}", r.all());
+    for key in ["`check[0].script`", "`check[0].every`"] {
+        assert!(r.stderr.contains(key), "{key} missing:\n{}", r.stderr);
+    }
+    t.config(
+        "[[source]]\nname = \"api\"\npath = \"api.log\"\n\
+         [[check]]\nname = \"e\"\nlogs = true\n\
+         [[check.rule]]\nmetric = 'log_records{level=\"ERROR\"}'\nanomaly = true\n",
+    );
+    let effective = t.ok(&["check"]).stdout;
+    assert!(effective.contains("logs = true"), "{effective}");
+    assert!(!effective.contains("script ="), "{effective}");
+    t.write("logwarden.toml", &effective);
+    t.ok(&["check"]);
+}
