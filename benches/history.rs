@@ -101,7 +101,8 @@ fn run(dir: &Path, now: &str) -> Measured {
 
 fn run_with(dir: &Path, config: &str, now: &str) -> Measured {
     let mut c = Command::new(BIN);
-    c.args(["run", "--now", now, "--config"]).arg(dir.join(config));
+    c.args(["run", "--now", now, "--config"])
+        .arg(dir.join(config));
     measure(c)
 }
 

@@ -548,6 +548,9 @@ fn commit_read(
     })
 }
 
+/// Level names a source's rates are counted for in one run.
+const MAX_LEVEL_NAMES: usize = 32;
+
 /// Records at this level or above are errors (loguru's ERROR is 40).
 const ERROR_LEVEL: u32 = 40;
 
@@ -712,7 +715,8 @@ fn read_sources(
     let mut log_counts = crate::metrics::logs::LogCounts::default();
     for src in &config.sources {
         let prev = store.checkpoints(&src.name)?;
-        // Records kept per level name (a handful: a list beats a map here).
+        // Records kept per level name (a handful: a list beats a map here; the names
+        // come from the log, so a log inventing them cannot make it long).
         let mut levels: Vec<(String, u64)> = Vec::new();
         let mut kept = 0u64;
         let mut ignored = 0u64;
@@ -774,9 +778,10 @@ fn read_sources(
                 return;
             }
             kept += 1;
-            match levels.iter_mut().find(|l| l.0 == event.level.name) {
-                Some(l) => l.1 += 1,
-                None => levels.push((event.level.name.clone(), 1)),
+            if let Some(l) = levels.iter_mut().find(|l| l.0 == event.level.name) {
+                l.1 += 1;
+            } else if levels.len() < MAX_LEVEL_NAMES {
+                levels.push((event.level.name.clone(), 1));
             }
             let i = *index.entry(sig).or_insert_with(|| {
                 groups.push(Group {

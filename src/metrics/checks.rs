@@ -13,8 +13,9 @@
 //! - **exhaustion**: the same trend projected to `reaches`; fires when it gets there
 //!   within `within`. The ETA interval comes from the slope interval.
 //! - **anomaly**: the NAB-tested [`AnomalyDetector`](super::anomaly::AnomalyDetector),
-//!   replayed over the stored samples in order; fires when the latest score reaches
-//!   `score`, stays open while the value is outside the detector's band.
+//!   fed the samples in order (runs keep its state: [`super::detectors`]; [`evaluate`]
+//!   replays them all, the reference); fires when the latest score reaches `score`,
+//!   stays open while the value is outside the detector's band.
 
 use std::collections::BTreeMap;
 
@@ -22,9 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
-use super::anomaly::{
-    robust_trend, time_to_reach, AnomalyConfig, AnomalyDetector, AnomalyScore,
-};
+use super::anomaly::{robust_trend, time_to_reach, AnomalyConfig, AnomalyDetector, AnomalyScore};
 use crate::config::{RuleConfig, RuleTest};
 
 /// What a rule found on one series: stored with the incident, shown in its file, its

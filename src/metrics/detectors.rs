@@ -96,10 +96,7 @@ pub fn anomaly(
         return Ok(None);
     }
     let meta = serde_json::to_string(&st.meta).expect("scores serialise");
-    if rebuilt
-        || samples.len() >= CHECKPOINT_EVERY
-        || st.meta.last.0 - checkpoint >= 86_400
-    {
+    if rebuilt || samples.len() >= CHECKPOINT_EVERY || st.meta.last.0 - checkpoint >= 86_400 {
         let blob = serde_json::to_vec(&st).expect("detector state serialises");
         batch.save_detector(s.id, rule_key, &hash, st.meta.last.0, &meta, &blob, now)?;
     } else {
@@ -249,7 +246,10 @@ mod tests {
         all.push((more[400].0, 37.5));
         assert_eq!(got, checks::evaluate("host", "queue_depth", &r, &all));
         assert_eq!(batch.detector_state(id, "k").unwrap().unwrap(), rebuilt);
-        assert_eq!(batch.detector(id, "k").unwrap().unwrap().last_ts, more[400].0);
+        assert_eq!(
+            batch.detector(id, "k").unwrap().unwrap().last_ts,
+            more[400].0
+        );
         // Another `for` is another state: rebuilt, not reused.
         assert_ne!(state_hash(&rule(1)), state_hash(&rule(3)));
     }

@@ -68,7 +68,11 @@ pub fn record(
             .2 += n;
     };
     for ((source, level), n) in &counts.levels {
-        add(LEVEL_SERIES, labels(&[("level", level), ("source", source)]), *n);
+        add(
+            LEVEL_SERIES,
+            labels(&[("level", level), ("source", source)]),
+            *n,
+        );
     }
     for ((source, sig), n) in &counts.signatures {
         add(
@@ -80,7 +84,10 @@ pub fn record(
     // Zeros: the known series of the sources that read something.
     for s in &known {
         let l: BTreeMap<String, String> = serde_json::from_str(&s.labels).unwrap_or_default();
-        if !l.get("source").is_some_and(|src| counts.active.contains(src)) {
+        if !l
+            .get("source")
+            .is_some_and(|src| counts.active.contains(src))
+        {
             continue;
         }
         if s.name == SIGNATURE_SERIES {

@@ -46,7 +46,11 @@ fn write_chunks(t: &Test, runs: usize) {
     let plan: Vec<String> = (0..runs)
         .map(|i| {
             let warnings = if i == 10 || i == 11 { 0 } else { 3 };
-            format!("({}, {}, {warnings})", T0 + i as i64 * RUN, errors_before(i))
+            format!(
+                "({}, {}, {warnings})",
+                T0 + i as i64 * RUN,
+                errors_before(i)
+            )
         })
         .collect();
     t.loguru(&format!(
@@ -162,7 +166,10 @@ fn a_creeping_error_rate_opens_one_metric_incident_with_a_chart() {
     kinds.sort();
     assert_eq!(kinds, ["anomaly", "metric-threshold"], "{found:#?}");
     for inc in &found {
-        assert_eq!(inc["template"].as_str().unwrap().split(' ').next(), Some(key));
+        assert_eq!(
+            inc["template"].as_str().unwrap().split(' ').next(),
+            Some(key)
+        );
     }
     // The page has the metric section and its charts.
     let files = t.incident_files();
