@@ -14,7 +14,8 @@
 //!   with a time before the state's newest (a script printing the past) is not fed.
 //! - **threshold**, **rate**, **exhaustion**: their state is the recent window of
 //!   samples itself; only that window is read (the last `for` samples, plus the
-//!   rule's `window`, or the last 24 h for a threshold's band).
+//!   rule's `window`, or the last 24 h for a threshold's band, whose domain — never
+//!   below 0 for a series not seen negative — is judged on that window too).
 
 use chrono::{DateTime, Utc};
 

@@ -196,6 +196,24 @@ fn a_creeping_error_rate_opens_one_metric_incident_with_a_chart() {
     assert_eq!(pts.len(), runs - 1);
     let last = pts.last().unwrap()["value"].as_f64().unwrap();
     assert!((last - 60.0 / 120.0).abs() < 0.05, "{last}");
+    // Each signature with an open incident has its own rate: the ERRORs' one ends with
+    // the same value, the WARNINGs' one at 3 per two hours.
+    let listed: serde_json::Value =
+        serde_json::from_str(&t.ok(&["metrics", "--json"]).stdout).unwrap();
+    let mut by_signature: Vec<f64> = listed["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s["key"]
+                .as_str()
+                .unwrap()
+                .starts_with("log_signature_records{signature=")
+        })
+        .map(|s| s["last_value"].as_f64().unwrap())
+        .collect();
+    by_signature.sort_by(f64::total_cmp);
+    assert_eq!(by_signature, [3.0 / 120.0, last], "{listed:#}");
 }
 
 #[test]
