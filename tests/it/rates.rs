@@ -240,3 +240,33 @@ fn a_logs_check_runs_no_script_and_its_effective_config_loads_again() {
     t.write("logwarden.toml", &effective);
     t.ok(&["check"]);
 }
+
+#[test]
+fn the_shipped_log_rates_example_loads() {
+    let shipped = include_str!("../../etc/logwarden.toml");
+    let lines: Vec<&str> = shipped.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| *l == "# name = \"api-errors\"")
+        .expect("the log rates example in etc/logwarden.toml");
+    assert_eq!(lines[at - 1], "# [[check]]");
+    let mut example = String::from("[[check]]\n");
+    for l in &lines[at..] {
+        let Some(l) = l.strip_prefix("# ") else {
+            break;
+        };
+        example.push_str(l);
+        example.push('\n');
+    }
+    assert!(example.contains("logs = true"), "{example}");
+    let t = Test::new();
+    t.config(&format!(
+        "[[source]]\nname = \"api\"\npath = \"api.log\"\n{example}"
+    ));
+    let effective = t.ok(&["check"]).stdout;
+    assert_eq!(
+        effective.matches("[[check.rule]]").count(),
+        2,
+        "{effective}"
+    );
+}
