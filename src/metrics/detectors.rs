@@ -2,7 +2,7 @@
 //! history.
 //!
 //! - **anomaly**: the detector's state is stored per rule and series
-//!   (`metric_detectors`, with the last scores beside it). A run feeds it only the
+//!   (`metric_detector_states`, with the last scores in `metric_detectors`). A run feeds it only the
 //!   samples newer than its state; a run with no new sample does no detector work at
 //!   all (the finding comes from the stored scores). The state (megabytes once its
 //!   windows fill) is rewritten only every [`CHECKPOINT_EVERY`] samples or once a day;
@@ -19,7 +19,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::anomaly::{state::CODE_HASH, AnomalyConfig};
+use super::anomaly::{state, state::CODE_HASH, AnomalyConfig};
 use super::checks::{self, AnomalyMeta, AnomalyState, Finding};
 use crate::config::{RuleConfig, RuleTest};
 use crate::store::{Batch, SeriesRow, StoreError};
@@ -78,7 +78,7 @@ pub fn anomaly(
     let resumed = match &stored {
         Some(d) => batch
             .detector_state(s.id, rule_key)?
-            .and_then(|blob| serde_json::from_slice::<AnomalyState>(&blob).ok())
+            .and_then(state::decode::<AnomalyState>)
             .filter(|st| st.meta.seen > 0 && st.meta.last.0 <= d.last_ts)
             .filter(|st| st.meta.last.0 >= oldest),
         None => None,
@@ -98,7 +98,7 @@ pub fn anomaly(
     }
     let meta = serde_json::to_string(&st.meta).expect("scores serialise");
     if rebuilt || samples.len() >= CHECKPOINT_EVERY || st.meta.last.0 - checkpoint >= 86_400 {
-        let blob = serde_json::to_vec(&st).expect("detector state serialises");
+        let blob = state::encode(&st);
         batch.save_detector(s.id, rule_key, &hash, st.meta.last.0, &meta, &blob, now)?;
     } else {
         batch.save_detector_scores(s.id, rule_key, st.meta.last.0, &meta, now)?;

@@ -201,7 +201,7 @@ impl Batch<'_> {
         Ok(self
             .tx
             .query_row_cached(
-                "SELECT state FROM metric_detectors WHERE series = ?1 AND rule = ?2",
+                "SELECT state FROM metric_detector_states WHERE series = ?1 AND rule = ?2",
                 params![series, rule],
                 |r| r.get(0),
             )
@@ -238,11 +238,16 @@ impl Batch<'_> {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.tx.execute_cached(
-            "INSERT INTO metric_detectors (series, rule, hash, last_ts, meta, state, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            "INSERT INTO metric_detectors (series, rule, hash, last_ts, meta, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT (series, rule) DO UPDATE SET hash = excluded.hash, last_ts = excluded.last_ts,
-                 meta = excluded.meta, state = excluded.state, updated_at = excluded.updated_at",
-            params![series, rule, hash, last_ts, meta, state, ts(now)],
+                 meta = excluded.meta, updated_at = excluded.updated_at",
+            params![series, rule, hash, last_ts, meta, ts(now)],
+        )?;
+        self.tx.execute_cached(
+            "INSERT INTO metric_detector_states (series, rule, state) VALUES (?1, ?2, ?3)
+             ON CONFLICT (series, rule) DO UPDATE SET state = excluded.state",
+            params![series, rule, state],
         )?;
         Ok(())
     }

@@ -217,15 +217,21 @@ const MIGRATIONS: &[&str] = &[
     // samples it has not seen instead of replaying the history. `hash` names the code
     // and settings that made it: a state from another build or rule is rebuilt once
     // from the stored samples. `meta` (JSON) is what the rule's last finding needs
-    // without loading the state (the last scores, the range of values seen).
+    // without loading the state (the last scores, the range of values seen). The state
+    // (megabytes) has a table of its own: moving the scores on rewrites a small row.
     "CREATE TABLE metric_detectors (
         series INTEGER NOT NULL REFERENCES metric_series (id) ON DELETE CASCADE,
         rule TEXT NOT NULL,
         hash TEXT NOT NULL,
         last_ts INTEGER NOT NULL,
         meta TEXT NOT NULL,
-        state BLOB NOT NULL,
         updated_at TEXT NOT NULL,
+        UNIQUE (series, rule)
+    );
+    CREATE TABLE metric_detector_states (
+        series INTEGER NOT NULL REFERENCES metric_series (id) ON DELETE CASCADE,
+        rule TEXT NOT NULL,
+        state BLOB NOT NULL,
         UNIQUE (series, rule)
     );",
 ];

@@ -3,14 +3,15 @@
 //!
 //! Most of the state is long windows of floats (values, residuals, calibration
 //! surprisals, seasonal buckets). As JSON numbers they would take ~20 bytes each and a
-//! costly parse; they are stored as base64 of their little-endian bytes instead, both
-//! in arrival and in sorted order, so loading is a copy and never a sort.
+//! costly parse. A stored state is therefore JSON for its shape and scalars, followed
+//! by the windows' little-endian bytes, which the JSON points into (offset and length):
+//! `[JSON length: u64 LE][JSON][bytes]`. Windows are stored in arrival and in sorted
+//! order, so loading is a copy and never a sort.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 
-use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
-use base64::Engine;
-use serde::de::Error as _;
+use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use statrs::distribution::Normal;
 
@@ -40,40 +41,78 @@ pub(super) fn standard_normal() -> Normal {
     Normal::new(0.0, 1.0).expect("standard normal")
 }
 
-fn put_f64(v: impl Iterator<Item = f64>) -> String {
-    let bytes: Vec<u8> = v.flat_map(f64::to_le_bytes).collect();
-    B64.encode(bytes)
+thread_local! {
+    /// The bytes section of the state being written or read.
+    static BYTES: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-fn put_i64(v: impl Iterator<Item = i64>) -> String {
-    let bytes: Vec<u8> = v.flat_map(i64::to_le_bytes).collect();
-    B64.encode(bytes)
+/// Where a window's numbers are in the bytes section: offset and count.
+type Span = (usize, usize);
+
+/// The stored form of a state (see the module documentation).
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    BYTES.with(|b| b.borrow_mut().clear());
+    let json = serde_json::to_vec(value).expect("detector state serialises");
+    let bytes = BYTES.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    let mut out = Vec::with_capacity(8 + json.len() + bytes.len());
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&bytes);
+    out
 }
 
-fn take<E: serde::de::Error>(s: &str) -> Result<Vec<[u8; 8]>, E> {
-    let bytes = B64.decode(s).map_err(E::custom)?;
-    if bytes.len() % 8 != 0 {
-        return Err(E::custom("a window's bytes are not whole numbers"));
-    }
-    Ok(bytes
-        .chunks_exact(8)
-        .map(|c| c.try_into().expect("8 bytes"))
-        .collect())
+/// A state from its stored form; `None` when it is not one.
+pub fn decode<T: DeserializeOwned>(mut blob: Vec<u8>) -> Option<T> {
+    let n = u64::from_le_bytes(blob.get(..8)?.try_into().ok()?) as usize;
+    let json = blob.get(8..8usize.checked_add(n)?)?.to_vec();
+    blob.drain(..8 + n);
+    BYTES.with(|b| *b.borrow_mut() = blob);
+    let out = serde_json::from_slice(&json).ok();
+    BYTES.with(|b| b.borrow_mut().clear());
+    out
+}
+
+fn put<const N: usize>(v: impl Iterator<Item = [u8; N]>) -> Span {
+    BYTES.with(|b| {
+        let mut b = b.borrow_mut();
+        let at = b.len();
+        let mut n = 0;
+        for x in v {
+            b.extend_from_slice(&x);
+            n += 1;
+        }
+        (at, n)
+    })
+}
+
+fn take<E: serde::de::Error, T>((at, n): Span, f: impl Fn([u8; 8]) -> T) -> Result<Vec<T>, E> {
+    BYTES.with(|b| {
+        let b = b.borrow();
+        let end = n
+            .checked_mul(8)
+            .and_then(|len| at.checked_add(len))
+            .filter(|end| *end <= b.len())
+            .ok_or_else(|| E::custom("a window lies outside the stored bytes"))?;
+        Ok(b[at..end]
+            .chunks_exact(8)
+            .map(|c| f(c.try_into().expect("8 bytes")))
+            .collect())
+    })
 }
 
 #[derive(Serialize, Deserialize)]
 struct Window {
     cap: usize,
-    ring: String,
-    sorted: String,
+    ring: Span,
+    sorted: Span,
 }
 
 impl Serialize for RollingWindow {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         Window {
             cap: self.cap,
-            ring: put_f64(self.ring.iter().copied()),
-            sorted: put_f64(self.sorted.iter().copied()),
+            ring: put(self.ring.iter().map(|v| v.to_le_bytes())),
+            sorted: put(self.sorted.iter().map(|v| v.to_le_bytes())),
         }
         .serialize(s)
     }
@@ -82,14 +121,8 @@ impl Serialize for RollingWindow {
 impl<'de> Deserialize<'de> for RollingWindow {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = Window::deserialize(d)?;
-        let ring: VecDeque<f64> = take::<D::Error>(&w.ring)?
-            .into_iter()
-            .map(f64::from_le_bytes)
-            .collect();
-        let sorted: Vec<f64> = take::<D::Error>(&w.sorted)?
-            .into_iter()
-            .map(f64::from_le_bytes)
-            .collect();
+        let ring: VecDeque<f64> = take::<D::Error, _>(w.ring, f64::from_le_bytes)?.into();
+        let sorted: Vec<f64> = take::<D::Error, _>(w.sorted, f64::from_le_bytes)?;
         if w.cap == 0
             || ring.len() != sorted.len()
             || ring.len() > w.cap
@@ -106,15 +139,15 @@ impl<'de> Deserialize<'de> for RollingWindow {
 
 #[derive(Serialize, Deserialize)]
 struct Bucket {
-    periods: String,
-    values: String,
+    periods: Span,
+    values: Span,
 }
 
 impl Serialize for SeasonBucket {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         Bucket {
-            periods: put_i64(self.items.iter().map(|p| p.0)),
-            values: put_f64(self.items.iter().map(|p| p.1)),
+            periods: put(self.items.iter().map(|p| p.0.to_le_bytes())),
+            values: put(self.items.iter().map(|p| p.1.to_le_bytes())),
         }
         .serialize(s)
     }
@@ -123,17 +156,13 @@ impl Serialize for SeasonBucket {
 impl<'de> Deserialize<'de> for SeasonBucket {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let b = Bucket::deserialize(d)?;
-        let periods = take::<D::Error>(&b.periods)?;
-        let values = take::<D::Error>(&b.values)?;
+        let periods = take::<D::Error, _>(b.periods, i64::from_le_bytes)?;
+        let values = take::<D::Error, _>(b.values, f64::from_le_bytes)?;
         if periods.len() != values.len() {
             return Err(D::Error::custom("a stored seasonal bucket is inconsistent"));
         }
         Ok(SeasonBucket {
-            items: periods
-                .into_iter()
-                .zip(values)
-                .map(|(p, v)| (i64::from_le_bytes(p), f64::from_le_bytes(v)))
-                .collect(),
+            items: periods.into_iter().zip(values).collect(),
         })
     }
 }
@@ -156,13 +185,17 @@ mod tests {
             let (t, v) = next(i);
             a.observe(t, v);
         }
-        let blob = serde_json::to_vec(&a).unwrap();
-        let mut b: AnomalyDetector = serde_json::from_slice(&blob).unwrap();
+        let blob = super::encode(&a);
+        let mut b: AnomalyDetector = super::decode(blob.clone()).unwrap();
         for i in 3000..3500 {
             let (t, v) = next(i);
             let v = if i == 3400 { 95.0 } else { v };
             assert_eq!(a.observe(t, v), b.observe(t, v), "sample {i}");
         }
-        assert!(serde_json::from_slice::<AnomalyDetector>(b"{}").is_err());
+        assert!(super::decode::<AnomalyDetector>(b"{}".to_vec()).is_none());
+        // A window pointing past the bytes is refused, not read.
+        let mut cut = blob.clone();
+        cut.truncate(cut.len() - 8);
+        assert!(super::decode::<AnomalyDetector>(cut).is_none());
     }
 }
