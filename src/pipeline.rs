@@ -167,13 +167,19 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     let (open_rows, escalations) = decide_triggers(config, &store, read.groups, now, &mut report)?;
     if opts.dry_run {
         // Metric checks in a dry run: scripts run, nothing is kept.
-        report.metrics = crate::metrics::run_checks(config, &mut store, now, None, false, true)?;
+        report.metrics =
+            crate::metrics::run_checks(config, &mut store, now, None, false, true, &[])?;
         report.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
     }
 
     // commit what was read, with the incidents it opens
-    let Committed { run_id, spikes } = commit_read(
+    let mut log_counts = read.log_counts;
+    let Committed {
+        run_id,
+        spikes,
+        log_series,
+    } = commit_read(
         config,
         &mut store,
         &mut miner,
@@ -182,6 +188,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         &read.ignore_hits,
         &open_rows,
         &escalations,
+        &mut log_counts,
         now,
         &mut report,
     )?;
@@ -189,8 +196,15 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
 
     // Metric checks open, update and resolve metric incidents; the new ones are
     // filed below like any other, the updated and resolved ones get their file rewritten.
-    report.metrics =
-        crate::metrics::run_checks(config, &mut store, now, Some(run_id), false, false)?;
+    report.metrics = crate::metrics::run_checks(
+        config,
+        &mut store,
+        now,
+        Some(run_id),
+        false,
+        false,
+        &log_series,
+    )?;
     let touched = report.metrics.updated.iter().copied();
     let touched = touched.chain(report.metrics.resolved.iter().map(|r| r.0));
     report
@@ -315,7 +329,7 @@ pub fn check_metrics(config: &Config, opts: &RunOptions) -> Result<RunReport, Ru
         Some(id)
     };
     report.metrics =
-        crate::metrics::run_checks(config, &mut store, now, run_id, true, opts.dry_run)?;
+        crate::metrics::run_checks(config, &mut store, now, run_id, true, opts.dry_run, &[])?;
     let Some(run_id) = run_id else {
         report.duration_ms = started.elapsed().as_millis() as u64;
         return Ok(report);
@@ -419,6 +433,8 @@ struct Committed {
     run_id: i64,
     /// Open incidents that spiked (id, count this run).
     spikes: Vec<(i64, u64)>,
+    /// The log-rate series written.
+    log_series: Vec<i64>,
 }
 
 /// One transaction: the run's row, checkpoints, templates, ignore hits, signatures, the
@@ -433,6 +449,7 @@ fn commit_read(
     ignore_hits: &HashMap<String, u64>,
     open_rows: &HashMap<i64, store::IncidentRow>,
     escalations: &Escalations,
+    log_counts: &mut crate::metrics::logs::LogCounts,
     now: DateTime<Utc>,
     report: &mut RunReport,
 ) -> Result<Committed, RunError> {
@@ -507,6 +524,23 @@ fn commit_read(
         }
     }
     let several = several_sources(config, several_open, &failing, now, run_id, &batch)?;
+    // The log rates go with what was read: a run that dies before this commit reads it
+    // again, one that commits it never counts it twice.
+    for (g, d) in &report.groups {
+        if matches!(d, Decision::Open { .. } | Decision::Update { .. }) {
+            *log_counts
+                .signatures
+                .entry((g.source.clone(), g.signature.to_string()))
+                .or_default() += g.count;
+        }
+    }
+    let log_series = crate::metrics::logs::record(
+        &batch,
+        log_counts,
+        now,
+        batch.run_started_before(run_id)?,
+        config.metrics.max_series,
+    )?;
     batch.commit()?;
     if let Some((id, text)) = several {
         store.add_note(id, "logwarden", &text, now)?;
@@ -516,8 +550,15 @@ fn commit_read(
             report.updated.push((*incident, g.count));
         }
     }
-    Ok(Committed { run_id, spikes })
+    Ok(Committed {
+        run_id,
+        spikes,
+        log_series,
+    })
 }
+
+/// Level names a source's rates are counted for in one run.
+const MAX_LEVEL_NAMES: usize = 32;
 
 /// Records at this level or above are errors (loguru's ERROR is 40).
 const ERROR_LEVEL: u32 = 40;
@@ -654,6 +695,7 @@ struct ReadResult {
     checkpoints: Vec<source::Checkpoint>,
     forget: Vec<(String, String)>,
     ignore_hits: HashMap<String, u64>,
+    log_counts: crate::metrics::logs::LogCounts,
 }
 
 /// Reads every source, grouping what is kept by signature. A source that fails is
@@ -679,8 +721,12 @@ fn read_sources(
     // that is older than this was read before the loss (and ignored, or it would have
     // a page).
     let newest_page = known_until.values().max().copied();
+    let mut log_counts = crate::metrics::logs::LogCounts::default();
     for src in &config.sources {
         let prev = store.checkpoints(&src.name)?;
+        // Records kept per level name (a handful: a list beats a map here; the names
+        // come from the log, so a log inventing them cannot make it long).
+        let mut levels: Vec<(String, u64)> = Vec::new();
         let mut kept = 0u64;
         let mut ignored = 0u64;
         let mut templates = store::StoredTemplates(store);
@@ -741,6 +787,11 @@ fn read_sources(
                 return;
             }
             kept += 1;
+            if let Some(l) = levels.iter_mut().find(|l| l.0 == event.level.name) {
+                l.1 += 1;
+            } else if levels.len() < MAX_LEVEL_NAMES {
+                levels.push((event.level.name.clone(), 1));
+            }
             let i = *index.entry(sig).or_insert_with(|| {
                 groups.push(Group {
                     signature: sig,
@@ -782,6 +833,15 @@ fn read_sources(
         }
         match read {
             Ok(r) => {
+                if r.lines > 0 {
+                    log_counts.active.insert(src.name.clone());
+                }
+                for (level, n) in levels {
+                    *log_counts
+                        .levels
+                        .entry((src.name.clone(), level))
+                        .or_default() += n;
+                }
                 report.lines += r.lines;
                 report.warnings.extend(r.warnings);
                 report.errors.extend(
@@ -803,6 +863,7 @@ fn read_sources(
         checkpoints,
         forget,
         ignore_hits: hits,
+        log_counts,
     })
 }
 

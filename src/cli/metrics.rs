@@ -78,6 +78,7 @@ fn list(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
     crate::outln!("checks:");
     for c in &config.metrics.checks {
         match runs.iter().find(|r| r.name == c.name) {
+            None if c.logs => crate::outln!("  {:<20} log rates (no script)", c.name),
             None => crate::outln!("  {:<20} never run", c.name),
             Some(r) => crate::outln!(
                 "  {:<20} {:<8} last run {}, {} sample(s), {} ms{}{}",
@@ -161,6 +162,7 @@ fn list_json(
         .checks
         .iter()
         .map(|c| match runs.iter().find(|r| r.name == c.name) {
+            None if c.logs => serde_json::json!({"name": c.name, "status": "log rates"}),
             None => serde_json::json!({"name": c.name, "status": "never run"}),
             Some(r) => serde_json::json!({
                 "name": c.name,

@@ -38,6 +38,9 @@ pub struct CheckConfig {
     /// The incident kind of its threshold, rate and exhaustion rules.
     pub kind: String,
     pub rules: Vec<RuleConfig>,
+    /// No script: the rules look at the log rates each run records
+    /// ([`LOG_SERIES_CHECK`](crate::metrics::logs::LOG_SERIES_CHECK)).
+    pub logs: bool,
 }
 
 /// What a rule tests.
@@ -206,7 +209,26 @@ impl Validator {
                 String::new()
             }
         };
+        let logs = c.logs == Some(true);
+        if logs {
+            for (key, given) in [
+                ("script", c.script.is_some()),
+                ("args", !c.args.is_empty()),
+                ("env", !c.env.is_empty()),
+                ("every", c.every.is_some()),
+                ("timeout", c.timeout.is_some()),
+                ("limits", !c.limits.is_empty()),
+            ] {
+                if given {
+                    self.err(
+                        format!("{prefix}.{key}"),
+                        "a check with `logs = true` runs no script: its series are the log rates each run records",
+                    );
+                }
+            }
+        }
         let script = match c.script.as_deref() {
+            _ if logs => PathBuf::new(),
             Some(s) if !s.is_empty() => {
                 let p = std::path::Path::new(s);
                 if p.is_absolute() {
@@ -264,6 +286,7 @@ impl Validator {
             timeout,
             kind,
             rules,
+            logs,
         }
     }
 
@@ -483,6 +506,13 @@ impl fmt::Display for MetricsConfig {
         writeln!(f, "max_series = {}", self.max_series)?;
         for c in &self.checks {
             writeln!(f, "\n[[check]]\nname = {:?}", c.name)?;
+            if c.logs {
+                writeln!(f, "logs = true\nkind = {:?}", c.kind)?;
+                for r in &c.rules {
+                    write_rule(f, r)?;
+                }
+                continue;
+            }
             writeln!(f, "script = {:?}", c.script.display().to_string())?;
             writeln!(f, "args = {:?}", c.args)?;
             match c.every {

@@ -342,6 +342,7 @@ pub struct RawCheck {
     pub every: Option<String>,
     pub timeout: Option<String>,
     pub kind: Option<String>,
+    pub logs: Option<bool>,
     #[serde(default)]
     pub limits: BTreeMap<String, BTreeMap<String, toml::Value>>,
     #[serde(default)]
@@ -352,7 +353,7 @@ pub struct RawCheck {
 
 impl RawCheck {
     pub const KEYS: &'static [&'static str] = &[
-        "name", "script", "args", "env", "every", "timeout", "kind", "limits", "rule",
+        "name", "script", "args", "env", "every", "timeout", "kind", "limits", "rule", "logs",
     ];
 }
 

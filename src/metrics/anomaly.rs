@@ -37,11 +37,14 @@
 
 use std::collections::VecDeque;
 
+use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
+
+pub mod state;
 
 /// Tuning of [`AnomalyDetector`]. `Default` is the one configuration used
 /// for every series.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnomalyConfig {
     /// Samples kept in the trailing windows (values, residuals, differences).
     pub window: usize,
@@ -117,7 +120,7 @@ impl Default for AnomalyConfig {
 }
 
 /// The verdict on one sample.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AnomalyScore {
     /// 0 = entirely normal, towards 1 = extremely unlikely under the baseline.
     pub score: f64,
@@ -287,13 +290,14 @@ struct SeasonBucket {
 
 /// Seasonal profile: `slots` buckets of `slot_secs` seconds each, history of
 /// `keep_periods` periods of `slots * slot_secs` seconds.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Seasonal {
     slot_secs: i64,
     buckets: Vec<SeasonBucket>,
     keep_periods: i64,
     min_periods: usize,
     residuals: RollingWindow,
+    #[serde(skip)]
     scratch: Vec<f64>,
 }
 
@@ -368,7 +372,7 @@ const N_SUB: usize = 6;
 
 /// Conformal calibration of one sub-detector: the p-value of a raw surprisal
 /// is its rank among the raw surprisals of the trailing window.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Calibrator {
     past: RollingWindow,
 }
@@ -400,7 +404,7 @@ impl Calibrator {
 }
 
 /// Which baseline model explained the sample.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 enum Model {
     Level = 0,
     Daily = 1,
@@ -418,7 +422,7 @@ impl Model {
 }
 
 /// Streaming anomaly detector; see the module documentation.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AnomalyDetector {
     cfg: AnomalyConfig,
     n: usize,
@@ -432,6 +436,7 @@ pub struct AnomalyDetector {
     ewma: f64,
     /// Residuals since the CUSUM statistic last left zero (bounded).
     recent: VecDeque<f64>,
+    #[serde(skip, default = "state::standard_normal")]
     normal: Normal,
     /// Raw surprisals of past samples, for the conformal calibration.
     calib: [Calibrator; N_SUB - 2],

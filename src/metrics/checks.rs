@@ -13,8 +13,9 @@
 //! - **exhaustion**: the same trend projected to `reaches`; fires when it gets there
 //!   within `within`. The ETA interval comes from the slope interval.
 //! - **anomaly**: the NAB-tested [`AnomalyDetector`](super::anomaly::AnomalyDetector),
-//!   replayed over the stored samples in order; fires when the latest score reaches
-//!   `score`, stays open while the value is outside the detector's band.
+//!   fed the samples in order (runs keep its state: [`super::detectors`]; [`evaluate`]
+//!   replays them all, the reference); fires when the latest score reaches `score`,
+//!   stays open while the value is outside the detector's band.
 
 use std::collections::BTreeMap;
 
@@ -22,7 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
-use super::anomaly::{robust_trend, time_to_reach, AnomalyConfig, AnomalyDetector};
+use super::anomaly::{robust_trend, time_to_reach, AnomalyConfig, AnomalyDetector, AnomalyScore};
 use crate::config::{RuleConfig, RuleTest};
 
 /// What a rule found on one series: stored with the incident, shown in its file, its
@@ -234,6 +235,17 @@ pub fn domain(name: &str, samples: &[(i64, f64)]) -> (f64, f64) {
     (lo, hi)
 }
 
+/// [`domain`] from the least and greatest finite value seen.
+pub fn domain_of(name: &str, min: f64, max: f64) -> (f64, f64) {
+    let lo = if min < 0.0 { f64::NEG_INFINITY } else { 0.0 };
+    let hi = if name.ends_with("_percent") && max <= 100.0 {
+        100.0
+    } else {
+        f64::INFINITY
+    };
+    (lo, hi)
+}
+
 fn evaluate_unclamped(
     check: &str,
     series: &str,
@@ -403,40 +415,12 @@ fn evaluate_unclamped(
                 });
             }
         }
-        RuleTest::Anomaly { score } => {
-            let mut det = AnomalyDetector::new(AnomalyConfig::default());
-            let mut scores = Vec::with_capacity(samples.len());
-            for &(t, v) in &samples {
-                scores.push(det.observe(t, v));
-            }
-            let last = scores.last().expect("one sample at least");
-            let outside = value < last.band.0 || value > last.band.1;
-            for s in &scores[scores.len().saturating_sub(n)..] {
-                points.push(Point {
-                    breach: s.score >= *score,
-                    explanation: format!("anomaly score {:.2}: {}", s.score, s.reason),
-                    baseline: Some(s.baseline),
-                    band: Some(s.band),
-                    eta: None,
-                });
-            }
-            let p = points.last().expect("one point");
-            let firing = points.len() >= n && points.iter().all(|p| p.breach);
-            return Some(Finding {
-                check: check.into(),
-                series: series.into(),
-                rule: describe(rule),
-                firing,
-                breaching: firing
-                    || (outside && samples.len() > AnomalyConfig::default().min_samples),
-                value,
-                at,
-                baseline: p.baseline,
-                band: p.band,
-                threshold: None,
-                eta_secs: None,
-                explanation: p.explanation.clone(),
-            });
+        RuleTest::Anomaly { .. } => {
+            // The reference: every sample replayed into a new detector. Runs keep the
+            // detector's state instead (`detectors`), with the same result.
+            let mut st = AnomalyState::new(n);
+            st.feed(&samples);
+            return anomaly_finding(check, series, rule, &st.meta);
         }
     }
     let last = points.last()?;
@@ -454,6 +438,97 @@ fn evaluate_unclamped(
         threshold,
         eta_secs: last.eta,
         explanation: last.explanation.clone(),
+    })
+}
+
+/// What an anomaly rule keeps beside its detector, enough for its finding: the last
+/// scores (as many as `for` looks at), the newest sample, and the range of values seen
+/// (the band's domain).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnomalyMeta {
+    pub keep: usize,
+    pub scores: Vec<AnomalyScore>,
+    /// Finite samples observed.
+    pub seen: usize,
+    pub last: (i64, f64),
+    pub min: f64,
+    pub max: f64,
+}
+
+/// An anomaly rule's detector and what its finding needs, fed sample by sample.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AnomalyState {
+    pub det: AnomalyDetector,
+    pub meta: AnomalyMeta,
+}
+
+impl AnomalyState {
+    /// A new detector for a rule that looks at its last `keep` scores.
+    pub fn new(keep: usize) -> Self {
+        AnomalyState {
+            det: AnomalyDetector::new(AnomalyConfig::default()),
+            meta: AnomalyMeta {
+                keep: keep.max(1),
+                scores: Vec::new(),
+                seen: 0,
+                last: (0, 0.0),
+                min: 0.0,
+                max: 0.0,
+            },
+        }
+    }
+
+    /// Feeds samples (oldest first); non-finite values are skipped, as a replay does.
+    pub fn feed(&mut self, samples: &[(i64, f64)]) {
+        let m = &mut self.meta;
+        for &(t, v) in samples.iter().filter(|(_, v)| v.is_finite()) {
+            let score = self.det.observe(t, v);
+            if m.seen == 0 {
+                (m.min, m.max) = (v, v);
+            }
+            m.min = m.min.min(v);
+            m.max = m.max.max(v);
+            m.seen += 1;
+            m.last = (t, v);
+            m.scores.push(score);
+        }
+        let extra = m.scores.len().saturating_sub(m.keep);
+        m.scores.drain(..extra);
+    }
+}
+
+/// The finding of an anomaly rule from its detector's last scores: it fires when the
+/// last `for` scores reach `score`, and stays breaching while the value is outside the
+/// detector's band. `None` before the first sample.
+pub fn anomaly_finding(
+    check: &str,
+    series: &str,
+    rule: &RuleConfig,
+    meta: &AnomalyMeta,
+) -> Option<Finding> {
+    let RuleTest::Anomaly { score } = rule.test else {
+        return None;
+    };
+    let last = meta.scores.last()?;
+    let (at, value) = meta.last;
+    let n = rule.for_runs as usize;
+    let outside = value < last.band.0 || value > last.band.1;
+    let points = &meta.scores[meta.scores.len().saturating_sub(n)..];
+    let firing = points.len() >= n && points.iter().all(|s| s.score >= score);
+    let (lo, hi) = domain_of(&rule.metric, meta.min, meta.max);
+    Some(Finding {
+        check: check.into(),
+        series: series.into(),
+        rule: describe(rule),
+        firing,
+        breaching: firing || (outside && meta.seen > AnomalyConfig::default().min_samples),
+        value,
+        at,
+        baseline: Some(last.baseline),
+        band: Some((last.band.0.clamp(lo, hi), last.band.1.clamp(lo, hi))),
+        threshold: None,
+        eta_secs: None,
+        explanation: format!("anomaly score {:.2}: {}", last.score, last.reason),
     })
 }
 

@@ -15,7 +15,9 @@
 pub mod anomaly;
 pub mod chart;
 pub mod checks;
+pub mod detectors;
 pub mod exposition;
+pub mod logs;
 pub mod script;
 
 use std::collections::BTreeMap;
@@ -24,8 +26,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::{CheckConfig, Config};
-use crate::store::{self, Batch, IncidentRow, NewIncident, Store, StoreError};
+use crate::config::{CheckConfig, Config, RuleTest};
+use crate::store::{self, Batch, IncidentRow, NewIncident, SeriesRow, Store, StoreError};
 use checks::{num, Finding};
 
 /// What the metric checks did in one run.
@@ -89,6 +91,8 @@ fn due(check: &CheckConfig, last: Option<DateTime<Utc>>, now: DateTime<Utc>) -> 
 
 /// Runs the due checks (all of them with `force`), records samples, evaluates the rules
 /// and opens/updates/resolves metric incidents. With `dry_run` nothing is kept.
+/// `log_series`: the log-rate series this run wrote ([`logs::record`]), which the
+/// `logs = true` checks look at (with `force`, at every log-rate series).
 pub fn run_checks(
     config: &Config,
     store: &mut Store,
@@ -96,10 +100,11 @@ pub fn run_checks(
     run_id: Option<i64>,
     force: bool,
     dry_run: bool,
+    log_series: &[i64],
 ) -> Result<MetricsReport, StoreError> {
     let m = &config.metrics;
     let mut report = MetricsReport::default();
-    if m.checks.is_empty() {
+    if m.checks.is_empty() && log_series.is_empty() {
         return Ok(report);
     }
     let last: BTreeMap<String, DateTime<Utc>> = store
@@ -110,9 +115,9 @@ pub fn run_checks(
     let due_checks: Vec<&CheckConfig> = m
         .checks
         .iter()
-        .filter(|c| force || due(c, last.get(&c.name).copied(), now))
+        .filter(|c| !c.logs && (force || due(c, last.get(&c.name).copied(), now)))
         .collect();
-    report.not_due = m.checks.len() - due_checks.len();
+    report.not_due = m.checks.iter().filter(|c| !c.logs).count() - due_checks.len();
 
     // Run the scripts concurrently, outside any transaction.
     let outcomes: Vec<script::Outcome> = std::thread::scope(|s| {
@@ -150,6 +155,26 @@ pub fn run_checks(
             dry_run,
             &mut report,
         )?;
+    }
+    let log_checks: Vec<&CheckConfig> = m.checks.iter().filter(|c| c.logs).collect();
+    if !log_checks.is_empty() && (force || !log_series.is_empty()) {
+        let series: Vec<SeriesRow> = batch
+            .series_of_check(logs::LOG_SERIES_CHECK)?
+            .into_iter()
+            .filter(|s| force || log_series.contains(&s.id))
+            .collect();
+        for check in log_checks {
+            evaluate_rules(
+                config,
+                &batch,
+                check,
+                &series,
+                now,
+                run_id,
+                dry_run,
+                &mut report,
+            )?;
+        }
     }
     let raw_before = now.timestamp() - m.raw_retention.as_secs() as i64;
     let rollup_before = now.timestamp() - m.rollup_retention.as_secs() as i64;
@@ -301,8 +326,25 @@ fn record(
         return Ok(());
     }
 
-    // The rules, over every series they select.
     let series = batch.series_of_check(&check.name)?;
+    evaluate_rules(config, batch, check, &series, now, run_id, dry_run, report)
+}
+
+/// The rules of a check, over every series they select.
+#[allow(clippy::too_many_arguments)]
+fn evaluate_rules(
+    config: &Config,
+    batch: &Batch,
+    check: &CheckConfig,
+    series: &[SeriesRow],
+    now: DateTime<Utc>,
+    run_id: Option<i64>,
+    dry_run: bool,
+    report: &mut MetricsReport,
+) -> Result<(), StoreError> {
+    let m = &config.metrics;
+    let t_now = now.timestamp();
+    let oldest = t_now - m.raw_retention.as_secs() as i64;
     let mut seen_rule: BTreeMap<&str, usize> = BTreeMap::new();
     for rule in &check.rules {
         let nth = seen_rule.entry(rule.test_name()).or_default();
@@ -312,14 +354,21 @@ fn record(
         } else {
             format!("{}-{}", rule.test_name(), nth)
         };
-        for s in &series {
+        for s in series {
             let labels: BTreeMap<String, String> =
                 serde_json::from_str(&s.labels).unwrap_or_default();
             if !rule.selects(&s.name, &labels) || s.last_ts < t_now - 2 * 86_400 {
                 continue;
             }
-            let samples = batch.samples_since(s.id, t_now - m.raw_retention.as_secs() as i64)?;
-            let Some(f) = checks::evaluate(&check.name, &s.key, rule, &samples) else {
+            let found = if let RuleTest::Anomaly { .. } = rule.test {
+                let key = format!("{}:{rule_id}", check.name);
+                detectors::anomaly(batch, &check.name, &key, rule, s, oldest, now)?
+            } else {
+                let since = detectors::window_start(batch, s, rule)?.max(oldest);
+                let samples = batch.samples_since(s.id, since)?;
+                checks::evaluate(&check.name, &s.key, rule, &samples)
+            };
+            let Some(f) = found else {
                 continue;
             };
             let sig = format!("metric:{}:{}:{}", check.name, rule_id, s.key);
@@ -468,11 +517,15 @@ pub fn incident_section(store: &Store, inc: &IncidentRow, path: &Path) -> Option
     if f.series.is_empty() {
         return Some(md);
     }
-    let series = store
-        .metric_series()
-        .ok()?
-        .into_iter()
-        .find(|s| s.check == alert.check && s.key == alert.series_key)?;
+    // A `logs = true` check's series are the log rates, stored under their own name.
+    let all = store.metric_series().ok()?;
+    let series = [alert.check.as_str(), logs::LOG_SERIES_CHECK]
+        .iter()
+        .find_map(|c| {
+            all.iter()
+                .find(|s| s.check == *c && s.key == alert.series_key)
+        })?
+        .clone();
     let to = f.at.max(series.last_ts);
     let day = store.metric_samples(series.id, to - 86_400).ok()?;
     let values: Vec<f64> = day.iter().map(|p| p.1).collect();
@@ -618,6 +671,7 @@ mod tests {
             timeout: Duration::from_secs(5),
             kind: "metric-threshold".into(),
             rules: Vec::new(),
+            logs: false,
         };
         let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
             .unwrap()

@@ -168,7 +168,115 @@ impl Store {
     }
 }
 
+/// A rule's stored detector state on one series, without the state itself.
+#[derive(Debug, Clone)]
+pub struct DetectorRow {
+    pub hash: String,
+    /// The newest sample the state has seen.
+    pub last_ts: i64,
+    pub meta: String,
+}
+
 impl Batch<'_> {
+    /// The stored detector of a rule on a series (its state is read apart, only when
+    /// there are samples to feed it).
+    pub fn detector(&self, series: i64, rule: &str) -> Result<Option<DetectorRow>> {
+        Ok(self
+            .tx
+            .query_row_cached(
+                "SELECT hash, last_ts, meta FROM metric_detectors WHERE series = ?1 AND rule = ?2",
+                params![series, rule],
+                |r| {
+                    Ok(DetectorRow {
+                        hash: r.get(0)?,
+                        last_ts: r.get(1)?,
+                        meta: r.get(2)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    pub fn detector_state(&self, series: i64, rule: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .tx
+            .query_row_cached(
+                "SELECT state FROM metric_detector_states WHERE series = ?1 AND rule = ?2",
+                params![series, rule],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Moves a stored detector's scores on without rewriting its state (the state
+    /// stays a checkpoint a later run replays from).
+    pub fn save_detector_scores(
+        &self,
+        series: i64,
+        rule: &str,
+        last_ts: i64,
+        meta: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.tx.execute_cached(
+            "UPDATE metric_detectors SET last_ts = ?3, meta = ?4, updated_at = ?5
+             WHERE series = ?1 AND rule = ?2",
+            params![series, rule, last_ts, meta, ts(now)],
+        )?;
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn save_detector(
+        &self,
+        series: i64,
+        rule: &str,
+        hash: &str,
+        last_ts: i64,
+        meta: &str,
+        state: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        self.tx.execute_cached(
+            "INSERT INTO metric_detectors (series, rule, hash, last_ts, meta, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (series, rule) DO UPDATE SET hash = excluded.hash, last_ts = excluded.last_ts,
+                 meta = excluded.meta, updated_at = excluded.updated_at",
+            params![series, rule, hash, last_ts, meta, ts(now)],
+        )?;
+        self.tx.execute_cached(
+            "INSERT INTO metric_detector_states (series, rule, state) VALUES (?1, ?2, ?3)
+             ON CONFLICT (series, rule) DO UPDATE SET state = excluded.state",
+            params![series, rule, state],
+        )?;
+        Ok(())
+    }
+
+    /// When the run before `run_id` started.
+    pub fn run_started_before(&self, run_id: i64) -> Result<Option<DateTime<Utc>>> {
+        Ok(self
+            .tx
+            .query_row_cached(
+                "SELECT started_at FROM runs WHERE id < ?1 ORDER BY id DESC LIMIT 1",
+                [run_id],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?
+            .map(|s| parse_ts(&s)))
+    }
+
+    /// The time of a series' `n`-th newest raw sample (1 = the newest).
+    pub fn nth_newest_sample(&self, series: i64, n: u32) -> Result<Option<i64>> {
+        Ok(self
+            .tx
+            .query_row_cached(
+                "SELECT ts FROM metric_samples WHERE series = ?1 ORDER BY ts DESC LIMIT 1 OFFSET ?2",
+                params![series, n.max(1) as i64 - 1],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
     /// Records how a check's script ran; `failures` counts failed runs in a row.
     #[allow(clippy::too_many_arguments)]
     pub fn record_check_run(
@@ -256,10 +364,10 @@ impl Batch<'_> {
         samples(&self.tx, series_id, since)
     }
 
-    /// Retention: raw samples older than `raw_before`, or beyond [`MAX_RAW_PER_SERIES`]
-    /// per series; rollups older than `rollup_before`; series (with their data) not seen
-    /// since `rollup_before`; script records of checks not run since then. Returns the
-    /// raw samples deleted.
+    /// Retention: raw samples older than `raw_before` (every run, by index), and once an
+    /// hour of `now`: raw samples beyond [`MAX_RAW_PER_SERIES`] per series, rollups older
+    /// than `rollup_before`, series (with their data) not seen since `rollup_before`,
+    /// script records of checks not run since then. Returns the raw samples deleted.
     pub fn prune_metrics(
         &self,
         raw_before: i64,
@@ -269,6 +377,26 @@ impl Batch<'_> {
         let mut n = self
             .tx
             .execute_cached("DELETE FROM metric_samples WHERE ts < ?1", [raw_before])?;
+        // Counting every series' samples reads them all, and the rollups have no index
+        // by hour: once an hour is enough for bounds on the database's size, and keeps
+        // the other runs' cost flat.
+        let hour = now.timestamp().div_euclid(3600).to_string();
+        let capped: Option<String> = self
+            .tx
+            .query_row_cached(
+                "SELECT value FROM kv WHERE key = 'metrics.capped_hour'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if capped.as_deref() == Some(hour.as_str()) {
+            return Ok(n as u64);
+        }
+        self.tx.execute_cached(
+            "INSERT INTO kv (key, value) VALUES ('metrics.capped_hour', ?1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            [&hour],
+        )?;
         let crowded: Vec<i64> = {
             let mut stmt = self.tx.prepare(
                 "SELECT series FROM metric_samples GROUP BY series HAVING count(*) > ?1",
@@ -283,6 +411,11 @@ impl Batch<'_> {
                 params![s, MAX_RAW_PER_SERIES],
             )?;
         }
+        n += self.prune_series_and_rollups(rollup_before, now)?;
+        Ok(n as u64)
+    }
+
+    fn prune_series_and_rollups(&self, rollup_before: i64, now: DateTime<Utc>) -> Result<usize> {
         self.tx.execute_cached(
             "DELETE FROM metric_rollups WHERE hour < ?1",
             [rollup_before],
@@ -296,7 +429,7 @@ impl Batch<'_> {
             "DELETE FROM metric_checks WHERE last_run < ?1",
             [ts(cutoff)],
         )?;
-        Ok(n as u64)
+        Ok(0)
     }
 
     /// The open (or acked) incident of a signature: its id.

@@ -250,6 +250,27 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX action_requests_by_status ON action_requests (status);
     CREATE INDEX action_requests_by_incident ON action_requests (incident_id);
     CREATE INDEX action_requests_by_action ON action_requests (action_id, started_at);",
+    // 15: a metric rule's detector state per series, so that a run feeds it only the
+    // samples it has not seen instead of replaying the history. `hash` names the code
+    // and settings that made it: a state from another build or rule is rebuilt once
+    // from the stored samples. `meta` (JSON) is what the rule's last finding needs
+    // without loading the state (the last scores, the range of values seen). The state
+    // (megabytes) has a table of its own: moving the scores on rewrites a small row.
+    "CREATE TABLE metric_detectors (
+        series INTEGER NOT NULL REFERENCES metric_series (id) ON DELETE CASCADE,
+        rule TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        last_ts INTEGER NOT NULL,
+        meta TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (series, rule)
+    );
+    CREATE TABLE metric_detector_states (
+        series INTEGER NOT NULL REFERENCES metric_series (id) ON DELETE CASCADE,
+        rule TEXT NOT NULL,
+        state BLOB NOT NULL,
+        UNIQUE (series, rule)
+    );",
 ];
 
 /// The schema version this build writes.

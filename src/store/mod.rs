@@ -33,7 +33,9 @@ use crate::source::Checkpoint;
 
 pub use llm::{LlmUsage, SearchHit, VerdictRow};
 pub use memory::{FrequentRow, NoteRow, PeriodTotals};
-pub use metrics::{CheckRunRow, MetricAlertRow, RollupRow, SeriesRow, MAX_RAW_PER_SERIES};
+pub use metrics::{
+    CheckRunRow, DetectorRow, MetricAlertRow, RollupRow, SeriesRow, MAX_RAW_PER_SERIES,
+};
 pub use migrations::SCHEMA_VERSION;
 
 #[derive(Debug, thiserror::Error)]

@@ -29,6 +29,8 @@ mod mcp;
 mod memory;
 mod metrics;
 mod ntfy;
+// log rates as metric series
+mod rates;
 mod readme;
 mod redaction;
 mod reset;
