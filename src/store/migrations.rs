@@ -213,6 +213,10 @@ const MIGRATIONS: &[&str] = &[
     // matched, the least severity, forced investigation, nag), kept for the filing
     // that may happen in a later run and for the reminders.
     "ALTER TABLE incidents ADD COLUMN escalation TEXT;",
+    // 12: the miner's leaves no longer depend on the token count, and masking takes in
+    // values of several words (quoted strings, durations): every stored template is
+    // masked again and given its new leaf when the store opens, keeping its group id.
+    "UPDATE templates SET leaf = NULL;",
 ];
 
 /// The schema version this build writes.
