@@ -21,10 +21,10 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use logwarden::signature::drain::SIMILARITY;
 use logwarden::signature::eval::{
     grouping_accuracy, grouping_f1, normalize_template, parsing_accuracy,
 };
-use logwarden::signature::drain::SIMILARITY;
 use logwarden::signature::{GroupId, Miner};
 
 const DATASETS: [&str; 10] = [
@@ -181,7 +181,11 @@ fn print_table(
         "-".to_string()
     };
     // CI reads the first line that starts with `| **average**`: the main table's.
-    let avg = if label == "dataset" { "average".to_string() } else { format!("{label} average") };
+    let avg = if label == "dataset" {
+        "average".to_string()
+    } else {
+        format!("{label} average")
+    };
     println!(
         "| **{avg}** | **{:.3}** | **{:.3}** | **{:.3}** | | {speed} |",
         sums.0 / n,

@@ -9,8 +9,9 @@
 //! holding the same constant, at least [`SIMILARITY`]; ties go to the more general template)
 //! and the template is generalised (differing tokens become `<*>`). Failing that, it may
 //! join a group of another token count when the two differ in one span of values only
-//! (`<*> sent` and `<*> (<*> bytes) sent`): the span becomes one `<*>` in the template,
-//! which then stands for one or more tokens. Otherwise the message starts a new group.
+//! (`Copied a.B to x` and `Copied a.B c.D to x`): the span becomes one `<*>` in the
+//! template, which then stands for one or more tokens. Otherwise the message starts a new
+//! group.
 //!
 //! Differences from plain Drain:
 //! * **Wording is not a value.** Two different tokens that both carry letters, where neither
@@ -461,7 +462,10 @@ impl Miner {
             // Same routing words (not merely the same hash of them).
             let mp = msg_path
                 .get_or_insert_with(|| path_positions(msg).map(|i| msg[i].as_ref()).collect());
-            if !path_positions(&c.tokens).map(|i| &*c.tokens[i]).eq(mp.iter().copied()) {
+            if !path_positions(&c.tokens)
+                .map(|i| &*c.tokens[i])
+                .eq(mp.iter().copied())
+            {
                 continue;
             }
             best = Some((sim, c.wildcards, ci, span));
@@ -651,8 +655,7 @@ struct Span {
 /// are structure: a span never swallows them, so `Failed password for <*>` and `Failed
 /// password for invalid user <*>` stay apart.
 fn spannable(t: &str) -> bool {
-    mask::find_wildcard(t).is_some()
-        || (t.bytes().any(|c| c.is_ascii_alphanumeric()) && !wordy(t))
+    mask::find_wildcard(t).is_some() || (t.bytes().any(|c| c.is_ascii_alphanumeric()) && !wordy(t))
 }
 
 /// May a message of another token count join the template? Both must agree on the
@@ -959,7 +962,10 @@ mod tests {
         assert_eq!(d.group, e.group);
         assert_eq!(e.template, "Moved <*> into bay <*>");
         // one leaf for both lengths, so a lazy miner finds the group from either
-        assert_eq!(leaf_of(&b.template), leaf_of("Copied x.y z.w to archive store"));
+        assert_eq!(
+            leaf_of(&b.template),
+            leaf_of("Copied x.y z.w to archive store")
+        );
         assert_eq!(m.len(), 2, "{:?}", m.export());
     }
 

@@ -147,23 +147,28 @@ impl QuoteScan {
         };
         let m = message.as_bytes();
         let open = start + k;
+        // `''` is an empty string and ``` a fence: neither opens a quoted value.
+        if m.get(open + 1) == Some(&q) {
+            return None;
+        }
         // The closing quote inside the token itself, else further on the same line.
         let mut close = (open + 1..start + b.len()).find(|&j| closes_at(m, j, q));
         if close.is_none() && start + b.len() >= self.none_before[kind] {
-            let from = start + b.len();
-            let line_end = m[from..]
-                .iter()
-                .position(|&c| c == b'\n')
-                .map_or(m.len(), |p| from + p);
-            close = (from..line_end).find(|&j| closes_at(m, j, q));
+            // Up to the end of the line, not further: each byte is looked at once per
+            // quote kind, as a span found is skipped and a failed search is remembered.
+            let mut j = start + b.len();
+            while j < m.len() && m[j] != b'\n' {
+                if closes_at(m, j, q) {
+                    close = Some(j);
+                    break;
+                }
+                j += 1;
+            }
             if close.is_none() {
-                self.none_before[kind] = line_end;
+                self.none_before[kind] = j;
             }
         }
         let close = close?;
-        if close == open + 1 {
-            return None;
-        }
         let end = m[close + 1..]
             .iter()
             .position(|c| c.is_ascii_whitespace())
@@ -843,12 +848,19 @@ mod tests {
             m("10.0.0.1 \"GET /v2/servers/detail HTTP/1.1\" status: 200"),
             "<*> \"GET <*>\" status: <*>"
         );
-        assert_eq!(m("query 'DELETE FROM t WHERE a = 1' failed"), "query 'DELETE <*>' failed");
+        assert_eq!(
+            m("query 'DELETE FROM t WHERE a = 1' failed"),
+            "query 'DELETE <*>' failed"
+        );
         // A backslash-escaped quote does not close the string; an escaped backslash does.
         assert_eq!(m(r"msg 'it\'s a b' end"), "msg '<*>' end");
         assert_eq!(m(r"msg 'a b\\' end"), "msg '<*>' end");
-        // Empty strings stay as they are.
+        // Empty strings and fences stay as they are.
         assert_eq!(m("value '' and \"\""), "value '' and \"\"");
+        assert_eq!(
+            m("Render failed ``` done `x`"),
+            "Render failed ``` done `<*>`"
+        );
     }
 
     #[test]
@@ -879,10 +891,25 @@ mod tests {
             "-1 day, 23:59:59.500000",
             "3 days, 4:05:06",
         ] {
-            assert_eq!(m(&format!("job took {d} in total")), "job took <*> in total");
+            assert_eq!(
+                m(&format!("job took {d} in total")),
+                "job took <*> in total"
+            );
         }
-        for d in ["<1 sec", "00:01", "12ms", "1.5s", "1.2 KB", "30 seconds", "2 h"] {
-            assert_eq!(m(&format!("lifetime {d}, done")), "lifetime <*>, done", "{d}");
+        for d in [
+            "<1 sec",
+            "00:01",
+            "12ms",
+            "1.5s",
+            "1.2 KB",
+            "30 seconds",
+            "2 h",
+        ] {
+            assert_eq!(
+                m(&format!("lifetime {d}, done")),
+                "lifetime <*>, done",
+                "{d}"
+            );
         }
         assert_eq!(m("rate 12.5 MB/s now"), "rate <*> now");
     }
@@ -897,7 +924,10 @@ mod tests {
         );
         assert_eq!(m("size 5 [5.0 KB], ok"), "size <*>, ok");
         // not after a key or a word
-        assert_eq!(m("uid=0 (0) pid 7 (worker)"), "uid=<*> (<*>) pid <*> (worker)");
+        assert_eq!(
+            m("uid=0 (0) pid 7 (worker)"),
+            "uid=<*> (<*>) pid <*> (worker)"
+        );
     }
 
     #[test]

@@ -82,7 +82,10 @@ fn a_group_stored_by_the_previous_masking_keeps_its_messages_after_an_upgrade() 
         (rec(
             "10:05:00",
             "Payout to 'Ada Lovelace' stuck for 2 days, 0:00:03 in queue",
-        ) + &rec("10:05:01", "Payout to 'Alan Turing' stuck for 0:47:12 in queue"))
+        ) + &rec(
+            "10:05:01",
+            "Payout to 'Alan Turing' stuck for 0:47:12 in queue",
+        ))
             .as_bytes(),
     );
     t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
