@@ -1,20 +1,25 @@
 //! Masking of the variable parts of a log message.
 //!
-//! A message is split on whitespace and every token is examined on its own. Parts that are
-//! values rather than wording (numbers, ids, addresses, paths, quoted strings, times, ...) are
-//! replaced with the wildcard [`WILDCARD`] (`<*>`). Punctuation glued to a value is kept, so
-//! `(id=42),` becomes `(id=<*>),` and `[10.0.0.1]` becomes `[<*>]`.
+//! A message is split on whitespace and every token is examined on its own, except quoted
+//! strings, which are one value however many words they hold. Parts that are values rather
+//! than wording (numbers, ids, addresses, paths, quoted strings, times, ...) are replaced with
+//! the wildcard [`WILDCARD`] (`<*>`). Punctuation glued to a value is kept, so `(id=42),`
+//! becomes `(id=<*>),` and `[10.0.0.1]` becomes `[<*>]`.
 //!
 //! The rules only look at the shape of a token, never at which program wrote it:
 //!
-//! * a token that *starts* with a digit (or `-`/`+` and a digit) is a value: plain, float and
-//!   negative numbers, `0x7f3a`, durations (`150ms`, `2.5s`), sizes (`12KB`), dates and times
-//!   (`2024-01-02`, `12:00:01,123`), IPv4 addresses with or without a port, version numbers;
+//! * a token that *starts* with a digit (or `-`/`+`/`<`/`>`/`~` and a digit) is a value:
+//!   plain, float and negative numbers, `0x7f3a`, durations (`150ms`, `2.5s`, `0:47:12`,
+//!   `<1`), sizes (`12KB`), dates and times (`2024-01-02`, `12:00:01,123`), IPv4 addresses with
+//!   or without a port, version numbers;
 //! * long hexadecimal ids and UUIDs, IPv6 addresses, URLs (`scheme://...`), e-mail addresses,
 //!   absolute or multi-level file paths (`/a/b`, `./x`, `~/x`, `C:\x\y`, `\\host\share`,
-//!   `a/b/c`), host names ending in a common top-level domain, and the literals
-//!   `true`/`false`/`null`/`nil`;
-//! * a token wrapped in matching quotes (`'...'`, `"..."`, `` `...` ``);
+//!   `a/b/c`), host names ending in a common top-level domain (with or without a port), and
+//!   the literals `true`/`false`/`null`/`nil`;
+//! * a string in matching quotes (`'...'`, `"..."`, `` `...` ``), spaces included, as
+//!   Python's `!r` prints it (`'Ada Lovelace'` gives `'<*>'`): see `QuoteScan` for what
+//!   opens and closes one (the apostrophe of `don't` does not). A command in quotes keeps
+//!   its capitalised verb (`"GET /a HTTP/1.1"` gives `"GET <*>"`);
 //! * `key=value` keeps `key=` and masks the value by the same rules (empty values stay
 //!   empty); `key:value` does the same when `key` is a plain word; comma-separated lists are
 //!   masked item by item;
@@ -24,7 +29,10 @@
 //!   `blk_-42` and `node-17` give `<*>`. Short names with one trailing digit (`eth0`, `ipv6`,
 //!   `ssh2`) are wording (device, interface and protocol names), not values.
 //!
-//! Across tokens: a size or short time unit after a value joins it (`5.2 KB` gives `<*>`),
+//! Across tokens: a unit of size, rate or time after a value joins it (`5.2 KB`, `1190
+//! bytes`, `<1 sec` and `3 days,` give `<*>`, so Python's `1 day, 3:02:11` is one value), a
+//! bracketed value right after a value is the same value in another unit and joins it
+//! (`1190 bytes (1.16 KB)` gives `<*>`),
 //! month/weekday names and time zones next to a masked number join the date
 //! (`Tue Aug 09 10:08:23 PDT 2005` gives `<*>`), and runs of tokens that are nothing but
 //! wildcards (with the same leading punctuation) collapse to one, so a list of a variable
@@ -51,22 +59,191 @@ pub fn mask_tokens(message: &str) -> Vec<Cow<'_, str>> {
 /// Like [`mask_tokens`] but appends to a caller-provided buffer (which is cleared first).
 pub fn mask_into<'a>(message: &'a str, out: &mut Vec<Cow<'a, str>>) {
     out.clear();
+    let mut quotes = QuoteScan::default();
+    // Byte offset before which tokens were consumed by a quoted span.
+    let mut skip_to = 0;
     for tok in message.split_whitespace() {
+        let start = tok.as_ptr() as usize - message.as_ptr() as usize;
+        if start < skip_to {
+            continue;
+        }
+        if tok.bytes().any(is_quote) {
+            if let Some((keyword, masked, end)) = quotes.span(message, start, tok) {
+                skip_to = end;
+                if let Some(k) = keyword {
+                    out.push(Cow::Owned(k));
+                }
+                push_collapsing(out, Cow::Owned(masked));
+                fold_alternate(out);
+                continue;
+            }
+        }
         let masked = mask_token(tok);
         if let Some(prev) = out.last_mut() {
             // A unit after a value is part of the value: `5.2 KB,` -> `<*>,`.
-            let unit = tok.trim_end_matches(|c: char| c.is_ascii_punctuation());
+            let unit = tok.trim_end_matches(|c: char| c.is_ascii_punctuation() && c != '/');
             if is_unit(unit) && wildcard_shape(prev).is_some() && prev.ends_with(WILDCARD) {
                 let tail = &tok[unit.len()..];
                 if !tail.is_empty() {
                     *prev = Cow::Owned(format!("{prev}{tail}"));
                 }
+                fold_alternate(out);
                 continue;
             }
         }
         push_collapsing(out, masked);
+        fold_alternate(out);
     }
     absorb_date_words(out);
+}
+
+fn is_quote(b: u8) -> bool {
+    matches!(b, b'\'' | b'"' | b'`')
+}
+
+/// Punctuation that may follow a closing quote in the same token: `'a b'),` closes.
+fn closes_after_quote(b: u8) -> bool {
+    b")]}>,;:.!?".contains(&b)
+}
+
+/// Finds quoted strings that span whitespace (`'Ada Lovelace'`, what Python's `!r` gives),
+/// so that they become one masked token. A quote opens at the start of a token or after
+/// `(`, `[`, `{`, `=`, `:` or `,` (so the apostrophe of `don't` opens nothing), and closes
+/// at the same quote character, not escaped by a backslash, followed by the end of the
+/// token or only closing punctuation. A quote never spans a line break (a repr escapes
+/// them). Remembers where no closing quote exists, so a message full of unmatched quotes
+/// is scanned once, not once per quote.
+#[derive(Default)]
+struct QuoteScan {
+    /// Per quote kind (`'`, `"`, `` ` ``): a search from any offset before this one finds
+    /// no closing quote.
+    none_before: [usize; 3],
+}
+
+impl QuoteScan {
+    /// If `tok` (at byte `start` of `message`) opens a quoted string, the masked token for the
+    /// whole span (prefix, the quotes around a wildcard, the trailing punctuation) and the
+    /// byte offset where the span ends. An empty string (`''`) is left to the token rules.
+    ///
+    /// A string of several words that starts with a capitalised keyword (`"GET /a
+    /// HTTP/1.1"`, `"SELECT * FROM t"`) is a command, whose verb says what happened: the
+    /// keyword stays, as a token of its own before the masked rest (`"GET <*>"`).
+    fn span(
+        &mut self,
+        message: &str,
+        start: usize,
+        tok: &str,
+    ) -> Option<(Option<String>, String, usize)> {
+        let b = tok.as_bytes();
+        let k = b.iter().position(|&c| is_quote(c))?;
+        if k > 0 && !b"([{=:,".contains(&b[k - 1]) {
+            return None;
+        }
+        let q = b[k];
+        let kind = match q {
+            b'\'' => 0,
+            b'"' => 1,
+            _ => 2,
+        };
+        let m = message.as_bytes();
+        let open = start + k;
+        // `''` is an empty string and ``` a fence: neither opens a quoted value.
+        if m.get(open + 1) == Some(&q) {
+            return None;
+        }
+        // The closing quote inside the token itself, else further on the same line.
+        let mut close = (open + 1..start + b.len()).find(|&j| closes_at(m, j, q));
+        if close.is_none() && start + b.len() >= self.none_before[kind] {
+            // Up to the end of the line, not further: each byte is looked at once per
+            // quote kind, as a span found is skipped and a failed search is remembered.
+            let mut j = start + b.len();
+            while j < m.len() && m[j] != b'\n' {
+                if closes_at(m, j, q) {
+                    close = Some(j);
+                    break;
+                }
+                j += 1;
+            }
+            if close.is_none() {
+                self.none_before[kind] = j;
+            }
+        }
+        let close = close?;
+        let end = m[close + 1..]
+            .iter()
+            .position(|c| c.is_ascii_whitespace())
+            .map_or(m.len(), |p| close + 1 + p);
+        let mut head = String::with_capacity(k + 8);
+        head.push_str(&mask_token(&tok[..k]));
+        head.push(q as char);
+        let inner = &message[open + 1..close];
+        let keyword = match inner.split_once(|c: char| c.is_ascii_whitespace()) {
+            Some((w, rest))
+                if w.len() >= 3
+                    && w.bytes().all(|c| c.is_ascii_uppercase())
+                    && !rest.trim().is_empty() =>
+            {
+                head.push_str(w);
+                Some(std::mem::take(&mut head))
+            }
+            _ => None,
+        };
+        let mut out = head;
+        out.push_str(WILDCARD);
+        out.push(q as char);
+        out.push_str(&message[close + 1..end]);
+        Some((keyword, out, end))
+    }
+}
+
+/// Does the quote `q` at byte `j` close a string: not escaped, and followed only by closing
+/// punctuation up to the next whitespace?
+fn closes_at(m: &[u8], j: usize, q: u8) -> bool {
+    if m[j] != q {
+        return false;
+    }
+    let backslashes = m[..j].iter().rev().take_while(|&&c| c == b'\\').count();
+    if backslashes % 2 == 1 {
+        return false;
+    }
+    m[j + 1..]
+        .iter()
+        .take_while(|c| !c.is_ascii_whitespace())
+        .all(|&c| closes_after_quote(c))
+}
+
+/// A value followed by the same value in another unit, in brackets, is one value:
+/// `1190 bytes (1.16 KB)` gives `<*>`, so messages with and without the second rendering
+/// keep the same token count.
+fn fold_alternate(out: &mut Vec<Cow<'_, str>>) {
+    let n = out.len();
+    if n < 2 {
+        return;
+    }
+    let last = &out[n - 1];
+    if !matches!(last.as_bytes().first(), Some(b'(' | b'[')) {
+        return;
+    }
+    let inner = last
+        .strip_prefix('(')
+        .and_then(|r| r.strip_prefix(WILDCARD))
+        .and_then(|r| r.strip_prefix(')'))
+        .or_else(|| {
+            last.strip_prefix('[')
+                .and_then(|r| r.strip_prefix(WILDCARD))
+                .and_then(|r| r.strip_prefix(']'))
+        });
+    let Some(tail) = inner else { return };
+    if !tail.bytes().all(|c| c.is_ascii_punctuation()) {
+        return;
+    }
+    let prev = &out[n - 2];
+    if !(prev.ends_with(WILDCARD) && wildcard_shape(prev).is_some()) {
+        return;
+    }
+    let joined = format!("{prev}{tail}");
+    out.pop();
+    out[n - 2] = Cow::Owned(joined);
 }
 
 /// Push a token, collapsing it into the previous one when both are a wildcard with the same
@@ -179,7 +356,7 @@ fn is_literal(s: &str) -> bool {
         .any(|w| w.eq_ignore_ascii_case(s))
 }
 
-/// Units of size and short units of time, which follow a number.
+/// Units of size, rate and time, which follow a number (`1190 bytes`, `3 days,`, `<1 sec`).
 fn is_unit(s: &str) -> bool {
     matches!(
         s,
@@ -196,10 +373,42 @@ fn is_unit(s: &str) -> bool {
             | "K"
             | "M"
             | "G"
+            | "byte"
+            | "bytes"
+            | "B/s"
+            | "KB/s"
+            | "kB/s"
+            | "MB/s"
+            | "GB/s"
+            | "bps"
+            | "kbps"
+            | "Kbps"
+            | "Mbps"
+            | "Gbps"
             | "ms"
             | "us"
             | "ns"
             | "µs"
+            | "msec"
+            | "msecs"
+            | "s"
+            | "sec"
+            | "secs"
+            | "second"
+            | "seconds"
+            | "min"
+            | "mins"
+            | "minute"
+            | "minutes"
+            | "h"
+            | "hr"
+            | "hrs"
+            | "hour"
+            | "hours"
+            | "day"
+            | "days"
+            | "week"
+            | "weeks"
     )
 }
 
@@ -396,13 +605,14 @@ pub fn is_value(core: &str) -> bool {
     if b.is_empty() {
         return false;
     }
-    // Starts like a number: numbers, hex, durations, sizes, dates, times, IPv4, versions.
-    let first_digit = if matches!(b[0], b'-' | b'+') && b.len() > 1 {
-        b[1]
-    } else {
-        b[0]
-    };
-    if first_digit.is_ascii_digit() {
+    // Starts like a number: numbers, hex, durations, sizes, dates, times, IPv4, versions,
+    // also after a sign or a comparison (`-3`, `<1`, `>=10`, `~5`).
+    let sign = b
+        .iter()
+        .take(2)
+        .take_while(|c| matches!(c, b'-' | b'+' | b'<' | b'>' | b'=' | b'~'))
+        .count();
+    if b.get(sign).is_some_and(|c| c.is_ascii_digit()) {
         return true;
     }
     if core.contains("://") {
@@ -414,7 +624,9 @@ pub fn is_value(core: &str) -> bool {
     if is_hex_id(b) || is_ipv6(b) || is_email(core) || is_path(core) || is_hostname(core) {
         return true;
     }
-    false
+    // host:port
+    matches!(core.rsplit_once(':'), Some((host, port))
+        if !port.is_empty() && port.bytes().all(|c| c.is_ascii_digit()) && is_hostname(host))
 }
 
 /// Long hexadecimal ids and UUIDs: hex digits (and dashes), at least 8 hex digits, at least
@@ -616,6 +828,106 @@ mod tests {
         assert_eq!(m("prefetch depth....0"), "prefetch depth....<*>");
         assert_eq!(m("on eth0 via ipv6 ssh2"), "on eth0 via ipv6 ssh2");
         assert_eq!(m("flag=true x null"), "flag=<*> x <*>");
+    }
+
+    #[test]
+    fn quoted_strings_with_spaces_are_one_value() {
+        // What Python's `{name!r}` prints, in both quote styles.
+        assert_eq!(m("user 'Ada Lovelace' not found"), "user '<*>' not found");
+        assert_eq!(m("user 'Ada' not found"), "user '<*>' not found");
+        assert_eq!(
+            m("user \"Ada O'Neil-King Jr\" not found"),
+            "user \"<*>\" not found"
+        );
+        assert_eq!(m("name='Ada Lovelace', age=3"), "name='<*>', age=<*>");
+        assert_eq!(m("got ['a b', 'c d e']."), "got ['<*>', '<*>'].");
+        assert_eq!(m("KeyError: ('x y', 2)"), "KeyError: ('<*>', <*>)");
+        assert_eq!(m("run `ls -la /tmp` failed"), "run `<*>` failed");
+        // A command keeps its verb.
+        assert_eq!(
+            m("10.0.0.1 \"GET /v2/servers/detail HTTP/1.1\" status: 200"),
+            "<*> \"GET <*>\" status: <*>"
+        );
+        assert_eq!(
+            m("query 'DELETE FROM t WHERE a = 1' failed"),
+            "query 'DELETE <*>' failed"
+        );
+        // A backslash-escaped quote does not close the string; an escaped backslash does.
+        assert_eq!(m(r"msg 'it\'s a b' end"), "msg '<*>' end");
+        assert_eq!(m(r"msg 'a b\\' end"), "msg '<*>' end");
+        // Empty strings and fences stay as they are.
+        assert_eq!(m("value '' and \"\""), "value '' and \"\"");
+        assert_eq!(
+            m("Render failed ``` done `x`"),
+            "Render failed ``` done `<*>`"
+        );
+    }
+
+    #[test]
+    fn apostrophes_in_prose_are_not_quotes() {
+        assert_eq!(
+            m("don't stop 'me now' the user's list isn't set"),
+            "don't stop '<*>' the user's list isn't set"
+        );
+        assert_eq!(
+            m("the users' list won't load"),
+            "the users' list won't load"
+        );
+        // A quote that never closes masks nothing, however many there are.
+        assert_eq!(m("it's 'open ended"), "it's 'open ended");
+        let many = "'a ".repeat(5000);
+        assert_eq!(m(&many), many.trim_end());
+        // A quoted string never spans a line break.
+        assert_eq!(m("a 'b\nc' d"), "a 'b c' d");
+    }
+
+    #[test]
+    fn durations_of_any_shape_are_one_value() {
+        // Python's str(timedelta)
+        for d in [
+            "0:47:12",
+            "1 day, 3:02:11",
+            "2 days, 0:00:03",
+            "-1 day, 23:59:59.500000",
+            "3 days, 4:05:06",
+        ] {
+            assert_eq!(
+                m(&format!("job took {d} in total")),
+                "job took <*> in total"
+            );
+        }
+        for d in [
+            "<1 sec",
+            "00:01",
+            "12ms",
+            "1.5s",
+            "1.2 KB",
+            "30 seconds",
+            "2 h",
+        ] {
+            assert_eq!(
+                m(&format!("lifetime {d}, done")),
+                "lifetime <*>, done",
+                "{d}"
+            );
+        }
+        assert_eq!(m("rate 12.5 MB/s now"), "rate <*> now");
+    }
+
+    #[test]
+    fn a_value_with_its_other_rendering_is_one_value() {
+        assert_eq!(m("1190 bytes (1.16 KB) sent"), "<*> sent");
+        assert_eq!(m("0 bytes sent"), "<*> sent");
+        assert_eq!(
+            m("h.example.com:5070 close, 1190 bytes (1.16 KB) sent, 0 bytes received"),
+            "<*> close, <*> sent, <*> received"
+        );
+        assert_eq!(m("size 5 [5.0 KB], ok"), "size <*>, ok");
+        // not after a key or a word
+        assert_eq!(
+            m("uid=0 (0) pid 7 (worker)"),
+            "uid=<*> (<*>) pid <*> (worker)"
+        );
     }
 
     #[test]

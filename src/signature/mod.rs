@@ -75,6 +75,14 @@ impl<'de> Deserialize<'de> for Signature {
     }
 }
 
+/// A stored template as the current masking makes it: the text masked again (its
+/// wildcards stay wildcards). For templates stored by an older masking; a template of the
+/// current one may change too (a word after a wildcard that is now a unit), so this is
+/// applied once, when the store is upgraded.
+pub fn remask_template(template: &str) -> String {
+    mask_tokens(template).join(" ")
+}
+
 /// The signature of a group, optionally refined by the exception type and the logger name.
 ///
 /// The hashed bytes are a fixed, versioned encoding (tag, group id little-endian, then each

@@ -271,6 +271,10 @@ const MIGRATIONS: &[&str] = &[
         state BLOB NOT NULL,
         UNIQUE (series, rule)
     );",
+    // 16: the miner's leaves no longer depend on the token count, and masking takes in
+    // values of several words (quoted strings, durations): every stored template is
+    // masked again and given its new leaf when the store opens, keeping its group id.
+    "UPDATE templates SET leaf = NULL;",
 ];
 
 /// The schema version this build writes.

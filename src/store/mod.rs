@@ -810,8 +810,10 @@ impl crate::signature::Templates for StoredTemplates<'_> {
     }
 }
 
-/// Gives the templates stored before leaves were kept their leaf (a no-op afterwards:
-/// the index answers at once).
+/// Gives the templates stored before the current leaves were kept their leaf (a no-op
+/// afterwards: the index answers at once). Their text is masked again first, as the
+/// current masking would have made it, so that a message whose values the old masking
+/// left as words (`'Ada Lovelace'`, `1 day, 3:02:11`) still meets its group.
 fn give_templates_their_leaf(conn: &mut Connection) -> rusqlite::Result<()> {
     let todo: Vec<(i64, String)> = conn
         .prepare("SELECT rowid, template FROM templates WHERE leaf IS NULL")?
@@ -822,9 +824,12 @@ fn give_templates_their_leaf(conn: &mut Connection) -> rusqlite::Result<()> {
     }
     let tx = conn.transaction()?;
     {
-        let mut stmt = tx.prepare("UPDATE templates SET leaf = ?2 WHERE rowid = ?1")?;
+        let mut stmt =
+            tx.prepare("UPDATE templates SET template = ?2, leaf = ?3 WHERE rowid = ?1")?;
         for (rowid, template) in todo {
-            stmt.execute(params![rowid, crate::signature::leaf_of(&template) as i64])?;
+            let template = crate::signature::remask_template(&template);
+            let leaf = crate::signature::leaf_of(&template) as i64;
+            stmt.execute(params![rowid, template, leaf])?;
         }
     }
     tx.commit()

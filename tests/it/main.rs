@@ -37,6 +37,8 @@ mod reset;
 mod rotation;
 mod sanitize;
 mod scripts;
+// values of several words are one value; stored groups survive a change of masking
+mod signatures;
 mod sources;
 // incidents that say the truth: severities, titles, front matter, metric pages
 mod truth;

@@ -1,0 +1,101 @@
+//! Signatures that generalise: a value that spans several words (a quoted name, a
+//! duration) is one value, so each new value does not open a new incident; and groups
+//! stored by the previous masking keep their messages after an upgrade.
+
+use crate::util::*;
+
+fn rec(time: &str, msg: &str) -> String {
+    format!("2026-11-22 {time}.000 | ERROR    | app.payouts:run:42 - {msg}\n")
+}
+
+#[test]
+fn quoted_names_and_timedeltas_of_any_shape_open_one_incident() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.with_app_source("");
+    // Real loguru, real `{name!r}` and `str(timedelta)`, records stamped at a fixed time.
+    t.loguru(
+        r#"
+from datetime import datetime, timedelta, timezone
+logger.add("app.log")
+base = datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)
+# loguru formats its own datetime subclass: shift it rather than replace it
+log = logger.patch(lambda r: r.update(time=r["time"] + (base - r["time"])))
+names = ["Ada Lovelace", "Grace Brewster Murray Hopper", "Ken", "Miles O'Brien",
+         "Edsger W. Dijkstra", "John von Neumann", "Frances E. Allen", "Barbara Liskov",
+         "Dennis MacAlistair Ritchie", "Tony Hoare", "Alan Turing", "Radia Perlman"]
+waits = [timedelta(minutes=47, seconds=12), timedelta(days=1, hours=3, minutes=2, seconds=11),
+         timedelta(days=2, seconds=3), timedelta(seconds=0.5), timedelta(days=30, hours=23)]
+for i, name in enumerate(names):
+    log.error(f"Payout to {name!r} stuck for {waits[i % len(waits)]} in queue")
+"#,
+    );
+    let raw = t.read("app.log");
+    for shape in [
+        "'Grace Brewster Murray Hopper'",
+        "\"Miles O'Brien\"",
+        "0:47:12",
+        "1 day, 3:02:11",
+        "2 days, 0:00:03",
+        "0:00:00.500000",
+    ] {
+        assert!(raw.contains(shape), "{shape} not in {raw}");
+    }
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!(inc[0]["occurrences"].as_u64(), Some(12), "{inc:#?}");
+}
+
+#[test]
+fn a_group_stored_by_the_previous_masking_keeps_its_messages_after_an_upgrade() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write(
+        "app.log",
+        &rec(
+            "10:00:00",
+            "Payout to 'Ada Lovelace' stuck for 1 day, 3:02:11 in queue",
+        ),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let before = t.incidents();
+    assert_eq!(before.len(), 1);
+    // The store as the previous release left it: the template as its masking made it
+    // (the name and the days were words), the leaf of its tree, the schema before.
+    let db = t.path("state/logwarden.db");
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let n = c
+            .execute(
+                "UPDATE templates SET template = ?1, leaf = 4242",
+                ["Payout to 'Ada Lovelace' stuck for <*> day, <*> in queue"],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        c.pragma_update(None, "user_version", 11).unwrap();
+    }
+    t.append(
+        "app.log",
+        (rec(
+            "10:05:00",
+            "Payout to 'Ada Lovelace' stuck for 2 days, 0:00:03 in queue",
+        ) + &rec(
+            "10:05:01",
+            "Payout to 'Alan Turing' stuck for 0:47:12 in queue",
+        ))
+            .as_bytes(),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
+    let after = t.incidents();
+    assert_eq!(after.len(), 1, "no new incident: {after:#?}");
+    assert_eq!(after[0]["signature"], before[0]["signature"]);
+    assert_eq!(after[0]["occurrences"].as_u64(), Some(3), "{after:#?}");
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let template: String = c
+        .query_row("SELECT template FROM templates", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(template, "Payout to '<*>' stuck for <*> in queue");
+}
