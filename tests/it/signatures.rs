@@ -75,7 +75,8 @@ fn a_group_stored_by_the_previous_masking_keeps_its_messages_after_an_upgrade() 
             )
             .unwrap();
         assert_eq!(n, 1);
-        c.pragma_update(None, "user_version", 11).unwrap();
+        // The schema just before migration 16, which masks stored templates again.
+        c.pragma_update(None, "user_version", 15).unwrap();
     }
     t.append(
         "app.log",
