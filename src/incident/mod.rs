@@ -227,6 +227,11 @@ pub fn front_matter(i: &IncidentRow) -> String {
     if let Some(of) = i.regression_of {
         s.push_str(&format!("regression_of: {of}\n"));
     }
+    // What the escalation rules decided (JSON), so a rebuilt store still nags for it.
+    if let Some(e) = &i.escalation {
+        let json = serde_json::to_string(e).expect("escalation serialises");
+        s.push_str(&format!("escalation: {}\n", yaml_str(&json)));
+    }
     s.push_str("---\n");
     s
 }

@@ -288,6 +288,8 @@ pub fn parse_page(text: &str, path: &str, now: DateTime<Utc>) -> Option<(PageInc
         resolved_at: time("resolved_at"),
         resolved_by: val("resolved_by"),
         regression_of: val("regression_of").and_then(|v| v.parse().ok()),
+        escalation: val("escalation")
+            .filter(|j| serde_json::from_str::<crate::trigger::escalate::Escalation>(j).is_ok()),
     };
     Some((p, log_notes(&body_all[cut..], now)))
 }

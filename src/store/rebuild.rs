@@ -35,6 +35,8 @@ pub struct PageIncident {
     pub resolved_at: Option<DateTime<Utc>>,
     pub resolved_by: Option<String>,
     pub regression_of: Option<i64>,
+    /// What the escalation rules decided, as the store keeps it (JSON).
+    pub escalation: Option<String>,
 }
 
 impl Store {
@@ -65,9 +67,9 @@ impl Batch<'_> {
             "INSERT INTO incidents (id, signature, kind, stage, status, severity, verdict, title, source, host,
                  level, template, exception_type, first_seen, last_seen, occurrences, samples, diagnosis,
                  file_path, created_at, updated_at, acked_by, acked_at, resolved_at, resolved_by,
-                 regression_of, last_notified_at, seen_at)
+                 regression_of, last_notified_at, seen_at, escalation)
              VALUES (?1, ?2, ?3, 'filed', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                 ?18, ?13, ?19, ?20, ?21, ?22, ?23, ?24, ?19, ?14)",
+                 ?18, ?13, ?19, ?20, ?21, ?22, ?23, ?24, ?19, ?14, ?25)",
             params![
                 p.id,
                 p.signature,
@@ -93,6 +95,7 @@ impl Batch<'_> {
                 p.resolved_at.map(ts),
                 p.resolved_by,
                 p.regression_of,
+                p.escalation,
             ],
         )?;
         Ok(())

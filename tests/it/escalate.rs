@@ -182,6 +182,27 @@ fn a_pattern_rule_makes_a_warning_critical_and_pages_through_quiet_hours() {
     assert!(nags.iter().any(|n| n.contains("Invoice total rounded")));
     assert!(nags.iter().any(|n| n.contains("Database disk image")));
     assert!(!nags.iter().any(|n| n.contains("Cache miss")));
+
+    // The state database is lost: rebuilt from the pages, the rules' decisions hold
+    // (the billing warning still reminds, the cache one still does not).
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(t.path(&format!("state/logwarden.db{ext}")));
+    }
+    let r = t.ok(&["run", "--now", "2026-11-23T07:05:00Z"]);
+    assert!(r.stdout.contains("state rebuilt:"), "{}", r.stdout);
+    let before = titles(&ntfy).len();
+    t.ok(&["run", "--now", "2026-11-23T08:00:00Z"]);
+    let nags: Vec<String> = titles(&ntfy)[before..]
+        .iter()
+        .filter(|t| t.contains("nag #"))
+        .cloned()
+        .collect();
+    assert!(
+        nags.iter().any(|n| n.contains("Invoice total rounded")),
+        "{:?}",
+        titles(&ntfy)
+    );
+    assert!(!nags.iter().any(|n| n.contains("Cache miss")), "{nags:?}");
 }
 
 #[test]
