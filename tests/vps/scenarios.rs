@@ -568,7 +568,7 @@ fn a_queued_action_runs_in_the_action_unit_as_its_run_as_user(c: &Ctx) {
             "s-act",
             "[actions]\nrunner = \"queue\"\n\
              [[action]]\nid = \"recreate-healthcheck\"\nargv = [\"touch\", \"/var/lib/app-health/healthy\"]\n\
-             when = { sources = [\"app\"] }\nmode = \"auto\"\nsafe = true\ndry_run = false\nrun_as = \"app\"\n\
+             when = { sources = [\"app\"] }\nmode = \"approve\"\ndry_run = false\nrun_as = \"app\"\n\
              verify = { quiet_runs = 1 }\n",
         ),
     );
@@ -577,6 +577,13 @@ fn a_queued_action_runs_in_the_action_unit_as_its_run_as_user(c: &Ctx) {
         "the package enables the path unit"
     );
     app_error(vm, "Health check file missing");
+    // The run proposes; nothing runs before a person approves (here from the shell).
+    service_ok(vm);
+    let pending = vm.ok("logwarden actions list --json");
+    assert!(pending.contains("recreate-healthcheck"), "{pending}");
+    assert!(!vm.sh("test -e /var/lib/app-health/healthy").ok());
+    let approved = vm.ok("logwarden actions approve 1 --json");
+    assert!(approved.contains("\"ok\": true"), "{approved}");
     let log = service_ok(vm);
     assert!(log.contains("queued for the action unit"), "{log}");
     // The watcher could not have done it: the folder is the app's.
@@ -605,6 +612,10 @@ fn a_queued_action_runs_in_the_action_unit_as_its_run_as_user(c: &Ctx) {
     assert!(log.contains("incident #1 resolved"), "{log}");
     let history = vm.ok("logwarden actions history --json");
     assert!(history.contains("\"status\": \"verified\""), "{history}");
+    assert!(
+        history.contains("(CLI)"),
+        "who approved is recorded: {history}"
+    );
 }
 
 /// 6. A source the service user cannot read and a broken ignore file: the run goes on
