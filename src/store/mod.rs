@@ -431,7 +431,8 @@ impl Store {
                     regression_of, nag_count, last_notified_at, spike_notified, runs_seen, escalation
              FROM incidents WHERE {cond} ORDER BY id"
         );
-        let mut stmt = self.conn.prepare(&sql)?;
+        // Cached: a run asks for incidents many times (pages, links, the index).
+        let mut stmt = self.conn.prepare_cached(&sql)?;
         let rows = stmt.query_map(args, |r| {
             let samples: String = r.get(16)?;
             let diagnosis: Option<String> = r.get(17)?;
