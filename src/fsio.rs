@@ -490,23 +490,6 @@ mod tests {
     }
 
     #[test]
-    fn reads_refuse_a_symlink_and_own_folders_refuse_one_in_their_place() {
-        let d = tempfile::tempdir().unwrap();
-        let victim = d.path().join("victim");
-        std::fs::write(&victim, "precious").unwrap();
-        let root = d.path().join("incidents");
-        std::fs::create_dir(&root).unwrap();
-        std::os::unix::fs::symlink(&victim, root.join("INDEX.md")).unwrap();
-        assert!(read_no_follow(&root.join("INDEX.md")).is_err());
-        std::os::unix::fs::symlink(d.path(), root.join("briefings")).unwrap();
-        let e = own_subdir(&root, "briefings").unwrap_err();
-        assert!(e.contains("symlink"), "{e}");
-        let index = own_subdir(&root, "index").unwrap();
-        assert!(index.is_dir());
-        assert_eq!(own_subdir(&root, "index").unwrap(), index);
-    }
-
-    #[test]
     fn refuses_to_replace_a_symlink() {
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("target");
@@ -542,6 +525,11 @@ mod tests {
         std::os::unix::fs::symlink(&elsewhere, root.join("briefings")).unwrap();
         let e = write_under(&root, &root.join("briefings/b.md"), "x").unwrap_err();
         assert!(e.contains("symlink"), "{e}");
+        let e = own_subdir(&root, "briefings").unwrap_err();
+        assert!(e.contains("symlink"), "{e}");
+        let index = own_subdir(&root, "index").unwrap();
+        assert!(index.is_dir());
+        assert_eq!(own_subdir(&root, "index").unwrap(), index);
         assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
         // a real folder is made and written
         write_under(&root, &root.join("charts/c.svg"), "svg").unwrap();
