@@ -47,6 +47,24 @@ pub struct ActionsReport {
     pub resolved: Vec<i64>,
 }
 
+impl ActionsReport {
+    /// What happened to a request, told twice: `note` on its incident's Log (the page
+    /// changes) and `line` in the run's summary.
+    fn log(
+        &mut self,
+        store: &Store,
+        incident: i64,
+        note: &str,
+        line: String,
+        now: DateTime<Utc>,
+    ) -> store::Result<()> {
+        store.add_note(incident, AUTHOR, note, now)?;
+        self.lines.push(line);
+        self.touched.push(incident);
+        Ok(())
+    }
+}
+
 /// Whether an action is meant for an incident: each list given must hold it.
 pub fn applies(def: &ActionDef, inc: &IncidentRow) -> bool {
     let w = &def.when;
@@ -443,18 +461,13 @@ pub fn run_step(
     for r in store.requests_in("running")? {
         let why = "interrupted: the run that started it ended before recording the outcome; not run again";
         store.set_request_status(r.id, "failed", Some(why))?;
-        store.add_note(
+        rep.log(
+            store,
             r.incident_id,
-            AUTHOR,
             &format!("Action {} (request {}) {why}.", describe(&r), r.id),
+            format!("incident #{}: action {} {why}", r.incident_id, describe(&r)),
             now,
         )?;
-        rep.lines.push(format!(
-            "incident #{}: action {} {why}",
-            r.incident_id,
-            describe(&r)
-        ));
-        rep.touched.push(r.incident_id);
         if let Some(def) = config.actions.get(&r.action_id) {
             breaker(config, store, def, now, &mut rep)?;
         }
@@ -568,18 +581,17 @@ fn execute(
     match gate(config, store, r, inc.as_ref(), now)? {
         Err(why) => {
             store.set_request_status(r.id, "refused", Some(&why))?;
-            store.add_note(
+            rep.log(
+                store,
                 r.incident_id,
-                AUTHOR,
                 &format!("Action {} (request {}) not run: {why}.", describe(r), r.id),
+                format!(
+                    "incident #{}: action {} refused: {why}",
+                    r.incident_id,
+                    describe(r)
+                ),
                 now,
             )?;
-            rep.lines.push(format!(
-                "incident #{}: action {} refused: {why}",
-                r.incident_id,
-                describe(r)
-            ));
-            rep.touched.push(r.incident_id);
             return Ok(());
         }
         Ok(Err(wait)) => {
@@ -603,22 +615,17 @@ fn execute(
             def.id
         );
         store.set_request_status(r.id, "dry-run", Some(&why))?;
-        store.add_note(
+        rep.log(
+            store,
             inc.id,
-            AUTHOR,
             &format!(
                 "Action {} (request {}): {why}; nothing ran.",
                 describe(r),
                 r.id
             ),
+            format!("incident #{}: action {}: {why}", inc.id, describe(r)),
             now,
         )?;
-        rep.lines.push(format!(
-            "incident #{}: action {}: {why}",
-            inc.id,
-            describe(r)
-        ));
-        rep.touched.push(inc.id);
         return Ok(());
     }
     if config.actions.runner == Runner::Queue {
@@ -632,23 +639,22 @@ fn execute(
             return Ok(());
         }
         store.mark_queued(r.id, now)?;
-        store.add_note(
+        rep.log(
+            store,
             inc.id,
-            AUTHOR,
             &format!(
                 "Action {} (request {}, approved by {}) queued for the action unit.",
                 describe(r),
                 r.id,
                 r.decided_by.as_deref().unwrap_or("?")
             ),
+            format!(
+                "incident #{}: action {} queued for the action unit",
+                inc.id,
+                describe(r)
+            ),
             now,
         )?;
-        rep.lines.push(format!(
-            "incident #{}: action {} queued for the action unit",
-            inc.id,
-            describe(r)
-        ));
-        rep.touched.push(inc.id);
         return Ok(());
     }
     store.mark_running(r.id, now)?;
@@ -765,9 +771,9 @@ fn record(
     };
     let said = &o.said;
     let ms = o.ms;
-    store.add_note(
+    rep.log(
+        store,
         inc.id,
-        AUTHOR,
         &format!(
             "Ran action {} (request {}, approved by {}): `{}`{} → {said} in {ms} ms; {shown_out}.{after}",
             describe(r),
@@ -779,14 +785,9 @@ fn record(
                 .map(|u| format!(" as {u}"))
                 .unwrap_or_default(),
         ),
+        format!("incident #{}: ran action {}: {said}", inc.id, describe(r)),
         now,
     )?;
-    rep.lines.push(format!(
-        "incident #{}: ran action {}: {said}",
-        inc.id,
-        describe(r)
-    ));
-    rep.touched.push(inc.id);
     if status == "failed" {
         breaker(config, store, def, now, rep)?;
     }
