@@ -281,7 +281,9 @@ fn rebuild_state(
         body: format!(
             "The state database in `{}` had lost {} incident(s): it was deleted, or its WAL was. \
              They were rebuilt from their pages in `{}` with their ids, status, acks, notes and verdicts, \
-             and are not paged again.\n\nNot rebuilt: notifications still queued when it was lost, \
+             and are not paged again. Their action requests too: one waiting for approval waits \
+             again until its expiry (tap Approve after this message), one approved but not yet run \
+             must be approved again, and what ran counts for the daily caps and cooldowns.\n\nNot rebuilt: notifications still queued when it was lost, \
              the sources' read positions (log files and tables are read again from their start, and \
              records the pages already counted are not counted again), LLM budgets and history, metric history, and \
              Ack/Mute taps made since it was lost (the phone's control topic is read from now on: tap again).",

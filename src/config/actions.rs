@@ -233,7 +233,7 @@ const INTERPRETERS: &[&str] = &[
 ];
 
 /// Whether an id or parameter name is plain: it goes into signed control messages.
-fn plain_name(s: &str) -> bool {
+pub(crate) fn plain_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
         && s.chars()

@@ -236,6 +236,19 @@ pub fn front_matter(i: &IncidentRow) -> String {
     s
 }
 
+/// Front matter with the incident's action requests added (`actions:`, JSON on one
+/// line), so that a rebuilt store knows what waits for approval and what ran.
+pub fn with_actions(fm: &str, actions: &[crate::store::PageAction]) -> String {
+    if actions.is_empty() {
+        return fm.to_string();
+    }
+    let Some(head) = fm.strip_suffix("---\n") else {
+        return fm.to_string();
+    };
+    let json = serde_json::to_string(actions).expect("requests serialise");
+    format!("{head}actions: {}\n---\n", yaml_str(&json))
+}
+
 /// A page with its front matter replaced.
 pub fn replace_front_matter(page: &str, fm: &str) -> String {
     match page

@@ -93,8 +93,15 @@ pub fn page_for(config: &Config, store: &Store, inc: &IncidentRow, path: &Path) 
         Some(body) => super::render_kept(inc, body, &extras),
         None => super::render_full(inc, d.as_ref(), &extras),
     };
+    let actions = store.page_actions(inc.id).unwrap_or_default();
     if !config.redact.incident_files {
-        return page;
+        if actions.is_empty() {
+            return page;
+        }
+        return super::replace_front_matter(
+            &page,
+            &super::with_actions(&super::front_matter(inc), &actions),
+        );
     }
     let red = &config.redact.redactor;
     let page = red.clean(&page);
@@ -119,5 +126,23 @@ pub fn page_for(config: &Config, store: &Store, inc: &IncidentRow, path: &Path) 
     if let Some(by) = &mut clean.resolved_by {
         *by = red.clean(by);
     }
-    super::replace_front_matter(&page, &super::front_matter(&clean))
+    // A parameter redacted changes the digest its Approve is bound to: after a
+    // rebuild, that request can no longer be approved (refused, never run).
+    let mut actions = actions;
+    for a in &mut actions {
+        if let Some(m) = a.params.as_object_mut() {
+            for v in m.values_mut() {
+                if let Some(text) = v.as_str() {
+                    *v = serde_json::Value::String(red.clean(text));
+                }
+            }
+        }
+        if let Some(by) = &mut a.decided_by {
+            *by = red.clean(by);
+        }
+    }
+    super::replace_front_matter(
+        &page,
+        &super::with_actions(&super::front_matter(&clean), &actions),
+    )
 }

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Config;
 use crate::signature::Signature;
-use crate::store::{PageIncident, Store};
+use crate::store::{PageAction, PageIncident, Store};
 
 use super::NOTES_MARKER;
 
@@ -37,6 +37,10 @@ pub struct Rebuilt {
     pub synced: usize,
     /// Signatures learnt from the rebuilt pages.
     pub signatures: usize,
+    /// Action requests brought back from the pages.
+    pub requests: usize,
+    /// Of those, the ones waiting for approval.
+    pub pending: Vec<i64>,
     /// Pages that could not be read or have no front matter of ours.
     pub skipped: Vec<String>,
     /// For each signature, its last occurrence on the pages. A source read again from
@@ -64,6 +68,21 @@ impl Rebuilt {
                 String::new()
             }
         )];
+        if self.requests > 0 {
+            let waiting: Vec<String> = self.pending.iter().map(|r| r.to_string()).collect();
+            out.push(format!(
+                "state rebuilt: {} action request(s) restored from the pages{}",
+                self.requests,
+                if waiting.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; waiting for approval (approve again after this run): request(s) {}",
+                        waiting.join(", ")
+                    )
+                }
+            ));
+        }
         for s in &self.skipped {
             out.push(format!("state rebuilt: page not used: {s}"));
         }
@@ -175,6 +194,7 @@ pub fn rebuild(
                         .map_err(db)?;
                 }
             }
+            restore_actions(config, &batch, p, now, &mut out).map_err(db)?;
             out.synced += 1;
             continue;
         }
@@ -192,6 +212,7 @@ pub fn rebuild(
             batch.rebuild_verdict(p, level_no).map_err(db)?;
         }
         batch.rebuild_signature(p).map_err(db)?;
+        restore_actions(config, &batch, p, now, &mut out).map_err(db)?;
         sigs.insert(p.signature.clone());
         out.incidents.push(p.id);
     }
@@ -290,8 +311,107 @@ pub fn parse_page(text: &str, path: &str, now: DateTime<Utc>) -> Option<(PageInc
         regression_of: val("regression_of").and_then(|v| v.parse().ok()),
         escalation: val("escalation")
             .filter(|j| serde_json::from_str::<crate::trigger::escalate::Escalation>(j).is_ok()),
+        actions: page_actions(val("actions").as_deref(), now),
     };
     Some((p, log_notes(&body_all[cut..], now)))
+}
+
+/// What a request may be in the store (see `ActionRequest::status`).
+const REQUEST_STATUSES: &[&str] = &[
+    "suggested",
+    "pending",
+    "approved",
+    "running",
+    "queued",
+    "rejected",
+    "expired",
+    "refused",
+    "failed",
+    "verifying",
+    "done",
+    "verified",
+    "verify-failed",
+    "dry-run",
+];
+
+/// The action requests a page records (front matter `actions:`). A list that does not
+/// parse, or a request the store could not have held, is left out. Times past `now`
+/// are taken as `now` (an expiry is a deadline, kept as it is).
+fn page_actions(json: Option<&str>, now: DateTime<Utc>) -> Vec<PageAction> {
+    let Some(list) = json.and_then(|j| serde_json::from_str::<Vec<PageAction>>(j).ok()) else {
+        return Vec::new();
+    };
+    list.into_iter()
+        .filter(|a| {
+            a.id > 0
+                && crate::config::actions::plain_name(&a.action)
+                && REQUEST_STATUSES.contains(&a.status.as_str())
+                && a.params
+                    .as_object()
+                    .is_some_and(|m| m.values().all(|v| v.is_string()))
+        })
+        .map(|mut a| {
+            a.created = a.created.min(now);
+            for t in [&mut a.decided_at, &mut a.started, &mut a.verified_at] {
+                *t = t.map(|t| t.min(now));
+            }
+            a
+        })
+        .collect()
+}
+
+/// Brings back the action requests of a page the store lost, under their own ids. A
+/// request that waited for approval waits again until its expiry (the same Approve
+/// button works, tapped after the rebuild). An approval is not taken from a page: a
+/// request approved but not yet run waits for a new one (a safe `auto` action the
+/// config still runs automatically excepted). What ran counts again towards the daily
+/// cap, the cooldown and the breaker; one being verified goes on being verified; one
+/// queued for the action unit takes its result.
+fn restore_actions(
+    config: &Config,
+    batch: &crate::store::Batch,
+    p: &PageIncident,
+    now: DateTime<Utc>,
+    out: &mut Rebuilt,
+) -> crate::store::Result<()> {
+    for a in &p.actions {
+        let mut a = a.clone();
+        let mut note = None;
+        if a.status == "approved" {
+            let still_auto = a.decided_by.as_deref() == Some(crate::actions::AUTO)
+                && config
+                    .actions
+                    .get(&a.action)
+                    .is_some_and(|d| d.mode == crate::config::actions::Mode::Auto && d.safe);
+            if !still_auto {
+                let timeout = chrono::Duration::from_std(config.actions.approval_timeout)
+                    .unwrap_or(chrono::Duration::minutes(30));
+                a.status = "pending".into();
+                a.decided_by = None;
+                a.decided_at = None;
+                let until = *a.expires.get_or_insert(now + timeout);
+                note = Some(format!(
+                    "State rebuilt from this page: the approval of action `{}` (request {}) is not taken from a page; approve it again (Approve on the phone, or `logwarden actions approve {}`) before {}, or it is rejected.",
+                    a.action,
+                    a.id,
+                    a.id,
+                    crate::store::ts(until)
+                ));
+            }
+        }
+        let reason = "(rebuilt from the incident's page; its reason is on the Log)";
+        if !batch.insert_rebuilt_request(p.id, &a, reason)? {
+            continue;
+        }
+        out.requests += 1;
+        if a.status == "pending" {
+            out.pending.push(a.id);
+        }
+        if let Some(n) = note {
+            batch.insert_rebuilt_note(p.id, now, "logwarden", &n)?;
+        }
+    }
+    Ok(())
 }
 
 /// The template and the samples: the code blocks of the page's Evidence section.

@@ -49,6 +49,36 @@ pub struct ActionRequest {
     pub verify_result: Option<String>,
 }
 
+/// A request as its incident's page records it (front matter `actions:`, JSON), so that
+/// a rebuilt store knows what waits for approval and what ran (caps, cooldowns, the
+/// breaker, verifying). The reason and output stay on the page's Log only.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PageAction {
+    pub id: i64,
+    pub action: String,
+    pub params: serde_json::Value,
+    pub status: String,
+    pub proposed_by: String,
+    pub created: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    /// The incident's occurrences when it ran (what `quiet_runs` compares with).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurrences_at_start: Option<u64>,
+    #[serde(default)]
+    pub quiet_runs: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verified_at: Option<DateTime<Utc>>,
+}
+
 const COLUMNS: &str = "id, incident_id, action_id, params, reason, proposed_by, status, created_at, expires_at, decided_by, decided_at, argv, started_at, exit_code, output, duration_ms, quiet_runs, verified_at, verify_result";
 
 fn row(r: &Row<'_>) -> rusqlite::Result<ActionRequest> {
@@ -123,6 +153,40 @@ impl Store {
     /// An incident's requests, oldest first.
     pub fn requests_of(&self, incident: i64) -> Result<Vec<ActionRequest>> {
         self.requests_where("WHERE incident_id = ?1 ORDER BY id", [incident])
+    }
+
+    /// An incident's requests as its page records them, oldest first.
+    pub fn page_actions(&self, incident: i64) -> Result<Vec<PageAction>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, action_id, params, status, proposed_by, created_at, expires_at, decided_by, decided_at,
+                 started_at, exit_code, occurrences_at_start, quiet_runs, verified_at
+             FROM action_requests WHERE incident_id = ?1 ORDER BY id",
+        )?;
+        let v = stmt
+            .query_map([incident], |r| {
+                let opt_ts = |i: usize| -> rusqlite::Result<Option<DateTime<Utc>>> {
+                    Ok(r.get::<_, Option<String>>(i)?.map(|s| parse_ts(&s)))
+                };
+                let params: String = r.get(2)?;
+                Ok(PageAction {
+                    id: r.get(0)?,
+                    action: r.get(1)?,
+                    params: serde_json::from_str(&params).unwrap_or(serde_json::Value::Null),
+                    status: r.get(3)?,
+                    proposed_by: r.get(4)?,
+                    created: parse_ts(&r.get::<_, String>(5)?),
+                    expires: opt_ts(6)?,
+                    decided_by: r.get(7)?,
+                    decided_at: opt_ts(8)?,
+                    started: opt_ts(9)?,
+                    exit_code: r.get(10)?,
+                    occurrences_at_start: r.get::<_, Option<i64>>(11)?.map(|n| n as u64),
+                    quiet_runs: r.get(12)?,
+                    verified_at: opt_ts(13)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(v)
     }
 
     /// Requests in one status, oldest first.

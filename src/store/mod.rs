@@ -16,7 +16,7 @@ mod ops;
 mod outbox;
 // rebuilding incidents and signatures from the pages after the database was lost
 mod rebuild;
-pub use actions::{ActionRequest, NewRequest};
+pub use actions::{ActionRequest, NewRequest, PageAction};
 pub use ops::{OpenIncident, RunSummary};
 pub use outbox::DeadLetter;
 pub use rebuild::PageIncident;

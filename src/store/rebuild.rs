@@ -37,6 +37,8 @@ pub struct PageIncident {
     pub regression_of: Option<i64>,
     /// What the escalation rules decided, as the store keeps it (JSON).
     pub escalation: Option<String>,
+    /// Its action requests, as the page recorded them.
+    pub actions: Vec<super::PageAction>,
 }
 
 impl Store {
@@ -121,6 +123,42 @@ impl Batch<'_> {
             ],
         )?;
         Ok(())
+    }
+
+    /// A request as its incident's page recorded it, under its own id (the ids an
+    /// Approve is bound to). One the store still has is left as the store has it;
+    /// false then.
+    pub fn insert_rebuilt_request(
+        &self,
+        incident: i64,
+        a: &super::PageAction,
+        reason: &str,
+    ) -> Result<bool> {
+        let n = self.tx.execute_cached(
+            "INSERT OR IGNORE INTO action_requests (id, incident_id, action_id, params, reason, proposed_by, status,
+                 created_at, expires_at, decided_by, decided_at, started_at, exit_code, occurrences_at_start,
+                 quiet_runs, verified_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            params![
+                a.id,
+                incident,
+                a.action,
+                a.params.to_string(),
+                reason,
+                a.proposed_by,
+                a.status,
+                ts(a.created),
+                a.expires.map(ts),
+                a.decided_by,
+                a.decided_at.map(ts),
+                a.started.map(ts),
+                a.exit_code,
+                a.occurrences_at_start.map(|n| n as i64),
+                a.quiet_runs,
+                a.verified_at.map(ts),
+            ],
+        )?;
+        Ok(n == 1)
     }
 
     /// A note of a rebuilt incident, with its own time.

@@ -732,3 +732,123 @@ fn a_queued_action_without_a_result_fails_after_two_hours_and_frees_its_incident
     );
     assert_eq!(history(&t)[0]["status"], "failed");
 }
+
+fn lose_the_database(t: &Test) {
+    for ext in ["", "-wal", "-shm"] {
+        let p = t.path(&format!("state/logwarden.db{ext}"));
+        if p.exists() {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+}
+
+#[test]
+fn a_request_waiting_for_approval_survives_a_lost_database_and_its_approve_still_runs_it() {
+    let (t, ntfy) = setup(
+        PROPOSE_HEALTHY,
+        "mode = \"approve\"\nverify = { quiet_runs = 1 }\n",
+        HEALTH_ERROR,
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    let m = ntfy.messages_to("ops");
+    assert_eq!(m.len(), 1);
+    lose_the_database(&t);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:02:00Z"]);
+    assert!(
+        r.stdout.contains(
+            "state rebuilt: 1 action request(s) restored from the pages; waiting for approval (approve again after this run): request(s) 1"
+        ),
+        "{}",
+        r.stdout
+    );
+    let h = &history(&t)[0];
+    assert_eq!(h["status"], "pending", "{h}");
+    assert_eq!(h["incident_id"], 1, "{h}");
+    assert_eq!(h["expires_at"], "2026-11-22T10:30:00Z", "{h}");
+    assert_eq!(h["params"]["name"], "healthy", "{h}");
+    assert!(!t.path("run/healthy").exists());
+    // The button of the notification sent before the loss, tapped after the rebuild.
+    assert_eq!(ntfy.tap(&m[0], "Approve: recreate-healthcheck"), 200);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(
+        r.stdout
+            .contains("ran action `recreate-healthcheck` (name=healthy): exit code 0"),
+        "{}",
+        r.stdout
+    );
+    assert!(t.path("run/healthy").exists());
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(r.stdout.contains("incident #1 resolved"), "{}", r.stdout);
+    // Not paged again: the proposal, then the one message about the rebuild.
+    let titles: Vec<String> = ntfy
+        .messages_to("ops")
+        .iter()
+        .map(|m| m.header("Title").unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    assert!(titles[1].contains("rebuilt its state"), "{titles:?}");
+}
+
+#[test]
+fn after_a_lost_database_past_runs_still_hold_the_cooldown_and_an_approval_is_asked_again() {
+    let (t, _ntfy) = setup(
+        PROPOSE_HEALTHY,
+        "mode = \"approve\"\ncooldown = \"1h\"\n",
+        &format!("{HEALTH_ERROR}{OTHER_ERROR}"),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    t.ok(&["actions", "approve", "1", "--now", "2026-11-22T10:01:00Z"]);
+    t.ok(&["actions", "approve", "2", "--now", "2026-11-22T10:01:00Z"]);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert_eq!(r.stdout.matches("ran action").count(), 1, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("waits: its cooldown runs until 2026-11-22T11:05:00Z"),
+        "{}",
+        r.stdout
+    );
+    lose_the_database(&t);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(
+        r.stdout.contains("state rebuilt: 2 action request(s) restored from the pages; waiting for approval (approve again after this run): request(s) 2"),
+        "{}",
+        r.stdout
+    );
+    // The approval of the one that had not run is not taken from a page.
+    assert_eq!(r.stdout.matches("ran action").count(), 0, "{}", r.stdout);
+    let statuses: Vec<(i64, String)> = history(&t)
+        .iter()
+        .map(|h| {
+            (
+                h["id"].as_i64().unwrap(),
+                h["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [(2, "pending".to_string()), (1, "done".to_string())]
+    );
+    let page2 = t
+        .incident_files()
+        .into_iter()
+        .map(|p| std::fs::read_to_string(p).unwrap().replace('\\', ""))
+        .find(|p| p.contains("id: 2\n"))
+        .unwrap();
+    assert!(
+        page2.contains("the approval of action `recreate-healthcheck` (request 2) is not taken from a page; approve it again"),
+        "{page2}"
+    );
+    // Approved again: the run before the loss still holds the cooldown.
+    t.ok(&["actions", "approve", "2", "--now", "2026-11-22T10:11:00Z"]);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
+    assert_eq!(r.stdout.matches("ran action").count(), 0, "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("waits: its cooldown runs until 2026-11-22T11:05:00Z"),
+        "{}",
+        r.stdout
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T11:06:00Z"]);
+    assert_eq!(r.stdout.matches("ran action").count(), 1, "{}", r.stdout);
+}

@@ -343,6 +343,37 @@ fn installed_units_verify_clean_and_the_service_exposure_is_at_most_2_5() {
         readme.contains(&format!("exposure level {exposure}")),
         "README.md should state `exposure level {exposure}`"
     );
+    // The action unit: root, but boxed for the documented actions; the README states
+    // its figure too.
+    let s = Command::new(sa)
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(units.join("logwarden-act.service"))
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&s.stdout).into_owned() + &String::from_utf8_lossy(&s.stderr);
+    let act: f64 = text
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for logwarden-act.service: ")
+                .nth(1)
+        })
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{text}"));
+    assert!(act <= 2.0, "action unit exposure {act} > 2.0:\n{text}");
+    assert!(
+        readme.contains(&format!("`logwarden-act.service`: exposure level {act:.1}")),
+        "README.md should state `logwarden-act.service`: exposure level {act:.1}"
+    );
+    let act_unit = std::fs::read_to_string(units.join("logwarden-act.service")).unwrap();
+    for line in [
+        "ProtectSystem=strict",
+        "PrivateTmp=no",
+        "PrivateNetwork=yes",
+    ] {
+        assert!(act_unit.lines().any(|l| l == line), "act unit lacks {line}");
+    }
     // Hardening the brief asks for, present as written.
     let unit = std::fs::read_to_string(&service).unwrap();
     for line in [

@@ -72,6 +72,14 @@ pub const ALL: &[Scenario] = &[
         run: a_queued_action_runs_in_the_action_unit_as_its_run_as_user,
     },
     Scenario {
+        name: "vanished_health_check_file_real_claude_phone_approve_action_unit_resolves",
+        run: vanished_health_check_file_real_claude_phone_approve_action_unit_resolves,
+    },
+    Scenario {
+        name: "the_action_units_sandbox_lets_the_documented_actions_work",
+        run: the_action_units_sandbox_lets_the_documented_actions_work,
+    },
+    Scenario {
         name: "upgrade_keeps_everything_remove_keeps_config_purge_removes_all",
         run: upgrade_keeps_everything_remove_keeps_config_purge_removes_all,
     },
@@ -103,8 +111,9 @@ fn reset(c: &Ctx) {
     vm.ok(&format!(
         "systemctl stop logwarden.timer logwarden.service
          rm -rf /etc/systemd/system/logwarden.service.d /etc/systemd/system/logwarden.timer.d
+         rm -rf /etc/systemd/system/logwarden-act.service.d
          systemctl daemon-reload
-         rm -rf {STATE}/* {STATE}/.[!.]* {IGNORE} /var/log/app /var/log/private
+         rm -rf {STATE}/* {STATE}/.[!.]* {IGNORE} /var/log/app /var/log/private /var/lib/logwarden-act/*
          install -d -m 0750 -o logwarden -g logwarden {INCIDENTS}
          install -d -m 0750 -o app -g adm /var/log/app
          ln -sf /usr/share/zoneinfo/Etc/UTC /etc/localtime"
@@ -561,6 +570,9 @@ fn a_queued_action_runs_in_the_action_unit_as_its_run_as_user(c: &Ctx) {
     let vm = c.vm;
     reset(c);
     vm.ok("rm -rf /var/lib/app-health && install -d -m 0755 -o app -g app /var/lib/app-health");
+    // The action unit's system is read-only but for /run, /tmp and /var/tmp: a data
+    // dir is granted as the README says, with a drop-in (`systemctl edit`).
+    grant_to_action_unit(vm, "/var/lib/app-health");
     write_config(
         c,
         &base_config(
@@ -975,4 +987,277 @@ fn upgrade_keeps_everything_remove_keeps_config_purge_removes_all(c: &Ctx) {
             .contains("not-installed")
             || !vm.sh("dpkg-query -W logwarden").ok()
     );
+}
+
+/// Grants the action unit write access to `path`, as `systemctl edit logwarden-act`
+/// would (a drop-in with `ReadWritePaths=`).
+fn grant_to_action_unit(vm: &Vm, path: &str) {
+    vm.ok("mkdir -p /etc/systemd/system/logwarden-act.service.d");
+    vm.write(
+        "/etc/systemd/system/logwarden-act.service.d/paths.conf",
+        &format!("[Service]\nReadWritePaths={path}\n"),
+    );
+    vm.ok("systemctl daemon-reload");
+}
+
+/// The Claude Code CLI's key and URL for the service, from a drop-in as a user would
+/// set them: the fake Messages API on the host's loopback.
+fn claude_drop_in(c: &Ctx) {
+    c.vm.ok("mkdir -p /etc/systemd/system/logwarden.service.d");
+    c.vm.write(
+        "/etc/systemd/system/logwarden.service.d/claude.conf",
+        &format!(
+            "[Service]\nEnvironment=ANTHROPIC_BASE_URL={}\nEnvironment=ANTHROPIC_API_KEY=sk-ant-api03-fake-key-for-vps-tests-0000\nEnvironment=DISABLE_AUTOUPDATER=1\nEnvironment=CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1\n",
+            c.api.url
+        ),
+    );
+    c.vm.ok("systemctl daemon-reload");
+}
+
+/// The app's health probe, as the app's user: the file there, nothing said; gone, an
+/// error in its log.
+fn health_probe(vm: &Vm) {
+    app(
+        vm,
+        APP_LOG,
+        "",
+        "import os\npath = '/tmp/healthy'\nif not os.path.exists(path):\n    logger.error('Health check file {} missing, the load balancer takes the node out', path)",
+    );
+}
+
+/// The whole story, as on a real server: the app's health-check file in /tmp vanishes
+/// and its probe logs it (real loguru); the installed watcher (user `logwarden`, its
+/// sandbox) opens an incident and the real Claude Code CLI (against the fake Messages
+/// API) proposes `recreate-healthcheck`; the notification carries a signed Approve,
+/// which the test posts to the control topic as the ntfy app does; the next run queues
+/// the request; `logwarden-act.path` starts the root action unit, which runs it as the
+/// app's user, into the real /tmp (not a private one: the app must see it); the probe
+/// is quiet again, the verify passes, the incident resolves, its page's Log tells each
+/// step, and the phone was paged once.
+fn vanished_health_check_file_real_claude_phone_approve_action_unit_resolves(c: &Ctx) {
+    let Some(claude) = &c.claude else {
+        println!("SKIPPED: no Claude Code CLI (set LOGWARDEN_TEST_CLAUDE or run .ci/run)");
+        return;
+    };
+    let vm = c.vm;
+    reset(c);
+    vm.ok("rm -f /tmp/healthy");
+    claude_drop_in(c);
+    c.api.set_default(&format!(
+        "The health-check file is gone; the load balancer will take the node out.\n```json\n{}\n```",
+        serde_json::json!({"verdict": "real", "severity": "critical", "title": "Health-check file missing",
+            "summary": "The app's health-check file /tmp/healthy was deleted.", "root_cause": "a tmp cleaner removed it",
+            "suggested_fix": "recreate it and exclude it from the cleaner", "confidence": 0.9,
+            "actions": [{"id": "recreate-healthcheck", "params": {"name": "healthy"},
+                         "reason": "the load balancer probes this file"}]})
+    ));
+    let before = c.api.messages().len();
+    c.ntfy.allow_anonymous_write("s-chain-control");
+    write_config(
+        c,
+        &(base_config(
+            c,
+            "s-chain",
+            &format!(
+                "\n[investigator]\nkind = \"claude-cli\"\ncommand = \"{claude}\"\ntimeout = \"150s\"\nmodel = \"sonnet\"\nmax_turns = 4\n\
+                 [actions]\nrunner = \"queue\"\n\
+                 [[action]]\nid = \"recreate-healthcheck\"\ndescription = \"Recreate the app's health-check file\"\n\
+                 argv = [\"touch\", \"/tmp/{{name}}\"]\nparams = {{ name = \"healthy|ready\" }}\nwhen = {{ sources = [\"app\"] }}\n\
+                 mode = \"approve\"\ndry_run = false\nrun_as = \"app\"\nverify = {{ quiet_runs = 1 }}\n"
+            ),
+        ) + "control_topic = \"s-chain-control\"\n"),
+    );
+    // The file was there (the app's), a cleaner removed it, the probe logs it.
+    vm.ok("runuser -u app -- touch /tmp/healthy && rm /tmp/healthy");
+    health_probe(vm);
+
+    let log = service_ok(vm);
+    assert!(log.contains("new incident #1"), "{log}");
+    assert!(!log.contains("Bad system call"), "{log}");
+    let msgs = c.api.messages();
+    let req = msgs[before..]
+        .iter()
+        .find(|r| r.text().contains("LOG DATA"))
+        .expect("the real claude CLI asked the fake Messages API");
+    let system = req.body["system"].to_string();
+    assert!(
+        system.contains("## Allowed actions") && system.contains("recreate-healthcheck"),
+        "the model was told which action it may propose: {system}"
+    );
+    let i = &incidents(vm)[0];
+    assert_eq!(i["diagnosis"]["backend"], "claude-cli", "{i}");
+    let m = c.ntfy.messages_to("s-chain");
+    assert_eq!(m.len(), 1, "{}", bodies(&m));
+    assert!(
+        m[0].body
+            .contains("Proposed action: `recreate-healthcheck` (name=healthy)"),
+        "{}",
+        m[0].body
+    );
+    assert!(!vm.sh("test -e /tmp/healthy").ok(), "nothing ran yet");
+
+    // Approve tapped: the ntfy app posts the signed line to the control topic.
+    assert_eq!(c.ntfy.tap(&m[0], "Approve: recreate-healthcheck"), 200);
+    let log = service_ok(vm);
+    assert!(log.contains("approved by phone (ntfy)"), "{log}");
+    assert!(log.contains("queued for the action unit"), "{log}");
+    wait_for("the action unit to run it", Duration::from_secs(60), || {
+        vm.sh("test -e /tmp/healthy").ok().then_some(())
+    });
+    // In the real /tmp, where the app looks, made by the app's user.
+    assert_eq!(
+        stat(vm, "/tmp/healthy").split_once(' ').unwrap().1,
+        "app app"
+    );
+    let act = vm.ok("journalctl --no-pager -o cat -u logwarden-act.service");
+    assert!(act.contains("request 1: ran"), "{act}");
+    // The probe finds it: quiet.
+    health_probe(vm);
+    let log = service_ok(vm);
+    assert!(
+        log.contains("ran action `recreate-healthcheck` (name=healthy): exit code 0"),
+        "{log}"
+    );
+    let log = service_ok(vm);
+    assert!(log.contains("incident #1 resolved"), "{log}");
+
+    let i = &incidents(vm)[0];
+    assert_eq!(i["status"], "resolved", "{i}");
+    let page = page(vm, i).replace('\\', "");
+    for step in [
+        "proposed by the investigator (request 1): the load balancer probes this file",
+        "Waiting for approval until",
+        "approved by phone (ntfy)",
+        "queued for the action unit",
+        "Ran action `recreate-healthcheck` (name=healthy) (request 1, approved by phone (ntfy)): `touch /tmp/healthy` as app → exit code 0",
+        "passed: the signature stayed quiet for 1 run(s). The incident is resolved.",
+        "status: resolved",
+    ] {
+        assert!(page.contains(step), "{step} missing from:\n{page}");
+    }
+    let history = vm.ok("logwarden actions history --json");
+    let h: Vec<Value> = serde_json::from_str(&history).unwrap();
+    assert_eq!(h.len(), 1, "{history}");
+    assert_eq!(h[0]["status"], "verified", "{history}");
+    assert_eq!(h[0]["decided_by"], "phone (ntfy)", "{history}");
+    assert_eq!(h[0]["argv"][1], "/tmp/healthy", "{history}");
+    let ledger = vm.ok("cat /var/lib/logwarden-act/ledger.json");
+    let ledger: Value = serde_json::from_str(&ledger).unwrap();
+    assert_eq!(
+        ledger["recreate-healthcheck"].as_array().map(Vec::len),
+        Some(1),
+        "{ledger}"
+    );
+    // Paged once: the proposal; nothing else went to the phone about it.
+    let m = c.ntfy.messages_to("s-chain");
+    assert_eq!(m.len(), 1, "{}", bodies(&m));
+}
+
+/// The action unit's sandbox (ProtectSystem=strict, no network, a narrow capability
+/// set): measured with `systemd-analyze security` as installed, and the documented
+/// actions still work in it, each `auto` (safe) and attached by rule: restart a unit
+/// through systemctl as root, touch a file under /run as the app's user, touch one in
+/// a data dir granted with a drop-in.
+fn the_action_units_sandbox_lets_the_documented_actions_work(c: &Ctx) {
+    let vm = c.vm;
+    reset(c);
+    let sec = vm.ok("systemd-analyze security --no-pager logwarden-act.service 2>&1");
+    let exposure: f64 = sec
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for logwarden-act.service: ")
+                .nth(1)
+        })
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{sec}"));
+    println!("systemd-analyze security logwarden-act.service (booted): exposure {exposure}");
+    assert!(exposure <= 2.5, "{sec}");
+    vm.sh("systemctl stop lw-worker.service; systemctl reset-failed lw-worker.service");
+    vm.ok("systemd-run --unit=lw-worker sleep infinity");
+    let pid_before = vm.ok("systemctl show -p MainPID --value lw-worker.service");
+    vm.ok("rm -rf /run/app /var/lib/app-data && install -d -m 0755 -o app -g app /run/app /var/lib/app-data");
+    grant_to_action_unit(vm, "/var/lib/app-data");
+    let source = |name: &str| {
+        format!(
+            "[[source]]\nname = \"{name}\"\npath = \"/var/log/app/{name}.log\"\nfrom = \"start\"\n"
+        )
+    };
+    let action = |id: &str, argv: &str, src: &str, user: &str| {
+        format!(
+            "[[action]]\nid = \"{id}\"\nargv = {argv}\nwhen = {{ sources = [\"{src}\"] }}\nmode = \"auto\"\nsafe = true\ndry_run = false\nrun_as = \"{user}\"\n"
+        )
+    };
+    write_config(
+        c,
+        &base_config(
+            c,
+            "s-sandbox",
+            &format!(
+                "{}{}{}[actions]\nrunner = \"queue\"\n{}{}{}",
+                source("worker"),
+                source("ready"),
+                source("data"),
+                action(
+                    "restart-worker",
+                    "[\"systemctl\", \"restart\", \"lw-worker.service\"]",
+                    "worker",
+                    "root"
+                ),
+                action(
+                    "mark-ready",
+                    "[\"touch\", \"/run/app/ready\"]",
+                    "ready",
+                    "app"
+                ),
+                action(
+                    "mark-data",
+                    "[\"touch\", \"/var/lib/app-data/flag\"]",
+                    "data",
+                    "app"
+                ),
+            ),
+        ),
+    );
+    for name in ["worker", "ready", "data"] {
+        app(
+            vm,
+            &format!("/var/log/app/{name}.log"),
+            "",
+            &format!("logger.error('{name} is stuck')"),
+        );
+    }
+    let log = service_ok(vm);
+    assert_eq!(
+        log.matches("queued for the action unit").count(),
+        3,
+        "{log}"
+    );
+    wait_for(
+        "the action unit to run the three",
+        Duration::from_secs(60),
+        || {
+            vm.sh("test -e /run/app/ready && test -e /var/lib/app-data/flag && test -z \"$(ls -A /var/lib/logwarden/actions/queue)\"")
+            .ok()
+            .then_some(())
+        },
+    );
+    let log = service_ok(vm);
+    for id in ["restart-worker", "mark-ready", "mark-data"] {
+        assert!(
+            log.contains(&format!("ran action `{id}`: exit code 0")),
+            "{id}:\n{log}\n{}",
+            vm.ok("journalctl --no-pager -o cat -u logwarden-act.service")
+        );
+    }
+    for f in ["/run/app/ready", "/var/lib/app-data/flag"] {
+        assert!(stat(vm, f).ends_with(" app app"), "{f}");
+    }
+    let pid_after = vm.ok("systemctl show -p MainPID,ActiveState lw-worker.service");
+    assert!(pid_after.contains("ActiveState=active"), "{pid_after}");
+    assert!(
+        !pid_after.contains(&format!("MainPID={}", pid_before.trim())),
+        "restarted: {pid_before} then {pid_after}"
+    );
+    vm.sh("systemctl stop lw-worker.service");
 }
