@@ -563,6 +563,69 @@ mod tests {
         assert_eq!(again, page);
     }
 
+    /// The requests a page records come back as written; one the store could not have
+    /// held (an unknown status, an id that is no action's, parameters that are not
+    /// strings) is left out.
+    #[test]
+    fn a_page_gives_back_its_action_requests() {
+        let now = DateTime::parse_from_rfc3339("2026-11-22T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let i = crate::store::IncidentRow {
+            id: 4,
+            signature: "00112233aabbccdd".into(),
+            status: "open".into(),
+            title: "t".into(),
+            template: "boom".into(),
+            first_seen: now,
+            last_seen: now,
+            ..Default::default()
+        };
+        let good = PageAction {
+            id: 9,
+            action: "recreate-healthcheck".into(),
+            params: serde_json::json!({"name": "healthy \"now\" | x"}),
+            status: "pending".into(),
+            proposed_by: "investigator".into(),
+            created: now - chrono::Duration::minutes(5),
+            expires: Some(now + chrono::Duration::minutes(25)),
+            decided_by: None,
+            decided_at: None,
+            started: None,
+            exit_code: None,
+            occurrences_at_start: None,
+            quiet_runs: 0,
+            verified_at: None,
+        };
+        let mut bad_status = good.clone();
+        bad_status.id = 10;
+        bad_status.status = "running-as-root".into();
+        let mut bad_id = good.clone();
+        bad_id.id = 11;
+        bad_id.action = "Recreate; rm -rf /".into();
+        let mut bad_params = good.clone();
+        bad_params.id = 12;
+        bad_params.params = serde_json::json!({"name": ["a"]});
+        let mut future = good.clone();
+        future.id = 13;
+        future.status = "done".into();
+        future.started = Some(now + chrono::Duration::days(3));
+        let page = super::super::render_full(&i, None, &super::super::Extras::default());
+        let fm = super::super::front_matter(&i);
+        let page = super::super::replace_front_matter(
+            &page,
+            &super::super::with_actions(
+                &fm,
+                &[good.clone(), bad_status, bad_id, bad_params, future],
+            ),
+        );
+        let (p, _) = parse_page(&page, "/x.md", now).expect(&page);
+        let ids: Vec<i64> = p.actions.iter().map(|a| a.id).collect();
+        assert_eq!(ids, [9, 13], "{page}");
+        assert_eq!(p.actions[0], good);
+        assert_eq!(p.actions[1].started, Some(now), "no run in the future");
+    }
+
     #[test]
     fn reads_the_ids_of_the_index() {
         let idx = "# Incidents\n\n| date | severity | status | title | occurrences |\n|---|---|---|---|---:|\n| 2026-11-22 10:00 | warning | open | [#12 a \\| b](f.md) | 3 |\n| 2026-11-21 10:00 | info | resolved | #3 x | 1 |\n";
