@@ -852,3 +852,29 @@ fn after_a_lost_database_past_runs_still_hold_the_cooldown_and_an_approval_is_as
     let r = t.ok(&["run", "--now", "2026-11-22T11:06:00Z"]);
     assert_eq!(r.stdout.matches("ran action").count(), 1, "{}", r.stdout);
 }
+
+#[test]
+fn a_request_queued_for_the_action_unit_when_the_database_is_lost_still_takes_its_result() {
+    let (t, _ntfy) = queued_setup();
+    lose_the_database(&t);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
+    assert!(
+        r.stdout
+            .contains("state rebuilt: 1 action request(s) restored from the pages\n"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(history(&t)[0]["status"], "queued");
+    let r = t.ok(&["act", "--now", "2026-11-22T10:07:00Z"]);
+    assert!(r.stdout.contains("request 1: ran"), "{}", r.stdout);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(
+        r.stdout
+            .contains("ran action `recreate-healthcheck` (name=healthy): exit code 0"),
+        "{}",
+        r.stdout
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
+    assert!(r.stdout.contains("incident #1 resolved"), "{}", r.stdout);
+    assert_eq!(history(&t)[0]["status"], "verified");
+}
