@@ -290,7 +290,7 @@ pub fn for_incident(
     if !others.is_empty() {
         others.sort_by(|a, b| b.count.cmp(&a.count).then(a.template.cmp(&b.template)));
         let cap = budget * 15 / 100;
-        let mut section = String::from("## Other warnings and errors in the same run\n\n");
+        let mut section = String::from("## Other errors this run\n\n");
         let mut shown = 0;
         for g in &others {
             let line = format!(
@@ -320,14 +320,30 @@ pub fn for_incident(
 
     // 3. History and past verdicts of this signature.
     let mut history = String::new();
-    if let Ok(Some((first, total))) = store.signature_totals(&inc.signature) {
+    let verdicts = store.verdicts(&inc.signature);
+    let never = matches!(&verdicts, Ok(v) if v.is_empty());
+    // What the prompt's first line already says (this incident's own first time and
+    // count) is not said again.
+    let totals = store
+        .signature_totals(&inc.signature)
+        .ok()
+        .flatten()
+        .filter(|&(first, total)| first != inc.first_seen || total != inc.occurrences);
+    if let Some((first, total)) = totals {
         let _ = writeln!(
             history,
-            "- first seen {}, {total} occurrence(s) recorded in all",
-            ts(first)
+            "- first seen {}, {total} occurrence(s) in all{}",
+            ts(first),
+            if never {
+                ", never investigated before"
+            } else {
+                ""
+            }
         );
+    } else if never {
+        history.push_str("- never investigated before\n");
     }
-    if let Ok(verdicts) = store.verdicts(&inc.signature) {
+    if let Ok(verdicts) = verdicts {
         for v in verdicts.iter().rev().take(10) {
             let _ = writeln!(
                 history,
@@ -339,9 +355,6 @@ pub fn for_incident(
                 v.level,
                 short(&red.clean(&v.title), 160)
             );
-        }
-        if verdicts.is_empty() {
-            history.push_str("- never investigated before\n");
         }
     }
     if !history.is_empty() {
@@ -356,14 +369,14 @@ pub fn for_incident(
         } else {
             history
         };
-        let _ = writeln!(out, "## History of this signature\n\n{history}");
+        let _ = writeln!(out, "## History\n\n{history}");
     }
 
     // 4. Metrics: the series the checks collect, with sparklines.
     out.push_str("## Metrics\n\n");
     let metrics = metric_summaries(store, now);
     if metrics.is_empty() {
-        out.push_str("(no metrics are collected on this host yet)\n\n");
+        out.push_str("(none collected)\n\n");
     }
     for m in metrics {
         let last = m.values.last().copied().unwrap_or(f64::NAN);
