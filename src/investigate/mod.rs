@@ -173,7 +173,8 @@ fn ask(
     .api_definitions();
     let prompt_tokens = (evidence::tokens(&prompt.system)
         + evidence::tokens(&prompt.user)
-        + evidence::tokens(&serde_json::Value::from(tools).to_string())) as u64;
+        + evidence::tokens(&serde_json::Value::from(tools).to_string()))
+        as u64;
     let call = match store.begin_llm_call(now, backend, Some(inc.id), &inc.signature, prompt_tokens)
     {
         Ok(id) => id,

@@ -158,13 +158,12 @@ fn check_validates_templates_runbook_and_investigator_settings() {
     assert!(r.stdout.contains("max_calls_per_hour = 10"), "{}", r.stdout);
 }
 
-
 /// The scenarios the prompt economy is judged on, each with the values that set one of
 /// its records apart from another, which the investigator must still see.
 const SCENARIOS: &[(&str, &str, &[&str])] = &[
-        (
-            "KeyError ×5 with diagnose=True, through a request handler's stack",
-            r#"
+    (
+        "KeyError ×5 with diagnose=True, through a request handler's stack",
+        r#"
 logger.add("app.log", diagnose=True, backtrace=True)
 SETTINGS = {"region": "eu-west-1", "retries": 3, "timeout_s": 30, "feature_flags": ["beta-export", "new-billing"]}
 class Request:
@@ -190,11 +189,11 @@ for uid in range(1, 6):
     except KeyError:
         logger.exception("Profile export failed for user {} ({})", uid, req.path)
 "#,
-            &["users/1/export", "users/4/export", "'user 2'"],
-        ),
-        (
-            "connection errors with tracebacks beside other groups",
-            r#"
+        &["users/1/export", "users/4/export", "'user 2'"],
+    ),
+    (
+        "connection errors with tracebacks beside other groups",
+        r#"
 logger.add("app.log", backtrace=True)
 import socket
 def connect(host, port):
@@ -208,20 +207,20 @@ for i in range(6):
     logger.error("Payment webhook rejected: status {} for order {}", 500 + i, 1000 + i)
 logger.warning("Queue depth {} over its limit", 512)
 "#,
-            &["db-1", "db-4", "5435", "order 1004"],
-        ),
-        (
-            "timeouts without tracebacks",
-            r#"
+        &["db-1", "db-4", "5435", "order 1004"],
+    ),
+    (
+        "timeouts without tracebacks",
+        r#"
 logger.add("app.log")
 for i in range(12):
     logger.error("Request to search timed out after {} ms (attempt {} of 3, request id r-{})", 5000 + i, 1 + i % 3, 9000 + i)
 "#,
-            &["r-9000", "5001"],
-        ),
-        (
-            "one long traceback (nothing to fold)",
-            r#"
+        &["r-9000", "5001"],
+    ),
+    (
+        "one long traceback (nothing to fold)",
+        r#"
 logger.add("app.log", backtrace=True)
 def recurse(n):
     if n == 0:
@@ -232,9 +231,9 @@ try:
 except RecursionError:
     logger.exception("Report rendering blew up")
 "#,
-            &["too deep"],
-        ),
-    ];
+        &["too deep"],
+    ),
+];
 
 /// Whole prompts per scenario (system, first user message and tool definitions, as the
 /// Messages API receives them; estimated tokens, bytes / 4) sent by logwarden at commit
@@ -291,7 +290,10 @@ fn first_requests(bin: &str, extra: &str, script: &str) -> (Vec<(String, u64)>, 
                 .map(|s| s.len().div_ceil(4) as u64)
                 .sum();
             // Paired by their facts, which hold no nonce.
-            let facts = user.split_once("## Facts").map_or("", |(_, f)| f).to_string();
+            let facts = user
+                .split_once("## Facts")
+                .map_or("", |(_, f)| f)
+                .to_string();
             (facts, format!("{system}\n{user}\n{tools}"), tokens)
         })
         .collect::<Vec<_>>();
@@ -317,7 +319,9 @@ fn prompts_cost_at_most_60_percent_of_the_baseline_and_keep_every_kind_of_eviden
     let sum = |p: &[(String, u64)]| p.iter().map(|(_, n)| n).sum::<u64>();
     let all = |p: &[(String, u64)]| p.iter().map(|(s, _)| s.as_str()).collect::<String>();
     let baseline_bin = std::env::var("LOGWARDEN_TOKENS_BASELINE").ok();
-    let mut table = String::from("| scenario | baseline | unfolded | now | of baseline |\n|---|---:|---:|---:|---:|\n");
+    let mut table = String::from(
+        "| scenario | baseline | unfolded | now | of baseline |\n|---|---:|---:|---:|---:|\n",
+    );
     let (mut now_sum, mut base_sum) = (0u64, 0u64);
     if let Some(bin) = &baseline_bin {
         let measured: Vec<u64> = SCENARIOS
@@ -378,7 +382,10 @@ fn prompts_cost_at_most_60_percent_of_the_baseline_and_keep_every_kind_of_eviden
         }
         // Each value that set a folded record apart is still there.
         for v in *values {
-            assert!(all(&whole).contains(v), "{name}: `{v}` is not in the evidence at all");
+            assert!(
+                all(&whole).contains(v),
+                "{name}: `{v}` is not in the evidence at all"
+            );
             assert!(all(&folded).contains(v), "{name}: `{v}` lost by folding");
         }
         // The instructions that carry safety are all still sent.
@@ -403,7 +410,10 @@ fn prompts_cost_at_most_60_percent_of_the_baseline_and_keep_every_kind_of_eviden
         "| **all** | {base_sum} | | {now_sum} | {:.0} % |\n",
         now_sum as f64 * 100.0 / base_sum as f64
     ));
-    eprintln!("{table}{:.0}% fewer tokens than the baseline", saved * 100.0);
+    eprintln!(
+        "{table}{:.0}% fewer tokens than the baseline",
+        saved * 100.0
+    );
     assert!(
         saved >= 0.40,
         "{:.0}% fewer tokens than the baseline (goal 40%)\n{table}",
