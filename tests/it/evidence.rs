@@ -243,11 +243,11 @@ except RecursionError:
 ///
 /// | scenario | e3507e9 (baseline) | 56094fe (folding) | now |
 /// |---|---:|---:|---:|
-/// | KeyError ×5 with diagnose=True | 4032 | 2263 | 1457 |
+/// | KeyError ×5 with diagnose=True | 4032 | 2263 | 1464 |
 /// | connection errors beside other groups (3 investigations) | 5270 | 5218 | 2774 |
 /// | timeouts without tracebacks | 1621 | 1680 | 902 |
 /// | one long traceback (nothing to fold) | 1644 | 1774 | 968 |
-/// | all | 12567 | 10935 | 6101 (−51 %) |
+/// | all | 12567 | 10935 | 6108 (−51 %) |
 const BASELINE: [u64; 4] = [4032, 5270, 1621, 1644];
 
 /// What each scenario may cost now, in percent of its baseline, so that the test fails
@@ -307,6 +307,20 @@ fn first_requests(bin: &str, extra: &str, script: &str) -> (Vec<(String, u64)>, 
         report["llm_calls"].as_u64(),
         Some(out.len() as u64),
         "one request per investigation (no tool rounds here)"
+    );
+    // `status` reports the same calls and their figure.
+    let status: serde_json::Value = serde_json::from_str(
+        &t.ok(&["status", "--json", "--now", "2030-01-01T00:05:00Z"])
+            .stdout,
+    )
+    .unwrap();
+    let day = &status["prompt_tokens_24h"];
+    assert_eq!(day["calls"].as_u64(), Some(out.len() as u64), "{status}");
+    let largest = out.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    let said = day["largest"].as_u64().unwrap();
+    assert!(
+        said.abs_diff(largest) <= largest / 20 + 10,
+        "status says {said}, measured {largest}"
     );
     (out, report["prompt_tokens"].as_u64())
 }
