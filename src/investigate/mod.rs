@@ -58,9 +58,8 @@ pub struct Diagnosis {
     #[serde(default)]
     pub skipped: Option<String>,
     /// The prompt's estimated size in tokens (system, first message and tool
-    /// definitions, bytes / 4),
-    /// when one was sent: what the evidence budget and the folding of same-shape
-    /// records are judged by.
+    /// definitions, bytes / 4), when one was sent: what the evidence budget, the
+    /// folding of same-shape records and the short instructions are judged by.
     #[serde(default)]
     pub prompt_tokens: Option<u64>,
     /// The allow-listed actions the investigator proposes: untrusted, each one is
