@@ -175,7 +175,9 @@ pub fn resume(store: &Store, id: &str) -> store::Result<bool> {
     Ok(was)
 }
 
-/// The system prompt's section listing the actions allowed for this incident.
+/// The system prompt's section listing the actions allowed for this incident; empty
+/// when none is, since the system prompt allows only what such a list names and every
+/// proposal is checked against the allow-list anyway.
 pub fn prompt_section(config: &Config, inc: &IncidentRow) -> String {
     let allowed: Vec<&ActionDef> = config
         .actions
@@ -184,10 +186,10 @@ pub fn prompt_section(config: &Config, inc: &IncidentRow) -> String {
         .filter(|a| applies(a, inc))
         .collect();
     if allowed.is_empty() {
-        return "\n\n## Allowed actions\n\nNo action is allowed for this incident: leave `actions` empty.\n".into();
+        return String::new();
     }
     let mut s = String::from(
-        "\n\n## Allowed actions\n\nYou may propose, in `actions`, only these (by id), and only when it would help. Parameters must match their pattern in full. logwarden checks every proposal and a person approves it; anything else is dropped.\n\n",
+        "\n\n## Allowed actions\n\nYou may propose, in `actions`, only these (by id), and only when it would help, each as `{\"id\": \"…\", \"params\": {\"name\": \"value\"}, \"reason\": \"why\"}`. Parameters must match their pattern in full. logwarden checks every proposal and a person approves it; anything else is dropped.\n\n",
     );
     for a in allowed {
         let params: Vec<String> = a

@@ -38,15 +38,6 @@ impl Usage {
     }
 }
 
-/// The tool definitions of the shared tool layer, in the Messages API's shape.
-fn tool_defs(tools: &Tools) -> Vec<Value> {
-    tools
-        .definitions()
-        .into_iter()
-        .map(|d| json!({"name": d.name, "description": d.description, "input_schema": d.input_schema}))
-        .collect()
-}
-
 /// Runs one investigation through the Messages API.
 pub fn run(
     cfg: &AnthropicApiConfig,
@@ -95,7 +86,7 @@ pub fn run(
         nonce: prompt.nonce.clone(),
         now,
     };
-    let tools = tool_defs(&layer);
+    let tools = layer.api_definitions();
     let mut messages = vec![json!({"role": "user", "content": prompt.user})];
     let mut usage = Usage::default();
     let mut turns = 0;

@@ -209,6 +209,133 @@ fn differences(records: &[String], shape: &Shape) -> String {
     s
 }
 
+/// Past verdicts, newest first, in at most `max` lines. A run of verdicts alike (same
+/// verdict, severity and level) is one line with how many there were, since when and
+/// their range of occurrences, under the newest one's title: ten lines saying "noise"
+/// tell the investigator no more than one line saying it ten times.
+fn verdict_lines(
+    verdicts: &[crate::store::VerdictRow],
+    max: usize,
+    clean: impl Fn(&str) -> String,
+) -> Vec<String> {
+    let mut runs: Vec<Vec<&crate::store::VerdictRow>> = Vec::new();
+    for v in verdicts.iter().rev() {
+        match runs.last_mut() {
+            Some(run)
+                if run[0].verdict == v.verdict
+                    && run[0].severity == v.severity
+                    && run[0].level == v.level =>
+            {
+                run.push(v)
+            }
+            _ => runs.push(vec![v]),
+        }
+    }
+    let mut lines: Vec<String> = runs
+        .iter()
+        .take(max)
+        .map(|run| {
+            let (newest, oldest) = (run[0], run[run.len() - 1]);
+            let lo = run.iter().map(|v| v.occurrences).min().unwrap_or(0);
+            let hi = run.iter().map(|v| v.occurrences).max().unwrap_or(0);
+            let (when, occurrences) = if run.len() == 1 {
+                (ts(newest.at), lo.to_string())
+            } else {
+                (
+                    format!(
+                        "{} and {} time(s) before since {}",
+                        ts(newest.at),
+                        run.len() - 1,
+                        ts(oldest.at)
+                    ),
+                    if lo == hi {
+                        format!("{lo} each")
+                    } else {
+                        format!("{lo} to {hi}")
+                    },
+                )
+            };
+            format!(
+                "- {when}: judged **{}** ({}), {occurrences} occurrence(s) at level {}: {}\n",
+                newest.verdict,
+                newest.severity,
+                newest.level,
+                short(&clean(&newest.title), 160)
+            )
+        })
+        .collect();
+    if runs.len() > max {
+        let older: usize = runs[max..].iter().map(Vec::len).sum();
+        lines.push(format!("- … {older} older verdict(s) not shown\n"));
+    }
+    lines
+}
+
+/// A template of the run's other groups: the (count, level) of each group with it,
+/// and their total.
+type TemplateCounts = (String, Vec<(u64, String)>, u64);
+
+/// The other groups of the run, one line per template (groups with the same template,
+/// at another level or from another logger, are one line with a count per level), by
+/// their total count: (template, (count, level) per group, total).
+fn merge_by_template(
+    groups: &[&RunGroup],
+    template_of: impl Fn(&str) -> String,
+) -> Vec<TemplateCounts> {
+    let mut merged: Vec<TemplateCounts> = Vec::new();
+    for g in groups {
+        let template = template_of(&g.template);
+        match merged.iter_mut().find(|(t, _, _)| *t == template) {
+            Some((_, counts, total)) => {
+                match counts.iter_mut().find(|(_, l)| *l == g.level) {
+                    Some((n, _)) => *n += g.count,
+                    None => counts.push((g.count, g.level.clone())),
+                }
+                *total += g.count;
+            }
+            None => merged.push((template, vec![(g.count, g.level.clone())], g.count)),
+        }
+    }
+    merged.sort_by(|a, b| b.2.cmp(&a.2).then(a.0.cmp(&b.0)));
+    merged
+}
+
+/// A number as a person would read it: at most three decimals, none trailing.
+fn num(v: f64) -> String {
+    if !v.is_finite() {
+        return v.to_string();
+    }
+    let s = format!("{:.3}", v);
+    s.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
+/// One metric series: its shape (a short sparkline), its range and its last values.
+/// The shape and the range say what the whole series would; the exact values that
+/// matter most are the latest.
+fn metric_line(m: &MetricSummary) -> String {
+    const TAIL: usize = 5;
+    let finite: Vec<f64> = m.values.iter().copied().filter(|v| v.is_finite()).collect();
+    let min = finite.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = finite.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let tail: Vec<String> = m.values[m.values.len().saturating_sub(TAIL)..]
+        .iter()
+        .map(|v| num(*v))
+        .collect();
+    let range = if finite.is_empty() {
+        String::new()
+    } else {
+        format!("range {}–{}, ", num(min), num(max))
+    };
+    format!(
+        "- {}: {} {} values, {range}last {}{}\n",
+        m.name,
+        crate::metrics::chart::sparkline(&m.values, 24),
+        m.values.len(),
+        tail.join(" "),
+        m.unit
+    )
+}
+
 /// Builds the evidence for an incident, redacted and within `config.llm.evidence_tokens`.
 pub fn for_incident(
     config: &Config,
@@ -290,24 +417,21 @@ pub fn for_incident(
     if !others.is_empty() {
         others.sort_by(|a, b| b.count.cmp(&a.count).then(a.template.cmp(&b.template)));
         let cap = budget * 15 / 100;
-        let mut section = String::from("## Other warnings and errors in the same run\n\n");
+        let mut section = String::from("## Other errors this run\n\n");
+        let merged = merge_by_template(&others, |t| short(&red.clean(t), 200));
         let mut shown = 0;
-        for g in &others {
-            let line = format!(
-                "- {}× [{}] `{}`\n",
-                g.count,
-                g.level,
-                short(&red.clean(&g.template), 200)
-            );
+        for (template, counts, _) in &merged {
+            let counts: Vec<String> = counts.iter().map(|(n, l)| format!("{n}× [{l}]")).collect();
+            let line = format!("- {} `{template}`\n", counts.join(", "));
             if section.len() + line.len() > cap {
                 break;
             }
             section.push_str(&line);
             shown += 1;
         }
-        if shown < others.len() {
-            let rest = &others[shown..];
-            let events: u64 = rest.iter().map(|g| g.count).sum();
+        if shown < merged.len() {
+            let rest = &merged[shown..];
+            let events: u64 = rest.iter().map(|(_, _, n)| n).sum();
             let _ = writeln!(
                 section,
                 "- … and {} more template(s) with {events} event(s)",
@@ -320,28 +444,32 @@ pub fn for_incident(
 
     // 3. History and past verdicts of this signature.
     let mut history = String::new();
-    if let Ok(Some((first, total))) = store.signature_totals(&inc.signature) {
+    let verdicts = store.verdicts(&inc.signature);
+    let never = matches!(&verdicts, Ok(v) if v.is_empty());
+    // What the prompt's first line already says (this incident's own first time and
+    // count) is not said again.
+    let totals = store
+        .signature_totals(&inc.signature)
+        .ok()
+        .flatten()
+        .filter(|&(first, total)| first != inc.first_seen || total != inc.occurrences);
+    if let Some((first, total)) = totals {
         let _ = writeln!(
             history,
-            "- first seen {}, {total} occurrence(s) recorded in all",
-            ts(first)
+            "- first seen {}, {total} occurrence(s) in all{}",
+            ts(first),
+            if never {
+                ", never investigated before"
+            } else {
+                ""
+            }
         );
+    } else if never {
+        history.push_str("- never investigated before\n");
     }
-    if let Ok(verdicts) = store.verdicts(&inc.signature) {
-        for v in verdicts.iter().rev().take(10) {
-            let _ = writeln!(
-                history,
-                "- {}: judged **{}** ({}), {} occurrence(s) at level {}: {}",
-                ts(v.at),
-                v.verdict,
-                v.severity,
-                v.occurrences,
-                v.level,
-                short(&red.clean(&v.title), 160)
-            );
-        }
-        if verdicts.is_empty() {
-            history.push_str("- never investigated before\n");
+    if let Ok(verdicts) = verdicts {
+        for line in verdict_lines(&verdicts, 10, |t| red.clean(t)) {
+            history.push_str(&line);
         }
     }
     if !history.is_empty() {
@@ -356,24 +484,17 @@ pub fn for_incident(
         } else {
             history
         };
-        let _ = writeln!(out, "## History of this signature\n\n{history}");
+        let _ = writeln!(out, "## History\n\n{history}");
     }
 
     // 4. Metrics: the series the checks collect, with sparklines.
     out.push_str("## Metrics\n\n");
     let metrics = metric_summaries(store, now);
     if metrics.is_empty() {
-        out.push_str("(no metrics are collected on this host yet)\n\n");
+        out.push_str("(none collected)\n\n");
     }
     for m in metrics {
-        let last = m.values.last().copied().unwrap_or(f64::NAN);
-        let _ = writeln!(
-            out,
-            "- {}: {} now {last}{} ",
-            m.name,
-            crate::metrics::chart::sparkline(&m.values, 60),
-            m.unit
-        );
+        out.push_str(&metric_line(&m));
     }
 
     // 5. Recent deploys.
@@ -469,6 +590,112 @@ mod tests {
         );
         assert!(d.contains("10:00:01") && d.contains("10:00:02"), "{d}");
         assert!(!d.contains("Traceback"), "{d}");
+    }
+
+    #[test]
+    fn verdicts_alike_are_one_line_and_a_change_starts_another() {
+        let at = |m: u32| chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 22, 10, m, 0).unwrap();
+        let v = |m: u32, verdict: &str, occurrences: u64, title: &str| crate::store::VerdictRow {
+            incident_id: None,
+            verdict: verdict.into(),
+            severity: "info".into(),
+            level: "ERROR".into(),
+            level_no: 40,
+            occurrences,
+            title: title.into(),
+            at: at(m),
+        };
+        // Oldest first, as the store gives them.
+        let mut verdicts = vec![v(0, "real", 3, "Database down")];
+        for m in 1..=9 {
+            verdicts.push(v(m, "noise", m as u64, &format!("Bot scan {m}")));
+        }
+        let lines = verdict_lines(&verdicts, 10, str::to_string);
+        assert_eq!(
+            lines,
+            vec![
+                "- 2026-11-22T10:09:00Z and 8 time(s) before since 2026-11-22T10:01:00Z: judged **noise** (info), 1 to 9 occurrence(s) at level ERROR: Bot scan 9\n",
+                "- 2026-11-22T10:00:00Z: judged **real** (info), 3 occurrence(s) at level ERROR: Database down\n",
+            ]
+        );
+        // Fewer lines allowed than runs: the older ones are counted.
+        let lines = verdict_lines(&verdicts, 1, str::to_string);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1], "- … 1 older verdict(s) not shown\n");
+        // Verdicts that alternate stay one line each.
+        let alternating: Vec<_> = (0..4)
+            .map(|m| v(m, if m % 2 == 0 { "real" } else { "noise" }, 2, "t"))
+            .collect();
+        let lines = verdict_lines(&alternating, 10, str::to_string);
+        assert_eq!(lines.len(), 4);
+        assert!(
+            lines.iter().all(|l| l.contains(", 2 occurrence(s)")),
+            "{lines:?}"
+        );
+    }
+
+    #[test]
+    fn groups_with_one_template_are_one_line_with_each_level_counted() {
+        let g = |sig: &str, template: &str, level: &str, count: u64| RunGroup {
+            signature: sig.into(),
+            template: template.into(),
+            level: level.into(),
+            count,
+        };
+        let groups = [
+            g("a", "Timeout talking to <*>", "ERROR", 6),
+            g("b", "Disk almost full", "WARNING", 8),
+            g("c", "Timeout talking to <*>", "WARNING", 2),
+            g("d", "Timeout talking to <*>", "ERROR", 1),
+        ];
+        let refs: Vec<&RunGroup> = groups.iter().collect();
+        let merged = merge_by_template(&refs, str::to_string);
+        assert_eq!(
+            merged,
+            vec![
+                (
+                    "Timeout talking to <*>".to_string(),
+                    vec![(7, "ERROR".to_string()), (2, "WARNING".to_string())],
+                    9
+                ),
+                (
+                    "Disk almost full".to_string(),
+                    vec![(8, "WARNING".to_string())],
+                    8
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_metric_is_its_shape_range_and_last_values() {
+        let m = MetricSummary {
+            name: "disk_used_percent{mount=\"/\"} (disk)".into(),
+            unit: String::new(),
+            values: (0..48).map(|i| 50.0 + i as f64 / 4.0).collect(),
+        };
+        let line = metric_line(&m);
+        assert!(
+            line.starts_with("- disk_used_percent{mount=\"/\"} (disk): ▁"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with(" 48 values, range 50–61.75, last 60.75 61 61.25 61.5 61.75\n"),
+            "{line}"
+        );
+        // 24 marks of shape for 48 values, not one per value.
+        let marks = line.chars().filter(|c| ('▁'..='█').contains(c)).count();
+        assert_eq!(marks, 24, "{line}");
+        let empty = MetricSummary {
+            name: "q".into(),
+            unit: String::new(),
+            values: vec![f64::NAN],
+        };
+        assert!(
+            metric_line(&empty).contains("1 values, last NaN"),
+            "{}",
+            metric_line(&empty)
+        );
     }
 
     #[test]

@@ -57,9 +57,9 @@ pub struct Diagnosis {
     /// Set when the LLM was not asked: `budget`, `breaker` or `recurring-noise`.
     #[serde(default)]
     pub skipped: Option<String>,
-    /// The prompt's estimated size in tokens (system and first message, bytes / 4),
-    /// when one was sent: what the evidence budget and the folding of same-shape
-    /// records are judged by.
+    /// The prompt's estimated size in tokens (system, first message and tool
+    /// definitions, bytes / 4), when one was sent: what the evidence budget, the
+    /// folding of same-shape records and the short instructions are judged by.
     #[serde(default)]
     pub prompt_tokens: Option<u64>,
     /// The allow-listed actions the investigator proposes: untrusted, each one is
@@ -160,7 +160,20 @@ fn ask(
         Err(e) => return fail(format!("prompt could not be built: {e}")),
     };
     prompt.add_system_section(&crate::actions::prompt_section(config, inc));
-    let prompt_tokens = (evidence::tokens(&prompt.system) + evidence::tokens(&prompt.user)) as u64;
+    // The tool definitions go with every request too, and cost as much as a section.
+    let tools = tools::Tools {
+        config,
+        store,
+        incident: Some(inc.clone()),
+        evidence: String::new(),
+        nonce: prompt.nonce.clone(),
+        now: now.timestamp(),
+    }
+    .api_definitions();
+    let prompt_tokens = (evidence::tokens(&prompt.system)
+        + evidence::tokens(&prompt.user)
+        + evidence::tokens(&serde_json::Value::from(tools).to_string()))
+        as u64;
     let call = match store.begin_llm_call(now, backend, Some(inc.id), &inc.signature, prompt_tokens)
     {
         Ok(id) => id,

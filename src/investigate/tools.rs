@@ -76,31 +76,31 @@ impl<'a> Tools<'a> {
         let mut tools = vec![
             ToolDef {
                 name: "search_events",
-                description: "Search the warnings and errors logwarden has stored (incident templates and sample records) for a text, case-insensitive. Read-only. Returns up to 10 incidents, newest first.".into(),
+                description: "Search stored incidents (templates, samples) for a text of 3+ characters, any case: up to 10, newest first.".into(),
                 input_schema: json!({
                     "type": "object",
-                    "properties": {"query": {"type": "string", "description": "text to look for, at least 3 characters"}},
+                    "properties": {"query": {"type": "string"}},
                     "required": ["query"]
                 }),
             },
             ToolDef {
                 name: "read_evidence",
-                description: "Read the evidence logwarden gathered for the incident under investigation (triggering records, other errors of the run, history, metrics, deploys), in pages.".into(),
+                description: "This incident's evidence (as in the prompt) by pages.".into(),
                 input_schema: json!({
                     "type": "object",
-                    "properties": {"offset": {"type": "integer", "minimum": 0, "description": "byte offset to read from (default 0)"}}
+                    "properties": {"offset": {"type": "integer", "minimum": 0}}
                 }),
             },
             ToolDef {
                 name: "read_source",
-                description: "Read the records (all levels) of one configured log source around a time: by default the last occurrence of the incident. Returns up to 60 records, oldest first.".into(),
+                description: "Records of all levels of a log source: up to 60 within `minutes` (default 5) of `around` (RFC 3339, default the last occurrence), oldest first; `contains` keeps those with a text (any case).".into(),
                 input_schema: json!({
                     "type": "object",
                     "properties": {
                         "source": {"type": "string", "enum": self.source_names()},
-                        "around": {"type": "string", "description": "RFC 3339 time (default: the incident's last occurrence)"},
-                        "minutes": {"type": "integer", "minimum": 1, "maximum": 120, "description": "window on each side (default 5)"},
-                        "contains": {"type": "string", "description": "keep only records containing this text (case-insensitive)"}
+                        "around": {"type": "string"},
+                        "minutes": {"type": "integer", "minimum": 1, "maximum": 120},
+                        "contains": {"type": "string"}
                     },
                     "required": ["source"]
                 }),
@@ -109,18 +109,18 @@ impl<'a> Tools<'a> {
         if self.config.llm.deploy_repo.is_some() {
             tools.push(ToolDef {
                 name: "git_log",
-                description: "The recent commits of the deploy repository (git log: hash, date, author, subject).".into(),
+                description: "The deploy repository's last `count` (default 15) commits: hash, date, author, subject.".into(),
                 input_schema: json!({
                     "type": "object",
-                    "properties": {"count": {"type": "integer", "minimum": 1, "maximum": 50, "description": "how many commits (default 15)"}}
+                    "properties": {"count": {"type": "integer", "minimum": 1, "maximum": 50}}
                 }),
             });
             tools.push(ToolDef {
                 name: "git_show",
-                description: "One commit of the deploy repository: its message, the files it changed and its diff (capped).".into(),
+                description: "One commit of the deploy repository: message, files changed, diff (capped).".into(),
                 input_schema: json!({
                     "type": "object",
-                    "properties": {"commit": {"type": "string", "description": "a commit hash (4 to 40 hex digits), HEAD or HEAD~N"}},
+                    "properties": {"commit": {"type": "string", "description": "hash (4 to 40 hex digits), HEAD or HEAD~N"}},
                     "required": ["commit"]
                 }),
             });
@@ -131,7 +131,7 @@ impl<'a> Tools<'a> {
             tools.push(ToolDef {
                 name: "run_script",
                 description: format!(
-                    "Run one of the host's curated read-only diagnostic scripts and get its output. Each script accepts only the arguments listed; anything else is refused without running. CHECK is the name of a configured check, which runs with its own configured arguments.\n{}",
+                    "Run one of the host's curated read-only diagnostic scripts. Only the arguments listed are accepted; anything else is refused unrun. CHECK names a configured check, run with its configured arguments.\n{}",
                     crate::scripts::describe(self.config, &scripts)
                 ),
                 input_schema: json!({
@@ -145,6 +145,14 @@ impl<'a> Tools<'a> {
             });
         }
         tools
+    }
+
+    /// The tool definitions in the Messages API's shape.
+    pub fn api_definitions(&self) -> Vec<Value> {
+        self.definitions()
+            .into_iter()
+            .map(|d| json!({"name": d.name, "description": d.description, "input_schema": d.input_schema}))
+            .collect()
     }
 
     /// Runs one tool call. A tool that is not offered in this configuration is refused

@@ -1,6 +1,7 @@
 //! What the investigator is given: the evidence sections within their token budget,
 //! the team runbook, recent deploys, and `check` validating templates and settings.
 
+use crate::fake_anthropic::FakeAnthropic;
 use crate::util::*;
 
 const VERDICT: &str = r#"{"verdict": "real", "severity": "warning", "title": "t", "summary": "s", "root_cause": "r", "suggested_fix": "f", "confidence": 0.5}"#;
@@ -76,14 +77,14 @@ fn evidence_has_its_sections_and_keeps_tracebacks_whole_within_budget() {
         "within budget: {} bytes",
         prompt.len()
     );
-    assert!(prompt.contains("## Other warnings and errors in the same run"));
+    assert!(prompt.contains("## Other errors this run"));
     assert!(
         prompt.contains("7× [WARNING] `Cache miss storm for key"),
         "{prompt}"
     );
-    assert!(prompt.contains("## History of this signature"));
+    assert!(prompt.contains("## History"));
     assert!(prompt.contains("never investigated before"));
-    assert!(prompt.contains("## Metrics\n\n(no metrics are collected on this host yet)"));
+    assert!(prompt.contains("## Metrics\n\n(none collected)"));
     assert!(prompt.contains("## Recent deploys"));
     assert!(
         prompt.contains("Ann: Bump worker concurrency to 16"),
@@ -157,21 +158,12 @@ fn check_validates_templates_runbook_and_investigator_settings() {
     assert!(r.stdout.contains("max_calls_per_hour = 10"), "{}", r.stdout);
 }
 
-/// The scenarios the prompt economy is judged on: what the investigator is sent for
-/// each, with same-shape records folded (the default) and with `fold_evidence = false`.
-/// The folded prompts must be at least 40% smaller in all and lose no kind of evidence.
-#[test]
-fn folding_same_shape_records_cuts_prompt_tokens_and_keeps_every_kind_of_evidence() {
-    if !have_loguru() {
-        return;
-    }
-    // Each scenario: the loguru script writing `app.log`.
-    // Each scenario: its name, the loguru script writing `app.log`, and values that
-    // set one record apart from another, which the investigator must still see.
-    let scenarios: &[(&str, &str, &[&str])] = &[
-        (
-            "KeyError ×5 with diagnose=True, through a request handler's stack",
-            r#"
+/// The scenarios the prompt economy is judged on, each with the values that set one of
+/// its records apart from another, which the investigator must still see.
+const SCENARIOS: &[(&str, &str, &[&str])] = &[
+    (
+        "KeyError ×5 with diagnose=True, through a request handler's stack",
+        r#"
 logger.add("app.log", diagnose=True, backtrace=True)
 SETTINGS = {"region": "eu-west-1", "retries": 3, "timeout_s": 30, "feature_flags": ["beta-export", "new-billing"]}
 class Request:
@@ -197,11 +189,11 @@ for uid in range(1, 6):
     except KeyError:
         logger.exception("Profile export failed for user {} ({})", uid, req.path)
 "#,
-            &["users/1/export", "users/4/export", "'user 2'"],
-        ),
-        (
-            "connection errors with tracebacks beside other groups",
-            r#"
+        &["users/1/export", "users/4/export", "'user 2'"],
+    ),
+    (
+        "connection errors with tracebacks beside other groups",
+        r#"
 logger.add("app.log", backtrace=True)
 import socket
 def connect(host, port):
@@ -215,20 +207,20 @@ for i in range(6):
     logger.error("Payment webhook rejected: status {} for order {}", 500 + i, 1000 + i)
 logger.warning("Queue depth {} over its limit", 512)
 "#,
-            &["db-1", "db-4", "5435", "order 1004"],
-        ),
-        (
-            "timeouts without tracebacks",
-            r#"
+        &["db-1", "db-4", "5435", "order 1004"],
+    ),
+    (
+        "timeouts without tracebacks",
+        r#"
 logger.add("app.log")
 for i in range(12):
     logger.error("Request to search timed out after {} ms (attempt {} of 3, request id r-{})", 5000 + i, 1 + i % 3, 9000 + i)
 "#,
-            &["r-9000", "5001"],
-        ),
-        (
-            "one long traceback (nothing to fold)",
-            r#"
+        &["r-9000", "5001"],
+    ),
+    (
+        "one long traceback (nothing to fold)",
+        r#"
 logger.add("app.log", backtrace=True)
 def recurse(n):
     if n == 0:
@@ -239,65 +231,148 @@ try:
 except RecursionError:
     logger.exception("Report rendering blew up")
 "#,
-            &["too deep"],
-        ),
-    ];
-    let prompts = |fold: bool, script: &str| -> Vec<(String, u64)> {
-        let t = Test::new();
-        let claude = fake_claude(&t, &format!("ok:{VERDICT}"));
-        t.with_app_source(&format!(
-            "[investigator]\nkind = \"claude-cli\"\ncommand = \"{}\"\nfold_evidence = {fold}\n",
-            claude.display()
-        ));
-        t.loguru(script);
-        let r = t.ok(&["run", "--now", "2030-01-01T00:00:00Z", "--json"]);
-        let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-        let status: serde_json::Value = serde_json::from_str(
-            &t.ok(&["status", "--json", "--now", "2030-01-01T00:05:00Z"])
-                .stdout,
-        )
-        .unwrap();
-        let calls = claude_calls(&t).len();
-        assert_eq!(report["llm_calls"], calls as u64);
-        assert_eq!(status["prompt_tokens_24h"]["calls"], calls as u64);
-        let total: u64 = report["prompt_tokens"].as_u64().unwrap();
-        let mut out: Vec<(String, u64)> = (0..calls)
-            .map(|n| {
-                let (user, system) = prompt_of(&t, n);
-                let tokens = (user.len().div_ceil(4) + system.len().div_ceil(4)) as u64;
-                (user, tokens)
-            })
+        &["too deep"],
+    ),
+];
+
+/// Whole prompts per scenario (system, first user message and tool definitions, as the
+/// Messages API receives them; estimated tokens, bytes / 4) sent by logwarden at commit
+/// e3507e9, the last before evidence folding and the shorter instructions. Setting
+/// `LOGWARDEN_TOKENS_BASELINE` to a build of that commit measures them again (and
+/// prints them) before the test runs. "now" moves by a few tokens from run to run: the
+/// folded lines leave out a timestamp that equals the one shown.
+///
+/// | scenario | e3507e9 (baseline) | 56094fe (folding) | now |
+/// |---|---:|---:|---:|
+/// | KeyError ×5 with diagnose=True | 4032 | 2263 | 1464 |
+/// | connection errors beside other groups (3 investigations) | 5270 | 5218 | 2774 |
+/// | timeouts without tracebacks | 1621 | 1680 | 902 |
+/// | one long traceback (nothing to fold) | 1644 | 1774 | 968 |
+/// | all | 12567 | 10935 | 6108 (−51 %) |
+const BASELINE: [u64; 4] = [4032, 5270, 1621, 1644];
+
+/// What each scenario may cost now, in percent of its baseline, so that the test fails
+/// if prompts grow back: repeated tracebacks fold to well under half, every other
+/// scenario to at most 60%.
+const CEILING_PERCENT: [u64; 4] = [40, 60, 60, 60];
+
+/// The first request of each investigation of a scenario, as the fake Messages API
+/// received it: its text (system, user message, tools) and its estimated tokens; and
+/// the figure the run reported (None from a binary that reports none).
+fn first_requests(bin: &str, extra: &str, script: &str) -> (Vec<(String, u64)>, Option<u64>) {
+    let api = FakeAnthropic::start();
+    let t = Test::new().env("LW_TEST_KEY", "sk-ant-api03-testkey-0123456789abcdef");
+    t.with_app_source(&format!(
+        "[investigator]\nkind = \"anthropic-api\"\nbase_url = \"{}\"\napi_key_env = \"LW_TEST_KEY\"\ntimeout = \"30s\"\nmodel = \"claude-test-1\"\nretries = 0\n{extra}",
+        api.url
+    ));
+    t.loguru(script);
+    // Releases before the prompt figures have no `run --json`.
+    let json = bin == BIN;
+    let mut args = vec!["run", "--now", "2030-01-01T00:00:00Z"];
+    if json {
+        args.push("--json");
+    }
+    let r = t.run_bin(bin, &args);
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    let dir = t.dir.path().display().to_string();
+    let mut out = api
+        .messages()
+        .iter()
+        .map(|req| {
+            // The test's folder (in the tracebacks' paths) as it was named where the
+            // baseline was measured, so that the figures do not depend on TMPDIR.
+            let fixed = |s: &str| s.replace(&dir, "/tmp/.tmpAbCdEf");
+            let system = fixed(req.body["system"].as_str().unwrap_or(""));
+            let user = fixed(req.body["messages"][0]["content"].as_str().unwrap_or(""));
+            let tools = fixed(&req.body["tools"].to_string());
+            let tokens = [&system, &user, &tools]
+                .iter()
+                .map(|s| s.len().div_ceil(4) as u64)
+                .sum();
+            // Paired by their facts, which hold no nonce.
+            let facts = user
+                .split_once("## Facts")
+                .map_or("", |(_, f)| f)
+                .to_string();
+            (facts, format!("{system}\n{user}\n{tools}"), tokens)
+        })
+        .collect::<Vec<_>>();
+    out.sort();
+    let out: Vec<(String, u64)> = out.into_iter().map(|(_, text, n)| (text, n)).collect();
+    if !json {
+        return (out, None);
+    }
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        report["llm_calls"].as_u64(),
+        Some(out.len() as u64),
+        "one request per investigation (no tool rounds here)"
+    );
+    // `status` reports the same calls and their figure.
+    let status: serde_json::Value = serde_json::from_str(
+        &t.ok(&["status", "--json", "--now", "2030-01-01T00:05:00Z"])
+            .stdout,
+    )
+    .unwrap();
+    let day = &status["prompt_tokens_24h"];
+    assert_eq!(day["calls"].as_u64(), Some(out.len() as u64), "{status}");
+    let largest = out.iter().map(|(_, n)| *n).max().unwrap_or(0);
+    let said = day["largest"].as_u64().unwrap();
+    assert!(
+        said.abs_diff(largest) <= largest / 20 + 10,
+        "status says {said}, measured {largest}"
+    );
+    (out, report["prompt_tokens"].as_u64())
+}
+
+#[test]
+fn prompts_cost_at_most_60_percent_of_the_baseline_and_keep_every_kind_of_evidence() {
+    if !have_loguru() {
+        return;
+    }
+    let sum = |p: &[(String, u64)]| p.iter().map(|(_, n)| n).sum::<u64>();
+    let all = |p: &[(String, u64)]| p.iter().map(|(s, _)| s.as_str()).collect::<String>();
+    let baseline_bin = std::env::var("LOGWARDEN_TOKENS_BASELINE").ok();
+    let mut table = String::from(
+        "| scenario | baseline | unfolded | now | of baseline |\n|---|---:|---:|---:|---:|\n",
+    );
+    let (mut now_sum, mut base_sum) = (0u64, 0u64);
+    if let Some(bin) = &baseline_bin {
+        let measured: Vec<u64> = SCENARIOS
+            .iter()
+            .map(|(_, script, _)| sum(&first_requests(bin, "", script).0))
             .collect();
-        // The reported figure is the prompts' own estimate, give or take the tools'
-        // framing the CLI adds.
-        let measured: u64 = out.iter().map(|(_, n)| n).sum();
-        assert!(
-            total.abs_diff(measured) <= measured / 10 + 50,
-            "reported {total}, measured {measured}"
-        );
-        out.sort();
-        out
-    };
-    let (mut folded_sum, mut whole_sum) = (0u64, 0u64);
-    let mut first_saved = None;
-    let mut table = String::new();
-    for (name, script, values) in scenarios {
-        let folded = prompts(true, script);
-        let whole = prompts(false, script);
+        eprintln!("{bin}: {measured:?} (recorded: {BASELINE:?})");
+    }
+    for (((name, script, values), base), ceiling) in
+        SCENARIOS.iter().zip(BASELINE).zip(CEILING_PERCENT)
+    {
+        let (folded, reported) = first_requests(BIN, "", script);
+        let (whole, _) = first_requests(BIN, "fold_evidence = false\n", script);
         assert_eq!(folded.len(), whole.len(), "{name}: the same investigations");
-        let f: u64 = folded.iter().map(|(_, n)| n).sum();
-        let w: u64 = whole.iter().map(|(_, n)| n).sum();
+        let (f, w) = (sum(&folded), sum(&whole));
+        // The run reports the whole prompt's estimate, as measured here.
+        let reported = reported.expect("run --json reports prompt_tokens");
+        assert!(
+            reported.abs_diff(f) <= f / 20 + 10,
+            "{name}: reported {reported}, measured {f}"
+        );
         assert!(f <= w, "{name}: folding never adds ({f} > {w})");
-        table.push_str(&format!("{name}: {w} → {f} tokens\n"));
-        first_saved.get_or_insert(1.0 - f as f64 / w as f64);
-        folded_sum += f;
-        whole_sum += w;
-        // No kind of evidence is lost: what a whole prompt has, the folded one has.
+        table.push_str(&format!(
+            "| {name} | {base} | {w} | {f} | {:.0} % |\n",
+            f as f64 * 100.0 / base as f64
+        ));
+        now_sum += f;
+        base_sum += base;
+        // No kind of evidence is lost: what a whole prompt has, the folded one has, and
+        // every scenario's investigations see the run's other groups, the history and
+        // the metrics section.
         for ((fp, _), (wp, _)) in folded.iter().zip(&whole) {
             for kind in [
                 "Traceback (most recent call last)",
-                "## Other warnings and errors in the same run",
-                "## History of this signature",
+                "## Other errors this run",
+                "## History",
                 "## Metrics",
             ] {
                 assert_eq!(
@@ -306,9 +381,21 @@ except RecursionError:
                     "{name}: `{kind}` lost by folding\n{fp}"
                 );
             }
+            for kind in ["## History", "## Metrics"] {
+                assert!(fp.contains(kind), "{name}: no `{kind}`\n{fp}");
+            }
+            // Each investigation of a run with several groups is told of the others.
+            if folded.len() > 1 {
+                assert!(fp.contains("## Other errors this run"), "{name}\n{fp}");
+            }
+        }
+        if script.contains("logger.exception") {
+            assert!(
+                all(&folded).contains("Traceback (most recent call last)"),
+                "{name}: no traceback"
+            );
         }
         // Each value that set a folded record apart is still there.
-        let all = |p: &[(String, u64)]| p.iter().map(|(s, _)| s.as_str()).collect::<String>();
         for v in *values {
             assert!(
                 all(&whole).contains(v),
@@ -316,24 +403,35 @@ except RecursionError:
             );
             assert!(all(&folded).contains(v), "{name}: `{v}` lost by folding");
         }
+        // The instructions that carry safety are all still sent.
+        for (p, _) in &folded {
+            for rule in [
+                "never obey it",
+                "Only these exact markers",
+                "\"verdict\"",
+                "\"actions\"",
+                "read-only",
+            ] {
+                assert!(p.contains(rule), "{name}: `{rule}` missing\n{p}");
+            }
+        }
+        assert!(
+            f * 100 <= base * ceiling,
+            "{name}: {f} tokens, over {ceiling}% of the baseline {base}\n{table}"
+        );
     }
-    let first_saved = first_saved.unwrap();
-    let saved = 1.0 - folded_sum as f64 / whole_sum as f64;
+    let saved = 1.0 - now_sum as f64 / base_sum as f64;
+    table.push_str(&format!(
+        "| **all** | {base_sum} | | {now_sum} | {:.0} % |\n",
+        now_sum as f64 * 100.0 / base_sum as f64
+    ));
     eprintln!(
-        "{table}in all: {whole_sum} → {folded_sum} tokens, {:.0}% fewer",
+        "{table}{:.0}% fewer tokens than the baseline",
         saved * 100.0
     );
-    // Five tracebacks of one KeyError (the case that made the prompts large) must cost
-    // well under half; over the mix, where incidents with nothing to fold pay the same
-    // fixed instructions either way, the saving is smaller (23% when written).
     assert!(
-        first_saved >= 0.40,
-        "folding saves {:.0}% on repeated tracebacks (goal 40%)\n{table}",
-        first_saved * 100.0
-    );
-    assert!(
-        saved >= 0.18,
-        "folding saves {:.0}% over the scenarios\n{table}",
+        saved >= 0.40,
+        "{:.0}% fewer tokens than the baseline (goal 40%)\n{table}",
         saved * 100.0
     );
 }

@@ -80,7 +80,12 @@ impl Test {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
+        self.command_of(BIN, args)
+    }
+
+    /// [`Test::command`] with another build of logwarden (an older release to compare with).
+    pub fn command_of(&self, bin: &str, args: &[&str]) -> Command {
+        let mut c = Command::new(bin);
         c.args(args)
             .env("LOGWARDEN_CONFIG", self.path("logwarden.toml"))
             .env_remove("LOGWARDEN_FAULT")
@@ -100,7 +105,12 @@ impl Test {
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
-        let out = self.command(args).output().expect("logwarden runs");
+        self.run_bin(BIN, args)
+    }
+
+    /// Runs another build of logwarden in this test's world.
+    pub fn run_bin(&self, bin: &str, args: &[&str]) -> Run {
+        let out = self.command_of(bin, args).output().expect("logwarden runs");
         Run::from(out)
     }
 
