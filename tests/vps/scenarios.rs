@@ -1276,6 +1276,13 @@ fn series(vm: &Vm) -> std::collections::BTreeMap<String, f64> {
         .collect()
 }
 
+/// Waits past the current second: a check's samples are stamped with the run's time in
+/// seconds, and a second run within the same second (the service takes the real clock)
+/// would find its samples already there and store none.
+fn next_second() {
+    std::thread::sleep(Duration::from_millis(1100));
+}
+
 /// A check script that reports what the watcher's sandbox lets a script do with temp
 /// files: write the host's /tmp and /var/tmp (it must not), and make one with mktemp
 /// (it must, somewhere of its own).
@@ -1368,6 +1375,7 @@ fn file_exists_check_sees_the_hosts_tmp_read_only_and_opens_the_incident_when_it
 
     // A cleaner removes the app's file: the next run opens the incident about it.
     vm.ok("rm /tmp/healthy");
+    next_second();
     let log = service_ok(vm);
     assert!(log.contains("opened incident #1"), "{log}");
     let all = incidents(vm);
@@ -1396,6 +1404,7 @@ fn file_exists_check_sees_the_hosts_tmp_read_only_and_opens_the_incident_when_it
 
     // The app makes it again: resolved.
     vm.ok("runuser -u app -- touch /tmp/healthy");
+    next_second();
     let log = service_ok(vm);
     assert!(log.contains("resolved incident #1"), "{log}");
     assert_eq!(incidents(vm)[0]["status"], "resolved");
