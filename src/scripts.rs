@@ -484,6 +484,11 @@ pub fn run(call: &Call, now: i64, timeout: Duration, max: u64) -> Result<String,
     if let Ok(tz) = std::env::var("TZ") {
         cmd.env("TZ", tz);
     }
+    // Where mktemp (and sort, python's tempfile) write: the installed unit points it at a
+    // folder of the run's own, the host's /tmp being read-only to the watcher.
+    if let Some(tmp) = std::env::var_os("TMPDIR") {
+        cmd.env("TMPDIR", tmp);
+    }
     if let Some(c) = &call.check {
         cmd.env("LOGWARDEN_CHECK", c);
     }

@@ -101,6 +101,11 @@ fn spawn_and_wait(inv: &Invocation) -> Result<(Option<i32>, String, String, bool
     if let Ok(tz) = std::env::var("TZ") {
         cmd.env("TZ", tz);
     }
+    // Where mktemp (and sort, python's tempfile) write: the installed unit points it at a
+    // folder of the run's own, the host's /tmp being read-only to the watcher.
+    if let Some(tmp) = std::env::var_os("TMPDIR") {
+        cmd.env("TMPDIR", tmp);
+    }
     cmd.envs(inv.env);
     let limits = crate::process::Limits {
         timeout: inv.timeout,

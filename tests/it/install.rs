@@ -382,7 +382,12 @@ fn installed_units_verify_clean_and_the_service_exposure_is_at_most_2_5() {
         "NoNewPrivileges=yes",
         "ProtectSystem=strict",
         "ProtectHome=read-only",
-        "PrivateTmp=yes",
+        // The host's /tmp (read-only under ProtectSystem=strict), for the probes of an
+        // app's health-check file; temp files of its own in a folder only it has.
+        "PrivateTmp=no",
+        "RuntimeDirectory=logwarden",
+        "RuntimeDirectoryMode=0700",
+        "Environment=TMPDIR=/run/logwarden",
         "PrivateDevices=yes",
         "RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6",
         "SystemCallFilter=@system-service",
@@ -394,6 +399,12 @@ fn installed_units_verify_clean_and_the_service_exposure_is_at_most_2_5() {
     assert!(
         !unit.contains("MemoryDenyWriteExecute=yes"),
         "breaks node's JIT"
+    );
+    assert!(
+        !unit
+            .lines()
+            .any(|l| l.starts_with("ReadWritePaths=") && l.contains("tmp")),
+        "the host's /tmp and /var/tmp stay read-only to the watcher"
     );
 }
 

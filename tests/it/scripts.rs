@@ -1002,3 +1002,72 @@ fn crash_loop_and_oom_probes_open_their_incidents_run_by_run() {
             .collect::<Vec<_>>()
     );
 }
+
+/// The installed unit gives the watcher a temp folder of its own (`TMPDIR`), the host's
+/// /tmp being read-only to it: a check script and a script the investigator runs both
+/// get `TMPDIR` through their cleared environment, so `mktemp` writes there.
+#[test]
+fn check_and_investigator_scripts_make_temp_files_in_the_watchers_tmpdir() {
+    let api = FakeAnthropic::start();
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    let tmp = t.path("own-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let t = t
+        .env("LW_TEST_KEY", KEY)
+        .env("TMPDIR", &tmp.display().to_string());
+    let made = t.path("made.log");
+    // memory.sh as shipped, making a temp file first and saying who made it where.
+    let shipped =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/memory.sh"))
+            .unwrap();
+    let (header, body) = shipped.split_once("set -euo pipefail\n").unwrap();
+    t.write(
+        "tools/memory.sh",
+        &format!(
+            "{header}set -euo pipefail\nf=$(mktemp)\nprintf '%s|%s\\n' \"${{LOGWARDEN_CHECK:-investigator}}\" \"$f\" >> '{}'\n{body}",
+            made.display()
+        ),
+    );
+    chmod_x(&t.path("tools/memory.sh"));
+    let tools = toml::Value::String(t.path("tools").display().to_string()).to_string();
+    t.with_app_source(&format!(
+        "[investigator]\nkind = \"anthropic-api\"\nbase_url = \"{}\"\napi_key_env = \"LW_TEST_KEY\"\ntimeout = \"60s\"\nmodel = \"claude-test-1\"\nretries = 0\nmax_turns = 10\nallow_scripts = true\nscripts_dir = {tools}\nscript_timeout = \"20s\"\n{}\n\
+         [metrics]\nscripts_dir = {tools}\n[[check]]\nname = \"mem\"\nscript = \"memory.sh\"\n",
+        api.url,
+        ntfy.config("ops")
+    ));
+    t.write(
+        "app.log",
+        "2026-11-22 10:00:00.000 | ERROR    | app.jobs:run:10 - Worker ran out of memory\n",
+    );
+    api.push(Reply::ToolUse {
+        name: "run_script".into(),
+        input: json!({"name": "memory.sh", "args": []}),
+    });
+    api.push(Reply::Text(verdict_text("real", "Out of memory")));
+    t.ok(&["run", "--now", NOW]);
+
+    let results = tool_results(&api.messages().last().unwrap().body);
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert!(
+        !results[0].0 && results[0].1.contains("mem_total_bytes"),
+        "{results:?}"
+    );
+    let made = lines(&made);
+    let mut who: Vec<&str> = made.iter().map(|l| l.split('|').next().unwrap()).collect();
+    who.sort();
+    assert_eq!(who, ["investigator", "mem"], "{made:?}");
+    let elsewhere: Vec<&String> = made
+        .iter()
+        .filter(|l| {
+            let file = Path::new(l.split_once('|').unwrap().1);
+            !(file.starts_with(&tmp) && file.exists())
+        })
+        .collect();
+    assert!(
+        elsewhere.is_empty(),
+        "mktemp wrote outside TMPDIR {}: {elsewhere:?}",
+        tmp.display()
+    );
+}

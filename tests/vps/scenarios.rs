@@ -80,6 +80,10 @@ pub const ALL: &[Scenario] = &[
         run: the_action_units_sandbox_lets_the_documented_actions_work,
     },
     Scenario {
+        name: "file_exists_check_sees_the_hosts_tmp_read_only_and_opens_the_incident_when_it_goes",
+        run: file_exists_check_sees_the_hosts_tmp_read_only_and_opens_the_incident_when_it_goes,
+    },
+    Scenario {
         name: "upgrade_keeps_everything_remove_keeps_config_purge_removes_all",
         run: upgrade_keeps_everything_remove_keeps_config_purge_removes_all,
     },
@@ -1258,4 +1262,151 @@ fn the_action_units_sandbox_lets_the_documented_actions_work(c: &Ctx) {
     let h = vm.ok("logwarden actions history --json");
     assert!(h.contains("Read-only file system"), "{h}");
     vm.sh("systemctl stop lw-worker.service");
+}
+
+/// The last value of each series, by its full name (`logwarden metrics --json`).
+fn series(vm: &Vm) -> std::collections::BTreeMap<String, f64> {
+    let out = vm.ok("logwarden metrics --json");
+    let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    v["series"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no series in {out}"))
+        .iter()
+        .filter_map(|s| Some((s["key"].as_str()?.to_string(), s["last_value"].as_f64()?)))
+        .collect()
+}
+
+/// Waits past the current second: a check's samples are stamped with the run's time in
+/// seconds, and a second run within the same second (the service takes the real clock)
+/// would find its samples already there and store none.
+fn next_second() {
+    std::thread::sleep(Duration::from_millis(1100));
+}
+
+/// A check script that reports what the watcher's sandbox lets a script do with temp
+/// files: write the host's /tmp and /var/tmp (it must not), and make one with mktemp
+/// (it must, somewhere of its own).
+const TMP_ACCESS_SH: &str = r#"#!/bin/sh
+for d in /tmp /var/tmp; do
+    if touch "$d/logwarden-write-probe" 2>/dev/null; then
+        rm -f "$d/logwarden-write-probe"; w=1
+    else
+        w=0
+    fi
+    echo "dir_writable{dir=\"$d\"} $w"
+done
+if f=$(mktemp 2>/dev/null); then
+    echo "mktemp_ok 1"
+    case "$f" in /tmp/*|/var/tmp/*) echo "mktemp_in_host_tmp 1" ;; *) echo "mktemp_in_host_tmp 0" ;; esac
+    rm -f "$f"
+else
+    echo "mktemp_ok 0"
+fi
+"#;
+
+/// The installed watcher and the curated `file-exists.sh` probe of the app's
+/// health-check files in /tmp and /var/tmp (made by the app's user): the watcher sees
+/// the host's /tmp, not a private empty one, so the files there are no incident; one
+/// removed opens the incident about it on the next run (and is paged), and it resolves
+/// once the file is back. The sandbox keeps both folders read-only to the watcher and
+/// its scripts, which make their temp files in a folder of their own (`TMPDIR`).
+fn file_exists_check_sees_the_hosts_tmp_read_only_and_opens_the_incident_when_it_goes(c: &Ctx) {
+    let vm = c.vm;
+    reset(c);
+    let sec = vm.ok("systemd-analyze security --no-pager logwarden.service 2>&1");
+    let exposure: f64 = sec
+        .lines()
+        .find_map(|l| {
+            l.split("Overall exposure level for logwarden.service: ")
+                .nth(1)
+        })
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in:\n{sec}"));
+    println!("systemd-analyze security logwarden.service (booted): exposure {exposure:.1}");
+    assert!(exposure <= 2.5, "{sec}");
+    vm.ok("rm -f /tmp/healthy /var/tmp/app-heartbeat /tmp/logwarden-write-probe /var/tmp/logwarden-write-probe");
+    vm.ok("install -d -m 0755 /usr/local/lib/lw-probe");
+    vm.write("/usr/local/lib/lw-probe/tmp-access.sh", TMP_ACCESS_SH);
+    vm.ok("chmod 0755 /usr/local/lib/lw-probe/tmp-access.sh");
+    write_config(
+        c,
+        &base_config(
+            c,
+            "s-health",
+            "\n[[check]]\nname = \"health\"\nscript = \"file-exists.sh\"\n\
+             args = [\"/tmp/healthy\", \"/var/tmp/app-heartbeat\"]\n\
+             [[check.rule]]\nmetric = \"file_exists\"\nbelow = 1\nseverity = \"critical\"\n\
+             title = \"health-check file {path} missing\"\n\
+             [[check]]\nname = \"tmp-access\"\nscript = \"/usr/local/lib/lw-probe/tmp-access.sh\"\n",
+        ),
+    );
+    // The app is up: its log, its health-check files (its own user's, as an app makes them).
+    app(vm, APP_LOG, "", "logger.info('started')");
+    vm.ok("runuser -u app -- touch /tmp/healthy /var/tmp/app-heartbeat");
+
+    let log = service_ok(vm);
+    let s = series(vm);
+    let healthy = "file_exists{path=\"/tmp/healthy\"}";
+    let heartbeat = "file_exists{path=\"/var/tmp/app-heartbeat\"}";
+    assert_eq!(
+        s.get(healthy),
+        Some(&1.0),
+        "the watcher sees /tmp/healthy: {s:?}\n{log}"
+    );
+    assert_eq!(
+        s.get(heartbeat),
+        Some(&1.0),
+        "the watcher sees /var/tmp/app-heartbeat: {s:?}\n{log}"
+    );
+    assert!(
+        incidents(vm).is_empty(),
+        "the files are there: no incident\n{log}"
+    );
+    // Read-only to the watcher and its scripts; mktemp works, elsewhere.
+    assert_eq!(s.get("dir_writable{dir=\"/tmp\"}"), Some(&0.0), "{s:?}");
+    assert_eq!(s.get("dir_writable{dir=\"/var/tmp\"}"), Some(&0.0), "{s:?}");
+    assert_eq!(s.get("mktemp_ok"), Some(&1.0), "{s:?}");
+    assert_eq!(s.get("mktemp_in_host_tmp"), Some(&0.0), "{s:?}");
+    assert!(!vm
+        .sh("test -e /tmp/logwarden-write-probe || test -e /var/tmp/logwarden-write-probe")
+        .ok());
+    assert!(c.ntfy.messages_to("s-health").is_empty());
+
+    // A cleaner removes the app's file: the next run opens the incident about it.
+    vm.ok("rm /tmp/healthy");
+    next_second();
+    let log = service_ok(vm);
+    assert!(log.contains("opened incident #1"), "{log}");
+    let all = incidents(vm);
+    assert_eq!(all.len(), 1, "only the file that went: {all:?}");
+    let i = &all[0];
+    assert_eq!(i["status"], "open", "{i}");
+    assert!(
+        i["signature"]
+            .as_str()
+            .is_some_and(|s| s.ends_with(healthy)),
+        "{i}"
+    );
+    assert!(
+        page(vm, i).contains("health-check file /tmp/healthy missing"),
+        "{}",
+        page(vm, i)
+    );
+    let m = c.ntfy.messages_to("s-health");
+    assert_eq!(m.len(), 1, "{}", bodies(&m));
+    assert!(
+        format!("{:?}", m[0]).contains("/tmp/healthy"),
+        "the page names the file: {:?}",
+        m[0]
+    );
+    assert_eq!(series(vm).get(heartbeat), Some(&1.0));
+
+    // The app makes it again: resolved.
+    vm.ok("runuser -u app -- touch /tmp/healthy");
+    next_second();
+    let log = service_ok(vm);
+    assert!(log.contains("resolved incident #1"), "{log}");
+    assert_eq!(incidents(vm)[0]["status"], "resolved");
+    vm.ok("rm -f /tmp/healthy /var/tmp/app-heartbeat");
 }
