@@ -99,18 +99,8 @@ fn approved_from_the_phone_the_action_runs_on_the_next_run_and_a_quiet_signature
 
     assert_eq!(ntfy.tap(&m[0], "Approve: recreate-healthcheck"), 200);
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
-    assert!(
-        r.stdout
-            .contains("approved by phone (ntfy) (from the phone)"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout
-            .contains("ran action `recreate-healthcheck` (name=healthy): exit code 0"),
-        "{}",
-        r.stdout
-    );
+    r.says("approved by phone (ntfy) (from the phone)");
+    r.says("ran action `recreate-healthcheck` (name=healthy): exit code 0");
     assert!(t.path("run/healthy").exists(), "the approved action ran");
     let h = &history(&t)[0];
     assert_eq!(h["status"], "verifying");
@@ -121,13 +111,7 @@ fn approved_from_the_phone_the_action_runs_on_the_next_run_and_a_quiet_signature
 
     // a quiet run: verified, resolved, and the page tells the story
     let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
-    assert!(
-        r.stdout.contains(
-            "incident #1 resolved: action `recreate-healthcheck` (name=healthy) verified"
-        ),
-        "{}",
-        r.stdout
-    );
+    r.says("incident #1 resolved: action `recreate-healthcheck` (name=healthy) verified");
     assert_eq!(t.incidents()[0]["status"], "resolved");
     assert_eq!(history(&t)[0]["status"], "verified");
     let p = page(&t);
@@ -153,7 +137,7 @@ fn approved_from_the_phone_the_action_runs_on_the_next_run_and_a_quiet_signature
     // the same signed Approve again is a replay, and the request is done anyway
     assert_eq!(ntfy.tap(&m[0], "Approve: recreate-healthcheck"), 200);
     let r = t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
-    assert!(r.stdout.contains("seen before (replayed)"), "{}", r.stdout);
+    r.says("seen before (replayed)");
     assert_eq!(history(&t).len(), 1);
 }
 
@@ -222,7 +206,7 @@ fn a_parameter_is_one_argument_never_a_command_line() {
     );
     t.write("logwarden.toml", &cfg);
     let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
-    assert!(r.stdout.contains("exit code 0"), "{}", r.stdout);
+    r.says("exit code 0");
     let made: Vec<String> = std::fs::read_dir(t.path("run"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -274,11 +258,7 @@ fn an_unanswered_request_is_rejected_after_approval_timeout_and_a_late_tap_is_re
     t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
     let m = ntfy.messages_to("ops");
     let r = t.ok(&["run", "--now", "2026-11-22T10:31:00Z"]);
-    assert!(
-        r.stdout.contains("auto-rejected (no approval within 30m)"),
-        "{}",
-        r.stdout
-    );
+    r.says("auto-rejected (no approval within 30m)");
     assert!(
         page(&t)
             .contains("auto-rejected: no approval within 30m (it expired at 2026-11-22T10:30:00Z)"),
@@ -296,12 +276,7 @@ fn an_unanswered_request_is_rejected_after_approval_timeout_and_a_late_tap_is_re
     // the late tap changes nothing
     assert_eq!(ntfy.tap(&m[0], "Approve: recreate-healthcheck"), 200);
     let r = t.ok(&["run", "--now", "2026-11-22T10:40:00Z"]);
-    assert!(
-        r.stdout
-            .contains("it is expired, not waiting for a decision"),
-        "{}",
-        r.stdout
-    );
+    r.says("it is expired, not waiting for a decision");
     assert!(!t.path("run/healthy").exists());
 }
 
@@ -361,7 +336,7 @@ fn the_cli_approves_and_rejects_and_the_kill_switch_stops_execution() {
         .output()
         .unwrap();
     let r = Run::from(out);
-    assert!(r.stdout.contains("approved by ana (CLI)"), "{}", r.stdout);
+    r.says("approved by ana (CLI)");
     // approving again is no error; an unknown request is
     t.ok(&["actions", "approve", "1", "--now", "2026-11-22T10:01:00Z"]);
     assert_ne!(
@@ -376,12 +351,7 @@ fn the_cli_approves_and_rejects_and_the_kill_switch_stops_execution() {
         &format!("{cfg}[actions]\nenabled = false\n"),
     );
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
-    assert!(
-        r.stdout
-            .contains("refused: actions are disabled (`actions.enabled = false`)"),
-        "{}",
-        r.stdout
-    );
+    r.says("refused: actions are disabled (`actions.enabled = false`)");
     assert!(!t.path("run/healthy").exists());
     assert_eq!(history(&t)[0]["status"], "refused");
     assert!(
@@ -444,12 +414,7 @@ fn an_action_whose_verify_fails_twice_is_suspended_and_the_phone_is_told() {
         "{}",
         r.stdout
     );
-    assert!(
-        r.stdout
-            .contains("action `recreate-healthcheck` suspended: failed twice in a row"),
-        "{}",
-        r.stdout
-    );
+    r.says("action `recreate-healthcheck` suspended: failed twice in a row");
     let told = ntfy.messages_to("ops");
     assert!(
         told.iter().any(|n| n
@@ -486,12 +451,7 @@ fn the_cooldown_and_the_daily_cap_hold_an_approved_action() {
     assert_eq!(r.stdout.matches("ran action").count(), 1, "{}", r.stdout);
     let r = t.ok(&["run", "--now", "2026-11-22T12:00:02Z"]);
     assert_eq!(r.stdout.matches("ran action").count(), 0, "{}", r.stdout);
-    assert!(
-        r.stdout
-            .contains("waits: its daily cap is reached (2 of max_per_day = 2 in 24h)"),
-        "{}",
-        r.stdout
-    );
+    r.says("waits: its daily cap is reached (2 of max_per_day = 2 in 24h)");
     // a day after the first run, the cap lets the third through
     let r = t.ok(&["run", "--now", "2026-11-23T10:00:01Z"]);
     assert_eq!(r.stdout.matches("ran action").count(), 1, "{}", r.stdout);
@@ -518,10 +478,8 @@ fn an_action_whose_run_died_midway_is_never_run_again() {
     assert!(t.path("run/healthy").exists(), "it ran before the crash");
     std::fs::remove_file(t.path("run/healthy")).unwrap();
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
-    assert!(
-        r.stdout.contains("interrupted: the run that started it ended before recording the outcome; not run again"),
-        "{}",
-        r.stdout
+    r.says(
+        "interrupted: the run that started it ended before recording the outcome; not run again",
     );
     assert!(!t.path("run/healthy").exists(), "not run a second time");
     assert_eq!(history(&t)[0]["status"], "failed");
@@ -539,11 +497,7 @@ fn a_new_action_is_a_dry_run_until_the_team_turns_it_off() {
     t.write("logwarden.toml", &cfg);
     let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
     let argv = format!("[\"touch\",\"{}\"]", t.path("run/healthy").display());
-    assert!(
-        r.stdout.contains(&format!("dry run: would run {argv}")),
-        "{}",
-        r.stdout
-    );
+    r.says(&format!("dry run: would run {argv}"));
     assert!(!t.path("run/healthy").exists(), "nothing ran");
     assert_eq!(history(&t)[0]["status"], "dry-run");
     assert!(
@@ -589,20 +543,10 @@ fn without_an_investigator_a_rule_attaches_the_action_and_a_check_verifies_it() 
     assert_eq!(h[0]["status"], "pending");
     t.ok(&["actions", "approve", "1", "--now", "2026-11-22T10:01:00Z"]);
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
-    assert!(
-        r.stdout
-            .contains("ran action `recreate-healthcheck`: exit code 0"),
-        "{}",
-        r.stdout
-    );
+    r.says("ran action `recreate-healthcheck`: exit code 0");
     assert!(run.join("healthy").exists());
     let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
-    assert!(
-        r.stdout
-            .contains("verified (check `health` is ok (ran at 2026-11-22T10:10:00Z))"),
-        "{}",
-        r.stdout
-    );
+    r.says("verified (check `health` is ok (ran at 2026-11-22T10:10:00Z))");
     assert_eq!(history(&t)[0]["status"], "verified");
     assert_eq!(t.incidents()[0]["status"], "resolved");
     assert!(page(&t).contains("attached by rule"), "{}", page(&t));
@@ -615,11 +559,7 @@ fn an_approved_action_for_an_incident_resolved_meanwhile_does_not_run() {
     t.ok(&["actions", "approve", "1", "--now", "2026-11-22T10:01:00Z"]);
     t.ok(&["incidents", "resolve", "1", "--now", "2026-11-22T10:02:00Z"]);
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
-    assert!(
-        r.stdout.contains("refused: its incident is resolved"),
-        "{}",
-        r.stdout
-    );
+    r.says("refused: its incident is resolved");
     assert!(!t.path("run/healthy").exists());
     assert_eq!(history(&t)[0]["status"], "refused");
 }
@@ -639,11 +579,7 @@ fn queued_setup() -> (Test, FakeNtfy) {
     t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
     t.ok(&["actions", "approve", "1", "--now", "2026-11-22T10:01:00Z"]);
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
-    assert!(
-        r.stdout.contains("queued for the action unit"),
-        "{}",
-        r.stdout
-    );
+    r.says("queued for the action unit");
     assert!(t.path("state/actions/queue/1.json").exists());
     assert!(!t.path("run/healthy").exists(), "the watcher runs nothing");
     (t, ntfy)
@@ -653,7 +589,7 @@ fn queued_setup() -> (Test, FakeNtfy) {
 fn with_the_queue_runner_the_action_unit_runs_it_and_the_next_run_records_it() {
     let (t, _ntfy) = queued_setup();
     let r = t.ok(&["act", "--now", "2026-11-22T10:06:00Z"]);
-    assert!(r.stdout.contains("request 1: ran"), "{}", r.stdout);
+    r.says("request 1: ran");
     assert!(t.path("run/healthy").exists());
     assert!(!t.path("state/actions/queue/1.json").exists());
     assert!(t
@@ -662,16 +598,11 @@ fn with_the_queue_runner_the_action_unit_runs_it_and_the_next_run_records_it() {
     // nothing queued: nothing to do
     assert_eq!(t.ok(&["act", "--now", "2026-11-22T10:07:00Z"]).stdout, "");
     let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
-    assert!(
-        r.stdout
-            .contains("ran action `recreate-healthcheck` (name=healthy): exit code 0"),
-        "{}",
-        r.stdout
-    );
+    r.says("ran action `recreate-healthcheck` (name=healthy): exit code 0");
     assert_eq!(history(&t)[0]["started_at"], "2026-11-22T10:06:00Z");
     assert!(!t.path("state/actions/results/1.json").exists());
     let r = t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
-    assert!(r.stdout.contains("incident #1 resolved"), "{}", r.stdout);
+    r.says("incident #1 resolved");
     assert_eq!(history(&t)[0]["status"], "verified");
 }
 
@@ -686,35 +617,17 @@ fn the_action_unit_checks_a_queued_request_again_and_trusts_nothing_the_watcher_
         &q.replace("\"healthy\"", "\"healthy; rm -rf /\""),
     );
     let r = t.ok(&["act", "--now", "2026-11-22T10:06:00Z"]);
-    assert!(
-        r.stdout.contains("request 1: refused: parameter `name`"),
-        "{}",
-        r.stdout
-    );
+    r.says("request 1: refused: parameter `name`");
     t.write(
         "state/actions/queue/2.json",
         r#"{"request": 2, "incident": 1, "action": "wipe", "params": {}, "approved_by": "me"}"#,
     );
     let r = t.ok(&["act", "--now", "2026-11-22T10:06:30Z"]);
-    assert!(
-        r.stdout
-            .contains("request 2: refused: it is not an allow-listed action"),
-        "{}",
-        r.stdout
-    );
+    r.says("request 2: refused: it is not an allow-listed action");
     assert!(!t.path("run/healthy").exists());
     let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
-    assert!(
-        r.stdout
-            .contains("refused by the action unit: parameter `name`"),
-        "{}",
-        r.stdout
-    );
-    assert!(
-        r.stdout.contains("names no queued request: removed"),
-        "{}",
-        r.stdout
-    );
+    r.says("refused by the action unit: parameter `name`");
+    r.says("names no queued request: removed");
     assert_eq!(history(&t)[0]["status"], "refused");
 }
 
@@ -724,12 +637,7 @@ fn a_queued_action_without_a_result_fails_after_two_hours_and_frees_its_incident
     let r = t.ok(&["run", "--now", "2026-11-22T12:04:00Z"]);
     assert!(!r.stdout.contains("no result"), "{}", r.stdout);
     let r = t.ok(&["run", "--now", "2026-11-22T12:05:00Z"]);
-    assert!(
-        r.stdout
-            .contains("no result from the action unit within 2h"),
-        "{}",
-        r.stdout
-    );
+    r.says("no result from the action unit within 2h");
     assert_eq!(history(&t)[0]["status"], "failed");
 }
 
@@ -754,13 +662,7 @@ fn a_request_waiting_for_approval_survives_a_lost_database_and_its_approve_still
     assert_eq!(m.len(), 1);
     lose_the_database(&t);
     let r = t.ok(&["run", "--now", "2026-11-22T10:02:00Z"]);
-    assert!(
-        r.stdout.contains(
-            "state rebuilt: 1 action request(s) restored from the pages; waiting for approval (approve again after this run): request(s) 1"
-        ),
-        "{}",
-        r.stdout
-    );
+    r.says("state rebuilt: 1 action request(s) restored from the pages; waiting for approval (approve again after this run): request(s) 1");
     let h = &history(&t)[0];
     assert_eq!(h["status"], "pending", "{h}");
     assert_eq!(h["incident_id"], 1, "{h}");
@@ -770,15 +672,10 @@ fn a_request_waiting_for_approval_survives_a_lost_database_and_its_approve_still
     // The button of the notification sent before the loss, tapped after the rebuild.
     assert_eq!(ntfy.tap(&m[0], "Approve: recreate-healthcheck"), 200);
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
-    assert!(
-        r.stdout
-            .contains("ran action `recreate-healthcheck` (name=healthy): exit code 0"),
-        "{}",
-        r.stdout
-    );
+    r.says("ran action `recreate-healthcheck` (name=healthy): exit code 0");
     assert!(t.path("run/healthy").exists());
     let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
-    assert!(r.stdout.contains("incident #1 resolved"), "{}", r.stdout);
+    r.says("incident #1 resolved");
     // Not paged again: the proposal, then the one message about the rebuild.
     let titles: Vec<String> = ntfy
         .messages_to("ops")
@@ -801,19 +698,10 @@ fn after_a_lost_database_past_runs_still_hold_the_cooldown_and_an_approval_is_as
     t.ok(&["actions", "approve", "2", "--now", "2026-11-22T10:01:00Z"]);
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
     assert_eq!(r.stdout.matches("ran action").count(), 1, "{}", r.stdout);
-    assert!(
-        r.stdout
-            .contains("waits: its cooldown runs until 2026-11-22T11:05:00Z"),
-        "{}",
-        r.stdout
-    );
+    r.says("waits: its cooldown runs until 2026-11-22T11:05:00Z");
     lose_the_database(&t);
     let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
-    assert!(
-        r.stdout.contains("state rebuilt: 2 action request(s) restored from the pages; waiting for approval (approve again after this run): request(s) 2"),
-        "{}",
-        r.stdout
-    );
+    r.says("state rebuilt: 2 action request(s) restored from the pages; waiting for approval (approve again after this run): request(s) 2");
     // The approval of the one that had not run is not taken from a page.
     assert_eq!(r.stdout.matches("ran action").count(), 0, "{}", r.stdout);
     let statuses: Vec<(i64, String)> = history(&t)
@@ -843,12 +731,7 @@ fn after_a_lost_database_past_runs_still_hold_the_cooldown_and_an_approval_is_as
     t.ok(&["actions", "approve", "2", "--now", "2026-11-22T10:11:00Z"]);
     let r = t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
     assert_eq!(r.stdout.matches("ran action").count(), 0, "{}", r.stdout);
-    assert!(
-        r.stdout
-            .contains("waits: its cooldown runs until 2026-11-22T11:05:00Z"),
-        "{}",
-        r.stdout
-    );
+    r.says("waits: its cooldown runs until 2026-11-22T11:05:00Z");
     let r = t.ok(&["run", "--now", "2026-11-22T11:06:00Z"]);
     assert_eq!(r.stdout.matches("ran action").count(), 1, "{}", r.stdout);
 }
@@ -858,23 +741,13 @@ fn a_request_queued_for_the_action_unit_when_the_database_is_lost_still_takes_it
     let (t, _ntfy) = queued_setup();
     lose_the_database(&t);
     let r = t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
-    assert!(
-        r.stdout
-            .contains("state rebuilt: 1 action request(s) restored from the pages\n"),
-        "{}",
-        r.stdout
-    );
+    r.says("state rebuilt: 1 action request(s) restored from the pages\n");
     assert_eq!(history(&t)[0]["status"], "queued");
     let r = t.ok(&["act", "--now", "2026-11-22T10:07:00Z"]);
-    assert!(r.stdout.contains("request 1: ran"), "{}", r.stdout);
+    r.says("request 1: ran");
     let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
-    assert!(
-        r.stdout
-            .contains("ran action `recreate-healthcheck` (name=healthy): exit code 0"),
-        "{}",
-        r.stdout
-    );
+    r.says("ran action `recreate-healthcheck` (name=healthy): exit code 0");
     let r = t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
-    assert!(r.stdout.contains("incident #1 resolved"), "{}", r.stdout);
+    r.says("incident #1 resolved");
     assert_eq!(history(&t)[0]["status"], "verified");
 }

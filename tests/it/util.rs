@@ -215,6 +215,16 @@ impl Run {
     pub fn all(&self) -> String {
         format!("--- stdout\n{}--- stderr\n{}", self.stdout, self.stderr)
     }
+
+    /// Fails the test, showing the whole stdout, unless it contains `text`.
+    #[track_caller]
+    pub fn says(&self, text: &str) {
+        assert!(
+            self.stdout.contains(text),
+            "no `{text}` in\n{}",
+            self.stdout
+        );
+    }
 }
 
 /// A request the fake ntfy server received.
