@@ -4,6 +4,7 @@
 //!
 //!     cargo bench --bench throughput            # 1 GiB file under target/bench-data
 //!     LW_BENCH_MB=200 cargo bench --bench throughput
+//!     LW_BENCH_MIN_RATIO_SHORT=0.9 cargo bench --bench throughput   # a gate (see main)
 //!
 //! Peak RSS comes from wait4(2) on each child process.
 
@@ -15,7 +16,11 @@ use std::time::Duration;
 mod common;
 use common::Measured;
 
-const BIN: &str = env!("CARGO_BIN_EXE_logwarden");
+/// The binary measured: this build's, or LW_BENCH_BIN (to measure another build the
+/// same way, e.g. the one before a change).
+fn bin() -> String {
+    std::env::var("LW_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_logwarden").into())
+}
 
 /// A small deterministic generator (xorshift).
 struct Rng(u64);
@@ -279,9 +284,14 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let min_ratio: Option<f64> = std::env::var("LW_BENCH_MIN_RATIO")
-        .ok()
-        .and_then(|v| v.parse().ok());
+    // The least CPU ratio against grep each workload must reach: LW_BENCH_MIN_RATIO for
+    // both, LW_BENCH_MIN_RATIO_LONG / _SHORT for one (CI gates each on its own margin).
+    let ratio_var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<f64>().ok());
+    let all = ratio_var("LW_BENCH_MIN_RATIO");
+    let gates = [
+        ratio_var("LW_BENCH_MIN_RATIO_LONG").or(all),
+        ratio_var("LW_BENCH_MIN_RATIO_SHORT").or(all),
+    ];
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
     std::fs::create_dir_all(&dir).unwrap();
     let workloads = [
@@ -296,20 +306,20 @@ fn main() {
             rules: short_rules(),
         },
     ];
-    let mut all = Vec::new();
+    let mut figures = Vec::new();
     for (k, w) in workloads.iter().enumerate() {
         let log = dir.join(format!("app{k}-{mb}m.log"));
         if !log.exists() {
             eprintln!("generating {} ({mb} MiB)…", log.display());
             (w.generate)(&log, mb);
         }
-        all.push(run_workload(w, &dir, &log, reps));
+        figures.push(run_workload(w, &dir, &log, reps));
     }
 
     let mbs = |size: f64, d: Duration| size / 1048576.0 / d.as_secs_f64();
     println!("| workload | what | wall time | throughput | CPU time | peak RSS |");
     println!("|---|---|---:|---:|---:|---:|");
-    for f in &all {
+    for f in &figures {
         println!(
             "| {} | logwarden run, {:.0} MiB, 200 ignore rules | {:.2} s | {:.0} MiB/s | {:.2} s | {:.1} MiB |",
             f.name,
@@ -335,23 +345,27 @@ fn main() {
     }
     println!();
     let mut low = Vec::new();
-    for f in &all {
+    for (f, gate) in figures.iter().zip(gates) {
         // CPU time: on a busy machine the wall clock measures the neighbours too.
         let ratio = f.grep.cpu.as_secs_f64() / f.lw.cpu.as_secs_f64();
+        let judged = match gate {
+            Some(m) if ratio < m => format!(" — BELOW the gate of {m}x"),
+            Some(m) => format!(" — gate {m}x: ok"),
+            None => " — not gated".to_string(),
+        };
         println!(
-            "{}: logwarden / grep: {:.1}x by CPU time, {:.1}x by wall time",
+            "{}: logwarden / grep: {:.1}x by CPU time, {:.1}x by wall time{judged}",
             f.name,
             ratio,
             f.grep.wall.as_secs_f64() / f.lw.wall.as_secs_f64()
         );
-        if min_ratio.is_some_and(|m| ratio < m) {
-            low.push(f.name);
+        if gate.is_some_and(|m| ratio < m) {
+            low.push(format!("{} ({ratio:.2}x < {}x)", f.name, gate.unwrap()));
         }
     }
     if !low.is_empty() {
         eprintln!(
-            "logwarden is below {}x the grep pipeline on: {}",
-            min_ratio.unwrap(),
+            "logwarden is below its gate against the grep pipeline on: {}",
             low.join(", ")
         );
         std::process::exit(1);
@@ -380,27 +394,53 @@ fn run_workload(w: &Workload, dir: &Path, log: &Path, reps: usize) -> Figures {
         ));
     }
     std::fs::write(dir.join("ignore.toml"), toml).unwrap();
-    let state = dir.join("state");
-    let _ = std::fs::remove_dir_all(&state);
-    let config = dir.join("logwarden.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "state_dir = \"state\"\nincidents_dir = \"state/incidents\"\nignore_file = \"ignore.toml\"\nhostname = \"bench\"\n\n[[source]]\nname = \"shop\"\npath = \"{}\"\nfrom = \"start\"\n",
-            log.display()
-        ),
-    )
-    .unwrap();
+    // Each run starts from a state of its own, removed only after the runs, on tmpfs
+    // when there is one (LW_BENCH_STATE_DIR chooses another place). On ext4 without a
+    // journal (this project's CI machine) creating a file skips, one by one, the inodes
+    // freed in the last minute near it: the system time of filing 400 pages went from
+    // 0.03 s to 0.2 s depending on what other builds, the tests or the bench itself had
+    // just deleted, a measure of the neighbours rather than of logwarden.
+    let base = std::env::var_os("LW_BENCH_STATE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let shm = Path::new("/dev/shm");
+            if shm.is_dir() {
+                shm.join(format!("logwarden-bench-{}", std::process::id()))
+            } else {
+                dir.to_path_buf()
+            }
+        });
+    std::fs::create_dir_all(&base).unwrap();
+    let states = |base: &Path| {
+        for e in std::fs::read_dir(base).unwrap().flatten() {
+            if e.file_name().to_string_lossy().starts_with("state") && e.path().is_dir() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    };
+    states(&base);
+    let config_for = |k: usize| {
+        let config = dir.join(format!("logwarden-{k}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "state_dir = \"{state}\"\nincidents_dir = \"{state}/incidents\"\nignore_file = \"ignore.toml\"\nhostname = \"bench\"\n\n[[source]]\nname = \"shop\"\npath = \"{}\"\nfrom = \"start\"\n",
+                log.display(),
+                state = base.join(format!("state-{k}")).display()
+            ),
+        )
+        .unwrap();
+        config
+    };
 
     // Warm the page cache so both tools read from memory.
     let _ = std::io::copy(&mut std::fs::File::open(log).unwrap(), &mut std::io::sink());
 
     let mut lw: Option<Measured> = None;
-    for _ in 0..reps {
-        let _ = std::fs::remove_dir_all(&state);
-        let mut c = Command::new(BIN);
+    for k in 0..reps {
+        let mut c = Command::new(bin());
         c.args(["run", "--now", "2026-11-23T00:00:00Z", "--config"])
-            .arg(&config);
+            .arg(config_for(k));
         let m = measure(c);
         assert!(m.ok, "logwarden run failed");
         if lw.as_ref().is_none_or(|f| m.cpu < f.cpu) {
@@ -422,14 +462,18 @@ fn run_workload(w: &Workload, dir: &Path, log: &Path, reps: usize) -> Figures {
     }
     let mut idle = Vec::new();
     for _ in 0..21 {
-        let mut c = Command::new(BIN);
+        let mut c = Command::new(bin());
         c.args(["run", "--now", "2026-11-23T00:00:00Z", "--config"])
-            .arg(&config);
+            .arg(config_for(0));
         let m = measure(c);
         assert!(m.ok);
         idle.push(m.wall);
     }
     idle.sort();
+    states(&base);
+    if base.starts_with("/dev/shm") {
+        let _ = std::fs::remove_dir(&base);
+    }
     Figures {
         name: w.name,
         size,

@@ -937,6 +937,7 @@ fn file_unfinished(
     let mut pending = Vec::new();
     for mut inc in store.unfinished_incidents()? {
         let mut llm_called = false;
+        let mut deferred: Option<Diagnosed> = None;
         let mut proposals: Vec<String> = Vec::new();
         if inc.stage == "new" && inc.escalation.is_none() {
             escalate_metric(config, store, &mut inc)?;
@@ -1000,14 +1001,22 @@ fn file_unfinished(
                 e.severity = Some(severity.clone());
                 store.escalate_incident(inc.id, e, &severity)?;
             }
-            store.set_diagnosis(
-                inc.id,
-                &serde_json::to_value(&d).expect("diagnosis serialises"),
-                &severity,
-                &verdict,
-                &title,
-            )?;
-            inc.diagnosis = Some(serde_json::to_value(&d).expect("diagnosis serialises"));
+            let value = serde_json::to_value(&d).expect("diagnosis serialises");
+            if llm_called {
+                // What an LLM call found is kept at once: it is not asked twice.
+                store.set_diagnosis(inc.id, &value, &severity, &verdict, &title)?;
+            } else {
+                // Found without a call, it can be found again: recorded with the page,
+                // in the transaction that files it (a commit each cost more than the
+                // update itself).
+                deferred = Some(Diagnosed {
+                    value: value.clone(),
+                    severity: severity.clone(),
+                    verdict: verdict.clone(),
+                    title: title.clone(),
+                });
+            }
+            inc.diagnosis = Some(value);
             inc.title = title;
             inc.severity = severity;
             inc.verdict = verdict;
@@ -1029,6 +1038,9 @@ fn file_unfinished(
         if let Err(e) =
             incident::write_unsynced(&path, &incident::page::page_for(config, store, &inc, &path))
         {
+            if let Some(x) = &deferred {
+                store.set_diagnosis(inc.id, &x.value, &x.severity, &x.verdict, &x.title)?;
+            }
             // Left unfiled: the next run writes the page and queues its notification.
             report.problem(format!(
                 "incident #{}: page not written, the incident is filed and notified once it is: {e}",
@@ -1076,6 +1088,7 @@ fn file_unfinished(
         }
         let note = redact_note(config, note);
         pending.push(Written {
+            diagnosis: deferred,
             id: inc.id,
             severity: inc.severity.clone(),
             title: inc.title.clone(),
@@ -1133,8 +1146,18 @@ fn escalate_metric(
     Ok(())
 }
 
+/// A diagnosis to record: its JSON and what it set on the incident.
+struct Diagnosed {
+    value: serde_json::Value,
+    severity: String,
+    verdict: String,
+    title: String,
+}
+
 /// A page written but not yet flushed to disk nor recorded.
 struct Written {
+    /// A diagnosis made without an LLM call, recorded when the page is.
+    diagnosis: Option<Diagnosed>,
     id: i64,
     severity: String,
     title: String,
@@ -1201,6 +1224,9 @@ fn file_written(
     }
     let batch = store.batch()?;
     for w in pending.iter() {
+        if let Some(x) = &w.diagnosis {
+            batch.set_diagnosis(w.id, &x.value, &x.severity, &x.verdict, &x.title)?;
+        }
         batch.file_incident(w.id, &w.path.display().to_string(), &w.note, now)?;
     }
     batch.commit()?;
@@ -1228,11 +1254,12 @@ fn run_context(report: &RunReport) -> investigate::RunContext {
     }
 }
 
-/// A notification with its title and body redacted: it leaves the host.
+/// A notification with its title redacted: it leaves the host. The title may have
+/// been remade from the incident's own after [`notify::for_incident`]; the body is as
+/// that made it, redacted whole and capped (a second pass found nothing more: it cost
+/// a fifth of the run's redaction).
 fn redact_note(config: &Config, mut n: store::Notification) -> store::Notification {
-    let r = &config.redact.redactor;
-    n.title = r.clean(&n.title);
-    n.body = notify::cap(&r.clean(&n.body), notify::MAX_BODY);
+    n.title = config.redact.redactor.clean(&n.title);
     n
 }
 

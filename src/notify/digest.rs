@@ -196,11 +196,10 @@ pub fn flush(
     let mut due = store.due_notifications(now)?;
     due.retain(|n| !held.contains(&n.id));
     let Some(cfg) = cfg else {
-        for n in due {
-            // Without ntfy the notification is recorded but has nowhere to go.
-            store.mark_skipped(n.id, "ntfy is not configured", now)?;
-            f.skipped += 1;
-        }
+        // Without ntfy the notification is recorded but has nowhere to go.
+        let ids: Vec<i64> = due.iter().map(|n| n.id).collect();
+        store.mark_all_skipped(&ids, "ntfy is not configured", now)?;
+        f.skipped += ids.len() as u64;
         return Ok(f);
     };
     let mut send: Vec<OutboxRow> = Vec::new();

@@ -45,9 +45,36 @@ struct Rule {
 fn rule(kind: &'static str, re: &str) -> Rule {
     Rule {
         kind,
-        re: Regex::new(re).expect("built-in redaction regex compiles"),
+        re: Regex::new(&ascii_boundaries(re)).expect("built-in redaction regex compiles"),
         check: None,
     }
+}
+
+/// The pattern with each `\b` made an ASCII word boundary (`(?-u:\b)`). A Unicode
+/// boundary stops the fast (lazy DFA) search at the first non-ASCII byte, and the
+/// texts redacted carry some (the notification's `·`): every rule then fell back to
+/// the slow NFA simulation over the whole text. Each `\b` of these rules stands next
+/// to an ASCII character of the pattern, where an ASCII boundary holds wherever a
+/// Unicode one does (and also before or after a non-ASCII letter): it finds every
+/// secret it found before, and leans towards redacting more.
+fn ascii_boundaries(re: &str) -> String {
+    let mut out = String::with_capacity(re.len() + 16);
+    let mut chars = re.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('b') => out.push_str("(?-u:\\b)"),
+            Some(n) => {
+                out.push('\\');
+                out.push(n);
+            }
+            None => out.push('\\'),
+        }
+    }
+    out
 }
 
 fn checked(kind: &'static str, re: &str, check: Check) -> Rule {
@@ -97,10 +124,10 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         // Twilio: an API key SID is a key; the 32-hex auth token is told by what
         // stands before it (the account SID `AC…`, `twilio`, `auth`).
         rule("twilio-key", r"\bSK[0-9a-fA-F]{32}\b"),
-        rule(
-            "twilio-token",
-            r"(?i:twilio|auth|\bAC[0-9a-f]{32}\b)[^\n]{0,80}?\b(?P<v>[0-9a-fA-F]{32})\b",
-        ),
+        // The token is found first and its context checked after: one pattern
+        // spanning both (`(?i:twilio|auth|…)[^\n]{0,80}?\b[0-9a-fA-F]{32}`) made the
+        // search build states for every offset in the gap, the slowest rule by far.
+        checked("twilio-token", r"\b[0-9a-fA-F]{32}\b", twilio_context),
         rule(
             "bearer-token",
             r"(?i)\b(?:bearer|token)\s+(?P<v>[A-Za-z0-9._~+/=-]{12,})",
@@ -139,6 +166,26 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         ),
     ]
 });
+
+/// What marks a 32-hex token as a Twilio auth token when it stands before it.
+static TWILIO_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(&ascii_boundaries(r"(?i:twilio|auth)|\bAC[0-9a-f]{32}\b"))
+        .expect("built-in redaction regex compiles")
+});
+
+/// Whether `twilio`, `auth` or an account SID (`AC…`) ends at most 80 characters
+/// before the token at `at`, on its line.
+fn twilio_context(text: &str, _: &str, at: usize) -> bool {
+    let line = &text[text[..at].rfind('\n').map_or(0, |i| i + 1)..at];
+    // Where the last 80 characters start (the context must end there or later), and
+    // 34 characters before it (the longest context starts no earlier).
+    let nth_back = |n: usize| line.char_indices().rev().nth(n).map_or(0, |(i, _)| i);
+    let (from, gap_from) = (nth_back(79 + 34), nth_back(79));
+    let window = &line[from..];
+    TWILIO_CONTEXT
+        .find_iter(window)
+        .any(|m| from + m.end() >= gap_from)
+}
 
 /// A URL path segment that reads like a token: random, or letters and digits mixed.
 fn secretish_segment(seg: &str) -> bool {
@@ -671,6 +718,58 @@ mod tests {
         // The account SID is an id: it stays.
         assert!(r("account AC0123456789abcdef0123456789abcdef suspended")
             .contains("AC0123456789abcdef0123456789abcdef"));
+    }
+
+    #[test]
+    fn twilio_tokens_need_their_context_within_80_characters_on_their_line() {
+        let token = "9f8e7d6c5b4a39281716a5b4c3d2e1f0";
+        // A gap of 79 non-word characters and a space: 80 characters, the most allowed.
+        let near = format!("twilio{} {token}", "·".repeat(79));
+        assert!(!r(&near).contains(token), "{near}");
+        let far = format!("twilio{} {token}", "·".repeat(80));
+        assert!(r(&far).contains(token), "{far}");
+        // No word boundary between a letter and the token: not a token of its own.
+        assert!(r(&format!("twilio x{token}")).contains(token));
+        assert!(r(&format!("twilio\n{token}")).contains(token));
+        assert!(r(&format!("plain {token} here")).contains(token));
+        // Every token after the context is hidden, not only the first one.
+        let other = "0123456789abcdef0123456789abcdef";
+        let two = r(&format!("auth {token} {other}"));
+        assert!(!two.contains(token) && !two.contains(other), "{two}");
+        assert_eq!(two.matches("[REDACTED:twilio-token]").count(), 2, "{two}");
+    }
+
+    #[test]
+    fn non_ascii_text_keeps_the_fast_search() {
+        // A Unicode `\b` makes the lazy DFA give up at the first non-ASCII byte (a
+        // notification's `·`), and every rule then crawled through the text with the
+        // NFA: the built-in rules use ASCII boundaries only.
+        for rule in BUILTIN.iter() {
+            let pattern = rule.re.as_str().replace("(?-u:\\b)", "");
+            assert!(!pattern.contains("\\b"), "{}: {pattern}", rule.kind);
+        }
+        assert!(!TWILIO_CONTEXT
+            .as_str()
+            .replace("(?-u:\\b)", "")
+            .contains("\\b"));
+        // ...and still find secrets next to non-ASCII text.
+        gone(&[
+            (
+                "clé·AKIAABCDEFGHIJKLMNOP·fin",
+                "AKIAABCDEFGHIJKLMNOP",
+                "aws-key",
+            ),
+            (
+                "→ hf_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3 ←",
+                "hf_aB3dE5fG7hI9jK1lM3nO5pQ7rS9tU1vW3",
+                "api-key",
+            ),
+            (
+                "Twilio · 9f8e7d6c5b4a39281716a5b4c3d2e1f0 ·",
+                "9f8e7d6c5b4a39281716a5b4c3d2e1f0",
+                "twilio-token",
+            ),
+        ]);
     }
 
     #[test]

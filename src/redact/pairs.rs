@@ -133,8 +133,36 @@ fn words(name: &str) -> Vec<String> {
     out
 }
 
+/// Every entry of the three lists: a name the lists classify holds one of them in
+/// its joined lower-case letters and digits (an ending, a last word or a part).
+static ANY_ENTRY: LazyLock<Regex> = LazyLock::new(|| {
+    let entries: Vec<&str> = ALWAYS_SUFFIX
+        .iter()
+        .chain(ALWAYS_WORD)
+        .chain(HINT)
+        .map(|(s, _)| *s)
+        .collect();
+    Regex::new(&entries.join("|")).expect("entries are plain words")
+});
+
 /// How secret a name is, or None for an ordinary name.
 pub fn classify(name: &str) -> Option<Class> {
+    // Most names in a text are ordinary: ruled out without splitting them into words
+    // (the joined form is what every list is matched against).
+    let mut joined = [0u8; 64];
+    let mut n = 0;
+    let mut fits = true; // a longer name takes the full path
+    for b in name.bytes().filter(u8::is_ascii_alphanumeric) {
+        if n == joined.len() {
+            fits = false;
+            break;
+        }
+        joined[n] = b.to_ascii_lowercase();
+        n += 1;
+    }
+    if fits && !ANY_ENTRY.is_match(std::str::from_utf8(&joined[..n]).expect("ASCII")) {
+        return None;
+    }
     let w = words(name);
     let joined: String = w.concat();
     let last = w.last().map(String::as_str).unwrap_or("");
@@ -433,4 +461,48 @@ fn redact_flags(text: &str) -> Option<String> {
         }
     });
     changed.then(|| out.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quick_look_rules_out_only_names_the_lists_do_not_classify() {
+        // The full path alone, as before the quick look.
+        let full = |name: &str| {
+            let w = words(name);
+            let joined: String = w.concat();
+            let last = w.last().map(String::as_str).unwrap_or("");
+            ALWAYS_SUFFIX.iter().any(|(s, _)| joined.ends_with(s))
+                || ALWAYS_WORD.iter().any(|(s, _)| last == *s)
+                || HINT.iter().any(|(s, _)| joined.contains(s))
+        };
+        let mut names: Vec<String> = [
+            "",
+            "-",
+            "é",
+            "user_name",
+            "PW",
+            "x-Sid",
+            "MY_API_KEY",
+            "étoken",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for (entry, _) in ALWAYS_SUFFIX.iter().chain(ALWAYS_WORD).chain(HINT) {
+            let upper = entry.to_ascii_uppercase();
+            names.extend([
+                entry.to_string(),
+                format!("x_{upper}"),
+                format!("{entry}_id"),
+                format!("{}-{}", &entry[..1], &entry[1..]),
+                format!("{}{entry}", "a".repeat(70)),
+            ]);
+        }
+        for name in &names {
+            assert_eq!(classify(name).is_some(), full(name), "{name}");
+        }
+    }
 }

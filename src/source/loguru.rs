@@ -95,26 +95,78 @@ pub fn header_level(b: &[u8]) -> Option<&[u8]> {
 
 /// Whether what follows the level field starts with loguru's `name:function:line - `.
 fn has_location(rest: &[u8]) -> bool {
-    // One pass, remembering the last `:` before the first ` - ` (locations are short:
-    // a plain loop beats setting up a vectorised search).
-    let mut colon = None;
-    for i in 0..rest.len() {
-        match rest[i] {
-            b':' => colon = Some(i),
-            b'-' if i > 0 && rest[i - 1] == b' ' && rest.get(i + 1) == Some(&b' ') => {
-                let loc_end = i - 1;
-                return match colon {
-                    Some(c) if c < loc_end => {
-                        let lineno = &rest[c + 1..loc_end];
-                        !lineno.is_empty() && lineno.iter().all(u8::is_ascii_digit)
-                    }
-                    _ => false,
-                };
-            }
-            _ => {}
+    // The first ` - ` ends the location; then the line number runs back from it to a
+    // `:`. Locations are short and seldom hold a `-`: a word-at-a-time search beats
+    // setting up a vectorised one.
+    let mut from = 0;
+    while let Some(d) = find_dash(&rest[from..]) {
+        let i = from + d;
+        from = i + 1;
+        if i == 0 || rest[i - 1] != b' ' || rest.get(i + 1) != Some(&b' ') {
+            continue;
         }
+        let loc = &rest[..i - 1];
+        return match loc.iter().rposition(|c| !c.is_ascii_digit()) {
+            Some(c) => loc[c] == b':' && c + 1 < loc.len(),
+            None => false,
+        };
     }
     false
+}
+
+/// The first `-` in `b`, eight bytes at a time.
+fn find_dash(b: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i + 8 <= b.len() {
+        // A byte equal to `-` becomes zero; the lowest zero byte sets the lowest bit of
+        // `zero` (a borrow only ever marks bytes above a zero one).
+        let w = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes")) ^ (ONES * 0x2D);
+        let zero = w.wrapping_sub(ONES) & !w & HIGH;
+        if zero != 0 {
+            return Some(i + (zero.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    b[i..].iter().position(|&c| c == b'-').map(|p| i + p)
+}
+
+/// Whether `b` starts with `YYYY-MM-DD HH:MM:SS.mmm` (digits and separators at their
+/// places), tested eight bytes at a time.
+fn default_time_shape(b: &[u8]) -> bool {
+    // Per 8-byte word: which bytes are digits, and the separators' bytes and values.
+    const T: &[u8; 24] = b"0000-00-00 00:00:00.000\0";
+    const fn masks(k: usize) -> (u64, u64, u64) {
+        let (mut digit, mut lit, mut val) = (0u64, 0u64, 0u64);
+        let mut j = 0;
+        while j < 8 {
+            let c = T[k * 8 + j];
+            if c == b'0' {
+                digit |= 0xFF << (8 * j);
+            } else if c != 0 {
+                lit |= 0xFF << (8 * j);
+                val |= (c as u64) << (8 * j);
+            }
+            j += 1;
+        }
+        (digit, lit, val)
+    }
+    const M: [(u64, u64, u64); 3] = [masks(0), masks(1), masks(2)];
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    const SIXES: u64 = 0x0606_0606_0606_0606;
+    if b.len() < 24 {
+        return false;
+    }
+    M.iter().enumerate().all(|(k, &(digit, lit, val))| {
+        let x = u64::from_le_bytes(b[k * 8..k * 8 + 8].try_into().expect("8 bytes"));
+        let d = x & digit;
+        // A digit is 0x30..=0x39: high nibble 3, and still 3 once 6 is added.
+        x & lit == val
+            && d & HIGH == THREES & digit
+            && (d + (SIXES & digit)) & HIGH == THREES & digit
+    })
 }
 
 /// The levels below a threshold as loguru writes them in its default format (`{level:
@@ -154,21 +206,7 @@ impl BelowLevels {
         if b.len() < 37 || &b[23..26] != b" | " || &b[34..37] != b" | " {
             return false;
         }
-        let d = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-        let shape = d(0..4)
-            && b[4] == b'-'
-            && d(5..7)
-            && b[7] == b'-'
-            && d(8..10)
-            && b[10] == b' '
-            && d(11..13)
-            && b[13] == b':'
-            && d(14..16)
-            && b[16] == b':'
-            && d(17..19)
-            && b[19] == b'.'
-            && d(20..23);
-        shape && self.0.iter().any(|f| f[..] == b[26..34]) && has_location(&b[37..])
+        default_time_shape(b) && self.0.iter().any(|f| f[..] == b[26..34]) && has_location(&b[37..])
     }
 }
 
@@ -825,6 +863,98 @@ mod tests {
                 "{line}"
             );
         }
+    }
+
+    #[test]
+    fn word_at_a_time_time_check_agrees_with_a_byte_at_a_time_one() {
+        let simple = |b: &[u8]| {
+            b.len() >= 24
+                && b"0000-00-00 00:00:00.000".iter().zip(b).all(|(t, c)| {
+                    if *t == b'0' {
+                        c.is_ascii_digit()
+                    } else {
+                        t == c
+                    }
+                })
+        };
+        let base = b"2026-11-22 09:50:45.492 | INFO".to_vec();
+        assert!(default_time_shape(&base));
+        for i in 0..24 {
+            for c in 0..=255u8 {
+                let mut m = base.clone();
+                m[i] = c;
+                assert_eq!(default_time_shape(&m), simple(&m), "byte {c} at {i}");
+            }
+        }
+        assert!(!default_time_shape(&base[..23]));
+    }
+
+    #[test]
+    fn word_at_a_time_dash_search_finds_the_first_dash() {
+        // Every place of a first dash in texts of up to 40 bytes, among neighbours that
+        // differ from `-` by one bit or a borrow (`,` `.` `\xad` `\0` `\xff`).
+        for len in 0..40 {
+            for fill in [b'a', b',', b'.', 0xad, 0, 0xff] {
+                let none = vec![fill; len];
+                assert_eq!(find_dash(&none), None, "{len} {fill}");
+                for at in 0..len {
+                    let mut b = none.clone();
+                    b[at] = b'-';
+                    if at + 1 < len {
+                        b[at + 1] = b'-'; // a second one right after
+                    }
+                    assert_eq!(find_dash(&b), Some(at), "{len} {fill} {at}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn location_search_agrees_with_a_plain_scan() {
+        // The byte-at-a-time scan it replaced: the last `:` before the first ` - `.
+        let plain = |rest: &[u8]| {
+            let mut colon = None;
+            for i in 0..rest.len() {
+                match rest[i] {
+                    b':' => colon = Some(i),
+                    b'-' if i > 0 && rest[i - 1] == b' ' && rest.get(i + 1) == Some(&b' ') => {
+                        return matches!(colon, Some(c) if c < i - 1
+                            && i - 1 > c + 1
+                            && rest[c + 1..i - 1].iter().all(u8::is_ascii_digit));
+                    }
+                    _ => {}
+                }
+            }
+            false
+        };
+        // Every string of up to 7 bytes over the bytes that matter.
+        let alphabet = b"a:- 1";
+        let mut checked = 0;
+        for len in 0..=7u32 {
+            for mut k in 0..5usize.pow(len) {
+                let s: Vec<u8> = (0..len)
+                    .map(|_| {
+                        let c = alphabet[k % 5];
+                        k /= 5;
+                        c
+                    })
+                    .collect();
+                assert_eq!(
+                    has_location(&s),
+                    plain(&s),
+                    "{}",
+                    String::from_utf8_lossy(&s)
+                );
+                // The same behind a location long enough for the word-at-a-time search.
+                let long = [&b"app.web.handlers:handle_request:"[..], &s].concat();
+                assert_eq!(has_location(&long), plain(&long));
+                checked += 1;
+            }
+        }
+        assert!(checked > 90_000);
+        assert!(has_location(b"app.web:handle:12 - GET / 200"));
+        assert!(has_location(b"my-app:run-it:7 - x"));
+        assert!(!has_location(b"app:f:x - y"));
     }
 
     #[test]

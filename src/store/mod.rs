@@ -507,6 +507,20 @@ impl Store {
         Ok(())
     }
 
+    /// [`Store::mark_skipped`] for many, in one transaction (a commit each cost more
+    /// than the update).
+    pub fn mark_all_skipped(&self, ids: &[i64], why: &str, now: DateTime<Utc>) -> Result<()> {
+        let tx = self.conn.unchecked_transaction()?;
+        for &id in ids {
+            tx.execute_cached(
+                "UPDATE outbox SET sent_at = ?2, last_error = ?3 WHERE id = ?1",
+                params![id, ts(now), why],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Takes a notification out of the queue without sending it (no ntfy configured).
     pub fn mark_skipped(&self, id: i64, why: &str, now: DateTime<Utc>) -> Result<()> {
         self.conn.execute_cached(
@@ -561,12 +575,7 @@ impl Store {
         verdict: &str,
         title: &str,
     ) -> Result<()> {
-        self.conn.execute_cached(
-            "UPDATE incidents SET diagnosis = ?2, severity = ?3, verdict = ?4, title = ?5, stage = 'investigated'
-             WHERE id = ?1",
-            params![id, d.to_string(), severity, verdict, title],
-        )?;
-        Ok(())
+        set_diagnosis(&self.conn, id, d, severity, verdict, title)
     }
 
     /// Hit counts and last hit per ignore rule id.
@@ -707,6 +716,18 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// [`Store::set_diagnosis`], in this transaction.
+    pub fn set_diagnosis(
+        &self,
+        id: i64,
+        d: &serde_json::Value,
+        severity: &str,
+        verdict: &str,
+        title: &str,
+    ) -> Result<()> {
+        set_diagnosis(&self.tx, id, d, severity, verdict, title)
+    }
+
     /// Marks an incident filed (its file written) and queues its notification.
     pub fn file_incident(
         &self,
@@ -834,6 +855,22 @@ fn give_templates_their_leaf(conn: &mut Connection) -> rusqlite::Result<()> {
         }
     }
     tx.commit()
+}
+
+fn set_diagnosis(
+    conn: &Connection,
+    id: i64,
+    d: &serde_json::Value,
+    severity: &str,
+    verdict: &str,
+    title: &str,
+) -> Result<()> {
+    conn.execute_cached(
+        "UPDATE incidents SET diagnosis = ?2, severity = ?3, verdict = ?4, title = ?5, stage = 'investigated'
+         WHERE id = ?1",
+        params![id, d.to_string(), severity, verdict, title],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
