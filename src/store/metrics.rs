@@ -537,7 +537,9 @@ mod tests {
         let batch = store.batch().unwrap();
         let id = batch.upsert_series("host", "x", "x", "{}", "").unwrap();
         for k in 0..10 {
-            batch.insert_sample(id, t0 - 600 + 60 * k, k as f64).unwrap();
+            batch
+                .insert_sample(id, t0 - 600 + 60 * k, k as f64)
+                .unwrap();
         }
         let kept = |b: &Batch| b.samples_since(id, i64::MIN).unwrap().len();
         // The first run of the hour applies the retention…

@@ -242,8 +242,11 @@ impl Store {
         // partial indexes, STAT4): such a statement is marked to be planned again on a
         // new binding, and since the statement cache clears the bindings of every
         // statement handed back to it, it was parsed and planned anew on every use.
-        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
-            .map_err(wrap)?;
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .map_err(wrap)?;
         conn.set_prepared_statement_cache_capacity(64);
         migrations::apply(&mut conn, &path.display().to_string())?;
         give_templates_their_leaf(&mut conn).map_err(wrap)?;
@@ -924,7 +927,10 @@ mod tests {
         let sql = "SELECT id FROM incidents WHERE signature = ?1 AND status != 'resolved' ORDER BY id DESC LIMIT 1";
         for k in ["a", "b", "c", "d", "a"] {
             let mut st = store.conn.prepare_cached(sql).unwrap();
-            let _ = st.query_row([k], |r| r.get::<_, i64>(0)).optional().unwrap();
+            let _ = st
+                .query_row([k], |r| r.get::<_, i64>(0))
+                .optional()
+                .unwrap();
         }
         let st = store.conn.prepare_cached(sql).unwrap();
         assert_eq!(st.get_status(rusqlite::StatementStatus::RePrepare), 0);

@@ -167,10 +167,9 @@ impl Serialize for SeasonBucket {
             }
         }
         Bucket {
-            runs: put(
-                runs.iter()
-                    .flat_map(|&(p, n)| [p.to_le_bytes(), n.to_le_bytes()]),
-            ),
+            runs: put(runs
+                .iter()
+                .flat_map(|&(p, n)| [p.to_le_bytes(), n.to_le_bytes()])),
             values: put(self.items.iter().map(|p| p.1.to_le_bytes())),
         }
         .serialize(s)
