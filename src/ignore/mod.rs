@@ -8,7 +8,6 @@ use chrono::{DateTime, NaiveDate, Utc};
 use regex::{Regex, RegexSet};
 use toml_edit::{value, DocumentMut, Item, Table};
 
-use crate::config::line_of;
 use crate::signature::Signature;
 use crate::source::{Event, Level};
 
@@ -122,7 +121,12 @@ impl IgnoreRules {
     /// of the value it is about (the pattern's own line for the pattern).
     pub fn parse(text: &str, now: DateTime<Utc>) -> Result<IgnoreRules, Vec<String>> {
         let doc = toml_edit::ImDocument::parse(text).map_err(|e| vec![toml_problem(&e)])?;
-        let at = |span: Option<std::ops::Range<usize>>| span.map(|s| line_of(text, s.start));
+        // Where each line ends, once: counting the newlines before every span from the
+        // start of the text made a file of many rules quadratic to read.
+        let ends: Vec<usize> = text.match_indices('\n').map(|(i, _)| i).collect();
+        let at = |span: Option<std::ops::Range<usize>>| {
+            span.map(|s| ends.partition_point(|&nl| nl < s.start) + 1)
+        };
         let mut problems = Vec::new();
         let mut tables: Vec<(usize, Vec<Field>)> = Vec::new();
         for (key, item) in doc.as_table().iter() {

@@ -77,8 +77,8 @@ pub fn anomaly(
     // A checkpoint whose samples went with the retention cannot be brought up to date.
     let resumed = match &stored {
         Some(d) => batch
-            .detector_state(s.id, rule_key)?
-            .and_then(state::decode::<AnomalyState>)
+            .with_detector_state(s.id, rule_key, state::decode::<AnomalyState>)?
+            .flatten()
             .filter(|st| st.meta.seen > 0 && st.meta.last.0 <= d.last_ts)
             .filter(|st| st.meta.last.0 >= oldest),
         None => None,

@@ -208,6 +208,25 @@ impl Batch<'_> {
             .optional()?)
     }
 
+    /// A stored detector state handed to `read` where SQLite holds it, without a copy
+    /// of its megabytes.
+    pub fn with_detector_state<T>(
+        &self,
+        series: i64,
+        rule: &str,
+        read: impl FnOnce(&[u8]) -> T,
+    ) -> Result<Option<T>> {
+        Ok(self
+            .tx
+            .query_row_cached(
+                "SELECT state FROM metric_detector_states WHERE series = ?1 AND rule = ?2",
+                params![series, rule],
+                |r| Ok(r.get_ref(0)?.as_blob().map(read).ok()),
+            )
+            .optional()?
+            .flatten())
+    }
+
     /// Moves a stored detector's scores on without rewriting its state (the state
     /// stays a checkpoint a later run replays from).
     pub fn save_detector_scores(
@@ -374,12 +393,11 @@ impl Batch<'_> {
         rollup_before: i64,
         now: DateTime<Utc>,
     ) -> Result<u64> {
-        let mut n = self
-            .tx
-            .execute_cached("DELETE FROM metric_samples WHERE ts < ?1", [raw_before])?;
         // Counting every series' samples reads them all, and the rollups have no index
         // by hour: once an hour is enough for bounds on the database's size, and keeps
-        // the other runs' cost flat.
+        // the other runs' cost flat. So is the retention of raw samples: deleting the
+        // minute that just aged out of every series rewrote a page per series on every
+        // run, even one with nothing new (readers bound their windows by time anyway).
         let hour = now.timestamp().div_euclid(3600).to_string();
         let capped: Option<String> = self
             .tx
@@ -390,8 +408,11 @@ impl Batch<'_> {
             )
             .optional()?;
         if capped.as_deref() == Some(hour.as_str()) {
-            return Ok(n as u64);
+            return Ok(0);
         }
+        let mut n = self
+            .tx
+            .execute_cached("DELETE FROM metric_samples WHERE ts < ?1", [raw_before])?;
         self.tx.execute_cached(
             "INSERT INTO kv (key, value) VALUES ('metrics.capped_hour', ?1)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -497,5 +518,39 @@ impl Batch<'_> {
             params![incident_id, check, series_key, evidence, ts(now)],
         )?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    /// Raw samples past the retention go once an hour, not on every run: a run with
+    /// nothing new writes nothing for them.
+    #[test]
+    fn raw_samples_age_out_once_an_hour() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let at = |t: i64| DateTime::<Utc>::from_timestamp(t, 0).unwrap();
+        let t0 = 1_795_392_000; // on the hour
+        let batch = store.batch().unwrap();
+        let id = batch.upsert_series("host", "x", "x", "{}", "").unwrap();
+        for k in 0..10 {
+            batch
+                .insert_sample(id, t0 - 600 + 60 * k, k as f64)
+                .unwrap();
+        }
+        let kept = |b: &Batch| b.samples_since(id, i64::MIN).unwrap().len();
+        // The first run of the hour applies the retention…
+        assert_eq!(batch.prune_metrics(t0 - 300, 0, at(t0)).unwrap(), 5);
+        assert_eq!(kept(&batch), 5);
+        // …the later ones of the same hour leave the samples that aged out since…
+        assert_eq!(batch.prune_metrics(t0 - 120, 0, at(t0 + 180)).unwrap(), 0);
+        assert_eq!(kept(&batch), 5);
+        // …until the next hour.
+        assert_eq!(batch.prune_metrics(t0 - 120, 0, at(t0 + 3600)).unwrap(), 3);
+        assert_eq!(kept(&batch), 2);
+        batch.commit().unwrap();
     }
 }

@@ -237,6 +237,16 @@ impl Store {
             true,
         )
         .map_err(wrap)?;
+        // One plan per statement whatever values are bound. Otherwise SQLite lets a
+        // bound value steer the plan (`col = ?1` compared with 0 and 1, LIMIT, LIKE,
+        // partial indexes, STAT4): such a statement is marked to be planned again on a
+        // new binding, and since the statement cache clears the bindings of every
+        // statement handed back to it, it was parsed and planned anew on every use.
+        conn.set_db_config(
+            rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+            true,
+        )
+        .map_err(wrap)?;
         conn.set_prepared_statement_cache_capacity(64);
         migrations::apply(&mut conn, &path.display().to_string())?;
         give_templates_their_leaf(&mut conn).map_err(wrap)?;
@@ -943,6 +953,24 @@ mod tests {
         drop(store);
         let store = Store::open(&path).unwrap();
         assert_eq!(store.checkpoints("app").unwrap()["/x"].state, "{}");
+    }
+
+    /// A statement taken from the cache again and again with new values (an open
+    /// incident by signature for each rule, a page by id) is parsed and planned once.
+    #[test]
+    fn cached_lookups_are_not_re_prepared_for_each_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.db")).unwrap();
+        let sql = "SELECT id FROM incidents WHERE signature = ?1 AND status != 'resolved' ORDER BY id DESC LIMIT 1";
+        for k in ["a", "b", "c", "d", "a"] {
+            let mut st = store.conn.prepare_cached(sql).unwrap();
+            let _ = st
+                .query_row([k], |r| r.get::<_, i64>(0))
+                .optional()
+                .unwrap();
+        }
+        let st = store.conn.prepare_cached(sql).unwrap();
+        assert_eq!(st.get_status(rusqlite::StatementStatus::RePrepare), 0);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! costly parse. A stored state is therefore JSON for its shape and scalars, followed
 //! by the windows' little-endian bytes, which the JSON points into (offset and length):
 //! `[JSON length: u64 LE][JSON][bytes]`. Windows are stored in arrival and in sorted
-//! order, so loading is a copy and never a sort.
+//! order, so loading is a copy and never a sort (positions into the sorted order
+//! instead of the arrival order's values made the state smaller but slower to load);
+//! a seasonal bucket's periods are stored as runs.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -42,7 +44,9 @@ pub(super) fn standard_normal() -> Normal {
 }
 
 thread_local! {
-    /// The bytes section of the state being written or read.
+    /// The bytes section of the state being written or read. Kept between states so
+    /// that loading one reuses the memory of the last instead of faulting in fresh
+    /// pages for every megabyte.
     static BYTES: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
@@ -53,21 +57,26 @@ type Span = (usize, usize);
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     BYTES.with(|b| b.borrow_mut().clear());
     let json = serde_json::to_vec(value).expect("detector state serialises");
-    let bytes = BYTES.with(|b| std::mem::take(&mut *b.borrow_mut()));
-    let mut out = Vec::with_capacity(8 + json.len() + bytes.len());
-    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
-    out.extend_from_slice(&json);
-    out.extend_from_slice(&bytes);
-    out
+    BYTES.with(|b| {
+        let bytes = b.borrow();
+        let mut out = Vec::with_capacity(8 + json.len() + bytes.len());
+        out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+        out.extend_from_slice(&json);
+        out.extend_from_slice(&bytes);
+        out
+    })
 }
 
 /// A state from its stored form; `None` when it is not one.
-pub fn decode<T: DeserializeOwned>(mut blob: Vec<u8>) -> Option<T> {
+pub fn decode<T: DeserializeOwned>(blob: &[u8]) -> Option<T> {
     let n = u64::from_le_bytes(blob.get(..8)?.try_into().ok()?) as usize;
-    let json = blob.get(8..8usize.checked_add(n)?)?.to_vec();
-    blob.drain(..8 + n);
-    BYTES.with(|b| *b.borrow_mut() = blob);
-    let out = serde_json::from_slice(&json).ok();
+    let json = blob.get(8..8usize.checked_add(n)?)?;
+    BYTES.with(|b| {
+        let mut b = b.borrow_mut();
+        b.clear();
+        b.extend_from_slice(&blob[8 + n..]);
+    });
+    let out = serde_json::from_slice(json).ok();
     BYTES.with(|b| b.borrow_mut().clear());
     out
 }
@@ -85,17 +94,20 @@ fn put<const N: usize>(v: impl Iterator<Item = [u8; N]>) -> Span {
     })
 }
 
-fn take<E: serde::de::Error, T>((at, n): Span, f: impl Fn([u8; 8]) -> T) -> Result<Vec<T>, E> {
+fn take<E: serde::de::Error, T, const N: usize>(
+    (at, n): Span,
+    f: impl Fn([u8; N]) -> T,
+) -> Result<Vec<T>, E> {
     BYTES.with(|b| {
         let b = b.borrow();
         let end = n
-            .checked_mul(8)
+            .checked_mul(N)
             .and_then(|len| at.checked_add(len))
             .filter(|end| *end <= b.len())
             .ok_or_else(|| E::custom("a window lies outside the stored bytes"))?;
         Ok(b[at..end]
-            .chunks_exact(8)
-            .map(|c| f(c.try_into().expect("8 bytes")))
+            .chunks_exact(N)
+            .map(|c| f(c.try_into().expect("N bytes")))
             .collect())
     })
 }
@@ -121,8 +133,8 @@ impl Serialize for RollingWindow {
 impl<'de> Deserialize<'de> for RollingWindow {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let w = Window::deserialize(d)?;
-        let ring: VecDeque<f64> = take::<D::Error, _>(w.ring, f64::from_le_bytes)?.into();
-        let sorted: Vec<f64> = take::<D::Error, _>(w.sorted, f64::from_le_bytes)?;
+        let ring: VecDeque<f64> = take::<D::Error, _, 8>(w.ring, f64::from_le_bytes)?.into();
+        let sorted: Vec<f64> = take::<D::Error, _, 8>(w.sorted, f64::from_le_bytes)?;
         if w.cap == 0
             || ring.len() != sorted.len()
             || ring.len() > w.cap
@@ -137,16 +149,27 @@ impl<'de> Deserialize<'de> for RollingWindow {
     }
 }
 
+/// A seasonal bucket: its values, and their periods as runs (a period's samples are
+/// consecutive), each run a period and its length.
 #[derive(Serialize, Deserialize)]
 struct Bucket {
-    periods: Span,
+    runs: Span,
     values: Span,
 }
 
 impl Serialize for SeasonBucket {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut runs: Vec<(i64, i64)> = Vec::new();
+        for &(p, _) in &self.items {
+            match runs.last_mut() {
+                Some((q, n)) if *q == p => *n += 1,
+                _ => runs.push((p, 1)),
+            }
+        }
         Bucket {
-            periods: put(self.items.iter().map(|p| p.0.to_le_bytes())),
+            runs: put(runs
+                .iter()
+                .flat_map(|&(p, n)| [p.to_le_bytes(), n.to_le_bytes()])),
             values: put(self.items.iter().map(|p| p.1.to_le_bytes())),
         }
         .serialize(s)
@@ -156,8 +179,17 @@ impl Serialize for SeasonBucket {
 impl<'de> Deserialize<'de> for SeasonBucket {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let b = Bucket::deserialize(d)?;
-        let periods = take::<D::Error, _>(b.periods, i64::from_le_bytes)?;
-        let values = take::<D::Error, _>(b.values, f64::from_le_bytes)?;
+        let runs = take::<D::Error, _, 8>(b.runs, i64::from_le_bytes)?;
+        let values = take::<D::Error, _, 8>(b.values, f64::from_le_bytes)?;
+        let mut periods = Vec::with_capacity(values.len());
+        for r in runs.chunks(2) {
+            match *r {
+                [p, n] if n > 0 && (n as usize) <= values.len() - periods.len() => {
+                    periods.extend(std::iter::repeat_n(p, n as usize))
+                }
+                _ => return Err(D::Error::custom("a stored seasonal bucket is inconsistent")),
+            }
+        }
         if periods.len() != values.len() {
             return Err(D::Error::custom("a stored seasonal bucket is inconsistent"));
         }
@@ -186,16 +218,16 @@ mod tests {
             a.observe(t, v);
         }
         let blob = super::encode(&a);
-        let mut b: AnomalyDetector = super::decode(blob.clone()).unwrap();
+        let mut b: AnomalyDetector = super::decode(&blob).unwrap();
         for i in 3000..3500 {
             let (t, v) = next(i);
             let v = if i == 3400 { 95.0 } else { v };
             assert_eq!(a.observe(t, v), b.observe(t, v), "sample {i}");
         }
-        assert!(super::decode::<AnomalyDetector>(b"{}".to_vec()).is_none());
+        assert!(super::decode::<AnomalyDetector>(b"{}").is_none());
         // A window pointing past the bytes is refused, not read.
         let mut cut = blob.clone();
         cut.truncate(cut.len() - 8);
-        assert!(super::decode::<AnomalyDetector>(cut).is_none());
+        assert!(super::decode::<AnomalyDetector>(&cut).is_none());
     }
 }
