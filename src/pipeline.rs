@@ -1278,22 +1278,24 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
     // change, their index rows do not.
     let changed: Vec<i64> = ids.iter().chain(&opened).copied().collect();
     let mut all = std::collections::BTreeSet::new();
-    for (id, fresh) in ids
-        .into_iter()
-        .map(|id| (id, false))
-        .chain(opened.iter().map(|id| (*id, true)))
-    {
-        if !fresh {
-            all.insert(id);
+    store.reading(|| {
+        for (id, fresh) in ids
+            .into_iter()
+            .map(|id| (id, false))
+            .chain(opened.iter().map(|id| (*id, true)))
+        {
+            if !fresh {
+                all.insert(id);
+            }
+            if let Ok(Some(inc)) = store.incident(id) {
+                all.extend(
+                    incident::page::linked_to(store, &inc)
+                        .into_iter()
+                        .filter(|r| !opened.contains(r)),
+                );
+            }
         }
-        if let Ok(Some(inc)) = store.incident(id) {
-            all.extend(
-                incident::page::linked_to(store, &inc)
-                    .into_iter()
-                    .filter(|r| !opened.contains(r)),
-            );
-        }
-    }
+    });
     // Pages a run could not rewrite before are tried again.
     let retry = pages_to_retry(store);
     all.extend(retry.iter().copied());

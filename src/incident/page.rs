@@ -54,6 +54,10 @@ pub fn rewrite_with_linked(config: &Config, store: &Store, id: i64) -> Vec<(i64,
 
 /// An incident's page with its diagnosis, metric section, related incidents and log.
 pub fn page_for(config: &Config, store: &Store, inc: &IncidentRow, path: &Path) -> String {
+    store.reading(|| render_page(config, store, inc, path))
+}
+
+fn render_page(config: &Config, store: &Store, inc: &IncidentRow, path: &Path) -> String {
     let d: Option<Diagnosis> = inc
         .diagnosis
         .clone()

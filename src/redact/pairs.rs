@@ -197,6 +197,17 @@ static NAME_SEP: LazyLock<Regex> = LazyLock::new(|| {
         .expect("pair regex compiles")
 });
 
+/// The name group of a [`NAME_SEP`] match: a name's characters cannot start what
+/// follows it (a quote, a backslash, a blank or the separator), so the name is the
+/// whole run of them the match starts with.
+fn leading_name(m: &str) -> &str {
+    let n = m
+        .bytes()
+        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))
+        .unwrap_or(m.len());
+    &m[..n]
+}
+
 /// `--password hunter2` on a command line (a flag and a separate value).
 static FLAG: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r#"(?:^|[\s'"])--?(?P<name>[A-Za-z][A-Za-z0-9_-]*)[ \t]+(?P<v>[^\s\-'"][^\s'"]*)"#)
@@ -399,9 +410,10 @@ pub fn redact(text: &str) -> Option<String> {
     // (start, end, kind) of each value to replace, in order of start.
     let mut spans: Vec<(usize, usize, &'static str)> = Vec::new();
     let mut pos = 0;
-    while let Some(m) = NAME_SEP.captures_at(text, pos) {
-        let whole = m.get(0).expect("group 0");
-        let name = m.name("name").expect("name group").as_str();
+    // A match-only search, and the name read off its start (a search for the
+    // captures cost more than the classification of every name found).
+    while let Some(whole) = NAME_SEP.find_at(text, pos) {
+        let name = leading_name(whole.as_str());
         pos = whole.end().max(whole.start() + 1);
         let Some(class) = classify(name) else {
             continue;
@@ -466,6 +478,29 @@ fn redact_flags(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_name_read_off_the_match_is_the_name_group() {
+        let texts = [
+            "password=hunter2 api_key: abc \"token\": \"x\" a.b-c=>1 X-Amz-Signature%3Dabc",
+            "first_seen: 2026-11-22T00:21:56Z T00:21 -x: 1 _u_ = 2 name'=3 k\\\"=4 q%3a5",
+            "no pairs here at all · none",
+        ];
+        for t in texts {
+            let mut pos = 0;
+            let mut seen = 0;
+            while let Some(c) = NAME_SEP.captures_at(t, pos) {
+                let whole = c.get(0).unwrap();
+                let m = NAME_SEP.find_at(t, pos).unwrap();
+                assert_eq!((m.start(), m.end()), (whole.start(), whole.end()));
+                assert_eq!(leading_name(m.as_str()), &c["name"], "{t:?}");
+                pos = whole.end().max(whole.start() + 1);
+                seen += 1;
+            }
+            assert_eq!(NAME_SEP.find_at(t, pos), None);
+            assert!(seen > 0 || t.starts_with("no pairs"), "{t:?}");
+        }
+    }
 
     #[test]
     fn the_quick_look_rules_out_only_names_the_lists_do_not_classify() {

@@ -45,7 +45,9 @@ impl Store {
     }
 
     pub fn notes(&self, id: i64) -> Result<Vec<NoteRow>> {
-        let mut stmt = self.conn.prepare(
+        // Asked once for every page written: kept prepared (parsing it again cost as
+        // much as running it).
+        let mut stmt = self.conn.prepare_cached(
             "SELECT at, author, text FROM incident_notes WHERE incident_id = ?1 ORDER BY id",
         )?;
         let rows = stmt.query_map([id], |r| {
