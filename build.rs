@@ -51,4 +51,40 @@ fn main() {
     embed(&mut code, "PROMPTS", "prompts");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("assets.rs");
     std::fs::write(out, code).unwrap();
+    build_id();
+}
+
+/// `$OUT_DIR/build_id.rs`: an id that changes whenever the code or a dependency
+/// does (a hash of `src/`, the manifests and this script). What this build has checked
+/// may be remembered under it: another build may judge the same input differently.
+fn build_id() {
+    use std::hash::{Hash, Hasher};
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
+    let mut files = Vec::new();
+    println!("cargo:rerun-if-changed=src");
+    let src = manifest.join("src");
+    walk(&src, &src, &mut files);
+    let mut files: Vec<PathBuf> = files
+        .into_iter()
+        .map(|f| Path::new("src").join(f))
+        .collect();
+    for f in ["Cargo.toml", "Cargo.lock", "build.rs"] {
+        println!("cargo:rerun-if-changed={f}");
+        files.push(PathBuf::from(f));
+    }
+    files.sort();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for f in &files {
+        f.hash(&mut h);
+        std::fs::read(manifest.join(f))
+            .unwrap_or_default()
+            .hash(&mut h);
+    }
+    let id = format!(
+        "{}-{:016x}",
+        std::env::var("CARGO_PKG_VERSION").unwrap(),
+        h.finish()
+    );
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("build_id.rs");
+    std::fs::write(out, format!("pub const BUILD_ID: &str = {id:?};\n")).unwrap();
 }

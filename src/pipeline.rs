@@ -15,7 +15,7 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
-use crate::ignore::IgnoreRules;
+use crate::ignore::{IgnoreRules, LazyRules, Part};
 use crate::investigate::{self, Diagnosis};
 use crate::signature::{signature, Miner, Signature};
 use crate::source::{self, Event, Level};
@@ -227,7 +227,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     }
     report.resolved = incident::lifecycle::auto_resolve(config, &store, now)?;
     let silenced = |sig: &str| {
-        ignore.rules.iter().any(|r| {
+        ignore.get().rules.iter().any(|r| {
             !r.expired(now)
                 && r.level.is_none()
                 && r.signature.is_some_and(|s| s.to_string() == sig)
@@ -709,7 +709,7 @@ fn read_sources(
     config: &Config,
     store: &Store,
     miner: &mut Miner,
-    ignore: &IgnoreRules,
+    ignore: &LazyRules,
     known_until: &HashMap<Signature, DateTime<Utc>>,
     now: DateTime<Utc>,
     report: &mut RunReport,
@@ -783,7 +783,7 @@ fn read_sources(
                 again += 1;
                 return;
             }
-            if let Some(rule) = ignore.matching(&event, sig) {
+            if let Some(rule) = ignore.get().matching(&event, sig) {
                 *hits.entry(rule.id.clone()).or_default() += 1;
                 ignored += 1;
                 return;
@@ -1351,54 +1351,91 @@ pub fn retry_page_later(store: &Store, id: i64) -> Result<(), store::StoreError>
 }
 
 const GOOD_RULES: &str = "ignore.last_good:";
+/// A rules file's text as this build last accepted it, led by the build's id.
+const CHECKED_RULES: &str = "ignore.checked:";
 
 /// The ignore file and the mutes file. A file that cannot be read or has a bad rule
 /// does not stop the run: its last good version (kept in the state database) applies
 /// instead, and the run reports a watcher problem until it is fixed. Nothing watched
 /// at all would be worse than a rule too many or too few.
+///
+/// A text this very build accepted before (the same bytes, the same build id) is not
+/// checked again: its rules are parsed when a record first needs them, which a run
+/// with nothing new never does. Any other text is checked now, so a broken file is
+/// reported by every run.
 fn load_rules(
     config: &Config,
     store: &Store,
     now: DateTime<Utc>,
     dry_run: bool,
     report: &mut RunReport,
-) -> Result<IgnoreRules, RunError> {
+) -> Result<LazyRules, RunError> {
     let mut parts = Vec::new();
     for path in config.rule_files() {
         let key = format!("{GOOD_RULES}{}", path.display());
-        let loaded = crate::fsio::read_optional(&path)
-            .map(Option::unwrap_or_default)
-            .map_err(|e| vec![e])
-            .and_then(|text| {
-                IgnoreRules::parse_file(&text, &path, now)
-                    .map(|r| (text, r))
-                    .map_err(|e| e.problems)
-            });
-        match loaded {
-            Ok((text, rules)) => {
-                if !dry_run && store.kv_get(&key)?.as_deref() != Some(text.as_str()) {
-                    store.kv_set(&key, &text)?;
-                }
-                parts.push(rules);
+        let checked_key = format!("{CHECKED_RULES}{}", path.display());
+        let text = match crate::fsio::read_optional(&path) {
+            Ok(t) => t.unwrap_or_default(),
+            Err(e) => {
+                rules_fallback(store, &key, &path, vec![e], now, report, &mut parts)?;
+                continue;
             }
-            Err(problems) => {
-                let cached = store
-                    .kv_get(&key)?
-                    .and_then(|t| IgnoreRules::parse_file(&t, &path, now).ok());
-                let fallback = match &cached {
-                    Some(r) => format!("the last good version applies ({} rules)", r.rules.len()),
-                    None => "no earlier good version is known: none of its rules apply".into(),
-                };
-                report.problem(format!(
-                    "ignore rules file {}: {}; {fallback}",
-                    path.display(),
-                    problems.join("; ")
-                ));
-                parts.extend(cached);
+        };
+        let stamp = format!("{}\n{text}", crate::ignore::build::BUILD_ID);
+        let checked = store.kv_get(&checked_key)?.is_some_and(|c| c == stamp);
+        let part = if checked {
+            Part::Checked {
+                path: path.clone(),
+                text: text.clone(),
+            }
+        } else {
+            match IgnoreRules::parse_file(&text, &path, now) {
+                Ok(r) => Part::Parsed(r),
+                Err(e) => {
+                    rules_fallback(store, &key, &path, e.problems, now, report, &mut parts)?;
+                    continue;
+                }
+            }
+        };
+        if !dry_run {
+            if store.kv_get(&key)?.as_deref() != Some(text.as_str()) {
+                store.kv_set(&key, &text)?;
+            }
+            // After the last good text: the stamp vouches for that text only.
+            if !checked {
+                store.kv_set(&checked_key, &stamp)?;
             }
         }
+        parts.push(part);
     }
-    Ok(IgnoreRules::merge(parts, now))
+    Ok(LazyRules::new(parts, now))
+}
+
+/// A rules file that cannot be read or has a bad rule: its problems reported, its
+/// last good version applied.
+fn rules_fallback(
+    store: &Store,
+    key: &str,
+    path: &std::path::Path,
+    problems: Vec<String>,
+    now: DateTime<Utc>,
+    report: &mut RunReport,
+    parts: &mut Vec<Part>,
+) -> Result<(), RunError> {
+    let cached = store
+        .kv_get(key)?
+        .and_then(|t| IgnoreRules::parse_file(&t, path, now).ok());
+    let fallback = match &cached {
+        Some(r) => format!("the last good version applies ({} rules)", r.rules.len()),
+        None => "no earlier good version is known: none of its rules apply".into(),
+    };
+    report.problem(format!(
+        "ignore rules file {}: {}; {fallback}",
+        path.display(),
+        problems.join("; ")
+    ));
+    parts.extend(cached.map(Part::Parsed));
+    Ok(())
 }
 
 /// The samples an open incident keeps: its first three and the latest two.

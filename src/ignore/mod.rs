@@ -240,6 +240,61 @@ impl IgnoreRules {
     }
 }
 
+/// Changes with every change of the code or its dependencies (see `build.rs`): a rules
+/// text this build has checked may be remembered under it, never under another build's.
+pub mod build {
+    include!(concat!(env!("OUT_DIR"), "/build_id.rs"));
+}
+
+/// One file's part of a [`LazyRules`]: parsed already, or a text this build has
+/// checked before and parses only when a rule is needed.
+#[derive(Debug)]
+pub enum Part {
+    Parsed(IgnoreRules),
+    Checked { path: PathBuf, text: String },
+}
+
+/// The rules of several files, parsed when first needed: a run that reads nothing new
+/// matches no record, and need not parse the rules it already knows are good.
+#[derive(Debug)]
+pub struct LazyRules {
+    parts: std::sync::Mutex<Vec<Part>>,
+    rules: std::sync::OnceLock<IgnoreRules>,
+    now: DateTime<Utc>,
+}
+
+impl LazyRules {
+    pub fn new(parts: Vec<Part>, now: DateTime<Utc>) -> LazyRules {
+        LazyRules {
+            parts: std::sync::Mutex::new(parts),
+            rules: std::sync::OnceLock::new(),
+            now,
+        }
+    }
+
+    /// The rules, in file order (the first file's first).
+    pub fn get(&self) -> &IgnoreRules {
+        self.rules.get_or_init(|| {
+            let parts = std::mem::take(&mut *self.parts.lock().unwrap_or_else(|e| e.into_inner()));
+            let parsed = parts
+                .into_iter()
+                .map(|p| match p {
+                    Part::Parsed(r) => r,
+                    Part::Checked { path, text } => {
+                        IgnoreRules::parse_file(&text, &path, self.now).unwrap_or_else(|e| {
+                            // Unreachable while the build id is honest: this build
+                            // accepted the same text before. No rule is safer than a guess.
+                            tracing::error!("{e}");
+                            IgnoreRules::default()
+                        })
+                    }
+                })
+                .collect();
+            IgnoreRules::merge(parsed, self.now)
+        })
+    }
+}
+
 /// One `key = value` of a rule table, with the line it is on.
 struct Field {
     key: String,

@@ -91,14 +91,15 @@ pub fn nag(
                 .unwrap_or(&FORCED_NAG_EVERY),
             None => continue,
         };
-        if silenced(&i.signature) {
-            continue;
-        }
         let every = chrono::Duration::from_std(*every).unwrap_or(chrono::Duration::MAX);
         let last = i.last_notified_at.unwrap_or(i.created_at);
         // A last notice stamped after `now` was sent while the clock ran ahead: how
         // long ago is unknown, so the reminder is due rather than held until then.
         if last <= now && now - last < every {
+            continue;
+        }
+        // Asked only of a reminder that is due: answering may parse the ignore rules.
+        if silenced(&i.signature) {
             continue;
         }
         let number = i.nag_count + 1;

@@ -69,9 +69,14 @@ impl Store {
         )
     }
 
-    /// Filed incidents still open (not acked), for nagging.
+    /// Filed incidents still open (not acked), for nagging; light rows (samples and
+    /// diagnosis left empty): every run asks, and neither reminder nor briefing shows them.
     pub fn unacked_incidents(&self) -> Result<Vec<IncidentRow>> {
-        self.incidents_where("status = 'open' AND stage = 'filed'", params![])
+        self.incidents_select(
+            "'[]', NULL",
+            "status = 'open' AND stage = 'filed'",
+            params![],
+        )
     }
 
     /// The most recent resolved incident of a signature.

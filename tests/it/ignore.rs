@@ -494,3 +494,110 @@ fn ignore_list_prints_json() {
     assert_eq!(rules[1]["expires"], "2026-12-01T00:00:00Z");
     assert_eq!(rules[1]["expired"], false);
 }
+
+/// The ignore file's remembered check (`ignore.checked:<path>` in the kv table).
+fn checked_stamp(t: &Test) -> Option<String> {
+    let db = rusqlite::Connection::open(t.path("state/logwarden.db")).unwrap();
+    let key = format!("ignore.checked:{}", t.path("ignore.toml").display());
+    db.query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
+        .ok()
+}
+
+const GOOD_RULE: &str =
+    "[[rule]]\nid = 1\npattern = \"Connection reset\"\ncomment = \"flaky peer\"\n";
+
+#[test]
+fn idle_runs_still_report_a_rule_file_broken_after_it_was_checked() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write("ignore.toml", GOOD_RULE);
+    t.write("app.log", "");
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    // The second run finds the text it checked: nothing new, nothing to say.
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    assert!(checked_stamp(&t).is_some_and(|s| s.ends_with(GOOD_RULE)));
+    t.write(
+        "ignore.toml",
+        "[[rule]]\nid = 1\npattern = \"(unclosed\"\ncomment = \"oops\"\n",
+    );
+    for minute in ["02", "03"] {
+        let r = t.run(&["run", "--now", &format!("2026-11-22T10:{minute}:00Z")]);
+        assert_eq!(r.code, Some(1), "{}", r.all());
+        assert!(r.stdout.contains("line 3"), "{}", r.stdout);
+        assert!(
+            r.stdout.contains("the last good version applies (1 rules)"),
+            "{}",
+            r.stdout
+        );
+    }
+    // Fixed again: the good text is quiet once more, and its rule applies.
+    t.write("ignore.toml", GOOD_RULE);
+    t.ok(&["run", "--now", "2026-11-22T10:04:00Z"]);
+    t.append(
+        "app.log",
+        b"2026-11-22 10:04:30.000 | ERROR    | app:f:1 - Connection reset by peer\n",
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains("1 ignored"), "{}", r.stdout);
+    assert!(t.incident_files().is_empty());
+}
+
+#[test]
+fn a_rule_edited_between_idle_runs_takes_effect() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write("ignore.toml", GOOD_RULE);
+    t.write("app.log", "");
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    t.write(
+        "ignore.toml",
+        "[[rule]]\nid = 1\npattern = \"Disk full\"\ncomment = \"known\"\n",
+    );
+    t.append(
+        "app.log",
+        b"2026-11-22 10:01:30.000 | ERROR    | app:f:1 - Disk full on /var\n\
+          2026-11-22 10:01:31.000 | ERROR    | app:f:2 - Connection reset by peer\n",
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:02:00Z"]);
+    assert!(r.stdout.contains("1 ignored"), "{}", r.stdout);
+    let files = t.incident_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let page = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(page.contains("Connection reset"), "{page}");
+}
+
+#[test]
+fn a_check_remembered_by_another_build_does_not_pass_a_broken_file() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write("ignore.toml", GOOD_RULE);
+    t.write("app.log", "");
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    let broken = "[[rule]]\nid = 1\npattern = \"(unclosed\"\ncomment = \"oops\"\n";
+    t.write("ignore.toml", broken);
+    // As if another build (older, or laxer) had accepted exactly this text.
+    let stamp = checked_stamp(&t).unwrap();
+    let (build, _) = stamp.split_once('\n').unwrap();
+    let db = rusqlite::Connection::open(t.path("state/logwarden.db")).unwrap();
+    let key = format!("ignore.checked:{}", t.path("ignore.toml").display());
+    for other in ["0.0.1-0000000000000000", &format!("{build}x"), ""] {
+        db.execute(
+            "UPDATE kv SET value = ?2 WHERE key = ?1",
+            [key.as_str(), &format!("{other}\n{broken}")],
+        )
+        .unwrap();
+        let r = t.run(&["run", "--now", "2026-11-22T10:01:00Z"]);
+        assert_eq!(r.code, Some(1), "{}", r.all());
+        assert!(r.stdout.contains("line 3"), "{}", r.stdout);
+    }
+    // This build's own id with a text it did not check (a different file) does not pass either.
+    db.execute(
+        "UPDATE kv SET value = ?2 WHERE key = ?1",
+        [key.as_str(), &format!("{build}\n{GOOD_RULE}")],
+    )
+    .unwrap();
+    let r = t.run(&["run", "--now", "2026-11-22T10:02:00Z"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(r.stdout.contains("line 3"), "{}", r.stdout);
+}
