@@ -150,11 +150,6 @@ impl Store {
         Ok(v)
     }
 
-    /// An incident's requests, oldest first.
-    pub fn requests_of(&self, incident: i64) -> Result<Vec<ActionRequest>> {
-        self.requests_where("WHERE incident_id = ?1 ORDER BY id", [incident])
-    }
-
     /// An incident's requests as its page records them, oldest first.
     pub fn page_actions(&self, incident: i64) -> Result<Vec<PageAction>> {
         let mut stmt = self.conn.prepare_cached(

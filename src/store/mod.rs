@@ -533,8 +533,8 @@ impl Store {
         Ok(())
     }
 
-    /// [`Store::mark_skipped`] for many, in one transaction (a commit each cost more
-    /// than the update).
+    /// Takes notifications out of the queue without sending them (no ntfy configured),
+    /// in one transaction (a commit each cost more than the update).
     pub fn mark_all_skipped(&self, ids: &[i64], why: &str, now: DateTime<Utc>) -> Result<()> {
         let tx = self.conn.unchecked_transaction()?;
         for &id in ids {
@@ -544,15 +544,6 @@ impl Store {
             )?;
         }
         tx.commit()?;
-        Ok(())
-    }
-
-    /// Takes a notification out of the queue without sending it (no ntfy configured).
-    pub fn mark_skipped(&self, id: i64, why: &str, now: DateTime<Utc>) -> Result<()> {
-        self.conn.execute_cached(
-            "UPDATE outbox SET sent_at = ?2, last_error = ?3 WHERE id = ?1",
-            params![id, ts(now), why],
-        )?;
         Ok(())
     }
 
