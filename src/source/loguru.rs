@@ -96,10 +96,9 @@ pub fn header_level(b: &[u8]) -> Option<&[u8]> {
 /// Whether what follows the level field starts with loguru's `name:function:line - `.
 fn has_location(rest: &[u8]) -> bool {
     // The first ` - ` ends the location; then the line number runs back from it to a
-    // `:`. Locations are short and seldom hold a `-`: a word-at-a-time search beats
-    // setting up a vectorised one.
+    // `:`.
     let mut from = 0;
-    while let Some(d) = find_dash(&rest[from..]) {
+    while let Some(d) = memchr::memchr(b'-', &rest[from..]) {
         let i = from + d;
         from = i + 1;
         if i == 0 || rest[i - 1] != b' ' || rest.get(i + 1) != Some(&b' ') {
@@ -112,24 +111,6 @@ fn has_location(rest: &[u8]) -> bool {
         };
     }
     false
-}
-
-/// The first `-` in `b`, eight bytes at a time.
-fn find_dash(b: &[u8]) -> Option<usize> {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let mut i = 0;
-    while i + 8 <= b.len() {
-        // A byte equal to `-` becomes zero; the lowest zero byte sets the lowest bit of
-        // `zero` (a borrow only ever marks bytes above a zero one).
-        let w = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes")) ^ (ONES * 0x2D);
-        let zero = w.wrapping_sub(ONES) & !w & HIGH;
-        if zero != 0 {
-            return Some(i + (zero.trailing_zeros() / 8) as usize);
-        }
-        i += 8;
-    }
-    b[i..].iter().position(|&c| c == b'-').map(|p| i + p)
 }
 
 /// Whether `b` starts with `YYYY-MM-DD HH:MM:SS.mmm` (digits and separators at their
@@ -887,26 +868,6 @@ mod tests {
             }
         }
         assert!(!default_time_shape(&base[..23]));
-    }
-
-    #[test]
-    fn word_at_a_time_dash_search_finds_the_first_dash() {
-        // Every place of a first dash in texts of up to 40 bytes, among neighbours that
-        // differ from `-` by one bit or a borrow (`,` `.` `\xad` `\0` `\xff`).
-        for len in 0..40 {
-            for fill in [b'a', b',', b'.', 0xad, 0, 0xff] {
-                let none = vec![fill; len];
-                assert_eq!(find_dash(&none), None, "{len} {fill}");
-                for at in 0..len {
-                    let mut b = none.clone();
-                    b[at] = b'-';
-                    if at + 1 < len {
-                        b[at + 1] = b'-'; // a second one right after
-                    }
-                    assert_eq!(find_dash(&b), Some(at), "{len} {fill} {at}");
-                }
-            }
-        }
     }
 
     #[test]
