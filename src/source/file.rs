@@ -25,7 +25,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::json::JsonParser;
-use super::linereader::{for_each_line_capped, next_line, Line};
+use super::linereader::{for_each_line_capped, next_line, Line, LineRef, LineSink};
 use super::loguru::{HeaderParser, RecordAssembler};
 use super::{Checkpoint, Event, RecordParser};
 use crate::config::{FileSource, ParserSpec, SourceConfig, StartFrom};
@@ -565,48 +565,20 @@ impl Follower<'_> {
             .unwrap_or_default();
         let mut parser = self.parser(&origin);
         let mut scratch = Line::default();
-        let mut long_lines = 0u64;
-        let report = &mut *self.report;
-        let sink = &mut *self.sink;
         let max_line = parser.max_line();
-        // Where the record in progress starts (offset, lines before it).
-        let mut record_start: Option<(u64, u64)> = None;
-        let result = for_each_line_capped(&mut reader, &mut scratch, max_line, |line| {
-            if !line.complete && !finished {
-                return false; // a half-written line waits for the next run
-            }
-            let before = (state.offset, state.line_no);
-            if state.offset == 0 && state.head.is_none() {
-                let n = line.bytes.len().min(HEAD_BYTES);
-                state.head = Some((n as u64, hash(&line.bytes[..n])));
-            }
-            state.offset += line.len;
-            state.line_no += 1;
-            report.lines += 1;
-            report.bytes += line.len;
-            if line.dropped > 0 {
-                long_lines += 1;
-                if long_lines == 1 {
-                    report.warnings.push(format!(
-                        "{}:{}: line of {} bytes; kept its first {}",
-                        path.display(),
-                        state.line_no,
-                        line.len,
-                        line.bytes.len()
-                    ));
-                }
-            }
-            if let Some(event) = parser.push_bytes(state.line_no, line.bytes) {
-                sink(event);
-            }
-            if parser
-                .pending()
-                .is_some_and(|(start, _)| start == state.line_no)
-            {
-                record_start = Some(before);
-            }
-            true
-        });
+        let mut lines = Lines {
+            path,
+            parser: &mut *parser,
+            state,
+            report: &mut *self.report,
+            sink: &mut *self.sink,
+            max_line,
+            finished,
+            long_lines: 0,
+            record_start: None,
+        };
+        let result = for_each_line_capped(&mut reader, &mut scratch, max_line, &mut lines);
+        let (long_lines, record_start) = (lines.long_lines, lines.record_start);
         let failed = match result {
             Ok(()) => false,
             Err(e) => {
@@ -650,6 +622,76 @@ impl Follower<'_> {
             ));
         }
         self.report.warnings.extend(parser.take_problems());
+    }
+}
+
+/// One file's lines on their way to its parser, counted into its checkpoint.
+struct Lines<'a> {
+    path: &'a Path,
+    parser: &'a mut dyn RecordParser,
+    state: &'a mut FileState,
+    report: &'a mut ReadReport,
+    sink: &'a mut dyn FnMut(Event),
+    max_line: usize,
+    /// The file will not grow: its last line counts even without a newline.
+    finished: bool,
+    /// Lines over the cap, cut.
+    long_lines: u64,
+    /// Where the record in progress starts (offset, lines before it).
+    record_start: Option<(u64, u64)>,
+}
+
+impl LineSink for &mut Lines<'_> {
+    fn skip(&mut self, ahead: &[u8]) -> usize {
+        // The first line identifies the file: it is always seen.
+        if self.state.offset == 0 && self.state.head.is_none() {
+            return 0;
+        }
+        let (bytes, lines) = self.parser.skip_lines(ahead, self.max_line);
+        self.state.offset += bytes as u64;
+        self.state.line_no += lines;
+        self.report.lines += lines;
+        self.report.bytes += bytes as u64;
+        bytes
+    }
+
+    fn line(&mut self, line: LineRef<'_>) -> bool {
+        let state = &mut *self.state;
+        if !line.complete && !self.finished {
+            return false; // a half-written line waits for the next run
+        }
+        let before = (state.offset, state.line_no);
+        if state.offset == 0 && state.head.is_none() {
+            let n = line.bytes.len().min(HEAD_BYTES);
+            state.head = Some((n as u64, hash(&line.bytes[..n])));
+        }
+        state.offset += line.len;
+        state.line_no += 1;
+        self.report.lines += 1;
+        self.report.bytes += line.len;
+        if line.dropped > 0 {
+            self.long_lines += 1;
+            if self.long_lines == 1 {
+                self.report.warnings.push(format!(
+                    "{}:{}: line of {} bytes; kept its first {}",
+                    self.path.display(),
+                    state.line_no,
+                    line.len,
+                    line.bytes.len()
+                ));
+            }
+        }
+        if let Some(event) = self.parser.push_bytes(state.line_no, line.bytes) {
+            (self.sink)(event);
+        }
+        if self
+            .parser
+            .pending()
+            .is_some_and(|(start, _)| start == state.line_no)
+        {
+            self.record_start = Some(before);
+        }
+        true
     }
 }
 

@@ -76,8 +76,27 @@ pub struct LineRef<'a> {
     pub complete: bool,
 }
 
-/// Calls `f` for each line; `f` returns false to stop. Lines that fit in the buffer
-/// are not copied (the hot path); longer ones go through `scratch` with the cap.
+/// Where [`for_each_line`] hands its lines.
+pub trait LineSink {
+    /// Whole lines at the start of `ahead` (buffered bytes, at least one line long when
+    /// they hold a newline) that the sink takes without seeing them one by one: the bytes
+    /// they span, ending included (0: none). A parser skipping a run of records below its
+    /// threshold passes over them in a tight loop instead of a call per line.
+    fn skip(&mut self, _ahead: &[u8]) -> usize {
+        0
+    }
+    /// One line; false stops the reading.
+    fn line(&mut self, line: LineRef<'_>) -> bool;
+}
+
+impl<F: FnMut(LineRef<'_>) -> bool> LineSink for F {
+    fn line(&mut self, line: LineRef<'_>) -> bool {
+        self(line)
+    }
+}
+
+/// Calls `f` for each line; `f` returns false to stop. Lines that fit in the buffer are not
+/// copied (the hot path); longer ones go through `scratch` with the cap.
 pub fn for_each_line<R: BufRead>(
     reader: &mut R,
     scratch: &mut Line,
@@ -86,17 +105,23 @@ pub fn for_each_line<R: BufRead>(
     for_each_line_capped(reader, scratch, MAX_LINE, f)
 }
 
-/// [`for_each_line`] keeping at most `max` bytes of each line.
+/// [`for_each_line`] keeping at most `max` bytes of each line, into any [`LineSink`].
 pub fn for_each_line_capped<R: BufRead>(
     reader: &mut R,
     scratch: &mut Line,
     max: usize,
-    mut f: impl FnMut(LineRef<'_>) -> bool,
+    mut sink: impl LineSink,
 ) -> Result<()> {
     loop {
         let buf = reader.fill_buf()?;
         if buf.is_empty() {
             return Ok(());
+        }
+        let skipped = sink.skip(buf);
+        if skipped > 0 {
+            debug_assert!(skipped <= buf.len() && buf[skipped - 1] == b'\n');
+            reader.consume(skipped);
+            continue;
         }
         if let Some(i) = memchr(buf) {
             if i < max {
@@ -104,7 +129,7 @@ pub fn for_each_line_capped<R: BufRead>(
                 if bytes.last() == Some(&b'\r') {
                     bytes = &bytes[..bytes.len() - 1];
                 }
-                let go_on = f(LineRef {
+                let go_on = sink.line(LineRef {
                     bytes,
                     dropped: 0,
                     len: i as u64 + 1,
@@ -121,7 +146,7 @@ pub fn for_each_line_capped<R: BufRead>(
         if !next_line_capped(reader, scratch, max)? {
             return Ok(());
         }
-        let go_on = f(LineRef {
+        let go_on = sink.line(LineRef {
             bytes: &scratch.bytes,
             dropped: scratch.dropped,
             len: scratch.len,

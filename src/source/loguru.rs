@@ -180,6 +180,22 @@ impl BelowLevels {
         BelowLevels(below)
     }
 
+    /// While a skipped record is in progress, true only for a line that is not the
+    /// header of a record to keep: a line not starting like a header (a continuation of
+    /// the skipped record), or one whose level field at the fixed place is in the list.
+    /// Such a line is dropped whether or not it carries a location, so unlike
+    /// [`Self::is_header_below`] this does not look for one.
+    fn skipped_while_skipping(&self, b: &[u8]) -> bool {
+        if !b.first().is_some_and(u8::is_ascii_digit) {
+            return true;
+        }
+        b.len() >= 37
+            && &b[23..26] == b" | "
+            && &b[34..37] == b" | "
+            && default_time_shape(b)
+            && self.0.iter().any(|f| f[..] == b[26..34])
+    }
+
     /// True only for a line that [`header_level`] takes for a header whose level is in
     /// the list; false says nothing (the slow path decides).
     fn is_header_below(&self, b: &[u8]) -> bool {
@@ -776,6 +792,23 @@ impl super::RecordParser for RecordAssembler {
         }
         RecordAssembler::push(self, line_no, &String::from_utf8_lossy(line))
     }
+    fn skip_lines(&mut self, ahead: &[u8], max_line: usize) -> (usize, u64) {
+        if !self.skipping
+            || self.pending.is_some()
+            || !matches!(self.header, HeaderParser::LoguruDefault)
+        {
+            return (0, 0);
+        }
+        let (mut at, mut lines) = (0, 0);
+        while let Some(i) = memchr::memchr(b'\n', &ahead[at..]) {
+            if i >= max_line || !self.below.skipped_while_skipping(&ahead[at..at + i]) {
+                break;
+            }
+            at += i + 1;
+            lines += 1;
+        }
+        (at, lines)
+    }
     fn pending(&self) -> Option<(u64, bool)> {
         self.pending
             .as_ref()
@@ -968,6 +1001,103 @@ mod tests {
         ] {
             assert_eq!(below.is_header_below(line.as_bytes()), want, "{line}");
         }
+    }
+
+    #[test]
+    fn skipping_runs_of_lines_gives_the_records_of_pushing_them_one_by_one() {
+        use crate::source::linereader::{for_each_line_capped, Line, LineRef, LineSink};
+        use crate::source::RecordParser;
+        let mut custom = BTreeMap::new();
+        custom.insert("NOISY".to_string(), 15);
+        let base = [
+            "2026-11-22 09:50:45.492 | INFO     | app.web:handle:7 - GET / 200",
+            "2026-11-22 09:50:45.492 | DEBUG    | app:f:1 - x - y",
+            "2026-11-22 09:50:45.492 | NOISY    | app:f:1 - custom and low",
+            "2026-11-22 09:50:45.492 | WARNING  | app:f:1 - high",
+            "2026-11-22 09:50:45.492 | ERROR    | app:f:1 - boom",
+            "2026-11-22 09:50:45.492 | INFO     | no location - here",
+            "2026-11-22T09:50:45.492 | ERROR    | app:f:1 - a T",
+            "2026-11-22 09:50:45.492 | ERRORS   | app:f:1 - unknown level",
+            "Traceback (most recent call last):",
+            "  File \"app.py\", line 3, in f",
+            "ValueError: bad",
+            "",
+            "2026-11-22 09:50:45.492 | INFO     | app:f:1 - carriage return\r",
+        ];
+        let mut pool: Vec<Vec<u8>> = base.iter().map(|l| l.as_bytes().to_vec()).collect();
+        for l in base {
+            for i in (0..l.len().min(40)).step_by(3) {
+                for c in [b' ', b'|', b'1', b'W', b'\t', 0xff] {
+                    let mut m = l.as_bytes().to_vec();
+                    m[i] = c;
+                    pool.push(m);
+                }
+            }
+        }
+        struct Skipping<'a> {
+            parser: &'a mut RecordAssembler,
+            line_no: u64,
+            skipped: u64,
+            events: Vec<Event>,
+        }
+        impl LineSink for &mut Skipping<'_> {
+            fn skip(&mut self, ahead: &[u8]) -> usize {
+                let (bytes, lines) = self.parser.skip_lines(ahead, 200);
+                self.line_no += lines;
+                self.skipped += lines;
+                bytes
+            }
+            fn line(&mut self, line: LineRef<'_>) -> bool {
+                self.line_no += 1;
+                self.events
+                    .extend(self.parser.push_bytes(self.line_no, line.bytes));
+                true
+            }
+        }
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move |n: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n as u64) as usize
+        };
+        let mut skipped = 0;
+        for _ in 0..400 {
+            let lines: Vec<&[u8]> = (0..60)
+                .map(|_| {
+                    // Mostly records below the threshold, as in a busy log.
+                    let k = if next(3) > 0 {
+                        next(3)
+                    } else {
+                        next(pool.len())
+                    };
+                    &pool[k][..]
+                })
+                .collect();
+            let mut one_by_one = RecordAssembler::new("app", "app.log", &custom, 30);
+            let mut want = vec![];
+            for (i, l) in lines.iter().enumerate() {
+                let l = l.strip_suffix(b"\r").unwrap_or(l);
+                want.extend(one_by_one.push_bytes(i as u64 + 1, l));
+            }
+            want.extend(RecordParser::finish(&mut one_by_one));
+
+            let text: Vec<u8> = lines.iter().flat_map(|l| [*l, b"\n"].concat()).collect();
+            let mut parser = RecordAssembler::new("app", "app.log", &custom, 30);
+            let mut sink = Skipping {
+                parser: &mut parser,
+                line_no: 0,
+                skipped: 0,
+                events: vec![],
+            };
+            let mut reader = std::io::BufReader::with_capacity(64 + next(300), &text[..]);
+            for_each_line_capped(&mut reader, &mut Line::default(), 200, &mut sink).unwrap();
+            sink.events.extend(RecordParser::finish(sink.parser));
+            assert_eq!(sink.line_no, lines.len() as u64);
+            assert_eq!(sink.events, want);
+            skipped += sink.skipped;
+        }
+        assert!(skipped > 5_000, "only {skipped} lines were skipped in runs");
     }
 
     #[test]

@@ -150,6 +150,13 @@ pub trait RecordParser {
     fn push_bytes(&mut self, line_no: u64, line: &[u8]) -> Option<Event> {
         self.push(line_no, &String::from_utf8_lossy(line))
     }
+    /// Whole lines at the start of `ahead` (each shorter than `max_line`) that this
+    /// parser would drop unread, as it is now: the bytes they span, ending included,
+    /// and how many they are. Only a parser skipping a record below its threshold
+    /// claims any; the caller passes over them without pushing them.
+    fn skip_lines(&mut self, _ahead: &[u8], _max_line: usize) -> (usize, u64) {
+        (0, 0)
+    }
     /// Completes the record in progress at the end of the input.
     fn finish(&mut self) -> Option<Event>;
     /// The record in progress, if one is kept: the line number it started at, and
