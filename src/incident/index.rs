@@ -60,42 +60,93 @@ fn table(s: &mut String, incidents: &[IncidentRow], up: &str) {
     let mut sorted: Vec<&IncidentRow> = incidents.iter().filter(|i| i.stage == "filed").collect();
     sorted.sort_by(|a, b| b.first_seen.cmp(&a.first_seen).then(b.id.cmp(&a.id)));
     for i in sorted {
-        // one table cell of text: no pipe, line break, HTML, image or link of its own
-        let title = crate::sanitize::md_inline(&i.title);
-        let link = match i
-            .file_path
-            .as_deref()
-            .and_then(|p| Path::new(p).file_name())
-        {
-            Some(f) => format!(
-                "[#{} {title}]({up}{})",
-                i.id,
-                crate::notify::ntfy::url_segment(&f.to_string_lossy())
-            ),
-            None => format!("#{} {title}", i.id),
-        };
-        let regression = if i.regression_of.is_some() {
-            " (regression)"
-        } else {
-            ""
-        };
-        s.push_str(&format!(
-            "| {} | {} | {} | {link}{regression} | {} |\n",
-            i.first_seen.format("%Y-%m-%d %H:%M"),
-            i.severity,
-            i.status,
-            i.occurrences
-        ));
+        s.push_str(&row(i, up));
     }
+}
+
+/// One incident's line of a table, newline included.
+fn row(i: &IncidentRow, up: &str) -> String {
+    // one table cell of text: no pipe, line break, HTML, image or link of its own
+    let title = crate::sanitize::md_inline(&i.title);
+    let link = match i
+        .file_path
+        .as_deref()
+        .and_then(|p| Path::new(p).file_name())
+    {
+        Some(f) => format!(
+            "[#{} {title}]({up}{})",
+            i.id,
+            crate::notify::ntfy::url_segment(&f.to_string_lossy())
+        ),
+        None => format!("#{} {title}", i.id),
+    };
+    let regression = if i.regression_of.is_some() {
+        " (regression)"
+    } else {
+        ""
+    };
+    format!(
+        "| {} | {} | {} | {link}{regression} | {} |\n",
+        i.first_seen.format("%Y-%m-%d %H:%M"),
+        i.severity,
+        i.status,
+        i.occurrences
+    )
+}
+
+/// `old` (an index file as written) with the lines of `rows` rendered again, when each
+/// filed one is listed there exactly once; `None` when the file must be rendered whole.
+/// A row keeps its place: the order is by first occurrence and id, which never change.
+/// This is what keeps a run that updates a few incidents from loading and rendering a
+/// month of them.
+fn patched(old: &str, rows: &[&IncidentRow], up: &str) -> Option<String> {
+    let mut lines: Vec<(usize, usize, String)> = Vec::new();
+    for i in rows {
+        let at = [format!(" | [#{} ", i.id), format!(" | #{} ", i.id)]
+            .iter()
+            .find_map(|key| {
+                let k = key.as_bytes();
+                let first = memchr::memmem::find(old.as_bytes(), k)?;
+                // Listed once: a second hit means the file is not what we wrote.
+                let again = memchr::memmem::find(&old.as_bytes()[first + 1..], k);
+                Some(again.map_or(Ok(first), |_| Err(())))
+            });
+        let first = match at {
+            None if i.stage != "filed" => continue, // listed neither way
+            None | Some(Err(())) => return None,
+            Some(Ok(first)) => first,
+        };
+        if i.stage != "filed" {
+            return None;
+        }
+        let start = old[..first].rfind('\n').map_or(0, |n| n + 1);
+        let end = old[first..].find('\n').map_or(old.len(), |n| first + n + 1);
+        lines.push((start, end, crate::sanitize::text(&row(i, up)).into_owned()));
+    }
+    lines.sort_by_key(|l| l.0);
+    let mut out = String::with_capacity(old.len() + 64);
+    let mut at = 0;
+    for (start, end, line) in lines {
+        if start < at {
+            return None; // two ids on one line: not a file of ours
+        }
+        out.push_str(&old[at..start]);
+        out.push_str(&line);
+        at = end;
+    }
+    out.push_str(&old[at..]);
+    Some(out)
 }
 
 /// The kv key of the months that have a month file.
 const MONTHS_KEY: &str = "index.months";
 
 /// Brings `INDEX.md` and the month files up to date after the incidents `changed`
-/// were opened or changed: `INDEX.md` always (it is small), the files of the months
-/// those incidents belong to, and any month file missing (the first run after an
-/// upgrade writes them all, once). Files whose text is unchanged are left alone.
+/// were opened or changed: `INDEX.md`, the files of the months those incidents belong
+/// to, and any month file missing (the first run after an upgrade writes them all,
+/// once). When the changed incidents are all listed already and stay so, only their
+/// lines are rendered again; else the file is rendered whole. Files whose text is
+/// unchanged are left alone.
 pub fn update(dir: &Path, store: &Store, changed: &[i64]) -> Result<(), String> {
     let db = |e: crate::store::StoreError| format!("state database: {e}");
     let known: Option<Vec<String>> = store.kv_get(MONTHS_KEY).map_err(db)?.map(|v| {
@@ -109,21 +160,56 @@ pub fn update(dir: &Path, store: &Store, changed: &[i64]) -> Result<(), String> 
         None => store.incident_months().map_err(db)?,
     };
     let touched = store.months_of(changed).map_err(db)?;
+    let new_month = touched.iter().any(|m| !months.contains(m));
     for m in &touched {
         if !months.contains(m) {
             months.push(m.clone());
         }
     }
     months.sort_unstable_by(|a, b| b.cmp(a));
-    let head = store.incidents_for_index_head(RECENT).map_err(db)?;
-    write_if_changed(&dir.join("INDEX.md"), &render(&head, &months))?;
+    let mut ids = changed.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let rows = store.incidents_light(&ids).map_err(db)?;
+    let index = dir.join("INDEX.md");
+    // The rows INDEX.md lists stay the same while every changed incident is listed and
+    // still open or acked (a resolved one may leave it, a new one enters it).
+    let stay = !ids.is_empty()
+        && !new_month
+        && rows.len() == ids.len()
+        && rows
+            .iter()
+            .all(|i| i.stage == "filed" && matches!(i.status.as_str(), "open" | "acked"));
+    let refs: Vec<&IncidentRow> = rows.iter().collect();
+    let patch = |path: &Path, rows: &[&IncidentRow], up: &str| {
+        crate::fsio::read_no_follow(path)
+            .ok()
+            .and_then(|old| patched(&old, rows, up))
+    };
+    match stay.then(|| patch(&index, &refs, "")).flatten() {
+        Some(text) => write_if_changed(&index, &text)?,
+        None => {
+            let head = store.incidents_for_index_head(RECENT).map_err(db)?;
+            write_if_changed(&index, &render(&head, &months))?;
+        }
+    }
     let folder = dir.join(MONTHS_DIR);
     for m in &months {
         let path = folder.join(format!("{m}.md"));
         if touched.contains(m) || !path.exists() {
             crate::fsio::own_subdir(dir, MONTHS_DIR)?;
-            let rows = store.incidents_in_month(m).map_err(db)?;
-            write_if_changed(&path, &render_month(m, &rows))?;
+            let of_month: Vec<&IncidentRow> = rows
+                .iter()
+                .filter(|i| i.first_seen.format("%Y-%m").to_string() == *m)
+                .collect();
+            let text = match (touched.contains(m) && rows.len() == ids.len())
+                .then(|| patch(&path, &of_month, "../"))
+                .flatten()
+            {
+                Some(text) => text,
+                None => render_month(m, &store.incidents_in_month(m).map_err(db)?),
+            };
+            write_if_changed(&path, &text)?;
         }
     }
     store.kv_set(MONTHS_KEY, &months.join(",")).map_err(db)
@@ -257,5 +343,88 @@ mod tests {
             .modified()
             .unwrap();
         assert_eq!(nov_before, nov_after);
+    }
+
+    #[test]
+    fn changes_to_listed_incidents_rewrite_their_lines_as_a_whole_render_would() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("state.db")).unwrap();
+        let incidents = dir.path().join("incidents");
+        std::fs::create_dir(&incidents).unwrap();
+        let oct = chrono::Utc.with_ymd_and_hms(2026, 10, 3, 8, 0, 0).unwrap();
+        let nov = chrono::Utc.with_ymd_and_hms(2026, 11, 3, 8, 0, 0).unwrap();
+        let mut ids = Vec::new();
+        for n in 0..24 {
+            let month = if n % 3 == 0 { oct } else { nov };
+            let title = match n {
+                5 => "a | pipe and \u{1b}[31m an escape".to_string(),
+                7 => "[#3 looks like another row](x)".to_string(),
+                _ => format!("failure {n}"),
+            };
+            ids.push(filed(
+                &mut store,
+                month + chrono::Duration::minutes(n),
+                &title,
+            ));
+        }
+        for id in ids.iter().step_by(4) {
+            store.resolve_incident(*id, "t", nov).unwrap();
+        }
+        update(&incidents, &store, &[]).unwrap();
+        let files = |dir: &Path| -> Vec<String> {
+            ["INDEX.md", "index/2026-10.md", "index/2026-11.md"]
+                .iter()
+                .map(|f| std::fs::read_to_string(dir.join(f)).unwrap())
+                .collect()
+        };
+        // What rendering everything from scratch gives.
+        let whole = |store: &Store| {
+            let fresh = tempfile::tempdir().unwrap();
+            update(fresh.path(), store, &[]).unwrap();
+            files(fresh.path())
+        };
+        let more = |store: &mut Store, some: &[i64]| {
+            let b = store.batch().unwrap();
+            for id in some {
+                b.add_occurrences(*id, 7, nov, nov).unwrap();
+            }
+            b.commit().unwrap();
+        };
+        // Occurrences of open incidents in both months, one of them with the odd titles.
+        let some = [ids[1], ids[3], ids[5], ids[7]];
+        more(&mut store, &some);
+        // A line nothing changed, edited by hand: a file rendered whole would lose it,
+        // only the changed lines were rendered again.
+        let nov_file = incidents.join("index/2026-11.md");
+        let text = std::fs::read_to_string(&nov_file).unwrap();
+        let edited = text.replace("failure 2]", "failure 2 (edited)]");
+        assert_ne!(edited, text);
+        std::fs::write(&nov_file, &edited).unwrap();
+        update(&incidents, &store, &some).unwrap();
+        let now = std::fs::read_to_string(&nov_file).unwrap();
+        assert!(now.contains("failure 2 (edited)]"), "{now}");
+        assert_eq!(
+            now.replace("failure 2 (edited)]", "failure 2]"),
+            whole(&store)[2]
+        );
+        assert_eq!(files(&incidents)[..2], whole(&store)[..2]);
+        assert!(files(&incidents)[0].contains("| 8 |"));
+        std::fs::remove_file(&nov_file).unwrap(); // written whole again, as a missing file
+        update(&incidents, &store, &[]).unwrap();
+        assert_eq!(files(&incidents), whole(&store));
+
+        // Acked, resolved, listed twice in the changes, and a new incident: each gives
+        // what a whole render gives.
+        store.ack_incident(ids[2], "me", nov).unwrap();
+        more(&mut store, &[ids[2]]);
+        update(&incidents, &store, &[ids[2], ids[2]]).unwrap();
+        assert_eq!(files(&incidents), whole(&store));
+        store.resolve_incident(ids[9], "t", nov).unwrap();
+        update(&incidents, &store, &[ids[9], ids[10]]).unwrap();
+        assert_eq!(files(&incidents), whole(&store));
+        let new = filed(&mut store, nov + chrono::Duration::hours(5), "brand new");
+        update(&incidents, &store, &[new, ids[1]]).unwrap();
+        assert_eq!(files(&incidents), whole(&store));
+        assert!(files(&incidents)[0].contains("brand new"));
     }
 }

@@ -22,7 +22,7 @@
 //! keeps the cut off the middle of a token.
 
 use std::borrow::Cow;
-use std::sync::LazyLock;
+use std::sync::{LazyLock, OnceLock};
 
 use regex::{Captures, Regex, RegexSet};
 
@@ -38,14 +38,26 @@ pub const PLACEHOLDER: &str = "[REDACTED:";
 /// can refuse a match (a card number failing Luhn).
 struct Rule {
     kind: &'static str,
-    re: Regex,
+    pattern: String,
+    /// Compiled at its first use: most texts hold no secret, and the set of all rules
+    /// tells which few to run, so a run pays for compiling only those (all of them took
+    /// about 4 ms, a sixth of a run that updates ten incidents).
+    re: OnceLock<Regex>,
     check: Option<Check>,
+}
+
+impl Rule {
+    fn re(&self) -> &Regex {
+        self.re
+            .get_or_init(|| Regex::new(&self.pattern).expect("built-in redaction regex compiles"))
+    }
 }
 
 fn rule(kind: &'static str, re: &str) -> Rule {
     Rule {
         kind,
-        re: Regex::new(&ascii_boundaries(re)).expect("built-in redaction regex compiles"),
+        pattern: ascii_boundaries(re),
+        re: OnceLock::new(),
         check: None,
     }
 }
@@ -147,10 +159,12 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             "url-password",
             r#"(?i)%3A%2F%2F[A-Za-z0-9._~!$()*+,;-]*%3A(?P<v>[^\s'"<>&]+)%40"#,
         ),
-        // Webhook URLs are their own secret: everything after the known prefix.
+        // Webhook URLs are their own secret: everything after the known prefix. Host
+        // labels are ASCII word characters or any non-ASCII one: a superset of `\w`
+        // that compiles in a tenth of the time (Unicode `\w` is hundreds of ranges).
         rule(
             "webhook",
-            r#"(?i)\bhttps?://(?:hooks\.slack\.com/(?:services|workflows|triggers)/|(?:[\w-]+\.)?discord(?:app)?\.com/api(?:/v\d+)?/webhooks/|[\w.-]*webhook\.office\.com/|hooks\.zapier\.com/hooks/catch/|chat\.googleapis\.com/v1/spaces/|maker\.ifttt\.com/trigger/)(?P<v>[^\s"'<>\\)\]`]+)"#,
+            r#"(?i)\bhttps?://(?:hooks\.slack\.com/(?:services|workflows|triggers)/|(?:(?-i:[0-9A-Za-z_\x{80}-\x{10FFFF}-])+\.)?discord(?:app)?\.com/api(?:/v[0-9]+)?/webhooks/|(?-i:[0-9A-Za-z_\x{80}-\x{10FFFF}.-])*webhook\.office\.com/|hooks\.zapier\.com/hooks/catch/|chat\.googleapis\.com/v1/spaces/|maker\.ifttt\.com/trigger/)(?P<v>[^\s"'<>\\)\]`]+)"#,
         ),
         // …and generic `/webhook/<secret>` paths when a segment looks like one
         // (`/webhooks/stripe` is an endpoint, not a secret).
@@ -171,7 +185,7 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
 /// it at all. Most texts hold no secret, and one pass costs less than a search per
 /// rule (each rule's own search gave up soon on most, but there are 22 of them).
 static BUILTIN_SET: LazyLock<RegexSet> = LazyLock::new(|| {
-    RegexSet::new(BUILTIN.iter().map(|r| r.re.as_str()))
+    RegexSet::new(BUILTIN.iter().map(|r| r.pattern.as_str()))
         .expect("built-in redaction regexes compile")
 });
 
@@ -285,7 +299,7 @@ impl Redactor {
             if !changed && !hits.matched(i) {
                 continue;
             }
-            if let Cow::Owned(s) = replace(&r.re, r.check, &out, r.kind, &self.user) {
+            if let Cow::Owned(s) = replace(r.re(), r.check, &out, r.kind, &self.user) {
                 out = Cow::Owned(s);
                 changed = true;
             }
@@ -499,7 +513,7 @@ mod tests {
         let every_rule = |text: &str| -> String {
             let mut out = text.to_string();
             for r in BUILTIN.iter() {
-                if let Cow::Owned(s) = replace(&r.re, r.check, &out, r.kind, &[]) {
+                if let Cow::Owned(s) = replace(r.re(), r.check, &out, r.kind, &[]) {
                     out = s;
                 }
             }
@@ -520,7 +534,7 @@ mod tests {
         for t in texts {
             let hits = BUILTIN_SET.matches(t);
             for (i, rule) in BUILTIN.iter().enumerate() {
-                assert_eq!(hits.matched(i), rule.re.is_match(t), "rule {i} on {t:?}");
+                assert_eq!(hits.matched(i), rule.re().is_match(t), "rule {i} on {t:?}");
             }
             assert_eq!(
                 r(t),
@@ -799,7 +813,7 @@ mod tests {
         // notification's `·`), and every rule then crawled through the text with the
         // NFA: the built-in rules use ASCII boundaries only.
         for rule in BUILTIN.iter() {
-            let pattern = rule.re.as_str().replace("(?-u:\\b)", "");
+            let pattern = rule.pattern.replace("(?-u:\\b)", "");
             assert!(!pattern.contains("\\b"), "{}: {pattern}", rule.kind);
         }
         assert!(!TWILIO_CONTEXT
