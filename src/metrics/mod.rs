@@ -415,11 +415,13 @@ fn apply(
     dry_run: bool,
     report: &mut MetricsReport,
 ) -> Result<(), StoreError> {
-    let evidence = serde_json::to_string(f).expect("findings serialise");
-    let sample = explain(f);
-    let title = crate::incident::clean_title(config, title);
+    // Most findings of a run change nothing (no incident, not firing): the title is
+    // cleaned (its redaction rules compiled) and the evidence written only when used.
+    let evidence = || serde_json::to_string(f).expect("findings serialise");
+    let title = || crate::incident::clean_title(config, title);
     match open {
         None if f.firing => {
+            let (title, sample) = (title(), explain(f));
             if dry_run || run_id.is_none() {
                 report
                     .opened
@@ -450,12 +452,12 @@ fn apply(
                 now,
                 run_id.expect("checked above"),
             )?;
-            batch.save_metric_alert(id, &f.check, &f.series, &evidence, now)?;
+            batch.save_metric_alert(id, &f.check, &f.series, &evidence(), now)?;
             report.opened.push((id, title));
         }
         Some(id) if f.firing || f.breaching => {
-            batch.update_metric_incident(id, &[sample], &title, now)?;
-            batch.save_metric_alert(id, &f.check, &f.series, &evidence, now)?;
+            batch.update_metric_incident(id, &[explain(f)], &title(), now)?;
+            batch.save_metric_alert(id, &f.check, &f.series, &evidence(), now)?;
             report.updated.push(id);
         }
         Some(id) => {
