@@ -14,7 +14,7 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, OFlag};
@@ -188,6 +188,74 @@ fn replace_with(path: &Path, bytes: &[u8], new: NewFile, sync: bool) -> Result<(
     tmp.persist(path)
         .map_err(|e| format!("cannot replace {}: {}", path.display(), e.error))?;
     Ok(())
+}
+
+/// Replaces several files, each whole or not at all as [`replace`] does, with one
+/// flush to disk for all of them instead of two per file: each new text goes to a
+/// temporary file beside its target; the file system is flushed once (`syncfs`, or an
+/// fsync per temporary file where a sandbox refuses it); then each is renamed over its
+/// target and each folder flushed once. A crash at any point leaves every file either
+/// as it was or as it is meant to be. Returns, per file, why it was not replaced.
+pub fn replace_all(files: Vec<(PathBuf, Vec<u8>)>, new: NewFile) -> Vec<(PathBuf, String)> {
+    let mut failed = Vec::new();
+    let mut written = Vec::new();
+    for (path, bytes) in files {
+        let dir = dir_of(&path).to_path_buf();
+        let tmp = (|| {
+            if !dir.exists() {
+                create_dir(&dir)?;
+            }
+            let perms = perms_for(&path, new)?;
+            let mut tmp = tempfile::Builder::new()
+                .prefix(TEMP_PREFIX)
+                .suffix(TEMP_SUFFIX)
+                .tempfile_in(&dir)
+                .map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
+            tmp.write_all(&bytes)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            set_perms(tmp.as_file(), perms).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok::<_, String>(tmp)
+        })();
+        match tmp {
+            Ok(tmp) => written.push((path, dir, tmp)),
+            Err(e) => failed.push((path, e)),
+        }
+    }
+    let Some((_, first_dir, first)) = written.first() else {
+        return failed;
+    };
+    // One folder is one file system: one syncfs flushes every temporary file.
+    let synced = written.iter().all(|(_, d, _)| d == first_dir)
+        // SAFETY: the descriptor is open for the duration of the call.
+        && unsafe { libc::syncfs(first.as_file().as_raw_fd()) } == 0;
+    let mut dirs: Vec<(PathBuf, Vec<PathBuf>)> = Vec::new();
+    for (path, dir, tmp) in written {
+        let flushed = if synced {
+            Ok(())
+        } else {
+            tmp.as_file()
+                .sync_all()
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))
+        };
+        match flushed.and_then(|()| {
+            tmp.persist(&path)
+                .map(drop)
+                .map_err(|e| format!("cannot replace {}: {}", path.display(), e.error))
+        }) {
+            Ok(()) => match dirs.iter_mut().find(|(d, _)| *d == dir) {
+                Some((_, paths)) => paths.push(path),
+                None => dirs.push((dir, vec![path])),
+            },
+            Err(e) => failed.push((path, e)),
+        }
+    }
+    for (dir, paths) in dirs {
+        if let Err(e) = std::fs::File::open(&dir).and_then(|d| d.sync_all()) {
+            let e = format!("cannot flush {} to disk: {e}", dir.display());
+            failed.extend(paths.into_iter().map(|p| (p, e.clone())));
+        }
+    }
+    failed
 }
 
 /// Gives an open file its owner, group and mode. Changing the owner needs root; a user

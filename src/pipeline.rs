@@ -1304,13 +1304,14 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
     if all.is_empty() && opened.is_empty() && config.incidents_dir.join("INDEX.md").exists() {
         return;
     }
+    let ids: Vec<i64> = all.iter().copied().collect();
     let mut failed = Vec::new();
-    for &id in &all {
-        if let Err(e) = incident::page::rewrite_page(config, store, id) {
-            report.problem(format!("incident #{id}: {e}"));
-            failed.push(id);
-        }
+    for (id, e) in incident::page::rewrite_pages(config, store, &ids) {
+        report.problem(format!("incident #{id}: {e}"));
+        failed.push(id);
     }
+    failed.sort_unstable();
+    failed.dedup();
     if failed != retry {
         if let Err(e) = set_pages_to_retry(store, &failed) {
             report.errors.push(format!("state database: {e}"));

@@ -513,6 +513,18 @@ pub fn write_unsynced(path: &Path, page: &str) -> Result<(), String> {
 }
 
 fn write_with(path: &Path, page: &str, sync: bool) -> Result<(), String> {
+    let text = page_text(path, page)?;
+    let new = crate::fsio::NewFile::DirOwner(0o640);
+    if sync {
+        crate::fsio::replace(path, text.as_bytes(), new)
+    } else {
+        crate::fsio::replace_unsynced(path, text.as_bytes(), new)
+    }
+}
+
+/// What a page's file holds once `page` is written over it: the page made safe, then
+/// the notes its readers added below the notes marker.
+pub fn page_text(path: &Path, page: &str) -> Result<String, String> {
     let old = crate::fsio::read_optional(path)
         .map_err(|e| format!("{e}; the page is left as it was (its notes would be lost)"))?;
     let notes = old
@@ -525,12 +537,7 @@ fn write_with(path: &Path, page: &str, sync: bool) -> Result<(), String> {
     // `cat` the page) are made visible; the user's notes are theirs.
     let mut text = crate::sanitize::text(page).into_owned();
     text.push_str(&notes);
-    let new = crate::fsio::NewFile::DirOwner(0o640);
-    if sync {
-        crate::fsio::replace(path, text.as_bytes(), new)
-    } else {
-        crate::fsio::replace_unsynced(path, text.as_bytes(), new)
-    }
+    Ok(text)
 }
 
 /// A relative link target: our own file names, with anything markdown would end the

@@ -23,6 +23,49 @@ pub fn rewrite_page(config: &Config, store: &Store, id: i64) -> Result<(), Strin
     super::write(path, &page_for(config, store, &inc, path))
 }
 
+/// Writes the pages of these incidents from what the store knows now, flushed to disk
+/// together; returns the ids whose page could not be written, with why.
+pub fn rewrite_pages(config: &Config, store: &Store, ids: &[i64]) -> Vec<(i64, String)> {
+    let mut failed = Vec::new();
+    let mut files = Vec::new();
+    let mut by_path = Vec::new();
+    for &id in ids {
+        match page_now(config, store, id) {
+            Ok(Some((path, text))) => {
+                by_path.push((path.clone(), id));
+                files.push((path, text.into_bytes()));
+            }
+            Ok(None) => {}
+            Err(e) => failed.push((id, e)),
+        }
+    }
+    for (path, e) in crate::fsio::replace_all(files, crate::fsio::NewFile::DirOwner(0o640)) {
+        if let Some((_, id)) = by_path.iter().find(|(p, _)| *p == path) {
+            failed.push((*id, e));
+        }
+    }
+    failed
+}
+
+/// A filed incident's page path and the text its file should hold now.
+fn page_now(
+    config: &Config,
+    store: &Store,
+    id: i64,
+) -> Result<Option<(std::path::PathBuf, String)>, String> {
+    let inc = match store.incident(id) {
+        Ok(Some(i)) => i,
+        Ok(None) => return Err("no such incident".into()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let Some(path) = inc.file_path.clone() else {
+        return Ok(None);
+    };
+    let path = std::path::PathBuf::from(path);
+    let text = super::page_text(&path, &page_for(config, store, &inc, &path))?;
+    Ok(Some((path, text)))
+}
+
 /// The incidents whose pages show `inc` in their "Related" section (same signature,
 /// regression of it, regressed as it): when `inc` changes status, their pages must
 /// change too, or they show a status that is no longer true.

@@ -68,8 +68,11 @@ pub fn num(v: f64) -> String {
         format!("{v:.0}")
     } else if a >= 1.0 {
         format!("{v:.2}")
-    } else {
+    } else if a >= 0.001 {
         format!("{v:.3}")
+    } else {
+        // Three decimals would show a 0.4 ms latency as a flat 0.
+        format!("{v:.2e}")
     }
 }
 
@@ -668,6 +671,8 @@ mod tests {
         assert_eq!(num(1500.0), "1500");
         assert_eq!(num(25_000.0), "25.0k");
         assert_eq!(num(0.25), "0.250");
+        assert_eq!(num(0.000412), "4.12e-4");
+        assert_eq!(num(0.0), "0");
         assert_eq!(human_secs(9 * 3600 + 120), "9h 2m");
         assert_eq!(human_secs(0), "now");
     }
