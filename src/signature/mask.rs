@@ -214,7 +214,7 @@ fn closes_at(m: &[u8], j: usize, q: u8) -> bool {
 
 /// A value followed by the same value in another unit, in brackets, is one value:
 /// `1190 bytes (1.16 KB)` gives `<*>`, so messages with and without the second rendering
-/// keep the same token count.
+/// keep the same token count; so is a value followed by an empty pair.
 fn fold_alternate(out: &mut Vec<Cow<'_, str>>) {
     let n = out.len();
     if n < 2 {
@@ -224,15 +224,12 @@ fn fold_alternate(out: &mut Vec<Cow<'_, str>>) {
     if !matches!(last.as_bytes().first(), Some(b'(' | b'[')) {
         return;
     }
-    let inner = last
-        .strip_prefix('(')
-        .and_then(|r| r.strip_prefix(WILDCARD))
-        .and_then(|r| r.strip_prefix(')'))
-        .or_else(|| {
-            last.strip_prefix('[')
-                .and_then(|r| r.strip_prefix(WILDCARD))
-                .and_then(|r| r.strip_prefix(']'))
-        });
+    // An empty pair is the other rendering when there is none (a host name that did
+    // not resolve: `1.2.3.4 ()` beside `1.2.3.4 (host.example)`).
+    let inner = [('(', ')'), ('[', ']')].iter().find_map(|&(open, close)| {
+        let r = last.strip_prefix(open)?;
+        r.strip_prefix(WILDCARD).unwrap_or(r).strip_prefix(close)
+    });
     let Some(tail) = inner else { return };
     if !tail.bytes().all(|c| c.is_ascii_punctuation()) {
         return;
@@ -923,6 +920,13 @@ mod tests {
             "<*> close, <*> sent, <*> received"
         );
         assert_eq!(m("size 5 [5.0 KB], ok"), "size <*>, ok");
+        // An address with its host name, or with none.
+        assert_eq!(
+            m("connection from 10.1.2.3 () at Mon Jun 20 03:40:59 2005"),
+            m("connection from 10.4.5.6 (host-10-4-5-6.example.net) at Fri Jun 17 07:07:00 2005")
+        );
+        assert_eq!(m("peer 10.1.2.3 [], closed"), "peer <*>, closed");
+        assert_eq!(m("called f () twice"), "called f () twice");
         // not after a key or a word
         assert_eq!(
             m("uid=0 (0) pid 7 (worker)"),
