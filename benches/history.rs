@@ -28,7 +28,11 @@ use rusqlite::{params, Connection};
 mod common;
 use common::Measured;
 
-const BIN: &str = env!("CARGO_BIN_EXE_logwarden");
+/// The binary measured: this build's, or LW_BENCH_BIN (another build measured the same
+/// way, e.g. the one before a change).
+fn bin() -> String {
+    std::env::var("LW_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_logwarden").into())
+}
 
 struct History {
     templates: usize,
@@ -100,7 +104,7 @@ fn run(dir: &Path, now: &str) -> Measured {
 }
 
 fn run_with(dir: &Path, config: &str, now: &str) -> Measured {
-    let mut c = Command::new(BIN);
+    let mut c = Command::new(bin());
     c.args(["run", "--now", now, "--config"])
         .arg(dir.join(config));
     measure(c)

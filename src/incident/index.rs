@@ -94,36 +94,55 @@ fn row(i: &IncidentRow, up: &str) -> String {
     )
 }
 
+/// Where an incident's line is in an index file as written: the first byte of the
+/// line and the one after its end. `Err` when it is listed more than once (the file
+/// is not what we wrote).
+fn line_of(old: &str, id: i64) -> Option<Result<(usize, usize), ()>> {
+    [format!(" | [#{id} "), format!(" | #{id} ")]
+        .iter()
+        .find_map(|key| {
+            let k = key.as_bytes();
+            let first = memchr::memmem::find(old.as_bytes(), k)?;
+            if memchr::memmem::find(&old.as_bytes()[first + 1..], k).is_some() {
+                return Some(Err(()));
+            }
+            let start = old[..first].rfind('\n').map_or(0, |n| n + 1);
+            let end = old[first..].find('\n').map_or(old.len(), |n| first + n + 1);
+            Some(Ok((start, end)))
+        })
+}
+
 /// `old` (an index file as written) with the lines of `rows` rendered again, when each
-/// filed one is listed there exactly once; `None` when the file must be rendered whole.
-/// A row keeps its place: the order is by first occurrence and id, which never change.
-/// This is what keeps a run that updates a few incidents from loading and rendering a
-/// month of them.
-fn patched(old: &str, rows: &[&IncidentRow], up: &str) -> Option<String> {
+/// filed one is listed there exactly once, or, when not listed yet, `after` says which
+/// incident's line it goes before (`Some(None)`: at the end); `None` when the file
+/// must be rendered whole. A listed row keeps its place: the order is by first
+/// occurrence and id, which never change. This is what keeps a run that files or
+/// updates a few incidents from loading and rendering a month of them.
+fn patched(
+    old: &str,
+    rows: &[&IncidentRow],
+    up: &str,
+    after: &dyn Fn(&IncidentRow) -> Option<Option<i64>>,
+) -> Option<String> {
     let mut lines: Vec<(usize, usize, String)> = Vec::new();
     for i in rows {
-        let at = [format!(" | [#{} ", i.id), format!(" | #{} ", i.id)]
-            .iter()
-            .find_map(|key| {
-                let k = key.as_bytes();
-                let first = memchr::memmem::find(old.as_bytes(), k)?;
-                // Listed once: a second hit means the file is not what we wrote.
-                let again = memchr::memmem::find(&old.as_bytes()[first + 1..], k);
-                Some(again.map_or(Ok(first), |_| Err(())))
-            });
-        let first = match at {
+        let (start, end) = match line_of(old, i.id) {
+            Some(Err(())) => return None,
+            Some(Ok(_)) if i.stage != "filed" => return None,
+            Some(Ok(at)) => at,
             None if i.stage != "filed" => continue, // listed neither way
-            None | Some(Err(())) => return None,
-            Some(Ok(first)) => first,
+            None => match after(i)? {
+                Some(next) => match line_of(old, next)? {
+                    Ok((start, _)) => (start, start),
+                    Err(()) => return None,
+                },
+                None => (old.len(), old.len()),
+            },
         };
-        if i.stage != "filed" {
-            return None;
-        }
-        let start = old[..first].rfind('\n').map_or(0, |n| n + 1);
-        let end = old[first..].find('\n').map_or(old.len(), |n| first + n + 1);
         lines.push((start, end, crate::sanitize::text(&row(i, up)).into_owned()));
     }
-    lines.sort_by_key(|l| l.0);
+    // A new line before a changed one at the same place goes first.
+    lines.sort_by_key(|l| (l.0, l.1));
     let mut out = String::with_capacity(old.len() + 64);
     let mut at = 0;
     for (start, end, line) in lines {
@@ -136,6 +155,13 @@ fn patched(old: &str, rows: &[&IncidentRow], up: &str) -> Option<String> {
     }
     out.push_str(&old[at..]);
     Some(out)
+}
+
+/// How many incidents an index file lists: its table's rows.
+fn listed(text: &str) -> usize {
+    text.lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| date |"))
+        .count()
 }
 
 /// The kv key of the months that have a month file.
@@ -181,12 +207,25 @@ pub fn update(dir: &Path, store: &Store, changed: &[i64]) -> Result<(), String> 
             .iter()
             .all(|i| i.stage == "filed" && matches!(i.status.as_str(), "open" | "acked"));
     let refs: Vec<&IncidentRow> = rows.iter().collect();
-    let patch = |path: &Path, rows: &[&IncidentRow], up: &str| {
-        crate::fsio::read_no_follow(path)
-            .ok()
-            .and_then(|old| patched(&old, rows, up))
+    // A patched file must list as many incidents as the store says it should: a file
+    // that went stale (edited, or written before the store was rebuilt or changed
+    // behind logwarden's back) is rendered whole, and so heals.
+    let patch = |path: &Path,
+                 rows: &[&IncidentRow],
+                 up: &str,
+                 after: &dyn Fn(&IncidentRow) -> Option<Option<i64>>,
+                 count: &dyn Fn() -> Option<usize>| {
+        let old = crate::fsio::read_no_follow(path).ok()?;
+        let text = patched(&old, rows, up, after)?;
+        (Some(listed(&text)) == count()).then_some(text)
     };
-    match stay.then(|| patch(&index, &refs, "")).flatten() {
+    // INDEX.md also lists the latest incidents: a new one changes which, so it is
+    // rendered whole then.
+    let head_count = || store.count_index_head(RECENT).ok();
+    match stay
+        .then(|| patch(&index, &refs, "", &|_| None, &head_count))
+        .flatten()
+    {
         Some(text) => write_if_changed(&index, &text)?,
         None => {
             let head = store.incidents_for_index_head(RECENT).map_err(db)?;
@@ -202,8 +241,10 @@ pub fn update(dir: &Path, store: &Store, changed: &[i64]) -> Result<(), String> 
                 .iter()
                 .filter(|i| i.first_seen.format("%Y-%m").to_string() == *m)
                 .collect();
+            let after = |i: &IncidentRow| store.filed_after_in_index(i.first_seen, i.id, m).ok();
+            let count = || store.count_in_month(m).ok();
             let text = match (touched.contains(m) && rows.len() == ids.len())
-                .then(|| patch(&path, &of_month, "../"))
+                .then(|| patch(&path, &of_month, "../", &after, &count))
                 .flatten()
             {
                 Some(text) => text,
@@ -426,5 +467,45 @@ mod tests {
         update(&incidents, &store, &[new, ids[1]]).unwrap();
         assert_eq!(files(&incidents), whole(&store));
         assert!(files(&incidents)[0].contains("brand new"));
+
+        // New incidents filed late: between two of the month's, before all of them
+        // (the end of the table), at the same second as another, two at once.
+        for (minutes, title) in [(90, "in between"), (-600, "oldest"), (1, "same second")] {
+            let new = filed(
+                &mut store,
+                nov + chrono::Duration::seconds(minutes * 60),
+                title,
+            );
+            update(&incidents, &store, &[new]).unwrap();
+            assert_eq!(files(&incidents), whole(&store), "{title}");
+        }
+        // A month file gone stale (a line too many, as after the store changed behind
+        // logwarden's back) is rendered whole at the next change.
+        let text = std::fs::read_to_string(&nov_file).unwrap();
+        let stale = text.replacen(
+            "| 2026-11-03",
+            "| 2026-11-02 07:00 | warning | open | [#999 gone](x.md) | 1 |\n| 2026-11-03",
+            1,
+        );
+        assert_ne!(stale, text);
+        std::fs::write(&nov_file, &stale).unwrap();
+        more(&mut store, &[ids[1]]);
+        update(&incidents, &store, &[ids[1]]).unwrap();
+        assert_eq!(files(&incidents), whole(&store));
+        let a = filed(
+            &mut store,
+            nov + chrono::Duration::minutes(7),
+            "first of two",
+        );
+        let b = filed(
+            &mut store,
+            nov + chrono::Duration::minutes(7),
+            "second of two",
+        );
+        update(&incidents, &store, &[a, b]).unwrap();
+        assert_eq!(files(&incidents), whole(&store));
+        let month = std::fs::read_to_string(&nov_file).unwrap();
+        assert!(month.find("second of two") < month.find("first of two"));
+        assert!(month.trim_end().ends_with("| 1 |"), "{month}");
     }
 }

@@ -72,6 +72,16 @@ pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// The ids `INDEX.md` lists: the filed incidents open or acked, and the `?1` latest.
+const INDEX_HEAD: &str = "SELECT id FROM incidents WHERE status IN ('open', 'acked') AND stage = 'filed'
+     UNION SELECT id FROM (SELECT id FROM incidents WHERE stage = 'filed' ORDER BY id DESC LIMIT ?1)";
+
+/// See [`Store::filed_after_in_index`].
+const FILED_AFTER_IN_INDEX: &str = "SELECT id FROM incidents
+     WHERE stage = 'filed' AND first_seen >= ?3
+       AND (first_seen < ?1 OR (first_seen = ?1 AND id < ?2))
+     ORDER BY first_seen DESC, id DESC LIMIT 1";
+
 fn parse_ts(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
@@ -391,10 +401,30 @@ impl Store {
     pub fn incidents_for_index_head(&self, recent: usize) -> Result<Vec<IncidentRow>> {
         self.incidents_select(
             "'[]', NULL",
-            "id IN (SELECT id FROM incidents WHERE status IN ('open', 'acked') AND stage = 'filed'
-                    UNION SELECT id FROM (SELECT id FROM incidents WHERE stage = 'filed' ORDER BY id DESC LIMIT ?1))",
+            &format!("id IN ({INDEX_HEAD})"),
             params![recent as i64],
         )
+    }
+
+    /// How many incidents `INDEX.md` lists ([`Store::incidents_for_index_head`]), counted
+    /// by index without loading them.
+    pub fn count_index_head(&self, recent: usize) -> Result<usize> {
+        let n: i64 = self.conn.query_row_cached(
+            &format!("SELECT count(*) FROM ({INDEX_HEAD})"),
+            params![recent as i64],
+            |r| r.get(0),
+        )?;
+        Ok(n as usize)
+    }
+
+    /// How many filed incidents were first seen in a month (`YYYY-MM`), counted by index.
+    pub fn count_in_month(&self, month: &str) -> Result<usize> {
+        let n: i64 = self.conn.query_row_cached(
+            "SELECT count(*) FROM incidents WHERE stage = 'filed' AND first_seen >= ?1 AND first_seen < ?2",
+            params![month, format!("{month}\u{7f}")],
+            |r| r.get(0),
+        )?;
+        Ok(n as usize)
     }
 
     /// The filed incidents first seen in a month (`YYYY-MM`, UTC), light rows.
@@ -422,6 +452,24 @@ impl Store {
             out.extend(self.incidents_select("'[]', NULL", "id = ?1", params![id])?);
         }
         Ok(out)
+    }
+
+    /// The filed incident listed right after `(first_seen, id)` in its month's index
+    /// (newest first), if any: where a new line goes.
+    pub fn filed_after_in_index(
+        &self,
+        first_seen: DateTime<Utc>,
+        id: i64,
+        month: &str,
+    ) -> Result<Option<i64>> {
+        Ok(self
+            .conn
+            .query_row_cached(
+                FILED_AFTER_IN_INDEX,
+                params![ts(first_seen), id, month],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
     /// The months (`YYYY-MM`) of these incidents' first occurrence.
@@ -947,6 +995,26 @@ mod tests {
                 "{cond}: {plan:?}"
             );
         }
+        // Where a new line goes in a month's index: a walk back from one place.
+        let mut stmt = store
+            .conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {FILED_AFTER_IN_INDEX}"))
+            .unwrap();
+        let plan: Vec<String> = stmt
+            .query_map(params!["2026-11-03T08:00:00Z", 5, "2026-11"], |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|p| p.contains("INDEX incidents_filed_by_first_seen"))
+                && !plan
+                    .iter()
+                    .any(|p| p.starts_with("SCAN incidents ") || p.contains("TEMP B-TREE")),
+            "{plan:?}"
+        );
     }
 
     #[test]
