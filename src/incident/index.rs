@@ -318,14 +318,27 @@ mod tests {
         id
     }
 
-    #[test]
-    fn index_lists_open_and_recent_and_months_list_all() {
+    /// A store and an incidents folder in a temporary directory (kept alive by the caller).
+    fn folder() -> (tempfile::TempDir, Store, std::path::PathBuf) {
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("state.db")).unwrap();
+        let store = Store::open(&dir.path().join("state.db")).unwrap();
         let incidents = dir.path().join("incidents");
         std::fs::create_dir(&incidents).unwrap();
-        let oct = chrono::Utc.with_ymd_and_hms(2026, 10, 3, 8, 0, 0).unwrap();
-        let nov = chrono::Utc.with_ymd_and_hms(2026, 11, 3, 8, 0, 0).unwrap();
+        (dir, store, incidents)
+    }
+
+    /// The 3rd of a month, 08:00 UTC.
+    fn at(year: i32, month: u32) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc
+            .with_ymd_and_hms(year, month, 3, 8, 0, 0)
+            .unwrap()
+    }
+
+    #[test]
+    fn index_lists_open_and_recent_and_months_list_all() {
+        let (dir, mut store, incidents) = folder();
+        let _keep = &dir;
+        let (oct, nov) = (at(2026, 10), at(2026, 11));
         // An October incident still open, then more resolved ones than the index lists.
         let old_open = filed(&mut store, oct, "old but open");
         let old_resolved = filed(&mut store, oct, "old and resolved");
@@ -388,12 +401,9 @@ mod tests {
 
     #[test]
     fn changes_to_listed_incidents_rewrite_their_lines_as_a_whole_render_would() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("state.db")).unwrap();
-        let incidents = dir.path().join("incidents");
-        std::fs::create_dir(&incidents).unwrap();
-        let oct = chrono::Utc.with_ymd_and_hms(2026, 10, 3, 8, 0, 0).unwrap();
-        let nov = chrono::Utc.with_ymd_and_hms(2026, 11, 3, 8, 0, 0).unwrap();
+        let (dir, mut store, incidents) = folder();
+        let _keep = &dir;
+        let (oct, nov) = (at(2026, 10), at(2026, 11));
         let mut ids = Vec::new();
         for n in 0..24 {
             let month = if n % 3 == 0 { oct } else { nov };

@@ -951,6 +951,26 @@ mod tests {
         assert!(!has_location(b"app:f:x - y"));
     }
 
+    /// The lines, then each with one byte replaced by each of `bytes`, at each of
+    /// `places` that the line has.
+    fn with_byte_changes(
+        base: &[&str],
+        places: impl Iterator<Item = usize> + Clone,
+        bytes: &[u8],
+    ) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = base.iter().map(|l| l.as_bytes().to_vec()).collect();
+        for l in base {
+            for i in places.clone().filter(|&i| i < l.len()) {
+                for &c in bytes {
+                    let mut m = l.as_bytes().to_vec();
+                    m[i] = c;
+                    out.push(m);
+                }
+            }
+        }
+        out
+    }
+
     #[test]
     fn fixed_place_skip_claims_only_what_the_parser_skips() {
         let mut custom = BTreeMap::new();
@@ -971,17 +991,12 @@ mod tests {
             "2026-11-22 09:50:45.492 | info     | app:f:1 - lower case",
             "2026-11-22 09:50:45.492 | INFOX    | app:f:1 - unknown level",
         ];
-        let mut lines: Vec<Vec<u8>> = base.iter().map(|l| l.as_bytes().to_vec()).collect();
         // Every single-byte change of each line at each of its first 45 places.
-        for l in base {
-            for i in 0..45 {
-                for c in [b' ', b'|', b'-', b':', b'0', b'9', b'A', b'\t', 0xff] {
-                    let mut m = l.as_bytes().to_vec();
-                    m[i] = c;
-                    lines.push(m);
-                }
-            }
-        }
+        let lines = with_byte_changes(
+            &base,
+            0..45,
+            &[b' ', b'|', b'-', b':', b'0', b'9', b'A', b'\t', 0xff],
+        );
         let mut claimed = 0;
         for l in &lines {
             if below.is_header_below(l) {
@@ -1024,16 +1039,11 @@ mod tests {
             "",
             "2026-11-22 09:50:45.492 | INFO     | app:f:1 - carriage return\r",
         ];
-        let mut pool: Vec<Vec<u8>> = base.iter().map(|l| l.as_bytes().to_vec()).collect();
-        for l in base {
-            for i in (0..l.len().min(40)).step_by(3) {
-                for c in [b' ', b'|', b'1', b'W', b'\t', 0xff] {
-                    let mut m = l.as_bytes().to_vec();
-                    m[i] = c;
-                    pool.push(m);
-                }
-            }
-        }
+        let pool = with_byte_changes(
+            &base,
+            (0..40).step_by(3),
+            &[b' ', b'|', b'1', b'W', b'\t', 0xff],
+        );
         struct Skipping<'a> {
             parser: &'a mut RecordAssembler,
             line_no: u64,
