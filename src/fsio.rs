@@ -197,6 +197,24 @@ fn replace_with(path: &Path, bytes: &[u8], new: NewFile, sync: bool) -> Result<(
 /// target and each folder flushed once. A crash at any point leaves every file either
 /// as it was or as it is meant to be. Returns, per file, why it was not replaced.
 pub fn replace_all(files: Vec<(PathBuf, Vec<u8>)>, new: NewFile) -> Vec<(PathBuf, String)> {
+    // Each temporary file stays open until its rename: a few at a time, so a run that
+    // rewrites hundreds of pages stays far below the service's open-file limit (1024
+    // by default under systemd).
+    let mut failed = Vec::new();
+    let mut files = files.into_iter().peekable();
+    while files.peek().is_some() {
+        failed.extend(replace_batch(
+            files.by_ref().take(REPLACE_BATCH).collect(),
+            new,
+        ));
+    }
+    failed
+}
+
+/// How many files [`replace_all`] holds open at once.
+const REPLACE_BATCH: usize = 16;
+
+fn replace_batch(files: Vec<(PathBuf, Vec<u8>)>, new: NewFile) -> Vec<(PathBuf, String)> {
     let mut failed = Vec::new();
     let mut written = Vec::new();
     for (path, bytes) in files {

@@ -394,3 +394,55 @@ where
         .map(|r| r.unwrap())
         .collect()
 }
+
+/// Under systemd a service may hold 1,024 files open. A run that resolves many incidents
+/// rewrites all their pages; it must not hold a file open per page while it does.
+#[test]
+fn a_run_rewriting_many_pages_stays_within_a_small_open_file_limit() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.with_app_source("[incidents]\nresolve_after = \"1h\"\n");
+    // 40 loggers with one error each: 40 signatures, 40 incidents.
+    t.loguru(
+        "from datetime import datetime, timezone\n\
+         logger.add(\"app.log\")\n\
+         for i in range(40):\n    \
+             name = 'app.worker_' + chr(97 + i % 26) + chr(97 + i // 26)\n    \
+             at = datetime(2026, 11, 22, 10, 0, i, tzinfo=timezone.utc)\n    \
+             # loguru's own time type, moved to `at` (a plain datetime would not format)\n    \
+             logger.patch(lambda r, n=name, a=at: r.update(name=n, time=r['time'] + (a - r['time']))).error('Worker pool drained')\n",
+    );
+    let opened = t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    opened.says("40 new incidents");
+    // Quiet for the resolve period: the next run resolves all 40 and rewrites their pages,
+    // with 32 files allowed (a run needs about 8 of its own).
+    let mut c = t.command(&["run", "--now", "2026-11-22T12:30:00Z"]);
+    // SAFETY: setrlimit is async-signal-safe; the closure touches nothing else.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+            let lim = libc::rlimit {
+                rlim_cur: 32,
+                rlim_max: 32,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let run = Run::from(c.output().expect("logwarden runs"));
+    assert_eq!(run.code, Some(0), "{}", run.all());
+    assert!(!run.all().contains("Too many open files"), "{}", run.all());
+    let pages = t.incident_files();
+    assert_eq!(pages.len(), 40);
+    for p in pages {
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            text.contains("\nstatus: resolved\n"),
+            "{}:\n{text}",
+            p.display()
+        );
+    }
+}
