@@ -324,9 +324,6 @@ fn main() {
         .unwrap_or(7);
     let limit = |var: &str| -> Option<f64> { std::env::var(var).ok().and_then(|v| v.parse().ok()) };
     let max_ratio = limit("LW_HISTORY_MAX_RATIO");
-    // The metric case has its own limit: its detectors' windows fill over the first
-    // weeks of samples, so a tenth of the history has them partly empty.
-    let max_metrics_ratio = limit("LW_HISTORY_MAX_METRICS_RATIO").or(max_ratio);
     let base = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
     let mut rows = Vec::new();
     for (name, scale) in [("a tenth", 0.1), ("full", 1.0)] {
@@ -368,12 +365,7 @@ fn main() {
     let mut over = Vec::new();
     for (what, r) in ratios {
         println!("ratio {what} full/tenth: {r:.2}");
-        let max = if what == "metrics" {
-            max_metrics_ratio
-        } else {
-            max_ratio
-        };
-        if let Some(m) = max.filter(|m| r > *m) {
+        if let Some(m) = max_ratio.filter(|m| r > *m) {
             over.push(format!("{what} {r:.2}x (limit {m}x)"));
         }
     }

@@ -40,7 +40,12 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
+mod calibrator;
+pub mod pages;
 pub mod state;
+
+use calibrator::Calibrator;
+use pages::{NoPages, PageChanges, PageSource, Pages};
 
 /// Tuning of [`AnomalyDetector`]. `Default` is the one configuration used
 /// for every series.
@@ -207,15 +212,6 @@ impl RollingWindow {
         d
     }
 
-    /// Number of elements `>= x`.
-    fn count_at_least(&self, x: f64) -> usize {
-        self.sorted.len() - self.sorted.partition_point(|v| v.total_cmp(&x).is_lt())
-    }
-
-    fn max(&self) -> Option<f64> {
-        self.sorted.last().copied()
-    }
-
     /// Add `delta` to every element (order is unchanged).
     fn shift(&mut self, delta: f64) {
         self.ring.iter_mut().for_each(|v| *v += delta);
@@ -281,40 +277,48 @@ fn median_in_place(v: &mut [f64]) -> Option<f64> {
     }
 }
 
-/// Values of one seasonal slot (an hour of the day or of the week), each
-/// tagged with its period index (day or week number).
-#[derive(Debug, Clone, Default)]
-struct SeasonBucket {
-    items: VecDeque<(i64, f64)>,
-}
-
 /// Seasonal profile: `slots` buckets of `slot_secs` seconds each, history of
-/// `keep_periods` periods of `slots * slot_secs` seconds.
+/// `keep_periods` periods of `slots * slot_secs` seconds. A bucket holds the values
+/// of one slot (an hour of the day or of the week), each tagged with its period
+/// index (day or week number); it is a page of its own (id `base | slot`), and
+/// `lens` says which buckets have one.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Seasonal {
     slot_secs: i64,
-    buckets: Vec<SeasonBucket>,
+    lens: Vec<u32>,
+    base: u64,
     keep_periods: i64,
     min_periods: usize,
     residuals: RollingWindow,
     #[serde(skip)]
     scratch: Vec<f64>,
+    #[serde(skip, default = "Pages::stored")]
+    buckets: Pages<VecDeque<(i64, f64)>>,
 }
 
 impl Seasonal {
-    fn new(slot_secs: i64, slots: usize, keep: usize, min: usize, window: usize) -> Self {
+    fn new(
+        slot_secs: i64,
+        slots: usize,
+        keep: usize,
+        min: usize,
+        window: usize,
+        base: u64,
+    ) -> Self {
         Seasonal {
             slot_secs,
-            buckets: vec![SeasonBucket::default(); slots],
+            lens: vec![0; slots],
+            base,
             keep_periods: keep as i64,
             min_periods: min,
             residuals: RollingWindow::new(window),
             scratch: Vec::new(),
+            buckets: Pages::default(),
         }
     }
 
     fn period_secs(&self) -> i64 {
-        self.slot_secs * self.buckets.len() as i64
+        self.slot_secs * self.lens.len() as i64
     }
 
     fn slot(&self, ts: i64) -> usize {
@@ -322,11 +326,14 @@ impl Seasonal {
     }
 
     /// Seasonal expectation for `ts`, if the slot has enough distinct periods.
-    fn expected(&mut self, ts: i64) -> Option<f64> {
+    fn expected(&mut self, ts: i64, src: &mut dyn PageSource) -> Option<f64> {
         let slot = self.slot(ts);
-        let b = &self.buckets[slot].items;
-        let (first, last) = (b.front()?.0, b.back()?.0);
+        if self.lens[slot] == 0 {
+            return None;
+        }
         let period = ts.div_euclid(self.period_secs());
+        let b = self.buckets.get(self.base | slot as u64, src);
+        let (first, last) = (b.front()?.0, b.back()?.0);
         // Distinct periods are consecutive-ish; count changes of the tag.
         let mut distinct = 1usize;
         let mut prev = first;
@@ -344,11 +351,15 @@ impl Seasonal {
         median_in_place(&mut self.scratch)
     }
 
-    fn add(&mut self, ts: i64, value: f64) {
+    fn add(&mut self, ts: i64, value: f64, src: &mut dyn PageSource) {
         let period = ts.div_euclid(self.period_secs());
         let slot = self.slot(ts);
         let keep = self.keep_periods;
-        let b = &mut self.buckets[slot].items;
+        let id = self.base | slot as u64;
+        if self.lens[slot] == 0 {
+            self.buckets.create(id, VecDeque::new());
+        }
+        let b = self.buckets.get_mut(id, src);
         b.push_back((period, value));
         while b.front().is_some_and(|&(p, _)| p <= period - keep) {
             b.pop_front();
@@ -357,11 +368,15 @@ impl Seasonal {
         while b.len() > 4096 {
             b.pop_front();
         }
+        self.lens[slot] = b.len() as u32;
     }
 
-    fn shift(&mut self, delta: f64) {
-        for b in &mut self.buckets {
-            b.items.iter_mut().for_each(|(_, v)| *v += delta);
+    fn shift(&mut self, delta: f64, src: &mut dyn PageSource) {
+        for slot in 0..self.lens.len() {
+            if self.lens[slot] > 0 {
+                let b = self.buckets.get_mut(self.base | slot as u64, src);
+                b.iter_mut().for_each(|(_, v)| *v += delta);
+            }
         }
     }
 }
@@ -369,39 +384,6 @@ impl Seasonal {
 /// Number of calibrated statistics (level z, level rarity, jump z, jump
 /// rarity, shift, sustained deviation).
 const N_SUB: usize = 6;
-
-/// Conformal calibration of one sub-detector: the p-value of a raw surprisal
-/// is its rank among the raw surprisals of the trailing window.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Calibrator {
-    past: RollingWindow,
-}
-
-impl Calibrator {
-    fn new(cap: usize) -> Self {
-        Calibrator {
-            past: RollingWindow::new(cap),
-        }
-    }
-
-    /// Calibrated surprisal `-log10 p`. Beyond the largest raw surprisal
-    /// seen, the parametric excess orders the extremes.
-    fn surprisal(&self, raw: f64) -> f64 {
-        let n = self.past.len() as f64;
-        let ge = self.past.count_at_least(raw) as f64;
-        let mut s = ((n + 1.0) / (ge + 1.0)).log10();
-        if let Some(mx) = self.past.max() {
-            if raw > mx {
-                s += raw - mx;
-            }
-        }
-        s
-    }
-
-    fn push(&mut self, raw: f64) {
-        self.past.push(raw);
-    }
-}
 
 /// Which baseline model explained the sample.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -469,8 +451,8 @@ impl AnomalyDetector {
         AnomalyDetector {
             values: RollingWindow::new(w),
             diffs: RollingWindow::new(w),
-            daily: Seasonal::new(900, 96, cfg.season_days, cfg.min_season_days, w),
-            weekly: Seasonal::new(3600, 168, cfg.season_weeks, cfg.min_season_weeks, w),
+            daily: Seasonal::new(900, 96, cfg.season_days, cfg.min_season_days, w, DAILY),
+            weekly: Seasonal::new(3600, 168, cfg.season_weeks, cfg.min_season_weeks, w, WEEKLY),
             n: 0,
             last_value: None,
             cusum_pos: 0.0,
@@ -478,9 +460,11 @@ impl AnomalyDetector {
             ewma: 0.0,
             recent: VecDeque::with_capacity(64),
             normal: Normal::new(0.0, 1.0).expect("standard normal"),
-            calib: std::array::from_fn(|_| Calibrator::new(cfg.calib_window)),
-            model_calib: std::array::from_fn(|_| {
-                std::array::from_fn(|_| Calibrator::new(cfg.calib_window))
+            calib: std::array::from_fn(|i| Calibrator::new(cfg.calib_window, owner(1 + i))),
+            model_calib: std::array::from_fn(|m| {
+                std::array::from_fn(|j| {
+                    Calibrator::new(cfg.calib_window, owner(1 + CALIBS + 2 * m + j))
+                })
             }),
             recent_surprisal: VecDeque::with_capacity(cfg.refractory + 1),
             cfg,
@@ -498,6 +482,12 @@ impl AnomalyDetector {
 
     /// Score the sample `(ts, value)` against the history, then add it.
     pub fn observe(&mut self, ts: i64, value: f64) -> AnomalyScore {
+        self.observe_with(ts, value, &mut NoPages)
+    }
+
+    /// [`Self::observe`] for a state decoded from the store, whose pages come from
+    /// `src` when first touched.
+    pub fn observe_with(&mut self, ts: i64, value: f64, src: &mut dyn PageSource) -> AnomalyScore {
         if !value.is_finite() {
             let b = self.values.median().unwrap_or(0.0);
             return AnomalyScore {
@@ -507,8 +497,8 @@ impl AnomalyDetector {
                 reason: format!("non-finite value {value} ignored"),
             };
         }
-        let verdict = self.assess(ts, value);
-        self.update(ts, value, &verdict);
+        let verdict = self.assess(ts, value, src);
+        self.update(ts, value, &verdict, src);
         verdict.to_score()
     }
 
@@ -518,7 +508,7 @@ impl AnomalyDetector {
         1e-9 + 1e-6 * level.abs() + self.cfg.min_relative_scale * self.values.spread()
     }
 
-    fn assess(&mut self, ts: i64, value: f64) -> Verdict {
+    fn assess(&mut self, ts: i64, value: f64, src: &mut dyn PageSource) -> Verdict {
         let cfg = &self.cfg;
         let level = self.values.location_scale();
         let Some((med, level_scale)) = level else {
@@ -528,8 +518,8 @@ impl AnomalyDetector {
         let mut model = Model::Level;
         let mut expected = med;
         let mut scale = level_scale;
-        let daily_exp = self.daily.expected(ts);
-        let weekly_exp = self.weekly.expected(ts);
+        let daily_exp = self.daily.expected(ts, src);
+        let weekly_exp = self.weekly.expected(ts, src);
         // Models are compared by their mean absolute residual: the MAD of the
         // plain level would hide a bimodal (day/night) series.
         let mut fit = self.values.mean_abs_dev(med);
@@ -654,10 +644,10 @@ impl AnomalyDetector {
         let raws = [s_jump, rare_jump, s_shift, s_sustained];
         let mut cal = [0.0; N_SUB];
         let [lz, lr] = model_raw[model_idx].unwrap_or([s_level, 0.0]);
-        cal[0] = self.model_calib[model_idx][0].surprisal(lz);
-        cal[1] = self.model_calib[model_idx][1].surprisal(lr);
+        cal[0] = self.model_calib[model_idx][0].surprisal(lz, src);
+        cal[1] = self.model_calib[model_idx][1].surprisal(lr, src);
         for i in 0..raws.len() {
-            cal[i + 2] = self.calib[i].surprisal(raws[i]);
+            cal[i + 2] = self.calib[i].surprisal(raws[i], src);
         }
         v.raw = raws;
         v.model_raw = model_raw;
@@ -724,15 +714,15 @@ impl AnomalyDetector {
         v
     }
 
-    fn update(&mut self, ts: i64, value: f64, v: &Verdict) {
+    fn update(&mut self, ts: i64, value: f64, v: &Verdict, src: &mut dyn PageSource) {
         if self.n >= self.cfg.min_samples {
             for (c, &r) in self.calib.iter_mut().zip(&v.raw) {
-                c.push(r);
+                c.push(r, src);
             }
             for (cals, raw) in self.model_calib.iter_mut().zip(&v.model_raw) {
                 if let Some(raw) = raw {
-                    cals[0].push(raw[0]);
-                    cals[1].push(raw[1]);
+                    cals[0].push(raw[0], src);
+                    cals[1].push(raw[1], src);
                 }
             }
             self.ewma = v.ewma;
@@ -772,8 +762,8 @@ impl AnomalyDetector {
             if let Some(delta) = median_in_place(&mut r) {
                 match v.model {
                     Model::Level => self.values.shift(delta),
-                    Model::Daily if self.cfg.shift_seasonal => self.daily.shift(delta),
-                    Model::Weekly if self.cfg.shift_seasonal => self.weekly.shift(delta),
+                    Model::Daily if self.cfg.shift_seasonal => self.daily.shift(delta, src),
+                    Model::Weekly if self.cfg.shift_seasonal => self.weekly.shift(delta, src),
                     _ => {}
                 }
             }
@@ -782,9 +772,50 @@ impl AnomalyDetector {
             self.recent.clear();
         }
         self.values.push(value);
-        self.daily.add(ts, value);
-        self.weekly.add(ts, value);
+        self.daily.add(ts, value, src);
+        self.weekly.add(ts, value, src);
     }
+
+    fn calibrators_mut(&mut self) -> impl Iterator<Item = &mut Calibrator> {
+        self.calib
+            .iter_mut()
+            .chain(self.model_calib.iter_mut().flatten())
+    }
+
+    /// A page of a decoded state could not be loaded, or disagreed with the rest:
+    /// the state is to be rebuilt from the samples.
+    pub fn broken(&self) -> bool {
+        self.daily.buckets.broken()
+            || self.weekly.buckets.broken()
+            || self
+                .calib
+                .iter()
+                .chain(self.model_calib.iter().flatten())
+                .any(Calibrator::broken)
+    }
+
+    /// The pages changed since the state was decoded: to store with it. A state that
+    /// never left memory gives all its pages, to store in place of any others.
+    pub fn take_page_changes(&mut self) -> PageChanges {
+        let mut out = PageChanges::default();
+        self.daily.buckets.drain_changes(&mut out);
+        self.weekly.buckets.drain_changes(&mut out);
+        for c in self.calibrators_mut() {
+            c.drain_changes(&mut out);
+        }
+        out
+    }
+}
+
+/// Number of calibrators not tied to a baseline model.
+const CALIBS: usize = N_SUB - 2;
+/// Page ids of the seasonal profiles' buckets.
+const DAILY: u64 = owner(20);
+const WEEKLY: u64 = owner(21);
+
+/// The first page id of a part of the state (a calibrator, a profile).
+const fn owner(n: usize) -> u64 {
+    (n as u64) << 40
 }
 
 /// Internal result of [`AnomalyDetector::assess`].
@@ -996,10 +1027,6 @@ mod tests {
             d.sort_by(f64::total_cmp);
             let expect = if d.len() >= 5 { d[4] } else { f64::INFINITY };
             assert_eq!(w.knn_distance(q, 5), expect);
-            assert_eq!(
-                w.count_at_least(0.5),
-                tail.iter().filter(|&&v| v >= 0.5).count()
-            );
         }
     }
 
@@ -1190,8 +1217,8 @@ mod tests {
         // Profile at 3 a.m. and 3 p.m. before an evening excursion.
         let probe = |d: &mut AnomalyDetector| {
             [
-                d.daily.expected(midnight + 3 * 3600),
-                d.daily.expected(midnight + 15 * 3600),
+                d.daily.expected(midnight + 3 * 3600, &mut NoPages),
+                d.daily.expected(midnight + 15 * 3600, &mut NoPages),
             ]
         };
         let before = probe(&mut det);

@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use statrs::distribution::{ContinuousCDF, Normal};
 
+use super::anomaly::pages::{NoPages, PageSource};
 use super::anomaly::{robust_trend, time_to_reach, AnomalyConfig, AnomalyDetector, AnomalyScore};
 use crate::config::{RuleConfig, RuleTest};
 
@@ -483,9 +484,14 @@ impl AnomalyState {
 
     /// Feeds samples (oldest first); non-finite values are skipped, as a replay does.
     pub fn feed(&mut self, samples: &[(i64, f64)]) {
+        self.feed_with(samples, &mut NoPages)
+    }
+
+    /// [`Self::feed`] for a state decoded from the store, its pages from `src`.
+    pub fn feed_with(&mut self, samples: &[(i64, f64)], src: &mut dyn PageSource) {
         let m = &mut self.meta;
         for &(t, v) in samples.iter().filter(|(_, v)| v.is_finite()) {
-            let score = self.det.observe(t, v);
+            let score = self.det.observe_with(t, v, src);
             if m.seen == 0 {
                 (m.min, m.max) = (v, v);
             }

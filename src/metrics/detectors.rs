@@ -4,12 +4,12 @@
 //! - **anomaly**: the detector's state is stored per rule and series
 //!   (`metric_detector_states`, with the last scores in `metric_detectors`). A run feeds it only the
 //!   samples newer than its state; a run with no new sample does no detector work at
-//!   all (the finding comes from the stored scores). The state (megabytes once its
-//!   windows fill) is rewritten only every [`CHECKPOINT_EVERY`] samples or once a day;
-//!   runs in between replay the few samples since that checkpoint (the same scores:
-//!   the detector is deterministic) and store only the scores. A state that is
-//!   missing, unreadable, or made by other code or another `for` is rebuilt once by
-//!   replaying the stored raw samples (at most
+//!   all (the finding comes from the stored scores). Most of a full state's bytes are
+//!   in pages (`metric_detector_pages`) that a sample seldom touches: a run loads the
+//!   state's small part and the pages its samples touch, and writes back only those
+//!   it changed, so its cost does not grow as the windows fill. A state that is
+//!   missing, unreadable, short of a page, or made by other code or another `for` is
+//!   rebuilt once by replaying the stored raw samples (at most
 //!   [`MAX_RAW_PER_SERIES`](crate::store::MAX_RAW_PER_SERIES)). A sample stored later
 //!   with a time before the state's newest (a script printing the past) is not fed.
 //! - **threshold**, **rate**, **exhaustion**: their state is the recent window of
@@ -19,13 +19,32 @@
 
 use chrono::{DateTime, Utc};
 
+use super::anomaly::pages::PageSource;
 use super::anomaly::{state, state::CODE_HASH, AnomalyConfig};
 use super::checks::{self, AnomalyMeta, AnomalyState, Finding};
 use crate::config::{RuleConfig, RuleTest};
 use crate::store::{Batch, SeriesRow, StoreError};
 
-/// Samples fed between two writes of a detector's state.
-pub const CHECKPOINT_EVERY: usize = 12;
+/// A stored state's pages, read from the run's batch. A store error is kept to be
+/// returned once the detector is done (the detector itself only sees a missing page).
+struct StoredPages<'a, 'b> {
+    batch: &'a Batch<'b>,
+    series: i64,
+    rule: &'a str,
+    error: Option<StoreError>,
+}
+
+impl PageSource for StoredPages<'_, '_> {
+    fn load(&mut self, id: u64) -> Option<Vec<u8>> {
+        match self.batch.detector_page(self.series, self.rule, id) {
+            Ok(page) => page,
+            Err(e) => {
+                self.error.get_or_insert(e);
+                None
+            }
+        }
+    }
+}
 
 /// What a stored state must have been made by: this build's detector, its settings,
 /// and the number of scores the rule looks at.
@@ -74,7 +93,7 @@ pub fn anomaly(
             }
         }
     }
-    // A checkpoint whose samples went with the retention cannot be brought up to date.
+    // A state whose samples went with the retention cannot be brought up to date.
     let resumed = match &stored {
         Some(d) => batch
             .with_detector_state(s.id, rule_key, state::decode::<AnomalyState>)?
@@ -83,32 +102,53 @@ pub fn anomaly(
             .filter(|st| st.meta.last.0 >= oldest),
         None => None,
     };
-    let (mut st, since, rebuilt) = match resumed {
-        Some(st) => {
-            let since = st.meta.last.0.saturating_add(1);
-            (st, since, false)
-        }
-        None => (AnomalyState::new(rule.for_runs as usize), oldest, true),
+    let mut src = StoredPages {
+        batch,
+        series: s.id,
+        rule: rule_key,
+        error: None,
     };
-    let checkpoint = st.meta.last.0;
-    let samples = batch.samples_since(s.id, since)?;
-    st.feed(&samples);
+    let mut st = match resumed {
+        Some(mut st) => {
+            let samples = batch.samples_since(s.id, st.meta.last.0.saturating_add(1))?;
+            st.feed_with(&samples, &mut src);
+            if let Some(e) = src.error {
+                return Err(e);
+            }
+            (!st.det.broken()).then_some(st)
+        }
+        None => None,
+    };
+    let rebuilt = st.is_none();
+    let mut st = match st.take() {
+        Some(st) => st,
+        None => {
+            let mut st = AnomalyState::new(rule.for_runs as usize);
+            st.feed(&batch.samples_since(s.id, oldest)?);
+            st
+        }
+    };
     if st.meta.seen == 0 {
         return Ok(None);
     }
     let meta = serde_json::to_string(&st.meta).expect("scores serialise");
-    if rebuilt || samples.len() >= CHECKPOINT_EVERY || st.meta.last.0 - checkpoint >= 86_400 {
-        let blob = state::encode(&st);
-        batch.save_detector(s.id, rule_key, &hash, st.meta.last.0, &meta, &blob, now)?;
-    } else {
-        batch.save_detector_scores(s.id, rule_key, st.meta.last.0, &meta, now)?;
-    }
+    let blob = state::encode(&st);
+    let pages = st.det.take_page_changes();
+    batch.save_detector(
+        s.id,
+        rule_key,
+        &hash,
+        (st.meta.last.0, &meta),
+        (&blob, &pages, rebuilt),
+        now,
+    )?;
     Ok(checks::anomaly_finding(check, &s.key, rule, &st.meta))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::anomaly::pages::PageChanges;
     use crate::store::Store;
     use std::collections::BTreeMap;
 
@@ -203,7 +243,8 @@ mod tests {
     }
 
     /// With no new sample, the stored state is not even read: a damaged one goes
-    /// unnoticed until there is something to feed it, then it is rebuilt.
+    /// unnoticed until there is something to feed it, then it is rebuilt. A state
+    /// short of a page is rebuilt the same way.
     #[test]
     fn no_new_sample_means_no_detector_work_and_a_bad_state_is_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
@@ -215,14 +256,22 @@ mod tests {
         let id = batch
             .upsert_series("host", "queue_depth", "queue_depth", "{}", "")
             .unwrap();
-        for &(t, v) in &all[..399] {
+        for &(t, v) in &all[..398] {
             batch.insert_sample(id, t, v).unwrap();
         }
         let s = series_row(&batch, id);
         let first = anomaly(&batch, "host", "k", &r, &s, 0, now).unwrap();
         let d = batch.detector(id, "k").unwrap().unwrap();
+        let none = PageChanges::default();
         batch
-            .save_detector(id, "k", &d.hash, d.last_ts, &d.meta, b"garbage", now)
+            .save_detector(
+                id,
+                "k",
+                &d.hash,
+                (d.last_ts, &d.meta),
+                (b"garbage", &none, false),
+                now,
+            )
             .unwrap();
         let again = anomaly(&batch, "host", "k", &r, &s, 0, now).unwrap();
         assert_eq!(first, again);
@@ -231,14 +280,41 @@ mod tests {
             b"garbage",
             "nothing new: the state was not touched"
         );
+        batch.insert_sample(id, all[398].0, all[398].1).unwrap();
+        let s = series_row(&batch, id);
+        let got = anomaly(&batch, "host", "k", &r, &s, 0, now).unwrap();
+        assert_eq!(
+            got,
+            checks::evaluate("host", "queue_depth", &r, &all[..399])
+        );
+        assert_ne!(batch.detector_state(id, "k").unwrap().unwrap(), b"garbage");
+        // Its pages gone (a hand-edited or half-restored database): rebuilt from the
+        // samples, never scored with empty windows.
+        let pages = batch.detector_page_ids(id, "k").unwrap();
+        assert!(pages.len() > 10, "{} pages", pages.len());
+        let gone = PageChanges {
+            put: Vec::new(),
+            remove: pages.clone(),
+        };
+        let state = batch.detector_state(id, "k").unwrap().unwrap();
+        let d = batch.detector(id, "k").unwrap().unwrap();
+        batch
+            .save_detector(
+                id,
+                "k",
+                &d.hash,
+                (d.last_ts, &d.meta),
+                (&state, &gone, false),
+                now,
+            )
+            .unwrap();
+        assert!(batch.detector_page_ids(id, "k").unwrap().is_empty());
         batch.insert_sample(id, all[399].0, all[399].1).unwrap();
         let s = series_row(&batch, id);
         let got = anomaly(&batch, "host", "k", &r, &s, 0, now).unwrap();
         assert_eq!(got, checks::evaluate("host", "queue_depth", &r, &all));
-        let rebuilt = batch.detector_state(id, "k").unwrap().unwrap();
-        assert_ne!(rebuilt, b"garbage");
-        // One more sample: the scores move on, the state stays a checkpoint (rewritten
-        // every CHECKPOINT_EVERY samples) and the finding is still the replay's.
+        assert!(batch.detector_page_ids(id, "k").unwrap().len() >= pages.len());
+        // One more sample: the finding is still the replay's, and the state moved on.
         let more = series(402);
         batch.insert_sample(id, more[400].0, 37.5).unwrap();
         let s = series_row(&batch, id);
@@ -246,7 +322,6 @@ mod tests {
         let mut all = all.clone();
         all.push((more[400].0, 37.5));
         assert_eq!(got, checks::evaluate("host", "queue_depth", &r, &all));
-        assert_eq!(batch.detector_state(id, "k").unwrap().unwrap(), rebuilt);
         assert_eq!(
             batch.detector(id, "k").unwrap().unwrap().last_ts,
             more[400].0

@@ -9,6 +9,8 @@ use super::Cached;
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::metrics::anomaly::pages::PageChanges;
+
 use super::{parse_ts, ts, Batch, Result, Store};
 
 /// Raw samples kept per series at most, whatever the retention: bounds the database
@@ -227,33 +229,39 @@ impl Batch<'_> {
             .flatten())
     }
 
-    /// Moves a stored detector's scores on without rewriting its state (the state
-    /// stays a checkpoint a later run replays from).
-    pub fn save_detector_scores(
-        &self,
-        series: i64,
-        rule: &str,
-        last_ts: i64,
-        meta: &str,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        self.tx.execute_cached(
-            "UPDATE metric_detectors SET last_ts = ?3, meta = ?4, updated_at = ?5
-             WHERE series = ?1 AND rule = ?2",
-            params![series, rule, last_ts, meta, ts(now)],
-        )?;
-        Ok(())
+    /// Page `page` of a stored detector state (see `metrics::anomaly::pages`).
+    pub fn detector_page(&self, series: i64, rule: &str, page: u64) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .tx
+            .query_row_cached(
+                "SELECT data FROM metric_detector_pages WHERE series = ?1 AND rule = ?2 AND page = ?3",
+                params![series, rule, page as i64],
+                |r| r.get(0),
+            )
+            .optional()?)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// The ids of a stored detector state's pages.
+    pub fn detector_page_ids(&self, series: i64, rule: &str) -> Result<Vec<u64>> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT page FROM metric_detector_pages WHERE series = ?1 AND rule = ?2 ORDER BY page",
+        )?;
+        let ids = st
+            .query_map(params![series, rule], |r| r.get::<_, i64>(0))?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(ids.into_iter().map(|id| id as u64).collect())
+    }
+
+    /// Stores a rule's detector on a series: `scores` (the newest sample's time and the
+    /// scores' JSON), `state` (its blob, the pages it changed, and whether it was made
+    /// anew, in which case its pages replace all stored ones).
     pub fn save_detector(
         &self,
         series: i64,
         rule: &str,
         hash: &str,
-        last_ts: i64,
-        meta: &str,
-        state: &[u8],
+        (last_ts, meta): (i64, &str),
+        (state, pages, whole): (&[u8], &PageChanges, bool),
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.tx.execute_cached(
@@ -268,6 +276,25 @@ impl Batch<'_> {
              ON CONFLICT (series, rule) DO UPDATE SET state = excluded.state",
             params![series, rule, state],
         )?;
+        if whole {
+            self.tx.execute_cached(
+                "DELETE FROM metric_detector_pages WHERE series = ?1 AND rule = ?2",
+                params![series, rule],
+            )?;
+        }
+        for id in &pages.remove {
+            self.tx.execute_cached(
+                "DELETE FROM metric_detector_pages WHERE series = ?1 AND rule = ?2 AND page = ?3",
+                params![series, rule, *id as i64],
+            )?;
+        }
+        for (id, data) in &pages.put {
+            self.tx.execute_cached(
+                "INSERT INTO metric_detector_pages (series, rule, page, data) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (series, rule, page) DO UPDATE SET data = excluded.data",
+                params![series, rule, *id as i64, data],
+            )?;
+        }
         Ok(())
     }
 

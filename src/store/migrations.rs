@@ -275,6 +275,19 @@ const MIGRATIONS: &[&str] = &[
     // values of several words (quoted strings, durations): every stored template is
     // masked again and given its new leaf when the store opens, keeping its group id.
     "UPDATE templates SET leaf = NULL;",
+    // 17: the parts of a detector state that a sample seldom touches (a calibrator's
+    // sorted chunks and arrival-order pages, the seasonal buckets), a row per page, so
+    // that a run reads and writes only the pages its samples touch. States stored
+    // whole before are rebuilt once (their code hash no longer matches); emptying
+    // them here frees their megabytes at once.
+    "CREATE TABLE metric_detector_pages (
+        series INTEGER NOT NULL REFERENCES metric_series (id) ON DELETE CASCADE,
+        rule TEXT NOT NULL,
+        page INTEGER NOT NULL,
+        data BLOB NOT NULL,
+        UNIQUE (series, rule, page)
+    );
+    DELETE FROM metric_detector_states;",
 ];
 
 /// The schema version this build writes.

@@ -1,14 +1,18 @@
 //! The detector's state as stored between runs, so that a run feeds it only the
 //! samples it has not seen (see `metrics::detectors`).
 //!
-//! Most of the state is long windows of floats (values, residuals, calibration
-//! surprisals, seasonal buckets). As JSON numbers they would take ~20 bytes each and a
-//! costly parse. A stored state is therefore JSON for its shape and scalars, followed
-//! by the windows' little-endian bytes, which the JSON points into (offset and length):
+//! The state is in two parts. What every sample reads (the trailing windows of
+//! values, differences and residuals; the calibrators' directories and buffers) is
+//! one blob, encoded here. What a sample seldom touches (a calibrator's sorted chunks
+//! and arrival-order pages, the seasonal buckets: most of the bytes once the windows
+//! fill) is in pages stored apart (see [`super::pages`]), so that the blob, and a
+//! run's cost, stop growing with the history.
+//!
+//! Long runs of floats as JSON numbers would take ~20 bytes each and a costly parse.
+//! The blob is therefore JSON for its shape and scalars, followed by the windows'
+//! little-endian bytes, which the JSON points into (offset and length):
 //! `[JSON length: u64 LE][JSON][bytes]`. Windows are stored in arrival and in sorted
-//! order, so loading is a copy and never a sort (positions into the sorted order
-//! instead of the arrival order's values made the state smaller but slower to load);
-//! a seasonal bucket's periods are stored as runs.
+//! order, so loading is a copy and never a sort.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -17,13 +21,21 @@ use serde::de::{DeserializeOwned, Error as _};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use statrs::distribution::Normal;
 
-use super::{RollingWindow, SeasonBucket};
+use super::calibrator::{Calibrator, Chunk};
+use super::pages::Pages;
+use super::RollingWindow;
 
 /// Changes whenever the detector's code (or this encoding) changes: a stored state
 /// from another build is rebuilt from the samples, never trusted.
 pub const CODE_HASH: u64 = fnv(
-    fnv(FNV_OFFSET, include_str!("../anomaly.rs").as_bytes()),
-    include_str!("state.rs").as_bytes(),
+    fnv(
+        fnv(
+            fnv(FNV_OFFSET, include_str!("../anomaly.rs").as_bytes()),
+            include_str!("state.rs").as_bytes(),
+        ),
+        include_str!("calibrator.rs").as_bytes(),
+    ),
+    include_str!("pages.rs").as_bytes(),
 );
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -149,85 +161,206 @@ impl<'de> Deserialize<'de> for RollingWindow {
     }
 }
 
-/// A seasonal bucket: its values, and their periods as runs (a period's samples are
-/// consecutive), each run a period and its length.
-#[derive(Serialize, Deserialize)]
-struct Bucket {
-    runs: Span,
-    values: Span,
+fn floats(v: impl Iterator<Item = f64>) -> Span {
+    put(v.map(f64::to_le_bytes))
 }
 
-impl Serialize for SeasonBucket {
+fn get_floats<E: serde::de::Error>(span: Span) -> Result<Vec<f64>, E> {
+    take::<E, _, 8>(span, f64::from_le_bytes)
+}
+
+/// A calibrator: its scalars, and its buffers and chunk directory as spans.
+#[derive(Serialize, Deserialize)]
+struct Calib {
+    cap: usize,
+    len: usize,
+    base: u64,
+    head: Span,
+    ring: (u64, u64),
+    tail: Span,
+    chunk_ids: Span,
+    chunk_lens: Span,
+    chunk_mins: Span,
+    chunk_maxs: Span,
+    next_chunk: u64,
+    added: Span,
+    removed: Span,
+}
+
+impl Serialize for Calibrator {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut runs: Vec<(i64, i64)> = Vec::new();
-        for &(p, _) in &self.items {
-            match runs.last_mut() {
-                Some((q, n)) if *q == p => *n += 1,
-                _ => runs.push((p, 1)),
-            }
-        }
-        Bucket {
-            runs: put(runs
-                .iter()
-                .flat_map(|&(p, n)| [p.to_le_bytes(), n.to_le_bytes()])),
-            values: put(self.items.iter().map(|p| p.1.to_le_bytes())),
+        let c = &self.chunks;
+        Calib {
+            cap: self.cap,
+            len: self.len,
+            base: self.base,
+            head: floats(self.head.iter().copied()),
+            ring: self.ring,
+            tail: floats(self.tail.iter().copied()),
+            chunk_ids: put(c.iter().map(|c| c.id.to_le_bytes())),
+            chunk_lens: put(c.iter().map(|c| (c.len as u64).to_le_bytes())),
+            chunk_mins: floats(c.iter().map(|c| c.min)),
+            chunk_maxs: floats(c.iter().map(|c| c.max)),
+            next_chunk: self.next_chunk,
+            added: floats(self.added.iter().copied()),
+            removed: floats(self.removed.iter().copied()),
         }
         .serialize(s)
     }
 }
 
-impl<'de> Deserialize<'de> for SeasonBucket {
+impl<'de> Deserialize<'de> for Calibrator {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let b = Bucket::deserialize(d)?;
-        let runs = take::<D::Error, _, 8>(b.runs, i64::from_le_bytes)?;
-        let values = take::<D::Error, _, 8>(b.values, f64::from_le_bytes)?;
-        let mut periods = Vec::with_capacity(values.len());
-        for r in runs.chunks(2) {
-            match *r {
-                [p, n] if n > 0 && (n as usize) <= values.len() - periods.len() => {
-                    periods.extend(std::iter::repeat_n(p, n as usize))
-                }
-                _ => return Err(D::Error::custom("a stored seasonal bucket is inconsistent")),
-            }
+        let c = Calib::deserialize(d)?;
+        let ids = take::<D::Error, _, 8>(c.chunk_ids, u64::from_le_bytes)?;
+        let lens = take::<D::Error, _, 8>(c.chunk_lens, u64::from_le_bytes)?;
+        let mins = get_floats::<D::Error>(c.chunk_mins)?;
+        let maxs = get_floats::<D::Error>(c.chunk_maxs)?;
+        let head: VecDeque<f64> = get_floats::<D::Error>(c.head)?.into();
+        let tail = get_floats::<D::Error>(c.tail)?;
+        let added = get_floats::<D::Error>(c.added)?;
+        let removed = get_floats::<D::Error>(c.removed)?;
+        if ids.len() != lens.len() || ids.len() != mins.len() || ids.len() != maxs.len() {
+            return Err(D::Error::custom("a stored chunk directory is inconsistent"));
         }
-        if periods.len() != values.len() {
-            return Err(D::Error::custom("a stored seasonal bucket is inconsistent"));
+        let chunks: Vec<Chunk> = (0..ids.len())
+            .map(|i| Chunk {
+                id: ids[i],
+                len: lens[i] as usize,
+                min: mins[i],
+                max: maxs[i],
+            })
+            .collect();
+        let in_chunks: usize = chunks.iter().map(|c| c.len).sum();
+        let ring_len = c.ring.1.checked_sub(c.ring.0).and_then(|n| {
+            usize::try_from(n)
+                .ok()?
+                .checked_mul(super::calibrator::RING_PAGE)
+        });
+        let arrival = ring_len.map(|r| r + head.len() + tail.len());
+        if c.cap == 0
+            || c.len > c.cap
+            || arrival != Some(c.len)
+            || in_chunks + added.len() != c.len + removed.len()
+            || chunks
+                .windows(2)
+                .any(|p| p[0].max.total_cmp(&p[1].min).is_gt())
+        {
+            return Err(D::Error::custom("a stored calibrator is inconsistent"));
         }
-        Ok(SeasonBucket {
-            items: periods.into_iter().zip(values).collect(),
+        Ok(Calibrator {
+            cap: c.cap,
+            len: c.len,
+            base: c.base,
+            head,
+            ring: c.ring,
+            tail,
+            chunks,
+            next_chunk: c.next_chunk,
+            added,
+            removed,
+            pages: Pages::stored(),
         })
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::pages::{PageChanges, PageSource};
     use super::super::{AnomalyConfig, AnomalyDetector};
+    use std::collections::HashMap;
 
+    #[derive(Default)]
+    struct Store(HashMap<u64, Vec<u8>>);
+
+    impl PageSource for Store {
+        fn load(&mut self, id: u64) -> Option<Vec<u8>> {
+            self.0.get(&id).cloned()
+        }
+    }
+
+    impl Store {
+        fn apply(&mut self, c: PageChanges, whole: bool) {
+            if whole {
+                self.0.clear();
+            }
+            for id in c.remove {
+                self.0.remove(&id);
+            }
+            self.0.extend(c.put);
+        }
+    }
+
+    /// A detector stored (blob and pages) and loaded again every few samples scores
+    /// every sample exactly as one that never left memory, through windows, seasonal
+    /// buckets and calibrators that fill and evict.
     #[test]
     fn a_stored_detector_goes_on_exactly_like_the_original() {
-        let mut a = AnomalyDetector::new(AnomalyConfig::default());
-        let mut x = 0x9e37_79b9_u64;
-        let mut next = |i: i64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (1_700_000_000 + 300 * i, 50.0 + (x % 1000) as f64 / 100.0)
+        let small = AnomalyConfig {
+            window: 120,
+            calib_window: 300,
+            season_days: 3,
+            min_season_days: 2,
+            season_weeks: 2,
+            min_season_weeks: 1,
+            ..AnomalyConfig::default()
         };
-        for i in 0..3000 {
-            let (t, v) = next(i);
-            a.observe(t, v);
-        }
-        let blob = super::encode(&a);
-        let mut b: AnomalyDetector = super::decode(&blob).unwrap();
-        for i in 3000..3500 {
-            let (t, v) = next(i);
-            let v = if i == 3400 { 95.0 } else { v };
-            assert_eq!(a.observe(t, v), b.observe(t, v), "sample {i}");
+        for cfg in [AnomalyConfig::default(), small] {
+            let mut a = AnomalyDetector::new(cfg.clone());
+            let mut x = 0x9e37_79b9_u64;
+            let mut rnd = move || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let mut store = Store::default();
+            let mut b: Option<AnomalyDetector> = None;
+            let mut next_save = 1000;
+            for i in 0..4000i64 {
+                // Every 15 minutes, a day shape, noise, a few spikes and a shift.
+                let t = 1_700_000_000 + 900 * i;
+                let day = ((t % 86_400) as f64 / 86_400.0 * std::f64::consts::TAU).sin();
+                let mut v = 50.0 + 10.0 * day + (rnd() % 1000) as f64 / 100.0;
+                if rnd() % 97 == 0 {
+                    v += 60.0;
+                }
+                if i > 3000 {
+                    v += 15.0;
+                }
+                let want = a.observe(t, v);
+                if let Some(d) = b.as_mut() {
+                    assert_eq!(d.observe_with(t, v, &mut store), want, "sample {i}");
+                    assert!(!d.broken());
+                }
+                if i == next_save {
+                    // The first save is of a state that never left memory: whole.
+                    let whole = b.is_none();
+                    let mut d = b.take().unwrap_or_else(|| a.clone());
+                    let blob = super::encode(&d);
+                    store.apply(d.take_page_changes(), whole);
+                    b = Some(super::decode(&blob).unwrap());
+                    next_save += 1 + (rnd() % 40) as i64;
+                }
+            }
+            assert!(store.0.len() > 30, "{} pages", store.0.len());
+            // What is stored is what the original holds: no page lost, none left over.
+            let mut whole = Store::default();
+            whole.apply(a.clone().take_page_changes(), true);
+            let mut d = b.take().unwrap();
+            store.apply(d.take_page_changes(), false);
+            assert!(
+                store.0 == whole.0,
+                "the stored pages differ from the original's"
+            );
+            let b = Some(d);
+            let blob = super::encode(b.as_ref().unwrap());
+            assert!(blob.len() < 100_000, "{} bytes", blob.len());
+            // A window pointing past the bytes is refused, not read.
+            let mut cut = blob.clone();
+            cut.truncate(cut.len() - 8);
+            assert!(super::decode::<AnomalyDetector>(&cut).is_none());
         }
         assert!(super::decode::<AnomalyDetector>(b"{}").is_none());
-        // A window pointing past the bytes is refused, not read.
-        let mut cut = blob.clone();
-        cut.truncate(cut.len() - 8);
-        assert!(super::decode::<AnomalyDetector>(&cut).is_none());
     }
 }
