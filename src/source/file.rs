@@ -15,11 +15,13 @@
 //! A `.gz` still being written is never read. The path may be a glob: new files are
 //! picked up, vanished ones forgotten after a grace period.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, Metadata};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -27,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::json::JsonParser;
 use super::linereader::{for_each_line_capped, next_line, Line, LineRef, LineSink};
 use super::loguru::{HeaderParser, RecordAssembler};
-use super::{Checkpoint, Event, RecordParser};
+use super::{prescan, Checkpoint, Event, RecordParser};
 use crate::config::{FileSource, ParserSpec, SourceConfig, StartFrom};
 
 /// How many bytes at the start of a file identify its content (the first line at
@@ -526,8 +528,51 @@ impl Follower<'_> {
                     .to_std()
                     .is_ok_and(|d| d >= settle)
             });
-        let reader = BufReader::with_capacity(256 * 1024, file);
-        self.consume(path, reader, &mut state, finished, quiet);
+        let origin = origin_of(path);
+        let mut parser = self.parser(&origin);
+        // A large backlog of a parser that skips: helpers find its stops ahead.
+        let plan = match parser.skip_test() {
+            Some(test) => prescan::plan(
+                &file,
+                state.offset,
+                meta.len(),
+                PRESCAN.with(|p| p.get().1),
+                PRESCAN.with(|p| p.get().0),
+            )
+            .map_err(io(path))?
+            .map(|bounds| (bounds, test)),
+            None => None,
+        };
+        match plan {
+            Some((bounds, test)) => {
+                let max_line = parser.max_line();
+                std::thread::scope(|scope| -> Result<(), SourceError> {
+                    let reader = prescan::Reader::start(scope, &file, bounds, test, max_line)
+                        .map_err(io(path))?;
+                    let current = reader.current();
+                    self.consume(
+                        path,
+                        reader,
+                        &mut *parser,
+                        &mut state,
+                        (finished, quiet),
+                        Some(current),
+                    );
+                    Ok(())
+                })?;
+            }
+            None => {
+                let reader = BufReader::with_capacity(256 * 1024, file);
+                self.consume(
+                    path,
+                    reader,
+                    &mut *parser,
+                    &mut state,
+                    (finished, quiet),
+                    None,
+                );
+            }
+        }
         // The head only identifies the file better; failing to widen it is harmless.
         let _ = grow_head(path, &mut state);
         Ok(state)
@@ -539,7 +584,8 @@ impl Follower<'_> {
         let mut dec = BufReader::with_capacity(256 * 1024, flate2::read::MultiGzDecoder::new(file));
         std::io::copy(&mut (&mut dec).take(st.offset), &mut std::io::sink()).map_err(io(gz))?;
         let mut state = st.clone();
-        self.consume(gz, dec, &mut state, true, true);
+        let mut parser = self.parser(&origin_of(gz));
+        self.consume(gz, dec, &mut *parser, &mut state, (true, true), None);
         Ok(())
     }
 
@@ -555,20 +601,17 @@ impl Follower<'_> {
         &mut self,
         path: &Path,
         mut reader: impl BufRead,
+        parser: &mut dyn RecordParser,
         state: &mut FileState,
-        finished: bool,
-        quiet: bool,
+        (finished, quiet): (bool, bool),
+        prescan: Option<Rc<RefCell<prescan::Current>>>,
     ) {
-        let origin = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let mut parser = self.parser(&origin);
         let mut scratch = Line::default();
         let max_line = parser.max_line();
         let mut lines = Lines {
             path,
             parser: &mut *parser,
+            prescan,
             state,
             report: &mut *self.report,
             sink: &mut *self.sink,
@@ -639,15 +682,30 @@ struct Lines<'a> {
     long_lines: u64,
     /// Where the record in progress starts (offset, lines before it).
     record_start: Option<(u64, u64)>,
+    /// The block of a backlog read ahead, with its stops (see [`prescan`]).
+    prescan: Option<Rc<RefCell<prescan::Current>>>,
 }
 
 impl LineSink for &mut Lines<'_> {
     fn skip(&mut self, ahead: &[u8]) -> usize {
+        // Where a skip from here would stop, found ahead; noted first, since the
+        // block's first line number is taken at the first look at it.
+        let found = self.prescan.as_ref().and_then(|c| {
+            c.borrow_mut()
+                .skip_from(self.state.offset, self.state.line_no)
+        });
         // The first line identifies the file: it is always seen.
         if self.state.offset == 0 && self.state.head.is_none() {
             return 0;
         }
-        let (bytes, lines) = self.parser.skip_lines(ahead, self.max_line);
+        let (bytes, lines) = match found {
+            Some(_) if !self.parser.skips_now() => (0, 0),
+            Some((bytes, lines)) => {
+                debug_assert!(bytes as usize <= ahead.len());
+                (bytes as usize, lines)
+            }
+            None => self.parser.skip_lines(ahead, self.max_line),
+        };
         self.state.offset += bytes as u64;
         self.state.line_no += lines;
         self.report.lines += lines;
@@ -693,6 +751,19 @@ impl LineSink for &mut Lines<'_> {
         }
         true
     }
+}
+
+fn origin_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+thread_local! {
+    /// The smallest backlog read with helpers, and their block size (tests make them
+    /// small, to cross many blocks on a small file).
+    static PRESCAN: std::cell::Cell<(u64, usize)> =
+        const { std::cell::Cell::new((prescan::MIN_BACKLOG, prescan::BLOCK)) };
 }
 
 /// Widens a file's identifying head to the first 4 KiB of what was read (whole lines
@@ -866,6 +937,120 @@ fn find_by_id(dir: &Path, id: FileId) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Config, SourceKind};
+    use std::io::Write;
+
+    /// Everything a read gives: records, checkpoints, counts, problems.
+    fn read_all(
+        cfg: &SourceConfig,
+        prev: &HashMap<String, Checkpoint>,
+        prescan: (u64, usize),
+    ) -> (Vec<Event>, ReadReport) {
+        let SourceKind::File(fs) = &cfg.kind else {
+            panic!("a file source")
+        };
+        PRESCAN.with(|p| p.set(prescan));
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .into();
+        let mut events = Vec::new();
+        let report = read(cfg, fs, prev, false, now, &mut |e| events.push(e)).unwrap();
+        PRESCAN.with(|p| p.set((prescan::MIN_BACKLOG, prescan::BLOCK)));
+        (events, report)
+    }
+
+    /// A backlog read with helpers finding the stops ahead, in blocks of every size,
+    /// gives the records, checkpoints and counts of reading it alone: from the start
+    /// and from a checkpoint, with tracebacks under skipped and kept records, custom
+    /// levels, long lines, blank lines and a half-written last line.
+    #[test]
+    fn a_backlog_read_ahead_on_other_threads_reads_as_one_thread_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        let toml = format!(
+            "[[source]]\nname = \"app\"\npath = \"{}\"\nfrom = \"start\"\nlevels = {{ NOISY = 15, LOUD = 35 }}\n",
+            log.display()
+        );
+        let config = Config::parse(&toml, &dir.path().join("logwarden.toml")).unwrap();
+        let cfg = &config.sources[0];
+        let pool: Vec<String> = vec![
+            "2026-11-22 09:50:45.492 | INFO     | app.web:handle:7 - GET / 200".into(),
+            "2026-11-22 09:50:45.492 | DEBUG    | app:f:1 - x - y".into(),
+            "2026-11-22 09:50:45.492 | NOISY    | app:f:1 - custom and low".into(),
+            "2026-11-22 09:50:45.492 | LOUD     | app:f:1 - custom and high".into(),
+            "2026-11-22 09:50:45.492 | WARNING  | app:f:1 - high".into(),
+            "2026-11-22 09:50:45.492 | ERROR    | app:f:1 - boom".into(),
+            "2026-11-22 09:50:45.492 | ERRORS   | app:f:1 - unknown level".into(),
+            "2026-11-22 09:50:45.492 | INFO     | no location - here".into(),
+            "Traceback (most recent call last):".into(),
+            "  File \"app.py\", line 3, in f".into(),
+            "ValueError: bad".into(),
+            "3 retries left".into(),
+            String::new(),
+            "2026-11-22 09:50:45.492 | INFO     | app:f:1 - carriage return\r".into(),
+            format!(
+                "2026-11-22 09:50:45.492 | INFO     | app:f:1 - {}",
+                "x".repeat(70_000)
+            ),
+            format!(
+                "2026-11-22 09:50:45.492 | ERROR    | app:f:1 - {}",
+                "y".repeat(70_000)
+            ),
+        ];
+        let mut rng = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = move |n: usize| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            (rng % n as u64) as usize
+        };
+        let mut text = String::new();
+        while text.len() < 600_000 {
+            // Mostly records below the threshold, as in a busy log; few huge lines.
+            let k = match next(40) {
+                0 => 14 + next(2),
+                1..=24 => next(3),
+                _ => next(14),
+            };
+            text.push_str(&pool[k]);
+            text.push('\n');
+        }
+        text.push_str("2026-11-22 09:50:45.492 | ERROR    | app:f:1 - half wr");
+        let half = text.len() / 2;
+        let half = half + text[half..].find('\n').unwrap() + 1;
+        for block in [1usize, 97, 4096, 65_536, 1 << 20] {
+            std::fs::write(&log, &text[..half]).unwrap();
+            let alone = read_all(cfg, &HashMap::new(), (u64::MAX, block));
+            let ahead = read_all(cfg, &HashMap::new(), (0, block));
+            assert!(!alone.0.is_empty());
+            assert_eq!(ahead.0, alone.0, "block {block}, from the start");
+            let (a, b) = (&ahead.1, &alone.1);
+            assert_eq!((a.lines, a.bytes), (b.lines, b.bytes));
+            assert_eq!(a.checkpoints, b.checkpoints);
+            assert_eq!((&a.warnings, &a.errors), (&b.warnings, &b.errors));
+            // The rest, from the checkpoint.
+            let prev: HashMap<String, Checkpoint> = alone
+                .1
+                .checkpoints
+                .iter()
+                .map(|c| (c.key.clone(), c.clone()))
+                .collect();
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&log)
+                .unwrap()
+                .write_all(&text.as_bytes()[half..])
+                .unwrap();
+            let alone = read_all(cfg, &prev, (u64::MAX, block));
+            let ahead = read_all(cfg, &prev, (0, block));
+            assert!(!alone.0.is_empty());
+            assert_eq!(ahead.0, alone.0, "block {block}, from a checkpoint");
+            let (a, b) = (&ahead.1, &alone.1);
+            assert_eq!((a.lines, a.bytes), (b.lines, b.bytes));
+            assert_eq!(a.checkpoints, b.checkpoints);
+            assert_eq!((&a.warnings, &a.errors), (&b.warnings, &b.errors));
+        }
+    }
 
     #[test]
     fn rotation_names() {

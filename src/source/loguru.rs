@@ -793,10 +793,7 @@ impl super::RecordParser for RecordAssembler {
         RecordAssembler::push(self, line_no, &String::from_utf8_lossy(line))
     }
     fn skip_lines(&mut self, ahead: &[u8], max_line: usize) -> (usize, u64) {
-        if !self.skipping
-            || self.pending.is_some()
-            || !matches!(self.header, HeaderParser::LoguruDefault)
-        {
+        if !self.skips_now() {
             return (0, 0);
         }
         let (mut at, mut lines) = (0, 0);
@@ -808,6 +805,17 @@ impl super::RecordParser for RecordAssembler {
             lines += 1;
         }
         (at, lines)
+    }
+    fn skips_now(&self) -> bool {
+        self.skipping
+            && self.pending.is_none()
+            && matches!(self.header, HeaderParser::LoguruDefault)
+    }
+    fn skip_test(&self) -> Option<super::SkipTest> {
+        let below = self.below.clone();
+        matches!(self.header, HeaderParser::LoguruDefault).then(|| {
+            std::sync::Arc::new(move |line: &[u8]| below.skipped_while_skipping(line)) as _
+        })
     }
     fn pending(&self) -> Option<(u64, bool)> {
         self.pending

@@ -8,6 +8,7 @@ pub mod journald;
 pub mod json;
 pub mod linereader;
 pub mod loguru;
+pub mod prescan;
 pub mod sqlite;
 pub mod zone;
 
@@ -15,6 +16,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+
+/// See [`RecordParser::skip_test`]: true for a line a skipping parser passes over.
+pub type SkipTest = std::sync::Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
 
 /// A log level: its name as written, and its number on loguru's scale
 /// (TRACE 5, DEBUG 10, INFO 20, SUCCESS 25, WARNING 30, ERROR 40, CRITICAL 50).
@@ -156,6 +160,16 @@ pub trait RecordParser {
     /// claims any; the caller passes over them without pushing them.
     fn skip_lines(&mut self, _ahead: &[u8], _max_line: usize) -> (usize, u64) {
         (0, 0)
+    }
+    /// Whether [`Self::skip_lines`] would claim lines now (it is skipping a record).
+    fn skips_now(&self) -> bool {
+        false
+    }
+    /// The test [`Self::skip_lines`] applies to each line while it skips (besides the
+    /// line cap), free of the parser's state: so that another thread can find, ahead of
+    /// the parser, the lines where a skip would stop. `None`: this parser skips nothing.
+    fn skip_test(&self) -> Option<SkipTest> {
+        None
     }
     /// Completes the record in progress at the end of the input.
     fn finish(&mut self) -> Option<Event>;

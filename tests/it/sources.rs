@@ -766,3 +766,77 @@ fn settle_holds_the_last_record_until_the_file_is_quiet() {
     let r = t.ok(&["check"]);
     assert!(r.stdout.contains("settle = \"2s\""), "{}", r.stdout);
 }
+
+/// A backlog of tens of megabytes (read on several threads: over 16 MiB) loses no
+/// record and counts every line, from the start and again from a checkpoint.
+#[test]
+fn a_backlog_of_many_megabytes_loses_no_record() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.with_app_source("");
+    let batch = |from: u32, to: u32, kind: &str| {
+        t.loguru(&format!(
+            r#"logger.add("app.log", backtrace=False, diagnose=False)
+pad = "x" * 2000
+for i in range({from}, {to}):
+    logger.info("GET /orders/{{}} 200 {{}}", i, pad)
+    if i % 500 == 7:
+        try:
+            raise ValueError(f"ledger {{i}} does not balance")
+        except Exception:
+            logger.exception("Batch settlement {{}} failed", i)
+    if i % 600 == 11:
+        try:
+            raise {kind}("no route")
+        except Exception:
+            logger.exception("Payout {{}} could not be sent", i)
+    if i % 700 == 3:
+        logger.debug("Slow query took {{}} ms\n  plan: seq scan", i)"#
+        ))
+    };
+    let lines_read = |r: &str| -> u64 {
+        let (before, _) = r.split_once(" lines read").expect("a summary");
+        before.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let occurrences = || -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = t
+            .incidents()
+            .iter()
+            .map(|i| {
+                (
+                    i["exception_type"].as_str().unwrap_or("none").to_string(),
+                    i["occurrences"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    batch(0, 9000, "TypeError");
+    let text = t.read("app.log");
+    assert!(text.len() > 17 << 20, "{} bytes", text.len());
+    let first = text.lines().count() as u64;
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert_eq!(lines_read(&r.stdout), first, "{}", r.stdout);
+    assert_eq!(
+        occurrences(),
+        vec![
+            ("TypeError".to_string(), 15),
+            ("ValueError".to_string(), 18)
+        ]
+    );
+    batch(9000, 18000, "KeyError");
+    let all = t.read("app.log").lines().count() as u64;
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert_eq!(lines_read(&r.stdout), all - first, "{}", r.stdout);
+    assert_eq!(
+        occurrences(),
+        vec![
+            ("KeyError".to_string(), 15),
+            ("TypeError".to_string(), 15),
+            ("ValueError".to_string(), 36)
+        ]
+    );
+}
