@@ -166,7 +166,9 @@ pub fn remove_stale_temps(dir: &Path, before: std::time::SystemTime) -> usize {
     removed
 }
 
-fn replace_with(path: &Path, bytes: &[u8], new: NewFile, sync: bool) -> Result<(), String> {
+/// `bytes` in a temporary file beside `path` (its folder made if missing), with the
+/// owner and mode `path` is to have: ready to be renamed over it.
+fn temp_beside(path: &Path, bytes: &[u8], new: NewFile) -> Result<tempfile::NamedTempFile, String> {
     let dir = dir_of(path);
     if !dir.exists() {
         create_dir(dir)?;
@@ -180,6 +182,11 @@ fn replace_with(path: &Path, bytes: &[u8], new: NewFile, sync: bool) -> Result<(
     tmp.write_all(bytes)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     set_perms(tmp.as_file(), perms).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(tmp)
+}
+
+fn replace_with(path: &Path, bytes: &[u8], new: NewFile, sync: bool) -> Result<(), String> {
+    let tmp = temp_beside(path, bytes, new)?;
     if sync {
         tmp.as_file()
             .sync_all()
@@ -219,22 +226,7 @@ fn replace_batch(files: Vec<(PathBuf, Vec<u8>)>, new: NewFile) -> Vec<(PathBuf, 
     let mut written = Vec::new();
     for (path, bytes) in files {
         let dir = dir_of(&path).to_path_buf();
-        let tmp = (|| {
-            if !dir.exists() {
-                create_dir(&dir)?;
-            }
-            let perms = perms_for(&path, new)?;
-            let mut tmp = tempfile::Builder::new()
-                .prefix(TEMP_PREFIX)
-                .suffix(TEMP_SUFFIX)
-                .tempfile_in(&dir)
-                .map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
-            tmp.write_all(&bytes)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            set_perms(tmp.as_file(), perms).map_err(|e| format!("{}: {e}", path.display()))?;
-            Ok::<_, String>(tmp)
-        })();
-        match tmp {
+        match temp_beside(&path, &bytes, new) {
             Ok(tmp) => written.push((path, dir, tmp)),
             Err(e) => failed.push((path, e)),
         }

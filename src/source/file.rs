@@ -530,18 +530,18 @@ impl Follower<'_> {
             });
         let origin = origin_of(path);
         let mut parser = self.parser(&origin);
-        // A large backlog of a parser that skips: helpers find its stops ahead.
-        let plan = match parser.skip_test() {
-            Some(test) => prescan::plan(
-                &file,
-                state.offset,
-                meta.len(),
-                PRESCAN.with(|p| p.get().1),
-                PRESCAN.with(|p| p.get().0),
-            )
-            .map_err(io(path))?
-            .map(|bounds| (bounds, test)),
-            None => None,
+        // A large backlog of a parser that skips: helpers find its stops ahead, when
+        // there is a core for them.
+        let sizes = PRESCAN.with(|p| p.get()).or_else(|| {
+            prescan::cores_to_spare().then_some((prescan::MIN_BACKLOG, prescan::BLOCK))
+        });
+        let plan = match (parser.skip_test(), sizes) {
+            (Some(test), Some((min, block))) => {
+                prescan::plan(&file, state.offset, meta.len(), block, min)
+                    .map_err(io(path))?
+                    .map(|bounds| (bounds, test))
+            }
+            _ => None,
         };
         match plan {
             Some((bounds, test)) => {
@@ -760,10 +760,9 @@ fn origin_of(path: &Path) -> String {
 }
 
 thread_local! {
-    /// The smallest backlog read with helpers, and their block size (tests make them
-    /// small, to cross many blocks on a small file).
-    static PRESCAN: std::cell::Cell<(u64, usize)> =
-        const { std::cell::Cell::new((prescan::MIN_BACKLOG, prescan::BLOCK)) };
+    /// Tests set the smallest backlog read with helpers and their block size (small,
+    /// to cross many blocks on a small file), whatever the cores.
+    static PRESCAN: std::cell::Cell<Option<(u64, usize)>> = const { std::cell::Cell::new(None) };
 }
 
 /// Widens a file's identifying head to the first 4 KiB of what was read (whole lines
@@ -949,13 +948,13 @@ mod tests {
         let SourceKind::File(fs) = &cfg.kind else {
             panic!("a file source")
         };
-        PRESCAN.with(|p| p.set(prescan));
+        PRESCAN.with(|p| p.set(Some(prescan)));
         let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
             .unwrap()
             .into();
         let mut events = Vec::new();
         let report = read(cfg, fs, prev, false, now, &mut |e| events.push(e)).unwrap();
-        PRESCAN.with(|p| p.set((prescan::MIN_BACKLOG, prescan::BLOCK)));
+        PRESCAN.with(|p| p.set(None));
         (events, report)
     }
 

@@ -25,11 +25,19 @@ use super::SkipTest;
 /// starting.
 pub const MIN_BACKLOG: u64 = 16 << 20;
 /// Bytes per block.
-pub const BLOCK: usize = 1 << 20;
+pub const BLOCK: usize = 512 << 10;
 /// Helper threads.
 const HELPERS: usize = 2;
 /// Blocks a helper may have ready before the parser takes them.
 const AHEAD: usize = 2;
+
+/// Whether the process may use more than one core. Under the shipped unit's
+/// `CPUQuota=50%` it may not (the standard library reads the cgroup's quota): helpers
+/// would then only add their own cost to the same half core.
+pub fn cores_to_spare() -> bool {
+    static SPARE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SPARE.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2))
+}
 
 /// The block the parser is in, as [`Reader`] shares it with the line sink.
 #[derive(Debug, Default)]
@@ -152,7 +160,7 @@ impl<'f> Reader<'f> {
         let bounds = std::sync::Arc::new(bounds);
         for h in 0..HELPERS.min(count) {
             let (tx, rx) = sync_channel::<io::Result<Block>>(AHEAD);
-            let (back, free) = sync_channel::<Vec<u8>>(AHEAD + 2);
+            let (back, free) = sync_channel::<Vec<u8>>(AHEAD + 1);
             let (bounds, test) = (bounds.clone(), test.clone());
             scope.spawn(move || {
                 for k in (h..count).step_by(HELPERS) {
