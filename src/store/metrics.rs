@@ -410,10 +410,12 @@ impl Batch<'_> {
         samples(&self.tx, series_id, since)
     }
 
-    /// Retention: raw samples older than `raw_before` (every run, by index), and once an
-    /// hour of `now`: raw samples beyond [`MAX_RAW_PER_SERIES`] per series, rollups older
-    /// than `rollup_before`, series (with their data) not seen since `rollup_before`,
-    /// script records of checks not run since then. Returns the raw samples deleted.
+    /// Retention, once an hour of `now`: raw samples older than `raw_before` and beyond
+    /// [`MAX_RAW_PER_SERIES`] per series, detectors whose newest sample is older than
+    /// `raw_before` (a rule since removed, or a series silent that long: such a state
+    /// could not be brought up to date, only rebuilt), rollups older than
+    /// `rollup_before`, series (with their data) not seen since `rollup_before`, script
+    /// records of checks not run since then. Returns the raw samples deleted.
     pub fn prune_metrics(
         &self,
         raw_before: i64,
@@ -440,6 +442,19 @@ impl Batch<'_> {
         let mut n = self
             .tx
             .execute_cached("DELETE FROM metric_samples WHERE ts < ?1", [raw_before])?;
+        for table in ["metric_detector_pages", "metric_detector_states"] {
+            self.tx.execute(
+                &format!(
+                    "DELETE FROM {table} WHERE (series, rule) IN
+                         (SELECT series, rule FROM metric_detectors WHERE last_ts < ?1)"
+                ),
+                [raw_before],
+            )?;
+        }
+        self.tx.execute(
+            "DELETE FROM metric_detectors WHERE last_ts < ?1",
+            [raw_before],
+        )?;
         self.tx.execute_cached(
             "INSERT INTO kv (key, value) VALUES ('metrics.capped_hour', ?1)
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -578,6 +593,42 @@ mod tests {
         // …until the next hour.
         assert_eq!(batch.prune_metrics(t0 - 120, 0, at(t0 + 3600)).unwrap(), 3);
         assert_eq!(kept(&batch), 2);
+        batch.commit().unwrap();
+    }
+
+    /// A detector whose newest sample went with the retention (its rule removed, or its
+    /// series silent) goes with its state and pages; a current one stays whole.
+    #[test]
+    fn detectors_past_the_retention_go_with_their_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let at = |t: i64| DateTime::<Utc>::from_timestamp(t, 0).unwrap();
+        let t0 = 1_795_392_000;
+        let batch = store.batch().unwrap();
+        let id = batch.upsert_series("host", "x", "x", "{}", "").unwrap();
+        let pages = PageChanges {
+            put: vec![(1, vec![1; 8]), (2, vec![2; 8])],
+            remove: Vec::new(),
+        };
+        for (rule, last) in [("gone", t0 - 7200), ("live", t0 - 60)] {
+            batch
+                .save_detector(
+                    id,
+                    rule,
+                    "h",
+                    (last, "{}"),
+                    (b"state", &pages, true),
+                    at(t0),
+                )
+                .unwrap();
+        }
+        batch.prune_metrics(t0 - 3600, 0, at(t0)).unwrap();
+        assert!(batch.detector(id, "gone").unwrap().is_none());
+        assert!(batch.detector_state(id, "gone").unwrap().is_none());
+        assert!(batch.detector_page_ids(id, "gone").unwrap().is_empty());
+        assert!(batch.detector(id, "live").unwrap().is_some());
+        assert_eq!(batch.detector_state(id, "live").unwrap().unwrap(), b"state");
+        assert_eq!(batch.detector_page_ids(id, "live").unwrap(), vec![1, 2]);
         batch.commit().unwrap();
     }
 }
