@@ -190,6 +190,22 @@ mod tests {
             .collect()
     }
 
+    /// Stores detector `k` of series `id` again with `state` and page changes
+    /// `pages`, its scores kept: a state damaged behind logwarden's back.
+    fn tamper(batch: &Batch, id: i64, state: &[u8], pages: &PageChanges, now: DateTime<Utc>) {
+        let d = batch.detector(id, "k").unwrap().unwrap();
+        batch
+            .save_detector(
+                id,
+                "k",
+                &d.hash,
+                (d.last_ts, &d.meta),
+                (state, pages, false),
+                now,
+            )
+            .unwrap();
+    }
+
     fn series_row(batch: &Batch, id: i64) -> SeriesRow {
         batch
             .series_of_check("host")
@@ -261,18 +277,7 @@ mod tests {
         }
         let s = series_row(&batch, id);
         let first = anomaly(&batch, "host", "k", &r, &s, 0, now).unwrap();
-        let d = batch.detector(id, "k").unwrap().unwrap();
-        let none = PageChanges::default();
-        batch
-            .save_detector(
-                id,
-                "k",
-                &d.hash,
-                (d.last_ts, &d.meta),
-                (b"garbage", &none, false),
-                now,
-            )
-            .unwrap();
+        tamper(&batch, id, b"garbage", &PageChanges::default(), now);
         let again = anomaly(&batch, "host", "k", &r, &s, 0, now).unwrap();
         assert_eq!(first, again);
         assert_eq!(
@@ -297,17 +302,7 @@ mod tests {
             remove: pages.clone(),
         };
         let state = batch.detector_state(id, "k").unwrap().unwrap();
-        let d = batch.detector(id, "k").unwrap().unwrap();
-        batch
-            .save_detector(
-                id,
-                "k",
-                &d.hash,
-                (d.last_ts, &d.meta),
-                (&state, &gone, false),
-                now,
-            )
-            .unwrap();
+        tamper(&batch, id, &state, &gone, now);
         assert!(batch.detector_page_ids(id, "k").unwrap().is_empty());
         batch.insert_sample(id, all[399].0, all[399].1).unwrap();
         let s = series_row(&batch, id);

@@ -543,36 +543,28 @@ impl Follower<'_> {
             }
             _ => None,
         };
-        match plan {
-            Some((bounds, test)) => {
-                let max_line = parser.max_line();
-                std::thread::scope(|scope| -> Result<(), SourceError> {
-                    let reader = prescan::Reader::start(scope, &file, bounds, test, max_line)
+        let max_line = parser.max_line();
+        // No helper is started without a plan: the scope then costs nothing.
+        std::thread::scope(|scope| -> Result<(), SourceError> {
+            let (reader, current): (Box<dyn BufRead>, _) = match plan {
+                Some((bounds, test)) => {
+                    let r = prescan::Reader::start(scope, &file, bounds, test, max_line)
                         .map_err(io(path))?;
-                    let current = reader.current();
-                    self.consume(
-                        path,
-                        reader,
-                        &mut *parser,
-                        &mut state,
-                        (finished, quiet),
-                        Some(current),
-                    );
-                    Ok(())
-                })?;
-            }
-            None => {
-                let reader = BufReader::with_capacity(256 * 1024, file);
-                self.consume(
-                    path,
-                    reader,
-                    &mut *parser,
-                    &mut state,
-                    (finished, quiet),
-                    None,
-                );
-            }
-        }
+                    let current = r.current();
+                    (Box::new(r), Some(current))
+                }
+                None => (Box::new(BufReader::with_capacity(256 * 1024, &file)), None),
+            };
+            self.consume(
+                path,
+                reader,
+                &mut *parser,
+                &mut state,
+                (finished, quiet),
+                current,
+            );
+            Ok(())
+        })?;
         // The head only identifies the file better; failing to widen it is harmless.
         let _ = grow_head(path, &mut state);
         Ok(state)
@@ -1017,19 +1009,23 @@ mod tests {
         text.push_str("2026-11-22 09:50:45.492 | ERROR    | app:f:1 - half wr");
         let half = text.len() / 2;
         let half = half + text[half..].find('\n').unwrap() + 1;
-        for block in [1usize, 97, 4096, 65_536, 1 << 20] {
-            std::fs::write(&log, &text[..half]).unwrap();
-            let alone = read_all(cfg, &HashMap::new(), (u64::MAX, block));
-            let ahead = read_all(cfg, &HashMap::new(), (0, block));
+        // Read alone and with helpers from `prev`: the same in every respect.
+        let both = |prev: &HashMap<String, Checkpoint>, block: usize, what: &str| {
+            let alone = read_all(cfg, prev, (u64::MAX, block));
+            let ahead = read_all(cfg, prev, (0, block));
             assert!(!alone.0.is_empty());
-            assert_eq!(ahead.0, alone.0, "block {block}, from the start");
+            assert_eq!(ahead.0, alone.0, "block {block}, {what}");
             let (a, b) = (&ahead.1, &alone.1);
             assert_eq!((a.lines, a.bytes), (b.lines, b.bytes));
             assert_eq!(a.checkpoints, b.checkpoints);
             assert_eq!((&a.warnings, &a.errors), (&b.warnings, &b.errors));
+            alone.1
+        };
+        for block in [1usize, 97, 4096, 65_536, 1 << 20] {
+            std::fs::write(&log, &text[..half]).unwrap();
+            let first = both(&HashMap::new(), block, "from the start");
             // The rest, from the checkpoint.
-            let prev: HashMap<String, Checkpoint> = alone
-                .1
+            let prev: HashMap<String, Checkpoint> = first
                 .checkpoints
                 .iter()
                 .map(|c| (c.key.clone(), c.clone()))
@@ -1040,14 +1036,7 @@ mod tests {
                 .unwrap()
                 .write_all(&text.as_bytes()[half..])
                 .unwrap();
-            let alone = read_all(cfg, &prev, (u64::MAX, block));
-            let ahead = read_all(cfg, &prev, (0, block));
-            assert!(!alone.0.is_empty());
-            assert_eq!(ahead.0, alone.0, "block {block}, from a checkpoint");
-            let (a, b) = (&ahead.1, &alone.1);
-            assert_eq!((a.lines, a.bytes), (b.lines, b.bytes));
-            assert_eq!(a.checkpoints, b.checkpoints);
-            assert_eq!((&a.warnings, &a.errors), (&b.warnings, &b.errors));
+            both(&prev, block, "from a checkpoint");
         }
     }
 

@@ -600,7 +600,15 @@ for kind in (ValueError, TypeError, ValueError):
         "each traceback is over 400 lines: {lines} in all"
     );
     t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
-    let mut inc: Vec<(String, u64)> = t
+    assert_eq!(
+        occurrences_by_exception(&t),
+        vec![("TypeError".to_string(), 1), ("ValueError".to_string(), 2)]
+    );
+}
+
+/// Each incident's exception type (or `none`) and occurrences, sorted.
+fn occurrences_by_exception(t: &Test) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = t
         .incidents()
         .iter()
         .map(|i| {
@@ -610,11 +618,8 @@ for kind in (ValueError, TypeError, ValueError):
             )
         })
         .collect();
-    inc.sort();
-    assert_eq!(
-        inc,
-        vec![("TypeError".to_string(), 1), ("ValueError".to_string(), 2)]
-    );
+    v.sort();
+    v
 }
 
 /// loguru JSON records over 64 KiB and nested over 128 levels are valid output and
@@ -800,20 +805,7 @@ for i in range({from}, {to}):
         let (before, _) = r.split_once(" lines read").expect("a summary");
         before.rsplit(' ').next().unwrap().parse().unwrap()
     };
-    let occurrences = || -> Vec<(String, u64)> {
-        let mut v: Vec<(String, u64)> = t
-            .incidents()
-            .iter()
-            .map(|i| {
-                (
-                    i["exception_type"].as_str().unwrap_or("none").to_string(),
-                    i["occurrences"].as_u64().unwrap(),
-                )
-            })
-            .collect();
-        v.sort();
-        v
-    };
+    let occurrences = || occurrences_by_exception(&t);
     batch(0, 9000, "TypeError");
     let text = t.read("app.log");
     assert!(text.len() > 17 << 20, "{} bytes", text.len());

@@ -317,30 +317,8 @@ impl Calibrator {
 
 #[cfg(test)]
 mod tests {
-    use super::super::pages::{NoPages, PageData};
+    use super::super::pages::{MemoryPages as Store, NoPages, PageData};
     use super::*;
-    use std::collections::HashMap;
-
-    /// A store of pages, as the state database keeps them.
-    #[derive(Default)]
-    struct Store(HashMap<u64, Vec<u8>>);
-
-    impl PageSource for Store {
-        fn load(&mut self, id: u64) -> Option<Vec<u8>> {
-            self.0.get(&id).cloned()
-        }
-    }
-
-    impl Store {
-        fn apply(&mut self, c: PageChanges) {
-            for id in c.remove {
-                self.0.remove(&id);
-            }
-            for (id, b) in c.put {
-                self.0.insert(id, b);
-            }
-        }
-    }
 
     /// A copy of `c` as a decoded state has it: the directory and buffers, no page.
     fn reloaded(c: &Calibrator) -> Calibrator {
@@ -400,7 +378,7 @@ mod tests {
                 if rnd() % 37 == 0 {
                     let mut changes = PageChanges::default();
                     c.drain_changes(&mut changes);
-                    store.apply(changes);
+                    store.apply(changes, false);
                     c = reloaded(&c);
                 }
                 assert!(!c.broken());

@@ -181,17 +181,37 @@ impl<T: PageData> Pages<T> {
     }
 }
 
+/// Pages kept in memory as the state database keeps them, for tests.
+#[cfg(test)]
+#[derive(Default)]
+pub struct MemoryPages(pub HashMap<u64, Vec<u8>>);
+
+#[cfg(test)]
+impl PageSource for MemoryPages {
+    fn load(&mut self, id: u64) -> Option<Vec<u8>> {
+        self.0.get(&id).cloned()
+    }
+}
+
+#[cfg(test)]
+impl MemoryPages {
+    /// Stores what a run changed; `whole`: in place of every page (a state made anew).
+    pub fn apply(&mut self, c: PageChanges, whole: bool) {
+        if whole {
+            self.0.clear();
+        }
+        for id in c.remove {
+            self.0.remove(&id);
+        }
+        self.0.extend(c.put);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    struct Map(HashMap<u64, Vec<u8>>);
-
-    impl PageSource for Map {
-        fn load(&mut self, id: u64) -> Option<Vec<u8>> {
-            self.0.get(&id).cloned()
-        }
-    }
+    use MemoryPages as Map;
 
     #[test]
     fn pages_load_once_write_back_what_changed_and_report_a_missing_one() {

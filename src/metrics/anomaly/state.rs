@@ -266,30 +266,8 @@ impl<'de> Deserialize<'de> for Calibrator {
 
 #[cfg(test)]
 mod tests {
-    use super::super::pages::{PageChanges, PageSource};
+    use super::super::pages::MemoryPages as Store;
     use super::super::{AnomalyConfig, AnomalyDetector};
-    use std::collections::HashMap;
-
-    #[derive(Default)]
-    struct Store(HashMap<u64, Vec<u8>>);
-
-    impl PageSource for Store {
-        fn load(&mut self, id: u64) -> Option<Vec<u8>> {
-            self.0.get(&id).cloned()
-        }
-    }
-
-    impl Store {
-        fn apply(&mut self, c: PageChanges, whole: bool) {
-            if whole {
-                self.0.clear();
-            }
-            for id in c.remove {
-                self.0.remove(&id);
-            }
-            self.0.extend(c.put);
-        }
-    }
 
     /// A detector stored (blob and pages) and loaded again every few samples scores
     /// every sample exactly as one that never left memory, through windows, seasonal
