@@ -252,6 +252,9 @@ fn category(rel: &str) -> &str {
 /// few neighbours of it, as `NAB_CONFIG`-style overrides.
 const LOCO_GRID: &[&str] = &[
     "",
+    "min_relative_scale=0.01",
+    "min_relative_scale=0.02",
+    "min_relative_scale=0.06",
     "cusum_h=10",
     "cusum_h=14",
     "repeat_factor=0.2",
