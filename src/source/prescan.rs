@@ -203,6 +203,13 @@ fn read_block(file: &File, start: u64, end: u64, bytes: &mut Vec<u8>) -> io::Res
     }
     bytes.truncate(n);
     file.read_exact_at(bytes, start)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => io::Error::new(
+                e.kind(),
+                "the file became shorter while it was read (truncated in place?)",
+            ),
+            _ => e,
+        })
 }
 
 fn scan(start: u64, bytes: Vec<u8>, test: &SkipTest, max_line: usize) -> Block {
@@ -328,5 +335,39 @@ mod tests {
             assert_eq!(got.0, text[begin as usize..], "begin {begin} block {block}");
             assert!(got.1 > 0);
         }
+    }
+
+    /// A file cut short after the plan (copytruncate in the middle of a run) is a read
+    /// error, not blocks of zeros: the reader stops there and the rest waits.
+    #[test]
+    fn a_file_cut_after_the_plan_is_an_error() {
+        let mut f = tempfile::tempfile().unwrap();
+        let line = [b'x'; 99];
+        for _ in 0..2000 {
+            f.write_all(&line).unwrap();
+            f.write_all(b"\n").unwrap();
+        }
+        let bounds = plan(&f, 0, 200_000, 4096, 1).unwrap().unwrap();
+        f.set_len(50_000).unwrap();
+        let test: SkipTest = std::sync::Arc::new(|_: &[u8]| true);
+        let (read, err) = std::thread::scope(|scope| {
+            let mut r = Reader::start(scope, &f, bounds, test, 1000).unwrap();
+            let mut read = 0;
+            loop {
+                match r.fill_buf() {
+                    Ok([]) => return (read, None),
+                    Ok(buf) => {
+                        let n = buf.len();
+                        assert!(buf.iter().all(|&b| b == b'x' || b == b'\n'));
+                        read += n;
+                        r.consume(n);
+                    }
+                    Err(e) => return (read, Some(e)),
+                }
+            }
+        });
+        let err = err.unwrap_or_else(|| panic!("read {read} bytes without an error"));
+        assert!(err.to_string().contains("shorter"), "{err}");
+        assert!(read <= 50_000);
     }
 }
