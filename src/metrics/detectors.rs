@@ -108,7 +108,7 @@ pub fn anomaly(
         rule: rule_key,
         error: None,
     };
-    let mut st = match resumed {
+    let resumed = match resumed {
         Some(mut st) => {
             let samples = batch.samples_since(s.id, st.meta.last.0.saturating_add(1))?;
             st.feed_with(&samples, &mut src);
@@ -119,13 +119,12 @@ pub fn anomaly(
         }
         None => None,
     };
-    let rebuilt = st.is_none();
-    let mut st = match st.take() {
-        Some(st) => st,
+    let (mut st, rebuilt) = match resumed {
+        Some(st) => (st, false),
         None => {
             let mut st = AnomalyState::new(rule.for_runs as usize);
             st.feed(&batch.samples_since(s.id, oldest)?);
-            st
+            (st, true)
         }
     };
     if st.meta.seen == 0 {
