@@ -124,28 +124,48 @@ fn patched(
     up: &str,
     after: &dyn Fn(&IncidentRow) -> Option<Option<i64>>,
 ) -> Option<String> {
-    let mut lines: Vec<(usize, usize, String)> = Vec::new();
+    type Order = std::cmp::Reverse<(chrono::DateTime<chrono::Utc>, i64)>;
+    let mut lines: Vec<(usize, usize, Order, String)> = Vec::new();
     for i in rows {
         let (start, end) = match line_of(old, i.id) {
             Some(Err(())) => return None,
             Some(Ok(_)) if i.stage != "filed" => return None,
             Some(Ok(at)) => at,
             None if i.stage != "filed" => continue, // listed neither way
-            None => match after(i)? {
-                Some(next) => match line_of(old, next)? {
-                    Ok((start, _)) => (start, start),
-                    Err(()) => return None,
-                },
-                None => (old.len(), old.len()),
-            },
+            None => {
+                // The line it goes before may be another one new in this change:
+                // then the place is that one's, and so on down to a line listed.
+                // (`after` goes strictly down the table's order, so this ends.)
+                let mut next = after(i)?;
+                while let Some(new) = next.and_then(|n| {
+                    rows.iter()
+                        .find(|r| r.id == n && r.stage == "filed" && line_of(old, n).is_none())
+                }) {
+                    next = after(new)?;
+                }
+                match next {
+                    Some(next) => match line_of(old, next)? {
+                        Ok((start, _)) => (start, start),
+                        Err(()) => return None,
+                    },
+                    None => (old.len(), old.len()),
+                }
+            }
         };
-        lines.push((start, end, crate::sanitize::text(&row(i, up)).into_owned()));
+        let order = std::cmp::Reverse((i.first_seen, i.id));
+        lines.push((
+            start,
+            end,
+            order,
+            crate::sanitize::text(&row(i, up)).into_owned(),
+        ));
     }
-    // A new line before a changed one at the same place goes first.
-    lines.sort_by_key(|l| (l.0, l.1));
+    // A new line before a changed one at the same place goes first; new lines at one
+    // place go newest first, as the table is ordered.
+    lines.sort_by_key(|l| (l.0, l.1, l.2));
     let mut out = String::with_capacity(old.len() + 64);
     let mut at = 0;
-    for (start, end, line) in lines {
+    for (start, end, _, line) in lines {
         if start < at {
             return None; // two ids on one line: not a file of ours
         }
@@ -517,5 +537,38 @@ mod tests {
         let month = std::fs::read_to_string(&nov_file).unwrap();
         assert!(month.find("second of two") < month.find("first of two"));
         assert!(month.trim_end().ends_with("| 1 |"), "{month}");
+
+        // Several filed in one run, each one's place next to another new one (same
+        // second, consecutive minutes, and one at the end): their lines are patched
+        // in, the month is not rendered whole (a hand edit elsewhere survives).
+        let text = std::fs::read_to_string(&nov_file).unwrap();
+        std::fs::write(&nov_file, text.replace("failure 4]", "failure 4 (edited)]")).unwrap();
+        let late = nov + chrono::Duration::hours(9);
+        let batch = [
+            filed(&mut store, late, "batch a"),
+            filed(&mut store, late, "batch b"),
+            filed(&mut store, late + chrono::Duration::minutes(1), "batch c"),
+            filed(&mut store, late - chrono::Duration::minutes(1), "batch d"),
+            filed(
+                &mut store,
+                nov - chrono::Duration::hours(30),
+                "batch oldest",
+            ),
+            filed(
+                &mut store,
+                nov - chrono::Duration::hours(31),
+                "batch older still",
+            ),
+        ];
+        update(&incidents, &store, &batch).unwrap();
+        let now = std::fs::read_to_string(&nov_file).unwrap();
+        assert!(
+            now.contains("failure 4 (edited)]"),
+            "rendered whole:\n{now}"
+        );
+        assert_eq!(
+            now.replace("failure 4 (edited)]", "failure 4]"),
+            whole(&store)[2]
+        );
     }
 }
