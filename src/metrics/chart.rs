@@ -179,7 +179,7 @@ pub fn svg(p: &Plot) -> String {
     }
     // The series.
     if !pts.is_empty() {
-        let line: Vec<String> = pts
+        let line: Vec<String> = thin(&pts, |t| x(t) as i64)
             .iter()
             .map(|&(t, v)| format!("{:.1},{:.1}", x(t), y(v)))
             .collect();
@@ -205,6 +205,43 @@ pub fn svg(p: &Plot) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// The points of a line worth drawing: where several fall in one pixel column, only
+/// the lowest and the highest of them (in their order), so a week of minutes draws
+/// the same shape (every spike and dip) from at most two points a column, and a
+/// chart's size and cost stay bounded by its width. `pts` are in time order.
+fn thin(pts: &[(i64, f64)], column: impl Fn(i64) -> i64) -> Vec<(i64, f64)> {
+    if pts.len() <= 2 * (W - LEFT - RIGHT) as usize {
+        return pts.to_vec();
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < pts.len() {
+        let c = column(pts[i].0);
+        let mut j = i;
+        let (mut lo, mut hi) = (i, i);
+        while j < pts.len() && column(pts[j].0) == c {
+            if pts[j].1 < pts[lo].1 {
+                lo = j;
+            }
+            if pts[j].1 > pts[hi].1 {
+                hi = j;
+            }
+            j += 1;
+        }
+        out.push(pts[lo.min(hi)]);
+        if lo != hi {
+            out.push(pts[lo.max(hi)]);
+        }
+        i = j;
+    }
+    // The line ends where the last sample's dot is drawn.
+    let last = pts[pts.len() - 1];
+    if out.last() != Some(&last) {
+        out.push(last);
+    }
+    out
 }
 
 /// A sparkline of at most `width` characters (`▁▂▃▅▇`): the values averaged into
@@ -268,6 +305,65 @@ mod tests {
         assert!(doc.contains("normal band 40–60"));
         assert!(doc.contains("<polyline"));
         assert!(doc.contains(">04:00<"));
+    }
+
+    #[test]
+    fn a_week_of_minutes_draws_at_most_two_points_a_column_with_every_extreme() {
+        let t0 = 1_795_305_600;
+        let n = 7 * 1440;
+        let mut pts: Vec<(i64, f64)> = (0..n)
+            .map(|i| (t0 + i * 60, 50.0 + (i % 97) as f64 / 10.0))
+            .collect();
+        pts[4321].1 = 400.0; // a spike of one minute
+        pts[777].1 = -30.0; // and a dip
+        let last = pts[pts.len() - 1];
+        let doc = svg(&Plot {
+            title: "q",
+            points: &pts,
+            from: t0,
+            to: last.0,
+            band: None,
+            threshold: None,
+        });
+        let line = doc
+            .split("points=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap();
+        let drawn: Vec<(f64, f64)> = line
+            .split(' ')
+            .map(|p| {
+                let (a, b) = p.split_once(',').unwrap();
+                (a.parse().unwrap(), b.parse().unwrap())
+            })
+            .collect();
+        let columns = (W - LEFT - RIGHT) as usize;
+        assert!(drawn.len() <= 2 * columns + 2, "{}", drawn.len());
+        assert!(drawn.len() > columns, "{}", drawn.len());
+        // In time order, the spike's and the dip's pixels drawn, ending at the last sample.
+        assert!(drawn.windows(2).all(|w| w[0].0 <= w[1].0));
+        let ys: Vec<f64> = drawn.iter().map(|p| p.1).collect();
+        let top = ys.iter().copied().fold(f64::INFINITY, f64::min);
+        let bottom = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        assert!(
+            (top - TOP).abs() < 30.0 && (H - BOTTOM - bottom).abs() < 30.0,
+            "{top} {bottom}"
+        );
+        let dot = doc.split("<circle cx=\"").nth(1).unwrap();
+        let (cx, rest) = dot.split_once("\" cy=\"").unwrap();
+        let cy = rest.split('"').next().unwrap();
+        assert_eq!(line.rsplit(' ').next().unwrap(), format!("{cx},{cy}"));
+        // Few points are drawn as they are.
+        let few = svg(&Plot {
+            title: "q",
+            points: &pts[..500],
+            from: t0,
+            to: last.0,
+            band: None,
+            threshold: None,
+        });
+        let drawn = few.split("points=\"").nth(1).unwrap().split('"').next();
+        assert_eq!(drawn.unwrap().split(' ').count(), 500);
     }
 
     #[test]

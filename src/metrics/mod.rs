@@ -541,17 +541,22 @@ pub fn incident_section(store: &Store, inc: &IncidentRow, path: &Path) -> Option
     let stem = path.file_stem()?.to_string_lossy().into_owned();
     let dir = path.parent()?;
     let mut charts = vec![("24h", 86_400i64, day.clone())];
-    let history = store.metric_samples(series.id, 0).ok()?;
-    if history.first().is_some_and(|p| p.0 < to - 86_400) {
-        let week: Vec<(i64, f64)> = match store.metric_rollups(series.id, to - 7 * 86_400) {
-            Ok(r) if r.len() > 48 && history.len() > 2000 => {
+    // The page of an open incident is written again on every run: what it reads must
+    // not grow with the series' history (a year of samples), only with what it draws.
+    if store
+        .metric_first_sample(series.id)
+        .ok()?
+        .is_some_and(|t| t < to - 86_400)
+    {
+        let since = to - 7 * 86_400;
+        // Hourly means once a week of raw samples is more than the chart can show.
+        let week: Vec<(i64, f64)> = match store.metric_rollups(series.id, since) {
+            Ok(r)
+                if r.len() > 48 && store.metric_samples_exceed(series.id, since, 2000).ok()? =>
+            {
                 r.iter().map(|x| (x.hour + 1800, x.mean)).collect()
             }
-            _ => history
-                .iter()
-                .copied()
-                .filter(|p| p.0 >= to - 7 * 86_400)
-                .collect(),
+            _ => store.metric_samples(series.id, since).ok()?,
         };
         charts.push(("7d", 7 * 86_400, week));
     }

@@ -127,6 +127,30 @@ impl Store {
         samples(&self.conn, series_id, since)
     }
 
+    /// The time of a series' oldest raw sample kept (a look into the primary key,
+    /// whatever the history's length).
+    pub fn metric_first_sample(&self, series_id: i64) -> Result<Option<i64>> {
+        Ok(self.conn.query_row_cached(
+            "SELECT min(ts) FROM metric_samples WHERE series = ?1",
+            [series_id],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// Whether a series has more than `n` raw samples from `since`: it reads at most
+    /// `n + 1` of them.
+    pub fn metric_samples_exceed(&self, series_id: i64, since: i64, n: usize) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row_cached(
+                "SELECT 1 FROM metric_samples WHERE series = ?1 AND ts >= ?2 ORDER BY ts LIMIT 1 OFFSET ?3",
+                params![series_id, since, n as i64],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
+
     /// Hourly rollups of a series from `since` (unix seconds), oldest first.
     pub fn metric_rollups(&self, series_id: i64, since: i64) -> Result<Vec<RollupRow>> {
         let mut stmt = self.conn.prepare(
@@ -594,6 +618,31 @@ mod tests {
         assert_eq!(batch.prune_metrics(t0 - 120, 0, at(t0 + 3600)).unwrap(), 3);
         assert_eq!(kept(&batch), 2);
         batch.commit().unwrap();
+    }
+
+    #[test]
+    fn the_oldest_sample_and_a_count_past_a_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let batch = store.batch().unwrap();
+        let a = batch.upsert_series("host", "a", "a", "{}", "").unwrap();
+        let b = batch.upsert_series("host", "b", "b", "{}", "").unwrap();
+        let c = batch.upsert_series("host", "c", "c", "{}", "").unwrap();
+        for k in 0..10 {
+            batch.insert_sample(a, 1000 + 60 * k, k as f64).unwrap();
+        }
+        batch.insert_sample(b, 5, 1.0).unwrap();
+        batch.commit().unwrap();
+        assert_eq!(store.metric_first_sample(a).unwrap(), Some(1000));
+        assert_eq!(store.metric_first_sample(b).unwrap(), Some(5));
+        assert_eq!(store.metric_first_sample(c).unwrap(), None);
+        // 10 samples of `a` from 1000, 5 from 1300.
+        assert!(store.metric_samples_exceed(a, 1000, 9).unwrap());
+        assert!(!store.metric_samples_exceed(a, 1000, 10).unwrap());
+        assert!(store.metric_samples_exceed(a, 1300, 4).unwrap());
+        assert!(!store.metric_samples_exceed(a, 1300, 5).unwrap());
+        assert!(!store.metric_samples_exceed(b, 1000, 0).unwrap());
+        assert!(store.metric_samples_exceed(b, 0, 0).unwrap());
     }
 
     /// A detector whose newest sample went with the retention (its rule removed, or its
