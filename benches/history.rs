@@ -118,10 +118,21 @@ const LOG_CHECK: &str = "[[check]]\nname = \"errors\"\nlogs = true\n\
     [[check.rule]]\nmetric = 'log_records{level=\"ERROR\"}'\nanomaly = true\n\
     [[check.rule]]\nmetric = 'log_records{level=\"ERROR\"}'\nrate_above = 100\n";
 
+/// The level the queues' script prints at `ts`: from its minute of the clock, scrambled
+/// (a quadratic modulo 97), so that one minute to the next, or across a gap between two
+/// runs, it is the same kind of noise, never a step the history did not have. The
+/// script computes the same in the shell's 64-bit arithmetic.
+fn level(ts: i64) -> f64 {
+    let m = ts / 60;
+    ((m * m * 7919 + m * 31) % 97) as f64
+}
+
 /// The check of case (d): a new sample for each of the 50 series (the run's minute,
 /// the pattern of their history), an anomaly rule and a rate rule on each.
 fn metrics_check(dir: &Path) -> String {
-    let mut script = String::from("#!/bin/sh\nv=$(( LOGWARDEN_NOW / 60 % 97 ))\n");
+    let mut script = String::from(
+        "#!/bin/sh\nm=$(( LOGWARDEN_NOW / 60 ))\nv=$(( (m * m * 7919 + m * 31) % 97 ))\n",
+    );
     for k in 0..SERIES {
         script.push_str(&format!("echo \"queue_depth{{queue=\\\"q{k}\\\"}} $v\"\n"));
     }
@@ -238,13 +249,11 @@ fn build(dir: &Path, scale: f64) -> History {
                     end
                 ])
                 .unwrap();
-            // The pattern the check's script goes on printing (its minute of the
-            // clock, modulo 97), so that the runs continue the history rather than
-            // break from it.
+            // What the check's script goes on printing (see `level`).
             for j in 0..per {
                 let ts = end - (per - j) as i64 * step;
                 sample
-                    .execute(params![k as i64 + 1, ts, (ts / 60 % 97) as f64])
+                    .execute(params![k as i64 + 1, ts, level(ts)])
                     .unwrap();
             }
         }
@@ -350,6 +359,26 @@ fn time_runs(dirs: &[PathBuf], reps: usize) -> Vec<Figures> {
             "case (d): not every series was fed the run's sample"
         );
     }
+    // Both histories must have done the same work for their ratio to mean anything: a
+    // metric incident open in one (its page rewritten with charts every run) and not in
+    // the other would be timed as the history's cost.
+    let metric_incidents: Vec<i64> = dirs
+        .iter()
+        .map(|dir| {
+            Connection::open(dir.join("state/logwarden.db"))
+                .unwrap()
+                .query_row(
+                    "SELECT count(*) FROM incidents WHERE kind NOT IN ('error', 'new-error')",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap()
+        })
+        .collect();
+    assert!(
+        metric_incidents.windows(2).all(|w| w[0] == w[1]),
+        "the histories opened different metric incidents ({metric_incidents:?}): their runs did different work"
+    );
     (0..dirs.len())
         .map(|i| Figures {
             idle: idle[i],
