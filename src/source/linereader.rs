@@ -162,6 +162,53 @@ fn memchr(buf: &[u8]) -> Option<usize> {
     memchr::memchr(b'\n', buf)
 }
 
+/// Calls `f` with the index of each `\n` in `bytes`, in order, until `f` returns false.
+/// For many short lines: a search per line (memchr) pays its setup on every line, so
+/// the newlines of each 64 bytes are found at once, as a bit mask.
+pub fn line_ends(bytes: &[u8], mut f: impl FnMut(usize) -> bool) {
+    let chunks = bytes.chunks_exact(64);
+    let rest = chunks.remainder();
+    let mut base = 0;
+    for chunk in chunks {
+        let mut mask = newlines(chunk.try_into().expect("64 bytes"));
+        while mask != 0 {
+            if !f(base + mask.trailing_zeros() as usize) {
+                return;
+            }
+            mask &= mask - 1;
+        }
+        base += 64;
+    }
+    for i in memchr::memchr_iter(b'\n', rest) {
+        if !f(base + i) {
+            return;
+        }
+    }
+}
+
+/// Bit `i` set where `chunk[i]` is a newline.
+#[cfg(target_arch = "x86_64")]
+fn newlines(chunk: &[u8; 64]) -> u64 {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of x86_64; the four unaligned 16-byte loads stay inside
+    // the 64-byte array.
+    unsafe {
+        let nl = _mm_set1_epi8(b'\n' as i8);
+        let p = chunk.as_ptr().cast::<__m128i>();
+        let part = |k: usize| {
+            _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(p.add(k)), nl)) as u16 as u64
+        };
+        part(0) | part(1) << 16 | part(2) << 32 | part(3) << 48
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn newlines(chunk: &[u8; 64]) -> u64 {
+    memchr::memchr_iter(b'\n', chunk).fold(0, |m, i| m | 1 << i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,6 +263,43 @@ mod tests {
                 (4, 0, 4, false)
             ]
         );
+    }
+
+    /// The newlines found by masks are those a byte-by-byte search finds, at every
+    /// alignment and length, and an early stop stops.
+    #[test]
+    fn line_ends_are_every_newline() {
+        let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+        let bytes: Vec<u8> = (0..1000)
+            .map(|_| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                if rng.is_multiple_of(7) {
+                    b'\n'
+                } else {
+                    (rng >> 8) as u8 | 0x80
+                }
+            })
+            .collect();
+        for from in [0, 1, 13, 63, 64, 65, 500] {
+            for to in [from, from + 1, from + 64, from + 130, 1000] {
+                let slice = &bytes[from..to.min(1000)];
+                let want: Vec<usize> = (0..slice.len()).filter(|&i| slice[i] == b'\n').collect();
+                let mut got = Vec::new();
+                line_ends(slice, |i| {
+                    got.push(i);
+                    true
+                });
+                assert_eq!(got, want, "{from}..{to}");
+                let mut first = Vec::new();
+                line_ends(slice, |i| {
+                    first.push(i);
+                    false
+                });
+                assert_eq!(first, want.iter().copied().take(1).collect::<Vec<_>>());
+            }
+        }
     }
 
     #[test]

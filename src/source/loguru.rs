@@ -115,7 +115,14 @@ fn has_location(rest: &[u8]) -> bool {
 
 /// Whether `b` starts with `YYYY-MM-DD HH:MM:SS.mmm` (digits and separators at their
 /// places), tested eight bytes at a time.
+#[cfg(test)]
 fn default_time_shape(b: &[u8]) -> bool {
+    b.first_chunk::<24>().is_some_and(|t| time_misfit(t) == 0)
+}
+
+/// Zero when `b` starts with `YYYY-MM-DD HH:MM:SS.mmm`. Without branches: on a
+/// busy log's mix of levels a test that returns early is mispredicted on most lines.
+fn time_misfit(b: &[u8; 24]) -> u64 {
     // Per 8-byte word: which bytes are digits, and the separators' bytes and values.
     const T: &[u8; 24] = b"0000-00-00 00:00:00.000\0";
     const fn masks(k: usize) -> (u64, u64, u64) {
@@ -137,24 +144,33 @@ fn default_time_shape(b: &[u8]) -> bool {
     const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
     const THREES: u64 = 0x3030_3030_3030_3030;
     const SIXES: u64 = 0x0606_0606_0606_0606;
-    if b.len() < 24 {
-        return false;
-    }
-    M.iter().enumerate().all(|(k, &(digit, lit, val))| {
-        let x = u64::from_le_bytes(b[k * 8..k * 8 + 8].try_into().expect("8 bytes"));
+    let mut misfit = 0;
+    for (k, &(digit, lit, val)) in M.iter().enumerate() {
+        let x = word(b, k * 8);
         let d = x & digit;
-        // A digit is 0x30..=0x39: high nibble 3, and still 3 once 6 is added.
-        x & lit == val
-            && d & HIGH == THREES & digit
-            && (d + (SIXES & digit)) & HIGH == THREES & digit
-    })
+        // A digit is 0x30..=0x39: high nibble 3, and still 3 once 6 is added (a carry
+        // out of a byte comes only from one whose high nibble is not 3: a misfit
+        // already).
+        misfit |= (x & lit) ^ val;
+        misfit |= (d & HIGH) ^ (THREES & digit);
+        misfit |= (d.wrapping_add(SIXES & digit) & HIGH) ^ (THREES & digit);
+    }
+    misfit
+}
+
+/// The eight bytes of `b` from `at`, as one little-endian word.
+fn word(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
 /// The levels below a threshold as loguru writes them in its default format (`{level:
 /// <8}`), so that the header of a record to skip is recognised at fixed positions,
 /// without searching: most lines of a busy log are such headers.
 #[derive(Clone, Default)]
-struct BelowLevels(Vec<[u8; 8]>);
+struct BelowLevels(Vec<u64>);
+
+/// ` | `, the field separator, as the low three bytes of a little-endian word.
+const BAR: u64 = 0x20_7C_20;
 
 impl BelowLevels {
     fn new(levels: &BTreeMap<String, u32>, min_level: u32) -> Self {
@@ -173,11 +189,25 @@ impl BelowLevels {
             }
             let mut field = [b' '; 8];
             field[..upper.len()].copy_from_slice(upper.as_bytes());
+            let field = u64::from_le_bytes(field);
             if !below.contains(&field) {
                 below.push(field);
             }
         }
         BelowLevels(below)
+    }
+
+    /// Whether `head` (a line's first 37 bytes) is `<time> | <LEVEL>  | ` with a level
+    /// field in the list: tested without branches.
+    fn fixed_header_below(&self, head: &[u8; 37]) -> bool {
+        let level = word(head, 26);
+        let mut listed = false;
+        for &l in &self.0 {
+            listed |= l == level;
+        }
+        let bars = (word(head, 20) >> 24 & 0xFF_FFFF == BAR) & (word(head, 29) >> 40 == BAR);
+        let time: &[u8; 24] = head.first_chunk().expect("24 of 37 bytes");
+        listed & bars & (time_misfit(time) == 0)
     }
 
     /// While a skipped record is in progress, true only for a line that is not the
@@ -189,21 +219,23 @@ impl BelowLevels {
         if !b.first().is_some_and(u8::is_ascii_digit) {
             return true;
         }
-        b.len() >= 37
-            && &b[23..26] == b" | "
-            && &b[34..37] == b" | "
-            && default_time_shape(b)
-            && self.0.iter().any(|f| f[..] == b[26..34])
+        b.first_chunk::<37>()
+            .is_some_and(|head| self.fixed_header_below(head))
     }
 
     /// True only for a line that [`header_level`] takes for a header whose level is in
     /// the list; false says nothing (the slow path decides).
     fn is_header_below(&self, b: &[u8]) -> bool {
         // `2026-11-22 09:50:45.492 | INFO     | `: 37 bytes at fixed places
-        if b.len() < 37 || &b[23..26] != b" | " || &b[34..37] != b" | " {
-            return false;
-        }
-        default_time_shape(b) && self.0.iter().any(|f| f[..] == b[26..34]) && has_location(&b[37..])
+        b.first_chunk::<37>()
+            .is_some_and(|head| self.fixed_header_below(head))
+            && has_location(&b[37..])
+    }
+}
+
+impl super::SkipLines for BelowLevels {
+    fn skipped(&self, line: &[u8]) -> bool {
+        self.skipped_while_skipping(line)
     }
 }
 
@@ -796,15 +828,7 @@ impl super::RecordParser for RecordAssembler {
         if !self.skips_now() {
             return (0, 0);
         }
-        let (mut at, mut lines) = (0, 0);
-        while let Some(i) = memchr::memchr(b'\n', &ahead[at..]) {
-            if i >= max_line || !self.below.skipped_while_skipping(&ahead[at..at + i]) {
-                break;
-            }
-            at += i + 1;
-            lines += 1;
-        }
-        (at, lines)
+        super::SkipLines::skip_run(&self.below, ahead, max_line)
     }
     fn skips_now(&self) -> bool {
         self.skipping
@@ -812,10 +836,8 @@ impl super::RecordParser for RecordAssembler {
             && matches!(self.header, HeaderParser::LoguruDefault)
     }
     fn skip_test(&self) -> Option<super::SkipTest> {
-        let below = self.below.clone();
-        matches!(self.header, HeaderParser::LoguruDefault).then(|| {
-            std::sync::Arc::new(move |line: &[u8]| below.skipped_while_skipping(line)) as _
-        })
+        matches!(self.header, HeaderParser::LoguruDefault)
+            .then(|| std::sync::Arc::new(self.below.clone()) as _)
     }
     fn pending(&self) -> Option<(u64, bool)> {
         self.pending

@@ -17,8 +17,53 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// See [`RecordParser::skip_test`]: true for a line a skipping parser passes over.
-pub type SkipTest = std::sync::Arc<dyn Fn(&[u8]) -> bool + Send + Sync>;
+/// See [`RecordParser::skip_test`].
+pub type SkipTest = std::sync::Arc<dyn SkipLines>;
+
+/// Which lines a skipping parser passes over, free of the parser's state.
+pub trait SkipLines: Send + Sync {
+    /// True for a line (without its newline) a skipping parser passes over.
+    fn skipped(&self, line: &[u8]) -> bool;
+
+    /// The lines of `block` (whole lines) where a skip stops: a line [`Self::skipped`]
+    /// refuses, or one of `max_line` bytes or more. Each as its offset in the block
+    /// and the lines before it, into `stops`; returns the lines in the block.
+    fn stops(&self, block: &[u8], max_line: usize, stops: &mut Vec<(u32, u32)>) -> u32 {
+        // A default method is compiled for each implementation: `skipped` is a direct
+        // call here, not one through the trait object per line.
+        let (mut start, mut line) = (0usize, 0u32);
+        linereader::line_ends(block, |end| {
+            if end - start >= max_line || !self.skipped(&block[start..end]) {
+                stops.push((start as u32, line));
+            }
+            start = end + 1;
+            line += 1;
+            true
+        });
+        line
+    }
+
+    /// The bytes and lines of the whole lines at the start of `ahead` a skip passes
+    /// over (up to the first stop).
+    fn skip_run(&self, ahead: &[u8], max_line: usize) -> (usize, u64) {
+        let (mut start, mut lines) = (0usize, 0u64);
+        linereader::line_ends(ahead, |end| {
+            if end - start >= max_line || !self.skipped(&ahead[start..end]) {
+                return false;
+            }
+            start = end + 1;
+            lines += 1;
+            true
+        });
+        (start, lines)
+    }
+}
+
+impl<F: Fn(&[u8]) -> bool + Send + Sync> SkipLines for F {
+    fn skipped(&self, line: &[u8]) -> bool {
+        self(line)
+    }
+}
 
 /// A log level: its name as written, and its number on loguru's scale
 /// (TRACE 5, DEBUG 10, INFO 20, SUCCESS 25, WARNING 30, ERROR 40, CRITICAL 50).

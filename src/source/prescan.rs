@@ -214,19 +214,12 @@ fn read_block(file: &File, start: u64, end: u64, bytes: &mut Vec<u8>) -> io::Res
 
 fn scan(start: u64, bytes: Vec<u8>, test: &SkipTest, max_line: usize) -> Block {
     let mut stops = Vec::new();
-    let (mut at, mut line) = (0usize, 0u32);
-    while let Some(i) = memchr::memchr(b'\n', &bytes[at..]) {
-        if i >= max_line || !test(&bytes[at..at + i]) {
-            stops.push((at as u32, line));
-        }
-        at += i + 1;
-        line += 1;
-    }
+    let lines = test.stops(&bytes, max_line, &mut stops);
     Block {
         start,
         bytes,
         stops,
-        lines: line,
+        lines,
     }
 }
 
