@@ -236,8 +236,10 @@ impl IgnoreRules {
             .as_ref()?;
         let mut hits = set.matches(&event.message);
         if !hits.matched_any() {
-            if let Some(line) = &event.exception_line {
-                hits = set.matches(line);
+            hits = set.matches(event.exception_line.as_deref()?);
+            if !hits.matched_any() {
+                // (not even walked: a set's matches are walked over every rule)
+                return None;
             }
         }
         hits.iter().map(|i| &self.rules[self.active[i]]).find(|r| {

@@ -612,7 +612,8 @@ pub fn is_value(core: &str) -> bool {
     if b.get(sign).is_some_and(|c| c.is_ascii_digit()) {
         return true;
     }
-    if core.contains("://") {
+    // (a byte search: `str::contains` builds a substring searcher on every call)
+    if core.as_bytes().windows(3).any(|w| w == b"://") {
         return true; // URL
     }
     if is_literal(core) {

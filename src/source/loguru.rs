@@ -257,7 +257,11 @@ pub fn parse_header(line: &str) -> Option<Header<'_>> {
         return None;
     }
     let rest = rest[bar + 1..].strip_prefix(' ')?;
-    let dash = rest.find(" - ")?;
+    // The first ` - ` (by its dash: a substring search is set up anew on every call).
+    let b = rest.as_bytes();
+    let dash = memchr::memchr_iter(b'-', b)
+        .find(|&i| i > 0 && b[i - 1] == b' ' && b.get(i + 1) == Some(&b' '))?
+        - 1;
     let loc = &rest[..dash];
     let message = &rest[dash + 3..];
     let (head, lineno) = loc.rsplit_once(':')?;
@@ -691,7 +695,10 @@ impl RecordAssembler {
         // The kept lines with their index among all continuation lines, and a marker
         // where lines were left out.
         let head = p.rest.len() as u64;
-        let marker = format!("[… {} more lines not kept]", p.dropped_lines);
+        let marker = match p.dropped_lines {
+            0 => String::new(),
+            n => format!("[… {n} more lines not kept]"),
+        };
         let mut kept: Vec<(u64, &str)> = p
             .rest
             .iter()
@@ -822,7 +829,11 @@ impl super::RecordParser for RecordAssembler {
                 None => {}
             }
         }
-        RecordAssembler::push(self, line_no, &String::from_utf8_lossy(line))
+        // Valid UTF-8 (nearly every line) is checked faster than it is replaced.
+        match std::str::from_utf8(line) {
+            Ok(text) => RecordAssembler::push(self, line_no, text),
+            Err(_) => RecordAssembler::push(self, line_no, &String::from_utf8_lossy(line)),
+        }
     }
     fn skip_lines(&mut self, ahead: &[u8], max_line: usize) -> (usize, u64) {
         if !self.skips_now() {

@@ -100,10 +100,13 @@ pub fn plan(
     let mut nominal = begin + block as u64;
     'blocks: while nominal < len {
         // The first line start at or after `nominal`: after the first newline at or
-        // after `nominal - 1`.
+        // after `nominal - 1`. Looked for in a small read first (lines are short), then
+        // in larger ones.
         let mut at = nominal - 1;
+        let mut probe = 512;
         loop {
-            let want = buf.len().min((len - at) as usize);
+            let want = probe.min(buf.len()).min((len - at) as usize);
+            probe *= 4;
             if want == 0 {
                 break 'blocks;
             }
