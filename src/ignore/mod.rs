@@ -223,15 +223,7 @@ impl IgnoreRules {
         let set = self
             .set
             .get_or_init(|| {
-                // Hundreds of rules searched at once outgrow the lazy DFA's default
-                // cache, which is then cleared and rebuilt over and over on a large
-                // backlog; a bigger one is only filled as far as the log needs.
-                regex::RegexSetBuilder::new(
-                    self.active.iter().map(|&i| self.rules[i].pattern.as_str()),
-                )
-                .dfa_size_limit(16 << 20)
-                .build()
-                .ok()
+                RegexSet::new(self.active.iter().map(|&i| self.rules[i].pattern.as_str())).ok()
             })
             .as_ref()?;
         let mut hits = set.matches(&event.message);

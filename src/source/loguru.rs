@@ -749,12 +749,17 @@ impl RecordAssembler {
             text
         });
         let exception_line = p.scan.exception_line().map(str::to_string);
-        let mut lines: Vec<&str> = Vec::with_capacity(kept.len() + 1);
-        if !p.first.is_empty() {
-            lines.push(&p.first);
-        }
-        lines.extend(kept.iter().map(|(_, l)| *l));
-        let raw = cap_raw(&lines);
+        let raw = if kept.is_empty() && p.first.len() < MAX_RAW {
+            // A record of one line (most are): its line is its raw text.
+            p.first
+        } else {
+            let mut lines: Vec<&str> = Vec::with_capacity(kept.len() + 1);
+            if !p.first.is_empty() {
+                lines.push(&p.first);
+            }
+            lines.extend(kept.iter().map(|(_, l)| *l));
+            cap_raw(&lines)
+        };
         Some(Event {
             source: self.source.clone(),
             origin: format!("{}:{}", self.origin, p.line_no),
