@@ -575,6 +575,7 @@ impl RecordAssembler {
     pub fn push(&mut self, line_no: u64, line: &str) -> Option<Event> {
         if let Some(h) = self.header.parse(line, &self.zone) {
             let done = self.finish();
+            let written = h.level.map(|l| self.level_number(l.as_bytes()));
             let level_name = match (&self.header, h.level) {
                 (_, Some(l)) => l,
                 (
@@ -586,7 +587,7 @@ impl RecordAssembler {
                 ) => d.as_str(),
                 _ => "INFO",
             };
-            let no = Level::number_of(level_name, &self.levels);
+            let no = written.unwrap_or_else(|| Level::number_of(level_name, &self.levels));
             if no < self.min_level {
                 // Below min_level: only remember that continuation lines are skipped.
                 self.skipping = true;
