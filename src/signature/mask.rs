@@ -62,7 +62,18 @@ pub fn mask_into<'a>(message: &'a str, out: &mut Vec<Cow<'a, str>>) {
     let mut quotes = QuoteScan::default();
     // Byte offset before which tokens were consumed by a quoted span.
     let mut skip_to = 0;
-    for tok in message.split_whitespace() {
+    // The same tokens either way: on ASCII text only VT (0x0B) is white space to
+    // Unicode and not to the ASCII split, which does not decode characters.
+    let (mut ascii, mut unicode);
+    let tokens: &mut dyn Iterator<Item = &'a str> =
+        if message.is_ascii() && !message.as_bytes().contains(&0x0B) {
+            ascii = message.split_ascii_whitespace();
+            &mut ascii
+        } else {
+            unicode = message.split_whitespace();
+            &mut unicode
+        };
+    for tok in tokens {
         let start = tok.as_ptr() as usize - message.as_ptr() as usize;
         if start < skip_to {
             continue;
@@ -757,6 +768,26 @@ fn is_hostname(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The split that skips decoding finds the tokens the Unicode split finds, around
+    /// every ASCII byte (the only one the two disagree on, VT, takes the Unicode one).
+    #[test]
+    fn ascii_and_unicode_splits_give_the_same_tokens() {
+        for b in 0u8..128 {
+            let m = format!("a{c}b {c} c{c}{c}d", c = b as char);
+            if b != 0x0B {
+                assert_eq!(
+                    m.split_ascii_whitespace().collect::<Vec<_>>(),
+                    m.split_whitespace().collect::<Vec<_>>(),
+                    "byte {b}"
+                );
+            }
+        }
+        let vt = "a\u{b}b";
+        let mut masked = Vec::new();
+        mask_into(vt, &mut masked);
+        assert_eq!(masked, vec!["a", "b"]);
+    }
 
     fn m(s: &str) -> String {
         mask_tokens(s).join(" ")
