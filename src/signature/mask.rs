@@ -258,7 +258,8 @@ fn fold_alternate(out: &mut Vec<Cow<'_, str>>) {
 /// leading punctuation (the later one is kept: it carries any closing punctuation).
 fn push_collapsing<'a>(out: &mut Vec<Cow<'a, str>>, tok: Cow<'a, str>) {
     if let Some(prev) = out.last_mut() {
-        if let (Some(a), Some(b)) = (wildcard_shape(prev), wildcard_shape(&tok)) {
+        // The new token first: most are words, and then the previous one is not looked at.
+        if let Some((b, a)) = wildcard_shape(&tok).and_then(|b| Some((b, wildcard_shape(prev)?))) {
             if a == b {
                 *prev = tok;
                 return;
