@@ -165,6 +165,7 @@ pub fn run(
                 v.truncate(n);
             }
             if a.json {
+                let v: Vec<IncidentRow> = v.into_iter().map(|i| shown(config, i)).collect();
                 super::print_json(&v)?;
             } else if v.is_empty() {
                 crate::outln!("no incidents");
@@ -180,7 +181,7 @@ pub fn run(
             let i = get(id)?;
             let notes = store.notes(id)?;
             if json {
-                let mut v = serde_json::to_value(&i)?;
+                let mut v = serde_json::to_value(shown(config, i))?;
                 v["notes"] = serde_json::to_value(&notes)?;
                 println!(
                     "{}",
@@ -236,7 +237,7 @@ pub fn run(
             }
             store.add_note(id, &super::who(), text.trim(), now)?;
             refresh(config, &store, id);
-            report(&store, id, json, "noted")?;
+            report(config, &store, id, json, "noted")?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -244,6 +245,33 @@ pub fn run(
 
 /// The evidence of an incident, as its page has it: the template, the exception, the
 /// diagnosis and the sample records (redacted as the page is).
+/// An incident as `--json` shows it: what came from the log (title, template, samples,
+/// the diagnosis's texts) redacted as the text output and the pages are; the store keeps
+/// it as read.
+fn shown(config: &Config, mut i: IncidentRow) -> IncidentRow {
+    if !config.redact.incident_files {
+        return i;
+    }
+    let r = &config.redact.redactor;
+    fn walk(v: &mut serde_json::Value, r: &crate::redact::Redactor) {
+        match v {
+            serde_json::Value::String(s) => *s = r.clean(s),
+            serde_json::Value::Array(a) => a.iter_mut().for_each(|v| walk(v, r)),
+            serde_json::Value::Object(o) => o.values_mut().for_each(|v| walk(v, r)),
+            _ => {}
+        }
+    }
+    i.title = r.clean(&i.title);
+    i.template = r.clean(&i.template);
+    for s in &mut i.samples {
+        *s = r.clean(s);
+    }
+    if let Some(d) = &mut i.diagnosis {
+        walk(d, r);
+    }
+    i
+}
+
 fn print_evidence(config: &Config, i: &IncidentRow) {
     let clean = |t: &str| {
         if config.redact.incident_files {
@@ -334,7 +362,7 @@ fn change_many(
         if !json {
             crate::outln!("incident #{id} {what}: {}", line(&row));
         }
-        done.push(row);
+        done.push(shown(config, row));
     }
     if json {
         super::print_json(&done)?;
@@ -346,12 +374,12 @@ fn change_many(
     Ok(ExitCode::SUCCESS)
 }
 
-fn report(store: &Store, id: i64, json: bool, what: &str) -> anyhow::Result<()> {
+fn report(config: &Config, store: &Store, id: i64, json: bool, what: &str) -> anyhow::Result<()> {
     let i = store.incident(id)?.expect("exists");
     if json {
         println!(
             "{}",
-            crate::sanitize::json(&serde_json::to_string_pretty(&i)?)
+            crate::sanitize::json(&serde_json::to_string_pretty(&shown(config, i.clone()))?)
         );
     } else {
         crate::outln!("incident #{id} {what}: {}", line(&i));

@@ -121,6 +121,23 @@ fn no_seeded_secret_leaves_the_host() {
     let r = t.ok(&["run", "--now", "2026-11-22T10:30:00Z"]);
     let all_argv = assert_nothing_leaves(&t, &ntfy, &r.stdout);
     assert!(claude_calls(&t).len() >= 15, "{}", r.stdout);
+    // What the CLI shows of the incidents, as text and as JSON.
+    let listed = t.ok(&["incidents", "--json"]).stdout;
+    assert!(listed.contains("[REDACTED:stripe-key]"), "{listed}");
+    assert_clean("incidents --json", &listed);
+    assert_clean("incidents", &t.ok(&["incidents"]).stdout);
+    for n in 1..=t.incident_files().len() {
+        let n = n.to_string();
+        assert_clean("incidents show", &t.ok(&["incidents", "show", &n]).stdout);
+        assert_clean(
+            "incidents show --json",
+            &t.ok(&["incidents", "show", &n, "--json"]).stdout,
+        );
+    }
+    assert_clean(
+        "incidents ack --json",
+        &t.ok(&["incidents", "ack", "1", "2", "--json"]).stdout,
+    );
     // The evidence is there, with typed placeholders where the secrets were.
     for p in [
         "[REDACTED:stripe-key]",
