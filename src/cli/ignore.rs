@@ -13,7 +13,7 @@ use super::{load, print_json, usage, ConfigArg, EXIT_PROBLEM};
 use crate::config::Config;
 use crate::ignore::{IgnoreRules, NewRule};
 use crate::source::loguru::RecordAssembler;
-use crate::source::Event;
+use crate::source::{Event, RecordParser};
 use crate::store::{self, Store};
 
 #[derive(Subcommand, Debug)]
@@ -404,7 +404,7 @@ fn test_line(
     let Some(rd) = reading(config, source, "test", now)? else {
         return Ok(ExitCode::from(EXIT_PROBLEM));
     };
-    let mut a = RecordAssembler::new(rd.name, "line", &rd.levels, 0);
+    let mut a = dry_parser(&rd, "line");
     let mut events: Vec<_> = text
         .lines()
         .enumerate()
@@ -488,13 +488,7 @@ fn replay(
     let Some(reading) = reading(config, source, "replay", now)? else {
         return Ok(ExitCode::from(EXIT_PROBLEM));
     };
-    let Reading {
-        rules,
-        src,
-        name,
-        levels,
-    } = reading;
-    let min_level = src.map(|s| s.min_level.no).unwrap_or(30);
+    let min_level = reading.src.map(|s| s.min_level.no).unwrap_or(30);
     let mut r = Replay::default();
     let mut hits: BTreeMap<String, u64> = BTreeMap::new();
     let mut groups: Vec<PageGroup> = Vec::new();
@@ -502,14 +496,14 @@ fn replay(
     let mut index: BTreeMap<String, usize> = BTreeMap::new();
     let mut miner = crate::signature::Miner::new();
     for path in files {
-        read_records(path, name, &levels, &mut |e: Event| {
+        read_records(path, &reading, &mut |e: Event| {
             r.records += 1;
             if e.level.no < min_level {
                 r.below_min_level += 1;
                 return;
             }
             let sig = signature_of(&mut miner, &e);
-            if let Some(rule) = rules.matching(&e, sig) {
+            if let Some(rule) = reading.rules.matching(&e, sig) {
                 r.ignored += 1;
                 *hits.entry(rule.id.clone()).or_default() += 1;
                 return;
@@ -540,7 +534,8 @@ fn replay(
     }
     groups.sort_by_key(|g| std::cmp::Reverse(g.count));
     r.would_page = groups;
-    r.rules = rules
+    r.rules = reading
+        .rules
         .rules
         .iter()
         .map(|x| ReplayRule {
@@ -606,18 +601,27 @@ fn print_section(heading: &str, none: &str, lines: impl Iterator<Item = String>)
 
 /// Reads the loguru records of a file (a record's continuation lines and traceback
 /// joined to it); a line that is not loguru's is a record of its own, its text the message.
-fn read_records(
-    path: &Path,
-    name: &str,
-    levels: &BTreeMap<String, u32>,
-    each: &mut dyn FnMut(Event),
-) -> anyhow::Result<()> {
+/// The parser a dry run reads records with: the source's own (its format, its zone) for a
+/// file source, loguru's default format otherwise. Every level is kept.
+fn dry_parser(rd: &Reading<'_>, origin: &str) -> Box<dyn RecordParser> {
+    match rd.src {
+        Some(src) => match &src.kind {
+            crate::config::SourceKind::File(fs) => {
+                crate::source::file::parser_for(src, &fs.parser, origin, 0)
+            }
+            _ => Box::new(RecordAssembler::new(rd.name, origin, &rd.levels, 0)),
+        },
+        None => Box::new(RecordAssembler::new(rd.name, origin, &rd.levels, 0)),
+    }
+}
+
+fn read_records(path: &Path, rd: &Reading<'_>, each: &mut dyn FnMut(Event)) -> anyhow::Result<()> {
     let f = std::fs::File::open(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
     let origin = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut a = RecordAssembler::new(name, &origin, levels, 0);
+    let mut a = dry_parser(rd, &origin);
     let mut fix = |mut e: Event| {
         if e.level.name == "UNKNOWN" {
             e.message = e.raw.clone();

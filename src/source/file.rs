@@ -474,35 +474,7 @@ impl Follower<'_> {
     }
 
     fn parser(&self, origin: &str) -> Box<dyn RecordParser> {
-        let cfg = self.cfg;
-        match &self.fs.parser {
-            ParserSpec::LoguruDefault => Box::new(
-                RecordAssembler::new(&cfg.name, origin, &cfg.levels, self.min_level)
-                    .with_zone(cfg.timezone),
-            ),
-            ParserSpec::Line {
-                format,
-                default_level,
-            } => Box::new(
-                RecordAssembler::with_header(
-                    &cfg.name,
-                    origin,
-                    &cfg.levels,
-                    self.min_level,
-                    HeaderParser::Line {
-                        format: format.clone(),
-                        default_level: default_level.clone(),
-                    },
-                )
-                .with_zone(cfg.timezone),
-            ),
-            ParserSpec::LoguruJson => Box::new(JsonParser::new(
-                &cfg.name,
-                origin,
-                &cfg.levels,
-                self.min_level,
-            )),
-        }
+        parser_for(self.cfg, &self.fs.parser, origin, self.min_level)
     }
 
     /// Reads `path` from the state's offset. A `finished` file (rotated away) will not
@@ -923,6 +895,40 @@ fn find_by_id(dir: &Path, id: FileId) -> Option<PathBuf> {
         }
     }
     None
+}
+
+/// The parser a file source reads its records with (`min_level`: records below it are
+/// dropped unread). What a dry run reads a file with, too.
+pub fn parser_for(
+    cfg: &SourceConfig,
+    spec: &ParserSpec,
+    origin: &str,
+    min_level: u32,
+) -> Box<dyn RecordParser> {
+    match spec {
+        ParserSpec::LoguruDefault => Box::new(
+            RecordAssembler::new(&cfg.name, origin, &cfg.levels, min_level).with_zone(cfg.timezone),
+        ),
+        ParserSpec::Line {
+            format,
+            default_level,
+        } => Box::new(
+            RecordAssembler::with_header(
+                &cfg.name,
+                origin,
+                &cfg.levels,
+                min_level,
+                HeaderParser::Line {
+                    format: format.clone(),
+                    default_level: default_level.clone(),
+                },
+            )
+            .with_zone(cfg.timezone),
+        ),
+        ParserSpec::LoguruJson => {
+            Box::new(JsonParser::new(&cfg.name, origin, &cfg.levels, min_level))
+        }
+    }
 }
 
 #[cfg(test)]

@@ -158,6 +158,59 @@ fn text_source_without_levels_uses_default_level() {
 
 /// A test whose one source, `api`, reads loguru JSON from `api.json`. None without
 /// loguru.
+#[test]
+fn a_dry_run_reads_a_file_as_its_source_does() {
+    let Some(t) = api_json() else {
+        return;
+    };
+    t.loguru(
+        r#"
+logger.add("api.json", serialize=True)
+logger.info("request started")
+logger.warning("Cart {} abandoned after payment step", 12)
+try:
+    int("x")
+except ValueError:
+    logger.exception("Could not parse quantity for cart {}", 881)
+"#,
+    );
+    t.write(
+        "ignore.toml",
+        "[[rule]]\nid = 1\npattern = '^Cart [0-9]+ abandoned'\ncomment = \"carts\"\n",
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&t.ok(&["replay", "api.json", "--json"]).stdout).unwrap();
+    assert_eq!(j["records"], 3, "{j}");
+    assert_eq!(j["below_min_level"], 1, "{j}");
+    assert_eq!(j["ignored"], 1, "{j}");
+    let groups = j["would_page"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{j}");
+    assert_eq!(
+        groups[0]["message"],
+        "Could not parse quantity for cart 881"
+    );
+    assert_eq!(groups[0]["level"], "ERROR");
+    let r = t.ok(&["ignore", "test", "--file", "api.json"]);
+    assert!(
+        r.stdout
+            .contains("3 records: 1 below min_level, 1 ignored, 1 left in 1 group(s)"),
+        "{}",
+        r.stdout
+    );
+    // A line of the file tested on its own is read as JSON too.
+    let line = std::fs::read_to_string(t.path("api.json")).unwrap();
+    let cart = line.lines().find(|l| l.contains("Cart 12")).unwrap();
+    let r = t.ok(&["ignore", "test", cart]);
+    assert!(
+        r.stdout.starts_with("rule 1 (carts)\tCart 12 abandoned"),
+        "{}",
+        r.stdout
+    );
+    // The run agrees: one incident, the traceback's.
+    t.ok(&["run"]);
+    assert_eq!(t.incidents().len(), 1);
+}
+
 fn api_json() -> Option<Test> {
     if !have_loguru() {
         return None;
