@@ -68,10 +68,13 @@ pub fn authorize(cfg: &NtfyConfig, req: RequestBuilder) -> Result<RequestBuilder
 
 /// A header value ntfy will decode: one line with no control character (an HTTP
 /// server refuses those, see [`crate::sanitize::line`]), ASCII as is, anything else
-/// as an RFC 2047 word.
+/// as an RFC 2047 word. ntfy decodes every encoded word in a header, so ASCII text that
+/// holds one (`=?UTF-8?B?…?=` in a log line: any character, a control or a bidi
+/// override, past the sanitiser) is wrapped in a word of its own too, and arrives as
+/// written.
 pub fn header_value(text: &str) -> String {
     let one_line = crate::sanitize::line(text);
-    if one_line.is_ascii() {
+    if one_line.is_ascii() && !one_line.contains("=?") {
         one_line
     } else {
         format!(
@@ -262,6 +265,8 @@ mod tests {
     fn encodes_non_ascii_headers() {
         assert_eq!(header_value("plain"), "plain");
         assert_eq!(header_value("é"), "=?UTF-8?B?w6k=?=");
+        // An encoded word in the text is sent inside one of ours.
+        assert_eq!(header_value("a =?x?= b"), "=?UTF-8?B?YSA9P3g/PSBi?=");
     }
 
     #[test]

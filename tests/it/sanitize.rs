@@ -30,6 +30,31 @@ fn assert_clean(what: &str, text: &str) {
 }
 
 #[test]
+fn an_encoded_word_in_a_log_line_reaches_the_phone_as_written() {
+    // ntfy decodes RFC 2047 words anywhere in a header: this one holds a right-to-left
+    // override that the sanitiser never saw as a character.
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_and_ntfy(&ntfy, "");
+    let word = "=?UTF-8?B?4oCuZGVsaWFmIHRuZW15YVA=?=";
+    t.write(
+        "app.log",
+        &line("10:00:00", "CRITICAL", &format!("Payment ok {word}")),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert!(r.stdout.contains("1 sent, 0 failed"), "{}", r.stdout);
+    let m = ntfy.messages();
+    assert_eq!(m.len(), 1);
+    let title = decode_rfc2047(m[0].header("Title").unwrap());
+    assert_clean("title", &title);
+    assert!(title.contains(word), "shown as written: {title}");
+    assert!(
+        decode_rfc2047("a =?UTF-8?Q?=E2=80=AE_b?= c =?UTF-8?B?w6k=?=") == "a \u{202e} b c é",
+        "the fake decodes as ntfy does"
+    );
+}
+
+#[test]
 fn a_control_character_in_a_critical_line_never_silences_alerting() {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();

@@ -590,17 +590,56 @@ impl FakeNtfy {
 
 /// A header value as ntfy reads it: an RFC 2047 `=?UTF-8?B?…?=` word decoded, else as is.
 pub fn decode_rfc2047(v: &str) -> String {
+    // As ntfy does (Go's `mime.WordDecoder.DecodeHeader`): every well-formed encoded
+    // word anywhere in the value, `B` or `Q`, is decoded; the rest stays as it is.
     use base64::Engine;
-    match v
-        .strip_prefix("=?UTF-8?B?")
-        .and_then(|r| r.strip_suffix("?="))
-    {
-        Some(b64) => base64::engine::general_purpose::STANDARD
-            .decode(b64)
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_else(|_| v.to_string()),
-        None => v.to_string(),
+    let mut out = String::new();
+    let mut rest = v;
+    while let Some(at) = rest.find("=?") {
+        out.push_str(&rest[..at]);
+        let word = &rest[at + 2..];
+        let decoded = (|| {
+            let (_charset, word) = word.split_once('?')?;
+            let (enc, word) = word.split_once('?')?;
+            let end = word.find("?=")?;
+            let text = &word[..end];
+            let bytes = match enc {
+                "B" | "b" => base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .ok()?,
+                "Q" | "q" => {
+                    let mut b = Vec::new();
+                    let mut it = text.bytes();
+                    while let Some(c) = it.next() {
+                        match c {
+                            b'_' => b.push(b' '),
+                            b'=' => {
+                                let h = [it.next()?, it.next()?];
+                                b.push(u8::from_str_radix(std::str::from_utf8(&h).ok()?, 16).ok()?);
+                            }
+                            c => b.push(c),
+                        }
+                    }
+                    b
+                }
+                _ => return None,
+            };
+            let used = 2 + (word.as_ptr() as usize - rest[at + 2..].as_ptr() as usize) + end + 2;
+            Some((String::from_utf8_lossy(&bytes).into_owned(), used))
+        })();
+        match decoded {
+            Some((text, used)) => {
+                out.push_str(&text);
+                rest = &rest[at + used..];
+            }
+            None => {
+                out.push_str("=?");
+                rest = &rest[at + 2..];
+            }
+        }
     }
+    out.push_str(rest);
+    out
 }
 
 /// `GET /<topic>/json?poll=1&since=<id|all>`: the cached messages of the topic after
