@@ -145,6 +145,12 @@ static URL: LazyLock<Regex> = LazyLock::new(|| {
 /// (HTML, autolinks, comments), backticks (code spans) and table pipes. URLs
 /// become code spans, so they are shown and never fetched or followed.
 fn escape_inline(s: &str, out: &mut String) {
+    escape_inline_as(s, out, false)
+}
+
+/// `link_text`: the text goes inside a link's brackets, where any bracket of its own
+/// would end it early.
+fn escape_inline_as(s: &str, out: &mut String, link_text: bool) {
     let mut last = 0;
     for m in URL.find_iter(s) {
         // Trailing punctuation belongs to the sentence, as GitHub reads it; a closing
@@ -161,26 +167,55 @@ fn escape_inline(s: &str, out: &mut String) {
             }
             url = t;
         }
-        escape_chars(&s[last..m.start()], out);
+        escape_chars_as(&s[last..m.start()], out, link_text);
         out.push_str(&code_span(url));
         last = m.start() + url.len();
     }
-    escape_chars(&s[last..], out);
+    escape_chars_as(&s[last..], out, link_text);
 }
 
 fn escape_chars(s: &str, out: &mut String) {
-    let mut chars = s.chars().peekable();
+    escape_chars_as(s, out, false)
+}
+
+/// Whether `rest` (what follows a `&`) makes it an HTML character reference, which a
+/// renderer would turn into the character it names (`&#x202E;` a bidi override).
+fn is_reference(rest: &str) -> bool {
+    let b = rest.as_bytes();
+    let body = |from: usize, ok: fn(&u8) -> bool, max: usize| {
+        let n = b[from..].iter().take(max + 1).take_while(|c| ok(c)).count();
+        n >= 1 && n <= max && b.get(from + n) == Some(&b';')
+    };
+    match b.first() {
+        Some(b'#') => match b.get(1) {
+            Some(b'x' | b'X') => body(2, u8::is_ascii_hexdigit, 6),
+            _ => body(1, u8::is_ascii_digit, 7),
+        },
+        Some(c) if c.is_ascii_alphabetic() => body(0, u8::is_ascii_alphanumeric, 32),
+        _ => false,
+    }
+}
+
+fn escape_chars_as(s: &str, out: &mut String, link_text: bool) {
+    let mut chars = s.chars();
     while let Some(c) = chars.next() {
         match c {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
+            '&' if is_reference(chars.as_str()) => out.push_str("\\&"),
+            '[' | ']' if link_text => {
+                out.push('\\');
+                out.push(c);
+            }
             '\\' | '`' | '|' => {
                 out.push('\\');
                 out.push(c);
             }
             // A bracket makes a link or an image only when `(`, `[` or `:` follows
             // it (inline, reference, definition); `[REDACTED:key]` stays as it is.
-            ']' if matches!(chars.peek(), Some('(' | '[' | ':')) => out.push_str("\\]"),
+            ']' if matches!(chars.as_str().chars().next(), Some('(' | '[' | ':')) => {
+                out.push_str("\\]")
+            }
             c if is_unsafe(c) => stand_in(c, out),
             c => out.push(c),
         }
@@ -231,6 +266,15 @@ pub fn md_inline(s: &str) -> String {
     let mut out = String::with_capacity(one.len() + 8);
     escape_inline(&one, &mut out);
     escape_line_start(&out)
+}
+
+/// [`md_inline`] for the text of a link (`[#12 <text>](page.md)`): its brackets are
+/// escaped too, so the link ends where it should.
+pub fn md_link_text(s: &str) -> String {
+    let one = line(s);
+    let mut out = String::with_capacity(one.len() + 8);
+    escape_inline_as(&one, &mut out, true);
+    out
 }
 
 /// Untrusted multi-line text (an LLM's summary, root cause or suggested fix) as
@@ -415,6 +459,28 @@ macro_rules! errln {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn character_references_stay_text() {
+        assert_eq!(
+            md_inline("html &lt;b&gt; bidi &#x202E; &#8238; &amp; R&D & co &#; &#12345678; &a b;"),
+            "html \\&lt;b\\&gt; bidi \\&#x202E; \\&#8238; \\&amp; R&D & co &#; &#12345678; &a b;"
+        );
+        assert!(!is_reference("#x1234567;"));
+        assert!(is_reference("Aacute;"));
+        assert!(!is_reference(""));
+    }
+
+    #[test]
+    fn link_text_keeps_no_bracket_of_its_own() {
+        let t = md_link_text("close ] bracket](http://x) and [x] `[y]`");
+        let mut prev = ' ';
+        for c in t.chars() {
+            assert!(!matches!(c, '[' | ']') || prev == '\\', "{t}");
+            prev = c;
+        }
+        assert!(t.starts_with("close \\] bracket\\]"), "{t}");
+    }
 
     #[test]
     fn controls_become_visible_stand_ins() {

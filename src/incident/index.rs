@@ -67,7 +67,7 @@ fn table(s: &mut String, incidents: &[IncidentRow], up: &str) {
 /// One incident's line of a table, newline included.
 fn row(i: &IncidentRow, up: &str) -> String {
     // one table cell of text: no pipe, line break, HTML, image or link of its own
-    let title = crate::sanitize::md_inline(&i.title);
+    let title = crate::sanitize::md_link_text(&i.title);
     let link = match i
         .file_path
         .as_deref()

@@ -305,7 +305,7 @@ pub fn render_full(i: &IncidentRow, d: Option<&Diagnosis>, extras: &Extras) -> S
     if !extras.related.is_empty() {
         tail.push_str("## Related\n\n");
         for r in extras.related {
-            let title = md_inline(&r.title);
+            let title = crate::sanitize::md_link_text(&r.title);
             let link = match &r.file {
                 Some(f) => format!("[#{} {title}]({})", r.id, link_target(f)),
                 None => format!("#{} {title}", r.id),

@@ -55,6 +55,37 @@ fn an_encoded_word_in_a_log_line_reaches_the_phone_as_written() {
 }
 
 #[test]
+fn character_references_and_brackets_in_a_title_stay_text() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write(
+        "app.log",
+        &line(
+            "10:00:00",
+            "ERROR",
+            "html &lt;b&gt; bidi &#x202E;gnp.exe close ] bracket](http://x) and [x]",
+        ),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    let page = std::fs::read_to_string(&t.incident_files()[0]).unwrap();
+    let h1 = page.lines().find(|l| l.starts_with("# ")).unwrap();
+    assert!(
+        h1.contains("\\&lt;b\\&gt;") && h1.contains("\\&#x202E;gnp"),
+        "a renderer shows the references as written: {h1}"
+    );
+    // The index row's link runs from its `[#1 ` to the page's name: no bracket of the
+    // title ends it early.
+    let index = t.read("incidents/INDEX.md");
+    let row = index.lines().find(|l| l.contains("[#1 ")).unwrap();
+    let text = &row[row.find("[#1 ").unwrap() + 1..row.find("](2026-11-22-incident-").unwrap()];
+    let mut prev = ' ';
+    for c in text.chars() {
+        assert!(!matches!(c, '[' | ']') || prev == '\\', "{row}");
+        prev = c;
+    }
+}
+
+#[test]
 fn a_control_character_in_a_critical_line_never_silences_alerting() {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();
