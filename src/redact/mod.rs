@@ -480,11 +480,16 @@ fn redact_pem(text: &str) -> Cow<'_, str> {
                         .unwrap_or(0);
                     e + PEM_END.len() + close
                 }
-                _ => body
-                    .char_indices()
-                    .find(|(_, ch)| !pem_body_char(*ch))
-                    .map(|(i, _)| i)
-                    .unwrap_or(body.len()),
+                _ => {
+                    let run = body
+                        .char_indices()
+                        .find(|(_, ch)| !pem_body_char(*ch))
+                        .map(|(i, _)| i)
+                        .unwrap_or(body.len());
+                    // The line break (or space) after the run is the text's, not the
+                    // key's: a page's closing fence may follow it.
+                    body[..run].trim_end().len()
+                }
             },
         };
         rest = &body[end..];
@@ -721,6 +726,14 @@ mod tests {
         assert_eq!(r(escaped), r"key='[REDACTED:private-key]\n' loaded");
         let cut = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\nAAAAB3NzaC1yc2E";
         assert_eq!(r(cut), "[REDACTED:private-key]");
+        assert_eq!(
+            r(&format!("{cut}\n```\nnext")),
+            "[REDACTED:private-key]\n```\nnext"
+        );
+        assert_eq!(
+            r("key -----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAx\n"),
+            "key [REDACTED:private-key]\n"
+        );
         let cert = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----";
         assert_eq!(r(cert), cert);
     }

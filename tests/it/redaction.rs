@@ -389,3 +389,34 @@ fn a_secret_straddling_the_notification_cut_does_not_leak_its_first_part() {
         }
     }
 }
+
+#[test]
+fn a_key_cut_short_keeps_the_page_whole() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write(
+        "app.log",
+        "2026-11-22 10:00:00.000 | ERROR    | app:f:1 - Bad key -----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAx\n2026-11-22 10:00:01.000 | ERROR    | app:f:1 - Something else\n",
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let f = t
+        .incident_files()
+        .into_iter()
+        .find(|f| f.to_string_lossy().contains("bad-key"))
+        .unwrap();
+    let page = std::fs::read_to_string(&f).unwrap();
+    assert!(!page.contains("MIIEowIBAAKCAQEAx"), "{page}");
+    // Every code block is closed on a line of its own, so the sections after the
+    // evidence are sections, not code.
+    let mut open = false;
+    for l in page.lines() {
+        if l.starts_with("```") {
+            open = !open;
+        } else if l.starts_with("## ") {
+            assert!(!open, "{l:?} inside a code block:\n{page}");
+        }
+        assert!(!l.ends_with("]```"), "a fence glued to the text:\n{page}");
+    }
+    assert!(!open, "{page}");
+    assert!(page.contains("## Diagnosis"), "{page}");
+}
