@@ -599,22 +599,19 @@ fn print_section(heading: &str, none: &str, lines: impl Iterator<Item = String>)
     }
 }
 
-/// Reads the loguru records of a file (a record's continuation lines and traceback
-/// joined to it); a line that is not loguru's is a record of its own, its text the message.
 /// The parser a dry run reads records with: the source's own (its format, its zone) for a
 /// file source, loguru's default format otherwise. Every level is kept.
 fn dry_parser(rd: &Reading<'_>, origin: &str) -> Box<dyn RecordParser> {
-    match rd.src {
-        Some(src) => match &src.kind {
-            crate::config::SourceKind::File(fs) => {
-                crate::source::file::parser_for(src, &fs.parser, origin, 0)
-            }
-            _ => Box::new(RecordAssembler::new(rd.name, origin, &rd.levels, 0)),
-        },
-        None => Box::new(RecordAssembler::new(rd.name, origin, &rd.levels, 0)),
+    match rd.src.map(|src| (src, &src.kind)) {
+        Some((src, crate::config::SourceKind::File(fs))) => {
+            crate::source::file::parser_for(src, &fs.parser, origin, 0)
+        }
+        _ => Box::new(RecordAssembler::new(rd.name, origin, &rd.levels, 0)),
     }
 }
 
+/// Reads the records of a file (a record's continuation lines and traceback joined to
+/// it); a line the parser does not recognise is a record of its own, its text the message.
 fn read_records(path: &Path, rd: &Reading<'_>, each: &mut dyn FnMut(Event)) -> anyhow::Result<()> {
     let f = std::fs::File::open(path).map_err(|e| usage(format!("{}: {e}", path.display())))?;
     let origin = path

@@ -178,10 +178,10 @@ pub fn run(
             }
         }
         IncidentsCommand::Show { id, json } => {
-            let i = get(id)?;
+            let i = shown(config, get(id)?);
             let notes = store.notes(id)?;
             if json {
-                let mut v = serde_json::to_value(shown(config, i))?;
+                let mut v = serde_json::to_value(&i)?;
                 v["notes"] = serde_json::to_value(&notes)?;
                 println!(
                     "{}",
@@ -218,7 +218,7 @@ pub fn run(
                 if let Some(p) = &i.file_path {
                     crate::outln!("page: {p}");
                 }
-                print_evidence(config, &i);
+                print_evidence(&i);
                 for n in &notes {
                     crate::outln!("  {} {}: {}", ts(n.at), n.author, n.text);
                 }
@@ -243,9 +243,7 @@ pub fn run(
     Ok(ExitCode::SUCCESS)
 }
 
-/// The evidence of an incident, as its page has it: the template, the exception, the
-/// diagnosis and the sample records (redacted as the page is).
-/// An incident as `--json` shows it: what came from the log (title, template, samples,
+/// An incident as the CLI shows it: what came from the log (title, template, samples,
 /// the diagnosis's texts) redacted as the text output and the pages are; the store keeps
 /// it as read.
 fn shown(config: &Config, mut i: IncidentRow) -> IncidentRow {
@@ -272,16 +270,11 @@ fn shown(config: &Config, mut i: IncidentRow) -> IncidentRow {
     i
 }
 
-fn print_evidence(config: &Config, i: &IncidentRow) {
-    let clean = |t: &str| {
-        if config.redact.incident_files {
-            config.redact.redactor.clean(t)
-        } else {
-            t.to_string()
-        }
-    };
+/// The evidence of an incident, as its page has it: the template, the exception, the
+/// diagnosis and the sample records (`i` as [`shown`] gives it).
+fn print_evidence(i: &IncidentRow) {
     crate::outln!();
-    crate::outln!("template: {}", clean(&i.template));
+    crate::outln!("template: {}", i.template);
     if let Some(e) = &i.exception_type {
         crate::outln!("exception: {e}");
     }
@@ -292,7 +285,7 @@ fn print_evidence(config: &Config, i: &IncidentRow) {
                 .and_then(|v| v.as_str())
                 .filter(|v| !v.is_empty())
             {
-                crate::outln!("{}: {}", key.replace('_', " "), clean(v));
+                crate::outln!("{}: {}", key.replace('_', " "), v);
             }
         }
     }
@@ -303,7 +296,7 @@ fn print_evidence(config: &Config, i: &IncidentRow) {
     );
     for (n, sample) in i.samples.iter().enumerate() {
         crate::outln!("--- sample {}", n + 1);
-        for l in clean(sample).lines() {
+        for l in sample.lines() {
             crate::outln!("  {l}");
         }
     }
@@ -375,11 +368,11 @@ fn change_many(
 }
 
 fn report(config: &Config, store: &Store, id: i64, json: bool, what: &str) -> anyhow::Result<()> {
-    let i = store.incident(id)?.expect("exists");
+    let i = shown(config, store.incident(id)?.expect("exists"));
     if json {
         println!(
             "{}",
-            crate::sanitize::json(&serde_json::to_string_pretty(&shown(config, i.clone()))?)
+            crate::sanitize::json(&serde_json::to_string_pretty(&i)?)
         );
     } else {
         crate::outln!("incident #{id} {what}: {}", line(&i));
