@@ -142,11 +142,11 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         checked("twilio-token", r"\b[0-9a-fA-F]{32}\b", twilio_context),
         rule(
             "bearer-token",
-            r"(?i)\b(?:bearer|token)\s+(?P<v>[A-Za-z0-9._~+/=-]{12,})",
+            r"(?i)\b(?:bearer|token)[ \t]+(?P<v>[A-Za-z0-9._~+/=-]{12,})",
         ),
         rule(
             "basic-auth",
-            r"(?i)\bbasic\s+(?P<v>[A-Za-z0-9+/]{12,}={0,2})",
+            r"(?i)\bbasic[ \t]+(?P<v>[A-Za-z0-9+/]{12,}={0,2})",
         ),
         // The password runs to the *last* `@` of the URL: passwords hold `/` and
         // `@` unencoded often enough; the user may be empty (`redis://:pw@host`)
@@ -437,6 +437,14 @@ fn replace<'a>(
     }
 }
 
+/// The text with its private key blocks (PEM, PGP) replaced by their placeholder and
+/// nothing else changed. The template miner reads messages through it: a key's body
+/// is random base64, often without the digit that would mark a token as a value, so
+/// each key would otherwise open a group of its own.
+pub fn private_keys(text: &str) -> Cow<'_, str> {
+    redact_pem(text)
+}
+
 /// PEM and PGP private key blocks, multi-line, also with `\n` escapes (a repr in a
 /// log line): through the matching END line whatever is between; a block cut
 /// short (no END line) is redacted to the end of its base64 run.
@@ -604,6 +612,12 @@ mod tests {
         assert_eq!(
             r("Authorization: Bearer abcdef0123456789xyz"),
             "Authorization: Bearer [REDACTED:bearer-token]"
+        );
+        // The scheme and its token share a line: a line that ends in the word
+        // does not lend it the next line's first long word.
+        assert_eq!(
+            r("auth scheme: Bearer\nreq-0123456789abcdef done\nBasic\nQWxhZGRpbjpvcGVuc2VzYW1l"),
+            "auth scheme: Bearer\nreq-0123456789abcdef done\nBasic\nQWxhZGRpbjpvcGVuc2VzYW1l"
         );
         assert_eq!(
             r("connect postgres://app:hunter2@db:5432/app failed"),

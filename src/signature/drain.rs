@@ -322,8 +322,9 @@ impl Miner {
     /// [`Miner::add`], fetching the message's leaf from `store` first if needed. An
     /// error of the store leaves the miner as it was.
     pub fn add_from(&mut self, message: &str, store: &mut dyn Templates) -> Result<Mined, String> {
+        let message = crate::redact::private_keys(message);
         let mut tokens: Vec<Cow<'_, str>> = Vec::with_capacity(16);
-        mask_into(message, &mut tokens);
+        mask_into(&message, &mut tokens);
         let key = leaf_key(&tokens);
         if self.fetched.as_ref().is_some_and(|f| !f.contains(&key)) {
             let records = store.leaf(key)?;
