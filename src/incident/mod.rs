@@ -92,14 +92,15 @@ fn front_matter_id(text: &str) -> Option<i64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
-/// A YAML double-quoted scalar any YAML parser reads back as `s`: `"` and `\\`
-/// escaped, and every character YAML does not allow raw in a stream (controls, C1,
-/// surrogates, U+FFFE/U+FFFF) written as an escape, so log text cannot break the front
-/// matter.
+/// A YAML double-quoted scalar of one line: `"`, `\`, line breaks and tabs escaped.
+/// A YAML reader (a notes app's properties, a script) decodes escapes, so the
+/// characters that must not reach a person as themselves (ESC, bidi overrides, …)
+/// are written as the same visible stand-ins the page shows, not as escapes; the
+/// few others YAML does not allow raw in a stream (U+FFFE, U+FFFF) are escaped.
 pub fn yaml_str(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
+    for c in crate::sanitize::text(s).chars() {
         match c {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
@@ -230,7 +231,10 @@ pub fn front_matter(i: &IncidentRow) -> String {
     // What the escalation rules decided (JSON), so a rebuilt store still nags for it.
     if let Some(e) = &i.escalation {
         let json = serde_json::to_string(e).expect("escalation serialises");
-        s.push_str(&format!("escalation: {}\n", yaml_str(&json)));
+        s.push_str(&format!(
+            "escalation: {}\n",
+            yaml_str(&crate::sanitize::json(&json))
+        ));
     }
     s.push_str("---\n");
     s
@@ -246,7 +250,11 @@ pub fn with_actions(fm: &str, actions: &[crate::store::PageAction]) -> String {
         return fm.to_string();
     };
     let json = serde_json::to_string(actions).expect("requests serialise");
-    format!("{head}actions: {}\n---\n", yaml_str(&json))
+    // Escaped inside the JSON first: the value survives a rebuild unchanged.
+    format!(
+        "{head}actions: {}\n---\n",
+        yaml_str(&crate::sanitize::json(&json))
+    )
 }
 
 /// A page with its front matter replaced.
@@ -556,12 +564,16 @@ mod tests {
             "plain",
             "quotes \" and \\ backslashes",
             "tab\tnew\nline",
-            "esc \u{1b}[31m and C1 \u{85}\u{9b}",
             "non-character \u{fffe} and emoji \u{1f525}",
             "",
         ] {
             assert_eq!(yaml_unquote(&yaml_str(v)).as_deref(), Some(v), "{v:?}");
         }
+        // What a person must not receive raw is read back as its stand-in.
+        assert_eq!(
+            yaml_unquote(&yaml_str("esc \u{1b}[31m, C1 \u{85}\u{9b}, RLO \u{202e}")).as_deref(),
+            Some("esc ␛[31m, C1 ⟨U+0085⟩⟨U+009B⟩, RLO ⟨U+202E⟩")
+        );
         assert_eq!(yaml_unquote("open").as_deref(), Some("open"));
         assert_eq!(yaml_unquote("\"cut"), None);
         assert_eq!(yaml_unquote("\"bad \\q\""), None);

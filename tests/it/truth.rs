@@ -226,7 +226,7 @@ fn front_matter_parses_with_a_yaml_parser_for_metric_and_hostile_incidents() {
     let t = Test::new();
     t.write(
         "app.log",
-        "2026-11-18 08:00:00.000 | ERROR    | app:f:1 - Bad \"quoted\" value: C:\\temp\\x # not a comment\u{7f} {a: [b]} \u{85}end\n",
+        "2026-11-18 08:00:00.000 | ERROR    | app:f:1 - Bad \"quoted\" value: C:\\temp\\x # not a comment\u{7f} {a: [b]} \u{85}end \u{1b}]52;c;eA==\u{7} \u{202e}txt.exe\n",
     );
     script(
         &t,
@@ -246,6 +246,19 @@ fn front_matter_parses_with_a_yaml_parser_for_metric_and_hostile_incidents() {
         let id = fm["id"].as_i64().unwrap();
         let inc = incidents.iter().find(|i| i["id"] == id).unwrap();
         assert_eq!(fm["signature"], inc["signature"], "{}", f.display());
+        // A YAML reader decodes escapes: what it hands on must be free of what a
+        // person must not receive raw (a notes app shows these fields as properties).
+        for (k, v) in fm.as_object().unwrap() {
+            if let Some(v) = v.as_str() {
+                let bad: Vec<char> = v
+                    .chars()
+                    .filter(|c| {
+                        c.is_control() && *c != '\n' || ('\u{2028}'..='\u{202e}').contains(c)
+                    })
+                    .collect();
+                assert!(bad.is_empty(), "{k}: {v:?} holds {bad:?}");
+            }
+        }
         // the page's text is made safe for a terminal (DEL, NEL visible): compare the rest
         let title = fm["title"].as_str().unwrap();
         if inc["kind"] == "new-error" {
