@@ -448,7 +448,7 @@ fn commit_read(
     miner: &mut Miner,
     checkpoints: &[source::Checkpoint],
     forget: &[(String, String)],
-    ignore_hits: &HashMap<String, u64>,
+    ignore_hits: &HashMap<String, (u64, Option<DateTime<Utc>>)>,
     open_rows: &HashMap<i64, store::IncidentRow>,
     escalations: &Escalations,
     log_counts: &mut crate::metrics::logs::LogCounts,
@@ -696,7 +696,7 @@ struct ReadResult {
     groups: Vec<Group>,
     checkpoints: Vec<source::Checkpoint>,
     forget: Vec<(String, String)>,
-    ignore_hits: HashMap<String, u64>,
+    ignore_hits: HashMap<String, (u64, Option<DateTime<Utc>>)>,
     log_counts: crate::metrics::logs::LogCounts,
 }
 
@@ -716,7 +716,7 @@ fn read_sources(
 ) -> Result<ReadResult, RunError> {
     let mut groups: Vec<Group> = Vec::new();
     let mut index: HashMap<Signature, usize> = HashMap::new();
-    let mut hits: HashMap<String, u64> = HashMap::new();
+    let mut hits: HashMap<String, (u64, Option<DateTime<Utc>>)> = HashMap::new();
     let mut checkpoints = Vec::new();
     let mut forget = Vec::new();
     // After a rebuild, what the pages show last: a record of a signature no page has
@@ -784,7 +784,9 @@ fn read_sources(
                 return;
             }
             if let Some(rule) = ignore.get().matching(&event, sig) {
-                *hits.entry(rule.id.clone()).or_default() += 1;
+                hits.entry(rule.id.clone())
+                    .or_insert_with(|| (0, rule.created_at()))
+                    .0 += 1;
                 ignored += 1;
                 return;
             }

@@ -262,9 +262,9 @@ fn list(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Result<ExitC
         .rules
         .iter()
         .map(|r| {
-            let (n, last) = hits
-                .get(&r.id)
-                .map(|(n, t)| (*n, Some(store::ts(*t))))
+            let (n, last) = r
+                .hits_in(&hits)
+                .map(|(n, t)| (n, Some(store::ts(t))))
                 .unwrap_or((0, None));
             ListedRule {
                 id: r.id.clone(),
@@ -317,7 +317,7 @@ fn list(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Result<ExitC
             crate::outln!(
                 "{:>3}  /{}/  {}  {} hits, last {}  {}  [{}: {}]  # {}",
                 r.id,
-                r.pattern,
+                crate::sanitize::line(&r.pattern),
                 if scope.is_empty() {
                     "any".into()
                 } else {
@@ -328,7 +328,8 @@ fn list(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Result<ExitC
                 state,
                 r.origin,
                 r.file,
-                r.comment
+                // One rule, one line: a comment written over several lines is joined.
+                crate::sanitize::line(&r.comment)
             );
         }
     }
@@ -429,7 +430,12 @@ fn test_line(
         if !json {
             let first = e.message.lines().next().unwrap_or("");
             match rule {
-                Some(r) => crate::outln!("rule {} ({})\t{}", r.id, r.comment, first),
+                Some(r) => crate::outln!(
+                    "rule {} ({})\t{}",
+                    r.id,
+                    crate::sanitize::line(&r.comment),
+                    first
+                ),
                 None => crate::outln!("none\t{first}"),
             }
         }
@@ -567,9 +573,9 @@ fn replay(
                 "  rule {:>3}  {:>6} hits  /{}/{}  # {}",
                 x.id,
                 x.hits,
-                x.pattern,
+                crate::sanitize::line(&x.pattern),
                 if x.expired { "  EXPIRED" } else { "" },
-                x.comment
+                crate::sanitize::line(&x.comment)
             )
         }),
     );

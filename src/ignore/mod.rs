@@ -32,6 +32,25 @@ impl Rule {
     pub fn expired(&self, now: DateTime<Utc>) -> bool {
         self.expires.is_some_and(|e| e <= now)
     }
+
+    /// When the rule was written (`created`), if the file says so in RFC 3339.
+    pub fn created_at(&self) -> Option<DateTime<Utc>> {
+        self.created
+            .as_deref()
+            .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
+            .map(|c| c.with_timezone(&Utc))
+    }
+
+    /// This rule's hits and last hit among the store's hits per rule id. Hits last seen
+    /// before the rule was written were another rule's (a hand-edited file may hand an
+    /// id out again), not this one's.
+    pub fn hits_in(
+        &self,
+        hits: &std::collections::HashMap<String, (u64, DateTime<Utc>)>,
+    ) -> Option<(u64, DateTime<Utc>)> {
+        let (n, last) = hits.get(&self.id)?;
+        (self.created_at().is_none_or(|c| *last >= c)).then_some((*n, *last))
+    }
 }
 
 /// The rules of one file, ready to match.
@@ -131,6 +150,14 @@ impl IgnoreRules {
         let mut tables: Vec<(usize, Vec<Field>)> = Vec::new();
         for (key, item) in doc.as_table().iter() {
             let line = at(doc.as_table().key(key).and_then(|k| k.span())).unwrap_or(1);
+            if key == LAST_ID {
+                if item_id(item).is_none() {
+                    problems.push(format!(
+                        "line {line}: `{LAST_ID}` must be a rule id (a number or a string)"
+                    ));
+                }
+                continue;
+            }
             if key != "rule" {
                 problems.push(format!(
                     "line {line}: unknown key `{key}` (rules are `[[rule]]` tables)"
@@ -882,7 +909,7 @@ pub fn has_rule(path: &Path, id: &str) -> Result<bool, String> {
     let doc: DocumentMut = text
         .parse()
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(ids_in(&doc).iter().any(|i| i == id))
+    Ok(rule_ids(&doc).iter().any(|i| i == id))
 }
 
 /// Removes the rule with this id; everything else in the file stays as it was.
@@ -904,6 +931,7 @@ pub fn remove_rule(path: &Path, id: &str) -> Result<(), String> {
         })
         .ok_or_else(|| format!("no rule with id {id}"))?;
     remove_keeping_comments(&mut doc, index);
+    remember_last_id(&mut doc, id);
     // An existing file: its owner and mode are kept.
     crate::fsio::replace(
         path,
@@ -956,13 +984,88 @@ fn remove_keeping_comments(doc: &mut DocumentMut, index: usize) {
     }
 }
 
+/// The top-level key that keeps the largest id of a removed rule, so that the next
+/// rule gets a new id: its hits, and whatever a person wrote down about "rule 7", stay
+/// the old rule's.
+const LAST_ID: &str = "last_id";
+
+/// After `removed` left the file: records it as [`LAST_ID`] when it was the largest id
+/// of its kind (same non-digit prefix) the file still knew.
+fn remember_last_id(doc: &mut DocumentMut, removed: &str) {
+    let split = |id: &str| -> Option<(String, i64)> {
+        let at = id.find(|c: char| c.is_ascii_digit())?;
+        Some((id[..at].to_string(), id[at..].parse().ok()?))
+    };
+    let Some((prefix, n)) = split(removed) else {
+        return;
+    };
+    let largest = ids_in(doc)
+        .iter()
+        .filter_map(|id| split(id))
+        .filter(|(p, _)| *p == prefix)
+        .map(|(_, n)| n)
+        .max();
+    if largest.is_some_and(|m| m >= n) {
+        return;
+    }
+    let v = if prefix.is_empty() {
+        value(n)
+    } else {
+        value(removed)
+    };
+    if doc.contains_key(LAST_ID) {
+        doc.insert(LAST_ID, v);
+        return;
+    }
+    // The key is written above every table: the file's header (the first rule's
+    // comments up to their last blank line) moves above it, to stay the header.
+    let mut header = String::new();
+    let no_rule = rule_ids(doc).is_empty();
+    if no_rule {
+        // With no table left, the comments are the document's trailing text.
+        header = doc.trailing().as_str().unwrap_or("").trim_end().to_string();
+        if !header.is_empty() {
+            header.push_str("\n\n");
+        }
+        doc.set_trailing("");
+    } else if let Some(Item::ArrayOfTables(rules)) = doc.get_mut("rule") {
+        if let Some(first) = rules.get_mut(0) {
+            let prefix = first
+                .decor()
+                .prefix()
+                .and_then(|p| p.as_str())
+                .unwrap_or("")
+                .to_string();
+            if let Some(blank) = prefix.rfind("\n\n") {
+                header = prefix[..blank + 2].to_string();
+                first
+                    .decor_mut()
+                    .set_prefix(format!("\n{}", &prefix[blank + 2..]));
+            }
+        }
+    }
+    doc.insert(LAST_ID, v);
+    if let Some(mut key) = doc.as_table_mut().key_mut(LAST_ID) {
+        key.leaf_decor_mut().set_prefix(format!(
+            "{header}# The largest id a removed rule had: new rules get larger ones.\n"
+        ));
+    }
+}
+
 fn item_id(item: &Item) -> Option<String> {
     item.as_integer()
         .map(|i| i.to_string())
         .or_else(|| item.as_str().map(str::to_string))
 }
 
+/// The ids handed out: the rules' and [`LAST_ID`].
 fn ids_in(doc: &DocumentMut) -> Vec<String> {
+    let mut ids = rule_ids(doc);
+    ids.extend(doc.get(LAST_ID).and_then(item_id));
+    ids
+}
+
+fn rule_ids(doc: &DocumentMut) -> Vec<String> {
     match doc.get("rule") {
         Some(Item::ArrayOfTables(a)) => a
             .iter()

@@ -178,12 +178,8 @@ pub fn build(config: &Config, store: &Store, now: DateTime<Utc>, days: u32) -> R
     let files = config.rule_files();
     if let Ok(rules) = IgnoreRules::load_all(&[&files[0], &files[1]], now) {
         for r in &rules.rules {
-            let last = hits.get(&r.id).map(|(_, t)| *t);
-            let created = r
-                .created
-                .as_deref()
-                .and_then(|c| DateTime::parse_from_rfc3339(c).ok())
-                .map(|c| c.with_timezone(&Utc));
+            let last = r.hits_in(&hits).map(|(_, t)| t);
+            let created = r.created_at();
             let old_enough = created.is_none_or(|c| c < stale_since);
             if last.is_none_or(|l| l < stale_since) && old_enough && !r.expired(now) {
                 stale += 1;

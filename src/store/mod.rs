@@ -842,17 +842,22 @@ impl Batch<'_> {
         Ok(())
     }
 
+    /// Adds the run's hits per rule id (with the rule's `created`): a count whose last
+    /// hit predates the rule is another rule's that had the id, and starts over.
     pub fn record_ignore_hits(
         &self,
-        hits: &HashMap<String, u64>,
+        hits: &HashMap<String, (u64, Option<DateTime<Utc>>)>,
         now: DateTime<Utc>,
     ) -> Result<()> {
         let mut stmt = self.tx.prepare_cached(
             "INSERT INTO ignore_hits (rule_id, hits, last_hit) VALUES (?1, ?2, ?3)
-             ON CONFLICT (rule_id) DO UPDATE SET hits = hits + excluded.hits, last_hit = excluded.last_hit",
+             ON CONFLICT (rule_id) DO UPDATE SET
+                 hits = CASE WHEN last_hit < ?4 THEN excluded.hits ELSE hits + excluded.hits END,
+                 last_hit = excluded.last_hit",
         )?;
-        for (rule, n) in hits {
-            stmt.execute(params![rule, *n as i64, ts(now)])?;
+        for (rule, (n, created)) in hits {
+            let created = created.map(ts).unwrap_or_default();
+            stmt.execute(params![rule, *n as i64, ts(now), created])?;
         }
         Ok(())
     }

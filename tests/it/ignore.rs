@@ -601,3 +601,59 @@ fn a_check_remembered_by_another_build_does_not_pass_a_broken_file() {
     assert_eq!(r.code, Some(1), "{}", r.all());
     assert!(r.stdout.contains("line 3"), "{}", r.stdout);
 }
+
+#[test]
+fn a_removed_rules_id_and_hits_are_not_handed_to_the_next_rule() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.ok(&[
+        "ignore",
+        "add",
+        "Connection reset",
+        "--comment",
+        "the proxy\nrestarts nightly",
+        "--now",
+        "2026-11-22T09:00:00Z",
+    ]);
+    t.write(
+        "app.log",
+        &(log_line("10:00:00", "ERROR", "Connection reset by peer").repeat(2)),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let list = t.ok(&["ignore", "list"]).stdout;
+    assert!(list.contains("2 hits"), "{list}");
+    // One rule, one line, the comment's lines joined.
+    assert_eq!(list.lines().count(), 1, "{list}");
+    assert!(list.contains("# the proxy restarts nightly"), "{list}");
+
+    t.ok(&["ignore", "rm", "1"]);
+    let r = t.ok(&[
+        "ignore",
+        "add",
+        "Disk full",
+        "--comment",
+        "d",
+        "--now",
+        "2026-11-22T11:00:00Z",
+    ]);
+    assert!(r.stdout.contains("added rule 2"), "{}", r.stdout);
+    let list = t.ok(&["ignore", "list"]).stdout;
+    assert!(list.contains("0 hits, last never"), "{list}");
+    assert!(t.ok(&["check"]).all().contains("OK"));
+
+    // A hand edit that writes the old id again: the old rule's hits are not the new
+    // rule's, in the listing and in the counting.
+    t.write(
+        "ignore.toml",
+        "[[rule]]\nid = 1\npattern = \"Timeout\"\ncomment = \"t\"\ncreated = \"2026-11-22T12:00:00Z\"\n",
+    );
+    let list = t.ok(&["ignore", "list"]).stdout;
+    assert!(list.contains("0 hits, last never"), "{list}");
+    t.append(
+        "app.log",
+        log_line("12:30:00", "ERROR", "Timeout talking to db").as_bytes(),
+    );
+    t.ok(&["run", "--now", "2026-11-22T12:35:00Z"]);
+    let list = t.ok(&["ignore", "list"]).stdout;
+    assert!(list.contains(" 1 hits"), "{list}");
+}
