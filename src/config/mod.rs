@@ -316,6 +316,99 @@ impl Secret {
     }
 }
 
+/// Every value of the wrong type (or table of the wrong shape) in `text`, not only
+/// the first that serde stops at: each offending `key = value` is blanked out, spaces
+/// for its characters so the lines keep their numbers, and the text read again. (A
+/// syntax error comes alone: the toml crate reads the whole document before typing
+/// it.) Each message is the toml crate's: line, column, the line itself and a caret.
+fn type_errors(text: &str, first: toml::de::Error) -> Vec<ConfigError> {
+    let mut text = text.to_string();
+    let mut errors = Vec::new();
+    let mut blanked: Vec<std::ops::Range<usize>> = Vec::new();
+    let mut e = first;
+    // Each round blanks at least one character, and a config has few keys: the bound
+    // only guards against a span that blanks nothing new.
+    for _ in 0..64 {
+        let span = e.span();
+        // A table left without a key that was blanked (`missing field`) is a
+        // consequence of an error already reported, not a problem of its own.
+        let consequence = span
+            .as_ref()
+            .is_some_and(|s| blanked.iter().any(|b| s.start <= b.start && b.end <= s.end));
+        if !consequence {
+            errors.push(ConfigError {
+                key: String::new(),
+                message: e.to_string().trim_end().to_string(),
+            });
+        }
+        let Some(range) = span.and_then(|s| entry_around(&text, s)) else {
+            break;
+        };
+        if text[range.clone()].trim().is_empty() {
+            break;
+        }
+        let spaces: String = text[range.clone()]
+            .chars()
+            .map(|c| if c == '\n' { '\n' } else { ' ' })
+            .collect();
+        let start = range.start;
+        text.replace_range(range, &spaces);
+        blanked.push(start..start + spaces.len());
+        match toml::from_str::<raw::RawConfig>(&text) {
+            Ok(_) => break,
+            Err(next) => e = next,
+        }
+    }
+    errors
+}
+
+/// The byte range of the `key = value` (or whole table) of `text` that holds `span`:
+/// what can be removed with the rest still valid TOML. `None` when the text does not
+/// parse (a syntax error) or no entry holds the span.
+fn entry_around(text: &str, span: std::ops::Range<usize>) -> Option<std::ops::Range<usize>> {
+    fn within(
+        t: &toml_edit::Table,
+        span: &std::ops::Range<usize>,
+    ) -> Option<std::ops::Range<usize>> {
+        let holds = |r: &std::ops::Range<usize>| r.start <= span.start && span.end <= r.end;
+        for (k, item) in t.iter() {
+            let key = t.key(k).and_then(|k| k.span());
+            match item {
+                toml_edit::Item::Value(v) => {
+                    if let (Some(ks), Some(vs)) = (key, v.span()) {
+                        let whole = ks.start.min(vs.start)..vs.end;
+                        if holds(&whole) {
+                            return Some(whole);
+                        }
+                    }
+                }
+                toml_edit::Item::Table(sub) => {
+                    if let Some(r) = within(sub, span) {
+                        return Some(r);
+                    }
+                    if let Some(ts) = sub.span().filter(|s| holds(s)) {
+                        return Some(ts);
+                    }
+                }
+                toml_edit::Item::ArrayOfTables(a) => {
+                    for sub in a.iter() {
+                        if let Some(r) = within(sub, span) {
+                            return Some(r);
+                        }
+                        if let Some(ts) = sub.span().filter(|s| holds(s)) {
+                            return Some(ts);
+                        }
+                    }
+                }
+                toml_edit::Item::None => {}
+            }
+        }
+        None
+    }
+    let doc = toml_edit::ImDocument::parse(text).ok()?;
+    within(doc.as_table(), &span)
+}
+
 impl Config {
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
@@ -335,13 +428,7 @@ impl Config {
             path: path.to_path_buf(),
             errors,
         };
-        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| {
-            // The toml crate's rendering: line, column, the line itself and a caret.
-            fail(vec![ConfigError {
-                key: String::new(),
-                message: e.to_string().trim_end().to_string(),
-            }])
-        })?;
+        let raw: raw::RawConfig = toml::from_str(text).map_err(|e| fail(type_errors(text, e)))?;
         // Every path is made absolute here, once: the process later runs children in
         // other folders (the investigator's scratch dir), where a path relative to the
         // cwd of `logwarden --config ../x.toml` would name something else.

@@ -45,6 +45,45 @@ token = "tk_do_not_print_me"
 }
 
 #[test]
+fn check_reports_every_value_of_the_wrong_type_with_its_line() {
+    let t = Test::new();
+    t.write(
+        "logwarden.toml",
+        "state_dir = \"state\"\nrenotify_after = 5\n\n[[source]]\nname = \"app\"\npath = 7\n\n\
+         [investigator]\nkind = [\"x\"]\n\n[[check]]\nname = \"disk\"\nscript = \"disk.sh\"\n\
+         [[check.rule]]\nmetric = \"x\"\nabove = \"lots\"\n",
+    );
+    let r = t.run(&["check"]);
+    assert_eq!(r.code, Some(2), "{}", r.all());
+    assert!(r.stderr.contains("has 4 problems"), "{}", r.stderr);
+    for (line, text) in [
+        (2, "renotify_after = 5"),
+        (6, "path = 7"),
+        (9, "kind = [\"x\"]"),
+        (16, "above = \"lots\""),
+    ] {
+        assert!(
+            r.stderr.contains(&format!("at line {line}, column"))
+                && r.stderr.contains(&format!("{line} | {text}")),
+            "no error for line {line}:\n{}",
+            r.stderr
+        );
+    }
+    // The source left without its (wrongly typed) path is not a fifth problem.
+    assert!(!r.stderr.contains("missing field"), "{}", r.stderr);
+
+    // A syntax error is reported on its own: the document cannot be read to type it.
+    t.write(
+        "logwarden.toml",
+        "state_dir = 5\nx = = 3\nrenotify_after = 5\n",
+    );
+    let r = t.run(&["check"]);
+    assert_eq!(r.code, Some(2), "{}", r.all());
+    assert!(r.stderr.contains("has 1 problem:"), "{}", r.stderr);
+    assert!(r.stderr.contains("at line 2, column 5"), "{}", r.stderr);
+}
+
+#[test]
 fn check_prints_the_effective_config() {
     let t = Test::new();
     t.with_app_source("");
