@@ -75,7 +75,11 @@ pub fn nag(
     silenced: &dyn Fn(&str) -> bool,
 ) -> Result<Vec<(i64, u32)>> {
     let mut done = Vec::new();
+    let queued = store.incidents_with_queued_notifications()?;
     for i in store.unacked_incidents()? {
+        if queued.contains(&i.id) {
+            continue;
+        }
         let forced = i.escalation.as_ref().is_some_and(|e| e.nag);
         // Judged noise never reminds, unless a rule says it must.
         if i.verdict == "noise" && !forced {

@@ -581,13 +581,35 @@ impl Store {
         )? as u64)
     }
 
+    /// Marks a notification delivered. Its incident's reminder clock starts now: a page
+    /// held back by an ntfy outage is followed by its first nag one interval after it
+    /// reached the phone, not in the same run.
     pub fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
-        self.conn.execute_cached(
+        let tx = self.conn.unchecked_transaction()?;
+        tx.execute_cached(
             "UPDATE outbox SET sent_at = ?2, attempts = attempts + 1, last_error = NULL,
              attempt_started_at = NULL WHERE id = ?1",
             params![id, ts(now)],
         )?;
+        tx.execute_cached(
+            "UPDATE incidents SET last_notified_at = ?2
+             WHERE id = (SELECT incident_id FROM outbox WHERE id = ?1)
+               AND (last_notified_at IS NULL OR last_notified_at < ?2)",
+            params![id, ts(now)],
+        )?;
+        tx.commit()?;
         Ok(())
+    }
+
+    /// Incidents with a notification still waiting in the queue (not sent, not given
+    /// up): no reminder is added behind one the phone has not had yet.
+    pub fn incidents_with_queued_notifications(&self) -> Result<std::collections::HashSet<i64>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT incident_id FROM outbox
+             WHERE incident_id IS NOT NULL AND sent_at IS NULL AND dead_at IS NULL",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, i64>(0))?;
+        Ok(rows.collect::<std::result::Result<_, _>>()?)
     }
 
     /// Takes notifications out of the queue without sending them (no ntfy configured),

@@ -278,6 +278,40 @@ fn critical_incidents_nag_until_acked() {
     assert!(!r.stdout.contains("reminder"), "{}", r.stdout);
 }
 
+#[test]
+fn after_an_ntfy_outage_the_first_nag_waits_an_interval_after_the_page_arrived() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&ntfy.config("ops"));
+    t.write(
+        "app.log",
+        &rec("10:00:00", "CRITICAL", "Database disk full"),
+    );
+    ntfy.refuse_containing("Database", 503);
+    for now in ["10:00:30", "10:05:00", "10:11:00", "10:16:00"] {
+        run_at(&t, &format!("2026-11-22T{now}Z"));
+    }
+    assert!(ntfy.messages().is_empty());
+    ntfy.stop_refusing();
+    // The run that finds ntfy back sends the page, and only the page: the reminder
+    // interval (10 min for critical) counts from when the phone had it.
+    let mut arrived: Vec<(u32, String)> = Vec::new();
+    for minute in (21..=51).step_by(5) {
+        run_at(&t, &format!("2026-11-22T10:{minute}:00Z"));
+        for m in &ntfy.messages()[arrived.len()..] {
+            arrived.push((minute, m.header("Title").unwrap().to_string()));
+        }
+    }
+    let (page_at, page) = &arrived[0];
+    assert!(!page.contains("nag"), "{arrived:?}");
+    let (nag_at, nag) = arrived
+        .iter()
+        .find(|(_, title)| title.contains("nag #"))
+        .unwrap_or_else(|| panic!("no nag after the page: {arrived:?}"));
+    assert!(nag.contains("nag #1"), "{arrived:?}");
+    assert!(nag_at - page_at >= 10, "{arrived:?}");
+}
+
 /// The same WARNING comes back every few hours (16–18 Nov), each time resolved two
 /// hours later: four incidents, a regression each after the first. `record` gives the
 /// record from its logger on, for the hour it is written at.
