@@ -972,6 +972,18 @@ fn remove_keeping_comments(doc: &mut DocumentMut, index: usize) {
                 .and_then(|p| p.as_str())
                 .unwrap_or("")
                 .to_string();
+            // The kept text ends with its blank line: the next rule's own blank lines
+            // above it would pile up, one more each time a first rule is removed.
+            let own = if kept.ends_with("\n\n") {
+                let blank = own
+                    .split_inclusive('\n')
+                    .take_while(|l| l.trim().is_empty() && l.ends_with('\n'))
+                    .map(str::len)
+                    .sum::<usize>();
+                own[blank..].to_string()
+            } else {
+                own
+            };
             next.decor_mut().set_prefix(format!("{kept}{own}"));
         }
         None => {

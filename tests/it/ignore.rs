@@ -296,6 +296,8 @@ fn rm_keeps_the_header_and_a_new_file_starts_with_it() {
         !text.contains("first one") && text.contains("second one"),
         "{text}"
     );
+    // Removing the first rule leaves one blank line under the header, not two.
+    assert!(!text.contains("\n\n\n"), "{text}");
     t.ok(&["ignore", "rm", "2"]);
     let text = t.read("ignore.toml");
     assert!(text.starts_with("# logwarden ignore rules."), "{text}");
