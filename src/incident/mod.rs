@@ -535,10 +535,16 @@ fn write_with(path: &Path, page: &str, sync: bool) -> Result<(), String> {
 pub fn page_text(path: &Path, page: &str) -> Result<String, String> {
     let old = crate::fsio::read_optional(path)
         .map_err(|e| format!("{e}; the page is left as it was (its notes would be lost)"))?;
+    // The notes follow the marker the page wrote: the first line outside code blocks
+    // that is the marker and nothing else. Log text may hold the marker too (in the
+    // title, in a quoted sample), and taking that one would copy the page into its own
+    // notes on every rewrite.
     let notes = old
         .and_then(|old| {
-            old.split_once(NOTES_MARKER)
-                .map(|(_, n)| n.trim_start_matches('\n').to_string())
+            let (at, line) = lines_outside_fences(&old)
+                .into_iter()
+                .find(|(_, l)| l.trim_end() == NOTES_MARKER)?;
+            Some(old[at + line.len()..].trim_start_matches('\n').to_string())
         })
         .unwrap_or_default();
     // Control characters from log text (an escape sequence waiting for someone to

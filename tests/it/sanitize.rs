@@ -621,3 +621,32 @@ fn a_huge_control_topic_answer_is_read_one_mebibyte_at_a_time() {
     assert_eq!(total, n, "every message read once");
     assert_eq!(t.incidents()[0]["status"], "open", "forged: nothing acked");
 }
+
+#[test]
+fn the_notes_marker_in_a_log_line_does_not_copy_the_page_into_its_notes() {
+    const MARKER: &str =
+        "<!-- logwarden: write your notes below this line; they are kept on every update -->";
+    let t = Test::new();
+    t.with_app_source("");
+    t.write(
+        "app.log",
+        &format!("2026-11-22 10:00:00.000 | ERROR    | app:f:1 - boom {MARKER}\n"),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let files = t.incident_files();
+    assert_eq!(files.len(), 1);
+    let mut page = std::fs::read_to_string(&files[0]).unwrap();
+    page.push_str("my own notes\n");
+    std::fs::write(&files[0], &page).unwrap();
+    for (i, now) in ["10:06:00", "10:07:00", "10:08:00"].iter().enumerate() {
+        t.append(
+            "app.log",
+            format!("2026-11-22 {now}.000 | ERROR    | app:f:1 - boom {MARKER}\n").as_bytes(),
+        );
+        t.ok(&["run", "--now", &format!("2026-11-22T{now}Z")]);
+        let page = std::fs::read_to_string(&files[0]).unwrap();
+        assert_eq!(page.matches("my own notes").count(), 1, "run {i}:\n{page}");
+        assert_eq!(page.matches("# boom").count(), 1, "run {i}:\n{page}");
+        assert_eq!(page.matches("\nid: 1\n").count(), 1, "run {i}:\n{page}");
+    }
+}
