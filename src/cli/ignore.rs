@@ -182,7 +182,12 @@ pub fn run(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
                     )))
                 }
             };
-            crate::ignore::remove_rule(file, &id).map_err(anyhow::Error::msg)?;
+            let prefix = if *file == config.ignore_file {
+                ""
+            } else {
+                crate::ignore::MUTE_ID_PREFIX
+            };
+            crate::ignore::remove_rule(file, &id, prefix).map_err(anyhow::Error::msg)?;
             crate::outln!("removed rule {id} from {}", file.display());
             Ok(ExitCode::SUCCESS)
         }

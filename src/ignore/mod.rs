@@ -687,6 +687,9 @@ const HEADER: &str =
 # stops matching once `expires` is past.
 ";
 
+/// The ids of the phone's mutes: `m1`, `m2`, … (rules from the shell are numbers).
+pub const MUTE_ID_PREFIX: &str = "m";
+
 /// Where a new rule goes and what its id looks like.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
@@ -912,8 +915,9 @@ pub fn has_rule(path: &Path, id: &str) -> Result<bool, String> {
     Ok(rule_ids(&doc).iter().any(|i| i == id))
 }
 
-/// Removes the rule with this id; everything else in the file stays as it was.
-pub fn remove_rule(path: &Path, id: &str) -> Result<(), String> {
+/// Removes the rule with this id; everything else in the file stays as it was. Ids of
+/// this file's kind are `id_prefix` and a number (see [`Target`]).
+pub fn remove_rule(path: &Path, id: &str, id_prefix: &str) -> Result<(), String> {
     let text = read_or_empty(path)?;
     let mut doc: DocumentMut = text
         .parse()
@@ -931,7 +935,7 @@ pub fn remove_rule(path: &Path, id: &str) -> Result<(), String> {
         })
         .ok_or_else(|| format!("no rule with id {id}"))?;
     remove_keeping_comments(&mut doc, index);
-    remember_last_id(&mut doc, id);
+    remember_last_id(&mut doc, id, id_prefix);
     // An existing file: its owner and mode are kept.
     crate::fsio::replace(
         path,
@@ -1001,36 +1005,33 @@ fn remove_keeping_comments(doc: &mut DocumentMut, index: usize) {
 /// the old rule's.
 const LAST_ID: &str = "last_id";
 
-/// After `removed` left the file: records it as [`LAST_ID`] when it was the largest id
-/// of its kind (same non-digit prefix) the file still knew.
-fn remember_last_id(doc: &mut DocumentMut, removed: &str) {
-    let split = |id: &str| -> Option<(String, i64)> {
-        let at = id.find(|c: char| c.is_ascii_digit())?;
-        Some((id[..at].to_string(), id[at..].parse().ok()?))
-    };
-    let Some((prefix, n)) = split(removed) else {
+/// After `removed` left the file: records it as [`LAST_ID`] when it is an id of the
+/// kind this file hands out (`id_prefix` and a number) and the largest of that kind
+/// the file still knew. Only the value changes when the key is there already.
+fn remember_last_id(doc: &mut DocumentMut, removed: &str, id_prefix: &str) {
+    let number = |id: &str| -> Option<i64> { id.strip_prefix(id_prefix)?.parse().ok() };
+    let Some(n) = number(removed) else {
         return;
     };
-    let largest = ids_in(doc)
+    if ids_in(doc)
         .iter()
-        .filter_map(|id| split(id))
-        .filter(|(p, _)| *p == prefix)
-        .map(|(_, n)| n)
-        .max();
-    if largest.is_some_and(|m| m >= n) {
+        .filter_map(|id| number(id))
+        .any(|m| m >= n)
+    {
         return;
     }
-    let v = if prefix.is_empty() {
+    let v = if id_prefix.is_empty() {
         value(n)
     } else {
         value(removed)
     };
-    if doc.contains_key(LAST_ID) {
-        doc.insert(LAST_ID, v);
+    if let Some(item) = doc.get_mut(LAST_ID) {
+        *item = v;
         return;
     }
-    // The key is written above every table: the file's header (the first rule's
-    // comments up to their last blank line) moves above it, to stay the header.
+    // The key is written above every table: the file's header moves above it, to stay
+    // the header. That is the first rule's comments up to their last blank line, or
+    // all of them when no blank line parts them from the rule (as `rm` reads it).
     let mut header = String::new();
     let no_rule = rule_ids(doc).is_empty();
     if no_rule {
@@ -1048,11 +1049,15 @@ fn remember_last_id(doc: &mut DocumentMut, removed: &str) {
                 .and_then(|p| p.as_str())
                 .unwrap_or("")
                 .to_string();
-            if let Some(blank) = prefix.rfind("\n\n") {
-                header = prefix[..blank + 2].to_string();
+            let cut = match prefix.rfind("\n\n") {
+                Some(blank) => blank + 2,
+                None => prefix.len(),
+            };
+            if !prefix[..cut].trim().is_empty() {
+                header = prefix[..cut].trim_end().to_string() + "\n\n";
                 first
                     .decor_mut()
-                    .set_prefix(format!("\n{}", &prefix[blank + 2..]));
+                    .set_prefix(format!("\n{}", &prefix[cut..]));
             }
         }
     }

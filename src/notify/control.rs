@@ -621,8 +621,12 @@ fn apply(
             };
             let mutes = config.mutes_file();
             // Mutes expired a week ago are history: the file stays small.
-            if let Err(e) = ignore::prune_expired(&mutes, "m", now - chrono::Duration::days(7), now)
-            {
+            if let Err(e) = ignore::prune_expired(
+                &mutes,
+                ignore::MUTE_ID_PREFIX,
+                now - chrono::Duration::days(7),
+                now,
+            ) {
                 tracing::warn!("{e}");
             }
             let others = [config.ignore_file.as_path()];
@@ -630,7 +634,7 @@ fn apply(
                 path: &mutes,
                 others: &others,
                 new_file: crate::fsio::NewFile::DirOwner(0o640),
-                id_prefix: "m",
+                id_prefix: ignore::MUTE_ID_PREFIX,
             };
             let id = ignore::add_rule(target, &rule, now).map_err(|e| {
                 format!(

@@ -659,3 +659,43 @@ fn a_removed_rules_id_and_hits_are_not_handed_to_the_next_rule() {
     let list = t.ok(&["ignore", "list"]).stdout;
     assert!(list.contains(" 1 hits"), "{list}");
 }
+
+#[test]
+fn last_id_keeps_the_header_its_comment_and_the_largest_numbered_id() {
+    let t = Test::new();
+    t.with_app_source("");
+    let add = |p: &str| {
+        t.ok(&["ignore", "add", p, "--comment", p, "--now", NOW])
+            .stdout
+    };
+    add("alpha");
+    t.ok(&["ignore", "rm", "1"]);
+    add("beta");
+    t.ok(&["ignore", "rm", "2"]);
+    let text = t.read("ignore.toml");
+    assert!(text.starts_with("# logwarden ignore rules."), "{text}");
+    assert!(
+        text.contains("# The largest id a removed rule had"),
+        "{text}"
+    );
+    assert!(text.contains("last_id = 2"), "{text}");
+    // A hand-written id of another kind is not the file's to count.
+    t.append(
+        "ignore.toml",
+        b"\n[[rule]]\nid = \"web9\"\npattern = \"gamma\"\ncomment = \"g\"\n",
+    );
+    t.ok(&["ignore", "rm", "web9"]);
+    assert!(t.read("ignore.toml").contains("last_id = 2"));
+    assert!(add("delta").contains("added rule 3"));
+
+    // A team's header right above the first rule (no blank line) stays on top.
+    t.write(
+        "ignore.toml",
+        "# Team rules\n[[rule]]\nid = 1\npattern = \"a\"\ncomment = \"a\"\n\n[[rule]]\nid = 2\npattern = \"b\"\ncomment = \"b\"\n",
+    );
+    t.ok(&["ignore", "rm", "2"]);
+    let text = t.read("ignore.toml");
+    assert!(text.starts_with("# Team rules\n"), "{text}");
+    assert!(text.find("last_id").unwrap() < text.find("[[rule]]").unwrap());
+    t.ok(&["check"]);
+}
