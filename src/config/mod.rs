@@ -321,14 +321,25 @@ impl Secret {
 /// for its characters so the lines keep their numbers, and the text read again. (A
 /// syntax error comes alone: the toml crate reads the whole document before typing
 /// it.) Each message is the toml crate's: line, column, the line itself and a caret.
+const MAX_TYPE_ERRORS: usize = 200;
+
 fn type_errors(text: &str, first: toml::de::Error) -> Vec<ConfigError> {
     let mut text = text.to_string();
     let mut errors = Vec::new();
     let mut blanked: Vec<std::ops::Range<usize>> = Vec::new();
     let mut e = first;
-    // Each round blanks at least one character, and a config has few keys: the bound
-    // only guards against a span that blanks nothing new.
-    for _ in 0..64 {
+    // Each round blanks at least one entry and reads the text again: the bound keeps a
+    // file of thousands of bad values from taking minutes, and is said when reached.
+    for round in 0.. {
+        if round == MAX_TYPE_ERRORS {
+            errors.push(ConfigError {
+                key: String::new(),
+                message: format!(
+                    "stopped after {MAX_TYPE_ERRORS} values of the wrong type; fix these and run `logwarden check` again for the rest"
+                ),
+            });
+            break;
+        }
         let span = e.span();
         // A table left without a key that was blanked (`missing field`) is a
         // consequence of an error already reported, not a problem of its own.
@@ -367,6 +378,7 @@ fn type_errors(text: &str, first: toml::de::Error) -> Vec<ConfigError> {
 /// parse (a syntax error) or no entry holds the span.
 fn entry_around(text: &str, span: std::ops::Range<usize>) -> Option<std::ops::Range<usize>> {
     fn within(
+        text: &str,
         t: &toml_edit::Table,
         span: &std::ops::Range<usize>,
     ) -> Option<std::ops::Range<usize>> {
@@ -376,14 +388,26 @@ fn entry_around(text: &str, span: std::ops::Range<usize>) -> Option<std::ops::Ra
             match item {
                 toml_edit::Item::Value(v) => {
                     if let (Some(ks), Some(vs)) = (key, v.span()) {
-                        let whole = ks.start.min(vs.start)..vs.end;
+                        // The key's span is its last part: a dotted key
+                        // (`investigator.kind = 1`) is blanked from the line's start,
+                        // or its first parts would be left as a syntax error.
+                        let line = text[..ks.start].rfind('\n').map_or(0, |i| i + 1);
+                        let before = &text[line..ks.start];
+                        let start = if before.trim_end().ends_with('.')
+                            && !before.contains(['{', ',', '=', '['])
+                        {
+                            line
+                        } else {
+                            ks.start
+                        };
+                        let whole = start.min(vs.start)..vs.end;
                         if holds(&whole) {
                             return Some(whole);
                         }
                     }
                 }
                 toml_edit::Item::Table(sub) => {
-                    if let Some(r) = within(sub, span) {
+                    if let Some(r) = within(text, sub, span) {
                         return Some(r);
                     }
                     if let Some(ts) = sub.span().filter(|s| holds(s)) {
@@ -392,7 +416,7 @@ fn entry_around(text: &str, span: std::ops::Range<usize>) -> Option<std::ops::Ra
                 }
                 toml_edit::Item::ArrayOfTables(a) => {
                     for sub in a.iter() {
-                        if let Some(r) = within(sub, span) {
+                        if let Some(r) = within(text, sub, span) {
                             return Some(r);
                         }
                         if let Some(ts) = sub.span().filter(|s| holds(s)) {
@@ -406,7 +430,7 @@ fn entry_around(text: &str, span: std::ops::Range<usize>) -> Option<std::ops::Ra
         None
     }
     let doc = toml_edit::ImDocument::parse(text).ok()?;
-    within(doc.as_table(), &span)
+    within(text, doc.as_table(), &span)
 }
 
 impl Config {

@@ -72,6 +72,21 @@ fn check_reports_every_value_of_the_wrong_type_with_its_line() {
     // The source left without its (wrongly typed) path is not a fifth problem.
     assert!(!r.stderr.contains("missing field"), "{}", r.stderr);
 
+    // A dotted key is blanked whole: what follows it is still read.
+    t.write(
+        "logwarden.toml",
+        "state_dir = \"state\"\ninvestigator.kind = 1\nhostname = 5\n[[source]]\nname = \"app\"\npath = \"app.log\"\ntimezone = 7\n",
+    );
+    let r = t.run(&["check"]);
+    assert!(r.stderr.contains("has 3 problems"), "{}", r.stderr);
+    for line in [2, 3, 7] {
+        assert!(
+            r.stderr.contains(&format!("at line {line}, column")),
+            "{}",
+            r.stderr
+        );
+    }
+
     // A syntax error is reported on its own: the document cannot be read to type it.
     t.write(
         "logwarden.toml",
