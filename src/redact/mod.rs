@@ -148,6 +148,13 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             "basic-auth",
             r"(?i)\bbasic[ \t]+(?P<v>[A-Za-z0-9+/]{12,}={0,2})",
         ),
+        // Whatever an Authorization header carries is a credential, however short
+        // (`Bearer hunter22`): the rules above need a length to tell a token from a word.
+        checked(
+            "authorization",
+            r#"(?i)\bauthorization\\?["']?[ \t]*[:=][ \t]*\\?["']?(?:(?:bearer|basic|token|digest|negotiate)[ \t]+)?(?P<v>[^\s"'`,;\[\\][^\s"'`,;\\]*)"#,
+            authorization_value,
+        ),
         // The password runs to the *last* `@` of the URL: passwords hold `/` and
         // `@` unencoded often enough; the user may be empty (`redis://:pw@host`)
         // or already a placeholder, whose `:` does not end it.
@@ -183,7 +190,7 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
 
 /// The built-in rules as one set: a single pass over a text tells which of them match
 /// it at all. Most texts hold no secret, and one pass costs less than a search per
-/// rule (each rule's own search gave up soon on most, but there are 22 of them).
+/// rule (each rule's own search gave up soon on most, but there are two dozen).
 static BUILTIN_SET: LazyLock<RegexSet> = LazyLock::new(|| {
     RegexSet::new(BUILTIN.iter().map(|r| r.pattern.as_str()))
         .expect("built-in redaction regexes compile")
@@ -366,6 +373,27 @@ pub fn cut_point(text: &str, max: usize) -> usize {
 
 fn placeholder(kind: &str) -> String {
     format!("{PLACEHOLDER}{kind}]")
+}
+
+const AUTH_SCHEMES: [&str; 5] = ["bearer", "basic", "token", "digest", "negotiate"];
+
+/// Whether `v`, found after `Authorization:` at `at`, is a credential: anything after
+/// a scheme (`Bearer hunter22`), and without one a value that is not a plain word (so
+/// `authorization: denied` stays readable). The scheme alone is not: its credential
+/// was redacted already, or is absent.
+fn authorization_value(text: &str, v: &str, at: usize) -> bool {
+    if AUTH_SCHEMES.iter().any(|s| v.eq_ignore_ascii_case(s)) {
+        return false;
+    }
+    let before = text[..at].trim_end_matches([' ', '\t']);
+    let schemed = AUTH_SCHEMES.iter().any(|s| {
+        before
+            .len()
+            .checked_sub(s.len())
+            .and_then(|i| before.get(i..))
+            .is_some_and(|w| w.eq_ignore_ascii_case(s))
+    });
+    schemed || !v.chars().all(|c| c.is_alphabetic())
 }
 
 /// A type for [`Rule::check`].
@@ -613,6 +641,38 @@ mod tests {
             r("Authorization: Bearer abcdef0123456789xyz"),
             "Authorization: Bearer [REDACTED:bearer-token]"
         );
+        for (text, want) in [
+            (
+                "upstream rejected Authorization: Bearer hunter22 for call",
+                "upstream rejected Authorization: Bearer [REDACTED:authorization] for call",
+            ),
+            (
+                r#"headers={"Authorization": "Basic Zm9vOmJhcg=="}"#,
+                r#"headers={"Authorization": "Basic [REDACTED:authorization]"}"#,
+            ),
+            (
+                "{'authorization': 'pw1'}",
+                "{'authorization': '[REDACTED:authorization]'}",
+            ),
+            (
+                "Authorization: Bearer abcdef0123456789xyz",
+                "Authorization: Bearer [REDACTED:bearer-token]",
+            ),
+            (
+                "no authorization header sent",
+                "no authorization header sent",
+            ),
+            (
+                "authorization: denied for bob",
+                "authorization: denied for bob",
+            ),
+            (
+                "authorization=s3cr3t",
+                "authorization=[REDACTED:authorization]",
+            ),
+        ] {
+            assert_eq!(r(text), want, "{text}");
+        }
         // The scheme and its token share a line: a line that ends in the word
         // does not lend it the next line's first long word.
         assert_eq!(
