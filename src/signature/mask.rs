@@ -89,6 +89,12 @@ pub fn mask_into<'a>(message: &'a str, out: &mut Vec<Cow<'a, str>>) {
                 continue;
             }
         }
+        if out.last().is_some_and(|p| is_auth_scheme(p)) && is_credential(tok) {
+            // `Bearer <token>`, `Basic <base64>`: a credential, whatever its letters.
+            let core = tok.trim_end_matches([',', ';', ')', ']', '}', '.']);
+            push_collapsing(out, Cow::Owned(format!("{WILDCARD}{}", &tok[core.len()..])));
+            continue;
+        }
         let masked = mask_token(tok);
         if let Some(prev) = out.last_mut() {
             // A unit after a value is part of the value: `5.2 KB,` -> `<*>,`.
@@ -106,6 +112,22 @@ pub fn mask_into<'a>(message: &'a str, out: &mut Vec<Cow<'a, str>>) {
         fold_alternate(out);
     }
     absorb_date_words(out);
+}
+
+fn is_auth_scheme(word: &str) -> bool {
+    word.eq_ignore_ascii_case("bearer") || word.eq_ignore_ascii_case("basic")
+}
+
+/// A token that reads as a credential after an auth scheme: eight or more characters of
+/// the token and base64 alphabets, holding a digit, a symbol or a capital after the
+/// first letter, as random text does (`Basic authentication failed` keeps its word).
+fn is_credential(tok: &str) -> bool {
+    let core = tok.trim_end_matches([',', ';', ')', ']', '}', '.']);
+    core.len() >= 8
+        && core
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+/=._~-".contains(&b))
+        && core.bytes().skip(1).any(|b| !b.is_ascii_lowercase())
 }
 
 fn is_quote(b: u8) -> bool {
@@ -804,6 +826,23 @@ mod tests {
         );
         assert_eq!(m("block blk_-6952295868487656571 done"), "block <*> done");
         assert_eq!(m("on 2024-01-02 12:00:01,123"), "on <*>");
+    }
+
+    #[test]
+    fn credentials_after_an_auth_scheme() {
+        assert_eq!(
+            m("refused Authorization: Basic dXNlcjpwYXNzd29yZA== now"),
+            "refused Authorization: Basic <*> now"
+        );
+        assert_eq!(
+            m("header Bearer abcdefGhijklmnop, retry"),
+            "header Bearer <*>, retry"
+        );
+        assert_eq!(m("basic auth failed for bob"), "basic auth failed for bob");
+        assert_eq!(
+            m("Basic authentication failed"),
+            "Basic authentication failed"
+        );
     }
 
     #[test]

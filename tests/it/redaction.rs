@@ -454,3 +454,17 @@ fn private_keys_in_one_kind_of_message_open_one_incident() {
     let page = std::fs::read_to_string(&files[0]).unwrap();
     assert!(page.contains("[REDACTED:private-key]"), "{page}");
 }
+
+#[test]
+fn messages_that_differ_by_a_credential_open_one_incident() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write(
+        "app.log",
+        "2026-11-22 10:00:00.000 | ERROR    | app:f:1 - upstream refused Authorization: Basic dXNlcjpwYXNzd29yZA==\n\
+         2026-11-22 10:00:01.000 | ERROR    | app:f:1 - upstream refused Authorization: Basic YWRtaW46aHVudGVyMg==\n\
+         2026-11-22 10:00:02.000 | ERROR    | app:f:1 - upstream refused Authorization: Basic cm9vdDp0b29yCg==\n",
+    );
+    let out = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]).all();
+    assert!(out.contains("1 groups, 1 new incidents"), "{out}");
+}
