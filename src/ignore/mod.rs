@@ -952,12 +952,7 @@ fn remove_keeping_comments(doc: &mut DocumentMut, index: usize) {
     let Some(Item::ArrayOfTables(rules)) = doc.get_mut("rule") else {
         return;
     };
-    let prefix = rules
-        .get(index)
-        .and_then(|t| t.decor().prefix())
-        .and_then(|p| p.as_str())
-        .unwrap_or("")
-        .to_string();
+    let prefix = rules.get(index).map(table_prefix).unwrap_or_default();
     rules.remove(index);
     let lines: Vec<&str> = prefix.split_inclusive('\n').collect();
     let kept = match lines.iter().rposition(|l| l.trim().is_empty()) {
@@ -970,12 +965,7 @@ fn remove_keeping_comments(doc: &mut DocumentMut, index: usize) {
     }
     match rules.get_mut(index) {
         Some(next) => {
-            let own = next
-                .decor()
-                .prefix()
-                .and_then(|p| p.as_str())
-                .unwrap_or("")
-                .to_string();
+            let own = table_prefix(next);
             // The kept text ends with its blank line: the next rule's own blank lines
             // above it would pile up, one more each time a first rule is removed.
             let own = if kept.ends_with("\n\n") {
@@ -1043,12 +1033,7 @@ fn remember_last_id(doc: &mut DocumentMut, removed: &str, id_prefix: &str) {
         doc.set_trailing("");
     } else if let Some(Item::ArrayOfTables(rules)) = doc.get_mut("rule") {
         if let Some(first) = rules.get_mut(0) {
-            let prefix = first
-                .decor()
-                .prefix()
-                .and_then(|p| p.as_str())
-                .unwrap_or("")
-                .to_string();
+            let prefix = table_prefix(first);
             let cut = match prefix.rfind("\n\n") {
                 Some(blank) => blank + 2,
                 None => prefix.len(),
@@ -1067,6 +1052,15 @@ fn remember_last_id(doc: &mut DocumentMut, removed: &str, id_prefix: &str) {
             "{header}# The largest id a removed rule had: new rules get larger ones.\n"
         ));
     }
+}
+
+/// The comments and blank lines above a table (its header included), as written.
+fn table_prefix(t: &Table) -> String {
+    t.decor()
+        .prefix()
+        .and_then(|p| p.as_str())
+        .unwrap_or("")
+        .to_string()
 }
 
 fn item_id(item: &Item) -> Option<String> {
