@@ -316,13 +316,14 @@ impl Secret {
     }
 }
 
+/// Rounds of [`type_errors`]: each blanks at least one entry and reads the text again.
+const MAX_TYPE_ERRORS: usize = 200;
+
 /// Every value of the wrong type (or table of the wrong shape) in `text`, not only
 /// the first that serde stops at: each offending `key = value` is blanked out, spaces
 /// for its characters so the lines keep their numbers, and the text read again. (A
 /// syntax error comes alone: the toml crate reads the whole document before typing
 /// it.) Each message is the toml crate's: line, column, the line itself and a caret.
-const MAX_TYPE_ERRORS: usize = 200;
-
 fn type_errors(text: &str, first: toml::de::Error) -> Vec<ConfigError> {
     let mut text = text.to_string();
     let mut errors = Vec::new();

@@ -89,10 +89,11 @@ pub fn mask_into<'a>(message: &'a str, out: &mut Vec<Cow<'a, str>>) {
                 continue;
             }
         }
-        if out.last().is_some_and(|p| is_auth_scheme(p)) && is_credential(tok) {
+        if let Some(len) =
+            credential_len(tok).filter(|_| out.last().is_some_and(|p| is_auth_scheme(p)))
+        {
             // `Bearer <token>`, `Basic <base64>`: a credential, whatever its letters.
-            let core = tok.trim_end_matches([',', ';', ')', ']', '}', '.']);
-            push_collapsing(out, Cow::Owned(format!("{WILDCARD}{}", &tok[core.len()..])));
+            push_collapsing(out, Cow::Owned(format!("{WILDCARD}{}", &tok[len..])));
             continue;
         }
         let masked = mask_token(tok);
@@ -121,13 +122,15 @@ fn is_auth_scheme(word: &str) -> bool {
 /// A token that reads as a credential after an auth scheme: eight or more characters of
 /// the token and base64 alphabets, holding a digit, a symbol or a capital after the
 /// first letter, as random text does (`Basic authentication failed` keeps its word).
-fn is_credential(tok: &str) -> bool {
+/// Gives the credential's length, without the punctuation that closes the sentence.
+fn credential_len(tok: &str) -> Option<usize> {
     let core = tok.trim_end_matches([',', ';', ')', ']', '}', '.']);
-    core.len() >= 8
+    let random = core.len() >= 8
         && core
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"+/=._~-".contains(&b))
-        && core.bytes().skip(1).any(|b| !b.is_ascii_lowercase())
+        && core.bytes().skip(1).any(|b| !b.is_ascii_lowercase());
+    random.then_some(core.len())
 }
 
 fn is_quote(b: u8) -> bool {
