@@ -324,8 +324,8 @@ const MAX_TYPE_ERRORS: usize = 200;
 /// for its characters so the lines keep their numbers, and the text read again. (A
 /// syntax error comes alone: the toml crate reads the whole document before typing
 /// it.) Each message is the toml crate's: line, column, the line itself and a caret.
-fn type_errors(text: &str, first: toml::de::Error) -> Vec<ConfigError> {
-    let mut text = text.to_string();
+fn type_errors(original: &str, first: toml::de::Error) -> Vec<ConfigError> {
+    let mut text = original.to_string();
     let mut errors = Vec::new();
     let mut blanked: Vec<std::ops::Range<usize>> = Vec::new();
     let mut e = first;
@@ -350,7 +350,10 @@ fn type_errors(text: &str, first: toml::de::Error) -> Vec<ConfigError> {
         if !consequence {
             errors.push(ConfigError {
                 key: String::new(),
-                message: e.to_string().trim_end().to_string(),
+                message: match &span {
+                    Some(s) => located(original, s.clone(), e.message()),
+                    None => e.to_string().trim_end().to_string(),
+                },
             });
         }
         let Some(range) = span.and_then(|s| entry_around(&text, s)) else {
@@ -359,9 +362,16 @@ fn type_errors(text: &str, first: toml::de::Error) -> Vec<ConfigError> {
         if text[range.clone()].trim().is_empty() {
             break;
         }
+        // A space per byte keeps every later offset where it was in the file.
         let spaces: String = text[range.clone()]
             .chars()
-            .map(|c| if c == '\n' { '\n' } else { ' ' })
+            .map(|c| {
+                if c == '\n' {
+                    "\n".to_string()
+                } else {
+                    " ".repeat(c.len_utf8())
+                }
+            })
             .collect();
         let start = range.start;
         text.replace_range(range, &spaces);
@@ -372,6 +382,28 @@ fn type_errors(text: &str, first: toml::de::Error) -> Vec<ConfigError> {
         }
     }
     errors
+}
+
+/// `message` placed at `span` of the file as written, the way the toml crate shows its
+/// errors (line, column, the line and a caret), not on the partly blanked text.
+fn located(text: &str, span: std::ops::Range<usize>, message: &str) -> String {
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let line = text[..start].matches('\n').count() + 1;
+    let column = text[line_start..start].chars().count() + 1;
+    let width = text[start..span.end.clamp(start, line_end)]
+        .chars()
+        .count()
+        .max(1);
+    let gutter = " ".repeat(line.to_string().len());
+    format!(
+        "TOML parse error at line {line}, column {column}\n{gutter} |\n{line} | {}\n{gutter} | {}{}\n{}",
+        &text[line_start..line_end],
+        " ".repeat(column - 1),
+        "^".repeat(width),
+        message.trim_end()
+    )
 }
 
 /// The byte range of the `key = value` (or whole table) of `text` that holds `span`:
@@ -403,7 +435,7 @@ fn entry_around(text: &str, span: std::ops::Range<usize>) -> Option<std::ops::Ra
                         };
                         let whole = start.min(vs.start)..vs.end;
                         if holds(&whole) {
-                            return Some(whole);
+                            return Some(inner_entry(text, v, span).unwrap_or(whole));
                         }
                     }
                 }
@@ -432,6 +464,41 @@ fn entry_around(text: &str, span: std::ops::Range<usize>) -> Option<std::ops::Ra
     }
     let doc = toml_edit::ImDocument::parse(text).ok()?;
     within(text, doc.as_table(), &span)
+}
+
+/// Inside an inline table or array, the element that holds `span` with one comma
+/// next to it, so that blanking it leaves the other elements to be checked: with
+/// `{ ERROR = "x", WARNING = "y" }` both are reported, not only the first. `None` when
+/// the span is the whole value, or no comma can be found beside the element (its only
+/// element, or a comment in the way): the whole entry is blanked then.
+fn inner_entry(
+    text: &str,
+    v: &toml_edit::Value,
+    span: &std::ops::Range<usize>,
+) -> Option<std::ops::Range<usize>> {
+    let holds = |r: &std::ops::Range<usize>| r.start <= span.start && span.end <= r.end;
+    let element = match v {
+        toml_edit::Value::InlineTable(t) => t.iter().find_map(|(k, _)| {
+            let (key, val) = t.get_key_value(k)?;
+            let val = val.as_value()?;
+            let r = key.span()?.start..val.span()?.end;
+            holds(&r).then_some((r, val))
+        }),
+        toml_edit::Value::Array(a) => a
+            .iter()
+            .find_map(|val| val.span().filter(|r| holds(r)).map(|r| (r, val))),
+        _ => None,
+    };
+    let (r, val) = element?;
+    if let Some(inner) = inner_entry(text, val, span) {
+        return Some(inner);
+    }
+    let after = text[r.end..].len() - text[r.end..].trim_start().len();
+    if text[r.end + after..].starts_with(',') {
+        return Some(r.start..r.end + after + 1);
+    }
+    let before = text[..r.start].trim_end();
+    before.ends_with(',').then(|| before.len() - 1..r.end)
 }
 
 impl Config {

@@ -87,6 +87,33 @@ fn check_reports_every_value_of_the_wrong_type_with_its_line() {
         );
     }
 
+    // Inside an inline table or array each wrong element is its own problem, and the
+    // right ones around it are still read. Each is shown on the line as written.
+    t.write(
+        "logwarden.toml",
+        "state_dir = \"state\"\n[[source]]\nname = \"app\"\npath = \"app.log\"\n\
+         severity = { ERROR = [\"é\"], WARNING = \"warning\", CRITICAL = 7 }\n\
+         levels = { NOTICE = \"x\" }\n\
+         [[check]]\nname = \"disk\"\nscript = \"disk.sh\"\nargs = [\"-v\", 3, \"/\", [4],]\n",
+    );
+    let r = t.run(&["check"]);
+    assert_eq!(r.code, Some(2), "{}", r.all());
+    assert!(r.stderr.contains("has 5 problems"), "{}", r.stderr);
+    for (line, column) in [(5, 22), (5, 61), (6, 21), (10, 15), (10, 23)] {
+        assert!(
+            r.stderr
+                .contains(&format!("at line {line}, column {column}")),
+            "no error at {line}:{column}:\n{}",
+            r.stderr
+        );
+    }
+    assert!(
+        r.stderr
+            .contains("10 | args = [\"-v\", 3, \"/\", [4],]\n   |                       ^^^\n"),
+        "{}",
+        r.stderr
+    );
+
     // A syntax error is reported on its own: the document cannot be read to type it.
     t.write(
         "logwarden.toml",
