@@ -165,15 +165,22 @@ pub fn yaml_unquote(raw: &str) -> Option<String> {
 }
 
 /// An incident's title as filed: redacted (it names the page's file and heads the
-/// notification) and at most 120 characters.
+/// notification) and at most 120 characters. A record without words (a NULL or blank
+/// message) still gets a title that says so: an empty one leaves the page without a
+/// heading and the phone without a line to read.
 pub fn clean_title(config: &crate::config::Config, title: &str) -> String {
-    config
+    let title: String = config
         .redact
         .redactor
-        .clean(title)
+        .clean(title.trim())
         .chars()
         .take(120)
-        .collect()
+        .collect();
+    if title.trim().is_empty() {
+        "(empty message)".to_string()
+    } else {
+        title
+    }
 }
 
 /// A value of our own vocabulary (`open`, `critical`, `real`) as a plain YAML scalar,

@@ -622,6 +622,36 @@ fn sqlite_rows_with_unreadable_levels_are_kept_as_errors() {
     assert_eq!(inc.len(), 6, "INFO rows stay below min_level: {inc:?}");
 }
 
+/// A row whose message is NULL or blank is still an incident, with a title that says so
+/// on the page, in its file name and on the phone.
+#[test]
+fn sqlite_rows_without_a_message_get_a_title() {
+    let Some(t) = log_preset_db(
+        "db.executemany('INSERT INTO log VALUES (1763805600, \"app\", 40, \"ERROR\", ?, \"m\", \"f\", 1, NULL)', [(None,), ('   ',)])",
+    ) else {
+        return;
+    };
+    let ntfy = FakeNtfy::start(None);
+    let cfg = t.read("logwarden.toml");
+    t.write("logwarden.toml", &format!("{cfg}{}", ntfy.config("ops")));
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 1, "blank and NULL mask alike: {inc:?}");
+    assert_eq!(inc[0]["title"], "(empty message)", "{inc:?}");
+    let files = t.incident_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert!(
+        files[0].ends_with("2025-11-22-incident-empty-message.md"),
+        "{files:?}"
+    );
+    let page = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(page.contains("\n# (empty message)\n"), "{page}");
+    let sent = ntfy.messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    let title = sent[0].header("Title").unwrap_or_default();
+    assert!(title.contains("(empty message)"), "{title}");
+}
+
 /// Tracebacks of 50 frames with `diagnose=True` (far over the lines kept of a record):
 /// the exception type is still found, so two exceptions with the same message are two
 /// incidents.
