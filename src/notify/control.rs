@@ -2,11 +2,14 @@
 //!
 //! Incident notifications carry ntfy `http` actions (Ack, Mute 24h) that publish a
 //! signed line to a private control topic; each run polls that topic and applies
-//! what it finds. A control message is `lw1.<action>.<incident>.<nonce>.<mac>`, the
-//! MAC an HMAC-SHA256 of `<action>.<incident>.<nonce>` under a key only logwarden
-//! knows (`control.key` in the state dir, mode 0600, made on first use). A stranger
-//! who can post to the topic cannot make a valid MAC; a message seen before (same
-//! nonce) is a replay. Both are refused and reported; polling failures are reported
+//! what it finds. A control message is `lw1.<action>.<incident>.<expiry>.<nonce>.<mac>`,
+//! the MAC an HMAC-SHA256 of `<action>.<incident>.<expiry>.<nonce>` under a key only
+//! logwarden knows (`control.key` in the state dir, mode 0600, made on first use). A
+//! stranger who can post to the topic cannot make a valid MAC; a message seen before
+//! (same nonce) is a replay; one past its expiry is late. Whoever can read the alerts
+//! topic holds the buttons of every notification, so the expiry bounds what an unused
+//! one can do later, and a mute of a resolved incident is refused: an old button never
+//! silences a regression. All are refused and reported; polling failures are reported
 //! and never fail the run.
 
 use std::io::Read;
@@ -27,6 +30,8 @@ pub const PHONE: &str = "phone (ntfy)";
 /// The kv key of the last control message id read.
 const LAST_ID: &str = "ntfy.control.last_id";
 const PREFIX: &str = "lw1";
+/// How long the Ack and Mute buttons of a notification can be used.
+pub const BUTTON_LIFETIME_DAYS: i64 = 7;
 
 /// What polling the control topic did this run.
 #[derive(Debug, Default)]
@@ -138,21 +143,26 @@ pub fn key(path: &Path) -> Result<Vec<u8>, String> {
     key(path)
 }
 
-fn mac(key: &[u8], action: &str, id: i64, nonce: &str) -> HmacSha256 {
+fn mac(key: &[u8], action: &str, id: i64, expires: i64, nonce: &str) -> HmacSha256 {
     let mut m = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    m.update(format!("{action}.{id}.{nonce}").as_bytes());
+    m.update(format!("{action}.{id}.{expires}.{nonce}").as_bytes());
     m
 }
 
-/// A signed control message for an action on an incident, with a fresh nonce.
-pub fn sign(key: &[u8], action: &str, id: i64) -> Result<String, String> {
+/// A signed control message for an action on an incident, usable until `expires`
+/// (unix seconds), with a fresh nonce.
+pub fn sign(key: &[u8], action: &str, id: i64, expires: i64) -> Result<String, String> {
     let mut nonce = [0u8; 12];
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut nonce))
         .map_err(|e| format!("cannot read /dev/urandom: {e}"))?;
     let nonce = encode_hex(&nonce);
-    let tag = encode_hex(&mac(key, action, id, &nonce).finalize().into_bytes());
-    Ok(format!("{PREFIX}.{action}.{id}.{nonce}.{tag}"))
+    let tag = encode_hex(
+        &mac(key, action, id, expires, &nonce)
+            .finalize()
+            .into_bytes(),
+    );
+    Ok(format!("{PREFIX}.{action}.{id}.{expires}.{nonce}.{tag}"))
 }
 
 /// What an Approve or Reject is bound to: the request, its action and parameters, and
@@ -276,6 +286,8 @@ pub fn verify_decision(key: &[u8], d: &Decision, b: &Binding) -> Result<(), Stri
 pub struct Verified {
     pub action: String,
     pub incident: i64,
+    /// Unix seconds after which the message is refused as late.
+    pub expires: i64,
     pub nonce: String,
 }
 
@@ -283,29 +295,39 @@ pub struct Verified {
 pub fn verify(key: &[u8], text: &str) -> Result<Verified, String> {
     let shown: String = text.trim().chars().take(60).collect();
     let parts: Vec<&str> = text.trim().split('.').collect();
-    let [prefix, action, id, nonce, tag] = parts[..] else {
-        return Err(format!("`{shown}` is not a logwarden control message"));
-    };
+    let not_ours = || format!("`{shown}` is not a logwarden control message");
     // Only the form `sign` writes: `+12` or `012` would carry a valid MAC for `12`.
-    let id: i64 = id
-        .parse()
-        .ok()
-        .filter(|n: &i64| n.to_string() == id)
-        .ok_or_else(|| format!("`{shown}` is not a logwarden control message"))?;
+    let number = |s: &str| -> Result<i64, String> {
+        s.parse()
+            .ok()
+            .filter(|n: &i64| n.to_string() == s)
+            .ok_or_else(not_ours)
+    };
+    if let [PREFIX, action @ ("ack" | "mute"), id, _, _] = parts[..] {
+        return Err(format!(
+            "{action} for incident #{}: a button from before buttons expired (refused; use a newer notification's)",
+            number(id)?
+        ));
+    }
+    let [prefix, action, id, expires, nonce, tag] = parts[..] else {
+        return Err(not_ours());
+    };
+    let (id, expires) = (number(id)?, number(expires)?);
     if prefix != PREFIX || !matches!(action, "ack" | "mute") {
-        return Err(format!("`{shown}` is not a logwarden control message"));
+        return Err(not_ours());
     }
     let Some(tag) = decode_hex(tag) else {
         return Err(format!(
             "{action} for incident #{id}: bad signature (forged)"
         ));
     };
-    mac(key, action, id, nonce)
+    mac(key, action, id, expires, nonce)
         .verify_slice(&tag)
         .map_err(|_| format!("{action} for incident #{id}: bad signature (forged)"))?;
     Ok(Verified {
         action: action.to_string(),
         incident: id,
+        expires,
         nonce: nonce.to_string(),
     })
 }
@@ -322,8 +344,10 @@ pub fn actions(
     incident: i64,
     click: Option<&str>,
     approval: Option<&Binding>,
+    now: DateTime<Utc>,
 ) -> Result<Option<String>, String> {
     let mut v = Vec::new();
+    let expires = (now + chrono::Duration::days(BUTTON_LIFETIME_DAYS)).timestamp();
     if let (Some(topic), Some(key), Some(b)) = (&cfg.more.control_topic, key, approval) {
         let url = format!("{}/{topic}", cfg.server);
         for (label, approve) in [
@@ -338,7 +362,7 @@ pub fn actions(
         }
         v.push(format!(
             "http, Ack, {url}, method=POST, body={}, clear=true",
-            ntfy::action_value(&sign(key, "ack", incident)?)
+            ntfy::action_value(&sign(key, "ack", incident, expires)?)
         ));
         return Ok(Some(v.join("; ")));
     }
@@ -347,7 +371,7 @@ pub fn actions(
         for (label, action) in [("Ack", "ack"), ("Mute 24h", "mute")] {
             v.push(format!(
                 "http, {label}, {url}, method=POST, body={}, clear=true",
-                ntfy::action_value(&sign(key, action, incident)?)
+                ntfy::action_value(&sign(key, action, incident, expires)?)
             ));
         }
     }
@@ -557,6 +581,18 @@ fn apply(
             return Ok(());
         }
     };
+    if now.timestamp() > v.expires {
+        report.refused.push(format!(
+            "{} for incident #{}: the button expired at {} (late)",
+            v.action,
+            v.incident,
+            DateTime::from_timestamp(v.expires, 0).map_or_else(
+                || v.expires.to_string(),
+                |t| t.format("%Y-%m-%dT%H:%MZ").to_string()
+            )
+        ));
+        return Ok(());
+    }
     let db = |e: store::StoreError| format!("state database: {e}");
     let Some(inc) = store.incident(v.incident).map_err(db)? else {
         report.refused.push(format!(
@@ -590,6 +626,15 @@ fn apply(
                     inc.id, inc.status
                 ));
             }
+            spend()?;
+        }
+        _ if inc.status == "resolved" => {
+            // A mute is for what is paging now; a resolved incident's group coming back
+            // is a regression, which must page.
+            report.noops.push(format!(
+                "mute for incident #{}: it is resolved, so nothing is muted (a new occurrence pages again)",
+                inc.id
+            ));
             spend()?;
         }
         _ => {
@@ -748,12 +793,21 @@ mod tests {
     #[test]
     fn signs_and_verifies() {
         let key = [7u8; 32];
-        let m = sign(&key, "ack", 12).unwrap();
+        let m = sign(&key, "ack", 12, 1_800_000_000).unwrap();
         let v = verify(&key, &m).unwrap();
-        assert_eq!((v.action.as_str(), v.incident), ("ack", 12));
-        // another incident, action or key: refused
+        assert_eq!(
+            (v.action.as_str(), v.incident, v.expires),
+            ("ack", 12, 1_800_000_000)
+        );
+        // another incident, action, expiry or key: refused
         assert!(verify(&key, &m.replace(".12.", ".13.")).is_err());
         assert!(verify(&key, &m.replace(".ack.", ".mute.")).is_err());
+        assert!(verify(&key, &m.replace(".1800000000.", ".1900000000.")).is_err());
+        // the form without an expiry is refused, saying why
+        let old = m.replace(".1800000000.", ".");
+        assert!(verify(&key, &old)
+            .unwrap_err()
+            .contains("before buttons expired"));
         assert!(verify(&[8u8; 32], &m).is_err());
         assert!(verify(&key, "hello").is_err());
     }
@@ -800,16 +854,20 @@ mod tests {
             assert!(verify_decision(&key, &d, &b).is_err(), "{forged}");
         }
         // ack and mute messages are not decisions
-        assert!(parse_decision(&sign(&key, "ack", 12).unwrap()).is_none());
+        assert!(parse_decision(&sign(&key, "ack", 12, 1_800_000_000).unwrap()).is_none());
     }
 
     #[test]
     fn only_the_signed_spelling_of_the_id_verifies() {
         let key = [7u8; 32];
-        let m = sign(&key, "mute", 12).unwrap();
+        let m = sign(&key, "mute", 12, 1_800_000_000).unwrap();
         assert!(verify(&key, &m).is_ok());
         for other in [".+12.", ".012.", ".0012."] {
             let forged = m.replace(".12.", other);
+            assert!(verify(&key, &forged).is_err(), "{forged}");
+        }
+        for other in [".+1800000000.", ".01800000000."] {
+            let forged = m.replace(".1800000000.", other);
             assert!(verify(&key, &forged).is_err(), "{forged}");
         }
     }

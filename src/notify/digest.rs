@@ -260,7 +260,7 @@ pub fn flush(
             not_tried += 1; // ntfy was failing: kept for the next run
             continue;
         }
-        let m = match message(store, cfg, &n, &mut key) {
+        let m = match message(store, cfg, &n, &mut key, now) {
             Ok(m) => m,
             Err(e) => {
                 // Without its buttons rather than not at all.
@@ -357,6 +357,7 @@ fn message(
     cfg: &NtfyConfig,
     n: &OutboxRow,
     key: &mut Option<Vec<u8>>,
+    now: DateTime<Utc>,
 ) -> Result<ntfy::Message, String> {
     let mut m = plain(n);
     let Some(id) = n.incident_id else {
@@ -399,6 +400,7 @@ fn message(
         id,
         m.click.as_deref(),
         approval.as_ref(),
+        now,
     )?;
     Ok(m)
 }

@@ -25,11 +25,12 @@ proptest! {
         other in key(),
         action in action(),
         id in any::<i64>(),
+        expires in any::<i64>(),
         edits in prop::collection::vec((any::<u8>(), any::<usize>(), crate::spicy_char()), 1..3),
     ) {
-        let m = sign(&key, action, id).map_err(TestCaseError::fail)?;
+        let m = sign(&key, action, id, expires).map_err(TestCaseError::fail)?;
         let v = verify(&key, &m).map_err(TestCaseError::fail)?;
-        prop_assert_eq!((v.action.as_str(), v.incident), (action, id));
+        prop_assert_eq!((v.action.as_str(), v.incident, v.expires), (action, id, expires));
         if other != key {
             prop_assert!(verify(&other, &m).is_err());
         }

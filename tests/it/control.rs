@@ -147,7 +147,10 @@ fn forged_control_messages_are_refused_and_reported() {
     // a stranger who read the format: a made-up MAC
     post(
         &ntfy,
-        &format!("lw1.ack.1.00112233445566778899aabb.{}", "0".repeat(64)),
+        &format!(
+            "lw1.ack.1.1900000000.00112233445566778899aabb.{}",
+            "0".repeat(64)
+        ),
     );
     // the real Ack's MAC moved to a mute: the MAC covers the action
     let ack = action_body(&m[0], "Ack");
@@ -185,8 +188,11 @@ fn forged_control_messages_are_refused_and_reported() {
     // A correctly signed message for an incident that does not exist (made with the
     // key, which only a reader of the state dir has) is refused too.
     let key = t.read("state/control.key");
-    let mac = hmac_hex(key.trim(), "ack.99.0123456789abcdef01234567");
-    post(&ntfy, &format!("lw1.ack.99.0123456789abcdef01234567.{mac}"));
+    let mac = hmac_hex(key.trim(), "ack.99.1900000000.0123456789abcdef01234567");
+    post(
+        &ntfy,
+        &format!("lw1.ack.99.1900000000.0123456789abcdef01234567.{mac}"),
+    );
     let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
     assert!(
         r.stdout
@@ -209,6 +215,67 @@ fn hmac_hex(key_hex: &str, text: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Whoever reads the alerts topic holds every notification's buttons. An unused one
+/// must not silence anything later: a Mute of a resolved incident does nothing (its
+/// regression pages), a button is refused a week after it was sent, and a message in
+/// the form without an expiry is refused.
+#[test]
+fn old_buttons_never_silence_a_regression() {
+    let (t, ntfy) = setup();
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    let first = ntfy.messages_to("ops")[0].clone();
+    t.ok(&["incidents", "resolve", "1", "--now", "2026-11-25T10:00:00Z"]);
+    post(&ntfy, &action_body(&first, "Mute 24h"));
+    t.append(
+        "app.log",
+        ERROR_LINE.replace("2026-11-22", "2026-11-26").as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-26T10:01:00Z"]);
+    assert!(
+        r.stdout
+            .contains("mute for incident #1: it is resolved, so nothing is muted"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains(" 1 ignored"), "{}", r.stdout);
+    assert!(!t.path("state/mutes.toml").exists());
+    let regression = ntfy.messages_to("ops");
+    assert_eq!(regression.len(), 2, "the regression pages");
+    assert!(r.stdout.contains("new incident #2"), "{}", r.stdout);
+
+    // Eight days later its buttons are late, however unused.
+    post(&ntfy, &action_body(&regression[1], "Mute 24h"));
+    post(&ntfy, &action_body(&regression[1], "Ack"));
+    let r = t.ok(&["run", "--now", "2026-12-04T10:02:00Z"]);
+    for action in ["mute", "ack"] {
+        assert!(
+            r.stdout.contains(&format!(
+                "control message refused: {action} for incident #2: the button expired at 2026-12-03T10:01Z (late)"
+            )),
+            "{}",
+            r.stdout
+        );
+    }
+    assert!(!t.path("state/mutes.toml").exists());
+    let incidents = t.incidents();
+    let inc = incidents.iter().find(|i| i["id"] == 2).unwrap();
+    assert!(inc["acked_at"].is_null(), "{inc}");
+
+    // The form without an expiry, correctly signed: refused as from before expiries.
+    let key = t.read("state/control.key");
+    let mac = hmac_hex(key.trim(), "mute.1.0123456789abcdef01234567");
+    post(&ntfy, &format!("lw1.mute.1.0123456789abcdef01234567.{mac}"));
+    let r = t.ok(&["run", "--now", "2026-12-04T10:03:00Z"]);
+    assert!(
+        r.stdout.contains(
+            "control message refused: mute for incident #1: a button from before buttons expired"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(!t.path("state/mutes.toml").exists());
 }
 
 #[test]
