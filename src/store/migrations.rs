@@ -288,6 +288,10 @@ const MIGRATIONS: &[&str] = &[
         UNIQUE (series, rule, page)
     );
     DELETE FROM metric_detector_states;",
+    // 18: the latest start of any run, by index: an incident's quiet period counts from
+    // it, so a run whose clock was set back (a VPS booted with a stale clock) never
+    // makes an incident it saw look a year quiet once the clock is right again.
+    "CREATE INDEX runs_by_started_at ON runs (started_at);",
 ];
 
 /// The schema version this build writes.

@@ -764,7 +764,8 @@ impl Batch<'_> {
         self.tx.execute_cached(
             "INSERT INTO incidents (signature, kind, stage, status, severity, verdict, title, source, host, level,
                  template, exception_type, first_seen, last_seen, occurrences, samples, created_at, updated_at, run_id, seen_at)
-             VALUES (?1, ?2, 'new', 'open', ?3, 'unsure', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15, ?14)",
+             VALUES (?1, ?2, 'new', 'open', ?3, 'unsure', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15,
+                 max(?14, coalesce((SELECT max(started_at) FROM runs), '')))",
             params![
                 i.signature,
                 i.kind,
@@ -795,7 +796,9 @@ impl Batch<'_> {
         Ok(())
     }
 
-    /// Adds occurrences to an open incident.
+    /// Adds occurrences to an open incident. Its `seen_at` (where the quiet period
+    /// that resolves it starts) never moves back, and is at least the latest start of
+    /// any run: a run whose clock was behind leaves no stamp a year old.
     pub fn add_occurrences(
         &self,
         id: i64,
@@ -805,7 +808,7 @@ impl Batch<'_> {
     ) -> Result<()> {
         self.tx.execute_cached(
             "UPDATE incidents SET occurrences = occurrences + ?2, last_seen = max(last_seen, ?3), updated_at = ?4,
-                 seen_at = ?4
+                 seen_at = max(coalesce(seen_at, ''), ?4, coalesce((SELECT max(started_at) FROM runs), ''))
              WHERE id = ?1",
             params![id, count as i64, ts(last_seen), ts(now)],
         )?;

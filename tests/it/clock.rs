@@ -137,6 +137,44 @@ fn the_clock_going_back_an_hour_keeps_pages_and_reminders_going() {
     );
 }
 
+/// A run with the clock a year behind (a VPS booted with a stale clock) sees an open
+/// incident again and opens another. Once the clock is right, neither looks a year
+/// quiet: both stay open and keep nagging, and resolve only after a real quiet day.
+#[test]
+fn a_run_with_the_clock_a_year_behind_resolves_nothing_once_it_is_right() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&format!(
+        "{}[incidents]\nnag = {{ critical = \"10m\" }}\n",
+        ntfy.config("ops")
+    ));
+    let day = "2026-11-22";
+    t.write("app.log", &rec(day, "10:00:00", "ERROR", "Boom happened"));
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    t.append(
+        "app.log",
+        [
+            rec(day, "10:02:00", "ERROR", "Boom happened"),
+            rec(day, "10:02:01", "ERROR", "Other thing broke"),
+        ]
+        .concat()
+        .as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2025-11-22T09:00:00Z"]);
+    assert!(r.stdout.contains("new incident #2"), "{}", r.stdout);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
+    assert!(!r.stdout.contains("resolved"), "{}", r.stdout);
+    assert!(r.stdout.contains("reminder"), "{}", r.stdout);
+    for i in t.incidents() {
+        assert_eq!(i["status"], "open", "{i}");
+    }
+    // A real quiet day later both resolve.
+    let r = t.ok(&["run", "--now", "2026-11-23T10:20:00Z"]);
+    for i in t.incidents() {
+        assert_eq!(i["status"], "resolved", "{}\n{i}", r.stdout);
+    }
+}
+
 /// An app whose clock is two hours behind, with `resolve_after` one hour: its
 /// incident stays open while logwarden keeps seeing it (one page, not one per run),
 /// and resolves an hour after logwarden last saw it.
