@@ -178,11 +178,22 @@ fn temp_beside(path: &Path, bytes: &[u8], new: NewFile) -> Result<tempfile::Name
         .prefix(TEMP_PREFIX)
         .suffix(TEMP_SUFFIX)
         .tempfile_in(dir)
-        .map_err(|e| format!("cannot write in {}: {e}", dir.display()))?;
+        .map_err(|e| format!("cannot write in {}: {}", dir.display(), without_path(&e)))?;
     tmp.write_all(bytes)
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        .map_err(|e| format!("cannot write {}: {}", path.display(), without_path(&e)))?;
     set_perms(tmp.as_file(), perms).map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(tmp)
+}
+
+/// An error of the tempfile crate without the ` at path "…"` it appends: that path is a
+/// random temporary name, and a message that changes every run reads as a new problem
+/// each time (the watcher-problem notification would go out every run).
+fn without_path(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" at path \"") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 fn replace_with(path: &Path, bytes: &[u8], new: NewFile, sync: bool) -> Result<(), String> {
@@ -498,6 +509,19 @@ pub fn read_optional(path: &Path) -> Result<Option<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_errors_do_not_name_the_random_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let gone = dir.path().join("gone");
+        let e = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .tempfile_in(&gone)
+            .unwrap_err();
+        assert!(e.to_string().contains(" at path "), "{e}");
+        let shown = without_path(&e);
+        assert!(!shown.contains(TEMP_PREFIX) && !shown.is_empty(), "{shown}");
+    }
 
     #[test]
     fn a_rewrite_keeps_the_mode_and_a_new_file_gets_the_models() {

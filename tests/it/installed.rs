@@ -300,6 +300,46 @@ fn titles(ntfy: &FakeNtfy) -> Vec<String> {
         .collect()
 }
 
+/// A page that cannot be written (the incidents folder handed back to root) is one
+/// lasting problem: notified once, not as a new problem at every run because the
+/// message named a random temporary file. Once the folder is the service user's again
+/// the page is written and the incident pages.
+#[test]
+fn a_lasting_page_write_failure_is_notified_once() {
+    if !is_root() {
+        eprintln!("needs root to take the incidents folder from the service user");
+        return;
+    }
+    let ntfy = FakeNtfy::start(None);
+    let t = installed(&ntfy.config("ops"));
+    chown(&t, "incidents", 0, 0);
+    chmod(&t, "incidents", 0o755);
+    t.write("app.log", BOOM);
+    for minute in ["00", "05", "10", "15"] {
+        let r = as_nobody(
+            &t,
+            &["run", "--now", &format!("2026-11-22T10:{minute}:00Z")],
+        );
+        assert_eq!(r.code, Some(1), "{}", r.all());
+        assert!(r.all().contains("Permission denied"), "{}", r.all());
+        assert!(!r.all().contains(".logwarden-"), "{}", r.all());
+    }
+    assert_eq!(
+        titles(&ntfy),
+        ["[test-host] logwarden watcher problem"],
+        "one notification for one lasting problem"
+    );
+    t.give_to_nobody("incidents");
+    let r = as_nobody(&t, &["run", "--now", "2026-11-22T10:20:00Z"]);
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    assert_eq!(t.incident_files().len(), 1);
+    let sent = titles(&ntfy);
+    assert!(
+        sent.iter().any(|s| s.contains("Payment provider timeout")),
+        "{sent:?}"
+    );
+}
+
 #[test]
 fn an_unreadable_source_is_notified_once_then_daily_and_when_it_clears() {
     if !is_root() {
