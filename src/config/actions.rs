@@ -225,11 +225,29 @@ impl std::fmt::Display for ActionsConfig {
 }
 
 /// Programs that would run their arguments as code: an action is argv only, and a
-/// parameter must never become a command line.
+/// parameter must never become a command line. Names are compared without a version
+/// suffix (`python3.11`, `tclsh8.6`).
 const INTERPRETERS: &[&str] = &[
     "sh", "bash", "dash", "zsh", "ksh", "mksh", "csh", "tcsh", "fish", "busybox", "env", "sudo",
-    "su", "doas", "xargs", "eval", "exec", "nohup", "setsid", "python", "python3", "perl", "ruby",
-    "node", "php", "lua", "awk", "gawk", "mawk", "find",
+    "su", "doas", "xargs", "eval", "exec", "python", "perl", "ruby", "irb", "node", "deno", "bun",
+    "php", "lua", "luajit", "awk", "gawk", "mawk", "nawk", "find", "tclsh", "wish", "expect",
+    "Rscript", "R", "julia", "guile", "pwsh", "osascript", "groovy", "jshell", "sed", "ed", "ex",
+    "vi", "vim", "nvim", "emacs", "dc", "m4", "make", "gdb", "ssh", "script", "watch", "parallel",
+    "run-parts", "pkexec", "sg", "newgrp", "at", "batch", "crontab", "tmux", "screen", "docker",
+    "podman", "kubectl", "ctr", "nerdctl", "machinectl", "systemd-nspawn", "lxc-attach",
+    "lxc-execute",
+];
+
+/// Programs that run another program named in their arguments: with one of them first, a
+/// parameter could name the program that really runs (`timeout 5 {prog} …`). The runner
+/// already gives every action a deadline, a process group of its own and `run_as`.
+const WRAPPERS: &[&str] = &[
+    "timeout", "nice", "ionice", "chrt", "taskset", "stdbuf", "flock", "chroot", "systemd-run",
+    "run0", "runuser", "setpriv", "setuidgid", "chpst", "nsenter", "unshare", "time", "strace",
+    "ltrace", "cgexec", "firejail", "bwrap", "prlimit", "numactl", "setarch", "linux32",
+    "linux64", "nohup", "setsid", "dbus-run-session", "xvfb-run", "valgrind", "eatmydata",
+    "fakeroot", "faketime", "torsocks", "proxychains", "proxychains4", "catchsegv", "chronic",
+    "ifne", "unbuffer", "caffeinate", "systemd-inhibit", "systemd-cat", "daemonize", "start-stop-daemon",
 ];
 
 /// Whether an id or parameter name is plain: it goes into signed control messages.
@@ -337,6 +355,11 @@ impl Validator {
                     self.err(
                         format!("{key}.argv"),
                         format!("`{prog}` runs its arguments as code: an action is a fixed program with arguments, never a shell or an interpreter"),
+                    );
+                } else if WRAPPERS.contains(&base) || WRAPPERS.contains(&prog.rsplit('/').next().unwrap_or(prog)) {
+                    self.err(
+                        format!("{key}.argv"),
+                        format!("`{prog}` runs the program named in its arguments: give that program itself (every action already has a deadline, a process group of its own and `run_as`)"),
                     );
                 } else if prog.contains('/') && !prog.starts_with('/') {
                     self.err(

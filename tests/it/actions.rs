@@ -226,6 +226,9 @@ fn config_refuses_shells_undeclared_parameters_and_auto_without_safe() {
          [[action]]\nid = \"risky\"\nargv = [\"systemctl\", \"restart\", \"app\"]\nmode = \"auto\"\nwhen = { sources = [\"app\"] }\n\
          [[action]]\nid = \"Bad Id\"\nargv = [\"{prog}\"]\nparams = { prog = \"(\" }\n\
          [[action]]\nid = \"env\"\nargv = [\"env\", \"rm\", \"-rf\", \"/\"]\nwhen = { sources = [\"app\"] }\nverify = { check = \"nope\" }\n\
+         [[action]]\nid = \"wrapped\"\nargv = [\"timeout\", \"5\", \"{prog}\", \"-c\", \"{arg}\"]\nparams = { prog = \"[a-z]+\", arg = \".+\" }\nwhen = { sources = [\"app\"] }\n\
+         [[action]]\nid = \"niced\"\nargv = [\"/usr/bin/nice\", \"tclsh\", \"{x}\"]\nparams = { x = \".+\" }\nwhen = { sources = [\"app\"] }\n\
+         [[action]]\nid = \"versioned\"\nargv = [\"/usr/bin/tclsh8.6\", \"{x}\"]\nparams = { x = \".+\" }\nwhen = { sources = [\"app\"] }\n\
          [actions]\nrunner = \"ssh\"\n",
     );
     let r = t.run(&["check"]);
@@ -246,6 +249,12 @@ fn config_refuses_shells_undeclared_parameters_and_auto_without_safe() {
         "action[4].argv",
         "`env` runs its arguments as code",
         "action[4].verify.check",
+        "action[5].argv",
+        "`timeout` runs the program named in its arguments",
+        "action[6].argv",
+        "`/usr/bin/nice` runs the program named in its arguments",
+        "action[7].argv",
+        "`/usr/bin/tclsh8.6` runs its arguments as code",
         "actions.runner",
     ] {
         assert!(out.contains(want), "{want} missing from:\n{out}");
