@@ -75,8 +75,12 @@ pub fn applies(def: &ActionDef, inc: &IncidentRow) -> bool {
     sig_ok && src_ok && check_ok
 }
 
+/// The longest parameter value an action takes, in characters.
+pub const MAX_PARAM_CHARS: usize = 1000;
+
 /// Checks parameters against the action's: the same names, each value matching its
-/// regex in full, none that could pass for an option or carry control characters.
+/// regex in full, none that could pass for an option, carry control characters or be
+/// longer than [`MAX_PARAM_CHARS`].
 pub fn check_params(def: &ActionDef, params: &BTreeMap<String, String>) -> Result<(), String> {
     for name in params.keys() {
         if !def.params.contains_key(name) {
@@ -97,6 +101,11 @@ pub fn check_params(def: &ActionDef, params: &BTreeMap<String, String>) -> Resul
         }
         if v.chars().any(char::is_control) {
             return Err(format!("parameter `{name}` holds control characters"));
+        }
+        if v.chars().count() > MAX_PARAM_CHARS {
+            return Err(format!(
+                "parameter `{name}` is longer than {MAX_PARAM_CHARS} characters"
+            ));
         }
         if !re.is_match(v) {
             return Err(format!(

@@ -209,6 +209,26 @@ pub fn backoff(attempt: u32, retry_after: Option<u64>) -> Duration {
     Duration::from_millis((base * (1.0 + 0.5 * jitter())) as u64)
 }
 
+/// The most of an answer read: a Messages API answer is a few kilobytes (its tokens
+/// are capped); a server that sends more is not one.
+const MAX_ANSWER_BYTES: u64 = 8 << 20;
+
+/// The body of an answer, at most [`MAX_ANSWER_BYTES`]; an error past that.
+fn read_capped(resp: reqwest::blocking::Response) -> Result<String, String> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    resp.take(MAX_ANSWER_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("reading the answer: {e}"))?;
+    if bytes.len() as u64 > MAX_ANSWER_BYTES {
+        return Err(format!(
+            "the answer is over {} MiB, which no Messages API answer is",
+            MAX_ANSWER_BYTES >> 20
+        ));
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
 fn post(
     client: &reqwest::blocking::Client,
     cfg: &AnthropicApiConfig,
@@ -234,7 +254,10 @@ fn post(
                     .get("retry-after")
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.trim().parse::<u64>().ok());
-                let text = resp.text().unwrap_or_default();
+                let text = match read_capped(resp) {
+                    Ok(t) => t,
+                    Err(why) => return Err(format!("POST {url}: {why}")),
+                };
                 if status == 200 {
                     return serde_json::from_str(&text)
                         .map_err(|e| format!("POST {url}: the answer is not JSON: {e}"));

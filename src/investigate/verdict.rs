@@ -90,7 +90,15 @@ fn proposal(v: &Value) -> ProposedAction {
         Some(Value::Object(p)) => p
             .iter()
             .take(20)
-            .map(|(k, v)| (cut(k, 64), text(v).chars().take(1000).collect()))
+            // One character over the limit is kept, so that the allow-list refuses
+            // a value that was too long rather than run it cut short.
+            .map(|(k, v)| {
+                let v = text(v)
+                    .chars()
+                    .take(crate::actions::MAX_PARAM_CHARS + 1)
+                    .collect();
+                (cut(k, 64), v)
+            })
             .collect(),
         _ => Default::default(),
     };

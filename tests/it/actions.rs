@@ -217,6 +217,31 @@ fn a_parameter_is_one_argument_never_a_command_line() {
     assert_eq!(history(&t)[0]["decided_by"], "auto (safe action)");
 }
 
+/// A value over the length limit is refused whole, never run cut short (a permissive
+/// regex would pass what is left).
+#[test]
+fn a_parameter_too_long_is_refused_not_cut() {
+    let long = "a".repeat(1500);
+    let verdict = format!(
+        r#"{{"verdict": "real", "severity": "critical", "title": "t", "summary": "s", "root_cause": "r", "suggested_fix": "f", "confidence": 0.9, "actions": [
+        {{"id": "recreate-healthcheck", "params": {{"name": "{long}"}}, "reason": "r"}}]}}"#
+    );
+    let (t, _ntfy) = setup(&verdict, "", HEALTH_ERROR);
+    let cfg = t.read("logwarden.toml").replace(
+        "params = { name = \"healthy|ready\" }",
+        "params = { name = \"[a-z]+\" }\nmode = \"auto\"\nsafe = true",
+    );
+    t.write("logwarden.toml", &cfg);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert!(!r.stdout.contains("ran action"), "{}", r.stdout);
+    assert!(history(&t).is_empty(), "{:?}", history(&t));
+    assert!(
+        page(&t).contains("dropped: parameter `name` is longer than 1000 characters"),
+        "{}",
+        page(&t)
+    );
+}
+
 #[test]
 fn config_refuses_shells_undeclared_parameters_and_auto_without_safe() {
     let t = Test::new();

@@ -209,6 +209,30 @@ fn overloaded_is_retried_and_a_bad_request_is_not() {
     assert_eq!(api.messages().len(), 4, "a 400 is not retried");
 }
 
+/// An answer larger than any Messages API answer is refused unread past its cap:
+/// the incident is filed and notified undiagnosed, as for any failed call.
+#[test]
+fn an_oversized_answer_is_refused() {
+    let (t, api, ntfy) = setup("retries = 0\n");
+    t.write(
+        "app.log",
+        &error_record(
+            "app.db",
+            "Database connection refused",
+            "ConnectionRefusedError: x",
+        ),
+    );
+    api.push(Reply::Text("x".repeat(9 << 20)));
+    let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert!(
+        r.stdout.contains("not diagnosed") && r.stdout.contains("the answer is over 8 MiB"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(t.incident_files().len(), 1);
+    assert_eq!(ntfy.messages_to("ops").len(), 1);
+}
+
 #[test]
 fn the_breaker_rests_the_backend_after_consecutive_failures() {
     let (t, api, ntfy) = setup("retries = 0\nbreaker_failures = 3\nbreaker_cooldown = \"30m\"\n");
