@@ -346,7 +346,7 @@ fn type_errors(original: &str, first: toml::de::Error) -> Vec<ConfigError> {
         // consequence of an error already reported, not a problem of its own.
         let consequence = span
             .as_ref()
-            .is_some_and(|s| blanked.iter().any(|b| s.start <= b.start && b.end <= s.end));
+            .is_some_and(|s| blanked.iter().any(|b| encloses(s, b)));
         if !consequence {
             errors.push(ConfigError {
                 key: String::new(),
@@ -406,6 +406,10 @@ fn located(text: &str, span: std::ops::Range<usize>, message: &str) -> String {
     )
 }
 
+fn encloses(outer: &std::ops::Range<usize>, inner: &std::ops::Range<usize>) -> bool {
+    outer.start <= inner.start && inner.end <= outer.end
+}
+
 /// The byte range of the `key = value` (or whole table) of `text` that holds `span`:
 /// what can be removed with the rest still valid TOML. `None` when the text does not
 /// parse (a syntax error) or no entry holds the span.
@@ -415,7 +419,7 @@ fn entry_around(text: &str, span: std::ops::Range<usize>) -> Option<std::ops::Ra
         t: &toml_edit::Table,
         span: &std::ops::Range<usize>,
     ) -> Option<std::ops::Range<usize>> {
-        let holds = |r: &std::ops::Range<usize>| r.start <= span.start && span.end <= r.end;
+        let holds = |r: &std::ops::Range<usize>| encloses(r, span);
         for (k, item) in t.iter() {
             let key = t.key(k).and_then(|k| k.span());
             match item {
@@ -476,7 +480,7 @@ fn inner_entry(
     v: &toml_edit::Value,
     span: &std::ops::Range<usize>,
 ) -> Option<std::ops::Range<usize>> {
-    let holds = |r: &std::ops::Range<usize>| r.start <= span.start && span.end <= r.end;
+    let holds = |r: &std::ops::Range<usize>| encloses(r, span);
     let element = match v {
         toml_edit::Value::InlineTable(t) => t.iter().find_map(|(k, _)| {
             let (key, val) = t.get_key_value(k)?;
