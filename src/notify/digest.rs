@@ -41,6 +41,9 @@ pub struct Flush {
     pub reconciled: u64,
     /// In doubt and not resent: ntfy could not be checked this run.
     pub held_doubt: u64,
+    /// In doubt, not on ntfy yet, and published less than [`SETTLE`] ago: ntfy may
+    /// still be storing it, so it is checked again before any resend.
+    pub settling: u64,
     /// Resent after `DOUBT_LIMIT` in doubt without a successful check.
     pub doubt_resent: u64,
     /// Published this run without an answer: checked on ntfy before a resend.
@@ -57,7 +60,11 @@ impl Flush {
             "resent after {} in doubt (ntfy could not be checked; may arrive twice)",
             crate::duration::format(DOUBT_LIMIT)
         );
-        let parts: [(u64, &str); 9] = [
+        let settling = format!(
+            "in doubt, not on ntfy yet (resent if still missing {} after its publish)",
+            crate::duration::format(SETTLE)
+        );
+        let parts: [(u64, &str); 10] = [
             (self.folded, "folded into a digest (hourly cap)"),
             (self.held_quiet, "held for quiet hours"),
             (self.held_cap, "held for the next hour (hourly cap)"),
@@ -71,6 +78,7 @@ impl Flush {
                 "in doubt (no answer from ntfy; checked before any resend)",
             ),
             (self.held_doubt, "in doubt held (ntfy could not be checked)"),
+            (self.settling, &settling),
             (self.doubt_resent, &resent),
             (
                 self.dead.len() as u64,
@@ -133,10 +141,17 @@ pub fn in_quiet_hours(cfg: &NtfyConfig, severity: &str, now: DateTime<Utc>) -> b
 /// given server, and a page that arrives twice beats one that never does.
 const DOUBT_LIMIT: std::time::Duration = std::time::Duration::from_secs(3600);
 
+/// How long after a publish that got no answer its absence from the topic is taken
+/// for a message ntfy never stored. ntfy may still be storing one whose client gave up
+/// (a slow cache, a busy server); a run soon after would otherwise send it twice. Below
+/// the timer's 5 minutes, so runs at the usual pace never wait.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Settles the notifications whose last publish was never answered, before any is
 /// sent: those ntfy has (their delivery id is among the topic's tags) are marked sent;
-/// the others are cleared for sending. When the topic cannot be read they are held,
-/// unless in doubt longer than [`DOUBT_LIMIT`]. Returns the ids held this run.
+/// the others are cleared for sending once [`SETTLE`] has passed since their publish.
+/// When the topic cannot be read they are held, unless in doubt longer than
+/// [`DOUBT_LIMIT`]. Returns the ids held this run.
 fn reconcile(
     store: &Store,
     cfg: &NtfyConfig,
@@ -151,10 +166,17 @@ fn reconcile(
     let found = ntfy::client(cfg).and_then(|c| ntfy::delivered_ids(cfg, &c));
     match found {
         Ok(ids) => {
-            for (id, delivery, _) in doubt {
+            let settle = Duration::from_std(SETTLE).unwrap_or(Duration::minutes(2));
+            for (id, delivery, started) in doubt {
+                let since = now - started;
                 if !delivery.is_empty() && ids.contains(&delivery) {
                     store.mark_reconciled(id, now)?;
                     f.reconciled += 1;
+                } else if since >= Duration::zero() && since < settle {
+                    // A clock set back makes `since` negative: then waiting could
+                    // last as long as the clock was wrong, so it is resent at once.
+                    held.insert(id);
+                    f.settling += 1;
                 } else {
                     store.end_attempt(id)?;
                 }

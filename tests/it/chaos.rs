@@ -246,12 +246,14 @@ fn kill_storm_gives_one_incident_one_file_one_page_per_signature() {
         "loguru rotated and compressed too little ({gz}) {ctx}"
     );
 
-    // The trouble stops; a few calm runs finish what the storm left.
+    // The trouble stops; a few calm runs at the timer's pace finish what the storm left
+    // (a publish in doubt is resent only once ntfy has had time to store it).
     ntfy.answer_after(None);
     ntfy.statuses.lock().unwrap().clear();
     let mut calm = 0;
     loop {
-        let now = (start + chrono::Duration::seconds(2 * (runs + calm) as i64)).to_rfc3339();
+        let at = 2 * runs as i64 + 300 * (calm as i64 + 1);
+        let now = (start + chrono::Duration::seconds(at)).to_rfc3339();
         let r = t.ok(&["run", "--now", &now]);
         calm += 1;
         if r.stdout.contains(" 0 waiting") && !r.stdout.contains("in doubt") {

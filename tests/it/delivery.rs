@@ -80,6 +80,65 @@ fn in_doubt_but_not_on_the_topic_is_sent_again() {
 }
 
 #[test]
+fn a_message_ntfy_stores_after_its_client_gave_up_is_not_sent_twice() {
+    // ntfy keeps working on a publish after the client's 1 s timeout and stores it
+    // 10 s later; a run in between finds nothing on the topic yet.
+    let ntfy = FakeNtfy::start(None);
+    ntfy.store_after(Some(std::time::Duration::from_secs(10)));
+    let t = Test::new();
+    t.with_app_source(&format!("{}timeout = \"1s\"\n{NO_NAG}", ntfy.config("ops")));
+    t.write("app.log", ERROR_LINE);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert!(r.stdout.contains("1 in doubt"), "{}", r.stdout);
+    assert!(ntfy.messages().is_empty(), "not stored yet");
+
+    ntfy.store_after(None);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:00:30Z"]);
+    assert!(
+        r.stdout.contains("1 in doubt, not on ntfy yet") && r.stdout.contains("0 sent"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        ntfy.publish_attempts(),
+        1,
+        "not sent again while ntfy may store it"
+    );
+
+    // ntfy stores it meanwhile; the next run finds it there.
+    let stored = std::time::Instant::now();
+    while ntfy.messages().is_empty() {
+        assert!(
+            stored.elapsed() < std::time::Duration::from_secs(60),
+            "never stored"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains("1 reconciled"), "{}", r.stdout);
+    t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert_eq!(ntfy.publish_attempts(), 1, "sent once");
+    assert_eq!(ntfy.messages().len(), 1);
+}
+
+#[test]
+fn a_message_still_missing_after_the_settle_time_is_sent_again() {
+    // The answer is lost and ntfy never stores the message: waiting ends, it is resent.
+    let (ntfy, t) = slow_ntfy();
+    ntfy.refuse_containing("Payment provider", 500);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert!(r.stdout.contains("1 in doubt"), "{}", r.stdout);
+    ntfy.stop_refusing();
+    ntfy.answer_after(None);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    assert!(r.stdout.contains("not on ntfy yet"), "{}", r.stdout);
+    assert!(ntfy.messages().is_empty());
+    let r = t.ok(&["run", "--now", "2026-11-22T10:02:00Z"]);
+    assert!(r.stdout.contains("1 sent"), "{}", r.stdout);
+    assert_eq!(ntfy.messages().len(), 1);
+}
+
+#[test]
 fn killed_after_the_post_is_not_sent_again() {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();

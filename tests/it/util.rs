@@ -295,6 +295,9 @@ pub struct FakeNtfy {
     pub answer_delay: Arc<Mutex<Option<std::time::Duration>>>,
     /// When set, the unix time ntfy stamps messages with (its clock).
     pub clock: Arc<Mutex<Option<i64>>>,
+    /// When set, publishes are stored (cached) and answered only this late: a server
+    /// that still stores a message after its client gave up.
+    pub store_delay: Arc<Mutex<Option<std::time::Duration>>>,
     server: Arc<tiny_http::Server>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -325,7 +328,9 @@ impl FakeNtfy {
             Arc::new(Mutex::new(std::collections::HashMap::new()));
         let answer_delay: Arc<Mutex<Option<std::time::Duration>>> = Arc::new(Mutex::new(None));
         let clock: Arc<Mutex<Option<i64>>> = Arc::new(Mutex::new(None));
+        let store_delay: Arc<Mutex<Option<std::time::Duration>>> = Arc::new(Mutex::new(None));
         let (tg, delay, clk) = (tags.clone(), answer_delay.clone(), clock.clone());
+        let late = store_delay.clone();
         let (s, r, st, v, all, c, anon, refuse) = (
             server.clone(),
             received.clone(),
@@ -428,40 +433,54 @@ impl FakeNtfy {
                         .then_some(*status)
                 });
                 let status = refused.unwrap_or_else(next_status);
-                if status == 200 && problems.is_empty() {
-                    let mut cache = c.lock().unwrap();
-                    let id = format!("msg{:09}", cache.len() + 1);
-                    // ntfy stamps a message with its own clock, which need not agree
-                    // with the runs' `--now` (nor, under libfaketime, with the date).
-                    let time = match *clk.lock().unwrap() {
-                        Some(t) => t + cache.len() as i64,
-                        None => std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_secs() as i64),
-                    };
-                    // ntfy reads the tags from Tags, X-Tags, Tag or ta: comma-separated.
-                    let t: Vec<String> = ["X-Tags", "Tags", "Tag", "ta"]
-                        .iter()
-                        .find_map(|h| rec.header(h))
-                        .map(|v| {
-                            decode_rfc2047(v)
-                                .split(',')
-                                .map(|t| t.trim().to_string())
-                                .filter(|t| !t.is_empty())
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    tg.lock().unwrap().insert(id.clone(), t);
-                    cache.push((id, time, topic, rec.body.clone()));
-                    r.lock().unwrap().push(rec);
-                }
+                let (c, tg, clk, r) = (c.clone(), tg.clone(), clk.clone(), r.clone());
+                let accepted = status == 200 && problems.is_empty();
                 v.lock().unwrap().extend(problems);
+                let store = move || {
+                    if accepted {
+                        let mut cache = c.lock().unwrap();
+                        let id = format!("msg{:09}", cache.len() + 1);
+                        // ntfy stamps a message with its own clock, which need not agree
+                        // with the runs' `--now` (nor, under libfaketime, with the date).
+                        let time = match *clk.lock().unwrap() {
+                            Some(t) => t + cache.len() as i64,
+                            None => std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0, |d| d.as_secs() as i64),
+                        };
+                        // ntfy reads the tags from Tags, X-Tags, Tag or ta: comma-separated.
+                        let t: Vec<String> = ["X-Tags", "Tags", "Tag", "ta"]
+                            .iter()
+                            .find_map(|h| rec.header(h))
+                            .map(|v| {
+                                decode_rfc2047(v)
+                                    .split(',')
+                                    .map(|t| t.trim().to_string())
+                                    .filter(|t| !t.is_empty())
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        tg.lock().unwrap().insert(id.clone(), t);
+                        cache.push((id, time, topic, rec.body.clone()));
+                        r.lock().unwrap().push(rec);
+                    }
+                };
+                let store_late = *late.lock().unwrap();
                 let answer = if status == 200 {
                     r#"{"id":"abc","event":"message"}"#.to_string()
                 } else {
                     format!(r#"{{"code":{status}0,"http":{status},"error":"fake failure"}}"#)
                 };
                 let response = tiny_http::Response::from_string(answer).with_status_code(status);
+                if let Some(d) = store_late {
+                    std::thread::spawn(move || {
+                        std::thread::sleep(d);
+                        store();
+                        let _ = req.respond(response);
+                    });
+                    continue;
+                }
+                store();
                 match *delay.lock().unwrap() {
                     // Answered from its own thread: polls meanwhile are served at once.
                     Some(d) => {
@@ -488,6 +507,7 @@ impl FakeNtfy {
             tags,
             answer_delay,
             clock,
+            store_delay,
             server,
             thread: Some(thread),
         }
@@ -501,6 +521,11 @@ impl FakeNtfy {
     /// Publishes are accepted at once but answered only after `d` (`None`: at once).
     pub fn answer_after(&self, d: Option<std::time::Duration>) {
         *self.answer_delay.lock().unwrap() = d;
+    }
+
+    /// Publishes from now on are stored and answered `d` late (`None`: at once).
+    pub fn store_after(&self, d: Option<std::time::Duration>) {
+        *self.store_delay.lock().unwrap() = d;
     }
 
     /// ntfy's clock: messages published from now on are stamped `unix` (+ their
