@@ -459,6 +459,7 @@ fn commit_read(
     let several_open = store
         .open_incident(&several_signature().to_string())?
         .map(|i| i.id);
+    let noise = judged_noise(store, &report.groups, open_rows, escalations)?;
     let batch = store.batch()?;
     let run_id = batch.insert_run(&RunRow {
         started_at: store::ts(now),
@@ -505,12 +506,12 @@ fn commit_read(
                 if let Some(e) = esc {
                     batch.set_escalation(id, e)?;
                 }
-                if g.level.no >= ERROR_LEVEL {
+                if g.level.no >= ERROR_LEVEL && !noise.contains(&g.signature) {
                     failing.push((g.source.clone(), id, new.title));
                 }
             }
             Decision::Update { incident } => {
-                if g.level.no >= ERROR_LEVEL {
+                if g.level.no >= ERROR_LEVEL && !noise.contains(&g.signature) {
                     let title = open_rows.get(incident).map(|o| o.title.clone());
                     failing.push((g.source.clone(), *incident, title.unwrap_or_default()));
                 }
@@ -564,6 +565,38 @@ const MAX_LEVEL_NAMES: usize = 32;
 
 /// Records at this level or above are errors (loguru's ERROR is 40).
 const ERROR_LEVEL: u32 = 40;
+
+/// The run's groups already judged noise, which do not count as a source failing: an
+/// open incident whose verdict is noise, or a new one whose signature was last judged
+/// noise. One malformed request that passes through three services, each logging an
+/// error already known as noise, is not an outage. Escalated groups always count.
+fn judged_noise(
+    store: &Store,
+    groups: &[(Group, Decision)],
+    open_rows: &HashMap<i64, store::IncidentRow>,
+    escalations: &Escalations,
+) -> Result<std::collections::HashSet<Signature>, RunError> {
+    let mut noise = std::collections::HashSet::new();
+    for (g, d) in groups {
+        if g.level.no < ERROR_LEVEL || escalations.get(&g.signature).is_some() {
+            continue;
+        }
+        let judged = match d {
+            Decision::Update { incident } => open_rows
+                .get(incident)
+                .is_some_and(|o| o.verdict == "noise" && o.escalation.is_none()),
+            Decision::Open { .. } => store
+                .verdicts(&g.signature.to_string())?
+                .last()
+                .is_some_and(|v| v.verdict == "noise"),
+            Decision::Known => false,
+        };
+        if judged {
+            noise.insert(g.signature);
+        }
+    }
+    Ok(noise)
+}
 
 /// The signature of the "several services failing" incidents: one open at a time, new
 /// failures while it is open add to it.

@@ -347,6 +347,66 @@ fn errors_from_three_sources_in_one_run_make_one_several_services_incident() {
     assert_eq!(count(&ntfy), 2, "{:?}", titles(&ntfy));
 }
 
+#[test]
+fn errors_already_judged_noise_do_not_count_as_services_failing() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    let inv = claude_config(&t, NOISE, "");
+    three_sources(
+        &t,
+        &format!(
+            "{inv}{}[incidents]\nnag = {{ critical = \"10m\", info = \"10m\" }}\n",
+            ntfy.config("ops")
+        ),
+    );
+    let junk = "Client sent malformed JSON body from 10.0.0.1";
+    // Each source's error is judged noise in a run of its own.
+    for (i, s) in ["api", "db", "worker"].iter().enumerate() {
+        t.write(
+            &format!("{s}.log"),
+            &rec(&format!("10:0{i}:00"), "ERROR", s, junk),
+        );
+        t.ok(&["run", "--now", &format!("2026-11-22T10:0{i}:30Z")]);
+    }
+    assert_eq!(claude_calls(&t).len(), 3);
+    // The same junk through all three at once is not an outage, and nothing nags.
+    for s in ["api", "db", "worker"] {
+        t.append(
+            &format!("{s}.log"),
+            rec("10:05:00", "ERROR", s, junk).as_bytes(),
+        );
+    }
+    let r = t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
+    assert!(
+        several(&t).is_empty() && !r.stdout.contains("several services failing"),
+        "{}",
+        r.all()
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:30:00Z"]);
+    assert!(
+        priorities(&ntfy).iter().all(|p| p == "2"),
+        "{:?} {:?}",
+        titles(&ntfy),
+        priorities(&ntfy)
+    );
+    // Errors not judged yet in the three still make one.
+    for s in ["api", "db", "worker"] {
+        t.append(
+            &format!("{s}.log"),
+            rec("10:40:00", "ERROR", s, "Database unreachable").as_bytes(),
+        );
+    }
+    let r = t.ok(&["run", "--now", "2026-11-22T10:41:00Z"]);
+    assert_eq!(
+        r.stdout
+            .matches("escalated by: several services failing")
+            .count(),
+        1,
+        "{}",
+        r.all()
+    );
+}
+
 const UNSURE: &str = r#"{"verdict": "unsure", "severity": "info", "title": "Cannot tell", "summary": "s", "root_cause": "r", "suggested_fix": "f", "confidence": 0.3}"#;
 
 #[test]
