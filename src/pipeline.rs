@@ -537,7 +537,7 @@ fn commit_read(
                 .or_default() += g.count;
         }
     }
-    let log_series = crate::metrics::logs::record(
+    let (log_series, dropped) = crate::metrics::logs::record(
         &batch,
         log_counts,
         now,
@@ -545,6 +545,12 @@ fn commit_read(
         config.metrics.max_series,
     )?;
     batch.commit()?;
+    if dropped > 0 {
+        report.warnings.push(format!(
+            "{dropped} new log-rate series not recorded: there are metrics.max_series = {} already",
+            config.metrics.max_series
+        ));
+    }
     if let Some((id, text)) = several {
         store.add_note(id, "logwarden", &text, now)?;
     }
@@ -824,10 +830,11 @@ fn read_sources(
                 return;
             }
             kept += 1;
-            if let Some(l) = levels.iter_mut().find(|l| l.0 == event.level.name) {
+            let level = Level::series_name(&event.level.name, &src.levels);
+            if let Some(l) = levels.iter_mut().find(|l| l.0 == level) {
                 l.1 += 1;
             } else if levels.len() < MAX_LEVEL_NAMES {
-                levels.push((event.level.name.clone(), 1));
+                levels.push((level, 1));
             }
             let i = *index.entry(sig).or_insert_with(|| {
                 groups.push(Group {
@@ -1568,6 +1575,8 @@ impl RunReport {
             );
         }
         for (id, sev, title, path) in &self.opened {
+            // a title is log text: a line break in it would read as another summary line
+            let title = crate::sanitize::line(title);
             let _ = writeln!(s, "  new incident #{id} [{sev}] {title}\n    → {path}");
         }
         for (id, rules) in &self.escalated {

@@ -45,19 +45,20 @@ pub struct LogCounts {
 
 /// Writes this run's rate samples. `since`: when the previous run started (`None` on
 /// the first run: nothing is written). `max_series` bounds the number of series (a
-/// log cannot invent levels without end). Returns the ids of the series written.
+/// log cannot invent levels without end). Returns the ids of the series written, and
+/// how many new series were not made because of that bound.
 pub fn record(
     batch: &Batch,
     counts: &LogCounts,
     now: DateTime<Utc>,
     since: Option<DateTime<Utc>>,
     max_series: usize,
-) -> Result<Vec<i64>, StoreError> {
+) -> Result<(Vec<i64>, usize), StoreError> {
     let Some(since) = since else {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     };
     if counts.active.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), 0));
     }
     let known = batch.series_of_check(LOG_SERIES_CHECK)?;
     let mut want: BTreeMap<String, (String, BTreeMap<String, String>, u64)> = BTreeMap::new();
@@ -107,10 +108,14 @@ pub fn record(
     let t = now.timestamp();
     let mut written = Vec::new();
     let mut count = known.len();
+    let mut dropped = 0;
     for (key, (name, l, n)) in want {
         let from = match last.get(key.as_str()) {
             Some(&ts) => ts,
-            None if count >= max_series => continue,
+            None if count >= max_series => {
+                dropped += 1;
+                continue;
+            }
             None => {
                 count += 1;
                 since.timestamp()
@@ -129,7 +134,7 @@ pub fn record(
             written.push(id);
         }
     }
-    Ok(written)
+    Ok((written, dropped))
 }
 
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {

@@ -129,6 +129,29 @@ impl Level {
             })
     }
 
+    /// The name a level's rate series is labelled with: a custom name as configured
+    /// (upper case), a known one in loguru's spelling (`warn` → `WARNING`, `err`,
+    /// `fail`, `severe` → `ERROR`, `crit`, `fatal`, `alert`, `emerg` → `CRITICAL`),
+    /// anything else `INFO`, as it is counted. A log writes its level names as it
+    /// likes; its series must not multiply with them, and a rule on
+    /// `level="ERROR"` must see every error.
+    pub fn series_name(name: &str, custom: &BTreeMap<String, u32>) -> String {
+        let name = name.trim();
+        if let Some(k) = custom.keys().find(|k| k.eq_ignore_ascii_case(name)) {
+            return k.clone();
+        }
+        let known = KNOWN_LEVELS
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name));
+        match known {
+            Some(("WARN", _)) => "WARNING".into(),
+            Some(("ERR" | "FAIL" | "SEVERE", _)) => "ERROR".into(),
+            Some(("CRIT" | "FATAL" | "ALERT" | "EMERG" | "EMERGENCY", _)) => "CRITICAL".into(),
+            Some((n, _)) => (*n).into(),
+            None => "INFO".into(),
+        }
+    }
+
     /// A level given in config: a known or custom name, or a number.
     pub fn parse_config(text: &str, custom: &BTreeMap<String, u32>) -> Option<Level> {
         if let Ok(no) = text.trim().parse::<u32>() {

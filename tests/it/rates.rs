@@ -270,3 +270,68 @@ fn the_shipped_log_rates_example_loads() {
         "{effective}"
     );
 }
+
+#[test]
+fn level_spellings_share_one_series_and_a_full_store_says_so() {
+    let t = Test::new();
+    if python().is_none() {
+        eprintln!("SKIPPED: no Python with loguru");
+        return;
+    }
+    t.config(
+        "[[source]]\nname = \"api\"\npath = \"api.log\"\nfrom = \"start\"\n\
+         [metrics]\nmax_series = 3\n",
+    );
+    // Levels the app spells its own way (loguru takes any name): one series per level.
+    t.loguru(
+        "logger.add('api.log')\n\
+         logger.error('Upstream timed out')\n",
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    t.loguru(
+        "logger.add('api.log')\n\
+         for name, no in [('error', 40), ('eRRoR', 40), ('ERR', 40), ('fatal', 50), ('warn', 30), ('Crit', 50)]:\n\
+         \x20   logger.level(name, no=no)\n\
+         for name in ['error', 'eRRoR', 'ERR', 'ERROR', 'fatal', 'warn', 'Crit', 'WARNING']:\n\
+         \x20   logger.log(name, 'Upstream timed out')\n",
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    let db = rusqlite::Connection::open(t.path("state/logwarden.db")).unwrap();
+    let mut stmt = db
+        .prepare(
+            "SELECT s.labels, x.value FROM metric_series s JOIN metric_samples x ON x.series = s.id \
+             WHERE s.name = 'log_records' ORDER BY s.labels",
+        )
+        .unwrap();
+    let rows: Vec<(String, f64)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let per_level: Vec<(String, f64)> = rows
+        .iter()
+        .map(|(l, v)| {
+            let l: serde_json::Value = serde_json::from_str(l).unwrap();
+            (l["level"].as_str().unwrap().to_string(), v * 10.0)
+        })
+        .collect();
+    assert_eq!(
+        per_level,
+        vec![
+            ("CRITICAL".to_string(), 2.0),
+            ("ERROR".to_string(), 4.0),
+            ("WARNING".to_string(), 2.0)
+        ],
+        "records per minute over the 10 minutes, by level: {}",
+        r.all()
+    );
+
+    // Three series fill `max_series`: the open incident's signature series is not made,
+    // and the run says so.
+    assert!(
+        r.all()
+            .contains("1 new log-rate series not recorded: there are metrics.max_series = 3"),
+        "{}",
+        r.all()
+    );
+}
