@@ -25,11 +25,21 @@ struct Usage {
 }
 
 impl Usage {
-    fn add(&mut self, v: &Value) {
-        let n = |k: &str| v.get(k).and_then(Value::as_u64).unwrap_or(0);
-        self.input +=
-            n("input_tokens") + n("cache_creation_input_tokens") + n("cache_read_input_tokens");
-        self.output += n("output_tokens");
+    /// Adds one answer's usage. An answer without its token counts (a proxy that drops
+    /// them) is charged as its request and the most it may answer: an unknown cost must
+    /// not be free, or a forced investigation would have no ceiling at all.
+    fn add(&mut self, usage: Option<&Value>, request: &Value, max_tokens: u32) {
+        let n = |k: &str| usage.and_then(|u| u.get(k)).and_then(Value::as_u64);
+        let (input, output) = (n("input_tokens"), n("output_tokens"));
+        if input.unwrap_or(0) + output.unwrap_or(0) == 0 {
+            self.input += super::evidence::tokens(&request.to_string()) as u64;
+            self.output += u64::from(max_tokens);
+            return;
+        }
+        self.input += input.unwrap_or(0)
+            + n("cache_creation_input_tokens").unwrap_or(0)
+            + n("cache_read_input_tokens").unwrap_or(0);
+        self.output += output.unwrap_or(0);
     }
 
     fn cost(&self, cfg: &AnthropicApiConfig) -> f64 {
@@ -110,9 +120,7 @@ pub fn run(
                 break None;
             }
         };
-        if let Some(u) = resp.get("usage") {
-            usage.add(u);
-        }
+        usage.add(resp.get("usage"), &body, cfg.max_tokens);
         let content = resp
             .get("content")
             .and_then(Value::as_array)
@@ -294,6 +302,24 @@ fn post(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_without_its_usage_is_charged_its_request_and_max_tokens() {
+        let request = json!({"messages": [{"role": "user", "content": "x".repeat(400)}]});
+        let mut u = Usage::default();
+        u.add(
+            Some(&json!({"input_tokens": 1000, "output_tokens": 200})),
+            &request,
+            4096,
+        );
+        assert_eq!((u.input, u.output), (1000, 200));
+        for missing in [None, Some(json!({})), Some(json!({"output_tokens": 0}))] {
+            let mut u = Usage::default();
+            u.add(missing.as_ref(), &request, 4096);
+            assert!(u.input >= 100, "{missing:?}: {u:?}");
+            assert_eq!(u.output, 4096, "{missing:?}");
+        }
+    }
 
     #[test]
     fn backoff_grows_with_jitter_and_honours_retry_after() {

@@ -323,9 +323,14 @@ pub fn run(
         Err(e) => return fail(e),
     };
     home_dir.keep_login();
+    // What a call that does not say what it cost is charged: the most the CLI may spend
+    // on one. A CLI (or a stand-in) that reports no cost must not make calls free, or a
+    // forced investigation would have no ceiling at all.
+    let ceiling = cfg.max_budget_usd.unwrap_or(0.5);
     let Some(status) = finished.status else {
         return Diagnosis {
             llm_called: true,
+            cost_usd: Some(ceiling),
             error: Some(format!(
                 "timed out after {} and was killed",
                 crate::duration::format(cfg.timeout)
@@ -334,7 +339,11 @@ pub fn run(
         };
     };
     let (stdout, stderr) = (finished.stdout, finished.stderr);
-    diagnosis_from_output(&stdout, &stderr, status, &config.redact.redactor)
+    let mut d = diagnosis_from_output(&stdout, &stderr, status, &config.redact.redactor);
+    if d.diagnosed && d.cost_usd.is_none_or(|c| c <= 0.0) {
+        d.cost_usd = Some(ceiling);
+    }
+    d
 }
 
 /// Turns what the CLI printed (`--output-format json`) and how it exited into a

@@ -241,6 +241,39 @@ fn investigate_true_forces_an_investigation_when_the_budget_is_spent() {
     );
 }
 
+#[test]
+fn a_forced_investigation_of_unknown_cost_still_has_a_ceiling() {
+    // The CLI reports no cost: each call is charged its `max_budget_usd` (0.5), so
+    // the day's $1 stops forced investigations after two.
+    let verdict = r#"{"verdict": "real", "severity": "warning", "title": "Looked at it", "summary": "s", "root_cause": "r", "suggested_fix": "f", "confidence": 0.9}"#;
+    let t = Test::new();
+    let claude = fake_claude(&t, &format!("nocost:{verdict}"));
+    t.with_app_source(&format!(
+        "[investigator]\nkind = \"claude-cli\"\ncommand = \"{}\"\ntimeout = \"30s\"\n\
+         max_usd_per_day = 1.0\n{NO_NAG}[[escalate]]\npattern = \"(?i)database\"\ninvestigate = true\n",
+        claude.display()
+    ));
+    let words = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot"];
+    let log: String = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            rec(
+                &format!("10:00:0{i}"),
+                "WARNING",
+                &format!("app.{w}"),
+                &format!("Search query {w} not in database"),
+            )
+        })
+        .collect();
+    t.write("app.log", &log);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    assert_eq!(claude_calls(&t).len(), 2, "{}", r.all());
+    assert!(r.all().contains("not investigated: budget"), "{}", r.all());
+    let r = t.ok(&["run", "--now", "2026-11-22T10:30:00Z"]);
+    assert_eq!(claude_calls(&t).len(), 2, "still spent: {}", r.all());
+}
+
 fn three_sources(t: &Test, rest: &str) {
     let mut cfg = String::new();
     for s in ["api", "db", "worker"] {

@@ -878,7 +878,7 @@ fn check_publish(r: &Received, auth: Option<&str>, anonymous: bool) -> Vec<Strin
 }
 
 /// Writes an executable fake `claude` that records its argv and prompt and behaves
-/// as `mode` says: `ok:<verdict json>`, `hang`, `junk`, `fail`.
+/// as `mode` says: `ok:<verdict json>`, `nocost:<verdict json>`, `hang`, `junk`, `fail`.
 pub fn fake_claude(t: &Test, mode: &str) -> PathBuf {
     let record = t.path("claude-calls");
     std::fs::create_dir_all(&record).unwrap();
@@ -888,6 +888,14 @@ pub fn fake_claude(t: &Test, mode: &str) -> PathBuf {
                 "type": "result", "subtype": "success", "is_error": false,
                 "result": format!("I checked the traceback.\n```json\n{verdict}\n```"),
                 "total_cost_usd": 0.0123, "num_turns": 3, "permission_denials": [],
+            });
+            format!("cat <<'JSON'\n{result}\nJSON\n")
+        }
+        // A CLI (or a stand-in) that does not say what the call cost.
+        Some(("nocost", verdict)) => {
+            let result = serde_json::json!({
+                "type": "result", "subtype": "success", "is_error": false,
+                "result": format!("```json\n{verdict}\n```"), "num_turns": 2,
             });
             format!("cat <<'JSON'\n{result}\nJSON\n")
         }
