@@ -8,8 +8,13 @@
 # Prints (label probe=NAME, default the URL):
 #   http_probe_status           the status code, 0 when there was no answer
 #   http_probe_latency_seconds  the whole request (connect, TLS, first and last byte)
-#   http_probe_ok               1 when the status is CODE (default 200), else 0
-# A service that does not answer is a value (status 0, ok 0), not a failure of the script.
+#   http_probe_ok               1 when the status is CODE (default 200) and the whole
+#                               answer arrived within SECONDS, else 0
+#   http_probe_curl_exit        curl's exit status: 0 when the transfer completed, e.g.
+#                               7 no connection, 18 body shorter than announced, 28 timeout
+# A service that does not answer, or stops halfway, is a value (ok 0; status and latency
+# as far as curl got, status 0 when no headers came), not a failure of the script.
+# SECONDS (default 10) must be positive: curl reads 0 as "no limit".
 # Needs: bash, curl. Exit 1 when curl is missing or the arguments are wrong. Read-only.
 # The investigator may only name a configured check of this script (the URL comes from
 # the config, never from the model):
@@ -30,7 +35,9 @@ done
 [ -n "$url" ] || die "usage: http-probe.sh URL [--status CODE] [--timeout SECONDS] [--name NAME]"
 [[ "$url" =~ ^https?://[^[:space:]]+$ ]] || die "not an http(s) URL: $url"
 [[ "$want" =~ ^[1-5][0-9][0-9]$ ]] || die "not a status code: $want"
-[[ "$timeout" =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "not a number of seconds: $timeout"
+# curl counts --max-time in whole milliseconds and takes 0 as no limit at all.
+[[ "$timeout" =~ ^[0-9]+(\.[0-9]{1,3})?$ && "$timeout" =~ [1-9] ]] \
+    || die "--timeout must be a positive number of seconds (at most 3 decimals): $timeout"
 command -v curl >/dev/null || die "curl not found (apt-get install curl)"
 rc=0
 out=$(curl -q --silent --show-error --output /dev/null --proto '=http,https' \
@@ -42,7 +49,13 @@ read -r status latency <<<"$out" || true
 name="${name:-$url}"
 name=${name//\\/\\\\}
 name=${name//\"/\\\"}
-echo "# HELP http_probe_ok 1 when the probe got the expected status"
+name=${name//$'\n'/\\n}
+# Without --location a 3xx is a complete answer (exit 0); any other exit means the
+# answer was cut short or never came, whatever the status line said.
+ok=0
+[ "$rc" -eq 0 ] && [ "$((10#$status))" -eq "$want" ] && ok=1
+echo "# HELP http_probe_ok 1 when the probe got the expected status and the whole answer"
 echo "http_probe_status{probe=\"$name\"} $((10#$status))"
 echo "http_probe_latency_seconds{probe=\"$name\"} $latency"
-echo "http_probe_ok{probe=\"$name\"} $([ "$((10#$status))" -eq "$want" ] && echo 1 || echo 0)"
+echo "http_probe_curl_exit{probe=\"$name\"} $rc"
+echo "http_probe_ok{probe=\"$name\"} $ok"

@@ -13,8 +13,10 @@
 #                                  when a restart hits the start limit), or a start was
 #                                  refused (Result=start-limit-hit)
 #   systemd_unit_active            1 when ActiveState is active, else 0
-#   systemd_unit_loaded            0 when systemd knows no such unit (a typo in the
-#                                  config must not read as "no restarts")
+#   systemd_unit_loaded            1 only when LoadState is loaded; 0 for a unit systemd
+#                                  knows no file of (not-found: a typo in the config must
+#                                  not read as "no restarts"), a masked one, or one whose
+#                                  file it cannot use (error, bad-setting): none can start
 # Needs: systemctl (from PATH; set SYSTEMCTL in the check's env to use another path).
 # Exit 1 when systemctl is missing or fails, 2 on wrong arguments. Read-only.
 # What the investigator may pass (see logwarden's src/scripts.rs): unit names, or the
@@ -69,5 +71,5 @@ for u in "${units[@]}"; do
     fi
     echo "systemd_unit_start_limit_hit{unit=\"$label\"} $gave_up"
     echo "systemd_unit_active{unit=\"$label\"} $([ "$active" = active ] && echo 1 || echo 0)"
-    echo "systemd_unit_loaded{unit=\"$label\"} $([ "$load" = not-found ] && echo 0 || echo 1)"
+    echo "systemd_unit_loaded{unit=\"$label\"} $([ "$load" = loaded ] && echo 1 || echo 0)"
 done

@@ -553,6 +553,7 @@ fn probe_scripts_measure_real_loopback_servers_and_files() {
 
     assert_eq!(listed(&list, "http_probe_status{probe=\"ok\"}"), 200.0);
     assert_eq!(listed(&list, "http_probe_ok{probe=\"ok\"}"), 1.0);
+    assert_eq!(listed(&list, "http_probe_curl_exit{probe=\"ok\"}"), 0.0);
     let latency = listed(&list, "http_probe_latency_seconds{probe=\"ok\"}");
     assert!(latency > 0.0 && latency < 5.0, "{latency}");
     // The redirect is the answer; the other server is never asked.
@@ -562,12 +563,18 @@ fn probe_scripts_measure_real_loopback_servers_and_files() {
     assert_eq!(listed(&list, "http_probe_ok{probe=\"missing\"}"), 1.0);
     assert_eq!(listed(&list, "http_probe_status{probe=\"down\"}"), 0.0);
     assert_eq!(listed(&list, "http_probe_ok{probe=\"down\"}"), 0.0);
+    // curl: "Failed to connect"
+    assert_eq!(listed(&list, "http_probe_curl_exit{probe=\"down\"}"), 7.0);
 
     for target in [format!("127.0.0.1:{tls}"), p("cert.pem")] {
         let got = listed(&list, &format!("cert_expiry_days{{target=\"{target}\"}}"));
         assert!(
             (got - days).abs() < 0.01,
             "{target}: {got} days, want {days}\n{list}"
+        );
+        assert_eq!(
+            listed(&list, &format!("cert_not_yet_valid{{target=\"{target}\"}}")),
+            0.0
         );
     }
     let beat = p("heartbeat");
@@ -866,7 +873,7 @@ fn crash_loop_and_oom_probes_open_their_incidents_run_by_run() {
     assert_eq!(
         open(&t),
         vec![(
-            "systemd knows no unit typo.service".to_string(),
+            "systemd cannot load typo.service (unknown, masked or broken)".to_string(),
             "warning".to_string()
         )],
         "{out}"
@@ -917,7 +924,7 @@ fn crash_loop_and_oom_probes_open_their_incidents_run_by_run() {
                 "critical".into()
             ),
             (
-                "systemd knows no unit typo.service".into(),
+                "systemd cannot load typo.service (unknown, masked or broken)".into(),
                 "warning".into()
             ),
             (
@@ -954,16 +961,16 @@ fn crash_loop_and_oom_probes_open_their_incidents_run_by_run() {
                 "critical".into()
             ),
             (
+                "systemd cannot load typo.service (unknown, masked or broken)".into(),
+                "warning".into()
+            ),
+            (
                 "systemd gave up restarting crashy.service".into(),
                 "critical".into()
             ),
             (
                 "systemd gave up restarting web.service".into(),
                 "critical".into()
-            ),
-            (
-                "systemd knows no unit typo.service".into(),
-                "warning".into()
             ),
             (
                 "the kernel killed processes of system.slice/app.service for lack of memory".into(),
@@ -1069,5 +1076,322 @@ fn check_and_investigator_scripts_make_temp_files_in_the_watchers_tmpdir() {
         elsewhere.is_empty(),
         "mktemp wrote outside TMPDIR {}: {elsewhere:?}",
         tmp.display()
+    );
+}
+
+/// Starts `script` (Python) with `args`, reads the ports it prints on its first line, and
+/// returns it (its stdin held open: it serves until that closes or it is killed).
+fn loopback_servers(t: &Test, script: &str, args: &[&Path]) -> (std::process::Child, Vec<u16>) {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    t.write("servers.py", script);
+    let mut child = Command::new(python().expect("python"))
+        .arg(t.path("servers.py"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let ports = line
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    (child, ports)
+}
+
+fn stop(mut child: std::process::Child) {
+    drop(child.stdin.take());
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A loopback server whose answers go wrong after a good status line: `/drip` announces
+/// 600 bytes and sends one a second, `/short` announces 1000 and closes after 10,
+/// `/whole` is a complete 200 and `/moved` a complete 302 (to a port nobody listens on).
+const CUT_SHORT_SERVER: &str = r#"
+import http.server, sys, threading, time
+class Cut(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/drip":
+            self.send_response(200)
+            self.send_header("Content-Length", "600")
+            self.end_headers()
+            for _ in range(600):
+                self.wfile.write(b"x")
+                self.wfile.flush()
+                time.sleep(1)
+        elif self.path == "/short":
+            self.send_response(200)
+            self.send_header("Content-Length", "1000")
+            self.end_headers()
+            self.wfile.write(b"0123456789")
+        elif self.path == "/moved":
+            self.send_response(302)
+            self.send_header("Location", "http://127.0.0.1:1/whole")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        else:
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Cut)
+s.daemon_threads = True
+threading.Thread(target=s.serve_forever, daemon=True).start()
+print(s.server_port, flush=True)
+sys.stdin.read()
+"#;
+
+/// A 200 whose body never completes (it drips past the timeout, or stops short of its
+/// Content-Length) is not a healthy answer: `http_probe_ok` is 0, with the status and
+/// latency as far as curl got and curl's exit; a whole answer, and a 3xx asked for
+/// (not followed, so complete), stay ok.
+#[test]
+fn http_probe_is_not_ok_when_the_answer_is_cut_short_or_late() {
+    let t = Test::new();
+    let (server, ports) = loopback_servers(&t, CUT_SHORT_SERVER, &[]);
+    let web = ports[0];
+    let scripts = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
+    t.write("app.log", "");
+    let check = |name: &str, extra: &str| {
+        format!(
+            "[[check]]\nname = \"{name}\"\nscript = \"http-probe.sh\"\n\
+             args = [\"http://127.0.0.1:{web}/{name}\", \"--timeout\", \"2\", \"--name\", \"{name}\"{extra}]\n"
+        )
+    };
+    t.with_app_source(&format!(
+        "[metrics]\nscripts_dir = \"{scripts}\"\n{}{}{}{}",
+        check("drip", ""),
+        check("short", ""),
+        check("whole", ""),
+        check("moved", ", \"--status\", \"302\""),
+    ));
+    let out = t.ok(&["metrics", "check", "--now", NOW]).stdout;
+    let list = t.ok(&["metrics"]).stdout;
+    stop(server);
+    assert!(!out.contains("` failed"), "{out}");
+
+    let v = |metric: &str, probe: &str| listed(&list, &format!("{metric}{{probe=\"{probe}\"}}"));
+    for (probe, curl_exit) in [("drip", 28.0), ("short", 18.0)] {
+        assert_eq!(v("http_probe_ok", probe), 0.0, "{probe}\n{list}");
+        assert_eq!(v("http_probe_status", probe), 200.0, "{probe}\n{list}");
+        assert_eq!(
+            v("http_probe_curl_exit", probe),
+            curl_exit,
+            "{probe}\n{list}"
+        );
+    }
+    // The drip was cut at the timeout: the latency says how long the probe waited.
+    let waited = v("http_probe_latency_seconds", "drip");
+    assert!(waited >= 1.9, "{waited}");
+    for (probe, status) in [("whole", 200.0), ("moved", 302.0)] {
+        assert_eq!(v("http_probe_ok", probe), 1.0, "{probe}\n{list}");
+        assert_eq!(v("http_probe_status", probe), status, "{probe}\n{list}");
+        assert_eq!(v("http_probe_curl_exit", probe), 0.0, "{probe}\n{list}");
+    }
+}
+
+/// A certificate whose notBefore is still to come (2099) has plenty of days left, yet
+/// every client refuses it: `cert_not_yet_valid` says so, from a server and from a
+/// file, and the shipped rule for it opens a critical incident.
+#[test]
+fn cert_expiry_reports_a_certificate_not_valid_yet_and_the_shipped_rule_fires() {
+    let t = Test::new();
+    self_signed_cert(&t, "2099-01-01 00:00:00", "localhost");
+    let (server, ports) = loopback_servers(
+        &t,
+        PROBE_SERVERS,
+        &[
+            &t.path("cert.pem"),
+            &t.path("key.pem"),
+            &t.path("other-hits.log"),
+        ],
+    );
+    let tls = ports[2];
+    let scripts = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
+    let cert = t.path("cert.pem").display().to_string();
+    t.write("app.log", "");
+    t.with_app_source(&format!(
+        "[metrics]\nscripts_dir = \"{scripts}\"\n{}\
+         [[check]]\nname = \"pem\"\nscript = \"cert-expiry.sh\"\nargs = [\"--file\", \"{cert}\"]\n",
+        shipped_check(
+            "cert",
+            &format!("args = [\"127.0.0.1:{tls}\", \"--servername\", \"localhost\"]"),
+        ),
+    ));
+    let out = t.ok(&["run", "--now", NOW]).stdout;
+    let list = t.ok(&["metrics"]).stdout;
+    let json: Value = serde_json::from_str(&t.ok(&["metrics", "--json"]).stdout).unwrap();
+    stop(server);
+    assert!(!out.contains("` failed"), "{out}");
+
+    for target in [format!("127.0.0.1:{tls}"), cert.clone()] {
+        let key = |m: &str| format!("{m}{{target=\"{target}\"}}");
+        assert_eq!(listed(&list, &key("cert_not_yet_valid")), 1.0, "{list}");
+        assert!(
+            listed(&list, &key("cert_expiry_days")) > 14.0,
+            "the days left alone look fine\n{list}"
+        );
+        // 2099-01-01T00:00:00Z and 30 days later, give or take faketime's seconds
+        // (`metrics` rounds them; past 2038, so past a 32-bit printf too)
+        let value = |m: &str| {
+            json["series"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["key"] == key(m))
+                .and_then(|s| s["last_value"].as_f64())
+                .unwrap_or_else(|| panic!("no {m}: {json}"))
+        };
+        let not_before = value("cert_not_before_timestamp_seconds");
+        assert!((not_before - 4_070_908_800.0).abs() < 120.0, "{not_before}");
+        let not_after = value("cert_not_after_timestamp_seconds");
+        assert!((not_after - 4_073_500_800.0).abs() < 120.0, "{not_after}");
+    }
+    assert_eq!(
+        open(&t),
+        vec![(
+            format!("the certificate of 127.0.0.1:{tls} is not valid yet"),
+            "critical".to_string()
+        )],
+        "{out}"
+    );
+}
+
+/// A certificate file's path is one label value, escaped as the exposition format
+/// wants (backslash, double quote, newline), whatever characters it holds: a quote in
+/// it never makes a label of its own.
+#[test]
+fn cert_expiry_labels_any_file_path_as_one_escaped_value() {
+    let t = Test::new();
+    self_signed_cert(&t, "2026-11-01 00:00:00", "localhost");
+    let names = ["p\",x=\"y.pem", "back\\slash\\\".pem", "two\nlines.pem"];
+    let mut checks = String::new();
+    for (i, n) in names.iter().enumerate() {
+        std::fs::copy(t.path("cert.pem"), t.path(n)).unwrap();
+        let path = toml::Value::String(t.path(n).display().to_string()).to_string();
+        checks.push_str(&format!(
+            "[[check]]\nname = \"pem{i}\"\nscript = \"cert-expiry.sh\"\nargs = [\"--file\", {path}]\n"
+        ));
+    }
+    let scripts = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts");
+    t.write("app.log", "");
+    t.with_app_source(&format!("[metrics]\nscripts_dir = \"{scripts}\"\n{checks}"));
+    let out = t.ok(&["metrics", "check", "--now", NOW]).stdout;
+    let list = t.ok(&["metrics"]).stdout;
+    assert!(!out.contains("` failed"), "{out}");
+    for n in names {
+        let escaped = t
+            .path(n)
+            .display()
+            .to_string()
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        for m in ["cert_expiry_days", "cert_not_yet_valid"] {
+            listed(&list, &format!("{m}{{target=\"{escaped}\"}}"));
+        }
+    }
+    assert!(
+        !list.contains(",x=\"y.pem"),
+        "a label was injected:\n{list}"
+    );
+}
+
+/// `--timeout 0` is no limit at all to curl and to coreutils' `timeout`: the probes
+/// refuse a timeout that is not positive, before they measure anything.
+#[test]
+fn probes_refuse_a_timeout_that_is_not_positive() {
+    let t = Test::new();
+    self_signed_cert(&t, "2026-11-01 00:00:00", "localhost");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts");
+    let cert = t.path("cert.pem").display().to_string();
+    let run = |script: &str, args: &[&str]| {
+        std::process::Command::new(dir.join(script))
+            .args(args)
+            .current_dir(t.path(""))
+            .output()
+            .unwrap()
+    };
+    // Port 1 on loopback refuses at once: the probe runs and reports it down.
+    let http = |timeout: &str| {
+        run(
+            "http-probe.sh",
+            &["http://127.0.0.1:1/", "--timeout", timeout],
+        )
+    };
+    let pem = |timeout: &str| run("cert-expiry.sh", &["--file", &cert, "--timeout", timeout]);
+    for out in [http("5"), http("0.5"), pem("5")] {
+        assert!(out.status.success(), "{out:?}");
+        assert!(!out.stdout.is_empty(), "{out:?}");
+    }
+    for (what, out) in [
+        ("http 0", http("0")),
+        ("http 0.0", http("0.0")),
+        ("http 000", http("000")),
+        ("http 0.0001", http("0.0001")),
+        ("http -1", http("-1")),
+        ("cert 0", pem("0")),
+        ("cert 00", pem("00")),
+        ("cert -1", pem("-1")),
+    ] {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{what}: {out:?}");
+        assert!(out.stdout.is_empty(), "{what}: {out:?}");
+        assert!(
+            err.contains("--timeout must be a positive"),
+            "{what}: {err}"
+        );
+    }
+}
+
+/// Only LoadState=loaded is a loaded unit: a masked unit, one systemd has no file for
+/// and one whose file it cannot use can none of them start.
+#[test]
+fn unit_restarts_reads_only_a_loaded_unit_as_loaded() {
+    let t = Test::new();
+    t.write("fake/bin/systemctl", FAKE_SYSTEMCTL);
+    chmod_x(&t.path("fake/bin/systemctl"));
+    let states = ["loaded", "masked", "error", "bad-setting", "not-found"];
+    for s in states {
+        t.write(
+            &format!("fake/units/{s}"),
+            &format!(
+                "Id={s}.service\nNRestarts=0\nResult=success\nActiveState=inactive\nLoadState={s}\n"
+            ),
+        );
+    }
+    let out = std::process::Command::new(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/unit-restarts.sh"),
+    )
+    .args(states)
+    .arg("typo")
+    .env("SYSTEMCTL", t.path("fake/bin/systemctl"))
+    .env("FAKE_DIR", t.path("fake"))
+    .output()
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let loaded: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("systemd_unit_loaded{"))
+        .collect();
+    assert_eq!(
+        loaded,
+        [
+            "systemd_unit_loaded{unit=\"loaded.service\"} 1",
+            "systemd_unit_loaded{unit=\"masked.service\"} 0",
+            "systemd_unit_loaded{unit=\"error.service\"} 0",
+            "systemd_unit_loaded{unit=\"bad-setting.service\"} 0",
+            "systemd_unit_loaded{unit=\"not-found.service\"} 0",
+            "systemd_unit_loaded{unit=\"typo.service\"} 0",
+        ],
+        "{stdout}"
     );
 }
