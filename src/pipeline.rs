@@ -1535,6 +1535,8 @@ impl RunReport {
             );
         }
         for (id, sev, title, path) in &self.opened {
+            // a title is log text: a line break in it would read as another summary line
+            let title = crate::sanitize::line(title);
             let _ = writeln!(s, "  new incident #{id} [{sev}] {title}\n    → {path}");
         }
         for (id, rules) in &self.escalated {
