@@ -105,7 +105,12 @@ fn render_page(config: &Config, store: &Store, inc: &IncidentRow, path: &Path) -
         .diagnosis
         .clone()
         .and_then(|v| serde_json::from_value(v).ok());
-    let metric = crate::metrics::incident_section(store, inc, path);
+    // The charts beside the page are redacted when the page is.
+    let red = config
+        .redact
+        .incident_files
+        .then_some(&config.redact.redactor);
+    let metric = crate::metrics::incident_section(store, inc, path, red);
     let related: Vec<super::Related> = store
         .related(inc)
         .unwrap_or_default()

@@ -5,9 +5,12 @@
 use chrono::{DateTime, Utc};
 
 use super::checks::num;
+use crate::redact::Redactor;
 
 /// What to draw.
 pub struct Plot<'a> {
+    /// Often made of metric labels, which scripts read on the host: it may hold a
+    /// secret or control characters (see [`Plot::text`]).
     pub title: &'a str,
     pub points: &'a [(i64, f64)],
     /// Time span shown, unix seconds.
@@ -15,6 +18,22 @@ pub struct Plot<'a> {
     pub to: i64,
     pub band: Option<(f64, f64)>,
     pub threshold: Option<f64>,
+    /// The redactor of the page the chart sits beside; `None` where that page is not
+    /// redacted either.
+    pub redactor: Option<&'a Redactor>,
+}
+
+impl Plot<'_> {
+    /// Any text drawn: redacted as the page is, made one safe line by the sanitiser
+    /// shared with the terminal and the pages (a chart is opened in a browser, an
+    /// editor, or `cat` to a terminal), then escaped for XML.
+    fn text(&self, s: &str) -> String {
+        let s = match self.redactor {
+            Some(r) => r.redact(s),
+            None => s.into(),
+        };
+        xml(&crate::sanitize::line(&s))
+    }
 }
 
 const W: f64 = 640.0;
@@ -30,11 +49,23 @@ const TIME_STEPS: [i64; 14] = [
     60, 300, 600, 900, 1800, 3600, 7200, 10_800, 14_400, 21_600, 43_200, 86_400, 172_800, 604_800,
 ];
 
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+/// Sanitised text escaped for XML 1.0 text and quoted attributes. The sanitiser left
+/// no control characters (XML 1.0 forbids most of them even as `&#x1b;`); the two
+/// noncharacters XML also forbids, harmless on a terminal, get a `⟨U+XXXX⟩` stand-in
+/// like the sanitiser's.
+fn xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\u{fffe}' | '\u{ffff}' => out.push_str(&format!("⟨U+{:04X}⟩", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// "Nice" tick values covering `lo..hi`, about `n` of them.
@@ -99,21 +130,20 @@ pub fn svg(p: &Plot) -> String {
     s.push_str(&format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" width=\"100%\" style=\"max-width:{W}px\" font-family=\"sans-serif\" font-size=\"12\">\n"
     ));
-    s.push_str(&format!("<title>{}</title>\n", esc(p.title)));
+    s.push_str(&format!("<title>{}</title>\n", p.text(p.title)));
     s.push_str(&format!(
         "<rect x=\"0\" y=\"0\" width=\"{W}\" height=\"{H}\" fill=\"#ffffff\"/>\n<text x=\"{LEFT}\" y=\"20\" font-size=\"14\" font-weight=\"bold\" fill=\"#222\">{}</text>\n",
-        esc(p.title)
+        p.text(p.title)
     ));
     // The band of normal values.
     if let Some((b0, b1)) = p.band {
         let (y0, y1) = (y(b1.min(hi)), y(b0.max(lo)));
         if y1 > y0 {
             s.push_str(&format!(
-                "<rect x=\"{LEFT}\" y=\"{y0:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#4caf50\" fill-opacity=\"0.15\"><title>normal band {}–{}</title></rect>\n",
+                "<rect x=\"{LEFT}\" y=\"{y0:.1}\" width=\"{:.1}\" height=\"{:.1}\" fill=\"#4caf50\" fill-opacity=\"0.15\"><title>{}</title></rect>\n",
                 W - LEFT - RIGHT,
                 y1 - y0,
-                num(b0),
-                num(b1)
+                p.text(&format!("normal band {}–{}", num(b0), num(b1)))
             ));
         }
     }
@@ -125,7 +155,7 @@ pub fn svg(p: &Plot) -> String {
             W - RIGHT,
             LEFT - 6.0,
             yy + 4.0,
-            esc(&num(t))
+            p.text(&num(t))
         ));
     }
     // X axis: a round step giving at most 6 ticks; times of day, with the date once
@@ -150,9 +180,10 @@ pub fn svg(p: &Plot) -> String {
             .map(|d| d.format(fmt).to_string())
             .unwrap_or_default();
         s.push_str(&format!(
-            "<line x1=\"{xx:.1}\" y1=\"{TOP}\" x2=\"{xx:.1}\" y2=\"{:.1}\" stroke=\"#eee\"/><text x=\"{xx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#444\">{label}</text>\n",
+            "<line x1=\"{xx:.1}\" y1=\"{TOP}\" x2=\"{xx:.1}\" y2=\"{:.1}\" stroke=\"#eee\"/><text x=\"{xx:.1}\" y=\"{:.1}\" text-anchor=\"middle\" fill=\"#444\">{}</text>\n",
             H - BOTTOM,
-            H - BOTTOM + 16.0
+            H - BOTTOM + 16.0,
+            p.text(&label)
         ));
         t += step;
     }
@@ -174,7 +205,7 @@ pub fn svg(p: &Plot) -> String {
             W - RIGHT,
             W - RIGHT - 4.0,
             yy - 4.0,
-            esc(&num(th))
+            p.text(&num(th))
         ));
     }
     // The series.
@@ -194,7 +225,7 @@ pub fn svg(p: &Plot) -> String {
             y(lv),
             x(lt) - 6.0,
             y(lv) - 8.0,
-            esc(&num(lv))
+            p.text(&num(lv))
         ));
     } else {
         s.push_str(&format!(
@@ -298,6 +329,7 @@ mod tests {
             to: 86_400,
             band: Some((40.0, 60.0)),
             threshold: Some(90.0),
+            redactor: None,
         });
         assert!(doc.starts_with("<svg") && doc.trim_end().ends_with("</svg>"));
         assert!(doc.contains("disk &lt;root&gt; used %"));
@@ -324,6 +356,7 @@ mod tests {
             to: last.0,
             band: None,
             threshold: None,
+            redactor: None,
         });
         let line = doc
             .split("points=\"")
@@ -361,9 +394,43 @@ mod tests {
             to: last.0,
             band: None,
             threshold: None,
+            redactor: None,
         });
         let drawn = few.split("points=\"").nth(1).unwrap().split('"').next();
         assert_eq!(drawn.unwrap().split(' ').count(), 500);
+    }
+
+    #[test]
+    fn text_is_redacted_one_line_and_valid_xml_1_0() {
+        let red = Redactor::default();
+        let title =
+            "up{url=\"http://admin:Hunter2pw@h/x\"} \u{1b}]52;c;SGk=\u{7}\nnext \u{0}\u{fffe}<&>";
+        let plot = |redactor| Plot {
+            title,
+            points: &[(60, 1.0)],
+            from: 0,
+            to: 3600,
+            band: Some((0.0, 2.0)),
+            threshold: Some(5.0),
+            redactor,
+        };
+        let doc = svg(&plot(Some(&red)));
+        assert!(!doc.contains("Hunter2pw"), "{doc}");
+        assert!(doc.contains("[REDACTED:url-password]"), "{doc}");
+        assert!(
+            doc.contains("␛]52;c;SGk=␇ next ␀⟨U+FFFE⟩&lt;&amp;&gt;"),
+            "{doc}"
+        );
+        // Only the characters XML 1.0 allows, and no line break inside a text.
+        let allowed = |c: char| matches!(c, '\n' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..);
+        assert!(doc.chars().all(allowed), "{doc:?}");
+        assert!(doc.lines().all(|l| l.starts_with('<')), "{doc}");
+        // Unredacted where the page is not, still safe.
+        let doc = svg(&plot(None));
+        assert!(
+            doc.contains("Hunter2pw") && doc.chars().all(allowed),
+            "{doc:?}"
+        );
     }
 
     #[test]
@@ -392,6 +459,7 @@ mod tests {
             to: 86_400,
             band: None,
             threshold: None,
+            redactor: None,
         });
         let xs: Vec<f64> = doc
             .split("points=\"")

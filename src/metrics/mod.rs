@@ -62,13 +62,16 @@ impl MetricsReport {
         for p in &self.pending {
             out.push(format!("metrics: {p}"));
         }
+        // Titles hold metric labels, read from the host: one line each.
         for (id, t) in &self.opened {
+            let t = crate::sanitize::line(t);
             out.push(format!("metrics: opened incident #{id} {t}"));
         }
         for id in &self.updated {
             out.push(format!("metrics: incident #{id} still breaching"));
         }
         for (id, t) in &self.resolved {
+            let t = crate::sanitize::line(t);
             out.push(format!("metrics: resolved incident #{id} {t}"));
         }
         out
@@ -508,7 +511,13 @@ pub fn explain(f: &Finding) -> String {
 /// The metric section of an incident file: the explanation, a sparkline and links to
 /// SVG charts written beside the file (`<file>.24h.svg`, `<file>.7d.svg` once there is
 /// more than a day of history). `None` for incidents that are not metric incidents.
-pub fn incident_section(store: &Store, inc: &IncidentRow, path: &Path) -> Option<String> {
+/// `red`: the page's redactor, for the charts' text (`None` when pages are not redacted).
+pub fn incident_section(
+    store: &Store,
+    inc: &IncidentRow,
+    path: &Path,
+    red: Option<&crate::redact::Redactor>,
+) -> Option<String> {
     let alert = store.metric_alert(inc.id).ok()??;
     let f: Finding = serde_json::from_str(&alert.evidence).ok()?;
     let mut md = explain(&f)
@@ -569,6 +578,7 @@ pub fn incident_section(store: &Store, inc: &IncidentRow, path: &Path) -> Option
             to,
             band: f.band,
             threshold: f.threshold,
+            redactor: red,
         });
         if crate::fsio::replace(
             &dir.join(&name),

@@ -819,3 +819,71 @@ fn metrics_check_dry_run_keeps_nothing() {
     t.ok(&["metrics", "check", "--now", &rfc(T0)]);
     assert_eq!(t.incidents().len(), 1);
 }
+
+/// Whether python3's XML parser reads `path`: `None` without python3 (a failure in
+/// CI, where it must be there).
+fn parses_as_xml(path: &std::path::Path) -> Option<Result<(), String>> {
+    let out = match Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E; E.parse(sys.argv[1])",
+        ])
+        .arg(path)
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            assert!(std::env::var_os("CI").is_none(), "python3 is needed: {e}");
+            return None;
+        }
+    };
+    Some(if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    })
+}
+
+#[test]
+fn a_chart_and_the_run_summary_show_label_text_redacted_on_one_line_without_controls() {
+    // A label with a URL carrying a password, another with ESC, BEL, an OSC 52
+    // clipboard write and an escaped newline; the rule's title names both.
+    let script = "#!/bin/sh\nprintf 'up{url=\"http://admin:Hunter2pw@127.0.0.1:18181/x\",note=\"a\\033[31mred\\007 \\033]52;c;SGVsbG8=\\007 b\\\\nNEXT\"} 0\\n'\n";
+    let t = world(
+        &[("probe.sh", script)],
+        "[[check]]\nname = \"probe\"\nscript = \"probe.sh\"\n[[check.rule]]\nmetric = \"up\"\nbelow = 1\ntitle = \"{check}: {note} down at {url}\"\n",
+    );
+    let out = run_at(&t, T0);
+    assert_eq!(t.incidents().len(), 1, "{out}");
+    // The run's summary names the incident on one line.
+    assert!(
+        !out.contains('\u{1b}') && !out.contains("Hunter2pw"),
+        "{out:?}"
+    );
+    for says in ["new incident #1 ", "metrics: opened incident #1 "] {
+        let line = out
+            .lines()
+            .find(|l| l.contains(says))
+            .unwrap_or_else(|| panic!("{says}: {out}"));
+        assert!(line.contains("b NEXT down at "), "{out}");
+        assert!(line.contains("[REDACTED:url-password]"), "{out}");
+    }
+    // The chart beside the page: redacted as the page is, valid XML 1.0.
+    let files = t.incident_files();
+    let stem = files[0].file_stem().unwrap().to_string_lossy().into_owned();
+    let path = t.path(&format!("incidents/{stem}.24h.svg"));
+    let svg = std::fs::read_to_string(&path).unwrap();
+    assert!(!svg.contains("Hunter2pw"), "{svg}");
+    assert!(svg.contains("[REDACTED:url-password]"), "{svg}");
+    // XML 1.0 forbids these characters even as references.
+    assert!(!svg.chars().any(|c| c.is_control() && c != '\n'), "{svg:?}");
+    assert!(!svg.to_lowercase().contains("&#x1b;") && !svg.contains("&#27;"));
+    // shown, not acted on (the series key writes the newline as `\n`)
+    assert!(
+        svg.contains("a␛[31mred␇ ␛]52;c;SGVsbG8=␇ b\\nNEXT"),
+        "{svg}"
+    );
+    if let Some(parsed) = parses_as_xml(&path) {
+        parsed.unwrap_or_else(|e| panic!("{e}\n{svg:?}"));
+    }
+}
