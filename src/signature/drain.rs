@@ -364,9 +364,12 @@ impl Miner {
                 } else {
                     for (t, m) in c.tokens.iter_mut().zip(tokens.iter()) {
                         if &**t != m.as_ref() && &**t != WILDCARD {
-                            *t = WILDCARD.into();
-                            c.wildcards += 1;
-                            changed = true;
+                            let g = generalise(t, m);
+                            if *g != **t {
+                                c.wildcards += usize::from(g == WILDCARD);
+                                *t = g.into();
+                                changed = true;
+                            }
                         }
                     }
                 }
@@ -560,6 +563,24 @@ impl Miner {
     }
 }
 
+/// The token a template keeps where it and a message differ: `key=<*>` when both are
+/// `key=value` with the same key, else `<*>`. The key is wording: a template that lost it
+/// would take any token there, and one routine value (`code=expired_card` beside
+/// `code=card_declined`) would let an unrelated error (`AuthenticationFailed`) join the
+/// group, and its incident, silenced or not.
+fn generalise<'a>(t: &'a str, m: &str) -> std::borrow::Cow<'a, str> {
+    match (t.rfind('='), m.rfind('=')) {
+        (Some(i), Some(j)) if t[..=i] == m[..=j] && i > 0 => {
+            if t[i + 1..] == *WILDCARD {
+                std::borrow::Cow::Borrowed(t)
+            } else {
+                std::borrow::Cow::Owned(format!("{}{WILDCARD}", &t[..=i]))
+            }
+        }
+        _ => std::borrow::Cow::Borrowed(WILDCARD),
+    }
+}
+
 /// Do two different tokens differ in wording (rather than in a value)? Both must have letters
 /// outside wildcards, neither may be a dotted name or path (package, class, host or file
 /// names are values), and they must not be `key=value` with the same key.
@@ -629,10 +650,16 @@ fn mergeable(template: &[Box<str>], msg: &[Cow<'_, str>]) -> Merge {
     if !generalised {
         return Merge::Yes;
     }
-    let merged: Vec<&str> = template
+    let merged: Vec<Cow<'_, str>> = template
         .iter()
         .zip(msg)
-        .map(|(t, m)| if **t == **m { &**t } else { WILDCARD })
+        .map(|(t, m)| {
+            if **t == **m {
+                std::borrow::Cow::Borrowed(&**t)
+            } else {
+                generalise(t, m)
+            }
+        })
         .collect();
     let path_kept = path_positions(&merged).eq(path_positions(template))
         && path_positions(template).all(|i| *template[i] == *msg[i]);
@@ -843,6 +870,28 @@ mod tests {
             a.group,
             GroupId(xxh3_64(b"Invalid user webmaster from <*>"))
         );
+    }
+
+    #[test]
+    fn a_key_stays_in_the_template_so_another_word_cannot_join() {
+        let mut m = Miner::new();
+        let a = m.add("Payment provider error for order 55: code=card_declined");
+        let b = m.add("Payment provider error for order 56: code=expired_card");
+        assert_eq!(a.group, b.group);
+        assert_eq!(b.template, "Payment provider error for order <*>: code=<*>");
+        let c = m.add("Payment provider error for order 57: AuthenticationFailed");
+        assert_ne!(c.group, a.group);
+        assert_eq!(
+            m.add("Payment provider error for order 58: code=do_not_honor")
+                .group,
+            a.group
+        );
+        let j = m.add("Job failed: reason=timeout");
+        assert_eq!(
+            m.add("Job failed: reason=other").template,
+            "Job failed: reason=<*>"
+        );
+        assert_ne!(m.add("Job failed: OutOfMemory").group, j.group);
     }
 
     #[test]

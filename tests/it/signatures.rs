@@ -50,6 +50,52 @@ for i, name in enumerate(names):
 }
 
 #[test]
+fn a_routine_value_does_not_let_another_error_join_an_acknowledged_group() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write(
+        "app.log",
+        &(rec(
+            "10:00:00",
+            "Payment provider error for order 55: code=card_declined",
+        ) + &rec(
+            "10:00:01",
+            "Payment provider error for order 56: code=expired_card",
+        )),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    assert_eq!(t.incidents().len(), 1);
+    t.ok(&["incidents", "ack", "1", "--now", "2026-11-22T10:02:00Z"]);
+    // The provider's own failure is another error, not one more declined card.
+    t.append(
+        "app.log",
+        rec(
+            "10:05:00",
+            "Payment provider error for order 57: AuthenticationFailed",
+        )
+        .as_bytes(),
+    );
+    t.append(
+        "app.log",
+        rec(
+            "10:05:01",
+            "Payment provider error for order 58: code=do_not_honor",
+        )
+        .as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 2, "{}\n{inc:#?}", r.all());
+    assert!(
+        r.stdout.contains("new incident #2") && r.stdout.contains("AuthenticationFailed"),
+        "{}",
+        r.stdout
+    );
+    let first = inc.iter().find(|i| i["id"].as_i64() == Some(1)).unwrap();
+    assert_eq!(first["occurrences"].as_u64(), Some(3), "{inc:#?}");
+}
+
+#[test]
 fn a_group_stored_by_the_previous_masking_keeps_its_messages_after_an_upgrade() {
     let t = Test::new();
     t.with_app_source("");
