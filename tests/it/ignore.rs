@@ -699,3 +699,42 @@ fn last_id_keeps_the_header_its_comment_and_the_largest_numbered_id() {
     assert!(text.find("last_id").unwrap() < text.find("[[rule]]").unwrap());
     t.ok(&["check"]);
 }
+
+#[test]
+fn a_silence_from_an_incident_follows_its_group_as_the_template_widened() {
+    let t = Test::new();
+    t.with_app_source("");
+    let msg = |order: u32, code: &str| format!("Card refused for order {order}: code={code}");
+    t.write(
+        "app.log",
+        &log_line("10:00:00", "ERROR", &msg(55, "card_declined")),
+    );
+    t.ok(&["run", "--now", NOW]);
+    // The group widens to `code=<*>` after the incident opened with the first message.
+    t.append(
+        "app.log",
+        log_line("10:02:00", "ERROR", &msg(56, "expired_card")).as_bytes(),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:03:00Z"]);
+    t.ok(&[
+        "ignore",
+        "add",
+        "--from-incident",
+        "1",
+        "--comment",
+        "customers' cards",
+        "--now",
+        "2026-11-22T10:04:00Z",
+    ]);
+    t.append(
+        "app.log",
+        log_line("10:05:00", "ERROR", &msg(57, "do_not_honor")).as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(
+        r.stdout.contains("1 ignored") && r.stdout.contains("0 new incidents"),
+        "{}\n{}",
+        r.stdout,
+        t.read("ignore.toml")
+    );
+}
