@@ -830,7 +830,7 @@ fn read_sources(
                 return;
             }
             kept += 1;
-            let level = Level::series_name(&event.level.name, &src.levels);
+            let level = Level::series_name(&event.level.name, event.level.no, &src.levels);
             if let Some(l) = levels.iter_mut().find(|l| l.0 == level) {
                 l.1 += 1;
             } else if levels.len() < MAX_LEVEL_NAMES {

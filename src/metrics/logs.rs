@@ -44,8 +44,8 @@ pub struct LogCounts {
 }
 
 /// Writes this run's rate samples. `since`: when the previous run started (`None` on
-/// the first run: nothing is written). `max_series` bounds the number of series (a
-/// log cannot invent levels without end). Returns the ids of the series written, and
+/// the first run: nothing is written). `max_series` bounds the number of signature
+/// series; the level series (a few per source) are always made. Returns the ids of the series written, and
 /// how many new series were not made because of that bound.
 pub fn record(
     batch: &Batch,
@@ -112,7 +112,10 @@ pub fn record(
     for (key, (name, l, n)) in want {
         let from = match last.get(key.as_str()) {
             Some(&ts) => ts,
-            None if count >= max_series => {
+            // The level series are bounded by the sources and their level names, and
+            // are what rules watch: the bound is on the per-signature ones, which
+            // strangers' messages can multiply.
+            None if count >= max_series && name != LEVEL_SERIES => {
                 dropped += 1;
                 continue;
             }

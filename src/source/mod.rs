@@ -115,6 +115,7 @@ impl Level {
     }
 
     /// The number of a custom or known level name (case-insensitive), if it is one.
+    /// loguru names a level logged by number alone `Level 45`: that is level 45.
     pub fn known_number(name: &str, custom: &BTreeMap<String, u32>) -> Option<u32> {
         let name = name.trim();
         custom
@@ -127,15 +128,23 @@ impl Level {
                     .find(|(n, _)| n.eq_ignore_ascii_case(name))
                     .map(|(_, n)| *n)
             })
+            .or_else(|| {
+                let n = name.strip_prefix("Level ")?;
+                // Digits only: `u32::from_str` would take a sign too.
+                (n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty())
+                    .then(|| n.parse().ok())
+                    .flatten()
+            })
     }
 
     /// The name a level's rate series is labelled with: a custom name as configured
     /// (upper case), a known one in loguru's spelling (`warn` → `WARNING`, `err`,
     /// `fail`, `severe` → `ERROR`, `crit`, `fatal`, `alert`, `emerg` → `CRITICAL`),
-    /// anything else `INFO`, as it is counted. A log writes its level names as it
-    /// likes; its series must not multiply with them, and a rule on
-    /// `level="ERROR"` must see every error.
-    pub fn series_name(name: &str, custom: &BTreeMap<String, u32>) -> String {
+    /// anything else by its number (`CRITICAL` from 50, `ERROR` from 40, `WARNING` from 30,
+    /// `INFO` from 20, `DEBUG` from 10, else `TRACE`). A log writes its level names as it
+    /// likes; its series must not multiply with them, and a rule on `level="ERROR"` must
+    /// see every error.
+    pub fn series_name(name: &str, no: u32, custom: &BTreeMap<String, u32>) -> String {
         let name = name.trim();
         if let Some(k) = custom.keys().find(|k| k.eq_ignore_ascii_case(name)) {
             return k.clone();
@@ -148,7 +157,15 @@ impl Level {
             Some(("ERR" | "FAIL" | "SEVERE", _)) => "ERROR".into(),
             Some(("CRIT" | "FATAL" | "ALERT" | "EMERG" | "EMERGENCY", _)) => "CRITICAL".into(),
             Some((n, _)) => (*n).into(),
-            None => "INFO".into(),
+            None => match no {
+                50.. => "CRITICAL",
+                40.. => "ERROR",
+                30.. => "WARNING",
+                20.. => "INFO",
+                10.. => "DEBUG",
+                _ => "TRACE",
+            }
+            .into(),
         }
     }
 
