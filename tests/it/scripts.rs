@@ -1080,7 +1080,9 @@ fn check_and_investigator_scripts_make_temp_files_in_the_watchers_tmpdir() {
 }
 
 /// Starts `script` (Python) with `args`, reads the ports it prints on its first line, and
-/// returns it (its stdin held open: it serves until that closes or it is killed).
+/// returns it (its stdin held open: it serves until that closes or it is killed). The
+/// servers run on the real clock: under libfaketime (the clock-ahead run) Python's
+/// `time.sleep` returns early, and a server's clock matters to no assertion.
 fn loopback_servers(t: &Test, script: &str, args: &[&Path]) -> (std::process::Child, Vec<u16>) {
     use std::io::BufRead;
     use std::process::{Command, Stdio};
@@ -1088,6 +1090,8 @@ fn loopback_servers(t: &Test, script: &str, args: &[&Path]) -> (std::process::Ch
     let mut child = Command::new(python().expect("python"))
         .arg(t.path("servers.py"))
         .args(args)
+        .env_remove("LD_PRELOAD")
+        .env_remove("FAKETIME")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
