@@ -45,8 +45,8 @@ pub struct LogCounts {
 
 /// Writes this run's rate samples. `since`: when the previous run started (`None` on
 /// the first run: nothing is written). `max_series` bounds the number of signature
-/// series; the level series (a few per source) are always made. Returns the ids of the series written, and
-/// how many new series were not made because of that bound.
+/// series; the level series (a few per source) are always made. Returns the ids of the
+/// series written, and how many new series were not made because of that bound.
 pub fn record(
     batch: &Batch,
     counts: &LogCounts,

@@ -568,16 +568,16 @@ impl Miner {
 /// would take any token there, and one routine value (`code=expired_card` beside
 /// `code=card_declined`) would let an unrelated error (`AuthenticationFailed`) join the
 /// group, and its incident, silenced or not.
-fn generalise<'a>(t: &'a str, m: &str) -> std::borrow::Cow<'a, str> {
+fn generalise<'a>(t: &'a str, m: &str) -> Cow<'a, str> {
     match (t.rfind('='), m.rfind('=')) {
         (Some(i), Some(j)) if t[..=i] == m[..=j] && i > 0 => {
             if t[i + 1..] == *WILDCARD {
-                std::borrow::Cow::Borrowed(t)
+                Cow::Borrowed(t)
             } else {
-                std::borrow::Cow::Owned(format!("{}{WILDCARD}", &t[..=i]))
+                Cow::Owned(format!("{}{WILDCARD}", &t[..=i]))
             }
         }
-        _ => std::borrow::Cow::Borrowed(WILDCARD),
+        _ => Cow::Borrowed(WILDCARD),
     }
 }
 
@@ -655,7 +655,7 @@ fn mergeable(template: &[Box<str>], msg: &[Cow<'_, str>]) -> Merge {
         .zip(msg)
         .map(|(t, m)| {
             if **t == **m {
-                std::borrow::Cow::Borrowed(&**t)
+                Cow::Borrowed(&**t)
             } else {
                 generalise(t, m)
             }

@@ -157,15 +157,24 @@ impl Level {
             Some(("ERR" | "FAIL" | "SEVERE", _)) => "ERROR".into(),
             Some(("CRIT" | "FATAL" | "ALERT" | "EMERG" | "EMERGENCY", _)) => "CRITICAL".into(),
             Some((n, _)) => (*n).into(),
-            None => match no {
-                50.. => "CRITICAL",
-                40.. => "ERROR",
-                30.. => "WARNING",
-                20.. => "INFO",
-                10.. => "DEBUG",
-                _ => "TRACE",
-            }
-            .into(),
+            None => Level::of_number(no).name,
+        }
+    }
+
+    /// A level known by its number only (Python's logging: 10 DEBUG … 50 CRITICAL), with
+    /// the usual name of its range.
+    pub fn of_number(no: u32) -> Level {
+        let name = match no {
+            50.. => "CRITICAL",
+            40.. => "ERROR",
+            30.. => "WARNING",
+            20.. => "INFO",
+            10.. => "DEBUG",
+            _ => "TRACE",
+        };
+        Level {
+            name: name.into(),
+            no,
         }
     }
 

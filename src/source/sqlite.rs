@@ -380,7 +380,7 @@ fn level_of(v: ValueRef, custom: &BTreeMap<String, u32>) -> Result<Level, String
             return Err(format!("{shown}"));
         }
         // Above u32 is still "more severe than CRITICAL".
-        Ok(level_of_number(n.min(u32::MAX as f64) as u32))
+        Ok(Level::of_number(n.min(u32::MAX as f64) as u32))
     };
     match v {
         ValueRef::Null => Err("NULL".into()),
@@ -412,22 +412,6 @@ fn level_of(v: ValueRef, custom: &BTreeMap<String, u32>) -> Result<Level, String
                 )),
             }
         }
-    }
-}
-
-/// A numeric level (Python's logging: 10 DEBUG … 50 CRITICAL) with its usual name.
-fn level_of_number(no: u32) -> Level {
-    let name = match no {
-        n if n >= 50 => "CRITICAL",
-        n if n >= 40 => "ERROR",
-        n if n >= 30 => "WARNING",
-        n if n >= 20 => "INFO",
-        n if n >= 10 => "DEBUG",
-        _ => "TRACE",
-    };
-    Level {
-        name: name.into(),
-        no,
     }
 }
 
