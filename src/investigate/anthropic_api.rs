@@ -49,6 +49,32 @@ impl Usage {
 }
 
 /// Runs one investigation through the Messages API.
+/// The most one request may cost: its input (estimated, or counted by the caller) and
+/// the most the model may answer.
+fn worst_turn(cfg: &AnthropicApiConfig, input_tokens: u64) -> f64 {
+    Usage {
+        input: input_tokens,
+        output: u64::from(cfg.max_tokens),
+    }
+    .cost(cfg)
+}
+
+/// What one investigation may spend when `left` dollars remain of the day's limit, or
+/// why it does not start: its first request alone could cost more than is left.
+pub fn allowance(cfg: &AnthropicApiConfig, prompt_tokens: u64, left: f64) -> Result<f64, String> {
+    let first = worst_turn(cfg, prompt_tokens);
+    if first > left {
+        return Err(format!(
+            "${:.4} left of the day's limit, and one request may cost ${first:.4}",
+            left.max(0.0)
+        ));
+    }
+    Ok(left)
+}
+
+/// Runs one investigation. It stops before any request whose worst case would take
+/// the conversation past `allowance` dollars.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     cfg: &AnthropicApiConfig,
     config: &Config,
@@ -57,6 +83,7 @@ pub fn run(
     incident: &IncidentRow,
     evidence: &str,
     now: i64,
+    allowance: f64,
 ) -> Diagnosis {
     let mut d = Diagnosis {
         llm_called: true,
@@ -112,6 +139,17 @@ pub fn run(
         if turns >= cfg.max_turns {
             // The last turn: no more tools, the verdict now.
             body["tool_choice"] = json!({"type": "none"});
+        }
+        // The first request was weighed by `allowance`; the later ones carry the tool
+        // results too, so each is weighed again before it goes.
+        let spent = usage.cost(cfg);
+        let worst = worst_turn(cfg, super::evidence::tokens(&body.to_string()) as u64);
+        if turns > 1 && spent + worst > allowance {
+            d.error = Some(format!(
+                "stopped before request {turns}: it may cost ${worst:.4}, and ${:.4} of the day's limit is left",
+                (allowance - spent).max(0.0)
+            ));
+            break None;
         }
         let resp = match post(&client, cfg, &key, &body, deadline) {
             Ok(r) => r,

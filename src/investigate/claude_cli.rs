@@ -137,6 +137,7 @@ pub fn mcp_config(
 pub fn args(
     cfg: &ClaudeCliConfig,
     features: &Features,
+    allowance: f64,
     system: &str,
     system_file: &Path,
     mcp_config: &Path,
@@ -160,9 +161,9 @@ pub fn args(
     if features.no_session_persistence {
         a.push("--no-session-persistence".into());
     }
-    if let (true, Some(b)) = (features.max_budget_usd, cfg.max_budget_usd) {
+    if features.max_budget_usd {
         a.push("--max-budget-usd".into());
-        a.push(format!("{b}"));
+        a.push(format!("{allowance}"));
     }
     if features.append_system_prompt_file {
         a.push("--append-system-prompt-file".into());
@@ -250,12 +251,41 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Runs the CLI once and turns what it printed into a diagnosis.
+/// What one investigation may spend when `left` dollars remain of the day's limit: its
+/// `max_budget_usd`, or less when less is left and the CLI can be held to it. A CLI
+/// without `--max-budget-usd` cannot, so it is not started unless a whole
+/// investigation's budget fits.
+pub fn allowance(cfg: &ClaudeCliConfig, left: f64) -> Result<f64, String> {
+    let per_call = cfg.max_budget_usd.unwrap_or(0.5);
+    if per_call <= left {
+        return Ok(per_call);
+    }
+    if !features(cfg).max_budget_usd {
+        return Err(format!(
+            "${:.2} left of the day's limit, less than one investigation's ${per_call:.2}, and this claude CLI has no --max-budget-usd to hold it to less",
+            left.max(0.0)
+        ));
+    }
+    // Cents: the CLI is told a figure it can print back, and a call never gets more
+    // than what is left.
+    let cents = (left * 100.0 + 1e-9).floor() / 100.0;
+    if cents < 0.01 {
+        return Err(format!(
+            "less than a cent left of the day's limit (${:.4})",
+            left.max(0.0)
+        ));
+    }
+    Ok(cents)
+}
+
+/// Runs one investigation, allowed to spend `allowance` dollars (see [`allowance`]).
 pub fn run(
     cfg: &ClaudeCliConfig,
     config: &Config,
     prompt: &Prompt,
     incident: &IncidentRow,
     evidence: &str,
+    allowance: f64,
 ) -> Diagnosis {
     let fail = |e: String| Diagnosis {
         error: Some(e),
@@ -294,6 +324,7 @@ pub fn run(
     cmd.args(args(
         cfg,
         &features,
+        allowance,
         &prompt.system,
         &system_file,
         &mcp_file,
@@ -326,7 +357,7 @@ pub fn run(
     // What a call that does not say what it cost is charged: the most the CLI may spend
     // on one. A CLI (or a stand-in) that reports no cost must not make calls free, or a
     // forced investigation would have no ceiling at all.
-    let ceiling = cfg.max_budget_usd.unwrap_or(0.5);
+    let ceiling = allowance;
     let Some(status) = finished.status else {
         return Diagnosis {
             llm_called: true,
@@ -517,6 +548,7 @@ mod tests {
         let a = args(
             &cli(&[]),
             &f,
+            0.25,
             "SYSTEM",
             Path::new("/s/system.md"),
             Path::new("/s/mcp.json"),
@@ -526,6 +558,7 @@ mod tests {
         assert_eq!(a[pos("--mcp-config") + 1], "/s/mcp.json");
         assert_eq!(a[pos("--allowedTools") + 1], "mcp__logwarden__*");
         assert_eq!(a[pos("--append-system-prompt-file") + 1], "/s/system.md");
+        assert_eq!(a[pos("--max-budget-usd") + 1], "0.25");
         assert!(a[pos("-p") + 1].starts_with("--"));
         assert!(!a.iter().any(|x| x == "SYSTEM" || x == "--add-dir"));
     }

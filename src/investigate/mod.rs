@@ -174,16 +174,47 @@ fn ask(
         + evidence::tokens(&prompt.user)
         + evidence::tokens(&serde_json::Value::from(tools).to_string()))
         as u64;
+    // The day's dollar limit is a ceiling, not a line to cross by one more call: a call
+    // runs only when its worst case fits in what is left, or is held to what is left.
+    let left = match store.llm_usage(now) {
+        Ok(u) => config.llm.max_usd_per_day - u.usd_day,
+        Err(e) => return fail(format!("budget check failed: {e}")),
+    };
+    let allowance = match &config.investigator {
+        InvestigatorConfig::ClaudeCli(cli) => claude_cli::allowance(cli, left),
+        InvestigatorConfig::AnthropicApi(api) => anthropic_api::allowance(api, prompt_tokens, left),
+        InvestigatorConfig::None => unreachable!("handled by the caller"),
+    };
+    let allowance = match allowance {
+        Ok(a) => a,
+        Err(why) => {
+            let skip = budget::Skip::Budget(why);
+            return Diagnosis {
+                error: Some(skip.describe(backend)),
+                skipped: Some(skip.tag().into()),
+                ..Diagnosis::default()
+            };
+        }
+    };
     let call = match store.begin_llm_call(now, backend, Some(inc.id), &inc.signature, prompt_tokens)
     {
         Ok(id) => id,
         Err(e) => return fail(format!("cannot record the LLM call: {e}")),
     };
     let mut d = match &config.investigator {
-        InvestigatorConfig::ClaudeCli(cli) => claude_cli::run(cli, config, &prompt, inc, &evidence),
-        InvestigatorConfig::AnthropicApi(api) => {
-            anthropic_api::run(api, config, store, &prompt, inc, &evidence, now.timestamp())
+        InvestigatorConfig::ClaudeCli(cli) => {
+            claude_cli::run(cli, config, &prompt, inc, &evidence, allowance)
         }
+        InvestigatorConfig::AnthropicApi(api) => anthropic_api::run(
+            api,
+            config,
+            store,
+            &prompt,
+            inc,
+            &evidence,
+            now.timestamp(),
+            allowance,
+        ),
         InvestigatorConfig::None => unreachable!("handled by the caller"),
     };
     d.prompt_tokens = Some(prompt_tokens);

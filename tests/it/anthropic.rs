@@ -344,11 +344,14 @@ fn a_storm_of_new_errors_never_exceeds_the_budget() {
 }
 
 #[test]
-fn the_daily_dollar_budget_counts_usage() {
-    // Each call costs 1000 × $3 + 200 × $15 per MTok = $0.006; the limit is $0.01.
-    let (t, api, _ntfy) = setup("retries = 0\nmax_usd_per_day = 0.01\n");
+fn the_daily_dollar_limit_is_never_crossed_by_one_more_call() {
+    // Each call costs 1000 × $1 + 200 × $15 per MTok = $0.004; a request may cost its
+    // prompt plus 256 tokens of answer. A call starts only when that worst case fits in
+    // what is left of $0.015, so the day ends below the limit, not one call past it.
+    let (t, api, _ntfy) =
+        setup("retries = 0\nmax_usd_per_day = 0.015\nmax_tokens = 256\nusd_per_mtok_input = 1.0\n");
     let mut log = String::new();
-    for name in ["one", "two", "three"] {
+    for name in ["one", "two", "three", "four", "five", "six"] {
         log.push_str(&error_record(
             &format!("svc_{name}"),
             "Crash",
@@ -357,11 +360,46 @@ fn the_daily_dollar_budget_counts_usage() {
     }
     t.write("app.log", &log);
     let r = t.ok(&["run"]);
-    assert_eq!(api.messages().len(), 2, "{}", r.stdout);
+    let calls = api.messages().len();
     assert!(
-        r.stdout.contains("spent in the last 24 hours, limit $0.01"),
+        calls >= 1 && calls as f64 * 0.004 <= 0.015,
+        "{calls} calls: {}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("left of the day's limit, and one request may cost"),
         "{}",
         r.stdout
+    );
+}
+
+#[test]
+fn a_conversation_stops_before_a_request_that_could_cross_the_daily_limit() {
+    // The first request fits in $0.0075; after it ($0.004) the next one, carrying the
+    // tool result, may cost more than what is left, so it is not sent.
+    let (t, api, _ntfy) = setup(
+        "retries = 0\nmax_usd_per_day = 0.0075\nmax_tokens = 256\nusd_per_mtok_input = 1.0\n",
+    );
+    t.write(
+        "app.log",
+        &error_record(
+            "app.db",
+            "Database connection refused",
+            "ConnectionRefusedError: x",
+        ),
+    );
+    api.push(Reply::ToolUse {
+        name: "search_events".into(),
+        input: json!({"query": "connection refused"}),
+    });
+    api.push(Reply::Text(verdict_text("real", "Postgres is down")));
+    let r = t.ok(&["run"]);
+    assert_eq!(api.messages().len(), 1, "{}", r.all());
+    let page = std::fs::read_to_string(&t.incident_files()[0]).unwrap();
+    assert!(
+        page.contains("stopped before request 2") && page.contains("of the day's limit is left"),
+        "{page}"
     );
 }
 

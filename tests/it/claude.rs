@@ -381,3 +381,35 @@ fn a_claude_that_leaves_a_daemon_holding_its_output_does_not_hold_the_run() {
     // Far below the daemon's 600 s, however busy the machine.
     assert!(start.elapsed() < std::time::Duration::from_secs(240));
 }
+
+#[test]
+fn the_last_call_of_the_day_is_held_to_what_is_left_of_the_dollar_limit() {
+    // The CLI reports no cost, so each call is charged what it was allowed. With $0.80
+    // a day and $0.50 an investigation, the second is told it may spend $0.30, and a
+    // third does not start: the day never ends past its limit.
+    let verdict = r#"{"verdict": "real", "severity": "warning", "title": "t", "summary": "s", "root_cause": "r", "suggested_fix": "f", "confidence": 0.9}"#;
+    let t = Test::new();
+    let claude = fake_claude(&t, &format!("nocost:{verdict}"));
+    t.with_app_source(&format!(
+        "[investigator]\nkind = \"claude-cli\"\ncommand = \"{}\"\ntimeout = \"30s\"\nmax_usd_per_day = 0.8\n",
+        claude.display()
+    ));
+    let log: String = ["alpha", "bravo", "charlie"]
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            format!("2026-11-22 10:00:0{i}.000 | ERROR    | app.{w}:run:1 - Worker {w} crashed\n")
+        })
+        .collect();
+    t.write("app.log", &log);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let budgets: Vec<String> = claude_calls(&t)
+        .iter()
+        .map(|argv| {
+            let i = argv.iter().position(|a| a == "--max-budget-usd").unwrap();
+            argv[i + 1].clone()
+        })
+        .collect();
+    assert_eq!(budgets, ["0.5", "0.3"], "{}", r.all());
+    assert!(r.all().contains("not investigated: budget"), "{}", r.all());
+}
