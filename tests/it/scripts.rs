@@ -1115,6 +1115,7 @@ fn stop(mut child: std::process::Child) {
 
 /// A loopback server whose answers go wrong after a good status line: `/drip` announces
 /// 600 bytes and sends one a second, `/short` announces 1000 and closes after 10,
+/// `/flood` streams without end and without a length, `/huge` announces a terabyte,
 /// `/whole` is a complete 200 and `/moved` a complete 302 (to a port nobody listens on).
 const CUT_SHORT_SERVER: &str = r#"
 import http.server, sys, threading, time
@@ -1133,6 +1134,16 @@ class Cut(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Length", "1000")
             self.end_headers()
             self.wfile.write(b"0123456789")
+        elif self.path in ("/flood", "/huge"):
+            self.send_response(200)
+            if self.path == "/huge":
+                self.send_header("Content-Length", str(1 << 40))
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b"x" * 65536)
+            except OSError:
+                pass
         elif self.path == "/moved":
             self.send_response(302)
             self.send_header("Location", "http://127.0.0.1:1/whole")
@@ -1153,7 +1164,7 @@ sys.stdin.read()
 "#;
 
 /// A 200 whose body never completes (it drips past the timeout, or stops short of its
-/// Content-Length) is not a healthy answer: `http_probe_ok` is 0, with the status and
+/// Content-Length, or runs past `--max-bytes`) is not a healthy answer: `http_probe_ok` is 0, with the status and
 /// latency as far as curl got and curl's exit; a whole answer, and a 3xx asked for
 /// (not followed, so complete), stay ok.
 #[test]
@@ -1176,13 +1187,30 @@ fn http_probe_is_not_ok_when_the_answer_is_cut_short_or_late() {
         check("whole", ""),
         check("moved", ", \"--status\", \"302\""),
     ));
+    // Bodies past --max-bytes end the probe long before its (generous) timeout.
+    let flood = |name: &str| {
+        format!(
+            "[[check]]\nname = \"{name}\"\nscript = \"http-probe.sh\"\n\
+             args = [\"http://127.0.0.1:{web}/{name}\", \"--timeout\", \"60\", \"--max-bytes\", \"100000\", \"--name\", \"{name}\"]\n"
+        )
+    };
+    let cfg = t.read("logwarden.toml");
+    t.write(
+        "logwarden.toml",
+        &format!("{cfg}{}{}", flood("flood"), flood("huge")),
+    );
     let out = t.ok(&["metrics", "check", "--now", NOW]).stdout;
     let list = t.ok(&["metrics"]).stdout;
     stop(server);
     assert!(!out.contains("` failed"), "{out}");
 
     let v = |metric: &str, probe: &str| listed(&list, &format!("{metric}{{probe=\"{probe}\"}}"));
-    for (probe, curl_exit) in [("drip", 28.0), ("short", 18.0)] {
+    for (probe, curl_exit) in [
+        ("drip", 28.0),
+        ("short", 18.0),
+        ("flood", 23.0),
+        ("huge", 63.0),
+    ] {
         assert_eq!(v("http_probe_ok", probe), 0.0, "{probe}\n{list}");
         assert_eq!(v("http_probe_status", probe), 200.0, "{probe}\n{list}");
         assert_eq!(
