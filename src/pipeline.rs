@@ -604,6 +604,9 @@ fn judged_noise(
     Ok(noise)
 }
 
+/// The incident kind of the "several services failing" incidents.
+const SEVERAL_KIND: &str = "several-sources";
+
 /// The signature of the "several services failing" incidents: one open at a time, new
 /// failures while it is open add to it.
 fn several_signature() -> Signature {
@@ -644,7 +647,7 @@ fn several_sources(
     let title = format!("Several services failing: {}", sources.join(", "));
     let new = NewIncident {
         signature: several_signature().to_string(),
-        kind: "several-sources".into(),
+        kind: SEVERAL_KIND.into(),
         severity: "critical".into(),
         title: incident::clean_title(config, &title),
         source: "logwarden".into(),
@@ -1005,7 +1008,10 @@ fn file_unfinished(
                 report.prompt_tokens += d.prompt_tokens.unwrap_or(0);
                 llm_called = true;
             }
-            let title = if d.diagnosed && !d.title.is_empty() {
+            // The built-in "several services failing" title is a fact logwarden
+            // counted; the investigator's answer (which may echo log text) goes in its
+            // diagnosis, not over the title that pages as critical.
+            let title = if d.diagnosed && !d.title.is_empty() && inc.kind != SEVERAL_KIND {
                 d.title.clone()
             } else {
                 inc.title.clone()

@@ -552,3 +552,48 @@ fn a_check_rule_escalates_that_checks_incidents_only() {
     assert_eq!(sev("boiler").as_deref(), Some("critical"), "{inc:?}");
     assert_eq!(sev("room").as_deref(), Some("warning"), "{inc:?}");
 }
+
+/// The investigator's answer (which may echo what strangers logged) does not retitle
+/// the built-in "several services failing" incident: its title stays the count
+/// logwarden made, on the page and on the phone, while the other incidents take the
+/// investigator's titles as usual.
+#[test]
+fn the_investigator_does_not_retitle_several_services_failing() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    let calm = r#"{"verdict": "real", "severity": "info", "title": "All fine, nothing to see", "summary": "s", "root_cause": "r", "suggested_fix": "f", "confidence": 0.9}"#;
+    three_sources(
+        &t,
+        &format!(
+            "{}{NO_NAG}{}",
+            ntfy.config("ops"),
+            claude_config(&t, calm, "")
+        ),
+    );
+    for (s, msg) in [
+        ("api", "Upstream timed out"),
+        ("db", "Too many connections"),
+        ("worker", "Job crashed"),
+    ] {
+        t.write(&format!("{s}.log"), &rec("10:00:00", "ERROR", s, msg));
+    }
+    let r = t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let pages = several(&t);
+    assert_eq!(pages.len(), 1, "{}", r.all());
+    assert!(
+        pages[0].contains("\n# Several services failing: api, db, worker\n"),
+        "{}",
+        pages[0]
+    );
+    assert!(pages[0].contains("severity: critical"), "{}", pages[0]);
+    let sent = titles(&ntfy);
+    assert!(
+        sent.iter()
+            .any(|x| x.contains("Several services failing: api, db, worker")),
+        "{sent:?}"
+    );
+    assert!(
+        sent.iter().filter(|x| x.contains("All fine")).count() == 3,
+        "the three services' own incidents take the investigator's title: {sent:?}"
+    );
+}
