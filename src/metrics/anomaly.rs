@@ -679,11 +679,7 @@ impl AnomalyDetector {
             s * cfg.repeat_factor
         };
         v.score = s / (s + cfg.half_score_surprisal);
-        let (s_level, s_jump) = (
-            if which == 0 { best } else { -1.0 },
-            if which == 1 { best } else { -1.0 },
-        );
-        v.reason = if best == s_level {
+        v.reason = if which == 0 {
             format!(
                 "value {} is {:.1} robust SDs {} the {} {} (band {}–{})",
                 fmt_num(value),
@@ -694,12 +690,21 @@ impl AnomalyDetector {
                 fmt_num(band.0),
                 fmt_num(band.1)
             )
-        } else if best == s_jump {
+        } else if which == 1 {
             format!(
                 "jump of {} from the previous sample is {:.1} robust SDs of usual change (baseline {})",
                 fmt_num(value - self.last_value.unwrap_or(value)),
                 jump_z.abs(),
                 fmt_num(expected)
+            )
+        } else if which == 3 {
+            // The slow statistic: no single value stands out, the recent ones lean
+            // the same way.
+            format!(
+                "values have stayed {} the baseline {} (smoothed deviation {:.1} robust SDs)",
+                if ewma >= 0.0 { "above" } else { "below" },
+                fmt_num(expected),
+                ewma.abs()
             )
         } else {
             format!(
@@ -1328,5 +1333,33 @@ mod tests {
             ..tr
         };
         assert_eq!(time_to_reach(&falling, 1.0, T0), Some(45 * 3600));
+    }
+
+    /// A small shift that the smoothed statistic catches before the CUSUM alarms is
+    /// explained as what it is: values leaning one way, not a CUSUM level shift.
+    #[test]
+    fn a_lean_caught_by_the_smoothed_statistic_is_explained_as_one() {
+        let mut det = AnomalyDetector::new(AnomalyConfig::default());
+        let mut noise = Noise(7);
+        let mut t = T0;
+        for _ in 0..1500 {
+            det.observe(t, 10.0 + noise.normal());
+            t += 60;
+        }
+        let mut flagged = Vec::new();
+        for _ in 0..20 {
+            let a = det.observe(t, 10.8 + noise.normal());
+            if a.score > 0.5 {
+                flagged.push(a.reason);
+            }
+            t += 60;
+        }
+        assert!(!flagged.is_empty());
+        for r in &flagged {
+            assert!(
+                r.starts_with("values have stayed above the baseline 10.0") && !r.contains("CUSUM"),
+                "{r}"
+            );
+        }
     }
 }
