@@ -20,6 +20,9 @@
 //!   merge. Exceptions: a word right after a value introducer (`user bob`, `for root`), and a
 //!   position at which [`MAX_WORDING_VARIANTS`] groups of the leaf already differ only by
 //!   their words (a name that keeps changing is a value; this also bounds memory).
+//! * **Keys are structure.** `key=value` tokens and JSON pairs (`"code":`) keep their key
+//!   when their values differ (`code=<*>`), a key on one side only is different wording,
+//!   and a merge across token counts takes a key's value into its span, never the key.
 //! * Values that masking leaves alone still merge: identifiers with digits, dotted names
 //!   (classes, hosts, process names), `key=value` values, words in value slots.
 //! * A group's template never generalises one of its own path tokens, so the leaf of a group
@@ -350,11 +353,16 @@ impl Miner {
                 let c = &mut self.clusters[ci as usize];
                 let mut changed = false;
                 let n = c.tokens.len();
-                if let Some(Span { prefix, suffix }) = span {
-                    // The differing middle becomes one wildcard.
+                if let Some(Span {
+                    prefix,
+                    suffix,
+                    key,
+                }) = span
+                {
+                    // The differing middle becomes one wildcard (after its key, if any).
                     let mut merged: Vec<Box<str>> = Vec::with_capacity(prefix + 1 + suffix);
                     merged.extend(c.tokens[..prefix].iter().cloned());
-                    merged.push(WILDCARD.into());
+                    merged.push(format!("{}{WILDCARD}", &c.tokens[prefix][..key]).into());
                     merged.extend(c.tokens[n - suffix..].iter().cloned());
                     if merged != c.tokens {
                         c.wildcards = merged.iter().filter(|t| &***t == WILDCARD).count();
@@ -569,31 +577,53 @@ impl Miner {
 /// `code=card_declined`) would let an unrelated error (`AuthenticationFailed`) join the
 /// group, and its incident, silenced or not.
 fn generalise<'a>(t: &'a str, m: &str) -> Cow<'a, str> {
-    match (t.rfind('='), m.rfind('=')) {
-        (Some(i), Some(j)) if t[..=i] == m[..=j] && i > 0 => {
-            if t[i + 1..] == *WILDCARD {
+    match (key_of(t), key_of(m)) {
+        (Some(k), Some(l)) if k == l => {
+            if t[k.len()..] == *WILDCARD {
                 Cow::Borrowed(t)
             } else {
-                Cow::Owned(format!("{}{WILDCARD}", &t[..=i]))
+                Cow::Owned(format!("{k}{WILDCARD}"))
             }
         }
         _ => Cow::Borrowed(WILDCARD),
     }
 }
 
-/// Do two different tokens differ in wording (rather than in a value)? Both must have letters
-/// outside wildcards, neither may be a dotted name or path (package, class, host or file
-/// names are values), and they must not be `key=value` with the same key.
+/// The key of a `key=value` token or of a JSON (or Python dict) pair, with the punctuation
+/// before it: `code=`, `(id=`, `{"code":`, `'code':`. The key is structure, only what
+/// follows it is the value. A key is a name (letters, digits, `_`, `-`, `.`, with a
+/// letter); the first `=` ends it, so base64 padding (`sid=YWJjZA==`) is in the value.
+fn key_of(t: &str) -> Option<&str> {
+    let b = t.as_bytes();
+    let lead = b.iter().take_while(|c| b"([{,".contains(c)).count();
+    let rest = &b[lead..];
+    let is_name = |c: &u8| c.is_ascii_alphanumeric() || b"_-.".contains(c);
+    if let Some(&q) = rest.first().filter(|&&q| q == b'"' || q == b'\'') {
+        let n = rest[1..].iter().take_while(|c| is_name(c)).count();
+        return (n > 0 && rest.get(1 + n) == Some(&q) && rest.get(2 + n) == Some(&b':'))
+            .then(|| &t[..lead + n + 3]);
+    }
+    let i = rest.iter().position(|&c| c == b'=')?;
+    let name = &rest[..i];
+    (name.iter().any(|c| c.is_ascii_alphabetic()) && name.iter().all(is_name))
+        .then(|| &t[..lead + i + 1])
+}
+
+/// Do two different tokens differ in wording (rather than in a value)? `key=value` tokens
+/// (and JSON pairs) differ in wording when their keys differ, or when only one of them has
+/// a key: `code=<*>` and `<*>` (or `'<*>'`) are not one slot, and a template that dropped
+/// the key would take any token there. Other tokens: both must have letters outside
+/// wildcards, and neither may be a dotted name or path (package, class, host or file names
+/// are values).
 fn differ_in_wording(t: &str, m: &str) -> bool {
-    if t == WILDCARD || m == WILDCARD {
+    if t == WILDCARD {
         return false;
     }
-    if let (Some(i), Some(j)) = (t.rfind('='), m.rfind('=')) {
-        if t[..=i] == m[..=j] {
-            return false;
-        }
+    match (key_of(t), key_of(m)) {
+        (Some(k), Some(l)) => k != l,
+        (Some(_), None) | (None, Some(_)) => true,
+        (None, None) => m != WILDCARD && wordy(t) && wordy(m),
     }
-    wordy(t) && wordy(m)
 }
 
 /// Has letters outside wildcards and is not a dotted name or a path.
@@ -640,7 +670,9 @@ fn mergeable(template: &[Box<str>], msg: &[Cow<'_, str>]) -> Merge {
             continue;
         }
         generalised = true;
-        if differ_in_wording(t, m) && !value_slot(template, i) {
+        // (a key on one side only, or two keys, differ wherever they are)
+        let slot = key_of(t).is_none() && key_of(m).is_none() && value_slot(template, i);
+        if differ_in_wording(t, m) && !slot {
             if wording.is_some() {
                 return Merge::No;
             }
@@ -676,6 +708,9 @@ fn mergeable(template: &[Box<str>], msg: &[Cow<'_, str>]) -> Merge {
 struct Span {
     prefix: usize,
     suffix: usize,
+    /// The length of the key that the span's wildcard keeps (`code=` of `code=<*>`), 0
+    /// for none.
+    key: usize,
 }
 
 /// Can a token be part of a variable span? A value: it holds a wildcard, or has letters
@@ -686,19 +721,18 @@ fn spannable(t: &str) -> bool {
     mask::find_wildcard(t).is_some() || (t.bytes().any(|c| c.is_ascii_alphanumeric()) && !wordy(t))
 }
 
-/// May a message of another token count join the template? Both must agree on the
-/// tokens before and after one differing span (a template wildcard matches any one
-/// token there), each side of the span must be non-empty and made of values only, and
-/// the agreeing constants must make at least `min_similarity` of the merged template.
-/// Returns that share and the span.
-fn span_merge(
-    template: &[Box<str>],
-    msg: &[Cow<'_, str>],
-    min_similarity: f64,
-) -> Option<(f64, Span)> {
+/// Where a template and a message differ in one span: the numbers of tokens before it
+/// (`prefix`) and after it (`suffix`) on which they agree (a template wildcard agrees with
+/// any one token, a template `key=<*>` with any token of that key). The shorter side's span
+/// holds at least one token.
+fn span_bounds(template: &[Box<str>], msg: &[Cow<'_, str>]) -> Option<(usize, usize)> {
     let (n, m) = (template.len(), msg.len());
     let short = n.min(m);
-    let agree = |t: &str, w: &str| t == w || t == WILDCARD;
+    let agree = |t: &str, w: &str| {
+        t == w
+            || t == WILDCARD
+            || key_of(t).is_some_and(|k| t[k.len()..] == *WILDCARD && key_of(w) == Some(k))
+    };
     let mut prefix = 0;
     while prefix < short && agree(&template[prefix], &msg[prefix]) {
         prefix += 1;
@@ -718,18 +752,71 @@ fn span_merge(
             return None;
         }
     }
-    let gap_t = &template[prefix..n - suffix];
-    let gap_m = &msg[prefix..m - suffix];
-    if !gap_t.iter().all(|t| spannable(t)) || !gap_m.iter().all(|t| spannable(t)) {
-        return None;
-    }
+    Some((prefix, suffix))
+}
+
+/// The key a span keeps, if the span may be merged at all: keys are structure, so a span
+/// never swallows one. It may only start, on both sides, with the same key, whose value
+/// the span then is (`code=<*>` and `code='card declined' 'call issuer'` give `code=<*>`);
+/// any other key in the span (or a key on one side only) refuses the merge. Gives the
+/// key's length (0 for none).
+fn span_key(gap_t: &[Box<str>], gap_m: &[Cow<'_, str>]) -> Option<usize> {
+    let key = match (key_of(&gap_t[0]), key_of(&gap_m[0])) {
+        (Some(k), Some(l)) if k == l => k.len(),
+        (None, None) => 0,
+        _ => return None,
+    };
+    let unkeyed = gap_t[1..].iter().all(|t| key_of(t).is_none())
+        && gap_m[1..].iter().all(|t| key_of(t).is_none());
+    unkeyed.then_some(key)
+}
+
+/// The share of the merged template (the span being one token) that the agreeing
+/// constants make.
+fn span_similarity(template: &[Box<str>], prefix: usize, suffix: usize) -> (usize, f64) {
+    let n = template.len();
     let constants = template[..prefix]
         .iter()
         .chain(&template[n - suffix..])
         .filter(|t| &***t != WILDCARD)
         .count();
-    let sim = constants as f64 / (prefix + 1 + suffix) as f64;
-    (constants > 0 && sim >= min_similarity).then_some((sim, Span { prefix, suffix }))
+    (constants, constants as f64 / (prefix + 1 + suffix) as f64)
+}
+
+/// May a message of another token count join the template? Both must agree on the
+/// tokens before and after one differing span (see [`span_bounds`]), each side of the span
+/// must be non-empty and made of values only (after the key it may start with, see
+/// [`span_key`]), and the agreeing constants must make at least `min_similarity` of the
+/// merged template. Returns that share and the span.
+fn span_merge(
+    template: &[Box<str>],
+    msg: &[Cow<'_, str>],
+    min_similarity: f64,
+) -> Option<(f64, Span)> {
+    let (n, m) = (template.len(), msg.len());
+    let (prefix, suffix) = span_bounds(template, msg)?;
+    let gap_t = &template[prefix..n - suffix];
+    let gap_m = &msg[prefix..m - suffix];
+    let key = span_key(gap_t, gap_m)?;
+    // After the key, only its value (which may be in the next tokens: `{"code": 42}`).
+    let values = |gap: &mut dyn Iterator<Item = &str>| {
+        gap.enumerate().all(|(i, t)| {
+            let v = if i == 0 { &t[key..] } else { t };
+            spannable(v) || (i == 0 && key > 0 && v.is_empty())
+        })
+    };
+    if !values(&mut gap_t.iter().map(|t| &**t)) || !values(&mut gap_m.iter().map(|t| t.as_ref())) {
+        return None;
+    }
+    let (constants, sim) = span_similarity(template, prefix, suffix);
+    (constants > 0 && sim >= min_similarity).then_some((
+        sim,
+        Span {
+            prefix,
+            suffix,
+            key,
+        },
+    ))
 }
 
 /// Fraction of positions where the template has the same constant as the message; 1
@@ -1079,5 +1166,126 @@ mod tests {
         let b = m.add("   ");
         assert_eq!(a.group, b.group);
         assert_eq!(a.template, "");
+    }
+
+    /// Feeds `first` (which make a `key=<*>` template), then `widen` (values in that slot
+    /// of another shape), then asserts that `other` (another error in that place) makes a
+    /// group of its own.
+    fn assert_key_survives(first: &[&str], widen: &[&str], other: &str) {
+        let mut m = Miner::new();
+        let a = m.add(first[0]);
+        for f in &first[1..] {
+            assert_eq!(m.add(f).group, a.group, "{f}");
+        }
+        for w in widen {
+            let t = m.add(w);
+            if t.group == a.group {
+                assert!(
+                    t.template.contains("code=") || t.template.contains("\"code\":"),
+                    "{w} took the key away: {}",
+                    t.template
+                );
+            }
+        }
+        let o = m.add(other);
+        assert_ne!(o.group, a.group, "{other} joined {:?}", m.export());
+    }
+
+    #[test]
+    fn a_span_merge_never_swallows_a_key() {
+        let first = [
+            "Payment provider error for order 55: code=card_declined",
+            "Payment provider error for order 56: code=expired_card",
+        ];
+        let other = "Payment provider error for order 57: AuthenticationFailed";
+        // a value of two URLs, of two quoted strings, a value with a URL after it
+        assert_key_survives(
+            &first,
+            &["Payment provider error for order 58: code=https://a.example.com/x https://b.example.com/y"],
+            other,
+        );
+        assert_key_survives(
+            &first,
+            &["Payment provider error for order 58: code='card declined' 'call issuer'"],
+            other,
+        );
+        assert_key_survives(
+            &first,
+            &["Payment provider error for order 58: code=3ds_required http://pay.example.com/3ds/9"],
+            other,
+        );
+        // the same in JSON: the key is structure there too
+        assert_key_survives(
+            &[
+                r#"Payment provider error for order 55: {"code":"card_declined"}"#,
+                r#"Payment provider error for order 56: {"code":"expired_card"}"#,
+            ],
+            &[
+                r#"Payment provider error for order 58: {"code":"x y", "detail":"a b c"}"#,
+                r#"Payment provider error for order 59: {"code": "processing_error"}"#,
+                r#"Payment provider error for order 60: {"code": 42}"#,
+            ],
+            other,
+        );
+        assert_key_survives(
+            &first,
+            &[r#"Payment provider error for order 58: {"code":"x"}"#],
+            other,
+        );
+        // a key=value span is still one value after its key
+        let mut m = Miner::new();
+        let a = m.add("Payment provider error for order 55: code=card_declined");
+        m.add("Payment provider error for order 56: code=expired_card");
+        let b = m.add("Payment provider error for order 58: code='card declined' 'call issuer'");
+        assert_eq!(a.group, b.group);
+        assert_eq!(b.template, "Payment provider error for order <*>: code=<*>");
+    }
+
+    #[test]
+    fn a_value_that_is_a_number_does_not_take_the_key_away() {
+        let mut m = Miner::new();
+        let a = m.add("Payment provider error for order 55: code=card_declined");
+        m.add("Payment provider error for order 56: code=expired_card");
+        let b = m.add("Payment provider error for order 57: 4012");
+        if b.group == a.group {
+            assert!(b.template.contains("code="), "{}", b.template);
+        }
+        let c = m.add("Payment provider error for order 58: AuthenticationFailed");
+        assert_ne!(c.group, a.group, "{:?}", m.export());
+    }
+
+    #[test]
+    fn padded_base64_values_are_one_group() {
+        let mut m = Miner::new();
+        let a = m.add("Session rejected sid=YWJjZA== for tenant");
+        for msg in [
+            "Session rejected sid=dGVzdA= for tenant",
+            "Session rejected sid=Zm9vYmFy for tenant",
+            "Session rejected sid=c2Vzc2lvbi1rZXk= for tenant",
+            "Session rejected sid=QQ== for tenant",
+        ] {
+            let b = m.add(msg);
+            assert_eq!(b.group, a.group, "{msg}: {:?}", m.export());
+        }
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            m.add("Session rejected sid=YQ== for tenant").template,
+            "Session rejected sid=<*> for tenant"
+        );
+    }
+
+    #[test]
+    fn a_few_wording_differences_stay_apart() {
+        let mut m = Miner::new();
+        let a = m.add("Payout to partner account stuck in queue");
+        let b = m.add("Payout to merchant wallet stuck in queue");
+        let c = m.add("Payout to bank stuck in queue");
+        assert_ne!(a.group, b.group);
+        assert_ne!(a.group, c.group);
+        assert_ne!(b.group, c.group);
+        // nor does a span of words after a key merge with a key-less one
+        let d = m.add("Job failed: reason=disk full now");
+        let e = m.add("Job failed: disk full now");
+        assert_ne!(d.group, e.group);
     }
 }

@@ -95,6 +95,69 @@ fn a_routine_value_does_not_let_another_error_join_an_acknowledged_group() {
     assert_eq!(first["occurrences"].as_u64(), Some(3), "{inc:#?}");
 }
 
+/// A key (`code=`, JSON's `"code":`) stays in the template whatever shape its values take:
+/// a value of two quoted strings, of URLs, or the same pairs as JSON, never widen the group
+/// so far that another error in that place joins its acknowledged incident.
+#[test]
+fn values_of_any_shape_after_a_key_do_not_let_another_error_join_an_acknowledged_group() {
+    for (first, widen) in [
+        (
+            ["code=card_declined", "code=expired_card"],
+            vec![
+                "code='card declined' 'call issuer'",
+                "code=https://pay.example.com/e/1 https://pay.example.com/e/2",
+                r#"{"code":"x"}"#,
+            ],
+        ),
+        (
+            [r#"{"code":"card_declined"}"#, r#"{"code":"expired_card"}"#],
+            vec![
+                r#"{"code":"card declined", "detail":"call the issuer"}"#,
+                r#"{"code": "processing_error"}"#,
+                r#"{"code": 42}"#,
+            ],
+        ),
+    ] {
+        let t = Test::new();
+        t.with_app_source("");
+        let mut log = String::new();
+        for (i, v) in first.iter().enumerate() {
+            log += &rec(
+                &format!("10:00:0{i}"),
+                &format!("Payment provider error for order 5{i}: {v}"),
+            );
+        }
+        t.write("app.log", &log);
+        t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+        assert_eq!(t.incidents().len(), 1);
+        t.ok(&["incidents", "ack", "1", "--now", "2026-11-22T10:02:00Z"]);
+        let mut more = String::new();
+        for (i, v) in widen.iter().enumerate() {
+            more += &rec(
+                &format!("10:03:0{i}"),
+                &format!("Payment provider error for order 6{i}: {v}"),
+            );
+        }
+        more += &rec(
+            "10:05:00",
+            "Payment provider error for order 70: AuthenticationFailed",
+        );
+        t.append("app.log", more.as_bytes());
+        let r = t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
+        let inc = t.incidents();
+        let auth: Vec<_> = inc
+            .iter()
+            .filter(|i| i.to_string().contains("AuthenticationFailed"))
+            .collect();
+        assert!(
+            !auth.is_empty() && auth.iter().all(|i| i["id"].as_i64() != Some(1)),
+            "{first:?}: {}\n{inc:#?}",
+            r.all()
+        );
+        assert!(r.stdout.contains("AuthenticationFailed"), "{}", r.stdout);
+    }
+}
+
 #[test]
 fn a_group_stored_by_the_previous_masking_keeps_its_messages_after_an_upgrade() {
     let t = Test::new();
