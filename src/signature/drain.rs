@@ -19,7 +19,10 @@
 //!   wording (`VM Started` / `VM Stopped`, `get next element` / `open package`): they do not
 //!   merge. Exceptions: a word right after a value introducer (`user bob`, `for root`), and a
 //!   position at which [`MAX_WORDING_VARIANTS`] groups of the leaf already differ only by
-//!   their words (a name that keeps changing is a value; this also bounds memory).
+//!   their words (a name that keeps changing is a value; this also bounds memory). The same
+//!   holds for a span of words between the same wording on both sides (an unquoted name
+//!   of any number of words), and the value of a `key: value` pair in a message of several
+//!   pairs merges at once, as a `key=value` value does.
 //! * **Keys are structure.** `key=value` tokens and JSON pairs (`"code":`) keep their key
 //!   when their values differ (`code=<*>`), a key on one side only is different wording,
 //!   and a merge across token counts takes a key's value into its span, never the key.
@@ -243,6 +246,37 @@ fn introduces_value(t: &str) -> bool {
 /// Is position `i` a value slot (a word right after a value introducer)?
 fn value_slot<S: AsRef<str>>(tokens: &[S], i: usize) -> bool {
     i > 0 && introduces_value(tokens[i - 1].as_ref())
+}
+
+/// Is position `i` the value of a `key: value` pair, in a message of several pairs
+/// (`user: bob, order: ab12cd`)? A lower-case name and a colon, then one token that ends
+/// the message or a clause (`,`, `;`) or comes before the next key. Like `key=value`, it is
+/// the value that varies there, not the wording. One label alone is not taken for a pair:
+/// `failed: OutOfMemory` and `failed: Timeout` are two errors.
+fn key_colon_slot<S: AsRef<str>>(tokens: &[S], i: usize) -> bool {
+    fn is_key(t: &str) -> bool {
+        t.strip_suffix(':').is_some_and(|name| {
+            name.as_bytes()
+                .first()
+                .is_some_and(|c| c.is_ascii_lowercase())
+                && name
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-.".contains(&c))
+        })
+    }
+    if i == 0 || !is_key(tokens[i - 1].as_ref()) {
+        return false;
+    }
+    let t = tokens[i].as_ref();
+    let one_token = match tokens.get(i + 1) {
+        None => true,
+        Some(next) => t.ends_with([',', ';']) || is_key(next.as_ref()),
+    };
+    one_token
+        && tokens
+            .iter()
+            .enumerate()
+            .any(|(j, k)| j + 1 != i && j + 1 < tokens.len() && is_key(k.as_ref()))
 }
 
 /// Can position `i` be used to route a message through the tree? Plain words only, and not
@@ -482,7 +516,68 @@ impl Miner {
             }
             best = Some((sim, c.wildcards, ci, span));
         }
-        best.map(|(_, _, ci, span)| (ci, Some(span)))
+        if let Some((_, _, ci, span)) = best {
+            return Some((ci, Some(span)));
+        }
+        self.word_span_variant(leaf, msg)
+            .map(|(ci, span)| (ci, Some(span)))
+    }
+
+    /// The group a message joins when many groups of its leaf differ from it in the words of
+    /// one span only, the same span of the message each time (a stranger's name or text
+    /// between constant words: `Payout to Ada Lovelace stuck`, `Payout to Ken stuck`): as
+    /// for one position (see [`MAX_WORDING_VARIANTS`]), a span that keeps taking new words
+    /// is a value, and after that many groups it becomes one wildcard. Before that, wording
+    /// is wording, so two messages that differ in a few words stay apart. The span never
+    /// holds the template's routing words nor a key, and has constants on both sides.
+    fn word_span_variant(&self, leaf: &Leaf, msg: &[Cow<'_, str>]) -> Option<(u32, Span)> {
+        let msg_path: Vec<&str> = path_positions(msg).map(|i| msg[i].as_ref()).collect();
+        // By the message's span: (start, end, number of groups, best of them).
+        let mut variants: Vec<(usize, usize, usize, Candidate)> = Vec::new();
+        for &ci in &leaf.all {
+            let c = &self.clusters[ci as usize];
+            let Some((sim, span)) = word_span(&c.tokens, msg, self.similarity) else {
+                continue;
+            };
+            let n = c.tokens.len();
+            let path: Vec<&str> = path_positions(&c.tokens).map(|i| &*c.tokens[i]).collect();
+            if path != msg_path {
+                continue;
+            }
+            let wild = format!("{}{WILDCARD}", &c.tokens[span.prefix][..span.key]);
+            let merged: Vec<&str> = c.tokens[..span.prefix]
+                .iter()
+                .map(|t| &**t)
+                .chain([wild.as_str()])
+                .chain(c.tokens[n - span.suffix..].iter().map(|t| &**t))
+                .collect();
+            if !path_positions(&merged)
+                .map(|i| merged[i])
+                .eq(path.iter().copied())
+            {
+                continue;
+            }
+            let this = (sim, c.wildcards, ci, span);
+            let at = (span.prefix, msg.len() - span.suffix);
+            match variants.iter_mut().find(|v| (v.0, v.1) == at) {
+                Some(v) => {
+                    v.2 += 1;
+                    if sim > v.3 .0 || (sim == v.3 .0 && c.wildcards > v.3 .1) {
+                        v.3 = this;
+                    }
+                }
+                None => variants.push((at.0, at.1, 1, this)),
+            }
+        }
+        variants
+            .into_iter()
+            .filter(|v| v.2 >= MAX_WORDING_VARIANTS)
+            .map(|v| v.3)
+            .fold(None, |b: Option<Candidate>, v| match b {
+                Some(b) if !(v.0 > b.0 || (v.0 == b.0 && v.1 > b.1)) => Some(b),
+                _ => Some(v),
+            })
+            .map(|(_, _, ci, span)| (ci, span))
     }
 
     /// The most similar group of the message's token count.
@@ -671,7 +766,9 @@ fn mergeable(template: &[Box<str>], msg: &[Cow<'_, str>]) -> Merge {
         }
         generalised = true;
         // (a key on one side only, or two keys, differ wherever they are)
-        let slot = key_of(t).is_none() && key_of(m).is_none() && value_slot(template, i);
+        let slot = key_of(t).is_none()
+            && key_of(m).is_none()
+            && (value_slot(template, i) || key_colon_slot(template, i));
         if differ_in_wording(t, m) && !slot {
             if wording.is_some() {
                 return Merge::No;
@@ -701,6 +798,9 @@ fn mergeable(template: &[Box<str>], msg: &[Cow<'_, str>]) -> Merge {
         (true, Some(p)) => Merge::Wording(p),
     }
 }
+
+/// A group a message may join through a span: similarity, wildcards, group, span.
+type Candidate = (f64, usize, u32, Span);
 
 /// Where a message of another token count meets a template: the template keeps its first
 /// `prefix` and last `suffix` tokens, and what lies between becomes one wildcard.
@@ -808,6 +908,48 @@ fn span_merge(
     if !values(&mut gap_t.iter().map(|t| &**t)) || !values(&mut gap_m.iter().map(|t| t.as_ref())) {
         return None;
     }
+    let (constants, sim) = span_similarity(template, prefix, suffix);
+    (constants > 0 && sim >= min_similarity).then_some((
+        sim,
+        Span {
+            prefix,
+            suffix,
+            key,
+        },
+    ))
+}
+
+/// Does a message differ from the template in one span of words (the template's may be
+/// the wildcard they became), between the same wording on both sides, the shared constants
+/// making at least `min_similarity` of the merged template? Such a span merges only once it
+/// is seen to vary (see [`Miner::word_span_variant`]).
+fn word_span(
+    template: &[Box<str>],
+    msg: &[Cow<'_, str>],
+    min_similarity: f64,
+) -> Option<(f64, Span)> {
+    let (n, m) = (template.len(), msg.len());
+    let (prefix, suffix) = span_bounds(template, msg)?;
+    // Wording on both sides, the same in both: a wildcard that took the words after a
+    // prefix would take anything there.
+    if prefix == 0
+        || suffix == 0
+        || *template[prefix - 1] == *WILDCARD
+        || *template[n - suffix] == *WILDCARD
+        || *template[prefix - 1] != *msg[prefix - 1]
+        || *template[n - suffix] != *msg[m - suffix]
+    {
+        return None;
+    }
+    let (gap_t, gap_m) = (&template[prefix..n - suffix], &msg[prefix..m - suffix]);
+    // The message's span is words (a value of another shape is masked or merges as one);
+    // the template's too, or the wildcard that such words became.
+    if !gap_m.iter().all(|t| is_word(t))
+        || !(gap_t.iter().all(|t| is_word(t)) || (gap_t.len() == 1 && *gap_t[0] == *WILDCARD))
+    {
+        return None;
+    }
+    let key = span_key(gap_t, gap_m)?;
     let (constants, sim) = span_similarity(template, prefix, suffix);
     (constants > 0 && sim >= min_similarity).then_some((
         sim,
@@ -1275,6 +1417,53 @@ mod tests {
     }
 
     #[test]
+    fn a_span_of_strangers_words_is_a_value_once_it_keeps_changing() {
+        let names = [
+            "Ada Lovelace",
+            "Grace Brewster Murray Hopper",
+            "Ken",
+            "Edsger Dijkstra",
+            "John von Neumann",
+            "Frances Allen",
+            "Barbara Liskov",
+            "Dennis MacAlistair Ritchie",
+            "Tony Hoare",
+            "Alan Turing",
+            "Radia Perlman",
+            "Leslie Lamport",
+        ];
+        let mut m = Miner::new();
+        let ids: Vec<Mined> = names
+            .iter()
+            .map(|n| m.add(&format!("Payout to {n} stuck in queue")))
+            .collect();
+        // Two names are two kinds until the position has shown it takes anything.
+        assert_ne!(ids[0].group, ids[1].group);
+        let joined: HashSet<GroupId> = ids[MAX_WORDING_VARIANTS..]
+            .iter()
+            .map(|x| x.group)
+            .collect();
+        assert_eq!(joined.len(), 1, "{:?}", m.export());
+        let last = ids.last().unwrap();
+        assert_eq!(last.template, "Payout to <*> stuck in queue");
+        assert_eq!(m.len(), MAX_WORDING_VARIANTS, "{:?}", m.export());
+        // The rest of the message is still wording.
+        assert_ne!(m.add("Payout to Ada Lovelace sent").group, last.group);
+        assert_ne!(
+            m.add("Payout to Ada Lovelace stuck in review").group,
+            last.group
+        );
+        // and the same after an export and import
+        let mut restored = Miner::import(m.export());
+        assert_eq!(
+            restored
+                .add("Payout to Margaret Hamilton stuck in queue")
+                .group,
+            last.group
+        );
+    }
+
+    #[test]
     fn a_few_wording_differences_stay_apart() {
         let mut m = Miner::new();
         let a = m.add("Payout to partner account stuck in queue");
@@ -1287,5 +1476,33 @@ mod tests {
         let d = m.add("Job failed: reason=disk full now");
         let e = m.add("Job failed: disk full now");
         assert_ne!(d.group, e.group);
+    }
+
+    #[test]
+    fn the_value_of_a_key_colon_pair_is_a_value() {
+        let mut m = Miner::new();
+        let a = m.add("Refund refused for customer: alice, order: abcdef");
+        for msg in [
+            "Refund refused for customer: bob, order: ghijkl",
+            "Refund refused for customer: 1234, order: ab12cd",
+            "Refund refused for customer: carol, order: mnopqr",
+        ] {
+            assert_eq!(m.add(msg).group, a.group, "{msg}: {:?}", m.export());
+        }
+        assert_eq!(
+            m.add("Refund refused for customer: dave, order: stuvwx")
+                .template,
+            "Refund refused for customer: <*> order: <*>"
+        );
+        // the key stays: another message in that place is another kind
+        assert_ne!(
+            m.add("Refund refused for customer: eve, AuthenticationFailed")
+                .group,
+            a.group
+        );
+        // a label before a sentence is wording
+        let b = m.add("Refund worker error: connection refused by peer");
+        let c = m.add("Refund worker error: certificate expired by peer");
+        assert_ne!(b.group, c.group);
     }
 }

@@ -158,6 +158,102 @@ fn values_of_any_shape_after_a_key_do_not_let_another_error_join_an_acknowledged
     }
 }
 
+/// Values that the masking once left as words each opened an incident: padded base64
+/// (`sid=YWJjZA==`), a `key: value` pair with a space, a stranger's name without quotes.
+#[test]
+fn one_kind_of_error_with_values_of_many_shapes_opens_one_incident() {
+    let names = [
+        "Ada Lovelace",
+        "Grace Brewster Murray Hopper",
+        "Ken",
+        "Edsger Dijkstra",
+        "John von Neumann",
+        "Frances Allen",
+        "Barbara Liskov",
+        "Dennis MacAlistair Ritchie",
+        "Tony Hoare",
+        "Alan Turing",
+        "Radia Perlman",
+        "Leslie Lamport",
+    ];
+    let sids = [
+        "YWJjZA==",
+        "dGVzdA=",
+        "Zm9vYmFy",
+        "c2Vzc2lvbi1rZXk=",
+        "QQ==",
+    ];
+    let t = Test::new();
+    t.with_app_source("");
+    let mut log = String::new();
+    for (i, s) in sids.iter().enumerate() {
+        log += &rec(
+            &format!("10:00:0{i}"),
+            &format!("Session rejected sid={s} for tenant"),
+        );
+    }
+    t.write("app.log", &log);
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!(inc[0]["occurrences"].as_u64(), Some(5), "{inc:#?}");
+    // `key: value` pairs whose values are words
+    let mut log = String::new();
+    for (i, (c, o)) in [
+        ("alice", "abcdef"),
+        ("bob", "ghijkl"),
+        ("1234", "ab12cd"),
+        ("carol", "mnopqr"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        log += &rec(
+            &format!("10:01:0{i}"),
+            &format!("Refund refused for customer: {c}, order: {o}"),
+        );
+    }
+    t.append("app.log", log.as_bytes());
+    t.ok(&["run", "--now", "2026-11-22T10:01:30Z"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 2, "{inc:#?}");
+    assert!(
+        inc.iter().any(|i| i["occurrences"].as_u64() == Some(4)),
+        "{inc:#?}"
+    );
+    // A stranger's name without quotes: once the position has shown it takes anything,
+    // each new name joins (the first few, which could be wording, are their own).
+    let mut log = String::new();
+    for (i, n) in names.iter().enumerate() {
+        log += &rec(
+            &format!("10:02:{i:02}"),
+            &format!("Payout to {n} stuck in queue"),
+        );
+    }
+    t.append("app.log", log.as_bytes());
+    t.ok(&["run", "--now", "2026-11-22T10:03:00Z"]);
+    let more = t.incidents().len() - 2;
+    let mut log = String::new();
+    for (i, n) in ["Margaret Hamilton", "Donald Ervin Knuth", "Ivan Sutherland"]
+        .iter()
+        .enumerate()
+    {
+        log += &rec(
+            &format!("10:04:0{i}"),
+            &format!("Payout to {n} stuck in queue"),
+        );
+    }
+    t.append("app.log", log.as_bytes());
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let inc = t.incidents();
+    assert!(more <= 8, "{inc:#?}");
+    assert_eq!(
+        inc.len(),
+        2 + more,
+        "no new incident for new names: {inc:#?}"
+    );
+}
+
 #[test]
 fn a_group_stored_by_the_previous_masking_keeps_its_messages_after_an_upgrade() {
     let t = Test::new();
