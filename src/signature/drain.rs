@@ -19,7 +19,13 @@
 //!   wording (`VM Started` / `VM Stopped`, `get next element` / `open package`): they do not
 //!   merge. Exceptions: a word right after a value introducer (`user bob`, `for root`), and a
 //!   position at which [`MAX_WORDING_VARIANTS`] groups of the leaf already differ only by
-//!   their words (a name that keeps changing is a value; this also bounds memory).
+//!   their words (a name that keeps changing is a value; this also bounds memory). The same
+//!   holds for a span of words between the same wording on both sides (an unquoted name
+//!   of any number of words), and the value of a `key: value` pair in a message of several
+//!   pairs merges at once, as a `key=value` value does.
+//! * **Keys are structure.** `key=value` tokens and JSON pairs (`"code":`) keep their key
+//!   when their values differ (`code=<*>`), a key on one side only is different wording,
+//!   and a merge across token counts takes a key's value into its span, never the key.
 //! * Values that masking leaves alone still merge: identifiers with digits, dotted names
 //!   (classes, hosts, process names), `key=value` values, words in value slots.
 //! * A group's template never generalises one of its own path tokens, so the leaf of a group
@@ -242,6 +248,37 @@ fn value_slot<S: AsRef<str>>(tokens: &[S], i: usize) -> bool {
     i > 0 && introduces_value(tokens[i - 1].as_ref())
 }
 
+/// Is position `i` the value of a `key: value` pair, in a message of several pairs
+/// (`user: bob, order: ab12cd`)? A lower-case name and a colon, then one token that ends
+/// the message or a clause (`,`, `;`) or comes before the next key. Like `key=value`, it is
+/// the value that varies there, not the wording. One label alone is not taken for a pair:
+/// `failed: OutOfMemory` and `failed: Timeout` are two errors.
+fn key_colon_slot<S: AsRef<str>>(tokens: &[S], i: usize) -> bool {
+    fn is_key(t: &str) -> bool {
+        t.strip_suffix(':').is_some_and(|name| {
+            name.as_bytes()
+                .first()
+                .is_some_and(|c| c.is_ascii_lowercase())
+                && name
+                    .bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-.".contains(&c))
+        })
+    }
+    if i == 0 || !is_key(tokens[i - 1].as_ref()) {
+        return false;
+    }
+    let t = tokens[i].as_ref();
+    let one_token = match tokens.get(i + 1) {
+        None => true,
+        Some(next) => t.ends_with([',', ';']) || is_key(next.as_ref()),
+    };
+    one_token
+        && tokens
+            .iter()
+            .enumerate()
+            .any(|(j, k)| j + 1 != i && j + 1 < tokens.len() && is_key(k.as_ref()))
+}
+
 /// Can position `i` be used to route a message through the tree? Plain words only, and not
 /// in a value slot.
 fn is_path_token<S: AsRef<str>>(tokens: &[S], i: usize) -> bool {
@@ -350,11 +387,16 @@ impl Miner {
                 let c = &mut self.clusters[ci as usize];
                 let mut changed = false;
                 let n = c.tokens.len();
-                if let Some(Span { prefix, suffix }) = span {
-                    // The differing middle becomes one wildcard.
+                if let Some(Span {
+                    prefix,
+                    suffix,
+                    key,
+                }) = span
+                {
+                    // The differing middle becomes one wildcard (after its key, if any).
                     let mut merged: Vec<Box<str>> = Vec::with_capacity(prefix + 1 + suffix);
                     merged.extend(c.tokens[..prefix].iter().cloned());
-                    merged.push(WILDCARD.into());
+                    merged.push(format!("{}{WILDCARD}", &c.tokens[prefix][..key]).into());
                     merged.extend(c.tokens[n - suffix..].iter().cloned());
                     if merged != c.tokens {
                         c.wildcards = merged.iter().filter(|t| &***t == WILDCARD).count();
@@ -474,7 +516,68 @@ impl Miner {
             }
             best = Some((sim, c.wildcards, ci, span));
         }
-        best.map(|(_, _, ci, span)| (ci, Some(span)))
+        if let Some((_, _, ci, span)) = best {
+            return Some((ci, Some(span)));
+        }
+        self.word_span_variant(leaf, msg)
+            .map(|(ci, span)| (ci, Some(span)))
+    }
+
+    /// The group a message joins when many groups of its leaf differ from it in the words of
+    /// one span only, the same span of the message each time (a stranger's name or text
+    /// between constant words: `Payout to Ada Lovelace stuck`, `Payout to Ken stuck`): as
+    /// for one position (see [`MAX_WORDING_VARIANTS`]), a span that keeps taking new words
+    /// is a value, and after that many groups it becomes one wildcard. Before that, wording
+    /// is wording, so two messages that differ in a few words stay apart. The span never
+    /// holds the template's routing words nor a key, and has constants on both sides.
+    fn word_span_variant(&self, leaf: &Leaf, msg: &[Cow<'_, str>]) -> Option<(u32, Span)> {
+        let msg_path: Vec<&str> = path_positions(msg).map(|i| msg[i].as_ref()).collect();
+        // By the message's span: (start, end, number of groups, best of them).
+        let mut variants: Vec<(usize, usize, usize, Candidate)> = Vec::new();
+        for &ci in &leaf.all {
+            let c = &self.clusters[ci as usize];
+            let Some((sim, span)) = word_span(&c.tokens, msg, self.similarity) else {
+                continue;
+            };
+            let n = c.tokens.len();
+            let path: Vec<&str> = path_positions(&c.tokens).map(|i| &*c.tokens[i]).collect();
+            if path != msg_path {
+                continue;
+            }
+            let wild = format!("{}{WILDCARD}", &c.tokens[span.prefix][..span.key]);
+            let merged: Vec<&str> = c.tokens[..span.prefix]
+                .iter()
+                .map(|t| &**t)
+                .chain([wild.as_str()])
+                .chain(c.tokens[n - span.suffix..].iter().map(|t| &**t))
+                .collect();
+            if !path_positions(&merged)
+                .map(|i| merged[i])
+                .eq(path.iter().copied())
+            {
+                continue;
+            }
+            let this = (sim, c.wildcards, ci, span);
+            let at = (span.prefix, msg.len() - span.suffix);
+            match variants.iter_mut().find(|v| (v.0, v.1) == at) {
+                Some(v) => {
+                    v.2 += 1;
+                    if sim > v.3 .0 || (sim == v.3 .0 && c.wildcards > v.3 .1) {
+                        v.3 = this;
+                    }
+                }
+                None => variants.push((at.0, at.1, 1, this)),
+            }
+        }
+        variants
+            .into_iter()
+            .filter(|v| v.2 >= MAX_WORDING_VARIANTS)
+            .map(|v| v.3)
+            .fold(None, |b: Option<Candidate>, v| match b {
+                Some(b) if !(v.0 > b.0 || (v.0 == b.0 && v.1 > b.1)) => Some(b),
+                _ => Some(v),
+            })
+            .map(|(_, _, ci, span)| (ci, span))
     }
 
     /// The most similar group of the message's token count.
@@ -569,31 +672,53 @@ impl Miner {
 /// `code=card_declined`) would let an unrelated error (`AuthenticationFailed`) join the
 /// group, and its incident, silenced or not.
 fn generalise<'a>(t: &'a str, m: &str) -> Cow<'a, str> {
-    match (t.rfind('='), m.rfind('=')) {
-        (Some(i), Some(j)) if t[..=i] == m[..=j] && i > 0 => {
-            if t[i + 1..] == *WILDCARD {
+    match (key_of(t), key_of(m)) {
+        (Some(k), Some(l)) if k == l => {
+            if t[k.len()..] == *WILDCARD {
                 Cow::Borrowed(t)
             } else {
-                Cow::Owned(format!("{}{WILDCARD}", &t[..=i]))
+                Cow::Owned(format!("{k}{WILDCARD}"))
             }
         }
         _ => Cow::Borrowed(WILDCARD),
     }
 }
 
-/// Do two different tokens differ in wording (rather than in a value)? Both must have letters
-/// outside wildcards, neither may be a dotted name or path (package, class, host or file
-/// names are values), and they must not be `key=value` with the same key.
+/// The key of a `key=value` token or of a JSON (or Python dict) pair, with the punctuation
+/// before it: `code=`, `(id=`, `{"code":`, `'code':`. The key is structure, only what
+/// follows it is the value. A key is a name (letters, digits, `_`, `-`, `.`, with a
+/// letter); the first `=` ends it, so base64 padding (`sid=YWJjZA==`) is in the value.
+fn key_of(t: &str) -> Option<&str> {
+    let b = t.as_bytes();
+    let lead = b.iter().take_while(|c| b"([{,".contains(c)).count();
+    let rest = &b[lead..];
+    let is_name = |c: &u8| c.is_ascii_alphanumeric() || b"_-.".contains(c);
+    if let Some(&q) = rest.first().filter(|&&q| q == b'"' || q == b'\'') {
+        let n = rest[1..].iter().take_while(|c| is_name(c)).count();
+        return (n > 0 && rest.get(1 + n) == Some(&q) && rest.get(2 + n) == Some(&b':'))
+            .then(|| &t[..lead + n + 3]);
+    }
+    let i = rest.iter().position(|&c| c == b'=')?;
+    let name = &rest[..i];
+    (name.iter().any(|c| c.is_ascii_alphabetic()) && name.iter().all(is_name))
+        .then(|| &t[..lead + i + 1])
+}
+
+/// Do two different tokens differ in wording (rather than in a value)? `key=value` tokens
+/// (and JSON pairs) differ in wording when their keys differ, or when only one of them has
+/// a key: `code=<*>` and `<*>` (or `'<*>'`) are not one slot, and a template that dropped
+/// the key would take any token there. Other tokens: both must have letters outside
+/// wildcards, and neither may be a dotted name or path (package, class, host or file names
+/// are values).
 fn differ_in_wording(t: &str, m: &str) -> bool {
-    if t == WILDCARD || m == WILDCARD {
+    if t == WILDCARD {
         return false;
     }
-    if let (Some(i), Some(j)) = (t.rfind('='), m.rfind('=')) {
-        if t[..=i] == m[..=j] {
-            return false;
-        }
+    match (key_of(t), key_of(m)) {
+        (Some(k), Some(l)) => k != l,
+        (Some(_), None) | (None, Some(_)) => true,
+        (None, None) => m != WILDCARD && wordy(t) && wordy(m),
     }
-    wordy(t) && wordy(m)
 }
 
 /// Has letters outside wildcards and is not a dotted name or a path.
@@ -640,7 +765,11 @@ fn mergeable(template: &[Box<str>], msg: &[Cow<'_, str>]) -> Merge {
             continue;
         }
         generalised = true;
-        if differ_in_wording(t, m) && !value_slot(template, i) {
+        // (a key on one side only, or two keys, differ wherever they are)
+        let slot = key_of(t).is_none()
+            && key_of(m).is_none()
+            && (value_slot(template, i) || key_colon_slot(template, i));
+        if differ_in_wording(t, m) && !slot {
             if wording.is_some() {
                 return Merge::No;
             }
@@ -670,12 +799,18 @@ fn mergeable(template: &[Box<str>], msg: &[Cow<'_, str>]) -> Merge {
     }
 }
 
+/// A group a message may join through a span: similarity, wildcards, group, span.
+type Candidate = (f64, usize, u32, Span);
+
 /// Where a message of another token count meets a template: the template keeps its first
 /// `prefix` and last `suffix` tokens, and what lies between becomes one wildcard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Span {
     prefix: usize,
     suffix: usize,
+    /// The length of the key that the span's wildcard keeps (`code=` of `code=<*>`), 0
+    /// for none.
+    key: usize,
 }
 
 /// Can a token be part of a variable span? A value: it holds a wildcard, or has letters
@@ -686,19 +821,18 @@ fn spannable(t: &str) -> bool {
     mask::find_wildcard(t).is_some() || (t.bytes().any(|c| c.is_ascii_alphanumeric()) && !wordy(t))
 }
 
-/// May a message of another token count join the template? Both must agree on the
-/// tokens before and after one differing span (a template wildcard matches any one
-/// token there), each side of the span must be non-empty and made of values only, and
-/// the agreeing constants must make at least `min_similarity` of the merged template.
-/// Returns that share and the span.
-fn span_merge(
-    template: &[Box<str>],
-    msg: &[Cow<'_, str>],
-    min_similarity: f64,
-) -> Option<(f64, Span)> {
+/// Where a template and a message differ in one span: the numbers of tokens before it
+/// (`prefix`) and after it (`suffix`) on which they agree (a template wildcard agrees with
+/// any one token, a template `key=<*>` with any token of that key). The shorter side's span
+/// holds at least one token.
+fn span_bounds(template: &[Box<str>], msg: &[Cow<'_, str>]) -> Option<(usize, usize)> {
     let (n, m) = (template.len(), msg.len());
     let short = n.min(m);
-    let agree = |t: &str, w: &str| t == w || t == WILDCARD;
+    let agree = |t: &str, w: &str| {
+        t == w
+            || t == WILDCARD
+            || key_of(t).is_some_and(|k| t[k.len()..] == *WILDCARD && key_of(w) == Some(k))
+    };
     let mut prefix = 0;
     while prefix < short && agree(&template[prefix], &msg[prefix]) {
         prefix += 1;
@@ -718,18 +852,113 @@ fn span_merge(
             return None;
         }
     }
-    let gap_t = &template[prefix..n - suffix];
-    let gap_m = &msg[prefix..m - suffix];
-    if !gap_t.iter().all(|t| spannable(t)) || !gap_m.iter().all(|t| spannable(t)) {
-        return None;
-    }
+    Some((prefix, suffix))
+}
+
+/// The key a span keeps, if the span may be merged at all: keys are structure, so a span
+/// never swallows one. It may only start, on both sides, with the same key, whose value
+/// the span then is (`code=<*>` and `code='card declined' 'call issuer'` give `code=<*>`);
+/// any other key in the span (or a key on one side only) refuses the merge. Gives the
+/// key's length (0 for none).
+fn span_key(gap_t: &[Box<str>], gap_m: &[Cow<'_, str>]) -> Option<usize> {
+    let key = match (key_of(&gap_t[0]), key_of(&gap_m[0])) {
+        (Some(k), Some(l)) if k == l => k.len(),
+        (None, None) => 0,
+        _ => return None,
+    };
+    let unkeyed = gap_t[1..].iter().all(|t| key_of(t).is_none())
+        && gap_m[1..].iter().all(|t| key_of(t).is_none());
+    unkeyed.then_some(key)
+}
+
+/// The share of the merged template (the span being one token) that the agreeing
+/// constants make.
+fn span_similarity(template: &[Box<str>], prefix: usize, suffix: usize) -> (usize, f64) {
+    let n = template.len();
     let constants = template[..prefix]
         .iter()
         .chain(&template[n - suffix..])
         .filter(|t| &***t != WILDCARD)
         .count();
-    let sim = constants as f64 / (prefix + 1 + suffix) as f64;
-    (constants > 0 && sim >= min_similarity).then_some((sim, Span { prefix, suffix }))
+    (constants, constants as f64 / (prefix + 1 + suffix) as f64)
+}
+
+/// May a message of another token count join the template? Both must agree on the
+/// tokens before and after one differing span (see [`span_bounds`]), each side of the span
+/// must be non-empty and made of values only (after the key it may start with, see
+/// [`span_key`]), and the agreeing constants must make at least `min_similarity` of the
+/// merged template. Returns that share and the span.
+fn span_merge(
+    template: &[Box<str>],
+    msg: &[Cow<'_, str>],
+    min_similarity: f64,
+) -> Option<(f64, Span)> {
+    let (n, m) = (template.len(), msg.len());
+    let (prefix, suffix) = span_bounds(template, msg)?;
+    let gap_t = &template[prefix..n - suffix];
+    let gap_m = &msg[prefix..m - suffix];
+    let key = span_key(gap_t, gap_m)?;
+    // After the key, only its value (which may be in the next tokens: `{"code": 42}`).
+    let values = |gap: &mut dyn Iterator<Item = &str>| {
+        gap.enumerate().all(|(i, t)| {
+            let v = if i == 0 { &t[key..] } else { t };
+            spannable(v) || (i == 0 && key > 0 && v.is_empty())
+        })
+    };
+    if !values(&mut gap_t.iter().map(|t| &**t)) || !values(&mut gap_m.iter().map(|t| t.as_ref())) {
+        return None;
+    }
+    let (constants, sim) = span_similarity(template, prefix, suffix);
+    (constants > 0 && sim >= min_similarity).then_some((
+        sim,
+        Span {
+            prefix,
+            suffix,
+            key,
+        },
+    ))
+}
+
+/// Does a message differ from the template in one span of words (the template's may be
+/// the wildcard they became), between the same wording on both sides, the shared constants
+/// making at least `min_similarity` of the merged template? Such a span merges only once it
+/// is seen to vary (see [`Miner::word_span_variant`]).
+fn word_span(
+    template: &[Box<str>],
+    msg: &[Cow<'_, str>],
+    min_similarity: f64,
+) -> Option<(f64, Span)> {
+    let (n, m) = (template.len(), msg.len());
+    let (prefix, suffix) = span_bounds(template, msg)?;
+    // Wording on both sides, the same in both: a wildcard that took the words after a
+    // prefix would take anything there.
+    if prefix == 0
+        || suffix == 0
+        || *template[prefix - 1] == *WILDCARD
+        || *template[n - suffix] == *WILDCARD
+        || *template[prefix - 1] != *msg[prefix - 1]
+        || *template[n - suffix] != *msg[m - suffix]
+    {
+        return None;
+    }
+    let (gap_t, gap_m) = (&template[prefix..n - suffix], &msg[prefix..m - suffix]);
+    // The message's span is words (a value of another shape is masked or merges as one);
+    // the template's too, or the wildcard that such words became.
+    if !gap_m.iter().all(|t| is_word(t))
+        || !(gap_t.iter().all(|t| is_word(t)) || (gap_t.len() == 1 && *gap_t[0] == *WILDCARD))
+    {
+        return None;
+    }
+    let key = span_key(gap_t, gap_m)?;
+    let (constants, sim) = span_similarity(template, prefix, suffix);
+    (constants > 0 && sim >= min_similarity).then_some((
+        sim,
+        Span {
+            prefix,
+            suffix,
+            key,
+        },
+    ))
 }
 
 /// Fraction of positions where the template has the same constant as the message; 1
@@ -1079,5 +1308,201 @@ mod tests {
         let b = m.add("   ");
         assert_eq!(a.group, b.group);
         assert_eq!(a.template, "");
+    }
+
+    /// Feeds `first` (which make a `key=<*>` template), then `widen` (values in that slot
+    /// of another shape), then asserts that `other` (another error in that place) makes a
+    /// group of its own.
+    fn assert_key_survives(first: &[&str], widen: &[&str], other: &str) {
+        let mut m = Miner::new();
+        let a = m.add(first[0]);
+        for f in &first[1..] {
+            assert_eq!(m.add(f).group, a.group, "{f}");
+        }
+        for w in widen {
+            let t = m.add(w);
+            if t.group == a.group {
+                assert!(
+                    t.template.contains("code=") || t.template.contains("\"code\":"),
+                    "{w} took the key away: {}",
+                    t.template
+                );
+            }
+        }
+        let o = m.add(other);
+        assert_ne!(o.group, a.group, "{other} joined {:?}", m.export());
+    }
+
+    #[test]
+    fn a_span_merge_never_swallows_a_key() {
+        let first = [
+            "Payment provider error for order 55: code=card_declined",
+            "Payment provider error for order 56: code=expired_card",
+        ];
+        let other = "Payment provider error for order 57: AuthenticationFailed";
+        // a value of two URLs, of two quoted strings, a value with a URL after it
+        assert_key_survives(
+            &first,
+            &["Payment provider error for order 58: code=https://a.example.com/x https://b.example.com/y"],
+            other,
+        );
+        assert_key_survives(
+            &first,
+            &["Payment provider error for order 58: code='card declined' 'call issuer'"],
+            other,
+        );
+        assert_key_survives(
+            &first,
+            &["Payment provider error for order 58: code=3ds_required http://pay.example.com/3ds/9"],
+            other,
+        );
+        // the same in JSON: the key is structure there too
+        assert_key_survives(
+            &[
+                r#"Payment provider error for order 55: {"code":"card_declined"}"#,
+                r#"Payment provider error for order 56: {"code":"expired_card"}"#,
+            ],
+            &[
+                r#"Payment provider error for order 58: {"code":"x y", "detail":"a b c"}"#,
+                r#"Payment provider error for order 59: {"code": "processing_error"}"#,
+                r#"Payment provider error for order 60: {"code": 42}"#,
+            ],
+            other,
+        );
+        assert_key_survives(
+            &first,
+            &[r#"Payment provider error for order 58: {"code":"x"}"#],
+            other,
+        );
+        // a key=value span is still one value after its key
+        let mut m = Miner::new();
+        let a = m.add("Payment provider error for order 55: code=card_declined");
+        m.add("Payment provider error for order 56: code=expired_card");
+        let b = m.add("Payment provider error for order 58: code='card declined' 'call issuer'");
+        assert_eq!(a.group, b.group);
+        assert_eq!(b.template, "Payment provider error for order <*>: code=<*>");
+    }
+
+    #[test]
+    fn a_value_that_is_a_number_does_not_take_the_key_away() {
+        let mut m = Miner::new();
+        let a = m.add("Payment provider error for order 55: code=card_declined");
+        m.add("Payment provider error for order 56: code=expired_card");
+        let b = m.add("Payment provider error for order 57: 4012");
+        if b.group == a.group {
+            assert!(b.template.contains("code="), "{}", b.template);
+        }
+        let c = m.add("Payment provider error for order 58: AuthenticationFailed");
+        assert_ne!(c.group, a.group, "{:?}", m.export());
+    }
+
+    #[test]
+    fn padded_base64_values_are_one_group() {
+        let mut m = Miner::new();
+        let a = m.add("Session rejected sid=YWJjZA== for tenant");
+        for msg in [
+            "Session rejected sid=dGVzdA= for tenant",
+            "Session rejected sid=Zm9vYmFy for tenant",
+            "Session rejected sid=c2Vzc2lvbi1rZXk= for tenant",
+            "Session rejected sid=QQ== for tenant",
+        ] {
+            let b = m.add(msg);
+            assert_eq!(b.group, a.group, "{msg}: {:?}", m.export());
+        }
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            m.add("Session rejected sid=YQ== for tenant").template,
+            "Session rejected sid=<*> for tenant"
+        );
+    }
+
+    #[test]
+    fn a_span_of_strangers_words_is_a_value_once_it_keeps_changing() {
+        let names = [
+            "Ada Lovelace",
+            "Grace Brewster Murray Hopper",
+            "Ken",
+            "Edsger Dijkstra",
+            "John von Neumann",
+            "Frances Allen",
+            "Barbara Liskov",
+            "Dennis MacAlistair Ritchie",
+            "Tony Hoare",
+            "Alan Turing",
+            "Radia Perlman",
+            "Leslie Lamport",
+        ];
+        let mut m = Miner::new();
+        let ids: Vec<Mined> = names
+            .iter()
+            .map(|n| m.add(&format!("Payout to {n} stuck in queue")))
+            .collect();
+        // Two names are two kinds until the position has shown it takes anything.
+        assert_ne!(ids[0].group, ids[1].group);
+        let joined: HashSet<GroupId> = ids[MAX_WORDING_VARIANTS..]
+            .iter()
+            .map(|x| x.group)
+            .collect();
+        assert_eq!(joined.len(), 1, "{:?}", m.export());
+        let last = ids.last().unwrap();
+        assert_eq!(last.template, "Payout to <*> stuck in queue");
+        assert_eq!(m.len(), MAX_WORDING_VARIANTS, "{:?}", m.export());
+        // The rest of the message is still wording.
+        assert_ne!(m.add("Payout to Ada Lovelace sent").group, last.group);
+        assert_ne!(
+            m.add("Payout to Ada Lovelace stuck in review").group,
+            last.group
+        );
+        // and the same after an export and import
+        let mut restored = Miner::import(m.export());
+        assert_eq!(
+            restored
+                .add("Payout to Margaret Hamilton stuck in queue")
+                .group,
+            last.group
+        );
+    }
+
+    #[test]
+    fn a_few_wording_differences_stay_apart() {
+        let mut m = Miner::new();
+        let a = m.add("Payout to partner account stuck in queue");
+        let b = m.add("Payout to merchant wallet stuck in queue");
+        let c = m.add("Payout to bank stuck in queue");
+        assert_ne!(a.group, b.group);
+        assert_ne!(a.group, c.group);
+        assert_ne!(b.group, c.group);
+        // nor does a span of words after a key merge with a key-less one
+        let d = m.add("Job failed: reason=disk full now");
+        let e = m.add("Job failed: disk full now");
+        assert_ne!(d.group, e.group);
+    }
+
+    #[test]
+    fn the_value_of_a_key_colon_pair_is_a_value() {
+        let mut m = Miner::new();
+        let a = m.add("Refund refused for customer: alice, order: abcdef");
+        for msg in [
+            "Refund refused for customer: bob, order: ghijkl",
+            "Refund refused for customer: 1234, order: ab12cd",
+            "Refund refused for customer: carol, order: mnopqr",
+        ] {
+            assert_eq!(m.add(msg).group, a.group, "{msg}: {:?}", m.export());
+        }
+        assert_eq!(
+            m.add("Refund refused for customer: dave, order: stuvwx")
+                .template,
+            "Refund refused for customer: <*> order: <*>"
+        );
+        // the key stays: another message in that place is another kind
+        assert_ne!(
+            m.add("Refund refused for customer: eve, AuthenticationFailed")
+                .group,
+            a.group
+        );
+        // a label before a sentence is wording
+        let b = m.add("Refund worker error: connection refused by peer");
+        let c = m.add("Refund worker error: certificate expired by peer");
+        assert_ne!(b.group, c.group);
     }
 }

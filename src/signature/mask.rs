@@ -12,7 +12,7 @@
 //!   plain, float and negative numbers, `0x7f3a`, durations (`150ms`, `2.5s`, `0:47:12`,
 //!   `<1`), sizes (`12KB`), dates and times (`2024-01-02`, `12:00:01,123`), IPv4 addresses with
 //!   or without a port, version numbers;
-//! * long hexadecimal ids and UUIDs, IPv6 addresses, URLs (`scheme://...`), e-mail addresses,
+//! * long hexadecimal ids and UUIDs, padded base64 (`YWJjZA==`), IPv6 addresses, URLs (`scheme://...`), e-mail addresses,
 //!   absolute or multi-level file paths (`/a/b`, `./x`, `~/x`, `C:\x\y`, `\\host\share`,
 //!   `a/b/c`), host names ending in a common top-level domain (with or without a port), and
 //!   the literals `true`/`false`/`null`/`nil`;
@@ -21,8 +21,12 @@
 //!   opens and closes one (the apostrophe of `don't` does not). A command in quotes keeps
 //!   its capitalised verb (`"GET /a HTTP/1.1"` gives `"GET <*>"`);
 //! * `key=value` keeps `key=` and masks the value by the same rules (empty values stay
-//!   empty); `key:value` does the same when `key` is a plain word; comma-separated lists are
+//!   empty; base64 with its `=` padding is one value: `sid=YWJjZA==` gives `sid=<*>`);
+//!   `key:value` does the same when `key` is a plain word; comma-separated lists are
 //!   masked item by item;
+//! * a JSON (or Python dict) key, `{"code":` or `'code':` after `{` or `,`, is structure: it
+//!   is kept and only its value is masked (`{"code": "card declined"}` gives
+//!   `{"code": "<*>"}`), where a quoted string is otherwise a value;
 //! * any remaining token that still contains a digit is split at structural punctuation
 //!   (`()[]<>{}@#|!;:./\`) and its digit-bearing parts are masked, so names survive:
 //!   `Foo_2x::bar` gives `<*>::bar`, `run(Thread.java:748)` gives `run(Thread.java:<*>)`,
@@ -73,14 +77,46 @@ pub fn mask_into<'a>(message: &'a str, out: &mut Vec<Cow<'a, str>>) {
             unicode = message.split_whitespace();
             &mut unicode
         };
+    // The last byte of the previous token (a JSON key may follow a `,` or `{`).
+    let mut prev_last = 0u8;
     for tok in tokens {
         let start = tok.as_ptr() as usize - message.as_ptr() as usize;
         if start < skip_to {
             continue;
         }
+        let after_sep = matches!(prev_last, b',' | b'{');
+        prev_last = *tok.as_bytes().last().unwrap_or(&0);
+        if let Some(k) = json_key_len(tok, after_sep) {
+            // `{"code":"card_declined"}`: the key is structure, only its value is masked.
+            let (key, rest) = tok.split_at(k);
+            let mut masked = String::from(key);
+            if rest.bytes().any(is_quote) {
+                if let Some((keyword, value, end)) = quotes.span(message, start + k, rest) {
+                    skip_to = end;
+                    prev_last = message.as_bytes()[end - 1];
+                    if let Some(kw) = keyword {
+                        masked.push_str(&kw);
+                        out.push(Cow::Owned(masked));
+                        out.push(Cow::Owned(value));
+                    } else {
+                        masked.push_str(&value);
+                        out.push(Cow::Owned(masked));
+                    }
+                    continue;
+                }
+            }
+            if rest.is_empty() {
+                out.push(Cow::Borrowed(tok));
+            } else {
+                masked.push_str(&mask_token(rest));
+                out.push(Cow::Owned(masked));
+            }
+            continue;
+        }
         if tok.bytes().any(is_quote) {
             if let Some((keyword, masked, end)) = quotes.span(message, start, tok) {
                 skip_to = end;
+                prev_last = message.as_bytes()[end - 1];
                 if let Some(k) = keyword {
                     out.push(Cow::Owned(k));
                 }
@@ -113,6 +149,33 @@ pub fn mask_into<'a>(message: &'a str, out: &mut Vec<Cow<'a, str>>) {
         fold_alternate(out);
     }
     absorb_date_words(out);
+}
+
+/// The length of the JSON (or Python dict) key that starts `tok`: `{"code":`, `,"id":`,
+/// `{'code':`, or `"detail":` after a token that ends with `,` or `{` (`after_sep`). The
+/// key is a name (letters, digits, `_`, `-`, `.`, starting with a letter or `_`), in
+/// matching quotes, followed by `:`. A quoted value before a colon elsewhere (`open
+/// 'a.txt': denied`) is not a key.
+fn json_key_len(tok: &str, after_sep: bool) -> Option<usize> {
+    let b = tok.as_bytes();
+    let lead = b.iter().take_while(|c| b"{[,".contains(c)).count();
+    if !(after_sep || b[..lead].iter().any(|c| b"{,".contains(c))) {
+        return None;
+    }
+    let q = *b.get(lead)?;
+    if q != b'"' && q != b'\'' {
+        return None;
+    }
+    let name = &b[lead + 1..];
+    let n = name
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || b"_-.".contains(c))
+        .count();
+    let first_ok = name
+        .first()
+        .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_');
+    (first_ok && name.get(n) == Some(&q) && name.get(n + 1) == Some(&b':'))
+        .then_some(lead + 1 + n + 2)
 }
 
 fn is_auth_scheme(word: &str) -> bool {
@@ -553,7 +616,10 @@ fn mask_compound(core: &str, out: &mut String, depth: u8) {
         if i > 0 {
             out.push_str(&core[..=i]);
             let v = &core[i + 1..];
-            if !v.is_empty() {
+            if is_padded_base64(v, 1) {
+                // The `=` of base64 padding is not another key: `sid=YWJjZA==` is `sid=<*>`.
+                out.push_str(WILDCARD);
+            } else if !v.is_empty() {
                 mask_piece(v, out, depth + 1);
             }
             return;
@@ -653,7 +719,7 @@ pub fn is_value(core: &str) -> bool {
     if core.as_bytes().windows(3).any(|w| w == b"://") {
         return true; // URL
     }
-    if is_literal(core) {
+    if is_literal(core) || is_padded_base64(core, 2) {
         return true;
     }
     if is_hex_id(b) || is_ipv6(b) || is_email(core) || is_path(core) || is_hostname(core) {
@@ -662,6 +728,20 @@ pub fn is_value(core: &str) -> bool {
     // host:port
     matches!(core.rsplit_once(':'), Some((host, port))
         if !port.is_empty() && port.bytes().all(|c| c.is_ascii_digit()) && is_hostname(host))
+}
+
+/// Base64 with its padding: two or more characters of the base64 alphabets (standard or
+/// URL-safe) followed by at least `min_pad` and at most two `=`. A lone word and one `=` is
+/// `key=` with an empty value (`logname=`) when it stands alone, so only a value after a
+/// key takes one `=` as padding (`token=dGVzdA=`).
+fn is_padded_base64(s: &str, min_pad: usize) -> bool {
+    let body = s.trim_end_matches('=');
+    let pad = s.len() - body.len();
+    (min_pad..=2).contains(&pad)
+        && body.len() >= 2
+        && body
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"+/_-".contains(&c))
 }
 
 /// Long hexadecimal ids and UUIDs: hex digits (and dashes), at least 8 hex digits, at least
@@ -1018,5 +1098,42 @@ mod tests {
         assert_eq!(m("wcp.dll loaded."), "wcp.dll loaded.");
         let v = mask_tokens("plain words");
         assert!(v.iter().all(|t| matches!(t, Cow::Borrowed(_))));
+    }
+
+    #[test]
+    fn padded_base64_is_a_value() {
+        assert_eq!(m("sid=YWJjZA== rejected"), "sid=<*> rejected");
+        assert_eq!(m("token=dGVzdA=, retry"), "token=<*>, retry");
+        assert_eq!(m("(key=c2Vzc2lvbi1rZXk=)"), "(key=<*>)");
+        assert_eq!(m("got YWJjZA== back"), "got <*> back");
+        // an empty value stays a key
+        assert_eq!(m("logname= uid=0"), "logname= uid=<*>");
+        assert_eq!(m("set a= b"), "set a= b");
+    }
+
+    #[test]
+    fn json_keys_are_kept_and_their_values_masked() {
+        assert_eq!(
+            m(r#"error {"code":"card_declined"}"#),
+            r#"error {"code":"<*>"}"#
+        );
+        assert_eq!(
+            m(r#"error {"code": "card declined", "id": 42}"#),
+            r#"error {"code": "<*>", "id": <*>}"#
+        );
+        assert_eq!(
+            m("error {'code': 'card_declined', 'retry': False}"),
+            "error {'code': '<*>', 'retry': <*>}"
+        );
+        assert_eq!(
+            m(r#"{"method":"GET /a HTTP/1.1"}"#),
+            r#"{"method":"GET <*>"}"#
+        );
+        // A quoted value before a colon, outside an object, is still a value.
+        assert_eq!(
+            m("open 'a b.txt': permission denied"),
+            "open '<*>': permission denied"
+        );
+        assert_eq!(m("KeyError: 'code'"), "KeyError: '<*>'");
     }
 }

@@ -95,6 +95,165 @@ fn a_routine_value_does_not_let_another_error_join_an_acknowledged_group() {
     assert_eq!(first["occurrences"].as_u64(), Some(3), "{inc:#?}");
 }
 
+/// A key (`code=`, JSON's `"code":`) stays in the template whatever shape its values take:
+/// a value of two quoted strings, of URLs, or the same pairs as JSON, never widen the group
+/// so far that another error in that place joins its acknowledged incident.
+#[test]
+fn values_of_any_shape_after_a_key_do_not_let_another_error_join_an_acknowledged_group() {
+    for (first, widen) in [
+        (
+            ["code=card_declined", "code=expired_card"],
+            vec![
+                "code='card declined' 'call issuer'",
+                "code=https://pay.example.com/e/1 https://pay.example.com/e/2",
+                r#"{"code":"x"}"#,
+            ],
+        ),
+        (
+            [r#"{"code":"card_declined"}"#, r#"{"code":"expired_card"}"#],
+            vec![
+                r#"{"code":"card declined", "detail":"call the issuer"}"#,
+                r#"{"code": "processing_error"}"#,
+                r#"{"code": 42}"#,
+            ],
+        ),
+    ] {
+        let t = Test::new();
+        t.with_app_source("");
+        let mut log = String::new();
+        for (i, v) in first.iter().enumerate() {
+            log += &rec(
+                &format!("10:00:0{i}"),
+                &format!("Payment provider error for order 5{i}: {v}"),
+            );
+        }
+        t.write("app.log", &log);
+        t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+        assert_eq!(t.incidents().len(), 1);
+        t.ok(&["incidents", "ack", "1", "--now", "2026-11-22T10:02:00Z"]);
+        let mut more = String::new();
+        for (i, v) in widen.iter().enumerate() {
+            more += &rec(
+                &format!("10:03:0{i}"),
+                &format!("Payment provider error for order 6{i}: {v}"),
+            );
+        }
+        more += &rec(
+            "10:05:00",
+            "Payment provider error for order 70: AuthenticationFailed",
+        );
+        t.append("app.log", more.as_bytes());
+        let r = t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
+        let inc = t.incidents();
+        let auth: Vec<_> = inc
+            .iter()
+            .filter(|i| i.to_string().contains("AuthenticationFailed"))
+            .collect();
+        assert!(
+            !auth.is_empty() && auth.iter().all(|i| i["id"].as_i64() != Some(1)),
+            "{first:?}: {}\n{inc:#?}",
+            r.all()
+        );
+        assert!(r.stdout.contains("AuthenticationFailed"), "{}", r.stdout);
+    }
+}
+
+/// Values that the masking once left as words each opened an incident: padded base64
+/// (`sid=YWJjZA==`), a `key: value` pair with a space, a stranger's name without quotes.
+#[test]
+fn one_kind_of_error_with_values_of_many_shapes_opens_one_incident() {
+    let names = [
+        "Ada Lovelace",
+        "Grace Brewster Murray Hopper",
+        "Ken",
+        "Edsger Dijkstra",
+        "John von Neumann",
+        "Frances Allen",
+        "Barbara Liskov",
+        "Dennis MacAlistair Ritchie",
+        "Tony Hoare",
+        "Alan Turing",
+        "Radia Perlman",
+        "Leslie Lamport",
+    ];
+    let sids = [
+        "YWJjZA==",
+        "dGVzdA=",
+        "Zm9vYmFy",
+        "c2Vzc2lvbi1rZXk=",
+        "QQ==",
+    ];
+    let t = Test::new();
+    t.with_app_source("");
+    let mut log = String::new();
+    for (i, s) in sids.iter().enumerate() {
+        log += &rec(
+            &format!("10:00:0{i}"),
+            &format!("Session rejected sid={s} for tenant"),
+        );
+    }
+    t.write("app.log", &log);
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    assert_eq!(inc[0]["occurrences"].as_u64(), Some(5), "{inc:#?}");
+    // `key: value` pairs whose values are words
+    let mut log = String::new();
+    for (i, (c, o)) in [
+        ("alice", "abcdef"),
+        ("bob", "ghijkl"),
+        ("1234", "ab12cd"),
+        ("carol", "mnopqr"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        log += &rec(
+            &format!("10:01:0{i}"),
+            &format!("Refund refused for customer: {c}, order: {o}"),
+        );
+    }
+    t.append("app.log", log.as_bytes());
+    t.ok(&["run", "--now", "2026-11-22T10:01:30Z"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 2, "{inc:#?}");
+    assert!(
+        inc.iter().any(|i| i["occurrences"].as_u64() == Some(4)),
+        "{inc:#?}"
+    );
+    // A stranger's name without quotes: once the position has shown it takes anything,
+    // each new name joins (the first few, which could be wording, are their own).
+    let mut log = String::new();
+    for (i, n) in names.iter().enumerate() {
+        log += &rec(
+            &format!("10:02:{i:02}"),
+            &format!("Payout to {n} stuck in queue"),
+        );
+    }
+    t.append("app.log", log.as_bytes());
+    t.ok(&["run", "--now", "2026-11-22T10:03:00Z"]);
+    let more = t.incidents().len() - 2;
+    let mut log = String::new();
+    for (i, n) in ["Margaret Hamilton", "Donald Ervin Knuth", "Ivan Sutherland"]
+        .iter()
+        .enumerate()
+    {
+        log += &rec(
+            &format!("10:04:0{i}"),
+            &format!("Payout to {n} stuck in queue"),
+        );
+    }
+    t.append("app.log", log.as_bytes());
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let inc = t.incidents();
+    assert!(more <= 8, "{inc:#?}");
+    assert_eq!(
+        inc.len(),
+        2 + more,
+        "no new incident for new names: {inc:#?}"
+    );
+}
+
 #[test]
 fn a_group_stored_by_the_previous_masking_keeps_its_messages_after_an_upgrade() {
     let t = Test::new();
