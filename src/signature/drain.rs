@@ -974,6 +974,11 @@ fn similarity(template: &[Box<str>], msg: &[Cow<'_, str>]) -> f64 {
     for (t, m) in template.iter().zip(msg) {
         if **t != **m {
             identical = false;
+            // A key's wildcard takes any value of its key (as in a span merge): the
+            // message that widened a template to `(id=<*>` must find it again.
+            if key_of(t).is_some_and(|k| t[k.len()..] == *WILDCARD && key_of(m) == Some(k)) {
+                same += 1;
+            }
         } else if &**t != WILDCARD {
             same += 1;
         }
@@ -1504,5 +1509,19 @@ mod tests {
         let b = m.add("Refund worker error: connection refused by peer");
         let c = m.add("Refund worker error: certificate expired by peer");
         assert_ne!(b.group, c.group);
+    }
+
+    /// A template widened by a span merge to a key's wildcard (`(id=<*>`) is found again
+    /// by the very message that widened it, whose token there has more after the value.
+    #[test]
+    fn the_message_that_widened_a_key_slot_joins_its_group_again() {
+        let mut m = Miner::new();
+        let a = "10.0.0.1:5432 KB(id=7), (id=7),1532";
+        let b = "to(id=7), (id=7),a@b.iofailed||(id=7),";
+        let ga = m.add(a);
+        let gb = m.add(b);
+        assert_eq!(gb.group, ga.group, "{}", gb.template);
+        assert_eq!(m.add(b).group, gb.group);
+        assert_eq!(m.add(a).group, ga.group);
     }
 }

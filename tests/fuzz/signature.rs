@@ -55,12 +55,23 @@ fn message() -> impl Strategy<Value = String> {
 }
 
 /// Whether masked words fit a template: a constant matches itself, a wildcard one
-/// word or more (groups merge across token counts, a variable span becoming one `<*>`).
+/// word or more (groups merge across token counts, a variable span becoming one `<*>`),
+/// and a key's wildcard (`code=<*>`, `{"code":<*>`) any word with that key.
 fn fits(template: &[&str], words: &[&str]) -> bool {
     match template.split_first() {
         None => words.is_empty(),
         Some((&t, rest)) if t == WILDCARD => (1..=words.len()).any(|n| fits(rest, &words[n..])),
-        Some((&t, rest)) => words.first() == Some(&t) && fits(rest, &words[1..]),
+        Some((&t, rest)) => {
+            let key = t
+                .strip_suffix(WILDCARD)
+                .filter(|k| k.ends_with('=') || k.ends_with(':'));
+            let first = words.first().copied();
+            let same = match key {
+                Some(k) => first.is_some_and(|w| w == t || w.starts_with(k)),
+                None => first == Some(t),
+            };
+            same && fits(rest, &words[1..])
+        }
     }
 }
 
