@@ -57,6 +57,15 @@ pub fn level_no(config: &Config, source: &str, level: &str) -> u32 {
     Level::named(level, custom).no
 }
 
+/// What [`check`] decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Gate {
+    /// The incident may go to the LLM; this much of the day's dollar limit is left.
+    Go { usd_left: f64 },
+    /// It may not, for this reason.
+    Skip(Skip),
+}
+
 /// Checks verdict memory, the breaker and the budgets, in that order. An escalation
 /// rule with `investigate = true` passes verdict memory and the call budgets, but not
 /// the breaker (a failing backend would only fail again) nor the dollars per day: log
@@ -68,7 +77,7 @@ pub fn check(
     backend: &str,
     inc: &IncidentRow,
     now: DateTime<Utc>,
-) -> crate::store::Result<Option<Skip>> {
+) -> crate::store::Result<Gate> {
     let l = &config.llm;
     let forced = inc.escalation.as_ref().is_some_and(|e| e.investigate);
 
@@ -84,7 +93,7 @@ pub fn check(
         let spikes = inc.occurrences >= 10 && inc.occurrences > max_occ.saturating_mul(3);
         let rises = level_no(config, &inc.source, &inc.level) > max_level;
         if !spikes && !rises {
-            return Ok(Some(Skip::RecurringNoise(noise.len() as u64)));
+            return Ok(Gate::Skip(Skip::RecurringNoise(noise.len() as u64)));
         }
     }
 
@@ -101,7 +110,7 @@ pub fn check(
         let until = last
             + chrono::Duration::from_std(l.breaker_cooldown).unwrap_or(chrono::Duration::zero());
         if now < until {
-            return Ok(Some(Skip::Breaker {
+            return Ok(Gate::Skip(Skip::Breaker {
                 failures: l.breaker_failures,
                 until,
             }));
@@ -111,24 +120,26 @@ pub fn check(
     // The budgets.
     let u = store.llm_usage(now)?;
     if !forced && u.calls_hour >= l.max_calls_per_hour {
-        return Ok(Some(Skip::Budget(format!(
+        return Ok(Gate::Skip(Skip::Budget(format!(
             "{} LLM calls in the last hour, limit {}",
             u.calls_hour, l.max_calls_per_hour
         ))));
     }
     if !forced && u.calls_day >= l.max_calls_per_day {
-        return Ok(Some(Skip::Budget(format!(
+        return Ok(Gate::Skip(Skip::Budget(format!(
             "{} LLM calls in the last 24 hours, limit {}",
             u.calls_day, l.max_calls_per_day
         ))));
     }
     if u.usd_day >= l.max_usd_per_day {
-        return Ok(Some(Skip::Budget(format!(
+        return Ok(Gate::Skip(Skip::Budget(format!(
             "${:.2} spent in the last 24 hours, limit ${:.2}",
             u.usd_day, l.max_usd_per_day
         ))));
     }
-    Ok(None)
+    Ok(Gate::Go {
+        usd_left: l.max_usd_per_day - u.usd_day,
+    })
 }
 
 #[cfg(test)]
@@ -170,13 +181,13 @@ mod tests {
         fail(now + chrono::Duration::days(30));
         assert_eq!(
             check(&config, &store, "claude-cli", &inc, now).unwrap(),
-            None
+            Gate::Go { usd_left: 5.0 }
         );
         fail(now);
         fail(now);
         assert_eq!(
             check(&config, &store, "claude-cli", &inc, now).unwrap(),
-            Some(Skip::Breaker {
+            Gate::Skip(Skip::Breaker {
                 failures: 2,
                 until: now + chrono::Duration::minutes(30)
             })
@@ -206,16 +217,16 @@ mod tests {
         call(0.5);
         assert!(matches!(
             check(&config, &store, "claude-cli", &plain, now).unwrap(),
-            Some(Skip::Budget(_))
+            Gate::Skip(Skip::Budget(_))
         ));
         assert_eq!(
             check(&config, &store, "claude-cli", &forced, now).unwrap(),
-            None
+            Gate::Go { usd_left: 0.5 }
         );
         call(0.6);
         assert!(matches!(
             check(&config, &store, "claude-cli", &forced, now).unwrap(),
-            Some(Skip::Budget(_))
+            Gate::Skip(Skip::Budget(_))
         ));
     }
 }

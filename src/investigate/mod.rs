@@ -127,17 +127,17 @@ fn ask(
         error: Some(e),
         ..Diagnosis::default()
     };
-    match budget::check(config, store, backend, inc, now) {
-        Ok(Some(skip)) => {
+    let left = match budget::check(config, store, backend, inc, now) {
+        Ok(budget::Gate::Skip(skip)) => {
             return Diagnosis {
                 error: Some(skip.describe(backend)),
                 skipped: Some(skip.tag().into()),
                 ..Diagnosis::default()
             }
         }
-        Ok(None) => {}
+        Ok(budget::Gate::Go { usd_left }) => usd_left,
         Err(e) => return fail(format!("budget check failed: {e}")),
-    }
+    };
     let evidence = evidence::for_incident(config, store, inc, ctx, now);
     let reason = match store.verdicts(&inc.signature) {
         Ok(v) if !v.is_empty() => "back after a quiet period",
@@ -176,10 +176,6 @@ fn ask(
         as u64;
     // The day's dollar limit is a ceiling, not a line to cross by one more call: a call
     // runs only when its worst case fits in what is left, or is held to what is left.
-    let left = match store.llm_usage(now) {
-        Ok(u) => config.llm.max_usd_per_day - u.usd_day,
-        Err(e) => return fail(format!("budget check failed: {e}")),
-    };
     let allowance = match &config.investigator {
         InvestigatorConfig::ClaudeCli(cli) => claude_cli::allowance(cli, left),
         InvestigatorConfig::AnthropicApi(api) => anthropic_api::allowance(api, prompt_tokens, left),

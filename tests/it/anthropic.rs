@@ -376,10 +376,13 @@ fn the_daily_dollar_limit_is_never_crossed_by_one_more_call() {
 
 #[test]
 fn a_conversation_stops_before_a_request_that_could_cross_the_daily_limit() {
-    // The first request fits in $0.0075; after it ($0.004) the next one, carrying the
-    // tool result, may cost more than what is left, so it is not sent.
+    // Output is priced so that it dominates and input nearly free, so the figures hold
+    // whatever the prompt's size (up to 100,000 tokens): a request's worst case is
+    // 256 tokens of output ($0.00384) plus its input; the fake reports 200 of output
+    // ($0.003). The first request fits in $0.005; after it, $0.002 is left and the next
+    // one, whose worst case is again $0.00384, is not sent.
     let (t, api, _ntfy) = setup(
-        "retries = 0\nmax_usd_per_day = 0.0075\nmax_tokens = 256\nusd_per_mtok_input = 1.0\n",
+        "retries = 0\nmax_usd_per_day = 0.005\nmax_tokens = 256\nusd_per_mtok_input = 0.01\nusd_per_mtok_output = 15.0\n",
     );
     t.write(
         "app.log",
