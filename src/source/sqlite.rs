@@ -98,15 +98,21 @@ pub fn canonical(c: &SqliteColumns) -> SqliteColumns {
     }
 }
 
-/// Opens the app's database read-only. A WAL database whose `-wal`/`-shm` files are
-/// gone (the app closed it) in a folder logwarden may not write to is opened as
-/// immutable: with no `-wal` file its content is complete.
+/// Opens the app's database read-only. A WAL database whose `-shm` file is gone (the
+/// app closed it) is opened as immutable: even a read-only connection would create
+/// `-wal` and `-shm` next to it, owned by logwarden, and an app that may not write them
+/// can no longer write its own database. Without a `-wal` file the content is
+/// complete; with one but no `-shm` (the app died), the rows still in the WAL are read
+/// once the app has reopened it, since the cursor has not passed them.
 fn open(path: &Path, busy: std::time::Duration) -> Result<(Connection, Option<String>), String> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     if !path.exists() {
         return Err(format!("{}: no such database", path.display()));
+    }
+    if is_wal_database(path) && !Path::new(&format!("{}-shm", path.display())).exists() {
+        return open_immutable(path, flags).map(|c| (c, None));
     }
     let first = Connection::open_with_flags(path, flags).and_then(|c| {
         c.busy_timeout(busy)?;
@@ -122,12 +128,7 @@ fn open(path: &Path, busy: std::time::Duration) -> Result<(Connection, Option<St
             if Path::new(&wal).exists() || is_busy(&e) {
                 return Err(describe(path, &e));
             }
-            let uri = format!("file:{}?immutable=1", uri_path(path));
-            let c = Connection::open_with_flags(&uri, flags).map_err(|e2| describe(path, &e2))?;
-            c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
-                r.get::<_, i64>(0)
-            })
-            .map_err(|e2| describe(path, &e2))?;
+            let c = open_immutable(path, flags)?;
             Ok((
                 c,
                 Some(format!(
@@ -137,6 +138,28 @@ fn open(path: &Path, busy: std::time::Duration) -> Result<(Connection, Option<St
             ))
         }
     }
+}
+
+fn open_immutable(path: &Path, flags: OpenFlags) -> Result<Connection, String> {
+    let uri = format!("file:{}?immutable=1", uri_path(path));
+    let c = Connection::open_with_flags(&uri, flags).map_err(|e| describe(path, &e))?;
+    c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map_err(|e| describe(path, &e))?;
+    Ok(c)
+}
+
+/// Whether the file's header says WAL mode (format versions 2 at offsets 18 and 19).
+fn is_wal_database(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 20];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && head.starts_with(b"SQLite format 3\0")
+        && head[18] == 2
+        && head[19] == 2
 }
 
 fn uri_path(p: &Path) -> String {

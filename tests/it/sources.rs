@@ -572,6 +572,44 @@ fn sqlite_in_wal_mode_after_the_app_closed_it() {
     );
 }
 
+/// A folder the watcher may write to is no licence to: a read-only connection would
+/// still create `-wal` and `-shm` there, owned by the watcher, and an app running as
+/// another user could then no longer write its own database.
+#[test]
+fn sqlite_in_wal_mode_in_a_writable_folder_gets_nothing_created_next_to_it() {
+    if python_or_skip().is_none() {
+        return;
+    }
+    let t = Test::new();
+    std::fs::create_dir(t.path("app")).unwrap();
+    let write = |message: &str, first: bool| {
+        py(
+            &t,
+            &format!(
+                "import sqlite3\ndb = sqlite3.connect('app/app.db')\ndb.execute('PRAGMA journal_mode=WAL')\n{}db.execute(\"INSERT INTO logs (created_at, level_name, logger_name, message) VALUES ('2026-11-22 10:00:00', 'ERROR', 'app', '{message}')\")\ndb.commit()\ndb.close()",
+                if first {
+                    format!("db.execute(\"\"\"{LOGS_SCHEMA}\"\"\")\n")
+                } else {
+                    String::new()
+                }
+            ),
+        )
+    };
+    write("Nightly export failed", true);
+    t.config("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app/app.db\"\npreset = \"logs\"\nfrom = \"start\"\n");
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains("1 new incidents"), "{}", r.all());
+    let mut names: Vec<_> = std::fs::read_dir(t.path("app"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["app.db"], "nothing created next to the database");
+    write("Invoice mailer crashed", false);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(r.stdout.contains("1 new incidents"), "{}", r.all());
+}
+
 /// Levels that cannot be classified (NULL, BLOB, unknown name, negative number) keep
 /// their row as an ERROR with a note; names are case-insensitive; a negative number is
 /// not read as a huge (critical) one.
