@@ -112,12 +112,12 @@ pub fn run(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
             if comment.trim().is_empty() {
                 return Err(usage("--comment must say why this is noise"));
             }
-            let (pattern, source, signature) = match from_incident {
+            let (pattern, source, level, signature) = match from_incident {
                 Some(id) => {
-                    let (p, src, sig) = from_incident_rule(&config, id)?;
-                    (p, source.or(Some(src)), Some(sig))
+                    let (p, src, lvl, sig) = from_incident_rule(&config, id)?;
+                    (p, source.or(Some(src)), level.or(Some(lvl)), Some(sig))
                 }
-                None => (pattern.unwrap_or_default(), source, signature),
+                None => (pattern.unwrap_or_default(), source, level, signature),
             };
             if let Some(s) = &source {
                 if !config.sources.iter().any(|c| &c.name == s) {
@@ -660,8 +660,12 @@ pub fn replay_command(
     replay(config, files, source, json, now)
 }
 
-/// The pattern, source and signature of a rule silencing one incident's group.
-fn from_incident_rule(config: &Config, id: i64) -> anyhow::Result<(String, String, String)> {
+/// The pattern, source, level cap and signature of a rule silencing one incident's
+/// group.
+fn from_incident_rule(
+    config: &Config,
+    id: i64,
+) -> anyhow::Result<(String, String, String, String)> {
     let store = Store::open(&config.database_path())?;
     let Some(i) = store.incident(id)? else {
         return Err(usage(format!("no incident #{id}")));
@@ -679,9 +683,11 @@ fn from_incident_rule(config: &Config, id: i64) -> anyhow::Result<(String, Strin
     let template = current.unwrap_or(i.template);
     // Redacted first: the rules file is shown and shared, a secret must not land in it.
     let template = config.redact.redactor.clean(&template);
+    let level = crate::ignore::level_cap_for(config, &i.source, &i.level);
     Ok((
         crate::ignore::pattern_for_redacted_template(&template),
         i.source,
+        level,
         i.signature,
     ))
 }

@@ -598,6 +598,25 @@ pub fn pattern_for_template(template: &str) -> String {
     format!("^{}$", parts.join(".*?"))
 }
 
+/// The `level` cap of a rule that silences one incident's group: the incident's own
+/// level, so that the same message at a higher level (a WARNING that becomes CRITICAL)
+/// is still heard. A source's custom level goes in as its number, which every rules
+/// file can read.
+pub fn level_cap_for(config: &crate::config::Config, source: &str, level: &str) -> String {
+    let empty = Default::default();
+    let custom = config
+        .sources
+        .iter()
+        .find(|s| s.name == source)
+        .map(|s| &s.levels)
+        .unwrap_or(&empty);
+    let no = Level::named(level, custom).no;
+    match Level::parse_config(level, &Default::default()) {
+        Some(l) if l.no == no => l.name,
+        _ => no.to_string(),
+    }
+}
+
 /// A pattern for the messages of a template whose secrets were redacted: each
 /// placeholder (`[REDACTED:api-key]`, which as a regex would be a character class) and
 /// a cut at the end (`…`) stand for any text, like `<*>`. A template with no words of

@@ -652,7 +652,11 @@ fn apply(
             let rule = NewRule {
                 pattern: "^".into(),
                 source: None,
-                level: None,
+                level: Some(crate::ignore::level_cap_for(
+                    config,
+                    &inc.source,
+                    &inc.level,
+                )),
                 signature: Some(inc.signature.clone()),
                 expires: Some(now + chrono::Duration::hours(24)),
                 comment: format!(
