@@ -260,7 +260,7 @@ fn shown(config: &Config, mut i: IncidentRow) -> IncidentRow {
         }
     }
     i.title = r.clean(&i.title);
-    i.template = r.clean(&i.template);
+    i.template = r.clean_template(&i.template);
     for s in &mut i.samples {
         *s = r.clean(s);
     }

@@ -141,6 +141,17 @@ fn render_page(config: &Config, store: &Store, inc: &IncidentRow, path: &Path) -
         .as_ref()
         .and_then(|d| d.get("page_body"))
         .and_then(|b| b.as_str());
+    // The template's wildcards can hide a secret's shape from the redaction of the
+    // whole page: it is redacted as a template first.
+    let cleaned;
+    let inc = if config.redact.incident_files {
+        let mut c = inc.clone();
+        c.template = config.redact.redactor.clean_template(&c.template);
+        cleaned = c;
+        &cleaned
+    } else {
+        inc
+    };
     let page = match kept {
         Some(body) => super::render_kept(inc, body, &extras),
         None => super::render_full(inc, d.as_ref(), &extras),

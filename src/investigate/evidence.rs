@@ -404,7 +404,7 @@ pub fn for_incident(
         let _ = writeln!(
             out,
             "[{left_out} more record(s) of the same template `{}` not shown]\n",
-            short(&red.clean(&inc.template), 200)
+            short(&red.clean_template(&inc.template), 200)
         );
     }
 
@@ -418,7 +418,7 @@ pub fn for_incident(
         others.sort_by(|a, b| b.count.cmp(&a.count).then(a.template.cmp(&b.template)));
         let cap = budget * 15 / 100;
         let mut section = String::from("## Other errors this run\n\n");
-        let merged = merge_by_template(&others, |t| short(&red.clean(t), 200));
+        let merged = merge_by_template(&others, |t| short(&red.clean_template(t), 200));
         let mut shown = 0;
         for (template, counts, _) in &merged {
             let counts: Vec<String> = counts.iter().map(|(n, l)| format!("{n}× [{l}]")).collect();

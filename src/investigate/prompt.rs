@@ -347,7 +347,12 @@ pub fn new_error(
                 "exception",
                 i.exception_type.clone().unwrap_or_else(|| "none".into()),
             ),
-            ("template", i.template.clone()),
+            // The template's wildcards can hide a secret's shape from the
+            // redaction of the whole prompt: it is redacted as a template first.
+            (
+                "template",
+                config.redact.redactor.clean_template(&i.template),
+            ),
             ("occurrences", i.occurrences.to_string()),
             ("first_seen", ts(i.first_seen)),
             ("last_seen", ts(i.last_seen)),
@@ -371,7 +376,12 @@ pub fn spike(
             ("source", i.source.clone()),
             ("signature", i.signature.clone()),
             ("level", i.level.clone()),
-            ("template", i.template.clone()),
+            // The template's wildcards can hide a secret's shape from the
+            // redaction of the whole prompt: it is redacted as a template first.
+            (
+                "template",
+                config.redact.redactor.clean_template(&i.template),
+            ),
             ("occurrences", i.occurrences.to_string()),
             ("first_seen", ts(i.first_seen)),
             ("last_seen", ts(i.last_seen)),

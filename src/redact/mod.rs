@@ -26,9 +26,13 @@ use std::sync::{LazyLock, OnceLock};
 
 use regex::{Captures, Regex, RegexSet};
 
+mod auth;
 mod dump;
 pub mod entropy;
 mod pairs;
+
+/// The template miner's wildcard (see `crate::signature::mask`).
+const WILDCARD: &str = "<*>";
 
 /// The prefix of every placeholder.
 pub const PLACEHOLDER: &str = "[REDACTED:";
@@ -98,9 +102,11 @@ fn checked(kind: &'static str, re: &str, check: Check) -> Rule {
 
 static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
     vec![
+        // Also wrapped after a dot onto the next line (a long line folded by its
+        // logger); the signature alone on a line only when long enough to be one.
         rule(
             "jwt",
-            r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}",
+            r"\beyJ[A-Za-z0-9_-]{4,}\.(?:\r?\n[ \t]*)?eyJ[A-Za-z0-9_-]{4,}\.(?:[A-Za-z0-9_-]{4,}|\r?\n[ \t]*[A-Za-z0-9_-]{16,})",
         ),
         rule("anthropic-key", r"\bsk-ant-[A-Za-z0-9_-]{8,}"),
         rule(
@@ -129,9 +135,25 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             r"\bSG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}",
         ),
         rule("npm-token", r"\bnpm_[A-Za-z0-9]{30,}"),
+        // Prefixed keys, as their providers document them: the prefix and a run of
+        // token characters (Mailgun's `key-` and Databricks' `dapi` hold a fixed
+        // length of lower-case letters and digits).
         rule(
             "api-key",
-            r"\b(?:whsec|shp(?:at|ss|ca|pa)|dop_v1|doo_v1|dor_v1|hf|glsa|lin_api|pscale_tkn|pscale_pw|sq0csp|sq0atp|xapp|pypi)[_-][A-Za-z0-9_-]{20,}|\bkey-[0-9a-f]{32}\b|\b[0-9a-f]{32}-us[0-9]{1,2}\b|\bAGE-SECRET-KEY-1[0-9A-Z]{50,}",
+            r"\b(?:whsec|shp(?:at|ss|ca|pa)|dop_v1|doo_v1|dor_v1|hf|glsa|glc|lin_api|pscale_tkn|pscale_pw|sq0csp|sq0atp|xapp|pypi|HRKU|xkeysib|xsmtpsib|sbp|sb_secret|sntry[su]|pul|figd|dckr_pat|gsk|pplx|xai|tskey|CFPAT|NRAK|NRII|PMAK|FLWSECK|FLWSECK_TEST|rubygems|shippo_live|shippo_test|duffel_live|duffel_test)[_-][A-Za-z0-9_-]{20,}|\bkey-[0-9a-z]{32}\b|\b[0-9a-f]{32}-[0-9a-f]{8}-[0-9a-f]{8}\b|\bdapi[0-9a-f]{32}(?:-[0-9]+)?\b|\b[0-9a-f]{32}-us[0-9]{1,2}\b|\bAGE-SECRET-KEY-1[0-9A-Z]{50,}|\bA(?:TATT|TCTT)3[A-Za-z0-9_=-]{20,}|\bATBB[A-Za-z0-9]{28,}|\bdp\.(?:pt|st|sa|ct|scim|audit)\.(?:[A-Za-z0-9_-]{1,40}\.)?[A-Za-z0-9]{20,}|\bhv[sbr]\.[A-Za-z0-9_-]{20,}|\b[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{30,}|\bsk\.eyJ[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{10,}|\bops_eyJ[A-Za-z0-9+/=_-]{20,}|\bya29\.[A-Za-z0-9_-]{20,}|\b1//0[A-Za-z0-9_-]{20,}",
+        ),
+        // The bot's numeric id, `:`, 35 characters from `AA`; also inside the Bot
+        // API's URL path (`/bot<token>/sendMessage`), where only the token goes.
+        rule(
+            "telegram-token",
+            r"(?:\bbot|\b)(?P<v>[0-9]{5,16}:AA[A-Za-z0-9_-]{30,})",
+        ),
+        // Three dot-separated base64url parts, the first the bot's numeric id:
+        // decoded, it must be digits (a dotted name of that shape is not).
+        checked(
+            "discord-token",
+            r"\b[MNO][A-Za-z0-9_-]{20,30}\.[A-Za-z0-9_-]{5,7}\.[A-Za-z0-9_-]{25,}",
+            discord_token,
         ),
         // Twilio: an API key SID is a key; the 32-hex auth token is told by what
         // stands before it (the account SID `AC…`, `twilio`, `auth`).
@@ -148,13 +170,6 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             "basic-auth",
             r"(?i)\bbasic[ \t]+(?P<v>[A-Za-z0-9+/]{12,}={0,2})",
         ),
-        // Whatever an Authorization header carries is a credential, however short
-        // (`Bearer hunter22`): the rules above need a length to tell a token from a word.
-        checked(
-            "authorization",
-            r#"(?i)\bauthorization\\?["']?[ \t]*[:=][ \t]*\\?["']?(?:(?:bearer|basic|token|digest|negotiate)[ \t]+)?(?P<v>[^\s"'`,;\[\\][^\s"'`,;\\]*)"#,
-            authorization_value,
-        ),
         // The password runs to the *last* `@` of the URL: passwords hold `/` and
         // `@` unencoded often enough; the user may be empty (`redis://:pw@host`)
         // or already a placeholder, whose `:` does not end it.
@@ -165,6 +180,28 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "url-password",
             r#"(?i)%3A%2F%2F[A-Za-z0-9._~!$()*+,;-]*%3A(?P<v>[^\s'"<>&]+)%40"#,
+        ),
+        // A URL's user alone, without password, when it is a key (a Sentry DSN:
+        // `https://<key>@o1.ingest.sentry.io/2`); `git@`, `postgres@` stay.
+        checked(
+            "url-credential",
+            r#"\b[a-zA-Z][a-zA-Z0-9+.-]*://(?P<v>[^\s:/@'"<>\[\]]+)@"#,
+            |_, v, _| entropy::looks_random(v),
+        ),
+        // Command lines: `mysql -p<password>` (the value attached; `-p db` names a
+        // database) and `curl -u user:password`, also as a Python argv list
+        // (`['curl', '-u', 'user:pw']`). The flags mean other things to other
+        // programs (`ssh -p2222`, `docker -u 1000:1000`): the program must be named
+        // before them on the line.
+        checked(
+            "password",
+            r#"(?:(?m:^)|[\s'"\[,])-p(?P<v>[^\s'",\]\-][^\s'",\]]*)"#,
+            |text, _, at| program_before(text, at, &["mysql", "mariadb", "sshpass"]),
+        ),
+        checked(
+            "password",
+            r#"(?:(?m:^)|[\s'"\[,])(?:-u|-U|--user|--proxy-user)(?:=|[ \t]+|['"],[ \t]*|)['"]?[^\s:'"]*:(?P<v>[^\s'"\]]+)"#,
+            |text, _, at| program_before(text, at, &["curl"]),
         ),
         // Webhook URLs are their own secret: everything after the known prefix. Host
         // labels are ASCII word characters or any non-ASCII one: a superset of `\w`
@@ -179,6 +216,15 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             "webhook",
             r#"(?i)/(?:webhooks?|hooks?|webhookb2)/(?P<v>[^\s"'<>\\?#)\]`]+)"#,
             |_, v, _| v.split('/').any(secretish_segment),
+        ),
+        // Any other key of the usual make: a short prefix, `_` or `-`, and a long
+        // run of random base62 (both cases and digits, no words): most providers
+        // issue keys so. Hex (hashes, ids) and UUIDs are never one of these, nor
+        // are the ids that providers prefix the same way (`req_`, `msg_`, ...).
+        checked(
+            "token",
+            r"\b[A-Za-z][A-Za-z0-9]{1,11}[_-][A-Za-z0-9_-]{30,}",
+            prefixed_token,
         ),
         checked(
             "card-number",
@@ -214,6 +260,86 @@ fn twilio_context(text: &str, _: &str, at: usize) -> bool {
     TWILIO_CONTEXT
         .find_iter(window)
         .any(|m| from + m.end() >= gap_from)
+}
+
+/// Whether one of `programs` is named on the line before `at` (case ignored).
+fn program_before(text: &str, at: usize, programs: &[&str]) -> bool {
+    let line = &text[text[..at].rfind('\n').map_or(0, |i| i + 1)..at];
+    let line = line.to_ascii_lowercase();
+    programs.iter().any(|p| line.contains(p))
+}
+
+/// Prefixes of ids, which are evidence (a request id for the provider's support),
+/// not keys.
+const ID_PREFIXES: &[&str] = &[
+    "req", "request", "msg", "message", "resp", "response", "chatcmpl", "cmpl", "run", "thread",
+    "asst", "file", "batch", "toolu", "srvtoolu", "evt", "event", "cus", "pi", "ch", "in", "sub",
+    "prod", "price", "trace", "span", "id", "uuid", "txn", "order", "job", "task", "build",
+    "commit", "sha", "sha1", "sha256", "sha384", "sha512", "md5", "test", "tmp", "temp", "file",
+    "img", "image", "vol", "snap", "ami", "vpc", "subnet", "sg", "eni", "i", "acct", "org", "user",
+    "usr", "proj", "project", "ws", "conn", "call", "log",
+];
+
+/// A key of the usual make: prefix, separator, and a run of random base62.
+fn prefixed_token(_: &str, m: &str, _: usize) -> bool {
+    let sep = m.find(['_', '-']).expect("the pattern has a separator");
+    let prefix = m[..sep].to_ascii_lowercase();
+    if ID_PREFIXES.contains(&prefix.as_str()) {
+        return false;
+    }
+    let tail = &m[sep + 1..];
+    let alnum: String = tail.chars().filter(char::is_ascii_alphanumeric).collect();
+    let upper = alnum.chars().filter(char::is_ascii_uppercase).count();
+    let lower = alnum.chars().filter(char::is_ascii_lowercase).count();
+    let digits = alnum.chars().filter(char::is_ascii_digit).count();
+    if alnum.len() < 30 || upper < 2 || lower < 2 || digits == 0 {
+        return false;
+    }
+    // Words: CamelCase or snake_case identifiers hold long runs of lower-case
+    // letters, random text rarely does (a run of 4 has odds of 1 in 30 a place).
+    let mut wordy = 0;
+    let mut run = 0;
+    for c in alnum.chars().chain(std::iter::once(' ')) {
+        if c.is_ascii_lowercase() {
+            run += 1;
+        } else {
+            if run >= 4 {
+                wordy += run;
+            }
+            run = 0;
+        }
+    }
+    wordy * 4 < alnum.len() && entropy::looks_random(tail)
+}
+
+/// A Discord bot token's first part is the bot's id in base64: digits once decoded.
+fn discord_token(_: &str, m: &str, _: usize) -> bool {
+    let first = m.split('.').next().unwrap_or("");
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            _ => return None,
+        } as u32)
+    };
+    let mut digits = 0;
+    for chunk in first.as_bytes().chunks_exact(4) {
+        let mut n = 0u32;
+        for &c in chunk {
+            let Some(v) = val(c) else { return false };
+            n = n << 6 | v;
+        }
+        for byte in [(n >> 16) as u8, (n >> 8) as u8, n as u8] {
+            if !byte.is_ascii_digit() {
+                return false;
+            }
+            digits += 1;
+        }
+    }
+    digits >= 15
 }
 
 /// A URL path segment that reads like a token: random, or letters and digits mixed.
@@ -297,6 +423,9 @@ impl Redactor {
         if let Cow::Owned(s) = redact_pem(&out) {
             out = Cow::Owned(s);
         }
+        if let Some(s) = redact_ppk(&out) {
+            out = Cow::Owned(s);
+        }
         // The set is asked about the text as it stands before the first rule: while no
         // rule has changed it, a rule the set found no match for has none, and is
         // passed over; after a change each remaining rule searches the new text.
@@ -311,6 +440,12 @@ impl Redactor {
                 changed = true;
             }
         }
+        // Whatever an Authorization header carries is a credential, however short
+        // (`Bearer hunter22`) and whatever its scheme: after the rules above, which
+        // name the credentials they know better.
+        if let Some(s) = auth::redact(&out) {
+            out = Cow::Owned(s);
+        }
         if let Some(s) = pairs::redact(&out) {
             out = Cow::Owned(s);
         }
@@ -319,6 +454,31 @@ impl Redactor {
                 out = Cow::Owned(s);
             }
         }
+        out
+    }
+
+    /// A signature's template, redacted: its wildcards hide the parts of a secret
+    /// that held digits, so the rest no longer has the shape that finds it. A literal
+    /// part between two wildcards of one token (`<*>.fbqRRm.<*>`, the letters-only
+    /// middle of a dotted token) is part of the same value and becomes one.
+    pub fn clean_template(&self, template: &str) -> String {
+        let clean = self.redact(template);
+        let glued = |c: char| c.is_ascii_alphanumeric() || "._-:+/=~%".contains(c);
+        let mut out = String::with_capacity(clean.len());
+        let mut rest: &str = &clean;
+        while let Some(a) = rest.find(WILDCARD) {
+            out.push_str(&rest[..a + WILDCARD.len()]);
+            rest = &rest[a + WILDCARD.len()..];
+            loop {
+                let run = rest.find(|c: char| !glued(c)).unwrap_or(rest.len());
+                if run > 0 && rest[run..].starts_with(WILDCARD) {
+                    rest = &rest[run + WILDCARD.len()..];
+                } else {
+                    break;
+                }
+            }
+        }
+        out.push_str(rest);
         out
     }
 
@@ -375,27 +535,6 @@ fn placeholder(kind: &str) -> String {
     format!("{PLACEHOLDER}{kind}]")
 }
 
-const AUTH_SCHEMES: [&str; 5] = ["bearer", "basic", "token", "digest", "negotiate"];
-
-/// Whether `v`, found after `Authorization:` at `at`, is a credential: anything after
-/// a scheme (`Bearer hunter22`), and without one a value that is not a plain word (so
-/// `authorization: denied` stays readable). The scheme alone is not: its credential
-/// was redacted already, or is absent.
-fn authorization_value(text: &str, v: &str, at: usize) -> bool {
-    if AUTH_SCHEMES.iter().any(|s| v.eq_ignore_ascii_case(s)) {
-        return false;
-    }
-    let before = text[..at].trim_end_matches([' ', '\t']);
-    let schemed = AUTH_SCHEMES.iter().any(|s| {
-        before
-            .len()
-            .checked_sub(s.len())
-            .and_then(|i| before.get(i..))
-            .is_some_and(|w| w.eq_ignore_ascii_case(s))
-    });
-    schemed || !v.chars().all(|c| c.is_alphabetic())
-}
-
 /// A type for [`Rule::check`].
 type Check = fn(&str, &str, usize) -> bool;
 
@@ -403,6 +542,7 @@ type Check = fn(&str, &str, usize) -> bool;
 /// one of the config's rules.
 fn known_kind(kind: &str, user: &[UserRule]) -> bool {
     kind == "private-key"
+        || kind == "authorization"
         || BUILTIN.iter().any(|r| r.kind == kind)
         || pairs::is_kind(kind)
         || user.iter().any(|r| r.name == kind)
@@ -534,6 +674,83 @@ fn redact_pem(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// PuTTY key files (`.ppk`): the base64 lines after `Private-Lines: N` are the
+/// private key, the `Private-MAC:` (or `Private-Hash:`) value checks it; on lines
+/// of their own or `\n`-escaped (a repr). The public lines stay.
+fn redact_ppk(text: &str) -> Option<String> {
+    static HEAD: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"Private-Lines:[ \t]*[0-9]+|Private-(?:MAC|Hash):[ \t]*")
+            .expect("built-in redaction regex compiles")
+    });
+    if !text.contains("Private-") {
+        return None;
+    }
+    let base64 = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'=');
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    for m in HEAD.find_iter(text) {
+        let lines = m.as_str().starts_with("Private-Lines");
+        let b = text.as_bytes();
+        let (mut i, mut end) = (m.end(), m.end());
+        loop {
+            // A line break before each line of the key (none before the MAC).
+            let mut j = i;
+            for sep in ["\r\n", "\n", "\\r\\n", "\\n"] {
+                if text[j..].starts_with(sep) {
+                    j += sep.len();
+                    break;
+                }
+            }
+            if lines && j == i {
+                break;
+            }
+            let run = b[j..].iter().take_while(|&&c| base64(c)).count();
+            // The whole line is base64, or it is not a line of the key (the
+            // `Private-MAC:` header after the last one).
+            let after = b.get(j + run).copied();
+            if run == 0
+                || !after.is_none_or(|c| {
+                    matches!(c, b'\r' | b'\n' | b'\\' | b'"' | b'\'' | b' ' | b'\t')
+                })
+            {
+                break;
+            }
+            end = j + run;
+            i = end;
+            if !lines {
+                break;
+            }
+        }
+        if end > m.end() {
+            // The break after `Private-Lines: N` stays: it is the text's.
+            let start = if lines {
+                let mut s = m.end();
+                for sep in ["\r\n", "\n", "\\r\\n", "\\n"] {
+                    if text[s..].starts_with(sep) {
+                        s += sep.len();
+                        break;
+                    }
+                }
+                s
+            } else {
+                m.end()
+            };
+            spans.push((start, end));
+        }
+    }
+    if spans.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (start, end) in spans {
+        out.push_str(&text[copied..start]);
+        out.push_str(&placeholder("private-key"));
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
+    Some(out)
+}
+
 fn pem_body_char(c: char) -> bool {
     c.is_ascii_alphanumeric()
         || matches!(c, '+' | '/' | '=' | '\\' | ':' | '-' | ',' | '.')
@@ -577,11 +794,9 @@ mod tests {
             for (i, rule) in BUILTIN.iter().enumerate() {
                 assert_eq!(hits.matched(i), rule.re().is_match(t), "rule {i} on {t:?}");
             }
-            assert_eq!(
-                r(t),
-                pairs::redact(&every_rule(t)).unwrap_or_else(|| every_rule(t)),
-                "{t:?}"
-            );
+            let rules = every_rule(t);
+            let rules = auth::redact(&rules).unwrap_or(rules);
+            assert_eq!(r(t), pairs::redact(&rules).unwrap_or(rules), "{t:?}");
         }
     }
 
@@ -1176,5 +1391,167 @@ mod tests {
             red.clean_chars(text, 33),
             "password=[REDACTED:password], key"
         );
+    }
+
+    #[test]
+    fn authorization_headers_of_any_scheme_lose_their_credential() {
+        for (text, secret) in [
+            ("Okta failed Authorization: SSWS Oku3xbzrNX2KTsFf7zYSd8d9zmLgB5E3onsqSznual", "Oku3xbzrNX2KTsFf7zYSd8d9zmLgB5E3onsqSznual"),
+            ("deepl: authorization: DeepL-Auth-Key W6Kx8H9R-7Oi5-cQ5o-J8Ze-BPnYPgtnhwli:fx (429)", "W6Kx8H9R-7Oi5-cQ5o-J8Ze-BPnYPgtnhwli"),
+            ("AUTHORIZATION: Zoho-oauthtoken 1000.b677cbac7eb046dbceae003c7769d809.c6ed07217b81092bca7d9277a7bf06ce", "b677cbac7eb046dbceae"),
+            ("discord authorization=Bot abcdEFGHijklMNOP", "abcdEFGHijklMNOP"),
+            ("Proxy-Authorization: ApiKey pk9shortpw", "pk9shortpw"),
+            ("{'Authorization': 'Splunk 8a1f3c2e-77aa-4b0c-9d1e-2f3a4b5c6d7e'}", "8a1f3c2e-77aa-4b0c-9d1e-2f3a4b5c6d7e"),
+            (r#"{\"authorization\": \"GenieKey z9y8x7w6v5\"}"#, "z9y8x7w6v5"),
+            ("headers [('Authorization', 'Custom kq3Lm9Zx')]", "kq3Lm9Zx"),
+            (r#"Authorization: Hawk id="dh37fgj492je", ts="1353832234", nonce="j4h3g2", mac="6R4rV5iE+NPoym+WwjeHzjAGXUtLNIxmo1vpMofpLAE=""#, "6R4rV5iE+NPoym"),
+            (r#"Authorization: Hawk id="dh37fgj492je", ts="1353832234", nonce="j4h3g2", mac="6R4rV5iE+NPoym+WwjeHzjAGXUtLNIxmo1vpMofpLAE=""#, "dh37fgj492je"),
+            ("authorization: AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/iam/aws4_request, SignedHeaders=content-type;host, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7", "5d672d79c15b1316"),
+            ("Authorization: Digest username=\"Mufasa\", realm=\"x\", response=\"6629fae49393a05397450978507c4ef1\"", "6629fae49393a053"),
+            ("Authorization: 7EhHK8ks0sct48pMPZzGd4kDqDdfu1GR", "7EhHK8ks0sct48pM"),
+        ] {
+            let got = r(text);
+            assert!(!got.contains(secret), "{text}\n  → {got}");
+            assert!(got.contains("[REDACTED:"), "{text}\n  → {got}");
+        }
+        // The scheme word stays as evidence; what follows the value stays too.
+        assert_eq!(
+            r("call failed Authorization: SSWS 00eM7D1NKk9spxsRfkuKhwVg (401) retrying"),
+            "call failed Authorization: SSWS [REDACTED:authorization] (401) retrying"
+        );
+        assert_eq!(
+            r("(Authorization: Bot Zr.BQ-U32O) next"),
+            "(Authorization: Bot [REDACTED:authorization]) next"
+        );
+        assert_eq!(
+            r("{'Authorization': 'Bot Zr.BQ-U32O', 'Accept': 'json'}"),
+            "{'Authorization': 'Bot [REDACTED:authorization]', 'Accept': 'json'}"
+        );
+        kept(&[
+            "authorization: denied for bob",
+            "authorization failed: token expired",
+            "Authorization: Bearer [REDACTED:bearer-token]",
+            "missing Authorization header",
+            "{'Authorization': 'Bearer '}",
+            "WWW-Authenticate: Bearer realm=\"api\"",
+            "checked authorization, then retried",
+        ]);
+        let once = r("Authorization: SSWS Oku3xbzrNX2KTsFf7zYSd8d9zm, Authorization: Hawk id=\"a b\", mac=\"c\"");
+        assert_eq!(r(&once), once);
+    }
+
+    #[test]
+    fn prefixed_provider_tokens() {
+        gone(&[
+            ("send failed https://api.telegram.org/bot8960394821:AA1UU1FCEkzH0LWSKt1dHbf6gIrozWalZO5/sendMessage", "AA1UU1FCEkzH0LWSKt1dHbf6gIrozWalZO5", "telegram-token"),
+            ("TELEGRAM token 8960394821:AA1UU1FCEkzH0LWSKt1dHbf6gIrozWalZO5 invalid", "8960394821:AA1UU1FCEkzH0LWSKt1dHbf6gIrozWalZO5", "telegram-token"),
+            ("discord login NzYzODY3NTM2NzE0ODc2NzA3.bVtSjR.yx2pGDUEG0379Ro_9PBpkcQ1EOoFAsux0DTCde failed", "yx2pGDUEG0379Ro_9PBpkcQ1EOoFAsux0DTCde", "discord-token"),
+            ("mailgun key-o42ozg0kzg6y7cucikkh0tfwtm6ffae9 rejected", "o42ozg0kzg6y7cucikkh0tfwtm6ffae9", "api-key"),
+            ("mailgun 3ab1d0c2e4f5a6b7c8d9e0f1a2b3c4d5-6f7a8b9c-0d1e2f3a denied", "3ab1d0c2e4f5a6b7c8d9e0f1a2b3c4d5", "api-key"),
+            ("heroku HRKU-AA3jJYaFMN8uhLv2BcySOdmRnSp57n_IanluR0jBoJHvdl1wkFmkoFwX6NRY", "3jJYaFMN8uhLv2Bc", "api-key"),
+            ("brevo 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 x", "d308fbc290308b58", "api-key"),
+            ("databricks dapia19563c99c8a8bc0512a7087105f9b67 expired", "a19563c99c8a8bc0512a7087105f9b67", "api-key"),
+            ("supabase sbp_0d8335bb77f9f68b22fd2f713e851e7ee9b1aae5 401", "0d8335bb77f9f68b22fd", "api-key"),
+            ("doppler dp.st.prd.F1JLThk8xcq0zjCsCZrnyiGhaaLXaoq8gFGZvQ9RJKY bad", "F1JLThk8xcq0zjCsCZrn", "api-key"),
+            ("doppler dp.pt.F1JLThk8xcq0zjCsCZrnyiGhaaLXaoq8gFGZvQ9RJKY bad", "F1JLThk8xcq0zjCsCZrn", "api-key"),
+            ("pulumi pul-98e61ee3242f723b35fa38661d5371b0cd4b2143 denied", "98e61ee3242f723b35fa", "api-key"),
+            ("jira ATATT3w4RHWWQFYnaHHy8I6jGn1_w1EFmGeC5x59k4J6_5TgEAo4CLh0tQNg4ygBKPVHSiDJ525xnlmb06LVTTt-zeBHQxobqmSh55zQp95uCtSbuNCxlJKOC_Bx9k4owoZbP=B3970DD0 401", "w4RHWWQFYnaHHy8I6jGn1", "api-key"),
+            ("vault hvs.CAESIJz3pQ8kW2mR7vL4nX9tY6bH1cF5dG0aE3uI7oP2qW4 denied", "CAESIJz3pQ8kW2mR7vL4", "api-key"),
+            ("sentry init https://c91893bfa914824925f3c0981f577737@o4504.ingest.sentry.io/4504 failed", "c91893bfa914824925f3c0981f577737", "url-credential"),
+        ]);
+        kept(&[
+            "clone ssh://git@github.com/acme/app.git failed",
+            "connect postgres://postgres@localhost/app refused",
+            // A dotted name of a token's shape, whose first part is no id.
+            "load Microsoft.Extensions.LoggingAbstractions.ILoggerFactoryProviderImpl",
+            "MicrosoftExtensionsLoggingAbs.Abstra.ILoggerFactoryProviderImplementation",
+            "key-value store down: key-cache-primary-eu-west-1 unreachable",
+            "line 12345:AssertionError raised",
+            "deploy 9fceb02d0ae598e95dc970b74767f19372d61af8 by ann",
+            "request 550e8400-e29b-41d4-a716-446655440000 failed",
+        ]);
+    }
+
+    #[test]
+    fn passwords_on_command_lines() {
+        gone(&[
+            ("Backup failed: Command '['mysql', '-uroot', '-pAr2LcDy1IrMPzQrEh1YT', '-h', 'db']' returned non-zero exit status 1.", "Ar2LcDy1IrMPzQrEh1YT", "password"),
+            ("exec: mysqldump -u app -pAr2Lc\"Dy1 --all-databases", "Ar2Lc", "password"),
+            ("CalledProcessError: Command 'mysql --password=Ar2LcDy1IrMPzQrEh1YT -e select' returned 1", "Ar2LcDy1IrMPzQrEh1YT", "password"),
+            ("run: curl -u deploy:tvGRpUy1lMoLdO https://x/api", "tvGRpUy1lMoLdO", "password"),
+            ("run: curl --user deploy:tvGRpUy1lMoLdO https://x/api", "tvGRpUy1lMoLdO", "password"),
+            ("run: curl --user=deploy:tvGRpUy1lMoLdO https://x/api", "tvGRpUy1lMoLdO", "password"),
+            ("Command '['curl', '-sS', '-u', 'deploy:tvGRpUy1lMoLdO', 'https://x']' failed", "tvGRpUy1lMoLdO", "password"),
+            ("curl -x proxy:3128 --proxy-user bob:tvGRpUy1lMoLdO https://x", "tvGRpUy1lMoLdO", "password"),
+        ]);
+        kept(&[
+            "ssh -p2222 deploy@host failed",
+            "docker run -u 1000:1000 -p8080:80 app",
+            "mysql -p -h db failed: access denied",
+        ]);
+    }
+
+    #[test]
+    fn putty_private_keys() {
+        let ppk = "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: deploy\nPublic-Lines: 2\nAAAAC3NzaC1lZDI1NTE5AAAAIFuMN7h\nqk0d\nPrivate-Lines: 1\naTVXeI7tcLyVdmOriQuzeTMX7/VDawf5AzkIXJEiyAo3RXWr\nPrivate-MAC: a937c4c5fff9d63def329e7f43df8133594dccc9\nnext line";
+        let got = r(ppk);
+        assert!(!got.contains("aTVXeI7tcLyVdmOriQ"), "{got}");
+        assert!(!got.contains("a937c4c5fff9d63def"), "{got}");
+        assert!(
+            got.contains("Public-Lines: 2\nAAAAC3NzaC1lZDI1NTE5AAAAIFuMN7h\n"),
+            "{got}"
+        );
+        assert!(got.contains("Private-Lines: 1\n[REDACTED:private-key]\nPrivate-MAC: [REDACTED:private-key]\nnext line"), "{got}");
+        let escaped = r"key='PuTTY-User-Key-File-2: ssh-rsa\nPrivate-Lines: 2\naTVXeI7tcLyVdmOriQuzeTMX7\n/VDawf5AzkIXJEiyAo3RXWr\nPrivate-MAC: a937c4c5fff9d63def'";
+        let got = r(escaped);
+        assert!(
+            !got.contains("aTVXeI7tc") && !got.contains("VDawf5Azk"),
+            "{got}"
+        );
+        assert!(!got.contains("a937c4c5fff9d63def"), "{got}");
+        assert_eq!(r(&got), got);
+    }
+
+    #[test]
+    fn secrets_wrapped_over_lines() {
+        let pp = "config:\n{'db': {'host': 'db'},\n 'headers': {'Authorization': 'Bearer '\n                              '1kQu4uuJoT6T8yyFjIaB9IsPbWPt2MUAKCWrzJHUXSq98UU8BNlvr2ndvuIr'}}\n";
+        let got = r(pp);
+        assert!(!got.contains("1kQu4uuJoT6T8yyF"), "{got}");
+        assert!(
+            got.contains("'Authorization': 'Bearer [REDACTED:authorization]'}}"),
+            "{got}"
+        );
+        let pw = "{'password': 'first half '\n             'second half', 'user': 'bob'}";
+        let got = r(pw);
+        assert!(!got.contains("second half"), "{got}");
+        assert!(got.contains("'user': 'bob'"), "{got}");
+        // A string after a comma is the next item, not the rest of the value.
+        assert_eq!(
+            r("{'token': 'abc123',\n 'user': 'bob'}"),
+            "{'token': '[REDACTED:token]',\n 'user': 'bob'}"
+        );
+        let jwt = "JWT verify failed for eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\neyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIn0.\nURKvWpDf3GGKUG5DPLqb_9F5s5MBiPCFJEWj5YTx3fa\nnext";
+        let got = r(jwt);
+        assert!(
+            !got.contains("eyJzdWIiOiIx") && !got.contains("URKvWpDf3GGK"),
+            "{got}"
+        );
+        assert!(got.ends_with("[REDACTED:jwt]\nnext"), "{got}");
+    }
+
+    #[test]
+    fn a_template_loses_the_letters_between_wildcards_of_one_value() {
+        let red = Redactor::default();
+        assert_eq!(
+            red.clean_template(
+                "Discord refused <*>.fbqRRm.<*> and <*>.a.<*>.b.<*> at run(Thread.java:<*>)"
+            ),
+            "Discord refused <*> and <*> at run(Thread.java:<*>)"
+        );
+        assert_eq!(
+            red.clean_template("user <*> logged in"),
+            "user <*> logged in"
+        );
+        assert_eq!(red.clean_template("<*> <*>"), "<*> <*>");
     }
 }

@@ -248,8 +248,132 @@ struct Value {
     inner: (usize, usize),
 }
 
-/// Reads the value at `at` in `text`.
-fn read_value(text: &str, at: usize, mode: Mode) -> Option<Value> {
+/// Where a quoted string closed at `close` in `body` really ends: a string that
+/// ends its line and is followed by an indented string of the same quote on the
+/// next is one string (Python's implicit concatenation, as `pprint` wraps a long
+/// value: `'Bearer '` and the token on the line under it). Returns the closing
+/// quote of the last string of the run.
+pub(super) fn continued(body: &str, mut close: usize, q: u8) -> usize {
+    let b = body.as_bytes();
+    loop {
+        let mut i = close + 1;
+        while i < b.len() && matches!(b[i], b' ' | b'\t') {
+            i += 1;
+        }
+        if b.get(i) == Some(&b'\r') {
+            i += 1;
+        }
+        if b.get(i) != Some(&b'\n') {
+            return close;
+        }
+        i += 1;
+        let indent = i;
+        while i < b.len() && matches!(b[i], b' ' | b'\t') {
+            i += 1;
+        }
+        if i == indent || b.get(i) != Some(&q) {
+            return close;
+        }
+        // The next string, to its closing quote on its line.
+        let mut j = i + 1;
+        let mut next = None;
+        while j < b.len() && b[j] != b'\n' {
+            match b[j] {
+                b'\\' => j += 2,
+                c if c == q => {
+                    next = Some(j);
+                    break;
+                }
+                _ => j += 1,
+            }
+        }
+        match next {
+            Some(j) => close = j,
+            None => return close,
+        }
+    }
+}
+
+/// What the line before a name says about where its unquoted value ends.
+#[derive(Debug, Default, Clone, Copy)]
+struct Before {
+    /// `"`, `'` and `` ` `` left open before the name: that quote closes the value,
+    /// any other is part of it.
+    quote: [bool; 3],
+    /// `(`, `[`, `{`, `<` left open before the name: the closer of a bracket the
+    /// value did not open itself ends it (`(password=x)`).
+    bracket: [bool; 4],
+    /// The name is a query-string parameter (right after `?` or `&`): there an `&`
+    /// starting the next `name=` separates, anywhere else `&` is part of the value.
+    query: bool,
+}
+
+const QUOTES: [u8; 3] = [b'"', b'\'', b'`'];
+const OPENERS: [u8; 4] = [b'(', b'[', b'{', b'<'];
+const CLOSERS: [u8; 4] = [b')', b']', b'}', b'>'];
+
+impl Before {
+    /// Reads `line`, the text from the start of its line to the name.
+    #[cfg(test)]
+    fn of(line: &str) -> Before {
+        let mut scan = LineScan::default();
+        scan.feed(line.as_bytes());
+        scan.before(line)
+    }
+
+    fn closes(&self, c: u8) -> bool {
+        QUOTES
+            .iter()
+            .position(|&q| q == c)
+            .is_some_and(|k| self.quote[k])
+    }
+}
+
+/// The quotes and brackets left open on a line so far, fed in order: the names of
+/// a line are read left to right, and each is told about the line before it without
+/// reading the line again from its start (a long JSON record holds many names).
+#[derive(Debug, Default, Clone, Copy)]
+struct LineScan {
+    quote: [bool; 3],
+    depth: [usize; 4],
+}
+
+impl LineScan {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &c in bytes {
+            if let Some(k) = QUOTES.iter().position(|&q| q == c) {
+                self.quote[k] = !self.quote[k];
+            } else if let Some(k) = OPENERS.iter().position(|&o| o == c) {
+                self.depth[k] += 1;
+            } else if let Some(k) = CLOSERS.iter().position(|&o| o == c) {
+                self.depth[k] = self.depth[k].saturating_sub(1);
+            }
+        }
+    }
+
+    /// What stands before a name, `line` being its line up to the name.
+    fn before(&self, line: &str) -> Before {
+        Before {
+            quote: self.quote,
+            bracket: self.depth.map(|d| d > 0),
+            query: line.ends_with(['?', '&']) || line.ends_with("&amp;"),
+        }
+    }
+}
+
+/// Whether the text after an `&` starts the next query parameter (`name=`, also
+/// after an HTML-escaped `&amp;`).
+fn starts_param(after: &str) -> bool {
+    let after = after.strip_prefix("amp;").unwrap_or(after);
+    let n = after
+        .bytes()
+        .take_while(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b'[' | b']'))
+        .count();
+    n > 0 && after.as_bytes().get(n) == Some(&b'=')
+}
+
+/// Reads the value at `at` in `text`; `before` is what stands before the name.
+fn read_value(text: &str, at: usize, mode: Mode, before: &Before) -> Option<Value> {
     let rest = &text[at..];
     let b = rest.as_bytes();
     if b.is_empty() || b[0] == b'\n' || b[0] == b'\r' {
@@ -263,7 +387,7 @@ fn read_value(text: &str, at: usize, mode: Mode) -> Option<Value> {
     // An escaped quote: `\"`, `\\\"`.
     let slashes = b[skip..].iter().take_while(|&&c| c == b'\\').count();
     let q = b.get(skip + slashes).copied();
-    if let Some(q @ (b'"' | b'\'')) = q {
+    if let Some(q @ (b'"' | b'\'' | b'`')) = q {
         let open_len = skip + slashes + 1;
         let body = &rest[open_len..];
         let close_rel = if slashes > 0 {
@@ -288,6 +412,7 @@ fn read_value(text: &str, at: usize, mode: Mode) -> Option<Value> {
         };
         let line_end = body.find('\n').unwrap_or(body.len());
         let inner_end = match close_rel {
+            Some((i, _)) if i <= line_end && slashes == 0 => continued(body, i, q),
             Some((i, _)) if i <= line_end => i,
             _ => line_end,
         };
@@ -295,31 +420,33 @@ fn read_value(text: &str, at: usize, mode: Mode) -> Option<Value> {
             inner: (at + open_len, at + open_len + inner_end),
         });
     }
-    if b[0] == b'{' || b[0] == b'[' {
-        let (open, close) = if b[0] == b'{' {
-            (b'{', b'}')
-        } else {
-            (b'[', b']')
-        };
-        let mut depth = 0;
-        for (i, &c) in b.iter().enumerate() {
-            if c == b'\n' {
-                break;
-            }
-            if c == open {
-                depth += 1;
-            } else if c == close {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(Value {
-                        inner: (at, at + i + 1),
-                    });
+    // A bracketed value, whole: a dict, a list, an object repr (`<Session …>`).
+    if let Some(k) = OPENERS.iter().position(|&o| o == b[0]) {
+        if k != 0 {
+            let (open, close) = (OPENERS[k], CLOSERS[k]);
+            let mut depth = 0;
+            for (i, &c) in b.iter().enumerate() {
+                if c == b'\n' {
+                    break;
+                }
+                if c == open {
+                    depth += 1;
+                } else if c == close {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(Value {
+                            inner: (at, at + i + 1),
+                        });
+                    }
                 }
             }
+            // An `<` never closed is text, not a repr.
+            if k != 3 {
+                return None;
+            }
         }
-        return None;
     }
-    let end = unquoted_end(rest, mode);
+    let end = unquoted_end(rest, mode, before);
     if end == 0 {
         return None;
     }
@@ -328,14 +455,19 @@ fn read_value(text: &str, at: usize, mode: Mode) -> Option<Value> {
     })
 }
 
-/// Where an unquoted value ends.
-fn unquoted_end(rest: &str, mode: Mode) -> usize {
+/// Where an unquoted value ends. A secret may hold any character but a blank (a
+/// Django key holds `&`, `)`, `(`, `%26`, `` ` ``...), so only what the text around
+/// it explains ends it: a blank, the end of the line, a quote or bracket opened
+/// before the name, a `name=` after `&` in a query string, punctuation before a
+/// blank. Too long a value costs a little context; too short a one leaks its tail.
+fn unquoted_end(rest: &str, mode: Mode, before: &Before) -> usize {
     let b = rest.as_bytes();
     if mode == Mode::Line {
         let mut i = 0;
         while i < b.len() {
             match b[i] {
-                b'\n' | b'\r' | b'"' | b'\'' | b'&' => break,
+                b'\n' | b'\r' | b'"' | b'\'' => break,
+                b'&' if !before.query || starts_param(&rest[i + 1..]) => break,
                 b'\\' if matches!(b.get(i + 1), Some(b'"' | b'\'' | b'n')) => break,
                 _ => i += 1,
             }
@@ -347,18 +479,44 @@ fn unquoted_end(rest: &str, mode: Mode) -> usize {
     loop {
         // one word
         let start = i;
+        // Brackets the value opened itself: their closers are part of it.
+        let mut depth = [0usize; 4];
         while i < b.len() {
             let c = b[i];
             let next = b.get(i + 1).copied();
             let stop = match c {
-                b' ' | b'\t' | b'\n' | b'\r' | b'&' | b'"' | b'\'' | b'<' | b'>' | b'`' => true,
-                b',' | b';' | b')' | b'}' | b']' | b'|' => {
-                    next.is_none_or(|n| n.is_ascii_whitespace() || b",;)}]|\"'".contains(&n))
+                b' ' | b'\t' | b'\n' | b'\r' => true,
+                b'"' | b'\'' | b'`' => before.closes(c),
+                b'&' => before.query && starts_param(&rest[i + 1..]),
+                b'(' | b'[' | b'{' | b'<' => {
+                    let k = OPENERS.iter().position(|&o| o == c).expect("an opener");
+                    depth[k] += 1;
+                    false
                 }
-                b'\\' => matches!(next, Some(b'"' | b'\'' | b'n' | b'r' | b't')),
-                // Bytes, not `rest[i..i + 3]`: the two bytes after a `%` may be
-                // the start of a multi-byte character.
-                b'%' => b[i..].len() >= 3 && b[i..i + 3].eq_ignore_ascii_case(b"%26"),
+                b')' | b']' | b'}' | b'>' => {
+                    let k = CLOSERS.iter().position(|&o| o == c).expect("a closer");
+                    if depth[k] > 0 {
+                        depth[k] -= 1;
+                        false
+                    } else {
+                        before.bracket[k] || next.is_none_or(|n| n.is_ascii_whitespace())
+                    }
+                }
+                // Punctuation before a blank, or before what closes the value.
+                b',' | b';' | b'|' => next.is_none_or(|n| {
+                    n.is_ascii_whitespace()
+                        || b",;|".contains(&n)
+                        || before.closes(n)
+                        || CLOSERS
+                            .iter()
+                            .position(|&o| o == n)
+                            .is_some_and(|k| before.bracket[k] && depth[k] == 0)
+                }),
+                b'\\' => match next {
+                    Some(b'n' | b'r' | b't') => true,
+                    Some(q @ (b'"' | b'\'')) => before.closes(q),
+                    _ => false,
+                },
                 _ => false,
             };
             if stop {
@@ -410,6 +568,8 @@ pub fn redact(text: &str) -> Option<String> {
     // (start, end, kind) of each value to replace, in order of start.
     let mut spans: Vec<(usize, usize, &'static str)> = Vec::new();
     let mut pos = 0;
+    // The line of the last name read, how far it was scanned, and what was open.
+    let (mut scan_line, mut scanned, mut scan) = (0, 0, LineScan::default());
     // A match-only search, and the name read off its start (a search for the
     // captures cost more than the classification of every name found).
     while let Some(whole) = NAME_SEP.find_at(text, pos) {
@@ -418,7 +578,14 @@ pub fn redact(text: &str) -> Option<String> {
         let Some(class) = classify(name) else {
             continue;
         };
-        let Some(v) = read_value(text, whole.end(), class.mode) else {
+        if let Some(nl) = text[scanned..whole.start()].rfind('\n') {
+            scan_line = scanned + nl + 1;
+            (scanned, scan) = (scan_line, LineScan::default());
+        }
+        scan.feed(&text.as_bytes()[scanned..whole.start()]);
+        scanned = whole.start();
+        let before = scan.before(&text[scan_line..whole.start()]);
+        let Some(v) = read_value(text, whole.end(), class.mode, &before) else {
             continue;
         };
         let inner = &text[v.inner.0..v.inner.1];
@@ -539,5 +706,77 @@ mod tests {
         for name in &names {
             assert_eq!(classify(name).is_some(), full(name), "{name}");
         }
+    }
+
+    fn red(text: &str) -> String {
+        super::super::Redactor::default().clean(text)
+    }
+
+    #[test]
+    fn unquoted_values_run_over_ampersands_and_backticks_to_their_real_end() {
+        for (text, secret) in [
+            ("Login failed password=Tr0ub&3xyzQ9", "3xyzQ9"),
+            ("GET /login?user=bob&password=Tr0ub%263kkP&next=/", "3kkP"),
+            ("Login failed password=ab`cdTr0ubLL", "cdTr0ubLL"),
+            (
+                "Boot SECRET_KEY=iquxdfv3cupaug$=1^(eb)$hy-v(5t)x@xuk6)56o9+2@62x_l ok",
+                "56o9+2@62x_l",
+            ),
+            (
+                "Boot SECRET_KEY=L-)AS&m)w=F)(*_m$$@Cr^VPt*sc05UP",
+                "Cr^VPt*sc05UP",
+            ),
+            (
+                "env DJANGO_SECRET_KEY=k&ab=cd(x)yz!Q9 started",
+                "cd(x)yz!Q9",
+            ),
+            ("query password%3Dhunter2%26user%3Dbob", "hunter2"),
+            ("set api_key=abc\"def ghi", "def"),
+            ("set token=ab'cd", "cd"),
+        ] {
+            let got = red(text);
+            assert!(!got.contains(secret), "{text}\n  → {got}");
+        }
+        // What closes a value: a quote, backtick or bracket opened before the name,
+        // the next parameter of a query string, a blank.
+        for (text, want) in [
+            (
+                "GET /login?user=bob&password=Tr0ub%263kkP&next=/ 500",
+                "GET /login?user=bob&password=[REDACTED:password]&next=/ 500",
+            ),
+            (
+                "form password=p&amp;w&amp;next=/",
+                "form password=[REDACTED:password]",
+            ),
+            (
+                "run `password=abc` then `ls`",
+                "run `password=[REDACTED:password]` then `ls`",
+            ),
+            (
+                "raise ValueError(\"bad password=hunter2\") here",
+                "raise ValueError(\"bad password=[REDACTED:password]\") here",
+            ),
+            (
+                "(token=abc) and [secret=x(y)z]",
+                "(token=[REDACTED:token]) and [secret=[REDACTED:secret]]",
+            ),
+            ("password=`a b`", "password=`[REDACTED:password]`"),
+            ("token=<hidden>", "token=<hidden>"),
+        ] {
+            assert_eq!(red(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn what_was_open_before_a_name_is_read_once_per_line() {
+        let b = Before::of(r#"log("x", '{"#);
+        assert_eq!(b.quote, [false, true, false]);
+        assert_eq!(b.bracket, [true, false, true, false]);
+        assert!(!b.query);
+        assert!(Before::of("GET /a?x=1&").query);
+        // Many names on one long line: each reads the line once.
+        let line = "token=abc&".repeat(2000);
+        let got = red(&format!("GET /?{line}"));
+        assert_eq!(got.matches("[REDACTED:token]").count(), 2000);
     }
 }

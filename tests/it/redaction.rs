@@ -468,3 +468,154 @@ fn messages_that_differ_by_a_credential_open_one_incident() {
     let out = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]).all();
     assert!(out.contains("1 groups, 1 new incidents"), "{out}");
 }
+
+/// Random characters, a fresh draw each run: the shapes must be found by their form,
+/// not by the values of a fixture. The seed is in every failure message.
+struct Draw(u64);
+
+impl Draw {
+    fn new() -> Draw {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        Draw(nanos | 1)
+    }
+
+    fn next(&mut self) -> u64 {
+        // xorshift64*
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn pick(&mut self, alphabet: &str, n: usize) -> String {
+        let a = alphabet.as_bytes();
+        (0..n)
+            .map(|_| a[(self.next() >> 33) as usize % a.len()] as char)
+            .collect()
+    }
+}
+
+const ALNUM: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+const URLSAFE: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+const HEX: &str = "0123456789abcdef";
+const LOWER_ALNUM: &str = "abcdefghijklmnopqrstuvwxyz0123456789";
+const B64: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/// Authorization headers of any scheme, values holding `&`, `%26` and backticks,
+/// provider tokens of many shapes, command-line passwords, a PuTTY key, a Sentry
+/// DSN and secrets wrapped over lines, all drawn at random: none reaches a
+/// prompt (nor its "Other errors this run" templates), a notification or a page.
+#[test]
+fn secrets_of_many_more_shapes_do_not_leave_the_host() {
+    let mut d = Draw::new();
+    let seed = d.0;
+    let mut secrets: Vec<String> = Vec::new();
+    let mut keep = |s: String| -> String {
+        secrets.push(s.clone());
+        s
+    };
+    let bot_id = format!("{}", 1_000_000_000 + d.next() % 8_000_000_000);
+    let discord_id = format!(
+        "{}",
+        100_000_000_000_000_000 + d.next() % 800_000_000_000_000_000
+    );
+    let discord_b64 = {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(discord_id)
+    };
+    let django: String = d.pick("abcdefghijklmnopqrstuvwxyz0123456789!@#$%^*(-_=+)", 24);
+    let lines: Vec<String> = vec![
+        format!("Okta call failed Authorization: SSWS {}", keep(d.pick(ALNUM, 42))),
+        format!("DeepL 403 authorization: DeepL-Auth-Key {}:fx", keep(d.pick(ALNUM, 36))),
+        format!("Zoho refused {{'Proxy-Authorization': 'Zoho-oauthtoken 1000.{}'}}", keep(d.pick(HEX, 64))),
+        format!("Hawk rejected Authorization: Hawk id=\"{}\", ts=\"1353832234\", mac=\"{}=\"", keep(d.pick(ALNUM, 16)), keep(d.pick(B64, 43))),
+        format!("bot login failed AUTHORIZATION: Bot {}", keep(d.pick(ALNUM, 40))),
+        format!("Login failed password={}&{}", keep(d.pick(ALNUM, 9)), keep(d.pick(ALNUM, 14))),
+        format!("GET /login?user=bob&password={}%26{}&next=/ 500", keep(d.pick(ALNUM, 9)), keep(d.pick(ALNUM, 14))),
+        format!("Login failed password={}`{}", keep(d.pick(ALNUM, 9)), keep(d.pick(ALNUM, 14))),
+        format!("Boot failed SECRET_KEY={}&m)w=F)(*_{}&{}", keep(d.pick(ALNUM, 9)), keep(django), keep(d.pick(ALNUM, 14))),
+        format!("Telegram send failed https://api.telegram.org/bot{bot_id}:AA{}/sendMessage", keep(d.pick(URLSAFE, 33))),
+        format!("Discord gateway refused {discord_b64}.{}.{}", keep(d.pick(URLSAFE, 6)), keep(d.pick(URLSAFE, 38))),
+        format!("Mailgun error key-{}", keep(d.pick(LOWER_ALNUM, 32))),
+        format!("Heroku failed HRKU-AA{}", keep(d.pick(URLSAFE, 58))),
+        format!("Brevo failed xkeysib-{}-{}", keep(d.pick(HEX, 64)), keep(d.pick(ALNUM, 16))),
+        format!("Databricks failed dapi{}", keep(d.pick(HEX, 32))),
+        format!("Supabase failed sbp_{}", keep(d.pick(HEX, 40))),
+        format!("Doppler failed dp.pt.{}", keep(d.pick(ALNUM, 43))),
+        format!("Pulumi failed pul-{}", keep(d.pick(HEX, 40))),
+        format!("Atlassian failed ATATT3{}={}", keep(d.pick(URLSAFE, 180)), d.pick("0123456789ABCDEF", 8)),
+        format!("Backup failed: Command '['mysql', '-uroot', '-p{}', '-h', 'db']' returned non-zero exit status 1.", keep(d.pick(ALNUM, 20))),
+        format!("Sync failed: Command '['curl', '-sS', '-u', 'deploy:{}', 'https://x']' returned 22", keep(d.pick(ALNUM, 16))),
+        format!("Error tracking off: bad DSN https://{}@o4504.ingest.sentry.io/4504", keep(d.pick(HEX, 32))),
+        format!("Deploy key rejected:\nPuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: deploy\nPublic-Lines: 2\nAAAAC3NzaC1lZDI1NTE5AAAAI{}\nqk0d\nPrivate-Lines: 1\n{}\nPrivate-MAC: {}", d.pick(B64, 20), keep(d.pick(B64, 48)), keep(d.pick(HEX, 40))),
+        format!("Request config:\n{{'db': {{'host': 'db', 'password': '{}'}},\n 'headers': {{'Authorization': 'Bearer '\n                              '{}'}}}}", keep(d.pick(ALNUM, 24)), keep(d.pick(ALNUM, 64))),
+        format!("JWT verify failed for eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\neyJzdWIiOi{}.\n{}", keep(d.pick(ALNUM, 40)), keep(d.pick(URLSAFE, 43))),
+    ];
+    let mut log = String::new();
+    for (n, line) in lines.iter().enumerate() {
+        log.push_str(&format!(
+            "2026-11-22 10:{:02}:{:02}.000 | ERROR    | app.case{n}:run:{n} - {line}\n",
+            n / 60,
+            n % 60
+        ));
+    }
+    let (t, ntfy) = setup("fail", "", "");
+    t.write("app.log", &log);
+    t.ok(&["run", "--now", "2026-11-22T10:30:00Z"]);
+    let check = |what: &str, text: &str| {
+        for s in &secrets {
+            let mut parts = vec![s.as_str()];
+            if s.len() >= 20 {
+                parts.extend([&s[..12], &s[s.len() - 12..]]);
+            }
+            for p in parts {
+                assert!(
+                    !text.contains(p),
+                    "{what} leaks {p:?} of {s:?} (seed {seed}):\n{text}"
+                );
+            }
+        }
+    };
+    let prompts = claude_inputs(&t);
+    assert!(
+        prompts.len() >= lines.len() - 1,
+        "{} prompts",
+        prompts.len()
+    );
+    let all = prompts.concat().join("\n");
+    assert!(all.contains("## Other errors this run"), "{all}");
+    check("a prompt", &all);
+    let msgs = ntfy.messages();
+    assert!(!msgs.is_empty());
+    for m in &msgs {
+        check(
+            "a notification",
+            &format!("{}\n{}", m.body, m.header("Title").unwrap_or("")),
+        );
+    }
+    let files = t.incident_files();
+    assert!(files.len() >= lines.len() - 1, "{files:?}");
+    for f in files {
+        check("an incident file", &std::fs::read_to_string(&f).unwrap());
+        check("an incident file's name", &f.to_string_lossy());
+    }
+    // The evidence around the secrets is still there.
+    for kept in [
+        "Authorization: SSWS [REDACTED:authorization]",
+        "DeepL-Auth-Key [REDACTED:authorization]",
+        "[REDACTED:telegram-token]/sendMessage",
+        "[REDACTED:discord-token]",
+        "Private-Lines: 1",
+        "'-h', 'db'",
+        "o4504.ingest.sentry.io",
+        "next=/ 500",
+    ] {
+        assert!(
+            all.contains(kept),
+            "no {kept:?} in the prompts (seed {seed})"
+        );
+    }
+}

@@ -1,0 +1,293 @@
+//! `Authorization` and `Proxy-Authorization` header values, whatever their scheme.
+//!
+//! A scheme list cannot be complete (`SSWS`, `Bot`, `ApiKey`, `Hawk`,
+//! `DeepL-Auth-Key`, `Zoho-oauthtoken`, `AWS4-HMAC-SHA256`, ...), so the header's
+//! value is read whole: `Scheme credential` keeps the scheme word and redacts the
+//! rest, auth-params included (`Hawk id="…", mac="…"`); a value of one token is the
+//! credential. Header forms: `Authorization: …`, `authorization=…`, a dict or JSON
+//! entry (`'Authorization': '…'`, `\"Authorization\": \"…\"`), a tuple
+//! (`('Authorization', '…')`).
+
+use std::sync::LazyLock;
+
+use regex::Regex;
+
+use super::{entropy, placeholder, PLACEHOLDER};
+
+/// The header name, its optional closing quote, and the separator. A `,` separates
+/// only a quoted name from its value (a tuple), not prose (`authorization, then`).
+static HEADER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?i)(?-u:\b)authorization(?P<q>\\*["'])?[ \t]*(?P<sep>[:=,])[ \t]*"#)
+        .expect("header regex compiles")
+});
+
+/// Schemes whose word alone says nothing, and whose credential an earlier rule may
+/// have redacted already.
+const KNOWN_SCHEMES: [&str; 5] = ["bearer", "basic", "token", "digest", "negotiate"];
+
+/// The byte range of the credential in each header of `text` to redact.
+fn credentials(text: &str) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    for c in HEADER.captures_iter(text) {
+        let whole = c.get(0).expect("group 0");
+        if &c["sep"] == "," && c.name("q").is_none() {
+            continue;
+        }
+        let Some((start, end, quoted)) = value_span(text, whole.start(), whole.end()) else {
+            continue;
+        };
+        if let Some(span) = credential(text, start, end, quoted) {
+            out.push(span);
+        }
+    }
+    out
+}
+
+/// The span of the header value at `at` (inside its quotes when quoted), and whether
+/// it was quoted.
+fn value_span(text: &str, name_at: usize, at: usize) -> Option<(usize, usize, bool)> {
+    let rest = &text[at..];
+    let b = rest.as_bytes();
+    let slashes = b.iter().take_while(|&&c| c == b'\\').count();
+    if let Some(q) = b.get(slashes).copied().filter(|&c| c == b'"' || c == b'\'') {
+        let open = slashes + 1;
+        let body = &rest[open..];
+        let line_end = body.find(['\n', '\r']).unwrap_or(body.len());
+        let close = if slashes > 0 {
+            body[..line_end].find(&format!("{}{}", &rest[..slashes], q as char))
+        } else {
+            let bb = body.as_bytes();
+            let mut i = 0;
+            let mut found = None;
+            while i < line_end {
+                match bb[i] {
+                    b'\\' => i += 2,
+                    c if c == q => {
+                        found = Some(i);
+                        break;
+                    }
+                    _ => i += 1,
+                }
+            }
+            found
+        };
+        let end = match close {
+            Some(c) if slashes == 0 && c <= line_end => super::pairs::continued(body, c, q),
+            Some(c) => c.min(line_end),
+            None => line_end,
+        };
+        return Some((at + open, at + open + end, true));
+    }
+    let line_start = text[..name_at].rfind('\n').map_or(0, |i| i + 1);
+    let end = unquoted_end(&text[line_start..name_at], rest);
+    (end > 0).then_some((at, at + end, false))
+}
+
+/// Where an unquoted header value ends: a token (`Bearer x`, `SSWS x`), or a list
+/// of auth-params (`k=v, k="v w"`), on its line. A quote or bracket opened before
+/// the header name closes it.
+fn unquoted_end(line_before: &str, rest: &str) -> usize {
+    let opened = |c: u8| {
+        let (open, close) = match c {
+            b')' => (b'(', b')'),
+            b']' => (b'[', b']'),
+            b'}' => (b'{', b'}'),
+            q => (q, q),
+        };
+        let lb = line_before.as_bytes();
+        if open == close {
+            lb.iter().filter(|&&x| x == open).count() % 2 == 1
+        } else {
+            lb.iter().filter(|&&x| x == open).count() > lb.iter().filter(|&&x| x == close).count()
+        }
+    };
+    let b = rest.as_bytes();
+    let mut i = 0;
+    let mut end = 0;
+    let mut words = 0;
+    loop {
+        let start = i;
+        let mut in_quote: Option<u8> = None;
+        let mut depth = 0usize;
+        let mut stop_all = false;
+        while i < b.len() {
+            let c = b[i];
+            if c == b'\n' || c == b'\r' {
+                stop_all = true;
+                break;
+            }
+            if let Some(q) = in_quote {
+                if c == b'\\' {
+                    i += 1;
+                } else if c == q {
+                    in_quote = None;
+                }
+                i += 1;
+                continue;
+            }
+            match c {
+                b' ' | b'\t' => break,
+                b'"' | b'\'' | b'`' => {
+                    if i > start && b[i - 1] == b'=' {
+                        in_quote = Some(c);
+                    } else if opened(c) {
+                        stop_all = true;
+                        break;
+                    }
+                }
+                b'\\' if matches!(b.get(i + 1), Some(b'n' | b'r' | b't')) => {
+                    stop_all = true;
+                    break;
+                }
+                b'\\'
+                    if b.get(i + 1)
+                        .is_some_and(|&q| (q == b'"' || q == b'\'') && opened(q)) =>
+                {
+                    stop_all = true;
+                    break;
+                }
+                b'(' | b'[' | b'{' => depth += 1,
+                b')' | b']' | b'}' => {
+                    if depth > 0 {
+                        depth -= 1;
+                    } else if opened(c) {
+                        stop_all = true;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        if i > start {
+            end = i;
+            words += 1;
+        }
+        if stop_all || i >= b.len() || i == start {
+            break;
+        }
+        // The next word on the line continues the value after the scheme, or when
+        // it is an auth-param (`k=v`, the lists of Digest, Hawk, AWS4, OAuth).
+        let word = &rest[start..i];
+        let mut j = i;
+        while j < b.len() && matches!(b[j], b' ' | b'\t') {
+            j += 1;
+        }
+        let next = &rest[j..];
+        let next_word = &next[..next.find(char::is_whitespace).unwrap_or(next.len())];
+        if next_word.is_empty() {
+            break;
+        }
+        let param = next_word
+            .find('=')
+            .is_some_and(|e| e > 0 && next_word[..e].bytes().all(param_name_byte));
+        if !((words == 1 && scheme_like(word)) || param) {
+            break;
+        }
+        if !next_word.bytes().next().is_some_and(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'[' | b'_' | b'-' | b'+' | b'/' | b'.')
+        }) {
+            break;
+        }
+        i = j;
+    }
+    rest[..end].trim_end_matches([',', ';', '.', ':']).len()
+}
+
+fn param_name_byte(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')
+}
+
+/// A word that can be an auth scheme: letters, digits and `-_.`, starting with a
+/// letter, not random itself (then it is the credential).
+fn scheme_like(word: &str) -> bool {
+    word.len() <= 40
+        && word.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && word
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && !entropy::looks_random(word)
+}
+
+/// Only placeholders and punctuation: an earlier rule redacted it already.
+fn only_placeholders(s: &str) -> bool {
+    let mut rest = s;
+    while let Some(at) = rest.find(PLACEHOLDER) {
+        if !rest[..at].chars().all(|c| !c.is_alphanumeric()) {
+            return false;
+        }
+        let Some(close) = rest[at..].find(']') else {
+            return false;
+        };
+        rest = &rest[at + close + 1..];
+    }
+    rest.chars().all(|c| !c.is_alphanumeric())
+}
+
+/// The credential inside the header value `text[start..end]`, or None when the value
+/// holds none (a scheme alone, a placeholder, prose such as `authorization: denied`).
+fn credential(text: &str, start: usize, end: usize, quoted: bool) -> Option<(usize, usize)> {
+    let v = &text[start..end];
+    let lead = v.len() - v.trim_start().len();
+    let v = v.trim();
+    if v.is_empty() || only_placeholders(v) {
+        return None;
+    }
+    let first_end = v.find(char::is_whitespace).unwrap_or(v.len());
+    let first = &v[..first_end];
+    let rest = v[first_end..].trim_start();
+    let (cred_at, cred) = if !rest.is_empty() && scheme_like(first) {
+        (start + lead + (v.len() - rest.len()), rest)
+    } else {
+        (start + lead, v)
+    };
+    if only_placeholders(cred) || KNOWN_SCHEMES.iter().any(|s| cred.eq_ignore_ascii_case(s)) {
+        return None;
+    }
+    let letters = |s: &str| s.bytes().all(|c| c.is_ascii_alphabetic());
+    let lower = |s: &str| s.bytes().all(|c| c.is_ascii_lowercase());
+    if cred.len() == v.len() {
+        // One token and no scheme: a word says what happened to the header
+        // (`authorization: denied`), anything else is the credential.
+        if letters(cred) && !entropy::looks_random(cred) && !quoted {
+            return None;
+        }
+    } else if !KNOWN_SCHEMES.iter().any(|s| first.eq_ignore_ascii_case(s))
+        && !quoted
+        && lower(first)
+        && lower(cred)
+        && cred.len() <= 12
+    {
+        // Lower-case words after the name read as prose (`authorization: denied
+        // for bob`); a scheme and its credential rarely are both.
+        return None;
+    }
+    Some((cred_at, cred_at + cred.len()))
+}
+
+/// Redacts the credential of every Authorization header; None when nothing changed.
+pub fn redact(text: &str) -> Option<String> {
+    if !text
+        .as_bytes()
+        .windows(13)
+        .any(|w| w.eq_ignore_ascii_case(b"authorization"))
+    {
+        return None;
+    }
+    let spans = credentials(text);
+    if spans.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (start, end) in spans {
+        if start < copied {
+            continue;
+        }
+        out.push_str(&text[copied..start]);
+        out.push_str(&placeholder("authorization"));
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
+    Some(out)
+}
