@@ -81,6 +81,12 @@ pub struct FileState {
     /// the same length next run means nothing was added, and the record is complete.
     #[serde(default)]
     pub held_len: Option<u64>,
+    /// Where runs saw the file end without a newline (a line still being written, or
+    /// torn by a writer that died mid-line), ahead of `offset`. When that line is read
+    /// whole and a record starts exactly at one of these points, the line is cut there:
+    /// a restarted writer appends its next record to the torn line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub torn: Vec<u64>,
 }
 
 impl FileState {
@@ -93,6 +99,7 @@ impl FileState {
             head: None,
             missing_since: None,
             held_len: None,
+            torn: Vec::new(),
         }
     }
 }
@@ -622,6 +629,9 @@ impl Follower<'_> {
                 }
             }
         }
+        // Points at or behind the offset are read past for good.
+        let offset = state.offset;
+        state.torn.retain(|&t| t > offset);
         if long_lines > 1 {
             self.report.warnings.push(format!(
                 "{}: {long_lines} lines over the line cap were cut",
@@ -662,13 +672,25 @@ impl LineSink for &mut Lines<'_> {
         if self.state.offset == 0 && self.state.head.is_none() {
             return 0;
         }
+        // A skip stops short of a torn point: the line holding it may be cut there.
+        let offset = self.state.offset;
+        let room = self
+            .state
+            .torn
+            .iter()
+            .filter(|&&t| t > offset)
+            .map(|&t| t - offset)
+            .min();
         let (bytes, lines) = match found {
             Some(_) if !self.parser.skips_now() => (0, 0),
-            Some((bytes, lines)) => {
+            Some((bytes, lines)) if room.is_none_or(|r| bytes <= r) => {
                 debug_assert!(bytes as usize <= ahead.len());
                 (bytes as usize, lines)
             }
-            None => self.parser.skip_lines(ahead, self.max_line),
+            _ => {
+                let upto = room.map_or(ahead.len(), |r| ahead.len().min(r as usize));
+                self.parser.skip_lines(&ahead[..upto], self.max_line)
+            }
         };
         self.state.offset += bytes as u64;
         self.state.line_no += lines;
@@ -680,7 +702,17 @@ impl LineSink for &mut Lines<'_> {
     fn line(&mut self, line: LineRef<'_>) -> bool {
         let state = &mut *self.state;
         if !line.complete && !self.finished {
-            return false; // a half-written line waits for the next run
+            // A half-written last line waits for the next run; where it ends now is
+            // remembered, in case its writer died there and the next record is
+            // appended to it.
+            let end = state.offset + line.len;
+            if !state.torn.contains(&end) {
+                if state.torn.len() >= MAX_TORN {
+                    state.torn.remove(0);
+                }
+                state.torn.push(end);
+            }
+            return false;
         }
         let before = (state.offset, state.line_no);
         if state.offset == 0 && state.head.is_none() {
@@ -703,18 +735,92 @@ impl LineSink for &mut Lines<'_> {
                 ));
             }
         }
-        if let Some(event) = self.parser.push_bytes(state.line_no, line.bytes) {
-            (self.sink)(event);
-        }
-        if self
-            .parser
-            .pending()
-            .is_some_and(|(start, _)| start == state.line_no)
-        {
-            self.record_start = Some(before);
+        // One physical line may hold several records: a torn record with the next one
+        // appended, or a hole of NULs and the record written after it. Each goes to the
+        // parser as a line of its own.
+        let bytes = line.bytes;
+        let mut from = 0;
+        loop {
+            let next = next_split(&*self.parser, bytes, from, &state.torn, before.0);
+            let mut part = &bytes[from..next.unwrap_or(bytes.len())];
+            // NULs at the start of a line, or just before a record, are a hole (no
+            // text); NULs inside a line's text are kept.
+            let lead = part.iter().take_while(|&&c| c == 0).count();
+            part = &part[lead..];
+            if next.is_some() {
+                while let [rest @ .., 0] = part {
+                    part = rest;
+                }
+            }
+            if lead == 0 || !part.is_empty() {
+                if let Some(event) = self.parser.push_bytes(state.line_no, part) {
+                    (self.sink)(event);
+                }
+                if self
+                    .parser
+                    .pending()
+                    .is_some_and(|(start, _)| start == state.line_no)
+                {
+                    // A held record is read again from its own start, not from the
+                    // start of the physical line (whose earlier records are out).
+                    self.record_start = Some((before.0 + from as u64, before.1));
+                }
+            }
+            match next {
+                Some(k) => from = k,
+                None => break,
+            }
         }
         true
     }
+}
+
+/// The most torn points a checkpoint keeps (a file rarely has more than one ahead of
+/// its offset: its last line).
+const MAX_TORN: usize = 8;
+
+/// Where the physical `line` (starting at file offset `at`) is cut next after `from`:
+/// at a torn point (see [`FileState::torn`]) or the end of a run of NULs where a record
+/// starts, or where the parser finds a record's header inside the line.
+fn next_split(
+    parser: &dyn RecordParser,
+    line: &[u8],
+    from: usize,
+    torn: &[u64],
+    at: u64,
+) -> Option<usize> {
+    let after_nuls = |k: usize| {
+        let b = &line[k..];
+        &b[b.iter().take_while(|&&c| c == 0).count()..]
+    };
+    let mut best = parser
+        .embedded_record(&line[from..])
+        .map(|p| from + p)
+        .filter(|&k| k > from && k < line.len());
+    for &t in torn {
+        if let Some(k) = t.checked_sub(at).and_then(|k| usize::try_from(k).ok()) {
+            if k > from
+                && k < line.len()
+                && best.is_none_or(|b| k < b)
+                && parser.starts_record(after_nuls(k))
+            {
+                best = Some(k);
+            }
+        }
+    }
+    let mut i = from;
+    while let Some(z) = memchr::memchr(0, &line[i..]) {
+        let run_end = i + z + line[i + z..].iter().take_while(|&&c| c == 0).count();
+        if run_end >= line.len() || best.is_some_and(|b| run_end >= b) {
+            break;
+        }
+        if parser.starts_record(&line[run_end..]) {
+            best = Some(run_end);
+            break;
+        }
+        i = run_end;
+    }
+    best
 }
 
 fn origin_of(path: &Path) -> String {
@@ -1043,6 +1149,134 @@ mod tests {
                 .write_all(&text.as_bytes()[half..])
                 .unwrap();
             both(&prev, block, "from a checkpoint");
+        }
+    }
+
+    /// One read of the source with `prev`'s checkpoints: its records' messages and the
+    /// checkpoints to pass on.
+    fn step(
+        cfg: &SourceConfig,
+        prev: &HashMap<String, Checkpoint>,
+    ) -> (Vec<String>, HashMap<String, Checkpoint>) {
+        let (events, report) = read_all(cfg, prev, (u64::MAX, 4096));
+        let cps = report
+            .checkpoints
+            .iter()
+            .map(|c| (c.key.clone(), c.clone()))
+            .collect();
+        (events.into_iter().map(|e| e.message).collect(), cps)
+    }
+
+    fn source(dir: &Path, extra: &str) -> Config {
+        let toml = format!(
+            "[[source]]\nname = \"app\"\npath = \"{}\"\nfrom = \"start\"\ntimezone = \"UTC\"\n{extra}",
+            dir.join("app.log").display()
+        );
+        Config::parse(&toml, &dir.join("logwarden.toml")).unwrap()
+    }
+
+    fn append(path: &Path, bytes: &[u8]) {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+            .unwrap()
+            .write_all(bytes)
+            .unwrap();
+    }
+
+    /// In a custom format (where a header is little more than a time, so no line is cut
+    /// on its text alone), a record appended to a line a run saw end without its newline
+    /// is cut from it there; a message quoting a time elsewhere is not.
+    #[test]
+    fn a_record_appended_where_a_run_saw_a_torn_line_is_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = source(
+            dir.path(),
+            "format = \"{time:YYYY-MM-DD HH:mm:ss.SSS} {level} {message}\"\n",
+        );
+        let cfg = &config.sources[0];
+        let log = dir.path().join("app.log");
+        append(&log, b"2026-12-02 07:00:00.000 ERROR seen at 2026-12-02 07:00:00.000 ERROR x\n2026-12-02 07:00:01.000 INFO handling req");
+        let (got, cps) = step(cfg, &HashMap::new());
+        assert_eq!(got, ["seen at 2026-12-02 07:00:00.000 ERROR x"]);
+        append(&log, b"2026-12-02 08:06:00.000 CRITICAL Database down\n");
+        let (got, cps) = step(cfg, &cps);
+        assert_eq!(got, ["Database down"]);
+        // Read past: the point is dropped, nothing is read again.
+        assert!(!cps.values().any(|c| c.state.contains("torn")), "{cps:?}");
+        assert!(step(cfg, &cps).0.is_empty());
+    }
+
+    /// A record cut from a torn line and held (its traceback has no exception line yet)
+    /// is read again from its own start: the torn record before it is not reported
+    /// twice, and the held one is reported whole, once.
+    #[test]
+    fn a_held_record_cut_from_a_torn_line_is_read_again_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = source(dir.path(), "");
+        let cfg = &config.sources[0];
+        let log = dir.path().join("app.log");
+        append(
+            &log,
+            b"2026-12-02 07:00:00.000 | ERROR    | app:f:1 - torn err",
+        );
+        let (got, cps) = step(cfg, &HashMap::new());
+        assert!(got.is_empty());
+        append(&log, b"2026-12-02 08:00:00.000 | ERROR    | app:g:2 - second\nTraceback (most recent call last):\n  File \"x.py\", line 1, in g\n");
+        let (got, cps) = step(cfg, &cps);
+        assert_eq!(got, ["torn err"]);
+        append(
+            &log,
+            b"ValueError: bad\n2026-12-02 08:00:01.000 | INFO     | app:h:3 - ok\n",
+        );
+        let (events, report) = read_all(cfg, &cps, (u64::MAX, 4096));
+        let got: Vec<_> = events.iter().map(|e| e.message.as_str()).collect();
+        assert_eq!(got, ["second"]);
+        assert_eq!(events[0].exception_type.as_deref(), Some("ValueError"));
+        let cps: HashMap<_, _> = report
+            .checkpoints
+            .iter()
+            .map(|c| (c.key.clone(), c.clone()))
+            .collect();
+        assert!(step(cfg, &cps).0.is_empty());
+    }
+
+    /// A hole of NULs (copytruncate under a writer that keeps its offset) before a
+    /// record, at a line's start or after a torn line, hides nothing, in the default and
+    /// a custom format; NULs inside a message stay in it.
+    #[test]
+    fn a_hole_of_nuls_before_a_record_hides_nothing() {
+        for extra in [
+            "",
+            "format = \"{time:YYYY-MM-DD HH:mm:ss.SSS} | {level} | {message}\"\n",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = source(dir.path(), extra);
+            let cfg = &config.sources[0];
+            let log = dir.path().join("app.log");
+            let (info, err) = if extra.is_empty() {
+                (
+                    "2026-12-02 07:00:00.000 | INFO     | app:f:1 - ",
+                    "2026-12-02 07:00:00.000 | ERROR    | app:f:1 - ",
+                )
+            } else {
+                (
+                    "2026-12-02 07:00:00.000 | INFO | ",
+                    "2026-12-02 07:00:00.000 | ERROR | ",
+                )
+            };
+            let mut bytes = vec![0u8; 2048];
+            bytes.extend(format!("{err}after the hole\n{info}torn").as_bytes());
+            bytes.extend([0u8; 100]);
+            bytes.extend(format!("{err}after torn and hole\n{err}NUL \0 inside\n").as_bytes());
+            append(&log, &bytes);
+            let (got, _) = step(cfg, &HashMap::new());
+            assert_eq!(
+                got,
+                ["after the hole", "after torn and hole", "NUL \0 inside"],
+                "{extra}"
+            );
         }
     }
 

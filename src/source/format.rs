@@ -172,6 +172,12 @@ impl LineFormat {
         })
     }
 
+    /// Whether a record's first line starts at the very start of `line` (an unanchored
+    /// regex may match further on: that is no header here).
+    pub fn matches_at_start(&self, line: &str) -> bool {
+        self.regex.find(line).is_some_and(|m| m.start() == 0)
+    }
+
     /// Parses a record's first line; `None` for a continuation line.
     /// Parses a line; a time written without an offset is read in `zone`.
     pub fn parse<'a>(&self, line: &'a str, zone: &Zone) -> Option<Header<'a>> {

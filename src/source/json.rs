@@ -18,6 +18,8 @@ use super::{Event, Level, RecordParser};
 /// The longest JSON line read whole (a huge `extra` is valid loguru output); longer
 /// lines are cut and go through the fallback scan.
 pub const MAX_JSON_LINE: usize = 8 * 1024 * 1024;
+/// How loguru starts each serialized record.
+const RECORD_START: &[u8] = b"{\"text\":";
 /// The most of one `extra` value kept as a field.
 const MAX_FIELD: usize = 4096;
 
@@ -169,6 +171,20 @@ impl RecordParser for JsonParser {
 
     fn finish(&mut self) -> Option<Event> {
         None
+    }
+
+    fn starts_record(&self, bytes: &[u8]) -> bool {
+        bytes.starts_with(RECORD_START)
+    }
+
+    fn embedded_record(&self, line: &[u8]) -> Option<usize> {
+        // Inside a JSON string a quote is escaped, so `{"text":` past the start is a
+        // second record, appended to a line whose writer died mid-record — unless it is
+        // an object in `extra`, which leaves the line valid JSON.
+        let at = memchr::memmem::find(line.get(1..)?, RECORD_START)? + 1;
+        serde_json::from_slice::<serde::de::IgnoredAny>(line)
+            .is_err()
+            .then_some(at)
     }
 
     fn max_line(&self) -> usize {
@@ -416,5 +432,22 @@ mod tests {
         assert!(p.push(9, "plain noise").is_none());
         let problems = p.take_problems().join("\n");
         assert!(problems.contains("line 9"), "{problems}");
+    }
+
+    /// A record appended to a torn one starts at its `{"text":`; an object of that
+    /// shape in `extra` (the line is valid JSON) is not a record.
+    #[test]
+    fn a_record_inside_a_torn_line_is_found() {
+        let p = JsonParser::new("app", "app.json", &BTreeMap::new(), 30);
+        let rec =
+            r#"{"text": "x\n", "record": {"message": "x", "level": {"name": "ERROR", "no": 40}}}"#;
+        let torn = r#"{"text": "2026 | ERROR | a:b:1 - half"#;
+        assert_eq!(
+            p.embedded_record(format!("{torn}{rec}").as_bytes()),
+            Some(torn.len())
+        );
+        let nested = r#"{"text": "x\n", "record": {"message": "x", "level": {"name": "ERROR", "no": 40}, "extra": {"k": {"text": 1}}}}"#;
+        assert_eq!(p.embedded_record(nested.as_bytes()), None);
+        assert!(p.starts_record(rec.as_bytes()));
     }
 }

@@ -93,6 +93,31 @@ pub fn header_level(b: &[u8]) -> Option<&[u8]> {
     has_location(rest[bar + 1..].strip_prefix(b" ")?).then_some(level)
 }
 
+/// Where a default-format header starts inside `b` after its first byte, if one does:
+/// a record appended to a line whose writer died before its newline (the app was killed
+/// mid-write and its restart appended the next record) is on the same physical line.
+/// Only a whole header counts (time, level field, `name:function:line - `): a message
+/// that merely mentions a time is not cut.
+pub fn embedded_header(b: &[u8]) -> Option<usize> {
+    // A header's time is followed by ` | `: look back from each bar for a time that
+    // ends just before it (19 bytes, a fraction and a UTC offset at most).
+    for bar in memchr::memchr_iter(b'|', b) {
+        if bar < 20 || b[bar - 1] != b' ' || b.get(bar + 1) != Some(&b' ') {
+            continue;
+        }
+        let time_end = bar - 1;
+        for start in time_end.saturating_sub(19 + 10 + 7).max(1)..=time_end - 19 {
+            if b[start].is_ascii_digit()
+                && time_prefix(&b[start..]).is_some_and(|(_, _, i)| start + i == time_end)
+                && header_level(&b[start..]).is_some()
+            {
+                return Some(start);
+            }
+        }
+    }
+    None
+}
+
 /// Whether what follows the level field starts with loguru's `name:function:line - `.
 fn has_location(rest: &[u8]) -> bool {
     // The first ` - ` ends the location; then the line number runs back from it to a
@@ -215,12 +240,17 @@ impl BelowLevels {
     /// the skipped record), or one whose level field at the fixed place is in the list.
     /// Such a line is dropped whether or not it carries a location, so unlike
     /// [`Self::is_header_below`] this does not look for one.
+    /// A line with a `|` past the fixed places, or one starting with a NUL (a hole left
+    /// by a writer after copytruncate), may hide the header of a record to keep after a
+    /// torn line or the hole: it is left to the slow path, which splits it.
     fn skipped_while_skipping(&self, b: &[u8]) -> bool {
-        if !b.first().is_some_and(u8::is_ascii_digit) {
-            return true;
+        match b.first() {
+            None => true,
+            Some(c) if !c.is_ascii_digit() => *c != 0 && memchr::memchr(b'|', b).is_none(),
+            Some(_) => b.first_chunk::<37>().is_some_and(|head| {
+                self.fixed_header_below(head) && memchr::memchr(b'|', &b[37..]).is_none()
+            }),
         }
-        b.first_chunk::<37>()
-            .is_some_and(|head| self.fixed_header_below(head))
     }
 
     /// True only for a line that [`header_level`] takes for a header whose level is in
@@ -230,6 +260,7 @@ impl BelowLevels {
         b.first_chunk::<37>()
             .is_some_and(|head| self.fixed_header_below(head))
             && has_location(&b[37..])
+            && memchr::memchr(b'|', &b[37..]).is_none()
     }
 }
 
@@ -863,6 +894,23 @@ impl super::RecordParser for RecordAssembler {
         matches!(self.header, HeaderParser::LoguruDefault)
             .then(|| std::sync::Arc::new(self.below.clone()) as _)
     }
+    fn starts_record(&self, bytes: &[u8]) -> bool {
+        match &self.header {
+            HeaderParser::LoguruDefault => header_level(bytes).is_some(),
+            HeaderParser::Line { format, .. } => {
+                format.matches_at_start(&String::from_utf8_lossy(bytes))
+            }
+        }
+    }
+    fn embedded_record(&self, line: &[u8]) -> Option<usize> {
+        // Custom formats may start a record with little more than a time, which
+        // ordinary messages contain too: they are cut only where a run saw a line end
+        // without its newline (see `starts_record`).
+        match self.header {
+            HeaderParser::LoguruDefault => embedded_header(line),
+            HeaderParser::Line { .. } => None,
+        }
+    }
     fn pending(&self) -> Option<(u64, bool)> {
         self.pending
             .as_ref()
@@ -1321,5 +1369,42 @@ KeyboardInterrupt
             scan.push(l);
         }
         assert!(scan.unfinished());
+    }
+
+    /// A whole header inside a line is found where it starts (after a torn record, at
+    /// any fraction and offset); a quoted time, or a time and bar without a level and
+    /// location, is not a header.
+    #[test]
+    fn a_header_inside_a_line_is_found_and_a_quoted_time_is_not() {
+        let h = "2026-12-02 08:06:00.000 | CRITICAL | app.db:connect:1 - Database down";
+        for torn in [
+            "2026-12-02 07:00:01.000 | INFO     | app:f:1 - handling req",
+            "x",
+            "req 42",
+            "a | b",
+        ] {
+            let line = format!("{torn}{h}");
+            assert_eq!(embedded_header(line.as_bytes()), Some(torn.len()), "{line}");
+        }
+        let off = "2026-12-02 08:06:00+01:00 | ERROR | m:f:1 - y";
+        assert_eq!(embedded_header(format!("ab{off}").as_bytes()), Some(2));
+        for line in [
+            h,
+            "2026-12-02 07:00:01.000 | INFO     | app:f:1 - retry at 2026-12-02 08:06:00.000 | queue full",
+            "2026-12-02 07:00:01.000 | INFO     | app:f:1 - at 2026-12-02 08:06:00.000 later",
+            "plain 2026-12-02 08:06:00.000 | ERROR | no location here",
+        ] {
+            assert_eq!(embedded_header(line.as_bytes()), None, "{line}");
+        }
+        // The skip path leaves such lines to the parser, and lines starting with a NUL.
+        let below = BelowLevels::new(&BTreeMap::new(), 30);
+        let torn = format!("2026-12-02 07:00:01.000 | INFO     | app:f:1 - req{h}");
+        assert!(!below.is_header_below(torn.as_bytes()));
+        assert!(!below.skipped_while_skipping(torn.as_bytes()));
+        assert!(!below.skipped_while_skipping(format!("  at x{h}").as_bytes()));
+        assert!(!below.skipped_while_skipping(b"\0\0\0"));
+        assert!(
+            below.skipped_while_skipping(b"2026-12-02 07:00:01.000 | INFO     | app:f:1 - handled")
+        );
     }
 }

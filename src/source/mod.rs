@@ -265,6 +265,19 @@ pub trait RecordParser {
     fn skip_test(&self) -> Option<SkipTest> {
         None
     }
+    /// Whether `bytes` start with a record's first line: where a physical line is cut
+    /// in two when a run saw it end there without its newline (a writer killed
+    /// mid-line, whose restart appended the next record to it), or where a run of NUL
+    /// bytes (a hole left by copytruncate) ends.
+    fn starts_record(&self, _bytes: &[u8]) -> bool {
+        false
+    }
+    /// Where, after its first byte, a record's first line starts inside `line`, when the
+    /// format tells it apart from message text without any other hint (see
+    /// [`Self::starts_record`]).
+    fn embedded_record(&self, _line: &[u8]) -> Option<usize> {
+        None
+    }
     /// Completes the record in progress at the end of the input.
     fn finish(&mut self) -> Option<Event>;
     /// The record in progress, if one is kept: the line number it started at, and

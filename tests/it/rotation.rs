@@ -326,3 +326,42 @@ print("done", i, flush=True)
     t.ok(&["run", "--now", "2026-11-22T10:03:00Z"]);
     assert_eq!(total_occurrences(&t), 1000);
 }
+
+/// copytruncate while the writer does not append (systemd `StandardOutput=file:`, a shell
+/// `>`): it writes on at its old offset, so the truncated file starts with a hole of NULs
+/// and the next record follows it on the same line. That record is read, once.
+#[test]
+fn copytruncate_with_a_writer_that_keeps_its_offset() {
+    use std::io::{Seek, SeekFrom, Write};
+    let Some(t) = setup() else { return };
+    errors(&t, 0, 3);
+    t.ok(&["run"]);
+    let at = std::fs::metadata(t.path("app.log")).unwrap().len();
+    std::fs::copy(t.path("app.log"), t.path("app.log.1")).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(t.path("app.log"))
+        .unwrap();
+    f.set_len(0).unwrap();
+    f.seek(SeekFrom::Start(at)).unwrap();
+    f.write_all(
+        b"2026-12-02 08:02:00.000 | CRITICAL | app.db:connect:1 - Database down after rotation\n",
+    )
+    .unwrap();
+    let r = t.ok(&["run"]);
+    let titles: Vec<String> = t
+        .incidents()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.contains("Database down after rotation")),
+        "{}\n{titles:?}\n{}",
+        r.stdout,
+        listing(&t)
+    );
+    t.ok(&["run"]);
+    assert_eq!(total_occurrences(&t), 4, "{}", listing(&t));
+}

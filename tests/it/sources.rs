@@ -953,3 +953,59 @@ for i in range({from}, {to}):
         ]
     );
 }
+
+/// A writer killed mid-line (its last line has no newline) whose restart appends its
+/// first record to the torn line: that record is read, in the default format whether a
+/// run saw the torn line or not, and in a custom format when a run saw it end there. A
+/// message that quotes a time (with a bar after it) is not cut in two.
+#[test]
+fn a_record_appended_to_a_torn_last_line_is_read() {
+    if !have_loguru() {
+        return;
+    }
+    let custom = "{time:YYYY-MM-DD HH:mm:ss.SSS} {level} {name} {message}";
+    for (fmt, run_between) in [(None, true), (None, false), (Some(custom), true)] {
+        let t = Test::new();
+        t.with_app_source(
+            &fmt.map(|f| format!("format = \"{f}\"\n"))
+                .unwrap_or_default(),
+        );
+        let add = match fmt {
+            Some(f) => format!(r#"logger.add("app.log", format="{f}", colorize=False)"#),
+            None => r#"logger.add("app.log")"#.to_string(),
+        };
+        t.loguru(&format!(
+            r#"{add}
+logger.error("Retry scheduled at 2026-12-02 08:06:00.000 | queue full")
+logger.info("handling request 42")
+os.truncate("app.log", os.path.getsize("app.log") - 1)  # killed before its newline
+"#
+        ));
+        if run_between {
+            t.ok(&["run"]);
+        }
+        t.loguru(&format!(
+            "{add}\nlogger.critical(\"Database down after the restart\")"
+        ));
+        let r = t.ok(&["run"]);
+        let titles: Vec<String> = t
+            .incidents()
+            .iter()
+            .map(|i| i["title"].as_str().unwrap().to_string())
+            .collect();
+        let case = format!("format {fmt:?}, run between: {run_between}\n{}", r.stdout);
+        assert_eq!(titles.len(), 2, "{case}\n{titles:?}");
+        assert!(
+            titles
+                .iter()
+                .any(|t| t.contains("Database down after the restart")),
+            "{case}\n{titles:?}"
+        );
+        assert!(
+            titles.iter().any(|t| t.contains("queue full")),
+            "{case}\n{titles:?}"
+        );
+        t.ok(&["run"]);
+        assert_eq!(total_occurrences(&t), 2, "{case}");
+    }
+}
