@@ -704,6 +704,13 @@ fn key_of(t: &str) -> Option<&str> {
         .then(|| &t[..lead + i + 1])
 }
 
+/// Does a template's key wildcard (`code=<*>`, `{"code":<*>`) take the message token `m`:
+/// any value of the same key? One definition for same-length and span matching, so the
+/// two can never disagree on what a key slot accepts.
+fn key_wildcard_takes(t: &str, m: &str) -> bool {
+    key_of(t).is_some_and(|k| t[k.len()..] == *WILDCARD && key_of(m) == Some(k))
+}
+
 /// Do two different tokens differ in wording (rather than in a value)? `key=value` tokens
 /// (and JSON pairs) differ in wording when their keys differ, or when only one of them has
 /// a key: `code=<*>` and `<*>` (or `'<*>'`) are not one slot, and a template that dropped
@@ -828,11 +835,7 @@ fn spannable(t: &str) -> bool {
 fn span_bounds(template: &[Box<str>], msg: &[Cow<'_, str>]) -> Option<(usize, usize)> {
     let (n, m) = (template.len(), msg.len());
     let short = n.min(m);
-    let agree = |t: &str, w: &str| {
-        t == w
-            || t == WILDCARD
-            || key_of(t).is_some_and(|k| t[k.len()..] == *WILDCARD && key_of(w) == Some(k))
-    };
+    let agree = |t: &str, w: &str| t == w || t == WILDCARD || key_wildcard_takes(t, w);
     let mut prefix = 0;
     while prefix < short && agree(&template[prefix], &msg[prefix]) {
         prefix += 1;
@@ -976,7 +979,7 @@ fn similarity(template: &[Box<str>], msg: &[Cow<'_, str>]) -> f64 {
             identical = false;
             // A key's wildcard takes any value of its key (as in a span merge): the
             // message that widened a template to `(id=<*>` must find it again.
-            if key_of(t).is_some_and(|k| t[k.len()..] == *WILDCARD && key_of(m) == Some(k)) {
+            if key_wildcard_takes(t, m) {
                 same += 1;
             }
         } else if &**t != WILDCARD {
