@@ -790,7 +790,7 @@ fn json_keys(t: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
             let at = i;
             i += 1;
             let q = b[at];
-            if !(q == b'"' || q == b'\'') || (at > 0 && !b"{[(,".contains(&b[at - 1])) {
+            if !matches!(q, b'"' | b'\'') || (at > 0 && !b"{[(,".contains(&b[at - 1])) {
                 continue;
             }
             let n = b[at + 1..]

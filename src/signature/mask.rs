@@ -309,7 +309,14 @@ impl QuoteScan {
         }
         let mut j = from;
         while j < m.len() && m[j] != b'\n' {
-            if m[j] == q && m[..j].iter().rev().take_while(|&&c| c == b'\\').count() % 2 == 0 {
+            if m[j] == q
+                && m[..j]
+                    .iter()
+                    .rev()
+                    .take_while(|&&c| c == b'\\')
+                    .count()
+                    .is_multiple_of(2)
+            {
                 return Some(j);
             }
             j += 1;
