@@ -396,7 +396,15 @@ impl Miner {
                     // The differing middle becomes one wildcard (after its key, if any).
                     let mut merged: Vec<Box<str>> = Vec::with_capacity(prefix + 1 + suffix);
                     merged.extend(c.tokens[..prefix].iter().cloned());
-                    merged.push(format!("{}{WILDCARD}", &c.tokens[prefix][..key]).into());
+                    let m = tokens.len();
+                    merged.push(
+                        span_wildcard(
+                            &c.tokens[prefix..n - suffix],
+                            &tokens[prefix..m - suffix],
+                            key,
+                        )
+                        .into(),
+                    );
                     merged.extend(c.tokens[n - suffix..].iter().cloned());
                     if merged != c.tokens {
                         c.wildcards = merged.iter().filter(|t| &***t == WILDCARD).count();
@@ -544,7 +552,11 @@ impl Miner {
             if path != msg_path {
                 continue;
             }
-            let wild = format!("{}{WILDCARD}", &c.tokens[span.prefix][..span.key]);
+            let wild = span_wildcard(
+                &c.tokens[span.prefix..n - span.suffix],
+                &msg[span.prefix..msg.len() - span.suffix],
+                span.key,
+            );
             let merged: Vec<&str> = c.tokens[..span.prefix]
                 .iter()
                 .map(|t| &**t)
@@ -672,6 +684,19 @@ impl Miner {
 /// `code=card_declined`) would let an unrelated error (`AuthenticationFailed`) join the
 /// group, and its incident, silenced or not.
 fn generalise<'a>(t: &'a str, m: &str) -> Cow<'a, str> {
+    // Compact JSON with the same keys: each differing value becomes a wildcard and every
+    // key stays (a lone leading key takes the `key<*>` form below).
+    if let Some(pairs) = same_json_keys(t, m).filter(|p| p.len() > 3 || key_of(t).is_none()) {
+        let mut out = String::with_capacity(t.len());
+        for (a, b) in pairs {
+            if a == b {
+                out.push_str(a);
+            } else {
+                out.push_str(&punctuated_wildcard(a, b, a, b));
+            }
+        }
+        return Cow::Owned(out);
+    }
     match (key_of(t), key_of(m)) {
         (Some(k), Some(l)) if k == l => {
             if t[k.len()..] == *WILDCARD {
@@ -680,8 +705,51 @@ fn generalise<'a>(t: &'a str, m: &str) -> Cow<'a, str> {
                 Cow::Owned(format!("{k}{WILDCARD}"))
             }
         }
-        _ => Cow::Borrowed(WILDCARD),
+        _ => match punctuated_wildcard(t, m, t, m) {
+            w if w == WILDCARD => Cow::Borrowed(WILDCARD),
+            w => Cow::Owned(w),
+        },
     }
+}
+
+/// The wildcard for a span where a template and a message differ (see [`Span`]): after
+/// the key the span starts with, if any (`code=<*>`), else with the punctuation both
+/// sides keep around their values (see [`punctuated_wildcard`]).
+fn span_wildcard<S: AsRef<str>>(gap_t: &[Box<str>], gap_m: &[S], key: usize) -> String {
+    if key > 0 {
+        return format!("{}{WILDCARD}", &gap_t[0][..key]);
+    }
+    let (t0, m0) = (&*gap_t[0], gap_m[0].as_ref());
+    let (tn, mn) = (&*gap_t[gap_t.len() - 1], gap_m[gap_m.len() - 1].as_ref());
+    punctuated_wildcard(t0, m0, tn, mn)
+}
+
+/// `<*>` with the punctuation that both sides have around their differing values: the
+/// opening punctuation both first tokens start with, the closing punctuation both last
+/// tokens end with. `alice,` and `bob,` give `<*>,` and `(a.b)` and `(c.d)` give `(<*>)`,
+/// so the template reads as the messages do (`user <*>, retrying`); punctuation on one
+/// side only is dropped (`bob,` and `bob` give `<*>`). A single token keeps at least one
+/// byte of value between the two.
+fn punctuated_wildcard(t0: &str, m0: &str, tn: &str, mn: &str) -> String {
+    const OPENING: &[u8] = b"([{\"'`";
+    const CLOSING: &[u8] = b")]}\"'`,;.!?:";
+    let lead = t0
+        .bytes()
+        .zip(m0.bytes())
+        .take_while(|(a, b)| a == b && OPENING.contains(a))
+        .count();
+    let mut trail = tn
+        .bytes()
+        .rev()
+        .zip(mn.bytes().rev())
+        .take_while(|(a, b)| a == b && CLOSING.contains(a))
+        .count();
+    for (first, last) in [(t0, tn), (m0, mn)] {
+        if std::ptr::eq(first, last) {
+            trail = trail.min(last.len().saturating_sub(lead + 1));
+        }
+    }
+    format!("{}{WILDCARD}{}", &t0[..lead], &tn[tn.len() - trail..])
 }
 
 /// The key of a `key=value` token or of a JSON (or Python dict) pair, with the punctuation
@@ -704,6 +772,69 @@ fn key_of(t: &str) -> Option<&str> {
         .then(|| &t[..lead + i + 1])
 }
 
+/// Does a template's key wildcard (`code=<*>`, `{"code":<*>`) take the message token `m`:
+/// any value of the same key? One definition for same-length and span matching, so the
+/// two can never disagree on what a key slot accepts.
+fn key_wildcard_takes(t: &str, m: &str) -> bool {
+    key_of(t).is_some_and(|k| t[k.len()..] == *WILDCARD && key_of(m) == Some(k))
+}
+
+/// The byte ranges of the JSON (or Python dict) keys in a token, `"name":` or `'name':`
+/// each at the start of the token or after `{`, `[`, `(` or `,`: a token of compact JSON
+/// holds several (`{"user":"<*>","action":"<*>"}`).
+fn json_keys(t: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let b = t.as_bytes();
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        while i < b.len() {
+            let at = i;
+            i += 1;
+            let q = b[at];
+            if !matches!(q, b'"' | b'\'') || (at > 0 && !b"{[(,".contains(&b[at - 1])) {
+                continue;
+            }
+            let n = b[at + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || b"_-.".contains(c))
+                .count();
+            if n > 0 && b.get(at + 1 + n) == Some(&q) && b.get(at + 2 + n) == Some(&b':') {
+                i = at + 3 + n;
+                return Some((at, i));
+            }
+        }
+        None
+    })
+}
+
+/// When two tokens hold the same JSON keys, in the same order (at least one), their
+/// pieces side by side: what precedes each key, the key (the same on both sides), and so
+/// on, then what follows the last key.
+fn same_json_keys<'a, 'b>(t: &'a str, m: &'b str) -> Option<Vec<(&'a str, &'b str)>> {
+    let mut pieces = Vec::new();
+    let (mut pt, mut pm) = (0, 0);
+    let mut kt = json_keys(t);
+    let mut km = json_keys(m);
+    loop {
+        match (kt.next(), km.next()) {
+            (Some((a, b)), Some((c, d))) if t[a..b] == m[c..d] => {
+                pieces.push((&t[pt..a], &m[pm..c]));
+                pieces.push((&t[a..b], &m[c..d]));
+                (pt, pm) = (b, d);
+            }
+            (None, None) if !pieces.is_empty() => {
+                pieces.push((&t[pt..], &m[pm..]));
+                return Some(pieces);
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Does either token hold a key (`key=`, a JSON key anywhere in it)?
+fn has_key(t: &str) -> bool {
+    key_of(t).is_some() || json_keys(t).next().is_some()
+}
+
 /// Do two different tokens differ in wording (rather than in a value)? `key=value` tokens
 /// (and JSON pairs) differ in wording when their keys differ, or when only one of them has
 /// a key: `code=<*>` and `<*>` (or `'<*>'`) are not one slot, and a template that dropped
@@ -713,6 +844,15 @@ fn key_of(t: &str) -> Option<&str> {
 fn differ_in_wording(t: &str, m: &str) -> bool {
     if t == WILDCARD {
         return false;
+    }
+    // Compact JSON: the same keys, and no wording between them.
+    if let Some(pairs) = same_json_keys(t, m) {
+        return pairs
+            .iter()
+            .any(|(a, b)| a != b && wordy(a) && wordy(b) && *b != WILDCARD);
+    }
+    if json_keys(t).next().is_some() || json_keys(m).next().is_some() {
+        return true;
     }
     match (key_of(t), key_of(m)) {
         (Some(k), Some(l)) => k != l,
@@ -766,9 +906,8 @@ fn mergeable(template: &[Box<str>], msg: &[Cow<'_, str>]) -> Merge {
         }
         generalised = true;
         // (a key on one side only, or two keys, differ wherever they are)
-        let slot = key_of(t).is_none()
-            && key_of(m).is_none()
-            && (value_slot(template, i) || key_colon_slot(template, i));
+        let slot =
+            !has_key(t) && !has_key(m) && (value_slot(template, i) || key_colon_slot(template, i));
         if differ_in_wording(t, m) && !slot {
             if wording.is_some() {
                 return Merge::No;
@@ -818,7 +957,9 @@ struct Span {
 /// are structure: a span never swallows them, so `Failed password for <*>` and `Failed
 /// password for invalid user <*>` stay apart.
 fn spannable(t: &str) -> bool {
-    mask::find_wildcard(t).is_some() || (t.bytes().any(|c| c.is_ascii_alphanumeric()) && !wordy(t))
+    json_keys(t).next().is_none()
+        && (mask::find_wildcard(t).is_some()
+            || (t.bytes().any(|c| c.is_ascii_alphanumeric()) && !wordy(t)))
 }
 
 /// Where a template and a message differ in one span: the numbers of tokens before it
@@ -828,11 +969,7 @@ fn spannable(t: &str) -> bool {
 fn span_bounds(template: &[Box<str>], msg: &[Cow<'_, str>]) -> Option<(usize, usize)> {
     let (n, m) = (template.len(), msg.len());
     let short = n.min(m);
-    let agree = |t: &str, w: &str| {
-        t == w
-            || t == WILDCARD
-            || key_of(t).is_some_and(|k| t[k.len()..] == *WILDCARD && key_of(w) == Some(k))
-    };
+    let agree = |t: &str, w: &str| t == w || t == WILDCARD || key_wildcard_takes(t, w);
     let mut prefix = 0;
     while prefix < short && agree(&template[prefix], &msg[prefix]) {
         prefix += 1;
@@ -945,7 +1082,8 @@ fn word_span(
     // The message's span is words (a value of another shape is masked or merges as one);
     // the template's too, or the wildcard that such words became.
     if !gap_m.iter().all(|t| is_word(t))
-        || !(gap_t.iter().all(|t| is_word(t)) || (gap_t.len() == 1 && *gap_t[0] == *WILDCARD))
+        || !(gap_t.iter().all(|t| is_word(t))
+            || (gap_t.len() == 1 && mask::is_wildcard_shape(&gap_t[0])))
     {
         return None;
     }
@@ -976,7 +1114,7 @@ fn similarity(template: &[Box<str>], msg: &[Cow<'_, str>]) -> f64 {
             identical = false;
             // A key's wildcard takes any value of its key (as in a span merge): the
             // message that widened a template to `(id=<*>` must find it again.
-            if key_of(t).is_some_and(|k| t[k.len()..] == *WILDCARD && key_of(m) == Some(k)) {
+            if key_wildcard_takes(t, m) {
                 same += 1;
             }
         } else if &**t != WILDCARD {
@@ -1497,7 +1635,7 @@ mod tests {
         assert_eq!(
             m.add("Refund refused for customer: dave, order: stuvwx")
                 .template,
-            "Refund refused for customer: <*> order: <*>"
+            "Refund refused for customer: <*>, order: <*>"
         );
         // the key stays: another message in that place is another kind
         assert_ne!(
@@ -1523,5 +1661,80 @@ mod tests {
         assert_eq!(gb.group, ga.group, "{}", gb.template);
         assert_eq!(m.add(b).group, gb.group);
         assert_eq!(m.add(a).group, ga.group);
+    }
+    #[test]
+    fn punctuation_after_a_value_stays_in_the_template() {
+        let mut m = Miner::new();
+        let a = m.add("Login failed for user alice, retrying");
+        let b = m.add("Login failed for user bob, retrying");
+        assert_eq!(b.group, a.group);
+        assert_eq!(b.template, "Login failed for user <*>, retrying");
+        // The ignore rule suggested for the group matches its messages.
+        let rule = crate::ignore::pattern_for_template(&b.template);
+        assert!(regex::Regex::new(&rule)
+            .unwrap()
+            .is_match("Login failed for user alice, retrying"));
+        assert_eq!(
+            m.add("Login failed for user carol, retrying").group,
+            a.group
+        );
+        // punctuation on one side only is not kept
+        assert_eq!(
+            m.add("Login failed for user erin retrying").template,
+            "Login failed for user <*> retrying"
+        );
+        let mut m = Miner::new();
+        m.add("Lookup of user (alice) failed");
+        assert_eq!(
+            m.add("Lookup of user (bob) failed").template,
+            "Lookup of user (<*>) failed"
+        );
+        // nor across token counts
+        let mut m = Miner::new();
+        let a = m.add("Copied a.B, to x");
+        let b = m.add("Copied a.B c.D, to x");
+        assert_eq!(b.group, a.group);
+        assert_eq!(b.template, "Copied <*>, to x");
+        assert_eq!(m.add("Copied a.B, to x").group, a.group);
+        // A template stored before, without the comma, still takes the messages.
+        let mut old = Miner::import(vec![TemplateRecord {
+            group: GroupId(7),
+            template: "Login failed for user <*> retrying".into(),
+            count: 2,
+        }]);
+        let c = old.add("Login failed for user frank, retrying");
+        assert_eq!(c.group, GroupId(7));
+        assert_eq!(c.template, "Login failed for user <*> retrying");
+    }
+    #[test]
+    fn compact_json_with_other_keys_is_another_group() {
+        let mut m = Miner::new();
+        let a = m.add(
+            r#"Payment failed for order 50: {"user":"Ada Lovelace","action":"refund","code":"E42"}"#,
+        );
+        let b = m.add(
+            r#"Payment failed for order 51: {"user":"Grace Hopper","action":"void it, now","code":"E 43"}"#,
+        );
+        assert_eq!(a.group, b.group);
+        let c = m.add(
+            r#"Payment failed for order 52: {"user":"Alan Turing","login":"denied","code":"E44"}"#,
+        );
+        assert_ne!(c.group, a.group, "{:?}", m.export());
+        // A value of another shape is still a value; the keys stay.
+        let d = m.add(r#"Payment failed for order 53: {"user":"Ken","action":42,"code":"E45"}"#);
+        assert_eq!(d.group, a.group);
+        assert_eq!(
+            d.template,
+            r#"Payment failed for order <*>: {"user":"<*>","action":<*>,"code":"<*>"}"#
+        );
+        // A key's wildcard does not take JSON with more keys.
+        let mut m = Miner::new();
+        let e = m.add(r#"Payment failed for order 1: {"code":"x"}"#);
+        assert_eq!(
+            m.add(r#"Payment failed for order 2: {"code":42}"#).template,
+            r#"Payment failed for order <*>: {"code":<*>"#
+        );
+        let f = m.add(r#"Payment failed for order 3: {"code":"x","detail":"y"}"#);
+        assert_ne!(f.group, e.group, "{:?}", m.export());
     }
 }

@@ -87,6 +87,12 @@ pub fn mask_into<'a>(message: &'a str, out: &mut Vec<Cow<'a, str>>) {
         let after_sep = matches!(prev_last, b',' | b'{');
         prev_last = *tok.as_bytes().last().unwrap_or(&0);
         if let Some(k) = json_key_len(tok, after_sep) {
+            if let Some((tokens, end)) = quotes.compact_json(message, start, k) {
+                skip_to = end;
+                prev_last = message.as_bytes()[end - 1];
+                out.extend(tokens.into_iter().map(Cow::Owned));
+                continue;
+            }
             // `{"code":"card_declined"}`: the key is structure, only its value is masked.
             let (key, rest) = tok.split_at(k);
             let mut masked = String::from(key);
@@ -217,6 +223,10 @@ struct QuoteScan {
     /// Per quote kind (`'`, `"`, `` ` ``): a search from any offset before this one finds
     /// no closing quote.
     none_before: [usize; 3],
+    /// Per quote kind: no unescaped quote lies in this range (the end of a JSON string).
+    unescaped_none: [(usize, usize); 3],
+    /// No compact JSON starts before this offset (a scan that failed got this far).
+    json_failed_before: usize,
 }
 
 impl QuoteScan {
@@ -276,22 +286,217 @@ impl QuoteScan {
         head.push_str(&mask_token(&tok[..k]));
         head.push(q as char);
         let inner = &message[open + 1..close];
-        let keyword = match inner.split_once(|c: char| c.is_ascii_whitespace()) {
-            Some((w, rest))
-                if w.len() >= 3
-                    && w.bytes().all(|c| c.is_ascii_uppercase())
-                    && !rest.trim().is_empty() =>
-            {
-                head.push_str(w);
-                Some(std::mem::take(&mut head))
-            }
-            _ => None,
-        };
+        let keyword = command_keyword(inner).map(|w| {
+            head.push_str(w);
+            std::mem::take(&mut head)
+        });
         let mut out = head;
         out.push_str(WILDCARD);
         out.push(q as char);
         out.push_str(&message[close + 1..end]);
         Some((keyword, out, end))
+    }
+}
+
+impl QuoteScan {
+    /// The byte offset of the first quote `q` at or after `from` that no backslash escapes,
+    /// on the same line: where a JSON string (or a Python repr) ends, whatever it holds.
+    fn string_end(&mut self, m: &[u8], from: usize, q: u8) -> Option<usize> {
+        let kind = usize::from(q == b'"') + 2 * usize::from(q == b'`');
+        let (a, b) = self.unescaped_none[kind];
+        if (a..b).contains(&from) {
+            return None;
+        }
+        let mut j = from;
+        while j < m.len() && m[j] != b'\n' {
+            if m[j] == q
+                && m[..j]
+                    .iter()
+                    .rev()
+                    .take_while(|&&c| c == b'\\')
+                    .count()
+                    .is_multiple_of(2)
+            {
+                return Some(j);
+            }
+            j += 1;
+        }
+        self.unescaped_none[kind] = (from, j);
+        None
+    }
+
+    /// Compact JSON (no space between its pairs) that starts with the key of `key` bytes
+    /// at byte `start` of `message`: `{"user":"Ada Lovelace","action":"refund"}`. Every key
+    /// stays and every value is masked (`{"user":"<*>","action":"<*>"}`), so a message
+    /// with other keys is another template; a string ends at its first unescaped quote, so
+    /// the spaces, colons and commas inside it are its own. Arrays keep one of a run of
+    /// elements that mask alike (`[1,2,3]` gives `[<*>]`), as runs of wildcards do. Gives
+    /// the masked tokens (a command's verb stays a token of its own, as in
+    /// [`QuoteScan::span`]) and the byte offset where the JSON ends, or None when the text
+    /// holds fewer than two keys or does not end where a token does: the other rules
+    /// then apply.
+    fn compact_json(
+        &mut self,
+        message: &str,
+        start: usize,
+        key: usize,
+    ) -> Option<(Vec<String>, usize)> {
+        if start < self.json_failed_before {
+            return None;
+        }
+        let got = self.scan_json(message, start, key);
+        if let Err(at) = got {
+            self.json_failed_before = at;
+        }
+        got.ok()
+    }
+
+    fn scan_json(
+        &mut self,
+        message: &str,
+        start: usize,
+        key: usize,
+    ) -> Result<(Vec<String>, usize), usize> {
+        /// An open bracket; for an array, where its last kept element lies in the output
+        /// and where its current one starts.
+        struct Open {
+            bracket: u8,
+            last: Option<(usize, usize)>,
+            current: usize,
+        }
+        /// An array element ends: a copy of the one before it is dropped, with its comma.
+        fn element_ends(out: &mut String, open: &mut Open) {
+            match open.last {
+                Some((a, b)) if out[a..b] == out[open.current..] => out.truncate(open.current - 1),
+                _ => open.last = Some((open.current, out.len())),
+            }
+        }
+        let m = message.as_bytes();
+        let no_space = |s: &str| !s.chars().any(char::is_whitespace);
+        let mut tokens = Vec::new();
+        let mut out = String::from(&message[start..start + key]);
+        let mut stack: Vec<Open> = Vec::new();
+        for (i, &c) in m[start..start + key].iter().enumerate() {
+            if c == b'{' || c == b'[' {
+                stack.push(Open {
+                    bracket: c,
+                    last: None,
+                    current: i + 1,
+                });
+            }
+        }
+        let mut pos = start + key;
+        let mut pairs = 1;
+        'value: loop {
+            match m.get(pos) {
+                Some(&q @ (b'"' | b'\'')) => {
+                    let close = self.string_end(m, pos + 1, q).ok_or(pos)?;
+                    out.push(q as char);
+                    if !stack.iter().any(|o| o.bracket == b'[') {
+                        if let Some(w) = command_keyword(&message[pos + 1..close]) {
+                            out.push_str(w);
+                            tokens.push(std::mem::take(&mut out));
+                        }
+                    }
+                    out.push_str(WILDCARD);
+                    out.push(q as char);
+                    pos = close + 1;
+                }
+                Some(&b @ (b'{' | b'[')) => {
+                    out.push(b as char);
+                    pos += 1;
+                    let empty = if b == b'{' { b'}' } else { b']' };
+                    if m.get(pos) == Some(&empty) {
+                        out.push(empty as char);
+                        pos += 1;
+                    } else {
+                        if b == b'{' {
+                            let k = json_key_len(&message[pos..], true).ok_or(pos)?;
+                            out.push_str(&message[pos..pos + k]);
+                            pos += k;
+                            pairs += 1;
+                        }
+                        stack.push(Open {
+                            bracket: b,
+                            last: None,
+                            current: out.len(),
+                        });
+                        continue 'value;
+                    }
+                }
+                _ => {
+                    let len = m[pos..]
+                        .iter()
+                        .position(|c| b",}]".contains(c) || c.is_ascii_whitespace())
+                        .unwrap_or(m.len() - pos);
+                    let scalar = &message[pos..pos + len];
+                    if len == 0 || !no_space(scalar) {
+                        return Err(pos);
+                    }
+                    out.push_str(&mask_token(scalar));
+                    pos += len;
+                }
+            }
+            // After a value: the next element or pair, or brackets that close.
+            loop {
+                let top = stack.last_mut();
+                match (m.get(pos), top) {
+                    (Some(b','), Some(open)) if open.bracket == b'[' => {
+                        element_ends(&mut out, open);
+                        out.push(',');
+                        open.current = out.len();
+                        pos += 1;
+                        continue 'value;
+                    }
+                    (Some(b','), top) if top.as_ref().is_none_or(|o| o.bracket == b'{') => {
+                        let Some(k) = json_key_len(&message[pos + 1..], true) else {
+                            break 'value;
+                        };
+                        out.push_str(&message[pos..pos + 1 + k]);
+                        pos += 1 + k;
+                        pairs += 1;
+                        continue 'value;
+                    }
+                    (Some(&c @ (b'}' | b']')), Some(open))
+                        if open.bracket == if c == b'}' { b'{' } else { b'[' } =>
+                    {
+                        if c == b']' {
+                            element_ends(&mut out, open);
+                        }
+                        stack.pop();
+                        out.push(c as char);
+                        pos += 1;
+                    }
+                    _ => break 'value,
+                }
+            }
+        }
+        // The rest of the token may only close the sentence.
+        let end = m[pos..]
+            .iter()
+            .position(|c| c.is_ascii_whitespace())
+            .map_or(m.len(), |p| pos + p);
+        if pairs < 2 || !m[pos..end].iter().all(|&c| closes_after_quote(c)) {
+            return Err(end);
+        }
+        out.push_str(&message[pos..end]);
+        tokens.push(out);
+        Ok((tokens, end))
+    }
+}
+
+/// The verb of a quoted command (`"GET /a HTTP/1.1"`, `"SELECT * FROM t"`): a capitalised
+/// keyword of three letters or more followed by more text; it says what happened.
+fn command_keyword(inner: &str) -> Option<&str> {
+    match inner.split_once(|c: char| c.is_ascii_whitespace()) {
+        Some((w, rest))
+            if w.len() >= 3
+                && w.bytes().all(|c| c.is_ascii_uppercase())
+                && !rest.trim().is_empty() =>
+        {
+            Some(w)
+        }
+        _ => None,
     }
 }
 
@@ -535,6 +740,11 @@ fn wildcard_shape(tok: &str) -> Option<&str> {
     } else {
         None
     }
+}
+
+/// Is `tok` a single wildcard with only punctuation around it (`<*>`, `<*>,`, `(<*>)`)?
+pub fn is_wildcard_shape(tok: &str) -> bool {
+    wildcard_shape(tok).is_some()
 }
 
 /// Mask one whitespace-free token.
@@ -1135,5 +1345,55 @@ mod tests {
             "open '<*>': permission denied"
         );
         assert_eq!(m("KeyError: 'code'"), "KeyError: '<*>'");
+    }
+    #[test]
+    fn compact_json_keeps_every_key_whatever_its_strings_hold() {
+        assert_eq!(
+            m(r#"payment failed {"user":"Ada Lovelace","action":"refund","code":"E42"}"#),
+            r#"payment failed {"user":"<*>","action":"<*>","code":"<*>"}"#
+        );
+        // Another key is another mask; other values with spaces are the same one.
+        assert_ne!(
+            m(r#"payment failed {"user":"Ada Lovelace","login":"refund","code":"E42"}"#),
+            m(r#"payment failed {"user":"Ada Lovelace","action":"refund","code":"E42"}"#)
+        );
+        assert_eq!(
+            m(r#"payment failed {"user":"Grace B. Hopper","action":"void it, now","code":"x"}"#),
+            r#"payment failed {"user":"<*>","action":"<*>","code":"<*>"}"#
+        );
+        // Escaped quotes, colons and commas inside a string are the string's.
+        assert_eq!(
+            m(r#"bad {"msg":"say \"hi\", then: \"go\"","code":"a\\"}."#),
+            r#"bad {"msg":"<*>","code":"<*>"}."#
+        );
+        assert_eq!(
+            m(r#"bad {"msg":"a\",\"fake\":\"b","code":1}"#),
+            r#"bad {"msg":"<*>","code":<*>}"#
+        );
+        // Numbers, literals, nested objects; an array keeps one of elements alike.
+        assert_eq!(
+            m(r#"{"id":42,"ok":true,"who":{"name":"A B","roles":["x y","z"]},"n":[1,2,3],"e":{}}"#),
+            r#"{"id":<*>,"ok":<*>,"who":{"name":"<*>","roles":["<*>"]},"n":[<*>],"e":{}}"#
+        );
+        assert_eq!(
+            m(r#"got [{"a":"x y","b":1},{"a":"z","b":2}]"#),
+            r#"got [{"a":"<*>","b":<*>}]"#
+        );
+        // A command keeps its verb, as in any quoted string.
+        assert_eq!(
+            m(r#"{"method":"GET /a HTTP/1.1","status":500}"#),
+            r#"{"method":"GET <*>","status":<*>}"#
+        );
+        // Pairs with spaces between them, and JSON that does not end a token, are masked
+        // pair by pair as before.
+        assert_eq!(
+            m(r#"{"a":"x y","b":1, "c":"u v"}"#),
+            r#"{"a":"<*>","b":<*>, "c":"<*>"}"#
+        );
+        assert_eq!(m(r#"{"a":"x y", "b":1}"#), r#"{"a":"<*>", "b":<*>}"#);
+        assert_eq!(m(r#"{"a":"x","b":"open"#), r#"{"a":"x","b":"open"#);
+        // A line of unclosed strings is scanned once, not once per string.
+        let many = r#"{"a":1,"b":"x "#.repeat(20_000);
+        assert_eq!(mask_tokens(&many).len(), 20_000);
     }
 }

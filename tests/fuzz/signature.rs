@@ -54,25 +54,40 @@ fn message() -> impl Strategy<Value = String> {
     prop_oneof![6 => mutated(soup(WORDS, 12)), 1 => lossy(40)]
 }
 
-/// Whether masked words fit a template: a constant matches itself, a wildcard one
-/// word or more (groups merge across token counts, a variable span becoming one `<*>`),
-/// and a key's wildcard (`code=<*>`, `{"code":<*>`) any word with that key.
+/// Whether masked words fit a template: a constant matches itself; a token with
+/// wildcards matches one word or more (groups merge across token counts, a variable span
+/// becoming one `<*>`) whose text, words joined by a space, it matches with each wildcard
+/// standing for any text. So a key's wildcard (`code=<*>`, `{"code":<*>`) takes any value
+/// of that key, and a wildcard with the punctuation its values shared (`<*>,`) takes
+/// values with that punctuation.
 fn fits(template: &[&str], words: &[&str]) -> bool {
     match template.split_first() {
         None => words.is_empty(),
-        Some((&t, rest)) if t == WILDCARD => (1..=words.len()).any(|n| fits(rest, &words[n..])),
-        Some((&t, rest)) => {
-            let key = t
-                .strip_suffix(WILDCARD)
-                .filter(|k| k.ends_with('=') || k.ends_with(':'));
-            let first = words.first().copied();
-            let same = match key {
-                Some(k) => first.is_some_and(|w| w == t || w.starts_with(k)),
-                None => first == Some(t),
-            };
-            same && fits(rest, &words[1..])
+        Some((&t, rest)) if t.contains(WILDCARD) => {
+            (1..=words.len()).any(|n| glob(t, &words[..n].join(" ")) && fits(rest, &words[n..]))
+        }
+        Some((&t, rest)) => words.first() == Some(&t) && fits(rest, &words[1..]),
+    }
+}
+
+/// Does `text` match `pattern`, each `<*>` in it standing for any text?
+fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split(WILDCARD).collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    if text.len() < first.len() + last.len() || !text.starts_with(first) || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
         }
     }
+    true
 }
 
 proptest! {

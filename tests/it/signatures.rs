@@ -308,3 +308,60 @@ fn a_group_stored_by_the_previous_masking_keeps_its_messages_after_an_upgrade() 
         .unwrap();
     assert_eq!(template, "Payout to '<*>' stuck for <*> in queue");
 }
+
+/// Compact JSON keeps all its keys, whatever its strings hold (spaces, escaped quotes,
+/// commas and colons): a message whose JSON has another key is another error, not one
+/// more of an acknowledged group, while the same keys with other values, spaces and all,
+/// are the same error.
+#[test]
+fn compact_json_with_other_keys_does_not_join_an_acknowledged_group() {
+    let t = Test::new();
+    t.with_app_source("");
+    let mut log = String::new();
+    for (i, v) in [
+        r#"{"user":"Ada Lovelace","action":"refund","code":"E42"}"#,
+        r#"{"user":"Grace Hopper","action":"refund, then retry","code":"E43"}"#,
+    ]
+    .iter()
+    .enumerate()
+    {
+        log += &rec(
+            &format!("10:00:0{i}"),
+            &format!("Payment failed for order 5{i}: {v}"),
+        );
+    }
+    t.write("app.log", &log);
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 1, "{inc:#?}");
+    t.ok(&["incidents", "ack", "1", "--now", "2026-11-22T10:02:00Z"]);
+    let mut more = String::new();
+    for (i, v) in [
+        r#"{"user":"Alan Turing","login":"denied","code":"E44"}"#,
+        r#"{"user":"Edsger W. Dijkstra","action":"say \"void\": now","code":"E 45"}"#,
+    ]
+    .iter()
+    .enumerate()
+    {
+        more += &rec(
+            &format!("10:05:0{i}"),
+            &format!("Payment failed for order 6{i}: {v}"),
+        );
+    }
+    t.append("app.log", more.as_bytes());
+    let r = t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 2, "{}\n{inc:#?}", r.all());
+    let login: Vec<_> = inc
+        .iter()
+        .filter(|i| i.to_string().contains("login"))
+        .collect();
+    assert!(
+        login.len() == 1 && login[0]["id"].as_i64() == Some(2),
+        "{}\n{inc:#?}",
+        r.all()
+    );
+    assert!(r.stdout.contains("new incident #2"), "{}", r.stdout);
+    let first = inc.iter().find(|i| i["id"].as_i64() == Some(1)).unwrap();
+    assert_eq!(first["occurrences"].as_u64(), Some(3), "{inc:#?}");
+}
