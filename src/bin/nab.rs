@@ -632,11 +632,28 @@ fn run() -> Result<(), String> {
             summary,
             "held out, threshold only: profile {name:<20} score {norm:6.2}  raw {raw:.3}"
         );
+        if name == "standard" {
+            for f in &folds {
+                let _ = writeln!(
+                    summary,
+                    "  held out {:<22} threshold {:.6}  held-out raw {:8.3}",
+                    f.category, f.threshold, f.held_raw
+                );
+            }
+        }
     }
     print!("{summary}");
     if args.loco {
+        // NAB_LOCO_EXTRA="spec;spec" adds neighbours of a setting tried through
+        // `NAB_CONFIG` to the grid, so the folds can also turn it down.
+        let extra = std::env::var("NAB_LOCO_EXTRA").unwrap_or_default();
+        let grid: Vec<&str> = LOCO_GRID
+            .iter()
+            .copied()
+            .chain(extra.split(';').filter(|s| !s.is_empty()))
+            .collect();
         let mut runs = vec![all_scores.clone()];
-        for spec in &LOCO_GRID[1..] {
+        for spec in &grid[1..] {
             let c = config_with_overrides(&cfg, Some(spec))?;
             runs.push(
                 series
@@ -653,7 +670,7 @@ fn run() -> Result<(), String> {
             let norm = 100.0 * (raw - null.raw) / (perfect.raw - null.raw);
             println!("leave-one-category-out {name:<20} score {norm:6.2}  raw {raw:.3}");
             for f in &folds {
-                let spec = LOCO_GRID[f.setting];
+                let spec = grid[f.setting];
                 println!(
                     "  held out {:<22} setting {:<20} threshold {:.6}  held-out raw {:8.3}",
                     f.category,
