@@ -226,10 +226,11 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         }
     }
     report.resolved = incident::lifecycle::auto_resolve(config, &store, now)?;
-    let silenced = |sig: &str| {
+    // A rule with a level cap silences the incident only when the cap reaches its level.
+    let silenced = |sig: &str, level_no: u32| {
         ignore.get().rules.iter().any(|r| {
             !r.expired(now)
-                && r.level.is_none()
+                && r.level.as_ref().is_none_or(|l| level_no <= l.no)
                 && r.signature.is_some_and(|s| s.to_string() == sig)
         })
     };

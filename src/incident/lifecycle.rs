@@ -72,7 +72,7 @@ pub fn nag(
     config: &Config,
     store: &Store,
     now: DateTime<Utc>,
-    silenced: &dyn Fn(&str) -> bool,
+    silenced: &dyn Fn(&str, u32) -> bool,
 ) -> Result<Vec<(i64, u32)>> {
     let mut done = Vec::new();
     let queued = store.incidents_with_queued_notifications()?;
@@ -103,7 +103,10 @@ pub fn nag(
             continue;
         }
         // Asked only of a reminder that is due: answering may parse the ignore rules.
-        if silenced(&i.signature) {
+        if silenced(
+            &i.signature,
+            crate::investigate::budget::level_no(config, &i.source, &i.level),
+        ) {
             continue;
         }
         let number = i.nag_count + 1;

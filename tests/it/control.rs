@@ -132,11 +132,19 @@ fn mute_from_the_phone_adds_a_temporary_rule_to_the_mutes_file_in_the_state_dir(
     assert_eq!(incidents.len(), 1);
     assert_eq!(incidents[0]["occurrences"], 1);
     assert_eq!(ntfy.messages_to("ops").len(), 1);
+    // The mute is for the level that paged: the same message as CRITICAL is heard.
+    assert!(file.contains("level = \"ERROR\""), "{file}");
+    let critical = ERROR_LINE.replace("| ERROR    |", "| CRITICAL |");
+    assert_ne!(critical, ERROR_LINE);
+    t.append("app.log", critical.as_bytes());
+    let r = t.ok(&["run", "--now", "2026-11-22T18:05:00Z"]);
+    assert!(!r.stdout.contains(" 1 ignored"), "{}", r.stdout);
+    assert_eq!(t.incidents()[0]["occurrences"], 2, "{}", r.stdout);
     // after 24 hours the rule has expired: the error counts again
     t.append("app.log", ERROR_LINE.as_bytes());
     let r = t.ok(&["run", "--now", "2026-11-23T10:06:00Z"]);
     assert!(!r.stdout.contains(" 1 ignored"), "{}", r.stdout);
-    assert_eq!(t.incidents()[0]["occurrences"], 2);
+    assert_eq!(t.incidents()[0]["occurrences"], 3);
 }
 
 #[test]
