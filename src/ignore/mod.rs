@@ -603,14 +603,7 @@ pub fn pattern_for_template(template: &str) -> String {
 /// is still heard. A source's custom level goes in as its number, which every rules
 /// file can read.
 pub fn level_cap_for(config: &crate::config::Config, source: &str, level: &str) -> String {
-    let empty = Default::default();
-    let custom = config
-        .sources
-        .iter()
-        .find(|s| s.name == source)
-        .map(|s| &s.levels)
-        .unwrap_or(&empty);
-    let no = Level::named(level, custom).no;
+    let no = crate::investigate::budget::level_no(config, source, level);
     match Level::parse_config(level, &Default::default()) {
         Some(l) if l.no == no => l.name,
         _ => no.to_string(),
