@@ -34,6 +34,9 @@ pub struct RunOptions {
     pub now: DateTime<Utc>,
     /// Report what would be done; change nothing.
     pub dry_run: bool,
+    /// Where the run stands on the boot clock, when `now` was read from the clock
+    /// (not given): it tells a clock that was moved from time that passed.
+    pub boot: Option<crate::clock::Boot>,
 }
 
 /// The warnings and errors of one signature in this run.
@@ -58,6 +61,9 @@ pub struct Group {
 /// What a run did, for the summary and the runs table.
 #[derive(Debug, Default)]
 pub struct RunReport {
+    /// The run's place on the boot clock and its clocks (see `clock.rs`), as recorded.
+    pub boot: Option<crate::clock::Boot>,
+    pub clock: Option<crate::clock::RunClock>,
     /// Another run held the lock: this one did nothing.
     pub busy: bool,
     pub dry_run: bool,
@@ -130,6 +136,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         return Ok(report);
     };
     let mut store = Store::open(&config.database_path())?;
+    let clock = run_clock(&store, opts, &mut report)?;
     // A store that lost incidents its pages still show is rebuilt from them first:
     // before the phone's acks (they name those incidents) and before reading.
     let known_until = if opts.dry_run {
@@ -149,7 +156,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         let p = report.control.problems.clone();
         report.problem_all(p);
     }
-    let ignore = load_rules(config, &store, now, opts.dry_run, &mut report)?;
+    let ignore = load_rules(config, &store, clock.floor, opts.dry_run, &mut report)?;
     let mut miner = Miner::lazy();
 
     // read → signature → ignore
@@ -225,11 +232,11 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
             report.spiked.push((id, count));
         }
     }
-    report.resolved = incident::lifecycle::auto_resolve(config, &store, now)?;
+    report.resolved = incident::lifecycle::auto_resolve(config, &store, now, clock.run_clock)?;
     // A rule with a level cap silences the incident only when the cap reaches its level.
     let silenced = |sig: &str, level_no: u32| {
         ignore.get().rules.iter().any(|r| {
-            !r.expired(now)
+            !r.expired(clock.floor)
                 && r.level.as_ref().is_none_or(|l| level_no <= l.no)
                 && r.signature.is_some_and(|s| s.to_string() == sig)
         })
@@ -316,6 +323,7 @@ pub fn check_metrics(config: &Config, opts: &RunOptions) -> Result<RunReport, Ru
         return Ok(report);
     };
     let mut store = Store::open(&config.database_path())?;
+    run_clock(&store, opts, &mut report)?;
     if !opts.dry_run {
         // Metric incidents take new ids: a store that lost some is rebuilt first.
         rebuild_state(config, &mut store, now, &mut report)?;
@@ -326,6 +334,8 @@ pub fn check_metrics(config: &Config, opts: &RunOptions) -> Result<RunReport, Ru
         let batch = store.batch()?;
         let id = batch.insert_run(&RunRow {
             started_at: store::ts(now),
+            boot: report.boot.clone(),
+            clock: report.clock.clone(),
             ..RunRow::default()
         })?;
         batch.commit()?;
@@ -464,6 +474,8 @@ fn commit_read(
     let batch = store.batch()?;
     let run_id = batch.insert_run(&RunRow {
         started_at: store::ts(now),
+        boot: report.boot.clone(),
+        clock: report.clock.clone(),
         lines_read: report.lines,
         events_kept: report.events_kept,
         triggers: report
@@ -1413,10 +1425,29 @@ const CHECKED_RULES: &str = "ignore.checked:";
 /// checked again: its rules are parsed when a record first needs them, which a run
 /// with nothing new never does. Any other text is checked now, so a broken file is
 /// reported by every run.
+/// This run's clocks, from the previous run's (kept in the report for the runs table);
+/// a clock that moved is reported.
+fn run_clock(
+    store: &Store,
+    opts: &RunOptions,
+    report: &mut RunReport,
+) -> Result<crate::clock::RunClock, RunError> {
+    let prev = store.previous_run_clock()?;
+    let clock = crate::clock::RunClock::next(prev.as_ref(), opts.now, opts.boot.as_ref());
+    if let Some(w) = clock.warning(opts.now) {
+        report.warnings.push(w);
+    }
+    report.boot = opts.boot.clone();
+    report.clock = Some(clock.clone());
+    Ok(clock)
+}
+
+/// The ignore rules and mutes, as of `expiry_now` for their expiry (never before a
+/// time a run on this boot has seen: see `clock.rs`).
 fn load_rules(
     config: &Config,
     store: &Store,
-    now: DateTime<Utc>,
+    expiry_now: DateTime<Utc>,
     dry_run: bool,
     report: &mut RunReport,
 ) -> Result<LazyRules, RunError> {
@@ -1427,7 +1458,7 @@ fn load_rules(
         let text = match crate::fsio::read_optional(&path) {
             Ok(t) => t.unwrap_or_default(),
             Err(e) => {
-                rules_fallback(store, &key, &path, vec![e], now, report, &mut parts)?;
+                rules_fallback(store, &key, &path, vec![e], expiry_now, report, &mut parts)?;
                 continue;
             }
         };
@@ -1439,10 +1470,12 @@ fn load_rules(
                 text: text.clone(),
             }
         } else {
-            match IgnoreRules::parse_file(&text, &path, now) {
+            match IgnoreRules::parse_file(&text, &path, expiry_now) {
                 Ok(r) => Part::Parsed(r),
                 Err(e) => {
-                    rules_fallback(store, &key, &path, e.problems, now, report, &mut parts)?;
+                    rules_fallback(
+                        store, &key, &path, e.problems, expiry_now, report, &mut parts,
+                    )?;
                     continue;
                 }
             }
@@ -1458,7 +1491,7 @@ fn load_rules(
         }
         parts.push(part);
     }
-    Ok(LazyRules::new(parts, now))
+    Ok(LazyRules::new(parts, expiry_now))
 }
 
 /// A rules file that cannot be read or has a bad rule: its problems reported, its

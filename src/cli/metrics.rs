@@ -54,8 +54,10 @@ pub fn run(
         None => list(config, json),
         Some(MetricsCommand::Show { name, since, json }) => show(config, &name, &since, now, json),
         Some(MetricsCommand::Check { dry_run }) => {
+            // The time since boot goes with a time read from the clock only.
+            let boot = now.is_none().then(crate::clock::Boot::read).flatten();
             let now = now.unwrap_or_else(Utc::now);
-            let report = pipeline::check_metrics(config, &RunOptions { now, dry_run })?;
+            let report = pipeline::check_metrics(config, &RunOptions { now, dry_run, boot })?;
             if report.busy {
                 crate::outln!("another logwarden run is in progress; nothing done");
                 return Ok(ExitCode::SUCCESS);

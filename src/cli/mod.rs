@@ -361,7 +361,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             config,
             dry_run,
             json,
-        } => run::run(&load(&config)?, dry_run, json, now),
+        } => {
+            // The time since boot goes with a time read from the clock only: a time given
+            // with `--now` is taken as it is.
+            let boot = given_now.is_none().then(crate::clock::Boot::read).flatten();
+            run::run(&load(&config)?, dry_run, json, now, boot)
+        }
         Command::Check { config, json } => run::check(&config, json, quiet, now),
         Command::Ignore(cmd) => ignore::run(cmd, now),
         Command::Replay {

@@ -14,8 +14,9 @@ pub(super) fn run(
     dry_run: bool,
     json: bool,
     now: DateTime<Utc>,
+    boot: Option<crate::clock::Boot>,
 ) -> anyhow::Result<ExitCode> {
-    let result = pipeline::run(config, &RunOptions { now, dry_run });
+    let result = pipeline::run(config, &RunOptions { now, dry_run, boot });
     // The metrics textfile, and a failed run reported through ntfy.
     for line in crate::selfmon::after_run(config, now, &result) {
         crate::errln!("logwarden: {line}");

@@ -296,13 +296,7 @@ mod tests {
         let run = b
             .insert_run(&crate::store::RunRow {
                 started_at: crate::store::ts(at),
-                duration_ms: 0,
-                lines_read: 0,
-                events_kept: 0,
-                triggers: 0,
-                llm_calls: 0,
-                errors: 0,
-                error_text: String::new(),
+                ..Default::default()
             })
             .unwrap();
         let id = b

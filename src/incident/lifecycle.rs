@@ -38,12 +38,21 @@ pub fn notify_spike(store: &Store, id: i64, this_run: u64, now: DateTime<Utc>) -
     Ok(true)
 }
 
-/// Resolves error incidents quiet for `resolve_after`. Returns their ids.
-pub fn auto_resolve(config: &Config, store: &Store, now: DateTime<Utc>) -> Result<Vec<i64>> {
+/// Resolves error incidents quiet for `resolve_after`, measured on the run clock
+/// (`clock.rs`: a clock moved ahead resolves nothing early). Returns their ids.
+pub fn auto_resolve(
+    config: &Config,
+    store: &Store,
+    now: DateTime<Utc>,
+    run_clock: DateTime<Utc>,
+) -> Result<Vec<i64>> {
     let quiet =
         chrono::Duration::from_std(config.incidents.resolve_after).unwrap_or(chrono::Duration::MAX);
     let mut done = Vec::new();
-    for i in store.quiet_incidents(now - quiet)? {
+    let Some(before) = run_clock.checked_sub_signed(quiet) else {
+        return Ok(done);
+    };
+    for i in store.quiet_incidents(before)? {
         if store.resolve_incident(i.id, "auto", now)? {
             store.add_note(
                 i.id,

@@ -292,6 +292,13 @@ const MIGRATIONS: &[&str] = &[
     // it, so a run whose clock was set back (a VPS booted with a stale clock) never
     // makes an incident it saw look a year quiet once the clock is right again.
     "CREATE INDEX runs_by_started_at ON runs (started_at);",
+    // 19: each run's boot and time since boot, its run clock (quiet periods are measured
+    // on it: it advances by the time that really passed) and its expiry floor (a clock
+    // set back revives no expired rule); see `clock.rs`.
+    "ALTER TABLE runs ADD COLUMN boot_id TEXT;
+    ALTER TABLE runs ADD COLUMN since_boot INTEGER;
+    ALTER TABLE runs ADD COLUMN run_clock TEXT;
+    ALTER TABLE runs ADD COLUMN expiry_floor TEXT;",
 ];
 
 /// The schema version this build writes.

@@ -222,9 +222,59 @@ pub struct RunRow {
     pub llm_calls: u64,
     pub errors: u64,
     pub error_text: String,
+    /// The run's place on the boot clock (`None` when its time was given), and its
+    /// clocks (see `clock.rs`).
+    #[serde(skip)]
+    pub boot: Option<crate::clock::Boot>,
+    #[serde(skip)]
+    pub clock: Option<crate::clock::RunClock>,
 }
 
 impl Store {
+    /// The clocks of the latest run that recorded them (see `clock.rs`).
+    pub fn previous_run_clock(&self) -> Result<Option<crate::clock::Previous>> {
+        let row = self
+            .conn
+            .query_row(
+                "SELECT started_at, run_clock, expiry_floor, boot_id, since_boot FROM runs
+                 WHERE run_clock IS NOT NULL ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, Option<String>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, Option<i64>>(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((started, run_clock, floor, boot_id, since)) = row else {
+            return Ok(None);
+        };
+        let parse = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+        };
+        let (Some(started_at), Some(run_clock)) = (parse(&started), parse(&run_clock)) else {
+            return Ok(None);
+        };
+        Ok(Some(crate::clock::Previous {
+            started_at,
+            run_clock,
+            floor: floor.as_deref().and_then(parse).unwrap_or(started_at),
+            boot: match (boot_id, since) {
+                (Some(id), Some(s)) if s >= 0 => Some(crate::clock::Boot {
+                    id,
+                    since: s as u64,
+                }),
+                _ => None,
+            },
+        }))
+    }
+
     /// Opens (creating if needed) the database, and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Store> {
         let wrap = |err| StoreError::Sqlite {
@@ -765,7 +815,8 @@ impl Batch<'_> {
             "INSERT INTO incidents (signature, kind, stage, status, severity, verdict, title, source, host, level,
                  template, exception_type, first_seen, last_seen, occurrences, samples, created_at, updated_at, run_id, seen_at)
              VALUES (?1, ?2, 'new', 'open', ?3, 'unsure', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15,
-                 max(?14, coalesce((SELECT max(started_at) FROM runs), '')))",
+                 coalesce((SELECT run_clock FROM runs WHERE run_clock IS NOT NULL ORDER BY id DESC LIMIT 1),
+                     max(?14, coalesce((SELECT max(started_at) FROM runs), ''))))",
             params![
                 i.signature,
                 i.kind,
@@ -797,8 +848,9 @@ impl Batch<'_> {
     }
 
     /// Adds occurrences to an open incident. Its `seen_at` (where the quiet period
-    /// that resolves it starts) never moves back, and is at least the latest start of
-    /// any run: a run whose clock was behind leaves no stamp a year old.
+    /// that resolves it starts) is on the run clock (`clock.rs`), which never moves back
+    /// and advances by the time that really passed: a run whose clock was behind leaves
+    /// no stamp a year old, and one whose clock is ahead no stamp in the future.
     pub fn add_occurrences(
         &self,
         id: i64,
@@ -808,7 +860,9 @@ impl Batch<'_> {
     ) -> Result<()> {
         self.tx.execute_cached(
             "UPDATE incidents SET occurrences = occurrences + ?2, last_seen = max(last_seen, ?3), updated_at = ?4,
-                 seen_at = max(coalesce(seen_at, ''), ?4, coalesce((SELECT max(started_at) FROM runs), ''))
+                 seen_at = max(coalesce(seen_at, ''),
+                     coalesce((SELECT run_clock FROM runs WHERE run_clock IS NOT NULL ORDER BY id DESC LIMIT 1),
+                         max(?4, coalesce((SELECT max(started_at) FROM runs), ''))))
              WHERE id = ?1",
             params![id, count as i64, ts(last_seen), ts(now)],
         )?;
@@ -890,8 +944,9 @@ impl Batch<'_> {
     /// Records a run and returns its id.
     pub fn insert_run(&self, r: &RunRow) -> Result<i64> {
         self.tx.execute_cached(
-            "INSERT INTO runs (started_at, duration_ms, lines_read, events_kept, triggers, llm_calls, errors, error_text)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO runs (started_at, duration_ms, lines_read, events_kept, triggers, llm_calls, errors, error_text,
+                 boot_id, since_boot, run_clock, expiry_floor)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
             params![
                 r.started_at,
                 r.duration_ms as i64,
@@ -900,7 +955,11 @@ impl Batch<'_> {
                 r.triggers as i64,
                 r.llm_calls as i64,
                 r.errors as i64,
-                r.error_text
+                r.error_text,
+                r.boot.as_ref().map(|b| b.id.as_str()),
+                r.boot.as_ref().map(|b| b.since.min(i64::MAX as u64) as i64),
+                r.clock.as_ref().map(|c| ts(c.run_clock)),
+                r.clock.as_ref().map(|c| ts(c.floor)),
             ],
         )?;
         Ok(self.tx.last_insert_rowid())

@@ -295,3 +295,84 @@ fn the_weekly_briefing_is_not_skipped_after_a_run_with_the_clock_ahead() {
         .path("incidents/briefings/2026-11-23-briefing.md")
         .exists());
 }
+
+/// The system clock (not `--now`) jumps three days ahead for a run, then is set right.
+/// The time since boot says only seconds passed: nothing resolves, and the error that
+/// comes back after is the same incident, not a regression paged again.
+#[test]
+fn a_run_with_the_system_clock_days_ahead_resolves_nothing() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&format!(
+        "{}[incidents]\nresolve_after = \"1h\"\nnag = {{ critical = \"off\", warning = \"off\" }}\n",
+        ntfy.config("ops")
+    ));
+    let day = "2026-11-22";
+    t.write(
+        "app.log",
+        &rec(day, "10:00:00", "ERROR", "Invoice 7 PDF render failed"),
+    );
+    let Some(r) = t.run_with_clock_at("2026-11-22 10:01:00", &["run"]) else {
+        return;
+    };
+    assert!(r.stdout.contains("new incident #1"), "{}", r.all());
+    let r = t
+        .run_with_clock_at("2026-11-25 10:01:00", &["run"])
+        .unwrap();
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    assert!(!r.stdout.contains("resolved"), "{}", r.all());
+    assert!(
+        r.all().contains("the clock moved 3d"),
+        "the jump is reported: {}",
+        r.all()
+    );
+    assert_eq!(t.incidents()[0]["status"], "open");
+
+    // The clock is right again, and the error comes back.
+    t.append(
+        "app.log",
+        rec(day, "10:02:00", "ERROR", "Invoice 9 PDF render failed").as_bytes(),
+    );
+    let r = t
+        .run_with_clock_at("2026-11-22 10:03:00", &["run"])
+        .unwrap();
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    assert!(!r.stdout.contains("new incident #"), "{}", r.all());
+    let all = t.incidents();
+    assert_eq!(all.len(), 1, "{all:?}");
+    assert_eq!(all[0]["status"], "open");
+    assert_eq!(titles(&ntfy).len(), 1, "one page: {:?}", titles(&ntfy));
+}
+
+/// An ignore rule expires at 11:00; a run at 12:00 (the system clock) is past it. The
+/// clock is then set back to 10:30: the rule does not silence again.
+#[test]
+fn an_expired_rule_stays_expired_when_the_system_clock_goes_back() {
+    let t = Test::new();
+    t.with_app_source(NO_NAG);
+    t.write(
+        "ignore.toml",
+        "[[rule]]\nid = 1\npattern = \"PDF render failed\"\nexpires = \"2026-11-22T11:00:00Z\"\ncomment = \"deploy in progress\"\n",
+    );
+    t.write("app.log", "");
+    let Some(r) = t.run_with_clock_at("2026-11-22 12:00:00", &["run"]) else {
+        return;
+    };
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    t.append(
+        "app.log",
+        rec(
+            "2026-11-22",
+            "10:29:00",
+            "ERROR",
+            "Invoice 7 PDF render failed",
+        )
+        .as_bytes(),
+    );
+    let r = t
+        .run_with_clock_at("2026-11-22 10:30:00", &["run"])
+        .unwrap();
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    assert!(r.stdout.contains("new incident #1"), "{}", r.all());
+    assert!(r.all().contains("the clock went back"), "{}", r.all());
+}

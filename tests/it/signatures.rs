@@ -282,8 +282,12 @@ fn a_group_stored_by_the_previous_masking_keeps_its_messages_after_an_upgrade() 
         assert_eq!(n, 1);
         // The schema just before migration 16, which masks stored templates again
         // (without what the migrations after it add).
-        c.execute_batch("DROP TABLE metric_detector_pages; DROP INDEX runs_by_started_at")
-            .unwrap();
+        c.execute_batch(
+            "DROP TABLE metric_detector_pages; DROP INDEX runs_by_started_at;
+             ALTER TABLE runs DROP COLUMN boot_id; ALTER TABLE runs DROP COLUMN since_boot;
+             ALTER TABLE runs DROP COLUMN run_clock; ALTER TABLE runs DROP COLUMN expiry_floor;",
+        )
+        .unwrap();
         c.pragma_update(None, "user_version", 15).unwrap();
     }
     t.append(

@@ -114,6 +114,40 @@ impl Test {
         Run::from(out)
     }
 
+    /// Runs `logwarden` with the system clock set to `at` (`2026-11-22 10:00:00`, UTC)
+    /// by libfaketime, no `--now`: the time since boot goes on as it really does.
+    /// `None` where faketime is not installed (never in CI).
+    pub fn run_with_clock_at(&self, at: &str, args: &[&str]) -> Option<Run> {
+        let faketime = std::env::var_os("PATH").and_then(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("faketime"))
+                .find(|f| f.is_file())
+        });
+        let Some(faketime) = faketime else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "faketime is missing in CI"
+            );
+            eprintln!("faketime not installed: skipped");
+            return None;
+        };
+        let c = self.command(args);
+        let mut wrapped = Command::new(faketime);
+        wrapped
+            .arg("-f")
+            .arg(format!("@{at}"))
+            .arg(c.get_program())
+            .args(c.get_args());
+        for (k, v) in c.get_envs() {
+            match v {
+                Some(v) => wrapped.env(k, v),
+                None => wrapped.env_remove(k),
+            };
+        }
+        wrapped.current_dir(c.get_current_dir().unwrap());
+        Some(Run::from(wrapped.output().expect("faketime runs")))
+    }
+
     /// Runs `logwarden` and asserts it exited 0.
     pub fn ok(&self, args: &[&str]) -> Run {
         let r = self.run(args);
