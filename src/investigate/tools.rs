@@ -227,7 +227,12 @@ impl<'a> Tools<'a> {
                 ts(h.created_at),
                 h.signature,
                 h.verdict,
-                h.template.lines().next().unwrap_or(""),
+                // A template's wildcards can cut a secret into parts that no longer
+                // look like one: redacted as a template before the whole is cleaned.
+                self.config
+                    .redact
+                    .redactor
+                    .clean_template(h.template.lines().next().unwrap_or("")),
                 clip(&h.sample, 1500).trim_end()
             ));
         }

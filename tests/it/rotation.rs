@@ -349,11 +349,7 @@ fn copytruncate_with_a_writer_that_keeps_its_offset() {
     )
     .unwrap();
     let r = t.ok(&["run"]);
-    let titles: Vec<String> = t
-        .incidents()
-        .iter()
-        .map(|i| i["title"].as_str().unwrap().to_string())
-        .collect();
+    let titles = t.titles();
     assert!(
         titles
             .iter()

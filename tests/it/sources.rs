@@ -990,11 +990,7 @@ os.truncate("app.log", os.path.getsize("app.log") - 1)  # killed before its newl
             "{add}\nlogger.critical(\"Database down after the restart\")"
         ));
         let r = t.ok(&["run"]);
-        let titles: Vec<String> = t
-            .incidents()
-            .iter()
-            .map(|i| i["title"].as_str().unwrap().to_string())
-            .collect();
+        let titles = t.titles();
         let case = format!("format {fmt:?}, run between: {run_between}\n{}", r.stdout);
         assert_eq!(titles.len(), 2, "{case}\n{titles:?}");
         assert!(

@@ -178,6 +178,14 @@ impl Test {
         serde_json::from_str(&r.stdout).expect("incidents --json prints JSON")
     }
 
+    /// The titles of the incidents, in `incidents --json` order.
+    pub fn titles(&self) -> Vec<String> {
+        self.incidents()
+            .iter()
+            .map(|i| i["title"].as_str().unwrap().to_string())
+            .collect()
+    }
+
     /// Writes a log with the real loguru: `body` is Python run after
     /// `from loguru import logger; logger.remove()` in the test dir.
     pub fn loguru(&self, body: &str) {
