@@ -198,6 +198,13 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             r#"(?:(?m:^)|[\s'"\[,])-p(?P<v>[^\s'",\]\-][^\s'",\]]*)"#,
             |text, _, at| program_before(text, at, &["mysql", "mariadb", "sshpass"]),
         ),
+        // `sshpass -p <password>` takes it as the next word too (its usual form),
+        // quoted or not, and as the next item of an argv list.
+        checked(
+            "password",
+            r#"(?:(?m:^)|[\s'"\[,])-p(?:[ \t]+['"]?|['"],[ \t]*['"])(?P<v>[^\s'",\]\-][^\s'",\]]*)"#,
+            sshpass_option,
+        ),
         checked(
             "password",
             r#"(?:(?m:^)|[\s'"\[,])(?:-u|-U|--user|--proxy-user)(?:=|[ \t]+|['"],[ \t]*|)['"]?[^\s:'"]*:(?P<v>[^\s'"\]]+)"#,
@@ -267,6 +274,20 @@ fn program_before(text: &str, at: usize, programs: &[&str]) -> bool {
     let line = &text[text[..at].rfind('\n').map_or(0, |i| i + 1)..at];
     let line = line.to_ascii_lowercase();
     programs.iter().any(|p| line.contains(p))
+}
+
+/// Whether the `-p` at `at` is sshpass's own: only options between `sshpass` and it (in
+/// `sshpass -p pw ssh -p 2222 host` the second is ssh's port).
+fn sshpass_option(text: &str, _: &str, at: usize) -> bool {
+    let line = &text[text[..at].rfind('\n').map_or(0, |i| i + 1)..at];
+    let lower = line.to_ascii_lowercase();
+    let Some(start) = lower.rfind("sshpass") else {
+        return false;
+    };
+    lower[start + "sshpass".len()..]
+        .split(|c: char| c.is_whitespace() || "'\",[]".contains(c))
+        .filter(|w| !w.is_empty())
+        .all(|w| w.starts_with('-'))
 }
 
 /// Prefixes of ids, which are evidence (a request id for the provider's support),
@@ -1483,11 +1504,18 @@ mod tests {
             ("run: curl --user=deploy:tvGRpUy1lMoLdO https://x/api", "tvGRpUy1lMoLdO", "password"),
             ("Command '['curl', '-sS', '-u', 'deploy:tvGRpUy1lMoLdO', 'https://x']' failed", "tvGRpUy1lMoLdO", "password"),
             ("curl -x proxy:3128 --proxy-user bob:tvGRpUy1lMoLdO https://x", "tvGRpUy1lMoLdO", "password"),
+            ("exec: sshpass -p hunter2Xq ssh deploy@db uptime", "hunter2Xq", "password"),
+            ("exec: sshpass -p 'hunter2Xq' ssh deploy@db", "hunter2Xq", "password"),
+            ("Command '['sshpass', '-p', 'hunter2Xq', 'rsync', '-a', 'x']' returned 1", "hunter2Xq", "password"),
+            ("SSHPASS -phunter2Xq scp a b:", "hunter2Xq", "password"),
+            ("sshpass -v -p hunter2Xq ssh -p 2222 deploy@db", "hunter2Xq", "password"),
         ]);
         kept(&[
             "ssh -p2222 deploy@host failed",
             "docker run -u 1000:1000 -p8080:80 app",
             "mysql -p -h db failed: access denied",
+            "sshpass -e ssh -p 2222 deploy@db failed",
+            "sshpass -f /etc/pw ssh -p 2222 deploy@db failed",
         ]);
     }
 
