@@ -701,17 +701,17 @@ impl LineSink for &mut Lines<'_> {
 
     fn line(&mut self, line: LineRef<'_>) -> bool {
         let state = &mut *self.state;
-        if !line.complete && !self.finished {
-            // A half-written last line waits for the next run; where it ends now is
-            // remembered, in case its writer died there and the next record is
-            // appended to it.
-            let end = state.offset + line.len;
-            if !state.torn.contains(&end) {
-                if state.torn.len() >= MAX_TORN {
-                    state.torn.remove(0);
-                }
-                state.torn.push(end);
+        let end = state.offset + line.len;
+        // A half-written last line waits for the next run; where it ends now is
+        // remembered, in case its writer died there and the next record is appended
+        // to it. When a run already saw the file end at this very place, nothing was
+        // written for a whole run: its writer died mid-line, and the line is read as
+        // it is (waiting longer would lose it until the file rotates).
+        if !line.complete && !self.finished && !state.torn.contains(&end) {
+            if state.torn.len() >= MAX_TORN {
+                state.torn.remove(0);
             }
+            state.torn.push(end);
             return false;
         }
         let before = (state.offset, state.line_no);

@@ -954,6 +954,48 @@ for i in range({from}, {to}):
     );
 }
 
+/// A writer killed mid-line whose last record is an ERROR, and that never writes again:
+/// the first run waits for the rest of the line, the next (the file ended at the same
+/// place for a whole run) reads it as it is. Counted once; a record a restart appends
+/// to the same line later is read too.
+#[test]
+fn an_error_torn_by_a_writer_that_never_writes_again_is_read_next_run() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.with_app_source("");
+    t.loguru(
+        r#"logger.add("app.log")
+logger.info("handling request 42")
+logger.error("Payment batch 7 failed: ledger locked")
+os.truncate("app.log", os.path.getsize("app.log") - 1)  # killed before its newline
+"#,
+    );
+    let r = t.ok(&["run"]);
+    assert!(t.titles().is_empty(), "waits one run: {}", r.stdout);
+    let r = t.ok(&["run"]);
+    let titles = t.titles();
+    assert!(
+        titles.len() == 1 && titles[0].contains("Payment batch"),
+        "{}\n{titles:?}",
+        r.stdout
+    );
+    t.ok(&["run"]);
+    assert_eq!(total_occurrences(&t), 1);
+    t.loguru(
+        r#"logger.add("app.log")
+logger.critical("Database down after the restart")"#,
+    );
+    t.ok(&["run"]);
+    let titles = t.titles();
+    assert!(
+        titles.len() == 2 && titles.iter().any(|t| t.contains("Database down")),
+        "{titles:?}"
+    );
+    assert_eq!(total_occurrences(&t), 2);
+}
+
 /// A writer killed mid-line (its last line has no newline) whose restart appends its
 /// first record to the torn line: that record is read, in the default format whether a
 /// run saw the torn line or not, and in a custom format when a run saw it end there. A
