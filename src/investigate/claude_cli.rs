@@ -371,7 +371,9 @@ pub fn run(
     };
     let (stdout, stderr) = (finished.stdout, finished.stderr);
     let mut d = diagnosis_from_output(&stdout, &stderr, status, &config.redact.redactor);
-    if d.diagnosed && d.cost_usd.is_none_or(|c| c <= 0.0) {
+    // A call that ended without saying what it cost (it crashed, or printed no result)
+    // may have spent up to the ceiling all the same.
+    if d.cost_usd.is_none() || (d.diagnosed && d.cost_usd.is_some_and(|c| c <= 0.0)) {
         d.cost_usd = Some(ceiling);
     }
     d

@@ -161,12 +161,22 @@ fn a_hanging_claude_is_killed_at_the_timeout() {
 fn junk_output_is_not_a_verdict() {
     let (t, ntfy) = setup("junk", "30s");
     assert_not_diagnosed(&t, &ntfy, "printed no JSON result");
+    // It did not say what it cost: charged the most one call may spend, not nothing.
+    assert_eq!(run_cost(&t), 0.5);
 }
 
 #[test]
 fn an_api_error_is_recorded() {
     let (t, ntfy) = setup("fail", "30s");
     assert_not_diagnosed(&t, &ntfy, "401 invalid x-api-key");
+    // It said: nothing.
+    assert_eq!(run_cost(&t), 0.0);
+}
+
+fn run_cost(t: &Test) -> f64 {
+    let status: serde_json::Value =
+        serde_json::from_str(&t.ok(&["status", "--json"]).stdout).unwrap();
+    status["runs"][0]["cost_usd"].as_f64().unwrap()
 }
 
 #[test]
