@@ -611,18 +611,39 @@ fn too_broad(pattern: &str, hir: &regex_syntax::hir::Hir) -> Option<String> {
     // "e0"): a probe holding none of them cannot match, so when too few hold one, no
     // compiling is needed to say the pattern is narrow. Rules are checked at every
     // load, and a run with nothing new must stay quick.
-    let seq = regex_syntax::hir::literal::Extractor::new().extract(hir);
+    // Few and short literals are enough to count the probes that may match; many long
+    // ones cost more to make than they save.
+    let seq = regex_syntax::hir::literal::Extractor::new()
+        .limit_class(4)
+        .limit_literal_len(16)
+        .limit_total(16)
+        .extract(hir);
     if let Some(lits) = seq.literals() {
-        if lits.iter().all(|l| !l.as_bytes().is_empty()) {
-            let finders: Vec<memchr::memmem::Finder> = lits
-                .iter()
-                .map(|l| memchr::memmem::Finder::new(l.as_bytes()))
-                .collect();
-            let possible = PROBES
-                .iter()
-                .filter(|p| finders.iter().any(|f| f.find(p.as_bytes()).is_some()))
-                .count();
-            if possible < needed {
+        if lits
+            .iter()
+            .all(|l| !l.as_bytes().is_empty() && !l.as_bytes().contains(&0))
+        {
+            // The probes as one text, NUL between them (so no literal spans two): one
+            // quick search per literal, not one per literal and probe.
+            static JOINED: std::sync::LazyLock<(String, Vec<usize>)> =
+                std::sync::LazyLock::new(|| {
+                    let mut text = String::new();
+                    let mut starts = Vec::new();
+                    for p in PROBES {
+                        starts.push(text.len());
+                        text.push_str(p);
+                        text.push('\0');
+                    }
+                    (text, starts)
+                });
+            let (text, starts) = &*JOINED;
+            let mut found = vec![false; PROBES.len()];
+            for l in lits {
+                for at in memchr::memmem::find_iter(text.as_bytes(), l.as_bytes()) {
+                    found[starts.partition_point(|&s| s <= at) - 1] = true;
+                }
+            }
+            if found.iter().filter(|&&f| f).count() < needed {
                 return None;
             }
         }
