@@ -1348,6 +1348,96 @@ mod tests {
     }
 
     #[test]
+    fn a_rewrite_in_place_behind_the_checkpoint_is_read_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = source(dir.path(), "");
+        let cfg = &config.sources[0];
+        let log = dir.path().join("app.log");
+        let line = |i: usize, level: &str, msg: &str| {
+            format!(
+                "2026-12-02 07:00:{:02}.000 | {level:<8} | app:f:1 - {msg} {i}\n",
+                i % 60
+            )
+        };
+        let head: String = (0..80).map(|i| line(i, "INFO", "warming cache")).collect();
+        assert!(head.len() > HEAD_BYTES);
+        let first = head.clone()
+            + &(0..40)
+                .map(|i| line(i, "INFO", "steady"))
+                .collect::<String>();
+        std::fs::write(&log, &first).unwrap();
+        let (got, cps) = step(cfg, &HashMap::new());
+        assert!(got.is_empty(), "{got:?}");
+        // Truncated and written again (same inode), with the same start, longer now,
+        // the error before where the last run stopped.
+        let second = head
+            + &line(0, "ERROR", "ledger mismatch")
+            + &(0..80)
+                .map(|i| line(i, "INFO", "reconciled"))
+                .collect::<String>();
+        assert!(second.len() > first.len());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&log)
+            .unwrap();
+        append(&log, second.as_bytes());
+        let (got, report) = read_all(cfg, &cps, (u64::MAX, 4096));
+        let got: Vec<String> = got.into_iter().map(|e| e.message).collect();
+        assert_eq!(got, ["ledger mismatch 0"]);
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("rewritten in place")),
+            "{:?}",
+            report.warnings
+        );
+        // An append only is no rewrite; nothing is read twice.
+        let cps = report
+            .checkpoints
+            .iter()
+            .map(|c| (c.key.clone(), c.clone()))
+            .collect();
+        append(&log, line(1, "ERROR", "after").as_bytes());
+        let (got, _) = step(cfg, &cps);
+        assert_eq!(got, ["after 1"]);
+    }
+
+    #[test]
+    fn a_checkpoint_from_before_tails_were_kept_still_loads() {
+        let old =
+            r#"{"id":{"dev":1,"ino":2},"path":"/x/app.log","offset":10,"line_no":1,"head":[10,7]}"#;
+        let st: FileState = serde_json::from_str(old).unwrap();
+        assert_eq!((st.offset, st.tail), (10, None));
+        let dir = tempfile::tempdir().unwrap();
+        let config = source(dir.path(), "");
+        let cfg = &config.sources[0];
+        let log = dir.path().join("app.log");
+        std::fs::write(&log, "2026-12-02 07:00:00.000 | INFO     | app:f:1 - up\n").unwrap();
+        let (_, cps) = step(cfg, &HashMap::new());
+        // Stored without its tail, as an older build wrote it: the next run goes on.
+        let cps: HashMap<String, Checkpoint> = cps
+            .into_iter()
+            .map(|(k, mut c)| {
+                if let Ok(mut st) = serde_json::from_str::<FileState>(&c.state) {
+                    assert!(st.tail.is_some());
+                    st.tail = None;
+                    c.state = serde_json::to_string(&st).unwrap();
+                    assert!(!c.state.contains("tail"));
+                }
+                (k, c)
+            })
+            .collect();
+        append(
+            &log,
+            b"2026-12-02 07:00:01.000 | ERROR    | app:f:1 - later\n",
+        );
+        let (got, _) = step(cfg, &cps);
+        assert_eq!(got, ["later"]);
+    }
+
+    #[test]
     fn rotation_names() {
         assert!(is_rotation_of(
             "app.2026-11-22_09-50-45_123456.log",
