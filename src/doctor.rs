@@ -893,7 +893,10 @@ fn ntfy_checks(config: &Config, send: bool) -> Vec<Check> {
         }
         Err(e) => {
             checks.push(fail(
-                format!("ntfy: GET {health}: {e}"),
+                format!(
+                    "ntfy: GET {health}: {}",
+                    crate::notify::ntfy::error_chain(&e)
+                ),
                 "check `server` in [ntfy], DNS and the firewall (outgoing HTTPS)",
             ));
             return checks;
@@ -920,7 +923,7 @@ fn ntfy_checks(config: &Config, send: bool) -> Vec<Check> {
                 fix,
             )),
             Err(e) => checks.push(fail(
-                format!("ntfy: GET {account}: {e}"),
+                format!("ntfy: GET {account}: {}", crate::redact::url_userinfo(&e)),
                 "check the network",
             )),
         }

@@ -299,16 +299,13 @@ impl Validator {
             }),
             Some("anthropic-api") => {
                 let base_url = match i.base_url {
-                    Some(s) if s.starts_with("http://") || s.starts_with("https://") => {
-                        s.trim_end_matches('/').to_string()
-                    }
-                    Some(s) => {
-                        self.err(
+                    Some(s) => self
+                        .http_url(
                             "investigator.base_url",
-                            format!("`{s}` is not an http(s) URL"),
-                        );
-                        String::new()
-                    }
+                            &s,
+                            "give the key with api_key_file or api_key_env",
+                        )
+                        .unwrap_or_default(),
                     None => "https://api.anthropic.com".into(),
                 };
                 let api_key = match (i.api_key_file, i.api_key_env) {

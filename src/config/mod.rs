@@ -675,6 +675,30 @@ impl Validator {
         });
     }
 
+    /// An http(s) base URL, without its trailing `/`. One with a user name or password
+    /// in it (`https://user:pw@host`) is refused: the URL is shown by `check`, `status`
+    /// and every error about the server, and stored with what was sent; `how` says
+    /// where the credentials go instead. Neither error repeats the credentials.
+    fn http_url(&mut self, key: &str, url: &str, how: &str) -> Option<String> {
+        let shown = crate::redact::url_userinfo(url);
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            self.err(key, format!("`{shown}` is not an http(s) URL"));
+            return None;
+        }
+        if crate::redact::has_userinfo(url) {
+            self.err(
+                key,
+                format!(
+                    "`{shown}` has a user name or password in it, which would be shown \
+                     wherever the URL is (check, status, errors): write the URL without \
+                     them, and {how}"
+                ),
+            );
+            return None;
+        }
+        Some(url.trim_end_matches('/').to_string())
+    }
+
     fn unknown(&mut self, prefix: &str, extra: &BTreeMap<String, toml::Value>, known: &[&str]) {
         for k in extra.keys() {
             let key = if prefix.is_empty() {
@@ -1232,13 +1256,14 @@ impl Validator {
         let topic = n.topic.clone().unwrap_or_default();
         let more = self.ntfy_more(&mut n, &topic, has_token, state_dir);
         let server = match n.server {
-            Some(s) if s.starts_with("http://") || s.starts_with("https://") => {
-                s.trim_end_matches('/').to_string()
-            }
-            Some(s) => {
-                self.err("ntfy.server", format!("`{s}` is not an http(s) URL"));
-                String::new()
-            }
+            Some(s) => self
+                .http_url(
+                    "ntfy.server",
+                    &s,
+                    "give them with token_file or token_env, or with username and \
+                     password_file or password_env",
+                )
+                .unwrap_or_default(),
             None => "https://ntfy.sh".into(),
         };
         let topic = match n.topic {

@@ -242,7 +242,20 @@ impl Validator {
                 if !(c.starts_with("https://") || c.starts_with("http://")) {
                     self.err(
                         "ntfy.click",
-                        format!("`{c}` is not an http(s) URL template"),
+                        format!(
+                            "`{}` is not an http(s) URL template",
+                            crate::redact::url_userinfo(&c)
+                        ),
+                    );
+                    None
+                } else if crate::redact::has_userinfo(&c) {
+                    self.err(
+                        "ntfy.click",
+                        format!(
+                            "`{}` has a user name or password in it, which every \
+                             notification would carry to ntfy and the phone",
+                            crate::redact::url_userinfo(&c)
+                        ),
                     );
                     None
                 } else if rest.contains('{') || rest.contains('}') {

@@ -456,7 +456,7 @@ fn rule_from_fields(
                         if signature.is_none() && !level.as_ref().is_some_and(caps_below_critical) {
                             problems.push(format!(
                                 "line {line}: rule {id}: the pattern {why}, so the rule would silence \
-                                 everything, CRITICAL included: narrow the pattern, or scope it with \
+                                 nearly everything, CRITICAL included: narrow the pattern, or scope it with \
                                  a `signature` or a `level` below CRITICAL"
                             ));
                         }
@@ -488,44 +488,175 @@ fn caps_below_critical(level: &Level) -> bool {
     level.no < 50
 }
 
+/// Log messages of many kinds that a rule's pattern is tried on: words, languages and
+/// scripts, lengths, punctuation, digits, exception lines (a rule is also searched in
+/// a record's exception line), and near-empty ones. A pattern found in nearly all of
+/// them is found in nearly every message any log writes, whatever its shape: `\S`,
+/// `\w`, a single space, `[^\s]`, `\D`, `[[:print:]]|\s` all are, though none matches
+/// the empty string.
+const PROBES: &[&str] = &[
+    "Connection reset by peer",
+    "Timeout after 30s waiting for upstream api.internal:443",
+    "GET /health 200 1.2ms",
+    "POST /api/v1/orders 500 (internal server error)",
+    "Database connection pool exhausted (max=20, in use=20)",
+    "User 4812 logged in from 10.0.3.17",
+    "Failed to send email to ops@example.com: SMTP 421 try again later",
+    "Retrying job send_invoice (attempt 3 of 5)",
+    "ValueError: invalid literal for int() with base 10: 'abc'",
+    "KeyError: 'user_id'",
+    "ConnectionRefusedError: [Errno 111] Connection refused",
+    "Traceback (most recent call last):",
+    "disk usage on /var at 91%",
+    "Cache miss for key session:9f2c1a",
+    "Worker started",
+    "Shutting down gracefully",
+    "Scheduled backup completed in 4m12s, 2.3 GiB written",
+    "Invalid JSON payload: Expecting value: line 1 column 1 (char 0)",
+    "PermissionError: [Errno 13] Permission denied: '/etc/app/secret.key'",
+    "Rate limit exceeded for client mobile-ios",
+    "Unhandled exception in request handler",
+    "ssl.SSLCertVerificationError: certificate verify failed: certificate has expired",
+    "Could not resolve host: payments.example.net",
+    "Order #88231 marked as shipped",
+    "Slow query (2314 ms): SELECT * FROM users WHERE email = ?",
+    "migrating schema to version 42",
+    "no route matched",
+    "Payment declined: insufficient funds",
+    "java.lang.OutOfMemoryError: Java heap space",
+    "Task queue depth is 1500, above threshold of 1000",
+    "Received SIGTERM, shutting down",
+    "Config reloaded from /etc/app/config.yaml",
+    "deprecated call to get_user(), use fetch_user() instead",
+    "HTTP 503 from upstream, circuit breaker open",
+    "sqlalchemy.exc.OperationalError: (psycopg2.OperationalError) server closed the connection unexpectedly",
+    "TypeError: 'NoneType' object is not subscriptable",
+    "RuntimeError: dictionary changed size during iteration",
+    "ZeroDivisionError: division by zero",
+    "Lock wait timeout; try restarting transaction",
+    "redis.exceptions.ConnectionError: Error 111 connecting to localhost:6379",
+    "Kafka consumer lag on topic orders: 12000 messages",
+    "Template not found: emails/welcome.html",
+    "Out of sync with primary",
+    "CSRF token missing or incorrect",
+    "File not found",
+    "upload of avatar.png by user bob (2.1 MB) done",
+    "Job nightly_report finished with status FAILED",
+    "Stripe webhook signature mismatch",
+    "GC pause 850ms",
+    "Session expired for user alice",
+    "Verbindung zum Server fehlgeschlagen",
+    "Échec de la connexion à la base de données",
+    "No se pudo abrir el archivo de configuración",
+    "Falha ao processar o pedido",
+    "Impossibile connettersi al database",
+    "Не удалось подключиться к базе данных",
+    "Помилка під час обробки запиту",
+    "Σφάλμα σύνδεσης με τη βάση δεδομένων",
+    "فشل الاتصال بقاعدة البيانات",
+    "שגיאה בחיבור למסד הנתונים",
+    "데이터베이스 연결 실패",
+    "डेटाबेस कनेक्शन विफल रहा",
+    "数据库连接失败",
+    "接続がタイムアウトしました",
+    "การเชื่อมต่อล้มเหลว",
+    "OK",
+    "42",
+    "---",
+    "…",
+    "🔥🔥🔥",
+    "{\"event\":\"login_failed\",\"user\":\"bob\",\"attempts\":5}",
+    "/usr/lib/python3.11/site-packages/app/views.py:118",
+    "AssertionError",
+    "2026-11-22T10:00:00Z",
+    "<html><body><h1>502 Bad Gateway</h1></body></html>",
+    "\tindented with a tab",
+    "Ошибка при обработке платежа пользователя",
+    "Сервис недоступен, повторите попытку позже",
+    "Не вдалося зберегти файл",
+    "Η αίτηση απέτυχε λόγω χρονικού ορίου",
+    "انتهت مهلة الطلب",
+    "لم يتم العثور على الملف",
+    "הבקשה נכשלה עקב חריגת זמן",
+    "अनुरोध का समय समाप्त हो गया",
+    "요청 시간이 초과되었습니다",
+    "파일을 찾을 수 없습니다",
+    "درخواست با خطا مواجه شد",
+    "Грешка при свързване към сървъра",
+    "მონაცემთა ბაზასთან კავშირი ვერ მოხერხდა",
+    "Հարցումը ձախողվեց",
+    "disk full",
+    "no such host",
+    "Out of sync with primary",
+    "Job stuck in a loop",
+    "ok: 3 of 3 shards up",
+    "line one\nline two",
+    "",
+];
+
+/// A pattern found in at least this share of [`PROBES`] (in percent) is too broad. Narrow
+/// patterns are found in a few (`Connection reset`: 1; `(?i)error`: 13 of 97); a
+/// single letter or a digit in 6 of 10 at most; match-alls in 9 of 10 and more.
+const BROAD_PERCENT: usize = 80;
+
 /// Why a pattern matches (nearly) every message, if it does: it matches the empty
-/// string (so it is found in any text: `''`, `.*`, `a|`, `^`, `x?`), or it matches
-/// short runs of every kind of character (`.`, `[\s\S]`, `\S|\s`, `..`).
-fn too_broad(pattern: &str, hir: &regex_syntax::hir::Hir) -> Option<&'static str> {
-    let min = hir.properties().minimum_len();
-    if min == Some(0) {
-        return Some("matches the empty string");
+/// string (so it is found in any text: `''`, `.*`, `a|`, `^`, `x?`), or it is found in
+/// at least [`BROAD_PERCENT`]% of a varied set of log messages ([`PROBES`]).
+fn too_broad(pattern: &str, hir: &regex_syntax::hir::Hir) -> Option<String> {
+    if hir.properties().minimum_len() == Some(0) {
+        return Some("matches the empty string".into());
     }
-    // Only short patterns can match every text; longer ones are not compiled here.
-    let n = min.filter(|&n| n <= 8)?;
-    // No newline among them: `.` misses only that, and matches every real message.
-    let probes = ["0", "a", "Z", " ", "-", "\u{e9}", "\u{2603}", "_", "\""];
-    // Most patterns start with one of a few known literals (`e0\d`: "e0"; `\d+`: a
-    // digit): one a probe lacks cannot match it, and no compiling is needed to say so.
-    // Rules are checked at every load, and a run with nothing new must stay quick.
-    let seq = regex_syntax::hir::literal::Extractor::new().extract(hir);
+    let needed = (PROBES.len() * BROAD_PERCENT).div_ceil(100);
+    // Most patterns start with one of a few known literals (`Connection reset`; `e0\d`:
+    // "e0"): a probe holding none of them cannot match, so when too few hold one, no
+    // compiling is needed to say the pattern is narrow. Rules are checked at every
+    // load, and a run with nothing new must stay quick.
+    // Few and short literals are enough to count the probes that may match; many long
+    // ones cost more to make than they save.
+    let seq = regex_syntax::hir::literal::Extractor::new()
+        .limit_class(4)
+        .limit_literal_len(16)
+        .limit_total(16)
+        .extract(hir);
     if let Some(lits) = seq.literals() {
-        if lits.is_empty() {
-            return None; // matches nothing at all
-        }
-        if lits.iter().all(|l| !l.as_bytes().is_empty()) {
-            let missed = probes.iter().any(|p| {
-                let s = p.repeat(n);
-                lits.iter().all(|l| {
-                    !s.as_bytes()
-                        .windows(l.as_bytes().len())
-                        .any(|w| w == l.as_bytes())
-                })
-            });
-            if missed {
+        if lits
+            .iter()
+            .all(|l| !l.as_bytes().is_empty() && !l.as_bytes().contains(&0))
+        {
+            // The probes as one text, NUL between them (so no literal spans two): one
+            // quick search per literal, not one per literal and probe.
+            static JOINED: std::sync::LazyLock<(String, Vec<usize>)> =
+                std::sync::LazyLock::new(|| {
+                    let mut text = String::new();
+                    let mut starts = Vec::new();
+                    for p in PROBES {
+                        starts.push(text.len());
+                        text.push_str(p);
+                        text.push('\0');
+                    }
+                    (text, starts)
+                });
+            let (text, starts) = &*JOINED;
+            let mut found = vec![false; PROBES.len()];
+            for l in lits {
+                for at in memchr::memmem::find_iter(text.as_bytes(), l.as_bytes()) {
+                    found[starts.partition_point(|&s| s <= at) - 1] = true;
+                }
+            }
+            if found.iter().filter(|&&f| f).count() < needed {
                 return None;
             }
         }
     }
     let re = Regex::new(pattern).ok()?;
-    let everything =
-        probes.iter().all(|p| re.is_match(&p.repeat(n))) && re.is_match(&"Qx7 ;".repeat(n));
-    everything.then_some("matches every message")
+    let hits = PROBES.iter().filter(|p| re.is_match(p)).count();
+    (hits >= needed).then(|| {
+        format!(
+            "is found in {hits} of the {} varied sample log messages it was tried on \
+             ({BROAD_PERCENT}% or more counts as matching everything)",
+            PROBES.len()
+        )
+    })
 }
 
 /// An expiry given on the command line: `7d` from now, a date (`2026-12-01`, midnight
@@ -782,7 +913,7 @@ fn add_rule_with(
         let capped = level.as_ref().is_some_and(caps_below_critical);
         if !rule.force {
             return Err(format!(
-                "the pattern {why}: the rule would silence every record, CRITICAL included. \
+                "the pattern {why}: the rule would silence nearly every record, CRITICAL included. \
                  Narrow the pattern, scope it with --signature, or give --force with a \
                  --level below CRITICAL"
             ));
@@ -1262,8 +1393,36 @@ comment = "old"
     fn broad_patterns_are_told_from_narrow_ones() {
         let broad = |p: &str| too_broad(p, &regex_syntax::Parser::new().parse(p).unwrap());
         for p in [
-            "", ".*", "a|", "^", "$", "x?", ".", "(?s).", r"[\s\S]", r"\S|\s", "..", r"[^\n]",
+            "",
+            ".*",
+            "a|",
+            "^",
+            "$",
+            "x?",
+            ".",
+            "(?s).",
+            r"[\s\S]",
+            r"\S|\s",
+            "..",
+            r"[^\n]",
             r"\b|x",
+            // None of these matches the empty string, yet each is in nearly every message.
+            r"\S",
+            r"\w",
+            r"[^\s]",
+            " ",
+            r"\s",
+            r"[[:print:]]|\s",
+            r"\D",
+            r"\W",
+            r"[^x]",
+            r"\b",
+            r"\S+",
+            r".+",
+            r"\w+ \w+",
+            r"[\w\W]",
+            r"(?i)[^q]",
+            r"\p{Any}",
         ] {
             assert!(broad(p).is_some(), "{p:?} passed");
         }
@@ -1271,12 +1430,33 @@ comment = "old"
             "e",
             r"\d+",
             "Connection reset",
+            "ConnectionResetError",
+            r"timeout after \d+s",
+            "^GET /health",
             "^Timeout after .*?$",
             "(?i)error",
-            r"\w",
+            "(?i)timeout|refused",
+            r"Errno \d+",
+            "[[:upper:]]{5}",
         ] {
-            assert!(broad(p).is_none(), "{p:?} refused");
+            assert!(broad(p).is_none(), "{p:?} refused: {:?}", broad(p));
         }
+        let why = broad(r"\S").unwrap();
+        assert!(
+            why.contains(&format!("of the {} varied", PROBES.len())),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn the_probes_are_varied() {
+        // Near-empty messages, messages in other scripts and without spaces, and
+        // multi-line ones: a pattern must match more than ASCII words to pass as broad.
+        assert!(PROBES.contains(&""));
+        assert!(PROBES.iter().any(|p| p.contains('\n')));
+        assert!(PROBES.iter().filter(|p| !p.is_ascii()).count() >= 15);
+        assert!(PROBES.iter().filter(|p| !p.contains(' ')).count() >= 8);
+        assert!(PROBES.len() >= 80);
     }
 
     #[test]

@@ -319,7 +319,14 @@ fn post(
                     retry_after,
                 )
             }
-            Err(e) => (true, format!("POST {url}: {e}"), None),
+            Err(e) => (
+                true,
+                format!(
+                    "POST {url}: {}",
+                    crate::redact::url_userinfo(&e.to_string())
+                ),
+                None,
+            ),
         };
         if !retryable || attempt >= cfg.retries {
             return Err(if attempt > 0 {

@@ -224,6 +224,8 @@ pub fn delivery_id(id: i64) -> String {
     format!("lw-{id}-{hex}")
 }
 
+/// An error and its causes, one after the other. The user name and password of any URL
+/// in them are left out: an HTTP client's error names the URL it was asked for.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();
@@ -232,7 +234,7 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
         s.push_str(&inner.to_string());
         src = inner.source();
     }
-    s
+    crate::redact::url_userinfo(&s).into_owned()
 }
 
 /// A value for ntfy's simple `Actions` format, quoted when it holds `,` or `;`.

@@ -634,6 +634,29 @@ pub fn private_keys(text: &str) -> Cow<'_, str> {
     redact_pem(text)
 }
 
+/// The text with the user name and password of every URL in it (`https://user:pw@host`)
+/// replaced by `***`, and nothing else changed: for what logwarden prints about its own
+/// connections (an HTTP client's error names the URL it was asked for).
+pub fn url_userinfo(text: &str) -> Cow<'_, str> {
+    static USERINFO: LazyLock<Regex> = LazyLock::new(|| {
+        // The authority ends at the first `/`, `?` or `#`; its userinfo at its last
+        // `@` (a password may hold `@`).
+        Regex::new(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@]*(?:@[^/?#\s@]*)*@")
+            .expect("the URL userinfo regex compiles")
+    });
+    if !text.contains('@') {
+        return Cow::Borrowed(text);
+    }
+    USERINFO.replace_all(text, "${1}***@")
+}
+
+/// Whether a URL has a user name or password in it (`https://user:pw@host/`).
+pub fn has_userinfo(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority.contains('@')
+}
+
 /// PEM and PGP private key blocks, multi-line, also with `\n` escapes (a repr in a
 /// log line): through the matching END line whatever is between; a block cut
 /// short (no END line) is redacted to the end of its base64 run.
@@ -867,6 +890,31 @@ mod tests {
             let got = r(text);
             assert!(got.contains(want), "{text} → {got}");
         }
+    }
+
+    #[test]
+    fn userinfo_is_hidden_in_urls() {
+        assert_eq!(
+            url_userinfo(
+                "error sending request for url (https://bob:s3cr@t@ntfy.example/ops): refused"
+            ),
+            "error sending request for url (https://***@ntfy.example/ops): refused"
+        );
+        assert_eq!(
+            url_userinfo("http://tok@h:8080/x and ftp://a:b@c"),
+            "http://***@h:8080/x and ftp://***@c"
+        );
+        for same in [
+            "https://ntfy.sh/ops?x=a@b",
+            "mail bob@example.com",
+            "https://h/p#a@b",
+        ] {
+            assert_eq!(url_userinfo(same), same);
+        }
+        assert!(has_userinfo("https://user:pw@ntfy.example/"));
+        assert!(has_userinfo("http://token@ntfy.example"));
+        assert!(!has_userinfo("https://ntfy.example/topic?user=a@b"));
+        assert!(!has_userinfo("https://ntfy.sh"));
     }
 
     #[test]

@@ -35,6 +35,9 @@ use crate::config::{FileSource, ParserSpec, SourceConfig, StartFrom};
 /// How many bytes at the start of a file identify its content (the first line at
 /// least, then up to this much of what was read).
 const HEAD_BYTES: usize = 4096;
+/// How many bytes just before a checkpoint's offset are remembered (see
+/// [`FileState::tail`]).
+const TAIL_BYTES: u64 = 4096;
 /// The checkpoint key that marks a source as started (so later files are new files).
 const INIT_KEY: &str = "init";
 /// Without `settle`, how long a file must be quiet before a last record whose traceback
@@ -74,6 +77,13 @@ pub struct FileState {
     /// Length and hash of the first bytes (the first line, widened up to 4 KiB of
     /// whole lines read), once there is one.
     pub head: Option<(u64, u64)>,
+    /// Length and hash of the bytes just before `offset` (up to [`TAIL_BYTES`] of what
+    /// was read). A file truncated and written again by its app (`open(path, "w")`)
+    /// keeps its inode, may start with the same bytes and may have grown past `offset`
+    /// by the next run: only the bytes behind the cursor tell that what was read is no
+    /// longer there. Checked once per run, whatever was written since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<(u64, u64)>,
     /// When the file was found gone (it is forgotten after the grace period).
     #[serde(default)]
     pub missing_since: Option<DateTime<Utc>>,
@@ -97,6 +107,7 @@ impl FileState {
             offset: 0,
             line_no: 0,
             head: None,
+            tail: None,
             missing_since: None,
             held_len: None,
             torn: Vec::new(),
@@ -420,11 +431,10 @@ impl Follower<'_> {
                 Some((len, hash)) => head_of(path, len).map_err(io(path))? != Some((len, hash)),
                 None => false,
             };
-        if truncated || replaced {
+        let rewritten = !truncated && !replaced && !tail_matches(path, &prev).map_err(io(path))?;
+        if truncated || replaced || rewritten {
             // copytruncate: the lines written since the last run are in the copy.
-            let copy = prev
-                .head
-                .and_then(|h| find_copy(path, h, prev.offset, current));
+            let copy = prev.head.and_then(|h| find_copy(path, h, &prev, current));
             match &copy {
                 Some(c) => {
                     self.report.warnings.push(format!(
@@ -454,6 +464,12 @@ impl Follower<'_> {
                     meta.len(),
                     prev.offset
                 )),
+                None if rewritten => self.report.warnings.push(format!(
+                    "{}: the {} bytes before where the last run stopped (offset {}) changed since: the file was rewritten in place, reading it again from the start",
+                    path.display(),
+                    prev.tail.map_or(0, |t| t.0),
+                    prev.offset
+                )),
                 None => self.report.warnings.push(format!(
                     "{}: the first line changed since the last run: the file was replaced, reading it from the start",
                     path.display()
@@ -462,7 +478,12 @@ impl Follower<'_> {
             return self.read_from(path, meta, FileState::new(prev.id, path), false);
         }
         if meta.len() == prev.offset && prev.head.is_some() {
-            return Ok(prev); // nothing new: no need to open the file
+            // Nothing new: no need to read the file. A checkpoint from before tails
+            // were kept gets one.
+            if prev.tail.is_none() {
+                remember_tail(path, &mut prev);
+            }
+            return Ok(prev);
         }
         self.read_from(path, meta, prev, false)
     }
@@ -472,7 +493,10 @@ impl Follower<'_> {
     fn copy_of_known(&self, path: &Path) -> Option<FileState> {
         for st in &self.prev_states {
             if let Some((len, hash)) = st.head {
-                if st.offset > 0 && head_of(path, len).ok().flatten() == Some((len, hash)) {
+                if st.offset > 0
+                    && head_of(path, len).ok().flatten() == Some((len, hash))
+                    && tail_matches(path, st).unwrap_or(false)
+                {
                     return Some(st.clone());
                 }
             }
@@ -546,6 +570,7 @@ impl Follower<'_> {
         })?;
         // The head only identifies the file better; failing to widen it is harmless.
         let _ = grow_head(path, &mut state);
+        remember_tail(path, &mut state);
         Ok(state)
     }
 
@@ -866,7 +891,47 @@ fn skip_to_end(path: &Path, meta: &Metadata) -> Result<FileState, SourceError> {
         state.line_no += 1;
     }
     grow_head(path, &mut state).map_err(io(path))?;
+    remember_tail(path, &mut state);
     Ok(state)
+}
+
+/// Records the length and hash of the bytes just before the state's offset (none for a
+/// compressed file, whose bytes cannot be reached without reading all before them, or
+/// when they cannot be read: the next run then checks the head only).
+fn remember_tail(path: &Path, state: &mut FileState) {
+    let len = state.offset.min(TAIL_BYTES);
+    state.tail = match len {
+        0 => None,
+        _ => tail_of(path, state.offset, len).ok().flatten(),
+    };
+}
+
+/// Whether the file still has, just before the state's offset, the bytes read there
+/// (true when the state has no tail to compare, or the file is compressed).
+fn tail_matches(path: &Path, state: &FileState) -> std::io::Result<bool> {
+    let Some((len, hash)) = state.tail else {
+        return Ok(true);
+    };
+    if is_compressed(path) {
+        return Ok(true);
+    }
+    Ok(tail_of(path, state.offset, len)? == Some((len, hash)))
+}
+
+/// The length and hash of the `len` bytes of a (plain) file that end at `end`, or
+/// `None` if it is shorter or compressed.
+fn tail_of(path: &Path, end: u64, len: u64) -> std::io::Result<Option<(u64, u64)>> {
+    if is_compressed(path) || len > end {
+        return Ok(None);
+    }
+    let mut f = File::open(path)?;
+    f.seek(SeekFrom::Start(end - len))?;
+    let mut buf = vec![0u8; len as usize];
+    match f.read_exact(&mut buf) {
+        Ok(()) => Ok(Some((len, hash(&buf)))),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The length and hash of the first `len` bytes of a file, or `None` if it is shorter.
@@ -976,18 +1041,20 @@ fn find_compressed(last: &Path, head: (u64, u64), current: &HashSet<FileId>) -> 
 }
 
 /// The copy left by copytruncate: a sibling with the same first line, at least as long
-/// as what was read.
+/// as what was read, and with what was read last where it was.
 fn find_copy(
     path: &Path,
     head: (u64, u64),
-    offset: u64,
+    st: &FileState,
     current: &HashSet<FileId>,
 ) -> Option<PathBuf> {
     siblings(path)
         .into_iter()
         .filter(|(_, m)| !current.contains(&FileId::of(m)))
-        .filter(|(p, m)| is_compressed(p) || m.len() >= offset)
-        .find(|(p, _)| head_of(p, head.0).ok().flatten() == Some(head))
+        .filter(|(p, m)| is_compressed(p) || m.len() >= st.offset)
+        .find(|(p, _)| {
+            head_of(p, head.0).ok().flatten() == Some(head) && tail_matches(p, st).unwrap_or(false)
+        })
         .map(|(p, _)| p)
 }
 
@@ -1278,6 +1345,96 @@ mod tests {
                 "{extra}"
             );
         }
+    }
+
+    #[test]
+    fn a_rewrite_in_place_behind_the_checkpoint_is_read_from_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = source(dir.path(), "");
+        let cfg = &config.sources[0];
+        let log = dir.path().join("app.log");
+        let line = |i: usize, level: &str, msg: &str| {
+            format!(
+                "2026-12-02 07:00:{:02}.000 | {level:<8} | app:f:1 - {msg} {i}\n",
+                i % 60
+            )
+        };
+        let head: String = (0..80).map(|i| line(i, "INFO", "warming cache")).collect();
+        assert!(head.len() > HEAD_BYTES);
+        let first = head.clone()
+            + &(0..40)
+                .map(|i| line(i, "INFO", "steady"))
+                .collect::<String>();
+        std::fs::write(&log, &first).unwrap();
+        let (got, cps) = step(cfg, &HashMap::new());
+        assert!(got.is_empty(), "{got:?}");
+        // Truncated and written again (same inode), with the same start, longer now,
+        // the error before where the last run stopped.
+        let second = head
+            + &line(0, "ERROR", "ledger mismatch")
+            + &(0..80)
+                .map(|i| line(i, "INFO", "reconciled"))
+                .collect::<String>();
+        assert!(second.len() > first.len());
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&log)
+            .unwrap();
+        append(&log, second.as_bytes());
+        let (got, report) = read_all(cfg, &cps, (u64::MAX, 4096));
+        let got: Vec<String> = got.into_iter().map(|e| e.message).collect();
+        assert_eq!(got, ["ledger mismatch 0"]);
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("rewritten in place")),
+            "{:?}",
+            report.warnings
+        );
+        // An append only is no rewrite; nothing is read twice.
+        let cps = report
+            .checkpoints
+            .iter()
+            .map(|c| (c.key.clone(), c.clone()))
+            .collect();
+        append(&log, line(1, "ERROR", "after").as_bytes());
+        let (got, _) = step(cfg, &cps);
+        assert_eq!(got, ["after 1"]);
+    }
+
+    #[test]
+    fn a_checkpoint_from_before_tails_were_kept_still_loads() {
+        let old =
+            r#"{"id":{"dev":1,"ino":2},"path":"/x/app.log","offset":10,"line_no":1,"head":[10,7]}"#;
+        let st: FileState = serde_json::from_str(old).unwrap();
+        assert_eq!((st.offset, st.tail), (10, None));
+        let dir = tempfile::tempdir().unwrap();
+        let config = source(dir.path(), "");
+        let cfg = &config.sources[0];
+        let log = dir.path().join("app.log");
+        std::fs::write(&log, "2026-12-02 07:00:00.000 | INFO     | app:f:1 - up\n").unwrap();
+        let (_, cps) = step(cfg, &HashMap::new());
+        // Stored without its tail, as an older build wrote it: the next run goes on.
+        let cps: HashMap<String, Checkpoint> = cps
+            .into_iter()
+            .map(|(k, mut c)| {
+                if let Ok(mut st) = serde_json::from_str::<FileState>(&c.state) {
+                    assert!(st.tail.is_some());
+                    st.tail = None;
+                    c.state = serde_json::to_string(&st).unwrap();
+                    assert!(!c.state.contains("tail"));
+                }
+                (k, c)
+            })
+            .collect();
+        append(
+            &log,
+            b"2026-12-02 07:00:01.000 | ERROR    | app:f:1 - later\n",
+        );
+        let (got, _) = step(cfg, &cps);
+        assert_eq!(got, ["later"]);
     }
 
     #[test]

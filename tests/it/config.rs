@@ -247,3 +247,32 @@ fn relative_config_paths_are_absolute_after_load() {
     assert!(t.path("x/state/logwarden.db").exists());
     assert!(t.path("x/incidents").is_dir());
 }
+
+#[test]
+fn a_url_with_a_password_in_it_is_refused_and_never_printed() {
+    let t = Test::new();
+    t.config(
+        "[[source]]\nname = \"app\"\npath = \"app.log\"\n\n[ntfy]\nserver = \"https://alice:hunter2pw@ntfy.example/\"\ntopic = \"ops\"\n\n\
+         [investigator]\nkind = \"anthropic-api\"\nbase_url = \"https://sk-ant-tok3n@api.example\"\napi_key_env = \"K\"\n",
+    );
+    for args in [&["check"][..], &["run"][..], &["status"][..]] {
+        let r = t.run(args);
+        assert_ne!(r.code, Some(0), "{args:?} accepted it:\n{}", r.all());
+        assert!(r.stderr.contains("`ntfy.server`"), "{args:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("`investigator.base_url`"),
+            "{args:?}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("token_file"), "{}", r.stderr);
+        assert!(r.stderr.contains("password_file"), "{}", r.stderr);
+        assert!(r.stderr.contains("api_key_file"), "{}", r.stderr);
+        for secret in ["hunter2pw", "sk-ant-tok3n", "alice:"] {
+            assert!(
+                !r.all().contains(secret),
+                "{args:?} printed {secret}:\n{}",
+                r.all()
+            );
+        }
+    }
+}

@@ -738,3 +738,60 @@ fn a_silence_from_an_incident_follows_its_group_as_the_template_widened() {
         t.read("ignore.toml")
     );
 }
+
+#[test]
+fn a_pattern_in_nearly_every_message_is_refused_though_it_needs_a_character() {
+    let t = Test::new();
+    t.with_app_source("");
+    // None of these matches the empty string; each is found in nearly any message.
+    for p in [
+        "\\S",
+        "\\w",
+        "[^\\s]",
+        " ",
+        "\\D",
+        "[[:print:]]|\\s",
+        "\\W",
+        ".+",
+    ] {
+        let r = t.run(&["ignore", "add", p, "--comment", "noise", "--now", NOW]);
+        assert_eq!(r.code, Some(64), "{p:?} accepted:\n{}", r.all());
+        assert!(
+            r.stderr.contains("sample log messages"),
+            "{p:?}: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("CRITICAL"), "{p:?}: {}", r.stderr);
+    }
+    assert!(!t.path("ignore.toml").exists(), "nothing was written");
+    // Forced under a level cap below CRITICAL, it is taken.
+    t.ok(&[
+        "ignore",
+        "add",
+        "\\S",
+        "--force",
+        "--level",
+        "WARNING",
+        "--comment",
+        "warnings",
+        "--now",
+        NOW,
+    ]);
+    // Narrow patterns are not touched.
+    for p in [
+        "ConnectionResetError",
+        "timeout after \\d+s",
+        "^GET /health",
+    ] {
+        t.ok(&["ignore", "add", p, "--comment", "known", "--now", NOW]);
+    }
+    // The same check applies to a rule written by hand.
+    t.write(
+        "ignore.toml",
+        "[[rule]]\nid = 1\ncomment = \"oops\"\npattern = \"\\\\S\"\n\n[[rule]]\nid = 2\npattern = \"ConnectionResetError\"\ncomment = \"fine\"\n",
+    );
+    let r = t.run(&["check"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(r.stderr.contains("line 4: rule 1"), "{}", r.stderr);
+    assert!(!r.stderr.contains("rule 2"), "{}", r.stderr);
+}

@@ -361,3 +361,46 @@ fn copytruncate_with_a_writer_that_keeps_its_offset() {
     t.ok(&["run"]);
     assert_eq!(total_occurrences(&t), 4, "{}", listing(&t));
 }
+
+#[test]
+fn a_file_rewritten_in_place_with_the_same_start_is_read_again_from_its_start() {
+    // The app truncates its log and writes it anew (`open(path, "w")`): the same inode,
+    // the same first 4 KiB, and by the next run longer than where the last run
+    // stopped. The error now sits before that point.
+    let Some(t) = setup() else { return };
+    t.loguru(
+        r#"logger.add("app.log")
+for i in range(150):
+    logger.info("Processed batch {} of the nightly import", i)"#,
+    );
+    t.ok(&["run"]);
+    let read = std::fs::metadata(t.path("app.log")).unwrap().len();
+    t.loguru(
+        r#"with open("app.log") as f:
+    text = f.read()
+head = text[: text.index("\n", 4096) + 1]
+with open("app.log", "w") as f:
+    f.write(head)
+logger.add("app.log")
+logger.error("Payment provider rejected the settlement file")
+for i in range(200):
+    logger.info("Reconciled account {} after the rewrite", i)"#,
+    );
+    let now = std::fs::metadata(t.path("app.log")).unwrap().len();
+    assert!(now > read, "the rewritten file is longer: {}", listing(&t));
+    let r = t.ok(&["run"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 1, "{}\n{}", r.all(), listing(&t));
+    assert!(
+        inc[0]["title"]
+            .as_str()
+            .unwrap()
+            .contains("Payment provider rejected the settlement file"),
+        "{inc:?}"
+    );
+    assert!(r.all().contains("rewritten in place"), "{}", r.all());
+    // Read once: the next run has nothing new.
+    t.ok(&["run"]);
+    assert_eq!(t.incidents().len(), 1);
+    assert_eq!(total_occurrences(&t), 1);
+}
