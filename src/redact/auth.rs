@@ -16,8 +16,9 @@ use super::{entropy, placeholder, PLACEHOLDER};
 
 /// The header name, its optional closing quote, and the separator. A `,` separates
 /// only a quoted name from its value (a tuple), not prose (`authorization, then`).
+/// Where the name may start is checked by `name_starts`.
 static HEADER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)(?-u:\b)authorization(?P<q>\\*["'])?[ \t]*(?P<sep>[:=,])[ \t]*"#)
+    Regex::new(r#"(?i)authorization(?P<q>\\*["'])?[ \t]*(?P<sep>[:=,])[ \t]*"#)
         .expect("header regex compiles")
 });
 
@@ -28,12 +29,17 @@ const KNOWN_SCHEMES: [&str; 5] = ["bearer", "basic", "token", "digest", "negotia
 /// The byte range of the credential in each header of `text` to redact.
 fn credentials(text: &str) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
+    let mut before = LineBefore::default();
     for c in HEADER.captures_iter(text) {
         let whole = c.get(0).expect("group 0");
+        if !name_starts(text.as_bytes(), whole.start()) {
+            continue;
+        }
         if &c["sep"] == "," && c.name("q").is_none() {
             continue;
         }
-        let Some((start, end, quoted)) = value_span(text, whole.start(), whole.end()) else {
+        before.advance(text.as_bytes(), whole.start());
+        let Some((start, end, quoted)) = value_span(text, &before, whole.end()) else {
             continue;
         };
         if let Some(span) = credential(text, start, end, quoted) {
@@ -43,64 +49,122 @@ fn credentials(text: &str) -> Vec<(usize, usize)> {
     out
 }
 
+/// The quotes and brackets on the line before a header name, counted as the headers
+/// of a text are met in order, so that a long line of headers is read once.
+#[derive(Default)]
+struct LineBefore {
+    at: usize,
+    /// `"`, `'`, `` ` ``, `(`, `)`, `[`, `]`, `{`, `}`.
+    counts: [usize; 9],
+}
+
+impl LineBefore {
+    const BYTES: &'static [u8; 9] = b"\"'`()[]{}";
+
+    fn advance(&mut self, b: &[u8], to: usize) {
+        for &c in &b[self.at..to] {
+            if c == b'\n' {
+                self.counts = [0; 9];
+            } else if let Some(k) = Self::BYTES.iter().position(|&x| x == c) {
+                self.counts[k] += 1;
+            }
+        }
+        self.at = to;
+    }
+
+    fn count(&self, c: u8) -> usize {
+        Self::BYTES
+            .iter()
+            .position(|&x| x == c)
+            .map_or(0, |k| self.counts[k])
+    }
+
+    /// Whether a quote or bracket opened before the name is still open, so that
+    /// `c` closes it.
+    fn opened(&self, c: u8) -> bool {
+        match c {
+            b')' => self.count(b'(') > self.count(b')'),
+            b']' => self.count(b'[') > self.count(b']'),
+            b'}' => self.count(b'{') > self.count(b'}'),
+            q => self.count(q) % 2 == 1,
+        }
+    }
+}
+
+/// Whether a header name can start at `at`: after a byte that is no letter or digit
+/// (`_` and `-` prefix it in `HTTP_AUTHORIZATION`, `proxy_authorization`), or after
+/// an escaped line break or tab (`\r\nAuthorization:` in a logged byte string).
+fn name_starts(b: &[u8], at: usize) -> bool {
+    match at.checked_sub(1).map(|i| b[i]) {
+        None => true,
+        Some(c) if !c.is_ascii_alphanumeric() => true,
+        Some(b'n' | b'r' | b't') => at >= 2 && b[at - 2] == b'\\',
+        Some(_) => false,
+    }
+}
+
 /// The span of the header value at `at` (inside its quotes when quoted), and whether
 /// it was quoted.
-fn value_span(text: &str, name_at: usize, at: usize) -> Option<(usize, usize, bool)> {
+fn value_span(text: &str, before: &LineBefore, at: usize) -> Option<(usize, usize, bool)> {
     let rest = &text[at..];
     let b = rest.as_bytes();
+    if b.first() == Some(&b'[') {
+        // A list of values (`map[Authorization:[SSWS x]]` in Go, `{Authorization=[x]}`
+        // in Java, `["x"]` in JSON): the value is inside the brackets.
+        if rest[1..].trim_start_matches('\\').starts_with(['"', '\'']) {
+            return value_span(text, before, at + 1);
+        }
+        // To the closing bracket, or (none) the next opening one or the line end,
+        // so that a line of unclosed lists is read once.
+        let end = b[1..]
+            .iter()
+            .position(|&c| matches!(c, b']' | b'[' | b'\n' | b'\r'))
+            .unwrap_or(b.len() - 1);
+        return (end > 0).then_some((at + 1, at + 1 + end, false));
+    }
     let slashes = b.iter().take_while(|&&c| c == b'\\').count();
     if let Some(q) = b.get(slashes).copied().filter(|&c| c == b'"' || c == b'\'') {
         let open = slashes + 1;
         let body = &rest[open..];
-        let line_end = body.find(['\n', '\r']).unwrap_or(body.len());
-        let close = if slashes > 0 {
-            body[..line_end].find(&format!("{}{}", &rest[..slashes], q as char))
-        } else {
-            let bb = body.as_bytes();
-            let mut i = 0;
-            let mut found = None;
-            while i < line_end {
-                match bb[i] {
-                    b'\\' => i += 2,
-                    c if c == q => {
-                        found = Some(i);
-                        break;
-                    }
-                    _ => i += 1,
+        let bb = body.as_bytes();
+        // One pass to the closing quote or the line end, whichever comes first.
+        let mut i = 0;
+        let mut close = None;
+        while i < bb.len() && bb[i] != b'\n' && bb[i] != b'\r' {
+            if slashes > 0 {
+                if bb[i] == q && bb[..i].ends_with(&b[..slashes]) {
+                    close = Some(i - slashes);
+                    break;
                 }
+                i += 1;
+                continue;
             }
-            found
-        };
+            match bb[i] {
+                b'\\' if !matches!(bb.get(i + 1), Some(b'\n' | b'\r')) => i += 2,
+                c if c == q => {
+                    close = Some(i);
+                    break;
+                }
+                _ => i += 1,
+            }
+        }
+        let line_end = i.min(bb.len());
         let end = match close {
-            Some(c) if slashes == 0 && c <= line_end => super::pairs::continued(body, c, q),
-            Some(c) => c.min(line_end),
+            Some(c) if slashes == 0 => super::pairs::continued(body, c, q),
+            Some(c) => c,
             None => line_end,
         };
         return Some((at + open, at + open + end, true));
     }
-    let line_start = text[..name_at].rfind('\n').map_or(0, |i| i + 1);
-    let end = unquoted_end(&text[line_start..name_at], rest);
+    let end = unquoted_end(before, rest);
     (end > 0).then_some((at, at + end, false))
 }
 
 /// Where an unquoted header value ends: a token (`Bearer x`, `SSWS x`), or a list
 /// of auth-params (`k=v, k="v w"`), on its line. A quote or bracket opened before
 /// the header name closes it.
-fn unquoted_end(line_before: &str, rest: &str) -> usize {
-    let opened = |c: u8| {
-        let (open, close) = match c {
-            b')' => (b'(', b')'),
-            b']' => (b'[', b']'),
-            b'}' => (b'{', b'}'),
-            q => (q, q),
-        };
-        let lb = line_before.as_bytes();
-        if open == close {
-            lb.iter().filter(|&&x| x == open).count() % 2 == 1
-        } else {
-            lb.iter().filter(|&&x| x == open).count() > lb.iter().filter(|&&x| x == close).count()
-        }
-    };
+fn unquoted_end(before: &LineBefore, rest: &str) -> usize {
+    let opened = |c: u8| before.opened(c);
     let b = rest.as_bytes();
     let mut i = 0;
     let mut end = 0;

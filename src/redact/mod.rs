@@ -269,25 +269,101 @@ fn twilio_context(text: &str, _: &str, at: usize) -> bool {
         .any(|m| from + m.end() >= gap_from)
 }
 
+/// The line a rule's check looks at, lower-cased once for all the matches on it:
+/// a hostile line of a million `-p` must not be lower-cased once per match. Valid
+/// for one pass of one rule over one text (`apply` clears it before each).
+struct CheckedLine {
+    start: usize,
+    end: usize,
+    lower: String,
+    /// Where each program named so far is first named on the line.
+    first: Vec<(&'static str, Option<usize>)>,
+    /// Where each `sshpass` on the line ends, and where each word that is no option
+    /// (`-x`) starts, in order.
+    sshpass: Option<(Vec<usize>, Vec<usize>)>,
+}
+
+thread_local! {
+    static CHECKED_LINE: std::cell::RefCell<Option<CheckedLine>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f` on the line of `text` around `at` (`at` relative to its start).
+fn with_line<T>(text: &str, at: usize, f: impl FnOnce(&mut CheckedLine, usize) -> T) -> T {
+    CHECKED_LINE.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if !cell.as_ref().is_some_and(|l| l.start <= at && at <= l.end) {
+            // Matches come in order: the search back stops at the last line's end.
+            let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+            let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+            *cell = Some(CheckedLine {
+                start,
+                end,
+                lower: text[start..end].to_ascii_lowercase(),
+                first: Vec::new(),
+                sshpass: None,
+            });
+        }
+        let line = cell.as_mut().expect("set above");
+        let rel = at - line.start;
+        f(line, rel)
+    })
+}
+
 /// Whether one of `programs` is named on the line before `at` (case ignored).
-fn program_before(text: &str, at: usize, programs: &[&str]) -> bool {
-    let line = &text[text[..at].rfind('\n').map_or(0, |i| i + 1)..at];
-    let line = line.to_ascii_lowercase();
-    programs.iter().any(|p| line.contains(p))
+fn program_before(text: &str, at: usize, programs: &[&'static str]) -> bool {
+    with_line(text, at, |line, at| {
+        programs.iter().any(|&p| {
+            let first = match line.first.iter().find(|(q, _)| *q == p) {
+                Some(&(_, f)) => f,
+                None => {
+                    let f = line.lower.find(p);
+                    line.first.push((p, f));
+                    f
+                }
+            };
+            first.is_some_and(|f| f + p.len() <= at)
+        })
+    })
 }
 
 /// Whether the `-p` at `at` is sshpass's own: only options between `sshpass` and it (in
 /// `sshpass -p pw ssh -p 2222 host` the second is ssh's port).
 fn sshpass_option(text: &str, _: &str, at: usize) -> bool {
-    let line = &text[text[..at].rfind('\n').map_or(0, |i| i + 1)..at];
-    let lower = line.to_ascii_lowercase();
-    let Some(start) = lower.rfind("sshpass") else {
-        return false;
-    };
-    lower[start + "sshpass".len()..]
-        .split(|c: char| c.is_whitespace() || "'\",[]".contains(c))
-        .filter(|w| !w.is_empty())
-        .all(|w| w.starts_with('-'))
+    const NAME: &str = "sshpass";
+    let separator = |c: u8| c.is_ascii_whitespace() || b"'\",[]".contains(&c);
+    with_line(text, at, |line, at| {
+        let lower = line.lower.as_bytes();
+        let (ends, words) = line.sshpass.get_or_insert_with(|| {
+            let ends = line
+                .lower
+                .match_indices(NAME)
+                .map(|(i, _)| i + NAME.len())
+                .collect();
+            let words = (0..lower.len())
+                .filter(|&i| {
+                    !separator(lower[i]) && lower[i] != b'-' && (i == 0 || separator(lower[i - 1]))
+                })
+                .collect();
+            (ends, words)
+        });
+        // The last `sshpass` that ends before `at`.
+        let k = ends.partition_point(|&e| e <= at);
+        if k == 0 {
+            return false;
+        }
+        let e = ends[k - 1];
+        // What is left of the word `sshpass` ends is a word of its own.
+        let rest = lower[e..at]
+            .iter()
+            .position(|&c| separator(c))
+            .map_or(at, |i| e + i);
+        if rest > e && lower[e] != b'-' {
+            return false;
+        }
+        let w = words.partition_point(|&w| w <= rest);
+        !words.get(w).is_some_and(|&w| w < at)
+    })
 }
 
 /// Prefixes of ids, which are evidence (a request id for the provider's support),
@@ -602,6 +678,7 @@ fn replace<'a>(
         i > 0 && placed[i - 1].1 > at
     };
     let mut changed = false;
+    CHECKED_LINE.with(|cell| cell.borrow_mut().take());
     let out = re.replace_all(text, |c: &Captures| {
         let whole = c.get(0).expect("group 0");
         let target = c.name("v").unwrap_or(whole);
@@ -1507,6 +1584,115 @@ mod tests {
         ]);
         let once = r("Authorization: SSWS Oku3xbzrNX2KTsFf7zYSd8d9zm, Authorization: Hawk id=\"a b\", mac=\"c\"");
         assert_eq!(r(&once), once);
+    }
+
+    #[test]
+    fn authorization_names_after_an_escape_or_a_prefix_are_headers() {
+        gone(&[
+            (
+                r"send: b'GET / HTTP/1.1\r\nHost: x\r\nAuthorization: SSWS 00eM7D1NKk9spxsRfkuKhwVgAbCdEfGh12\r\n\r\n'",
+                "00eM7D1NKk9spxsRfkuKhwVg",
+                "authorization",
+            ),
+            (
+                r"headers:\tauthorization: Custom kq3Lm9Zxshort",
+                "kq3Lm9Zxshort",
+                "authorization",
+            ),
+            (
+                "HTTP_AUTHORIZATION=ApiKey pk9shortpw",
+                "pk9shortpw",
+                "authorization",
+            ),
+            (
+                "request.META HTTP_AUTHORIZATION: 'Bot kq3Lm9Zxshort'",
+                "kq3Lm9Zxshort",
+                "authorization",
+            ),
+            (
+                "x_authorization: Custom kq3Lm9Zxshort",
+                "kq3Lm9Zxshort",
+                "authorization",
+            ),
+            (
+                "proxy_authorization=Basic Zm9vOmJhcg",
+                "Zm9vOmJhcg",
+                "authorization",
+            ),
+        ]);
+        kept(&["preauthorization: pending", "reauthorization=required"]);
+    }
+
+    #[test]
+    fn bracketed_authorization_values_lose_their_credential() {
+        gone(&[
+            (
+                "map[Authorization:[SSWS 00eM7D1NKk9spxsRfkuKhwVg]]",
+                "00eM7D1NKk9spxsRfkuKhwVg",
+                "authorization",
+            ),
+            (
+                "{Authorization=[Bearer hunter22]}",
+                "hunter22",
+                "authorization",
+            ),
+            (
+                r#"Authorization: ["SSWS 00eM7D1NKk9spxsRfkuKhwVg"]"#,
+                "00eM7D1NKk9spxsRfkuKhwVg",
+                "authorization",
+            ),
+            (
+                "headers={Authorization=[Custom kq3Lm9Zx tail]}",
+                "kq3Lm9Zx",
+                "authorization",
+            ),
+        ]);
+        assert_eq!(
+            r("map[Accept:[json] Authorization:[SSWS 00eM7D1NKk9spxsRfkuKhwVg] Host:[x]]"),
+            "map[Accept:[json] Authorization:[SSWS [REDACTED:authorization]] Host:[x]]"
+        );
+    }
+
+    /// Lines a stranger can write to make the redaction quadratic: each must still
+    /// be redacted right (that they are read in one pass is measured, not tested).
+    #[test]
+    fn hostile_long_lines_are_still_redacted() {
+        const MIB: usize = 1 << 20;
+        let fill = |unit: &str| unit.repeat(MIB / unit.len());
+        let quotes = format!(
+            "{}authorization: a{}",
+            "x ".repeat(MIB / 4),
+            "\"".repeat(MIB / 2)
+        );
+        assert!(!r(&quotes).contains("authorization: a"));
+        for unit in ["'authorization': 'x', ", "\"authorization\": \"x\", "] {
+            let got = r(&fill(unit));
+            assert!(!got.contains("'x'") && !got.contains("\"x\""), "{unit}");
+        }
+        let got = r(&format!("auth\n{}", fill("Authorization: Custom tok3n ")));
+        assert!(!got.contains("tok3n"));
+        assert_eq!(r(&fill(" -pa")), fill(" -pa"));
+        assert!(!r(&format!("mysql{}", fill(" -pa"))).contains(" -pa "));
+        let sshpass = format!("sshpass -p pw ssh{}", fill(" -p 2222"));
+        assert!(r(&sshpass).ends_with(" -p 2222"));
+        let got = r(&fill("\"token\": \"a\", "));
+        assert_eq!(r(&got), got);
+        let got = r(&fill("\"password\": \"hunter22\", "));
+        assert!(!got.contains("hunter22"));
+    }
+
+    #[test]
+    fn sshpass_takes_only_its_own_p() {
+        gone(&[
+            (
+                "sshpass -p hunter22 ssh -p 2222 host",
+                "hunter22",
+                "password",
+            ),
+            ("SSHPASS -e -p 'hunter22' ssh host", "hunter22", "password"),
+        ]);
+        assert!(r("sshpass -p pw ssh -p 2222 host").contains("-p 2222"));
+        assert!(r("sshpass.exe -p 2222 host").contains("-p 2222"));
     }
 
     #[test]

@@ -391,8 +391,13 @@ fn read_value(text: &str, at: usize, mode: Mode, before: &Before) -> Option<Valu
         let open_len = skip + slashes + 1;
         let body = &rest[open_len..];
         let close_rel = if slashes > 0 {
+            // On the value's line only: a line of unclosed values is read once each.
             let close = format!("{}{}", "\\".repeat(slashes), q as char);
-            body.find(&close).map(|i| (i, close.len()))
+            let bb = body.as_bytes();
+            (0..bb.len())
+                .take_while(|&i| bb[i] != b'\n')
+                .find(|&i| bb[i..].starts_with(close.as_bytes()))
+                .map(|i| (i, close.len()))
         } else {
             let mut i = 0;
             let bb = body.as_bytes();
@@ -410,11 +415,12 @@ fn read_value(text: &str, at: usize, mode: Mode, before: &Before) -> Option<Valu
             }
             found
         };
-        let line_end = body.find('\n').unwrap_or(body.len());
+        // The line's end is looked for only when the value does not close on it.
+        let on_line = |i: usize| !body.as_bytes()[..i].contains(&b'\n');
         let inner_end = match close_rel {
-            Some((i, _)) if i <= line_end && slashes == 0 => continued(body, i, q),
-            Some((i, _)) if i <= line_end => i,
-            _ => line_end,
+            Some((i, _)) if on_line(i) && slashes == 0 => continued(body, i, q),
+            Some((i, _)) if on_line(i) => i,
+            _ => body.find('\n').unwrap_or(body.len()),
         };
         return Some(Value {
             inner: (at + open_len, at + open_len + inner_end),
