@@ -195,7 +195,25 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         // before them on the line.
         checked(
             "password",
-            r#"(?:(?m:^)|[\s'"\[,])-p(?P<v>[^\s'",\]\-][^\s'",\]]*)"#,
+            r#"(?:(?m:^)|[\s'"\[,])-p(?P<v>(?:[^\s'",\]\-\\]|\\[^\s'"])[^\s'",\]]*)"#,
+            |text, _, at| program_before(text, at, &["mysql", "mariadb", "sshpass"]),
+        ),
+        // Shell-quoted (`-p'S3cr3t!'`, `-p"pw"`, escaped inside a quoted command
+        // `-p\'pw\'`): to the closing quote, or the line's end when it never closes.
+        // Not the quote that closes an argv item (`'-p', 'db'`, `"-p"]`).
+        checked(
+            "password",
+            r#"(?:(?m:^)|[\s'"\[,])-p'(?P<v>[^\s'(),:\[\]{}][^'\n]*)"#,
+            |text, _, at| program_before(text, at, &["mysql", "mariadb", "sshpass"]),
+        ),
+        checked(
+            "password",
+            r#"(?:(?m:^)|[\s'"\[,])-p"(?P<v>(?:[^\s"\\(),:\[\]{}]|\\[^\n])(?:[^"\\\n]|\\[^\n])*)"#,
+            |text, _, at| program_before(text, at, &["mysql", "mariadb", "sshpass"]),
+        ),
+        checked(
+            "password",
+            r#"(?:(?m:^)|[\s'"\[,])-p\\+['"](?P<v>(?:[^\s\\(),:\[\]{}]|\\[^\s'"\\])(?:[^\\\n]|\\[^'"\\\n])*)"#,
             |text, _, at| program_before(text, at, &["mysql", "mariadb", "sshpass"]),
         ),
         // `sshpass -p <password>` takes it as the next word too (its usual form),
@@ -1693,6 +1711,33 @@ mod tests {
         ]);
         assert!(r("sshpass -p pw ssh -p 2222 host").contains("-p 2222"));
         assert!(r("sshpass.exe -p 2222 host").contains("-p 2222"));
+    }
+
+    #[test]
+    fn shell_quoted_mysql_passwords_are_redacted() {
+        gone(&[
+            ("mysqldump -uroot -p'S3cr3t!xyz' db", "S3cr3t", "password"),
+            ("mysql -p\"S3cr3t!xyz\"", "S3cr3t", "password"),
+            (
+                r"bash -c 'mysql -uroot -p\'S3cr3t!xyz\' db'",
+                "S3cr3t",
+                "password",
+            ),
+            (r#"sh -c "mysql -p\"S3cr3t xyz\" db""#, "S3cr3t", "password"),
+            ("mariadb -p'pass word' db", "pass word", "password"),
+            ("sshpass -p 'hunter22' ssh host", "hunter22", "password"),
+            ("mysql -pS3cr3tXyz db", "S3cr3tXyz", "password"),
+        ]);
+        assert_eq!(
+            r("mysqldump -uroot -p'S3cr3t!xyz' db"),
+            "mysqldump -uroot -p'[REDACTED:password]' db"
+        );
+        kept(&[
+            "ssh -p'2222' host",
+            "grep -p'x' file",
+            "argv ['mysql', '-p', 'db']",
+            r#"argv ["mysql", "-p"]"#,
+        ]);
     }
 
     #[test]
