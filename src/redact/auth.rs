@@ -39,7 +39,8 @@ fn credentials(text: &str) -> Vec<(usize, usize)> {
             continue;
         }
         before.advance(text.as_bytes(), whole.start());
-        let Some((start, end, quoted)) = value_span(text, &before, whole.end()) else {
+        let Some((start, end, quoted)) = value_span(text, &before, whole.end(), &c["sep"] == ":")
+        else {
             continue;
         };
         if let Some(span) = credential(text, start, end, quoted) {
@@ -105,14 +106,19 @@ fn name_starts(b: &[u8], at: usize) -> bool {
 
 /// The span of the header value at `at` (inside its quotes when quoted), and whether
 /// it was quoted.
-fn value_span(text: &str, before: &LineBefore, at: usize) -> Option<(usize, usize, bool)> {
+fn value_span(
+    text: &str,
+    before: &LineBefore,
+    at: usize,
+    colon: bool,
+) -> Option<(usize, usize, bool)> {
     let rest = &text[at..];
     let b = rest.as_bytes();
     if b.first() == Some(&b'[') {
         // A list of values (`map[Authorization:[SSWS x]]` in Go, `{Authorization=[x]}`
         // in Java, `["x"]` in JSON): the value is inside the brackets.
         if rest[1..].trim_start_matches('\\').starts_with(['"', '\'']) {
-            return value_span(text, before, at + 1);
+            return value_span(text, before, at + 1, colon);
         }
         // To the closing bracket, or (none) the next opening one or the line end,
         // so that a line of unclosed lists is read once.
@@ -156,14 +162,14 @@ fn value_span(text: &str, before: &LineBefore, at: usize) -> Option<(usize, usiz
         };
         return Some((at + open, at + open + end, true));
     }
-    let end = unquoted_end(before, rest);
+    let end = unquoted_end(before, rest, colon);
     (end > 0).then_some((at, at + end, false))
 }
 
 /// Where an unquoted header value ends: a token (`Bearer x`, `SSWS x`), or a list
-/// of auth-params (`k=v, k="v w"`), on its line. A quote or bracket opened before
+/// of auth-params (`k=v, k="v w"`), on its line. `colon`: the name ended with `:`. A quote or bracket opened before
 /// the header name closes it.
-fn unquoted_end(before: &LineBefore, rest: &str) -> usize {
+fn unquoted_end(before: &LineBefore, rest: &str, colon: bool) -> usize {
     let opened = |c: u8| before.opened(c);
     let b = rest.as_bytes();
     let mut i = 0;
@@ -245,7 +251,17 @@ fn unquoted_end(before: &LineBefore, rest: &str) -> usize {
         let param = next_word
             .find('=')
             .is_some_and(|e| e > 0 && next_word[..e].bytes().all(param_name_byte));
-        if !((words == 1 && scheme_like(word)) || param) {
+        // An auth-param list separates its params with `,`; a logfmt line
+        // (`authorization=ok status=500`) does not, and its next pair is its own.
+        // After a scheme, a first param follows in a header (`: Digest k=v`) or
+        // opens a list (`=Digest k="v", …`).
+        let scheme = words == 1 && scheme_like(word);
+        let go_on = if param {
+            word.ends_with(',') || (scheme && (colon || next_word.ends_with(',')))
+        } else {
+            scheme
+        };
+        if !go_on {
             break;
         }
         if !next_word.bytes().next().is_some_and(|c| {

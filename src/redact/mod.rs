@@ -1741,6 +1741,23 @@ mod tests {
     }
 
     #[test]
+    fn an_authorization_pair_of_logfmt_keeps_the_pairs_after_it() {
+        kept(&["req failed authorization=ok status=500 error=db_timeout"]);
+        assert_eq!(
+            r("method=GET authorization=Bearer%20abc status=401 user=bob duration=3ms"),
+            "method=GET authorization=[REDACTED:authorization] status=401 user=bob duration=3ms"
+        );
+        assert_eq!(
+            r("authorization=Bot kq3Lm9Zxshort status=401 user=bob"),
+            "authorization=Bot [REDACTED:authorization] status=401 user=bob"
+        );
+        gone(&[
+            (r#"authorization=Digest username="Mufasa", realm="x", response="6629fae49393a05397450978507c4ef1""#, "6629fae49393a053", "authorization"),
+            ("authorization: OAuth oauth_consumer_key=xvz1evFS4wEEPTGEFPHBog, oauth_signature=tnnArxj06cWHq44gCs1OSKk status=401", "tnnArxj06cWHq44g", "authorization"),
+        ]);
+    }
+
+    #[test]
     fn prefixed_provider_tokens() {
         gone(&[
             ("send failed https://api.telegram.org/bot8960394821:AA1UU1FCEkzH0LWSKt1dHbf6gIrozWalZO5/sendMessage", "AA1UU1FCEkzH0LWSKt1dHbf6gIrozWalZO5", "telegram-token"),
