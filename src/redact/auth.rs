@@ -14,11 +14,11 @@ use regex::Regex;
 
 use super::{entropy, placeholder, PLACEHOLDER};
 
-/// The header name, its optional closing quote, and the separator. A `,` separates
+/// The header name, its optional closing quote, and the separator (`=>` in Ruby). A `,` separates
 /// only a quoted name from its value (a tuple), not prose (`authorization, then`).
 /// Where the name may start is checked by `name_starts`.
 static HEADER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?i)authorization(?P<q>\\*["'])?[ \t]*(?P<sep>[:=,])[ \t]*"#)
+    Regex::new(r#"(?i)authorization(?P<q>\\*["'])?[ \t]*(?P<sep>=>|[:=,])[ \t]*"#)
         .expect("header regex compiles")
 });
 
@@ -127,6 +127,10 @@ fn value_span(
             .position(|&c| matches!(c, b']' | b'[' | b'\n' | b'\r'))
             .unwrap_or(b.len() - 1);
         return (end > 0).then_some((at + 1, at + 1 + end, false));
+    }
+    // Python's bytes (and unicode, raw) literals: `b'Token x'`.
+    if b.len() > 1 && matches!(b[0], b'b' | b'u' | b'r') && matches!(b[1], b'\'' | b'"') {
+        return value_span(text, before, at + 1, colon);
     }
     let slashes = b.iter().take_while(|&&c| c == b'\\').count();
     if let Some(q) = b.get(slashes).copied().filter(|&c| c == b'"' || c == b'\'') {
@@ -264,8 +268,11 @@ fn unquoted_end(before: &LineBefore, rest: &str, colon: bool) -> usize {
         if !go_on {
             break;
         }
+        // A credential may be quoted after its scheme (`Bearer "x"`).
         if !next_word.bytes().next().is_some_and(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, b'[' | b'_' | b'-' | b'+' | b'/' | b'.')
+            c.is_ascii_alphanumeric()
+                || matches!(c, b'[' | b'_' | b'-' | b'+' | b'/' | b'.')
+                || (scheme && matches!(c, b'"' | b'\''))
         }) {
             break;
         }
@@ -320,6 +327,13 @@ fn credential(text: &str, start: usize, end: usize, quoted: bool) -> Option<(usi
         (start + lead + (v.len() - rest.len()), rest)
     } else {
         (start + lead, v)
+    };
+    // A quoted credential keeps its quotes (`Bearer "x"`).
+    let (cred_at, cred) = match cred.as_bytes() {
+        [q @ (b'"' | b'\''), .., l] if l == q && cred.len() > 2 => {
+            (cred_at + 1, &cred[1..cred.len() - 1])
+        }
+        _ => (cred_at, cred),
     };
     if only_placeholders(cred) || KNOWN_SCHEMES.iter().any(|s| cred.eq_ignore_ascii_case(s)) {
         return None;

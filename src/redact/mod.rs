@@ -1758,6 +1758,46 @@ mod tests {
     }
 
     #[test]
+    fn authorization_in_ruby_hashes_byte_strings_and_quoted_credentials() {
+        gone(&[
+            (
+                r#"{"Authorization"=>"Bot kq3Lm9Zx"}"#,
+                "kq3Lm9Zx",
+                "authorization",
+            ),
+            (
+                "{'authorization' => 'Custom kq3Lm9Zx'}",
+                "kq3Lm9Zx",
+                "authorization",
+            ),
+            (
+                "{b'Authorization': b'Token hunter22'}",
+                "hunter22",
+                "authorization",
+            ),
+            (
+                "[(b'authorization', b'Bearer hunter22')]",
+                "hunter22",
+                "authorization",
+            ),
+            (
+                r#"Authorization: Bearer "hunter22""#,
+                "hunter22",
+                "authorization",
+            ),
+            (
+                "Authorization: Custom 'kq3Lm9Zx' sent",
+                "kq3Lm9Zx",
+                "authorization",
+            ),
+        ]);
+        assert_eq!(
+            r(r#"Authorization: Bearer "hunter22" sent"#),
+            r#"Authorization: Bearer "[REDACTED:authorization]" sent"#
+        );
+    }
+
+    #[test]
     fn prefixed_provider_tokens() {
         gone(&[
             ("send failed https://api.telegram.org/bot8960394821:AA1UU1FCEkzH0LWSKt1dHbf6gIrozWalZO5/sendMessage", "AA1UU1FCEkzH0LWSKt1dHbf6gIrozWalZO5", "telegram-token"),
