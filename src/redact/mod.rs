@@ -578,19 +578,24 @@ impl Redactor {
     /// middle of a dotted token) is part of the same value and becomes one.
     pub fn clean_template(&self, template: &str) -> String {
         let clean = self.redact(template);
-        let glued = |c: char| c.is_ascii_alphanumeric() || "._-:+/=~%".contains(c);
+        // Only the dotted-token shape (`.letters.`): ordinary text between two
+        // wildcards (`/orders/`, `:` of `host:port`) says what the line is about.
+        let dotted = |s: &str| {
+            let run = s
+                .find(|c: char| !c.is_ascii_alphabetic())
+                .unwrap_or(s.len());
+            (run > 0 && s[run..].starts_with('.')).then_some(run + 1)
+        };
         let mut out = String::with_capacity(clean.len());
         let mut rest: &str = &clean;
         while let Some(a) = rest.find(WILDCARD) {
             out.push_str(&rest[..a + WILDCARD.len()]);
             rest = &rest[a + WILDCARD.len()..];
-            loop {
-                let run = rest.find(|c: char| !glued(c)).unwrap_or(rest.len());
-                if run > 0 && rest[run..].starts_with(WILDCARD) {
-                    rest = &rest[run + WILDCARD.len()..];
-                } else {
+            while let Some(run) = rest.strip_prefix('.').and_then(dotted) {
+                if !rest[1 + run..].starts_with(WILDCARD) {
                     break;
                 }
+                rest = &rest[1 + run + WILDCARD.len()..];
             }
         }
         out.push_str(rest);
@@ -1917,5 +1922,19 @@ mod tests {
             "user <*> logged in"
         );
         assert_eq!(red.clean_template("<*> <*>"), "<*> <*>");
+    }
+
+    #[test]
+    fn a_template_keeps_the_text_between_wildcards_of_different_values() {
+        let red = Redactor::default();
+        for t in [
+            "GET /api/users/<*>/orders/<*> failed",
+            "connect to <*>:<*> refused",
+            "retry <*>-<*> of job",
+            "<*>.<*> split",
+            "<*>.a1.<*> kept",
+        ] {
+            assert_eq!(red.clean_template(t), t);
+        }
     }
 }
