@@ -1803,6 +1803,18 @@ mod tests {
     }
 
     #[test]
+    fn a_prose_apostrophe_before_a_pair_is_no_quote() {
+        gone(&[
+            ("It's broken: password=abc'def123", "def123", "password"),
+            ("don't retry: token=Zx9'kq3Lm9Zxshort", "kq3Lm9Zx", "token"),
+        ]);
+        assert_eq!(
+            r("{b'password': b'hunter22', 'user': 'bob'}"),
+            "{b'password': b'[REDACTED:password]', 'user': 'bob'}"
+        );
+    }
+
+    #[test]
     fn prefixed_provider_tokens() {
         gone(&[
             ("send failed https://api.telegram.org/bot8960394821:AA1UU1FCEkzH0LWSKt1dHbf6gIrozWalZO5/sendMessage", "AA1UU1FCEkzH0LWSKt1dHbf6gIrozWalZO5", "telegram-token"),

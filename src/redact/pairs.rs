@@ -317,7 +317,7 @@ impl Before {
     #[cfg(test)]
     fn of(line: &str) -> Before {
         let mut scan = LineScan::default();
-        scan.feed(line.as_bytes());
+        scan.feed(line.as_bytes(), 0, line.len());
         scan.before(line)
     }
 
@@ -339,8 +339,12 @@ struct LineScan {
 }
 
 impl LineScan {
-    fn feed(&mut self, bytes: &[u8]) {
-        for &c in bytes {
+    /// Feeds `text[from..to]`; the bytes around it tell an apostrophe from a quote.
+    fn feed(&mut self, text: &[u8], from: usize, to: usize) {
+        for (i, &c) in text.iter().enumerate().take(to).skip(from) {
+            if c == b'\'' && apostrophe(text, i) {
+                continue;
+            }
             if let Some(k) = QUOTES.iter().position(|&q| q == c) {
                 self.quote[k] = !self.quote[k];
             } else if let Some(k) = OPENERS.iter().position(|&o| o == c) {
@@ -359,6 +363,18 @@ impl LineScan {
             query: line.ends_with(['?', '&']) || line.ends_with("&amp;"),
         }
     }
+}
+
+/// Whether the `'` at `i` is prose's (`It's`, `don't`): between two letters, and
+/// not after a string prefix (`b'x'`, `u'x'`, `r'x'`, `f'x'`).
+fn apostrophe(text: &[u8], i: usize) -> bool {
+    let letter = |j: usize| text.get(j).is_some_and(u8::is_ascii_alphabetic);
+    if i == 0 || !letter(i - 1) || !letter(i + 1) {
+        return false;
+    }
+    let prefix = matches!(text[i - 1].to_ascii_lowercase(), b'b' | b'u' | b'r' | b'f')
+        && (i < 2 || !text[i - 2].is_ascii_alphanumeric());
+    !prefix
 }
 
 /// Whether the text after an `&` starts the next query parameter (`name=`, also
@@ -588,7 +604,7 @@ pub fn redact(text: &str) -> Option<String> {
             scan_line = scanned + nl + 1;
             (scanned, scan) = (scan_line, LineScan::default());
         }
-        scan.feed(&text.as_bytes()[scanned..whole.start()]);
+        scan.feed(text.as_bytes(), scanned, whole.start());
         scanned = whole.start();
         let before = scan.before(&text[scan_line..whole.start()]);
         let Some(v) = read_value(text, whole.end(), class.mode, &before) else {
