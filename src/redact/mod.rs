@@ -380,7 +380,7 @@ fn sshpass_option(text: &str, _: &str, at: usize) -> bool {
             return false;
         }
         let w = words.partition_point(|&w| w <= rest);
-        !words.get(w).is_some_and(|&w| w < at)
+        words.get(w).is_none_or(|&w| w >= at)
     })
 }
 
