@@ -578,11 +578,12 @@ impl Redactor {
     /// middle of a dotted token) is part of the same value and becomes one.
     pub fn clean_template(&self, template: &str) -> String {
         let clean = self.redact(template);
-        // Only the dotted-token shape (`.letters.`): ordinary text between two
-        // wildcards (`/orders/`, `:` of `host:port`) says what the line is about.
+        // Only the dotted-token shape (`.middle.`, the middle of base64 without
+        // digits, which the masker took): ordinary text between two wildcards
+        // (`/orders/`, `:` of `host:port`) says what the line is about.
         let dotted = |s: &str| {
             let run = s
-                .find(|c: char| !c.is_ascii_alphabetic())
+                .find(|c: char| !(c.is_ascii_alphabetic() || "_-+/".contains(c)))
                 .unwrap_or(s.len());
             (run > 0 && s[run..].starts_with('.')).then_some(run + 1)
         };
@@ -1928,6 +1929,10 @@ mod tests {
                 "Discord refused <*>.fbqRRm.<*> and <*>.a.<*>.b.<*> at run(Thread.java:<*>)"
             ),
             "Discord refused <*> and <*> at run(Thread.java:<*>)"
+        );
+        assert_eq!(
+            red.clean_template("Discord refused <*>.rP_AXu.<*> and <*>.a-b+c/d.<*>"),
+            "Discord refused <*> and <*>"
         );
         assert_eq!(
             red.clean_template("user <*> logged in"),
