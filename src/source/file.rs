@@ -70,7 +70,9 @@ pub struct FileState {
     pub id: FileId,
     /// Where the file was last seen.
     pub path: String,
-    /// Bytes consumed (always at a line boundary).
+    /// Bytes consumed: at a line boundary, or inside a physical line that holds several
+    /// records (a record held back, see [`Follower::consume`], is read again from its own
+    /// start; a long line may be read in pieces).
     pub offset: u64,
     /// Lines consumed.
     pub line_no: u64,
@@ -615,6 +617,7 @@ impl Follower<'_> {
             finished,
             long_lines: 0,
             record_start: None,
+            mid_line: false,
         };
         let result = for_each_line_capped(&mut reader, &mut scratch, max_line, &mut lines);
         let (long_lines, record_start) = (lines.long_lines, lines.record_start);
@@ -681,6 +684,9 @@ struct Lines<'a> {
     long_lines: u64,
     /// Where the record in progress starts (offset, lines before it).
     record_start: Option<(u64, u64)>,
+    /// The last line seen was a piece of a physical line that goes on (see
+    /// [`Line::more`]): the next piece is no new line.
+    mid_line: bool,
     /// The block of a backlog read ahead, with its stops (see [`prescan`]).
     prescan: Option<Rc<RefCell<prescan::Current>>>,
 }
@@ -693,8 +699,9 @@ impl LineSink for &mut Lines<'_> {
             c.borrow_mut()
                 .skip_from(self.state.offset, self.state.line_no)
         });
-        // The first line identifies the file: it is always seen.
-        if self.state.offset == 0 && self.state.head.is_none() {
+        // The first line identifies the file: it is always seen. The rest of a line read
+        // in pieces is not skipped as lines.
+        if self.state.offset == 0 && self.state.head.is_none() || self.mid_line {
             return 0;
         }
         // A skip stops short of a torn point: the line holding it may be cut there.
@@ -732,7 +739,7 @@ impl LineSink for &mut Lines<'_> {
         // to it. When a run already saw the file end at this very place, nothing was
         // written for a whole run: its writer died mid-line, and the line is read as
         // it is (waiting longer would lose it until the file rotates).
-        if !line.complete && !self.finished && !state.torn.contains(&end) {
+        if !line.complete && !line.more && !self.finished && !state.torn.contains(&end) {
             if state.torn.len() >= MAX_TORN {
                 state.torn.remove(0);
             }
@@ -745,10 +752,15 @@ impl LineSink for &mut Lines<'_> {
             state.head = Some((n as u64, hash(&line.bytes[..n])));
         }
         state.offset += line.len;
-        state.line_no += 1;
-        self.report.lines += 1;
+        let piece = std::mem::replace(&mut self.mid_line, line.more);
+        if !piece {
+            state.line_no += 1;
+            self.report.lines += 1;
+        }
+        let lines_before = state.line_no - 1;
         self.report.bytes += line.len;
-        if line.dropped > 0 {
+        // A piece ending in a hole of NULs dropped no text.
+        if line.dropped > 0 && !(line.more && line.bytes.last() == Some(&0)) {
             self.long_lines += 1;
             if self.long_lines == 1 {
                 self.report.warnings.push(format!(
@@ -772,7 +784,7 @@ impl LineSink for &mut Lines<'_> {
             // text); NULs inside a line's text are kept.
             let lead = part.iter().take_while(|&&c| c == 0).count();
             part = &part[lead..];
-            if next.is_some() {
+            if next.is_some() || line.more {
                 while let [rest @ .., 0] = part {
                     part = rest;
                 }
@@ -781,14 +793,17 @@ impl LineSink for &mut Lines<'_> {
                 if let Some(event) = self.parser.push_bytes(state.line_no, part) {
                     (self.sink)(event);
                 }
+                // (The first part of a later piece of a long line may go on the record
+                // of the piece before it, which then starts further back.)
                 if self
                     .parser
                     .pending()
                     .is_some_and(|(start, _)| start == state.line_no)
+                    && (!piece || from > 0 || self.parser.starts_record(part))
                 {
                     // A held record is read again from its own start, not from the
                     // start of the physical line (whose earlier records are out).
-                    self.record_start = Some((before.0 + from as u64, before.1));
+                    self.record_start = Some((before.0 + from as u64, lines_before));
                 }
             }
             match next {
@@ -797,6 +812,25 @@ impl LineSink for &mut Lines<'_> {
             }
         }
         true
+    }
+
+    fn cut_ahead(&self) -> Option<u64> {
+        let offset = self.state.offset;
+        self.state
+            .torn
+            .iter()
+            .filter(|&&t| t > offset)
+            .map(|&t| t - offset)
+            .min()
+    }
+
+    fn cuts_at(&mut self, rest: &[u8]) -> bool {
+        // A hole after the point (what follows it is cut after the hole), or a record
+        // starting there; when too little is buffered to tell, cut: a message split in
+        // two loses less than a record.
+        rest.first() == Some(&0)
+            || (rest.len() < 256 && memchr::memchr(b'\n', rest).is_none())
+            || self.parser.starts_record(rest)
     }
 }
 
@@ -1344,6 +1378,52 @@ mod tests {
                 ["after the hole", "after torn and hole", "NUL \0 inside"],
                 "{extra}"
             );
+        }
+    }
+
+    /// Past the line cap: a hole of NULs longer than the cap before a record, and a torn
+    /// line longer than the cap with a record appended to it, hide nothing, in the
+    /// default and a custom format; line numbers count physical lines.
+    #[test]
+    fn records_past_the_line_cap_after_a_hole_or_a_torn_line_are_read() {
+        for extra in [
+            "",
+            "format = \"{time:YYYY-MM-DD HH:mm:ss.SSS} | {level} | {message}\"\n",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let config = source(dir.path(), extra);
+            let cfg = &config.sources[0];
+            let log = dir.path().join("app.log");
+            let (info, err) = if extra.is_empty() {
+                (
+                    "2026-12-02 07:00:00.000 | INFO     | app:f:1 - ",
+                    "2026-12-02 07:00:00.000 | ERROR    | app:f:1 - ",
+                )
+            } else {
+                (
+                    "2026-12-02 07:00:00.000 | INFO | ",
+                    "2026-12-02 07:00:00.000 | ERROR | ",
+                )
+            };
+            let mut bytes = vec![0u8; 300_000];
+            bytes.extend(format!("{err}after the hole\n{err}next\n{info}").as_bytes());
+            bytes.extend(vec![b'x'; 70_000]);
+            append(&log, &bytes);
+            let (events, report) = read_all(cfg, &HashMap::new(), (u64::MAX, 4096));
+            let got: Vec<_> = events.iter().map(|e| e.message.as_str()).collect();
+            assert_eq!(got, ["after the hole", "next"], "{extra}");
+            assert!(events[1].origin.ends_with(":2"), "{}", events[1].origin);
+            assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+            let cps = report
+                .checkpoints
+                .iter()
+                .map(|c| (c.key.clone(), c.clone()))
+                .collect();
+            append(&log, format!("{err}Database down\n{err}later\n").as_bytes());
+            let (events, _) = read_all(cfg, &cps, (u64::MAX, 4096));
+            let got: Vec<_> = events.iter().map(|e| e.message.as_str()).collect();
+            assert_eq!(got, ["Database down", "later"], "{extra}");
+            assert!(events[1].origin.ends_with(":4"), "{}", events[1].origin);
         }
     }
 

@@ -17,6 +17,10 @@ pub struct Line {
     pub len: u64,
     /// Whether the line ended with `\n` (false only for a last, unfinished line).
     pub complete: bool,
+    /// The physical line goes on after these bytes: a long line was ended early where a
+    /// record may start inside it (see [`LineSink::cut_ahead`]), so that the cap applies
+    /// to each piece and not to the record after the cut.
+    pub more: bool,
 }
 
 /// Reads the next line into `line`; returns false at end of input.
@@ -74,6 +78,8 @@ pub struct LineRef<'a> {
     pub dropped: u64,
     pub len: u64,
     pub complete: bool,
+    /// See [`Line::more`].
+    pub more: bool,
 }
 
 /// Where [`for_each_line`] hands its lines.
@@ -87,6 +93,17 @@ pub trait LineSink {
     }
     /// One line; false stops the reading.
     fn line(&mut self, line: LineRef<'_>) -> bool;
+    /// How many bytes ahead of the reading position a line that is too long for the
+    /// buffer may be cut ([`Self::cuts_at`] decides). A record appended to a torn line
+    /// past the cap would otherwise be among the dropped bytes.
+    fn cut_ahead(&self) -> Option<u64> {
+        None
+    }
+    /// Whether a long line is cut at the point [`Self::cut_ahead`] named, given the
+    /// buffered bytes from there (few, when the buffer ends soon after it).
+    fn cuts_at(&mut self, _rest: &[u8]) -> bool {
+        false
+    }
 }
 
 impl<F: FnMut(LineRef<'_>) -> bool> LineSink for F {
@@ -134,6 +151,7 @@ pub fn for_each_line_capped<R: BufRead>(
                     dropped: 0,
                     len: i as u64 + 1,
                     complete: true,
+                    more: false,
                 });
                 reader.consume(i + 1);
                 if !go_on {
@@ -143,7 +161,7 @@ pub fn for_each_line_capped<R: BufRead>(
             }
         }
         // The line goes past the buffer (or the cap): the copying path.
-        if !next_line_capped(reader, scratch, max)? {
+        if !next_piece(reader, scratch, max, &mut sink)? {
             return Ok(());
         }
         let go_on = sink.line(LineRef {
@@ -151,12 +169,98 @@ pub fn for_each_line_capped<R: BufRead>(
             dropped: scratch.dropped,
             len: scratch.len,
             complete: scratch.complete,
+            more: scratch.more,
         });
         if !go_on {
             return Ok(());
         }
     }
 }
+
+/// [`next_line_capped`] for lines past the buffer, which it may end early (`more`) where
+/// a record can start after bytes the cap would drop:
+/// - after a run of NULs (at least [`HOLE`]) that went past the cap: copytruncate under
+///   a writer that keeps its offset leaves a hole of MBs of NULs, then the writer's next
+///   record, all on one "line";
+/// - at the point [`LineSink::cut_ahead`] names, when the sink takes what follows for
+///   the start of a record.
+fn next_piece<R: BufRead, S: LineSink>(
+    reader: &mut R,
+    line: &mut Line,
+    max: usize,
+    sink: &mut S,
+) -> Result<bool> {
+    line.bytes.clear();
+    line.dropped = 0;
+    line.len = 0;
+    line.complete = false;
+    line.more = false;
+    let cut = sink.cut_ahead().filter(|&c| c > 0);
+    // The NUL run the bytes end with: its length, and whether part of it was past the cap.
+    let (mut nuls, mut nuls_over) = (0u64, false);
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            break;
+        }
+        if cut == Some(line.len) && sink.cuts_at(buf) {
+            line.more = true;
+            break;
+        }
+        let limit = match cut {
+            Some(c) if c > line.len => buf.len().min((c - line.len) as usize),
+            _ => buf.len(),
+        };
+        let (text, found) = match memchr(&buf[..limit]) {
+            Some(i) => (&buf[..i], true),
+            None => (&buf[..limit], false),
+        };
+        let mut i = 0;
+        while i < text.len() {
+            if text[i] == 0 {
+                let z = text[i..].iter().take_while(|&&c| c == 0).count();
+                let keep = max.saturating_sub(line.bytes.len()).min(z);
+                line.bytes.resize(line.bytes.len() + keep, 0);
+                line.dropped += (z - keep) as u64;
+                nuls += z as u64;
+                nuls_over |= keep < z;
+                i += z;
+                continue;
+            }
+            if nuls_over && nuls >= HOLE {
+                // The text after a hole past the cap: a piece of its own.
+                line.len += i as u64;
+                reader.consume(i);
+                line.more = true;
+                return Ok(true);
+            }
+            (nuls, nuls_over) = (0, false);
+            let j = memchr::memchr(0, &text[i..]).map_or(text.len(), |z| i + z);
+            let keep = max.saturating_sub(line.bytes.len()).min(j - i);
+            line.bytes.extend_from_slice(&text[i..i + keep]);
+            line.dropped += (j - i - keep) as u64;
+            i = j;
+        }
+        let n = text.len() + found as usize;
+        line.len += n as u64;
+        reader.consume(n);
+        if found {
+            line.complete = true;
+            break;
+        }
+    }
+    if line.len == 0 {
+        return Ok(false);
+    }
+    if line.complete && line.bytes.last() == Some(&b'\r') {
+        line.bytes.pop();
+    }
+    Ok(true)
+}
+
+/// The shortest run of NULs past the cap after which a long line is cut: a hole, not a
+/// few NULs in a message.
+const HOLE: u64 = 1024;
 
 fn memchr(buf: &[u8]) -> Option<usize> {
     memchr::memchr(b'\n', buf)
@@ -300,6 +404,91 @@ mod tests {
                 assert_eq!(first, want.iter().copied().take(1).collect::<Vec<_>>());
             }
         }
+    }
+
+    /// A sink that records the pieces it gets and cuts where told.
+    struct Pieces {
+        got: Vec<(Vec<u8>, u64, u64, bool, bool)>,
+        at: u64,
+        cuts: Vec<u64>,
+    }
+
+    impl LineSink for &mut Pieces {
+        fn line(&mut self, l: LineRef<'_>) -> bool {
+            self.got
+                .push((l.bytes.to_vec(), l.dropped, l.len, l.complete, l.more));
+            self.at += l.len;
+            true
+        }
+        fn cut_ahead(&self) -> Option<u64> {
+            self.cuts
+                .iter()
+                .filter(|&&c| c > self.at)
+                .map(|&c| c - self.at)
+                .min()
+        }
+        fn cuts_at(&mut self, rest: &[u8]) -> bool {
+            rest.starts_with(b"REC")
+        }
+    }
+
+    fn pieces(input: &[u8], cuts: Vec<u64>) -> Vec<(Vec<u8>, u64, u64, bool, bool)> {
+        let mut r = std::io::BufReader::with_capacity(4096, Cursor::new(input.to_vec()));
+        let mut sink = Pieces {
+            got: vec![],
+            at: 0,
+            cuts,
+        };
+        for_each_line_capped(&mut r, &mut Line::default(), MAX_LINE, &mut sink).unwrap();
+        sink.got
+    }
+
+    /// A hole of NULs past the cap ends a piece where it ends: what follows is read,
+    /// not dropped with the hole; a short run of NULs in a long line does not.
+    #[test]
+    fn a_hole_past_the_cap_ends_a_piece() {
+        let mut input = vec![0u8; MAX_LINE * 2 + 5];
+        input.extend_from_slice(b"REC one\nREC two\n");
+        let got = pieces(&input, vec![]);
+        let hole = (MAX_LINE * 2 + 5) as u64;
+        assert_eq!(
+            got.len(),
+            3,
+            "{:?}",
+            got.iter().map(|g| g.1).collect::<Vec<_>>()
+        );
+        assert_eq!(got[0].0.len(), MAX_LINE);
+        assert_eq!(
+            (got[0].1, got[0].2, got[0].4),
+            (hole - MAX_LINE as u64, hole, true)
+        );
+        assert_eq!(got[1], (b"REC one".to_vec(), 0, 8, true, false));
+        let mut input = vec![b'x'; MAX_LINE];
+        input.extend_from_slice(&[0; 10]);
+        input.extend_from_slice(b"REC\n");
+        let got = pieces(&input, vec![]);
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].1, got[0].3, got[0].4), (13, true, false));
+    }
+
+    /// A long line is cut at a point the sink names when it takes what follows for a
+    /// record, before the cap applies; not when it does not.
+    #[test]
+    fn a_long_line_is_cut_where_the_sink_says() {
+        let mut input = vec![b'x'; MAX_LINE + 100];
+        let at = input.len() as u64;
+        input.extend_from_slice(b"REC after\n");
+        let got = pieces(&input, vec![at]);
+        assert_eq!(got.len(), 2);
+        assert_eq!(
+            (got[0].0.len() as u64, got[0].1, got[0].2),
+            (MAX_LINE as u64, 100, at)
+        );
+        assert!(!got[0].3 && got[0].4);
+        assert_eq!(got[1], (b"REC after".to_vec(), 0, 10, true, false));
+        let got = pieces(&input, vec![at - 1]);
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].1, got[0].3), (109, true));
     }
 
     #[test]

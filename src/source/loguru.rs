@@ -118,10 +118,16 @@ pub fn embedded_header(b: &[u8]) -> Option<usize> {
     None
 }
 
-/// Whether what follows the level field starts with loguru's `name:function:line - `.
+/// The longest `name:function:line` looked for: a line of many header-like pieces without
+/// ` - ` is not scanned to its end once per piece.
+const MAX_LOCATION: usize = 1024;
+
+/// Whether what follows the level field starts with loguru's `name:function:line - `
+/// (within [`MAX_LOCATION`] bytes).
 fn has_location(rest: &[u8]) -> bool {
     // The first ` - ` ends the location; then the line number runs back from it to a
     // `:`.
+    let rest = &rest[..rest.len().min(MAX_LOCATION + 3)];
     let mut from = 0;
     while let Some(d) = memchr::memchr(b'-', &rest[from..]) {
         let i = from + d;
@@ -291,7 +297,8 @@ pub fn parse_header(line: &str) -> Option<Header<'_>> {
     let rest = rest[bar + 1..].strip_prefix(' ')?;
     // The first ` - ` (by its dash: a substring search is set up anew on every call).
     let b = rest.as_bytes();
-    let dash = memchr::memchr_iter(b'-', b)
+    // Within the bytes `has_location` looks at, so that both take the same lines.
+    let dash = memchr::memchr_iter(b'-', &b[..b.len().min(MAX_LOCATION + 3)])
         .find(|&i| i > 0 && b[i - 1] == b' ' && b.get(i + 1) == Some(&b' '))?
         - 1;
     let loc = &rest[..dash];
@@ -852,6 +859,9 @@ pub fn cap_raw(lines: &[&str]) -> String {
     out
 }
 
+/// How many bytes of a custom format's line [`super::RecordParser::starts_record`] reads.
+const HEADER_PREFIX: usize = 256;
+
 impl super::RecordParser for RecordAssembler {
     fn push(&mut self, line_no: u64, line: &str) -> Option<Event> {
         RecordAssembler::push(self, line_no, line)
@@ -898,8 +908,13 @@ impl super::RecordParser for RecordAssembler {
     fn starts_record(&self, bytes: &[u8]) -> bool {
         match &self.header {
             HeaderParser::LoguruDefault => header_level(bytes).is_some(),
+            // A header is at the start: its first bytes tell (a NUL-filled line asks
+            // this once per run of NULs, with the whole rest of the line behind it). The
+            // bytes may run on past the line's end.
             HeaderParser::Line { format, .. } => {
-                format.matches_at_start(&String::from_utf8_lossy(bytes))
+                let head = &bytes[..bytes.len().min(HEADER_PREFIX)];
+                let head = &head[..memchr::memchr(b'\n', head).unwrap_or(head.len())];
+                format.matches_at_start(&String::from_utf8_lossy(head))
             }
         }
     }
@@ -1004,6 +1019,50 @@ mod tests {
             }
         }
         assert!(!default_time_shape(&base[..23]));
+    }
+
+    /// A header is told by the bytes near its start: a line of many header-like pieces
+    /// and no ` - ` is not read to its end once per piece (which took seconds), and a
+    /// header followed by a long message is still one.
+    #[test]
+    fn headers_are_told_by_their_first_bytes() {
+        let piece = "2026-12-02 08:06:00.000 | E | ";
+        let line = piece.repeat(2100);
+        assert_eq!(embedded_header(line.as_bytes()), None);
+        assert!(header_level(line.as_bytes()).is_none());
+        assert!(parse_header(&line).is_none());
+        let long = format!(
+            "2026-12-02 08:06:00.000 | ERROR    | app:f:1 - {}",
+            "x - y ".repeat(20_000)
+        );
+        assert!(header_level(long.as_bytes()).is_some());
+        assert!(parse_header(&long).is_some());
+        let far = format!(
+            "2026-12-02 08:06:00.000 | ERROR    | {}app:f:1 - x",
+            "a".repeat(MAX_LOCATION)
+        );
+        assert!(header_level(far.as_bytes()).is_none());
+        assert!(parse_header(&far).is_none());
+        let format = std::sync::Arc::new(
+            super::super::format::LineFormat::from_loguru(
+                "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level} | {message}",
+            )
+            .unwrap(),
+        );
+        let custom = RecordAssembler::with_header(
+            "app",
+            "app.log",
+            &BTreeMap::new(),
+            0,
+            HeaderParser::Line {
+                format,
+                default_level: None,
+            },
+        );
+        use super::super::RecordParser;
+        let rest = format!("2026-12-02 08:06:00.000 | INFO | x{}", "\0y".repeat(30_000));
+        assert!(custom.starts_record(rest.as_bytes()));
+        assert!(!custom.starts_record(&rest.as_bytes()[1..]));
     }
 
     #[test]

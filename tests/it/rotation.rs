@@ -404,3 +404,42 @@ for i in range(200):
     assert_eq!(t.incidents().len(), 1);
     assert_eq!(total_occurrences(&t), 1);
 }
+
+/// copytruncate of a log longer than the line cap under a writer that keeps its offset:
+/// the hole of NULs before its next record is longer than the cap, and the record after
+/// it is read all the same, as is the one after that.
+#[test]
+fn a_hole_longer_than_the_line_cap_hides_no_record() {
+    let Some(t) = setup() else { return };
+    t.loguru(
+        r#"logger.add("app.log")
+for i in range(2500):
+    logger.info("Processed batch {} of the nightly import with 128 rows", i)"#,
+    );
+    t.ok(&["run"]);
+    let at = std::fs::metadata(t.path("app.log")).unwrap().len();
+    assert!(at > 200_000, "a hole of a few hundred KB: {at}");
+    t.loguru(
+        r#"import shutil
+shutil.copy("app.log", "app.log.1")
+f = open("app.log", "r+")  # not appending: it keeps writing at its offset
+f.seek(0, 2)
+os.truncate("app.log", 0)
+logger.add(f)
+logger.error("Ledger write failed after rotation")
+logger.critical("Database down after rotation")
+f.close()"#,
+    );
+    let r = t.ok(&["run"]);
+    let titles = t.titles();
+    for want in ["Ledger write failed", "Database down"] {
+        assert!(
+            titles.iter().any(|t| t.contains(want)),
+            "{want}: {}\n{titles:?}\n{}",
+            r.all(),
+            listing(&t)
+        );
+    }
+    t.ok(&["run"]);
+    assert_eq!(total_occurrences(&t), 2, "{}", listing(&t));
+}

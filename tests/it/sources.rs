@@ -1049,3 +1049,36 @@ os.truncate("app.log", os.path.getsize("app.log") - 1)  # killed before its newl
         assert_eq!(total_occurrences(&t), 2, "{case}");
     }
 }
+
+/// A writer killed in the middle of a line longer than the line cap, whose restart
+/// appends its next record to that line: the record is read, though it starts past the
+/// bytes of the line that are kept.
+#[test]
+fn a_record_appended_to_a_torn_line_longer_than_the_cap_is_read() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.with_app_source("");
+    t.loguru(
+        r#"logger.add("app.log")
+logger.info("handling request with payload " + "x" * 70000)
+os.truncate("app.log", os.path.getsize("app.log") - 1)  # killed before its newline
+"#,
+    );
+    let r = t.ok(&["run"]);
+    assert!(t.titles().is_empty(), "{}", r.stdout);
+    t.loguru(
+        r#"logger.add("app.log")
+logger.critical("Database down after the restart")"#,
+    );
+    let r = t.ok(&["run"]);
+    let titles = t.titles();
+    assert!(
+        titles.len() == 1 && titles[0].contains("Database down"),
+        "{}\n{titles:?}",
+        r.all()
+    );
+    t.ok(&["run"]);
+    assert_eq!(total_occurrences(&t), 1);
+}
