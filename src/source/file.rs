@@ -1343,6 +1343,22 @@ mod tests {
         assert!(step(cfg, &cps).0.is_empty());
     }
 
+    /// An INFO and an ERROR header in loguru's default format (`extra` empty) or in the
+    /// custom format the NUL-hole tests use.
+    fn info_and_error_headers(extra: &str) -> (&'static str, &'static str) {
+        if extra.is_empty() {
+            (
+                "2026-12-02 07:00:00.000 | INFO     | app:f:1 - ",
+                "2026-12-02 07:00:00.000 | ERROR    | app:f:1 - ",
+            )
+        } else {
+            (
+                "2026-12-02 07:00:00.000 | INFO | ",
+                "2026-12-02 07:00:00.000 | ERROR | ",
+            )
+        }
+    }
+
     /// A hole of NULs (copytruncate under a writer that keeps its offset) before a
     /// record, at a line's start or after a torn line, hides nothing, in the default and
     /// a custom format; NULs inside a message stay in it.
@@ -1356,17 +1372,7 @@ mod tests {
             let config = source(dir.path(), extra);
             let cfg = &config.sources[0];
             let log = dir.path().join("app.log");
-            let (info, err) = if extra.is_empty() {
-                (
-                    "2026-12-02 07:00:00.000 | INFO     | app:f:1 - ",
-                    "2026-12-02 07:00:00.000 | ERROR    | app:f:1 - ",
-                )
-            } else {
-                (
-                    "2026-12-02 07:00:00.000 | INFO | ",
-                    "2026-12-02 07:00:00.000 | ERROR | ",
-                )
-            };
+            let (info, err) = info_and_error_headers(extra);
             let mut bytes = vec![0u8; 2048];
             bytes.extend(format!("{err}after the hole\n{info}torn").as_bytes());
             bytes.extend([0u8; 100]);
@@ -1394,17 +1400,7 @@ mod tests {
             let config = source(dir.path(), extra);
             let cfg = &config.sources[0];
             let log = dir.path().join("app.log");
-            let (info, err) = if extra.is_empty() {
-                (
-                    "2026-12-02 07:00:00.000 | INFO     | app:f:1 - ",
-                    "2026-12-02 07:00:00.000 | ERROR    | app:f:1 - ",
-                )
-            } else {
-                (
-                    "2026-12-02 07:00:00.000 | INFO | ",
-                    "2026-12-02 07:00:00.000 | ERROR | ",
-                )
-            };
+            let (info, err) = info_and_error_headers(extra);
             let mut bytes = vec![0u8; 300_000];
             bytes.extend(format!("{err}after the hole\n{err}next\n{info}").as_bytes());
             bytes.extend(vec![b'x'; 70_000]);
