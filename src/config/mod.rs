@@ -184,6 +184,10 @@ pub struct FileSource {
     /// quiet this long (0: never held); unset, only a record whose traceback has not
     /// reached its exception line yet is held (see `source::file`).
     pub settle: Option<Duration>,
+    /// logwarden's own state, pages, config and rules: a log path (a symlink, a glob)
+    /// that leads into them is not read, or its secrets (the control key, tokens) would
+    /// go to the investigator and the phone as "log lines".
+    pub own: Vec<PathBuf>,
 }
 
 /// How the lines of a file become records.
@@ -831,6 +835,17 @@ impl Validator {
         let escalation = self.escalation(raw.escalate, raw.escalation);
         let check_names: Vec<String> = metrics.checks.iter().map(|c| c.name.clone()).collect();
         let actions = self.actions(raw.action, raw.actions, &check_names);
+        let own = vec![
+            state_dir.clone(),
+            incidents_dir.clone(),
+            path.to_path_buf(),
+            ignore_file.clone(),
+        ];
+        for s in &mut sources {
+            if let SourceKind::File(fs) = &mut s.kind {
+                fs.own = own.clone();
+            }
+        }
         Config {
             path: path.to_path_buf(),
             state_dir,
@@ -1133,6 +1148,7 @@ impl Validator {
             parser,
             forget_after,
             settle,
+            own: Vec::new(),
         }
     }
 

@@ -297,6 +297,16 @@ struct Follower<'a> {
 }
 
 impl Follower<'_> {
+    /// Where `path` really is, when that is among logwarden's own files and folders.
+    fn leads_to_own(&self, path: &Path) -> Option<PathBuf> {
+        let real = std::fs::canonicalize(path).ok()?;
+        self.fs
+            .own
+            .iter()
+            .any(|o| real.starts_with(std::fs::canonicalize(o).unwrap_or_else(|_| o.clone())))
+            .then_some(real)
+    }
+
     /// The regular files the configured path or glob names now, oldest first.
     fn current_files(&mut self) -> Result<Vec<(PathBuf, Metadata)>, SourceError> {
         let path = &self.fs.path;
@@ -328,6 +338,19 @@ impl Follower<'_> {
                 Err(e) => return Err(io(path)(e)),
             }
         }
+        let mut mine = Vec::new();
+        files.retain(|(p, _)| match self.leads_to_own(p) {
+            Some(real) => {
+                mine.push(format!(
+                    "{}: leads to {}, which is logwarden's own (its state, pages, config or rules): not read",
+                    p.display(),
+                    real.display()
+                ));
+                false
+            }
+            None => true,
+        });
+        self.report.errors.extend(mine);
         files.sort_by_key(|(p, m)| (m.mtime(), m.mtime_nsec(), p.clone()));
         Ok(files)
     }

@@ -954,6 +954,26 @@ for i in range({from}, {to}):
     );
 }
 
+/// An app (or whoever took it over) that makes its log a symlink into logwarden's own
+/// state cannot have logwarden read its secrets out as "log lines": the file is not
+/// read, and the run says why.
+#[test]
+fn a_log_path_leading_into_logwardens_own_state_is_not_read() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    t.write(
+        "state/stolen.txt",
+        "2026-11-22 10:00:00.000 | ERROR    | app:f:1 - control key k3y-M4terial-9Qz\n",
+    );
+    std::os::unix::fs::symlink(t.path("state/stolen.txt"), t.path("app.log")).unwrap();
+    let r = t.run(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(r.all().contains("which is logwarden's own"), "{}", r.all());
+    assert!(!r.all().contains("k3y-M4terial"), "{}", r.all());
+    assert!(t.incidents().is_empty());
+}
+
 /// A writer killed mid-line whose last record is an ERROR, and that never writes again:
 /// the first run waits for the rest of the line, the next (the file ended at the same
 /// place for a whole run) reads it as it is. Counted once; a record a restart appends
