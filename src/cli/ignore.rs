@@ -95,7 +95,13 @@ fn who() -> String {
     super::who()
 }
 
-pub fn run(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+/// `boot`: where this command stands on the boot clock, when `now` was read rather
+/// than given (see `clock.rs`).
+pub fn run(
+    cmd: IgnoreCommand,
+    now: DateTime<Utc>,
+    boot: Option<crate::clock::Boot>,
+) -> anyhow::Result<ExitCode> {
     match cmd {
         IgnoreCommand::Add {
             config,
@@ -156,7 +162,7 @@ pub fn run(cmd: IgnoreCommand, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        IgnoreCommand::List { config, json } => list(&load(&config)?, json, now),
+        IgnoreCommand::List { config, json } => list(&load(&config)?, json, now, boot),
         IgnoreCommand::Rm { config, id } => {
             let config = load(&config)?;
             let mut holders = Vec::new();
@@ -241,7 +247,12 @@ struct ListedRule {
     last_hit: Option<String>,
 }
 
-fn list(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Result<ExitCode> {
+fn list(
+    config: &Config,
+    json: bool,
+    now: DateTime<Utc>,
+    boot: Option<crate::clock::Boot>,
+) -> anyhow::Result<ExitCode> {
     // Each file on its own: a broken or unreadable one is reported, the other listed.
     let mut parts = Vec::new();
     let mut broken = false;
@@ -255,14 +266,25 @@ fn list(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Result<ExitC
         }
     }
     let rules = IgnoreRules::merge(parts, now);
-    let hits = match config
+    let store = match config
         .database_path()
         .exists()
         .then(|| Store::open(&config.database_path()))
     {
-        Some(Ok(s)) => s.ignore_hits()?,
-        _ => Default::default(),
+        Some(Ok(s)) => Some(s),
+        _ => None,
     };
+    let hits = match &store {
+        Some(s) => s.ignore_hits()?,
+        None => Default::default(),
+    };
+    // "Expired" as the next run will see it: a rule that expired stays expired when the
+    // clock is set back (the runs' expiry floor).
+    let prev = match &store {
+        Some(s) => s.previous_run_clock()?,
+        None => None,
+    };
+    let expiry_now = crate::clock::RunClock::next(prev.as_ref(), now, boot.as_ref()).floor;
     let listed: Vec<ListedRule> = rules
         .rules
         .iter()
@@ -278,7 +300,7 @@ fn list(config: &Config, json: bool, now: DateTime<Utc>) -> anyhow::Result<ExitC
                 level: r.level.as_ref().map(|l| l.name.clone()),
                 signature: r.signature.map(|s| s.to_string()),
                 expires: r.expires.map(store::ts),
-                expired: r.expired(now),
+                expired: r.expired(expiry_now),
                 comment: r.comment.clone(),
                 created: r.created.clone(),
                 author: r.author.clone(),

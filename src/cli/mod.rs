@@ -368,7 +368,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             run::run(&load(&config)?, dry_run, json, now, boot)
         }
         Command::Check { config, json } => run::check(&config, json, quiet, now),
-        Command::Ignore(cmd) => ignore::run(cmd, now),
+        Command::Ignore(cmd) => {
+            let boot = given_now.is_none().then(crate::clock::Boot::read).flatten();
+            ignore::run(cmd, now, boot)
+        }
         Command::Replay {
             config,
             files,

@@ -211,6 +211,9 @@ pub struct SqliteSource {
     pub query: String,
     pub columns: SqliteColumns,
     pub busy_timeout: Duration,
+    /// logwarden's own files and folders, as for a file source: a database path that
+    /// leads into them (a symlink the app could plant) is not read.
+    pub own: Vec<PathBuf>,
 }
 
 /// Result column names of a SQLite source's query.
@@ -842,8 +845,10 @@ impl Validator {
             ignore_file.clone(),
         ];
         for s in &mut sources {
-            if let SourceKind::File(fs) = &mut s.kind {
-                fs.own = own.clone();
+            match &mut s.kind {
+                SourceKind::File(fs) => fs.own = own.clone(),
+                SourceKind::Sqlite(q) => q.own = own.clone(),
+                _ => {}
             }
         }
         Config {
@@ -1263,6 +1268,7 @@ impl Validator {
             query,
             columns,
             busy_timeout,
+            own: Vec::new(),
         }
     }
 

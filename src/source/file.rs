@@ -178,6 +178,7 @@ pub fn read(
         sink,
         prev_states: states.clone(),
         now,
+        own: super::resolve_own(&fs.own),
     };
     let current = f.current_files()?;
     let current_ids: HashSet<FileId> = current.iter().map(|(_, m)| FileId::of(m)).collect();
@@ -294,19 +295,11 @@ struct Follower<'a> {
     /// The checkpoints as they were at the start of the run.
     prev_states: Vec<FileState>,
     now: DateTime<Utc>,
+    /// `fs.own`, resolved.
+    own: Vec<PathBuf>,
 }
 
 impl Follower<'_> {
-    /// Where `path` really is, when that is among logwarden's own files and folders.
-    fn leads_to_own(&self, path: &Path) -> Option<PathBuf> {
-        let real = std::fs::canonicalize(path).ok()?;
-        self.fs
-            .own
-            .iter()
-            .any(|o| real.starts_with(std::fs::canonicalize(o).unwrap_or_else(|_| o.clone())))
-            .then_some(real)
-    }
-
     /// The regular files the configured path or glob names now, oldest first.
     fn current_files(&mut self) -> Result<Vec<(PathBuf, Metadata)>, SourceError> {
         let path = &self.fs.path;
@@ -339,7 +332,7 @@ impl Follower<'_> {
             }
         }
         let mut mine = Vec::new();
-        files.retain(|(p, _)| match self.leads_to_own(p) {
+        files.retain(|(p, _)| match super::leads_to_own(p, &self.own) {
             Some(real) => {
                 mine.push(format!(
                     "{}: leads to {}, which is logwarden's own (its state, pages, config or rules): not read",

@@ -311,6 +311,23 @@ pub fn read(
     }
 }
 
+/// logwarden's own files and folders (see `FileSource::own`) as they really are,
+/// resolved once per read rather than once per file looked at.
+pub(crate) fn resolve_own(own: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    own.iter()
+        .map(|o| std::fs::canonicalize(o).unwrap_or_else(|_| o.clone()))
+        .collect()
+}
+
+/// Where `path` really is, when that is within one of `own` (from [`resolve_own`]).
+pub(crate) fn leads_to_own(
+    path: &std::path::Path,
+    own: &[std::path::PathBuf],
+) -> Option<std::path::PathBuf> {
+    let real = std::fs::canonicalize(path).ok()?;
+    own.iter().any(|o| real.starts_with(o)).then_some(real)
+}
+
 /// How far a source has read; opaque to everyone but the source.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Checkpoint {

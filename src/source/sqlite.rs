@@ -198,6 +198,13 @@ pub fn read(
 ) -> Result<ReadReport, SourceError> {
     let err = |m: String| SourceError::Other(m);
     let mut report = ReadReport::default();
+    if let Some(real) = super::leads_to_own(&src.path, &super::resolve_own(&src.own)) {
+        return Err(err(format!(
+            "{}: leads to {}, which is logwarden's own (its state, pages, config or rules): not read",
+            src.path.display(),
+            real.display()
+        )));
+    }
     let (conn, note) = open(&src.path, src.busy_timeout).map_err(err)?;
     report.warnings.extend(note);
     let key = "cursor".to_string();

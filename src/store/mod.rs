@@ -83,9 +83,24 @@ const FILED_AFTER_IN_INDEX: &str = "SELECT id FROM incidents
      ORDER BY first_seen DESC, id DESC LIMIT 1";
 
 fn parse_ts(s: &str) -> DateTime<Utc> {
+    try_parse_ts(s).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// A stored time, `None` when the text is not one.
+fn try_parse_ts(s: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
+        .ok()
         .map(|t| t.with_timezone(&Utc))
-        .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// An SQL expression for "now" on the run clock (`clock.rs`): the latest run's
+/// `run_clock`, or, in a store whose runs predate it, the later of the parameter `now`
+/// (such as `?4`) and the latest run's start.
+fn seen_now(now: &str) -> String {
+    format!(
+        "coalesce((SELECT run_clock FROM runs WHERE run_clock IS NOT NULL ORDER BY id DESC LIMIT 1),
+             max({now}, coalesce((SELECT max(started_at) FROM runs), '')))"
+    )
 }
 
 /// A handle on the state database.
@@ -253,18 +268,18 @@ impl Store {
         let Some((started, run_clock, floor, boot_id, since)) = row else {
             return Ok(None);
         };
-        let parse = |s: &str| {
-            DateTime::parse_from_rfc3339(s)
-                .ok()
-                .map(|t| t.with_timezone(&Utc))
-        };
-        let (Some(started_at), Some(run_clock)) = (parse(&started), parse(&run_clock)) else {
+        let (Some(started_at), Some(run_clock)) =
+            (try_parse_ts(&started), try_parse_ts(&run_clock))
+        else {
             return Ok(None);
         };
         Ok(Some(crate::clock::Previous {
             started_at,
             run_clock,
-            floor: floor.as_deref().and_then(parse).unwrap_or(started_at),
+            floor: floor
+                .as_deref()
+                .and_then(try_parse_ts)
+                .unwrap_or(started_at),
             boot: match (boot_id, since) {
                 (Some(id), Some(s)) if s >= 0 => Some(crate::clock::Boot {
                     id,
@@ -812,11 +827,13 @@ impl Batch<'_> {
 
     pub fn insert_incident(&self, i: &NewIncident, now: DateTime<Utc>, run_id: i64) -> Result<i64> {
         self.tx.execute_cached(
-            "INSERT INTO incidents (signature, kind, stage, status, severity, verdict, title, source, host, level,
+            &format!(
+                "INSERT INTO incidents (signature, kind, stage, status, severity, verdict, title, source, host, level,
                  template, exception_type, first_seen, last_seen, occurrences, samples, created_at, updated_at, run_id, seen_at)
              VALUES (?1, ?2, 'new', 'open', ?3, 'unsure', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15,
-                 coalesce((SELECT run_clock FROM runs WHERE run_clock IS NOT NULL ORDER BY id DESC LIMIT 1),
-                     max(?14, coalesce((SELECT max(started_at) FROM runs), ''))))",
+                 {})",
+                seen_now("?14")
+            ),
             params![
                 i.signature,
                 i.kind,
@@ -859,11 +876,12 @@ impl Batch<'_> {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.tx.execute_cached(
-            "UPDATE incidents SET occurrences = occurrences + ?2, last_seen = max(last_seen, ?3), updated_at = ?4,
-                 seen_at = max(coalesce(seen_at, ''),
-                     coalesce((SELECT run_clock FROM runs WHERE run_clock IS NOT NULL ORDER BY id DESC LIMIT 1),
-                         max(?4, coalesce((SELECT max(started_at) FROM runs), ''))))
-             WHERE id = ?1",
+            &format!(
+                "UPDATE incidents SET occurrences = occurrences + ?2, last_seen = max(last_seen, ?3), updated_at = ?4,
+                     seen_at = max(coalesce(seen_at, ''), {})
+                 WHERE id = ?1",
+                seen_now("?4")
+            ),
             params![id, count as i64, ts(last_seen), ts(now)],
         )?;
         Ok(())

@@ -376,4 +376,10 @@ fn an_expired_rule_stays_expired_when_the_system_clock_goes_back() {
     assert_eq!(r.code, Some(0), "{}", r.all());
     assert!(r.stdout.contains("new incident #1"), "{}", r.all());
     assert!(r.all().contains("the clock went back"), "{}", r.all());
+    // `ignore list` says so too, not "in force" by the clock it reads.
+    let r = t
+        .run_with_clock_at("2026-11-22 10:31:00", &["ignore", "list"])
+        .unwrap();
+    assert_eq!(r.code, Some(0), "{}", r.all());
+    assert!(r.stdout.contains("EXPIRED"), "{}", r.all());
 }

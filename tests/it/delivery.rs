@@ -247,28 +247,11 @@ fn the_publish_timeout_holds_under_libfaketime() {
     // too unless told not to, and the HTTP client's timeout (an absolute monotonic
     // deadline handed to the kernel) then never comes: the run waits for ntfy's answer.
     // Runs the binary under libfaketime explicitly, as the harness runs it.
-    let Some(faketime) = which("faketime") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "faketime is missing in CI"
-        );
-        eprintln!("faketime not installed: skipped");
-        return;
-    };
     let (ntfy, t) = slow_ntfy();
     ntfy.answer_after(Some(std::time::Duration::from_secs(30)));
-    let c = t.command(&["run", "--now", "2026-11-22T10:00:00Z"]);
-    let mut wrapped = std::process::Command::new(faketime);
-    wrapped.args(["-f", "+365d", c.get_program().to_str().unwrap()]);
-    wrapped.args(c.get_args());
-    for (k, v) in c.get_envs() {
-        match v {
-            Some(v) => wrapped.env(k, v),
-            None => wrapped.env_remove(k),
-        };
-    }
-    wrapped.current_dir(c.get_current_dir().unwrap());
-    let r = Run::from(wrapped.output().unwrap());
+    let Some(r) = t.run_under_faketime("+365d", &["run", "--now", "2026-11-22T10:00:00Z"]) else {
+        return;
+    };
     assert_eq!(r.code, Some(0), "{}", r.all());
     // Without its timeout the run would have waited the 30 s and seen "1 sent".
     assert!(
@@ -276,12 +259,4 @@ fn the_publish_timeout_holds_under_libfaketime() {
         "{}",
         r.stdout
     );
-}
-
-fn which(tool: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(tool))
-            .find(|f| f.is_file())
-    })
 }

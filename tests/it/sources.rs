@@ -974,6 +974,30 @@ fn a_log_path_leading_into_logwardens_own_state_is_not_read() {
     assert!(t.incidents().is_empty());
 }
 
+/// The same for a SQLite source: an app that swaps its database for a symlink into
+/// logwarden's state gets nothing read from there.
+#[test]
+fn a_sqlite_path_leading_into_logwardens_own_state_is_not_read() {
+    let Some(t) = log_preset_db(
+        "db.execute('INSERT INTO log VALUES (?,?,?,?,?,?,?,?,?)', (1763805601.5, 'app', 40, 'ERROR', 'control key k3y-M4terial-9Qz', 'm', 'f', 2, None))",
+    ) else {
+        return;
+    };
+    std::fs::create_dir_all(t.path("state")).unwrap();
+    std::fs::rename(t.path("app.db"), t.path("state/stolen.db")).unwrap();
+    std::os::unix::fs::symlink(t.path("state/stolen.db"), t.path("app.db")).unwrap();
+    let r = t.run(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(r.all().contains("which is logwarden's own"), "{}", r.all());
+    assert!(!r.all().contains("k3y-M4terial"), "{}", r.all());
+    assert!(t.incidents().is_empty());
+    // The same database where the app keeps it is read.
+    std::fs::remove_file(t.path("app.db")).unwrap();
+    std::fs::rename(t.path("state/stolen.db"), t.path("app.db")).unwrap();
+    t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert_eq!(t.incidents().len(), 1);
+}
+
 /// A writer killed mid-line whose last record is an ERROR, and that never writes again:
 /// the first run waits for the rest of the line, the next (the file ended at the same
 /// place for a whole run) reads it as it is. Counted once; a record a restart appends

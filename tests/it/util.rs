@@ -118,12 +118,13 @@ impl Test {
     /// by libfaketime, no `--now`: the time since boot goes on as it really does.
     /// `None` where faketime is not installed (never in CI).
     pub fn run_with_clock_at(&self, at: &str, args: &[&str]) -> Option<Run> {
-        let faketime = std::env::var_os("PATH").and_then(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join("faketime"))
-                .find(|f| f.is_file())
-        });
-        let Some(faketime) = faketime else {
+        self.run_under_faketime(&format!("@{at}"), args)
+    }
+
+    /// Runs `logwarden` under libfaketime with its `-f` time spec (`@2026-…` or
+    /// `+365d`); `None` when faketime is not installed, which CI does not allow.
+    pub fn run_under_faketime(&self, spec: &str, args: &[&str]) -> Option<Run> {
+        let Some(faketime) = which("faketime") else {
             assert!(
                 std::env::var_os("CI").is_none(),
                 "faketime is missing in CI"
@@ -135,7 +136,7 @@ impl Test {
         let mut wrapped = Command::new(faketime);
         wrapped
             .arg("-f")
-            .arg(format!("@{at}"))
+            .arg(spec)
             .arg(c.get_program())
             .args(c.get_args());
         for (k, v) in c.get_envs() {
@@ -1156,4 +1157,13 @@ pub fn self_signed_cert(t: &Test, made_at: &str, cn: &str) {
         .output()
         .expect("faketime and openssl");
     assert!(made.status.success(), "{made:?}");
+}
+
+/// The first `tool` on `PATH`.
+pub fn which(tool: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(tool))
+            .find(|f| f.is_file())
+    })
 }
