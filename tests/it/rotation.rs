@@ -443,3 +443,52 @@ f.close()"#,
     t.ok(&["run"]);
     assert_eq!(total_occurrences(&t), 2, "{}", listing(&t));
 }
+
+/// The same hole, with the record after it still being written when a run comes: its
+/// traceback has not reached its exception line. The record (starting in a later piece
+/// of the over-long line) is held, not filed without its exception, and is filed once,
+/// whole, when the rest arrives.
+#[test]
+fn a_held_record_after_a_hole_longer_than_the_line_cap_is_filed_once_whole() {
+    let Some(t) = setup() else { return };
+    t.loguru(
+        r#"logger.add("app.log")
+for i in range(2500):
+    logger.info("Processed batch {} of the nightly import with 128 rows", i)"#,
+    );
+    t.ok(&["run"]);
+    let at = std::fs::metadata(t.path("app.log")).unwrap().len();
+    assert!(at > 200_000, "a hole of a few hundred KB: {at}");
+    t.loguru(
+        r#"import shutil
+shutil.copy("app.log", "app.log.1")
+f = open("app.log", "r+")  # not appending: it keeps writing at its offset
+f.seek(0, 2)
+os.truncate("app.log", 0)
+logger.add(f)
+try:
+    {}["ledger"]
+except KeyError:
+    logger.exception("Ledger lookup failed after rotation")
+f.close()
+data = open("app.log", "rb").read()
+cut = data.rstrip(b"\n").rfind(b"\n") + 1
+open("app.log.rest", "wb").write(data[cut:])
+os.truncate("app.log", cut)  # its exception line not written yet"#,
+    );
+    let r = t.ok(&["run"]);
+    assert!(t.titles().is_empty(), "held: {}\n{}", r.all(), listing(&t));
+    let rest = std::fs::read(t.path("app.log.rest")).unwrap();
+    assert!(String::from_utf8_lossy(&rest).contains("KeyError"));
+    t.append("app.log", &rest);
+    let r = t.ok(&["run"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 1, "{}\n{}", r.all(), listing(&t));
+    assert!(inc[0]["title"]
+        .as_str()
+        .unwrap()
+        .contains("Ledger lookup failed"));
+    assert_eq!(inc[0]["exception_type"], "KeyError", "{}", inc[0]);
+    t.ok(&["run"]);
+    assert_eq!(total_occurrences(&t), 1, "{}", listing(&t));
+}
