@@ -299,6 +299,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN since_boot INTEGER;
     ALTER TABLE runs ADD COLUMN run_clock TEXT;
     ALTER TABLE runs ADD COLUMN expiry_floor TEXT;",
+    // 20: a leaf is keyed on a message's first plain word only (it was the first two),
+    // so that a second word that keeps changing (`Tenant acme exceeded quota`) can become
+    // a value like any later word: stored templates are given their new leaf when the
+    // store opens, keeping their group ids.
+    "UPDATE templates SET leaf = NULL;",
 ];
 
 /// The schema version this build writes.

@@ -369,3 +369,51 @@ fn compact_json_with_other_keys_does_not_join_an_acknowledged_group() {
     let first = inc.iter().find(|i| i["id"].as_i64() == Some(1)).unwrap();
     assert_eq!(first["occurrences"].as_u64(), Some(3), "{inc:#?}");
 }
+
+/// A value as a message's second word (`Tenant {name} …`, unquoted) is wording for the
+/// first 8 names, then a value: the ninth tenant and every one after it join one group,
+/// rather than each opening an incident of its own forever.
+#[test]
+fn a_second_word_that_keeps_changing_stops_opening_incidents() {
+    let t = Test::new();
+    t.with_app_source("");
+    let tenants = [
+        "acme",
+        "globex",
+        "initech",
+        "umbrella",
+        "hooli",
+        "vandelay",
+        "wayne",
+        "stark",
+        "wonka",
+        "tyrell",
+        "cyberdyne",
+        "soylent",
+    ];
+    let log: String = tenants
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            rec(
+                &format!("10:00:{i:02}"),
+                &format!("Tenant {n} exceeded its storage quota"),
+            )
+        })
+        .collect();
+    t.write("app.log", "");
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    t.append("app.log", log.as_bytes());
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 8, "{}\n{:?}", r.stdout, t.titles());
+    assert_eq!(total_occurrences(&t), 12);
+    // A new tenant next run is no new incident either.
+    t.append(
+        "app.log",
+        rec("10:06:00", "Tenant oscorp exceeded its storage quota").as_bytes(),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert_eq!(t.incidents().len(), 8);
+    assert_eq!(total_occurrences(&t), 13);
+}
