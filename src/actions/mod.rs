@@ -396,7 +396,7 @@ pub fn decide(
         )));
     }
     if r.expires_at.is_some_and(|t| t <= now) {
-        expire_one(config, store, &r, now)?;
+        expire_one(config, store, &r, now, Some((verb, by)))?;
         return Ok(Decided::Refused(format!(
             "{verb} of request {request} for incident #{}: too late, it expired at {} and was rejected",
             r.incident_id,
@@ -431,31 +431,57 @@ pub fn decide(
     )))
 }
 
+/// Rejects a request nobody answered in time, notes it on its incident and tells the
+/// phone (quietly). `late`: the answer (`approve`/`reject`, and who) that came after the
+/// request expired, so that someone who tapped Approve learns it will not run.
 fn expire_one(
     config: &Config,
     store: &Store,
     r: &ActionRequest,
     now: DateTime<Utc>,
+    late: Option<(&str, &str)>,
 ) -> store::Result<bool> {
-    let by = format!(
-        "logwarden (no answer within {})",
-        crate::duration::format(config.actions.approval_timeout)
-    );
+    let limit = crate::duration::format(config.actions.approval_timeout);
+    let by = match late {
+        Some((verb, who)) => format!("logwarden ({verb} by {who} came after the {limit} limit)"),
+        None => format!("logwarden (no answer within {limit})"),
+    };
     if !store.decide_request(r.id, "pending", "expired", &by, now)? {
         return Ok(false);
     }
-    store.add_note(
-        r.incident_id,
-        AUTHOR,
-        &format!(
-            "Action {} (request {}) auto-rejected: no approval within {} (it expired at {}).",
+    let expired_at = r.expires_at.map(store::ts).unwrap_or_default();
+    let note = match late {
+        Some((verb, who)) => format!(
+            "Action {} (request {}) auto-rejected: the {verb} by {who} came after the {limit} limit (it expired at {expired_at}).",
             describe(r),
             r.id,
-            crate::duration::format(config.actions.approval_timeout),
-            r.expires_at.map(store::ts).unwrap_or_default()
         ),
-        now,
-    )?;
+        None => format!(
+            "Action {} (request {}) auto-rejected: no approval within {limit} (it expired at {expired_at}).",
+            describe(r),
+            r.id,
+        ),
+    };
+    store.add_note(r.incident_id, AUTHOR, &note, now)?;
+    let body = match late {
+        Some(("approve", _)) => format!(
+            "Incident #{}: the approval of {} came after the {limit} limit; it was not run. Approve it again when it is proposed again.",
+            r.incident_id,
+            describe(r),
+        ),
+        _ => format!(
+            "Incident #{}: the proposed action {} was not approved within {limit} and will not run.",
+            r.incident_id,
+            describe(r),
+        ),
+    };
+    let n = store::Notification {
+        title: format!("[{}] Action {} auto-rejected", config.hostname, r.action_id),
+        body,
+        priority: 2,
+        tags: "hourglass".into(),
+    };
+    store.enqueue_kind(Some(r.incident_id), "action", "info", &n, now)?;
     Ok(true)
 }
 
@@ -484,7 +510,7 @@ pub fn run_step(
         }
     }
     for r in store.requests_in("pending")? {
-        if r.expires_at.is_some_and(|t| t <= now) && expire_one(config, store, &r, now)? {
+        if r.expires_at.is_some_and(|t| t <= now) && expire_one(config, store, &r, now, None)? {
             rep.lines.push(format!(
                 "incident #{}: action {} auto-rejected (no approval within {})",
                 r.incident_id,
@@ -492,18 +518,6 @@ pub fn run_step(
                 crate::duration::format(config.actions.approval_timeout)
             ));
             rep.touched.push(r.incident_id);
-            let n = store::Notification {
-                title: format!("[{}] Action {} auto-rejected", config.hostname, r.action_id),
-                body: format!(
-                    "Incident #{}: the proposed action {} was not approved within {} and will not run.",
-                    r.incident_id,
-                    describe(&r),
-                    crate::duration::format(config.actions.approval_timeout)
-                ),
-                priority: 2,
-                tags: "hourglass".into(),
-            };
-            store.enqueue_kind(Some(r.incident_id), "action", "info", &n, now)?;
         }
     }
     verify_all(config, store, now, &mut rep)?;

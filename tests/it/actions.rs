@@ -314,6 +314,46 @@ fn an_unanswered_request_is_rejected_after_approval_timeout_and_a_late_tap_is_re
     assert!(!t.path("run/healthy").exists());
 }
 
+/// An Approve tapped in time but first read by a run after the request expired: the
+/// request is rejected, and the phone is told it will not run (the tap cleared the
+/// notification, so its sender would otherwise believe it approved).
+#[test]
+fn an_approve_read_after_the_request_expired_tells_the_phone_it_will_not_run() {
+    let (t, ntfy) = setup(PROPOSE_HEALTHY, "mode = \"approve\"\n", HEALTH_ERROR);
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    let m = ntfy.messages_to("ops");
+    let before = m.len();
+    assert_eq!(ntfy.tap(&m[0], "Approve: recreate-healthcheck"), 200);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:33:00Z"]);
+    r.says("too late, it expired at 2026-11-22T10:30:00Z");
+    assert!(!t.path("run/healthy").exists());
+    let told = ntfy.messages_to("ops");
+    let late: Vec<_> = told[before..]
+        .iter()
+        .filter(|n| {
+            n.header("Title")
+                .is_some_and(|x| x.contains("auto-rejected"))
+        })
+        .collect();
+    assert_eq!(late.len(), 1, "{told:?}");
+    assert!(
+        late[0].body.contains("came after the 30m limit"),
+        "{:?}",
+        late[0]
+    );
+    let h = history(&t);
+    assert_eq!(h[0]["status"], "expired");
+    assert!(
+        h[0]["decided_by"]
+            .as_str()
+            .is_some_and(|b| b.contains("approve by") && b.contains("came after the 30m limit")),
+        "{h:?}"
+    );
+    // Told once: the next run has nothing more to say about it.
+    t.ok(&["run", "--now", "2026-11-22T10:38:00Z"]);
+    assert_eq!(ntfy.messages_to("ops").len(), told.len());
+}
+
 #[test]
 fn a_tampered_approve_is_refused() {
     let (t, ntfy) = setup(PROPOSE_HEALTHY, "mode = \"approve\"\n", HEALTH_ERROR);
