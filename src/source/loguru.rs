@@ -253,16 +253,23 @@ impl BelowLevels {
     /// torn line leaves that record's header, bars and all, inside a line whose start
     /// says "skip" (a record written after a hole of NULs inside a line too), and a
     /// torn point saved in the checkpoint covers only the lines a run saw end. Any bar,
-    /// not a whole header, sends the line on: one `memchr` over the rest costs little,
-    /// where a search for a header costs a sixth of the reading speed, and messages
-    /// rarely hold a bar.
+    /// not a whole header, sends the line on: messages rarely hold one, and a search for
+    /// a header costs a sixth of the reading speed. Runs of lines find their bars along
+    /// with their ends, in the same pass over the bytes (see
+    /// [`super::linereader::line_ends_and_bars`]).
     fn skipped_while_skipping(&self, b: &[u8]) -> bool {
+        self.skipped_given_bar(b, memchr::memrchr(b'|', b).map_or(0, |i| i + 1))
+    }
+
+    /// [`Self::skipped_while_skipping`] of line `b` whose last `|` ends at `bar_end` (0:
+    /// none).
+    fn skipped_given_bar(&self, b: &[u8], bar_end: usize) -> bool {
         match b.first() {
             None => true,
-            Some(c) if !c.is_ascii_digit() => *c != 0 && memchr::memchr(b'|', b).is_none(),
-            Some(_) => b.first_chunk::<37>().is_some_and(|head| {
-                self.fixed_header_below(head) && memchr::memchr(b'|', &b[37..]).is_none()
-            }),
+            Some(c) if !c.is_ascii_digit() => *c != 0 && bar_end == 0,
+            Some(_) => b
+                .first_chunk::<37>()
+                .is_some_and(|head| self.fixed_header_below(head) & (bar_end <= 37)),
         }
     }
 
@@ -279,6 +286,9 @@ impl BelowLevels {
 impl super::SkipLines for BelowLevels {
     fn skipped(&self, line: &[u8]) -> bool {
         self.skipped_while_skipping(line)
+    }
+    fn skipped_given_bar(&self, line: &[u8], bar_end: usize) -> bool {
+        BelowLevels::skipped_given_bar(self, line, bar_end)
     }
 }
 
