@@ -1182,7 +1182,8 @@ mod tests {
     /// A backlog read with helpers finding the stops ahead, in blocks of every size,
     /// gives the records, checkpoints and counts of reading it alone: from the start
     /// and from a checkpoint, with tracebacks under skipped and kept records, custom
-    /// levels, long lines, blank lines and a half-written last line.
+    /// levels, long lines, blank lines, torn lines with a record appended and a
+    /// half-written last line.
     #[test]
     fn a_backlog_read_ahead_on_other_threads_reads_as_one_thread_does() {
         let dir = tempfile::tempdir().unwrap();
@@ -1216,6 +1217,12 @@ mod tests {
                 "2026-11-22 09:50:45.492 | ERROR    | app:f:1 - {}",
                 "y".repeat(70_000)
             ),
+            // Torn lines (a skipped header, a traceback line) with a record appended,
+            // and a message with bars.
+            "2026-11-22 09:50:45.492 | INFO     | app:f:1 - half a mess2026-11-22 09:50:46.000 | ERROR    | app:g:2 - glued".into(),
+            "  File \"app.py\", line 3, in f2026-11-22 09:50:46.000 | ERROR    | app:g:2 - glued".into(),
+            "2026-11-22 09:50:45.492 | INFO     | app:f:1 - half2026-11-22 09:50:46.000 | DEBUG    | app:g:2 - low".into(),
+            "2026-11-22 09:50:45.492 | INFO     | app:f:1 - a | b | c".into(),
         ];
         let mut rng = 0x2545_F491_4F6C_DD1Du64;
         let mut next = move |n: usize| {
@@ -1230,6 +1237,7 @@ mod tests {
             let k = match next(40) {
                 0 => 14 + next(2),
                 1..=24 => next(3),
+                25..=27 => 16 + next(4),
                 _ => next(14),
             };
             text.push_str(&pool[k]);
@@ -1300,6 +1308,39 @@ mod tests {
             .unwrap()
             .write_all(bytes)
             .unwrap();
+    }
+
+    /// A record appended to a torn line that no run saw end there is read, though the
+    /// line starts like one a skip passes over (a skipped record's header, or a line of
+    /// its traceback): read alone, and with the stops found ahead by helpers.
+    #[test]
+    fn a_record_glued_to_a_torn_skipped_line_no_run_saw_is_read() {
+        let (info, err) = info_and_error_headers("");
+        for torn in [
+            format!("{info}half a mess"),
+            "  File \"app.py\", line 3, in f".to_string(),
+        ] {
+            for prescan in [(u64::MAX, 4096), (0, 97)] {
+                let dir = tempfile::tempdir().unwrap();
+                let config = source(dir.path(), "");
+                let cfg = &config.sources[0];
+                let log = dir.path().join("app.log");
+                append(&log, format!("{info}first\n").as_bytes());
+                let (got, cps) = step(cfg, &HashMap::new());
+                assert!(got.is_empty());
+                append(
+                    &log,
+                    format!(
+                        "{info}handling\nTraceback (most recent call last):\n{torn}{err}db down\n"
+                    )
+                    .as_bytes(),
+                );
+                let (events, _) = read_all(cfg, &cps, prescan);
+                let got: Vec<_> = events.iter().map(|e| e.message.as_str()).collect();
+                assert_eq!(got, ["db down"], "{torn:?} {prescan:?}");
+                assert!(events[0].origin.ends_with(":4"), "{}", events[0].origin);
+            }
+        }
     }
 
     /// In a custom format (where a header is little more than a time, so no line is cut

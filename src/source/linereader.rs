@@ -290,6 +290,121 @@ pub fn line_ends(bytes: &[u8], mut f: impl FnMut(usize) -> bool) {
     }
 }
 
+/// [`line_ends`], also giving with each newline the end of the last `|` before it in
+/// `bytes` (its index plus one; 0: none), found in the same pass over the bytes: the
+/// default loguru format's skip test refuses a line with a bar past its header, and a
+/// search of its own per line costs a tenth of the reading speed.
+pub fn line_ends_and_bars(bytes: &[u8], f: impl FnMut(usize, usize) -> bool) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2.
+        return unsafe { line_ends_and_bars_avx2(bytes, f) };
+    }
+    line_ends_and_bars_sse2(bytes, f)
+}
+
+/// [`line_ends_and_bars`] on any CPU.
+fn line_ends_and_bars_sse2(bytes: &[u8], f: impl FnMut(usize, usize) -> bool) {
+    ends_and_bars!(bytes, f, newlines_and_bars)
+}
+
+/// [`line_ends_and_bars`] with 32-byte compares: the bar mask costs no more than the
+/// newline mask alone did with 16-byte ones.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn line_ends_and_bars_avx2(bytes: &[u8], f: impl FnMut(usize, usize) -> bool) {
+    ends_and_bars!(bytes, f, newlines_and_bars_avx2)
+}
+
+/// The loop of [`line_ends_and_bars`] with `$masks` giving a 64-byte chunk's newline
+/// and bar masks: a macro, so that the AVX2 version is compiled whole with AVX2.
+macro_rules! ends_and_bars {
+    ($bytes:expr, $f:expr, $masks:ident) => {{
+        let (bytes, mut f) = ($bytes, $f);
+        let chunks = bytes.chunks_exact(64);
+        let rest = chunks.remainder();
+        let mut base = 0;
+        let mut bar_end = 0;
+        for chunk in chunks {
+            #[allow(unused_unsafe)]
+            // SAFETY: called only where the masks' instructions are available.
+            let (mut mask, bars) = unsafe { $masks(chunk.try_into().expect("64 bytes")) };
+            while mask != 0 {
+                let i = mask.trailing_zeros();
+                let before = bars & ((1u64 << i) - 1);
+                let end = if before != 0 {
+                    base + 64 - before.leading_zeros() as usize
+                } else {
+                    bar_end
+                };
+                if !f(base + i as usize, end) {
+                    return;
+                }
+                mask &= mask - 1;
+            }
+            if bars != 0 {
+                bar_end = base + 64 - bars.leading_zeros() as usize;
+            }
+            base += 64;
+        }
+        for i in memchr::memchr2_iter(b'\n', b'|', rest) {
+            if rest[i] == b'|' {
+                bar_end = base + i + 1;
+            } else if !f(base + i, bar_end) {
+                return;
+            }
+        }
+    }};
+}
+use ends_and_bars;
+
+/// Bits set where `chunk`'s bytes are newlines, and where they are `|`, with AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn newlines_and_bars_avx2(chunk: &[u8; 64]) -> (u64, u64) {
+    use std::arch::x86_64::{
+        __m256i, _mm256_cmpeq_epi8, _mm256_loadu_si256, _mm256_movemask_epi8, _mm256_set1_epi8,
+    };
+    let p = chunk.as_ptr().cast::<__m256i>();
+    // SAFETY: the two unaligned 32-byte loads stay inside the 64-byte array.
+    let (a, b) = unsafe { (_mm256_loadu_si256(p), _mm256_loadu_si256(p.add(1))) };
+    let (nl, bar) = (_mm256_set1_epi8(b'\n' as i8), _mm256_set1_epi8(b'|' as i8));
+    let lines = _mm256_movemask_epi8(_mm256_cmpeq_epi8(a, nl)) as u32 as u64
+        | (_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, nl)) as u32 as u64) << 32;
+    let bars = _mm256_movemask_epi8(_mm256_cmpeq_epi8(a, bar)) as u32 as u64
+        | (_mm256_movemask_epi8(_mm256_cmpeq_epi8(b, bar)) as u32 as u64) << 32;
+    (lines, bars)
+}
+
+/// Bits set where `chunk`'s bytes are newlines, and where they are `|`.
+#[cfg(target_arch = "x86_64")]
+fn newlines_and_bars(chunk: &[u8; 64]) -> (u64, u64) {
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+    };
+    // SAFETY: SSE2 is part of x86_64; the four unaligned 16-byte loads stay inside
+    // the 64-byte array.
+    unsafe {
+        let (nl, bar) = (_mm_set1_epi8(b'\n' as i8), _mm_set1_epi8(b'|' as i8));
+        let p = chunk.as_ptr().cast::<__m128i>();
+        let (mut lines, mut bars) = (0u64, 0u64);
+        for k in 0..4 {
+            let v = _mm_loadu_si128(p.add(k));
+            lines |= (_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)) as u16 as u64) << (16 * k);
+            bars |= (_mm_movemask_epi8(_mm_cmpeq_epi8(v, bar)) as u16 as u64) << (16 * k);
+        }
+        (lines, bars)
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn newlines_and_bars(chunk: &[u8; 64]) -> (u64, u64) {
+    (
+        newlines(chunk),
+        memchr::memchr_iter(b'|', chunk).fold(0, |m, i| m | 1 << i),
+    )
+}
+
 /// Bit `i` set where `chunk[i]` is a newline.
 #[cfg(target_arch = "x86_64")]
 fn newlines(chunk: &[u8; 64]) -> u64 {
@@ -369,8 +484,8 @@ mod tests {
         );
     }
 
-    /// The newlines found by masks are those a byte-by-byte search finds, at every
-    /// alignment and length, and an early stop stops.
+    /// The newlines (and bars) found by masks are those a byte-by-byte search finds, at
+    /// every alignment and length, and an early stop stops.
     #[test]
     fn line_ends_are_every_newline() {
         let mut rng = 0x9E37_79B9_7F4A_7C15u64;
@@ -381,6 +496,8 @@ mod tests {
                 rng ^= rng << 17;
                 if rng.is_multiple_of(7) {
                     b'\n'
+                } else if rng.is_multiple_of(11) {
+                    b'|'
                 } else {
                     (rng >> 8) as u8 | 0x80
                 }
@@ -399,6 +516,33 @@ mod tests {
                 let mut first = Vec::new();
                 line_ends(slice, |i| {
                     first.push(i);
+                    false
+                });
+                assert_eq!(first, want.iter().copied().take(1).collect::<Vec<_>>());
+                // With the last bar before each newline.
+                let want: Vec<(usize, usize)> = want
+                    .iter()
+                    .map(|&i| {
+                        let bar = slice[..i].iter().rposition(|&c| c == b'|');
+                        (i, bar.map_or(0, |b| b + 1))
+                    })
+                    .collect();
+                type Ends = fn(&[u8], &mut dyn FnMut(usize, usize) -> bool);
+                let both: [Ends; 2] = [
+                    |b, f| line_ends_and_bars_sse2(b, f),
+                    |b, f| line_ends_and_bars(b, f),
+                ];
+                for ends in both {
+                    let mut got = Vec::new();
+                    ends(slice, &mut |i, bar| {
+                        got.push((i, bar));
+                        true
+                    });
+                    assert_eq!(got, want, "{from}..{to}");
+                }
+                let mut first = Vec::new();
+                line_ends_and_bars(slice, |i, bar| {
+                    first.push((i, bar));
                     false
                 });
                 assert_eq!(first, want.iter().copied().take(1).collect::<Vec<_>>());

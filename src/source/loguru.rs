@@ -248,16 +248,28 @@ impl BelowLevels {
     /// [`Self::is_header_below`] this does not look for one.
     /// A line starting with a NUL (a hole left by a writer after copytruncate) may hide
     /// the header of a record to keep after the hole: it is left to the slow path, which
-    /// splits it. Lines are not searched for a header further in: that search costs a
-    /// sixth of the reading speed, and a torn line a run has seen is split at its saved
-    /// place anyway.
+    /// splits it. So is a line with a `|` past its header (anywhere, in a continuation
+    /// line): a writer killed mid-line whose restart appended its next record to the
+    /// torn line leaves that record's header, bars and all, inside a line whose start
+    /// says "skip" (a record written after a hole of NULs inside a line too), and a
+    /// torn point saved in the checkpoint covers only the lines a run saw end. Any bar,
+    /// not a whole header, sends the line on: messages rarely hold one, and a search for
+    /// a header costs a sixth of the reading speed. Runs of lines find their bars along
+    /// with their ends, in the same pass over the bytes (see
+    /// [`super::linereader::line_ends_and_bars`]).
     fn skipped_while_skipping(&self, b: &[u8]) -> bool {
+        self.skipped_given_bar(b, memchr::memrchr(b'|', b).map_or(0, |i| i + 1))
+    }
+
+    /// [`Self::skipped_while_skipping`] of line `b` whose last `|` ends at `bar_end` (0:
+    /// none).
+    fn skipped_given_bar(&self, b: &[u8], bar_end: usize) -> bool {
         match b.first() {
             None => true,
-            Some(c) if !c.is_ascii_digit() => *c != 0,
+            Some(c) if !c.is_ascii_digit() => *c != 0 && bar_end == 0,
             Some(_) => b
                 .first_chunk::<37>()
-                .is_some_and(|head| self.fixed_header_below(head)),
+                .is_some_and(|head| self.fixed_header_below(head) & (bar_end <= 37)),
         }
     }
 
@@ -274,6 +286,9 @@ impl BelowLevels {
 impl super::SkipLines for BelowLevels {
     fn skipped(&self, line: &[u8]) -> bool {
         self.skipped_while_skipping(line)
+    }
+    fn skipped_given_bar(&self, line: &[u8], bar_end: usize) -> bool {
+        BelowLevels::skipped_given_bar(self, line, bar_end)
     }
 }
 
@@ -1180,6 +1195,8 @@ mod tests {
         }
     }
 
+    /// Skipping runs of lines (the fast path) gives the records of pushing each line,
+    /// cut where a record starts inside it (the slow path).
     #[test]
     fn skipping_runs_of_lines_gives_the_records_of_pushing_them_one_by_one() {
         use crate::source::linereader::{for_each_line_capped, Line, LineRef, LineSink};
@@ -1200,6 +1217,12 @@ mod tests {
             "ValueError: bad",
             "",
             "2026-11-22 09:50:45.492 | INFO     | app:f:1 - carriage return\r",
+            // Torn lines with the next record appended (cut in two as `file` cuts them),
+            // and bars in a message.
+            "2026-11-22 09:50:45.492 | INFO     | app:f:1 - half a mess2026-11-22 09:50:46.000 | ERROR    | app:g:2 - glued",
+            "  File \"app.py\", line 3, in f2026-11-22 09:50:46.000 | ERROR    | app:g:2 - glued",
+            "2026-11-22 09:50:45.492 | DEBUG    | app:f:1 - half2026-11-22 09:50:46.000 | INFO     | app:g:2 - low",
+            "2026-11-22 09:50:45.492 | INFO     | app:f:1 - a | b | c",
         ];
         let pool = with_byte_changes(
             &base,
@@ -1221,10 +1244,18 @@ mod tests {
             }
             fn line(&mut self, line: LineRef<'_>) -> bool {
                 self.line_no += 1;
-                self.events
-                    .extend(self.parser.push_bytes(self.line_no, line.bytes));
+                push_pieces(self.parser, self.line_no, line.bytes, &mut self.events);
                 true
             }
+        }
+        // A physical line goes to the parser in pieces, cut where a record starts
+        // inside it.
+        fn push_pieces(p: &mut RecordAssembler, line_no: u64, mut l: &[u8], out: &mut Vec<Event>) {
+            while let Some(k) = RecordParser::embedded_record(p, l) {
+                out.extend(p.push_bytes(line_no, &l[..k]));
+                l = &l[k..];
+            }
+            out.extend(p.push_bytes(line_no, l));
         }
         let mut rng = 0x9E37_79B9_7F4A_7C15u64;
         let mut next = move |n: usize| {
@@ -1250,7 +1281,7 @@ mod tests {
             let mut want = vec![];
             for (i, l) in lines.iter().enumerate() {
                 let l = l.strip_suffix(b"\r").unwrap_or(l);
-                want.extend(one_by_one.push_bytes(i as u64 + 1, l));
+                push_pieces(&mut one_by_one, i as u64 + 1, l, &mut want);
             }
             want.extend(RecordParser::finish(&mut one_by_one));
 
@@ -1434,6 +1465,7 @@ KeyboardInterrupt
     /// A whole header inside a line is found where it starts (after a torn record, at
     /// any fraction and offset); a quoted time, or a time and bar without a level and
     /// location, is not a header.
+    /// The skip path passes over no line that may hold one.
     #[test]
     fn a_header_inside_a_line_is_found_and_a_quoted_time_is_not() {
         let h = "2026-12-02 08:06:00.000 | CRITICAL | app.db:connect:1 - Database down";
@@ -1456,8 +1488,18 @@ KeyboardInterrupt
         ] {
             assert_eq!(embedded_header(line.as_bytes()), None, "{line}");
         }
-        // The skip path leaves lines starting with a NUL to the parser.
         let below = BelowLevels::new(&BTreeMap::new(), 30);
+        // The skip path leaves lines starting with a NUL to the parser, and lines with a
+        // bar past the header: a record may be appended to a torn line there.
+        for line in [
+            format!("2026-12-02 07:00:01.000 | INFO     | app:f:1 - half a mess{h}"),
+            format!("  File \"app.py\", line 3, in f{h}"),
+            format!("x{h}"),
+            "2026-12-02 07:00:01.000 | INFO     | app:f:1 - a | b".to_string(),
+        ] {
+            assert!(!below.skipped_while_skipping(line.as_bytes()), "{line}");
+        }
+        assert!(below.skipped_while_skipping(b"  File \"app.py\", line 3, in f"));
         assert!(!below.skipped_while_skipping(b"\0\0\0"));
         assert!(
             below.skipped_while_skipping(b"2026-12-02 07:00:01.000 | INFO     | app:f:1 - handled")

@@ -25,6 +25,13 @@ pub trait SkipLines: Send + Sync {
     /// True for a line (without its newline) a skipping parser passes over.
     fn skipped(&self, line: &[u8]) -> bool;
 
+    /// [`Self::skipped`], told where the line's last `|` ends (its index in the line plus
+    /// one; 0: the line has none), which the runs below find along with the line ends.
+    /// The same answer as `skipped`.
+    fn skipped_given_bar(&self, line: &[u8], _bar_end: usize) -> bool {
+        self.skipped(line)
+    }
+
     /// The lines of `block` (whole lines) where a skip stops: a line [`Self::skipped`]
     /// refuses, or one of `max_line` bytes or more. Each as its offset in the block
     /// and the lines before it, into `stops`; returns the lines in the block.
@@ -32,8 +39,9 @@ pub trait SkipLines: Send + Sync {
         // A default method is compiled for each implementation: `skipped` is a direct
         // call here, not one through the trait object per line.
         let (mut start, mut line) = (0usize, 0u32);
-        linereader::line_ends(block, |end| {
-            if end - start >= max_line || !self.skipped(&block[start..end]) {
+        linereader::line_ends_and_bars(block, |end, bar| {
+            let bar = bar.saturating_sub(start);
+            if end - start >= max_line || !self.skipped_given_bar(&block[start..end], bar) {
                 stops.push((start as u32, line));
             }
             start = end + 1;
@@ -47,8 +55,9 @@ pub trait SkipLines: Send + Sync {
     /// over (up to the first stop).
     fn skip_run(&self, ahead: &[u8], max_line: usize) -> (usize, u64) {
         let (mut start, mut lines) = (0usize, 0u64);
-        linereader::line_ends(ahead, |end| {
-            if end - start >= max_line || !self.skipped(&ahead[start..end]) {
+        linereader::line_ends_and_bars(ahead, |end, bar| {
+            let bar = bar.saturating_sub(start);
+            if end - start >= max_line || !self.skipped_given_bar(&ahead[start..end], bar) {
                 return false;
             }
             start = end + 1;

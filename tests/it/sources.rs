@@ -1050,9 +1050,7 @@ fn a_record_appended_to_a_torn_last_line_is_read() {
         return;
     }
     let custom = "{time:YYYY-MM-DD HH:mm:ss.SSS} {level} {name} {message}";
-    // Without a run between, a torn INFO line's header sends the whole line down the
-    // fast skip path, which does not search further in (see `skipped_while_skipping`).
-    for (fmt, run_between) in [(None, true), (Some(custom), true)] {
+    for (fmt, run_between) in [(None, true), (None, false), (Some(custom), true)] {
         let t = Test::new();
         t.with_app_source(
             &fmt.map(|f| format!("format = \"{f}\"\n"))
@@ -1091,6 +1089,57 @@ os.truncate("app.log", os.path.getsize("app.log") - 1)  # killed before its newl
         );
         t.ok(&["run"]);
         assert_eq!(total_occurrences(&t), 2, "{case}");
+    }
+}
+
+/// A writer killed mid-line whose restart appends an ERROR to the torn line before any
+/// run sees it end there: the ERROR is read, though the line starts as one a skip
+/// passes over (a skipped INFO record's header, or the last line of a skipped INFO
+/// record's traceback).
+#[test]
+fn an_error_appended_to_a_torn_skipped_line_no_run_saw_is_read() {
+    if !have_loguru() {
+        return;
+    }
+    for (what, torn) in [
+        ("an INFO line", r#"logger.info("handling request 43")"#),
+        (
+            "a traceback line",
+            "try:\n    1 / 0\nexcept ZeroDivisionError:\n    logger.opt(exception=True).info(\"retrying\")",
+        ),
+    ] {
+        let t = Test::new();
+        t.with_app_source("");
+        t.loguru(
+            r#"logger.add("app.log")
+logger.info("started")"#,
+        );
+        t.ok(&["run", "--now", "2026-12-02T10:00:00Z"]);
+        assert!(t.titles().is_empty(), "{what}");
+        t.loguru(&format!(
+            r#"logger.add("app.log")
+logger.info("handling request 42")
+{torn}
+os.truncate("app.log", os.path.getsize("app.log") - 1)  # killed before its newline
+"#
+        ));
+        t.loguru(
+            r#"logger.add("app.log")
+logger.error("Database down after the restart")"#,
+        );
+        // The ERROR's header is on the torn line, after its start.
+        let text = t.read("app.log");
+        let glued = text.lines().find(|l| l.contains("Database down")).unwrap();
+        assert!(glued.find(" | ERROR ") > Some(23), "{what}: {text}");
+        let r = t.ok(&["run", "--now", "2026-12-02T10:05:00Z"]);
+        let titles = t.titles();
+        assert!(
+            titles.len() == 1 && titles[0].contains("Database down after the restart"),
+            "{what}\n{}\n{titles:?}",
+            r.stdout
+        );
+        t.ok(&["run", "--now", "2026-12-02T10:10:00Z"]);
+        assert_eq!(total_occurrences(&t), 1, "{what}");
     }
 }
 
