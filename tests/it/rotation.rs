@@ -405,12 +405,10 @@ for i in range(200):
     assert_eq!(total_occurrences(&t), 1);
 }
 
-/// copytruncate of a log longer than the line cap under a writer that keeps its offset:
-/// the hole of NULs before its next record is longer than the cap, and the record after
-/// it is read all the same, as is the one after that.
-#[test]
-fn a_hole_longer_than_the_line_cap_hides_no_record() {
-    let Some(t) = setup() else { return };
+/// Writes a log longer than the line cap and has a run read it; returns the Python that
+/// copytruncates it under a writer that keeps its offset (`f`, added to the logger) and
+/// then runs `then`.
+fn hole_longer_than_the_cap(t: &Test, then: &str) -> String {
     t.loguru(
         r#"logger.add("app.log")
 for i in range(2500):
@@ -419,17 +417,29 @@ for i in range(2500):
     t.ok(&["run"]);
     let at = std::fs::metadata(t.path("app.log")).unwrap().len();
     assert!(at > 200_000, "a hole of a few hundred KB: {at}");
-    t.loguru(
+    format!(
         r#"import shutil
 shutil.copy("app.log", "app.log.1")
 f = open("app.log", "r+")  # not appending: it keeps writing at its offset
 f.seek(0, 2)
 os.truncate("app.log", 0)
 logger.add(f)
-logger.error("Ledger write failed after rotation")
+{then}"#
+    )
+}
+
+/// copytruncate of a log longer than the line cap under a writer that keeps its offset:
+/// the hole of NULs before its next record is longer than the cap, and the record after
+/// it is read all the same, as is the one after that.
+#[test]
+fn a_hole_longer_than_the_line_cap_hides_no_record() {
+    let Some(t) = setup() else { return };
+    t.loguru(&hole_longer_than_the_cap(
+        &t,
+        r#"logger.error("Ledger write failed after rotation")
 logger.critical("Database down after rotation")
 f.close()"#,
-    );
+    ));
     let r = t.ok(&["run"]);
     let titles = t.titles();
     for want in ["Ledger write failed", "Database down"] {
@@ -451,22 +461,9 @@ f.close()"#,
 #[test]
 fn a_held_record_after_a_hole_longer_than_the_line_cap_is_filed_once_whole() {
     let Some(t) = setup() else { return };
-    t.loguru(
-        r#"logger.add("app.log")
-for i in range(2500):
-    logger.info("Processed batch {} of the nightly import with 128 rows", i)"#,
-    );
-    t.ok(&["run"]);
-    let at = std::fs::metadata(t.path("app.log")).unwrap().len();
-    assert!(at > 200_000, "a hole of a few hundred KB: {at}");
-    t.loguru(
-        r#"import shutil
-shutil.copy("app.log", "app.log.1")
-f = open("app.log", "r+")  # not appending: it keeps writing at its offset
-f.seek(0, 2)
-os.truncate("app.log", 0)
-logger.add(f)
-try:
+    t.loguru(&hole_longer_than_the_cap(
+        &t,
+        r#"try:
     {}["ledger"]
 except KeyError:
     logger.exception("Ledger lookup failed after rotation")
@@ -475,7 +472,7 @@ data = open("app.log", "rb").read()
 cut = data.rstrip(b"\n").rfind(b"\n") + 1
 open("app.log.rest", "wb").write(data[cut:])
 os.truncate("app.log", cut)  # its exception line not written yet"#,
-    );
+    ));
     let r = t.ok(&["run"]);
     assert!(t.titles().is_empty(), "held: {}\n{}", r.all(), listing(&t));
     let rest = std::fs::read(t.path("app.log.rest")).unwrap();
