@@ -12,6 +12,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
+use super::pairs::{apostrophe, inside_word};
 use super::{entropy, placeholder, PLACEHOLDER};
 
 /// The header name, its optional closing quote, and the separator (`=>` in Ruby). A `,` separates
@@ -63,9 +64,13 @@ impl LineBefore {
     const BYTES: &'static [u8; 9] = b"\"'`()[]{}";
 
     fn advance(&mut self, b: &[u8], to: usize) {
-        for &c in &b[self.at..to] {
+        for (i, &c) in b.iter().enumerate().take(to).skip(self.at) {
             if c == b'\n' {
                 self.counts = [0; 9];
+            } else if c == b'\'' && apostrophe(b, i) {
+                // Prose (`the user's Authorization: …`) opens no quote for the
+                // value to close: the value would end early and leak its tail.
+                continue;
             } else if let Some(k) = Self::BYTES.iter().position(|&x| x == c) {
                 self.counts[k] += 1;
             }
@@ -204,7 +209,9 @@ fn unquoted_end(before: &LineBefore, rest: &str, colon: bool) -> usize {
                 b'"' | b'\'' | b'`' => {
                     if i > start && b[i - 1] == b'=' {
                         in_quote = Some(c);
-                    } else if opened(c) {
+                    } else if opened(c) && !(c == b'\'' && inside_word(b, i)) {
+                        // An apostrophe inside the value (`ab'cd`) is part of it:
+                        // taken for the closing quote, it would leak the rest.
                         stop_all = true;
                         break;
                     }
@@ -384,4 +391,55 @@ pub fn redact(text: &str) -> Option<String> {
     }
     out.push_str(&text[copied..]);
     Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    fn red(text: &str) -> String {
+        redact(text).unwrap_or_else(|| text.to_string())
+    }
+
+    #[test]
+    fn prose_apostrophes_are_no_quotes_around_a_header() {
+        for (text, want) in [
+            (
+                "the user's Authorization: Bearer abc123def456 isn't valid",
+                "the user's Authorization: Bearer [REDACTED:authorization] isn't valid",
+            ),
+            (
+                "don't send authorization: Basic dXNlcjpwYXNz",
+                "don't send authorization: Basic [REDACTED:authorization]",
+            ),
+            (
+                "the user's Authorization: Custom ab'cd1234 isn't valid",
+                "the user's Authorization: Custom [REDACTED:authorization] isn't valid",
+            ),
+            (
+                "don't send authorization: Basic dXNlc'jpwYXNz now",
+                "don't send authorization: Basic [REDACTED:authorization] now",
+            ),
+            // A quote opened before the name still closes the value, also after
+            // an apostrophe, and an apostrophe inside the value does not close it.
+            (
+                "it's log('Authorization: Custom abc123') next",
+                "it's log('Authorization: Custom [REDACTED:authorization]') next",
+            ),
+            (
+                "log('Authorization: Custom abc123') next",
+                "log('Authorization: Custom [REDACTED:authorization]') next",
+            ),
+            (
+                "log('the user's Authorization: Custom ab3'9cd isn't valid')",
+                "log('the user's Authorization: Custom [REDACTED:authorization] isn't valid')",
+            ),
+            (
+                "log('the user's Authorization: Custom ab'cd1234 isn't valid')",
+                "log('the user's Authorization: Custom [REDACTED:authorization] isn't valid')",
+            ),
+        ] {
+            assert_eq!(red(text), want, "{text}");
+        }
+    }
 }

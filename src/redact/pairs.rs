@@ -367,7 +367,7 @@ impl LineScan {
 
 /// Whether the `'` at `i` is prose's (`It's`, `don't`): between two letters, and
 /// not after a string prefix (`b'x'`, `u'x'`, `r'x'`, `f'x'`).
-fn apostrophe(text: &[u8], i: usize) -> bool {
+pub(super) fn apostrophe(text: &[u8], i: usize) -> bool {
     let letter = |j: usize| text.get(j).is_some_and(u8::is_ascii_alphabetic);
     if i == 0 || !letter(i - 1) || !letter(i + 1) {
         return false;
@@ -375,6 +375,14 @@ fn apostrophe(text: &[u8], i: usize) -> bool {
     let prefix = matches!(text[i - 1].to_ascii_lowercase(), b'b' | b'u' | b'r' | b'f')
         && (i < 2 || !text[i - 2].is_ascii_alphanumeric());
     !prefix
+}
+
+/// Whether the quote at `i` stands inside a word (`ab'cd`, `x9'2y`): a quote that
+/// closes one opened before a value is followed by what ends the value, not by
+/// more of it.
+pub(super) fn inside_word(text: &[u8], i: usize) -> bool {
+    let alnum = |j: usize| text.get(j).is_some_and(u8::is_ascii_alphanumeric);
+    i > 0 && alnum(i - 1) && alnum(i + 1)
 }
 
 /// Whether the text after an `&` starts the next query parameter (`name=`, also
