@@ -674,3 +674,12 @@ fn an_apostrophe_before_an_authorization_header_leaks_no_tail() {
         assert!(all.contains(kept), "no {kept:?} (seed {seed}):\n{all}");
     }
 }
+
+/// An apostrophe inside an unquoted value is part of it, not the close of a quote
+/// opened before the name.
+#[test]
+fn an_apostrophe_inside_a_pair_value_leaks_no_tail() {
+    let (all, seed) = apostrophe_case(&["login failed: log('bad password={a}'{b} now')"]);
+    let kept = "log('bad password=[REDACTED:password]')";
+    assert!(all.contains(kept), "no {kept:?} (seed {seed}):\n{all}");
+}
