@@ -620,9 +620,10 @@ fn secrets_of_many_more_shapes_do_not_leave_the_host() {
     }
 }
 
-/// Runs `lines` (each `{a}'{b}` filled with a random secret's two halves) through
-/// logwarden and checks that no half leaves the host; returns the prompts.
-fn apostrophe_case(lines: &[&str]) -> (String, u64) {
+/// Runs `lines` (their `{a}` and `{b}` filled with the two halves of a random
+/// secret) through logwarden and checks that no half leaves the host; returns the
+/// prompts and the seed.
+fn halves_case(lines: &[&str]) -> (String, u64) {
     let mut d = Draw::new();
     let seed = d.0;
     let mut halves = Vec::new();
@@ -663,7 +664,7 @@ fn apostrophe_case(lines: &[&str]) -> (String, u64) {
 /// after it stay.
 #[test]
 fn an_apostrophe_before_an_authorization_header_leaks_no_tail() {
-    let (all, seed) = apostrophe_case(&[
+    let (all, seed) = halves_case(&[
         "the user's Authorization: Custom {a}'{b} isn't valid",
         "don't send authorization: Custom {a}'{b} now",
     ]);
@@ -679,7 +680,20 @@ fn an_apostrophe_before_an_authorization_header_leaks_no_tail() {
 /// opened before the name.
 #[test]
 fn an_apostrophe_inside_a_pair_value_leaks_no_tail() {
-    let (all, seed) = apostrophe_case(&["login failed: log('bad password={a}'{b} now')"]);
+    let (all, seed) = halves_case(&["login failed: log('bad password={a}'{b} now')"]);
     let kept = "log('bad password=[REDACTED:password]')";
+    assert!(all.contains(kept), "no {kept:?} (seed {seed}):\n{all}");
+}
+
+/// A header inside another header's value ends that value; both values are
+/// hidden whole (each is read once, up to the next header's name).
+#[test]
+fn a_header_inside_a_header_value_leaks_neither() {
+    let (all, seed) = halves_case(&[
+        "upstream refused Authorization: Custom {a},authorization:{b} retrying",
+        "upstream refused authorization:{a},authorization:x{b},authorization:retry",
+    ]);
+    let kept =
+        "Authorization: Custom [REDACTED:authorization],authorization:[REDACTED:authorization]";
     assert!(all.contains(kept), "no {kept:?} (seed {seed}):\n{all}");
 }
