@@ -367,7 +367,7 @@ impl LineScan {
 
 /// Whether the `'` at `i` is prose's (`It's`, `don't`): between two letters, and
 /// not after a string prefix (`b'x'`, `u'x'`, `r'x'`, `f'x'`).
-fn apostrophe(text: &[u8], i: usize) -> bool {
+pub(super) fn apostrophe(text: &[u8], i: usize) -> bool {
     let letter = |j: usize| text.get(j).is_some_and(u8::is_ascii_alphabetic);
     if i == 0 || !letter(i - 1) || !letter(i + 1) {
         return false;
@@ -375,6 +375,14 @@ fn apostrophe(text: &[u8], i: usize) -> bool {
     let prefix = matches!(text[i - 1].to_ascii_lowercase(), b'b' | b'u' | b'r' | b'f')
         && (i < 2 || !text[i - 2].is_ascii_alphanumeric());
     !prefix
+}
+
+/// Whether the quote at `i` stands inside a word (`ab'cd`, `x9'2y`): a quote that
+/// closes one opened before a value is followed by what ends the value, not by
+/// more of it.
+pub(super) fn inside_word(text: &[u8], i: usize) -> bool {
+    let alnum = |j: usize| text.get(j).is_some_and(u8::is_ascii_alphanumeric);
+    i > 0 && alnum(i - 1) && alnum(i + 1)
 }
 
 /// Whether the text after an `&` starts the next query parameter (`name=`, also
@@ -488,7 +496,8 @@ fn unquoted_end(rest: &str, mode: Mode, before: &Before) -> usize {
         let mut i = 0;
         while i < b.len() {
             match b[i] {
-                b'\n' | b'\r' | b'"' | b'\'' => break,
+                b'\n' | b'\r' | b'"' => break,
+                b'\'' if !inside_word(b, i) => break,
                 b'&' if !before.query || starts_param(&rest[i + 1..]) => break,
                 b'\\' if matches!(b.get(i + 1), Some(b'"' | b'\'' | b'n')) => break,
                 _ => i += 1,
@@ -508,6 +517,9 @@ fn unquoted_end(rest: &str, mode: Mode, before: &Before) -> usize {
             let next = b.get(i + 1).copied();
             let stop = match c {
                 b' ' | b'\t' | b'\n' | b'\r' => true,
+                // An apostrophe inside the value (`ab'cd`) is part of it, not the
+                // close of a quote opened before the name: that would leak its tail.
+                b'\'' if inside_word(b, i) => false,
                 b'"' | b'\'' | b'`' => before.closes(c),
                 b'&' => before.query && starts_param(&rest[i + 1..]),
                 b'(' | b'[' | b'{' | b'<' => {
@@ -784,6 +796,41 @@ mod tests {
             ),
             ("password=`a b`", "password=`[REDACTED:password]`"),
             ("token=<hidden>", "token=<hidden>"),
+        ] {
+            assert_eq!(red(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn an_apostrophe_inside_an_unquoted_value_is_part_of_it() {
+        for (text, want) in [
+            (
+                "log('bad password=ab'cd1234 now')",
+                "log('bad password=[REDACTED:password]')",
+            ),
+            (
+                "log('bad token=ab'cd1234 now')",
+                "log('bad token=[REDACTED:token] now')",
+            ),
+            (
+                "log('bad password=ab3'9cd now')",
+                "log('bad password=[REDACTED:password]')",
+            ),
+            (
+                "token=abc'def now the rest of the message",
+                "token=[REDACTED:token] now the rest of the message",
+            ),
+            (
+                "'Cookie: theme=it's; sid_x=abc' sent",
+                "'Cookie: [REDACTED:cookie]' sent",
+            ),
+            // A value that opens with a quote is quoted, also on a prose line.
+            ("password='abc def'", "password='[REDACTED:password]'"),
+            (
+                "it's password='abc def' now",
+                "it's password='[REDACTED:password]' now",
+            ),
+            ("password=abc'def", "password=[REDACTED:password]"),
         ] {
             assert_eq!(red(text), want, "{text}");
         }

@@ -619,3 +619,81 @@ fn secrets_of_many_more_shapes_do_not_leave_the_host() {
         );
     }
 }
+
+/// Runs `lines` (their `{a}` and `{b}` filled with the two halves of a random
+/// secret) through logwarden and checks that no half leaves the host; returns the
+/// prompts and the seed.
+fn halves_case(lines: &[&str]) -> (String, u64) {
+    let mut d = Draw::new();
+    let seed = d.0;
+    let mut halves = Vec::new();
+    let mut log = String::new();
+    for (n, line) in lines.iter().enumerate() {
+        let (a, b) = (d.pick(ALNUM, 10), d.pick(ALNUM, 14));
+        log.push_str(&format!(
+            "2026-11-22 10:00:0{n}.000 | ERROR    | app.case{n}:run:{n} - {}\n",
+            line.replace("{a}", &a).replace("{b}", &b)
+        ));
+        halves.extend([a, b]);
+    }
+    let (t, ntfy) = setup("fail", "", "");
+    t.write("app.log", &log);
+    t.ok(&["run", "--now", "2026-11-22T10:30:00Z"]);
+    let all = claude_inputs(&t).concat().join("\n");
+    let mut outside = vec![all.clone()];
+    for m in ntfy.messages() {
+        outside.push(format!("{}\n{}", m.body, m.header("Title").unwrap_or("")));
+    }
+    for f in t.incident_files() {
+        outside.push(std::fs::read_to_string(&f).unwrap());
+        outside.push(f.to_string_lossy().to_string());
+    }
+    for text in &outside {
+        for h in &halves {
+            assert!(
+                !text.contains(h.as_str()),
+                "leaks {h:?} (seed {seed}):\n{text}"
+            );
+        }
+    }
+    (all, seed)
+}
+
+/// An apostrophe of prose before an Authorization header opens no quote: the
+/// credential is hidden whole, also with an apostrophe of its own, and the words
+/// after it stay.
+#[test]
+fn an_apostrophe_before_an_authorization_header_leaks_no_tail() {
+    let (all, seed) = halves_case(&[
+        "the user's Authorization: Custom {a}'{b} isn't valid",
+        "don't send authorization: Custom {a}'{b} now",
+    ]);
+    for kept in [
+        "the user's Authorization: Custom [REDACTED:authorization] isn't valid",
+        "don't send authorization: Custom [REDACTED:authorization] now",
+    ] {
+        assert!(all.contains(kept), "no {kept:?} (seed {seed}):\n{all}");
+    }
+}
+
+/// An apostrophe inside an unquoted value is part of it, not the close of a quote
+/// opened before the name.
+#[test]
+fn an_apostrophe_inside_a_pair_value_leaks_no_tail() {
+    let (all, seed) = halves_case(&["login failed: log('bad password={a}'{b} now')"]);
+    let kept = "log('bad password=[REDACTED:password]')";
+    assert!(all.contains(kept), "no {kept:?} (seed {seed}):\n{all}");
+}
+
+/// A header inside another header's value ends that value; both values are
+/// hidden whole (each is read once, up to the next header's name).
+#[test]
+fn a_header_inside_a_header_value_leaks_neither() {
+    let (all, seed) = halves_case(&[
+        "upstream refused Authorization: Custom {a},authorization:{b} retrying",
+        "upstream refused authorization:{a},authorization:x{b},authorization:retry",
+    ]);
+    let kept =
+        "Authorization: Custom [REDACTED:authorization],authorization:[REDACTED:authorization]";
+    assert!(all.contains(kept), "no {kept:?} (seed {seed}):\n{all}");
+}
