@@ -727,12 +727,16 @@ fn replace<'a>(
     }
 }
 
-/// The text with its private key blocks (PEM, PGP) replaced by their placeholder and
-/// nothing else changed. The template miner reads messages through it: a key's body
-/// is random base64, often without the digit that would mark a token as a value, so
-/// each key would otherwise open a group of its own.
+/// The text with its private key blocks (PEM, PGP, PuTTY's private lines) replaced by
+/// their placeholder and nothing else changed. The template miner reads messages
+/// through it: a key's body is random base64, often without the digit that would mark a
+/// token as a value, so each key would otherwise open a group of its own, and a piece
+/// of it could stay in a template (which reaches the investigator and the pages).
 pub fn private_keys(text: &str) -> Cow<'_, str> {
-    redact_pem(text)
+    match redact_pem(text) {
+        Cow::Borrowed(t) => redact_ppk(t).map_or(Cow::Borrowed(t), Cow::Owned),
+        Cow::Owned(t) => Cow::Owned(redact_ppk(&t).unwrap_or(t)),
+    }
 }
 
 /// The text with the user name and password of every URL in it (`https://user:pw@host`)
@@ -1871,6 +1875,15 @@ mod tests {
             "sshpass -e ssh -p 2222 deploy@db failed",
             "sshpass -f /etc/pw ssh -p 2222 deploy@db failed",
         ]);
+    }
+
+    #[test]
+    fn the_miner_never_sees_a_putty_private_line() {
+        let ppk = "Deploy key rejected:\nPuTTY-User-Key-File-3: ssh-ed25519\nPrivate-Lines: 1\ner7Y4cRMXGkWAreD6Ti15lg/oxmtItSmfYAJKNeeCoVvEUSM\nPrivate-MAC: a937c4c5fff9d63def329e7f43df8133594dccc9";
+        let got = private_keys(ppk);
+        assert!(!got.contains("oxmtItSmfYAJKNeeCoVvEUSM"), "{got}");
+        assert!(!got.contains("a937c4c5fff9"), "{got}");
+        assert!(got.starts_with("Deploy key rejected:"), "{got}");
     }
 
     #[test]

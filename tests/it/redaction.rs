@@ -470,11 +470,19 @@ fn messages_that_differ_by_a_credential_open_one_incident() {
 }
 
 /// Random characters, a fresh draw each run: the shapes must be found by their form,
-/// not by the values of a fixture. The seed is in every failure message.
+/// not by the values of a fixture. The seed is in every failure message (`LW_TEST_SEED`
+/// replays it).
 struct Draw(u64);
 
 impl Draw {
     fn new() -> Draw {
+        // A failure's seed, to replay it.
+        if let Some(seed) = std::env::var("LW_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            return Draw(seed);
+        }
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
