@@ -9,6 +9,7 @@ pub mod page;
 pub mod rebuild;
 pub mod watcher;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::investigate::Diagnosis;
@@ -59,7 +60,11 @@ pub fn slug(title: &str) -> String {
 /// Chooses the file for an incident: its recorded path, else a new name from the date
 /// of first occurrence and the title, with `-2`, `-3` on a clash. A file that already
 /// carries this incident's id (left by a run that crashed before recording it) is reused.
-pub fn path_for(dir: &Path, incident: &IncidentRow) -> PathBuf {
+/// `recorded` holds the file names the store records for incidents (see
+/// [`crate::store::Store::recorded_page_names`]): a name recorded for another incident
+/// is taken even when no file has it (its page was deleted or moved, and that incident
+/// writes there again on its next update: two incidents would share one file).
+pub fn path_for(dir: &Path, incident: &IncidentRow, recorded: &HashMap<String, i64>) -> PathBuf {
     if let Some(p) = &incident.file_path {
         return PathBuf::from(p);
     }
@@ -71,6 +76,9 @@ pub fn path_for(dir: &Path, incident: &IncidentRow) -> PathBuf {
         } else {
             format!("{date}-incident-{slug}-{n}.md")
         };
+        if recorded.get(&name).is_some_and(|id| *id != incident.id) {
+            continue;
+        }
         let path = dir.join(name);
         // A symlink planted at the name is taken, neither read nor written through.
         match crate::fsio::read_no_follow(&path) {

@@ -327,3 +327,68 @@ fn an_older_copy_of_the_database_is_brought_up_to_the_pages() {
     assert_eq!(by_id(&t, 3)["status"], "open");
     assert_eq!(t.incident_files().len(), 3);
 }
+
+// ---- one file per incident, one incident per file --------------------------
+
+fn page_of(t: &Test, id: i64) -> std::path::PathBuf {
+    std::path::PathBuf::from(
+        by_id(t, id)["file_path"]
+            .as_str()
+            .unwrap_or_else(|| panic!("#{id} has a page")),
+    )
+}
+
+/// A page the user deleted leaves its name free on disk, but its incident still
+/// writes there: a new incident of the same title that day (here the same message
+/// from another logger) takes another name, so the two never share one file, and a
+/// lost state is rebuilt with both.
+#[test]
+fn a_deleted_pages_name_is_not_given_to_another_incident() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&format!("{}{NO_NAG}", ntfy.config("ops")));
+    let line = |time: &str, logger: &str| {
+        format!("2026-11-22 {time}.000 | ERROR    | {logger} - Connection refused\n")
+    };
+    t.write("app.log", &line("10:00:00", "app.db:connect:42"));
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let first = page_of(&t, 1);
+    std::fs::remove_file(&first).unwrap(); // the user tidies the vault
+
+    t.append(
+        "app.log",
+        line("10:05:00", "app.cache:connect:7").as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
+    assert!(r.stdout.contains("new incident #2"), "{}", r.stdout);
+    let second = page_of(&t, 2);
+    assert_ne!(second, first, "#2 takes a name of its own");
+    t.append(&rel(&t, &second), b"notes on #2: cache outage OPS-77\n");
+
+    // #1 occurs again: its page comes back at its own name, #2's is untouched
+    t.append("app.log", line("10:10:00", "app.db:connect:42").as_bytes());
+    t.ok(&["run", "--now", "2026-11-22T10:11:00Z"]);
+    let one = std::fs::read_to_string(&first).unwrap();
+    let two = std::fs::read_to_string(&second).unwrap();
+    assert!(
+        one.starts_with("---\nid: 1\n") && !one.contains("OPS-77"),
+        "{one}"
+    );
+    assert!(
+        two.starts_with("---\nid: 2\n") && two.contains("OPS-77"),
+        "{two}"
+    );
+
+    remove(&t, &["", "-wal", "-shm"]);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:20:00Z"]);
+    assert!(r.stdout.contains("#1, #2"), "both rebuilt: {}", r.stdout);
+    assert!(!r.stdout.contains("new incident #"), "{}", r.stdout);
+}
+
+/// A path inside the test dir, as `Test` methods take it.
+fn rel(t: &Test, p: &std::path::Path) -> String {
+    p.strip_prefix(t.path(""))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
