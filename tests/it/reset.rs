@@ -392,3 +392,49 @@ fn rel(t: &Test, p: &std::path::Path) -> String {
         .to_string_lossy()
         .into_owned()
 }
+
+/// A copy of a page (an editor's "Make a copy", a sync tool's conflicted copy) is
+/// left behind as it was when copied. After a lost state the live page wins, whatever
+/// the names' order: the resolved incident stays resolved and does not remind.
+#[test]
+fn a_stale_copy_of_a_page_does_not_win_the_rebuild() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&format!(
+        "{}[incidents]\nnag = {{ critical = \"10m\" }}\n",
+        ntfy.config("ops")
+    ));
+    t.write("app.log", &rec("10:00:00", "ERROR", "Database refused db1"));
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let live = page_of(&t, 1);
+    let stem = live.to_string_lossy().trim_end_matches(".md").to_string();
+    // sorts before the live page ("… 1.md" < "….md"), and after it
+    let copies = [format!("{stem} 1.md"), format!("{stem}.sync-conflict-1.md")];
+    for c in &copies {
+        std::fs::copy(&live, c).unwrap();
+    }
+    t.ok(&["incidents", "ack", "1", "--now", "2026-11-22T10:02:00Z"]);
+    t.ok(&["incidents", "resolve", "1", "--now", "2026-11-22T10:03:00Z"]);
+
+    remove(&t, &["", "-wal", "-shm"]);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:20:00Z"]);
+    assert!(r.stdout.contains("state rebuilt:"), "{}", r.stdout);
+    for c in &copies {
+        let name = std::path::Path::new(c)
+            .file_name()
+            .unwrap()
+            .to_string_lossy();
+        assert!(
+            r.stdout.contains(&format!(
+                "page not used: {name}: incident #1 has another page"
+            )),
+            "{}",
+            r.stdout
+        );
+    }
+    assert_eq!(by_id(&t, 1)["status"], "resolved");
+    assert_eq!(page_of(&t, 1), live);
+    t.ok(&["run", "--now", "2026-11-22T10:40:00Z"]);
+    let sent = titles(&ntfy);
+    assert!(!sent.iter().any(|s| s.contains("nag")), "{sent:?}");
+}
