@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::signature::Signature;
 use crate::store::{PageAction, PageIncident, Store};
 
-use super::NOTES_MARKER;
+use super::NOTES_MARKER_START;
 
 /// What a rebuild did.
 #[derive(Debug, Default)]
@@ -549,7 +549,7 @@ fn log_notes(tail: &str, now: DateTime<Utc>) -> Vec<Note> {
     };
     let mut out = Vec::new();
     for &(_, l) in &lines[start + 1..] {
-        if l.starts_with("## ") || l.starts_with(NOTES_MARKER) {
+        if l.starts_with("## ") || l.starts_with(NOTES_MARKER_START) {
             break;
         }
         let Some(l) = l.strip_prefix("- ") else {
@@ -619,6 +619,7 @@ fn unescape_inline(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::incident::NOTES_MARKER;
 
     /// Log text on a page (a sample) that looks like our headings, notes or marker
     /// neither cuts the page's text short nor becomes a note.

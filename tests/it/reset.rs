@@ -438,3 +438,87 @@ fn a_stale_copy_of_a_page_does_not_win_the_rebuild() {
     let sent = titles(&ntfy);
     assert!(!sent.iter().any(|s| s.contains("nag")), "{sent:?}");
 }
+
+// ---- the user's notes -------------------------------------------------------
+
+const MARKER: &str =
+    "<!-- logwarden: write your notes below this line; they are kept on every update -->";
+
+/// The notes marker is found by its start: text typed after it on its line is kept as
+/// a note. A page whose marker line is gone is not rewritten (where its notes start is
+/// not known): the run says so, notifications go on, and once the line is back the
+/// page is brought up to date with the notes.
+#[test]
+fn notes_survive_a_touched_marker_line_and_a_page_without_one_is_left_alone() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&format!("{}{NO_NAG}", ntfy.config("ops")));
+    t.write(
+        "app.log",
+        &[
+            rec("10:00:00", "ERROR", "Database refused db1"),
+            rec("10:00:01", "ERROR", "Cache storm on shard"),
+        ]
+        .concat(),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let (a, b) = (page_of(&t, 1), page_of(&t, 2));
+    let text = std::fs::read_to_string(&a).unwrap();
+    let typed = format!("{MARKER} Root cause: failover, see OPS-42\n");
+    std::fs::write(&a, text.replace(&format!("{MARKER}\n"), &typed)).unwrap();
+    let text = std::fs::read_to_string(&b).unwrap();
+    let without = format!(
+        "{}\n## My notes\nRoot cause: cache node 7, see OPS-43\n",
+        text.replace(&format!("{MARKER}\n"), "")
+    );
+    std::fs::write(&b, &without).unwrap();
+
+    t.append(
+        "app.log",
+        [
+            rec("10:05:00", "ERROR", "Database refused db1"),
+            rec("10:05:01", "ERROR", "Cache storm on shard"),
+            rec("10:05:02", "CRITICAL", "Mail relay said no to message 4"),
+        ]
+        .concat()
+        .as_bytes(),
+    );
+    let r = t.run(&["run", "--now", "2026-11-22T10:06:00Z"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(r.stdout.contains("new incident #3"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("incident #2:") && r.stdout.contains("notes marker line"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        titles(&ntfy).iter().any(|s| s.contains("Mail relay")),
+        "notifications go on: {:?}",
+        titles(&ntfy)
+    );
+    let one = std::fs::read_to_string(&a).unwrap();
+    assert!(one.contains("occurrences: 2"), "{one}");
+    assert!(
+        one.contains(&format!("{MARKER}\nRoot cause: failover, see OPS-42\n")),
+        "{one}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&b).unwrap(),
+        without,
+        "left as it was"
+    );
+
+    // the marker put back above the notes: the page is rewritten, the notes kept
+    std::fs::write(
+        &b,
+        without.replace("\n## My notes\n", &format!("\n{MARKER}\n## My notes\n")),
+    )
+    .unwrap();
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(!r.stdout.contains("notes marker"), "{}", r.stdout);
+    let two = std::fs::read_to_string(&b).unwrap();
+    assert!(two.contains("occurrences: 2"), "{two}");
+    assert_eq!(two.matches("see OPS-43").count(), 1, "{two}");
+    let one = std::fs::read_to_string(&a).unwrap();
+    assert_eq!(one.matches("see OPS-42").count(), 1, "{one}");
+}
