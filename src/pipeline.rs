@@ -1375,6 +1375,9 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
         return;
     }
     let ids: Vec<i64> = all.iter().copied().collect();
+    report
+        .warnings
+        .extend(incident::page::locate(config, store, &ids));
     let mut failed = Vec::new();
     for (id, e) in incident::page::rewrite_pages(config, store, &ids) {
         report.problem(format!("incident #{id}: {e}"));

@@ -312,20 +312,42 @@ pub(crate) fn is_own_name(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
 }
 
-/// The pages in the incidents folder (regular files only: a planted symlink is not
-/// followed), without `INDEX.md`.
-fn page_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("{}: {e}", dir.display())),
-    };
-    let mut out: Vec<_> = entries
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "md") && !p.ends_with("INDEX.md"))
-        .collect();
+/// The pages in the incidents folder and its subfolders (a page moved into one by
+/// hand is followed there, see [`super::page::locate`]): regular files only (a planted
+/// symlink is not followed), without `INDEX.md`, hidden files and folders, the month
+/// indexes (`index/`) and the briefings; at most 8 levels deep and 100,000 pages.
+pub(crate) fn page_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let mut out = Vec::new();
+    let mut todo = vec![(dir.to_path_buf(), 0)];
+    'walk: while let Some((d, depth)) = todo.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if depth == 0 && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Vec::new())
+            }
+            Err(e) if depth == 0 => return Err(format!("{}: {e}", dir.display())),
+            Err(_) => continue,
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let Ok(t) = e.file_type() else { continue };
+            if name.starts_with('.') {
+                continue;
+            }
+            if t.is_dir() {
+                let ours = depth == 0 && (name == "index" || name == "briefings");
+                if depth < 8 && !ours {
+                    todo.push((e.path(), depth + 1));
+                }
+            } else if t.is_file() && name.ends_with(".md") && !(depth == 0 && name == "INDEX.md") {
+                out.push(e.path());
+                if out.len() >= 100_000 {
+                    break 'walk;
+                }
+            }
+        }
+    }
     out.sort();
     Ok(out)
 }

@@ -519,6 +519,30 @@ impl Store {
         Ok(out)
     }
 
+    /// Where the store records an incident's page (none for an incident not filed, or
+    /// one that does not exist).
+    pub fn page_path(&self, id: i64) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row_cached(
+                "SELECT file_path FROM incidents WHERE id = ?1",
+                params![id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// Records where an incident's page is now (found moved, or taken into the
+    /// incidents folder).
+    pub fn set_page_path(&self, id: i64, path: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE incidents SET file_path = ?2 WHERE id = ?1",
+            params![id, path],
+        )?;
+        Ok(())
+    }
+
     /// The months (`YYYY-MM`) in which filed incidents were first seen, newest first.
     pub fn incident_months(&self) -> Result<Vec<String>> {
         let mut stmt = self.conn.prepare(

@@ -522,3 +522,147 @@ fn notes_survive_a_touched_marker_line_and_a_page_without_one_is_left_alone() {
     let one = std::fs::read_to_string(&a).unwrap();
     assert_eq!(one.matches("see OPS-42").count(), 1, "{one}");
 }
+
+// ---- a page moved by the user ----------------------------------------------
+
+/// Every file under `incidents/` (subfolders too) whose front matter says `id: N`.
+fn pages_with_id(t: &Test, id: i64) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    walk(&t.path(""), &mut all);
+    all.retain(|p| {
+        p.extension().is_some_and(|x| x == "md")
+            && std::fs::read_to_string(p).is_ok_and(|s| s.starts_with(&format!("---\nid: {id}\n")))
+    });
+    all.sort();
+    all
+}
+
+/// A page renamed or moved into a subfolder of the incidents folder (a notes vault
+/// tidied by hand) is followed by its front matter, not written again at its old
+/// name: one page per incident, with the notes and the updates together.
+#[test]
+fn a_page_renamed_in_the_incidents_folder_is_followed() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&format!("{}{NO_NAG}", ntfy.config("ops")));
+    t.write("app.log", &rec("10:00:00", "ERROR", "Database refused db1"));
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let old = page_of(&t, 1);
+    t.append(&rel(&t, &old), b"my investigation notes (OPS-42)\n");
+    std::fs::create_dir_all(t.path("incidents/outages")).unwrap();
+    let new = t.path("incidents/outages/db-outage.md");
+    std::fs::rename(&old, &new).unwrap();
+
+    t.append(
+        "app.log",
+        rec("10:05:00", "ERROR", "Database refused db1").as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
+    assert!(
+        r.stdout.contains("incident #1: its page is now") && r.stdout.contains("db-outage.md"),
+        "{}",
+        r.stdout
+    );
+    t.ok(&[
+        "incidents",
+        "note",
+        "1",
+        "failover done",
+        "--now",
+        "2026-11-22T10:07:00Z",
+    ]);
+    assert_eq!(pages_with_id(&t, 1), [new.clone()], "one page of #1");
+    assert!(!old.exists());
+    assert_eq!(page_of(&t, 1), new);
+    let page = std::fs::read_to_string(&new).unwrap();
+    assert!(page.contains("occurrences: 2"), "{page}");
+    assert!(page.contains("failover done"), "{page}");
+    assert_eq!(page.matches("OPS-42").count(), 1, "{page}");
+
+    // said once
+    t.append(
+        "app.log",
+        rec("10:10:00", "ERROR", "Database refused db1").as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:11:00Z"]);
+    assert!(!r.stdout.contains("its page is now"), "{}", r.stdout);
+    assert!(std::fs::read_to_string(&new)
+        .unwrap()
+        .contains("occurrences: 3"));
+
+    // a lost state is rebuilt from it where it is now
+    remove(&t, &["", "-wal", "-shm"]);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:20:00Z"]);
+    assert!(r.stdout.contains("state rebuilt:"), "{}", r.stdout);
+    assert_eq!(page_of(&t, 1), new);
+    assert_eq!(by_id(&t, 1)["occurrences"], 3);
+}
+
+/// The incidents folder moved (into a notes vault) and `incidents_dir` changed: the
+/// pages recorded in the old folder are written in the new one, where the user's copy
+/// with its notes is, and never again in the old place. Said once.
+#[test]
+fn pages_follow_a_moved_incidents_folder() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&format!("{}{NO_NAG}", ntfy.config("ops")));
+    t.write("app.log", &rec("10:00:00", "ERROR", "Database refused db1"));
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let name = page_of(&t, 1).file_name().unwrap().to_owned();
+
+    std::fs::create_dir_all(t.path("vault")).unwrap();
+    std::fs::rename(t.path("incidents"), t.path("vault/incidents")).unwrap();
+    let config = t.read("logwarden.toml").replace(
+        "incidents_dir = \"incidents\"",
+        "incidents_dir = \"vault/incidents\"",
+    );
+    t.write("logwarden.toml", &config);
+    let page = t.path("vault/incidents").join(&name);
+    t.append(&rel(&t, &page), b"vault notes OPS-9\n");
+
+    t.append(
+        "app.log",
+        rec("10:05:00", "ERROR", "Database refused db1").as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
+    assert!(
+        r.stdout.contains("incident #1: its page is now")
+            && r.stdout.contains("outside incidents_dir"),
+        "{}",
+        r.stdout
+    );
+    t.ok(&["incidents", "ack", "1", "--now", "2026-11-22T10:07:00Z"]);
+    assert!(
+        !t.path("incidents").exists(),
+        "nothing written in the old place"
+    );
+    assert_eq!(pages_with_id(&t, 1), [page.clone()]);
+    assert_eq!(page_of(&t, 1), page);
+    let text = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        text.contains("occurrences: 2") && text.contains("status: acked"),
+        "{text}"
+    );
+    assert_eq!(text.matches("OPS-9").count(), 1, "{text}");
+
+    t.append(
+        "app.log",
+        rec("10:10:00", "ERROR", "Database refused db1").as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:11:00Z"]);
+    assert!(
+        !r.stdout.contains("its page is now"),
+        "said once: {}",
+        r.stdout
+    );
+}
