@@ -581,7 +581,11 @@ fn a_page_renamed_in_the_incidents_folder_is_followed() {
         "--now",
         "2026-11-22T10:07:00Z",
     ]);
-    assert_eq!(pages_with_id(&t, 1), [new.clone()], "one page of #1");
+    assert_eq!(
+        pages_with_id(&t, 1),
+        std::slice::from_ref(&new),
+        "one page of #1"
+    );
     assert!(!old.exists());
     assert_eq!(page_of(&t, 1), new);
     let page = std::fs::read_to_string(&new).unwrap();
@@ -646,7 +650,7 @@ fn pages_follow_a_moved_incidents_folder() {
         !t.path("incidents").exists(),
         "nothing written in the old place"
     );
-    assert_eq!(pages_with_id(&t, 1), [page.clone()]);
+    assert_eq!(pages_with_id(&t, 1), std::slice::from_ref(&page));
     assert_eq!(page_of(&t, 1), page);
     let text = std::fs::read_to_string(&page).unwrap();
     assert!(
