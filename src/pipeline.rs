@@ -993,6 +993,8 @@ fn file_unfinished(
     let ctx = run_context(report);
     let mut diagnoses = Vec::new();
     let mut pending = Vec::new();
+    // The page names the store records, read once when a page is first named.
+    let mut recorded: Option<HashMap<String, i64>> = None;
     for mut inc in store.unfinished_incidents()? {
         let mut llm_called = false;
         let mut deferred: Option<Diagnosed> = None;
@@ -1095,7 +1097,14 @@ fn file_unfinished(
                     .push((inc.id, d.error.clone().unwrap_or_default()));
             }
         }
-        let path = incident::path_for(&config.incidents_dir, &inc);
+        let names = match &mut recorded {
+            Some(names) => names,
+            None => recorded.insert(store.recorded_page_names()?),
+        };
+        let path = incident::path_for(&config.incidents_dir, &inc, names);
+        if let Some(name) = path.file_name() {
+            names.insert(name.to_string_lossy().into_owned(), inc.id);
+        }
         if let Err(e) =
             incident::write_unsynced(&path, &incident::page::page_for(config, store, &inc, &path))
         {
@@ -1366,6 +1375,9 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
         return;
     }
     let ids: Vec<i64> = all.iter().copied().collect();
+    report
+        .warnings
+        .extend(incident::page::locate(config, store, &ids));
     let mut failed = Vec::new();
     for (id, e) in incident::page::rewrite_pages(config, store, &ids) {
         report.problem(format!("incident #{id}: {e}"));

@@ -120,7 +120,11 @@ fn coloured_line(i: &IncidentRow, colour: bool) -> String {
 
 pub(super) fn refresh(config: &Config, store: &Store, id: i64) {
     // The pages linking to this one show its status: they are rewritten with it.
-    for (id, e) in crate::incident::page::rewrite_with_linked(config, store, id) {
+    let (moved, failed) = crate::incident::page::rewrite_with_linked(config, store, id);
+    for m in moved {
+        crate::errln!("logwarden: {m}");
+    }
+    for (id, e) in failed {
         // The change is in the state database; the service's next run writes the page.
         let later = match crate::pipeline::retry_page_later(store, id) {
             Ok(()) => "the next run rewrites it".to_string(),

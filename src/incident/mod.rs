@@ -9,6 +9,7 @@ pub mod page;
 pub mod rebuild;
 pub mod watcher;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use crate::investigate::Diagnosis;
@@ -18,6 +19,10 @@ use crate::store::{ts, IncidentRow};
 /// Everything below this line in an incident file belongs to the user.
 pub const NOTES_MARKER: &str =
     "<!-- logwarden: write your notes below this line; they are kept on every update -->";
+
+/// How the marker line is known in a page: its start. Whatever follows on the line
+/// (text typed after the comment, the comment's wording changed) does not hide it.
+pub const NOTES_MARKER_START: &str = "<!-- logwarden: write your notes below this line";
 
 /// At most this many bytes of evidence go into a file.
 const MAX_EVIDENCE: usize = 24 * 1024;
@@ -59,7 +64,11 @@ pub fn slug(title: &str) -> String {
 /// Chooses the file for an incident: its recorded path, else a new name from the date
 /// of first occurrence and the title, with `-2`, `-3` on a clash. A file that already
 /// carries this incident's id (left by a run that crashed before recording it) is reused.
-pub fn path_for(dir: &Path, incident: &IncidentRow) -> PathBuf {
+/// `recorded` holds the file names the store records for incidents (see
+/// [`crate::store::Store::recorded_page_names`]): a name recorded for another incident
+/// is taken even when no file has it (its page was deleted or moved, and that incident
+/// writes there again on its next update: two incidents would share one file).
+pub fn path_for(dir: &Path, incident: &IncidentRow, recorded: &HashMap<String, i64>) -> PathBuf {
     if let Some(p) = &incident.file_path {
         return PathBuf::from(p);
     }
@@ -71,6 +80,9 @@ pub fn path_for(dir: &Path, incident: &IncidentRow) -> PathBuf {
         } else {
             format!("{date}-incident-{slug}-{n}.md")
         };
+        if recorded.get(&name).is_some_and(|id| *id != incident.id) {
+            continue;
+        }
         let path = dir.join(name);
         // A symlink planted at the name is taken, neither read nor written through.
         match crate::fsio::read_no_follow(&path) {
@@ -379,7 +391,7 @@ pub(crate) fn lines_outside_fences(text: &str) -> Vec<(usize, &str)> {
 pub(crate) fn tail_start(page: &str) -> usize {
     lines_outside_fences(page)
         .into_iter()
-        .find(|(_, l)| *l == "## Related" || *l == "## Log" || l.starts_with(NOTES_MARKER))
+        .find(|(_, l)| *l == "## Related" || *l == "## Log" || l.starts_with(NOTES_MARKER_START))
         .map_or(page.len(), |(at, _)| at)
 }
 
@@ -542,23 +554,44 @@ fn write_with(path: &Path, page: &str, sync: bool) -> Result<(), String> {
 pub fn page_text(path: &Path, page: &str) -> Result<String, String> {
     let old = crate::fsio::read_optional(path)
         .map_err(|e| format!("{e}; the page is left as it was (its notes would be lost)"))?;
-    // The notes follow the marker the page wrote: the first line outside code blocks
-    // that is the marker and nothing else. Log text may hold the marker too (in the
-    // title, in a quoted sample), and taking that one would copy the page into its own
-    // notes on every rewrite.
-    let notes = old
-        .and_then(|old| {
-            let (at, line) = lines_outside_fences(&old)
-                .into_iter()
-                .find(|(_, l)| l.trim_end() == NOTES_MARKER)?;
-            Some(old[at + line.len()..].trim_start_matches('\n').to_string())
-        })
-        .unwrap_or_default();
+    let notes = match old {
+        None => String::new(),
+        Some(old) if old.trim().is_empty() => String::new(),
+        // Without the marker, where the page ends and the notes begin is not known:
+        // a rewrite would drop whatever the user wrote.
+        Some(old) => notes_of(&old).ok_or_else(|| {
+            format!(
+                "{}: its notes marker line (`{NOTES_MARKER_START} …`) is gone; the page is left as it was (its notes would be lost): put that line back at the start of a line above your notes and the next run rewrites the page",
+                path.display()
+            )
+        })?,
+    };
     // Control characters from log text (an escape sequence waiting for someone to
     // `cat` the page) are made visible; the user's notes are theirs.
     let mut text = crate::sanitize::text(page).into_owned();
     text.push_str(&notes);
     Ok(text)
+}
+
+/// The user's notes on a page: what follows its marker line, and text typed after the
+/// marker on that line. `None` when the page has no marker line.
+///
+/// The marker is the first line outside code blocks that starts with the marker's
+/// start. Log text may hold the marker too, but never at the start of a line outside a
+/// code block (a title is a heading, a sample is fenced, text is escaped): taking that
+/// one would copy the page into its own notes on every rewrite.
+fn notes_of(old: &str) -> Option<String> {
+    let (at, line) = lines_outside_fences(old)
+        .into_iter()
+        .find(|(_, l)| l.starts_with(NOTES_MARKER_START))?;
+    let below = old[at + line.len()..].trim_start_matches('\n');
+    let rest = &line[NOTES_MARKER_START.len()..];
+    let typed = rest.find("-->").map_or("", |end| rest[end + 3..].trim());
+    Some(if typed.is_empty() {
+        below.to_string()
+    } else {
+        format!("{typed}\n{below}")
+    })
 }
 
 /// A relative link target: our own file names, with anything markdown would end the
@@ -606,6 +639,23 @@ mod tests {
         assert_eq!(slug("Ошибка"), "oshibka");
         let long = slug(&"word ".repeat(40));
         assert!(long.len() <= 60 && !long.ends_with('-'));
+    }
+
+    #[test]
+    fn notes_are_found_by_the_start_of_the_marker_line() {
+        let page = |marker: &str| format!("---\nid: 1\n---\n# t\n\n{marker}\nmine\n");
+        assert_eq!(notes_of(&page(NOTES_MARKER)).as_deref(), Some("mine\n"));
+        assert_eq!(
+            notes_of(&page(&format!("{NOTES_MARKER} typed here"))).as_deref(),
+            Some("typed here\nmine\n")
+        );
+        assert_eq!(
+            notes_of(&page(&format!("{NOTES_MARKER_START} (edited) -->\r"))).as_deref(),
+            Some("mine\n")
+        );
+        assert_eq!(notes_of(&page("## My notes")), None);
+        let fenced = format!("```\n{NOTES_MARKER}\n```\n");
+        assert_eq!(notes_of(&page(&format!("{fenced}## My notes"))), None);
     }
 
     #[test]

@@ -2,8 +2,8 @@
 //! section, related incidents (with their current status) and log, redacted when the
 //! config asks for it. Runs and the `incidents` commands both write pages through here.
 
-use std::collections::BTreeSet;
-use std::path::Path;
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 
 use crate::config::Config;
 use crate::investigate::Diagnosis;
@@ -20,7 +20,174 @@ pub fn rewrite_page(config: &Config, store: &Store, id: i64) -> Result<(), Strin
         return Ok(());
     };
     let path = Path::new(&path);
+    inside(config, path)?;
     super::write(path, &page_for(config, store, &inc, path))
+}
+
+/// A page is written in the incidents folder only: a path recorded elsewhere (the
+/// folder was moved) is left alone until [`locate`] brings it in.
+fn inside(config: &Config, path: &Path) -> Result<(), String> {
+    if path.starts_with(&config.incidents_dir) {
+        Ok(())
+    } else {
+        Err(format!(
+            "its page {} is outside incidents_dir {}: not written there",
+            path.display(),
+            config.incidents_dir.display()
+        ))
+    }
+}
+
+/// Finds where the pages of these incidents are now, before they are rewritten, and
+/// records it; returns what moved, said once (the store then knows the new place).
+///
+/// - A page recorded outside `incidents_dir` (the folder was moved and the config
+///   changed) is taken in it: the page that carries its id there, else the same file
+///   name in it (a free one when that name is another incident's). Nothing is written
+///   outside the folder.
+/// - A page missing from its recorded place (renamed or moved in the folder, by hand
+///   or by a notes app) is looked for in the folder and its subfolders by its front
+///   matter (`id`, `signature`, `host`), and followed: writing it again at the old
+///   name would leave two pages of one incident to diverge. Not found, it was
+///   deleted: it is written again at its name.
+pub fn locate(config: &Config, store: &Store, ids: &[i64]) -> Vec<String> {
+    let dir = &config.incidents_dir;
+    let mut moved = Vec::new();
+    // The folder's pages by id, read once, when a page is first missed.
+    let mut heads: Option<HashMap<i64, Vec<(PathBuf, PageHead)>>> = None;
+    let mut recorded: Option<HashMap<String, i64>> = None;
+    for &id in ids {
+        let Ok(Some(old)) = store.page_path(id).map(|p| p.map(PathBuf::from)) else {
+            continue;
+        };
+        let in_dir = old.starts_with(dir);
+        if in_dir && std::fs::symlink_metadata(&old).is_ok() {
+            continue;
+        }
+        let Ok(Some(mut inc)) = store.incident(id) else {
+            continue;
+        };
+        let heads = heads.get_or_insert_with(|| page_heads(dir));
+        let host = config.redact.redactor.clean(&inc.host);
+        let found = heads
+            .get(&id)
+            .into_iter()
+            .flatten()
+            .filter(|(p, h)| {
+                *p != old
+                    && h.signature.as_deref().is_none_or(|s| s == inc.signature)
+                    && h.host.as_deref().is_none_or(|h| h == inc.host || h == host)
+            })
+            .max_by_key(|(p, h)| {
+                super::rebuild::PageRank::new(p, &h.status, h.last_seen, h.occurrences)
+            })
+            .map(|(p, _)| p.clone());
+        let new = match found {
+            Some(p) => p,
+            None if in_dir => continue,
+            None => {
+                let names = match &mut recorded {
+                    Some(n) => n,
+                    None => match store.recorded_page_names() {
+                        Ok(n) => recorded.insert(n),
+                        Err(_) => continue,
+                    },
+                };
+                let name = old.file_name().map(|n| n.to_string_lossy().into_owned());
+                let same = name.as_ref().map(|n| dir.join(n));
+                match same {
+                    Some(p)
+                        if names.get(name.as_deref().unwrap_or_default()) == Some(&id)
+                            && matches!(std::fs::symlink_metadata(&p), Err(e) if e.kind() == std::io::ErrorKind::NotFound) =>
+                    {
+                        p
+                    }
+                    _ => {
+                        inc.file_path = None;
+                        let p = super::path_for(dir, &inc, names);
+                        if let Some(n) = p.file_name() {
+                            names.insert(n.to_string_lossy().into_owned(), id);
+                        }
+                        p
+                    }
+                }
+            }
+        };
+        let why = if in_dir {
+            "found by its id after it was renamed or moved"
+        } else {
+            "the recorded one is outside incidents_dir; that file is left as it is"
+        };
+        match store.set_page_path(id, &new.to_string_lossy()) {
+            Ok(()) => moved.push(format!(
+                "incident #{id}: its page is now {} ({why}; was {})",
+                new.display(),
+                old.display()
+            )),
+            Err(e) => moved.push(format!(
+                "incident #{id}: its page {} could not be recorded in place of {}: {e}",
+                new.display(),
+                old.display()
+            )),
+        }
+    }
+    moved
+}
+
+/// What the head of a page says about its incident.
+#[derive(Debug, Default)]
+struct PageHead {
+    signature: Option<String>,
+    host: Option<String>,
+    status: String,
+    last_seen: i64,
+    occurrences: u64,
+}
+
+/// The pages of the incidents folder and its subfolders by front matter id, read from
+/// their first 4 KiB (see [`super::rebuild::page_files`] for which files).
+fn page_heads(dir: &Path) -> HashMap<i64, Vec<(PathBuf, PageHead)>> {
+    let mut out: HashMap<i64, Vec<(PathBuf, PageHead)>> = HashMap::new();
+    for path in super::rebuild::page_files(dir).unwrap_or_default() {
+        if let Some((id, head)) = read_head(&path) {
+            out.entry(id).or_default().push((path, head));
+        }
+    }
+    out
+}
+
+fn read_head(path: &Path) -> Option<(i64, PageHead)> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(4096);
+    std::fs::File::open(path)
+        .ok()?
+        .take(4096)
+        .read_to_end(&mut buf)
+        .ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let fm = text.strip_prefix("---\n")?;
+    let mut id = None;
+    let mut head = PageHead::default();
+    for l in fm.lines().take_while(|l| *l != "---") {
+        let Some((k, v)) = l.split_once(": ") else {
+            continue;
+        };
+        let v = super::yaml_unquote(v);
+        match k {
+            "id" => id = v.and_then(|v| v.parse::<i64>().ok()),
+            "signature" => head.signature = v,
+            "host" => head.host = v,
+            "status" => head.status = v.unwrap_or_default(),
+            "last_seen" => {
+                head.last_seen = v
+                    .and_then(|v| chrono::DateTime::parse_from_rfc3339(&v).ok())
+                    .map_or(0, |t| t.timestamp())
+            }
+            "occurrences" => head.occurrences = v.and_then(|v| v.parse().ok()).unwrap_or(0),
+            _ => {}
+        }
+    }
+    Some((id?, head))
 }
 
 /// Writes the pages of these incidents from what the store knows now, flushed to disk
@@ -62,6 +229,7 @@ fn page_now(
         return Ok(None);
     };
     let path = std::path::PathBuf::from(path);
+    inside(config, &path)?;
     let text = super::page_text(&path, &page_for(config, store, &inc, &path))?;
     Ok(Some((path, text)))
 }
@@ -83,16 +251,24 @@ pub fn linked_to(store: &Store, inc: &IncidentRow) -> BTreeSet<i64> {
         .collect()
 }
 
-/// Rewrites an incident's page and the pages that link to it; returns the ids whose
-/// page could not be written, with why.
-pub fn rewrite_with_linked(config: &Config, store: &Store, id: i64) -> Vec<(i64, String)> {
+/// Rewrites an incident's page and the pages that link to it; returns the pages that
+/// moved ([`locate`]) and the ids whose page could not be written, with why.
+pub fn rewrite_with_linked(
+    config: &Config,
+    store: &Store,
+    id: i64,
+) -> (Vec<String>, Vec<(i64, String)>) {
     let mut ids = BTreeSet::from([id]);
     if let Ok(Some(inc)) = store.incident(id) {
         ids.extend(linked_to(store, &inc));
     }
-    ids.into_iter()
+    let ids: Vec<i64> = ids.into_iter().collect();
+    let moved = locate(config, store, &ids);
+    let failed = ids
+        .into_iter()
         .filter_map(|i| rewrite_page(config, store, i).err().map(|e| (i, e)))
-        .collect()
+        .collect();
+    (moved, failed)
 }
 
 /// An incident's page with its diagnosis, metric section, related incidents and log.

@@ -22,7 +22,7 @@ use crate::config::Config;
 use crate::signature::Signature;
 use crate::store::{PageAction, PageIncident, Store};
 
-use super::NOTES_MARKER;
+use super::NOTES_MARKER_START;
 
 /// What a rebuild did.
 #[derive(Debug, Default)]
@@ -137,8 +137,14 @@ pub fn rebuild(
     };
     let mut pages: Vec<PageIncident> = Vec::new();
     let mut notes: HashMap<i64, Vec<(DateTime<Utc>, String, String)>> = HashMap::new();
+    // For each id, where its page is in `pages`, how it ranks and its file's name.
+    let mut chosen: HashMap<i64, (usize, PageRank, String)> = HashMap::new();
     for path in page_files(dir)? {
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let text = match crate::fsio::read_no_follow(&path) {
             Ok(t) => t,
             Err(e) => {
@@ -148,13 +154,31 @@ pub fn rebuild(
         };
         match parse_page(&text, &path.display().to_string(), now) {
             Some((p, n)) => {
-                if pages.iter().any(|q| q.id == p.id) {
-                    out.skipped
-                        .push(format!("{name}: incident #{} has another page", p.id));
-                    continue;
+                let rank = PageRank::of(&p, &path);
+                let id = p.id;
+                match chosen.get_mut(&id) {
+                    // Two pages of one id: an editor's copy, a sync tool's conflicted
+                    // copy, one left by hand. The live page wins, whatever the names'
+                    // order: a stale copy would bring back an incident as it was.
+                    Some((at, best, best_name)) => {
+                        let loser = if rank > *best {
+                            let loser = std::mem::replace(best_name, name);
+                            *best = rank;
+                            pages[*at] = p;
+                            notes.insert(id, n);
+                            loser
+                        } else {
+                            name
+                        };
+                        out.skipped
+                            .push(format!("{loser}: incident #{id} has another page"));
+                    }
+                    None => {
+                        chosen.insert(id, (pages.len(), rank, name));
+                        notes.insert(id, n);
+                        pages.push(p);
+                    }
                 }
-                notes.insert(p.id, n);
-                pages.push(p);
             }
             None => out
                 .skipped
@@ -221,20 +245,109 @@ pub fn rebuild(
     Ok(Some(out))
 }
 
-/// The pages in the incidents folder (regular files only: a planted symlink is not
-/// followed), without `INDEX.md`.
-fn page_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("{}: {e}", dir.display())),
+/// How likely a page is to be an incident's live page, among pages of one id (best
+/// last): first a name of the shape logwarden gives (a copy's name has a space, a
+/// bracket or a dot more), then the furthest status (open, acked, resolved: it never
+/// goes back), the latest occurrence, the most occurrences, the latest change to the
+/// file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct PageRank {
+    own_name: bool,
+    status: u8,
+    last_seen: i64,
+    occurrences: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl PageRank {
+    fn of(p: &PageIncident, path: &Path) -> PageRank {
+        PageRank::new(path, &p.status, p.last_seen.timestamp(), p.occurrences)
+    }
+
+    pub(crate) fn new(path: &Path, status: &str, last_seen: i64, occurrences: u64) -> PageRank {
+        PageRank {
+            own_name: path
+                .file_name()
+                .is_some_and(|n| is_own_name(&n.to_string_lossy())),
+            status: match status {
+                "resolved" => 2,
+                "acked" => 1,
+                _ => 0,
+            },
+            last_seen,
+            occurrences,
+            modified: std::fs::symlink_metadata(path)
+                .and_then(|m| m.modified())
+                .ok(),
+        }
+    }
+}
+
+/// Whether a file name has the shape logwarden gives a page:
+/// `YYYY-MM-DD-incident-<slug>.md`, the slug lowercase letters, digits and `-` (a
+/// `-2` on a clash included), nothing a copy adds (` 1`, ` (conflicted copy …)`,
+/// `.sync-conflict-…`).
+pub(crate) fn is_own_name(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".md") else {
+        return false;
     };
-    let mut out: Vec<_> = entries
-        .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "md") && !p.ends_with("INDEX.md"))
-        .collect();
+    let b = stem.as_bytes();
+    let date = b.len() > 11
+        && b[..10].iter().enumerate().all(|(i, c)| {
+            if i == 4 || i == 7 {
+                *c == b'-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    let Some(slug) = stem.get(10..).and_then(|r| r.strip_prefix("-incident-")) else {
+        return false;
+    };
+    date && !slug.is_empty()
+        && !slug.starts_with('-')
+        && !slug.ends_with('-')
+        && !slug.contains("--")
+        && slug
+            .bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+}
+
+/// The pages in the incidents folder and its subfolders (a page moved into one by
+/// hand is followed there, see [`super::page::locate`]): regular files only (a planted
+/// symlink is not followed), without `INDEX.md`, hidden files and folders, the month
+/// indexes (`index/`) and the briefings; at most 8 levels deep and 100,000 pages.
+pub(crate) fn page_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let mut out = Vec::new();
+    let mut todo = vec![(dir.to_path_buf(), 0)];
+    'walk: while let Some((d, depth)) = todo.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if depth == 0 && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Vec::new())
+            }
+            Err(e) if depth == 0 => return Err(format!("{}: {e}", dir.display())),
+            Err(_) => continue,
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let Ok(t) = e.file_type() else { continue };
+            if name.starts_with('.') {
+                continue;
+            }
+            if t.is_dir() {
+                let ours = depth == 0 && (name == "index" || name == "briefings");
+                if depth < 8 && !ours {
+                    todo.push((e.path(), depth + 1));
+                }
+            } else if t.is_file() && name.ends_with(".md") && !(depth == 0 && name == "INDEX.md") {
+                out.push(e.path());
+                if out.len() >= 100_000 {
+                    break 'walk;
+                }
+            }
+        }
+    }
     out.sort();
     Ok(out)
 }
@@ -458,7 +571,7 @@ fn log_notes(tail: &str, now: DateTime<Utc>) -> Vec<Note> {
     };
     let mut out = Vec::new();
     for &(_, l) in &lines[start + 1..] {
-        if l.starts_with("## ") || l.starts_with(NOTES_MARKER) {
+        if l.starts_with("## ") || l.starts_with(NOTES_MARKER_START) {
             break;
         }
         let Some(l) = l.strip_prefix("- ") else {
@@ -528,6 +641,7 @@ fn unescape_inline(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::incident::NOTES_MARKER;
 
     /// Log text on a page (a sample) that looks like our headings, notes or marker
     /// neither cuts the page's text short nor becomes a note.
@@ -624,6 +738,27 @@ mod tests {
         assert_eq!(ids, [9, 13], "{page}");
         assert_eq!(p.actions[0], good);
         assert_eq!(p.actions[1].started, Some(now), "no run in the future");
+    }
+
+    #[test]
+    fn names_logwarden_gives_are_told_from_copies() {
+        for own in [
+            "2026-11-22-incident-database-refused.md",
+            "2026-11-22-incident-database-refused-2.md",
+            "2026-11-22-incident-incident.md",
+        ] {
+            assert!(is_own_name(own), "{own}");
+        }
+        for copy in [
+            "2026-11-22-incident-database-refused 1.md",
+            "2026-11-22-incident-database-refused (conflicted copy 2026-11-22).md",
+            "2026-11-22-incident-database-refused.sync-conflict-20261122-101010-ABC.md",
+            "Copy of 2026-11-22-incident-database-refused.md",
+            "db-outage.md",
+            "2026-11-22-incident-.md",
+        ] {
+            assert!(!is_own_name(copy), "{copy}");
+        }
     }
 
     #[test]

@@ -501,6 +501,48 @@ impl Store {
         )
     }
 
+    /// The file name of every page the store records, with its incident. A new page's
+    /// name is chosen outside these: a page the user deleted or moved leaves its name
+    /// free on disk, but its incident still writes there on its next update.
+    pub fn recorded_page_names(&self) -> Result<HashMap<String, i64>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, file_path FROM incidents WHERE file_path IS NOT NULL")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let (id, path) = row?;
+            if let Some(name) = Path::new(&path).file_name() {
+                out.insert(name.to_string_lossy().into_owned(), id);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Where the store records an incident's page (none for an incident not filed, or
+    /// one that does not exist).
+    pub fn page_path(&self, id: i64) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row_cached(
+                "SELECT file_path FROM incidents WHERE id = ?1",
+                params![id],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// Records where an incident's page is now (found moved, or taken into the
+    /// incidents folder).
+    pub fn set_page_path(&self, id: i64, path: &str) -> Result<()> {
+        self.conn.execute(
+            "UPDATE incidents SET file_path = ?2 WHERE id = ?1",
+            params![id, path],
+        )?;
+        Ok(())
+    }
+
     /// The months (`YYYY-MM`) in which filed incidents were first seen, newest first.
     pub fn incident_months(&self) -> Result<Vec<String>> {
         let mut stmt = self.conn.prepare(

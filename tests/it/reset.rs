@@ -327,3 +327,346 @@ fn an_older_copy_of_the_database_is_brought_up_to_the_pages() {
     assert_eq!(by_id(&t, 3)["status"], "open");
     assert_eq!(t.incident_files().len(), 3);
 }
+
+// ---- one file per incident, one incident per file --------------------------
+
+fn page_of(t: &Test, id: i64) -> std::path::PathBuf {
+    std::path::PathBuf::from(
+        by_id(t, id)["file_path"]
+            .as_str()
+            .unwrap_or_else(|| panic!("#{id} has a page")),
+    )
+}
+
+/// A page the user deleted leaves its name free on disk, but its incident still
+/// writes there: a new incident of the same title that day (here the same message
+/// from another logger) takes another name, so the two never share one file, and a
+/// lost state is rebuilt with both.
+#[test]
+fn a_deleted_pages_name_is_not_given_to_another_incident() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&format!("{}{NO_NAG}", ntfy.config("ops")));
+    let line = |time: &str, logger: &str| {
+        format!("2026-11-22 {time}.000 | ERROR    | {logger} - Connection refused\n")
+    };
+    t.write("app.log", &line("10:00:00", "app.db:connect:42"));
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let first = page_of(&t, 1);
+    std::fs::remove_file(&first).unwrap(); // the user tidies the vault
+
+    t.append(
+        "app.log",
+        line("10:05:00", "app.cache:connect:7").as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
+    assert!(r.stdout.contains("new incident #2"), "{}", r.stdout);
+    let second = page_of(&t, 2);
+    assert_ne!(second, first, "#2 takes a name of its own");
+    t.append(&rel(&t, &second), b"notes on #2: cache outage OPS-77\n");
+
+    // #1 occurs again: its page comes back at its own name, #2's is untouched
+    t.append("app.log", line("10:10:00", "app.db:connect:42").as_bytes());
+    t.ok(&["run", "--now", "2026-11-22T10:11:00Z"]);
+    let one = std::fs::read_to_string(&first).unwrap();
+    let two = std::fs::read_to_string(&second).unwrap();
+    assert!(
+        one.starts_with("---\nid: 1\n") && !one.contains("OPS-77"),
+        "{one}"
+    );
+    assert!(
+        two.starts_with("---\nid: 2\n") && two.contains("OPS-77"),
+        "{two}"
+    );
+
+    remove(&t, &["", "-wal", "-shm"]);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:20:00Z"]);
+    assert!(r.stdout.contains("#1, #2"), "both rebuilt: {}", r.stdout);
+    assert!(!r.stdout.contains("new incident #"), "{}", r.stdout);
+}
+
+/// A path inside the test dir, as `Test` methods take it.
+fn rel(t: &Test, p: &std::path::Path) -> String {
+    p.strip_prefix(t.path(""))
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A copy of a page (an editor's "Make a copy", a sync tool's conflicted copy) is
+/// left behind as it was when copied. After a lost state the live page wins, whatever
+/// the names' order: the resolved incident stays resolved and does not remind.
+#[test]
+fn a_stale_copy_of_a_page_does_not_win_the_rebuild() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&format!(
+        "{}[incidents]\nnag = {{ critical = \"10m\" }}\n",
+        ntfy.config("ops")
+    ));
+    t.write("app.log", &rec("10:00:00", "ERROR", "Database refused db1"));
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let live = page_of(&t, 1);
+    let stem = live.to_string_lossy().trim_end_matches(".md").to_string();
+    // sorts before the live page ("… 1.md" < "….md"), and after it
+    let copies = [format!("{stem} 1.md"), format!("{stem}.sync-conflict-1.md")];
+    for c in &copies {
+        std::fs::copy(&live, c).unwrap();
+    }
+    t.ok(&["incidents", "ack", "1", "--now", "2026-11-22T10:02:00Z"]);
+    t.ok(&["incidents", "resolve", "1", "--now", "2026-11-22T10:03:00Z"]);
+
+    remove(&t, &["", "-wal", "-shm"]);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:20:00Z"]);
+    assert!(r.stdout.contains("state rebuilt:"), "{}", r.stdout);
+    for c in &copies {
+        let name = std::path::Path::new(c)
+            .file_name()
+            .unwrap()
+            .to_string_lossy();
+        assert!(
+            r.stdout.contains(&format!(
+                "page not used: {name}: incident #1 has another page"
+            )),
+            "{}",
+            r.stdout
+        );
+    }
+    assert_eq!(by_id(&t, 1)["status"], "resolved");
+    assert_eq!(page_of(&t, 1), live);
+    t.ok(&["run", "--now", "2026-11-22T10:40:00Z"]);
+    let sent = titles(&ntfy);
+    assert!(!sent.iter().any(|s| s.contains("nag")), "{sent:?}");
+}
+
+// ---- the user's notes -------------------------------------------------------
+
+const MARKER: &str =
+    "<!-- logwarden: write your notes below this line; they are kept on every update -->";
+
+/// The notes marker is found by its start: text typed after it on its line is kept as
+/// a note. A page whose marker line is gone is not rewritten (where its notes start is
+/// not known): the run says so, notifications go on, and once the line is back the
+/// page is brought up to date with the notes.
+#[test]
+fn notes_survive_a_touched_marker_line_and_a_page_without_one_is_left_alone() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&format!("{}{NO_NAG}", ntfy.config("ops")));
+    t.write(
+        "app.log",
+        &[
+            rec("10:00:00", "ERROR", "Database refused db1"),
+            rec("10:00:01", "ERROR", "Cache storm on shard"),
+        ]
+        .concat(),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let (a, b) = (page_of(&t, 1), page_of(&t, 2));
+    let text = std::fs::read_to_string(&a).unwrap();
+    let typed = format!("{MARKER} Root cause: failover, see OPS-42\n");
+    std::fs::write(&a, text.replace(&format!("{MARKER}\n"), &typed)).unwrap();
+    let text = std::fs::read_to_string(&b).unwrap();
+    let without = format!(
+        "{}\n## My notes\nRoot cause: cache node 7, see OPS-43\n",
+        text.replace(&format!("{MARKER}\n"), "")
+    );
+    std::fs::write(&b, &without).unwrap();
+
+    t.append(
+        "app.log",
+        [
+            rec("10:05:00", "ERROR", "Database refused db1"),
+            rec("10:05:01", "ERROR", "Cache storm on shard"),
+            rec("10:05:02", "CRITICAL", "Mail relay said no to message 4"),
+        ]
+        .concat()
+        .as_bytes(),
+    );
+    let r = t.run(&["run", "--now", "2026-11-22T10:06:00Z"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(r.stdout.contains("new incident #3"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("incident #2:") && r.stdout.contains("notes marker line"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        titles(&ntfy).iter().any(|s| s.contains("Mail relay")),
+        "notifications go on: {:?}",
+        titles(&ntfy)
+    );
+    let one = std::fs::read_to_string(&a).unwrap();
+    assert!(one.contains("occurrences: 2"), "{one}");
+    assert!(
+        one.contains(&format!("{MARKER}\nRoot cause: failover, see OPS-42\n")),
+        "{one}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&b).unwrap(),
+        without,
+        "left as it was"
+    );
+
+    // the marker put back above the notes: the page is rewritten, the notes kept
+    std::fs::write(
+        &b,
+        without.replace("\n## My notes\n", &format!("\n{MARKER}\n## My notes\n")),
+    )
+    .unwrap();
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(!r.stdout.contains("notes marker"), "{}", r.stdout);
+    let two = std::fs::read_to_string(&b).unwrap();
+    assert!(two.contains("occurrences: 2"), "{two}");
+    assert_eq!(two.matches("see OPS-43").count(), 1, "{two}");
+    let one = std::fs::read_to_string(&a).unwrap();
+    assert_eq!(one.matches("see OPS-42").count(), 1, "{one}");
+}
+
+// ---- a page moved by the user ----------------------------------------------
+
+/// Every file under `incidents/` (subfolders too) whose front matter says `id: N`.
+fn pages_with_id(t: &Test, id: i64) -> Vec<std::path::PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    walk(&t.path(""), &mut all);
+    all.retain(|p| {
+        p.extension().is_some_and(|x| x == "md")
+            && std::fs::read_to_string(p).is_ok_and(|s| s.starts_with(&format!("---\nid: {id}\n")))
+    });
+    all.sort();
+    all
+}
+
+/// A page renamed or moved into a subfolder of the incidents folder (a notes vault
+/// tidied by hand) is followed by its front matter, not written again at its old
+/// name: one page per incident, with the notes and the updates together.
+#[test]
+fn a_page_renamed_in_the_incidents_folder_is_followed() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&format!("{}{NO_NAG}", ntfy.config("ops")));
+    t.write("app.log", &rec("10:00:00", "ERROR", "Database refused db1"));
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let old = page_of(&t, 1);
+    t.append(&rel(&t, &old), b"my investigation notes (OPS-42)\n");
+    std::fs::create_dir_all(t.path("incidents/outages")).unwrap();
+    let new = t.path("incidents/outages/db-outage.md");
+    std::fs::rename(&old, &new).unwrap();
+
+    t.append(
+        "app.log",
+        rec("10:05:00", "ERROR", "Database refused db1").as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
+    assert!(
+        r.stdout.contains("incident #1: its page is now") && r.stdout.contains("db-outage.md"),
+        "{}",
+        r.stdout
+    );
+    t.ok(&[
+        "incidents",
+        "note",
+        "1",
+        "failover done",
+        "--now",
+        "2026-11-22T10:07:00Z",
+    ]);
+    assert_eq!(
+        pages_with_id(&t, 1),
+        std::slice::from_ref(&new),
+        "one page of #1"
+    );
+    assert!(!old.exists());
+    assert_eq!(page_of(&t, 1), new);
+    let page = std::fs::read_to_string(&new).unwrap();
+    assert!(page.contains("occurrences: 2"), "{page}");
+    assert!(page.contains("failover done"), "{page}");
+    assert_eq!(page.matches("OPS-42").count(), 1, "{page}");
+
+    // said once
+    t.append(
+        "app.log",
+        rec("10:10:00", "ERROR", "Database refused db1").as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:11:00Z"]);
+    assert!(!r.stdout.contains("its page is now"), "{}", r.stdout);
+    assert!(std::fs::read_to_string(&new)
+        .unwrap()
+        .contains("occurrences: 3"));
+
+    // a lost state is rebuilt from it where it is now
+    remove(&t, &["", "-wal", "-shm"]);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:20:00Z"]);
+    assert!(r.stdout.contains("state rebuilt:"), "{}", r.stdout);
+    assert_eq!(page_of(&t, 1), new);
+    assert_eq!(by_id(&t, 1)["occurrences"], 3);
+}
+
+/// The incidents folder moved (into a notes vault) and `incidents_dir` changed: the
+/// pages recorded in the old folder are written in the new one, where the user's copy
+/// with its notes is, and never again in the old place. Said once.
+#[test]
+fn pages_follow_a_moved_incidents_folder() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&format!("{}{NO_NAG}", ntfy.config("ops")));
+    t.write("app.log", &rec("10:00:00", "ERROR", "Database refused db1"));
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let name = page_of(&t, 1).file_name().unwrap().to_owned();
+
+    std::fs::create_dir_all(t.path("vault")).unwrap();
+    std::fs::rename(t.path("incidents"), t.path("vault/incidents")).unwrap();
+    let config = t.read("logwarden.toml").replace(
+        "incidents_dir = \"incidents\"",
+        "incidents_dir = \"vault/incidents\"",
+    );
+    t.write("logwarden.toml", &config);
+    let page = t.path("vault/incidents").join(&name);
+    t.append(&rel(&t, &page), b"vault notes OPS-9\n");
+
+    t.append(
+        "app.log",
+        rec("10:05:00", "ERROR", "Database refused db1").as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
+    assert!(
+        r.stdout.contains("incident #1: its page is now")
+            && r.stdout.contains("outside incidents_dir"),
+        "{}",
+        r.stdout
+    );
+    t.ok(&["incidents", "ack", "1", "--now", "2026-11-22T10:07:00Z"]);
+    assert!(
+        !t.path("incidents").exists(),
+        "nothing written in the old place"
+    );
+    assert_eq!(pages_with_id(&t, 1), std::slice::from_ref(&page));
+    assert_eq!(page_of(&t, 1), page);
+    let text = std::fs::read_to_string(&page).unwrap();
+    assert!(
+        text.contains("occurrences: 2") && text.contains("status: acked"),
+        "{text}"
+    );
+    assert_eq!(text.matches("OPS-9").count(), 1, "{text}");
+
+    t.append(
+        "app.log",
+        rec("10:10:00", "ERROR", "Database refused db1").as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:11:00Z"]);
+    assert!(
+        !r.stdout.contains("its page is now"),
+        "said once: {}",
+        r.stdout
+    );
+}
