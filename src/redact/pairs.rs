@@ -214,6 +214,14 @@ static FLAG: LazyLock<Regex> = LazyLock::new(|| {
         .expect("flag regex compiles")
 });
 
+/// A secret-like name and, after a space only, a token (`client_secret wJalr…`): prose
+/// says what it holds without `=` or `:`. Only a token that looks generated is taken,
+/// so `password reset failed` and `token expired` keep their words.
+static SPACED: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r#"(?:^|[^A-Za-z0-9_.-])(?P<name>[A-Za-z][A-Za-z0-9_.-]*)[ \t]+(?P<v>[A-Za-z0-9+/_.=~%-]{16,})"#)
+        .expect("spaced name regex compiles")
+});
+
 /// Values that are no secret whatever their name says.
 fn harmless(inner: &str) -> bool {
     let t = inner.trim();
@@ -631,7 +639,10 @@ pub fn redact(text: &str) -> Option<String> {
             spans.push((v.inner.0, v.inner.1, class.kind));
         }
     }
-    let with_flags = |s: &str| redact_flags(s);
+    let with_flags = |s: &str| match redact_flags(s) {
+        Some(f) => Some(redact_spaced(&f).unwrap_or(f)),
+        None => redact_spaced(s),
+    };
     if spans.is_empty() {
         return with_flags(text);
     }
@@ -652,6 +663,24 @@ pub fn redact(text: &str) -> Option<String> {
     }
     out.push_str(&text[copied..]);
     Some(with_flags(&out).unwrap_or(out))
+}
+
+/// See [`SPACED`].
+fn redact_spaced(text: &str) -> Option<String> {
+    let mut changed = false;
+    let out = SPACED.replace_all(text, |c: &regex::Captures| {
+        let whole = c.get(0).expect("group 0");
+        let v = c.name("v").expect("value group");
+        match classify(&c["name"]) {
+            Some(k) if entropy::any_random(v.as_str()) => {
+                changed = true;
+                let s = whole.as_str();
+                format!("{}{}", &s[..v.start() - whole.start()], placeholder(k.kind))
+            }
+            _ => whole.as_str().to_string(),
+        }
+    });
+    changed.then(|| out.into_owned())
 }
 
 /// `--password hunter2`, `-p`-style flags are too short to tell: only named ones.
@@ -798,6 +827,24 @@ mod tests {
             ("token=<hidden>", "token=<hidden>"),
         ] {
             assert_eq!(red(text), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_generated_value_after_a_secret_name_and_a_space_is_a_secret() {
+        let got = red(
+            "token refresh failed, client_secret wJalrXUtnFEMIK7MDENGbPxRfiCYzq9Xa2Lk rejected",
+        );
+        assert!(!got.contains("wJalrXUtnFEMIK7"), "{got}");
+        assert!(got.ends_with(" rejected"), "{got}");
+        let got = red("api key sk9Tq2LmZx81PqRwYt3VbN7c was revoked");
+        assert!(!got.contains("sk9Tq2LmZx81"), "{got}");
+        for prose in [
+            "password reset requested for the administrators group",
+            "token expired while refreshing the organisation settings",
+            "secret rotation scheduled: internationalisation",
+        ] {
+            assert_eq!(red(prose), prose);
         }
     }
 

@@ -548,6 +548,7 @@ fn secrets_of_many_more_shapes_do_not_leave_the_host() {
         format!("Telegram send failed https://api.telegram.org/bot{bot_id}:AA{}/sendMessage", keep(d.pick(URLSAFE, 33))),
         format!("Discord gateway refused {discord_b64}.{}.{}", keep(d.pick(URLSAFE, 6)), keep(d.pick(URLSAFE, 38))),
         format!("Mailgun error key-{}", keep(d.pick(LOWER_ALNUM, 32))),
+        format!("token refresh failed, client_secret {} rejected", keep(d.pick(ALNUM, 34))),
         format!("Heroku failed HRKU-AA{}", keep(d.pick(URLSAFE, 58))),
         format!("Brevo failed xkeysib-{}-{}", keep(d.pick(HEX, 64)), keep(d.pick(ALNUM, 16))),
         format!("Databricks failed dapi{}", keep(d.pick(HEX, 32))),
