@@ -600,7 +600,7 @@ impl Redactor {
             }
         }
         out.push_str(rest);
-        out
+        glued_random(&out)
     }
 
     /// [`Redactor::redact`] into a new `String`.
@@ -627,6 +627,50 @@ impl Redactor {
         }
         clean[..end].to_string()
     }
+}
+
+/// A template's tokens with every generated-looking piece glued to a wildcard made a
+/// wildcard too (`<*>.Y-uRn-jdvqZBWNFAnxgCVessPRSguf`: the masker took the part of a
+/// token with a digit and left the rest of it, the tail of a key without one).
+fn glued_random(template: &str) -> String {
+    if !template.contains(WILDCARD) {
+        return template.to_string();
+    }
+    let piece = |p: &str| -> String {
+        // Segments between the separators a key's parts are joined with.
+        let mut out = String::with_capacity(p.len());
+        let mut from = 0;
+        for (i, c) in p.char_indices().filter(|&(_, c)| ".:/@".contains(c)) {
+            let seg = &p[from..i];
+            out.push_str(if entropy::any_random(seg) {
+                WILDCARD
+            } else {
+                seg
+            });
+            out.push(c);
+            from = i + c.len_utf8();
+        }
+        let seg = &p[from..];
+        out.push_str(if entropy::any_random(seg) {
+            WILDCARD
+        } else {
+            seg
+        });
+        out
+    };
+    template
+        .split(' ')
+        .map(|tok| {
+            if !tok.contains(WILDCARD) || tok == WILDCARD {
+                return tok.to_string();
+            }
+            tok.split(WILDCARD)
+                .map(piece)
+                .collect::<Vec<_>>()
+                .join(WILDCARD)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Where to cut `text` to keep at most `max` bytes without splitting a token:
@@ -1875,6 +1919,23 @@ mod tests {
             "sshpass -e ssh -p 2222 deploy@db failed",
             "sshpass -f /etc/pw ssh -p 2222 deploy@db failed",
         ]);
+    }
+
+    #[test]
+    fn a_generated_piece_glued_to_a_wildcard_is_one_too() {
+        let r = Redactor::default();
+        assert_eq!(
+            r.clean_template("Discord gateway refused <*>.Y-uRn-jdvqZBWNFAnxgCVessPRSguf-aUHKoRn"),
+            "Discord gateway refused <*>.<*>"
+        );
+        for kept in [
+            "GET /orders/<*>/items failed",
+            "Timeout calling payments.internal:<*> after <*>",
+            "File <*>/config.yaml not found",
+            "user <*>@example.com locked out",
+        ] {
+            assert_eq!(r.clean_template(kept), kept);
+        }
     }
 
     #[test]
