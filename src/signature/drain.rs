@@ -2,7 +2,7 @@
 //! Approach with Fixed Depth Tree", ICWS 2017), with stricter merging rules.
 //!
 //! Every message is masked ([`crate::signature::mask`]), then routed through a fixed-depth
-//! tree keyed on the first [`PATH_TOKENS`] token that is a plain word (tokens that are or
+//! tree keyed on the first [`PATH_TOKENS`] tokens that are plain words (tokens that are or
 //! contain a wildcard or a digit, dotted names and words in a value slot are skipped when
 //! choosing the path). The leaf holds the groups whose template has that path; the message
 //! joins the most similar one of its token count (Drain's similarity: share of positions
@@ -45,10 +45,13 @@ use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed, Xxh3};
 
 use crate::signature::mask::{self, mask_into, WILDCARD};
 
-/// Number of leading plain-word tokens that key the tree. One: a path word never becomes a
-/// value, and the second word is often one (`Tenant acme exceeded quota`, `Worker alpha
-/// stalled`); with two, each value made a leaf, and so a group, of its own forever.
-pub const PATH_TOKENS: usize = 1;
+/// Number of leading plain-word tokens that key the tree below the token count. A path
+/// word never becomes a value, so a value there (`Tenant acme exceeded quota`) makes a
+/// group per value; one path word was tried, and made leaves of many groups that every
+/// message is compared with (a third of the reading speed on a log of many error kinds),
+/// and let a second word that names the event (`Timeout session` / `Timeout invoice`)
+/// become a value after 8 of them.
+pub const PATH_TOKENS: usize = 2;
 
 /// Minimum similarity for a message to join a group.
 pub const SIMILARITY: f64 = 0.5;
@@ -1340,30 +1343,6 @@ mod tests {
         let t = m.add("Connection from zebra was closed by peer");
         assert_eq!(t.group, ids[0]);
         assert_eq!(t.template, "Connection from <*> was closed by peer");
-    }
-
-    #[test]
-    fn a_second_word_that_keeps_changing_becomes_a_value() {
-        let mut m = Miner::new();
-        let names = [
-            "acme", "globex", "initech", "umbrella", "hooli", "vandelay", "wayne", "stark",
-            "wonka", "tyrell",
-        ];
-        let ids: Vec<GroupId> = names
-            .iter()
-            .map(|n| {
-                m.add(&format!("Tenant {n} exceeded its storage quota"))
-                    .group
-            })
-            .collect();
-        assert_ne!(ids[0], ids[1], "wording until it keeps changing");
-        assert_eq!(ids[MAX_WORDING_VARIANTS], ids[0]);
-        assert_eq!(ids[MAX_WORDING_VARIANTS + 1], ids[0]);
-        let t = m.add("Tenant cyberdyne exceeded its storage quota");
-        assert_eq!(t.template, "Tenant <*> exceeded its storage quota");
-        // The first word still keys the tree: other first words are other events.
-        let other = m.add("Tenants cyberdyne exceeded its storage quota");
-        assert_ne!(other.group, ids[0]);
     }
 
     #[test]

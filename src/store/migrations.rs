@@ -299,10 +299,9 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE runs ADD COLUMN since_boot INTEGER;
     ALTER TABLE runs ADD COLUMN run_clock TEXT;
     ALTER TABLE runs ADD COLUMN expiry_floor TEXT;",
-    // 20: a leaf is keyed on a message's first plain word only (it was the first two),
-    // so that a second word that keeps changing (`Tenant acme exceeded quota`) can become
-    // a value like any later word: stored templates are given their new leaf when the
-    // store opens, keeping their group ids.
+    // 20: every stored template is given its leaf again. A build of 2026-12-02 keyed
+    // leaves on one word (reverted before release: it cost a third of the reading speed
+    // on a log of many error kinds); a store it opened is put back to two-word leaves.
     "UPDATE templates SET leaf = NULL;",
 ];
 
