@@ -5,9 +5,11 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
+
 use crate::config::Config;
 use crate::investigate::Diagnosis;
-use crate::store::{IncidentRow, Store};
+use crate::store::{IncidentRow, PageIncident, Store};
 
 /// Writes an incident's page from what the store knows now (a filed incident only).
 pub fn rewrite_page(config: &Config, store: &Store, id: i64) -> Result<(), String> {
@@ -54,7 +56,7 @@ pub fn locate(config: &Config, store: &Store, ids: &[i64]) -> Vec<String> {
     let dir = &config.incidents_dir;
     let mut moved = Vec::new();
     // The folder's pages by id, read once, when a page is first missed.
-    let mut heads: Option<HashMap<i64, Vec<(PathBuf, PageHead)>>> = None;
+    let mut heads: Option<HashMap<i64, Vec<(PathBuf, PageIncident)>>> = None;
     let mut recorded: Option<HashMap<String, i64>> = None;
     for &id in ids {
         let Ok(Some(old)) = store.page_path(id).map(|p| p.map(PathBuf::from)) else {
@@ -74,13 +76,9 @@ pub fn locate(config: &Config, store: &Store, ids: &[i64]) -> Vec<String> {
             .into_iter()
             .flatten()
             .filter(|(p, h)| {
-                *p != old
-                    && h.signature.as_deref().is_none_or(|s| s == inc.signature)
-                    && h.host.as_deref().is_none_or(|h| h == inc.host || h == host)
+                *p != old && h.signature == inc.signature && (h.host == inc.host || h.host == host)
             })
-            .max_by_key(|(p, h)| {
-                super::rebuild::PageRank::new(p, &h.status, h.last_seen, h.occurrences)
-            })
+            .max_by_key(|(p, h)| super::rebuild::PageRank::of(h, p))
             .map(|(p, _)| p.clone());
         let new = match found {
             Some(p) => p,
@@ -93,16 +91,17 @@ pub fn locate(config: &Config, store: &Store, ids: &[i64]) -> Vec<String> {
                         Err(_) => continue,
                     },
                 };
+                // Its own name in the folder, when that is free; else a new one.
                 let name = old.file_name().map(|n| n.to_string_lossy().into_owned());
-                let same = name.as_ref().map(|n| dir.join(n));
+                let same = name
+                    .filter(|n| names.get(n) == Some(&id))
+                    .map(|n| dir.join(n))
+                    .filter(|p| {
+                        matches!(std::fs::symlink_metadata(p), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+                    });
                 match same {
-                    Some(p)
-                        if names.get(name.as_deref().unwrap_or_default()) == Some(&id)
-                            && matches!(std::fs::symlink_metadata(&p), Err(e) if e.kind() == std::io::ErrorKind::NotFound) =>
-                    {
-                        p
-                    }
-                    _ => {
+                    Some(p) => p,
+                    None => {
                         inc.file_path = None;
                         let p = super::path_for(dir, &inc, names);
                         if let Some(n) = p.file_name() {
@@ -134,60 +133,21 @@ pub fn locate(config: &Config, store: &Store, ids: &[i64]) -> Vec<String> {
     moved
 }
 
-/// What the head of a page says about its incident.
-#[derive(Debug, Default)]
-struct PageHead {
-    signature: Option<String>,
-    host: Option<String>,
-    status: String,
-    last_seen: i64,
-    occurrences: u64,
-}
-
-/// The pages of the incidents folder and its subfolders by front matter id, read from
-/// their first 4 KiB (see [`super::rebuild::page_files`] for which files).
-fn page_heads(dir: &Path) -> HashMap<i64, Vec<(PathBuf, PageHead)>> {
-    let mut out: HashMap<i64, Vec<(PathBuf, PageHead)>> = HashMap::new();
+/// The pages of the incidents folder and its subfolders by front matter id (see
+/// [`super::rebuild::page_files`] for which files), read as a rebuild reads them.
+fn page_heads(dir: &Path) -> HashMap<i64, Vec<(PathBuf, PageIncident)>> {
+    let mut out: HashMap<i64, Vec<(PathBuf, PageIncident)>> = HashMap::new();
     for path in super::rebuild::page_files(dir).unwrap_or_default() {
-        if let Some((id, head)) = read_head(&path) {
-            out.entry(id).or_default().push((path, head));
+        let Ok(text) = crate::fsio::read_no_follow(&path) else {
+            continue;
+        };
+        // No clock here: the times are only compared with each other.
+        let never = DateTime::<Utc>::MAX_UTC;
+        if let Some((page, _)) = super::rebuild::parse_page(&text, &path.to_string_lossy(), never) {
+            out.entry(page.id).or_default().push((path, page));
         }
     }
     out
-}
-
-fn read_head(path: &Path) -> Option<(i64, PageHead)> {
-    use std::io::Read;
-    let mut buf = Vec::with_capacity(4096);
-    std::fs::File::open(path)
-        .ok()?
-        .take(4096)
-        .read_to_end(&mut buf)
-        .ok()?;
-    let text = String::from_utf8_lossy(&buf);
-    let fm = text.strip_prefix("---\n")?;
-    let mut id = None;
-    let mut head = PageHead::default();
-    for l in fm.lines().take_while(|l| *l != "---") {
-        let Some((k, v)) = l.split_once(": ") else {
-            continue;
-        };
-        let v = super::yaml_unquote(v);
-        match k {
-            "id" => id = v.and_then(|v| v.parse::<i64>().ok()),
-            "signature" => head.signature = v,
-            "host" => head.host = v,
-            "status" => head.status = v.unwrap_or_default(),
-            "last_seen" => {
-                head.last_seen = v
-                    .and_then(|v| chrono::DateTime::parse_from_rfc3339(&v).ok())
-                    .map_or(0, |t| t.timestamp())
-            }
-            "occurrences" => head.occurrences = v.and_then(|v| v.parse().ok()).unwrap_or(0),
-            _ => {}
-        }
-    }
-    Some((id?, head))
 }
 
 /// Writes the pages of these incidents from what the store knows now, flushed to disk

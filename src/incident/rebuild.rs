@@ -260,16 +260,13 @@ pub(crate) struct PageRank {
 }
 
 impl PageRank {
-    fn of(p: &PageIncident, path: &Path) -> PageRank {
-        PageRank::new(path, &p.status, p.last_seen.timestamp(), p.occurrences)
-    }
-
-    pub(crate) fn new(path: &Path, status: &str, last_seen: i64, occurrences: u64) -> PageRank {
+    pub(crate) fn of(p: &PageIncident, path: &Path) -> PageRank {
+        let (status, last_seen, occurrences) = (&p.status, p.last_seen.timestamp(), p.occurrences);
         PageRank {
             own_name: path
                 .file_name()
                 .is_some_and(|n| is_own_name(&n.to_string_lossy())),
-            status: match status {
+            status: match status.as_str() {
                 "resolved" => 2,
                 "acked" => 1,
                 _ => 0,
