@@ -993,8 +993,8 @@ fn file_unfinished(
     let ctx = run_context(report);
     let mut diagnoses = Vec::new();
     let mut pending = Vec::new();
-    // The page names the store records, read once when a page is first named.
-    let mut recorded: Option<HashMap<String, i64>> = None;
+    // Names given this run to pages the store records only when they are filed.
+    let mut chosen: HashMap<String, i64> = HashMap::new();
     for mut inc in store.unfinished_incidents()? {
         let mut llm_called = false;
         let mut deferred: Option<Diagnosed> = None;
@@ -1097,13 +1097,9 @@ fn file_unfinished(
                     .push((inc.id, d.error.clone().unwrap_or_default()));
             }
         }
-        let names = match &mut recorded {
-            Some(names) => names,
-            None => recorded.insert(store.recorded_page_names()?),
-        };
-        let path = incident::path_for(&config.incidents_dir, &inc, names);
+        let path = incident::path_for(&config.incidents_dir, &inc, store, &chosen)?;
         if let Some(name) = path.file_name() {
-            names.insert(name.to_string_lossy().into_owned(), inc.id);
+            chosen.insert(name.to_string_lossy().into_owned(), inc.id);
         }
         if let Err(e) =
             incident::write_unsynced(&path, &incident::page::page_for(config, store, &inc, &path))

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use crate::investigate::Diagnosis;
 use crate::sanitize::{code_span, fence, md_inline, md_text};
-use crate::store::{ts, IncidentRow};
+use crate::store::{ts, IncidentRow, Store};
 
 /// Everything below this line in an incident file belongs to the user.
 pub const NOTES_MARKER: &str =
@@ -64,13 +64,18 @@ pub fn slug(title: &str) -> String {
 /// Chooses the file for an incident: its recorded path, else a new name from the date
 /// of first occurrence and the title, with `-2`, `-3` on a clash. A file that already
 /// carries this incident's id (left by a run that crashed before recording it) is reused.
-/// `recorded` holds the file names the store records for incidents (see
-/// [`crate::store::Store::recorded_page_names`]): a name recorded for another incident
-/// is taken even when no file has it (its page was deleted or moved, and that incident
-/// writes there again on its next update: two incidents would share one file).
-pub fn path_for(dir: &Path, incident: &IncidentRow, recorded: &HashMap<String, i64>) -> PathBuf {
+/// A name the store records for another incident ([`Store::page_name_taken`]), or one
+/// in `chosen` (names given this run to pages not recorded yet), is taken even when no
+/// file has it: its page was deleted or moved, and that incident writes there again on
+/// its next update, so two incidents would share one file.
+pub fn path_for(
+    dir: &Path,
+    incident: &IncidentRow,
+    store: &Store,
+    chosen: &HashMap<String, i64>,
+) -> crate::store::Result<PathBuf> {
     if let Some(p) = &incident.file_path {
-        return PathBuf::from(p);
+        return Ok(PathBuf::from(p));
     }
     let date = incident.first_seen.format("%Y-%m-%d");
     let slug = slug(&incident.title);
@@ -80,15 +85,17 @@ pub fn path_for(dir: &Path, incident: &IncidentRow, recorded: &HashMap<String, i
         } else {
             format!("{date}-incident-{slug}-{n}.md")
         };
-        if recorded.get(&name).is_some_and(|id| *id != incident.id) {
+        if chosen.get(&name).is_some_and(|id| *id != incident.id)
+            || store.page_name_taken(&name, incident.id)?
+        {
             continue;
         }
         let path = dir.join(name);
         // A symlink planted at the name is taken, neither read nor written through.
         match crate::fsio::read_no_follow(&path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return path,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(path),
             Err(_) => continue,
-            Ok(text) if front_matter_id(&text) == Some(incident.id) => return path,
+            Ok(text) if front_matter_id(&text) == Some(incident.id) => return Ok(path),
             Ok(_) => continue,
         }
     }

@@ -57,7 +57,8 @@ pub fn locate(config: &Config, store: &Store, ids: &[i64]) -> Vec<String> {
     let mut moved = Vec::new();
     // The folder's pages by id, read once, when a page is first missed.
     let mut heads: Option<HashMap<i64, Vec<(PathBuf, PageIncident)>>> = None;
-    let mut recorded: Option<HashMap<String, i64>> = None;
+    // Names given here to pages whose new place could not be recorded.
+    let mut chosen: HashMap<String, i64> = HashMap::new();
     for &id in ids {
         let Ok(Some(old)) = store.page_path(id).map(|p| p.map(PathBuf::from)) else {
             continue;
@@ -84,17 +85,13 @@ pub fn locate(config: &Config, store: &Store, ids: &[i64]) -> Vec<String> {
             Some(p) => p,
             None if in_dir => continue,
             None => {
-                let names = match &mut recorded {
-                    Some(n) => n,
-                    None => match store.recorded_page_names() {
-                        Ok(n) => recorded.insert(n),
-                        Err(_) => continue,
-                    },
-                };
                 // Its own name in the folder, when that is free; else a new one.
                 let name = old.file_name().map(|n| n.to_string_lossy().into_owned());
                 let same = name
-                    .filter(|n| names.get(n) == Some(&id))
+                    .filter(|n| {
+                        chosen.get(n).is_none_or(|other| *other == id)
+                            && matches!(store.page_name_taken(n, id), Ok(false))
+                    })
                     .map(|n| dir.join(n))
                     .filter(|p| {
                         matches!(std::fs::symlink_metadata(p), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
@@ -103,9 +100,11 @@ pub fn locate(config: &Config, store: &Store, ids: &[i64]) -> Vec<String> {
                     Some(p) => p,
                     None => {
                         inc.file_path = None;
-                        let p = super::path_for(dir, &inc, names);
+                        let Ok(p) = super::path_for(dir, &inc, store, &chosen) else {
+                            continue;
+                        };
                         if let Some(n) = p.file_name() {
-                            names.insert(n.to_string_lossy().into_owned(), id);
+                            chosen.insert(n.to_string_lossy().into_owned(), id);
                         }
                         p
                     }

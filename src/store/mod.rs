@@ -501,22 +501,20 @@ impl Store {
         )
     }
 
-    /// The file name of every page the store records, with its incident. A new page's
-    /// name is chosen outside these: a page the user deleted or moved leaves its name
-    /// free on disk, but its incident still writes there on its next update.
-    pub fn recorded_page_names(&self) -> Result<HashMap<String, i64>> {
-        let mut stmt = self
+    /// Whether the store records a page named `name` (a file name, in any folder) for
+    /// an incident other than `id`. A new page's name is chosen outside these: a page
+    /// the user deleted or moved leaves its name free on disk, but its incident still
+    /// writes there on its next update.
+    pub fn page_name_taken(&self, name: &str, id: i64) -> Result<bool> {
+        Ok(self
             .conn
-            .prepare("SELECT id, file_path FROM incidents WHERE file_path IS NOT NULL")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?;
-        let mut out = HashMap::new();
-        for row in rows {
-            let (id, path) = row?;
-            if let Some(name) = Path::new(&path).file_name() {
-                out.insert(name.to_string_lossy().into_owned(), id);
-            }
-        }
-        Ok(out)
+            .query_row_cached(
+                "SELECT 1 FROM incidents WHERE page_name = ?1 AND id != ?2 LIMIT 1",
+                params![name, id],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
     }
 
     /// Where the store records an incident's page (none for an incident not filed, or
@@ -1128,6 +1126,7 @@ mod tests {
             ("stage IN ('new', 'investigated')", "incidents_unfiled"),
             ("stage = 'filed' AND first_seen >= ?1 AND first_seen < ?2", "incidents_filed_by_first_seen"),
             ("signature = ?1 AND status != 'resolved'", "incidents_by_signature"),
+            ("page_name = ?1 AND id != ?2", "incidents_by_page_name"),
         ] {
             let sql = format!("EXPLAIN QUERY PLAN SELECT id, samples FROM incidents WHERE {cond} ORDER BY id");
             let mut stmt = store.conn.prepare(&sql).unwrap();
@@ -1164,6 +1163,62 @@ mod tests {
                     .any(|p| p.starts_with("SCAN incidents ") || p.contains("TEMP B-TREE")),
             "{plan:?}"
         );
+    }
+
+    /// A page's name is the last part of its recorded path, whatever folder it is in; an
+    /// incident's own name is never "taken" from it.
+    #[test]
+    fn a_page_name_is_taken_by_the_incident_that_records_it_in_any_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("s.db")).unwrap();
+        let now = Utc::now();
+        let b = store.batch().unwrap();
+        let run = b.insert_run(&RunRow::default()).unwrap();
+        for (n, path) in [
+            (1, Some("/srv/incidents/2026-11-02-incident-disk-full.md")),
+            (2, Some("/srv/incidents/archive/2026/x-ünï.md")),
+            (3, Some("bare.md")),
+            (4, None),
+        ] {
+            let id = b
+                .insert_incident(
+                    &NewIncident {
+                        signature: format!("s{n}"),
+                        kind: "new-error".into(),
+                        severity: "info".into(),
+                        title: "t".into(),
+                        source: "app".into(),
+                        host: "h".into(),
+                        level: "ERROR".into(),
+                        template: "t".into(),
+                        exception_type: None,
+                        first_seen: now,
+                        last_seen: now,
+                        occurrences: 1,
+                        samples: vec![],
+                    },
+                    now,
+                    run,
+                )
+                .unwrap();
+            assert_eq!(id, n);
+            if let Some(p) = path {
+                b.tx.execute(
+                    "UPDATE incidents SET file_path = ?2 WHERE id = ?1",
+                    params![id, p],
+                )
+                .unwrap();
+            }
+        }
+        b.commit().unwrap();
+        let taken = |name: &str, id| store.page_name_taken(name, id).unwrap();
+        assert!(taken("2026-11-02-incident-disk-full.md", 9));
+        assert!(!taken("2026-11-02-incident-disk-full.md", 1));
+        assert!(taken("x-ünï.md", 1));
+        assert!(taken("bare.md", 1));
+        assert!(!taken("incidents", 9));
+        assert!(!taken("2026-11-02-incident-disk-full", 9));
+        assert!(!taken("", 9));
     }
 
     #[test]
