@@ -24,7 +24,7 @@ pub fn highest_id(head: &str) -> Option<i64> {
 
 /// Renders the index: `incidents` (filed or not; only filed ones are listed), then
 /// links to the month files of `months`.
-pub fn render(incidents: &[IncidentRow], months: &[String]) -> String {
+pub fn render(dir: &Path, incidents: &[IncidentRow], months: &[String]) -> String {
     let mut s = String::from("# Incidents\n\nNewest first: those open or acked, and the latest ones. Written by logwarden; edits here are overwritten.\n");
     // The highest id, near the top: a run checks it against the store (a store that
     // lost incidents is rebuilt from the pages) reading only the head of the file.
@@ -35,7 +35,7 @@ pub fn render(incidents: &[IncidentRow], months: &[String]) -> String {
         .max()
         .unwrap_or(0);
     s.push_str(&format!("{HIGHEST_ID}{top} -->\n\n"));
-    table(&mut s, incidents, "");
+    table(&mut s, incidents, dir, dir);
     if !months.is_empty() {
         s.push_str("\n## Every incident, by month\n\n");
         for m in months {
@@ -46,38 +46,35 @@ pub fn render(incidents: &[IncidentRow], months: &[String]) -> String {
 }
 
 /// Renders the file of one month's incidents.
-pub fn render_month(month: &str, incidents: &[IncidentRow]) -> String {
+pub fn render_month(dir: &Path, month: &str, incidents: &[IncidentRow]) -> String {
     let mut s = format!(
         "# Incidents of {month}\n\nNewest first. Written by logwarden; edits here are overwritten. [All months](../INDEX.md)\n\n"
     );
-    table(&mut s, incidents, "../");
+    table(&mut s, incidents, dir, &dir.join(MONTHS_DIR));
     s
 }
 
-/// The table of filed incidents, newest first, linking pages under `up`.
-fn table(s: &mut String, incidents: &[IncidentRow], up: &str) {
+/// The table of filed incidents, newest first, linking pages from the folder `from`
+/// in the incidents folder `dir`.
+fn table(s: &mut String, incidents: &[IncidentRow], dir: &Path, from: &Path) {
     s.push_str("| date | severity | status | title | occurrences |\n|---|---|---|---|---:|\n");
     let mut sorted: Vec<&IncidentRow> = incidents.iter().filter(|i| i.stage == "filed").collect();
     sorted.sort_by(|a, b| b.first_seen.cmp(&a.first_seen).then(b.id.cmp(&a.id)));
     for i in sorted {
-        s.push_str(&row(i, up));
+        s.push_str(&row(i, dir, from));
     }
 }
 
 /// One incident's line of a table, newline included.
-fn row(i: &IncidentRow, up: &str) -> String {
+fn row(i: &IncidentRow, dir: &Path, from: &Path) -> String {
     // one table cell of text: no pipe, line break, HTML, image or link of its own
     let title = crate::sanitize::md_link_text(&i.title);
     let link = match i
         .file_path
         .as_deref()
-        .and_then(|p| Path::new(p).file_name())
+        .and_then(|p| super::page_link(dir, from, Path::new(p)))
     {
-        Some(f) => format!(
-            "[#{} {title}]({up}{})",
-            i.id,
-            crate::notify::ntfy::url_segment(&f.to_string_lossy())
-        ),
+        Some(target) => format!("[#{} {title}]({target})", i.id),
         None => format!("#{} {title}", i.id),
     };
     let regression = if i.regression_of.is_some() {
@@ -121,7 +118,7 @@ fn line_of(old: &str, id: i64) -> Option<Result<(usize, usize), ()>> {
 fn patched(
     old: &str,
     rows: &[&IncidentRow],
-    up: &str,
+    (dir, from): (&Path, &Path),
     after: &dyn Fn(&IncidentRow) -> Option<Option<i64>>,
 ) -> Option<String> {
     type Order = std::cmp::Reverse<(chrono::DateTime<chrono::Utc>, i64)>;
@@ -157,7 +154,7 @@ fn patched(
             start,
             end,
             order,
-            crate::sanitize::text(&row(i, up)).into_owned(),
+            crate::sanitize::text(&row(i, dir, from)).into_owned(),
         ));
     }
     // A new line before a changed one at the same place goes first; new lines at one
@@ -232,24 +229,24 @@ pub fn update(dir: &Path, store: &Store, changed: &[i64]) -> Result<(), String> 
     // behind logwarden's back) is rendered whole, and so heals.
     let patch = |path: &Path,
                  rows: &[&IncidentRow],
-                 up: &str,
+                 from: &Path,
                  after: &dyn Fn(&IncidentRow) -> Option<Option<i64>>,
                  count: &dyn Fn() -> Option<usize>| {
         let old = crate::fsio::read_no_follow(path).ok()?;
-        let text = patched(&old, rows, up, after)?;
+        let text = patched(&old, rows, (dir, from), after)?;
         (Some(listed(&text)) == count()).then_some(text)
     };
     // INDEX.md also lists the latest incidents: a new one changes which, so it is
     // rendered whole then.
     let head_count = || store.count_index_head(RECENT).ok();
     match stay
-        .then(|| patch(&index, &refs, "", &|_| None, &head_count))
+        .then(|| patch(&index, &refs, dir, &|_| None, &head_count))
         .flatten()
     {
         Some(text) => write_if_changed(&index, &text)?,
         None => {
             let head = store.incidents_for_index_head(RECENT).map_err(db)?;
-            write_if_changed(&index, &render(&head, &months))?;
+            write_if_changed(&index, &render(dir, &head, &months))?;
         }
     }
     let folder = dir.join(MONTHS_DIR);
@@ -264,11 +261,11 @@ pub fn update(dir: &Path, store: &Store, changed: &[i64]) -> Result<(), String> 
             let after = |i: &IncidentRow| store.filed_after_in_index(i.first_seen, i.id, m).ok();
             let count = || store.count_in_month(m).ok();
             let text = match (touched.contains(m) && rows.len() == ids.len())
-                .then(|| patch(&path, &of_month, "../", &after, &count))
+                .then(|| patch(&path, &of_month, &folder, &after, &count))
                 .flatten()
             {
                 Some(text) => text,
-                None => render_month(m, &store.incidents_in_month(m).map_err(db)?),
+                None => render_month(dir, m, &store.incidents_in_month(m).map_err(db)?),
             };
             write_if_changed(&path, &text)?;
         }

@@ -305,7 +305,7 @@ pub struct Related {
     pub id: i64,
     pub title: String,
     pub status: String,
-    /// The file name (pages link to each other relatively, in one folder).
+    /// The relative link to its page from the page that shows it ([`page_link`]).
     pub file: Option<String>,
     /// `same signature`, `regression of`, `regressed as`, `same run`.
     pub relation: &'static str,
@@ -601,10 +601,33 @@ fn notes_of(old: &str) -> Option<String> {
     })
 }
 
-/// A relative link target: our own file names, with anything markdown would end the
-/// link at percent-encoded.
-fn link_target(file: &str) -> String {
-    crate::notify::ntfy::url_segment(file)
+/// A relative link target (made by [`page_link`]), used as it is.
+fn link_target(link: &str) -> String {
+    link.to_string()
+}
+
+/// The relative link from a file in the folder `from` to the page recorded at `page`,
+/// both in the incidents folder `dir` or its subfolders (a page the user or a notes app
+/// moved into one is linked where it is): `../` for each folder `from` is below `dir`,
+/// then the page's path below `dir`, each part percent-encoded where markdown would end
+/// the link. A page outside `dir` (recorded before the folder moved) is linked by its
+/// file name, where the next run takes it.
+pub fn page_link(dir: &Path, from: &Path, page: &Path) -> Option<String> {
+    let below = match page.strip_prefix(dir) {
+        Ok(below) => below,
+        Err(_) => Path::new(page.file_name()?),
+    };
+    let depth = from.strip_prefix(dir).map_or(0, |f| f.components().count());
+    let mut parts: Vec<String> = vec!["..".into(); depth];
+    for c in below.components() {
+        match c {
+            std::path::Component::Normal(part) => {
+                parts.push(crate::notify::ntfy::url_segment(&part.to_string_lossy()))
+            }
+            _ => return None,
+        }
+    }
+    (parts.len() > depth).then(|| parts.join("/"))
 }
 
 #[cfg(test)]

@@ -256,11 +256,13 @@ fn render_page(config: &Config, store: &Store, inc: &IncidentRow, path: &Path) -
             id: r.id,
             title: r.title.clone(),
             status: r.status.clone(),
-            file: r
-                .file_path
-                .as_deref()
-                .and_then(|p| Path::new(p).file_name())
-                .map(|f| f.to_string_lossy().into_owned()),
+            file: r.file_path.as_deref().and_then(|p| {
+                super::page_link(
+                    &config.incidents_dir,
+                    path.parent().unwrap_or(&config.incidents_dir),
+                    Path::new(p),
+                )
+            }),
             relation: super::relation(inc, r),
         })
         .collect();

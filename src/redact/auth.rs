@@ -349,15 +349,45 @@ fn param_name_byte(c: u8) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.')
 }
 
-/// A word that can be an auth scheme: letters, digits and `-_.`, starting with a
-/// letter, not random itself (then it is the credential).
+/// A word that can be an auth scheme, so that the word after it is the credential: a
+/// scheme's shape (`Bearer`, `SSWS`, `GenieKey`, `DPoP`, `Zoho-oauthtoken`,
+/// `AWS4-HMAC-SHA256`), not random itself. A word that does not have one is taken for
+/// the credential (`kq3Lm9Zx9 fine`, `Hunter2 ok`): keeping an odd scheme's name in
+/// view is worth less than a short password in a page.
+///
+/// - letters, digits and `-_.`, starting with a letter;
+/// - digits only in a word of several parts (`AWS4-HMAC-SHA256`, `SCRAM-SHA-256`),
+///   at the end of a part: one part of letters and digits mixed is a token's;
+/// - a part changes from lower to upper case at most once (`GenieKey`, not `kqLmZxPw`).
 fn scheme_like(word: &str) -> bool {
-    word.len() <= 40
+    let shaped = word.len() <= 40
         && word.bytes().next().is_some_and(|c| c.is_ascii_alphabetic())
         && word
             .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-        && !entropy::looks_random(word)
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'));
+    if !shaped || entropy::looks_random(word) {
+        return false;
+    }
+    let parts: Vec<&str> = word.split(['-', '_', '.']).collect();
+    parts.iter().all(|part| {
+        let b = part.as_bytes();
+        let letters = b.iter().take_while(|c| c.is_ascii_alphabetic()).count();
+        let digits_ok =
+            b[letters..].iter().all(u8::is_ascii_digit) && (letters == b.len() || parts.len() > 1);
+        let humps = b
+            .windows(2)
+            .filter(|w| w[0].is_ascii_lowercase() && w[1].is_ascii_uppercase())
+            .count();
+        digits_ok && humps <= 1
+    })
+}
+
+/// Cased as a word of prose is: `denied`, `Denied`, `DENIED` (not `kqLmZxPw`).
+fn word_cased(word: &str) -> bool {
+    let mut b = word.bytes();
+    b.next();
+    let rest: Vec<u8> = b.collect();
+    rest.iter().all(u8::is_ascii_lowercase) || word.bytes().all(|c| c.is_ascii_uppercase())
 }
 
 /// Only placeholders and punctuation: an earlier rule redacted it already.
@@ -416,7 +446,7 @@ fn credential(text: &str, start: usize, end: usize, quoted: bool) -> Option<(usi
     if cred.len() == v.len() {
         // One token and no scheme: a word says what happened to the header
         // (`authorization: denied`), anything else is the credential.
-        if letters(cred) && !entropy::looks_random(cred) && !quoted {
+        if letters(cred) && word_cased(cred) && !entropy::looks_random(cred) && !quoted {
             return None;
         }
     } else if !KNOWN_SCHEMES.iter().any(|s| first.eq_ignore_ascii_case(s))
@@ -465,6 +495,53 @@ mod tests {
 
     fn red(text: &str) -> String {
         redact(text).unwrap_or_else(|| text.to_string())
+    }
+
+    /// The word after a scheme is the credential; a first word that is no scheme's
+    /// shape is the credential itself, and hidden.
+    #[test]
+    fn a_token_is_not_taken_for_a_scheme() {
+        for (text, want) in [
+            (
+                "authorization: kq3Lm9Zx9 fine",
+                "authorization: [REDACTED:authorization] fine",
+            ),
+            (
+                "Authorization: Hunter2 ok",
+                "Authorization: [REDACTED:authorization] ok",
+            ),
+            (
+                "authorization=kqLmZxPw then",
+                "authorization=[REDACTED:authorization] then",
+            ),
+            (
+                "Authorization: abc123 rejected",
+                "Authorization: [REDACTED:authorization] rejected",
+            ),
+            // Schemes keep their name in view.
+            (
+                "Authorization: SSWS 00QCjAl4MlV-WPXM",
+                "Authorization: SSWS [REDACTED:authorization]",
+            ),
+            (
+                "Authorization: GenieKey 7ab1c2d3",
+                "Authorization: GenieKey [REDACTED:authorization]",
+            ),
+            (
+                "Authorization: DPoP eyJhbGciOi",
+                "Authorization: DPoP [REDACTED:authorization]",
+            ),
+            (
+                "Authorization: Zoho-oauthtoken 1000.4f2a",
+                "Authorization: Zoho-oauthtoken [REDACTED:authorization]",
+            ),
+            (
+                "Authorization: SCRAM-SHA-256 c2l6ZQ",
+                "Authorization: SCRAM-SHA-256 [REDACTED:authorization]",
+            ),
+        ] {
+            assert_eq!(red(text), want, "{text}");
+        }
     }
 
     #[test]
@@ -536,7 +613,7 @@ mod tests {
         );
         assert_eq!(
             red("Authorization: Custom abc,authorization:Xy9kq3 retrying"),
-            "Authorization: Custom [REDACTED:authorization],authorization:[REDACTED:authorization]"
+            "Authorization: Custom [REDACTED:authorization],authorization:[REDACTED:authorization] retrying"
         );
         let once = red("Custom a,authorization:b,Authorization: Custom c,authorization:[d]");
         assert_eq!(red(&once), once);

@@ -541,6 +541,9 @@ impl Redactor {
         if let Some(s) = redact_ppk(&out) {
             out = Cow::Owned(s);
         }
+        if let Some(s) = redact_folded_jwt(&out) {
+            out = Cow::Owned(s);
+        }
         // The set is asked about the text as it stands before the first rule: while no
         // rule has changed it, a rule the set found no match for has none, and is
         // passed over; after a change each remaining rule searches the new text.
@@ -865,6 +868,98 @@ fn redact_pem(text: &str) -> Cow<'_, str> {
     }
     out.push_str(rest);
     Cow::Owned(out)
+}
+
+/// JWTs folded across lines at any point (a logger or a terminal that wraps long lines
+/// at a fixed width, also `\n`-escaped in a repr): read on over each line break that a
+/// token reaches, the pieces joined are checked for a JWT's shape, and the pieces are
+/// replaced by one placeholder. Before the token has its two dots, a line break is
+/// crossed whenever the next line starts with a token's character; in the signature,
+/// only onto a line that is that token alone while the signature is shorter than any
+/// (43 characters), or when the lines before were folded at one width (a last piece
+/// that fills the width takes the next line's first word with it). A JWT on one line,
+/// or folded after a dot, is the `jwt` rule's.
+fn redact_folded_jwt(text: &str) -> Option<String> {
+    static SHAPE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"^eyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.")
+            .expect("built-in redaction regex compiles")
+    });
+    // A JWT is a few KiB at most: a bound on the walk keeps a stranger's line of
+    // `eyJ` pieces linear.
+    const MAX_LINES: usize = 64;
+    if !text.contains("eyJ") || !(text.contains('\n') || text.contains("\\n")) {
+        return None;
+    }
+    let b = text.as_bytes();
+    let token = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.');
+    let line_break = |at: usize| {
+        ["\r\n", "\n", "\\r\\n", "\\n"]
+            .iter()
+            .find(|sep| text[at..].starts_with(**sep))
+            .map(|sep| {
+                let j = at + sep.len();
+                j + b[j..]
+                    .iter()
+                    .take_while(|&&c| matches!(c, b' ' | b'\t'))
+                    .count()
+            })
+    };
+    let mut spans: Vec<(usize, usize)> = Vec::new();
+    let mut from = 0;
+    while let Some(found) = text[from..].find("eyJ") {
+        let start = from + found;
+        from = start + 3;
+        // At a token's start: after a line break escaped in a repr, too.
+        if start > 0 && token(b[start - 1]) && !text[..start].ends_with("\\n") {
+            continue;
+        }
+        let mut flat = String::new();
+        let (mut i, mut folds, mut width) = (start, 0, 0);
+        let mut end;
+        loop {
+            let run = b[i..].iter().take_while(|&&c| token(c)).count();
+            flat.push_str(&text[i..i + run]);
+            end = i + run;
+            if folds == MAX_LINES {
+                break;
+            }
+            let Some(next) = line_break(end) else { break };
+            let next_run = b[next..].iter().take_while(|&&c| token(c)).count();
+            // The next line is the token alone (up to a repr's closing quote).
+            let alone = next + next_run == b.len()
+                || line_break(next + next_run).is_some()
+                || matches!(b[next + next_run], b'\'' | b'"');
+            // Two folded lines of one width: folded at a fixed width, and so is this one.
+            let fixed = folds >= 2 && run == width;
+            // A signature shorter than the shortest one (HS256's 43 characters) goes on.
+            let signature = flat.splitn(3, '.').nth(2).map(str::len);
+            let short = signature.is_some_and(|n| n < 43) && alone;
+            if next_run == 0 || (signature.is_some() && !short && !fixed) {
+                break;
+            }
+            if folds > 0 {
+                width = run;
+            }
+            i = next;
+            folds += 1;
+        }
+        if folds > 0 && SHAPE.is_match(&flat) {
+            spans.push((start, end));
+            from = end;
+        }
+    }
+    if spans.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (a, z) in spans {
+        out.push_str(&text[copied..a]);
+        out.push_str(&placeholder("jwt"));
+        copied = z;
+    }
+    out.push_str(&text[copied..]);
+    Some(out)
 }
 
 /// PuTTY key files (`.ppk`): the base64 lines after `Private-Lines: N` are the
@@ -2026,5 +2121,75 @@ mod tests {
         ] {
             assert_eq!(red.clean_template(t), t);
         }
+    }
+
+    /// A JWT folded at any point (a fixed width, indented, CRLF, in a repr) is hidden
+    /// whole; the next record and prose that only starts like one are left alone.
+    #[test]
+    fn a_jwt_folded_at_a_fixed_width_is_hidden_whole() {
+        let jwt = "eyJhbGciOiAiSFMyNTYiLCAidHlwIjogIkpXVCJ9.eyJzdWIiOiAiMTIzNDU2Nzg5MCIsICJuYW1lIjogIkpvaG4gRG9lIiwgImlhdCI6IDE1MTYyMzkwMjJ9.-QFOnWleu-nufSkt83esG4Q-iYjw51YdB6zawp4RS5k";
+        let fold = |width: usize, sep: &str| -> String {
+            let b = jwt.as_bytes();
+            b.chunks(width)
+                .map(|c| std::str::from_utf8(c).unwrap())
+                .collect::<Vec<_>>()
+                .join(sep)
+        };
+        for width in [7, 16, 33, 40, 64, 76, 100] {
+            for sep in ["\n", "\r\n", "\n    ", "\\n"] {
+                for (head, tail) in [
+                    ("token refresh failed: ", "\nnext line here"),
+                    ("token refresh failed:\n    ", ""),
+                    ("repr 'tok=", "' end"),
+                ] {
+                    let text = format!("{head}{}{tail}", fold(width, sep));
+                    let got = r(&text);
+                    assert!(got.contains("[REDACTED:jwt]"), "{width} {sep:?}: {got}");
+                    for piece in jwt.split('.') {
+                        for part in piece.as_bytes().chunks(width.min(12)) {
+                            let part = std::str::from_utf8(part).unwrap();
+                            if part.len() >= 6 {
+                                assert!(!got.contains(part), "{width} {sep:?}: {part} in {got}");
+                            }
+                        }
+                    }
+                    assert!(got.starts_with(head.trim_end_matches(['\n', ' '])), "{got}");
+                    // A last piece that fills the width reads as folded on: the next
+                    // line's first word goes with it (hiding more, never less).
+                    if !jwt.len().is_multiple_of(width) {
+                        assert!(got.ends_with(tail), "{width} {sep:?}: {got}");
+                    }
+                }
+            }
+        }
+        // Only a token reaching the end of its line is read on; a token that does not
+        // join into a JWT is no secret.
+        for text in [
+            "a eyJfoo\nbar baz",
+            "and eyJhbGciOi.eyJzdWIiOi\nxyz done ok",
+            "eyJhbGciOi is the start\n.eyJzdWIiOi.abcdef",
+        ] {
+            assert_eq!(r(text), text);
+        }
+        // A short tail of the signature alone on the next line goes with it; the line
+        // after it, once the signature is whole, does not.
+        let text = format!(
+            "Bearer {}\n{}\nnext",
+            &jwt[..jwt.len() - 4],
+            &jwt[jwt.len() - 4..]
+        );
+        assert_eq!(r(&text), "Bearer [REDACTED:jwt]\nnext");
+        // The next record after a JWT that ends its line is not read into it.
+        let text = format!("auth with {jwt}\n2026-11-22 10:00:00 | ERROR | next");
+        assert_eq!(
+            r(&text),
+            "auth with [REDACTED:jwt]\n2026-11-22 10:00:00 | ERROR | next"
+        );
+        // A stranger's lines of `eyJ` pieces: each walk is bounded.
+        let text = "eyJhbGciOi.eyJzdWIiOi\n".repeat(200_000);
+        let t = std::time::Instant::now();
+        let got = r(&text);
+        assert!(got.contains("[REDACTED:jwt]"));
+        assert!(t.elapsed() < std::time::Duration::from_secs(20));
     }
 }

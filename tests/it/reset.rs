@@ -612,6 +612,52 @@ fn a_page_renamed_in_the_incidents_folder_is_followed() {
     assert_eq!(by_id(&t, 1)["occurrences"], 3);
 }
 
+/// A page moved into a subfolder is linked where it is: from `INDEX.md`, from its
+/// month's file and from the page of a related incident (and back from it).
+#[test]
+fn links_to_a_page_moved_into_a_subfolder_lead_to_it() {
+    let t = Test::new();
+    t.with_app_source(NO_NAG);
+    t.write("app.log", &rec("10:00:00", "ERROR", "Database refused db1"));
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    let old = page_of(&t, 1);
+    std::fs::create_dir_all(t.path("incidents/outages 2026")).unwrap();
+    let new = t.path("incidents/outages 2026/db-outage.md");
+    std::fs::rename(&old, &new).unwrap();
+    t.ok(&["incidents", "resolve", "1", "--now", "2026-11-22T10:02:00Z"]);
+    // the same error again: a regression of #1, whose page links to #1's
+    t.append(
+        "app.log",
+        rec("10:05:00", "ERROR", "Database refused db1").as_bytes(),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
+    assert_eq!(by_id(&t, 2)["regression_of"], 1);
+    assert_eq!(page_of(&t, 1), new);
+    let second = page_of(&t, 2);
+    let second_name = second.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(second.parent(), Some(t.path("incidents").as_path()));
+
+    let index = t.read("incidents/INDEX.md");
+    assert!(index.contains("(outages%202026/db-outage.md)"), "{index}");
+    assert!(index.contains(&format!("({second_name})")), "{index}");
+    let month = t.read("incidents/index/2026-11.md");
+    assert!(
+        month.contains("(../outages%202026/db-outage.md)"),
+        "{month}"
+    );
+    assert!(month.contains(&format!("(../{second_name})")), "{month}");
+    let page = std::fs::read_to_string(&second).unwrap();
+    assert!(
+        page.contains("regression of: [#1 ") && page.contains("(outages%202026/db-outage.md)"),
+        "{page}"
+    );
+    let moved = std::fs::read_to_string(&new).unwrap();
+    assert!(
+        moved.contains("regressed as: [#2 ") && moved.contains(&format!("(../{second_name})")),
+        "{moved}"
+    );
+}
+
 /// The incidents folder moved (into a notes vault) and `incidents_dir` changed: the
 /// pages recorded in the old folder are written in the new one, where the user's copy
 /// with its notes is, and never again in the old place. Said once.
