@@ -2,6 +2,11 @@
 //! (`rowid` by default). The database is opened read-only and never written to, also
 //! in WAL mode when logwarden may not write to its folder. While the app holds a lock
 //! logwarden waits up to `busy_timeout`, then leaves the rows for the next run.
+//!
+//! `from = "end"` skips the rows already there on the first run. A database or table
+//! that does not exist yet has none: every row it gets is read. One locked through the
+//! whole first run is read from the first run's time on, by the time column (without
+//! one, from the end as the next run finds it, said in a warning).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,6 +14,8 @@ use std::path::Path;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
+
+use chrono::{DateTime, Utc};
 
 use super::file::{ReadReport, SourceError};
 use super::format::{parse_time_text, time_from_number};
@@ -104,15 +111,20 @@ pub fn canonical(c: &SqliteColumns) -> SqliteColumns {
 /// can no longer write its own database. Without a `-wal` file the content is
 /// complete; with one but no `-shm` (the app died), the rows still in the WAL are read
 /// once the app has reopened it, since the cursor has not passed them.
-fn open(path: &Path, busy: std::time::Duration) -> Result<(Connection, Option<String>), String> {
+fn open(
+    path: &Path,
+    busy: std::time::Duration,
+) -> Result<(Connection, Option<String>), (String, bool)> {
     let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
         | OpenFlags::SQLITE_OPEN_NO_MUTEX
         | OpenFlags::SQLITE_OPEN_URI;
     if !path.exists() {
-        return Err(format!("{}: no such database", path.display()));
+        return Err((format!("{}: no such database", path.display()), false));
     }
     if is_wal_database(path) && !Path::new(&format!("{}-shm", path.display())).exists() {
-        return open_immutable(path, flags).map(|c| (c, None));
+        return open_immutable(path, flags)
+            .map(|c| (c, None))
+            .map_err(|e| (e, false));
     }
     let first = Connection::open_with_flags(path, flags).and_then(|c| {
         c.busy_timeout(busy)?;
@@ -126,9 +138,9 @@ fn open(path: &Path, busy: std::time::Duration) -> Result<(Connection, Option<St
         Err(e) => {
             let wal = format!("{}-wal", path.display());
             if Path::new(&wal).exists() || is_busy(&e) {
-                return Err(describe(path, &e));
+                return Err((describe(path, &e), is_busy(&e)));
             }
-            let c = open_immutable(path, flags)?;
+            let c = open_immutable(path, flags).map_err(|e| (e, false))?;
             Ok((
                 c,
                 Some(format!(
@@ -194,6 +206,7 @@ pub fn read(
     src: &SqliteSource,
     prev: Option<&Checkpoint>,
     all_levels: bool,
+    now: DateTime<Utc>,
     sink: &mut dyn FnMut(Event),
 ) -> Result<ReadReport, SourceError> {
     let err = |m: String| SourceError::Other(m);
@@ -205,14 +218,54 @@ pub fn read(
             real.display()
         )));
     }
-    let (conn, note) = open(&src.path, src.busy_timeout).map_err(err)?;
-    report.warnings.extend(note);
     let key = "cursor".to_string();
-    let mut cursor: Value = prev
-        .and_then(|c| serde_json::from_str::<Value>(&c.state).ok())
+    let first_run = prev.is_none();
+    let checkpoint = |state: Value| Checkpoint {
+        source: cfg.name.clone(),
+        key: key.clone(),
+        state: state.to_string(),
+    };
+    let from_end = first_run && cfg.from == StartFrom::End;
+    let state: Option<Value> = prev.and_then(|c| serde_json::from_str::<Value>(&c.state).ok());
+    let never_read = state
+        .as_ref()
+        .is_none_or(|v| v.get("cursor").is_none_or(Value::is_null));
+    // Not created yet (logwarden installed before the app first ran): said, not an
+    // error, until a row has been read from it.
+    if never_read && !src.path.exists() {
+        report.warnings.push(format!(
+            "{}: does not exist yet; it will be read from its first row when it appears",
+            src.path.display()
+        ));
+        let mut keep = state.unwrap_or_else(|| serde_json::json!({ "cursor": null }));
+        if keep.get("cursor").is_none() {
+            keep = serde_json::json!({ "cursor": null });
+        }
+        report.checkpoints.push(checkpoint(keep));
+        return Ok(report);
+    }
+    let (conn, note) = match open(&src.path, src.busy_timeout) {
+        Ok(c) => c,
+        Err((e, true)) if from_end => {
+            report.warnings.push(locked_first_run(&e, now));
+            report.checkpoints.push(checkpoint(
+                serde_json::json!({ "cursor": null, "since": crate::store::ts(now) }),
+            ));
+            return Ok(report);
+        }
+        Err((e, _)) => return Err(err(e)),
+    };
+    report.warnings.extend(note);
+    let mut cursor: Value = state
+        .as_ref()
         .and_then(|v| v.get("cursor").cloned())
         .unwrap_or(Value::Null);
-    let first_run = prev.is_none();
+    // The first run found the database locked: the rows it would have skipped are
+    // those older than its time.
+    let since: Option<DateTime<Utc>> = state
+        .as_ref()
+        .filter(|_| cursor.is_null())
+        .and_then(|v| v.get("since")?.as_str()?.parse().ok());
     let to_sql = |v: &Value| -> rusqlite::types::Value {
         match v {
             Value::Number(n) if n.is_i64() => rusqlite::types::Value::Integer(n.as_i64().unwrap()),
@@ -222,18 +275,42 @@ pub fn read(
         }
     };
     let cols = &src.columns;
-    if first_run && cfg.from == StartFrom::End {
+    if from_end || (since.is_some() && cols.time.is_none()) {
         let sql = format!("SELECT max({}) FROM ({})", quote(&cols.cursor), src.query);
-        let max = conn
-            .query_row(&sql, rusqlite::named_params! {":cursor": i64::MIN}, |r| {
-                Ok(json_of(r.get_ref(0)?))
-            })
-            .map_err(|e| err(describe(&src.path, &e)))?;
-        report.checkpoints.push(Checkpoint {
-            source: cfg.name.clone(),
-            key,
-            state: serde_json::json!({ "cursor": max }).to_string(),
-        });
+        let max = match conn.query_row(&sql, rusqlite::named_params! {":cursor": i64::MIN}, |r| {
+            Ok(json_of(r.get_ref(0)?))
+        }) {
+            Ok(max) => max,
+            // Not created yet: every row it gets is new.
+            Err(e) if from_end && no_such_table(&e) => {
+                report.warnings.push(format!(
+                    "{}: {e}; the table will be read from its first row when it appears",
+                    src.path.display()
+                ));
+                Value::Null
+            }
+            Err(e) if from_end && is_busy(&e) => {
+                report
+                    .warnings
+                    .push(locked_first_run(&describe(&src.path, &e), now));
+                report.checkpoints.push(checkpoint(
+                    serde_json::json!({ "cursor": null, "since": crate::store::ts(now) }),
+                ));
+                return Ok(report);
+            }
+            Err(e) => return Err(err(describe(&src.path, &e))),
+        };
+        if let Some(since) = since {
+            report.warnings.push(format!(
+                "{}: locked through the first run ({}), and its rows have no time column to tell \
+                 which came after it: read from its end as it is now",
+                src.path.display(),
+                crate::store::ts(since)
+            ));
+        }
+        report
+            .checkpoints
+            .push(checkpoint(serde_json::json!({ "cursor": max })));
         return Ok(report);
     }
     let min_level = if all_levels { 0 } else { cfg.min_level.no };
@@ -311,6 +388,11 @@ pub fn read(
                 }
                 _ => None,
             };
+            if let (Some(since), Some(t)) = (since, time) {
+                if t < since {
+                    continue;
+                }
+            }
             let message = text(Some(i_message)).unwrap_or_default();
             let exc = text(i_exc).filter(|s| !s.trim().is_empty());
             let tb = text(i_tb).filter(|s| !s.trim().is_empty());
@@ -367,21 +449,42 @@ pub fn read(
     })();
     if let Err(e) = result {
         // Rows handed over before the failure are committed with the cursor reached.
-        if report.lines == 0 {
+        if report.lines == 0 && never_read && no_such_table(&e) {
+            report.warnings.push(format!(
+                "{}: {e}; the table will be read from its first row when it appears",
+                src.path.display()
+            ));
+        } else if report.lines == 0 {
             return Err(err(describe(&src.path, &e)));
+        } else {
+            report.warnings.push(format!(
+                "{} (stopped after {} rows; the rest next run)",
+                describe(&src.path, &e),
+                report.lines
+            ));
         }
-        report.warnings.push(format!(
-            "{} (stopped after {} rows; the rest next run)",
-            describe(&src.path, &e),
-            report.lines
-        ));
     }
-    report.checkpoints.push(Checkpoint {
-        source: cfg.name.clone(),
-        key,
-        state: serde_json::json!({ "cursor": cursor }).to_string(),
-    });
+    let state = match since {
+        // No row yet: the next run still skips what came before the first run.
+        Some(since) if cursor.is_null() => {
+            serde_json::json!({ "cursor": null, "since": crate::store::ts(since) })
+        }
+        _ => serde_json::json!({ "cursor": cursor }),
+    };
+    report.checkpoints.push(checkpoint(state));
     Ok(report)
+}
+
+/// What a first run that found the database locked says.
+fn locked_first_run(e: &str, now: DateTime<Utc>) -> String {
+    format!(
+        "{e} (first run, from = \"end\": the rows from {} on are read when it is free)",
+        crate::store::ts(now)
+    )
+}
+
+fn no_such_table(e: &rusqlite::Error) -> bool {
+    e.to_string().starts_with("no such table")
 }
 
 fn quote(col: &str) -> String {

@@ -415,6 +415,137 @@ fn sqlite_locked_by_the_app_is_retried_next_run() {
     assert_eq!(total_occurrences(&t), 1, "nothing lost");
 }
 
+/// The app's code that writes one log row at `at` (a `logs` preset row).
+fn log_row(at: &str, msg: &str) -> String {
+    format!("db.execute(\"INSERT INTO logs (created_at, level_name, logger_name, message) VALUES ('{at}', 'ERROR', 'app', '{msg}')\")\n")
+}
+
+/// `from = "end"` and the app holds its database locked through the first run: the
+/// rows written from the first run's time on (also while it was locked) are read when
+/// it is free; those from before it are not.
+#[test]
+fn sqlite_from_end_locked_on_the_first_run_reads_what_came_after_it() {
+    let Some(python) = python_or_skip() else {
+        return;
+    };
+    // With a time column (the preset), and without one (a query that returns none).
+    for timed in [true, false] {
+        let t = Test::new();
+        let columns = if timed {
+            "preset = \"logs\"\ntimezone = \"UTC\"\n"
+        } else {
+            "query = \"SELECT id, message, level_name FROM logs WHERE id > :cursor ORDER BY id\"\ncolumns = { cursor = \"id\", message = \"message\", level = \"level_name\" }\n"
+        };
+        t.config(&format!("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app.db\"\n{columns}from = \"end\"\nbusy_timeout = \"300ms\"\n"));
+        py(
+            &t,
+            &format!(
+                "import sqlite3\ndb = sqlite3.connect('app.db')\ndb.execute(\"\"\"{LOGS_SCHEMA}\"\"\")\n{}db.commit()",
+                log_row("2026-11-22 09:00:00", "Old export failed")
+            ),
+        );
+        let mut app = Command::new(&python)
+            .arg("-c")
+            .arg(format!(
+                "import sqlite3, sys\ndb = sqlite3.connect('app.db', isolation_level=None)\ndb.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\nsys.stdin.read()\n{}db.execute('COMMIT')\n",
+                log_row("2026-11-22 10:02:00", "Payment webhook lost")
+            ))
+            .current_dir(t.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(app.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let r = t.run(&["run", "--now", "2026-11-22T10:00:00Z"]);
+        drop(app.stdin.take());
+        app.wait().unwrap();
+        assert_eq!(r.code, Some(0), "{}", r.all());
+        assert!(
+            r.stdout.contains("holds a lock") && r.stdout.contains("2026-11-22T10:00:00Z on"),
+            "{}",
+            r.all()
+        );
+        py(
+            &t,
+            &format!(
+                "import sqlite3\ndb = sqlite3.connect('app.db')\n{}db.commit()",
+                log_row("2026-11-22 10:05:00", "Invoice render crashed")
+            ),
+        );
+        let r = t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
+        let titles = || -> Vec<String> {
+            t.incidents()
+                .iter()
+                .map(|i| i["title"].as_str().unwrap_or_default().to_string())
+                .collect()
+        };
+        if timed {
+            let titles = titles();
+            assert_eq!(titles.len(), 2, "{titles:?}");
+            assert!(
+                titles.iter().any(|x| x.contains("Payment webhook lost")),
+                "{titles:?}"
+            );
+            assert!(
+                titles.iter().any(|x| x.contains("Invoice render crashed")),
+                "{titles:?}"
+            );
+        } else {
+            // No time to tell the rows written meanwhile: read from the end, said.
+            assert!(r.stdout.contains("no time column"), "{}", r.all());
+            assert!(titles().is_empty(), "{:?}", titles());
+            py(
+                &t,
+                &format!(
+                    "import sqlite3\ndb = sqlite3.connect('app.db')\n{}db.commit()",
+                    log_row("2026-11-22 10:07:00", "Refund queue stalled")
+                ),
+            );
+            t.ok(&["run", "--now", "2026-11-22T10:08:00Z"]);
+            let titles = titles();
+            assert!(
+                titles.len() == 1 && titles[0].contains("Refund queue stalled"),
+                "{titles:?}"
+            );
+        }
+    }
+}
+
+/// `from = "end"` with the database, or its table, not there yet on the first run:
+/// nothing in it is history, so every row it gets is read.
+#[test]
+fn sqlite_from_end_not_there_yet_on_the_first_run_reads_its_first_rows() {
+    if python_or_skip().is_none() {
+        return;
+    }
+    for table_missing in [false, true] {
+        let t = Test::new();
+        t.config("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app.db\"\npreset = \"logs\"\nfrom = \"end\"\n");
+        if table_missing {
+            py(&t, "import sqlite3\ndb = sqlite3.connect('app.db')\ndb.execute('CREATE TABLE other (x)')\ndb.commit()");
+        }
+        let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+        assert!(r.stdout.contains("from its first row"), "{}", r.all());
+        // still not there: said again, no error
+        t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+        py(
+            &t,
+            &format!(
+                "import sqlite3\ndb = sqlite3.connect('app.db')\ndb.execute(\"\"\"{}\"\"\")\n{}db.commit()",
+                LOGS_SCHEMA.replace("CREATE TABLE", "CREATE TABLE IF NOT EXISTS"),
+                log_row("2026-11-22 10:02:00", "Startup migration failed")
+            ),
+        );
+        t.ok(&["run", "--now", "2026-11-22T10:03:00Z"]);
+        assert_eq!(t.incidents().len(), 1, "table missing: {table_missing}");
+        t.ok(&["run", "--now", "2026-11-22T10:04:00Z"]);
+        assert_eq!(total_occurrences(&t), 1, "read once");
+    }
+}
+
 /// A fake `journalctl`: prints the entries of `journal.jsonl` after `--after-cursor`
 /// (or only the last with `--lines=1`) and records its arguments.
 fn fake_journalctl(t: &Test) -> std::path::PathBuf {
