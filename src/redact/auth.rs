@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 use regex::Regex;
 
 use super::pairs::{apostrophe, inside_word};
-use super::{entropy, placeholder, PLACEHOLDER};
+use super::{entropy, PLACEHOLDER};
 
 /// The header name, its optional closing quote, and the separator (`=>` in Ruby). A `,` separates
 /// only a quoted name from its value (a tuple), not prose (`authorization, then`).
@@ -471,22 +471,7 @@ pub fn redact(text: &str) -> Option<String> {
     {
         return None;
     }
-    let spans = credentials(text);
-    if spans.is_empty() {
-        return None;
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut copied = 0;
-    for (start, end) in spans {
-        if start < copied {
-            continue;
-        }
-        out.push_str(&text[copied..start]);
-        out.push_str(&placeholder("authorization"));
-        copied = end;
-    }
-    out.push_str(&text[copied..]);
-    Some(out)
+    super::splice(text, &credentials(text), "authorization")
 }
 
 #[cfg(test)]

@@ -703,6 +703,27 @@ fn placeholder(kind: &str) -> String {
     format!("{PLACEHOLDER}{kind}]")
 }
 
+/// The text with each of `spans` (byte ranges in order) replaced by the placeholder of
+/// `kind`; a span that starts inside the one before it is part of it. None when there
+/// is none.
+fn splice(text: &str, spans: &[(usize, usize)], kind: &str) -> Option<String> {
+    if spans.is_empty() {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for &(start, end) in spans {
+        if start < copied {
+            continue;
+        }
+        out.push_str(&text[copied..start]);
+        out.push_str(&placeholder(kind));
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
+    Some(out)
+}
+
 /// A type for [`Rule::check`].
 type Check = fn(&str, &str, usize) -> bool;
 
@@ -948,18 +969,7 @@ fn redact_folded_jwt(text: &str) -> Option<String> {
             from = end;
         }
     }
-    if spans.is_empty() {
-        return None;
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut copied = 0;
-    for (a, z) in spans {
-        out.push_str(&text[copied..a]);
-        out.push_str(&placeholder("jwt"));
-        copied = z;
-    }
-    out.push_str(&text[copied..]);
-    Some(out)
+    splice(text, &spans, "jwt")
 }
 
 /// PuTTY key files (`.ppk`): the base64 lines after `Private-Lines: N` are the
@@ -1025,18 +1035,7 @@ fn redact_ppk(text: &str) -> Option<String> {
             spans.push((start, end));
         }
     }
-    if spans.is_empty() {
-        return None;
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut copied = 0;
-    for (start, end) in spans {
-        out.push_str(&text[copied..start]);
-        out.push_str(&placeholder("private-key"));
-        copied = end;
-    }
-    out.push_str(&text[copied..]);
-    Some(out)
+    splice(text, &spans, "private-key")
 }
 
 fn pem_body_char(c: char) -> bool {

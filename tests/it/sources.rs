@@ -345,20 +345,13 @@ fn sqlite_in_wal_mode_read_by_a_user_who_cannot_write_its_folder() {
     let t = Test::new();
     std::fs::create_dir(t.path("app")).unwrap();
     // The app: a WAL database it keeps open (so -wal and -shm exist), owned by it.
-    let mut app = Command::new(python)
-        .arg("-c")
-        .arg(format!(
+    let (mut app, ready) = app_running(
+        &t,
+        &python,
+        &format!(
             "import sqlite3, sys\ndb = sqlite3.connect('app/app.db')\ndb.execute('PRAGMA journal_mode=WAL')\ndb.execute(\"\"\"{LOGS_SCHEMA}\"\"\")\ndb.execute(\"INSERT INTO logs (created_at, level_name, logger_name, message) VALUES ('2026-11-22 10:00:00', 'ERROR', 'app', 'Payment webhook signature mismatch')\")\ndb.commit()\nprint('ready', flush=True)\nsys.stdin.read()\n"
-        ))
-        .current_dir(t.dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    std::io::BufReader::new(app.stdout.as_mut().unwrap())
-        .read_line(&mut ready)
-        .unwrap();
+        ),
+    );
     assert_eq!(ready.trim(), "ready");
     assert!(t.path("app/app.db-wal").exists() && t.path("app/app.db-shm").exists());
     use std::os::unix::fs::PermissionsExt;
@@ -393,18 +386,7 @@ fn sqlite_locked_by_the_app_is_retried_next_run() {
     t.config("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app.db\"\npreset = \"logs\"\nfrom = \"start\"\nbusy_timeout = \"500ms\"\n");
     insert_logs(&t, &[("ERROR", "Job 1 crashed", "")]);
     // The app holds an exclusive lock (rollback journal mode: readers are blocked).
-    let mut app = Command::new(python)
-        .arg("-c")
-        .arg("import sqlite3, sys\ndb = sqlite3.connect('app.db', isolation_level=None)\ndb.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\nsys.stdin.read()\ndb.execute('COMMIT')\n")
-        .current_dir(t.dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(app.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (mut app, _) = app_running(&t, &python, "import sqlite3, sys\ndb = sqlite3.connect('app.db', isolation_level=None)\ndb.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\nsys.stdin.read()\ndb.execute('COMMIT')\n");
     let r = t.run(&["run"]);
     drop(app.stdin.take());
     app.wait().unwrap();
@@ -418,6 +400,24 @@ fn sqlite_locked_by_the_app_is_retried_next_run() {
 /// The app's code that writes one log row at `at` (a `logs` preset row).
 fn log_row(at: &str, msg: &str) -> String {
     format!("db.execute(\"INSERT INTO logs (created_at, level_name, logger_name, message) VALUES ('{at}', 'ERROR', 'app', '{msg}')\")\n")
+}
+
+/// The app as a Python process running `code`, once it has printed its first line
+/// (returned): it holds what it opened until its stdin is closed.
+fn app_running(t: &Test, python: &std::path::Path, code: &str) -> (std::process::Child, String) {
+    let mut app = Command::new(python)
+        .arg("-c")
+        .arg(code)
+        .current_dir(t.dir.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(app.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (app, line)
 }
 
 /// `from = "end"` and the app holds its database locked through the first run: the
@@ -444,21 +444,10 @@ fn sqlite_from_end_locked_on_the_first_run_reads_what_came_after_it() {
                 log_row("2026-11-22 09:00:00", "Old export failed")
             ),
         );
-        let mut app = Command::new(&python)
-            .arg("-c")
-            .arg(format!(
+        let (mut app, _) = app_running(&t, &python, &format!(
                 "import sqlite3, sys\ndb = sqlite3.connect('app.db', isolation_level=None)\ndb.execute('BEGIN EXCLUSIVE')\nprint('locked', flush=True)\nsys.stdin.read()\n{}db.execute('COMMIT')\n",
                 log_row("2026-11-22 10:02:00", "Payment webhook lost")
-            ))
-            .current_dir(t.dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(app.stdout.as_mut().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+            ));
         let r = t.run(&["run", "--now", "2026-11-22T10:00:00Z"]);
         drop(app.stdin.take());
         app.wait().unwrap();
