@@ -6,7 +6,9 @@
 //! - At most `max_per_hour` notifications go out per hour (critical first); what is
 //!   over is folded into one low-priority digest ("7 more incidents: …") and marked
 //!   as sent in it, not lost. At most one digest per hour: beyond it, notifications
-//!   wait in the outbox for the next hour.
+//!   wait in the outbox for the next hour. But when nothing has gone out at critical
+//!   priority in the hour, a critical over the cap goes out in a digest at that
+//!   priority (a second one in the hour if need be).
 //! - When ntfy keeps failing (429, 5xx, unreachable) after the retries, the rest wait
 //!   for the next run instead of each timing out.
 //! - A failure about one message (400, 413, …) never holds back the others; after
@@ -241,10 +243,16 @@ pub fn flush(
         (cfg.more.max_per_hour as u64).saturating_sub(store.sent_since(hour_ago, now)?) as usize;
     if normal.len() > room {
         let over = normal.split_off(room);
-        if store.digest_since(hour_ago, now)? {
+        // Lesser notifications used up the hour and nothing has buzzed at critical
+        // priority in it: a critical among those over goes out in a digest that does
+        // (a stranger's flood of warnings must not keep a critical quiet for an hour).
+        let loud = over.iter().any(|n| n.severity == "critical")
+            && !normal.iter().any(|n| n.severity == "critical")
+            && !store.critical_page_since(hour_ago, now)?;
+        if store.digest_since(hour_ago, now)? && !loud {
             f.held_cap += over.len() as u64;
         } else {
-            let note = digest_note(&over, cfg.more.max_per_hour);
+            let note = digest_note(&over, cfg.more.max_per_hour, loud);
             let severity = over
                 .iter()
                 .map(|n| n.severity.as_str())
@@ -448,7 +456,8 @@ fn push_list(body: &mut String, lines: impl ExactSizeIterator<Item = String>) {
 }
 
 /// "7 more incidents: …" with their titles, within ntfy's limit.
-fn digest_note(over: &[OutboxRow], cap: u32) -> Notification {
+/// At critical priority when `loud`, else low.
+fn digest_note(over: &[OutboxRow], cap: u32, loud: bool) -> Notification {
     let mut body = format!(
         "More than {cap} notifications this hour; these {} are folded into this digest:\n\n",
         over.len()
@@ -471,7 +480,7 @@ fn digest_note(over: &[OutboxRow], cap: u32) -> Notification {
     Notification {
         title: format!("{} more {what}: {}", over.len(), over[0].title),
         body,
-        priority: 2,
+        priority: if loud { super::priority("critical") } else { 2 },
         tags: "card_file_box,digest".into(),
     }
 }

@@ -187,6 +187,21 @@ impl Store {
             |r| r.get::<_, i64>(0),
         )? as u64)
     }
+
+    /// Whether a notification at critical priority (5) really went out from `since` to
+    /// `now`: one that buzzed, not one folded into a digest.
+    pub fn critical_page_since(&self, since: DateTime<Utc>, now: DateTime<Utc>) -> Result<bool> {
+        Ok(self
+            .conn
+            .query_row_cached(
+                "SELECT 1 FROM outbox WHERE sent_at >= ?1 AND sent_at <= ?2 AND priority >= 5
+                 AND folded_into IS NULL AND (last_error IS NULL OR last_error = '') LIMIT 1",
+                params![ts(since), ts(now)],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some())
+    }
 }
 
 impl Batch<'_> {

@@ -492,3 +492,85 @@ fn doctor_checks_a_user_and_password() {
     );
     assert!(!r.all().contains("wrong"), "the password is never printed");
 }
+
+/// Warnings (a stranger's text can open them at will) use up the hour's cap and its
+/// digest; a critical after them still buzzes: in a digest at critical priority, once
+/// in the hour. A second one that hour waits, as the cap says.
+#[test]
+fn warnings_that_use_up_the_hour_do_not_keep_a_critical_quiet() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&format!("{}max_per_hour = 2\n{NO_NAG}", ntfy.config("ops")));
+    let line = |time: &str, level: &str, msg: &str| {
+        format!("2026-11-22 {time}.000 | {level:<8} | app.upload:check:40 - {msg}\n")
+    };
+    t.write(
+        "app.log",
+        &[
+            line(
+                "10:00:00",
+                "WARNING",
+                "Upload quota nearly used for tenant 4",
+            ),
+            line("10:00:01", "WARNING", "Thumbnail cache cold on node 2"),
+            line("10:00:02", "WARNING", "Slow query on reports took 9s"),
+        ]
+        .concat(),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:00:30Z"]);
+    let m = ntfy.messages_to("ops");
+    assert_eq!(m.len(), 3, "2 warnings and a digest");
+    assert_eq!(
+        m[2].header("Priority"),
+        Some("2"),
+        "a digest of warnings is quiet"
+    );
+
+    t.append(
+        "app.log",
+        line(
+            "10:04:00",
+            "CRITICAL",
+            "Payment provider unreachable: all charges failing",
+        )
+        .as_bytes(),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let m = ntfy.messages_to("ops");
+    assert_eq!(m.len(), 4, "{m:?}");
+    let digest = &m[3];
+    assert_eq!(digest.header("Priority"), Some("5"), "it buzzes");
+    assert!(
+        digest
+            .header("Title")
+            .unwrap()
+            .contains("Payment provider unreachable"),
+        "{digest:?}"
+    );
+
+    // It buzzed this hour: the next critical over the cap waits for the next hour.
+    t.append(
+        "app.log",
+        line(
+            "10:09:00",
+            "CRITICAL",
+            "Refund worker stopped: queue at 9000",
+        )
+        .as_bytes(),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert_eq!(ntfy.messages_to("ops").len(), 4);
+    assert!(
+        r.stdout.contains("1 held for the next hour"),
+        "{}",
+        r.stdout
+    );
+    t.ok(&["run", "--now", "2026-11-22T11:06:00Z"]);
+    let m = ntfy.messages_to("ops");
+    assert!(
+        m[4..]
+            .iter()
+            .any(|n| n.header("Title").unwrap().contains("Refund worker stopped")),
+        "{m:?}"
+    );
+}
