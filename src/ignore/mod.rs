@@ -57,8 +57,8 @@ impl Rule {
 #[derive(Debug, Default)]
 pub struct IgnoreRules {
     pub rules: Vec<Rule>,
-    /// The active rules' patterns as one set, compiled on first use.
-    set: std::sync::OnceLock<Option<RegexSet>>,
+    /// The active rules' patterns, compiled on first use.
+    set: std::sync::OnceLock<Patterns>,
     /// Rules in `set`, by index (only those not expired at load time).
     active: Vec<usize>,
 }
@@ -242,30 +242,66 @@ impl IgnoreRules {
         }
     }
 
-    /// The first rule (in file order) that matches the event, if any.
+    /// The first rule (in file order) that matches the event, if any: by its message,
+    /// else by its exception line (a rule scoped to another source, level or
+    /// signature that matches the message does not keep the line from being tried).
     pub fn matching(&self, event: &Event, sig: Signature) -> Option<&Rule> {
         if self.active.is_empty() {
             return None;
         }
-        let set = self
-            .set
-            .get_or_init(|| {
-                RegexSet::new(self.active.iter().map(|&i| self.rules[i].pattern.as_str())).ok()
-            })
-            .as_ref()?;
-        let mut hits = set.matches(&event.message);
-        if !hits.matched_any() {
-            hits = set.matches(event.exception_line.as_deref()?);
-            if !hits.matched_any() {
-                // (not even walked: a set's matches are walked over every rule)
-                return None;
-            }
-        }
-        hits.iter().map(|i| &self.rules[self.active[i]]).find(|r| {
+        let patterns = self.set.get_or_init(|| {
+            Patterns::new(self.active.iter().map(|&i| self.rules[i].pattern.as_str()))
+        });
+        let applies = |r: &&Rule| {
             r.source.as_ref().is_none_or(|s| *s == event.source)
                 && r.level.as_ref().is_none_or(|l| event.level.no <= l.no)
                 && r.signature.is_none_or(|s| s == sig)
-        })
+        };
+        let first = |text: &str| {
+            patterns
+                .matches(text)
+                .into_iter()
+                .map(|i| &self.rules[self.active[i]])
+                .find(applies)
+        };
+        first(&event.message).or_else(|| first(event.exception_line.as_deref()?))
+    }
+}
+
+/// Rule patterns compiled for matching: one set, or each alone when together they are
+/// over the regex size limit (each passed it alone when it was added). Falling back,
+/// rather than matching nothing, keeps every rule and mute working.
+#[derive(Debug)]
+enum Patterns {
+    Set(RegexSet),
+    Each(Vec<Option<Regex>>),
+}
+
+impl Patterns {
+    fn new<'a>(patterns: impl Iterator<Item = &'a str> + Clone) -> Patterns {
+        match RegexSet::new(patterns.clone()) {
+            Ok(set) => Patterns::Set(set),
+            Err(_) => Patterns::Each(patterns.map(|p| Regex::new(p).ok()).collect()),
+        }
+    }
+
+    /// The indexes of the patterns that match, in order.
+    fn matches(&self, text: &str) -> Vec<usize> {
+        match self {
+            Patterns::Set(set) => {
+                let hits = set.matches(text);
+                if !hits.matched_any() {
+                    return Vec::new();
+                }
+                hits.iter().collect()
+            }
+            Patterns::Each(each) => each
+                .iter()
+                .enumerate()
+                .filter(|(_, re)| re.as_ref().is_some_and(|re| re.is_match(text)))
+                .map(|(i, _)| i)
+                .collect(),
+        }
     }
 }
 

@@ -795,3 +795,62 @@ fn a_pattern_in_nearly_every_message_is_refused_though_it_needs_a_character() {
     assert!(r.stderr.contains("line 4: rule 1"), "{}", r.stderr);
     assert!(!r.stderr.contains("rule 2"), "{}", r.stderr);
 }
+
+/// Rules each accepted by `ignore add` that together are over the regex size limit
+/// (long `\w{N}` runs) still all match, the first one too.
+#[test]
+fn rules_too_big_to_compile_together_still_each_match() {
+    let t = Test::new();
+    t.with_app_source("");
+    let add = |args: &[&str]| {
+        let mut a = vec!["ignore", "add"];
+        a.extend_from_slice(args);
+        a.extend_from_slice(&["--now", "2026-11-22T09:00:00Z"]);
+        t.ok(&a);
+    };
+    add(&["Cache miss for key", "--comment", "known noise"]);
+    for i in 0..3 {
+        add(&[
+            r"^Upload token rejected: \w{100}$",
+            "--level",
+            "WARNING",
+            "--comment",
+            &format!("bad upload tokens {i}"),
+        ]);
+    }
+    let cache =
+        "2026-11-22 10:00:00.000 | WARNING  | app.cache:get:12 - Cache miss for key user:42";
+    let r = t.ok(&["ignore", "test", cache]);
+    assert!(r.stdout.starts_with("rule 1 (known noise)"), "{}", r.stdout);
+    let token = format!(
+        "2026-11-22 10:00:01.000 | WARNING  | app.up:put:9 - Upload token rejected: {}",
+        "a".repeat(100)
+    );
+    t.write("app.log", &format!("{cache}\n{token}\n"));
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains("2 ignored"), "{}", r.stdout);
+    assert!(t.incidents().is_empty());
+}
+
+/// A rule for the exception line applies also when the message matched another rule
+/// that does not apply to the record (scoped to warnings, here).
+#[test]
+fn the_exception_line_is_tried_when_the_rules_matching_the_message_do_not_apply() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write(
+        "ignore.toml",
+        "[[rule]]\nid = \"w1\"\npattern = \"upstream\"\nlevel = \"WARNING\"\ncomment = \"upstream warnings\"\n\n[[rule]]\nid = \"e1\"\npattern = \"^ConnectionResetError: \"\ncomment = \"client hang-ups\"\n",
+    );
+    let record = |time: &str, msg: &str| {
+        format!("2026-11-22 {time}.000 | ERROR    | app.proxy:relay:12 - {msg}\nTraceback (most recent call last):\n  File \"/srv/app/proxy.py\", line 12, in relay\n    sock.send(buf)\nConnectionResetError: [Errno 104] Connection reset by peer\n")
+    };
+    t.write(
+        "app.log",
+        &(record("10:00:00", "relay to upstream aborted")
+            + &record("10:00:01", "relay to client aborted")),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains("2 ignored"), "{}", r.stdout);
+    assert!(t.incidents().is_empty(), "{:?}", t.incidents());
+}
