@@ -59,17 +59,16 @@ struct Pending {
     lines: Vec<String>,
 }
 
+const TRACEBACK: &str = "Traceback (most recent call last):";
+
 fn continues(p: &Pending, key: &(String, String), msg: &str) -> bool {
     if p.key != *key {
         return false;
     }
-    let in_traceback = p
-        .lines
-        .iter()
-        .any(|l| l.trim_end() == "Traceback (most recent call last):");
+    let in_traceback = p.lines.iter().any(|l| l.trim_end() == TRACEBACK);
     msg.starts_with(' ')
         || msg.starts_with('\t')
-        || msg.trim_end() == "Traceback (most recent call last):"
+        || msg.trim_end() == TRACEBACK
         || (in_traceback
             && !msg.is_empty()
             && !p
@@ -190,8 +189,17 @@ pub fn read(
             ident.clone(),
             str_field(&entry, "_PID").unwrap_or("").to_string(),
         );
+        let level = level_of_priority(priority);
         if let Some(p) = &mut pending {
-            if continues(p, &key, &msg) {
+            // A record is as severe as its most severe line. An indented entry more
+            // severe than the record it would continue is a record of its own (a
+            // traceback is joined whatever the level of the line before it).
+            let traceback =
+                msg.trim_end() == TRACEBACK || p.lines.iter().any(|l| l.trim_end() == TRACEBACK);
+            if continues(p, &key, &msg) && (level.no <= p.event.level.no || traceback) {
+                if level.no > p.event.level.no {
+                    p.event.level = level.clone();
+                }
                 p.lines.push(msg);
                 continue;
             }
@@ -214,7 +222,7 @@ pub fn read(
                     .take(40)
                     .collect::<String>()
             ),
-            level_of_priority(priority),
+            level,
             msg.clone(),
         );
         e.logger = (!ident.is_empty()).then_some(ident);

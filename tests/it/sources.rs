@@ -580,6 +580,56 @@ fn entry(n: u32, priority: u8, message: serde_json::Value) -> String {
         + "\n"
 }
 
+/// An entry more severe than the one before it is never lost by being read as its
+/// continuation: an indented error after an INFO line is a record of its own, and a
+/// traceback joined to an INFO line makes the record an error.
+#[test]
+fn journald_an_error_after_an_info_line_keeps_its_level() {
+    let t = Test::new();
+    let jc = fake_journalctl(&t);
+    t.config(&format!(
+        "[[source]]\nname = \"journal\"\nkind = \"journald\"\ncommand = \"{}\"\nfrom = \"start\"\n",
+        jc.display()
+    ));
+    let mut j = String::new();
+    j += &entry(1, 6, serde_json::json!("GET /cart 200"));
+    j += &entry(
+        2,
+        3,
+        serde_json::json!("  Payment provider unreachable: all charges failing"),
+    );
+    j += &entry(3, 6, serde_json::json!("GET /cart 200"));
+    j += &entry(4, 6, serde_json::json!("Worker started"));
+    j += &entry(
+        5,
+        3,
+        serde_json::json!("Traceback (most recent call last):"),
+    );
+    j += &entry(
+        6,
+        3,
+        serde_json::json!("  File \"/srv/shop/worker.py\", line 9, in <module>"),
+    );
+    j += &entry(7, 3, serde_json::json!("KeyError: 'sku'"));
+    t.write("journal.jsonl", &j);
+    let r = t.ok(&["run"]);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 2, "{}\n{inc:?}", r.stdout);
+    assert!(
+        inc.iter().any(|i| i["title"]
+            .as_str()
+            .unwrap()
+            .contains("Payment provider unreachable")
+            && i["level"] == "ERR"),
+        "{inc:?}"
+    );
+    assert!(
+        inc.iter()
+            .any(|i| i["exception_type"] == "KeyError" && i["level"] == "ERR"),
+        "{inc:?}"
+    );
+}
+
 #[test]
 fn journald_reads_after_its_cursor() {
     let t = Test::new();
