@@ -7,6 +7,12 @@
 //! that does not exist yet has none: every row it gets is read. One locked through the
 //! whole first run is read from the first run's time on, by the time column (without
 //! one, from the end as the next run finds it, said in a warning).
+//!
+//! Rowids are not stable: an emptied or recreated table starts again at 1, a purge of the
+//! newest rows hands their ids out again, a VACUUM renumbers a table without an INTEGER
+//! PRIMARY KEY. Each run finds the last row read again first (see `Last`); when it is
+//! gone or another row has its cursor, the table is read again from its start, from that
+//! row's time on (all of it without a time, said).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -110,7 +116,9 @@ pub fn canonical(c: &SqliteColumns) -> SqliteColumns {
 /// `-wal` and `-shm` next to it, owned by logwarden, and an app that may not write them
 /// can no longer write its own database. Without a `-wal` file the content is
 /// complete; with one but no `-shm` (the app died), the rows still in the WAL are read
-/// once the app has reopened it, since the cursor has not passed them.
+/// once the app has reopened it, since the cursor has not passed them. A database that
+/// cannot be opened otherwise is opened as immutable, unless a hot `-journal` is next to
+/// it: then it waits, like a lock, for the app to roll the journal back.
 fn open(
     path: &Path,
     busy: std::time::Duration,
@@ -140,6 +148,16 @@ fn open(
             if Path::new(&wal).exists() || is_busy(&e) {
                 return Err((describe(path, &e), is_busy(&e)));
             }
+            if hot_journal(path) {
+                return Err((
+                    format!(
+                        "{}: the app's last transaction was interrupted ({e}); read next run \
+                         once the app has recovered the database",
+                        path.display()
+                    ),
+                    true,
+                ));
+            }
             let c = open_immutable(path, flags).map_err(|e| (e, false))?;
             Ok((
                 c,
@@ -160,6 +178,13 @@ fn open_immutable(path: &Path, flags: OpenFlags) -> Result<Connection, String> {
     })
     .map_err(|e| describe(path, &e))?;
     Ok(c)
+}
+
+/// Whether a rollback journal is left next to the database: the app's last transaction
+/// was interrupted. Only the app may roll it back (the open is read-only), and read as
+/// immutable the database holds the rows of that transaction, which never existed.
+fn hot_journal(path: &Path) -> bool {
+    std::fs::metadata(format!("{}-journal", path.display())).is_ok_and(|m| m.len() > 0)
 }
 
 /// Whether the file's header says WAL mode (format versions 2 at offsets 18 and 19).
@@ -256,7 +281,7 @@ pub fn read(
         Err((e, _)) => return Err(err(e)),
     };
     report.warnings.extend(note);
-    let mut cursor: Value = state
+    let cursor: Value = state
         .as_ref()
         .and_then(|v| v.get("cursor").cloned())
         .unwrap_or(Value::Null);
@@ -319,6 +344,39 @@ pub fn read(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let tz = &cfg.timezone;
+    let old = state.as_ref().filter(|_| !cursor.is_null());
+    let marked = old.is_some_and(|v| v.get("mark").is_some());
+    // The last row read, found again before the rows after it are trusted (see
+    // [`Last`]). A checkpoint from before the mark has only its cursor: an integer
+    // one is found again from the cursor below it; another is read on unchecked.
+    let mut check = old.filter(|_| marked || cursor.is_i64()).map(|v| Last {
+        cursor: cursor.clone(),
+        mark: v
+            .get("mark")
+            .and_then(Value::as_str)
+            .and_then(|m| u64::from_str_radix(m, 16).ok()),
+        time: v
+            .get("time")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse().ok()),
+    });
+    let mut start = match (old, cursor.as_i64()) {
+        (Some(v), _) if marked => v.get("prev").cloned().unwrap_or(Value::Null),
+        (_, Some(n)) if n > i64::MIN => Value::from(n - 1),
+        _ => cursor.clone(),
+    };
+    let mut since = since;
+    // The checkpoint when no row is read.
+    let mut keep = match (since, old) {
+        (Some(since), _) => serde_json::json!({ "cursor": null, "since": crate::store::ts(since) }),
+        (None, Some(v)) => v.clone(),
+        (None, None) => serde_json::json!({ "cursor": null }),
+    };
+    let mut tail = Tail {
+        prev: start.clone(),
+        last: None,
+    };
     let result: Result<(), rusqlite::Error> = (|| {
         let mut stmt = conn.prepare(&src.query)?;
         let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
@@ -348,10 +406,12 @@ pub fn read(
             idx(&cols.traceback),
             idx(&cols.extra),
         );
-        let mut rows = stmt.query(rusqlite::named_params! {":cursor": to_sql(&cursor)})?;
-        while let Some(row) = rows.next()? {
-            report.lines += 1;
-            cursor = json_of(row.get_ref(i_cursor)?);
+        // The row's event, None below the level or before `since`.
+        let event = |row: &rusqlite::Row,
+                     cursor: &Value,
+                     time: &Value,
+                     since: Option<DateTime<Utc>>|
+         -> Result<Option<Event>, rusqlite::Error> {
             let text = |i: Option<usize>| -> Option<String> {
                 let v = row.get_ref(i?).ok()?;
                 match v {
@@ -378,19 +438,12 @@ pub fn read(
                 None => (Level::named("INFO", &cfg.levels), None),
             };
             if level.no < min_level {
-                continue;
+                return Ok(None);
             }
-            let time = match i_time.map(|i| row.get_ref(i)) {
-                Some(Ok(ValueRef::Integer(n))) => time_from_number(n as f64),
-                Some(Ok(ValueRef::Real(f))) => time_from_number(f),
-                Some(Ok(ValueRef::Text(t))) => {
-                    parse_time_text(&String::from_utf8_lossy(t), None, &cfg.timezone)
-                }
-                _ => None,
-            };
+            let time = time_of(time, tz);
             if let (Some(since), Some(t)) = (since, time) {
                 if t < since {
-                    continue;
+                    return Ok(None);
                 }
             }
             let message = text(Some(i_message)).unwrap_or_default();
@@ -443,9 +496,92 @@ pub fn read(
                 raw.push_str(&format!("\nextra: {x}"));
             }
             e.raw = super::loguru::cut_raw(&raw).to_string();
-            sink(e);
+            Ok(Some(e))
+        };
+        loop {
+            let mut rows = stmt.query(rusqlite::named_params! {":cursor": to_sql(&start)})?;
+            // Rows between the one before the last read and it: new (written out of
+            // order), read once the last read is found where it was.
+            let mut held: Vec<(RowMark, Option<Event>)> = Vec::new();
+            while let Some(row) = rows.next()? {
+                let time = match i_time {
+                    Some(i) => json_of(row.get_ref(i)?),
+                    None => Value::Null,
+                };
+                let mark = RowMark {
+                    cursor: json_of(row.get_ref(i_cursor)?),
+                    fp: fingerprint(
+                        row.get_ref(i_message)?,
+                        i_time.map(|i| row.get_ref(i)).transpose()?,
+                    ),
+                    time,
+                };
+                if let Some(last) = &check {
+                    let found = match order(&mark.cursor, &last.cursor) {
+                        std::cmp::Ordering::Less => {
+                            let e = event(row, &mark.cursor, &mark.time, since)?;
+                            held.push((mark, e));
+                            continue;
+                        }
+                        std::cmp::Ordering::Equal if last.mark.is_none_or(|m| m == mark.fp) => true,
+                        // Another row under the last read's cursor: renumbered.
+                        std::cmp::Ordering::Equal => break,
+                        // The last read was deleted; the rows after it are new.
+                        std::cmp::Ordering::Greater => false,
+                    };
+                    check = None;
+                    for (m, e) in held.drain(..) {
+                        report.lines += 1;
+                        tail.advance(m);
+                        sink_opt(sink, e);
+                    }
+                    if found {
+                        tail.advance(mark);
+                        continue;
+                    }
+                }
+                report.lines += 1;
+                let e = event(row, &mark.cursor, &mark.time, since)?;
+                tail.advance(mark);
+                sink_opt(sink, e);
+            }
+            // Still looking for the last row read: neither it nor any row after it is
+            // there, or another row has its cursor. The table was emptied, recreated,
+            // purged of its newest rows or renumbered (VACUUM of a table without an
+            // INTEGER PRIMARY KEY): the rows after the last read may have any cursor,
+            // so it is read again from its start, from the last read's time on.
+            let Some(last) = check.take() else {
+                return Ok(());
+            };
+            since = last.time.filter(|_| cols.time.is_some());
+            report.warnings.push(match since {
+                Some(t) => format!(
+                    "{}: the last row read (cursor {}) is gone or another row has its cursor \
+                     (the table was emptied, recreated, purged or renumbered): read again from \
+                     its start, from that row's time ({}) on",
+                    src.path.display(),
+                    last.cursor,
+                    crate::store::ts(t)
+                ),
+                None => format!(
+                    "{}: the last row read (cursor {}) is gone or another row has its cursor \
+                     (the table was emptied, recreated, purged or renumbered): read again from \
+                     its start, all of it: without the time of the last row read, the rows \
+                     already read cannot be told apart",
+                    src.path.display(),
+                    last.cursor
+                ),
+            });
+            start = Value::Null;
+            tail = Tail {
+                prev: Value::Null,
+                last: None,
+            };
+            keep = match since {
+                Some(t) => serde_json::json!({ "cursor": null, "since": crate::store::ts(t) }),
+                None => serde_json::json!({ "cursor": null }),
+            };
         }
-        Ok(())
     })();
     if let Err(e) = result {
         // Rows handed over before the failure are committed with the cursor reached.
@@ -464,15 +600,99 @@ pub fn read(
             ));
         }
     }
-    let state = match since {
-        // No row yet: the next run still skips what came before the first run.
-        Some(since) if cursor.is_null() => {
-            serde_json::json!({ "cursor": null, "since": crate::store::ts(since) })
-        }
-        _ => serde_json::json!({ "cursor": cursor }),
+    let state = match tail.last {
+        Some(last) => serde_json::json!({
+            "cursor": last.cursor,
+            "prev": tail.prev,
+            "mark": format!("{:016x}", last.fp),
+            "time": time_of(&last.time, tz).map(crate::store::ts),
+        }),
+        None => keep,
     };
     report.checkpoints.push(checkpoint(state));
     Ok(report)
+}
+
+fn sink_opt(sink: &mut dyn FnMut(Event), e: Option<Event>) {
+    if let Some(e) = e {
+        sink(e);
+    }
+}
+
+/// The last row a run read, as its checkpoint keeps it: its cursor, a fingerprint of
+/// its message and time text (`mark`) and its time. The next run starts its query at
+/// the cursor of the row before it (`prev`), so that its first row back is this one:
+/// found with its mark, the rows after it are new; missing, or with another mark under
+/// its cursor, the table was renumbered under the cursor.
+struct Last {
+    cursor: Value,
+    mark: Option<u64>,
+    time: Option<DateTime<Utc>>,
+}
+
+/// A row as a checkpoint may keep it (see [`Last`]); `time` as the column holds it.
+struct RowMark {
+    cursor: Value,
+    fp: u64,
+    time: Value,
+}
+
+/// The last two rows read: the checkpoint's `prev` and last row.
+struct Tail {
+    prev: Value,
+    last: Option<RowMark>,
+}
+
+impl Tail {
+    fn advance(&mut self, row: RowMark) {
+        if let Some(last) = self.last.replace(row) {
+            self.prev = last.cursor;
+        }
+    }
+}
+
+/// A short fingerprint of a row's message and time, to know it again.
+fn fingerprint(message: ValueRef, time: Option<ValueRef>) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    for v in [Some(message), time].into_iter().flatten() {
+        match v {
+            ValueRef::Null => {}
+            ValueRef::Integer(n) => h.update(&n.to_le_bytes()),
+            ValueRef::Real(f) => h.update(&f.to_le_bytes()),
+            ValueRef::Text(t) | ValueRef::Blob(t) => h.update(t),
+        }
+        h.update(&[0x1f]);
+    }
+    h.digest()
+}
+
+/// A time column's value (as [`json_of`] gives it) as a time.
+fn time_of(v: &Value, tz: &crate::source::zone::Zone) -> Option<DateTime<Utc>> {
+    match v {
+        Value::Number(n) => time_from_number(n.as_f64()?),
+        Value::String(s) => parse_time_text(s, None, tz),
+        _ => None,
+    }
+}
+
+/// Cursor values in SQLite's order: NULL, then numbers, then text.
+fn order(a: &Value, b: &Value) -> std::cmp::Ordering {
+    let rank = |v: &Value| match v {
+        Value::Null => 0,
+        Value::Number(_) => 1,
+        _ => 2,
+    };
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            _ => {
+                let (x, y) = (x.as_f64().unwrap_or(0.0), y.as_f64().unwrap_or(0.0));
+                x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal)
+            }
+        },
+        (Value::String(x), Value::String(y)) => x.as_bytes().cmp(y.as_bytes()),
+        _ => rank(a).cmp(&rank(b)),
+    }
 }
 
 /// What a first run that found the database locked says.
@@ -574,6 +794,42 @@ mod tests {
         ] {
             assert!(level_of(bad, &custom).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn cursors_in_sqlites_order_and_rows_known_again() {
+        use std::cmp::Ordering::*;
+        let j = |s: &str| serde_json::from_str::<Value>(s).unwrap();
+        assert_eq!(order(&j("2"), &j("10")), Less);
+        assert_eq!(order(&j("2.5"), &j("2")), Greater);
+        assert_eq!(order(&j("3"), &j("3.0")), Equal);
+        assert_eq!(order(&j("\"b\""), &j("\"ab\"")), Greater);
+        assert_eq!(order(&j("99"), &j("\"1\"")), Less);
+        assert_eq!(order(&j("null"), &j("-5")), Less);
+        let fp = |m: &[u8], t: &[u8]| fingerprint(ValueRef::Text(m), Some(ValueRef::Text(t)));
+        assert_eq!(fp(b"Disk full", b"10:00"), fp(b"Disk full", b"10:00"));
+        assert_ne!(fp(b"Disk full", b"10:00"), fp(b"Disk full", b"10:01"));
+        assert_ne!(fp(b"ab", b"c"), fp(b"a", b"bc"));
+        let row = |c: i64| RowMark {
+            cursor: Value::from(c),
+            fp: 0,
+            time: Value::Null,
+        };
+        let mut tail = Tail {
+            prev: Value::from(4),
+            last: None,
+        };
+        tail.advance(row(5));
+        assert_eq!(
+            tail.prev,
+            Value::from(4),
+            "the first row back: prev is the start"
+        );
+        tail.advance(row(7));
+        assert_eq!(
+            (tail.prev, tail.last.map(|l| l.cursor)),
+            (Value::from(5), Some(Value::from(7)))
+        );
     }
 
     #[test]

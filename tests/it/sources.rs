@@ -535,6 +535,337 @@ fn sqlite_from_end_not_there_yet_on_the_first_run_reads_its_first_rows() {
     }
 }
 
+/// The app's code that writes one `logs` preset row at `at` with `level`.
+fn level_row(at: &str, level: &str, msg: &str) -> String {
+    format!("db.execute(\"INSERT INTO logs (created_at, level_name, logger_name, message) VALUES ('{at}', '{level}', 'app', '{msg}')\")\n")
+}
+
+/// Runs the app's `code` on `app.db` (the open connection `db`), then commits.
+fn on_app_db(t: &Test, code: &str) {
+    py(
+        t,
+        &format!("import sqlite3\ndb = sqlite3.connect('app.db')\n{code}db.commit()"),
+    );
+}
+
+/// Each incident's title (its message) and occurrences, sorted.
+fn occurrences(t: &Test) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = t
+        .incidents()
+        .iter()
+        .map(|i| {
+            (
+                i["title"].as_str().unwrap_or_default().to_string(),
+                i["occurrences"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn once(titles: &[&str]) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = titles.iter().map(|s| (s.to_string(), 1)).collect();
+    v.sort();
+    v
+}
+
+/// A `logs` preset test with an ERROR row and then five INFO rows, read by a first run.
+fn logs_read_up_to_info_rows() -> Option<Test> {
+    python_or_skip()?;
+    let t = Test::new();
+    t.config("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app.db\"\npreset = \"logs\"\nfrom = \"start\"\ntimezone = \"UTC\"\n");
+    let mut rows = format!("db.execute(\"\"\"{LOGS_SCHEMA}\"\"\")\n");
+    rows.push_str(&level_row(
+        "2026-11-22 10:00:00",
+        "ERROR",
+        "Disk quota exceeded on volume 3",
+    ));
+    for i in 1..=5 {
+        rows.push_str(&level_row(
+            &format!("2026-11-22 10:00:0{i}"),
+            "INFO",
+            &format!("request {i} served"),
+        ));
+    }
+    on_app_db(&t, &rows);
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    Some(t)
+}
+
+/// The app purges its chatty rows, the newest among them: SQLite gives the next rows
+/// the ids of the purged ones, at or below the cursor. They are read, once.
+#[test]
+fn sqlite_rows_after_a_purge_of_the_newest_rows_are_read() {
+    let Some(t) = logs_read_up_to_info_rows() else {
+        return;
+    };
+    on_app_db(
+        &t,
+        &format!(
+            "db.execute(\"DELETE FROM logs WHERE level_name = 'INFO'\")\n{}{}",
+            level_row(
+                "2026-11-22 10:06:00",
+                "ERROR",
+                "Payment gateway refused charge 991"
+            ),
+            level_row(
+                "2026-11-22 10:06:01",
+                "CRITICAL",
+                "Ledger out of balance by 3 cents"
+            ),
+        ),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
+    assert_eq!(
+        occurrences(&t),
+        once(&[
+            "Disk quota exceeded on volume 3",
+            "Payment gateway refused charge 991",
+            "Ledger out of balance by 3 cents"
+        ])
+    );
+    assert!(
+        r.stdout.contains("read again from its start"),
+        "{}",
+        r.all()
+    );
+}
+
+/// The table emptied, or dropped and made again: its ids start again at 1, below the
+/// cursor (fewer rows than were read), or past it (more).
+#[test]
+fn sqlite_table_emptied_or_recreated_is_read_again_from_its_start() {
+    for (how, more) in [
+        ("db.execute('DELETE FROM logs')\n", 0),
+        (
+            &*format!("db.execute('DROP TABLE logs')\ndb.execute(\"\"\"{LOGS_SCHEMA}\"\"\")\n"),
+            8,
+        ),
+    ] {
+        let Some(t) = logs_read_up_to_info_rows() else {
+            return;
+        };
+        let mut rows = how.to_string();
+        rows.push_str(&level_row(
+            "2026-11-22 10:06:00",
+            "ERROR",
+            "Payment gateway refused charge 991",
+        ));
+        rows.push_str(&level_row(
+            "2026-11-22 10:06:01",
+            "CRITICAL",
+            "Ledger out of balance by 3 cents",
+        ));
+        for i in 0..more {
+            rows.push_str(&level_row(
+                "2026-11-22 10:06:02",
+                "INFO",
+                &format!("tick {i}"),
+            ));
+        }
+        on_app_db(&t, &rows);
+        let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+        let again = t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
+        assert_eq!(
+            occurrences(&t),
+            once(&[
+                "Disk quota exceeded on volume 3",
+                "Payment gateway refused charge 991",
+                "Ledger out of balance by 3 cents"
+            ]),
+            "{how}"
+        );
+        assert!(
+            r.stdout.contains("read again from its start"),
+            "{}",
+            r.all()
+        );
+        assert!(again.stdout.contains(" 0 lines read"), "{}", again.all());
+    }
+}
+
+/// The `log` preset's table has no INTEGER PRIMARY KEY: a VACUUM after a purge
+/// renumbers its rows from 1. The rows written after it are read; those from before the
+/// last row read are not read again.
+#[test]
+fn sqlite_log_table_renumbered_by_vacuum_is_read_on() {
+    let Some(t) = log_preset_db(
+        "db.executemany('INSERT INTO log VALUES (?,?,?,?,?,?,?,?,?)', [(1795341600 + i, 'app', 20, 'INFO', 'request %d served' % i, 'm', 'f', 1, None) for i in range(20)])\ndb.execute(\"INSERT INTO log VALUES (1795341700, 'app', 40, 'ERROR', 'Disk quota exceeded on volume 3', 'm', 'f', 1, NULL)\")\ndb.execute(\"INSERT INTO log VALUES (1795341701, 'app', 20, 'INFO', 'quota checked', 'm', 'f', 1, NULL)\")",
+    ) else {
+        return;
+    };
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    py(
+        &t,
+        "import sqlite3\ndb = sqlite3.connect('app.db')\ndb.execute('DELETE FROM log WHERE Created < 1795341650')\ndb.commit()\ndb.execute('VACUUM')\ndb.executemany('INSERT INTO log VALUES (?,?,?,?,?,?,?,?,?)', [(1795341800, 'app.pay', 40, 'ERROR', 'Payment gateway refused charge 991', 'm', 'f', 1, None), (1795341801, 'app.pay', 50, 'CRITICAL', 'Ledger out of balance by 3 cents', 'm', 'f', 1, None)])\ndb.commit()\nassert db.execute('SELECT max(rowid) FROM log').fetchone()[0] == 4",
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
+    assert_eq!(
+        occurrences(&t),
+        once(&[
+            "Disk quota exceeded on volume 3",
+            "Payment gateway refused charge 991",
+            "Ledger out of balance by 3 cents"
+        ])
+    );
+    assert!(
+        r.stdout.contains("read again from its start"),
+        "{}",
+        r.all()
+    );
+}
+
+/// Run after run, each row is read once, also one written after the last row read with
+/// a cursor below it (here a custom query's sequence).
+#[test]
+fn sqlite_reads_each_row_once_also_one_written_out_of_cursor_order() {
+    if python_or_skip().is_none() {
+        return;
+    }
+    let t = Test::new();
+    t.config(
+        "[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app.db\"\nfrom = \"start\"\nquery = \"SELECT seq, msg, sev FROM events WHERE seq > :cursor ORDER BY seq\"\ncolumns = { cursor = \"seq\", message = \"msg\", level = \"sev\" }\n",
+    );
+    let add = |rows: &[(f64, &str)]| {
+        let values: Vec<String> = rows
+            .iter()
+            .map(|(seq, msg)| format!("({seq}, '{msg}', 'ERROR')"))
+            .collect();
+        on_app_db(
+            &t,
+            &format!(
+                "db.execute('CREATE TABLE IF NOT EXISTS events (seq REAL, msg TEXT, sev TEXT)')\ndb.execute(\"INSERT INTO events VALUES {}\")\n",
+                values.join(", ")
+            ),
+        );
+    };
+    add(&[
+        (1.0, "Payment webhook rejected"),
+        (3.0, "Disk quota exceeded"),
+    ]);
+    let r = t.ok(&["run"]);
+    assert!(r.stdout.contains(" 2 lines read"), "{}", r.all());
+    let r = t.ok(&["run"]);
+    assert!(r.stdout.contains(" 0 lines read"), "{}", r.all());
+    add(&[
+        (2.0, "Invoice render crashed"),
+        (4.0, "Refund queue stalled"),
+    ]);
+    let r = t.ok(&["run"]);
+    assert!(r.stdout.contains(" 2 lines read"), "{}", r.all());
+    add(&[(5.0, "Ledger out of balance")]);
+    let r = t.ok(&["run"]);
+    assert!(r.stdout.contains(" 1 lines read"), "{}", r.all());
+    t.ok(&["run"]);
+    assert_eq!(
+        occurrences(&t),
+        once(&[
+            "Payment webhook rejected",
+            "Disk quota exceeded",
+            "Invoice render crashed",
+            "Refund queue stalled",
+            "Ledger out of balance"
+        ])
+    );
+    assert!(!r.stdout.contains("read again"), "{}", r.all());
+}
+
+/// A checkpoint kept by an earlier version (its cursor only) is read on from: the rows
+/// after it once; and a table emptied under it is read again, all of it, said.
+#[test]
+fn sqlite_checkpoint_with_only_a_cursor_is_read_on() {
+    if python_or_skip().is_none() {
+        return;
+    }
+    let t = Test::new();
+    t.config("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app.db\"\npreset = \"logs\"\nfrom = \"start\"\ntimezone = \"UTC\"\n");
+    let mut rows = format!("db.execute(\"\"\"{LOGS_SCHEMA}\"\"\")\n");
+    for i in 1..=3 {
+        rows.push_str(&level_row(
+            &format!("2026-11-22 10:00:0{i}"),
+            "ERROR",
+            &format!("Job {i} crashed"),
+        ));
+    }
+    on_app_db(&t, &rows);
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let old_checkpoint = |cursor: i64| {
+        let db = rusqlite::Connection::open(t.path("state/logwarden.db")).unwrap();
+        let n = db
+            .execute(
+                "UPDATE checkpoints SET state = ?1 WHERE source = 'db'",
+                [format!("{{\"cursor\": {cursor}}}")],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    };
+    old_checkpoint(3);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:06:00Z"]);
+    assert!(r.stdout.contains(" 0 lines read"), "{}", r.all());
+    on_app_db(
+        &t,
+        &level_row("2026-11-22 10:07:00", "ERROR", "Job 4 crashed"),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:08:00Z"]);
+    assert!(r.stdout.contains(" 1 lines read"), "{}", r.all());
+    assert_eq!(total_occurrences(&t), 4);
+    old_checkpoint(4);
+    on_app_db(
+        &t,
+        &format!(
+            "db.execute('DELETE FROM logs')\n{}",
+            level_row("2026-11-22 10:09:00", "ERROR", "Job 5 crashed")
+        ),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    t.ok(&["run", "--now", "2026-11-22T10:11:00Z"]);
+    assert_eq!(total_occurrences(&t), 5);
+    assert!(r.stdout.contains("all of it"), "{}", r.all());
+}
+
+/// The app was killed in a transaction: a hot `-journal` is next to its database. Its
+/// rows were never committed and are not read; the database is read once the app has
+/// rolled the journal back, also the rows it commits then under the same ids.
+#[test]
+fn sqlite_with_a_hot_journal_waits_for_the_app_to_recover_it() {
+    if python_or_skip().is_none() {
+        return;
+    }
+    let t = Test::new();
+    t.config("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app.db\"\npreset = \"logs\"\nfrom = \"start\"\n");
+    py(
+        &t,
+        &format!(
+            "import sqlite3, os\ndb = sqlite3.connect('app.db', isolation_level=None)\ndb.execute(\"\"\"{LOGS_SCHEMA}\"\"\")\n{}db.execute('CREATE TABLE other (x TEXT)')\ndb.executemany('INSERT INTO other VALUES (?)', [('y' * 900,) for _ in range(400)])\ndb.execute('PRAGMA cache_size=1')\ndb.execute('BEGIN')\nfor i in range(3):\n    db.execute(\"INSERT INTO logs (created_at, level_name, logger_name, message) VALUES ('2026-11-22 10:00:01', 'ERROR', 'app', ?)\", ('Uncommitted row %d' % i,))\ndb.execute('SELECT count(*), sum(length(x)) FROM other').fetchone()\nos._exit(0)\n",
+            log_row("2026-11-22 10:00:00", "Committed error one")
+        ),
+    );
+    assert!(t.path("app.db-journal").exists(), "a hot journal");
+    let r = t.run(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(t.incidents().is_empty(), "{:?}", t.incidents());
+    assert!(r.stdout.contains("interrupted"), "{}", r.all());
+    // The app restarts: its first connection rolls the journal back.
+    let mut rows = String::new();
+    for i in 0..5 {
+        rows.push_str(&log_row(
+            "2026-11-22 10:06:00",
+            &format!("Payment gateway refused charge {i}"),
+        ));
+    }
+    on_app_db(&t, &rows);
+    t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
+    let titles = t.titles();
+    assert!(
+        !titles.iter().any(|x| x.contains("Uncommitted")),
+        "{titles:?}"
+    );
+    assert_eq!(total_occurrences(&t), 6, "{titles:?}");
+}
+
 /// A fake `journalctl`: prints the entries of `journal.jsonl` after `--after-cursor`
 /// (or only the last with `--lines=1`) and records its arguments.
 fn fake_journalctl(t: &Test) -> std::path::PathBuf {
