@@ -7,6 +7,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::file::{ReadReport, SourceError};
@@ -109,12 +110,20 @@ pub fn read(
     src: &JournaldSource,
     prev: Option<&Checkpoint>,
     all_levels: bool,
+    now: DateTime<Utc>,
     sink: &mut dyn FnMut(Event),
 ) -> Result<ReadReport, SourceError> {
     let mut report = ReadReport::default();
-    let prev_cursor: Option<String> = prev
-        .and_then(|c| serde_json::from_str::<Value>(&c.state).ok())
+    let state: Option<Value> = prev.and_then(|c| serde_json::from_str::<Value>(&c.state).ok());
+    let prev_cursor: Option<String> = state
+        .as_ref()
         .and_then(|v| v.get("cursor").and_then(Value::as_str).map(str::to_string));
+    // A first run from the end that could not read the journal: what came from its
+    // time on is new.
+    let since: Option<DateTime<Utc>> = state
+        .as_ref()
+        .filter(|_| prev_cursor.is_none())
+        .and_then(|v| v.get("since")?.as_str()?.parse().ok());
     let mut cmd = Command::new(&src.command);
     cmd.args(["--output=json", "--no-pager", "--quiet"]);
     for u in &src.units {
@@ -134,7 +143,11 @@ pub fn read(
         (None, true) => {
             cmd.arg("--lines=1");
         }
-        (None, false) => {}
+        (None, false) => {
+            if let Some(t) = since {
+                cmd.arg(format!("--since=@{}", t.timestamp()));
+            }
+        }
     }
     let mut child = cmd
         .stdin(Stdio::null())
@@ -248,11 +261,28 @@ pub fn read(
         .map_err(|e| SourceError::Other(format!("`{}`: {e}", src.command)))?;
     let stderr = err_thread.join().unwrap_or_default();
     if !status.success() && report.lines == 0 {
-        return Err(SourceError::Other(format!(
+        let failed = format!(
             "`{}` failed ({status}): {}",
             src.command,
             stderr.trim().lines().last().unwrap_or("")
-        )));
+        );
+        if !tail_only {
+            return Err(SourceError::Other(failed));
+        }
+        // A first run from the end that cannot read: the next run reads from this
+        // run's time on, rather than from the end it finds then (what came between
+        // would be skipped).
+        report.warnings.push(format!(
+            "{failed} (first run, from = \"end\": the entries from {} on are read next run)",
+            crate::store::ts(now)
+        ));
+        report.checkpoints.push(Checkpoint {
+            source: cfg.name.clone(),
+            key: "cursor".into(),
+            state: serde_json::json!({ "cursor": null, "since": crate::store::ts(now) })
+                .to_string(),
+        });
+        return Ok(report);
     }
     if !status.success() {
         report.warnings.push(format!(
@@ -268,10 +298,15 @@ pub fn read(
             src.command
         ));
     }
+    let state = match (&cursor, since) {
+        // Nothing read yet: the next run still starts at the first run's time.
+        (None, Some(t)) => serde_json::json!({ "cursor": null, "since": crate::store::ts(t) }),
+        _ => serde_json::json!({ "cursor": cursor }),
+    };
     report.checkpoints.push(Checkpoint {
         source: cfg.name.clone(),
         key: "cursor".into(),
-        state: serde_json::json!({ "cursor": cursor }).to_string(),
+        state: state.to_string(),
     });
     Ok(report)
 }

@@ -316,7 +316,9 @@ pub fn read(
     match &cfg.kind {
         SourceKind::File(fs) => file::read(cfg, fs, prev, all_levels, now, sink),
         SourceKind::Sqlite(s) => sqlite::read(cfg, s, prev.get("cursor"), all_levels, now, sink),
-        SourceKind::Journald(j) => journald::read(cfg, j, prev.get("cursor"), all_levels, sink),
+        SourceKind::Journald(j) => {
+            journald::read(cfg, j, prev.get("cursor"), all_levels, now, sink)
+        }
     }
 }
 

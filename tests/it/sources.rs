@@ -867,19 +867,29 @@ fn sqlite_with_a_hot_journal_waits_for_the_app_to_recover_it() {
 }
 
 /// A fake `journalctl`: prints the entries of `journal.jsonl` after `--after-cursor`
+/// (or from `--since=@<seconds>`; it fails while `journalctl-fail` exists)
 /// (or only the last with `--lines=1`) and records its arguments.
 fn fake_journalctl(t: &Test) -> std::path::PathBuf {
     let script = format!(
         r#"#!/bin/sh
 echo "$@" >> {dir}/journalctl-args
-after=""; last=""
+if [ -e {dir}/journalctl-fail ]; then echo "Failed to open journal: Permission denied" >&2; exit 1; fi
+after=""; last=""; since=""
 for a in "$@"; do
   case "$a" in
     --after-cursor=*) after="${{a#--after-cursor=}}" ;;
     --lines=1) last=1 ;;
+    --since=@*) since="${{a#--since=@}}" ;;
   esac
 done
 if [ -n "$last" ]; then tail -n 1 {dir}/journal.jsonl; exit 0; fi
+if [ -n "$since" ]; then
+  while IFS= read -r line; do
+    ts=$(printf '%s' "$line" | sed -n 's/.*"__REALTIME_TIMESTAMP":"\([0-9]*\)".*/\1/p')
+    if [ "$ts" -ge "$((since * 1000000))" ]; then printf '%s\n' "$line"; fi
+  done < {dir}/journal.jsonl
+  exit 0
+fi
 if [ -z "$after" ]; then cat {dir}/journal.jsonl; exit 0; fi
 found=""
 while IFS= read -r line; do
@@ -959,6 +969,61 @@ fn journald_an_error_after_an_info_line_keeps_its_level() {
             .any(|i| i["exception_type"] == "KeyError" && i["level"] == "ERR"),
         "{inc:?}"
     );
+}
+
+/// `from = "end"` and the journal cannot be read on the first run: the next run reads
+/// the entries from the first run's time on, not from the end it finds then.
+#[test]
+fn journald_from_end_unreadable_on_the_first_run_reads_what_came_after_it() {
+    let t = Test::new();
+    let jc = fake_journalctl(&t);
+    t.config(&format!(
+        "[[source]]\nname = \"journal\"\nkind = \"journald\"\ncommand = \"{}\"\nfrom = \"end\"\n",
+        jc.display()
+    ));
+    // entry n is stamped 2025-11-22 10:00:00 + n seconds
+    t.write(
+        "journal.jsonl",
+        &(entry(1, 3, serde_json::json!("Old cron job failed"))
+            + &entry(5, 3, serde_json::json!("Old backup failed"))),
+    );
+    t.write("journalctl-fail", "");
+    let r = t.ok(&["run", "--now", "2025-11-22T10:00:10Z"]);
+    assert!(
+        r.stdout.contains("Permission denied") && r.stdout.contains("2025-11-22T10:00:10Z on"),
+        "{}",
+        r.all()
+    );
+    std::fs::remove_file(t.path("journalctl-fail")).unwrap();
+    t.append(
+        "journal.jsonl",
+        (entry(20, 3, serde_json::json!("Payment provider unreachable"))
+            + &entry(25, 3, serde_json::json!("Refund worker stopped")))
+            .as_bytes(),
+    );
+    t.ok(&["run", "--now", "2025-11-22T10:00:30Z"]);
+    assert!(t.read("journalctl-args").contains("--since=@1763805610"));
+    let mut titles: Vec<String> = t
+        .incidents()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap().to_string())
+        .collect();
+    titles.sort();
+    assert_eq!(
+        titles,
+        ["Payment provider unreachable", "Refund worker stopped"],
+        "{titles:?}"
+    );
+    // and on from its cursor
+    t.append(
+        "journal.jsonl",
+        entry(40, 3, serde_json::json!("Mail relay refused")).as_bytes(),
+    );
+    t.ok(&["run", "--now", "2025-11-22T10:00:50Z"]);
+    assert_eq!(t.incidents().len(), 3);
+    assert!(t
+        .read("journalctl-args")
+        .contains("--after-cursor=s=abc;i=25"));
 }
 
 #[test]
