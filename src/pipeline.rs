@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 use crate::config::Config;
 use crate::ignore::{IgnoreRules, LazyRules, Part};
+use crate::incident::rebuild::Known;
 use crate::investigate::{self, Diagnosis};
 use crate::signature::{signature, Miner, Signature};
 use crate::source::{self, Event, Level};
@@ -139,14 +140,14 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
     let clock = run_clock(&store, opts, &mut report)?;
     // A store that lost incidents its pages still show is rebuilt from them first:
     // before the phone's acks (they name those incidents) and before reading.
-    let known_until = if opts.dry_run {
+    let known = if opts.dry_run {
         if incident::rebuild::needed(&config.incidents_dir, &store).unwrap_or(false) {
             report.warnings.push(format!(
                 "{} may hold incident pages the state database does not know (it was deleted or rolled back): a real run rebuilds them first; this dry run does not",
                 config.incidents_dir.display()
             ));
         }
-        HashMap::new()
+        Known::default()
     } else {
         rebuild_state(config, &mut store, now, &mut report)?
     };
@@ -165,7 +166,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         &store,
         &mut miner,
         &ignore,
-        &known_until,
+        &known,
         now,
         &mut report,
     )?;
@@ -273,10 +274,10 @@ fn rebuild_state(
     store: &mut Store,
     now: DateTime<Utc>,
     report: &mut RunReport,
-) -> Result<HashMap<Signature, DateTime<Utc>>, RunError> {
+) -> Result<Known, RunError> {
     let mut r = match incident::rebuild::rebuild(config, store, now) {
         Ok(Some(r)) => r,
-        Ok(None) => return Ok(HashMap::new()),
+        Ok(None) => return Ok(Known::default()),
         Err(e) => {
             return Err(RunError::Io(format!(
                 "the state database does not know incident pages in {}, and rebuilding it from them failed: {e}",
@@ -304,7 +305,7 @@ fn rebuild_state(
     };
     store.enqueue_kind(None, "state-rebuilt", "warning", &n, now)?;
     notify::control::skip_to(store, now)?;
-    let known = std::mem::take(&mut r.known_until);
+    let known = std::mem::take(&mut r.known);
     report.rebuilt = Some(r);
     Ok(known)
 }
@@ -757,15 +758,14 @@ struct ReadResult {
 
 /// Reads every source, grouping what is kept by signature. A source that fails is
 /// reported and skipped; its checkpoint does not move.
-/// `known_until`: after a rebuild, each signature's last occurrence on the pages: a
-/// source whose checkpoint went with the database (or was rolled back with it) reads
-/// again records the pages already count, up to that time.
+/// `known`: after a rebuild, what the pages count: a source whose checkpoint went with
+/// the database (or was rolled back with it) reads again records they already count.
 fn read_sources(
     config: &Config,
     store: &Store,
     miner: &mut Miner,
     ignore: &LazyRules,
-    known_until: &HashMap<Signature, DateTime<Utc>>,
+    known: &Known,
     now: DateTime<Utc>,
     report: &mut RunReport,
 ) -> Result<ReadResult, RunError> {
@@ -774,10 +774,6 @@ fn read_sources(
     let mut hits: HashMap<String, (u64, Option<DateTime<Utc>>)> = HashMap::new();
     let mut checkpoints = Vec::new();
     let mut forget = Vec::new();
-    // After a rebuild, what the pages show last: a record of a signature no page has
-    // that is older than this was read before the loss (and ignored, or it would have
-    // a page).
-    let newest_page = known_until.values().max().copied();
     let mut log_counts = crate::metrics::logs::LogCounts::default();
     for src in &config.sources {
         let prev = store.checkpoints(&src.name)?;
@@ -789,7 +785,8 @@ fn read_sources(
         let mut templates = store::StoredTemplates(store);
         let mut unread: Option<String> = None;
         let mut again = 0u64;
-        let reread = prev.is_empty() && !known_until.is_empty();
+        let reread = prev.is_empty() && !known.until.is_empty();
+        let newest_page = known.newest_by_source.get(&src.name).copied();
         // A file or table whose checkpoint went with the database is read from its start
         // (what was written between the last run and the loss would be lost otherwise),
         // what the pages already have is skipped below. The journal keeps `from`: its
@@ -829,7 +826,7 @@ fn read_sources(
             let time = event.time.map_or(now, |t| t.min(now));
             // After a rebuild a source may read again what its pages already count: from
             // its start (no checkpoint) or from a checkpoint rolled back with the database.
-            let until = match known_until.get(&sig) {
+            let until = match known.until.get(&sig) {
                 Some(t) => Some(*t),
                 None if reread => newest_page,
                 None => None,

@@ -43,9 +43,21 @@ pub struct Rebuilt {
     pub pending: Vec<i64>,
     /// Pages that could not be read or have no front matter of ours.
     pub skipped: Vec<String>,
-    /// For each signature, its last occurrence on the pages. A source read again from
-    /// its start (its checkpoint went with the database) skips records up to it.
-    pub known_until: HashMap<Signature, DateTime<Utc>>,
+    /// What the pages already count, for sources read again from their start.
+    pub known: Known,
+}
+
+/// What the pages count: a source read again from its start (its checkpoint went with
+/// the database) skips the records they have.
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// For each signature, its last occurrence on the pages: records up to it are
+    /// counted.
+    pub until: HashMap<Signature, DateTime<Utc>>,
+    /// For each source, the last occurrence on its pages: a record of a signature no
+    /// page has that is older was read before the loss (and ignored, or it would have
+    /// a page). Per source: another source's clock may run ahead of this one's.
+    pub newest_by_source: HashMap<String, DateTime<Utc>>,
 }
 
 impl Rebuilt {
@@ -200,7 +212,13 @@ pub fn rebuild(
     let batch = store.batch().map_err(db)?;
     for p in &mut pages {
         if let Ok(sig) = p.signature.parse::<Signature>() {
-            let t = out.known_until.entry(sig).or_insert(p.last_seen);
+            let t = out.known.until.entry(sig).or_insert(p.last_seen);
+            *t = (*t).max(p.last_seen);
+            let t = out
+                .known
+                .newest_by_source
+                .entry(p.source.clone())
+                .or_insert(p.last_seen);
             *t = (*t).max(p.last_seen);
         }
         if known.contains(&p.id) {

@@ -716,3 +716,45 @@ fn pages_follow_a_moved_incidents_folder() {
         r.stdout
     );
 }
+
+/// After a lost state, a source read again skips what the pages count; a new error of
+/// another source whose clock runs behind (stamped before the newest page of the first)
+/// is read, not taken for a record from before the loss.
+#[test]
+fn after_a_lost_state_a_new_error_of_a_source_whose_clock_lags_is_read() {
+    let t = Test::new();
+    t.config(&format!(
+        "[[source]]\nname = \"web\"\npath = \"web.log\"\nfrom = \"start\"\n[[source]]\nname = \"worker\"\npath = \"worker.log\"\nfrom = \"start\"\n{NO_NAG}"
+    ));
+    t.write(
+        "web.log",
+        "2026-11-22 10:00:00.000 | ERROR    | web.api:get:12 - Disk full on /var/lib/web\n",
+    );
+    t.write(
+        "worker.log",
+        "2026-11-22 09:25:00.000 | INFO     | worker.main:run:1 - worker started\n",
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    remove(&t, &["", "-wal", "-shm"]);
+    t.append(
+        "worker.log",
+        b"2026-11-22 09:40:00.000 | CRITICAL | worker.pay:charge:88 - Payment provider unreachable: all charges failing\n",
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
+    assert!(r.stdout.contains("state rebuilt:"), "{}", r.stdout);
+    let titles: Vec<String> = t
+        .incidents()
+        .iter()
+        .map(|i| i["title"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    assert!(
+        titles.iter().any(|x| x.contains("Payment provider")),
+        "{titles:?}"
+    );
+    assert_eq!(
+        by_id(&t, 1)["occurrences"],
+        1,
+        "the page's error not counted again"
+    );
+}
