@@ -10,7 +10,10 @@
 //! 2. PEM and PGP private key blocks, whole, `\n`-escaped or cut short;
 //! 3. shapes: provider keys (Anthropic, OpenAI, AWS, GitHub, GitLab, Slack, Stripe,
 //!    Google, SendGrid, npm, Twilio, ...), JWTs, bearer/basic credentials, passwords
-//!    in URLs (also URL-encoded), webhook URLs, card numbers (Luhn-checked);
+//!    in URLs (also URL-encoded), webhook URLs, card numbers (Luhn-checked),
+//!    crypt(3) password hashes (`$6$salt$hash`, bcrypt, yescrypt, Argon2);
+//!    then the credentials of `AUTH` commands ([`commands`]) and of Authorization
+//!    headers;
 //! 4. values next to secret-like names ([`pairs`]): always for names that are
 //!    secrets, when the value looks generated ([`entropy`]) for names that hint;
 //! 5. the config's own regexes under `[redact]`.
@@ -27,6 +30,7 @@ use std::sync::{LazyLock, OnceLock};
 use regex::{Captures, Regex, RegexSet};
 
 mod auth;
+mod commands;
 mod dump;
 pub mod entropy;
 mod pairs;
@@ -250,6 +254,31 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             "token",
             r"\b[A-Za-z][A-Za-z0-9]{1,11}[_-][A-Za-z0-9_-]{30,}",
             prefixed_token,
+        ),
+        // crypt(3) hashes, as htpasswd and /etc/shadow hold them (and as a dump of
+        // either logs them): a hash is as good as the password to an offline guesser.
+        // The scheme and its parameters stay (they say what the line is); the salt
+        // and the hash go. MD5-crypt, Apache's apr1, SHA-crypt (with `rounds=`),
+        // bcrypt, yescrypt and scrypt, Argon2, Django's PBKDF2.
+        rule(
+            "password-hash",
+            r"\$(?:1|apr1|md5|5|6)\$(?:rounds=[0-9]+\$)?(?P<v>[./A-Za-z0-9]{1,16}\$[./A-Za-z0-9]{8,})",
+        ),
+        rule(
+            "password-hash",
+            r"\$2[abxy]?\$[0-9]{2}\$(?P<v>[./A-Za-z0-9]{20,})",
+        ),
+        rule(
+            "password-hash",
+            r"\$(?:y|gy|7)\$(?P<v>[./A-Za-z0-9]+(?:\$[./A-Za-z0-9]*)?\$[./A-Za-z0-9]{8,})",
+        ),
+        rule(
+            "password-hash",
+            r"\$argon2(?:id|i|d)\$(?:v=[0-9]+\$)?m=[0-9]+,t=[0-9]+,p=[0-9]+\$(?P<v>[A-Za-z0-9+/]+\$[A-Za-z0-9+/]{8,})",
+        ),
+        rule(
+            "password-hash",
+            r"\bpbkdf2_sha(?:1|256|512)\$[0-9]+\$(?P<v>[A-Za-z0-9./+]+\$[A-Za-z0-9./+=]{8,})",
         ),
         checked(
             "card-number",
@@ -557,6 +586,9 @@ impl Redactor {
                 out = Cow::Owned(s);
                 changed = true;
             }
+        }
+        if let Some(s) = commands::redact(&out) {
+            out = Cow::Owned(s);
         }
         // Whatever an Authorization header carries is a credential, however short
         // (`Bearer hunter22`) and whatever its scheme: after the rules above, which
@@ -1082,6 +1114,7 @@ mod tests {
                 assert_eq!(hits.matched(i), rule.re().is_match(t), "rule {i} on {t:?}");
             }
             let rules = every_rule(t);
+            let rules = commands::redact(&rules).unwrap_or(rules);
             let rules = auth::redact(&rules).unwrap_or(rules);
             assert_eq!(r(t), pairs::redact(&rules).unwrap_or(rules), "{t:?}");
         }
@@ -1368,6 +1401,155 @@ mod tests {
         for text in cases {
             assert_eq!(r(text), *text, "redacted what is not a secret");
         }
+    }
+
+    #[test]
+    fn redis_auth_commands_lose_their_password() {
+        gone(&[
+            (
+                "Redis command failed: AUTH RedisAuthPw99",
+                "RedisAuthPw99",
+                "password",
+            ),
+            (
+                "Redis command failed: AUTH default RedisAuthPw98",
+                "RedisAuthPw98",
+                "password",
+            ),
+            (
+                "Error while executing ('AUTH', 'RedisAuthPw97')",
+                "RedisAuthPw97",
+                "password",
+            ),
+            (
+                "Command [b'AUTH', b'app', b'RedisAuthPw96'] failed",
+                "RedisAuthPw96",
+                "password",
+            ),
+            (
+                r#"1339518083.107412 [0 127.0.0.1:60866] "AUTH" "RedisAuthPw95""#,
+                "RedisAuthPw95",
+                "password",
+            ),
+            ("slowlog: AUTH Pw94xyz then GET k", "Pw94xyz", "password"),
+            ("AUTH 3xQ9zLm2 rejected: WRONGPASS", "3xQ9zLm2", "password"),
+            (
+                "smtp> AUTH PLAIN AGJvYgBodW50ZXIy",
+                "AGJvYgBodW50ZXIy",
+                "password",
+            ),
+        ]);
+        // The user and the command stay: they say what failed.
+        assert_eq!(
+            r("Redis command failed: AUTH default RedisAuthPw98"),
+            "Redis command failed: AUTH default [REDACTED:password]"
+        );
+        assert_eq!(
+            r("Error while executing ('AUTH', 'default', 'pw')"),
+            "Error while executing ('AUTH', 'default', '[REDACTED:password]')"
+        );
+        kept(&[
+            "AUTH failed for user bob",
+            "AUTH FAILED: invalid username-password pair",
+            "AUTH <password> called without any password configured for the default user",
+            "auth service down, retrying",
+            "Auth failed for user bob",
+            "OAuth callback failed",
+            "OAUTH token expired",
+            "X-AUTH-Token missing",
+            "HTTP_AUTH header missing",
+            "smtp> AUTH PLAIN",
+            "AUTH: ok",
+            "NOAUTH Authentication required.",
+        ]);
+    }
+
+    #[test]
+    fn crypt_password_hashes_lose_their_salt_and_hash() {
+        gone(&[
+            ("htpasswd line: admin:$apr1$abcd1234$HashedPwValueXYZ012345", "HashedPwValueXYZ012345", "password-hash"),
+            ("shadow: root:$6$saltsalt$ShadowHashABCDEFGHIJKLMNOP0123456789:19000:0:99999:7:::", "ShadowHashABCDEFGHIJKLMNOP", "password-hash"),
+            ("user bob:$5$rounds=5000$s4ltS4lt$Sha256Hash0123456789abcdefghij", "Sha256Hash0123456789", "password-hash"),
+            ("md5 $1$Xy7.Ab/c$PDE3n8kDd8cvx9Q3.0KqM1", "PDE3n8kDd8cvx9Q3", "password-hash"),
+            ("hash $2b$12$R9h/cIPz0gi.URNNX3kh2OPST9/PgBkqquzi.Ss7KIUgO2t0jWMUW", "R9h/cIPz0gi.URNNX3kh2O", "password-hash"),
+            ("root:$y$j9T$F5Jx5fExrKuPp53xLKQ..1$X3DX6M94c7o.9agCG9G317fhZg9SqC.5i5rd.RhAtQ7:19000::::::", "X3DX6M94c7o.9agCG9G317", "password-hash"),
+            ("stored $argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG", "RdescudvJCsgt3ub", "password-hash"),
+            ("django pbkdf2_sha256$600000$bG9uZ3NhbHQ$Zm9vYmFyYmF6cXV4MTIzNDU2Nzg5MA==", "Zm9vYmFyYmF6cXV4", "password-hash"),
+        ]);
+        // The scheme and its parameters stay, and the shadow line's other fields.
+        assert_eq!(
+            r("root:$6$saltsalt$ShadowHashABCDEFGHIJKLMNOP0123456789:19000:0:99999:7:::"),
+            "root:$6$[REDACTED:password-hash]:19000:0:99999:7:::"
+        );
+        assert_eq!(
+            r("$argon2id$v=19$m=65536,t=3,p=4$c29tZXNhbHQ$RdescudvJCsgt3ub+b+dWRWJTmaaJObG"),
+            "$argon2id$v=19$m=65536,t=3,p=4$[REDACTED:password-hash]"
+        );
+        kept(&[
+            "root:x:0:0:root:/root:/bin/bash",
+            "bob:!:19000:0:99999:7:::",
+            "paid $5 and $6 for $1 items",
+            "echo $1$2 $HOME",
+            "cost $6$ per unit",
+        ]);
+    }
+
+    #[test]
+    fn a_tab_after_a_secret_name_separates_its_value() {
+        gone(&[
+            ("Auth failed password\tTabPw78", "TabPw78", "password"),
+            (
+                "user\tbob\tpassword\tTabPw79\tstatus\tfailed",
+                "TabPw79",
+                "password",
+            ),
+            ("api_key\t \tTabKey80", "TabKey80", "api-key"),
+        ]);
+        assert_eq!(
+            r("user\tbob\tpassword\tTabPw79\tstatus\tfailed"),
+            "user\tbob\tpassword\t[REDACTED:password]\tstatus\tfailed"
+        );
+        kept(&[
+            "name\tvalue\tcount\t3",
+            "key\tusers:42:profile",
+            "password reset requested",
+        ]);
+    }
+
+    #[test]
+    fn secret_names_in_other_languages_and_scripts() {
+        gone(&[
+            ("Auth failed: pässwort=GeheimPw77", "GeheimPw77", "password"),
+            ("Auth failed: PÄSSWORT=GeheimPw76", "GeheimPw76", "password"),
+            ("login passwort=Geheim75 user=x", "Geheim75", "password"),
+            ("kennwort: Geheim74", "Geheim74", "password"),
+            ("mot_de_passe=Secret73", "Secret73", "password"),
+            ("motdepasse=Secret72", "Secret72", "password"),
+            ("{\"contraseña\": \"Secreta71\"}", "Secreta71", "password"),
+            ("contrasena=Secreta70", "Secreta70", "password"),
+            ("senha=Segredo69", "Segredo69", "password"),
+            ("parola='Segreto68'", "Segreto68", "password"),
+            ("wachtwoord=Geheim67", "Geheim67", "password"),
+            ("hasło=Tajne66", "Tajne66", "password"),
+            ("haslo=Tajne65", "Tajne65", "password"),
+            ("пароль=Секрет64", "Секрет64", "password"),
+            ("Пароль: Sekret63", "Sekret63", "password"),
+            ("db_пароль=Sekret62", "Sekret62", "password"),
+            ("→password=Arrow61", "Arrow61", "password"),
+        ]);
+        // The name is read whole: a letter before it is part of it.
+        assert_eq!(
+            r("pässwort=GeheimPw77 user=x"),
+            "pässwort=[REDACTED:password] user=x"
+        );
+        kept(&[
+            "Grüße=hallo",
+            "größe=42 straße=Hauptstraße",
+            "имя=Иван",
+            "usuario=maría",
+            "mot=bonjour",
+            "clé·AKIA· parole=ok",
+        ]);
     }
 
     #[test]

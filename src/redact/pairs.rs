@@ -71,6 +71,17 @@ const ALWAYS_SUFFIX: &[(&str, &str)] = &[
     ("sessionkey", "session"),
     ("sessiontoken", "session"),
     ("sessioncookie", "session"),
+    // The same word in the languages an application's own names are written in,
+    // folded to ASCII (see [`fold`]): `pässwort`, `contraseña`, `hasło`, `пароль`.
+    ("passwort", "password"),
+    ("kennwort", "password"),
+    ("motdepasse", "password"),
+    ("contrasena", "password"),
+    ("senha", "password"),
+    ("parola", "password"),
+    ("wachtwoord", "password"),
+    ("haslo", "password"),
+    ("parol", "password"),
 ];
 
 /// The last word alone (split at `_`, `-`, `.` and case changes).
@@ -133,6 +144,77 @@ fn words(name: &str) -> Vec<String> {
     out
 }
 
+/// A name with its non-ASCII letters written in ASCII (`pässwort` → `passwort`,
+/// `contraseña` → `contrasena`, `пароль` → `parol`), so that the lists, all ASCII,
+/// read it; a letter with no ASCII form stays and splits the name as before. The
+/// case of each letter is kept (the words of `PÄSSWORT` are still one).
+fn fold(name: &str) -> String {
+    const LATIN: &[(&str, &str)] = &[
+        ("àáâãäåāăą", "a"),
+        ("çćĉċč", "c"),
+        ("ďđ", "d"),
+        ("èéêëēĕėęě", "e"),
+        ("ĝğġģ", "g"),
+        ("ìíîïĩīĭįı", "i"),
+        ("ķ", "k"),
+        ("ĺļľŀł", "l"),
+        ("ñńņňŉ", "n"),
+        ("òóôõöøōŏő", "o"),
+        ("ŕŗř", "r"),
+        ("śŝşšș", "s"),
+        ("ţťŧț", "t"),
+        ("ùúûüũūŭůűų", "u"),
+        ("ýÿŷ", "y"),
+        ("źżž", "z"),
+        ("ß", "ss"),
+        ("æ", "ae"),
+        ("œ", "oe"),
+        // Cyrillic, transliterated; the soft and hard signs have no sound of their own.
+        ("а", "a"),
+        ("б", "b"),
+        ("в", "v"),
+        ("г", "g"),
+        ("д", "d"),
+        ("еёэ", "e"),
+        ("ж", "zh"),
+        ("з", "z"),
+        ("иій", "i"),
+        ("к", "k"),
+        ("л", "l"),
+        ("м", "m"),
+        ("н", "n"),
+        ("о", "o"),
+        ("п", "p"),
+        ("р", "r"),
+        ("с", "s"),
+        ("т", "t"),
+        ("у", "u"),
+        ("ф", "f"),
+        ("х", "h"),
+        ("ц", "ts"),
+        ("ч", "ch"),
+        ("шщ", "sh"),
+        ("ы", "y"),
+        ("ьъ", ""),
+        ("ю", "yu"),
+        ("я", "ya"),
+    ];
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if c.is_ascii() {
+            out.push(c);
+            continue;
+        }
+        let lower = c.to_lowercase().next().unwrap_or(c);
+        match LATIN.iter().find(|(from, _)| from.contains(lower)) {
+            Some((_, to)) if c.is_uppercase() => out.push_str(&to.to_ascii_uppercase()),
+            Some((_, to)) => out.push_str(to),
+            None => out.push(c),
+        }
+    }
+    out
+}
+
 /// Every entry of the three lists: a name the lists classify holds one of them in
 /// its joined lower-case letters and digits (an ending, a last word or a part).
 static ANY_ENTRY: LazyLock<Regex> = LazyLock::new(|| {
@@ -147,6 +229,13 @@ static ANY_ENTRY: LazyLock<Regex> = LazyLock::new(|| {
 
 /// How secret a name is, or None for an ordinary name.
 pub fn classify(name: &str) -> Option<Class> {
+    if !name.is_ascii() {
+        return classify_ascii(&fold(name));
+    }
+    classify_ascii(name)
+}
+
+fn classify_ascii(name: &str) -> Option<Class> {
     // Most names in a text are ordinary: ruled out without splitting them into words
     // (the joined form is what every list is matched against).
     let mut joined = [0u8; 64];
@@ -191,9 +280,13 @@ pub fn classify(name: &str) -> Option<Class> {
 }
 
 /// A name, an optional closing quote (plain, `\"`-escaped or doubled), and the
-/// separator: `=`, `:`, `=>`, or their URL-encoded forms.
+/// separator: `=`, `:`, `=>`, their URL-encoded forms, or a tab (tab-separated
+/// fields, a tab-aligned config dump). A name's letters may be non-ASCII
+/// (`pässwort`): any non-ASCII character counts as one, so that the name is read
+/// whole, not from after its `ä` (a superset of Unicode letters that keeps the
+/// search fast).
 static NAME_SEP: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?P<name>[A-Za-z_][A-Za-z0-9_.-]*)(?:\\*["'])?[ \t]*(?:=>|=|:|%3[DdAa])[ \t]*"#)
+    Regex::new(r#"(?P<name>[A-Za-z_\x{80}-\x{10FFFF}][A-Za-z0-9_.\x{80}-\x{10FFFF}-]*)(?:\\*["'])?(?:[ \t]*(?:=>|=|:|%3[DdAa])[ \t]*|[ \t]*\t[ \t]*)"#)
         .expect("pair regex compiles")
 });
 
@@ -203,7 +296,7 @@ static NAME_SEP: LazyLock<Regex> = LazyLock::new(|| {
 fn leading_name(m: &str) -> &str {
     let n = m
         .bytes()
-        .position(|b| !(b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')))
+        .position(|b| !(b.is_ascii_alphanumeric() || b >= 0x80 || matches!(b, b'_' | b'.' | b'-')))
         .unwrap_or(m.len());
     &m[..n]
 }
@@ -314,6 +407,9 @@ struct Before {
     /// The name is a query-string parameter (right after `?` or `&`): there an `&`
     /// starting the next `name=` separates, anywhere else `&` is part of the value.
     query: bool,
+    /// The name and its value are separated by a tab alone (tab-separated fields):
+    /// a tab ends the value, only a space joins its words.
+    tabbed: bool,
 }
 
 const QUOTES: [u8; 3] = [b'"', b'\'', b'`'];
@@ -369,6 +465,7 @@ impl LineScan {
             quote: self.quote,
             bracket: self.depth.map(|d| d > 0),
             query: line.ends_with(['?', '&']) || line.ends_with("&amp;"),
+            tabbed: false,
         }
     }
 }
@@ -570,7 +667,8 @@ fn unquoted_end(rest: &str, mode: Mode, before: &Before) -> usize {
             return end;
         }
         end = i;
-        if mode == Mode::Word || i >= b.len() || !matches!(b[i], b' ' | b'\t') {
+        let joins = b.get(i) == Some(&b' ') || (b.get(i) == Some(&b'\t') && !before.tabbed);
+        if mode == Mode::Word || !joins {
             return end;
         }
         // The next word joins the value unless it starts something else: another
@@ -626,7 +724,9 @@ pub fn redact(text: &str) -> Option<String> {
         }
         scan.feed(text.as_bytes(), scanned, whole.start());
         scanned = whole.start();
-        let before = scan.before(&text[scan_line..whole.start()]);
+        let mut before = scan.before(&text[scan_line..whole.start()]);
+        // Every other separator holds one of these.
+        before.tabbed = !whole.as_str()[name.len()..].contains(['=', ':', '%']);
         let Some(v) = read_value(text, whole.end(), class.mode, &before) else {
             continue;
         };

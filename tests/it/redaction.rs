@@ -562,6 +562,14 @@ fn secrets_of_many_more_shapes_do_not_leave_the_host() {
         format!("Deploy key rejected:\nPuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: deploy\nPublic-Lines: 2\nAAAAC3NzaC1lZDI1NTE5AAAAI{}\nqk0d\nPrivate-Lines: 1\n{}\nPrivate-MAC: {}", d.pick(B64, 20), keep(d.pick(B64, 48)), keep(d.pick(HEX, 40))),
         format!("Request config:\n{{'db': {{'host': 'db', 'password': '{}'}},\n 'headers': {{'Authorization': 'Bearer '\n                              '{}'}}}}", keep(d.pick(ALNUM, 24)), keep(d.pick(ALNUM, 64))),
         format!("JWT verify failed for eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\neyJzdWIiOi{}.\n{}", keep(d.pick(ALNUM, 40)), keep(d.pick(URLSAFE, 43))),
+        format!("Redis command failed: AUTH {}", keep(d.pick(ALNUM, 14))),
+        format!("Redis command failed: AUTH default {}", keep(d.pick(ALNUM, 14))),
+        format!("Error while executing ('AUTH', '{}')", keep(d.pick(ALNUM, 14))),
+        format!("htpasswd line: admin:$apr1$abcd1234${}", keep(d.pick(ALNUM, 22))),
+        format!("shadow: root:$6$saltsalt${}:19000:0:99999:7:::", keep(d.pick(ALNUM, 40))),
+        format!("Login check failed for $2b$12${}", keep(d.pick(ALNUM, 53))),
+        format!("Auth failed: pässwort={}", keep(d.pick(ALNUM, 10))),
+        format!("Auth failed: пароль={}", keep(d.pick(ALNUM, 10))),
     ];
     let mut log = String::new();
     for (n, line) in lines.iter().enumerate() {
@@ -621,6 +629,8 @@ fn secrets_of_many_more_shapes_do_not_leave_the_host() {
         "'-h', 'db'",
         "o4504.ingest.sentry.io",
         "next=/ 500",
+        "AUTH default [REDACTED:password]",
+        "root:$6$[REDACTED:password-hash]:19000",
     ] {
         assert!(
             all.contains(kept),
