@@ -341,7 +341,7 @@ pub fn render_full(i: &IncidentRow, d: Option<&Diagnosis>, extras: &Extras) -> S
         for r in extras.related {
             let title = crate::sanitize::md_link_text(&r.title);
             let link = match &r.file {
-                Some(f) => format!("[#{} {title}]({})", r.id, link_target(f)),
+                Some(link) => format!("[#{} {title}]({link})", r.id),
                 None => format!("#{} {title}", r.id),
             };
             tail.push_str(&format!("- {}: {link} ({})\n", r.relation, r.status));
@@ -599,11 +599,6 @@ fn notes_of(old: &str) -> Option<String> {
     } else {
         format!("{typed}\n{below}")
     })
-}
-
-/// A relative link target (made by [`page_link`]), used as it is.
-fn link_target(link: &str) -> String {
-    link.to_string()
 }
 
 /// The relative link from a file in the folder `from` to the page recorded at `page`,

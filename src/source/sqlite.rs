@@ -271,13 +271,7 @@ pub fn read(
     }
     let (conn, note) = match open(&src.path, src.busy_timeout) {
         Ok(c) => c,
-        Err((e, true)) if from_end => {
-            report.warnings.push(locked_first_run(&e, now));
-            report.checkpoints.push(checkpoint(
-                serde_json::json!({ "cursor": null, "since": crate::store::ts(now) }),
-            ));
-            return Ok(report);
-        }
+        Err((e, true)) if from_end => return Ok(locked_first_run(report, &cfg.name, &e, now)),
         Err((e, _)) => return Err(err(e)),
     };
     report.warnings.extend(note);
@@ -315,13 +309,8 @@ pub fn read(
                 Value::Null
             }
             Err(e) if from_end && is_busy(&e) => {
-                report
-                    .warnings
-                    .push(locked_first_run(&describe(&src.path, &e), now));
-                report.checkpoints.push(checkpoint(
-                    serde_json::json!({ "cursor": null, "since": crate::store::ts(now) }),
-                ));
-                return Ok(report);
+                let e = describe(&src.path, &e);
+                return Ok(locked_first_run(report, &cfg.name, &e, now));
             }
             Err(e) => return Err(err(describe(&src.path, &e))),
         };
@@ -695,12 +684,24 @@ fn order(a: &Value, b: &Value) -> std::cmp::Ordering {
     }
 }
 
-/// What a first run that found the database locked says.
-fn locked_first_run(e: &str, now: DateTime<Utc>) -> String {
-    format!(
+/// A first run from the end that found the database locked: it says so, and leaves the
+/// next run to read the rows from its time on.
+fn locked_first_run(
+    mut report: ReadReport,
+    source: &str,
+    e: &str,
+    now: DateTime<Utc>,
+) -> ReadReport {
+    report.warnings.push(format!(
         "{e} (first run, from = \"end\": the rows from {} on are read when it is free)",
         crate::store::ts(now)
-    )
+    ));
+    report.checkpoints.push(Checkpoint {
+        source: source.to_string(),
+        key: "cursor".into(),
+        state: serde_json::json!({ "cursor": null, "since": crate::store::ts(now) }).to_string(),
+    });
+    report
 }
 
 fn no_such_table(e: &rusqlite::Error) -> bool {
