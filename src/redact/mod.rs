@@ -708,6 +708,11 @@ fn glued_random(template: &str) -> String {
         .join(" ")
 }
 
+/// Is `name` a name whose value is a secret (`password`, `api_key`, `пароль`)?
+pub fn is_secret_name(name: &str) -> bool {
+    !name.is_empty() && pairs::classify(name).is_some()
+}
+
 /// Where to cut `text` to keep at most `max` bytes without splitting a token:
 /// a secret cut in half loses the shape that would find it, so the partial
 /// token is left out (back to the last space or punctuation). A text that is

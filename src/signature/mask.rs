@@ -79,9 +79,24 @@ pub fn mask_into<'a>(message: &'a str, out: &mut Vec<Cow<'a, str>>) {
         };
     // The last byte of the previous token (a JSON key may follow a `,` or `{`).
     let mut prev_last = 0u8;
+    // The previous token as written, and where it ended.
+    let (mut prev_tok, mut prev_end) = ("", 0);
     for tok in tokens {
         let start = tok.as_ptr() as usize - message.as_ptr() as usize;
         if start < skip_to {
+            continue;
+        }
+        let (before, before_end) = (prev_tok, prev_end);
+        (prev_tok, prev_end) = (tok, start + tok.len());
+        if message.as_bytes()[before_end..start].contains(&b'\t')
+            && crate::redact::is_secret_name(before.trim_matches(['"', '\'']))
+        {
+            // `password<TAB>value`: the template joins its tokens with spaces, and the
+            // redaction of a template cannot tell that value from the next word of
+            // `password reset failed`; so the value never enters the template.
+            prev_last = *tok.as_bytes().last().unwrap_or(&0);
+            let core = tok.trim_end_matches([',', ';', '.', ')', ']', '}']);
+            push_collapsing(out, Cow::Owned(format!("{WILDCARD}{}", &tok[core.len()..])));
             continue;
         }
         let after_sep = matches!(prev_last, b',' | b'{');
@@ -1395,5 +1410,21 @@ mod tests {
         // A line of unclosed strings is scanned once, not once per string.
         let many = r#"{"a":1,"b":"x "#.repeat(20_000);
         assert_eq!(mask_tokens(&many).len(), 20_000);
+    }
+
+    #[test]
+    fn a_value_after_a_secret_name_and_a_tab_is_masked() {
+        let m = |s: &str| mask_tokens(s).join(" ");
+        assert_eq!(
+            m("login failed: password\thunter now"),
+            "login failed: password <*> now"
+        );
+        assert_eq!(
+            m("auth API_KEY\tabcdef, retrying"),
+            "auth API_KEY <*>, retrying"
+        );
+        // A space is not a tab: wording stays wording.
+        assert_eq!(m("password reset failed"), "password reset failed");
+        assert_eq!(m("user\tbob failed"), "user bob failed");
     }
 }

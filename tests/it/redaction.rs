@@ -570,6 +570,7 @@ fn secrets_of_many_more_shapes_do_not_leave_the_host() {
         format!("Login check failed for $2b$12${}", keep(d.pick(ALNUM, 53))),
         format!("Auth failed: pässwort={}", keep(d.pick(ALNUM, 10))),
         format!("Auth failed: пароль={}", keep(d.pick(ALNUM, 10))),
+        format!("Auth failed: password\t{}", keep(d.pick("abcdefghijklmnopqrstuvwxyz", 9))),
     ];
     let mut log = String::new();
     for (n, line) in lines.iter().enumerate() {
