@@ -864,6 +864,8 @@ fn ntfy_checks(config: &Config, send: bool) -> Vec<Check> {
         .timeout(n.timeout)
         .connect_timeout(Duration::from_secs(5))
         .user_agent(concat!("logwarden/", env!("CARGO_PKG_VERSION")))
+        // As when publishing: a redirect is reported, not followed.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
     {
         Ok(c) => c,

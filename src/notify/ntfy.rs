@@ -48,6 +48,9 @@ pub fn client(cfg: &NtfyConfig) -> Result<Client, String> {
         .timeout(cfg.timeout)
         .connect_timeout(Duration::from_secs(5))
         .user_agent(concat!("logwarden/", env!("CARGO_PKG_VERSION")))
+        // A redirect turns a POST into a GET without its body, which a server answers
+        // 200: a page that reads as sent and never was. A redirect is an error instead.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("cannot build HTTP client: {e}"))
 }
@@ -116,20 +119,54 @@ pub fn send(cfg: &NtfyConfig, client: &Client, m: &Message) -> Result<(), Failur
             in_doubt: false,
         })?;
         match req.send() {
-            Ok(resp) if resp.status().is_success() => return Ok(()),
+            Ok(resp) if resp.status().is_success() => {
+                // ntfy answers a publish with the message it stored, as JSON. Anything
+                // else (a proxy's page, a captive portal) is no proof of delivery: the
+                // next attempt asks ntfy for the delivery id before it posts again.
+                let text = resp.text().unwrap_or_default();
+                let stored = serde_json::from_str::<serde_json::Value>(&text)
+                    .ok()
+                    .is_some_and(|v| v.get("event").and_then(|e| e.as_str()) == Some("message"));
+                if stored {
+                    return Ok(());
+                }
+                return Err(Failure {
+                    message: format!(
+                        "POST {url}: HTTP 200 but not ntfy's answer to a publish: {}",
+                        crate::sanitize::line(&text.chars().take(200).collect::<String>())
+                    ),
+                    server_trouble: true,
+                    in_doubt: true,
+                });
+            }
             Ok(resp) => {
                 let status = resp.status();
+                let location = resp
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .map(|l| {
+                        format!(
+                            " (a redirect to {}: set `[ntfy] server` to where it points)",
+                            crate::sanitize::line(&crate::redact::url_userinfo(l))
+                        )
+                    })
+                    .unwrap_or_default();
                 let text = resp.text().unwrap_or_default();
+                // A gateway's 502 or 504 (a proxy in front of ntfy) may come after
+                // ntfy took the message; ntfy's own 500 and 503 say it did not.
+                let in_doubt = matches!(status.as_u16(), 502 | 504);
                 let failure = Failure {
                     message: format!(
-                        "POST {url}: HTTP {status}: {}",
+                        "POST {url}: HTTP {status}{location}: {}",
                         crate::sanitize::line(&text.chars().take(200).collect::<String>())
                     ),
                     server_trouble: status_is_server_trouble(status.as_u16()),
-                    in_doubt: false,
+                    in_doubt,
                 };
-                // Only 429 and 5xx may pass with a wait; a refused token will not.
-                if !(status.as_u16() == 429 || status.is_server_error()) {
+                // Only 429, 500 and 503 may pass with a wait; a refused token will not, and
+                // a message that may have gone out is looked for before it is sent again.
+                if in_doubt || !(status.as_u16() == 429 || status.is_server_error()) {
                     return Err(failure);
                 }
                 last = Some(failure);

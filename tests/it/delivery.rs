@@ -260,3 +260,126 @@ fn the_publish_timeout_holds_under_libfaketime() {
         r.stdout
     );
 }
+
+/// What a server in front of ntfy does with each request.
+#[derive(Clone, Copy)]
+enum Front {
+    /// Answers every request 301 to the same path on ntfy (http → https, say).
+    Redirect,
+    /// Passes a publish on to ntfy, then answers 504 as a timed-out gateway does.
+    GatewayTimeout,
+    /// Answers a publish 200 with a page of its own (a captive portal); passes polls on.
+    Page,
+}
+
+/// A server on loopback in front of `ntfy`. Gives its URL; it serves until the test ends.
+fn front(ntfy: &FakeNtfy, how: Front) -> String {
+    let server = tiny_http::Server::http("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", server.server_addr().to_ip().unwrap());
+    let upstream = ntfy.url.clone();
+    std::thread::spawn(move || {
+        let client = reqwest::blocking::Client::new();
+        for mut req in server.incoming_requests() {
+            let target = format!("{upstream}{}", req.url());
+            let publish = req.method() == &tiny_http::Method::Post;
+            let pass = |req: &mut tiny_http::Request| {
+                let mut body = Vec::new();
+                std::io::Read::read_to_end(req.as_reader(), &mut body).unwrap();
+                let mut up = client.request(
+                    reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap(),
+                    &target,
+                );
+                for h in req.headers() {
+                    let name = h.field.as_str().as_str();
+                    if !name.eq_ignore_ascii_case("host")
+                        && !name.eq_ignore_ascii_case("content-length")
+                    {
+                        up = up.header(name, h.value.as_str());
+                    }
+                }
+                let resp = up.body(body).send().unwrap();
+                (resp.status().as_u16(), resp.text().unwrap())
+            };
+            let (status, body, location) = match how {
+                Front::Redirect => (301, String::new(), Some(target.clone())),
+                Front::GatewayTimeout if publish => {
+                    pass(&mut req);
+                    (504, "<html>504 Gateway Time-out</html>".into(), None)
+                }
+                Front::Page if publish => (200, "<html>Welcome</html>".into(), None),
+                _ => {
+                    let (s, b) = pass(&mut req);
+                    (s, b, None)
+                }
+            };
+            let mut resp = tiny_http::Response::from_string(body).with_status_code(status);
+            if let Some(l) = location {
+                resp.add_header(tiny_http::Header::from_bytes("Location", l).unwrap());
+            }
+            let _ = req.respond(resp);
+        }
+    });
+    url
+}
+
+/// A test whose ntfy server is `front(ntfy, how)`, and that server's URL.
+fn through(ntfy: &FakeNtfy, how: Front) -> (Test, String) {
+    let url = front(ntfy, how);
+    let t = Test::new();
+    t.with_app_source(&format!(
+        "{}{NO_NAG}",
+        ntfy.config("ops").replace(&ntfy.url, &url)
+    ));
+    t.write("app.log", ERROR_LINE);
+    (t, url)
+}
+
+#[test]
+fn a_redirect_is_a_failure_that_names_where_it_points_not_a_page_sent() {
+    let ntfy = FakeNtfy::start(None);
+    let (t, url) = through(&ntfy, Front::Redirect);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert!(!r.stdout.contains("1 sent"), "{}", r.stdout);
+    assert!(r.all().contains("HTTP 301"), "{}", r.all());
+    assert!(
+        r.all().contains(&format!("a redirect to {}/ops", ntfy.url)),
+        "{}",
+        r.all()
+    );
+    let r = t.run(&["notify", "test"]);
+    assert_ne!(r.code, Some(0), "{}", r.all());
+    assert!(ntfy.messages().is_empty());
+    // Once the server is set right, the waiting page goes out.
+    let fixed = t.read("logwarden.toml").replace(&url, &ntfy.url);
+    t.write("logwarden.toml", &fixed);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains("1 sent"), "{}", r.stdout);
+    assert_eq!(ntfy.messages().len(), 1);
+}
+
+#[test]
+fn a_gateway_timeout_after_ntfy_took_the_page_sends_it_once() {
+    let ntfy = FakeNtfy::start(None);
+    let (t, _) = through(&ntfy, Front::GatewayTimeout);
+    for m in 0..3 {
+        t.ok(&["run", "--now", &format!("2026-11-22T10:0{m}:00Z")]);
+    }
+    assert_eq!(ntfy.messages().len(), 1, "{:?}", ntfy.messages());
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(!r.stdout.contains("in doubt"), "{}", r.stdout);
+}
+
+#[test]
+fn a_page_that_is_not_ntfys_answer_is_no_proof_of_delivery() {
+    let ntfy = FakeNtfy::start(None);
+    let (t, url) = through(&ntfy, Front::Page);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert!(!r.stdout.contains("1 sent"), "{}", r.stdout);
+    assert!(r.all().contains("not ntfy's answer"), "{}", r.all());
+    assert!(ntfy.messages().is_empty());
+    // Still held, not dropped: it goes out once ntfy answers as ntfy.
+    let fixed = t.read("logwarden.toml").replace(&url, &ntfy.url);
+    t.write("logwarden.toml", &fixed);
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert_eq!(ntfy.messages().len(), 1);
+}
