@@ -195,6 +195,20 @@ impl<'a> Tools<'a> {
     }
 
     /// Redacted, NUL-free, without the nonce, capped.
+    /// A record's text, redacted and then cut: a secret cut first loses the shape that
+    /// would find it, and half of it would go out.
+    fn clean_clip(&self, text: &str, max_chars: usize) -> String {
+        let clean = self.config.redact.redactor.clean(text);
+        if clean.chars().count() <= max_chars {
+            return clean;
+        }
+        let max_bytes = clean
+            .char_indices()
+            .nth(max_chars)
+            .map_or(clean.len(), |(i, _)| i);
+        format!("{}…", &clean[..crate::redact::cut_point(&clean, max_bytes)])
+    }
+
     fn clean(&self, text: &str) -> String {
         let text = sanitize(&self.config.redact.redactor.clean(text), &self.nonce);
         cap(&text, MAX_OUTPUT)
@@ -233,7 +247,7 @@ impl<'a> Tools<'a> {
                     .redact
                     .redactor
                     .clean_template(h.template.lines().next().unwrap_or("")),
-                clip(&h.sample, 1500).trim_end()
+                self.clean_clip(&h.sample, 1500).trim_end()
             ));
         }
         Ok(s)
@@ -301,7 +315,7 @@ impl<'a> Tools<'a> {
             }
         );
         for r in records {
-            s.push_str(&clip(&r, 2000));
+            s.push_str(&self.clean_clip(&r, 2000));
             s.push('\n');
         }
         Ok(s)

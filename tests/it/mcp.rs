@@ -352,3 +352,25 @@ fn tool_and_folder_settings_are_refused_with_a_reason() {
     }
     assert!(!r.stderr.contains("`--verbose`"), "{}", r.stderr);
 }
+
+/// A record longer than a tool shows is redacted before it is cut: a token cut at the
+/// limit no longer looks like one, and its first half would go out.
+#[test]
+fn a_long_record_is_redacted_before_it_is_cut() {
+    let t = setup();
+    let token = "ghp_R7xK2mQ9vL4nT8wZ3bC6dF1gH5jK0pS2uY4a";
+    for pad in [1990, 1995, 1999] {
+        let line = format!(
+            "2026-11-22 09:59:30.000 | INFO     | app.api:handle:4 - {} {token} done\n",
+            "x".repeat(pad - 60)
+        );
+        t.append("app.log", line.as_bytes());
+    }
+    let mut m = Mcp::start(&t, Some("1"));
+    let (text, err) = m.call("read_source", json!({"source": "app"}));
+    assert!(!err, "{text}");
+    assert!(text.contains("xxxxxxxx"), "{text}");
+    for half in [&token[..12], &token[token.len() - 12..]] {
+        assert!(!text.contains(half), "leaks {half}: {text}");
+    }
+}
