@@ -383,7 +383,13 @@ pub(crate) fn lines_outside_fences(text: &str) -> Vec<(usize, &str)> {
                     open = None;
                 }
             }
-            None => match ['`', '~'].into_iter().find(|&ch| run(ch) >= 3) {
+            // As in CommonMark (and `sanitize::md_text`, which writes the investigator's
+            // text): a backtick run followed by another backtick on its line is a code
+            // span, not a fence. Reading it as a fence would hide the rest of the page.
+            None => match ['`', '~']
+                .into_iter()
+                .find(|&ch| run(ch) >= 3 && !(ch == '`' && t[run(ch)..].contains('`')))
+            {
                 Some(ch) => open = Some((ch, run(ch))),
                 None => out.push((at, l)),
             },
@@ -628,6 +634,32 @@ pub fn page_link(dir: &Path, from: &Path, page: &Path) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the investigator writes (through `md_text`) and what the page reader takes
+    /// for a fence agree: a line that opens no block in the one opens none in the other,
+    /// so the headings and the notes marker after it are still found.
+    #[test]
+    fn a_code_span_of_three_backticks_is_no_fence_on_the_page() {
+        for fix in [
+            "set ```pool`size``` to 20",
+            "```pool`size```",
+            "```a`` b",
+            "~~~ not closed",
+            "```rust\nfn main() {}\n```",
+            "```\nunclosed",
+        ] {
+            let page = format!(
+                "# Title\n\n## Suggested fix\n\n{}\n\n## Related\n\n{NOTES_MARKER}\n",
+                crate::sanitize::md_text(fix)
+            );
+            let lines: Vec<&str> = lines_outside_fences(&page)
+                .into_iter()
+                .map(|(_, l)| l)
+                .collect();
+            assert!(lines.contains(&"## Related"), "{fix:?}:\n{page}");
+            assert!(lines.contains(&NOTES_MARKER), "{fix:?}:\n{page}");
+        }
+    }
 
     #[test]
     fn yaml_scalars_read_back_as_written() {
