@@ -963,15 +963,10 @@ fn new_incident(config: &Config, g: &Group, esc: Option<&Escalation>) -> NewInci
     }
 }
 
-/// Templates are shown and stored up to 2,000 characters.
+/// Templates are shown and stored up to 2,000 bytes; the template is redacted later,
+/// so it is cut off the middle of a token.
 fn display_template(t: &str) -> String {
-    const MAX: usize = 2000;
-    if t.len() <= MAX {
-        return t.to_string();
-    }
-    // Off the middle of a token: the template is redacted later, and half a
-    // secret would no longer be found.
-    format!("{}…", &t[..crate::redact::cut_point(t, MAX)])
+    crate::redact::shorten(t, 2000)
 }
 
 fn first_line(s: &str) -> &str {

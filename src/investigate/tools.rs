@@ -194,21 +194,13 @@ impl<'a> Tools<'a> {
         }
     }
 
-    /// Redacted, NUL-free, without the nonce, capped.
-    /// A record's text, redacted and then cut: a secret cut first loses the shape that
-    /// would find it, and half of it would go out.
-    fn clean_clip(&self, text: &str, max_chars: usize) -> String {
-        let clean = self.config.redact.redactor.clean(text);
-        if clean.chars().count() <= max_chars {
-            return clean;
-        }
-        let max_bytes = clean
-            .char_indices()
-            .nth(max_chars)
-            .map_or(clean.len(), |(i, _)| i);
-        format!("{}…", &clean[..crate::redact::cut_point(&clean, max_bytes)])
+    /// A record's text, redacted and then cut to `max` bytes: a secret cut first loses
+    /// the shape that would find it, and half of it would go out.
+    fn clean_clip(&self, text: &str, max: usize) -> String {
+        crate::redact::shorten(&self.config.redact.redactor.clean(text), max)
     }
 
+    /// Redacted, NUL-free, without the nonce, capped.
     fn clean(&self, text: &str) -> String {
         let text = sanitize(&self.config.redact.redactor.clean(text), &self.nonce);
         cap(&text, MAX_OUTPUT)

@@ -133,7 +133,7 @@ pub fn send(cfg: &NtfyConfig, client: &Client, m: &Message) -> Result<(), Failur
                 return Err(Failure {
                     message: format!(
                         "POST {url}: HTTP 200 but not ntfy's answer to a publish: {}",
-                        crate::sanitize::line(&text.chars().take(200).collect::<String>())
+                        answer(&text)
                     ),
                     server_trouble: true,
                     in_doubt: true,
@@ -157,10 +157,7 @@ pub fn send(cfg: &NtfyConfig, client: &Client, m: &Message) -> Result<(), Failur
                 // ntfy took the message; ntfy's own 500 and 503 say it did not.
                 let in_doubt = matches!(status.as_u16(), 502 | 504);
                 let failure = Failure {
-                    message: format!(
-                        "POST {url}: HTTP {status}{location}: {}",
-                        crate::sanitize::line(&text.chars().take(200).collect::<String>())
-                    ),
+                    message: format!("POST {url}: HTTP {status}{location}: {}", answer(&text)),
                     server_trouble: status_is_server_trouble(status.as_u16()),
                     in_doubt,
                 };
@@ -215,10 +212,7 @@ pub fn delivered_ids(
         .text()
         .map_err(|e| format!("GET {url}: {}", error_chain(&e)))?;
     if !status.is_success() {
-        return Err(format!(
-            "GET {url}: HTTP {status}: {}",
-            crate::sanitize::line(&text.chars().take(200).collect::<String>())
-        ));
+        return Err(format!("GET {url}: HTTP {status}: {}", answer(&text)));
     }
     let mut ids = std::collections::HashSet::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -259,6 +253,12 @@ pub fn delivery_id(id: i64) -> String {
     }
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("lw-{id}-{hex}")
+}
+
+/// The start of what a server answered, for an error message: one line, no control
+/// characters (it may come from anything between us and ntfy).
+fn answer(text: &str) -> String {
+    crate::sanitize::line(&text.chars().take(200).collect::<String>())
 }
 
 /// An error and its causes, one after the other. The user name and password of any URL

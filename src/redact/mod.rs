@@ -713,6 +713,15 @@ pub fn is_secret_name(name: &str) -> bool {
     !name.is_empty() && pairs::classify(name).is_some()
 }
 
+/// `text` in at most `max` bytes (and an ellipsis), cut at [`cut_point`]: off the
+/// middle of a token, since half a secret would no longer be found.
+pub fn shorten(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    format!("{}…", &text[..cut_point(text, max)])
+}
+
 /// Where to cut `text` to keep at most `max` bytes without splitting a token:
 /// a secret cut in half loses the shape that would find it, so the partial
 /// token is left out (back to the last space or punctuation). A text that is

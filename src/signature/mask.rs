@@ -84,6 +84,8 @@ pub fn mask_into<'a>(message: &'a str, out: &mut Vec<Cow<'a, str>>) {
     for tok in tokens {
         let start = tok.as_ptr() as usize - message.as_ptr() as usize;
         if start < skip_to {
+            // Inside a span masked as one value: no name precedes the next token.
+            prev_tok = "";
             continue;
         }
         let (before, before_end) = (prev_tok, prev_end);
@@ -1423,6 +1425,8 @@ mod tests {
             m("auth API_KEY\tabcdef, retrying"),
             "auth API_KEY <*>, retrying"
         );
+        // A name quoted inside a span masked as one value names no later token.
+        assert_eq!(m("got \"password\tx\" today"), "got \"<*>\" today");
         // A space is not a tab: wording stays wording.
         assert_eq!(m("password reset failed"), "password reset failed");
         assert_eq!(m("user\tbob failed"), "user bob failed");
