@@ -80,6 +80,8 @@ pub struct RunReport {
     pub not_diagnosed: Vec<(i64, String)>,
     /// Open incidents that spiked this run (id, count): re-notified once.
     pub spiked: Vec<(i64, u64)>,
+    /// Open incidents a more severe record joined (id, level, severity, paged).
+    pub rose: Vec<(i64, String, String, bool)>,
     /// Incidents resolved after their quiet period.
     pub resolved: Vec<i64>,
     /// Reminders queued (id, nag number).
@@ -419,10 +421,14 @@ fn decide_triggers(
             now,
             config.renotify_after,
         );
+        // A record more severe than any of its open incident's is judged as if new.
+        let rises = open.as_ref().is_some_and(|o| {
+            g.level.no > investigate::budget::level_no(config, &o.source, &o.level)
+        });
         if let Some(o) = open {
             open_rows.insert(o.id, o);
         }
-        if matches!(d, Decision::Open { .. }) {
+        if matches!(d, Decision::Open { .. }) || rises {
             let mut texts = vec![g.first_message.as_str(), g.template.as_str()];
             texts.extend(g.samples.iter().map(String::as_str));
             let subject = escalate::Subject {
@@ -532,6 +538,24 @@ fn commit_read(
                 batch.add_occurrences(*incident, g.count, g.last, now)?;
                 if let Some(o) = open_rows.get(incident) {
                     batch.set_samples(*incident, &merge_samples(&o.samples, &g.samples))?;
+                    let esc = escalations.get(&g.signature);
+                    if let Some(r) =
+                        incident::lifecycle::level_rise(config, o, &g.level, g.last, esc)
+                    {
+                        batch.raise_level(
+                            *incident,
+                            &r.level,
+                            &r.severity,
+                            r.escalation.as_ref(),
+                            r.reopen,
+                        )?;
+                        if let Some(n) = &r.page {
+                            batch.enqueue_kind(Some(*incident), "rise", &r.severity, n, now)?;
+                        }
+                        report
+                            .rose
+                            .push((*incident, r.level, r.severity, r.page.is_some()));
+                    }
                     if incident::lifecycle::is_spike(config, o.occurrences, o.runs_seen, g.count) {
                         spikes.push((*incident, g.count));
                     }
@@ -1626,6 +1650,13 @@ impl RunReport {
             let _ = writeln!(
                 s,
                 "  incident #{id} judged noise: notified quietly, no reminders"
+            );
+        }
+        for (id, level, severity, paged) in &self.rose {
+            let _ = writeln!(
+                s,
+                "  incident #{id} now {severity} (level {level}){}",
+                if *paged { ", notified again" } else { "" }
             );
         }
         for (id, n) in &self.spiked {

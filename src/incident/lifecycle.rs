@@ -1,11 +1,14 @@
-//! The life of an incident after it is filed: spikes re-notify once, quiet incidents
-//! resolve themselves, unacknowledged ones nag at their severity's interval.
+//! The life of an incident after it is filed: a record more severe than its own pages
+//! at the new severity, a spike re-notifies once, quiet incidents resolve themselves,
+//! unacknowledged ones nag at their severity's interval.
 
 use chrono::{DateTime, Utc};
 
 use crate::config::Config;
 use crate::notify;
-use crate::store::{Notification, Result, Store};
+use crate::source::Level;
+use crate::store::{IncidentRow, Notification, Result, Store};
+use crate::trigger::escalate::{max_severity, rank, Escalation};
 
 /// Whether this run's count is a spike over the incident's usual count per run.
 pub fn is_spike(config: &Config, before: u64, runs_seen: u32, this_run: u64) -> bool {
@@ -36,6 +39,89 @@ pub fn notify_spike(store: &Store, id: i64, this_run: u64, now: DateTime<Utc>) -
     store.enqueue_kind(Some(i.id), "spike", &i.severity, &n, now)?;
     store.mark_spike_notified(i.id)?;
     Ok(true)
+}
+
+/// What a record more severe than any of an open incident's changes on it.
+#[derive(Debug)]
+pub struct Rise {
+    pub level: String,
+    pub severity: String,
+    pub escalation: Option<Escalation>,
+    /// An incident already notified pages again, at its severity: a phone mute is
+    /// capped at the level it was tapped on, and what passes it must be heard. One not
+    /// yet notified is notified once, at the new severity.
+    pub page: Option<Notification>,
+    /// The severity rose: an acknowledgement given at the lower one no longer holds.
+    pub reopen: bool,
+}
+
+/// The rise a group at `level` brings to its open incident `o`, with what the
+/// escalation rules decided for it; `None` when the level is not above the incident's.
+/// Levels are few, so an incident pages this way a handful of times at most.
+pub fn level_rise(
+    config: &Config,
+    o: &IncidentRow,
+    level: &Level,
+    at: DateTime<Utc>,
+    esc: Option<&Escalation>,
+) -> Option<Rise> {
+    if level.no <= crate::investigate::budget::level_no(config, &o.source, &o.level) {
+        return None;
+    }
+    let by_level = config
+        .sources
+        .iter()
+        .find(|s| s.name == o.source)
+        .map_or("info", |s| s.severity_of(level.no));
+    let mut escalation = o.escalation.clone();
+    if let Some(e) = esc {
+        escalation
+            .get_or_insert_with(Escalation::default)
+            .merge(e.clone());
+    }
+    let floor = escalation
+        .as_ref()
+        .and_then(|e| e.severity.as_deref())
+        .unwrap_or("info");
+    let severity = max_severity(max_severity(&o.severity, by_level), floor).to_string();
+    let reopen = rank(&severity) > rank(&o.severity);
+    let page = (o.stage == "filed").then(|| {
+        let acked = match &o.acked_by {
+            Some(by) if reopen && o.status == "acked" => format!(
+                " It was acknowledged by {by} as {}: acknowledge it again to stop reminders.",
+                o.severity
+            ),
+            _ => String::new(),
+        };
+        Notification {
+            title: format!(
+                "[{}] Now {}: {}",
+                o.host,
+                crate::sanitize::line(&level.name),
+                o.title
+            ),
+            body: format!(
+                "Incident #{} was {} ({}); a **{}** record of it came at {}: it is {severity} now \
+                 ({} occurrences since {}).{acked}",
+                o.id,
+                o.severity,
+                o.level,
+                level.name,
+                crate::store::ts(at),
+                o.occurrences,
+                crate::store::ts(o.first_seen)
+            ),
+            priority: notify::priority(&severity),
+            tags: format!("arrow_double_up,{severity}"),
+        }
+    });
+    Some(Rise {
+        level: level.name.clone(),
+        severity,
+        escalation,
+        page,
+        reopen,
+    })
 }
 
 /// Resolves error incidents quiet for `resolve_after`, measured on the run clock

@@ -393,7 +393,7 @@ fn message(
     let Some(id) = n.incident_id else {
         return Ok(m);
     };
-    if !matches!(n.kind.as_str(), "incident" | "nag" | "spike") {
+    if !matches!(n.kind.as_str(), "incident" | "nag" | "spike" | "rise") {
         return Ok(m);
     }
     let inc = store

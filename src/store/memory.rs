@@ -144,19 +144,7 @@ impl Store {
         n: &Notification,
         now: DateTime<Utc>,
     ) -> Result<i64> {
-        self.conn.execute_cached(
-            "INSERT INTO outbox (incident_id, title, body, priority, tags, created_at, next_attempt_at, attempts, severity, kind)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 0, ?7, ?8)",
-            params![incident, n.title, n.body, n.priority as i64, n.tags, ts(now), severity, kind],
-        )?;
-        let id = self.conn.last_insert_rowid();
-        if let Some(i) = incident {
-            self.conn.execute_cached(
-                "UPDATE incidents SET last_notified_at = ?2 WHERE id = ?1",
-                params![i, ts(now)],
-            )?;
-        }
-        Ok(id)
+        enqueue_row(&self.conn, incident, kind, severity, n, now)
     }
 
     /// Counts a nag on an incident.
@@ -204,7 +192,71 @@ impl Store {
     }
 }
 
+/// Queues a notification and records when its incident was last notified.
+pub(super) fn enqueue_row(
+    conn: &rusqlite::Connection,
+    incident: Option<i64>,
+    kind: &str,
+    severity: &str,
+    n: &Notification,
+    now: DateTime<Utc>,
+) -> Result<i64> {
+    conn.execute_cached(
+        "INSERT INTO outbox (incident_id, title, body, priority, tags, created_at, next_attempt_at, attempts, severity, kind)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 0, ?7, ?8)",
+        params![incident, n.title, n.body, n.priority as i64, n.tags, ts(now), severity, kind],
+    )?;
+    let id = conn.last_insert_rowid();
+    if let Some(i) = incident {
+        conn.execute_cached(
+            "UPDATE incidents SET last_notified_at = ?2 WHERE id = ?1",
+            params![i, ts(now)],
+        )?;
+    }
+    Ok(id)
+}
+
 impl Batch<'_> {
+    /// [`Store::enqueue_kind`], in this transaction.
+    pub fn enqueue_kind(
+        &self,
+        incident: Option<i64>,
+        kind: &str,
+        severity: &str,
+        n: &Notification,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        enqueue_row(&self.tx, incident, kind, severity, n, now)
+    }
+
+    /// Records a record more severe than any of an open incident's: its level, the
+    /// severity and escalation that follow, and (`reopen`) an acknowledgement given at
+    /// the lower severity taken back.
+    pub fn raise_level(
+        &self,
+        id: i64,
+        level: &str,
+        severity: &str,
+        escalation: Option<&crate::trigger::escalate::Escalation>,
+        reopen: bool,
+    ) -> Result<()> {
+        self.tx.execute_cached(
+            "UPDATE incidents SET level = ?2, severity = ?3, escalation = ?4,
+                 status = CASE WHEN ?5 AND status = 'acked' THEN 'open' ELSE status END,
+                 acked_by = CASE WHEN ?5 AND status = 'acked' THEN NULL ELSE acked_by END,
+                 acked_at = CASE WHEN ?5 AND status = 'acked' THEN NULL ELSE acked_at END
+             WHERE id = ?1",
+            params![
+                id,
+                level,
+                severity,
+                escalation.map(|e| serde_json::to_string(e).expect("escalation serialises")),
+                reopen
+            ],
+        )?;
+        Ok(())
+    }
+
     pub fn set_regression_of(&self, id: i64, of: i64) -> Result<()> {
         self.tx.execute_cached(
             "UPDATE incidents SET regression_of = ?2 WHERE id = ?1",

@@ -965,18 +965,7 @@ impl Batch<'_> {
             4 => "warning",
             _ => "info",
         };
-        self.tx.execute_cached(
-            "INSERT INTO outbox (incident_id, title, body, priority, tags, created_at, next_attempt_at, attempts, severity, kind)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6, 0, ?7, 'incident')",
-            params![incident, n.title, n.body, n.priority as i64, n.tags, ts(now), severity],
-        )?;
-        if let Some(i) = incident {
-            self.tx.execute_cached(
-                "UPDATE incidents SET last_notified_at = ?2 WHERE id = ?1",
-                params![i, ts(now)],
-            )?;
-        }
-        Ok(())
+        memory::enqueue_row(&self.tx, incident, "incident", severity, n, now).map(|_| ())
     }
 
     /// Adds the run's hits per rule id (with the rule's `created`): a count whose last

@@ -80,16 +80,33 @@ pub fn evaluate(config: &EscalationConfig, s: &Subject) -> Option<Escalation> {
         if !holds {
             continue;
         }
-        let e = out.get_or_insert_with(Escalation::default);
-        e.rules.push(r.name.clone());
-        if let Some(sev) = &r.severity {
-            let cur = e.severity.as_deref().unwrap_or("info");
-            e.severity = Some(max_severity(cur, sev).to_string());
-        }
-        e.investigate |= r.investigate;
-        e.nag |= r.nag;
+        out.get_or_insert_with(Escalation::default)
+            .merge(Escalation {
+                rules: vec![r.name.clone()],
+                severity: r.severity.clone(),
+                investigate: r.investigate,
+                nag: r.nag,
+            });
     }
     out
+}
+
+impl Escalation {
+    /// Adds what another decision says: its rules (once each), the higher severity,
+    /// investigate or nag if either says so.
+    pub fn merge(&mut self, other: Escalation) {
+        for r in other.rules {
+            if !self.rules.contains(&r) {
+                self.rules.push(r);
+            }
+        }
+        self.severity = match (self.severity.take(), other.severity) {
+            (Some(a), Some(b)) => Some(max_severity(&a, &b).to_string()),
+            (a, b) => a.or(b),
+        };
+        self.investigate |= other.investigate;
+        self.nag |= other.nag;
+    }
 }
 
 #[cfg(test)]

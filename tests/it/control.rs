@@ -140,6 +140,17 @@ fn mute_from_the_phone_adds_a_temporary_rule_to_the_mutes_file_in_the_state_dir(
     let r = t.ok(&["run", "--now", "2026-11-22T18:05:00Z"]);
     assert!(!r.stdout.contains(" 1 ignored"), "{}", r.stdout);
     assert_eq!(t.incidents()[0]["occurrences"], 2, "{}", r.stdout);
+    // ... and not only counted: the incident is critical now, and that pages.
+    assert_eq!(t.incidents()[0]["severity"], "critical", "{}", r.stdout);
+    assert_eq!(t.incidents()[0]["level"], "CRITICAL");
+    let m = ntfy.messages_to("ops");
+    assert_eq!(m.len(), 2, "{}", r.stdout);
+    assert_eq!(m[1].header("Priority"), Some("5"));
+    assert!(
+        m[1].header("Title").unwrap().contains("Now CRITICAL: "),
+        "{:?}",
+        m[1].header("Title")
+    );
     // after 24 hours the rule has expired: the error counts again
     t.append("app.log", ERROR_LINE.as_bytes());
     let r = t.ok(&["run", "--now", "2026-11-23T10:06:00Z"]);

@@ -102,6 +102,54 @@ fn a_spike_of_an_open_incident_renotifies_once() {
 }
 
 #[test]
+fn a_more_severe_record_raises_the_incident_and_pages_at_its_severity() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&ntfy.config("ops"));
+    t.write(
+        "app.log",
+        &rec("10:00:00", "WARNING", "Replica lag is 12 seconds"),
+    );
+    run_at(&t, "2026-11-22T10:01:00Z");
+    t.ok(&["incidents", "ack", "1"]);
+    assert_eq!(ntfy.messages()[0].header("Priority"), Some("4"));
+    // The same signature as ERROR: one incident still, now critical, and it pages.
+    t.append(
+        "app.log",
+        rec("10:02:00", "ERROR", "Replica lag is 900 seconds").as_bytes(),
+    );
+    let r = run_at(&t, "2026-11-22T10:03:00Z");
+    assert!(
+        r.stdout
+            .contains("incident #1 now critical (level ERROR), notified again"),
+        "{}",
+        r.stdout
+    );
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 1);
+    assert_eq!(inc[0]["severity"], "critical");
+    assert_eq!(inc[0]["level"], "ERROR");
+    // The ack was given to a warning: it is taken back, and the page says so.
+    assert_eq!(inc[0]["status"], "open");
+    let m = ntfy.messages();
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert_eq!(m[1].header("Priority"), Some("5"));
+    assert!(m[1].header("Title").unwrap().contains("Now ERROR: "));
+    assert!(m[1].body.contains("acknowledge it again"), "{}", m[1].body);
+    let page = std::fs::read_to_string(&t.incident_files()[0]).unwrap();
+    assert!(page.contains("severity: critical"), "{page}");
+    // More of the same level is counted, not paged again.
+    t.append(
+        "app.log",
+        rec("10:04:00", "ERROR", "Replica lag is 950 seconds").as_bytes(),
+    );
+    let r = run_at(&t, "2026-11-22T10:05:00Z");
+    assert!(!r.stdout.contains("now critical"), "{}", r.stdout);
+    assert_eq!(ntfy.messages().len(), 2);
+    assert_eq!(t.incidents()[0]["occurrences"], 3);
+}
+
+#[test]
 fn quiet_incidents_resolve_and_a_comeback_is_a_linked_regression() {
     let t = Test::new();
     t.with_app_source("[incidents]\nresolve_after = \"2h\"\n");
