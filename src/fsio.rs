@@ -88,6 +88,45 @@ pub fn perms_for(path: &Path, new: NewFile) -> Result<Perms, String> {
     }
 }
 
+/// Serialises the read-change-replace of a file among the processes that edit it (two
+/// `ignore add` at once, a run saving a phone mute while an admin removes one): each
+/// would otherwise write its change over the other's. The lock is an advisory `flock`
+/// on the file's folder, held until the returned handle is dropped: no lock file is
+/// left in `/etc` or in a notes vault, none can belong to the wrong user, and one held
+/// by a process that dies is released by the kernel. Waits up to `wait` for its holder.
+pub fn edit_lock(path: &Path, wait: std::time::Duration) -> Result<std::fs::File, String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let cannot = |e: &dyn std::fmt::Display| {
+        format!(
+            "cannot lock the folder {} to change {} safely: {e}",
+            dir.display(),
+            path.display()
+        )
+    };
+    let f = std::fs::File::open(dir).map_err(|e| cannot(&e))?;
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        match f.try_lock() {
+            Ok(()) => return Ok(f),
+            Err(std::fs::TryLockError::WouldBlock) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(format!(
+                    "{} is being changed by another logwarden process (its folder {} stayed locked for {}); nothing was changed: try again",
+                    path.display(),
+                    dir.display(),
+                    crate::duration::format(wait)
+                ))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(cannot(&e)),
+        }
+    }
+}
+
 /// Writes `bytes` to `path` through a temporary file and a rename, keeping the
 /// existing file's owner, group and mode (or giving a new one `new`'s).
 pub fn replace(path: &Path, bytes: &[u8], new: NewFile) -> Result<(), String> {

@@ -866,6 +866,9 @@ const HEADER: &str =
 # stops matching once `expires` is past.
 ";
 
+/// How long a change to a rules file waits for another one in progress.
+const EDIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The ids of the phone's mutes: `m1`, `m2`, … (rules from the shell are numbers).
 pub const MUTE_ID_PREFIX: &str = "m";
 
@@ -885,6 +888,7 @@ pub struct Target<'a> {
 /// was. Returns the new rule's id.
 pub fn add_rule(target: Target, rule: &NewRule, now: DateTime<Utc>) -> Result<String, String> {
     let path = target.path;
+    let _lock = crate::fsio::edit_lock(path, EDIT_WAIT)?;
     let text = read_or_empty(path)?;
     let mut others = Vec::new();
     for other in target.others {
@@ -1043,6 +1047,7 @@ pub fn prune_expired(
     before: DateTime<Utc>,
     _now: DateTime<Utc>,
 ) -> Result<usize, String> {
+    let _lock = crate::fsio::edit_lock(path, EDIT_WAIT)?;
     let Some(text) = crate::fsio::read_optional(path)? else {
         return Ok(0);
     };
@@ -1097,6 +1102,7 @@ pub fn has_rule(path: &Path, id: &str) -> Result<bool, String> {
 /// Removes the rule with this id; everything else in the file stays as it was. Ids of
 /// this file's kind are `id_prefix` and a number (see [`Target`]).
 pub fn remove_rule(path: &Path, id: &str, id_prefix: &str) -> Result<(), String> {
+    let _lock = crate::fsio::edit_lock(path, EDIT_WAIT)?;
     let text = read_or_empty(path)?;
     let mut doc: DocumentMut = text
         .parse()

@@ -854,3 +854,116 @@ fn the_exception_line_is_tried_when_the_rules_matching_the_message_do_not_apply(
     assert!(r.stdout.contains("2 ignored"), "{}", r.stdout);
     assert!(t.incidents().is_empty(), "{:?}", t.incidents());
 }
+
+/// Rules in a file, by id.
+fn rule_ids(text: &str) -> Vec<i64> {
+    let doc: toml::Value = toml::from_str(text).unwrap();
+    doc["rule"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_integer().unwrap())
+        .collect()
+}
+
+#[test]
+fn changes_made_at_the_same_time_are_all_kept() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write("ignore.toml", HAND_WRITTEN);
+    // Two admins, or a script with `xargs -P`: each command reads, changes and
+    // replaces the file; without a lock most of them wrote over the others.
+    let spawn_all = |args: Vec<Vec<String>>| {
+        let children: Vec<_> = args
+            .iter()
+            .map(|a| {
+                let a: Vec<&str> = a.iter().map(String::as_str).collect();
+                t.command(&a)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|c| Run::from(c.wait_with_output().unwrap()))
+            .collect::<Vec<_>>()
+    };
+    let add = |i: usize| {
+        vec![
+            "ignore".to_string(),
+            "add".into(),
+            format!("noisy thing number {i}$"),
+            "--comment".into(),
+            format!("rule {i}"),
+        ]
+    };
+    let runs = spawn_all((0..12).map(add).collect());
+    let mut said: Vec<String> = Vec::new();
+    for r in &runs {
+        assert_eq!(r.code, Some(0), "{}", r.all());
+        said.push(r.stdout.split(':').next().unwrap().to_string());
+    }
+    said.sort();
+    said.dedup();
+    assert_eq!(said.len(), 12, "each was told its own id: {said:?}");
+    let text = t.read("ignore.toml");
+    let mut ids = rule_ids(&text);
+    ids.sort();
+    assert_eq!(ids, (1..=13).collect::<Vec<_>>(), "{text}");
+    for i in 0..12 {
+        assert!(text.contains(&format!("number {i}$")), "{text}");
+    }
+    assert!(text.contains("# the CDN does this nightly"), "{text}");
+
+    // removals and additions at once: every one lands, and no id is handed out twice
+    let mut mixed: Vec<Vec<String>> = (2..=7)
+        .map(|id| vec!["ignore".into(), "rm".into(), id.to_string()])
+        .collect();
+    mixed.extend((12..18).map(add));
+    for r in spawn_all(mixed) {
+        assert_eq!(r.code, Some(0), "{}", r.all());
+    }
+    let text = t.read("ignore.toml");
+    let mut ids = rule_ids(&text);
+    ids.sort();
+    assert_eq!(ids.len(), 13, "{text}");
+    assert!(ids.iter().all(|id| !(2..=7).contains(id)), "{ids:?}");
+    assert!(ids.iter().all(|id| *id <= 19), "{ids:?}");
+}
+
+#[test]
+fn a_change_waits_for_one_in_progress_and_says_so_when_it_never_ends() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write("ignore.toml", HAND_WRITTEN);
+    // Another process editing the file holds its folder's lock.
+    let folder = std::fs::File::open(t.path(".")).unwrap();
+    folder.lock().unwrap();
+    let child = t
+        .command(&["ignore", "add", "^slow report$", "--comment", "waits"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    folder.unlock().unwrap();
+    let r = Run::from(child.wait_with_output().unwrap());
+    assert_eq!(r.code, Some(0), "it waited for the lock: {}", r.all());
+    assert!(t.read("ignore.toml").contains("^slow report$"));
+
+    // held for good (a stuck editor): a clear error, and the file as it was
+    folder.lock().unwrap();
+    let before = t.read("ignore.toml");
+    let r = t.run(&["ignore", "rm", "1"]);
+    assert_eq!(r.code, Some(2), "{}", r.all());
+    assert!(
+        r.stderr
+            .contains("is being changed by another logwarden process")
+            && r.stderr.contains("nothing was changed: try again"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(t.read("ignore.toml"), before);
+}
