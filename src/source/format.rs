@@ -39,6 +39,166 @@ pub struct LineFormat {
     time: TimeSpec,
     /// Capture names kept as fields, with the field name to use.
     fields: Vec<(String, String)>,
+    /// Set when a line can be read more than one way (see [`Ambiguous`]).
+    ambiguous: Option<std::sync::Arc<Ambiguous>>,
+}
+
+/// A format with a part anyone may write (an `{extra[...]}`, a file name, the message)
+/// before its `{level}`. Text there can look like the rest of a header: with
+/// `{time} | {extra[client]} | {level} | …`, a client named `x | INFO | a:b:1 - hi`
+/// makes an ERROR line read as INFO at the first place it fits, and a record dropped
+/// below `min_level` is an error lost. Such a line is read at every place its level
+/// can stand, and the most severe reading wins: a stranger can make a record look
+/// worse (a false alarm), never hide one.
+///
+/// Every reading is found in one pass each way: a lazy DFA over the format before the
+/// level marks each place the level can start, a reverse one over the format after it
+/// each place the level can end. Linear in the line, whatever it holds.
+#[derive(Debug)]
+struct Ambiguous {
+    /// The format before the level (its leading padding included), anchored both ends.
+    before: Regex,
+    /// The format after the level token, anchored both ends.
+    after: Regex,
+    before_dfa: regex_automata::hybrid::dfa::DFA,
+    /// Built reversed: run from the line's end.
+    after_dfa: regex_automata::hybrid::dfa::DFA,
+    /// The level is `{level.no}` (digits), else a name (no blanks).
+    number: bool,
+    scratch: std::sync::Mutex<Option<Scratch>>,
+}
+
+/// What reading an ambiguous line needs, kept from one line to the next.
+#[derive(Debug)]
+struct Scratch {
+    before: regex_automata::hybrid::dfa::Cache,
+    after: regex_automata::hybrid::dfa::Cache,
+    /// `ends[i]`: the format before the level matches `line[..i]`.
+    ends: Vec<bool>,
+    /// `starts[i]`: the format after the level matches `line[i..]`.
+    starts: Vec<bool>,
+}
+
+/// The longest level name an ambiguous line is read with (loguru's are a word).
+const MAX_LEVEL_LEN: usize = 64;
+
+impl Ambiguous {
+    fn new(before: &str, after: &str, number: bool) -> Result<Ambiguous, String> {
+        use regex_automata::{hybrid::dfa::DFA, nfa::thompson, util::syntax, MatchKind};
+        let build = |pattern: &str, reverse: bool| {
+            DFA::builder()
+                // every place a match can end, not only the first one found
+                .configure(DFA::config().match_kind(MatchKind::All))
+                .syntax(syntax::Config::new())
+                .thompson(
+                    thompson::Config::new()
+                        .reverse(reverse)
+                        .which_captures(thompson::WhichCaptures::None),
+                )
+                .build(pattern)
+                .map_err(|e| format!("cannot compile the format: {e}"))
+        };
+        let anchored = |p: &str| {
+            Regex::new(&format!("^(?:{p})$")).map_err(|e| format!("cannot compile the format: {e}"))
+        };
+        Ok(Ambiguous {
+            before: anchored(before)?,
+            after: anchored(after)?,
+            before_dfa: build(before, false)?,
+            after_dfa: build(after, true)?,
+            number,
+            scratch: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The most severe way to read the line, by `rank` of its level: the level's
+    /// start and end. `None` when the DFAs give up (the caller reads it the plain way).
+    fn most_severe(&self, line: &str, rank: &dyn Fn(&str) -> u32) -> Option<(usize, usize)> {
+        let mut guard = self.scratch.try_lock().ok();
+        let mut own = None;
+        let slot = match guard.as_deref_mut() {
+            Some(slot) => slot,
+            // another thread reads a line with this format: this one gets its own
+            None => &mut own,
+        };
+        let sc = slot.get_or_insert_with(|| Scratch {
+            before: self.before_dfa.create_cache(),
+            after: self.after_dfa.create_cache(),
+            ends: Vec::new(),
+            starts: Vec::new(),
+        });
+        let bytes = line.as_bytes();
+        let n = bytes.len();
+        sc.ends.clear();
+        sc.ends.resize(n + 1, false);
+        sc.starts.clear();
+        sc.starts.resize(n + 1, false);
+        let start =
+            regex_automata::util::start::Config::new().anchored(regex_automata::Anchored::Yes);
+        // Matches show one byte late: the state after byte `i` says whether a match
+        // ended just before it.
+        let dfa = &self.before_dfa;
+        let mut s = dfa.start_state(&mut sc.before, &start).ok()?;
+        let mut alive = true;
+        for (i, &b) in bytes.iter().enumerate() {
+            s = dfa.next_state(&mut sc.before, s, b).ok()?;
+            if s.is_match() {
+                sc.ends[i] = true;
+            }
+            if s.is_dead() || s.is_quit() {
+                alive = false;
+                break;
+            }
+        }
+        if alive && dfa.next_eoi_state(&mut sc.before, s).ok()?.is_match() {
+            sc.ends[n] = true;
+        }
+        let dfa = &self.after_dfa;
+        let mut s = dfa.start_state(&mut sc.after, &start).ok()?;
+        let mut alive = true;
+        for i in (0..n).rev() {
+            s = dfa.next_state(&mut sc.after, s, bytes[i]).ok()?;
+            if s.is_match() {
+                sc.starts[i + 1] = true;
+            }
+            if s.is_dead() || s.is_quit() {
+                alive = false;
+                break;
+            }
+        }
+        if alive && dfa.next_eoi_state(&mut sc.after, s).ok()?.is_match() {
+            sc.starts[0] = true;
+        }
+        let token = |c: char| {
+            if self.number {
+                c.is_ascii_digit()
+            } else {
+                !c.is_whitespace()
+            }
+        };
+        let mut best: Option<(u32, usize, usize)> = None;
+        for p in (0..n).filter(|&p| sc.ends[p] && line.is_char_boundary(p)) {
+            // The level is as long as it can be (`\S+` is greedy) with the rest of the
+            // format after it.
+            let mut end = None;
+            for (off, c) in line[p..].char_indices() {
+                if off >= MAX_LEVEL_LEN || !token(c) {
+                    break;
+                }
+                let q = p + off + c.len_utf8();
+                if sc.starts[q] {
+                    end = Some(q);
+                }
+            }
+            let Some(q) = end else { continue };
+            let r = rank(&line[p..q]);
+            // On a tie the first reading stays: the one the plain regex gives.
+            if best.is_none_or(|(b, _, _)| r > b) {
+                best = Some((r, p, q));
+            }
+        }
+        best.map(|(_, p, q)| (p, q))
+    }
 }
 
 const MONTHS: [&str; 12] = [
@@ -56,6 +216,10 @@ impl LineFormat {
         let mut seen_message = false;
         let mut rest = text.as_str();
         let mut extra_n = 0;
+        // Where the level's group starts and ends in `re`, and whether a part anyone
+        // may write comes before it.
+        let mut level_at: Option<(usize, usize, bool)> = None;
+        let mut free_before = false;
         while !rest.is_empty() {
             if let Some(after) = rest.strip_prefix("{{") {
                 re.push_str(&regex::escape("{"));
@@ -88,8 +252,14 @@ impl LineFormat {
                         re.push_str(&time_regex(fmt)?);
                         time = TimeSpec::Parts;
                     }
-                    "level" | "level.name" => re.push_str(&format!(r"{pad}(?P<level>\S+){pad}")),
-                    "level.no" => re.push_str(&format!(r"{pad}(?P<level>\d+){pad}")),
+                    "level" | "level.name" | "level.no" => {
+                        let number = name == "level.no";
+                        re.push_str(pad);
+                        let start = re.len();
+                        re.push_str(if number { r"(?P<level>\d+)" } else { r"(?P<level>\S+)" });
+                        level_at.get_or_insert((start, re.len(), number));
+                        re.push_str(pad);
+                    }
                     "level.icon" => re.push_str(r"\S*"),
                     "name" | "module" => re.push_str(&format!(r"{pad}(?P<logger>[^\s:]*?){pad}")),
                     "function" => re.push_str(&format!(r"{pad}(?P<function>\S*?){pad}")),
@@ -99,21 +269,26 @@ impl LineFormat {
                             return Err("`{message}` appears twice".into());
                         }
                         seen_message = true;
+                        free_before |= level_at.is_none();
                         re.push_str(r"(?P<message>.*?)");
                     }
                     "process" | "process.id" | "thread" | "thread.id" => re.push_str(&format!(r"{pad}\d+{pad}")),
                     "process.name" | "thread.name" | "file" | "file.name" | "file.path" | "elapsed" => {
+                        free_before |= level_at.is_none();
                         re.push_str(&format!(r"{pad}.*?{pad}"))
                     }
-                    "extra" => re.push_str(r".*?"),
+                    "extra" | "exception" => {
+                        free_before |= level_at.is_none();
+                        re.push_str(r".*?")
+                    }
                     n if n.starts_with("extra[") && n.ends_with(']') => {
+                        free_before |= level_at.is_none();
                         let key = n[6..n.len() - 1].trim_matches(|c| c == '"' || c == '\'');
                         let group = format!("x{extra_n}");
                         extra_n += 1;
                         re.push_str(&format!(r"{pad}(?P<{group}>.*?){pad}"));
                         fields.push((group, key.to_string()));
                     }
-                    "exception" => re.push_str(r".*?"),
                     other => {
                         return Err(format!(
                             "unsupported loguru token `{{{other}}}` (supported: time, level, name, module, function, line, message, process, thread, file, elapsed, extra, extra[key], exception)"
@@ -137,10 +312,18 @@ impl LineFormat {
         }
         re.push('$');
         let regex = Regex::new(&re).map_err(|e| format!("cannot compile the format: {e}"))?;
+        let ambiguous =
+            match level_at {
+                Some((start, end, number)) if free_before => Some(std::sync::Arc::new(
+                    Ambiguous::new(&re[1..start], &re[end..re.len() - 1], number)?,
+                )),
+                _ => None,
+            };
         Ok(LineFormat {
             regex,
             time,
             fields,
+            ambiguous,
         })
     }
 
@@ -169,6 +352,7 @@ impl LineFormat {
             regex,
             time,
             fields,
+            ambiguous: None,
         })
     }
 
@@ -178,10 +362,37 @@ impl LineFormat {
         self.regex.find(line).is_some_and(|m| m.start() == 0)
     }
 
-    /// Parses a record's first line; `None` for a continuation line.
-    /// Parses a line; a time written without an offset is read in `zone`.
+    /// Parses a record's first line; `None` for a continuation line. A time written
+    /// without an offset is read in `zone`.
     pub fn parse<'a>(&self, line: &'a str, zone: &Zone) -> Option<Header<'a>> {
+        self.parse_ranked(line, zone, &|_| 0)
+    }
+
+    /// [`LineFormat::parse`]; a line that can be read more than one way is read the
+    /// way that gives its level the highest `rank` (see [`Ambiguous`]).
+    pub fn parse_ranked<'a>(
+        &self,
+        line: &'a str,
+        zone: &Zone,
+        rank: &dyn Fn(&str) -> u32,
+    ) -> Option<Header<'a>> {
         let caps = self.regex.captures(line)?;
+        if let Some(a) = &self.ambiguous {
+            if let Some((p, q)) = a.most_severe(line, rank) {
+                if let (Some(b), Some(c)) =
+                    (a.before.captures(&line[..p]), a.after.captures(&line[q..]))
+                {
+                    let time = match self.time {
+                        TimeSpec::Parts => {
+                            time_from_parts(&b, zone).or_else(|| time_from_parts(&c, zone))
+                        }
+                        _ => None,
+                    };
+                    let get = |n: &str| b.name(n).or_else(|| c.name(n)).map(|m| m.as_str());
+                    return Some(self.header(time, Some(&line[p..q]), get));
+                }
+            }
+        }
         let get = |n: &str| caps.name(n).map(|m| m.as_str());
         let time = match &self.time {
             TimeSpec::None => None,
@@ -190,10 +401,19 @@ impl LineFormat {
                 get("time").and_then(|t| parse_time_text(t, fmt.as_deref(), zone))
             }
         };
-        Some(Header {
+        Some(self.header(time, get("level"), get))
+    }
+
+    fn header<'a>(
+        &self,
+        time: Option<DateTime<Utc>>,
+        level: Option<&'a str>,
+        get: impl Fn(&str) -> Option<&'a str>,
+    ) -> Header<'a> {
+        Header {
             time,
             time_text: None,
-            level: get("level").map(str::trim),
+            level: level.map(str::trim),
             logger: get("logger"),
             function: get("function"),
             line: get("line"),
@@ -201,9 +421,9 @@ impl LineFormat {
             fields: self
                 .fields
                 .iter()
-                .filter_map(|(g, k)| caps.name(g).map(|m| (k.clone(), m.as_str())))
+                .filter_map(|(g, k)| get(g).map(|v| (k.clone(), v)))
                 .collect(),
-        })
+        }
     }
 }
 
@@ -428,6 +648,81 @@ mod tests {
         assert!(f
             .parse("Traceback (most recent call last):", &Zone::UTC)
             .is_none());
+    }
+
+    /// Level numbers as loguru's: a name not known is below every known one.
+    fn rank(l: &str) -> u32 {
+        match l {
+            "CRITICAL" => 50,
+            "ERROR" => 40,
+            "WARNING" => 30,
+            "INFO" => 20,
+            "DEBUG" => 10,
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn a_line_read_more_than_one_way_is_read_with_its_most_severe_level() {
+        let f = LineFormat::from_loguru(
+            "{time:YYYY-MM-DD HH:mm:ss} | {extra[client]} | {level: <8} | {name}:{function}:{line} - {message}",
+        )
+        .unwrap();
+        assert!(f.ambiguous.is_some());
+        let line = "2026-11-22 10:00:00 | evil | INFO     | x:y:1 - hi | ERROR    | app.db:query:42 - boom | it";
+        // the plain regex reads it at the first place that fits
+        assert_eq!(f.parse(line, &Zone::UTC).unwrap().level, Some("INFO"));
+        let h = f.parse_ranked(line, &Zone::UTC, &rank).unwrap();
+        assert_eq!(h.level, Some("ERROR"));
+        assert_eq!(h.logger, Some("app.db"));
+        assert_eq!(h.function, Some("query"));
+        assert_eq!(h.line, Some("42"));
+        assert_eq!(h.message, "boom | it");
+        assert_eq!(
+            h.fields,
+            vec![("client".to_string(), "evil | INFO     | x:y:1 - hi")]
+        );
+        assert!(h.time.is_some());
+        // thousands of places to read it, each valid: still the ERROR, read once each way
+        let many = format!(
+            "2026-11-22 10:00:00 | evil{} | ERROR    | app.db:query:42 - boom{}",
+            " | DEBUG | x:y:1 - hi".repeat(5000),
+            " | INFO | x:y:1 - hi".repeat(5000)
+        );
+        let h = f.parse_ranked(&many, &Zone::UTC, &rank).unwrap();
+        assert_eq!(h.level, Some("ERROR"));
+        assert!(h.message.starts_with("boom | INFO"), "{}", &h.message[..40]);
+        // one way only: as the plain regex reads it
+        let plain = "2026-11-22 10:00:00 | 203.0.113.9 | WARNING  | app:f:1 - slow | 3 s";
+        assert_eq!(
+            f.parse_ranked(plain, &Zone::UTC, &rank),
+            f.parse(plain, &Zone::UTC)
+        );
+        // a format with nothing free before its level has nothing to choose
+        let f = LineFormat::from_loguru("{time} | {level} | {extra[x]} | {message}").unwrap();
+        assert!(f.ambiguous.is_none());
+    }
+
+    #[test]
+    fn the_level_after_the_message_or_by_number_is_read_the_same_way() {
+        let f = LineFormat::from_loguru("{time:YYYY-MM-DD HH:mm:ss} {message} [{level}]").unwrap();
+        let h = f
+            .parse_ranked(
+                "2026-11-22 10:00:00 disk full [INFO] maybe [CRITICAL]",
+                &Zone::UTC,
+                &rank,
+            )
+            .unwrap();
+        assert_eq!(h.level, Some("CRITICAL"));
+        assert_eq!(h.message, "disk full [INFO] maybe");
+        let f = LineFormat::from_loguru("{time:YYYY-MM-DD HH:mm:ss} {file} {level.no} {message}")
+            .unwrap();
+        let by_number = |l: &str| l.parse().unwrap_or(0);
+        let h = f
+            .parse_ranked("2026-11-22 10:00:00 a 20 b 40 c", &Zone::UTC, &by_number)
+            .unwrap();
+        assert_eq!(h.level, Some("40"));
+        assert_eq!(h.message, "c");
     }
 
     #[test]

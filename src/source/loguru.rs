@@ -534,10 +534,19 @@ pub enum HeaderParser {
 }
 
 impl HeaderParser {
-    fn parse<'a>(&self, line: &'a str, zone: &Zone) -> Option<Header<'a>> {
+    /// A line a custom format can read more than one way is read with its most severe
+    /// level, by the source's level numbers (`levels`).
+    fn parse<'a>(
+        &self,
+        line: &'a str,
+        zone: &Zone,
+        levels: &BTreeMap<String, u32>,
+    ) -> Option<Header<'a>> {
         match self {
             HeaderParser::LoguruDefault => parse_header(line),
-            HeaderParser::Line { format, .. } => format.parse(line, zone),
+            HeaderParser::Line { format, .. } => {
+                format.parse_ranked(line, zone, &|l| Level::number_of(l.trim(), levels))
+            }
         }
     }
 }
@@ -627,7 +636,7 @@ impl RecordAssembler {
 
     /// Feeds one line (without its ending). Returns the record it completed, if any.
     pub fn push(&mut self, line_no: u64, line: &str) -> Option<Event> {
-        if let Some(h) = self.header.parse(line, &self.zone) {
+        if let Some(h) = self.header.parse(line, &self.zone, &self.levels) {
             let done = self.finish();
             let written = h.level.map(|l| self.level_number(l.as_bytes()));
             let level_name = match (&self.header, h.level) {

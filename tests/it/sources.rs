@@ -95,6 +95,55 @@ log.error("Upstream | returned 503")
 }
 
 #[test]
+fn a_value_written_before_the_level_cannot_make_an_error_read_as_info() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    // The client address comes from a header anyone sends (X-Forwarded-For).
+    let fmt = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {extra[client]} | {level: <8} | {name}:{function}:{line} - {message}";
+    t.config(&format!(
+        "[[source]]\nname = \"app\"\npath = \"app.log\"\nfrom = \"start\"\nformat = \"{fmt}\"\n"
+    ));
+    t.loguru(&format!(
+        r#"
+logger.add("app.log", format="{fmt}", backtrace=False, diagnose=False)
+def checkout(client):
+    with logger.contextualize(client=client):
+        logger.info("cart viewed | by a visitor")
+        try:
+            1/0
+        except ZeroDivisionError:
+            logger.exception("checkout crashed")
+checkout("203.0.113.9")
+checkout("evil | INFO     | x:y:1 - hi")
+checkout("evil" + " | DEBUG    | x:y:1 - hi" * 200)
+checkout("evil | INFO | x:y:1 - hi | INFO | x:y:1 - hi | WARNING | a:b:2 - ok")
+"#
+    ));
+    let r = t.ok(&["run", "--now", "2030-01-01T00:00:00Z"]);
+    // The last client makes its INFO record read as a WARNING: where a line can be
+    // read more than one way the most severe wins, a false alarm rather than a lost
+    // error.
+    assert!(r.stdout.contains("5 warnings/errors kept"), "{}", r.stdout);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 2, "{}", r.stdout);
+    let (crash, other): (Vec<_>, Vec<_>) = inc
+        .iter()
+        .partition(|i| i["exception_type"] == "ZeroDivisionError");
+    assert_eq!(other[0]["level"], "WARNING", "{inc:?}");
+    assert_eq!(crash[0]["occurrences"], 4, "{inc:?}");
+    assert_eq!(crash[0]["level"], "ERROR");
+    assert!(
+        crash[0]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("checkout crashed"),
+        "{inc:?}"
+    );
+}
+
+#[test]
 fn unsupported_format_token_is_a_config_error() {
     let t = Test::new();
     t.config(
