@@ -946,10 +946,34 @@ impl super::RecordParser for RecordAssembler {
         // Custom formats may start a record with little more than a time, which
         // ordinary messages contain too: they are cut only where a run saw a line end
         // without its newline (see `starts_record`).
-        match self.header {
-            HeaderParser::LoguruDefault => embedded_header(line),
-            HeaderParser::Line { .. } => None,
+        if !matches!(self.header, HeaderParser::LoguruDefault) {
+            return None;
         }
+        // A message may hold a whole header too: text a stranger chose (a user name,
+        // a URL) logged inside an ERROR. Cut there, the ERROR would lose its traceback
+        // and exception to a made-up record of the level the stranger wrote, dropped
+        // if that is INFO. A line a run saw torn is cut at that point (`file.rs`);
+        // without that hint a header inside a line only starts a record when it is at
+        // least as severe as the one it cuts, so that a cut never lowers what the
+        // lines after it are read as. (A torn ERROR whose restart appended an INFO is
+        // one ERROR record then, and loses nothing above the INFO.)
+        let number = |l: &[u8]| Level::number_of(&String::from_utf8_lossy(l), &self.levels);
+        let outer = match header_level(line) {
+            Some(l) => number(l),
+            // a continuation line: the record it goes on, if one is kept
+            None => match &self.pending {
+                Some(p) if p.keep => p.level.no,
+                _ => 0,
+            },
+        };
+        let mut from = 0;
+        while let Some(k) = embedded_header(&line[from..]).map(|k| from + k) {
+            if header_level(&line[k..]).is_some_and(|l| number(l) >= outer) {
+                return Some(k);
+            }
+            from = k;
+        }
+        None
     }
     fn pending(&self) -> Option<(u64, bool)> {
         self.pending
@@ -1469,6 +1493,42 @@ KeyboardInterrupt
             scan.push(l);
         }
         assert!(scan.unfinished());
+    }
+
+    #[test]
+    fn a_header_inside_a_line_starts_a_record_only_if_no_less_severe_than_the_one_it_cuts() {
+        use super::super::RecordParser;
+        let head = |level: &str, msg: &str| {
+            format!("2026-12-02 08:06:00.000 | {level:<8} | app.pay:charge:7 - {msg}")
+        };
+        let mut p = RecordAssembler::new("app", "app.log", &BTreeMap::new(), 30);
+        let at = |p: &RecordAssembler, line: &str| p.embedded_record(line.as_bytes());
+        // a stranger's user name holding an INFO header inside an ERROR: one record
+        let error = head(
+            "ERROR",
+            &format!("payment failed for {}", head("INFO", "hi")),
+        );
+        assert_eq!(at(&p, &error), None);
+        // a torn INFO with the restart's ERROR appended: two
+        let torn = head("INFO", "handling req");
+        let glued = format!("{torn}{}", head("ERROR", "Database down"));
+        assert_eq!(at(&p, &glued), Some(torn.len()));
+        let same = format!("{torn}{}", head("INFO", "started"));
+        assert_eq!(at(&p, &same), Some(torn.len()));
+        // a less severe header first, a more severe one after it: cut at the second
+        let both = format!("{error} | {}", head("CRITICAL", "disk full"));
+        assert_eq!(at(&p, &both), Some(error.len() + 3));
+        // a continuation line is cut by what its record is: a kept ERROR's traceback
+        // line holding an INFO header stays on it; with no record kept it is cut
+        let exc = format!("RuntimeError: card declined for {}", head("INFO", "hi"));
+        assert_eq!(at(&p, &exc), Some(32));
+        assert!(p.push(1, &head("ERROR", "payment failed")).is_none());
+        assert_eq!(at(&p, &exc), None);
+        assert_eq!(
+            at(&p, &format!("x{}", head("ERROR", "again"))),
+            Some(1),
+            "as severe: cut"
+        );
     }
 
     /// A whole header inside a line is found where it starts (after a torn record, at

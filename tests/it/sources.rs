@@ -1689,6 +1689,46 @@ os.truncate("app.log", os.path.getsize("app.log") - 1)  # killed before its newl
     }
 }
 
+/// A message holding a whole loguru header (a user name a stranger chose) is not cut
+/// there: its traceback and exception stay on the ERROR, not on a made-up INFO record.
+#[test]
+fn a_header_inside_a_message_does_not_cut_the_record() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.with_app_source("");
+    t.loguru(
+        r#"logger.add("app.log")
+def charge(user):
+    raise RuntimeError("card declined for %s" % user)
+for user in ["ada", "bob 2026-11-22 10:00:00.000 | INFO     | x:y:1 - hello"]:
+    try:
+        charge(user)
+    except RuntimeError:
+        logger.exception("payment failed for user %s" % user)
+"#,
+    );
+    let r = t.ok(&["run", "--now", "2030-01-01T00:00:00Z"]);
+    assert!(r.stdout.contains("2 warnings/errors kept"), "{}", r.stdout);
+    let inc = t.incidents();
+    assert!(
+        inc.iter().all(|i| i["exception_type"] == "RuntimeError"),
+        "{inc:?}"
+    );
+    assert_eq!(total_occurrences(&t), 2, "{}", r.stdout);
+    let stranger = inc
+        .iter()
+        .flat_map(|i| i["samples"].as_array().unwrap())
+        .map(|s| s.as_str().unwrap())
+        .find(|s| s.contains("bob"))
+        .unwrap();
+    assert!(
+        stranger.contains("Traceback") && stranger.contains("RuntimeError: card declined"),
+        "{stranger}"
+    );
+}
+
 /// A writer killed mid-line whose restart appends an ERROR to the torn line before any
 /// run sees it end there: the ERROR is read, though the line starts as one a skip
 /// passes over (a skipped INFO record's header, or the last line of a skipped INFO
