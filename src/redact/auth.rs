@@ -606,17 +606,15 @@ mod tests {
             red("authorization: denied for bob, authorization: Custom k3y sent"),
             "authorization: denied for bob, authorization: Custom [REDACTED:authorization] sent"
         );
-        // The line of the report, at 1 MiB: about a minute when each header read
-        // the rest of the line, a fraction of a second in one pass.
+        // The line of the report, at 1 MiB: each header read the rest of the line
+        // (about a minute); one pass reads it once. (What it costs against ordinary
+        // text is measured by `cargo bench --bench hostile`.)
         let unit = "authorization:a,";
         let text = unit.repeat((1 << 20) / unit.len());
-        let t = std::time::Instant::now();
+        OFFERED.with(|o| o.set(0));
         let got = red(&text);
-        assert!(
-            t.elapsed() < std::time::Duration::from_secs(20),
-            "{:?}",
-            t.elapsed()
-        );
+        let offered = OFFERED.with(|o| o.get());
+        assert!(offered <= text.len(), "{offered} bytes read");
         let hidden = got.matches("[REDACTED:authorization]").count();
         assert_eq!(hidden, (1 << 20) / unit.len());
     }

@@ -2380,11 +2380,10 @@ mod tests {
             r(&text),
             "auth with [REDACTED:jwt]\n2026-11-22 10:00:00 | ERROR | next"
         );
-        // A stranger's lines of `eyJ` pieces: each walk is bounded.
-        let text = "eyJhbGciOi.eyJzdWIiOi\n".repeat(200_000);
-        let t = std::time::Instant::now();
+        // A stranger's lines of `eyJ` pieces: each is redacted on its own (what they
+        // cost as they grow is measured by `cargo bench --bench hostile`).
+        let text = "eyJhbGciOi.eyJzdWIiOi\n".repeat(2_000);
         let got = r(&text);
-        assert!(got.contains("[REDACTED:jwt]"));
-        assert!(t.elapsed() < std::time::Duration::from_secs(20));
+        assert!(got.contains("[REDACTED:jwt]") && !got.contains("eyJ"));
     }
 }

@@ -65,7 +65,27 @@ struct Ambiguous {
     after_dfa: regex_automata::hybrid::dfa::DFA,
     /// The level is `{level.no}` (digits), else a name (no blanks).
     number: bool,
+    /// The literal text just before the level, and how often the format's literal
+    /// texts hold it. Every reading of a line puts one of its occurrences before the
+    /// level; a line that holds it no more often than the format has one reading only,
+    /// and is read the plain way (most lines: half the cost).
+    mark: Option<(String, usize)>,
     scratch: std::sync::Mutex<Option<Scratch>>,
+}
+
+/// How often `needle` occurs in `hay`, overlaps included, counting up to `limit + 1`.
+fn overlapping(hay: &str, needle: &str, limit: usize) -> usize {
+    let finder = memchr::memmem::Finder::new(needle);
+    let mut n = 0;
+    let mut from = 0;
+    while let Some(i) = finder.find(&hay.as_bytes()[from..]) {
+        n += 1;
+        if n > limit {
+            break;
+        }
+        from += i + 1;
+    }
+    n
 }
 
 /// What reading an ambiguous line needs, kept from one line to the next.
@@ -107,8 +127,17 @@ impl Ambiguous {
             before_dfa: build(before, false)?,
             after_dfa: build(after, true)?,
             number,
+            mark: None,
             scratch: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Whether the line may be read more than one way (see `mark`).
+    fn may_differ(&self, line: &str) -> bool {
+        match &self.mark {
+            Some((text, times)) => overlapping(line, text, *times) > *times,
+            None => true,
+        }
     }
 
     /// The most severe way to read the line, by `rank` of its level: the level's
@@ -220,18 +249,27 @@ impl LineFormat {
         // may write comes before it.
         let mut level_at: Option<(usize, usize, bool)> = None;
         let mut free_before = false;
+        // The format's literal texts, and the one just before the level.
+        let mut literals: Vec<String> = vec![String::new()];
+        let mut before_level = String::new();
         while !rest.is_empty() {
             if let Some(after) = rest.strip_prefix("{{") {
                 re.push_str(&regex::escape("{"));
+                literals.last_mut().expect("one").push('{');
                 rest = after;
                 continue;
             }
             if let Some(after) = rest.strip_prefix("}}") {
                 re.push_str(&regex::escape("}"));
+                literals.last_mut().expect("one").push('}');
                 rest = after;
                 continue;
             }
             if rest.starts_with('{') {
+                if level_at.is_none() {
+                    before_level = literals.last().expect("one").clone();
+                }
+                literals.push(String::new());
                 let end = rest
                     .find('}')
                     .ok_or_else(|| format!("unclosed `{{` in `{format}`"))?;
@@ -305,6 +343,7 @@ impl LineFormat {
             };
             let literal = &rest[..next.max(1)];
             re.push_str(&regex::escape(literal));
+            literals.last_mut().expect("one").push_str(literal);
             rest = &rest[literal.len()..];
         }
         if !seen_message {
@@ -312,13 +351,20 @@ impl LineFormat {
         }
         re.push('$');
         let regex = Regex::new(&re).map_err(|e| format!("cannot compile the format: {e}"))?;
-        let ambiguous =
-            match level_at {
-                Some((start, end, number)) if free_before => Some(std::sync::Arc::new(
-                    Ambiguous::new(&re[1..start], &re[end..re.len() - 1], number)?,
-                )),
-                _ => None,
-            };
+        let ambiguous = match level_at {
+            Some((start, end, number)) if free_before => {
+                let mut a = Ambiguous::new(&re[1..start], &re[end..re.len() - 1], number)?;
+                if !before_level.is_empty() {
+                    let times = literals
+                        .iter()
+                        .map(|l| overlapping(l, &before_level, usize::MAX))
+                        .sum();
+                    a.mark = Some((before_level, times));
+                }
+                Some(std::sync::Arc::new(a))
+            }
+            _ => None,
+        };
         Ok(LineFormat {
             regex,
             time,
@@ -377,7 +423,7 @@ impl LineFormat {
         rank: &dyn Fn(&str) -> u32,
     ) -> Option<Header<'a>> {
         let caps = self.regex.captures(line)?;
-        if let Some(a) = &self.ambiguous {
+        if let Some(a) = self.ambiguous.as_ref().filter(|a| a.may_differ(line)) {
             if let Some((p, q)) = a.most_severe(line, rank) {
                 if let (Some(b), Some(c)) =
                     (a.before.captures(&line[..p]), a.after.captures(&line[q..]))
@@ -698,6 +744,20 @@ mod tests {
             f.parse_ranked(plain, &Zone::UTC, &rank),
             f.parse(plain, &Zone::UTC)
         );
+        // a message holding the separator is read every way too
+        assert_eq!(f.ambiguous.as_ref().unwrap().mark, Some((" | ".into(), 3)));
+        let sep = "2026-11-22 10:00:00 | evil | INFO | x:y:1 - a | ERROR | app:f:1 - b | c";
+        assert_eq!(
+            f.parse_ranked(sep, &Zone::UTC, &rank).unwrap().level,
+            Some("ERROR")
+        );
+        // a literal that overlaps itself: every occurrence counts
+        let f = LineFormat::from_loguru("{time:YYYY-MM-DD HH:mm:ss} {extra[c]}||{level} {message}")
+            .unwrap();
+        let h = f
+            .parse_ranked("2026-11-22 10:00:00 a|||INFO x||ERROR m", &Zone::UTC, &rank)
+            .unwrap();
+        assert_eq!((h.level, h.message), (Some("ERROR"), "m"));
         // a format with nothing free before its level has nothing to choose
         let f = LineFormat::from_loguru("{time} | {level} | {extra[x]} | {message}").unwrap();
         assert!(f.ambiguous.is_none());
