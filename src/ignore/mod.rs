@@ -1008,7 +1008,9 @@ fn add_rule_with(
         id
     };
     t.insert("pattern", value(rule.pattern.clone()));
-    t.insert("comment", value(rule.comment.clone()));
+    // The comment may quote log text (a phone mute quotes the incident's title): one
+    // line, with no control or bidi character to hide what the file says from its reader.
+    t.insert("comment", value(crate::sanitize::line(&rule.comment)));
     if let Some(s) = &rule.source {
         t.insert("source", value(s.clone()));
     }
@@ -1344,6 +1346,24 @@ comment = "old"
         assert_eq!(
             parse_expiry("7d", now).unwrap().to_rfc3339(),
             "2026-11-29T10:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn a_comment_quoting_log_text_is_one_visible_line() {
+        let rule = NewRule {
+            pattern: "^payment".into(),
+            comment: "muted for #3: admin\u{202e}txt.exe\nrule = 'x'".into(),
+            ..NewRule::default()
+        };
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let (text, _) = add_rule_to_text("", "ignore.toml", &rule, now).unwrap();
+        assert!(!text.contains('\u{202e}'), "{text}");
+        assert!(
+            text.contains("comment = \"muted for #3: admin⟨U+202E⟩txt.exe rule = 'x'\""),
+            "{text}"
         );
     }
 
