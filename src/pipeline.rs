@@ -422,9 +422,9 @@ fn decide_triggers(
             config.renotify_after,
         );
         // A record more severe than any of its open incident's is judged as if new.
-        let rises = open.as_ref().is_some_and(|o| {
-            g.level.no > investigate::budget::level_no(config, &o.source, &o.level)
-        });
+        let rises = open
+            .as_ref()
+            .is_some_and(|o| g.level.no > incident::lifecycle::incident_level_no(config, o));
         if let Some(o) = open {
             open_rows.insert(o.id, o);
         }
@@ -554,7 +554,7 @@ fn commit_read(
                         }
                         report
                             .rose
-                            .push((*incident, r.level, r.severity, r.page.is_some()));
+                            .push((*incident, r.level.name, r.severity, r.page.is_some()));
                     }
                     if incident::lifecycle::is_spike(config, o.occurrences, o.runs_seen, g.count) {
                         spikes.push((*incident, g.count));
@@ -691,6 +691,7 @@ fn several_sources(
         source: "logwarden".into(),
         host: config.hostname.clone(),
         level: "ERROR".into(),
+        level_no: None,
         template: format!(
             "errors from {} sources in one run: {}",
             sources.len(),
@@ -978,6 +979,7 @@ fn new_incident(config: &Config, g: &Group, esc: Option<&Escalation>) -> NewInci
         source: g.source.clone(),
         host: config.hostname.clone(),
         level: g.level.name.clone(),
+        level_no: Some(g.level.no),
         template: g.template.clone(),
         exception_type: g.exception_type.clone(),
         first_seen: g.first,

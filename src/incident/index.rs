@@ -306,6 +306,7 @@ mod tests {
                     source: "app".into(),
                     host: "h".into(),
                     level: "ERROR".into(),
+                    level_no: Some(40),
                     template: title.into(),
                     exception_type: None,
                     first_seen: at,

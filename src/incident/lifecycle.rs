@@ -44,7 +44,7 @@ pub fn notify_spike(store: &Store, id: i64, this_run: u64, now: DateTime<Utc>) -
 /// What a record more severe than any of an open incident's changes on it.
 #[derive(Debug)]
 pub struct Rise {
-    pub level: String,
+    pub level: Level,
     pub severity: String,
     pub escalation: Option<Escalation>,
     /// An incident already notified pages again, at its severity: a phone mute is
@@ -65,7 +65,7 @@ pub fn level_rise(
     at: DateTime<Utc>,
     esc: Option<&Escalation>,
 ) -> Option<Rise> {
-    if level.no <= crate::investigate::budget::level_no(config, &o.source, &o.level) {
+    if level.no <= incident_level_no(config, o) {
         return None;
     }
     let by_level = config
@@ -116,12 +116,19 @@ pub fn level_rise(
         }
     });
     Some(Rise {
-        level: level.name.clone(),
+        level: level.clone(),
         severity,
         escalation,
         page,
         reopen,
     })
+}
+
+/// The level number of an incident's most severe record: as read when it was recorded
+/// (a loguru JSON record carries a custom level's number), else by its name.
+pub fn incident_level_no(config: &Config, i: &IncidentRow) -> u32 {
+    i.level_no
+        .unwrap_or_else(|| crate::investigate::budget::level_no(config, &i.source, &i.level))
 }
 
 /// Resolves error incidents quiet for `resolve_after`, measured on the run clock
@@ -198,10 +205,7 @@ pub fn nag(
             continue;
         }
         // Asked only of a reminder that is due: answering may parse the ignore rules.
-        if silenced(
-            &i.signature,
-            crate::investigate::budget::level_no(config, &i.source, &i.level),
-        ) {
+        if silenced(&i.signature, incident_level_no(config, &i)) {
             continue;
         }
         let number = i.nag_count + 1;

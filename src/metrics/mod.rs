@@ -445,6 +445,7 @@ fn apply(
                         "WARNING"
                     }
                     .into(),
+                    level_no: None,
                     template: format!("{} {}", f.series, f.rule).trim().to_string(),
                     exception_type: None,
                     first_seen: now,

@@ -235,23 +235,24 @@ impl Batch<'_> {
     pub fn raise_level(
         &self,
         id: i64,
-        level: &str,
+        level: &crate::source::Level,
         severity: &str,
         escalation: Option<&crate::trigger::escalate::Escalation>,
         reopen: bool,
     ) -> Result<()> {
         self.tx.execute_cached(
-            "UPDATE incidents SET level = ?2, severity = ?3, escalation = ?4,
+            "UPDATE incidents SET level = ?2, level_no = ?6, severity = ?3, escalation = ?4,
                  status = CASE WHEN ?5 AND status = 'acked' THEN 'open' ELSE status END,
                  acked_by = CASE WHEN ?5 AND status = 'acked' THEN NULL ELSE acked_by END,
                  acked_at = CASE WHEN ?5 AND status = 'acked' THEN NULL ELSE acked_at END
              WHERE id = ?1",
             params![
                 id,
-                level,
+                level.name,
                 severity,
                 escalation.map(|e| serde_json::to_string(e).expect("escalation serialises")),
-                reopen
+                reopen,
+                level.no
             ],
         )?;
         Ok(())

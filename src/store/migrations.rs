@@ -310,6 +310,10 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE incidents ADD COLUMN page_name TEXT GENERATED ALWAYS AS
         (substr(file_path, length(rtrim(file_path, replace(file_path, '/', ''))) + 1)) VIRTUAL;
     CREATE INDEX incidents_by_page_name ON incidents (page_name);",
+    // 22: the level number of an incident's most severe record, as read (a loguru JSON
+    // record carries its own: a custom level's name alone does not say it). NULL for
+    // incidents from before, whose number is looked up by name.
+    "ALTER TABLE incidents ADD COLUMN level_no INTEGER;",
 ];
 
 /// The schema version this build writes.

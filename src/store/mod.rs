@@ -191,6 +191,9 @@ pub struct IncidentRow {
     pub runs_seen: u32,
     /// What the escalation rules decided, when one matched.
     pub escalation: Option<crate::trigger::escalate::Escalation>,
+    /// The number of `level` as read, when it was recorded.
+    #[serde(skip)]
+    pub level_no: Option<u32>,
 }
 
 /// A new incident to record.
@@ -203,6 +206,8 @@ pub struct NewIncident {
     pub source: String,
     pub host: String,
     pub level: String,
+    /// The number of `level` as read (`None` for incidents that have no records).
+    pub level_no: Option<u32>,
     pub template: String,
     pub exception_type: Option<String>,
     pub first_seen: DateTime<Utc>,
@@ -616,7 +621,8 @@ impl Store {
             "SELECT id, signature, kind, stage, status, severity, verdict, title, source, host, level,
                     template, exception_type, first_seen, last_seen, occurrences, {heavy},
                     file_path, created_at, run_id, acked_by, acked_at, resolved_at, resolved_by,
-                    regression_of, nag_count, last_notified_at, spike_notified, runs_seen, escalation
+                    regression_of, nag_count, last_notified_at, spike_notified, runs_seen, escalation,
+                    level_no
              FROM incidents WHERE {cond} ORDER BY id"
         );
         // Cached: a run asks for incidents many times (pages, links, the index).
@@ -658,6 +664,7 @@ impl Store {
                 escalation: r
                     .get::<_, Option<String>>(30)?
                     .and_then(|e| serde_json::from_str(&e).ok()),
+                level_no: r.get::<_, Option<i64>>(31)?.map(|n| n as u32),
             })
         })?;
         Ok(rows.collect::<std::result::Result<_, _>>()?)
@@ -869,9 +876,10 @@ impl Batch<'_> {
         self.tx.execute_cached(
             &format!(
                 "INSERT INTO incidents (signature, kind, stage, status, severity, verdict, title, source, host, level,
-                 template, exception_type, first_seen, last_seen, occurrences, samples, created_at, updated_at, run_id, seen_at)
+                 template, exception_type, first_seen, last_seen, occurrences, samples, created_at, updated_at, run_id, seen_at,
+                 level_no)
              VALUES (?1, ?2, 'new', 'open', ?3, 'unsure', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?14, ?15,
-                 {})",
+                 {}, ?16)",
                 seen_now("?14")
             ),
             params![
@@ -890,6 +898,7 @@ impl Batch<'_> {
                 serde_json::to_string(&i.samples).expect("strings serialise"),
                 ts(now),
                 run_id,
+                i.level_no,
             ],
         )?;
         Ok(self.tx.last_insert_rowid())
@@ -1179,6 +1188,7 @@ mod tests {
                         source: "app".into(),
                         host: "h".into(),
                         level: "ERROR".into(),
+                        level_no: Some(40),
                         template: "t".into(),
                         exception_type: None,
                         first_seen: now,

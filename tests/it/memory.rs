@@ -149,6 +149,53 @@ fn a_more_severe_record_raises_the_incident_and_pages_at_its_severity() {
     assert_eq!(t.incidents()[0]["occurrences"], 3);
 }
 
+/// A loguru JSON record carries its level's number: a custom level the config does not
+/// name is as severe as the record says, run after run, and pages once.
+#[test]
+fn a_custom_level_read_with_its_number_pages_once_and_rises_by_it() {
+    if !have_loguru() {
+        return;
+    }
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.config(&format!(
+        "[[source]]\nname = \"app\"\nkind = \"loguru-json\"\npath = \"app.json\"\nfrom = \"start\"\n{}",
+        ntfy.config("ops")
+    ));
+    let log = |level: &str| {
+        t.loguru(&format!(
+            r#"logger.add("app.json", serialize=True)
+logger.level("AUDIT", no=35)
+logger.level("PAGER", no=45)
+logger.log("{level}", "quota exceeded for tenant 7")"#
+        ))
+    };
+    for (k, now) in ["10:00", "10:05", "10:10"].iter().enumerate() {
+        log("AUDIT");
+        let r = run_at(&t, &format!("2026-11-22T{now}:00Z"));
+        assert!(!r.stdout.contains(" now "), "run {k}: {}", r.stdout);
+    }
+    assert_eq!(ntfy.messages().len(), 1, "{:?}", ntfy.messages());
+    assert_eq!(t.incidents()[0]["occurrences"], 3);
+    // a custom level above it, by number: one page more, at the incident's severity
+    log("PAGER");
+    let r = run_at(&t, "2026-11-22T10:15:00Z");
+    assert!(
+        r.stdout.contains("incident #1 now critical (level PAGER)"),
+        "{}",
+        r.stdout
+    );
+    log("AUDIT");
+    log("PAGER");
+    run_at(&t, "2026-11-22T10:20:00Z");
+    let m = ntfy.messages();
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert!(
+        m[1].header("Title").unwrap().contains("Now PAGER: "),
+        "{m:?}"
+    );
+}
+
 #[test]
 fn quiet_incidents_resolve_and_a_comeback_is_a_linked_regression() {
     let t = Test::new();
