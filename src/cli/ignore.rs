@@ -701,11 +701,11 @@ fn from_incident_rule(
     // The group's template as it is now: it may have widened since the incident opened
     // (`code=<*>` from `code=card_declined`), and a rule on the first one would let
     // the group's later messages through.
+    let level = crate::ignore::level_cap_for(config, &i);
     let current = store.signature(&i.signature)?.map(|s| s.template);
     let template = current.unwrap_or(i.template);
     // Redacted first: the rules file is shown and shared, a secret must not land in it.
     let template = config.redact.redactor.clean(&template);
-    let level = crate::ignore::level_cap_for(config, &i.source, &i.level);
     Ok((
         crate::ignore::pattern_for_redacted_template(&template),
         i.source,

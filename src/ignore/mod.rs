@@ -769,8 +769,12 @@ pub fn pattern_for_template(template: &str) -> String {
 /// level, so that the same message at a higher level (a WARNING that becomes CRITICAL)
 /// is still heard. A source's custom level goes in as its number, which every rules
 /// file can read.
-pub fn level_cap_for(config: &crate::config::Config, source: &str, level: &str) -> String {
-    let no = crate::investigate::budget::level_no(config, source, level);
+pub fn level_cap_for(
+    config: &crate::config::Config,
+    incident: &crate::store::IncidentRow,
+) -> String {
+    let no = crate::incident::lifecycle::incident_level_no(config, incident);
+    let level = &incident.level;
     match Level::parse_config(level, &Default::default()) {
         Some(l) if l.no == no => l.name,
         _ => no.to_string(),

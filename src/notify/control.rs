@@ -652,11 +652,7 @@ fn apply(
             let rule = NewRule {
                 pattern: "^".into(),
                 source: None,
-                level: Some(crate::ignore::level_cap_for(
-                    config,
-                    &inc.source,
-                    &inc.level,
-                )),
+                level: Some(crate::ignore::level_cap_for(config, &inc)),
                 signature: Some(inc.signature.clone()),
                 expires: Some(now + chrono::Duration::hours(24)),
                 comment: format!(

@@ -177,6 +177,23 @@ logger.log("{level}", "quota exceeded for tenant 7")"#
     }
     assert_eq!(ntfy.messages().len(), 1, "{:?}", ntfy.messages());
     assert_eq!(t.incidents()[0]["occurrences"], 3);
+    // silenced from the shell: capped at its number, so AUDIT is silenced, PAGER not
+    t.ok(&[
+        "ignore",
+        "add",
+        "--from-incident",
+        "1",
+        "--comment",
+        "known quota noise",
+    ]);
+    assert!(
+        t.read("ignore.toml").contains("level = \"35\""),
+        "{}",
+        t.read("ignore.toml")
+    );
+    log("AUDIT");
+    let r = run_at(&t, "2026-11-22T10:12:00Z");
+    assert!(r.stdout.contains("1 ignored"), "{}", r.stdout);
     // a custom level above it, by number: one page more, at the incident's severity
     log("PAGER");
     let r = run_at(&t, "2026-11-22T10:15:00Z");
@@ -185,7 +202,6 @@ logger.log("{level}", "quota exceeded for tenant 7")"#
         "{}",
         r.stdout
     );
-    log("AUDIT");
     log("PAGER");
     run_at(&t, "2026-11-22T10:20:00Z");
     let m = ntfy.messages();
