@@ -286,11 +286,19 @@ impl LineFormat {
                 let pad = if padded { r"\s*" } else { "" };
                 match name {
                     "time" => {
-                        let fmt = spec.unwrap_or("YYYY-MM-DD HH:mm:ss.SSSZZ");
+                        // A bare `{time}` is loguru's ISO 8601 (`%Y-%m-%dT%H:%M:%S.%f%z`).
+                        let fmt = spec
+                            .filter(|s| !s.trim().is_empty())
+                            .unwrap_or("YYYY-MM-DD[T]HH:mm:ss.SSSSSSZZ");
                         re.push_str(&time_regex(fmt)?);
                         time = TimeSpec::Parts;
                     }
                     "level" | "level.name" | "level.no" => {
+                        if level_at.is_some() {
+                            return Err(format!(
+                                "the level appears twice (`{{{name}}}` after another `{{level…}}`): keep one"
+                            ));
+                        }
                         let number = name == "level.no";
                         re.push_str(pad);
                         let start = re.len();
@@ -783,6 +791,21 @@ mod tests {
             .unwrap();
         assert_eq!(h.level, Some("40"));
         assert_eq!(h.message, "c");
+    }
+
+    #[test]
+    fn a_bare_time_is_loguru_iso_8601_and_one_level_token_is_allowed() {
+        let f = LineFormat::from_loguru("{time} | {level} | {message}").unwrap();
+        let h = f
+            .parse("2026-12-03T07:54:53.087106+0100 | ERROR | down", &Zone::UTC)
+            .unwrap();
+        assert_eq!(h.level, Some("ERROR"));
+        assert_eq!(
+            h.time.unwrap().to_rfc3339(),
+            "2026-12-03T06:54:53.087106+00:00"
+        );
+        let e = LineFormat::from_loguru("{time} {level.no} {level} {message}").unwrap_err();
+        assert!(e.contains("the level appears twice"), "{e}");
     }
 
     #[test]

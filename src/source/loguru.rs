@@ -498,6 +498,23 @@ pub fn exception_type(line: &str) -> String {
         .to_string()
 }
 
+/// The level a record of a text log is read at: an app's custom level logwarden is not
+/// told about (`logger.level("PAGE", no=55)`, written by name only) is read as a
+/// WARNING, with a note, rather than dropped as INFO: it may be the app's most severe.
+/// Returns the number and whether the name was known.
+pub fn text_level_no(name: &str, levels: &BTreeMap<String, u32>) -> (u32, bool) {
+    match Level::known_number(name, levels) {
+        Some(n) => (n, true),
+        None => (UNKNOWN_TEXT_LEVEL, false),
+    }
+}
+
+/// The field of a record that says what logwarden made of it (as loguru JSON's notes).
+const NOTE_FIELD: &str = "logwarden_note";
+
+/// The number a text log's unknown level name is read at (WARNING).
+pub const UNKNOWN_TEXT_LEVEL: u32 = 30;
+
 /// Whether a line starts a record of loguru's default format.
 pub fn is_record_start(line: &str) -> bool {
     parse_header(line).is_some()
@@ -519,7 +536,7 @@ pub struct RecordAssembler {
     below: BelowLevels,
     /// Level fields seen (as written, trailing blanks included) with their number: a
     /// log uses a handful, so looking them up by name once each is enough.
-    level_numbers: Vec<(Box<[u8]>, u32)>,
+    level_numbers: Vec<(Box<[u8]>, u32, bool)>,
 }
 
 /// How a record's first line is recognised.
@@ -545,7 +562,7 @@ impl HeaderParser {
         match self {
             HeaderParser::LoguruDefault => parse_header(line),
             HeaderParser::Line { format, .. } => {
-                format.parse_ranked(line, zone, &|l| Level::number_of(l.trim(), levels))
+                format.parse_ranked(line, zone, &|l| text_level_no(l, levels).0)
             }
         }
     }
@@ -639,6 +656,8 @@ impl RecordAssembler {
         if let Some(h) = self.header.parse(line, &self.zone, &self.levels) {
             let done = self.finish();
             let written = h.level.map(|l| self.level_number(l.as_bytes()));
+            let known = written.is_none_or(|w| w.1);
+            let written = written.map(|w| w.0);
             let level_name = match (&self.header, h.level) {
                 (_, Some(l)) => l,
                 (
@@ -675,11 +694,23 @@ impl RecordAssembler {
                 logger: h.logger.unwrap_or("").to_string(),
                 location,
                 message: h.message.to_string(),
-                fields: h
-                    .fields
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.to_string()))
-                    .collect(),
+                fields: {
+                    let mut f: BTreeMap<String, String> = h
+                        .fields
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_string()))
+                        .collect();
+                    if !known {
+                        f.insert(
+                            NOTE_FIELD.into(),
+                            format!(
+                                "level `{}` is not one logwarden knows: read as WARNING; give its number under the source's `levels`",
+                                crate::redact::shorten(&crate::sanitize::line(&level.name), 40)
+                            ),
+                        );
+                    }
+                    f
+                },
                 level,
                 first: line.to_string(),
                 rest: Vec::new(),
@@ -739,15 +770,15 @@ impl RecordAssembler {
     }
 
     /// The number of a level field, remembered for the next lines that carry it.
-    fn level_number(&mut self, field: &[u8]) -> u32 {
-        if let Some((_, n)) = self.level_numbers.iter().find(|(f, _)| **f == *field) {
-            return *n;
+    fn level_number(&mut self, field: &[u8]) -> (u32, bool) {
+        if let Some((_, n, known)) = self.level_numbers.iter().find(|(f, ..)| **f == *field) {
+            return (*n, *known);
         }
-        let n = Level::number_of(std::str::from_utf8(field).unwrap_or(""), &self.levels);
+        let (n, known) = text_level_no(&String::from_utf8_lossy(field), &self.levels);
         if self.level_numbers.len() < 32 {
-            self.level_numbers.push((field.into(), n));
+            self.level_numbers.push((field.into(), n, known));
         }
-        n
+        (n, known)
     }
 
     /// Completes the record in progress, if any (call at the end of the input).
@@ -814,7 +845,11 @@ impl RecordAssembler {
             text
         });
         let exception_line = p.scan.exception_line().map(str::to_string);
-        let raw = if kept.is_empty() && p.first.len() < MAX_RAW {
+        let raw = if let Some(note) = p.fields.get(NOTE_FIELD) {
+            let mut lines: Vec<&str> = vec![p.first.as_str()];
+            lines.extend(kept.iter().map(|(_, l)| *l));
+            format!("[{note}]\n{}", cap_raw(&lines))
+        } else if kept.is_empty() && p.first.len() < MAX_RAW {
             // A record of one line (most are): its line is its raw text.
             p.first
         } else {
@@ -898,7 +933,7 @@ impl super::RecordParser for RecordAssembler {
                 return done;
             }
             match header_level(line) {
-                Some(level) if self.level_number(level) < self.min_level => {
+                Some(level) if self.level_number(level).0 < self.min_level => {
                     let done = self.finish();
                     self.skipping = true;
                     return done;
@@ -957,7 +992,7 @@ impl super::RecordParser for RecordAssembler {
         // least as severe as the one it cuts, so that a cut never lowers what the
         // lines after it are read as. (A torn ERROR whose restart appended an INFO is
         // one ERROR record then, and loses nothing above the INFO.)
-        let number = |l: &[u8]| Level::number_of(&String::from_utf8_lossy(l), &self.levels);
+        let number = |l: &[u8]| text_level_no(&String::from_utf8_lossy(l), &self.levels).0;
         let outer = match header_level(line) {
             Some(l) => number(l),
             // a continuation line: the record it goes on, if one is kept

@@ -138,6 +138,12 @@ impl Level {
                     .map(|(_, n)| *n)
             })
             .or_else(|| {
+                // a level given by number (`{level.no}`, a numeric column)
+                (name.len() <= 9 && !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| name.parse().ok())
+                    .flatten()
+            })
+            .or_else(|| {
                 let n = name.strip_prefix("Level ")?;
                 // Digits only: `u32::from_str` would take a sign too.
                 (n.len() <= 9 && n.bytes().all(|b| b.is_ascii_digit()) && !n.is_empty())

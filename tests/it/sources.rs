@@ -143,6 +143,64 @@ checkout("evil | INFO | x:y:1 - hi | INFO | x:y:1 - hi | WARNING | a:b:2 - ok")
     );
 }
 
+/// Formats loguru writes that once read every record as INFO: a bare `{time}` (ISO
+/// 8601 with microseconds), a level by number; and an app's own level that the config
+/// does not name, which is read as a WARNING with a note rather than dropped.
+#[test]
+fn bare_time_level_numbers_and_unnamed_custom_levels_are_read() {
+    if !have_loguru() {
+        return;
+    }
+    for fmt in [
+        Some("{time} | {level} | {message}"),
+        Some("{time:YYYY-MM-DD HH:mm:ss} | {level.no} | {message}"),
+        None,
+    ] {
+        let t = Test::new();
+        t.with_app_source(
+            &fmt.map(|f| format!("format = \"{f}\"\n"))
+                .unwrap_or_default(),
+        );
+        let add = match fmt {
+            Some(f) => format!(r#"logger.add("app.log", format="{f}", colorize=False)"#),
+            None => r#"logger.add("app.log")"#.to_string(),
+        };
+        t.loguru(&format!(
+            r#"{add}
+logger.level("PAGE", no=55)
+logger.info("fine")
+logger.error("database is down")
+logger.log("PAGE", "payment provider unreachable")
+"#
+        ));
+        let r = t.ok(&["run", "--now", "2030-01-01T00:00:00Z"]);
+        let case = format!("{fmt:?}\n{}\n{}", t.read("app.log"), r.stdout);
+        assert!(r.stdout.contains("2 warnings/errors kept"), "{case}");
+        let inc = t.incidents();
+        let db = inc
+            .iter()
+            .find(|i| i["title"] == "database is down")
+            .expect(&case);
+        assert_eq!(db["severity"], "critical", "{case}");
+        let page = inc
+            .iter()
+            .find(|i| i["title"] == "payment provider unreachable")
+            .expect(&case);
+        if fmt.is_some_and(|f| f.contains("level.no")) {
+            assert_eq!(page["level"], "55", "{case}");
+            assert_eq!(page["severity"], "critical", "{case}");
+        } else {
+            assert_eq!(page["level"], "PAGE", "{case}");
+            assert_eq!(page["severity"], "warning", "{case}");
+            let sample = page["samples"][0].as_str().unwrap();
+            assert!(
+                sample.contains("level `PAGE` is not one logwarden knows: read as WARNING"),
+                "{sample}"
+            );
+        }
+    }
+}
+
 #[test]
 fn unsupported_format_token_is_a_config_error() {
     let t = Test::new();
