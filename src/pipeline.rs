@@ -550,13 +550,26 @@ fn commit_read(
                             r.reopen,
                         )?;
                         if let Some(n) = &r.page {
-                            batch.enqueue_kind(Some(*incident), "rise", &r.severity, n, now)?;
+                            let id =
+                                batch.enqueue_kind(Some(*incident), "rise", &r.severity, n, now)?;
+                            // What was still waiting to go (held by quiet hours, or ntfy
+                            // down) says less than this, and would arrive after it.
+                            batch.supersede_unsent(*incident, id, now)?;
                         }
                         report
                             .rose
                             .push((*incident, r.level.name, r.severity, r.page.is_some()));
                     }
-                    if incident::lifecycle::is_spike(config, o.occurrences, o.runs_seen, g.count) {
+                    let paged = report.rose.last().is_some_and(|r| r.0 == *incident && r.3);
+                    // A rise's page says enough for this run: one push, not two.
+                    if !paged
+                        && incident::lifecycle::is_spike(
+                            config,
+                            o.occurrences,
+                            o.runs_seen,
+                            g.count,
+                        )
+                    {
                         spikes.push((*incident, g.count));
                     }
                 }
@@ -1657,7 +1670,8 @@ impl RunReport {
         for (id, level, severity, paged) in &self.rose {
             let _ = writeln!(
                 s,
-                "  incident #{id} now {severity} (level {level}){}",
+                "  incident #{id} now {severity} (level {}){}",
+                incident::lifecycle::shown_level(level),
                 if *paged { ", notified again" } else { "" }
             );
         }

@@ -47,9 +47,10 @@ pub struct Rise {
     pub level: Level,
     pub severity: String,
     pub escalation: Option<Escalation>,
-    /// An incident already notified pages again, at its severity: a phone mute is
-    /// capped at the level it was tapped on, and what passes it must be heard. One not
-    /// yet notified is notified once, at the new severity.
+    /// An incident already notified pages again, at its severity, when the record is of
+    /// a higher band: a phone mute is capped at the level it was tapped on, and what
+    /// passes it must be heard. One not yet notified is notified once, at the new
+    /// severity.
     pub page: Option<Notification>,
     /// The severity rose: an acknowledgement given at the lower one no longer holds.
     pub reopen: bool,
@@ -85,28 +86,27 @@ pub fn level_rise(
         .unwrap_or("info");
     let severity = max_severity(max_severity(&o.severity, by_level), floor).to_string();
     let reopen = rank(&severity) > rank(&o.severity);
-    let page = (o.stage == "filed").then(|| {
+    // Pages when the record is of a higher band (WARNING, ERROR, CRITICAL and above):
+    // `Level 51` after a CRITICAL is no news, and a band rises at most three times.
+    let pages = band(level.no) > band(incident_level_no(config, o));
+    let page = (o.stage == "filed" && pages).then(|| {
         let acked = match &o.acked_by {
             Some(by) if reopen && o.status == "acked" => format!(
-                " It was acknowledged by {by} as {}: acknowledge it again to stop reminders.",
+                " It was acknowledged by {} as {}: acknowledge it again to stop reminders.",
+                crate::sanitize::md_inline(by),
                 o.severity
             ),
             _ => String::new(),
         };
         Notification {
-            title: format!(
-                "[{}] Now {}: {}",
-                o.host,
-                crate::sanitize::line(&level.name),
-                o.title
-            ),
+            title: format!("[{}] Now {}: {}", o.host, shown_level(&level.name), o.title),
             body: format!(
                 "Incident #{} was {} ({}); a **{}** record of it came at {}: it is {severity} now \
                  ({} occurrences since {}).{acked}",
                 o.id,
                 o.severity,
-                o.level,
-                level.name,
+                crate::sanitize::md_inline(&shown_level(&o.level)),
+                crate::sanitize::md_inline(&shown_level(&level.name)),
                 crate::store::ts(at),
                 o.occurrences,
                 crate::store::ts(o.first_seen)
@@ -122,6 +122,22 @@ pub fn level_rise(
         page,
         reopen,
     })
+}
+
+/// A level number's band: below WARNING, WARNING, ERROR, CRITICAL and above.
+fn band(no: u32) -> u8 {
+    match no {
+        50.. => 3,
+        40.. => 2,
+        30.. => 1,
+        _ => 0,
+    }
+}
+
+/// A level name as shown in a notification or a summary: the app names its levels, and
+/// a name is one short line.
+pub fn shown_level(name: &str) -> String {
+    crate::redact::shorten(&crate::sanitize::line(name), 40)
 }
 
 /// The level number of an incident's most severe record: as read when it was recorded

@@ -229,6 +229,23 @@ impl Batch<'_> {
         enqueue_row(&self.tx, incident, kind, severity, n, now)
     }
 
+    /// Marks what is still waiting to go for an incident as superseded by notification
+    /// `by` (sent, with the reason as its error: it counts as no page).
+    pub fn supersede_unsent(&self, incident: i64, by: i64, now: DateTime<Utc>) -> Result<()> {
+        self.tx.execute_cached(
+            "UPDATE outbox SET sent_at = ?3, last_error = ?4
+             WHERE incident_id = ?1 AND id != ?2 AND sent_at IS NULL AND dead_at IS NULL
+               AND kind IN ('incident', 'nag', 'spike', 'rise')",
+            params![
+                incident,
+                by,
+                ts(now),
+                format!("not sent: superseded by notification #{by}, sent at a higher level")
+            ],
+        )?;
+        Ok(())
+    }
+
     /// Records a record more severe than any of an open incident's: its level, the
     /// severity and escalation that follow, and (`reopen`) an acknowledgement given at
     /// the lower severity taken back.

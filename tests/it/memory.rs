@@ -147,6 +147,71 @@ fn a_more_severe_record_raises_the_incident_and_pages_at_its_severity() {
     assert!(!r.stdout.contains("now critical"), "{}", r.stdout);
     assert_eq!(ntfy.messages().len(), 2);
     assert_eq!(t.incidents()[0]["occurrences"], 3);
+    // A band up pages (CRITICAL after ERROR); levels above it within the band do not.
+    t.ok(&["incidents", "ack", "1"]);
+    for (time, level) in [
+        ("10:06:00", "CRITICAL"),
+        ("10:08:00", "Level 51"),
+        ("10:10:00", "Level 99"),
+    ] {
+        t.append(
+            "app.log",
+            rec(time, level, "Replica lag is 990 seconds").as_bytes(),
+        );
+        run_at(
+            &t,
+            &format!("2026-11-22T{}Z", time.replacen(":00", ":30", 1)),
+        );
+    }
+    let m = ntfy.messages();
+    assert_eq!(m.len(), 3, "{m:?}");
+    assert!(m[2].header("Title").unwrap().contains("Now CRITICAL: "));
+    let inc = &t.incidents()[0];
+    assert_eq!(inc["level"], "Level 99");
+    assert_eq!(
+        inc["status"], "acked",
+        "the severity did not rise: the ack holds"
+    );
+}
+
+#[test]
+fn a_rise_takes_the_place_of_a_page_still_waiting_and_of_a_spike() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_and_ntfy(
+        &ntfy,
+        "timezone = \"+00:00\"\n[ntfy.quiet_hours]\nwarning = \"22:00-07:00\"\n",
+    );
+    t.write(
+        "app.log",
+        &rec("10:00:00", "WARNING", "Replica lag is 12 seconds"),
+    );
+    // 02:05: the warning is held for quiet hours
+    let r = run_at(&t, "2026-11-23T02:05:00Z");
+    assert!(r.stdout.contains("1 held for quiet hours"), "{}", r.stdout);
+    assert!(ntfy.messages().is_empty());
+    // a burst of it with one ERROR: one page, critical, in place of the held warning
+    // and of the spike
+    let mut burst = String::new();
+    for i in 0..60 {
+        burst += &rec(
+            "10:01:00",
+            "WARNING",
+            &format!("Replica lag is {i} seconds"),
+        );
+    }
+    burst += &rec("10:01:00", "ERROR", "Replica lag is 900 seconds");
+    t.append("app.log", burst.as_bytes());
+    let r = run_at(&t, "2026-11-23T02:10:00Z");
+    assert!(!r.stdout.contains("spiked"), "{}", r.stdout);
+    let m = ntfy.messages();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert!(m[0].header("Title").unwrap().contains("Now ERROR: "));
+    assert_eq!(m[0].header("Priority"), Some("5"));
+    // the morning sends nothing more: the held warning was superseded
+    let r = run_at(&t, "2026-11-23T07:10:00Z");
+    assert!(r.stdout.contains("0 waiting"), "{}", r.stdout);
+    assert_eq!(ntfy.messages().len(), 1, "{:?}", ntfy.messages());
 }
 
 /// A loguru JSON record carries its level's number: a custom level the config does not
