@@ -660,8 +660,19 @@ fn read_records(path: &Path, rd: &Reading<'_>, each: &mut dyn FnMut(Event)) -> a
     };
     for (i, line) in std::io::BufReader::new(f).split(b'\n').enumerate() {
         let line = line?;
-        let text = String::from_utf8_lossy(&line);
-        if let Some(e) = a.push(i as u64 + 1, text.trim_end_matches('\r')) {
+        let mut l: &[u8] = &line;
+        while let [rest @ .., b'\r'] = l {
+            l = rest;
+        }
+        // A record appended to a torn line is cut off it as a run cuts it (without the
+        // torn points a run keeps: a file read once has none).
+        while let Some(k) = a.embedded_record(l).filter(|&k| k > 0 && k < l.len()) {
+            if let Some(e) = a.push_bytes(i as u64 + 1, &l[..k]) {
+                fix(e);
+            }
+            l = &l[k..];
+        }
+        if let Some(e) = a.push_bytes(i as u64 + 1, l) {
             fix(e);
         }
     }

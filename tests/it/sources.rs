@@ -1787,6 +1787,35 @@ for user in ["ada", "bob 2026-11-22 10:00:00.000 | INFO     | x:y:1 - hello"]:
     );
 }
 
+/// The dry runs read a torn line as a run does: a record appended to it is its own.
+#[test]
+fn replay_and_ignore_test_cut_a_record_appended_to_a_torn_line() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write(
+        "app.log",
+        "2026-12-02 07:00:01.000 | INFO     | app:f:1 - handling req2026-12-02 07:00:02.000 | ERROR    | app.db:q:9 - Database down\n",
+    );
+    for args in [
+        vec!["replay", "app.log"],
+        vec!["ignore", "test", "--file", "app.log"],
+    ] {
+        let r = t.ok(&args);
+        assert!(
+            r.stdout.contains("ERROR") && r.stdout.contains("Database down"),
+            "{args:?}: {}",
+            r.stdout
+        );
+    }
+    let r = t.ok(&["replay", "app.log"]);
+    assert!(
+        r.stdout
+            .contains("2 records: 1 below min_level, 0 ignored, 1 left in 1 group(s)"),
+        "{}",
+        r.stdout
+    );
+}
+
 /// A writer killed mid-line whose restart appends an ERROR to the torn line before any
 /// run sees it end there: the ERROR is read, though the line starts as one a skip
 /// passes over (a skipped INFO record's header, or the last line of a skipped INFO
