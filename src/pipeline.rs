@@ -542,12 +542,18 @@ fn commit_read(
                     if let Some(r) =
                         incident::lifecycle::level_rise(config, o, &g.level, g.last, esc)
                     {
+                        let before = Level {
+                            name: o.level.clone(),
+                            no: incident::lifecycle::incident_level_no(config, o),
+                        };
                         batch.raise_level(
                             *incident,
+                            &before,
                             &r.level,
                             &r.severity,
                             r.escalation.as_ref(),
                             r.reopen,
+                            now,
                         )?;
                         if let Some(n) = &r.page {
                             let id =

@@ -649,10 +649,24 @@ fn apply(
                 ));
                 return spend();
             }
+            // The level the tapped notification was about: the incident may have risen
+            // since it was sent, and a Mute on a WARNING must not silence the CRITICAL.
+            let sent = DateTime::from_timestamp(v.expires, 0)
+                .map(|e| e - chrono::Duration::days(BUTTON_LIFETIME_DAYS));
+            let mut capped = inc.clone();
+            if let Some((level, no)) = sent
+                .map(|t| store.level_at(inc.id, t))
+                .transpose()
+                .map_err(db)?
+                .flatten()
+            {
+                capped.level = level;
+                capped.level_no = Some(no);
+            }
             let rule = NewRule {
                 pattern: "^".into(),
                 source: None,
-                level: Some(crate::ignore::level_cap_for(config, &inc)),
+                level: Some(crate::ignore::level_cap_for(config, &capped)),
                 signature: Some(inc.signature.clone()),
                 expires: Some(now + chrono::Duration::hours(24)),
                 comment: format!(

@@ -16,6 +16,20 @@ pub struct NoteRow {
 }
 
 impl Store {
+    /// The level an incident had at `at`, when it rose since (name, number); `None`
+    /// when it has not risen since.
+    pub fn level_at(&self, id: i64, at: DateTime<Utc>) -> Result<Option<(String, u32)>> {
+        Ok(self
+            .conn
+            .query_row_cached(
+                "SELECT level_before, level_no_before FROM incident_levels
+                 WHERE incident_id = ?1 AND changed_at > ?2 ORDER BY changed_at LIMIT 1",
+                params![id, ts(at)],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)? as u32)),
+            )
+            .optional()?)
+    }
+
     /// Acknowledges an open incident. False when it is unknown or not open.
     pub fn ack_incident(&self, id: i64, by: &str, now: DateTime<Utc>) -> Result<bool> {
         let n = self.conn.execute_cached(
@@ -249,14 +263,22 @@ impl Batch<'_> {
     /// Records a record more severe than any of an open incident's: its level, the
     /// severity and escalation that follow, and (`reopen`) an acknowledgement given at
     /// the lower severity taken back.
+    #[allow(clippy::too_many_arguments)]
     pub fn raise_level(
         &self,
         id: i64,
+        before: &crate::source::Level,
         level: &crate::source::Level,
         severity: &str,
         escalation: Option<&crate::trigger::escalate::Escalation>,
         reopen: bool,
+        now: DateTime<Utc>,
     ) -> Result<()> {
+        self.tx.execute_cached(
+            "INSERT INTO incident_levels (incident_id, changed_at, level_before, level_no_before)
+             VALUES (?1, ?2, ?3, ?4)",
+            params![id, ts(now), before.name, before.no],
+        )?;
         self.tx.execute_cached(
             "UPDATE incidents SET level = ?2, level_no = ?6, severity = ?3, escalation = ?4,
                  status = CASE WHEN ?5 AND status = 'acked' THEN 'open' ELSE status END,

@@ -314,6 +314,15 @@ const MIGRATIONS: &[&str] = &[
     // record carries its own: a custom level's name alone does not say it). NULL for
     // incidents from before, whose number is looked up by name.
     "ALTER TABLE incidents ADD COLUMN level_no INTEGER;",
+    // 23: an incident's level before each rise, and when it rose: a Mute button on a
+    // notification sent before the rise mutes the level that notification was about.
+    "CREATE TABLE incident_levels (
+        incident_id INTEGER NOT NULL,
+        changed_at TEXT NOT NULL,
+        level_before TEXT NOT NULL,
+        level_no_before INTEGER NOT NULL
+    );
+    CREATE INDEX incident_levels_by_incident ON incident_levels (incident_id, changed_at);",
 ];
 
 /// The schema version this build writes.

@@ -158,6 +158,35 @@ fn mute_from_the_phone_adds_a_temporary_rule_to_the_mutes_file_in_the_state_dir(
     assert_eq!(t.incidents()[0]["occurrences"], 3);
 }
 
+/// A Mute tapped on a notification sent before the incident rose mutes the level that
+/// notification was about, not the one it rose to.
+#[test]
+fn a_mute_tapped_on_a_page_from_before_a_rise_mutes_that_pages_level() {
+    let (t, ntfy) = setup();
+    let warning = ERROR_LINE.replace("| ERROR    |", "| WARNING  |");
+    let critical = ERROR_LINE.replace("| ERROR    |", "| CRITICAL |");
+    t.write("app.log", &warning);
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    t.append("app.log", critical.as_bytes());
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains("now critical"), "{}", r.stdout);
+    let m = ntfy.messages_to("ops");
+    assert_eq!(m.len(), 2, "{m:?}");
+    // the first page, a warning, is the one tapped
+    assert_eq!(ntfy.tap(&m[0], "Mute 24h"), 200);
+    t.append("app.log", warning.as_bytes());
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(r.stdout.contains("muted for 24h"), "{}", r.stdout);
+    assert!(r.stdout.contains("1 ignored"), "{}", r.stdout);
+    let file = t.read("state/mutes.toml");
+    assert!(file.contains("level = \"WARNING\""), "{file}");
+    // the CRITICAL is still heard
+    t.append("app.log", critical.as_bytes());
+    let r = t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
+    assert!(r.stdout.contains(" 0 ignored"), "{}", r.stdout);
+    assert_eq!(t.incidents()[0]["occurrences"], 3, "{}", r.stdout);
+}
+
 #[test]
 fn forged_control_messages_are_refused_and_reported() {
     let (t, ntfy) = setup();
