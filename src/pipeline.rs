@@ -539,34 +539,7 @@ fn commit_read(
                 if let Some(o) = open_rows.get(incident) {
                     batch.set_samples(*incident, &merge_samples(&o.samples, &g.samples))?;
                     let esc = escalations.get(&g.signature);
-                    if let Some(r) =
-                        incident::lifecycle::level_rise(config, o, &g.level, g.last, esc)
-                    {
-                        let before = Level {
-                            name: o.level.clone(),
-                            no: incident::lifecycle::incident_level_no(config, o),
-                        };
-                        batch.raise_level(
-                            *incident,
-                            &before,
-                            &r.level,
-                            &r.severity,
-                            r.escalation.as_ref(),
-                            r.reopen,
-                            now,
-                        )?;
-                        if let Some(n) = &r.page {
-                            let id =
-                                batch.enqueue_kind(Some(*incident), "rise", &r.severity, n, now)?;
-                            // What was still waiting to go (held by quiet hours, or ntfy
-                            // down) says less than this, and would arrive after it.
-                            batch.supersede_unsent(*incident, id, now)?;
-                        }
-                        report
-                            .rose
-                            .push((*incident, r.level.name, r.severity, r.page.is_some()));
-                    }
-                    let paged = report.rose.last().is_some_and(|r| r.0 == *incident && r.3);
+                    let paged = record_rise(config, &batch, o, g, esc, now, &mut report.rose)?;
                     // A rise's page says enough for this run: one push, not two.
                     if !paged
                         && incident::lifecycle::is_spike(
@@ -621,6 +594,44 @@ fn commit_read(
         spikes,
         log_series,
     })
+}
+
+/// Records a group more severe than its open incident `o` on it (see
+/// [`incident::lifecycle::level_rise`]) and queues its notification, which takes the
+/// place of the incident's still waiting. Returns whether it queued one.
+fn record_rise(
+    config: &Config,
+    batch: &store::Batch<'_>,
+    o: &store::IncidentRow,
+    g: &Group,
+    esc: Option<&Escalation>,
+    now: DateTime<Utc>,
+    rose: &mut Vec<(i64, String, String, bool)>,
+) -> Result<bool, RunError> {
+    let Some(r) = incident::lifecycle::level_rise(config, o, &g.level, g.last, esc) else {
+        return Ok(false);
+    };
+    let before = Level {
+        name: o.level.clone(),
+        no: incident::lifecycle::incident_level_no(config, o),
+    };
+    batch.raise_level(
+        o.id,
+        &before,
+        &r.level,
+        &r.severity,
+        r.escalation.as_ref(),
+        r.reopen,
+        now,
+    )?;
+    if let Some(n) = &r.page {
+        let id = batch.enqueue_kind(Some(o.id), "rise", &r.severity, n, now)?;
+        // What was still waiting to go (held by quiet hours, or ntfy down) says less
+        // than this, and would arrive after it.
+        batch.supersede_unsent(o.id, id, now)?;
+    }
+    rose.push((o.id, r.level.name, r.severity, r.page.is_some()));
+    Ok(r.page.is_some())
 }
 
 /// Level names a source's rates are counted for in one run.
