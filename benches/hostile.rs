@@ -127,6 +127,38 @@ fn main() {
         n += p.push_bytes(1, l).is_some() as usize;
         black_box(n + p.finish().is_some() as usize);
     };
+    // The same format over lines: INFO records whose message lines all hold the
+    // separator, each line a chance that the header went on over it.
+    let arc = std::sync::Arc::new(format.clone());
+    let over_lines = |size: usize| {
+        let record = format!(
+            "{head}10.0.0.1 | INFO     | app:f:1 - start{}",
+            "\nx | DEBUG | y:z:1 - more | and more".repeat(8)
+        );
+        let mut out = String::new();
+        while out.len() < size {
+            out.push_str(&record);
+            out.push('\n');
+        }
+        out
+    };
+    let read_lines = |text: &str| {
+        let mut p = RecordAssembler::with_header(
+            "app",
+            "app.log",
+            &BTreeMap::new(),
+            30,
+            logwarden::source::loguru::HeaderParser::Line {
+                format: arc.clone(),
+                default_level: None,
+            },
+        );
+        let mut n = 0;
+        for (i, l) in text.lines().enumerate() {
+            n += p.push(i as u64, l).is_some() as usize;
+        }
+        black_box(n + p.finish().is_some() as usize);
+    };
     let cases = [
         Case {
             name: "redact: `authorization:a,` repeated",
@@ -164,6 +196,21 @@ fn main() {
             work: Box::new(|t: &str| {
                 black_box(format.parse_ranked(black_box(t), &zone, &rank));
             }),
+        },
+        Case {
+            name: "custom format: records whose lines may carry the header on",
+            hostile: Box::new(over_lines),
+            ordinary: Box::new(move |n| {
+                let mut out = String::new();
+                while out.len() < n {
+                    out.push_str(&format!(
+                        "{head}10.0.0.1 | INFO     | app:f:1 - {}\n",
+                        ordinary(300, " ")
+                    ));
+                }
+                out
+            }),
+            work: Box::new(read_lines),
         },
         Case {
             name: "loguru default: an ERROR message holding headers",

@@ -70,6 +70,9 @@ struct Ambiguous {
     /// level; a line that holds it no more often than the format has one reading only,
     /// and is read the plain way (most lines: half the cost).
     mark: Option<(String, usize)>,
+    /// The format up to its first part anyone may write: where a header split over
+    /// lines can start.
+    head: Option<Regex>,
     scratch: std::sync::Mutex<Option<Scratch>>,
 }
 
@@ -128,6 +131,7 @@ impl Ambiguous {
             after_dfa: build(after, true)?,
             number,
             mark: None,
+            head: None,
             scratch: std::sync::Mutex::new(None),
         })
     }
@@ -249,6 +253,8 @@ impl LineFormat {
         // may write comes before it.
         let mut level_at: Option<(usize, usize, bool)> = None;
         let mut free_before = false;
+        // Where the first part anyone may write starts in `re` (before the level).
+        let mut head_end: Option<usize> = None;
         // The format's literal texts, and the one just before the level.
         let mut literals: Vec<String> = vec![String::new()];
         let mut before_level = String::new();
@@ -316,19 +322,31 @@ impl LineFormat {
                         }
                         seen_message = true;
                         free_before |= level_at.is_none();
+                        if level_at.is_none() {
+                            head_end.get_or_insert(re.len());
+                        }
                         re.push_str(r"(?P<message>.*?)");
                     }
                     "process" | "process.id" | "thread" | "thread.id" => re.push_str(&format!(r"{pad}\d+{pad}")),
                     "process.name" | "thread.name" | "file" | "file.name" | "file.path" | "elapsed" => {
                         free_before |= level_at.is_none();
+                        if level_at.is_none() {
+                            head_end.get_or_insert(re.len());
+                        }
                         re.push_str(&format!(r"{pad}.*?{pad}"))
                     }
                     "extra" | "exception" => {
                         free_before |= level_at.is_none();
+                        if level_at.is_none() {
+                            head_end.get_or_insert(re.len());
+                        }
                         re.push_str(r".*?")
                     }
                     n if n.starts_with("extra[") && n.ends_with(']') => {
                         free_before |= level_at.is_none();
+                        if level_at.is_none() {
+                            head_end.get_or_insert(re.len());
+                        }
                         let key = n[6..n.len() - 1].trim_matches(|c| c == '"' || c == '\'');
                         let group = format!("x{extra_n}");
                         extra_n += 1;
@@ -358,10 +376,21 @@ impl LineFormat {
             return Err("the format has no `{message}`".into());
         }
         re.push('$');
-        let regex = Regex::new(&re).map_err(|e| format!("cannot compile the format: {e}"))?;
+        // `.` takes line breaks too: a header may go on over lines (a value holding a
+        // line break), and is then read from its lines joined. A single line has none.
+        let regex = Regex::new(&format!("(?s){re}"))
+            .map_err(|e| format!("cannot compile the format: {e}"))?;
         let ambiguous = match level_at {
             Some((start, end, number)) if free_before => {
-                let mut a = Ambiguous::new(&re[1..start], &re[end..re.len() - 1], number)?;
+                let mut a = Ambiguous::new(
+                    &format!("(?s){}", &re[1..start]),
+                    &format!("(?s){}", &re[end..re.len() - 1]),
+                    number,
+                )?;
+                a.head = head_end
+                    .map(|end| Regex::new(&format!("^(?:{})", &re[1..end])))
+                    .transpose()
+                    .map_err(|e| format!("cannot compile the format: {e}"))?;
                 if !before_level.is_empty() {
                     let times = literals
                         .iter()
@@ -408,6 +437,31 @@ impl LineFormat {
             fields,
             ambiguous: None,
         })
+    }
+
+    /// Whether a line of this format can be read more than one way (see [`Ambiguous`]):
+    /// then a header may also go on over lines.
+    pub fn may_read_differently(&self) -> bool {
+        self.ambiguous.is_some()
+    }
+
+    /// Whether `line`, joined to a header's first lines, may change where its level is
+    /// read: it holds the text that comes just before the level (any line may, when
+    /// there is none).
+    pub fn may_hold_level(&self, line: &str) -> bool {
+        match self.ambiguous.as_ref().and_then(|a| a.mark.as_ref()) {
+            Some((text, _)) => line.contains(text.as_str()),
+            None => true,
+        }
+    }
+
+    /// Whether `line` starts as a header of this format does, up to its first part
+    /// anyone may write: a header split over lines may start there.
+    pub fn may_start_header(&self, line: &str) -> bool {
+        self.ambiguous
+            .as_ref()
+            .and_then(|a| a.head.as_ref())
+            .is_some_and(|h| h.is_match(line))
     }
 
     /// Whether a record's first line starts at the very start of `line` (an unanchored

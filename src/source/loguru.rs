@@ -531,6 +531,9 @@ pub struct RecordAssembler {
     pending: Option<Pending>,
     /// The record in progress is below `min_level`: its lines are skipped.
     skipping: bool,
+    /// The first lines of a record below `min_level`, while a header may go on over
+    /// them (see [`RecordAssembler::join`]).
+    probe: Option<Probe>,
     /// Where times without an offset are read.
     zone: Zone,
     below: BelowLevels,
@@ -567,6 +570,18 @@ impl HeaderParser {
         }
     }
 }
+
+/// A record below `min_level` whose header may go on over its next lines.
+struct Probe {
+    line_no: u64,
+    lines: Vec<String>,
+}
+
+/// How many lines after a record's first a header may go on over, and how long the
+/// lines read as one header may be: a header is short, and reading a long message again
+/// for each of its lines would cost a stranger's line many times over.
+const JOIN_LINES: usize = 8;
+const JOIN_BYTES: usize = 16 << 10;
 
 struct Pending {
     line_no: u64,
@@ -639,6 +654,7 @@ impl RecordAssembler {
             header,
             pending: None,
             skipping: false,
+            probe: None,
             zone: Zone::Local,
             below: BelowLevels::new(levels, min_level),
             level_numbers: Vec::new(),
@@ -655,73 +671,11 @@ impl RecordAssembler {
     pub fn push(&mut self, line_no: u64, line: &str) -> Option<Event> {
         if let Some(h) = self.header.parse(line, &self.zone, &self.levels) {
             let done = self.finish();
-            let written = h.level.map(|l| self.level_number(l.as_bytes()));
-            let known = written.is_none_or(|w| w.1);
-            let written = written.map(|w| w.0);
-            let level_name = match (&self.header, h.level) {
-                (_, Some(l)) => l,
-                (
-                    HeaderParser::Line {
-                        default_level: Some(d),
-                        ..
-                    },
-                    None,
-                ) => d.as_str(),
-                _ => "INFO",
-            };
-            let no = written.unwrap_or_else(|| Level::number_of(level_name, &self.levels));
-            if no < self.min_level {
-                // Below min_level: only remember that continuation lines are skipped.
-                self.skipping = true;
-                return done;
-            }
-            let level = Level {
-                name: level_name.trim().to_string(),
-                no,
-            };
-            let keep = true;
-            let location = match (h.function, h.line) {
-                // (joined by hand: `format!` costs more than the rest of the header)
-                (Some(f), Some(l)) => [f, ":", l].concat(),
-                (Some(f), None) => f.to_string(),
-                _ => String::new(),
-            };
-            self.pending = Some(Pending {
-                line_no,
-                time: h
-                    .time
-                    .or_else(|| h.time_text.and_then(|t| parse_time(t.0, t.1, &self.zone))),
-                logger: h.logger.unwrap_or("").to_string(),
-                location,
-                message: h.message.to_string(),
-                fields: {
-                    let mut f: BTreeMap<String, String> = h
-                        .fields
-                        .iter()
-                        .map(|(k, v)| (k.clone(), v.to_string()))
-                        .collect();
-                    if !known {
-                        f.insert(
-                            NOTE_FIELD.into(),
-                            format!(
-                                "level `{}` is not one logwarden knows: read as WARNING; give its number under the source's `levels`",
-                                crate::redact::shorten(&crate::sanitize::line(&level.name), 40)
-                            ),
-                        );
-                    }
-                    f
-                },
-                level,
-                first: line.to_string(),
-                rest: Vec::new(),
-                tail: Default::default(),
-                dropped_lines: 0,
-                tb_start: None,
-                seen: 0,
-                scan: ExceptionScan::default(),
-                keep,
-            });
+            self.start(line_no, line, h);
             return done;
+        }
+        if self.join(line) {
+            return None;
         }
         match &mut self.pending {
             Some(p) if p.keep => {
@@ -769,6 +723,160 @@ impl RecordAssembler {
         }
     }
 
+    /// Starts the record whose first line (or lines, joined) `line` is.
+    fn start(&mut self, line_no: u64, line: &str, h: Header<'_>) {
+        let written = h.level.map(|l| self.level_number(l.as_bytes()));
+        let known = written.is_none_or(|w| w.1);
+        let written = written.map(|w| w.0);
+        let level_name = match (&self.header, h.level) {
+            (_, Some(l)) => l,
+            (
+                HeaderParser::Line {
+                    default_level: Some(d),
+                    ..
+                },
+                None,
+            ) => d.as_str(),
+            _ => "INFO",
+        };
+        let no = written.unwrap_or_else(|| Level::number_of(level_name, &self.levels));
+        if no < self.min_level {
+            // Below min_level: only remember that continuation lines are skipped (and,
+            // where a header may go on over lines, the lines it may go on over).
+            self.skipping = true;
+            if self.joins() {
+                self.probe = Some(Probe {
+                    line_no,
+                    lines: vec![line.to_string()],
+                });
+            }
+            return;
+        }
+        let level = Level {
+            name: level_name.trim().to_string(),
+            no,
+        };
+        let keep = true;
+        let location = match (h.function, h.line) {
+            // (joined by hand: `format!` costs more than the rest of the header)
+            (Some(f), Some(l)) => [f, ":", l].concat(),
+            (Some(f), None) => f.to_string(),
+            _ => String::new(),
+        };
+        self.pending = Some(Pending {
+            line_no,
+            time: h
+                .time
+                .or_else(|| h.time_text.and_then(|t| parse_time(t.0, t.1, &self.zone))),
+            logger: h.logger.unwrap_or("").to_string(),
+            location,
+            message: h.message.to_string(),
+            fields: {
+                let mut f: BTreeMap<String, String> = h
+                    .fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.to_string()))
+                    .collect();
+                if !known {
+                    f.insert(
+                        NOTE_FIELD.into(),
+                        format!(
+                            "level `{}` is not one logwarden knows: read as WARNING; give its number under the source's `levels`",
+                            crate::redact::shorten(&crate::sanitize::line(&level.name), 40)
+                        ),
+                    );
+                }
+                f
+            },
+            level,
+            first: line.to_string(),
+            rest: Vec::new(),
+            tail: Default::default(),
+            dropped_lines: 0,
+            tb_start: None,
+            seen: 0,
+            scan: ExceptionScan::default(),
+            keep,
+        });
+    }
+
+    /// Whether a header of this source's format may go on over lines: a part anyone
+    /// may write comes before its level (see `format::Ambiguous`), and a line break in
+    /// it puts the level on a line that reads as the previous record's text.
+    fn joins(&self) -> bool {
+        matches!(&self.header, HeaderParser::Line { format, .. } if format.may_read_differently())
+    }
+
+    /// A line that is no header, read as the end of a header over lines: with the
+    /// first lines of the record in progress (the one below `min_level` included), it
+    /// may read as a header of a higher level. Then the record starts again from those
+    /// lines joined, at that level. Returns whether `line` went into a header.
+    fn join(&mut self, line: &str) -> bool {
+        let HeaderParser::Line { format, .. } = &self.header else {
+            return false;
+        };
+        if !format.may_read_differently() {
+            return false;
+        }
+        let worth = format.may_hold_level(line);
+        // The texts a header may be read from, latest start first: below `min_level`,
+        // from any of the record's lines (the ones before it stay the skipped record's);
+        // a kept record is read again from its first line only.
+        let (candidates, floor): (Vec<(u64, String)>, u32) = if let Some(p) = &mut self.probe {
+            if p.lines.len() > JOIN_LINES {
+                self.probe = None;
+                return false;
+            }
+            p.lines.push(line.to_string());
+            if !worth {
+                return false;
+            }
+            let last = p.lines.len() - 1;
+            let texts = (0..last)
+                .rev()
+                .filter(|&k| k == 0 || format.may_start_header(&p.lines[k]))
+                .filter(|&k| p.lines[k..].iter().map(|l| l.len() + 1).sum::<usize>() <= JOIN_BYTES)
+                .map(|k| (p.line_no + k as u64, p.lines[k..].join("\n")))
+                .collect();
+            (texts, self.min_level)
+        } else {
+            match &self.pending {
+                Some(p)
+                    if p.keep
+                        && p.seen < JOIN_LINES as u64
+                        && worth
+                        && p.first.len()
+                            + p.rest.iter().map(|l| l.len() + 1).sum::<usize>()
+                            + line.len()
+                            < JOIN_BYTES =>
+                {
+                    let mut joined = p.first.clone();
+                    for l in p.rest.iter().map(String::as_str).chain([line]) {
+                        joined.push('\n');
+                        joined.push_str(l);
+                    }
+                    (vec![(p.line_no, joined)], p.level.no + 1)
+                }
+                _ => return false,
+            }
+        };
+        for (start, joined) in candidates {
+            let Some(h) = self.header.parse(&joined, &self.zone, &self.levels) else {
+                continue;
+            };
+            let Some(l) = h.level else { continue };
+            if self.level_number(l.as_bytes()).0 < floor {
+                continue;
+            }
+            self.pending = None;
+            self.probe = None;
+            self.skipping = false;
+            self.start(start, &joined, h);
+            return true;
+        }
+        false
+    }
+
     /// The number of a level field, remembered for the next lines that carry it.
     fn level_number(&mut self, field: &[u8]) -> (u32, bool) {
         if let Some((_, n, known)) = self.level_numbers.iter().find(|(f, ..)| **f == *field) {
@@ -784,6 +892,7 @@ impl RecordAssembler {
     /// Completes the record in progress, if any (call at the end of the input).
     pub fn finish(&mut self) -> Option<Event> {
         self.skipping = false;
+        self.probe = None;
         let p = self.pending.take()?;
         if !p.keep {
             return None;
@@ -1011,10 +1120,12 @@ impl super::RecordParser for RecordAssembler {
         None
     }
     fn pending(&self) -> Option<(u64, bool)> {
-        self.pending
-            .as_ref()
-            .filter(|p| p.keep)
-            .map(|p| (p.line_no, p.scan.unfinished()))
+        match (&self.pending, &self.probe) {
+            (Some(p), _) if p.keep => Some((p.line_no, p.scan.unfinished())),
+            // lines that may yet read as a header with the next: read again next run
+            (None, Some(p)) => Some((p.line_no, false)),
+            _ => None,
+        }
     }
     fn finish(&mut self) -> Option<Event> {
         RecordAssembler::finish(self)

@@ -252,7 +252,8 @@ proptest! {
         let r = after.rules.last().unwrap();
         prop_assert_eq!(&r.id, &id);
         prop_assert_eq!(&r.pattern, &rule.pattern);
-        prop_assert_eq!(&r.comment, &rule.comment);
+        // A comment is written as one visible line (it may quote log text).
+        prop_assert_eq!(&r.comment, &logwarden::sanitize::line(&rule.comment));
         prop_assert_eq!(r.author.as_ref(), Some(&rule.author));
         prop_assert_eq!(&r.source, &rule.source);
         prop_assert_eq!(r.level.as_ref().map(|l| l.no), rule.level.as_ref().map(|l| {

@@ -146,6 +146,52 @@ checkout("evil | INFO | x:y:1 - hi | INFO | x:y:1 - hi | WARNING | a:b:2 - ok")
 /// Formats loguru writes that once read every record as INFO: a bare `{time}` (ISO
 /// 8601 with microseconds), a level by number; and an app's own level that the config
 /// does not name, which is read as a WARNING with a note rather than dropped.
+/// A line break in a value written before the level splits the header over lines: the
+/// record is read from its lines joined, and a stranger's line break cannot hide it.
+#[test]
+fn a_header_split_over_lines_by_a_value_before_the_level_is_read_joined() {
+    if !have_loguru() {
+        return;
+    }
+    for (fmt, records) in [
+        (
+            "{time:YYYY-MM-DD HH:mm:ss.SSS} [{extra[client]}] {level: <8} | {message}",
+            r#"[("INFO", "10.0.0.1", "GET /"), ("ERROR", "evil\n", "payment db down"),
+               ("ERROR", "x] INFO     | hi\n", "payment db down"), ("INFO", "10.0.0.1", "GET /x")]"#,
+        ),
+        (
+            "{time:YYYY-MM-DD HH:mm:ss.SSS} | {message} | {level}",
+            r#"[("INFO", "c", "GET /"), ("ERROR", "c", "payment db down:\nuser said hi"),
+               ("INFO", "c", "GET /x")]"#,
+        ),
+    ] {
+        let t = Test::new();
+        t.config(&format!(
+            "[[source]]\nname = \"app\"\npath = \"app.log\"\nfrom = \"start\"\nformat = \"{fmt}\"\n"
+        ));
+        t.loguru(&format!(
+            r#"
+logger.add("app.log", format="{fmt}", colorize=False)
+for level, client, message in {records}:
+    logger.bind(client=client).log(level, message)
+"#
+        ));
+        let r = t.ok(&["run", "--now", "2030-01-01T00:00:00Z"]);
+        let case = format!("{fmt}\n{}\n{}", t.read("app.log"), r.stdout);
+        let errors = fmt.matches("client").count() + 1;
+        assert!(
+            r.stdout.contains(&format!("{errors} warnings/errors kept")),
+            "{case}"
+        );
+        let titles = t.titles();
+        assert!(
+            titles.iter().all(|t| t.starts_with("payment db down")),
+            "{case}\n{titles:?}"
+        );
+        assert_eq!(total_occurrences(&t), errors as u64, "{case}");
+    }
+}
+
 #[test]
 fn bare_time_level_numbers_and_unnamed_custom_levels_are_read() {
     if !have_loguru() {
