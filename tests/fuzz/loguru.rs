@@ -138,7 +138,10 @@ fn check_bounds(lines: &[String], events: &[Event]) -> Result<(), TestCaseError>
         prop_assert!(e.message.len() <= input);
         // (A record whose level is not known carries a note of fixed size: in its
         // evidence and as a field.)
-        let note = e.fields.get("logwarden_note").map_or(0, |n| 2 * n.len() + 64);
+        let note = e
+            .fields
+            .get("logwarden_note")
+            .map_or(0, |n| 2 * n.len() + 64);
         prop_assert!(
             event_size(e) <= 4 * input + 64 + note,
             "{} from {input}",
