@@ -666,19 +666,28 @@ fn read_records(path: &Path, rd: &Reading<'_>, each: &mut dyn FnMut(Event)) -> a
         }
         // A record appended to a torn line is cut off it as a run cuts it (without the
         // torn points a run keeps: a file read once has none).
-        while let Some(k) = a.embedded_record(l).filter(|&k| k > 0 && k < l.len()) {
-            if let Some(e) = a.push_bytes(i as u64 + 1, &l[..k]) {
-                fix(e);
+        let mut embedded = false;
+        loop {
+            let cut = a.embedded_record(l).filter(|&k| k > 0 && k < l.len());
+            let part = &l[..cut.unwrap_or(l.len())];
+            let done = if embedded {
+                a.push_embedded(i as u64 + 1, part)
+            } else {
+                a.push_bytes(i as u64 + 1, part)
+            };
+            done.into_iter()
+                .chain(std::iter::from_fn(|| a.take_ready()))
+                .for_each(&mut fix);
+            match cut {
+                Some(k) => (l, embedded) = (&l[k..], true),
+                None => break,
             }
-            l = &l[k..];
-        }
-        if let Some(e) = a.push_bytes(i as u64 + 1, l) {
-            fix(e);
         }
     }
-    if let Some(e) = a.finish() {
-        fix(e);
-    }
+    a.finish()
+        .into_iter()
+        .chain(std::iter::from_fn(|| a.take_ready()))
+        .for_each(&mut fix);
     Ok(())
 }
 

@@ -668,7 +668,11 @@ impl Follower<'_> {
                 state.held_len = Some(end);
             }
             _ => {
-                if let Some(event) = parser.finish() {
+                for event in parser
+                    .finish()
+                    .into_iter()
+                    .chain(std::iter::from_fn(|| parser.take_ready()))
+                {
                     (self.sink)(event);
                 }
             }
@@ -793,8 +797,11 @@ impl LineSink for &mut Lines<'_> {
         // parser as a line of its own.
         let bytes = line.bytes;
         let mut from = 0;
+        // This part starts at a header found inside the line (no torn point, no hole).
+        let mut embedded = false;
         loop {
-            let next = next_split(&*self.parser, bytes, from, &state.torn, before.0);
+            let split = next_split(&*self.parser, bytes, from, &state.torn, before.0);
+            let next = split.map(|s| s.0);
             let mut part = &bytes[from..next.unwrap_or(bytes.len())];
             // NULs at the start of a line, or just before a record, are a hole (no
             // text); NULs inside a line's text are kept.
@@ -806,24 +813,38 @@ impl LineSink for &mut Lines<'_> {
                 }
             }
             if lead == 0 || !part.is_empty() {
-                if let Some(event) = self.parser.push_bytes(state.line_no, part) {
+                let done = if embedded {
+                    self.parser.push_embedded(state.line_no, part)
+                } else {
+                    self.parser.push_bytes(state.line_no, part)
+                };
+                for event in done
+                    .into_iter()
+                    .chain(std::iter::from_fn(|| self.parser.take_ready()))
+                {
                     (self.sink)(event);
                 }
                 // (The first part of a later piece of a long line may go on the record
-                // of the piece before it, which then starts further back.)
+                // of the piece before it, which then starts further back. A record cut
+                // by a header inside its line goes on, from where it started.)
+                let goes_on = embedded
+                    && self
+                        .record_start
+                        .is_some_and(|(offset, _)| offset >= before.0);
                 if self
                     .parser
                     .pending()
                     .is_some_and(|(start, _)| start == state.line_no)
                     && (!piece || from > 0 || self.parser.starts_record(part))
+                    && !goes_on
                 {
                     // A held record is read again from its own start, not from the
                     // start of the physical line (whose earlier records are out).
                     self.record_start = Some((before.0 + from as u64, lines_before));
                 }
             }
-            match next {
-                Some(k) => from = k,
+            match split {
+                Some((k, e)) => (from, embedded) = (k, e),
                 None => break,
             }
         }
@@ -856,14 +877,14 @@ const MAX_TORN: usize = 8;
 
 /// Where the physical `line` (starting at file offset `at`) is cut next after `from`:
 /// at a torn point (see [`FileState::torn`]) or the end of a run of NULs where a record
-/// starts, or where the parser finds a record's header inside the line.
+/// starts, or where the parser finds a record's header inside the line (then `true`).
 fn next_split(
     parser: &dyn RecordParser,
     line: &[u8],
     from: usize,
     torn: &[u64],
     at: u64,
-) -> Option<usize> {
+) -> Option<(usize, bool)> {
     let after_nuls = |k: usize| {
         let b = &line[k..];
         &b[b.iter().take_while(|&&c| c == 0).count()..]
@@ -872,14 +893,17 @@ fn next_split(
         .embedded_record(&line[from..])
         .map(|p| from + p)
         .filter(|&k| k > from && k < line.len());
+    // A torn point a run saw is no header a stranger wrote, even where one is found too.
+    let mut seen = false;
     for &t in torn {
         if let Some(k) = t.checked_sub(at).and_then(|k| usize::try_from(k).ok()) {
             if k > from
                 && k < line.len()
-                && best.is_none_or(|b| k < b)
+                && best.is_none_or(|b| k <= b)
                 && parser.starts_record(after_nuls(k))
             {
                 best = Some(k);
+                seen = true;
             }
         }
     }
@@ -891,11 +915,12 @@ fn next_split(
         }
         if parser.starts_record(&line[run_end..]) {
             best = Some(run_end);
+            seen = true;
             break;
         }
         i = run_end;
     }
-    best
+    best.map(|k| (k, !seen))
 }
 
 fn origin_of(path: &Path) -> String {

@@ -540,6 +540,11 @@ pub struct RecordAssembler {
     /// Level fields seen (as written, trailing blanks included) with their number: a
     /// log uses a handful, so looking them up by name once each is enough.
     level_numbers: Vec<(Box<[u8]>, u32, bool)>,
+    /// The record a header inside one of its lines cut (see [`Self::push_embedded`]):
+    /// it takes the continuation lines too, until the next record's own line.
+    cut: Option<Pending>,
+    /// Records completed besides the one a call returned (see [`Self::take_ready`]).
+    ready: std::collections::VecDeque<Event>,
 }
 
 /// How a record's first line is recognised.
@@ -658,6 +663,8 @@ impl RecordAssembler {
             zone: Zone::Local,
             below: BelowLevels::new(levels, min_level),
             level_numbers: Vec::new(),
+            cut: None,
+            ready: Default::default(),
         }
     }
 
@@ -676,6 +683,9 @@ impl RecordAssembler {
         }
         if self.join(line) {
             return None;
+        }
+        if let Some(c) = &mut self.cut {
+            c.push_line(line);
         }
         match &mut self.pending {
             Some(p) if p.keep => {
@@ -889,11 +899,62 @@ impl RecordAssembler {
         (n, known)
     }
 
-    /// Completes the record in progress, if any (call at the end of the input).
+    /// Completes the record in progress, if any (call at the end of the input), and
+    /// the record a header inside its text cut, if that goes on too: that one comes
+    /// first, and the other waits in [`Self::take_ready`].
     pub fn finish(&mut self) -> Option<Event> {
         self.skipping = false;
         self.probe = None;
-        let p = self.pending.take()?;
+        let cut = self.cut.take().and_then(|p| self.complete(p));
+        let last = self.pending.take().and_then(|p| self.complete(p));
+        match (cut, last) {
+            (Some(c), Some(l)) => {
+                self.ready.push_back(l);
+                Some(c)
+            }
+            (c, l) => c.or(l),
+        }
+    }
+
+    /// A record completed besides the one the last call returned (see [`Self::finish`]).
+    pub fn take_ready(&mut self) -> Option<Event> {
+        self.ready.pop_front()
+    }
+
+    /// Feeds the rest of a physical line from where a header was found inside it
+    /// ([`super::RecordParser::embedded_record`]). The record in progress is not over:
+    /// whether the header is a record appended to a torn one or text a stranger wrote
+    /// inside a message cannot be told, so the lines after it go to both records. A
+    /// stranger's header can then add a record but never take a real one's traceback.
+    pub fn push_embedded(&mut self, line_no: u64, line: &str) -> Option<Event> {
+        let Some(h) = self.header.parse(line, &self.zone, &self.levels) else {
+            return self.push(line_no, line);
+        };
+        let mut done = None;
+        match self.pending.take() {
+            Some(p) if p.keep && self.cut.is_none() => self.cut = Some(p),
+            // A second header on the same record: the one between goes out as it is;
+            // the first record keeps going on.
+            Some(p) => done = self.complete(p),
+            None => {}
+        }
+        self.skipping = false;
+        self.probe = None;
+        self.start(line_no, line, h);
+        if !self.pending.as_ref().is_some_and(|p| p.keep) {
+            // (not kept: a header inside a line is cut only when it is no less severe)
+            if let Some(e) = self.cut.take().and_then(|p| self.complete(p)) {
+                match done {
+                    Some(_) => self.ready.push_back(e),
+                    None => done = Some(e),
+                }
+            }
+        }
+        done
+    }
+
+    /// The event of a finished record, if it is kept.
+    fn complete(&self, p: Pending) -> Option<Event> {
         if !p.keep {
             return None;
         }
@@ -1119,7 +1180,18 @@ impl super::RecordParser for RecordAssembler {
         }
         None
     }
+    fn push_embedded(&mut self, line_no: u64, line: &[u8]) -> Option<Event> {
+        RecordAssembler::push_embedded(self, line_no, &String::from_utf8_lossy(line))
+    }
+    fn take_ready(&mut self) -> Option<Event> {
+        RecordAssembler::take_ready(self)
+    }
     fn pending(&self) -> Option<(u64, bool)> {
+        if let Some(c) = &self.cut {
+            // (the record it cut is a later one, never less kept)
+            let later = self.pending.as_ref().is_some_and(|p| p.scan.unfinished());
+            return Some((c.line_no, later || c.scan.unfinished()));
+        }
         match (&self.pending, &self.probe) {
             (Some(p), _) if p.keep => Some((p.line_no, p.scan.unfinished())),
             // lines that may yet read as a header with the next: read again next run
@@ -1430,11 +1502,21 @@ mod tests {
         // A physical line goes to the parser in pieces, cut where a record starts
         // inside it.
         fn push_pieces(p: &mut RecordAssembler, line_no: u64, mut l: &[u8], out: &mut Vec<Event>) {
-            while let Some(k) = RecordParser::embedded_record(p, l) {
-                out.extend(p.push_bytes(line_no, &l[..k]));
-                l = &l[k..];
+            let mut embedded = false;
+            loop {
+                let cut = RecordParser::embedded_record(p, l);
+                let part = &l[..cut.unwrap_or(l.len())];
+                if embedded {
+                    out.extend(RecordParser::push_embedded(p, line_no, part));
+                } else {
+                    out.extend(p.push_bytes(line_no, part));
+                }
+                out.extend(std::iter::from_fn(|| p.take_ready()));
+                match cut {
+                    Some(k) => (l, embedded) = (&l[k..], true),
+                    None => break,
+                }
             }
-            out.extend(p.push_bytes(line_no, l));
         }
         let mut rng = 0x9E37_79B9_7F4A_7C15u64;
         let mut next = move |n: usize| {
@@ -1463,6 +1545,7 @@ mod tests {
                 push_pieces(&mut one_by_one, i as u64 + 1, l, &mut want);
             }
             want.extend(RecordParser::finish(&mut one_by_one));
+            want.extend(std::iter::from_fn(|| one_by_one.take_ready()));
 
             let text: Vec<u8> = lines.iter().flat_map(|l| [*l, b"\n"].concat()).collect();
             let mut parser = RecordAssembler::new("app", "app.log", &custom, 30);
@@ -1475,6 +1558,8 @@ mod tests {
             let mut reader = std::io::BufReader::with_capacity(64 + next(300), &text[..]);
             for_each_line_capped(&mut reader, &mut Line::default(), 200, &mut sink).unwrap();
             sink.events.extend(RecordParser::finish(sink.parser));
+            sink.events
+                .extend(std::iter::from_fn(|| sink.parser.take_ready()));
             assert_eq!(sink.line_no, lines.len() as u64);
             assert_eq!(sink.events, want);
             skipped += sink.skipped;

@@ -293,6 +293,17 @@ pub trait RecordParser {
     fn embedded_record(&self, _line: &[u8]) -> Option<usize> {
         None
     }
+    /// Feeds the rest of a physical line from where [`Self::embedded_record`] found a
+    /// record's first line inside it. A parser that keeps the record in progress going
+    /// (see `RecordAssembler::push_embedded`) may complete two records at once: call
+    /// [`Self::take_ready`] after every push and after [`Self::finish`].
+    fn push_embedded(&mut self, line_no: u64, line: &[u8]) -> Option<Event> {
+        self.push_bytes(line_no, line)
+    }
+    /// A record completed besides the one the last call returned.
+    fn take_ready(&mut self) -> Option<Event> {
+        None
+    }
     /// Completes the record in progress at the end of the input.
     fn finish(&mut self) -> Option<Event>;
     /// The record in progress, if one is kept: the line number it started at, and

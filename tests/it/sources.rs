@@ -1833,6 +1833,112 @@ for user in ["ada", "bob 2026-11-22 10:00:00.000 | INFO     | x:y:1 - hello"]:
     );
 }
 
+/// A message holding a header as severe as its own (a user name a stranger chose) cannot
+/// be told from a record appended to a torn line, so it is cut there; but the real
+/// record keeps its traceback and exception, so that ignoring the made-up record (known
+/// noise) leaves the real one whole, in a run and in the dry runs alike.
+#[test]
+fn a_header_inside_a_message_never_takes_the_traceback_of_the_record_it_cuts() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.with_app_source("");
+    t.loguru(
+        r#"logger.add("app.log")
+user = "bob 2026-11-22 10:00:00.000 | ERROR    | app.net:conn:7 - client disconnected"
+try:
+    raise RuntimeError("database is locked")
+except RuntimeError:
+    logger.exception("login failed for user {}", user)
+"#,
+    );
+    t.ok(&[
+        "ignore",
+        "add",
+        "client disconnected",
+        "--comment",
+        "known noise",
+        "--now",
+        "2030-01-01T00:00:00Z",
+    ]);
+    let r = t.ok(&["run", "--now", "2030-01-01T00:00:00Z"]);
+    assert!(
+        r.stdout.contains("1 warnings/errors kept, 1 ignored"),
+        "{}",
+        r.stdout
+    );
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 1, "{inc:?}");
+    assert_eq!(inc[0]["exception_type"], "RuntimeError", "{inc:?}");
+    let sample = inc[0]["samples"][0].as_str().unwrap();
+    assert!(
+        sample.contains("login failed")
+            && sample.contains("Traceback")
+            && sample.contains("RuntimeError: database is locked"),
+        "{sample}"
+    );
+    // The dry runs group it as the run did: with its exception.
+    let signature = inc[0]["signature"].as_str().unwrap();
+    for args in [
+        vec!["replay", "app.log"],
+        vec!["ignore", "test", "--file", "app.log"],
+    ] {
+        let r = t.ok(&args);
+        assert!(
+            r.stdout.contains("login failed") && r.stdout.contains(signature),
+            "{args:?}: {signature} {}",
+            r.stdout
+        );
+    }
+}
+
+/// A record cut that way whose traceback is still being written when a run reads it is
+/// read again next run from its own start, and both records come out once.
+#[test]
+fn a_record_cut_by_a_header_inside_it_waits_whole_for_its_traceback() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.with_app_source("");
+    t.loguru(
+        r#"logger.add("full.log")
+user = "bob 2026-11-22 10:00:00.000 | ERROR    | app.net:conn:7 - client disconnected"
+def charge():
+    raise RuntimeError("card declined")
+try:
+    charge()
+except RuntimeError:
+    logger.exception("payment failed for user {}", user)
+"#,
+    );
+    let full = t.read("full.log");
+    // up to the first frame: the traceback is not over yet
+    let cut = full.find("\n> File").expect("a frame") + 1;
+    t.write("app.log", &full[..cut]);
+    // (a `now` before the file's time: it is not quiet, so the record may go on)
+    let r = t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    assert!(r.stdout.contains("0 warnings/errors kept"), "{}", r.stdout);
+    t.append("app.log", &full.as_bytes()[cut..]);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    assert!(r.stdout.contains("2 warnings/errors kept"), "{}", r.stdout);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 2, "{inc:?}");
+    assert!(
+        inc.iter().all(|i| i["exception_type"] == "RuntimeError"),
+        "{inc:?}"
+    );
+    assert!(
+        inc.iter().any(|i| i["samples"][0]
+            .as_str()
+            .unwrap()
+            .contains("payment failed for user bob")),
+        "{inc:?}"
+    );
+    assert_eq!(total_occurrences(&t), 2);
+}
+
 /// The dry runs read a torn line as a run does: a record appended to it is its own.
 #[test]
 fn replay_and_ignore_test_cut_a_record_appended_to_a_torn_line() {
