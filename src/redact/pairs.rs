@@ -315,6 +315,41 @@ static SPACED: LazyLock<Regex> = LazyLock::new(|| {
         .expect("spaced name regex compiles")
 });
 
+/// A password's name and, after a space only, a value (`wrong password Hunter2!`): a
+/// person chose it, so it has no generated look; it is taken when it looks like what
+/// password rules ask for (a digit, a symbol, a capital inside), so that `password
+/// reset failed`, `Failed password for root` and `password expired` keep their words.
+/// Only the full words: `pass` and `pw` are verbs and abbreviations in prose.
+static SPACED_PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r#"(?i)(?:^|[^\p{L}\p{N}_.-])(?P<name>[\p{L}\p{N}_.-]*(?:password|passwd|passphrase|pwd|passwort|kennwort|motdepasse|mot de passe|contrase(?:n|ñ)a|senha|parola|wachtwoord|has(?:l|ł)o|пароль)s?)[ \t]+(?P<v>'[^'\n]{1,256}'|"[^"\n]{1,256}"|`[^`\n]{1,256}`|\S{4,})"#,
+    )
+    .expect("spaced password regex compiles")
+});
+
+/// The part of a word after a password's name that is a password, when it looks like
+/// one rather than prose (see [`SPACED_PASSWORD`]): inside quotes, whatever it holds.
+fn chosen_password(v: &str) -> Option<(usize, usize)> {
+    let b = v.as_bytes();
+    if b.len() >= 2 && matches!(b[0], b'\'' | b'"' | b'`') && b[b.len() - 1] == b[0] {
+        let inner = &v[1..v.len() - 1];
+        return (!harmless(inner) && !inner.contains(PLACEHOLDER)).then_some((1, v.len() - 1));
+    }
+    if v.contains(PLACEHOLDER) {
+        return None;
+    }
+    let core = v.trim_end_matches(['.', ',', ';', ':', ')', ']', '!', '?', '\'', '"']);
+    let start = core.len() - core.trim_start_matches(['(', '[']).len();
+    let core = &core[start..];
+    if harmless(core) || core.chars().count() < 6 {
+        return None;
+    }
+    (core.chars().any(char::is_numeric)
+        || core.chars().any(|c| !c.is_alphanumeric())
+        || core.chars().skip(1).any(char::is_uppercase))
+    .then_some((start, v.len()))
+}
+
 /// Values that are no secret whatever their name says.
 fn harmless(inner: &str) -> bool {
     let t = inner.trim();
@@ -765,8 +800,39 @@ pub fn redact(text: &str) -> Option<String> {
     Some(with_flags(&out).unwrap_or(out))
 }
 
-/// See [`SPACED`].
+/// See [`SPACED`] and [`SPACED_PASSWORD`].
 fn redact_spaced(text: &str) -> Option<String> {
+    match redact_spaced_generated(text) {
+        Some(t) => Some(redact_spaced_password(&t).unwrap_or(t)),
+        None => redact_spaced_password(text),
+    }
+}
+
+fn redact_spaced_password(text: &str) -> Option<String> {
+    let mut changed = false;
+    let out = SPACED_PASSWORD.replace_all(text, |c: &regex::Captures| {
+        let whole = c.get(0).expect("group 0");
+        let v = c.name("v").expect("value group");
+        let password = classify(c["name"].trim()).is_some_and(|k| k.kind == "password")
+            || c["name"].eq_ignore_ascii_case("mot de passe");
+        if let Some((from, to)) = chosen_password(v.as_str()).filter(|_| password) {
+            changed = true;
+            let s = whole.as_str();
+            let at = v.start() - whole.start();
+            format!(
+                "{}{}{}",
+                &s[..at + from],
+                placeholder("password"),
+                &s[at + to..]
+            )
+        } else {
+            whole.as_str().to_string()
+        }
+    });
+    changed.then(|| out.into_owned())
+}
+
+fn redact_spaced_generated(text: &str) -> Option<String> {
     let mut changed = false;
     let out = SPACED.replace_all(text, |c: &regex::Captures| {
         let whole = c.get(0).expect("group 0");
@@ -943,6 +1009,51 @@ mod tests {
             "password reset requested for the administrators group",
             "token expired while refreshing the organisation settings",
             "secret rotation scheduled: internationalisation",
+        ] {
+            assert_eq!(red(prose), prose);
+        }
+    }
+
+    #[test]
+    fn a_chosen_password_after_its_name_and_a_space_is_a_secret() {
+        for (text, want) in [
+            (
+                "login failed: wrong password hunter2 for admin",
+                "login failed: wrong password [REDACTED:password] for admin",
+            ),
+            (
+                "db_password S3cret! rejected",
+                "db_password [REDACTED:password] rejected",
+            ),
+            (
+                "Passwort Sommer2026 ist abgelaufen",
+                "Passwort [REDACTED:password] ist abgelaufen",
+            ),
+            (
+                "user typed password 'open sesame'",
+                "user typed password '[REDACTED:password]'",
+            ),
+            (
+                "new passphrase correct-horse",
+                "new passphrase [REDACTED:password]",
+            ),
+            (
+                "пароль qwerty123 неверный",
+                "пароль [REDACTED:password] неверный",
+            ),
+            ("password 123456.", "password [REDACTED:password]"),
+        ] {
+            assert_eq!(red(text), want, "{text}");
+        }
+        for prose in [
+            "Failed password for invalid user root from 10.0.0.7 port 22 ssh2",
+            "password reset requested for the administrators group",
+            "Password Reset email sent",
+            "password expired 3 days ago",
+            "password attempts: 5",
+            "passwords differ",
+            "let the request pass th3m through",
+            "password <hidden> kept",
         ] {
             assert_eq!(red(prose), prose);
         }

@@ -86,7 +86,11 @@ MESSAGES = [
     ("entropy_json", 'license check {"license_key": "Lk4Jh8Gf2Ds6Aq0Wz3XcV5"}'),
     ("entropy_hmac", "webhook verify hmac=7c1e9a3f5b2d8e4c6a0f1b3d5e7a9c2f4b6d8e0a failed"),
     ("entropy_sentry", "sentry init dsn: https://6f5e4d3c2b1a0f9e8d7c6b5a49382716@o42.ingest.sentry.io/7"),
+    # a password a person chose, after its name and a space
+    ("spaced_password", "login failed: wrong password Tr0ub4dor&3 for admin"),
+    ("spaced_password_quoted", "user typed password 'open sesame 42' at the prompt"),
     # must NOT be redacted (negatives.txt)
+    ("keep_password_prose", "Failed password for invalid user root from 10.0.0.7 port 22 ssh2"),
     ("keep_git_sha", "deploy 9fceb02d0ae598e95dc970b74767f19372d61af8 rolled out with errors"),
     ("keep_uuid", "request 550e8400-e29b-41d4-a716-446655440000 timed out"),
     ("keep_order_ids", "order 4539148803436468 and invoice 5200-8282-8282-8211 not found"),
