@@ -617,7 +617,7 @@ fn record_rise(
     };
     batch.raise_level(
         o.id,
-        &before,
+        (&before, &o.severity),
         &r.level,
         &r.severity,
         r.escalation.as_ref(),

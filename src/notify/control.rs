@@ -616,8 +616,28 @@ fn apply(
             .map(|_| ())
             .map_err(db)
     };
+    // When the tapped notification was sent: the incident may have risen since.
+    let sent = DateTime::from_timestamp(v.expires, 0)
+        .map(|e| e - chrono::Duration::days(BUTTON_LIFETIME_DAYS));
     match v.action.as_str() {
         "ack" => {
+            // An Ack on a notification sent at a lower severity acknowledges what it
+            // said, not what the incident became: the higher one nags until someone
+            // acknowledges it as such.
+            let then = sent
+                .map(|t| store.severity_at(inc.id, t))
+                .transpose()
+                .map_err(db)?
+                .flatten();
+            if let Some(then) = then.filter(|s| {
+                crate::trigger::escalate::rank(s) < crate::trigger::escalate::rank(&inc.severity)
+            }) {
+                report.noops.push(format!(
+                    "ack for incident #{}: that notification was sent when it was {then}; it is {} now, so it stays open (acknowledge the newer notification)",
+                    inc.id, inc.severity
+                ));
+                return spend();
+            }
             if store.ack_incident(inc.id, PHONE, now).map_err(db)? {
                 report.acked.push(inc.id);
             } else {
@@ -649,10 +669,8 @@ fn apply(
                 ));
                 return spend();
             }
-            // The level the tapped notification was about: the incident may have risen
-            // since it was sent, and a Mute on a WARNING must not silence the CRITICAL.
-            let sent = DateTime::from_timestamp(v.expires, 0)
-                .map(|e| e - chrono::Duration::days(BUTTON_LIFETIME_DAYS));
+            // The level the tapped notification was about: a Mute on a WARNING must
+            // not silence the CRITICAL.
             let mut capped = inc.clone();
             if let Some((level, no)) = sent
                 .map(|t| store.level_at(inc.id, t))

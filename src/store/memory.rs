@@ -30,6 +30,21 @@ impl Store {
             .optional()?)
     }
 
+    /// The severity an incident had at `at`, when its level rose since (the first rise
+    /// after `at` recorded it); `None` when it has not risen since.
+    pub fn severity_at(&self, id: i64, at: DateTime<Utc>) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row_cached(
+                "SELECT severity_before FROM incident_levels
+                 WHERE incident_id = ?1 AND changed_at > ?2 AND severity_before IS NOT NULL
+                 ORDER BY changed_at LIMIT 1",
+                params![id, ts(at)],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()?)
+    }
+
     /// Acknowledges an open incident. False when it is unknown or not open.
     pub fn ack_incident(&self, id: i64, by: &str, now: DateTime<Utc>) -> Result<bool> {
         let n = self.conn.execute_cached(
@@ -267,7 +282,7 @@ impl Batch<'_> {
     pub fn raise_level(
         &self,
         id: i64,
-        before: &crate::source::Level,
+        (before, severity_before): (&crate::source::Level, &str),
         level: &crate::source::Level,
         severity: &str,
         escalation: Option<&crate::trigger::escalate::Escalation>,
@@ -275,9 +290,10 @@ impl Batch<'_> {
         now: DateTime<Utc>,
     ) -> Result<()> {
         self.tx.execute_cached(
-            "INSERT INTO incident_levels (incident_id, changed_at, level_before, level_no_before)
-             VALUES (?1, ?2, ?3, ?4)",
-            params![id, ts(now), before.name, before.no],
+            "INSERT INTO incident_levels
+                 (incident_id, changed_at, level_before, level_no_before, severity_before)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![id, ts(now), before.name, before.no, severity_before],
         )?;
         self.tx.execute_cached(
             "UPDATE incidents SET level = ?2, level_no = ?6, severity = ?3, escalation = ?4,

@@ -323,6 +323,9 @@ const MIGRATIONS: &[&str] = &[
         level_no_before INTEGER NOT NULL
     );
     CREATE INDEX incident_levels_by_incident ON incident_levels (incident_id, changed_at);",
+    // 24: the severity before each rise too: an Ack button on a notification sent at a
+    // lower severity must not acknowledge the higher one. NULL for rises recorded before.
+    "ALTER TABLE incident_levels ADD COLUMN severity_before TEXT;",
 ];
 
 /// The schema version this build writes.

@@ -187,6 +187,45 @@ fn a_mute_tapped_on_a_page_from_before_a_rise_mutes_that_pages_level() {
     assert_eq!(t.incidents()[0]["occurrences"], 3, "{}", r.stdout);
 }
 
+/// An Ack tapped on a notification sent before the incident's severity rose does not
+/// acknowledge the higher severity: it keeps nagging until the newer page is acked.
+#[test]
+fn an_ack_tapped_on_a_page_from_before_a_severity_rise_leaves_it_open() {
+    let (t, ntfy) = setup();
+    let warning = ERROR_LINE.replace("| ERROR    |", "| WARNING  |");
+    let critical = ERROR_LINE.replace("| ERROR    |", "| CRITICAL |");
+    t.write("app.log", &warning);
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    t.append("app.log", critical.as_bytes());
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    let m = ntfy.messages_to("ops");
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert_eq!(ntfy.tap(&m[0], "Ack"), 200);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(
+        r.stdout.contains(
+            "ack for incident #1: that notification was sent when it was warning; it is critical now, so it stays open"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(t.incidents()[0]["status"], "open");
+    // it nags, at its severity
+    t.ok(&["run", "--now", "2026-11-22T11:10:00Z"]);
+    let m = ntfy.messages_to("ops");
+    assert!(m.len() > 2, "{m:?}");
+    assert_eq!(m[2].header("Priority"), Some("5"));
+    // the newer page's Ack acknowledges it
+    assert_eq!(ntfy.tap(&m[1], "Ack"), 200);
+    let r = t.ok(&["run", "--now", "2026-11-22T11:15:00Z"]);
+    assert!(
+        r.stdout.contains("incident #1 acknowledged from the phone"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(t.incidents()[0]["status"], "acked");
+}
+
 #[test]
 fn forged_control_messages_are_refused_and_reported() {
     let (t, ntfy) = setup();
