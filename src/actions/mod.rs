@@ -655,7 +655,7 @@ fn execute(
     }
     if config.actions.runner == Runner::Queue {
         // The root action unit runs it; the watcher's rights do not grow.
-        if let Err(e) = queue::enqueue(config, r) {
+        if let Err(e) = queue::enqueue(config, r, now) {
             rep.lines.push(format!(
                 "incident #{}: action {} not queued (tried again next run): {e}",
                 inc.id,

@@ -31,6 +31,10 @@ struct Queued {
     action: String,
     params: BTreeMap<String, String>,
     approved_by: String,
+    /// When the watcher queued it: past [`NO_RESULT_AFTER`] the watcher has given up
+    /// on it, so the action unit must not run it (absent in files of older builds).
+    #[serde(default)]
+    queued_at: Option<DateTime<Utc>>,
 }
 
 /// The largest queue or result file read: they are small, and whoever writes them
@@ -50,7 +54,7 @@ fn results_dir(config: &Config) -> PathBuf {
 }
 
 /// Writes an approved request for the action unit.
-pub fn enqueue(config: &Config, r: &ActionRequest) -> Result<(), String> {
+pub fn enqueue(config: &Config, r: &ActionRequest, now: DateTime<Utc>) -> Result<(), String> {
     let q = queue_dir(config);
     crate::fsio::create_dir(&q)?;
     let item = Queued {
@@ -59,6 +63,7 @@ pub fn enqueue(config: &Config, r: &ActionRequest) -> Result<(), String> {
         action: r.action_id.clone(),
         params: super::params_of(&r.params),
         approved_by: r.decided_by.clone().unwrap_or_default(),
+        queued_at: Some(now),
     };
     let text = serde_json::to_string(&item).map_err(|e| e.to_string())?;
     crate::fsio::replace(
@@ -127,7 +132,18 @@ pub fn collect(
     for (id, path) in files {
         let parsed: Result<Outcome, String> = read_small(&path)
             .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("not a result: {e}")));
-        let r = store.request(id)?.filter(|r| r.status == "queued");
+        // A result that comes after the watcher gave up on it is recorded all the same:
+        // the action ran.
+        let r = store
+            .request(id)?
+            .filter(|r| r.status == "queued" || given_up(r));
+        if let Some(r) = r.as_ref().filter(|r| given_up(r)) {
+            rep.lines.push(format!(
+                "incident #{}: action {}: the action unit's result came after the watcher had given up on it",
+                r.incident_id,
+                super::describe(r)
+            ));
+        }
         match (r, parsed) {
             (Some(r), Ok(o)) => {
                 let inc = store.incident(r.incident_id)?;
@@ -169,6 +185,22 @@ pub fn collect(
 /// or could not write it).
 const NO_RESULT_AFTER: chrono::Duration = chrono::Duration::hours(2);
 
+/// How a request given up on for want of a result starts its reason.
+const NO_RESULT: &str = "no result from the action unit within 2h";
+
+/// Whether the watcher gave up on a queued request that may still have run.
+fn given_up(r: &ActionRequest) -> bool {
+    r.status == "failed"
+        && r.exit_code.is_none()
+        && r.verify_result
+            .as_deref()
+            .is_some_and(|w| w.starts_with(NO_RESULT))
+}
+
+/// Takes back what the action unit has not taken yet: a request queued for too long
+/// (the unit is not installed, or stopped) and one whose incident was resolved since.
+/// The watcher writes the queue folder, so a file it removes is a request that never
+/// runs; one already gone was taken by the unit, whose result is recorded when it comes.
 pub fn give_up_on_lost(
     config: &Config,
     store: &Store,
@@ -176,21 +208,57 @@ pub fn give_up_on_lost(
     rep: &mut ActionsReport,
 ) -> store::Result<()> {
     for r in store.requests_in("queued")? {
-        if r.started_at.is_some_and(|t| t + NO_RESULT_AFTER <= now) {
-            let why = "no result from the action unit within 2h (is logwarden-act.path installed and enabled? see `journalctl -u logwarden-act.service`)";
-            store.set_request_status(r.id, "failed", Some(why))?;
-            store.add_note(
-                r.incident_id,
-                "logwarden",
-                &format!("Action {} (request {}): {why}.", super::describe(&r), r.id),
-                now,
-            )?;
-            rep.lines.push(format!(
-                "incident #{}: action {}: {why}",
-                r.incident_id,
-                super::describe(&r)
-            ));
-            rep.touched.push(r.incident_id);
+        let lost = r.started_at.is_some_and(|t| t + NO_RESULT_AFTER <= now);
+        let resolved = store
+            .incident(r.incident_id)?
+            .is_none_or(|i| i.status == "resolved");
+        if !lost && !resolved {
+            continue;
+        }
+        let file = queue_dir(config).join(format!("{}.json", r.id));
+        let withdrawn = match std::fs::remove_file(&file) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => {
+                rep.lines.push(format!(
+                    "incident #{}: action {}: cannot take it back from the queue: cannot remove {}: {e}",
+                    r.incident_id,
+                    super::describe(&r),
+                    file.display()
+                ));
+                continue;
+            }
+        };
+        let (status, why) = match (withdrawn, lost) {
+            (true, false) => (
+                "refused",
+                "taken back from the queue before the action unit ran it: its incident is resolved".to_string(),
+            ),
+            // The unit has it (running, or about to write its result): wait for that.
+            (false, false) => continue,
+            (true, true) => (
+                "failed",
+                format!("{NO_RESULT} (is logwarden-act.path installed and enabled? see `journalctl -u logwarden-act.service`); taken back from the queue, so it never runs"),
+            ),
+            (false, true) => (
+                "failed",
+                format!("{NO_RESULT}, though the unit took it (see `journalctl -u logwarden-act.service`); a result that comes later is still recorded"),
+            ),
+        };
+        store.set_request_status(r.id, status, Some(&why))?;
+        store.add_note(
+            r.incident_id,
+            "logwarden",
+            &format!("Action {} (request {}): {why}.", super::describe(&r), r.id),
+            now,
+        )?;
+        rep.lines.push(format!(
+            "incident #{}: action {}: {why}",
+            r.incident_id,
+            super::describe(&r)
+        ));
+        rep.touched.push(r.incident_id);
+        if lost {
             if let Some(def) = config.actions.get(&r.action_id) {
                 super::breaker(config, store, def, now, rep)?;
             }
@@ -307,6 +375,15 @@ fn run_one(
     let cfg = &config.actions;
     if !cfg.enabled {
         return refusal("actions are disabled (`actions.enabled = false`)", now);
+    }
+    if let Some(t) = item.queued_at.filter(|t| *t + NO_RESULT_AFTER <= now) {
+        return refusal(
+            &format!(
+                "it was queued at {}, too long ago: the watcher has given up on it",
+                t.format("%Y-%m-%dT%H:%MZ")
+            ),
+            now,
+        );
     }
     let Some(def) = cfg.get(&item.action) else {
         return refusal("it is not an allow-listed action", now);

@@ -712,7 +712,60 @@ fn a_queued_action_without_a_result_fails_after_two_hours_and_frees_its_incident
     assert!(!r.stdout.contains("no result"), "{}", r.stdout);
     let r = t.ok(&["run", "--now", "2026-11-22T12:05:00Z"]);
     r.says("no result from the action unit within 2h");
+    r.says("taken back from the queue, so it never runs");
     assert_eq!(history(&t)[0]["status"], "failed");
+    // The unit, started later, finds nothing to run.
+    assert!(!t.path("state/actions/queue/1.json").exists());
+    assert_eq!(t.ok(&["act", "--now", "2026-11-22T12:06:00Z"]).stdout, "");
+    assert!(!t.path("run/healthy").exists());
+}
+
+/// The action unit refuses a request queued so long ago that the watcher has given up on
+/// it, even when the watcher has not run since to take it back.
+#[test]
+fn the_action_unit_refuses_a_request_the_watcher_has_given_up_on() {
+    let (t, _ntfy) = queued_setup();
+    let r = t.ok(&["act", "--now", "2026-11-22T12:06:00Z"]);
+    r.says("request 1: refused: it was queued at 2026-11-22T10:05Z, too long ago");
+    assert!(!t.path("run/healthy").exists());
+    let r = t.ok(&["run", "--now", "2026-11-22T12:10:00Z"]);
+    r.says("refused by the action unit: it was queued at");
+    assert_eq!(history(&t)[0]["status"], "refused");
+}
+
+/// A request the unit took, whose result comes after the watcher gave up on it, is
+/// recorded when it comes: what ran is never lost.
+#[test]
+fn a_result_that_comes_after_the_watcher_gave_up_is_recorded() {
+    let (t, _ntfy) = queued_setup();
+    t.ok(&["act", "--now", "2026-11-22T10:06:00Z"]);
+    assert!(t.path("run/healthy").exists());
+    // the result is late (a slow disk, a unit still writing)
+    let result = t.read("state/actions/results/1.json");
+    std::fs::remove_file(t.path("state/actions/results/1.json")).unwrap();
+    let r = t.ok(&["run", "--now", "2026-11-22T12:07:00Z"]);
+    r.says("though the unit took it");
+    assert_eq!(history(&t)[0]["status"], "failed");
+    t.write("state/actions/results/1.json", &result);
+    let r = t.ok(&["run", "--now", "2026-11-22T12:10:00Z"]);
+    r.says("result came after the watcher had given up on it");
+    r.says("ran action `recreate-healthcheck` (name=healthy): exit code 0");
+    let h = &history(&t)[0];
+    assert_eq!(h["started_at"], "2026-11-22T10:06:00Z");
+    assert_eq!(h["exit_code"], 0);
+}
+
+/// Resolving an incident takes its queued request back before the unit runs it.
+#[test]
+fn a_queued_request_of_a_resolved_incident_is_taken_back() {
+    let (t, _ntfy) = queued_setup();
+    t.ok(&["incidents", "resolve", "1", "--now", "2026-11-22T10:06:00Z"]);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:07:00Z"]);
+    r.says("taken back from the queue before the action unit ran it: its incident is resolved");
+    assert!(!t.path("state/actions/queue/1.json").exists());
+    assert_eq!(t.ok(&["act", "--now", "2026-11-22T10:08:00Z"]).stdout, "");
+    assert!(!t.path("run/healthy").exists());
+    assert_eq!(history(&t)[0]["status"], "refused");
 }
 
 fn lose_the_database(t: &Test) {
