@@ -639,7 +639,12 @@ fn dry_parser(rd: &Reading<'_>, origin: &str) -> Box<dyn RecordParser> {
         Some((src, crate::config::SourceKind::File(fs))) => {
             crate::source::file::parser_for(src, &fs.parser, origin, 0)
         }
-        _ => Box::new(RecordAssembler::new(rd.name, origin, &rd.levels, 0)),
+        _ => Box::new(
+            RecordAssembler::new(rd.name, origin, &rd.levels, 0).with_cut_floor(rd.src.map_or(
+                crate::source::Level::number_of("WARNING", &rd.levels),
+                |s| s.min_level.no,
+            )),
+        ),
     }
 }
 

@@ -1155,7 +1155,9 @@ pub fn parser_for(
 ) -> Box<dyn RecordParser> {
     match spec {
         ParserSpec::LoguruDefault => Box::new(
-            RecordAssembler::new(&cfg.name, origin, &cfg.levels, min_level).with_zone(cfg.timezone),
+            RecordAssembler::new(&cfg.name, origin, &cfg.levels, min_level)
+                .with_zone(cfg.timezone)
+                .with_cut_floor(cfg.min_level.no),
         ),
         ParserSpec::Line {
             format,

@@ -545,6 +545,9 @@ pub struct RecordAssembler {
     cut: Option<Pending>,
     /// Records completed besides the one a call returned (see [`Self::take_ready`]).
     ready: std::collections::VecDeque<Event>,
+    /// The level from which a header inside a kept record's line starts a record of its
+    /// own: the source's `min_level`, also when a dry run keeps every level.
+    cut_floor: u32,
 }
 
 /// How a record's first line is recognised.
@@ -665,12 +668,20 @@ impl RecordAssembler {
             level_numbers: Vec::new(),
             cut: None,
             ready: Default::default(),
+            cut_floor: min_level,
         }
     }
 
     /// Reads times without an offset in `zone` (default: the host's local time).
     pub fn with_zone(mut self, zone: Zone) -> Self {
         self.zone = zone;
+        self
+    }
+
+    /// Cuts kept records at headers inside their lines from `level` up (default: the
+    /// `min_level` given; see `embedded_record`).
+    pub fn with_cut_floor(mut self, level: u32) -> Self {
+        self.cut_floor = level;
         self
     }
 
@@ -1155,13 +1166,12 @@ impl super::RecordParser for RecordAssembler {
             return None;
         }
         // A message may hold a whole header too: text a stranger chose (a user name,
-        // a URL) logged inside an ERROR. Cut there, the ERROR would lose its traceback
-        // and exception to a made-up record of the level the stranger wrote, dropped
-        // if that is INFO. A line a run saw torn is cut at that point (`file.rs`);
-        // without that hint a header inside a line only starts a record when it is at
-        // least as severe as the one it cuts, so that a cut never lowers what the
-        // lines after it are read as. (A torn ERROR whose restart appended an INFO is
-        // one ERROR record then, and loses nothing above the INFO.)
+        // a URL) logged inside an ERROR. A line a run saw torn is cut at that point
+        // (`file.rs`); without that hint a header inside a line cannot be told from a
+        // record appended to a torn one, so it is cut too, and the record it cuts goes
+        // on over the lines after it (`push_embedded`): it keeps its traceback. A
+        // header of a level the source drops does not cut a record it keeps (nothing
+        // would be gained); one at least as severe as the record it cuts always does.
         let number = |l: &[u8]| text_level_no(&String::from_utf8_lossy(l), &self.levels).0;
         let outer = match header_level(line) {
             Some(l) => number(l),
@@ -1171,9 +1181,10 @@ impl super::RecordParser for RecordAssembler {
                 _ => 0,
             },
         };
+        let floor = outer.min(self.cut_floor);
         let mut from = 0;
         while let Some(k) = embedded_header(&line[from..]).map(|k| from + k) {
-            if header_level(&line[k..]).is_some_and(|l| number(l) >= outer) {
+            if header_level(&line[k..]).is_some_and(|l| number(l) >= floor) {
                 return Some(k);
             }
             from = k;
@@ -1727,7 +1738,7 @@ KeyboardInterrupt
     }
 
     #[test]
-    fn a_header_inside_a_line_starts_a_record_only_if_no_less_severe_than_the_one_it_cuts() {
+    fn a_header_inside_a_line_starts_a_record_if_no_less_severe_or_kept() {
         use super::super::RecordParser;
         let head = |level: &str, msg: &str| {
             format!("2026-12-02 08:06:00.000 | {level:<8} | app.pay:charge:7 - {msg}")
@@ -1740,6 +1751,12 @@ KeyboardInterrupt
             &format!("payment failed for {}", head("INFO", "hi")),
         );
         assert_eq!(at(&p, &error), None);
+        // a torn ERROR with the restart's WARNING appended: two (the source keeps both)
+        let warned = head("ERROR", &format!("db down{}", head("WARNING", "retrying")));
+        assert_eq!(
+            at(&p, &warned),
+            Some(warned.len() - head("WARNING", "retrying").len())
+        );
         // a torn INFO with the restart's ERROR appended: two
         let torn = head("INFO", "handling req");
         let glued = format!("{torn}{}", head("ERROR", "Database down"));

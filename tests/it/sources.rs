@@ -2019,6 +2019,49 @@ logger.error("Database down after the restart")"#,
     }
 }
 
+/// A torn ERROR (its writer killed before its newline) whose restart appended a WARNING,
+/// with no run in between: both are read, and the ERROR keeps its own message.
+#[test]
+fn a_warning_appended_to_a_torn_error_no_run_saw_is_its_own_record() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.with_app_source("");
+    t.loguru(
+        r#"logger.add("app.log")
+logger.error("Payment worker lost its database connection")
+os.truncate("app.log", os.path.getsize("app.log") - 1)  # killed before its newline
+logger.remove()
+logger.add("app.log")
+logger.warning("Payment worker restarted after a crash")"#,
+    );
+    let r = t.ok(&["run", "--now", "2026-12-02T10:05:00Z"]);
+    assert!(r.stdout.contains("2 warnings/errors kept"), "{}", r.stdout);
+    let mut titles = t.titles();
+    titles.sort();
+    assert_eq!(titles.len(), 2, "{titles:?}");
+    assert!(
+        titles[0].starts_with("Payment worker lost its database connection")
+            && !titles[0].contains("restarted"),
+        "{titles:?}"
+    );
+    assert!(
+        titles[1].starts_with("Payment worker restarted after a crash"),
+        "{titles:?}"
+    );
+    let inc = t.incidents();
+    let warning = inc.iter().find(|i| i["level"] == "WARNING").unwrap();
+    assert!(warning["title"].as_str().unwrap().contains("restarted"));
+    // the dry runs read it so too
+    let r = t.ok(&["replay", "app.log"]);
+    assert!(
+        r.stdout.starts_with("2 records: 0 below min_level"),
+        "{}",
+        r.stdout
+    );
+}
+
 /// A writer killed in the middle of a line longer than the line cap, whose restart
 /// appends its next record to that line: the record is read, though it starts past the
 /// bytes of the line that are kept.
