@@ -23,6 +23,9 @@ const RECORD_START: &[u8] = b"{\"text\":";
 /// The most of one `extra` value kept as a field.
 const MAX_FIELD: usize = 4096;
 
+/// loguru's ERROR.
+const ERROR_NO: u32 = 40;
+
 #[derive(Deserialize)]
 struct Line {
     #[serde(default)]
@@ -98,7 +101,7 @@ impl RecordParser for JsonParser {
         }
         let parsed: Line = match serde_json::from_str(line) {
             Ok(l) => l,
-            Err(e) => return self.fallback(line_no, line, &e.to_string()),
+            Err(e) => return self.fallback(line_no, line, &e.to_string(), e.is_eof()),
         };
         let r = parsed.record;
         let level = match r.level.no {
@@ -268,11 +271,14 @@ fn json_string_at(s: &str) -> String {
 
 impl JsonParser {
     /// A line serde_json refused: classify it by its text rather than lose an error.
-    fn fallback(&mut self, line_no: u64, line: &str, err: &str) -> Option<Event> {
+    /// `cut`: the line ends before its record does (cut at the line cap, or torn).
+    fn fallback(&mut self, line_no: u64, line: &str, err: &str, cut: bool) -> Option<Event> {
         let looks_loguru = line.trim_start().starts_with("{\"text\":");
         // loguru writes the level as {"icon": "…", "name": "ERROR", "no": 40}.
-        // The record's own keys come after `extra`, so the last match is theirs.
-        let level = line.rfind("\"level\": {").and_then(|at| {
+        // The record's own keys come after `extra`, so the last match is theirs, unless
+        // the line was cut before them: then it is text a stranger may have written in
+        // `extra` (a request body), and it may only make the record look worse.
+        let structural = line.rfind("\"level\": {").and_then(|at| {
             let rest = &line[at..line.len().min(at + 512)];
             let name = rest
                 .find("\"name\": \"")
@@ -302,15 +308,22 @@ impl JsonParser {
             String::new()
         };
         let first_line = text.lines().next().unwrap_or("");
-        // The formatted text's first line has the level in loguru's default format.
-        let level = level.or_else(|| {
-            super::loguru::parse_header(first_line)
-                .and_then(|h| h.level)
-                .map(|l| Level::named(l, &self.levels))
-        });
+        // The formatted text's first line has the level in loguru's default format; it
+        // comes first on the line, so a cut never takes it. The more severe reading wins.
+        let headed = super::loguru::parse_header(first_line)
+            .and_then(|h| h.level)
+            .map(|l| Level::named(l, &self.levels));
         let mentions_error = ["ERROR", "CRITICAL", "Traceback"]
             .iter()
             .any(|w| line.contains(w));
+        let level = match (structural, headed) {
+            (Some(a), Some(b)) => Some(if b.no > a.no { b } else { a }),
+            (Some(a), None) if cut && a.no < ERROR_NO && mentions_error => {
+                // The level found may be a stranger's, and the record's own is past the cut.
+                None
+            }
+            (a, b) => a.or(b),
+        };
         let (level, note) = match level {
             Some(l) => (
                 l,
@@ -378,6 +391,35 @@ mod tests {
         assert!(e.traceback.unwrap().contains("File \"x.py\""));
         assert_eq!(e.fields["request_id"], "r-1");
         assert_eq!(e.time.unwrap().timestamp(), 1763805600);
+    }
+
+    /// A line cut before the record's own level (past a long `extra`) may hold a level
+    /// a stranger wrote in `extra`: it never lowers what the record is read as.
+    #[test]
+    fn a_cut_line_is_never_read_below_its_text_or_an_error_it_mentions() {
+        let stranger = r#""extra": {"body": {"level": {"name": "DEBUG", "no": 5}, "pad": "xxxx"#;
+        let mut p = JsonParser::new("app", "app.json", &BTreeMap::new(), 30);
+        let headed = format!(
+            r#"{{"text": "2026-11-22 10:00:00.000 | ERROR    | app:f:3 - payment failed\n", "record": {{"elapsed": {{"repr": "0:00:01", "seconds": 1.0}}, "exception": null, {stranger}"#
+        );
+        let e = p.push(1, &headed).expect("kept");
+        assert_eq!(e.level.name, "ERROR");
+        // a custom text format (no header to read): an error it mentions keeps it
+        let plain = format!(
+            r#"{{"text": "payment failed: ERROR\n", "record": {{"exception": null, {stranger}"#
+        );
+        assert_eq!(p.push(2, &plain).expect("kept").level.no, 40);
+        // a stranger may make a record look worse, never better
+        let worse = headed.replace(r#"DEBUG", "no": 5"#, r#"CRITICAL", "no": 50"#);
+        assert_eq!(p.push(3, &worse).expect("kept").level.no, 50);
+        // a line whose record is whole (bad for another reason) is read by its own, last,
+        // level; cut, an error it mentions keeps it
+        let info = r#"{"text": "x", "record": {"extra": {"b": {"level": {"name": "ERROR", "no": 40}}}, "level": {"name": "INFO", "no": 20}, "message": "x"}}"#;
+        assert!(p.push(4, &format!("{info} trailing")).is_none());
+        assert_eq!(
+            p.push(5, &info[..info.len() - 2]).expect("kept").level.no,
+            40
+        );
     }
 
     #[test]

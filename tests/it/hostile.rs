@@ -28,6 +28,34 @@ fn a_ten_megabyte_line_is_capped_and_counted() {
     }
 }
 
+/// A loguru JSON record longer than the line cap is cut before its own level; a level a
+/// stranger put in its `extra` (a request body) must not read it as DEBUG and drop it.
+#[test]
+fn a_json_error_cut_at_the_cap_is_not_read_at_a_level_a_stranger_wrote() {
+    if !have_loguru() {
+        return;
+    }
+    let t = Test::new();
+    t.config(
+        "[[source]]\nname = \"app\"\nkind = \"loguru-json\"\npath = \"app.json\"\nfrom = \"start\"\n",
+    );
+    t.loguru(
+        r#"logger.add("app.json", serialize=True)
+body = {"level": {"name": "DEBUG", "no": 5}, "pad": "x" * (9 * 1024 * 1024)}
+logger.bind(body=body).error("payment failed for order 42")
+logger.info("ok")"#,
+    );
+    let r = t.ok(&["run", "--now", "2030-01-01T00:00:00Z"]);
+    assert!(r.stdout.contains("1 warnings/errors kept"), "{}", r.stdout);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 1, "{}", r.stdout);
+    assert_eq!(inc[0]["level"], "ERROR");
+    assert!(inc[0]["title"]
+        .as_str()
+        .unwrap()
+        .starts_with("payment failed for order"));
+}
+
 #[test]
 fn invalid_utf8_nul_bytes_and_crlf() {
     let t = Test::new();
