@@ -1190,11 +1190,21 @@ fn file_unfinished(
             note.tags = "zzz,info".into();
         }
         if let Some(of) = inc.regression_of {
-            // Noise already judged comes back: recorded and shown, but it does not buzz.
-            if store
-                .incident(of)?
-                .is_some_and(|old| old.verdict == "noise")
+            // Noise already judged comes back: recorded and shown, but it does not buzz,
+            // unless the investigator, asked again, did not find it noise, or it spiked or
+            // rose past what was judged noise (as verdict memory lets those through).
+            let judged_again = d
+                .as_ref()
+                .is_some_and(|d| d.diagnosed && inc.verdict != "noise");
+            let surges = |noise: Vec<store::VerdictRow>| {
+                !noise.is_empty() && crate::investigate::budget::surges(config, &inc, &noise)
+            };
+            if !judged_again
                 && inc.escalation.is_none()
+                && store
+                    .incident(of)?
+                    .is_some_and(|old| old.verdict == "noise")
+                && !surges(noise_verdicts(store, &inc, inc.id)?)
             {
                 note.priority = 1;
                 note.title = format!("[{}] Recurring noise: {}", inc.host, inc.title);
@@ -1223,6 +1233,19 @@ fn file_unfinished(
 /// Whether a diagnosis keeps its incident quiet: a "noise" verdict (the investigator
 /// turns one less sure than `noise_confidence` into "unsure"), or a signature that
 /// verdict memory already knows as noise (no LLM asked).
+/// The noise verdicts of an incident's signature given before `this` one.
+fn noise_verdicts(
+    store: &Store,
+    inc: &store::IncidentRow,
+    this: i64,
+) -> Result<Vec<store::VerdictRow>, RunError> {
+    Ok(store
+        .verdicts(&inc.signature)?
+        .into_iter()
+        .filter(|v| v.verdict == "noise" && v.incident_id != Some(this))
+        .collect())
+}
+
 fn is_noise(d: &Diagnosis) -> bool {
     d.skipped.as_deref() == Some("recurring-noise") || (d.diagnosed && d.verdict == "noise")
 }

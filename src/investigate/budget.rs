@@ -71,6 +71,17 @@ pub enum Gate {
 /// the breaker (a failing backend would only fail again) nor the dollars per day: log
 /// text, written by strangers, decides how many incidents a pattern matches, and the
 /// bill must still have a ceiling.
+/// Whether an incident says more than the noise verdicts of its signature did: it
+/// spiked (at least 10 occurrences, over three times the most any of them saw) or its
+/// level rose above theirs. Noise that does either is judged again and pages again.
+pub fn surges(config: &Config, inc: &IncidentRow, noise: &[crate::store::VerdictRow]) -> bool {
+    let max_occ = noise.iter().map(|v| v.occurrences).max().unwrap_or(0);
+    let max_level = noise.iter().map(|v| v.level_no).max().unwrap_or(0);
+    let spikes = inc.occurrences >= 10 && inc.occurrences > max_occ.saturating_mul(3);
+    let rises = level_no(config, &inc.source, &inc.level) > max_level;
+    spikes || rises
+}
+
 pub fn check(
     config: &Config,
     store: &Store,
@@ -87,14 +98,8 @@ pub fn check(
         .into_iter()
         .filter(|v| v.verdict == "noise")
         .collect();
-    if !forced && noise.len() as u32 >= l.noise_after {
-        let max_occ = noise.iter().map(|v| v.occurrences).max().unwrap_or(0);
-        let max_level = noise.iter().map(|v| v.level_no).max().unwrap_or(0);
-        let spikes = inc.occurrences >= 10 && inc.occurrences > max_occ.saturating_mul(3);
-        let rises = level_no(config, &inc.source, &inc.level) > max_level;
-        if !spikes && !rises {
-            return Ok(Gate::Skip(Skip::RecurringNoise(noise.len() as u64)));
-        }
+    if !forced && noise.len() as u32 >= l.noise_after && !surges(config, inc, &noise) {
+        return Ok(Gate::Skip(Skip::RecurringNoise(noise.len() as u64)));
     }
 
     // The breaker.

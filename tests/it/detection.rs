@@ -305,4 +305,28 @@ fn a_replay_pages_for_exactly_the_real_problems() {
         &[(&format!("Recurring noise: {fresh}"), "1")],
         &with6,
     );
+    with6[5].3 = "resolved";
+    step(
+        "r9",
+        T0 + 16 * HOUR,
+        None,
+        vec![baseline, known, gw(3)],
+        0,
+        &[],
+        &with6,
+    );
+    // 04:00: the bots come back forty-fold, past anything judged noise: asked again, the
+    // investigator finds it real and critical, and it pages as such.
+    let flood = "Header flood from a botnet";
+    let mut with7 = with6.clone();
+    with7.push((7, flood, "critical", "open"));
+    step(
+        "r10",
+        T0 + 18 * HOUR,
+        Some(verdict("real", "critical", flood)),
+        vec![baseline, known, gw(3), ("ERROR", bot, 40)],
+        1,
+        &[(&format!("Regression of #6: {flood}"), "5")],
+        &with7,
+    );
 }
