@@ -70,6 +70,11 @@ pub struct FileState {
     pub id: FileId,
     /// Where the file was last seen.
     pub path: String,
+    /// Where `path` led then, when that is elsewhere (a symlink): a path moved to
+    /// another file (a deploy switching releases) leaves the one it led to in place,
+    /// and its rest is read from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub real: Option<String>,
     /// Bytes consumed: at a line boundary, or inside a physical line that holds several
     /// records (a record held back, see [`Follower::consume`], is read again from its own
     /// start; a long line may be read in pieces).
@@ -101,11 +106,20 @@ pub struct FileState {
     pub torn: Vec<u64>,
 }
 
+/// Where `path` really is, when that is another path (it goes through a symlink).
+fn real_of(path: &Path) -> Option<String> {
+    std::fs::canonicalize(path)
+        .ok()
+        .filter(|r| r != path)
+        .map(|r| r.display().to_string())
+}
+
 impl FileState {
     fn new(id: FileId, path: &Path) -> FileState {
         FileState {
             id,
             path: path.display().to_string(),
+            real: real_of(path),
             offset: 0,
             line_no: 0,
             head: None,
@@ -222,9 +236,16 @@ pub fn read(
     for (path, meta) in &current {
         let id = FileId::of(meta);
         let result = match by_id.remove(&id) {
-            // A checkpoint of a file that vanished earlier whose inode now names a new
-            // file (inode reuse): the new file is read from its start.
-            Some(st) if st.missing_since.is_some() => {
+            // A checkpoint of a file that vanished earlier whose inode now names a file
+            // with other first bytes (inode reuse): the new file is read from its start.
+            // The same first bytes: the file itself is back (a symlink moved back to
+            // it), read on from where it was.
+            Some(st)
+                if st.missing_since.is_some()
+                    && !st.head.is_some_and(|(len, hash)| {
+                        head_of(path, len).ok().flatten() == Some((len, hash))
+                    }) =>
+            {
                 f.read_from(path, meta, FileState::new(id, path), false)
             }
             Some(st) => f.same_file(path, meta, st, &current_ids),
@@ -238,6 +259,7 @@ pub fn read(
                         let start = FileState {
                             id,
                             path: path.display().to_string(),
+                            real: real_of(path),
                             missing_since: None,
                             ..known
                         };
@@ -357,6 +379,28 @@ impl Follower<'_> {
         current: &HashSet<FileId>,
     ) -> Result<(FileState, bool), SourceError> {
         let last = Path::new(&st.path).to_path_buf();
+        if let Some(real) = st.real.as_deref().map(PathBuf::from) {
+            // The path led elsewhere: the file it led to may still be there, where it
+            // was (the symlink moved to another file), or rotated beside it.
+            let there = std::fs::metadata(&real)
+                .ok()
+                .filter(|m| m.is_file() && FileId::of(m) == st.id)
+                .map(|m| (real.clone(), m))
+                .or_else(|| {
+                    let p = find_by_id(&parent(&real), st.id)?;
+                    Some((p.clone(), std::fs::metadata(&p).ok()?))
+                });
+            if let Some((at, meta)) = there {
+                let head = st.head;
+                if head.is_none() || head_of(&at, head.unwrap().0).ok().flatten() == head {
+                    let done = self.read_from(&at, &meta, st, true)?;
+                    if at != real {
+                        self.rotated_after(&real, &meta, current);
+                    }
+                    return Ok((done, true));
+                }
+            }
+        }
         let dir = parent(&last);
         if let Some(renamed) = find_by_id(&dir, st.id) {
             let meta = std::fs::metadata(&renamed).map_err(io(&renamed))?;
@@ -442,6 +486,7 @@ impl Follower<'_> {
     ) -> Result<FileState, SourceError> {
         let mut prev = prev;
         prev.path = path.display().to_string();
+        prev.real = real_of(path);
         prev.missing_since = None;
         let truncated = meta.len() < prev.offset;
         let replaced = !truncated

@@ -191,6 +191,39 @@ fn a_different_file_at_the_same_path() {
     assert_eq!(total_occurrences(&t), 7);
 }
 
+/// The log path is a symlink a deploy moves from one release's file to another's (and
+/// back): what was written to the old file before the move is read from where it is,
+/// and a file the link comes back to is read on from where it was, not again.
+#[test]
+fn a_log_path_symlink_moved_between_files_loses_and_repeats_nothing() {
+    let Some(t) = setup() else { return };
+    let link = |to: &str| {
+        let _ = std::fs::remove_file(t.path("app.log"));
+        std::os::unix::fs::symlink(t.path(to), t.path("app.log")).unwrap();
+    };
+    std::fs::create_dir_all(t.path("v1")).unwrap();
+    std::fs::create_dir_all(t.path("v2")).unwrap();
+    t.write("v1/app.log", "");
+    t.write("v2/app.log", "");
+    link("v1/app.log");
+    errors(&t, 0, 3);
+    t.ok(&["run", "--now", "2030-01-01T00:00:00Z"]);
+    errors(&t, 3, 2); // into v1, after the run, before the deploy
+    link("v2/app.log");
+    errors(&t, 5, 4);
+    let r = t.ok(&["run", "--now", "2030-01-01T00:05:00Z"]);
+    assert!(!r.stdout.contains("is gone"), "{}", r.stdout);
+    assert_eq!(total_occurrences(&t), 9, "{}", r.stdout);
+    // rolled back: v1 again, nothing new in it
+    link("v1/app.log");
+    let r = t.ok(&["run", "--now", "2030-01-01T00:10:00Z"]);
+    assert_eq!(total_occurrences(&t), 9, "{}", r.stdout);
+    assert!(r.stdout.contains(" 0 lines read"), "{}", r.stdout);
+    errors(&t, 9, 1);
+    let r = t.ok(&["run", "--now", "2030-01-01T00:15:00Z"]);
+    assert_eq!(total_occurrences(&t), 10, "{}", r.stdout);
+}
+
 #[test]
 fn content_replaced_in_place() {
     let Some(t) = setup() else { return };
