@@ -17,6 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use rusqlite::config::DbConfig;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
@@ -73,8 +74,8 @@ pub fn preset(name: &str) -> Option<(&'static str, SqliteColumns)> {
 /// (`cursor`, `time`, `level`, `message`, …).
 pub fn query_for(table: &str, c: &SqliteColumns) -> String {
     let mut cols = vec![
-        format!("\"{}\" AS cursor", c.cursor),
-        format!("\"{}\" AS message", c.message),
+        format!("{} AS cursor", quote(&c.cursor)),
+        format!("{} AS message", quote(&c.message)),
     ];
     for (name, col) in [
         ("time", &c.time),
@@ -85,14 +86,15 @@ pub fn query_for(table: &str, c: &SqliteColumns) -> String {
         ("extra", &c.extra),
     ] {
         if let Some(col) = col {
-            cols.push(format!("\"{col}\" AS {name}"));
+            cols.push(format!("{} AS {name}", quote(col)));
         }
     }
     format!(
-        "SELECT {} FROM \"{table}\" WHERE \"{}\" > :cursor ORDER BY \"{}\"",
+        "SELECT {} FROM {} WHERE {} > :cursor ORDER BY {}",
         cols.join(", "),
-        c.cursor,
-        c.cursor
+        quote(table),
+        quote(&c.cursor),
+        quote(&c.cursor)
     )
 }
 
@@ -220,6 +222,14 @@ fn describe(path: &Path, e: &rusqlite::Error) -> String {
             "{}: the app holds a lock ({e}); the rows will be read next run",
             path.display()
         )
+    } else if e.to_string().starts_with("no such column") {
+        // (SQLite's text goes on with a hint about string quotes and the whole query)
+        let text = e.to_string();
+        let what = text.split(" - ").next().unwrap_or(&text);
+        format!(
+            "{}: {what} (did the app rename or drop it? the source's `columns` or `query` must name the table's columns as they are now); its rows are read once it is fixed",
+            path.display()
+        )
     } else {
         format!("{}: {e}", path.display())
     }
@@ -274,6 +284,15 @@ pub fn read(
         Err((e, true)) if from_end => return Ok(locked_first_run(report, &cfg.name, &e, now)),
         Err((e, _)) => return Err(err(e)),
     };
+    // A double-quoted name SQLite cannot find is otherwise read as a string: a column
+    // the app renamed would give its old name as every row's message or level.
+    for dqs in [
+        DbConfig::SQLITE_DBCONFIG_DQS_DML,
+        DbConfig::SQLITE_DBCONFIG_DQS_DDL,
+    ] {
+        conn.set_db_config(dqs, false)
+            .map_err(|e| err(describe(&src.path, &e)))?;
+    }
     report.warnings.extend(note);
     let cursor: Value = state
         .as_ref()

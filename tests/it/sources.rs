@@ -490,6 +490,41 @@ fn sqlite_custom_query_with_cursor() {
     assert_eq!(r.code, Some(0), "{}", r.all());
 }
 
+/// The app renames columns the source names: every run is an error that says which,
+/// and no row is read with the old column's name as its text or level (SQLite reads a
+/// double-quoted name it cannot find as a string); once the config follows, the rows
+/// written meanwhile are read.
+#[test]
+fn sqlite_columns_renamed_by_the_app_are_an_error_not_rows_of_their_names() {
+    if python_or_skip().is_none() {
+        return;
+    }
+    let t = Test::new();
+    let source = |msg: &str, lvl: &str| {
+        format!("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app.db\"\nfrom = \"start\"\ntable = \"app_log\"\ncolumns = {{ cursor = \"id\", message = \"{msg}\", level = \"{lvl}\" }}\n")
+    };
+    t.config(&source("msg", "lvl"));
+    py(&t, "import sqlite3\ndb = sqlite3.connect('app.db')\ndb.execute('CREATE TABLE app_log (id INTEGER PRIMARY KEY, msg TEXT, lvl TEXT)')\ndb.execute(\"INSERT INTO app_log (msg, lvl) VALUES ('Webhook 4 rejected', 'ERROR')\")\ndb.commit()");
+    t.ok(&["run", "--now", "2030-01-01T00:00:00Z"]);
+    assert_eq!(total_occurrences(&t), 1);
+    py(&t, "import sqlite3\ndb = sqlite3.connect('app.db')\ndb.execute('ALTER TABLE app_log RENAME COLUMN msg TO message')\ndb.execute('ALTER TABLE app_log RENAME COLUMN lvl TO level')\ndb.executemany('INSERT INTO app_log (message, level) VALUES (?, ?)', [('Disk quota near', 'WARNING'), ('served /', 'INFO'), ('Payment API down', 'ERROR')])\ndb.commit()");
+    let r = t.run(&["run", "--now", "2030-01-01T00:05:00Z"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(
+        r.all().contains("no such column: \"msg\"") && r.all().contains("`columns`"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(total_occurrences(&t), 1, "{}", r.all());
+    t.config(&source("message", "level"));
+    t.ok(&["run", "--now", "2030-01-01T00:10:00Z"]);
+    let mut titles = t.titles();
+    titles.sort();
+    assert_eq!(titles.len(), 3, "{titles:?}");
+    assert!(titles[1].starts_with("Payment API down"), "{titles:?}");
+    assert_eq!(total_occurrences(&t), 3);
+}
+
 #[test]
 fn sqlite_in_wal_mode_read_by_a_user_who_cannot_write_its_folder() {
     let Some(python) = python_or_skip() else {
