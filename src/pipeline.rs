@@ -1494,6 +1494,9 @@ pub fn retry_page_later(store: &Store, id: i64) -> Result<(), store::StoreError>
 const GOOD_RULES: &str = "ignore.last_good:";
 /// A rules file's text as this build last accepted it, led by the build's id.
 const CHECKED_RULES: &str = "ignore.checked:";
+/// What a rules file's last check found worth saying (rules that match nothing), kept
+/// with its stamp so that every run says it, not only the one that checked.
+const RULE_WARNINGS: &str = "ignore.warnings:";
 
 /// The ignore file and the mutes file. A file that cannot be read or has a bad rule
 /// does not stop the run: its last good version (kept in the state database) applies
@@ -1531,9 +1534,11 @@ fn load_rules(
     report: &mut RunReport,
 ) -> Result<LazyRules, RunError> {
     let mut parts = Vec::new();
+    let sources: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
     for path in config.rule_files() {
         let key = format!("{GOOD_RULES}{}", path.display());
         let checked_key = format!("{CHECKED_RULES}{}", path.display());
+        let warned_key = format!("{RULE_WARNINGS}{}", path.display());
         let text = match crate::fsio::read_optional(&path) {
             Ok(t) => t.unwrap_or_default(),
             Err(e) => {
@@ -1541,16 +1546,31 @@ fn load_rules(
                 continue;
             }
         };
-        let stamp = format!("{}\n{text}", crate::ignore::build::BUILD_ID);
+        // (the sources too: a rule scoped to one that is gone is said to match nothing)
+        let stamp = format!(
+            "{}\n{}\n{text}",
+            crate::ignore::build::BUILD_ID,
+            sources.join(",")
+        );
         let checked = store.kv_get(&checked_key)?.is_some_and(|c| c == stamp);
         let part = if checked {
+            if let Some(w) = store.kv_get(&warned_key)? {
+                report.warnings.extend(w.lines().map(str::to_string));
+            }
             Part::Checked {
                 path: path.clone(),
                 text: text.clone(),
             }
         } else {
             match IgnoreRules::parse_file(&text, &path, expiry_now) {
-                Ok(r) => Part::Parsed(r),
+                Ok(r) => {
+                    let warned = r.unknown_sources(&sources);
+                    if !dry_run {
+                        store.kv_set(&warned_key, &warned.join("\n"))?;
+                    }
+                    report.warnings.extend(warned);
+                    Part::Parsed(r)
+                }
                 Err(e) => {
                     rules_fallback(
                         store, &key, &path, e.problems, expiry_now, report, &mut parts,

@@ -77,9 +77,15 @@ pub(super) fn check(
                 .map(|p| format!("{}: {p}", e.path.display())),
         );
     }
+    let sources: Vec<&str> = config.sources.iter().map(|s| s.name.as_str()).collect();
+    let idle = rules
+        .as_ref()
+        .map(|r| r.unknown_sources(&sources))
+        .unwrap_or_default();
+    problems.extend(idle.iter().cloned());
     let code = if prompts_broken {
         ExitCode::from(EXIT_BROKEN)
-    } else if rules.is_err() {
+    } else if rules.is_err() || !idle.is_empty() {
         // The watcher runs on with the file's last good version: a problem, not
         // a broken logwarden.
         ExitCode::from(EXIT_PROBLEM)
@@ -97,6 +103,9 @@ pub(super) fn check(
     if let Err(e) = &rules {
         crate::errln!("{e}");
     }
+    for w in &idle {
+        crate::errln!("warning: {w}");
+    }
     if prompts_broken || rules.is_err() {
         for p in problems
             .iter()
@@ -108,9 +117,13 @@ pub(super) fn check(
     }
     crate::out!("{config}");
     if !quiet {
-        crate::errln!("config OK");
+        if idle.is_empty() {
+            crate::errln!("config OK");
+        } else {
+            crate::errln!("config OK, but some ignore rules match nothing (above)");
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 /// `run --json`: what the run did (schema in the README).

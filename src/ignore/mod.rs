@@ -71,6 +71,26 @@ pub struct IgnoreFileError {
 }
 
 impl IgnoreRules {
+    /// Rules scoped to a source no `[[source]]` is named (`sources`): written by hand,
+    /// or left from a source renamed since, they match nothing, which must be said.
+    pub fn unknown_sources(&self, sources: &[&str]) -> Vec<String> {
+        self.rules
+            .iter()
+            .filter_map(|r| {
+                let s = r.source.as_deref()?;
+                (!sources.contains(&s)).then(|| {
+                    format!(
+                        "{}: rule {} is scoped to source `{}`, which is not a configured source: it matches nothing (configured: {})",
+                        r.file.display(),
+                        crate::sanitize::line(&r.id),
+                        crate::sanitize::line(s),
+                        sources.join(", ")
+                    )
+                })
+            })
+            .collect()
+    }
+
     /// Loads a rules file; a missing file means no rules.
     pub fn load(path: &Path, now: DateTime<Utc>) -> Result<IgnoreRules, IgnoreFileError> {
         let text = match std::fs::read_to_string(path) {
@@ -642,7 +662,6 @@ fn too_broad(pattern: &str, hir: &regex_syntax::hir::Hir) -> Option<String> {
     if hir.properties().minimum_len() == Some(0) {
         return Some("matches the empty string".into());
     }
-    let needed = (PROBES.len() * BROAD_PERCENT).div_ceil(100);
     // Most patterns start with one of a few known literals (`Connection reset`; `e0\d`:
     // "e0"): a probe holding none of them cannot match, so when too few hold one, no
     // compiling is needed to say the pattern is narrow. Rules are checked at every
@@ -679,19 +698,64 @@ fn too_broad(pattern: &str, hir: &regex_syntax::hir::Hir) -> Option<String> {
                     found[starts.partition_point(|&s| s <= at) - 1] = true;
                 }
             }
-            if found.iter().filter(|&&f| f).count() < needed {
+            if broad_among(&found).is_none() {
                 return None;
             }
         }
     }
     let re = Regex::new(pattern).ok()?;
-    let hits = PROBES.iter().filter(|p| re.is_match(p)).count();
-    (hits >= needed).then(|| {
-        format!(
-            "is found in {hits} of the {} varied sample log messages it was tried on \
+    let hits: Vec<bool> = PROBES.iter().map(|p| re.is_match(p)).collect();
+    broad_among(&hits)
+}
+
+/// The writing system a probe is in, by its first letter: an app logs in one, and a
+/// pattern found in nearly all of that one's messages (`[a-zA-Z0-9]`, `e`) silences
+/// nearly all of that app's, however rare it is in the others.
+fn script_of(text: &str) -> Option<&'static str> {
+    let c = text.chars().find(|c| c.is_alphabetic())? as u32;
+    Some(match c {
+        0..=0x024f => "Latin",
+        0x0370..=0x03ff => "Greek",
+        0x0400..=0x052f => "Cyrillic",
+        0x0590..=0x05ff => "Hebrew",
+        0x0600..=0x06ff => "Arabic",
+        0x0900..=0x097f => "Devanagari",
+        0xac00..=0xd7af | 0x1100..=0x11ff => "Hangul",
+        0x3040..=0x30ff | 0x4e00..=0x9fff => "CJK",
+        _ => "other",
+    })
+}
+
+/// The fewest probes of one writing system judged on their own.
+const MIN_SCRIPT_PROBES: usize = 4;
+
+/// Whether a pattern found in the probes marked in `hits` counts as matching everything:
+/// in [`BROAD_PERCENT`]% of them all, or of those of one writing system.
+fn broad_among(hits: &[bool]) -> Option<String> {
+    let share = |n: usize, of: usize| n * 100 >= of * BROAD_PERCENT;
+    let total = hits.iter().filter(|&&h| h).count();
+    if share(total, PROBES.len()) {
+        return Some(format!(
+            "is found in {total} of the {} varied sample log messages it was tried on \
              ({BROAD_PERCENT}% or more counts as matching everything)",
             PROBES.len()
-        )
+        ));
+    }
+    let mut scripts: Vec<&str> = PROBES.iter().filter_map(|p| script_of(p)).collect();
+    scripts.sort_unstable();
+    scripts.dedup();
+    scripts.into_iter().filter(|s| *s != "other").find_map(|script| {
+        let of: Vec<usize> = (0..PROBES.len())
+            .filter(|&i| script_of(PROBES[i]) == Some(script))
+            .collect();
+        let n = of.iter().filter(|&&i| hits[i]).count();
+        (of.len() >= MIN_SCRIPT_PROBES && share(n, of.len())).then(|| {
+            format!(
+                "is found in {n} of the {} sample log messages in {script} script it was tried on \
+                 ({BROAD_PERCENT}% or more counts as matching every message of an app that logs in it)",
+                of.len()
+            )
+        })
     })
 }
 
@@ -1489,12 +1553,21 @@ comment = "old"
             r"[\w\W]",
             r"(?i)[^q]",
             r"\p{Any}",
+            // Rare in other scripts, yet in nearly every message of an app that logs
+            // in Latin (or Cyrillic) script.
+            "[a-zA-Z0-9]",
+            "(?i)[a-z]",
+            "[a-z]{2}",
+            "e",
+            "[а-яА-Я]",
         ] {
             assert!(broad(p).is_some(), "{p:?} passed");
         }
         for p in [
-            "e",
             r"\d+",
+            "(?i)failed",
+            "ошибка|Ошибка",
+            "[A-Z]{2}",
             "Connection reset",
             "ConnectionResetError",
             r"timeout after \d+s",

@@ -753,6 +753,9 @@ fn a_pattern_in_nearly_every_message_is_refused_though_it_needs_a_character() {
         "[[:print:]]|\\s",
         "\\W",
         ".+",
+        // rare in other scripts, in nearly every message of an app logging in English
+        "[a-zA-Z0-9]",
+        "(?i)[a-z]",
     ] {
         let r = t.run(&["ignore", "add", p, "--comment", "noise", "--now", NOW]);
         assert_eq!(r.code, Some(64), "{p:?} accepted:\n{}", r.all());
@@ -966,4 +969,51 @@ fn a_change_waits_for_one_in_progress_and_says_so_when_it_never_ends() {
         r.stderr
     );
     assert_eq!(t.read("ignore.toml"), before);
+}
+
+/// A hand-written rule scoped to a source no `[[source]]` is named (a typo, or a source
+/// renamed since) matches nothing: `check` says so (exit 1) and every run warns.
+#[test]
+fn a_rule_scoped_to_an_unknown_source_is_said_to_match_nothing() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write(
+        "ignore.toml",
+        "[[rule]]\nid = 1\npattern = \"Card declined\"\nsource = \"ap\"\ncomment = \"known\"\n",
+    );
+    let r = t.run(&["check"]);
+    assert_eq!(r.code, Some(1), "{}", r.all());
+    assert!(
+        r.stderr.contains(
+            "rule 1 is scoped to source `ap`, which is not a configured source: it matches nothing"
+        ),
+        "{}",
+        r.stderr
+    );
+    t.write(
+        "app.log",
+        "2026-11-22 10:00:00.000 | ERROR    | app:f:1 - Card declined for order 7\n",
+    );
+    for at in ["2026-11-22T10:05:00Z", "2026-11-22T10:10:00Z"] {
+        let r = t.ok(&["run", "--now", at]);
+        assert!(
+            r.stdout
+                .contains("source `ap`, which is not a configured source"),
+            "{at}: {}",
+            r.stdout
+        );
+    }
+    assert_eq!(t.incidents().len(), 1);
+    // fixed: quiet again
+    t.write(
+        "ignore.toml",
+        "[[rule]]\nid = 1\npattern = \"Card declined\"\nsource = \"app\"\ncomment = \"known\"\n",
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
+    assert!(
+        !r.stdout.contains("not a configured source"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(t.run(&["check"]).code, Some(0));
 }
