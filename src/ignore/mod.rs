@@ -698,9 +698,8 @@ fn too_broad(pattern: &str, hir: &regex_syntax::hir::Hir) -> Option<String> {
                     found[starts.partition_point(|&s| s <= at) - 1] = true;
                 }
             }
-            if broad_among(&found).is_none() {
-                return None;
-            }
+            // (a narrow pattern: too few probes hold a literal it needs)
+            broad_among(&found)?;
         }
     }
     let re = Regex::new(pattern).ok()?;
