@@ -28,18 +28,16 @@ pub struct Holder {
 }
 
 impl Holder {
-    /// How long it has held the lock at `now`. By the clock it was given; when that
-    /// is after `now` the clock went back since, and the time since boot tells instead
-    /// (a holder still holding the lock is alive, so on this boot): a run stuck before
-    /// the clock went back is not hidden for as long as the clock moved.
+    /// How long it has held the lock at `now`. A holder still holding the lock is
+    /// alive, so on this boot: when both stand on the boot clock (`boot_now`, given when
+    /// `now` was read rather than given), the time since boot tells, whatever the wall
+    /// clock did meanwhile. A clock stepped back does not hide a stuck run, and one
+    /// stepped forward does not make a healthy run look stuck. Otherwise the wall clock
+    /// tells (never less than nothing).
     pub fn age(&self, now: DateTime<Utc>, boot_now: Option<u64>) -> chrono::Duration {
-        let by_clock = now - self.started;
-        if by_clock >= chrono::Duration::zero() {
-            return by_clock;
-        }
         match (self.since_boot, boot_now) {
             (Some(then), Some(b)) => chrono::Duration::seconds(b.saturating_sub(then) as i64),
-            _ => chrono::Duration::zero(),
+            _ => (now - self.started).max(chrono::Duration::zero()),
         }
     }
 }
@@ -137,7 +135,7 @@ mod tests {
     }
 
     #[test]
-    fn a_holder_from_before_the_clock_went_back_ages_by_the_time_since_boot() {
+    fn a_holder_ages_by_the_time_since_boot_whatever_the_wall_clock_did() {
         let t0 = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
@@ -147,7 +145,11 @@ mod tests {
             since_boot: Some(1000),
         };
         let m = |n: i64| t0 + chrono::Duration::minutes(n);
-        assert_eq!(h.age(m(5), Some(1010)), chrono::Duration::minutes(5));
+        assert_eq!(h.age(m(5), Some(1300)), chrono::Duration::minutes(5));
+        // the clock stepped forward an hour; 10 seconds have passed
+        assert_eq!(h.age(m(60), Some(1010)), chrono::Duration::seconds(10));
+        // a time given, not read: the wall clock tells
+        assert_eq!(h.age(m(5), None), chrono::Duration::minutes(5));
         // the clock went back an hour; 20 minutes have passed since it took the lock
         assert_eq!(
             h.age(m(-40), Some(1000 + 20 * 60)),

@@ -134,7 +134,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         dry_run: opts.dry_run,
         ..RunReport::default()
     };
-    let Some(_lock) = take_lock(config, now)? else {
+    let Some(_lock) = take_lock(config, now, opts.boot.as_ref())? else {
         report.busy = true;
         return Ok(report);
     };
@@ -321,7 +321,7 @@ pub fn check_metrics(config: &Config, opts: &RunOptions) -> Result<RunReport, Ru
         dry_run: opts.dry_run,
         ..RunReport::default()
     };
-    let Some(_lock) = take_lock(config, now)? else {
+    let Some(_lock) = take_lock(config, now, opts.boot.as_ref())? else {
         report.busy = true;
         return Ok(report);
     };
@@ -770,7 +770,12 @@ fn deadline_of(config: &Config) -> chrono::Duration {
 /// Creates the state and incidents folders and takes the run lock (waiting briefly);
 /// `None` when another run holds it. A run still holding it past the deadline is
 /// stuck: monitoring has stopped, which must not pass as "another run is in progress".
-fn take_lock(config: &Config, now: DateTime<Utc>) -> Result<Option<lock::RunLock>, RunError> {
+/// `boot`: where this run stands on the boot clock, when `now` was read (not given).
+fn take_lock(
+    config: &Config,
+    now: DateTime<Utc>,
+    boot: Option<&crate::clock::Boot>,
+) -> Result<Option<lock::RunLock>, RunError> {
     prepare_dirs(config)?;
     let acquired = lock::acquire(&config.state_dir, std::time::Duration::from_secs(3), now)
         .map_err(|e| {
@@ -781,7 +786,7 @@ fn take_lock(config: &Config, now: DateTime<Utc>) -> Result<Option<lock::RunLock
         })?;
     match acquired {
         lock::Acquired::Got(l) => Ok(Some(l)),
-        lock::Acquired::Busy(Some(h)) if h.age(now, lock::since_boot()) > deadline_of(config) => {
+        lock::Acquired::Busy(Some(h)) if h.age(now, boot.map(|b| b.since)) > deadline_of(config) => {
             Err(RunError::Stuck(format!(
                 "a logwarden run (pid {}) has held the run lock since {}, longer than run_deadline ({}): it is stuck and nothing is being watched; see `journalctl -u logwarden.service`, or end it with `kill {}`",
                 h.pid,

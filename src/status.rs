@@ -126,7 +126,7 @@ pub fn render(s: &Status) -> String {
     if s.undeliverable > 0 {
         let _ = writeln!(
             out,
-            "Undeliverable notifications (last 7 days): {} (ntfy refused them repeatedly; a notice was sent instead)",
+            "Undeliverable notifications (last 7 days): {} (ntfy refused them repeatedly; a notice about each was queued, and is listed here too when ntfy refused it as well)",
             s.undeliverable
         );
         for d in &s.dead_letters {

@@ -429,9 +429,15 @@ pub struct AnomalyDetector {
 }
 
 /// `-log10` of the two-sided normal tail probability of `|z|`.
+/// The largest robust z a surprisal is computed for (see [`surprisal_two_sided`]).
+const MAX_Z: f64 = 1e6;
+
 fn surprisal_two_sided(normal: &Normal, z: f64) -> f64 {
-    let z = z.abs();
-    if !z.is_finite() {
+    // Past a million robust SDs every value is as surprising as can be: a script may
+    // print 1e200, whose square would overflow to infinity, and an infinite surprisal
+    // becomes NaN further on (a score of inf/inf), which never fires.
+    let z = z.abs().min(MAX_Z);
+    if z.is_nan() {
         return 300.0;
     }
     if z < 30.0 {
@@ -678,7 +684,12 @@ impl AnomalyDetector {
         } else {
             s * cfg.repeat_factor
         };
-        v.score = s / (s + cfg.half_score_surprisal);
+        // (a surprisal too large for f64 is the largest score, not inf/inf)
+        v.score = if s.is_finite() {
+            s / (s + cfg.half_score_surprisal)
+        } else {
+            1.0
+        };
         v.reason = if which == 0 {
             format!(
                 "value {} is {:.1} robust SDs {} the {} {} (band {}–{})",
@@ -1045,6 +1056,33 @@ mod tests {
             prev = s;
         }
         assert!((surprisal_two_sided(&n, 1.959964) - 1.30103).abs() < 1e-4);
+        for z in [1e10, 1e155, 1e300, f64::INFINITY, -1e200] {
+            let s = surprisal_two_sided(&n, z);
+            assert!(s.is_finite() && s >= prev, "z={z} s={s}");
+        }
+    }
+
+    /// A value far beyond what f64 squares (a script printing 1e200) scores as high as
+    /// any: never NaN, so it fires; and the series still scores the next spike.
+    #[test]
+    fn a_value_too_large_to_square_scores_high_not_nan() {
+        let mut det = AnomalyDetector::new(AnomalyConfig::default());
+        let series = noisy_series(2000, 4);
+        for &(t, v) in &series {
+            det.observe(t, v);
+        }
+        let t = series.last().unwrap().0;
+        for (k, huge) in [1e200, -1e160, 1e300].into_iter().enumerate() {
+            let a = det.observe(t + 300 * (1 + 2 * k as i64), huge);
+            // (the later ones repeat the first's surprisal: damped, as any repeat)
+            assert!(
+                a.score.is_finite() && (k > 0 || a.score > 0.7),
+                "{huge}: {}",
+                a.score
+            );
+            let a = det.observe(t + 300 * (2 + 2 * k as i64), 50.0);
+            assert!(a.score.is_finite(), "after {huge}: {}", a.score);
+        }
     }
 
     fn noisy_series(n: usize, seed: u64) -> Vec<(i64, f64)> {

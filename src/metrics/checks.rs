@@ -57,7 +57,10 @@ pub fn num(v: f64) -> String {
         return format!("{v}");
     }
     let a = v.abs();
-    if a >= 1e12 {
+    if a >= 1e15 {
+        // (past the named units: 1e200 in decimal is 200 digits of a title)
+        format!("{v:.2e}")
+    } else if a >= 1e12 {
         format!("{:.1}T", v / 1e12)
     } else if a >= 1e9 {
         format!("{:.1}G", v / 1e9)
@@ -679,6 +682,8 @@ mod tests {
         assert_eq!(num(0.25), "0.250");
         assert_eq!(num(0.000412), "4.12e-4");
         assert_eq!(num(0.0), "0");
+        assert_eq!(num(1e200), "1.00e200");
+        assert_eq!(num(-3.5e16), "-3.50e16");
         assert_eq!(human_secs(9 * 3600 + 120), "9h 2m");
         assert_eq!(human_secs(0), "now");
     }

@@ -58,12 +58,17 @@ fn state_hash(rule: &RuleConfig) -> String {
 
 /// The first sample time a threshold, rate or exhaustion rule needs: its last `for`
 /// samples and, before the oldest of them, its window (a threshold's band: 24 h).
-pub fn window_start(batch: &Batch, s: &SeriesRow, rule: &RuleConfig) -> Result<i64, StoreError> {
+pub fn window_start(
+    batch: &Batch,
+    s: &SeriesRow,
+    rule: &RuleConfig,
+    now: i64,
+) -> Result<i64, StoreError> {
     let nth = batch
-        .nth_newest_sample(s.id, rule.for_runs)?
+        .nth_newest_sample(s.id, rule.for_runs, now)?
         .unwrap_or(i64::MIN);
     Ok(match &rule.test {
-        RuleTest::Threshold { .. } => nth.min(s.last_ts - 86_400 + 1),
+        RuleTest::Threshold { .. } => nth.min(s.last_ts.min(now) - 86_400 + 1),
         RuleTest::Rate { window, .. } | RuleTest::Exhaustion { window, .. } => {
             nth.saturating_sub(window.as_secs() as i64 - 1)
         }
@@ -84,9 +89,14 @@ pub fn anomaly(
     now: DateTime<Utc>,
 ) -> Result<Option<Finding>, StoreError> {
     let hash = state_hash(rule);
-    let stored = batch.detector(s.id, rule_key)?.filter(|d| d.hash == hash);
+    let t_now = now.timestamp();
+    // A state that has seen samples stamped after `now` (a run while the clock ran
+    // ahead) would take no sample of the present: it is built again from those up to now.
+    let stored = batch
+        .detector(s.id, rule_key)?
+        .filter(|d| d.hash == hash && d.last_ts <= t_now);
     if let Some(d) = &stored {
-        if d.last_ts >= s.last_ts {
+        if d.last_ts >= s.last_ts.min(t_now) {
             // Nothing new: the stored scores say all there is to say.
             if let Ok(meta) = serde_json::from_str::<AnomalyMeta>(&d.meta) {
                 return Ok(checks::anomaly_finding(check, &s.key, rule, &meta));
@@ -110,7 +120,7 @@ pub fn anomaly(
     };
     let resumed = match resumed {
         Some(mut st) => {
-            let samples = batch.samples_since(s.id, st.meta.last.0.saturating_add(1))?;
+            let samples = batch.samples_between(s.id, st.meta.last.0.saturating_add(1), t_now)?;
             st.feed_with(&samples, &mut src);
             if let Some(e) = src.error {
                 return Err(e);
@@ -123,7 +133,7 @@ pub fn anomaly(
         Some(st) => (st, false),
         None => {
             let mut st = AnomalyState::new(rule.for_runs as usize);
-            st.feed(&batch.samples_since(s.id, oldest)?);
+            st.feed(&batch.samples_between(s.id, oldest, t_now)?);
             (st, true)
         }
     };

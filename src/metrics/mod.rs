@@ -360,15 +360,15 @@ fn evaluate_rules(
         for s in series {
             let labels: BTreeMap<String, String> =
                 serde_json::from_str(&s.labels).unwrap_or_default();
-            if !rule.selects(&s.name, &labels) || s.last_ts < t_now - 2 * 86_400 {
+            if !rule.selects(&s.name, &labels) || s.last_ts.min(t_now) < t_now - 2 * 86_400 {
                 continue;
             }
             let found = if let RuleTest::Anomaly { .. } = rule.test {
                 let key = format!("{}:{rule_id}", check.name);
                 detectors::anomaly(batch, &check.name, &key, rule, s, oldest, now)?
             } else {
-                let since = detectors::window_start(batch, s, rule)?.max(oldest);
-                let samples = batch.samples_since(s.id, since)?;
+                let since = detectors::window_start(batch, s, rule, t_now)?.max(oldest);
+                let samples = batch.samples_between(s.id, since, t_now)?;
                 checks::evaluate(&check.name, &s.key, rule, &samples)
             };
             let Some(f) = found else {

@@ -85,11 +85,13 @@ fn series(conn: &Connection, cond: &str, args: &[&dyn rusqlite::ToSql]) -> Resul
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
-fn samples(conn: &Connection, series: i64, since: i64) -> Result<Vec<(i64, f64)>> {
+fn samples(conn: &Connection, series: i64, since: i64, until: i64) -> Result<Vec<(i64, f64)>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT ts, value FROM metric_samples WHERE series = ?1 AND ts >= ?2 ORDER BY ts",
+        "SELECT ts, value FROM metric_samples WHERE series = ?1 AND ts >= ?2 AND ts <= ?3 ORDER BY ts",
     )?;
-    let rows = stmt.query_map(params![series, since], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = stmt.query_map(params![series, since, until], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })?;
     Ok(rows.collect::<std::result::Result<_, _>>()?)
 }
 
@@ -124,7 +126,7 @@ impl Store {
 
     /// Raw samples of a series from `since` (unix seconds), oldest first.
     pub fn metric_samples(&self, series_id: i64, since: i64) -> Result<Vec<(i64, f64)>> {
-        samples(&self.conn, series_id, since)
+        samples(&self.conn, series_id, since, i64::MAX)
     }
 
     /// The time of a series' oldest raw sample kept (a look into the primary key,
@@ -336,12 +338,14 @@ impl Batch<'_> {
     }
 
     /// The time of a series' `n`-th newest raw sample (1 = the newest).
-    pub fn nth_newest_sample(&self, series: i64, n: u32) -> Result<Option<i64>> {
+    /// The time of a series' `n`th newest sample stamped at or before `until`.
+    pub fn nth_newest_sample(&self, series: i64, n: u32, until: i64) -> Result<Option<i64>> {
         Ok(self
             .tx
             .query_row_cached(
-                "SELECT ts FROM metric_samples WHERE series = ?1 ORDER BY ts DESC LIMIT 1 OFFSET ?2",
-                params![series, n.max(1) as i64 - 1],
+                "SELECT ts FROM metric_samples WHERE series = ?1 AND ts <= ?3
+                 ORDER BY ts DESC LIMIT 1 OFFSET ?2",
+                params![series, n.max(1) as i64 - 1, until],
                 |r| r.get(0),
             )
             .optional()?)
@@ -430,8 +434,16 @@ impl Batch<'_> {
         series(&self.tx, "check_name = ?1", params![check])
     }
 
-    pub fn samples_since(&self, series_id: i64, since: i64) -> Result<Vec<(i64, f64)>> {
-        samples(&self.tx, series_id, since)
+    /// A series' samples stamped from `since` to `until` (a run's `now`: samples stamped
+    /// later were made while the clock ran ahead, or printed so by a script, and must not
+    /// stand for the present).
+    pub fn samples_between(
+        &self,
+        series_id: i64,
+        since: i64,
+        until: i64,
+    ) -> Result<Vec<(i64, f64)>> {
+        samples(&self.tx, series_id, since, until)
     }
 
     /// Retention, once an hour of `now`: raw samples older than `raw_before` and beyond
@@ -607,7 +619,7 @@ mod tests {
                 .insert_sample(id, t0 - 600 + 60 * k, k as f64)
                 .unwrap();
         }
-        let kept = |b: &Batch| b.samples_since(id, i64::MIN).unwrap().len();
+        let kept = |b: &Batch| b.samples_between(id, i64::MIN, i64::MAX).unwrap().len();
         // The first run of the hour applies the retention…
         assert_eq!(batch.prune_metrics(t0 - 300, 0, at(t0)).unwrap(), 5);
         assert_eq!(kept(&batch), 5);

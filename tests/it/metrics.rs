@@ -887,3 +887,50 @@ fn a_chart_and_the_run_summary_show_label_text_redacted_on_one_line_without_cont
         parsed.unwrap_or_else(|e| panic!("{e}\n{svg:?}"));
     }
 }
+
+/// One run made while the clock was a day ahead leaves samples stamped in the future;
+/// once the clock is right again they stand for nothing: a threshold sees the present
+/// breach, and an anomaly rule scores the present spike.
+#[test]
+fn samples_stamped_in_the_future_never_blind_a_check() {
+    let t = world(
+        &[("value.sh", CAT_VALUE)],
+        "[[check]]\nname = \"temp\"\nscript = \"value.sh\"\n[[check.rule]]\nmetric = 'temp{room=\"a\"}'\nabove = 90\n",
+    );
+    t.write("value.txt", "50");
+    run_at(&t, T0);
+    t.write("value.txt", "51");
+    run_at(&t, T0 + 86_400); // the clock a day ahead
+    t.write("value.txt", "95");
+    let out = run_at(&t, T0 + 300); // and right again
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 1, "{out}");
+    assert_eq!(inc[0]["kind"], "metric-threshold");
+
+    // The same for an anomaly rule's detector, which had seen the future sample.
+    let n = 600;
+    let base: Vec<(i64, f64)> = (0..n)
+        .map(|i| {
+            (
+                T0 - (n - 1 - i) * 300,
+                20.0 + ((i * 7919) % 11) as f64 / 11.0,
+            )
+        })
+        .collect();
+    let rule = "[[check]]\nname = \"lat\"\nscript = \"q.sh\"\n[[check.rule]]\nmetric = \"latency_ms\"\nanomaly = true\n";
+    let t = world(&[("q.sh", &series_script("latency_ms", &base))], rule);
+    run_at(&t, T0);
+    t.write(
+        "scripts/q.sh",
+        &series_script("latency_ms", &[(T0 + 86_400, 20.5)]),
+    );
+    run_at(&t, T0 + 86_400);
+    t.write(
+        "scripts/q.sh",
+        &series_script("latency_ms", &[(T0 + 300, 400.0)]),
+    );
+    let out = run_at(&t, T0 + 300);
+    let inc = t.incidents();
+    assert_eq!(inc.len(), 1, "{out}");
+    assert_eq!(inc[0]["kind"], "anomaly");
+}

@@ -308,6 +308,45 @@ fn unreadable_source_is_reported_and_others_go_on() {
     assert_eq!(t.incident_files().len(), 1);
 }
 
+/// A run that reads the wall clock after it was stepped forward (here: a holder run at a
+/// time given far in the past) judges the lock's holder by the time since boot: a few
+/// seconds, so another run is in progress, not a stuck one.
+#[test]
+fn a_clock_stepped_forward_does_not_make_a_run_in_progress_look_stuck() {
+    if !have_loguru() {
+        return;
+    }
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    let claude = fake_claude(&t, "hang");
+    t.config(&format!(
+        "run_deadline = \"1m\"\n[[source]]\nname = \"app\"\npath = \"app.log\"\nfrom = \"start\"\n[investigator]\nkind = \"claude-cli\"\ncommand = \"{}\"\ntimeout = \"30s\"\n{}",
+        claude.display(),
+        ntfy.config("ops")
+    ));
+    t.loguru(r#"logger.add("app.log"); logger.error("Something broke")"#);
+    let mut first = t
+        .command(&["run", "--now", "2020-01-01T10:00:00Z"])
+        .spawn()
+        .unwrap();
+    for _ in 0..2400 {
+        if !claude_calls(&t).is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // the wall clock, read: years after the holder's time
+    let busy = t.run(&["run"]);
+    assert_eq!(busy.code, Some(0), "{}", busy.all());
+    assert!(
+        busy.stdout.contains("another logwarden run is in progress"),
+        "{}",
+        busy.all()
+    );
+    assert!(!busy.all().contains("stuck"), "{}", busy.all());
+    assert!(first.wait().unwrap().success());
+}
+
 #[test]
 fn a_run_stuck_past_its_deadline_is_reported_loudly_by_the_next() {
     if !have_loguru() {
