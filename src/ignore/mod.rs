@@ -731,6 +731,20 @@ const MIN_SCRIPT_PROBES: usize = 4;
 /// Whether a pattern found in the probes marked in `hits` counts as matching everything:
 /// in [`BROAD_PERCENT`]% of them all, or of those of one writing system.
 fn broad_among(hits: &[bool]) -> Option<String> {
+    // The probes of each writing system, found once: rules are checked at every load.
+    static SCRIPTS: std::sync::LazyLock<Vec<(&'static str, Vec<usize>)>> =
+        std::sync::LazyLock::new(|| {
+            let mut by: std::collections::BTreeMap<&'static str, Vec<usize>> =
+                std::collections::BTreeMap::new();
+            for (i, p) in PROBES.iter().enumerate() {
+                if let Some(s) = script_of(p).filter(|s| *s != "other") {
+                    by.entry(s).or_default().push(i);
+                }
+            }
+            by.into_iter()
+                .filter(|(_, of)| of.len() >= MIN_SCRIPT_PROBES)
+                .collect()
+        });
     let share = |n: usize, of: usize| n * 100 >= of * BROAD_PERCENT;
     let total = hits.iter().filter(|&&h| h).count();
     if share(total, PROBES.len()) {
@@ -740,15 +754,9 @@ fn broad_among(hits: &[bool]) -> Option<String> {
             PROBES.len()
         ));
     }
-    let mut scripts: Vec<&str> = PROBES.iter().filter_map(|p| script_of(p)).collect();
-    scripts.sort_unstable();
-    scripts.dedup();
-    scripts.into_iter().filter(|s| *s != "other").find_map(|script| {
-        let of: Vec<usize> = (0..PROBES.len())
-            .filter(|&i| script_of(PROBES[i]) == Some(script))
-            .collect();
+    SCRIPTS.iter().find_map(|(script, of)| {
         let n = of.iter().filter(|&&i| hits[i]).count();
-        (of.len() >= MIN_SCRIPT_PROBES && share(n, of.len())).then(|| {
+        share(n, of.len()).then(|| {
             format!(
                 "is found in {n} of the {} sample log messages in {script} script it was tried on \
                  ({BROAD_PERCENT}% or more counts as matching every message of an app that logs in it)",

@@ -863,11 +863,12 @@ impl LineSink for &mut Lines<'_> {
                 } else {
                     self.parser.push_bytes(state.line_no, part)
                 };
-                for event in done
-                    .into_iter()
-                    .chain(std::iter::from_fn(|| self.parser.take_ready()))
-                {
+                // (only a call that completed a record may have completed two)
+                if let Some(event) = done {
                     (self.sink)(event);
+                    while let Some(event) = self.parser.take_ready() {
+                        (self.sink)(event);
+                    }
                 }
                 // (The first part of a later piece of a long line may go on the record
                 // of the piece before it, which then starts further back. A record cut

@@ -295,8 +295,9 @@ pub trait RecordParser {
     }
     /// Feeds the rest of a physical line from where [`Self::embedded_record`] found a
     /// record's first line inside it. A parser that keeps the record in progress going
-    /// (see `RecordAssembler::push_embedded`) may complete two records at once: call
-    /// [`Self::take_ready`] after every push and after [`Self::finish`].
+    /// (see `RecordAssembler::push_embedded`) may complete two records at once: after a
+    /// push or [`Self::finish`] that returned a record, call [`Self::take_ready`] until
+    /// it returns none (a call that returned none left nothing waiting).
     fn push_embedded(&mut self, line_no: u64, line: &[u8]) -> Option<Event> {
         self.push_bytes(line_no, line)
     }
