@@ -616,6 +616,27 @@ struct Pending {
 }
 
 impl Pending {
+    /// A record at `level` with nothing read into it yet.
+    fn empty(line_no: u64, level: Level, keep: bool) -> Pending {
+        Pending {
+            line_no,
+            time: None,
+            logger: String::new(),
+            location: String::new(),
+            message: String::new(),
+            fields: BTreeMap::new(),
+            level,
+            first: String::new(),
+            rest: Vec::new(),
+            tail: Default::default(),
+            dropped_lines: 0,
+            tb_start: None,
+            seen: 0,
+            scan: ExceptionScan::default(),
+            keep,
+        }
+    }
+
     fn push_line(&mut self, line: &str) {
         if self.tb_start.is_none() && is_traceback_start(line) {
             self.tb_start = Some(self.seen);
@@ -718,23 +739,7 @@ impl RecordAssembler {
                     }
                 };
                 let keep = level.no >= self.min_level;
-                let mut p = Pending {
-                    line_no,
-                    time: None,
-                    logger: String::new(),
-                    location: String::new(),
-                    message: String::new(),
-                    fields: BTreeMap::new(),
-                    level,
-                    first: String::new(),
-                    rest: Vec::new(),
-                    tail: Default::default(),
-                    dropped_lines: 0,
-                    tb_start: None,
-                    seen: 0,
-                    scan: ExceptionScan::default(),
-                    keep,
-                };
+                let mut p = Pending::empty(line_no, level, keep);
                 if keep {
                     p.push_line(line);
                 }
@@ -785,7 +790,6 @@ impl RecordAssembler {
             _ => String::new(),
         };
         self.pending = Some(Pending {
-            line_no,
             time: h
                 .time
                 .or_else(|| h.time_text.and_then(|t| parse_time(t.0, t.1, &self.zone))),
@@ -809,15 +813,9 @@ impl RecordAssembler {
                 }
                 f
             },
-            level,
             first: line.to_string(),
-            rest: Vec::new(),
-            tail: Default::default(),
-            dropped_lines: 0,
-            tb_start: None,
-            seen: 0,
-            scan: ExceptionScan::default(),
-            keep,
+            // (after the fields above, which read the level's name)
+            ..Pending::empty(line_no, level, keep)
         });
     }
 

@@ -308,14 +308,10 @@ fn unreadable_source_is_reported_and_others_go_on() {
     assert_eq!(t.incident_files().len(), 1);
 }
 
-/// A run that reads the wall clock after it was stepped forward (here: a holder run at a
-/// time given far in the past) judges the lock's holder by the time since boot: a few
-/// seconds, so another run is in progress, not a stuck one.
-#[test]
-fn a_clock_stepped_forward_does_not_make_a_run_in_progress_look_stuck() {
-    if !have_loguru() {
-        return;
-    }
+/// A run at `at` that holds the run lock, its investigation hung (`run_deadline` 1m,
+/// investigator timeout 30s), once its investigation has started: the test, the fake
+/// ntfy and the running process.
+fn a_run_holding_the_lock(at: &str) -> (Test, FakeNtfy, std::process::Child) {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();
     let claude = fake_claude(&t, "hang");
@@ -325,16 +321,25 @@ fn a_clock_stepped_forward_does_not_make_a_run_in_progress_look_stuck() {
         ntfy.config("ops")
     ));
     t.loguru(r#"logger.add("app.log"); logger.error("Something broke")"#);
-    let mut first = t
-        .command(&["run", "--now", "2020-01-01T10:00:00Z"])
-        .spawn()
-        .unwrap();
+    let first = t.command(&["run", "--now", at]).spawn().unwrap();
     for _ in 0..2400 {
         if !claude_calls(&t).is_empty() {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    (t, ntfy, first)
+}
+
+/// A run that reads the wall clock after it was stepped forward (here: a holder run at a
+/// time given far in the past) judges the lock's holder by the time since boot: a few
+/// seconds, so another run is in progress, not a stuck one.
+#[test]
+fn a_clock_stepped_forward_does_not_make_a_run_in_progress_look_stuck() {
+    if !have_loguru() {
+        return;
+    }
+    let (t, _ntfy, mut first) = a_run_holding_the_lock("2020-01-01T10:00:00Z");
     // the wall clock, read: years after the holder's time
     let busy = t.run(&["run"]);
     assert_eq!(busy.code, Some(0), "{}", busy.all());
@@ -352,25 +357,7 @@ fn a_run_stuck_past_its_deadline_is_reported_loudly_by_the_next() {
     if !have_loguru() {
         return;
     }
-    let ntfy = FakeNtfy::start(None);
-    let t = Test::new();
-    let claude = fake_claude(&t, "hang");
-    t.config(&format!(
-        "run_deadline = \"1m\"\n[[source]]\nname = \"app\"\npath = \"app.log\"\nfrom = \"start\"\n[investigator]\nkind = \"claude-cli\"\ncommand = \"{}\"\ntimeout = \"30s\"\n{}",
-        claude.display(),
-        ntfy.config("ops")
-    ));
-    t.loguru(r#"logger.add("app.log"); logger.error("Something broke")"#);
-    let mut first = t
-        .command(&["run", "--now", "2026-11-22T10:00:00Z"])
-        .spawn()
-        .unwrap();
-    for _ in 0..2400 {
-        if !claude_calls(&t).is_empty() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    let (t, ntfy, mut first) = a_run_holding_the_lock("2026-11-22T10:00:00Z");
     // Within the deadline (1m, plus the 30s investigation and a minute's margin): busy.
     let busy = t.run(&["run", "--now", "2026-11-22T10:02:00Z"]);
     assert_eq!(busy.code, Some(0), "{}", busy.all());
