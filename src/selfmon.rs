@@ -52,9 +52,13 @@ pub fn after_run(
         // watcher problem (a run failing every 5 minutes pages once, then daily).
         match queue_failure(config, now, &e.to_string()) {
             Ok(()) => problems.push("the failure was queued as a watcher problem".into()),
-            Err(_) => match report_failure(config, &e.to_string()) {
-                Ok(true) => problems.push("the failure was reported through ntfy".into()),
-                Ok(false) => {}
+            Err(_) => match report_failure(config, now, &e.to_string()) {
+                Ok(Direct::Sent) => problems.push("the failure was reported through ntfy".into()),
+                Ok(Direct::Already(at)) => problems.push(format!(
+                    "a failure was reported through ntfy at {}: the next report waits a day",
+                    crate::store::ts(at)
+                )),
+                Ok(Direct::NoNtfy) => {}
                 Err(n) => problems.push(format!("could not report the failure through ntfy: {n}")),
             },
         }
@@ -212,11 +216,27 @@ fn write_textfile(path: &Path, text: &str) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Publishes "the run failed" straight to ntfy. Ok(false) when ntfy is not configured.
-fn report_failure(config: &Config, error: &str) -> Result<bool, String> {
+/// What became of a failure reported outside the state database.
+enum Direct {
+    Sent,
+    /// Reported at that time, less than a reminder interval ago.
+    Already(DateTime<Utc>),
+    NoNtfy,
+}
+
+/// Publishes "the run failed" straight to ntfy, once a day while it lasts: a run that
+/// cannot write its state (a full disk) fails every few minutes, and each would page.
+fn report_failure(config: &Config, now: DateTime<Utc>, error: &str) -> Result<Direct, String> {
+    use crate::incident::watcher;
     let Some(n) = &config.ntfy else {
-        return Ok(false);
+        return Ok(Direct::NoNtfy);
     };
+    // A mark "after now" was made while the clock ran ahead: how long ago is unknown.
+    if let Some(at) = watcher::reported_directly(config) {
+        if at <= now && now - at < watcher::REMINDER {
+            return Ok(Direct::Already(at));
+        }
+    }
     let row = OutboxRow {
         id: 0,
         incident_id: None,
@@ -228,9 +248,12 @@ fn report_failure(config: &Config, error: &str) -> Result<bool, String> {
         priority: 4,
         tags: "warning,logwarden".into(),
         attempts: 0,
-        created_at: Utc::now(),
+        created_at: now,
         severity: "warning".into(),
         kind: "selfmon".into(),
     };
-    crate::notify::publish(n, &row).map(|()| true)
+    crate::notify::publish(n, &row)?;
+    // Without the mark (no inode left either) every failed run pages: better than none.
+    let _ = watcher::mark_reported_directly(config, now);
+    Ok(Direct::Sent)
 }

@@ -51,7 +51,7 @@ pub fn run(
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     match cmd {
-        None => list(config, json),
+        None => list(config, now.unwrap_or_else(Utc::now), json),
         Some(MetricsCommand::Show { name, since, json }) => show(config, &name, &since, now, json),
         Some(MetricsCommand::Check { dry_run }) => {
             // The time since boot goes with a time read from the clock only.
@@ -68,11 +68,28 @@ pub fn run(
     }
 }
 
-fn list(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
+/// A sample: its time (unix seconds) and value.
+type Sample = (i64, f64);
+
+/// A series' last value as of `now`, and how far its samples stamped after `now` go
+/// (stored while the clock ran ahead, or so printed by a script: not the present).
+fn last_known(
+    store: &Store,
+    s: &crate::store::SeriesRow,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(Option<Sample>, Option<i64>)> {
+    let now = now.timestamp();
+    if s.last_ts <= now {
+        return Ok((Some((s.last_ts, s.last_value)), None));
+    }
+    Ok((store.newest_sample(s.id, now)?, Some(s.last_ts)))
+}
+
+fn list(config: &Config, now: DateTime<Utc>, json: bool) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.database_path())?;
     let runs = store.metric_check_runs()?;
     if json {
-        return list_json(config, &store, &runs);
+        return list_json(config, &store, &runs, now);
     }
     if config.metrics.checks.is_empty() {
         crate::outln!("no [[check]] is configured");
@@ -122,13 +139,19 @@ fn list(config: &Config, json: bool) -> anyhow::Result<ExitCode> {
         } else {
             format!("INCIDENT {}", firing.join(", "))
         };
+        let (last, ahead) = last_known(&store, &s, now)?;
+        let (value, at) = match last {
+            Some((at, v)) => (num(v), format!("at {}", time(at))),
+            None => ("-".to_string(), "no sample up to now".to_string()),
+        };
+        let ahead = ahead
+            .map(|t| format!("  (samples stamped after now, up to {}: ignored)", time(t)))
+            .unwrap_or_default();
         crate::outln!(
-            "  {:<50} {:>12}  at {}  [{}]  {}",
+            "  {:<50} {:>12}  {at}  [{}]  {status}{ahead}",
             s.key,
-            num(s.last_value),
-            time(s.last_ts),
+            value,
             s.check,
-            status
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -158,6 +181,7 @@ fn list_json(
     config: &Config,
     store: &Store,
     runs: &[crate::store::CheckRunRow],
+    now: DateTime<Utc>,
 ) -> anyhow::Result<ExitCode> {
     let checks: Vec<serde_json::Value> = config
         .metrics
@@ -182,7 +206,7 @@ fn list_json(
         .into_iter()
         .filter(|i| i.status != "resolved" && i.signature.starts_with("metric:"))
         .collect();
-    let series: Vec<serde_json::Value> = store
+    let series = store
         .metric_series()?
         .into_iter()
         .map(|s| {
@@ -194,16 +218,18 @@ fn list_json(
                 })
                 .map(|i| i.id)
                 .collect();
-            serde_json::json!({
+            let (last, ahead) = last_known(store, &s, now)?;
+            Ok(serde_json::json!({
                 "key": s.key,
                 "name": s.name,
                 "check": s.check,
-                "last_value": s.last_value,
-                "last_time": time(s.last_ts),
+                "last_value": last.map(|(_, v)| v),
+                "last_time": last.map(|(at, _)| time(at)),
+                "stamped_ahead_until": ahead.map(time),
                 "open_incidents": incidents,
-            })
+            }))
         })
-        .collect();
+        .collect::<anyhow::Result<Vec<serde_json::Value>>>()?;
     super::print_json(&serde_json::json!({"checks": checks, "series": series}))?;
     Ok(ExitCode::SUCCESS)
 }

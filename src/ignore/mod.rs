@@ -888,10 +888,13 @@ pub fn shell_quote(s: &str) -> String {
 /// template when the template has words of its own; for a template that is all values,
 /// a rule scoped to its signature instead (never a pattern that matches everything).
 /// None when neither fits (no words and no log signature).
+/// `level` caps the rule (see [`level_cap_for`]), so that the same message at a higher
+/// level is still heard.
 pub fn suggest_command(
     template: &str,
     signature: &str,
     source: &str,
+    level: Option<&str>,
     comment: &str,
 ) -> Option<String> {
     let scope = if template_has_words(template) {
@@ -900,8 +903,11 @@ pub fn suggest_command(
         signature.parse::<Signature>().ok()?;
         format!("'^' --signature {}", shell_quote(signature))
     };
+    let level = level
+        .map(|l| format!(" --level {}", shell_quote(l)))
+        .unwrap_or_default();
     Some(format!(
-        "logwarden ignore add {scope} --source {} --comment {}",
+        "logwarden ignore add {scope} --source {}{level} --comment {}",
         shell_quote(source),
         shell_quote(comment)
     ))
@@ -1492,17 +1498,21 @@ comment = "old"
     fn a_value_only_template_never_gets_a_match_all_pattern() {
         let sig = crate::signature::signature(crate::signature::GroupId(7), None, None).to_string();
         for t in ["<*>", "<*> <*>", "<*>: <*>", " <*> - <*> "] {
-            let c = suggest_command(t, &sig, "app", "why").unwrap();
+            let c = suggest_command(t, &sig, "app", None, "why").unwrap();
             assert!(c.contains(&format!("--signature '{sig}'")), "{t}: {c}");
             assert!(!c.contains(".*?"), "{t}: {c}");
         }
-        assert_eq!(suggest_command("<*>", "metric:cpu:x", "app", "why"), None);
-        let c = suggest_command("Timeout after <*>", &sig, "app", "why").unwrap();
+        assert_eq!(
+            suggest_command("<*>", "metric:cpu:x", "app", None, "why"),
+            None
+        );
+        let c = suggest_command("Timeout after <*>", &sig, "app", Some("ERROR"), "why").unwrap();
         assert!(
             c.starts_with("logwarden ignore add '^Timeout after .*?$'"),
             "{c}"
         );
         assert!(!c.contains("--signature"), "{c}");
+        assert!(c.contains(" --level 'ERROR' --comment"), "{c}");
     }
 
     #[test]

@@ -50,7 +50,6 @@ pub fn build(config: &Config, store: &Store, now: DateTime<Utc>, days: u32) -> R
         let Some(why) = recurring(f, days) else {
             continue;
         };
-        proposals += 1;
         let head = format!(
             "- {} (source {}): {} incident(s), {} occurrence(s), {why}.",
             code_span(&f.template),
@@ -58,6 +57,23 @@ pub fn build(config: &Config, store: &Store, now: DateTime<Utc>, days: u32) -> R
             f.incidents,
             f.occurrences,
         );
+        let latest = store.incident(f.latest)?;
+        if let Some(i) = latest
+            .as_ref()
+            .filter(|i| i.resolved_at.is_none() && i.severity == "critical" && i.verdict != "noise")
+        {
+            // Silencing what is paging right now would hide an outage, not noise: the
+            // proposal waits until that incident is resolved.
+            s.push_str(&format!(
+                "{head} Not proposed while its incident #{} is open and critical.\n\n",
+                i.id
+            ));
+            continue;
+        }
+        proposals += 1;
+        let level = latest
+            .as_ref()
+            .map(|i| crate::ignore::level_cap_for(config, i));
         let comment = format!(
             "recurring noise: {why} (briefing {})",
             now.format("%Y-%m-%d")
@@ -69,7 +85,13 @@ pub fn build(config: &Config, store: &Store, now: DateTime<Utc>, days: u32) -> R
         let command = if redacted {
             crate::ignore::suggest_for_incident(f.latest, &f.signature, &comment)
         } else {
-            suggest_command(&f.template, &f.signature, &f.source, &comment)
+            suggest_command(
+                &f.template,
+                &f.signature,
+                &f.source,
+                level.as_deref(),
+                &comment,
+            )
         };
         match command {
             Some(command) => {

@@ -199,8 +199,9 @@ pub fn nag(
             continue;
         }
         let forced = i.escalation.as_ref().is_some_and(|e| e.nag);
-        // Judged noise never reminds, unless a rule says it must.
-        if i.verdict == "noise" && !forced {
+        // Judged noise never reminds, unless a rule matched it: a rule's severity is the
+        // team's word, and a verdict (model output) never makes such an incident quiet.
+        if i.verdict == "noise" && i.escalation.is_none() {
             continue;
         }
         let every = match config.incidents.nag.get(&i.severity) {

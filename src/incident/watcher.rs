@@ -28,6 +28,36 @@ pub struct Problem {
     pub notified_at: DateTime<Utc>,
 }
 
+/// A failed run whose state database could not take its problem (a full disk) publishes
+/// it straight to ntfy and leaves this mark in the state dir. It is empty, so a full
+/// disk still takes it, and its mtime says when: the next failures wait a reminder
+/// interval, and the first run that records its problems in the store again clears it
+/// (and says "watching again").
+const DIRECT_MARK: &str = "run-failed.reported";
+
+/// When a failed run last reported itself straight to ntfy, if that is not cleared.
+pub fn reported_directly(config: &Config) -> Option<DateTime<Utc>> {
+    let m = std::fs::symlink_metadata(config.state_dir.join(DIRECT_MARK)).ok()?;
+    Some(m.modified().ok()?.into())
+}
+
+/// Records that a failed run reported itself straight to ntfy at `now`.
+pub fn mark_reported_directly(config: &Config, now: DateTime<Utc>) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(0o600)
+        .open(config.state_dir.join(DIRECT_MARK))?;
+    f.set_modified(now.into())
+}
+
+fn clear_direct_mark(config: &Config) {
+    let _ = std::fs::remove_file(config.state_dir.join(DIRECT_MARK));
+}
+
 /// The problem recorded by the last run, if any.
 pub fn current(store: &Store) -> Result<Option<Problem>, StoreError> {
     Ok(store
@@ -67,7 +97,15 @@ pub fn update(
     problems: &[String],
     now: DateTime<Utc>,
 ) -> Result<Sent, StoreError> {
-    let old = current(store)?;
+    let direct = reported_directly(config);
+    let old = current(store)?.or_else(|| {
+        direct.map(|at| Problem {
+            problems: vec!["a run failed and could not record it".into()],
+            fingerprint: String::new(),
+            since: at,
+            notified_at: at,
+        })
+    });
     if problems.is_empty() {
         let Some(old) = old else {
             return Ok(Sent::None);
@@ -83,6 +121,7 @@ pub fn update(
             tags: "white_check_mark,logwarden".into(),
         };
         store.enqueue_kind(None, "watcher", "info", &n, now)?;
+        clear_direct_mark(config);
         return Ok(Sent::Cleared);
     }
     let fp = fingerprint(problems);
@@ -100,6 +139,7 @@ pub fn update(
                 ..o.clone()
             };
             store.kv_set(KEY, &serde_json::to_string(&p).expect("serialises"))?;
+            clear_direct_mark(config);
             return Ok(Sent::None);
         }
     };
@@ -139,6 +179,7 @@ pub fn update(
     };
     store.enqueue_kind(None, "watcher", "warning", &n, now)?;
     store.kv_set(KEY, &serde_json::to_string(&p).expect("serialises"))?;
+    clear_direct_mark(config);
     Ok(sent)
 }
 

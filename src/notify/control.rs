@@ -127,18 +127,23 @@ pub fn key(path: &Path) -> Result<Vec<u8>, String> {
         .mode(0o600)
         .open(&tmp)
         .map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
-    f.write_all(format!("{text}\n").as_bytes())
+    let written = f
+        .write_all(format!("{text}\n").as_bytes())
         .and_then(|()| f.sync_all())
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-    // Two runs cannot race (the run lock), but never replace a key made meanwhile.
-    std::fs::hard_link(&tmp, path).or_else(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            Ok(())
-        } else {
-            Err(format!("cannot create {}: {e}", path.display()))
-        }
-    })?;
+        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))
+        // Two runs cannot race (the run lock), but never replace a key made meanwhile.
+        .and_then(|()| {
+            std::fs::hard_link(&tmp, path).or_else(|e| {
+                if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    Ok(())
+                } else {
+                    Err(format!("cannot create {}: {e}", path.display()))
+                }
+            })
+        });
+    // Also when writing failed (a full disk): no empty key file is left behind.
     let _ = std::fs::remove_file(&tmp);
+    written?;
     let _ = crate::fsio::adopt(path);
     key(path)
 }

@@ -124,6 +124,19 @@ impl Store {
         series(&self.conn, "1 = 1", params![])
     }
 
+    /// A series' newest sample stamped at or before `until`: its time and value.
+    pub fn newest_sample(&self, series: i64, until: i64) -> Result<Option<(i64, f64)>> {
+        Ok(self
+            .conn
+            .query_row_cached(
+                "SELECT ts, value FROM metric_samples WHERE series = ?1 AND ts <= ?2
+                 ORDER BY ts DESC LIMIT 1",
+                params![series, until],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
     /// Raw samples of a series from `since` (unix seconds), oldest first.
     pub fn metric_samples(&self, series_id: i64, since: i64) -> Result<Vec<(i64, f64)>> {
         samples(&self.conn, series_id, since, i64::MAX)
@@ -337,7 +350,6 @@ impl Batch<'_> {
             .map(|s| parse_ts(&s)))
     }
 
-    /// The time of a series' `n`-th newest raw sample (1 = the newest).
     /// The time of a series' `n`th newest sample stamped at or before `until`.
     pub fn nth_newest_sample(&self, series: i64, n: u32, until: i64) -> Result<Option<i64>> {
         Ok(self

@@ -110,6 +110,40 @@ fn a_sure_noise_verdict_is_quiet_never_nags_and_known_noise_costs_nothing() {
 }
 
 #[test]
+fn a_noise_verdict_on_an_incident_a_severity_rule_matched_still_nags() {
+    // Log text is written by strangers and steers the model: a "noise" answer on an
+    // incident the team's rule made critical neither quiets its page nor its reminders.
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    let inv = claude_config(&t, NOISE, "");
+    t.with_app_source(&format!(
+        "{inv}{}[incidents]\nnag = {{ critical = \"10m\" }}\nresolve_after = \"1d\"\n\
+         [[escalate]]\npattern = \"(?i)database\"\nseverity = \"critical\"\n",
+        ntfy.config("ops")
+    ));
+    t.write(
+        "app.log",
+        &rec(
+            "10:00:00",
+            "WARNING",
+            "app.db",
+            "Database replica lag is high",
+        ),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    assert_eq!(claude_calls(&t).len(), 1, "{}", r.all());
+    assert_eq!(priorities(&ntfy), ["5"], "{:?}", titles(&ntfy));
+    assert!(!titles(&ntfy)[0].contains("noise"), "{:?}", titles(&ntfy));
+    t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert_eq!(titles(&ntfy).len(), 1, "not due yet: {:?}", titles(&ntfy));
+    t.ok(&["run", "--now", "2026-11-22T10:12:00Z"]);
+    let t2 = titles(&ntfy);
+    assert_eq!(t2.len(), 2, "{t2:?}");
+    assert!(t2[1].contains("nag #1"), "{t2:?}");
+    assert_eq!(priorities(&ntfy)[1], "5");
+}
+
+#[test]
 fn an_unsure_or_unconfident_noise_verdict_still_pages() {
     let verdict = r#"{"verdict": "noise", "severity": "critical", "title": "Maybe harmless", "summary": "s", "root_cause": "r", "suggested_fix": "f", "confidence": 0.4}"#;
     let ntfy = FakeNtfy::start(None);

@@ -554,6 +554,66 @@ fn briefing_proposes_silencing_recurring_noise() {
 }
 
 #[test]
+fn the_briefing_never_proposes_silencing_an_open_critical_incident_and_caps_its_proposals() {
+    let t = Test::new();
+    t.with_app_source("[incidents]\nresolve_after = \"1h\"\nnag = { critical = \"off\" }\n");
+    // An ERROR (critical by default) back three times, each resolved, then a fourth that
+    // is still open when the briefing is asked for.
+    for day in 16..=19 {
+        t.append(
+            "app.log",
+            format!(
+                "2026-11-{day} 10:00:00.000 | ERROR    | app.pay:charge:42 - Ledger write failed for batch {day}\n"
+            )
+            .as_bytes(),
+        );
+        run_at(&t, &format!("2026-11-{day}T10:01:00Z"));
+        if day < 19 {
+            run_at(&t, &format!("2026-11-{day}T12:30:00Z"));
+        }
+    }
+    let briefing = || {
+        t.ok(&["briefing", "--days", "30", "--now", "2026-11-19T10:30:00Z"])
+            .stdout
+    };
+    let b = briefing();
+    assert!(
+        b.contains("Not proposed while its incident #4 is open and critical"),
+        "{b}"
+    );
+    assert!(!b.contains("ignore add"), "{b}");
+
+    // Once it is resolved, the proposal is capped at the incident's level: pasted, it
+    // silences the ERROR and still lets the same message through at CRITICAL.
+    run_at(&t, "2026-11-19T12:30:00Z");
+    let b = briefing();
+    let command = b
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("logwarden ignore add '^Ledger write failed"))
+        .unwrap_or_else(|| panic!("{b}"));
+    assert!(command.contains(" --level 'ERROR' "), "{command}");
+    let bin = env!("CARGO_BIN_EXE_logwarden");
+    let pasted = format!("'{bin}'{}", command.trim_start_matches("logwarden"));
+    let out = t.command_of("sh", &["-c", &pasted]).output().unwrap();
+    assert!(out.status.success(), "{pasted}: {out:?}");
+    t.append(
+        "app.log",
+        ("2026-11-20 10:00:00.000 | ERROR    | app.pay:charge:42 - Ledger write failed for batch 20\n\
+          2026-11-20 10:00:01.000 | CRITICAL | app.pay:charge:42 - Ledger write failed for batch 21\n")
+            .as_bytes(),
+    );
+    let before = t.incidents().len();
+    run_at(&t, "2026-11-20T10:01:00Z");
+    let inc = t.incidents();
+    assert_eq!(inc.len(), before + 1, "{inc:?}");
+    assert!(
+        inc.iter().any(|i| i["level"] == "CRITICAL"),
+        "the CRITICAL one is heard: {inc:?}"
+    );
+}
+
+#[test]
 fn groups_stored_before_leaves_were_kept_still_take_their_messages() {
     // A store from before templates carried their miner leaf: the rows get one when the
     // store opens, and the next run's messages join the groups they always joined.

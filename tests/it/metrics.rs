@@ -906,6 +906,23 @@ fn samples_stamped_in_the_future_never_blind_a_check() {
     let inc = t.incidents();
     assert_eq!(inc.len(), 1, "{out}");
     assert_eq!(inc[0]["kind"], "metric-threshold");
+    // `metrics` shows the present value, and says what lies ahead.
+    let list = t.ok(&["metrics", "--json", "--now", &rfc(T0 + 300)]).stdout;
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let series = &list["series"][0];
+    assert_eq!(series["last_value"], 95.0, "{list}");
+    assert_eq!(series["last_time"], rfc(T0 + 300), "{list}");
+    assert_eq!(series["stamped_ahead_until"], rfc(T0 + 86_400), "{list}");
+    let text = t.ok(&["metrics", "--now", &rfc(T0 + 300)]).stdout;
+    let row = text.lines().find(|l| l.contains("temp{")).unwrap();
+    assert!(row.contains(" 95 ") || row.contains(" 95.0"), "{text}");
+    assert!(
+        row.contains(&format!(
+            "samples stamped after now, up to {}",
+            rfc(T0 + 86_400)
+        )),
+        "{text}"
+    );
 
     // The same for an anomaly rule's detector, which had seen the future sample.
     let n = 600;
