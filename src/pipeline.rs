@@ -478,6 +478,7 @@ fn commit_read(
         .open_incident(&several_signature().to_string())?
         .map(|i| i.id);
     let noise = judged_noise(store, &report.groups, open_rows, escalations)?;
+    let mut owed = pages_to_retry(store);
     let batch = store.batch()?;
     let run_id = batch.insert_run(&RunRow {
         started_at: store::ts(now),
@@ -574,6 +575,20 @@ fn commit_read(
         batch.run_started_before(run_id)?,
         config.metrics.max_series,
     )?;
+    // The pages of the incidents this read adds to are owed a rewrite, recorded with
+    // the read: a run that dies before rewriting them leaves them to the next run.
+    let before = owed.len();
+    for (_, d) in &report.groups {
+        if let Decision::Update { incident } = d {
+            if !owed.contains(incident) {
+                owed.push(*incident);
+            }
+        }
+    }
+    if owed.len() > before {
+        let v: Vec<String> = owed.iter().map(|i| i.to_string()).collect();
+        batch.kv_set(PAGES_TO_RETRY, &v.join(","))?;
+    }
     batch.commit()?;
     if dropped > 0 {
         report.warnings.push(format!(
@@ -939,7 +954,11 @@ fn read_sources(
                 g.samples.push(format!("[{}]\n{}", event.origin, event.raw));
             }
         };
-        let read = source::read(src, &prev, false, now, &mut sink);
+        // Files rotated away since the last record the pages have were not all read.
+        let lost_since = reread
+            .then(|| newest_page.or_else(|| known.newest_by_source.values().max().copied()))
+            .flatten();
+        let read = source::read(src, &prev, false, now, lost_since, &mut sink);
         if let Some(e) = unread {
             // The groups of what was read are unknown: the run stops before any
             // checkpoint moves, and the next run reads it all again.
@@ -1438,9 +1457,10 @@ fn refresh_pages(config: &Config, store: &Store, report: &mut RunReport) {
             }
         }
     });
-    // Pages a run could not rewrite before are tried again.
+    // Pages a run could not rewrite before (or died before rewriting) are tried again.
     let retry = pages_to_retry(store);
     all.extend(retry.iter().copied());
+    let changed: Vec<i64> = changed.into_iter().chain(retry.iter().copied()).collect();
     // A quiet run changes no page: it leaves INDEX.md alone (loading every incident
     // for it would grow the cost of an idle run with the history).
     if all.is_empty() && opened.is_empty() && config.incidents_dir.join("INDEX.md").exists() {

@@ -75,6 +75,13 @@ pub fn text(s: &str) -> Cow<'_, str> {
 /// space each run, other unsafe characters their stand-ins, ends trimmed. For titles,
 /// header values and table cells, where a line break would start something new.
 pub fn line(s: &str) -> String {
+    text(&unbroken(s)).into_owned()
+}
+
+/// The text on one line: line breaks (LF, CR, NEL, U+2028/9) and tabs become one space
+/// each run, ends trimmed; every other character is kept (for text stored as one line
+/// and made safe where it is shown, by [`line`] or [`text`]).
+pub fn unbroken(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut space = false;
     for c in s.chars() {
@@ -91,11 +98,7 @@ pub fn line(s: &str) -> String {
             }
             space = false;
         }
-        if is_unsafe(c) {
-            stand_in(c, &mut out);
-        } else {
-            out.push(c);
-        }
+        out.push(c);
     }
     out.trim().to_string()
 }

@@ -106,10 +106,11 @@ fn coloured_line(i: &IncidentRow, colour: bool) -> String {
         "#{:<4} {} {:<8} {} {:>6}× {}{}",
         i.id,
         i.first_seen.format("%Y-%m-%d %H:%M"),
-        crate::sanitize::text(&i.status),
+        crate::sanitize::line(&i.status),
         severity,
         i.occurrences,
-        crate::sanitize::text(&i.title),
+        // A row per incident: a line break in a title would forge another row.
+        crate::sanitize::line(&i.title),
         if i.regression_of.is_some() {
             " (regression)"
         } else {
@@ -289,7 +290,8 @@ fn print_evidence(i: &IncidentRow) {
                 .and_then(|v| v.as_str())
                 .filter(|v| !v.is_empty())
             {
-                crate::outln!("{}: {}", key.replace('_', " "), v);
+                // Its later lines indented: none can pass for a field of its own.
+                crate::outln!("{}: {}", key.replace('_', " "), v.replace('\n', "\n  "));
             }
         }
     }

@@ -425,7 +425,7 @@ fn records_around(
         }
         kept.push_back(text);
     };
-    crate::source::read(&cfg, &Default::default(), true, around, &mut sink)
+    crate::source::read(&cfg, &Default::default(), true, around, None, &mut sink)
         .map_err(|e| format!("cannot read source `{}`: {e}", src.name))?;
     Ok(kept.into())
 }

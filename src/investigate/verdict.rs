@@ -55,7 +55,8 @@ pub fn parse(text: &str) -> Option<Diagnosis> {
         actions,
         verdict: verdict.into(),
         severity: severity.into(),
-        title: s("title"),
+        // A title is one line wherever it goes (a list row, a header, a heading).
+        title: crate::sanitize::unbroken(&s("title")),
         summary: s("summary"),
         root_cause: s("root_cause"),
         suggested_fix: s("suggested_fix"),

@@ -415,6 +415,8 @@ pub fn skip_to(store: &Store, _now: DateTime<Utc>) -> crate::store::Result<()> {
 
 /// The cursor that says: pass over every cached message.
 const SKIP_CACHED: &str = "skip-cached";
+/// The cursor that says: pass over the cached messages after this id.
+const SKIP_CACHED_AFTER: &str = "skip-cached-after:";
 
 /// Polls the control topic and applies what it finds: acks, and mutes as temporary
 /// ignore rules. Call before the ignore rules are loaded, so a mute holds this run.
@@ -428,6 +430,10 @@ pub fn poll_and_apply(config: &Config, store: &Store, now: DateTime<Utc>) -> Con
     };
     let (since, skip) = match store.kv_get(LAST_ID) {
         Ok(Some(id)) if id == SKIP_CACHED => ("all".to_string(), true),
+        // Passing over a cache longer than one poll: on from where the last one ended.
+        Ok(Some(id)) if id.starts_with(SKIP_CACHED_AFTER) => {
+            (id[SKIP_CACHED_AFTER.len()..].to_string(), true)
+        }
         Ok(Some(id)) => (id, false),
         Ok(None) => ("all".to_string(), false),
         Err(e) => {
@@ -435,7 +441,7 @@ pub fn poll_and_apply(config: &Config, store: &Store, now: DateTime<Utc>) -> Con
             return report;
         }
     };
-    let messages = match poll(cfg, topic, &since, &mut report) {
+    let (messages, cut) = match poll(cfg, topic, &since, &mut report) {
         Ok(m) => m,
         Err(e) => {
             report.errors.push(format!("poll failed: {e}"));
@@ -444,8 +450,16 @@ pub fn poll_and_apply(config: &Config, store: &Store, now: DateTime<Utc>) -> Con
     };
     if skip {
         let passed = messages.iter().filter(|m| m.event == "message").count();
-        let last = messages.last().map_or("all", |m| m.id.as_str());
-        match store.kv_set(LAST_ID, last) {
+        // A poll cut short has not reached the end of the cache: the next run goes on
+        // passing over from where it stopped, never applying the rest of the old taps.
+        let last = match (messages.last(), cut) {
+            (Some(m), true) => format!("{SKIP_CACHED_AFTER}{}", m.id),
+            (None, true) => since.clone(),
+            (Some(m), false) => m.id.clone(),
+            (None, false) if since == "all" => "all".to_string(),
+            (None, false) => since.clone(),
+        };
+        match store.kv_set(LAST_ID, &last) {
             Ok(()) if passed > 0 => report.noops.push(format!(
                 "{passed} control message(s) from before the state was rebuilt passed over, not applied"
             )),
@@ -484,12 +498,14 @@ pub fn poll_and_apply(config: &Config, store: &Store, now: DateTime<Utc>) -> Con
 /// to make a run read (and hold) hundreds of megabytes.
 pub const MAX_POLL_BYTES: u64 = 1024 * 1024;
 
+/// The messages after `since`, and whether the answer was cut at [`MAX_POLL_BYTES`]
+/// (more follow them).
 fn poll(
     cfg: &NtfyConfig,
     topic: &str,
     since: &str,
     report: &mut ControlReport,
-) -> Result<Vec<PolledMessage>, String> {
+) -> Result<(Vec<PolledMessage>, bool), String> {
     let client = ntfy::client(cfg)?;
     let url = format!("{}/{topic}/json", cfg.server);
     let req = client.get(&url).query(&[("poll", "1"), ("since", since)]);
@@ -525,20 +541,30 @@ fn poll(
         body.truncate(end);
     }
     let text = String::from_utf8_lossy(&body);
-    let messages: Vec<PolledMessage> = text
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| {
-            serde_json::from_str(l).map_err(|e| {
-                let l: String = l.chars().take(200).collect();
-                format!(
-                    "GET {url}: not ntfy's JSON ({e}): {}",
-                    crate::sanitize::line(&l)
-                )
-            })
-        })
-        .collect::<Result<_, _>>()?;
-    let mut messages = messages;
+    // A line that is not ntfy's JSON is said and passed over: the messages after it
+    // move the cursor past it, so it cannot hold back every tap that follows.
+    let mut bad = 0;
+    let mut messages: Vec<PolledMessage> = Vec::new();
+    for l in text.lines().filter(|l| !l.trim().is_empty()) {
+        match serde_json::from_str(l) {
+            Ok(m) => messages.push(m),
+            Err(e) => {
+                bad += 1;
+                if bad == 1 {
+                    let l: String = l.chars().take(200).collect();
+                    report.errors.push(format!(
+                        "GET {url}: not ntfy's JSON ({e}), passed over: {}",
+                        crate::sanitize::line(&l)
+                    ));
+                }
+            }
+        }
+    }
+    if bad > 1 {
+        report.errors.push(format!(
+            "GET {url}: {bad} lines in all were not ntfy's JSON"
+        ));
+    }
     if let Some(id) = oversized {
         report.errors.push(format!(
             "message {id} is longer than {} KiB: skipped",
@@ -556,7 +582,7 @@ fn poll(
             messages.len()
         ));
     }
-    Ok(messages)
+    Ok((messages, over))
 }
 
 /// The `id` at the start of a JSON message object cut short.

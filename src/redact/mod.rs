@@ -144,7 +144,7 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         // length of lower-case letters and digits).
         rule(
             "api-key",
-            r"\b(?:whsec|shp(?:at|ss|ca|pa)|dop_v1|doo_v1|dor_v1|hf|glsa|glc|lin_api|pscale_tkn|pscale_pw|sq0csp|sq0atp|xapp|pypi|HRKU|xkeysib|xsmtpsib|sbp|sb_secret|sntry[su]|pul|figd|dckr_pat|gsk|pplx|xai|tskey|CFPAT|NRAK|NRII|PMAK|FLWSECK|FLWSECK_TEST|rubygems|shippo_live|shippo_test|duffel_live|duffel_test)[_-][A-Za-z0-9_-]{20,}|\bkey-[0-9a-z]{32}\b|\b[0-9a-f]{32}-[0-9a-f]{8}-[0-9a-f]{8}\b|\bdapi[0-9a-f]{32}(?:-[0-9]+)?\b|\b[0-9a-f]{32}-us[0-9]{1,2}\b|\bAGE-SECRET-KEY-1[0-9A-Z]{50,}|\bA(?:TATT|TCTT)3[A-Za-z0-9_=-]{20,}|\bATBB[A-Za-z0-9]{28,}|\bdp\.(?:pt|st|sa|ct|scim|audit)\.(?:[A-Za-z0-9_-]{1,40}\.)?[A-Za-z0-9]{20,}|\bhv[sbr]\.[A-Za-z0-9_-]{20,}|\b[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{30,}|\bsk\.eyJ[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{10,}|\bops_eyJ[A-Za-z0-9+/=_-]{20,}|\bya29\.[A-Za-z0-9_-]{20,}|\b1//0[A-Za-z0-9_-]{20,}",
+            r"\b(?:whsec|GOCSPX|shp(?:at|ss|ca|pa)|dop_v1|doo_v1|dor_v1|hf|glsa|glc|lin_api|pscale_tkn|pscale_pw|sq0csp|sq0atp|xapp|pypi|HRKU|xkeysib|xsmtpsib|sbp|sb_secret|sntry[su]|pul|figd|dckr_pat|gsk|pplx|xai|tskey|CFPAT|NRAK|NRII|PMAK|FLWSECK|FLWSECK_TEST|rubygems|shippo_live|shippo_test|duffel_live|duffel_test)[_-][A-Za-z0-9_-]{20,}|\bkey-[0-9a-z]{32}\b|\b[0-9a-f]{32}-[0-9a-f]{8}-[0-9a-f]{8}\b|\bdapi[0-9a-f]{32}(?:-[0-9]+)?\b|\b[0-9a-f]{32}-us[0-9]{1,2}\b|\bAGE-SECRET-KEY-1[0-9A-Z]{50,}|\bA(?:TATT|TCTT)3[A-Za-z0-9_=-]{20,}|\bATBB[A-Za-z0-9]{28,}|\bdp\.(?:pt|st|sa|ct|scim|audit)\.(?:[A-Za-z0-9_-]{1,40}\.)?[A-Za-z0-9]{20,}|\bhv[sbr]\.[A-Za-z0-9_-]{20,}|\b[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=-]{30,}|\bsk\.eyJ[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{10,}|\bops_eyJ[A-Za-z0-9+/=_-]{20,}|\bya29\.[A-Za-z0-9_-]{20,}|\b1//0[A-Za-z0-9_-]{20,}",
         ),
         // The bot's numeric id, `:`, 35 characters from `AA`; also inside the Bot
         // API's URL path (`/bot<token>/sendMessage`), where only the token goes.
@@ -226,6 +226,19 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             "password",
             r#"(?:(?m:^)|[\s'"\[,])-p(?:[ \t]+['"]?|['"],[ \t]*['"])(?P<v>[^\s'",\]\-][^\s'",\]]*)"#,
             sshpass_option,
+        ),
+        // `redis-cli -a <password>` (or `--pass`), and registry and cloud logins
+        // (`docker login -p`, `podman`, `az login -u … -p …`, `cf login -p`): the
+        // next word, or the next item of an argv list.
+        checked(
+            "password",
+            r#"(?:(?m:^)|[\s'"\[,])(?:-a|--pass)(?:[ \t]+['"]?|['"],[ \t]*['"])(?P<v>[^\s'",\]\-][^\s'",\]]*)"#,
+            |text, _, at| program_before(text, at, &["redis-cli"]),
+        ),
+        checked(
+            "password",
+            r#"(?:(?m:^)|[\s'"\[,])(?:-p|--password)(?:[ \t]+['"]?|['"],[ \t]*['"])(?P<v>[^\s'",\]\-][^\s'",\]]*)"#,
+            |text, _, at| program_before(text, at, &["login"]),
         ),
         checked(
             "password",
@@ -1809,6 +1822,27 @@ mod tests {
                 "8841",
                 "credentials",
             ),
+            // JSON whose quotes are escaped another way: percent-encoded in a form
+            // body, `\u0022` (.NET's default encoder), HTML entities.
+            (
+                "payload=%7B%22username%22%3A%22bob%22%2C%22password%22%3A%22Hunter2Secret%22%7D",
+                "Hunter2Secret",
+                "password",
+            ),
+            (
+                r#"body {\u0022user\u0022: \u0022bob\u0022, \u0022password\u0022: \u0022Hunter3Secret\u0022}"#,
+                "Hunter3Secret",
+                "password",
+            ),
+            (
+                "data-config=\"{&quot;user&quot;: &quot;bob&quot;, &quot;password&quot;: &quot;Hunter5Secret&quot;}\"",
+                "Hunter5Secret",
+                "password",
+            ),
+            // Generated passwords start with a bracket often enough, never closed.
+            ("DB_PASSWORD={Gk7$pQ2!zR9w host=db1", "Gk7$pQ2!zR9w", "password"),
+            ("login password=[x9#Lm2vQ! failed", "x9#Lm2vQ!", "password"),
+            ("login password=(x9#Lm2vQ! failed", "x9#Lm2vQ!", "password"),
         ]);
         kept(&[
             "max_tokens=4096 token=None password=***",
@@ -2171,6 +2205,8 @@ mod tests {
             ("jira ATATT3w4RHWWQFYnaHHy8I6jGn1_w1EFmGeC5x59k4J6_5TgEAo4CLh0tQNg4ygBKPVHSiDJ525xnlmb06LVTTt-zeBHQxobqmSh55zQp95uCtSbuNCxlJKOC_Bx9k4owoZbP=B3970DD0 401", "w4RHWWQFYnaHHy8I6jGn1", "api-key"),
             ("vault hvs.CAESIJz3pQ8kW2mR7vL4nX9tY6bH1cF5dG0aE3uI7oP2qW4 denied", "CAESIJz3pQ8kW2mR7vL4", "api-key"),
             ("sentry init https://c91893bfa914824925f3c0981f577737@o4504.ingest.sentry.io/4504 failed", "c91893bfa914824925f3c0981f577737", "url-credential"),
+            ("oauth exchange failed for client_secret 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", "Ab3dEf6hIj9kLm2nOp5qRs8tUv1w", "api-key"),
+            ("token refresh: 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 invalid_client", "Ab3dEf6hIj9kLm2nOp5qRs8tUv1w", "api-key"),
         ]);
         kept(&[
             "clone ssh://git@github.com/acme/app.git failed",
@@ -2201,6 +2237,12 @@ mod tests {
             ("Command '['sshpass', '-p', 'hunter2Xq', 'rsync', '-a', 'x']' returned 1", "hunter2Xq", "password"),
             ("SSHPASS -phunter2Xq scp a b:", "hunter2Xq", "password"),
             ("sshpass -v -p hunter2Xq ssh -p 2222 deploy@db", "hunter2Xq", "password"),
+            ("Command '['redis-cli', '-h', 'cache', '-a', 'R3disS3cretPw', 'ping']' returned non-zero exit status 1.", "R3disS3cretPw", "password"),
+            ("exec: redis-cli -h cache -a R4disS3cretPw ping", "R4disS3cretPw", "password"),
+            ("exec: redis-cli -h cache --pass R4disS3cretPw ping", "R4disS3cretPw", "password"),
+            ("Command '['docker', 'login', '-u', 'ci', '-p', 'D0ckerS3cretPw', 'registry.example.com']' returned 1", "D0ckerS3cretPw", "password"),
+            ("az login -u ops@example.com -p Az0reS3cretPw failed", "Az0reS3cretPw", "password"),
+            ("podman login --username ci --password P0dS3cretPw quay.io", "P0dS3cretPw", "password"),
         ]);
         kept(&[
             "ssh -p2222 deploy@host failed",
@@ -2208,6 +2250,8 @@ mod tests {
             "mysql -p -h db failed: access denied",
             "sshpass -e ssh -p 2222 deploy@db failed",
             "sshpass -f /etc/pw ssh -p 2222 deploy@db failed",
+            "redis-cli -h cache -n 2 ping failed",
+            "ls -a /var/lib/app",
         ]);
     }
 

@@ -286,7 +286,7 @@ fn classify_ascii(name: &str) -> Option<Class> {
 /// whole, not from after its `ä` (a superset of Unicode letters that keeps the
 /// search fast).
 static NAME_SEP: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?P<name>[A-Za-z_\x{80}-\x{10FFFF}][A-Za-z0-9_.\x{80}-\x{10FFFF}-]*)(?:\\*["'])?(?:[ \t]*(?:=>|=|:|%3[DdAa])[ \t]*|[ \t]*\t[ \t]*)"#)
+    Regex::new(r#"(?P<name>[A-Za-z_\x{80}-\x{10FFFF}][A-Za-z0-9_.\x{80}-\x{10FFFF}-]*)(?:\\*["']|%22|\\+u0022|&quot;)?(?:[ \t]*(?:=>|=|:|%3[DdAa])[ \t]*|[ \t]*\t[ \t]*)"#)
         .expect("pair regex compiles")
 });
 
@@ -610,10 +610,8 @@ fn read_value(text: &str, at: usize, mode: Mode, before: &Before) -> Option<Valu
                     }
                 }
             }
-            // An `<` never closed is text, not a repr.
-            if k != 3 {
-                return None;
-            }
+            // Never closed on its line: not a repr but text, a value read like any
+            // other (generated passwords start with a bracket: `password={Gk7$pQ2!`).
         }
     }
     let end = unquoted_end(rest, mode, before);

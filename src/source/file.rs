@@ -168,6 +168,7 @@ pub fn read(
     prev: &HashMap<String, Checkpoint>,
     all_levels: bool,
     now: DateTime<Utc>,
+    lost_since: Option<DateTime<Utc>>,
     sink: &mut dyn FnMut(Event),
 ) -> Result<ReadReport, SourceError> {
     let mut report = ReadReport::default();
@@ -230,6 +231,14 @@ pub fn read(
                 out.push(st);
             }
         }
+    }
+
+    // The checkpoints went with the state: files rotated away after the last record
+    // the pages have are read whole, oldest first, before the files at the path (what
+    // the pages already count is skipped by the caller).
+    if let (Some(since), false) = (lost_since, initialized) {
+        let rotated = f.rotated_since_loss(&current, &current_ids, since);
+        f.read_rotated(rotated);
     }
 
     // Files at the path now: known ones continue, new ones start.
@@ -439,7 +448,41 @@ impl Follower<'_> {
     /// Problems are the file's (reported), not the source's: what was read before
     /// them keeps its checkpoint.
     fn rotated_after(&mut self, path: &Path, after: &Metadata, current: &HashSet<FileId>) {
-        for (between, meta) in rotated_since(path, after, current) {
+        self.read_rotated(rotated_since(path, after, current));
+    }
+
+    /// Rotated copies of the source's files modified after `since` (a few minutes'
+    /// margin for the clocks of writer and filesystem), oldest first.
+    fn rotated_since_loss(
+        &self,
+        current: &[(PathBuf, Metadata)],
+        current_ids: &HashSet<FileId>,
+        since: DateTime<Utc>,
+    ) -> Vec<(PathBuf, Metadata)> {
+        let since = since - chrono::Duration::minutes(5);
+        let paths: Vec<PathBuf> = if is_glob(&self.fs.path) {
+            current.iter().map(|(p, _)| p.clone()).collect()
+        } else {
+            vec![self.fs.path.clone()]
+        };
+        let mut seen = HashSet::new();
+        let mut found: Vec<(PathBuf, Metadata)> = paths
+            .iter()
+            .flat_map(|p| siblings(p))
+            .filter(|(_, m)| {
+                let id = FileId::of(m);
+                !current_ids.contains(&id)
+                    && seen.insert(id)
+                    && m.modified().is_ok_and(|t| DateTime::<Utc>::from(t) > since)
+            })
+            .collect();
+        found.sort_by_key(|(_, m)| (m.mtime(), m.mtime_nsec()));
+        found
+    }
+
+    /// Reads rotated copies whole, in the order given.
+    fn read_rotated(&mut self, rotated: Vec<(PathBuf, Metadata)>) {
+        for (between, meta) in rotated {
             if self.is_known_content(&between) {
                 continue; // a (compressed) copy of a file already followed
             }
@@ -1247,7 +1290,7 @@ mod tests {
             .unwrap()
             .into();
         let mut events = Vec::new();
-        let report = read(cfg, fs, prev, false, now, &mut |e| events.push(e)).unwrap();
+        let report = read(cfg, fs, prev, false, now, None, &mut |e| events.push(e)).unwrap();
         PRESCAN.with(|p| p.set(None));
         (events, report)
     }

@@ -233,10 +233,8 @@ fn cap(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }
-    let mut cut = max;
-    while !s.is_char_boundary(cut) {
-        cut -= 1;
-    }
+    // Never inside a token: half a key no longer matches its redaction rule.
+    let cut = crate::redact::cut_point(s, max);
     format!("{}…", &s[..cut])
 }
 
@@ -456,6 +454,22 @@ mod tests {
         assert!(e.fields["big"].len() <= MAX_FIELD + 4);
         assert!(e.raw.len() <= crate::source::loguru::MAX_RAW + 200);
         assert!(p.take_problems().is_empty());
+    }
+
+    #[test]
+    fn an_extra_cut_at_its_cap_never_keeps_half_a_token() {
+        let token = "ghp_AbCdEfGhIjKlMnOpQrStUvWxYz0123456789";
+        let blob = format!("{} {token} tail", "word ".repeat((MAX_FIELD - 20) / 5));
+        assert!(blob.find(token).unwrap() < MAX_FIELD);
+        assert!(blob.find(token).unwrap() + token.len() > MAX_FIELD);
+        let line = format!(
+            r#"{{"text": "2026-11-22 10:00:00.000 | ERROR    | app:f:3 - boom\n", "record": {{"exception": null, "extra": {{"blob": "{blob}"}}, "level": {{"icon": "x", "name": "ERROR", "no": 40}}, "message": "boom", "name": "app"}}}}"#
+        );
+        let mut p = JsonParser::new("app", "app.json", &BTreeMap::new(), 30);
+        let e = p.push(1, &line).expect("parsed");
+        assert!(e.fields["blob"].len() <= MAX_FIELD + 4);
+        assert!(!e.fields["blob"].contains("ghp_"), "{}", e.fields["blob"]);
+        assert!(!e.raw.contains("ghp_AbCd"), "{}", e.raw);
     }
 
     #[test]

@@ -323,16 +323,21 @@ pub trait RecordParser {
 }
 
 /// Reads what is new in a source since its checkpoints (all of the source's, by key).
+///
+/// `lost_since`: the state that held the checkpoints was lost, and the last record it
+/// is known to have counted is of that time; a file source then also reads the files
+/// rotated away since (no checkpoint leads to them any more).
 pub fn read(
     cfg: &crate::config::SourceConfig,
     prev: &std::collections::HashMap<String, Checkpoint>,
     all_levels: bool,
     now: DateTime<Utc>,
+    lost_since: Option<DateTime<Utc>>,
     sink: &mut dyn FnMut(Event),
 ) -> Result<file::ReadReport, file::SourceError> {
     use crate::config::SourceKind;
     match &cfg.kind {
-        SourceKind::File(fs) => file::read(cfg, fs, prev, all_levels, now, sink),
+        SourceKind::File(fs) => file::read(cfg, fs, prev, all_levels, now, lost_since, sink),
         SourceKind::Sqlite(s) => sqlite::read(cfg, s, prev.get("cursor"), all_levels, now, sink),
         SourceKind::Journald(j) => {
             journald::read(cfg, j, prev.get("cursor"), all_levels, now, sink)

@@ -246,6 +246,15 @@ pub(super) fn enqueue_row(
 }
 
 impl Batch<'_> {
+    /// [`Store::kv_set`], in this transaction.
+    pub fn kv_set(&self, key: &str, value: &str) -> Result<()> {
+        self.tx.execute_cached(
+            "INSERT INTO kv (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
     /// [`Store::enqueue_kind`], in this transaction.
     pub fn enqueue_kind(
         &self,

@@ -85,6 +85,28 @@ fn ack_from_the_phone_acks_the_incident_on_the_next_run() {
 }
 
 #[test]
+fn a_line_of_the_control_topic_that_is_not_ntfys_json_never_holds_back_the_taps_after_it() {
+    let (t, ntfy) = setup();
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    ntfy.cache.lock().unwrap().push((
+        "raw:1".into(),
+        1_700_000_000,
+        "ops-control".into(),
+        "{\"id\": \"x\", \"event\": \"message\", cut".into(),
+    ));
+    let m = ntfy.messages_to("ops");
+    assert_eq!(ntfy.tap(&m[0], "Ack"), 200);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.all().contains("not ntfy's JSON"), "said: {}", r.all());
+    assert!(
+        r.stdout.contains("incident #1 acknowledged from the phone"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(t.incidents()[0]["status"], "acked");
+}
+
+#[test]
 fn mute_from_the_phone_adds_a_temporary_rule_to_the_mutes_file_in_the_state_dir() {
     let (t, ntfy) = setup();
     let team_rules = "# Team ignore rules: reviewed every Monday\n\n[[rule]]\nid = 1\npattern = \"healthcheck\"  # the load balancer\ncomment = \"load balancer probes\"\ncreated = \"2026-11-01T00:00:00Z\"\nauthor = \"ana\"\n";

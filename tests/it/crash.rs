@@ -87,6 +87,30 @@ fn a_crash_at_any_step_of_filing_a_batch_gives_one_file_and_one_page_each() {
 }
 
 #[test]
+fn a_page_a_run_died_before_rewriting_is_brought_up_to_date_by_the_next() {
+    let t = Test::new();
+    t.with_app_source(NO_NAG);
+    let line = |s: u32| {
+        format!("2026-11-22 10:00:{s:02}.000 | ERROR    | app:f:1 - Worker 3 lost its lease\n")
+    };
+    t.write("app.log", &(0..3).map(line).collect::<String>());
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    t.append("app.log", (3..7).map(line).collect::<String>().as_bytes());
+    let out = t
+        .command(&["run", "--now", "2026-11-22T10:02:00Z"])
+        .env("LOGWARDEN_FAULT", "after-read-commit")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(total_occurrences(&t), 7, "the read is committed");
+    // The next run reads nothing new, and still owes the page its four occurrences.
+    t.ok(&["run", "--now", "2026-11-22T10:07:00Z"]);
+    let page = std::fs::read_to_string(&t.incident_files()[0]).unwrap();
+    assert!(page.contains("occurrences: 7"), "{page}");
+    assert!(page.contains("10:00:06"), "last seen: {page}");
+}
+
+#[test]
 fn temporary_files_a_killed_run_left_are_removed_once_stale() {
     let t = Test::new();
     t.with_app_source("");

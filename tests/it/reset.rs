@@ -218,6 +218,58 @@ fn after_a_rebuild_the_phones_old_mute_is_not_applied_again() {
     assert_eq!(t.read("state/mutes.toml"), mutes);
 }
 
+#[test]
+fn after_a_rebuild_an_old_mute_behind_more_than_one_polls_worth_is_not_applied_either() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.with_app_source(&format!(
+        "{}control_topic = \"ops-control\"\n{NO_NAG}",
+        ntfy.config("ops")
+    ));
+    t.write(
+        "app.log",
+        &rec("10:00:00", "ERROR", "Invoice 7 PDF render failed"),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:00:30Z"]);
+    // The public topic holds over a mebibyte of junk, then the person's Mute.
+    {
+        let mut cache = ntfy.cache.lock().unwrap();
+        for i in 0..300 {
+            cache.push((
+                format!("junk{i:07}"),
+                1_700_100_000 + i as i64,
+                "ops-control".into(),
+                "x".repeat(4000),
+            ));
+        }
+    }
+    let m = ntfy.messages_to("ops");
+    assert_eq!(ntfy.tap(&m[0], "Mute 24h"), 200);
+    let mut muted = false;
+    for minute in ["10:05", "10:10", "10:15"] {
+        let r = t.ok(&["run", "--now", &format!("2026-11-22T{minute}:00Z")]);
+        muted |= r.stdout.contains("muted for 24h");
+    }
+    assert!(muted, "the tap is applied once read");
+    // The team lifts the mute by hand, then the database is lost.
+    let mutes = t.read("state/mutes.toml");
+    let id = mutes
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("id = \"")
+                .map(|r| r.trim_end_matches('"').to_string())
+        })
+        .unwrap_or_else(|| panic!("{mutes}"));
+    t.ok(&["ignore", "rm", &id]);
+    remove(&t, &["", "-wal", "-shm"]);
+    for minute in ["11:00", "11:05", "11:10", "11:15"] {
+        let r = t.ok(&["run", "--now", &format!("2026-11-23T{minute}:00Z")]);
+        assert!(!r.stdout.contains("muted"), "{minute}: {}", r.stdout);
+    }
+    let after = t.read("state/mutes.toml");
+    assert!(!after.contains("[[rule]]"), "{mutes}\n---\n{after}");
+}
+
 /// A source that starts at the end of its log (`from = "end"`, the default) lost its
 /// read position with the database: it is read again from the start, so what was
 /// written between the last run and the loss is not lost, and nothing from before it
@@ -267,6 +319,59 @@ fn a_source_read_from_the_end_loses_nothing_written_before_the_rebuild() {
         sent.iter().any(|s| s.contains("rebuilt its state")),
         "{sent:?}"
     );
+}
+
+#[test]
+fn a_file_rotated_away_between_the_last_run_and_the_loss_is_read_too() {
+    let ntfy = FakeNtfy::start(None);
+    let t = Test::new();
+    t.config(&format!(
+        "[[source]]\nname = \"app\"\npath = \"app.log\"\n{}{NO_NAG}",
+        ntfy.config("ops")
+    ));
+    t.write(
+        "app.log",
+        &rec("08:00:00", "ERROR", "Legacy cron exploded on node 3"),
+    );
+    t.ok(&["run", "--now", "2026-11-22T09:00:00Z"]);
+    t.append(
+        "app.log",
+        rec("10:00:00", "ERROR", "Invoice 7 PDF render failed").as_bytes(),
+    );
+    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
+    assert_eq!(titles(&ntfy).len(), 1);
+
+    // Written after the last run, rotated away (renamed, a new file started), then
+    // the database is lost: no checkpoint leads to `app.log.1` any more.
+    t.append(
+        "app.log",
+        [
+            rec("10:03:00", "ERROR", "Invoice 8 PDF render failed"),
+            rec("10:04:00", "ERROR", "Mail relay said no to message 4"),
+        ]
+        .concat()
+        .as_bytes(),
+    );
+    std::fs::rename(t.path("app.log"), t.path("app.log.1")).unwrap();
+    t.write(
+        "app.log",
+        &rec("10:06:00", "ERROR", "Invoice 9 PDF render failed"),
+    );
+    remove(&t, &["", "-wal", "-shm"]);
+    let r = t.ok(&["run", "--now", "2026-11-22T10:07:00Z"]);
+    assert!(r.stdout.contains("state rebuilt:"), "{}", r.stdout);
+    assert!(r.stdout.contains("new incident #2"), "{}", r.stdout);
+    assert!(!r.stdout.contains("Legacy cron"), "{}", r.stdout);
+    assert_eq!(by_id(&t, 1)["occurrences"], 3, "{}", r.stdout);
+    assert!(
+        titles(&ntfy).iter().any(|s| s.contains("Mail relay")),
+        "{:?}",
+        titles(&ntfy)
+    );
+    // and the next run reads neither file again
+    t.ok(&["run", "--now", "2026-11-22T10:12:00Z"]);
+    assert_eq!(by_id(&t, 1)["occurrences"], 3);
+    assert_eq!(t.incidents().len(), 2);
 }
 
 /// A database put back from an older copy (or rolled back to its last checkpoint)

@@ -469,6 +469,19 @@ fn an_llm_verdict_renders_as_text_in_pages_index_and_notifications() {
     assert!(again.ends_with("my note\n"), "{again}");
     let title = decode_rfc2047(ntfy.messages()[0].header("Title").unwrap());
     assert!(!title.contains('\n'), "{title}");
+    // On the terminal: one row per incident, and no line of the verdict's that could
+    // pass for a row or a field of its own.
+    let list = t.ok(&["incidents"]).stdout;
+    let rows: Vec<&str> = list.lines().filter(|l| l.starts_with('#')).collect();
+    assert_eq!(rows.len(), 1, "{list}");
+    assert!(rows[0].contains("injected heading"), "{list}");
+    let show = t.ok(&["incidents", "show", "1"]).stdout;
+    assert!(
+        !show
+            .lines()
+            .any(|l| l.starts_with("## injected") || l.starts_with("# Fake section")),
+        "{show}"
+    );
 }
 
 #[test]

@@ -745,6 +745,10 @@ fn poll(
     Ok(mine[start..]
         .iter()
         .map(|(id, time, topic, message)| {
+            // A line as a broken proxy in front of ntfy might send it, verbatim.
+            if id.starts_with("raw:") {
+                return format!("{message}\n");
+            }
             let mut m = serde_json::json!({"id": id, "time": time, "event": "message", "topic": topic, "message": message});
             // ntfy leaves `tags` out when there are none
             if let Some(t) = tags.get(id).filter(|t| !t.is_empty()) {
@@ -755,7 +759,8 @@ fn poll(
         .collect())
 }
 
-/// A published message kept for pollers: (id, time, topic, message).
+/// A published message kept for pollers: (id, time, topic, message). An id starting
+/// with `raw:` serves its message as the line itself, not as ntfy's JSON.
 pub type Cached = (String, i64, String, String);
 
 /// One action of an `Actions` header: field name → value.
