@@ -113,8 +113,8 @@ pub fn canonical(c: &SqliteColumns) -> SqliteColumns {
     }
 }
 
-/// Opens the app's database read-only. A WAL database whose `-shm` file is gone (the
-/// app closed it) is opened as immutable: even a read-only connection would create
+/// Opens the app's database read-only. A WAL database whose `-shm` or `-wal` file is
+/// gone (the app closed it) is opened as immutable: even a read-only connection would create
 /// `-wal` and `-shm` next to it, owned by logwarden, and an app that may not write them
 /// can no longer write its own database. Without a `-wal` file the content is
 /// complete; with one but no `-shm` (the app died), the rows still in the WAL are read
@@ -131,7 +131,10 @@ fn open(
     if !path.exists() {
         return Err((format!("{}: no such database", path.display()), false));
     }
-    if is_wal_database(path) && !Path::new(&format!("{}-shm", path.display())).exists() {
+    // Without its `-wal` the content is whole, whether or not a `-shm` was left (an app
+    // that died between deleting the two): opened otherwise, it would get a `-wal` made.
+    let beside = |ext: &str| Path::new(&format!("{}-{ext}", path.display())).exists();
+    if is_wal_database(path) && !(beside("shm") && beside("wal")) {
         return open_immutable(path, flags)
             .map(|c| (c, None))
             .map_err(|e| (e, false));

@@ -232,17 +232,7 @@ fn after_a_rebuild_an_old_mute_behind_more_than_one_polls_worth_is_not_applied_e
     );
     t.ok(&["run", "--now", "2026-11-22T10:00:30Z"]);
     // The public topic holds over a mebibyte of junk, then the person's Mute.
-    {
-        let mut cache = ntfy.cache.lock().unwrap();
-        for i in 0..300 {
-            cache.push((
-                format!("junk{i:07}"),
-                1_700_100_000 + i as i64,
-                "ops-control".into(),
-                "x".repeat(4000),
-            ));
-        }
-    }
+    ntfy.flood("ops-control", 300, |_| "x".repeat(4000));
     let m = ntfy.messages_to("ops");
     assert_eq!(ntfy.tap(&m[0], "Mute 24h"), 200);
     let mut muted = false;
@@ -270,19 +260,16 @@ fn after_a_rebuild_an_old_mute_behind_more_than_one_polls_worth_is_not_applied_e
     assert!(!after.contains("[[rule]]"), "{mutes}\n---\n{after}");
 }
 
-/// A source that starts at the end of its log (`from = "end"`, the default) lost its
-/// read position with the database: it is read again from the start, so what was
-/// written between the last run and the loss is not lost, and nothing from before it
-/// (the pages' records, or errors older than logwarden's watch) is paged.
-#[test]
-fn a_source_read_from_the_end_loses_nothing_written_before_the_rebuild() {
+/// A source read from the end (the default) over a log with an error from before
+/// logwarden watched (never paged); one error paged (#1) at 10:01; then two more
+/// records written after that run (another of #1's, and a new one).
+fn paged_once_then_two_more_records() -> (Test, FakeNtfy) {
     let ntfy = FakeNtfy::start(None);
     let t = Test::new();
     t.config(&format!(
         "[[source]]\nname = \"app\"\npath = \"app.log\"\n{}{NO_NAG}",
         ntfy.config("ops")
     ));
-    // from before logwarden watched: never paged
     t.write(
         "app.log",
         &rec("08:00:00", "ERROR", "Legacy cron exploded on node 3"),
@@ -294,8 +281,6 @@ fn a_source_read_from_the_end_loses_nothing_written_before_the_rebuild() {
     );
     t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
     assert_eq!(titles(&ntfy).len(), 1);
-
-    // written after the last run, then the database is lost
     t.append(
         "app.log",
         [
@@ -305,6 +290,17 @@ fn a_source_read_from_the_end_loses_nothing_written_before_the_rebuild() {
         .concat()
         .as_bytes(),
     );
+    (t, ntfy)
+}
+
+/// A source that starts at the end of its log (`from = "end"`, the default) lost its
+/// read position with the database: it is read again from the start, so what was
+/// written between the last run and the loss is not lost, and nothing from before it
+/// (the pages' records, or errors older than logwarden's watch) is paged.
+#[test]
+fn a_source_read_from_the_end_loses_nothing_written_before_the_rebuild() {
+    let (t, ntfy) = paged_once_then_two_more_records();
+    // then the database is lost
     remove(&t, &["", "-wal", "-shm"]);
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
     assert!(r.stdout.contains("state rebuilt:"), "{}", r.stdout);
@@ -323,35 +319,9 @@ fn a_source_read_from_the_end_loses_nothing_written_before_the_rebuild() {
 
 #[test]
 fn a_file_rotated_away_between_the_last_run_and_the_loss_is_read_too() {
-    let ntfy = FakeNtfy::start(None);
-    let t = Test::new();
-    t.config(&format!(
-        "[[source]]\nname = \"app\"\npath = \"app.log\"\n{}{NO_NAG}",
-        ntfy.config("ops")
-    ));
-    t.write(
-        "app.log",
-        &rec("08:00:00", "ERROR", "Legacy cron exploded on node 3"),
-    );
-    t.ok(&["run", "--now", "2026-11-22T09:00:00Z"]);
-    t.append(
-        "app.log",
-        rec("10:00:00", "ERROR", "Invoice 7 PDF render failed").as_bytes(),
-    );
-    t.ok(&["run", "--now", "2026-11-22T10:01:00Z"]);
-    assert_eq!(titles(&ntfy).len(), 1);
-
-    // Written after the last run, rotated away (renamed, a new file started), then
-    // the database is lost: no checkpoint leads to `app.log.1` any more.
-    t.append(
-        "app.log",
-        [
-            rec("10:03:00", "ERROR", "Invoice 8 PDF render failed"),
-            rec("10:04:00", "ERROR", "Mail relay said no to message 4"),
-        ]
-        .concat()
-        .as_bytes(),
-    );
+    let (t, ntfy) = paged_once_then_two_more_records();
+    // Rotated away (renamed, a new file started), then the database is lost: no
+    // checkpoint leads to `app.log.1` any more.
     std::fs::rename(t.path("app.log"), t.path("app.log.1")).unwrap();
     t.write(
         "app.log",

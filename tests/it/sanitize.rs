@@ -605,18 +605,7 @@ fn a_huge_control_topic_answer_is_read_one_mebibyte_at_a_time() {
     t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
     // 3 MiB of forged control messages waiting on the topic
     let n = 12_000;
-    {
-        let mut cache = ntfy.cache.lock().unwrap();
-        for i in 0..n {
-            let id = format!("flood{i:07}");
-            cache.push((
-                id,
-                1_700_100_000 + i as i64,
-                "ops-control".into(),
-                format!("lw1.ack.1.{:0>150}.00", i),
-            ));
-        }
-    }
+    ntfy.flood("ops-control", n, |i| format!("lw1.ack.1.{:0>150}.00", i));
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
     assert!(
         r.stdout.contains("the answer was longer than 1024 KiB"),

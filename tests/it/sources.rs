@@ -1344,6 +1344,18 @@ fn sqlite_in_wal_mode_in_a_writable_folder_gets_nothing_created_next_to_it() {
     write("Invoice mailer crashed", false);
     let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
     assert!(r.stdout.contains("1 new incidents"), "{}", r.all());
+    // An app that died between deleting its `-wal` and its `-shm` leaves the `-shm`
+    // alone: the content is whole, and still nothing is created next to it.
+    write("Report builder timed out", false);
+    std::fs::write(t.path("app/app.db-shm"), b"").unwrap();
+    let r = t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
+    assert!(r.stdout.contains("1 new incidents"), "{}", r.all());
+    let mut names: Vec<_> = std::fs::read_dir(t.path("app"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["app.db", "app.db-shm"], "no -wal made");
 }
 
 /// Levels that cannot be classified (NULL, BLOB, unknown name, negative number) keep

@@ -592,6 +592,20 @@ impl FakeNtfy {
         self.anonymous_write.lock().unwrap().push(topic.into());
     }
 
+    /// Puts `n` messages on `topic` as a stranger flooding it would (ids `flood…`,
+    /// the `i`th message's text from `text`), for pollers to find.
+    pub fn flood(&self, topic: &str, n: usize, text: impl Fn(usize) -> String) {
+        let mut cache = self.cache.lock().unwrap();
+        for i in 0..n {
+            cache.push((
+                format!("flood{i:07}"),
+                1_700_100_000 + i as i64,
+                topic.into(),
+                text(i),
+            ));
+        }
+    }
+
     /// The publishes accepted so far (asserting that none broke ntfy's API).
     pub fn messages(&self) -> Vec<Received> {
         let v = self.violations.lock().unwrap();
