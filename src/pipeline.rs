@@ -835,6 +835,13 @@ struct ReadResult {
 /// reported and skipped; its checkpoint does not move.
 /// `known`: after a rebuild, what the pages count: a source whose checkpoint went with
 /// the database (or was rolled back with it) reads again records they already count.
+/// One more hit of `rule` in the run (with when it was made, for the rule's first hit).
+fn count_hit(hits: &mut HashMap<String, (u64, Option<DateTime<Utc>>)>, rule: &crate::ignore::Rule) {
+    hits.entry(rule.id.clone())
+        .or_insert_with(|| (0, rule.created_at()))
+        .0 += 1;
+}
+
 fn read_sources(
     config: &Config,
     store: &Store,
@@ -884,12 +891,45 @@ fn read_sources(
             if unread.is_some() {
                 return;
             }
-            let mined = match miner.add_from(&event.message, &mut templates) {
-                Ok(m) => m,
-                Err(e) => {
-                    unread = Some(e);
-                    return;
+            // Outside a rebuild no record was counted before, and a rule that ignores a
+            // record is tried before the record is grouped (grouping is most of a
+            // record's cost, and what is ignored then never shapes the groups of what is
+            // kept); a rule scoped to a signature has it worked out when reached.
+            let mut mined = None;
+            let first_reading = known.until.is_empty() && !reread;
+            if first_reading {
+                let rule = ignore.get().matching_lazy(&event, || {
+                    let m = miner.add_from(&event.message, &mut templates)?;
+                    let sig = signature(
+                        m.group,
+                        event.exception_type.as_deref(),
+                        event.logger.as_deref(),
+                    );
+                    mined = Some(m);
+                    Ok(sig)
+                });
+                match rule {
+                    Err(e) => {
+                        unread = Some(e);
+                        return;
+                    }
+                    Ok(Some(rule)) => {
+                        count_hit(&mut hits, rule);
+                        ignored += 1;
+                        return;
+                    }
+                    Ok(None) => {}
                 }
+            }
+            let mined = match mined {
+                Some(m) => m,
+                None => match miner.add_from(&event.message, &mut templates) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        unread = Some(e);
+                        return;
+                    }
+                },
             };
             let sig = signature(
                 mined.group,
@@ -899,23 +939,24 @@ fn read_sources(
             // A log's clock may run ahead of ours (or a line may be stamped 2100): no
             // record is dated after the run that saw it.
             let time = event.time.map_or(now, |t| t.min(now));
-            // After a rebuild a source may read again what its pages already count: from
-            // its start (no checkpoint) or from a checkpoint rolled back with the database.
-            let until = match known.until.get(&sig) {
-                Some(t) => Some(*t),
-                None if reread => newest_page,
-                None => None,
-            };
-            if until.is_some_and(|until| time <= until) {
-                again += 1;
-                return;
-            }
-            if let Some(rule) = ignore.get().matching(&event, sig) {
-                hits.entry(rule.id.clone())
-                    .or_insert_with(|| (0, rule.created_at()))
-                    .0 += 1;
-                ignored += 1;
-                return;
+            if !first_reading {
+                // After a rebuild a source may read again what its pages already count:
+                // from its start (no checkpoint) or from a checkpoint rolled back with the
+                // database.
+                let until = match known.until.get(&sig) {
+                    Some(t) => Some(*t),
+                    None if reread => newest_page,
+                    None => None,
+                };
+                if until.is_some_and(|until| time <= until) {
+                    again += 1;
+                    return;
+                }
+                if let Some(rule) = ignore.get().matching(&event, sig) {
+                    count_hit(&mut hits, rule);
+                    ignored += 1;
+                    return;
+                }
             }
             kept += 1;
             let level = Level::series_name(&event.level.name, event.level.no, &src.levels);

@@ -535,12 +535,17 @@ fn replay(
                 r.below_min_level += 1;
                 return;
             }
-            let sig = signature_of(&mut miner, &e);
-            if let Some(rule) = reading.rules.matching(&e, sig) {
+            // As a run does: what a rule ignores is grouped only if the rule asks.
+            let mut sig = None;
+            let rule = reading.rules.matching_lazy(&e, || {
+                Ok::<_, std::convert::Infallible>(*sig.insert(signature_of(&mut miner, &e)))
+            });
+            if let Ok(Some(rule)) = rule {
                 r.ignored += 1;
                 *hits.entry(rule.id.clone()).or_default() += 1;
                 return;
             }
+            let sig = sig.unwrap_or_else(|| signature_of(&mut miner, &e));
             let key = sig.to_string();
             match index.get(&key) {
                 Some(&i) => {

@@ -266,25 +266,53 @@ impl IgnoreRules {
     /// else by its exception line (a rule scoped to another source, level or
     /// signature that matches the message does not keep the line from being tried).
     pub fn matching(&self, event: &Event, sig: Signature) -> Option<&Rule> {
+        match self.matching_lazy(event, || Ok::<_, std::convert::Infallible>(sig)) {
+            Ok(rule) => rule,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Self::matching`], with the event's signature worked out (by `sig`, called at
+    /// most once) only when a rule scoped to a signature is reached: the run then does
+    /// not group what a rule ignores, which is most of a noisy log.
+    pub fn matching_lazy<E>(
+        &self,
+        event: &Event,
+        sig: impl FnOnce() -> Result<Signature, E>,
+    ) -> Result<Option<&Rule>, E> {
         if self.active.is_empty() {
-            return None;
+            return Ok(None);
         }
         let patterns = self.set.get_or_init(|| {
             Patterns::new(self.active.iter().map(|&i| self.rules[i].pattern.as_str()))
         });
-        let applies = |r: &&Rule| {
-            r.source.as_ref().is_none_or(|s| *s == event.source)
-                && r.level.as_ref().is_none_or(|l| event.level.no <= l.no)
-                && r.signature.is_none_or(|s| s == sig)
-        };
-        let first = |text: &str| {
-            patterns
-                .matches(text)
-                .into_iter()
-                .map(|i| &self.rules[self.active[i]])
-                .find(applies)
-        };
-        first(&event.message).or_else(|| first(event.exception_line.as_deref()?))
+        let (mut sig, mut known) = (Some(sig), None);
+        let texts = [
+            Some(event.message.as_str()),
+            event.exception_line.as_deref(),
+        ];
+        for text in texts.into_iter().flatten() {
+            for i in patterns.matches(text) {
+                let r = &self.rules[self.active[i]];
+                if !(r.source.as_ref().is_none_or(|s| *s == event.source)
+                    && r.level.as_ref().is_none_or(|l| event.level.no <= l.no))
+                {
+                    continue;
+                }
+                let Some(wanted) = r.signature else {
+                    return Ok(Some(r));
+                };
+                let actual = match (known, sig.take()) {
+                    (Some(s), _) => s,
+                    (None, Some(f)) => *known.insert(f()?),
+                    (None, None) => unreachable!("the signature is kept once worked out"),
+                };
+                if actual == wanted {
+                    return Ok(Some(r));
+                }
+            }
+        }
+        Ok(None)
     }
 }
 
@@ -1620,5 +1648,34 @@ comment = "old"
         let err = IgnoreRules::parse("\n[[rule]]\nid = 1\npattern = \"(unclosed\"\n", Utc::now())
             .unwrap_err();
         assert!(err[0].starts_with("line 4:"), "{err:?}");
+    }
+
+    #[test]
+    fn the_signature_is_worked_out_only_for_a_rule_scoped_to_one() {
+        let sig = Signature(0x00ab_cdef_0123_4567);
+        let text = format!(
+            "[[rule]]\nid = 1\npattern = \"a\"\nsignature = \"{sig}\"\n\n[[rule]]\nid = 2\npattern = \"b\"\n"
+        );
+        let rules = IgnoreRules::parse(&text, Utc::now()).unwrap();
+        let calls = std::cell::Cell::new(0);
+        let lazy = |msg: &str, s: Signature| {
+            rules
+                .matching_lazy(&event(msg, 30), || {
+                    calls.set(calls.get() + 1);
+                    Ok::<_, ()>(s)
+                })
+                .unwrap()
+                .map(|r| r.id.clone())
+        };
+        assert_eq!(lazy("b", sig).as_deref(), Some("2"));
+        assert_eq!(lazy("x", sig), None);
+        assert_eq!(calls.get(), 0, "no scoped rule was reached");
+        assert_eq!(lazy("a", sig).as_deref(), Some("1"));
+        assert_eq!(lazy("ab", Signature(1)).as_deref(), Some("2"));
+        assert_eq!(lazy("a", Signature(1)), None);
+        assert_eq!(calls.get(), 3, "once per message that reached rule 1");
+        // An error working it out is the caller's.
+        let err = rules.matching_lazy(&event("a", 30), || Err::<Signature, _>("store"));
+        assert_eq!(err.unwrap_err(), "store");
     }
 }

@@ -641,9 +641,9 @@ impl Follower<'_> {
         let mut parser = self.parser(&origin);
         // A large backlog of a parser that skips: helpers find its stops ahead, when
         // there is a core for them.
-        let sizes = PRESCAN.with(|p| p.get()).or_else(|| {
-            prescan::cores_to_spare().then_some((prescan::MIN_BACKLOG, prescan::BLOCK))
-        });
+        let sizes = PRESCAN
+            .with(|p| p.get())
+            .or_else(|| (prescan::helpers() > 0).then_some((prescan::MIN_BACKLOG, prescan::BLOCK)));
         let plan = match (parser.skip_test(), sizes) {
             (Some(test), Some((min, block))) => {
                 prescan::plan(&file, state.offset, meta.len(), block, min)

@@ -26,17 +26,22 @@ use super::SkipTest;
 pub const MIN_BACKLOG: u64 = 16 << 20;
 /// Bytes per block.
 pub const BLOCK: usize = 512 << 10;
-/// Helper threads.
-const HELPERS: usize = 2;
+/// Most helper threads: one keeps up with the parser on short lines, a second with a
+/// parser that skips long ones.
+const MAX_HELPERS: usize = 2;
 /// Blocks a helper may have ready before the parser takes them.
 const AHEAD: usize = 2;
 
-/// Whether the process may use more than one core. Under the shipped unit's
-/// `CPUQuota=50%` it may not (the standard library reads the cgroup's quota): helpers
-/// would then only add their own cost to the same half core.
-pub fn cores_to_spare() -> bool {
-    static SPARE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *SPARE.get_or_init(|| std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2))
+/// How many helpers a backlog is read with: one per core beside the parser's, at most
+/// [`MAX_HELPERS`]; none where the process may use one core only (under the shipped
+/// unit's `CPUQuota=50%`, which the standard library reads from the cgroup, helpers
+/// would only add their own cost to the same half core). More threads than cores
+/// cost CPU for nothing: each takes the others' caches when they trade places.
+pub fn helpers() -> usize {
+    static HELPERS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *HELPERS.get_or_init(|| {
+        std::thread::available_parallelism().map_or(0, |n| (n.get() - 1).min(MAX_HELPERS))
+    })
 }
 
 /// The block the parser is in, as [`Reader`] shares it with the line sink.
@@ -161,12 +166,13 @@ impl<'f> Reader<'f> {
         let mut blocks = Vec::new();
         let mut spare = Vec::new();
         let bounds = std::sync::Arc::new(bounds);
-        for h in 0..HELPERS.min(count) {
+        let helpers = helpers().clamp(1, count.max(1));
+        for h in 0..helpers {
             let (tx, rx) = sync_channel::<io::Result<Block>>(AHEAD);
             let (back, free) = sync_channel::<Vec<u8>>(AHEAD + 1);
             let (bounds, test) = (bounds.clone(), test.clone());
             scope.spawn(move || {
-                for k in (h..count).step_by(HELPERS) {
+                for k in (h..count).step_by(helpers) {
                     let mut bytes = free.try_recv().unwrap_or_default();
                     let block = read_block(file, bounds[k], bounds[k + 1], &mut bytes)
                         .map(|()| scan(bounds[k], bytes, &test, max_line));

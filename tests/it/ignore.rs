@@ -85,6 +85,53 @@ fn ignored_errors_do_not_open_incidents_and_hits_are_counted() {
     assert!(list.contains("2 hits"), "{list}");
 }
 
+/// What a rule ignores is not grouped: the noise around an error never shapes its group,
+/// so the same errors get the same signature (and the rules and incidents keyed on it)
+/// whether or not ignored noise came before them.
+#[test]
+fn ignored_noise_never_shapes_the_signature_of_what_is_kept() {
+    let t = Test::new();
+    t.with_app_source("");
+    t.write(
+        "ignore.toml",
+        "[[rule]]\nid = 1\npattern = 'for user bob\\b'\ncomment = \"bob's card is a test card\"\n",
+    );
+    let kept = "2026-11-22 10:00:01.000 | ERROR    | app.pay:charge:7 - Payment failed for user carl at step charge\n\
+                2026-11-22 10:00:02.000 | ERROR    | app.pay:charge:7 - Payment failed for user dave at step charge\n";
+    t.write(
+        "app.log",
+        &format!("2026-11-22 10:00:00.000 | ERROR    | app.pay:charge:7 - Payment failed for user bob at step charge\n{kept}"),
+    );
+    let r = t.ok(&["run", "--now", NOW]);
+    assert!(
+        r.stdout.contains("2 warnings/errors kept, 1 ignored"),
+        "{}",
+        r.stdout
+    );
+    let incidents = t.incidents();
+    assert_eq!(incidents.len(), 1);
+    let mut child = t
+        .command(&["signatures"])
+        .env_remove("LOGWARDEN_CONFIG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(kept.as_bytes())
+        .unwrap();
+    let out = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+    let alone: Vec<&str> = out.lines().map(|l| l.split('\t').next().unwrap()).collect();
+    assert_eq!(alone.len(), 2, "{out}");
+    assert_eq!(alone[0], alone[1], "{out}");
+    assert_eq!(incidents[0]["signature"].as_str(), Some(alone[0]), "{out}");
+    assert!(t.ok(&["ignore", "list"]).stdout.contains("1 hit"));
+}
+
 #[test]
 fn expired_rules_stop_matching() {
     let t = Test::new();
