@@ -110,21 +110,7 @@ fn ignored_noise_never_shapes_the_signature_of_what_is_kept() {
     );
     let incidents = t.incidents();
     assert_eq!(incidents.len(), 1);
-    let mut child = t
-        .command(&["signatures"])
-        .env_remove("LOGWARDEN_CONFIG")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(kept.as_bytes())
-        .unwrap();
-    let out = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+    let out = t.piped(&["signatures"], kept);
     let alone: Vec<&str> = out.lines().map(|l| l.split('\t').next().unwrap()).collect();
     assert_eq!(alone.len(), 2, "{out}");
     assert_eq!(alone[0], alone[1], "{out}");

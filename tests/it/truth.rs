@@ -5,7 +5,7 @@
 //! signature ids that are the watcher's.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::util::*;
 
@@ -523,23 +523,7 @@ fn signatures_of_loguru_records_are_the_watchers_and_paste_into_ignore_add() {
         vec!["signatures"],
         vec!["signatures", "--config", "logwarden.toml"],
     ] {
-        let mut child = t
-            .command(&args)
-            .env_remove("LOGWARDEN_CONFIG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(log.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
-        let text = String::from_utf8(out.stdout).unwrap();
+        let text = t.piped(&args, log);
         let mut sigs: Vec<String> = text
             .lines()
             .map(|l| l.split('\t').next().unwrap().to_string())

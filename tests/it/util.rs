@@ -83,6 +83,28 @@ impl Test {
         self.command_of(BIN, args)
     }
 
+    /// The standard output of `logwarden <args>` given `input` on stdin, run with no
+    /// `LOGWARDEN_CONFIG` (a command that reads records from stdin); it must succeed.
+    pub fn piped(&self, args: &[&str], input: &str) -> String {
+        let mut child = self
+            .command(args)
+            .env_remove("LOGWARDEN_CONFIG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{args:?} failed");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
     /// [`Test::command`] with another build of logwarden (an older release to compare with).
     pub fn command_of(&self, bin: &str, args: &[&str]) -> Command {
         let mut c = Command::new(bin);
