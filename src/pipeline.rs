@@ -831,10 +831,6 @@ struct ReadResult {
     log_counts: crate::metrics::logs::LogCounts,
 }
 
-/// Reads every source, grouping what is kept by signature. A source that fails is
-/// reported and skipped; its checkpoint does not move.
-/// `known`: after a rebuild, what the pages count: a source whose checkpoint went with
-/// the database (or was rolled back with it) reads again records they already count.
 /// One more hit of `rule` in the run (with when it was made, for the rule's first hit).
 fn count_hit(hits: &mut HashMap<String, (u64, Option<DateTime<Utc>>)>, rule: &crate::ignore::Rule) {
     hits.entry(rule.id.clone())
@@ -842,6 +838,10 @@ fn count_hit(hits: &mut HashMap<String, (u64, Option<DateTime<Utc>>)>, rule: &cr
         .0 += 1;
 }
 
+/// Reads every source, grouping what is kept by signature. A source that fails is
+/// reported and skipped; its checkpoint does not move.
+/// `known`: after a rebuild, what the pages count: a source whose checkpoint went with
+/// the database (or was rolled back with it) reads again records they already count.
 fn read_sources(
     config: &Config,
     store: &Store,
@@ -868,6 +868,7 @@ fn read_sources(
         let mut unread: Option<String> = None;
         let mut again = 0u64;
         let reread = prev.is_empty() && !known.until.is_empty();
+        let first_reading = known.until.is_empty() && !reread;
         let newest_page = known.newest_by_source.get(&src.name).copied();
         // A file or table whose checkpoint went with the database is read from its start
         // (what was written between the last run and the loss would be lost otherwise),
@@ -896,7 +897,6 @@ fn read_sources(
             // record's cost, and what is ignored then never shapes the groups of what is
             // kept); a rule scoped to a signature has it worked out when reached.
             let mut mined = None;
-            let first_reading = known.until.is_empty() && !reread;
             if first_reading {
                 let rule = ignore.get().matching_lazy(&event, || {
                     let m = miner.add_from(&event.message, &mut templates)?;

@@ -1331,16 +1331,19 @@ fn sqlite_in_wal_mode_in_a_writable_folder_gets_nothing_created_next_to_it() {
             ),
         )
     };
+    let names = || {
+        let mut names: Vec<_> = std::fs::read_dir(t.path("app"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
     write("Nightly export failed", true);
     t.config("[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app/app.db\"\npreset = \"logs\"\nfrom = \"start\"\n");
     let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
     assert!(r.stdout.contains("1 new incidents"), "{}", r.all());
-    let mut names: Vec<_> = std::fs::read_dir(t.path("app"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["app.db"], "nothing created next to the database");
+    assert_eq!(names(), ["app.db"], "nothing created next to the database");
     write("Invoice mailer crashed", false);
     let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
     assert!(r.stdout.contains("1 new incidents"), "{}", r.all());
@@ -1350,12 +1353,7 @@ fn sqlite_in_wal_mode_in_a_writable_folder_gets_nothing_created_next_to_it() {
     std::fs::write(t.path("app/app.db-shm"), b"").unwrap();
     let r = t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
     assert!(r.stdout.contains("1 new incidents"), "{}", r.all());
-    let mut names: Vec<_> = std::fs::read_dir(t.path("app"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["app.db", "app.db-shm"], "no -wal made");
+    assert_eq!(names(), ["app.db", "app.db-shm"], "no -wal made");
 }
 
 /// Levels that cannot be classified (NULL, BLOB, unknown name, negative number) keep
