@@ -195,6 +195,7 @@ pub fn run(config: &Config, opts: &RunOptions) -> Result<RunReport, RunError> {
         &mut miner,
         &read.checkpoints,
         &read.forget,
+        &read.renames,
         &read.ignore_hits,
         &open_rows,
         &escalations,
@@ -466,6 +467,7 @@ fn commit_read(
     miner: &mut Miner,
     checkpoints: &[source::Checkpoint],
     forget: &[(String, String)],
+    renames: &[(String, String)],
     ignore_hits: &HashMap<String, (u64, Option<DateTime<Utc>>)>,
     open_rows: &HashMap<i64, store::IncidentRow>,
     escalations: &Escalations,
@@ -493,6 +495,17 @@ fn commit_read(
             .count() as u64,
         ..RunRow::default()
     })?;
+    // A renamed source's old checkpoints first: those its read did not hand back (a
+    // file not followed this run) stay its own.
+    for (old, new) in renames {
+        batch.rename_source(old, new)?;
+    }
+    let identities: Vec<(&str, String)> = config
+        .sources
+        .iter()
+        .map(|s| (s.name.as_str(), s.identity()))
+        .collect();
+    batch.record_source_identities(&identities, run_id)?;
     for cp in checkpoints {
         batch.save_checkpoint(cp, now)?;
     }
@@ -829,6 +842,39 @@ struct ReadResult {
     forget: Vec<(String, String)>,
     ignore_hits: HashMap<String, (u64, Option<DateTime<Utc>>)>,
     log_counts: crate::metrics::logs::LogCounts,
+    /// Sources renamed in the config since the last run: (old name, new name).
+    renames: Vec<(String, String)>,
+}
+
+/// The name `src` had in the last run's config, when it was renamed since: a source the
+/// last run read, no longer configured, that reads what `src` reads (its identity),
+/// while `src` has no read position of its own and is the only source that reads it.
+/// Without this a renamed source starts over (from the end by default), and what was
+/// written between the two runs is never read.
+fn renamed_from<'a>(
+    config: &Config,
+    src: &crate::config::SourceConfig,
+    identities: &'a [(String, String, i64)],
+) -> Option<&'a str> {
+    let last = identities.iter().map(|(_, _, run)| *run).max()?;
+    let identity = src.identity();
+    let configured = |name: &str| config.sources.iter().any(|s| s.name == name);
+    if config
+        .sources
+        .iter()
+        .filter(|s| s.identity() == identity)
+        .count()
+        != 1
+    {
+        return None;
+    }
+    let mut old = identities
+        .iter()
+        .filter(|(name, id, run)| *run == last && *id == identity && !configured(name));
+    match (old.next(), old.next()) {
+        (Some((name, _, _)), None) => Some(name),
+        _ => None,
+    }
 }
 
 /// One more hit of `rule` in the run (with when it was made, for the rule's first hit).
@@ -857,8 +903,26 @@ fn read_sources(
     let mut checkpoints = Vec::new();
     let mut forget = Vec::new();
     let mut log_counts = crate::metrics::logs::LogCounts::default();
+    let identities = store.source_identities()?;
+    let mut renames = Vec::new();
     for src in &config.sources {
-        let prev = store.checkpoints(&src.name)?;
+        let mut prev = store.checkpoints(&src.name)?;
+        if let Some(old) = prev
+            .is_empty()
+            .then(|| renamed_from(config, src, &identities))
+            .flatten()
+        {
+            prev = store.checkpoints(old)?;
+            for cp in prev.values_mut() {
+                cp.source = src.name.clone();
+            }
+            report.warnings.push(format!(
+                "source `{}` was `{old}` in the last run's config (it reads the same): it carries \
+                 on from where `{old}` stopped",
+                src.name
+            ));
+            renames.push((old.to_string(), src.name.clone()));
+        }
         // Records kept per level name (a handful: a list beats a map here; the names
         // come from the log, so a log inventing them cannot make it long).
         let mut levels: Vec<(String, u64)> = Vec::new();
@@ -1041,6 +1105,7 @@ fn read_sources(
         forget,
         ignore_hits: hits,
         log_counts,
+        renames,
     })
 }
 
@@ -1868,5 +1933,52 @@ impl RunReport {
             self.errors.len()
         );
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(sources: &[(&str, &str)]) -> Config {
+        let text: String = sources
+            .iter()
+            .map(|(name, path)| format!("[[source]]\nname = \"{name}\"\npath = \"{path}\"\n"))
+            .collect();
+        Config::parse(&text, std::path::Path::new("/etc/logwarden/logwarden.toml")).unwrap()
+    }
+
+    fn seen(name: &str, path: &str, run: i64) -> (String, String, i64) {
+        let c = config(&[(name, path)]);
+        (name.to_string(), c.sources[0].identity(), run)
+    }
+
+    #[test]
+    fn a_rename_is_a_source_of_the_last_run_that_reads_the_same() {
+        let c = config(&[("web", "app.log"), ("db", "db.log")]);
+        let web = &c.sources[0];
+        let last = [seen("app", "app.log", 7), seen("db", "db.log", 7)];
+        assert_eq!(renamed_from(&c, web, &last), Some("app"));
+        // Not in the last run's config (removed for a while): a new source.
+        let stale = [seen("app", "app.log", 6), seen("db", "db.log", 7)];
+        assert_eq!(renamed_from(&c, web, &stale), None);
+        // Another file, or no history at all.
+        assert_eq!(
+            renamed_from(
+                &c,
+                web,
+                &[seen("app", "old.log", 7), seen("db", "db.log", 7)]
+            ),
+            None
+        );
+        assert_eq!(renamed_from(&c, web, &[]), None);
+        // A source still configured is not renamed, even when another reads the same.
+        let both = config(&[("web", "app.log"), ("app", "app.log")]);
+        assert_eq!(renamed_from(&both, &both.sources[0], &last), None);
+        // Two old names, or two new ones, for one file: which is which is unknown.
+        let two_old = [seen("app", "app.log", 7), seen("app2", "app.log", 7)];
+        assert_eq!(renamed_from(&c, web, &two_old), None);
+        let two_new = config(&[("web", "app.log"), ("www", "app.log")]);
+        assert_eq!(renamed_from(&two_new, &two_new.sources[0], &last), None);
     }
 }

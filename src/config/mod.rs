@@ -261,6 +261,23 @@ impl SourceConfig {
             SourceKind::Journald(_) => None,
         }
     }
+
+    /// What the source reads, apart from its name: two sources with the same identity
+    /// read the same records, so one's read positions are the other's. A source renamed
+    /// in the config carries on from where its old name stopped (see `pipeline`).
+    pub fn identity(&self) -> String {
+        match &self.kind {
+            SourceKind::File(f) => format!("file\n{}", f.path.display()),
+            SourceKind::Sqlite(s) => format!("sqlite\n{}\n{}", s.path.display(), s.query),
+            SourceKind::Journald(j) => {
+                let mut units = j.units.clone();
+                units.sort();
+                let mut ids = j.identifiers.clone();
+                ids.sort();
+                format!("journald\n{}\n{}", units.join("\n"), ids.join("\n"))
+            }
+        }
+    }
 }
 
 /// Where reading starts on the first run over an existing file.

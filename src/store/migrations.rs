@@ -326,6 +326,14 @@ const MIGRATIONS: &[&str] = &[
     // 24: the severity before each rise too: an Ack button on a notification sent at a
     // lower severity must not acknowledge the higher one. NULL for rises recorded before.
     "ALTER TABLE incident_levels ADD COLUMN severity_before TEXT;",
+    // 25: what each configured source reads (`SourceConfig::identity`) and the last run
+    // that had it in its config: a source renamed between two runs is found by its
+    // identity and carries on from its old name's checkpoints.
+    "CREATE TABLE source_identities (
+        source TEXT PRIMARY KEY,
+        identity TEXT NOT NULL,
+        seen_run INTEGER NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

@@ -380,6 +380,15 @@ impl Store {
         })
     }
 
+    /// The sources runs had in their config: (name, identity, the last run that had it).
+    pub fn source_identities(&self) -> Result<Vec<(String, String, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT source, identity, seen_run FROM source_identities")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     pub fn checkpoints(&self, source: &str) -> Result<HashMap<String, Checkpoint>> {
         let mut stmt = self
             .conn
@@ -820,6 +829,32 @@ impl Batch<'_> {
              ON CONFLICT (source, key) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
             params![cp.source, cp.key, cp.state, ts(now)],
         )?;
+        Ok(())
+    }
+
+    /// A source renamed in the config: its checkpoints go to the new name (which has
+    /// none), and the old name is forgotten.
+    pub fn rename_source(&self, old: &str, new: &str) -> Result<()> {
+        self.tx.execute_cached(
+            "UPDATE OR REPLACE checkpoints SET source = ?2 WHERE source = ?1",
+            params![old, new],
+        )?;
+        self.tx.execute_cached(
+            "DELETE FROM source_identities WHERE source = ?1",
+            params![old],
+        )?;
+        Ok(())
+    }
+
+    /// Records the sources this run had in its config, with what each reads.
+    pub fn record_source_identities(&self, sources: &[(&str, String)], run: i64) -> Result<()> {
+        let mut stmt = self.tx.prepare_cached(
+            "INSERT INTO source_identities (source, identity, seen_run) VALUES (?1, ?2, ?3)
+             ON CONFLICT (source) DO UPDATE SET identity = excluded.identity, seen_run = excluded.seen_run",
+        )?;
+        for (name, identity) in sources {
+            stmt.execute(params![name, identity, run])?;
+        }
         Ok(())
     }
 

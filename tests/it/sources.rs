@@ -2139,3 +2139,73 @@ logger.critical("Database down after the restart")"#,
     t.ok(&["run"]);
     assert_eq!(total_occurrences(&t), 1);
 }
+
+/// A source renamed in the config between two runs carries on from where its old name
+/// stopped: what was written in between is read once, nothing twice. A source that
+/// was not in the last run's config, or reads something else, starts over as new.
+#[test]
+fn a_source_renamed_in_the_config_carries_on_from_its_old_name() {
+    if python_or_skip().is_none() {
+        return;
+    }
+    let t = Test::new();
+    let error = |msg: &str| {
+        t.loguru(&format!(
+            "logger.add('app.log', level='WARNING')\nlogger.error({msg:?})"
+        ))
+    };
+    let source = |name: &str, path: &str| {
+        t.config(&format!(
+            "[[source]]\nname = \"{name}\"\npath = \"{path}\"\n"
+        ));
+    };
+    source("app", "app.log");
+    error("Payment gateway timed out");
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    error("Invoice mailer crashed");
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains("1 new incidents"), "{}", r.all());
+
+    source("web", "app.log");
+    error("Cache warmup failed");
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    assert!(r.stdout.contains("1 new incidents"), "{}", r.all());
+    assert!(
+        r.all().contains("carries on from where `app` stopped"),
+        "{}",
+        r.all()
+    );
+    assert_eq!(
+        t.titles()
+            .iter()
+            .filter(|x| x.contains("Cache warmup"))
+            .count(),
+        1,
+        "{:?}",
+        t.titles()
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
+    assert!(!r.all().contains("carries on"), "said once: {}", r.all());
+    assert_eq!(
+        t.incidents().len(),
+        2,
+        "nothing read twice: {:?}",
+        t.titles()
+    );
+
+    // Out of the config for a run: what was written meanwhile is not the new name's
+    // backlog (it starts from the end, as any new source).
+    t.write("other.log", "");
+    source("other", "other.log");
+    t.ok(&["run", "--now", "2026-11-22T10:20:00Z"]);
+    error("Report builder stalled");
+    source("api", "app.log");
+    let r = t.ok(&["run", "--now", "2026-11-22T10:25:00Z"]);
+    assert!(!r.all().contains("carries on"), "{}", r.all());
+    assert_eq!(t.incidents().len(), 2, "{:?}", t.titles());
+    // Another file under the old name's new name: not a rename.
+    error("Search index rebuild failed");
+    source("web", "other.log");
+    let r = t.ok(&["run", "--now", "2026-11-22T10:30:00Z"]);
+    assert!(!r.all().contains("carries on"), "{}", r.all());
+}
