@@ -145,6 +145,7 @@ pub fn run(
                 expires,
                 comment,
                 author: who(),
+                incident: None,
                 force,
             };
             let mutes = config.mutes_file();

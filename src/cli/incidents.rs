@@ -329,6 +329,7 @@ fn change_many(
     let by = super::who();
     let mut unknown = Vec::new();
     let mut done = Vec::new();
+    let mut mutes_kept = false;
     for &id in ids {
         let Some(i) = store.incident(id)? else {
             unknown.push(id);
@@ -355,6 +356,20 @@ fn change_many(
                 "resolved"
             };
             store.add_note(id, &by, note, now)?;
+            if change == Change::Resolve {
+                match crate::actions::end_mutes(config, id) {
+                    None => {}
+                    Some(Ok(said)) => {
+                        store.add_note(id, &by, &said, now)?;
+                        crate::outln!("{said}");
+                    }
+                    Some(Err(e)) => {
+                        store.add_note(id, &by, &e, now)?;
+                        crate::errln!("{e}");
+                        mutes_kept = true;
+                    }
+                }
+            }
             refresh(config, store, id);
         }
         let row = store.incident(id)?.expect("exists");
@@ -369,6 +384,9 @@ fn change_many(
     if !unknown.is_empty() {
         let list: Vec<String> = unknown.iter().map(|i| format!("#{i}")).collect();
         return Err(super::usage(format!("no incident {}", list.join(", "))));
+    }
+    if mutes_kept {
+        return Ok(ExitCode::from(super::EXIT_PROBLEM));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -426,6 +426,7 @@ const RULE_KEYS: &[&str] = &[
     "expires",
     "created",
     "author",
+    "incident",
 ];
 
 /// A syntax error of a rules or config file: line, column, the line itself and a caret
@@ -448,6 +449,15 @@ fn rule_from_fields(
 ) -> Option<Rule> {
     let start = problems.len();
     let get = |k: &str| fields.iter().find(|f| f.key == k);
+    // A phone mute's incident: the mute ends when a person resolves it.
+    if let Some(f) = get("incident") {
+        if !matches!(&f.value, Some(toml_edit::Value::Integer(i)) if *i.value() > 0) {
+            problems.push(format!(
+                "line {}: `incident` must be an incident number",
+                f.line
+            ));
+        }
+    }
     let string = |k: &str, problems: &mut Vec<String>| -> Option<(String, usize)> {
         let f = get(k)?;
         match f.value.as_ref().and_then(|v| v.as_str()) {
@@ -963,6 +973,8 @@ pub struct NewRule {
     pub expires: Option<DateTime<Utc>>,
     pub comment: String,
     pub author: String,
+    /// The incident a phone mute was tapped on (see [`remove_mutes_of`]).
+    pub incident: Option<i64>,
     /// Accept a pattern that matches every message (it must then carry a level cap
     /// below CRITICAL).
     pub force: bool,
@@ -1134,6 +1146,9 @@ fn add_rule_with(
     }
     t.insert("created", value(crate::store::ts(now)));
     t.insert("author", value(rule.author.clone()));
+    if let Some(i) = rule.incident {
+        t.insert("incident", value(i));
+    }
     if !lead.is_empty() {
         t.decor_mut().set_prefix(lead);
     }
@@ -1238,6 +1253,45 @@ pub fn remove_rule(path: &Path, id: &str, id_prefix: &str) -> Result<(), String>
         doc.to_string().as_bytes(),
         crate::fsio::NewFile::DirOwner(0o640),
     )
+}
+
+/// Removes the phone mutes tapped on `incident` (their `incident` key), returning their
+/// ids. A person who resolves an incident says it is over: a mute of it must not
+/// silence its return, as a Mute button of a resolved incident mutes nothing.
+pub fn remove_mutes_of(path: &Path, incident: i64) -> Result<Vec<String>, String> {
+    if crate::fsio::read_optional(path)?.is_none() {
+        return Ok(Vec::new());
+    }
+    let _lock = crate::fsio::edit_lock(path, EDIT_WAIT)?;
+    let text = read_or_empty(path)?;
+    let mut doc: DocumentMut = text
+        .parse()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let Some(Item::ArrayOfTables(rules)) = doc.get("rule") else {
+        return Ok(Vec::new());
+    };
+    let of: Vec<(usize, String)> = (0..rules.len())
+        .filter_map(|i| {
+            let t = rules.get(i)?;
+            (t.get("incident")?.as_integer()? == incident).then(|| {
+                let id = t.get("id").and_then(item_id).unwrap_or_default();
+                (i, id)
+            })
+        })
+        .collect();
+    if of.is_empty() {
+        return Ok(Vec::new());
+    }
+    for (index, id) in of.iter().rev() {
+        remove_keeping_comments(&mut doc, *index);
+        remember_last_id(&mut doc, id, MUTE_ID_PREFIX);
+    }
+    crate::fsio::replace(
+        path,
+        doc.to_string().as_bytes(),
+        crate::fsio::NewFile::DirOwner(0o640),
+    )?;
+    Ok(of.into_iter().map(|(_, id)| id).collect())
 }
 
 /// Removes the `index`th rule table. The comments above a rule are its own only from
@@ -1493,6 +1547,40 @@ comment = "old"
         let rules = IgnoreRules::parse(&text, now).unwrap();
         assert_eq!(rules.rules.len(), 2);
         assert_eq!(rules.rules[1].pattern, "x");
+    }
+
+    #[test]
+    fn a_resolved_incident_takes_its_own_mutes_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mutes.toml");
+        let mute = |id: &str, incident: i64| {
+            format!("[[rule]]\nid = \"{id}\"\npattern = \"^\"\nlevel = \"ERROR\"\nincident = {incident}\n\n")
+        };
+        let text = format!("{}{}{}", mute("m1", 4), mute("m2", 7), mute("m3", 4));
+        std::fs::write(&p, &text).unwrap();
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(IgnoreRules::parse(&text, now).unwrap().rules.len(), 3);
+        assert_eq!(remove_mutes_of(&p, 4).unwrap(), ["m1", "m3"]);
+        let left = std::fs::read_to_string(&p).unwrap();
+        let rules = IgnoreRules::parse(&left, now).unwrap();
+        assert_eq!(rules.rules.len(), 1, "{left}");
+        assert_eq!(rules.rules[0].id, "m2");
+        // m3 was the largest id: it is not handed out again.
+        assert!(left.contains("last_id = \"m3\""), "{left}");
+        assert!(remove_mutes_of(&p, 4).unwrap().is_empty());
+        assert!(remove_mutes_of(&dir.path().join("none.toml"), 4)
+            .unwrap()
+            .is_empty());
+        let bad = mute("m1", 0).replace("incident = 0", "incident = \"4\"");
+        let e = IgnoreRules::parse(&bad, now).unwrap_err();
+        assert!(
+            e.iter()
+                .any(|p| p.contains("`incident` must be an incident number")),
+            "{:?}",
+            e
+        );
     }
 
     #[test]

@@ -725,6 +725,7 @@ fn apply(
                     inc.title
                 ),
                 author: PHONE.into(),
+                incident: Some(inc.id),
                 force: false,
             };
             let mutes = config.mutes_file();

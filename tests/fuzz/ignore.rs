@@ -227,6 +227,7 @@ proptest! {
             expires: expires.map(|t| Utc.timestamp_opt(t, 0).unwrap()),
             comment,
             author,
+            incident: None,
             force: false,
         };
         let (text, id) = match add_rule_to_text(&existing, "ignore.toml", &rule, now()) {

@@ -180,6 +180,46 @@ fn mute_from_the_phone_adds_a_temporary_rule_to_the_mutes_file_in_the_state_dir(
     assert_eq!(t.incidents()[0]["occurrences"], 3);
 }
 
+/// A person who resolves an incident says it is over: the phone's mute of it ends, and
+/// its return within the 24 hours pages as a regression.
+#[test]
+fn resolving_an_incident_by_hand_ends_its_phone_mute() {
+    let (t, ntfy) = setup();
+    t.ok(&["run", "--now", "2026-11-22T10:00:00Z"]);
+    let m = ntfy.messages_to("ops");
+    assert_eq!(ntfy.tap(&m[0], "Mute 24h"), 200);
+    t.append("app.log", ERROR_LINE.as_bytes());
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains("(ignore rule m1)"), "{}", r.stdout);
+    assert!(r.stdout.contains("1 ignored"), "{}", r.stdout);
+    assert!(t.read("state/mutes.toml").contains("incident = 1"));
+    let r = t.ok(&["incidents", "resolve", "1", "--now", "2026-11-22T11:00:00Z"]);
+    assert!(
+        r.stdout
+            .contains("incident #1: phone mute m1 ended with it (its return pages)"),
+        "{}",
+        r.all()
+    );
+    let file = t.read("state/mutes.toml");
+    assert!(!file.contains("[[rule]]"), "{file}");
+    let shown = t.ok(&["incidents", "show", "1"]);
+    assert!(
+        shown.stdout.contains("phone mute m1 ended"),
+        "{}",
+        shown.stdout
+    );
+    t.append("app.log", ERROR_LINE.as_bytes());
+    let r = t.ok(&["run", "--now", "2026-11-22T12:00:00Z"]);
+    assert!(!r.stdout.contains(" 1 ignored"), "{}", r.stdout);
+    assert_eq!(t.incidents().len(), 2, "{}", r.all());
+    assert_eq!(ntfy.messages_to("ops").len(), 2, "the return pages");
+    // The next mute gets a new id: m1 is never handed out again.
+    let m = ntfy.messages_to("ops");
+    assert_eq!(ntfy.tap(&m[1], "Mute 24h"), 200);
+    let r = t.ok(&["run", "--now", "2026-11-22T12:05:00Z"]);
+    assert!(r.stdout.contains("(ignore rule m2)"), "{}", r.stdout);
+}
+
 /// A Mute tapped on a notification sent before the incident rose mutes the level that
 /// notification was about, not the one it rose to.
 #[test]
