@@ -287,7 +287,8 @@ fn a_group_stored_by_the_previous_masking_keeps_its_messages_after_an_upgrade() 
              ALTER TABLE runs DROP COLUMN boot_id; ALTER TABLE runs DROP COLUMN since_boot;
              ALTER TABLE runs DROP COLUMN run_clock; ALTER TABLE runs DROP COLUMN expiry_floor;
              DROP INDEX incidents_by_page_name; ALTER TABLE incidents DROP COLUMN page_name;
-             ALTER TABLE incidents DROP COLUMN level_no; DROP TABLE incident_levels;",
+             ALTER TABLE incidents DROP COLUMN level_no; DROP TABLE incident_levels;
+             DROP TABLE source_identities;",
         )
         .unwrap();
         c.pragma_update(None, "user_version", 15).unwrap();
