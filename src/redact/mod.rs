@@ -121,6 +121,14 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             "stripe-key",
             r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,}",
         ),
+        // A secret access key without its name, beside its key id on one line (a
+        // credentials CSV, `aws configure` echoed, `id secret` in a message): found
+        // before the id turns into its placeholder, told by the id next to it.
+        checked(
+            "aws-secret",
+            r"(?:^|[^A-Za-z0-9/+=])(?P<v>[A-Za-z0-9/+]{40})(?:[^A-Za-z0-9/+=]|$)",
+            aws_secret_beside_id,
+        ),
         rule("aws-key", r"\b(?:AKIA|ASIA|AROA|AIDA)[0-9A-Z]{16}\b"),
         rule(
             "aws-secret",
@@ -317,6 +325,31 @@ static TWILIO_CONTEXT: LazyLock<Regex> = LazyLock::new(|| {
 
 /// Whether `twilio`, `auth` or an account SID (`AC…`) ends at most 80 characters
 /// before the token at `at`, on its line.
+/// An AWS access key id (or its placeholder) within 64 bytes of the 40 characters at
+/// `at`, on their line; the 40 mix upper and lower case, as base64 does (a SHA-1 in hex
+/// does not).
+fn aws_secret_beside_id(text: &str, v: &str, at: usize) -> bool {
+    static ID: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"\b(?:AKIA|ASIA|AROA|AIDA)[0-9A-Z]{16}\b|\[REDACTED:aws-key\]")
+            .expect("aws id regex compiles")
+    });
+    if !(v.bytes().any(|b| b.is_ascii_lowercase()) && v.bytes().any(|b| b.is_ascii_uppercase())) {
+        return false;
+    }
+    let mut from = at.saturating_sub(64);
+    while !text.is_char_boundary(from) {
+        from += 1;
+    }
+    let mut to = (at + v.len() + 64).min(text.len());
+    while !text.is_char_boundary(to) {
+        to -= 1;
+    }
+    let (before, after) = (&text[from..at], &text[at + v.len()..to]);
+    let before = before.rsplit('\n').next().unwrap_or("");
+    let after = after.split('\n').next().unwrap_or("");
+    ID.is_match(before) || ID.is_match(after)
+}
+
 fn twilio_context(text: &str, _: &str, at: usize) -> bool {
     let line = &text[text[..at].rfind('\n').map_or(0, |i| i + 1)..at];
     // Where the last 80 characters start (the context must end there or later), and
@@ -2429,5 +2462,76 @@ mod tests {
         let text = "eyJhbGciOi.eyJzdWIiOi\n".repeat(2_000);
         let got = r(&text);
         assert!(got.contains("[REDACTED:jwt]") && !got.contains("eyJ"));
+    }
+}
+#[cfg(test)]
+mod more_shapes {
+    /// Secrets under names, separators and layouts the first rules did not know, each
+    /// beside text that must stay.
+    #[test]
+    fn abbreviations_codes_wide_separators_yaml_blocks_and_a_bare_aws_secret() {
+        let r = super::Redactor::default();
+        let cases: &[(&str, &str)] = &[
+            (
+                "login failed pswd=Hunter2pass",
+                "login failed pswd=[REDACTED:password]",
+            ),
+            ("pswrd: Hunter2pass", "pswrd: [REDACTED:password]"),
+            (
+                "passcode=482913 accepted",
+                "passcode=[REDACTED:pin] accepted",
+            ),
+            ("pin: 4829 rejected", "pin: [REDACTED:pin] rejected"),
+            ("mfa_code=482913 expired", "mfa_code=[REDACTED:otp] expired"),
+            ("otp=482913 expired", "otp=[REDACTED:otp] expired"),
+            (
+                "mapping=3 ping=ok shipping=2",
+                "mapping=3 ping=ok shipping=2",
+            ),
+            (
+                "db connect password＝Hunter2pass",
+                "db connect password＝[REDACTED:password]",
+            ),
+            ("数据库密码：Hunter2pass", "数据库密码：[REDACTED:password]"),
+            (
+                "パスワード ＝ Hunter2pass",
+                "パスワード ＝ [REDACTED:password]",
+            ),
+            ("비밀번호: Hunter2pass", "비밀번호: [REDACTED:password]"),
+            (
+                "访问令牌=8f14e45fceea167a5a36dedd4bea2543 用户：bob",
+                "访问令牌=[REDACTED:token] 用户：bob",
+            ),
+            (
+                "config:\n  password:\n    Hunter2pass\n  user: bob\n",
+                "config:\n  password:\n    [REDACTED:password]\n  user: bob\n",
+            ),
+            (
+                "db:\n  password: |-\n    Hunter2pass\n\n    second line\n  user: bob",
+                "db:\n  password: |-\n    [REDACTED:password]\n  user: bob",
+            ),
+            // A mapping under the name is not the value: its own names are read.
+            (
+                "db:\n  password:\n    file: /run/secrets/db\n",
+                "db:\n  password:\n    file: /run/secrets/db\n",
+            ),
+            ("password:\nnext: 1", "password:\nnext: 1"),
+            (
+                "AKIAIOSFODNN7EXAMPLE,wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+                "[REDACTED:aws-key],[REDACTED:aws-secret]",
+            ),
+            (
+                "secret wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY for AKIAIOSFODNN7EXAMPLE",
+                "secret [REDACTED:aws-secret] for [REDACTED:aws-key]",
+            ),
+            // Forty characters of hex beside a key id are a commit, not a secret.
+            (
+                "commit 2fd4e1c67a2d28fced849ee1bb76e7391b93eb12 by AKIAIOSFODNN7EXAMPLE",
+                "commit 2fd4e1c67a2d28fced849ee1bb76e7391b93eb12 by [REDACTED:aws-key]",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(&r.clean(text), want, "{text:?}");
+        }
     }
 }

@@ -49,6 +49,14 @@ const ALWAYS_SUFFIX: &[(&str, &str)] = &[
     ("passwd", "password"),
     ("passphrase", "password"),
     ("pwd", "password"),
+    ("pswd", "password"),
+    ("pswrd", "password"),
+    ("passwrd", "password"),
+    ("passcode", "pin"),
+    ("pincode", "pin"),
+    ("mfacode", "otp"),
+    ("otpcode", "otp"),
+    ("totpcode", "otp"),
     ("secret", "secret"),
     ("secretkey", "secret"),
     ("secretaccesskey", "secret"),
@@ -85,8 +93,33 @@ const ALWAYS_SUFFIX: &[(&str, &str)] = &[
 ];
 
 /// The last word alone (split at `_`, `-`, `.` and case changes).
-const ALWAYS_WORD: &[(&str, &str)] =
-    &[("pass", "password"), ("pw", "password"), ("sid", "session")];
+const ALWAYS_WORD: &[(&str, &str)] = &[
+    ("pass", "password"),
+    ("pw", "password"),
+    ("pin", "pin"),
+    ("otp", "otp"),
+    ("totp", "otp"),
+    ("sid", "session"),
+];
+
+/// Names in scripts with no ASCII form (Chinese, Japanese, Korean), by their ending:
+/// `数据库密码`, `パスワード`, `비밀번호`, `访问令牌`.
+const OTHER_SCRIPTS: &[(&str, &str)] = &[
+    ("密码", "password"),
+    ("密碼", "password"),
+    ("口令", "password"),
+    ("パスワード", "password"),
+    ("暗証番号", "password"),
+    ("비밀번호", "password"),
+    ("암호", "password"),
+    ("密钥", "secret"),
+    ("密鑰", "secret"),
+    ("私钥", "private-key"),
+    ("秘密鍵", "private-key"),
+    ("令牌", "token"),
+    ("トークン", "token"),
+    ("토큰", "token"),
+];
 
 /// Names containing any of these (same normalisation) hint at a secret.
 const HINT: &[(&str, &str)] = &[
@@ -230,6 +263,17 @@ static ANY_ENTRY: LazyLock<Regex> = LazyLock::new(|| {
 /// How secret a name is, or None for an ordinary name.
 pub fn classify(name: &str) -> Option<Class> {
     if !name.is_ascii() {
+        if let Some((_, kind)) = OTHER_SCRIPTS.iter().find(|(w, _)| name.ends_with(w)) {
+            return Some(Class {
+                tier: Tier::Always,
+                kind,
+                mode: if *kind == "token" {
+                    Mode::Word
+                } else {
+                    Mode::Words
+                },
+            });
+        }
         return classify_ascii(&fold(name));
     }
     classify_ascii(name)
@@ -280,13 +324,14 @@ fn classify_ascii(name: &str) -> Option<Class> {
 }
 
 /// A name, an optional closing quote (plain, `\"`-escaped or doubled), and the
-/// separator: `=`, `:`, `=>`, their URL-encoded forms, or a tab (tab-separated
-/// fields, a tab-aligned config dump). A name's letters may be non-ASCII
-/// (`pässwort`): any non-ASCII character counts as one, so that the name is read
-/// whole, not from after its `ä` (a superset of Unicode letters that keeps the
-/// search fast).
+/// separator: `=`, `:`, `=>`, their URL-encoded forms, their fullwidth forms (`＝`,
+/// `：`, as CJK text writes them), or a tab (tab-separated fields, a tab-aligned config
+/// dump). A name's letters may be non-ASCII (`pässwort`): any non-ASCII character but
+/// those separators and the ideographic space counts as one, so that the name is read
+/// whole, not from after its `ä` (a superset of Unicode letters that keeps the search
+/// fast).
 static NAME_SEP: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"(?P<name>[A-Za-z_\x{80}-\x{10FFFF}][A-Za-z0-9_.\x{80}-\x{10FFFF}-]*)(?:\\*["']|%22|\\+u0022|&quot;)?(?:[ \t]*(?:=>|=|:|%3[DdAa])[ \t]*|[ \t]*\t[ \t]*)"#)
+    Regex::new(r#"(?P<name>[A-Za-z_\x{80}-\x{2FFF}\x{3001}-\x{FF19}\x{FF1B}\x{FF1C}\x{FF1E}-\x{10FFFF}][A-Za-z0-9_.\x{80}-\x{2FFF}\x{3001}-\x{FF19}\x{FF1B}\x{FF1C}\x{FF1E}-\x{10FFFF}-]*)(?:\\*["']|%22|\\+u0022|&quot;)?(?:[ \t\x{3000}]*(?:=>|=|:|＝|：|%3[DdAa])[ \t\x{3000}]*|[ \t]*\t[ \t]*)"#)
         .expect("pair regex compiles")
 });
 
@@ -294,11 +339,21 @@ static NAME_SEP: LazyLock<Regex> = LazyLock::new(|| {
 /// follows it (a quote, a backslash, a blank or the separator), so the name is the
 /// whole run of them the match starts with.
 fn leading_name(m: &str) -> &str {
-    let n = m
-        .bytes()
-        .position(|b| !(b.is_ascii_alphanumeric() || b >= 0x80 || matches!(b, b'_' | b'.' | b'-')))
+    let b = m.as_bytes();
+    let n = (0..b.len())
+        .find(|&i| {
+            !(b[i].is_ascii_alphanumeric()
+                || matches!(b[i], b'_' | b'.' | b'-')
+                || (b[i] >= 0x80 && !is_wide_separator(&b[i..])))
+        })
         .unwrap_or(m.len());
     &m[..n]
+}
+
+/// Whether `b` starts with the fullwidth `＝` or `：` (CJK text writes `密码：…`), or
+/// the ideographic space that may stand around them: separators, not name letters.
+fn is_wide_separator(b: &[u8]) -> bool {
+    matches!(b, [0xEF, 0xBC, 0x9A | 0x9D, ..] | [0xE3, 0x80, 0x80, ..])
 }
 
 /// `--password hunter2` on a command line (a flag and a separate value).
@@ -759,7 +814,17 @@ pub fn redact(text: &str) -> Option<String> {
         scanned = whole.start();
         let mut before = scan.before(&text[scan_line..whole.start()]);
         // Every other separator holds one of these.
-        before.tabbed = !whole.as_str()[name.len()..].contains(['=', ':', '%']);
+        before.tabbed = !whole.as_str()[name.len()..].contains(['=', ':', '%', '＝', '：']);
+        if class.tier == Tier::Always {
+            if let Some((start, end)) =
+                next_lines_value(text, scan_line, whole.start(), whole.end())
+            {
+                if !harmless(&text[start..end]) {
+                    spans.push((start, end, class.kind));
+                }
+                continue;
+            }
+        }
         let Some(v) = read_value(text, whole.end(), class.mode, &before) else {
             continue;
         };
@@ -796,6 +861,69 @@ pub fn redact(text: &str) -> Option<String> {
     }
     out.push_str(&text[copied..]);
     Some(with_flags(&out).unwrap_or(out))
+}
+
+/// A YAML value under its name: `password:` ending its line (or `password: |`, a
+/// block) and the value on the more indented lines below. The span of those lines'
+/// text, or None when the name's line goes on, nothing more indented follows, or what
+/// follows is a mapping or a list (its own names are read as pairs of their own).
+fn next_lines_value(
+    text: &str,
+    line_start: usize,
+    name_at: usize,
+    sep_end: usize,
+) -> Option<(usize, usize)> {
+    // What may end the name's line is a few bytes at most: looked at without reading
+    // the line on (a long line of many names stays linear).
+    let tail = &text.as_bytes()[sep_end..text.len().min(sep_end + 8)];
+    let eol = match tail.iter().position(|&b| b == b'\n') {
+        Some(i) => sep_end + i,
+        None if sep_end + tail.len() == text.len() => text.len(),
+        None => return None,
+    };
+    if !text[name_at..sep_end].contains([':', '：']) {
+        return None;
+    }
+    let rest = text[sep_end..eol].trim_end_matches('\r').trim();
+    let block = match rest.as_bytes() {
+        [] => false,
+        [b'|' | b'>', tail @ ..] if tail.iter().all(|b| matches!(b, b'-' | b'+' | b'0'..=b'9')) => {
+            true
+        }
+        _ => return None,
+    };
+    let indent_of = |line: &str| line.len() - line.trim_start_matches([' ', '\t']).len();
+    let key_indent = indent_of(&text[line_start..name_at]);
+    let (mut start, mut end) = (None, 0);
+    let mut at = eol + 1;
+    for _ in 0..64 {
+        if at > text.len() {
+            break;
+        }
+        let line_end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+        let line = text[at..line_end].trim_end_matches('\r');
+        if line.trim().is_empty() {
+            if !block {
+                break;
+            }
+        } else if indent_of(line) > key_indent {
+            let content = at + indent_of(line);
+            if start.is_none() {
+                let first = line.trim();
+                if !block
+                    && (first.starts_with("- ") || first.ends_with(':') || first.contains(": "))
+                {
+                    return None;
+                }
+                start = Some(content);
+            }
+            end = at + line.len();
+        } else {
+            break;
+        }
+        at = line_end + 1;
+    }
+    start.map(|s| (s, end))
 }
 
 /// See [`SPACED`] and [`SPACED_PASSWORD`].
