@@ -2485,6 +2485,17 @@ mod more_shapes {
             ("mfa_code=482913 expired", "mfa_code=[REDACTED:otp] expired"),
             ("otp=482913 expired", "otp=[REDACTED:otp] expired"),
             (
+                "export REDIS_AUTH=Hunter2pass",
+                "export REDIS_AUTH=[REDACTED:password]",
+            ),
+            ("auth=basic mode=strict", "auth=basic mode=strict"),
+            ("auth=bob:Hunter2pass ok", "auth=[REDACTED:auth] ok"),
+            (
+                "auth=https://sso.example.com/login",
+                "auth=https://sso.example.com/login",
+            ),
+            ("credential_source=env:AWS", "credential_source=env:AWS"),
+            (
                 "mapping=3 ping=ok shipping=2",
                 "mapping=3 ping=ok shipping=2",
             ),

@@ -299,6 +299,20 @@ fn classify_ascii(name: &str) -> Option<Class> {
     let w = words(name);
     let joined: String = w.concat();
     let last = w.last().map(String::as_str).unwrap_or("");
+    // An environment variable named for its service's auth (`REDIS_AUTH`,
+    // `NPM_AUTH`) holds the password itself; in other names `auth` is a scheme or a flag.
+    if last == "auth"
+        && w.len() > 1
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Some(Class {
+            tier: Tier::Always,
+            kind: "password",
+            mode: Mode::Word,
+        });
+    }
     let always = ALWAYS_SUFFIX
         .iter()
         .find(|(s, _)| joined.ends_with(s))
@@ -403,6 +417,22 @@ fn chosen_password(v: &str) -> Option<(usize, usize)> {
         || core.chars().any(|c| !c.is_alphanumeric())
         || core.chars().skip(1).any(char::is_uppercase))
     .then_some((start, v.len()))
+}
+
+/// `user:password` under a name that hints at credentials (`auth=bob:Hunter2`): a
+/// person's password has no generated look, the pair says what it is.
+fn user_and_password(v: &str) -> bool {
+    let v = v.trim();
+    match v.split_once(':') {
+        Some((user, pass)) => {
+            !user.is_empty()
+                && !pass.is_empty()
+                && !pass.starts_with("//")
+                && !v.contains(char::is_whitespace)
+                && pass.len() >= 4
+        }
+        None => false,
+    }
 }
 
 /// Values that are no secret whatever their name says.
@@ -831,7 +861,12 @@ pub fn redact(text: &str) -> Option<String> {
         let inner = &text[v.inner.0..v.inner.1];
         let redact = match class.tier {
             Tier::Always => !harmless(inner),
-            Tier::IfRandom => !inner.contains(PLACEHOLDER) && entropy::any_random(inner),
+            Tier::IfRandom => {
+                !inner.contains(PLACEHOLDER)
+                    && (entropy::any_random(inner)
+                        || (matches!(class.kind, "auth" | "credentials")
+                            && user_and_password(inner)))
+            }
         };
         if redact && v.inner.1 > v.inner.0 {
             spans.push((v.inner.0, v.inner.1, class.kind));
