@@ -1228,31 +1228,13 @@ pub fn has_rule(path: &Path, id: &str) -> Result<bool, String> {
 /// Removes the rule with this id; everything else in the file stays as it was. Ids of
 /// this file's kind are `id_prefix` and a number (see [`Target`]).
 pub fn remove_rule(path: &Path, id: &str, id_prefix: &str) -> Result<(), String> {
-    let _lock = crate::fsio::edit_lock(path, EDIT_WAIT)?;
-    let text = read_or_empty(path)?;
-    let mut doc: DocumentMut = text
-        .parse()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    let Some(Item::ArrayOfTables(rules)) = doc.get("rule") else {
+    let removed = remove_where(path, id_prefix, |t| {
+        t.get("id").and_then(item_id).as_deref() == Some(id)
+    })?;
+    if removed.is_empty() {
         return Err(format!("no rule with id {id}"));
-    };
-    let index = (0..rules.len())
-        .find(|&i| {
-            rules
-                .get(i)
-                .and_then(|t| t.get("id"))
-                .map(|v| item_id(v).as_deref() == Some(id))
-                .unwrap_or(false)
-        })
-        .ok_or_else(|| format!("no rule with id {id}"))?;
-    remove_keeping_comments(&mut doc, index);
-    remember_last_id(&mut doc, id, id_prefix);
-    // An existing file: its owner and mode are kept.
-    crate::fsio::replace(
-        path,
-        doc.to_string().as_bytes(),
-        crate::fsio::NewFile::DirOwner(0o640),
-    )
+    }
+    Ok(())
 }
 
 /// Removes the phone mutes tapped on `incident` (their `incident` key), returning their
@@ -1262,6 +1244,19 @@ pub fn remove_mutes_of(path: &Path, incident: i64) -> Result<Vec<String>, String
     if crate::fsio::read_optional(path)?.is_none() {
         return Ok(Vec::new());
     }
+    remove_where(path, MUTE_ID_PREFIX, |t| {
+        t.get("incident").and_then(Item::as_integer) == Some(incident)
+    })
+}
+
+/// Removes the rules `pick` chooses, under the file's edit lock, keeping everything
+/// else as it was (comments, and the largest id handed out: see [`remember_last_id`]);
+/// their ids. A file with none of them is not rewritten.
+fn remove_where(
+    path: &Path,
+    id_prefix: &str,
+    pick: impl Fn(&Table) -> bool,
+) -> Result<Vec<String>, String> {
     let _lock = crate::fsio::edit_lock(path, EDIT_WAIT)?;
     let text = read_or_empty(path)?;
     let mut doc: DocumentMut = text
@@ -1270,28 +1265,26 @@ pub fn remove_mutes_of(path: &Path, incident: i64) -> Result<Vec<String>, String
     let Some(Item::ArrayOfTables(rules)) = doc.get("rule") else {
         return Ok(Vec::new());
     };
-    let of: Vec<(usize, String)> = (0..rules.len())
-        .filter_map(|i| {
-            let t = rules.get(i)?;
-            (t.get("incident")?.as_integer()? == incident).then(|| {
-                let id = t.get("id").and_then(item_id).unwrap_or_default();
-                (i, id)
-            })
-        })
+    let picked: Vec<(usize, String)> = rules
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| pick(t))
+        .map(|(i, t)| (i, t.get("id").and_then(item_id).unwrap_or_default()))
         .collect();
-    if of.is_empty() {
+    if picked.is_empty() {
         return Ok(Vec::new());
     }
-    for (index, id) in of.iter().rev() {
+    for (index, id) in picked.iter().rev() {
         remove_keeping_comments(&mut doc, *index);
-        remember_last_id(&mut doc, id, MUTE_ID_PREFIX);
+        remember_last_id(&mut doc, id, id_prefix);
     }
+    // An existing file: its owner and mode are kept.
     crate::fsio::replace(
         path,
         doc.to_string().as_bytes(),
         crate::fsio::NewFile::DirOwner(0o640),
     )?;
-    Ok(of.into_iter().map(|(_, id)| id).collect())
+    Ok(picked.into_iter().map(|(_, id)| id).collect())
 }
 
 /// Removes the `index`th rule table. The comments above a rule are its own only from
