@@ -880,23 +880,6 @@ fn lookup_user(name: &str) -> Result<(u32, u32), String> {
     }
 }
 
-/// Ends the phone mutes of an incident just resolved, saying so (see
-/// [`crate::ignore::remove_mutes_of`]).
-pub fn end_mutes(config: &Config, incident: i64) -> Option<Result<String, String>> {
-    let path = config.mutes_file();
-    match crate::ignore::remove_mutes_of(&path, incident) {
-        Ok(ids) if ids.is_empty() => None,
-        Ok(ids) => Some(Ok(format!(
-            "incident #{incident}: phone mute {} ended with it (its return pages)",
-            ids.join(", ")
-        ))),
-        Err(e) => Some(Err(format!(
-            "incident #{incident}: its phone mutes could not be ended ({e}); \
-             `logwarden ignore list` shows them, `logwarden ignore rm ID` removes one"
-        ))),
-    }
-}
-
 fn verify_all(
     config: &Config,
     store: &Store,
@@ -973,8 +956,9 @@ fn verify_all(
                     now,
                 )? {
                     rep.resolved.push(inc.id);
-                    rep.lines
-                        .extend(end_mutes(config, inc.id).map(|r| r.unwrap_or_else(|e| e)));
+                    rep.lines.extend(
+                        crate::ignore::end_mutes(config, inc.id).map(|r| r.unwrap_or_else(|e| e)),
+                    );
                 }
                 rep.lines.push(format!(
                     "incident #{} resolved: action {} verified ({why})",

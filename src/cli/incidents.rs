@@ -357,7 +357,7 @@ fn change_many(
             };
             store.add_note(id, &by, note, now)?;
             if change == Change::Resolve {
-                match crate::actions::end_mutes(config, id) {
+                match crate::ignore::end_mutes(config, id) {
                     None => {}
                     Some(Ok(said)) => {
                         store.add_note(id, &by, &said, now)?;

@@ -1249,6 +1249,23 @@ pub fn remove_mutes_of(path: &Path, incident: i64) -> Result<Vec<String>, String
     })
 }
 
+/// Ends the phone mutes of an incident just resolved, saying so (see
+/// [`remove_mutes_of`]).
+pub fn end_mutes(config: &crate::config::Config, incident: i64) -> Option<Result<String, String>> {
+    let path = config.mutes_file();
+    match remove_mutes_of(&path, incident) {
+        Ok(ids) if ids.is_empty() => None,
+        Ok(ids) => Some(Ok(format!(
+            "incident #{incident}: phone mute {} ended with it (its return pages)",
+            ids.join(", ")
+        ))),
+        Err(e) => Some(Err(format!(
+            "incident #{incident}: its phone mutes could not be ended ({e}); \
+             `logwarden ignore list` shows them, `logwarden ignore rm ID` removes one"
+        ))),
+    }
+}
+
 /// Removes the rules `pick` chooses, under the file's edit lock, keeping everything
 /// else as it was (comments, and the largest id handed out: see [`remember_last_id`]);
 /// their ids. A file with none of them is not rewritten.
