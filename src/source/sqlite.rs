@@ -371,6 +371,18 @@ pub fn read(
             .get("time")
             .and_then(Value::as_str)
             .and_then(|t| t.parse().ok()),
+        before: v
+            .get("before")
+            .and_then(Value::as_array)
+            .map(|rows| {
+                rows.iter()
+                    .filter_map(|r| {
+                        let mark = r.get(1)?.as_str()?;
+                        Some((r.get(0)?.clone(), u64::from_str_radix(mark, 16).ok()?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     });
     let mut start = match (old, cursor.as_i64()) {
         (Some(v), _) if marked => v.get("prev").cloned().unwrap_or(Value::Null),
@@ -384,10 +396,7 @@ pub fn read(
         (None, Some(v)) => v.clone(),
         (None, None) => serde_json::json!({ "cursor": null }),
     };
-    let mut tail = Tail {
-        prev: start.clone(),
-        last: None,
-    };
+    let mut tail = Tail::from(start.clone());
     let result: Result<(), rusqlite::Error> = (|| {
         let mut stmt = conn.prepare(&src.query)?;
         let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
@@ -511,9 +520,10 @@ pub fn read(
         };
         loop {
             let mut rows = stmt.query(rusqlite::named_params! {":cursor": to_sql(&start)})?;
-            // Rows between the one before the last read and it: new (written out of
-            // order), read once the last read is found where it was.
-            let mut held: Vec<(RowMark, Option<Event>)> = Vec::new();
+            // Rows between the checkpoint's start and the last read: those it kept
+            // (`before`), and new ones (written out of order, read once the last read is
+            // found where it was).
+            let mut held: Vec<(RowMark, Option<Option<Event>>)> = Vec::new();
             while let Some(row) = rows.next()? {
                 let time = match i_time {
                     Some(i) => json_of(row.get_ref(i)?),
@@ -530,8 +540,20 @@ pub fn read(
                 if let Some(last) = &check {
                     let found = match order(&mark.cursor, &last.cursor) {
                         std::cmp::Ordering::Less => {
-                            let e = event(row, &mark.cursor, &mark.time, since)?;
-                            held.push((mark, e));
+                            match last
+                                .before
+                                .iter()
+                                .find(|(c, _)| order(c, &mark.cursor).is_eq())
+                            {
+                                Some((_, fp)) if *fp == mark.fp => held.push((mark, None)),
+                                // A row read before under the same cursor is another row
+                                // now: the table was refilled or renumbered under it.
+                                Some(_) => break,
+                                None => {
+                                    let e = event(row, &mark.cursor, &mark.time, since)?;
+                                    held.push((mark, Some(e)));
+                                }
+                            }
                             continue;
                         }
                         std::cmp::Ordering::Equal if last.mark.is_none_or(|m| m == mark.fp) => true,
@@ -542,9 +564,11 @@ pub fn read(
                     };
                     check = None;
                     for (m, e) in held.drain(..) {
-                        report.lines += 1;
                         tail.advance(m);
-                        sink_opt(sink, e);
+                        if let Some(e) = e {
+                            report.lines += 1;
+                            sink_opt(sink, e);
+                        }
                     }
                     if found {
                         tail.advance(mark);
@@ -584,10 +608,7 @@ pub fn read(
                 ),
             });
             start = Value::Null;
-            tail = Tail {
-                prev: Value::Null,
-                last: None,
-            };
+            tail = Tail::from(Value::Null);
             keep = match since {
                 Some(t) => serde_json::json!({ "cursor": null, "since": crate::store::ts(t) }),
                 None => serde_json::json!({ "cursor": null }),
@@ -611,12 +632,16 @@ pub fn read(
             ));
         }
     }
-    let state = match tail.last {
-        Some(last) => serde_json::json!({
+    let state = match tail.rows.split_last() {
+        Some((last, before)) => serde_json::json!({
             "cursor": last.cursor,
-            "prev": tail.prev,
+            "prev": tail.start,
             "mark": format!("{:016x}", last.fp),
             "time": time_of(&last.time, tz).map(crate::store::ts),
+            "before": before
+                .iter()
+                .map(|r| serde_json::json!([r.cursor, format!("{:016x}", r.fp)]))
+                .collect::<Vec<_>>(),
         }),
         None => keep,
     };
@@ -631,15 +656,22 @@ fn sink_opt(sink: &mut dyn FnMut(Event), e: Option<Event>) {
 }
 
 /// The last row a run read, as its checkpoint keeps it: its cursor, a fingerprint of
-/// its message and time text (`mark`) and its time. The next run starts its query at
-/// the cursor of the row before it (`prev`), so that its first row back is this one:
-/// found with its mark, the rows after it are new; missing, or with another mark under
-/// its cursor, the table was renumbered under the cursor.
+/// its message and time text (`mark`) and its time, and the same of the few rows read
+/// before it (`before`). The next run starts its query at the cursor of the row before
+/// those (`prev`), so that its first rows back are these: found with their marks, the
+/// rows after the last are new; missing, the rows were deleted; under their cursor with
+/// another mark, the table was refilled or renumbered under the cursor. One row alone
+/// is a weak witness where rows have no time (a refilled table's row under the last
+/// read's id says `worker ready` as the old one did); a run of them is a strong one.
 struct Last {
     cursor: Value,
     mark: Option<u64>,
     time: Option<DateTime<Utc>>,
+    before: Vec<(Value, u64)>,
 }
+
+/// How many rows read before the last one a checkpoint keeps (see [`Last`]).
+const KNOWN_BEFORE: usize = 8;
 
 /// A row as a checkpoint may keep it (see [`Last`]); `time` as the column holds it.
 struct RowMark {
@@ -648,16 +680,25 @@ struct RowMark {
     time: Value,
 }
 
-/// The last two rows read: the checkpoint's `prev` and last row.
+/// The last rows read (the last one and up to [`KNOWN_BEFORE`] before it) and the
+/// cursor before them: the checkpoint's `prev`.
 struct Tail {
-    prev: Value,
-    last: Option<RowMark>,
+    start: Value,
+    rows: Vec<RowMark>,
 }
 
 impl Tail {
+    fn from(start: Value) -> Tail {
+        Tail {
+            start,
+            rows: Vec::new(),
+        }
+    }
+
     fn advance(&mut self, row: RowMark) {
-        if let Some(last) = self.last.replace(row) {
-            self.prev = last.cursor;
+        self.rows.push(row);
+        if self.rows.len() > KNOWN_BEFORE + 1 {
+            self.start = self.rows.remove(0).cursor;
         }
     }
 }
@@ -838,21 +879,19 @@ mod tests {
             fp: 0,
             time: Value::Null,
         };
-        let mut tail = Tail {
-            prev: Value::from(4),
-            last: None,
-        };
+        let mut tail = Tail::from(Value::from(4));
         tail.advance(row(5));
+        assert_eq!(tail.start, Value::from(4), "the first row back: the start");
+        for c in 6..=(6 + KNOWN_BEFORE as i64) {
+            tail.advance(row(c));
+        }
+        let cursors: Vec<i64> = tail.rows.iter().filter_map(|r| r.cursor.as_i64()).collect();
         assert_eq!(
-            tail.prev,
-            Value::from(4),
-            "the first row back: prev is the start"
+            cursors,
+            (6..=14).collect::<Vec<_>>(),
+            "the last and eight before"
         );
-        tail.advance(row(7));
-        assert_eq!(
-            (tail.prev, tail.last.map(|l| l.cursor)),
-            (Value::from(5), Some(Value::from(7)))
-        );
+        assert_eq!(tail.start, Value::from(5));
     }
 
     #[test]

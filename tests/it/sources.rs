@@ -943,6 +943,52 @@ fn sqlite_reads_each_row_once_also_one_written_out_of_cursor_order() {
     assert!(!r.stdout.contains("read again"), "{}", r.all());
 }
 
+/// A table without a time column emptied and filled again past the last row read, whose
+/// row under that id says what the old one said (an app's heartbeat): the rows read just
+/// before it tell the two apart, and the new rows are read, none lost.
+#[test]
+fn sqlite_table_refilled_with_the_same_last_message_is_read_again() {
+    if python_or_skip().is_none() {
+        return;
+    }
+    let t = Test::new();
+    t.config(
+        "[[source]]\nname = \"db\"\nkind = \"sqlite\"\npath = \"app.db\"\nfrom = \"start\"\nquery = \"SELECT id, msg, sev FROM events WHERE id > :cursor ORDER BY id\"\ncolumns = { cursor = \"id\", message = \"msg\", level = \"sev\" }\n",
+    );
+    let fill = |first: &str, ticks: &str| {
+        format!(
+            "db.execute(\"INSERT INTO events (msg, sev) VALUES ('{first}', 'ERROR')\")\ndb.executemany(\"INSERT INTO events (msg, sev) VALUES (?, 'INFO')\", [('{ticks} %d' % i,) for i in range(8)])\ndb.execute(\"INSERT INTO events (msg, sev) VALUES ('heartbeat', 'INFO')\")\n"
+        )
+    };
+    on_app_db(
+        &t,
+        &format!(
+            "db.execute('CREATE TABLE events (id INTEGER PRIMARY KEY, msg TEXT, sev TEXT)')\n{}",
+            fill("Disk quota exceeded on volume 3", "request served")
+        ),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:05:00Z"]);
+    assert!(r.stdout.contains(" 10 lines read"), "{}", r.all());
+    on_app_db(
+        &t,
+        &format!(
+            "db.execute('DELETE FROM events')\n{}",
+            fill("Payment gateway refused charge 991", "job queued")
+        ),
+    );
+    let r = t.ok(&["run", "--now", "2026-11-22T10:10:00Z"]);
+    let again = t.ok(&["run", "--now", "2026-11-22T10:15:00Z"]);
+    assert_eq!(
+        occurrences(&t),
+        once(&[
+            "Disk quota exceeded on volume 3",
+            "Payment gateway refused charge 991"
+        ])
+    );
+    assert!(r.stdout.contains("all of it"), "{}", r.all());
+    assert!(again.stdout.contains(" 0 lines read"), "{}", again.all());
+}
+
 /// A checkpoint kept by an earlier version (its cursor only) is read on from: the rows
 /// after it once; and a table emptied under it is read again, all of it, said.
 #[test]
