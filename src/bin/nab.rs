@@ -261,6 +261,9 @@ const LOCO_GRID: &[&str] = &[
     "repeat_factor=0.45",
     "season_gain=0.5",
     "season_gain=0.8",
+    "age_penalty=0",
+    "age_penalty=1",
+    "age_penalty=3",
 ];
 
 /// What leave-one-category-out chose for one held-out category.
@@ -470,6 +473,8 @@ fn config_with_overrides(
             "season_gain" => c.season_gain = f()?,
             "cusum_k" => c.cusum_k = f()?,
             "cusum_h" => c.cusum_h = f()?,
+            "age_penalty" => c.age_penalty = f()?,
+            "age_cap" => c.age_cap = u()?,
             "cusum_clip" => c.cusum_clip = f()?,
             "min_relative_scale" => c.min_relative_scale = f()?,
             "calib_window" => c.calib_window = u()?,

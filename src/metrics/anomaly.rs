@@ -95,6 +95,15 @@ pub struct AnomalyConfig {
     /// Weight of the larger of "far" and "rare" when they are combined
     /// (0 = strictly far *and* rare).
     pub far_or_rare: f64,
+    /// Once a series has outlived its calibration window, the surprisal it
+    /// takes to score grows by `age_penalty · log10(n / calib_window)`: a
+    /// fixed p-value pages ever more often on a long series, while spending
+    /// the false-alarm budget as 1/k² over the k-th window's worth of samples
+    /// keeps the expected false alarms of a series' whole life bounded.
+    pub age_penalty: f64,
+    /// Samples after which that bar stops rising, so that a detector that has
+    /// run for years is stricter than a young one but never deaf.
+    pub age_cap: usize,
 }
 
 impl Default for AnomalyConfig {
@@ -120,6 +129,8 @@ impl Default for AnomalyConfig {
             repeat_margin: 0.3,
             shift_seasonal: false,
             far_or_rare: 0.2,
+            age_penalty: 2.0,
+            age_cap: 32_000,
         }
     }
 }
@@ -429,6 +440,13 @@ pub struct AnomalyDetector {
 }
 
 /// `-log10` of the two-sided normal tail probability of `|z|`.
+/// The surprisal a series of `n` samples must add before it scores (see
+/// [`AnomalyConfig::age_penalty`]): 0 until the calibration window is full.
+fn age_bar(cfg: &AnomalyConfig, n: usize) -> f64 {
+    let windows = n.min(cfg.age_cap).max(cfg.calib_window) as f64 / cfg.calib_window as f64;
+    cfg.age_penalty * windows.log10()
+}
+
 /// The largest robust z a surprisal is computed for (see [`surprisal_two_sided`]).
 const MAX_Z: f64 = 1e6;
 
@@ -672,7 +690,7 @@ impl AnomalyDetector {
             .enumerate()
             .fold((0, f64::NEG_INFINITY), |a, b| if b.1 > a.1 { b } else { a });
         let best = best - (combined.len() as f64).log10() + (N_SUB as f64).log10();
-        let s = (best - (N_SUB as f64).log10()).max(0.0);
+        let s = (best - (N_SUB as f64).log10() - age_bar(cfg, self.n)).max(0.0);
         v.surprisal = s;
         // Alert de-duplication: a sample that is not clearly (by
         // `repeat_margin`) more surprising than one of the last `refractory`
@@ -1019,6 +1037,55 @@ mod tests {
     }
 
     const T0: i64 = 1_700_000_000;
+
+    #[test]
+    fn the_bar_rises_once_the_window_is_full_and_stops_at_the_cap() {
+        let cfg = AnomalyConfig::default();
+        assert_eq!(age_bar(&cfg, 0), 0.0);
+        assert_eq!(age_bar(&cfg, cfg.calib_window), 0.0);
+        let two = age_bar(&cfg, 2 * cfg.calib_window);
+        assert!(
+            (two - cfg.age_penalty * 2f64.log10()).abs() < 1e-12,
+            "{two}"
+        );
+        assert!(age_bar(&cfg, 3 * cfg.calib_window) > two);
+        let cap = age_bar(&cfg, cfg.age_cap);
+        assert!(cap > two);
+        assert_eq!(age_bar(&cfg, 10 * cfg.age_cap), cap);
+        assert_eq!(age_bar(&cfg, usize::MAX), cap);
+    }
+
+    #[test]
+    fn a_long_series_of_noise_pages_less_as_it_ages() {
+        // Same noise, with and without the rising bar: identical while the
+        // calibration window fills, then fewer alarms the longer it runs.
+        let small = |age_penalty| AnomalyConfig {
+            calib_window: 400,
+            age_cap: 1600,
+            age_penalty,
+            ..AnomalyConfig::default()
+        };
+        let run = |cfg: AnomalyConfig| {
+            let mut det = AnomalyDetector::new(cfg);
+            let mut noise = Noise(11);
+            (0..3200)
+                .map(|i| {
+                    det.observe(T0 + i * 300, 100.0 + 5.0 * noise.normal())
+                        .score
+                })
+                .collect::<Vec<f64>>()
+        };
+        let (aged, flat) = (run(small(2.0)), run(small(0.0)));
+        assert_eq!(aged[..400], flat[..400]);
+        let alarms = |s: &[f64]| s.iter().filter(|&&x| x >= 0.3).count();
+        let (late_aged, late_flat) = (alarms(&aged[1600..]), alarms(&flat[1600..]));
+        assert!(
+            late_flat >= 4,
+            "noise alone should alarm now and then: {late_flat}"
+        );
+        assert!(2 * late_aged <= late_flat, "{late_aged} of {late_flat}");
+        assert!(alarms(&aged[1600..]) <= alarms(&aged[400..1600]));
+    }
 
     #[test]
     fn rolling_window_matches_brute_force() {
