@@ -1514,6 +1514,7 @@ fn run_context(report: &RunReport) -> investigate::RunContext {
             .map(|(g, _)| investigate::RunGroup {
                 signature: g.signature.to_string(),
                 template: g.template.clone(),
+                sample: g.samples.first().cloned().unwrap_or_default(),
                 level: g.level.name.clone(),
                 count: g.count,
             })

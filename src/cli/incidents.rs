@@ -265,7 +265,7 @@ fn shown(config: &Config, mut i: IncidentRow) -> IncidentRow {
         }
     }
     i.title = r.clean(&i.title);
-    i.template = r.clean_template(&i.template);
+    i.template = r.clean_template(&i.template, i.samples.first().map_or("", String::as_str));
     for s in &mut i.samples {
         *s = r.clean(s);
     }

@@ -283,7 +283,8 @@ fn render_page(config: &Config, store: &Store, inc: &IncidentRow, path: &Path) -
     let cleaned;
     let inc = if config.redact.incident_files {
         let mut c = inc.clone();
-        c.template = config.redact.redactor.clean_template(&c.template);
+        let sample = c.samples.first().map_or("", String::as_str);
+        c.template = config.redact.redactor.clean_template(&c.template, sample);
         cleaned = c;
         &cleaned
     } else {

@@ -29,6 +29,9 @@ pub fn tokens(text: &str) -> usize {
 pub struct RunGroup {
     pub signature: String,
     pub template: String,
+    /// A record of the group, as written: what its template's literal parts are
+    /// checked against when the template is redacted.
+    pub sample: String,
     pub level: String,
     pub count: u64,
 }
@@ -280,11 +283,11 @@ type TemplateCounts = (String, Vec<(u64, String)>, u64);
 /// their total count: (template, (count, level) per group, total).
 fn merge_by_template(
     groups: &[&RunGroup],
-    template_of: impl Fn(&str) -> String,
+    template_of: impl Fn(&RunGroup) -> String,
 ) -> Vec<TemplateCounts> {
     let mut merged: Vec<TemplateCounts> = Vec::new();
     for g in groups {
-        let template = template_of(&g.template);
+        let template = template_of(g);
         match merged.iter_mut().find(|(t, _, _)| *t == template) {
             Some((_, counts, total)) => {
                 match counts.iter_mut().find(|(_, l)| *l == g.level) {
@@ -404,7 +407,13 @@ pub fn for_incident(
         let _ = writeln!(
             out,
             "[{left_out} more record(s) of the same template `{}` not shown]\n",
-            short(&red.clean_template(&inc.template), 200)
+            short(
+                &red.clean_template(
+                    &inc.template,
+                    inc.samples.first().map_or("", String::as_str)
+                ),
+                200
+            )
         );
     }
 
@@ -418,7 +427,9 @@ pub fn for_incident(
         others.sort_by(|a, b| b.count.cmp(&a.count).then(a.template.cmp(&b.template)));
         let cap = budget * 15 / 100;
         let mut section = String::from("## Other errors this run\n\n");
-        let merged = merge_by_template(&others, |t| short(&red.clean_template(t), 200));
+        let merged = merge_by_template(&others, |g| {
+            short(&red.clean_template(&g.template, &g.sample), 200)
+        });
         let mut shown = 0;
         for (template, counts, _) in &merged {
             let counts: Vec<String> = counts.iter().map(|(n, l)| format!("{n}× [{l}]")).collect();
@@ -639,6 +650,7 @@ mod tests {
         let g = |sig: &str, template: &str, level: &str, count: u64| RunGroup {
             signature: sig.into(),
             template: template.into(),
+            sample: String::new(),
             level: level.into(),
             count,
         };
@@ -649,7 +661,7 @@ mod tests {
             g("d", "Timeout talking to <*>", "ERROR", 1),
         ];
         let refs: Vec<&RunGroup> = groups.iter().collect();
-        let merged = merge_by_template(&refs, str::to_string);
+        let merged = merge_by_template(&refs, |g| g.template.clone());
         assert_eq!(
             merged,
             vec![

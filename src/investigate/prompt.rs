@@ -351,7 +351,10 @@ pub fn new_error(
             // redaction of the whole prompt: it is redacted as a template first.
             (
                 "template",
-                config.redact.redactor.clean_template(&i.template),
+                config
+                    .redact
+                    .redactor
+                    .clean_template(&i.template, i.samples.first().map_or("", String::as_str)),
             ),
             ("occurrences", i.occurrences.to_string()),
             ("first_seen", ts(i.first_seen)),
@@ -380,7 +383,10 @@ pub fn spike(
             // redaction of the whole prompt: it is redacted as a template first.
             (
                 "template",
-                config.redact.redactor.clean_template(&i.template),
+                config
+                    .redact
+                    .redactor
+                    .clean_template(&i.template, i.samples.first().map_or("", String::as_str)),
             ),
             ("occurrences", i.occurrences.to_string()),
             ("first_seen", ts(i.first_seen)),

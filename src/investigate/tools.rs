@@ -238,7 +238,7 @@ impl<'a> Tools<'a> {
                 self.config
                     .redact
                     .redactor
-                    .clean_template(h.template.lines().next().unwrap_or("")),
+                    .clean_template(h.template.lines().next().unwrap_or(""), &h.sample),
                 self.clean_clip(&h.sample, 1500).trim_end()
             ));
         }

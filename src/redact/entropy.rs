@@ -33,7 +33,14 @@ pub fn shannon(s: &str) -> f64 {
 /// Hex strings carry at most 4 bits a character, so they get their own bar; a
 /// 16-digit hex (logwarden's own signatures, short ids) is not long enough to count.
 const MIN_HEX: usize = 20;
-const HEX_BITS: f64 = 3.0;
+
+/// The entropy a random hex string of `n` digits shows all but about once in
+/// 100,000 draws (2.33 bits at 20 digits, 2.89 at 32): a fixed bar of 3 bits
+/// let one random 32-digit key in ten thousand through, and one 20-digit key in
+/// thirty. Repeats (`deadbeefdeadbeef…`, `aaaa…1`) stay well below it.
+fn hex_bar(n: usize) -> f64 {
+    (2.3 + 0.035 * n.saturating_sub(MIN_HEX) as f64).min(3.0)
+}
 /// Base64/base62-ish tokens: random ones of 16+ characters sit near 4 bits a
 /// character; English words and identifiers rarely pass 3.5 *and* mix classes.
 const MIN_OTHER: usize = 16;
@@ -54,7 +61,10 @@ pub fn looks_random(token: &str) -> bool {
     let letters = upper + lower;
     let hex = core.chars().all(|c| c.is_ascii_hexdigit());
     if hex && (upper == 0 || lower == 0) {
-        return core.len() >= MIN_HEX && digits > 0 && letters > 0 && shannon(&core) >= HEX_BITS;
+        return core.len() >= MIN_HEX
+            && digits > 0
+            && letters > 0
+            && shannon(&core) >= hex_bar(core.len());
     }
     if core.len() < MIN_OTHER || shannon(&core) < OTHER_BITS {
         return false;

@@ -112,6 +112,15 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
             "jwt",
             r"\beyJ[A-Za-z0-9_-]{4,}\.(?:\r?\n[ \t]*)?eyJ[A-Za-z0-9_-]{4,}\.(?:[A-Za-z0-9_-]{4,}|\r?\n[ \t]*[A-Za-z0-9_-]{16,})",
         ),
+        // Three dot-separated base64url parts, the first the bot's numeric id:
+        // decoded, it must be digits (a dotted name of that shape is not). Before
+        // the one-prefix keys: its last part may well start `sk-` or `ghp_`, and a
+        // rule that took that part would leave the first two parts behind.
+        checked(
+            "discord-token",
+            r"\b[MNO][A-Za-z0-9_-]{20,30}\.[A-Za-z0-9_-]{5,7}\.[A-Za-z0-9_-]{25,}",
+            discord_token,
+        ),
         rule("anthropic-key", r"\bsk-ant-[A-Za-z0-9_-]{8,}"),
         rule(
             "openai-key",
@@ -159,13 +168,6 @@ static BUILTIN: LazyLock<Vec<Rule>> = LazyLock::new(|| {
         rule(
             "telegram-token",
             r"(?:\bbot|\b)(?P<v>[0-9]{5,16}:AA[A-Za-z0-9_-]{30,})",
-        ),
-        // Three dot-separated base64url parts, the first the bot's numeric id:
-        // decoded, it must be digits (a dotted name of that shape is not).
-        checked(
-            "discord-token",
-            r"\b[MNO][A-Za-z0-9_-]{20,30}\.[A-Za-z0-9_-]{5,7}\.[A-Za-z0-9_-]{25,}",
-            discord_token,
         ),
         // Twilio: an API key SID is a key; the 32-hex auth token is told by what
         // stands before it (the account SID `AC…`, `twilio`, `auth`).
@@ -654,11 +656,58 @@ impl Redactor {
     }
 
     /// A signature's template, redacted: its wildcards hide the parts of a secret
-    /// that held digits, so the rest no longer has the shape that finds it. A literal
-    /// part between two wildcards of one token (`<*>.fbqRRm.<*>`, the letters-only
-    /// middle of a dotted token) is part of the same value and becomes one.
-    pub fn clean_template(&self, template: &str) -> String {
-        let clean = self.redact(template);
+    /// that held digits, so the rest no longer has the shape that finds it.
+    ///
+    /// `sample` is a message of the template's group ("" when none is at hand).
+    /// Every literal part of a template is in each of its messages, so a part the
+    /// sample holds and its redacted form does not was a piece of a secret there
+    /// (the letters-only middle of a Discord token, a JWT's payload folded onto
+    /// its own line): it becomes a wildcard, whatever shape the secret had.
+    ///
+    /// Without a sample, the shapes alone: a literal part between two wildcards
+    /// of one token (`<*>.fbqRRm.<*>`, the middle of a dotted token) is part of the
+    /// same value and becomes one, and so does a random-looking segment glued to a
+    /// wildcard.
+    pub fn clean_template(&self, template: &str, sample: &str) -> String {
+        let shaped = self.clean_template_shape(template);
+        if sample.is_empty() {
+            return shaped;
+        }
+        let Cow::Owned(redacted) = self.redact(sample) else {
+            return shaped;
+        };
+        let mut out = String::with_capacity(shaped.len());
+        for (n, tok) in shaped.split(' ').enumerate() {
+            if n > 0 {
+                out.push(' ');
+            }
+            let mut last_wild = false;
+            for (k, piece) in tok.split(WILDCARD).enumerate() {
+                if k > 0 && !last_wild {
+                    out.push_str(WILDCARD);
+                    last_wild = true;
+                }
+                if piece.is_empty() {
+                    continue;
+                }
+                if sample.contains(piece) && !redacted.contains(piece) {
+                    if !last_wild {
+                        out.push_str(WILDCARD);
+                        last_wild = true;
+                    }
+                } else {
+                    out.push_str(piece);
+                    last_wild = false;
+                }
+            }
+        }
+        out
+    }
+
+    fn clean_template_shape(&self, template: &str) -> String {
+        // Random-looking segments glued to a wildcard first: the merge below then
+        // sees `<*>.middle.<*>` also where the first part had no digits to mask.
+        let clean = glued_random(&self.redact(template));
         // Only the dotted-token shape (`.middle.`, a run of base64 the masker left):
         // ordinary text between two wildcards (`/orders/`, `:` of `host:port`) says
         // what the line is about.
@@ -681,7 +730,7 @@ impl Redactor {
             }
         }
         out.push_str(rest);
-        glued_random(&out)
+        out
     }
 
     /// [`Redactor::redact`] into a new `String`.
@@ -2292,7 +2341,10 @@ mod tests {
     fn a_generated_piece_glued_to_a_wildcard_is_one_too() {
         let r = Redactor::default();
         assert_eq!(
-            r.clean_template("Discord gateway refused <*>.Y-uRn-jdvqZBWNFAnxgCVessPRSguf-aUHKoRn"),
+            r.clean_template(
+                "Discord gateway refused <*>.Y-uRn-jdvqZBWNFAnxgCVessPRSguf-aUHKoRn",
+                ""
+            ),
             "Discord gateway refused <*>.<*>"
         );
         for kept in [
@@ -2301,7 +2353,7 @@ mod tests {
             "File <*>/config.yaml not found",
             "user <*>@example.com locked out",
         ] {
-            assert_eq!(r.clean_template(kept), kept);
+            assert_eq!(r.clean_template(kept, ""), kept);
         }
     }
 
@@ -2367,19 +2419,20 @@ mod tests {
         let red = Redactor::default();
         assert_eq!(
             red.clean_template(
-                "Discord refused <*>.fbqRRm.<*> and <*>.a.<*>.b.<*> at run(Thread.java:<*>)"
+                "Discord refused <*>.fbqRRm.<*> and <*>.a.<*>.b.<*> at run(Thread.java:<*>)",
+                ""
             ),
             "Discord refused <*> and <*> at run(Thread.java:<*>)"
         );
         assert_eq!(
-            red.clean_template("Discord refused <*>.rP_AXu.<*> and <*>.LXCyb9.<*>"),
+            red.clean_template("Discord refused <*>.rP_AXu.<*> and <*>.LXCyb9.<*>", ""),
             "Discord refused <*> and <*>"
         );
         assert_eq!(
-            red.clean_template("user <*> logged in"),
+            red.clean_template("user <*> logged in", ""),
             "user <*> logged in"
         );
-        assert_eq!(red.clean_template("<*> <*>"), "<*> <*>");
+        assert_eq!(red.clean_template("<*> <*>", ""), "<*> <*>");
     }
 
     #[test]
@@ -2391,7 +2444,109 @@ mod tests {
             "retry <*>-<*> of job",
             "<*>.<*> split",
         ] {
-            assert_eq!(red.clean_template(t), t);
+            assert_eq!(red.clean_template(t, ""), t);
+        }
+    }
+
+    /// Checked against a record of its group, a template loses every literal part
+    /// the record's redaction removed, whatever shape was left of the secret; the
+    /// parts that are evidence stay.
+    #[test]
+    fn a_template_loses_what_the_redaction_of_its_record_removed() {
+        let red = Redactor::default();
+        let discord = "NzcwODczNzAzMjUzMjcwNzk3.ROnChc.yx2pGDUEG0379Ro_9PBpkcQ1EOoFAsux0DTCde";
+        // The masker kept the first two parts (no digits in either; the id's base64
+        // is too regular to look random): no shape is left to find.
+        let cases = [
+            (
+                "Discord gateway refused NzcwODczNzAzMjUzMjcwNzk3.ROnChc.<*> at <*>",
+                format!("Discord gateway refused {discord} at 10:02"),
+                &["ROnChc", "NzcwODcz"][..],
+                "Discord gateway refused <*> at <*>",
+            ),
+            // A JWT folded after its header: the payload's letters-only line and the
+            // signature's line are literal parts of the template.
+            (
+                "JWT verify failed for <*>. eyJzdWIiOidNTsutxAqpUPZzpvtYSDegFXDZifxbcEIczSokIN. ORHzzoT-CDDCvUIE-rXGzwsEVhqXCKOVwAaPsgN-ieJ",
+                "JWT verify failed for eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.\neyJzdWIiOidNTsutxAqpUPZzpvtYSDegFXDZifxbcEIczSokIN.\nORHzzoT-CDDCvUIE-rXGzwsEVhqXCKOVwAaPsgN-ieJ".to_string(),
+                &["dNTsutxAqp", "ORHzzoT"][..],
+                "JWT verify failed for <*> <*> <*>",
+            ),
+        ];
+        for (template, sample, secret, want) in cases {
+            // Alone, the template keeps them.
+            let alone = red.clean_template(template, "");
+            assert!(secret.iter().any(|s| alone.contains(s)), "{alone}");
+            // The message alone, and a record with its header and origin as samples
+            // are kept (a lone `.` may then stay: it is in the header's time).
+            let record =
+                format!("[app.log:12]\n2026-11-22 10:00:00.000 | ERROR | m:f:1 - {sample}");
+            for sample in [&sample, &record] {
+                let got = red.clean_template(template, sample);
+                assert_eq!(got.replace("<*>.", "<*>"), want);
+                assert!(!secret.iter().any(|s| got.contains(s)), "{got}");
+            }
+        }
+        // A record with nothing to redact, or a secret elsewhere, changes no part
+        // that is evidence.
+        let t = "Timeout talking to <*> after <*> (pool db-main.internal)";
+        assert_eq!(
+            red.clean_template(
+                t,
+                "Timeout talking to 10.0.0.7 after 30s (pool db-main.internal)"
+            ),
+            t
+        );
+        assert_eq!(
+            red.clean_template(
+                t,
+                "Timeout talking to https://u:Hunter2pw@x after 30s (pool db-main.internal)"
+            ),
+            t
+        );
+    }
+
+    /// A Discord token whose last part happens to start like another provider's key
+    /// is found whole, not as that key with the id and timestamp left beside it.
+    #[test]
+    fn a_discord_token_ending_like_another_key_is_hidden_whole() {
+        for last in [
+            "sk-pGDUEG0379Ro_9PBpkcQ1EOoFAsux0DTCde",
+            "ghp_GDUEG0379Ro_9PBpkcQ1EOoFAsux0DTCde",
+        ] {
+            let text =
+                format!("Discord gateway refused NzYzODY3NTM2NzE0ODc2NzA3.bVtSjR.{last} now");
+            assert_eq!(
+                r(&text),
+                "Discord gateway refused [REDACTED:discord-token] now",
+                "{text}"
+            );
+        }
+    }
+
+    /// A random 32-digit key whose digits happen to repeat (under 3 bits a digit,
+    /// about one key in ten thousand) is still a key; repeats and near-constant
+    /// hex are not.
+    #[test]
+    fn hex_keys_with_low_entropy_by_chance_are_still_keys() {
+        use entropy::looks_random;
+        for key in [
+            "9d498199891b0c9d1d11612c01c9c9e9",
+            "289522e203889832440e2e32939e93ce",
+        ] {
+            assert!(looks_random(key), "{key}");
+            gone(&[(
+                &format!("bad DSN https://{key}@o4504.ingest.sentry.io/4504"),
+                key,
+                "url-credential",
+            )]);
+        }
+        for word in [
+            "deadbeefdeadbeefdead1",
+            "20261122103000000000a",
+            "0000000000000000000000000000000a",
+        ] {
+            assert!(!looks_random(word), "{word}");
         }
     }
 
