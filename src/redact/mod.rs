@@ -1096,7 +1096,10 @@ fn redact_folded_jwt(text: &str) -> Option<String> {
             // A signature shorter than the shortest one (HS256's 43 characters) goes on.
             let signature = flat.splitn(3, '.').nth(2).map(str::len);
             let short = signature.is_some_and(|n| n < 43) && alone;
-            if next_run == 0 || (signature.is_some() && !short && !fixed) {
+            // Folded right after the payload's dot: the next line's token is the
+            // signature, whatever follows it on its line.
+            let after_dot = signature == Some(0);
+            if next_run == 0 || (signature.is_some() && !short && !fixed && !after_dot) {
                 break;
             }
             if folds > 0 {
@@ -2547,6 +2550,23 @@ mod tests {
             "0000000000000000000000000000000a",
         ] {
             assert!(!looks_random(word), "{word}");
+        }
+    }
+
+    /// A JWT folded after each dot keeps its signature when words follow it on the
+    /// signature's line.
+    #[test]
+    fn a_jwt_folded_at_its_dots_keeps_no_signature_before_more_words() {
+        let sig = "Xq0_aA_A-_0A0aa0aaaa0a__-a-_a_--A0-aA-_0AaA";
+        for fold in ["\n", "\n    ", "\r\n", "\\n"] {
+            let text = format!(
+                "JWT verify failed for eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.{fold}eyJzdWIiOiaAA0A0aaaaAa.{fold}{sig} retrying"
+            );
+            assert_eq!(
+                r(&text),
+                "JWT verify failed for [REDACTED:jwt] retrying",
+                "{text:?}"
+            );
         }
     }
 
