@@ -50,14 +50,25 @@ pub fn build(config: &Config, store: &Store, now: DateTime<Utc>, days: u32) -> R
         let Some(why) = recurring(f, days) else {
             continue;
         };
+        let latest = store.incident(f.latest)?;
+        // The template as a page shows it: its wildcards can leave pieces of a secret
+        // that only its redaction against a record finds.
+        let sample = latest
+            .as_ref()
+            .and_then(|i| i.samples.first())
+            .map_or("", String::as_str);
+        let shown = config.redact.redactor.clean_template(&f.template, sample);
         let head = format!(
             "- {} (source {}): {} incident(s), {} occurrence(s), {why}.",
-            code_span(&f.template),
+            code_span(if config.redact.incident_files {
+                &shown
+            } else {
+                &f.template
+            }),
             code_span(&f.source),
             f.incidents,
             f.occurrences,
         );
-        let latest = store.incident(f.latest)?;
         if let Some(i) = latest
             .as_ref()
             .filter(|i| i.resolved_at.is_none() && i.severity == "critical" && i.verdict != "noise")
@@ -81,7 +92,7 @@ pub fn build(config: &Config, store: &Store, now: DateTime<Utc>, days: u32) -> R
         // A template with a secret in it would be pasted redacted (`[REDACTED:…]` is a
         // character class in a regex, which matches nothing of it): the incident's own
         // command builds the pattern from the stored template instead.
-        let redacted = config.redact.redactor.clean(&f.template) != f.template;
+        let redacted = shown != f.template;
         let command = if redacted {
             crate::ignore::suggest_for_incident(f.latest, &f.signature, &comment)
         } else {

@@ -667,6 +667,26 @@ fn groups_stored_before_leaves_were_kept_still_take_their_messages() {
     assert_eq!(unset, 0);
 }
 
+/// A secret the masker cut into pieces no rule knows (a Discord token: its last
+/// part holds digits and became `<*>`, the id and the letters-only middle stayed)
+/// shows in the briefing neither in the template nor in a pattern to paste.
+#[test]
+fn the_briefing_shows_no_piece_of_a_secret_the_template_cut() {
+    let t = Test::new();
+    t.with_app_source("[incidents]\nresolve_after = \"1h\"\n");
+    recur_four_times(&t, |_| {
+        "app.chat:gateway:3 - Gateway refused NzcwODczNzAzMjUzMjcwNzk3.ROnChc.yx2pGDUEG0379Ro_9PBpkcQ1EOoFAsux0DTCde".to_string()
+    });
+    let b = t
+        .ok(&["briefing", "--days", "30", "--now", "2026-11-18T14:00:00Z"])
+        .stdout;
+    assert!(b.contains("Gateway refused"), "{b}");
+    for piece in ["ROnChc", "NzcwODcz", "yx2pGDUEG"] {
+        assert!(!b.contains(piece), "{piece}: {b}");
+    }
+    assert!(b.contains("ignore add --from-incident"), "{b}");
+}
+
 #[test]
 fn a_silence_proposed_for_noise_with_a_secret_uses_the_incidents_own_command() {
     // Pasted from the redacted briefing, a pattern made from this template would hold
