@@ -667,19 +667,26 @@ fn groups_stored_before_leaves_were_kept_still_take_their_messages() {
     assert_eq!(unset, 0);
 }
 
+/// The briefing of 18 Nov after `record` (from its logger on) came back four times,
+/// each resolved an hour later.
+fn briefing_after_recurring(record: &str) -> (Test, String) {
+    let t = Test::new();
+    t.with_app_source("[incidents]\nresolve_after = \"1h\"\n");
+    recur_four_times(&t, |_| record.to_string());
+    let b = t
+        .ok(&["briefing", "--days", "30", "--now", "2026-11-18T14:00:00Z"])
+        .stdout;
+    (t, b)
+}
+
 /// A secret the masker cut into pieces no rule knows (a Discord token: its last
 /// part holds digits and became `<*>`, the id and the letters-only middle stayed)
 /// shows in the briefing neither in the template nor in a pattern to paste.
 #[test]
 fn the_briefing_shows_no_piece_of_a_secret_the_template_cut() {
-    let t = Test::new();
-    t.with_app_source("[incidents]\nresolve_after = \"1h\"\n");
-    recur_four_times(&t, |_| {
-        "app.chat:gateway:3 - Gateway refused NzcwODczNzAzMjUzMjcwNzk3.ROnChc.yx2pGDUEG0379Ro_9PBpkcQ1EOoFAsux0DTCde".to_string()
-    });
-    let b = t
-        .ok(&["briefing", "--days", "30", "--now", "2026-11-18T14:00:00Z"])
-        .stdout;
+    let (_t, b) = briefing_after_recurring(
+        "app.chat:gateway:3 - Gateway refused NzcwODczNzAzMjUzMjcwNzk3.ROnChc.yx2pGDUEG0379Ro_9PBpkcQ1EOoFAsux0DTCde",
+    );
     assert!(b.contains("Gateway refused"), "{b}");
     for piece in ["ROnChc", "NzcwODcz", "yx2pGDUEG"] {
         assert!(!b.contains(piece), "{piece}: {b}");
@@ -691,14 +698,9 @@ fn the_briefing_shows_no_piece_of_a_secret_the_template_cut() {
 fn a_silence_proposed_for_noise_with_a_secret_uses_the_incidents_own_command() {
     // Pasted from the redacted briefing, a pattern made from this template would hold
     // `[REDACTED:…]` and match nothing; the proposal names the incident instead.
-    let t = Test::new();
-    t.with_app_source("[incidents]\nresolve_after = \"1h\"\n");
-    recur_four_times(&t, |_| {
-        "app.billing:sync:3 - Login failed with password=hunterhunter on sync".to_string()
-    });
-    let b = t
-        .ok(&["briefing", "--days", "30", "--now", "2026-11-18T14:00:00Z"])
-        .stdout;
+    let (t, b) = briefing_after_recurring(
+        "app.billing:sync:3 - Login failed with password=hunterhunter on sync",
+    );
     assert!(!b.contains("hunterhunter"), "{b}");
     let latest = t
         .incidents()
